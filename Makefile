@@ -1,0 +1,33 @@
+# The two commands of the README. Each creates or refreshes .venv, installs what it needs, then runs.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+JOBS ?= 2
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e '.[test,cuda]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python examples/quickstart.py
+
+test: $(STAMP)
+	rm -rf build/test-cache
+	TILEWISE_CACHE_DIR=$(CURDIR)/build/test-cache $(BIN)/python -m pytest -n $(JOBS) -q tests
+	$(BIN)/ruff check tilewise tests examples benchmarks
+
+lint: $(STAMP)
+	$(BIN)/ruff check tilewise tests examples benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/gemm.py
+
+clean:
+	rm -rf build $(VENV) .pytest_cache

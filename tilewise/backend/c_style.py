@@ -1,0 +1,310 @@
+"""What the C++ renderers (CPU and CUDA) share: type names, unique identifiers, expressions
+and the structured statements."""
+from __future__ import annotations
+
+import math
+import re
+
+from ..errors import InternalError
+from ..ir.buffer import Buffer
+from ..ir.dtype import DataType
+from ..ir.expr import BinOp, BufferLoad, Call, Cast, Compare, Const, Expr, Select, UnaryOp, Var
+from ..ir.stmt import (
+    Allocate,
+    Annotation,
+    Break,
+    BufferStore,
+    Evaluate,
+    For,
+    IfThenElse,
+    LetStmt,
+    SeqStmt,
+    Stmt,
+    While,
+)
+
+C_TYPES = {
+    "bool": "bool",
+    "int8": "int8_t",
+    "int16": "int16_t",
+    "int32": "int32_t",
+    "int64": "int64_t",
+    "uint8": "uint8_t",
+    "uint16": "uint16_t",
+    "uint32": "uint32_t",
+    "uint64": "uint64_t",
+    "float16": "tw::half",
+    "bfloat16": "tw::bf16",
+    "float32": "float",
+    "float64": "double",
+    "float8_e4m3": "tw::fp8_e4m3",
+    "float8_e5m2": "tw::fp8_e5m2",
+    "handle": "void*",
+}
+
+_BIN = {
+    "add": "+", "sub": "-", "mul": "*", "div": "/", "truncmod": "%", "bitand": "&", "bitor": "|",
+    "bitxor": "^", "shl": "<<", "shr": ">>", "and": "&&", "or": "||",
+}  # fmt: skip
+_CMP = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
+_IDENT = re.compile(r"[^A-Za-z0-9_]")
+_RESERVED = {
+    "int", "float", "double", "char", "short", "long", "bool", "void", "auto", "const", "for", "if",
+    "else", "while", "do", "return", "break", "continue", "switch", "case", "default", "struct",
+    "class", "union", "enum", "static", "extern", "signed", "unsigned", "goto", "sizeof", "new",
+    "delete", "this", "true", "false", "template", "typename", "namespace", "using", "operator",
+    "register", "volatile", "inline", "restrict", "min", "max", "abs", "exp", "log", "half", "main",
+}  # fmt: skip
+
+
+def c_type(dt: DataType) -> str:
+    try:
+        return C_TYPES[dt.name]
+    except KeyError:
+        raise InternalError(f"no C type for {dt}") from None
+
+
+class Names:
+    """Unique C identifiers for variables and buffers."""
+
+    def __init__(self):
+        self.taken: set[str] = set()
+        self.by_obj: dict[int, str] = {}
+
+    def get(self, obj, hint: str) -> str:
+        key = id(obj)
+        if key in self.by_obj:
+            return self.by_obj[key]
+        base = _IDENT.sub("_", hint) or "v"
+        if base[0].isdigit():
+            base = "v" + base
+        if base in _RESERVED or base.startswith("tw"):
+            base = base + "_"
+        name = base
+        n = 1
+        while name in self.taken:
+            name = f"{base}_{n}"
+            n += 1
+        self.taken.add(name)
+        self.by_obj[key] = name
+        return name
+
+    def fresh(self, hint: str) -> str:
+        """A new internal identifier (callers may use the tw prefix)."""
+        name = hint
+        n = 1
+        while name in self.taken:
+            name = f"{hint}_{n}"
+            n += 1
+        self.taken.add(name)
+        return name
+
+    def reserve(self, name: str):
+        self.taken.add(name)
+
+
+def float_literal(v: float, dt: DataType) -> str:
+    if math.isnan(v):
+        s = "NAN"
+    elif math.isinf(v):
+        s = "INFINITY" if v > 0 else "-INFINITY"
+    else:
+        s = repr(float(v))
+        if "e" not in s and "." not in s:
+            s += ".0"
+    if dt.name == "float64":
+        return s if "INF" not in s and "NAN" not in s else f"((double){s})"
+    if dt.name == "float32":
+        return s + "f" if "INF" not in s and "NAN" not in s else s
+    return f"(({c_type(dt)})({s}{'f' if 'INF' not in s and 'NAN' not in s else ''}))"
+
+
+class CStyleRenderer:
+    """Renders IR to C++. Subclasses provide buffer indexing and target-specific statements."""
+
+    indent_unit = "  "
+
+    def __init__(self):
+        self.names = Names()
+        self.lines: list[str] = []
+        self.depth = 0
+
+    # ------------------------------------------------------------------ output
+    def line(self, text: str):
+        self.lines.append(self.indent_unit * self.depth + text)
+
+    def var(self, v: Var) -> str:
+        return self.names.get(v, v.name)
+
+    def buf(self, b: Buffer) -> str:
+        return self.names.get(b, b.name)
+
+    # ------------------------------------------------------------------ expressions
+    def expr(self, e) -> str:
+        if isinstance(e, int) and not isinstance(e, bool):
+            return str(e)
+        m = getattr(self, "expr_" + type(e).__name__, None)
+        if m is None:
+            raise InternalError(f"cannot render {type(e).__name__} {e!r}")
+        return m(e)
+
+    def expr_Const(self, e: Const) -> str:
+        dt = e.dtype
+        if dt.is_bool:
+            return "true" if e.value else "false"
+        if dt.is_int:
+            v = e.value
+            if dt.bits == 64:
+                return f"(int64_t){v}LL" if dt.is_signed else f"(uint64_t){v}ULL"
+            if dt.name == "int32":
+                return str(v) if v != -(2**31) else "(-2147483647 - 1)"
+            if dt.name == "uint32":
+                return f"{v}u"
+            return f"(({c_type(dt)}){v})"
+        return float_literal(e.value, dt)
+
+    def expr_Var(self, e: Var) -> str:
+        return self.var(e)
+
+    def expr_BinOp(self, e: BinOp) -> str:
+        a, b = self.expr(e.a), self.expr(e.b)
+        if e.op in ("min", "max"):
+            return f"tw::{e.op}({a}, {b})"
+        if e.op in ("floordiv", "floormod"):
+            return f"tw::{e.op}({a}, {b})"
+        if e.op == "div" and e.dtype.is_float and e.dtype.bits < 32:
+            return f"(({c_type(e.dtype)})((float)({a}) / (float)({b})))"
+        if e.dtype.is_float and e.dtype.bits < 32 and e.op in ("add", "sub", "mul"):
+            # arithmetic on half types happens in float; round back to the IR's type
+            return f"(({c_type(e.dtype)})((float)({a}) {_BIN[e.op]} (float)({b})))"
+        if e.dtype.bits < 32 and e.dtype.is_int and e.op in ("add", "sub", "mul", "shl"):
+            return f"(({c_type(e.dtype)})({a} {_BIN[e.op]} {b}))"
+        return f"({a} {_BIN[e.op]} {b})"
+
+    def expr_Compare(self, e: Compare) -> str:
+        return f"({self.expr(e.a)} {_CMP[e.op]} {self.expr(e.b)})"
+
+    def expr_UnaryOp(self, e: UnaryOp) -> str:
+        a = self.expr(e.a)
+        if e.op == "neg":
+            if e.dtype.is_float and e.dtype.bits < 32:
+                return f"(({c_type(e.dtype)})(-(float)({a})))"
+            return f"(-{a})"
+        if e.op == "not":
+            return f"(!{a})"
+        return f"(({c_type(e.dtype)})(~{a}))"
+
+    def expr_Cast(self, e: Cast) -> str:
+        src = e.value.dtype
+        inner = self.expr(e.value)
+        if src.bits < 32 and src.is_float and not e.dtype.is_float:
+            inner = f"(float)({inner})"
+        if e.dtype.is_float and e.dtype.bits < 32 and not src.is_float:
+            inner = f"(float)({inner})"
+        if e.dtype.is_float and e.dtype.bits < 32 and src.is_float and src.bits < 32:
+            inner = f"(float)({inner})"
+        return f"(({c_type(e.dtype)})({inner}))"
+
+    def expr_Select(self, e: Select) -> str:
+        return f"({self.expr(e.cond)} ? {self.expr(e.a)} : {self.expr(e.b)})"
+
+    def expr_Call(self, e: Call) -> str:
+        args = [self.expr(a) for a in e.args]
+        if e.name == "reinterpret":
+            return f"tw::bitcast<{c_type(e.dtype)}>({args[0]})"
+        if e.name == "address_of":
+            load = e.args[0]
+            return f"(&{self.expr(load)})"
+        m = getattr(self, "call_" + e.name, None)
+        if m is not None:
+            return m(e, args)
+        return f"tw::{e.name}({', '.join(args)})"
+
+    def expr_BufferLoad(self, e: BufferLoad) -> str:
+        return f"{self.buf(e.buffer)}[{self.offset(e.buffer, e.indices)}]"
+
+    def offset(self, buffer: Buffer, indices) -> str:
+        """Flattened row-major offset; 64-bit for global tensors."""
+        wide = buffer.scope == "global"
+        strides = buffer.strides()
+        terms = []
+        for idx, st in zip(indices, strides):
+            i = self.expr(idx)
+            if isinstance(idx, Const) and idx.value == 0:
+                continue
+            if wide:
+                i = f"(int64_t){i}"
+            if isinstance(st, int):
+                terms.append(i if st == 1 else f"{i} * {st}")
+            else:
+                terms.append(f"{i} * ({'(int64_t)' if wide else ''}{self.expr(st)})")
+        return " + ".join(terms) if terms else "0"
+
+    # ------------------------------------------------------------------ statements
+    def stmt(self, s: Stmt | None):
+        if s is None:
+            return
+        m = getattr(self, "stmt_" + type(s).__name__, None)
+        if m is None:
+            raise InternalError(f"the {type(self).__name__} cannot render {type(s).__name__}", getattr(s, "span", None))
+        m(s)
+
+    def stmt_SeqStmt(self, s: SeqStmt):
+        for x in s.stmts:
+            self.stmt(x)
+
+    def stmt_Evaluate(self, s: Evaluate):
+        self.line(self.expr(s.value) + ";")
+
+    def stmt_BufferStore(self, s: BufferStore):
+        self.line(f"{self.buf(s.buffer)}[{self.offset(s.buffer, s.indices)}] = {self.expr(s.value)};")
+
+    def stmt_LetStmt(self, s: LetStmt):
+        self.line(f"const {c_type(s.var.dtype)} {self.var(s.var)} = {self.expr(s.value)};")
+
+    def stmt_IfThenElse(self, s: IfThenElse):
+        self.line(f"if ({self.expr(s.cond)}) {{")
+        self.block(s.then_body)
+        if s.else_body is not None:
+            self.line("} else {")
+            self.block(s.else_body)
+        self.line("}")
+
+    def stmt_While(self, s: While):
+        self.line(f"while ({self.expr(s.cond)}) {{")
+        self.block(s.body)
+        self.line("}")
+
+    def stmt_Break(self, s: Break):
+        self.line("break;")
+
+    def stmt_Annotation(self, s: Annotation):
+        self.line(f"// {s.kind}")
+
+    def block(self, body: Stmt | None):
+        self.depth += 1
+        self.stmt(body)
+        self.depth -= 1
+
+    def loop_pragmas(self, f: For) -> list[str]:
+        return []
+
+    def stmt_For(self, f: For):
+        for p in self.loop_pragmas(f):
+            self.line(p)
+        t = c_type(f.var.dtype)
+        v = self.var(f.var)
+        start = self.expr(f.start)
+        if isinstance(f.extent, Const) and isinstance(f.start, Const):
+            end = str(f.start.value + f.extent.value)
+            self.line(f"for ({t} {v} = {start}; {v} < {end}; ++{v}) {{")
+        else:
+            end = self.names.fresh(v + "_end")
+            self.line(f"for ({t} {v} = {start}, {end} = {start} + {self.expr(f.extent)}; {v} < {end}; ++{v}) {{")
+        self.block(f.body)
+        self.line("}")
+
+    def stmt_Allocate(self, s: Allocate):
+        raise NotImplementedError
+
+

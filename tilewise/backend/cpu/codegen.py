@@ -1,0 +1,189 @@
+"""Renders lowered loop IR to C++ for the CPU: one OpenMP task per block, tiles in a per-thread
+workspace, a C entry point `tw_entry(void** args, const int64_t* dims)`."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ...errors import CompileError
+from ...ir.buffer import Buffer
+from ...ir.expr import Const
+from ...ir.stmt import Allocate, For, Kernel, PrimFunc
+from ...ir.visitor import Visitor
+from ..c_style import CStyleRenderer, c_type
+
+ENTRY = "tw_entry"
+STACK_LIMIT_BYTES = 256  # small locals live on the stack, where the compiler keeps them in registers
+
+
+@dataclass
+class CpuModule:
+    source: str
+    entry: str
+    params: list  # Buffer | Var, in order
+    dynamic_vars: list = field(default_factory=list)
+
+
+def _is_stack(b: Buffer) -> bool:
+    shape = b.static_shape()
+    return b.scope in ("local", "local.var") and shape is not None and b.dtype.bytes * _prod(shape) <= STACK_LIMIT_BYTES
+
+
+def _prod(xs) -> int:
+    n = 1
+    for x in xs:
+        n *= x
+    return n
+
+
+class _Allocs(Visitor):
+    def __init__(self):
+        self.allocs: list[Buffer] = []
+
+    def visit_Allocate(self, s: Allocate):
+        b = s.buffer
+        if b.base is None and not _is_stack(b):
+            self.allocs.append(b)
+        self.generic_visit(s)
+
+
+class CpuRenderer(CStyleRenderer):
+    def __init__(self, func: PrimFunc):
+        super().__init__()
+        self.func = func
+        self.ws_offset: dict[int, int] = {}
+
+    def render(self) -> CpuModule:
+        f = self.func
+        self.line('#include "tw_cpu.h"')
+        self.line('#include "tw_gemm.h"')
+        self.line("#include <omp.h>")
+        self.line("")
+        self.line(f'extern "C" int32_t {ENTRY}(void** tw_args, const int64_t* tw_dims) {{')
+        self.depth += 1
+        dyn = f.dynamic_vars()
+        for k, v in enumerate(dyn):
+            self.line(f"const {c_type(v.dtype)} {self.var(v)} = ({c_type(v.dtype)})tw_dims[{k}];")
+        for i, p in enumerate(f.params):
+            if isinstance(p, Buffer):
+                t = c_type(p.dtype)
+                self.line(f"{t}* __restrict__ {self.buf(p)} = ({t}*)tw_args[{i}];")
+            else:
+                t = c_type(p.dtype)
+                self.line(f"const {t} {self.var(p)} = *(const {t}*)tw_args[{i}];")
+        self.stmt(f.body)
+        self.line("return 0;")
+        self.depth -= 1
+        self.line("}")
+        return CpuModule("\n".join(self.lines) + "\n", ENTRY, list(f.params), dyn)
+
+    # ------------------------------------------------------------------ kernel
+    def stmt_Kernel(self, k: Kernel):
+        if k.attrs.get("uses_thread_binding"):
+            raise CompileError(
+                "T.get_thread_binding is not supported on the CPU target: a CPU block runs as one "
+                "thread; write the kernel with tile operators and T.Parallel instead",
+                k.span,
+            )
+        allocs = _Allocs()
+        allocs.visit(k.body)
+        total = 0
+        for b in allocs.allocs:
+            size = b.dtype.bytes * _prod(b.static_shape())
+            self.ws_offset[b.uid] = total
+            total += (size + 63) // 64 * 64
+        grid = [self.expr(g) for g in k.grid]
+        self.line("{")
+        self.depth += 1
+        gnames = []
+        for i, g in enumerate(grid):
+            n = self.names.fresh(f"tw_grid{i}")
+            gnames.append(n)
+            self.line(f"const int64_t {n} = {g};")
+        nblocks = " * ".join(gnames)
+        self.line("int32_t tw_status = 0;")
+        self.line("#pragma omp parallel")
+        self.line("{")
+        self.depth += 1
+        self.line(f"char* tw_ws = (char*)tw::alloc_workspace({total});")
+        if total:
+            self.line("if (tw_ws == nullptr) {")
+            self.line("  #pragma omp atomic write")
+            self.line("  tw_status = 1;")
+            self.line("}")
+        self.line("#pragma omp for schedule(dynamic, 1)")
+        self.line(f"for (int64_t tw_blk = 0; tw_blk < {nblocks}; ++tw_blk) {{")
+        self.depth += 1
+        if total:
+            self.line("if (tw_ws == nullptr) continue;")
+        rem = "tw_blk"
+        for i, (v, n) in enumerate(zip(k.block_vars, gnames)):
+            if i == len(gnames) - 1:
+                self.line(f"const int32_t {self.var(v)} = (int32_t)({rem});")
+            else:
+                self.line(f"const int32_t {self.var(v)} = (int32_t)({rem} % {n});")
+                rem = f"({rem} / {n})"
+        self.stmt(k.body)
+        self.depth -= 1
+        self.line("}")
+        self.line("free(tw_ws);")
+        self.depth -= 1
+        self.line("}")
+        self.line("if (tw_status) return tw_status;")
+        self.depth -= 1
+        self.line("}")
+
+    def stmt_Allocate(self, s: Allocate):
+        b = s.buffer
+        t = c_type(b.dtype)
+        name = self.buf(b)
+        if b.base is not None:
+            self.line(f"{t}* __restrict__ {name} = ({t}*){self.buf(b.base)};")
+            return
+        n = _prod(b.static_shape())
+        if _is_stack(b):
+            self.line(f"{t} {name}[{n}];")
+        else:
+            self.line(f"{t}* __restrict__ {name} = ({t}*)(tw_ws + {self.ws_offset[b.uid]});")
+        if s.init is not None:
+            init = self.expr(s.init)
+            if n == 1:
+                self.line(f"{name}[0] = {init};")
+            else:
+                self.line(f"for (int32_t tw_i = 0; tw_i < {n}; ++tw_i) {name}[tw_i] = {init};")
+
+    # ------------------------------------------------------------------ loops
+    def loop_pragmas(self, f: For) -> list[str]:
+        innermost = not _has_loop(f.body)
+        if f.kind in ("parallel", "vectorized") and innermost:
+            return ["#pragma GCC ivdep"]
+        if f.kind == "unroll" and isinstance(f.extent, Const) and f.extent.value <= 64:
+            return [f"#pragma GCC unroll {max(1, f.extent.value)}"]
+        return []
+
+    # ------------------------------------------------------------------ calls
+    def call_gemm(self, e, args) -> str:
+        ta = "true" if e.attrs["trans_a"] else "false"
+        tb = "true" if e.attrs["trans_b"] else "false"
+        return f"tw::gemm<{ta}, {tb}>({', '.join(args)})"
+
+    def call_print(self, e, args) -> str:
+        return f"tw_print({', '.join(args)})"
+
+
+def _has_loop(s) -> bool:
+    found = []
+
+    class _F(Visitor):
+        def visit_For(self, f):
+            found.append(f)
+
+        def visit_While(self, w):
+            found.append(w)
+
+    _F().visit(s)
+    return bool(found)
+
+
+def render_cpu(func: PrimFunc) -> CpuModule:
+    return CpuRenderer(func).render()
+

@@ -1,0 +1,40 @@
+"""Errors a user can cause name their source line; internal errors say they are bugs."""
+from __future__ import annotations
+
+from .ir.span import Span, current_span
+
+
+class CompileError(Exception):
+    """An invalid program: carries the user's file:line and the source line."""
+
+    def __init__(self, message: str, span: Span | None = None, extra_spans: tuple = ()):
+        self.span = span if span is not None else current_span()
+        self.message = message
+        self.extra_spans = tuple(s for s in extra_spans if s is not None)
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        lines = []
+        if self.span is not None:
+            lines.append(f"{self.span}: {self.message}")
+            src = self.span.source
+            if src:
+                lines.append(f"    {src.strip()}")
+        else:
+            lines.append(self.message)
+        for s in self.extra_spans:
+            lines.append(f"  see {s}:")
+            if s.source:
+                lines.append(f"    {s.source.strip()}")
+        return "\n".join(lines)
+
+
+class InternalError(RuntimeError):
+    """A bug in tilewise, not in the user's program."""
+
+    def __init__(self, message: str, span: Span | None = None):
+        where = f" (while compiling {span})" if span is not None else ""
+        super().__init__(
+            f"internal error in tilewise{where}: {message}\n"
+            "This is a bug in tilewise; please report it with the kernel that triggers it."
+        )

@@ -1,0 +1,257 @@
+"""Buffers (global tensors, shared tiles, fragments, locals) and rectangular regions of them."""
+from __future__ import annotations
+
+import itertools
+
+from . import dtype as _dt
+from .dtype import DataType, as_dtype
+from .expr import BufferLoad, Const, Expr, Var, as_expr, const_value
+from .span import current_span
+
+_ids = itertools.count()
+
+SCOPES = ("global", "shared", "shared.dyn", "local.fragment", "local", "local.var")
+
+
+class Buffer:
+    """A typed n-d array in one memory scope. `A[i, j]` loads an element; a slice gives a region.
+
+    `base` is the buffer whose storage this one aliases (T.view / T.reshape), or None."""
+
+    def __init__(
+        self,
+        name: str,
+        shape,
+        dtype,
+        scope: str = "global",
+        base: Buffer | None = None,
+        span=None,
+    ):
+        self.name = name
+        self.shape = tuple(_dim(d) for d in shape)
+        self.dtype: DataType = as_dtype(dtype)
+        self.scope = scope
+        self.base = base
+        self.uid = next(_ids)
+        self.span = span if span is not None else current_span()
+        self.auto_named = False  # set by T.alloc_*: the parser renames it on assignment
+
+    # identity semantics: two buffers are the same only if they are the same object
+    __hash__ = object.__hash__
+
+    def __eq__(self, other):
+        return self is other
+
+    def __repr__(self) -> str:
+        dims = ", ".join(str(d) for d in self.shape)
+        return f"{self.name}: {self.scope}[{dims}] {self.dtype}"
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def root(self) -> Buffer:
+        return self.base.root if self.base is not None else self
+
+    def static_shape(self) -> tuple[int, ...] | None:
+        if all(isinstance(d, int) for d in self.shape):
+            return self.shape  # type: ignore[return-value]
+        return None
+
+    def numel(self):
+        n = 1
+        for d in self.shape:
+            n = n * d
+        return n
+
+    def strides(self) -> tuple:
+        """Row-major strides in elements (ints where static, expressions where dynamic)."""
+        out = []
+        s = 1
+        for d in reversed(self.shape):
+            out.append(s)
+            s = s * d
+        return tuple(reversed(out))
+
+    def __getitem__(self, key):
+        if not isinstance(key, tuple):
+            key = (key,)
+        if self.scope == "local.var" and key == (0,):
+            return BufferLoad(self, (Const(0, _dt.int32),))
+        if any(isinstance(k, slice) for k in key) or len(key) < self.ndim:
+            return BufferRegion.from_key(self, key)
+        if len(key) != self.ndim:
+            from ..errors import CompileError
+
+            raise CompileError(
+                f"buffer {self.name} has {self.ndim} dimensions but is indexed with {len(key)}"
+            )
+        return BufferLoad(self, tuple(_index(k) for k in key))
+
+    def load_var(self) -> BufferLoad:
+        return BufferLoad(self, (Const(0, _dt.int32),))
+
+    # A scalar `T.alloc_var` behaves as its value in expressions.
+    def _v(self):
+        if self.scope != "local.var":
+            from ..errors import CompileError
+
+            raise CompileError(
+                f"buffer {self.name} used as a value; index it (e.g. {self.name}[i, j])"
+            )
+        return self.load_var()
+
+    def __add__(self, o):
+        return self._v() + o
+
+    def __radd__(self, o):
+        return o + self._v()
+
+    def __sub__(self, o):
+        return self._v() - o
+
+    def __rsub__(self, o):
+        return o - self._v()
+
+    def __mul__(self, o):
+        return self._v() * o
+
+    def __rmul__(self, o):
+        return o * self._v()
+
+    def __truediv__(self, o):
+        return self._v() / o
+
+    def __rtruediv__(self, o):
+        return o / self._v()
+
+    def __floordiv__(self, o):
+        return self._v() // o
+
+    def __rfloordiv__(self, o):
+        return o // self._v()
+
+    def __mod__(self, o):
+        return self._v() % o
+
+    def __neg__(self):
+        return -self._v()
+
+    def __lt__(self, o):
+        return self._v() < o
+
+    def __le__(self, o):
+        return self._v() <= o
+
+    def __gt__(self, o):
+        return self._v() > o
+
+    def __ge__(self, o):
+        return self._v() >= o
+
+    def __and__(self, o):
+        return self._v() & o
+
+    def __or__(self, o):
+        return self._v() | o
+
+    def __lshift__(self, o):
+        return self._v() << o
+
+    def __rshift__(self, o):
+        return self._v() >> o
+
+    def astype(self, dtype):
+        return self._v().astype(dtype)
+
+
+def _dim(d):
+    if isinstance(d, bool):
+        raise TypeError("a dimension cannot be a bool")
+    if isinstance(d, int):
+        return d
+    if hasattr(d, "item") and not isinstance(d, Expr):
+        return int(d)
+    if isinstance(d, Expr):
+        v = const_value(d)
+        if isinstance(v, int):
+            return v
+        return d
+    from ..errors import CompileError
+
+    raise CompileError(f"buffer dimension must be an int or a symbolic dimension, got {d!r}")
+
+
+def _index(k) -> Expr:
+    if isinstance(k, Buffer) and k.scope == "local.var":
+        return k.load_var()
+    e = as_expr(k)
+    if not e.dtype.is_int:
+        from ..errors import CompileError
+
+        raise CompileError(f"index {e} has type {e.dtype}; indices must be integers")
+    return e
+
+
+class BufferRegion:
+    """`buffer[start0:start0+extent0, ...]`: the operand of a tile operator."""
+
+    def __init__(self, buffer: Buffer, region):
+        self.buffer = buffer
+        self.region = tuple((as_expr(s), e if isinstance(e, int) else _dim(e)) for s, e in region)
+
+    @staticmethod
+    def full(buffer: Buffer) -> BufferRegion:
+        return BufferRegion(buffer, [(0, d) for d in buffer.shape])
+
+    @staticmethod
+    def from_key(buffer: Buffer, key) -> BufferRegion:
+        from ..errors import CompileError
+
+        if len(key) > buffer.ndim:
+            raise CompileError(
+                f"buffer {buffer.name} has {buffer.ndim} dimensions but is indexed with {len(key)}"
+            )
+        region = []
+        for k, dim in itertools.zip_longest(key, buffer.shape):
+            if k is None:
+                region.append((0, dim))
+            elif isinstance(k, slice):
+                if k.step not in (None, 1):
+                    raise CompileError(f"slices of {buffer.name} must have step 1")
+                start = 0 if k.start is None else k.start
+                stop = dim if k.stop is None else k.stop
+                ext = const_value(_sub(stop, start))
+                if ext is None:
+                    from .simplify import simplify
+
+                    ext = simplify(as_expr(stop) - as_expr(start))
+                region.append((start, ext))
+            else:
+                region.append((_index(k), 1))
+        return BufferRegion(buffer, region)
+
+    @property
+    def starts(self) -> tuple[Expr, ...]:
+        return tuple(s for s, _ in self.region)
+
+    @property
+    def extents(self) -> tuple:
+        return tuple(e for _, e in self.region)
+
+    def __repr__(self) -> str:
+        parts = []
+        for s, e in self.region:
+            parts.append(f"{s}:{s}+{e}" if not (isinstance(e, int) and e == 1) else f"{s}")
+        return f"{self.buffer.name}[{', '.join(parts)}]"
+
+
+def _sub(a, b):
+    if isinstance(a, int) and isinstance(b, int):
+        return a - b
+    return as_expr(a) - as_expr(b)
+
+
+def scalar_var(name: str, dtype=_dt.int32) -> Var:
+    return Var(name, dtype)

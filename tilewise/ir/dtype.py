@@ -1,0 +1,202 @@
+"""Scalar data types: one object per type, shared by the IR, the backends and the runtime."""
+from __future__ import annotations
+
+import numpy as np
+
+try:  # ml_dtypes gives numpy host types for bfloat16 and float8
+    import ml_dtypes
+except ImportError:  # pragma: no cover - a hard dependency, but keep import errors readable
+    ml_dtypes = None
+
+
+class DataType:
+    """A scalar type such as float16 or int32; compare with ==, or with its name as a string."""
+
+    __slots__ = ("name", "kind", "bits", "lanes")
+
+    def __init__(self, name: str, kind: str, bits: int, lanes: int = 1):
+        self.name = name
+        self.kind = kind  # "float" | "bfloat" | "int" | "uint" | "bool" | "handle" | "float8"
+        self.bits = bits
+        self.lanes = lanes
+
+    # A DataType behaves like the string of its name for users who compare with "float16".
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, DataType):
+            return self.name == other.name
+        if isinstance(other, str):
+            try:
+                return self is as_dtype(other)
+            except (TypeError, ValueError):
+                return False
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def __repr__(self) -> str:
+        return self.name
+
+    __str__ = __repr__
+
+    def __call__(self, value=None):
+        """`T.float32(1.0)` makes a constant; `T.int32()` inside a macro signature is an annotation."""
+        from .expr import const, as_expr, Cast
+
+        if value is None:
+            return ScalarAnnotation(self)
+        if isinstance(value, (int, float, bool)):
+            return const(value, self)
+        return Cast(as_expr(value), self)
+
+    @property
+    def is_float(self) -> bool:
+        return self.kind in ("float", "bfloat", "float8")
+
+    @property
+    def is_int(self) -> bool:
+        return self.kind in ("int", "uint")
+
+    @property
+    def is_signed(self) -> bool:
+        return self.kind == "int"
+
+    @property
+    def is_bool(self) -> bool:
+        return self.kind == "bool"
+
+    @property
+    def bytes(self) -> int:
+        return max(1, self.bits // 8)
+
+    @property
+    def numpy(self) -> np.dtype:
+        return _NUMPY[self.name]()
+
+
+class ScalarAnnotation:
+    """A scalar parameter annotation, e.g. `x: T.int32` or `x: T.float32()` on a macro."""
+
+    def __init__(self, dtype: DataType):
+        self.dtype = dtype
+
+
+def _np(name):
+    return lambda: np.dtype(name)
+
+
+def _ml(name):
+    def get():
+        if ml_dtypes is None:
+            raise TypeError(f"{name} needs the ml_dtypes package")
+        return np.dtype(getattr(ml_dtypes, name))
+
+    return get
+
+
+_TYPES = {
+    "bool": DataType("bool", "bool", 8),
+    "int8": DataType("int8", "int", 8),
+    "int16": DataType("int16", "int", 16),
+    "int32": DataType("int32", "int", 32),
+    "int64": DataType("int64", "int", 64),
+    "uint8": DataType("uint8", "uint", 8),
+    "uint16": DataType("uint16", "uint", 16),
+    "uint32": DataType("uint32", "uint", 32),
+    "uint64": DataType("uint64", "uint", 64),
+    "float16": DataType("float16", "float", 16),
+    "bfloat16": DataType("bfloat16", "bfloat", 16),
+    "float32": DataType("float32", "float", 32),
+    "float64": DataType("float64", "float", 64),
+    "float8_e4m3": DataType("float8_e4m3", "float8", 8),
+    "float8_e5m2": DataType("float8_e5m2", "float8", 8),
+    "handle": DataType("handle", "handle", 64),
+}
+_NUMPY = {
+    "bool": _np("bool"),
+    "int8": _np("int8"),
+    "int16": _np("int16"),
+    "int32": _np("int32"),
+    "int64": _np("int64"),
+    "uint8": _np("uint8"),
+    "uint16": _np("uint16"),
+    "uint32": _np("uint32"),
+    "uint64": _np("uint64"),
+    "float16": _np("float16"),
+    "bfloat16": _ml("bfloat16"),
+    "float32": _np("float32"),
+    "float64": _np("float64"),
+    "float8_e4m3": _ml("float8_e4m3fn"),
+    "float8_e5m2": _ml("float8_e5m2"),
+    "handle": _np("uint64"),
+}
+_ALIASES = {
+    "float": "float32",
+    "double": "float64",
+    "half": "float16",
+    "int": "int32",
+    "bf16": "bfloat16",
+    "fp16": "float16",
+    "fp32": "float32",
+    "float8_e4m3fn": "float8_e4m3",
+    "e4m3_float8": "float8_e4m3",
+    "e5m2_float8": "float8_e5m2",
+}
+
+bool_ = _TYPES["bool"]
+int8 = _TYPES["int8"]
+int16 = _TYPES["int16"]
+int32 = _TYPES["int32"]
+int64 = _TYPES["int64"]
+uint8 = _TYPES["uint8"]
+uint16 = _TYPES["uint16"]
+uint32 = _TYPES["uint32"]
+uint64 = _TYPES["uint64"]
+float16 = _TYPES["float16"]
+bfloat16 = _TYPES["bfloat16"]
+float32 = _TYPES["float32"]
+float64 = _TYPES["float64"]
+float8_e4m3 = _TYPES["float8_e4m3"]
+float8_e5m2 = _TYPES["float8_e5m2"]
+handle = _TYPES["handle"]
+
+
+def known_dtype_names() -> list[str]:
+    return sorted(_TYPES) + sorted(_ALIASES)
+
+
+def as_dtype(value) -> DataType:
+    """Accept a DataType, a name ("float16", "float"), a numpy dtype, a torch dtype or a Python type."""
+    if isinstance(value, DataType):
+        return value
+    if isinstance(value, ScalarAnnotation):
+        return value.dtype
+    if value is bool:
+        return bool_
+    if value is int:
+        return int32
+    if value is float:
+        return float32
+    if isinstance(value, str):
+        name = _ALIASES.get(value, value)
+        if name in _TYPES:
+            return _TYPES[name]
+        raise ValueError(f"unknown dtype {value!r}; known: {', '.join(known_dtype_names())}")
+    mod = type(value).__module__
+    if mod.startswith("torch"):
+        name = str(value).replace("torch.", "")
+        name = {"float8_e4m3fn": "float8_e4m3", "half": "float16", "float": "float32"}.get(name, name)
+        return as_dtype(name)
+    try:
+        npd = np.dtype(value)
+    except TypeError:
+        raise TypeError(f"not a dtype: {value!r}") from None
+    for name, get in _NUMPY.items():
+        if name == "handle":
+            continue
+        try:
+            if get() == npd:
+                return _TYPES[name]
+        except TypeError:
+            continue
+    raise TypeError(f"unsupported numpy dtype {npd}")

@@ -1,0 +1,494 @@
+"""Index simplification: constant folding, a canonical linear form for integer arithmetic,
+floordiv/floormod rules, and interval bounds used to prove guards away.
+
+`ranges` maps Var -> (lo, hi) inclusive, for loop and block indices."""
+from __future__ import annotations
+
+import math
+
+from . import dtype as _dt
+from .expr import BinOp, BufferLoad, Call, Cast, Compare, Const, Expr, Select, UnaryOp, Var
+from .visitor import Mutator
+
+Ranges = dict  # Var -> (lo, hi) inclusive integer bounds
+
+
+def structural_key(e):
+    """A hashable key equal for structurally equal expressions."""
+    if isinstance(e, Const):
+        return ("c", e.dtype.name, e.value)
+    if isinstance(e, Var):
+        return ("v", e.uid)
+    if isinstance(e, BinOp):
+        return ("b", e.op, e.dtype.name, structural_key(e.a), structural_key(e.b))
+    if isinstance(e, Compare):
+        return ("cmp", e.op, structural_key(e.a), structural_key(e.b))
+    if isinstance(e, UnaryOp):
+        return ("u", e.op, structural_key(e.a))
+    if isinstance(e, Cast):
+        return ("cast", e.dtype.name, structural_key(e.value))
+    if isinstance(e, Select):
+        return ("sel",) + tuple(structural_key(x) for x in (e.cond, e.a, e.b))
+    if isinstance(e, Call):
+        return ("call", e.name, e.dtype.name) + tuple(structural_key(a) for a in e.args)
+    if isinstance(e, BufferLoad):
+        return ("ld", e.buffer.uid) + tuple(structural_key(i) for i in e.indices)
+    return ("?", id(e))
+
+
+def structural_equal(a, b) -> bool:
+    return structural_key(a) == structural_key(b)
+
+
+def _c(value, dtype) -> Const:
+    return Const(value, dtype)
+
+
+def _trunc_div(a: int, b: int) -> int:
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b >= 0) else -q
+
+
+def _fold_bin(op, a, b, dtype):
+    """Fold two Python constants; None when not foldable (e.g. division by zero)."""
+    try:
+        if op == "add":
+            r = a + b
+        elif op == "sub":
+            r = a - b
+        elif op == "mul":
+            r = a * b
+        elif op == "div":
+            if b == 0:
+                return None
+            r = _trunc_div(a, b) if dtype.is_int else a / b
+        elif op == "floordiv":
+            if b == 0:
+                return None
+            r = a // b
+        elif op == "floormod":
+            if b == 0:
+                return None
+            r = a % b
+        elif op == "truncmod":
+            if b == 0:
+                return None
+            r = a - _trunc_div(a, b) * b
+        elif op == "min":
+            r = min(a, b)
+        elif op == "max":
+            r = max(a, b)
+        elif op == "bitand":
+            r = a & b
+        elif op == "bitor":
+            r = a | b
+        elif op == "bitxor":
+            r = a ^ b
+        elif op == "shl":
+            r = a << b
+        elif op == "shr":
+            r = a >> b
+        elif op == "and":
+            r = bool(a) and bool(b)
+        elif op == "or":
+            r = bool(a) or bool(b)
+        else:
+            return None
+    except (OverflowError, ValueError, ZeroDivisionError):
+        return None
+    if dtype.is_int:
+        r = _wrap(int(r), dtype)
+    return r
+
+
+def _wrap(v: int, dtype) -> int:
+    bits = dtype.bits
+    v &= (1 << bits) - 1
+    if dtype.is_signed and v >= 1 << (bits - 1):
+        v -= 1 << bits
+    return v
+
+
+_CMP = {
+    "lt": lambda a, b: a < b,
+    "le": lambda a, b: a <= b,
+    "gt": lambda a, b: a > b,
+    "ge": lambda a, b: a >= b,
+    "eq": lambda a, b: a == b,
+    "ne": lambda a, b: a != b,
+}
+
+
+# ----------------------------------------------------------------------------- linear form
+
+
+class Linear:
+    """sum(coeff * atom) + const over integers; atoms are non-linear sub-expressions."""
+
+    __slots__ = ("terms", "const", "dtype")
+
+    def __init__(self, dtype, terms=None, const=0):
+        self.dtype = dtype
+        self.terms: dict = terms or {}  # key -> [atom, coeff]
+        self.const = const
+
+    def copy(self):
+        return Linear(self.dtype, {k: [a, c] for k, (a, c) in self.terms.items()}, self.const)
+
+    def add(self, other: Linear, sign: int = 1) -> Linear:
+        out = self.copy()
+        for k, (a, c) in other.terms.items():
+            if k in out.terms:
+                out.terms[k][1] += sign * c
+                if out.terms[k][1] == 0:
+                    del out.terms[k]
+            else:
+                out.terms[k] = [a, sign * c]
+        out.const += sign * other.const
+        return out
+
+    def scale(self, s: int) -> Linear:
+        if s == 0:
+            return Linear(self.dtype)
+        return Linear(self.dtype, {k: [a, c * s] for k, (a, c) in self.terms.items()}, self.const * s)
+
+    def to_expr(self) -> Expr:
+        dt = self.dtype
+        pos = None
+        neg = []
+        for a, c in self.terms.values():
+            if c > 0:
+                t = a if c == 1 else BinOp("mul", a, _c(c, dt), dt)
+                pos = t if pos is None else BinOp("add", pos, t, dt)
+            else:
+                neg.append(a if c == -1 else BinOp("mul", a, _c(-c, dt), dt))
+        out = pos
+        for t in neg:
+            out = BinOp("sub", out, t, dt) if out is not None else BinOp("mul", t, _c(-1, dt), dt)
+        if out is None:
+            return _c(self.const, dt)
+        if self.const > 0:
+            out = BinOp("add", out, _c(self.const, dt), dt)
+        elif self.const < 0:
+            out = BinOp("sub", out, _c(-self.const, dt), dt)
+        return out
+
+    def gcd(self) -> int:
+        g = 0
+        for _, c in self.terms.values():
+            g = math.gcd(g, c)
+        return g
+
+
+def _linear(e: Expr) -> Linear:
+    dt = e.dtype
+    if isinstance(e, Const):
+        return Linear(dt, const=e.value)
+    if isinstance(e, BinOp) and e.op in ("add", "sub"):
+        return _linear(e.a).add(_linear(e.b), 1 if e.op == "add" else -1)
+    if isinstance(e, BinOp) and e.op == "mul":
+        if isinstance(e.b, Const):
+            return _linear(e.a).scale(e.b.value)
+        if isinstance(e.a, Const):
+            return _linear(e.b).scale(e.a.value)
+    if isinstance(e, UnaryOp) and e.op == "neg":
+        return _linear(e.a).scale(-1)
+    return Linear(dt, {structural_key(e): [e, 1]})
+
+
+# ----------------------------------------------------------------------------- bounds
+
+
+def bound(e: Expr, ranges: Ranges | None = None):
+    """Inclusive (lo, hi) of an integer expression, with None for unknown sides."""
+    ranges = ranges or {}
+    if isinstance(e, Const):
+        return (e.value, e.value)
+    if isinstance(e, Var):
+        r = ranges.get(e)
+        if r is not None:
+            return r
+        return (None, None)
+    if isinstance(e, Cast) and e.dtype.is_int and e.value.dtype.is_int:
+        return bound(e.value, ranges)
+    if isinstance(e, BinOp):
+        alo, ahi = bound(e.a, ranges)
+        blo, bhi = bound(e.b, ranges)
+        if e.op == "add":
+            return (_opt(alo, blo, int.__add__), _opt(ahi, bhi, int.__add__))
+        if e.op == "sub":
+            return (_opt(alo, bhi, int.__sub__), _opt(ahi, blo, int.__sub__))
+        if e.op == "mul":
+            if None in (alo, ahi, blo, bhi):
+                if blo is not None and blo == bhi and blo >= 0:
+                    return (_opt(alo, blo, int.__mul__), _opt(ahi, blo, int.__mul__))
+                return (None, None)
+            ps = [alo * blo, alo * bhi, ahi * blo, ahi * bhi]
+            return (min(ps), max(ps))
+        if e.op in ("floordiv", "div") and blo is not None and blo == bhi and blo > 0:
+            if e.op == "div" and (alo is None or alo < 0):
+                return (None, None)
+            return (None if alo is None else alo // blo, None if ahi is None else ahi // blo)
+        if e.op == "floormod" and blo is not None and blo == bhi and blo > 0:
+            if alo is not None and ahi is not None and alo >= 0 and ahi < blo:
+                return (alo, ahi)
+            if alo is not None and ahi is not None and alo // blo == ahi // blo:
+                return (alo % blo, ahi % blo)
+            return (0, blo - 1)
+        if e.op == "min":
+            return (_opt(alo, blo, min), _opt(ahi, bhi, min) if None not in (ahi, bhi) else (ahi if bhi is None else bhi))
+        if e.op == "max":
+            return (_opt(alo, blo, max) if None not in (alo, blo) else (alo if blo is None else blo), _opt(ahi, bhi, max))
+        if e.op == "bitand" and blo is not None and blo == bhi and blo >= 0:
+            return (0, blo)
+        if e.op == "shr" and blo is not None and blo == bhi and blo >= 0 and alo is not None and alo >= 0:
+            return (alo >> blo, None if ahi is None else ahi >> blo)
+    if isinstance(e, Select):
+        alo, ahi = bound(e.a, ranges)
+        blo, bhi = bound(e.b, ranges)
+        lo = None if None in (alo, blo) else min(alo, blo)
+        hi = None if None in (ahi, bhi) else max(ahi, bhi)
+        return (lo, hi)
+    if isinstance(e, Compare) or (isinstance(e, UnaryOp) and e.op == "not"):
+        return (0, 1)
+    if e.dtype.is_int and not e.dtype.is_signed:
+        return (0, None)
+    return (None, None)
+
+
+def _opt(a, b, f):
+    if a is None or b is None:
+        return None
+    return f(a, b)
+
+
+def prove(cond: Expr, ranges: Ranges | None = None):
+    """True or False when the condition is decided for every value in the ranges, else None."""
+    s = simplify(cond, ranges)
+    if isinstance(s, Const):
+        return bool(s.value)
+    return None
+
+
+# ----------------------------------------------------------------------------- simplifier
+
+
+class _Simplifier(Mutator):
+    def __init__(self, ranges: Ranges | None):
+        self.ranges = ranges or {}
+
+    def visit_Var(self, v):
+        r = self.ranges.get(v)
+        if r is not None and r[0] is not None and r[0] == r[1]:
+            return _c(r[0], v.dtype)
+        return v
+
+    def visit_Cast(self, e: Cast):
+        v = self.visit(e.value)
+        if isinstance(v, Const):
+            if e.dtype.is_int and v.dtype.is_float:
+                if math.isfinite(v.value):
+                    return _c(_wrap(math.trunc(v.value), e.dtype), e.dtype)
+            elif e.dtype.is_int:
+                return _c(_wrap(int(v.value), e.dtype), e.dtype)
+            elif e.dtype.is_bool:
+                return _c(bool(v.value), e.dtype)
+            elif e.dtype in (_dt.float32, _dt.float64) or e.dtype.bits >= 32:
+                return _c(float(v.value), e.dtype)
+        if v.dtype == e.dtype:
+            return v
+        return v if v is e.value else Cast(v, e.dtype)
+
+    def visit_UnaryOp(self, e: UnaryOp):
+        a = self.visit(e.a)
+        if isinstance(a, Const):
+            if e.op == "neg":
+                return _c(-a.value if not a.dtype.is_int else _wrap(-a.value, a.dtype), a.dtype)
+            if e.op == "not":
+                return _c(not a.value, e.dtype)
+            if e.op == "bitnot" and a.dtype.is_int:
+                return _c(_wrap(~a.value, a.dtype), a.dtype)
+        if e.op == "not" and isinstance(a, UnaryOp) and a.op == "not":
+            return a.a
+        if e.op == "neg" and a.dtype.is_int:
+            return self._lin(_linear(a).scale(-1))
+        return a if False else (e if a is e.a else UnaryOp(e.op, a))
+
+    def _lin(self, lin: Linear) -> Expr:
+        return lin.to_expr()
+
+    def visit_BinOp(self, e: BinOp):
+        a = self.visit(e.a)
+        b = self.visit(e.b)
+        dt = e.dtype
+        op = e.op
+        if isinstance(a, Const) and isinstance(b, Const):
+            r = _fold_bin(op, a.value, b.value, dt)
+            if r is not None:
+                return _c(r, dt)
+        if op == "and":
+            if isinstance(a, Const):
+                return b if a.value else _c(False, dt)
+            if isinstance(b, Const):
+                return a if b.value else _c(False, dt)
+        elif op == "or":
+            if isinstance(a, Const):
+                return _c(True, dt) if a.value else b
+            if isinstance(b, Const):
+                return _c(True, dt) if b.value else a
+        if dt.is_int and op in ("add", "sub", "mul"):
+            if op == "mul" and not (isinstance(a, Const) or isinstance(b, Const)):
+                return self._rebuild(e, a, b)
+            node = BinOp(op, a, b, dt)
+            return self._lin(_linear(node))
+        if dt.is_int and op in ("floordiv", "floormod", "div") and isinstance(b, Const) and b.value > 0:
+            r = self._divmod(op, a, b.value, dt)
+            if r is not None:
+                return r
+        if op in ("min", "max") and dt.is_int:
+            alo, ahi = bound(a, self.ranges)
+            blo, bhi = bound(b, self.ranges)
+            if op == "min":
+                if ahi is not None and blo is not None and ahi <= blo:
+                    return a
+                if bhi is not None and alo is not None and bhi <= alo:
+                    return b
+            else:
+                if alo is not None and bhi is not None and alo >= bhi:
+                    return a
+                if blo is not None and ahi is not None and blo >= ahi:
+                    return b
+        if dt.is_float:
+            if op == "add" and isinstance(b, Const) and b.value == 0:
+                return a
+            if op == "add" and isinstance(a, Const) and a.value == 0:
+                return b
+            if op == "mul" and isinstance(b, Const) and b.value == 1:
+                return a
+            if op == "mul" and isinstance(a, Const) and a.value == 1:
+                return b
+        if dt.is_int and op in ("shl",) and isinstance(b, Const) and 0 <= b.value < 31:
+            return self.visit(BinOp("mul", a, _c(1 << b.value, dt), dt))
+        return self._rebuild(e, a, b)
+
+    @staticmethod
+    def _rebuild(e, a, b):
+        return e if (a is e.a and b is e.b) else BinOp(e.op, a, b, e.dtype)
+
+    def _divmod(self, op, a, c: int, dt):
+        if c == 1:
+            return a if op != "floormod" else _c(0, dt)
+        lin = _linear(a)
+        lo, hi = bound(a, self.ranges)
+        if op == "div" and (lo is None or lo < 0):
+            return None  # truncating division of possibly negative values: leave it
+        # split into the part divisible by c and the rest
+        divisible = Linear(dt)
+        rest = Linear(dt)
+        for k, (atom, coeff) in lin.terms.items():
+            if coeff % c == 0:
+                divisible.terms[k] = [atom, coeff]
+            else:
+                rest.terms[k] = [atom, coeff]
+        divisible.const = (lin.const // c) * c
+        rest.const = lin.const - divisible.const
+        if op == "div":
+            rlo, _ = bound(rest.to_expr(), self.ranges)
+            if rlo is None or rlo < 0:
+                return None
+        rest_e = rest.to_expr()
+        rlo, rhi = bound(rest_e, self.ranges)
+        if op in ("floordiv", "div"):
+            q = divisible.scale(1)
+            q = Linear(dt, {k: [a_, cf // c] for k, (a_, cf) in divisible.terms.items()}, divisible.const // c)
+            if rlo is not None and rhi is not None and rlo >= 0 and rhi < c:
+                return q.to_expr()
+            if rlo is not None and rhi is not None and rlo // c == rhi // c:
+                q.const += rlo // c
+                return q.to_expr()
+            if not divisible.terms and divisible.const == 0:
+                # nested floordiv(floordiv(x, a), b) -> floordiv(x, a*b)
+                if isinstance(a, BinOp) and a.op == "floordiv" and isinstance(a.b, Const) and a.b.value > 0:
+                    return BinOp("floordiv", a.a, _c(a.b.value * c, dt), dt)
+                return None
+            inner = BinOp("floordiv", rest_e, _c(c, dt), dt)
+            return q.add(Linear(dt, {structural_key(inner): [inner, 1]})).to_expr()
+        # floormod
+        if rlo is not None and rhi is not None and rlo >= 0 and rhi < c:
+            return rest_e
+        if rlo is not None and rhi is not None and rlo // c == rhi // c:
+            return rest.add(Linear(dt, const=-(rlo // c) * c)).to_expr()
+        if not divisible.terms and divisible.const == 0:
+            if isinstance(a, BinOp) and a.op == "floormod" and isinstance(a.b, Const) and a.b.value % c == 0:
+                return BinOp("floormod", a.a, _c(c, dt), dt)
+            return None
+        return BinOp("floormod", rest_e, _c(c, dt), dt)
+
+    def visit_Compare(self, e: Compare):
+        a = self.visit(e.a)
+        b = self.visit(e.b)
+        if isinstance(a, Const) and isinstance(b, Const):
+            return _c(_CMP[e.op](a.value, b.value), _dt.bool_)
+        if a.dtype.is_int:
+            diff = simplify_linear(BinOp("sub", a, b, a.dtype))
+            lo, hi = bound(diff, self.ranges)
+            decided = _decide(e.op, lo, hi)
+            if decided is not None:
+                return _c(decided, _dt.bool_)
+        return e if (a is e.a and b is e.b) else Compare(e.op, a, b)
+
+    def visit_Select(self, e: Select):
+        c = self.visit(e.cond)
+        if isinstance(c, Const):
+            return self.visit(e.a if c.value else e.b)
+        a = self.visit(e.a)
+        b = self.visit(e.b)
+        if c is e.cond and a is e.a and b is e.b:
+            return e
+        return Select(c, a, b)
+
+
+def _decide(op, lo, hi):
+    """Decide `x op 0` from x's bounds."""
+    if op == "lt":
+        if hi is not None and hi < 0:
+            return True
+        if lo is not None and lo >= 0:
+            return False
+    elif op == "le":
+        if hi is not None and hi <= 0:
+            return True
+        if lo is not None and lo > 0:
+            return False
+    elif op == "gt":
+        if lo is not None and lo > 0:
+            return True
+        if hi is not None and hi <= 0:
+            return False
+    elif op == "ge":
+        if lo is not None and lo >= 0:
+            return True
+        if hi is not None and hi < 0:
+            return False
+    elif op == "eq":
+        if lo is not None and lo == hi == 0:
+            return True
+        if (lo is not None and lo > 0) or (hi is not None and hi < 0):
+            return False
+    elif op == "ne":
+        if lo is not None and lo == hi == 0:
+            return False
+        if (lo is not None and lo > 0) or (hi is not None and hi < 0):
+            return True
+    return None
+
+
+def simplify_linear(e: Expr) -> Expr:
+    return _linear(e).to_expr()
+
+
+def simplify(e, ranges: Ranges | None = None):
+    """Simplify an expression (or every expression in a statement)."""
+    if isinstance(e, (int, float, bool)):
+        return e
+    return _Simplifier(ranges).visit(e)

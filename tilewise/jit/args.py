@@ -1,0 +1,235 @@
+"""Checks call arguments against a kernel's parameters and turns them into raw pointers.
+
+Accepts numpy arrays and torch tensors; every mismatch names the parameter and says what was
+expected and what was found."""
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+
+from ..ir.buffer import Buffer
+from ..ir.dtype import DataType, as_dtype
+from ..ir.expr import Var
+from ..ir.simplify import simplify
+from ..ir.visitor import substitute
+
+_SCALAR_CTYPES = {
+    "bool": ctypes.c_bool,
+    "int8": ctypes.c_int8,
+    "int16": ctypes.c_int16,
+    "int32": ctypes.c_int32,
+    "int64": ctypes.c_int64,
+    "uint8": ctypes.c_uint8,
+    "uint16": ctypes.c_uint16,
+    "uint32": ctypes.c_uint32,
+    "uint64": ctypes.c_uint64,
+    "float32": ctypes.c_float,
+    "float64": ctypes.c_double,
+}
+
+_np_to_dt: dict = {}
+
+
+def dtype_of_array(x) -> DataType:
+    d = x.dtype
+    try:
+        return _np_to_dt[d]
+    except (KeyError, TypeError):
+        dt = as_dtype(d)
+        try:
+            _np_to_dt[d] = dt
+        except TypeError:
+            pass
+        return dt
+
+
+def is_torch(x) -> bool:
+    return type(x).__module__.startswith("torch") and hasattr(x, "data_ptr")
+
+
+def torch_dtype(dt: DataType):
+    import torch
+
+    name = {"float8_e4m3": "float8_e4m3fn"}.get(dt.name, dt.name)
+    t = getattr(torch, name, None)
+    if t is None:
+        raise TypeError(f"torch has no dtype for {dt}")
+    return t
+
+
+class ArgBinder:
+    """Binds one call's arguments: pointers, dynamic dimensions, and the outputs to allocate."""
+
+    def __init__(self, params, out_idx, dynamic_vars, device: str = "cpu"):
+        self.params = params
+        self.out_idx = list(out_idx)
+        self.in_idx = [i for i in range(len(params)) if i not in self.out_idx]
+        self.dynamic_vars = dynamic_vars
+        self.device = device
+
+    def describe_inputs(self) -> str:
+        return ", ".join(_pname(self.params[i]) for i in self.in_idx)
+
+    def bind(self, args):
+        params = self.params
+        if len(args) != len(self.in_idx):
+            outs = ", ".join(_pname(params[i]) for i in self.out_idx)
+            extra = f" ({outs} {'is' if len(self.out_idx) == 1 else 'are'} allocated and returned)" if self.out_idx else ""
+            raise TypeError(
+                f"the kernel takes {len(self.in_idx)} argument(s) ({self.describe_inputs()}){extra}, "
+                f"but {len(args)} were given"
+            )
+        values: dict = {}  # Var -> int
+        arrays = [None] * len(params)
+        use_torch = False
+        for i, a in zip(self.in_idx, args):
+            p = params[i]
+            if isinstance(p, Buffer):
+                arrays[i] = self._check_buffer(p, a, values)
+                use_torch = use_torch or is_torch(a)
+            else:
+                arrays[i] = self._check_scalar(p, a)
+                if isinstance(p, Var):
+                    values[p] = int(a) if p.dtype.is_int else a
+        outputs = []
+        for i in self.out_idx:
+            p = params[i]
+            shape = []
+            for d in p.shape:
+                if isinstance(d, int):
+                    shape.append(d)
+                    continue
+                v = simplify(substitute(d, {k: _const(v) for k, v in values.items()}))
+                if not hasattr(v, "value"):
+                    raise ValueError(
+                        f"cannot allocate output {p.name}: its dimension {d} is not determined by the inputs"
+                    )
+                shape.append(int(v.value))
+            out = _alloc(shape, p.dtype, use_torch, self.device)
+            arrays[i] = out
+            outputs.append(out)
+        dims = []
+        for v in self.dynamic_vars:
+            if v not in values:
+                raise ValueError(f"the dynamic dimension {v.name} is not bound by any input argument")
+            dims.append(values[v])
+        return arrays, dims, outputs
+
+    def _check_buffer(self, p: Buffer, a, values):
+        name = p.name
+        if is_torch(a):
+            dev = str(a.device)
+            if self.device == "cpu" and not dev.startswith("cpu"):
+                raise ValueError(
+                    f"argument {name}: the tensor is on {dev}, but this kernel runs on the CPU; pass a CPU tensor"
+                )
+            if self.device == "cuda" and not dev.startswith("cuda"):
+                raise ValueError(f"argument {name}: the tensor is on {dev}, but this kernel runs on the GPU")
+        elif not isinstance(a, np.ndarray):
+            raise TypeError(
+                f"argument {name}: expected a numpy array or torch tensor of shape {_shape_str(p.shape)} "
+                f"and dtype {p.dtype}, found {type(a).__name__}"
+            )
+        try:
+            dt = _torch_to_dt(a.dtype) if is_torch(a) else dtype_of_array(a)
+        except (TypeError, ValueError):
+            raise TypeError(f"argument {name}: expected dtype {p.dtype}, found unsupported dtype {a.dtype}") from None
+        if dt != p.dtype:
+            raise TypeError(f"argument {name}: expected dtype {p.dtype}, found {dt}")
+        shape = tuple(a.shape)
+        if len(shape) != len(p.shape):
+            raise ValueError(
+                f"argument {name}: expected {len(p.shape)} dimensions {_shape_str(p.shape)}, found shape {shape}"
+            )
+        for k, (want, got) in enumerate(zip(p.shape, shape)):
+            if isinstance(want, int):
+                if want != got:
+                    raise ValueError(
+                        f"argument {name}: expected shape {_shape_str(p.shape)}, found {shape} (dimension {k})"
+                    )
+            elif isinstance(want, Var):
+                if want in values and values[want] != got:
+                    raise ValueError(
+                        f"argument {name}: dimension {k} is {want.name}={values[want]} from an earlier argument, found {got}"
+                    )
+                values[want] = got
+            else:
+                # an expression of dynamic dims: checked once its variables are known
+                v = simplify(substitute(want, {kk: _const(vv) for kk, vv in values.items()}))
+                if hasattr(v, "value") and int(v.value) != got:
+                    raise ValueError(f"argument {name}: dimension {k} should be {want} = {v.value}, found {got}")
+        if not _contiguous(a):
+            raise ValueError(
+                f"argument {name}: the kernel needs a contiguous row-major array, found strides "
+                f"{_strides(a)}; pass a contiguous copy (.contiguous() / np.ascontiguousarray)"
+            )
+        return a
+
+    def _check_scalar(self, p, a):
+        dt = p.dtype
+        if is_torch(a) or isinstance(a, np.ndarray):
+            if getattr(a, "ndim", 1) != 0 and getattr(a, "numel", lambda: 2)() != 1:
+                raise TypeError(f"argument {p.name}: expected a {dt} scalar, found an array")
+            a = a.item()
+        if isinstance(a, np.generic):
+            a = a.item()
+        if dt.is_int:
+            if isinstance(a, bool) or not isinstance(a, int):
+                raise TypeError(f"argument {p.name}: expected an integer ({dt}), found {type(a).__name__} {a!r}")
+        elif dt.is_float:
+            if not isinstance(a, (int, float)) or isinstance(a, bool):
+                raise TypeError(f"argument {p.name}: expected a number ({dt}), found {type(a).__name__} {a!r}")
+        elif dt.is_bool and not isinstance(a, (bool, int)):
+            raise TypeError(f"argument {p.name}: expected a bool, found {type(a).__name__}")
+        ct = _SCALAR_CTYPES.get(dt.name)
+        if ct is None:
+            raise TypeError(f"argument {p.name}: scalar parameters of type {dt} are not supported")
+        return ct(a)
+
+
+def _const(v):
+    from ..ir.expr import const
+
+    return const(v)
+
+
+def _torch_to_dt(d):
+    return as_dtype(d)
+
+
+def _contiguous(a) -> bool:
+    if is_torch(a):
+        return a.is_contiguous()
+    return a.flags.c_contiguous
+
+
+def _strides(a):
+    if is_torch(a):
+        return tuple(a.stride())
+    return tuple(s // a.itemsize for s in a.strides)
+
+
+def _shape_str(shape) -> str:
+    return "(" + ", ".join(d.name if isinstance(d, Var) else str(d) for d in shape) + ")"
+
+
+def _pname(p) -> str:
+    return p.name
+
+
+def _alloc(shape, dt: DataType, use_torch: bool, device: str):
+    if use_torch:
+        import torch
+
+        return torch.zeros(shape, dtype=torch_dtype(dt), device="cuda" if device == "cuda" else "cpu")
+    return np.zeros(shape, dtype=dt.numpy)
+
+
+def data_ptr(a) -> int:
+    if is_torch(a):
+        return a.data_ptr()
+    if isinstance(a, np.ndarray):
+        return a.ctypes.data
+    return ctypes.addressof(a)  # a ctypes scalar
+

@@ -1,0 +1,74 @@
+"""On-disk cache of compiled kernels under TILEWISE_CACHE_DIR (default ~/.cache/tilewise).
+
+Each entry is a directory named by its key, published with an atomic rename, so concurrent
+processes either see a complete entry or none."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from .. import __version__
+
+
+def enabled() -> bool:
+    return os.environ.get("TILEWISE_DISABLE_CACHE", "0").lower() not in ("1", "true", "yes", "on")
+
+
+def cache_dir() -> Path:
+    d = os.environ.get("TILEWISE_CACHE_DIR")
+    return Path(d) if d else Path.home() / ".cache" / "tilewise"
+
+
+def make_key(*parts) -> str:
+    h = hashlib.sha256()
+    h.update(__version__.encode())
+    for p in parts:
+        h.update(b"\x00")
+        h.update(p if isinstance(p, bytes) else str(p).encode())
+    return h.hexdigest()[:40]
+
+
+def lookup(key: str) -> Path | None:
+    if not enabled():
+        return None
+    d = cache_dir() / key
+    if (d / "meta.json").is_file():
+        return d
+    return None
+
+
+def read_meta(entry: Path) -> dict:
+    return json.loads((entry / "meta.json").read_text())
+
+
+def publish(key: str, fill) -> Path:
+    """Create an entry: `fill(tmpdir)` writes files (meta.json last); then rename into place.
+
+    With the cache disabled the entry lives in a private temporary directory."""
+    root = cache_dir() if enabled() else Path(tempfile.mkdtemp(prefix="tilewise-nocache-"))
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / key
+    if final.is_dir() and (final / "meta.json").is_file():
+        return final
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key[:8]}-", dir=root))
+    try:
+        fill(tmp)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            # another process published the same key first; theirs is as good as ours
+            if not (final / "meta.json").is_file():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=1, sort_keys=True))

@@ -1,0 +1,124 @@
+"""compile / lower / cached: from a PrimFunc to a runnable kernel or its source."""
+from __future__ import annotations
+
+from ..errors import CompileError
+from ..ir.buffer import Buffer
+from ..ir.stmt import PrimFunc
+from .kernel import JITKernel
+from .target import parse_target, resolve_backend
+
+KNOWN_PASS_CONFIGS = {
+    "tl.disable_thread_storage_sync",
+    "tl.disable_tma_lower",
+    "tl.disable_warp_specialized",
+    "tir.disable_vectorize",
+    "tl.disable_safe_memory_legalize",
+    "tl.disable_dynamic_tail_split",
+    "tl.dynamic_alignment",
+    "tl.enable_fast_math",
+    "tl.config_index_bitwidth",
+    "tl.disable_fast_math",
+}
+
+
+def normalize_out_idx(func: PrimFunc, out_idx) -> list[int]:
+    n = len(func.params)
+    if out_idx is None:
+        return []
+    if isinstance(out_idx, int):
+        out_idx = [out_idx]
+    if not isinstance(out_idx, (list, tuple)):
+        raise TypeError(f"out_idx must be an int or a list of ints, got {out_idx!r}")
+    result = []
+    for i in out_idx:
+        if isinstance(i, bool) or not isinstance(i, int):
+            raise TypeError(f"out_idx entries must be ints, got {i!r}")
+        j = i + n if i < 0 else i
+        if not 0 <= j < n:
+            raise ValueError(f"out_idx {i} is out of range for {func.name}, which has {n} parameters")
+        if not isinstance(func.params[j], Buffer):
+            raise ValueError(f"out_idx {i} names the scalar parameter {func.params[j].name}; outputs must be tensors")
+        if j in result:
+            raise ValueError(f"out_idx names parameter {func.params[j].name} twice")
+        result.append(j)
+    return result
+
+
+def _check_configs(pass_configs) -> dict:
+    if pass_configs is None:
+        return {}
+    if not isinstance(pass_configs, dict):
+        raise TypeError("pass_configs must be a dict")
+    for k in pass_configs:
+        if k not in KNOWN_PASS_CONFIGS:
+            raise ValueError(f"unknown pass config {k!r}; known: {', '.join(sorted(KNOWN_PASS_CONFIGS))}")
+    return dict(pass_configs)
+
+
+def _check_func(func) -> PrimFunc:
+    if not isinstance(func, PrimFunc):
+        raise TypeError(
+            f"expected a @T.prim_func, got {type(func).__name__}; decorate the kernel with @T.prim_func"
+        )
+    return func
+
+
+def compile(  # noqa: A001 - TileLang's name
+    func,
+    out_idx=None,
+    target="auto",
+    execution_backend="auto",
+    pass_configs=None,
+    verbose: bool = False,
+    target_host=None,
+) -> JITKernel:
+    func = _check_func(func)
+    tgt = parse_target(target)
+    backend = resolve_backend(tgt, execution_backend)
+    outs = normalize_out_idx(func, out_idx)
+    configs = _check_configs(pass_configs)
+    if tgt.kind == "cpu":
+        from ..backend.cpu.artifact import build_cpu
+
+        artifact = build_cpu(func, configs)
+    else:
+        raise CompileError(f"the {tgt} target is not available yet in this version of tilewise; use target='cpu'")
+    kernel = JITKernel(func, outs, tgt, backend, artifact, configs)
+    if verbose:
+        print(kernel.get_kernel_source())
+    return kernel
+
+
+class Lowered:
+    """What `lower` returns: the lowered IR and the generated source, not compiled."""
+
+    def __init__(self, func: PrimFunc, lowered: PrimFunc, source: str, target):
+        self.func = func
+        self.lowered_func = lowered
+        self.kernel_source = source
+        self.target = target
+
+    def get_kernel_source(self) -> str:
+        return self.kernel_source
+
+    def __str__(self) -> str:
+        return self.kernel_source
+
+
+def lower(func, target="auto", target_host=None, runtime_only: bool = False, pass_configs=None) -> Lowered:
+    func = _check_func(func)
+    tgt = parse_target(target)
+    configs = _check_configs(pass_configs)
+    if tgt.kind == "cpu":
+        from ..backend.cpu.artifact import lower_cpu
+
+        lowered, module = lower_cpu(func, configs)
+        return Lowered(func, lowered, module.source, tgt)
+    raise CompileError(f"the {tgt} target is not available yet in this version of tilewise; use target='cpu'")
+
+
+def cached(func, out_idx=None, *args, target="auto", target_host=None, execution_backend="auto",
+           pass_configs=None, verbose: bool = False) -> JITKernel:
+    """TileLang's cached(): compile with the in-memory and on-disk caches (always on here)."""
+    return compile(func, out_idx=out_idx, target=target, execution_backend=execution_backend,
+                   pass_configs=pass_configs, verbose=verbose)

@@ -1,0 +1,59 @@
+"""JITKernel: a compiled kernel you call with numpy arrays or torch tensors."""
+from __future__ import annotations
+
+from ..ir.buffer import Buffer
+from ..ir.stmt import PrimFunc
+from .args import ArgBinder, data_ptr
+from .target import Target
+
+
+class JITKernel:
+    def __init__(self, func: PrimFunc, out_idx: list[int], target: Target, backend: str, artifact, pass_configs=None):
+        self.func = func
+        self.prim_func = func
+        self.out_idx = out_idx
+        self.target = target
+        self.execution_backend = backend
+        self.artifact = artifact
+        self.pass_configs = dict(pass_configs or {})
+        self.params = list(func.params)
+        device = "cuda" if backend == "nvrtc" else "cpu"
+        self._binder = ArgBinder(self.params, out_idx, func.dynamic_vars(), device)
+
+    def __call__(self, *args):
+        arrays, dims, outputs = self._binder.bind(args)
+        self.artifact.run([data_ptr(a) for a in arrays], dims)
+        if not outputs:
+            return None
+        return outputs[0] if len(outputs) == 1 else outputs
+
+    def get_kernel_source(self) -> str:
+        return self.artifact.source
+
+    @property
+    def kernel_source(self) -> str:
+        return self.artifact.source
+
+    def get_host_source(self) -> str:
+        return self.artifact.source
+
+    def get_profiler(self, tensor_supply_type=None):
+        from ..profiler import Profiler, TensorSupplyType
+
+        return Profiler(self, tensor_supply_type if tensor_supply_type is not None else TensorSupplyType.Auto)
+
+    def run_once(self, *args):
+        return self(*args)
+
+    @property
+    def input_params(self) -> list:
+        return [p for i, p in enumerate(self.params) if i not in self.out_idx]
+
+    def __repr__(self) -> str:
+        ps = ", ".join(p.name for p in self.params)
+        outs = [self.params[i].name for i in self.out_idx]
+        return f"JITKernel({self.func.name}({ps}) -> {outs}, target={self.target}, backend={self.execution_backend})"
+
+
+def buffer_params(func: PrimFunc) -> list[Buffer]:
+    return [p for p in func.params if isinstance(p, Buffer)]

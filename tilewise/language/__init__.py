@@ -1,0 +1,119 @@
+"""The T namespace kernels are written in: `import tilewise.language as T`."""
+# ruff: noqa: F401, A001, A004
+from ..ir.dtype import (
+    bfloat16,
+    float8_e4m3,
+    float8_e5m2,
+    float16,
+    float32,
+    float64,
+    int8,
+    int16,
+    int32,
+    int64,
+    uint8,
+    uint16,
+    uint32,
+    uint64,
+)
+from ..ir.dtype import bool_ as bool
+from ..ir.dtype import DataType as dtype
+from ..ir.buffer import Buffer as _BufferClass
+from ..tileop.copy import copy
+from ..tileop.fill import clear, fill
+from ..tileop.gemm import GemmWarpPolicy, gemm
+from .alloc import (
+    FragmentBuffer,
+    LocalBuffer,
+    SharedBuffer,
+    Tensor,
+    alloc_buffer,
+    alloc_fragment,
+    alloc_local,
+    alloc_shared,
+    alloc_var,
+    dynamic,
+    reshape,
+    symbolic,
+    view,
+)
+from .loops import (
+    Kernel,
+    Parallel,
+    Pipelined,
+    get_block_binding,
+    get_block_bindings,
+    get_thread_binding,
+    get_thread_bindings,
+    grid,
+    serial,
+    thread_extent,
+    unroll,
+    vectorized,
+)
+from .math import (
+    And,
+    Not,
+    Or,
+    abs,
+    acos,
+    asin,
+    atan,
+    bitwise_and,
+    bitwise_or,
+    bitwise_xor,
+    cast,
+    ceil,
+    ceildiv,
+    clamp,
+    cos,
+    cosh,
+    dp4a,
+    erf,
+    exp,
+    exp2,
+    exp10,
+    expm1,
+    floor,
+    floordiv,
+    floormod,
+    fmod,
+    if_then_else,
+    infinity,
+    log,
+    log1p,
+    log2,
+    log10,
+    max,
+    max_value,
+    min,
+    min_value,
+    nearbyint,
+    pow,
+    rcp,
+    reinterpret,
+    round,
+    rsqrt,
+    shift_left,
+    shift_right,
+    sigmoid,
+    sin,
+    sinh,
+    sqrt,
+    tan,
+    tanh,
+    trunc,
+    truncdiv,
+    truncmod,
+)
+from .parser import Macro, macro, prim_func
+
+Buffer = Tensor
+float = float32
+int = int32
+half = float16
+double = float64
+e4m3_float8 = float8_e4m3
+e5m2_float8 = float8_e5m2
+float8_e4m3fn = float8_e4m3
+Select = if_then_else

@@ -1,0 +1,179 @@
+"""Buffer annotations (T.Tensor and friends), allocations, views and symbolic dimensions."""
+from __future__ import annotations
+
+from ..errors import CompileError
+
+from ..ir.buffer import Buffer
+from ..ir.dtype import as_dtype
+from ..ir.expr import Expr, Var, as_expr, const_value
+from ..ir.stmt import Allocate
+from .builder import require, require_kernel
+
+
+def _dtype(dtype, what: str):
+    try:
+        return as_dtype(dtype)
+    except (TypeError, ValueError) as e:
+        raise CompileError(f"{what}: {e}") from None
+
+
+def _shape(shape, what: str, static: bool):
+    if isinstance(shape, (int, Expr)) and not isinstance(shape, bool):
+        shape = (shape,)
+    if not isinstance(shape, (list, tuple)):
+        raise CompileError(f"{what}: shape must be a tuple of ints, got {shape!r}")
+    out = []
+    for d in shape:
+        if isinstance(d, Buffer) and d.scope == "local.var":
+            d = d.load_var()
+        v = const_value(d) if isinstance(d, Expr) else d
+        if isinstance(v, bool) or not isinstance(v, (int, Expr)):
+            raise CompileError(f"{what}: dimension {d!r} is not an integer")
+        if isinstance(v, int):
+            if v <= 0 and static:
+                raise CompileError(f"{what}: dimension {v} must be positive")
+            out.append(v)
+        elif static:
+            raise CompileError(
+                f"{what}: the shape must be constant at compile time, but dimension {d} is not; "
+                "allocate the largest tile and guard the accesses instead"
+            )
+        else:
+            if not v.dtype.is_int:
+                raise CompileError(f"{what}: dimension {d} must be an integer")
+            out.append(v)
+    return tuple(out)
+
+
+class TensorAnnotation:
+    """`T.Tensor(shape, dtype)`: a global tensor parameter (also the base of macro annotations)."""
+
+    scope = "global"
+
+    def __init__(self, shape, dtype="float32", data=None, strides=None, elem_offset=None, scope=None):
+        if scope is not None:
+            self.scope = scope
+        self.shape = _shape(shape, "T.Tensor", static=False)
+        self.dtype = _dtype(dtype, "T.Tensor")
+
+    def make(self, name: str) -> Buffer:
+        return Buffer(name, self.shape, self.dtype, self.scope)
+
+    def check(self, name: str, value) -> None:
+        """Checks a macro argument against this annotation."""
+        if not isinstance(value, Buffer):
+            raise CompileError(f"macro parameter {name} expects a buffer, got {type(value).__name__}")
+        scopes = {"global": ("global",), "shared": ("shared", "shared.dyn")}.get(self.scope, (self.scope,))
+        if value.scope not in scopes:
+            raise CompileError(f"macro parameter {name} expects a {self.scope} buffer, got {value.scope} buffer {value.name}")
+
+
+class _AnnotationFactory:
+    def __init__(self, scope: str, label: str):
+        self.scope = scope
+        self.label = label
+
+    def __call__(self, shape, dtype="float32", **kwargs):
+        ann = TensorAnnotation(shape, dtype, scope=self.scope, **kwargs)
+        return ann
+
+    def __getitem__(self, key):
+        # T.Tensor[(M, N), "float16"] style
+        if isinstance(key, tuple) and len(key) == 2:
+            return self(key[0], key[1])
+        raise CompileError(f"{self.label}[shape, dtype] expected")
+
+
+Tensor = _AnnotationFactory("global", "T.Tensor")
+Buffer_ = Tensor
+SharedBuffer = _AnnotationFactory("shared", "T.SharedBuffer")
+FragmentBuffer = _AnnotationFactory("local.fragment", "T.FragmentBuffer")
+LocalBuffer = _AnnotationFactory("local", "T.LocalBuffer")
+
+
+def _alloc(shape, dtype, scope: str, what: str, name: str | None = None, init=None) -> Buffer:
+    b = require(what)
+    require_kernel(what)
+    shape = _shape(shape, what, static=True)
+    dt = _dtype(dtype, what)
+    buf = Buffer(name or _auto_name(scope), shape, dt, scope)
+    buf.auto_named = name is None
+    if init is not None:
+        init = as_expr(init, dt)
+        if init.dtype != dt:
+            init = init.astype(dt)
+    b.emit(Allocate(buf, init))
+    return buf
+
+
+_counter = [0]
+
+
+def _auto_name(scope: str) -> str:
+    # the parser renames buffers after the variable they are assigned to
+    _counter[0] += 1
+    return {"shared": "shared", "shared.dyn": "shared", "local.fragment": "frag"}.get(scope, "local") + f"_{_counter[0]}"
+
+
+def alloc_shared(shape, dtype, scope: str = "shared.dyn") -> Buffer:
+    return _alloc(shape, dtype, "shared.dyn" if scope in ("shared", "shared.dyn") else scope, "T.alloc_shared")
+
+
+def alloc_fragment(shape, dtype, scope: str = "local.fragment") -> Buffer:
+    return _alloc(shape, dtype, "local.fragment", "T.alloc_fragment")
+
+
+def alloc_local(shape, dtype, scope: str = "local") -> Buffer:
+    return _alloc(shape, dtype, "local", "T.alloc_local")
+
+
+def alloc_var(dtype, init=None, scope: str = "local.var") -> Buffer:
+    return _alloc((1,), dtype, "local.var", "T.alloc_var", init=init)
+
+
+def alloc_buffer(shape, dtype, scope: str = "shared.dyn") -> Buffer:
+    scope = {"shared": "shared.dyn", "local.fragment": "local.fragment"}.get(scope, scope)
+    return _alloc(shape, dtype, scope, "T.alloc_buffer")
+
+
+def symbolic(name: str, dtype="int32") -> Var:
+    """A dimension bound at call time from the argument's shape."""
+    return Var(name, _dtype(dtype, "T.symbolic"))
+
+
+dynamic = symbolic
+
+
+def view(buf: Buffer, shape=None, dtype=None) -> Buffer:
+    """An aliasing view of `buf` with another shape and/or dtype (same bytes)."""
+    if not isinstance(buf, Buffer):
+        raise CompileError(f"T.view expects a buffer, got {type(buf).__name__}")
+    dt = buf.dtype if dtype is None else _dtype(dtype, "T.view")
+    if shape is None:
+        if buf.ndim == 0 or not isinstance(buf.shape[-1], int):
+            raise CompileError("T.view without a shape needs a static last dimension")
+        last = buf.shape[-1] * buf.dtype.bits
+        if last % dt.bits:
+            raise CompileError(f"T.view: {buf.name}'s last dimension does not divide into {dt}")
+        shape = buf.shape[:-1] + (last // dt.bits,)
+    shape = _shape(shape, "T.view", static=False)
+    old = buf.numel()
+    new = 1
+    for d in shape:
+        new = new * d
+    ov, nv = const_value(old) if isinstance(old, Expr) else old, const_value(new) if isinstance(new, Expr) else new
+    if isinstance(ov, int) and isinstance(nv, int) and ov * buf.dtype.bits != nv * dt.bits:
+        raise CompileError(
+            f"T.view: {buf.name} holds {ov} x {buf.dtype} = {ov * buf.dtype.bits // 8} bytes, "
+            f"but the view asks for {nv} x {dt} = {nv * dt.bits // 8} bytes"
+        )
+    v = Buffer(f"{buf.name}_view", shape, dt, buf.scope, base=buf)
+    v.auto_named = True
+    require("T.view").emit(Allocate(v))
+    return v
+
+
+def reshape(buf: Buffer, shape) -> Buffer:
+    return view(buf, shape)
+
+

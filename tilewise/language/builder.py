@@ -1,0 +1,74 @@
+"""The statement builder the parser and the T.* functions emit into while a kernel is parsed."""
+from __future__ import annotations
+
+import contextlib
+
+from ..errors import CompileError
+from ..ir.stmt import Stmt, seq
+
+
+class KernelFrame:
+    def __init__(self, block_vars, grid, threads, thread_vars):
+        self.block_vars = block_vars
+        self.grid = grid
+        self.threads = threads
+        self.thread_vars = thread_vars
+        self.thread_binding_used = False
+
+
+class Builder:
+    def __init__(self):
+        self.frames: list[list[Stmt]] = [[]]
+        self.kernels: list[KernelFrame] = []
+        self.loops: list = []  # enclosing For kinds, innermost last
+
+    def emit(self, stmt: Stmt) -> None:
+        self.frames[-1].append(stmt)
+
+    @contextlib.contextmanager
+    def frame(self):
+        self.frames.append([])
+        body: list[Stmt] = self.frames[-1]
+        try:
+            yield body
+        finally:
+            self.frames.pop()
+
+    def pop_body(self, body: list[Stmt]) -> Stmt:
+        return seq(body) if body else seq([])
+
+
+_stack: list[Builder] = []
+
+
+def current() -> Builder | None:
+    return _stack[-1] if _stack else None
+
+
+@contextlib.contextmanager
+def building():
+    b = Builder()
+    _stack.append(b)
+    try:
+        yield b
+    finally:
+        _stack.pop()
+
+
+def require(what: str) -> Builder:
+    """The active builder; a clear error when a T.* statement is used outside a prim_func."""
+    b = current()
+    if b is None:
+        raise CompileError(f"{what} can only be used inside a @T.prim_func or @T.macro body")
+    return b
+
+
+def require_kernel(what: str) -> KernelFrame:
+    b = require(what)
+    if not b.kernels:
+        raise CompileError(f"{what} must be inside `with T.Kernel(...)`")
+    return b.kernels[-1]
+
+
+def emit(stmt: Stmt) -> None:
+    require(type(stmt).__name__).emit(stmt)

@@ -1,0 +1,154 @@
+"""T.Kernel and the loop constructors. They return specs; the parser turns a `with` or `for`
+over a spec into IR, binding the user's names."""
+from __future__ import annotations
+
+from ..errors import CompileError
+from ..ir.expr import Expr, Var, as_expr
+from .builder import require_kernel
+
+
+class KernelSpec:
+    def __init__(self, grid, threads, attrs):
+        self.grid = grid
+        self.threads = threads
+        self.attrs = attrs
+
+
+def Kernel(*grid, threads=128, is_cpu: bool = False, prelude=None, **attrs) -> KernelSpec:
+    """`with T.Kernel(gx, gy=1, gz=1, threads=128) as (bx, by, bz)`."""
+    if len(grid) == 1 and isinstance(grid[0], (list, tuple)):
+        grid = tuple(grid[0])
+    if not 1 <= len(grid) <= 3:
+        raise CompileError(f"T.Kernel takes 1 to 3 grid dimensions, got {len(grid)}")
+    if threads is None:
+        threads = 128
+    if isinstance(threads, (list, tuple)):
+        threads = list(threads)
+    else:
+        threads = [threads]
+    if not 1 <= len(threads) <= 3:
+        raise CompileError(f"threads= takes 1 to 3 dimensions, got {len(threads)}")
+    for t in threads:
+        if not isinstance(t, int) or isinstance(t, bool) or t <= 0:
+            raise CompileError(f"threads= must be positive integers, got {t!r}")
+    for g in grid:
+        if isinstance(g, Expr):
+            if not g.dtype.is_int:
+                raise CompileError(f"grid dimension {g} must be an integer")
+        elif not isinstance(g, int) or isinstance(g, bool):
+            raise CompileError(f"grid dimension must be an integer, got {g!r}")
+        elif g <= 0:
+            raise CompileError(f"grid dimension must be positive, got {g}")
+    return KernelSpec(list(grid), threads, attrs)
+
+
+class LoopSpec:
+    """One or more nested loops of one kind."""
+
+    def __init__(self, kind: str, ranges, annotations=None, step=None):
+        self.kind = kind
+        self.ranges = ranges  # list of (start, extent)
+        self.annotations = annotations or {}
+        self.step = step
+
+    def __iter__(self):
+        raise CompileError(
+            f"T.{self.kind} loops can only be used as `for ... in` inside a @T.prim_func"
+        )
+
+
+def _range_args(what, args):
+    if len(args) == 1:
+        return (0, args[0])
+    if len(args) == 2:
+        start, stop = args
+        if isinstance(start, int) and isinstance(stop, int):
+            return (start, stop - start)
+        return (start, as_expr(stop) - as_expr(start))
+    raise CompileError(f"{what} takes (stop) or (start, stop)")
+
+
+def _check_extent(what, e):
+    if isinstance(e, bool) or not isinstance(e, (int, Expr)):
+        raise CompileError(f"{what} extent must be an integer, got {e!r}")
+    if isinstance(e, Expr) and not e.dtype.is_int:
+        raise CompileError(f"{what} extent must be an integer, got {e} of type {e.dtype}")
+
+
+def Parallel(*extents, coalesced_width=None) -> LoopSpec:
+    for e in extents:
+        _check_extent("T.Parallel", e)
+    ann = {"coalesced_width": coalesced_width} if coalesced_width else {}
+    return LoopSpec("parallel", [(0, e) for e in extents], ann)
+
+
+def serial(*args, step=None, unroll=None) -> LoopSpec:
+    if len(args) == 3:
+        step = args[2]
+        args = args[:2]
+    start, ext = _range_args("T.serial", args)
+    _check_extent("T.serial", ext)
+    return LoopSpec("serial", [(start, ext)], step=step)
+
+
+def unroll(*args, explicit=False, unroll_factor=None) -> LoopSpec:
+    start, ext = _range_args("T.unroll", args)
+    _check_extent("T.unroll", ext)
+    return LoopSpec("unroll", [(start, ext)])
+
+
+def vectorized(*args) -> LoopSpec:
+    start, ext = _range_args("T.vectorized", args)
+    _check_extent("T.vectorized", ext)
+    return LoopSpec("vectorized", [(start, ext)])
+
+
+def grid(*extents) -> LoopSpec:
+    for e in extents:
+        _check_extent("T.grid", e)
+    return LoopSpec("serial", [(0, e) for e in extents])
+
+
+def Pipelined(start, stop=None, num_stages: int = 0, order=None, stage=None, sync=None, group=None):
+    if stop is None:
+        start, stop = 0, start
+    s, ext = _range_args("T.Pipelined", (start, stop))
+    _check_extent("T.Pipelined", ext)
+    if not isinstance(num_stages, int) or num_stages < 0:
+        raise CompileError(f"num_stages must be a non-negative int, got {num_stages!r}")
+    ann = {"num_stages": num_stages}
+    if order is not None:
+        ann["order"] = list(order)
+    if stage is not None:
+        ann["stage"] = list(stage)
+    if order is not None and stage is not None and len(order) != len(stage):
+        raise CompileError("T.Pipelined: order and stage must have the same length")
+    return LoopSpec("pipelined", [(s, ext)], ann)
+
+
+def get_thread_binding(dim: int = 0) -> Var:
+    k = require_kernel("T.get_thread_binding")
+    if not 0 <= dim < len(k.thread_vars):
+        raise CompileError(f"T.get_thread_binding({dim}): the kernel has {len(k.threads)} thread dimensions")
+    k.thread_binding_used = True
+    return k.thread_vars[dim]
+
+
+def get_thread_bindings():
+    return [get_thread_binding(i) for i in range(len(require_kernel("T.get_thread_bindings").thread_vars))]
+
+
+def get_block_binding(dim: int = 0) -> Var:
+    k = require_kernel("T.get_block_binding")
+    if not 0 <= dim < len(k.block_vars):
+        raise CompileError(f"T.get_block_binding({dim}): the kernel has {len(k.block_vars)} grid dimensions")
+    return k.block_vars[dim]
+
+
+def get_block_bindings():
+    return list(require_kernel("T.get_block_bindings").block_vars)
+
+
+def thread_extent(dim: int = 0) -> int:
+    return require_kernel("T.thread_extent").threads[dim]
+

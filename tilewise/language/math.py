@@ -1,0 +1,262 @@
+"""Scalar intrinsics of the T namespace: math functions, casts, limits, integer helpers."""
+from __future__ import annotations
+
+import builtins as _builtins
+import math as _pymath
+
+from ..errors import CompileError
+from ..ir import dtype as _dt
+from ..ir.buffer import Buffer
+from ..ir.dtype import as_dtype
+from ..ir.expr import (
+
+    Call,
+    Const,
+    Expr,
+    Select,
+    as_expr,
+    binary,
+    call,
+    cast as _cast,
+    logical_and,
+    logical_not,
+    logical_or,
+)
+
+
+def _v(x):
+    if isinstance(x, Buffer) and x.scope == "local.var":
+        return x.load_var()
+    return x
+
+
+def _is_py(*xs) -> bool:
+    return all(isinstance(_v(x), (int, float, bool)) for x in xs)
+
+
+def _unary(name, pyfn=None):
+    def f(x):
+        x = _v(x)
+        if pyfn is not None and isinstance(x, (int, float)) and not isinstance(x, bool):
+            return pyfn(x)
+        return call(name, x)
+
+    f.__name__ = name
+    f.__doc__ = f"T.{name}(x): element-wise {name}."
+    return f
+
+
+exp = _unary("exp", _pymath.exp)
+exp2 = _unary("exp2", lambda x: 2.0**x)
+exp10 = _unary("exp10", lambda x: 10.0**x)
+log = _unary("log", _pymath.log)
+log2 = _unary("log2", _pymath.log2)
+log10 = _unary("log10", _pymath.log10)
+log1p = _unary("log1p", _pymath.log1p)
+expm1 = _unary("expm1", _pymath.expm1)
+sqrt = _unary("sqrt", _pymath.sqrt)
+rsqrt = _unary("rsqrt", lambda x: 1.0 / _pymath.sqrt(x))
+tanh = _unary("tanh", _pymath.tanh)
+sigmoid = _unary("sigmoid", lambda x: 1.0 / (1.0 + _pymath.exp(-x)))
+erf = _unary("erf", _pymath.erf)
+floor = _unary("floor", _pymath.floor)
+ceil = _unary("ceil", _pymath.ceil)
+trunc = _unary("trunc", _pymath.trunc)
+round = _unary("round", _builtins.round)  # noqa: A001
+nearbyint = _unary("nearbyint")
+sin = _unary("sin", _pymath.sin)
+cos = _unary("cos", _pymath.cos)
+tan = _unary("tan", _pymath.tan)
+asin = _unary("asin", _pymath.asin)
+acos = _unary("acos", _pymath.acos)
+atan = _unary("atan", _pymath.atan)
+sinh = _unary("sinh", _pymath.sinh)
+cosh = _unary("cosh", _pymath.cosh)
+rcp = _unary("rcp", lambda x: 1.0 / x)
+
+
+def abs(x):  # noqa: A001
+    x = _v(x)
+    if _is_py(x):
+        return x if x >= 0 else -x
+    return call("abs", x)
+
+
+def _minmax(name, args):
+    args = [_v(a) for a in args]
+    if len(args) == 1 and isinstance(args[0], (list, tuple)):
+        args = list(args[0])
+    if len(args) < 2:
+        raise CompileError(f"T.{name} takes at least two values")
+    if _is_py(*args):
+        return (max if name == "max" else min)(args)
+    out = args[0]
+    for a in args[1:]:
+        out = binary(name, out, a)
+    return out
+
+
+def max(*args):  # noqa: A001
+    return _minmax("max", args)
+
+
+def min(*args):  # noqa: A001
+    return _minmax("min", args)
+
+
+def pow(x, y):  # noqa: A001
+    x, y = _v(x), _v(y)
+    if _is_py(x, y):
+        return x**y
+    return call("pow", x, y)
+
+
+def fmod(x, y):
+    return call("fmod", _v(x), _v(y))
+
+
+def if_then_else(cond, a, b):
+    cond, a, b = _v(cond), _v(a), _v(b)
+    if isinstance(cond, (bool, int)) and not isinstance(cond, Expr):
+        return a if cond else b
+    if not isinstance(a, Expr) and not isinstance(b, Expr):
+        a = as_expr(a)
+        b = as_expr(b, a.dtype)
+    elif not isinstance(a, Expr):
+        a = as_expr(a, b.dtype)
+    elif not isinstance(b, Expr):
+        b = as_expr(b, a.dtype)
+    if a.dtype != b.dtype:
+        from ..ir.expr import promote
+
+        dt = promote(a.dtype, b.dtype)
+        a, b = _cast(a, dt), _cast(b, dt)
+    c = as_expr(cond)
+    if not c.dtype.is_bool:
+        c = c != 0
+    return Select(c, a, b)
+
+
+Select_ = if_then_else
+
+
+def cast(x, dtype):
+    x = _v(x)
+    dt = as_dtype(dtype)
+    if isinstance(x, (int, float, bool)):
+        return Const(x, dt)
+    return _cast(x, dt)
+
+
+def reinterpret(x, dtype=None):
+    # TileLang accepts both reinterpret(dtype, x) and reinterpret(x, dtype)
+    if isinstance(x, (str, _dt.DataType)) and not isinstance(dtype, (str, _dt.DataType)):
+        x, dtype = dtype, x
+    x = as_expr(_v(x))
+    dt = as_dtype(dtype)
+    if dt.bits != x.dtype.bits:
+        raise CompileError(f"T.reinterpret: {x.dtype} has {x.dtype.bits} bits but {dt} has {dt.bits}")
+    return Call("reinterpret", [x], dt)
+
+
+def infinity(dtype):
+    return Const(float("inf"), as_dtype(dtype))
+
+
+def max_value(dtype):
+    dt = as_dtype(dtype)
+    if dt.is_int:
+        return Const((1 << (dt.bits - 1)) - 1 if dt.is_signed else (1 << dt.bits) - 1, dt)
+    import numpy as np
+
+    return Const(float(np.finfo(dt.numpy).max), dt)
+
+
+def min_value(dtype):
+    dt = as_dtype(dtype)
+    if dt.is_int:
+        return Const(-(1 << (dt.bits - 1)) if dt.is_signed else 0, dt)
+    import numpy as np
+
+    return Const(float(-np.finfo(dt.numpy).max), dt)
+
+
+def ceildiv(a, b):
+    a, b = _v(a), _v(b)
+    if _is_py(a, b):
+        return -(-a // b)
+    return (a + b - 1) // b
+
+
+def floordiv(a, b):
+    a, b = _v(a), _v(b)
+    if _is_py(a, b):
+        return a // b
+    return binary("floordiv", a, b)
+
+
+def floormod(a, b):
+    a, b = _v(a), _v(b)
+    if _is_py(a, b):
+        return a % b
+    return binary("floormod", a, b)
+
+
+def truncdiv(a, b):
+    a, b = as_expr(_v(a)), _v(b)
+    return binary("div", a, b)
+
+
+def truncmod(a, b):
+    a, b = as_expr(_v(a)), _v(b)
+    return a - binary("div", a, b) * b
+
+
+def clamp(x, lo, hi):
+    return min(max(x, lo), hi)
+
+
+def dp4a(a, b, c):
+    """c + dot of the four int8 lanes packed in a and b (int32 each)."""
+    a, b, c = as_expr(_v(a)), as_expr(_v(b)), as_expr(_v(c))
+    return Call("dp4a", [a, b, c], _dt.int32)
+
+
+def And(*args):
+    out = args[0]
+    for a in args[1:]:
+        out = logical_and(out, a)
+    return out
+
+
+def Or(*args):
+    out = args[0]
+    for a in args[1:]:
+        out = logical_or(out, a)
+    return out
+
+
+def Not(x):
+    return logical_not(x)
+
+
+def bitwise_and(a, b):
+    return binary("bitand", _v(a), _v(b))
+
+
+def bitwise_or(a, b):
+    return binary("bitor", _v(a), _v(b))
+
+
+def bitwise_xor(a, b):
+    return binary("bitxor", _v(a), _v(b))
+
+
+def shift_left(a, b):
+    return binary("shl", _v(a), _v(b))
+
+
+def shift_right(a, b):
+    return binary("shr", _v(a), _v(b))
+
+

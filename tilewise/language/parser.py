@@ -1,0 +1,797 @@
+"""Turns a Python function's AST into tile IR.
+
+Statements are walked here; expressions are evaluated (Python operators on IR values build IR),
+so closure constants, helper functions and Python control flow on constants all work as in
+plain Python, and device values become IR."""
+from __future__ import annotations
+
+import ast
+import builtins
+import inspect
+import operator
+import textwrap
+
+from ..errors import CompileError
+from ..ir import dtype as _dt
+from ..ir.buffer import Buffer, BufferRegion
+from ..ir.dtype import DataType, ScalarAnnotation, as_dtype
+from ..ir.expr import (
+    Call,
+    Expr,
+    Var,
+    as_expr,
+    cast,
+    logical_and,
+    logical_not,
+    logical_or,
+)
+from ..ir.span import Span, at
+from ..ir.stmt import (
+    Break,
+    BufferStore,
+    Evaluate,
+    For,
+    IfThenElse,
+    Kernel,
+    LetStmt,
+    PrimFunc,
+    While,
+    seq,
+)
+from ..ir.visitor import collect_loads
+from . import builder as _builder
+from .alloc import TensorAnnotation
+from .builder import KernelFrame
+from .loops import KernelSpec, LoopSpec
+
+_BINOPS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+    ast.LShift: operator.lshift,
+    ast.RShift: operator.rshift,
+    ast.BitOr: operator.or_,
+    ast.BitXor: operator.xor,
+    ast.BitAnd: operator.and_,
+    ast.MatMult: operator.matmul,
+}
+_CMPOPS = {
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Is: operator.is_,
+    ast.IsNot: operator.is_not,
+    ast.In: lambda a, b: a in b,
+    ast.NotIn: lambda a, b: a not in b,
+}
+
+
+class _Return(Exception):
+    def __init__(self, value):
+        self.value = value
+
+
+def _is_device(v) -> bool:
+    return isinstance(v, Expr) or (isinstance(v, Buffer) and v.scope == "local.var")
+
+
+def _dev(v):
+    if isinstance(v, Buffer) and v.scope == "local.var":
+        return v.load_var()
+    return v
+
+
+def _builtin_minmax(name, pyfn):
+    def f(*args, **kwargs):
+        vals = args[0] if len(args) == 1 and isinstance(args[0], (list, tuple)) else args
+        if any(_is_device(v) for v in vals) and not kwargs:
+            from . import math as tm
+
+            return getattr(tm, name)(*vals)
+        return pyfn(*args, **kwargs)
+
+    return f
+
+
+_DEVICE_BUILTINS = {
+    "min": _builtin_minmax("min", builtins.min),
+    "max": _builtin_minmax("max", builtins.max),
+}
+
+
+class Parser:
+    def __init__(self, func, file: str, line_offset: int, globals_: dict, closure: dict):
+        self.func = func
+        self.file = file
+        self.line_offset = line_offset
+        self.globals = globals_
+        self.closure = closure
+        self.scopes: list[dict] = [{}]
+        self.names_used: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ helpers
+    def span(self, node) -> Span:
+        return Span(self.file, getattr(node, "lineno", 1) + self.line_offset, getattr(node, "col_offset", 0))
+
+    def error(self, node, msg: str) -> CompileError:
+        return CompileError(msg, self.span(node))
+
+    def lookup(self, name: str, node):
+        for scope in reversed(self.scopes):
+            if name in scope:
+                return scope[name]
+        if name in self.closure:
+            return self.closure[name]
+        if name in self.globals:
+            return self.globals[name]
+        if name in _DEVICE_BUILTINS:
+            return _DEVICE_BUILTINS[name]
+        if hasattr(builtins, name):
+            return getattr(builtins, name)
+        raise self.error(node, f"name {name!r} is not defined")
+
+    def bind(self, name: str, value):
+        self.scopes[-1][name] = value
+
+    def unique(self, name: str) -> str:
+        n = self.names_used.get(name, 0)
+        self.names_used[name] = n + 1
+        return name if n == 0 else f"{name}_{n}"
+
+    # ------------------------------------------------------------------ expressions
+    def eval(self, node):
+        with at(self.span(node)):
+            try:
+                m = getattr(self, "eval_" + type(node).__name__, None)
+                if m is None:
+                    return self.eval_fallback(node)
+                return m(node)
+            except (CompileError, _Return):
+                raise
+            except Exception as e:  # user helper code failing: name the line
+                raise CompileError(f"{type(e).__name__}: {e}", self.span(node)) from e
+
+    def eval_fallback(self, node):
+        ns = dict(builtins.__dict__)
+        ns.update(self.globals)
+        ns.update(self.closure)
+        for s in self.scopes:
+            ns.update(s)
+        code = compile(ast.fix_missing_locations(ast.Expression(node)), self.file, "eval")
+        return eval(code, ns)  # noqa: S307 - the user's own kernel code
+
+    def eval_Constant(self, node):
+        return node.value
+
+    def eval_Name(self, node):
+        return self.lookup(node.id, node)
+
+    def eval_Attribute(self, node):
+        obj = self.eval(node.value)
+        try:
+            return getattr(obj, node.attr)
+        except AttributeError:
+            raise self.error(node, f"{type(obj).__name__} has no attribute {node.attr!r}") from None
+
+    def eval_Tuple(self, node):
+        return tuple(self._eval_elts(node.elts))
+
+    def eval_List(self, node):
+        return list(self._eval_elts(node.elts))
+
+    def _eval_elts(self, elts):
+        out = []
+        for e in elts:
+            if isinstance(e, ast.Starred):
+                out.extend(self.eval(e.value))
+            else:
+                out.append(self.eval(e))
+        return out
+
+    def eval_Dict(self, node):
+        out = {}
+        for k, v in zip(node.keys, node.values):
+            if k is None:
+                out.update(self.eval(v))
+            else:
+                out[self.eval(k)] = self.eval(v)
+        return out
+
+    def eval_Slice(self, node):
+        lo = self.eval(node.lower) if node.lower else None
+        hi = self.eval(node.upper) if node.upper else None
+        st = self.eval(node.step) if node.step else None
+        return slice(lo, hi, st)
+
+    def eval_Subscript(self, node):
+        obj = self.eval(node.value)
+        idx = self.eval(node.slice)
+        return obj[idx]
+
+    def eval_BinOp(self, node):
+        a = _dev(self.eval(node.left))
+        b = _dev(self.eval(node.right))
+        return _BINOPS[type(node.op)](a, b)
+
+    def eval_UnaryOp(self, node):
+        v = _dev(self.eval(node.operand))
+        if isinstance(node.op, ast.Not):
+            return logical_not(v) if isinstance(v, Expr) else (not v)
+        if isinstance(node.op, ast.USub):
+            return -v
+        if isinstance(node.op, ast.UAdd):
+            return +v
+        return ~v
+
+    def eval_BoolOp(self, node):
+        is_and = isinstance(node.op, ast.And)
+        acc = None
+        for v_node in node.values:
+            v = _dev(self.eval(v_node))
+            if not isinstance(v, Expr):
+                # Python value: short-circuit at parse time
+                if is_and and not v:
+                    return v if acc is None else False
+                if not is_and and v:
+                    return v if acc is None else True
+                if acc is None and v_node is node.values[-1]:
+                    return v
+                continue
+            acc = v if acc is None else (logical_and(acc, v) if is_and else logical_or(acc, v))
+        if acc is None:
+            return is_and
+        return acc
+
+    def eval_Compare(self, node):
+        left = _dev(self.eval(node.left))
+        result = None
+        for op, right_node in zip(node.ops, node.comparators):
+            right = _dev(self.eval(right_node))
+            r = _CMPOPS[type(op)](left, right)
+            if isinstance(r, Expr):
+                result = r if result is None else logical_and(result, r)
+            elif not r:
+                return False
+            left = right
+        return True if result is None else result
+
+    def eval_IfExp(self, node):
+        cond = _dev(self.eval(node.test))
+        if not isinstance(cond, Expr):
+            return self.eval(node.body) if cond else self.eval(node.orelse)
+        from .math import if_then_else
+
+        return if_then_else(cond, _dev(self.eval(node.body)), _dev(self.eval(node.orelse)))
+
+    def eval_Call(self, node):
+        fn = self.eval(node.func)
+        args = self._eval_elts(node.args)
+        kwargs = {}
+        for kw in node.keywords:
+            if kw.arg is None:
+                kwargs.update(self.eval(kw.value))
+            else:
+                kwargs[kw.arg] = self.eval(kw.value)
+        if isinstance(fn, Macro):
+            return fn.expand(args, kwargs, self.span(node))
+        if fn is builtins.range:
+            raise self.error(node, "range(...) is only supported as the iterable of a for loop in a kernel")
+        if fn in (builtins.int, builtins.float, builtins.bool) and args and _is_device(args[0]):
+            return cast(_dev(args[0]), {builtins.int: _dt.int32, builtins.float: _dt.float32, builtins.bool: _dt.bool_}[fn])
+        if fn is builtins.abs and args and _is_device(args[0]):
+            from .math import abs as tabs
+
+            return tabs(args[0])
+        return fn(*args, **kwargs)
+
+    def eval_JoinedStr(self, node):
+        parts = []
+        for v in node.values:
+            if isinstance(v, ast.Constant):
+                parts.append(str(v.value))
+            else:
+                val = self.eval(v.value)
+                spec = self.eval(v.format_spec) if v.format_spec else ""
+                parts.append(format(val, spec) if spec else str(val))
+        return "".join(parts)
+
+    # ------------------------------------------------------------------ statements
+    def parse_body(self, stmts):
+        for s in stmts:
+            self.parse_stmt(s)
+
+    def parse_stmt(self, node):
+        with at(self.span(node)):
+            m = getattr(self, "stmt_" + type(node).__name__, None)
+            if m is None:
+                raise self.error(node, f"{type(node).__name__} statements are not supported in kernels")
+            m(node)
+
+    def emit(self, stmt):
+        _builder.require("statement").emit(stmt)
+
+    def stmt_Pass(self, node):
+        pass
+
+    def stmt_Expr(self, node):
+        if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            return  # docstring
+        v = self.eval(node.value)
+        if isinstance(v, Call):
+            self.emit(Evaluate(v))
+
+    def stmt_Return(self, node):
+        value = self.eval(node.value) if node.value is not None else None
+        raise _Return(value)
+
+    def stmt_Assert(self, node):
+        cond = _dev(self.eval(node.test))
+        if isinstance(cond, Expr):
+            raise self.error(node, "assert on a device value is not supported; use T.device_assert or an if")
+        if not cond:
+            msg = self.eval(node.msg) if node.msg is not None else "assertion failed"
+            raise self.error(node, str(msg))
+
+    def stmt_Break(self, node):
+        self.emit(Break())
+
+    def stmt_Continue(self, node):
+        raise self.error(node, "continue is not supported in kernels; guard the loop body with an if")
+
+    def stmt_Global(self, node):
+        raise self.error(node, "global statements are not supported in kernels")
+
+    stmt_Nonlocal = stmt_Global
+
+    def stmt_FunctionDef(self, node):
+        raise self.error(node, "nested function definitions are not supported in kernels; define a @T.macro outside")
+
+    def stmt_Import(self, node):
+        raise self.error(node, "import statements are not supported in kernels; import at module level")
+
+    stmt_ImportFrom = stmt_Import
+
+    # assignment ------------------------------------------------------------
+    def stmt_Assign(self, node):
+        value = self.eval(node.value)
+        for target in node.targets:
+            self.assign(target, value, node)
+
+    def stmt_AnnAssign(self, node):
+        ann = self.eval(node.annotation)
+        if node.value is None:
+            raise self.error(node, "annotated declarations need a value")
+        value = self.eval(node.value)
+        try:
+            dt = as_dtype(ann)
+        except (TypeError, ValueError):
+            dt = None
+        if dt is not None and _is_device(value):
+            value = cast(_dev(value), dt)
+        elif dt is not None and isinstance(value, (int, float, bool)):
+            value = as_expr(value, dt)
+            if isinstance(node.target, ast.Name):
+                v = Var(self.unique(node.target.id), dt)
+                self.emit(LetStmt(v, value))
+                self.bind(node.target.id, v)
+                return
+        self.assign(node.target, value, node)
+
+    def assign(self, target, value, node):
+        if isinstance(target, ast.Name):
+            self.assign_name(target.id, value, node)
+        elif isinstance(target, (ast.Tuple, ast.List)):
+            if isinstance(value, Expr):
+                raise self.error(node, "cannot unpack a device value")
+            vals = list(value)
+            if len(vals) != len(target.elts):
+                raise self.error(node, f"cannot unpack {len(vals)} values into {len(target.elts)} names")
+            for t, v in zip(target.elts, vals):
+                self.assign(t, v, node)
+        elif isinstance(target, ast.Subscript):
+            buf = self.eval(target.value)
+            idx = self.eval(target.slice)
+            self.store(buf, idx, value, node)
+        else:
+            raise self.error(node, f"cannot assign to {type(target).__name__}")
+
+    def assign_name(self, name, value, node):
+        try:
+            old = self.lookup(name, node)
+        except CompileError:
+            old = None
+        in_scope = any(name in s for s in self.scopes)
+        if in_scope and isinstance(old, Buffer) and old.scope == "local.var" and not isinstance(value, Buffer):
+            self.store(old, (0,), value, node)
+            return
+        if isinstance(value, Buffer):
+            if value.auto_named:  # name allocations after the user's variable
+                value.name = self.unique(name)
+                value.auto_named = False
+            self.bind(name, value)
+            return
+        if isinstance(value, Expr):
+            if not collect_loads(value) and not _has_call(value):
+                self.bind(name, value)  # a pure index expression: inline it
+                return
+            v = Var(self.unique(name), value.dtype)
+            self.emit(LetStmt(v, value))
+            self.bind(name, v)
+            return
+        self.bind(name, value)
+
+    def store(self, buf, idx, value, node):
+        if not isinstance(buf, Buffer):
+            raise self.error(node, f"cannot assign into {type(buf).__name__}; only buffer elements can be assigned")
+        if not isinstance(idx, tuple):
+            idx = (idx,)
+        if any(isinstance(i, slice) for i in idx):
+            raise self.error(node, f"assignment to a slice of {buf.name}: use T.fill or a T.Parallel loop")
+        if buf.scope == "local.var" and len(idx) == 1:
+            pass
+        elif len(idx) != buf.ndim:
+            raise self.error(node, f"buffer {buf.name} has {buf.ndim} dimensions but is indexed with {len(idx)}")
+        indices = []
+        for i in idx:
+            e = as_expr(_dev(i))
+            if not e.dtype.is_int:
+                raise self.error(node, f"index {e} into {buf.name} has type {e.dtype}; indices must be integers")
+            indices.append(e)
+        value = _dev(value)
+        if isinstance(value, (Buffer, BufferRegion)):
+            raise self.error(node, f"cannot store a buffer into an element of {buf.name}; use T.copy")
+        value = as_expr(value, buf.dtype)
+        if value.dtype != buf.dtype:
+            value = cast(value, buf.dtype)
+        self.emit(BufferStore(buf, indices, value))
+
+    def stmt_AugAssign(self, node):
+        op = _BINOPS[type(node.op)]
+        rhs = _dev(self.eval(node.value))
+        t = node.target
+        if isinstance(t, ast.Subscript):
+            buf = self.eval(t.value)
+            idx = self.eval(t.slice)
+            if not isinstance(buf, Buffer):
+                raise self.error(node, "augmented assignment needs a buffer element")
+            cur = buf[idx] if not (buf.scope == "local.var") else buf.load_var()
+            self.store(buf, idx, op(cur, rhs), node)
+        elif isinstance(t, ast.Name):
+            cur = self.lookup(t.id, node)
+            if isinstance(cur, Buffer) and cur.scope == "local.var":
+                self.store(cur, (0,), op(cur.load_var(), rhs), node)
+            elif isinstance(cur, Buffer):
+                raise self.error(node, f"augmented assignment to buffer {cur.name}: index it")
+            else:
+                self.assign_name(t.id, op(cur, rhs), node)
+        else:
+            raise self.error(node, "unsupported augmented assignment target")
+
+    # control flow ------------------------------------------------------------
+    def stmt_If(self, node):
+        cond = _dev(self.eval(node.test))
+        if not isinstance(cond, Expr):
+            self.parse_scoped(node.body if cond else node.orelse)
+            return
+        c = cond if cond.dtype.is_bool else cond != 0
+        then_body = self.parse_block(node.body)
+        else_body = self.parse_block(node.orelse) if node.orelse else None
+        self.emit(IfThenElse(c, then_body, else_body))
+
+    def parse_scoped(self, stmts):
+        # Python-level branches share the enclosing scope (names bound there stay visible).
+        self.parse_body(stmts)
+
+    def parse_block(self, stmts):
+        b = _builder.require("block")
+        with b.frame() as body:
+            self.scopes.append({})
+            try:
+                self.parse_body(stmts)
+            finally:
+                self.scopes.pop()
+        return seq(body)
+
+    def stmt_While(self, node):
+        cond = _dev(self.eval(node.test))
+        if not isinstance(cond, Expr):
+            raise self.error(node, "while loops need a device condition; use a for loop for Python-level iteration")
+        body = self.parse_block(node.body)
+        self.emit(While(cond, body))
+
+    def stmt_For(self, node):
+        if node.orelse:
+            raise self.error(node, "for ... else is not supported in kernels")
+        it = node.iter
+        if isinstance(it, ast.Call) and self._is_builtin_range(it.func):
+            args = [_dev(self.eval(a)) for a in it.args]
+            if len(args) == 3:
+                spec = LoopSpec("serial", [(args[0], _range_extent(args[0], args[1], args[2]))], step=args[2])
+            elif len(args) in (1, 2):
+                from .loops import serial
+
+                spec = serial(*args)
+            else:
+                raise self.error(node, "range() takes 1 to 3 arguments")
+        else:
+            spec = self.eval(it)
+        if isinstance(spec, LoopSpec):
+            self.parse_loop(node, spec)
+            return
+        if isinstance(spec, Expr):
+            raise self.error(node, "cannot iterate over a device value; use T.serial(n)")
+        try:
+            items = list(spec)
+        except TypeError:
+            raise self.error(node, f"cannot iterate over {type(spec).__name__} in a kernel") from None
+        for item in items:  # a Python iterable: unrolled while parsing
+            self.assign(node.target, item, node)
+            self.parse_body(node.body)
+
+    def _is_builtin_range(self, fnode) -> bool:
+        if not isinstance(fnode, ast.Name) or fnode.id != "range":
+            return False
+        try:
+            return self.lookup("range", fnode) is builtins.range
+        except CompileError:
+            return False
+
+    def parse_loop(self, node, spec: LoopSpec):
+        target = node.target
+        names = [target] if isinstance(target, ast.Name) else list(getattr(target, "elts", []))
+        if not names or not all(isinstance(n, ast.Name) for n in names):
+            raise self.error(node, "loop targets must be names")
+        if len(names) != len(spec.ranges):
+            raise self.error(
+                node, f"the loop has {len(spec.ranges)} dimensions but binds {len(names)} names"
+            )
+        b = _builder.require("loop")
+        loop_vars = [Var(self.unique(n.id), _dt.int32) for n in names]
+        with b.frame() as body:
+            self.scopes.append({})
+            b.loops.append(spec.kind)
+            try:
+                for n, v, (start, _) in zip(names, loop_vars, spec.ranges):
+                    if spec.step is not None:
+                        self.bind(n.id, as_expr(start) + v * spec.step)
+                    else:
+                        self.bind(n.id, v)
+                self.parse_body(node.body)
+            finally:
+                b.loops.pop()
+                self.scopes.pop()
+        stmt = seq(body)
+        for v, (start, ext) in reversed(list(zip(loop_vars, spec.ranges))):
+            s = 0 if spec.step is not None else start
+            stmt = For(v, s, ext, spec.kind, stmt, spec.annotations)
+        self.emit(stmt)
+
+    def stmt_With(self, node):
+        if len(node.items) != 1:
+            raise self.error(node, "use one context manager per with statement")
+        item = node.items[0]
+        spec = self.eval(item.context_expr)
+        if not isinstance(spec, KernelSpec):
+            raise self.error(node, f"unsupported with-statement context {type(spec).__name__}; expected T.Kernel")
+        b = _builder.require("T.Kernel")
+        if b.kernels:
+            raise self.error(node, "T.Kernel cannot be nested")
+        var_names = ["bx", "by", "bz"]
+        targets = []
+        if item.optional_vars is not None:
+            ov = item.optional_vars
+            targets = [ov] if isinstance(ov, ast.Name) else list(getattr(ov, "elts", []))
+            if not all(isinstance(t, ast.Name) for t in targets):
+                raise self.error(node, "T.Kernel binds block indices to plain names")
+            if len(targets) != len(spec.grid):
+                raise self.error(
+                    node,
+                    f"T.Kernel has {len(spec.grid)} grid dimensions but binds {len(targets)} names",
+                )
+        block_vars = []
+        for i in range(len(spec.grid)):
+            name = targets[i].id if i < len(targets) else var_names[i]
+            block_vars.append(Var(self.unique(name), _dt.int32))
+        thread_vars = [Var(self.unique(n), _dt.int32) for n in ("tx", "ty", "tz")[: len(spec.threads)]]
+        frame = KernelFrame(block_vars, spec.grid, spec.threads, thread_vars)
+        b.kernels.append(frame)
+        with b.frame() as body:
+            self.scopes.append({})
+            try:
+                for t, v in zip(targets, block_vars):
+                    self.bind(t.id, v)
+                self.parse_body(node.body)
+            finally:
+                self.scopes.pop()
+                b.kernels.pop()
+        attrs = dict(spec.attrs)
+        attrs["uses_thread_binding"] = frame.thread_binding_used
+        self.emit(Kernel(block_vars, spec.grid, spec.threads, thread_vars, seq(body), attrs))
+
+
+def _range_extent(start, stop, step):
+    if all(isinstance(x, int) for x in (start, stop, step)):
+        if step == 0:
+            raise CompileError("range() step must not be zero")
+        return max(0, -(-(stop - start) // step)) if step > 0 else max(0, -(-(start - stop) // -step))
+    if not isinstance(step, int) or step <= 0:
+        raise CompileError("range() with a device bound needs a positive constant step")
+    return (as_expr(stop) - start + (step - 1)) // step
+
+
+def _has_call(e) -> bool:
+    found = []
+
+    from ..ir.visitor import walk
+
+    walk(e, lambda n: found.append(1) if isinstance(n, Call) else None)
+    return bool(found)
+
+
+# ---------------------------------------------------------------------------- entry points
+
+
+def _source_info(func):
+    try:
+        lines, first = inspect.getsourcelines(func)
+        file = inspect.getsourcefile(func) or func.__code__.co_filename
+    except (OSError, TypeError) as e:
+        raise CompileError(f"cannot read the source of {func.__name__}: {e}") from None
+    src = textwrap.dedent("".join(lines))
+    tree = ast.parse(src)
+    fdef = tree.body[0]
+    if not isinstance(fdef, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        raise CompileError(f"{func.__name__} is not a function definition")
+    return fdef, file, first - 1
+
+
+def _closure(func) -> dict:
+    out = {}
+    if func.__closure__:
+        for name, cell in zip(func.__code__.co_freevars, func.__closure__):
+            try:
+                out[name] = cell.cell_contents
+            except ValueError:
+                pass
+    return out
+
+
+def parse_prim_func(func) -> PrimFunc:
+    fdef, file, offset = _source_info(func)
+    p = Parser(func, file, offset, func.__globals__, _closure(func))
+    params = []
+    with _builder.building() as b:
+        for arg in fdef.args.args:
+            if arg.annotation is None:
+                raise p.error(arg, f"parameter {arg.arg} needs an annotation such as T.Tensor((M, N), 'float16')")
+            ann = p.eval(arg.annotation)
+            with at(p.span(arg)):
+                param = _make_param(arg.arg, ann, p.span(arg))
+            params.append(param)
+            p.bind(arg.arg, param)
+            p.names_used[arg.arg] = 1
+        # a prim_func body is a sequence of kernels; anything else must be inside one
+        body_nodes = [s for s in fdef.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+        try:
+            p.parse_body(body_nodes)
+        except _Return as r:
+            if r.value is not None:
+                raise CompileError("a prim_func cannot return a value", p.span(fdef)) from None
+        body = seq(b.frames[0])
+    _check_top_level(body)
+    return PrimFunc(fdef.name, params, body, span=p.span(fdef))
+
+
+def _make_param(name, ann, span):
+    if isinstance(ann, TensorAnnotation):
+        if ann.scope != "global":
+            raise CompileError(f"parameter {name}: kernel parameters are global tensors (T.Tensor)", span)
+        return Buffer(name, ann.shape, ann.dtype, "global", span=span)
+    if isinstance(ann, (DataType, ScalarAnnotation)):
+        return Var(name, as_dtype(ann))
+    if isinstance(ann, Var):
+        return ann
+    if isinstance(ann, str):
+        try:
+            return Var(name, as_dtype(ann))
+        except ValueError:
+            pass
+    raise CompileError(
+        f"parameter {name}: unsupported annotation {ann!r}; use T.Tensor(shape, dtype) or a scalar type like T.int32",
+        span,
+    )
+
+
+def _check_top_level(body):
+    from ..ir.stmt import Allocate, LetStmt, SeqStmt
+
+    stmts = body.stmts if isinstance(body, SeqStmt) else [body]
+    for s in stmts:
+        if isinstance(s, (Kernel, LetStmt)):
+            continue
+        if isinstance(s, Allocate) and s.buffer.scope == "global":
+            continue
+        raise CompileError(
+            f"{type(s).__name__} outside `with T.Kernel(...)`: every statement of a prim_func must be inside a kernel",
+            s.span,
+        )
+
+
+class Macro:
+    """`@T.macro`: a helper whose body is inlined where it is called inside a kernel."""
+
+    def __init__(self, func):
+        self.func = func
+        self.__name__ = func.__name__
+        self.__doc__ = func.__doc__
+        self._parsed = None
+
+    def __call__(self, *args, **kwargs):
+        if _builder.current() is None:
+            raise CompileError(f"macro {self.__name__} can only be called inside a @T.prim_func")
+        return self.expand(args, kwargs, None)
+
+    def expand(self, args, kwargs, span):
+        if self._parsed is None:
+            self._parsed = _source_info(self.func)
+        fdef, file, offset = self._parsed
+        p = Parser(self.func, file, offset, self.func.__globals__, _closure(self.func))
+        sig = inspect.signature(self.func)
+        try:
+            bound = sig.bind(*args, **kwargs)
+        except TypeError as e:
+            raise CompileError(f"macro {self.__name__}: {e}", span) from None
+        bound.apply_defaults()
+        anns = {a.arg: a.annotation for a in fdef.args.args + fdef.args.kwonlyargs}
+        for name, value in bound.arguments.items():
+            ann_node = anns.get(name)
+            if ann_node is not None:
+                ann = p.eval(ann_node)
+                value = _check_macro_arg(self.__name__, name, ann, value, span)
+            p.bind(name, value)
+        try:
+            p.parse_body(fdef.body)
+        except _Return as r:
+            return r.value
+        return None
+
+
+def _check_macro_arg(macro, name, ann, value, span):
+    if isinstance(ann, TensorAnnotation):
+        with at(span):
+            ann.check(name, value)
+        return value
+    dt = None
+    if isinstance(ann, (DataType, ScalarAnnotation)):
+        dt = as_dtype(ann)
+    if dt is not None:
+        if isinstance(value, Buffer) and value.scope != "local.var":
+            raise CompileError(f"macro {macro}: parameter {name} expects a {dt} scalar, got buffer {value.name}", span)
+        v = _dev(value)
+        if isinstance(v, Expr):
+            return cast(v, dt) if v.dtype != dt else v
+        if isinstance(v, (int, float, bool)):
+            return v
+        raise CompileError(f"macro {macro}: parameter {name} expects a {dt} scalar, got {v!r}", span)
+    return value
+
+
+def prim_func(func=None, *, private: bool = False):
+    """Decorator: parse a kernel function into a PrimFunc."""
+    if func is None:
+        return lambda f: prim_func(f, private=private)
+    return parse_prim_func(func)
+
+
+def macro(func=None, *, hygienic: bool = True):
+    if func is None:
+        return lambda f: Macro(f)
+    return Macro(func)
+

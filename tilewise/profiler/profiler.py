@@ -1,0 +1,58 @@
+"""Profiler: checks a kernel against a reference program and times it."""
+from __future__ import annotations
+
+from .bench import do_bench as _do_bench
+from .supply import TensorSupplyType, make_inputs
+
+
+class Profiler:
+    def __init__(self, kernel, supply: TensorSupplyType = TensorSupplyType.Auto):
+        self.kernel = kernel
+        self.supply = supply
+
+    def _inputs(self, input_tensors=None):
+        return list(input_tensors) if input_tensors is not None else make_inputs(self.kernel, self.supply)
+
+    def run_once(self, func=None):
+        ins = self._inputs()
+        return (func or self.kernel)(*ins)
+
+    def do_bench(self, func=None, warmup: float = 25, rep: float = 100, n_warmup: int = 0, n_repeat: int = 0,
+                 input_tensors=None, **_) -> float:
+        ins = self._inputs(input_tensors)
+        f = func or self.kernel
+        return _do_bench(lambda: f(*ins), warmup=warmup, rep=rep, _n_warmup=n_warmup, _n_repeat=n_repeat)
+
+    def assert_allclose(self, reference_program, input_tensors=None, atol: float = 1e-2, rtol: float = 1e-2,
+                        max_mismatched_ratio: float = 0.01) -> None:
+        from ..testing import torch_assert_close
+
+        ins = self._inputs(input_tensors)
+        outs = self.kernel(*ins)
+        refs = reference_program(*ins)
+        if outs is None:  # in-place kernels: compare the written inputs
+            outs = [ins[i] for i in range(len(ins))]
+        if not isinstance(outs, (list, tuple)):
+            outs = [outs]
+        if not isinstance(refs, (list, tuple)):
+            refs = [refs]
+        if len(outs) != len(refs):
+            raise AssertionError(f"the kernel returned {len(outs)} outputs but the reference {len(refs)}")
+        for k, (o, r) in enumerate(zip(outs, refs)):
+            torch_assert_close(o, r, atol=atol, rtol=rtol, max_mismatched_ratio=max_mismatched_ratio,
+                               base_name=f"output {k}")
+
+    def assert_consistent(self, repeat: int = 10) -> None:
+        import numpy as np
+
+        from ..testing import to_numpy
+
+        ins = self._inputs()
+        first = self.kernel(*ins)
+        for _ in range(repeat):
+            again = self.kernel(*ins)
+            a = first if isinstance(first, (list, tuple)) else [first]
+            b = again if isinstance(again, (list, tuple)) else [again]
+            for x, y in zip(a, b):
+                if not np.array_equal(to_numpy(x), to_numpy(y)):
+                    raise AssertionError("the kernel gave different results on identical inputs")

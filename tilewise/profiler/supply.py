@@ -1,0 +1,72 @@
+"""Random inputs for a kernel's parameters (TileLang's TensorSupplyType)."""
+from __future__ import annotations
+
+import enum
+
+import numpy as np
+
+from ..ir.buffer import Buffer
+
+
+class TensorSupplyType(enum.Enum):
+    Integer = 1
+    Uniform = 2
+    Normal = 3
+    Randn = 4
+    Zero = 5
+    One = 6
+    Auto = 7
+
+
+def _torch_available() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def make_inputs(kernel, supply: TensorSupplyType = TensorSupplyType.Auto, use_torch: bool | None = None):
+    """One input per non-output parameter; torch tensors when torch is installed."""
+    if use_torch is None:
+        use_torch = _torch_available()
+    rng = np.random.default_rng()
+    out = []
+    for i, p in enumerate(kernel.params):
+        if i in kernel.out_idx:
+            continue
+        if not isinstance(p, Buffer):
+            raise ValueError(f"the profiler cannot invent a value for the scalar parameter {p.name}; pass input_tensors")
+        if not all(isinstance(d, int) for d in p.shape):
+            raise ValueError(f"the profiler needs static shapes, but {p.name} has shape {p.shape}; pass input_tensors")
+        shape = p.shape
+        dt = p.dtype
+        s = supply
+        if s == TensorSupplyType.Auto:
+            s = TensorSupplyType.Integer if dt.is_int or dt.is_bool else TensorSupplyType.Uniform
+        if s == TensorSupplyType.Integer:
+            lo, hi = (0, 2) if dt.is_bool else ((0, 4) if not dt.is_signed and dt.is_int else (-2, 3))
+            a = rng.integers(lo, hi, size=shape)
+        elif s == TensorSupplyType.Uniform:
+            a = rng.uniform(-1.0, 1.0, size=shape)
+        elif s in (TensorSupplyType.Normal, TensorSupplyType.Randn):
+            a = rng.standard_normal(size=shape)
+        elif s == TensorSupplyType.Zero:
+            a = np.zeros(shape)
+        else:
+            a = np.ones(shape)
+        a = a.astype(dt.numpy)
+        if use_torch:
+            from ..jit.args import torch_dtype
+            import torch
+
+            if dt.name == "bfloat16":
+                t = torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+            elif dt.name.startswith("float8"):
+                t = torch.from_numpy(a.view(np.uint8)).view(torch_dtype(dt))
+            else:
+                t = torch.from_numpy(a)
+            out.append(t)
+        else:
+            out.append(a)
+    return out

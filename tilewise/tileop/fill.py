@@ -1,0 +1,59 @@
+"""T.fill(buf, value) and T.clear(buf): set every element of a tile."""
+from __future__ import annotations
+
+from ..errors import CompileError
+from ..ir.buffer import Buffer, BufferRegion
+from ..ir.expr import Expr, as_expr, cast
+from ..ir.stmt import BufferStore, For, IfThenElse, Stmt
+from ..language.builder import emit, require_kernel
+from .base import LowerContext, TileOp, register
+from .region import as_region, in_bounds, region_indices, squeezed
+
+
+@register
+class Fill(TileOp):
+    op_name = "fill"
+    _fields = ("dst", "value")
+
+    def __init__(self, dst: BufferRegion, value: Expr):
+        self._init()
+        self.dst = dst
+        self.value = value
+
+    def lower_cpu(self, ctx: LowerContext) -> Stmt:
+        ext = squeezed(self.dst)
+        loop_vars = [ctx.fresh("i") for _ in ext]
+        idx = region_indices(self.dst, loop_vars)
+        body: Stmt = BufferStore(self.dst.buffer, idx, self.value)
+        if self.dst.buffer.scope == "global":
+            ranges = dict(ctx.ranges)
+            for v, e in zip(loop_vars, ext):
+                if isinstance(e, int):
+                    ranges[v] = (0, e - 1)
+            guard = in_bounds(idx, self.dst.buffer, ranges)
+            if guard is not None:
+                body = IfThenElse(guard, body)
+        for i, (v, e) in enumerate(reversed(list(zip(loop_vars, ext)))):
+            body = For(v, 0, e, "parallel" if i == 0 else "serial", body)
+        return body
+
+
+def fill(buffer, value) -> None:
+    require_kernel("T.fill")
+    if isinstance(buffer, Buffer) and buffer.scope == "local.var":
+        region = BufferRegion(buffer, [(0, 1)])
+    else:
+        region = as_region(buffer, "T.fill", allow_corner=False)
+    dt = region.buffer.dtype
+    if isinstance(value, Buffer) and value.scope == "local.var":
+        value = value.load_var()
+    if not isinstance(value, (int, float, bool, Expr)):
+        raise CompileError(f"T.fill: the value must be a scalar, got {type(value).__name__}")
+    v = as_expr(value, dt)
+    if v.dtype != dt:
+        v = cast(v, dt)
+    emit(Fill(region, v))
+
+
+def clear(buffer) -> None:
+    fill(buffer, 0)

@@ -1,0 +1,138 @@
+"""T.gemm(A, B, C): C += op(A) @ op(B) on tiles; A and B in shared or fragment memory, C a
+fragment accumulator."""
+from __future__ import annotations
+
+import enum
+
+from ..errors import CompileError
+from ..ir import dtype as _dt
+from ..ir.buffer import BufferRegion
+from ..ir.expr import BufferLoad, Call, Const
+from ..ir.stmt import Evaluate, Stmt, seq
+from ..language.builder import emit, require_kernel
+from .base import LowerContext, TileOp, register
+from .fill import Fill
+from .region import as_region, check_static_region, shape_str, squeezed
+
+
+class GemmWarpPolicy(enum.IntEnum):
+    """How the warps of a block split the C tile (TileLang's names)."""
+
+    Square = 0
+    FullRow = 1
+    FullCol = 2
+
+
+_ALLOWED = {
+    ("float16", "float16"): ("float32", "float16"),
+    ("bfloat16", "bfloat16"): ("float32",),
+    ("float32", "float32"): ("float32",),
+    ("float64", "float64"): ("float64",),
+    ("int8", "int8"): ("int32",),
+    ("uint8", "uint8"): ("int32",),
+    ("int8", "uint8"): ("int32",),
+    ("uint8", "int8"): ("int32",),
+    ("float8_e4m3", "float8_e4m3"): ("float32",),
+    ("float8_e5m2", "float8_e5m2"): ("float32",),
+    ("float8_e4m3", "float8_e5m2"): ("float32",),
+    ("float8_e5m2", "float8_e4m3"): ("float32",),
+}
+
+
+@register
+class Gemm(TileOp):
+    op_name = "gemm"
+    _fields = ("A", "B", "C")
+
+    def __init__(self, A, B, C, trans_A: bool, trans_B: bool, policy: int, clear_accum: bool, k_pack: int = 1):
+        self._init()
+        self.A, self.B, self.C = A, B, C
+        self.trans_A, self.trans_B = trans_A, trans_B
+        self.policy = int(policy)
+        self.clear_accum = clear_accum
+        self.k_pack = k_pack
+
+    def attrs(self) -> dict:
+        return {
+            "transpose_A": self.trans_A,
+            "transpose_B": self.trans_B,
+            "policy": GemmWarpPolicy(self.policy).name,
+            "clear_accum": self.clear_accum,
+        }
+
+    @property
+    def mnk(self) -> tuple[int, int, int]:
+        a, c = squeezed(self.A), squeezed(self.C)
+        M, N = c
+        K = a[0] if self.trans_A else a[1]
+        return M, N, K
+
+    def lower_cpu(self, ctx: LowerContext) -> Stmt:
+        M, N, K = self.mnk
+        args = [Const(M, _dt.int32), Const(N, _dt.int32), Const(K, _dt.int32)]
+        for r in (self.A, self.B, self.C):
+            args.append(Call("address_of", [BufferLoad(r.buffer, r.starts)], _dt.handle))
+            args.append(Const(leading_dim(r), _dt.int32))
+        call = Call("gemm", args, _dt.handle, {"trans_a": self.trans_A, "trans_b": self.trans_B})
+        stmts = []
+        if self.clear_accum:
+            stmts.append(Fill(self.C, Const(0, self.C.buffer.dtype)).lower_cpu(ctx))
+        stmts.append(Evaluate(call))
+        return seq(stmts)
+
+
+def leading_dim(r: BufferRegion) -> int:
+    """Row stride of a 2-D tile inside its buffer; the tile's last axis must be contiguous."""
+    nonunit = [i for i, e in enumerate(r.extents) if e != 1]
+    strides = r.buffer.strides()
+    if len(nonunit) < 2:
+        nonunit = ([r.buffer.ndim - 2] if r.buffer.ndim >= 2 else []) + [r.buffer.ndim - 1]
+    row, col = nonunit[-2] if len(nonunit) >= 2 else None, nonunit[-1]
+    if strides[col] != 1:
+        raise CompileError(f"T.gemm: the last axis of the {r.buffer.name} tile must be the buffer's last axis")
+    return strides[row] if row is not None else 1
+
+
+def _operand(x, what):
+    r = as_region(x, f"T.gemm {what}", allow_corner=False)
+    if not isinstance(r, BufferRegion):
+        r = BufferRegion(r.buffer, [(i, 1) for i in r.indices])
+    check_static_region(r, f"T.gemm {what}")
+    return r
+
+
+def gemm(A, B, C, transpose_A: bool = False, transpose_B: bool = False, policy=GemmWarpPolicy.Square,
+         clear_accum: bool = False, k_pack: int = 1, wg_wait: int = 0) -> None:
+    require_kernel("T.gemm")
+    a, b, c = _operand(A, "A"), _operand(B, "B"), _operand(C, "C")
+    for r, what, scopes in ((a, "A", ("shared", "shared.dyn", "local.fragment")),
+                            (b, "B", ("shared", "shared.dyn", "local.fragment")),
+                            (c, "C", ("local.fragment",))):
+        if r.buffer.scope not in scopes:
+            raise CompileError(
+                f"T.gemm: {what} ({r.buffer.name}) is in {r.buffer.scope} memory; it must be in "
+                + " or ".join(sorted(set(s.replace('.dyn', '') for s in scopes)))
+            )
+    sa, sb, sc = squeezed(a), squeezed(b), squeezed(c)
+    for s, what, r in ((sa, "A", a), (sb, "B", b), (sc, "C", c)):
+        if len(s) != 2:
+            raise CompileError(f"T.gemm: {what} ({r.buffer.name}) must be a 2-D tile, got shape {shape_str(s)}")
+    M, Ka = (sa[1], sa[0]) if transpose_A else (sa[0], sa[1])
+    Kb, N = (sb[1], sb[0]) if transpose_B else (sb[0], sb[1])
+    if Ka != Kb:
+        raise CompileError(
+            f"T.gemm: the K extents differ: A ({a.buffer.name}{shape_str(sa)}{', transposed' if transpose_A else ''}) "
+            f"has K={Ka}, B ({b.buffer.name}{shape_str(sb)}{', transposed' if transpose_B else ''}) has K={Kb}"
+        )
+    if (M, N) != tuple(sc):
+        raise CompileError(
+            f"T.gemm: C ({c.buffer.name}) has shape {shape_str(sc)} but op(A) @ op(B) is ({M}, {N})"
+        )
+    key = (a.buffer.dtype.name, b.buffer.dtype.name)
+    allowed = _ALLOWED.get(key)
+    if allowed is None or c.buffer.dtype.name not in allowed:
+        raise CompileError(
+            f"T.gemm: unsupported types A={a.buffer.dtype}, B={b.buffer.dtype}, C={c.buffer.dtype}; "
+            "supported: float16/bfloat16/float8 -> float32, float32 -> float32, int8 -> int32"
+        )
+    emit(Gemm(a, b, c, bool(transpose_A), bool(transpose_B), int(policy), bool(clear_accum), k_pack))

@@ -1,0 +1,119 @@
+"""Operands of tile operators: buffers, elements (a corner) and slices, normalised to regions."""
+from __future__ import annotations
+
+from ..errors import CompileError
+from ..ir.buffer import Buffer, BufferRegion
+from ..ir.expr import BufferLoad, Const, Expr, as_expr, const_value
+from ..ir.simplify import simplify, structural_equal
+
+
+def as_region(x, what: str, allow_corner: bool = True):
+    """A BufferRegion, or a BufferLoad (a corner whose extents come from the other operand)."""
+    if isinstance(x, BufferRegion):
+        return x
+    if isinstance(x, Buffer):
+        return BufferRegion.full(x)
+    if isinstance(x, BufferLoad):
+        if not allow_corner:
+            return BufferRegion(x.buffer, [(i, 1) for i in x.indices])
+        return x
+    raise CompileError(f"{what}: expected a buffer, an element or a slice, got {type(x).__name__} {x!r}")
+
+
+def corner_to_region(corner: BufferLoad, extents) -> BufferRegion:
+    """Right-align the other operand's extents onto the corner's dimensions."""
+    nd = len(corner.indices)
+    ext = list(extents)
+    if len(ext) > nd:
+        # drop leading unit extents of the other side
+        while len(ext) > nd and _is_one(ext[0]):
+            ext.pop(0)
+        if len(ext) > nd:
+            raise CompileError(
+                f"cannot place a tile of shape {tuple(extents)} at {corner.buffer.name}{list(corner.indices)}: "
+                f"{corner.buffer.name} has only {nd} dimensions"
+            )
+    full = [1] * (nd - len(ext)) + ext
+    return BufferRegion(corner.buffer, list(zip(corner.indices, full)))
+
+
+def _is_one(e) -> bool:
+    return e == 1 if isinstance(e, int) else (isinstance(e, Const) and e.value == 1)
+
+
+def squeezed(region: BufferRegion) -> list:
+    """Extents without unit dimensions (the tile's logical shape)."""
+    return [e for e in region.extents if not _is_one(e)]
+
+
+def extents_equal(a, b) -> bool:
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        if isinstance(x, int) and isinstance(y, int):
+            if x != y:
+                return False
+            continue
+        if not structural_equal(simplify(as_expr(x)), simplify(as_expr(y))):
+            d = const_value(simplify(as_expr(x) - as_expr(y)))
+            if d != 0:
+                return False
+    return True
+
+
+def shape_str(ext) -> str:
+    return "(" + ", ".join(str(e) for e in ext) + ")"
+
+
+def pair_regions(src, dst, what: str):
+    """Normalise (src, dst) to regions whose squeezed extents agree."""
+    src = as_region(src, f"{what} source")
+    dst = as_region(dst, f"{what} destination")
+    if isinstance(src, BufferLoad) and isinstance(dst, BufferLoad):
+        src = BufferRegion(src.buffer, [(i, 1) for i in src.indices])
+        dst = BufferRegion(dst.buffer, [(i, 1) for i in dst.indices])
+    elif isinstance(src, BufferLoad):
+        src = corner_to_region(src, dst.extents)
+    elif isinstance(dst, BufferLoad):
+        dst = corner_to_region(dst, src.extents)
+    se, de = squeezed(src), squeezed(dst)
+    if not extents_equal(se, de):
+        raise CompileError(
+            f"{what}: the source {src.buffer.name} region has shape {shape_str(se)} but the destination "
+            f"{dst.buffer.name} region has shape {shape_str(de)}"
+        )
+    return src, dst
+
+
+def region_indices(region: BufferRegion, loop_vars) -> list[Expr]:
+    """Buffer indices of the element at tile position `loop_vars` (one per non-unit dim)."""
+    out = []
+    k = 0
+    for start, ext in region.region:
+        if _is_one(ext):
+            out.append(as_expr(start))
+        else:
+            out.append(simplify(as_expr(start) + loop_vars[k]))
+            k += 1
+    assert k == len(loop_vars), (k, len(loop_vars))
+    return out
+
+
+def check_static_region(region: BufferRegion, what: str) -> None:
+    for _, e in region.region:
+        if not isinstance(e, int):
+            raise CompileError(f"{what}: the extent {e} of {region.buffer.name} must be a compile-time constant")
+
+
+def in_bounds(region_idx, buffer: Buffer, ranges) -> Expr | None:
+    """The guard that keeps indices inside a global buffer, or None when provably inside."""
+    from ..ir.expr import logical_and
+    from ..ir.simplify import prove
+
+    cond = None
+    for idx, dim in zip(region_idx, buffer.shape):
+        for c in (idx < dim, idx >= 0):
+            if prove(c, ranges) is True:
+                continue
+            cond = c if cond is None else logical_and(cond, c)
+    return cond

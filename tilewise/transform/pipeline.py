@@ -1,0 +1,29 @@
+"""The passes each target runs, in order. TILEWISE_DUMP_IR=dir writes the IR after each."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..ir.stmt import PrimFunc
+from .lower_tile_ops import lower_tile_ops
+from .simplify_indices import simplify_indices
+
+
+def cpu_passes():
+    return [
+        ("lower_tile_ops", lambda f: lower_tile_ops(f, "cpu")),
+        ("simplify_indices", simplify_indices),
+    ]
+
+
+def run_passes(func: PrimFunc, passes, dump_dir: str | None = None) -> PrimFunc:
+    dump_dir = dump_dir if dump_dir is not None else os.environ.get("TILEWISE_DUMP_IR")
+    if dump_dir:
+        d = Path(dump_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"{func.name}.00_input.py").write_text(func.script() + "\n")
+    for i, (name, p) in enumerate(passes, 1):
+        func = p(func)
+        if dump_dir:
+            (Path(dump_dir) / f"{func.name}.{i:02d}_{name}.py").write_text(func.script() + "\n")
+    return func
