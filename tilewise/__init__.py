@@ -1,11 +1,13 @@
 """tilewise: the TileLang tiled programming model in Python, for CPUs and CUDA GPUs."""
 __version__ = "0.1.0"
 
-from . import language  # noqa: E402
+from . import (
+    language,  # noqa: E402
+    testing,  # noqa: E402
+)
 from .errors import CompileError, InternalError  # noqa: E402
 from .jit import JITKernel, cached, compile, jit, lower  # noqa: E402
 from .profiler import Profiler, TensorSupplyType  # noqa: E402
-from . import testing  # noqa: E402
 
 __all__ = [
     "CompileError", "InternalError", "JITKernel", "Profiler", "TensorSupplyType", "__version__",

@@ -1,14 +1,19 @@
 """Errors a user can cause name their source line; internal errors say they are bugs."""
 from __future__ import annotations
 
+import os
+import sys
+
 from .ir.span import Span, current_span
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 class CompileError(Exception):
     """An invalid program: carries the user's file:line and the source line."""
 
     def __init__(self, message: str, span: Span | None = None, extra_spans: tuple = ()):
-        self.span = span if span is not None else current_span()
+        self.span = span if span is not None else (current_span() or _user_frame_span())
         self.message = message
         self.extra_spans = tuple(s for s in extra_spans if s is not None)
         super().__init__(self._format())
@@ -38,3 +43,15 @@ class InternalError(RuntimeError):
             f"internal error in tilewise{where}: {message}\n"
             "This is a bug in tilewise; please report it with the kernel that triggers it."
         )
+
+
+def _user_frame_span() -> Span | None:
+    """The innermost caller outside tilewise, for errors raised while no kernel line is being
+    parsed (e.g. a T.Tensor annotation that Python evaluates when it defines the function)."""
+    f = sys._getframe(1)
+    while f is not None:
+        name = f.f_code.co_filename
+        if not name.startswith("<") and not os.path.abspath(name).startswith(_PACKAGE_DIR + os.sep):
+            return Span(f.f_code.co_filename, f.f_lineno)
+        f = f.f_back
+    return None

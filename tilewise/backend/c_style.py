@@ -8,7 +8,7 @@ import re
 from ..errors import InternalError
 from ..ir.buffer import Buffer
 from ..ir.dtype import DataType
-from ..ir.expr import BinOp, BufferLoad, Call, Cast, Compare, Const, Expr, Select, UnaryOp, Var
+from ..ir.expr import BinOp, BufferLoad, Call, Cast, Compare, Const, Select, UnaryOp, Var
 from ..ir.stmt import (
     Allocate,
     Annotation,
@@ -172,6 +172,9 @@ class CStyleRenderer:
             return f"tw::{e.op}({a}, {b})"
         if e.op in ("floordiv", "floormod"):
             return f"tw::{e.op}({a}, {b})"
+        if e.op in ("div", "truncmod") and e.dtype.is_int and not (isinstance(e.b, Const) and e.b.value not in (0, -1)):
+            # a run-time divisor may be 0 (or -1 with the most negative dividend): these must not trap
+            return f"tw::{'truncdiv' if e.op == 'div' else 'truncmod'}({a}, {b})"
         if e.op == "div" and e.dtype.is_float and e.dtype.bits < 32:
             return f"(({c_type(e.dtype)})((float)({a}) / (float)({b})))"
         if e.dtype.is_float and e.dtype.bits < 32 and e.op in ("add", "sub", "mul"):
@@ -223,9 +226,13 @@ class CStyleRenderer:
     def expr_BufferLoad(self, e: BufferLoad) -> str:
         return f"{self.buf(e.buffer)}[{self.offset(e.buffer, e.indices)}]"
 
+    def wide_index(self, buffer: Buffer) -> bool:
+        """Whether offsets into `buffer` are computed in 64 bits (by default: global tensors)."""
+        return buffer.scope == "global"
+
     def offset(self, buffer: Buffer, indices) -> str:
-        """Flattened row-major offset; 64-bit for global tensors."""
-        wide = buffer.scope == "global"
+        """Flattened row-major offset; 64-bit where `wide_index` says so."""
+        wide = self.wide_index(buffer)
         strides = buffer.strides()
         terms = []
         for idx, st in zip(indices, strides):

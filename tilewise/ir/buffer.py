@@ -35,6 +35,7 @@ class Buffer:
         self.uid = next(_ids)
         self.span = span if span is not None else current_span()
         self.auto_named = False  # set by T.alloc_*: the parser renames it on assignment
+        self.byte_offset = 0  # for views: where this buffer starts inside `base` (shared memory planning)
 
     # identity semantics: two buffers are the same only if they are the same object
     __hash__ = object.__hash__

@@ -41,7 +41,7 @@ class DataType:
 
     def __call__(self, value=None):
         """`T.float32(1.0)` makes a constant; `T.int32()` inside a macro signature is an annotation."""
-        from .expr import const, as_expr, Cast
+        from .expr import Cast, as_expr, const
 
         if value is None:
             return ScalarAnnotation(self)

@@ -153,10 +153,19 @@ class Const(Expr):
         if dtype.is_bool:
             value = bool(value)
         elif dtype.is_int:
-            value = int(value)
+            value = _wrap_int(int(value), dtype)
         else:
             value = float(value)
         self.value = value
+
+
+def _wrap_int(v: int, dtype: DataType) -> int:
+    """Two's-complement wrap into the type's range, as a C cast does."""
+    bits = dtype.bits
+    v &= (1 << bits) - 1
+    if dtype.is_signed and v >= 1 << (bits - 1):
+        v -= 1 << bits
+    return v
 
 
 class Var(Expr):

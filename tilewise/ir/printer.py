@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .buffer import Buffer, BufferRegion
-from .expr import BinOp, BufferLoad, Call, Cast, Compare, Const, Expr, Select, UnaryOp, Var
+from .expr import BinOp, BufferLoad, Call, Cast, Compare, Const, Select, UnaryOp, Var
 from .stmt import (
     Allocate,
     Annotation,
@@ -49,12 +49,39 @@ class _UniqueNamer:
         return self.names[key]
 
 
+class _ReadableNamer:
+    """Keeps the user's names, suffixing `_1`, `_2` when distinct objects share one (e.g. the
+    loop index `i` of a macro inlined inside a loop over another `i`)."""
+
+    def __init__(self):
+        self.names: dict[int, str] = {}
+        self.taken: set[str] = set()
+        self.keep: list = []  # holds the objects so that their ids stay unique
+
+    def __call__(self, obj) -> str:
+        key = id(obj)
+        name = self.names.get(key)
+        if name is None:
+            base = name = obj.name
+            k = 0
+            while name in self.taken:
+                k += 1
+                name = f"{base}_{k}"
+            self.taken.add(name)
+            self.names[key] = name
+            self.keep.append(obj)
+        return name
+
+
 def structural_text(f) -> str:
     """The IR as text with every variable and buffer named by first appearance: equal text
     means the same program, whatever the objects' identities."""
     _namers.append(_UniqueNamer())
     try:
-        return func_str(f)
+        text = func_str(f)
+        # types the text does not otherwise show
+        dyn = ", ".join(f"{var_name(v)}: {v.dtype.name}" for v in f.dynamic_vars())
+        return text + (f"\n# dynamic: {dyn}" if dyn else "")
     finally:
         _namers.pop()
 
@@ -97,15 +124,63 @@ def expr_str(e, prec: int = 0) -> str:
     if isinstance(e, BufferRegion):
         parts = []
         for st, ext in e.region:
-            parts.append(f"{expr_str(st)}:+{expr_str(ext)}")
+            if isinstance(ext, int) and ext == 1 or isinstance(ext, Const) and ext.value == 1:
+                parts.append(expr_str(st))
+            else:
+                parts.append(f"{expr_str(st)}:{expr_str(_region_end(st, ext))}")
         return f"{var_name(e.buffer)}[{', '.join(parts)}]"
     if isinstance(e, Buffer):
         return var_name(e)
     return repr(e)
 
 
+def _region_end(start, extent):
+    from .expr import as_expr
+    from .simplify import simplify
+
+    return simplify(as_expr(start) + extent)
+
+
 def _dims(shape) -> str:
     return ", ".join(expr_str(d) for d in shape)
+
+
+def _shape(shape) -> str:
+    """A shape as a Python tuple literal: `(4,)`, `(4, 8)`."""
+    if len(shape) == 1:
+        return f"({expr_str(shape[0])},)"
+    return f"({_dims(shape)})"
+
+
+_LOOP_NAMES = {"parallel": "Parallel", "pipelined": "Pipelined"}
+_ALLOC_NAMES = {
+    "shared": "alloc_shared", "shared.dyn": "alloc_shared", "local.fragment": "alloc_fragment",
+    "local": "alloc_local",
+}  # fmt: skip
+
+
+def _alloc_str(s: Allocate) -> str:
+    b = s.buffer
+    if b.base is not None:
+        return f"{var_name(b)} = T.view({var_name(b.base)}, {_shape(b.shape)}, {b.dtype.name!r})"
+    if b.scope == "local.var":
+        init = "" if s.init is None else f", init={expr_str(s.init)}"
+        return f"{var_name(b)} = T.alloc_var({b.dtype.name!r}{init})"
+    init = "" if s.init is None else f", init={expr_str(s.init)}"
+    fn = _ALLOC_NAMES.get(b.scope)
+    if fn is None:
+        return f"{var_name(b)} = T.alloc_buffer({_shape(b.shape)}, {b.dtype.name!r}, scope={b.scope!r}{init})"
+    return f"{var_name(b)} = T.{fn}({_shape(b.shape)}, {b.dtype.name!r}{init})"
+
+
+def _loop_header(s: For) -> str:
+    rng = expr_str(s.extent) if _is_zero(s.start) else f"{expr_str(s.start)}, {expr_str(_region_end(s.start, s.extent))}"
+    ann = dict(s.annotations)
+    kwargs = ""
+    if s.kind == "pipelined":
+        kwargs = "".join(f", {k}={ann.pop(k)!r}" for k in ("num_stages", "order", "stage") if k in ann)
+    comment = ("  # " + ", ".join(f"{k}={v!r}" for k, v in ann.items())) if ann else ""
+    return f"for {var_name(s.var)} in T.{_LOOP_NAMES.get(s.kind, s.kind)}({rng}{kwargs}):{comment}"
 
 
 class _Printer:
@@ -126,15 +201,13 @@ class _Printer:
         elif isinstance(s, Kernel):
             grid = ", ".join(expr_str(g) for g in s.grid)
             names = ", ".join(var_name(v) for v in s.block_vars)
+            if len(s.block_vars) > 1:
+                names = f"({names})"
             threads = str(s.threads[0]) if len(s.threads) == 1 else "(" + ", ".join(str(t) for t in s.threads) + ")"
-            self.emit(d, f"with T.Kernel({grid}, threads={threads}) as ({names}):")
+            self.emit(d, f"with T.Kernel({grid}, threads={threads}) as {names}:")
             self.stmt(s.body, d + 1)
         elif isinstance(s, For):
-            ann = ""
-            if s.annotations:
-                ann = "  # " + ", ".join(f"{k}={v}" for k, v in s.annotations.items())
-            rng = expr_str(s.extent) if _is_zero(s.start) else f"{expr_str(s.start)}, {expr_str(s.start + s.extent)}"
-            self.emit(d, f"for {var_name(s.var)} in T.{s.kind}({rng}):{ann}")
+            self.emit(d, _loop_header(s))
             self.stmt(s.body, d + 1)
         elif isinstance(s, IfThenElse):
             self.emit(d, f"if {expr_str(s.cond)}:")
@@ -151,16 +224,17 @@ class _Printer:
             idx = ", ".join(expr_str(i) for i in s.indices)
             self.emit(d, f"{var_name(s.buffer)}[{idx}] = {expr_str(s.value)}")
         elif isinstance(s, LetStmt):
-            self.emit(d, f"{var_name(s.var)}: {s.var.dtype} = {expr_str(s.value)}")
+            self.emit(d, f"{var_name(s.var)}: T.{s.var.dtype.name} = {expr_str(s.value)}")
         elif isinstance(s, Allocate):
-            b = s.buffer
-            init = "" if s.init is None else f", init={expr_str(s.init)}"
-            view = f" view of {var_name(b.base)}" if b.base is not None else ""
-            self.emit(d, f"{var_name(b)} = T.alloc[{b.scope}](({_dims(b.shape)}), {b.dtype.name!r}{init}){view}")
+            self.emit(d, _alloc_str(s))
         elif isinstance(s, Evaluate):
             self.emit(d, expr_str(s.value))
         elif isinstance(s, Annotation):
-            self.emit(d, f"T.annotate({s.kind!r}, {s.payload!r})")
+            if s.kind == "layout":
+                items = ", ".join(f"{var_name(b)}: {lay.key()}" for b, lay in s.payload.items())
+                self.emit(d, f"T.annotate_layout({{{items}}})")
+            else:
+                self.emit(d, f"T.annotate({s.kind!r}, {s.payload!r})")
         elif hasattr(s, "script"):
             self.emit(d, s.script())
         else:
@@ -178,10 +252,16 @@ def stmt_str(s: Stmt) -> str:
 
 
 def func_str(f: PrimFunc) -> str:
+    if not _namers:
+        _namers.append(_ReadableNamer())
+        try:
+            return func_str(f)
+        finally:
+            _namers.pop()
     params = []
     for x in f.params:
         if isinstance(x, Buffer):
-            params.append(f"{var_name(x)}: T.Tensor(({_dims(x.shape)},), {x.dtype.name!r})")
+            params.append(f"{var_name(x)}: T.Tensor({_shape(x.shape)}, {x.dtype.name!r})")
         else:
             params.append(f"{var_name(x)}: T.{x.dtype.name}")
     p = _Printer()

@@ -8,6 +8,7 @@ import math
 
 from . import dtype as _dt
 from .expr import BinOp, BufferLoad, Call, Cast, Compare, Const, Expr, Select, UnaryOp, Var
+from .span import at, current_span
 from .visitor import Mutator
 
 Ranges = dict  # Var -> (lo, hi) inclusive integer bounds
@@ -209,8 +210,13 @@ def bound(e: Expr, ranges: Ranges | None = None):
         if r is not None:
             return r
         return (None, None)
-    if isinstance(e, Cast) and e.dtype.is_int and e.value.dtype.is_int:
-        return bound(e.value, ranges)
+    if isinstance(e, Cast) and e.dtype.is_int and (e.value.dtype.is_int or e.value.dtype.is_bool):
+        # a cast keeps the value only when it fits the target type; otherwise it wraps
+        tlo, thi = _type_range(e.dtype)
+        lo, hi = bound(e.value, ranges)
+        if lo is not None and hi is not None and tlo <= lo and hi <= thi:
+            return (lo, hi)
+        return (tlo, thi)
     if isinstance(e, BinOp):
         alo, ahi = bound(e.a, ranges)
         blo, bhi = bound(e.b, ranges)
@@ -256,6 +262,12 @@ def bound(e: Expr, ranges: Ranges | None = None):
     return (None, None)
 
 
+def _type_range(dtype) -> tuple[int, int]:
+    if dtype.is_signed:
+        return (-(1 << (dtype.bits - 1)), (1 << (dtype.bits - 1)) - 1)
+    return (0, (1 << dtype.bits) - 1)
+
+
 def _opt(a, b, f):
     if a is None or b is None:
         return None
@@ -277,6 +289,14 @@ class _Simplifier(Mutator):
     def __init__(self, ranges: Ranges | None):
         self.ranges = ranges or {}
 
+    def visit(self, node):
+        # nodes built while simplifying keep the source line of the node they replace
+        span = getattr(node, "span", None)
+        if span is None or span is current_span():
+            return super().visit(node)
+        with at(span):
+            return super().visit(node)
+
     def visit_Var(self, v):
         r = self.ranges.get(v)
         if r is not None and r[0] is not None and r[0] == r[1]:
@@ -297,7 +317,7 @@ class _Simplifier(Mutator):
                 return _c(float(v.value), e.dtype)
         if v.dtype == e.dtype:
             return v
-        return v if v is e.value else Cast(v, e.dtype)
+        return e if v is e.value else Cast(v, e.dtype)
 
     def visit_UnaryOp(self, e: UnaryOp):
         a = self.visit(e.a)

@@ -50,10 +50,11 @@ class LetStmt(Stmt):
 
     _fields = ("value",)
 
-    def __init__(self, var: Var, value: Expr):
+    def __init__(self, var: Var, value: Expr, value_range: tuple | None = None):
         self._init()
         self.var = var
         self.value = value
+        self.value_range = value_range  # known inclusive (lo, hi) when analysis cannot derive it
 
 
 class Allocate(Stmt):

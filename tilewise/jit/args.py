@@ -29,6 +29,7 @@ _SCALAR_CTYPES = {
 }
 
 _np_to_dt: dict = {}
+_MISSING = object()
 
 
 def dtype_of_array(x) -> DataType:
@@ -71,6 +72,28 @@ class ArgBinder:
     def describe_inputs(self) -> str:
         return ", ".join(_pname(self.params[i]) for i in self.in_idx)
 
+    def order_args(self, args, kwargs) -> tuple:
+        """Positional arguments, with keyword arguments (by parameter name) placed in order."""
+        if not kwargs:
+            return tuple(args)
+        names = [self.params[i].name for i in self.in_idx]
+        if len(args) > len(names):
+            return tuple(args) + tuple(kwargs.values())  # the count check reports it
+        out = list(args) + [_MISSING] * (len(names) - len(args))
+        for k, v in kwargs.items():
+            if k not in names:
+                outs = [self.params[i].name for i in self.out_idx]
+                why = " (it is an output, allocated by the call)" if k in outs else ""
+                raise TypeError(f"the kernel has no input argument {k!r}{why}; inputs: {', '.join(names)}")
+            j = names.index(k)
+            if out[j] is not _MISSING:
+                raise TypeError(f"argument {k} is given twice")
+            out[j] = v
+        missing = [n for n, v in zip(names, out) if v is _MISSING]
+        if missing:
+            raise TypeError(f"missing argument(s): {', '.join(missing)}")
+        return tuple(out)
+
     def bind(self, args):
         params = self.params
         if len(args) != len(self.in_idx):
@@ -81,17 +104,24 @@ class ArgBinder:
                 f"but {len(args)} were given"
             )
         values: dict = {}  # Var -> int
+        deferred: list = []  # (name, dim, expression, found) for dimensions like n * 2
         arrays = [None] * len(params)
         use_torch = False
         for i, a in zip(self.in_idx, args):
             p = params[i]
             if isinstance(p, Buffer):
-                arrays[i] = self._check_buffer(p, a, values)
+                arrays[i] = self._check_buffer(p, a, values, deferred)
                 use_torch = use_torch or is_torch(a)
             else:
                 arrays[i] = self._check_scalar(p, a)
                 if isinstance(p, Var):
                     values[p] = int(a) if p.dtype.is_int else a
+        for name, k, want, got in deferred:
+            v = simplify(substitute(want, {kk: _const(vv) for kk, vv in values.items()}))
+            if not hasattr(v, "value"):
+                raise ValueError(f"argument {name}: dimension {k} is {want}, which no argument's shape determines")
+            if int(v.value) != got:
+                raise ValueError(f"argument {name}: dimension {k} should be {want} = {v.value}, found {got}")
         outputs = []
         for i in self.out_idx:
             p = params[i]
@@ -116,7 +146,7 @@ class ArgBinder:
             dims.append(values[v])
         return arrays, dims, outputs
 
-    def _check_buffer(self, p: Buffer, a, values):
+    def _check_buffer(self, p: Buffer, a, values, deferred):
         name = p.name
         if is_torch(a):
             dev = str(a.device)
@@ -149,16 +179,19 @@ class ArgBinder:
                         f"argument {name}: expected shape {_shape_str(p.shape)}, found {shape} (dimension {k})"
                     )
             elif isinstance(want, Var):
+                if want.dtype.is_int and got >= 1 << (want.dtype.bits - 1):
+                    raise ValueError(
+                        f"argument {name}: dimension {k} ({want.name}) is {got}, more than a {want.dtype} holds; "
+                        f"declare it T.symbolic({want.name!r}, 'int64')"
+                    )
                 if want in values and values[want] != got:
                     raise ValueError(
                         f"argument {name}: dimension {k} is {want.name}={values[want]} from an earlier argument, found {got}"
                     )
                 values[want] = got
             else:
-                # an expression of dynamic dims: checked once its variables are known
-                v = simplify(substitute(want, {kk: _const(vv) for kk, vv in values.items()}))
-                if hasattr(v, "value") and int(v.value) != got:
-                    raise ValueError(f"argument {name}: dimension {k} should be {want} = {v.value}, found {got}")
+                # an expression of dynamic dims: checked once all inputs have bound their variables
+                deferred.append((name, k, want, got))
         if not _contiguous(a):
             raise ValueError(
                 f"argument {name}: the kernel needs a contiguous row-major array, found strides "
@@ -177,12 +210,19 @@ class ArgBinder:
         if dt.is_int:
             if isinstance(a, bool) or not isinstance(a, int):
                 raise TypeError(f"argument {p.name}: expected an integer ({dt}), found {type(a).__name__} {a!r}")
+            lo, hi = (-(1 << (dt.bits - 1)), (1 << (dt.bits - 1)) - 1) if dt.is_signed else (0, (1 << dt.bits) - 1)
+            if not lo <= a <= hi:
+                raise ValueError(f"argument {p.name}: expected a {dt} in [{lo}, {hi}], found {a}")
         elif dt.is_float:
             if not isinstance(a, (int, float)) or isinstance(a, bool):
                 raise TypeError(f"argument {p.name}: expected a number ({dt}), found {type(a).__name__} {a!r}")
         elif dt.is_bool and not isinstance(a, (bool, int)):
             raise TypeError(f"argument {p.name}: expected a bool, found {type(a).__name__}")
         ct = _SCALAR_CTYPES.get(dt.name)
+        if ct is None and dt.is_float:
+            # half, bfloat16 and float8 travel as their bit patterns
+            bits = np.array(a, dtype=np.float32).astype(dt.numpy).view(np.uint16 if dt.bits == 16 else np.uint8)
+            return (ctypes.c_uint16 if dt.bits == 16 else ctypes.c_uint8)(int(bits))
         if ct is None:
             raise TypeError(f"argument {p.name}: scalar parameters of type {dt} are not supported")
         return ct(a)

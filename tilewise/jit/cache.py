@@ -4,11 +4,13 @@ Each entry is a directory named by its key, published with an atomic rename, so 
 processes either see a complete entry or none."""
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 from .. import __version__
@@ -45,25 +47,45 @@ def read_meta(entry: Path) -> dict:
     return json.loads((entry / "meta.json").read_text())
 
 
+def _private_root() -> Path:
+    root = Path(tempfile.mkdtemp(prefix="tilewise-nocache-"))
+    # a loaded library stays mapped after its file is gone; remove the files at exit
+    atexit.register(shutil.rmtree, root, True)
+    return root
+
+
 def publish(key: str, fill) -> Path:
     """Create an entry: `fill(tmpdir)` writes files (meta.json last); then rename into place.
 
-    With the cache disabled the entry lives in a private temporary directory."""
-    root = cache_dir() if enabled() else Path(tempfile.mkdtemp(prefix="tilewise-nocache-"))
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / key
-    if final.is_dir() and (final / "meta.json").is_file():
-        return final
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key[:8]}-", dir=root))
+    With the cache disabled, or its directory not writable, the entry lives in a private
+    temporary directory."""
+    root = cache_dir() if enabled() else _private_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        final = root / key
+        if final.is_dir() and (final / "meta.json").is_file():
+            return final
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key[:8]}-", dir=root))
+    except OSError as e:
+        warnings.warn(f"tilewise: cannot write the kernel cache at {root} ({e}); compiling without it", stacklevel=3)
+        root = _private_root()
+        final = root / key
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key[:8]}-", dir=root))
     try:
         fill(tmp)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            # another process published the same key first; theirs is as good as ours
-            if not (final / "meta.json").is_file():
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
+        for attempt in range(2):
+            try:
+                os.rename(tmp, final)
+                break
+            except OSError:
+                if (final / "meta.json").is_file():
+                    # another process published the same key first; theirs is as good as ours
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    break
+                if attempt:
+                    raise
+                # a damaged entry without its meta.json (complete entries always have one)
+                shutil.rmtree(final, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -41,7 +41,31 @@ def normalize_out_idx(func: PrimFunc, out_idx) -> list[int]:
         if j in result:
             raise ValueError(f"out_idx names parameter {func.params[j].name} twice")
         result.append(j)
+    _check_outputs_determined(func, result)
     return result
+
+
+def _check_outputs_determined(func: PrimFunc, outs: list[int]) -> None:
+    """Every symbolic dimension of an output must come from some input's shape."""
+    from ..ir.visitor import collect_vars
+
+    known = set()
+    for i, p in enumerate(func.params):
+        if i not in outs and isinstance(p, Buffer):
+            for d in p.shape:
+                if not isinstance(d, int):
+                    known.update(v.uid for v in collect_vars(d) if d is v)
+    for i in outs:
+        p = func.params[i]
+        for d in p.shape:
+            if isinstance(d, int):
+                continue
+            missing = [v.name for v in collect_vars(d) if v.uid not in known]
+            if missing:
+                raise ValueError(
+                    f"output {p.name} has the dimension {d}, but no input's shape determines "
+                    f"{', '.join(missing)}; pass {p.name} as an argument instead of listing it in out_idx"
+                )
 
 
 def _check_configs(pass_configs) -> dict:

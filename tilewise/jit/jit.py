@@ -3,6 +3,7 @@ cached per argument values; on a prim_func it compiles it directly."""
 from __future__ import annotations
 
 import functools
+import inspect
 
 from ..ir.stmt import PrimFunc
 from .compile import compile as _compile
@@ -16,6 +17,13 @@ class JITFactory:
         functools.update_wrapper(self, factory)
 
     def _key(self, args, kwargs):
+        # f(8, 4, 2.0), f(8, 4, factor=2.0) and f(8, 4, 2.0, "float32") with that default are one kernel
+        try:
+            bound = inspect.signature(self.factory).bind(*args, **kwargs)
+            bound.apply_defaults()
+            args, kwargs = bound.args, bound.kwargs
+        except (TypeError, ValueError):
+            pass  # let the factory call report the mismatch
         try:
             key = (args, tuple(sorted(kwargs.items())))
             hash(key)

@@ -20,8 +20,8 @@ class JITKernel:
         device = "cuda" if backend == "nvrtc" else "cpu"
         self._binder = ArgBinder(self.params, out_idx, func.dynamic_vars(), device)
 
-    def __call__(self, *args):
-        arrays, dims, outputs = self._binder.bind(args)
+    def __call__(self, *args, **kwargs):
+        arrays, dims, outputs = self._binder.bind(self._binder.order_args(args, kwargs))
         self.artifact.run([data_ptr(a) for a in arrays], dims)
         if not outputs:
             return None
@@ -42,8 +42,8 @@ class JITKernel:
 
         return Profiler(self, tensor_supply_type if tensor_supply_type is not None else TensorSupplyType.Auto)
 
-    def run_once(self, *args):
-        return self(*args)
+    def run_once(self, *args, **kwargs):
+        return self(*args, **kwargs)
 
     @property
     def input_params(self) -> list:

@@ -1,5 +1,7 @@
 """The T namespace kernels are written in: `import tilewise.language as T`."""
 # ruff: noqa: F401, A001, A004
+from ..ir.buffer import Buffer as _BufferClass
+from ..ir.dtype import DataType as dtype
 from ..ir.dtype import (
     bfloat16,
     float8_e4m3,
@@ -17,11 +19,14 @@ from ..ir.dtype import (
     uint64,
 )
 from ..ir.dtype import bool_ as bool
-from ..ir.dtype import DataType as dtype
-from ..ir.buffer import Buffer as _BufferClass
+from ..layout import Fragment, Layout
+from ..tileop.atomic_add import atomic_add, atomic_max, atomic_min
 from ..tileop.copy import copy
+from ..tileop.cumsum import cumsum
 from ..tileop.fill import clear, fill
 from ..tileop.gemm import GemmWarpPolicy, gemm
+from ..tileop.print import print
+from ..tileop.reduce import reduce, reduce_absmax, reduce_abssum, reduce_max, reduce_min, reduce_sum
 from .alloc import (
     FragmentBuffer,
     LocalBuffer,
@@ -37,6 +42,8 @@ from .alloc import (
     symbolic,
     view,
 )
+from .annotate import annotate_layout, use_swizzle
+from .any_all import all_of, any_of
 from .loops import (
     Kernel,
     Parallel,

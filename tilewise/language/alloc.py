@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 from ..errors import CompileError
-
 from ..ir.buffer import Buffer
 from ..ir.dtype import as_dtype
 from ..ir.expr import Expr, Var, as_expr, const_value
 from ..ir.stmt import Allocate
 from .builder import require, require_kernel
+from .loops import py_scalar
 
 
 def _dtype(dtype, what: str):
@@ -18,6 +18,7 @@ def _dtype(dtype, what: str):
 
 
 def _shape(shape, what: str, static: bool):
+    shape = py_scalar(shape)
     if isinstance(shape, (int, Expr)) and not isinstance(shape, bool):
         shape = (shape,)
     if not isinstance(shape, (list, tuple)):
@@ -26,7 +27,10 @@ def _shape(shape, what: str, static: bool):
     for d in shape:
         if isinstance(d, Buffer) and d.scope == "local.var":
             d = d.load_var()
-        v = const_value(d) if isinstance(d, Expr) else d
+        v = d
+        if isinstance(d, Expr):
+            c = const_value(d)
+            v = d if c is None else c
         if isinstance(v, bool) or not isinstance(v, (int, Expr)):
             raise CompileError(f"{what}: dimension {d!r} is not an integer")
         if isinstance(v, int):

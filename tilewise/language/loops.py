@@ -2,9 +2,24 @@
 over a spec into IR, binding the user's names."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..errors import CompileError
+from ..ir.buffer import Buffer
 from ..ir.expr import Expr, Var, as_expr
 from .builder import require_kernel
+
+
+def py_scalar(x):
+    """numpy scalars (np.int64(64) from a config sweep, say) as the Python values they hold,
+    and a T.alloc_var as the value it holds."""
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, (list, tuple)):
+        return type(x)(py_scalar(v) for v in x)
+    if isinstance(x, Buffer) and x.scope == "local.var":
+        return x.load_var()
+    return x
 
 
 class KernelSpec:
@@ -16,6 +31,7 @@ class KernelSpec:
 
 def Kernel(*grid, threads=128, is_cpu: bool = False, prelude=None, **attrs) -> KernelSpec:
     """`with T.Kernel(gx, gy=1, gz=1, threads=128) as (bx, by, bz)`."""
+    grid, threads = py_scalar(grid), py_scalar(threads)
     if len(grid) == 1 and isinstance(grid[0], (list, tuple)):
         grid = tuple(grid[0])
     if not 1 <= len(grid) <= 3:
@@ -58,6 +74,7 @@ class LoopSpec:
 
 
 def _range_args(what, args):
+    args = py_scalar(tuple(args))
     if len(args) == 1:
         return (0, args[0])
     if len(args) == 2:
@@ -76,17 +93,42 @@ def _check_extent(what, e):
 
 
 def Parallel(*extents, coalesced_width=None) -> LoopSpec:
+    extents = py_scalar(extents)
     for e in extents:
         _check_extent("T.Parallel", e)
     ann = {"coalesced_width": coalesced_width} if coalesced_width else {}
     return LoopSpec("parallel", [(0, e) for e in extents], ann)
 
 
+def range_extent(start, stop, step):
+    """The trip count of range(start, stop, step); a device bound needs a positive constant step."""
+    if all(isinstance(x, int) and not isinstance(x, bool) for x in (start, stop, step)):
+        if step == 0:
+            raise CompileError("the loop step must not be zero")
+        return max(0, -(-(stop - start) // step)) if step > 0 else max(0, -(-(start - stop) // -step))
+    if not isinstance(step, int) or isinstance(step, bool) or step <= 0:
+        raise CompileError(f"a loop with a device bound needs a positive constant step, got {step!r}")
+    if step == 1:
+        return as_expr(stop) - start
+    return (as_expr(stop) - start + (step - 1)) // step
+
+
 def serial(*args, step=None, unroll=None) -> LoopSpec:
+    """`T.serial(stop)`, `T.serial(start, stop)` or `T.serial(start, stop, step)`."""
+    args, step = py_scalar(args), py_scalar(step)
     if len(args) == 3:
+        if step is not None:
+            raise CompileError("T.serial: the step is given twice")
         step = args[2]
         args = args[:2]
-    start, ext = _range_args("T.serial", args)
+    if len(args) not in (1, 2):
+        raise CompileError(f"T.serial takes (stop), (start, stop) or (start, stop, step), got {len(args)} values")
+    start, stop = (0, args[0]) if len(args) == 1 else args
+    if step is None or (isinstance(step, int) and step == 1):
+        start, ext = _range_args("T.serial", args)
+        _check_extent("T.serial", ext)
+        return LoopSpec("serial", [(start, ext)])
+    ext = range_extent(start, stop, step)
     _check_extent("T.serial", ext)
     return LoopSpec("serial", [(start, ext)], step=step)
 
@@ -104,12 +146,14 @@ def vectorized(*args) -> LoopSpec:
 
 
 def grid(*extents) -> LoopSpec:
+    extents = py_scalar(extents)
     for e in extents:
         _check_extent("T.grid", e)
     return LoopSpec("serial", [(0, e) for e in extents])
 
 
 def Pipelined(start, stop=None, num_stages: int = 0, order=None, stage=None, sync=None, group=None):
+    start, stop, num_stages = py_scalar(start), py_scalar(stop), py_scalar(num_stages)
     if stop is None:
         start, stop = 0, start
     s, ext = _range_args("T.Pipelined", (start, stop))

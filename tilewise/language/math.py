@@ -9,7 +9,6 @@ from ..ir import dtype as _dt
 from ..ir.buffer import Buffer
 from ..ir.dtype import as_dtype
 from ..ir.expr import (
-
     Call,
     Const,
     Expr,
@@ -17,10 +16,12 @@ from ..ir.expr import (
     as_expr,
     binary,
     call,
-    cast as _cast,
     logical_and,
     logical_not,
     logical_or,
+)
+from ..ir.expr import (
+    cast as _cast,
 )
 
 
@@ -89,7 +90,7 @@ def _minmax(name, args):
     if len(args) < 2:
         raise CompileError(f"T.{name} takes at least two values")
     if _is_py(*args):
-        return (max if name == "max" else min)(args)
+        return (_builtins.max if name == "max" else _builtins.min)(args)
     out = args[0]
     for a in args[1:]:
         out = binary(name, out, a)
@@ -160,36 +161,67 @@ def reinterpret(x, dtype=None):
 
 
 def infinity(dtype):
-    return Const(float("inf"), as_dtype(dtype))
+    dt = as_dtype(dtype)
+    if not dt.is_float:
+        raise CompileError(f"T.infinity: {dt} has no infinity; use T.max_value({dt.name!r})")
+    return Const(float("inf"), dt)
+
+
+def _finfo_max(dt) -> float:
+    import ml_dtypes  # its finfo also knows bfloat16 and the float8 kinds
+
+    return float(ml_dtypes.finfo(dt.numpy).max)
 
 
 def max_value(dtype):
+    """The largest finite value of the type."""
     dt = as_dtype(dtype)
+    if dt.is_bool:
+        return Const(True, dt)
     if dt.is_int:
         return Const((1 << (dt.bits - 1)) - 1 if dt.is_signed else (1 << dt.bits) - 1, dt)
-    import numpy as np
-
-    return Const(float(np.finfo(dt.numpy).max), dt)
+    return Const(_finfo_max(dt), dt)
 
 
 def min_value(dtype):
+    """The lowest finite value of the type."""
     dt = as_dtype(dtype)
+    if dt.is_bool:
+        return Const(False, dt)
     if dt.is_int:
         return Const(-(1 << (dt.bits - 1)) if dt.is_signed else 0, dt)
-    import numpy as np
+    return Const(-_finfo_max(dt), dt)
 
-    return Const(float(-np.finfo(dt.numpy).max), dt)
+
+def check_divisor(a, b) -> None:
+    """An integer division by a constant zero would trap at run time: refuse it here."""
+    if isinstance(b, Expr) and isinstance(b, Const):
+        zero, dt = b.value == 0, b.dtype
+    elif isinstance(b, (int, float)) and not isinstance(b, bool):
+        zero, dt = b == 0, (a.dtype if isinstance(a, Expr) else None)
+    else:
+        return
+    if zero and (dt is None or not dt.is_float) and not (isinstance(a, Expr) and a.dtype.is_float):
+        raise CompileError(f"integer division by zero: {a} / {b}")
 
 
 def ceildiv(a, b):
+    """ceil(a / b) for any signs (Python semantics)."""
     a, b = _v(a), _v(b)
+    check_divisor(a, b)
     if _is_py(a, b):
         return -(-a // b)
-    return (a + b - 1) // b
+    from ..ir.expr import promote
+
+    dt = promote(as_expr(a).dtype, as_expr(b).dtype)
+    if dt.is_int and (not dt.is_signed or (isinstance(b, int) and b > 0)):
+        return (a + b - 1) // b  # the usual tile-count form, which the simplifier knows
+    return -((-as_expr(a)) // b)
 
 
 def floordiv(a, b):
     a, b = _v(a), _v(b)
+    check_divisor(a, b)
     if _is_py(a, b):
         return a // b
     return binary("floordiv", a, b)
@@ -197,6 +229,7 @@ def floordiv(a, b):
 
 def floormod(a, b):
     a, b = _v(a), _v(b)
+    check_divisor(a, b)
     if _is_py(a, b):
         return a % b
     return binary("floormod", a, b)
@@ -204,11 +237,13 @@ def floormod(a, b):
 
 def truncdiv(a, b):
     a, b = as_expr(_v(a)), _v(b)
+    check_divisor(a, b)
     return binary("div", a, b)
 
 
 def truncmod(a, b):
     a, b = as_expr(_v(a)), _v(b)
+    check_divisor(a, b)
     return a - binary("div", a, b) * b
 
 

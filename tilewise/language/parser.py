@@ -7,16 +7,22 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextlib
 import inspect
 import operator
+import sys
 import textwrap
+
+import numpy as np
 
 from ..errors import CompileError
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
 from ..ir.dtype import DataType, ScalarAnnotation, as_dtype
 from ..ir.expr import (
+    BufferLoad,
     Call,
+    Const,
     Expr,
     Var,
     as_expr,
@@ -25,7 +31,7 @@ from ..ir.expr import (
     logical_not,
     logical_or,
 )
-from ..ir.span import Span, at
+from ..ir.span import Span, at, current_span
 from ..ir.stmt import (
     Break,
     BufferStore,
@@ -42,7 +48,7 @@ from ..ir.visitor import collect_loads
 from . import builder as _builder
 from .alloc import TensorAnnotation
 from .builder import KernelFrame
-from .loops import KernelSpec, LoopSpec
+from .loops import KernelSpec, LoopSpec, py_scalar, serial
 
 _BINOPS = {
     ast.Add: operator.add,
@@ -71,6 +77,13 @@ _CMPOPS = {
     ast.In: lambda a, b: a in b,
     ast.NotIn: lambda a, b: a not in b,
 }
+
+
+class _Stale:
+    """Marks an outer name re-assigned inside a finished device block: reading it is an error."""
+
+    def __init__(self, span):
+        self.span = span
 
 
 class _Return(Exception):
@@ -114,7 +127,13 @@ class Parser:
         self.globals = globals_
         self.closure = closure
         self.scopes: list[dict] = [{}]
+        self.scope_is_block: list[bool] = [False]  # True for the body of a device if / loop
+        self.shadowed: list[dict] = [{}]  # per scope: outer names re-assigned in it -> span
+        self.block_only: dict[str, Span] = {}  # names last bound inside a finished device block
         self.names_used: dict[str, int] = {}
+        self._bound_at: dict[str, Span | None] = {}
+        self.is_macro = False
+        self.return_depth = 0  # builder frame depth at which a macro's `return` is allowed
 
     # ------------------------------------------------------------------ helpers
     def span(self, node) -> Span:
@@ -126,19 +145,81 @@ class Parser:
     def lookup(self, name: str, node):
         for scope in reversed(self.scopes):
             if name in scope:
-                return scope[name]
+                v = scope[name]
+                if isinstance(v, _Stale):
+                    raise self.error(
+                        node,
+                        f"{name!r} was re-assigned inside a device if/loop at {v.span}, so its value here "
+                        "depends on run-time control flow; a name bound with `=` is a fixed value. "
+                        f"For a value that changes use {name} = T.alloc_var(dtype) before the block",
+                    )
+                return v
         if name in self.closure:
-            return self.closure[name]
+            return py_scalar(self.closure[name])
         if name in self.globals:
-            return self.globals[name]
+            return py_scalar(self.globals[name])
         if name in _DEVICE_BUILTINS:
             return _DEVICE_BUILTINS[name]
         if hasattr(builtins, name):
             return getattr(builtins, name)
+        if name in self.block_only:
+            raise self.error(
+                node,
+                f"name {name!r} is not defined here: it is assigned only inside a device if/loop "
+                f"(at {self.block_only[name]}); bind it before the block (T.alloc_var for a value that "
+                "changes) or choose the value with T.if_then_else",
+            )
         raise self.error(node, f"name {name!r} is not defined")
+
+    @contextlib.contextmanager
+    def scope(self, block: bool):
+        """A nested name scope; `block` for the body of a device if / while / loop."""
+        self.scopes.append({})
+        self.scope_is_block.append(block)
+        self.shadowed.append({})
+        try:
+            yield
+        finally:
+            inner = self.scopes.pop()
+            self.scope_is_block.pop()
+            shadowed = self.shadowed.pop()
+            if block:
+                for name, span in shadowed.items():
+                    for outer in reversed(self.scopes):
+                        if name in outer:
+                            outer[name] = _Stale(span)
+                            break
+                for name, v in inner.items():
+                    if name not in shadowed and not isinstance(v, _Stale):
+                        self.block_only[name] = self._bound_at.get(name, self.span(None))
+
+    def check_rebinding(self, name: str, node) -> None:
+        """A name bound outside a device if/loop and re-assigned inside it would, in Python, carry
+        the new value out of the block (or into the next iteration); an IR let-binding cannot."""
+        depth = next((k for k in range(len(self.scopes) - 1, -1, -1) if name in self.scopes[k]), None)
+        if depth is None or depth == len(self.scopes) - 1:
+            return
+        old = self.scopes[depth][name]
+        if isinstance(old, (Buffer, _Stale)) or not any(self.scope_is_block[depth + 1 :]):
+            return
+        value = getattr(node, "value", None)
+        reads_self = isinstance(node, ast.AugAssign) or (
+            value is not None
+            and any(isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load) for n in ast.walk(value))
+        )
+        if reads_self:
+            raise self.error(
+                node,
+                f"{name!r} is re-assigned from its own value inside a device if/loop; a name bound with `=` "
+                f"is a fixed value, so the update would not carry over. Use {name} = T.alloc_var(dtype) "
+                "before the block for a value that changes",
+            )
+        self.shadowed[-1].setdefault(name, self.span(node))
 
     def bind(self, name: str, value):
         self.scopes[-1][name] = value
+        self.block_only.pop(name, None)
+        self._bound_at[name] = current_span()
 
     def unique(self, name: str) -> str:
         n = self.names_used.get(name, 0)
@@ -163,7 +244,7 @@ class Parser:
         ns.update(self.globals)
         ns.update(self.closure)
         for s in self.scopes:
-            ns.update(s)
+            ns.update({k: v for k, v in s.items() if not isinstance(v, _Stale)})
         code = compile(ast.fix_missing_locations(ast.Expression(node)), self.file, "eval")
         return eval(code, ns)  # noqa: S307 - the user's own kernel code
 
@@ -213,11 +294,18 @@ class Parser:
     def eval_Subscript(self, node):
         obj = self.eval(node.value)
         idx = self.eval(node.slice)
-        return obj[idx]
+        out = obj[idx]
+        if isinstance(out, BufferLoad):
+            _check_constant_indices(out.buffer, out.indices)
+        return out
 
     def eval_BinOp(self, node):
         a = _dev(self.eval(node.left))
         b = _dev(self.eval(node.right))
+        if isinstance(node.op, (ast.Div, ast.FloorDiv, ast.Mod)) and (_is_device(a) or _is_device(b)):
+            from .math import check_divisor
+
+            check_divisor(a, b)
         return _BINOPS[type(node.op)](a, b)
 
     def eval_UnaryOp(self, node):
@@ -289,7 +377,8 @@ class Parser:
             from .math import abs as tabs
 
             return tabs(args[0])
-        return fn(*args, **kwargs)
+        out = fn(*args, **kwargs)
+        return out.item() if isinstance(out, np.generic) else out
 
     def eval_JoinedStr(self, node):
         parts = []
@@ -312,7 +401,14 @@ class Parser:
             m = getattr(self, "stmt_" + type(node).__name__, None)
             if m is None:
                 raise self.error(node, f"{type(node).__name__} statements are not supported in kernels")
-            m(node)
+            try:
+                m(node)
+            except (CompileError, _Return):
+                raise
+            except RecursionError as e:
+                raise CompileError(f"RecursionError: {e}", self.span(node)) from None
+            except Exception as e:  # e.g. an operator applied to a value it does not support
+                raise CompileError(f"{type(e).__name__}: {e}", self.span(node)) from e
 
     def emit(self, stmt):
         _builder.require("statement").emit(stmt)
@@ -328,6 +424,15 @@ class Parser:
             self.emit(Evaluate(v))
 
     def stmt_Return(self, node):
+        if not self.is_macro:
+            raise self.error(node, "return is not supported in a prim_func; it writes its results into its tensors")
+        b = _builder.current()
+        if b is not None and len(b.frames) > self.return_depth:
+            raise self.error(
+                node,
+                "a macro can return only from its top level, not from inside a kernel, device if or loop; "
+                "compute the value with T.if_then_else or write it into a buffer",
+            )
         value = self.eval(node.value) if node.value is not None else None
         raise _Return(value)
 
@@ -411,6 +516,8 @@ class Parser:
         if in_scope and isinstance(old, Buffer) and old.scope == "local.var" and not isinstance(value, Buffer):
             self.store(old, (0,), value, node)
             return
+        if not isinstance(value, Buffer):
+            self.check_rebinding(name, node)
         if isinstance(value, Buffer):
             if value.auto_named:  # name allocations after the user's variable
                 value.name = self.unique(name)
@@ -444,6 +551,7 @@ class Parser:
             if not e.dtype.is_int:
                 raise self.error(node, f"index {e} into {buf.name} has type {e.dtype}; indices must be integers")
             indices.append(e)
+        _check_constant_indices(buf, indices)
         value = _dev(value)
         if isinstance(value, (Buffer, BufferRegion)):
             raise self.error(node, f"cannot store a buffer into an element of {buf.name}; use T.copy")
@@ -491,12 +599,8 @@ class Parser:
 
     def parse_block(self, stmts):
         b = _builder.require("block")
-        with b.frame() as body:
-            self.scopes.append({})
-            try:
-                self.parse_body(stmts)
-            finally:
-                self.scopes.pop()
+        with b.frame() as body, self.scope(block=True):
+            self.parse_body(stmts)
         return seq(body)
 
     def stmt_While(self, node):
@@ -512,14 +616,9 @@ class Parser:
         it = node.iter
         if isinstance(it, ast.Call) and self._is_builtin_range(it.func):
             args = [_dev(self.eval(a)) for a in it.args]
-            if len(args) == 3:
-                spec = LoopSpec("serial", [(args[0], _range_extent(args[0], args[1], args[2]))], step=args[2])
-            elif len(args) in (1, 2):
-                from .loops import serial
-
-                spec = serial(*args)
-            else:
-                raise self.error(node, "range() takes 1 to 3 arguments")
+            if not 1 <= len(args) <= 3 or it.keywords:
+                raise self.error(node, "range() takes 1 to 3 positional arguments")
+            spec = serial(*args)
         else:
             spec = self.eval(it)
         if isinstance(spec, LoopSpec):
@@ -554,8 +653,7 @@ class Parser:
             )
         b = _builder.require("loop")
         loop_vars = [Var(self.unique(n.id), _dt.int32) for n in names]
-        with b.frame() as body:
-            self.scopes.append({})
+        with b.frame() as body, self.scope(block=True):
             b.loops.append(spec.kind)
             try:
                 for n, v, (start, _) in zip(names, loop_vars, spec.ranges):
@@ -566,7 +664,6 @@ class Parser:
                 self.parse_body(node.body)
             finally:
                 b.loops.pop()
-                self.scopes.pop()
         stmt = seq(body)
         for v, (start, ext) in reversed(list(zip(loop_vars, spec.ranges))):
             s = 0 if spec.step is not None else start
@@ -602,28 +699,33 @@ class Parser:
         thread_vars = [Var(self.unique(n), _dt.int32) for n in ("tx", "ty", "tz")[: len(spec.threads)]]
         frame = KernelFrame(block_vars, spec.grid, spec.threads, thread_vars)
         b.kernels.append(frame)
-        with b.frame() as body:
-            self.scopes.append({})
+        with b.frame() as body, self.scope(block=False):
             try:
                 for t, v in zip(targets, block_vars):
                     self.bind(t.id, v)
                 self.parse_body(node.body)
             finally:
-                self.scopes.pop()
                 b.kernels.pop()
         attrs = dict(spec.attrs)
         attrs["uses_thread_binding"] = frame.thread_binding_used
         self.emit(Kernel(block_vars, spec.grid, spec.threads, thread_vars, seq(body), attrs))
 
 
-def _range_extent(start, stop, step):
-    if all(isinstance(x, int) for x in (start, stop, step)):
-        if step == 0:
-            raise CompileError("range() step must not be zero")
-        return max(0, -(-(stop - start) // step)) if step > 0 else max(0, -(-(start - stop) // -step))
-    if not isinstance(step, int) or step <= 0:
-        raise CompileError("range() with a device bound needs a positive constant step")
-    return (as_expr(stop) - start + (step - 1)) // step
+def _check_constant_indices(buf: Buffer, indices) -> None:
+    """Constant indices outside a static dimension are certain out-of-bounds accesses."""
+    if buf.scope == "local.var":
+        return
+    for k, (i, dim) in enumerate(zip(indices, buf.shape)):
+        v = i.value if isinstance(i, Const) else None
+        if v is None or not isinstance(dim, int):
+            continue
+        if v < 0:
+            raise CompileError(
+                f"index {v} is out of bounds for dimension {k} of {buf.name} (size {dim}); "
+                "negative indices do not count from the end in a kernel"
+            )
+        if v >= dim:
+            raise CompileError(f"index {v} is out of bounds for dimension {k} of {buf.name} (size {dim})")
 
 
 def _has_call(e) -> bool:
@@ -652,8 +754,10 @@ def _source_info(func):
     return fdef, file, first - 1
 
 
-def _closure(func) -> dict:
-    out = {}
+def _closure(func, outer: dict | None = None) -> dict:
+    """Names the kernel body can see beyond globals: the decorating frame's locals (for names
+    used only in annotations, which Python does not capture), then the function's own cells."""
+    out = dict(outer) if outer else {}
     if func.__closure__:
         for name, cell in zip(func.__code__.co_freevars, func.__closure__):
             try:
@@ -663,15 +767,35 @@ def _closure(func) -> dict:
     return out
 
 
-def parse_prim_func(func) -> PrimFunc:
+def _caller_locals(depth: int = 2) -> dict | None:
+    """The locals of the frame that applied the decorator (None at module level)."""
+    try:
+        frame = sys._getframe(depth)
+    except ValueError:
+        return None
+    if frame.f_locals is frame.f_globals:
+        return None
+    return dict(frame.f_locals)
+
+
+def _annotation(p: Parser, func, arg):
+    """A parameter's annotation: the object Python evaluated at definition time when there is
+    one (it saw the enclosing scope), else the annotation's source evaluated here."""
+    ann = getattr(func, "__annotations__", {}).get(arg.arg)
+    if ann is not None and not isinstance(ann, str):
+        return ann
+    return p.eval(arg.annotation)
+
+
+def parse_prim_func(func, outer: dict | None = None) -> PrimFunc:
     fdef, file, offset = _source_info(func)
-    p = Parser(func, file, offset, func.__globals__, _closure(func))
+    p = Parser(func, file, offset, func.__globals__, _closure(func, outer))
     params = []
     with _builder.building() as b:
         for arg in fdef.args.args:
             if arg.annotation is None:
                 raise p.error(arg, f"parameter {arg.arg} needs an annotation such as T.Tensor((M, N), 'float16')")
-            ann = p.eval(arg.annotation)
+            ann = _annotation(p, func, arg)
             with at(p.span(arg)):
                 param = _make_param(arg.arg, ann, p.span(arg))
             params.append(param)
@@ -679,11 +803,7 @@ def parse_prim_func(func) -> PrimFunc:
             p.names_used[arg.arg] = 1
         # a prim_func body is a sequence of kernels; anything else must be inside one
         body_nodes = [s for s in fdef.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
-        try:
-            p.parse_body(body_nodes)
-        except _Return as r:
-            if r.value is not None:
-                raise CompileError("a prim_func cannot return a value", p.span(fdef)) from None
+        p.parse_body(body_nodes)
         body = seq(b.frames[0])
     _check_top_level(body)
     return PrimFunc(fdef.name, params, body, span=p.span(fdef))
@@ -727,8 +847,9 @@ def _check_top_level(body):
 class Macro:
     """`@T.macro`: a helper whose body is inlined where it is called inside a kernel."""
 
-    def __init__(self, func):
+    def __init__(self, func, outer: dict | None = None):
         self.func = func
+        self.outer = outer
         self.__name__ = func.__name__
         self.__doc__ = func.__doc__
         self._parsed = None
@@ -742,18 +863,20 @@ class Macro:
         if self._parsed is None:
             self._parsed = _source_info(self.func)
         fdef, file, offset = self._parsed
-        p = Parser(self.func, file, offset, self.func.__globals__, _closure(self.func))
+        p = Parser(self.func, file, offset, self.func.__globals__, _closure(self.func, self.outer))
+        p.is_macro = True
+        p.return_depth = len(_builder.require(f"macro {self.__name__}").frames)
         sig = inspect.signature(self.func)
         try:
             bound = sig.bind(*args, **kwargs)
         except TypeError as e:
             raise CompileError(f"macro {self.__name__}: {e}", span) from None
         bound.apply_defaults()
-        anns = {a.arg: a.annotation for a in fdef.args.args + fdef.args.kwonlyargs}
+        anns = {a.arg: a for a in fdef.args.args + fdef.args.kwonlyargs if a.annotation is not None}
         for name, value in bound.arguments.items():
-            ann_node = anns.get(name)
-            if ann_node is not None:
-                ann = p.eval(ann_node)
+            arg = anns.get(name)
+            if arg is not None:
+                ann = _annotation(p, self.func, arg)
                 value = _check_macro_arg(self.__name__, name, ann, value, span)
             p.bind(name, value)
         try:
@@ -785,13 +908,16 @@ def _check_macro_arg(macro, name, ann, value, span):
 
 def prim_func(func=None, *, private: bool = False):
     """Decorator: parse a kernel function into a PrimFunc."""
+    outer = _caller_locals()
     if func is None:
-        return lambda f: prim_func(f, private=private)
-    return parse_prim_func(func)
+        return lambda f: parse_prim_func(f, outer)
+    return parse_prim_func(func, outer)
 
 
 def macro(func=None, *, hygienic: bool = True):
+    """Decorator: a helper inlined where a kernel calls it."""
+    outer = _caller_locals()
     if func is None:
-        return lambda f: Macro(f)
-    return Macro(func)
+        return lambda f: Macro(f, outer)
+    return Macro(func, outer)
 

@@ -8,10 +8,16 @@ def do_bench(fn, warmup: float = 25, rep: float = 100, _n_warmup: int = 0, _n_re
              quantiles=None, return_mode: str = "mean") -> float:
     """Run `fn` for about `warmup` ms, then time it for about `rep` ms; the mean (or median,
     min, max) per call in milliseconds."""
-    fn()
-    t0 = time.perf_counter()
-    fn()
-    est = max((time.perf_counter() - t0) * 1e3, 1e-4)
+    fn()  # the first call may pay one-time costs (thread pool start-up)
+    # estimate the time per call from enough calls to rise above timer noise
+    n, t0 = 0, time.perf_counter()
+    while True:
+        fn()
+        n += 1
+        elapsed = time.perf_counter() - t0
+        if (n >= 5 and elapsed >= 1e-3) or elapsed >= 0.1:
+            break
+    est = max(elapsed / n * 1e3, 1e-4)
     n_warm = _n_warmup or max(1, int(warmup / est))
     n_rep = _n_repeat or max(1, int(rep / est))
     for _ in range(n_warm):

@@ -8,6 +8,7 @@ from .supply import TensorSupplyType, make_inputs
 class Profiler:
     def __init__(self, kernel, supply: TensorSupplyType = TensorSupplyType.Auto):
         self.kernel = kernel
+        self.mod = kernel  # TileLang's older name for the kernel under test
         self.supply = supply
 
     def _inputs(self, input_tensors=None):

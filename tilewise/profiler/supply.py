@@ -57,8 +57,9 @@ def make_inputs(kernel, supply: TensorSupplyType = TensorSupplyType.Auto, use_to
             a = np.ones(shape)
         a = a.astype(dt.numpy)
         if use_torch:
-            from ..jit.args import torch_dtype
             import torch
+
+            from ..jit.args import torch_dtype
 
             if dt.name == "bfloat16":
                 t = torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)

@@ -68,16 +68,18 @@ class Gemm(TileOp):
         return M, N, K
 
     def lower_cpu(self, ctx: LowerContext) -> Stmt:
+        # Shapes and leading dimensions are static, so they become template arguments of the
+        # micro-kernel (tw_gemm.h) and all its addressing folds into constants.
         M, N, K = self.mnk
-        args = [Const(M, _dt.int32), Const(N, _dt.int32), Const(K, _dt.int32)]
-        for r in (self.A, self.B, self.C):
-            args.append(Call("address_of", [BufferLoad(r.buffer, r.starts)], _dt.handle))
-            args.append(Const(leading_dim(r), _dt.int32))
-        call = Call("gemm", args, _dt.handle, {"trans_a": self.trans_A, "trans_b": self.trans_B})
+        args = [Call("address_of", [BufferLoad(r.buffer, r.starts)], _dt.handle) for r in (self.A, self.B, self.C)]
+        attrs = {
+            "m": M, "n": N, "k": K, "trans_a": self.trans_A, "trans_b": self.trans_B,
+            "lda": leading_dim(self.A), "ldb": leading_dim(self.B), "ldc": leading_dim(self.C),
+        }
         stmts = []
         if self.clear_accum:
             stmts.append(Fill(self.C, Const(0, self.C.buffer.dtype)).lower_cpu(ctx))
-        stmts.append(Evaluate(call))
+        stmts.append(Evaluate(Call("gemm", args, _dt.handle, attrs)))
         return seq(stmts)
 
 

@@ -1,6 +1,7 @@
 """Replace every tile operator with the loops (and calls) its target lowering produces."""
 from __future__ import annotations
 
+from ..ir.span import at
 from ..ir.stmt import PrimFunc
 from ..tileop.base import LowerContext, TileOp
 from .ranges import RangeMutator
@@ -14,15 +15,16 @@ class _Lower(RangeMutator):
     def generic_visit(self, node):
         if isinstance(node, TileOp):
             self.ctx.ranges = self.ranges
-            lowered = getattr(node, f"lower_{self.ctx.target}")(self.ctx)
+            with at(node.span):  # expressions the lowering builds carry the operator's line
+                lowered = getattr(node, f"lower_{self.ctx.target}")(self.ctx)
             _copy_span(lowered, node.span)
             return self.visit(lowered)
         return super().generic_visit(node)
 
 
 def _copy_span(stmt, span):
-    from ..ir.visitor import walk
     from ..ir.stmt import Stmt
+    from ..ir.visitor import walk
 
     def f(n):
         if isinstance(n, Stmt) and getattr(n, "span", None) is None:

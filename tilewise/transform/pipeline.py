@@ -6,11 +6,13 @@ from pathlib import Path
 
 from ..ir.stmt import PrimFunc
 from .lower_tile_ops import lower_tile_ops
+from .rasterize_blocks import rasterize_blocks
 from .simplify_indices import simplify_indices
 
 
 def cpu_passes():
     return [
+        ("rasterize_blocks", rasterize_blocks),
         ("lower_tile_ops", lambda f: lower_tile_ops(f, "cpu")),
         ("simplify_indices", simplify_indices),
     ]

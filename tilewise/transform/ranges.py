@@ -39,6 +39,14 @@ class RangeMutator(Mutator):
         finally:
             self.ranges = saved
 
+    def visit_LetStmt(self, s):
+        out = self.generic_visit(s)
+        if s.var.dtype.is_int:
+            r = s.value_range if s.value_range is not None else bound(s.value, self.ranges)
+            if r != (None, None):
+                self.ranges[s.var] = r
+        return out
+
     def enter_for(self, f: For):
         return self.generic_visit(f)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 from pathlib import Path
 
 from ...ir.printer import structural_text
@@ -36,6 +37,8 @@ def lower_cpu(func: PrimFunc, pass_configs: dict | None = None):
 
 
 def build_cpu(func: PrimFunc, pass_configs: dict | None = None) -> CpuArtifact:
+    if os.environ.get("TILEWISE_DUMP_IR"):
+        lower_cpu(func, pass_configs)  # the IR dump is wanted even when the kernel is cached
     configs = sorted((pass_configs or {}).items())
     key = cache.make_key("cpu", structural_text(func), configs, compiler_id())
     hit = _loaded.get(key)

@@ -11,10 +11,10 @@ from pathlib import Path
 from ...errors import InternalError
 
 INCLUDE_DIR = Path(__file__).parent / "include"
-FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17", "-fno-math-errno", "-w"]
+FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17", "-fno-math-errno", "-fno-strict-aliasing", "-w"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiler() -> str:
     cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
     if cxx is None:
@@ -22,17 +22,27 @@ def compiler() -> str:
     return cxx
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiler_id() -> str:
-    """Identifies the compiler, flags and headers, for cache keys."""
-    try:
-        ver = subprocess.run([compiler(), "--version"], capture_output=True, text=True, timeout=30).stdout
-    except (OSError, subprocess.SubprocessError):
-        ver = "unknown"
+    """Identifies what a built library depends on, for cache keys: the flags, the headers and the
+    host CPU (-march=native code may not run on another CPU). Not the compiler itself, so that a
+    cached kernel loads without a compiler being run or even installed."""
     headers = "".join(p.read_text() for p in sorted(INCLUDE_DIR.glob("*.h")))
     import hashlib
 
-    return hashlib.sha256((ver + " ".join(FLAGS) + headers).encode()).hexdigest()[:16]
+    return hashlib.sha256((" ".join(FLAGS) + headers + _host_cpu()).encode()).hexdigest()[:16]
+
+
+def _host_cpu() -> str:
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read().split("\n\n")[0]
+        keep = [ln for ln in info.splitlines() if ln.split(":")[0].strip() in ("vendor_id", "model name", "flags", "Features")]
+        return platform.machine() + "\n".join(keep)
+    except OSError:
+        return platform.machine() + platform.processor()
 
 
 def build_shared_library(source: str, out_path: Path) -> None:

@@ -137,7 +137,8 @@ class CpuRenderer(CStyleRenderer):
         t = c_type(b.dtype)
         name = self.buf(b)
         if b.base is not None:
-            self.line(f"{t}* __restrict__ {name} = ({t}*){self.buf(b.base)};")
+            # a view aliases its base, so it must not be declared __restrict__
+            self.line(f"{t}* {name} = ({t}*){self.buf(b.base)};")
             return
         n = _prod(b.static_shape())
         if _is_stack(b):
@@ -162,12 +163,31 @@ class CpuRenderer(CStyleRenderer):
 
     # ------------------------------------------------------------------ calls
     def call_gemm(self, e, args) -> str:
-        ta = "true" if e.attrs["trans_a"] else "false"
-        tb = "true" if e.attrs["trans_b"] else "false"
-        return f"tw::gemm<{ta}, {tb}>({', '.join(args)})"
+        a = e.attrs
+        flag = {True: "true", False: "false"}
+        targs = [a["m"], a["n"], a["k"], flag[a["trans_a"]], flag[a["trans_b"]], a["lda"], a["ldb"], a["ldc"]]
+        return f"tw::gemm<{', '.join(str(t) for t in targs)}>({', '.join(args)})"
 
     def call_print(self, e, args) -> str:
-        return f"tw_print({', '.join(args)})"
+        """T.print (see tileop/print.py): args are bx, by, bz then the value, or the tile's
+        address, extents, strides and starts; the strings travel in attrs."""
+        a = e.attrs
+        head = [c_string(a["msg"]), c_string(a["label"]), *args[:3]]
+        if a["kind"] == "scalar":
+            return f"tw::print_scalar({', '.join(head + args[3:])})"
+        n = a["ndim"]
+        ptr, rest = args[3], args[4:]
+        lists = ["{" + ", ".join(rest[k * n:(k + 1) * n]) + "}" for k in range(3)]
+        return f"tw::print_tile({', '.join(head + [ptr] + lists)})"
+
+
+def c_string(text: str) -> str:
+    """A C string literal; bytes other than printable ASCII become octal escapes."""
+    out = []
+    for b in text.encode("utf-8"):
+        c = chr(b)
+        out.append(c if 32 <= b < 127 and c not in '"\\' else f"\\{b:03o}")
+    return '"' + "".join(out) + '"'
 
 
 def _has_loop(s) -> bool:

@@ -6,7 +6,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <type_traits>
+#include <vector>
 
 namespace tw {
 
@@ -141,16 +143,16 @@ template <typename T> inline T abs(T x) {
 }
 
 // max/min with IEEE-754 maxNum/minNum semantics for floats (a NaN operand is ignored), as on GPUs.
+// Written as selects rather than fmaxf/fminf: GCC vectorises these (compare + blend) without
+// fast-math, while fmaxf stays a scalar libm call (about 20x slower in reductions).
 template <typename T> inline T max(T a, T b) {
-  if constexpr (is_lowp<T>::value) return T(fmaxf((float)a, (float)b));
-  else if constexpr (std::is_same<T, float>::value) return fmaxf(a, b);
-  else if constexpr (std::is_same<T, double>::value) return std::fmax(a, b);
+  if constexpr (is_lowp<T>::value) return T(max((float)a, (float)b));
+  else if constexpr (std::is_floating_point<T>::value) return (a > b || b != b) ? a : b;
   else return a > b ? a : b;
 }
 template <typename T> inline T min(T a, T b) {
-  if constexpr (is_lowp<T>::value) return T(fminf((float)a, (float)b));
-  else if constexpr (std::is_same<T, float>::value) return fminf(a, b);
-  else if constexpr (std::is_same<T, double>::value) return std::fmin(a, b);
+  if constexpr (is_lowp<T>::value) return T(min((float)a, (float)b));
+  else if constexpr (std::is_floating_point<T>::value) return (a < b || b != b) ? a : b;
   else return a < b ? a : b;
 }
 
@@ -168,9 +170,27 @@ template <typename T> inline T atan2(T a, T b) { return T(std::atan2((double)a, 
 template <typename T> inline T hypot(T a, T b) { return T(std::hypot((double)a, (double)b)); }
 template <typename T> inline T copysign(T a, T b) { return T(std::copysign((double)a, (double)b)); }
 
+// Integer division never traps, as on a GPU: by zero the quotient is -1 (all ones) and the
+// remainder is the dividend; the most negative value divided by -1 wraps.
+template <typename T> inline T truncdiv(T a, T b) {
+  if (b == 0) return (T)-1;
+  if constexpr (std::is_signed<T>::value) {
+    if (b == (T)-1) return (T)(0 - (typename std::make_unsigned<T>::type)a);
+  }
+  return (T)(a / b);
+}
+template <typename T> inline T truncmod(T a, T b) {
+  if (b == 0) return a;
+  if constexpr (std::is_signed<T>::value) {
+    if (b == (T)-1) return (T)0;
+  }
+  return (T)(a % b);
+}
+
 // Python-style integer division and modulo (round toward negative infinity).
 template <typename T> inline T floordiv(T a, T b) {
   if constexpr (std::is_integral<T>::value) {
+    if (b == 0 || (std::is_signed<T>::value && b == (T)-1)) return truncdiv(a, b);
     T q = a / b;
     return (q * b != a && ((a < 0) != (b < 0))) ? (T)(q - 1) : q;
   } else {
@@ -179,6 +199,7 @@ template <typename T> inline T floordiv(T a, T b) {
 }
 template <typename T> inline T floormod(T a, T b) {
   if constexpr (std::is_integral<T>::value) {
+    if (b == 0 || (std::is_signed<T>::value && b == (T)-1)) return truncmod(a, b);
     T r = a % b;
     return (r != 0 && ((r < 0) != (b < 0))) ? (T)(r + b) : r;
   } else {
@@ -200,29 +221,47 @@ inline int32_t dp4a(int32_t a, int32_t b, int32_t c) {
   return acc;
 }
 
-// Atomic add on any scalar type: compare-and-swap on the enclosing word.
-template <typename T> inline void atomic_add(T* addr, T value) {
-  if constexpr (std::is_integral<T>::value) {
-    __atomic_fetch_add(addr, value, __ATOMIC_RELAXED);
-  } else if constexpr (sizeof(T) == 4 || sizeof(T) == 8) {
+// Atomics (relaxed, as on GPUs): *addr = f(*addr) by compare-and-swap. Types narrower than 32 bits
+// swap the aligned 32-bit word holding them, since x86 has no 8/16-bit float atomics.
+template <typename T, typename F> inline void atomic_update(T* addr, F f) {
+  if constexpr (sizeof(T) == 4 || sizeof(T) == 8) {
     typedef typename std::conditional<sizeof(T) == 4, uint32_t, uint64_t>::type U;
     U* p = reinterpret_cast<U*>(addr);
     U old = __atomic_load_n(p, __ATOMIC_RELAXED), upd;
     do {
-      T v = bitcast<T>(old) + value;
-      upd = bitcast<U>(v);
+      upd = bitcast<U>(f(bitcast<T>(old)));
+      if (upd == old) return;
     } while (!__atomic_compare_exchange_n(p, &old, upd, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
-  } else {  // 16-bit types: CAS on the aligned 32-bit word holding them
+  } else {
+    static_assert(sizeof(T) == 1 || sizeof(T) == 2, "atomics need a 1, 2, 4 or 8-byte type");
+    typedef typename std::conditional<sizeof(T) == 1, uint8_t, uint16_t>::type U;
     uintptr_t a = reinterpret_cast<uintptr_t>(addr);
     uint32_t* word = reinterpret_cast<uint32_t*>(a & ~(uintptr_t)3);
-    int shift = (int)((a & 2) * 8);
+    const int shift = (int)((a & 3) * 8);  // little-endian: the byte at a & 3
+    const uint32_t mask = (uint32_t)(U)~(U)0 << shift;
     uint32_t old = __atomic_load_n(word, __ATOMIC_RELAXED), upd;
     do {
-      uint16_t cur = (uint16_t)(old >> shift);
-      T v = T((float)bitcast<T>(cur) + (float)value);
-      upd = (old & ~(0xffffu << shift)) | ((uint32_t)bitcast<uint16_t>(v) << shift);
+      T cur = bitcast<T>((U)(old >> shift));
+      upd = (old & ~mask) | ((uint32_t)bitcast<U>(f(cur)) << shift);
+      if (upd == old) return;
     } while (!__atomic_compare_exchange_n(word, &old, upd, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
   }
+}
+
+template <typename T> inline void atomic_add(T* addr, T value) {
+  if constexpr (std::is_integral<T>::value) {
+    __atomic_fetch_add(addr, value, __ATOMIC_RELAXED);
+  } else if constexpr (is_lowp<T>::value) {
+    atomic_update(addr, [value](T x) { return T((float)x + (float)value); });
+  } else {
+    atomic_update(addr, [value](T x) { return x + value; });
+  }
+}
+template <typename T> inline void atomic_max(T* addr, T value) {
+  atomic_update(addr, [value](T x) { return max(x, value); });
+}
+template <typename T> inline void atomic_min(T* addr, T value) {
+  atomic_update(addr, [value](T x) { return min(x, value); });
 }
 
 inline void* alloc_workspace(size_t bytes) {
@@ -236,5 +275,92 @@ inline double to_double(half x) { return (double)(float)x; }
 inline double to_double(bf16 x) { return (double)(float)x; }
 template <int E, int M, bool FN> inline double to_double(fp8<E, M, FN> x) { return (double)(float)x; }
 template <typename T> inline double to_double(T x) { return (double)x; }
+
+// Row reductions, for T.reduce along a tile's innermost dimension: `init` combined with the n
+// values p[0], p[stride], ... in Acc's type. The simd reduction lets GCC reassociate, hence
+// vectorise, without fast-math; low-precision accumulators round after every step, as in the IR.
+template <typename T> inline T plus(T a, T b) {
+  if constexpr (is_lowp<T>::value) return T((float)a + (float)b);
+  else return (T)(a + b);
+}
+#define TW_PRAGMA(x) _Pragma(#x)
+#define TW_ROW_REDUCE(name, omp_op, step)                                      \
+  template <typename Acc, typename T>                                          \
+  inline Acc name(Acc init, const T* p, int32_t n, int32_t stride) {           \
+    Acc acc = init;                                                            \
+    if constexpr (is_lowp<Acc>::value) {                                       \
+      for (int32_t i = 0; i < n; ++i) {                                        \
+        Acc x = Acc(p[i * stride]);                                            \
+        acc = step;                                                            \
+      }                                                                        \
+    } else {                                                                   \
+      TW_PRAGMA(omp simd reduction(omp_op : acc))                              \
+      for (int32_t i = 0; i < n; ++i) {                                        \
+        Acc x = (Acc)p[i * stride];                                            \
+        acc = step;                                                            \
+      }                                                                        \
+    }                                                                          \
+    return acc;                                                                \
+  }
+TW_ROW_REDUCE(row_sum, +, plus(acc, x))
+TW_ROW_REDUCE(row_abssum, +, plus(acc, abs(x)))
+TW_ROW_REDUCE(row_max, max, max(acc, x))
+TW_ROW_REDUCE(row_min, min, min(acc, x))
+TW_ROW_REDUCE(row_absmax, max, max(acc, abs(x)))
+#undef TW_ROW_REDUCE
+#undef TW_PRAGMA
+
+// T.print: every call's lines stay together although blocks run on several threads, and are
+// flushed at once so they interleave correctly with the host's own output.
+template <typename T> inline void print_value(T v) {
+  if constexpr (std::is_same<T, bool>::value) std::printf("%s", v ? "true" : "false");
+  else if constexpr (std::is_integral<T>::value && std::is_signed<T>::value) std::printf("%lld", (long long)v);
+  else if constexpr (std::is_integral<T>::value) std::printf("%llu", (unsigned long long)v);
+  else std::printf("%g", to_double(v));
+}
+inline void print_prefix(const char* msg, int64_t bx, int64_t by, int64_t bz) {
+  if (msg[0]) std::printf("%s: ", msg);
+  std::printf("block (%lld, %lld, %lld) ", (long long)bx, (long long)by, (long long)bz);
+}
+template <typename T>
+inline void print_scalar(const char* msg, const char* label, int64_t bx, int64_t by, int64_t bz, T v) {
+#pragma omp critical(tw_print)
+  {
+    print_prefix(msg, bx, by, bz);
+    std::printf("%s = ", label);
+    print_value(v);
+    std::printf("\n");
+    std::fflush(stdout);
+  }
+}
+// A tile at p: `extents` and element `strides` per dimension; indices print as starts + offset.
+template <typename T>
+inline void print_tile(const char* msg, const char* name, int64_t bx, int64_t by, int64_t bz, const T* p,
+                       std::initializer_list<int64_t> extents, std::initializer_list<int64_t> strides,
+                       std::initializer_list<int64_t> starts) {
+  const int nd = (int)extents.size();
+  const int64_t *ext = extents.begin(), *st = strides.begin(), *s0 = starts.begin();
+  int64_t total = 1;
+  for (int k = 0; k < nd; ++k) total *= ext[k];
+  std::vector<int64_t> idx(nd, 0);
+#pragma omp critical(tw_print)
+  {
+    for (int64_t n = 0; n < total; ++n) {
+      int64_t off = 0;
+      for (int k = 0; k < nd; ++k) off += idx[k] * st[k];
+      print_prefix(msg, bx, by, bz);
+      std::printf("%s[", name);
+      for (int k = 0; k < nd; ++k) std::printf(k ? ", %lld" : "%lld", (long long)(s0[k] + idx[k]));
+      std::printf("] = ");
+      print_value(p[off]);
+      std::printf("\n");
+      for (int k = nd - 1; k >= 0; --k) {
+        if (++idx[k] < ext[k]) break;
+        idx[k] = 0;
+      }
+    }
+    std::fflush(stdout);
+  }
+}
 
 }  // namespace tw

@@ -1,0 +1,502 @@
+// tilewise CUDA runtime header: scalar types, math, integer helpers, atomics and the warp-level
+// intrinsics of the thread IR (docs/THREAD_IR.md). Included by every generated CUDA kernel.
+// Device functions only; everything is __forceinline__ so that the register arrays passed by
+// address to ldmatrix / mma stay in registers.
+#pragma once
+
+#ifdef __CUDACC_RTC__
+// NVRTC ships no C++ standard headers.
+typedef signed char int8_t;
+typedef short int16_t;
+typedef int int32_t;
+typedef long long int64_t;
+typedef unsigned char uint8_t;
+typedef unsigned short uint16_t;
+typedef unsigned int uint32_t;
+typedef unsigned long long uint64_t;
+typedef unsigned long long uintptr_t;
+#else
+#include <cstdint>
+#include <cstdio>
+#endif
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
+
+#ifndef INFINITY
+#define INFINITY __int_as_float(0x7f800000)
+#endif
+#ifndef NAN
+#define NAN __int_as_float(0x7fffffff)
+#endif
+
+#define TW_DEV __device__ __forceinline__
+
+namespace tw {
+
+typedef __half half;
+typedef __nv_bfloat16 bf16;
+typedef __nv_fp8_e4m3 fp8_e4m3;
+typedef __nv_fp8_e5m2 fp8_e5m2;
+
+// Every low-precision float type computes in float and rounds back (as the CPU backend does).
+#define TW_FOR_LOWP(M) M(half) M(bf16) M(fp8_e4m3) M(fp8_e5m2)
+
+// ------------------------------------------------------------------ math
+#define TW_MATH1(name, ffn, dfn)                                \
+  TW_DEV float name(float x) { return ::ffn(x); }               \
+  TW_DEV double name(double x) { return ::dfn(x); }             \
+  TW_DEV half name(half x) { return half(::ffn((float)x)); }    \
+  TW_DEV bf16 name(bf16 x) { return bf16(::ffn((float)x)); }    \
+  TW_DEV fp8_e4m3 name(fp8_e4m3 x) { return fp8_e4m3(::ffn((float)x)); } \
+  TW_DEV fp8_e5m2 name(fp8_e5m2 x) { return fp8_e5m2(::ffn((float)x)); }
+TW_MATH1(exp, expf, exp)
+TW_MATH1(exp2, exp2f, exp2)
+TW_MATH1(exp10, exp10f, exp10)
+TW_MATH1(log, logf, log)
+TW_MATH1(log2, log2f, log2)
+TW_MATH1(log10, log10f, log10)
+TW_MATH1(log1p, log1pf, log1p)
+TW_MATH1(expm1, expm1f, expm1)
+TW_MATH1(sqrt, sqrtf, sqrt)
+TW_MATH1(rsqrt, rsqrtf, rsqrt)
+TW_MATH1(tanh, tanhf, tanh)
+TW_MATH1(erf, erff, erf)
+TW_MATH1(floor, floorf, floor)
+TW_MATH1(ceil, ceilf, ceil)
+TW_MATH1(trunc, truncf, trunc)
+TW_MATH1(round, roundf, round)
+TW_MATH1(nearbyint, nearbyintf, nearbyint)
+TW_MATH1(sin, sinf, sin)
+TW_MATH1(cos, cosf, cos)
+TW_MATH1(tan, tanf, tan)
+TW_MATH1(asin, asinf, asin)
+TW_MATH1(acos, acosf, acos)
+TW_MATH1(atan, atanf, atan)
+TW_MATH1(sinh, sinhf, sinh)
+TW_MATH1(cosh, coshf, cosh)
+TW_MATH1(asinh, asinhf, asinh)
+TW_MATH1(acosh, acoshf, acosh)
+TW_MATH1(atanh, atanhf, atanh)
+#undef TW_MATH1
+
+TW_DEV float rcp(float x) { return 1.0f / x; }
+TW_DEV double rcp(double x) { return 1.0 / x; }
+TW_DEV float sigmoid(float x) { return 1.0f / (1.0f + ::expf(-x)); }
+TW_DEV double sigmoid(double x) { return 1.0 / (1.0 + ::exp(-x)); }
+#define TW_LOWP1(T)                                                   \
+  TW_DEV T rcp(T x) { return T(1.0f / (float)x); }                    \
+  TW_DEV T sigmoid(T x) { return T(sigmoid((float)x)); }
+TW_FOR_LOWP(TW_LOWP1)
+#undef TW_LOWP1
+
+// abs: integers and floats (unsigned values are their own magnitude).
+template <typename T> TW_DEV T abs(T x) { return x < (T)0 ? (T)(-x) : x; }
+TW_DEV uint8_t abs(uint8_t x) { return x; }
+TW_DEV uint16_t abs(uint16_t x) { return x; }
+TW_DEV uint32_t abs(uint32_t x) { return x; }
+TW_DEV uint64_t abs(uint64_t x) { return x; }
+TW_DEV float abs(float x) { return ::fabsf(x); }
+TW_DEV double abs(double x) { return ::fabs(x); }
+
+// max/min follow IEEE-754 maxNum/minNum for floats (a NaN operand is ignored), as fmaxf does.
+template <typename T> TW_DEV T max(T a, T b) { return a > b ? a : b; }
+template <typename T> TW_DEV T min(T a, T b) { return a < b ? a : b; }
+TW_DEV float max(float a, float b) { return ::fmaxf(a, b); }
+TW_DEV float min(float a, float b) { return ::fminf(a, b); }
+TW_DEV double max(double a, double b) { return ::fmax(a, b); }
+TW_DEV double min(double a, double b) { return ::fmin(a, b); }
+
+// Binary math: float and double call the CUDA math library, integers have exact versions.
+TW_DEV float pow(float a, float b) { return ::powf(a, b); }
+TW_DEV double pow(double a, double b) { return ::pow(a, b); }
+template <typename T> TW_DEV T pow(T a, T b) { return (T)::pow((double)a, (double)b); }
+TW_DEV float fmod(float a, float b) { return ::fmodf(a, b); }
+TW_DEV double fmod(double a, double b) { return ::fmod(a, b); }
+template <typename T> TW_DEV T fmod(T a, T b) { return a % b; }
+TW_DEV float atan2(float a, float b) { return ::atan2f(a, b); }
+TW_DEV double atan2(double a, double b) { return ::atan2(a, b); }
+TW_DEV float hypot(float a, float b) { return ::hypotf(a, b); }
+TW_DEV double hypot(double a, double b) { return ::hypot(a, b); }
+TW_DEV float copysign(float a, float b) { return ::copysignf(a, b); }
+TW_DEV double copysign(double a, double b) { return ::copysign(a, b); }
+
+#define TW_LOWP2(T)                                                              \
+  TW_DEV T abs(T x) { return T(::fabsf((float)x)); }                             \
+  TW_DEV T max(T a, T b) { return T(::fmaxf((float)a, (float)b)); }              \
+  TW_DEV T min(T a, T b) { return T(::fminf((float)a, (float)b)); }              \
+  TW_DEV T pow(T a, T b) { return T(::powf((float)a, (float)b)); }               \
+  TW_DEV T fmod(T a, T b) { return T(::fmodf((float)a, (float)b)); }             \
+  TW_DEV T atan2(T a, T b) { return T(::atan2f((float)a, (float)b)); }           \
+  TW_DEV T hypot(T a, T b) { return T(::hypotf((float)a, (float)b)); }           \
+  TW_DEV T copysign(T a, T b) { return T(::copysignf((float)a, (float)b)); }
+TW_FOR_LOWP(TW_LOWP2)
+#undef TW_LOWP2
+
+// C division and remainder that never trap, with the CPU backend's values: x / 0 = -1,
+// x % 0 = x, and x / -1 wraps (the most negative value stays itself).
+template <typename T> TW_DEV bool is_signed_int() { return (T)-1 < (T)0; }
+template <typename T> TW_DEV T truncdiv(T a, T b) {
+  if (b == (T)0) return (T)-1;
+  if (is_signed_int<T>() && b == (T)-1) return (T)(0ull - (unsigned long long)a);
+  return (T)(a / b);
+}
+template <typename T> TW_DEV T truncmod(T a, T b) {
+  if (b == (T)0) return a;
+  if (is_signed_int<T>() && b == (T)-1) return (T)0;
+  return (T)(a % b);
+}
+
+// Python-style integer division and modulo (round toward negative infinity).
+template <typename T> TW_DEV T floordiv(T a, T b) {
+  if (b == (T)0 || (is_signed_int<T>() && b == (T)-1)) return truncdiv(a, b);
+  T q = a / b;
+  return (q * b != a && ((a < (T)0) != (b < (T)0))) ? (T)(q - 1) : q;
+}
+template <typename T> TW_DEV T floormod(T a, T b) {
+  if (b == (T)0 || (is_signed_int<T>() && b == (T)-1)) return truncmod(a, b);
+  T r = a % b;
+  return (r != (T)0 && ((r < (T)0) != (b < (T)0))) ? (T)(r + b) : r;
+}
+TW_DEV float floordiv(float a, float b) { return ::floorf(a / b); }
+TW_DEV double floordiv(double a, double b) { return ::floor(a / b); }
+TW_DEV float floormod(float a, float b) {
+  float r = ::fmodf(a, b);
+  return (r != 0.0f && ((r < 0.0f) != (b < 0.0f))) ? r + b : r;
+}
+TW_DEV double floormod(double a, double b) {
+  double r = ::fmod(a, b);
+  return (r != 0.0 && ((r < 0.0) != (b < 0.0))) ? r + b : r;
+}
+#define TW_LOWP3(T)                                                              \
+  TW_DEV T floordiv(T a, T b) { return T(floordiv((float)a, (float)b)); }        \
+  TW_DEV T floormod(T a, T b) { return T(floormod((float)a, (float)b)); }
+TW_FOR_LOWP(TW_LOWP3)
+#undef TW_LOWP3
+
+template <typename To, typename From> TW_DEV To bitcast(From x) {
+  static_assert(sizeof(To) == sizeof(From), "reinterpret needs equal sizes");
+  To y;
+  memcpy(&y, &x, sizeof(To));
+  return y;
+}
+
+// c + the dot product of the four signed bytes packed in a and b.
+TW_DEV int32_t dp4a(int32_t a, int32_t b, int32_t c) { return __dp4a(a, b, c); }
+
+// ------------------------------------------------------------------ atomics
+// *addr = f(*addr) by compare-and-swap on the raw bits (so a NaN cannot make the loop spin).
+// One-byte types swap the aligned 32-bit word holding them; returns the old value.
+template <typename T, typename F> TW_DEV T atomic_update(T* addr, F f) {
+  if constexpr (sizeof(T) == 8) {
+    unsigned long long* p = reinterpret_cast<unsigned long long*>(addr);
+    unsigned long long old = *p, assumed;
+    do {
+      assumed = old;
+      old = atomicCAS(p, assumed, bitcast<unsigned long long>(f(bitcast<T>(assumed))));
+    } while (old != assumed);
+    return bitcast<T>(old);
+  } else if constexpr (sizeof(T) == 4) {
+    unsigned int* p = reinterpret_cast<unsigned int*>(addr);
+    unsigned int old = *p, assumed;
+    do {
+      assumed = old;
+      old = atomicCAS(p, assumed, bitcast<unsigned int>(f(bitcast<T>(assumed))));
+    } while (old != assumed);
+    return bitcast<T>(old);
+  } else if constexpr (sizeof(T) == 2) {
+    unsigned short int* p = reinterpret_cast<unsigned short int*>(addr);
+    unsigned short int old = *p, assumed;
+    do {
+      assumed = old;
+      old = atomicCAS(p, assumed, bitcast<unsigned short int>(f(bitcast<T>(assumed))));
+    } while (old != assumed);
+    return bitcast<T>(old);
+  } else {
+    static_assert(sizeof(T) == 1, "atomics need a 1, 2, 4 or 8-byte type");
+    uintptr_t a = reinterpret_cast<uintptr_t>(addr);
+    unsigned int* word = reinterpret_cast<unsigned int*>(a & ~(uintptr_t)3);
+    const int shift = (int)((a & 3) * 8);  // little-endian: the byte at a & 3
+    unsigned int old = *word, assumed;
+    do {
+      assumed = old;
+      uint8_t cur = (uint8_t)(assumed >> shift);
+      uint8_t upd = bitcast<uint8_t>(f(bitcast<T>(cur)));
+      old = atomicCAS(word, assumed, (assumed & ~(0xffu << shift)) | ((unsigned int)upd << shift));
+    } while (old != assumed);
+    return bitcast<T>((uint8_t)(old >> shift));
+  }
+}
+
+TW_DEV float atomic_add(float* p, float v) { return atomicAdd(p, v); }
+TW_DEV double atomic_add(double* p, double v) { return atomicAdd(p, v); }
+TW_DEV half atomic_add(half* p, half v) { return atomicAdd(p, v); }
+TW_DEV bf16 atomic_add(bf16* p, bf16 v) { return atomicAdd(p, v); }
+TW_DEV int32_t atomic_add(int32_t* p, int32_t v) { return atomicAdd(p, v); }
+TW_DEV uint32_t atomic_add(uint32_t* p, uint32_t v) { return atomicAdd(p, v); }
+TW_DEV int64_t atomic_add(int64_t* p, int64_t v) {
+  return (int64_t)atomicAdd(reinterpret_cast<unsigned long long*>(p), (unsigned long long)v);
+}
+TW_DEV uint64_t atomic_add(uint64_t* p, uint64_t v) {
+  return (uint64_t)atomicAdd(reinterpret_cast<unsigned long long*>(p), (unsigned long long)v);
+}
+template <typename T> TW_DEV T atomic_add(T* p, T v) {
+  return atomic_update(p, [v](T x) { return (T)(x + v); });
+}
+TW_DEV fp8_e4m3 atomic_add(fp8_e4m3* p, fp8_e4m3 v) {
+  return atomic_update(p, [v](fp8_e4m3 x) { return fp8_e4m3((float)x + (float)v); });
+}
+TW_DEV fp8_e5m2 atomic_add(fp8_e5m2* p, fp8_e5m2 v) {
+  return atomic_update(p, [v](fp8_e5m2 x) { return fp8_e5m2((float)x + (float)v); });
+}
+
+TW_DEV int32_t atomic_max(int32_t* p, int32_t v) { return atomicMax(p, v); }
+TW_DEV uint32_t atomic_max(uint32_t* p, uint32_t v) { return atomicMax(p, v); }
+TW_DEV int64_t atomic_max(int64_t* p, int64_t v) { return (int64_t)atomicMax(reinterpret_cast<long long*>(p), (long long)v); }
+TW_DEV uint64_t atomic_max(uint64_t* p, uint64_t v) {
+  return (uint64_t)atomicMax(reinterpret_cast<unsigned long long*>(p), (unsigned long long)v);
+}
+TW_DEV int32_t atomic_min(int32_t* p, int32_t v) { return atomicMin(p, v); }
+TW_DEV uint32_t atomic_min(uint32_t* p, uint32_t v) { return atomicMin(p, v); }
+TW_DEV int64_t atomic_min(int64_t* p, int64_t v) { return (int64_t)atomicMin(reinterpret_cast<long long*>(p), (long long)v); }
+TW_DEV uint64_t atomic_min(uint64_t* p, uint64_t v) {
+  return (uint64_t)atomicMin(reinterpret_cast<unsigned long long*>(p), (unsigned long long)v);
+}
+template <typename T> TW_DEV T atomic_max(T* p, T v) {
+  return atomic_update(p, [v](T x) { return max(x, v); });
+}
+template <typename T> TW_DEV T atomic_min(T* p, T v) {
+  return atomic_update(p, [v](T x) { return min(x, v); });
+}
+
+// ------------------------------------------------------------------ memory
+// The 32-bit shared-window address of a generic pointer into shared memory, as PTX .shared wants.
+TW_DEV uint32_t smem_addr(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
+
+// One vector move of Bytes bytes; both addresses are aligned to Bytes.
+template <int Bytes> TW_DEV void copy_vec(void* dst, const void* src) {
+  if constexpr (Bytes == 16) *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
+  else if constexpr (Bytes == 8) *reinterpret_cast<uint2*>(dst) = *reinterpret_cast<const uint2*>(src);
+  else if constexpr (Bytes == 4) *reinterpret_cast<uint32_t*>(dst) = *reinterpret_cast<const uint32_t*>(src);
+  else if constexpr (Bytes == 2) *reinterpret_cast<uint16_t*>(dst) = *reinterpret_cast<const uint16_t*>(src);
+  else {
+    static_assert(Bytes == 1, "copy_vec moves 1, 2, 4, 8 or 16 bytes");
+    *reinterpret_cast<uint8_t*>(dst) = *reinterpret_cast<const uint8_t*>(src);
+  }
+}
+
+// cp.async global -> shared. 16-byte copies use .cg (L2 only: the tile is staged in shared memory
+// anyway); 4 and 8 bytes must use .ca. The src_bytes form copies src_bytes bytes and zero-fills
+// the rest of the Bytes (src_bytes = 0: pure zero fill, the source is not read).
+template <int Bytes> TW_DEV void cp_async(void* dst, const void* src) {
+  static_assert(Bytes == 4 || Bytes == 8 || Bytes == 16, "cp.async copies 4, 8 or 16 bytes");
+  const uint32_t d = smem_addr(dst);
+  const uint64_t s = (uint64_t)__cvta_generic_to_global(src);
+  if constexpr (Bytes == 16) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(d), "l"(s) : "memory");
+  } else {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], %2;\n" ::"r"(d), "l"(s), "n"(Bytes) : "memory");
+  }
+}
+template <int Bytes> TW_DEV void cp_async(void* dst, const void* src, int32_t src_bytes) {
+  static_assert(Bytes == 4 || Bytes == 8 || Bytes == 16, "cp.async copies 4, 8 or 16 bytes");
+  const uint32_t d = smem_addr(dst);
+  const uint64_t s = (uint64_t)__cvta_generic_to_global(src);
+  if constexpr (Bytes == 16) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(d), "l"(s), "r"(src_bytes) : "memory");
+  } else {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(d), "l"(s), "n"(Bytes), "r"(src_bytes)
+                 : "memory");
+  }
+}
+TW_DEV void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+// All but the newest N committed groups of this thread have landed.
+template <int N> TW_DEV void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+
+// ------------------------------------------------------------------ ldmatrix
+// ldmatrix.sync.aligned.m8n8.x{1,2,4}{.trans}.shared.b16: each lane gives the address of one
+// 16-byte row; dst receives 1, 2 or 4 32-bit registers.
+template <bool Trans> TW_DEV void ldmatrix_x1(void* dst, const void* src) {
+  uint32_t* d = reinterpret_cast<uint32_t*>(dst);
+  const uint32_t a = smem_addr(src);
+  if constexpr (Trans) asm volatile("ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16 {%0}, [%1];\n" : "=r"(d[0]) : "r"(a));
+  else asm volatile("ldmatrix.sync.aligned.m8n8.x1.shared.b16 {%0}, [%1];\n" : "=r"(d[0]) : "r"(a));
+}
+template <bool Trans> TW_DEV void ldmatrix_x2(void* dst, const void* src) {
+  uint32_t* d = reinterpret_cast<uint32_t*>(dst);
+  const uint32_t a = smem_addr(src);
+  if constexpr (Trans)
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n" : "=r"(d[0]), "=r"(d[1]) : "r"(a));
+  else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0, %1}, [%2];\n" : "=r"(d[0]), "=r"(d[1]) : "r"(a));
+}
+template <bool Trans> TW_DEV void ldmatrix_x4(void* dst, const void* src) {
+  uint32_t* d = reinterpret_cast<uint32_t*>(dst);
+  const uint32_t a = smem_addr(src);
+  if constexpr (Trans)
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
+                 : "r"(a));
+  else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
+                 : "r"(a));
+}
+
+// ------------------------------------------------------------------ mma.sync
+// D = A * B + C with D written over C: mma.sync.aligned.<shape>.row.col.<d>.<a>.<b>.<c>.
+// a, b point at the thread's packed 32-bit fragment registers, c at its accumulators.
+#define TW_MMA_F32_ACC(fn, shape, atype, btype)                                                     \
+  TW_DEV void fn(const void* a, const void* b, void* c) {                                           \
+    const uint32_t* A = reinterpret_cast<const uint32_t*>(a);                                       \
+    const uint32_t* B = reinterpret_cast<const uint32_t*>(b);                                       \
+    float* C = reinterpret_cast<float*>(c);                                                         \
+    asm volatile("mma.sync.aligned." shape ".row.col.f32." atype "." btype ".f32 {%0, %1, %2, %3}, "  \
+                 "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"                                  \
+                 : "+f"(C[0]), "+f"(C[1]), "+f"(C[2]), "+f"(C[3])                                   \
+                 : "r"(A[0]), "r"(A[1]), "r"(A[2]), "r"(A[3]), "r"(B[0]), "r"(B[1]));                \
+  }
+TW_MMA_F32_ACC(mma_m16n8k16_f32_f16_f16, "m16n8k16", "f16", "f16")
+TW_MMA_F32_ACC(mma_m16n8k16_f32_bf16_bf16, "m16n8k16", "bf16", "bf16")
+TW_MMA_F32_ACC(mma_m16n8k8_f32_tf32_tf32, "m16n8k8", "tf32", "tf32")
+#undef TW_MMA_F32_ACC
+
+// m16n8k8 with 16-bit inputs: two A registers, one B register.
+#define TW_MMA_K8_16BIT(fn, atype)                                                                   \
+  TW_DEV void fn(const void* a, const void* b, void* c) {                                           \
+    const uint32_t* A = reinterpret_cast<const uint32_t*>(a);                                       \
+    const uint32_t* B = reinterpret_cast<const uint32_t*>(b);                                       \
+    float* C = reinterpret_cast<float*>(c);                                                         \
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32." atype "." atype ".f32 {%0, %1, %2, %3}, "  \
+                 "{%4, %5}, {%6}, {%0, %1, %2, %3};\n"                                              \
+                 : "+f"(C[0]), "+f"(C[1]), "+f"(C[2]), "+f"(C[3])                                   \
+                 : "r"(A[0]), "r"(A[1]), "r"(B[0]));                                                 \
+  }
+TW_MMA_K8_16BIT(mma_m16n8k8_f32_f16_f16, "f16")
+TW_MMA_K8_16BIT(mma_m16n8k8_f32_bf16_bf16, "bf16")
+#undef TW_MMA_K8_16BIT
+
+// f16 accumulators: two 32-bit registers of packed half pairs.
+TW_DEV void mma_m16n8k8_f16_f16_f16(const void* a, const void* b, void* c) {
+  const uint32_t* A = reinterpret_cast<const uint32_t*>(a);
+  const uint32_t* B = reinterpret_cast<const uint32_t*>(b);
+  uint32_t* C = reinterpret_cast<uint32_t*>(c);
+  asm volatile("mma.sync.aligned.m16n8k8.row.col.f16.f16.f16.f16 {%0, %1}, {%2, %3}, {%4}, {%0, %1};\n"
+               : "+r"(C[0]), "+r"(C[1])
+               : "r"(A[0]), "r"(A[1]), "r"(B[0]));
+}
+TW_DEV void mma_m16n8k16_f16_f16_f16(const void* a, const void* b, void* c) {
+  const uint32_t* A = reinterpret_cast<const uint32_t*>(a);
+  const uint32_t* B = reinterpret_cast<const uint32_t*>(b);
+  uint32_t* C = reinterpret_cast<uint32_t*>(c);
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f16.f16.f16.f16 {%0, %1}, {%2, %3, %4, %5}, {%6, %7}, {%0, %1};\n"
+               : "+r"(C[0]), "+r"(C[1])
+               : "r"(A[0]), "r"(A[1]), "r"(A[2]), "r"(A[3]), "r"(B[0]), "r"(B[1]));
+}
+
+// 8-bit integers, int32 accumulators (wrapping, no .satfinite).
+#define TW_MMA_INT8(fn, atype, btype)                                                                \
+  TW_DEV void fn(const void* a, const void* b, void* c) {                                           \
+    const uint32_t* A = reinterpret_cast<const uint32_t*>(a);                                       \
+    const uint32_t* B = reinterpret_cast<const uint32_t*>(b);                                       \
+    int32_t* C = reinterpret_cast<int32_t*>(c);                                                     \
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32." atype "." btype ".s32 {%0, %1, %2, %3}, " \
+                 "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"                                  \
+                 : "+r"(C[0]), "+r"(C[1]), "+r"(C[2]), "+r"(C[3])                                   \
+                 : "r"(A[0]), "r"(A[1]), "r"(A[2]), "r"(A[3]), "r"(B[0]), "r"(B[1]));                \
+  }
+TW_MMA_INT8(mma_m16n8k32_s32_s8_s8, "s8", "s8")
+TW_MMA_INT8(mma_m16n8k32_s32_u8_u8, "u8", "u8")
+TW_MMA_INT8(mma_m16n8k32_s32_s8_u8, "s8", "u8")
+TW_MMA_INT8(mma_m16n8k32_s32_u8_s8, "u8", "s8")
+#undef TW_MMA_INT8
+
+// ------------------------------------------------------------------ shuffles (full warp)
+// Types narrower than 32 bits travel through the int / float overloads of __shfl_*_sync.
+#define TW_SHFL(name, intrinsic)                                                                   \
+  template <typename T> TW_DEV T name(T v, int32_t lane, int32_t width = 32) {                     \
+    return (T)intrinsic(0xffffffffu, v, lane, width);                                              \
+  }                                                                                                \
+  TW_DEV fp8_e4m3 name(fp8_e4m3 v, int32_t lane, int32_t width = 32) {                             \
+    return fp8_e4m3(intrinsic(0xffffffffu, (float)v, lane, width));                                \
+  }                                                                                                \
+  TW_DEV fp8_e5m2 name(fp8_e5m2 v, int32_t lane, int32_t width = 32) {                             \
+    return fp8_e5m2(intrinsic(0xffffffffu, (float)v, lane, width));                                \
+  }
+TW_SHFL(shfl_xor, __shfl_xor_sync)
+TW_SHFL(shfl_down, __shfl_down_sync)
+TW_SHFL(shfl_up, __shfl_up_sync)
+TW_SHFL(shfl_idx, __shfl_sync)
+#undef TW_SHFL
+
+// ------------------------------------------------------------------ T.print
+// Same line format as the CPU backend; every line is one printf, so lines of different threads
+// never mix. The lowering decides which threads print.
+TW_DEV double print_arg(float v) { return (double)v; }
+TW_DEV double print_arg(double v) { return v; }
+TW_DEV long long print_arg(int8_t v) { return v; }
+TW_DEV long long print_arg(int16_t v) { return v; }
+TW_DEV long long print_arg(int32_t v) { return v; }
+TW_DEV long long print_arg(long v) { return v; }
+TW_DEV long long print_arg(long long v) { return v; }
+TW_DEV unsigned long long print_arg(uint8_t v) { return v; }
+TW_DEV unsigned long long print_arg(uint16_t v) { return v; }
+TW_DEV unsigned long long print_arg(uint32_t v) { return v; }
+TW_DEV unsigned long long print_arg(unsigned long v) { return v; }
+TW_DEV unsigned long long print_arg(unsigned long long v) { return v; }
+TW_DEV const char* print_arg(bool v) { return v ? "true" : "false"; }
+#define TW_LOWP_PRINT(T) \
+  TW_DEV double print_arg(T v) { return (double)(float)v; }
+TW_FOR_LOWP(TW_LOWP_PRINT)
+#undef TW_LOWP_PRINT
+
+TW_DEV const char* print_fmt(double) { return "%s%sblock (%lld, %lld, %lld) %s%s = %g\n"; }
+TW_DEV const char* print_fmt(long long) { return "%s%sblock (%lld, %lld, %lld) %s%s = %lld\n"; }
+TW_DEV const char* print_fmt(unsigned long long) { return "%s%sblock (%lld, %lld, %lld) %s%s = %llu\n"; }
+TW_DEV const char* print_fmt(const char*) { return "%s%sblock (%lld, %lld, %lld) %s%s = %s\n"; }
+
+template <typename T>
+TW_DEV void print_scalar(const char* msg, const char* label, long long bx, long long by, long long bz, T v) {
+  auto x = print_arg(v);
+  printf(print_fmt(x), msg, msg[0] ? ": " : "", bx, by, bz, label, "", x);
+}
+
+// A tile at p with N dimensions: dims holds N extents, N element strides, N starts.
+template <int N, typename T, typename... D>
+TW_DEV void print_tile(const char* msg, const char* name, long long bx, long long by, long long bz, const T* p,
+                       D... dims) {
+  static_assert(sizeof...(D) == 3 * N, "print_tile takes extents, strides and starts");
+  const long long d[3 * N] = {(long long)dims...};
+  long long total = 1;
+  for (int k = 0; k < N; ++k) total *= d[k];
+  for (long long n = 0; n < total; ++n) {
+    long long rem = n, off = 0;
+    char idx[96];
+    int pos = 0;
+    long long ix[N];
+    for (int k = N - 1; k >= 0; --k) {
+      ix[k] = rem % d[k];
+      rem /= d[k];
+      off += ix[k] * d[N + k];
+    }
+    // the index text "[i, j]" built by hand: device printf has no way to print a variable-length list
+    idx[pos++] = '[';
+    for (int k = 0; k < N && pos < 80; ++k) {
+      long long v = d[2 * N + k] + ix[k];
+      if (k) { idx[pos++] = ','; idx[pos++] = ' '; }
+      if (v < 0) { idx[pos++] = '-'; v = -v; }
+      char tmp[24];
+      int t = 0;
+      do { tmp[t++] = (char)('0' + v % 10); v /= 10; } while (v && t < 20);
+      while (t) idx[pos++] = tmp[--t];
+    }
+    idx[pos++] = ']';
+    idx[pos] = 0;
+    auto x = print_arg(p[off]);
+    printf(print_fmt(x), msg, msg[0] ? ": " : "", bx, by, bz, name, idx, x);
+  }
+}
+
+#undef TW_FOR_LOWP
+}  // namespace tw

@@ -1,0 +1,366 @@
+"""Renders a thread-level PrimFunc (docs/THREAD_IR.md) to CUDA C++: one `extern "C" __global__`
+function per `Kernel` statement, taking the function's parameters followed by its dynamic
+dimensions, with the intrinsics of the thread IR mapped onto tw_cuda.h."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ...errors import InternalError
+from ...ir.buffer import Buffer
+from ...ir.expr import BinOp, Call, Compare, Const, Expr, Var
+from ...ir.stmt import Allocate, Annotation, For, Kernel, LetStmt, PrimFunc, SeqStmt, Stmt
+from ...ir.visitor import Visitor, substitute
+from ..c_style import CStyleRenderer, c_type
+from ..cpu.codegen import c_string
+from .intrinsics import mma_variant
+
+MAX_STATIC_SHARED_BYTES = 48 * 1024  # above this a kernel must opt in to more dynamic shared memory
+_AXES = ("x", "y", "z")
+_CUDA_NAMES = (
+    "threadIdx", "blockIdx", "blockDim", "gridDim", "warpSize", "printf", "memcpy", "memset", "assert",
+    "dim3", "uint2", "uint4", "int2", "int4", "float2", "float4", "half2", "INFINITY", "NAN",
+)  # fmt: skip
+_VEC_BYTES = (1, 2, 4, 8, 16)
+_CP_ASYNC_BYTES = (4, 8, 16)
+
+
+@dataclass
+class CudaKernel:
+    """One `__global__` function: what a launch needs besides the arguments."""
+
+    name: str
+    grid: list[Expr]  # blocks per axis (x, y, z prefix); expressions of dynamic dims / scalar params
+    block: tuple[int, int, int]
+    shared_bytes: int  # dynamic shared memory per block
+    threads: int = field(init=False)
+
+    def __post_init__(self):
+        self.threads = self.block[0] * self.block[1] * self.block[2]
+
+    @property
+    def needs_shared_opt_in(self) -> bool:
+        """Above 48 KiB the function must raise CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES."""
+        return self.shared_bytes > MAX_STATIC_SHARED_BYTES
+
+
+@dataclass
+class CudaModule:
+    """The rendered source and everything a launcher needs. Kernels run in list order; each
+    takes `params` then `dynamic_vars` (as their IR types; int32 for dynamic dims)."""
+
+    source: str
+    func_name: str
+    kernels: list[CudaKernel]
+    params: list  # Buffer | Var, in PrimFunc order
+    dynamic_vars: list[Var]
+    param_names: list[str]  # the C parameter names, params then dynamic dims
+    readonly: list[bool]  # per entry of params: a buffer the kernels never write (rendered const)
+
+    @property
+    def kernel_name(self) -> str:
+        return self._single().name
+
+    @property
+    def shared_bytes(self) -> int:
+        return self._single().shared_bytes
+
+    @property
+    def grid(self) -> list[Expr]:
+        return self._single().grid
+
+    @property
+    def block(self) -> tuple[int, int, int]:
+        return self._single().block
+
+    def _single(self) -> CudaKernel:
+        if len(self.kernels) != 1:
+            raise InternalError(f"{self.func_name} has {len(self.kernels)} kernels; use .kernels")
+        return self.kernels[0]
+
+
+class _Writes(Visitor):
+    """Buffers a kernel may write: stores, and any address passed to a call other than as a
+    source operand."""
+
+    _SOURCES = {"copy_vec": (1,), "cp_async": (1,), "ldmatrix": (1,), "mma_sync": (0, 1), "print": None}
+
+    def __init__(self):
+        self.written: set[int] = set()
+
+    def visit_BufferStore(self, s):
+        self.written.add(s.buffer.root.uid)
+        self.generic_visit(s)
+
+    def visit_Call(self, e: Call):
+        reads = self._SOURCES.get(e.name, ())
+        for k, a in enumerate(e.args):
+            if isinstance(a, Call) and a.name == "address_of":
+                if reads is None or k in reads:
+                    continue
+                self.written.add(a.args[0].buffer.root.uid)
+        self.generic_visit(e)
+
+
+def _prod(xs) -> int:
+    n = 1
+    for x in xs:
+        n *= x
+    return n
+
+
+class CudaRenderer(CStyleRenderer):
+    def __init__(self, func: PrimFunc):
+        super().__init__()
+        self.func = func
+        for n in _CUDA_NAMES:
+            self.names.reserve(n)
+        self.kernels: list[CudaKernel] = []
+        self.smem_root: Buffer | None = None  # the current kernel's dynamic shared allocation
+        self.smem_bytes = 0
+
+    # ------------------------------------------------------------------ module
+    def render(self) -> CudaModule:
+        f = self.func
+        base = re.sub(r"[^A-Za-z0-9_]", "_", f.name) or "kernel"
+        if base[0].isdigit():
+            base = "k" + base
+        self.names.reserve(base)
+        _, kernels = self._split_top(f.body)
+        if not kernels:
+            raise InternalError(f"{f.name}: the thread IR has no Kernel statement")
+        dyn = f.dynamic_vars()
+        writes = _Writes()
+        writes.visit(f.body)
+        readonly = [isinstance(p, Buffer) and p.uid not in writes.written for p in f.params]
+
+        sig, pnames = [], []
+        for p, ro in zip(f.params, readonly):
+            if isinstance(p, Buffer):
+                if p.scope != "global":
+                    raise InternalError(f"parameter {p.name} has scope {p.scope}; kernel parameters are global")
+                t = c_type(p.dtype)
+                name = self.buf(p)
+                sig.append(f"{'const ' if ro else ''}{t}* __restrict__ {name}")
+            else:
+                name = self.var(p)
+                sig.append(f"const {c_type(p.dtype)} {name}")
+            pnames.append(name)
+        for v in dyn:
+            name = self.var(v)
+            sig.append(f"const {c_type(v.dtype)} {name}")
+            pnames.append(name)
+
+        self.line("// generated by tilewise: CUDA kernels of " + f.name)
+        self.line('#include "tw_cuda.h"')
+        for i, k in enumerate(kernels):
+            name = self.names.fresh(f"{base}_kernel" if i == 0 else f"{base}_kernel_{i}")
+            self.line("")
+            self._kernel(k, name, sig)
+        return CudaModule(
+            source="\n".join(self.lines) + "\n",
+            func_name=f.name,
+            kernels=self.kernels,
+            params=list(f.params),
+            dynamic_vars=dyn,
+            param_names=pnames,
+            readonly=readonly,
+        )
+
+    def _split_top(self, body: Stmt):
+        """The kernels of the function body, with the LetStmts that precede each (host-level
+        bindings every later kernel sees)."""
+        stmts = body.stmts if isinstance(body, SeqStmt) else [body]
+        lets: list[LetStmt] = []
+        kernels = []
+        for s in stmts:
+            if isinstance(s, Kernel):
+                kernels.append((s, list(lets)))
+            elif isinstance(s, LetStmt):
+                lets.append(s)
+            elif isinstance(s, SeqStmt):
+                inner_lets, inner = self._split_top(s)
+                kernels.extend((k, lets + ls) for k, ls in inner)
+                lets.extend(inner_lets)
+            elif not isinstance(s, Annotation):
+                raise InternalError(
+                    f"the CUDA thread IR allows only Kernel, LetStmt and Annotation at the top level, found {type(s).__name__}",
+                    s.span,
+                )
+        return lets, kernels
+
+    def _kernel(self, item, name: str, sig: list[str]):
+        k, lets = item
+        if len(k.block_vars) > 3 or len(k.threads) > 3:
+            raise InternalError(f"kernel {name}: CUDA has at most 3 grid and block dimensions", k.span)
+        block = tuple(list(k.threads) + [1] * (3 - len(k.threads)))
+        # grid extents seen from the host: top-level lets substituted away
+        env: dict = {}
+        for s in lets:
+            env[s.var] = substitute(s.value, env)
+        grid = [substitute(g, env) for g in k.grid]
+        nthreads = _prod(block)
+        self.smem_root = None
+        self.smem_bytes = 0
+        self.line(f'extern "C" __global__ void __launch_bounds__({nthreads}) {name}({", ".join(sig)}) {{')
+        self.depth += 1
+        for s in lets:
+            self.stmt(s)
+        for ax, v in zip(_AXES, k.block_vars):
+            self.line(f"const {c_type(v.dtype)} {self.var(v)} = ({c_type(v.dtype)})blockIdx.{ax};")
+        for ax, v in zip(_AXES, k.thread_vars):
+            self.line(f"const {c_type(v.dtype)} {self.var(v)} = ({c_type(v.dtype)})threadIdx.{ax};")
+        self.stmt(k.body)
+        self.depth -= 1
+        self.line("}")
+        self.kernels.append(CudaKernel(name, grid, block, self.smem_bytes))
+
+    def stmt_Kernel(self, k: Kernel):
+        raise InternalError("a Kernel statement nested inside another statement", k.span)
+
+    # ------------------------------------------------------------------ buffers
+    def wide_index(self, buffer: Buffer) -> bool:
+        # 32-bit offsets save the 64-bit multiply-adds wherever a global tensor is known to fit
+        if buffer.scope != "global":
+            return False
+        shape = buffer.static_shape()
+        return shape is None or _prod(shape) >= 2**31
+
+    def stmt_Allocate(self, s: Allocate):
+        b = s.buffer
+        t = c_type(b.dtype)
+        name = self.buf(b)
+        if b.base is not None:
+            # a view is its base's pointer moved by byte_offset; views may alias (no __restrict__)
+            base = self.buf(b.base)
+            off = b.byte_offset
+            src = f"{base}" if b.base.dtype.bytes == 1 and b.base.dtype.is_int else f"(uint8_t*){base}"
+            self.line(f"{t}* {name} = ({t}*)({src} + {off});" if off else f"{t}* {name} = ({t}*){base};")
+            if s.init is not None:
+                raise InternalError(f"view {b.name} cannot have an initial value", s.span)
+            return
+        shape = b.static_shape()
+        if shape is None:
+            raise InternalError(f"{b.name}: {b.scope} buffers need a static shape, found {b.shape}", s.span)
+        n = _prod(shape)
+        nbytes = n * b.dtype.bytes
+        if b.scope == "shared.dyn":
+            if self.smem_root is not None:
+                raise InternalError(
+                    f"{b.name}: a second dynamic shared allocation (after {self.smem_root.name}); shared "
+                    "memory planning leaves one uint8 `smem` buffer and views of it",
+                    s.span,
+                )
+            self.smem_root = b
+            self.smem_bytes = nbytes
+            if b.dtype.name == "uint8":
+                self.line(f"extern __shared__ __align__(16) uint8_t {name}[];")
+            else:
+                raw = self.names.fresh("tw_smem")
+                self.line(f"extern __shared__ __align__(16) uint8_t {raw}[];")
+                self.line(f"{t}* {name} = ({t}*){raw};")
+        elif b.scope == "shared":
+            self.line(f"__shared__ __align__(16) {t} {name}[{n}];")
+        elif b.scope in ("local", "local.var", "local.fragment"):
+            align = next((a for a in (16, 8, 4) if nbytes % a == 0), 0)
+            self.line(f"{f'alignas({align}) ' if align > b.dtype.bytes else ''}{t} {name}[{n}];")
+        else:
+            raise InternalError(f"{b.name}: cannot allocate a buffer of scope {b.scope} inside a kernel", s.span)
+        if s.init is not None:
+            init = self.expr(s.init)
+            if n == 1:
+                self.line(f"{name}[0] = {init};")
+            else:
+                self.line("#pragma unroll")
+                self.line(f"for (int32_t tw_i = 0; tw_i < {n}; ++tw_i) {name}[tw_i] = {init};")
+
+    # ------------------------------------------------------------------ loops
+    def loop_pragmas(self, f: For) -> list[str]:
+        if f.kind in ("unroll", "vectorized"):
+            return ["#pragma unroll"]
+        if f.kind in ("parallel", "pipelined", "thread"):
+            raise InternalError(f"a For(kind={f.kind!r}) loop reached the CUDA renderer; lowering removes them", f.span)
+        return []
+
+    # ------------------------------------------------------------------ expressions
+    def expr_BinOp(self, e: BinOp) -> str:
+        # Floor division and modulo by a positive power of two are exactly an arithmetic shift and
+        # a mask in two's complement, whatever the sign of the dividend: no sign fix-up code.
+        if e.op in ("floordiv", "floormod") and e.dtype.is_int and isinstance(e.b, Const):
+            c = e.b.value
+            if c > 0 and c & (c - 1) == 0:
+                a = self.expr(e.a)
+                if e.op == "floordiv":
+                    return a if c == 1 else f"({a} >> {c.bit_length() - 1})"
+                return f"({a} & {self.expr(Const(c - 1, e.dtype))})"
+        return super().expr_BinOp(e)
+
+    def expr_Compare(self, e: Compare) -> str:
+        a, b = self.expr(e.a), self.expr(e.b)
+        if e.a.dtype.is_float and e.a.dtype.bits < 32:
+            # fp8 types have no comparison operators; compare all low-precision floats as float
+            a, b = f"(float)({a})", f"(float)({b})"
+        return f"({a} {_CMP[e.op]} {b})"
+
+    # ------------------------------------------------------------------ intrinsics
+    def call_syncthreads(self, e: Call, args) -> str:
+        return "__syncthreads()"
+
+    def call_copy_vec(self, e: Call, args) -> str:
+        n = int(e.attrs["bytes"])
+        if n not in _VEC_BYTES:
+            raise InternalError(f"copy_vec of {n} bytes; supported: {_VEC_BYTES}")
+        return f"tw::copy_vec<{n}>({args[0]}, {args[1]})"
+
+    def call_cp_async(self, e: Call, args) -> str:
+        n = int(e.attrs["bytes"])
+        if n not in _CP_ASYNC_BYTES:
+            raise InternalError(f"cp_async of {n} bytes; supported: {_CP_ASYNC_BYTES}")
+        if len(args) < 3 or (isinstance(e.args[2], Const) and e.args[2].value >= n):
+            return f"tw::cp_async<{n}>({args[0]}, {args[1]})"
+        return f"tw::cp_async<{n}>({args[0]}, {args[1]}, (int32_t)({args[2]}))"
+
+    def call_cp_async_commit(self, e: Call, args) -> str:
+        return "tw::cp_async_commit()"
+
+    def call_cp_async_wait(self, e: Call, args) -> str:
+        return f"tw::cp_async_wait<{int(e.attrs.get('n', 0))}>()"
+
+    def call_ldmatrix(self, e: Call, args) -> str:
+        num = int(e.attrs["num"])
+        if num not in (1, 2, 4):
+            raise InternalError(f"ldmatrix with num={num}; supported: 1, 2, 4")
+        trans = "true" if e.attrs.get("trans", False) else "false"
+        return f"tw::ldmatrix_x{num}<{trans}>({args[0]}, {args[1]})"
+
+    def call_mma_sync(self, e: Call, args) -> str:
+        a = e.attrs
+        v = mma_variant(a["shape"], a["a_dtype"], a["b_dtype"], a["c_dtype"])
+        return f"{v.function}({args[0]}, {args[1]}, {args[2]})"
+
+    def _shfl(self, e: Call, args) -> str:
+        width = int(e.attrs.get("width", 32))
+        if width not in (1, 2, 4, 8, 16, 32):
+            raise InternalError(f"{e.name} with width {width}; the width is a power of two up to 32")
+        return f"tw::{e.name}({args[0]}, {args[1]}, {width})"
+
+    call_shfl_xor = call_shfl_down = call_shfl_up = call_shfl_idx = _shfl
+
+    def call_print(self, e: Call, args) -> str:
+        """T.print (see tileop/print.py): args are bx, by, bz then the value, or the tile's
+        address, extents, strides and starts; the strings travel in attrs."""
+        a = e.attrs
+        head = [c_string(a["msg"]), c_string(a["label"]), *[f"(long long)({x})" for x in args[:3]]]
+        if a["kind"] == "scalar":
+            return f"tw::print_scalar({', '.join(head + args[3:])})"
+        n = int(a["ndim"])
+        return f"tw::print_tile<{n}>({', '.join(head + args[3:])})"
+
+
+_CMP = {"lt": "<", "le": "<=", "gt": ">", "ge": ">=", "eq": "==", "ne": "!="}
+
+
+def render_cuda(func: PrimFunc) -> CudaModule:
+    """Render a thread-level PrimFunc; see CudaModule for what comes back."""
+    return CudaRenderer(func).render()
+

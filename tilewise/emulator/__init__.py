@@ -1,0 +1,20 @@
+"""The thread-exact CUDA emulator: executes the final thread IR (docs/THREAD_IR.md) for every
+thread of every block with numpy, in lockstep, and checks what a GPU would get wrong silently:
+shared-memory races, reads of cp.async destinations before their wait, out-of-bounds and
+misaligned accesses, divergent barriers and (optionally) reads of uninitialised memory."""
+from .errors import (
+    AsyncCopyError,
+    DivergenceError,
+    EmulatorError,
+    MisalignedAddressError,
+    OutOfBoundsError,
+    RaceError,
+    UninitializedReadError,
+    UnsupportedError,
+)
+from .runner import DEFAULT_MAX_LANES, compile_program, run
+
+__all__ = [
+    "DEFAULT_MAX_LANES", "AsyncCopyError", "DivergenceError", "EmulatorError", "MisalignedAddressError",
+    "OutOfBoundsError", "RaceError", "UninitializedReadError", "UnsupportedError", "compile_program", "run",
+]  # fmt: skip

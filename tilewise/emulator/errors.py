@@ -1,0 +1,82 @@
+"""What the emulator reports: each error names the buffer, the element, the block and thread
+indices of the threads involved and the user's source lines."""
+from __future__ import annotations
+
+from ..ir.span import Span
+
+
+class EmulatorError(Exception):
+    """A kernel that is wrong on a GPU: a race, an out-of-bounds access, a read too early..."""
+
+
+class RaceError(EmulatorError):
+    """Two threads of a block access the same shared-memory byte, at least one writing, with no
+    __syncthreads between the two accesses."""
+
+
+class AsyncCopyError(EmulatorError):
+    """A cp.async destination was read (or written) before a cp.async.wait_group covered the copy."""
+
+
+class OutOfBoundsError(EmulatorError):
+    """An access outside its buffer (global, shared or local)."""
+
+
+class MisalignedAddressError(EmulatorError):
+    """A vector or matrix access whose address is not aligned to its size."""
+
+
+class UninitializedReadError(EmulatorError):
+    """A read of shared or register memory that nothing wrote (only with check_uninit=True)."""
+
+
+class DivergenceError(EmulatorError):
+    """A block-wide barrier or a warp-wide instruction executed by only part of its threads."""
+
+
+class UnsupportedError(EmulatorError):
+    """IR the emulator cannot execute (not thread IR, or an unknown intrinsic)."""
+
+
+def where(span: Span | None) -> str:
+    """`file:line` followed by the source line, or a placeholder when the IR has no position."""
+    if span is None:
+        return "<no source line>"
+    src = span.source.strip()
+    return f"{span}: `{src}`" if src else str(span)
+
+
+def coords(index: int, dims) -> tuple[int, ...]:
+    """Split a linear block or thread index into (x, y, z) with x fastest, as CUDA numbers them."""
+    out = []
+    for d in dims:
+        out.append(int(index % d))
+        index //= d
+    while len(out) < 3:
+        out.append(0)
+    return tuple(out)
+
+
+def thread_str(block: int, thread: int, grid, threads) -> str:
+    tx, ty, tz = coords(thread, threads)
+    bx, by, bz = coords(block, grid)
+    return f"thread ({tx}, {ty}, {tz}) of block ({bx}, {by}, {bz})"
+
+
+def element_str(name: str, shape, flat: int) -> str:
+    """`name[i, j]` for a flat element offset of a buffer of `shape` (row-major); the raw offset
+    when it lies outside the shape."""
+    dims = [int(d) for d in shape]
+    total = 1
+    for d in dims:
+        total *= d
+    if not dims:
+        return f"{name}[{flat}]"
+    if 0 <= flat < total:
+        idx = []
+        rem = flat
+        for d in reversed(dims):
+            idx.append(rem % d)
+            rem //= d
+        return f"{name}[{', '.join(str(i) for i in reversed(idx))}]"
+    return f"{name}[flat offset {flat}]"

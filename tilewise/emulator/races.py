@@ -1,0 +1,132 @@
+"""Shared-memory race detection between barriers, at byte granularity, vectorised over every
+access of a statement. Same-thread accesses never race; a read of a byte whose cp.async copy
+is still in flight is reported whichever thread issued the copy."""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import AsyncCopyError, RaceError, element_str, where
+from .memory import NONE, SharedShadow, Storage
+
+
+def _site_elem(st, sid: int, byte: int) -> str:
+    site = st.sites[sid]
+    b = site.buffer
+    elem = (byte - b.byte_offset) // b.dtype.bytes
+    shape = b.static_shape() or (b.numel(),)
+    return element_str(b.name, shape, elem)
+
+
+def _access(st, sid: int, block: int, tid: int, verb: str, target: str = "it") -> str:
+    site = st.sites[sid]
+    target = f" {target}" if target else ""
+    return f"{st.describe(block, tid)} {verb}{target} ({site.what} at {where(site.span)})"
+
+
+def _report(st, storage: Storage, kind, flat, tids, sid, other_t, other_s, bad, verb_old: str, verb_now: str):
+    """Raise for the first byte where `bad` holds: this access (threads tids, site sid) conflicts
+    with an earlier one (thread other_t, site other_s)."""
+    k = int(np.flatnonzero(bad)[0])
+    rb = storage.shadow.row_bytes
+    block, byte = divmod(int(flat[k]), rb)
+    t_now, t_old, s_old = int(tids[k]), int(other_t[k]), int(other_s[k])
+    here = _site_elem(st, sid, byte)
+    there = _site_elem(st, s_old, byte)
+    alias = "" if there == here else f" (the same bytes as {there})"
+    if kind is AsyncCopyError:
+        msg = (
+            f"{_access(st, sid, block, t_now, verb_now, here + alias)} in shared memory ({storage.name} byte "
+            f"{byte}) while a cp.async copy into it is still in flight: "
+            f"{_access(st, s_old, block, t_old, 'issued the copy', '')}, and no cp_async_wait "
+            + ("of that thread has covered it yet" if t_old == t_now else "by that thread, followed by a __syncthreads, came between")
+        )
+    else:
+        msg = (
+            f"shared-memory race on {here}{alias} ({storage.name} byte {byte}): "
+            f"{_access(st, s_old, block, t_old, verb_old)}, then {_access(st, sid, block, t_now, verb_now)}, "
+            f"with no __syncthreads between them"
+        )
+    raise kind(msg)
+
+
+def on_read(st, storage: Storage, flat: np.ndarray, tids: np.ndarray, sid: int):
+    """Record reads of the flat byte indices `flat` (1-D) by threads `tids` (same length)."""
+    sh: SharedShadow = storage.shadow
+    if sh.any_pending:
+        p = sh.p[flat]
+        bad = p != NONE
+        if bad.any():
+            _report(st, storage, AsyncCopyError, flat, tids, sid, p, sh.ps[flat], bad, "", "reads")
+    w = sh.w[flat]
+    bad = (w != NONE) & (w != tids)
+    if bad.any():
+        _report(st, storage, RaceError, flat, tids, sid, w, sh.ws[flat], bad, "wrote", "reads")
+    r1 = sh.r1[flat]
+    new = r1 == NONE
+    if new.any():
+        sh.r1[flat[new]] = tids[new]
+        sh.r1s[flat[new]] = sid
+        r1 = sh.r1[flat]
+    other = r1 != tids
+    if other.any():
+        f2 = flat[other]
+        free = sh.r2[f2] == NONE
+        if free.any():
+            sh.r2[f2[free]] = tids[other][free]
+            sh.r2s[f2[free]] = sid
+
+
+def on_write(st, storage: Storage, flat: np.ndarray, tids: np.ndarray, sid: int, pending: bool = False,
+             atomic: bool = False):
+    """Record writes (or, with pending=True, the issue of cp.async copies) of the flat byte indices.
+    Atomics are only checked against plain accesses: they do not race with each other, and are
+    not recorded (a plain access after an atomic without a barrier goes unreported)."""
+    sh: SharedShadow = storage.shadow
+    now = "issues a cp.async copy into" if pending else ("atomically updates" if atomic else "writes")
+    if sh.any_pending:
+        p = sh.p[flat]
+        bad = p != NONE
+        if bad.any():
+            _report(st, storage, AsyncCopyError, flat, tids, sid, p, sh.ps[flat], bad, "", now)
+    w = sh.w[flat]
+    bad = (w != NONE) & (w != tids)
+    if bad.any():
+        _report(st, storage, RaceError, flat, tids, sid, w, sh.ws[flat], bad, "wrote", now)
+    for r, rs in ((sh.r1, sh.r1s), (sh.r2, sh.r2s)):
+        rv = r[flat]
+        bad = (rv != NONE) & (rv != tids)
+        if bad.any():
+            _report(st, storage, RaceError, flat, tids, sid, rv, rs[flat], bad, "read", now)
+    if atomic:
+        return
+    if flat.size > 1:
+        # two threads writing one byte in the same statement
+        order = np.argsort(flat, kind="stable")
+        fs = flat[order]
+        ts = tids[order]
+        dup = (fs[1:] == fs[:-1]) & (ts[1:] != ts[:-1])
+        if dup.any():
+            k = int(np.flatnonzero(dup)[0])
+            sel = np.zeros(flat.size, bool)
+            sel[order[k + 1]] = True
+            prev_t = np.full(flat.size, ts[k], np.int32)
+            prev_s = np.full(flat.size, sid, np.int32)
+            _report(st, storage, RaceError, flat, tids, sid, prev_t, prev_s, sel, "writes", now)
+    if pending:
+        sh.p[flat] = tids
+        sh.ps[flat] = sid
+        sh.any_pending = True
+    else:
+        sh.w[flat] = tids
+        sh.ws[flat] = sid
+
+
+def on_async_land(storage: Storage, flat: np.ndarray, tids: np.ndarray, sids: np.ndarray):
+    """A cp.async copy landed at a wait: it now counts as a write by its thread in this epoch."""
+    sh: SharedShadow = storage.shadow
+    sh.p[flat] = NONE
+    sh.ps[flat] = NONE
+    sh.w[flat] = tids
+    sh.ws[flat] = sids
+    if sh.any_pending and not (sh.p != NONE).any():
+        sh.any_pending = False

@@ -1,0 +1,251 @@
+"""`run(func, args, dims)`: bind the arguments, then launch each kernel of the function as
+batches of blocks executing in lockstep."""
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from ..ir.buffer import Buffer
+from ..ir.expr import Expr, Var
+from ..ir.stmt import Allocate, Annotation, Kernel, LetStmt, PrimFunc, SeqStmt, Stmt
+from ..ir.visitor import Visitor
+from . import arith
+from .compiler import Compiler
+from .errors import UnsupportedError, where
+from .memory import Site, global_storage
+from .state import Batch, HostState
+
+DEFAULT_MAX_LANES = 16384
+SHARED_BUDGET = 64 << 20  # bytes of shared memory (with its race shadow) per batch
+
+
+class KernelProgram:
+    def __init__(self, kernel: Kernel, body, grid_fns, block_slots, thread_slots, smem_bytes: int):
+        self.kernel = kernel
+        self.body = body
+        self.grid_fns = grid_fns
+        self.block_slots = block_slots
+        self.thread_slots = thread_slots
+        self.threads = list(kernel.threads)
+        self.smem_bytes = smem_bytes
+
+
+class Program:
+    """A PrimFunc compiled to closures. Variables and root buffers get slot numbers; every memory
+    access gets a Site for error messages."""
+
+    def __init__(self, func: PrimFunc):
+        self.func = func
+        self._var_slots: dict[int, int] = {}
+        self._buf_slots: dict[int, int] = {}
+        self._keep: list = []
+        self.sites: list[Site] = []
+        self.steps: list = []  # ("kernel", KernelProgram) | ("let", slot, fn)
+        comp = Compiler(self)
+        self.param_slots = []
+        self.shape_fns: dict[int, list] = {}
+        for p in func.params:
+            if isinstance(p, Buffer):
+                if p.scope != "global":
+                    raise UnsupportedError(f"parameter {p.name} is a {p.scope} buffer; kernel parameters are global")
+                self.param_slots.append(("buffer", self.buf_slot(p)))
+                self.shape_fns[id(p)] = [d if not isinstance(d, Expr) else comp.expr(d) for d in p.shape]
+            elif isinstance(p, Var):
+                self.param_slots.append(("scalar", self.var_slot(p)))
+            else:
+                raise UnsupportedError(f"unsupported parameter {p!r}")
+        self.dynamic_vars = func.dynamic_vars()
+        self.dyn_slots = [self.var_slot(v) for v in self.dynamic_vars]
+        for s in _flatten(func.body):
+            if isinstance(s, Kernel):
+                self.steps.append(("kernel", self._kernel(comp, s)))
+            elif isinstance(s, LetStmt):
+                comp.span = s.span
+                self.steps.append(("let", self.var_slot(s.var), comp.expr(s.value)))
+            elif isinstance(s, Annotation):
+                continue
+            else:
+                raise UnsupportedError(
+                    f"{type(s).__name__} outside a kernel at {where(getattr(s, 'span', None))}: thread IR has one "
+                    "Kernel statement per launch"
+                )
+        self.n_vars = len(self._var_slots)
+        self.n_bufs = len(self._buf_slots)
+
+    def var_slot(self, v: Var) -> int:
+        key = id(v)
+        if key not in self._var_slots:
+            self._var_slots[key] = len(self._var_slots)
+            self._keep.append(v)
+        return self._var_slots[key]
+
+    def buf_slot(self, b: Buffer) -> int:
+        key = id(b)
+        if key not in self._buf_slots:
+            self._buf_slots[key] = len(self._buf_slots)
+            self._keep.append(b)
+        return self._buf_slots[key]
+
+    def new_site(self, buf: Buffer, span, what: str) -> Site:
+        site = Site(len(self.sites), buf, span, what)
+        self.sites.append(site)
+        return site
+
+    def _kernel(self, comp: Compiler, k: Kernel) -> KernelProgram:
+        comp.span = k.span
+        grid_fns = [comp.expr(g) for g in k.grid]
+        block_slots = [self.var_slot(v) for v in k.block_vars]
+        thread_slots = [self.var_slot(v) for v in k.thread_vars]
+        body = comp.stmt(k.body)
+        return KernelProgram(k, body, grid_fns, block_slots, thread_slots, _shared_bytes(k.body))
+
+
+def _flatten(s: Stmt):
+    if isinstance(s, SeqStmt):
+        for x in s.stmts:
+            yield from _flatten(x)
+    elif s is not None:
+        yield s
+
+
+def _shared_bytes(body: Stmt) -> int:
+    """Bytes of shared memory one block allocates (root allocations only)."""
+    total = [0]
+
+    class V(Visitor):
+        def visit_Allocate(self, s: Allocate):
+            b = s.buffer
+            if b.base is None and b.scope in ("shared", "shared.dyn"):
+                shp = b.static_shape() or ()
+                total[0] += int(np.prod(shp, dtype=np.int64)) * b.dtype.bytes
+            self.generic_visit(s)
+
+    V().visit(body)
+    return total[0]
+
+
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def compile_program(func: PrimFunc) -> Program:
+    """Compile once per PrimFunc (cached while the function object lives)."""
+    prog = _CACHE.get(func)
+    if prog is None:
+        prog = Program(func)
+        _CACHE[func] = prog
+    return prog
+
+
+def run(
+    func: PrimFunc,
+    args: list,
+    dims: list[int] | None = None,
+    *,
+    check_races: bool = True,
+    check_uninit: bool = False,
+    max_lanes: int = DEFAULT_MAX_LANES,
+) -> None:
+    """Execute the thread-level `func` on the CPU, every thread of every block, with numpy.
+
+    args: one per parameter of func: numpy arrays for global buffers (C-contiguous, of the
+    buffer's dtype; written in place) and Python / numpy scalars for scalar parameters.
+    dims: the values of func.dynamic_vars() (inferred from the arrays' shapes when omitted).
+    check_races: report shared-memory races between barriers and reads of cp.async destinations
+    before their wait. check_uninit: report reads of shared or register memory never written.
+    max_lanes: how many threads (blocks x threads per block) execute together; bounds memory.
+
+    Raises an EmulatorError subclass naming the buffer, element, threads and source lines."""
+    prog = compile_program(func)
+    if len(args) != len(func.params):
+        raise TypeError(f"{func.name} takes {len(func.params)} arguments, got {len(args)}")
+    vals: list = [None] * prog.n_vars
+    store: list = [None] * prog.n_bufs
+    shapes: dict = {}
+    writeback = []
+    # dynamic dims first: buffer shapes are checked against them
+    if dims is None:
+        dims = _infer_dims(func, args, prog.dynamic_vars)
+    if len(dims) != len(prog.dynamic_vars):
+        raise TypeError(f"{func.name} has {len(prog.dynamic_vars)} dynamic dimensions, got {len(dims)} values")
+    for v, slot, d in zip(prog.dynamic_vars, prog.dyn_slots, dims):
+        vals[slot] = arith.const(int(d), v.dtype)
+    host = HostState(vals, shapes)
+    for p, (kind, slot), a in zip(func.params, prog.param_slots, args):
+        if kind == "scalar":
+            vals[slot] = arith.const(a.item() if hasattr(a, "item") else a, p.dtype)
+            continue
+        arr = _check_array(p, a, host, prog.shape_fns[id(p)])
+        if not arr.flags.c_contiguous:
+            work = np.ascontiguousarray(arr)
+            writeback.append((arr, work))
+            arr = work
+        shapes[p] = tuple(arr.shape)
+        store[slot] = global_storage(p.name, arr)
+    with np.errstate(all="ignore"):
+        for step in prog.steps:
+            if step[0] == "let":
+                _, slot, fn = step
+                vals[slot] = fn(host)
+            else:
+                _launch(prog, step[1], vals, store, shapes, host, check_races, check_uninit, max_lanes)
+    for orig, work in writeback:
+        orig[...] = work
+
+
+def _check_array(p: Buffer, a, host: HostState, shape_fns) -> np.ndarray:
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"argument {p.name}: expected a numpy array, got {type(a).__name__}")
+    want = arith.np_dtype(p.dtype)
+    if a.dtype != want:
+        raise TypeError(f"argument {p.name}: expected dtype {p.dtype}, got {a.dtype}")
+    if a.ndim != len(p.shape):
+        raise ValueError(f"argument {p.name}: expected {len(p.shape)} dimensions, got shape {a.shape}")
+    for k, (d, n) in enumerate(zip(shape_fns, a.shape)):
+        want_d = int(d) if isinstance(d, int) else int(d(host))
+        if want_d != n:
+            raise ValueError(f"argument {p.name}: dimension {k} should be {want_d}, got {n} (shape {a.shape})")
+    return a
+
+
+def _infer_dims(func: PrimFunc, args, dyn_vars) -> list[int]:
+    found: dict[int, int] = {}
+    for p, a in zip(func.params, args):
+        if isinstance(p, Buffer) and isinstance(a, np.ndarray):
+            for d, n in zip(p.shape, a.shape):
+                if isinstance(d, Var):
+                    found.setdefault(id(d), int(n))
+    out = []
+    for v in dyn_vars:
+        if id(v) not in found:
+            raise TypeError(f"cannot infer the dynamic dimension {v.name} from the arguments; pass dims")
+        out.append(found[id(v)])
+    return out
+
+
+def _launch(prog: Program, kp: KernelProgram, vals, store, shapes, host, check_races, check_uninit, max_lanes):
+    grid = [int(f(host)) for f in kp.grid_fns]
+    threads = kp.threads
+    T = int(np.prod(threads))
+    nblocks = int(np.prod(grid)) if grid else 1
+    if nblocks <= 0 or kp.body is None:
+        return
+    per_block = max(1, kp.smem_bytes * (33 if check_races else 1))
+    nb = max(1, min(nblocks, max_lanes // max(T, 1), SHARED_BUDGET // per_block))
+    gdims = grid if grid else [1]
+    for b0 in range(0, nblocks, nb):
+        block_ids = np.arange(b0, min(nblocks, b0 + nb))
+        bvals = list(vals)
+        bstore = [s if (s is not None and s.scope == "global") else None for s in store]
+        st = Batch(prog, block_ids, gdims, threads, bvals, bstore, shapes, check_races, check_uninit)
+        # block and thread indices: x fastest
+        rem = block_ids
+        for slot, g, v in zip(kp.block_slots, gdims, kp.kernel.block_vars):
+            coord = (rem % g).astype(arith.np_dtype(v.dtype))
+            rem = rem // g
+            bvals[slot] = coord[0] if st.nb == 1 else np.repeat(coord, T)
+        rem = st.lane_tid.astype(np.int64)
+        for slot, t, v in zip(kp.thread_slots, threads, kp.kernel.thread_vars):
+            bvals[slot] = (rem % t).astype(arith.np_dtype(v.dtype))
+            rem = rem // t
+        kp.body(st)

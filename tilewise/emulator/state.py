@@ -1,0 +1,81 @@
+"""The state of one batch of blocks executing in lockstep: lane numbering, variable slots,
+storage, the active mask and the cp.async queues."""
+from __future__ import annotations
+
+import numpy as np
+
+from .asyncq import AsyncQueues
+from .errors import thread_str
+
+WARP = 32
+
+
+class Batch:
+    """Lanes are numbered block-major: lane = block_in_batch * threads + linear thread id, with
+    the thread id `tx + ty * Tx + tz * Tx * Ty` as CUDA numbers threads (warps are 32 consecutive
+    linear ids)."""
+
+    def __init__(self, prog, block_ids: np.ndarray, grid, threads, vals: list, store: list, shapes: dict,
+                 check_races: bool, check_uninit: bool):
+        T = 1
+        for t in threads:
+            T *= t
+        nb = int(block_ids.size)
+        self.T = T
+        self.nb = nb
+        self.L = L = nb * T
+        self.grid = tuple(grid)
+        self.threads = tuple(threads)
+        self.block_ids = block_ids
+        self.lanes = np.arange(L)
+        self.lane_block = np.repeat(np.arange(nb), T)
+        self.lane_tid = np.tile(np.arange(T, dtype=np.int32), nb)
+        wpb = -(-T // WARP)
+        self.warps_per_block = wpb
+        self.num_warps = nb * wpb
+        self.full_warps = T % WARP == 0
+        self.lane_in_warp = self.lane_tid % WARP
+        self.lane_warp = self.lane_block * wpb + self.lane_tid // WARP
+        self.vals = vals
+        self.store = store
+        self.shapes = shapes
+        self.sites = prog.sites
+        self.mask: np.ndarray | None = None
+        self.loop_exit: np.ndarray | None = None
+        self.asyncq = AsyncQueues(L)
+        self.shared: list = []  # shared Storage objects, for barriers
+        self.check_races = check_races
+        self.check_uninit = check_uninit
+
+    def active(self) -> np.ndarray | None:
+        """Indices of the active lanes, or None when every lane is active."""
+        return None if self.mask is None else np.flatnonzero(self.mask)
+
+    def thread_of_lane(self, lane: int) -> str:
+        return thread_str(int(self.block_ids[lane // self.T]), lane % self.T, self.grid, self.threads)
+
+    def describe(self, block_in_batch: int, tid: int) -> str:
+        return thread_str(int(self.block_ids[block_in_batch]), tid, self.grid, self.threads)
+
+    def to_warps(self, x: np.ndarray, fill=0) -> np.ndarray:
+        """Per-lane values [L, ...] as [warps, 32, ...]; lanes past a partial last warp get `fill`."""
+        if self.full_warps:
+            return x.reshape((self.num_warps, WARP) + x.shape[1:])
+        out = np.full((self.num_warps, WARP) + x.shape[1:], fill, dtype=x.dtype)
+        out[self.lane_warp, self.lane_in_warp] = x
+        return out
+
+    def from_warps(self, x: np.ndarray) -> np.ndarray:
+        if self.full_warps:
+            return x.reshape((self.L,) + x.shape[2:])
+        return x[self.lane_warp, self.lane_in_warp]
+
+
+class HostState:
+    """Evaluates launch parameters (grid extents, top-level lets): every value is a scalar."""
+
+    def __init__(self, vals: list, shapes: dict):
+        self.vals = vals
+        self.shapes = shapes
+        self.mask = None
+        self.L = 1

@@ -1,0 +1,43 @@
+"""Scheduling annotations: explicit layouts for buffers, and block rasterisation."""
+from __future__ import annotations
+
+from ..errors import CompileError
+from ..ir.buffer import Buffer
+from ..ir.stmt import Annotation
+from ..layout import Fragment, Layout
+from .builder import emit, require_kernel
+
+
+def annotate_layout(layout_map: dict) -> None:
+    """`T.annotate_layout({A_shared: make_swizzled_layout(A_shared)})`."""
+    require_kernel("T.annotate_layout")
+    if not isinstance(layout_map, dict):
+        raise CompileError("T.annotate_layout takes a dict {buffer: layout}")
+    checked = {}
+    for buf, lay in layout_map.items():
+        if not isinstance(buf, Buffer):
+            raise CompileError(f"T.annotate_layout: keys must be buffers, got {type(buf).__name__}")
+        if not isinstance(lay, Layout):
+            raise CompileError(f"T.annotate_layout: the layout of {buf.name} must be a T.Layout or T.Fragment")
+        if isinstance(lay, Fragment) != (buf.scope == "local.fragment"):
+            want = "a T.Fragment" if buf.scope == "local.fragment" else "a T.Layout"
+            raise CompileError(f"T.annotate_layout: {buf.name} is a {buf.scope} buffer and needs {want}")
+        shape = buf.static_shape()
+        if shape is None or tuple(lay.shape) != tuple(shape):
+            raise CompileError(
+                f"T.annotate_layout: the layout of {buf.name} has shape {list(lay.shape)} but the buffer has {list(buf.shape)}"
+            )
+        checked[buf] = lay
+    emit(Annotation("layout", checked))
+
+
+def use_swizzle(panel_size: int = 8, order: str = "row", enable: bool = True) -> None:
+    """Visit blocks panel by panel (better L2 reuse): in "row" order, `panel_size` consecutive
+    block rows are walked column by column before moving to the next panel."""
+    require_kernel("T.use_swizzle")
+    if order not in ("row", "col"):
+        raise CompileError(f"T.use_swizzle: order must be 'row' or 'col', got {order!r}")
+    if not isinstance(panel_size, int) or panel_size < 1:
+        raise CompileError(f"T.use_swizzle: panel_size must be a positive int, got {panel_size!r}")
+    if enable:
+        emit(Annotation("use_swizzle", (panel_size, order)))

@@ -1,0 +1,268 @@
+"""Thread/value fragments: a register tile described by how the digits of the thread index and
+of the register (value) index map to logical coordinates.
+
+A mode is (radix, dim, stride): the mode's digit d contributes d * stride to logical dimension
+`dim` (dim None: the mode does not move the element, i.e. it replicates it). The thread index is
+the mixed-radix number of the thread modes (first mode fastest), the register index likewise of
+the value modes. Because every mode moves one dimension by a fixed stride, the inverse
+(thread, register) -> element is a closed form, the forward map is a digit extraction, and
+dropping a dimension (the result of a reduction, a row vector) just turns its thread modes
+into replication and removes its value modes."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import CompileError
+from ..ir import dtype as _dt
+from ..ir.expr import Const, Expr, Var, as_expr
+from ..ir.simplify import simplify
+from .fragment import Fragment
+
+
+@dataclass(frozen=True)
+class Mode:
+    radix: int
+    dim: int | None  # logical dimension moved by this digit, None for replication
+    stride: int = 0
+
+
+def _places(modes) -> list[int]:
+    out, p = [], 1
+    for m in modes:
+        out.append(p)
+        p *= m.radix
+    return out
+
+
+def _prod(xs) -> int:
+    n = 1
+    for x in xs:
+        n *= x
+    return n
+
+
+def _digit(x: Expr, place: int, radix: int, total: int) -> Expr:
+    e = x
+    if place > 1:
+        e = e // place
+    if place * radix < total or radix == 1:
+        e = e % radix
+    return e
+
+
+class TVFragment(Fragment):
+    """A fragment built from thread modes and value modes (see the module docstring)."""
+
+    def __init__(self, shape, thread_modes, value_modes, name: str = ""):
+        self.shape = tuple(int(d) for d in shape)
+        self.thread_modes = tuple(thread_modes)
+        self.value_modes = tuple(value_modes)
+        self.name = name
+        self._check()
+        t, v = Var("_t", _dt.int32), Var("_v", _dt.int32)
+        self._tvar, self._vvar = t, v
+        self.vars = [Var(f"_i{k}", _dt.int32) for k in range(len(self.shape))]
+        self._output_shape = (self.num_values,)
+        self.rep_var = Var("_rep", _dt.int32)
+        self.replicate = _prod(m.radix for m in self.thread_modes if m.dim is None)
+        self.forward_index = [self.local_of(self.vars)]
+        self.forward_thread = self._thread_expr(self.vars, self.rep_var)
+
+    # ------------------------------------------------------------------ structure
+    def _check(self):
+        for m in self.thread_modes + self.value_modes:
+            if m.radix < 1:
+                raise CompileError(f"layout mode with radix {m.radix}")
+            if m.dim is not None and not 0 <= m.dim < len(self.shape):
+                raise CompileError(f"layout mode moves dimension {m.dim} of a {len(self.shape)}-d tile")
+        for d, extent in enumerate(self.shape):
+            ms = sorted((m for m in self.thread_modes + self.value_modes if m.dim == d and m.radix > 1),
+                        key=lambda m: m.stride)
+            expect = 1
+            for m in ms:
+                if m.stride != expect:
+                    raise CompileError(f"layout modes of dimension {d} do not tile it exactly: {ms}")
+                expect *= m.radix
+            if expect != extent:
+                raise CompileError(f"layout modes of dimension {d} cover {expect} of {extent} elements")
+
+    @property
+    def num_threads(self) -> int:
+        return _prod(m.radix for m in self.thread_modes)
+
+    @property
+    def num_values(self) -> int:
+        return _prod(m.radix for m in self.value_modes)
+
+    def num_threads_fn(self) -> int:
+        return self.num_threads
+
+    def locals_per_thread(self) -> int:
+        return self.num_values
+
+    def output_shape(self):
+        return (self.num_values,)
+
+    def key(self) -> str:
+        tm = ",".join(f"{m.radix}:{m.dim}:{m.stride}" for m in self.thread_modes)
+        vm = ",".join(f"{m.radix}:{m.dim}:{m.stride}" for m in self.value_modes)
+        return f"TV({list(self.shape)}; t[{tm}]; v[{vm}])"
+
+    def __repr__(self) -> str:
+        return self.key()
+
+    def same_as(self, other) -> bool:
+        return isinstance(other, TVFragment) and self.key() == other.key()
+
+    # ------------------------------------------------------------------ maps
+    def inverse(self, thread: Expr, value: Expr) -> list[Expr]:
+        """Logical indices of register `value` of thread `thread` (closed form)."""
+        idx = [Const(0, _dt.int32) for _ in self.shape]
+        for modes, x, total in ((self.thread_modes, thread, self.num_threads), (self.value_modes, value, self.num_values)):
+            for m, p in zip(modes, _places(modes)):
+                if m.dim is None or m.radix == 1:
+                    continue
+                idx[m.dim] = idx[m.dim] + _digit(as_expr(x), p, m.radix, total) * m.stride
+        ranges = {}
+        if isinstance(thread, Var):
+            ranges[thread] = (0, self.num_threads - 1)
+        if isinstance(value, Var):
+            ranges[value] = (0, self.num_values - 1)
+        return [simplify(e, ranges) for e in idx]
+
+    def local_of(self, indices) -> Expr:
+        """Register index holding the element at `indices` (same in every replica)."""
+        out = Const(0, _dt.int32)
+        for m, p in zip(self.value_modes, _places(self.value_modes)):
+            if m.dim is None or m.radix == 1:
+                continue
+            out = out + _digit(as_expr(indices[m.dim]), m.stride, m.radix, self.shape[m.dim]) * p
+        return out
+
+    def _thread_expr(self, indices, rep: Expr) -> Expr:
+        out = Const(0, _dt.int32)
+        rep_place = 1
+        for m, p in zip(self.thread_modes, _places(self.thread_modes)):
+            if m.radix == 1:
+                continue
+            if m.dim is None:
+                d = _digit(as_expr(rep), rep_place, m.radix, self.replicate)
+                rep_place *= m.radix
+            else:
+                d = _digit(as_expr(indices[m.dim]), m.stride, m.radix, self.shape[m.dim])
+            out = out + d * p
+        return out
+
+    def thread_of(self, indices, rep=0) -> Expr:
+        return self._thread_expr(indices, as_expr(rep))
+
+    def replica_index(self, thread: Expr) -> Expr:
+        """Which replica a thread holds (0 for the thread that writes results out)."""
+        out = Const(0, _dt.int32)
+        rep_place = 1
+        for m, p in zip(self.thread_modes, _places(self.thread_modes)):
+            if m.dim is None and m.radix > 1:
+                out = out + _digit(as_expr(thread), p, m.radix, self.num_threads) * rep_place
+                rep_place *= m.radix
+        return out
+
+    # ------------------------------------------------------------------ derived layouts
+    def project(self, keep: list[int]) -> TVFragment:
+        """The layout of a tile indexed by the dimensions in `keep` only: dropped thread modes
+        become replication, dropped value modes disappear."""
+        new_dim = {d: k for k, d in enumerate(keep)}
+        tm = [Mode(m.radix, new_dim.get(m.dim), m.stride if m.dim in new_dim else 0) for m in self.thread_modes]
+        vm = [Mode(m.radix, new_dim[m.dim], m.stride) for m in self.value_modes if m.dim in new_dim]
+        return TVFragment([self.shape[d] for d in keep], tm, vm, name=self.name + "/proj")
+
+    def reduced_thread_modes(self, dim: int) -> list[tuple[int, int]]:
+        """(place, radix) of the thread modes that move `dim`: the threads a reduction over
+        `dim` must combine."""
+        return [(p, m.radix) for m, p in zip(self.thread_modes, _places(self.thread_modes))
+                if m.dim == dim and m.radix > 1]
+
+
+# ---------------------------------------------------------------------------- constructors
+
+
+def _largest_factor(n: int, limit_divisor: int) -> int:
+    """Largest divisor of `limit_divisor` that also divides `n`."""
+    f = 1
+    for k in range(1, limit_divisor + 1):
+        if limit_divisor % k == 0 and n % k == 0:
+            f = k
+    return f
+
+
+def default_fragment(shape, threads: int, vector: int = 1) -> TVFragment:
+    """Consecutive threads own consecutive `vector`-element chunks of the innermost dimension,
+    then move to outer dimensions; what a dimension cannot absorb evenly stays in registers, and
+    left-over threads replicate. Used for T.Parallel loops and unconstrained fragments."""
+    shape = tuple(int(d) for d in shape)
+    nd = len(shape)
+    ext = list(shape)
+    stride = [1] * nd
+    value_modes: list[Mode] = []
+    thread_modes: list[Mode] = []
+    vector = _largest_factor(shape[-1], max(1, vector))
+    if vector > 1:
+        value_modes.append(Mode(vector, nd - 1, 1))
+        ext[-1] //= vector
+        stride[-1] = vector
+    left = threads
+    for d in reversed(range(nd)):
+        if left == 1:
+            break
+        f = _largest_factor(ext[d], left)
+        if f > 1:
+            thread_modes.append(Mode(f, d, stride[d]))
+            stride[d] *= f
+            ext[d] //= f
+            left //= f
+    if left > 1:
+        thread_modes.append(Mode(left, None, 0))
+    for d in reversed(range(nd)):
+        if ext[d] > 1:
+            value_modes.append(Mode(ext[d], d, stride[d]))
+    return TVFragment(shape, thread_modes, value_modes, name="default")
+
+
+def replicated_fragment(shape, threads: int) -> TVFragment:
+    """Every thread holds the whole tile (the fallback for tiles nothing else fits)."""
+    shape = tuple(int(d) for d in shape)
+    vm = [Mode(shape[d], d, 1) for d in reversed(range(len(shape))) if shape[d] > 1]
+    return TVFragment(shape, [Mode(threads, None, 0)], vm, name="replicated")
+
+
+def mma_c_tv(M: int, N: int, warp_m: int, warp_n: int, threads: int) -> TVFragment:
+    """The mma.sync m16n8 accumulator layout tiled over a warp grid (same numbering as
+    layout/mma.py: warp = wm * warp_n + wn; inside a warp m16n8 tiles row-major)."""
+    WM, WN = M // warp_m, N // warp_n
+    tm = [Mode(4, 1, 2), Mode(8, 0, 1), Mode(warp_n, 1, WN), Mode(warp_m, 0, WM)]
+    extra = threads // (32 * warp_m * warp_n)
+    if extra > 1:
+        tm.append(Mode(extra, None, 0))
+    vm = [Mode(2, 1, 1), Mode(2, 0, 8), Mode(WN // 8, 1, 8), Mode(WM // 16, 0, 16)]
+    return TVFragment((M, N), tm, vm, name="mma_c")
+
+
+def mma_a_tv(M: int, K: int, warp_m: int, warp_n: int, threads: int) -> TVFragment:
+    """mma.sync A operand (M x K, 16x16 tiles) in registers; warps of one warp row replicate it."""
+    WM = M // warp_m
+    tm = [Mode(4, 1, 2), Mode(8, 0, 1), Mode(warp_n, None, 0), Mode(warp_m, 0, WM)]
+    extra = threads // (32 * warp_m * warp_n)
+    if extra > 1:
+        tm.append(Mode(extra, None, 0))
+    vm = [Mode(2, 1, 1), Mode(2, 0, 8), Mode(2, 1, 8), Mode(K // 16, 1, 16), Mode(WM // 16, 0, 16)]
+    return TVFragment((M, K), tm, vm, name="mma_a")
+
+
+def mma_b_tv(K: int, N: int, warp_m: int, warp_n: int, threads: int) -> TVFragment:
+    """mma.sync B operand (K x N, 16x8 tiles) in registers; warps of one warp column replicate it."""
+    WN = N // warp_n
+    tm = [Mode(4, 0, 2), Mode(8, 1, 1), Mode(warp_n, 1, WN), Mode(warp_m, None, 0)]
+    extra = threads // (32 * warp_m * warp_n)
+    if extra > 1:
+        tm.append(Mode(extra, None, 0))
+    vm = [Mode(2, 0, 1), Mode(2, 0, 8), Mode(WN // 8, 1, 8), Mode(K // 16, 0, 16)]
+    return TVFragment((K, N), tm, vm, name="mma_b")

@@ -1,0 +1,152 @@
+"""T.atomic_add(dst, value), and T.atomic_max / T.atomic_min: read-modify-write that is safe
+when several blocks update the same global (or shared) elements.
+
+Element form: `T.atomic_add(C[i, j], v)` with a scalar v. Tile form: `T.atomic_add(C[r, c], C_local)`
+(either side a buffer, a corner element or a slice; a scalar value is added to every element):
+element-wise atomics over the tile, skipping elements outside a global destination."""
+from __future__ import annotations
+
+from ..errors import CompileError
+from ..ir import dtype as _dt
+from ..ir.buffer import Buffer, BufferRegion
+from ..ir.expr import BufferLoad, Call, Const, Expr, Select, as_expr, cast
+from ..ir.stmt import Evaluate, For, IfThenElse, Stmt
+from ..language.builder import emit, require_kernel
+from .base import LowerContext, TileOp, register
+from .region import as_region, in_bounds, pair_regions, region_indices, squeezed
+
+ATOMIC_SCOPES = ("global", "shared", "shared.dyn")
+MEMORY_ORDERS = ("relaxed", "consume", "acquire", "release", "acq_rel", "seq_cst")
+
+
+def atomic_call(kind: str, dst: BufferLoad, value: Expr) -> Evaluate:
+    """`tw::atomic_<kind>(&dst, value)`; value already has dst's type."""
+    addr = Call("address_of", [dst], _dt.handle)
+    return Evaluate(Call(f"atomic_{kind}", [addr, value], _dt.handle))
+
+
+class _AtomicTile(TileOp):
+    """Element-wise atomics of a tile (or a scalar) into a region."""
+
+    kind = ""
+    _fields = ("src", "dst")
+
+    def __init__(self, src: BufferRegion | Expr, dst: BufferRegion):
+        self._init()
+        self.src = src
+        self.dst = dst
+
+    def lower_cpu(self, ctx: LowerContext) -> Stmt:
+        dst = self.dst
+        ext = squeezed(dst)
+        loop_vars = [ctx.fresh("i") for _ in ext]
+        ranges = dict(ctx.ranges)
+        for v, e in zip(loop_vars, ext):
+            if isinstance(e, int):
+                ranges[v] = (0, e - 1)
+        d_idx = region_indices(dst, loop_vars)
+        if isinstance(self.src, BufferRegion):
+            s_idx = region_indices(self.src, loop_vars)
+            value: Expr = BufferLoad(self.src.buffer, s_idx)
+            if self.src.buffer.scope == "global":
+                guard = in_bounds(s_idx, self.src.buffer, ranges)
+                if guard is not None:
+                    value = Select(guard, value, Const(0, self.src.buffer.dtype))
+        else:
+            value = self.src
+        value = cast(value, dst.buffer.dtype)
+        body: Stmt = atomic_call(self.kind, BufferLoad(dst.buffer, d_idx), value)
+        if dst.buffer.scope == "global":
+            guard = in_bounds(d_idx, dst.buffer, ranges)
+            if guard is not None:
+                body = IfThenElse(guard, body)
+        for i, (v, e) in enumerate(reversed(list(zip(loop_vars, ext)))):
+            body = For(v, 0, e, "parallel" if i == 0 else "serial", body)
+        return body
+
+
+@register
+class AtomicAdd(_AtomicTile):
+    op_name = "atomic_add"
+    kind = "add"
+
+
+@register
+class AtomicMax(_AtomicTile):
+    op_name = "atomic_max"
+    kind = "max"
+
+
+@register
+class AtomicMin(_AtomicTile):
+    op_name = "atomic_min"
+    kind = "min"
+
+
+_TILE_OPS = {"add": AtomicAdd, "max": AtomicMax, "min": AtomicMin}
+
+
+def _is_tile(x) -> bool:
+    return isinstance(x, BufferRegion) or (isinstance(x, Buffer) and x.scope != "local.var")
+
+
+def _check_dst(buffer: Buffer, what: str) -> None:
+    if buffer.scope not in ATOMIC_SCOPES:
+        raise CompileError(
+            f"{what}: the destination {buffer.name} is a {buffer.scope} buffer; atomics update global or "
+            "shared memory (a fragment or local buffer is private to its block; update it directly)"
+        )
+    dt = buffer.dtype
+    if not (dt.is_float or dt.is_int):
+        raise CompileError(f"{what}: the destination {buffer.name} has type {dt}; atomics need a number type")
+
+
+def _atomic(kind: str, dst, value, memory_order, return_prev: bool) -> None:
+    what = f"T.atomic_{kind}"
+    require_kernel(what)
+    if memory_order is not None and memory_order not in MEMORY_ORDERS:
+        raise CompileError(f"{what}: unknown memory_order {memory_order!r}; expected one of {', '.join(MEMORY_ORDERS)}")
+    if return_prev:
+        raise CompileError(f"{what}: return_prev=True is not supported; read the element before the update instead")
+    if _is_tile(value) or _is_tile(dst):
+        if _is_tile(value):
+            src, d = pair_regions(value, dst, what)
+        else:
+            d = as_region(dst, f"{what} destination", allow_corner=False)
+            src = _scalar(value, d.buffer, what)
+        _check_dst(d.buffer, what)
+        if isinstance(src, BufferRegion) and not (src.buffer.dtype.is_float or src.buffer.dtype.is_int
+                                                  or src.buffer.dtype.is_bool):
+            raise CompileError(f"{what}: the value {src.buffer.name} has type {src.buffer.dtype}")
+        emit(_TILE_OPS[kind](src, d))
+        return
+    if not isinstance(dst, BufferLoad):
+        raise CompileError(
+            f"{what}: the destination must be a buffer element such as C[i, j], or a tile; got {dst!r}"
+        )
+    _check_dst(dst.buffer, what)
+    emit(atomic_call(kind, dst, _scalar(value, dst.buffer, what)))
+
+
+def _scalar(value, dst: Buffer, what: str) -> Expr:
+    if isinstance(value, Buffer):  # a T.alloc_var scalar
+        value = value.load_var()
+    if not isinstance(value, (Expr, int, float, bool)):
+        raise CompileError(f"{what}: the value must be a scalar expression or a tile, got {value!r}")
+    v = as_expr(value, dst.dtype)
+    return v if v.dtype == dst.dtype else cast(v, dst.dtype)
+
+
+def atomic_add(dst, value, memory_order: str | None = None, return_prev: bool = False, use_tma: bool = False) -> None:
+    """dst += value atomically: an element `C[i, j]` and a scalar, or element-wise over a tile."""
+    _atomic("add", dst, value, memory_order, return_prev)
+
+
+def atomic_max(dst, value, memory_order: str | None = None, return_prev: bool = False) -> None:
+    """dst = max(dst, value) atomically (NaN operands are ignored, as by T.max)."""
+    _atomic("max", dst, value, memory_order, return_prev)
+
+
+def atomic_min(dst, value, memory_order: str | None = None, return_prev: bool = False) -> None:
+    """dst = min(dst, value) atomically (NaN operands are ignored, as by T.min)."""
+    _atomic("min", dst, value, memory_order, return_prev)

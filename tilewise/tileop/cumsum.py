@@ -1,0 +1,105 @@
+"""T.cumsum(src, dst=None, dim=0, reverse=False): inclusive prefix sum of a shared or fragment
+tile along one dimension (a suffix sum with reverse=True). dst defaults to src (in place);
+the running sum is kept in dst's dtype."""
+from __future__ import annotations
+
+from ..errors import CompileError
+from ..ir.buffer import BufferRegion
+from ..ir.expr import BufferLoad, Expr, as_expr, cast
+from ..ir.simplify import simplify, structural_equal
+from ..ir.stmt import BufferStore, For, Stmt, seq
+from ..language.builder import emit, require_kernel
+from .base import LowerContext, TileOp, register
+from .reduce import loop_nest, shape_str, static_dim, static_flag, tile_operand
+from .region import extents_equal, region_indices, squeezed
+
+
+@register
+class CumSum(TileOp):
+    op_name = "cumsum"
+    _fields = ("src", "dst")
+
+    def __init__(self, src: BufferRegion, dst: BufferRegion, dim: int, reverse: bool):
+        self._init()
+        self.src = src
+        self.dst = dst
+        self.dim = dim
+        self.reverse = reverse
+
+    def attrs(self) -> dict:
+        return {"dim": self.dim, "reverse": self.reverse}
+
+    def lower_cpu(self, ctx: LowerContext) -> Stmt:
+        src, dst, dim = self.src, self.dst, self.dim
+        ext = list(src.extents)
+        n = ext[dim]
+        nonunit = [i for i, e in enumerate(ext) if e != 1]
+        kept = [i for i in nonunit if i != dim]
+        before = [i for i in kept if i < dim]
+        after = [i for i in kept if i > dim]
+
+        def pos(k):
+            return n - 1 - k if self.reverse else k
+
+        def element(vars_: dict, k):
+            """(src value, dst indices) at scan step k and the kept indices vars_."""
+            s_idx = []
+            for i, (s, _) in enumerate(src.region):
+                off = pos(k) if i == dim else vars_.get(i)
+                s_idx.append(simplify(s + off) if off is not None else s)
+            d_idx = region_indices(dst, [pos(k) if i == dim else vars_[i] for i in nonunit])
+            return cast(BufferLoad(src.buffer, s_idx), dst.buffer.dtype), d_idx
+
+        in_place = src.buffer is dst.buffer and all(
+            structural_equal(simplify(as_expr(a)), simplify(as_expr(b)))
+            for (a, _), (b, _) in zip(src.region, dst.region)
+        )
+
+        def first(vars_: dict) -> Stmt | None:
+            if in_place:
+                return None  # the first element is its own prefix sum
+            v, d_idx = element(vars_, 0)
+            return BufferStore(dst.buffer, d_idx, v)
+
+        def step(vars_: dict, k: Expr) -> Stmt:
+            v, d_idx = element(vars_, k)
+            _, prev = element(vars_, k - 1)
+            return BufferStore(dst.buffer, d_idx, BufferLoad(dst.buffer, prev) + v)
+
+        if n == 1:
+            return loop_nest(ctx, kept, ext, first, innermost="parallel") or seq([])
+        if after:
+            # The scan runs over the outer dimension: each step adds a whole (contiguous) row of
+            # the previous result, element-wise, so the innermost loop vectorises.
+            def outer(vb: dict) -> Stmt:
+                k = ctx.fresh("k")
+                head = loop_nest(ctx, after, ext, lambda va: first({**vb, **va}), innermost="parallel")
+                body = loop_nest(ctx, after, ext, lambda va: step({**vb, **va}, k), innermost="parallel")
+                return seq([head, For(k, 1, n - 1, "serial", body)])
+
+            return loop_nest(ctx, before, ext, outer, innermost="serial")
+
+        def row(vb: dict) -> Stmt:
+            k = ctx.fresh("k")
+            return seq([first(vb), For(k, 1, n - 1, "serial", step(vb, k))])
+
+        return loop_nest(ctx, before, ext, row, innermost="serial")
+
+
+def cumsum(src, dst=None, dim: int = 0, reverse: bool = False) -> None:
+    """Inclusive prefix sum of src along dim into dst (src itself when dst is None)."""
+    what = "T.cumsum"
+    require_kernel(what)
+    reverse = static_flag(reverse, what, "reverse")
+    s = tile_operand(src, what, "source")
+    d = s if dst is None else tile_operand(dst, what, "destination")
+    if not extents_equal(squeezed(s), squeezed(d)):
+        raise CompileError(
+            f"{what}: the source {s.buffer.name} has shape {shape_str(s.extents)} but the destination "
+            f"{d.buffer.name} has shape {shape_str(d.extents)}"
+        )
+    for r, role in ((s, "source"), (d, "destination")):
+        if not (r.buffer.dtype.is_float or r.buffer.dtype.is_int):
+            raise CompileError(f"{what}: the {role} {r.buffer.name} has type {r.buffer.dtype}; it must be a number type")
+    k = static_dim(dim, len(s.region), what, s.buffer.name)
+    emit(CumSum(s, d, k, reverse))

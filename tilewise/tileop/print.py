@@ -1,0 +1,61 @@
+"""T.print(obj, msg=""): print a scalar expression, or every element of a buffer or a slice of one,
+as lines `msg: block (bx, by, bz) name[i, j] = value`. On the CPU a block runs on one thread, so
+each block prints once (per execution of the statement); one call's lines are never interleaved
+with another block's."""
+from __future__ import annotations
+
+from ..errors import CompileError
+from ..ir import dtype as _dt
+from ..ir.buffer import Buffer, BufferRegion
+from ..ir.expr import BufferLoad, Call, Const, Expr, as_expr
+from ..ir.printer import expr_str
+from ..ir.stmt import Evaluate, Stmt
+from ..language.builder import emit, require_kernel
+from .base import LowerContext, TileOp, register
+
+
+@register
+class Print(TileOp):
+    op_name = "print"
+    _fields = ("obj", "block")
+
+    def __init__(self, obj: BufferRegion | Expr, block: list[Expr], msg: str, label: str):
+        self._init()
+        self.obj = obj
+        self.block = block
+        self.msg = msg
+        self.label = label
+
+    def attrs(self) -> dict:
+        return {"msg": self.msg, "label": self.label}
+
+    def lower_cpu(self, ctx: LowerContext) -> Stmt:
+        attrs = {"msg": self.msg, "label": self.label}
+        if isinstance(self.obj, Expr):
+            return Evaluate(Call("print", [*self.block, self.obj], _dt.handle, {**attrs, "kind": "scalar"}))
+        r = self.obj
+        ptr = Call("address_of", [BufferLoad(r.buffer, r.starts)], _dt.handle)
+        dims = [as_expr(x) for x in (*r.extents, *r.buffer.strides(), *r.starts)]
+        attrs.update(kind="tile", ndim=len(r.region))
+        return Evaluate(Call("print", [*self.block, ptr, *dims], _dt.handle, attrs))
+
+
+def print(obj, msg: str = "", warp_group_id: int = 0, warp_id: int = 0) -> None:  # noqa: A001
+    """Print a scalar, or every element of a buffer or a slice, once per block."""
+    frame = require_kernel("T.print")
+    if not isinstance(msg, str):
+        raise CompileError(f"T.print: msg must be a string, got {type(msg).__name__} {msg!r}")
+    block = list(frame.block_vars) + [Const(0, _dt.int32)] * (3 - len(frame.block_vars))
+    if isinstance(obj, Buffer) and obj.scope == "local.var":
+        emit(Print(obj.load_var(), block, msg, obj.name))
+    elif isinstance(obj, Buffer):
+        emit(Print(BufferRegion.full(obj), block, msg, obj.name))
+    elif isinstance(obj, BufferRegion):
+        emit(Print(obj, block, msg, obj.buffer.name))
+    elif isinstance(obj, (Expr, bool, int, float)):
+        e = as_expr(obj)
+        if e.dtype.kind == "handle":
+            raise CompileError(f"T.print: cannot print the handle {e}")
+        emit(Print(e, block, msg, expr_str(e)))
+    else:
+        raise CompileError(f"T.print: expected a scalar expression, a buffer or a slice, got {type(obj).__name__} {obj!r}")

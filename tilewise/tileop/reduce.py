@@ -1,0 +1,238 @@
+"""T.reduce(src, dst, reduce_type, dim, clear) and T.reduce_max / reduce_min / reduce_sum /
+reduce_abssum / reduce_absmax: reduce a shared or fragment tile along one dimension.
+
+dst has src's shape without `dim` (TileLang's rule), or with extent 1 there. With clear=False the
+result is combined with dst's existing values; like TileLang, absmax then compares |dst| too.
+Accumulation happens in dst's dtype."""
+from __future__ import annotations
+
+from ..errors import CompileError
+from ..ir import dtype as _dt
+from ..ir.buffer import Buffer, BufferRegion
+from ..ir.dtype import DataType
+from ..ir.expr import BufferLoad, Call, Const, Expr, binary, call, cast
+from ..ir.simplify import simplify
+from ..ir.stmt import BufferStore, For, Stmt, seq
+from ..language.builder import emit, require_kernel
+from .base import LowerContext, TileOp, register
+from .region import as_region, check_static_region, extents_equal, region_indices, squeezed
+
+REDUCE_TYPES = ("sum", "abssum", "max", "min", "absmax")
+TILE_SCOPES = ("shared", "shared.dyn", "local.fragment", "local")
+
+
+@register
+class Reduce(TileOp):
+    op_name = "reduce"
+    _fields = ("src", "dst")
+
+    def __init__(self, src: BufferRegion, dst: BufferRegion, reduce_type: str, dim: int, clear: bool):
+        self._init()
+        self.src = src
+        self.dst = dst
+        self.reduce_type = reduce_type
+        self.dim = dim
+        self.clear = clear
+
+    def attrs(self) -> dict:
+        return {"reduce_type": self.reduce_type, "dim": self.dim, "clear": self.clear}
+
+    # ------------------------------------------------------------------ the reduction's algebra
+    @property
+    def acc_dtype(self) -> DataType:
+        return self.dst.buffer.dtype
+
+    def value(self, x: Expr) -> Expr:
+        """A source element as the reduction sees it: in dst's type, made non-negative for abs kinds."""
+        x = cast(x, self.acc_dtype)
+        return call("abs", x) if self.reduce_type in ("abssum", "absmax") else x
+
+    def combine(self, a: Expr, b: Expr) -> Expr:
+        op = {"sum": "add", "abssum": "add", "max": "max", "absmax": "max", "min": "min"}[self.reduce_type]
+        return binary(op, a, b)
+
+    def start(self, old: Expr) -> Expr | None:
+        """dst's value before the first combine, or None to keep it as it is."""
+        if self.clear:
+            return init_value(self.reduce_type, self.acc_dtype)
+        if self.reduce_type == "absmax":
+            return call("abs", old)
+        return None
+
+    # ------------------------------------------------------------------ CPU lowering
+    def lower_cpu(self, ctx: LowerContext) -> Stmt:
+        src, dim = self.src, self.dim
+        ext = list(src.extents)
+        kept = [i for i, e in enumerate(ext) if i != dim and e != 1]
+        before = [i for i in kept if i < dim]
+        after = [i for i in kept if i > dim]
+
+        def at(vars_: dict):
+            """(src element for reduce index r, the dst element) at the kept indices `vars_`."""
+            d_idx = region_indices(self.dst, [vars_[i] for i in kept])
+
+            def src_at(r) -> Expr:
+                idx = []
+                for i, (s, _) in enumerate(src.region):
+                    off = r if i == dim else vars_.get(i)
+                    idx.append(simplify(s + off) if off is not None else s)
+                return self.value(BufferLoad(src.buffer, idx))
+
+            return src_at, d_idx
+
+        if after:
+            # Reduce loop outside the contiguous kept dimensions, so the innermost loop updates
+            # a row of dst element-wise (vectorisable).
+            def outer_body(vb: dict) -> Stmt:
+                def init(va: dict) -> Stmt | None:
+                    _, d_idx = at({**vb, **va})
+                    v = self.start(BufferLoad(self.dst.buffer, d_idx))
+                    return None if v is None else BufferStore(self.dst.buffer, d_idx, v)
+
+                r = ctx.fresh("r")
+
+                def update(va: dict) -> Stmt:
+                    src_at, d_idx = at({**vb, **va})
+                    cur = BufferLoad(self.dst.buffer, d_idx)
+                    return BufferStore(self.dst.buffer, d_idx, self.combine(cur, src_at(r)))
+
+                first = loop_nest(ctx, after, ext, init, innermost="parallel")
+                loop = For(r, 0, ext[dim], "serial", loop_nest(ctx, after, ext, update, innermost="parallel"))
+                return seq([first, loop])
+
+            return loop_nest(ctx, before, ext, outer_body, innermost="serial")
+
+        stride = src.buffer.strides()[dim]
+
+        def row(vb: dict) -> Stmt:
+            _, d_idx = at(vb)
+            first = [simplify(s + vb[i]) if i in vb else s for i, (s, _) in enumerate(src.region)]
+            return self._reduce_row(BufferLoad(src.buffer, first), stride, d_idx, ext[dim])
+
+        return loop_nest(ctx, before, ext, row, innermost="serial")
+
+    def _reduce_row(self, src_row: Expr, stride: int, d_idx, n: int) -> Stmt:
+        """dst[d_idx] (op)= src[row : row + n*stride : stride], through the runtime's row
+        reduction: a simd reduction, which vectorises without fast-math."""
+        dbuf = self.dst.buffer
+        start = self.start(BufferLoad(dbuf, d_idx))
+        if start is None:
+            start = BufferLoad(dbuf, d_idx)
+        addr = Call("address_of", [src_row], _dt.handle)
+        args = [start, addr, Const(n, _dt.int32), Const(stride, _dt.int32)]
+        return BufferStore(dbuf, d_idx, Call(f"row_{self.reduce_type}", args, self.acc_dtype))
+
+
+def loop_nest(ctx: LowerContext, dims: list[int], ext: list, make_body, innermost: str) -> Stmt | None:
+    """Loops over `dims` (fresh variables) around make_body({dim: var}); the innermost loop has
+    kind `innermost`, the others are serial."""
+    vars_ = {i: ctx.fresh("i") for i in dims}
+    body = make_body(vars_)
+    if body is None:
+        return None
+    for k, i in enumerate(reversed(dims)):
+        body = For(vars_[i], 0, ext[i], innermost if k == 0 else "serial", body)
+    return body
+
+
+def shape_str(ext) -> str:
+    """A shape as Python writes the tuple: (8,), (8, 16)."""
+    return str(tuple(int(e) if isinstance(e, int) else e for e in ext))
+
+
+def init_value(reduce_type: str, dt: DataType) -> Const:
+    """The identity of the reduction in dst's type."""
+    if reduce_type in ("sum", "abssum", "absmax"):
+        return Const(0, dt)
+    lowest = reduce_type == "max"
+    if dt.is_float:
+        return Const(float("-inf") if lowest else float("inf"), dt)
+    if dt.is_signed:
+        return Const(-(1 << (dt.bits - 1)) if lowest else (1 << (dt.bits - 1)) - 1, dt)
+    return Const(0 if lowest else (1 << dt.bits) - 1, dt)
+
+
+# ---------------------------------------------------------------------------- user functions
+
+
+def tile_operand(x, what: str, role: str) -> BufferRegion:
+    """A shared / fragment / local tile (or a slice of one) as a region with constant extents."""
+    if isinstance(x, Buffer) and x.scope == "local.var":
+        raise CompileError(f"{what}: the {role} {x.name} is a T.alloc_var scalar; it must be a tile")
+    if isinstance(x, (Expr, int, float)) and not isinstance(x, BufferLoad):
+        raise CompileError(f"{what}: the {role} must be a buffer or a slice of one, got {x!r}")
+    r = as_region(x, f"{what} {role}", allow_corner=False)
+    if r.buffer.scope not in TILE_SCOPES:
+        raise CompileError(
+            f"{what}: the {role} {r.buffer.name} is a {r.buffer.scope} buffer; it must be a shared or "
+            "fragment tile (T.copy a global tensor into one first)"
+        )
+    check_static_region(r, f"{what} {role}")
+    return r
+
+
+def static_dim(dim, ndim: int, what: str, name: str) -> int:
+    """`dim` as a non-negative axis of an `ndim`-dimensional tile."""
+    if isinstance(dim, Expr):
+        v = simplify(dim)
+        if not isinstance(v, Const):
+            raise CompileError(f"{what}: dim must be a compile-time integer, got {dim}")
+        dim = v.value
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        raise CompileError(f"{what}: dim must be an integer, got {dim!r}")
+    if not -ndim <= dim < ndim:
+        raise CompileError(f"{what}: dim={dim} is out of range for the {ndim}-D tile {name}")
+    return dim % ndim
+
+
+def static_flag(v, what: str, name: str) -> bool:
+    if isinstance(v, Expr):
+        raise CompileError(f"{what}: {name} must be a Python bool, not a device value {v}")
+    return bool(v)
+
+
+def reduce(buffer, out, reduce_type: str, dim: int = -1, clear: bool = True) -> None:
+    """Reduce `buffer` along `dim` into `out` with one of sum, abssum, max, min, absmax."""
+    _reduce(buffer, out, reduce_type, dim, clear, "T.reduce")
+
+
+def _reduce(buffer, out, reduce_type, dim, clear, what: str) -> None:
+    require_kernel(what)
+    if not isinstance(reduce_type, str) or reduce_type not in REDUCE_TYPES:
+        raise CompileError(f"{what}: unknown reduce_type {reduce_type!r}; expected one of {', '.join(REDUCE_TYPES)}")
+    clear = static_flag(clear, what, "clear")
+    src = tile_operand(buffer, what, "source")
+    dst = tile_operand(out, what, "destination")
+    if src.buffer.root is dst.buffer.root:
+        raise CompileError(f"{what}: the source and destination are the same buffer {src.buffer.name}")
+    d = static_dim(dim, len(src.region), what, src.buffer.name)
+    ext = list(src.extents)
+    expected = ext[:d] + ext[d + 1:]
+    if not extents_equal(squeezed(BufferRegion(src.buffer, [(0, e) for e in expected])), squeezed(dst)):
+        raise CompileError(
+            f"{what}: reducing {src.buffer.name} of shape {shape_str(ext)} along dim {d} gives shape "
+            f"{shape_str(expected)}, but the destination {dst.buffer.name} has shape {shape_str(dst.extents)}"
+        )
+    dt = dst.buffer.dtype
+    if dt.is_bool or not (dt.is_float or dt.is_int):
+        raise CompileError(f"{what}: the destination {dst.buffer.name} has type {dt}; it must be a number type")
+    if not (src.buffer.dtype.is_float or src.buffer.dtype.is_int or src.buffer.dtype.is_bool):
+        raise CompileError(f"{what}: the source {src.buffer.name} has type {src.buffer.dtype}")
+    emit(Reduce(src, dst, reduce_type, d, clear))
+
+
+def _kind(name: str):
+    def f(buffer, out, dim: int = -1, clear: bool = True) -> None:
+        _reduce(buffer, out, name, dim, clear, f"T.reduce_{name}")
+
+    f.__name__ = f"reduce_{name}"
+    f.__qualname__ = f.__name__
+    f.__doc__ = f"T.reduce_{name}(src, dst, dim=-1, clear=True): {name}-reduce src along dim into dst."
+    return f
+
+
+reduce_sum = _kind("sum")
+reduce_abssum = _kind("abssum")
+reduce_max = _kind("max")
+reduce_min = _kind("min")
+reduce_absmax = _kind("absmax")

@@ -1,0 +1,60 @@
+"""What CUDA lowering passes share about a kernel: its inferred layouts, the flattened thread
+index, and the register array standing for each fragment."""
+from __future__ import annotations
+
+from ..errors import CompileError
+from ..ir import dtype as _dt
+from ..ir.buffer import Buffer
+from ..ir.expr import Expr
+from ..ir.stmt import Kernel
+from ..tileop.base import LowerContext
+from .layout_inference import LayoutMap
+
+
+class CudaLowerContext(LowerContext):
+    def __init__(self, kernel: Kernel, layouts: LayoutMap, ranges: dict, arch: str = "sm_80", pass_configs=None):
+        super().__init__("cuda", ranges)
+        self.kernel = kernel
+        self.layouts = layouts
+        self.arch = arch
+        self.pass_configs = dict(pass_configs or {})
+        self.threads = layouts.threads
+        for v, t in zip(kernel.thread_vars, kernel.threads):
+            self.ranges[v] = (0, t - 1)
+
+    @property
+    def thread(self) -> Expr:
+        """The flattened thread index (threadIdx.x fastest)."""
+        k = self.kernel
+        tid: Expr = k.thread_vars[0]
+        scale = k.threads[0]
+        for v, t in zip(k.thread_vars[1:], k.threads[1:]):
+            tid = tid + v * scale
+            scale *= t
+        return tid
+
+    def fragment_layout(self, buf: Buffer):
+        lay = self.layouts.fragments.get(buf)
+        if lay is None:
+            raise CompileError(f"internal: fragment {buf.name} has no layout")
+        return lay
+
+    def local_buffer(self, buf: Buffer) -> Buffer:
+        """The per-thread register array holding this thread's part of fragment `buf`."""
+        if buf.scope != "local.fragment":
+            raise CompileError(f"internal: {buf.name} is not a fragment")
+        loc = self.layouts.locals.get(buf)
+        if loc is None:
+            lay = self.fragment_layout(buf)
+            loc = Buffer(buf.name, (lay.num_values,), buf.dtype, "local", span=buf.span)
+            self.layouts.locals[buf] = loc
+        return loc
+
+    def shared_layout(self, buf: Buffer):
+        return self.layouts.shared.get(buf)
+
+
+def int32(v: int):
+    from ..ir.expr import Const
+
+    return Const(v, _dt.int32)

@@ -1,0 +1,333 @@
+"""Layout inference for the CUDA target: decide how every fragment is spread over threads, how
+every T.Parallel loop is partitioned, and how shared tiles are swizzled.
+
+Order (as in TileLang): strict requirements first (T.gemm's mma layouts, T.annotate_layout),
+then propagation (a loop that touches a fragment with a known layout is partitioned like it;
+fragments touched by a partitioned loop, a copy or a reduction take the implied layout), then
+free choices (remaining loops and fragments get the default vectorised partition), propagating
+again after each choice. Conflicts are errors naming the buffer and both source lines."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import CompileError
+from ..ir.buffer import Buffer
+from ..ir.expr import BufferLoad, Var
+from ..ir.stmt import Annotation, BufferStore, For, Kernel, PrimFunc, Stmt
+from ..ir.visitor import Visitor
+from ..layout.layout import Layout
+from ..layout.tv import TVFragment, default_fragment, replicated_fragment
+from ..tileop.base import TileOp
+
+VECTOR_BITS = 128
+
+
+@dataclass
+class ParallelNest:
+    """A maximal nest of T.Parallel loops, innermost body and the fragment accesses in it."""
+
+    loops: list[For]
+    body: Stmt
+    reads: list = field(default_factory=list)  # (buffer, indices)
+    writes: list = field(default_factory=list)
+
+    @property
+    def vars(self) -> list[Var]:
+        return [f.var for f in self.loops]
+
+    @property
+    def extents(self) -> list[int]:
+        out = []
+        for f in self.loops:
+            if not hasattr(f.extent, "value") or not hasattr(f.start, "value") or f.start.value != 0:
+                raise CompileError("T.Parallel extents must be compile-time constants on the CUDA target", f.span)
+            out.append(f.extent.value)
+        return out
+
+    @property
+    def span(self):
+        return self.loops[0].span
+
+
+@dataclass
+class LayoutMap:
+    """The result: fragment layouts, loop partitions (keyed by the outermost loop) and shared
+    memory layouts."""
+
+    threads: int
+    fragments: dict = field(default_factory=dict)  # Buffer -> TVFragment
+    sources: dict = field(default_factory=dict)  # Buffer -> span that fixed the layout
+    loops: dict = field(default_factory=dict)  # id(outer For) -> TVFragment
+    shared: dict = field(default_factory=dict)  # Buffer -> Layout
+    locals: dict = field(default_factory=dict)  # fragment Buffer -> its per-thread register Buffer
+
+
+def access_kind(nest: ParallelNest, indices) -> list[int] | None:
+    """The loop dimensions an access indexes, when its indices are plain loop variables in loop
+    order (F[i, j] -> [0, 1], F[i] -> [0]); None for any other index pattern."""
+    pos = []
+    for e in indices:
+        if not isinstance(e, Var):
+            return None
+        k = next((n for n, v in enumerate(nest.vars) if v is e), None)
+        if k is None:
+            return None
+        pos.append(k)
+    if pos != sorted(pos) or len(set(pos)) != len(pos):
+        return None
+    return pos
+
+
+class _Collect(Visitor):
+    """Tile operators and parallel nests in program order."""
+
+    def __init__(self):
+        self.items: list = []
+        self.annotations: list[Annotation] = []
+        self.serial_fragments: dict = {}  # fragment touched outside T.Parallel -> span
+
+    def visit_BufferLoad(self, e: BufferLoad):
+        if e.buffer.scope == "local.fragment":
+            self.serial_fragments.setdefault(e.buffer, e.span)
+        self.generic_visit(e)
+
+    def visit_BufferStore(self, s: BufferStore):
+        if s.buffer.scope == "local.fragment":
+            self.serial_fragments.setdefault(s.buffer, s.span)
+        self.generic_visit(s)
+
+    def visit_For(self, f: For):
+        if f.kind == "parallel":
+            loops = [f]
+            body = f.body
+            while isinstance(body, For) and body.kind == "parallel":
+                loops.append(body)
+                body = body.body
+            nest = ParallelNest(loops, body)
+            _Accesses(nest).visit(body)
+            self.items.append(nest)
+            return
+        self.generic_visit(f)
+
+    def visit_Annotation(self, a: Annotation):
+        self.annotations.append(a)
+
+    def generic_visit(self, node):
+        if isinstance(node, TileOp):
+            self.items.append(node)
+            return
+        return super().generic_visit(node)
+
+
+class _Accesses(Visitor):
+    def __init__(self, nest: ParallelNest):
+        self.nest = nest
+
+    def visit_BufferLoad(self, e: BufferLoad):
+        if e.buffer.scope == "local.fragment":
+            self.nest.reads.append((e.buffer, e.indices))
+        self.generic_visit(e)
+
+    def visit_BufferStore(self, s: BufferStore):
+        if s.buffer.scope == "local.fragment":
+            self.nest.writes.append((s.buffer, s.indices))
+        self.generic_visit(s)
+
+    def visit_For(self, f: For):
+        if f.kind == "parallel":
+            raise CompileError("a T.Parallel loop nested inside another loop's body must directly follow it", f.span)
+        self.generic_visit(f)
+
+
+class LayoutInference:
+    """State shared with the tile operators' `infer_layout(li, level)` hooks."""
+
+    def __init__(self, kernel: Kernel):
+        self.kernel = kernel
+        threads = 1
+        for t in kernel.threads:
+            threads *= t
+        self.map = LayoutMap(threads)
+        self.changed = False
+
+    @property
+    def threads(self) -> int:
+        return self.map.threads
+
+    def layout_of(self, buf: Buffer):
+        return self.map.fragments.get(buf.root if buf.base is not None else buf)
+
+    def set_fragment(self, buf: Buffer, layout: TVFragment, span) -> None:
+        old = self.map.fragments.get(buf)
+        if old is not None:
+            if old.same_as(layout):
+                return
+            raise CompileError(
+                f"layout conflict for fragment {buf.name}: it is laid out as {old} by the statement at "
+                f"{self.map.sources.get(buf)}, but this statement needs {layout}; copy it through a shared "
+                "buffer (T.copy into T.alloc_shared, then into a new fragment) to change layouts",
+                span,
+                extra_spans=(self.map.sources.get(buf),),
+            )
+        if tuple(layout.shape) != tuple(buf.shape):
+            raise CompileError(f"internal layout of shape {layout.shape} for {buf.name} of shape {buf.shape}", span)
+        self.map.fragments[buf] = layout
+        self.map.sources[buf] = span
+        self.changed = True
+
+    def set_shared(self, buf: Buffer, layout: Layout) -> None:
+        if buf not in self.map.shared:
+            self.map.shared[buf] = layout
+            self.changed = True
+
+    def vector_for(self, buffers) -> int:
+        bits = max([b.dtype.bits for b in buffers] or [32])
+        return max(1, VECTOR_BITS // bits)
+
+    # ------------------------------------------------------------------ parallel nests
+    def nest_layout(self, nest: ParallelNest):
+        return self.map.loops.get(id(nest.loops[0]))
+
+    def infer_nest(self, nest: ParallelNest, level: str) -> None:
+        ext = nest.extents
+        lay = self.nest_layout(nest)
+        accesses = nest.writes + nest.reads
+        if lay is None:
+            for buf, idx in accesses:
+                kind = access_kind(nest, idx)
+                fl = self.layout_of(buf)
+                if fl is not None and kind == list(range(len(ext))):
+                    lay = fl
+                    break
+            if lay is None and level == "free":
+                lay = default_fragment(ext, self.threads, self.vector_for([b for b, _ in accesses]))
+            if lay is not None:
+                self.map.loops[id(nest.loops[0])] = lay
+                self.changed = True
+        if lay is None:
+            return
+        for buf, idx in accesses:
+            if self.layout_of(buf) is not None:
+                continue
+            kind = access_kind(nest, idx)
+            if kind is None:
+                continue
+            if list(kind) == list(range(len(ext))):
+                self.set_fragment(buf, lay, nest.span)
+            else:
+                self.set_fragment(buf, lay.project(kind), nest.span)
+
+    def check_nest(self, nest: ParallelNest) -> None:
+        """Every fragment element a thread touches in the loop must be one it holds; a loop that
+        writes a fragment must write every replica."""
+        lay = self.nest_layout(nest)
+        T = self.threads
+        tt, vv = np.meshgrid(np.arange(T), np.arange(lay.num_values), indexing="ij")
+        t, v = Var("t"), Var("v")
+        from ..ir.evaluate import evaluate
+
+        coords = [np.broadcast_to(evaluate(e, {t: tt, v: vv}), tt.shape) for e in lay.inverse(t, v)]
+        env = dict(zip(nest.vars, coords))
+        for accesses, is_write in ((nest.reads, False), (nest.writes, True)):
+            for buf, idx in accesses:
+                fl = self.layout_of(buf)
+                if fl is None:
+                    continue
+                try:
+                    elem = [np.broadcast_to(evaluate(e, env), tt.shape) for e in idx]
+                except Exception:  # noqa: BLE001 - indices the table cannot evaluate are checked at run time
+                    continue
+                held = _held_threads(fl)  # [elements, replicate]
+                shape = fl.shape
+                inside = np.ones(tt.shape, dtype=bool)
+                for c, d in zip(elem, shape):
+                    inside &= (c >= 0) & (c < d)
+                flat = np.zeros(tt.shape, dtype=np.int64)
+                for c, d in zip(elem, shape):
+                    flat = flat * d + np.clip(c, 0, d - 1)
+                ok = (held[flat] == tt[..., None]).any(axis=-1) | ~inside
+                if not ok.all():
+                    bad_t, bad_v = np.argwhere(~ok)[0]
+                    where = tuple(int(c[bad_t, bad_v]) for c in elem)
+                    raise CompileError(
+                        f"layout conflict for fragment {buf.name}: the T.Parallel loop makes thread {bad_t} "
+                        f"{'write' if is_write else 'read'} {buf.name}{list(where)}, which that thread does not "
+                        f"hold (its layout was fixed at {self.map.sources.get(buf)}); copy the fragment through "
+                        "shared memory (T.copy to a T.alloc_shared buffer) to use it with another layout",
+                        nest.span,
+                        extra_spans=(self.map.sources.get(buf),),
+                    )
+                if is_write and fl.replicate > 1 and lay.replicate < fl.replicate:
+                    raise CompileError(
+                        f"the T.Parallel loop writes fragment {buf.name}, which is replicated over "
+                        f"{fl.replicate} threads, but only {lay.replicate} of them run the loop",
+                        nest.span,
+                    )
+
+
+def _held_threads(fl: TVFragment) -> np.ndarray:
+    """[element (row-major), replica] -> thread holding it."""
+    tab = fl.thread_table()  # (replicate, *shape)
+    return tab.reshape(fl.replicate, -1).T
+
+
+def infer_kernel_layouts(kernel: Kernel) -> LayoutMap:
+    li = LayoutInference(kernel)
+    c = _Collect()
+    c.visit(kernel.body)
+    for a in c.annotations:
+        if a.kind == "layout":
+            for buf, lay in a.payload.items():
+                if buf.scope == "local.fragment":
+                    if not isinstance(lay, TVFragment):
+                        raise CompileError(
+                            f"T.annotate_layout: custom T.Fragment layouts for {buf.name} are not supported on the "
+                            "CUDA target yet; remove the annotation to let the compiler choose",
+                            a.span,
+                        )
+                    li.set_fragment(buf, lay, a.span)
+                else:
+                    li.set_shared(buf, lay)
+    for buf, span in c.serial_fragments.items():
+        # touched element by element outside T.Parallel: every thread keeps the whole tile
+        li.set_fragment(buf, replicated_fragment(buf.shape, li.threads), span)
+    items = c.items
+    for level in ("strict", "common", "free"):
+        while True:
+            li.changed = False
+            for it in items:
+                if isinstance(it, ParallelNest):
+                    li.infer_nest(it, level if level != "strict" else "common")
+                else:
+                    hook = getattr(it, "infer_layout", None)
+                    if hook is not None:
+                        hook(li, level)
+                if level == "free" and li.changed:
+                    break  # one free choice at a time, then propagate it
+            if not li.changed:
+                break
+    for it in items:
+        if isinstance(it, ParallelNest):
+            if li.nest_layout(it) is None:
+                raise CompileError("internal: a T.Parallel loop got no layout", it.span)
+            li.check_nest(it)
+    return li.map
+
+
+class _Kernels(Visitor):
+    def __init__(self):
+        self.kernels = []
+
+    def visit_Kernel(self, k: Kernel):
+        self.kernels.append(k)
+
+
+def infer_layouts(func: PrimFunc) -> PrimFunc:
+    v = _Kernels()
+    v.visit(func.body)
+    maps = {id(k): infer_kernel_layouts(k) for k in v.kernels}
+    out = func.with_body(func.body)
+    out.attrs["layout_maps"] = maps
+    return out

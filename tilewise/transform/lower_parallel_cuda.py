@@ -1,0 +1,134 @@
+"""CUDA: partition each T.Parallel nest over threads by its inferred layout, and replace every
+fragment by the register array of the current thread.
+
+A nest with layout P becomes `for v in unroll(P.num_values)`, the loop variables become P's
+inverse map of (thread, v), and a fragment access F[idx] becomes F_regs[F.local_of(idx)], which
+the simplifier reduces to a constant after unrolling for compatible layouts."""
+from __future__ import annotations
+
+from ..errors import CompileError
+from ..ir import dtype as _dt
+from ..ir.expr import BufferLoad, Var
+from ..ir.simplify import simplify
+from ..ir.stmt import Allocate, BufferStore, For, IfThenElse, Kernel, PrimFunc
+from ..ir.visitor import substitute
+from .cuda_context import CudaLowerContext
+from .ranges import RangeMutator
+
+
+class _FragmentAccess(RangeMutator):
+    """Rewrites fragment loads/stores to register-array accesses."""
+
+    def __init__(self, ctx: CudaLowerContext, ranges: dict, direct: dict | None = None):
+        super().__init__()
+        self.ctx = ctx
+        self.ranges = ranges
+        self.direct = direct or {}  # Buffer -> index expression known to be the register index
+
+    def _index(self, buf, indices):
+        d = self.direct.get(buf)
+        if d is not None and all(a is b for a, b in zip(indices, d[0])):
+            return d[1]
+        lay = self.ctx.fragment_layout(buf)
+        return simplify(lay.local_of(list(indices)), self.ranges)
+
+    def visit_BufferLoad(self, e: BufferLoad):
+        e = self.generic_visit(e)
+        if e.buffer.scope == "local.fragment":
+            return BufferLoad(self.ctx.local_buffer(e.buffer), [self._index(e.buffer, e.indices)])
+        return e
+
+    def visit_BufferStore(self, s: BufferStore):
+        s = self.generic_visit(s)
+        if s.buffer.scope == "local.fragment":
+            out = BufferStore(self.ctx.local_buffer(s.buffer), [self._index(s.buffer, s.indices)], s.value)
+            out.span = s.span
+            return out
+        return s
+
+
+class _LowerParallel(RangeMutator):
+    def __init__(self, func: PrimFunc, arch: str, pass_configs):
+        super().__init__()
+        self.func = func
+        self.arch = arch
+        self.pass_configs = pass_configs
+        self.ctx: CudaLowerContext | None = None
+
+    def enter_kernel(self, k: Kernel):
+        layouts = self.func.attrs["layout_maps"][id(k)]
+        self.ctx = CudaLowerContext(k, layouts, self.ranges, self.arch, self.pass_configs)
+        body = self.visit(k.body)
+        out = Kernel(k.block_vars, k.grid, k.threads, k.thread_vars, body, k.attrs)
+        out.span = k.span
+        return out
+
+    def visit_Allocate(self, s: Allocate):
+        if s.buffer.scope == "local.fragment":
+            out = Allocate(self.ctx.local_buffer(s.buffer), s.init)
+            out.span = s.span
+            return out
+        return s
+
+    def visit_For(self, f: For):
+        if f.kind != "parallel":
+            return super().visit_For(f)
+        loops = [f]
+        body = f.body
+        while isinstance(body, For) and body.kind == "parallel":
+            loops.append(body)
+            body = body.body
+        ctx = self.ctx
+        lay = ctx.layouts.loops.get(id(f))
+        if lay is None:
+            raise CompileError("internal: T.Parallel loop without a layout", f.span)
+        v = Var("v", _dt.int32)
+        tid = ctx.thread
+        ranges = dict(self.ranges)
+        ranges[v] = (0, lay.num_values - 1)
+        coords = lay.inverse(tid, v)
+        mapping = {lp.var: simplify(c, ranges) for lp, c in zip(loops, coords)}
+        new_body = substitute(body, mapping)
+        # fragments laid out exactly like the loop are indexed by the register number itself
+        direct = {}
+        for buf, lay_b in ctx.layouts.fragments.items():
+            if lay_b.same_as(lay):
+                direct[buf] = ([mapping[lp.var] for lp in loops], v)
+        new_body = _FragmentAccess(ctx, ranges, direct).visit(new_body)
+        new_body = self._guard_replicated_stores(new_body, lay, tid, ranges)
+        self.ranges = ranges
+        new_body = self.visit(new_body)
+        out = For(v, 0, lay.num_values, "unroll", new_body)
+        out.span = f.span
+        return out
+
+    def _guard_replicated_stores(self, body, lay, tid, ranges):
+        """In a replicated partition several threads compute the same element; only replica 0
+        stores it to shared or global memory."""
+        if lay.replicate == 1:
+            return body
+        rep = simplify(lay.replica_index(tid), ranges)
+
+        class _G(RangeMutator):
+            def visit_BufferStore(self, s: BufferStore):
+                if s.buffer.scope in ("local", "local.var"):
+                    return s
+                g = IfThenElse(rep == 0, s)
+                g.span = s.span
+                return g
+
+        return _G().visit(body)
+
+    def generic_visit(self, node):
+        from ..ir.expr import Expr
+
+        if isinstance(node, Expr) and self.ctx is not None:
+            return _FragmentAccess(self.ctx, self.ranges).visit(node)
+        if isinstance(node, BufferStore) and self.ctx is not None and node.buffer.scope == "local.fragment":
+            return _FragmentAccess(self.ctx, self.ranges).visit(node)
+        return super().generic_visit(node)
+
+
+def lower_parallel_cuda(func: PrimFunc, arch: str = "sm_80", pass_configs=None) -> PrimFunc:
+    out = func.with_body(_LowerParallel(func, arch, pass_configs).visit(func.body))
+    return out
