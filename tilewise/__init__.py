@@ -5,11 +5,12 @@ from . import (
     language,  # noqa: E402
     testing,  # noqa: E402
 )
+from .autotuner import autotune  # noqa: E402
 from .errors import CompileError, InternalError  # noqa: E402
 from .jit import JITKernel, cached, compile, jit, lower  # noqa: E402
 from .profiler import Profiler, TensorSupplyType  # noqa: E402
 
 __all__ = [
     "CompileError", "InternalError", "JITKernel", "Profiler", "TensorSupplyType", "__version__",
-    "cached", "compile", "jit", "language", "lower", "testing",
+    "autotune", "cached", "compile", "jit", "language", "lower", "testing",
 ]  # fmt: skip

@@ -273,3 +273,21 @@ def data_ptr(a) -> int:
         return a.ctypes.data
     return ctypes.addressof(a)  # a ctypes scalar
 
+
+
+def numpy_view(a):
+    """A numpy array sharing memory with a CPU tensor (bfloat16 / float8 through ml_dtypes);
+    scalars (ctypes values) become Python numbers."""
+    if isinstance(a, np.ndarray):
+        return a
+    if is_torch(a):
+        import torch
+
+        dt = as_dtype(a.dtype)
+        if dt.name in ("bfloat16",) or dt.name.startswith("float8"):
+            raw = a.view(torch.int16 if dt.bits == 16 else torch.uint8).numpy()
+            return raw.view(dt.numpy)
+        return a.numpy()
+    if hasattr(a, "value"):
+        return a.value
+    return a

@@ -1,7 +1,6 @@
 """compile / lower / cached: from a PrimFunc to a runnable kernel or its source."""
 from __future__ import annotations
 
-from ..errors import CompileError
 from ..ir.buffer import Buffer
 from ..ir.stmt import PrimFunc
 from .kernel import JITKernel
@@ -106,7 +105,9 @@ def compile(  # noqa: A001 - TileLang's name
 
         artifact = build_cpu(func, configs)
     else:
-        raise CompileError(f"the {tgt} target is not available yet in this version of tilewise; use target='cpu'")
+        from ..backend.cuda.artifact import build_cuda
+
+        artifact = build_cuda(func, tgt.arch, backend, configs)
     kernel = JITKernel(func, outs, tgt, backend, artifact, configs)
     if verbose:
         print(kernel.get_kernel_source())
@@ -128,6 +129,17 @@ class Lowered:
     def __str__(self) -> str:
         return self.kernel_source
 
+    # TileLang 0.1.x returned (runtime module, params) from lower(); keep that shape working
+    def __iter__(self):
+        return iter((self, self.lowered_func.params))
+
+    @property
+    def imported_modules(self) -> list:
+        return [self]
+
+    def get_source(self) -> str:
+        return self.kernel_source
+
 
 def lower(func, target="auto", target_host=None, runtime_only: bool = False, pass_configs=None) -> Lowered:
     func = _check_func(func)
@@ -138,7 +150,10 @@ def lower(func, target="auto", target_host=None, runtime_only: bool = False, pas
 
         lowered, module = lower_cpu(func, configs)
         return Lowered(func, lowered, module.source, tgt)
-    raise CompileError(f"the {tgt} target is not available yet in this version of tilewise; use target='cpu'")
+    from ..backend.cuda.artifact import lower_cuda
+
+    lowered, module = lower_cuda(func, tgt.arch, configs)
+    return Lowered(func, lowered, module.source, tgt)
 
 
 def cached(func, out_idx=None, *args, target="auto", target_host=None, execution_backend="auto",

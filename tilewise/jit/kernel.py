@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..ir.buffer import Buffer
 from ..ir.stmt import PrimFunc
-from .args import ArgBinder, data_ptr
+from .args import ArgBinder
 from .target import Target
 
 
@@ -22,7 +22,7 @@ class JITKernel:
 
     def __call__(self, *args, **kwargs):
         arrays, dims, outputs = self._binder.bind(self._binder.order_args(args, kwargs))
-        self.artifact.run([data_ptr(a) for a in arrays], dims)
+        self.artifact.run(arrays, dims)
         if not outputs:
             return None
         return outputs[0] if len(outputs) == 1 else outputs
@@ -36,6 +36,20 @@ class JITKernel:
 
     def get_host_source(self) -> str:
         return self.artifact.source
+
+    def get_sass(self) -> str:
+        """SASS of the compiled CUDA kernel (cuobjdump; no GPU needed)."""
+        self._need_cuda("get_sass")
+        return self.artifact.get_sass()
+
+    def resource_usage(self) -> dict:
+        """{"registers", "spill_bytes", "shared_bytes"} of the compiled CUDA kernel."""
+        self._need_cuda("resource_usage")
+        return self.artifact.resource_usage()
+
+    def _need_cuda(self, what: str) -> None:
+        if self.target.kind != "cuda":
+            raise ValueError(f"{what}() needs a CUDA target; this kernel was compiled for {self.target}")
 
     def get_profiler(self, tensor_supply_type=None):
         from ..profiler import Profiler, TensorSupplyType

@@ -26,6 +26,22 @@ class Mode:
     stride: int = 0
 
 
+def _canonical(modes) -> tuple[Mode, ...]:
+    """Drop radix-1 modes and merge consecutive modes that continue each other (same dimension,
+    stride picking up where the previous mode ends): equal layouts then have equal mode lists."""
+    out: list[Mode] = []
+    for m in modes:
+        if m.radix == 1:
+            continue
+        if out:
+            p = out[-1]
+            if p.dim == m.dim and (m.dim is None or m.stride == p.stride * p.radix):
+                out[-1] = Mode(p.radix * m.radix, p.dim, p.stride)
+                continue
+        out.append(m)
+    return tuple(out)
+
+
 def _places(modes) -> list[int]:
     out, p = [], 1
     for m in modes:
@@ -55,8 +71,9 @@ class TVFragment(Fragment):
 
     def __init__(self, shape, thread_modes, value_modes, name: str = ""):
         self.shape = tuple(int(d) for d in shape)
-        self.thread_modes = tuple(thread_modes)
-        self.value_modes = tuple(value_modes)
+        # radix-1 modes carry no digit: dropping them makes equal layouts print (and compare) equal
+        self.thread_modes = _canonical(thread_modes)
+        self.value_modes = _canonical(value_modes)
         self.name = name
         self._check()
         t, v = Var("_t", _dt.int32), Var("_v", _dt.int32)
@@ -174,6 +191,16 @@ class TVFragment(Fragment):
         tm = [Mode(m.radix, new_dim.get(m.dim), m.stride if m.dim in new_dim else 0) for m in self.thread_modes]
         vm = [Mode(m.radix, new_dim[m.dim], m.stride) for m in self.value_modes if m.dim in new_dim]
         return TVFragment([self.shape[d] for d in keep], tm, vm, name=self.name + "/proj")
+
+    def insert_unit_dim(self, dim: int) -> TVFragment:
+        """The same layout for a tile with an extra extent-1 dimension at `dim`."""
+        def remap(m: Mode) -> Mode:
+            return m if m.dim is None else Mode(m.radix, m.dim + (1 if m.dim >= dim else 0), m.stride)
+
+        shape = list(self.shape)
+        shape.insert(dim, 1)
+        return TVFragment(shape, [remap(m) for m in self.thread_modes], [remap(m) for m in self.value_modes],
+                          name=self.name)
 
     def reduced_thread_modes(self, dim: int) -> list[tuple[int, int]]:
         """(place, radix) of the thread modes that move `dim`: the threads a reduction over

@@ -65,6 +65,42 @@ class _AtomicTile(TileOp):
         return body
 
 
+    def lower_cuda(self, ctx) -> Stmt:
+        from . import cuda_common as cc
+
+        dst = self.dst
+        if isinstance(self.src, BufferRegion) and self.src.buffer.scope == "local.fragment":
+            cc.whole_fragment(self.src, f"T.atomic_{self.kind}")
+            loc = ctx.local_buffer(self.src.buffer)
+
+            def body(v, coords):
+                idx = region_indices(dst, cc.squeeze_coords(self.src, coords))
+                st: Stmt = atomic_call(self.kind, BufferLoad(dst.buffer, idx), cast(BufferLoad(loc, [v]), dst.buffer.dtype))
+                g = in_bounds(idx, dst.buffer, ctx.ranges) if dst.buffer.scope == "global" else None
+                return IfThenElse(g, st) if g is not None else st
+
+            return cc.fragment_loop(ctx, self.src.buffer, body, writes_memory=True)
+        ext = squeezed(dst)
+        total = 1
+        for e in ext:
+            total *= e
+
+        def chunk(c):
+            from ..ir.simplify import simplify
+
+            pos = [simplify(p, ctx.ranges) for p in cc.unflatten(c, ext)]
+            d_idx = region_indices(dst, pos)
+            if isinstance(self.src, BufferRegion):
+                value = cc.guarded_value(self.src, region_indices(self.src, pos), ctx.ranges)
+            else:
+                value = self.src
+            st: Stmt = atomic_call(self.kind, BufferLoad(dst.buffer, d_idx), cast(value, dst.buffer.dtype))
+            g = in_bounds(d_idx, dst.buffer, ctx.ranges) if dst.buffer.scope == "global" else None
+            return IfThenElse(g, st) if g is not None else st
+
+        return cc.chunk_loop(ctx, total, chunk)
+
+
 @register
 class AtomicAdd(_AtomicTile):
     op_name = "atomic_add"

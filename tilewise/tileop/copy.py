@@ -29,6 +29,62 @@ class Copy(TileOp):
     def lower_cpu(self, ctx: LowerContext) -> Stmt:
         return elementwise_loops(self.src, self.dst, ctx, lambda v, _: v)
 
+    # ------------------------------------------------------------------ CUDA
+    def infer_layout(self, li, level: str) -> None:
+        s, d = self.src.buffer, self.dst.buffer
+        if s.scope == "local.fragment" and d.scope == "local.fragment":
+            ls, ld = li.layout_of(s), li.layout_of(d)
+            if ls is not None and ld is None:
+                li.set_fragment(d, ls, self.span)
+            elif ld is not None and ls is None:
+                li.set_fragment(s, ld, self.span)
+        if level != "free":
+            return
+        for b in (s, d):
+            if b.scope == "local.fragment" and li.layout_of(b) is None:
+                from ..layout.tv import default_fragment
+
+                li.set_fragment(b, default_fragment(b.shape, li.threads, li.vector_for([s, d])), self.span)
+                return
+
+    def lower_cuda(self, ctx) -> Stmt:
+        from . import cuda_common as cc
+
+        src, dst = self.src, self.dst
+        fs, fd = src.buffer.scope == "local.fragment", dst.buffer.scope == "local.fragment"
+        if not fs and not fd:
+            if src.buffer.scope in ("local", "local.var") or dst.buffer.scope in ("local", "local.var"):
+                return cc.per_thread_loops(dst, ctx, lambda idx: cc.guarded_store(
+                    dst, idx, cc.guarded_value(src, _match(src, dst, idx), ctx.ranges), ctx.ranges))
+            return cc.cooperative_copy(ctx, src, dst, async_copy=getattr(self, "async_copy", False))
+        if fs and fd:
+            cc.whole_fragment(src, "T.copy")
+            cc.whole_fragment(dst, "T.copy")
+            if not ctx.fragment_layout(src.buffer).same_as(ctx.fragment_layout(dst.buffer)):
+                raise CompileError(
+                    f"T.copy between fragments {src.buffer.name} and {dst.buffer.name} with different layouts; "
+                    "copy through a shared buffer", self.span)
+            ls, ld = ctx.local_buffer(src.buffer), ctx.local_buffer(dst.buffer)
+            return cc.fragment_loop(ctx, src.buffer, lambda v, _: BufferStore(
+                ld, [v], cast(BufferLoad(ls, [v]), ld.dtype)), writes_memory=False)
+        frag, other = (src, dst) if fs else (dst, src)
+        cc.whole_fragment(frag, "T.copy")
+        loc = ctx.local_buffer(frag.buffer)
+
+        def body(v, coords):
+            idx = region_indices(other, cc.squeeze_coords(frag, coords))
+            if fs:
+                return cc.guarded_store(other, idx, BufferLoad(loc, [v]), ctx.ranges)
+            return BufferStore(loc, [v], cast(cc.guarded_value(other, idx, ctx.ranges), loc.dtype))
+
+        return cc.fragment_loop(ctx, frag.buffer, body, writes_memory=fs)
+
+
+def _match(src: BufferRegion, dst: BufferRegion, dst_idx):
+    """Source indices of the element at destination indices `dst_idx`."""
+    tile = [i - s for (s, e), i in zip(dst.region, dst_idx) if e != 1]
+    return region_indices(src, tile)
+
 
 def elementwise_loops(src: BufferRegion, dst: BufferRegion, ctx: LowerContext, combine) -> Stmt:
     """`dst[p] = combine(src[p], dst[p])` over the tile, with global bounds guards.

@@ -66,9 +66,7 @@ class CumSum(TileOp):
             _, prev = element(vars_, k - 1)
             return BufferStore(dst.buffer, d_idx, BufferLoad(dst.buffer, prev) + v)
 
-        if n == 1:
-            return loop_nest(ctx, kept, ext, first, innermost="parallel") or seq([])
-        if after:
+        if after and ctx.target != "cuda":
             # The scan runs over the outer dimension: each step adds a whole (contiguous) row of
             # the previous result, element-wise, so the innermost loop vectorises.
             def outer(vb: dict) -> Stmt:
@@ -83,7 +81,31 @@ class CumSum(TileOp):
             k = ctx.fresh("k")
             return seq([first(vb), For(k, 1, n - 1, "serial", step(vb, k))])
 
+        if ctx.target == "cuda":
+            # one thread scans each line; the lines are spread over the block's threads
+            from . import cuda_common as cc
+
+            if src.buffer.scope == "local.fragment" or dst.buffer.scope == "local.fragment":
+                raise CompileError("T.cumsum on fragments is not supported on the CUDA target yet; scan a "
+                                   "shared buffer", self.span)
+            if n == 1:
+                return cc.chunk_loop(ctx, _prod([ext[i] for i in kept]), lambda c: first(
+                    dict(zip(kept, cc.unflatten(c, [ext[i] for i in kept])))) or seq([]))
+            kept_ext = [ext[i] for i in kept]
+            return cc.chunk_loop(ctx, _prod(kept_ext), lambda c: row(dict(zip(kept, cc.unflatten(c, kept_ext)))))
+        if n == 1:
+            return loop_nest(ctx, kept, ext, first, innermost="parallel") or seq([])
         return loop_nest(ctx, before, ext, row, innermost="serial")
+
+    def lower_cuda(self, ctx) -> Stmt:
+        return self.lower_cpu(ctx)
+
+
+def _prod(xs) -> int:
+    n = 1
+    for x in xs:
+        n *= x
+    return n
 
 
 def cumsum(src, dst=None, dim: int = 0, reverse: bool = False) -> None:

@@ -37,6 +37,26 @@ class Fill(TileOp):
             body = For(v, 0, e, "parallel" if i == 0 else "serial", body)
         return body
 
+    # ------------------------------------------------------------------ CUDA
+    def infer_layout(self, li, level: str) -> None:
+        b = self.dst.buffer
+        if level == "free" and b.scope == "local.fragment" and li.layout_of(b) is None:
+            from ..layout.tv import default_fragment
+
+            li.set_fragment(b, default_fragment(b.shape, li.threads, li.vector_for([b])), self.span)
+
+    def lower_cuda(self, ctx) -> Stmt:
+        from . import cuda_common as cc
+
+        b = self.dst.buffer
+        if b.scope == "local.fragment":
+            cc.whole_fragment(self.dst, "T.fill")
+            loc = ctx.local_buffer(b)
+            return cc.fragment_loop(ctx, b, lambda v, _: BufferStore(loc, [v], self.value), writes_memory=False)
+        if b.scope in ("local", "local.var"):
+            return cc.per_thread_loops(self.dst, ctx, lambda idx: BufferStore(b, idx, self.value))
+        return cc.cooperative_fill(ctx, self.dst, self.value)
+
 
 def fill(buffer, value) -> None:
     require_kernel("T.fill")

@@ -82,6 +82,48 @@ class Gemm(TileOp):
         stmts.append(Evaluate(Call("gemm", args, _dt.handle, attrs)))
         return seq(stmts)
 
+    # ------------------------------------------------------------------ CUDA
+    def infer_layout(self, li, level: str) -> None:
+        """Strict: the accumulator takes the mma C layout of the warp grid, register operands
+        the mma A/B layouts, shared operands a swizzled layout (unless annotated)."""
+        if level != "strict":
+            return
+        from ..layout.swizzle import make_swizzled_layout
+        from ..layout.tv import mma_a_tv, mma_b_tv, mma_c_tv
+        from .mma_emitter import warp_grid_for
+
+        M, N, K = self.mnk
+        g = warp_grid_for(self, li.threads)
+        T = li.threads
+        li.set_fragment(self.C.buffer, mma_c_tv(M, N, g.warp_m, g.warp_n, T), self.span)
+        if self.A.buffer.scope == "local.fragment":
+            if self.trans_A:
+                raise CompileError("T.gemm: a register (fragment) A operand cannot be transposed", self.span)
+            li.set_fragment(self.A.buffer, mma_a_tv(M, K, g.warp_m, g.warp_n, T), self.span)
+        else:
+            li.set_shared(self.A.buffer, make_swizzled_layout(self.A.buffer))
+        if self.B.buffer.scope == "local.fragment":
+            if self.trans_B:
+                raise CompileError("T.gemm: a register (fragment) B operand must be K x N (transpose_B=False)",
+                                   self.span)
+            li.set_fragment(self.B.buffer, mma_b_tv(K, N, g.warp_m, g.warp_n, T), self.span)
+        else:
+            li.set_shared(self.B.buffer, make_swizzled_layout(self.B.buffer))
+
+    def lower_cuda(self, ctx) -> Stmt:
+        from .cuda_common import whole_fragment
+        from .mma_emitter import MmaEmitter
+
+        whole_fragment(self.C, "T.gemm")
+        for r in (self.A, self.B):
+            if r.buffer.scope == "local.fragment":
+                whole_fragment(r, "T.gemm")
+        stmts = []
+        if self.clear_accum:
+            stmts.append(Fill(self.C, Const(0, self.C.buffer.dtype)).lower_cuda(ctx))
+        stmts.append(MmaEmitter(self, ctx).emit())
+        return seq(stmts)
+
 
 def leading_dim(r: BufferRegion) -> int:
     """Row stride of a 2-D tile inside its buffer; the tile's last axis must be contiguous."""
@@ -134,7 +176,8 @@ def gemm(A, B, C, transpose_A: bool = False, transpose_B: bool = False, policy=G
     allowed = _ALLOWED.get(key)
     if allowed is None or c.buffer.dtype.name not in allowed:
         raise CompileError(
-            f"T.gemm: unsupported types A={a.buffer.dtype}, B={b.buffer.dtype}, C={c.buffer.dtype}; "
-            "supported: float16/bfloat16/float8 -> float32, float32 -> float32, int8 -> int32"
+            f"T.gemm: unsupported types A ({a.buffer.name})={a.buffer.dtype}, B ({b.buffer.name})={b.buffer.dtype}, "
+            f"C ({c.buffer.name})={c.buffer.dtype}; supported A/B -> C: float16 -> float32 or float16, "
+            "bfloat16/float8 -> float32, float32 -> float32, float64 -> float64, int8/uint8 -> int32"
         )
     emit(Gemm(a, b, c, bool(transpose_A), bool(transpose_B), int(policy), bool(clear_accum), k_pack))

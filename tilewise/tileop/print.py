@@ -39,6 +39,27 @@ class Print(TileOp):
         attrs.update(kind="tile", ndim=len(r.region))
         return Evaluate(Call("print", [*self.block, ptr, *dims], _dt.handle, attrs))
 
+    def lower_cuda(self, ctx) -> Stmt:
+        """Thread 0 prints scalars and shared/global/local tiles; a fragment is first gathered
+        into a shared scratch tile (every thread stores its registers) so it prints whole."""
+        from ..ir.stmt import Allocate, IfThenElse, seq
+        from . import cuda_common as cc
+
+        first = ctx.thread == 0
+        if isinstance(self.obj, Expr) or self.obj.buffer.scope != "local.fragment":
+            return IfThenElse(first, self.lower_cpu(ctx))
+        r = self.obj
+        cc.whole_fragment(r, "T.print")
+        scratch = Buffer(r.buffer.name, r.buffer.shape, r.buffer.dtype, "shared.dyn")
+        loc = ctx.local_buffer(r.buffer)
+        from ..ir.stmt import BufferStore
+
+        gather = cc.fragment_loop(ctx, r.buffer, lambda v, coords: BufferStore(scratch, coords, BufferLoad(loc, [v])),
+                                  writes_memory=True)
+        sync = Evaluate(Call("syncthreads", [], _dt.handle))
+        show = Print(BufferRegion.full(scratch), self.block, self.msg, self.label).lower_cpu(ctx)
+        return seq([Allocate(scratch), gather, sync, IfThenElse(first, show), Evaluate(Call("syncthreads", [], _dt.handle))])
+
 
 def print(obj, msg: str = "", warp_group_id: int = 0, warp_id: int = 0) -> None:  # noqa: A001
     """Print a scalar, or every element of a buffer or a slice, once per block."""

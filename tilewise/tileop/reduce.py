@@ -122,6 +122,179 @@ class Reduce(TileOp):
         args = [start, addr, Const(n, _dt.int32), Const(stride, _dt.int32)]
         return BufferStore(dbuf, d_idx, Call(f"row_{self.reduce_type}", args, self.acc_dtype))
 
+    # ------------------------------------------------------------------ CUDA
+    def _dst_layout_from(self, ls):
+        keep = [i for i in range(self.src.buffer.ndim) if i != self.dim]
+        proj = ls.project(keep)
+        if self.dst.buffer.ndim == self.src.buffer.ndim:
+            proj = proj.insert_unit_dim(self.dim)
+        return proj
+
+    def infer_layout(self, li, level: str) -> None:
+        from ..layout.tv import default_fragment
+
+        s, d = self.src.buffer, self.dst.buffer
+        if s.scope == "local.fragment":
+            ls = li.layout_of(s)
+            if ls is None and level == "free":
+                li.set_fragment(s, default_fragment(s.shape, li.threads, li.vector_for([s])), self.span)
+                return
+            if ls is not None and d.scope == "local.fragment":
+                li.set_fragment(d, self._dst_layout_from(ls), self.span)
+        elif d.scope == "local.fragment" and level == "free" and li.layout_of(d) is None:
+            li.set_fragment(d, default_fragment(d.shape, li.threads, 1), self.span)
+
+    def lower_cuda(self, ctx) -> Stmt:
+        s, d = self.src.buffer, self.dst.buffer
+        if s.scope == "local.fragment" and d.scope == "local.fragment":
+            return self._cuda_fragments(ctx)
+        if s.scope == "local.fragment":
+            raise CompileError(
+                f"T.reduce from fragment {s.name} into {d.scope} buffer {d.name}: on the CUDA target reduce "
+                "into a fragment, then T.copy it", self.span)
+        return self._cuda_elementwise(ctx)
+
+    def _finish(self, old: Expr, total: Expr) -> Expr:
+        """The stored result: the reduction alone, or combined with dst's old value."""
+        if self.clear:
+            return total
+        start = self.start(old)
+        return self.combine(start if start is not None else old, total)
+
+    def _cuda_fragments(self, ctx) -> Stmt:
+        from ..ir.expr import Var
+        from ..layout.tv import _places
+        from . import cuda_common as cc
+
+        cc.whole_fragment(self.src, "T.reduce")
+        cc.whole_fragment(self.dst, "T.reduce")
+        ls, ld = ctx.fragment_layout(self.src.buffer), ctx.fragment_layout(self.dst.buffer)
+        if not ld.same_as(self._dst_layout_from(ls)):
+            raise CompileError(
+                f"T.reduce: {self.dst.buffer.name} is laid out as {ld}, which is not the reduction of "
+                f"{self.src.buffer.name}'s layout {ls}; copy through shared memory", self.span)
+        sloc, dloc = ctx.local_buffer(self.src.buffer), ctx.local_buffer(self.dst.buffer)
+        acc = Buffer(f"{dloc.name}_red", (ld.num_values,), self.acc_dtype, "local")
+        from ..ir.stmt import Allocate
+
+        stmts: list[Stmt] = [Allocate(acc)]
+        lp = Var("v", _dt.int32)
+        stmts.append(For(lp, 0, ld.num_values, "unroll",
+                         BufferStore(acc, [lp], init_value(self.reduce_type, self.acc_dtype))))
+        # register l of the source feeds register g(l) of the result: the kept value digits
+        kept_places = _places(ld.value_modes)
+        g: Expr = Const(0, _dt.int32)
+        k = 0
+        for m, p in zip(ls.value_modes, _places(ls.value_modes)):
+            if m.dim == self.dim:
+                continue
+            ls_digit = (lp // p) % m.radix if p > 1 else lp % m.radix
+            g = g + ls_digit * kept_places[k]
+            k += 1
+        g = simplify(g, {lp: (0, ls.num_values - 1)})
+        cur = BufferLoad(acc, [g])
+        stmts.append(For(lp, 0, ls.num_values, "unroll",
+                         BufferStore(acc, [g], self.combine(cur, self.value(BufferLoad(sloc, [lp]))))))
+        stmts.extend(self._all_reduce(ctx, acc, ls, ld.num_values))
+        lq = Var("v", _dt.int32)
+        final = self._finish(BufferLoad(dloc, [lq]), BufferLoad(acc, [lq]))
+        stmts.append(For(lq, 0, ld.num_values, "unroll", BufferStore(dloc, [lq], cast(final, dloc.dtype))))
+        return seq(stmts)
+
+    def _all_reduce(self, ctx, acc: Buffer, ls, n: int) -> list[Stmt]:
+        """Combine the partial results of the threads that share a result element."""
+        from ..ir.expr import Var
+        from ..ir.stmt import Allocate, Evaluate
+
+        modes = ls.reduced_thread_modes(self.dim)
+        out: list[Stmt] = []
+        shared_modes = []
+        for place, radix in modes:
+            if radix & (radix - 1) == 0 and place * radix <= 32:
+                lv = Var("v", _dt.int32)
+                off = place
+                while off < place * radix:
+                    shfl = Call("shfl_xor", [BufferLoad(acc, [lv]), Const(off, _dt.int32)], self.acc_dtype,
+                                {"width": 32})
+                    out.append(For(lv, 0, n, "unroll",
+                                   BufferStore(acc, [lv], self.combine(BufferLoad(acc, [lv]), shfl))))
+                    off *= 2
+            else:
+                shared_modes.append((place, radix))
+        if not shared_modes:
+            return out
+        T = ctx.threads
+        ws = Buffer(f"{acc.name}_ws", (T * n,), self.acc_dtype, "shared.dyn")
+        tid = ctx.thread
+        sync = Evaluate(Call("syncthreads", [], _dt.handle))
+        lv = Var("v", _dt.int32)
+        out.append(Allocate(ws))
+        out.append(For(lv, 0, n, "unroll", BufferStore(ws, [tid * n + lv], BufferLoad(acc, [lv]))))
+        out.append(sync)
+        # partners differ from this thread only in the digits of the reduced modes
+        base = tid
+        for place, radix in shared_modes:
+            base = base - ((tid // place) % radix) * place
+        partners = [base]
+        for place, radix in shared_modes:
+            partners = [p + r * place for p in partners for r in range(radix)]
+        lw = Var("v", _dt.int32)
+        val = None
+        for p in partners:
+            x = BufferLoad(ws, [simplify(p * n, ctx.ranges) + lw])
+            val = x if val is None else self.combine(val, x)
+        out.append(For(lw, 0, n, "unroll", BufferStore(acc, [lw], val)))
+        out.append(Evaluate(Call("syncthreads", [], _dt.handle)))
+        return out
+
+    def _cuda_elementwise(self, ctx) -> Stmt:
+        """Shared source: each thread computes the result elements it owns by a serial loop."""
+        from ..ir.expr import Var
+        from . import cuda_common as cc
+
+        src, dst, dim = self.src, self.dst, self.dim
+        ext = list(src.extents)
+        kept = [i for i in range(len(ext)) if i != dim]
+
+        def element(d_idx_tile, store):
+            r = Var("r", _dt.int32)
+            dpos = dict(zip([i for i in kept if ext[i] != 1], d_idx_tile))
+            idx = []
+            for i, (s0, _) in enumerate(src.region):
+                off = r if i == dim else dpos.get(i)
+                idx.append(simplify(s0 + off) if off is not None else s0)
+            from ..ir.stmt import Allocate
+
+            accb = Buffer("acc", (1,), self.acc_dtype, "local")
+
+            body = [Allocate(accb), BufferStore(accb, [0], init_value(self.reduce_type, self.acc_dtype)),
+                    For(r, 0, ext[dim], "serial", BufferStore(
+                        accb, [0], self.combine(BufferLoad(accb, [0]), self.value(BufferLoad(src.buffer, idx)))))]
+            return seq(body + [store(BufferLoad(accb, [0]))])
+
+        if dst.buffer.scope == "local.fragment":
+            cc.whole_fragment(dst, "T.reduce")
+            dloc = ctx.local_buffer(dst.buffer)
+
+            def body(v, coords):
+                tile = cc.squeeze_coords(dst, coords)
+                old = BufferLoad(dloc, [v])
+                return element(tile, lambda t: BufferStore(dloc, [v], cast(self._finish(old, t), dloc.dtype)))
+
+            return cc.fragment_loop(ctx, dst.buffer, body, writes_memory=False)
+        dext = squeezed(dst)
+        total = 1
+        for e in dext:
+            total *= e
+
+        def chunk(c):
+            tile = [simplify(p, ctx.ranges) for p in cc.unflatten(c, dext)]
+            d_idx = region_indices(dst, tile)
+            old = BufferLoad(dst.buffer, d_idx)
+            return element(tile, lambda t: BufferStore(dst.buffer, d_idx, cast(self._finish(old, t), dst.buffer.dtype)))
+
+        return cc.chunk_loop(ctx, total, chunk)
+
 
 def loop_nest(ctx: LowerContext, dims: list[int], ext: list, make_body, innermost: str) -> Stmt | None:
     """Loops over `dims` (fresh variables) around make_body({dim: var}); the innermost loop has

@@ -16,7 +16,7 @@ from ..errors import CompileError
 from ..ir.buffer import Buffer
 from ..ir.expr import BufferLoad, Var
 from ..ir.stmt import Annotation, BufferStore, For, Kernel, PrimFunc, Stmt
-from ..ir.visitor import Visitor
+from ..ir.visitor import Mutator, Visitor
 from ..layout.layout import Layout
 from ..layout.tv import TVFragment, default_fragment, replicated_fragment
 from ..tileop.base import TileOp
@@ -191,6 +191,8 @@ class LayoutInference:
         return self.map.loops.get(id(nest.loops[0]))
 
     def infer_nest(self, nest: ParallelNest, level: str) -> None:
+        if level == "strict":
+            return
         ext = nest.extents
         lay = self.nest_layout(nest)
         accesses = nest.writes + nest.reads
@@ -294,20 +296,28 @@ def infer_kernel_layouts(kernel: Kernel) -> LayoutMap:
         # touched element by element outside T.Parallel: every thread keeps the whole tile
         li.set_fragment(buf, replicated_fragment(buf.shape, li.threads), span)
     items = c.items
-    for level in ("strict", "common", "free"):
-        while True:
-            li.changed = False
-            for it in items:
-                if isinstance(it, ParallelNest):
-                    li.infer_nest(it, level if level != "strict" else "common")
-                else:
-                    hook = getattr(it, "infer_layout", None)
-                    if hook is not None:
-                        hook(li, level)
-                if level == "free" and li.changed:
-                    break  # one free choice at a time, then propagate it
-            if not li.changed:
-                break
+
+    def sweep(level: str, stop_at_first: bool = False) -> bool:
+        li.changed = False
+        for it in items:
+            if isinstance(it, ParallelNest):
+                li.infer_nest(it, level)
+            else:
+                hook = getattr(it, "infer_layout", None)
+                if hook is not None:
+                    hook(li, level)
+            if stop_at_first and li.changed:
+                return True
+        return li.changed
+
+    while sweep("strict"):
+        pass
+    while sweep("common"):
+        pass
+    # free choices one at a time, each followed by full propagation
+    while sweep("free", stop_at_first=True):
+        while sweep("common"):
+            pass
     for it in items:
         if isinstance(it, ParallelNest):
             if li.nest_layout(it) is None:
@@ -316,18 +326,28 @@ def infer_kernel_layouts(kernel: Kernel) -> LayoutMap:
     return li.map
 
 
-class _Kernels(Visitor):
+class _Attach(Mutator):
+    """Returns a new tree whose kernels carry their LayoutMap (attrs["layouts"]) and whose
+    outermost T.Parallel loops carry their partition (annotations["layout"])."""
+
     def __init__(self):
-        self.kernels = []
+        self.map: LayoutMap | None = None
 
     def visit_Kernel(self, k: Kernel):
-        self.kernels.append(k)
+        self.map = infer_kernel_layouts(k)
+        body = self.visit(k.body)
+        out = Kernel(k.block_vars, k.grid, k.threads, k.thread_vars, body, {**k.attrs, "layouts": self.map})
+        out.span = k.span
+        return out
+
+    def visit_For(self, f: For):
+        if f.kind == "parallel" and self.map is not None:
+            lay = self.map.loops[id(f)]
+            out = For(f.var, f.start, f.extent, f.kind, f.body, {**f.annotations, "layout": lay})
+            out.span = f.span
+            return out
+        return self.generic_visit(f)
 
 
 def infer_layouts(func: PrimFunc) -> PrimFunc:
-    v = _Kernels()
-    v.visit(func.body)
-    maps = {id(k): infer_kernel_layouts(k) for k in v.kernels}
-    out = func.with_body(func.body)
-    out.attrs["layout_maps"] = maps
-    return out
+    return func.with_body(_Attach().visit(func.body))

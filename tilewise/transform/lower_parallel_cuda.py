@@ -56,7 +56,7 @@ class _LowerParallel(RangeMutator):
         self.ctx: CudaLowerContext | None = None
 
     def enter_kernel(self, k: Kernel):
-        layouts = self.func.attrs["layout_maps"][id(k)]
+        layouts = k.attrs["layouts"]
         self.ctx = CudaLowerContext(k, layouts, self.ranges, self.arch, self.pass_configs)
         body = self.visit(k.body)
         out = Kernel(k.block_vars, k.grid, k.threads, k.thread_vars, body, k.attrs)
@@ -79,7 +79,7 @@ class _LowerParallel(RangeMutator):
             loops.append(body)
             body = body.body
         ctx = self.ctx
-        lay = ctx.layouts.loops.get(id(f))
+        lay = f.annotations.get("layout")
         if lay is None:
             raise CompileError("internal: T.Parallel loop without a layout", f.span)
         v = Var("v", _dt.int32)

@@ -8,9 +8,24 @@ from .ranges import RangeMutator
 
 
 class _Lower(RangeMutator):
-    def __init__(self, target: str):
+    def __init__(self, target: str, func: PrimFunc | None = None, arch: str = "sm_80", pass_configs=None):
         super().__init__()
         self.ctx = LowerContext(target, self.ranges)
+        self.func = func
+        self.arch = arch
+        self.pass_configs = pass_configs
+
+    def enter_kernel(self, k):
+        if self.ctx.target != "cuda":
+            return self.generic_visit(k)
+        from .cuda_context import CudaLowerContext
+
+        saved = self.ctx
+        self.ctx = CudaLowerContext(k, k.attrs["layouts"], self.ranges, self.arch, self.pass_configs)
+        try:
+            return self.generic_visit(k)
+        finally:
+            self.ctx = saved
 
     def generic_visit(self, node):
         if isinstance(node, TileOp):
@@ -33,5 +48,5 @@ def _copy_span(stmt, span):
     walk(stmt, f)
 
 
-def lower_tile_ops(func: PrimFunc, target: str = "cpu") -> PrimFunc:
-    return func.with_body(_Lower(target).visit(func.body))
+def lower_tile_ops(func: PrimFunc, target: str = "cpu", arch: str = "sm_80", pass_configs=None) -> PrimFunc:
+    return func.with_body(_Lower(target, func, arch, pass_configs).visit(func.body))

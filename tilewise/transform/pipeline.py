@@ -18,6 +18,30 @@ def cpu_passes():
     ]
 
 
+def cuda_passes(arch: str = "sm_80", pass_configs=None):
+    from .apply_shared_layouts import apply_shared_layouts
+    from .guard_block_effects import guard_block_effects
+    from .inject_pipeline import inject_pipeline
+    from .insert_barriers import insert_barriers
+    from .layout_inference import infer_layouts
+    from .lower_parallel_cuda import lower_parallel_cuda
+    from .plan_shared_memory import plan_shared_memory
+
+    configs = dict(pass_configs or {})
+    return [
+        ("rasterize_blocks", rasterize_blocks),
+        ("inject_pipeline", inject_pipeline),
+        ("insert_barriers", lambda f: insert_barriers(f, configs)),
+        ("guard_block_effects", guard_block_effects),
+        ("infer_layouts", infer_layouts),
+        ("lower_tile_ops", lambda f: lower_tile_ops(f, "cuda", arch, configs)),
+        ("lower_parallel", lambda f: lower_parallel_cuda(f, arch, configs)),
+        ("apply_shared_layouts", apply_shared_layouts),
+        ("plan_shared_memory", lambda f: plan_shared_memory(f, arch)),
+        ("simplify_indices", simplify_indices),
+    ]
+
+
 def run_passes(func: PrimFunc, passes, dump_dir: str | None = None) -> PrimFunc:
     dump_dir = dump_dir if dump_dir is not None else os.environ.get("TILEWISE_DUMP_IR")
     if dump_dir:

@@ -20,7 +20,10 @@ class CpuArtifact:
         self.source = source
         self.lib, self.fn = load_library(entry_dir / "kernel.so", ENTRY)
 
-    def run(self, ptrs: list[int], dims: list[int]) -> None:
+    def run(self, arrays, dims: list[int]) -> None:
+        from ...jit.args import data_ptr
+
+        ptrs = [data_ptr(a) for a in arrays]
         n = len(ptrs)
         argv = (ctypes.c_void_p * max(n, 1))(*ptrs)
         dimv = (ctypes.c_int64 * max(len(dims), 1))(*dims)

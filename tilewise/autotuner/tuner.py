@@ -1,0 +1,235 @@
+"""AutoTuner: compile every configuration of a kernel factory, check and time each one, keep
+the fastest, and cache the answer on disk.
+
+    result = (AutoTuner.from_kernel(factory, configs)
+              .set_compile_args(out_idx=[-1], target="cpu", ref_prog=ref, atol=1e-2, rtol=1e-2)
+              .run(warmup=25, rep=100))
+    result.latency, result.config, result.kernel
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable
+
+from ..jit.compile import compile as tw_compile
+from ..jit.compile import normalize_out_idx
+from ..jit.jit import JITFactory
+from ..jit.target import parse_target, resolve_backend
+from . import result_cache
+from .candidates import Binding, Candidate, bind_configs, build_funcs
+from .measure import Measurer, get_autotune_inputs, needs_supplied_inputs
+from .parallel import compile_all
+from .param import AutotuneError, AutotuneResult, CompileArgs, ProfileArgs
+from .progress import Progress
+
+logger = logging.getLogger("tilewise.autotuner")
+
+_UNSET = object()
+_PROFILE_FIELDS = {f.name for f in dataclasses.fields(ProfileArgs)}
+
+
+class AutoTuner:
+    """Tunes `fn`, a factory whose keyword parameters the configurations set."""
+
+    _memory: dict[str, AutotuneResult] = {}  # per process, by tuning key
+    _lock = threading.Lock()
+
+    def __init__(self, fn: Callable, configs):
+        compile_args = CompileArgs()
+        inner = getattr(fn, "jit_factory", None)  # an @autotune-decorated factory
+        if inner is not None:
+            fn = inner
+        if isinstance(fn, JITFactory):
+            kw = fn.compile_kwargs
+            compile_args = CompileArgs(out_idx=kw.get("out_idx"), target=kw.get("target", "auto"),
+                                       execution_backend=kw.get("execution_backend", "auto"),
+                                       verbose=kw.get("verbose", False), pass_configs=kw.get("pass_configs"))
+            fn = fn.factory
+        if not callable(fn):
+            raise TypeError(f"AutoTuner needs a kernel factory (a function returning a @T.prim_func), got {fn!r}")
+        self.fn = fn
+        self.configs = configs
+        self.compile_args = compile_args
+        self.profile_args = ProfileArgs()
+        self._call_args: tuple = ()
+        self._call_kwargs: dict = {}
+        self._inputs = get_autotune_inputs()
+
+    @classmethod
+    def from_kernel(cls, kernel: Callable, configs) -> AutoTuner:
+        return cls(kernel, configs)
+
+    def set_compile_args(self, out_idx=None, target="auto", execution_backend="auto", target_host=None,
+                         verbose: bool = False, pass_configs: dict | None = None, **profile) -> AutoTuner:
+        """The compile arguments; profile arguments (ref_prog, atol, rtol, supply_type, skip_check,
+        ...) are accepted here too, as in TileLang 0.1.4."""
+        self.compile_args = CompileArgs(out_idx=out_idx, target=target if target is not None else "auto",
+                                        execution_backend=execution_backend or "auto", target_host=target_host,
+                                        verbose=bool(verbose), pass_configs=pass_configs)
+        if profile:
+            self.set_profile_args(**profile)
+        self._inputs = get_autotune_inputs() or self._inputs
+        return self
+
+    def set_profile_args(self, warmup=_UNSET, rep=_UNSET, timeout=_UNSET, supply_type=_UNSET, ref_prog=_UNSET,
+                         supply_prog=_UNSET, rtol=_UNSET, atol=_UNSET, max_mismatched_ratio=_UNSET,
+                         skip_check=_UNSET, manual_check_prog=_UNSET, cache_input_tensors=_UNSET,
+                         **unknown) -> AutoTuner:
+        """Update how configurations are checked and timed; arguments not given keep their value."""
+        if unknown:
+            raise TypeError(f"unknown autotuner argument(s): {', '.join(sorted(unknown))}; "
+                            f"known: {', '.join(sorted(_PROFILE_FIELDS))}")
+        given = {k: v for k, v in dict(
+            warmup=warmup, rep=rep, timeout=timeout, supply_type=supply_type, ref_prog=ref_prog,
+            supply_prog=supply_prog, rtol=rtol, atol=atol, max_mismatched_ratio=max_mismatched_ratio,
+            skip_check=skip_check, manual_check_prog=manual_check_prog, cache_input_tensors=cache_input_tensors,
+        ).items() if v is not _UNSET}
+        self.profile_args = dataclasses.replace(self.profile_args, **given)
+        self._inputs = get_autotune_inputs() or self._inputs
+        return self
+
+    def set_kernel_parameters(self, args: tuple = (), kwargs: dict | None = None) -> AutoTuner:
+        """The factory arguments the caller gives (the shape, dtypes...): fixed while tuning."""
+        self._call_args = tuple(args)
+        self._call_kwargs = dict(kwargs or {})
+        return self
+
+    # ------------------------------------------------------------------------------------
+    def run(self, warmup: float | None = None, rep: float | None = None, timeout: float | None = None) -> AutotuneResult:
+        """Tune (or fetch the cached result). `warmup` and `rep` are milliseconds of running the
+        kernel before and while timing it; `timeout` is seconds per configuration and phase."""
+        p = self.profile_args
+        warmup = p.warmup if warmup is None else warmup
+        rep = p.rep if rep is None else rep
+        timeout = p.timeout if timeout is None else timeout
+        ca = self.compile_args
+        target = parse_target(ca.target)
+        backend = resolve_backend(target, ca.execution_backend)
+        if target.kind == "cuda" and backend == "emulator":
+            raise AutotuneError(
+                f"autotuning {self._name()} for {target} needs a CUDA GPU, and none is present: the "
+                "emulator's run time says nothing about the GPU's, so tuning on it would pick an "
+                "arbitrary configuration. Tune on a machine with a GPU, or use target='cpu'."
+            )
+        compile_kwargs = dict(target=target, execution_backend=backend, pass_configs=ca.pass_configs,
+                              verbose=ca.verbose)
+
+        configs = self.configs
+        if callable(configs):
+            configs = configs(*self._call_args, **self._call_kwargs)
+        binding = bind_configs(self.fn, list(configs), self._call_args, self._call_kwargs)
+        cands = binding.candidates
+        build_funcs(self.fn, cands)
+        first = next((c for c in cands if c.ok), None)
+        if first is None:
+            raise AutotuneError(self._failure_report(cands, "no configuration gives a kernel"))
+        out_idx = normalize_out_idx(first.func, ca.out_idx)
+        compile_kwargs["out_idx"] = out_idx
+        if binding.all_fixed:
+            return self._direct(first, compile_kwargs)
+
+        inputs = get_autotune_inputs() or self._inputs
+        if inputs is None and p.supply_prog is None:
+            why = needs_supplied_inputs(first.func, out_idx)
+            if why is not None:
+                raise ValueError(
+                    f"autotuning {self._name()}: {why}, so random inputs cannot be made up; pass the "
+                    "inputs with `with tilewise.autotuner.set_autotune_inputs(*tensors):` or a supply_prog"
+                )
+
+        key = result_cache.tuning_key(cands, binding.static, target, backend, out_idx, ca.pass_configs, p,
+                                      warmup, rep)
+        with self._lock:
+            hit = self._memory.get(key)
+        if hit is not None:
+            return hit
+        result = self._from_disk(key, cands, compile_kwargs)
+        if result is None:
+            result = self._tune(binding, compile_kwargs, warmup, rep, timeout, inputs)
+            best = next(c for c in cands if c.kernel is result.kernel)
+            result_cache.save(key, best, result.ref_latency, cands, self._name())
+        with self._lock:
+            self._memory[key] = result
+        return result
+
+    __call__ = run
+
+    def _name(self) -> str:
+        return getattr(self.fn, "__name__", "kernel")
+
+    def _direct(self, cand: Candidate, compile_kwargs: dict) -> AutotuneResult:
+        # every tuned parameter was given by the caller: compile that one kernel, time nothing
+        kernel = tw_compile(cand.func, **compile_kwargs)
+        return AutotuneResult(config=dict(cand.config), libcode=kernel.get_kernel_source(), func=cand.func,
+                              kernel=kernel)
+
+    def _from_disk(self, key: str, cands: list[Candidate], compile_kwargs: dict) -> AutotuneResult | None:
+        meta = result_cache.load(key, cands)
+        if meta is None:
+            return None
+        best = cands[int(meta["index"])]
+        try:
+            # the kernel cache has the tuned kernel: this loads it without compiling
+            kernel = tw_compile(best.func, **compile_kwargs)
+        except Exception as e:  # noqa: BLE001 - a stale entry is re-tuned rather than trusted
+            logger.warning("autotune %s: the cached winner %r no longer compiles (%s); tuning again",
+                           self._name(), best.config, e)
+            return None
+        logger.info("autotune %s: using the cached result, config %r (%.4g ms)", self._name(), best.config,
+                    meta["latency"])
+        return self._result(kernel, best, meta["latency"], meta.get("ref_latency"), cache_hit=True, skipped=[])
+
+    def _result(self, kernel, best: Candidate, latency, ref_latency, cache_hit: bool, skipped) -> AutotuneResult:
+        # TileLang puts the tuning outcome on the kernel too
+        kernel.latency = latency
+        kernel.config = dict(best.config)
+        kernel.ref_latency = ref_latency
+        return AutotuneResult(latency=latency, config=dict(best.config), ref_latency=ref_latency,
+                              libcode=kernel.get_kernel_source(), func=best.func, kernel=kernel,
+                              cache_hit=cache_hit, skipped=skipped)
+
+    def _tune(self, binding: Binding, compile_kwargs: dict, warmup, rep, timeout, inputs) -> AutotuneResult:
+        cands = binding.candidates
+        name = self._name()
+        reported = self._log_skipped(cands, set())  # configurations the factory rejected
+        compile_all(cands, compile_kwargs, timeout, f"autotune {name}")
+        self._log_skipped(cands, reported)
+
+        # timed one at a time, after every compile has finished: on the CPU target anything
+        # running alongside would distort the times
+        measurer = Measurer(self.profile_args, warmup, rep, timeout, inputs)
+        ready = [c for c in cands if c.ok]
+        progress = Progress(len(ready), f"autotune {name}: measuring")
+        best: Candidate | None = None
+        try:
+            for c in ready:
+                measurer.measure(c)
+                if c.ok and (best is None or c.latency < best.latency):
+                    best = c
+                progress.update(1, f"best {best.latency:.4g} ms" if best is not None else None)
+        finally:
+            progress.close()
+        self._log_skipped(cands, reported)
+        for c in ready:
+            if c.ok:
+                logger.debug("autotune %s: config %r: %.4g ms", name, c.config, c.latency)
+        if best is None:
+            raise AutotuneError(self._failure_report(cands, "no configuration compiled and passed the check"))
+        logger.info("autotune %s: best config %r, %.4g ms", name, best.config, best.latency)
+        skipped = [(dict(c.config), c.error) for c in cands if not c.ok]
+        return self._result(best.kernel, best, best.latency, measurer.ref_latency, cache_hit=False, skipped=skipped)
+
+    def _log_skipped(self, cands: list[Candidate], already: set[int]) -> set[int]:
+        for c in cands:
+            if not c.ok and c.index not in already:
+                logger.warning("autotune %s: skipped config %r: %s", self._name(), c.config, c.error)
+                already.add(c.index)
+        return already
+
+    def _failure_report(self, cands: list[Candidate], what: str) -> str:
+        lines = [f"autotuning {self._name()} failed: {what} ({len(cands)} tried)"]
+        for c in cands:
+            lines.append(f"  {c.config!r}: {c.error}")
+        return "\n".join(lines)

@@ -1,0 +1,99 @@
+"""A CUDA kernel ready to run: the lowered thread IR (what the emulator executes), its CUDA
+source, and, compiled on demand with NVRTC, the cubin (what a GPU runs and SASS comes from)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ...ir.stmt import PrimFunc
+from ...jit import cache
+from .renderer import CudaModule, render_cuda
+
+
+class CudaArtifact:
+    def __init__(self, func: PrimFunc, lowered: PrimFunc, module: CudaModule, arch: str, backend: str,
+                 pass_configs: dict):
+        self.func = func
+        self.lowered = lowered
+        self.module = module
+        self.source = module.source
+        self.arch = arch
+        self.backend = backend
+        self.pass_configs = pass_configs
+        self._cubin: bytes | None = None
+        self._launcher = None
+
+    # ------------------------------------------------------------------ compiled forms
+    @property
+    def cubin(self) -> bytes:
+        if self._cubin is None:
+            self._cubin = _cached_cubin(self.func, self.source, self.arch, self.pass_configs)
+        return self._cubin
+
+    def get_sass(self) -> str:
+        from .inspect import get_sass
+
+        return get_sass(self.cubin)
+
+    def resource_usage(self) -> dict:
+        from .inspect import resource_usage
+
+        u = resource_usage(self.cubin)
+        return {"registers": u["registers"], "spill_bytes": u["spill_bytes"],
+                "shared_bytes": max(self.module.kernels[0].shared_bytes, 0) + u["shared_bytes"]}
+
+    # ------------------------------------------------------------------ execution
+    def run(self, arrays, dims) -> None:
+        if self.backend == "emulator":
+            from ...emulator import run
+            from ...jit.args import numpy_view
+
+            run(self.lowered, [numpy_view(a) for a in arrays], dims)
+            return
+        if self._launcher is None:
+            from .launch import CudaLauncher
+
+            self._launcher = CudaLauncher(self.module, self.cubin)
+        self._launcher(arrays, dims)
+
+
+def lower_cuda(func: PrimFunc, arch: str = "sm_80", pass_configs: dict | None = None):
+    from ...transform.pipeline import cuda_passes, run_passes
+
+    lowered = run_passes(func, cuda_passes(arch, pass_configs))
+    return lowered, render_cuda(lowered)
+
+
+def build_cuda(func: PrimFunc, arch: str, backend: str, pass_configs: dict | None = None) -> CudaArtifact:
+    configs = dict(pass_configs or {})
+    lowered, module = lower_cuda(func, arch, configs)
+    art = CudaArtifact(func, lowered, module, arch, backend, configs)
+    if backend == "nvrtc":
+        _ = art.cubin  # compile now: a launch must not pay for it
+    return art
+
+
+def _cached_cubin(func: PrimFunc, source: str, arch: str, configs: dict) -> bytes:
+    from .nvrtc import compile_cubin, toolchain_fingerprint
+
+    fast = bool(configs.get("tl.enable_fast_math"))
+    key = cache.make_key("cuda", arch, source, fast, toolchain_fingerprint())
+    entry = cache.lookup(key)
+    if entry is not None:
+        try:
+            return (entry / "kernel.cubin").read_bytes()
+        except OSError:
+            pass
+    cubin = compile_cubin(source, arch, fast_math=fast)
+
+    def fill(d: Path):
+        (d / "kernel.cu").write_text(source)
+        (d / "kernel.cubin").write_bytes(cubin)
+        cache.write_json(d / "meta.json", {"name": func.name, "target": "cuda", "arch": arch})
+
+    try:
+        cache.publish(key, fill)
+    except OSError:
+        pass
+    return cubin
+
+

@@ -1,0 +1,245 @@
+"""Pieces the CUDA lowerings of several tile operators share: spreading a tile's elements over
+the block's threads in 128-bit chunks, vector-width choice, addresses and guards."""
+from __future__ import annotations
+
+from ..ir import dtype as _dt
+from ..ir.buffer import Buffer, BufferRegion
+from ..ir.expr import BufferLoad, Call, Const, Expr, Var, as_expr, cast, logical_and
+from ..ir.simplify import prove, simplify
+from ..ir.stmt import BufferStore, Evaluate, For, IfThenElse, Stmt, seq
+from .region import in_bounds, region_indices, squeezed
+
+VECTOR_BYTES = 16
+
+
+def address(buf: Buffer, indices) -> Call:
+    return Call("address_of", [BufferLoad(buf, indices)], _dt.handle)
+
+
+def unflatten(flat: Expr, extents) -> list[Expr]:
+    """Row-major coordinates of a flat index inside `extents`."""
+    out = []
+    rest = flat
+    for k, e in enumerate(extents):
+        inner = 1
+        for x in extents[k + 1:]:
+            inner *= x
+        if k == 0:
+            out.append(rest // inner if inner > 1 else rest)
+        else:
+            out.append((rest // inner) % e if inner > 1 else rest % e)
+    return out
+
+
+def _contiguous_last(region: BufferRegion) -> bool:
+    """The tile's innermost (non-unit) axis is the buffer's last axis."""
+    ext = region.extents
+    nonunit = [i for i, e in enumerate(ext) if e != 1]
+    return bool(nonunit) and nonunit[-1] == region.buffer.ndim - 1
+
+
+def vector_width(src: BufferRegion, dst: BufferRegion, ranges: dict, max_bytes: int = VECTOR_BYTES) -> int:
+    """Elements per vector move: both sides contiguous along the last axis, aligned starts, row
+    lengths that keep every chunk aligned, same dtype."""
+    if src.buffer.dtype != dst.buffer.dtype:
+        return 1
+    ext = squeezed(dst)
+    if not ext or not isinstance(ext[-1], int):
+        return 1
+    if not (_contiguous_last(src) and _contiguous_last(dst)):
+        return 1
+    elem = src.buffer.dtype.bytes
+    v = max(1, max_bytes // elem)
+    while v > 1:
+        ok = ext[-1] % v == 0
+        for r in (src, dst):
+            last = r.buffer.shape[-1]
+            if not isinstance(last, int) or last % v:
+                ok = False
+            start = r.region[-1][0]
+            if prove(simplify(start % v, ranges) == 0, ranges) is not True:
+                ok = False
+        if ok:
+            return v
+        v //= 2
+    return 1
+
+
+def chunk_loop(ctx, n_chunks: int, make_body) -> Stmt:
+    """`for k: c = k * threads + tid; if c < n: make_body(c)`: chunk c goes to thread c % T."""
+    T = ctx.threads
+    tid = ctx.thread
+    iters = -(-n_chunks // T)
+    k = ctx.fresh("k")
+    c = simplify(k * T + tid, {**ctx.ranges, k: (0, iters - 1)})
+    body = make_body(c)
+    if n_chunks % T:
+        body = IfThenElse(c < n_chunks, body)
+    if iters == 1:
+        from ..ir.visitor import substitute
+
+        return substitute(body, {k: Const(0, _dt.int32)})
+    return For(k, 0, iters, "unroll" if iters <= 16 else "serial", body)
+
+
+def guarded_value(region: BufferRegion, idx, ranges) -> Expr:
+    """Load, reading zero outside a global tensor."""
+    val = BufferLoad(region.buffer, idx)
+    if region.buffer.scope == "global":
+        g = in_bounds(idx, region.buffer, ranges)
+        if g is not None:
+            from ..ir.expr import Select
+
+            val = Select(g, val, Const(0, region.buffer.dtype))
+    return val
+
+
+def guarded_store(region: BufferRegion, idx, value: Expr, ranges) -> Stmt:
+    if value.dtype != region.buffer.dtype:
+        value = cast(value, region.buffer.dtype)
+    st: Stmt = BufferStore(region.buffer, idx, value)
+    if region.buffer.scope == "global":
+        g = in_bounds(idx, region.buffer, ranges)
+        if g is not None:
+            st = IfThenElse(g, st)
+    return st
+
+
+def cooperative_copy(ctx, src: BufferRegion, dst: BufferRegion, async_copy: bool = False) -> Stmt:
+    """Copy between global and shared memory with every thread taking 128-bit chunks in turn."""
+    ext = squeezed(dst)
+    ranges = ctx.ranges
+    v = vector_width(src, dst, ranges)
+    if async_copy and v * src.buffer.dtype.bytes < 4:
+        async_copy = False
+    total = 1
+    for e in ext:
+        total *= e
+    n_chunks = total // v
+    chunk_ext = list(ext[:-1]) + [ext[-1] // v]
+
+    def body(c: Expr) -> Stmt:
+        local_ranges = dict(ranges)
+        pos = unflatten(c, chunk_ext)
+        pos[-1] = pos[-1] * v
+        pos = [simplify(p, local_ranges) for p in pos]
+        s_idx = region_indices(src, pos)
+        d_idx = region_indices(dst, pos)
+        if v == 1:
+            return guarded_store(dst, d_idx, guarded_value(src, s_idx, local_ranges), local_ranges)
+        nbytes = v * src.buffer.dtype.bytes
+        src_guard = in_bounds(s_idx, src.buffer, local_ranges) if src.buffer.scope == "global" else None
+        dst_guard = in_bounds(d_idx, dst.buffer, local_ranges) if dst.buffer.scope == "global" else None
+        if async_copy:
+            # rows past the end read as zero through cp.async's src-size operand; a chunk is either
+            # fully inside or fully outside because rows are multiples of the vector length
+            src_bytes: Expr = Const(nbytes, _dt.int32)
+            if src_guard is not None:
+                from ..ir.expr import Select
+
+                src_bytes = Select(src_guard, Const(nbytes, _dt.int32), Const(0, _dt.int32))
+            safe = [_clamp_index(i, d) for i, d in zip(s_idx, src.buffer.shape)] if src_guard is not None else s_idx
+            return Evaluate(Call("cp_async", [address(dst.buffer, d_idx), address(src.buffer, safe), src_bytes],
+                                 _dt.handle, {"bytes": nbytes}))
+        move = Evaluate(Call("copy_vec", [address(dst.buffer, d_idx), address(src.buffer, s_idx)], _dt.handle,
+                             {"bytes": nbytes}))
+        if src_guard is not None:
+            zero = zero_vector(dst.buffer, d_idx, v)
+            return IfThenElse(src_guard, move if dst_guard is None else IfThenElse(dst_guard, move), zero)
+        if dst_guard is not None:
+            return IfThenElse(dst_guard, move)
+        return move
+
+    return chunk_loop(ctx, n_chunks, body)
+
+
+def _clamp_index(i: Expr, dim) -> Expr:
+    """An in-bounds index to pass as cp.async's source when it copies zero bytes."""
+    from ..language.math import max as tmax
+    from ..language.math import min as tmin
+
+    return tmin(tmax(i, 0), as_expr(dim) - 1)
+
+
+def zero_vector(buf: Buffer, idx, v: int) -> Stmt:
+    stores = []
+    for k in range(v):
+        j = list(idx)
+        j[-1] = j[-1] + k
+        stores.append(BufferStore(buf, j, Const(0, buf.dtype)))
+    return seq(stores)
+
+
+def cooperative_fill(ctx, dst: BufferRegion, value: Expr) -> Stmt:
+    ext = squeezed(dst)
+    total = 1
+    for e in ext:
+        total *= e
+
+    def body(c: Expr) -> Stmt:
+        pos = [simplify(p, ctx.ranges) for p in unflatten(c, ext)]
+        return guarded_store(dst, region_indices(dst, pos), value, ctx.ranges)
+
+    return chunk_loop(ctx, total, body)
+
+
+def per_thread_loops(region: BufferRegion, ctx, make_body) -> Stmt:
+    """Every thread walks the whole tile (for thread-private local buffers)."""
+    ext = squeezed(region)
+    vars_ = [ctx.fresh("i") for _ in ext]
+    body = make_body(region_indices(region, vars_))
+    for v, e in reversed(list(zip(vars_, ext))):
+        body = For(v, 0, e, "serial", body)
+    return body
+
+
+def all_of(conds) -> Expr | None:
+    out = None
+    for c in conds:
+        if c is None:
+            continue
+        out = c if out is None else logical_and(out, c)
+    return out
+
+
+__all__ = [
+    "Var", "address", "all_of", "chunk_loop", "cooperative_copy", "cooperative_fill", "guarded_store",
+    "guarded_value", "per_thread_loops", "unflatten", "vector_width",
+]  # fmt: skip
+
+
+def whole_fragment(region: BufferRegion, what: str) -> None:
+    from ..errors import CompileError
+
+    for (start, ext), dim in zip(region.region, region.buffer.shape):
+        if not (isinstance(start, Const) and start.value == 0 and ext == dim):
+            raise CompileError(
+                f"{what}: on the CUDA target a fragment operand must be the whole fragment "
+                f"{region.buffer.name}, not a part of it"
+            )
+
+
+def fragment_loop(ctx, frag: Buffer, make_body, writes_memory: bool) -> Stmt:
+    """`for v in unroll(registers)`: make_body(v, coords) for each register of this thread,
+    coords being the element's logical position in the fragment. When the body writes shared
+    or global memory, only replica 0 of a replicated fragment runs it."""
+    lay = ctx.fragment_layout(frag)
+    v = Var("v", _dt.int32)
+    ranges = dict(ctx.ranges)
+    ranges[v] = (0, lay.num_values - 1)
+    coords = [simplify(c, ranges) for c in lay.inverse(ctx.thread, v)]
+    saved = ctx.ranges
+    ctx.ranges = ranges
+    try:
+        body = make_body(v, coords)
+    finally:
+        ctx.ranges = saved
+    if writes_memory and lay.replicate > 1:
+        rep = simplify(lay.replica_index(ctx.thread), ctx.ranges)
+        body = IfThenElse(rep == 0, body)
+    return For(v, 0, lay.num_values, "unroll", body)
+
+
+def squeeze_coords(region: BufferRegion, coords) -> list[Expr]:
+    """The coordinates along the region's non-unit dimensions."""
+    return [c for c, e in zip(coords, region.extents) if e != 1]

@@ -1,0 +1,183 @@
+"""Thread-level code for a tile GEMM with mma.sync: the warps split the C tile (a WarpGrid),
+each warp walks K in mma-sized steps, loading A and B fragments from shared memory with
+ldmatrix (or taking them from register fragments) and issuing one mma per m16 x n8 tile.
+
+Register numbering follows layout/tv.py's mma_*_tv layouts, which the emulator's PTX tables
+check independently."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import CompileError
+from ..ir import dtype as _dt
+from ..ir.buffer import Buffer, BufferRegion
+from ..ir.expr import Call, Const, Expr, Var
+from ..ir.simplify import simplify
+from ..ir.stmt import Allocate, Evaluate, For, Stmt, seq
+from ..layout.mma import choose_warp_grid
+from .cuda_common import address
+from .region import region_indices
+
+
+@dataclass(frozen=True)
+class MmaShape:
+    m: int
+    n: int
+    k: int
+    a_regs: int  # 32-bit registers per thread for one A tile
+    b_regs: int
+
+    @property
+    def name(self) -> str:
+        return f"m{self.m}n{self.n}k{self.k}"
+
+
+def mma_shape_for(a: _dt.DataType, b: _dt.DataType) -> MmaShape:
+    if a.bits == 16 and b.bits == 16:
+        return MmaShape(16, 8, 16, 4, 2)
+    if a.bits == 8 and b.bits == 8:
+        return MmaShape(16, 8, 32, 4, 2)
+    raise CompileError(
+        f"T.gemm on the CUDA target supports float16/bfloat16 (m16n8k16) and int8/uint8 (m16n8k32) operands, "
+        f"got {a} x {b}; convert the operands first (float32 tiles: cast into a float16/bfloat16 tile)"
+    )
+
+
+def warp_grid_for(op, threads: int):
+    M, N, _ = op.mnk
+    from .gemm import GemmWarpPolicy
+
+    if threads % 32:
+        raise CompileError(f"T.gemm on the CUDA target needs a multiple of 32 threads, the kernel has {threads}")
+    return choose_warp_grid(M, N, threads // 32, GemmWarpPolicy(op.policy).name)
+
+
+class MmaEmitter:
+    def __init__(self, op, ctx):
+        self.op = op
+        self.ctx = ctx
+        self.M, self.N, self.K = op.mnk
+        a, b = op.A.buffer.dtype, op.B.buffer.dtype
+        self.shape = mma_shape_for(a, b)
+        self.grid = warp_grid_for(op, ctx.threads)
+        self.WM = self.M // self.grid.warp_m
+        self.WN = self.N // self.grid.warp_n
+        self.tiles_m = self.WM // 16
+        self.tiles_n = self.WN // 8
+        if self.K % self.shape.k:
+            raise CompileError(f"T.gemm: K={self.K} must be a multiple of {self.shape.k} for mma.{self.shape.name}")
+        tid = ctx.thread
+        self.lane = simplify(tid % 32, ctx.ranges)
+        warp = tid // 32
+        self.wm = simplify(warp // self.grid.warp_n, ctx.ranges)
+        self.wn = simplify(warp % self.grid.warp_n, ctx.ranges)
+
+    # ------------------------------------------------------------------ operands
+    def _operand_index(self, region: BufferRegion, row: Expr, col: Expr, trans: bool) -> list[Expr]:
+        """Buffer indices of logical element (row, col) of op(X) — for A (m, k), for B (k, n)."""
+        tile = [col, row] if trans else [row, col]
+        return region_indices(region, [simplify(t, self.ctx.ranges) for t in tile])
+
+    def load_a(self, regs: Buffer, ki: Expr) -> Stmt:
+        """ldmatrix.x4 of the warp's A tiles for k step ki into regs[mi * 4 ...]."""
+        op, lane = self.op, self.lane
+        mi = Var("mi", _dt.int32)
+        kk = ki * self.shape.k
+        elems_per_reg = 32 // op.A.buffer.dtype.bits  # 2 for 16-bit, 4 for 8-bit
+        col_block = 8 * (2 // elems_per_reg) * elems_per_reg // 2  # 8 elements of 16 bits = 16 bytes
+        col_block = 16 // op.A.buffer.dtype.bytes
+        mbase = self.wm * self.WM + mi * 16
+        if not op.trans_A:
+            row = mbase + lane % 16
+            col = kk + (lane // 16) * col_block
+            idx = self._operand_index(op.A, row, col, False)
+            trans = False
+        else:
+            if op.A.buffer.dtype.bits != 16:
+                raise CompileError("T.gemm: transpose_A with 8-bit operands is not supported on the CUDA target")
+            row = mbase + ((lane // 8) % 2) * 8
+            col = kk + (lane // 16) * 8 + lane % 8
+            idx = self._operand_index(op.A, row, col, True)
+            trans = True
+        call = Call("ldmatrix", [address(regs, [mi * 4]), address(op.A.buffer, idx)], _dt.handle,
+                    {"num": 4, "trans": trans})
+        return For(mi, 0, self.tiles_m, "unroll", Evaluate(call))
+
+    def load_b(self, regs: Buffer, ki: Expr) -> Stmt:
+        """ldmatrix of the warp's B tiles for k step ki into regs[ni * 2 ...], two n8 tiles per x4."""
+        op, lane = self.op, self.lane
+        kk = ki * self.shape.k
+        bits = op.B.buffer.dtype.bits
+        col_block = 16 // op.B.buffer.dtype.bytes
+        stmts = []
+        pairs, odd = divmod(self.tiles_n, 2)
+        np_ = Var("np", _dt.int32)
+        for count, num in ((pairs, 4), (odd, 2)):
+            if count == 0:
+                continue
+            first = 0 if num == 4 else pairs * 2
+            pi = np_ if num == 4 else Const(0, _dt.int32)
+            nbase = self.wn * self.WN + (first + pi * 2) * 8
+            mat = lane // 8 if num == 4 else (lane // 8) % 2
+            if not op.trans_B:
+                if bits != 16:
+                    raise CompileError(
+                        "T.gemm: 8-bit B operands must be given as N x K (transpose_B=True) on the CUDA target")
+                # B stored K x N: .trans delivers the col-major fragment
+                krow = kk + (mat % 2) * 8 + lane % 8
+                ncol = nbase + (mat // 2) * 8
+                idx = self._operand_index(op.B, krow, ncol, False)
+                trans = True
+            else:
+                # B stored N x K: rows are n
+                nrow = nbase + (mat // 2) * 8 + lane % 8
+                kcol = kk + (mat % 2) * col_block
+                idx = self._operand_index(op.B, kcol, nrow, True)
+                trans = False
+            dst = address(regs, [(first + pi * 2) * 2])
+            call = Evaluate(Call("ldmatrix", [dst, address(op.B.buffer, idx)], _dt.handle,
+                                 {"num": num, "trans": trans}))
+            stmts.append(For(np_, 0, count, "unroll", call) if num == 4 else call)
+        return seq(stmts)
+
+    # ------------------------------------------------------------------ the product
+    def emit(self) -> Stmt:
+        op, ctx = self.op, self.ctx
+        c_loc = ctx.local_buffer(op.C.buffer)
+        a_frag = op.A.buffer.scope == "local.fragment"
+        b_frag = op.B.buffer.scope == "local.fragment"
+        stmts: list[Stmt] = []
+        a_regs = b_regs = None
+        if not a_frag:
+            a_regs = Buffer(f"{op.A.buffer.name}_regs", (self.tiles_m * self.shape.a_regs,), _dt.uint32, "local")
+            stmts.append(Allocate(a_regs))
+        if not b_frag:
+            b_regs = Buffer(f"{op.B.buffer.name}_regs", (self.tiles_n * self.shape.b_regs,), _dt.uint32, "local")
+            stmts.append(Allocate(b_regs))
+        ki = Var("ki", _dt.int32)
+        tiles_k = self.K // self.shape.k
+        body: list[Stmt] = []
+        if not a_frag:
+            body.append(self.load_a(a_regs, ki))
+        if not b_frag:
+            body.append(self.load_b(b_regs, ki))
+        mi, ni = Var("mi", _dt.int32), Var("ni", _dt.int32)
+        if a_frag:
+            a_loc = ctx.local_buffer(op.A.buffer)
+            per = 32 // op.A.buffer.dtype.bits * self.shape.a_regs
+            a_addr = address(a_loc, [(mi * tiles_k + ki) * per])
+        else:
+            a_addr = address(a_regs, [mi * self.shape.a_regs])
+        if b_frag:
+            b_loc = ctx.local_buffer(op.B.buffer)
+            per = 32 // op.B.buffer.dtype.bits * self.shape.b_regs
+            b_addr = address(b_loc, [(ki * self.tiles_n + ni) * per])
+        else:
+            b_addr = address(b_regs, [ni * self.shape.b_regs])
+        c_addr = address(c_loc, [(mi * self.tiles_n + ni) * 4])
+        mma = Evaluate(Call("mma_sync", [a_addr, b_addr, c_addr], _dt.handle, {
+            "shape": self.shape.name, "a_dtype": op.A.buffer.dtype.name, "b_dtype": op.B.buffer.dtype.name,
+            "c_dtype": op.C.buffer.dtype.name}))
+        body.append(For(mi, 0, self.tiles_m, "unroll", For(ni, 0, self.tiles_n, "unroll", mma)))
+        stmts.append(For(ki, 0, tiles_k, "unroll", seq(body)))
+        return seq(stmts)

@@ -1,0 +1,221 @@
+"""CUDA: software pipelining of `T.Pipelined(n, num_stages=S)` loops.
+
+Copies from global into shared memory form stage 0 and become cp.async; everything else runs
+S-1 iterations later (stage S-1). The shared tiles those copies fill get S buffers, indexed by
+iteration modulo S. The loop runs n + S - 1 times: iteration `it` issues the copies of k = it
+(while it < n), commits one group (always, so group counting stays regular), waits until the
+group of k = it - (S-1) has landed, and computes that k (once it >= S-1). Barriers are placed
+afterwards by insert_barriers, which sees the copies as writes of the buffered tiles.
+
+`stage=[...]` and `order=[...]` (one entry per statement of the loop body) override the
+default stage assignment and the order statements are issued in within an iteration."""
+from __future__ import annotations
+
+import copy as _copy
+
+from ..errors import CompileError
+from ..ir import dtype as _dt
+from ..ir.buffer import Buffer, BufferRegion
+from ..ir.expr import BufferLoad, Call, Var
+from ..ir.stmt import Allocate, BufferStore, Evaluate, For, IfThenElse, Kernel, PrimFunc, SeqStmt, seq
+from ..ir.visitor import Mutator, Visitor, substitute
+from ..tileop.copy import Copy
+
+
+def _is_producer(s) -> bool:
+    return (isinstance(s, Copy) and s.src.buffer.scope == "global"
+            and s.dst.buffer.scope in ("shared", "shared.dyn"))
+
+
+class _Uses(Visitor):
+    def __init__(self):
+        self.buffers: set = set()
+        self.writes: set = set()
+
+    def visit_BufferLoad(self, e):
+        self.buffers.add(e.buffer)
+        self.generic_visit(e)
+
+    def visit_BufferStore(self, s):
+        self.buffers.add(s.buffer)
+        self.writes.add(s.buffer)
+        self.generic_visit(s)
+
+    def visit_BufferRegion(self, r: BufferRegion):
+        self.buffers.add(r.buffer)
+        self.generic_visit(r)
+
+    def generic_visit(self, node):
+        from ..tileop.base import TileOp
+
+        if isinstance(node, TileOp):
+            for f in node._fields:
+                v = getattr(node, f)
+                if isinstance(v, BufferRegion):
+                    self.buffers.add(v.buffer)
+                    if f == "dst":
+                        self.writes.add(v.buffer)
+        return super().generic_visit(node)
+
+
+def _uses(node) -> _Uses:
+    u = _Uses()
+    u.visit(node)
+    return u
+
+
+class _Multibuffer(Mutator):
+    """Give accesses to the buffered tiles their slot index."""
+
+    def __init__(self, mapping: dict, slot):
+        self.mapping = mapping  # Buffer -> multi-buffered Buffer
+        self.slot = slot
+
+    def visit_BufferRegion(self, r: BufferRegion):
+        r = self.generic_visit(r)
+        new = self.mapping.get(r.buffer)
+        if new is None:
+            return r
+        return BufferRegion(new, [(self.slot, 1)] + list(r.region))
+
+    def visit_BufferLoad(self, e: BufferLoad):
+        e = self.generic_visit(e)
+        new = self.mapping.get(e.buffer)
+        if new is None:
+            return e
+        out = BufferLoad(new, [self.slot] + list(e.indices))
+        out.span = e.span
+        return out
+
+    def visit_BufferStore(self, s: BufferStore):
+        s = self.generic_visit(s)
+        new = self.mapping.get(s.buffer)
+        if new is None:
+            return s
+        out = BufferStore(new, [self.slot] + list(s.indices), s.value)
+        out.span = s.span
+        return out
+
+
+def _call(name: str, **attrs) -> Evaluate:
+    return Evaluate(Call(name, [], _dt.handle, attrs))
+
+
+class _Pipeline(Mutator):
+    def __init__(self):
+        self.buffers: dict = {}  # original shared Buffer -> multi-buffered Buffer
+
+    def visit_Kernel(self, k: Kernel):
+        self.buffers = {}
+        body = self.visit(k.body)
+        if self.buffers:
+            body = _ReplaceAllocs(self.buffers).visit(body)
+        out = Kernel(k.block_vars, k.grid, k.threads, k.thread_vars, body, k.attrs)
+        out.span = k.span
+        return out
+
+    def visit_For(self, f: For):
+        f = self.generic_visit(f)
+        if f.kind != "pipelined":
+            return f
+        return self.pipeline(f)
+
+    def serial(self, f: For) -> For:
+        out = For(f.var, f.start, f.extent, "serial", f.body, f.annotations)
+        out.span = f.span
+        return out
+
+    def pipeline(self, f: For):
+        S = int(f.annotations.get("num_stages", 0))
+        stmts = list(f.body.stmts) if isinstance(f.body, SeqStmt) else [f.body]
+        n_stmts = len(stmts)
+        stage = f.annotations.get("stage")
+        order = f.annotations.get("order")
+        for name, lst in (("stage", stage), ("order", order)):
+            if lst is not None and len(lst) != n_stmts:
+                raise CompileError(
+                    f"T.Pipelined: {name} has {len(lst)} entries but the loop body has {n_stmts} statements", f.span)
+        if stage is None:
+            if S <= 1 or not any(_is_producer(s) for s in stmts):
+                return self.serial(f)
+            stage = [0 if _is_producer(s) else S - 1 for s in stmts]
+        else:
+            stage = [int(x) for x in stage]
+            S = max(S, max(stage) + 1)
+        if max(stage) == 0:
+            return self.serial(f)
+        producers = [i for i, s in enumerate(stmts) if stage[i] == 0]
+        if not all(_is_producer(stmts[i]) for i in producers):
+            raise CompileError(
+                "T.Pipelined: stage 0 may only hold T.copy from global to shared memory on the CUDA target", f.span)
+        # the tiles the producers fill; nothing else in the loop may write them
+        filled = [stmts[i].dst.buffer for i in producers]
+        for i, s in enumerate(stmts):
+            if i in producers:
+                continue
+            if _uses(s).writes & set(filled):
+                return self.serial(f)
+        for b in filled:
+            if b.static_shape() is None:
+                return self.serial(f)
+            if b not in self.buffers:
+                mb = Buffer(b.name, (S,) + b.shape, b.dtype, b.scope, span=b.span)
+                self.buffers[b] = mb
+        it = Var(f.var.name + "_it", _dt.int32)
+        n = f.extent
+        keyed = sorted(range(n_stmts), key=lambda i: (order[i] if order is not None else i, i))
+        out = []
+        committed = False
+        last_producer = max(keyed.index(i) for i in producers)
+        for pos, i in enumerate(keyed):
+            s = stmts[i]
+            st = stage[i]
+            k = it - st if st else it
+            slot = k % S
+            body = substitute(s, {f.var: f.start + k})
+            body = _Multibuffer(self.buffers, slot).visit(body)
+            if st == 0:
+                body = _copy.copy(body)
+                body.async_copy = True
+                body = IfThenElse(it < n, body)
+            else:
+                conds = []
+                if st > 0:
+                    conds.append(it >= st)
+                guard = conds[0] if conds else None
+                # groups newer than the one this statement needs: those of the iterations after
+                # k, minus this iteration's if it is not committed yet
+                out.append(_call("cp_async_wait", n=st if committed else st - 1))
+                body = IfThenElse(guard, body) if guard is not None else body
+            out.append(body)
+            if pos == last_producer and not committed:
+                out.append(_call("cp_async_commit"))
+                committed = True
+        loop = For(it, 0, n + (max(stage)), "serial", seq(out), {"pipelined_stages": S})
+        loop.span = f.span
+        return seq([loop, _call("cp_async_wait", n=0)])
+
+
+class _ReplaceAllocs(Mutator):
+    def __init__(self, mapping):
+        self.mapping = mapping
+
+    def visit_Allocate(self, s: Allocate):
+        new = self.mapping.get(s.buffer)
+        if new is None:
+            return s
+        out = Allocate(new, s.init)
+        out.span = s.span
+        return out
+
+    def visit_BufferRegion(self, r: BufferRegion):
+        if r.buffer in self.mapping:
+            raise CompileError(f"{r.buffer.name} is filled inside a pipelined loop and also used outside it; "
+                               "give the other use its own buffer")
+        return self.generic_visit(r)
+
+
+def inject_pipeline(func: PrimFunc) -> PrimFunc:
+    return func.with_body(_Pipeline().visit(func.body))
+
+

@@ -1,0 +1,216 @@
+"""Insert __syncthreads between tile-level statements where one may read shared memory that
+another wrote (or overwrite what another read), including across loop iterations.
+
+Runs on tile-level IR, where each statement is a whole tile operator or T.Parallel nest whose
+threads may touch any element of its shared operands; barriers an operator needs inside itself
+(a cross-warp reduction, say) are its own business. Conditions that differ between threads get
+no barrier inside them (that would deadlock); the barrier goes before the `if` instead."""
+from __future__ import annotations
+
+from ..ir import dtype as _dt
+from ..ir.buffer import Buffer, BufferRegion
+from ..ir.expr import Call
+from ..ir.stmt import Allocate, Evaluate, For, IfThenElse, Kernel, PrimFunc, SeqStmt, Stmt, While, seq
+from ..ir.visitor import Mutator, Visitor, collect_vars
+from ..tileop.base import TileOp
+
+SHARED = ("shared", "shared.dyn")
+
+
+def syncthreads() -> Evaluate:
+    return Evaluate(Call("syncthreads", [], _dt.handle))
+
+
+def is_sync(s) -> bool:
+    return isinstance(s, Evaluate) and isinstance(s.value, Call) and s.value.name == "syncthreads"
+
+
+def _root(b: Buffer) -> Buffer:
+    return b.root
+
+
+class _Access(Visitor):
+    def __init__(self):
+        self.reads: set = set()
+        self.writes: set = set()
+
+    def visit_BufferLoad(self, e):
+        if e.buffer.scope in SHARED:
+            self.reads.add(_root(e.buffer))
+        self.generic_visit(e)
+
+    def visit_BufferStore(self, s):
+        if s.buffer.scope in SHARED:
+            self.writes.add(_root(s.buffer))
+        self.generic_visit(s)
+
+    def generic_visit(self, node):
+        if isinstance(node, TileOp):
+            reads, writes = node_accesses(node)
+            self.reads |= reads
+            self.writes |= writes
+            return
+        return super().generic_visit(node)
+
+
+def node_accesses(op: TileOp) -> tuple[set, set]:
+    hook = getattr(op, "shared_accesses", None)
+    if hook is not None:
+        r, w = hook()
+        return {_root(b) for b in r if b.scope in SHARED}, {_root(b) for b in w if b.scope in SHARED}
+    reads, writes = set(), set()
+    for f in op._fields:
+        v = getattr(op, f)
+        if isinstance(v, BufferRegion) and v.buffer.scope in SHARED:
+            (writes if f == "dst" else reads).add(_root(v.buffer))
+            if f == "dst" and op.op_name.startswith("atomic"):
+                reads.add(_root(v.buffer))
+    return reads, writes
+
+
+def accesses(stmt) -> tuple[set, set]:
+    a = _Access()
+    a.visit(stmt)
+    return a.reads, a.writes
+
+
+class _State:
+    def __init__(self, reads=None, writes=None):
+        self.reads = set(reads or ())
+        self.writes = set(writes or ())
+
+    def copy(self):
+        return _State(self.reads, self.writes)
+
+    def conflicts(self, reads, writes) -> bool:
+        return bool(reads & self.writes) or bool(writes & (self.reads | self.writes))
+
+    def add(self, reads, writes):
+        self.reads |= reads
+        self.writes |= writes
+
+    def clear(self):
+        self.reads.clear()
+        self.writes.clear()
+
+    def merge(self, other):
+        self.reads |= other.reads
+        self.writes |= other.writes
+
+
+class _Inserter:
+    def __init__(self, thread_vars):
+        self.thread_vars = set(id(v) for v in thread_vars)
+
+    def uniform(self, cond) -> bool:
+        return not any(id(v) in self.thread_vars for v in collect_vars(cond))
+
+    def stmt(self, s: Stmt, st: _State) -> Stmt:
+        """Process `s` with the state at its start; returns the new statement, updates st."""
+        if isinstance(s, SeqStmt):
+            out = []
+            for x in s.stmts:
+                y = self.stmt(x, st)
+                if isinstance(y, SeqStmt):
+                    out.extend(y.stmts)
+                else:
+                    out.append(y)
+            return SeqStmt(out) if len(out) != 1 else out[0]
+        if is_sync(s):
+            st.clear()
+            return s
+        if isinstance(s, For) and s.kind == "parallel":
+            return self.leaf(s, st)
+        if isinstance(s, (For, While)):
+            return self.loop(s, st)
+        if isinstance(s, IfThenElse):
+            return self.branch(s, st)
+        if isinstance(s, Kernel):
+            return s
+        return self.leaf(s, st)
+
+    def leaf(self, s: Stmt, st: _State) -> Stmt:
+        reads, writes = accesses(s)
+        if isinstance(s, Allocate):
+            return s
+        if st.conflicts(reads, writes):
+            st.clear()
+            st.add(reads, writes)
+            return seq([_at(syncthreads(), s), s])
+        st.add(reads, writes)
+        return s
+
+    def loop(self, s, st: _State) -> Stmt:
+        reads, writes = accesses(s.body)
+        if not reads and not writes:
+            return s
+        entry = st.copy()
+        end = st.copy()
+        body = self.stmt(s.body, end)
+        # Run the body again from the state a previous iteration leaves behind: if that needs a
+        # barrier the first pass did not, the conflict is loop-carried; a barrier at the end of
+        # the body resolves it for every iteration.
+        again = end.copy()
+        again.merge(entry)
+        if _count_syncs(self.stmt(s.body, again)) > _count_syncs(body):
+            body = seq([body, _at(syncthreads(), s)])
+            end.clear()
+        st.reads, st.writes = end.reads | entry.reads, end.writes | entry.writes
+        return _rebuild_loop(s, body)
+
+    def branch(self, s: IfThenElse, st: _State) -> Stmt:
+        reads, writes = accesses(s)
+        if not reads and not writes:
+            return s
+        if not self.uniform(s.cond):
+            return self.leaf(s, st)
+        a = st.copy()
+        then_body = self.stmt(s.then_body, a)
+        b = st.copy()
+        else_body = self.stmt(s.else_body, b) if s.else_body is not None else None
+        a.merge(b)
+        st.reads, st.writes = a.reads, a.writes
+        out = IfThenElse(s.cond, then_body, else_body)
+        out.span = s.span
+        return out
+
+
+def _count_syncs(s) -> int:
+    n = [0]
+
+    class _C(Visitor):
+        def visit_Evaluate(self, e):
+            if is_sync(e):
+                n[0] += 1
+
+    _C().visit(s)
+    return n[0]
+
+
+def _rebuild_loop(s, body):
+    if isinstance(s, For):
+        out = For(s.var, s.start, s.extent, s.kind, body, s.annotations)
+    else:
+        out = While(s.cond, body)
+    out.span = s.span
+    return out
+
+
+def _at(stmt, near):
+    stmt.span = getattr(near, "span", None)
+    return stmt
+
+
+class _Kernels(Mutator):
+    def visit_Kernel(self, k: Kernel):
+        ins = _Inserter(k.thread_vars)
+        body = ins.stmt(k.body, _State())
+        out = Kernel(k.block_vars, k.grid, k.threads, k.thread_vars, body, k.attrs)
+        out.span = k.span
+        return out
+
+
+def insert_barriers(func: PrimFunc, pass_configs=None) -> PrimFunc:
+    if (pass_configs or {}).get("tl.disable_thread_storage_sync"):
+        return func
+    return func.with_body(_Kernels().visit(func.body))
