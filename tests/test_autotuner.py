@@ -291,7 +291,7 @@ def _spawn(script: Path, cache_dir: Path, **env_extra) -> subprocess.Popen:
 
 def _finish(proc: subprocess.Popen) -> dict:
     out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 0, f"args {proc.args}\nstdout:\n{out}\nstderr:\n{err}"
     return json.loads(out.strip().splitlines()[-1])
 
 

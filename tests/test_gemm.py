@@ -298,6 +298,22 @@ def test_misuse_transposed_k_mismatch():
         _build(body)
 
 
+def test_misuse_points_at_the_line():
+    with pytest.raises(tilewise.CompileError) as info:
+
+        @T.prim_func
+        def main(A: T.Tensor((64, 64), "float32")):
+            with T.Kernel(1, threads=128):
+                A_s = T.alloc_shared((64, 32), "float32")
+                B_s = T.alloc_shared((16, 64), "float32")
+                C_l = T.alloc_fragment((64, 64), "float32")
+                T.gemm(A_s, B_s, C_l)  # the line the error names
+
+    msg = str(info.value)
+    assert "A (A_s(64, 32)) has K=32, B (B_s(16, 64)) has K=16" in msg
+    assert "T.gemm(A_s, B_s, C_l)  # the line the error names" in msg
+
+
 # ------------------------------------------------------------------------ other instruction sets
 
 # The kernels above run the widest vector code of this machine. This program checks the header
@@ -396,18 +412,3 @@ def test_narrower_instruction_sets(tmp_path):
         run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
         assert run.returncode == 0 and run.stdout.strip() == "ok", f"{name}: {run.stdout[-3000:]}"
 
-
-def test_misuse_points_at_the_line():
-    with pytest.raises(tilewise.CompileError) as info:
-
-        @T.prim_func
-        def main(A: T.Tensor((64, 64), "float32")):
-            with T.Kernel(1, threads=128):
-                A_s = T.alloc_shared((64, 32), "float32")
-                B_s = T.alloc_shared((16, 64), "float32")
-                C_l = T.alloc_fragment((64, 64), "float32")
-                T.gemm(A_s, B_s, C_l)  # the line the error names
-
-    msg = str(info.value)
-    assert "A (A_s(64, 32)) has K=32, B (B_s(16, 64)) has K=16" in msg
-    assert "T.gemm(A_s, B_s, C_l)  # the line the error names" in msg

@@ -14,7 +14,7 @@ import tilewise.language as T
 from tilewise.profiler import do_bench
 
 
-def cumsum(M, N, block_M=64, block_N=256, reverse=False, dtype="float32"):
+def cumsum(M, N, block_M=32, block_N=256, reverse=False, dtype="float32"):
     num_tiles = (N + block_N - 1) // block_N
 
     @T.prim_func
@@ -22,7 +22,7 @@ def cumsum(M, N, block_M=64, block_N=256, reverse=False, dtype="float32"):
         with T.Kernel(T.ceildiv(M, block_M), threads=128) as bx:
             x_shared = T.alloc_shared((block_M, block_N), dtype)
             y_shared = T.alloc_shared((block_M, block_N), dtype)
-            carry = T.alloc_fragment((block_M,), dtype)
+            carry = T.alloc_shared((block_M,), dtype)
             T.clear(carry)
             for k in T.Pipelined(num_tiles, num_stages=2):
                 # columns past N load as zero, so they leave the sums unchanged
@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--m", type=int, default=4096)
     parser.add_argument("--n", type=int, default=8192)
-    parser.add_argument("--block", type=int, nargs=2, default=(64, 256), metavar=("BM", "BN"))
+    parser.add_argument("--block", type=int, nargs=2, default=(32, 256), metavar=("BM", "BN"))
     parser.add_argument("--dtype", choices=("float32", "int32"), default="float32")
     parser.add_argument("--reverse", action="store_true", help="suffix sums instead of prefix sums")
     parser.add_argument("--no-bench", dest="bench", action="store_false", help="check only, do not time")

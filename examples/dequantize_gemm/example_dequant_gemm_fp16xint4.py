@@ -28,16 +28,16 @@ def dequant_gemm_int4(M, N, K, block_M=128, block_N=128, block_K=64, group_size=
             A_shared = T.alloc_shared((block_M, block_K), dtype)
             B_packed_shared = T.alloc_shared((block_N, block_K // 2), "uint8")
             B_shared = T.alloc_shared((block_N, block_K), dtype)
-            scale_local = T.alloc_fragment((block_N,), dtype)
+            scale_shared = T.alloc_shared((block_N,), dtype)
             C_local = T.alloc_fragment((block_M, block_N), accum_dtype)
             T.clear(C_local)
             for ko in T.Pipelined(T.ceildiv(K, block_K), num_stages=num_stages):
                 T.copy(A[by * block_M, ko * block_K], A_shared)
                 T.copy(B[bx * block_N, ko * (block_K // 2)], B_packed_shared)
-                T.copy(Scale[bx * block_N:(bx + 1) * block_N, (ko * block_K) // group_size], scale_local)
+                T.copy(Scale[bx * block_N:(bx + 1) * block_N, (ko * block_K) // group_size], scale_shared)
                 for i, j in T.Parallel(block_N, block_K):
                     nibble = (B_packed_shared[i, j // 2] >> ((j % 2) * 4)) & 0xF
-                    B_shared[i, j] = (nibble.astype(dtype) - 8) * scale_local[i]
+                    B_shared[i, j] = (nibble.astype(dtype) - 8) * scale_shared[i]
                 T.gemm(A_shared, B_shared, C_local, transpose_B=True)
             T.copy(C_local, C[by * block_M, bx * block_N])
 

@@ -29,22 +29,22 @@ def dequant_gemv_int4(N, K, block_N=32, block_K=256, group_size=128, dtype="floa
              Scale: T.Tensor((N, num_groups), dtype), C: T.Tensor((N,), dtype)):
         with T.Kernel(T.ceildiv(N, block_N), threads=128) as bx:
             # activations and scales are widened to fp32 once per tile, outside the hot loop
-            a_local = T.alloc_fragment((block_K,), accum_dtype)
-            scale_local = T.alloc_fragment((block_N, groups_per_tile), accum_dtype)
+            a_shared = T.alloc_shared((block_K,), accum_dtype)
+            scale_shared = T.alloc_shared((block_N, groups_per_tile), accum_dtype)
             b_packed = T.alloc_fragment((block_N, block_K // 2), "uint8")
             acc = T.alloc_fragment((block_N, block_K // 2), accum_dtype)
             c_local = T.alloc_fragment((block_N,), accum_dtype)
             T.clear(acc)
             for ko in T.Pipelined(T.ceildiv(K, block_K), num_stages=num_stages):
-                T.copy(A[ko * block_K], a_local)
+                T.copy(A[ko * block_K], a_shared)
                 T.copy(B[bx * block_N, ko * (block_K // 2)], b_packed)
-                T.copy(Scale[bx * block_N, (ko * block_K) // group_size], scale_local)
+                T.copy(Scale[bx * block_N, (ko * block_K) // group_size], scale_shared)
                 # one byte (two weights) per element; (nibble - 8) * scale is exact in fp32
                 for i, j in T.Parallel(block_N, block_K // 2):
-                    scale = scale_local[i, j * 2 * groups_per_tile // block_K]
+                    scale = scale_shared[i, j * 2 * groups_per_tile // block_K]
                     w_lo = ((b_packed[i, j] & 0xF).astype(accum_dtype) - 8) * scale
                     w_hi = ((b_packed[i, j] >> 4).astype(accum_dtype) - 8) * scale
-                    acc[i, j] += a_local[2 * j] * w_lo + a_local[2 * j + 1] * w_hi
+                    acc[i, j] += a_shared[2 * j] * w_lo + a_shared[2 * j + 1] * w_hi
             T.reduce_sum(acc, c_local, dim=1)
             T.copy(c_local, C[bx * block_N])
 

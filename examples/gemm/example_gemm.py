@@ -38,6 +38,27 @@ def ref_program(A, B):
     return (A.float() @ B.float()).to(A.dtype)
 
 
+def run(M, N, K, block, dtype, bench) -> bool:
+    kernel = tilewise.compile(matmul(M, N, K, *block, dtype=dtype), out_idx=[-1])
+    torch.manual_seed(0)
+    a = torch.randn(M, K).to(TORCH_DTYPES[dtype])
+    b = torch.randn(K, N).to(TORCH_DTYPES[dtype])
+    c = kernel(a, b)
+    ref = ref_program(a, b)
+    # the kernel and the reference round fp32 sums of the same products; allow an output ulp or so
+    tol = {"float16": 1e-2, "bfloat16": 2e-2, "float32": 1e-4}[dtype]
+    ok = torch.allclose(c.float(), ref.float(), rtol=tol, atol=tol)
+    err = (c.float() - ref.float()).abs().max().item()
+    print(f"gemm {dtype} {M}x{N}x{K}: max err {err:.3g} {'OK' if ok else 'WRONG'}")
+    if bench:
+        t_kernel = do_bench(lambda: kernel(a, b))
+        t_ref = do_bench(lambda: ref_program(a, b))
+        gflop = 2 * M * N * K / 1e6  # per ms
+        print(f"  tilewise {t_kernel:.2f} ms ({gflop / t_kernel:.0f} GFLOP/s), "
+              f"torch (fp32) {t_ref:.2f} ms, speed-up {t_ref / t_kernel:.2f}x")
+    return ok
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--m", type=int, default=1024)
@@ -47,28 +68,8 @@ def main(argv=None) -> int:
     parser.add_argument("--dtype", nargs="+", choices=list(TORCH_DTYPES), default=["float16", "bfloat16"])
     parser.add_argument("--no-bench", dest="bench", action="store_false", help="check only, do not time")
     args = parser.parse_args(argv)
-
-    ok = True
-    for dtype in args.dtype:
-        kernel = tilewise.compile(matmul(args.m, args.n, args.k, *args.block, dtype=dtype), out_idx=[-1])
-        torch.manual_seed(0)
-        a = torch.randn(args.m, args.k).to(TORCH_DTYPES[dtype])
-        b = torch.randn(args.k, args.n).to(TORCH_DTYPES[dtype])
-        c = kernel(a, b)
-        ref = ref_program(a, b)
-        # the kernel and the reference round the same fp32 sums; allow a couple of output ulps
-        tol = {"float16": 1e-2, "bfloat16": 2e-2, "float32": 1e-4}[dtype]
-        good = torch.allclose(c.float(), ref.float(), rtol=tol, atol=tol)
-        ok &= good
-        err = (c.float() - ref.float()).abs().max().item()
-        print(f"gemm {dtype} {args.m}x{args.n}x{args.k}: max err {err:.3g} {'OK' if good else 'WRONG'}")
-        if args.bench:
-            t_kernel = do_bench(lambda: kernel(a, b))
-            t_ref = do_bench(lambda: ref_program(a, b))
-            gflop = 2 * args.m * args.n * args.k / 1e6  # per ms
-            print(f"  tilewise {t_kernel:.2f} ms ({gflop / t_kernel:.0f} GFLOP/s), "
-                  f"torch (fp32) {t_ref:.2f} ms, speed-up {t_ref / t_kernel:.2f}x")
-    return 0 if ok else 1
+    results = [run(args.m, args.n, args.k, args.block, dtype, args.bench) for dtype in args.dtype]
+    return 0 if all(results) else 1
 
 
 if __name__ == "__main__":

@@ -56,6 +56,25 @@ def ref_program(A, B, bias, activation):
     return x.to(A.dtype)
 
 
+def run(M, N, K, block, activation, dtype, bench) -> bool:
+    kernel = tilewise.compile(matmul_bias_act(M, N, K, *block, activation=activation, dtype=dtype), out_idx=[-1])
+    torch.manual_seed(0)
+    a = torch.randn(M, K).to(getattr(torch, dtype))
+    b = torch.randn(K, N).to(getattr(torch, dtype))
+    bias = torch.randn(N).to(getattr(torch, dtype))
+    d = kernel(a, b, bias)
+    ref = ref_program(a, b, bias, activation)
+    tol = 1e-2 if dtype == "float16" else 2e-2
+    ok = torch.allclose(d.float(), ref.float(), rtol=tol, atol=tol)
+    err = (d.float() - ref.float()).abs().max().item()
+    print(f"gemm + bias + {activation} {dtype} {M}x{N}x{K}: max err {err:.3g} {'OK' if ok else 'WRONG'}")
+    if bench:
+        t_kernel = do_bench(lambda: kernel(a, b, bias))
+        t_ref = do_bench(lambda: ref_program(a, b, bias, activation))
+        print(f"  tilewise {t_kernel:.2f} ms, torch (fp32) {t_ref:.2f} ms, speed-up {t_ref / t_kernel:.2f}x")
+    return ok
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--m", type=int, default=1024)
@@ -66,29 +85,8 @@ def main(argv=None) -> int:
     parser.add_argument("--dtype", choices=("float16", "bfloat16"), default="float16")
     parser.add_argument("--no-bench", dest="bench", action="store_false", help="check only, do not time")
     args = parser.parse_args(argv)
-
-    torch_dtype = getattr(torch, args.dtype)
-    torch.manual_seed(0)
-    a = torch.randn(args.m, args.k).to(torch_dtype)
-    b = torch.randn(args.k, args.n).to(torch_dtype)
-    bias = torch.randn(args.n).to(torch_dtype)
-    ok = True
-    for act in args.activation:
-        kernel = tilewise.compile(
-            matmul_bias_act(args.m, args.n, args.k, *args.block, activation=act, dtype=args.dtype), out_idx=[-1])
-        d = kernel(a, b, bias)
-        ref = ref_program(a, b, bias, act)
-        tol = 1e-2 if args.dtype == "float16" else 2e-2
-        good = torch.allclose(d.float(), ref.float(), rtol=tol, atol=tol)
-        ok &= good
-        err = (d.float() - ref.float()).abs().max().item()
-        print(f"gemm + bias + {act} {args.dtype} {args.m}x{args.n}x{args.k}: max err {err:.3g} "
-              f"{'OK' if good else 'WRONG'}")
-        if args.bench:
-            t_kernel = do_bench(lambda: kernel(a, b, bias))
-            t_ref = do_bench(lambda act=act: ref_program(a, b, bias, act))
-            print(f"  tilewise {t_kernel:.2f} ms, torch (fp32) {t_ref:.2f} ms, speed-up {t_ref / t_kernel:.2f}x")
-    return 0 if ok else 1
+    results = [run(args.m, args.n, args.k, args.block, act, args.dtype, args.bench) for act in args.activation]
+    return 0 if all(results) else 1
 
 
 if __name__ == "__main__":

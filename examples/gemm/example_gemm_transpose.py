@@ -48,6 +48,25 @@ def ref_program(A, B, trans_A, trans_B):
     return (a @ b).to(A.dtype)
 
 
+def run(M, N, K, block, layout, dtype, bench) -> bool:
+    trans_A, trans_B = layout[0] == "T", layout[1] == "T"
+    kernel = tilewise.compile(matmul_nt(M, N, K, *block, trans_A=trans_A, trans_B=trans_B, dtype=dtype), out_idx=[-1])
+    torch.manual_seed(0)
+    a = torch.randn((K, M) if trans_A else (M, K)).to(getattr(torch, dtype))
+    b = torch.randn((N, K) if trans_B else (K, N)).to(getattr(torch, dtype))
+    c = kernel(a, b)
+    ref = ref_program(a, b, trans_A, trans_B)
+    tol = {"float16": 1e-2, "bfloat16": 2e-2, "float32": 1e-4}[dtype]
+    ok = torch.allclose(c.float(), ref.float(), rtol=tol, atol=tol)
+    err = (c.float() - ref.float()).abs().max().item()
+    print(f"gemm {layout} {dtype} {M}x{N}x{K}: max err {err:.3g} {'OK' if ok else 'WRONG'}")
+    if bench:
+        t_kernel = do_bench(lambda: kernel(a, b))
+        t_ref = do_bench(lambda: ref_program(a, b, trans_A, trans_B))
+        print(f"  tilewise {t_kernel:.2f} ms, torch (fp32) {t_ref:.2f} ms, speed-up {t_ref / t_kernel:.2f}x")
+    return ok
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--m", type=int, default=1024)
@@ -58,29 +77,8 @@ def main(argv=None) -> int:
     parser.add_argument("--dtype", choices=("float16", "bfloat16", "float32"), default="float16")
     parser.add_argument("--no-bench", dest="bench", action="store_false", help="check only, do not time")
     args = parser.parse_args(argv)
-
-    torch_dtype = getattr(torch, args.dtype)
-    ok = True
-    for layout in args.layout:
-        trans_A, trans_B = layout[0] == "T", layout[1] == "T"
-        kernel = tilewise.compile(
-            matmul_nt(args.m, args.n, args.k, *args.block, trans_A=trans_A, trans_B=trans_B, dtype=args.dtype),
-            out_idx=[-1])
-        torch.manual_seed(0)
-        a = torch.randn((args.k, args.m) if trans_A else (args.m, args.k)).to(torch_dtype)
-        b = torch.randn((args.n, args.k) if trans_B else (args.k, args.n)).to(torch_dtype)
-        c = kernel(a, b)
-        ref = ref_program(a, b, trans_A, trans_B)
-        tol = {"float16": 1e-2, "bfloat16": 2e-2, "float32": 1e-4}[args.dtype]
-        good = torch.allclose(c.float(), ref.float(), rtol=tol, atol=tol)
-        ok &= good
-        err = (c.float() - ref.float()).abs().max().item()
-        print(f"gemm {layout} {args.dtype} {args.m}x{args.n}x{args.k}: max err {err:.3g} {'OK' if good else 'WRONG'}")
-        if args.bench:
-            t_kernel = do_bench(lambda: kernel(a, b))
-            t_ref = do_bench(lambda: ref_program(a, b, trans_A, trans_B))
-            print(f"  tilewise {t_kernel:.2f} ms, torch (fp32) {t_ref:.2f} ms, speed-up {t_ref / t_kernel:.2f}x")
-    return 0 if ok else 1
+    results = [run(args.m, args.n, args.k, args.block, layout, args.dtype, args.bench) for layout in args.layout]
+    return 0 if all(results) else 1
 
 
 if __name__ == "__main__":

@@ -40,6 +40,27 @@ def ref_program(a, B):
     return (B.float() @ a.float()).to(a.dtype)
 
 
+def run(N, K, block, dtype, bench) -> bool:
+    kernel = tilewise.compile(gemv(N, K, *block, dtype=dtype), out_idx=[-1])
+    torch.manual_seed(0)
+    a = torch.randn(K).to(getattr(torch, dtype))
+    b = torch.randn(N, K).to(getattr(torch, dtype))
+    c = kernel(a, b)
+    ref = ref_program(a, b)
+    # fp32: the two sums of K products differ in order, by up to ~K * eps in absolute terms
+    rtol, atol = (1e-2, 1e-2) if dtype == "float16" else (1e-4, 2e-3)
+    ok = torch.allclose(c.float(), ref.float(), rtol=rtol, atol=atol)
+    err = (c.float() - ref.float()).abs().max().item()
+    print(f"gemv {dtype} {N}x{K}: max err {err:.3g} {'OK' if ok else 'WRONG'}")
+    if bench:
+        t_kernel = do_bench(lambda: kernel(a, b))
+        t_ref = do_bench(lambda: ref_program(a, b))
+        gbytes = b.numel() * b.element_size() / 1e6  # per ms
+        print(f"  tilewise {t_kernel:.2f} ms ({gbytes / t_kernel:.1f} GB/s), torch (fp32 mv) {t_ref:.2f} ms, "
+              f"speed-up {t_ref / t_kernel:.2f}x")
+    return ok
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=8192)
@@ -48,28 +69,8 @@ def main(argv=None) -> int:
     parser.add_argument("--dtype", nargs="+", choices=("float16", "float32"), default=["float16", "float32"])
     parser.add_argument("--no-bench", dest="bench", action="store_false", help="check only, do not time")
     args = parser.parse_args(argv)
-
-    ok = True
-    for dtype in args.dtype:
-        kernel = tilewise.compile(gemv(args.n, args.k, *args.block, dtype=dtype), out_idx=[-1])
-        torch.manual_seed(0)
-        a = torch.randn(args.k).to(getattr(torch, dtype))
-        b = torch.randn(args.n, args.k).to(getattr(torch, dtype))
-        c = kernel(a, b)
-        ref = ref_program(a, b)
-        # fp32: the two sums of K products differ in order, by up to ~K * eps in absolute terms
-        rtol, atol = (1e-2, 1e-2) if dtype == "float16" else (1e-4, 2e-3)
-        good = torch.allclose(c.float(), ref.float(), rtol=rtol, atol=atol)
-        ok &= good
-        err = (c.float() - ref.float()).abs().max().item()
-        print(f"gemv {dtype} {args.n}x{args.k}: max err {err:.3g} {'OK' if good else 'WRONG'}")
-        if args.bench:
-            t_kernel = do_bench(lambda: kernel(a, b))
-            t_ref = do_bench(lambda: ref_program(a, b))
-            gbytes = b.numel() * b.element_size() / 1e6  # per ms
-            print(f"  tilewise {t_kernel:.2f} ms ({gbytes / t_kernel:.1f} GB/s), torch (fp32 mv) {t_ref:.2f} ms, "
-                  f"speed-up {t_ref / t_kernel:.2f}x")
-    return 0 if ok else 1
+    results = [run(args.n, args.k, args.block, dtype, args.bench) for dtype in args.dtype]
+    return 0 if all(results) else 1
 
 
 if __name__ == "__main__":

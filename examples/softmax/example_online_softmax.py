@@ -24,7 +24,6 @@ def online_softmax(M, N, block_M=1, block_N=1024, dtype="float16", accum_dtype="
             x = T.alloc_fragment((block_M, block_N), accum_dtype)
             m = T.alloc_fragment((block_M,), accum_dtype)
             m_prev = T.alloc_fragment((block_M,), accum_dtype)
-            m_tile = T.alloc_fragment((block_M,), accum_dtype)
             l = T.alloc_fragment((block_M,), accum_dtype)
             l_tile = T.alloc_fragment((block_M,), accum_dtype)
             T.fill(m, -T.infinity(accum_dtype))
@@ -34,9 +33,7 @@ def online_softmax(M, N, block_M=1, block_N=1024, dtype="float16", accum_dtype="
                 for i, j in T.Parallel(block_M, block_N):
                     x[i, j] = T.if_then_else(k * block_N + j < N, x[i, j], -T.infinity(accum_dtype))
                 T.copy(m, m_prev)
-                T.reduce_max(x, m_tile, dim=1)
-                for i in T.Parallel(block_M):
-                    m[i] = T.max(m_prev[i], m_tile[i])
+                T.reduce_max(x, m, dim=1, clear=False)  # m = max(m, max over the tile)
                 for i, j in T.Parallel(block_M, block_N):
                     x[i, j] = T.exp2((x[i, j] - m[i]) * LOG2E)
                 T.reduce_sum(x, l_tile, dim=1)

@@ -109,7 +109,7 @@ def _compile_in_workers(jobs: list[tuple[Candidate, bytes]], compile_kwargs: dic
                 return
             try:
                 ok, message, seconds = worker.run((payload, compile_kwargs, timeout), timeout)
-            except (EOFError, OSError, pickle.UnpicklingError):
+            except (EOFError, OSError, ValueError, pickle.UnpicklingError):
                 # the worker died (crashed, or killed past its timeout): this job is not retried
                 tail = worker.stderr_tail()
                 cand.error = "the compile worker died" + (f":\n{tail}" if tail else "")

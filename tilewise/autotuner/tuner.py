@@ -141,17 +141,21 @@ class AutoTuner:
 
         key = result_cache.tuning_key(cands, binding.static, target, backend, out_idx, ca.pass_configs, p,
                                       warmup, rep)
-        with self._lock:
-            hit = self._memory.get(key)
-        if hit is not None:
-            return hit
-        result = self._from_disk(key, cands, compile_kwargs)
+        caching = result_cache.enabled()
+        if caching:
+            with self._lock:
+                hit = self._memory.get(key)
+            if hit is not None:
+                return hit
+        result = self._from_disk(key, cands, compile_kwargs) if caching else None
         if result is None:
             result = self._tune(binding, compile_kwargs, warmup, rep, timeout, inputs)
-            best = next(c for c in cands if c.kernel is result.kernel)
-            result_cache.save(key, best, result.ref_latency, cands, self._name())
-        with self._lock:
-            self._memory[key] = result
+            if caching:
+                best = next(c for c in cands if c.kernel is result.kernel)
+                result_cache.save(key, best, result.ref_latency, cands, self._name())
+        if caching:
+            with self._lock:
+                self._memory[key] = result
         return result
 
     __call__ = run

@@ -37,9 +37,11 @@ def mma_shape_for(a: _dt.DataType, b: _dt.DataType) -> MmaShape:
         return MmaShape(16, 8, 16, 4, 2)
     if a.bits == 8 and b.bits == 8:
         return MmaShape(16, 8, 32, 4, 2)
+    if a.name == "float32" and b.name == "float32":
+        return MmaShape(16, 8, 8, 4, 2)  # tf32: inputs rounded to a 10-bit mantissa
     raise CompileError(
-        f"T.gemm on the CUDA target supports float16/bfloat16 (m16n8k16) and int8/uint8 (m16n8k32) operands, "
-        f"got {a} x {b}; convert the operands first (float32 tiles: cast into a float16/bfloat16 tile)"
+        f"T.gemm on the CUDA target supports float16/bfloat16 (m16n8k16), int8/uint8 (m16n8k32) and float32 "
+        f"(as tf32, m16n8k8) operands, got {a} x {b}; convert the operands to one of these first"
     )
 
 
@@ -78,9 +80,32 @@ class MmaEmitter:
         tile = [col, row] if trans else [row, col]
         return region_indices(region, [simplify(t, self.ctx.ranges) for t in tile])
 
+    @property
+    def tf32(self) -> bool:
+        return self.shape.k == 8
+
+    def _scalar_regs(self, regs: Buffer, base: Expr, region: BufferRegion, coords, trans: bool) -> Stmt:
+        """32-bit operands have no ldmatrix form: one shared load per register."""
+        from ..ir.expr import BufferLoad
+        from ..ir.stmt import BufferStore
+
+        out = []
+        for r, (row, col) in enumerate(coords):
+            val = Call("reinterpret", [BufferLoad(region.buffer, self._operand_index(region, row, col, trans))],
+                       _dt.uint32)
+            out.append(BufferStore(regs, [base + r], val))
+        return seq(out)
+
     def load_a(self, regs: Buffer, ki: Expr) -> Stmt:
         """ldmatrix.x4 of the warp's A tiles for k step ki into regs[mi * 4 ...]."""
         op, lane = self.op, self.lane
+        if self.tf32:
+            mi = Var("mi", _dt.int32)
+            g, q = lane // 4, lane % 4
+            row0 = self.wm * self.WM + mi * 16 + g
+            col0 = ki * 8 + q
+            coords = [(row0, col0), (row0 + 8, col0), (row0, col0 + 4), (row0 + 8, col0 + 4)]
+            return For(mi, 0, self.tiles_m, "unroll", self._scalar_regs(regs, mi * 4, op.A, coords, op.trans_A))
         mi = Var("mi", _dt.int32)
         kk = ki * self.shape.k
         elems_per_reg = 32 // op.A.buffer.dtype.bits  # 2 for 16-bit, 4 for 8-bit
@@ -106,6 +131,13 @@ class MmaEmitter:
     def load_b(self, regs: Buffer, ki: Expr) -> Stmt:
         """ldmatrix of the warp's B tiles for k step ki into regs[ni * 2 ...], two n8 tiles per x4."""
         op, lane = self.op, self.lane
+        if self.tf32:
+            ni = Var("ni", _dt.int32)
+            g, q = lane // 4, lane % 4
+            n0 = self.wn * self.WN + ni * 8 + g
+            k0 = ki * 8 + q
+            coords = [(k0, n0), (k0 + 4, n0)]
+            return For(ni, 0, self.tiles_n, "unroll", self._scalar_regs(regs, ni * 2, op.B, coords, op.trans_B))
         kk = ki * self.shape.k
         bits = op.B.buffer.dtype.bits
         col_block = 16 // op.B.buffer.dtype.bytes
@@ -146,6 +178,8 @@ class MmaEmitter:
         c_loc = ctx.local_buffer(op.C.buffer)
         a_frag = op.A.buffer.scope == "local.fragment"
         b_frag = op.B.buffer.scope == "local.fragment"
+        if self.tf32 and (a_frag or b_frag):
+            raise CompileError("T.gemm with float32 (tf32) operands needs them in shared memory on the CUDA target")
         stmts: list[Stmt] = []
         a_regs = b_regs = None
         if not a_frag:

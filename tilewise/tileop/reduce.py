@@ -181,16 +181,17 @@ class Reduce(TileOp):
         lp = Var("v", _dt.int32)
         stmts.append(For(lp, 0, ld.num_values, "unroll",
                          BufferStore(acc, [lp], init_value(self.reduce_type, self.acc_dtype))))
-        # register l of the source feeds register g(l) of the result: the kept value digits
-        kept_places = _places(ld.value_modes)
+        # register l of the source feeds register g(l) of the result: the kept value digits, in
+        # order, are the result's register index (its layout may merge consecutive kept modes
+        # into one, e.g. two row modes that a column mode separated in the source)
         g: Expr = Const(0, _dt.int32)
-        k = 0
+        place = 1
         for m, p in zip(ls.value_modes, _places(ls.value_modes)):
             if m.dim == self.dim:
                 continue
             ls_digit = (lp // p) % m.radix if p > 1 else lp % m.radix
-            g = g + ls_digit * kept_places[k]
-            k += 1
+            g = g + ls_digit * place
+            place *= m.radix
         g = simplify(g, {lp: (0, ls.num_values - 1)})
         cur = BufferLoad(acc, [g])
         stmts.append(For(lp, 0, ls.num_values, "unroll",

@@ -16,7 +16,7 @@ import copy as _copy
 from ..errors import CompileError
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
-from ..ir.expr import BufferLoad, Call, Var
+from ..ir.expr import BufferLoad, Call, Const, Select, Var
 from ..ir.stmt import Allocate, BufferStore, Evaluate, For, IfThenElse, Kernel, PrimFunc, SeqStmt, seq
 from ..ir.visitor import Mutator, Visitor, substitute
 from ..tileop.copy import Copy
@@ -162,6 +162,10 @@ class _Pipeline(Mutator):
                 mb = Buffer(b.name, (S,) + b.shape, b.dtype, b.scope, span=b.span)
                 self.buffers[b] = mb
         it = Var(f.var.name + "_it", _dt.int32)
+        # The producer's slot it % S is carried in a register from one iteration to the next
+        # (a modulo per iteration would cost more than the loop body's address arithmetic).
+        slot_var = Buffer(f.var.name + "_slot", (1,), _dt.int32, "local.var")
+        cur = BufferLoad(slot_var, [Const(0, _dt.int32)])
         n = f.extent
         keyed = sorted(range(n_stmts), key=lambda i: (order[i] if order is not None else i, i))
         out = []
@@ -171,7 +175,7 @@ class _Pipeline(Mutator):
             s = stmts[i]
             st = stage[i]
             k = it - st if st else it
-            slot = k % S
+            slot = cur if st == 0 else Select(cur >= st, cur - st, cur + (S - st))
             body = substitute(s, {f.var: f.start + k})
             body = _Multibuffer(self.buffers, slot).visit(body)
             if st == 0:
@@ -191,9 +195,11 @@ class _Pipeline(Mutator):
             if pos == last_producer and not committed:
                 out.append(_call("cp_async_commit"))
                 committed = True
+        out.append(BufferStore(slot_var, [Const(0, _dt.int32)], Select(cur == S - 1, Const(0, _dt.int32), cur + 1)))
         loop = For(it, 0, n + (max(stage)), "serial", seq(out), {"pipelined_stages": S})
         loop.span = f.span
-        return seq([loop, _call("cp_async_wait", n=0)])
+        init = Allocate(slot_var, Const(0, _dt.int32))
+        return seq([init, loop, _call("cp_async_wait", n=0)])
 
 
 class _ReplaceAllocs(Mutator):

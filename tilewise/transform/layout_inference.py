@@ -87,6 +87,12 @@ class _Collect(Visitor):
         self.items: list = []
         self.annotations: list[Annotation] = []
         self.serial_fragments: dict = {}  # fragment touched outside T.Parallel -> span
+        self.allocated: dict = {}  # fragment -> span of its allocation
+
+    def visit_Allocate(self, s):
+        if s.buffer.scope == "local.fragment":
+            self.allocated.setdefault(s.buffer, s.span)
+        self.generic_visit(s)
 
     def visit_BufferLoad(self, e: BufferLoad):
         if e.buffer.scope == "local.fragment":
@@ -318,6 +324,10 @@ def infer_kernel_layouts(kernel: Kernel) -> LayoutMap:
     while sweep("free", stop_at_first=True):
         while sweep("common"):
             pass
+    for buf, span in c.allocated.items():
+        # allocated but never used (e.g. a kernel variant that skips it): any layout will do
+        if li.layout_of(buf) is None:
+            li.set_fragment(buf, default_fragment(buf.shape, li.threads, 1), span)
     for it in items:
         if isinstance(it, ParallelNest):
             if li.nest_layout(it) is None:

@@ -2,9 +2,9 @@
 passes can prove guards and divisions away."""
 from __future__ import annotations
 
-from ..ir.expr import Const
+from ..ir.expr import BinOp, Compare, Const, Var
 from ..ir.simplify import bound
-from ..ir.stmt import For, Kernel
+from ..ir.stmt import For, IfThenElse, Kernel
 from ..ir.visitor import Mutator
 
 
@@ -49,6 +49,65 @@ class RangeMutator(Mutator):
 
     def enter_for(self, f: For):
         return self.generic_visit(f)
+
+    def visit_IfThenElse(self, s: IfThenElse):
+        """Inside the branches the condition's bounds on loop indices hold (so guards that
+        repeat them can be proven away)."""
+        cond = self.visit(s.cond)
+        saved = dict(self.ranges)
+        narrow(self.ranges, s.cond, True)
+        then_body = self.visit(s.then_body)
+        self.ranges = dict(saved)
+        else_body = None
+        if s.else_body is not None:
+            narrow(self.ranges, s.cond, False)
+            else_body = self.visit(s.else_body)
+        self.ranges = saved
+        if cond is s.cond and then_body is s.then_body and else_body is s.else_body:
+            return s
+        out = IfThenElse(cond, then_body, else_body)
+        out.span = s.span
+        return out
+
+
+_FLIP = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le", "eq": "eq", "ne": "ne"}
+_NEG = {"lt": "ge", "le": "gt", "gt": "le", "ge": "lt", "eq": "ne", "ne": "eq"}
+
+
+def narrow(ranges: dict, cond, truth: bool) -> None:
+    """Tighten `ranges` with what `cond == truth` says about a variable compared to a constant."""
+    if isinstance(cond, BinOp) and cond.op == "and" and truth:
+        narrow(ranges, cond.a, True)
+        narrow(ranges, cond.b, True)
+        return
+    if isinstance(cond, BinOp) and cond.op == "or" and not truth:
+        narrow(ranges, cond.a, False)
+        narrow(ranges, cond.b, False)
+        return
+    if not isinstance(cond, Compare):
+        return
+    op, a, b = cond.op, cond.a, cond.b
+    if isinstance(a, Const) and isinstance(b, Var):
+        op, a, b = _FLIP[op], b, a
+    if not (isinstance(a, Var) and isinstance(b, Const) and a.dtype.is_int):
+        return
+    if not truth:
+        op = _NEG[op]
+    c = b.value
+    lo, hi = ranges.get(a, (None, None))
+    if op == "lt":
+        hi = c - 1 if hi is None else min(hi, c - 1)
+    elif op == "le":
+        hi = c if hi is None else min(hi, c)
+    elif op == "gt":
+        lo = c + 1 if lo is None else max(lo, c + 1)
+    elif op == "ge":
+        lo = c if lo is None else max(lo, c)
+    elif op == "eq":
+        lo = hi = c
+    else:
+        return
+    ranges[a] = (lo, hi)
 
 
 def const_int(e):

@@ -22,7 +22,7 @@ class _Simplify(RangeMutator):
             if cond.value:
                 return self.visit(s.then_body)
             return self.visit(s.else_body) if s.else_body is not None else seq([])
-        return super().generic_visit(s)
+        return super().visit_IfThenElse(s)
 
 
 class _TruncDiv(RangeMutator):

@@ -2,6 +2,11 @@
 // intrinsics of the thread IR (docs/THREAD_IR.md). Included by every generated CUDA kernel.
 // Device functions only; everything is __forceinline__ so that the register arrays passed by
 // address to ldmatrix / mma stay in registers.
+//
+// It includes no CUDA header: cuda_fp16.h, cuda_bf16.h and cuda_fp8.h together cost NVRTC about
+// 0.15 s of parsing per kernel, several times what this header costs. The low-precision types are
+// our own structs holding the bits, converted through float with inline PTX; everything else
+// (math, atomics, shuffles, printf, memcpy) is built into NVRTC.
 #pragma once
 
 #ifdef __CUDACC_RTC__
@@ -20,10 +25,6 @@ typedef unsigned long long uintptr_t;
 #include <cstdio>
 #endif
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <cuda_fp8.h>
-
 #ifndef INFINITY
 #define INFINITY __int_as_float(0x7f800000)
 #endif
@@ -35,10 +36,146 @@ typedef unsigned long long uintptr_t;
 
 namespace tw {
 
-typedef __half half;
-typedef __nv_bfloat16 bf16;
-typedef __nv_fp8_e4m3 fp8_e4m3;
-typedef __nv_fp8_e5m2 fp8_e5m2;
+// ------------------------------------------------------------------ low-precision conversions
+// All conversions round to nearest even. float16 and bfloat16 overflow to infinity; float8
+// saturates to the largest finite value (inf included), as cvt.rn.satfinite does and as
+// cuda_fp8.h's __nv_fp8_e4m3 / __nv_fp8_e5m2 constructors did; a NaN becomes 0x7f.
+namespace cvt {
+
+TW_DEV uint16_t f32_to_f16(float f) {
+  uint16_t h;
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+  return h;
+}
+TW_DEV float f16_to_f32(uint16_t h) {
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+  return f;
+}
+TW_DEV uint16_t f64_to_f16(double d) {
+  uint16_t h;
+  asm("cvt.rn.f16.f64 %0, %1;" : "=h"(h) : "d"(d));
+  return h;
+}
+
+// double -> float rounded to odd: truncate, then set the last bit if anything was cut off. A
+// format at least two bits narrower than float rounds that value to nearest even exactly as it
+// would round the double (no double-rounding error), so f64 -> bf16 / fp8 need no f64 paths.
+TW_DEV float f64_to_f32_odd(double d) {
+  const float f = __double2float_rz(d);
+  uint32_t u = __float_as_uint(f);
+  if ((double)f != d && (u & 0x7fffffffu) < 0x7f800000u) u |= 1u;
+  return __uint_as_float(u);
+}
+
+TW_DEV uint16_t f32_to_bf16(float f) {
+#if __CUDA_ARCH__ >= 800
+  uint16_t b;
+  asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(b) : "f"(f));
+  return b;
+#else
+  uint32_t u = __float_as_uint(f);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return 0x7fff;
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return (uint16_t)(u >> 16);
+#endif
+}
+// bfloat16 is the top half of a float.
+TW_DEV float bf16_to_f32(uint16_t b) { return __uint_as_float((uint32_t)b << 16); }
+
+// float -> float8 with M mantissa bits, exponent bias Bias, largest finite code MaxCode, in
+// integer arithmetic (for GPUs before sm_89, which have no float8 cvt).
+template <int M, int Bias, uint32_t MaxCode> TW_DEV uint8_t f32_to_fp8_sw(float f) {
+  const uint32_t u = __float_as_uint(f);
+  const uint32_t sign = (u >> 24) & 0x80u;
+  const uint32_t a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return 0x7f;
+  const int k = (int)(a >> 23) - 127 + Bias - 1;  // the result's exponent field minus 1; < 0: subnormal
+  const int shift = 23 - M - (k < 0 ? k : 0);     // float significand bits dropped
+  if (a < 0x00800000u || shift > 24) return (uint8_t)sign;  // below half the smallest subnormal
+  const uint32_t mant = (a & 0x7fffffu) | 0x800000u;
+  const uint32_t rem = mant & ((1u << shift) - 1u), halfway = 1u << (shift - 1);
+  uint32_t q = mant >> shift;  // holds the implicit bit, which adds 1 to the exponent field
+  q += (rem > halfway || (rem == halfway && (q & 1u))) ? 1u : 0u;
+  uint32_t code = (k > 0 ? (uint32_t)k << M : 0u) + q;  // a carry out of q moves into the exponent
+  return (uint8_t)(sign | (code > MaxCode ? MaxCode : code));
+}
+
+TW_DEV uint8_t f32_to_e4m3(float f) {
+#if __CUDA_ARCH__ >= 890
+  uint16_t r;
+  asm("cvt.rn.satfinite.e4m3x2.f32 %0, %1, %2;" : "=h"(r) : "f"(0.0f), "f"(f));  // f -> the low byte
+  return (uint8_t)r;
+#else
+  return f32_to_fp8_sw<3, 7, 0x7eu>(f);
+#endif
+}
+TW_DEV uint8_t f32_to_e5m2(float f) {
+#if __CUDA_ARCH__ >= 890
+  uint16_t r;
+  asm("cvt.rn.satfinite.e5m2x2.f32 %0, %1, %2;" : "=h"(r) : "f"(0.0f), "f"(f));
+  return (uint8_t)r;
+#else
+  return f32_to_fp8_sw<2, 15, 0x7bu>(f);
+#endif
+}
+
+TW_DEV float e4m3_to_f32(uint8_t b) {
+#if __CUDA_ARCH__ >= 890
+  float f;
+  asm("{\n\t.reg .b32 tw_p;\n\t.reg .b16 tw_lo, tw_hi;\n\tcvt.rn.f16x2.e4m3x2 tw_p, %1;\n\t"
+      "mov.b32 {tw_lo, tw_hi}, tw_p;\n\tcvt.f32.f16 %0, tw_lo;\n\t}"
+      : "=f"(f)
+      : "h"((uint16_t)b));
+  return f;
+#else
+  // e4m3 placed in float16's fields is the value times 2^-8 (subnormals included); 0x7f is NaN
+  if ((b & 0x7f) == 0x7f) return __int_as_float(0x7fffffff);
+  return f16_to_f32((uint16_t)(((b & 0x80) << 8) | ((b & 0x7f) << 7))) * 256.0f;
+#endif
+}
+// e5m2 is the top byte of a float16 (same exponent width and bias), on every architecture.
+TW_DEV float e5m2_to_f32(uint8_t b) { return f16_to_f32((uint16_t)((uint16_t)b << 8)); }
+
+TW_DEV uint16_t f64_to_bf16(double d) { return f32_to_bf16(f64_to_f32_odd(d)); }
+TW_DEV uint8_t f64_to_e4m3(double d) { return f32_to_e4m3(f64_to_f32_odd(d)); }
+TW_DEV uint8_t f64_to_e5m2(double d) { return f32_to_e5m2(f64_to_f32_odd(d)); }
+
+}  // namespace cvt
+
+// A low-precision float: the raw bits, converted implicitly to and from float (like cuda_fp16.h's
+// __half). Arithmetic happens in float: the renderer emits ((tw::half)((float)(a) + (float)(b))).
+#define TW_LOWP_TYPE(T, Bits, from_f32, from_f64, to_f32)                                        \
+  struct T {                                                                                      \
+    Bits bits;                                                                                    \
+    T() = default;                                                                                \
+    TW_DEV T(float f) : bits(from_f32(f)) {}                                                      \
+    TW_DEV T(double d) : bits(from_f64(d)) {}                                                     \
+    TW_DEV T(bool v) : T(v ? 1.0f : 0.0f) {}                                                      \
+    TW_DEV T(signed char v) : T((float)v) {}                                                      \
+    TW_DEV T(unsigned char v) : T((float)v) {}                                                    \
+    TW_DEV T(char v) : T((float)v) {}                                                             \
+    TW_DEV T(short v) : T((float)v) {}                                                            \
+    TW_DEV T(unsigned short v) : T((float)v) {}                                                   \
+    TW_DEV T(int v) : T((float)v) {}                                                              \
+    TW_DEV T(unsigned int v) : T((float)v) {}                                                     \
+    TW_DEV T(long v) : T((float)v) {}                                                             \
+    TW_DEV T(unsigned long v) : T((float)v) {}                                                    \
+    TW_DEV T(long long v) : T((float)v) {}                                                        \
+    TW_DEV T(unsigned long long v) : T((float)v) {}                                               \
+    TW_DEV operator float() const { return to_f32(bits); }                                       \
+    static TW_DEV T from_bits(Bits b) {                                                           \
+      T x;                                                                                        \
+      x.bits = b;                                                                                 \
+      return x;                                                                                   \
+    }                                                                                             \
+  };
+
+TW_LOWP_TYPE(half, uint16_t, cvt::f32_to_f16, cvt::f64_to_f16, cvt::f16_to_f32)
+TW_LOWP_TYPE(bf16, uint16_t, cvt::f32_to_bf16, cvt::f64_to_bf16, cvt::bf16_to_f32)
+TW_LOWP_TYPE(fp8_e4m3, uint8_t, cvt::f32_to_e4m3, cvt::f64_to_e4m3, cvt::e4m3_to_f32)
+TW_LOWP_TYPE(fp8_e5m2, uint8_t, cvt::f32_to_e5m2, cvt::f64_to_e5m2, cvt::e5m2_to_f32)
+#undef TW_LOWP_TYPE
 
 // Every low-precision float type computes in float and rounds back (as the CPU backend does).
 #define TW_FOR_LOWP(M) M(half) M(bf16) M(fp8_e4m3) M(fp8_e5m2)
@@ -231,8 +368,21 @@ template <typename T, typename F> TW_DEV T atomic_update(T* addr, F f) {
 
 TW_DEV float atomic_add(float* p, float v) { return atomicAdd(p, v); }
 TW_DEV double atomic_add(double* p, double v) { return atomicAdd(p, v); }
-TW_DEV half atomic_add(half* p, half v) { return atomicAdd(p, v); }
-TW_DEV bf16 atomic_add(bf16* p, bf16 v) { return atomicAdd(p, v); }
+// float16 adds natively (sm_70+), bfloat16 from sm_90; both round the sum once, as the CAS loop does.
+TW_DEV half atomic_add(half* p, half v) {
+  uint16_t old;
+  asm volatile("atom.add.noftz.f16 %0, [%1], %2;" : "=h"(old) : "l"(p), "h"(v.bits) : "memory");
+  return half::from_bits(old);
+}
+TW_DEV bf16 atomic_add(bf16* p, bf16 v) {
+#if __CUDA_ARCH__ >= 900
+  uint16_t old;
+  asm volatile("atom.add.noftz.bf16 %0, [%1], %2;" : "=h"(old) : "l"(p), "h"(v.bits) : "memory");
+  return bf16::from_bits(old);
+#else
+  return atomic_update(p, [v](bf16 x) { return bf16((float)x + (float)v); });
+#endif
+}
 TW_DEV int32_t atomic_add(int32_t* p, int32_t v) { return atomicAdd(p, v); }
 TW_DEV uint32_t atomic_add(uint32_t* p, uint32_t v) { return atomicAdd(p, v); }
 TW_DEV int64_t atomic_add(int64_t* p, int64_t v) {
@@ -413,21 +563,25 @@ TW_MMA_INT8(mma_m16n8k32_s32_u8_s8, "u8", "s8")
 #undef TW_MMA_INT8
 
 // ------------------------------------------------------------------ shuffles (full warp)
-// Types narrower than 32 bits travel through the int / float overloads of __shfl_*_sync.
+// 8 and 16-bit integers travel through the int overloads of __shfl_*_sync, low-precision floats
+// as their bits.
+#define TW_SHFL_LOWP(name, intrinsic, T)                                                           \
+  TW_DEV T name(T v, int32_t lane, int32_t width = 32) {                                           \
+    return T::from_bits((decltype(v.bits))intrinsic(0xffffffffu, (uint32_t)v.bits, lane, width)); \
+  }
 #define TW_SHFL(name, intrinsic)                                                                   \
   template <typename T> TW_DEV T name(T v, int32_t lane, int32_t width = 32) {                     \
     return (T)intrinsic(0xffffffffu, v, lane, width);                                              \
   }                                                                                                \
-  TW_DEV fp8_e4m3 name(fp8_e4m3 v, int32_t lane, int32_t width = 32) {                             \
-    return fp8_e4m3(intrinsic(0xffffffffu, (float)v, lane, width));                                \
-  }                                                                                                \
-  TW_DEV fp8_e5m2 name(fp8_e5m2 v, int32_t lane, int32_t width = 32) {                             \
-    return fp8_e5m2(intrinsic(0xffffffffu, (float)v, lane, width));                                \
-  }
+  TW_SHFL_LOWP(name, intrinsic, half)                                                              \
+  TW_SHFL_LOWP(name, intrinsic, bf16)                                                              \
+  TW_SHFL_LOWP(name, intrinsic, fp8_e4m3)                                                          \
+  TW_SHFL_LOWP(name, intrinsic, fp8_e5m2)
 TW_SHFL(shfl_xor, __shfl_xor_sync)
 TW_SHFL(shfl_down, __shfl_down_sync)
 TW_SHFL(shfl_up, __shfl_up_sync)
 TW_SHFL(shfl_idx, __shfl_sync)
+#undef TW_SHFL_LOWP
 #undef TW_SHFL
 
 // ------------------------------------------------------------------ T.print
