@@ -192,6 +192,24 @@ class TVFragment(Fragment):
         vm = [Mode(m.radix, new_dim[m.dim], m.stride) for m in self.value_modes if m.dim in new_dim]
         return TVFragment([self.shape[d] for d in keep], tm, vm, name=self.name + "/proj")
 
+    def remap(self, shape, dim_map: dict, extra=()) -> TVFragment:
+        """The layout seen through another indexing: dimension d of this tile becomes dimension
+        dim_map[d] of a tile of `shape` (None: dropped — its thread modes turn into replication,
+        its value modes disappear); `extra` (dim, extent) pairs add dimensions every thread
+        walks entirely."""
+        def conv(m: Mode, thread: bool):
+            if m.dim is None:
+                return m
+            nd = dim_map.get(m.dim)
+            if nd is None:
+                return Mode(m.radix, None, 0) if thread else None
+            return Mode(m.radix, nd, m.stride)
+
+        tm = [conv(m, True) for m in self.thread_modes]
+        vm = [x for x in (conv(m, False) for m in self.value_modes) if x is not None]
+        vm += [Mode(e, d, 1) for d, e in extra if e > 1]
+        return TVFragment(shape, tm, vm, name=self.name)
+
     def insert_unit_dim(self, dim: int) -> TVFragment:
         """The same layout for a tile with an extra extent-1 dimension at `dim`."""
         def remap(m: Mode) -> Mode:

@@ -70,7 +70,6 @@ class _AtomicTile(TileOp):
 
         dst = self.dst
         if isinstance(self.src, BufferRegion) and self.src.buffer.scope == "local.fragment":
-            cc.whole_fragment(self.src, f"T.atomic_{self.kind}")
             loc = ctx.local_buffer(self.src.buffer)
 
             def body(v, coords):
@@ -79,7 +78,7 @@ class _AtomicTile(TileOp):
                 g = in_bounds(idx, dst.buffer, ctx.ranges) if dst.buffer.scope == "global" else None
                 return IfThenElse(g, st) if g is not None else st
 
-            return cc.fragment_loop(ctx, self.src.buffer, body, writes_memory=True)
+            return cc.fragment_loop(ctx, self.src.buffer, body, writes_memory=True, region=self.src)
         ext = squeezed(dst)
         total = 1
         for e in ext:

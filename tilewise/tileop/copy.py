@@ -68,7 +68,6 @@ class Copy(TileOp):
             return cc.fragment_loop(ctx, src.buffer, lambda v, _: BufferStore(
                 ld, [v], cast(BufferLoad(ls, [v]), ld.dtype)), writes_memory=False)
         frag, other = (src, dst) if fs else (dst, src)
-        cc.whole_fragment(frag, "T.copy")
         loc = ctx.local_buffer(frag.buffer)
 
         def body(v, coords):
@@ -77,7 +76,7 @@ class Copy(TileOp):
                 return cc.guarded_store(other, idx, BufferLoad(loc, [v]), ctx.ranges)
             return BufferStore(loc, [v], cast(cc.guarded_value(other, idx, ctx.ranges), loc.dtype))
 
-        return cc.fragment_loop(ctx, frag.buffer, body, writes_memory=fs)
+        return cc.fragment_loop(ctx, frag.buffer, body, writes_memory=fs, region=frag)
 
 
 def _match(src: BufferRegion, dst: BufferRegion, dst_idx):

@@ -219,7 +219,7 @@ def whole_fragment(region: BufferRegion, what: str) -> None:
             )
 
 
-def fragment_loop(ctx, frag: Buffer, make_body, writes_memory: bool) -> Stmt:
+def fragment_loop(ctx, frag: Buffer, make_body, writes_memory: bool, region: BufferRegion | None = None) -> Stmt:
     """`for v in unroll(registers)`: make_body(v, coords) for each register of this thread,
     coords being the element's logical position in the fragment. When the body writes shared
     or global memory, only replica 0 of a replicated fragment runs it."""
@@ -234,6 +234,17 @@ def fragment_loop(ctx, frag: Buffer, make_body, writes_memory: bool) -> Stmt:
         body = make_body(v, coords)
     finally:
         ctx.ranges = saved
+    if region is not None:
+        # a slice of the fragment: registers outside it do nothing
+        conds = []
+        for c, (start, ext), dim in zip(coords, region.region, frag.shape):
+            if isinstance(start, Const) and start.value == 0 and ext == dim:
+                continue
+            conds.append(c >= start)
+            conds.append(c < start + ext)
+        g = all_of([simplify(x, ranges) for x in conds])
+        if g is not None:
+            body = IfThenElse(g, body)
     if writes_memory and lay.replicate > 1:
         rep = simplify(lay.replica_index(ctx.thread), ctx.ranges)
         body = IfThenElse(rep == 0, body)
@@ -241,5 +252,5 @@ def fragment_loop(ctx, frag: Buffer, make_body, writes_memory: bool) -> Stmt:
 
 
 def squeeze_coords(region: BufferRegion, coords) -> list[Expr]:
-    """The coordinates along the region's non-unit dimensions."""
-    return [c for c, e in zip(coords, region.extents) if e != 1]
+    """Tile coordinates (relative to the region's start) along its non-unit dimensions."""
+    return [simplify(c - s) for c, (s, e) in zip(coords, region.region) if e != 1]

@@ -65,8 +65,8 @@ class LayoutMap:
 
 
 def access_kind(nest: ParallelNest, indices) -> list[int] | None:
-    """The loop dimensions an access indexes, when its indices are plain loop variables in loop
-    order (F[i, j] -> [0, 1], F[i] -> [0]); None for any other index pattern."""
+    """The loop dimension each index of an access is (F[i, j] -> [0, 1], F[j, i] -> [1, 0],
+    F[i] -> [0]), when every index is a plain loop variable, each used once; None otherwise."""
     pos = []
     for e in indices:
         if not isinstance(e, Var):
@@ -75,9 +75,25 @@ def access_kind(nest: ParallelNest, indices) -> list[int] | None:
         if k is None:
             return None
         pos.append(k)
-    if pos != sorted(pos) or len(set(pos)) != len(pos):
+    if len(set(pos)) != len(pos):
         return None
     return pos
+
+
+def fragment_from_loop(lay: TVFragment, kind: list[int], shape) -> TVFragment:
+    """The layout a fragment accessed as F[loop vars in `kind`] must have in a loop laid out as `lay`."""
+    if kind == list(range(len(lay.shape))):
+        return lay
+    return lay.remap(shape, {loop_dim: d for d, loop_dim in enumerate(kind)})
+
+
+def loop_from_fragment(fl: TVFragment, kind: list[int], extents) -> TVFragment:
+    """A loop layout under which the access F[loop vars in `kind`] finds its elements: F's own
+    distribution, each thread walking every loop dimension F does not index."""
+    if kind == list(range(len(extents))):
+        return fl
+    missing = [(d, e) for d, e in enumerate(extents) if d not in kind]
+    return fl.remap(extents, {d: loop_dim for d, loop_dim in enumerate(kind)}, extra=missing)
 
 
 class _Collect(Visitor):
@@ -203,13 +219,16 @@ class LayoutInference:
         lay = self.nest_layout(nest)
         accesses = nest.writes + nest.reads
         if lay is None:
-            for buf, idx in accesses:
-                kind = access_kind(nest, idx)
-                fl = self.layout_of(buf)
-                if fl is not None and kind == list(range(len(ext))):
-                    lay = fl
-                    break
-            if lay is None and level == "free":
+            # a fragment indexed by all loop variables decides (in order, else permuted), then
+            # one indexed by some of them (the loop walks the rest in every thread)
+            known = [(buf, access_kind(nest, idx)) for buf, idx in accesses]
+            known = [(b, k) for b, k in known if k is not None and self.layout_of(b) is not None]
+            full = [x for x in known if sorted(x[1]) == list(range(len(ext)))]
+            in_order = [x for x in full if x[1] == list(range(len(ext)))]
+            pick = (in_order or full or known or [None])[0]
+            if pick is not None:
+                lay = loop_from_fragment(self.layout_of(pick[0]), pick[1], ext)
+            elif level == "free":
                 lay = default_fragment(ext, self.threads, self.vector_for([b for b, _ in accesses]))
             if lay is not None:
                 self.map.loops[id(nest.loops[0])] = lay
@@ -222,10 +241,7 @@ class LayoutInference:
             kind = access_kind(nest, idx)
             if kind is None:
                 continue
-            if list(kind) == list(range(len(ext))):
-                self.set_fragment(buf, lay, nest.span)
-            else:
-                self.set_fragment(buf, lay.project(kind), nest.span)
+            self.set_fragment(buf, fragment_from_loop(lay, kind, buf.shape), nest.span)
 
     def check_nest(self, nest: ParallelNest) -> None:
         """Every fragment element a thread touches in the loop must be one it holds; a loop that

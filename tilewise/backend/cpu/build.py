@@ -66,6 +66,10 @@ def build_shared_library(source: str, out_path: Path) -> None:
 
 
 def load_library(path: Path, entry: str):
+    # libgomp spins 300k iterations waiting for work by default; when other processes share the
+    # cores (test workers, a second program) that turns a tiny kernel into milliseconds. A short
+    # spin keeps hand-offs fast on an idle machine. Read once, when libgomp first loads.
+    os.environ.setdefault("GOMP_SPINCOUNT", "20000")
     lib = ctypes.CDLL(str(path))
     fn = getattr(lib, entry)
     fn.restype = ctypes.c_int32

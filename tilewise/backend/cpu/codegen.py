@@ -101,7 +101,7 @@ class CpuRenderer(CStyleRenderer):
             self.line(f"const int64_t {n} = {g};")
         nblocks = " * ".join(gnames)
         self.line("int32_t tw_status = 0;")
-        self.line("#pragma omp parallel")
+        self.line(f"#pragma omp parallel if({nblocks} > 1)")
         self.line("{")
         self.depth += 1
         self.line(f"char* tw_ws = (char*)tw::alloc_workspace({total});")
