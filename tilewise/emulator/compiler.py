@@ -459,12 +459,13 @@ class Compiler:
     def stmt_Allocate(self, s: Allocate):
         buf = s.buffer
         kind = scope_kind(buf)
-        if kind == "global":
+        if kind == "global" and buf.base is None:
             raise UnsupportedError(f"allocation of global buffer {buf.name} inside a kernel at {where(self.span)}")
         finit = self.expr(s.init) if s.init is not None else None
         npdt = arith.np_dtype(buf.dtype)
         if buf.base is not None:
-            # a view of an allocation (shared memory planning): the root owns the bytes
+            # a view of an allocation (shared memory planning, T.view / T.reshape of a tensor):
+            # the root owns the bytes
             rslot = self.buf_slot(buf.root)
             name = buf.name
 

@@ -96,6 +96,16 @@ class _Multibuffer(Mutator):
         out.span = s.span
         return out
 
+    def visit_Reduce(self, op):
+        # T.reduce_* and T.cumsum count `dim` over their source region's dimensions, and the
+        # slot index is a new leading one
+        out = self.generic_visit(op)
+        if op.src.buffer in self.mapping:
+            out.dim = op.dim + 1
+        return out
+
+    visit_CumSum = visit_Reduce
+
 
 def _call(name: str, **attrs) -> Evaluate:
     return Evaluate(Call(name, [], _dt.handle, attrs))

@@ -32,6 +32,7 @@ class ParallelNest:
     body: Stmt
     reads: list = field(default_factory=list)  # (buffer, indices)
     writes: list = field(default_factory=list)
+    writes_private: bool = False  # stores into a thread-private local buffer
 
     @property
     def vars(self) -> list[Var]:
@@ -155,6 +156,8 @@ class _Accesses(Visitor):
     def visit_BufferStore(self, s: BufferStore):
         if s.buffer.scope == "local.fragment":
             self.nest.writes.append((s.buffer, s.indices))
+        elif s.buffer.scope in ("local", "local.var"):
+            self.nest.writes_private = True
         self.generic_visit(s)
 
     def visit_For(self, f: For):
@@ -213,10 +216,16 @@ class LayoutInference:
         return self.map.loops.get(id(nest.loops[0]))
 
     def infer_nest(self, nest: ParallelNest, level: str) -> None:
-        if level == "strict":
-            return
         ext = nest.extents
         lay = self.nest_layout(nest)
+        if lay is None and nest.writes_private:
+            # each thread has its own copy of a local buffer: a loop filling one must run every
+            # iteration in every thread, or later code would read elements other threads wrote
+            lay = replicated_fragment(ext, self.threads)
+            self.map.loops[id(nest.loops[0])] = lay
+            self.changed = True
+        if level == "strict":
+            return
         accesses = nest.writes + nest.reads
         if lay is None:
             # a fragment indexed by all loop variables decides (in order, else permuted), then

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from ..errors import CompileError
 from ..ir import dtype as _dt
-from ..ir.expr import BufferLoad, Var
+from ..ir.expr import BufferLoad, Call, Var
 from ..ir.simplify import simplify
-from ..ir.stmt import Allocate, BufferStore, For, IfThenElse, Kernel, PrimFunc
+from ..ir.stmt import Allocate, BufferStore, Evaluate, For, IfThenElse, Kernel, PrimFunc
 from ..ir.visitor import substitute
 from .cuda_context import CudaLowerContext
 from .ranges import RangeMutator
@@ -104,7 +104,7 @@ class _LowerParallel(RangeMutator):
 
     def _guard_replicated_stores(self, body, lay, tid, ranges):
         """In a replicated partition several threads compute the same element; only replica 0
-        stores it to shared or global memory."""
+        stores it to shared or global memory (or performs its atomic update)."""
         if lay.replicate == 1:
             return body
         rep = simplify(lay.replica_index(tid), ranges)
@@ -116,6 +116,15 @@ class _LowerParallel(RangeMutator):
                 g = IfThenElse(rep == 0, s)
                 g.span = s.span
                 return g
+
+            def visit_Evaluate(self, s: Evaluate):
+                # atomics and prints are effects too: one replica performs them
+                v = s.value
+                if isinstance(v, Call) and (v.name.startswith("atomic_") or v.name == "print"):
+                    g = IfThenElse(rep == 0, s)
+                    g.span = s.span
+                    return g
+                return s
 
         return _G().visit(body)
 

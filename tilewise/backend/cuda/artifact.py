@@ -47,13 +47,26 @@ class CudaArtifact:
             from ...emulator import run
             from ...jit.args import numpy_view
 
-            run(self.lowered, [numpy_view(a) for a in arrays], dims)
+            run(self.lowered, [_emulator_value(p, numpy_view(a)) for p, a in zip(self.lowered.params, arrays)], dims)
             return
         if self._launcher is None:
             from .launch import CudaLauncher
 
             self._launcher = CudaLauncher(self.module, self.cubin)
         self._launcher(arrays, dims)
+
+
+def _emulator_value(param, value):
+    """Scalars of 16- and 8-bit float types arrive as their bit patterns (how a launch passes
+    them); the emulator wants the number."""
+    import numpy as np
+
+    from ...ir.buffer import Buffer
+
+    dt = getattr(param, "dtype", None)
+    if isinstance(param, Buffer) or dt is None or not dt.is_float or dt.bits > 16 or not isinstance(value, int):
+        return value
+    return float(np.array(value, dtype=np.uint16 if dt.bits == 16 else np.uint8).view(dt.numpy))
 
 
 def lower_cuda(func: PrimFunc, arch: str = "sm_80", pass_configs: dict | None = None):

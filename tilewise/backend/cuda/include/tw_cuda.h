@@ -58,9 +58,13 @@ TW_DEV uint16_t f64_to_f16(double d) {
   return h;
 }
 
+// tw-host-testable-begin: below __CUDA_ARCH__ 800 / 890 the code is plain C++ (save the
+// intrinsics __float_as_uint, __uint_as_float, __int_as_float, __double2float_rz and f16_to_f32),
+// which tests/test_cuda_header.py compiles on the host and checks against exact references.
+
 // double -> float rounded to odd: truncate, then set the last bit if anything was cut off. A
 // format at least two bits narrower than float rounds that value to nearest even exactly as it
-// would round the double (no double-rounding error), so f64 -> bf16 / fp8 need no f64 paths.
+// would round the double itself (no double rounding), so f64 -> bf16 / fp8 need no f64 paths.
 TW_DEV float f64_to_f32_odd(double d) {
   const float f = __double2float_rz(d);
   uint32_t u = __float_as_uint(f);
@@ -83,21 +87,21 @@ TW_DEV uint16_t f32_to_bf16(float f) {
 // bfloat16 is the top half of a float.
 TW_DEV float bf16_to_f32(uint16_t b) { return __uint_as_float((uint32_t)b << 16); }
 
-// float -> float8 with M mantissa bits, exponent bias Bias, largest finite code MaxCode, in
-// integer arithmetic (for GPUs before sm_89, which have no float8 cvt).
+// float -> float8 with M mantissa bits, exponent bias Bias and largest finite code MaxCode, in
+// integer arithmetic: GPUs before sm_89 have no float8 cvt.
 template <int M, int Bias, uint32_t MaxCode> TW_DEV uint8_t f32_to_fp8_sw(float f) {
   const uint32_t u = __float_as_uint(f);
   const uint32_t sign = (u >> 24) & 0x80u;
   const uint32_t a = u & 0x7fffffffu;
   if (a > 0x7f800000u) return 0x7f;
   const int k = (int)(a >> 23) - 127 + Bias - 1;  // the result's exponent field minus 1; < 0: subnormal
-  const int shift = 23 - M - (k < 0 ? k : 0);     // float significand bits dropped
-  if (a < 0x00800000u || shift > 24) return (uint8_t)sign;  // below half the smallest subnormal
+  const int shift = 23 - M - (k < 0 ? k : 0);     // float significand bits to drop
+  if (a < 0x00800000u || shift > 24) return (uint8_t)sign;  // at most half the smallest subnormal
   const uint32_t mant = (a & 0x7fffffu) | 0x800000u;
   const uint32_t rem = mant & ((1u << shift) - 1u), halfway = 1u << (shift - 1);
-  uint32_t q = mant >> shift;  // holds the implicit bit, which adds 1 to the exponent field
+  uint32_t q = mant >> shift;  // includes the implicit bit, which adds 1 to the exponent field
   q += (rem > halfway || (rem == halfway && (q & 1u))) ? 1u : 0u;
-  uint32_t code = (k > 0 ? (uint32_t)k << M : 0u) + q;  // a carry out of q moves into the exponent
+  const uint32_t code = (k > 0 ? (uint32_t)k << M : 0u) + q;  // a carry out of q moves into the exponent
   return (uint8_t)(sign | (code > MaxCode ? MaxCode : code));
 }
 
@@ -129,17 +133,18 @@ TW_DEV float e4m3_to_f32(uint8_t b) {
       : "h"((uint16_t)b));
   return f;
 #else
-  // e4m3 placed in float16's fields is the value times 2^-8 (subnormals included); 0x7f is NaN
+  // e4m3's fields placed in float16's are the value times 2^-8, subnormals included; 0x7f is NaN
   if ((b & 0x7f) == 0x7f) return __int_as_float(0x7fffffff);
   return f16_to_f32((uint16_t)(((b & 0x80) << 8) | ((b & 0x7f) << 7))) * 256.0f;
 #endif
 }
-// e5m2 is the top byte of a float16 (same exponent width and bias), on every architecture.
-TW_DEV float e5m2_to_f32(uint8_t b) { return f16_to_f32((uint16_t)((uint16_t)b << 8)); }
+// e5m2 is the top byte of a float16 (same exponent width and bias): exact on every architecture.
+TW_DEV float e5m2_to_f32(uint8_t b) { return f16_to_f32((uint16_t)(b << 8)); }
 
 TW_DEV uint16_t f64_to_bf16(double d) { return f32_to_bf16(f64_to_f32_odd(d)); }
 TW_DEV uint8_t f64_to_e4m3(double d) { return f32_to_e4m3(f64_to_f32_odd(d)); }
 TW_DEV uint8_t f64_to_e5m2(double d) { return f32_to_e5m2(f64_to_f32_odd(d)); }
+// tw-host-testable-end
 
 }  // namespace cvt
 
@@ -176,6 +181,8 @@ TW_LOWP_TYPE(bf16, uint16_t, cvt::f32_to_bf16, cvt::f64_to_bf16, cvt::bf16_to_f3
 TW_LOWP_TYPE(fp8_e4m3, uint8_t, cvt::f32_to_e4m3, cvt::f64_to_e4m3, cvt::e4m3_to_f32)
 TW_LOWP_TYPE(fp8_e5m2, uint8_t, cvt::f32_to_e5m2, cvt::f64_to_e5m2, cvt::e5m2_to_f32)
 #undef TW_LOWP_TYPE
+static_assert(sizeof(half) == 2 && sizeof(bf16) == 2 && sizeof(fp8_e4m3) == 1 && sizeof(fp8_e5m2) == 1,
+              "low-precision types are their bits");
 
 // Every low-precision float type computes in float and rounds back (as the CPU backend does).
 #define TW_FOR_LOWP(M) M(half) M(bf16) M(fp8_e4m3) M(fp8_e5m2)

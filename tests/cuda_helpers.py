@@ -1,0 +1,39 @@
+"""Compiling tile programs for the CUDA target in tests: through the thread-exact emulator (to
+run them against numpy) and through NVRTC for sm_80 and sm_90a (to check resources and SASS)."""
+from __future__ import annotations
+
+import tilewise
+from tilewise.backend.cuda.inspect import instruction_mix
+
+ARCHS = ("sm_80", "sm_90a")
+
+
+def emu(func, out_idx=None, pass_configs=None):
+    """The kernel lowered for CUDA, executed by the emulator when called."""
+    return tilewise.compile(func, out_idx=out_idx, target="cuda", execution_backend="emulator",
+                            pass_configs=pass_configs)
+
+
+def nvrtc_check(func, expect=(), archs=ARCHS, max_registers=255, allow_stack=False, pass_configs=None) -> dict:
+    """Compile `func` with NVRTC for every arch: no spills (no per-thread local memory unless
+    `allow_stack`, which printf needs for its argument buffer), registers within the limit, and
+    at least one of each SASS opcode in `expect`. Returns {arch: resource usage}."""
+    out = {}
+    for arch in archs:
+        k = tilewise.compile(func, target=f"cuda -arch={arch}", execution_backend="emulator",
+                             pass_configs=pass_configs)
+        use = k.resource_usage()
+        if allow_stack:
+            from tilewise.backend.cuda.inspect import resource_usage
+
+            raw = resource_usage(k.artifact.cubin)
+            assert raw["local_bytes"] == 0, (arch, raw)
+        else:
+            assert use["spill_bytes"] == 0, (func.name, arch, use)
+        assert 0 < use["registers"] <= max_registers, (func.name, arch, use)
+        if expect:
+            mix = instruction_mix(k.get_sass(), expect)
+            missing = [op for op, n in mix.items() if n == 0]
+            assert not missing, (func.name, arch, f"no {missing} in the SASS", mix)
+        out[arch] = use
+    return out
