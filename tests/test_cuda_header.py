@@ -3,6 +3,7 @@ operation the header offers (sm_80, sm_89, sm_90a) with the PTX conversions we e
 renderer's casts and arithmetic on them compile, and its software conversions (used before
 sm_89 for float8, and for double inputs everywhere) are exact: compiled on the host and checked
 against round-to-nearest-even computed independently in numpy."""
+
 from __future__ import annotations
 
 import os
@@ -325,7 +326,9 @@ def _check(name, got, want):
     got = got.astype(np.int64)
     nan = want < 0
     bad = np.nonzero(~nan & (got != want))[0]
-    assert bad.size == 0, f"{name}: {bad.size} wrong, first at index {bad[0]}: got {got[bad[0]]:#x}, want {want[bad[0]]:#x}"
+    assert bad.size == 0, (
+        f"{name}: {bad.size} wrong, first at index {bad[0]}: got {got[bad[0]]:#x}, want {want[bad[0]]:#x}"
+    )
     return nan
 
 

@@ -110,7 +110,7 @@ def test_reduce_every_kind_dim_and_clear(config, rng):
 
 @pytest.mark.parametrize("config", ["f32-frag-256-crosswarp", "i8-frag-96", "f32-shared-128"])
 def test_reduce_compiles_clean(config):
-    nvrtc_check(reduce_kernel(config), expect=("SHFL",) if "frag" in config else ())
+    nvrtc_check(reduce_kernel(config), expect=("SHFL",) if "crosswarp" in config else ())
 
 
 @functools.cache
@@ -249,7 +249,8 @@ def test_split_k_gemm_atomics(dtype, out_dtype, form, tol, rng):
     ref = c0.astype(np.float64) + a.astype(np.float64) @ b.astype(np.float64)
     np.testing.assert_allclose(c.astype(np.float64), ref, atol=tol * np.abs(ref).max(), rtol=tol)
     if form == "tile":
-        nvrtc_check(split_k_gemm(dtype, out_dtype, form), expect=("HMMA", "RED"))
+        # bfloat16 global atomics are a compare-and-swap loop before sm_90
+        nvrtc_check(split_k_gemm(dtype, out_dtype, form), expect=("HMMA", ("RED", "REDG", "ATOMG")))
 
 
 BLOCKS = 8
@@ -311,7 +312,7 @@ def test_atomics_tile_element_shared_and_edges(rng):
     ref = np.zeros((7, 5), np.float32)
     ref[2:, 1:] = 3 * v[:5, :4]
     np.testing.assert_allclose(edge, ref, rtol=1e-6)
-    nvrtc_check(atomic_kernel(), expect=("RED", "ATOMS"))
+    nvrtc_check(atomic_kernel(), expect=(("RED", "REDG"), "ATOMS"))
 
 
 # ------------------------------------------------------------------------------- refusals

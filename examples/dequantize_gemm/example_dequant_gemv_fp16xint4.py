@@ -19,8 +19,8 @@ from tilewise.profiler import do_bench
 def dequant_gemv_int4(N, K, block_N=32, block_K=256, group_size=128, dtype="float16", accum_dtype="float",
                       num_stages=2):
     assert K % 2 == 0, "two int4 weights per byte: K must be even"
-    assert block_K % 2 == 0 and group_size % block_K == 0 or block_K % group_size == 0, \
-        "block_K and group_size must divide one another"
+    assert block_K % 2 == 0 and (group_size % block_K == 0 or block_K % group_size == 0), \
+        "block_K must be even, and block_K and group_size must divide one another"
     num_groups = (K + group_size - 1) // group_size
     groups_per_tile = max(block_K // group_size, 1)
 

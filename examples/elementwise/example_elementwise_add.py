@@ -13,7 +13,7 @@ import tilewise.language as T
 from tilewise.profiler import do_bench
 
 
-def elementwise_add(M, N, block_M=32, block_N=256, dtype="float32"):
+def elementwise_add(M, N, block_M=8, block_N=256, dtype="float32"):
     @T.prim_func
     def main(A: T.Tensor((M, N), dtype), B: T.Tensor((M, N), dtype), C: T.Tensor((M, N), dtype)):
         with T.Kernel(T.ceildiv(N, block_N), T.ceildiv(M, block_M), threads=128) as (bx, by):
@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--m", type=int, default=4096)
     parser.add_argument("--n", type=int, default=4096)
-    parser.add_argument("--block", type=int, nargs=2, default=(32, 256), metavar=("BM", "BN"))
+    parser.add_argument("--block", type=int, nargs=2, default=(8, 256), metavar=("BM", "BN"))
     parser.add_argument("--dtype", choices=("float32", "float16"), default="float32")
     parser.add_argument("--no-bench", dest="bench", action="store_false", help="check only, do not time")
     args = parser.parse_args(argv)

@@ -291,23 +291,28 @@ def mma_c_tv(M: int, N: int, warp_m: int, warp_n: int, threads: int) -> TVFragme
     return TVFragment((M, N), tm, vm, name="mma_c")
 
 
-def mma_a_tv(M: int, K: int, warp_m: int, warp_n: int, threads: int) -> TVFragment:
-    """mma.sync A operand (M x K, 16x16 tiles) in registers; warps of one warp row replicate it."""
+def mma_a_tv(M: int, K: int, warp_m: int, warp_n: int, threads: int, bits: int = 16) -> TVFragment:
+    """mma.sync A operand (M x K) in registers for `bits`-wide elements (16: m16n8k16, 8:
+    m16n8k32, 32: tf32 m16n8k8); warps of one warp row replicate it. A lane holds p = 32 / bits
+    consecutive k elements per register; the k tile is 8p wide."""
     WM = M // warp_m
-    tm = [Mode(4, 1, 2), Mode(8, 0, 1), Mode(warp_n, None, 0), Mode(warp_m, 0, WM)]
+    p = 32 // bits
+    tm = [Mode(4, 1, p), Mode(8, 0, 1), Mode(warp_n, None, 0), Mode(warp_m, 0, WM)]
     extra = threads // (32 * warp_m * warp_n)
     if extra > 1:
         tm.append(Mode(extra, None, 0))
-    vm = [Mode(2, 1, 1), Mode(2, 0, 8), Mode(2, 1, 8), Mode(K // 16, 1, 16), Mode(WM // 16, 0, 16)]
+    vm = [Mode(p, 1, 1), Mode(2, 0, 8), Mode(2, 1, 4 * p), Mode(K // (8 * p), 1, 8 * p), Mode(WM // 16, 0, 16)]
     return TVFragment((M, K), tm, vm, name="mma_a")
 
 
-def mma_b_tv(K: int, N: int, warp_m: int, warp_n: int, threads: int) -> TVFragment:
-    """mma.sync B operand (K x N, 16x8 tiles) in registers; warps of one warp column replicate it."""
+def mma_b_tv(K: int, N: int, warp_m: int, warp_n: int, threads: int, bits: int = 16) -> TVFragment:
+    """mma.sync B operand (K x N) in registers for `bits`-wide elements (see mma_a_tv); warps of
+    one warp column replicate it."""
     WN = N // warp_n
-    tm = [Mode(4, 0, 2), Mode(8, 1, 1), Mode(warp_n, 1, WN), Mode(warp_m, None, 0)]
+    p = 32 // bits
+    tm = [Mode(4, 0, p), Mode(8, 1, 1), Mode(warp_n, 1, WN), Mode(warp_m, None, 0)]
     extra = threads // (32 * warp_m * warp_n)
     if extra > 1:
         tm.append(Mode(extra, None, 0))
-    vm = [Mode(2, 0, 1), Mode(2, 0, 8), Mode(WN // 8, 1, 8), Mode(K // 16, 0, 16)]
+    vm = [Mode(p, 0, 1), Mode(2, 0, 4 * p), Mode(WN // 8, 1, 8), Mode(K // (8 * p), 0, 8 * p)]
     return TVFragment((K, N), tm, vm, name="mma_b")

@@ -92,6 +92,13 @@ class Gemm(TileOp):
         from ..layout.tv import mma_a_tv, mma_b_tv, mma_c_tv
         from .mma_emitter import warp_grid_for
 
+        from ..ir.span import at
+        from .cuda_common import whole_fragment
+
+        with at(self.span):
+            for r in (self.A, self.B, self.C):
+                if r.buffer.scope == "local.fragment":
+                    whole_fragment(r, "T.gemm")
         M, N, K = self.mnk
         g = warp_grid_for(self, li.threads)
         T = li.threads
@@ -99,14 +106,14 @@ class Gemm(TileOp):
         if self.A.buffer.scope == "local.fragment":
             if self.trans_A:
                 raise CompileError("T.gemm: a register (fragment) A operand cannot be transposed", self.span)
-            li.set_fragment(self.A.buffer, mma_a_tv(M, K, g.warp_m, g.warp_n, T), self.span)
+            li.set_fragment(self.A.buffer, mma_a_tv(M, K, g.warp_m, g.warp_n, T, self.A.buffer.dtype.bits), self.span)
         else:
             li.set_shared(self.A.buffer, make_swizzled_layout(self.A.buffer))
         if self.B.buffer.scope == "local.fragment":
             if self.trans_B:
                 raise CompileError("T.gemm: a register (fragment) B operand must be K x N (transpose_B=False)",
                                    self.span)
-            li.set_fragment(self.B.buffer, mma_b_tv(K, N, g.warp_m, g.warp_n, T), self.span)
+            li.set_fragment(self.B.buffer, mma_b_tv(K, N, g.warp_m, g.warp_n, T, self.B.buffer.dtype.bits), self.span)
         else:
             li.set_shared(self.B.buffer, make_swizzled_layout(self.B.buffer))
 

@@ -3,10 +3,11 @@
 // Device functions only; everything is __forceinline__ so that the register arrays passed by
 // address to ldmatrix / mma stay in registers.
 //
-// It includes no CUDA header: cuda_fp16.h, cuda_bf16.h and cuda_fp8.h together cost NVRTC about
-// 0.15 s of parsing per kernel, several times what this header costs. The low-precision types are
-// our own structs holding the bits, converted through float with inline PTX; everything else
-// (math, atomics, shuffles, printf, memcpy) is built into NVRTC.
+// It includes no CUDA header: parsing cuda_fp16.h, cuda_bf16.h and cuda_fp8.h cost NVRTC 60-150 ms
+// per kernel, about five times this whole header. The low-precision types are our own structs
+// holding the bits, converted through float with inline PTX; everything else (math, atomics,
+// shuffles, printf, memcpy) is built into NVRTC. Overloads for the low-precision types are
+// templates, which NVRTC only analyses when a kernel uses them.
 #pragma once
 
 #ifdef __CUDACC_RTC__
@@ -185,16 +186,22 @@ static_assert(sizeof(half) == 2 && sizeof(bf16) == 2 && sizeof(fp8_e4m3) == 1 &&
               "low-precision types are their bits");
 
 // Every low-precision float type computes in float and rounds back (as the CPU backend does).
-#define TW_FOR_LOWP(M) M(half) M(bf16) M(fp8_e4m3) M(fp8_e5m2)
+template <typename T> struct is_lowp { static constexpr bool value = false; };
+template <> struct is_lowp<half> { static constexpr bool value = true; };
+template <> struct is_lowp<bf16> { static constexpr bool value = true; };
+template <> struct is_lowp<fp8_e4m3> { static constexpr bool value = true; };
+template <> struct is_lowp<fp8_e5m2> { static constexpr bool value = true; };
+template <bool C, typename T> struct enable_if {};
+template <typename T> struct enable_if<true, T> { typedef T type; };
+template <typename T> using lowp_t = typename enable_if<is_lowp<T>::value, T>::type;
 
 // ------------------------------------------------------------------ math
-#define TW_MATH1(name, ffn, dfn)                                \
-  TW_DEV float name(float x) { return ::ffn(x); }               \
-  TW_DEV double name(double x) { return ::dfn(x); }             \
-  TW_DEV half name(half x) { return half(::ffn((float)x)); }    \
-  TW_DEV bf16 name(bf16 x) { return bf16(::ffn((float)x)); }    \
-  TW_DEV fp8_e4m3 name(fp8_e4m3 x) { return fp8_e4m3(::ffn((float)x)); } \
-  TW_DEV fp8_e5m2 name(fp8_e5m2 x) { return fp8_e5m2(::ffn((float)x)); }
+// Unary math: double calls the double function, float and the low-precision types the float one.
+#define TW_MATH1(name, ffn, dfn)                              \
+  template <typename T> TW_DEV T name(T x) {                  \
+    if constexpr (sizeof(T) == 8) return ::dfn(x);            \
+    else return T(::ffn((float)x));                           \
+  }
 TW_MATH1(exp, expf, exp)
 TW_MATH1(exp2, exp2f, exp2)
 TW_MATH1(exp10, exp10f, exp10)
@@ -229,14 +236,14 @@ TW_DEV float rcp(float x) { return 1.0f / x; }
 TW_DEV double rcp(double x) { return 1.0 / x; }
 TW_DEV float sigmoid(float x) { return 1.0f / (1.0f + ::expf(-x)); }
 TW_DEV double sigmoid(double x) { return 1.0 / (1.0 + ::exp(-x)); }
-#define TW_LOWP1(T)                                                   \
-  TW_DEV T rcp(T x) { return T(1.0f / (float)x); }                    \
-  TW_DEV T sigmoid(T x) { return T(sigmoid((float)x)); }
-TW_FOR_LOWP(TW_LOWP1)
-#undef TW_LOWP1
+template <typename T> TW_DEV lowp_t<T> rcp(T x) { return T(1.0f / (float)x); }
+template <typename T> TW_DEV lowp_t<T> sigmoid(T x) { return T(sigmoid((float)x)); }
 
 // abs: integers and floats (unsigned values are their own magnitude).
-template <typename T> TW_DEV T abs(T x) { return x < (T)0 ? (T)(-x) : x; }
+template <typename T> TW_DEV T abs(T x) {
+  if constexpr (is_lowp<T>::value) return T(::fabsf((float)x));
+  else return x < (T)0 ? (T)(-x) : x;
+}
 TW_DEV uint8_t abs(uint8_t x) { return x; }
 TW_DEV uint16_t abs(uint16_t x) { return x; }
 TW_DEV uint32_t abs(uint32_t x) { return x; }
@@ -245,8 +252,14 @@ TW_DEV float abs(float x) { return ::fabsf(x); }
 TW_DEV double abs(double x) { return ::fabs(x); }
 
 // max/min follow IEEE-754 maxNum/minNum for floats (a NaN operand is ignored), as fmaxf does.
-template <typename T> TW_DEV T max(T a, T b) { return a > b ? a : b; }
-template <typename T> TW_DEV T min(T a, T b) { return a < b ? a : b; }
+template <typename T> TW_DEV T max(T a, T b) {
+  if constexpr (is_lowp<T>::value) return T(::fmaxf((float)a, (float)b));
+  else return a > b ? a : b;
+}
+template <typename T> TW_DEV T min(T a, T b) {
+  if constexpr (is_lowp<T>::value) return T(::fminf((float)a, (float)b));
+  else return a < b ? a : b;
+}
 TW_DEV float max(float a, float b) { return ::fmaxf(a, b); }
 TW_DEV float min(float a, float b) { return ::fminf(a, b); }
 TW_DEV double max(double a, double b) { return ::fmax(a, b); }
@@ -255,28 +268,24 @@ TW_DEV double min(double a, double b) { return ::fmin(a, b); }
 // Binary math: float and double call the CUDA math library, integers have exact versions.
 TW_DEV float pow(float a, float b) { return ::powf(a, b); }
 TW_DEV double pow(double a, double b) { return ::pow(a, b); }
-template <typename T> TW_DEV T pow(T a, T b) { return (T)::pow((double)a, (double)b); }
+template <typename T> TW_DEV T pow(T a, T b) {
+  if constexpr (is_lowp<T>::value) return T(::powf((float)a, (float)b));
+  else return (T)::pow((double)a, (double)b);
+}
 TW_DEV float fmod(float a, float b) { return ::fmodf(a, b); }
 TW_DEV double fmod(double a, double b) { return ::fmod(a, b); }
-template <typename T> TW_DEV T fmod(T a, T b) { return a % b; }
-TW_DEV float atan2(float a, float b) { return ::atan2f(a, b); }
-TW_DEV double atan2(double a, double b) { return ::atan2(a, b); }
-TW_DEV float hypot(float a, float b) { return ::hypotf(a, b); }
-TW_DEV double hypot(double a, double b) { return ::hypot(a, b); }
-TW_DEV float copysign(float a, float b) { return ::copysignf(a, b); }
-TW_DEV double copysign(double a, double b) { return ::copysign(a, b); }
-
-#define TW_LOWP2(T)                                                              \
-  TW_DEV T abs(T x) { return T(::fabsf((float)x)); }                             \
-  TW_DEV T max(T a, T b) { return T(::fmaxf((float)a, (float)b)); }              \
-  TW_DEV T min(T a, T b) { return T(::fminf((float)a, (float)b)); }              \
-  TW_DEV T pow(T a, T b) { return T(::powf((float)a, (float)b)); }               \
-  TW_DEV T fmod(T a, T b) { return T(::fmodf((float)a, (float)b)); }             \
-  TW_DEV T atan2(T a, T b) { return T(::atan2f((float)a, (float)b)); }           \
-  TW_DEV T hypot(T a, T b) { return T(::hypotf((float)a, (float)b)); }           \
-  TW_DEV T copysign(T a, T b) { return T(::copysignf((float)a, (float)b)); }
-TW_FOR_LOWP(TW_LOWP2)
-#undef TW_LOWP2
+template <typename T> TW_DEV T fmod(T a, T b) {
+  if constexpr (is_lowp<T>::value) return T(::fmodf((float)a, (float)b));
+  else return a % b;
+}
+#define TW_MATH2(name, ffn, dfn)                                    \
+  TW_DEV float name(float a, float b) { return ::ffn(a, b); }       \
+  TW_DEV double name(double a, double b) { return ::dfn(a, b); }    \
+  template <typename T> TW_DEV lowp_t<T> name(T a, T b) { return T(::ffn((float)a, (float)b)); }
+TW_MATH2(atan2, atan2f, atan2)
+TW_MATH2(hypot, hypotf, hypot)
+TW_MATH2(copysign, copysignf, copysign)
+#undef TW_MATH2
 
 // C division and remainder that never trap, with the CPU backend's values: x / 0 = -1,
 // x % 0 = x, and x / -1 wraps (the most negative value stays itself).
@@ -292,17 +301,7 @@ template <typename T> TW_DEV T truncmod(T a, T b) {
   return (T)(a % b);
 }
 
-// Python-style integer division and modulo (round toward negative infinity).
-template <typename T> TW_DEV T floordiv(T a, T b) {
-  if (b == (T)0 || (is_signed_int<T>() && b == (T)-1)) return truncdiv(a, b);
-  T q = a / b;
-  return (q * b != a && ((a < (T)0) != (b < (T)0))) ? (T)(q - 1) : q;
-}
-template <typename T> TW_DEV T floormod(T a, T b) {
-  if (b == (T)0 || (is_signed_int<T>() && b == (T)-1)) return truncmod(a, b);
-  T r = a % b;
-  return (r != (T)0 && ((r < (T)0) != (b < (T)0))) ? (T)(r + b) : r;
-}
+// Python-style division and modulo (round toward negative infinity); floats through floor / fmod.
 TW_DEV float floordiv(float a, float b) { return ::floorf(a / b); }
 TW_DEV double floordiv(double a, double b) { return ::floor(a / b); }
 TW_DEV float floormod(float a, float b) {
@@ -313,11 +312,24 @@ TW_DEV double floormod(double a, double b) {
   double r = ::fmod(a, b);
   return (r != 0.0 && ((r < 0.0) != (b < 0.0))) ? r + b : r;
 }
-#define TW_LOWP3(T)                                                              \
-  TW_DEV T floordiv(T a, T b) { return T(floordiv((float)a, (float)b)); }        \
-  TW_DEV T floormod(T a, T b) { return T(floormod((float)a, (float)b)); }
-TW_FOR_LOWP(TW_LOWP3)
-#undef TW_LOWP3
+template <typename T> TW_DEV T floordiv(T a, T b) {
+  if constexpr (is_lowp<T>::value) {
+    return T(floordiv((float)a, (float)b));
+  } else {
+    if (b == (T)0 || (is_signed_int<T>() && b == (T)-1)) return truncdiv(a, b);
+    T q = a / b;
+    return (q * b != a && ((a < (T)0) != (b < (T)0))) ? (T)(q - 1) : q;
+  }
+}
+template <typename T> TW_DEV T floormod(T a, T b) {
+  if constexpr (is_lowp<T>::value) {
+    return T(floormod((float)a, (float)b));
+  } else {
+    if (b == (T)0 || (is_signed_int<T>() && b == (T)-1)) return truncmod(a, b);
+    T r = a % b;
+    return (r != (T)0 && ((r < (T)0) != (b < (T)0))) ? (T)(r + b) : r;
+  }
+}
 
 template <typename To, typename From> TW_DEV To bitcast(From x) {
   static_assert(sizeof(To) == sizeof(From), "reinterpret needs equal sizes");
@@ -572,23 +584,17 @@ TW_MMA_INT8(mma_m16n8k32_s32_u8_s8, "u8", "s8")
 // ------------------------------------------------------------------ shuffles (full warp)
 // 8 and 16-bit integers travel through the int overloads of __shfl_*_sync, low-precision floats
 // as their bits.
-#define TW_SHFL_LOWP(name, intrinsic, T)                                                           \
-  TW_DEV T name(T v, int32_t lane, int32_t width = 32) {                                           \
-    return T::from_bits((decltype(v.bits))intrinsic(0xffffffffu, (uint32_t)v.bits, lane, width)); \
+#define TW_SHFL(name, intrinsic)                                                                 \
+  template <typename T> TW_DEV T name(T v, int32_t lane, int32_t width = 32) {                   \
+    if constexpr (is_lowp<T>::value)                                                             \
+      return T::from_bits((decltype(v.bits))intrinsic(0xffffffffu, (uint32_t)v.bits, lane, width)); \
+    else                                                                                         \
+      return (T)intrinsic(0xffffffffu, v, lane, width);                                          \
   }
-#define TW_SHFL(name, intrinsic)                                                                   \
-  template <typename T> TW_DEV T name(T v, int32_t lane, int32_t width = 32) {                     \
-    return (T)intrinsic(0xffffffffu, v, lane, width);                                              \
-  }                                                                                                \
-  TW_SHFL_LOWP(name, intrinsic, half)                                                              \
-  TW_SHFL_LOWP(name, intrinsic, bf16)                                                              \
-  TW_SHFL_LOWP(name, intrinsic, fp8_e4m3)                                                          \
-  TW_SHFL_LOWP(name, intrinsic, fp8_e5m2)
 TW_SHFL(shfl_xor, __shfl_xor_sync)
 TW_SHFL(shfl_down, __shfl_down_sync)
 TW_SHFL(shfl_up, __shfl_up_sync)
 TW_SHFL(shfl_idx, __shfl_sync)
-#undef TW_SHFL_LOWP
 #undef TW_SHFL
 
 // ------------------------------------------------------------------ T.print
@@ -607,10 +613,9 @@ TW_DEV unsigned long long print_arg(uint32_t v) { return v; }
 TW_DEV unsigned long long print_arg(unsigned long v) { return v; }
 TW_DEV unsigned long long print_arg(unsigned long long v) { return v; }
 TW_DEV const char* print_arg(bool v) { return v ? "true" : "false"; }
-#define TW_LOWP_PRINT(T) \
-  TW_DEV double print_arg(T v) { return (double)(float)v; }
-TW_FOR_LOWP(TW_LOWP_PRINT)
-#undef TW_LOWP_PRINT
+template <typename T> TW_DEV typename enable_if<is_lowp<T>::value, double>::type print_arg(T v) {
+  return (double)(float)v;
+}
 
 TW_DEV const char* print_fmt(double) { return "%s%sblock (%lld, %lld, %lld) %s%s = %g\n"; }
 TW_DEV const char* print_fmt(long long) { return "%s%sblock (%lld, %lld, %lld) %s%s = %lld\n"; }
@@ -659,5 +664,4 @@ TW_DEV void print_tile(const char* msg, const char* name, long long bx, long lon
   }
 }
 
-#undef TW_FOR_LOWP
 }  // namespace tw
