@@ -40,7 +40,7 @@ class Fill(TileOp):
     # ------------------------------------------------------------------ CUDA
     def infer_layout(self, li, level: str) -> None:
         b = self.dst.buffer
-        if level == "free" and b.scope == "local.fragment" and li.layout_of(b) is None:
+        if level == "fallback" and b.scope == "local.fragment" and li.layout_of(b) is None:
             from ..layout.tv import default_fragment
 
             li.set_fragment(b, default_fragment(b.shape, li.threads, li.vector_for([b])), self.span)

@@ -349,6 +349,11 @@ def infer_kernel_layouts(kernel: Kernel) -> LayoutMap:
     while sweep("free", stop_at_first=True):
         while sweep("common"):
             pass
+    # last resort for fragments only filled/cleared so far: a fill carries no information about
+    # how the fragment is used, so it decides only when nothing else did
+    while sweep("fallback", stop_at_first=True):
+        while sweep("common"):
+            pass
     for buf, span in c.allocated.items():
         # allocated but never used (e.g. a kernel variant that skips it): any layout will do
         if li.layout_of(buf) is None:

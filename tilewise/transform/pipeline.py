@@ -26,9 +26,11 @@ def cuda_passes(arch: str = "sm_80", pass_configs=None):
     from .layout_inference import infer_layouts
     from .lower_parallel_cuda import lower_parallel_cuda
     from .plan_shared_memory import plan_shared_memory
+    from .sink_global_views import sink_global_views
 
     configs = dict(pass_configs or {})
     return [
+        ("sink_global_views", sink_global_views),
         ("rasterize_blocks", rasterize_blocks),
         ("inject_pipeline", inject_pipeline),
         ("insert_barriers", lambda f: insert_barriers(f, configs)),

@@ -1,0 +1,87 @@
+"""Regressions in CUDA layout inference and function-level statements, run in the emulator."""
+import numpy as np
+
+import tilewise
+import tilewise.language as T
+
+
+def _run(func, *arrays):
+    k = tilewise.compile(func, target="cuda", execution_backend="emulator")
+    k(*arrays)
+
+
+def test_fill_does_not_fix_a_reduction_result_layout():
+    # TileLang's flash-attention idiom: the running max is filled with -inf before the reduction
+    # decides its layout
+    @T.prim_func
+    def k1(X: T.Tensor((4, 64), "float32"), Y: T.Tensor((4,), "float32")):
+        with T.Kernel(1, threads=128):
+            x = T.alloc_fragment((4, 64), "float32")
+            m = T.alloc_fragment((4,), "float32")
+            T.fill(m, -T.infinity("float32"))
+            T.copy(X, x)
+            T.reduce_max(x, m, dim=1, clear=False)
+            T.copy(m, Y)
+
+    x = np.random.default_rng(0).random((4, 64), dtype=np.float32)
+    y = np.zeros(4, np.float32)
+    _run(k1, x, y)
+    np.testing.assert_array_equal(y, x.max(1))
+
+
+def test_reshape_before_the_kernel():
+    @T.prim_func
+    def k2(X: T.Tensor((8, 16), "float32"), Y: T.Tensor((128,), "float32")):
+        flat = T.reshape(X, (128,))
+        with T.Kernel(1, threads=128):
+            for i in T.Parallel(128):
+                Y[i] = flat[i] * 2
+
+    x = np.random.default_rng(1).random((8, 16), dtype=np.float32)
+    y = np.zeros(128, np.float32)
+    _run(k2, x, y)
+    np.testing.assert_array_equal(y, 2 * x.ravel())
+
+
+def test_transposed_fragment_read_and_row_vector_broadcast():
+    M, N = 32, 64
+
+    @T.prim_func
+    def k3(X: T.Tensor((N, M), "float32"), S: T.Tensor((M,), "float32"), Y: T.Tensor((M, N), "float32")):
+        with T.Kernel(1, threads=128):
+            x_l = T.alloc_fragment((N, M), "float32")
+            scale = T.alloc_fragment((M,), "float32")
+            y = T.alloc_shared((M, N), "float32")
+            T.copy(X, x_l)
+            for i in T.Parallel(M):
+                scale[i] = S[i] * 2
+            for i, j in T.Parallel(M, N):
+                y[i, j] = x_l[j, i] * scale[i]
+            T.copy(y, Y)
+
+    rng = np.random.default_rng(2)
+    x = rng.random((N, M), dtype=np.float32)
+    s = rng.random(M, dtype=np.float32)
+    y = np.zeros((M, N), np.float32)
+    _run(k3, x, s, y)
+    np.testing.assert_allclose(y, x.T * (2 * s)[:, None], rtol=1e-6)
+
+
+def test_fragment_slices_in_copy_and_atomics():
+    M, N = 32, 64
+
+    @T.prim_func
+    def k4(X: T.Tensor((M, N), "float32"), Y: T.Tensor((M, N), "float32")):
+        with T.Kernel(1, threads=128):
+            x_l = T.alloc_fragment((M, N), "float32")
+            T.copy(X, x_l)
+            T.copy(x_l[:10, 8:40], Y[3, 0])
+            T.atomic_add(Y[20:30, 0:32], x_l[0:10, 32:64])
+
+    x = np.random.default_rng(3).random((M, N), dtype=np.float32)
+    y = np.zeros((M, N), np.float32)
+    _run(k4, x, y)
+    ref = np.zeros((M, N), np.float32)
+    ref[3:13, 0:32] = x[:10, 8:40]
+    ref[20:30, 0:32] += x[0:10, 32:64]
+    np.testing.assert_array_equal(y, ref)
