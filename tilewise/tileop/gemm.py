@@ -88,12 +88,11 @@ class Gemm(TileOp):
         the mma A/B layouts, shared operands a swizzled layout (unless annotated)."""
         if level != "strict":
             return
+        from ..ir.span import at
         from ..layout.swizzle import make_swizzled_layout
         from ..layout.tv import mma_a_tv, mma_b_tv, mma_c_tv
-        from .mma_emitter import warp_grid_for
-
-        from ..ir.span import at
         from .cuda_common import whole_fragment
+        from .mma_emitter import warp_grid_for
 
         with at(self.span):
             for r in (self.A, self.B, self.C):
