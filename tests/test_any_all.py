@@ -57,13 +57,7 @@ def test_any_all(any_all_kernel, rng):
 
 
 def test_any_all_errors():
-    with pytest.raises(CompileError, match=r"T.any_of: A is a global tensor"):
-
-        @T.prim_func
-        def on_global(A: T.Tensor((4,), "bool")):
-            with T.Kernel(1):
-                A[0] = T.any_of(A)
-
+    # (a global tensor or a slice of one is accepted, as in TileLang: tests/test_compat_language.py)
     with pytest.raises(CompileError, match=r"T.all_of: expected a buffer or a slice"):
 
         @T.prim_func

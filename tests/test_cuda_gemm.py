@@ -17,8 +17,8 @@ import tilewise
 import tilewise.language as T
 from tilewise.backend.cuda.inspect import steady_state_loop
 
-NP = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float32": np.float32, "int8": np.int8,
-      "uint8": np.uint8}
+NP = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float32": np.float32, "float64": np.float64,
+      "int8": np.int8, "uint8": np.uint8}
 
 
 @functools.cache
@@ -111,6 +111,9 @@ CASES = {
     "i8-nt": (dict(in_a="int8", acc="int32", trans_B=True, bk=64), (64, 70, 130), 0),
     "u8xi8-nt": (dict(in_a="uint8", in_b="int8", acc="int32", trans_B=True, bk=64), (64, 64, 64), 0),
     "tf32-nt": (dict(in_a="float32", trans_B=True), (64, 64, 64), 5e-3),
+    "i8-nn": (dict(in_a="int8", acc="int32", bk=64), (64, 64, 128), 0),
+    "i8-tn": (dict(in_a="int8", acc="int32", trans_A=True, bk=64), (64, 64, 64), 0),
+    "f64-simt": (dict(in_a="float64", acc="float64", bk=16, stages=0), (40, 48, 40), 1e-12),
     "rs": (dict(a_frag=True), (64, 96, 96), 1e-3),
     "rs-nt": (dict(a_frag=True, trans_B=True, policy="FullRow"), (64, 64, 64), 1e-3),
     "rs-i8": (dict(in_a="int8", acc="int32", trans_B=True, bk=64, a_frag=True), (64, 64, 128), 0),
@@ -134,16 +137,20 @@ def test_gemm_in_the_emulator(case, rng):
     run_gemm(rng, M, N, K, tol, **kw)
 
 
-@pytest.mark.parametrize("case", ["f16-nn", "f16-tt", "bf16", "i8-nt", "tf32-nt", "rs", "fullrow-256", "stages4",
-                                  "order-stage", "serial"])
+@pytest.mark.parametrize("case", sorted(CASES))
 def test_gemm_sass(case):
     kw = CASES[case][0]
-    pipelined = kw.get("stages", 2) > 1
-    expect = ["HMMA", "LDSM"] + (["LDGSTS"] if pipelined else [])
-    if kw.get("in_a") == "int8":
-        expect[0] = ("HMMA", "IMMA")  # integer mma is IMMA
-    if kw.get("in_a") == "float32":
-        expect.remove("LDSM")  # tf32 operands are 32-bit: no 16-bit ldmatrix
+    int8 = kw.get("in_a") in ("int8", "uint8")
+    expect = [("HMMA", "IMMA") if int8 else "HMMA"]  # integer mma is IMMA
+    # ldmatrix: not for 32-bit (tf32) operands, nor for 8-bit ones it would have to transpose,
+    # nor when both operands come from registers
+    bytewise = int8 and (kw.get("trans_A") or not kw.get("trans_B"))
+    if not (kw.get("in_a") == "float32" or bytewise or (kw.get("a_frag") and kw.get("b_frag"))):
+        expect.append("LDSM")
+    if kw.get("stages", 2) > 1:
+        expect.append("LDGSTS")
+    if kw.get("in_a") == "float64":
+        expect = ["DFMA"]  # no tensor-core form: FMAs
     nvrtc_check(gemm_kernel(**kw, static=(256, 256, 256)), expect=expect)
 
 
@@ -241,16 +248,15 @@ def test_flash_attention_in_the_emulator(seq, bM, bN, threads, rng):
 
 @pytest.mark.parametrize("kw, match", [
     (dict(in_a="float16", bk=24), "K=24 must be a multiple of 16 for mma.m16n8k16"),
-    (dict(in_a="int8", acc="int32", bk=64), "8-bit B operands must be given as N x K"),
 ])
 def test_refusals_name_the_problem(kw, match):
     with pytest.raises(tilewise.CompileError, match=match):
         emu(gemm_kernel(**kw))
 
 
-def test_float64_gemm_is_refused_clearly():
-    with pytest.raises(tilewise.CompileError, match="T.gemm on the CUDA target supports .* got float64 x float64"):
-        emu(gemm_kernel(in_a="float64", acc="float64", bk=16))
+def test_negative_pipeline_stages_are_refused():
+    with pytest.raises(tilewise.CompileError, match="negative entries .* are not supported on the CUDA target"):
+        emu(gemm_kernel(stages=2, order=(0, 1, -1), stage=(0, 0, -1)))
 
 
 @functools.cache

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import functools
 
+import ml_dtypes
 import numpy as np
 import pytest
+from cuda_helpers import emu, nvrtc_check
 
 import tilewise
 import tilewise.language as T
-from cuda_helpers import emu, nvrtc_check
 
 # ------------------------------------------------------------------------------- copies
 
@@ -369,6 +370,7 @@ def test_scalar_parameters_of_every_width():
     a = np.ones(8, np.float32)
     emu(half_scalar_kernel())(a, 5, 2.5, 0.25, 3 * 10**9)
     np.testing.assert_array_equal(a, [5.75] * 5 + [1] * 3)
+    nvrtc_check(half_scalar_kernel())
 
 
 # ------------------------------------------------------------------------------- T.use_swizzle
@@ -415,6 +417,7 @@ def print_kernel():
             T.copy(A, f)
             T.copy(H, s)
             T.print(f, msg="frag")
+            T.print(f[1, 1:3], msg="slice")  # a part of a fragment
             T.print(s)
             T.print(v + bx, msg="var")
 
@@ -439,7 +442,10 @@ def test_print_from_every_scope(capfd, rng):
             assert len(want) == 1 and float(want[0].split("=")[-1]) == float(h[j]), want
         want = [ln for ln in lines if ln.startswith("var") and f"block ({b}, 0, 0)" in ln]
         assert len(want) == 1 and want[0].split("=")[-1].strip() == str(5 + b), want
-    assert len(lines) == 2 * (16 + 3 + 1), lines
+        want = [ln for ln in lines if ln.startswith("slice") and f"block ({b}, 0, 0)" in ln]
+        assert [ln.split(")", 1)[1].split("=")[0].strip() for ln in want] == ["f[1, 1]", "f[1, 2]"], want
+        assert [float(ln.split("=")[-1]) for ln in want] == pytest.approx([a[1, 1], a[1, 2]], rel=1e-5)
+    assert len(lines) == 2 * (16 + 2 + 3 + 1), lines
     nvrtc_check(print_kernel(), allow_stack=True)
 
 
@@ -506,3 +512,237 @@ def test_fragment_slices_in_copies(rng):
     ref[0:4, 0:2] = -1
     np.testing.assert_array_equal(b, ref)
     nvrtc_check(fragment_slice_kernel())
+
+
+# ------------------------------------------------------------------------------- more constructs
+
+
+@functools.cache
+def pipelined_parallel_kernel(stages):
+    """A software pipeline whose consumer is a T.Parallel loop over the shared tile (not a
+    GEMM), with 96 threads (three warps)."""
+    N = T.symbolic("N")
+
+    @T.prim_func
+    def colsum(A: T.Tensor((N, 32), "float16"), S: T.Tensor((16, 32), "float32")):
+        with T.Kernel(1, threads=96) as _:
+            a = T.alloc_shared((16, 32), "float16")
+            acc = T.alloc_fragment((16, 32), "float32")
+            T.clear(acc)
+            for k in T.Pipelined(T.ceildiv(N, 16), num_stages=stages):
+                T.copy(A[k * 16, 0], a)
+                for i, j in T.Parallel(16, 32):
+                    acc[i, j] += T.cast(a[i, j], "float32") * (k + 1)
+            T.copy(acc, S)
+
+    return colsum
+
+
+@pytest.mark.parametrize("stages", [2, 3, 4])
+def test_pipelined_parallel_consumer(stages, rng):
+    k = emu(pipelined_parallel_kernel(stages), out_idx=[1])
+    for n in (16, 70):
+        a = rng.standard_normal((n, 32)).astype(np.float16)
+        pad = np.zeros((-(-n // 16) * 16, 32), np.float32)
+        pad[:n] = a
+        ref = (pad.reshape(-1, 16, 32) * np.arange(1, pad.shape[0] // 16 + 1)[:, None, None]).sum(0)
+        np.testing.assert_allclose(k(a), ref, rtol=1e-5, atol=1e-4)
+    nvrtc_check(pipelined_parallel_kernel(stages))
+
+
+@functools.cache
+def pipelined_slices_kernel():
+    """Two producers filling the two halves of one 3-D shared buffer, consumed by a copy into a
+    fragment and a T.Parallel loop."""
+
+    @T.prim_func
+    def halves(A: T.Tensor((128, 64), "float16"), B: T.Tensor((128, 64), "float16"), O: T.Tensor((16, 32), "float32")):
+        with T.Kernel(1, threads=64) as _:
+            s = T.alloc_shared((2, 16, 32), "float16")
+            f = T.alloc_fragment((16, 32), "float32")
+            g = T.alloc_fragment((16, 32), "float32")
+            T.clear(g)
+            for k in T.Pipelined(8, num_stages=3):
+                T.copy(A[k * 16:(k + 1) * 16, 0:32], s[0, :, :])
+                T.copy(B[k * 16:(k + 1) * 16, 32:64], s[1, :, :])
+                T.copy(s[0, :, :], f)
+                for i, j in T.Parallel(16, 32):
+                    g[i, j] += f[i, j] * s[1, i, j]
+            T.copy(g, O)
+
+    return halves
+
+
+def test_pipelined_copies_into_slices_of_one_buffer(rng):
+    a = rng.standard_normal((128, 64)).astype(np.float16)
+    b = rng.standard_normal((128, 64)).astype(np.float16)
+    o = emu(pipelined_slices_kernel(), out_idx=[2])(a, b)
+    ref = (a[:, :32].astype(np.float32) * b[:, 32:].astype(np.float32)).reshape(8, 16, 32).sum(0)
+    np.testing.assert_allclose(o, ref, rtol=1e-5, atol=1e-5)
+    nvrtc_check(pipelined_slices_kernel(), expect=("LDGSTS",))
+
+
+@functools.cache
+def two_kernels():
+    @T.prim_func
+    def twice(A: T.Tensor((64,), "float32"), B: T.Tensor((64,), "float32"), C: T.Tensor((4,), "float32")):
+        with T.Kernel(4, threads=32) as bx:
+            f = T.alloc_fragment((16,), "float32")
+            T.copy(A[bx * 16], f)
+            for i in T.Parallel(16):
+                f[i] = f[i] * f[i]
+            T.copy(f, B[bx * 16])
+        with T.Kernel(1, threads=32) as _:  # runs after the first kernel: sees all of B
+            s = T.alloc_fragment((4, 16), "float32")
+            r = T.alloc_fragment((4,), "float32")
+            for i, j in T.Parallel(4, 16):
+                s[i, j] = B[i * 16 + j]
+            T.reduce_sum(s, r, dim=1)
+            T.copy(r, C)
+
+    return twice
+
+
+def test_kernels_run_in_order(rng):
+    a = rng.standard_normal(64).astype(np.float32)
+    b, c = emu(two_kernels(), out_idx=[1, 2])(a)
+    np.testing.assert_allclose(b, a * a, rtol=1e-6)
+    np.testing.assert_allclose(c, (a * a).reshape(4, 16).sum(1), rtol=1e-5)
+    nvrtc_check(two_kernels())
+
+
+@functools.cache
+def narrowing_kernel():
+    @T.prim_func
+    def narrow(A: T.Tensor((32, 32), "float32"), H: T.Tensor((32, 32), "float16"), Bf: T.Tensor((32, 32), "bfloat16"),
+               I: T.Tensor((32, 32), "int8")):
+        with T.Kernel(1, threads=128) as _:
+            f = T.alloc_fragment((32, 32), "float32")
+            s = T.alloc_shared((32, 32), "float32")
+            h = T.alloc_shared((32, 32), "float16")
+            T.copy(A, f)
+            T.copy(f, H)  # fragment f32 -> global f16
+            T.copy(f, s)
+            T.copy(s, Bf)  # shared f32 -> global bf16
+            T.copy(f, h)  # fragment f32 -> shared f16
+            for i, j in T.Parallel(32, 32):
+                I[i, j] = T.cast(T.clamp(h[i, j] * 10, -128, 127), "int8")
+
+    return narrow
+
+
+def test_narrowing_conversions_in_copies(rng):
+    a = (rng.standard_normal((32, 32)) * 4).astype(np.float32)
+    h, bf, i8 = emu(narrowing_kernel(), out_idx=[1, 2, 3])(a)
+    np.testing.assert_array_equal(h, a.astype(np.float16))
+    np.testing.assert_array_equal(bf.astype(np.float32), a.astype(ml_dtypes.bfloat16).astype(np.float32))
+    ref = np.clip(a.astype(np.float16).astype(np.float32) * 10, -128, 127).astype(np.int8)
+    assert np.abs(i8.astype(np.int32) - ref.astype(np.int32)).max() <= 1
+    nvrtc_check(narrowing_kernel())
+
+
+def test_shared_memory_limit_is_a_clear_error():
+    @T.prim_func
+    def huge(A: T.Tensor((256, 256), "float32")):
+        with T.Kernel(1, threads=128) as _:
+            s = T.alloc_shared((256, 256), "float32")
+            t = T.alloc_shared((256, 256), "float32")
+            T.copy(A, s)
+            T.copy(s, t)
+            T.copy(t, A)
+
+    with pytest.raises(tilewise.CompileError, match=r"needs 524288 bytes of shared memory but sm_80 allows 166912"):
+        emu(huge)
+
+
+@functools.cache
+def shared_views_kernel():
+    @T.prim_func
+    def views(A: T.Tensor((4, 8), "float32"), B: T.Tensor((32,), "float32"), C: T.Tensor((4, 8), "int32")):
+        with T.Kernel(1, threads=64) as _:
+            pad = T.alloc_shared((3,), "float32")  # the viewed tile does not start at byte 0
+            s = T.alloc_shared((4, 8), "float32")
+            T.fill(pad, 0)
+            T.copy(A, s)
+            s2 = T.reshape(s, (8, 4))
+            bits = T.view(s, dtype="int32")
+            for i, j in T.Parallel(8, 4):
+                s2[i, j] = s2[i, j] + 1  # writes through the view ...
+            for i in T.Parallel(32):
+                B[i] = s[i // 8, i % 8] + pad[i % 3]  # ... are seen through the root
+            for i, j in T.Parallel(4, 8):
+                C[i, j] = bits[i, j]
+
+    return views
+
+
+def test_views_of_shared_tiles(rng):
+    a = rng.standard_normal((4, 8)).astype(np.float32)
+    b, c = emu(shared_views_kernel(), out_idx=[1, 2])(a)
+    np.testing.assert_array_equal(b, a.ravel() + 1)
+    np.testing.assert_array_equal(c, (a + 1).view(np.int32))
+    nvrtc_check(shared_views_kernel())
+
+
+def test_views_of_swizzled_tiles_are_refused():
+    @T.prim_func
+    def swizzled_view(A: T.Tensor((64, 32), "float16"), C: T.Tensor((64, 64), "float32")):
+        with T.Kernel(1, threads=128) as _:
+            a = T.alloc_shared((64, 32), "float16")
+            flat = T.reshape(a, (2048,))
+            c = T.alloc_fragment((64, 64), "float32")
+            T.copy(A, a)
+            flat[0] = T.float16(0)
+            T.clear(c)
+            T.gemm(a, a, c, transpose_B=True)
+            T.copy(c, C)
+
+    with pytest.raises(tilewise.CompileError, match="view of the shared buffer a, and a is stored swizzled for T.gemm"):
+        emu(swizzled_view)
+
+
+def test_refusals_name_the_problem():
+    n = T.symbolic("n")
+
+    @T.prim_func
+    def dynamic_parallel(A: T.Tensor((n,), "float32")):
+        with T.Kernel(1, threads=32) as _:
+            for i in T.Parallel(n):
+                A[i] = 0
+
+    with pytest.raises(tilewise.CompileError, match="T.Parallel extents must be compile-time constants on the CUDA"):
+        emu(dynamic_parallel)
+
+    @T.prim_func
+    def custom_fragment(A: T.Tensor((32,), "float32")):
+        with T.Kernel(1, threads=32) as _:
+            f = T.alloc_fragment((32,), "float32")
+            T.annotate_layout({f: T.Fragment((32,), forward_thread_fn=lambda i: i, forward_index_fn=lambda i: 0)})
+            T.copy(A, f)
+            T.copy(f, A)
+
+    with pytest.raises(tilewise.CompileError, match="custom T.Fragment layouts for f are not supported on the CUDA"):
+        emu(custom_fragment)
+
+    @T.prim_func
+    def odd_threads(A: T.Tensor((16, 16), "float16"), C: T.Tensor((16, 16), "float32")):
+        with T.Kernel(1, threads=48) as _:
+            a = T.alloc_shared((16, 16), "float16")
+            c = T.alloc_fragment((16, 16), "float32")
+            T.copy(A, a)
+            T.gemm(a, a, c, clear_accum=True)
+            T.copy(c, C)
+
+    with pytest.raises(tilewise.CompileError, match="needs a multiple of 32 threads, the kernel has 48"):
+        emu(odd_threads)
+
+    @T.prim_func
+    def distributed_read(A: T.Tensor((8, 32), "float32"), B: T.Tensor((32,), "float32")):
+        with T.Kernel(1, threads=64) as _:
+            f = T.alloc_fragment((8, 32), "float32")
+            T.copy(A, f)
+            for j in T.Parallel(32):
+                B[j] = f[3, j]  # row 3 lives in other threads than the loop's partition gives
+
+    with pytest.raises(tilewise.CompileError, match="layout conflict for fragment f: the T.Parallel loop makes thread"):
+        emu(distributed_read)

@@ -36,9 +36,10 @@ def np_combine(old, red, kind):
 # (source dtype, accumulator dtype, tile rows, tile columns, threads, source scope)
 REDUCE_CONFIGS = {
     "f32-frag-128": ("float32", "float32", 32, 64, 128, "fragment"),
-    "f16-frag-64-ragged": ("float16", "float32", 24, 40, 64, "fragment"),  # replicated threads
+    "f16-frag-64-ragged": ("float16", "float32", 24, 40, 64, "fragment"),  # 40 columns: 8-wide chunks won't do
     "f32-frag-256-crosswarp": ("float32", "float32", 8, 64, 256, "fragment"),  # dim 0 spans warps
     "i8-frag-96": ("int8", "int32", 12, 16, 96, "fragment"),  # 3 warps: non power of two
+    "f32-frag-96-radix12": ("float32", "float32", 12, 32, 96, "fragment"),  # 12 threads share a column
     "f32-shared-128": ("float32", "float32", 16, 48, 128, "shared"),
 }
 
@@ -108,9 +109,36 @@ def test_reduce_every_kind_dim_and_clear(config, rng):
             np.testing.assert_allclose(os_[q], r1, err_msg=f"{kind} shared", **tol)
 
 
-@pytest.mark.parametrize("config", ["f32-frag-256-crosswarp", "i8-frag-96", "f32-shared-128"])
+@pytest.mark.parametrize("config", sorted(REDUCE_CONFIGS))
 def test_reduce_compiles_clean(config):
-    nvrtc_check(reduce_kernel(config), expect=("SHFL",) if "crosswarp" in config else ())
+    nvrtc_check(reduce_kernel(config))
+
+
+@functools.cache
+def crosswarp_kernel():
+    """Column sums whose threads span warps (through shared memory) and row maxima by shuffles."""
+
+    @T.prim_func
+    def crosswarp(A: T.Tensor((8, 64), "float32"), S: T.Tensor((64,), "float32"), X: T.Tensor((8,), "float32")):
+        with T.Kernel(1, threads=256) as _:
+            a = T.alloc_fragment((8, 64), "float32")
+            s = T.alloc_fragment((64,), "float32")
+            x = T.alloc_fragment((8,), "float32")
+            T.copy(A, a)
+            T.reduce_sum(a, s, dim=0)
+            T.reduce_max(a, x, dim=1)
+            T.copy(s, S)
+            T.copy(x, X)
+
+    return crosswarp
+
+
+def test_cross_warp_reduction_compiles_clean(rng):
+    a = rng.standard_normal((8, 64)).astype(np.float32)
+    s, x = emu(crosswarp_kernel(), out_idx=[1, 2])(a)
+    np.testing.assert_allclose(s, a.sum(0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(x, a.max(1))
+    nvrtc_check(crosswarp_kernel(), expect=("SHFL", "BAR"))
 
 
 @functools.cache
@@ -204,6 +232,46 @@ def test_cumsum_shared(rng):
     nvrtc_check(cumsum_kernel())
 
 
+@functools.cache
+def fragment_cumsum_kernel():
+    @T.prim_func
+    def fscan(A: T.Tensor((16, 48), "float32"), X: T.Tensor((6, 9), "int32"), O: T.Tensor((4, 16, 48), "float32"),
+              RX: T.Tensor((2, 9), "int32")):
+        with T.Kernel(1, threads=128) as _:
+            a = T.alloc_fragment((16, 48), "float32")
+            b = T.alloc_fragment((16, 48), "float32")
+            s = T.alloc_shared((16, 48), "float32")
+            x = T.alloc_shared((6, 9), "int32")
+            rs = T.alloc_fragment((2, 9), "int32")
+            for _rep in T.serial(2):  # twice: the scratch tiles are reused safely
+                T.copy(A, a)
+                T.cumsum(a, dim=1)  # in place in registers
+                T.copy(a, O[0])
+                T.copy(A, a)
+                T.cumsum(a, b, dim=0, reverse=True)  # fragment -> fragment
+                T.copy(b, O[1])
+                T.copy(A, s)
+                T.cumsum(s, b, dim=1, reverse=True)  # shared -> fragment
+                T.copy(b, O[2])
+                T.cumsum(a, s, dim=0)  # fragment -> shared
+                T.copy(s, O[3])
+            T.copy(X, x)
+            T.cumsum(x[1:3, :], rs, dim=1)
+            T.copy(rs, RX)
+
+    return fscan
+
+
+def test_cumsum_of_fragments(rng):
+    a = rng.standard_normal((16, 48)).astype(np.float32)
+    x = rng.integers(-1000, 1000, size=(6, 9)).astype(np.int32)
+    o, rx = emu(fragment_cumsum_kernel(), out_idx=[2, 3])(a, x)
+    for q, (dim, reverse) in enumerate(((1, False), (0, True), (1, True), (0, False))):
+        np.testing.assert_allclose(o[q], np_cumsum(a, dim, reverse), rtol=1e-5, atol=1e-5, err_msg=str(q))
+    np.testing.assert_array_equal(rx, np.cumsum(x[1:3], 1))
+    nvrtc_check(fragment_cumsum_kernel())
+
+
 # ------------------------------------------------------------------------------- atomics
 
 
@@ -250,7 +318,7 @@ def test_split_k_gemm_atomics(dtype, out_dtype, form, tol, rng):
     np.testing.assert_allclose(c.astype(np.float64), ref, atol=tol * np.abs(ref).max(), rtol=tol)
     if form == "tile":
         # bfloat16 global atomics are a compare-and-swap loop before sm_90
-        nvrtc_check(split_k_gemm(dtype, out_dtype, form), expect=("HMMA", ("RED", "REDG", "ATOMG")))
+        nvrtc_check(split_k_gemm(dtype, out_dtype, form), expect=("HMMA", ("RED", "REDG", "ATOMG", "ATOM")))
 
 
 BLOCKS = 8
@@ -315,21 +383,33 @@ def test_atomics_tile_element_shared_and_edges(rng):
     nvrtc_check(atomic_kernel(), expect=(("RED", "REDG"), "ATOMS"))
 
 
+@functools.cache
+def shared_atomic_kernel():
+    @T.prim_func
+    def histogram(V: T.Tensor((64,), "int32"), O: T.Tensor((4,), "int32")):
+        with T.Kernel(1, threads=64) as _:
+            s = T.alloc_shared((4,), "int32")
+            T.clear(s)
+            for i in T.Parallel(64):
+                T.atomic_add(s[V[i] % 4], 1)  # element atomics into shared memory ...
+            T.copy(s, O)  # ... must be complete (a barrier) before anyone reads s
+
+    return histogram
+
+
+def test_barrier_after_element_atomics_on_shared_memory(rng):
+    v = rng.integers(0, 100, size=64).astype(np.int32)
+    k = emu(shared_atomic_kernel(), out_idx=[1])
+    np.testing.assert_array_equal(np.asarray(k(v)), np.bincount(v % 4, minlength=4))
+    # the emulator does not report a plain read after an unsynchronised atomic: check the code
+    body = k.get_kernel_source().split("atomic_add", 1)[1]
+    assert body.index("__syncthreads()") < body.index("copy_vec"), body
+
+
 # ------------------------------------------------------------------------------- refusals
 
 
 def test_refusals_name_the_problem():
-    @T.prim_func
-    def frag_scan(A: T.Tensor((8, 8), "float32")):
-        with T.Kernel(1, threads=32) as _:
-            f = T.alloc_fragment((8, 8), "float32")
-            T.copy(A, f)
-            T.cumsum(f, dim=1)
-            T.copy(f, A)
-
-    with pytest.raises(tilewise.CompileError, match="T.cumsum on fragments is not supported on the CUDA target"):
-        emu(frag_scan)
-
     @T.prim_func
     def frag_to_shared(A: T.Tensor((8, 8), "float32"), R: T.Tensor((8,), "float32")):
         with T.Kernel(1, threads=32) as _:
@@ -341,3 +421,16 @@ def test_refusals_name_the_problem():
 
     with pytest.raises(tilewise.CompileError, match="reduce into a fragment, then T.copy it"):
         emu(frag_to_shared)
+
+    @T.prim_func
+    def into_a_row(A: T.Tensor((8, 8), "float32"), R: T.Tensor((2, 8), "float32")):
+        with T.Kernel(1, threads=32) as _:
+            f = T.alloc_fragment((8, 8), "float32")
+            rows = T.alloc_fragment((2, 8), "float32")
+            T.copy(A, f)
+            T.reduce_sum(f, rows[1, :], dim=1)
+            T.copy(rows, R)
+
+    with pytest.raises(tilewise.CompileError, match="T.reduce: on the CUDA target a fragment operand must be the whole "
+                                                    "fragment rows"):
+        emu(into_a_row)

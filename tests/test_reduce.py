@@ -256,14 +256,21 @@ def test_reduce_type_limits(limits_kernel, rng):
     np.testing.assert_array_equal(ru, u.min(1))
     np.testing.assert_array_equal(rfmax, f.max(1))
     np.testing.assert_array_equal(rfmin, f.min(0))
-    # float16 accumulation rounds after every step
-    acc = np.float16(0)
+    # float16 accumulation rounds after every step; a row longer than 32 is folded as a warp
+    # would: 32 lanes take every 32nd value, then combine pairwise
+    def add(a, b):
+        return np.float16(np.float32(a) + np.float32(b))
+
     ref = []
     for row in h:
-        acc = np.float16(0)
-        for v in row:
-            acc = np.float16(np.float32(acc) + np.float32(v))
-        ref.append(acc)
+        lanes = list(row[:32])
+        for i in range(32, len(row)):
+            lanes[i % 32] = add(lanes[i % 32], row[i])
+        w = 16
+        while w:
+            lanes[:w] = [add(lanes[k], lanes[k + w]) for k in range(w)]
+            w //= 2
+        ref.append(add(np.float16(0), lanes[0]))
     np.testing.assert_array_equal(rh, np.array(ref, dtype=np.float16))
     np.testing.assert_array_equal(rb.astype(np.float32), np.abs(b.astype(np.float32)).max(0))
     np.testing.assert_array_equal(rbo, bo.sum(1))

@@ -3,14 +3,19 @@ __version__ = "0.1.0"
 
 from . import (
     language,  # noqa: E402
+    math,  # noqa: E402
     testing,  # noqa: E402
+    utils,  # noqa: E402
 )
 from .autotuner import autotune  # noqa: E402
 from .errors import CompileError, InternalError  # noqa: E402
 from .jit import JITKernel, cached, compile, jit, lower  # noqa: E402
+from .math import cdiv  # noqa: E402
 from .profiler import Profiler, TensorSupplyType  # noqa: E402
+from .transform import PassConfigKey  # noqa: E402
 
 __all__ = [
-    "CompileError", "InternalError", "JITKernel", "Profiler", "TensorSupplyType", "__version__",
-    "autotune", "cached", "compile", "jit", "language", "lower", "testing",
+    "CompileError", "InternalError", "JITKernel", "PassConfigKey", "Profiler", "TensorSupplyType",
+    "__version__", "autotune", "cached", "cdiv", "compile", "jit", "language", "lower", "math", "testing",
+    "utils",
 ]  # fmt: skip

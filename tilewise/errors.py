@@ -9,8 +9,9 @@ from .ir.span import Span, current_span
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
-class CompileError(Exception):
-    """An invalid program: carries the user's file:line and the source line."""
+class CompileError(ValueError):
+    """An invalid program: carries the user's file:line and the source line. A ValueError, as
+    TileLang's compile-time rejections are, so `except ValueError` code keeps working."""
 
     def __init__(self, message: str, span: Span | None = None, extra_spans: tuple = ()):
         self.span = span if span is not None else (current_span() or _user_frame_span())

@@ -452,7 +452,7 @@ class Compiler:
             o = off if np.ndim(off) == 0 else off[lanes]
             typed[lanes, o] = v if np.ndim(v) == 0 else v[lanes]
             if storage.init is not None:
-                storage.init[lanes[:, None], (o * esize)[..., None] + np.arange(esize)] = True
+                storage.init[lanes[:, None], (np.asarray(o) * esize)[..., None] + np.arange(esize)] = True
 
         return store
 

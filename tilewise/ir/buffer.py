@@ -36,6 +36,8 @@ class Buffer:
         self.span = span if span is not None else current_span()
         self.auto_named = False  # set by T.alloc_*: the parser renames it on assignment
         self.byte_offset = 0  # for views: where this buffer starts inside `base` (shared memory planning)
+        # element strides of a T.StridedTensor parameter; None means row-major
+        self.explicit_strides: tuple | None = None
 
     # identity semantics: two buffers are the same only if they are the same object
     __hash__ = object.__hash__
@@ -67,7 +69,10 @@ class Buffer:
         return n
 
     def strides(self) -> tuple:
-        """Row-major strides in elements (ints where static, expressions where dynamic)."""
+        """Strides in elements (ints where static, expressions where dynamic): row-major unless
+        the buffer is a T.StridedTensor parameter."""
+        if self.explicit_strides is not None:
+            return self.explicit_strides
         out = []
         s = 1
         for d in reversed(self.shape):
@@ -89,6 +94,12 @@ class Buffer:
                 f"buffer {self.name} has {self.ndim} dimensions but is indexed with {len(key)}"
             )
         return BufferLoad(self, tuple(_index(k) for k in key))
+
+    @property
+    def data(self) -> BufferData:
+        """The storage handle (TileLang's `buf.data`): `T.Tensor(shape, dtype, buf.data)` is a
+        view of this buffer's storage with another shape."""
+        return BufferData(self)
 
     def load_var(self) -> BufferLoad:
         return BufferLoad(self, (Const(0, _dt.int32),))
@@ -193,6 +204,16 @@ def _index(k) -> Expr:
 
         raise CompileError(f"index {e} has type {e.dtype}; indices must be integers")
     return e
+
+
+class BufferData:
+    """What `buf.data` gives: a handle to a buffer's storage, for declaring views of it."""
+
+    def __init__(self, buffer: Buffer):
+        self.buffer = buffer
+
+    def __repr__(self) -> str:
+        return f"{self.buffer.name}.data"
 
 
 class BufferRegion:

@@ -260,7 +260,10 @@ def func_str(f: PrimFunc) -> str:
             _namers.pop()
     params = []
     for x in f.params:
-        if isinstance(x, Buffer):
+        if isinstance(x, Buffer) and x.explicit_strides is not None:
+            params.append(f"{var_name(x)}: T.StridedTensor({_shape(x.shape)}, {_shape(x.explicit_strides)}, "
+                          f"{x.dtype.name!r})")
+        elif isinstance(x, Buffer):
             params.append(f"{var_name(x)}: T.Tensor({_shape(x.shape)}, {x.dtype.name!r})")
         else:
             params.append(f"{var_name(x)}: T.{x.dtype.name}")

@@ -168,13 +168,14 @@ class PrimFunc:
         return PrimFunc(self.name, self.params, body, self.attrs, self.span)
 
     def dynamic_vars(self) -> list[Var]:
-        """Symbolic dimensions in parameter shapes, in order of first appearance."""
+        """Symbolic dimensions in parameter shapes (and T.StridedTensor strides), in order of first
+        appearance."""
         from .visitor import collect_vars
 
         seen: dict[int, Var] = {}
         for p in self.params:
             if isinstance(p, Buffer):
-                for d in p.shape:
+                for d in (*p.shape, *(p.explicit_strides or ())):
                     if isinstance(d, Expr):
                         for v in collect_vars(d):
                             seen.setdefault(v.uid, v)

@@ -122,6 +122,8 @@ class ArgBinder:
                 raise ValueError(f"argument {name}: dimension {k} is {want}, which no argument's shape determines")
             if int(v.value) != got:
                 raise ValueError(f"argument {name}: dimension {k} should be {want} = {v.value}, found {got}")
+        if not any(isinstance(params[i], Buffer) for i in self.in_idx):
+            use_torch = _torch_importable()  # nothing to take the kind from: torch, as in TileLang
         outputs = []
         for i in self.out_idx:
             p = params[i]
@@ -136,6 +138,11 @@ class ArgBinder:
                         f"cannot allocate output {p.name}: its dimension {d} is not determined by the inputs"
                     )
                 shape.append(int(v.value))
+            if p.explicit_strides is not None:
+                raise ValueError(
+                    f"cannot allocate output {p.name}: it is a T.StridedTensor; pass it as an argument "
+                    "instead of listing it in out_idx"
+                )
             out = _alloc(shape, p.dtype, use_torch, self.device)
             arrays[i] = out
             outputs.append(out)
@@ -192,12 +199,37 @@ class ArgBinder:
             else:
                 # an expression of dynamic dims: checked once all inputs have bound their variables
                 deferred.append((name, k, want, got))
-        if not _contiguous(a):
+        if p.explicit_strides is not None:
+            self._check_strides(p, a, values, deferred)
+        elif not _contiguous(a):
             raise ValueError(
                 f"argument {name}: the kernel needs a contiguous row-major array, found strides "
                 f"{_strides(a)}; pass a contiguous copy (.contiguous() / np.ascontiguousarray)"
             )
         return a
+
+    def _check_strides(self, p: Buffer, a, values, deferred):
+        """A T.StridedTensor argument: its element strides must be the declared ones (binding
+        symbolic strides); dimensions of extent 1 may have any stride."""
+        got_all = _strides(a)
+        for k, (want, got, n) in enumerate(zip(p.explicit_strides, got_all, a.shape)):
+            if n == 1 and isinstance(want, int):
+                continue
+            if isinstance(want, int):
+                if want != got:
+                    raise ValueError(
+                        f"argument {p.name}: expected strides {_shape_str(p.explicit_strides)}, found "
+                        f"{got_all} (dimension {k})"
+                    )
+            elif isinstance(want, Var):
+                if want in values and values[want] != got:
+                    raise ValueError(
+                        f"argument {p.name}: stride {k} is {want.name}={values[want]} from an earlier argument, "
+                        f"found {got}"
+                    )
+                values[want] = got
+            else:
+                deferred.append((p.name, k, want, got))
 
     def _check_scalar(self, p, a):
         dt = p.dtype
@@ -226,6 +258,14 @@ class ArgBinder:
         if ct is None:
             raise TypeError(f"argument {p.name}: scalar parameters of type {dt} are not supported")
         return ct(a)
+
+
+def _torch_importable() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _const(v):
@@ -262,8 +302,8 @@ def _alloc(shape, dt: DataType, use_torch: bool, device: str):
     if use_torch:
         import torch
 
-        return torch.zeros(shape, dtype=torch_dtype(dt), device="cuda" if device == "cuda" else "cpu")
-    return np.zeros(shape, dtype=dt.numpy)
+        return torch.empty(shape, dtype=torch_dtype(dt), device="cuda" if device == "cuda" else "cpu")
+    return np.empty(shape, dtype=dt.numpy)
 
 
 def data_ptr(a) -> int:

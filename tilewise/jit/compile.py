@@ -3,21 +3,11 @@ from __future__ import annotations
 
 from ..ir.buffer import Buffer
 from ..ir.stmt import PrimFunc
+from ..transform.pass_config import PassConfigKey, plain_keys
 from .kernel import JITKernel
 from .target import parse_target, resolve_backend
 
-KNOWN_PASS_CONFIGS = {
-    "tl.disable_thread_storage_sync",
-    "tl.disable_tma_lower",
-    "tl.disable_warp_specialized",
-    "tir.disable_vectorize",
-    "tl.disable_safe_memory_legalize",
-    "tl.disable_dynamic_tail_split",
-    "tl.dynamic_alignment",
-    "tl.enable_fast_math",
-    "tl.config_index_bitwidth",
-    "tl.disable_fast_math",
-}
+KNOWN_PASS_CONFIGS = {k.value for k in PassConfigKey}
 
 
 def normalize_out_idx(func: PrimFunc, out_idx) -> list[int]:
@@ -72,6 +62,7 @@ def _check_configs(pass_configs) -> dict:
         return {}
     if not isinstance(pass_configs, dict):
         raise TypeError("pass_configs must be a dict")
+    pass_configs = plain_keys(pass_configs)
     for k in pass_configs:
         if k not in KNOWN_PASS_CONFIGS:
             raise ValueError(f"unknown pass config {k!r}; known: {', '.join(sorted(KNOWN_PASS_CONFIGS))}")

@@ -38,15 +38,50 @@ class JITFactory:
         key = self._key(args, kwargs)
         k = self._kernels.get(key)
         if k is None:
-            func = self.factory(*args, **kwargs)
-            if not isinstance(func, PrimFunc):
-                raise TypeError(
-                    f"@tilewise.jit: {self.factory.__name__}(...) must return a @T.prim_func, "
-                    f"got {type(func).__name__}"
-                )
-            k = _compile(func, **self.compile_kwargs)
+            k = _compile(self._build(args, kwargs), **self.compile_kwargs)
             self._kernels[key] = k
         return k
+
+    def _build(self, args, kwargs) -> PrimFunc:
+        func = self.factory(*args, **kwargs)
+        if not isinstance(func, PrimFunc):
+            raise TypeError(
+                f"@tilewise.jit: {self.factory.__name__}(...) must return a @T.prim_func, "
+                f"got {type(func).__name__}"
+            )
+        return func
+
+    def par_compile(self, configs, num_workers: int | None = None, ignore_error: bool = False) -> list:
+        """Kernels for many argument sets at once (TileLang's par_compile): each config is a tuple
+        of positional arguments or a dict of keyword arguments. The factories run here, one after
+        another (parsing is not thread-safe); the compilations overlap in threads, since most of
+        their time is spent in the C++ / NVRTC compiler. With ignore_error a failing config gives
+        None instead of raising."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        calls = [((), dict(c)) if isinstance(c, dict) else (tuple(c), {}) for c in configs]
+        keys, jobs = [], {}
+        for args, kwargs in calls:
+            key = self._key(args, kwargs)
+            keys.append(key)
+            if key in self._kernels or key in jobs:
+                continue
+            try:
+                jobs[key] = self._build(args, kwargs)
+            except Exception as e:  # noqa: BLE001 - reported per config below
+                if not ignore_error:
+                    raise
+                jobs[key] = e
+        todo = {k: f for k, f in jobs.items() if isinstance(f, PrimFunc)}
+        with ThreadPoolExecutor(max_workers=max(1, num_workers or 4)) as pool:
+            futures = {k: pool.submit(_compile, f, **self.compile_kwargs) for k, f in todo.items()}
+        for k, fut in futures.items():
+            try:
+                self._kernels[k] = fut.result()
+            except Exception:
+                if not ignore_error:
+                    raise
+        return [self._kernels.get(k) for k in keys]
 
 
 def jit(func=None, *, out_idx=None, target="auto", execution_backend="auto", pass_configs=None,

@@ -19,6 +19,8 @@ from ..ir.dtype import (
     uint64,
 )
 from ..ir.dtype import bool_ as bool
+from ..ir.expr import Expr as PrimExpr
+from ..ir.expr import Var
 from ..layout import Fragment, Layout
 from ..tileop.atomic_add import atomic_add, atomic_max, atomic_min
 from ..tileop.copy import copy
@@ -31,6 +33,7 @@ from .alloc import (
     FragmentBuffer,
     LocalBuffer,
     SharedBuffer,
+    StridedTensor,
     Tensor,
     alloc_buffer,
     alloc_fragment,
@@ -42,7 +45,7 @@ from .alloc import (
     symbolic,
     view,
 )
-from .annotate import annotate_layout, use_swizzle
+from .annotate import annotate_layout, annotate_safe_value, disable_warp_group_reg_alloc, use_swizzle
 from .any_all import all_of, any_of
 from .loops import (
     Kernel,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..errors import CompileError
-from ..ir.buffer import Buffer
+from ..ir.buffer import Buffer, BufferData
 from ..ir.dtype import as_dtype
 from ..ir.expr import Expr, Var, as_expr, const_value
 from ..ir.stmt import Allocate
@@ -59,9 +59,12 @@ class TensorAnnotation:
             self.scope = scope
         self.shape = _shape(shape, "T.Tensor", static=False)
         self.dtype = _dtype(dtype, "T.Tensor")
+        self.strides = _strides(strides, self.shape)
 
     def make(self, name: str) -> Buffer:
-        return Buffer(name, self.shape, self.dtype, self.scope)
+        buf = Buffer(name, self.shape, self.dtype, self.scope)
+        buf.explicit_strides = self.strides
+        return buf
 
     def check(self, name: str, value) -> None:
         """Checks a macro argument against this annotation."""
@@ -72,12 +75,37 @@ class TensorAnnotation:
             raise CompileError(f"macro parameter {name} expects a {self.scope} buffer, got {value.scope} buffer {value.name}")
 
 
+def _strides(strides, shape):
+    """Element strides of a T.StridedTensor, or None when they are the row-major ones."""
+    if strides is None:
+        return None
+    what = "T.StridedTensor"
+    strides = _shape(strides, what, static=False)
+    if len(strides) != len(shape):
+        raise CompileError(f"{what}: {len(strides)} strides for {len(shape)} dimensions")
+    for st in strides:
+        if isinstance(st, int) and st < 1:
+            raise CompileError(f"{what}: strides must be positive, got {st}")
+    row_major = []
+    s = 1
+    for d in reversed(shape):
+        row_major.append(s)
+        s = s * d if isinstance(s, int) and isinstance(d, int) else None
+    row_major.reverse()
+    if all(isinstance(a, int) and a == b for a, b in zip(strides, row_major)):
+        return None
+    return strides
+
+
 class _AnnotationFactory:
     def __init__(self, scope: str, label: str):
         self.scope = scope
         self.label = label
 
-    def __call__(self, shape, dtype="float32", **kwargs):
+    def __call__(self, shape, dtype="float32", data=None, **kwargs):
+        if isinstance(data, BufferData):
+            # `T.Tensor(shape, dtype, buf.data)` inside a kernel: a view of buf's storage
+            return view(data.buffer, shape, dtype)
         ann = TensorAnnotation(shape, dtype, scope=self.scope, **kwargs)
         return ann
 
@@ -88,6 +116,21 @@ class _AnnotationFactory:
         raise CompileError(f"{self.label}[shape, dtype] expected")
 
 
+class _StridedFactory:
+    """`T.StridedTensor(shape, strides, dtype)`: a global tensor parameter whose elements are
+    `strides` apart (in elements), such as a column slice of a wider tensor; strides may be
+    symbolic (T.dynamic), bound from the argument at call time."""
+
+    def __call__(self, shape, strides, dtype="float32"):
+        return TensorAnnotation(shape, dtype, strides=strides)
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple) and len(key) == 3:
+            return self(*key)
+        raise CompileError("T.StridedTensor[shape, strides, dtype] expected")
+
+
+StridedTensor = _StridedFactory()
 Tensor = _AnnotationFactory("global", "T.Tensor")
 Buffer_ = Tensor
 SharedBuffer = _AnnotationFactory("shared", "T.SharedBuffer")

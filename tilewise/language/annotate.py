@@ -27,8 +27,14 @@ def annotate_layout(layout_map: dict) -> None:
             raise CompileError(
                 f"T.annotate_layout: the layout of {buf.name} has shape {list(lay.shape)} but the buffer has {list(buf.shape)}"
             )
+        if buf.scope == "global":
+            # Global tensors stay row-major: their layout is what the caller's arrays have. A
+            # layout TileLang would apply to a scratch tensor shared by kernels that all carry
+            # the same annotation changes nothing they compute, so it is accepted and ignored.
+            continue
         checked[buf] = lay
-    emit(Annotation("layout", checked))
+    if checked:
+        emit(Annotation("layout", checked))
 
 
 def use_swizzle(panel_size: int = 8, order: str = "row", enable: bool = True) -> None:
@@ -41,3 +47,29 @@ def use_swizzle(panel_size: int = 8, order: str = "row", enable: bool = True) ->
         raise CompileError(f"T.use_swizzle: panel_size must be a positive int, got {panel_size!r}")
     if enable:
         emit(Annotation("use_swizzle", (panel_size, order)))
+
+
+def annotate_safe_value(value_map: dict) -> None:
+    """`T.annotate_safe_value({A: v})`: loads of global tensor A outside its bounds (in element
+    accesses the compiler cannot prove in range) read v instead of 0."""
+    from ..ir.expr import Const, as_expr
+
+    require_kernel("T.annotate_safe_value")
+    if not isinstance(value_map, dict):
+        raise CompileError("T.annotate_safe_value takes a dict {global tensor: value}")
+    pairs = []
+    for buf, v in value_map.items():
+        if not isinstance(buf, Buffer) or buf.scope != "global":
+            what = buf.name if isinstance(buf, Buffer) else type(buf).__name__
+            raise CompileError(f"T.annotate_safe_value: keys must be global tensors, got {what}")
+        e = as_expr(v, buf.dtype)
+        if not isinstance(e, Const):
+            raise CompileError(f"T.annotate_safe_value: the value for {buf.name} must be a constant, got {v!r}")
+        pairs.append((buf, Const(e.value, buf.dtype)))
+    emit(Annotation("safe_value", tuple(pairs)))
+
+
+def disable_warp_group_reg_alloc() -> None:
+    """TileLang's switch for Hopper register reallocation between warp groups (setmaxnreg);
+    tilewise does not reallocate registers, so there is nothing to disable."""
+    require_kernel("T.disable_warp_group_reg_alloc")

@@ -1,5 +1,6 @@
-"""T.any_of(buf) / T.all_of(buf): whether any / every element of a small local, fragment or shared
-tile is true (non-zero), as a bool expression usable in `if` and T.if_then_else."""
+"""T.any_of(buf) / T.all_of(buf): whether any / every element of a small tile, or of a slice of a
+global tensor (`T.any_of(Mask[by, bx, k, :])`), is true (non-zero), as a bool expression usable in
+`if` and T.if_then_else."""
 from __future__ import annotations
 
 import itertools
@@ -32,8 +33,6 @@ def _fold(buffer, what: str, op) -> Expr:
     else:
         raise CompileError(f"{what}: expected a buffer or a slice of one, got {type(buffer).__name__} {buffer!r}")
     b = region.buffer
-    if b.scope == "global":
-        raise CompileError(f"{what}: {b.name} is a global tensor; copy it into a fragment or local buffer first")
     check_static_region(region, what)
     ext = squeezed(region)
     n = 1

@@ -247,14 +247,39 @@ def truncmod(a, b):
     return a - binary("div", a, b) * b
 
 
-def clamp(x, lo, hi):
-    return min(max(x, lo), hi)
+def clamp(x, lo=None, hi=None, *, min_val=None, max_val=None):
+    """x limited to [lo, hi]; TileLang spells the bounds min_val / max_val. A None bound is open."""
+    lo = min_val if lo is None else lo
+    hi = max_val if hi is None else hi
+    if lo is not None:
+        x = max(x, lo)
+    if hi is not None:
+        x = min(x, hi)
+    return x
 
 
 def dp4a(a, b, c):
-    """c + dot of the four int8 lanes packed in a and b (int32 each)."""
-    a, b, c = as_expr(_v(a)), as_expr(_v(b)), as_expr(_v(c))
+    """c + dot of the four int8 lanes packed in a and b (int32 each). As in TileLang, an 8-bit
+    element `A_local[i, k]` stands for it and the next three along the last axis; and used as a
+    statement with an element `C[i]` as c, `T.dp4a(a, b, C[i])` adds into C[i]."""
+    a, b, c = _dp4a_word(a), _dp4a_word(b), as_expr(_v(c))
     return Call("dp4a", [a, b, c], _dt.int32)
+
+
+def _dp4a_word(x) -> Expr:
+    from ..ir.expr import BufferLoad, Cast
+
+    x = _v(x)
+    if not (isinstance(x, BufferLoad) and x.dtype.bits == 8 and x.dtype.is_int):
+        return as_expr(x)
+    *lead, last = x.indices
+    word = None
+    for k in range(4):
+        e = BufferLoad(x.buffer, [*lead, last + k] if k else x.indices)
+        byte = Cast(Call("reinterpret", [e], _dt.uint8) if x.dtype.is_signed else e, _dt.uint32)
+        part = byte if k == 0 else binary("shl", byte, Const(8 * k, _dt.uint32))
+        word = part if word is None else binary("bitor", word, part)
+    return Call("reinterpret", [word], _dt.int32)
 
 
 def And(*args):

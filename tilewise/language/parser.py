@@ -420,7 +420,11 @@ class Parser:
         if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
             return  # docstring
         v = self.eval(node.value)
-        if isinstance(v, Call):
+        if isinstance(v, Call) and v.name == "dp4a" and isinstance(v.args[2], BufferLoad):
+            # TileLang's statement form accumulates into its third argument
+            acc = v.args[2]
+            self.emit(BufferStore(acc.buffer, acc.indices, v))
+        elif isinstance(v, Call):
             self.emit(Evaluate(v))
 
     def stmt_Return(self, node):
@@ -813,7 +817,9 @@ def _make_param(name, ann, span):
     if isinstance(ann, TensorAnnotation):
         if ann.scope != "global":
             raise CompileError(f"parameter {name}: kernel parameters are global tensors (T.Tensor)", span)
-        return Buffer(name, ann.shape, ann.dtype, "global", span=span)
+        buf = Buffer(name, ann.shape, ann.dtype, "global", span=span)
+        buf.explicit_strides = ann.strides
+        return buf
     if isinstance(ann, (DataType, ScalarAnnotation)):
         return Var(name, as_dtype(ann))
     if isinstance(ann, Var):

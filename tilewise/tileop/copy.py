@@ -53,7 +53,10 @@ class Copy(TileOp):
         src, dst = self.src, self.dst
         fs, fd = src.buffer.scope == "local.fragment", dst.buffer.scope == "local.fragment"
         if not fs and not fd:
-            if src.buffer.scope in ("local", "local.var") or dst.buffer.scope in ("local", "local.var"):
+            # a single element (`T.copy(A[i, j], B[i, j])`, typically inside T.Parallel) is a plain
+            # store that the enclosing loop distributes, as in TileLang
+            single = not squeezed(dst)
+            if single or src.buffer.scope in ("local", "local.var") or dst.buffer.scope in ("local", "local.var"):
                 return cc.per_thread_loops(dst, ctx, lambda idx: cc.guarded_store(
                     dst, idx, cc.guarded_value(src, _match(src, dst, idx), ctx.ranges), ctx.ranges))
             return cc.cooperative_copy(ctx, src, dst, async_copy=getattr(self, "async_copy", False))

@@ -86,8 +86,7 @@ class CumSum(TileOp):
             from . import cuda_common as cc
 
             if src.buffer.scope == "local.fragment" or dst.buffer.scope == "local.fragment":
-                raise CompileError("T.cumsum on fragments is not supported on the CUDA target yet; scan a "
-                                   "shared buffer", self.span)
+                raise CompileError("internal: T.cumsum of a fragment reached the shared-memory scan", self.span)
             if n == 1:
                 return cc.chunk_loop(ctx, _prod([ext[i] for i in kept]), lambda c: first(
                     dict(zip(kept, cc.unflatten(c, [ext[i] for i in kept])))) or seq([]))
@@ -98,7 +97,49 @@ class CumSum(TileOp):
         return loop_nest(ctx, before, ext, row, innermost="serial")
 
     def lower_cuda(self, ctx) -> Stmt:
-        return self.lower_cpu(ctx)
+        """Shared tiles are scanned in place by threads taking whole lines. A line of a fragment
+        is spread over threads, so fragment operands go through shared scratch tiles: every
+        thread stores its registers, the lines are scanned there, and read back into registers."""
+        from ..ir import dtype as _dt
+        from ..ir.buffer import Buffer
+        from ..ir.expr import Call
+        from ..ir.stmt import Allocate, Evaluate
+        from . import cuda_common as cc
+
+        src, dst = self.src, self.dst
+        if src.buffer.scope != "local.fragment" and dst.buffer.scope != "local.fragment":
+            return self.lower_cpu(ctx)
+        scratch: dict = {}
+        allocs: list = []
+
+        def staged(r: BufferRegion) -> BufferRegion:
+            b = r.buffer
+            if b.scope != "local.fragment":
+                return r
+            if b not in scratch:
+                scratch[b] = Buffer(f"{b.name}_scan", b.shape, b.dtype, "shared.dyn", span=b.span)
+                allocs.append(Allocate(scratch[b]))
+            return BufferRegion(scratch[b], r.region)
+
+        def sync() -> Stmt:
+            return Evaluate(Call("syncthreads", [], _dt.handle))
+
+        s2, d2 = staged(src), staged(dst)
+        before, after = [], []
+        if src.buffer.scope == "local.fragment":
+            loc = ctx.local_buffer(src.buffer)
+            before.append(cc.fragment_loop(ctx, src.buffer, lambda v, c: BufferStore(
+                s2.buffer, c, BufferLoad(loc, [v])), writes_memory=True, region=src))
+            before.append(sync())
+        if dst.buffer.scope == "local.fragment":
+            dloc = ctx.local_buffer(dst.buffer)
+            after.append(sync())
+            after.append(cc.fragment_loop(ctx, dst.buffer, lambda v, c: BufferStore(
+                dloc, [v], BufferLoad(d2.buffer, c)), writes_memory=False, region=dst))
+        # the scratch tiles are free again only when every thread is done with them
+        after.append(sync())
+        scan = CumSum(s2, d2, self.dim, self.reverse).lower_cpu(ctx)
+        return seq(allocs + before + [scan] + after)
 
 
 def _prod(xs) -> int:

@@ -92,33 +92,42 @@ class Gemm(TileOp):
         from ..layout.swizzle import make_swizzled_layout
         from ..layout.tv import mma_a_tv, mma_b_tv, mma_c_tv
         from .cuda_common import whole_fragment
-        from .mma_emitter import warp_grid_for
+        from .mma_emitter import has_mma, warp_grid_for
 
         with at(self.span):
             for r in (self.A, self.B, self.C):
                 if r.buffer.scope == "local.fragment":
                     whole_fragment(r, "T.gemm")
+            if not has_mma(self.A.buffer.dtype, self.B.buffer.dtype):
+                for r, what in ((self.A, "A"), (self.B, "B")):
+                    if r.buffer.scope == "local.fragment":
+                        raise CompileError(
+                            f"T.gemm on the CUDA target: {r.buffer.dtype} operands have no tensor-core form, so "
+                            f"{what} ({r.buffer.name}) must be in shared memory, not a fragment")
         M, N, K = self.mnk
         g = warp_grid_for(self, li.threads)
         T = li.threads
         li.set_fragment(self.C.buffer, mma_c_tv(M, N, g.warp_m, g.warp_n, T), self.span)
+        # A transposed register operand (stored K x M) holds the same registers as the plain one:
+        # its layout is the mma layout with the two indices swapped (likewise B stored N x K).
         if self.A.buffer.scope == "local.fragment":
+            tv = mma_a_tv(M, K, g.warp_m, g.warp_n, T, self.A.buffer.dtype.bits)
             if self.trans_A:
-                raise CompileError("T.gemm: a register (fragment) A operand cannot be transposed", self.span)
-            li.set_fragment(self.A.buffer, mma_a_tv(M, K, g.warp_m, g.warp_n, T, self.A.buffer.dtype.bits), self.span)
+                tv = tv.remap((K, M), {0: 1, 1: 0})
+            li.set_fragment(self.A.buffer, tv, self.span)
         else:
             li.set_shared(self.A.buffer, make_swizzled_layout(self.A.buffer))
         if self.B.buffer.scope == "local.fragment":
+            tv = mma_b_tv(K, N, g.warp_m, g.warp_n, T, self.B.buffer.dtype.bits)
             if self.trans_B:
-                raise CompileError("T.gemm: a register (fragment) B operand must be K x N (transpose_B=False)",
-                                   self.span)
-            li.set_fragment(self.B.buffer, mma_b_tv(K, N, g.warp_m, g.warp_n, T, self.B.buffer.dtype.bits), self.span)
+                tv = tv.remap((N, K), {0: 1, 1: 0})
+            li.set_fragment(self.B.buffer, tv, self.span)
         else:
             li.set_shared(self.B.buffer, make_swizzled_layout(self.B.buffer))
 
     def lower_cuda(self, ctx) -> Stmt:
         from .cuda_common import whole_fragment
-        from .mma_emitter import MmaEmitter
+        from .mma_emitter import MmaEmitter, SimtEmitter, has_mma
 
         whole_fragment(self.C, "T.gemm")
         for r in (self.A, self.B):
@@ -127,7 +136,8 @@ class Gemm(TileOp):
         stmts = []
         if self.clear_accum:
             stmts.append(Fill(self.C, Const(0, self.C.buffer.dtype)).lower_cuda(ctx))
-        stmts.append(MmaEmitter(self, ctx).emit())
+        emitter = MmaEmitter if has_mma(self.A.buffer.dtype, self.B.buffer.dtype) else SimtEmitter
+        stmts.append(emitter(self, ctx).emit())
         return seq(stmts)
 
 

@@ -32,6 +32,14 @@ class MmaShape:
         return f"m{self.m}n{self.n}k{self.k}"
 
 
+def has_mma(a: _dt.DataType, b: _dt.DataType) -> bool:
+    """Whether tilewise issues mma.sync for these operand types (else T.gemm falls back to FMAs).
+    float8 has no mma before sm_89, and tilewise does not emit the sm_89+ form yet."""
+    if "float8" in (a.kind, b.kind):
+        return False
+    return (a.bits, b.bits) in ((16, 16), (8, 8)) or (a.name == b.name == "float32")
+
+
 def mma_shape_for(a: _dt.DataType, b: _dt.DataType) -> MmaShape:
     if a.bits == 16 and b.bits == 16:
         return MmaShape(16, 8, 16, 4, 2)
@@ -96,6 +104,28 @@ class MmaEmitter:
             out.append(BufferStore(regs, [base + r], val))
         return seq(out)
 
+    def _packed_regs(self, regs: Buffer, base: Expr, region: BufferRegion, coords, trans: bool,
+                     k_is_col: bool) -> Stmt:
+        """8-bit operands that ldmatrix cannot deliver (it transposes 16-bit elements only): each
+        register packs four consecutive k elements, loaded one by one from shared memory."""
+        from ..ir.expr import BufferLoad, Cast, binary
+        from ..ir.stmt import BufferStore
+
+        out = []
+        for r, (row, col) in enumerate(coords):
+            word = None
+            for b in range(4):
+                at = (row, col + b) if k_is_col else (row + b, col)
+                byte = BufferLoad(region.buffer, self._operand_index(region, at[0], at[1], trans))
+                if byte.dtype.is_signed:
+                    byte = Call("reinterpret", [byte], _dt.uint8)
+                part = Cast(byte, _dt.uint32)
+                if b:
+                    part = binary("shl", part, Const(8 * b, _dt.uint32))
+                word = part if word is None else binary("bitor", word, part)
+            out.append(BufferStore(regs, [base + r], word))
+        return seq(out)
+
     def load_a(self, regs: Buffer, ki: Expr) -> Stmt:
         """ldmatrix.x4 of the warp's A tiles for k step ki into regs[mi * 4 ...]."""
         op, lane = self.op, self.lane
@@ -117,9 +147,13 @@ class MmaEmitter:
             col = kk + (lane // 16) * col_block
             idx = self._operand_index(op.A, row, col, False)
             trans = False
+        elif op.A.buffer.dtype.bits == 8:
+            g, q = lane // 4, lane % 4
+            row0 = mbase + g
+            k0 = kk + q * 4
+            coords = [(row0, k0), (row0 + 8, k0), (row0, k0 + 16), (row0 + 8, k0 + 16)]
+            return For(mi, 0, self.tiles_m, "unroll", self._packed_regs(regs, mi * 4, op.A, coords, True, True))
         else:
-            if op.A.buffer.dtype.bits != 16:
-                raise CompileError("T.gemm: transpose_A with 8-bit operands is not supported on the CUDA target")
             row = mbase + ((lane // 8) % 2) * 8
             col = kk + (lane // 16) * 8 + lane % 8
             idx = self._operand_index(op.A, row, col, True)
@@ -141,6 +175,13 @@ class MmaEmitter:
         kk = ki * self.shape.k
         bits = op.B.buffer.dtype.bits
         col_block = 16 // op.B.buffer.dtype.bytes
+        if bits == 8 and not op.trans_B:
+            ni = Var("ni", _dt.int32)
+            g, q = lane // 4, lane % 4
+            n0 = self.wn * self.WN + ni * 8 + g
+            k0 = kk + q * 4
+            coords = [(k0, n0), (k0 + 16, n0)]
+            return For(ni, 0, self.tiles_n, "unroll", self._packed_regs(regs, ni * 2, op.B, coords, False, False))
         stmts = []
         pairs, odd = divmod(self.tiles_n, 2)
         np_ = Var("np", _dt.int32)
@@ -152,9 +193,6 @@ class MmaEmitter:
             nbase = self.wn * self.WN + (first + pi * 2) * 8
             mat = lane // 8 if num == 4 else (lane // 8) % 2
             if not op.trans_B:
-                if bits != 16:
-                    raise CompileError(
-                        "T.gemm: 8-bit B operands must be given as N x K (transpose_B=True) on the CUDA target")
                 # B stored K x N: .trans delivers the col-major fragment
                 krow = kk + (mat % 2) * 8 + lane % 8
                 ncol = nbase + (mat // 2) * 8
@@ -215,3 +253,51 @@ class MmaEmitter:
         body.append(For(mi, 0, self.tiles_m, "unroll", For(ni, 0, self.tiles_n, "unroll", mma)))
         stmts.append(For(ki, 0, tiles_k, "unroll", seq(body)))
         return seq(stmts)
+
+
+class SimtEmitter(MmaEmitter):
+    """T.gemm for operand types mma.sync does not take (float64, mixed types): every thread
+    accumulates the C elements it owns in the mma accumulator layout with FMAs, reading A and B
+    from shared memory. The operands must be in shared memory (a thread cannot read another
+    thread's registers)."""
+
+    def __init__(self, op, ctx):
+        self.op = op
+        self.ctx = ctx
+        self.M, self.N, self.K = op.mnk
+        self.grid = warp_grid_for(op, ctx.threads)
+        self.WM = self.M // self.grid.warp_m
+        self.WN = self.N // self.grid.warp_n
+        self.tiles_m = self.WM // 16
+        self.tiles_n = self.WN // 8
+        for r, what in ((op.A, "A"), (op.B, "B")):
+            if r.buffer.scope == "local.fragment":
+                raise CompileError(
+                    f"T.gemm on the CUDA target: {r.buffer.dtype} operands have no tensor-core form, so {what} "
+                    f"({r.buffer.name}) must be in shared memory, not a fragment")
+        tid = ctx.thread
+        self.lane = simplify(tid % 32, ctx.ranges)
+        warp = tid // 32
+        self.wm = simplify(warp // self.grid.warp_n, ctx.ranges)
+        self.wn = simplify(warp % self.grid.warp_n, ctx.ranges)
+
+    def emit(self) -> Stmt:
+        from ..ir.expr import BufferLoad, Cast
+        from ..ir.stmt import BufferStore
+
+        op, ctx = self.op, self.ctx
+        c_loc = ctx.local_buffer(op.C.buffer)
+        acc = op.C.buffer.dtype
+        g, q = self.lane // 4, self.lane % 4
+        kv, mi, ni = Var("k", _dt.int32), Var("mi", _dt.int32), Var("ni", _dt.int32)
+        updates = []
+        for r in range(4):  # the four accumulators of one m16n8 tile, as in mma_c_tv
+            row = self.wm * self.WM + mi * 16 + g + 8 * (r // 2)
+            col = self.wn * self.WN + ni * 8 + q * 2 + r % 2
+            a = BufferLoad(op.A.buffer, self._operand_index(op.A, row, kv, op.trans_A))
+            b = BufferLoad(op.B.buffer, self._operand_index(op.B, kv, col, op.trans_B))
+            slot = [(mi * self.tiles_n + ni) * 4 + r]
+            prod = (a if a.dtype == acc else Cast(a, acc)) * (b if b.dtype == acc else Cast(b, acc))
+            updates.append(BufferStore(c_loc, slot, BufferLoad(c_loc, slot) + prod))
+        tiles = For(mi, 0, self.tiles_m, "unroll", For(ni, 0, self.tiles_n, "unroll", seq(updates)))
+        return For(kv, 0, self.K, "serial", tiles)

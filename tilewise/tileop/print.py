@@ -41,7 +41,8 @@ class Print(TileOp):
 
     def lower_cuda(self, ctx) -> Stmt:
         """Thread 0 prints scalars and shared/global/local tiles; a fragment is first gathered
-        into a shared scratch tile (every thread stores its registers) so it prints whole."""
+        into a shared scratch tile (every thread stores its registers), of which thread 0 prints
+        the requested region."""
         from ..ir.stmt import Allocate, IfThenElse, seq
         from . import cuda_common as cc
 
@@ -49,7 +50,6 @@ class Print(TileOp):
         if isinstance(self.obj, Expr) or self.obj.buffer.scope != "local.fragment":
             return IfThenElse(first, self.lower_cpu(ctx))
         r = self.obj
-        cc.whole_fragment(r, "T.print")
         scratch = Buffer(r.buffer.name, r.buffer.shape, r.buffer.dtype, "shared.dyn")
         loc = ctx.local_buffer(r.buffer)
         from ..ir.stmt import BufferStore
@@ -57,7 +57,7 @@ class Print(TileOp):
         gather = cc.fragment_loop(ctx, r.buffer, lambda v, coords: BufferStore(scratch, coords, BufferLoad(loc, [v])),
                                   writes_memory=True)
         sync = Evaluate(Call("syncthreads", [], _dt.handle))
-        show = Print(BufferRegion.full(scratch), self.block, self.msg, self.label).lower_cpu(ctx)
+        show = Print(BufferRegion(scratch, r.region), self.block, self.msg, self.label).lower_cpu(ctx)
         return seq([Allocate(scratch), gather, sync, IfThenElse(first, show), Evaluate(Call("syncthreads", [], _dt.handle))])
 
 

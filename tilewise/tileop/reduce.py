@@ -131,9 +131,15 @@ class Reduce(TileOp):
         return proj
 
     def infer_layout(self, li, level: str) -> None:
+        from ..ir.span import at
         from ..layout.tv import default_fragment
+        from .cuda_common import whole_fragment
 
         s, d = self.src.buffer, self.dst.buffer
+        with at(self.span):
+            for r in (self.src, self.dst):
+                if r.buffer.scope == "local.fragment":
+                    whole_fragment(r, "T.reduce")
         if s.scope == "local.fragment":
             ls = li.layout_of(s)
             if ls is None and level == "free":

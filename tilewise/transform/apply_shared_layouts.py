@@ -13,6 +13,7 @@ class _Apply(Mutator):
         layouts = k.attrs.get("layouts")
         if layouts is None or not layouts.shared:
             return k
+        _refuse_views_of_laid_out(k.body, layouts.shared)
         mapping = {}
         for buf, lay in layouts.shared.items():
             phys = Buffer(buf.name, lay.output_shape(), buf.dtype, buf.scope, span=buf.span)
@@ -21,6 +22,31 @@ class _Apply(Mutator):
         out = Kernel(k.block_vars, k.grid, k.threads, k.thread_vars, body, k.attrs)
         out.span = k.span
         return out
+
+
+def _refuse_views_of_laid_out(body, laid_out: dict) -> None:
+    """A view reads and writes its root's bytes in plain row-major order, which a swizzled root
+    does not have (and a swizzled view would scramble its root)."""
+    from ..errors import CompileError
+    from ..ir.visitor import Visitor
+
+    class _Views(Visitor):
+        def visit_Allocate(self, s):
+            b = s.buffer
+            if b.base is not None:
+                chain, x = [], b
+                while x is not None:
+                    chain.append(x)
+                    x = x.base
+                hit = next((c for c in chain if c in laid_out), None)
+                if hit is not None:
+                    raise CompileError(
+                        f"{b.name} is a view of the shared buffer {b.root.name}, and {hit.name} is stored swizzled for "
+                        f"T.gemm (or T.annotate_layout); views of swizzled tiles are not supported on the CUDA target: "
+                        "give the GEMM operand its own T.alloc_shared buffer", s.span)
+            self.generic_visit(s)
+
+    _Views().visit(body)
 
 
 def apply_shared_layouts(func: PrimFunc) -> PrimFunc:

@@ -151,6 +151,10 @@ class _Pipeline(Mutator):
             stage = [0 if _is_producer(s) else S - 1 for s in stmts]
         else:
             stage = [int(x) for x in stage]
+            if min(stage) < 0 or (order is not None and min(int(x) for x in order) < 0):
+                raise CompileError(
+                    f"T.Pipelined: stage={list(stage)}, order={order}: negative entries (TileLang's group= "
+                    "scheduling) are not supported on the CUDA target; give every statement a stage >= 0", f.span)
             S = max(S, max(stage) + 1)
         if max(stage) == 0:
             return self.serial(f)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
-from ..ir.expr import Call
+from ..ir.expr import BufferLoad, Call
 from ..ir.stmt import Allocate, Evaluate, For, IfThenElse, Kernel, PrimFunc, SeqStmt, Stmt, While, seq
 from ..ir.visitor import Mutator, Visitor, collect_vars
 from ..tileop.base import TileOp
@@ -43,6 +43,14 @@ class _Access(Visitor):
         if s.buffer.scope in SHARED:
             self.writes.add(_root(s.buffer))
         self.generic_visit(s)
+
+    def visit_Call(self, e):
+        # an element atomic (T.atomic_add(s[i], v)) writes the element its address names
+        if e.name.startswith("atomic_") and e.args and isinstance(e.args[0], Call) and e.args[0].name == "address_of":
+            target = e.args[0].args[0]
+            if isinstance(target, BufferLoad) and target.buffer.scope in SHARED:
+                self.writes.add(_root(target.buffer))
+        self.generic_visit(e)
 
     def generic_visit(self, node):
         if isinstance(node, TileOp):

@@ -5,15 +5,22 @@ import os
 from pathlib import Path
 
 from ..ir.stmt import PrimFunc
+from .check_loop_nesting import check_loop_nesting
+from .legalize_safe_access import legalize_safe_access
 from .lower_tile_ops import lower_tile_ops
 from .rasterize_blocks import rasterize_blocks
 from .simplify_indices import simplify_indices
+from .split_div_loops import split_div_loops
 
 
-def cpu_passes():
+def cpu_passes(pass_configs=None):
+    configs = dict(pass_configs or {})
     return [
+        ("check_loop_nesting", check_loop_nesting),
+        ("legalize_safe_access", lambda f: legalize_safe_access(f, configs)),
         ("rasterize_blocks", rasterize_blocks),
         ("lower_tile_ops", lambda f: lower_tile_ops(f, "cpu")),
+        ("split_div_loops", split_div_loops),
         ("simplify_indices", simplify_indices),
     ]
 
@@ -30,7 +37,9 @@ def cuda_passes(arch: str = "sm_80", pass_configs=None):
 
     configs = dict(pass_configs or {})
     return [
+        ("check_loop_nesting", check_loop_nesting),
         ("sink_global_views", sink_global_views),
+        ("legalize_safe_access", lambda f: legalize_safe_access(f, configs)),
         ("rasterize_blocks", rasterize_blocks),
         ("inject_pipeline", inject_pipeline),
         ("insert_barriers", lambda f: insert_barriers(f, configs)),

@@ -1,5 +1,6 @@
 """CUDA: place every shared tile of a kernel in one dynamic shared allocation `smem` (uint8),
-each tile becoming a typed view at a 128-byte aligned offset (the alignment swizzles assume)."""
+each tile becoming a typed view at a 128-byte aligned offset (the alignment swizzles assume);
+T.view / T.reshape aliases of a tile become views at the same bytes."""
 from __future__ import annotations
 
 from ..errors import CompileError
@@ -42,11 +43,12 @@ class _Plan(Mutator):
         found.visit(k.body)
         if not found.allocs:
             return k
-        roots = []
+        roots, aliases = [], []
         for a in found.allocs:
             b = a.buffer
             if b.base is not None:
-                raise CompileError(f"views of shared buffers ({b.name}) are not supported on the CUDA target yet", a.span)
+                aliases.append(a)  # T.view / T.reshape: placed at its root's bytes below
+                continue
             if b.static_shape() is None:
                 raise CompileError(f"shared buffer {b.name} needs a static shape", a.span)
             roots.append(b)
@@ -61,6 +63,23 @@ class _Plan(Mutator):
             mapping[b] = (view, None)
             views.append(view)
             offset += -(-size // ALIGN) * ALIGN
+        for a in aliases:
+            b = a.buffer
+            placed = mapping.get(b.root)
+            if placed is None:
+                raise CompileError(
+                    f"{b.name} is a view of the shared buffer {b.root.name}, which a pipelined loop multi-buffers; "
+                    f"views of multi-buffered tiles are not supported on the CUDA target (use {b.root.name} itself)",
+                    a.span)
+            at = placed[0].byte_offset
+            x = b
+            while x.base is not None:
+                at += x.byte_offset
+                x = x.base
+            view = Buffer(b.name, b.shape, b.dtype, "shared.dyn", base=smem, span=b.span)
+            view.byte_offset = at
+            mapping[b] = (view, None)
+            views.append(view)
         limit = MAX_SHARED_BYTES.get(self.arch, 99 * 1024)
         if offset > limit:
             names = ", ".join(f"{b.name} ({b.dtype.bytes * _prod(b.static_shape())} B)" for b in roots)
@@ -68,7 +87,7 @@ class _Plan(Mutator):
                 f"the kernel needs {offset} bytes of shared memory but {self.arch} allows {limit}: {names}; "
                 "use smaller tiles or fewer pipeline stages", k.span)
         smem.shape = (max(offset, 1),)
-        body = _DropAllocs(set(roots)).visit(k.body)
+        body = _DropAllocs(set(roots) | {a.buffer for a in aliases}).visit(k.body)
         body = rewrite_buffers(body, mapping)
         body = seq([Allocate(smem)] + [Allocate(v) for v in views] + [body])
         out = Kernel(k.block_vars, k.grid, k.threads, k.thread_vars, body, {**k.attrs, "shared_bytes": offset})

@@ -9,7 +9,7 @@ from ...ir.printer import structural_text
 from ...ir.stmt import PrimFunc
 from ...jit import cache
 from .build import build_shared_library, compiler_id, load_library
-from .codegen import ENTRY, render_cpu
+from .codegen import DIRECT_ENTRY, ENTRY, render_cpu
 
 _loaded: dict[str, CpuArtifact] = {}
 
@@ -27,7 +27,24 @@ class CpuArtifact:
         n = len(ptrs)
         argv = (ctypes.c_void_p * max(n, 1))(*ptrs)
         dimv = (ctypes.c_int64 * max(len(dims), 1))(*dims)
-        status = self.fn(argv, dimv)
+        self.check_status(self.fn(argv, dimv))
+
+    def direct_entry(self, n_ptrs: int, n_dims: int):
+        """The kernel as a ctypes function of `n_ptrs` pointers then `n_dims` int64 dimensions,
+        or None if the library lacks that entry."""
+        fn = getattr(self, "_direct", None)
+        if fn is None:
+            try:
+                fn = getattr(self.lib, DIRECT_ENTRY)
+            except AttributeError:
+                return None
+            fn.restype = ctypes.c_int32
+            fn.argtypes = [ctypes.c_void_p] * n_ptrs + [ctypes.c_int64] * n_dims
+            self._direct = fn
+        return fn
+
+    @staticmethod
+    def check_status(status: int) -> None:
         if status != 0:
             raise MemoryError(f"the kernel could not allocate its tile workspace (status {status})")
 
@@ -35,7 +52,7 @@ class CpuArtifact:
 def lower_cpu(func: PrimFunc, pass_configs: dict | None = None):
     from ...transform.pipeline import cpu_passes, run_passes
 
-    lowered = run_passes(func, cpu_passes())
+    lowered = run_passes(func, cpu_passes(pass_configs))
     return lowered, render_cpu(lowered)
 
 

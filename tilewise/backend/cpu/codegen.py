@@ -6,13 +6,22 @@ from dataclasses import dataclass, field
 
 from ...errors import CompileError
 from ...ir.buffer import Buffer
-from ...ir.expr import Const
-from ...ir.stmt import Allocate, For, Kernel, PrimFunc
+from ...ir.expr import BufferLoad, Const
+from ...ir.stmt import Allocate, BufferStore, For, Kernel, PrimFunc
 from ...ir.visitor import Visitor
 from ..c_style import CStyleRenderer, c_type
 
 ENTRY = "tw_entry"
+_STORAGE_STRUCTS = ("float16", "bfloat16", "float8_e4m3", "float8_e5m2")  # C++ structs with `bits`
+# The same kernel with one C argument per pointer and per dynamic dimension: ctypes passes plain
+# integers several times faster than it builds the two arrays tw_entry takes.
+DIRECT_ENTRY = "tw_entry_direct"
 STACK_LIMIT_BYTES = 256  # small locals live on the stack, where the compiler keeps them in registers
+# Tiles are arrays on the thread's stack up to this many bytes per kernel (smallest first), the
+# rest in a heap workspace. Distinct arrays are distinct objects to GCC's alias analysis, so a
+# loop storing into one tile reloads nothing from another (a load that GCC must keep inside the
+# loop also stops vectorisation). Well below the 2 MiB that thread stacks have at the least.
+STACK_TILE_BYTES = 512 * 1024
 
 
 @dataclass
@@ -51,6 +60,7 @@ class CpuRenderer(CStyleRenderer):
         super().__init__()
         self.func = func
         self.ws_offset: dict[int, int] = {}
+        self.stack_tiles: set[int] = set()
 
     def render(self) -> CpuModule:
         f = self.func
@@ -74,7 +84,19 @@ class CpuRenderer(CStyleRenderer):
         self.line("return 0;")
         self.depth -= 1
         self.line("}")
+        self._direct_entry(len(f.params), len(dyn))
         return CpuModule("\n".join(self.lines) + "\n", ENTRY, list(f.params), dyn)
+
+    def _direct_entry(self, n_params: int, n_dims: int):
+        params = [f"void* tw_a{i}" for i in range(n_params)] + [f"int64_t tw_d{i}" for i in range(n_dims)]
+        self.line("")
+        self.line(f'extern "C" int32_t {DIRECT_ENTRY}({", ".join(params)}) {{')
+        ptrs = ", ".join(f"tw_a{i}" for i in range(n_params)) or "nullptr"
+        dims = ", ".join(f"tw_d{i}" for i in range(n_dims)) or "0"
+        self.line(f"  void* tw_args[] = {{{ptrs}}};")
+        self.line(f"  const int64_t tw_dims[] = {{{dims}}};")
+        self.line(f"  return {ENTRY}(tw_args, tw_dims);")
+        self.line("}")
 
     # ------------------------------------------------------------------ kernel
     def stmt_Kernel(self, k: Kernel):
@@ -87,10 +109,15 @@ class CpuRenderer(CStyleRenderer):
         allocs = _Allocs()
         allocs.visit(k.body)
         total = 0
-        for b in allocs.allocs:
-            size = b.dtype.bytes * _prod(b.static_shape())
-            self.ws_offset[b.uid] = total
-            total += (size + 63) // 64 * 64
+        on_stack = 0
+        for b in sorted(allocs.allocs, key=lambda b: b.dtype.bytes * _prod(b.static_shape())):
+            size = (b.dtype.bytes * _prod(b.static_shape()) + 63) // 64 * 64
+            if on_stack + size <= STACK_TILE_BYTES:
+                self.stack_tiles.add(b.uid)
+                on_stack += size
+            else:
+                self.ws_offset[b.uid] = total
+                total += size
         grid = [self.expr(g) for g in k.grid]
         self.line("{")
         self.depth += 1
@@ -104,8 +131,8 @@ class CpuRenderer(CStyleRenderer):
         self.line(f"#pragma omp parallel if({nblocks} > 1)")
         self.line("{")
         self.depth += 1
-        self.line(f"char* tw_ws = (char*)tw::alloc_workspace({total});")
         if total:
+            self.line(f"char* tw_ws = (char*)tw::alloc_workspace({total});")
             self.line("if (tw_ws == nullptr) {")
             self.line("  #pragma omp atomic write")
             self.line("  tw_status = 1;")
@@ -125,7 +152,8 @@ class CpuRenderer(CStyleRenderer):
         self.stmt(k.body)
         self.depth -= 1
         self.line("}")
-        self.line("free(tw_ws);")
+        if total:
+            self.line("free(tw_ws);")
         self.depth -= 1
         self.line("}")
         self.line("if (tw_status) return tw_status;")
@@ -143,6 +171,8 @@ class CpuRenderer(CStyleRenderer):
         n = _prod(b.static_shape())
         if _is_stack(b):
             self.line(f"{t} {name}[{n}];")
+        elif b.uid in self.stack_tiles:
+            self.line(f"alignas(64) {t} {name}[{n}];")
         else:
             self.line(f"{t}* __restrict__ {name} = ({t}*)(tw_ws + {self.ws_offset[b.uid]});")
         if s.init is not None:
@@ -152,9 +182,20 @@ class CpuRenderer(CStyleRenderer):
             else:
                 self.line(f"for (int32_t tw_i = 0; tw_i < {n}; ++tw_i) {name}[tw_i] = {init};")
 
+    def stmt_BufferStore(self, s: BufferStore):
+        v = s.value
+        if isinstance(v, BufferLoad) and v.dtype == s.buffer.dtype and v.dtype.name in _STORAGE_STRUCTS:
+            # A copy of a float16/bfloat16/float8 element: GCC does not vectorise assignments of
+            # a struct, but does those of its bits.
+            dst = f"{self.buf(s.buffer)}[{self.offset(s.buffer, s.indices)}]"
+            self.line(f"{dst}.bits = {self.expr(v)}.bits;")
+            return
+        super().stmt_BufferStore(s)
+
     # ------------------------------------------------------------------ loops
     def loop_pragmas(self, f: For) -> list[str]:
-        innermost = not _has_loop(f.body)
+        # loops that GCC unrolls completely first (split_div_loops makes them) do not count
+        innermost = not _has_loop(f.body, ignore_unrolled=True)
         if f.kind in ("parallel", "vectorized") and innermost:
             return ["#pragma GCC ivdep"]
         if f.kind == "unroll" and isinstance(f.extent, Const) and f.extent.value <= 64:
@@ -190,11 +231,14 @@ def c_string(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def _has_loop(s) -> bool:
+def _has_loop(s, ignore_unrolled: bool = False) -> bool:
     found = []
 
     class _F(Visitor):
         def visit_For(self, f):
+            if ignore_unrolled and f.kind == "unroll" and isinstance(f.extent, Const) and f.extent.value <= 16:
+                self.generic_visit(f)
+                return
             found.append(f)
 
         def visit_While(self, w):

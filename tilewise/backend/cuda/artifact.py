@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ...engine.callback import postprocess_cuda_source
 from ...ir.stmt import PrimFunc
 from ...jit import cache
 from .renderer import CudaModule, render_cuda
@@ -80,6 +81,7 @@ def build_cuda(func: PrimFunc, arch: str, backend: str, pass_configs: dict | Non
     configs = dict(pass_configs or {})
     lowered, module = lower_cuda(func, arch, configs)
     art = CudaArtifact(func, lowered, module, arch, backend, configs)
+    art.source = postprocess_cuda_source(art.source, f"cuda -arch={arch}")
     if backend == "nvrtc":
         _ = art.cubin  # compile now: a launch must not pay for it
     return art

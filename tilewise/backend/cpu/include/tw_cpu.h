@@ -10,9 +10,56 @@
 #include <type_traits>
 #include <vector>
 
+#include "tw_math.h"
+
 namespace tw {
 
-typedef _Float16 half;
+// Rounds a double to float with round-to-odd: an inexact result gets its last bit set, so a
+// second rounding to a format at least 2 bits narrower (half, bfloat16) rounds as if directly.
+inline float round_to_odd_float(double d) {
+  float f = (float)d;
+  if ((double)f != d && f == f) {
+    uint32_t u = fmath::as_u32(f);
+    if (std::fabs((double)f) > std::fabs(d)) u -= 1;  // truncate toward zero first
+    f = fmath::as_f32(u | 1u);
+  }
+  return f;
+}
+
+// float16 as storage, converted with integer arithmetic that GCC vectorises (GCC 12 has no
+// vector float16 type without AVX512-FP16, so _Float16 conversions stay one element at a time).
+// Round to nearest even, with denormals, infinities and NaNs, bit-identical to vcvtps2ph.
+struct half {
+  uint16_t bits;
+  half() = default;
+  half(float f) : bits(from_float(f)) {}
+  half(double d) : half(round_to_odd_float(d)) {}
+  // integers: exact in float up to 2^24, and larger values overflow a half anyway
+  template <typename I, typename std::enable_if<std::is_integral<I>::value, int>::type = 0>
+  half(I i) : half((float)i) {}
+  operator float() const {
+    // Exponent and mantissa shifted into place; the multiply by 2^112 rebiases the exponent,
+    // exactly, denormals included. Infinities and NaNs keep an all-ones exponent (NaNs quieted).
+    uint32_t em = (uint32_t)(bits & 0x7fffu) << 13;
+    float f = fmath::as_f32(em) * 0x1p112f;
+    uint32_t special = em | 0x7f800000u | fmath::select_u32(em > 0x0f800000u, 0x00400000u, 0u);
+    f = fmath::select(em >= 0x0f800000u, fmath::as_f32(special), f);
+    return fmath::as_f32(fmath::as_u32(f) | ((uint32_t)(bits & 0x8000u) << 16));
+  }
+  static uint16_t from_float(float f) {
+    uint32_t u = fmath::as_u32(f);
+    uint32_t a = u & 0x7fffffffu;
+    // normal results: rebias the exponent and round away the 13 low mantissa bits to nearest
+    // even (a carry into the exponent is the correct rounding up, to inf past 65504)
+    uint32_t normal = (a - 0x38000000u + 0x0fffu + ((a >> 13) & 1u)) >> 13;
+    // denormal results (|f| < 2^-14): adding 0.5 rounds to a multiple of 2^-24 in hardware
+    uint32_t denormal = fmath::as_u32(fmath::as_f32(a) + 0.5f) - 0x3f000000u;
+    uint32_t r = fmath::select_u32(a < 0x38800000u, denormal, normal);
+    r = fmath::select_u32(a >= 0x47800000u, 0x7c00u, r);                           // overflow
+    r = fmath::select_u32(a > 0x7f800000u, 0x7e00u | ((a >> 13) & 0x3ffu), r);  // quiet NaN
+    return (uint16_t)(r | ((u >> 16) & 0x8000u));
+  }
+};
 
 // bfloat16 as storage; arithmetic happens in float through the conversion operator.
 struct bf16 {
@@ -28,7 +75,7 @@ struct bf16 {
       bits = (uint16_t)(u >> 16);
     }
   }
-  bf16(double d) : bf16((float)d) {}
+  bf16(double d) : bf16(round_to_odd_float(d)) {}
   bf16(int i) : bf16((float)i) {}
   bf16(int64_t i) : bf16((float)i) {}
   bf16(half h) : bf16((float)h) {}
@@ -84,22 +131,28 @@ template <> struct is_lowp<bf16> : std::true_type {};
 template <> struct is_lowp<fp8_e4m3> : std::true_type {};
 template <> struct is_lowp<fp8_e5m2> : std::true_type {};
 
-// Math: float and double call libm; low-precision types compute in float and round back.
+inline double exp10_double(double x) { return std::pow(10.0, x); }
+inline double sigmoid_double(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+// Math: float uses tw_math.h where it has the function (vectorisable, within 2 ulp), libm
+// otherwise; double calls libm; low-precision types compute in float and round back.
 #define TW_MATH1(name, ffn, dfn)                                                     \
   inline float name(float x) { return ffn(x); }                                      \
   inline double name(double x) { return dfn(x); }                                    \
   template <typename T, typename std::enable_if<is_lowp<T>::value, int>::type = 0>   \
-  inline T name(T x) { return T(ffn((float)x)); }
-TW_MATH1(exp, expf, std::exp)
-TW_MATH1(exp2, exp2f, std::exp2)
-TW_MATH1(log, logf, std::log)
-TW_MATH1(log2, log2f, std::log2)
-TW_MATH1(log10, log10f, std::log10)
+  inline T name(T x) { return T(name((float)x)); }
+TW_MATH1(exp, fmath::exp, std::exp)
+TW_MATH1(exp2, fmath::exp2, std::exp2)
+TW_MATH1(exp10, fmath::exp10, exp10_double)
+TW_MATH1(log, fmath::log, std::log)
+TW_MATH1(log2, fmath::log2, std::log2)
+TW_MATH1(log10, fmath::log10, std::log10)
+TW_MATH1(tanh, fmath::tanh, std::tanh)
+TW_MATH1(erf, fmath::erf, std::erf)
+TW_MATH1(sigmoid, fmath::sigmoid, sigmoid_double)
 TW_MATH1(log1p, log1pf, std::log1p)
 TW_MATH1(expm1, expm1f, std::expm1)
 TW_MATH1(sqrt, sqrtf, std::sqrt)
-TW_MATH1(tanh, tanhf, std::tanh)
-TW_MATH1(erf, erff, std::erf)
 TW_MATH1(floor, floorf, std::floor)
 TW_MATH1(ceil, ceilf, std::ceil)
 TW_MATH1(trunc, truncf, std::trunc)
@@ -118,22 +171,15 @@ TW_MATH1(acosh, acoshf, std::acosh)
 TW_MATH1(atanh, atanhf, std::atanh)
 #undef TW_MATH1
 
-inline float exp10(float x) { return exp2f(x * 3.32192809488736234787f); }
-inline double exp10(double x) { return std::pow(10.0, x); }
+// rsqrt and rcp are divisions (and sqrtf), which GCC vectorises as they are.
 inline float rsqrt(float x) { return 1.0f / sqrtf(x); }
 inline double rsqrt(double x) { return 1.0 / std::sqrt(x); }
 inline float rcp(float x) { return 1.0f / x; }
 inline double rcp(double x) { return 1.0 / x; }
-inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
-inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
-template <typename T, typename std::enable_if<is_lowp<T>::value, int>::type = 0>
-inline T exp10(T x) { return T(exp10((float)x)); }
 template <typename T, typename std::enable_if<is_lowp<T>::value, int>::type = 0>
 inline T rsqrt(T x) { return T(rsqrt((float)x)); }
 template <typename T, typename std::enable_if<is_lowp<T>::value, int>::type = 0>
 inline T rcp(T x) { return T(1.0f / (float)x); }
-template <typename T, typename std::enable_if<is_lowp<T>::value, int>::type = 0>
-inline T sigmoid(T x) { return T(sigmoid((float)x)); }
 
 template <typename T> inline T abs(T x) {
   if constexpr (is_lowp<T>::value) return T(std::fabs((float)x));
@@ -278,21 +324,46 @@ template <typename T> inline double to_double(T x) { return (double)x; }
 
 // Row reductions, for T.reduce along a tile's innermost dimension: `init` combined with the n
 // values p[0], p[stride], ... in Acc's type. The simd reduction lets GCC reassociate, hence
-// vectorise, without fast-math; low-precision accumulators round after every step, as in the IR.
+// vectorise, without fast-math. Low-precision accumulators round after every step, as in the IR,
+// and fold the row the way a GPU warp does (32 lanes each take every 32nd value, then the lanes
+// combine pairwise): a sequential float16 sum of a long row drifts far more than a GPU's.
 template <typename T> inline T plus(T a, T b) {
   if constexpr (is_lowp<T>::value) return T((float)a + (float)b);
   else return (T)(a + b);
 }
 #define TW_PRAGMA(x) _Pragma(#x)
-#define TW_ROW_REDUCE(name, omp_op, step)                                      \
+#define TW_ROW_REDUCE(name, omp_op, step, first)                               \
   template <typename Acc, typename T>                                          \
   inline Acc name(Acc init, const T* p, int32_t n, int32_t stride) {           \
     Acc acc = init;                                                            \
     if constexpr (is_lowp<Acc>::value) {                                       \
-      for (int32_t i = 0; i < n; ++i) {                                        \
-        Acc x = Acc(p[i * stride]);                                            \
-        acc = step;                                                            \
+      constexpr int32_t L = 32;                                                \
+      if (n <= L) {                                                            \
+        for (int32_t i = 0; i < n; ++i) {                                      \
+          Acc x = Acc(p[i * stride]);                                          \
+          acc = step;                                                          \
+        }                                                                      \
+        return acc;                                                            \
       }                                                                        \
+      Acc lane[L];                                                             \
+      for (int32_t l = 0; l < L; ++l) {                                        \
+        Acc x = Acc(p[l * stride]);                                            \
+        lane[l] = first;                                                       \
+      }                                                                        \
+      for (int32_t i = L; i < n; ++i) {                                        \
+        Acc acc = lane[i % L];                                                 \
+        Acc x = Acc(p[i * stride]);                                            \
+        lane[i % L] = step;                                                    \
+      }                                                                        \
+      for (int32_t w = L / 2; w > 0; w /= 2) {                                 \
+        for (int32_t l = 0; l < w; ++l) {                                      \
+          Acc acc = lane[l];                                                   \
+          Acc x = lane[l + w];                                                 \
+          lane[l] = step;                                                      \
+        }                                                                      \
+      }                                                                        \
+      Acc x = lane[0];                                                         \
+      acc = step;                                                              \
     } else {                                                                   \
       TW_PRAGMA(omp simd reduction(omp_op : acc))                              \
       for (int32_t i = 0; i < n; ++i) {                                        \
@@ -302,11 +373,11 @@ template <typename T> inline T plus(T a, T b) {
     }                                                                          \
     return acc;                                                                \
   }
-TW_ROW_REDUCE(row_sum, +, plus(acc, x))
-TW_ROW_REDUCE(row_abssum, +, plus(acc, abs(x)))
-TW_ROW_REDUCE(row_max, max, max(acc, x))
-TW_ROW_REDUCE(row_min, min, min(acc, x))
-TW_ROW_REDUCE(row_absmax, max, max(acc, abs(x)))
+TW_ROW_REDUCE(row_sum, +, plus(acc, x), x)
+TW_ROW_REDUCE(row_abssum, +, plus(acc, abs(x)), abs(x))
+TW_ROW_REDUCE(row_max, max, max(acc, x), x)
+TW_ROW_REDUCE(row_min, min, min(acc, x), x)
+TW_ROW_REDUCE(row_absmax, max, max(acc, abs(x)), abs(x))
 #undef TW_ROW_REDUCE
 #undef TW_PRAGMA
 

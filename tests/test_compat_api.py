@@ -1,0 +1,149 @@
+"""Host-side names TileLang programs and tests use: PassConfigKey, tilewise.utils / tilewise.math /
+tilewise.cdiv, JITKernel.run_once() and get_kernel_source(kernel_only=...), torch outputs from
+kernels without inputs, and CUDA source post-processing callbacks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tilewise
+import tilewise.language as T
+from tilewise.engine.callback import register_cuda_postproc_callback, unregister_cuda_postproc_callback
+from tilewise.transform import PassConfigKey
+
+
+def add_one(n: int = 16):
+    @T.prim_func
+    def main(A: T.Tensor((n,), "float32"), B: T.Tensor((n,), "float32")):
+        with T.Kernel(1):
+            for i in T.Parallel(n):
+                B[i] = A[i] + 1
+
+    return main
+
+
+def test_pass_config_keys_are_the_strings_tilelang_uses():
+    assert tilewise.PassConfigKey is PassConfigKey
+    assert PassConfigKey.TL_DISABLE_TMA_LOWER == "tl.disable_tma_lower"
+    assert str(PassConfigKey.TIR_DISABLE_VECTORIZE) == "tir.disable_vectorize"
+    by_enum = tilewise.compile(add_one(), out_idx=[1], target="cpu", pass_configs={
+        PassConfigKey.TL_DISABLE_TMA_LOWER: True, PassConfigKey.TL_DISABLE_WARP_SPECIALIZED: True})
+    by_str = tilewise.compile(add_one(), out_idx=[1], target="cpu", pass_configs={
+        "tl.disable_tma_lower": True, "tl.disable_warp_specialized": True})
+    assert by_enum.pass_configs == by_str.pass_configs
+    assert all(type(k) is str for k in by_enum.pass_configs)
+    a = np.arange(16, dtype=np.float32)
+    np.testing.assert_array_equal(by_enum(a), a + 1)
+    with pytest.raises(ValueError, match="unknown pass config 'tl.no_such_thing'"):
+        tilewise.compile(add_one(), target="cpu", pass_configs={"tl.no_such_thing": True})
+
+
+def test_utils_and_math_helpers():
+    torch = pytest.importorskip("torch")
+    from tilewise.utils import map_torch_type
+    from tilewise.utils.tensor import map_torch_type as same
+
+    assert same is map_torch_type
+    assert map_torch_type("float16") is torch.float16
+    assert map_torch_type("float") is torch.float32
+    assert map_torch_type(T.bfloat16) is torch.bfloat16
+    assert map_torch_type("e4m3_float8") is torch.float8_e4m3fn
+    assert tilewise.cdiv(10, 4) == 3 and tilewise.cdiv(8, 4) == 2
+    assert [tilewise.math.next_power_of_2(x) for x in (0, 1, 2, 3, 16, 17)] == [1, 1, 2, 4, 16, 32]
+    assert tilewise.math.prev_power_of_2(100) == 64
+
+
+def test_run_once_without_arguments_makes_inputs():
+    k = tilewise.compile(add_one(), out_idx=[1], target="cpu")
+    out = k.run_once()
+    assert tuple(out.shape) == (16,)
+    a = np.arange(16, dtype=np.float32)
+    np.testing.assert_array_equal(k.run_once(a), a + 1)
+    assert k.get_kernel_source(kernel_only=True) == k.get_kernel_source()
+
+
+def test_a_kernel_without_inputs_returns_torch_tensors():
+    torch = pytest.importorskip("torch")
+
+    @T.prim_func
+    def fill(A: T.Tensor((4,), "int32")):
+        with T.Kernel(1):
+            for i in T.Parallel(4):
+                A[i] = i * 3
+
+    out = tilewise.compile(fill, out_idx=-1, target="cpu")()
+    assert isinstance(out, torch.Tensor)
+    assert out.tolist() == [0, 3, 6, 9]
+
+
+def test_cuda_postproc_callback_edits_the_cuda_source():
+    seen = []
+
+    @register_cuda_postproc_callback
+    def stamp(code, target):
+        seen.append(target)
+        return "// stamped\n" + code
+
+    try:
+        k = tilewise.compile(add_one(), out_idx=[1], target="cuda", execution_backend="emulator")
+        assert k.get_kernel_source().startswith("// stamped\n")
+        assert seen and "cuda" in str(seen[0])
+        a = np.arange(16, dtype=np.float32)
+        np.testing.assert_array_equal(k(a), a + 1)
+        cpu = tilewise.compile(add_one(), out_idx=[1], target="cpu")
+        assert "stamped" not in cpu.get_kernel_source()
+    finally:
+        unregister_cuda_postproc_callback()
+    assert "stamped" not in tilewise.compile(add_one(), target="cuda", execution_backend="emulator").get_kernel_source()
+
+    with pytest.raises(TypeError, match="returned int"):
+        register_cuda_postproc_callback(lambda code, target: 1)
+        try:
+            tilewise.compile(add_one(), target="cuda", execution_backend="emulator")
+        finally:
+            unregister_cuda_postproc_callback()
+
+
+def test_jitkernel_constructed_from_a_prim_func_compiles_it(monkeypatch):
+    monkeypatch.setenv("TILEWISE_TARGET", "cpu")
+    k = tilewise.JITKernel(add_one(), [1])
+    a = np.arange(16, dtype=np.float32)
+    np.testing.assert_array_equal(k(a), a + 1)
+    # TileLang's third positional parameter is the execution backend
+    k2 = tilewise.JITKernel(add_one(), out_idx=[1], execution_backend="cython")
+    assert k2.target.kind == "cpu"
+    np.testing.assert_array_equal(tilewise.JITKernel(add_one(), [1], "ctypes")(a), a + 1)
+
+
+def test_par_compile_builds_every_config():
+    @tilewise.jit(out_idx=[1], target="cpu")
+    def scaled(n, factor=2):
+        @T.prim_func
+        def main(A: T.Tensor((n,), "float32"), B: T.Tensor((n,), "float32")):
+            with T.Kernel(1):
+                for i in T.Parallel(n):
+                    B[i] = A[i] * factor
+
+        return main
+
+    kernels = scaled.par_compile([(8,), {"n": 8, "factor": 3}, (4, 5), (8, 2)])
+    assert kernels[0] is kernels[3] is scaled(8)  # one kernel per distinct argument set
+    for k, (n, f) in zip(kernels, [(8, 2), (8, 3), (4, 5)]):
+        a = np.arange(n, dtype=np.float32)
+        np.testing.assert_array_equal(k(a), a * f)
+    bad = scaled.par_compile([(8,), ("x",)], ignore_error=True)
+    assert bad[0] is kernels[0] and bad[1] is None
+    with pytest.raises(tilewise.CompileError, match="not an integer"):
+        scaled.par_compile([("x",)])
+
+
+def test_get_swizzle_layout_matches_the_gemm_operand_swizzle():
+    from tilewise.intrinsics import get_swizzle_layout
+    from tilewise.layout import make_swizzled_layout
+
+    for cols, dtype in [(64, "float16"), (32, "float16"), (16, "float32"), (128, "int8")]:
+        table = make_swizzled_layout((16, cols), dtype).table()
+        for r in range(16):
+            for c in range(cols):
+                assert get_swizzle_layout(r, c, cols, dtype) == (r, int(table[r, c, 1])), (cols, dtype, r, c)
+    assert get_swizzle_layout(3, 5, 12, "float16") == (3, 5)  # 24-byte rows are not swizzled

@@ -1,0 +1,180 @@
+"""The CPU backend's speed-oriented code generation keeps results exact on edge shapes: loops
+split at constant divisors (split_div_loops), tiles as stack arrays or in the heap workspace,
+float16 element copies through their bits, and the per-call fast path (pointers straight to
+the kernel's direct entry) with its fallbacks to the checking path."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tilewise
+import tilewise.language as T
+from tilewise.backend.cpu.codegen import STACK_TILE_BYTES
+
+
+# ---------------------------------------------------------------- split_div_loops
+def unpack_kernel(block: int, div: int, offset: int = 0):
+    """Out[r, j] = nibble j % div of Packed[r, (j + offset) // div], one T.Parallel loop."""
+    m, n = T.symbolic("m"), T.symbolic("n")
+    bits = 8 // div
+
+    @T.prim_func
+    def main(Packed: T.Tensor((m, n), "uint8"), Out: T.Tensor((m, n * div), "int32")):
+        with T.Kernel(T.ceildiv(n * div, block), m) as (bx, by):
+            p = T.alloc_fragment((block // div + 1,), "uint8")
+            o = T.alloc_fragment((block,), "int32")
+            T.copy(Packed[by, bx * (block // div)], p)
+            for j in T.Parallel(block):
+                o[j] = T.cast((p[(j + offset) // div] >> ((j + offset) % div * bits)) & ((1 << bits) - 1), "int32")
+            T.copy(o, Out[by, bx * block])
+
+    return tilewise.compile(main, target="cpu")
+
+
+def unpack_ref(packed: np.ndarray, div: int, offset: int, block: int) -> np.ndarray:
+    bits = 8 // div
+    m, n = packed.shape
+    padded = np.concatenate([packed, np.zeros((m, block), np.uint8)], axis=1)  # T.copy reads zeros past the end
+    out = np.zeros((m, n * div), np.int32)
+    for bx in range(-(-n * div // block)):
+        for j in range(min(block, n * div - bx * block)):
+            src = bx * (block // div) + (j + offset) // div
+            out[:, bx * block + j] = (padded[:, src] >> ((j + offset) % div * bits)) & ((1 << bits) - 1)
+    return out
+
+
+@pytest.fixture(scope="module")
+def unpack_kernels():
+    return {(b, d, o): unpack_kernel(b, d, o) for b, d, o in [(64, 2, 0), (64, 4, 0), (64, 2, 1), (62, 4, 0)]}
+
+
+@pytest.mark.parametrize("block,div,offset,split", [(64, 2, 0, True), (64, 4, 0, True), (64, 2, 1, True),
+                                                    (62, 4, 0, False)])
+def test_split_div_loops(unpack_kernels, rng, block, div, offset, split):
+    k = unpack_kernels[(block, div, offset)]
+    # the loop is split (and vectorisable) exactly when the divisor divides the extent
+    assert ("j_o" in k.get_kernel_source()) == split
+    for m, n in [(1, 1), (3, 17), (2, 64)]:
+        packed = rng.integers(0, 256, size=(m, n), dtype=np.uint8)
+        out = np.full((m, n * div), -1, np.int32)
+        k(packed, out)
+        np.testing.assert_array_equal(out, unpack_ref(packed, div, offset, block))
+
+
+@settings(max_examples=10, deadline=None)
+@given(m=st.integers(1, 4), n=st.integers(1, 70), seed=st.integers(0, 2**32 - 1))
+def test_split_div_loops_shapes(unpack_kernels, m, n, seed):
+    packed = np.random.default_rng(seed).integers(0, 256, size=(m, n), dtype=np.uint8)
+    for (block, div, offset), k in unpack_kernels.items():
+        out = np.full((m, n * div), -1, np.int32)
+        k(packed, out)
+        np.testing.assert_array_equal(out, unpack_ref(packed, div, offset, block))
+
+
+# ---------------------------------------------------------------- tiles: stack and workspace
+@pytest.mark.parametrize("rows", [4, STACK_TILE_BYTES // (4 * 256) + 8])
+def test_tiles_on_stack_and_in_workspace(rng, rows):
+    """A small tile set lives on the stack; one past the budget puts the largest in the heap."""
+    n = 256
+
+    @T.prim_func
+    def main(A: T.Tensor((rows * 3, n), "float32"), B: T.Tensor((rows * 3, n), "float32")):
+        with T.Kernel(3) as bx:
+            big = T.alloc_fragment((rows, n), "float32")
+            small = T.alloc_fragment((n,), "float32")
+            s = T.alloc_fragment((1,), "float32")
+            T.copy(A[bx * rows, 0], big)
+            T.reduce_sum(big, small, dim=0)
+            T.reduce_max(small, s, dim=0)
+            for i, j in T.Parallel(rows, n):
+                big[i, j] = big[i, j] * small[j] - s[0]
+            T.copy(big, B[bx * rows, 0])
+
+    k = tilewise.compile(main, target="cpu")
+    assert ("tw_ws" in k.get_kernel_source()) == (rows * n * 4 > STACK_TILE_BYTES)
+    a = rng.standard_normal((rows * 3, n), dtype=np.float32)
+    b = np.empty_like(a)
+    k(a, b)
+    blocks = a.reshape(3, rows, n)
+    small = blocks.sum(axis=1, dtype=np.float32)
+    ref = blocks * small[:, None, :] - small.max(axis=1)[:, None, None]
+    np.testing.assert_allclose(b.reshape(3, rows, n), ref, rtol=1e-4, atol=1e-3)
+
+
+# ---------------------------------------------------------------- float16 element copies
+def test_float16_transposing_copy(rng):
+    m, n = 48, 80
+
+    @T.prim_func
+    def main(A: T.Tensor((m, n), "float16"), B: T.Tensor((n, m), "float16")):
+        with T.Kernel(1) as bx:
+            t = T.alloc_shared((m, n), "float16")
+            T.copy(A, t)
+            for j, i in T.Parallel(n, m):
+                B[j, i] = t[i, j]
+
+    k = tilewise.compile(main, target="cpu")
+    assert ".bits = " in k.get_kernel_source()
+    a = rng.standard_normal((m, n)).astype(np.float16)
+    a.view(np.uint16)[0, :4] = [0x7C00, 0xFC00, 0x7E01, 0x8000]  # inf, -inf, a NaN payload, -0
+    b = np.empty((n, m), np.float16)
+    k(a, b)
+    np.testing.assert_array_equal(b.view(np.uint16), a.T.view(np.uint16))
+
+
+# ---------------------------------------------------------------- the per-call fast path
+@pytest.fixture(scope="module")
+def scale_kernel():
+    m = T.symbolic("m")
+
+    @T.prim_func
+    def main(A: T.Tensor((m, 32), "float32"), s: T.float32, B: T.Tensor((m, 32), "float32")):
+        with T.Kernel(T.ceildiv(m, 8)) as bx:
+            t = T.alloc_fragment((8, 32), "float32")
+            T.copy(A[bx * 8, 0], t)
+            for i, j in T.Parallel(8, 32):
+                t[i, j] = t[i, j] * s + 1
+            T.copy(t, B[bx * 8, 0])
+
+    return tilewise.compile(main, out_idx=[-1], target="cpu")
+
+
+def test_fast_call_numpy_and_torch(scale_kernel, rng):
+    assert scale_kernel._fast is not None
+    for m in (1, 8, 13):
+        a = rng.standard_normal((m, 32), dtype=np.float32)
+        out = scale_kernel(a, 2.5)
+        assert isinstance(out, np.ndarray) and out.shape == (m, 32)
+        np.testing.assert_allclose(out, a * np.float32(2.5) + 1, rtol=1e-6, atol=1e-6)
+        t = torch.from_numpy(a)
+        out_t = scale_kernel(t, 2.5)
+        assert isinstance(out_t, torch.Tensor) and out_t.dtype == torch.float32
+        np.testing.assert_allclose(out_t.numpy(), a * np.float32(2.5) + 1, rtol=1e-6, atol=1e-6)
+    # keyword arguments take the checking path, with the same result
+    np.testing.assert_allclose(scale_kernel(A=a, s=2.5), a * np.float32(2.5) + 1, rtol=1e-6, atol=1e-6)
+    # read-only arrays and ml_dtypes-free zero-row inputs
+    ro = a.copy()
+    ro.flags.writeable = False
+    np.testing.assert_allclose(scale_kernel(ro, 1.0), ro + 1, rtol=1e-6)
+
+
+def test_fast_call_falls_back_to_checks(scale_kernel, rng):
+    a = rng.standard_normal((16, 32), dtype=np.float32)
+    with pytest.raises(TypeError, match="argument A: expected dtype float32, found float64"):
+        scale_kernel(a.astype(np.float64), 1.0)
+    with pytest.raises(ValueError, match="contiguous"):
+        scale_kernel(np.asfortranarray(a), 1.0)
+    with pytest.raises(ValueError, match="argument A: expected shape"):
+        scale_kernel(a[:, :16].copy(), 1.0)
+    with pytest.raises(TypeError, match="argument s"):
+        scale_kernel(a, "x")
+    with pytest.raises(TypeError, match="takes 2 argument"):
+        scale_kernel(a)
+    with pytest.raises(TypeError, match="expected a numpy array or torch tensor"):
+        scale_kernel(a.tolist(), 1.0)
+    # a non-contiguous torch view: refused, not silently copied
+    with pytest.raises(ValueError, match="contiguous"):
+        scale_kernel(torch.from_numpy(a).t().contiguous().t(), 1.0)

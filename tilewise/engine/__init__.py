@@ -1,0 +1,1 @@
+"""Compilation hooks TileLang exposes as tilelang.engine."""

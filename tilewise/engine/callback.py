@@ -1,0 +1,51 @@
+"""Source post-processing hooks (TileLang's tilelang.engine.callback).
+
+A callback registered with `register_cuda_postproc_callback` receives the generated CUDA source
+and the target, and returns the source to compile; the last one registered wins. It applies to
+kernels compiled for the CUDA target afterwards (what NVRTC compiles and get_kernel_source()
+returns); the emulator runs the lowered program, which a source edit does not change."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+_callbacks: dict[str, Callable | None] = {"cuda": None, "hip": None}
+
+
+def _register(kind: str, func, override: bool):
+    def register(f: Callable) -> Callable:
+        if not callable(f):
+            raise TypeError(f"a {kind} post-processing callback must be callable, got {type(f).__name__}")
+        if _callbacks[kind] is not None and not override:
+            raise ValueError(f"a {kind} post-processing callback is already registered (pass override=True)")
+        _callbacks[kind] = f
+        return f
+
+    if func is None or isinstance(func, bool):
+        if isinstance(func, bool):
+            override = func
+        return register
+    return register(func)
+
+
+def register_cuda_postproc_callback(func: Callable | bool | None = None, override: bool = True):
+    """Use as `@register_cuda_postproc_callback` or call with the function: f(code, target) -> code."""
+    return _register("cuda", func, override)
+
+
+def register_hip_postproc_callback(func: Callable | bool | None = None, override: bool = True):
+    """Accepted for compatibility: tilewise has no HIP target, so it is never called."""
+    return _register("hip", func, override)
+
+
+def unregister_cuda_postproc_callback() -> None:
+    _callbacks["cuda"] = None
+
+
+def postprocess_cuda_source(source: str, target) -> str:
+    f = _callbacks["cuda"]
+    if f is None:
+        return source
+    out = f(source, target)
+    if not isinstance(out, str):
+        raise TypeError(f"the CUDA post-processing callback {f.__name__} returned {type(out).__name__}, not the source")
+    return out

@@ -1,0 +1,200 @@
+"""The per-call fast path of a CPU kernel: arguments exactly as declared (right dtype and shape,
+contiguous, on the CPU) become raw pointers with a few attribute reads each, and the kernel is
+called through its one-argument-per-pointer entry.
+
+Everything is decided once per kernel: which dimensions are fixed, which bind a dynamic
+dimension, what the outputs' shapes and dtypes are. Anything unusual (a strided tensor, a
+wrong dtype, a tensor subclass, keyword arguments) returns None, and the caller takes the
+general path (`ArgBinder.bind`), which checks everything and names what is wrong."""
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+
+from ..ir.buffer import Buffer
+from ..ir.expr import Var
+
+# A tensor type is torch's (its data_ptr is the data) or not; decided once per type.
+_torch_types: dict = {}
+
+
+def _is_torch_type(t) -> bool:
+    r = _torch_types.get(t)
+    if r is None:
+        r = _torch_types[t] = t.__module__ == "torch" and t.__name__ == "Tensor"
+    return r
+
+
+def _np_ptr(a) -> int:
+    # Four times faster than a.ctypes.data, for writable non-empty arrays of a dtype that the
+    # buffer protocol knows (not ml_dtypes' bfloat16 / float8).
+    if a.flags.writeable and a.nbytes and _buffer_dtypes.get(a.dtype, True):
+        try:
+            return ctypes.addressof(_c_char.from_buffer(a))
+        except (ValueError, TypeError):
+            _buffer_dtypes[a.dtype] = False
+    return a.ctypes.data
+
+
+_c_char = ctypes.c_char
+_buffer_dtypes: dict = {}
+
+
+class FastCall:
+    def __init__(self, binder, direct):
+        self.direct = direct
+        self.binder = binder
+        params = binder.params
+        self.n_params = len(params)
+        self.dyn = list(binder.dynamic_vars)
+        self.ok = True
+        slot = {v: k for k, v in enumerate(self.dyn)}
+        # per input: (param index, kind, per-dimension spec), spec an int (fixed) or a slot
+        self.inputs = []
+        for i in binder.in_idx:
+            p = params[i]
+            if isinstance(p, Buffer):
+                if p.explicit_strides is not None:
+                    self.ok = False
+                    continue
+                spec = []
+                for d in p.shape:
+                    if isinstance(d, int):
+                        spec.append(d)
+                    elif isinstance(d, Var) and d in slot and d.dtype.is_int:
+                        spec.append(("dyn", slot[d], 1 << (d.dtype.bits - 1)))
+                    else:
+                        self.ok = False  # an expression of dimensions: the general path checks it
+                        spec.append(None)
+                self.inputs.append((i, True, p, tuple(spec)))
+            else:
+                if p in slot:
+                    self.ok = False  # a scalar that is also a dimension
+                self.inputs.append((i, False, p, None))
+        self.outputs = []
+        for i in binder.out_idx:
+            p = params[i]
+            shape = []
+            for d in p.shape:
+                if isinstance(d, int):
+                    shape.append(d)
+                elif isinstance(d, Var) and d in slot:
+                    shape.append(("dyn", slot[d]))
+                else:
+                    self.ok = False
+            if p.explicit_strides is not None:
+                self.ok = False
+            self.outputs.append((i, p, shape))
+        self.static_out = all(isinstance(d, int) for _, _, s in self.outputs for d in s)
+        self._dtype_ok: dict = {}  # (param index, dtype object) -> bool
+        self._out_dtypes: dict = {}  # (param index, torch?) -> dtype object
+
+    def _dtype_matches(self, i: int, p: Buffer, dtype) -> bool:
+        key = (i, dtype)
+        r = self._dtype_ok.get(key)
+        if r is None:
+            from ..ir.dtype import as_dtype
+
+            try:
+                r = as_dtype(dtype) == p.dtype
+            except (TypeError, ValueError):
+                r = False
+            self._dtype_ok[key] = r
+        return r
+
+    def _out_dtype(self, i: int, p: Buffer, use_torch: bool):
+        key = (i, use_torch)
+        d = self._out_dtypes.get(key)
+        if d is None:
+            from .args import torch_dtype
+
+            d = self._out_dtypes[key] = torch_dtype(p.dtype) if use_torch else p.dtype.numpy
+            if use_torch:
+                import torch
+
+                self._torch_empty = torch.empty
+        return d
+
+    def __call__(self, args):
+        """The outputs (a list) after running the kernel, or None when the general path must
+        bind these arguments."""
+        if len(args) != len(self.inputs):
+            return None
+        ptrs = [None] * self.n_params
+        dims = [None] * len(self.dyn)
+        keep = None
+        use_torch = False
+        dtype_ok = self._dtype_ok
+        for (i, is_buf, p, spec), a in zip(self.inputs, args):
+            if not is_buf:
+                c = self.binder._check_scalar(p, a)
+                ptrs[i] = ctypes.addressof(c)
+                keep = (keep or []) + [c]
+                continue
+            t = a.__class__
+            if t is np.ndarray:
+                if not a.flags.c_contiguous:
+                    return None
+                ptr = _np_ptr(a)
+            elif _torch_types.get(t) or _is_torch_type(t):
+                if not (a.is_cpu and a.is_contiguous()):
+                    return None
+                ptr = a.data_ptr()
+                use_torch = True
+            else:
+                return None
+            if not (dtype_ok.get((i, a.dtype)) or self._dtype_matches(i, p, a.dtype)):
+                return None
+            shape = a.shape
+            if shape != spec:
+                if len(shape) != len(spec):
+                    return None
+                for want, got in zip(spec, shape):
+                    if want.__class__ is int:
+                        if want != got:
+                            return None
+                    else:
+                        _, k, limit = want
+                        have = dims[k]
+                        if have is None:
+                            if got >= limit:
+                                return None
+                            dims[k] = got
+                        elif have != got:
+                            return None
+            ptrs[i] = ptr
+        if None in dims:
+            return None
+        if not self.inputs or not any(is_buf for _, is_buf, _, _ in self.inputs):
+            return None  # the general path decides numpy or torch from what is installed
+        outputs = []
+        for i, p, shape in self.outputs:
+            if not self.static_out:
+                shape = [d if d.__class__ is int else dims[d[1]] for d in shape]
+            dt = self._out_dtype(i, p, use_torch)
+            if use_torch:
+                out = self._torch_empty(shape, dtype=dt)
+                ptrs[i] = out.data_ptr()
+            else:
+                out = np.empty(shape, dtype=dt)
+                ptrs[i] = _np_ptr(out)
+            outputs.append(out)
+        status = self.direct(*ptrs, *dims)
+        if status != 0:
+            from ..backend.cpu.artifact import CpuArtifact
+
+            CpuArtifact.check_status(status)
+        del keep
+        return outputs
+
+
+def make_fast_call(binder, artifact) -> FastCall | None:
+    """A FastCall for a CPU kernel, or None (GPU kernels, libraries built without the entry)."""
+    if binder.device != "cpu" or not hasattr(artifact, "direct_entry"):
+        return None
+    direct = artifact.direct_entry(len(binder.params), len(binder.dynamic_vars))
+    if direct is None:
+        return None
+    fc = FastCall(binder, direct)
+    return fc if fc.ok else None

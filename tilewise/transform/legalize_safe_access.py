@@ -1,0 +1,97 @@
+"""Bounds guards for element accesses to global tensors (TileLang's LegalizeSafeMemoryAccess).
+
+An element load `A[i, j]` written in the kernel whose indices the compiler cannot prove inside
+A's shape reads the tensor's safe value instead (0, or what T.annotate_safe_value set) when it
+is outside; such a store is skipped. Accesses proven in range are left alone, so aligned kernels
+pay nothing. Tile operators guard their own regions and are not touched. The pass runs first,
+while loop extents and block indices still have their source-level ranges.
+`pass_configs={"tl.disable_safe_memory_legalize": True}` turns it off."""
+from __future__ import annotations
+
+from ..ir.buffer import Buffer
+from ..ir.expr import BufferLoad, Call, Const, Expr, Select, compare, logical_and
+from ..ir.simplify import bound, prove
+from ..ir.stmt import Annotation, BufferStore, IfThenElse, PrimFunc
+from ..ir.visitor import Visitor
+from ..tileop.base import TileOp
+from .ranges import RangeMutator
+
+DISABLE_KEY = "tl.disable_safe_memory_legalize"
+
+
+def legalize_safe_access(func: PrimFunc, pass_configs: dict | None = None) -> PrimFunc:
+    if (pass_configs or {}).get(DISABLE_KEY):
+        return func
+    finder = _SafeValues()
+    finder.visit(func.body)
+    body = _Guard(finder.values).visit(func.body)
+    if body is func.body:
+        return func
+    return func.with_body(body)
+
+
+class _SafeValues(Visitor):
+    def __init__(self):
+        self.values: dict[Buffer, Const] = {}
+
+    def visit_Annotation(self, a: Annotation):
+        if a.kind == "safe_value":
+            self.values.update(dict(a.payload))
+
+
+class _Guard(RangeMutator):
+    def __init__(self, safe_values: dict):
+        super().__init__()
+        self.safe_values = safe_values
+
+    def visit(self, node):
+        if isinstance(node, TileOp):
+            return node
+        return super().visit(node)
+
+    def visit_Call(self, e: Call):
+        if e.name == "address_of":  # an address, not a read
+            return e
+        return self.generic_visit(e)
+
+    def in_bounds(self, buf: Buffer, indices) -> Expr | None:
+        """The conjunction of the bound checks not proven, or None when all are proven."""
+        conds = []
+        for idx, dim in zip(indices, buf.shape):
+            lo, hi = bound(idx, self.ranges)
+            if lo is None or lo < 0:
+                conds.append(compare("ge", idx, 0))
+            if isinstance(dim, int):
+                if hi is None or hi >= dim:
+                    conds.append(compare("lt", idx, dim))
+            elif prove(compare("lt", idx, dim), self.ranges) is not True:
+                conds.append(compare("lt", idx, dim))
+        if not conds:
+            return None
+        out = conds[0]
+        for c in conds[1:]:
+            out = logical_and(out, c)
+        return out
+
+    def visit_BufferLoad(self, e: BufferLoad):
+        e = self.generic_visit(e)
+        if e.buffer.scope != "global":
+            return e
+        cond = self.in_bounds(e.buffer, e.indices)
+        if cond is None:
+            return e
+        safe = self.safe_values.get(e.buffer.root, self.safe_values.get(e.buffer))
+        if safe is None:
+            safe = Const(False if e.dtype.is_bool else 0, e.dtype)
+        return Select(cond, e, safe)
+
+    def visit_BufferStore(self, s: BufferStore):
+        s = self.generic_visit(s)
+        if s.buffer.scope != "global":
+            return s
+        cond = self.in_bounds(s.buffer, s.indices)
+        if cond is None:
+            return s
+        out = IfThenElse(cond, s)
+        out.span = s.span
+        return out
