@@ -20,7 +20,7 @@ LOG2E = 1.44269504
 
 
 def gqa_fwd(batch, heads, seq_len, dim, is_causal, groups=4, block_M=128, block_N=64, num_stages=1,
-            threads=128, dtype="float16"):
+            threads=256, dtype="float16"):
     accum_dtype = "float"
     assert heads % groups == 0, "heads must be a multiple of groups"
     kv_heads = heads // groups

@@ -1,0 +1,89 @@
+"""Every example compiled for CUDA: run through the thread-exact emulator at a small size (it must
+pass its own check, and the emulator must report no race, async-copy misuse or out-of-bounds
+access), and every kernel it builds compiled by NVRTC for sm_80 with no spilled registers."""
+from __future__ import annotations
+
+import pytest
+from test_examples_attention import CASES as ATTENTION_CASES
+from test_examples_attention import load as load_attention
+from test_examples_gemm import load as load_gemm
+
+import tilewise.backend.cuda.artifact as cuda_artifact
+
+# Small sizes that still leave edge tiles; the emulator runs every thread of every block.
+GEMM_FAMILY = {
+    "gemm": ("gemm/example_gemm.py", "--m 144 --n 136 --k 72 --dtype float16 bfloat16"),
+    "gemm_epilogue": ("gemm/example_gemm_epilogue.py", "--m 130 --n 100 --k 70"),
+    "gemm_transpose": ("gemm/example_gemm_transpose.py", "--m 136 --n 100 --k 70"),
+    "gemm_splitk": ("gemm_splitk/example_gemm_splitk.py", "--m 100 --n 150 --k 400 --split-k 3"),
+    "gemm_streamk": ("gemm_streamk/example_gemm_streamk.py", "--m 200 --n 136 --k 200 --num-sms 3 --block 64 64 32"),
+    "dequant_gemm": ("dequantize_gemm/example_dequant_gemm_fp16xint4.py", "--m 100 --n 130 --k 256 --group-size 64"),
+    "dequant_gemv": ("dequantize_gemm/example_dequant_gemv_fp16xint4.py", "--n 100 --k 600 --group-size 128"),
+    "gemv": ("gemv/example_gemv.py", "--n 100 --k 1000"),
+    "elementwise_add": ("elementwise/example_elementwise_add.py", "--m 100 --n 333"),
+    "rms_norm": ("norm/example_rms_norm.py", "--m 37 --n 300 --block-m 4"),
+    "layer_norm": ("norm/example_layer_norm.py", "--m 37 --n 300 --block-m 4 --dtype float32"),
+    "softmax": ("softmax/example_softmax.py", "--m 37 --n 300 --block-m 4"),
+    "online_softmax": ("softmax/example_online_softmax.py", "--m 37 --n 1000 --block 4 256"),
+    "convolution": ("convolution/example_convolution.py", "--n 1 --c 20 --h 9 --w 11 --f 24 --k 3 --padding 1"),
+    "blocksparse_gemm": ("blocksparse_gemm/example_blocksparse_gemm.py", "--m 200 --n 130 --k 300 --block 64 64 32"),
+    "cumsum": ("cumsum/example_cumsum.py", "--m 37 --n 1000 --block 8 64"),
+}
+
+
+@pytest.fixture
+def cuda_kernels(monkeypatch):
+    """Route the examples' target="auto" compiles to CUDA + emulator and record the artifacts."""
+    monkeypatch.setenv("TILEWISE_TARGET", "cuda")
+    monkeypatch.setenv("TILEWISE_EXECUTION_BACKEND", "emulator")
+    built = []
+    original = cuda_artifact.build_cuda
+
+    def record(*args, **kwargs):
+        art = original(*args, **kwargs)
+        built.append(art)
+        return art
+
+    monkeypatch.setattr(cuda_artifact, "build_cuda", record)
+    return built
+
+
+def _check_sm80(built):
+    assert built, "the example compiled no CUDA kernel"
+    for art in built:
+        usage = art.resource_usage()
+        assert usage["spill_bytes"] == 0, (art.func.name, usage)
+
+
+@pytest.mark.parametrize("name", list(GEMM_FAMILY))
+def test_gemm_family_example_in_emulator_and_for_sm80(name, capsys, cuda_kernels):
+    relpath, argv = GEMM_FAMILY[name]
+    rc = load_gemm(relpath).main(argv.split() + ["--no-bench"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "WRONG" not in out and "OK" in out, out
+    _check_sm80(cuda_kernels)
+
+
+@pytest.mark.parametrize("name", ["mha_fwd", "gqa_fwd_causal", "mha_bwd", "gqa_decode_split", "mla_decode",
+                                  "mamba_chunk_scan", "mamba_chunk_state"])
+def test_attention_example_kernels_compile_for_sm80(name, capsys, monkeypatch):
+    # the emulator runs of these examples live in test_examples_attention.py; here every kernel
+    # they build (recorded from their CPU run) is also compiled by NVRTC
+    import tilewise.backend.cpu.artifact as cpu_artifact
+
+    relpath, argv = ATTENTION_CASES[name]
+    funcs = []
+    original = cpu_artifact.build_cpu
+
+    def record(func, *a, **k):
+        funcs.append(func)
+        return original(func, *a, **k)
+
+    monkeypatch.setattr(cpu_artifact, "build_cpu", record)
+    rc = load_attention(relpath).main(argv.split() + ["--target", "cpu", "--bench_ms", "0"])
+    assert rc == 0, capsys.readouterr().out
+    assert funcs
+    for f in funcs:
+        art = cuda_artifact.build_cuda(f, "sm_80", "emulator")
+        assert art.resource_usage()["spill_bytes"] == 0, f.name
