@@ -20,7 +20,9 @@ LOG2E = 1.44269504
 
 
 def gqa_fwd(batch, heads, seq_len, dim, is_causal, groups=4, block_M=128, block_N=64, num_stages=1,
-            threads=256, dtype="float16"):
+            threads=None, dtype="float16"):
+    if threads is None:
+        threads = block_M // 16 * 32  # one warp per 16 query rows: the score tile feeds P @ V from registers
     accum_dtype = "float"
     assert heads % groups == 0, "heads must be a multiple of groups"
     kv_heads = heads // groups
