@@ -85,3 +85,23 @@ def test_fragment_slices_in_copy_and_atomics():
     ref[3:13, 0:32] = x[:10, 8:40]
     ref[20:30, 0:32] += x[0:10, 32:64]
     np.testing.assert_array_equal(y, ref)
+
+
+def test_uninitialised_shared_read_is_reported_when_asked(monkeypatch):
+    from tilewise.emulator import EmulatorError
+
+    @T.prim_func
+    def k5(Y: T.Tensor((64,), "float32")):
+        with T.Kernel(1, threads=64):
+            S = T.alloc_shared((64,), "float32")
+            for i in T.Parallel(64):
+                Y[i] = S[i]
+
+    y = np.zeros(64, np.float32)
+    kernel = tilewise.compile(k5, target="cuda", execution_backend="emulator")
+    kernel(y)  # not checked by default
+    monkeypatch.setenv("TILEWISE_EMULATOR_UNINIT", "1")
+    import pytest
+
+    with pytest.raises(EmulatorError, match="S"):
+        kernel(y)

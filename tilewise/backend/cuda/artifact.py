@@ -48,7 +48,14 @@ class CudaArtifact:
             from ...emulator import run
             from ...jit.args import numpy_view
 
-            run(self.lowered, [_emulator_value(p, numpy_view(a)) for p, a in zip(self.lowered.params, arrays)], dims)
+            import os
+
+            # race checks are on unless TILEWISE_EMULATOR_RACES=0; reads of uninitialised shared
+            # memory and registers are reported with TILEWISE_EMULATOR_UNINIT=1
+            races = os.environ.get("TILEWISE_EMULATOR_RACES", "1") not in ("0", "false", "no")
+            uninit = os.environ.get("TILEWISE_EMULATOR_UNINIT", "0") in ("1", "true", "yes")
+            values = [_emulator_value(p, numpy_view(a)) for p, a in zip(self.lowered.params, arrays)]
+            run(self.lowered, values, dims, check_races=races, check_uninit=uninit)
             return
         if self._launcher is None:
             from .launch import CudaLauncher
