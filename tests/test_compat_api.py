@@ -147,3 +147,4 @@ def test_get_swizzle_layout_matches_the_gemm_operand_swizzle():
             for c in range(cols):
                 assert get_swizzle_layout(r, c, cols, dtype) == (r, int(table[r, c, 1])), (cols, dtype, r, c)
     assert get_swizzle_layout(3, 5, 12, "float16") == (3, 5)  # 24-byte rows are not swizzled
+

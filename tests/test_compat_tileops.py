@@ -100,3 +100,22 @@ def test_float8_gemm_on_cuda_uses_fmas():
     b = rng.standard_normal((32, 32)).astype(ml_dtypes.float8_e4m3fn)
     ref = a.astype(np.float64) @ b.astype(np.float64).T
     np.testing.assert_allclose(k(a, b), ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_fill_a_slice_of_a_fragment(target):
+    @T.prim_func
+    def main(A: T.Tensor((32, 32), "float32"), B: T.Tensor((32, 32), "float32")):
+        with T.Kernel(1, threads=64):
+            frag = T.alloc_fragment((32, 32), "float32")
+            T.copy(A, frag)
+            T.fill(frag[8:24, 4:12], -1.0)
+            T.clear(frag[0:4, :])
+            T.copy(frag, B)
+
+    k = build(main, target, out_idx=[1])
+    a = np.arange(1024, dtype=np.float32).reshape(32, 32)
+    ref = a.copy()
+    ref[8:24, 4:12] = -1
+    ref[0:4] = 0
+    np.testing.assert_array_equal(k(a), ref)

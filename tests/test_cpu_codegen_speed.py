@@ -110,7 +110,7 @@ def test_float16_transposing_copy(rng):
 
     @T.prim_func
     def main(A: T.Tensor((m, n), "float16"), B: T.Tensor((n, m), "float16")):
-        with T.Kernel(1) as bx:
+        with T.Kernel(1):
             t = T.alloc_shared((m, n), "float16")
             T.copy(A, t)
             for j, i in T.Parallel(n, m):
@@ -178,3 +178,198 @@ def test_fast_call_falls_back_to_checks(scale_kernel, rng):
     # a non-contiguous torch view: refused, not silently copied
     with pytest.raises(ValueError, match="contiguous"):
         scale_kernel(torch.from_numpy(a).t().contiguous().t(), 1.0)
+
+
+# ---------------------------------------------------------------- row reductions of long rows
+@pytest.mark.parametrize("n,dtype", [(128, "float32"), (200, "float32"), (1000, "float64"), (4099, "float32"),
+                                     (300, "int32")])
+def test_long_row_reductions(rng, n, dtype):
+    """Rows of at least 8 vectors reduce with four vector accumulators: every kind, a tail that
+    is not a whole vector, NaN (ignored by max/min, as on GPUs), infinities and signed zeros."""
+    rows = 5
+
+    @T.prim_func
+    def main(A: T.Tensor((rows, n), dtype), Out: T.Tensor((5, rows), dtype)):
+        with T.Kernel(1):
+            a = T.alloc_fragment((rows, n), dtype)
+            r = T.alloc_fragment((5, rows), dtype)
+            T.copy(A, a)
+            T.reduce_sum(a, r[0, :], dim=1)
+            T.reduce_max(a, r[1, :], dim=1)
+            T.reduce_min(a, r[2, :], dim=1)
+            T.reduce_abssum(a, r[3, :], dim=1)
+            T.reduce_absmax(a, r[4, :], dim=1)
+            T.copy(r, Out)
+
+    k = tilewise.compile(main, target="cpu")
+    if dtype == "int32":
+        a = rng.integers(-1000, 1000, size=(rows, n)).astype(np.int32)
+    else:
+        a = rng.standard_normal((rows, n)).astype(dtype)
+        a[1, 3] = np.nan  # ignored by max/min
+        a[2, n - 1] = np.inf
+        a[3, :] = -0.0
+        a[4, n // 2] = -np.inf
+    out = np.empty((5, rows), dtype)
+    k(a, out)
+    with np.errstate(invalid="ignore"):
+        ref = [a.sum(1, dtype=np.float64), np.fmax.reduce(a, axis=1), np.fmin.reduce(a, axis=1),
+               np.abs(a).sum(1, dtype=np.float64), np.fmax.reduce(np.abs(a), axis=1)]
+    for kind, got, want in zip(("sum", "max", "min", "abssum", "absmax"), out, ref):
+        if kind in ("max", "min", "absmax"):
+            np.testing.assert_array_equal(got, want.astype(dtype), err_msg=kind)
+        else:
+            np.testing.assert_allclose(got, want, rtol=1e-5, err_msg=kind)
+
+
+# ---------------------------------------------------------------- fuse_loops
+def _loops_in(kernel) -> int:
+    return kernel.get_kernel_source().count("for (int32_t")
+
+
+def test_fused_elementwise_on_ragged_shapes(rng):
+    """T.copy in, T.Parallel, T.copy out: one loop nest, also where copies are masked."""
+    m, n = T.symbolic("m"), T.symbolic("n")
+
+    @T.prim_func
+    def main(A: T.Tensor((m, n), "float32"), B: T.Tensor((m, n), "float16"), C: T.Tensor((m, n), "float32")):
+        with T.Kernel(T.ceildiv(n, 32), T.ceildiv(m, 4)) as (bx, by):
+            a = T.alloc_fragment((4, 32), "float32")
+            b = T.alloc_fragment((4, 32), "float16")
+            c = T.alloc_fragment((4, 32), "float32")
+            T.copy(A[by * 4, bx * 32], a)
+            T.copy(B[by * 4, bx * 32], b)
+            for i, j in T.Parallel(4, 32):
+                c[i, j] = a[i, j] * 2 + b[i, j]
+            T.copy(c, C[by * 4, bx * 32])
+
+    k = tilewise.compile(main, target="cpu")
+    assert _loops_in(k) == 2  # one nest of two loops
+    for shape in [(4, 32), (5, 33), (1, 1), (9, 70)]:
+        a = rng.standard_normal(shape, dtype=np.float32)
+        b = rng.standard_normal(shape).astype(np.float16)
+        c = np.full(shape, -7.0, np.float32)
+        k(a, b, c)
+        np.testing.assert_allclose(c, a * 2 + b.astype(np.float32), rtol=1e-6, atol=1e-6)
+
+
+def test_loops_that_must_not_fuse(rng):
+    """A shifted, a transposed and an accumulated access each keep their own loop."""
+    n = 16
+
+    @T.prim_func
+    def main(A: T.Tensor((n, n), "float32"), S: T.Tensor((n, n), "float32"), Tr: T.Tensor((n, n), "float32"),
+             R: T.Tensor((n,), "float32")):
+        with T.Kernel(1):
+            x = T.alloc_fragment((n, n), "float32")
+            y = T.alloc_fragment((n, n), "float32")
+            acc = T.alloc_fragment((n,), "float32")
+            for i, j in T.Parallel(n, n):
+                x[i, j] = A[i, j] + 1
+            for i, j in T.Parallel(n, n):
+                y[i, j] = x[i, (j + 1) % n]  # the neighbour: written later in a fused loop
+            T.copy(y, S)
+            for i, j in T.Parallel(n, n):
+                y[i, j] = x[j, i]
+            T.copy(y, Tr)
+            T.clear(acc)
+            for i, j in T.Parallel(n, n):
+                x[i, j] = x[i, j] * 2
+            for i in T.Parallel(n):
+                for j in T.serial(n):
+                    acc[i] += x[i, j]
+            T.copy(acc, R)
+
+    k = tilewise.compile(main, target="cpu")
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    s, tr, r = np.empty_like(a), np.empty_like(a), np.empty(n, np.float32)
+    k(a, s, tr, r)
+    x = a + 1
+    np.testing.assert_allclose(s, np.roll(x, -1, axis=1), rtol=1e-6)
+    np.testing.assert_allclose(tr, x.T, rtol=1e-6)
+    np.testing.assert_allclose(r, (x * 2).sum(1), rtol=1e-5)
+
+
+def test_fusion_through_unit_loops(rng):
+    """A 1-row tile: the copies' single loop fuses with T.Parallel(1, n)'s two."""
+    n = 300
+
+    @T.prim_func
+    def main(X: T.Tensor((7, n), "float32"), Y: T.Tensor((7, n), "float32")):
+        with T.Kernel(7) as bx:
+            x = T.alloc_fragment((1, n), "float32")
+            T.copy(X[bx, 0], x)
+            for i, j in T.Parallel(1, n):
+                x[i, j] = T.exp(x[i, j]) - x[i, j]
+            T.copy(x, Y[bx, 0])
+
+    k = tilewise.compile(main, target="cpu")
+    assert _loops_in(k) == 1
+    x = rng.standard_normal((7, n), dtype=np.float32)
+    y = np.empty_like(x)
+    k(x, y)
+    np.testing.assert_allclose(y, np.exp(x) - x, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- many short rows at once
+@pytest.mark.parametrize("rows,n,dtype", [(16, 16, "float32"), (40, 64, "float32"), (128, 64, "float32"),
+                                          (33, 256, "int32")])
+def test_short_row_reductions(rng, rows, n, dtype):
+    """Sixteen rows at a time (and the rows past the last sixteen one by one): every kind, with
+    and without clear (absmax then compares |dst| too), into a column of a wider tile (not
+    consecutive: the per-row path) and into consecutive elements."""
+
+    @T.prim_func
+    def main(A: T.Tensor((rows, n), dtype), Init: T.Tensor((rows,), dtype), Out: T.Tensor((10, rows), dtype),
+             Col: T.Tensor((rows, 2), dtype)):
+        with T.Kernel(1):
+            a = T.alloc_fragment((rows, n), dtype)
+            r = T.alloc_fragment((10, rows), dtype)
+            col = T.alloc_fragment((rows, 2), dtype)
+            T.copy(A, a)
+            for k in T.serial(5):
+                T.copy(Init, r[5 + k, :])
+            T.reduce_sum(a, r[0, :], dim=1)
+            T.reduce_max(a, r[1, :], dim=1)
+            T.reduce_min(a, r[2, :], dim=1)
+            T.reduce_abssum(a, r[3, :], dim=1)
+            T.reduce_absmax(a, r[4, :], dim=1)
+            T.reduce_sum(a, r[5, :], dim=1, clear=False)
+            T.reduce_max(a, r[6, :], dim=1, clear=False)
+            T.reduce_min(a, r[7, :], dim=1, clear=False)
+            T.reduce_abssum(a, r[8, :], dim=1, clear=False)
+            T.reduce_absmax(a, r[9, :], dim=1, clear=False)
+            T.clear(col)
+            T.reduce_max(a, col[:, 1], dim=1)
+            T.copy(r, Out)
+            T.copy(col, Col)
+
+    k = tilewise.compile(main, target="cpu")
+    assert "tw::rows_max(" in k.get_kernel_source()
+    if dtype == "int32":
+        a = rng.integers(-100, 100, size=(rows, n)).astype(np.int32)
+        init = rng.integers(-100, 100, size=rows).astype(np.int32)
+    else:
+        a = rng.standard_normal((rows, n)).astype(np.float32)
+        init = rng.standard_normal(rows).astype(np.float32) * 3
+        a[1, 5] = np.nan
+        a[2, :] = np.nan  # a row of NaN: max/min keep their start (-inf / inf with clear, dst without)
+        a[3, 0] = np.inf
+        a[min(20, rows - 1), n - 1] = -np.inf
+    out = np.empty((10, rows), dtype)
+    col = np.empty((rows, 2), dtype)
+    k(a, init, out, col)
+    with np.errstate(invalid="ignore"):
+        fmax, fmin = np.fmax.reduce(a, axis=1), np.fmin.reduce(a, axis=1)
+        absmax = np.fmax.reduce(np.abs(a), axis=1)
+        lo, hi = (np.iinfo(np.int32).min, np.iinfo(np.int32).max) if dtype == "int32" else (-np.inf, np.inf)
+        ref = [a.sum(1, dtype=np.float64), np.fmax(lo, fmax), np.fmin(hi, fmin), np.abs(a).sum(1, dtype=np.float64),
+               np.fmax(0, absmax),
+               init + a.sum(1, dtype=np.float64), np.fmax(init, fmax), np.fmin(init, fmin),
+               init + np.abs(a).sum(1, dtype=np.float64), np.fmax(np.abs(init), absmax)]
+    for i, want in enumerate(ref):
+        if i in (0, 3, 5, 8):
+            np.testing.assert_allclose(out[i], want, rtol=1e-5, atol=1e-4, err_msg=str(i))
+        else:
+            np.testing.assert_array_equal(out[i], want.astype(dtype), err_msg=str(i))
+    np.testing.assert_array_equal(col[:, 1], np.fmax(lo, fmax).astype(dtype))

@@ -202,8 +202,11 @@ def test_float16_conversions_bit_exact(convert_kernel, rng):
         want_h = f.astype(np.float16)
         want_b = f.astype(ml_dtypes.bfloat16)
         want_hf = hc.astype(np.float32)
-    same = lambda a, b: (a.view(np.uint16 if a.itemsize == 2 else np.uint32) ==
-                         b.view(np.uint16 if b.itemsize == 2 else np.uint32)) | (np.isnan(a) & np.isnan(b))  # noqa: E731
+
+    def same(a, b):
+        bits = np.uint16 if a.itemsize == 2 else np.uint32
+        return (a.view(bits) == b.view(bits)) | (np.isnan(a) & np.isnan(b))
+
     assert same(h, want_h).all(), f[~same(h, want_h)][:5]
     assert same(b, want_b).all(), f[~same(b, want_b)][:5]
     assert same(hf, want_hf).all(), hc[~same(hf, want_hf)][:5]

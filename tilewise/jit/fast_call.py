@@ -9,6 +9,7 @@ general path (`ArgBinder.bind`), which checks everything and names what is wrong
 from __future__ import annotations
 
 import ctypes
+import sys
 
 import numpy as np
 
@@ -39,6 +40,46 @@ def _np_ptr(a) -> int:
 
 _c_char = ctypes.c_char
 _buffer_dtypes: dict = {}
+
+HUGE_PAGE = 1 << 21
+HUGE_OUTPUT_BYTES = 4 << 20
+_madvise = None
+
+
+def advise_huge_pages(ptr: int, nbytes: int) -> None:
+    """Ask Linux for 2 MiB pages under a fresh output of at least 4 MiB (transparent huge
+    pages in `madvise` mode, the usual default). The kernel's first writes then fault 512 times
+    fewer pages: allocating and filling 64 MiB drops from ~29 ms to ~7 ms on one core."""
+    global _madvise
+    if nbytes < HUGE_OUTPUT_BYTES:
+        return
+    if _madvise is None:
+        if not sys.platform.startswith("linux"):
+            _madvise = False
+            return
+        try:
+            libc = ctypes.CDLL(None)
+            _madvise = libc.madvise
+            _madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+            _madvise.restype = ctypes.c_int
+        except (OSError, AttributeError):
+            _madvise = False
+    if not _madvise:
+        return
+    lo = (ptr + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1)
+    hi = (ptr + nbytes) & ~(HUGE_PAGE - 1)
+    if hi > lo:
+        _madvise(lo, hi - lo, 14)  # MADV_HUGEPAGE; advice only, a failure changes nothing
+
+
+_NO_DIMS: list = []
+
+
+def _prod(xs) -> int:
+    n = 1
+    for x in xs:
+        n *= x
+    return n
 
 
 class FastCall:
@@ -87,6 +128,9 @@ class FastCall:
                 self.ok = False
             self.outputs.append((i, p, shape))
         self.static_out = all(isinstance(d, int) for _, _, s in self.outputs for d in s)
+        # bytes of each output when static (whether to ask for huge pages), else None
+        self.out_bytes = [_prod(s) * p.dtype.bytes if self.static_out else None for _, p, s in self.outputs]
+        self.any_buffer = any(is_buf for _, is_buf, _, _ in self.inputs)
         self._dtype_ok: dict = {}  # (param index, dtype object) -> bool
         self._out_dtypes: dict = {}  # (param index, torch?) -> dtype object
 
@@ -122,7 +166,7 @@ class FastCall:
         if len(args) != len(self.inputs):
             return None
         ptrs = [None] * self.n_params
-        dims = [None] * len(self.dyn)
+        dims = [None] * len(self.dyn) if self.dyn else _NO_DIMS
         keep = None
         use_torch = False
         dtype_ok = self._dtype_ok
@@ -164,21 +208,24 @@ class FastCall:
                         elif have != got:
                             return None
             ptrs[i] = ptr
-        if None in dims:
+        if dims and None in dims:
             return None
-        if not self.inputs or not any(is_buf for _, is_buf, _, _ in self.inputs):
+        if not self.any_buffer:
             return None  # the general path decides numpy or torch from what is installed
         outputs = []
-        for i, p, shape in self.outputs:
-            if not self.static_out:
+        for (i, p, shape), nbytes in zip(self.outputs, self.out_bytes):
+            if nbytes is None:
                 shape = [d if d.__class__ is int else dims[d[1]] for d in shape]
-            dt = self._out_dtype(i, p, use_torch)
+                nbytes = _prod(shape) * p.dtype.bytes
+            dt = self._out_dtypes.get((i, use_torch)) or self._out_dtype(i, p, use_torch)
             if use_torch:
                 out = self._torch_empty(shape, dtype=dt)
-                ptrs[i] = out.data_ptr()
+                ptrs[i] = ptr = out.data_ptr()
             else:
                 out = np.empty(shape, dtype=dt)
-                ptrs[i] = _np_ptr(out)
+                ptrs[i] = ptr = _np_ptr(out)
+            if nbytes >= HUGE_OUTPUT_BYTES:
+                advise_huge_pages(ptr, nbytes)
             outputs.append(out)
         status = self.direct(*ptrs, *dims)
         if status != 0:

@@ -50,9 +50,10 @@ class Fill(TileOp):
 
         b = self.dst.buffer
         if b.scope == "local.fragment":
-            cc.whole_fragment(self.dst, "T.fill")
+            # a slice of the fragment (`T.clear(C_local[:, :16])`): each thread sets its registers inside it
             loc = ctx.local_buffer(b)
-            return cc.fragment_loop(ctx, b, lambda v, _: BufferStore(loc, [v], self.value), writes_memory=False)
+            return cc.fragment_loop(ctx, b, lambda v, _: BufferStore(loc, [v], self.value), writes_memory=False,
+                                    region=self.dst)
         if b.scope in ("local", "local.var"):
             return cc.per_thread_loops(self.dst, ctx, lambda idx: BufferStore(b, idx, self.value))
         return cc.cooperative_fill(ctx, self.dst, self.value)

@@ -12,7 +12,7 @@ from ..ir.buffer import Buffer, BufferRegion
 from ..ir.dtype import DataType
 from ..ir.expr import BufferLoad, Call, Const, Expr, binary, call, cast
 from ..ir.simplify import simplify
-from ..ir.stmt import BufferStore, For, Stmt, seq
+from ..ir.stmt import BufferStore, Evaluate, For, Stmt, seq
 from ..language.builder import emit, require_kernel
 from .base import LowerContext, TileOp, register
 from .region import as_region, check_static_region, extents_equal, region_indices, squeezed
@@ -103,6 +103,9 @@ class Reduce(TileOp):
             return loop_nest(ctx, before, ext, outer_body, innermost="serial")
 
         stride = src.buffer.strides()[dim]
+        many = self._reduce_rows(before, ext, at, stride)
+        if many is not None:
+            return many
 
         def row(vb: dict) -> Stmt:
             _, d_idx = at(vb)
@@ -110,6 +113,34 @@ class Reduce(TileOp):
             return self._reduce_row(BufferLoad(src.buffer, first), stride, d_idx, ext[dim])
 
         return loop_nest(ctx, before, ext, row, innermost="serial")
+
+    def _reduce_rows(self, before: list, ext: list, at, stride) -> Stmt | None:
+        """Many short rows of 4-byte values (a score tile in attention: 128 rows of 64) through
+        the runtime's sixteen-rows-at-a-time reduction, when the rows are contiguous and evenly
+        spaced, the results consecutive and the elements already of dst's type."""
+        src, dst = self.src, self.dst
+        if len(before) != 1 or stride != 1 or src.buffer.dtype != self.acc_dtype:
+            return None
+        if self.acc_dtype.name not in ("float32", "int32", "uint32"):
+            return None
+        rows, n = ext[before[0]], ext[self.dim]
+        if not (isinstance(rows, int) and isinstance(n, int) and rows >= 16 and n % 16 == 0 and 16 <= n <= 256):
+            return None
+        pitch = src.buffer.strides()[before[0]]
+        if not isinstance(pitch, int):
+            return None
+        (_, d0), (_, d1) = at({before[0]: Const(0, _dt.int32)}), at({before[0]: Const(1, _dt.int32)})
+        strides = dst.buffer.strides()
+        step = simplify(sum(((b - a) * st for a, b, st in zip(d0, d1, strides)), Const(0, _dt.int32)))
+        if not (isinstance(step, Const) and step.value == 1):
+            return None
+        first = [s for s, _ in src.region]
+        mode = 0 if self.clear else (2 if self.reduce_type == "absmax" else 1)
+        init = init_value(self.reduce_type, self.acc_dtype) if self.clear else Const(0, self.acc_dtype)
+        args = [Call("address_of", [BufferLoad(dst.buffer, d0)], _dt.handle),
+                Call("address_of", [BufferLoad(src.buffer, first)], _dt.handle),
+                Const(rows, _dt.int32), Const(n, _dt.int32), Const(pitch, _dt.int32), Const(mode, _dt.int32), init]
+        return Evaluate(Call(f"rows_{self.reduce_type}", args, _dt.handle))
 
     def _reduce_row(self, src_row: Expr, stride: int, d_idx, n: int) -> Stmt:
         """dst[d_idx] (op)= src[row : row + n*stride : stride], through the runtime's row

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..ir.stmt import PrimFunc
 from .check_loop_nesting import check_loop_nesting
+from .fuse_loops import fuse_loops
 from .legalize_safe_access import legalize_safe_access
 from .lower_tile_ops import lower_tile_ops
 from .rasterize_blocks import rasterize_blocks
@@ -22,6 +23,7 @@ def cpu_passes(pass_configs=None):
         ("lower_tile_ops", lambda f: lower_tile_ops(f, "cpu")),
         ("split_div_loops", split_div_loops),
         ("simplify_indices", simplify_indices),
+        ("fuse_loops", fuse_loops),
     ]
 
 

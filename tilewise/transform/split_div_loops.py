@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from ..ir.expr import BinOp, Const, Var
+from ..ir.span import at
 from ..ir.stmt import For, PrimFunc
 from ..ir.visitor import Mutator, Visitor, substitute, uses_var
 
@@ -50,10 +51,11 @@ class _Split(Mutator):
         extent = int(f.extent.value)
         if c > MAX_SPLIT or extent % c != 0 or extent == c:
             return f
-        outer = Var(f.var.name + "_o", f.var.dtype)
-        inner = Var(f.var.name + "_i", f.var.dtype)
-        body = substitute(f.body, {f.var: outer * c + inner})
-        return For(outer, 0, extent // c, f.kind, For(inner, 0, c, "unroll", body), f.annotations)
+        with at(f.span):  # the new nodes come from the user's loop
+            outer = Var(f.var.name + "_o", f.var.dtype)
+            inner = Var(f.var.name + "_i", f.var.dtype)
+            body = substitute(f.body, {f.var: outer * c + inner})
+            return For(outer, 0, extent // c, f.kind, For(inner, 0, c, "unroll", body), f.annotations)
 
 
 def split_div_loops(func: PrimFunc) -> PrimFunc:

@@ -12,6 +12,7 @@ from ...ir.visitor import Visitor
 from ..c_style import CStyleRenderer, c_type
 
 ENTRY = "tw_entry"
+BLOCK_RUNS = 32  # OpenMP hands each thread at least this many runs of consecutive blocks
 _STORAGE_STRUCTS = ("float16", "bfloat16", "float8_e4m3", "float8_e5m2")  # C++ structs with `bits`
 # The same kernel with one C argument per pointer and per dynamic dimension: ctypes passes plain
 # integers several times faster than it builds the two arrays tw_entry takes.
@@ -128,6 +129,12 @@ class CpuRenderer(CStyleRenderer):
             self.line(f"const int64_t {n} = {g};")
         nblocks = " * ".join(gnames)
         self.line("int32_t tw_status = 0;")
+        # Blocks are handed out dynamically (their costs differ: causal attention, ragged edges,
+        # other processes on the cores), in runs of consecutive blocks when there are many: at
+        # least BLOCK_RUNS runs per thread keep the balance, and neighbouring blocks share
+        # cache lines and DRAM pages while one hand-out costs an atomic instead of one per block.
+        chunk = self.names.fresh("tw_chunk")
+        self.line(f"const int64_t {chunk} = tw::block_run({nblocks}, {BLOCK_RUNS});")
         self.line(f"#pragma omp parallel if({nblocks} > 1)")
         self.line("{")
         self.depth += 1
@@ -137,7 +144,7 @@ class CpuRenderer(CStyleRenderer):
             self.line("  #pragma omp atomic write")
             self.line("  tw_status = 1;")
             self.line("}")
-        self.line("#pragma omp for schedule(dynamic, 1)")
+        self.line(f"#pragma omp for schedule(dynamic, {chunk})")
         self.line(f"for (int64_t tw_blk = 0; tw_blk < {nblocks}; ++tw_blk) {{")
         self.depth += 1
         if total:

@@ -10,6 +10,8 @@
 #include <type_traits>
 #include <vector>
 
+#include <omp.h>
+
 #include "tw_math.h"
 
 namespace tw {
@@ -310,6 +312,12 @@ template <typename T> inline void atomic_min(T* addr, T value) {
   atomic_update(addr, [value](T x) { return min(x, value); });
 }
 
+// Consecutive blocks per OpenMP hand-out: nblocks split into at least `runs` runs per thread.
+inline int64_t block_run(int64_t nblocks, int64_t runs) {
+  int64_t n = nblocks / (runs * (int64_t)omp_get_max_threads());
+  return n > 1 ? n : 1;
+}
+
 inline void* alloc_workspace(size_t bytes) {
   if (bytes == 0) return nullptr;
   void* p = nullptr;
@@ -331,8 +339,122 @@ template <typename T> inline T plus(T a, T b) {
   if constexpr (is_lowp<T>::value) return T((float)a + (float)b);
   else return (T)(a + b);
 }
+// Contiguous rows whose elements already have the accumulator's type: four independent vector
+// accumulators (GCC vector extensions), since a single one makes every step wait for the
+// previous one's latency (2x slower on a 4096-float row). Same maxNum/minNum rules as max/min.
+namespace row_detail {
+template <typename A> struct Lanes {
+  static constexpr bool vector = std::is_floating_point<A>::value || (std::is_integral<A>::value && sizeof(A) >= 4);
+  static constexpr int32_t n = 64 / (int32_t)sizeof(A);
+};
+template <typename A> struct VecOf { typedef A type __attribute__((vector_size(64))); };
+template <typename A> using Vec = typename VecOf<A>::type;
+template <typename A> inline Vec<A> load(const A* p) {
+  Vec<A> v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+template <typename V> inline V vabs(V x) {
+  typedef typename std::remove_reference<decltype(x[0])>::type A;
+  if constexpr (std::is_floating_point<A>::value) {
+    typedef typename std::conditional<sizeof(A) == 4, uint32_t, uint64_t>::type U;
+    typedef U UV __attribute__((vector_size(64)));
+    return (V)((UV)x & (U)~((U)1 << (sizeof(A) * 8 - 1)));  // clear the sign bit
+  } else if constexpr (std::is_signed<A>::value) {
+    return x < 0 ? -x : x;
+  } else {
+    return x;
+  }
+}
+struct Sum {
+  template <typename X> static X step(X a, X b) { return a + b; }
+  template <typename X> static X first(X x) { return x; }
+};
+struct Max {
+  template <typename X> static X step(X a, X b) { return (a > b) | (b != b) ? a : b; }
+  template <typename X> static X first(X x) { return x; }
+};
+struct Min {
+  template <typename X> static X step(X a, X b) { return (a < b) | (b != b) ? a : b; }
+  template <typename X> static X first(X x) { return x; }
+};
+struct AbsSum : Sum {
+  template <typename X> static X first(X x) { return vabs(x); }
+};
+struct AbsMax : Max {
+  template <typename X> static X first(X x) { return vabs(x); }
+};
+template <typename Op, typename A> inline A reduce(A init, const A* p, int32_t n) {
+  constexpr int32_t W = Lanes<A>::n;
+  constexpr bool idempotent = !std::is_base_of<Sum, Op>::value;
+  Vec<A> a0 = Op::first(load(p));
+  Vec<A> a1 = idempotent ? a0 : Vec<A>{}, a2 = a1, a3 = a1;  // sums start the others at zero
+  int32_t i = W;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    a0 = Op::step(a0, Op::first(load(p + i)));
+    a1 = Op::step(a1, Op::first(load(p + i + W)));
+    a2 = Op::step(a2, Op::first(load(p + i + 2 * W)));
+    a3 = Op::step(a3, Op::first(load(p + i + 3 * W)));
+  }
+  for (; i + W <= n; i += W) a0 = Op::step(a0, Op::first(load(p + i)));
+  // the last partial vector overlaps the previous ones: fine for max/min, not for sums
+  if (i < n) {
+    Vec<A> tail = Op::first(load(p + n - W));
+    if constexpr (idempotent) {
+      a1 = Op::step(a1, tail);
+    } else {
+      Vec<A> keep;
+      for (int32_t l = 0; l < W; ++l) keep[l] = l >= W - (n - i) ? tail[l] : (A)0;
+      a1 = Op::step(a1, keep);
+    }
+  }
+  Vec<A> v = Op::step(Op::step(a0, a1), Op::step(a2, a3));
+  A lane[W];
+  std::memcpy(lane, &v, sizeof(v));
+#pragma GCC unroll 8
+  for (int32_t w = W / 2; w > 0; w /= 2) {
+#pragma GCC unroll 8
+    for (int32_t l = 0; l < w; ++l) lane[l] = Op::step(lane[l], lane[l + w]);
+  }
+  return Op::step(init, lane[0]);
+}
+
+// Sixteen rows of 4-byte values at once (n a multiple of 16, row pitch ld): each row folds into
+// one vector, then four rounds of two-vector shuffles (8, 4, 2, 1 lanes) fold the sixteen
+// vectors into one holding the sixteen results, in bit-reversed row order. About 6 vector
+// operations per row instead of a per-row horizontal reduction (rows of 64: 3x faster).
+template <typename Op, typename A> inline Vec<A> rows16(const A* p, int32_t n, int32_t ld) {
+  static_assert(sizeof(A) == 4, "rows16 takes 4-byte elements");
+  typedef int32_t I __attribute__((vector_size(64)));
+  Vec<A> v[16];
+  for (int32_t r = 0; r < 16; ++r) {
+    const A* q = p + (int64_t)r * ld;
+    Vec<A> a = Op::first(load(q));
+    for (int32_t j = 16; j < n; j += 16) a = Op::step(a, Op::first(load(q + j)));
+    v[r] = a;
+  }
+  const I lo8 = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
+  const I hi8 = lo8 + 8;
+  const I lo4 = {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27};
+  const I hi4 = lo4 + 4;
+  const I lo2 = {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29};
+  const I hi2 = lo2 + 2;
+  const I lo1 = {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30};
+  const I hi1 = lo1 + 1;
+  for (int32_t k = 0; k < 8; ++k)
+    v[k] = Op::step(__builtin_shuffle(v[2 * k], v[2 * k + 1], lo8), __builtin_shuffle(v[2 * k], v[2 * k + 1], hi8));
+  for (int32_t k = 0; k < 4; ++k)
+    v[k] = Op::step(__builtin_shuffle(v[2 * k], v[2 * k + 1], lo4), __builtin_shuffle(v[2 * k], v[2 * k + 1], hi4));
+  for (int32_t k = 0; k < 2; ++k)
+    v[k] = Op::step(__builtin_shuffle(v[2 * k], v[2 * k + 1], lo2), __builtin_shuffle(v[2 * k], v[2 * k + 1], hi2));
+  Vec<A> r = Op::step(__builtin_shuffle(v[0], v[1], lo1), __builtin_shuffle(v[0], v[1], hi1));
+  const I bitrev = {0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15};
+  return __builtin_shuffle(r, bitrev);
+}
+}  // namespace row_detail
+
 #define TW_PRAGMA(x) _Pragma(#x)
-#define TW_ROW_REDUCE(name, omp_op, step, first)                               \
+#define TW_ROW_REDUCE(name, omp_op, step, first, kind_op)                               \
   template <typename Acc, typename T>                                          \
   inline Acc name(Acc init, const T* p, int32_t n, int32_t stride) {           \
     Acc acc = init;                                                            \
@@ -364,6 +486,15 @@ template <typename T> inline T plus(T a, T b) {
       }                                                                        \
       Acc x = lane[0];                                                         \
       acc = step;                                                              \
+    } else if constexpr (std::is_same<T, Acc>::value && row_detail::Lanes<Acc>::vector) {    \
+      if (stride == 1 && n >= 8 * row_detail::Lanes<Acc>::n) {                 \
+        return row_detail::reduce<row_detail::kind_op>(init, p, n);            \
+      }                                                                        \
+      TW_PRAGMA(omp simd reduction(omp_op : acc))                              \
+      for (int32_t i = 0; i < n; ++i) {                                        \
+        Acc x = (Acc)p[i * stride];                                            \
+        acc = step;                                                            \
+      }                                                                        \
     } else {                                                                   \
       TW_PRAGMA(omp simd reduction(omp_op : acc))                              \
       for (int32_t i = 0; i < n; ++i) {                                        \
@@ -373,12 +504,39 @@ template <typename T> inline T plus(T a, T b) {
     }                                                                          \
     return acc;                                                                \
   }
-TW_ROW_REDUCE(row_sum, +, plus(acc, x), x)
-TW_ROW_REDUCE(row_abssum, +, plus(acc, abs(x)), abs(x))
-TW_ROW_REDUCE(row_max, max, max(acc, x), x)
-TW_ROW_REDUCE(row_min, min, min(acc, x), x)
-TW_ROW_REDUCE(row_absmax, max, max(acc, abs(x)), abs(x))
+TW_ROW_REDUCE(row_sum, +, plus(acc, x), x, Sum)
+TW_ROW_REDUCE(row_abssum, +, plus(acc, abs(x)), abs(x), AbsSum)
+TW_ROW_REDUCE(row_max, max, max(acc, x), x, Max)
+TW_ROW_REDUCE(row_min, min, min(acc, x), x, Min)
+TW_ROW_REDUCE(row_absmax, max, max(acc, abs(x)), abs(x), AbsMax)
 #undef TW_ROW_REDUCE
+
+// T.reduce of `rows` contiguous rows of n elements (pitch ld) into rows consecutive dst
+// elements, for 4-byte types with n a multiple of 16. start: 0 combines with `init` (clear),
+// 1 with dst's value, 2 with |dst| (absmax without clear).
+#define TW_ROWS_REDUCE(name, row_name, kind_op)                                            \
+  template <typename A>                                                                    \
+  inline void name(A* dst, const A* src, int32_t rows, int32_t n, int32_t ld, int32_t start, A init) { \
+    int32_t r = 0;                                                                         \
+    for (; r + 16 <= rows; r += 16) {                                                      \
+      row_detail::Vec<A> red = row_detail::rows16<row_detail::kind_op>(src + (int64_t)r * ld, n, ld); \
+      row_detail::Vec<A> s = row_detail::Vec<A>{} + init;                                  \
+      if (start != 0) s = row_detail::load(dst + r);                                       \
+      if (start == 2) s = row_detail::vabs(s);                                             \
+      s = row_detail::kind_op::step(s, red);                                               \
+      std::memcpy(dst + r, &s, sizeof(s));                                                 \
+    }                                                                                      \
+    for (; r < rows; ++r) {                                                                \
+      A s = start == 0 ? init : (start == 2 ? abs(dst[r]) : dst[r]);                       \
+      dst[r] = row_name(s, src + (int64_t)r * ld, n, 1);                                   \
+    }                                                                                      \
+  }
+TW_ROWS_REDUCE(rows_sum, row_sum, Sum)
+TW_ROWS_REDUCE(rows_abssum, row_abssum, AbsSum)
+TW_ROWS_REDUCE(rows_max, row_max, Max)
+TW_ROWS_REDUCE(rows_min, row_min, Min)
+TW_ROWS_REDUCE(rows_absmax, row_absmax, AbsMax)
+#undef TW_ROWS_REDUCE
 #undef TW_PRAGMA
 
 // T.print: every call's lines stay together although blocks run on several threads, and are
