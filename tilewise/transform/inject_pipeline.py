@@ -175,45 +175,63 @@ class _Pipeline(Mutator):
             if b not in self.buffers:
                 mb = Buffer(b.name, (S,) + b.shape, b.dtype, b.scope, span=b.span)
                 self.buffers[b] = mb
-        it = Var(f.var.name + "_it", _dt.int32)
         # The producer's slot it % S is carried in a register from one iteration to the next
         # (a modulo per iteration would cost more than the loop body's address arithmetic).
         slot_var = Buffer(f.var.name + "_slot", (1,), _dt.int32, "local.var")
         cur = BufferLoad(slot_var, [Const(0, _dt.int32)])
         n = f.extent
+        depth = max(stage)
         keyed = sorted(range(n_stmts), key=lambda i: (order[i] if order is not None else i, i))
-        out = []
-        committed = False
         last_producer = max(keyed.index(i) for i in producers)
-        for pos, i in enumerate(keyed):
-            s = stmts[i]
-            st = stage[i]
-            k = it - st if st else it
-            slot = cur if st == 0 else Select(cur >= st, cur - st, cur + (S - st))
-            body = substitute(s, {f.var: f.start + k})
-            body = _Multibuffer(self.buffers, slot).visit(body)
-            if st == 0:
-                body = _copy.copy(body)
-                body.async_copy = True
-                body = IfThenElse(it < n, body)
-            else:
-                conds = []
-                if st > 0:
-                    conds.append(it >= st)
-                guard = conds[0] if conds else None
-                # groups newer than the one this statement needs: those of the iterations after
-                # k, minus this iteration's if it is not committed yet
-                out.append(_call("cp_async_wait", n=st if committed else st - 1))
-                body = IfThenElse(guard, body) if guard is not None else body
-            out.append(body)
-            if pos == last_producer and not committed:
-                out.append(_call("cp_async_commit"))
-                committed = True
-        out.append(BufferStore(slot_var, [Const(0, _dt.int32)], Select(cur == S - 1, Const(0, _dt.int32), cur + 1)))
-        loop = For(it, 0, n + (max(stage)), "serial", seq(out), {"pipelined_stages": S})
-        loop.span = f.span
+
+        def iteration(it: Var):
+            """One pipelined iteration: stage-s statements work on k = it - s, when 0 <= k < n."""
+            out = []
+            committed = False
+            for pos, i in enumerate(keyed):
+                s = stmts[i]
+                st = stage[i]
+                k = it - st if st else it
+                slot = cur if st == 0 else Select(cur >= st, cur - st, cur + (S - st))
+                body = substitute(s, {f.var: f.start + k})
+                body = _Multibuffer(self.buffers, slot).visit(body)
+                if st == 0:
+                    body = _copy.copy(body)
+                    body.async_copy = True
+                    body = IfThenElse(it < n, body)
+                else:
+                    # groups newer than the one this statement needs: those of the iterations
+                    # after k, minus this iteration's if it is not committed yet
+                    out.append(_call("cp_async_wait", n=st if committed else st - 1))
+                    guard = it >= st
+                    if st < depth:
+                        guard = guard & (it - st < n)
+                    body = IfThenElse(guard, body)
+                out.append(body)
+                if pos == last_producer and not committed:
+                    out.append(_call("cp_async_commit"))
+                    committed = True
+            out.append(BufferStore(slot_var, [Const(0, _dt.int32)],
+                                   Select(cur == S - 1, Const(0, _dt.int32), cur + 1)))
+            return seq(out)
+
+        # prologue (filling the pipeline), steady state, epilogue (draining it): the guards of
+        # each part are decided by its index range, so the steady-state loop has none
+        parts = []
+        from ..language.math import max as tmax
+        from ..language.math import min as tmin
+
+        # with fewer iterations than stages (a dynamic extent) the steady state is empty and the
+        # epilogue starts where the prologue ends
+        drain = tmax(n, depth)
+        for name, start, extent in (("prologue", 0, depth), ("steady", depth, n - depth),
+                                    ("epilogue", drain, tmin(n, depth))):
+            it = Var(f"{f.var.name}_{name}", _dt.int32)
+            loop = For(it, start, extent, "serial", iteration(it), {"pipelined_stages": S, "part": name})
+            loop.span = f.span
+            parts.append(loop)
         init = Allocate(slot_var, Const(0, _dt.int32))
-        return seq([init, loop, _call("cp_async_wait", n=0)])
+        return seq([init, *parts, _call("cp_async_wait", n=0)])
 
 
 class _ReplaceAllocs(Mutator):

@@ -147,8 +147,9 @@ def steady_state_loop(
     sass: str | Sequence[SassInstr], key: str | None = "HMMA", function: str | None = None
 ) -> SassLoop | None:
     """The kernel's main loop: among the backward-branch loops, the one with the most `key`
-    instructions (the smallest such loop on a tie, i.e. the innermost); with key=None, or when
-    no loop has any, the largest loop. None when the code has no loop."""
+    instructions; on a tie the one that also streams data in (LDGSTS: a pipeline's steady state
+    rather than its drain), then the smallest (the innermost); with key=None, or when no loop has
+    any, the largest loop. None when the code has no loop."""
     loops = find_loops(sass, function)
     if not loops:
         return None
@@ -156,7 +157,8 @@ def steady_state_loop(
         best = max(sum(1 for i in lp.instrs if i.op == key) for lp in loops)
         if best > 0:
             hits = [lp for lp in loops if sum(1 for i in lp.instrs if i.op == key) == best]
-            return min(hits, key=len)
+            streaming = [lp for lp in hits if any(i.op == "LDGSTS" for i in lp.instrs)]
+            return min(streaming or hits, key=len)
     return max(loops, key=len)
 
 
