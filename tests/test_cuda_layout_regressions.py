@@ -105,3 +105,29 @@ def test_uninitialised_shared_read_is_reported_when_asked(monkeypatch):
 
     with pytest.raises(EmulatorError, match="S"):
         kernel(y)
+
+
+def test_pipeline_order_that_issues_the_gemm_before_the_copies():
+    # order=[1, 2, 0]: the gemm of iteration k - s is issued before this iteration's copies, so
+    # the barrier it needs sits after the wait, not after the copies
+    M = N = K = 128
+
+    @T.prim_func
+    def k6(A: T.Tensor((M, K), "float16"), B: T.Tensor((K, N), "float16"), C: T.Tensor((M, N), "float32")):
+        with T.Kernel(N // 64, M // 64, threads=128) as (bx, by):
+            a = T.alloc_shared((64, 32), "float16")
+            b = T.alloc_shared((32, 64), "float16")
+            c = T.alloc_fragment((64, 64), "float32")
+            T.clear(c)
+            for k in T.Pipelined(K // 32, order=[1, 2, 0], stage=[0, 0, 2]):
+                T.copy(A[by * 64, k * 32], a)
+                T.copy(B[k * 32, bx * 64], b)
+                T.gemm(a, b, c)
+            T.copy(c, C[by * 64, bx * 64])
+
+    rng = np.random.default_rng(4)
+    a = rng.uniform(-1, 1, (M, K)).astype(np.float16)
+    b = rng.uniform(-1, 1, (K, N)).astype(np.float16)
+    c = np.zeros((M, N), np.float32)
+    _run(k6, a, b, c)  # the emulator raises on a race
+    np.testing.assert_allclose(c, a.astype(np.float32) @ b.astype(np.float32), atol=1e-2, rtol=1e-2)

@@ -89,7 +89,6 @@ class Gemm(TileOp):
         if level != "strict":
             return
         from ..ir.span import at
-        from ..layout.swizzle import make_swizzled_layout
         from ..layout.tv import mma_a_tv, mma_b_tv, mma_c_tv
         from .cuda_common import whole_fragment
         from .mma_emitter import has_mma, warp_grid_for
@@ -116,14 +115,25 @@ class Gemm(TileOp):
                 tv = tv.remap((K, M), {0: 1, 1: 0})
             li.set_fragment(self.A.buffer, tv, self.span)
         else:
-            li.set_shared(self.A.buffer, make_swizzled_layout(self.A.buffer))
+            li.set_shared(self.A.buffer, self._shared_layout(self.A, self.trans_A))
         if self.B.buffer.scope == "local.fragment":
             tv = mma_b_tv(K, N, g.warp_m, g.warp_n, T, self.B.buffer.dtype.bits)
             if self.trans_B:
                 tv = tv.remap((N, K), {0: 1, 1: 0})
             li.set_fragment(self.B.buffer, tv, self.span)
         else:
-            li.set_shared(self.B.buffer, make_swizzled_layout(self.B.buffer))
+            li.set_shared(self.B.buffer, self._shared_layout(self.B, not self.trans_B))
+
+    @staticmethod
+    def _shared_layout(r: BufferRegion, k_major_rows: bool):
+        """Swizzled for ldmatrix; an 8-bit operand whose rows run along K (A stored K x M, B
+        stored K x N) is read byte by byte instead, where padded rows keep the addressing
+        simple (XOR-swizzled byte addresses cost registers, and spills on sm_80)."""
+        from ..layout.swizzle import make_padded_layout, make_swizzled_layout
+
+        if r.buffer.dtype.bits == 8 and k_major_rows:
+            return make_padded_layout(r.buffer)
+        return make_swizzled_layout(r.buffer)
 
     def lower_cuda(self, ctx) -> Stmt:
         from .cuda_common import whole_fragment

@@ -33,6 +33,7 @@ class _Access(Visitor):
     def __init__(self):
         self.reads: set = set()
         self.writes: set = set()
+        self.async_writes: set = set()  # cp.async destinations: they land at a later wait
 
     def visit_BufferLoad(self, e):
         if e.buffer.scope in SHARED:
@@ -57,6 +58,8 @@ class _Access(Visitor):
             reads, writes = node_accesses(node)
             self.reads |= reads
             self.writes |= writes
+            if getattr(node, "async_copy", False):
+                self.async_writes |= writes
             return
         return super().generic_visit(node)
 
@@ -82,13 +85,31 @@ def accesses(stmt) -> tuple[set, set]:
     return a.reads, a.writes
 
 
+def async_writes(stmt) -> set:
+    a = _Access()
+    a.visit(stmt)
+    return a.async_writes
+
+
+def _wait_count(s) -> int | None:
+    """n of a `cp.async.wait_group n` statement, else None."""
+    if isinstance(s, Evaluate) and isinstance(s.value, Call) and s.value.name == "cp_async_wait":
+        return int(s.value.attrs.get("n", 0))
+    return None
+
+
 class _State:
-    def __init__(self, reads=None, writes=None):
+    """Shared tiles read / written since the last barrier, and cp.async destinations still in
+    flight (a barrier does not complete them; their data lands at a wait, which is where they
+    count as written)."""
+
+    def __init__(self, reads=None, writes=None, pending=None):
         self.reads = set(reads or ())
         self.writes = set(writes or ())
+        self.pending = set(pending or ())
 
     def copy(self):
-        return _State(self.reads, self.writes)
+        return _State(self.reads, self.writes, self.pending)
 
     def conflicts(self, reads, writes) -> bool:
         return bool(reads & self.writes) or bool(writes & (self.reads | self.writes))
@@ -101,9 +122,13 @@ class _State:
         self.reads.clear()
         self.writes.clear()
 
+    def key(self):
+        return (frozenset(self.reads), frozenset(self.writes), frozenset(self.pending))
+
     def merge(self, other):
         self.reads |= other.reads
         self.writes |= other.writes
+        self.pending |= other.pending
 
 
 class _Inserter:
@@ -138,32 +163,41 @@ class _Inserter:
         return self.leaf(s, st)
 
     def leaf(self, s: Stmt, st: _State) -> Stmt:
-        reads, writes = accesses(s)
         if isinstance(s, Allocate):
             return s
+        n = _wait_count(s)
+        if n is not None:
+            # the copies this thread issued land here; other threads' land at their own wait,
+            # so a reader after the wait needs a barrier
+            st.writes |= st.pending
+            if n == 0:
+                st.pending.clear()
+            return s
+        reads, writes = accesses(s)
+        out = s
         if st.conflicts(reads, writes):
             st.clear()
-            st.add(reads, writes)
-            return seq([_at(syncthreads(), s), s])
+            out = seq([_at(syncthreads(), s), s])
         st.add(reads, writes)
-        return s
+        st.pending |= async_writes(s)
+        return out
 
     def loop(self, s, st: _State) -> Stmt:
         reads, writes = accesses(s.body)
         if not reads and not writes:
             return s
+        # An iteration starts with what the code before the loop or the previous iteration left
+        # behind: iterate to the fixpoint of that entry state, then place barriers for it.
         entry = st.copy()
-        end = st.copy()
-        body = self.stmt(s.body, end)
-        # Run the body again from the state a previous iteration leaves behind: if that needs a
-        # barrier the first pass did not, the conflict is loop-carried; a barrier at the end of
-        # the body resolves it for every iteration.
-        again = end.copy()
-        again.merge(entry)
-        if _count_syncs(self.stmt(s.body, again)) > _count_syncs(body):
-            body = seq([body, _at(syncthreads(), s)])
-            end.clear()
-        st.reads, st.writes = end.reads | entry.reads, end.writes | entry.writes
+        while True:
+            end = entry.copy()
+            body = self.stmt(s.body, end)
+            grown = entry.copy()
+            grown.merge(end)
+            if grown.key() == entry.key():
+                break
+            entry = grown
+        st.reads, st.writes, st.pending = entry.reads | end.reads, entry.writes | end.writes, entry.pending | end.pending
         return _rebuild_loop(s, body)
 
     def branch(self, s: IfThenElse, st: _State) -> Stmt:
@@ -172,27 +206,21 @@ class _Inserter:
             return s
         if not self.uniform(s.cond):
             return self.leaf(s, st)
+        pre = None
+        if st.conflicts(reads, writes):
+            # one barrier before the branch serves both paths (placed inside, the path that skips
+            # it would carry the old state on and force another barrier later)
+            st.clear()
+            pre = _at(syncthreads(), s)
         a = st.copy()
         then_body = self.stmt(s.then_body, a)
         b = st.copy()
         else_body = self.stmt(s.else_body, b) if s.else_body is not None else None
         a.merge(b)
-        st.reads, st.writes = a.reads, a.writes
+        st.reads, st.writes, st.pending = a.reads, a.writes, a.pending
         out = IfThenElse(s.cond, then_body, else_body)
         out.span = s.span
-        return out
-
-
-def _count_syncs(s) -> int:
-    n = [0]
-
-    class _C(Visitor):
-        def visit_Evaluate(self, e):
-            if is_sync(e):
-                n[0] += 1
-
-    _C().visit(s)
-    return n[0]
+        return seq([pre, out]) if pre is not None else out
 
 
 def _rebuild_loop(s, body):
