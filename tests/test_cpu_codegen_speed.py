@@ -373,3 +373,87 @@ def test_short_row_reductions(rng, rows, n, dtype):
         else:
             np.testing.assert_array_equal(out[i], want.astype(dtype), err_msg=str(i))
     np.testing.assert_array_equal(col[:, 1], np.fmax(lo, fmax).astype(dtype))
+
+
+@pytest.mark.parametrize("extent,split", [(128, True), (100, False)])
+def test_split_large_divisor_groups(rng, extent, split):
+    """One scale per group of 32 (`j // 32`, also written `j * 2 // 64`): the loop splits into
+    an outer loop over groups and an inner vectorisable loop over each group."""
+    m = T.symbolic("m")
+
+    @T.prim_func
+    def main(X: T.Tensor((m, extent), "float32"), S: T.Tensor((m, 4), "float32"), Y: T.Tensor((m, extent), "float32"),
+             Z: T.Tensor((m, extent), "float32")):
+        with T.Kernel(m) as bx:
+            x = T.alloc_fragment((extent,), "float32")
+            s = T.alloc_fragment((4,), "float32")
+            T.copy(X[bx, 0], x)
+            T.copy(S[bx, 0], s)
+            for j in T.Parallel(extent):
+                Y[bx, j] = x[j] * s[j // 32]
+            for j in T.Parallel(extent):
+                Z[bx, j] = x[j] + s[j * 2 // 64] + j % 32
+
+    k = tilewise.compile(main, target="cpu")
+    assert ("j_i" in k.get_kernel_source()) == split
+    x = rng.standard_normal((3, extent), dtype=np.float32)
+    s = rng.standard_normal((3, 4), dtype=np.float32)
+    y, z = np.empty_like(x), np.empty_like(x)
+    k(x, s, y, z)
+    j = np.arange(extent)
+    np.testing.assert_allclose(y, x * s[:, j // 32], rtol=1e-6)
+    np.testing.assert_allclose(z, x + s[:, j // 32] + j % 32, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- block_rows
+def _scaled_add(m, n, swizzle=0, bm=4, bn=32):
+    @T.prim_func
+    def main(A: T.Tensor((m, n), "float32"), B: T.Tensor((m, n), "float32"), C: T.Tensor((m, n), "float32")):
+        with T.Kernel(T.ceildiv(n, bn), T.ceildiv(m, bm)) as (bx, by):
+            if swizzle:
+                T.use_swizzle(swizzle)
+            a = T.alloc_fragment((bm, bn), "float32")
+            b = T.alloc_fragment((bm, bn), "float32")
+            T.copy(A[by * bm, bx * bn], a)
+            T.copy(B[by * bm, bx * bn], b)
+            for i, j in T.Parallel(bm, bn):
+                a[i, j] = a[i, j] * 3 - b[i, j]
+            T.copy(a, C[by * bm, bx * bn])
+
+    return tilewise.compile(main, target="cpu")
+
+
+@pytest.mark.parametrize("m,n,swizzle", [(64, 256, 0), (64, 256, 3), (36, 200, 0), (8, 32, 0)])
+def test_block_rows(rng, m, n, swizzle):
+    """Element-wise kernels walk rows across consecutive blocks (static shapes that the tiles
+    divide), with rasterisation, and on shapes whose masked copies keep the per-block walk."""
+    k = _scaled_add(m, n, swizzle)
+    assert ("tw_first" in k.get_kernel_source()) == (m % 4 == 0 and n % 32 == 0 and n // 32 > 1)
+    a = rng.standard_normal((m, n), dtype=np.float32)
+    b = rng.standard_normal((m, n), dtype=np.float32)
+    c = np.full_like(a, np.nan)
+    k(a, b, c)
+    np.testing.assert_allclose(c, a * 3 - b, rtol=1e-6, atol=1e-6)
+
+
+def test_block_rows_needs_private_tiles(rng):
+    """A tile read before the nest writes it (filled by a reduction first) keeps blocks apart."""
+    m, n = 16, 64
+
+    @T.prim_func
+    def main(A: T.Tensor((m, n), "float32"), C: T.Tensor((m, n), "float32")):
+        with T.Kernel(2, 4) as (bx, by):
+            a = T.alloc_fragment((4, 32), "float32")
+            s = T.alloc_fragment((4,), "float32")
+            T.copy(A[by * 4, bx * 32], a)
+            T.reduce_sum(a, s, dim=1)
+            for i, j in T.Parallel(4, 32):
+                C[by * 4 + i, bx * 32 + j] = a[i, j] - s[i]
+
+    k = tilewise.compile(main, target="cpu")
+    assert "tw_first" not in k.get_kernel_source()
+    a = rng.standard_normal((m, n), dtype=np.float32)
+    c = np.empty_like(a)
+    k(a, c)
+    ref = a - a.reshape(m, 2, 32).sum(-1, keepdims=True).repeat(32, -1).reshape(m, n)
+    np.testing.assert_allclose(c, ref, rtol=1e-5, atol=1e-5)

@@ -5,6 +5,7 @@ processes either see a complete entry or none."""
 from __future__ import annotations
 
 import atexit
+import functools
 import hashlib
 import json
 import os
@@ -25,9 +26,25 @@ def cache_dir() -> Path:
     return Path(d) if d else Path.home() / ".cache" / "tilewise"
 
 
+@functools.lru_cache(maxsize=1)
+def compiler_fingerprint() -> str:
+    """Identifies this state of tilewise's own sources (passes, lowerings, headers), so a kernel
+    compiled by one state of the compiler is never served to another, even without a version
+    bump. File sizes and modification times stand in for the contents (a stat is much cheaper
+    than a read, and a cache hit must stay fast)."""
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.suffix in (".py", ".h", ".cuh") and "__pycache__" not in path.parts:
+            st = path.stat()
+            h.update(f"{path.relative_to(root)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
 def make_key(*parts) -> str:
     h = hashlib.sha256()
     h.update(__version__.encode())
+    h.update(compiler_fingerprint().encode())
     for p in parts:
         h.update(b"\x00")
         h.update(p if isinstance(p, bytes) else str(p).encode())

@@ -10,6 +10,7 @@ from ...ir.expr import BufferLoad, Const
 from ...ir.stmt import Allocate, BufferStore, For, Kernel, PrimFunc
 from ...ir.visitor import Visitor
 from ..c_style import CStyleRenderer, c_type
+from . import block_rows
 
 ENTRY = "tw_entry"
 BLOCK_RUNS = 32  # OpenMP hands each thread at least this many runs of consecutive blocks
@@ -144,11 +145,28 @@ class CpuRenderer(CStyleRenderer):
             self.line("  #pragma omp atomic write")
             self.line("  tw_status = 1;")
             self.line("}")
-        self.line(f"#pragma omp for schedule(dynamic, {chunk})")
-        self.line(f"for (int64_t tw_blk = 0; tw_blk < {nblocks}; ++tw_blk) {{")
-        self.depth += 1
+        rows = block_rows.plan(k)
+        if rows is not None:
+            self._block_rows(k, rows, gnames, nblocks, chunk, total)
+        else:
+            self.line(f"#pragma omp for schedule(dynamic, {chunk})")
+            self.line(f"for (int64_t tw_blk = 0; tw_blk < {nblocks}; ++tw_blk) {{")
+            self.depth += 1
+            if total:
+                self.line("if (tw_ws == nullptr) continue;")
+            self._block_indices(k, gnames)
+            self.stmt(k.body)
+            self.depth -= 1
+            self.line("}")
         if total:
-            self.line("if (tw_ws == nullptr) continue;")
+            self.line("free(tw_ws);")
+        self.depth -= 1
+        self.line("}")
+        self.line("if (tw_status) return tw_status;")
+        self.depth -= 1
+        self.line("}")
+
+    def _block_indices(self, k: Kernel, gnames: list[str]):
         rem = "tw_blk"
         for i, (v, n) in enumerate(zip(k.block_vars, gnames)):
             if i == len(gnames) - 1:
@@ -156,14 +174,41 @@ class CpuRenderer(CStyleRenderer):
             else:
                 self.line(f"const int32_t {self.var(v)} = (int32_t)({rem} % {n});")
                 rem = f"({rem} / {n})"
-        self.stmt(k.body)
-        self.depth -= 1
-        self.line("}")
+
+    def _block_rows(self, k: Kernel, rows, gnames, nblocks: str, chunk: str, total: int):
+        """Each run of consecutive blocks, split at changes of the slower block indices into
+        groups, walks the nest's outer loops once with the group's blocks inside (block_rows.py)."""
+        self.line(f"const int64_t tw_nruns = ({nblocks} + {chunk} - 1) / {chunk};")
+        self.line("#pragma omp for schedule(dynamic, 1)")
+        self.line("for (int64_t tw_run = 0; tw_run < tw_nruns; ++tw_run) {")
+        self.depth += 1
         if total:
-            self.line("free(tw_ws);")
+            self.line("if (tw_ws == nullptr) continue;")
+        self.line(f"const int64_t tw_end = std::min((tw_run + 1) * {chunk}, (int64_t)({nblocks}));")
+        self.line(f"for (int64_t tw_first = tw_run * {chunk}; tw_first < tw_end;) {{")
+        self.depth += 1
+        g0 = gnames[0]
+        self.line(f"const int64_t tw_last = std::min((tw_first / {g0} + 1) * {g0}, tw_end);")
+        for a in rows.allocs:
+            self.stmt(a)
+        for f in rows.outer:
+            v = self.var(f.var)
+            self.line(f"for ({c_type(f.var.dtype)} {v} = 0; {v} < {f.extent.value}; ++{v}) {{")
+            self.depth += 1
+        self.line("for (int64_t tw_blk = tw_first; tw_blk < tw_last; ++tw_blk) {")
+        self.depth += 1
+        self._block_indices(k, gnames)
+        for let in rows.lets:
+            self.stmt(let)
+        self.stmt(rows.inner)
         self.depth -= 1
         self.line("}")
-        self.line("if (tw_status) return tw_status;")
+        for _ in rows.outer:
+            self.depth -= 1
+            self.line("}")
+        self.line("tw_first = tw_last;")
+        self.depth -= 1
+        self.line("}")
         self.depth -= 1
         self.line("}")
 

@@ -1,6 +1,7 @@
 // tilewise CPU runtime header: scalar types, math, integer helpers. Included by every
 // generated CPU kernel; the GEMM micro-kernel lives in tw_gemm.h.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>

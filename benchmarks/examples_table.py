@@ -1,0 +1,172 @@
+"""Builds the table of examples/README.md in one run: for each example, the lines of kernel code,
+its CPU time against the torch reference at the default size, whether it passes through the
+CUDA emulator at a small size, and the registers / spills / shared memory of its kernels compiled
+for sm_80 by NVRTC (at the example's default tile configuration).
+
+    .venv/bin/python benchmarks/examples_table.py [--write]   # --write updates examples/README.md
+"""
+from __future__ import annotations
+
+import ast
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+# (path, small arguments for the emulator run and for recording the kernels, option that turns timing off)
+TABLE = [
+    ("gemm/example_gemm.py", "--m 144 --n 136 --k 72 --dtype float16", "--no-bench"),
+    ("gemm/example_gemm_epilogue.py", "--m 130 --n 100 --k 70", "--no-bench"),
+    ("gemm/example_gemm_transpose.py", "--m 136 --n 100 --k 70", "--no-bench"),
+    ("gemm_splitk/example_gemm_splitk.py", "--m 100 --n 150 --k 400 --split-k 3", "--no-bench"),
+    ("gemm_streamk/example_gemm_streamk.py", "--m 200 --n 136 --k 200 --num-sms 3", "--no-bench"),
+    ("dequantize_gemm/example_dequant_gemm_fp16xint4.py", "--m 100 --n 130 --k 256 --group-size 64", "--no-bench"),
+    ("dequantize_gemm/example_dequant_gemv_fp16xint4.py", "--n 100 --k 600 --group-size 128", "--no-bench"),
+    ("gemv/example_gemv.py", "--n 100 --k 1000", "--no-bench"),
+    ("elementwise/example_elementwise_add.py", "--m 100 --n 333", "--no-bench"),
+    ("norm/example_rms_norm.py", "--m 37 --n 300", "--no-bench"),
+    ("norm/example_layer_norm.py", "--m 37 --n 300 --dtype float32", "--no-bench"),
+    ("softmax/example_softmax.py", "--m 37 --n 300", "--no-bench"),
+    ("softmax/example_online_softmax.py", "--m 37 --n 1000", "--no-bench"),
+    ("convolution/example_convolution.py", "--n 1 --c 20 --h 9 --w 11 --f 24 --k 3 --padding 1", "--no-bench"),
+    ("blocksparse_gemm/example_blocksparse_gemm.py", "--m 200 --n 130 --k 300", "--no-bench"),
+    ("cumsum/example_cumsum.py", "--m 37 --n 1000", "--no-bench"),
+    ("flash_attention/example_mha_fwd_bshd.py", "--batch 1 --heads 1 --seq_len 160 --dim 64", "--bench_ms 0"),
+    ("flash_attention/example_gqa_fwd_bshd.py", "--batch 1 --heads 2 --groups 2 --seq_len 160 --dim 64",
+     "--bench_ms 0"),
+    ("flash_attention/example_mha_bwd_bshd.py", "--batch 1 --heads 1 --seq_len 128 --dim 64", "--bench_ms 0"),
+    ("flash_decoding/example_gqa_decode.py", "--batch 1 --heads 8 --kv_heads 2 --kv_ctx 300 --dim 64 --num_split 2",
+     "--bench_ms 0"),
+    ("deepseek_mla/example_mla_decode.py", "--batch 1 --heads 16 --kv_ctx 200 --dim 128 --pe_dim 32 --num_split 2",
+     "--bench_ms 0"),
+    ("linear_attention/example_mamba_chunk_scan.py",
+     "--batch 1 --heads 2 --groups 1 --seq_len 160 --chunk_size 64 --dim 32 --dstate 32", "--bench_ms 0"),
+    ("linear_attention/example_mamba_chunk_state.py",
+     "--batch 1 --heads 2 --groups 1 --seq_len 160 --chunk_size 64 --dim 32 --dstate 32", "--bench_ms 0"),
+]
+
+_TIMES = re.compile(r"tilewise\s+([\d.]+)\s*ms[^\n]*?(?:torch|numpy|reference)[^\n]*?([\d.]+)\s*ms")
+
+
+def kernel_lines(path: Path) -> int:
+    """Non-blank, non-comment lines inside @T.prim_func and @T.macro bodies."""
+    src = path.read_text().splitlines()
+    tree = ast.parse("\n".join(src))
+    total = 0
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        names = {getattr(d, "attr", getattr(d, "id", "")) for d in node.decorator_list}
+        if not names & {"prim_func", "macro"}:
+            continue
+        for ln in src[node.body[0].lineno - 1:node.end_lineno]:
+            s = ln.strip()
+            if s and not s.startswith("#"):
+                total += 1
+    return total
+
+
+def run(args: list[str], env: dict, timeout: float = 900) -> tuple[int, str]:
+    p = subprocess.run([sys.executable, *args], capture_output=True, text=True, env={**os.environ, **env},
+                       timeout=timeout, cwd=ROOT)
+    return p.returncode, p.stdout + p.stderr
+
+
+def cpu_times(path: Path) -> list[tuple[float, float]]:
+    rc, out = run([str(path)], {"TILEWISE_TARGET": "cpu"})
+    if rc != 0:
+        return []
+    return [(float(a), float(b)) for a, b in _TIMES.findall(out)]
+
+
+def emulator_ok(path: Path, small: str, off: str) -> bool:
+    rc, _ = run([str(path), *small.split(), *off.split()],
+                {"TILEWISE_TARGET": "cuda", "TILEWISE_EXECUTION_BACKEND": "emulator"})
+    return rc == 0
+
+
+def cuda_resources(path: Path, small: str, off: str) -> list[dict]:
+    """Record the kernels the example builds (on the CPU, small size) and compile them for sm_80."""
+    code = f'''
+import sys, json, importlib.util
+sys.path.insert(0, {str(path.parent)!r})
+import tilewise.backend.cpu.artifact as ca
+from tilewise.backend.cuda.artifact import build_cuda
+funcs = []
+orig = ca.build_cpu
+def rec(f, *a, **k):
+    funcs.append(f)
+    return orig(f, *a, **k)
+ca.build_cpu = rec
+spec = importlib.util.spec_from_file_location("ex", {str(path)!r})
+m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+args = {small.split() + off.split()!r}
+if "--bench_ms" in args: args += ["--target", "cpu"]
+m.main(args)
+out = []
+for f in funcs:
+    u = build_cuda(f, "sm_80", "emulator").resource_usage()
+    out.append(u)
+print("RES" + json.dumps(out))
+'''
+    rc, out = run(["-c", code], {"TILEWISE_TARGET": "cpu"})
+    for line in out.splitlines():
+        if line.startswith("RES"):
+            import json
+
+            return json.loads(line[3:])
+    return []
+
+
+def main() -> int:
+    rows = []
+    for rel, small, off in TABLE:
+        path = EXAMPLES / rel
+        t0 = time.time()
+        lines = kernel_lines(path)
+        times = cpu_times(path)
+        emu = emulator_ok(path, small, off)
+        res = cuda_resources(path, small, off)
+        if times:
+            tw, ref = times[0]
+            cpu = f"{tw:.1f} ms vs {ref:.1f} ms ({ref / tw:.2f}x)"
+        else:
+            cpu = "n/a"
+        if res:
+            regs = "/".join(str(r["registers"]) for r in res)
+            spills = "/".join(str(r["spill_bytes"]) for r in res)
+            smem = "/".join(f"{r['shared_bytes'] // 1024}K" if r["shared_bytes"] >= 1024 else str(r["shared_bytes"])
+                            for r in res)
+            cuda = f"{regs} | {spills} | {smem}"
+        else:
+            cuda = "n/a | n/a | n/a"
+        rows.append(f"| `{rel}` | {lines} | {cpu} | {'passes' if emu else 'FAILS'} | {cuda} |")
+        print(rows[-1], f"({time.time() - t0:.0f} s)", flush=True)
+    header = ("| example | kernel lines | CPU: tilewise vs torch reference (default size) | emulator | "
+              "sm_80 registers | spill bytes | shared memory |\n|---|---|---|---|---|---|---|")
+    table = header + "\n" + "\n".join(rows)
+    load = os.getloadavg()[0]
+    stamp = f"Measured by `benchmarks/examples_table.py` on {time.strftime('%Y-%m-%d')}, load average {load:.1f}."
+    print(table)
+    if "--write" in sys.argv:
+        readme = EXAMPLES / "README.md"
+        text = readme.read_text() if readme.exists() else ""
+        begin, end = "<!-- table -->", "<!-- /table -->"
+        block = f"{begin}\n{stamp}\n\n{table}\n{end}"
+        if begin in text:
+            text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
+        else:
+            text = text + "\n" + block + "\n"
+        readme.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    _ = importlib.util
+    sys.exit(main())
