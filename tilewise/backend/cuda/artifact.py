@@ -45,10 +45,10 @@ class CudaArtifact:
     # ------------------------------------------------------------------ execution
     def run(self, arrays, dims) -> None:
         if self.backend == "emulator":
+            import os
+
             from ...emulator import run
             from ...jit.args import numpy_view
-
-            import os
 
             # race checks are on unless TILEWISE_EMULATOR_RACES=0; reads of uninitialised shared
             # memory and registers are reported with TILEWISE_EMULATOR_UNINIT=1
