@@ -91,7 +91,22 @@ def compile(  # noqa: A001 - TileLang's name
     backend = resolve_backend(tgt, execution_backend)
     outs = normalize_out_idx(func, out_idx)
     configs = _check_configs(pass_configs)
-    if tgt.kind == "cpu":
+    if tgt.kind == "cpu" and _programs_threads(func):
+        # A kernel that programs threads itself (T.get_thread_binding) relies on every thread of a
+        # block running; the CPU target runs a block as one thread, so such kernels run as their
+        # CUDA program, thread by thread, in the emulator (exact, but far slower than native code).
+        import warnings
+
+        from ..backend.cuda.artifact import build_cuda
+
+        warnings.warn(
+            f"{func.name} uses T.get_thread_binding: on the CPU target it runs thread-exactly in the CUDA "
+            "emulator, which is slow; write it with tile operators and T.Parallel for native CPU code",
+            stacklevel=2,
+        )
+        backend = "emulator"
+        artifact = build_cuda(func, "sm_80", backend, configs)
+    elif tgt.kind == "cpu":
         from ..backend.cpu.artifact import build_cpu
 
         artifact = build_cpu(func, configs)
@@ -103,6 +118,15 @@ def compile(  # noqa: A001 - TileLang's name
     if verbose:
         print(kernel.get_kernel_source())
     return kernel
+
+
+def _programs_threads(func: PrimFunc) -> bool:
+    from ..ir.stmt import Kernel
+    from ..ir.visitor import walk
+
+    found = []
+    walk(func.body, lambda n: found.append(n) if isinstance(n, Kernel) and n.attrs.get("uses_thread_binding") else None)
+    return bool(found)
 
 
 class Lowered:
