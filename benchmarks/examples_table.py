@@ -43,13 +43,28 @@ TABLE = [
     ("flash_attention/example_mha_bwd_bshd.py", "--batch 1 --heads 1 --seq_len 128 --dim 64", "--bench_ms 0"),
     ("flash_decoding/example_gqa_decode.py", "--batch 1 --heads 8 --kv_heads 2 --kv_ctx 300 --dim 64 --num_split 2",
      "--bench_ms 0"),
-    ("deepseek_mla/example_mla_decode.py", "--batch 1 --heads 16 --kv_ctx 200 --dim 128 --pe_dim 32 --num_split 2",
+    ("deepseek_mla/example_mla_decode.py", "--batch 1 --heads 16 --kv_ctx 200 --dim 128 --pe_dim 32 --block_H 16 --num_split 2",
      "--bench_ms 0"),
     ("linear_attention/example_mamba_chunk_scan.py",
      "--batch 1 --heads 2 --groups 1 --seq_len 160 --chunk_size 64 --dim 32 --dstate 32", "--bench_ms 0"),
     ("linear_attention/example_mamba_chunk_state.py",
      "--batch 1 --heads 2 --groups 1 --seq_len 160 --chunk_size 64 --dim 32 --dstate 32", "--bench_ms 0"),
 ]
+
+# The CUDA columns describe the kernels at the example's default head / state dimensions (which fix
+# the tile shapes); only the sequence lengths are shortened so that recording them is quick.
+RESOURCE_ARGS = {
+    "flash_attention/example_gqa_fwd_bshd.py": "--batch 1 --heads 8 --groups 4 --seq_len 128 --dim 128",
+    "flash_decoding/example_gqa_decode.py": "--batch 1 --heads 32 --kv_heads 4 --kv_ctx 300 --dim 128 --num_split 2",
+    "deepseek_mla/example_mla_decode.py": "--batch 1 --heads 64 --kv_ctx 128 --dim 512 --pe_dim 64 --num_split 2",
+    "linear_attention/example_mamba_chunk_scan.py":
+        "--batch 1 --heads 2 --groups 1 --seq_len 256 --chunk_size 256 --dim 64 --dstate 128",
+    "linear_attention/example_mamba_chunk_state.py":
+        "--batch 1 --heads 2 --groups 1 --seq_len 256 --chunk_size 256 --dim 64 --dstate 128",
+}
+
+# FlashMLA is a Hopper kernel: at DeepSeek's dims its two-stage pipeline needs sm_90's shared memory.
+RESOURCE_ARCH = {"deepseek_mla/example_mla_decode.py": "sm_90a"}
 
 _TIMES = re.compile(r"tilewise\s+([\d.]+)\s*ms[^\n]*?(?:torch|numpy|reference)[^\n]*?([\d.]+)\s*ms")
 
@@ -91,8 +106,8 @@ def emulator_ok(path: Path, small: str, off: str) -> bool:
     return rc == 0
 
 
-def cuda_resources(path: Path, small: str, off: str) -> list[dict]:
-    """Record the kernels the example builds (on the CPU, small size) and compile them for sm_80."""
+def cuda_resources(path: Path, small: str, off: str, arch: str = "sm_80") -> list[dict]:
+    """Record the kernels the example builds (on the CPU, small size) and compile them for `arch`."""
     code = f'''
 import sys, json, importlib.util
 sys.path.insert(0, {str(path.parent)!r})
@@ -111,7 +126,7 @@ if "--bench_ms" in args: args += ["--target", "cpu"]
 m.main(args)
 out = []
 for f in funcs:
-    u = build_cuda(f, "sm_80", "emulator").resource_usage()
+    u = build_cuda(f, {arch!r}, "emulator").resource_usage()
     out.append(u)
 print("RES" + json.dumps(out))
 '''
@@ -132,7 +147,8 @@ def main() -> int:
         lines = kernel_lines(path)
         times = cpu_times(path)
         emu = emulator_ok(path, small, off)
-        res = cuda_resources(path, small, off)
+        arch = RESOURCE_ARCH.get(rel, "sm_80")
+        res = cuda_resources(path, RESOURCE_ARGS.get(rel, small), off, arch)
         if times:
             tw, ref = times[0]
             cpu = f"{tw:.1f} ms vs {ref:.1f} ms ({ref / tw:.2f}x)"
@@ -144,6 +160,8 @@ def main() -> int:
             smem = "/".join(f"{r['shared_bytes'] // 1024}K" if r["shared_bytes"] >= 1024 else str(r["shared_bytes"])
                             for r in res)
             cuda = f"{regs} | {spills} | {smem}"
+            if arch != "sm_80":
+                cuda = f"{regs} ({arch}) | {spills} | {smem}"
         else:
             cuda = "n/a | n/a | n/a"
         rows.append(f"| `{rel}` | {lines} | {cpu} | {'passes' if emu else 'FAILS'} | {cuda} |")

@@ -161,12 +161,14 @@ def main(argv=None) -> int:
     parser.add_argument("--block_N", type=int, default=64)
     parser.add_argument("--block_H", type=int, default=64)
     parser.add_argument("--num_split", type=int, default=2)
+    parser.add_argument("--num_stages", type=int, default=2,
+                        help="2 fits Hopper's shared memory at the default tiles; Ampere (sm_80) needs 1")
     parser.add_argument("--target", default="auto", help="auto, cpu, or cuda (the emulator when there is no GPU)")
     parser.add_argument("--bench_ms", type=float, default=500, help="time spent timing each side (0: check only)")
     args = parser.parse_args(argv)
 
     func = mla_decode(args.batch, args.heads, args.kv_ctx, args.dim, args.pe_dim, args.block_N, args.block_H,
-                      args.num_split)
+                      args.num_split, args.num_stages)
     kernel = tilewise.compile(func, out_idx=[4, 5, 6], target=args.target)
 
     torch.manual_seed(0)

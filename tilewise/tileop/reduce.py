@@ -246,7 +246,7 @@ class Reduce(TileOp):
 
         modes = ls.reduced_thread_modes(self.dim)
         out: list[Stmt] = []
-        shared_modes = []
+        shared_modes, shuffled = [], []
         for place, radix in modes:
             if radix & (radix - 1) == 0 and place * radix <= 32:
                 lv = Var("v", _dt.int32)
@@ -257,17 +257,41 @@ class Reduce(TileOp):
                     out.append(For(lv, 0, n, "unroll",
                                    BufferStore(acc, [lv], self.combine(BufferLoad(acc, [lv]), shfl))))
                     off *= 2
+                shuffled.append((place, radix))
             else:
                 shared_modes.append((place, radix))
         if not shared_modes:
             return out
+        from ..ir.stmt import IfThenElse
+
         T = ctx.threads
-        ws = Buffer(f"{acc.name}_ws", (T * n,), self.acc_dtype, "shared.dyn")
         tid = ctx.thread
+        # threads that differ only in shuffled digits now hold the same partials: one of them
+        # (shuffled digits 0) writes for all, at an index with those digits removed
+        shuffled.sort(reverse=True)
+
+        def compact(t):
+            for place, radix in shuffled:
+                t = (t // (place * radix)) * place + t % place
+            return t
+
+        width = T
+        for _, radix in shuffled:
+            width //= radix
+        ws = Buffer(f"{acc.name}_ws", (width * n,), self.acc_dtype, "shared.dyn")
+        ws.self_synced = True  # barriers before and after its use: shared memory planning may share it
         sync = Evaluate(Call("syncthreads", [], _dt.handle))
         lv = Var("v", _dt.int32)
         out.append(Allocate(ws))
-        out.append(For(lv, 0, n, "unroll", BufferStore(ws, [tid * n + lv], BufferLoad(acc, [lv]))))
+        write = For(lv, 0, n, "unroll", BufferStore(ws, [simplify(compact(tid) * n, ctx.ranges) + lv],
+                                                     BufferLoad(acc, [lv])))
+        if shuffled:
+            lead = None
+            for place, radix in shuffled:
+                c = (tid // place) % radix == 0
+                lead = c if lead is None else lead & c
+            write = IfThenElse(simplify(lead, ctx.ranges), write, None)
+        out.append(write)
         out.append(sync)
         # partners differ from this thread only in the digits of the reduced modes
         base = tid
@@ -279,7 +303,7 @@ class Reduce(TileOp):
         lw = Var("v", _dt.int32)
         val = None
         for p in partners:
-            x = BufferLoad(ws, [simplify(p * n, ctx.ranges) + lw])
+            x = BufferLoad(ws, [simplify(compact(p) * n, ctx.ranges) + lw])
             val = x if val is None else self.combine(val, x)
         out.append(For(lw, 0, n, "unroll", BufferStore(acc, [lw], val)))
         out.append(Evaluate(Call("syncthreads", [], _dt.handle)))
