@@ -148,3 +148,16 @@ def test_get_swizzle_layout_matches_the_gemm_operand_swizzle():
                 assert get_swizzle_layout(r, c, cols, dtype) == (r, int(table[r, c, 1])), (cols, dtype, r, c)
     assert get_swizzle_layout(3, 5, 12, "float16") == (3, 5)  # 24-byte rows are not swizzled
 
+
+
+def test_legacy_profiler_on_lowered_module():
+    """TileLang 0.1.x: mod, params = lower(program); Profiler(mod, params, result_idx, supply)."""
+    import torch
+
+    mod, params = tilewise.lower(add_one(), target="cpu")
+    prof = tilewise.Profiler(mod, params, [1], tilewise.TensorSupplyType.Integer)
+    a = torch.arange(16, dtype=torch.float32)
+    torch.testing.assert_close(prof.func(a), a + 1)
+    prof.assert_allclose(lambda x: x + 1)
+    with pytest.raises(TypeError, match="supply type"):
+        tilewise.Profiler(prof.kernel, params, [1])

@@ -9,10 +9,14 @@ except ImportError:  # pragma: no cover - a hard dependency, but keep import err
     ml_dtypes = None
 
 
-class DataType:
-    """A scalar type such as float16 or int32; compare with ==, or with its name as a string."""
+class DataType(str):
+    """A scalar type such as float16 or int32; compare with ==, or with its name as a string.
 
-    __slots__ = ("name", "kind", "bits", "lanes")
+    It is a str (its canonical name), as TVM's DataType is, because TileLang code passes
+    `T.float16` where a string is expected, e.g. `getattr(torch, out_dtype)`."""
+
+    def __new__(cls, name: str, kind: str, bits: int, lanes: int = 1):
+        return super().__new__(cls, name)
 
     def __init__(self, name: str, kind: str, bits: int, lanes: int = 1):
         self.name = name
@@ -31,8 +35,15 @@ class DataType:
                 return False
         return NotImplemented
 
+    def __ne__(self, other: object) -> bool:
+        eq = self.__eq__(other)
+        return eq if eq is NotImplemented else not eq
+
     def __hash__(self) -> int:
         return hash(self.name)
+
+    def __reduce__(self):
+        return as_dtype, (self.name,)
 
     def __repr__(self) -> str:
         return self.name

@@ -6,8 +6,26 @@ from .supply import TensorSupplyType, make_inputs
 
 
 class Profiler:
-    def __init__(self, kernel, supply: TensorSupplyType = TensorSupplyType.Auto):
+    """`kernel.get_profiler()` builds one. TileLang 0.1.x's form, `Profiler(mod, params,
+    result_idx, supply_type)` on what `tilewise.lower` returned, compiles that module for its
+    target with `result_idx` as out_idx; `.func` is then the compiled kernel."""
+
+    def __init__(self, kernel, *legacy, supply: TensorSupplyType = TensorSupplyType.Auto):
+        from ..jit.compile import Lowered, compile
+
+        if isinstance(kernel, Lowered):
+            if len(legacy) > 3:
+                raise TypeError("Profiler(mod, params, result_idx, supply_type): too many arguments")
+            result_idx = legacy[1] if len(legacy) > 1 else None
+            supply = legacy[2] if len(legacy) > 2 else supply
+            kernel = compile(kernel.func, out_idx=result_idx, target=kernel.target)
+        elif len(legacy) == 1:
+            supply = legacy[0]
+        elif legacy:
+            raise TypeError(f"Profiler(kernel, supply_type) takes a compiled kernel and a supply type, "
+                            f"not {len(legacy) + 1} arguments (the 4-argument form takes tilewise.lower's result)")
         self.kernel = kernel
+        self.func = kernel  # TileLang 0.1.x called the compiled kernel `func`
         self.mod = kernel  # TileLang's older name for the kernel under test
         self.supply = supply
 

@@ -18,22 +18,39 @@ class CudaLowerContext(LowerContext):
         self.layouts = layouts
         self.arch = arch
         self.pass_configs = dict(pass_configs or {})
-        self.threads = layouts.threads
+        self.block_threads = layouts.threads
+        # set while lowering an operator inside `if tx < c` (and the like): the operator is spread
+        # over threads [lo, hi] only
+        self.thread_span: tuple[int, int] | None = None
+        self.op_span = None
         for v, t in zip(kernel.thread_vars, kernel.threads):
             self.ranges[v] = (0, t - 1)
 
     @property
+    def threads(self) -> int:
+        if self.thread_span is not None:
+            return self.thread_span[1] - self.thread_span[0] + 1
+        return self.block_threads
+
+    @property
     def thread(self) -> Expr:
-        """The flattened thread index (threadIdx.x fastest)."""
+        """The flattened thread index (threadIdx.x fastest), counted from the first thread that
+        runs the operator."""
         k = self.kernel
         tid: Expr = k.thread_vars[0]
         scale = k.threads[0]
         for v, t in zip(k.thread_vars[1:], k.threads[1:]):
             tid = tid + v * scale
             scale *= t
+        if self.thread_span is not None and self.thread_span[0]:
+            tid = tid - self.thread_span[0]
         return tid
 
     def fragment_layout(self, buf: Buffer):
+        if self.thread_span is not None:
+            from .thread_range import fragment_in_range
+
+            raise fragment_in_range(buf, self.op_span)
         lay = self.layouts.fragments.get(buf)
         if lay is None:
             raise CompileError(f"internal: fragment {buf.name} has no layout")

@@ -20,6 +20,7 @@ from ..ir.visitor import Mutator, Visitor
 from ..layout.layout import Layout
 from ..layout.tv import TVFragment, default_fragment, replicated_fragment
 from ..tileop.base import TileOp
+from .thread_range import INEXACT, branch_threads, fragment_in_range, not_a_range
 
 VECTOR_BITS = 128
 
@@ -33,6 +34,7 @@ class ParallelNest:
     reads: list = field(default_factory=list)  # (buffer, indices)
     writes: list = field(default_factory=list)
     writes_private: bool = False  # stores into a thread-private local buffer
+    thread_range: tuple | None = None  # (lo, hi) when an `if` on the thread index narrows who runs it
 
     @property
     def vars(self) -> list[Var]:
@@ -63,6 +65,7 @@ class LayoutMap:
     loops: dict = field(default_factory=dict)  # id(outer For) -> TVFragment
     shared: dict = field(default_factory=dict)  # Buffer -> Layout
     locals: dict = field(default_factory=dict)  # fragment Buffer -> its per-thread register Buffer
+    loop_thread_lo: dict = field(default_factory=dict)  # id(outer For) -> first thread of a narrowed loop
 
 
 def access_kind(nest: ParallelNest, indices) -> list[int] | None:
@@ -100,7 +103,9 @@ def loop_from_fragment(fl: TVFragment, kind: list[int], extents) -> TVFragment:
 class _Collect(Visitor):
     """Tile operators and parallel nests in program order."""
 
-    def __init__(self):
+    def __init__(self, kernel: Kernel | None = None):
+        self.kernel = kernel
+        self.threads_now = (0, kernel.threads[0] - 1) if kernel is not None else None  # who runs this code
         self.items: list = []
         self.annotations: list[Annotation] = []
         self.serial_fragments: dict = {}  # fragment touched outside T.Parallel -> span
@@ -130,15 +135,39 @@ class _Collect(Visitor):
                 body = body.body
             nest = ParallelNest(loops, body)
             _Accesses(nest).visit(body)
+            self._check_threads("a T.Parallel loop", f.span)
+            if self.kernel is not None and self.threads_now != (0, self.kernel.threads[0] - 1):
+                nest.thread_range = self.threads_now
+                for buf, _ in nest.reads + nest.writes:
+                    raise fragment_in_range(buf, f.span)
             self.items.append(nest)
             return
         self.generic_visit(f)
+
+    def _check_threads(self, what: str, span) -> None:
+        if self.threads_now == INEXACT:
+            raise not_a_range(what, span)
+
+    def visit_IfThenElse(self, s):
+        self.visit(s.cond)
+        if self.kernel is None or self.threads_now == INEXACT:
+            self.visit(s.then_body)
+            self.visit(s.else_body)
+            return
+        saved = self.threads_now
+        for body, truth in ((s.then_body, True), (s.else_body, False)):
+            if body is None:
+                continue
+            self.threads_now = branch_threads(s.cond, truth, self.kernel, saved)
+            self.visit(body)
+        self.threads_now = saved
 
     def visit_Annotation(self, a: Annotation):
         self.annotations.append(a)
 
     def generic_visit(self, node):
         if isinstance(node, TileOp):
+            self._check_threads(f"T.{type(node).__name__.lower()}", node.span)
             self.items.append(node)
             return
         return super().generic_visit(node)
@@ -218,6 +247,16 @@ class LayoutInference:
     def infer_nest(self, nest: ParallelNest, level: str) -> None:
         ext = nest.extents
         lay = self.nest_layout(nest)
+        if lay is None and nest.thread_range is not None:
+            # only the threads the enclosing `if` keeps run it: spread it over those
+            lo, hi = nest.thread_range
+            if nest.writes_private:
+                lay = replicated_fragment(ext, hi - lo + 1)
+            else:
+                lay = default_fragment(ext, hi - lo + 1, self.vector_for([]))
+            self.map.loops[id(nest.loops[0])] = lay
+            self.map.loop_thread_lo[id(nest.loops[0])] = lo
+            self.changed = True
         if lay is None and nest.writes_private:
             # each thread has its own copy of a local buffer: a loop filling one must run every
             # iteration in every thread, or later code would read elements other threads wrote
@@ -308,7 +347,7 @@ def _held_threads(fl: TVFragment) -> np.ndarray:
 
 def infer_kernel_layouts(kernel: Kernel) -> LayoutMap:
     li = LayoutInference(kernel)
-    c = _Collect()
+    c = _Collect(kernel)
     c.visit(kernel.body)
     for a in c.annotations:
         if a.kind == "layout":
@@ -362,7 +401,8 @@ def infer_kernel_layouts(kernel: Kernel) -> LayoutMap:
         if isinstance(it, ParallelNest):
             if li.nest_layout(it) is None:
                 raise CompileError("internal: a T.Parallel loop got no layout", it.span)
-            li.check_nest(it)
+            if it.thread_range is None:
+                li.check_nest(it)
     return li.map
 
 
@@ -383,7 +423,10 @@ class _Attach(Mutator):
     def visit_For(self, f: For):
         if f.kind == "parallel" and self.map is not None:
             lay = self.map.loops[id(f)]
-            out = For(f.var, f.start, f.extent, f.kind, f.body, {**f.annotations, "layout": lay})
+            ann = {**f.annotations, "layout": lay}
+            if id(f) in self.map.loop_thread_lo:
+                ann["thread_lo"] = self.map.loop_thread_lo[id(f)]
+            out = For(f.var, f.start, f.extent, f.kind, f.body, ann)
             out.span = f.span
             return out
         return self.generic_visit(f)

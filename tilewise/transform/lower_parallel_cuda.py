@@ -84,6 +84,9 @@ class _LowerParallel(RangeMutator):
             raise CompileError("internal: T.Parallel loop without a layout", f.span)
         v = Var("v", _dt.int32)
         tid = ctx.thread
+        lo = f.annotations.get("thread_lo", 0)
+        if lo:
+            tid = tid - lo  # only threads lo.. run it (an enclosing `if` on the thread index)
         ranges = dict(self.ranges)
         ranges[v] = (0, lay.num_values - 1)
         coords = lay.inverse(tid, v)

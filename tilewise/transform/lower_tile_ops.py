@@ -30,8 +30,17 @@ class _Lower(RangeMutator):
     def generic_visit(self, node):
         if isinstance(node, TileOp):
             self.ctx.ranges = self.ranges
-            with at(node.span):  # expressions the lowering builds carry the operator's line
-                lowered = getattr(node, f"lower_{self.ctx.target}")(self.ctx)
+            if self.ctx.target == "cuda":
+                from .thread_range import narrowed
+
+                self.ctx.thread_span = narrowed(self.ctx.kernel, self.ranges)
+                self.ctx.op_span = node.span
+            try:
+                with at(node.span):  # expressions the lowering builds carry the operator's line
+                    lowered = getattr(node, f"lower_{self.ctx.target}")(self.ctx)
+            finally:
+                if self.ctx.target == "cuda":
+                    self.ctx.thread_span = None
             _copy_span(lowered, node.span)
             return self.visit(lowered)
         return super().generic_visit(node)
