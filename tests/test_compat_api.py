@@ -161,3 +161,20 @@ def test_legacy_profiler_on_lowered_module():
     prof.assert_allclose(lambda x: x + 1)
     with pytest.raises(TypeError, match="supply type"):
         tilewise.Profiler(prof.kernel, params, [1])
+
+
+@pytest.mark.parametrize("target", ["cpu", "cuda"])
+def test_alloc_var_is_a_scalar_in_the_source(target):
+    @T.prim_func
+    def var_add(A: T.Tensor((64,), "float16"), B: T.Tensor((64,), "float16")):
+        with T.Kernel(2, threads=32) as bx:
+            tmp = T.alloc_var("float16")
+            tmp = 1  # noqa: F841
+            for i in T.Parallel(32):
+                B[bx * 32 + i] = A[bx * 32 + i] + tmp
+
+    k = tilewise.compile(var_add, out_idx=[1], target=target, execution_backend="auto")
+    src = k.get_kernel_source()
+    assert "tmp =" in src and "tmp[" not in src
+    a = np.arange(64).astype(np.float16)
+    np.testing.assert_array_equal(k(a), a + 1)

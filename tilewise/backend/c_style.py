@@ -224,7 +224,13 @@ class CStyleRenderer:
         return f"tw::{e.name}({', '.join(args)})"
 
     def expr_BufferLoad(self, e: BufferLoad) -> str:
-        return f"{self.buf(e.buffer)}[{self.offset(e.buffer, e.indices)}]"
+        return self.element(e.buffer, e.indices)
+
+    def element(self, buffer: Buffer, indices) -> str:
+        """The C lvalue of one element; a T.alloc_var is a plain scalar variable."""
+        if is_scalar_var(buffer):
+            return self.buf(buffer)
+        return f"{self.buf(buffer)}[{self.offset(buffer, indices)}]"
 
     def wide_index(self, buffer: Buffer) -> bool:
         """Whether offsets into `buffer` are computed in 64 bits (by default: global tensors)."""
@@ -264,7 +270,7 @@ class CStyleRenderer:
         self.line(self.expr(s.value) + ";")
 
     def stmt_BufferStore(self, s: BufferStore):
-        self.line(f"{self.buf(s.buffer)}[{self.offset(s.buffer, s.indices)}] = {self.expr(s.value)};")
+        self.line(f"{self.element(s.buffer, s.indices)} = {self.expr(s.value)};")
 
     def stmt_LetStmt(self, s: LetStmt):
         self.line(f"const {c_type(s.var.dtype)} {self.var(s.var)} = {self.expr(s.value)};")
@@ -315,3 +321,6 @@ class CStyleRenderer:
         raise NotImplementedError
 
 
+def is_scalar_var(b: Buffer) -> bool:
+    """A T.alloc_var: rendered as `T name = init;` rather than a one-element array."""
+    return b.scope == "local.var" and b.base is None and b.static_shape() in ((1,), ())

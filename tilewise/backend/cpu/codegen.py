@@ -9,7 +9,7 @@ from ...ir.buffer import Buffer
 from ...ir.expr import BufferLoad, Const
 from ...ir.stmt import Allocate, BufferStore, For, Kernel, PrimFunc
 from ...ir.visitor import Visitor
-from ..c_style import CStyleRenderer, c_type
+from ..c_style import CStyleRenderer, c_type, is_scalar_var
 from . import block_rows
 
 ENTRY = "tw_entry"
@@ -218,9 +218,13 @@ class CpuRenderer(CStyleRenderer):
         name = self.buf(b)
         if b.base is not None:
             # a view aliases its base, so it must not be declared __restrict__
-            self.line(f"{t}* {name} = ({t}*){self.buf(b.base)};")
+            base = f"&{self.buf(b.base)}" if is_scalar_var(b.base) else self.buf(b.base)
+            self.line(f"{t}* {name} = ({t}*){base};")
             return
         n = _prod(b.static_shape())
+        if is_scalar_var(b):
+            self.line(f"{t} {name}" + (f" = {self.expr(s.init)};" if s.init is not None else ";"))
+            return
         if _is_stack(b):
             self.line(f"{t} {name}[{n}];")
         elif b.uid in self.stack_tiles:
@@ -239,7 +243,7 @@ class CpuRenderer(CStyleRenderer):
         if isinstance(v, BufferLoad) and v.dtype == s.buffer.dtype and v.dtype.name in _STORAGE_STRUCTS:
             # A copy of a float16/bfloat16/float8 element: GCC does not vectorise assignments of
             # a struct, but does those of its bits.
-            dst = f"{self.buf(s.buffer)}[{self.offset(s.buffer, s.indices)}]"
+            dst = self.element(s.buffer, s.indices)
             self.line(f"{dst}.bits = {self.expr(v)}.bits;")
             return
         super().stmt_BufferStore(s)

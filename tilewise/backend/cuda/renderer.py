@@ -11,7 +11,7 @@ from ...ir.buffer import Buffer
 from ...ir.expr import BinOp, Call, Compare, Const, Expr, Var
 from ...ir.stmt import Allocate, Annotation, For, Kernel, LetStmt, PrimFunc, SeqStmt, Stmt
 from ...ir.visitor import Visitor, substitute
-from ..c_style import CStyleRenderer, c_type
+from ..c_style import CStyleRenderer, c_type, is_scalar_var
 from ..cpu.codegen import c_string
 from .intrinsics import mma_variant
 
@@ -232,7 +232,7 @@ class CudaRenderer(CStyleRenderer):
         name = self.buf(b)
         if b.base is not None:
             # a view is its base's pointer moved by byte_offset; views may alias (no __restrict__)
-            base = self.buf(b.base)
+            base = f"(&{self.buf(b.base)})" if is_scalar_var(b.base) else self.buf(b.base)
             off = b.byte_offset
             src = f"{base}" if b.base.dtype.bytes == 1 and b.base.dtype.is_int else f"(uint8_t*){base}"
             self.line(f"{t}* {name} = ({t}*)({src} + {off});" if off else f"{t}* {name} = ({t}*){base};")
@@ -261,6 +261,9 @@ class CudaRenderer(CStyleRenderer):
                 self.line(f"{t}* {name} = ({t}*){raw};")
         elif b.scope == "shared":
             self.line(f"__shared__ __align__(16) {t} {name}[{n}];")
+        elif is_scalar_var(b):
+            self.line(f"{t} {name}" + (f" = {self.expr(s.init)};" if s.init is not None else ";"))
+            return
         elif b.scope in ("local", "local.var", "local.fragment"):
             align = next((a for a in (16, 8, 4) if nbytes % a == 0), 0)
             self.line(f"{f'alignas({align}) ' if align > b.dtype.bytes else ''}{t} {name}[{n}];")
