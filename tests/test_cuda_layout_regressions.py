@@ -131,3 +131,62 @@ def test_pipeline_order_that_issues_the_gemm_before_the_copies():
     c = np.zeros((M, N), np.float32)
     _run(k6, a, b, c)  # the emulator raises on a race
     np.testing.assert_allclose(c, a.astype(np.float32) @ b.astype(np.float32), atol=1e-2, rtol=1e-2)
+
+
+def _unpack(packed: np.ndarray) -> np.ndarray:
+    lo, hi = packed & 15, packed >> 4
+    return np.stack([lo, hi], axis=-1).reshape(packed.shape[0], -1).astype(np.float16)
+
+
+def test_packed_fragment_read_as_j_div_2_takes_its_layout_from_the_loop():
+    """B_local[i, j // 2]: a fragment of packed int4 pairs whose layout the copy into it would fix
+    first; the dequantising loop is laid out so each thread holds the bytes it unpacks."""
+    N, K = 32, 64
+
+    @T.prim_func
+    def unpack(B: T.Tensor((N, K // 2), "uint8"), C: T.Tensor((N, K), "float16")):
+        with T.Kernel(1, threads=128):
+            B_shared = T.alloc_shared((N, K // 2), "uint8")
+            B_local = T.alloc_fragment((N, K // 2), "uint8")
+            C_local = T.alloc_fragment((N, K), "float16")
+            T.copy(B, B_shared)
+            T.copy(B_shared, B_local)
+            for i, j in T.Parallel(N, K):
+                C_local[i, j] = T.Cast("float16", (B_local[i, j // 2] >> (4 * (j % 2))) & 15)
+            T.copy(C_local, C)
+
+    b = np.random.default_rng(1).integers(0, 256, (N, K // 2), dtype=np.uint8)
+    c = np.zeros((N, K), np.float16)
+    _run(unpack, b, c)
+    np.testing.assert_array_equal(c, _unpack(b))
+
+
+def test_packed_fragment_feeding_a_register_gemm_operand():
+    """The gemm fixes the dequantised operand's layout; the packed fragment it is unpacked from
+    (B_local[i, j // 2]) takes the matching layout, replicated where mma lanes share a byte."""
+    N, M, K = 64, 32, 32
+
+    @T.prim_func
+    def dq_gemm(A: T.Tensor((M, K), "float16"), B: T.Tensor((N, K // 2), "uint8"),
+                Ct: T.Tensor((N, M), "float32")):
+        with T.Kernel(1, threads=128):
+            A_shared = T.alloc_shared((M, K), "float16")
+            B_shared = T.alloc_shared((N, K // 2), "uint8")
+            B_local = T.alloc_fragment((N, K // 2), "uint8")
+            B_dq = T.alloc_fragment((N, K), "float16")
+            acc = T.alloc_fragment((N, M), "float32")
+            T.clear(acc)
+            T.copy(A, A_shared)
+            T.copy(B, B_shared)
+            T.copy(B_shared, B_local)
+            for i, j in T.Parallel(N, K):
+                B_dq[i, j] = T.Cast("float16", (B_local[i, j // 2] >> (4 * (j % 2))) & 15)
+            T.gemm(B_dq, A_shared, acc, transpose_B=True)
+            T.copy(acc, Ct)
+
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((M, K)).astype(np.float16)
+    b = rng.integers(0, 256, (N, K // 2), dtype=np.uint8)
+    ct = np.zeros((N, M), np.float32)
+    _run(dq_gemm, a, b, ct)
+    np.testing.assert_allclose(ct, _unpack(b).astype(np.float32) @ a.astype(np.float32).T, rtol=1e-3, atol=1e-2)

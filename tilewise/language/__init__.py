@@ -63,6 +63,7 @@ from .loops import (
 )
 from .math import (
     And,
+    Cast,
     Not,
     Or,
     abs,

@@ -149,6 +149,13 @@ def cast(x, dtype):
     return _cast(x, dt)
 
 
+def Cast(dtype, x):  # noqa: N802 - TVM's tir.Cast, which TileLang kernels use
+    """`T.Cast("float16", x)`: TVM's argument order (type first) of `T.cast(x, "float16")`."""
+    if isinstance(x, (str, _dt.DataType)) and not isinstance(dtype, (str, _dt.DataType)):
+        x, dtype = dtype, x
+    return cast(x, dtype)
+
+
 def reinterpret(x, dtype=None):
     # TileLang accepts both reinterpret(dtype, x) and reinterpret(x, dtype)
     if isinstance(x, (str, _dt.DataType)) and not isinstance(dtype, (str, _dt.DataType)):

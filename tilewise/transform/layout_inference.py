@@ -14,11 +14,11 @@ import numpy as np
 
 from ..errors import CompileError
 from ..ir.buffer import Buffer
-from ..ir.expr import BufferLoad, Var
+from ..ir.expr import BinOp, BufferLoad, Const, Var
 from ..ir.stmt import Annotation, BufferStore, For, Kernel, PrimFunc, Stmt
 from ..ir.visitor import Mutator, Visitor
 from ..layout.layout import Layout
-from ..layout.tv import TVFragment, default_fragment, replicated_fragment
+from ..layout.tv import Mode, TVFragment, default_fragment, replicated_fragment
 from ..tileop.base import TileOp
 from .thread_range import INEXACT, branch_threads, fragment_in_range, not_a_range
 
@@ -82,6 +82,79 @@ def access_kind(nest: ParallelNest, indices) -> list[int] | None:
     if len(set(pos)) != len(pos):
         return None
     return pos
+
+
+def divided_access(nest: ParallelNest, indices) -> list[tuple[int, int]] | None:
+    """(loop dimension, divisor) of each index of an access such as B[i, j // 2] (a dequantising
+    loop reading packed values): every index a loop variable or a loop variable floor-divided
+    by a constant, each variable used once, at least one divided; None otherwise."""
+    out = []
+    for e in indices:
+        c = 1
+        if isinstance(e, BinOp) and e.op == "floordiv" and isinstance(e.b, Const) and e.b.value > 1:
+            e, c = e.a, e.b.value
+        if not isinstance(e, Var):
+            return None
+        k = next((n for n, v in enumerate(nest.vars) if v is e), None)
+        if k is None:
+            return None
+        out.append((k, c))
+    if len({k for k, _ in out}) != len(out) or all(c == 1 for _, c in out):
+        return None
+    return out
+
+
+def loop_from_divided(fl: TVFragment, access: list[tuple[int, int]], extents) -> TVFragment | None:
+    """A loop layout under which B[.., j // c, ..] finds its elements: the thread holding B's
+    element also runs the c iterations that read it (consecutive registers), which needs the
+    loop to cover exactly c times B's extent along that dimension."""
+    tm, vm, shape = list(fl.thread_modes), list(fl.value_modes), list(fl.shape)
+    for d, (loop_dim, c) in enumerate(access):
+        if c == 1:
+            continue
+        if extents[loop_dim] != c * fl.shape[d]:
+            return None
+        tm = [Mode(m.radix, m.dim, m.stride * c) if m.dim == d else m for m in tm]
+        vm = [Mode(c, d, 1)] + [Mode(m.radix, m.dim, m.stride * c) if m.dim == d else m for m in vm]
+        shape[d] *= c
+    expanded = TVFragment(shape, tm, vm, name=fl.name)
+    return loop_from_fragment(expanded, [k for k, _ in access], extents)
+
+
+def fragment_from_divided(lay: TVFragment, access: list[tuple[int, int]], shape) -> TVFragment | None:
+    """The layout B must have for the access B[.., j // c, ..] in a loop laid out as `lay`: the
+    loop's digits below c pick among the c iterations reading one element (value digits merge
+    into one register, thread digits make the element replicated), the others move B's index
+    c times slower. None when a digit straddles c or B's extent is not the loop's / c."""
+    to_b = {loop_dim: (d, c) for d, (loop_dim, c) in enumerate(access)}
+    for d, (loop_dim, c) in enumerate(access):
+        if lay.shape[loop_dim] != c * shape[d]:
+            return None
+
+    def conv(m: Mode, thread: bool):
+        if m.dim is None:
+            return m
+        if m.dim not in to_b:
+            return Mode(m.radix, None, 0) if thread else None
+        d, c = to_b[m.dim]
+        if m.stride * m.radix <= c:
+            if c % (m.stride * m.radix):
+                raise _Straddle
+            return Mode(m.radix, None, 0) if thread else None
+        if m.stride % c:
+            raise _Straddle
+        return Mode(m.radix, d, m.stride // c)
+
+    try:
+        tm = [conv(m, True) for m in lay.thread_modes]
+        vm = [x for x in (conv(m, False) for m in lay.value_modes) if x is not None]
+        return TVFragment(shape, tm, vm, name=lay.name)
+    except (_Straddle, CompileError):
+        return None
+
+
+class _Straddle(Exception):
+    pass
 
 
 def fragment_from_loop(lay: TVFragment, kind: list[int], shape) -> TVFragment:
@@ -276,7 +349,14 @@ class LayoutInference:
             pick = (in_order or full or known or [None])[0]
             if pick is not None:
                 lay = loop_from_fragment(self.layout_of(pick[0]), pick[1], ext)
-            elif level == "free":
+            else:
+                for buf, idx in accesses:
+                    div = divided_access(nest, idx)
+                    if div is not None and self.layout_of(buf) is not None:
+                        lay = loop_from_divided(self.layout_of(buf), div, ext)
+                        if lay is not None:
+                            break
+            if lay is None and level == "free":
                 lay = default_fragment(ext, self.threads, self.vector_for([b for b, _ in accesses]))
             if lay is not None:
                 self.map.loops[id(nest.loops[0])] = lay
@@ -287,9 +367,14 @@ class LayoutInference:
             if self.layout_of(buf) is not None:
                 continue
             kind = access_kind(nest, idx)
-            if kind is None:
+            if kind is not None:
+                self.set_fragment(buf, fragment_from_loop(lay, kind, buf.shape), nest.span)
                 continue
-            self.set_fragment(buf, fragment_from_loop(lay, kind, buf.shape), nest.span)
+            div = divided_access(nest, idx)
+            if div is not None:
+                fl = fragment_from_divided(lay, div, buf.shape)
+                if fl is not None:
+                    self.set_fragment(buf, fl, nest.span)
 
     def check_nest(self, nest: ParallelNest) -> None:
         """Every fragment element a thread touches in the loop must be one it holds; a loop that
