@@ -478,7 +478,7 @@ def test_every_math_function_is_tested():
         if callable(v) and not n.startswith("_") and getattr(v, "__module__", "") == tm.__name__ and getattr(T, n, None) is v
     }  # fmt: skip
     covered = set(_UNARY) | set(_BINARY) | {
-        "if_then_else", "Select_", "cast", "reinterpret", "infinity", "max_value", "min_value", "truncdiv",
+        "if_then_else", "Select_", "cast", "Cast", "reinterpret", "infinity", "max_value", "min_value", "truncdiv",
         "truncmod", "clamp", "dp4a", "And", "Or", "Not", "bitwise_and", "bitwise_or", "bitwise_xor",
         "shift_left", "shift_right",
     }  # fmt: skip
@@ -636,7 +636,7 @@ def test_limits_casts_reinterpret_and_logic():
             F[6] = A[0].astype("float16")
             F[7] = T.cast(T.cast(A[1], "bfloat16"), "float32")
             F[8] = T.reinterpret(T.reinterpret(A[2], "int32") + 1, "float32")
-            F[9] = T.cast(T.cast(A[3], "int8"), "float32")
+            F[9] = T.Cast("float32", T.Cast("int8", A[3]))  # TVM's argument order
             F[10] = T.if_then_else(T.And(A[0] > 0, A[1] > 0, T.Not(A[2] > 100)), 1.0, 0.0)
             F[11] = T.if_then_else(T.Or(A[0] > 100, A[1] < 0), 1.0, 0.0)
             I[0] = T.max_value("int32")
