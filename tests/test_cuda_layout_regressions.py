@@ -1,5 +1,6 @@
 """Regressions in CUDA layout inference and function-level statements, run in the emulator."""
 import numpy as np
+import pytest
 
 import tilewise
 import tilewise.language as T
@@ -101,7 +102,6 @@ def test_uninitialised_shared_read_is_reported_when_asked(monkeypatch):
     kernel = tilewise.compile(k5, target="cuda", execution_backend="emulator")
     kernel(y)  # not checked by default
     monkeypatch.setenv("TILEWISE_EMULATOR_UNINIT", "1")
-    import pytest
 
     with pytest.raises(EmulatorError, match="S"):
         kernel(y)
@@ -190,3 +190,42 @@ def test_packed_fragment_feeding_a_register_gemm_operand():
     ct = np.zeros((N, M), np.float32)
     _run(dq_gemm, a, b, ct)
     np.testing.assert_allclose(ct, _unpack(b).astype(np.float32) @ a.astype(np.float32).T, rtol=1e-3, atol=1e-2)
+
+
+def test_pipeline_stage_0_may_be_a_loop_filling_shared_tiles():
+    """T.Parallel loops that fill shared tiles (with a conversion, which cp.async cannot do) run
+    in stage 0, one iteration ahead, into double-buffered tiles; a stage-0 loop that writes a
+    fragment is refused."""
+    M = N = K = 64
+
+    def build(bad: bool):
+        @T.prim_func
+        def k7(A: T.Tensor((M, K), "float32"), B: T.Tensor((K, N), "float32"), C: T.Tensor((M, N), "float32")):
+            with T.Kernel(1, 1, threads=128):
+                a = T.alloc_shared((M, 16), "float16")
+                b = T.alloc_shared((16, N), "float16")
+                f = T.alloc_fragment((M, 16), "float16")
+                c = T.alloc_fragment((M, N), "float32")
+                T.clear(c)
+                for k in T.Pipelined(K // 16, order=[0, 1, 2], stage=[0, 0, 1]):
+                    for i, j in T.Parallel(M, 16):
+                        if bad:
+                            f[i, j] = A[i, k * 16 + j]
+                        else:
+                            a[i, j] = A[i, k * 16 + j]
+                    for i, j in T.Parallel(16, N):
+                        b[i, j] = B[k * 16 + i, j]
+                    T.gemm(a, b, c)
+                T.copy(c, C)
+
+        return k7
+
+    rng = np.random.default_rng(5)
+    a = rng.uniform(-1, 1, (M, K)).astype(np.float32)
+    b = rng.uniform(-1, 1, (K, N)).astype(np.float32)
+    c = np.zeros((M, N), np.float32)
+    _run(build(False), a, b, c)  # the emulator raises on a race between the stages
+    ref = a.astype(np.float16).astype(np.float32) @ b.astype(np.float16).astype(np.float32)
+    np.testing.assert_allclose(c, ref, atol=1e-3, rtol=1e-3)
+    with pytest.raises(tilewise.CompileError, match="stage-0 statement may only fill shared tiles"):
+        _run(build(True), a, b, c)

@@ -27,6 +27,13 @@ def _is_producer(s) -> bool:
             and s.dst.buffer.scope in ("shared", "shared.dyn"))
 
 
+def _writes_only_shared(s) -> bool:
+    """A statement that may run in stage 0 without cp.async (a T.Parallel loop filling a shared
+    tile, say): it writes nothing but shared tiles, which get one buffer per stage."""
+    w = _uses(s).writes
+    return bool(w) and all(b.scope in ("shared", "shared.dyn") for b in w)
+
+
 class _Uses(Visitor):
     def __init__(self):
         self.buffers: set = set()
@@ -159,11 +166,19 @@ class _Pipeline(Mutator):
         if max(stage) == 0:
             return self.serial(f)
         producers = [i for i, s in enumerate(stmts) if stage[i] == 0]
-        if not all(_is_producer(stmts[i]) for i in producers):
-            raise CompileError(
-                "T.Pipelined: stage 0 may only hold T.copy from global to shared memory on the CUDA target", f.span)
+        for i in producers:
+            if not (_is_producer(stmts[i]) or _writes_only_shared(stmts[i])):
+                raise CompileError(
+                    "T.Pipelined: a stage-0 statement may only fill shared tiles (T.copy from global memory, which "
+                    "becomes cp.async, or a loop storing into shared memory); this one writes "
+                    + ", ".join(sorted(b.name for b in _uses(stmts[i]).writes)) + " too", stmts[i].span or f.span)
         # the tiles the producers fill; nothing else in the loop may write them
-        filled = [stmts[i].dst.buffer for i in producers]
+        filled = []
+        for i in producers:
+            for b in ([stmts[i].dst.buffer] if _is_producer(stmts[i]) else sorted(_uses(stmts[i]).writes,
+                                                                                 key=lambda b: b.name)):
+                if b not in filled:
+                    filled.append(b)
         for i, s in enumerate(stmts):
             if i in producers:
                 continue
@@ -196,8 +211,9 @@ class _Pipeline(Mutator):
                 body = substitute(s, {f.var: f.start + k})
                 body = _Multibuffer(self.buffers, slot).visit(body)
                 if st == 0:
-                    body = _copy.copy(body)
-                    body.async_copy = True
+                    if _is_producer(s):
+                        body = _copy.copy(body)
+                        body.async_copy = True
                     body = IfThenElse(it < n, body)
                 else:
                     # groups newer than the one this statement needs: those of the iterations
