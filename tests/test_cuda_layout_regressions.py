@@ -229,3 +229,25 @@ def test_pipeline_stage_0_may_be_a_loop_filling_shared_tiles():
     np.testing.assert_allclose(c, ref, atol=1e-3, rtol=1e-3)
     with pytest.raises(tilewise.CompileError, match="stage-0 statement may only fill shared tiles"):
         _run(build(True), a, b, c)
+
+
+def test_fragment_flattened_by_hand_takes_its_layout_from_the_loop():
+    """TileLang's composable-index idiom: B_local[i * bn + j] = A_local[i, j], then a 1-d loop
+    over B_local."""
+    bm, bn = 16, 24
+
+    @T.prim_func
+    def flat(A: T.Tensor((bm, bn), "float16"), B: T.Tensor((bm * bn,), "float16")):
+        with T.Kernel(1, threads=64):
+            A_local = T.alloc_fragment((bm, bn), "float16")
+            B_local = T.alloc_fragment((bm * bn,), "float16")
+            T.copy(A, A_local)
+            for i, j in T.Parallel(bm, bn):
+                B_local[i * bn + j] = A_local[i, j] * 2
+            for i in T.Parallel(bm * bn):
+                B[i] = B_local[i]
+
+    a = np.random.default_rng(6).standard_normal((bm, bn)).astype(np.float16)
+    b = np.zeros(bm * bn, np.float16)
+    _run(flat, a, b)
+    np.testing.assert_array_equal(b, (a * 2).ravel())

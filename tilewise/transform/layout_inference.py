@@ -121,6 +121,67 @@ def loop_from_divided(fl: TVFragment, access: list[tuple[int, int]], extents) ->
     return loop_from_fragment(expanded, [k for k, _ in access], extents)
 
 
+def _linear(e, nest: ParallelNest) -> dict | None:
+    """{loop dimension: coefficient} of an index that is a sum of loop variables times constants."""
+    if isinstance(e, Var):
+        k = next((n for n, v in enumerate(nest.vars) if v is e), None)
+        return None if k is None else {k: 1}
+    if isinstance(e, BinOp) and e.op == "add":
+        a, b = _linear(e.a, nest), _linear(e.b, nest)
+        if a is None or b is None or set(a) & set(b):
+            return None
+        return {**a, **b}
+    if isinstance(e, BinOp) and e.op == "mul":
+        for x, c in ((e.a, e.b), (e.b, e.a)):
+            if isinstance(c, Const) and c.value > 0:
+                inner = _linear(x, nest)
+                return None if inner is None else {k: v * c.value for k, v in inner.items()}
+    return None
+
+
+def fused_access(nest: ParallelNest, indices, shape) -> list[dict] | None:
+    """For an access such as B[i * 64 + j] (a tile flattened by hand): per index of B, the loop
+    dimensions it combines and their coefficients, when each index walks its extent exactly once
+    as a mixed-radix number of distinct loop variables; None for anything else, or when every
+    index is a single variable (the plain case)."""
+    out, seen = [], set()
+    ext = nest.extents
+    for e, extent in zip(indices, shape):
+        lin = _linear(e, nest)
+        if lin is None or set(lin) & seen:
+            return None
+        seen |= set(lin)
+        expect = 1
+        for k, coef in sorted(lin.items(), key=lambda kv: kv[1]):
+            if coef != expect:
+                return None
+            expect *= ext[k]
+        if expect != extent:
+            return None
+        out.append(lin)
+    if all(len(lin) == 1 for lin in out):
+        return None
+    return out
+
+
+def fragment_from_fused(lay: TVFragment, access: list[dict], shape) -> TVFragment:
+    """The layout of B for the access B[i * c + j] in a loop laid out as `lay`: each loop digit
+    moves B's index by its stride times the variable's coefficient."""
+    to_b = {k: (d, coef) for d, lin in enumerate(access) for k, coef in lin.items()}
+
+    def conv(m: Mode, thread: bool):
+        if m.dim is None:
+            return m
+        if m.dim not in to_b:
+            return Mode(m.radix, None, 0) if thread else None
+        d, coef = to_b[m.dim]
+        return Mode(m.radix, d, m.stride * coef)
+
+    tm = [conv(m, True) for m in lay.thread_modes]
+    vm = [x for x in (conv(m, False) for m in lay.value_modes) if x is not None]
+    return TVFragment(shape, tm, vm, name=lay.name)
+
+
 def fragment_from_divided(lay: TVFragment, access: list[tuple[int, int]], shape) -> TVFragment | None:
     """The layout B must have for the access B[.., j // c, ..] in a loop laid out as `lay`: the
     loop's digits below c pick among the c iterations reading one element (value digits merge
@@ -375,6 +436,10 @@ class LayoutInference:
                 fl = fragment_from_divided(lay, div, buf.shape)
                 if fl is not None:
                     self.set_fragment(buf, fl, nest.span)
+                continue
+            fused = fused_access(nest, idx, buf.shape)
+            if fused is not None:
+                self.set_fragment(buf, fragment_from_fused(lay, fused, buf.shape), nest.span)
 
     def check_nest(self, nest: ParallelNest) -> None:
         """Every fragment element a thread touches in the loop must be one it holds; a loop that
