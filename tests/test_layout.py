@@ -132,3 +132,40 @@ def test_annotated_swizzle_runs_on_cpu_and_emulator():
 
 def test_fragment_class_is_exported():
     assert T.Fragment is Fragment and T.Layout is Layout
+
+
+@settings(max_examples=60, deadline=None)
+@given(m=st.sampled_from([1, 2, 4, 16, 24]), kb=st.sampled_from([1, 2, 8, 12, 32]), c=st.sampled_from([2, 4, 8]),
+       threads=st.sampled_from([32, 64, 128]), vec=st.sampled_from([1, 2, 4, 8, 16]))
+def test_layouts_through_packed_and_flattened_indices(m, kb, c, threads, vec):
+    """Loop iteration (i, j) reads B[i, j // c] (or B[i * K + j]): whichever side's layout is
+    derived from the other, the thread running an iteration holds the element it reads."""
+    from tilewise.layout.tv import default_fragment
+    from tilewise.transform.layout_inference import (
+        fragment_from_divided,
+        fragment_from_fused,
+        loop_from_divided,
+    )
+
+    k = kb * c
+    ii, jj = np.meshgrid(np.arange(m), np.arange(k), indexing="ij")
+
+    def runs(loop):  # (replica, i, j) -> thread running iteration (i, j)
+        return loop.thread_table()
+
+    def holds(frag, idx):  # for each (i, j): the set of threads holding frag[idx(i, j)]
+        tab = frag.thread_table()
+        return tab[(slice(None), *idx)]
+
+    loop = default_fragment((m, k), threads, vec)
+    b = fragment_from_divided(loop, [(0, 1), (1, c)], (m, kb))
+    if b is not None:
+        held = holds(b, (ii, jj // c))
+        assert all((held == t).any(axis=0).all() for t in runs(loop))
+    b_known = default_fragment((m, kb), threads, vec)
+    loop2 = loop_from_divided(b_known, [(0, 1), (1, c)], (m, k))
+    held = holds(b_known, (ii, jj // c))
+    assert all((held == t).any(axis=0).all() for t in runs(loop2))
+    flat = fragment_from_fused(loop, [{0: k, 1: 1}], (m * k,))
+    held = holds(flat, (ii * k + jj,))
+    assert all((held == t).any(axis=0).all() for t in runs(loop))
