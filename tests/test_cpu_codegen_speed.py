@@ -77,11 +77,12 @@ def test_split_div_loops_shapes(unpack_kernels, m, n, seed):
 # ---------------------------------------------------------------- tiles: stack and workspace
 @pytest.mark.parametrize("rows", [4, STACK_TILE_BYTES // (4 * 256) + 8])
 def test_tiles_on_stack_and_in_workspace(rng, rows):
-    """A small tile set lives on the stack; one past the budget puts the largest in the heap."""
+    """A small tile set lives on the stack; one past the budget puts the largest in the heap.
+    (B is float64 so that `big` is a tile of its own, not computed in B's memory.)"""
     n = 256
 
     @T.prim_func
-    def main(A: T.Tensor((rows * 3, n), "float32"), B: T.Tensor((rows * 3, n), "float32")):
+    def main(A: T.Tensor((rows * 3, n), "float32"), B: T.Tensor((rows * 3, n), "float64")):
         with T.Kernel(3) as bx:
             big = T.alloc_fragment((rows, n), "float32")
             small = T.alloc_fragment((n,), "float32")
@@ -96,7 +97,7 @@ def test_tiles_on_stack_and_in_workspace(rng, rows):
     k = tilewise.compile(main, target="cpu")
     assert ("tw_ws" in k.get_kernel_source()) == (rows * n * 4 > STACK_TILE_BYTES)
     a = rng.standard_normal((rows * 3, n), dtype=np.float32)
-    b = np.empty_like(a)
+    b = np.empty(a.shape, np.float64)
     k(a, b)
     blocks = a.reshape(3, rows, n)
     small = blocks.sum(axis=1, dtype=np.float32)
@@ -291,11 +292,12 @@ def test_loops_that_must_not_fuse(rng):
 
 
 def test_fusion_through_unit_loops(rng):
-    """A 1-row tile: the copies' single loop fuses with T.Parallel(1, n)'s two."""
+    """A 1-row tile: the copies' single loop fuses with T.Parallel(1, n)'s two. (Y is float64 so
+    that the tile is not computed in Y's memory, which leaves no copy to fuse.)"""
     n = 300
 
     @T.prim_func
-    def main(X: T.Tensor((7, n), "float32"), Y: T.Tensor((7, n), "float32")):
+    def main(X: T.Tensor((7, n), "float32"), Y: T.Tensor((7, n), "float64")):
         with T.Kernel(7) as bx:
             x = T.alloc_fragment((1, n), "float32")
             T.copy(X[bx, 0], x)
@@ -306,7 +308,7 @@ def test_fusion_through_unit_loops(rng):
     k = tilewise.compile(main, target="cpu")
     assert _loops_in(k) == 1
     x = rng.standard_normal((7, n), dtype=np.float32)
-    y = np.empty_like(x)
+    y = np.empty(x.shape, np.float64)
     k(x, y)
     np.testing.assert_allclose(y, np.exp(x) - x, rtol=1e-5, atol=1e-6)
 

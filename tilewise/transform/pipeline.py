@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..ir.stmt import PrimFunc
 from .check_loop_nesting import check_loop_nesting
+from .elide_output_tiles import elide_output_tiles
 from .fuse_loops import fuse_loops
 from .legalize_safe_access import legalize_safe_access
 from .lower_tile_ops import lower_tile_ops
@@ -20,6 +21,7 @@ def cpu_passes(pass_configs=None):
         ("check_loop_nesting", check_loop_nesting),
         ("legalize_safe_access", lambda f: legalize_safe_access(f, configs)),
         ("rasterize_blocks", rasterize_blocks),
+        ("elide_output_tiles", elide_output_tiles),
         ("lower_tile_ops", lambda f: lower_tile_ops(f, "cpu")),
         ("split_div_loops", split_div_loops),
         ("simplify_indices", simplify_indices),
