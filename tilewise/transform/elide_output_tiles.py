@@ -24,6 +24,8 @@ from ..tileop.reduce import Reduce
 from .ranges import RangeMutator
 
 PRIVATE = ("local.fragment", "shared", "shared.dyn")
+# what may reference an elided tile: element accesses and operators that work on any memory
+_PLAIN_USES = (BufferLoad, BufferStore, BufferRegion, Copy, Fill, Reduce)
 
 
 class _Uses(Visitor):
@@ -207,8 +209,7 @@ class _Elide(RangeMutator):
         if not self._whole_tile_onto(c.dst, c.src, tile, shape):
             return None
         if any(isinstance(r, BufferStore) or (isinstance(r, (Copy, Fill, Reduce)) and r.dst.buffer is src)
-               or not isinstance(r, (BufferLoad, BufferStore, BufferRegion, Copy, Fill, Reduce))
-               for r in uses.refs.get(src, [])):
+               or not isinstance(r, _PLAIN_USES) for r in uses.refs.get(src, [])):
             return None  # In is written (or used by an operator that may write it) somewhere
         for j in touching[1:]:
             s = top[j]
@@ -223,8 +224,7 @@ class _Elide(RangeMutator):
     def _tile_ops_ok(s, tile) -> bool:
         u = _Uses()
         u.visit(s)
-        return all(isinstance(r, (BufferLoad, BufferStore, BufferRegion, Copy, Fill, Reduce))
-                   for r in u.refs.get(tile, []))
+        return all(isinstance(r, _PLAIN_USES) for r in u.refs.get(tile, []))
 
     def _whole_tile_onto(self, tile_region, other, tile, shape) -> bool:
         """`tile_region` is the whole tile, `other` a global region of the same shape inside its
@@ -269,28 +269,9 @@ class _Elide(RangeMutator):
                     return None
         # nothing else touches Out; the tile is used only by operators that work on any memory
         if [r for r in uses.refs.get(out, []) if r is not c and r is not c.dst] or not all(
-                isinstance(r, (BufferLoad, BufferStore, BufferRegion, Copy, Fill, Reduce))
-                for r in uses.refs.get(tile, [])):
+                isinstance(r, _PLAIN_USES) for r in uses.refs.get(tile, [])):
             return None
         return last
-
-
-class _TouchFinder(Visitor):
-    def __init__(self, buf):
-        self.buf = buf
-        self.found = False
-
-    def visit_BufferLoad(self, e):
-        self.found |= e.buffer is self.buf
-        self.generic_visit(e)
-
-    def visit_BufferStore(self, s):
-        self.found |= s.buffer is self.buf
-        self.generic_visit(s)
-
-    def visit_BufferRegion(self, r):
-        self.found |= r.buffer is self.buf
-        self.generic_visit(r)
 
 
 class _WriteFinder(Visitor):
@@ -378,9 +359,9 @@ def _global_refs(s) -> set:
 
 
 def _touches(s, buf) -> bool:
-    t = _TouchFinder(buf)
-    t.visit(s)
-    return t.found
+    u = _Uses()
+    u.visit(s)
+    return buf in u.refs
 
 
 def elide_output_tiles(func: PrimFunc) -> PrimFunc:
