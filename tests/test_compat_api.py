@@ -178,3 +178,58 @@ def test_alloc_var_is_a_scalar_in_the_source(target):
     assert "tmp =" in src and "tmp[" not in src
     a = np.arange(64).astype(np.float16)
     np.testing.assert_array_equal(k(a), a + 1)
+
+
+def ptr_gemm():
+    """TileLang's raw-pointer form: T.ptr parameters, tensors made with scalar dimensions."""
+
+    @T.prim_func
+    def pg(a_ptr: T.ptr, b_ptr: T.ptr, c_ptr: T.ptr, m: T.int32, n: T.int32, k: T.int32):
+        A = T.make_tensor(a_ptr, (m, k), "float16")
+        B = T.make_tensor(b_ptr, (k, n), "float16")
+        C = T.make_tensor(c_ptr, (m, n), "float32")
+        with T.Kernel(T.ceildiv(n, 32), T.ceildiv(m, 32), threads=128) as (bx, by):
+            a_s = T.alloc_shared((32, 32), "float16")
+            b_s = T.alloc_shared((32, 32), "float16")
+            acc = T.alloc_fragment((32, 32), "float32")
+            T.clear(acc)
+            for ko in T.Pipelined(T.ceildiv(k, 32), num_stages=2):
+                T.copy(A[by * 32, ko * 32], a_s)
+                T.copy(B[ko * 32, bx * 32], b_s)
+                T.gemm(a_s, b_s, acc)
+            T.copy(acc, C[by * 32, bx * 32])
+
+    return pg
+
+
+@pytest.mark.parametrize("target", ["cpu", "cuda"])
+def test_raw_pointer_parameters(target):
+    import torch
+
+    k = tilewise.compile(ptr_gemm(), target=target, execution_backend="auto")
+    assert [p.name for p in k.params] == ["A", "B", "C", "m", "n", "k"]
+    m, n, kk = 40, 72, 48
+    a = torch.randn(m, kk, dtype=torch.float16)
+    b = torch.randn(kk, n, dtype=torch.float16)
+    c = torch.zeros(m, n)
+    k(a.data_ptr(), b.data_ptr(), c.data_ptr(), m, n, kk)
+    ref = a.float() @ b.float()
+    torch.testing.assert_close(c, ref, atol=1e-2, rtol=1e-2)
+    c2 = torch.zeros(m, n)
+    k(a, b, c2, m, n, kk)  # tensors work too, checked against the scalar dimensions
+    torch.testing.assert_close(c2, ref, atol=1e-2, rtol=1e-2)
+    with pytest.raises(ValueError, match="argument m is 41"):
+        k(a, b, c2, m + 1, n, kk)
+    if target == "cuda":
+        from cuda_helpers import nvrtc_check
+
+        nvrtc_check(ptr_gemm(), expect=("HMMA",), archs=("sm_80",))
+
+
+def test_make_tensor_needs_a_pointer_parameter():
+    with pytest.raises(tilewise.CompileError, match="T.ptr parameter"):
+        @T.prim_func
+        def bad(x: T.int32):
+            A = T.make_tensor(x, (4,), "float32")
+            with T.Kernel(1):
+                A[0] = 1.0

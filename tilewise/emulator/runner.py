@@ -171,9 +171,12 @@ def run(
     for v, slot, d in zip(prog.dynamic_vars, prog.dyn_slots, dims):
         vals[slot] = arith.const(int(d), v.dtype)
     host = HostState(vals, shapes)
+    # scalars first: the shapes of T.make_tensor tensors may be scalar parameters
     for p, (kind, slot), a in zip(func.params, prog.param_slots, args):
         if kind == "scalar":
             vals[slot] = arith.const(a.item() if hasattr(a, "item") else a, p.dtype)
+    for p, (kind, slot), a in zip(func.params, prog.param_slots, args):
+        if kind == "scalar":
             continue
         arr = _check_array(p, a, host, prog.shape_fns[id(p)])
         if not arr.flags.c_contiguous:

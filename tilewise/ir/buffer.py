@@ -38,6 +38,8 @@ class Buffer:
         self.byte_offset = 0  # for views: where this buffer starts inside `base` (shared memory planning)
         # element strides of a T.StridedTensor parameter; None means row-major
         self.explicit_strides: tuple | None = None
+        # the T.ptr parameter this global tensor was made from (T.make_tensor), or None
+        self.pointer = None
 
     # identity semantics: two buffers are the same only if they are the same object
     __hash__ = object.__hash__

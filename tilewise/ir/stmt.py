@@ -173,12 +173,14 @@ class PrimFunc:
         from .visitor import collect_vars
 
         seen: dict[int, Var] = {}
+        scalars = {p.uid for p in self.params if isinstance(p, Var)}  # dimensions passed as arguments
         for p in self.params:
             if isinstance(p, Buffer):
                 for d in (*p.shape, *(p.explicit_strides or ())):
                     if isinstance(d, Expr):
                         for v in collect_vars(d):
-                            seen.setdefault(v.uid, v)
+                            if v.uid not in scalars:
+                                seen.setdefault(v.uid, v)
         return list(seen.values())
 
     def __repr__(self) -> str:

@@ -107,15 +107,23 @@ class ArgBinder:
         deferred: list = []  # (name, dim, expression, found) for dimensions like n * 2
         arrays = [None] * len(params)
         use_torch = False
+        addresses = []  # (index, address) of T.make_tensor tensors passed as raw addresses
         for i, a in zip(self.in_idx, args):
             p = params[i]
-            if isinstance(p, Buffer):
+            if isinstance(p, Buffer) and p.pointer is not None and isinstance(a, int) and not isinstance(a, bool):
+                addresses.append((i, a))
+            elif isinstance(p, Buffer):
                 arrays[i] = self._check_buffer(p, a, values, deferred)
                 use_torch = use_torch or is_torch(a)
             else:
                 arrays[i] = self._check_scalar(p, a)
                 if isinstance(p, Var):
-                    values[p] = int(a) if p.dtype.is_int else a
+                    v = int(a) if p.dtype.is_int else a
+                    if p in values and values[p] != v:
+                        raise ValueError(f"argument {p.name} is {v}, but a tensor argument's shape says {values[p]}")
+                    values[p] = v
+        for i, addr in addresses:
+            arrays[i] = self._at_address(params[i], addr, values)
         for name, k, want, got in deferred:
             v = simplify(substitute(want, {kk: _const(vv) for kk, vv in values.items()}))
             if not hasattr(v, "value"):
@@ -152,6 +160,27 @@ class ArgBinder:
                 raise ValueError(f"the dynamic dimension {v.name} is not bound by any input argument")
             dims.append(values[v])
         return arrays, dims, outputs
+
+    def _at_address(self, p: Buffer, addr: int, values: dict):
+        """The tensor of a T.ptr parameter given as an address: its shape from the scalar
+        arguments; on the CPU an array over that memory, on a GPU the address itself."""
+        if addr <= 0:
+            raise ValueError(f"argument {p.pointer.name}: {addr} is not an address")
+        if self.device != "cpu":
+            return addr
+        shape = []
+        for d in p.shape:
+            v = d if isinstance(d, int) else simplify(substitute(d, {k: _const(x) for k, x in values.items()}))
+            n = v if isinstance(v, int) else getattr(v, "value", None)
+            if n is None:
+                raise ValueError(f"argument {p.pointer.name}: dimension {d} of {p.name} is not given by the "
+                                 "scalar arguments")
+            shape.append(int(n))
+        count = 1
+        for n in shape:
+            count *= n
+        raw = (ctypes.c_uint8 * (count * p.dtype.bytes)).from_address(addr)
+        return np.frombuffer(raw, dtype=p.dtype.numpy, count=count).reshape(shape)
 
     def _check_buffer(self, p: Buffer, a, values, deferred):
         name = p.name
@@ -307,6 +336,8 @@ def _alloc(shape, dt: DataType, use_torch: bool, device: str):
 
 
 def data_ptr(a) -> int:
+    if isinstance(a, int):
+        return a  # an address given for a T.ptr parameter
     if is_torch(a):
         return a.data_ptr()
     if isinstance(a, np.ndarray):

@@ -2,6 +2,7 @@
 # ruff: noqa: F401, A001, A004
 from ..ir.buffer import Buffer as _BufferClass
 from ..ir.dtype import DataType as dtype
+from ..ir.dtype import as_dtype as _as_dtype
 from ..ir.dtype import (
     bfloat16,
     float8_e4m3,
@@ -41,6 +42,7 @@ from .alloc import (
     alloc_shared,
     alloc_var,
     dynamic,
+    make_tensor,
     reshape,
     symbolic,
     view,
@@ -120,6 +122,7 @@ from .math import (
 from .parser import Macro, macro, prim_func
 
 Buffer = Tensor
+ptr = _as_dtype("handle")  # a raw pointer parameter, for T.make_tensor
 float = float32
 int = int32
 half = float16

@@ -224,3 +224,19 @@ def reshape(buf: Buffer, shape) -> Buffer:
     return view(buf, shape)
 
 
+def make_tensor(ptr, shape, dtype="float32") -> Buffer:
+    """`A = T.make_tensor(a_ptr, (m, k), "float16")` on a `T.ptr` parameter: the kernel sees a
+    global tensor of that shape; the caller passes an address (`tensor.data_ptr()`) or a tensor.
+    Dimensions may be scalar parameters."""
+    b = require("T.make_tensor")
+    if not (isinstance(ptr, Var) and ptr.dtype.name == "handle"):
+        raise CompileError(f"T.make_tensor: the first argument must be a T.ptr parameter, got {ptr!r}")
+    if ptr in b.pointer_tensors:
+        raise CompileError(f"T.make_tensor: parameter {ptr.name} already gives tensor {b.pointer_tensors[ptr].name}")
+    if b.kernels:
+        raise CompileError("T.make_tensor belongs before T.Kernel, at the top of the function")
+    buf = Buffer("tensor", _shape(shape, "T.make_tensor", static=False), _dtype(dtype, "T.make_tensor"), "global")
+    buf.auto_named = True
+    buf.pointer = ptr
+    b.pointer_tensors[ptr] = buf
+    return buf

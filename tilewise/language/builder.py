@@ -21,6 +21,7 @@ class Builder:
         self.frames: list[list[Stmt]] = [[]]
         self.kernels: list[KernelFrame] = []
         self.loops: list = []  # enclosing For kinds, innermost last
+        self.pointer_tensors: dict = {}  # T.ptr parameter -> the tensor T.make_tensor made of it
 
     def emit(self, stmt: Stmt) -> None:
         self.frames[-1].append(stmt)

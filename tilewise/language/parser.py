@@ -809,6 +809,8 @@ def parse_prim_func(func, outer: dict | None = None) -> PrimFunc:
         body_nodes = [s for s in fdef.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
         p.parse_body(body_nodes)
         body = seq(b.frames[0])
+        # a T.ptr parameter stands for the tensor T.make_tensor made of it
+        params = [b.pointer_tensors.get(x, x) if isinstance(x, Var) else x for x in params]
     _check_top_level(body)
     return PrimFunc(fdef.name, params, body, span=p.span(fdef))
 
