@@ -268,3 +268,24 @@ def structural(e):
     from tilewise.ir.simplify import structural_key
 
     return structural_key(e)
+
+
+@settings(max_examples=200, deadline=None)
+@given(g=st.sampled_from([2, 4, 8, 16, 32]), q=st.sampled_from([1, 2, 3, 4, 12]), off=st.integers(-40, 40),
+       ko_hi=st.integers(0, 50), j_hi=st.integers(0, 40))
+def test_common_factor_division(g, q, off, ko_hi, j_hi):
+    """(g*ko + j + off) // (g*q) and % (g*q), with j below g: the im2col gather's index
+    arithmetic, which must reduce to ko alone without changing any value."""
+    ko, j = Var("ko", dt.int32), Var("j", dt.int32)
+    ranges = {ko: (0, ko_hi), j: (0, j_hi)}
+    e = ko * g + j + off
+    c = g * q
+    for op in ("floordiv", "floormod"):
+        x = BinOp(op, e, Const(c, dt.int32), dt.int32)
+        y = simplify(x, ranges)
+        for kv in range(ko_hi + 1):
+            for jv in range(j_hi + 1):
+                want = (kv * g + jv + off) // c if op == "floordiv" else (kv * g + jv + off) % c
+                assert _safe_eval(y, {ko: kv, j: jv}) == want, (x, y, kv, jv)
+    if j_hi < g and off % g == 0:  # the low part stays below g: no division by c is left
+        assert f"// {c}" not in str(simplify(BinOp("floordiv", e, Const(c, dt.int32), dt.int32), ranges))

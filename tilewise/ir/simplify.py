@@ -426,6 +426,11 @@ class _Simplifier(Mutator):
             if rlo is not None and rhi is not None and rlo // c == rhi // c:
                 q.const += rlo // c
                 return q.to_expr()
+            split = self._common_factor(rest, c, dt)
+            if split is not None:
+                high, _low, g = split  # (g*high + low) // c == high // (c/g) when 0 <= low < g
+                inner = self.visit(BinOp("floordiv", high.to_expr(), _c(c // g, dt), dt))
+                return q.add(_linear(inner)).to_expr()
             if not divisible.terms and divisible.const == 0:
                 # nested floordiv(floordiv(x, a), b) -> floordiv(x, a*b)
                 if isinstance(a, BinOp) and a.op == "floordiv" and isinstance(a.b, Const) and a.b.value > 0:
@@ -438,11 +443,34 @@ class _Simplifier(Mutator):
             return rest_e
         if rlo is not None and rhi is not None and rlo // c == rhi // c:
             return rest.add(Linear(dt, const=-(rlo // c) * c)).to_expr()
+        split = self._common_factor(rest, c, dt)
+        if split is not None:
+            high, low, g = split  # (g*high + low) % c == (high % (c/g)) * g + low when 0 <= low < g
+            m = self.visit(BinOp("floormod", high.to_expr(), _c(c // g, dt), dt))
+            return _linear(m).scale(g).add(low).to_expr()
         if not divisible.terms and divisible.const == 0:
             if isinstance(a, BinOp) and a.op == "floormod" and isinstance(a.b, Const) and a.b.value % c == 0:
                 return BinOp("floormod", a.a, _c(c, dt), dt)
             return None
         return BinOp("floormod", rest_e, _c(c, dt), dt)
+
+    def _common_factor(self, rest, c: int, dt):
+        """rest = g * high + low with g a proper divisor of c shared by the larger coefficients
+        and 0 <= low < g (`32 * ko + j` for j < 32, divided by 128), or None."""
+        big = [abs(cf) for _, cf in rest.terms.values() if abs(cf) > 1]
+        if not big:
+            return None
+        g = math.gcd(c, *big)
+        if g <= 1 or g == c:
+            return None
+        high = Linear(dt, {k: [a, cf // g] for k, (a, cf) in rest.terms.items() if cf % g == 0}, rest.const // g)
+        low = Linear(dt, {k: [a, cf] for k, (a, cf) in rest.terms.items() if cf % g != 0}, rest.const % g)
+        if not high.terms:
+            return None
+        lo, hi = bound(low.to_expr(), self.ranges)
+        if lo is None or hi is None or lo < 0 or hi >= g:
+            return None
+        return high, low, g
 
     def visit_Compare(self, e: Compare):
         a = self.visit(e.a)
