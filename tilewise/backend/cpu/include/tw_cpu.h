@@ -240,8 +240,10 @@ template <typename T> inline T truncmod(T a, T b) {
 template <typename T> inline T floordiv(T a, T b) {
   if constexpr (std::is_integral<T>::value) {
     if (b == 0 || (std::is_signed<T>::value && b == (T)-1)) return truncdiv(a, b);
-    T q = a / b;
-    return (q * b != a && ((a < 0) != (b < 0))) ? (T)(q - 1) : q;
+    // branch-free: GCC 12 -O3 miscompiled the branchy form (`q * b != a && ...`) inside guards
+    // that loop unswitching hoists (a stream-K GEMM lost whole tiles)
+    T q = a / b, r = a % b;
+    return (T)(q - (T)((r != 0) & ((r < 0) != (b < 0))));
   } else {
     return T(std::floor((double)a / (double)b));
   }
@@ -250,7 +252,7 @@ template <typename T> inline T floormod(T a, T b) {
   if constexpr (std::is_integral<T>::value) {
     if (b == 0 || (std::is_signed<T>::value && b == (T)-1)) return truncmod(a, b);
     T r = a % b;
-    return (r != 0 && ((r < 0) != (b < 0))) ? (T)(r + b) : r;
+    return (T)(r + (((r != 0) & ((r < 0) != (b < 0))) ? b : (T)0));
   } else {
     double r = std::fmod((double)a, (double)b);
     return T((r != 0 && ((r < 0) != ((double)b < 0))) ? r + (double)b : r);
