@@ -84,6 +84,16 @@ class DataType(str):
     def numpy(self) -> np.dtype:
         return _NUMPY[self.name]()
 
+    @property
+    def torch(self):
+        """torch's dtype (torch is optional: imported only when asked)."""
+        import torch
+
+        t = getattr(torch, {"float8_e4m3": "float8_e4m3fn"}.get(self.name, self.name), None)
+        if t is None:
+            raise TypeError(f"torch has no dtype for {self}")
+        return t
+
 
 class ScalarAnnotation:
     """A scalar parameter annotation, e.g. `x: T.int32` or `x: T.float32()` on a macro."""

@@ -49,16 +49,6 @@ def is_torch(x) -> bool:
     return type(x).__module__.startswith("torch") and hasattr(x, "data_ptr")
 
 
-def torch_dtype(dt: DataType):
-    import torch
-
-    name = {"float8_e4m3": "float8_e4m3fn"}.get(dt.name, dt.name)
-    t = getattr(torch, name, None)
-    if t is None:
-        raise TypeError(f"torch has no dtype for {dt}")
-    return t
-
-
 class ArgBinder:
     """Binds one call's arguments: pointers, dynamic dimensions, and the outputs to allocate."""
 
@@ -331,7 +321,7 @@ def _alloc(shape, dt: DataType, use_torch: bool, device: str):
     if use_torch:
         import torch
 
-        return torch.empty(shape, dtype=torch_dtype(dt), device="cuda" if device == "cuda" else "cpu")
+        return torch.empty(shape, dtype=dt.torch, device="cuda" if device == "cuda" else "cpu")
     return np.empty(shape, dtype=dt.numpy)
 
 

@@ -155,6 +155,10 @@ class Lowered:
     def get_source(self) -> str:
         return self.kernel_source
 
+    def to_kernel(self, out_idx=None) -> JITKernel:
+        """Compile the function for this target (TileLang 0.1.x's Profiler(mod, params, result_idx))."""
+        return compile(self.func, out_idx=out_idx, target=self.target)
+
 
 def lower(func, target="auto", target_host=None, runtime_only: bool = False, pass_configs=None) -> Lowered:
     func = _check_func(func)

@@ -151,9 +151,7 @@ class FastCall:
         key = (i, use_torch)
         d = self._out_dtypes.get(key)
         if d is None:
-            from .args import torch_dtype
-
-            d = self._out_dtypes[key] = torch_dtype(p.dtype) if use_torch else p.dtype.numpy
+            d = self._out_dtypes[key] = p.dtype.torch if use_torch else p.dtype.numpy
             if use_torch:
                 import torch
 

@@ -5,6 +5,8 @@ import os
 import re
 from dataclasses import dataclass
 
+from ..backend.cuda.device import gpu_present
+
 CPU_ALIASES = ("cpu", "c", "llvm")
 CUDA_ARCHS = ("sm_80", "sm_86", "sm_89", "sm_90", "sm_90a")
 TILELANG_BACKENDS = ("cython", "ctypes", "dlpack", "tvm_ffi", "torch", "auto")
@@ -17,21 +19,6 @@ class Target:
 
     def __str__(self) -> str:
         return self.kind if self.kind == "cpu" else f"cuda -arch={self.arch}"
-
-
-def gpu_present() -> bool:
-    try:
-        from cuda.bindings import driver
-    except ImportError:
-        return False
-    try:
-        (err,) = driver.cuInit(0)
-        if int(err) != 0:
-            return False
-        err, n = driver.cuDeviceGetCount()
-        return int(err) == 0 and n > 0
-    except Exception:  # noqa: BLE001 - any driver failure means no usable GPU
-        return False
 
 
 def parse_target(target) -> Target:

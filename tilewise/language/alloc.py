@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from ..errors import CompileError
 from ..ir.buffer import Buffer, BufferData
+from ..ir.builder import require, require_kernel
 from ..ir.dtype import as_dtype
 from ..ir.expr import Expr, Var, as_expr, const_value
 from ..ir.stmt import Allocate
-from .builder import require, require_kernel
 from .loops import py_scalar
 
 

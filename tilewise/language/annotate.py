@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from ..errors import CompileError
 from ..ir.buffer import Buffer
+from ..ir.builder import emit, require_kernel
 from ..ir.stmt import Annotation
 from ..layout import Fragment, Layout
-from .builder import emit, require_kernel
 
 
 def annotate_layout(layout_map: dict) -> None:

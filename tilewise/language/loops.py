@@ -6,8 +6,8 @@ import numpy as np
 
 from ..errors import CompileError
 from ..ir.buffer import Buffer
+from ..ir.builder import require_kernel
 from ..ir.expr import Expr, Var, as_expr
-from .builder import require_kernel
 
 
 def py_scalar(x):

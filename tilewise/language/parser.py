@@ -16,8 +16,10 @@ import textwrap
 import numpy as np
 
 from ..errors import CompileError
+from ..ir import builder as _builder
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
+from ..ir.builder import KernelFrame
 from ..ir.dtype import DataType, ScalarAnnotation, as_dtype
 from ..ir.expr import (
     BufferLoad,
@@ -45,9 +47,7 @@ from ..ir.stmt import (
     seq,
 )
 from ..ir.visitor import collect_loads
-from . import builder as _builder
 from .alloc import TensorAnnotation
-from .builder import KernelFrame
 from .loops import KernelSpec, LoopSpec, py_scalar, serial
 
 _BINOPS = {

@@ -8,17 +8,15 @@ from .supply import TensorSupplyType, make_inputs
 class Profiler:
     """`kernel.get_profiler()` builds one. TileLang 0.1.x's form, `Profiler(mod, params,
     result_idx, supply_type)` on what `tilewise.lower` returned, compiles that module for its
-    target with `result_idx` as out_idx; `.func` is then the compiled kernel."""
+    target with `result_idx` as out_idx (its `to_kernel`); `.func` is then the compiled kernel."""
 
     def __init__(self, kernel, *legacy, supply: TensorSupplyType = TensorSupplyType.Auto):
-        from ..jit.compile import Lowered, compile
-
-        if isinstance(kernel, Lowered):
+        if hasattr(kernel, "to_kernel"):  # a lowered, not yet compiled module
             if len(legacy) > 3:
                 raise TypeError("Profiler(mod, params, result_idx, supply_type): too many arguments")
             result_idx = legacy[1] if len(legacy) > 1 else None
             supply = legacy[2] if len(legacy) > 2 else supply
-            kernel = compile(kernel.func, out_idx=result_idx, target=kernel.target)
+            kernel = kernel.to_kernel(result_idx)
         elif len(legacy) == 1:
             supply = legacy[0]
         elif legacy:

@@ -59,12 +59,10 @@ def make_inputs(kernel, supply: TensorSupplyType = TensorSupplyType.Auto, use_to
         if use_torch:
             import torch
 
-            from ..jit.args import torch_dtype
-
             if dt.name == "bfloat16":
                 t = torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
             elif dt.name.startswith("float8"):
-                t = torch.from_numpy(a.view(np.uint8)).view(torch_dtype(dt))
+                t = torch.from_numpy(a.view(np.uint8)).view(dt.torch)
             else:
                 t = torch.from_numpy(a)
             out.append(t)

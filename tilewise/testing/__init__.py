@@ -65,7 +65,7 @@ def main() -> None:
 def requires_cuda(fn):
     import pytest
 
-    from ..jit.target import gpu_present
+    from ..backend.cuda.device import gpu_present
 
     return pytest.mark.skipif(not gpu_present(), reason="needs a CUDA GPU")(fn)
 

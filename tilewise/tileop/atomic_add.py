@@ -9,9 +9,9 @@ from __future__ import annotations
 from ..errors import CompileError
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
+from ..ir.builder import emit, require_kernel
 from ..ir.expr import BufferLoad, Call, Const, Expr, Select, as_expr, cast
 from ..ir.stmt import Evaluate, For, IfThenElse, Stmt
-from ..language.builder import emit, require_kernel
 from .base import LowerContext, TileOp, register
 from .region import as_region, in_bounds, pair_regions, region_indices, squeezed
 

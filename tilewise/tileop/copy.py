@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from ..errors import CompileError
 from ..ir.buffer import BufferRegion
+from ..ir.builder import emit, require_kernel
 from ..ir.expr import BufferLoad, Const, Select, cast
 from ..ir.stmt import BufferStore, For, IfThenElse, Stmt
-from ..language.builder import emit, require_kernel
 from .base import LowerContext, TileOp, register
 from .region import in_bounds, pair_regions, region_indices, squeezed
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
-from ..ir.expr import BufferLoad, Call, Const, Expr, Var, as_expr, cast, logical_and
+from ..ir.expr import BufferLoad, Call, Const, Expr, Var, as_expr, binary, cast, logical_and
 from ..ir.simplify import prove, simplify
 from ..ir.stmt import BufferStore, Evaluate, For, IfThenElse, Stmt, seq
 from .region import in_bounds, region_indices, squeezed
@@ -155,10 +155,7 @@ def cooperative_copy(ctx, src: BufferRegion, dst: BufferRegion, async_copy: bool
 
 def _clamp_index(i: Expr, dim) -> Expr:
     """An in-bounds index to pass as cp.async's source when it copies zero bytes."""
-    from ..language.math import max as tmax
-    from ..language.math import min as tmin
-
-    return tmin(tmax(i, 0), as_expr(dim) - 1)
+    return binary("min", binary("max", i, 0), as_expr(dim) - 1)
 
 
 def zero_vector(buf: Buffer, idx, v: int) -> Stmt:

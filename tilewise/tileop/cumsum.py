@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from ..errors import CompileError
 from ..ir.buffer import BufferRegion
+from ..ir.builder import emit, require_kernel
 from ..ir.expr import BufferLoad, Expr, as_expr, cast
 from ..ir.simplify import simplify, structural_equal
 from ..ir.stmt import BufferStore, For, Stmt, seq
-from ..language.builder import emit, require_kernel
 from .base import LowerContext, TileOp, register
 from .reduce import loop_nest, shape_str, static_dim, static_flag, tile_operand
 from .region import extents_equal, region_indices, squeezed

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from ..errors import CompileError
 from ..ir.buffer import Buffer, BufferRegion
+from ..ir.builder import emit, require_kernel
 from ..ir.expr import Expr, as_expr, cast
 from ..ir.stmt import BufferStore, For, IfThenElse, Stmt
-from ..language.builder import emit, require_kernel
 from .base import LowerContext, TileOp, register
 from .region import as_region, in_bounds, region_indices, squeezed
 

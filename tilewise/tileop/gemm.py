@@ -7,9 +7,9 @@ import enum
 from ..errors import CompileError
 from ..ir import dtype as _dt
 from ..ir.buffer import BufferRegion
+from ..ir.builder import emit, require_kernel
 from ..ir.expr import BufferLoad, Call, Const
 from ..ir.stmt import Evaluate, Stmt, seq
-from ..language.builder import emit, require_kernel
 from .base import LowerContext, TileOp, register
 from .fill import Fill
 from .region import as_region, check_static_region, shape_str, squeezed

@@ -7,10 +7,10 @@ from __future__ import annotations
 from ..errors import CompileError
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
+from ..ir.builder import emit, require_kernel
 from ..ir.expr import BufferLoad, Call, Const, Expr, as_expr
 from ..ir.printer import expr_str
 from ..ir.stmt import Evaluate, Stmt
-from ..language.builder import emit, require_kernel
 from .base import LowerContext, TileOp, register
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 from ..errors import CompileError
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
+from ..ir.builder import emit, require_kernel
 from ..ir.dtype import DataType
 from ..ir.expr import BufferLoad, Call, Const, Expr, binary, call, cast
 from ..ir.simplify import simplify
 from ..ir.stmt import BufferStore, Evaluate, For, Stmt, seq
-from ..language.builder import emit, require_kernel
 from .base import LowerContext, TileOp, register
 from .region import as_region, check_static_region, extents_equal, region_indices, squeezed
 

@@ -16,7 +16,7 @@ import copy as _copy
 from ..errors import CompileError
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
-from ..ir.expr import BufferLoad, Call, Const, Select, Var
+from ..ir.expr import BufferLoad, Call, Const, Select, Var, binary
 from ..ir.stmt import Allocate, BufferStore, Evaluate, For, IfThenElse, Kernel, PrimFunc, SeqStmt, seq
 from ..ir.visitor import Mutator, Visitor, substitute
 from ..tileop.copy import Copy
@@ -234,14 +234,11 @@ class _Pipeline(Mutator):
         # prologue (filling the pipeline), steady state, epilogue (draining it): the guards of
         # each part are decided by its index range, so the steady-state loop has none
         parts = []
-        from ..language.math import max as tmax
-        from ..language.math import min as tmin
-
         # with fewer iterations than stages (a dynamic extent) the steady state is empty and the
         # epilogue starts where the prologue ends
-        drain = tmax(n, depth)
+        drain = binary("max", n, depth)
         for name, start, extent in (("prologue", 0, depth), ("steady", depth, n - depth),
-                                    ("epilogue", drain, tmin(n, depth))):
+                                    ("epilogue", drain, binary("min", n, depth))):
             it = Var(f"{f.var.name}_{name}", _dt.int32)
             loop = For(it, start, extent, "serial", iteration(it), {"pipelined_stages": S, "part": name})
             loop.span = f.span

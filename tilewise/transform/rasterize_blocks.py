@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from ..errors import CompileError
 from ..ir import dtype as _dt
-from ..ir.expr import Var
+from ..ir.expr import Var, binary
 from ..ir.stmt import Annotation, Kernel, LetStmt, PrimFunc, SeqStmt, seq
 from ..ir.visitor import Mutator, substitute
-from ..language.math import min as tmin
 
 
 def _panel_map(major: Var, minor: Var, n_major, n_minor, panel: int):
@@ -17,7 +16,7 @@ def _panel_map(major: Var, minor: Var, n_major, n_minor, panel: int):
     per_panel = panel * n_minor
     p = lin // per_panel
     within = lin % per_panel
-    height = tmin(n_major - p * panel, panel)
+    height = binary("min", n_major - p * panel, panel)
     return p * panel + within % height, within // height
 
 

@@ -8,6 +8,4 @@ from ..testing import torch_assert_close  # noqa: F401
 
 def map_torch_type(dtype):
     """torch's dtype for a tilewise / TileLang dtype ("float16", "e4m3_float8", T.bfloat16, ...)."""
-    from ..jit.args import torch_dtype
-
-    return torch_dtype(as_dtype(dtype))
+    return as_dtype(dtype).torch

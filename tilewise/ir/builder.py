@@ -1,4 +1,5 @@
-"""The statement builder the parser and the T.* functions emit into while a kernel is parsed."""
+"""The statement builder the parser and the tile operators' T.* functions emit into while a
+kernel is parsed (below the language and the operators, so both can use it)."""
 from __future__ import annotations
 
 import contextlib
