@@ -217,7 +217,7 @@ def call_overhead() -> str:
     k = compile_cpu(elementwise_add(8, 256), out_idx=[-1])
     a, b = torch.randn(8, 256), torch.randn(8, 256)
     c = torch.empty(8, 256)
-    fn = k.artifact.lib.tw_entry_direct
+    fn = k.runtime.library.lib.tw_entry_direct
     fn.argtypes = [ctypes.c_void_p] * 3
     fn.restype = ctypes.c_int32
     pa, pb, pc = a.data_ptr(), b.data_ptr(), c.data_ptr()

@@ -129,8 +129,9 @@ def _since(t: tuple[float, float]) -> list[float]:
 def child_cold(name: str, arch: str) -> dict:
     """Parse, lower and compile through the disk cache (empty): the path tilewise.compile takes.
     Then NVRTC's own phase times (--time) from a second compile of the same source."""
-    from tilewise.backend.cuda.artifact import _cached_cubin, lower_cuda
     from tilewise.backend.cuda.nvrtc import nvrtc_compile, nvrtc_version
+    from tilewise.jit.build import build
+    from tilewise.jit.target import Target, record_for
 
     t = _clock()
     nvrtc_version()  # loads libnvrtc
@@ -139,10 +140,12 @@ def child_cold(name: str, arch: str) -> dict:
     func = KERNELS[name]()
     parse = _since(t)
     t = _clock()
-    _, module = lower_cuda(func, arch)
+    record = record_for(Target("cuda", arch))
+    b = build(func, record, record.machine(arch), {})
+    module = b.module
     lower = _since(t)
     t = _clock()
-    cubin = _cached_cubin(func, module.source, arch, {})
+    cubin = b.binary
     nvrtc = _since(t)
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "phases.csv")

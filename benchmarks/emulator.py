@@ -104,7 +104,7 @@ def main() -> int:
 
     from tilewise.emulator import run
 
-    lowered = emu.artifact.lowered
+    lowered = emu.build.lowered
     out = np.zeros((M, N), np.float32)
     t_checked = best_of(lambda: run(lowered, [a, b, out], check_races=True))
     t_plain = best_of(lambda: run(lowered, [a, b, out], check_races=False))

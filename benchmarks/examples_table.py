@@ -111,22 +111,22 @@ def cuda_resources(path: Path, small: str, off: str, arch: str = "sm_80") -> lis
     code = f'''
 import sys, json, importlib.util
 sys.path.insert(0, {str(path.parent)!r})
-import tilewise.backend.cpu.artifact as ca
-from tilewise.backend.cuda.artifact import build_cuda
+import tilewise
+from tilewise.jit import build as jb
 funcs = []
-orig = ca.build_cpu
+orig = jb.build
 def rec(f, *a, **k):
     funcs.append(f)
     return orig(f, *a, **k)
-ca.build_cpu = rec
+jb.build = rec
 spec = importlib.util.spec_from_file_location("ex", {str(path)!r})
 m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
 args = {small.split() + off.split()!r}
 if "--bench_ms" in args: args += ["--target", "cpu"]
 m.main(args)
 out = []
-for f in funcs:
-    u = build_cuda(f, {arch!r}, "emulator").resource_usage()
+for f in list(funcs):
+    u = tilewise.compile(f, target="cuda -arch=" + {arch!r}, execution_backend="emulator").resource_usage()
     out.append(u)
 print("RES" + json.dumps(out))
 '''

@@ -27,7 +27,7 @@ def nvrtc_check(func, expect=(), archs=ARCHS, max_registers=255, allow_stack=Fal
         if allow_stack:
             from tilewise.backend.cuda.inspect import resource_usage
 
-            raw = resource_usage(k.artifact.cubin)
+            raw = resource_usage(k.build.binary)
             assert raw["local_bytes"] == 0, (arch, raw)
         else:
             assert use["spill_bytes"] == 0, (func.name, arch, use)

@@ -226,7 +226,9 @@ def test_configs_compile_in_worker_processes(tmp_path, monkeypatch, a):
         raise AssertionError("the parent process compiled a configuration")
 
     # only worker processes can build the libraries; this process loads them from the cache
-    monkeypatch.setattr("tilewise.backend.cpu.artifact.build_shared_library", no_compiling_here)
+    from tilewise.jit import target as jit_target
+
+    monkeypatch.setattr(jit_target, "build_shared_library", no_compiling_here)
     configs = [{"rounds": 5}, {"rounds": 1}, {"rounds": 9}]
     with set_autotune_inputs(a):
         result = _tuner(configs).run(warmup=1, rep=5)

@@ -34,7 +34,7 @@ SCRIPT = textwrap.dedent(
     k = tilewise.compile(add_offset, out_idx=-1, target="cpu")
     a = np.arange(37, dtype=np.float32)
     assert np.array_equal(k(a), a + OFFSET), "wrong result"
-    print("OK", k.artifact.entry_dir)
+    print("OK", k.build.entry)
     """
 )
 
@@ -120,10 +120,10 @@ def test_keys_differ_with_kernel_and_pass_configs(tmp_path, monkeypatch):
     monkeypatch.setenv("TILEWISE_CACHE_DIR", str(tmp_path))
     k1 = tilewise.compile(_kernel(1.0), out_idx=1, target="cpu")
     k1_again = tilewise.compile(_kernel(1.0), out_idx=1, target="cpu")  # a new but identical PrimFunc
-    assert k1_again.artifact.entry_dir == k1.artifact.entry_dir
+    assert k1_again.build.entry == k1.build.entry
     k2 = tilewise.compile(_kernel(2.0), out_idx=1, target="cpu")
     k3 = tilewise.compile(_kernel(1.0), out_idx=1, target="cpu", pass_configs={"tir.disable_vectorize": True})
-    dirs = {k1.artifact.entry_dir, k2.artifact.entry_dir, k3.artifact.entry_dir}
+    dirs = {k1.build.entry, k2.build.entry, k3.build.entry}
     assert len(dirs) == 3 and len(_entries(tmp_path)) == 3
     a = np.zeros(8, np.float32)
     np.testing.assert_array_equal(k1(a), a + 1)

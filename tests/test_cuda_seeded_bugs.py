@@ -11,7 +11,7 @@ import pytest
 from cuda_helpers import emu
 
 import tilewise.language as T
-import tilewise.transform.inject_pipeline as inject_pipeline_module
+import tilewise.transform.pipeline as pipeline_module
 from tilewise.emulator import AsyncCopyError, OutOfBoundsError, RaceError
 from tilewise.ir.stmt import Evaluate, SeqStmt, seq
 from tilewise.ir.visitor import Mutator
@@ -77,13 +77,13 @@ def test_missing_cp_async_wait_is_reported(rng, monkeypatch):
     ref = sum(a[k * 16:(k + 1) * 16].astype(np.float32) @ b.astype(np.float32) for k in range(8))
     np.testing.assert_allclose(c, ref, rtol=1e-3, atol=1e-2)
 
-    original = inject_pipeline_module.inject_pipeline
+    original = pipeline_module.inject_pipeline
 
     def without_waits(func):
         out = original(func)
         return out.with_body(_DropWaits().visit(out.body))
 
-    monkeypatch.setattr(inject_pipeline_module, "inject_pipeline", without_waits)
+    monkeypatch.setattr(pipeline_module, "inject_pipeline", without_waits)  # the name the pass list calls
     broken = emu(pipelined_kernel(), out_idx=[2])
     source = broken.get_kernel_source()
     assert "cp_async_wait" not in source and "cp_async<16>(" in source, source

@@ -8,7 +8,8 @@ from test_examples_attention import CASES as ATTENTION_CASES
 from test_examples_attention import load as load_attention
 from test_examples_gemm import load as load_gemm
 
-import tilewise.backend.cuda.artifact as cuda_artifact
+import tilewise
+from tilewise.jit import build as jit_build
 
 # Small sizes that still leave edge tiles; the emulator runs every thread of every block.
 GEMM_FAMILY = {
@@ -31,28 +32,32 @@ GEMM_FAMILY = {
 }
 
 
+def _recorded(monkeypatch) -> list:
+    """Every function compiled from now on (jit.build.build is where all compiles start)."""
+    funcs = []
+    original = jit_build.build
+
+    def record(func, *args, **kwargs):
+        funcs.append(func)
+        return original(func, *args, **kwargs)
+
+    monkeypatch.setattr(jit_build, "build", record)
+    return funcs
+
+
 @pytest.fixture
 def cuda_kernels(monkeypatch):
-    """Route the examples' target="auto" compiles to CUDA + emulator and record the artifacts."""
+    """Route the examples' target="auto" compiles to CUDA + emulator and record the functions."""
     monkeypatch.setenv("TILEWISE_TARGET", "cuda")
     monkeypatch.setenv("TILEWISE_EXECUTION_BACKEND", "emulator")
-    built = []
-    original = cuda_artifact.build_cuda
-
-    def record(*args, **kwargs):
-        art = original(*args, **kwargs)
-        built.append(art)
-        return art
-
-    monkeypatch.setattr(cuda_artifact, "build_cuda", record)
-    return built
+    return _recorded(monkeypatch)
 
 
-def _check_sm80(built):
-    assert built, "the example compiled no CUDA kernel"
-    for art in built:
-        usage = art.resource_usage()
-        assert usage["spill_bytes"] == 0, (art.func.name, usage)
+def _check_sm80(funcs):
+    assert funcs, "the example compiled no CUDA kernel"
+    for f in list(funcs):  # (compiling here records more)
+        usage = tilewise.compile(f, target="cuda -arch=sm_80", execution_backend="emulator").resource_usage()
+        assert usage["spill_bytes"] == 0, (f.name, usage)
 
 
 @pytest.mark.parametrize("name", list(GEMM_FAMILY))
@@ -70,20 +75,9 @@ def test_gemm_family_example_in_emulator_and_for_sm80(name, capsys, cuda_kernels
 def test_attention_example_kernels_compile_for_sm80(name, capsys, monkeypatch):
     # the emulator runs of these examples live in test_examples_attention.py; here every kernel
     # they build (recorded from their CPU run) is also compiled by NVRTC
-    import tilewise.backend.cpu.artifact as cpu_artifact
-
     relpath, argv = ATTENTION_CASES[name]
-    funcs = []
-    original = cpu_artifact.build_cpu
-
-    def record(func, *a, **k):
-        funcs.append(func)
-        return original(func, *a, **k)
-
-    monkeypatch.setattr(cpu_artifact, "build_cpu", record)
+    funcs = _recorded(monkeypatch)
     rc = load_attention(relpath).main(argv.split() + ["--target", "cpu", "--bench_ms", "0"])
     assert rc == 0, capsys.readouterr().out
     assert funcs
-    for f in funcs:
-        art = cuda_artifact.build_cuda(f, "sm_80", "emulator")
-        assert art.resource_usage()["spill_bytes"] == 0, f.name
+    _check_sm80(list(funcs))

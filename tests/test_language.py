@@ -819,12 +819,13 @@ def test_dump_ir_writes_one_file_per_pass(tmp_path, monkeypatch):
     monkeypatch.setenv("TILEWISE_DUMP_IR", str(tmp_path))
     f = _spans_kernel()
     tilewise.lower(f, target="cpu")
-    from tilewise.transform.pipeline import cpu_passes
+    from tilewise.ir.machine import CPU
+    from tilewise.transform.pipeline import loop_passes
 
     files = sorted(p.name for p in tmp_path.iterdir())
-    assert len(files) == len(cpu_passes()) + 1, files
+    assert len(files) == len(loop_passes(CPU)) + 1, files
     assert files[0] == "spans.00_input.py"
-    for i, (name, _) in enumerate(cpu_passes(), 1):
+    for i, (name, _) in enumerate(loop_passes(CPU), 1):
         assert f"spans.{i:02d}_{name}.py" in files
     assert "T.copy" in (tmp_path / "spans.00_input.py").read_text()
     assert "T.copy" not in (tmp_path / files[-1]).read_text()

@@ -202,7 +202,7 @@ def test_cached_returns_a_working_kernel():
     k = tilewise.cached(_func(), [1, 2], target="cpu")
     b, c = k(A, 2.0)
     np.testing.assert_allclose(c, A * 2, rtol=1e-6)
-    assert tilewise.cached(_func(), [1, 2], target="cpu").artifact is k.artifact
+    assert tilewise.cached(_func(), [1, 2], target="cpu").runtime.library is k.runtime.library
 
 
 def test_jitkernel_accessors():

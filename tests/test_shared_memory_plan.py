@@ -137,11 +137,11 @@ def _mla():
 def test_mla_decode_fits_at_its_default_tiles(arch, stages):
     """DeepSeek's dims (512 + 64, 64 heads x 64 keys per block) only fit because the output tile
     reuses the bytes of the loop's operand tiles."""
-    from tilewise.transform.plan_shared_memory import MAX_SHARED_BYTES
+    from tilewise.ir.machine import cuda_machine
 
     func = _mla().mla_decode(1, 64, 256, 512, 64, num_stages=stages)
     k = tilewise.compile(func, target=f"cuda -arch={arch}", execution_backend="emulator")
-    assert k.resource_usage()["shared_bytes"] <= MAX_SHARED_BYTES[arch] + 1024
+    assert k.resource_usage()["shared_bytes"] <= cuda_machine(arch).max_shared_bytes + 1024
 
 
 def test_a_kernel_that_cannot_fit_names_its_tiles():

@@ -1,6 +1,4 @@
 """tilewise: the TileLang tiled programming model in Python, for CPUs and CUDA GPUs."""
-__version__ = "0.1.0"
-
 from . import (
     language,  # noqa: E402
     math,  # noqa: E402
@@ -13,6 +11,7 @@ from .jit import JITKernel, cached, compile, jit, lower  # noqa: E402
 from .math import cdiv  # noqa: E402
 from .profiler import Profiler, TensorSupplyType  # noqa: E402
 from .transform import PassConfigKey  # noqa: E402
+from .version import __version__  # noqa: E402
 
 __all__ = [
     "CompileError", "InternalError", "JITKernel", "PassConfigKey", "Profiler", "TensorSupplyType",

@@ -14,8 +14,8 @@ import threading
 from collections.abc import Callable
 
 from ..jit.compile import compile as tw_compile
-from ..jit.compile import normalize_out_idx
 from ..jit.jit import JITFactory
+from ..jit.options import normalize_out_idx
 from ..jit.target import parse_target, resolve_backend
 from . import result_cache
 from .candidates import Binding, Candidate, bind_configs, build_funcs

@@ -324,3 +324,12 @@ class CStyleRenderer:
 def is_scalar_var(b: Buffer) -> bool:
     """A T.alloc_var: rendered as `T name = init;` rather than a one-element array."""
     return b.scope == "local.var" and b.base is None and b.static_shape() in ((1,), ())
+
+
+def c_string(text: str) -> str:
+    """A C string literal; bytes other than printable ASCII become octal escapes."""
+    out = []
+    for b in text.encode("utf-8"):
+        c = chr(b)
+        out.append(c if 32 <= b < 127 and c not in '"\\' else f"\\{b:03o}")
+    return '"' + "".join(out) + '"'

@@ -2,6 +2,8 @@
 can walk any node, including the tile operators defined in `tilewise.tileop`."""
 from __future__ import annotations
 
+import copy
+
 from .buffer import Buffer
 from .expr import Expr, Var
 from .span import current_span
@@ -12,6 +14,13 @@ class Stmt:
 
     def _init(self):
         self.span = current_span()
+
+    def with_fields(self, **updates) -> Stmt:
+        """A copy with the given child fields replaced (how mutators rebuild a node)."""
+        out = copy.copy(self)
+        for f, v in updates.items():
+            setattr(out, f, v)
+        return out
 
     def __repr__(self) -> str:
         from .printer import stmt_str

@@ -83,6 +83,8 @@ class Mutator:
                 updates[f] = new
         if not updates:
             return node
+        if isinstance(node, Stmt):
+            return node.with_fields(**updates)
         out = copy.copy(node)
         for f, v in updates.items():
             setattr(out, f, v)

@@ -14,7 +14,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from .. import __version__
+from ..version import __version__
 
 
 def enabled() -> bool:

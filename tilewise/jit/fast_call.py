@@ -13,6 +13,7 @@ import sys
 
 import numpy as np
 
+from ..backend.cpu.library import check_status
 from ..ir.buffer import Buffer
 from ..ir.expr import Var
 
@@ -227,18 +228,18 @@ class FastCall:
             outputs.append(out)
         status = self.direct(*ptrs, *dims)
         if status != 0:
-            from ..backend.cpu.artifact import CpuArtifact
-
-            CpuArtifact.check_status(status)
+            check_status(status)
         del keep
         return outputs
 
 
-def make_fast_call(binder, artifact) -> FastCall | None:
-    """A FastCall for a CPU kernel, or None (GPU kernels, libraries built without the entry)."""
-    if binder.device != "cpu" or not hasattr(artifact, "direct_entry"):
+def make_fast_call(binder, runtime) -> FastCall | None:
+    """A FastCall for a kernel whose runtime has a direct native entry, or None (GPU kernels,
+    the emulator, libraries built without the entry)."""
+    direct_entry = getattr(runtime, "direct_entry", None)
+    if binder.device != "cpu" or direct_entry is None:
         return None
-    direct = artifact.direct_entry(len(binder.params), len(binder.dynamic_vars))
+    direct = direct_entry(len(binder.params), len(binder.dynamic_vars))
     if direct is None:
         return None
     fc = FastCall(binder, direct)

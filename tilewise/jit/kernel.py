@@ -1,43 +1,57 @@
-"""JITKernel: a compiled kernel you call with numpy arrays or torch tensors."""
+"""JITKernel: a function compiled for a target, called with numpy arrays or torch tensors."""
 from __future__ import annotations
 
-from ..ir.buffer import Buffer
+import warnings
+
 from ..ir.stmt import PrimFunc
+from ..profiler import Profiler, TensorSupplyType
+from . import build as builds
 from .args import ArgBinder
 from .fast_call import make_fast_call
-from .target import Target
+from .options import check_configs, check_func, normalize_out_idx, programs_threads
+from .target import RECORDS, TILELANG_BACKENDS, Target, parse_target, record_for, resolve_backend
 
 
 class JITKernel:
-    def __init__(self, func: PrimFunc, out_idx=None, target: Target | str = "auto", backend: str | None = None,
-                 artifact=None, pass_configs=None, *, execution_backend: str | None = None, verbose: bool = False,
-                 **_tilelang_options):
-        if artifact is None:
-            # TileLang's `JITKernel(func, out_idx, ...)` compiles the function itself
-            self._compile_from(func, out_idx, target, execution_backend or backend, pass_configs, verbose)
-            return
+    """`tilewise.compile(...)` returns one; TileLang's `JITKernel(func, out_idx, execution_backend,
+    target, ...)` builds one directly (a backend name in the third position is accepted)."""
+
+    def __init__(self, func: PrimFunc, out_idx=None, target: Target | str = "auto", execution_backend=None,
+                 pass_configs=None, verbose: bool = False, **_tilelang_options):
+        if isinstance(target, str) and (target in TILELANG_BACKENDS or target in ("nvrtc", "emulator")) \
+                and execution_backend is None:
+            target, execution_backend = "auto", target
+        func = check_func(func)
+        tgt = parse_target(target)
+        record = record_for(tgt)
+        backend = resolve_backend(tgt, execution_backend)
+        outs = normalize_out_idx(func, out_idx)
+        configs = check_configs(pass_configs)
+        arch = tgt.arch
+        if record.thread_exact is not None and programs_threads(func):
+            # A kernel that programs threads itself (T.get_thread_binding) relies on every thread
+            # of a block running; this target runs a block as one thread, so the kernel runs as
+            # its CUDA program, thread by thread, in the emulator (exact, but far slower).
+            warnings.warn(
+                f"{func.name} uses T.get_thread_binding: on the {tgt} target it runs thread-exactly in the CUDA "
+                "emulator, which is slow; write it with tile operators and T.Parallel for native CPU code",
+                stacklevel=3,
+            )
+            name, arch, backend = record.thread_exact
+            record = RECORDS[name]
         self.func = func
         self.prim_func = func
-        self.out_idx = out_idx
-        self.target = target
+        self.out_idx = outs
+        self.target = tgt
         self.execution_backend = backend
-        self.artifact = artifact
-        self.pass_configs = dict(pass_configs or {})
+        self.pass_configs = configs
+        self.build = builds.build(func, record, record.machine(arch), configs)
+        self.runtime = record.runtimes[backend](self.build)
         self.params = list(func.params)
-        device = "cuda" if backend == "nvrtc" else "cpu"
-        self._binder = ArgBinder(self.params, out_idx, func.dynamic_vars(), device)
-        self._fast = make_fast_call(self._binder, artifact)
-
-    def _compile_from(self, func, out_idx, target, backend, pass_configs, verbose) -> None:
-        from .compile import compile as _compile
-        from .target import TILELANG_BACKENDS
-
-        # TileLang's third positional parameter is the execution backend
-        if isinstance(target, str) and (target in TILELANG_BACKENDS or target in ("nvrtc", "emulator")) and backend is None:
-            target, backend = "auto", target
-        k = _compile(func, out_idx=out_idx, target=target, execution_backend=backend or "auto",
-                     pass_configs=pass_configs, verbose=verbose)
-        self.__dict__.update(k.__dict__)
+        self._binder = ArgBinder(self.params, outs, func.dynamic_vars(), self.runtime.device)
+        self._fast = make_fast_call(self._binder, self.runtime)
+        if verbose:
+            print(self.get_kernel_source())
 
     def __call__(self, *args, **kwargs):
         if self._fast is not None and not kwargs:
@@ -47,7 +61,7 @@ class JITKernel:
                     return None
                 return outputs[0] if len(outputs) == 1 else outputs
         arrays, dims, outputs = self._binder.bind(self._binder.order_args(args, kwargs))
-        self.artifact.run(arrays, dims)
+        self.runtime.run(arrays, dims)
         if not outputs:
             return None
         return outputs[0] if len(outputs) == 1 else outputs
@@ -55,32 +69,33 @@ class JITKernel:
     def get_kernel_source(self, kernel_only: bool = False) -> str:
         """The generated source (C++ for the CPU, CUDA C++ otherwise). `kernel_only` is
         accepted for TileLang compatibility: the source holds only the kernel either way."""
-        return self.artifact.source
+        return self.build.source
 
     @property
     def kernel_source(self) -> str:
-        return self.artifact.source
+        return self.build.source
 
     def get_host_source(self) -> str:
-        return self.artifact.source
+        return self.build.source
 
     def get_sass(self) -> str:
         """SASS of the compiled CUDA kernel (cuobjdump; no GPU needed)."""
-        self._need_cuda("get_sass")
-        return self.artifact.get_sass()
+        return self._tool("disassemble", "get_sass")(self.build.binary)
 
     def resource_usage(self) -> dict:
         """{"registers", "spill_bytes", "shared_bytes"} of the compiled CUDA kernel."""
-        self._need_cuda("resource_usage")
-        return self.artifact.resource_usage()
+        u = self._tool("resources", "resource_usage")(self.build.binary)
+        # the cubin's figure has static shared memory only; the planned tiles are dynamic
+        dynamic = max(self.build.module.kernels[0].shared_bytes, 0)
+        return {"registers": u["registers"], "spill_bytes": u["spill_bytes"], "shared_bytes": dynamic + u["shared_bytes"]}
 
-    def _need_cuda(self, what: str) -> None:
-        if self.target.kind != "cuda":
+    def _tool(self, tool: str, what: str):
+        fn = getattr(self.build.record, tool)
+        if fn is None:
             raise ValueError(f"{what}() needs a CUDA target; this kernel was compiled for {self.target}")
+        return fn
 
     def get_profiler(self, tensor_supply_type=None):
-        from ..profiler import Profiler, TensorSupplyType
-
         return Profiler(self, tensor_supply_type if tensor_supply_type is not None else TensorSupplyType.Auto)
 
     def run_once(self, *args, **kwargs):
@@ -98,6 +113,3 @@ class JITKernel:
         outs = [self.params[i].name for i in self.out_idx]
         return f"JITKernel({self.func.name}({ps}) -> {outs}, target={self.target}, backend={self.execution_backend})"
 
-
-def buffer_params(func: PrimFunc) -> list[Buffer]:
-    return [p for p in func.params if isinstance(p, Buffer)]

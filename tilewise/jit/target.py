@@ -1,24 +1,104 @@
-"""Target strings ("cpu", "cuda -arch=sm_90a", "auto") and execution backends."""
+"""Targets as data. A target string ("cpu", "cuda -arch=sm_90a", "auto") names a record; the record
+says which machine facts apply, which passes run, which renderer prints the result, which
+toolchain compiles it, and which runtimes (execution backends) can run it. compile(), lower()
+and JITKernel only read records: adding a target is one record here (see docs/DESIGN.md)."""
 from __future__ import annotations
 
-import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
+from .. import env
+from ..backend.cpu.build import build_shared_library, compiler_id
+from ..backend.cpu.codegen import render_cpu
 from ..backend.cuda.device import gpu_present
+from ..backend.cuda.inspect import get_sass, resource_usage
+from ..backend.cuda.nvrtc import compile_cubin, toolchain_fingerprint
+from ..backend.cuda.renderer import render_cuda
+from ..engine.callback import postprocess_cuda_source
+from ..ir.machine import CPU, CUDA_ARCHS, Machine, cuda_machine
+from ..transform.pipeline import loop_passes, thread_passes
+from .runtimes import EmulatorRuntime, GpuRuntime, NativeRuntime, Runtime
 
 CPU_ALIASES = ("cpu", "c", "llvm")
-CUDA_ARCHS = ("sm_80", "sm_86", "sm_89", "sm_90", "sm_90a")
 TILELANG_BACKENDS = ("cython", "ctypes", "dlpack", "tvm_ffi", "torch", "auto")
 
 
 @dataclass(frozen=True)
 class Target:
-    kind: str  # "cpu" | "cuda"
+    """What the user asked for: a kind ("cpu" | "cuda") and, for CUDA, an architecture."""
+
+    kind: str
     arch: str = ""
 
     def __str__(self) -> str:
         return self.kind if self.kind == "cpu" else f"cuda -arch={self.arch}"
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """How a rendered source becomes the binary in a cache entry."""
+
+    source_name: str
+    binary_name: str
+    compile: Callable[[str, Machine, dict, Path], None]  # (source, machine, pass configs, out path)
+    fingerprint: Callable[[], str]  # what besides the source decides the binary
+
+
+@dataclass(frozen=True)
+class TargetRecord:
+    name: str
+    kind: str  # the Target.kind it serves
+    archs: tuple[str, ...]  # architectures of that kind it covers ("" for none)
+    machine: Callable[[str], Machine]
+    passes: Callable[[Machine, dict], list]  # transform/pipeline.py
+    render: Callable  # lowered PrimFunc -> module with `.source`
+    toolchain: Toolchain
+    runtimes: Mapping[str, type[Runtime]]  # execution backend -> runtime
+    auto_runtime: Callable[[], str]  # what execution_backend="auto" picks
+    postprocess: Callable[[str, Machine], str] = lambda source, machine: source
+    key_on_source: bool = False  # cache key from the final source instead of the program (jit/build.py)
+    # the record that runs kernels this one cannot: a block of a "loops" target is one thread,
+    # so kernels that program threads themselves (T.get_thread_binding) run there instead
+    thread_exact: tuple[str, str, str] | None = None  # (record, arch, runtime)
+    disassemble: Callable[[bytes], str] | None = None  # binary -> machine code text
+    resources: Callable[[bytes], dict] | None = None  # binary -> registers, spills, shared memory
+
+
+def _compile_cubin(source: str, machine: Machine, configs: dict, out: Path) -> None:
+    out.write_bytes(compile_cubin(source, machine.name, fast_math=bool(configs.get("tl.enable_fast_math"))))
+
+
+def _cuda_record(name: str, archs: tuple[str, ...]) -> TargetRecord:
+    return TargetRecord(
+        name=name, kind="cuda", archs=archs, machine=cuda_machine, passes=thread_passes, render=render_cuda,
+        toolchain=Toolchain("kernel.cu", "kernel.cubin", _compile_cubin, toolchain_fingerprint),
+        runtimes={"nvrtc": GpuRuntime, "emulator": EmulatorRuntime},
+        auto_runtime=lambda: "nvrtc" if gpu_present() else "emulator",
+        postprocess=lambda source, machine: postprocess_cuda_source(source, f"cuda -arch={machine.name}"),
+        key_on_source=True, disassemble=get_sass, resources=resource_usage,
+    )
+
+
+RECORDS: dict[str, TargetRecord] = {r.name: r for r in (
+    TargetRecord(
+        name="cpu", kind="cpu", archs=("",), machine=lambda arch: CPU, passes=loop_passes, render=render_cpu,
+        toolchain=Toolchain("kernel.cpp", "kernel.so", lambda src, m, c, out: build_shared_library(src, out),
+                            compiler_id),
+        runtimes={"native": NativeRuntime}, auto_runtime=lambda: "native",
+        thread_exact=("cuda-sm80", "sm_80", "emulator"),
+    ),
+    _cuda_record("cuda-sm80", ("sm_80", "sm_86", "sm_89")),
+    _cuda_record("cuda-sm90", ("sm_90", "sm_90a")),
+)}
+
+
+def record_for(target: Target) -> TargetRecord:
+    for r in RECORDS.values():
+        if r.kind == target.kind and (target.arch or "") in r.archs:
+            return r
+    raise ValueError(f"no target record serves {target}")
 
 
 def parse_target(target) -> Target:
@@ -28,10 +108,9 @@ def parse_target(target) -> Target:
         target = "auto"
     if not isinstance(target, str):
         target = str(getattr(target, "kind", target))
-    env = os.environ.get("TILEWISE_TARGET")
     t = target.strip()
-    if t == "auto" and env:
-        t = env.strip()
+    if t == "auto" and env.get("TILEWISE_TARGET"):
+        t = env.get("TILEWISE_TARGET")
     if t == "auto":
         t = "cuda" if gpu_present() else "cpu"
     head = t.split()[0].lower()
@@ -47,16 +126,16 @@ def parse_target(target) -> Target:
 
 
 def resolve_backend(target: Target, backend: str | None) -> str:
+    """The runtime name for an execution_backend argument (TileLang's names mean "auto")."""
+    record = record_for(target)
     b = (backend or "auto").strip()
-    if target.kind == "cpu":
-        if b in TILELANG_BACKENDS or b in ("cpu", "native"):
-            return "native"
-        raise ValueError(f"execution backend {b!r} does not apply to the CPU target; use 'auto'")
-    env = os.environ.get("TILEWISE_EXECUTION_BACKEND")
-    if b in TILELANG_BACKENDS and env:
-        b = env.strip()
-    if b in TILELANG_BACKENDS:
-        return "nvrtc" if gpu_present() else "emulator"
-    if b in ("nvrtc", "emulator"):
+    if b in TILELANG_BACKENDS and target.kind != "cpu" and env.get("TILEWISE_EXECUTION_BACKEND"):
+        b = env.get("TILEWISE_EXECUTION_BACKEND")
+    if b in TILELANG_BACKENDS or (target.kind == "cpu" and b in ("cpu", "native")):
+        return record.auto_runtime()
+    if b in record.runtimes:
         return b
-    raise ValueError(f"unknown execution backend {b!r}; for CUDA use 'nvrtc' or 'emulator'")
+    if target.kind == "cpu":
+        raise ValueError(f"execution backend {b!r} does not apply to the CPU target; use 'auto'")
+    raise ValueError(f"unknown execution backend {b!r}; for {target.kind.upper()} use "
+                     f"{' or '.join(repr(n) for n in record.runtimes)}")

@@ -12,7 +12,7 @@ from ..ir.buffer import Buffer, BufferRegion
 from ..ir.builder import emit, require_kernel
 from ..ir.expr import BufferLoad, Call, Const, Expr, Select, as_expr, cast
 from ..ir.stmt import Evaluate, For, IfThenElse, Stmt
-from .base import LowerContext, TileOp, register
+from .base import LowerContext, TileOp, lowering
 from .region import as_region, in_bounds, pair_regions, region_indices, squeezed
 
 ATOMIC_SCOPES = ("global", "shared", "shared.dyn")
@@ -36,7 +36,14 @@ class _AtomicTile(TileOp):
         self.src = src
         self.dst = dst
 
-    def lower_cpu(self, ctx: LowerContext) -> Stmt:
+    def reads(self) -> list[BufferRegion]:
+        return ([self.src] if isinstance(self.src, BufferRegion) else []) + [self.dst]
+
+    def writes(self) -> list[BufferRegion]:
+        return [self.dst]
+
+    @lowering("loops")
+    def lower_loops(self, ctx: LowerContext) -> Stmt:
         dst = self.dst
         ext = squeezed(dst)
         loop_vars = [ctx.fresh("i") for _ in ext]
@@ -65,6 +72,7 @@ class _AtomicTile(TileOp):
         return body
 
 
+    @lowering("cuda")
     def lower_cuda(self, ctx) -> Stmt:
         from . import cuda_common as cc
 
@@ -100,19 +108,16 @@ class _AtomicTile(TileOp):
         return cc.chunk_loop(ctx, total, chunk)
 
 
-@register
 class AtomicAdd(_AtomicTile):
     op_name = "atomic_add"
     kind = "add"
 
 
-@register
 class AtomicMax(_AtomicTile):
     op_name = "atomic_max"
     kind = "max"
 
 
-@register
 class AtomicMin(_AtomicTile):
     op_name = "atomic_min"
     kind = "min"

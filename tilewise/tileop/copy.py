@@ -8,29 +8,50 @@ from ..ir.buffer import BufferRegion
 from ..ir.builder import emit, require_kernel
 from ..ir.expr import BufferLoad, Const, Select, cast
 from ..ir.stmt import BufferStore, For, IfThenElse, Stmt
-from .base import LowerContext, TileOp, register
+from .base import InferLevel, LowerContext, TileOp, lowering
 from .region import in_bounds, pair_regions, region_indices, squeezed
 
 
-@register
 class Copy(TileOp):
     op_name = "copy"
     _fields = ("src", "dst")
+    operands_in_any_memory = True
 
-    def __init__(self, src: BufferRegion, dst: BufferRegion, coalesced_width=None):
+    def __init__(self, src: BufferRegion, dst: BufferRegion, coalesced_width=None, is_async: bool = False):
         self._init()
         self.src = src
         self.dst = dst
         self.coalesced_width = coalesced_width
+        # issued as cp.async by a software pipeline: dst holds the data only after a wait
+        self.is_async = is_async
 
     def attrs(self) -> dict:
-        return {"coalesced_width": self.coalesced_width} if self.coalesced_width else {}
+        out = {"coalesced_width": self.coalesced_width} if self.coalesced_width else {}
+        if self.is_async:
+            out["async"] = True
+        return out
 
-    def lower_cpu(self, ctx: LowerContext) -> Stmt:
+    def reads(self) -> list[BufferRegion]:
+        return [self.src]
+
+    def writes(self) -> list[BufferRegion]:
+        return [self.dst]
+
+    def async_writes(self) -> list[BufferRegion]:
+        return [self.dst] if self.is_async else []
+
+    def as_async(self) -> Copy | None:
+        """Global to shared copies can be issued as cp.async."""
+        if self.src.buffer.scope == "global" and self.dst.buffer.scope in ("shared", "shared.dyn"):
+            return self.with_fields(is_async=True)
+        return None
+
+    @lowering("loops")
+    def lower_loops(self, ctx: LowerContext) -> Stmt:
         return elementwise_loops(self.src, self.dst, ctx, lambda v, _: v)
 
     # ------------------------------------------------------------------ CUDA
-    def infer_layout(self, li, level: str) -> None:
+    def infer_layout(self, li, level: InferLevel) -> None:
         s, d = self.src.buffer, self.dst.buffer
         if s.scope == "local.fragment" and d.scope == "local.fragment":
             ls, ld = li.layout_of(s), li.layout_of(d)
@@ -38,7 +59,7 @@ class Copy(TileOp):
                 li.set_fragment(d, ls, self.span)
             elif ld is not None and ls is None:
                 li.set_fragment(s, ld, self.span)
-        if level != "free":
+        if level != InferLevel.FREE:
             return
         for b in (s, d):
             if b.scope == "local.fragment" and li.layout_of(b) is None:
@@ -47,6 +68,7 @@ class Copy(TileOp):
                 li.set_fragment(b, default_fragment(b.shape, li.threads, li.vector_for([s, d])), self.span)
                 return
 
+    @lowering("cuda")
     def lower_cuda(self, ctx) -> Stmt:
         from . import cuda_common as cc
 
@@ -59,7 +81,7 @@ class Copy(TileOp):
             if single or src.buffer.scope in ("local", "local.var") or dst.buffer.scope in ("local", "local.var"):
                 return cc.per_thread_loops(dst, ctx, lambda idx: cc.guarded_store(
                     dst, idx, cc.guarded_value(src, _match(src, dst, idx), ctx.ranges), ctx.ranges))
-            return cc.cooperative_copy(ctx, src, dst, async_copy=getattr(self, "async_copy", False))
+            return cc.cooperative_copy(ctx, src, dst, async_copy=self.is_async)
         if fs and fd:
             cc.whole_fragment(src, "T.copy")
             cc.whole_fragment(dst, "T.copy")

@@ -9,12 +9,11 @@ from ..ir.builder import emit, require_kernel
 from ..ir.expr import BufferLoad, Expr, as_expr, cast
 from ..ir.simplify import simplify, structural_equal
 from ..ir.stmt import BufferStore, For, Stmt, seq
-from .base import LowerContext, TileOp, register
+from .base import LowerContext, TileOp, lowering
 from .reduce import loop_nest, shape_str, static_dim, static_flag, tile_operand
-from .region import extents_equal, region_indices, squeezed
+from .region import corresponding_dim, extents_equal, region_indices, squeezed
 
 
-@register
 class CumSum(TileOp):
     op_name = "cumsum"
     _fields = ("src", "dst")
@@ -29,7 +28,22 @@ class CumSum(TileOp):
     def attrs(self) -> dict:
         return {"dim": self.dim, "reverse": self.reverse}
 
-    def lower_cpu(self, ctx: LowerContext) -> Stmt:
+    def reads(self) -> list[BufferRegion]:
+        return [self.src]
+
+    def writes(self) -> list[BufferRegion]:
+        return [self.dst]
+
+    def remapped(self, old: TileOp) -> None:
+        self.dim = corresponding_dim(old.src, self.src, old.dim)
+
+    @lowering("loops")
+    def lower_loops(self, ctx: LowerContext) -> Stmt:
+        return self._scan(ctx, over_threads=False)
+
+    def _scan(self, ctx: LowerContext, over_threads: bool) -> Stmt:
+        """The scan as loops; with `over_threads`, the lines are spread over a CUDA block's
+        threads, one thread scanning each line."""
         src, dst, dim = self.src, self.dst, self.dim
         ext = list(src.extents)
         n = ext[dim]
@@ -66,7 +80,7 @@ class CumSum(TileOp):
             _, prev = element(vars_, k - 1)
             return BufferStore(dst.buffer, d_idx, BufferLoad(dst.buffer, prev) + v)
 
-        if after and ctx.target != "cuda":
+        if after and not over_threads:
             # The scan runs over the outer dimension: each step adds a whole (contiguous) row of
             # the previous result, element-wise, so the innermost loop vectorises.
             def outer(vb: dict) -> Stmt:
@@ -81,8 +95,7 @@ class CumSum(TileOp):
             k = ctx.fresh("k")
             return seq([first(vb), For(k, 1, n - 1, "serial", step(vb, k))])
 
-        if ctx.target == "cuda":
-            # one thread scans each line; the lines are spread over the block's threads
+        if over_threads:
             from . import cuda_common as cc
 
             if src.buffer.scope == "local.fragment" or dst.buffer.scope == "local.fragment":
@@ -96,6 +109,7 @@ class CumSum(TileOp):
             return loop_nest(ctx, kept, ext, first, innermost="parallel") or seq([])
         return loop_nest(ctx, before, ext, row, innermost="serial")
 
+    @lowering("cuda")
     def lower_cuda(self, ctx) -> Stmt:
         """Shared tiles are scanned in place by threads taking whole lines. A line of a fragment
         is spread over threads, so fragment operands go through shared scratch tiles: every
@@ -108,7 +122,7 @@ class CumSum(TileOp):
 
         src, dst = self.src, self.dst
         if src.buffer.scope != "local.fragment" and dst.buffer.scope != "local.fragment":
-            return self.lower_cpu(ctx)
+            return self._scan(ctx, over_threads=True)
         scratch: dict = {}
         allocs: list = []
 
@@ -138,7 +152,7 @@ class CumSum(TileOp):
                 dloc, [v], BufferLoad(d2.buffer, c)), writes_memory=False, region=dst))
         # the scratch tiles are free again only when every thread is done with them
         after.append(sync())
-        scan = CumSum(s2, d2, self.dim, self.reverse).lower_cpu(ctx)
+        scan = CumSum(s2, d2, self.dim, self.reverse)._scan(ctx, over_threads=True)
         return seq(allocs + before + [scan] + after)
 
 

@@ -6,21 +6,28 @@ from ..ir.buffer import Buffer, BufferRegion
 from ..ir.builder import emit, require_kernel
 from ..ir.expr import Expr, as_expr, cast
 from ..ir.stmt import BufferStore, For, IfThenElse, Stmt
-from .base import LowerContext, TileOp, register
+from .base import InferLevel, LowerContext, TileOp, lowering
 from .region import as_region, in_bounds, region_indices, squeezed
 
 
-@register
 class Fill(TileOp):
     op_name = "fill"
     _fields = ("dst", "value")
+    operands_in_any_memory = True
 
     def __init__(self, dst: BufferRegion, value: Expr):
         self._init()
         self.dst = dst
         self.value = value
 
-    def lower_cpu(self, ctx: LowerContext) -> Stmt:
+    def reads(self) -> list[BufferRegion]:
+        return []
+
+    def writes(self) -> list[BufferRegion]:
+        return [self.dst]
+
+    @lowering("loops")
+    def lower_loops(self, ctx: LowerContext) -> Stmt:
         ext = squeezed(self.dst)
         loop_vars = [ctx.fresh("i") for _ in ext]
         idx = region_indices(self.dst, loop_vars)
@@ -38,13 +45,14 @@ class Fill(TileOp):
         return body
 
     # ------------------------------------------------------------------ CUDA
-    def infer_layout(self, li, level: str) -> None:
+    def infer_layout(self, li, level: InferLevel) -> None:
         b = self.dst.buffer
-        if level == "fallback" and b.scope == "local.fragment" and li.layout_of(b) is None:
+        if level == InferLevel.FALLBACK and b.scope == "local.fragment" and li.layout_of(b) is None:
             from ..layout.tv import default_fragment
 
             li.set_fragment(b, default_fragment(b.shape, li.threads, li.vector_for([b])), self.span)
 
+    @lowering("cuda")
     def lower_cuda(self, ctx) -> Stmt:
         from . import cuda_common as cc
 

@@ -10,7 +10,7 @@ from ..ir.buffer import BufferRegion
 from ..ir.builder import emit, require_kernel
 from ..ir.expr import BufferLoad, Call, Const
 from ..ir.stmt import Evaluate, Stmt, seq
-from .base import LowerContext, TileOp, register
+from .base import InferLevel, LowerContext, TileOp, lowering
 from .fill import Fill
 from .region import as_region, check_static_region, shape_str, squeezed
 
@@ -39,7 +39,6 @@ _ALLOWED = {
 }
 
 
-@register
 class Gemm(TileOp):
     op_name = "gemm"
     _fields = ("A", "B", "C")
@@ -60,6 +59,12 @@ class Gemm(TileOp):
             "clear_accum": self.clear_accum,
         }
 
+    def reads(self) -> list[BufferRegion]:
+        return [self.A, self.B] + ([] if self.clear_accum else [self.C])
+
+    def writes(self) -> list[BufferRegion]:
+        return [self.C]
+
     @property
     def mnk(self) -> tuple[int, int, int]:
         a, c = squeezed(self.A), squeezed(self.C)
@@ -67,7 +72,8 @@ class Gemm(TileOp):
         K = a[0] if self.trans_A else a[1]
         return M, N, K
 
-    def lower_cpu(self, ctx: LowerContext) -> Stmt:
+    @lowering("loops")
+    def lower_loops(self, ctx: LowerContext) -> Stmt:
         # Shapes and leading dimensions are static, so they become template arguments of the
         # micro-kernel (tw_gemm.h) and all its addressing folds into constants.
         M, N, K = self.mnk
@@ -78,15 +84,15 @@ class Gemm(TileOp):
         }
         stmts = []
         if self.clear_accum:
-            stmts.append(Fill(self.C, Const(0, self.C.buffer.dtype)).lower_cpu(ctx))
+            stmts.append(Fill(self.C, Const(0, self.C.buffer.dtype)).lower_loops(ctx))
         stmts.append(Evaluate(Call("gemm", args, _dt.handle, attrs)))
         return seq(stmts)
 
     # ------------------------------------------------------------------ CUDA
-    def infer_layout(self, li, level: str) -> None:
+    def infer_layout(self, li, level: InferLevel) -> None:
         """Strict: the accumulator takes the mma C layout of the warp grid, register operands
         the mma A/B layouts, shared operands a swizzled layout (unless annotated)."""
-        if level != "strict":
+        if level != InferLevel.STRICT:
             return
         from ..ir.span import at
         from ..layout.tv import mma_a_tv, mma_b_tv, mma_c_tv
@@ -135,6 +141,7 @@ class Gemm(TileOp):
             return make_padded_layout(r.buffer)
         return make_swizzled_layout(r.buffer)
 
+    @lowering("cuda")
     def lower_cuda(self, ctx) -> Stmt:
         from .cuda_common import whole_fragment
         from .mma_emitter import MmaEmitter, SimtEmitter, has_mma

@@ -11,10 +11,9 @@ from ..ir.builder import emit, require_kernel
 from ..ir.expr import BufferLoad, Call, Const, Expr, as_expr
 from ..ir.printer import expr_str
 from ..ir.stmt import Evaluate, Stmt
-from .base import LowerContext, TileOp, register
+from .base import LowerContext, TileOp, lowering
 
 
-@register
 class Print(TileOp):
     op_name = "print"
     _fields = ("obj", "block")
@@ -29,7 +28,14 @@ class Print(TileOp):
     def attrs(self) -> dict:
         return {"msg": self.msg, "label": self.label}
 
-    def lower_cpu(self, ctx: LowerContext) -> Stmt:
+    def reads(self) -> list[BufferRegion]:
+        return [self.obj] if isinstance(self.obj, BufferRegion) else []
+
+    def writes(self) -> list[BufferRegion]:
+        return []
+
+    @lowering("loops")
+    def lower_loops(self, ctx: LowerContext) -> Stmt:
         attrs = {"msg": self.msg, "label": self.label}
         if isinstance(self.obj, Expr):
             return Evaluate(Call("print", [*self.block, self.obj], _dt.handle, {**attrs, "kind": "scalar"}))
@@ -39,6 +45,7 @@ class Print(TileOp):
         attrs.update(kind="tile", ndim=len(r.region))
         return Evaluate(Call("print", [*self.block, ptr, *dims], _dt.handle, attrs))
 
+    @lowering("cuda")
     def lower_cuda(self, ctx) -> Stmt:
         """Thread 0 prints scalars and shared/global/local tiles; a fragment is first gathered
         into a shared scratch tile (every thread stores its registers), of which thread 0 prints
@@ -48,7 +55,7 @@ class Print(TileOp):
 
         first = ctx.thread == 0
         if isinstance(self.obj, Expr) or self.obj.buffer.scope != "local.fragment":
-            return IfThenElse(first, self.lower_cpu(ctx))
+            return IfThenElse(first, self.lower_loops(ctx))
         r = self.obj
         scratch = Buffer(r.buffer.name, r.buffer.shape, r.buffer.dtype, "shared.dyn")
         loc = ctx.local_buffer(r.buffer)
@@ -57,7 +64,7 @@ class Print(TileOp):
         gather = cc.fragment_loop(ctx, r.buffer, lambda v, coords: BufferStore(scratch, coords, BufferLoad(loc, [v])),
                                   writes_memory=True)
         sync = Evaluate(Call("syncthreads", [], _dt.handle))
-        show = Print(BufferRegion(scratch, r.region), self.block, self.msg, self.label).lower_cpu(ctx)
+        show = Print(BufferRegion(scratch, r.region), self.block, self.msg, self.label).lower_loops(ctx)
         return seq([Allocate(scratch), gather, sync, IfThenElse(first, show), Evaluate(Call("syncthreads", [], _dt.handle))])
 
 

@@ -14,14 +14,13 @@ from ..ir.dtype import DataType
 from ..ir.expr import BufferLoad, Call, Const, Expr, binary, call, cast
 from ..ir.simplify import simplify
 from ..ir.stmt import BufferStore, Evaluate, For, Stmt, seq
-from .base import LowerContext, TileOp, register
-from .region import as_region, check_static_region, extents_equal, region_indices, squeezed
+from .base import InferLevel, LowerContext, TileOp, lowering
+from .region import as_region, check_static_region, corresponding_dim, extents_equal, region_indices, squeezed
 
 REDUCE_TYPES = ("sum", "abssum", "max", "min", "absmax")
 TILE_SCOPES = ("shared", "shared.dyn", "local.fragment", "local")
 
 
-@register
 class Reduce(TileOp):
     op_name = "reduce"
     _fields = ("src", "dst")
@@ -34,8 +33,19 @@ class Reduce(TileOp):
         self.dim = dim
         self.clear = clear
 
+    operands_in_any_memory = True
+
     def attrs(self) -> dict:
         return {"reduce_type": self.reduce_type, "dim": self.dim, "clear": self.clear}
+
+    def reads(self) -> list[BufferRegion]:
+        return [self.src] + ([] if self.clear else [self.dst])
+
+    def writes(self) -> list[BufferRegion]:
+        return [self.dst]
+
+    def remapped(self, old: TileOp) -> None:
+        self.dim = corresponding_dim(old.src, self.src, old.dim)
 
     # ------------------------------------------------------------------ the reduction's algebra
     @property
@@ -60,7 +70,8 @@ class Reduce(TileOp):
         return None
 
     # ------------------------------------------------------------------ CPU lowering
-    def lower_cpu(self, ctx: LowerContext) -> Stmt:
+    @lowering("loops")
+    def lower_loops(self, ctx: LowerContext) -> Stmt:
         src, dim = self.src, self.dim
         ext = list(src.extents)
         kept = [i for i, e in enumerate(ext) if i != dim and e != 1]
@@ -161,7 +172,7 @@ class Reduce(TileOp):
             proj = proj.insert_unit_dim(self.dim)
         return proj
 
-    def infer_layout(self, li, level: str) -> None:
+    def infer_layout(self, li, level: InferLevel) -> None:
         from ..ir.span import at
         from ..layout.tv import default_fragment
         from .cuda_common import whole_fragment
@@ -173,14 +184,15 @@ class Reduce(TileOp):
                     whole_fragment(r, "T.reduce")
         if s.scope == "local.fragment":
             ls = li.layout_of(s)
-            if ls is None and level == "free":
+            if ls is None and level == InferLevel.FREE:
                 li.set_fragment(s, default_fragment(s.shape, li.threads, li.vector_for([s])), self.span)
                 return
             if ls is not None and d.scope == "local.fragment":
                 li.set_fragment(d, self._dst_layout_from(ls), self.span)
-        elif d.scope == "local.fragment" and level == "free" and li.layout_of(d) is None:
+        elif d.scope == "local.fragment" and level == InferLevel.FREE and li.layout_of(d) is None:
             li.set_fragment(d, default_fragment(d.shape, li.threads, 1), self.span)
 
+    @lowering("cuda")
     def lower_cuda(self, ctx) -> Stmt:
         s, d = self.src.buffer, self.dst.buffer
         if s.scope == "local.fragment" and d.scope == "local.fragment":

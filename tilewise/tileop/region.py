@@ -99,6 +99,17 @@ def region_indices(region: BufferRegion, loop_vars) -> list[Expr]:
     return out
 
 
+def corresponding_dim(old: BufferRegion, new: BufferRegion, dim: int) -> int:
+    """The dimension of region `new` that plays the role of dimension `dim` of `old`, when `new`
+    holds the same tile (a multi-buffered slot, or the tile placed inside a larger tensor): the
+    tile's non-unit dimensions correspond in order; a unit one counts from the last dimension."""
+    old_tile = [i for i, e in enumerate(old.extents) if not _is_one(e)]
+    new_tile = [i for i, e in enumerate(new.extents) if not _is_one(e)]
+    if dim in old_tile and len(old_tile) == len(new_tile):
+        return new_tile[old_tile.index(dim)]
+    return dim + len(new.region) - len(old.region)
+
+
 def check_static_region(region: BufferRegion, what: str) -> None:
     for _, e in region.region:
         if not isinstance(e, int):

@@ -6,17 +6,19 @@ from ..errors import CompileError
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer
 from ..ir.expr import Expr
+from ..ir.machine import Machine
 from ..ir.stmt import Kernel
-from ..tileop.base import LowerContext
+from ..tileop.base import LowerContext, TileOp
 from .layout_inference import LayoutMap
+from .thread_range import fragment_in_range, narrowed
 
 
 class CudaLowerContext(LowerContext):
-    def __init__(self, kernel: Kernel, layouts: LayoutMap, ranges: dict, arch: str = "sm_80", pass_configs=None):
-        super().__init__("cuda", ranges)
+    def __init__(self, kernel: Kernel, layouts: LayoutMap, ranges: dict, machine: Machine, pass_configs=None):
+        super().__init__(machine.lowering_keys, ranges)
         self.kernel = kernel
         self.layouts = layouts
-        self.arch = arch
+        self.machine = machine
         self.pass_configs = dict(pass_configs or {})
         self.block_threads = layouts.threads
         # set while lowering an operator inside `if tx < c` (and the like): the operator is spread
@@ -25,6 +27,14 @@ class CudaLowerContext(LowerContext):
         self.op_span = None
         for v, t in zip(kernel.thread_vars, kernel.threads):
             self.ranges[v] = (0, t - 1)
+
+    def enter(self, op: TileOp, ranges: dict) -> None:
+        super().enter(op, ranges)
+        self.thread_span = narrowed(self.kernel, ranges)
+        self.op_span = op.span
+
+    def leave(self) -> None:
+        self.thread_span = None
 
     @property
     def threads(self) -> int:
@@ -48,8 +58,6 @@ class CudaLowerContext(LowerContext):
 
     def fragment_layout(self, buf: Buffer):
         if self.thread_span is not None:
-            from .thread_range import fragment_in_range
-
             raise fragment_in_range(buf, self.op_span)
         lay = self.layouts.fragments.get(buf)
         if lay is None:

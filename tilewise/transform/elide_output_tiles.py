@@ -18,14 +18,23 @@ from ..ir.simplify import bound, simplify
 from ..ir.span import at, current_span
 from ..ir.stmt import Allocate, BufferStore, Kernel, PrimFunc, SeqStmt, Stmt, seq
 from ..ir.visitor import Mutator, Visitor
+from ..tileop.base import TileOp
 from ..tileop.copy import Copy
-from ..tileop.fill import Fill
-from ..tileop.reduce import Reduce
 from .ranges import RangeMutator
 
 PRIVATE = ("local.fragment", "shared", "shared.dyn")
-# what may reference an elided tile: element accesses and operators that work on any memory
-_PLAIN_USES = (BufferLoad, BufferStore, BufferRegion, Copy, Fill, Reduce)
+
+
+def _plain_use(node) -> bool:
+    """What may reference an elided tile: element accesses, and operators whose lowering is
+    right for operands in any memory (tileop/base.py)."""
+    if isinstance(node, TileOp):
+        return node.operands_in_any_memory
+    return isinstance(node, (BufferLoad, BufferStore, BufferRegion))
+
+
+def _writes_buffer(op: TileOp, buf) -> bool:
+    return any(r.buffer is buf for r in op.writes())
 
 
 class _Uses(Visitor):
@@ -50,13 +59,9 @@ class _Uses(Visitor):
         self.generic_visit(r)
 
     def generic_visit(self, node):
-        from ..tileop.base import TileOp
-
         if isinstance(node, TileOp):
-            for f in node._fields:
-                v = getattr(node, f)
-                if isinstance(v, BufferRegion):
-                    self._add(v.buffer, node)
+            for b in node.buffers():
+                self._add(b, node)
         return super().generic_visit(node)
 
 
@@ -208,8 +213,8 @@ class _Elide(RangeMutator):
         src = c.src.buffer
         if not self._whole_tile_onto(c.dst, c.src, tile, shape):
             return None
-        if any(isinstance(r, BufferStore) or (isinstance(r, (Copy, Fill, Reduce)) and r.dst.buffer is src)
-               or not isinstance(r, _PLAIN_USES) for r in uses.refs.get(src, [])):
+        if any(isinstance(r, BufferStore) or (isinstance(r, TileOp) and _writes_buffer(r, src))
+               or not _plain_use(r) for r in uses.refs.get(src, [])):
             return None  # In is written (or used by an operator that may write it) somewhere
         for j in touching[1:]:
             s = top[j]
@@ -224,7 +229,7 @@ class _Elide(RangeMutator):
     def _tile_ops_ok(s, tile) -> bool:
         u = _Uses()
         u.visit(s)
-        return all(isinstance(r, _PLAIN_USES) for r in u.refs.get(tile, []))
+        return all(_plain_use(r) for r in u.refs.get(tile, []))
 
     def _whole_tile_onto(self, tile_region, other, tile, shape) -> bool:
         """`tile_region` is the whole tile, `other` a global region of the same shape inside its
@@ -269,7 +274,7 @@ class _Elide(RangeMutator):
                     return None
         # nothing else touches Out; the tile is used only by operators that work on any memory
         if [r for r in uses.refs.get(out, []) if r is not c and r is not c.dst] or not all(
-                isinstance(r, _PLAIN_USES) for r in uses.refs.get(tile, [])):
+                _plain_use(r) for r in uses.refs.get(tile, [])):
             return None
         return last
 
@@ -284,14 +289,8 @@ class _WriteFinder(Visitor):
         self.generic_visit(s)
 
     def generic_visit(self, node):
-        from ..tileop.base import TileOp
-
-        if isinstance(node, TileOp):
-            dst = getattr(node, "dst", None)
-            if isinstance(dst, BufferRegion) and dst.buffer is self.buf:
-                self.found = True
-            if not isinstance(node, (Copy, Fill, Reduce)) and _touches(node, self.buf):
-                self.found = True  # an operator that may write any of its operands
+        if isinstance(node, TileOp) and _writes_buffer(node, self.buf):
+            self.found = True
         return super().generic_visit(node)
 
 

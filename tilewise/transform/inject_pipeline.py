@@ -11,20 +11,18 @@ afterwards by insert_barriers, which sees the copies as writes of the buffered t
 default stage assignment and the order statements are issued in within an iteration."""
 from __future__ import annotations
 
-import copy as _copy
-
 from ..errors import CompileError
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
 from ..ir.expr import BufferLoad, Call, Const, Select, Var, binary
 from ..ir.stmt import Allocate, BufferStore, Evaluate, For, IfThenElse, Kernel, PrimFunc, SeqStmt, seq
 from ..ir.visitor import Mutator, Visitor, substitute
-from ..tileop.copy import Copy
+from ..tileop.base import TileOp
 
 
 def _is_producer(s) -> bool:
-    return (isinstance(s, Copy) and s.src.buffer.scope == "global"
-            and s.dst.buffer.scope in ("shared", "shared.dyn"))
+    """An operator that can be issued asynchronously (a global -> shared copy: cp.async)."""
+    return isinstance(s, TileOp) and s.as_async() is not None
 
 
 def _writes_only_shared(s) -> bool:
@@ -53,15 +51,9 @@ class _Uses(Visitor):
         self.generic_visit(r)
 
     def generic_visit(self, node):
-        from ..tileop.base import TileOp
-
         if isinstance(node, TileOp):
-            for f in node._fields:
-                v = getattr(node, f)
-                if isinstance(v, BufferRegion):
-                    self.buffers.add(v.buffer)
-                    if f == "dst":
-                        self.writes.add(v.buffer)
+            self.buffers.update(node.buffers())
+            self.writes.update(r.buffer for r in node.writes())
         return super().generic_visit(node)
 
 
@@ -102,16 +94,6 @@ class _Multibuffer(Mutator):
         out = BufferStore(new, [self.slot] + list(s.indices), s.value)
         out.span = s.span
         return out
-
-    def visit_Reduce(self, op):
-        # T.reduce_* and T.cumsum count `dim` over their source region's dimensions, and the
-        # slot index is a new leading one
-        out = self.generic_visit(op)
-        if op.src.buffer in self.mapping:
-            out.dim = op.dim + 1
-        return out
-
-    visit_CumSum = visit_Reduce
 
 
 def _call(name: str, **attrs) -> Evaluate:
@@ -175,8 +157,7 @@ class _Pipeline(Mutator):
         # the tiles the producers fill; nothing else in the loop may write them
         filled = []
         for i in producers:
-            for b in ([stmts[i].dst.buffer] if _is_producer(stmts[i]) else sorted(_uses(stmts[i]).writes,
-                                                                                 key=lambda b: b.name)):
+            for b in sorted(_uses(stmts[i]).writes, key=lambda b: b.name):
                 if b not in filled:
                     filled.append(b)
         for i, s in enumerate(stmts):
@@ -211,9 +192,8 @@ class _Pipeline(Mutator):
                 body = substitute(s, {f.var: f.start + k})
                 body = _Multibuffer(self.buffers, slot).visit(body)
                 if st == 0:
-                    if _is_producer(s):
-                        body = _copy.copy(body)
-                        body.async_copy = True
+                    if _is_producer(body):
+                        body = body.as_async()
                     body = IfThenElse(it < n, body)
                 else:
                     # groups newer than the one this statement needs: those of the iterations

@@ -55,28 +55,17 @@ class _Access(Visitor):
 
     def generic_visit(self, node):
         if isinstance(node, TileOp):
-            reads, writes = node_accesses(node)
-            self.reads |= reads
-            self.writes |= writes
-            if getattr(node, "async_copy", False):
-                self.async_writes |= writes
+            # what the operator declares it touches (tileop/base.py); any of its threads may
+            # touch any element of those regions
+            self.reads |= _shared_roots(node.reads())
+            self.writes |= _shared_roots(node.writes())
+            self.async_writes |= _shared_roots(node.async_writes())
             return
         return super().generic_visit(node)
 
 
-def node_accesses(op: TileOp) -> tuple[set, set]:
-    hook = getattr(op, "shared_accesses", None)
-    if hook is not None:
-        r, w = hook()
-        return {_root(b) for b in r if b.scope in SHARED}, {_root(b) for b in w if b.scope in SHARED}
-    reads, writes = set(), set()
-    for f in op._fields:
-        v = getattr(op, f)
-        if isinstance(v, BufferRegion) and v.buffer.scope in SHARED:
-            (writes if f == "dst" else reads).add(_root(v.buffer))
-            if f == "dst" and op.op_name.startswith("atomic"):
-                reads.add(_root(v.buffer))
-    return reads, writes
+def _shared_roots(regions: list[BufferRegion]) -> set:
+    return {_root(r.buffer) for r in regions if r.buffer.scope in SHARED}
 
 
 def accesses(stmt) -> tuple[set, set]:

@@ -19,7 +19,7 @@ from ..ir.stmt import Annotation, BufferStore, For, Kernel, PrimFunc, Stmt
 from ..ir.visitor import Mutator, Visitor
 from ..layout.layout import Layout
 from ..layout.tv import Mode, TVFragment, default_fragment, replicated_fragment
-from ..tileop.base import TileOp
+from ..tileop.base import InferLevel, TileOp
 from .thread_range import INEXACT, branch_threads, fragment_in_range, not_a_range
 
 VECTOR_BITS = 128
@@ -378,7 +378,7 @@ class LayoutInference:
     def nest_layout(self, nest: ParallelNest):
         return self.map.loops.get(id(nest.loops[0]))
 
-    def infer_nest(self, nest: ParallelNest, level: str) -> None:
+    def infer_nest(self, nest: ParallelNest, level: InferLevel) -> None:
         ext = nest.extents
         lay = self.nest_layout(nest)
         if lay is None and nest.thread_range is not None:
@@ -397,7 +397,7 @@ class LayoutInference:
             lay = replicated_fragment(ext, self.threads)
             self.map.loops[id(nest.loops[0])] = lay
             self.changed = True
-        if level == "strict":
+        if level == InferLevel.STRICT:
             return
         accesses = nest.writes + nest.reads
         if lay is None:
@@ -417,7 +417,7 @@ class LayoutInference:
                         lay = loop_from_divided(self.layout_of(buf), div, ext)
                         if lay is not None:
                             break
-            if lay is None and level == "free":
+            if lay is None and level == InferLevel.FREE:
                 lay = default_fragment(ext, self.threads, self.vector_for([b for b, _ in accesses]))
             if lay is not None:
                 self.map.loops[id(nest.loops[0])] = lay
@@ -517,31 +517,29 @@ def infer_kernel_layouts(kernel: Kernel) -> LayoutMap:
         li.set_fragment(buf, replicated_fragment(buf.shape, li.threads), span)
     items = c.items
 
-    def sweep(level: str, stop_at_first: bool = False) -> bool:
+    def sweep(level: InferLevel, stop_at_first: bool = False) -> bool:
         li.changed = False
         for it in items:
             if isinstance(it, ParallelNest):
                 li.infer_nest(it, level)
             else:
-                hook = getattr(it, "infer_layout", None)
-                if hook is not None:
-                    hook(li, level)
+                it.infer_layout(li, level)
             if stop_at_first and li.changed:
                 return True
         return li.changed
 
-    while sweep("strict"):
+    while sweep(InferLevel.STRICT):
         pass
-    while sweep("common"):
+    while sweep(InferLevel.COMMON):
         pass
     # free choices one at a time, each followed by full propagation
-    while sweep("free", stop_at_first=True):
-        while sweep("common"):
+    while sweep(InferLevel.FREE, stop_at_first=True):
+        while sweep(InferLevel.COMMON):
             pass
     # last resort for fragments only filled/cleared so far: a fill carries no information about
     # how the fragment is used, so it decides only when nothing else did
-    while sweep("fallback", stop_at_first=True):
-        while sweep("common"):
+    while sweep(InferLevel.FALLBACK, stop_at_first=True):
+        while sweep(InferLevel.COMMON):
             pass
     for buf, span in c.allocated.items():
         # allocated but never used (e.g. a kernel variant that skips it): any layout will do

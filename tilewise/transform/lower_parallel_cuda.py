@@ -9,6 +9,7 @@ from __future__ import annotations
 from ..errors import CompileError
 from ..ir import dtype as _dt
 from ..ir.expr import BufferLoad, Call, Var
+from ..ir.machine import Machine
 from ..ir.simplify import simplify
 from ..ir.stmt import Allocate, BufferStore, Evaluate, For, IfThenElse, Kernel, PrimFunc
 from ..ir.visitor import substitute
@@ -48,16 +49,16 @@ class _FragmentAccess(RangeMutator):
 
 
 class _LowerParallel(RangeMutator):
-    def __init__(self, func: PrimFunc, arch: str, pass_configs):
+    def __init__(self, func: PrimFunc, machine: Machine, pass_configs):
         super().__init__()
         self.func = func
-        self.arch = arch
+        self.machine = machine
         self.pass_configs = pass_configs
         self.ctx: CudaLowerContext | None = None
 
     def enter_kernel(self, k: Kernel):
         layouts = k.attrs["layouts"]
-        self.ctx = CudaLowerContext(k, layouts, self.ranges, self.arch, self.pass_configs)
+        self.ctx = CudaLowerContext(k, layouts, self.ranges, self.machine, self.pass_configs)
         body = self.visit(k.body)
         out = Kernel(k.block_vars, k.grid, k.threads, k.thread_vars, body, k.attrs)
         out.span = k.span
@@ -141,6 +142,6 @@ class _LowerParallel(RangeMutator):
         return super().generic_visit(node)
 
 
-def lower_parallel_cuda(func: PrimFunc, arch: str = "sm_80", pass_configs=None) -> PrimFunc:
-    out = func.with_body(_LowerParallel(func, arch, pass_configs).visit(func.body))
+def lower_parallel_cuda(func: PrimFunc, machine: Machine, pass_configs=None) -> PrimFunc:
+    out = func.with_body(_LowerParallel(func, machine, pass_configs).visit(func.body))
     return out

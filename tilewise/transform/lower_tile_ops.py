@@ -1,27 +1,28 @@
-"""Replace every tile operator with the loops (and calls) its target lowering produces."""
+"""Replace every tile operator with what its lowering for the target produces (tileop/base.py:
+the first of the machine's lowering keys that the operator has)."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..ir.span import at
-from ..ir.stmt import PrimFunc
+from ..ir.stmt import Kernel, PrimFunc, Stmt
+from ..ir.visitor import walk
 from ..tileop.base import LowerContext, TileOp
 from .ranges import RangeMutator
 
+# (kernel, ranges of the indices around it) -> the context its operators are lowered with
+ContextFactory = Callable[[Kernel, dict], LowerContext]
+
 
 class _Lower(RangeMutator):
-    def __init__(self, target: str, func: PrimFunc | None = None, arch: str = "sm_80", pass_configs=None):
+    def __init__(self, make_context: ContextFactory):
         super().__init__()
-        self.ctx = LowerContext(target, self.ranges)
-        self.func = func
-        self.arch = arch
-        self.pass_configs = pass_configs
+        self.make_context = make_context
+        self.ctx: LowerContext | None = None
 
-    def enter_kernel(self, k):
-        if self.ctx.target != "cuda":
-            return self.generic_visit(k)
-        from .cuda_context import CudaLowerContext
-
+    def enter_kernel(self, k: Kernel):
         saved = self.ctx
-        self.ctx = CudaLowerContext(k, k.attrs["layouts"], self.ranges, self.arch, self.pass_configs)
+        self.ctx = self.make_context(k, self.ranges)
         try:
             return self.generic_visit(k)
         finally:
@@ -29,27 +30,18 @@ class _Lower(RangeMutator):
 
     def generic_visit(self, node):
         if isinstance(node, TileOp):
-            self.ctx.ranges = self.ranges
-            if self.ctx.target == "cuda":
-                from .thread_range import narrowed
-
-                self.ctx.thread_span = narrowed(self.ctx.kernel, self.ranges)
-                self.ctx.op_span = node.span
+            self.ctx.enter(node, self.ranges)
             try:
                 with at(node.span):  # expressions the lowering builds carry the operator's line
-                    lowered = getattr(node, f"lower_{self.ctx.target}")(self.ctx)
+                    lowered = node.lower(self.ctx)
             finally:
-                if self.ctx.target == "cuda":
-                    self.ctx.thread_span = None
+                self.ctx.leave()
             _copy_span(lowered, node.span)
             return self.visit(lowered)
         return super().generic_visit(node)
 
 
 def _copy_span(stmt, span):
-    from ..ir.stmt import Stmt
-    from ..ir.visitor import walk
-
     def f(n):
         if isinstance(n, Stmt) and getattr(n, "span", None) is None:
             n.span = span
@@ -57,5 +49,5 @@ def _copy_span(stmt, span):
     walk(stmt, f)
 
 
-def lower_tile_ops(func: PrimFunc, target: str = "cpu", arch: str = "sm_80", pass_configs=None) -> PrimFunc:
-    return func.with_body(_Lower(target, func, arch, pass_configs).visit(func.body))
+def lower_tile_ops(func: PrimFunc, make_context: ContextFactory) -> PrimFunc:
+    return func.with_body(_Lower(make_context).visit(func.body))

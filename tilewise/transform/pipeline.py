@@ -1,45 +1,58 @@
-"""The passes each target runs, in order. TILEWISE_DUMP_IR=dir writes the IR after each."""
+"""The passes each kind of target runs, in order (a target record in jit/targets.py names its
+list). TILEWISE_DUMP_IR=dir writes the IR after each."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
+from ..ir.machine import Machine
 from ..ir.stmt import PrimFunc
+from ..tileop.base import LowerContext
+from .apply_shared_layouts import apply_shared_layouts
 from .check_loop_nesting import check_loop_nesting
+from .cuda_context import CudaLowerContext
 from .elide_output_tiles import elide_output_tiles
 from .fuse_loops import fuse_loops
+from .guard_block_effects import guard_block_effects
+from .inject_pipeline import inject_pipeline
+from .insert_barriers import insert_barriers
+from .layout_inference import infer_layouts
 from .legalize_safe_access import legalize_safe_access
+from .lower_parallel_cuda import lower_parallel_cuda
 from .lower_tile_ops import lower_tile_ops
+from .plan_shared_memory import plan_shared_memory
 from .rasterize_blocks import rasterize_blocks
 from .simplify_indices import simplify_indices
+from .sink_global_views import sink_global_views
 from .split_div_loops import split_div_loops
 
+Pass = tuple[str, Callable[[PrimFunc], PrimFunc]]
 
-def cpu_passes(pass_configs=None):
+
+def loop_passes(machine: Machine, pass_configs: dict | None = None) -> list[Pass]:
+    """A block runs as one thread (the CPU): tile operators become loops over whole tiles."""
     configs = dict(pass_configs or {})
     return [
         ("check_loop_nesting", check_loop_nesting),
         ("legalize_safe_access", lambda f: legalize_safe_access(f, configs)),
         ("rasterize_blocks", rasterize_blocks),
         ("elide_output_tiles", elide_output_tiles),
-        ("lower_tile_ops", lambda f: lower_tile_ops(f, "cpu")),
+        ("lower_tile_ops", lambda f: lower_tile_ops(f, lambda k, r: LowerContext(machine.lowering_keys, r))),
         ("split_div_loops", split_div_loops),
         ("simplify_indices", simplify_indices),
         ("fuse_loops", fuse_loops),
     ]
 
 
-def cuda_passes(arch: str = "sm_80", pass_configs=None):
-    from .apply_shared_layouts import apply_shared_layouts
-    from .guard_block_effects import guard_block_effects
-    from .inject_pipeline import inject_pipeline
-    from .insert_barriers import insert_barriers
-    from .layout_inference import infer_layouts
-    from .lower_parallel_cuda import lower_parallel_cuda
-    from .plan_shared_memory import plan_shared_memory
-    from .sink_global_views import sink_global_views
-
+def thread_passes(machine: Machine, pass_configs: dict | None = None) -> list[Pass]:
+    """A block is many threads (CUDA): layouts are inferred and every operator is spread over
+    the threads; the result is the thread IR of docs/THREAD_IR.md."""
     configs = dict(pass_configs or {})
+
+    def context(k, ranges) -> CudaLowerContext:
+        return CudaLowerContext(k, k.attrs["layouts"], ranges, machine, configs)
+
     return [
         ("check_loop_nesting", check_loop_nesting),
         ("sink_global_views", sink_global_views),
@@ -49,15 +62,15 @@ def cuda_passes(arch: str = "sm_80", pass_configs=None):
         ("insert_barriers", lambda f: insert_barriers(f, configs)),
         ("guard_block_effects", guard_block_effects),
         ("infer_layouts", infer_layouts),
-        ("lower_tile_ops", lambda f: lower_tile_ops(f, "cuda", arch, configs)),
-        ("lower_parallel", lambda f: lower_parallel_cuda(f, arch, configs)),
+        ("lower_tile_ops", lambda f: lower_tile_ops(f, context)),
+        ("lower_parallel", lambda f: lower_parallel_cuda(f, machine, configs)),
         ("apply_shared_layouts", apply_shared_layouts),
-        ("plan_shared_memory", lambda f: plan_shared_memory(f, arch)),
+        ("plan_shared_memory", lambda f: plan_shared_memory(f, machine)),
         ("simplify_indices", simplify_indices),
     ]
 
 
-def run_passes(func: PrimFunc, passes, dump_dir: str | None = None) -> PrimFunc:
+def run_passes(func: PrimFunc, passes: list[Pass], dump_dir: str | None = None) -> PrimFunc:
     dump_dir = dump_dir if dump_dir is not None else os.environ.get("TILEWISE_DUMP_IR")
     if dump_dir:
         d = Path(dump_dir)

@@ -20,14 +20,13 @@ from ..errors import CompileError
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
 from ..ir.expr import Call
+from ..ir.machine import Machine
 from ..ir.stmt import Allocate, Evaluate, Kernel, PrimFunc, SeqStmt, seq
 from ..ir.visitor import Mutator, Visitor
 from .buffer_rewrite import rewrite_buffers
 
 ALIGN = 128
 SHARED = ("shared", "shared.dyn")
-MAX_SHARED_BYTES = {"sm_80": 163 * 1024, "sm_86": 99 * 1024, "sm_89": 99 * 1024, "sm_90": 227 * 1024,
-                    "sm_90a": 227 * 1024}
 
 
 class _Shared(Visitor):
@@ -102,8 +101,8 @@ def _aligned(n: int) -> int:
 
 
 class _Plan(Mutator):
-    def __init__(self, arch: str):
-        self.arch = arch
+    def __init__(self, machine: Machine):
+        self.machine = machine
 
     def visit_Kernel(self, k: Kernel):
         found = _Shared()
@@ -161,13 +160,13 @@ class _Plan(Mutator):
             view.byte_offset = at
             mapping[b] = (view, None)
             views.append(view)
-        limit = MAX_SHARED_BYTES.get(self.arch, 99 * 1024)
+        limit = self.machine.max_shared_bytes
         if total > limit:
             names = ", ".join(f"{b.name} ({_bytes(b)} B)" for b in roots)
             if scratch:
                 names += f", reduction workspace ({dict(items)[scratch_key]} B)"
             raise CompileError(
-                f"the kernel needs {total} bytes of shared memory but {self.arch} allows {limit} "
+                f"the kernel needs {total} bytes of shared memory but {self.machine.name} allows {limit} "
                 f"(tiles with disjoint lifetimes already share bytes): {names}; "
                 "use smaller tiles or fewer pipeline stages", k.span)
         smem.shape = (max(total, 1),)
@@ -216,5 +215,5 @@ def _sync() -> Evaluate:
     return Evaluate(Call("syncthreads", [], _dt.handle))
 
 
-def plan_shared_memory(func: PrimFunc, arch: str = "sm_80") -> PrimFunc:
-    return func.with_body(_Plan(arch).visit(func.body))
+def plan_shared_memory(func: PrimFunc, machine: Machine) -> PrimFunc:
+    return func.with_body(_Plan(machine).visit(func.body))

@@ -9,7 +9,7 @@ from ...ir.buffer import Buffer
 from ...ir.expr import BufferLoad, Const
 from ...ir.stmt import Allocate, BufferStore, For, Kernel, PrimFunc
 from ...ir.visitor import Visitor
-from ..c_style import CStyleRenderer, c_type, is_scalar_var
+from ..c_style import CStyleRenderer, c_string, c_type, is_scalar_var
 from . import block_rows
 
 ENTRY = "tw_entry"
@@ -276,15 +276,6 @@ class CpuRenderer(CStyleRenderer):
         ptr, rest = args[3], args[4:]
         lists = ["{" + ", ".join(rest[k * n:(k + 1) * n]) + "}" for k in range(3)]
         return f"tw::print_tile({', '.join(head + [ptr] + lists)})"
-
-
-def c_string(text: str) -> str:
-    """A C string literal; bytes other than printable ASCII become octal escapes."""
-    out = []
-    for b in text.encode("utf-8"):
-        c = chr(b)
-        out.append(c if 32 <= b < 127 and c not in '"\\' else f"\\{b:03o}")
-    return '"' + "".join(out) + '"'
 
 
 def _has_loop(s, ignore_unrolled: bool = False) -> bool:

@@ -11,8 +11,7 @@ from ...ir.buffer import Buffer
 from ...ir.expr import BinOp, Call, Compare, Const, Expr, Var
 from ...ir.stmt import Allocate, Annotation, For, Kernel, LetStmt, PrimFunc, SeqStmt, Stmt
 from ...ir.visitor import Visitor, substitute
-from ..c_style import CStyleRenderer, c_type, is_scalar_var
-from ..cpu.codegen import c_string
+from ..c_style import CStyleRenderer, c_string, c_type, is_scalar_var
 from .intrinsics import mma_variant
 
 MAX_STATIC_SHARED_BYTES = 48 * 1024  # above this a kernel must opt in to more dynamic shared memory

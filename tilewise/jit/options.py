@@ -1,0 +1,81 @@
+"""The checks compile() makes on its arguments before anything is built."""
+from __future__ import annotations
+
+from ..ir.buffer import Buffer
+from ..ir.stmt import Kernel, PrimFunc
+from ..ir.visitor import collect_vars, walk
+from ..transform.pass_config import PassConfigKey, plain_keys
+
+KNOWN_PASS_CONFIGS = {k.value for k in PassConfigKey}
+
+
+def normalize_out_idx(func: PrimFunc, out_idx) -> list[int]:
+    n = len(func.params)
+    if out_idx is None:
+        return []
+    if isinstance(out_idx, int):
+        out_idx = [out_idx]
+    if not isinstance(out_idx, (list, tuple)):
+        raise TypeError(f"out_idx must be an int or a list of ints, got {out_idx!r}")
+    result = []
+    for i in out_idx:
+        if isinstance(i, bool) or not isinstance(i, int):
+            raise TypeError(f"out_idx entries must be ints, got {i!r}")
+        j = i + n if i < 0 else i
+        if not 0 <= j < n:
+            raise ValueError(f"out_idx {i} is out of range for {func.name}, which has {n} parameters")
+        if not isinstance(func.params[j], Buffer):
+            raise ValueError(f"out_idx {i} names the scalar parameter {func.params[j].name}; outputs must be tensors")
+        if j in result:
+            raise ValueError(f"out_idx names parameter {func.params[j].name} twice")
+        result.append(j)
+    _check_outputs_determined(func, result)
+    return result
+
+
+def _check_outputs_determined(func: PrimFunc, outs: list[int]) -> None:
+    """Every symbolic dimension of an output must come from some input's shape."""
+    known = set()
+    for i, p in enumerate(func.params):
+        if i not in outs and isinstance(p, Buffer):
+            for d in p.shape:
+                if not isinstance(d, int):
+                    known.update(v.uid for v in collect_vars(d) if d is v)
+    for i in outs:
+        p = func.params[i]
+        for d in p.shape:
+            if isinstance(d, int):
+                continue
+            missing = [v.name for v in collect_vars(d) if v.uid not in known]
+            if missing:
+                raise ValueError(
+                    f"output {p.name} has the dimension {d}, but no input's shape determines "
+                    f"{', '.join(missing)}; pass {p.name} as an argument instead of listing it in out_idx"
+                )
+
+
+def check_configs(pass_configs) -> dict:
+    if pass_configs is None:
+        return {}
+    if not isinstance(pass_configs, dict):
+        raise TypeError("pass_configs must be a dict")
+    pass_configs = plain_keys(pass_configs)
+    for k in pass_configs:
+        if k not in KNOWN_PASS_CONFIGS:
+            raise ValueError(f"unknown pass config {k!r}; known: {', '.join(sorted(KNOWN_PASS_CONFIGS))}")
+    return dict(pass_configs)
+
+
+def check_func(func) -> PrimFunc:
+    if not isinstance(func, PrimFunc):
+        raise TypeError(
+            f"expected a @T.prim_func, got {type(func).__name__}; decorate the kernel with @T.prim_func"
+        )
+    return func
+
+
+def programs_threads(func: PrimFunc) -> bool:
+    """The kernel programs threads itself (T.get_thread_binding)."""
+    found = []
+    walk(func.body, lambda n: found.append(n) if isinstance(n, Kernel) and n.attrs.get("uses_thread_binding") else None)
+    return bool(found)
