@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tilewise.backend.cuda import inspect as sass_tools
-from tilewise.backend.cuda.intrinsics import mma_variant
 from tilewise.backend.cuda.launch import (
     CudaDriverError,
     CudaLauncher,
@@ -19,6 +18,7 @@ from tilewise.backend.cuda.launch import (
     launch_plans,
     pack_params,
 )
+from tilewise.backend.cuda.mma_variants import mma_variant
 from tilewise.backend.cuda.nvrtc import NvrtcError, compile_options, nvrtc_compile, toolchain_fingerprint
 from tilewise.backend.cuda.renderer import render_cuda
 from tilewise.errors import InternalError

@@ -11,6 +11,7 @@ import sys
 import tempfile
 import threading
 
+from .. import env
 from ..jit import cache
 from ..jit.compile import compile as tw_compile
 from .candidates import Candidate, describe_error
@@ -31,22 +32,22 @@ def available_cpus() -> int:
 
 
 def worker_count(jobs: int) -> int:
-    env = os.environ.get("TILEWISE_AUTOTUNE_WORKERS", "").strip()
-    if env:
+    workers = env.get("TILEWISE_AUTOTUNE_WORKERS")
+    if workers:
         try:
-            return max(1, min(jobs, int(env)))
+            return max(1, min(jobs, int(workers)))
         except ValueError:
-            logger.warning("TILEWISE_AUTOTUNE_WORKERS=%r is not an integer; ignoring it", env)
+            logger.warning("TILEWISE_AUTOTUNE_WORKERS=%r is not an integer; ignoring it", workers)
     return max(1, min(jobs, available_cpus()))
 
 
 def _worker_env() -> dict:
-    env = dict(os.environ)
+    environ = dict(os.environ)
     # the worker imports the same tilewise as this process, wherever that came from
     paths = [p or os.getcwd() for p in sys.path]
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
-    env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
-    return env
+    environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+    return environ
 
 
 class _Worker:
@@ -99,7 +100,7 @@ def _compile_in_workers(jobs: list[tuple[Candidate, bytes]], compile_kwargs: dic
     for job in jobs:
         todo.put(job)
     leftover: list[Candidate] = []
-    env = _worker_env()
+    environ = _worker_env()
 
     def drive(worker: _Worker) -> None:
         while True:
@@ -125,7 +126,7 @@ def _compile_in_workers(jobs: list[tuple[Candidate, bytes]], compile_kwargs: dic
     try:
         for _ in range(n_workers):
             try:
-                workers.append(_Worker(env))
+                workers.append(_Worker(environ))
             except OSError as e:
                 logger.warning("could not start a compile worker (%s); compiling here instead", e)
                 break

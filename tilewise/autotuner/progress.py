@@ -3,14 +3,15 @@
 turns it off."""
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
 
+from .. import env
+
 
 def _enabled() -> bool:
-    return os.environ.get("TILEWISE_AUTOTUNE_PROGRESS", "1").lower() not in ("0", "false", "no", "off")
+    return env.flag("TILEWISE_AUTOTUNE_PROGRESS")
 
 
 class Progress:

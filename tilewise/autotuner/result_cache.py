@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
 import re
 import shutil
 import time
 
+from .. import env
+from ..backend.cpu.build import compiler_id
 from ..ir.printer import structural_text
 from ..jit import cache
 from .candidates import Candidate
@@ -25,7 +26,7 @@ _PREFIX = "autotune-"
 
 
 def enabled() -> bool:
-    off = os.environ.get("TILEWISE_AUTOTUNE_DISABLE_CACHE", "0").lower() in ("1", "true", "yes", "on")
+    off = env.flag("TILEWISE_AUTOTUNE_DISABLE_CACHE")
     return cache.enabled() and not off
 
 
@@ -81,8 +82,6 @@ def tuning_key(candidates: list[Candidate], static: dict, target, backend: str, 
 def _host_id(target) -> str:
     # timings on the CPU target belong to this CPU and these compiler flags
     if getattr(target, "kind", None) == "cpu":
-        from ..backend.cpu.build import compiler_id
-
         return compiler_id()
     return ""
 

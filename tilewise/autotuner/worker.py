@@ -16,23 +16,22 @@ import pickle
 import sys
 import time
 
+from ..ir import buffer, expr
+from ..jit.compile import compile as tw_compile
+from .candidates import describe_error
+from .deadline import deadline
+
 # IR objects use integer ids as identity keys. Ids in unpickled prim_funcs come from the
 # parent's counters; new objects made while lowering here must not reuse them.
 _ID_BASE = 1 << 48
 
 
 def _isolate_ids() -> None:
-    from ..ir import buffer, expr
-
     expr._ids = itertools.count(_ID_BASE)
     buffer._ids = itertools.count(_ID_BASE)
 
 
 def serve(inp, out) -> None:
-    from ..jit.compile import compile as tw_compile
-    from .candidates import describe_error
-    from .deadline import deadline
-
     while True:
         try:
             job = pickle.load(inp)

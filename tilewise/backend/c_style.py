@@ -234,7 +234,7 @@ class CStyleRenderer:
 
     def wide_index(self, buffer: Buffer) -> bool:
         """Whether offsets into `buffer` are computed in 64 bits (by default: global tensors)."""
-        return buffer.scope == "global"
+        return buffer.is_global
 
     def offset(self, buffer: Buffer, indices) -> str:
         """Flattened row-major offset; 64-bit where `wide_index` says so."""
@@ -323,7 +323,7 @@ class CStyleRenderer:
 
 def is_scalar_var(b: Buffer) -> bool:
     """A T.alloc_var: rendered as `T name = init;` rather than a one-element array."""
-    return b.scope == "local.var" and b.base is None and b.static_shape() in ((1,), ())
+    return b.is_var and b.base is None and b.static_shape() in ((1,), ())
 
 
 def c_string(text: str) -> str:

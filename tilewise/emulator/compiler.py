@@ -23,31 +23,16 @@ from ..ir.stmt import (
     Stmt,
     While,
 )
-from . import arith, races
+from . import arith, calls, races
+from .access import Access, scope_kind
 from .errors import UnsupportedError, where
 from .memory import (
     SharedShadow,
     Site,
     Storage,
     check_init,
-    flat_index,
     new_rows,
-    strides_of,
 )
-
-SHARED_SCOPES = ("shared", "shared.dyn")
-LOCAL_SCOPES = ("local", "local.var", "local.fragment")
-
-
-def scope_kind(buf: Buffer) -> str:
-    s = buf.root.scope
-    if s == "global":
-        return "global"
-    if s in SHARED_SCOPES:
-        return "shared"
-    if s in LOCAL_SCOPES:
-        return "local"
-    raise UnsupportedError(f"buffer {buf.name} has scope {s}, which thread IR does not use")
 
 
 def _all_or_none(m: np.ndarray) -> np.ndarray | None:
@@ -80,45 +65,6 @@ def contains_break(s: Stmt | None) -> bool:
     if isinstance(s, IfThenElse):
         return contains_break(s.then_body) or contains_break(s.else_body)
     return False
-
-
-class Access:
-    """A compiled buffer access: how to find the root storage and the element offset."""
-
-    def __init__(self, comp: Compiler, buf: Buffer, indices, what: str):
-        self.buf = buf
-        self.kind = scope_kind(buf)
-        self.root = buf.root
-        self.slot = comp.buf_slot(self.root)
-        self.npdt = arith.np_dtype(buf.dtype)
-        self.esize = buf.dtype.bytes
-        if buf.byte_offset % self.esize:
-            raise UnsupportedError(f"view {buf.name} starts at byte {buf.byte_offset}, not a multiple of its element size")
-        self.base = buf.byte_offset // self.esize  # element offset of the view in its root
-        self.site = comp.site(buf, what)
-        self.fidx = [comp.expr(i) for i in indices]
-        shape = buf.static_shape()
-        if shape is None and self.kind != "global":
-            raise UnsupportedError(f"{buf.scope} buffer {buf.name} has a dynamic shape {buf.shape}")
-        self.static = shape is not None
-        self.shape = shape
-        self.strides = strides_of(shape) if shape is not None else None
-
-    def shape_strides(self, st):
-        if self.static:
-            return self.shape, self.strides
-        shp = st.shapes[self.buf]
-        return shp, strides_of(shp)
-
-    def offset(self, st):
-        """Element offset in the view (checked on active lanes; 0 on inactive out-of-range lanes)."""
-        shape, strides = self.shape_strides(st)
-        return flat_index(st, self.site, [f(st) for f in self.fidx], shape, strides)
-
-    def byte_offset(self, st):
-        """Byte offset of the element inside the root storage."""
-        off = self.offset(st)
-        return (self.base + off) * self.esize
 
 
 class Compiler:
@@ -311,8 +257,6 @@ class Compiler:
         return load
 
     def expr_Call(self, e: Call):
-        from . import intrinsics
-
         fn = arith.math_fn(e.name, e.dtype, len(e.args))
         if fn is not None:
             fargs = [self.expr(a) for a in e.args]
@@ -321,7 +265,7 @@ class Compiler:
                 return lambda st: fn(f0(st))
             f0, f1 = fargs
             return lambda st: fn(f0(st), f1(st))
-        return intrinsics.compile_call(self, e)
+        return calls.compile_call(self, e)
 
     # ------------------------------------------------------------------ statements
     def stmt(self, s: Stmt | None):

@@ -47,7 +47,7 @@ class Program:
         self.shape_fns: dict[int, list] = {}
         for p in func.params:
             if isinstance(p, Buffer):
-                if p.scope != "global":
+                if not p.is_global:
                     raise UnsupportedError(f"parameter {p.name} is a {p.scope} buffer; kernel parameters are global")
                 self.param_slots.append(("buffer", self.buf_slot(p)))
                 self.shape_fns[id(p)] = [d if not isinstance(d, Expr) else comp.expr(d) for d in p.shape]
@@ -116,7 +116,7 @@ def _shared_bytes(body: Stmt) -> int:
     class V(Visitor):
         def visit_Allocate(self, s: Allocate):
             b = s.buffer
-            if b.base is None and b.scope in ("shared", "shared.dyn"):
+            if b.base is None and b.is_shared:
                 shp = b.static_shape() or ()
                 total[0] += int(np.prod(shp, dtype=np.int64)) * b.dtype.bytes
             self.generic_visit(s)

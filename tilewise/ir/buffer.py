@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 
+from ..errors import CompileError
 from . import dtype as _dt
 from .dtype import DataType, as_dtype
 from .expr import BufferLoad, Const, Expr, Var, as_expr, const_value
@@ -11,6 +12,9 @@ from .span import current_span
 _ids = itertools.count()
 
 SCOPES = ("global", "shared", "shared.dyn", "local.fragment", "local", "local.var")
+
+
+SHARED_SCOPES = ("shared", "shared.dyn")
 
 
 class Buffer:
@@ -55,6 +59,32 @@ class Buffer:
     def ndim(self) -> int:
         return len(self.shape)
 
+    # ------------------------------------------------------------------ memory scopes
+    @property
+    def is_global(self) -> bool:
+        """A tensor in device (or host) memory: kernel parameters."""
+        return self.scope == "global"
+
+    @property
+    def is_shared(self) -> bool:
+        """Shared by the threads of a block (T.alloc_shared)."""
+        return self.scope in SHARED_SCOPES
+
+    @property
+    def is_fragment(self) -> bool:
+        """A register tile distributed over the block's threads (T.alloc_fragment)."""
+        return self.scope == "local.fragment"
+
+    @property
+    def is_var(self) -> bool:
+        """A scalar register (T.alloc_var)."""
+        return self.scope == "local.var"
+
+    @property
+    def is_local(self) -> bool:
+        """Private to one thread, undistributed (T.alloc_local, T.alloc_var)."""
+        return self.scope in ("local", "local.var")
+
     @property
     def root(self) -> Buffer:
         return self.base.root if self.base is not None else self
@@ -90,8 +120,6 @@ class Buffer:
         if any(isinstance(k, slice) for k in key) or len(key) < self.ndim:
             return BufferRegion.from_key(self, key)
         if len(key) != self.ndim:
-            from ..errors import CompileError
-
             raise CompileError(
                 f"buffer {self.name} has {self.ndim} dimensions but is indexed with {len(key)}"
             )
@@ -109,8 +137,6 @@ class Buffer:
     # A scalar `T.alloc_var` behaves as its value in expressions.
     def _v(self):
         if self.scope != "local.var":
-            from ..errors import CompileError
-
             raise CompileError(
                 f"buffer {self.name} used as a value; index it (e.g. {self.name}[i, j])"
             )
@@ -192,7 +218,6 @@ def _dim(d):
         if isinstance(v, int):
             return v
         return d
-    from ..errors import CompileError
 
     raise CompileError(f"buffer dimension must be an int or a symbolic dimension, got {d!r}")
 
@@ -202,8 +227,6 @@ def _index(k) -> Expr:
         return k.load_var()
     e = as_expr(k)
     if not e.dtype.is_int:
-        from ..errors import CompileError
-
         raise CompileError(f"index {e} has type {e.dtype}; indices must be integers")
     return e
 
@@ -231,8 +254,6 @@ class BufferRegion:
 
     @staticmethod
     def from_key(buffer: Buffer, key) -> BufferRegion:
-        from ..errors import CompileError
-
         if len(key) > buffer.ndim:
             raise CompileError(
                 f"buffer {buffer.name} has {buffer.ndim} dimensions but is indexed with {len(key)}"
@@ -248,6 +269,7 @@ class BufferRegion:
                 stop = dim if k.stop is None else k.stop
                 ext = const_value(_sub(stop, start))
                 if ext is None:
+                    # the simplifier works on regions of buffers: it imports this module
                     from .simplify import simplify
 
                     ext = simplify(as_expr(stop) - as_expr(start))

@@ -52,6 +52,7 @@ class DataType(str):
 
     def __call__(self, value=None):
         """`T.float32(1.0)` makes a constant; `T.int32()` inside a macro signature is an annotation."""
+        # expressions carry dtypes: expr.py imports this module
         from .expr import Cast, as_expr, const
 
         if value is None:

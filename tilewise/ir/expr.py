@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 
+from ..errors import CompileError
 from . import dtype as _dt
 from .dtype import DataType, as_dtype
 from .span import current_span
@@ -18,22 +19,21 @@ class Expr:
     __slots__ = ("dtype", "span")
     _fields: tuple[str, ...] = ()
 
-    def _init(self, dtype: DataType):
+    def _init(self, dtype: DataType, span=None):
         self.dtype = dtype
-        self.span = current_span()
+        self.span = span if span is not None else current_span()
 
     # identity hashing: structural equality is `structural_equal`, `==` builds a comparison
     __hash__ = object.__hash__
 
     def __bool__(self):
-        from ..errors import CompileError
-
         raise CompileError(
             f"the device value `{self}` cannot be used as a Python bool; "
             "use `if` on it directly inside the kernel, T.if_then_else, or `&` / `|`"
         )
 
     def __repr__(self) -> str:
+        # the printer walks expressions: it imports this module
         from .printer import expr_str
 
         return expr_str(self)
@@ -261,8 +261,8 @@ class Call(Expr):
 class BufferLoad(Expr):
     __slots__ = ("buffer", "indices")
 
-    def __init__(self, buffer, indices):
-        self._init(buffer.dtype)
+    def __init__(self, buffer, indices, span=None):
+        self._init(buffer.dtype, span)
         self.buffer = buffer
         self.indices = tuple(indices)
 
@@ -288,17 +288,14 @@ def as_expr(value, like: DataType | None = None) -> Expr:
     """Turn a Python scalar into a constant (of `like`'s type when given)."""
     if isinstance(value, Expr):
         return value
+    # buffers are built from expressions: buffer.py imports this module
     from .buffer import Buffer
 
     if isinstance(value, Buffer):
-        from ..errors import CompileError
-
-        if value.scope == "local.var":
+        if value.is_var:
             return value.load_var()
         raise CompileError(f"buffer {value.name} used where a scalar value is expected; index it")
     if isinstance(value, DataType):
-        from ..errors import CompileError
-
         raise CompileError(f"dtype {value} used where a value is expected")
     if hasattr(value, "item") and not isinstance(value, (list, tuple)):  # numpy scalar
         value = value.item()
@@ -309,7 +306,6 @@ def as_expr(value, like: DataType | None = None) -> Expr:
             if like.is_int and isinstance(value, float):
                 return const(value, _dt.float32)
         return const(value)
-    from ..errors import CompileError
 
     raise CompileError(f"cannot use {type(value).__name__} value {value!r} in a kernel expression")
 
@@ -358,8 +354,6 @@ def binary(op: str, a, b) -> Expr:
     a, b = _operands(a, b)
     dt = a.dtype
     if op in ("bitand", "bitor", "bitxor", "shl", "shr") and dt.is_float:
-        from ..errors import CompileError
-
         raise CompileError(f"bitwise operator on floating-point values ({dt}): {a} {op} {b}")
     if op == "floordiv" and dt.is_float:
         return call("floor", BinOp("div", a, b, dt))
@@ -440,6 +434,7 @@ def const_value(e):
     if isinstance(e, (int, float, bool)):
         return e
     if isinstance(e, Expr):
+        # the simplifier rewrites expressions: it imports this module
         from .simplify import simplify
 
         s = simplify(e)

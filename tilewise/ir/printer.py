@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from .buffer import Buffer, BufferRegion
-from .expr import BinOp, BufferLoad, Call, Cast, Compare, Const, Select, UnaryOp, Var
+from .expr import BinOp, BufferLoad, Call, Cast, Compare, Const, Select, UnaryOp, Var, as_expr
+from .simplify import simplify
 from .stmt import (
     Allocate,
     Annotation,
@@ -135,9 +136,6 @@ def expr_str(e, prec: int = 0) -> str:
 
 
 def _region_end(start, extent):
-    from .expr import as_expr
-    from .simplify import simplify
-
     return simplify(as_expr(start) + extent)
 
 
@@ -163,7 +161,7 @@ def _alloc_str(s: Allocate) -> str:
     b = s.buffer
     if b.base is not None:
         return f"{var_name(b)} = T.view({var_name(b.base)}, {_shape(b.shape)}, {b.dtype.name!r})"
-    if b.scope == "local.var":
+    if b.is_var:
         init = "" if s.init is None else f", init={expr_str(s.init)}"
         return f"{var_name(b)} = T.alloc_var({b.dtype.name!r}{init})"
     init = "" if s.init is None else f", init={expr_str(s.init)}"

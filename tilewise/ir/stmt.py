@@ -5,15 +5,17 @@ from __future__ import annotations
 import copy
 
 from .buffer import Buffer
-from .expr import Expr, Var
+from .expr import Expr, Var, as_expr
 from .span import current_span
 
 
 class Stmt:
     _fields: tuple[str, ...] = ()
 
-    def _init(self):
-        self.span = current_span()
+    def _init(self, span=None):
+        """Every statement remembers the user's line it came from: `span` when given, else the
+        line being parsed or lowered (ir/span.py)."""
+        self.span = span if span is not None else current_span()
 
     def with_fields(self, **updates) -> Stmt:
         """A copy with the given child fields replaced (how mutators rebuild a node)."""
@@ -23,6 +25,7 @@ class Stmt:
         return out
 
     def __repr__(self) -> str:
+        # the printer walks statements: it imports this module
         from .printer import stmt_str
 
         return stmt_str(self)
@@ -31,24 +34,24 @@ class Stmt:
 class SeqStmt(Stmt):
     _fields = ("stmts",)
 
-    def __init__(self, stmts):
-        self._init()
+    def __init__(self, stmts, span=None):
+        self._init(span)
         self.stmts = list(stmts)
 
 
 class Evaluate(Stmt):
     _fields = ("value",)
 
-    def __init__(self, value: Expr):
-        self._init()
+    def __init__(self, value: Expr, span=None):
+        self._init(span)
         self.value = value
 
 
 class BufferStore(Stmt):
     _fields = ("indices", "value")
 
-    def __init__(self, buffer: Buffer, indices, value: Expr):
-        self._init()
+    def __init__(self, buffer: Buffer, indices, value: Expr, span=None):
+        self._init(span)
         self.buffer = buffer
         self.indices = tuple(indices)
         self.value = value
@@ -59,8 +62,8 @@ class LetStmt(Stmt):
 
     _fields = ("value",)
 
-    def __init__(self, var: Var, value: Expr, value_range: tuple | None = None):
-        self._init()
+    def __init__(self, var: Var, value: Expr, value_range: tuple | None = None, span=None):
+        self._init(span)
         self.var = var
         self.value = value
         self.value_range = value_range  # known inclusive (lo, hi) when analysis cannot derive it
@@ -71,8 +74,8 @@ class Allocate(Stmt):
 
     _fields = ("init",)
 
-    def __init__(self, buffer: Buffer, init: Expr | None = None):
-        self._init()
+    def __init__(self, buffer: Buffer, init: Expr | None = None, span=None):
+        self._init(span)
         self.buffer = buffer
         self.init = init
 
@@ -86,10 +89,8 @@ class For(Stmt):
 
     _fields = ("start", "extent", "body")
 
-    def __init__(self, var: Var, start, extent, kind: str, body: Stmt, annotations=None):
-        from .expr import as_expr
-
-        self._init()
+    def __init__(self, var: Var, start, extent, kind: str, body: Stmt, annotations=None, span=None):
+        self._init(span)
         assert kind in LOOP_KINDS, kind
         self.var = var
         self.start = as_expr(start)
@@ -102,8 +103,8 @@ class For(Stmt):
 class IfThenElse(Stmt):
     _fields = ("cond", "then_body", "else_body")
 
-    def __init__(self, cond: Expr, then_body: Stmt, else_body: Stmt | None = None):
-        self._init()
+    def __init__(self, cond: Expr, then_body: Stmt, else_body: Stmt | None = None, span=None):
+        self._init(span)
         self.cond = cond
         self.then_body = then_body
         self.else_body = else_body
@@ -112,15 +113,15 @@ class IfThenElse(Stmt):
 class While(Stmt):
     _fields = ("cond", "body")
 
-    def __init__(self, cond: Expr, body: Stmt):
-        self._init()
+    def __init__(self, cond: Expr, body: Stmt, span=None):
+        self._init(span)
         self.cond = cond
         self.body = body
 
 
 class Break(Stmt):
-    def __init__(self):
-        self._init()
+    def __init__(self, span=None):
+        self._init(span)
 
 
 class Kernel(Stmt):
@@ -128,10 +129,8 @@ class Kernel(Stmt):
 
     _fields = ("grid", "threads", "body")
 
-    def __init__(self, block_vars, grid, threads, thread_vars, body: Stmt, attrs=None):
-        from .expr import as_expr
-
-        self._init()
+    def __init__(self, block_vars, grid, threads, thread_vars, body: Stmt, attrs=None, span=None):
+        self._init(span)
         self.block_vars = list(block_vars)
         self.grid = [as_expr(g) for g in grid]
         self.threads = [int(t) for t in threads]
@@ -143,8 +142,8 @@ class Kernel(Stmt):
 class Annotation(Stmt):
     """A scheduling hint with no effect on values: layouts, block rasterisation."""
 
-    def __init__(self, kind: str, payload):
-        self._init()
+    def __init__(self, kind: str, payload, span=None):
+        self._init(span)
         self.kind = kind
         self.payload = payload
 
@@ -179,6 +178,7 @@ class PrimFunc:
     def dynamic_vars(self) -> list[Var]:
         """Symbolic dimensions in parameter shapes (and T.StridedTensor strides), in order of first
         appearance."""
+        # the visitor walks statements: it imports this module
         from .visitor import collect_vars
 
         seen: dict[int, Var] = {}
@@ -193,6 +193,7 @@ class PrimFunc:
         return list(seen.values())
 
     def __repr__(self) -> str:
+        # the printer walks statements: it imports this module
         from .printer import func_str
 
         return func_str(self)

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..ir.buffer import Buffer
 from ..ir.dtype import DataType, as_dtype
-from ..ir.expr import Var
+from ..ir.expr import Var, const
 from ..ir.simplify import simplify
 from ..ir.visitor import substitute
 
@@ -288,8 +288,6 @@ def _torch_importable() -> bool:
 
 
 def _const(v):
-    from ..ir.expr import const
-
     return const(v)
 
 

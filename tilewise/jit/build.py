@@ -6,9 +6,9 @@ in their records (jit/target.py)."""
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 
+from .. import env
 from ..ir.machine import Machine
 from ..ir.printer import structural_text
 from ..ir.stmt import PrimFunc
@@ -54,7 +54,7 @@ class Build:
             # (cache.make_key covers those), so a hit needs neither lowering nor rendering
             key = cache.make_key(self.record.name, self.machine.name, structural_text(self.func), configs,
                                  tc.fingerprint())
-            if os.environ.get("TILEWISE_DUMP_IR"):
+            if env.get("TILEWISE_DUMP_IR"):
                 _ = self.lowered  # the IR dump is wanted even when the kernel is cached
         entry = cache.lookup(key)
         if entry is not None and (entry / tc.binary_name).is_file():

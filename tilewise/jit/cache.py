@@ -14,15 +14,16 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from .. import env
 from ..version import __version__
 
 
 def enabled() -> bool:
-    return os.environ.get("TILEWISE_DISABLE_CACHE", "0").lower() not in ("1", "true", "yes", "on")
+    return not env.flag("TILEWISE_DISABLE_CACHE")
 
 
 def cache_dir() -> Path:
-    d = os.environ.get("TILEWISE_CACHE_DIR")
+    d = env.get("TILEWISE_CACHE_DIR")
     return Path(d) if d else Path.home() / ".cache" / "tilewise"
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..backend.cpu.library import check_status
 from ..ir.buffer import Buffer
+from ..ir.dtype import as_dtype
 from ..ir.expr import Var
 
 # A tensor type is torch's (its data_ptr is the data) or not; decided once per type.
@@ -139,8 +140,6 @@ class FastCall:
         key = (i, dtype)
         r = self._dtype_ok.get(key)
         if r is None:
-            from ..ir.dtype import as_dtype
-
             try:
                 r = as_dtype(dtype) == p.dtype
             except (TypeError, ValueError):

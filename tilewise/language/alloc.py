@@ -25,7 +25,7 @@ def _shape(shape, what: str, static: bool):
         raise CompileError(f"{what}: shape must be a tuple of ints, got {shape!r}")
     out = []
     for d in shape:
-        if isinstance(d, Buffer) and d.scope == "local.var":
+        if isinstance(d, Buffer) and d.is_var:
             d = d.load_var()
         v = d
         if isinstance(d, Expr):

@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..errors import CompileError
 from ..ir.buffer import Buffer
 from ..ir.builder import emit, require_kernel
+from ..ir.expr import Const, as_expr
 from ..ir.stmt import Annotation
 from ..layout import Fragment, Layout
 
@@ -19,15 +20,15 @@ def annotate_layout(layout_map: dict) -> None:
             raise CompileError(f"T.annotate_layout: keys must be buffers, got {type(buf).__name__}")
         if not isinstance(lay, Layout):
             raise CompileError(f"T.annotate_layout: the layout of {buf.name} must be a T.Layout or T.Fragment")
-        if isinstance(lay, Fragment) != (buf.scope == "local.fragment"):
-            want = "a T.Fragment" if buf.scope == "local.fragment" else "a T.Layout"
+        if isinstance(lay, Fragment) != (buf.is_fragment):
+            want = "a T.Fragment" if buf.is_fragment else "a T.Layout"
             raise CompileError(f"T.annotate_layout: {buf.name} is a {buf.scope} buffer and needs {want}")
         shape = buf.static_shape()
         if shape is None or tuple(lay.shape) != tuple(shape):
             raise CompileError(
                 f"T.annotate_layout: the layout of {buf.name} has shape {list(lay.shape)} but the buffer has {list(buf.shape)}"
             )
-        if buf.scope == "global":
+        if buf.is_global:
             # Global tensors stay row-major: their layout is what the caller's arrays have. A
             # layout TileLang would apply to a scratch tensor shared by kernels that all carry
             # the same annotation changes nothing they compute, so it is accepted and ignored.
@@ -52,14 +53,12 @@ def use_swizzle(panel_size: int = 8, order: str = "row", enable: bool = True) ->
 def annotate_safe_value(value_map: dict) -> None:
     """`T.annotate_safe_value({A: v})`: loads of global tensor A outside its bounds (in element
     accesses the compiler cannot prove in range) read v instead of 0."""
-    from ..ir.expr import Const, as_expr
-
     require_kernel("T.annotate_safe_value")
     if not isinstance(value_map, dict):
         raise CompileError("T.annotate_safe_value takes a dict {global tensor: value}")
     pairs = []
     for buf, v in value_map.items():
-        if not isinstance(buf, Buffer) or buf.scope != "global":
+        if not isinstance(buf, Buffer) or not buf.is_global:
             what = buf.name if isinstance(buf, Buffer) else type(buf).__name__
             raise CompileError(f"T.annotate_safe_value: keys must be global tensors, got {what}")
         e = as_expr(v, buf.dtype)

@@ -24,7 +24,7 @@ def all_of(buffer) -> Expr:
 
 
 def _fold(buffer, what: str, op) -> Expr:
-    if isinstance(buffer, Buffer) and buffer.scope == "local.var":
+    if isinstance(buffer, Buffer) and buffer.is_var:
         return _as_bool(buffer.load_var())
     if isinstance(buffer, Buffer):
         region = BufferRegion.full(buffer)

@@ -17,7 +17,7 @@ def py_scalar(x):
         return x.item()
     if isinstance(x, (list, tuple)):
         return type(x)(py_scalar(v) for v in x)
-    if isinstance(x, Buffer) and x.scope == "local.var":
+    if isinstance(x, Buffer) and x.is_var:
         return x.load_var()
     return x
 

@@ -9,6 +9,7 @@ from ..ir import dtype as _dt
 from ..ir.buffer import Buffer
 from ..ir.dtype import as_dtype
 from ..ir.expr import (
+    BufferLoad,
     Call,
     Const,
     Expr,
@@ -19,14 +20,16 @@ from ..ir.expr import (
     logical_and,
     logical_not,
     logical_or,
+    promote,
 )
+from ..ir.expr import Cast as CastExpr
 from ..ir.expr import (
     cast as _cast,
 )
 
 
 def _v(x):
-    if isinstance(x, Buffer) and x.scope == "local.var":
+    if isinstance(x, Buffer) and x.is_var:
         return x.load_var()
     return x
 
@@ -128,8 +131,6 @@ def if_then_else(cond, a, b):
     elif not isinstance(b, Expr):
         b = as_expr(b, a.dtype)
     if a.dtype != b.dtype:
-        from ..ir.expr import promote
-
         dt = promote(a.dtype, b.dtype)
         a, b = _cast(a, dt), _cast(b, dt)
     c = as_expr(cond)
@@ -218,7 +219,6 @@ def ceildiv(a, b):
     check_divisor(a, b)
     if _is_py(a, b):
         return -(-a // b)
-    from ..ir.expr import promote
 
     dt = promote(as_expr(a).dtype, as_expr(b).dtype)
     if dt.is_int and (not dt.is_signed or (isinstance(b, int) and b > 0)):
@@ -274,8 +274,6 @@ def dp4a(a, b, c):
 
 
 def _dp4a_word(x) -> Expr:
-    from ..ir.expr import BufferLoad, Cast
-
     x = _v(x)
     if not (isinstance(x, BufferLoad) and x.dtype.bits == 8 and x.dtype.is_int):
         return as_expr(x)
@@ -283,7 +281,7 @@ def _dp4a_word(x) -> Expr:
     word = None
     for k in range(4):
         e = BufferLoad(x.buffer, [*lead, last + k] if k else x.indices)
-        byte = Cast(Call("reinterpret", [e], _dt.uint8) if x.dtype.is_signed else e, _dt.uint32)
+        byte = CastExpr(Call("reinterpret", [e], _dt.uint8) if x.dtype.is_signed else e, _dt.uint32)
         part = byte if k == 0 else binary("shl", byte, Const(8 * k, _dt.uint32))
         word = part if word is None else binary("bitor", word, part)
     return Call("reinterpret", [word], _dt.int32)

@@ -35,6 +35,7 @@ from ..ir.expr import (
 )
 from ..ir.span import Span, at, current_span
 from ..ir.stmt import (
+    Allocate,
     Break,
     BufferStore,
     Evaluate,
@@ -43,12 +44,16 @@ from ..ir.stmt import (
     Kernel,
     LetStmt,
     PrimFunc,
+    SeqStmt,
     While,
     seq,
 )
-from ..ir.visitor import collect_loads
+from ..ir.visitor import collect_loads, walk
+from . import math as tm
 from .alloc import TensorAnnotation
 from .loops import KernelSpec, LoopSpec, py_scalar, serial
+from .math import abs as tabs
+from .math import check_divisor, if_then_else
 
 _BINOPS = {
     ast.Add: operator.add,
@@ -92,11 +97,11 @@ class _Return(Exception):
 
 
 def _is_device(v) -> bool:
-    return isinstance(v, Expr) or (isinstance(v, Buffer) and v.scope == "local.var")
+    return isinstance(v, Expr) or (isinstance(v, Buffer) and v.is_var)
 
 
 def _dev(v):
-    if isinstance(v, Buffer) and v.scope == "local.var":
+    if isinstance(v, Buffer) and v.is_var:
         return v.load_var()
     return v
 
@@ -105,8 +110,6 @@ def _builtin_minmax(name, pyfn):
     def f(*args, **kwargs):
         vals = args[0] if len(args) == 1 and isinstance(args[0], (list, tuple)) else args
         if any(_is_device(v) for v in vals) and not kwargs:
-            from . import math as tm
-
             return getattr(tm, name)(*vals)
         return pyfn(*args, **kwargs)
 
@@ -303,8 +306,6 @@ class Parser:
         a = _dev(self.eval(node.left))
         b = _dev(self.eval(node.right))
         if isinstance(node.op, (ast.Div, ast.FloorDiv, ast.Mod)) and (_is_device(a) or _is_device(b)):
-            from .math import check_divisor
-
             check_divisor(a, b)
         return _BINOPS[type(node.op)](a, b)
 
@@ -354,7 +355,6 @@ class Parser:
         cond = _dev(self.eval(node.test))
         if not isinstance(cond, Expr):
             return self.eval(node.body) if cond else self.eval(node.orelse)
-        from .math import if_then_else
 
         return if_then_else(cond, _dev(self.eval(node.body)), _dev(self.eval(node.orelse)))
 
@@ -374,8 +374,6 @@ class Parser:
         if fn in (builtins.int, builtins.float, builtins.bool) and args and _is_device(args[0]):
             return cast(_dev(args[0]), {builtins.int: _dt.int32, builtins.float: _dt.float32, builtins.bool: _dt.bool_}[fn])
         if fn is builtins.abs and args and _is_device(args[0]):
-            from .math import abs as tabs
-
             return tabs(args[0])
         out = fn(*args, **kwargs)
         return out.item() if isinstance(out, np.generic) else out
@@ -517,7 +515,7 @@ class Parser:
         except CompileError:
             old = None
         in_scope = any(name in s for s in self.scopes)
-        if in_scope and isinstance(old, Buffer) and old.scope == "local.var" and not isinstance(value, Buffer):
+        if in_scope and isinstance(old, Buffer) and old.is_var and not isinstance(value, Buffer):
             self.store(old, (0,), value, node)
             return
         if not isinstance(value, Buffer):
@@ -545,7 +543,7 @@ class Parser:
             idx = (idx,)
         if any(isinstance(i, slice) for i in idx):
             raise self.error(node, f"assignment to a slice of {buf.name}: use T.fill or a T.Parallel loop")
-        if buf.scope == "local.var" and len(idx) == 1:
+        if buf.is_var and len(idx) == 1:
             pass
         elif len(idx) != buf.ndim:
             raise self.error(node, f"buffer {buf.name} has {buf.ndim} dimensions but is indexed with {len(idx)}")
@@ -573,11 +571,11 @@ class Parser:
             idx = self.eval(t.slice)
             if not isinstance(buf, Buffer):
                 raise self.error(node, "augmented assignment needs a buffer element")
-            cur = buf[idx] if not (buf.scope == "local.var") else buf.load_var()
+            cur = buf[idx] if not (buf.is_var) else buf.load_var()
             self.store(buf, idx, op(cur, rhs), node)
         elif isinstance(t, ast.Name):
             cur = self.lookup(t.id, node)
-            if isinstance(cur, Buffer) and cur.scope == "local.var":
+            if isinstance(cur, Buffer) and cur.is_var:
                 self.store(cur, (0,), op(cur.load_var(), rhs), node)
             elif isinstance(cur, Buffer):
                 raise self.error(node, f"augmented assignment to buffer {cur.name}: index it")
@@ -717,7 +715,7 @@ class Parser:
 
 def _check_constant_indices(buf: Buffer, indices) -> None:
     """Constant indices outside a static dimension are certain out-of-bounds accesses."""
-    if buf.scope == "local.var":
+    if buf.is_var:
         return
     for k, (i, dim) in enumerate(zip(indices, buf.shape)):
         v = i.value if isinstance(i, Const) else None
@@ -735,7 +733,6 @@ def _check_constant_indices(buf: Buffer, indices) -> None:
 def _has_call(e) -> bool:
     found = []
 
-    from ..ir.visitor import walk
 
     walk(e, lambda n: found.append(1) if isinstance(n, Call) else None)
     return bool(found)
@@ -838,13 +835,11 @@ def _make_param(name, ann, span):
 
 
 def _check_top_level(body):
-    from ..ir.stmt import Allocate, LetStmt, SeqStmt
-
     stmts = body.stmts if isinstance(body, SeqStmt) else [body]
     for s in stmts:
         if isinstance(s, (Kernel, LetStmt)):
             continue
-        if isinstance(s, Allocate) and s.buffer.scope == "global":
+        if isinstance(s, Allocate) and s.buffer.is_global:
             continue
         raise CompileError(
             f"{type(s).__name__} outside `with T.Kernel(...)`: every statement of a prim_func must be inside a kernel",
@@ -903,7 +898,7 @@ def _check_macro_arg(macro, name, ann, value, span):
     if isinstance(ann, (DataType, ScalarAnnotation)):
         dt = as_dtype(ann)
     if dt is not None:
-        if isinstance(value, Buffer) and value.scope != "local.var":
+        if isinstance(value, Buffer) and not value.is_var:
             raise CompileError(f"macro {macro}: parameter {name} expects a {dt} scalar, got buffer {value.name}", span)
         v = _dev(value)
         if isinstance(v, Expr):

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..errors import CompileError
 from ..ir import dtype as _dt
+from ..ir.evaluate import evaluate
 from ..ir.expr import Var, as_expr
 from ..ir.printer import expr_str
 from ..ir.simplify import simplify
@@ -55,8 +56,6 @@ class Fragment(Layout):
 
     def thread_table(self) -> np.ndarray:
         """(replicate, *shape) array of the thread owning each element."""
-        from ..ir.evaluate import evaluate
-
         out = []
         for r in range(self.replicate):
             env = self.grid()

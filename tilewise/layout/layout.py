@@ -10,7 +10,7 @@ from ..errors import CompileError
 from ..ir import dtype as _dt
 from ..ir.evaluate import evaluate
 from ..ir.expr import Expr, Var, as_expr
-from ..ir.printer import expr_str
+from ..ir.printer import _namers, _UniqueNamer, expr_str
 from ..ir.simplify import bound, simplify
 from ..ir.visitor import substitute
 
@@ -140,8 +140,6 @@ class Layout:
         return f"Layout(shape={list(self.shape)}, ({args}) -> ({outs}){pad})"
 
     def key(self) -> str:
-        from ..ir.printer import _namers, _UniqueNamer
-
         _namers.append(_UniqueNamer())
         try:
             return repr(self)

@@ -6,6 +6,7 @@ Conventions: `lane` is the thread's index in its warp; within an m16n8 accumulat
 (r, c) belongs to lane (r % 8) * 4 + c // 2, register (r // 8) * 2 + c % 2."""
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from ..errors import CompileError
@@ -24,6 +25,14 @@ class WarpGrid:
     @property
     def num_warps(self) -> int:
         return self.warp_m * self.warp_n
+
+
+class GemmWarpPolicy(enum.IntEnum):
+    """How the warps of a block split the C tile (TileLang's names)."""
+
+    Square = 0
+    FullRow = 1
+    FullCol = 2
 
 
 def choose_warp_grid(M: int, N: int, num_warps: int, policy: str, atom_m: int = 16, atom_n: int = 8) -> WarpGrid:

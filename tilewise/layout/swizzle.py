@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..errors import CompileError
 from ..ir.buffer import Buffer
+from ..ir.dtype import as_dtype
 from .layout import Layout
 
 
@@ -13,8 +14,6 @@ def _rows_cols(buffer_or_shape, dtype=None):
         if shape is None:
             raise CompileError(f"make_swizzled_layout: {buffer_or_shape.name} needs a static shape")
     else:
-        from ..ir.dtype import as_dtype
-
         shape, bits = tuple(buffer_or_shape), as_dtype(dtype or "float16").bits
     if len(shape) < 2:
         raise CompileError(f"make_swizzled_layout needs a 2-D (or higher) buffer, got shape {shape}")

@@ -1,6 +1,7 @@
 """Profiler: checks a kernel against a reference program and times it."""
 from __future__ import annotations
 
+from ..testing import to_numpy, torch_assert_close
 from .bench import do_bench as _do_bench
 from .supply import TensorSupplyType, make_inputs
 
@@ -42,8 +43,6 @@ class Profiler:
 
     def assert_allclose(self, reference_program, input_tensors=None, atol: float = 1e-2, rtol: float = 1e-2,
                         max_mismatched_ratio: float = 0.01) -> None:
-        from ..testing import torch_assert_close
-
         ins = self._inputs(input_tensors)
         outs = self.kernel(*ins)
         refs = reference_program(*ins)
@@ -62,7 +61,6 @@ class Profiler:
     def assert_consistent(self, repeat: int = 10) -> None:
         import numpy as np
 
-        from ..testing import to_numpy
 
         ins = self._inputs()
         first = self.kernel(*ins)

@@ -6,6 +6,8 @@ import sys
 
 import numpy as np
 
+from ..backend.cuda.device import gpu_present
+
 
 def to_numpy(x) -> np.ndarray:
     """float64 numpy copy of an array or tensor (bfloat16 / float8 included)."""
@@ -65,7 +67,6 @@ def main() -> None:
 def requires_cuda(fn):
     import pytest
 
-    from ..backend.cuda.device import gpu_present
 
     return pytest.mark.skipif(not gpu_present(), reason="needs a CUDA GPU")(fn)
 

@@ -11,7 +11,9 @@ from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
 from ..ir.builder import emit, require_kernel
 from ..ir.expr import BufferLoad, Call, Const, Expr, Select, as_expr, cast
+from ..ir.simplify import simplify
 from ..ir.stmt import Evaluate, For, IfThenElse, Stmt
+from . import cuda_common as cc
 from .base import LowerContext, TileOp, lowering
 from .region import as_region, in_bounds, pair_regions, region_indices, squeezed
 
@@ -55,7 +57,7 @@ class _AtomicTile(TileOp):
         if isinstance(self.src, BufferRegion):
             s_idx = region_indices(self.src, loop_vars)
             value: Expr = BufferLoad(self.src.buffer, s_idx)
-            if self.src.buffer.scope == "global":
+            if self.src.buffer.is_global:
                 guard = in_bounds(s_idx, self.src.buffer, ranges)
                 if guard is not None:
                     value = Select(guard, value, Const(0, self.src.buffer.dtype))
@@ -63,7 +65,7 @@ class _AtomicTile(TileOp):
             value = self.src
         value = cast(value, dst.buffer.dtype)
         body: Stmt = atomic_call(self.kind, BufferLoad(dst.buffer, d_idx), value)
-        if dst.buffer.scope == "global":
+        if dst.buffer.is_global:
             guard = in_bounds(d_idx, dst.buffer, ranges)
             if guard is not None:
                 body = IfThenElse(guard, body)
@@ -74,16 +76,14 @@ class _AtomicTile(TileOp):
 
     @lowering("cuda")
     def lower_cuda(self, ctx) -> Stmt:
-        from . import cuda_common as cc
-
         dst = self.dst
-        if isinstance(self.src, BufferRegion) and self.src.buffer.scope == "local.fragment":
+        if isinstance(self.src, BufferRegion) and self.src.buffer.is_fragment:
             loc = ctx.local_buffer(self.src.buffer)
 
             def body(v, coords):
                 idx = region_indices(dst, cc.squeeze_coords(self.src, coords))
                 st: Stmt = atomic_call(self.kind, BufferLoad(dst.buffer, idx), cast(BufferLoad(loc, [v]), dst.buffer.dtype))
-                g = in_bounds(idx, dst.buffer, ctx.ranges) if dst.buffer.scope == "global" else None
+                g = in_bounds(idx, dst.buffer, ctx.ranges) if dst.buffer.is_global else None
                 return IfThenElse(g, st) if g is not None else st
 
             return cc.fragment_loop(ctx, self.src.buffer, body, writes_memory=True, region=self.src)
@@ -93,8 +93,6 @@ class _AtomicTile(TileOp):
             total *= e
 
         def chunk(c):
-            from ..ir.simplify import simplify
-
             pos = [simplify(p, ctx.ranges) for p in cc.unflatten(c, ext)]
             d_idx = region_indices(dst, pos)
             if isinstance(self.src, BufferRegion):
@@ -102,7 +100,7 @@ class _AtomicTile(TileOp):
             else:
                 value = self.src
             st: Stmt = atomic_call(self.kind, BufferLoad(dst.buffer, d_idx), cast(value, dst.buffer.dtype))
-            g = in_bounds(d_idx, dst.buffer, ctx.ranges) if dst.buffer.scope == "global" else None
+            g = in_bounds(d_idx, dst.buffer, ctx.ranges) if dst.buffer.is_global else None
             return IfThenElse(g, st) if g is not None else st
 
         return cc.chunk_loop(ctx, total, chunk)
@@ -127,7 +125,7 @@ _TILE_OPS = {"add": AtomicAdd, "max": AtomicMax, "min": AtomicMin}
 
 
 def _is_tile(x) -> bool:
-    return isinstance(x, BufferRegion) or (isinstance(x, Buffer) and x.scope != "local.var")
+    return isinstance(x, BufferRegion) or (isinstance(x, Buffer) and not x.is_var)
 
 
 def _check_dst(buffer: Buffer, what: str) -> None:

@@ -8,6 +8,8 @@ from ..ir.buffer import BufferRegion
 from ..ir.builder import emit, require_kernel
 from ..ir.expr import BufferLoad, Const, Select, cast
 from ..ir.stmt import BufferStore, For, IfThenElse, Stmt
+from ..layout.tv import default_fragment
+from . import cuda_common as cc
 from .base import InferLevel, LowerContext, TileOp, lowering
 from .region import in_bounds, pair_regions, region_indices, squeezed
 
@@ -42,7 +44,7 @@ class Copy(TileOp):
 
     def as_async(self) -> Copy | None:
         """Global to shared copies can be issued as cp.async."""
-        if self.src.buffer.scope == "global" and self.dst.buffer.scope in ("shared", "shared.dyn"):
+        if self.src.buffer.is_global and self.dst.buffer.is_shared:
             return self.with_fields(is_async=True)
         return None
 
@@ -53,7 +55,7 @@ class Copy(TileOp):
     # ------------------------------------------------------------------ CUDA
     def infer_layout(self, li, level: InferLevel) -> None:
         s, d = self.src.buffer, self.dst.buffer
-        if s.scope == "local.fragment" and d.scope == "local.fragment":
+        if s.is_fragment and d.is_fragment:
             ls, ld = li.layout_of(s), li.layout_of(d)
             if ls is not None and ld is None:
                 li.set_fragment(d, ls, self.span)
@@ -62,23 +64,19 @@ class Copy(TileOp):
         if level != InferLevel.FREE:
             return
         for b in (s, d):
-            if b.scope == "local.fragment" and li.layout_of(b) is None:
-                from ..layout.tv import default_fragment
-
+            if b.is_fragment and li.layout_of(b) is None:
                 li.set_fragment(b, default_fragment(b.shape, li.threads, li.vector_for([s, d])), self.span)
                 return
 
     @lowering("cuda")
     def lower_cuda(self, ctx) -> Stmt:
-        from . import cuda_common as cc
-
         src, dst = self.src, self.dst
-        fs, fd = src.buffer.scope == "local.fragment", dst.buffer.scope == "local.fragment"
+        fs, fd = src.buffer.is_fragment, dst.buffer.is_fragment
         if not fs and not fd:
             # a single element (`T.copy(A[i, j], B[i, j])`, typically inside T.Parallel) is a plain
             # store that the enclosing loop distributes, as in TileLang
             single = not squeezed(dst)
-            if single or src.buffer.scope in ("local", "local.var") or dst.buffer.scope in ("local", "local.var"):
+            if single or src.buffer.is_local or dst.buffer.is_local:
                 return cc.per_thread_loops(dst, ctx, lambda idx: cc.guarded_store(
                     dst, idx, cc.guarded_value(src, _match(src, dst, idx), ctx.ranges), ctx.ranges))
             return cc.cooperative_copy(ctx, src, dst, async_copy=self.is_async)
@@ -122,7 +120,7 @@ def elementwise_loops(src: BufferRegion, dst: BufferRegion, ctx: LowerContext, c
     s_idx = region_indices(src, loop_vars)
     d_idx = region_indices(dst, loop_vars)
     value = BufferLoad(src.buffer, s_idx)
-    if src.buffer.scope == "global":
+    if src.buffer.is_global:
         guard = in_bounds(s_idx, src.buffer, ranges)
         if guard is not None:
             value = Select(guard, value, Const(0, src.buffer.dtype))
@@ -130,7 +128,7 @@ def elementwise_loops(src: BufferRegion, dst: BufferRegion, ctx: LowerContext, c
     if value.dtype != dst.buffer.dtype:
         value = cast(value, dst.buffer.dtype)
     body: Stmt = BufferStore(dst.buffer, d_idx, value)
-    if dst.buffer.scope == "global":
+    if dst.buffer.is_global:
         guard = in_bounds(d_idx, dst.buffer, ranges)
         if guard is not None:
             body = IfThenElse(guard, body)
@@ -143,7 +141,7 @@ def copy(src, dst, coalesced_width=None, disable_tma: bool = False, eviction_pol
     """Copy a tile; either side may be a buffer, a corner element `A[i, j]` or a slice."""
     require_kernel("T.copy")
     s, d = pair_regions(src, dst, "T.copy")
-    if s.buffer.scope == "local.var" or d.buffer.scope == "local.var":
+    if s.buffer.is_var or d.buffer.is_var:
         raise CompileError("T.copy does not take T.alloc_var scalars; assign them directly")
     emit(Copy(s, d, coalesced_width))
 

@@ -2,11 +2,13 @@
 the block's threads in 128-bit chunks, vector-width choice, addresses and guards."""
 from __future__ import annotations
 
+from ..errors import CompileError
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
-from ..ir.expr import BufferLoad, Call, Const, Expr, Var, as_expr, binary, cast, logical_and
+from ..ir.expr import BufferLoad, Call, Const, Expr, Select, Var, as_expr, binary, cast, logical_and
 from ..ir.simplify import prove, simplify
 from ..ir.stmt import BufferStore, Evaluate, For, IfThenElse, Stmt, seq
+from ..ir.visitor import substitute
 from .region import in_bounds, region_indices, squeezed
 
 VECTOR_BYTES = 16
@@ -76,8 +78,6 @@ def chunk_loop(ctx, n_chunks: int, make_body) -> Stmt:
     if n_chunks % T:
         body = IfThenElse(c < n_chunks, body)
     if iters == 1:
-        from ..ir.visitor import substitute
-
         return substitute(body, {k: Const(0, _dt.int32)})
     return For(k, 0, iters, "unroll" if iters <= 16 else "serial", body)
 
@@ -85,11 +85,9 @@ def chunk_loop(ctx, n_chunks: int, make_body) -> Stmt:
 def guarded_value(region: BufferRegion, idx, ranges) -> Expr:
     """Load, reading zero outside a global tensor."""
     val = BufferLoad(region.buffer, idx)
-    if region.buffer.scope == "global":
+    if region.buffer.is_global:
         g = in_bounds(idx, region.buffer, ranges)
         if g is not None:
-            from ..ir.expr import Select
-
             val = Select(g, val, Const(0, region.buffer.dtype))
     return val
 
@@ -98,7 +96,7 @@ def guarded_store(region: BufferRegion, idx, value: Expr, ranges) -> Stmt:
     if value.dtype != region.buffer.dtype:
         value = cast(value, region.buffer.dtype)
     st: Stmt = BufferStore(region.buffer, idx, value)
-    if region.buffer.scope == "global":
+    if region.buffer.is_global:
         g = in_bounds(idx, region.buffer, ranges)
         if g is not None:
             st = IfThenElse(g, st)
@@ -128,15 +126,13 @@ def cooperative_copy(ctx, src: BufferRegion, dst: BufferRegion, async_copy: bool
         if v == 1:
             return guarded_store(dst, d_idx, guarded_value(src, s_idx, local_ranges), local_ranges)
         nbytes = v * src.buffer.dtype.bytes
-        src_guard = in_bounds(s_idx, src.buffer, local_ranges) if src.buffer.scope == "global" else None
-        dst_guard = in_bounds(d_idx, dst.buffer, local_ranges) if dst.buffer.scope == "global" else None
+        src_guard = in_bounds(s_idx, src.buffer, local_ranges) if src.buffer.is_global else None
+        dst_guard = in_bounds(d_idx, dst.buffer, local_ranges) if dst.buffer.is_global else None
         if async_copy:
             # rows past the end read as zero through cp.async's src-size operand; a chunk is either
             # fully inside or fully outside because rows are multiples of the vector length
             src_bytes: Expr = Const(nbytes, _dt.int32)
             if src_guard is not None:
-                from ..ir.expr import Select
-
                 src_bytes = Select(src_guard, Const(nbytes, _dt.int32), Const(0, _dt.int32))
             safe = [_clamp_index(i, d) for i, d in zip(s_idx, src.buffer.shape)] if src_guard is not None else s_idx
             return Evaluate(Call("cp_async", [address(dst.buffer, d_idx), address(src.buffer, safe), src_bytes],
@@ -206,8 +202,6 @@ __all__ = [
 
 
 def whole_fragment(region: BufferRegion, what: str) -> None:
-    from ..errors import CompileError
-
     for (start, ext), dim in zip(region.region, region.buffer.shape):
         if not (isinstance(start, Const) and start.value == 0 and ext == dim):
             raise CompileError(

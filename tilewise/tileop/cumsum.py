@@ -3,12 +3,14 @@ tile along one dimension (a suffix sum with reverse=True). dst defaults to src (
 the running sum is kept in dst's dtype."""
 from __future__ import annotations
 
-from ..errors import CompileError
-from ..ir.buffer import BufferRegion
+from ..errors import CompileError, InternalError
+from ..ir import dtype as _dt
+from ..ir.buffer import Buffer, BufferRegion
 from ..ir.builder import emit, require_kernel
-from ..ir.expr import BufferLoad, Expr, as_expr, cast
+from ..ir.expr import BufferLoad, Call, Expr, as_expr, cast
 from ..ir.simplify import simplify, structural_equal
-from ..ir.stmt import BufferStore, For, Stmt, seq
+from ..ir.stmt import Allocate, BufferStore, Evaluate, For, Stmt, seq
+from . import cuda_common as cc
 from .base import LowerContext, TileOp, lowering
 from .reduce import loop_nest, shape_str, static_dim, static_flag, tile_operand
 from .region import corresponding_dim, extents_equal, region_indices, squeezed
@@ -96,10 +98,8 @@ class CumSum(TileOp):
             return seq([first(vb), For(k, 1, n - 1, "serial", step(vb, k))])
 
         if over_threads:
-            from . import cuda_common as cc
-
-            if src.buffer.scope == "local.fragment" or dst.buffer.scope == "local.fragment":
-                raise CompileError("internal: T.cumsum of a fragment reached the shared-memory scan", self.span)
+            if src.buffer.is_fragment or dst.buffer.is_fragment:
+                raise InternalError("T.cumsum of a fragment reached the shared-memory scan", self.span)
             if n == 1:
                 return cc.chunk_loop(ctx, _prod([ext[i] for i in kept]), lambda c: first(
                     dict(zip(kept, cc.unflatten(c, [ext[i] for i in kept])))) or seq([]))
@@ -114,21 +114,15 @@ class CumSum(TileOp):
         """Shared tiles are scanned in place by threads taking whole lines. A line of a fragment
         is spread over threads, so fragment operands go through shared scratch tiles: every
         thread stores its registers, the lines are scanned there, and read back into registers."""
-        from ..ir import dtype as _dt
-        from ..ir.buffer import Buffer
-        from ..ir.expr import Call
-        from ..ir.stmt import Allocate, Evaluate
-        from . import cuda_common as cc
-
         src, dst = self.src, self.dst
-        if src.buffer.scope != "local.fragment" and dst.buffer.scope != "local.fragment":
+        if not src.buffer.is_fragment and not dst.buffer.is_fragment:
             return self._scan(ctx, over_threads=True)
         scratch: dict = {}
         allocs: list = []
 
         def staged(r: BufferRegion) -> BufferRegion:
             b = r.buffer
-            if b.scope != "local.fragment":
+            if not b.is_fragment:
                 return r
             if b not in scratch:
                 scratch[b] = Buffer(f"{b.name}_scan", b.shape, b.dtype, "shared.dyn", span=b.span)
@@ -140,12 +134,12 @@ class CumSum(TileOp):
 
         s2, d2 = staged(src), staged(dst)
         before, after = [], []
-        if src.buffer.scope == "local.fragment":
+        if src.buffer.is_fragment:
             loc = ctx.local_buffer(src.buffer)
             before.append(cc.fragment_loop(ctx, src.buffer, lambda v, c: BufferStore(
                 s2.buffer, c, BufferLoad(loc, [v])), writes_memory=True, region=src))
             before.append(sync())
-        if dst.buffer.scope == "local.fragment":
+        if dst.buffer.is_fragment:
             dloc = ctx.local_buffer(dst.buffer)
             after.append(sync())
             after.append(cc.fragment_loop(ctx, dst.buffer, lambda v, c: BufferStore(

@@ -6,6 +6,8 @@ from ..ir.buffer import Buffer, BufferRegion
 from ..ir.builder import emit, require_kernel
 from ..ir.expr import Expr, as_expr, cast
 from ..ir.stmt import BufferStore, For, IfThenElse, Stmt
+from ..layout.tv import default_fragment
+from . import cuda_common as cc
 from .base import InferLevel, LowerContext, TileOp, lowering
 from .region import as_region, in_bounds, region_indices, squeezed
 
@@ -32,7 +34,7 @@ class Fill(TileOp):
         loop_vars = [ctx.fresh("i") for _ in ext]
         idx = region_indices(self.dst, loop_vars)
         body: Stmt = BufferStore(self.dst.buffer, idx, self.value)
-        if self.dst.buffer.scope == "global":
+        if self.dst.buffer.is_global:
             ranges = dict(ctx.ranges)
             for v, e in zip(loop_vars, ext):
                 if isinstance(e, int):
@@ -47,34 +49,30 @@ class Fill(TileOp):
     # ------------------------------------------------------------------ CUDA
     def infer_layout(self, li, level: InferLevel) -> None:
         b = self.dst.buffer
-        if level == InferLevel.FALLBACK and b.scope == "local.fragment" and li.layout_of(b) is None:
-            from ..layout.tv import default_fragment
-
+        if level == InferLevel.FALLBACK and b.is_fragment and li.layout_of(b) is None:
             li.set_fragment(b, default_fragment(b.shape, li.threads, li.vector_for([b])), self.span)
 
     @lowering("cuda")
     def lower_cuda(self, ctx) -> Stmt:
-        from . import cuda_common as cc
-
         b = self.dst.buffer
-        if b.scope == "local.fragment":
+        if b.is_fragment:
             # a slice of the fragment (`T.clear(C_local[:, :16])`): each thread sets its registers inside it
             loc = ctx.local_buffer(b)
             return cc.fragment_loop(ctx, b, lambda v, _: BufferStore(loc, [v], self.value), writes_memory=False,
                                     region=self.dst)
-        if b.scope in ("local", "local.var"):
+        if b.is_local:
             return cc.per_thread_loops(self.dst, ctx, lambda idx: BufferStore(b, idx, self.value))
         return cc.cooperative_fill(ctx, self.dst, self.value)
 
 
 def fill(buffer, value) -> None:
     require_kernel("T.fill")
-    if isinstance(buffer, Buffer) and buffer.scope == "local.var":
+    if isinstance(buffer, Buffer) and buffer.is_var:
         region = BufferRegion(buffer, [(0, 1)])
     else:
         region = as_region(buffer, "T.fill", allow_corner=False)
     dt = region.buffer.dtype
-    if isinstance(value, Buffer) and value.scope == "local.var":
+    if isinstance(value, Buffer) and value.is_var:
         value = value.load_var()
     if not isinstance(value, (int, float, bool, Expr)):
         raise CompileError(f"T.fill: the value must be a scalar, got {type(value).__name__}")

@@ -2,26 +2,21 @@
 fragment accumulator."""
 from __future__ import annotations
 
-import enum
-
 from ..errors import CompileError
 from ..ir import dtype as _dt
 from ..ir.buffer import BufferRegion
 from ..ir.builder import emit, require_kernel
 from ..ir.expr import BufferLoad, Call, Const
+from ..ir.span import at
 from ..ir.stmt import Evaluate, Stmt, seq
+from ..layout.mma import GemmWarpPolicy
+from ..layout.swizzle import make_padded_layout, make_swizzled_layout
+from ..layout.tv import mma_a_tv, mma_b_tv, mma_c_tv
 from .base import InferLevel, LowerContext, TileOp, lowering
+from .cuda_common import whole_fragment
 from .fill import Fill
+from .mma_emitter import MmaEmitter, SimtEmitter, has_mma, warp_grid_for
 from .region import as_region, check_static_region, shape_str, squeezed
-
-
-class GemmWarpPolicy(enum.IntEnum):
-    """How the warps of a block split the C tile (TileLang's names)."""
-
-    Square = 0
-    FullRow = 1
-    FullCol = 2
-
 
 _ALLOWED = {
     ("float16", "float16"): ("float32", "float16"),
@@ -94,18 +89,14 @@ class Gemm(TileOp):
         the mma A/B layouts, shared operands a swizzled layout (unless annotated)."""
         if level != InferLevel.STRICT:
             return
-        from ..ir.span import at
-        from ..layout.tv import mma_a_tv, mma_b_tv, mma_c_tv
-        from .cuda_common import whole_fragment
-        from .mma_emitter import has_mma, warp_grid_for
 
         with at(self.span):
             for r in (self.A, self.B, self.C):
-                if r.buffer.scope == "local.fragment":
+                if r.buffer.is_fragment:
                     whole_fragment(r, "T.gemm")
             if not has_mma(self.A.buffer.dtype, self.B.buffer.dtype):
                 for r, what in ((self.A, "A"), (self.B, "B")):
-                    if r.buffer.scope == "local.fragment":
+                    if r.buffer.is_fragment:
                         raise CompileError(
                             f"T.gemm on the CUDA target: {r.buffer.dtype} operands have no tensor-core form, so "
                             f"{what} ({r.buffer.name}) must be in shared memory, not a fragment")
@@ -115,14 +106,14 @@ class Gemm(TileOp):
         li.set_fragment(self.C.buffer, mma_c_tv(M, N, g.warp_m, g.warp_n, T), self.span)
         # A transposed register operand (stored K x M) holds the same registers as the plain one:
         # its layout is the mma layout with the two indices swapped (likewise B stored N x K).
-        if self.A.buffer.scope == "local.fragment":
+        if self.A.buffer.is_fragment:
             tv = mma_a_tv(M, K, g.warp_m, g.warp_n, T, self.A.buffer.dtype.bits)
             if self.trans_A:
                 tv = tv.remap((K, M), {0: 1, 1: 0})
             li.set_fragment(self.A.buffer, tv, self.span)
         else:
             li.set_shared(self.A.buffer, self._shared_layout(self.A, self.trans_A))
-        if self.B.buffer.scope == "local.fragment":
+        if self.B.buffer.is_fragment:
             tv = mma_b_tv(K, N, g.warp_m, g.warp_n, T, self.B.buffer.dtype.bits)
             if self.trans_B:
                 tv = tv.remap((N, K), {0: 1, 1: 0})
@@ -135,20 +126,15 @@ class Gemm(TileOp):
         """Swizzled for ldmatrix; an 8-bit operand whose rows run along K (A stored K x M, B
         stored K x N) is read byte by byte instead, where padded rows keep the addressing
         simple (XOR-swizzled byte addresses cost registers, and spills on sm_80)."""
-        from ..layout.swizzle import make_padded_layout, make_swizzled_layout
-
         if r.buffer.dtype.bits == 8 and k_major_rows:
             return make_padded_layout(r.buffer)
         return make_swizzled_layout(r.buffer)
 
     @lowering("cuda")
     def lower_cuda(self, ctx) -> Stmt:
-        from .cuda_common import whole_fragment
-        from .mma_emitter import MmaEmitter, SimtEmitter, has_mma
-
         whole_fragment(self.C, "T.gemm")
         for r in (self.A, self.B):
-            if r.buffer.scope == "local.fragment":
+            if r.buffer.is_fragment:
                 whole_fragment(r, "T.gemm")
         stmts = []
         if self.clear_accum:

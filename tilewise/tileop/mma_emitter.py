@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from ..errors import CompileError
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
-from ..ir.expr import Call, Const, Expr, Var
+from ..ir.expr import BufferLoad, Call, Cast, Const, Expr, Var, binary
 from ..ir.simplify import simplify
-from ..ir.stmt import Allocate, Evaluate, For, Stmt, seq
-from ..layout.mma import choose_warp_grid
+from ..ir.stmt import Allocate, BufferStore, Evaluate, For, Stmt, seq
+from ..layout.mma import GemmWarpPolicy, choose_warp_grid
 from .cuda_common import address
 from .region import region_indices
 
@@ -55,8 +55,6 @@ def mma_shape_for(a: _dt.DataType, b: _dt.DataType) -> MmaShape:
 
 def warp_grid_for(op, threads: int):
     M, N, _ = op.mnk
-    from .gemm import GemmWarpPolicy
-
     if threads % 32:
         raise CompileError(f"T.gemm on the CUDA target needs a multiple of 32 threads, the kernel has {threads}")
     return choose_warp_grid(M, N, threads // 32, GemmWarpPolicy(op.policy).name)
@@ -94,9 +92,6 @@ class MmaEmitter:
 
     def _scalar_regs(self, regs: Buffer, base: Expr, region: BufferRegion, coords, trans: bool) -> Stmt:
         """32-bit operands have no ldmatrix form: one shared load per register."""
-        from ..ir.expr import BufferLoad
-        from ..ir.stmt import BufferStore
-
         out = []
         for r, (row, col) in enumerate(coords):
             val = Call("reinterpret", [BufferLoad(region.buffer, self._operand_index(region, row, col, trans))],
@@ -108,9 +103,6 @@ class MmaEmitter:
                      k_is_col: bool) -> Stmt:
         """8-bit operands that ldmatrix cannot deliver (it transposes 16-bit elements only): each
         register packs four consecutive k elements, loaded one by one from shared memory."""
-        from ..ir.expr import BufferLoad, Cast, binary
-        from ..ir.stmt import BufferStore
-
         out = []
         for r, (row, col) in enumerate(coords):
             word = None
@@ -214,8 +206,8 @@ class MmaEmitter:
     def emit(self) -> Stmt:
         op, ctx = self.op, self.ctx
         c_loc = ctx.local_buffer(op.C.buffer)
-        a_frag = op.A.buffer.scope == "local.fragment"
-        b_frag = op.B.buffer.scope == "local.fragment"
+        a_frag = op.A.buffer.is_fragment
+        b_frag = op.B.buffer.is_fragment
         if self.tf32 and (a_frag or b_frag):
             raise CompileError("T.gemm with float32 (tf32) operands needs them in shared memory on the CUDA target")
         stmts: list[Stmt] = []
@@ -271,7 +263,7 @@ class SimtEmitter(MmaEmitter):
         self.tiles_m = self.WM // 16
         self.tiles_n = self.WN // 8
         for r, what in ((op.A, "A"), (op.B, "B")):
-            if r.buffer.scope == "local.fragment":
+            if r.buffer.is_fragment:
                 raise CompileError(
                     f"T.gemm on the CUDA target: {r.buffer.dtype} operands have no tensor-core form, so {what} "
                     f"({r.buffer.name}) must be in shared memory, not a fragment")
@@ -282,9 +274,6 @@ class SimtEmitter(MmaEmitter):
         self.wn = simplify(warp % self.grid.warp_n, ctx.ranges)
 
     def emit(self) -> Stmt:
-        from ..ir.expr import BufferLoad, Cast
-        from ..ir.stmt import BufferStore
-
         op, ctx = self.op, self.ctx
         c_loc = ctx.local_buffer(op.C.buffer)
         acc = op.C.buffer.dtype

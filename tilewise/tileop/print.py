@@ -10,7 +10,8 @@ from ..ir.buffer import Buffer, BufferRegion
 from ..ir.builder import emit, require_kernel
 from ..ir.expr import BufferLoad, Call, Const, Expr, as_expr
 from ..ir.printer import expr_str
-from ..ir.stmt import Evaluate, Stmt
+from ..ir.stmt import Allocate, BufferStore, Evaluate, IfThenElse, Stmt, seq
+from . import cuda_common as cc
 from .base import LowerContext, TileOp, lowering
 
 
@@ -50,16 +51,12 @@ class Print(TileOp):
         """Thread 0 prints scalars and shared/global/local tiles; a fragment is first gathered
         into a shared scratch tile (every thread stores its registers), of which thread 0 prints
         the requested region."""
-        from ..ir.stmt import Allocate, IfThenElse, seq
-        from . import cuda_common as cc
-
         first = ctx.thread == 0
-        if isinstance(self.obj, Expr) or self.obj.buffer.scope != "local.fragment":
+        if isinstance(self.obj, Expr) or not self.obj.buffer.is_fragment:
             return IfThenElse(first, self.lower_loops(ctx))
         r = self.obj
         scratch = Buffer(r.buffer.name, r.buffer.shape, r.buffer.dtype, "shared.dyn")
         loc = ctx.local_buffer(r.buffer)
-        from ..ir.stmt import BufferStore
 
         gather = cc.fragment_loop(ctx, r.buffer, lambda v, coords: BufferStore(scratch, coords, BufferLoad(loc, [v])),
                                   writes_memory=True)
@@ -74,7 +71,7 @@ def print(obj, msg: str = "", warp_group_id: int = 0, warp_id: int = 0) -> None:
     if not isinstance(msg, str):
         raise CompileError(f"T.print: msg must be a string, got {type(msg).__name__} {msg!r}")
     block = list(frame.block_vars) + [Const(0, _dt.int32)] * (3 - len(frame.block_vars))
-    if isinstance(obj, Buffer) and obj.scope == "local.var":
+    if isinstance(obj, Buffer) and obj.is_var:
         emit(Print(obj.load_var(), block, msg, obj.name))
     elif isinstance(obj, Buffer):
         emit(Print(BufferRegion.full(obj), block, msg, obj.name))

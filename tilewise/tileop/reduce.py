@@ -11,10 +11,14 @@ from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
 from ..ir.builder import emit, require_kernel
 from ..ir.dtype import DataType
-from ..ir.expr import BufferLoad, Call, Const, Expr, binary, call, cast
+from ..ir.expr import BufferLoad, Call, Const, Expr, Var, binary, call, cast
 from ..ir.simplify import simplify
-from ..ir.stmt import BufferStore, Evaluate, For, Stmt, seq
+from ..ir.span import at
+from ..ir.stmt import Allocate, BufferStore, Evaluate, For, IfThenElse, Stmt, seq
+from ..layout.tv import _places, default_fragment
+from . import cuda_common as cc
 from .base import InferLevel, LowerContext, TileOp, lowering
+from .cuda_common import whole_fragment
 from .region import as_region, check_static_region, corresponding_dim, extents_equal, region_indices, squeezed
 
 REDUCE_TYPES = ("sum", "abssum", "max", "min", "absmax")
@@ -173,31 +177,27 @@ class Reduce(TileOp):
         return proj
 
     def infer_layout(self, li, level: InferLevel) -> None:
-        from ..ir.span import at
-        from ..layout.tv import default_fragment
-        from .cuda_common import whole_fragment
-
         s, d = self.src.buffer, self.dst.buffer
         with at(self.span):
             for r in (self.src, self.dst):
-                if r.buffer.scope == "local.fragment":
+                if r.buffer.is_fragment:
                     whole_fragment(r, "T.reduce")
-        if s.scope == "local.fragment":
+        if s.is_fragment:
             ls = li.layout_of(s)
             if ls is None and level == InferLevel.FREE:
                 li.set_fragment(s, default_fragment(s.shape, li.threads, li.vector_for([s])), self.span)
                 return
-            if ls is not None and d.scope == "local.fragment":
+            if ls is not None and d.is_fragment:
                 li.set_fragment(d, self._dst_layout_from(ls), self.span)
-        elif d.scope == "local.fragment" and level == InferLevel.FREE and li.layout_of(d) is None:
+        elif d.is_fragment and level == InferLevel.FREE and li.layout_of(d) is None:
             li.set_fragment(d, default_fragment(d.shape, li.threads, 1), self.span)
 
     @lowering("cuda")
     def lower_cuda(self, ctx) -> Stmt:
         s, d = self.src.buffer, self.dst.buffer
-        if s.scope == "local.fragment" and d.scope == "local.fragment":
+        if s.is_fragment and d.is_fragment:
             return self._cuda_fragments(ctx)
-        if s.scope == "local.fragment":
+        if s.is_fragment:
             raise CompileError(
                 f"T.reduce from fragment {s.name} into {d.scope} buffer {d.name}: on the CUDA target reduce "
                 "into a fragment, then T.copy it", self.span)
@@ -211,10 +211,6 @@ class Reduce(TileOp):
         return self.combine(start if start is not None else old, total)
 
     def _cuda_fragments(self, ctx) -> Stmt:
-        from ..ir.expr import Var
-        from ..layout.tv import _places
-        from . import cuda_common as cc
-
         cc.whole_fragment(self.src, "T.reduce")
         cc.whole_fragment(self.dst, "T.reduce")
         ls, ld = ctx.fragment_layout(self.src.buffer), ctx.fragment_layout(self.dst.buffer)
@@ -224,7 +220,6 @@ class Reduce(TileOp):
                 f"{self.src.buffer.name}'s layout {ls}; copy through shared memory", self.span)
         sloc, dloc = ctx.local_buffer(self.src.buffer), ctx.local_buffer(self.dst.buffer)
         acc = Buffer(f"{dloc.name}_red", (ld.num_values,), self.acc_dtype, "local")
-        from ..ir.stmt import Allocate
 
         stmts: list[Stmt] = [Allocate(acc)]
         lp = Var("v", _dt.int32)
@@ -253,9 +248,6 @@ class Reduce(TileOp):
 
     def _all_reduce(self, ctx, acc: Buffer, ls, n: int) -> list[Stmt]:
         """Combine the partial results of the threads that share a result element."""
-        from ..ir.expr import Var
-        from ..ir.stmt import Allocate, Evaluate
-
         modes = ls.reduced_thread_modes(self.dim)
         out: list[Stmt] = []
         shared_modes, shuffled = [], []
@@ -274,7 +266,6 @@ class Reduce(TileOp):
                 shared_modes.append((place, radix))
         if not shared_modes:
             return out
-        from ..ir.stmt import IfThenElse
 
         T = ctx.threads
         tid = ctx.thread
@@ -323,9 +314,6 @@ class Reduce(TileOp):
 
     def _cuda_elementwise(self, ctx) -> Stmt:
         """Shared source: each thread computes the result elements it owns by a serial loop."""
-        from ..ir.expr import Var
-        from . import cuda_common as cc
-
         src, dst, dim = self.src, self.dst, self.dim
         ext = list(src.extents)
         kept = [i for i in range(len(ext)) if i != dim]
@@ -337,7 +325,6 @@ class Reduce(TileOp):
             for i, (s0, _) in enumerate(src.region):
                 off = r if i == dim else dpos.get(i)
                 idx.append(simplify(s0 + off) if off is not None else s0)
-            from ..ir.stmt import Allocate
 
             accb = Buffer("acc", (1,), self.acc_dtype, "local")
 
@@ -346,7 +333,7 @@ class Reduce(TileOp):
                         accb, [0], self.combine(BufferLoad(accb, [0]), self.value(BufferLoad(src.buffer, idx)))))]
             return seq(body + [store(BufferLoad(accb, [0]))])
 
-        if dst.buffer.scope == "local.fragment":
+        if dst.buffer.is_fragment:
             cc.whole_fragment(dst, "T.reduce")
             dloc = ctx.local_buffer(dst.buffer)
 
@@ -404,7 +391,7 @@ def init_value(reduce_type: str, dt: DataType) -> Const:
 
 def tile_operand(x, what: str, role: str) -> BufferRegion:
     """A shared / fragment / local tile (or a slice of one) as a region with constant extents."""
-    if isinstance(x, Buffer) and x.scope == "local.var":
+    if isinstance(x, Buffer) and x.is_var:
         raise CompileError(f"{what}: the {role} {x.name} is a T.alloc_var scalar; it must be a tile")
     if isinstance(x, (Expr, int, float)) and not isinstance(x, BufferLoad):
         raise CompileError(f"{what}: the {role} must be a buffer or a slice of one, got {x!r}")

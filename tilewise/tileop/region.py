@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from ..errors import CompileError
 from ..ir.buffer import Buffer, BufferRegion
-from ..ir.expr import BufferLoad, Const, Expr, as_expr, const_value
-from ..ir.simplify import simplify, structural_equal
+from ..ir.expr import BufferLoad, Const, Expr, as_expr, const_value, logical_and
+from ..ir.simplify import prove, simplify, structural_equal
 
 
 def as_region(x, what: str, allow_corner: bool = True):
@@ -118,9 +118,6 @@ def check_static_region(region: BufferRegion, what: str) -> None:
 
 def in_bounds(region_idx, buffer: Buffer, ranges) -> Expr | None:
     """The guard that keeps indices inside a global buffer, or None when provably inside."""
-    from ..ir.expr import logical_and
-    from ..ir.simplify import prove
-
     cond = None
     for idx, dim in zip(region_idx, buffer.shape):
         for c in (idx < dim, idx >= 0):

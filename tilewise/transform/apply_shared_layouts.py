@@ -2,9 +2,10 @@
 through the layout's forward map, and the buffer takes the layout's output shape."""
 from __future__ import annotations
 
+from ..errors import CompileError
 from ..ir.buffer import Buffer
 from ..ir.stmt import Kernel, PrimFunc
-from ..ir.visitor import Mutator
+from ..ir.visitor import Mutator, Visitor
 from .buffer_rewrite import rewrite_buffers
 
 
@@ -19,17 +20,12 @@ class _Apply(Mutator):
             phys = Buffer(buf.name, lay.output_shape(), buf.dtype, buf.scope, span=buf.span)
             mapping[buf] = (phys, lambda idx, lay=lay: lay.map(idx))
         body = rewrite_buffers(k.body, mapping)
-        out = Kernel(k.block_vars, k.grid, k.threads, k.thread_vars, body, k.attrs)
-        out.span = k.span
-        return out
+        return k.with_fields(body=body)
 
 
 def _refuse_views_of_laid_out(body, laid_out: dict) -> None:
     """A view reads and writes its root's bytes in plain row-major order, which a swizzled root
     does not have (and a swizzled view would scramble its root)."""
-    from ..errors import CompileError
-    from ..ir.visitor import Visitor
-
     class _Views(Visitor):
         def visit_Allocate(self, s):
             b = s.buffer

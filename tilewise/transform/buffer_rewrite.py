@@ -22,8 +22,7 @@ class BufferRewriter(Mutator):
         e = self.generic_visit(e)
         if e.buffer in self.mapping:
             buf, idx = self._map(e.buffer, e.indices)
-            out = BufferLoad(buf, idx)
-            out.span = e.span
+            out = BufferLoad(buf, idx, span=e.span)
             return out
         return e
 
@@ -31,16 +30,14 @@ class BufferRewriter(Mutator):
         s = self.generic_visit(s)
         if s.buffer in self.mapping:
             buf, idx = self._map(s.buffer, s.indices)
-            out = BufferStore(buf, idx, s.value)
-            out.span = s.span
+            out = BufferStore(buf, idx, s.value, span=s.span)
             return out
         return s
 
     def visit_Allocate(self, s: Allocate):
         s = self.generic_visit(s)
         if s.buffer in self.mapping:
-            out = Allocate(self.mapping[s.buffer][0], s.init)
-            out.span = s.span
+            out = Allocate(self.mapping[s.buffer][0], s.init, span=s.span)
             return out
         return s
 

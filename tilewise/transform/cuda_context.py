@@ -2,10 +2,10 @@
 index, and the register array standing for each fragment."""
 from __future__ import annotations
 
-from ..errors import CompileError
+from ..errors import InternalError
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer
-from ..ir.expr import Expr
+from ..ir.expr import Const, Expr
 from ..ir.machine import Machine
 from ..ir.stmt import Kernel
 from ..tileop.base import LowerContext, TileOp
@@ -61,13 +61,13 @@ class CudaLowerContext(LowerContext):
             raise fragment_in_range(buf, self.op_span)
         lay = self.layouts.fragments.get(buf)
         if lay is None:
-            raise CompileError(f"internal: fragment {buf.name} has no layout")
+            raise InternalError(f"fragment {buf.name} has no layout")
         return lay
 
     def local_buffer(self, buf: Buffer) -> Buffer:
         """The per-thread register array holding this thread's part of fragment `buf`."""
-        if buf.scope != "local.fragment":
-            raise CompileError(f"internal: {buf.name} is not a fragment")
+        if not buf.is_fragment:
+            raise InternalError(f"{buf.name} is not a fragment")
         loc = self.layouts.locals.get(buf)
         if loc is None:
             lay = self.fragment_layout(buf)
@@ -80,6 +80,4 @@ class CudaLowerContext(LowerContext):
 
 
 def int32(v: int):
-    from ..ir.expr import Const
-
     return Const(v, _dt.int32)

@@ -16,13 +16,11 @@ from ..ir.buffer import Buffer, BufferRegion
 from ..ir.expr import BufferLoad, Const
 from ..ir.simplify import bound, simplify
 from ..ir.span import at, current_span
-from ..ir.stmt import Allocate, BufferStore, Kernel, PrimFunc, SeqStmt, Stmt, seq
+from ..ir.stmt import Allocate, BufferStore, For, Kernel, PrimFunc, SeqStmt, Stmt, seq
 from ..ir.visitor import Mutator, Visitor
 from ..tileop.base import TileOp
 from ..tileop.copy import Copy
 from .ranges import RangeMutator
-
-PRIVATE = ("local.fragment", "shared", "shared.dyn")
 
 
 def _plain_use(node) -> bool:
@@ -105,8 +103,7 @@ class _Remap(Mutator):
     def visit_BufferStore(self, s):
         s = self.generic_visit(s)
         if s.buffer is self.tile:
-            out = BufferStore(self.dst.buffer, self._index(list(s.indices), s.span), s.value)
-            out.span = s.span
+            out = BufferStore(self.dst.buffer, self._index(list(s.indices), s.span), s.value, span=s.span)
             return out
         return s
 
@@ -143,7 +140,7 @@ class _Viewed(Visitor):
 
 def _candidate(s, viewed) -> bool:
     b = getattr(s, "buffer", None)
-    return (isinstance(s, Allocate) and b.scope in PRIVATE and s.init is None and b.base is None
+    return (isinstance(s, Allocate) and (b.is_fragment or b.is_shared) and s.init is None and b.base is None
             and b not in viewed)
 
 
@@ -193,9 +190,7 @@ class _Elide(RangeMutator):
         if not changed:
             return k
         body = seq([x for x in top if x is not None])
-        out = Kernel(k.block_vars, k.grid, k.threads, k.thread_vars, body, k.attrs)
-        out.span = k.span
-        return out
+        return k.with_fields(body=body)
 
     def _initial_copy(self, top, i, tile, uses) -> tuple[int, int | None] | None:
         """(index of the top-level T.copy(In[region], tile) that starts the tile, index of the loop
@@ -208,7 +203,7 @@ class _Elide(RangeMutator):
             return None
         first = touching[0]
         c = top[first]
-        if not (isinstance(c, Copy) and c.dst.buffer is tile and c.src.buffer.scope == "global"):
+        if not (isinstance(c, Copy) and c.dst.buffer is tile and c.src.buffer.is_global):
             return None
         src = c.src.buffer
         if not self._whole_tile_onto(c.dst, c.src, tile, shape):
@@ -260,7 +255,7 @@ class _Elide(RangeMutator):
             return None
         last = touching[-1]
         c = top[last]
-        if not (isinstance(c, Copy) and c.src.buffer is tile and c.dst.buffer.scope == "global"):
+        if not (isinstance(c, Copy) and c.src.buffer is tile and c.dst.buffer.is_global):
             return None
         out = c.dst.buffer
         if not self._whole_tile_onto(c.src, c.dst, tile, shape):
@@ -303,8 +298,6 @@ def _writes(s, buf) -> bool:
 def _overwrites_in_place(s, tile, shape) -> bool:
     """`for i, j in T.Parallel(*shape): tile[i, j] = f(..., tile[i, j], ...)`: every element is
     written once, and read (if at all) only by the iteration that writes it."""
-    from ..ir.stmt import For
-
     loops = []
     body = s
     while isinstance(body, For) and body.kind == "parallel":
@@ -339,17 +332,17 @@ def _global_refs(s) -> set:
 
     class _G(Visitor):
         def visit_BufferLoad(self, e):
-            if e.buffer.scope == "global":
+            if e.buffer.is_global:
                 found.add(e.buffer)
             self.generic_visit(e)
 
         def visit_BufferStore(self, st):
-            if st.buffer.scope == "global":
+            if st.buffer.is_global:
                 found.add(st.buffer)
             self.generic_visit(st)
 
         def visit_BufferRegion(self, r):
-            if r.buffer.scope == "global":
+            if r.buffer.is_global:
                 found.add(r.buffer)
             self.generic_visit(r)
 

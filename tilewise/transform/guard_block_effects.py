@@ -20,9 +20,7 @@ class _Guard(Mutator):
     def visit_Kernel(self, k: Kernel):
         self.kernel = k
         body = self.visit(k.body)
-        out = Kernel(k.block_vars, k.grid, k.threads, k.thread_vars, body, k.attrs)
-        out.span = k.span
-        return out
+        return k.with_fields(body=body)
 
     def visit_For(self, f: For):
         if f.kind == "parallel":
@@ -43,8 +41,7 @@ class _Guard(Mutator):
         cond = tid == 0
         for v in self.kernel.thread_vars[1:]:
             cond = cond & (v == 0)
-        out = IfThenElse(cond, node)
-        out.span = node.span
+        out = IfThenElse(cond, node, span=node.span)
         return out
 
     def visit_IfThenElse(self, s: IfThenElse):
@@ -53,7 +50,7 @@ class _Guard(Mutator):
         return self.generic_visit(s)
 
     def visit_BufferStore(self, s: BufferStore):
-        if s.buffer.scope in ("shared", "shared.dyn", "global") and not self._per_thread(s):
+        if (s.buffer.is_shared or s.buffer.is_global) and not self._per_thread(s):
             return self._first_thread(s)
         return s
 

@@ -29,7 +29,7 @@ def _writes_only_shared(s) -> bool:
     """A statement that may run in stage 0 without cp.async (a T.Parallel loop filling a shared
     tile, say): it writes nothing but shared tiles, which get one buffer per stage."""
     w = _uses(s).writes
-    return bool(w) and all(b.scope in ("shared", "shared.dyn") for b in w)
+    return bool(w) and all(b.is_shared for b in w)
 
 
 class _Uses(Visitor):
@@ -82,8 +82,7 @@ class _Multibuffer(Mutator):
         new = self.mapping.get(e.buffer)
         if new is None:
             return e
-        out = BufferLoad(new, [self.slot] + list(e.indices))
-        out.span = e.span
+        out = BufferLoad(new, [self.slot] + list(e.indices), span=e.span)
         return out
 
     def visit_BufferStore(self, s: BufferStore):
@@ -91,8 +90,7 @@ class _Multibuffer(Mutator):
         new = self.mapping.get(s.buffer)
         if new is None:
             return s
-        out = BufferStore(new, [self.slot] + list(s.indices), s.value)
-        out.span = s.span
+        out = BufferStore(new, [self.slot] + list(s.indices), s.value, span=s.span)
         return out
 
 
@@ -109,9 +107,7 @@ class _Pipeline(Mutator):
         body = self.visit(k.body)
         if self.buffers:
             body = _ReplaceAllocs(self.buffers).visit(body)
-        out = Kernel(k.block_vars, k.grid, k.threads, k.thread_vars, body, k.attrs)
-        out.span = k.span
-        return out
+        return k.with_fields(body=body)
 
     def visit_For(self, f: For):
         f = self.generic_visit(f)
@@ -120,8 +116,7 @@ class _Pipeline(Mutator):
         return self.pipeline(f)
 
     def serial(self, f: For) -> For:
-        out = For(f.var, f.start, f.extent, "serial", f.body, f.annotations)
-        out.span = f.span
+        out = For(f.var, f.start, f.extent, "serial", f.body, f.annotations, span=f.span)
         return out
 
     def pipeline(self, f: For):
@@ -220,8 +215,7 @@ class _Pipeline(Mutator):
         for name, start, extent in (("prologue", 0, depth), ("steady", depth, n - depth),
                                     ("epilogue", drain, binary("min", n, depth))):
             it = Var(f"{f.var.name}_{name}", _dt.int32)
-            loop = For(it, start, extent, "serial", iteration(it), {"pipelined_stages": S, "part": name})
-            loop.span = f.span
+            loop = For(it, start, extent, "serial", iteration(it), {"pipelined_stages": S, "part": name}, span=f.span)
             parts.append(loop)
         init = Allocate(slot_var, Const(0, _dt.int32))
         return seq([init, *parts, _call("cp_async_wait", n=0)])
@@ -235,8 +229,7 @@ class _ReplaceAllocs(Mutator):
         new = self.mapping.get(s.buffer)
         if new is None:
             return s
-        out = Allocate(new, s.init)
-        out.span = s.span
+        out = Allocate(new, s.init, span=s.span)
         return out
 
     def visit_BufferRegion(self, r: BufferRegion):

@@ -14,11 +14,9 @@ from ..ir.stmt import Allocate, Evaluate, For, IfThenElse, Kernel, PrimFunc, Seq
 from ..ir.visitor import Mutator, Visitor, collect_vars
 from ..tileop.base import TileOp
 
-SHARED = ("shared", "shared.dyn")
 
-
-def syncthreads() -> Evaluate:
-    return Evaluate(Call("syncthreads", [], _dt.handle))
+def syncthreads(span=None) -> Evaluate:
+    return Evaluate(Call("syncthreads", [], _dt.handle), span=span)
 
 
 def is_sync(s) -> bool:
@@ -36,12 +34,12 @@ class _Access(Visitor):
         self.async_writes: set = set()  # cp.async destinations: they land at a later wait
 
     def visit_BufferLoad(self, e):
-        if e.buffer.scope in SHARED:
+        if e.buffer.is_shared:
             self.reads.add(_root(e.buffer))
         self.generic_visit(e)
 
     def visit_BufferStore(self, s):
-        if s.buffer.scope in SHARED:
+        if s.buffer.is_shared:
             self.writes.add(_root(s.buffer))
         self.generic_visit(s)
 
@@ -49,7 +47,7 @@ class _Access(Visitor):
         # an element atomic (T.atomic_add(s[i], v)) writes the element its address names
         if e.name.startswith("atomic_") and e.args and isinstance(e.args[0], Call) and e.args[0].name == "address_of":
             target = e.args[0].args[0]
-            if isinstance(target, BufferLoad) and target.buffer.scope in SHARED:
+            if isinstance(target, BufferLoad) and target.buffer.is_shared:
                 self.writes.add(_root(target.buffer))
         self.generic_visit(e)
 
@@ -65,7 +63,7 @@ class _Access(Visitor):
 
 
 def _shared_roots(regions: list[BufferRegion]) -> set:
-    return {_root(r.buffer) for r in regions if r.buffer.scope in SHARED}
+    return {_root(r.buffer) for r in regions if r.buffer.is_shared}
 
 
 def accesses(stmt) -> tuple[set, set]:
@@ -166,7 +164,7 @@ class _Inserter:
         out = s
         if st.conflicts(reads, writes):
             st.clear()
-            out = seq([_at(syncthreads(), s), s])
+            out = seq([syncthreads(s.span), s])
         st.add(reads, writes)
         st.pending |= async_writes(s)
         return out
@@ -200,39 +198,26 @@ class _Inserter:
             # one barrier before the branch serves both paths (placed inside, the path that skips
             # it would carry the old state on and force another barrier later)
             st.clear()
-            pre = _at(syncthreads(), s)
+            pre = syncthreads(s.span)
         a = st.copy()
         then_body = self.stmt(s.then_body, a)
         b = st.copy()
         else_body = self.stmt(s.else_body, b) if s.else_body is not None else None
         a.merge(b)
         st.reads, st.writes, st.pending = a.reads, a.writes, a.pending
-        out = IfThenElse(s.cond, then_body, else_body)
-        out.span = s.span
+        out = IfThenElse(s.cond, then_body, else_body, span=s.span)
         return seq([pre, out]) if pre is not None else out
 
 
 def _rebuild_loop(s, body):
-    if isinstance(s, For):
-        out = For(s.var, s.start, s.extent, s.kind, body, s.annotations)
-    else:
-        out = While(s.cond, body)
-    out.span = s.span
-    return out
-
-
-def _at(stmt, near):
-    stmt.span = getattr(near, "span", None)
-    return stmt
+    return s.with_fields(body=body)
 
 
 class _Kernels(Mutator):
     def visit_Kernel(self, k: Kernel):
         ins = _Inserter(k.thread_vars)
         body = ins.stmt(k.body, _State())
-        out = Kernel(k.block_vars, k.grid, k.threads, k.thread_vars, body, k.attrs)
-        out.span = k.span
-        return out
+        return k.with_fields(body=body)
 
 
 def insert_barriers(func: PrimFunc, pass_configs=None) -> PrimFunc:

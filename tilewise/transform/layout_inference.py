@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import CompileError
+from ..errors import CompileError, InternalError
 from ..ir.buffer import Buffer
+from ..ir.evaluate import evaluate
 from ..ir.expr import BinOp, BufferLoad, Const, Var
 from ..ir.stmt import Annotation, BufferStore, For, Kernel, PrimFunc, Stmt
 from ..ir.visitor import Mutator, Visitor
@@ -246,17 +247,17 @@ class _Collect(Visitor):
         self.allocated: dict = {}  # fragment -> span of its allocation
 
     def visit_Allocate(self, s):
-        if s.buffer.scope == "local.fragment":
+        if s.buffer.is_fragment:
             self.allocated.setdefault(s.buffer, s.span)
         self.generic_visit(s)
 
     def visit_BufferLoad(self, e: BufferLoad):
-        if e.buffer.scope == "local.fragment":
+        if e.buffer.is_fragment:
             self.serial_fragments.setdefault(e.buffer, e.span)
         self.generic_visit(e)
 
     def visit_BufferStore(self, s: BufferStore):
-        if s.buffer.scope == "local.fragment":
+        if s.buffer.is_fragment:
             self.serial_fragments.setdefault(s.buffer, s.span)
         self.generic_visit(s)
 
@@ -312,14 +313,14 @@ class _Accesses(Visitor):
         self.nest = nest
 
     def visit_BufferLoad(self, e: BufferLoad):
-        if e.buffer.scope == "local.fragment":
+        if e.buffer.is_fragment:
             self.nest.reads.append((e.buffer, e.indices))
         self.generic_visit(e)
 
     def visit_BufferStore(self, s: BufferStore):
-        if s.buffer.scope == "local.fragment":
+        if s.buffer.is_fragment:
             self.nest.writes.append((s.buffer, s.indices))
-        elif s.buffer.scope in ("local", "local.var"):
+        elif s.buffer.is_local:
             self.nest.writes_private = True
         self.generic_visit(s)
 
@@ -360,7 +361,7 @@ class LayoutInference:
                 extra_spans=(self.map.sources.get(buf),),
             )
         if tuple(layout.shape) != tuple(buf.shape):
-            raise CompileError(f"internal layout of shape {layout.shape} for {buf.name} of shape {buf.shape}", span)
+            raise InternalError(f"a layout of shape {layout.shape} for {buf.name} of shape {buf.shape}", span)
         self.map.fragments[buf] = layout
         self.map.sources[buf] = span
         self.changed = True
@@ -448,7 +449,6 @@ class LayoutInference:
         T = self.threads
         tt, vv = np.meshgrid(np.arange(T), np.arange(lay.num_values), indexing="ij")
         t, v = Var("t"), Var("v")
-        from ..ir.evaluate import evaluate
 
         coords = [np.broadcast_to(evaluate(e, {t: tt, v: vv}), tt.shape) for e in lay.inverse(t, v)]
         env = dict(zip(nest.vars, coords))
@@ -502,7 +502,7 @@ def infer_kernel_layouts(kernel: Kernel) -> LayoutMap:
     for a in c.annotations:
         if a.kind == "layout":
             for buf, lay in a.payload.items():
-                if buf.scope == "local.fragment":
+                if buf.is_fragment:
                     if not isinstance(lay, TVFragment):
                         raise CompileError(
                             f"T.annotate_layout: custom T.Fragment layouts for {buf.name} are not supported on the "
@@ -548,7 +548,7 @@ def infer_kernel_layouts(kernel: Kernel) -> LayoutMap:
     for it in items:
         if isinstance(it, ParallelNest):
             if li.nest_layout(it) is None:
-                raise CompileError("internal: a T.Parallel loop got no layout", it.span)
+                raise InternalError("a T.Parallel loop got no layout", it.span)
             if it.thread_range is None:
                 li.check_nest(it)
     return li.map
@@ -564,9 +564,7 @@ class _Attach(Mutator):
     def visit_Kernel(self, k: Kernel):
         self.map = infer_kernel_layouts(k)
         body = self.visit(k.body)
-        out = Kernel(k.block_vars, k.grid, k.threads, k.thread_vars, body, {**k.attrs, "layouts": self.map})
-        out.span = k.span
-        return out
+        return k.with_fields(body=body, attrs={**k.attrs, "layouts": self.map})
 
     def visit_For(self, f: For):
         if f.kind == "parallel" and self.map is not None:
@@ -574,8 +572,7 @@ class _Attach(Mutator):
             ann = {**f.annotations, "layout": lay}
             if id(f) in self.map.loop_thread_lo:
                 ann["thread_lo"] = self.map.loop_thread_lo[id(f)]
-            out = For(f.var, f.start, f.extent, f.kind, f.body, ann)
-            out.span = f.span
+            out = For(f.var, f.start, f.extent, f.kind, f.body, ann, span=f.span)
             return out
         return self.generic_visit(f)
 

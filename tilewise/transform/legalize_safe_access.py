@@ -75,7 +75,7 @@ class _Guard(RangeMutator):
 
     def visit_BufferLoad(self, e: BufferLoad):
         e = self.generic_visit(e)
-        if e.buffer.scope != "global":
+        if not e.buffer.is_global:
             return e
         cond = self.in_bounds(e.buffer, e.indices)
         if cond is None:
@@ -87,11 +87,10 @@ class _Guard(RangeMutator):
 
     def visit_BufferStore(self, s: BufferStore):
         s = self.generic_visit(s)
-        if s.buffer.scope != "global":
+        if not s.buffer.is_global:
             return s
         cond = self.in_bounds(s.buffer, s.indices)
         if cond is None:
             return s
-        out = IfThenElse(cond, s)
-        out.span = s.span
+        out = IfThenElse(cond, s, span=s.span)
         return out

@@ -6,9 +6,9 @@ inverse map of (thread, v), and a fragment access F[idx] becomes F_regs[F.local_
 the simplifier reduces to a constant after unrolling for compatible layouts."""
 from __future__ import annotations
 
-from ..errors import CompileError
+from ..errors import InternalError
 from ..ir import dtype as _dt
-from ..ir.expr import BufferLoad, Call, Var
+from ..ir.expr import BufferLoad, Call, Expr, Var
 from ..ir.machine import Machine
 from ..ir.simplify import simplify
 from ..ir.stmt import Allocate, BufferStore, Evaluate, For, IfThenElse, Kernel, PrimFunc
@@ -35,15 +35,14 @@ class _FragmentAccess(RangeMutator):
 
     def visit_BufferLoad(self, e: BufferLoad):
         e = self.generic_visit(e)
-        if e.buffer.scope == "local.fragment":
+        if e.buffer.is_fragment:
             return BufferLoad(self.ctx.local_buffer(e.buffer), [self._index(e.buffer, e.indices)])
         return e
 
     def visit_BufferStore(self, s: BufferStore):
         s = self.generic_visit(s)
-        if s.buffer.scope == "local.fragment":
-            out = BufferStore(self.ctx.local_buffer(s.buffer), [self._index(s.buffer, s.indices)], s.value)
-            out.span = s.span
+        if s.buffer.is_fragment:
+            out = BufferStore(self.ctx.local_buffer(s.buffer), [self._index(s.buffer, s.indices)], s.value, span=s.span)
             return out
         return s
 
@@ -60,14 +59,11 @@ class _LowerParallel(RangeMutator):
         layouts = k.attrs["layouts"]
         self.ctx = CudaLowerContext(k, layouts, self.ranges, self.machine, self.pass_configs)
         body = self.visit(k.body)
-        out = Kernel(k.block_vars, k.grid, k.threads, k.thread_vars, body, k.attrs)
-        out.span = k.span
-        return out
+        return k.with_fields(body=body)
 
     def visit_Allocate(self, s: Allocate):
-        if s.buffer.scope == "local.fragment":
-            out = Allocate(self.ctx.local_buffer(s.buffer), s.init)
-            out.span = s.span
+        if s.buffer.is_fragment:
+            out = Allocate(self.ctx.local_buffer(s.buffer), s.init, span=s.span)
             return out
         return s
 
@@ -82,7 +78,7 @@ class _LowerParallel(RangeMutator):
         ctx = self.ctx
         lay = f.annotations.get("layout")
         if lay is None:
-            raise CompileError("internal: T.Parallel loop without a layout", f.span)
+            raise InternalError("a T.Parallel loop without a layout", f.span)
         v = Var("v", _dt.int32)
         tid = ctx.thread
         lo = f.annotations.get("thread_lo", 0)
@@ -102,8 +98,7 @@ class _LowerParallel(RangeMutator):
         new_body = self._guard_replicated_stores(new_body, lay, tid, ranges)
         self.ranges = ranges
         new_body = self.visit(new_body)
-        out = For(v, 0, lay.num_values, "unroll", new_body)
-        out.span = f.span
+        out = For(v, 0, lay.num_values, "unroll", new_body, span=f.span)
         return out
 
     def _guard_replicated_stores(self, body, lay, tid, ranges):
@@ -115,29 +110,25 @@ class _LowerParallel(RangeMutator):
 
         class _G(RangeMutator):
             def visit_BufferStore(self, s: BufferStore):
-                if s.buffer.scope in ("local", "local.var"):
+                if s.buffer.is_local:
                     return s
-                g = IfThenElse(rep == 0, s)
-                g.span = s.span
+                g = IfThenElse(rep == 0, s, span=s.span)
                 return g
 
             def visit_Evaluate(self, s: Evaluate):
                 # atomics and prints are effects too: one replica performs them
                 v = s.value
                 if isinstance(v, Call) and (v.name.startswith("atomic_") or v.name == "print"):
-                    g = IfThenElse(rep == 0, s)
-                    g.span = s.span
+                    g = IfThenElse(rep == 0, s, span=s.span)
                     return g
                 return s
 
         return _G().visit(body)
 
     def generic_visit(self, node):
-        from ..ir.expr import Expr
-
         if isinstance(node, Expr) and self.ctx is not None:
             return _FragmentAccess(self.ctx, self.ranges).visit(node)
-        if isinstance(node, BufferStore) and self.ctx is not None and node.buffer.scope == "local.fragment":
+        if isinstance(node, BufferStore) and self.ctx is not None and node.buffer.is_fragment:
             return _FragmentAccess(self.ctx, self.ranges).visit(node)
         return super().generic_visit(node)
 

@@ -2,10 +2,10 @@
 list). TILEWISE_DUMP_IR=dir writes the IR after each."""
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
+from .. import env
 from ..ir.machine import Machine
 from ..ir.stmt import PrimFunc
 from ..tileop.base import LowerContext
@@ -71,7 +71,7 @@ def thread_passes(machine: Machine, pass_configs: dict | None = None) -> list[Pa
 
 
 def run_passes(func: PrimFunc, passes: list[Pass], dump_dir: str | None = None) -> PrimFunc:
-    dump_dir = dump_dir if dump_dir is not None else os.environ.get("TILEWISE_DUMP_IR")
+    dump_dir = dump_dir if dump_dir is not None else env.get("TILEWISE_DUMP_IR")
     if dump_dir:
         d = Path(dump_dir)
         d.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,6 @@ from ..ir.visitor import Mutator, Visitor
 from .buffer_rewrite import rewrite_buffers
 
 ALIGN = 128
-SHARED = ("shared", "shared.dyn")
 
 
 class _Shared(Visitor):
@@ -34,7 +33,7 @@ class _Shared(Visitor):
         self.allocs: list[Allocate] = []
 
     def visit_Allocate(self, s: Allocate):
-        if s.buffer.scope in SHARED:
+        if s.buffer.is_shared:
             self.allocs.append(s)
 
 
@@ -45,7 +44,7 @@ class _Touched(Visitor):
         self.roots: set = set()
 
     def _add(self, b):
-        if isinstance(b, Buffer) and b.scope in SHARED:
+        if isinstance(b, Buffer) and b.is_shared:
             self.roots.add(b.root)
 
     def visit_BufferLoad(self, e):
@@ -175,9 +174,7 @@ class _Plan(Mutator):
         body = _DropAllocs(set(roots) | set(scratch) | {a.buffer for a in aliases}).visit(seq(top))
         body = rewrite_buffers(body, mapping)
         body = seq([Allocate(smem)] + [Allocate(v) for v in views] + [body])
-        out = Kernel(k.block_vars, k.grid, k.threads, k.thread_vars, body, {**k.attrs, "shared_bytes": total})
-        out.span = k.span
-        return out
+        return k.with_fields(body=body, attrs={**k.attrs, "shared_bytes": total})
 
     @staticmethod
     def _place(items, live, top) -> tuple[dict, set]:

@@ -65,8 +65,7 @@ class RangeMutator(Mutator):
         self.ranges = saved
         if cond is s.cond and then_body is s.then_body and else_body is s.else_body:
             return s
-        out = IfThenElse(cond, then_body, else_body)
-        out.span = s.span
+        out = IfThenElse(cond, then_body, else_body, span=s.span)
         return out
 
 

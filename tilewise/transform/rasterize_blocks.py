@@ -43,9 +43,7 @@ class _Rasterize(Mutator):
         rx = (0, gx.value - 1) if hasattr(gx, "value") else None
         ry = (0, gy.value - 1) if hasattr(gy, "value") else None
         new = seq([LetStmt(nbx, new_bx, rx), LetStmt(nby, new_by, ry), body])
-        out = Kernel(k.block_vars, k.grid, k.threads, k.thread_vars, new, k.attrs)
-        out.span = k.span
-        return out
+        return k.with_fields(body=new)
 
 
 def rasterize_blocks(func: PrimFunc) -> PrimFunc:

@@ -2,7 +2,7 @@
 modulo of provably non-negative values into the cheaper truncating forms C has."""
 from __future__ import annotations
 
-from ..ir.expr import BinOp, Const
+from ..ir.expr import BinOp, Const, Expr
 from ..ir.simplify import bound, simplify
 from ..ir.stmt import IfThenElse, PrimFunc, seq
 from .ranges import RangeMutator
@@ -10,8 +10,6 @@ from .ranges import RangeMutator
 
 class _Simplify(RangeMutator):
     def generic_visit(self, node):
-        from ..ir.expr import Expr
-
         if isinstance(node, Expr):
             return _TruncDiv(self.ranges).visit(simplify(node, self.ranges))
         return super().generic_visit(node)

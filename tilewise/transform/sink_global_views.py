@@ -15,9 +15,7 @@ def sink_global_views(func: PrimFunc) -> PrimFunc:
         if isinstance(s, Allocate):
             views.append(s)
         elif isinstance(s, Kernel) and views:
-            k = Kernel(s.block_vars, s.grid, s.threads, s.thread_vars, seq(list(views) + [s.body]), s.attrs)
-            k.span = s.span
-            out.append(k)
+            out.append(s.with_fields(body=seq(list(views) + [s.body])))
         else:
             out.append(s)
     return func.with_body(seq(out))

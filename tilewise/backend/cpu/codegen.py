@@ -36,7 +36,7 @@ class CpuModule:
 
 def _is_stack(b: Buffer) -> bool:
     shape = b.static_shape()
-    return b.scope in ("local", "local.var") and shape is not None and b.dtype.bytes * _prod(shape) <= STACK_LIMIT_BYTES
+    return b.is_local and shape is not None and b.dtype.bytes * _prod(shape) <= STACK_LIMIT_BYTES
 
 
 def _prod(xs) -> int:

@@ -12,7 +12,7 @@ from ...ir.expr import BinOp, Call, Compare, Const, Expr, Var
 from ...ir.stmt import Allocate, Annotation, For, Kernel, LetStmt, PrimFunc, SeqStmt, Stmt
 from ...ir.visitor import Visitor, substitute
 from ..c_style import CStyleRenderer, c_string, c_type, is_scalar_var
-from .intrinsics import mma_variant
+from .mma_variants import mma_variant
 
 MAX_STATIC_SHARED_BYTES = 48 * 1024  # above this a kernel must opt in to more dynamic shared memory
 _AXES = ("x", "y", "z")
@@ -136,7 +136,7 @@ class CudaRenderer(CStyleRenderer):
         sig, pnames = [], []
         for p, ro in zip(f.params, readonly):
             if isinstance(p, Buffer):
-                if p.scope != "global":
+                if not p.is_global:
                     raise InternalError(f"parameter {p.name} has scope {p.scope}; kernel parameters are global")
                 t = c_type(p.dtype)
                 name = self.buf(p)
@@ -220,7 +220,7 @@ class CudaRenderer(CStyleRenderer):
     # ------------------------------------------------------------------ buffers
     def wide_index(self, buffer: Buffer) -> bool:
         # 32-bit offsets save the 64-bit multiply-adds wherever a global tensor is known to fit
-        if buffer.scope != "global":
+        if not buffer.is_global:
             return False
         shape = buffer.static_shape()
         return shape is None or _prod(shape) >= 2**31

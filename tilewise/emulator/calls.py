@@ -3,14 +3,19 @@ ldmatrix, mma.sync, warp shuffles, atomics, printing, bit casts. Warp-level sema
 `ptx.py`."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..ir.expr import BufferLoad, Call
 from . import arith, ptx, races
+from .access import Access
 from .asyncq import Chunk
-from .compiler import Access, Compiler
 from .errors import DivergenceError, MisalignedAddressError, UnsupportedError, element_str, where
 from .memory import check_byte_range, check_init
+
+if TYPE_CHECKING:  # annotations only: the compiler calls into this module
+    from .compiler import Compiler
 
 # ------------------------------------------------------------------------------ helpers
 
