@@ -8,7 +8,7 @@ import numpy as np
 
 from ..ir.buffer import Buffer
 from ..ir.span import Span
-from .errors import OutOfBoundsError, UninitializedReadError, element_str, thread_str, where
+from .errors import OutOfBoundsError, UninitializedReadError, element_str, where
 
 
 class Site:
@@ -59,13 +59,6 @@ def global_storage(name: str, arr: np.ndarray) -> Storage:
 
 
 # ------------------------------------------------------------------------------ index checks
-
-
-def view_shape(buf: Buffer, shapes: dict) -> tuple[int, ...]:
-    shp = buf.static_shape()
-    if shp is not None:
-        return shp
-    return shapes[buf]
 
 
 def strides_of(shape) -> tuple[int, ...]:
@@ -217,7 +210,3 @@ def check_init(st, storage: Storage, site: Site, flat: np.ndarray, lanes: np.nda
         f"{site.what} of uninitialised {b.scope} memory: {element_str(b.name, shape, elem)} "
         f"by {st.thread_of_lane(int(lanes[row]))} at {where(site.span)}; nothing wrote it before"
     )
-
-
-def describe_thread(st, block_in_batch: int, tid: int) -> str:
-    return thread_str(int(st.block_ids[block_in_batch]), tid, st.grid, st.threads)

@@ -6,12 +6,11 @@ import itertools
 from ..errors import CompileError
 from . import dtype as _dt
 from .dtype import DataType, as_dtype
-from .expr import BufferLoad, Const, Expr, Var, as_expr, const_value
+from .expr import BufferLoad, Const, Expr, as_expr, const_value
 from .span import current_span
 
 _ids = itertools.count()
 
-SCOPES = ("global", "shared", "shared.dyn", "local.fragment", "local", "local.var")
 
 
 SHARED_SCOPES = ("shared", "shared.dyn")
@@ -299,5 +298,3 @@ def _sub(a, b):
     return as_expr(a) - as_expr(b)
 
 
-def scalar_var(name: str, dtype=_dt.int32) -> Var:
-    return Var(name, dtype)

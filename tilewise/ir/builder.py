@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 
 from ..errors import CompileError
-from ..ir.stmt import Stmt, seq
+from ..ir.stmt import Stmt
 
 
 class KernelFrame:
@@ -35,9 +35,6 @@ class Builder:
             yield body
         finally:
             self.frames.pop()
-
-    def pop_body(self, body: list[Stmt]) -> Stmt:
-        return seq(body) if body else seq([])
 
 
 _stack: list[Builder] = []

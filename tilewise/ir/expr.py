@@ -423,12 +423,6 @@ def call(name: str, *args, dtype=None) -> Expr:
     return Call(name, args, as_dtype(dtype))
 
 
-def is_const(e, value=None) -> bool:
-    if isinstance(e, (int, float)) and not isinstance(e, bool):
-        return value is None or e == value
-    return isinstance(e, Const) and (value is None or e.value == value)
-
-
 def const_value(e):
     """The Python value of a constant expression, or None."""
     if isinstance(e, (int, float, bool)):

@@ -270,3 +270,8 @@ def func_str(f: PrimFunc) -> str:
     p.emit(0, f"def {f.name}({', '.join(params)}):")
     p.stmt(f.body, 1)
     return "\n".join(p.lines)
+
+
+def shape_str(ext) -> str:
+    """A shape as Python writes the tuple: (8,), (8, 16), (n, 16)."""
+    return str(tuple(int(e) if isinstance(e, int) else e for e in ext))

@@ -332,7 +332,7 @@ class _Simplifier(Mutator):
             return a.a
         if e.op == "neg" and a.dtype.is_int:
             return self._lin(_linear(a).scale(-1))
-        return a if False else (e if a is e.a else UnaryOp(e.op, a))
+        return e if a is e.a else UnaryOp(e.op, a)
 
     def _lin(self, lin: Linear) -> Expr:
         return lin.to_expr()

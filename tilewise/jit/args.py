@@ -11,6 +11,7 @@ import numpy as np
 from ..ir.buffer import Buffer
 from ..ir.dtype import DataType, as_dtype
 from ..ir.expr import Var, const
+from ..ir.printer import shape_str
 from ..ir.simplify import simplify
 from ..ir.visitor import substitute
 
@@ -184,7 +185,7 @@ class ArgBinder:
                 raise ValueError(f"argument {name}: the tensor is on {dev}, but this kernel runs on the GPU")
         elif not isinstance(a, np.ndarray):
             raise TypeError(
-                f"argument {name}: expected a numpy array or torch tensor of shape {_shape_str(p.shape)} "
+                f"argument {name}: expected a numpy array or torch tensor of shape {shape_str(p.shape)} "
                 f"and dtype {p.dtype}, found {type(a).__name__}"
             )
         try:
@@ -196,13 +197,13 @@ class ArgBinder:
         shape = tuple(a.shape)
         if len(shape) != len(p.shape):
             raise ValueError(
-                f"argument {name}: expected {len(p.shape)} dimensions {_shape_str(p.shape)}, found shape {shape}"
+                f"argument {name}: expected {len(p.shape)} dimensions {shape_str(p.shape)}, found shape {shape}"
             )
         for k, (want, got) in enumerate(zip(p.shape, shape)):
             if isinstance(want, int):
                 if want != got:
                     raise ValueError(
-                        f"argument {name}: expected shape {_shape_str(p.shape)}, found {shape} (dimension {k})"
+                        f"argument {name}: expected shape {shape_str(p.shape)}, found {shape} (dimension {k})"
                     )
             elif isinstance(want, Var):
                 if want.dtype.is_int and got >= 1 << (want.dtype.bits - 1):
@@ -237,7 +238,7 @@ class ArgBinder:
             if isinstance(want, int):
                 if want != got:
                     raise ValueError(
-                        f"argument {p.name}: expected strides {_shape_str(p.explicit_strides)}, found "
+                        f"argument {p.name}: expected strides {shape_str(p.explicit_strides)}, found "
                         f"{got_all} (dimension {k})"
                     )
             elif isinstance(want, Var):
@@ -305,10 +306,6 @@ def _strides(a):
     if is_torch(a):
         return tuple(a.stride())
     return tuple(s // a.itemsize for s in a.strides)
-
-
-def _shape_str(shape) -> str:
-    return "(" + ", ".join(d.name if isinstance(d, Var) else str(d) for d in shape) + ")"
 
 
 def _pname(p) -> str:

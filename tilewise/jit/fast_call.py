@@ -9,6 +9,7 @@ general path (`ArgBinder.bind`), which checks everything and names what is wrong
 from __future__ import annotations
 
 import ctypes
+import math
 import sys
 
 import numpy as np
@@ -77,12 +78,6 @@ def advise_huge_pages(ptr: int, nbytes: int) -> None:
 _NO_DIMS: list = []
 
 
-def _prod(xs) -> int:
-    n = 1
-    for x in xs:
-        n *= x
-    return n
-
 
 class FastCall:
     def __init__(self, binder, direct):
@@ -131,7 +126,7 @@ class FastCall:
             self.outputs.append((i, p, shape))
         self.static_out = all(isinstance(d, int) for _, _, s in self.outputs for d in s)
         # bytes of each output when static (whether to ask for huge pages), else None
-        self.out_bytes = [_prod(s) * p.dtype.bytes if self.static_out else None for _, p, s in self.outputs]
+        self.out_bytes = [math.prod(s) * p.dtype.bytes if self.static_out else None for _, p, s in self.outputs]
         self.any_buffer = any(is_buf for _, is_buf, _, _ in self.inputs)
         self._dtype_ok: dict = {}  # (param index, dtype object) -> bool
         self._out_dtypes: dict = {}  # (param index, torch?) -> dtype object
@@ -214,7 +209,7 @@ class FastCall:
         for (i, p, shape), nbytes in zip(self.outputs, self.out_bytes):
             if nbytes is None:
                 shape = [d if d.__class__ is int else dims[d[1]] for d in shape]
-                nbytes = _prod(shape) * p.dtype.bytes
+                nbytes = math.prod(shape) * p.dtype.bytes
             dt = self._out_dtypes.get((i, use_torch)) or self._out_dtype(i, p, use_torch)
             if use_torch:
                 out = self._torch_empty(shape, dtype=dt)

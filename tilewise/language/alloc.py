@@ -61,11 +61,6 @@ class TensorAnnotation:
         self.dtype = _dtype(dtype, "T.Tensor")
         self.strides = _strides(strides, self.shape)
 
-    def make(self, name: str) -> Buffer:
-        buf = Buffer(name, self.shape, self.dtype, self.scope)
-        buf.explicit_strides = self.strides
-        return buf
-
     def check(self, name: str, value) -> None:
         """Checks a macro argument against this annotation."""
         if not isinstance(value, Buffer):

@@ -10,6 +10,7 @@ dropping a dimension (the result of a reduction, a row vector) just turns its th
 into replication and removes its value modes."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..errors import CompileError
@@ -50,12 +51,6 @@ def _places(modes) -> list[int]:
     return out
 
 
-def _prod(xs) -> int:
-    n = 1
-    for x in xs:
-        n *= x
-    return n
-
 
 def _digit(x: Expr, place: int, radix: int, total: int) -> Expr:
     e = x
@@ -81,7 +76,7 @@ class TVFragment(Fragment):
         self.vars = [Var(f"_i{k}", _dt.int32) for k in range(len(self.shape))]
         self._output_shape = (self.num_values,)
         self.rep_var = Var("_rep", _dt.int32)
-        self.replicate = _prod(m.radix for m in self.thread_modes if m.dim is None)
+        self.replicate = math.prod(m.radix for m in self.thread_modes if m.dim is None)
         self.forward_index = [self.local_of(self.vars)]
         self.forward_thread = self._thread_expr(self.vars, self.rep_var)
 
@@ -105,11 +100,11 @@ class TVFragment(Fragment):
 
     @property
     def num_threads(self) -> int:
-        return _prod(m.radix for m in self.thread_modes)
+        return math.prod(m.radix for m in self.thread_modes)
 
     @property
     def num_values(self) -> int:
-        return _prod(m.radix for m in self.value_modes)
+        return math.prod(m.radix for m in self.value_modes)
 
     def num_threads_fn(self) -> int:
         return self.num_threads

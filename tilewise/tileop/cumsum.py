@@ -3,16 +3,19 @@ tile along one dimension (a suffix sum with reverse=True). dst defaults to src (
 the running sum is kept in dst's dtype."""
 from __future__ import annotations
 
+import math
+
 from ..errors import CompileError, InternalError
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
 from ..ir.builder import emit, require_kernel
 from ..ir.expr import BufferLoad, Call, Expr, as_expr, cast
+from ..ir.printer import shape_str
 from ..ir.simplify import simplify, structural_equal
 from ..ir.stmt import Allocate, BufferStore, Evaluate, For, Stmt, seq
 from . import cuda_common as cc
 from .base import LowerContext, TileOp, lowering
-from .reduce import loop_nest, shape_str, static_dim, static_flag, tile_operand
+from .reduce import loop_nest, static_dim, static_flag, tile_operand
 from .region import corresponding_dim, extents_equal, region_indices, squeezed
 
 
@@ -101,10 +104,10 @@ class CumSum(TileOp):
             if src.buffer.is_fragment or dst.buffer.is_fragment:
                 raise InternalError("T.cumsum of a fragment reached the shared-memory scan", self.span)
             if n == 1:
-                return cc.chunk_loop(ctx, _prod([ext[i] for i in kept]), lambda c: first(
+                return cc.chunk_loop(ctx, math.prod([ext[i] for i in kept]), lambda c: first(
                     dict(zip(kept, cc.unflatten(c, [ext[i] for i in kept])))) or seq([]))
             kept_ext = [ext[i] for i in kept]
-            return cc.chunk_loop(ctx, _prod(kept_ext), lambda c: row(dict(zip(kept, cc.unflatten(c, kept_ext)))))
+            return cc.chunk_loop(ctx, math.prod(kept_ext), lambda c: row(dict(zip(kept, cc.unflatten(c, kept_ext)))))
         if n == 1:
             return loop_nest(ctx, kept, ext, first, innermost="parallel") or seq([])
         return loop_nest(ctx, before, ext, row, innermost="serial")
@@ -149,12 +152,6 @@ class CumSum(TileOp):
         scan = CumSum(s2, d2, self.dim, self.reverse)._scan(ctx, over_threads=True)
         return seq(allocs + before + [scan] + after)
 
-
-def _prod(xs) -> int:
-    n = 1
-    for x in xs:
-        n *= x
-    return n
 
 
 def cumsum(src, dst=None, dim: int = 0, reverse: bool = False) -> None:

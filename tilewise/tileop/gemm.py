@@ -7,6 +7,7 @@ from ..ir import dtype as _dt
 from ..ir.buffer import BufferRegion
 from ..ir.builder import emit, require_kernel
 from ..ir.expr import BufferLoad, Call, Const
+from ..ir.printer import shape_str
 from ..ir.span import at
 from ..ir.stmt import Evaluate, Stmt, seq
 from ..layout.mma import GemmWarpPolicy
@@ -16,7 +17,7 @@ from .base import InferLevel, LowerContext, TileOp, lowering
 from .cuda_common import whole_fragment
 from .fill import Fill
 from .mma_emitter import MmaEmitter, SimtEmitter, has_mma, warp_grid_for
-from .region import as_region, check_static_region, shape_str, squeezed
+from .region import as_region, check_static_region, squeezed
 
 _ALLOWED = {
     ("float16", "float16"): ("float32", "float16"),

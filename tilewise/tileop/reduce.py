@@ -12,6 +12,7 @@ from ..ir.buffer import Buffer, BufferRegion
 from ..ir.builder import emit, require_kernel
 from ..ir.dtype import DataType
 from ..ir.expr import BufferLoad, Call, Const, Expr, Var, binary, call, cast
+from ..ir.printer import shape_str
 from ..ir.simplify import simplify
 from ..ir.span import at
 from ..ir.stmt import Allocate, BufferStore, Evaluate, For, IfThenElse, Stmt, seq
@@ -19,7 +20,14 @@ from ..layout.tv import _places, default_fragment
 from . import cuda_common as cc
 from .base import InferLevel, LowerContext, TileOp, lowering
 from .cuda_common import whole_fragment
-from .region import as_region, check_static_region, corresponding_dim, extents_equal, region_indices, squeezed
+from .region import (
+    as_region,
+    check_static_region,
+    corresponding_dim,
+    extents_equal,
+    region_indices,
+    squeezed,
+)
 
 REDUCE_TYPES = ("sum", "abssum", "max", "min", "absmax")
 TILE_SCOPES = ("shared", "shared.dyn", "local.fragment", "local")
@@ -367,11 +375,6 @@ def loop_nest(ctx: LowerContext, dims: list[int], ext: list, make_body, innermos
     for k, i in enumerate(reversed(dims)):
         body = For(vars_[i], 0, ext[i], innermost if k == 0 else "serial", body)
     return body
-
-
-def shape_str(ext) -> str:
-    """A shape as Python writes the tuple: (8,), (8, 16)."""
-    return str(tuple(int(e) if isinstance(e, int) else e for e in ext))
 
 
 def init_value(reduce_type: str, dt: DataType) -> Const:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from ..errors import CompileError
 from ..ir.buffer import Buffer, BufferRegion
 from ..ir.expr import BufferLoad, Const, Expr, as_expr, const_value, logical_and
+from ..ir.printer import shape_str
 from ..ir.simplify import prove, simplify, structural_equal
 
 
@@ -59,10 +60,6 @@ def extents_equal(a, b) -> bool:
             if d != 0:
                 return False
     return True
-
-
-def shape_str(ext) -> str:
-    return "(" + ", ".join(str(e) for e in ext) + ")"
 
 
 def pair_regions(src, dst, what: str):

@@ -2,6 +2,7 @@
 workspace, a C entry point `tw_entry(void** args, const int64_t* dims)`."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from ...errors import CompileError
@@ -36,14 +37,8 @@ class CpuModule:
 
 def _is_stack(b: Buffer) -> bool:
     shape = b.static_shape()
-    return b.is_local and shape is not None and b.dtype.bytes * _prod(shape) <= STACK_LIMIT_BYTES
+    return b.is_local and shape is not None and b.dtype.bytes * math.prod(shape) <= STACK_LIMIT_BYTES
 
-
-def _prod(xs) -> int:
-    n = 1
-    for x in xs:
-        n *= x
-    return n
 
 
 class _Allocs(Visitor):
@@ -112,8 +107,8 @@ class CpuRenderer(CStyleRenderer):
         allocs.visit(k.body)
         total = 0
         on_stack = 0
-        for b in sorted(allocs.allocs, key=lambda b: b.dtype.bytes * _prod(b.static_shape())):
-            size = (b.dtype.bytes * _prod(b.static_shape()) + 63) // 64 * 64
+        for b in sorted(allocs.allocs, key=lambda b: b.dtype.bytes * math.prod(b.static_shape())):
+            size = (b.dtype.bytes * math.prod(b.static_shape()) + 63) // 64 * 64
             if on_stack + size <= STACK_TILE_BYTES:
                 self.stack_tiles.add(b.uid)
                 on_stack += size
@@ -221,7 +216,7 @@ class CpuRenderer(CStyleRenderer):
             base = f"&{self.buf(b.base)}" if is_scalar_var(b.base) else self.buf(b.base)
             self.line(f"{t}* {name} = ({t}*){base};")
             return
-        n = _prod(b.static_shape())
+        n = math.prod(b.static_shape())
         if is_scalar_var(b):
             self.line(f"{t} {name}" + (f" = {self.expr(s.init)};" if s.init is not None else ";"))
             return

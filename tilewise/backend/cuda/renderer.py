@@ -3,6 +3,7 @@ function per `Kernel` statement, taking the function's parameters followed by it
 dimensions, with the intrinsics of the thread IR mapped onto tw_cuda.h."""
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -101,12 +102,6 @@ class _Writes(Visitor):
         self.generic_visit(e)
 
 
-def _prod(xs) -> int:
-    n = 1
-    for x in xs:
-        n *= x
-    return n
-
 
 class CudaRenderer(CStyleRenderer):
     def __init__(self, func: PrimFunc):
@@ -198,7 +193,7 @@ class CudaRenderer(CStyleRenderer):
         for s in lets:
             env[s.var] = substitute(s.value, env)
         grid = [substitute(g, env) for g in k.grid]
-        nthreads = _prod(block)
+        nthreads = math.prod(block)
         self.smem_root = None
         self.smem_bytes = 0
         self.line(f'extern "C" __global__ void __launch_bounds__({nthreads}) {name}({", ".join(sig)}) {{')
@@ -223,7 +218,7 @@ class CudaRenderer(CStyleRenderer):
         if not buffer.is_global:
             return False
         shape = buffer.static_shape()
-        return shape is None or _prod(shape) >= 2**31
+        return shape is None or math.prod(shape) >= 2**31
 
     def stmt_Allocate(self, s: Allocate):
         b = s.buffer
@@ -241,7 +236,7 @@ class CudaRenderer(CStyleRenderer):
         shape = b.static_shape()
         if shape is None:
             raise InternalError(f"{b.name}: {b.scope} buffers need a static shape, found {b.shape}", s.span)
-        n = _prod(shape)
+        n = math.prod(shape)
         nbytes = n * b.dtype.bytes
         if b.scope == "shared.dyn":
             if self.smem_root is not None:

@@ -69,9 +69,7 @@ def masked(kind: str, M=64, K=48, dtype="float16"):
 
 
 @pytest.mark.parametrize("kind", ["parallel_lt", "copy_range", "else"])
-def test_operator_inside_a_thread_condition_covers_its_tile(kind):
-    from cuda_helpers import nvrtc_check
-
+def test_operator_inside_a_thread_condition_covers_its_tile(nvrtc_check, kind):
     a = (np.random.rand(64, 48) * 4).astype(np.float16)
     b = np.zeros_like(a)
     k = tilewise.compile(masked(kind), target="cuda", execution_backend="emulator")

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cuda_helpers import emu, nvrtc_check
 
 import tilewise
 import tilewise.language as T
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _source(func, arch="sm_80") -> str:
@@ -46,7 +45,7 @@ def staged(M=64, N=64, overlap=False):
     return staged_copy
 
 
-def test_tiles_with_disjoint_lifetimes_share_bytes_behind_a_barrier():
+def test_tiles_with_disjoint_lifetimes_share_bytes_behind_a_barrier(emu):
     k = emu(staged())
     assert k.resource_usage()["shared_bytes"] == 64 * 64 * 4
     x = np.random.rand(64, 64).astype(np.float32)
@@ -59,7 +58,7 @@ def test_tiles_with_disjoint_lifetimes_share_bytes_behind_a_barrier():
     assert "B_s = (float*)smem;" in src and "A_s = (float*)smem;" in src
 
 
-def test_tiles_alive_together_do_not_share():
+def test_tiles_alive_together_do_not_share(emu):
     k = emu(staged(overlap=True))
     assert k.resource_usage()["shared_bytes"] == 2 * 64 * 64 * 4
     x = np.random.rand(64, 64).astype(np.float32)
@@ -70,7 +69,7 @@ def test_tiles_alive_together_do_not_share():
     np.testing.assert_array_equal(o2, y)
 
 
-def test_a_tile_used_in_a_loop_lives_for_the_whole_loop():
+def test_a_tile_used_in_a_loop_lives_for_the_whole_loop(emu):
     M = N = 32
 
     @T.prim_func
@@ -91,7 +90,7 @@ def test_a_tile_used_in_a_loop_lives_for_the_whole_loop():
     np.testing.assert_array_equal(o, x)
 
 
-def test_reductions_share_one_compact_workspace():
+def test_reductions_share_one_compact_workspace(emu, nvrtc_check):
     M, N = 64, 64
 
     @T.prim_func

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cuda_helpers import emu, nvrtc_check
 
 import tilewise.language as T
 
@@ -67,7 +66,7 @@ def operands(rng, trans_a, trans_b, dtype):
 
 @pytest.mark.parametrize("trans_a,trans_b", [(True, False), (False, False), (True, True)])
 @pytest.mark.parametrize("dtype", ["int8", "uint8"])
-def test_eight_bit_operands_in_any_orientation(trans_a, trans_b, dtype, rng):
+def test_eight_bit_operands_in_any_orientation(emu, trans_a, trans_b, dtype, rng):
     k = emu(gemm_kernel(trans_a, trans_b, dtype, "int32"), out_idx=[2])
     a, b, ref = operands(rng, trans_a, trans_b, dtype)
     np.testing.assert_array_equal(k(a, b), ref.astype(np.int32))
@@ -76,20 +75,20 @@ def test_eight_bit_operands_in_any_orientation(trans_a, trans_b, dtype, rng):
 @pytest.mark.parametrize("a_in_regs,b_in_regs,trans_a,trans_b", [
     (True, False, True, False), (False, True, False, True), (True, True, True, True), (True, True, False, False),
 ])
-def test_transposed_register_operands(a_in_regs, b_in_regs, trans_a, trans_b, rng):
+def test_transposed_register_operands(emu, a_in_regs, b_in_regs, trans_a, trans_b, rng):
     k = emu(gemm_kernel(trans_a, trans_b, "float16", "float32", a_in_regs, b_in_regs), out_idx=[2])
     a, b, ref = operands(rng, trans_a, trans_b, "float16")
     np.testing.assert_allclose(k(a, b), ref, rtol=1e-3, atol=1e-3)
 
 
-def test_new_operand_forms_compile_with_nvrtc():
+def test_new_operand_forms_compile_with_nvrtc(nvrtc_check):
     pytest.importorskip("cuda.bindings")
     nvrtc_check(gemm_kernel(True, False, "int8", "int32"), expect=["IMMA"], archs=("sm_80",))
     nvrtc_check(gemm_kernel(True, True, "float16", "float32", True, True), expect=["HMMA"], archs=("sm_80",))
 
 
 @pytest.mark.parametrize("trans_a,trans_b", [(False, True), (True, False)])
-def test_float64_gemm_falls_back_to_fmas(trans_a, trans_b, rng):
+def test_float64_gemm_falls_back_to_fmas(emu, trans_a, trans_b, rng):
     k = emu(gemm_kernel(trans_a, trans_b, "float64", "float64"), out_idx=[2])
     a, b, ref = operands(rng, trans_a, trans_b, "float64")
     np.testing.assert_allclose(k(a, b), ref, rtol=1e-12, atol=1e-12)
@@ -97,12 +96,12 @@ def test_float64_gemm_falls_back_to_fmas(trans_a, trans_b, rng):
     assert "mma" not in src.replace("tw_cuda.h", "")
 
 
-def test_float64_fragment_operands_are_refused():
+def test_float64_fragment_operands_are_refused(emu):
     from tilewise import CompileError
 
     with pytest.raises(CompileError, match="float64 operands have no tensor-core form, so A"):
         emu(gemm_kernel(False, False, "float64", "float64", a_in_regs=True), out_idx=[2])
 
 
-def test_fma_fallback_compiles_with_nvrtc():
+def test_fma_fallback_compiles_with_nvrtc(nvrtc_check):
     nvrtc_check(gemm_kernel(False, True, "float64", "float64"), expect=["DFMA"], archs=("sm_80",))

@@ -8,7 +8,6 @@ import re
 
 import numpy as np
 import pytest
-from cuda_helpers import emu
 
 import tilewise.language as T
 import tilewise.transform.pipeline as pipeline_module
@@ -31,7 +30,7 @@ def transpose_kernel():
     return transpose
 
 
-def test_missing_barrier_is_a_race_naming_buffer_threads_and_lines(rng):
+def test_missing_barrier_is_a_race_naming_buffer_threads_and_lines(emu, rng):
     a = rng.standard_normal((32, 32)).astype(np.float32)
     b = emu(transpose_kernel(), out_idx=[1])(a)  # barriers inserted: clean
     np.testing.assert_array_equal(b, 2 * a.T)
@@ -70,7 +69,7 @@ class _DropWaits(Mutator):
         return seq(kept)
 
 
-def test_missing_cp_async_wait_is_reported(rng, monkeypatch):
+def test_missing_cp_async_wait_is_reported(emu, rng, monkeypatch):
     a = rng.standard_normal((128, 16)).astype(np.float16)
     b = rng.standard_normal((16, 16)).astype(np.float16)
     c = emu(pipelined_kernel(), out_idx=[2])(a, b)
@@ -107,7 +106,7 @@ def shifted_kernel(shift):
     return shifted
 
 
-def test_out_of_bounds_shared_index_in_a_parallel_loop(rng):
+def test_out_of_bounds_shared_index_in_a_parallel_loop(emu, rng):
     a = rng.standard_normal((16, 16)).astype(np.float32)
     np.testing.assert_array_equal(emu(shifted_kernel(0), out_idx=[1])(a), a)
     with pytest.raises(OutOfBoundsError) as info:

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
 
 
 def load(relpath: str):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cuda_helpers import emu
 
 import tilewise
 import tilewise.language as T
@@ -16,7 +15,7 @@ TARGETS = ["cpu", "cuda"]
 def build(func, target, out_idx):
     if target == "cpu":
         return tilewise.compile(func, out_idx=out_idx, target="cpu")
-    return emu(func, out_idx=out_idx)
+    return tilewise.compile(func, out_idx=out_idx, target="cuda", execution_backend="emulator")
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -77,7 +76,7 @@ def test_dp4a_expression_keeps_packed_words():
     assert int(k(a)[0]) == 7 + 1 + 2 + 3 + 4
 
 
-def test_float8_gemm_on_cuda_uses_fmas():
+def test_float8_gemm_on_cuda_uses_fmas(emu):
     pytest.importorskip("ml_dtypes")
     import ml_dtypes
 

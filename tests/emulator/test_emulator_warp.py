@@ -6,7 +6,7 @@ import pathlib
 import ml_dtypes
 import numpy as np
 import pytest
-from emulator_helpers import addr, intrin, kernel
+from ir_builders import addr, intrin, kernel
 
 from tilewise.emulator import AsyncCopyError, run
 from tilewise.ir import Allocate, Buffer, BufferLoad, BufferStore, Call, Cast, For, LetStmt, Select, Var
@@ -344,7 +344,7 @@ def test_cp_async_zero_fill():
 
 
 def _gemm_module():
-    path = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "emulator_gemm.py"
+    path = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "emulator_gemm.py"
     spec = importlib.util.spec_from_file_location("emulator_gemm", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

@@ -203,7 +203,7 @@ def ptr_gemm():
 
 
 @pytest.mark.parametrize("target", ["cpu", "cuda"])
-def test_raw_pointer_parameters(target):
+def test_raw_pointer_parameters(nvrtc_check, target):
     import torch
 
     k = tilewise.compile(ptr_gemm(), target=target, execution_backend="auto")
@@ -221,8 +221,6 @@ def test_raw_pointer_parameters(target):
     with pytest.raises(ValueError, match="argument m is 41"):
         k(a, b, c2, m + 1, n, kk)
     if target == "cuda":
-        from cuda_helpers import nvrtc_check
-
         nvrtc_check(ptr_gemm(), expect=("HMMA",), archs=("sm_80",))
 
 

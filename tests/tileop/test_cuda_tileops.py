@@ -7,7 +7,6 @@ import functools
 import ml_dtypes
 import numpy as np
 import pytest
-from cuda_helpers import emu, nvrtc_check
 
 import tilewise
 import tilewise.language as T
@@ -88,7 +87,7 @@ def _random(rng, shape, dtype):
 
 
 @pytest.mark.parametrize("config", sorted(REDUCE_CONFIGS))
-def test_reduce_every_kind_dim_and_clear(config, rng):
+def test_reduce_every_kind_dim_and_clear(emu, config, rng):
     dtype, acc, bm, bn, threads, scope = REDUCE_CONFIGS[config]
     Q = len(KINDS)
     a = _random(rng, (bm, bn), dtype)
@@ -110,7 +109,7 @@ def test_reduce_every_kind_dim_and_clear(config, rng):
 
 
 @pytest.mark.parametrize("config", sorted(REDUCE_CONFIGS))
-def test_reduce_compiles_clean(config):
+def test_reduce_compiles_clean(nvrtc_check, config):
     nvrtc_check(reduce_kernel(config))
 
 
@@ -133,7 +132,7 @@ def crosswarp_kernel():
     return crosswarp
 
 
-def test_cross_warp_reduction_compiles_clean(rng):
+def test_cross_warp_reduction_compiles_clean(emu, nvrtc_check, rng):
     a = rng.standard_normal((8, 64)).astype(np.float32)
     s, x = emu(crosswarp_kernel(), out_idx=[1, 2])(a)
     np.testing.assert_allclose(s, a.sum(0), rtol=1e-5, atol=1e-5)
@@ -167,7 +166,7 @@ def reduce_nd_kernel():
     return rnd
 
 
-def test_reduce_1d_and_3d(rng):
+def test_reduce_1d_and_3d(emu, nvrtc_check, rng):
     a = rng.standard_normal((4, 8, 16)).astype(np.float32)
     v = rng.standard_normal(64).astype(np.float32)
     r0, r1, r2, rv = emu(reduce_nd_kernel(), out_idx=[2, 3, 4, 5])(a, v)
@@ -219,7 +218,7 @@ def np_cumsum(x, dim, reverse):
     return np.cumsum(x, dim)
 
 
-def test_cumsum_shared(rng):
+def test_cumsum_shared(emu, nvrtc_check, rng):
     a = rng.standard_normal((12, 40)).astype(np.float32)
     x = rng.integers(-1000, 1000, size=(6, 9)).astype(np.int32)
     v = rng.standard_normal(65).astype(np.float32)
@@ -262,7 +261,7 @@ def fragment_cumsum_kernel():
     return fscan
 
 
-def test_cumsum_of_fragments(rng):
+def test_cumsum_of_fragments(emu, nvrtc_check, rng):
     a = rng.standard_normal((16, 48)).astype(np.float32)
     x = rng.integers(-1000, 1000, size=(6, 9)).astype(np.int32)
     o, rx = emu(fragment_cumsum_kernel(), out_idx=[2, 3])(a, x)
@@ -306,7 +305,7 @@ def split_k_gemm(dtype, out_dtype, form):
     ("float16", "float32", "element", 1e-3),
     ("bfloat16", "bfloat16", "tile", 3e-2),
 ])
-def test_split_k_gemm_atomics(dtype, out_dtype, form, tol, rng):
+def test_split_k_gemm_atomics(emu, nvrtc_check, dtype, out_dtype, form, tol, rng):
     M, N, K = 65, 33, 200
     npd = {"float16": np.float16, "float32": np.float32, "bfloat16": ml_dtypes.bfloat16}
     a = rng.standard_normal((M, K)).astype(npd[dtype])
@@ -358,7 +357,7 @@ def atomic_kernel():
     return atom
 
 
-def test_atomics_tile_element_shared_and_edges(rng):
+def test_atomics_tile_element_shared_and_edges(emu, nvrtc_check, rng):
     a = rng.standard_normal((BLOCKS, 5)).astype(np.float32)
     h = rng.standard_normal(BLOCKS).astype(np.float16)
     i = rng.integers(-(10**6), 10**6, size=BLOCKS).astype(np.int32)
@@ -397,7 +396,7 @@ def shared_atomic_kernel():
     return histogram
 
 
-def test_barrier_after_element_atomics_on_shared_memory(rng):
+def test_barrier_after_element_atomics_on_shared_memory(emu, rng):
     v = rng.integers(0, 100, size=64).astype(np.int32)
     k = emu(shared_atomic_kernel(), out_idx=[1])
     np.testing.assert_array_equal(np.asarray(k(v)), np.bincount(v % 4, minlength=4))
@@ -409,7 +408,7 @@ def test_barrier_after_element_atomics_on_shared_memory(rng):
 # ------------------------------------------------------------------------------- refusals
 
 
-def test_refusals_name_the_problem():
+def test_refusals_name_the_problem(emu):
     @T.prim_func
     def frag_to_shared(A: T.Tensor((8, 8), "float32"), R: T.Tensor((8,), "float32")):
         with T.Kernel(1, threads=32) as _:

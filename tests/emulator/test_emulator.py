@@ -6,9 +6,9 @@ import math
 import ml_dtypes
 import numpy as np
 import pytest
-from emulator_helpers import addr, call, intrin, kernel
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from ir_builders import addr, call, intrin, kernel
 
 from tilewise.emulator import run
 from tilewise.ir import (

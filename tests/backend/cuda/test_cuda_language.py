@@ -9,7 +9,6 @@ import functools
 import ml_dtypes
 import numpy as np
 import pytest
-from cuda_helpers import emu, nvrtc_check
 
 import tilewise
 import tilewise.language as T
@@ -57,7 +56,7 @@ def copy_scopes():
 
 
 @pytest.mark.parametrize("M,N", [(16, 32), (37, 70), (5, 3)])
-def test_copies_between_scopes(M, N, rng):
+def test_copies_between_scopes(emu, M, N, rng):
     k = emu(copy_scopes())
     a = rng.standard_normal((M, N)).astype(np.float16)
     b, d, l_out = (np.zeros((M, N), np.float32) for _ in range(3))
@@ -78,7 +77,7 @@ def test_copies_between_scopes(M, N, rng):
     np.testing.assert_array_equal(l_out, ref)
 
 
-def test_copies_compile_clean():
+def test_copies_compile_clean(nvrtc_check):
     nvrtc_check(copy_scopes(), expect=("STS", "LDS"))
 
 
@@ -104,7 +103,7 @@ def fill_kernel():
     return fills
 
 
-def test_fill_and_clear(rng):
+def test_fill_and_clear(emu, nvrtc_check, rng):
     k = emu(fill_kernel())
     for M in (8, 13):
         a = np.zeros((M, 24), np.float32)
@@ -158,7 +157,7 @@ def parallel_kernel(threads):
 
 
 @pytest.mark.parametrize("threads", [32, 128, 256])
-def test_parallel_broadcasts(threads, rng):
+def test_parallel_broadcasts(emu, threads, rng):
     k = emu(parallel_kernel(threads))
     M, N = 64, 48
     a = rng.standard_normal((M, N)).astype(np.float32)
@@ -172,7 +171,7 @@ def test_parallel_broadcasts(threads, rng):
     np.testing.assert_allclose(s, ref.reshape(M, N), rtol=1e-6)
 
 
-def test_parallel_compiles_clean():
+def test_parallel_compiles_clean(nvrtc_check):
     nvrtc_check(parallel_kernel(128))
 
 
@@ -198,7 +197,7 @@ def local_in_parallel_kernel():
     return locpar
 
 
-def test_local_tile_written_in_parallel(rng):
+def test_local_tile_written_in_parallel(emu, nvrtc_check, rng):
     a = rng.standard_normal((4, 16)).astype(np.float32)
     o, s = np.zeros((4, 16), np.float32), np.zeros(4, np.float32)
     emu(local_in_parallel_kernel())(a, o, s)
@@ -251,7 +250,7 @@ def scalar_kernel():
     return scal
 
 
-def test_scalar_code_and_control_flow(rng):
+def test_scalar_code_and_control_flow(emu, nvrtc_check, rng):
     a = rng.standard_normal(10).astype(np.float32)
     a[0], a[4], a[6] = 1.0, -3.0, -0.5
     o, i_out = np.zeros(8, np.float32), np.zeros(8, np.int32)
@@ -287,7 +286,7 @@ def branch_kernel():
     return branches
 
 
-def test_if_else_on_device_values(rng):
+def test_if_else_on_device_values(emu, nvrtc_check, rng):
     a = rng.uniform(-3, 3, 141).astype(np.float32)
     a[[3, 7]] = 0
     b = emu(branch_kernel(), out_idx=1)(a)
@@ -320,7 +319,7 @@ def grid_kernel(ndim):
 
 
 @pytest.mark.parametrize("ndim", [1, 2, 3])
-def test_grids(ndim):
+def test_grids(emu, nvrtc_check, ndim):
     o = np.full((2, 3, 4), -1, np.int32)
     emu(grid_kernel(ndim))(o)
     np.testing.assert_array_equal(o, np.arange(24).reshape(2, 3, 4))
@@ -344,14 +343,14 @@ def dynamic_kernel():
 
 
 @pytest.mark.parametrize("M,N", [(1, 1), (8, 32), (13, 45), (40, 7)])
-def test_dynamic_shapes(M, N, rng):
+def test_dynamic_shapes(emu, M, N, rng):
     a = rng.standard_normal((M, N)).astype(np.float32)
     b = np.zeros_like(a)
     emu(dynamic_kernel())(a, b, 2.0)
     np.testing.assert_allclose(b, a * 2 + 1, rtol=1e-6)
 
 
-def test_dynamic_compiles_clean():
+def test_dynamic_compiles_clean(nvrtc_check):
     nvrtc_check(dynamic_kernel())
 
 
@@ -366,7 +365,7 @@ def half_scalar_kernel():
     return halves
 
 
-def test_scalar_parameters_of_every_width():
+def test_scalar_parameters_of_every_width(emu, nvrtc_check):
     a = np.ones(8, np.float32)
     emu(half_scalar_kernel())(a, 5, 2.5, 0.25, 3 * 10**9)
     np.testing.assert_array_equal(a, [5.75] * 5 + [1] * 3)
@@ -393,7 +392,7 @@ def swizzle_kernel(order):
 
 
 @pytest.mark.parametrize("order", ["row", "col"])
-def test_use_swizzle_visits_every_tile_once(order, rng):
+def test_use_swizzle_visits_every_tile_once(emu, nvrtc_check, order, rng):
     o = np.zeros((5, 7), np.int32)
     a = rng.standard_normal((40, 56)).astype(np.float32)
     b = np.zeros_like(a)
@@ -424,7 +423,7 @@ def print_kernel():
     return prints
 
 
-def test_print_from_every_scope(capfd, rng):
+def test_print_from_every_scope(emu, nvrtc_check, capfd, rng):
     a = rng.standard_normal((4, 4)).astype(np.float32)
     h = np.array([1.5, -2.0, 0.25], np.float16)
     k = emu(print_kernel())
@@ -475,7 +474,7 @@ def any_all_kernel():
     return anyall
 
 
-def test_any_all(rng):
+def test_any_all(emu, nvrtc_check, rng):
     rows = 9
     m = rng.random((rows, 7)) < 0.8
     m[0], m[1] = True, False
@@ -503,7 +502,7 @@ def fragment_slice_kernel():
     return fslice
 
 
-def test_fragment_slices_in_copies(rng):
+def test_fragment_slices_in_copies(emu, nvrtc_check, rng):
     a = rng.standard_normal((8, 8)).astype(np.float32)
     b = np.zeros((8, 8), np.float32)
     emu(fragment_slice_kernel())(a, b)
@@ -539,7 +538,7 @@ def pipelined_parallel_kernel(stages):
 
 
 @pytest.mark.parametrize("stages", [2, 3, 4])
-def test_pipelined_parallel_consumer(stages, rng):
+def test_pipelined_parallel_consumer(emu, nvrtc_check, stages, rng):
     k = emu(pipelined_parallel_kernel(stages), out_idx=[1])
     for n in (16, 70):
         a = rng.standard_normal((n, 32)).astype(np.float16)
@@ -573,7 +572,7 @@ def pipelined_slices_kernel():
     return halves
 
 
-def test_pipelined_copies_into_slices_of_one_buffer(rng):
+def test_pipelined_copies_into_slices_of_one_buffer(emu, nvrtc_check, rng):
     a = rng.standard_normal((128, 64)).astype(np.float16)
     b = rng.standard_normal((128, 64)).astype(np.float16)
     o = emu(pipelined_slices_kernel(), out_idx=[2])(a, b)
@@ -603,7 +602,7 @@ def two_kernels():
     return twice
 
 
-def test_kernels_run_in_order(rng):
+def test_kernels_run_in_order(emu, nvrtc_check, rng):
     a = rng.standard_normal(64).astype(np.float32)
     b, c = emu(two_kernels(), out_idx=[1, 2])(a)
     np.testing.assert_allclose(b, a * a, rtol=1e-6)
@@ -631,7 +630,7 @@ def narrowing_kernel():
     return narrow
 
 
-def test_narrowing_conversions_in_copies(rng):
+def test_narrowing_conversions_in_copies(emu, nvrtc_check, rng):
     a = (rng.standard_normal((32, 32)) * 4).astype(np.float32)
     h, bf, i8 = emu(narrowing_kernel(), out_idx=[1, 2, 3])(a)
     np.testing.assert_array_equal(h, a.astype(np.float16))
@@ -641,7 +640,7 @@ def test_narrowing_conversions_in_copies(rng):
     nvrtc_check(narrowing_kernel())
 
 
-def test_shared_memory_limit_is_a_clear_error():
+def test_shared_memory_limit_is_a_clear_error(emu):
     @T.prim_func
     def huge(A: T.Tensor((256, 256), "float32")):
         with T.Kernel(1, threads=128) as _:
@@ -676,7 +675,7 @@ def shared_views_kernel():
     return views
 
 
-def test_views_of_shared_tiles(rng):
+def test_views_of_shared_tiles(emu, nvrtc_check, rng):
     a = rng.standard_normal((4, 8)).astype(np.float32)
     b, c = emu(shared_views_kernel(), out_idx=[1, 2])(a)
     np.testing.assert_array_equal(b, a.ravel() + 1)
@@ -684,7 +683,7 @@ def test_views_of_shared_tiles(rng):
     nvrtc_check(shared_views_kernel())
 
 
-def test_views_of_swizzled_tiles_are_refused():
+def test_views_of_swizzled_tiles_are_refused(emu):
     @T.prim_func
     def swizzled_view(A: T.Tensor((64, 32), "float16"), C: T.Tensor((64, 64), "float32")):
         with T.Kernel(1, threads=128) as _:
@@ -701,7 +700,7 @@ def test_views_of_swizzled_tiles_are_refused():
         emu(swizzled_view)
 
 
-def test_refusals_name_the_problem():
+def test_refusals_name_the_problem(emu):
     n = T.symbolic("n")
 
     @T.prim_func

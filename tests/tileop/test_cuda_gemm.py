@@ -11,7 +11,6 @@ import functools
 import ml_dtypes
 import numpy as np
 import pytest
-from cuda_helpers import ARCHS, emu, nvrtc_check
 
 import tilewise
 import tilewise.language as T
@@ -79,7 +78,7 @@ def _rand(rng, shape, dtype):
     return rng.standard_normal(shape).astype(np.float32).astype(NP[dtype])
 
 
-def run_gemm(rng, M, N, K, tol, **kw):
+def run_gemm(emu, rng, M, N, K, tol, **kw):
     k = emu(gemm_kernel(**kw), out_idx=[-1])
     in_a = kw.get("in_a", "float16")
     in_b = kw.get("in_b") or in_a
@@ -132,13 +131,13 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_gemm_in_the_emulator(case, rng):
+def test_gemm_in_the_emulator(emu, case, rng):
     kw, (M, N, K), tol = CASES[case]
-    run_gemm(rng, M, N, K, tol, **kw)
+    run_gemm(emu, rng, M, N, K, tol, **kw)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_gemm_sass(case):
+def test_gemm_sass(nvrtc_check, case):
     kw = CASES[case][0]
     int8 = kw.get("in_a") in ("int8", "uint8")
     expect = [("HMMA", "IMMA") if int8 else "HMMA"]  # integer mma is IMMA
@@ -161,14 +160,14 @@ def canonical_gemm():
     return gemm_kernel(bm=128, bn=128, bk=32, stages=3, threads=128, static=(1024, 1024, 1024))
 
 
-def test_canonical_gemm_registers_and_sass(rng):
+def test_canonical_gemm_registers_and_sass(archs, emu, nvrtc_check, rng):
     use = nvrtc_check(canonical_gemm(), expect=("HMMA", "LDSM", "LDGSTS"), max_registers=232)
-    for arch in ARCHS:
+    for arch in archs:
         k = tilewise.compile(canonical_gemm(), target=f"cuda -arch={arch}", execution_backend="emulator")
         loop = steady_state_loop(k.get_sass())
         assert loop.mix()["HMMA"] == 64, (arch, loop.mix())  # one K step: 4 x 8 mma per warp x 2 k16
     print("canonical GEMM", use)
-    run_gemm(rng, 256, 128, 96, 1e-3, bm=128, bn=128, bk=32, stages=3, threads=128, static=(256, 128, 96))
+    run_gemm(emu, rng, 256, 128, 96, 1e-3, bm=128, bn=128, bk=32, stages=3, threads=128, static=(256, 128, 96))
 
 
 @functools.cache
@@ -230,13 +229,13 @@ def attention_ref(q, k, v):
     return (p @ vf).transpose(0, 2, 1, 3)
 
 
-def test_flash_attention_registers_and_sass():
+def test_flash_attention_registers_and_sass(nvrtc_check):
     use = nvrtc_check(flash_attention(), expect=("HMMA", "LDSM", "LDGSTS", "SHFL"), max_registers=232)
     print("FlashAttention", use)
 
 
 @pytest.mark.parametrize("seq,bM,bN,threads", [(128, 64, 32, 128), (96, 64, 64, 128)])
-def test_flash_attention_in_the_emulator(seq, bM, bN, threads, rng):
+def test_flash_attention_in_the_emulator(emu, seq, bM, bN, threads, rng):
     f = flash_attention(batch=1, heads=2, seq=seq, dim=64, bM=bM, bN=bN, threads=threads)
     q, k, v = (rng.standard_normal((1, seq, 2, 64)).astype(np.float16) for _ in range(3))
     o = emu(f, out_idx=[-1])(q, k, v)
@@ -249,12 +248,12 @@ def test_flash_attention_in_the_emulator(seq, bM, bN, threads, rng):
 @pytest.mark.parametrize("kw, match", [
     (dict(in_a="float16", bk=24), "K=24 must be a multiple of 16 for mma.m16n8k16"),
 ])
-def test_refusals_name_the_problem(kw, match):
+def test_refusals_name_the_problem(emu, kw, match):
     with pytest.raises(tilewise.CompileError, match=match):
         emu(gemm_kernel(**kw))
 
 
-def test_negative_pipeline_stages_are_refused():
+def test_negative_pipeline_stages_are_refused(emu):
     with pytest.raises(tilewise.CompileError, match="negative entries .* are not supported on the CUDA target"):
         emu(gemm_kernel(stages=2, order=(0, 1, -1), stage=(0, 0, -1)))
 
@@ -286,7 +285,7 @@ def sub_tile_gemm(partial_c=False):
     return subtile
 
 
-def test_gemm_on_slices_of_shared_tiles(rng):
+def test_gemm_on_slices_of_shared_tiles(emu, nvrtc_check, rng):
     k = emu(sub_tile_gemm(), out_idx=[-1])
     for M, N, K in ((64, 32, 64), (70, 50, 130)):
         a = rng.standard_normal((M, K)).astype(np.float16)
@@ -296,7 +295,7 @@ def test_gemm_on_slices_of_shared_tiles(rng):
     nvrtc_check(sub_tile_gemm(), expect=("HMMA", "LDSM"))
 
 
-def test_gemm_into_part_of_a_fragment_is_refused():
+def test_gemm_into_part_of_a_fragment_is_refused(emu):
     with pytest.raises(tilewise.CompileError, match="T.gemm: on the CUDA target a fragment operand must be the whole "
                                                     "fragment C_l"):
         emu(sub_tile_gemm(partial_c=True))

@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 import pytest
-from emulator_helpers import addr, intrin, kernel, located
+from ir_builders import addr, intrin, kernel, located
 
 from tilewise.emulator import (
     AsyncCopyError,
@@ -313,7 +313,7 @@ def test_uninitialised_reads():
 
 
 def _gemm_module():
-    path = pathlib.Path(__file__).resolve().parent.parent / "benchmarks" / "emulator_gemm.py"
+    path = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "emulator_gemm.py"
     spec = importlib.util.spec_from_file_location("emulator_gemm", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
