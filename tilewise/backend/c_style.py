@@ -5,10 +5,14 @@ from __future__ import annotations
 import math
 import re
 
+import numpy as np
+
 from ..errors import InternalError
+from ..ir import scalar_ops
 from ..ir.buffer import Buffer
 from ..ir.dtype import DataType
 from ..ir.expr import BinOp, BufferLoad, Call, Cast, Compare, Const, Select, UnaryOp, Var
+from ..ir.simplify import bound
 from ..ir.stmt import (
     Allocate,
     Annotation,
@@ -104,12 +108,16 @@ class Names:
 
 
 def float_literal(v: float, dt: DataType) -> str:
+    """A C literal of v rounded to dt once (ir/scalar_ops.value): narrower types print the float32
+    spelling of the already-rounded value, so that the C conversions from it are exact."""
+    if dt.bits < 64:
+        v = float(np.float32(scalar_ops.value(v, dt)))
     if math.isnan(v):
         s = "NAN"
     elif math.isinf(v):
         s = "INFINITY" if v > 0 else "-INFINITY"
     else:
-        s = repr(float(v))
+        s = repr(float(v)) if dt.bits == 64 else str(np.float32(v))  # shortest round-trip spelling
         if "e" not in s and "." not in s:
             s += ".0"
     if dt.name == "float64":
@@ -128,6 +136,7 @@ class CStyleRenderer:
         self.names = Names()
         self.lines: list[str] = []
         self.depth = 0
+        self.ranges: dict = {}  # Var -> (lo, hi) of the constant-extent loops being rendered
 
     # ------------------------------------------------------------------ output
     def line(self, text: str):
@@ -180,6 +189,9 @@ class CStyleRenderer:
         if e.dtype.is_float and e.dtype.bits < 32 and e.op in ("add", "sub", "mul"):
             # arithmetic on half types happens in float; round back to the IR's type
             return f"(({c_type(e.dtype)})((float)({a}) {_BIN[e.op]} (float)({b})))"
+        if e.op in ("shl", "shr") and e.dtype.is_int and not _count_in_range(e.b, e.dtype.bits, self.ranges):
+            # C leaves a count outside [0, width) undefined: give it the GPU's meaning
+            return f"tw::{e.op}({a}, {b})"
         if e.dtype.bits < 32 and e.dtype.is_int and e.op in ("add", "sub", "mul", "shl"):
             return f"(({c_type(e.dtype)})({a} {_BIN[e.op]} {b}))"
         return f"({a} {_BIN[e.op]} {b})"
@@ -206,6 +218,9 @@ class CStyleRenderer:
             inner = f"(float)({inner})"
         if e.dtype.is_float and e.dtype.bits < 32 and src.is_float and src.bits < 32:
             inner = f"(float)({inner})"
+        if e.dtype.is_int and src.is_float:
+            # C leaves out-of-range values (and NaN) undefined: saturate as the GPU's cvt does
+            return f"tw::to_int<{c_type(e.dtype)}>({inner})"
         return f"(({c_type(e.dtype)})({inner}))"
 
     def expr_Select(self, e: Select) -> str:
@@ -311,14 +326,22 @@ class CStyleRenderer:
         if isinstance(f.extent, Const) and isinstance(f.start, Const):
             end = str(f.start.value + f.extent.value)
             self.line(f"for ({t} {v} = {start}; {v} < {end}; ++{v}) {{")
+            self.ranges[f.var] = (f.start.value, f.start.value + f.extent.value - 1)
         else:
             end = self.names.fresh(v + "_end")
             self.line(f"for ({t} {v} = {start}, {end} = {start} + {self.expr(f.extent)}; {v} < {end}; ++{v}) {{")
         self.block(f.body)
+        self.ranges.pop(f.var, None)
         self.line("}")
 
     def stmt_Allocate(self, s: Allocate):
         raise NotImplementedError
+
+
+def _count_in_range(count, bits: int, ranges: dict) -> bool:
+    """Whether a shift count is provably in [0, bits), where C's shifts are defined."""
+    lo, hi = bound(count, ranges)
+    return lo is not None and hi is not None and lo >= 0 and hi < bits
 
 
 def is_scalar_var(b: Buffer) -> bool:

@@ -1,79 +1,73 @@
-"""Evaluates expressions on numpy arrays (element-wise over broadcast variables): used for layout
-tables, property tests and, later, the emulator."""
+"""Evaluates expressions on numpy arrays (element-wise over broadcast variables), with the IR's
+one scalar semantics (ir/scalar_ops.py): used for layout tables, grid extents and property tests."""
 from __future__ import annotations
 
 import numpy as np
 
 from ..errors import InternalError
-from .expr import BinOp, BufferLoad, Call, Cast, Compare, Const, Expr, Select, UnaryOp, Var
-
-_NP_BIN = {
-    "add": np.add, "sub": np.subtract, "mul": np.multiply, "bitand": np.bitwise_and,
-    "bitor": np.bitwise_or, "bitxor": np.bitwise_xor, "shl": np.left_shift, "shr": np.right_shift,
-    "min": np.minimum, "max": np.maximum, "and": np.logical_and, "or": np.logical_or,
-}  # fmt: skip
-_NP_CMP = {"lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
-           "eq": np.equal, "ne": np.not_equal}  # fmt: skip
-_NP_CALL = {
-    "exp": np.exp, "exp2": np.exp2, "log": np.log, "log2": np.log2, "log10": np.log10, "sqrt": np.sqrt,
-    "tanh": np.tanh, "floor": np.floor, "ceil": np.ceil, "trunc": np.trunc, "abs": np.abs, "sin": np.sin,
-    "cos": np.cos, "pow": np.power, "max": np.maximum, "min": np.minimum,
-}  # fmt: skip
+from . import scalar_ops
+from .dtype import DataType, int64
+from .expr import BinOp, BufferLoad, Call, Cast, Compare, Const, Select, UnaryOp, Var
 
 
-def evaluate(e, env: dict, loads=None):
+def evaluate(e, env: dict, loads=None, int_dtype: DataType | None = int64):
     """Value of `e` with Vars bound by `env` (Var -> array or scalar). `loads(load)` resolves
-    BufferLoads when given. Integer arithmetic is done in int64."""
+    BufferLoads when given.
+
+    Integer arithmetic is done in `int_dtype`, int64 by default: layout tables and grid extents
+    are index arithmetic that must not wrap at an IR type's width (casts between integer types
+    are then no-ops). With int_dtype=None every expression is computed in its own type, wrapping
+    exactly as a kernel does."""
     if isinstance(e, (int, float, bool)):
         return e
-    if isinstance(e, Const):
-        return e.value
-    if isinstance(e, Var):
-        try:
-            return env[e]
-        except KeyError:
-            raise InternalError(f"evaluate: unbound variable {e.name}") from None
-    if isinstance(e, BinOp):
-        a = _arr(evaluate(e.a, env, loads), e.a)
-        b = _arr(evaluate(e.b, env, loads), e.b)
-        if e.op in _NP_BIN:
-            return _NP_BIN[e.op](a, b)
-        if e.op == "floordiv":
-            return np.floor_divide(a, b)
-        if e.op == "floormod":
-            return np.mod(a, b)
-        if e.op == "div":
-            if e.dtype.is_int:
-                q = np.floor_divide(np.abs(a), np.abs(b))
-                return np.where((a < 0) != (b < 0), -q, q)
-            return np.true_divide(a, b)
-        if e.op == "truncmod":
-            return np.fmod(a, b)
-    if isinstance(e, Compare):
-        return _NP_CMP[e.op](evaluate(e.a, env, loads), evaluate(e.b, env, loads))
-    if isinstance(e, UnaryOp):
-        a = evaluate(e.a, env, loads)
-        if e.op == "neg":
-            return np.negative(a)
-        if e.op == "not":
-            return np.logical_not(a)
-        return np.invert(_arr(a, e.a))
-    if isinstance(e, Cast):
-        v = evaluate(e.value, env, loads)
-        if e.dtype.is_int and e.value.dtype.is_float:
-            v = np.trunc(v)
-        return np.asarray(v).astype(np.int64 if e.dtype.is_int else e.dtype.numpy)
-    if isinstance(e, Select):
-        c = evaluate(e.cond, env, loads)
-        return np.where(c, evaluate(e.a, env, loads), evaluate(e.b, env, loads))
-    if isinstance(e, Call) and e.name in _NP_CALL:
-        return _NP_CALL[e.name](*[evaluate(a, env, loads) for a in e.args])
-    if isinstance(e, BufferLoad) and loads is not None:
-        return loads(e, [evaluate(i, env, loads) for i in e.indices])
-    raise InternalError(f"evaluate: unsupported expression {e!r}")
+    with np.errstate(all="ignore"):
+        return _Evaluator(env, loads, int_dtype).eval(e)
 
 
-def _arr(v, e: Expr):
-    if e.dtype.is_int and not isinstance(v, np.ndarray):
-        return np.int64(v)
-    return v
+class _Evaluator:
+    # one method on purpose: layout inference evaluates thousands of small index expressions per
+    # kernel, and every extra Python call per node shows in the compile time
+    def __init__(self, env: dict, loads, int_dtype: DataType | None):
+        self.env = env
+        self.loads = loads
+        self.int_dtype = int_dtype
+
+    def eval(self, e):
+        """e's value, as a numpy value of the type e is computed in (int_dtype for integers)."""
+        if isinstance(e, (int, float, bool)):
+            return e
+        dt = e.dtype
+        wide = self.int_dtype
+        if wide is not None and dt.is_int:
+            dt = wide
+        t = type(e)
+        if t is BinOp:
+            return scalar_ops.binary(e.op, dt)(self.eval(e.a), self.eval(e.b))
+        if t is Const:
+            if dt is int64 and -(2**63) <= e.value < 2**63:
+                return np.int64(e.value)
+            return scalar_ops.value(e.value, dt)
+        if t is Var:
+            try:
+                v = self.env[e]
+            except KeyError:
+                raise InternalError(f"evaluate: unbound variable {e.name}") from None
+            return scalar_ops.as_type(v, scalar_ops.numpy_dtype(dt))
+        if t is Compare or t is UnaryOp or t is Cast:
+            src = e.value.dtype if t is Cast else e.a.dtype
+            if wide is not None and src.is_int:
+                src = wide
+            if t is Compare:
+                return scalar_ops.compare(e.op, src)(self.eval(e.a), self.eval(e.b))
+            if t is UnaryOp:
+                return scalar_ops.unary(e.op, src)(self.eval(e.a))
+            return scalar_ops.cast(src, dt)(self.eval(e.value))
+        if t is Select:
+            return np.where(self.eval(e.cond), self.eval(e.a), self.eval(e.b))
+        if t is Call:
+            fn = scalar_ops.math_call(e.name, dt, len(e.args))
+            if fn is not None:
+                return fn(*[self.eval(a) for a in e.args])
+        if t is BufferLoad and self.loads is not None:
+            return self.loads(e, [self.eval(i) for i in e.indices])
+        raise InternalError(f"evaluate: unsupported expression {e!r}")

@@ -3,11 +3,11 @@ parses by plain evaluation."""
 from __future__ import annotations
 
 import itertools
-import math
 
 from ..errors import CompileError
 from . import dtype as _dt
 from .dtype import DataType, as_dtype
+from .scalar_ops import fold_cast
 from .span import current_span
 
 _ids = itertools.count()
@@ -394,10 +394,8 @@ def cast(value, dtype) -> Expr:
         return as_expr(value, dtype) if isinstance(value, (int, float, bool)) else as_expr(value)
     if value.dtype == dtype:
         return value
-    if isinstance(value, Const):
-        if dtype.is_int and value.dtype.is_float:
-            return Const(math.trunc(value.value), dtype)
-        return Const(value.value, dtype)
+    if isinstance(value, Const) and dtype.kind != "handle" and value.dtype.kind != "handle":
+        return Const(fold_cast(value.dtype, dtype, value.value), dtype)
     return Cast(value, dtype)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 from . import dtype as _dt
+from . import scalar_ops
 from .expr import BinOp, BufferLoad, Call, Cast, Compare, Const, Expr, Select, UnaryOp, Var
 from .span import at, current_span
 from .visitor import Mutator
@@ -45,79 +46,12 @@ def _c(value, dtype) -> Const:
     return Const(value, dtype)
 
 
-def _trunc_div(a: int, b: int) -> int:
-    q = abs(a) // abs(b)
-    return q if (a >= 0) == (b >= 0) else -q
-
-
-def _fold_bin(op, a, b, dtype):
-    """Fold two Python constants; None when not foldable (e.g. division by zero)."""
-    try:
-        if op == "add":
-            r = a + b
-        elif op == "sub":
-            r = a - b
-        elif op == "mul":
-            r = a * b
-        elif op == "div":
-            if b == 0:
-                return None
-            r = _trunc_div(a, b) if dtype.is_int else a / b
-        elif op == "floordiv":
-            if b == 0:
-                return None
-            r = a // b
-        elif op == "floormod":
-            if b == 0:
-                return None
-            r = a % b
-        elif op == "truncmod":
-            if b == 0:
-                return None
-            r = a - _trunc_div(a, b) * b
-        elif op == "min":
-            r = min(a, b)
-        elif op == "max":
-            r = max(a, b)
-        elif op == "bitand":
-            r = a & b
-        elif op == "bitor":
-            r = a | b
-        elif op == "bitxor":
-            r = a ^ b
-        elif op == "shl":
-            r = a << b
-        elif op == "shr":
-            r = a >> b
-        elif op == "and":
-            r = bool(a) and bool(b)
-        elif op == "or":
-            r = bool(a) or bool(b)
-        else:
-            return None
-    except (OverflowError, ValueError, ZeroDivisionError):
-        return None
-    if dtype.is_int:
-        r = _wrap(int(r), dtype)
-    return r
-
-
-def _wrap(v: int, dtype) -> int:
-    bits = dtype.bits
-    v &= (1 << bits) - 1
-    if dtype.is_signed and v >= 1 << (bits - 1):
-        v -= 1 << bits
-    return v
-
-
-_CMP = {
-    "lt": lambda a, b: a < b,
-    "le": lambda a, b: a <= b,
-    "gt": lambda a, b: a > b,
-    "ge": lambda a, b: a >= b,
-    "eq": lambda a, b: a == b,
-    "ne": lambda a, b: a != b,
-}
+def _fold(e, a: Const, b: Const):
+    """`a op b` for two constants as the device computes it (ir/scalar_ops.py), or None."""
+    if isinstance(e, Compare):
+        return _c(scalar_ops.fold_compare(e.op, a.dtype, a.value, b.value), _dt.bool_)
+    r = scalar_ops.fold_binary(e.op, e.dtype, a.value, b.value)
+    return None if r is None else _c(r, e.dtype)
 
 
 # ----------------------------------------------------------------------------- linear form
@@ -235,6 +169,10 @@ def bound(e: Expr, ranges: Ranges | None = None):
             if e.op == "div" and (alo is None or alo < 0):
                 return (None, None)
             return (None if alo is None else alo // blo, None if ahi is None else ahi // blo)
+        if e.op == "truncmod" and blo is not None and blo == bhi and blo > 0:
+            if alo is not None and alo >= 0:  # C's % of a non-negative value: as floormod
+                return (alo, ahi) if ahi is not None and ahi < blo else (0, blo - 1)
+            return (1 - blo, blo - 1)
         if e.op == "floormod" and blo is not None and blo == bhi and blo > 0:
             if alo is not None and ahi is not None and alo >= 0 and ahi < blo:
                 return (alo, ahi)
@@ -305,16 +243,8 @@ class _Simplifier(Mutator):
 
     def visit_Cast(self, e: Cast):
         v = self.visit(e.value)
-        if isinstance(v, Const):
-            if e.dtype.is_int and v.dtype.is_float:
-                if math.isfinite(v.value):
-                    return _c(_wrap(math.trunc(v.value), e.dtype), e.dtype)
-            elif e.dtype.is_int:
-                return _c(_wrap(int(v.value), e.dtype), e.dtype)
-            elif e.dtype.is_bool:
-                return _c(bool(v.value), e.dtype)
-            elif e.dtype in (_dt.float32, _dt.float64) or e.dtype.bits >= 32:
-                return _c(float(v.value), e.dtype)
+        if isinstance(v, Const) and e.dtype.kind != "handle":
+            return _c(scalar_ops.fold_cast(v.dtype, e.dtype, v.value), e.dtype)
         if v.dtype == e.dtype:
             return v
         return e if v is e.value else Cast(v, e.dtype)
@@ -322,12 +252,9 @@ class _Simplifier(Mutator):
     def visit_UnaryOp(self, e: UnaryOp):
         a = self.visit(e.a)
         if isinstance(a, Const):
-            if e.op == "neg":
-                return _c(-a.value if not a.dtype.is_int else _wrap(-a.value, a.dtype), a.dtype)
-            if e.op == "not":
-                return _c(not a.value, e.dtype)
-            if e.op == "bitnot" and a.dtype.is_int:
-                return _c(_wrap(~a.value, a.dtype), a.dtype)
+            r = scalar_ops.fold_unary(e.op, a.dtype, a.value)
+            if r is not None:
+                return _c(r, e.dtype)
         if e.op == "not" and isinstance(a, UnaryOp) and a.op == "not":
             return a.a
         if e.op == "neg" and a.dtype.is_int:
@@ -343,9 +270,9 @@ class _Simplifier(Mutator):
         dt = e.dtype
         op = e.op
         if isinstance(a, Const) and isinstance(b, Const):
-            r = _fold_bin(op, a.value, b.value, dt)
+            r = _fold(e, a, b)
             if r is not None:
-                return _c(r, dt)
+                return r
         if op == "and":
             if isinstance(a, Const):
                 return b if a.value else _c(False, dt)
@@ -476,7 +403,7 @@ class _Simplifier(Mutator):
         a = self.visit(e.a)
         b = self.visit(e.b)
         if isinstance(a, Const) and isinstance(b, Const):
-            return _c(_CMP[e.op](a.value, b.value), _dt.bool_)
+            return _fold(e, a, b)
         if a.dtype.is_int:
             diff = simplify_linear(BinOp("sub", a, b, a.dtype))
             lo, hi = bound(diff, self.ranges)

@@ -110,8 +110,10 @@ struct fp8 {
     float a = std::fabs(f);
     const float maxv = FN ? std::ldexp((float)((1 << (M + 1)) - 2), (1 << E) - 1 - bias - M)
                           : std::ldexp((float)((1 << (M + 1)) - 1), (1 << E) - 2 - bias - M);
-    if (std::isnan(f)) { bits = FN ? (uint8_t)(s | 0x7f) : (uint8_t)(s | 0x7e); return; }
-    if (a > maxv) { bits = FN ? (uint8_t)(s | 0x7e) : (uint8_t)(s | 0x7c); if (!FN && std::isinf(f)) bits = s | 0x7c; return; }
+    // As cvt.rn.satfinite and tw_cuda.h: a NaN becomes 0x7f, and past the largest finite value
+    // (infinities included) the result saturates to it.
+    if (std::isnan(f)) { bits = 0x7f; return; }
+    if (a > maxv) { bits = (uint8_t)(s | (FN ? 0x7e : 0x7b)); return; }
     int e;
     std::frexp(a, &e);  // a = f * 2^e, f in [0.5, 1)
     int exp = e - 1 + bias;
@@ -122,7 +124,7 @@ struct fp8 {
     if (mant < (1 << M)) { bits = (uint8_t)(s | mant); return; }  // subnormal
     bits = (uint8_t)(s | (exp << M) | (mant & ((1 << M) - 1)));
   }
-  fp8(double d) : fp8((float)d) {}
+  fp8(double d) : fp8(round_to_odd_float(d)) {}  // one rounding, as from float
   fp8(int i) : fp8((float)i) {}
 };
 typedef fp8<4, 3, true> fp8_e4m3;
@@ -205,14 +207,41 @@ template <typename T> inline T min(T a, T b) {
   else return a < b ? a : b;
 }
 
+// Float to integer conversion as on a GPU (cvt.rzi.sat, what a C cast compiles to there):
+// toward zero, saturating at the type's range, NaN giving 0. A plain C cast leaves the rest
+// undefined (x86 gives INT_MIN, and narrow types wrap).
+template <typename I, typename F> inline I to_int(F x) {
+  constexpr bool s = std::is_signed<I>::value;
+  constexpr F hi = (F)2 * (F)((uint64_t)1 << (sizeof(I) * 8 - (s ? 2 : 1)));  // max + 1
+  constexpr F lo = s ? -hi - (F)1 : (F)-1;  // at or below: the minimum (still so if F rounds it)
+  constexpr I mx = s ? (I)(~0ull >> (65 - sizeof(I) * 8)) : (I)~0ull;
+  constexpr I mn = s ? (I)(-mx - 1) : (I)0;
+  const I r = (I)(((x < hi) & (x > lo)) ? x : (F)0);  // NaN fails both tests
+  return x >= hi ? mx : (x <= lo ? mn : r);
+}
+
+// Shifts as on a GPU (PTX shl/shr clamp the count to the width): a count of the type's width or
+// more, or a negative one, gives 0, or the sign fill for a right shift of a negative value. The
+// renderer calls these where it cannot prove the count in range; x86 takes it modulo the width.
+template <typename T> inline T shl(T a, T b) {
+  typedef typename std::make_unsigned<T>::type U;
+  return (U)b < (U)(sizeof(T) * 8) ? (T)((U)a << (U)b) : (T)0;
+}
+template <typename T> inline T shr(T a, T b) {
+  typedef typename std::make_unsigned<T>::type U;
+  return (U)b < (U)(sizeof(T) * 8) ? (T)(a >> (U)b) : (T)(a < (T)0 ? (T)-1 : (T)0);
+}
+
+template <typename T> inline T truncmod(T a, T b);  // below, with truncdiv
+
 template <typename T> inline T pow(T a, T b) {
   if constexpr (std::is_same<T, double>::value) return std::pow(a, b);
-  else if constexpr (std::is_integral<T>::value) return (T)std::pow((double)a, (double)b);
+  else if constexpr (std::is_integral<T>::value) return to_int<T>(std::pow((double)a, (double)b));
   else return T(powf((float)a, (float)b));
 }
 template <typename T> inline T fmod(T a, T b) {
   if constexpr (std::is_same<T, double>::value) return std::fmod(a, b);
-  else if constexpr (std::is_integral<T>::value) return a % b;
+  else if constexpr (std::is_integral<T>::value) return truncmod(a, b);  // never traps
   else return T(fmodf((float)a, (float)b));
 }
 template <typename T> inline T atan2(T a, T b) { return T(std::atan2((double)a, (double)b)); }
@@ -245,7 +274,8 @@ template <typename T> inline T floordiv(T a, T b) {
     T q = a / b, r = a % b;
     return (T)(q - (T)((r != 0) & ((r < 0) != (b < 0))));
   } else {
-    return T(std::floor((double)a / (double)b));
+    typedef typename std::conditional<std::is_same<T, double>::value, double, float>::type F;
+    return T(std::floor((F)a / (F)b));  // the quotient rounded to F first, as on a GPU
   }
 }
 template <typename T> inline T floormod(T a, T b) {

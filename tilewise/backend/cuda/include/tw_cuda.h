@@ -265,18 +265,45 @@ TW_DEV float min(float a, float b) { return ::fminf(a, b); }
 TW_DEV double max(double a, double b) { return ::fmax(a, b); }
 TW_DEV double min(double a, double b) { return ::fmin(a, b); }
 
+// Float to integer conversion with explicit semantics (those of cvt.rzi.sat): toward zero,
+// saturating at the type's range, NaN giving 0. A C cast leaves out-of-range values undefined,
+// and NVVM may narrow an 8 or 16-bit one through a wider conversion that wraps.
+template <typename I, typename F> TW_DEV I to_int(F x) {
+  constexpr bool s = (I)-1 < (I)0;
+  constexpr F hi = (F)2 * (F)(1ull << (sizeof(I) * 8 - (s ? 2 : 1)));  // max + 1
+  constexpr F lo = s ? -hi - (F)1 : (F)-1;  // at or below: the minimum (still so if F rounds it)
+  constexpr I mx = s ? (I)(~0ull >> (65 - sizeof(I) * 8)) : (I)~0ull;
+  constexpr I mn = s ? (I)(-mx - 1) : (I)0;
+  const I r = (I)((x < hi && x > lo) ? x : (F)0);  // NaN fails both tests
+  return x >= hi ? mx : (x <= lo ? mn : r);
+}
+
+// Shifts by a count outside [0, width) defined as PTX shl/shr define them (the count clamped to
+// the width: 0, or the sign fill); the renderer calls these only where it cannot prove the count
+// in range, since C leaves those counts undefined and the optimizer may assume they do not occur.
+template <typename T> TW_DEV T shl(T a, T b) {
+  const unsigned long long n = (unsigned long long)b;
+  return n < sizeof(T) * 8 ? (T)((unsigned long long)a << n) : (T)0;
+}
+template <typename T> TW_DEV T shr(T a, T b) {
+  const unsigned long long n = (unsigned long long)b;
+  return n < sizeof(T) * 8 ? (T)(a >> n) : (T)(a < (T)0 ? (T)-1 : (T)0);
+}
+
+template <typename T> TW_DEV T truncmod(T a, T b);  // below, with truncdiv
+
 // Binary math: float and double call the CUDA math library, integers have exact versions.
 TW_DEV float pow(float a, float b) { return ::powf(a, b); }
 TW_DEV double pow(double a, double b) { return ::pow(a, b); }
 template <typename T> TW_DEV T pow(T a, T b) {
   if constexpr (is_lowp<T>::value) return T(::powf((float)a, (float)b));
-  else return (T)::pow((double)a, (double)b);
+  else return to_int<T>(::pow((double)a, (double)b));
 }
 TW_DEV float fmod(float a, float b) { return ::fmodf(a, b); }
 TW_DEV double fmod(double a, double b) { return ::fmod(a, b); }
 template <typename T> TW_DEV T fmod(T a, T b) {
   if constexpr (is_lowp<T>::value) return T(::fmodf((float)a, (float)b));
-  else return a % b;
+  else return truncmod(a, b);  // never traps
 }
 #define TW_MATH2(name, ffn, dfn)                                    \
   TW_DEV float name(float a, float b) { return ::ffn(a, b); }       \

@@ -1,0 +1,447 @@
+"""What every scalar operator of the IR computes, defined once, as numpy functions per dtype.
+
+The constant folder (ir/simplify.py), the numpy evaluator (ir/evaluate.py) and the emulator
+(emulator/arith.py) all take their arithmetic from here, so a folded constant, a layout table and
+an emulated thread compute the same value; the C++ headers (tw_cpu.h, tw_cuda.h) implement the same
+rules, and tests/test_scalar_ops.py checks all of them against each other. The rules are what a GPU
+does where C leaves a choice (the CUDA target is the one whose answers matter):
+
+- Integers wrap around at their type's width (two's complement), in every operation and cast.
+- `div` and `truncmod` are C's `/` and `%` (toward zero); `floordiv` and `floormod` round toward
+  negative infinity (Python's `//` and `%`). None of them traps: x / 0 is -1 (all ones), x % 0 is
+  x, and the most negative value / -1 wraps to itself (remainder 0), as tw_cpu.h and tw_cuda.h
+  define them.
+- Shifts: the count is read as unsigned, and a count of the type's width or more gives 0 (`shl`,
+  and `shr` of unsigned values) or the sign fill (`shr` of signed values): PTX `shl`/`shr` clamp
+  the count to the width. (C leaves this undefined; x86 takes the count modulo the width.)
+  Narrow types shift at their own width (C promotes them to int, which gives the same results).
+- Floating-point `min`/`max` are IEEE maxNum/minNum: a NaN operand is ignored (fmaxf/fminf).
+- float16, bfloat16 and float8 are computed in float32 and rounded to their type once per
+  operation; float64 values round to them once (through float32 rounded to odd, as the CUDA
+  header does). float8 saturates to its largest finite value (infinities included) and a NaN
+  becomes the code 0x7f, as `cvt.rn.satfinite` does; float16 and bfloat16 overflow to infinity.
+  Integers convert to low-precision floats through float32 (`(half)(float)i`, as the headers do).
+- Float to integer conversion truncates toward zero and saturates at the type's range, NaN giving
+  0 (`cvt.rzi.sat`, what a C cast compiles to on the GPU; C leaves overflow undefined).
+
+Every function works on numpy arrays and on 0-d values alike. `fold_*` apply the same functions
+to Python scalars (the values of Const nodes) for the constant folder.
+"""
+from __future__ import annotations
+
+import functools
+import math as _math
+from collections.abc import Callable
+
+import ml_dtypes
+import numpy as np
+
+from .dtype import DataType, bool_, float64
+
+F32 = np.dtype(np.float32)
+F64 = np.dtype(np.float64)
+_U32 = np.dtype(np.uint32)
+
+
+# ---------------------------------------------------------------------------- values
+
+
+@functools.cache
+def numpy_dtype(dt: DataType) -> np.dtype:
+    """The numpy type holding values of dt (a pointer is a 64-bit unsigned integer)."""
+    if dt.kind == "handle":
+        return np.dtype(np.uint64)
+    return dt.numpy
+
+
+@functools.cache
+def _int_range(dt: DataType) -> tuple[type, int, int, int]:
+    """(numpy scalar type, min, max, bits) of an integer type."""
+    bits = 64 if dt.kind == "handle" else dt.bits
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if dt.is_signed else (0, (1 << bits) - 1)
+    return numpy_dtype(dt).type, lo, hi, bits
+
+
+def is_lowp(dt: DataType) -> bool:
+    """float16, bfloat16 and float8: stored narrow, computed in float32."""
+    return dt.is_float and dt.bits < 32
+
+
+def _is_int(dt: DataType) -> bool:
+    return dt.is_int or dt.kind == "handle"
+
+
+def as_type(v, npdt: np.dtype):
+    """v converted to npdt: an array stays an array, anything else becomes a numpy scalar."""
+    if isinstance(v, np.ndarray):
+        return v.astype(npdt, copy=False)
+    return np.asarray(v).astype(npdt)[()]
+
+
+def value(v, dt: DataType):
+    """The numpy value of dt for a Python scalar (a Const's value): integers wrap, floats round
+    once to dt."""
+    if dt.is_bool:
+        return np.bool_(bool(v))
+    if _is_int(dt):
+        typ, lo, hi, bits = _int_range(dt)
+        i = int(v)
+        if not lo <= i <= hi:
+            i &= (1 << bits) - 1
+            if i > hi:
+                i -= 1 << bits
+        return typ(i)
+    if dt.bits == 64:
+        return np.float64(v)
+    return cast(float64, dt)(np.float64(v))
+
+
+def to_python(v, dt: DataType):
+    """The Python scalar for a 0-d numpy value of dt (exact: every dt value is a Python value)."""
+    if dt.is_bool:
+        return bool(v)
+    if _is_int(dt):
+        return int(v)
+    return float(as_type(v, F64))
+
+
+# ---------------------------------------------------------------------------- rounding to a float type
+
+
+def _f64_to_f32_odd(x):
+    """float64 -> float32 rounded to odd: truncated toward zero, with the last bit set when that
+    lost anything. Any format at least two bits narrower rounds this as it would round x itself,
+    so float64 -> bfloat16 / float8 round once (tw_cuda.h's f64_to_f32_odd)."""
+    x = np.asarray(x, F64)
+    with np.errstate(all="ignore"):
+        f = x.astype(F32)
+        away = np.abs(f.astype(F64)) > np.abs(x)  # rounded up in magnitude (to inf included)
+        f = np.where(away, np.nextafter(f, np.float32(0)), f).astype(F32)
+        inexact = (f.astype(F64) != x) & np.isfinite(f)
+    bits = f.view(_U32) | inexact.astype(_U32)
+    return bits.view(F32)[()]
+
+
+@functools.cache
+def _fp8_limits(npdt: np.dtype):
+    """float8's largest finite value, and the NaN code 0x7f that cvt.rn.satfinite produces."""
+    top = np.float32(ml_dtypes.finfo(npdt).max)
+    nan = np.asarray(0x7F, np.uint8).view(npdt)[()]
+    return top, nan
+
+
+def _round(x, dt: DataType):
+    """float32 or float64 values rounded once to the float type dt."""
+    npdt = numpy_dtype(dt)
+    src = np.asarray(x).dtype
+    if dt.bits >= 32 or dt.name == "float16":  # numpy rounds these directly from either source
+        return as_type(x, npdt)
+    if src == F64:
+        x = _f64_to_f32_odd(x)
+    if dt.kind != "float8":
+        return as_type(x, npdt)
+    top, nan = _fp8_limits(npdt)
+    with np.errstate(invalid="ignore"):
+        r = as_type(np.clip(x, -top, top), npdt)  # satfinite: past the largest finite value, saturate
+    if np.ndim(r) == 0:
+        return nan if np.isnan(x) else r
+    return np.where(np.isnan(x), nan, r)
+
+
+def _widen(x, dt: DataType):
+    """A value of float type dt in the type its arithmetic happens in (float32 for low precision)."""
+    return as_type(x, F32) if is_lowp(dt) else x
+
+
+def _in_float(fn: Callable, dt: DataType) -> Callable:
+    """fn computed in dt's arithmetic type and rounded back to dt once."""
+    if is_lowp(dt):
+        return lambda *xs: _round(fn(*(as_type(x, F32) for x in xs)), dt)
+    npdt = numpy_dtype(dt)
+    return lambda *xs: as_type(fn(*xs), npdt)
+
+
+# ---------------------------------------------------------------------------- integer division and shifts
+
+
+def _trunc_div(a, b):
+    return (a - np.fmod(a, b)) // b  # exact: a minus its C remainder is a multiple of b
+
+
+_PLAIN_DIVISION = {"div": _trunc_div, "truncmod": np.fmod, "floordiv": np.floor_divide, "floormod": np.mod}
+
+
+def _int_division(op: str, dt: DataType) -> Callable:
+    """C and Python division / remainder that never trap (see the module docstring). Operands
+    are values of dt, as everywhere in this module."""
+    npdt = numpy_dtype(dt)
+    signed = dt.is_signed
+    ones = np.asarray(-1).astype(npdt)[()]  # x / 0: all bits set
+    plain = _PLAIN_DIVISION[op]  # right wherever no divisor is 0 or -1
+    quotient = op in ("div", "floordiv")
+
+    def special(a, b):  # b is 0, or -1 (signed), where truncating and flooring agree
+        return np.where(b == 0, ones, np.negative(a)) if quotient else np.where(b == 0, a, 0)
+
+    def divide(a, b):
+        if isinstance(b, np.generic):  # one divisor for every lane (usually a constant)
+            if b == 0 or (signed and b == -1):
+                return as_type(special(a, b), npdt)
+            return plain(a, b)
+        sp = ((b == 0) | (b == -1)) if signed else (b == 0)
+        if not sp.any():
+            return plain(a, b)
+        return as_type(np.where(sp, special(a, b), plain(a, np.where(sp, 1, b).astype(npdt))), npdt)
+
+    return divide
+
+
+def _shift(op: str, dt: DataType) -> Callable:
+    """Shifts with the count clamped to the width, as PTX shl/shr do (see the module docstring)."""
+    npdt = numpy_dtype(dt)
+    bits = 64 if dt.kind == "handle" else dt.bits
+    unsigned = np.dtype(f"uint{bits}")
+
+    def shift(a, b):
+        count = as_type(b, unsigned)  # a negative count is a huge unsigned one
+        big = count >= bits
+        safe = as_type(np.where(big, 0, count), npdt)
+        if op == "shl":
+            out = np.where(big, 0, np.left_shift(a, safe))
+        elif dt.is_signed:
+            out = np.where(big, np.right_shift(a, bits - 1), np.right_shift(a, safe))
+        else:
+            out = np.where(big, 0, np.right_shift(a, safe))
+        return as_type(out, npdt)
+
+    return shift
+
+
+# ---------------------------------------------------------------------------- operator tables
+
+
+def _float_floormod(a, b):
+    r = np.fmod(a, b)
+    return np.where((r != 0) & ((r < 0) != (b < 0)), r + b, r)
+
+
+_INT_BIN = {
+    "add": np.add, "sub": np.subtract, "mul": np.multiply, "bitand": np.bitwise_and,
+    "bitor": np.bitwise_or, "bitxor": np.bitwise_xor, "min": np.minimum, "max": np.maximum,
+}  # fmt: skip
+_FLOAT_BIN = {
+    "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.true_divide,
+    "truncmod": np.fmod, "floormod": _float_floormod,
+    "floordiv": lambda a, b: np.floor(np.true_divide(a, b)),
+    "min": np.fmin, "max": np.fmax,  # IEEE minNum/maxNum: a NaN operand is ignored, as on GPUs
+}  # fmt: skip
+_BOOL_BIN = {
+    "and": np.logical_and, "or": np.logical_or, "bitand": np.logical_and, "bitor": np.logical_or,
+    "bitxor": np.logical_xor, "eq": np.equal, "ne": np.not_equal, "min": np.logical_and,
+    "max": np.logical_or,
+}  # fmt: skip
+_COMPARE = {"lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
+            "eq": np.equal, "ne": np.not_equal}  # fmt: skip
+
+
+@functools.cache
+def binary(op: str, dt: DataType) -> Callable:
+    """f(a, b) = `a op b` for operands of type dt (BinOp's op names). KeyError: not defined on dt."""
+    if dt.is_bool:
+        return _BOOL_BIN[op]
+    if _is_int(dt):
+        if op in ("div", "truncmod", "floordiv", "floormod"):
+            return _int_division(op, dt)
+        if op in ("shl", "shr"):
+            return _shift(op, dt)
+        return _INT_BIN[op]  # numpy wraps integer arrays and scalars alike
+    return _in_float(_FLOAT_BIN[op], dt)
+
+
+@functools.cache
+def compare(op: str, dt: DataType) -> Callable:
+    """f(a, b) = `a op b` (a bool) for operands of type dt."""
+    fn = _COMPARE[op]
+    if is_lowp(dt):  # float8 types have no numpy comparisons; float32 compares them exactly
+        return lambda a, b: fn(as_type(a, F32), as_type(b, F32))
+    return fn
+
+
+@functools.cache
+def unary(op: str, dt: DataType) -> Callable:
+    """f(a) for UnaryOp's ops on an operand of type dt (`not` gives a bool)."""
+    if op == "not":
+        return np.logical_not
+    if op == "neg":
+        if dt.is_bool:
+            return lambda a: a
+        if _is_int(dt):
+            npdt = numpy_dtype(dt)
+            return lambda a: as_type(np.negative(a), npdt)
+        return _in_float(np.negative, dt)
+    if op == "bitnot":
+        if dt.is_bool:
+            return np.logical_not
+        if _is_int(dt):
+            return np.invert
+    raise KeyError(op)
+
+
+# ---------------------------------------------------------------------------- casts
+
+
+def _float_to_int(dst: DataType) -> Callable:
+    """Truncation toward zero, saturating at dst's range, NaN giving 0 (cvt.rzi.sat)."""
+    npdt = numpy_dtype(dst)
+    info = np.iinfo(npdt)
+    lo = float(info.min)  # -2^(w-1) or 0: exact in float64
+    hi_excl = 2.0 ** (dst.bits - 1 if dst.is_signed else dst.bits)  # max + 1, exact
+    lo_v, hi_v = np.asarray(info.min, npdt)[()], np.asarray(info.max, npdt)[()]
+
+    def f2i(v):
+        with np.errstate(invalid="ignore"):
+            t = np.trunc(as_type(v, F64))
+            below, above = t < lo, t >= hi_excl
+            inside = ~(below | above | np.isnan(t))
+            r = np.where(inside, t, 0).astype(npdt)
+        return as_type(np.where(above, hi_v, np.where(below, lo_v, r)), npdt)
+
+    return f2i
+
+
+@functools.cache
+def cast(src: DataType, dst: DataType) -> Callable:
+    """f(v) converting values of type src to type dst (Cast)."""
+    to = numpy_dtype(dst)
+    if src == dst:
+        return lambda v: v
+    if dst.is_bool:
+        return lambda v: np.not_equal(_widen(v, src), 0)
+    if _is_int(dst):
+        if src.is_float:
+            return _float_to_int(dst)
+        return lambda v: as_type(v, to)  # integers wrap; bool is 0 or 1
+    # dst is a float type
+    if dst.bits >= 32:
+        return lambda v: as_type(_widen(v, src), to)  # exact, or one rounding (f64 -> f32, i64 -> f32)
+    if src == float64:
+        return lambda v: _round(v, dst)
+    return lambda v: _round(as_type(v, F32), dst)  # integers through float32, as the headers do
+
+
+# ---------------------------------------------------------------------------- math calls
+
+_erf = np.frompyfunc(_math.erf, 1, 1)
+
+
+def _round_half_away(x):
+    t = np.trunc(x)
+    return np.where(np.abs(x - t) >= 0.5, t + np.sign(x), t)
+
+
+_MATH1 = {
+    "exp": np.exp, "exp2": np.exp2, "exp10": lambda x: np.power(np.asarray(10, np.asarray(x).dtype), x),
+    "log": np.log, "log2": np.log2, "log10": np.log10, "log1p": np.log1p, "expm1": np.expm1,
+    "sqrt": np.sqrt, "rsqrt": lambda x: 1 / np.sqrt(x), "rcp": lambda x: 1 / x,
+    "tanh": np.tanh, "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+    "erf": lambda x: as_type(_erf(x), np.asarray(x).dtype),
+    "floor": np.floor, "ceil": np.ceil, "round": _round_half_away, "trunc": np.trunc,
+    "nearbyint": np.rint, "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin,
+    "acos": np.arccos, "atan": np.arctan, "sinh": np.sinh, "cosh": np.cosh, "asinh": np.arcsinh,
+    "acosh": np.arccosh, "atanh": np.arctanh, "abs": np.abs,
+}  # fmt: skip
+_MATH2 = {
+    "pow": np.power, "max": np.fmax, "min": np.fmin, "fmod": np.fmod, "atan2": np.arctan2,
+    "hypot": np.hypot, "copysign": np.copysign,
+}  # fmt: skip
+
+
+@functools.cache
+def math_call(name: str, dt: DataType, nargs: int) -> Callable | None:
+    """f(*args) for an element-wise math Call returning dt, or None if the name is not math.
+    Floats use numpy's functions (the devices' libraries differ from them by an ulp or two; the
+    folder does not fold these); integers have exact versions of abs, min, max, fmod and pow."""
+    if nargs == 1 and name in _MATH1:
+        if _is_int(dt) or dt.is_bool:
+            return _int_abs(dt) if name == "abs" else None
+        fn = _MATH1[name]
+        return _in_float(lambda x: fn(np.asarray(x)), dt)
+    if nargs == 2 and name in _MATH2:
+        if _is_int(dt):
+            if name in ("max", "min"):
+                return binary(name, dt)
+            if name == "fmod":
+                return binary("truncmod", dt)
+            if name == "pow":
+                to_int = cast(float64, dt)
+                return lambda a, b: to_int(np.power(as_type(a, F64), as_type(b, F64)))
+            return None
+        return _in_float(_MATH2[name], dt)
+    return None
+
+
+def _int_abs(dt: DataType) -> Callable:
+    npdt = numpy_dtype(dt)
+    return lambda a: as_type(np.abs(a), npdt)  # wraps: abs of the most negative value is itself
+
+
+# ---------------------------------------------------------------------------- folding Python scalars
+# The folder runs on every compile; integer constants repeat (the same tile sizes and strides), so
+# integer folds are memoised (int keys are exact; float keys would conflate 0.0 with -0.0).
+
+
+def fold_binary(op: str, dt: DataType, a, b):
+    """`a op b` on the Python values of two constants of type dt; None if op is not defined on dt."""
+    if type(a) is int and type(b) is int:
+        return _fold_binary_ints(op, dt, a, b)
+    return _fold_binary(op, dt, a, b)
+
+
+def _fold_binary(op: str, dt: DataType, a, b):
+    try:
+        fn = binary(op, dt)
+    except KeyError:
+        return None
+    with np.errstate(all="ignore"):
+        return to_python(fn(value(a, dt), value(b, dt)), dt)
+
+
+_fold_binary_ints = functools.lru_cache(maxsize=4096)(_fold_binary)
+
+
+def fold_compare(op: str, dt: DataType, a, b) -> bool:
+    """`a op b` (a comparison) on the Python values of two constants of type dt."""
+    if type(a) is int and type(b) is int:
+        return _fold_compare_ints(op, dt, a, b)
+    return _fold_compare(op, dt, a, b)
+
+
+def _fold_compare(op: str, dt: DataType, a, b) -> bool:
+    with np.errstate(all="ignore"):
+        return bool(compare(op, dt)(value(a, dt), value(b, dt)))
+
+
+_fold_compare_ints = functools.lru_cache(maxsize=4096)(_fold_compare)
+
+
+def fold_unary(op: str, dt: DataType, a):
+    """UnaryOp on the Python value of a constant of type dt; None if op is not defined on dt."""
+    try:
+        fn = unary(op, dt)
+    except KeyError:
+        return None
+    out_dt = dt if op != "not" else bool_
+    with np.errstate(all="ignore"):
+        return to_python(fn(value(a, dt)), out_dt)
+
+
+def fold_cast(src: DataType, dst: DataType, v):
+    """Cast of the Python value of a constant of type src to dst."""
+    with np.errstate(all="ignore"):
+        return to_python(cast(src, dst)(value(v, src)), dst)
+
+
+__all__ = [
+    "as_type", "binary", "cast", "compare", "fold_binary", "fold_cast", "fold_compare", "fold_unary",
+    "is_lowp", "math_call", "numpy_dtype", "to_python", "unary", "value",
+]  # fmt: skip
