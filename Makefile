@@ -21,10 +21,10 @@ demo: $(STAMP)
 test: $(STAMP)
 	rm -rf build/test-cache
 	TILEWISE_CACHE_DIR=$(CURDIR)/build/test-cache $(BIN)/python -m pytest -n $(JOBS) -q tests
-	$(BIN)/ruff check tilewise tests examples benchmarks
+	$(BIN)/ruff check tilewise tests examples benchmarks tools
 
 lint: $(STAMP)
-	$(BIN)/ruff check tilewise tests examples benchmarks
+	$(BIN)/ruff check tilewise tests examples benchmarks tools
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/gemm.py

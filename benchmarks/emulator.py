@@ -109,6 +109,9 @@ def main() -> int:
     t_checked = best_of(lambda: run(lowered, [a, b, out], check_races=True))
     t_plain = best_of(lambda: run(lowered, [a, b, out], check_races=False))
     t_cpu = best_of(lambda: cpu(a, b))
+    through_ptx = emu.with_execution_backend("ptx")  # compiles the PTX once, here
+    ok = ok and np.array_equal(through_ptx(a, b), c)
+    t_ptx = best_of(lambda: through_ptx(a, b))
     t_triton = triton_interpreter_time(a, b)
 
     print(f"fp16 GEMM {M}x{N}x{K}, 128x128x32 tiles, 3 stages, 128 threads "
@@ -116,6 +119,7 @@ def main() -> int:
     print(f"{'what':44s} {'seconds':>9s}")
     print(f"{'emulator, thread-exact, race checks on':44s} {t_checked:9.3f}")
     print(f"{'emulator, thread-exact, race checks off':44s} {t_plain:9.3f}")
+    print(f"{'PTX interpreter (what NVRTC compiled)':44s} {t_ptx:9.3f}")
     print(f"{'CPU target (native)':44s} {t_cpu:9.4f}")
     if t_triton is None:
         print(f"{'Triton interpreter (TRITON_INTERPRET=1)':44s} {'not installed':>9s}")

@@ -1,5 +1,5 @@
 """Shared fixtures: one compile cache per test session (make test points TILEWISE_CACHE_DIR at a
-fresh directory), a seeded generator, and compiling for the CUDA target in tests: through the
+fresh directory), every emulator run cross-checked by the PTX interpreter, a seeded generator, and compiling for the CUDA target in tests: through the
 thread-exact emulator (to run against numpy) and through NVRTC for sm_80 and sm_90a (to check
 resources and SASS)."""
 import os
@@ -13,6 +13,9 @@ from tilewise.backend.cuda.inspect import instruction_mix, resource_usage
 
 if "TILEWISE_CACHE_DIR" not in os.environ:
     os.environ["TILEWISE_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), "tilewise-test-cache")
+# every kernel the tests run in the thread-IR emulator is also run by the PTX interpreter on the
+# PTX NVRTC compiled, and the outputs compared (tilewise/jit/crosscheck.py)
+os.environ.setdefault("TILEWISE_EMULATOR_CROSSCHECK", "ptx")
 
 ARCHS = ("sm_80", "sm_90a")
 

@@ -22,7 +22,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("tilewise.tileop",),
     ("tilewise.transform",),
     ("tilewise.backend.c_style",),  # what the renderers of both backends share
-    ("tilewise.backend.cpu", "tilewise.backend.cuda", "tilewise.emulator", "tilewise.ptx"),
+    ("tilewise.backend.cpu", "tilewise.backend.cuda", "tilewise.emulator"),
+    ("tilewise.ptx",),  # the second, independent executor: shares only the emulator's report classes
     ("tilewise.testing",),
     ("tilewise.profiler",),
     ("tilewise.jit",),

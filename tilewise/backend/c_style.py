@@ -135,12 +135,18 @@ class CStyleRenderer:
     def __init__(self):
         self.names = Names()
         self.lines: list[str] = []
+        # 1-based source line -> span of the statement that printed it (for reports that start
+        # from a line of the generated source, e.g. the PTX interpreter's .loc directives)
+        self.line_spans: dict = {}
+        self._spans: list = []
         self.depth = 0
         self.ranges: dict = {}  # Var -> (lo, hi) of the constant-extent loops being rendered
 
     # ------------------------------------------------------------------ output
     def line(self, text: str):
         self.lines.append(self.indent_unit * self.depth + text)
+        if self._spans:
+            self.line_spans[len(self.lines)] = self._spans[-1]
 
     def var(self, v: Var) -> str:
         return self.names.get(v, v.name)
@@ -275,7 +281,14 @@ class CStyleRenderer:
         m = getattr(self, "stmt_" + type(s).__name__, None)
         if m is None:
             raise InternalError(f"the {type(self).__name__} cannot render {type(s).__name__}", getattr(s, "span", None))
-        m(s)
+        span = getattr(s, "span", None)
+        if span is not None:
+            self._spans.append(span)
+        try:
+            m(s)
+        finally:
+            if span is not None:
+                self._spans.pop()
 
     def stmt_SeqStmt(self, s: SeqStmt):
         for x in s.stmts:

@@ -1,6 +1,7 @@
 """JITKernel: a function compiled for a target, called with numpy arrays or torch tensors."""
 from __future__ import annotations
 
+import copy
 import warnings
 
 from ..ir.stmt import PrimFunc
@@ -65,6 +66,20 @@ class JITKernel:
         if not outputs:
             return None
         return outputs[0] if len(outputs) == 1 else outputs
+
+    def with_execution_backend(self, backend: str) -> JITKernel:
+        """The same compiled kernel run by another runtime of its target, e.g. "ptx" beside
+        "emulator": nothing is lowered again."""
+        record = self.build.record
+        if backend not in record.runtimes:
+            raise ValueError(f"execution backend {backend!r} does not apply to {self.target}; "
+                             f"use {' or '.join(repr(n) for n in record.runtimes)}")
+        other = copy.copy(self)
+        other.execution_backend = backend
+        other.runtime = record.runtimes[backend](self.build)
+        other._binder = ArgBinder(self.params, self.out_idx, self.func.dynamic_vars(), other.runtime.device)
+        other._fast = make_fast_call(other._binder, other.runtime)
+        return other
 
     def get_kernel_source(self, kernel_only: bool = False) -> str:
         """The generated source (C++ for the CPU, CUDA C++ otherwise). `kernel_only` is

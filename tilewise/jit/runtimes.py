@@ -8,9 +8,12 @@ import numpy as np
 
 from .. import env
 from ..backend.cpu.library import CpuLibrary
-from ..backend.cuda.launch import CudaLauncher
+from ..backend.cuda.launch import CudaLauncher, launch_plans
+from ..backend.cuda.nvrtc import nvrtc_compile
 from ..emulator import run as emulate
 from ..ir.buffer import Buffer
+from ..ptx import run as run_ptx
+from . import crosscheck
 from .args import data_ptr, numpy_view
 from .build import Build
 
@@ -59,11 +62,22 @@ class EmulatorRuntime(Runtime):
         # rendered (and post-processed) at compile time even though the emulator runs the IR:
         # what would fail to build for a GPU fails here too
         _ = build.source
+        self._second: Runtime | None = None  # the PTX interpreter, when cross-checking
 
     def run(self, arrays, dims: list[int]) -> None:
-        values = [_emulator_value(p, numpy_view(a)) for p, a in zip(self.lowered.params, arrays)]
+        views = [numpy_view(a) for a in arrays]
+        check = env.get("TILEWISE_EMULATOR_CROSSCHECK")
+        if check not in ("", "ptx"):
+            raise ValueError(f"TILEWISE_EMULATOR_CROSSCHECK={check!r}: the only second executor is 'ptx'")
+        before = crosscheck.snapshot(self.lowered.params, views) if check else None
+        values = [_emulator_value(p, v) for p, v in zip(self.lowered.params, views)]
         emulate(self.lowered, values, dims, check_races=env.flag("TILEWISE_EMULATOR_RACES"),
                 check_uninit=env.flag("TILEWISE_EMULATOR_UNINIT"))
+        if before is not None:
+            if self._second is None:
+                self._second = PtxRuntime(self.build)
+            crosscheck.run_quietly(self._second, before, dims)
+            crosscheck.compare(self.lowered.name, self.lowered.params, views, before)
 
 
 class GpuRuntime(Runtime):
@@ -78,6 +92,58 @@ class GpuRuntime(Runtime):
 
     def run(self, arrays, dims: list[int]) -> None:
         self._launcher(arrays, dims)
+
+
+class PtxRuntime(Runtime):
+    """The PTX NVRTC makes of the kernel's exact source (and options, plus -lineinfo, which adds
+    .loc directives and changes no instruction), executed by the PTX interpreter: what the
+    renderer, tw_cuda.h and NVVM made of the kernel, independently of the thread-IR emulator."""
+
+    def __init__(self, build: Build):
+        super().__init__(build)
+        fast = bool(build.pass_configs.get("tl.enable_fast_math"))
+        self.ptx = nvrtc_compile(build.source, build.machine.name, fast_math=fast, ptx=True,
+                                 options=("-lineinfo",)).ptx
+        self.module = build.module
+        self.atomic_seed: int | None = None  # set to shuffle conflicting atomics (GPU-like order)
+
+    def line_info(self, loc) -> str:
+        """The generated CUDA line, and the user's, of a PTX `.loc` (file 1 is the kernel source)."""
+        if loc is None or loc[0] != 1:
+            return ""
+        n = loc[1]
+        lines = self.build.source.splitlines()
+        out = f"generated CUDA line {n}: `{lines[n - 1].strip() if 0 < n <= len(lines) else ''}`"
+        span = self.module.line_spans.get(n) if self.build.source == self.module.source else None
+        if span is not None:
+            src = (span.source or "").strip()
+            out += f"\n  user source {span}" + (f": `{src}`" if src else "")
+        return out
+
+    def run(self, arrays, dims: list[int]) -> None:
+        views = [numpy_view(a) for a in arrays]
+        args = [v if isinstance(p, Buffer) else _ptx_scalar(p, v) for p, v in zip(self.module.params, views)]
+        args += [int(d) for d in dims]
+        for plan in launch_plans(self.module, views, dims):
+            if plan.empty:
+                continue
+            printed = run_ptx(self.ptx, plan.kernel, plan.grid, plan.block, args, plan.shared_bytes,
+                              line_info=self.line_info, atomic_seed=self.atomic_seed,
+                              check_races=env.flag("TILEWISE_EMULATOR_RACES")).printed
+            for line in printed:
+                print(line)
+
+
+def _ptx_scalar(param, value):
+    """A scalar parameter as the interpreter takes it: 16- and 8-bit floats as their bits."""
+    dt = param.dtype
+    if hasattr(value, "item") and not isinstance(value, (int, float)):
+        value = value.item()
+    if dt.is_float and dt.bits <= 16:
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            return int(value)  # the bits already (how the argument binder passes them)
+        return int(np.asarray(value, dtype=dt.numpy).view(np.uint16 if dt.bits == 16 else np.uint8))
+    return float(value) if dt.is_float else int(value)
 
 
 def _emulator_value(param, value):

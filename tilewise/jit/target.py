@@ -19,7 +19,7 @@ from ..backend.cuda.renderer import render_cuda
 from ..engine.callback import postprocess_cuda_source
 from ..ir.machine import CPU, CUDA_ARCHS, Machine, cuda_machine
 from ..transform.pipeline import loop_passes, thread_passes
-from .runtimes import EmulatorRuntime, GpuRuntime, NativeRuntime, Runtime
+from .runtimes import EmulatorRuntime, GpuRuntime, NativeRuntime, PtxRuntime, Runtime
 
 CPU_ALIASES = ("cpu", "c", "llvm")
 TILELANG_BACKENDS = ("cython", "ctypes", "dlpack", "tvm_ffi", "torch", "auto")
@@ -74,7 +74,7 @@ def _cuda_record(name: str, archs: tuple[str, ...]) -> TargetRecord:
     return TargetRecord(
         name=name, kind="cuda", archs=archs, machine=cuda_machine, passes=thread_passes, render=render_cuda,
         toolchain=Toolchain("kernel.cu", "kernel.cubin", _compile_cubin, toolchain_fingerprint),
-        runtimes={"nvrtc": GpuRuntime, "emulator": EmulatorRuntime},
+        runtimes={"nvrtc": GpuRuntime, "emulator": EmulatorRuntime, "ptx": PtxRuntime},
         auto_runtime=lambda: "nvrtc" if gpu_present() else "emulator",
         postprocess=lambda source, machine: postprocess_cuda_source(source, f"cuda -arch={machine.name}"),
         key_on_source=True, disassemble=get_sass, resources=resource_usage,

@@ -56,6 +56,7 @@ class CudaModule:
     dynamic_vars: list[Var]
     param_names: list[str]  # the C parameter names, params then dynamic dims
     readonly: list[bool]  # per entry of params: a buffer the kernels never write (rendered const)
+    line_spans: dict = field(default_factory=dict)  # source line -> span of the statement it renders
 
     @property
     def kernel_name(self) -> str:
@@ -159,6 +160,7 @@ class CudaRenderer(CStyleRenderer):
             dynamic_vars=dyn,
             param_names=pnames,
             readonly=readonly,
+            line_spans=self.line_spans,
         )
 
     def _split_top(self, body: Stmt):

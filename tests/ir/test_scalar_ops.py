@@ -25,7 +25,6 @@ import subprocess
 import ml_dtypes
 import numpy as np
 import pytest
-from cuda_helpers import emu, nvrtc_check
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -43,7 +42,7 @@ N = 16  # values per dtype: one thread each
 
 
 def _compile_both(func):
-    return tilewise.compile(func, target="cpu"), emu(func)
+    return tilewise.compile(func, target="cpu"), tilewise.compile(func, target="cuda", execution_backend="emulator")
 
 
 # ---------------------------------------------------------------------------- references
@@ -348,7 +347,7 @@ def test_casts_agree_everywhere():
     assert ref_cast(70000.0, dt.float8_e5m2) == 57344.0 and ref_cast(math.inf, dt.float8_e4m3) == 448.0
 
 
-def test_cuda_source_uses_the_defined_helpers():
+def test_cuda_source_uses_the_defined_helpers(nvrtc_check):
     """The CUDA renderer spells out shifts and float -> int casts through tw_cuda.h's helpers
     (C leaves their out-of-range cases undefined), and NVRTC compiles them."""
     for name in ("int32", "int8", "uint32"):

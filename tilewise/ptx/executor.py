@@ -1,0 +1,301 @@
+"""Executing a decoded kernel: basic blocks, divergence, batches of blocks.
+
+A kernel is decoded once (`Program`): its body is cut into basic blocks at labels and after
+branches, every instruction becomes a closure (decode.py), and each block ends in a terminator
+that says where each executing thread goes next. Threads carry a block index as their PC. The
+group of threads with the smallest PC executes next, as one masked vector operation per
+instruction; threads that branched ahead wait until the group catches up with them, which
+reconverges them at the first block they share (the immediate post-dominator for the structured
+code NVVM emits). While every thread agrees, the PC is a single number and no mask is built.
+
+`bar.sync` requires every live thread of each participating block in the executing group;
+threads of the same block elsewhere mean a barrier in divergent code (undefined on a GPU) and
+raise `DivergenceError`. Blocks run in batches (all threads of a batch in lockstep) sized to keep
+arrays around a few thousand entries."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import ops_cvt, ops_float, ops_int, ops_logic, ops_memory, ops_misc, ops_warp  # noqa: F401 (registration)
+from . import types as ty
+from .decode import Ctx, decode
+from .errors import EmulatorError, PtxLaunchError
+from .memory import GLOBAL_BASE, align_up
+from .state import Batch
+from .syntax import Function, Instruction, Label, Module
+
+MAX_BLOCK_STEPS = 20_000_000
+
+
+class Block:
+    __slots__ = ("body", "instrs", "term", "first_line")
+
+    def __init__(self):
+        self.body: list = []
+        self.instrs: list[Instruction] = []
+        self.term = None
+        self.first_line = 0
+
+
+class Program:
+    """One kernel of a PTX module, decoded."""
+
+    def __init__(self, module: Module, name: str):
+        self.module = module
+        fn: Function = module.function(name)
+        if fn.kind != "entry":
+            raise PtxLaunchError(f"{name} is a .func, not a kernel (.entry)")
+        self.fn = fn
+        self.name = name
+        self._layout(module, fn)
+        self.reg_init = [ty.dtype(r.type).type(0) for r in fn.registers]
+        self.closure_instr: dict = {}
+        self._build_blocks(fn)
+
+    # ------------------------------------------------------------------ static layout
+    def _layout(self, module: Module, fn: Function):
+        symbols: dict = {}
+        # module .global variables: fixed addresses at the start of the heap
+        gvars = [v for v in module.variables.values() if v.space == "global"]
+        addr = GLOBAL_BASE
+        self.global_vars = gvars
+        for v in gvars:
+            addr = align_up(addr, max(16, v.align))
+            symbols[v.name] = ("global", addr)
+            addr += max(v.size, 1) + 256
+        self.globals_end = addr
+        # shared: static variables from 0, the extern (dynamic) array after them
+        off = 0
+        for v in module.variables.values():
+            if v.space == "shared" and not v.extern and v.count != -1:
+                off = align_up(off, v.align)
+                symbols[v.name] = ("shared", off)
+                off += v.size
+        for v in fn.variables:
+            if v.space == "shared":
+                off = align_up(off, v.align)
+                symbols[v.name] = ("shared", off)
+                off += v.size
+        self.static_shared = off
+        dyn_align = max([v.align for v in module.variables.values() if v.space == "shared" and (v.extern or v.count == -1)]
+                        + [16])
+        self.dynamic_start = align_up(off, dyn_align)
+        for v in module.variables.values():
+            if v.space == "shared" and (v.extern or v.count == -1):
+                symbols[v.name] = ("shared", self.dynamic_start)
+        # per-thread local memory: .local variables, then the .param buffers of call sequences
+        loc = 0
+        for v in fn.variables:
+            if v.space in ("local", "param"):
+                loc = align_up(loc, max(v.align, 1))
+                symbols[v.name] = ("local" if v.space == "local" else "param_local", loc)
+                loc += v.size
+        self.local_bytes = align_up(max(loc, 8), 16)
+        # kernel parameters
+        p_off = 0
+        self.param_offsets = []
+        for p in fn.params:
+            p_off = align_up(p_off, p.align)
+            symbols[p.name] = ("param", p_off)
+            self.param_offsets.append(p_off)
+            p_off += p.size
+        self.param_bytes = p_off
+        for v in module.variables.values():
+            if v.space == "const":
+                raise PtxLaunchError(f"the .const variable {v.name} is not supported")
+        for f in module.functions.values():
+            symbols.setdefault(f.name, ("func", 0))
+        self.symbols = symbols
+
+    # ------------------------------------------------------------------ blocks
+    def _build_blocks(self, fn: Function):
+        blocks: list[Block] = []
+        labels: dict[str, int] = {}
+        cur = Block()
+        ctx = Ctx(self)
+        pending_terms = []
+
+        def close(b: Block):
+            blocks.append(b)
+
+        for item in fn.body:
+            if isinstance(item, Label):
+                if cur.instrs:
+                    close(cur)
+                    cur = Block()
+                labels[item.name] = len(blocks)
+                cur.first_line = item.line
+                continue
+            head = item.parts[0]
+            if head in ("bra", "ret", "exit", "brx"):
+                cur.instrs.append(item)
+                pending_terms.append((len(blocks), item))
+                close(cur)
+                cur = Block()
+                continue
+            f = decode(ctx, item)
+            self.closure_instr[f] = item
+            cur.body.append(f)
+            cur.instrs.append(item)
+        close(cur)
+        # blocks that are empty and unreachable labels are harmless; terminators need label indices
+        self.labels = labels
+        nb = len(blocks)
+        terms = {i: instr for i, instr in pending_terms}
+        for i, b in enumerate(blocks):
+            instr = terms.get(i)
+            b.term = _terminator(instr, i, nb, labels, ctx) if instr is not None else _fall(i + 1, nb)
+        self.blocks = blocks
+
+    def where(self, instr: Instruction) -> str:
+        return instr.where()
+
+
+def _fall(nxt: int, nb: int):
+    v = min(nxt, nb)
+    return lambda st: v
+
+
+def _terminator(instr: Instruction, i: int, nb: int, labels: dict, ctx: Ctx):
+    from .decode import Mods, unsupported
+    from .syntax import Sym
+
+    head = instr.parts[0]
+    fall = min(i + 1, nb)
+    if head in ("ret", "exit"):
+        if instr.guard is not None:
+            uid, neg = instr.guard.decl.uid, instr.guard_negated
+
+            def cond_ret(st):
+                p = st.R[uid]
+                if neg:
+                    p = ~p
+                if np.ndim(p) == 0:
+                    return nb if p else fall
+                return np.where(p, nb, fall)
+
+            return cond_ret
+        return lambda st: nb
+    if head == "brx":
+        raise unsupported(instr, "indirect branches")
+    mods = Mods(instr)
+    mods.take("uni")
+    mods.done()
+    if len(instr.operands) != 1 or not isinstance(instr.operands[0], Sym):
+        raise unsupported(instr, "branch operands")
+    target = labels.get(instr.operands[0].name)
+    if target is None:
+        raise unsupported(instr, f"branch to unknown label {instr.operands[0].name}")
+    if instr.guard is None:
+        return lambda st: target
+    uid, neg = instr.guard.decl.uid, instr.guard_negated
+
+    def cond(st):
+        p = st.R[uid]
+        if neg:
+            p = ~p
+        if np.ndim(p) == 0:
+            return target if p else fall
+        m = st.mask
+        pm = p if m is None else p[m]
+        if pm.all():
+            return target
+        if not pm.any():
+            return fall
+        return np.where(p, target, fall)
+
+    return cond
+
+
+# ---------------------------------------------------------------------------- launches
+
+
+class Launch:
+    """Everything one kernel launch shares between its batches."""
+
+    def __init__(self, program: Program, grid, block, memory, param_bytes: bytes, dynamic_shared: int,
+                 line_info=None, printed=None, check_races: bool = True):
+        self.program = program
+        self.grid = grid
+        self.block = block
+        self.memory = memory
+        self.params = param_bytes
+        self.threads_per_block = block[0] * block[1] * block[2]
+        self.padded_threads = align_up(self.threads_per_block, 32)
+        self.dynamic_shared_bytes = dynamic_shared
+        self.shared_bytes = program.dynamic_start + dynamic_shared if dynamic_shared else program.static_shared
+        self.shared_bytes_padded = align_up(max(self.shared_bytes, 16), 16)
+        self.line_info = line_info
+        self.printed = printed if printed is not None else []
+        self.check_races = check_races
+
+
+def run_program(launch: Launch, batch_threads: int = 4096):
+    grid = launch.grid
+    nblocks = grid[0] * grid[1] * grid[2]
+    per = max(1, batch_threads // launch.padded_threads)
+    with np.errstate(all="ignore"):
+        for start in range(0, nblocks, per):
+            ids = np.arange(start, min(nblocks, start + per), dtype=np.int64)
+            _run_batch(launch.program, Batch(launch.program, launch, ids))
+
+
+def _run_batch(prog: Program, st: Batch):
+    blocks = prog.blocks
+    nb = len(blocks)
+    T = st.T
+    pc = np.zeros(T, dtype=np.int64)
+    if not st.all_alive:
+        pc[~st.alive] = nb
+    cur = 0
+    group = None if st.all_alive else st.alive.copy()
+    steps = 0
+    while True:
+        st.mask = group
+        blk = blocks[cur]
+        f = None
+        try:
+            for f in blk.body:
+                f(st)
+        except EmulatorError as e:
+            _add_location(e, prog, f, st)
+            raise
+        except Exception as e:  # a bug of the interpreter: name the instruction
+            instr = prog.closure_instr.get(f)
+            where = instr.where() if instr is not None else "?"
+            raise EmulatorError(f"internal error of the PTX interpreter at {where}: {type(e).__name__}: {e}") from e
+        nxt = blk.term(st)
+        steps += 1
+        if steps > MAX_BLOCK_STEPS:
+            raise EmulatorError(f"{prog.name} did not finish after {MAX_BLOCK_STEPS} basic blocks (an endless loop?)")
+        if group is None:
+            if np.ndim(nxt) == 0:
+                if nxt >= nb:
+                    return
+                cur = int(nxt)
+                continue
+            pc[:] = nxt
+        elif np.ndim(nxt) == 0:
+            pc[group] = nxt
+        else:
+            pc[group] = nxt[group]
+        if (np.ndim(nxt) == 0 and nxt >= nb) or np.ndim(nxt) > 0:
+            st.alive = pc < nb
+        m = int(pc.min())
+        if m >= nb:
+            return
+        sel = pc == m
+        cur = m
+        group = None if sel.all() else sel
+
+
+def _add_location(e: EmulatorError, prog: Program, f, st: Batch):
+    """Append the CUDA / user source lines of the failing instruction to the message."""
+    info = st.launch.line_info
+    instr = prog.closure_instr.get(f)
+    if info is None or instr is None or instr.loc is None or getattr(e, "_located", False):
+        return
+    extra = info(instr.loc)
+    if extra:
+        e.args = (f"{e.args[0]}\n  {extra}",) + tuple(e.args[1:])
+    e._located = True
