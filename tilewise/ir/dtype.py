@@ -1,6 +1,8 @@
 """Scalar data types: one object per type, shared by the IR, the backends and the runtime."""
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 
 try:  # ml_dtypes gives numpy host types for bfloat16 and float8
@@ -84,6 +86,12 @@ class DataType(str):
     @property
     def numpy(self) -> np.dtype:
         return _NUMPY[self.name]()
+
+    @property
+    def ctype(self):
+        """The ctypes type a scalar kernel argument of this type is passed as; 16- and 8-bit
+        floats travel as their bit patterns. None for types that cannot be passed."""
+        return _CTYPES.get(self.name)
 
     @property
     def torch(self):
@@ -222,3 +230,11 @@ def as_dtype(value) -> DataType:
         except TypeError:
             continue
     raise TypeError(f"unsupported numpy dtype {npd}")
+
+
+_CTYPES = {
+    "bool": ctypes.c_bool, "int8": ctypes.c_int8, "int16": ctypes.c_int16, "int32": ctypes.c_int32,
+    "int64": ctypes.c_int64, "uint8": ctypes.c_uint8, "uint16": ctypes.c_uint16, "uint32": ctypes.c_uint32,
+    "uint64": ctypes.c_uint64, "float32": ctypes.c_float, "float64": ctypes.c_double,
+    "float16": ctypes.c_uint16, "bfloat16": ctypes.c_uint16, "float8_e4m3": ctypes.c_uint8, "float8_e5m2": ctypes.c_uint8,
+}  # fmt: skip

@@ -15,20 +15,6 @@ from ..ir.printer import shape_str
 from ..ir.simplify import simplify
 from ..ir.visitor import substitute
 
-_SCALAR_CTYPES = {
-    "bool": ctypes.c_bool,
-    "int8": ctypes.c_int8,
-    "int16": ctypes.c_int16,
-    "int32": ctypes.c_int32,
-    "int64": ctypes.c_int64,
-    "uint8": ctypes.c_uint8,
-    "uint16": ctypes.c_uint16,
-    "uint32": ctypes.c_uint32,
-    "uint64": ctypes.c_uint64,
-    "float32": ctypes.c_float,
-    "float64": ctypes.c_double,
-}
-
 _np_to_dt: dict = {}
 _MISSING = object()
 
@@ -270,11 +256,10 @@ class ArgBinder:
                 raise TypeError(f"argument {p.name}: expected a number ({dt}), found {type(a).__name__} {a!r}")
         elif dt.is_bool and not isinstance(a, (bool, int)):
             raise TypeError(f"argument {p.name}: expected a bool, found {type(a).__name__}")
-        ct = _SCALAR_CTYPES.get(dt.name)
-        if ct is None and dt.is_float:
+        ct = dt.ctype
+        if ct is not None and dt.is_float and dt.bits <= 16:
             # half, bfloat16 and float8 travel as their bit patterns
-            bits = np.array(a, dtype=np.float32).astype(dt.numpy).view(np.uint16 if dt.bits == 16 else np.uint8)
-            return (ctypes.c_uint16 if dt.bits == 16 else ctypes.c_uint8)(int(bits))
+            return ct(int(np.array(a, dtype=np.float32).astype(dt.numpy).view(np.uint16 if dt.bits == 16 else np.uint8)))
         if ct is None:
             raise TypeError(f"argument {p.name}: scalar parameters of type {dt} are not supported")
         return ct(a)

@@ -10,12 +10,12 @@ from ..errors import CompileError
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
 from ..ir.builder import emit, require_kernel
-from ..ir.expr import BufferLoad, Call, Const, Expr, Select, as_expr, cast
+from ..ir.expr import BufferLoad, Call, Expr, as_expr, cast
 from ..ir.simplify import simplify
-from ..ir.stmt import Evaluate, For, IfThenElse, Stmt
+from ..ir.stmt import Evaluate, IfThenElse, Stmt
 from . import cuda_common as cc
 from .base import LowerContext, TileOp, lowering
-from .region import as_region, in_bounds, pair_regions, region_indices, squeezed
+from .region import as_region, guarded, guarded_load, in_bounds, pair_regions, region_indices, squeezed, tile_loops
 
 ATOMIC_SCOPES = ("global", "shared", "shared.dyn")
 MEMORY_ORDERS = ("relaxed", "consume", "acquire", "release", "acq_rel", "seq_cst")
@@ -46,33 +46,14 @@ class _AtomicTile(TileOp):
 
     @lowering("loops")
     def lower_loops(self, ctx: LowerContext) -> Stmt:
-        dst = self.dst
-        ext = squeezed(dst)
-        loop_vars = [ctx.fresh("i") for _ in ext]
-        ranges = dict(ctx.ranges)
-        for v, e in zip(loop_vars, ext):
-            if isinstance(e, int):
-                ranges[v] = (0, e - 1)
-        d_idx = region_indices(dst, loop_vars)
-        if isinstance(self.src, BufferRegion):
-            s_idx = region_indices(self.src, loop_vars)
-            value: Expr = BufferLoad(self.src.buffer, s_idx)
-            if self.src.buffer.is_global:
-                guard = in_bounds(s_idx, self.src.buffer, ranges)
-                if guard is not None:
-                    value = Select(guard, value, Const(0, self.src.buffer.dtype))
-        else:
-            value = self.src
-        value = cast(value, dst.buffer.dtype)
-        body: Stmt = atomic_call(self.kind, BufferLoad(dst.buffer, d_idx), value)
-        if dst.buffer.is_global:
-            guard = in_bounds(d_idx, dst.buffer, ranges)
-            if guard is not None:
-                body = IfThenElse(guard, body)
-        for i, (v, e) in enumerate(reversed(list(zip(loop_vars, ext)))):
-            body = For(v, 0, e, "parallel" if i == 0 else "serial", body)
-        return body
+        def body(vs, ranges):
+            d_idx = region_indices(self.dst, vs)
+            value = guarded_load(self.src, region_indices(self.src, vs), ranges) \
+                if isinstance(self.src, BufferRegion) else self.src
+            call = atomic_call(self.kind, BufferLoad(self.dst.buffer, d_idx), cast(value, self.dst.buffer.dtype))
+            return guarded(self.dst, d_idx, call, ranges)
 
+        return tile_loops(ctx, self.dst, body)
 
     @lowering("cuda")
     def lower_cuda(self, ctx) -> Stmt:
@@ -96,7 +77,7 @@ class _AtomicTile(TileOp):
             pos = [simplify(p, ctx.ranges) for p in cc.unflatten(c, ext)]
             d_idx = region_indices(dst, pos)
             if isinstance(self.src, BufferRegion):
-                value = cc.guarded_value(self.src, region_indices(self.src, pos), ctx.ranges)
+                value = guarded_load(self.src, region_indices(self.src, pos), ctx.ranges)
             else:
                 value = self.src
             st: Stmt = atomic_call(self.kind, BufferLoad(dst.buffer, d_idx), cast(value, dst.buffer.dtype))

@@ -6,12 +6,12 @@ from __future__ import annotations
 from ..errors import CompileError
 from ..ir.buffer import BufferRegion
 from ..ir.builder import emit, require_kernel
-from ..ir.expr import BufferLoad, Const, Select, cast
-from ..ir.stmt import BufferStore, For, IfThenElse, Stmt
+from ..ir.expr import BufferLoad, cast
+from ..ir.stmt import BufferStore, Stmt
 from ..layout.tv import default_fragment
 from . import cuda_common as cc
 from .base import InferLevel, LowerContext, TileOp, lowering
-from .region import in_bounds, pair_regions, region_indices, squeezed
+from .region import guarded_load, guarded_store, pair_regions, region_indices, squeezed, tile_loops
 
 
 class Copy(TileOp):
@@ -77,8 +77,8 @@ class Copy(TileOp):
             # store that the enclosing loop distributes, as in TileLang
             single = not squeezed(dst)
             if single or src.buffer.is_local or dst.buffer.is_local:
-                return cc.per_thread_loops(dst, ctx, lambda idx: cc.guarded_store(
-                    dst, idx, cc.guarded_value(src, _match(src, dst, idx), ctx.ranges), ctx.ranges))
+                return cc.per_thread_loops(dst, ctx, lambda idx: guarded_store(
+                    dst, idx, guarded_load(src, _match(src, dst, idx), ctx.ranges), ctx.ranges))
             return cc.cooperative_copy(ctx, src, dst, async_copy=self.is_async)
         if fs and fd:
             cc.whole_fragment(src, "T.copy")
@@ -96,8 +96,8 @@ class Copy(TileOp):
         def body(v, coords):
             idx = region_indices(other, cc.squeeze_coords(frag, coords))
             if fs:
-                return cc.guarded_store(other, idx, BufferLoad(loc, [v]), ctx.ranges)
-            return BufferStore(loc, [v], cast(cc.guarded_value(other, idx, ctx.ranges), loc.dtype))
+                return guarded_store(other, idx, BufferLoad(loc, [v]), ctx.ranges)
+            return BufferStore(loc, [v], cast(guarded_load(other, idx, ctx.ranges), loc.dtype))
 
         return cc.fragment_loop(ctx, frag.buffer, body, writes_memory=fs, region=frag)
 
@@ -109,32 +109,14 @@ def _match(src: BufferRegion, dst: BufferRegion, dst_idx):
 
 
 def elementwise_loops(src: BufferRegion, dst: BufferRegion, ctx: LowerContext, combine) -> Stmt:
-    """`dst[p] = combine(src[p], dst[p])` over the tile, with global bounds guards.
-    The innermost loop is a parallel (vectorisable) loop."""
-    ext = squeezed(dst)
-    loop_vars = [ctx.fresh("i") for _ in ext]
-    ranges = dict(ctx.ranges)
-    for v, e in zip(loop_vars, ext):
-        if isinstance(e, int):
-            ranges[v] = (0, e - 1)
-    s_idx = region_indices(src, loop_vars)
-    d_idx = region_indices(dst, loop_vars)
-    value = BufferLoad(src.buffer, s_idx)
-    if src.buffer.is_global:
-        guard = in_bounds(s_idx, src.buffer, ranges)
-        if guard is not None:
-            value = Select(guard, value, Const(0, src.buffer.dtype))
-    value = combine(value, BufferLoad(dst.buffer, d_idx))
-    if value.dtype != dst.buffer.dtype:
-        value = cast(value, dst.buffer.dtype)
-    body: Stmt = BufferStore(dst.buffer, d_idx, value)
-    if dst.buffer.is_global:
-        guard = in_bounds(d_idx, dst.buffer, ranges)
-        if guard is not None:
-            body = IfThenElse(guard, body)
-    for i, (v, e) in enumerate(reversed(list(zip(loop_vars, ext)))):
-        body = For(v, 0, e, "parallel" if i == 0 else "serial", body)
-    return body
+    """`dst[p] = combine(src[p], dst[p])` over the tile: zero read outside a global source,
+    nothing written outside a global destination."""
+    def body(vs, ranges):
+        d_idx = region_indices(dst, vs)
+        value = combine(guarded_load(src, region_indices(src, vs), ranges), BufferLoad(dst.buffer, d_idx))
+        return guarded_store(dst, d_idx, value, ranges)
+
+    return tile_loops(ctx, dst, body)
 
 
 def copy(src, dst, coalesced_width=None, disable_tma: bool = False, eviction_policy=None, **_):

@@ -5,11 +5,11 @@ from __future__ import annotations
 from ..errors import CompileError
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
-from ..ir.expr import BufferLoad, Call, Const, Expr, Select, Var, as_expr, binary, cast, logical_and
+from ..ir.expr import BufferLoad, Call, Const, Expr, Select, Var, as_expr, binary, logical_and
 from ..ir.simplify import prove, simplify
 from ..ir.stmt import BufferStore, Evaluate, For, IfThenElse, Stmt, seq
 from ..ir.visitor import substitute
-from .region import in_bounds, region_indices, squeezed
+from .region import guarded_load, guarded_store, in_bounds, region_indices, squeezed
 
 VECTOR_BYTES = 16
 
@@ -82,27 +82,6 @@ def chunk_loop(ctx, n_chunks: int, make_body) -> Stmt:
     return For(k, 0, iters, "unroll" if iters <= 16 else "serial", body)
 
 
-def guarded_value(region: BufferRegion, idx, ranges) -> Expr:
-    """Load, reading zero outside a global tensor."""
-    val = BufferLoad(region.buffer, idx)
-    if region.buffer.is_global:
-        g = in_bounds(idx, region.buffer, ranges)
-        if g is not None:
-            val = Select(g, val, Const(0, region.buffer.dtype))
-    return val
-
-
-def guarded_store(region: BufferRegion, idx, value: Expr, ranges) -> Stmt:
-    if value.dtype != region.buffer.dtype:
-        value = cast(value, region.buffer.dtype)
-    st: Stmt = BufferStore(region.buffer, idx, value)
-    if region.buffer.is_global:
-        g = in_bounds(idx, region.buffer, ranges)
-        if g is not None:
-            st = IfThenElse(g, st)
-    return st
-
-
 def cooperative_copy(ctx, src: BufferRegion, dst: BufferRegion, async_copy: bool = False) -> Stmt:
     """Copy between global and shared memory with every thread taking 128-bit chunks in turn."""
     ext = squeezed(dst)
@@ -124,7 +103,7 @@ def cooperative_copy(ctx, src: BufferRegion, dst: BufferRegion, async_copy: bool
         s_idx = region_indices(src, pos)
         d_idx = region_indices(dst, pos)
         if v == 1:
-            return guarded_store(dst, d_idx, guarded_value(src, s_idx, local_ranges), local_ranges)
+            return guarded_store(dst, d_idx, guarded_load(src, s_idx, local_ranges), local_ranges)
         nbytes = v * src.buffer.dtype.bytes
         src_guard = in_bounds(s_idx, src.buffer, local_ranges) if src.buffer.is_global else None
         dst_guard = in_bounds(d_idx, dst.buffer, local_ranges) if dst.buffer.is_global else None
@@ -196,8 +175,8 @@ def all_of(conds) -> Expr | None:
 
 
 __all__ = [
-    "Var", "address", "all_of", "chunk_loop", "cooperative_copy", "cooperative_fill", "guarded_store",
-    "guarded_value", "per_thread_loops", "unflatten", "vector_width",
+    "Var", "address", "all_of", "chunk_loop", "cooperative_copy", "cooperative_fill", "guarded_load", "guarded_store",
+    "per_thread_loops", "unflatten", "vector_width",
 ]  # fmt: skip
 
 

@@ -5,11 +5,11 @@ from ..errors import CompileError
 from ..ir.buffer import Buffer, BufferRegion
 from ..ir.builder import emit, require_kernel
 from ..ir.expr import Expr, as_expr, cast
-from ..ir.stmt import BufferStore, For, IfThenElse, Stmt
+from ..ir.stmt import BufferStore, Stmt
 from ..layout.tv import default_fragment
 from . import cuda_common as cc
 from .base import InferLevel, LowerContext, TileOp, lowering
-from .region import as_region, in_bounds, region_indices, squeezed
+from .region import as_region, guarded_store, region_indices, tile_loops
 
 
 class Fill(TileOp):
@@ -30,21 +30,8 @@ class Fill(TileOp):
 
     @lowering("loops")
     def lower_loops(self, ctx: LowerContext) -> Stmt:
-        ext = squeezed(self.dst)
-        loop_vars = [ctx.fresh("i") for _ in ext]
-        idx = region_indices(self.dst, loop_vars)
-        body: Stmt = BufferStore(self.dst.buffer, idx, self.value)
-        if self.dst.buffer.is_global:
-            ranges = dict(ctx.ranges)
-            for v, e in zip(loop_vars, ext):
-                if isinstance(e, int):
-                    ranges[v] = (0, e - 1)
-            guard = in_bounds(idx, self.dst.buffer, ranges)
-            if guard is not None:
-                body = IfThenElse(guard, body)
-        for i, (v, e) in enumerate(reversed(list(zip(loop_vars, ext)))):
-            body = For(v, 0, e, "parallel" if i == 0 else "serial", body)
-        return body
+        return tile_loops(ctx, self.dst, lambda vs, ranges: guarded_store(
+            self.dst, region_indices(self.dst, vs), self.value, ranges))
 
     # ------------------------------------------------------------------ CUDA
     def infer_layout(self, li, level: InferLevel) -> None:

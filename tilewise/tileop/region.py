@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from ..errors import CompileError
 from ..ir.buffer import Buffer, BufferRegion
-from ..ir.expr import BufferLoad, Const, Expr, as_expr, const_value, logical_and
+from ..ir.expr import BufferLoad, Const, Expr, Select, as_expr, cast, const_value, logical_and
 from ..ir.printer import shape_str
 from ..ir.simplify import prove, simplify, structural_equal
+from ..ir.stmt import BufferStore, For, IfThenElse, Stmt
 
 
 def as_region(x, what: str, allow_corner: bool = True):
@@ -122,3 +123,44 @@ def in_bounds(region_idx, buffer: Buffer, ranges) -> Expr | None:
                 continue
             cond = c if cond is None else logical_and(cond, c)
     return cond
+
+
+def guarded_load(region: BufferRegion, idx, ranges) -> Expr:
+    """Load an element, reading zero outside a global tensor (T.copy's rule for tile edges)."""
+    val = BufferLoad(region.buffer, idx)
+    if region.buffer.is_global:
+        g = in_bounds(idx, region.buffer, ranges)
+        if g is not None:
+            val = Select(g, val, Const(0, region.buffer.dtype))
+    return val
+
+
+def guarded(region: BufferRegion, idx, stmt: Stmt, ranges) -> Stmt:
+    """`stmt` (which writes region's element idx) only where idx is inside a global tensor."""
+    if region.buffer.is_global:
+        g = in_bounds(idx, region.buffer, ranges)
+        if g is not None:
+            return IfThenElse(g, stmt)
+    return stmt
+
+
+def guarded_store(region: BufferRegion, idx, value: Expr, ranges) -> Stmt:
+    """Store an element (cast to the buffer's type), not at all outside a global tensor."""
+    if value.dtype != region.buffer.dtype:
+        value = cast(value, region.buffer.dtype)
+    return guarded(region, idx, BufferStore(region.buffer, idx, value), ranges)
+
+
+def tile_loops(ctx, region: BufferRegion, make_body) -> Stmt:
+    """One loop per non-unit dimension of the tile, the innermost parallel (vectorisable):
+    make_body(loop_vars, ranges) with the loops' value ranges added to the context's."""
+    ext = squeezed(region)
+    loop_vars = [ctx.fresh("i") for _ in ext]
+    ranges = dict(ctx.ranges)
+    for v, e in zip(loop_vars, ext):
+        if isinstance(e, int):
+            ranges[v] = (0, e - 1)
+    body = make_body(loop_vars, ranges)
+    for i, (v, e) in enumerate(reversed(list(zip(loop_vars, ext)))):
+        body = For(v, 0, e, "parallel" if i == 0 else "serial", body)
+    return body

@@ -29,24 +29,6 @@ from .renderer import CudaKernel, CudaModule
 MAX_GRID = (2**31 - 1, 65535, 65535)
 MAX_BLOCK_THREADS = 1024
 
-_CTYPES = {
-    "bool": ctypes.c_bool,
-    "int8": ctypes.c_int8,
-    "int16": ctypes.c_int16,
-    "int32": ctypes.c_int32,
-    "int64": ctypes.c_int64,
-    "uint8": ctypes.c_uint8,
-    "uint16": ctypes.c_uint16,
-    "uint32": ctypes.c_uint32,
-    "uint64": ctypes.c_uint64,
-    "float32": ctypes.c_float,
-    "float64": ctypes.c_double,
-    # low-precision scalars travel as their bits
-    "float16": ctypes.c_uint16,
-    "bfloat16": ctypes.c_uint16,
-    "float8_e4m3": ctypes.c_uint8,
-    "float8_e5m2": ctypes.c_uint8,
-}
 
 
 class CudaLaunchError(RuntimeError):
@@ -167,7 +149,7 @@ def _python_scalar(a):
 
 
 def _scalar_ctype(name: str, dt: DataType, value):
-    ctype = _CTYPES.get(dt.name)
+    ctype = dt.ctype
     if ctype is None:
         raise CudaLaunchError(f"argument {name}: no kernel parameter encoding for {dt}")
     v = _python_scalar(value)
