@@ -3,7 +3,9 @@ thread of every block with numpy, in lockstep, and checks what a GPU would get w
 shared-memory races, reads of cp.async destinations before their wait, out-of-bounds and
 misaligned accesses, divergent barriers and (optionally) reads of uninitialised memory."""
 from .errors import (
+    AsyncAccessError,
     AsyncCopyError,
+    DeadlockError,
     DivergenceError,
     EmulatorError,
     MisalignedAddressError,
@@ -15,6 +17,6 @@ from .errors import (
 from .runner import DEFAULT_MAX_LANES, compile_program, run
 
 __all__ = [
-    "DEFAULT_MAX_LANES", "AsyncCopyError", "DivergenceError", "EmulatorError", "MisalignedAddressError",
+    "DEFAULT_MAX_LANES", "AsyncAccessError", "AsyncCopyError", "DeadlockError", "DivergenceError", "EmulatorError", "MisalignedAddressError",
     "OutOfBoundsError", "RaceError", "UninitializedReadError", "UnsupportedError", "compile_program", "run",
 ]  # fmt: skip

@@ -34,6 +34,15 @@ class DivergenceError(EmulatorError):
     """A block-wide barrier or a warp-wide instruction executed by only part of its threads."""
 
 
+class DeadlockError(EmulatorError):
+    """A wait that nothing can complete any more (an mbarrier phase short of arrivals or bytes)."""
+
+
+class AsyncAccessError(EmulatorError):
+    """Registers or shared memory touched while an asynchronous operation (wgmma, TMA) that owns
+    them is still in flight."""
+
+
 class UnsupportedError(EmulatorError):
     """IR the emulator cannot execute (not thread IR, or an unknown intrinsic)."""
 
