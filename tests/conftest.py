@@ -30,9 +30,13 @@ def nvrtc_check(func, expect=(), archs=ARCHS, max_registers=255, allow_stack=Fal
     """Compile `func` with NVRTC for every arch: no spills (no per-thread local memory unless
     `allow_stack`, which printf needs for its argument buffer), registers within the limit, and
     at least one of each SASS opcode in `expect` (an entry may be a tuple of alternatives, e.g.
-    ("RED", "REDG"): sm_90 names global reductions REDG). Returns {arch: resource usage}."""
+    ("RED", "REDG"): sm_90 names global reductions REDG); `expect` may be a dict {arch: opcodes}
+    where the architectures differ (wgmma and TMA on sm_90a). Returns {arch: resource usage}."""
     out = {}
+    per_arch = expect if isinstance(expect, dict) else None
     for arch in archs:
+        if per_arch is not None:
+            expect = per_arch.get(arch, ())
         k = tilewise.compile(func, target=f"cuda -arch={arch}", execution_backend="emulator",
                              pass_configs=pass_configs)
         use = k.resource_usage()

@@ -78,8 +78,8 @@ def test_missing_cp_async_wait_is_reported(emu, rng, monkeypatch):
 
     original = pipeline_module.inject_pipeline
 
-    def without_waits(func):
-        out = original(func)
+    def without_waits(func, *args):
+        out = original(func, *args)
         return out.with_body(_DropWaits().visit(out.body))
 
     monkeypatch.setattr(pipeline_module, "inject_pipeline", without_waits)  # the name the pass list calls

@@ -14,7 +14,7 @@ import pytest
 
 import tilewise
 import tilewise.language as T
-from tilewise.backend.cuda.inspect import steady_state_loop
+from tilewise.backend.cuda.inspect import instruction_mix, steady_state_loop
 
 NP = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float32": np.float32, "float64": np.float64,
       "int8": np.int8, "uint8": np.uint8}
@@ -150,7 +150,21 @@ def test_gemm_sass(nvrtc_check, case):
         expect.append("LDGSTS")
     if kw.get("in_a") == "float64":
         expect = ["DFMA"]  # no tensor-core form: FMAs
-    nvrtc_check(gemm_kernel(**kw, static=(256, 256, 256)), expect=expect)
+    func = gemm_kernel(**kw, static=(256, 256, 256))
+    nvrtc_check(func, expect=expect, archs=("sm_80",))
+    nvrtc_check(func, archs=("sm_90a",))
+    assert_notes_match_sass(func, "sm_90a")
+
+
+def assert_notes_match_sass(func, arch):
+    """What lowering_notes() says a kernel became is what its SASS holds: wgmma <-> HGMMA,
+    mma.sync <-> HMMA/IMMA, TMA <-> UTMALDG."""
+    k = tilewise.compile(func, target=f"cuda -arch={arch}", execution_backend="emulator")
+    notes = " ".join(k.lowering_notes())
+    mix = instruction_mix(k.get_sass(), ["HGMMA", "HMMA", "IMMA", "UTMALDG"])
+    assert ("wgmma" in notes) == (mix["HGMMA"] > 0), (notes, mix)
+    assert ("mma.sync" in notes) == (mix["HMMA"] + mix["IMMA"] > 0), (notes, mix)
+    assert (": TMA" in notes) == (mix["UTMALDG"] > 0), (notes, mix)
 
 
 # ------------------------------------------------------------------------------- canonical kernels
@@ -161,11 +175,15 @@ def canonical_gemm():
 
 
 def test_canonical_gemm_registers_and_sass(archs, emu, nvrtc_check, rng):
-    use = nvrtc_check(canonical_gemm(), expect=("HMMA", "LDSM", "LDGSTS"), max_registers=232)
-    for arch in archs:
-        k = tilewise.compile(canonical_gemm(), target=f"cuda -arch={arch}", execution_backend="emulator")
-        loop = steady_state_loop(k.get_sass())
-        assert loop.mix()["HMMA"] == 64, (arch, loop.mix())  # one K step: 4 x 8 mma per warp x 2 k16
+    use = nvrtc_check(canonical_gemm(), expect={"sm_80": ("HMMA", "LDSM", "LDGSTS"),
+                                                "sm_90a": ("HGMMA", "UTMALDG", "SYNCS")}, max_registers=232)
+    k = tilewise.compile(canonical_gemm(), target="cuda -arch=sm_80", execution_backend="emulator")
+    loop = steady_state_loop(k.get_sass())
+    assert loop.mix()["HMMA"] == 64, loop.mix()  # one K step: 4 x 8 mma per warp x 2 k16
+    k = tilewise.compile(canonical_gemm(), target="cuda -arch=sm_90a", execution_backend="emulator")
+    mix = steady_state_loop(k.get_sass()).mix(["HGMMA", "HMMA", "LDGSTS"])
+    # one K step of 32: two k16 wgmma on each of the two m64 atoms; no Ampere instructions
+    assert mix["HGMMA"] == 4 and mix["HMMA"] == mix["LDGSTS"] == 0, mix
     print("canonical GEMM", use)
     run_gemm(emu, rng, 256, 128, 96, 1e-3, bm=128, bn=128, bk=32, stages=3, threads=128, static=(256, 128, 96))
 
@@ -230,7 +248,9 @@ def attention_ref(q, k, v):
 
 
 def test_flash_attention_registers_and_sass(nvrtc_check):
-    use = nvrtc_check(flash_attention(), expect=("HMMA", "LDSM", "LDGSTS", "SHFL"), max_registers=232)
+    use = nvrtc_check(flash_attention(), expect={"sm_80": ("HMMA", "LDSM", "LDGSTS", "SHFL"),
+                                                 "sm_90a": ("HGMMA", "UTMALDG", "SHFL")}, max_registers=232)
+    assert_notes_match_sass(flash_attention(), "sm_90a")
     print("FlashAttention", use)
 
 

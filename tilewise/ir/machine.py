@@ -13,6 +13,11 @@ class Machine:
     lowering_keys: tuple[str, ...]
     warp_size: int  # threads that execute in lockstep (1 on the CPU: a block is one thread)
     max_shared_bytes: int  # shared memory one block may use (0: no separate shared memory)
+    # instruction families beyond the baseline: "tma" and "mbarrier" (sm_90), "wgmma" (sm_90a)
+    features: frozenset = frozenset()
+
+    def has(self, feature: str) -> bool:
+        return feature in self.features
 
 
 CPU = Machine("cpu", ("loops",), 1, 0)
@@ -24,6 +29,11 @@ CUDA_ARCHS = tuple(_CUDA_SHARED)
 
 
 def cuda_machine(arch: str) -> Machine:
+    """Ampere and Ada lower with the "cuda" lowerings; Hopper tries its "sm90" ones first (TMA,
+    mbarrier pipelines, and wgmma where the arch-specific sm_90a instruction set is targeted)."""
     if arch not in _CUDA_SHARED:
         raise ValueError(f"unsupported CUDA architecture {arch}; supported: {', '.join(CUDA_ARCHS)}")
+    if arch.startswith("sm_90"):
+        features = {"tma", "mbarrier"} | ({"wgmma"} if arch == "sm_90a" else set())
+        return Machine(arch, ("sm90", "cuda"), 32, _CUDA_SHARED[arch], frozenset(features))
     return Machine(arch, ("cuda",), 32, _CUDA_SHARED[arch])

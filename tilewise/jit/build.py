@@ -11,7 +11,8 @@ from pathlib import Path
 from .. import env
 from ..ir.machine import Machine
 from ..ir.printer import structural_text
-from ..ir.stmt import PrimFunc
+from ..ir.stmt import Kernel, PrimFunc
+from ..ir.visitor import walk
 from ..transform.pipeline import run_passes
 from . import cache
 
@@ -28,6 +29,12 @@ class Build:
     def lowered(self) -> PrimFunc:
         """The function after the target's passes (for CUDA: the thread IR the emulator runs)."""
         return run_passes(self.func, self.record.passes(self.machine, self.pass_configs))
+
+    def lowering_notes(self) -> list[str]:
+        """The decisions lowering took that a user would want to know (which gemms became wgmma,
+        mma.sync or FMAs and why, which copies became TMA or cp.async and why)."""
+        notes = [n for k in walk_kernels(self.lowered) for n in k.attrs.get("lowering_notes", [])]
+        return list(dict.fromkeys(notes))  # an operator lowered more than once (pipeline parts) says it once
 
     @functools.cached_property
     def module(self):
@@ -82,6 +89,12 @@ class Build:
     @functools.cached_property
     def binary(self) -> bytes:
         return self.binary_path.read_bytes()
+
+
+def walk_kernels(func: PrimFunc) -> list[Kernel]:
+    found: list[Kernel] = []
+    walk(func.body, lambda n: found.append(n) if isinstance(n, Kernel) else None)
+    return found
 
 
 def build(func: PrimFunc, record, machine: Machine, pass_configs: dict) -> Build:

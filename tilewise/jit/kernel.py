@@ -93,6 +93,11 @@ class JITKernel:
     def get_host_source(self) -> str:
         return self.build.source
 
+    def lowering_notes(self) -> list[str]:
+        """Lowering decisions, one line each with the user's source line: which gemms became
+        wgmma, mma.sync or FMAs and why, which copies became TMA or cp.async and why."""
+        return self.build.lowering_notes()
+
     def get_sass(self) -> str:
         """SASS of the compiled CUDA kernel (cuobjdump; no GPU needed)."""
         return self._tool("disassemble", "get_sass")(self.build.binary)

@@ -58,6 +58,9 @@ class Layout:
             else:
                 forward_index = _as_list(call_with_vars(forward_fn, self.vars))
         self.forward_index = [simplify(as_expr(e), self.ranges()) for e in forward_index]
+        # bytes the storage must start at a multiple of: swizzles that hardware applies to
+        # address bits (wgmma, TMA) need their atoms aligned, 16 is enough otherwise
+        self.base_align = 16
 
     def ranges(self) -> dict:
         return {v: (0, d - 1) for v, d in zip(self.vars, self.shape)}

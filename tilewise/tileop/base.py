@@ -35,6 +35,7 @@ from ..ir.stmt import Stmt
 class InferLevel(enum.IntEnum):
     """The rounds of layout inference, in order: what an operator may decide in each."""
 
+    REQUIRED = -1  # layouts a hardware unit fixes (the tile a TMA copy writes): decided first
     STRICT = 0  # hard requirements only (the mma accumulator layout of T.gemm, annotations)
     COMMON = 1  # propagate layouts already known to the other operands
     FREE = 2  # make one free choice (a default partition), then propagate again
@@ -73,6 +74,12 @@ class TileOp(Stmt):
         raise InternalError(f"{type(self).__name__} does not declare the regions it writes")
 
     def async_writes(self) -> list[BufferRegion]:
+        """Regions each thread's part of lands in at that thread's later wait (cp.async)."""
+        return []
+
+    def synced_writes(self) -> list[BufferRegion]:
+        """Regions written asynchronously whose data a wait on an mbarrier makes visible to every
+        waiting thread (TMA): later reads need no __syncthreads, only that wait."""
         return []
 
     def regions(self) -> list[BufferRegion]:
@@ -105,7 +112,14 @@ class TileOp(Stmt):
         """Called on the copy `with_fields` made: re-derive attributes that depend on the
         operands' shapes (the operands of `old` are the previous ones)."""
 
-    def as_async(self) -> TileOp | None:
+    def as_async(self, mechanism: str = "cp.async", barrier: BufferRegion | None = None) -> TileOp | None:
+        """The operator issued asynchronously by `mechanism` ("cp.async", or "tma" completing on the
+        mbarrier element `barrier`), or None if it cannot be."""
+        return None
+
+    def tma_bytes(self, machine, pass_configs: dict) -> int | None:
+        """Bytes the operator moves when issued on the copy engine (TMA, completing on one
+        mbarrier), or None when it cannot run there."""
         return None
 
     # ------------------------------------------------------------------ layouts and lowering
@@ -125,7 +139,8 @@ class TileOp(Stmt):
     def script(self) -> str:
         parts = []
         for f in self._fields:
-            parts.append(f"{f}={_arg_str(getattr(self, f))}")
+            if getattr(self, f) is not None:  # an optional operand not in use
+                parts.append(f"{f}={_arg_str(getattr(self, f))}")
         for k, v in sorted(self.attrs().items()):
             parts.append(f"{k}={v!r}")
         return f"T.{self.op_name}({', '.join(parts)})"
@@ -161,6 +176,15 @@ class LowerContext:
         self.lowering_keys = tuple(lowering_keys)
         self.ranges: dict = ranges if ranges is not None else {}
         self._n = 0
+        self.notes: list[str] = []  # lowering decisions a user would want to know (kernel.lowering_notes())
+
+    def kernel_attrs(self) -> dict:
+        """What lowering the kernel's operators produced that the kernel carries on."""
+        return {"lowering_notes": list(self.notes)} if self.notes else {}
+
+    def note(self, op: TileOp, text: str) -> None:
+        where = f"{op.span}: " if op.span is not None else ""
+        self.notes.append(f"{where}{text}")
 
     def fresh(self, name: str = "i") -> Var:
         self._n += 1

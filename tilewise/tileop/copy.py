@@ -3,7 +3,7 @@
 Elements outside a global tensor read as zero and are not written."""
 from __future__ import annotations
 
-from ..errors import CompileError
+from ..errors import CompileError, InternalError
 from ..ir.buffer import BufferRegion
 from ..ir.builder import emit, require_kernel
 from ..ir.expr import BufferLoad, cast
@@ -12,25 +12,33 @@ from ..layout.tv import default_fragment
 from . import cuda_common as cc
 from .base import InferLevel, LowerContext, TileOp, lowering
 from .region import guarded_load, guarded_store, pair_regions, region_indices, squeezed, tile_loops
+from .tma import emit_tma_load, plan_tma
 
 
 class Copy(TileOp):
     op_name = "copy"
-    _fields = ("src", "dst")
+    _fields = ("src", "dst", "barrier")
     operands_in_any_memory = True
 
-    def __init__(self, src: BufferRegion, dst: BufferRegion, coalesced_width=None, is_async: bool = False):
+    def __init__(self, src: BufferRegion, dst: BufferRegion, coalesced_width=None, mechanism: str | None = None,
+                 barrier: BufferRegion | None = None, disable_tma: bool = False):
         self._init()
         self.src = src
         self.dst = dst
         self.coalesced_width = coalesced_width
-        # issued as cp.async by a software pipeline: dst holds the data only after a wait
-        self.is_async = is_async
+        self.disable_tma = disable_tma  # T.copy(..., disable_tma=True): never on the copy engine
+        # how a software pipeline issues it: None (synchronously), "cp.async" (each thread's part
+        # lands at its cp.async wait) or "tma" (the copy engine: the data lands, for every thread,
+        # when a wait on `barrier`, an mbarrier element, completes its phase)
+        self.mechanism = mechanism
+        self.barrier = barrier
 
     def attrs(self) -> dict:
         out = {"coalesced_width": self.coalesced_width} if self.coalesced_width else {}
-        if self.is_async:
-            out["async"] = True
+        if self.disable_tma:
+            out["disable_tma"] = True
+        if self.mechanism:
+            out["async"] = self.mechanism
         return out
 
     def reads(self) -> list[BufferRegion]:
@@ -40,13 +48,20 @@ class Copy(TileOp):
         return [self.dst]
 
     def async_writes(self) -> list[BufferRegion]:
-        return [self.dst] if self.is_async else []
+        return [self.dst] if self.mechanism == "cp.async" else []
 
-    def as_async(self) -> Copy | None:
-        """Global to shared copies can be issued as cp.async."""
+    def synced_writes(self) -> list[BufferRegion]:
+        return [self.dst] if self.mechanism == "tma" else []
+
+    def as_async(self, mechanism: str = "cp.async", barrier: BufferRegion | None = None) -> Copy | None:
+        """Global to shared copies can be issued asynchronously."""
         if self.src.buffer.is_global and self.dst.buffer.is_shared:
-            return self.with_fields(is_async=True)
+            return self.with_fields(mechanism=mechanism, barrier=barrier)
         return None
+
+    def tma_bytes(self, machine, pass_configs: dict) -> int | None:
+        plan = plan_tma(self, machine, pass_configs)
+        return None if isinstance(plan, str) else plan.bytes(self.src.buffer.dtype.bytes)
 
     @lowering("loops")
     def lower_loops(self, ctx: LowerContext) -> Stmt:
@@ -55,6 +70,14 @@ class Copy(TileOp):
     # ------------------------------------------------------------------ CUDA
     def infer_layout(self, li, level: InferLevel) -> None:
         s, d = self.src.buffer, self.dst.buffer
+        if self.mechanism == "tma":
+            # the copy engine writes its own layout: it binds the tile before anything else
+            if level == InferLevel.REQUIRED:
+                plan = plan_tma(self, li.machine, li.pass_configs)
+                if isinstance(plan, str):
+                    raise InternalError(f"T.copy into {d.name} was planned for TMA but cannot use it: {plan}")
+                li.set_shared(d, plan.dst_layout(d.shape))
+            return
         if s.is_fragment and d.is_fragment:
             ls, ld = li.layout_of(s), li.layout_of(d)
             if ls is not None and ld is None:
@@ -68,6 +91,24 @@ class Copy(TileOp):
                 li.set_fragment(b, default_fragment(b.shape, li.threads, li.vector_for([s, d])), self.span)
                 return
 
+    @lowering("sm90")
+    def lower_sm90(self, ctx) -> Stmt:
+        if self.mechanism != "tma":
+            return self.lower_cuda(ctx)
+        plan = plan_tma(self, ctx.machine, ctx.pass_configs)
+        if isinstance(plan, str):
+            raise InternalError(f"T.copy into {self.dst.buffer.name} was planned for TMA but cannot use it: {plan}")
+        expected = plan.dst_layout(self.dst.buffer.shape)
+        have = ctx.shared_layout(self.dst.buffer)
+        if have is None or have.key() != expected.key():
+            raise CompileError(
+                f"T.copy into {self.dst.buffer.name} runs on the copy engine (TMA), which writes the tile in its own "
+                f"layout, but the tile has another (an annotation?); remove it or set pass_configs "
+                "{'tl.disable_tma_lower': True}", self.span)
+        ctx.note(self, f"T.copy {self.src.buffer.name} -> {self.dst.buffer.name}: TMA, {plan.blocks} box(es) of "
+                       f"{list(plan.box)}, {plan.swizzle or 'no'}-byte swizzle, completing on an mbarrier")
+        return emit_tma_load(self, plan, self.barrier, ctx)
+
     @lowering("cuda")
     def lower_cuda(self, ctx) -> Stmt:
         src, dst = self.src, self.dst
@@ -79,7 +120,7 @@ class Copy(TileOp):
             if single or src.buffer.is_local or dst.buffer.is_local:
                 return cc.per_thread_loops(dst, ctx, lambda idx: guarded_store(
                     dst, idx, guarded_load(src, _match(src, dst, idx), ctx.ranges), ctx.ranges))
-            return cc.cooperative_copy(ctx, src, dst, async_copy=self.is_async)
+            return cc.cooperative_copy(ctx, src, dst, async_copy=self.mechanism == "cp.async")
         if fs and fd:
             cc.whole_fragment(src, "T.copy")
             cc.whole_fragment(dst, "T.copy")
@@ -125,6 +166,6 @@ def copy(src, dst, coalesced_width=None, disable_tma: bool = False, eviction_pol
     s, d = pair_regions(src, dst, "T.copy")
     if s.buffer.is_var or d.buffer.is_var:
         raise CompileError("T.copy does not take T.alloc_var scalars; assign them directly")
-    emit(Copy(s, d, coalesced_width))
+    emit(Copy(s, d, coalesced_width, disable_tma=bool(disable_tma)))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..errors import CompileError
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
-from ..ir.expr import BufferLoad, Call, Const, Expr, Select, Var, as_expr, binary, logical_and
+from ..ir.expr import BufferLoad, Call, Const, Expr, Select, Var, logical_and
 from ..ir.simplify import prove, simplify
 from ..ir.stmt import BufferStore, Evaluate, For, IfThenElse, Stmt, seq
 from ..ir.visitor import substitute
@@ -113,7 +113,9 @@ def cooperative_copy(ctx, src: BufferRegion, dst: BufferRegion, async_copy: bool
             src_bytes: Expr = Const(nbytes, _dt.int32)
             if src_guard is not None:
                 src_bytes = Select(src_guard, Const(nbytes, _dt.int32), Const(0, _dt.int32))
-            safe = [_clamp_index(i, d) for i, d in zip(s_idx, src.buffer.shape)] if src_guard is not None else s_idx
+            # a zero-byte copy still names a source address, which must be aligned to the copy's
+            # size: the tensor's first element (a clamped index would not be, at an odd row end)
+            safe = [Select(src_guard, i, Const(0, i.dtype)) for i in s_idx] if src_guard is not None else s_idx
             return Evaluate(Call("cp_async", [address(dst.buffer, d_idx), address(src.buffer, safe), src_bytes],
                                  _dt.handle, {"bytes": nbytes}))
         move = Evaluate(Call("copy_vec", [address(dst.buffer, d_idx), address(src.buffer, s_idx)], _dt.handle,
@@ -126,11 +128,6 @@ def cooperative_copy(ctx, src: BufferRegion, dst: BufferRegion, async_copy: bool
         return move
 
     return chunk_loop(ctx, n_chunks, body)
-
-
-def _clamp_index(i: Expr, dim) -> Expr:
-    """An in-bounds index to pass as cp.async's source when it copies zero bytes."""
-    return binary("min", binary("max", i, 0), as_expr(dim) - 1)
 
 
 def zero_vector(buf: Buffer, idx, v: int) -> Stmt:

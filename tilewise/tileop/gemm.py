@@ -13,11 +13,13 @@ from ..ir.stmt import Evaluate, Stmt, seq
 from ..layout.mma import GemmWarpPolicy
 from ..layout.swizzle import make_padded_layout, make_swizzled_layout
 from ..layout.tv import mma_a_tv, mma_b_tv, mma_c_tv
+from ..layout.wgmma import wgmma_a_tv, wgmma_c_tv
 from .base import InferLevel, LowerContext, TileOp, lowering
 from .cuda_common import whole_fragment
 from .fill import Fill
 from .mma_emitter import MmaEmitter, SimtEmitter, has_mma, warp_grid_for
 from .region import as_region, check_static_region, squeezed
+from .wgmma_emitter import WgmmaPlan, emit_wgmma, plan_wgmma
 
 _ALLOWED = {
     ("float16", "float16"): ("float32", "float16"),
@@ -102,8 +104,19 @@ class Gemm(TileOp):
                             f"T.gemm on the CUDA target: {r.buffer.dtype} operands have no tensor-core form, so "
                             f"{what} ({r.buffer.name}) must be in shared memory, not a fragment")
         M, N, K = self.mnk
-        g = warp_grid_for(self, li.threads)
         T = li.threads
+        plan = plan_wgmma(self, li.machine, T) if li.machine is not None else "no machine"
+        if isinstance(plan, WgmmaPlan):
+            # Hopper: the wgmma accumulator and A-register fragments, shared operands in the
+            # swizzled atoms the descriptors (and TMA) address
+            li.set_fragment(self.C.buffer, wgmma_c_tv(M, N, plan.grid, T), self.span)
+            if plan.a_layout is None:
+                li.set_fragment(self.A.buffer, wgmma_a_tv(M, K, plan.grid, T, self.A.buffer.dtype.bits), self.span)
+            else:
+                li.set_shared(self.A.buffer, plan.a_layout.layout(self.A.buffer.shape))
+            li.set_shared(self.B.buffer, plan.b_layout.layout(self.B.buffer.shape))
+            return
+        g = warp_grid_for(self, T)
         li.set_fragment(self.C.buffer, mma_c_tv(M, N, g.warp_m, g.warp_n, T), self.span)
         # A transposed register operand (stored K x M) holds the same registers as the plain one:
         # its layout is the mma layout with the two indices swapped (likewise B stored N x K).
@@ -131,8 +144,26 @@ class Gemm(TileOp):
             return make_padded_layout(r.buffer)
         return make_swizzled_layout(r.buffer)
 
+    @lowering("sm90")
+    def lower_sm90(self, ctx) -> Stmt:
+        plan = plan_wgmma(self, ctx.machine, ctx.block_threads)
+        if isinstance(plan, str):
+            return self.lower_cuda(ctx, why_not_wgmma=plan)
+        if ctx.thread_span is not None:
+            raise CompileError("T.gemm on wgmma inside an `if` on the thread index: a warpgroup MMA needs all "
+                               "threads of the block; move the gemm out of the `if`", self.span)
+        M, N, K = self.mnk
+        ctx.note(self, f"T.gemm {M}x{N}x{K}: wgmma.m64n{plan.n_chunk}k{plan.k_step} on {plan.warpgroups} "
+                       f"warpgroup(s) ({plan.grid.warp_m} x {plan.grid.warp_n}), A from "
+                       f"{'registers' if plan.a_layout is None else 'shared memory'}")
+        stmts = []
+        if self.clear_accum:
+            stmts.append(Fill(self.C, Const(0, self.C.buffer.dtype)).lower_cuda(ctx))
+        stmts.append(emit_wgmma(self, plan, ctx))
+        return seq(stmts)
+
     @lowering("cuda")
-    def lower_cuda(self, ctx) -> Stmt:
+    def lower_cuda(self, ctx, why_not_wgmma: str | None = None) -> Stmt:
         whole_fragment(self.C, "T.gemm")
         for r in (self.A, self.B):
             if r.buffer.is_fragment:
@@ -140,7 +171,11 @@ class Gemm(TileOp):
         stmts = []
         if self.clear_accum:
             stmts.append(Fill(self.C, Const(0, self.C.buffer.dtype)).lower_cuda(ctx))
-        emitter = MmaEmitter if has_mma(self.A.buffer.dtype, self.B.buffer.dtype) else SimtEmitter
+        mma = has_mma(self.A.buffer.dtype, self.B.buffer.dtype)
+        M, N, K = self.mnk
+        how = "mma.sync" if mma else f"FMA (no tensor-core instruction for {self.A.buffer.dtype} operands)"
+        ctx.note(self, f"T.gemm {M}x{N}x{K}: {how}" + (f"; not wgmma: {why_not_wgmma}" if why_not_wgmma else ""))
+        emitter = MmaEmitter if mma else SimtEmitter
         stmts.append(emitter(self, ctx).emit())
         return seq(stmts)
 

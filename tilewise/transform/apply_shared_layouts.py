@@ -18,6 +18,7 @@ class _Apply(Mutator):
         mapping = {}
         for buf, lay in layouts.shared.items():
             phys = Buffer(buf.name, lay.output_shape(), buf.dtype, buf.scope, span=buf.span)
+            phys.base_align = lay.base_align
             mapping[buf] = (phys, lambda idx, lay=lay: lay.map(idx))
         body = rewrite_buffers(k.body, mapping)
         return k.with_fields(body=body)

@@ -20,6 +20,7 @@ class CudaLowerContext(LowerContext):
         self.layouts = layouts
         self.machine = machine
         self.pass_configs = dict(pass_configs or {})
+        self.tensor_maps: list = []  # TMA descriptors the lowered copies use (Kernel.attrs["tensor_maps"])
         self.block_threads = layouts.threads
         # set while lowering an operator inside `if tx < c` (and the like): the operator is spread
         # over threads [lo, hi] only
@@ -27,6 +28,12 @@ class CudaLowerContext(LowerContext):
         self.op_span = None
         for v, t in zip(kernel.thread_vars, kernel.threads):
             self.ranges[v] = (0, t - 1)
+
+    def kernel_attrs(self) -> dict:
+        out = super().kernel_attrs()
+        if self.tensor_maps:
+            out["tensor_maps"] = list(self.tensor_maps)
+        return out
 
     def enter(self, op: TileOp, ranges: dict) -> None:
         super().enter(op, ranges)

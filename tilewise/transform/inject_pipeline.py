@@ -15,6 +15,7 @@ from ..errors import CompileError
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
 from ..ir.expr import BufferLoad, Call, Const, Select, Var, binary
+from ..ir.machine import Machine
 from ..ir.stmt import Allocate, BufferStore, Evaluate, For, IfThenElse, Kernel, PrimFunc, SeqStmt, seq
 from ..ir.visitor import Mutator, Visitor, substitute
 from ..tileop.base import TileOp
@@ -99,11 +100,18 @@ def _call(name: str, **attrs) -> Evaluate:
 
 
 class _Pipeline(Mutator):
-    def __init__(self):
+    def __init__(self, machine: Machine | None, pass_configs: dict):
         self.buffers: dict = {}  # original shared Buffer -> multi-buffered Buffer
+        self.machine = machine
+        self.pass_configs = pass_configs
+        self.first_thread = None  # the condition `thread index == 0` of the kernel being visited
 
     def visit_Kernel(self, k: Kernel):
         self.buffers = {}
+        cond = None
+        for v in k.thread_vars:
+            cond = (v == 0) if cond is None else cond & (v == 0)
+        self.first_thread = cond
         body = self.visit(k.body)
         if self.buffers:
             body = _ReplaceAllocs(self.buffers).visit(body)
@@ -174,6 +182,9 @@ class _Pipeline(Mutator):
         depth = max(stage)
         keyed = sorted(range(n_stmts), key=lambda i: (order[i] if order is not None else i, i))
         last_producer = max(keyed.index(i) for i in producers)
+        tma_bytes = self._tma_bytes([stmts[i] for i in producers])
+        if tma_bytes is not None:
+            return self._mbarrier_pipeline(f, stmts, stage, keyed, S, depth, tma_bytes)
 
         def iteration(it: Var):
             """One pipelined iteration: stage-s statements work on k = it - s, when 0 <= k < n."""
@@ -220,6 +231,77 @@ class _Pipeline(Mutator):
         init = Allocate(slot_var, Const(0, _dt.int32))
         return seq([init, *parts, _call("cp_async_wait", n=0)])
 
+    # ------------------------------------------------------------------ Hopper: TMA + mbarriers
+    def _tma_bytes(self, producers) -> int | None:
+        """Bytes one stage's copies move when every producer can run on TMA, else None."""
+        if self.machine is None or not self.machine.has("tma"):
+            return None
+        total = 0
+        for s in producers:
+            nbytes = s.tma_bytes(self.machine, self.pass_configs) if isinstance(s, TileOp) else None
+            if nbytes is None:
+                return None
+            total += nbytes
+        return total
+
+    def _mbarrier_pipeline(self, f: For, stmts, stage, keyed, S: int, depth: int, stage_bytes: int):
+        """The same schedule with the copy engine: stage 0 is one thread announcing the stage's
+        bytes on the slot's "full" mbarrier and issuing the TMA copies; a later stage waits for
+        the phase of that barrier its iteration needs (the slot's use count, mod 2). The wait
+        makes the data visible to every waiting thread, so no __syncthreads follows it; one
+        before the copies (insert_barriers) keeps a slot from being refilled while it is read."""
+        full = Buffer(f.var.name + "_full", (S,), _dt.uint64, "shared.dyn", span=f.span)
+        slot_var = Buffer(f.var.name + "_slot", (1,), _dt.int32, "local.var")
+        cur = BufferLoad(slot_var, [Const(0, _dt.int32)])
+        n = f.extent
+        first = self.first_thread
+
+        def bar(slot):
+            return Call("address_of", [BufferLoad(full, [slot])], _dt.handle)
+
+        def iteration(it: Var):
+            out = []
+            announced = False
+            for i in keyed:
+                s, st = stmts[i], stage[i]
+                k = it - st if st else it
+                slot = cur if st == 0 else Select(cur >= st, cur - st, cur + (S - st))
+                body = substitute(s, {f.var: f.start + k})
+                body = _Multibuffer(self.buffers, slot).visit(body)
+                if st == 0:
+                    body = body.as_async("tma", BufferRegion(full, [(cur, 1)]))
+                    if not announced:
+                        expect = Evaluate(Call("mbarrier_arrive_expect_tx", [bar(cur), Const(stage_bytes, _dt.int32)],
+                                               _dt.handle))
+                        body = seq([IfThenElse(first, expect), body])
+                        announced = True
+                    out.append(IfThenElse(it < n, body))
+                    continue
+                parity = binary("floormod", binary("floordiv", k, S), 2)
+                wait = Evaluate(Call("mbarrier_wait", [bar(slot), parity], _dt.handle))
+                guard = it >= st
+                if st < depth:
+                    guard = guard & (it - st < n)
+                out.append(IfThenElse(guard, seq([wait, body])))
+            out.append(BufferStore(slot_var, [Const(0, _dt.int32)],
+                                   Select(cur == S - 1, Const(0, _dt.int32), cur + 1)))
+            return seq(out)
+
+        parts = []
+        drain = binary("max", n, depth)
+        for name, start, extent in (("prologue", 0, depth), ("steady", depth, n - depth),
+                                    ("epilogue", drain, binary("min", n, depth))):
+            it = Var(f"{f.var.name}_{name}", _dt.int32)
+            parts.append(For(it, start, extent, "serial", iteration(it), {"pipelined_stages": S, "part": name},
+                             span=f.span))
+        inits = [Evaluate(Call("mbarrier_init", [bar(Const(s, _dt.int32)), Const(1, _dt.int32)], _dt.handle))
+                 for s in range(S)]
+        # (re)initialised each time the loop starts: the barrier before keeps threads still waiting
+        # on the previous run's last phase from seeing a reset barrier
+        setup = [Allocate(full), _call("syncthreads"), IfThenElse(first, seq(inits + [_call("fence_barrier_init")])),
+                 _call("syncthreads")]
+        return seq([*setup, Allocate(slot_var, Const(0, _dt.int32)), *parts])
+
 
 class _ReplaceAllocs(Mutator):
     def __init__(self, mapping):
@@ -239,7 +321,7 @@ class _ReplaceAllocs(Mutator):
         return self.generic_visit(r)
 
 
-def inject_pipeline(func: PrimFunc) -> PrimFunc:
-    return func.with_body(_Pipeline().visit(func.body))
+def inject_pipeline(func: PrimFunc, machine: Machine | None = None, pass_configs: dict | None = None) -> PrimFunc:
+    return func.with_body(_Pipeline(machine, dict(pass_configs or {})).visit(func.body))
 
 

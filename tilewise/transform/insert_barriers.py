@@ -32,6 +32,7 @@ class _Access(Visitor):
         self.reads: set = set()
         self.writes: set = set()
         self.async_writes: set = set()  # cp.async destinations: they land at a later wait
+        self.synced_writes: set = set()  # TMA destinations: an mbarrier wait makes them visible
 
     def visit_BufferLoad(self, e):
         if e.buffer.is_shared:
@@ -58,6 +59,7 @@ class _Access(Visitor):
             self.reads |= _shared_roots(node.reads())
             self.writes |= _shared_roots(node.writes())
             self.async_writes |= _shared_roots(node.async_writes())
+            self.synced_writes |= _shared_roots(node.synced_writes())
             return
         return super().generic_visit(node)
 
@@ -70,6 +72,12 @@ def accesses(stmt) -> tuple[set, set]:
     a = _Access()
     a.visit(stmt)
     return a.reads, a.writes
+
+
+def synced_writes(stmt) -> set:
+    a = _Access()
+    a.visit(stmt)
+    return a.synced_writes
 
 
 def async_writes(stmt) -> set:
@@ -165,7 +173,9 @@ class _Inserter:
         if st.conflicts(reads, writes):
             st.clear()
             out = seq([syncthreads(s.span), s])
-        st.add(reads, writes)
+        # a TMA write needs the barrier before it (nobody may still read the tile), but not one
+        # after: its readers wait on its mbarrier, which makes the data visible to each of them
+        st.add(reads, writes - synced_writes(s))
         st.pending |= async_writes(s)
         return out
 

@@ -16,6 +16,7 @@ from ..errors import CompileError, InternalError
 from ..ir.buffer import Buffer
 from ..ir.evaluate import evaluate
 from ..ir.expr import BinOp, BufferLoad, Const, Var
+from ..ir.machine import Machine
 from ..ir.stmt import Annotation, BufferStore, For, Kernel, PrimFunc, Stmt
 from ..ir.visitor import Mutator, Visitor
 from ..layout.layout import Layout
@@ -333,8 +334,10 @@ class _Accesses(Visitor):
 class LayoutInference:
     """State shared with the tile operators' `infer_layout(li, level)` hooks."""
 
-    def __init__(self, kernel: Kernel):
+    def __init__(self, kernel: Kernel, machine: Machine | None = None, pass_configs: dict | None = None):
         self.kernel = kernel
+        self.machine = machine  # which instructions operators may plan layouts for
+        self.pass_configs = dict(pass_configs or {})
         threads = 1
         for t in kernel.threads:
             threads *= t
@@ -495,8 +498,8 @@ def _held_threads(fl: TVFragment) -> np.ndarray:
     return tab.reshape(fl.replicate, -1).T
 
 
-def infer_kernel_layouts(kernel: Kernel) -> LayoutMap:
-    li = LayoutInference(kernel)
+def infer_kernel_layouts(kernel: Kernel, machine: Machine | None = None, pass_configs: dict | None = None) -> LayoutMap:
+    li = LayoutInference(kernel, machine, pass_configs)
     c = _Collect(kernel)
     c.visit(kernel.body)
     for a in c.annotations:
@@ -528,6 +531,7 @@ def infer_kernel_layouts(kernel: Kernel) -> LayoutMap:
                 return True
         return li.changed
 
+    sweep(InferLevel.REQUIRED)
     while sweep(InferLevel.STRICT):
         pass
     while sweep(InferLevel.COMMON):
@@ -558,11 +562,13 @@ class _Attach(Mutator):
     """Returns a new tree whose kernels carry their LayoutMap (attrs["layouts"]) and whose
     outermost T.Parallel loops carry their partition (annotations["layout"])."""
 
-    def __init__(self):
+    def __init__(self, machine: Machine | None = None, pass_configs: dict | None = None):
         self.map: LayoutMap | None = None
+        self.machine = machine
+        self.pass_configs = pass_configs
 
     def visit_Kernel(self, k: Kernel):
-        self.map = infer_kernel_layouts(k)
+        self.map = infer_kernel_layouts(k, self.machine, self.pass_configs)
         body = self.visit(k.body)
         return k.with_fields(body=body, attrs={**k.attrs, "layouts": self.map})
 
@@ -577,5 +583,5 @@ class _Attach(Mutator):
         return self.generic_visit(f)
 
 
-def infer_layouts(func: PrimFunc) -> PrimFunc:
-    return func.with_body(_Attach().visit(func.body))
+def infer_layouts(func: PrimFunc, machine: Machine | None = None, pass_configs: dict | None = None) -> PrimFunc:
+    return func.with_body(_Attach(machine, pass_configs).visit(func.body))

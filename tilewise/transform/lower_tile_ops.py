@@ -24,7 +24,9 @@ class _Lower(RangeMutator):
         saved = self.ctx
         self.ctx = self.make_context(k, self.ranges)
         try:
-            return self.generic_visit(k)
+            out = self.generic_visit(k)
+            made = self.ctx.kernel_attrs()
+            return out.with_fields(attrs={**out.attrs, **made}) if made else out
         finally:
             self.ctx = saved
 

@@ -130,9 +130,11 @@ class _Plan(Mutator):
                 iv = live.setdefault(key, [i, i])
                 iv[1] = i
         items = [(b, _bytes(b)) for b in roots]
+        align = {b: max(ALIGN, b.base_align) for b in roots}
         if scratch:
             items.append((scratch_key, max(_bytes(b) for b in scratch)))
-        offsets, needs_sync = self._place(items, live, top)
+            align[scratch_key] = ALIGN
+        offsets, needs_sync = self._place(items, live, top, align)
 
         smem = Buffer("smem", (1,), _dt.uint8, "shared.dyn")
         total = max((offsets[key] + _aligned(n) for key, n in items), default=0)
@@ -177,7 +179,7 @@ class _Plan(Mutator):
         return k.with_fields(body=body, attrs={**k.attrs, "shared_bytes": total})
 
     @staticmethod
-    def _place(items, live, top) -> tuple[dict, set]:
+    def _place(items, live, top, align) -> tuple[dict, set]:
         """First fit by first use: each tile takes the lowest offset whose bytes no tile with an
         overlapping lifetime holds. Returns the offsets and the top-level statements that need a
         barrier before them because their tile reuses bytes of a tile that died earlier."""
@@ -196,7 +198,7 @@ class _Plan(Mutator):
             for b0, b1 in busy:
                 if at + size <= b0:
                     break
-                at = max(at, b1)
+                at = -(-max(at, b1) // align[key]) * align[key]
             offsets[key] = at
             for k2, o, n in placed:
                 l2, h2 = span_of[k2]
