@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import races
+from . import async_proxy, races
 from .memory import Storage
 
 
@@ -71,3 +71,5 @@ class AsyncQueues:
         if c.storage.shadow is not None:
             tids = np.repeat(st.lane_tid[c.lanes[land]], nbytes).astype(np.int32)
             races.on_async_land(c.storage, flat, tids, np.full(flat.size, c.sid, np.int32))
+            if st.hopper is not None:  # cp.async writes through the generic proxy
+                async_proxy.on_generic_write(st, c.storage, flat, tids, c.sid, "lands a cp.async copy into")

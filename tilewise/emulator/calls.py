@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..ir.expr import BufferLoad, Call
-from . import arith, ptx, races
+from . import arith, async_regs, mbarrier, ptx, races, tma, wgmma
 from .access import Access
 from .asyncq import Chunk
 from .errors import DivergenceError, MisalignedAddressError, UnsupportedError, element_str, where
@@ -48,6 +48,8 @@ def _flat(st, acc: Access, storage, off, n: int, lanes: np.ndarray) -> np.ndarra
 def read_bytes(st, acc: Access, off, n: int, lanes: np.ndarray, shape) -> np.ndarray:
     """The n bytes at `off` for each lane of `lanes`: [lanes, n] uint8 (recorded as reads)."""
     storage = st.store[acc.slot]
+    if storage.busy is not None:
+        async_regs.check(st, storage, acc.site, off, n, "reads", lanes)
     if acc.kind == "local" and np.ndim(off) == 0 and lanes is st.lanes and storage.init is None:
         return storage.data[:, off:off + n]
     flat = _flat(st, acc, storage, off, n, lanes)
@@ -61,6 +63,8 @@ def read_bytes(st, acc: Access, off, n: int, lanes: np.ndarray, shape) -> np.nda
 def write_bytes(st, acc: Access, off, data: np.ndarray, lanes: np.ndarray):
     storage = st.store[acc.slot]
     n = data.shape[1]
+    if storage.busy is not None:
+        async_regs.check(st, storage, acc.site, off, n, "writes", lanes)
     if acc.kind == "local" and np.ndim(off) == 0 and lanes is st.lanes:
         storage.data[:, off:off + n] = data
         if storage.init is not None:
@@ -422,6 +426,8 @@ def _read_regs(st, acc: Access, off, nbytes: int, npdt: np.dtype) -> np.ndarray:
     """Every lane's registers at `off` as [L, n] of npdt (inactive lanes read too: their warps'
     results are discarded)."""
     storage = st.store[acc.slot]
+    if storage.busy is not None:
+        async_regs.check(st, storage, acc.site, off, nbytes, "reads")
     if storage.init is not None:
         lanes = _lanes(st)
         flat = _flat(st, acc, storage, off, nbytes, lanes)
@@ -619,4 +625,7 @@ _HANDLERS = {
     "dp4a": _dp4a,
     "address_of": _address_of,
     "print": _print,
+    **mbarrier.HANDLERS,
+    **tma.HANDLERS,
+    **wgmma.HANDLERS,
 }

@@ -23,7 +23,7 @@ from ..ir.stmt import (
     Stmt,
     While,
 )
-from . import arith, calls, races
+from . import arith, async_regs, calls, races
 from .access import Access, scope_kind
 from .errors import UnsupportedError, where
 from .memory import (
@@ -250,6 +250,8 @@ class Compiler:
                 o = off if np.ndim(off) == 0 else off[lanes]
                 flat = ((lanes * storage.data.shape[1] + o * esize)[:, None] + np.arange(esize))
                 check_init(st, storage, acc.site, flat, lanes, shape)
+            if storage.busy is not None:
+                async_regs.check(st, storage, acc.site, off * esize, esize, "reads")
             if np.ndim(off) == 0:
                 return typed[:, off].copy()
             return typed[st.lanes, off]
@@ -387,6 +389,8 @@ class Compiler:
             storage = st.store[slot]
             typed = storage.typed(npdt)
             mask = st.mask
+            if storage.busy is not None:
+                async_regs.check(st, storage, acc.site, off * esize, esize, "writes")
             if mask is None and np.ndim(off) == 0:
                 typed[:, off] = v
                 if storage.init is not None:

@@ -43,6 +43,11 @@ class AsyncAccessError(EmulatorError):
     them is still in flight."""
 
 
+class MbarrierError(EmulatorError):
+    """An mbarrier used against the PTX ISA's rules: before its init, after a plain store over it,
+    with more arrivals than its phase expects, or by a TMA copy before fence_barrier_init."""
+
+
 class UnsupportedError(EmulatorError):
     """IR the emulator cannot execute (not thread IR, or an unknown intrinsic)."""
 

@@ -27,7 +27,7 @@ class Site:
 class Storage:
     """The bytes of one root buffer: `data` is a 2-D uint8 array [rows, row_bytes]."""
 
-    __slots__ = ("name", "scope", "data", "nbytes", "_typed", "shadow", "init")
+    __slots__ = ("name", "scope", "data", "nbytes", "_typed", "shadow", "init", "busy")
 
     def __init__(self, name: str, scope: str, data: np.ndarray, nbytes: int):
         self.name = name
@@ -37,6 +37,7 @@ class Storage:
         self._typed: dict = {}
         self.shadow = None  # SharedShadow for shared memory when race checks are on
         self.init = None  # bool array like data, when uninitialised reads are checked
+        self.busy = None  # registers owned by a wgmma in flight (async_regs.py)
 
     def typed(self, npdt: np.dtype) -> np.ndarray:
         """A [rows, row_bytes // itemsize] view of the bytes as npdt."""

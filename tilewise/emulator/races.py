@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import async_proxy
 from .errors import AsyncCopyError, RaceError, element_str, where
 from .memory import NONE, SharedShadow, Storage
 
@@ -33,7 +34,14 @@ def _report(st, storage: Storage, kind, flat, tids, sid, other_t, other_s, bad, 
     here = _site_elem(st, sid, byte)
     there = _site_elem(st, s_old, byte)
     alias = "" if there == here else f" (the same bytes as {there})"
-    if kind is AsyncCopyError:
+    if kind is AsyncCopyError and st.sites[s_old].what.startswith("TMA load"):
+        msg = (
+            f"{_access(st, sid, block, t_now, verb_now, here + alias)} in shared memory ({storage.name} byte "
+            f"{byte}) while a TMA load into it is still in flight: "
+            f"{_access(st, s_old, block, t_old, 'issued the load', '')}, and no mbarrier_wait has seen the phase of "
+            f"its barrier complete since"
+        )
+    elif kind is AsyncCopyError:
         msg = (
             f"{_access(st, sid, block, t_now, verb_now, here + alias)} in shared memory ({storage.name} byte "
             f"{byte}) while a cp.async copy into it is still in flight: "
@@ -83,6 +91,8 @@ def on_write(st, storage: Storage, flat: np.ndarray, tids: np.ndarray, sid: int,
     not recorded (a plain access after an atomic without a barrier goes unreported)."""
     sh: SharedShadow = storage.shadow
     now = "issues a cp.async copy into" if pending else ("atomically updates" if atomic else "writes")
+    if st.hopper is not None:
+        async_proxy.on_generic_write(st, storage, flat, tids, sid, now)
     if sh.any_pending:
         p = sh.p[flat]
         bad = p != NONE

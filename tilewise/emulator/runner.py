@@ -15,6 +15,7 @@ from .compiler import Compiler
 from .errors import UnsupportedError, where
 from .memory import Site, global_storage
 from .state import Batch, HostState
+from .tma import check_exit
 
 DEFAULT_MAX_LANES = 16384
 SHARED_BUDGET = 64 << 20  # bytes of shared memory (with its race shadow) per batch
@@ -41,6 +42,7 @@ class Program:
         self._buf_slots: dict[int, int] = {}
         self._keep: list = []
         self.sites: list[Site] = []
+        self.uses_hopper = False  # set while compiling an mbarrier, TMA or wgmma intrinsic
         self.steps: list = []  # ("kernel", KernelProgram) | ("let", slot, fn)
         comp = Compiler(self)
         self.param_slots = []
@@ -252,3 +254,4 @@ def _launch(prog: Program, kp: KernelProgram, vals, store, shapes, host, check_r
             bvals[slot] = (rem % t).astype(arith.np_dtype(v.dtype))
             rem = rem // t
         kp.body(st)
+        check_exit(st)

@@ -6,6 +6,7 @@ import numpy as np
 
 from .asyncq import AsyncQueues
 from .errors import thread_str
+from .hopper import HopperState
 
 WARP = 32
 
@@ -46,6 +47,11 @@ class Batch:
         self.shared: list = []  # shared Storage objects, for barriers
         self.check_races = check_races
         self.check_uninit = check_uninit
+        # mbarriers, TMA and wgmma in flight (hopper.py); from the start, so that the async-proxy
+        # checks see every shared-memory write of a program that uses them
+        self.hopper: HopperState | None = None
+        if prog.uses_hopper:
+            self.hopper = HopperState(self)
 
     def active(self) -> np.ndarray | None:
         """Indices of the active lanes, or None when every lane is active."""
