@@ -84,6 +84,17 @@ def test_example_passes_in_the_emulator(name, capsys):
     assert rc == 0, out
     assert "match" in out and "WRONG" not in out, out
 
+@pytest.mark.parametrize("name", list(EMULATOR_CASES))
+def test_example_passes_on_sm90a_in_the_emulator(name, capsys, monkeypatch):
+    """The same kernels compiled for Hopper (wgmma, TMA pipelines where they apply)."""
+    monkeypatch.setenv("TILEWISE_TARGET", "cuda -arch=sm_90a")
+    monkeypatch.setenv("TILEWISE_EXECUTION_BACKEND", "emulator")
+    relpath, args = EMULATOR_CASES[name]
+    rc = load(relpath).main(args.split() + ["--target", "auto", "--bench_ms", "0"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "match" in out and "WRONG" not in out, out
+
+
 def test_example_factories_build_prim_funcs():
     """Each factory returns a prim_func at a size other than the scripts' own."""
     from tilewise.ir.stmt import PrimFunc

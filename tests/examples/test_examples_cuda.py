@@ -61,6 +61,17 @@ def _check_sm80(funcs):
 
 
 @pytest.mark.parametrize("name", list(GEMM_FAMILY))
+def test_gemm_family_example_on_sm90a_in_emulator(name, capsys, monkeypatch):
+    """The same examples compiled for Hopper (wgmma, TMA pipelines where they apply)."""
+    monkeypatch.setenv("TILEWISE_TARGET", "cuda -arch=sm_90a")
+    monkeypatch.setenv("TILEWISE_EXECUTION_BACKEND", "emulator")
+    relpath, argv = GEMM_FAMILY[name]
+    rc = load_gemm(relpath).main(argv.split() + ["--no-bench"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "WRONG" not in out and "OK" in out, out
+
+
+@pytest.mark.parametrize("name", list(GEMM_FAMILY))
 def test_gemm_family_example_in_emulator_and_for_sm80(name, capsys, cuda_kernels):
     relpath, argv = GEMM_FAMILY[name]
     rc = load_gemm(relpath).main(argv.split() + ["--no-bench"])
