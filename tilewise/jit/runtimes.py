@@ -8,10 +8,11 @@ import numpy as np
 
 from .. import env
 from ..backend.cpu.library import CpuLibrary
-from ..backend.cuda.launch import CudaLauncher, launch_plans
+from ..backend.cuda.launch import CudaLauncher, launch_plans, tensor_map_args
 from ..backend.cuda.nvrtc import nvrtc_compile
 from ..emulator import run as emulate
 from ..ir.buffer import Buffer
+from ..ptx import TensorMapDesc
 from ..ptx import run as run_ptx
 from . import crosscheck
 from .args import data_ptr, numpy_view
@@ -121,17 +122,36 @@ class PtxRuntime(Runtime):
         return out
 
     def run(self, arrays, dims: list[int]) -> None:
-        views = [numpy_view(a) for a in arrays]
-        args = [v if isinstance(p, Buffer) else _ptx_scalar(p, v) for p, v in zip(self.module.params, views)]
-        args += [int(d) for d in dims]
-        for plan in launch_plans(self.module, views, dims):
-            if plan.empty:
-                continue
-            printed = run_ptx(self.ptx, plan.kernel, plan.grid, plan.block, args, plan.shared_bytes,
-                              line_info=self.line_info, atomic_seed=self.atomic_seed,
-                              check_races=env.flag("TILEWISE_EMULATOR_RACES")).printed
-            for line in printed:
-                print(line)
+        printed = run_module_ptx(self.ptx, self.module, [numpy_view(a) for a in arrays], dims,
+                                 line_info=self.line_info, atomic_seed=self.atomic_seed,
+                                 check_races=env.flag("TILEWISE_EMULATOR_RACES"))
+        for line in printed:
+            print(line)
+
+
+def run_module_ptx(ptx: str, module, views: list, dims: list[int], **options) -> list[str]:
+    """Run every kernel of a rendered CudaModule, compiled to `ptx`, in the PTX interpreter on
+    numpy arrays (updated in place); returns what they printed. TMA tensor maps are passed as
+    the arguments cuTensorMapEncodeTiled would get on a GPU (ptx.TensorMapDesc)."""
+    args = [v if isinstance(p, Buffer) else _ptx_scalar(p, v) for p, v in zip(module.params, views)]
+    args += [int(d) for d in dims]
+    printed: list[str] = []
+    for plan, kernel in zip(launch_plans(module, views, dims), module.kernels):
+        if plan.empty:
+            continue
+        maps = _tensor_maps(module, kernel, views, dims)
+        printed += run_ptx(ptx, plan.kernel, plan.grid, plan.block, args + maps, plan.shared_bytes, **options).printed
+    return printed
+
+
+def _tensor_maps(module, kernel, views, dims) -> list:
+    """A kernel's TMA tensor maps for the PTX interpreter: the arguments cuTensorMapEncodeTiled
+    would be given on a GPU (the same computation), with the buffer's array for its address."""
+    encoded = tensor_map_args(module, kernel, views, dims, address=lambda name, a: a.__array_interface__["data"][0])
+    where = {p.uid: k for k, p in enumerate(module.params)}
+    return [TensorMapDesc(views[where[m.buffer.uid]], a.element_bytes, a.global_dims, a.global_strides, a.box,
+                          a.swizzle_bytes)
+            for (_, m), a in zip(kernel.tensor_maps, encoded)]
 
 
 def _ptx_scalar(param, value):

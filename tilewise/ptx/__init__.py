@@ -12,11 +12,15 @@ not from tilewise's own lowering or emulator.
 
 Modules: parser (text -> instructions), decode (instructions -> closures), executor (blocks,
 divergence, batches), state / memory / asyncq (machine state), floats (exact rounding), ops_*
-(semantics by family), launch (run). jit/runtimes.py (PtxRuntime) adapts compiled kernels to it."""
+(semantics by family; Hopper: ops_mbarrier, ops_bulk, ops_wgmma over the state in hopper.py and
+the tensor maps of tensor_map.py), launch (run). jit/runtimes.py (PtxRuntime) adapts compiled
+kernels to it."""
 from __future__ import annotations
 
 from .errors import (
+    AsyncAccessError,
     AsyncCopyError,
+    DeadlockError,
     DivergenceError,
     EmulatorError,
     MisalignedAddressError,
@@ -28,9 +32,10 @@ from .errors import (
 )
 from .launch import RunResult, kernel_names, program, run
 from .parser import parse
+from .tensor_map import TensorMapDesc
 
 __all__ = [
-    "run", "parse", "program", "kernel_names", "RunResult",
-    "EmulatorError", "OutOfBoundsError", "RaceError", "AsyncCopyError", "DivergenceError", "MisalignedAddressError",
+    "run", "parse", "program", "kernel_names", "RunResult", "TensorMapDesc",
+    "EmulatorError", "OutOfBoundsError", "RaceError", "AsyncCopyError", "AsyncAccessError", "DeadlockError", "DivergenceError", "MisalignedAddressError",
     "PtxSyntaxError", "PtxUnsupportedError", "PtxLaunchError",
 ]  # fmt: skip

@@ -68,9 +68,12 @@ class AsyncCopies:
                 keep.append((rt[rest], flat[rest], data[rest], group[rest], line))
         self.records = keep
 
-    def check(self, flat: np.ndarray, size: int, tids, instr, access: str):
+    def check(self, flat: np.ndarray, size: int, tids, instr, access: str, write: bool = False, track: bool = True):
         """Raise if any of the `size`-byte shared accesses at batch offsets `flat` touches bytes a
-        cp.async has not delivered yet."""
+        cp.async has not delivered yet. The Hopper asynchronous operations (TMA, wgmma, bulk
+        stores: hopper.py) check the same accesses against their own bookkeeping."""
+        if self.b.hopper is not None:
+            self.b.hopper.check_access(flat, size, tids, instr, access, write, track)
         if self.count == 0:
             return
         nw = max((size + 3) // 4, 1)

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import types as ty
 from .errors import PtxUnsupportedError
-from .syntax import FImm, Imm, Instruction, Mem, Not, Reg, Sym, Vec
+from .syntax import FImm, Group, Imm, Instruction, Mem, MemList, Not, Pair, Reg, Sym, Vec
 
 OPCODES: dict = {}
 
@@ -116,7 +116,7 @@ class Ctx:
             return lambda st: ~inner(st)
         if isinstance(op, Sym):  # the address of a variable in its state space
             space, addr = self.symbol(instr, op.name)
-            if space not in ("global", "shared", "local"):
+            if space not in ("global", "shared", "local", "param"):
                 raise unsupported(instr, f"the address of {op.name} (.{space})")
             v = ty.scalar(addr, want)
             return lambda st: v
@@ -202,11 +202,58 @@ def decode(ctx: Ctx, instr: Instruction):
     if fn is None:
         raise PtxUnsupportedError(f"instruction `{instr.opcode}` is not supported by the PTX interpreter ({instr.where()})")
     run = fn(ctx, instr)
+    owned = ctx.kernel.wgmma_regs
+    if owned and head != "wgmma":
+        uids = operand_uids(instr) & owned
+        if uids:
+            run = _wgmma_checked(run, uids, instr)
     if instr.guard is None:
         return run
     if instr.guard.special or instr.guard.decl.type != "pred":
         raise unsupported(instr, "a guard that is not a predicate register")
     return guarded(run, instr.guard.decl.uid, instr.guard_negated)
+
+
+def operand_regs(instr: Instruction) -> list:
+    """The (non-special) registers an instruction names, its guard included."""
+    out = []
+
+    def walk(op):
+        if isinstance(op, Reg):
+            if not op.special:
+                out.append(op)
+        elif isinstance(op, (Vec, MemList, Group)):
+            for x in op.items:
+                walk(x)
+        elif isinstance(op, Mem):
+            walk(op.base)
+        elif isinstance(op, Pair):
+            walk(op.first)
+            walk(op.second)
+        elif isinstance(op, Not):
+            walk(op.operand)
+
+    for op in instr.operands:
+        walk(op)
+    if instr.guard is not None:
+        walk(instr.guard)
+    return out
+
+
+def operand_uids(instr: Instruction) -> frozenset:
+    return frozenset(r.decl.uid for r in operand_regs(instr))
+
+
+def _wgmma_checked(run, uids: frozenset, instr: Instruction):
+    """`run`, first checking that no wgmma in flight owns these registers (hopper.py)."""
+
+    def checked(st):
+        hs = st.hopper
+        if hs is not None and hs.wg_records:
+            hs.check_registers(uids, instr)
+        run(st)
+
+    return checked
 
 
 def guarded(run, uid: int, negated: bool):

@@ -5,7 +5,9 @@ not implement) get their own classes."""
 from __future__ import annotations
 
 from ..emulator.errors import (
+    AsyncAccessError,
     AsyncCopyError,
+    DeadlockError,
     DivergenceError,
     EmulatorError,
     MisalignedAddressError,
@@ -16,7 +18,7 @@ from ..emulator.errors import (
 )
 
 __all__ = [
-    "AsyncCopyError", "DivergenceError", "RaceError", "EmulatorError", "MisalignedAddressError", "OutOfBoundsError",
+    "AsyncAccessError", "AsyncCopyError", "DeadlockError", "DivergenceError", "RaceError", "EmulatorError", "MisalignedAddressError", "OutOfBoundsError",
     "UninitializedReadError", "UnsupportedError", "PtxSyntaxError", "PtxUnsupportedError", "PtxLaunchError",
 ]  # fmt: skip
 

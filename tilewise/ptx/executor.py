@@ -16,7 +16,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ops_cvt, ops_float, ops_int, ops_logic, ops_memory, ops_misc, ops_warp  # noqa: F401 (registration)
+from . import (  # noqa: F401 (registration)
+    ops_cvt,
+    ops_float,
+    ops_int,
+    ops_logic,
+    ops_mbarrier,
+    ops_memory,
+    ops_misc,
+    ops_warp,
+    ops_wgmma,
+)
 from . import types as ty
 from .decode import Ctx, decode
 from .errors import EmulatorError, PtxLaunchError
@@ -49,6 +59,8 @@ class Program:
         self.name = name
         self._layout(module, fn)
         self.reg_init = [ty.dtype(r.type).type(0) for r in fn.registers]
+        self.wgmma_regs = _wgmma_registers(fn)
+        self.uses_hopper = any(isinstance(i, Instruction) and i.opcode.startswith(_HOPPER) for i in fn.body)
         self.closure_instr: dict = {}
         self._build_blocks(fn)
 
@@ -151,6 +163,24 @@ class Program:
         return instr.where()
 
 
+_HOPPER = ("mbarrier.", "wgmma.", "cp.async.bulk.", "fence.proxy.async", "setmaxnreg.")
+
+
+def _wgmma_registers(fn: Function) -> frozenset:
+    """Registers some wgmma.mma_async names as its accumulator or A operand: other instructions
+    touching them are checked against the wgmma groups in flight (decode.py)."""
+    from .syntax import Reg, Vec
+
+    uids = set()
+    for item in fn.body:
+        if isinstance(item, Instruction) and item.opcode.startswith("wgmma.mma_async"):
+            for op in item.operands[:2]:
+                for x in op.items if isinstance(op, Vec) else []:
+                    if isinstance(x, Reg) and not x.special:
+                        uids.add(x.decl.uid)
+    return frozenset(uids)
+
+
 def _fall(nxt: int, nb: int):
     v = min(nxt, nb)
     return lambda st: v
@@ -214,12 +244,16 @@ class Launch:
     """Everything one kernel launch shares between its batches."""
 
     def __init__(self, program: Program, grid, block, memory, param_bytes: bytes, dynamic_shared: int,
-                 line_info=None, printed=None, check_races: bool = True):
+                 line_info=None, printed=None, check_races: bool = True, tensor_maps=()):
         self.program = program
         self.grid = grid
         self.block = block
         self.memory = memory
         self.params = param_bytes
+        padded = np.frombuffer(param_bytes + bytes(-len(param_bytes) % 8 or 0) + bytes(8), dtype=np.uint8)
+        self.param_views = {k: padded.view(t) for k, t in ((1, np.uint8), (2, np.uint16), (4, np.uint32),
+                                                            (8, np.uint64))}
+        self.tensor_maps = list(tensor_maps)  # (TensorMapDesc, global address, parameter name)
         self.threads_per_block = block[0] * block[1] * block[2]
         self.padded_threads = align_up(self.threads_per_block, 32)
         self.dynamic_shared_bytes = dynamic_shared
@@ -268,8 +302,10 @@ def _run_batch(prog: Program, st: Batch):
         steps += 1
         if steps > MAX_BLOCK_STEPS:
             raise EmulatorError(f"{prog.name} did not finish after {MAX_BLOCK_STEPS} basic blocks (an endless loop?)")
+        hs = st.hopper
+        waiting = hs is not None and hs.any_blocked  # threads suspended in an mbarrier wait run last
         if group is None:
-            if np.ndim(nxt) == 0:
+            if np.ndim(nxt) == 0 and not waiting:
                 if nxt >= nb:
                     return
                 cur = int(nxt)
@@ -281,10 +317,21 @@ def _run_batch(prog: Program, st: Batch):
             pc[group] = nxt[group]
         if (np.ndim(nxt) == 0 and nxt >= nb) or np.ndim(nxt) > 0:
             st.alive = pc < nb
-        m = int(pc.min())
-        if m >= nb:
-            return
-        sel = pc == m
+        if waiting:
+            live = pc < nb
+            if not live.any():
+                return
+            ready = live & ~hs.blocked
+            if not ready.any():
+                hs.stalled(live)  # everyone retries, or a DeadlockError
+                ready = live
+            m = int(pc[ready].min())
+            sel = ready & (pc == m)
+        else:
+            m = int(pc.min())
+            if m >= nb:
+                return
+            sel = pc == m
         cur = m
         group = None if sel.all() else sel
 

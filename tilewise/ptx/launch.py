@@ -2,9 +2,11 @@
 
 Arguments follow the kernel's parameter order: a numpy array for a pointer parameter (its data is
 copied into the interpreter's global memory and written back afterwards, in place), a Python or
-numpy number for a scalar parameter (encoded as the parameter's PTX type), or raw `bytes` for a
+numpy number for a scalar parameter (encoded as the parameter's PTX type), raw `bytes` for a
 parameter declared as a byte array (`.param .align 2 .b8 x[2]`: the bits of a half, for
-example). Decoded kernels are cached per PTX text and name."""
+example), or a `TensorMapDesc` for a TMA tensor map (`.param .align 64 .b8 m[128]`, a
+`__grid_constant__ CUtensorMap`): the arguments cuTensorMapEncodeTiled would be given, in place of
+the opaque bytes it would return (tensor_map.py). Decoded kernels are cached per PTX text and name."""
 from __future__ import annotations
 
 import functools
@@ -18,6 +20,7 @@ from .executor import Launch, Program, run_program
 from .memory import GlobalMemory, fill_variables, layout_global, span_bytes
 from .parser import parse
 from .syntax import TYPE_BITS
+from .tensor_map import PARAM_BYTES, TensorMapDesc, encode_param
 
 
 @functools.lru_cache(maxsize=64)
@@ -114,20 +117,33 @@ def run(ptx: str, kernel_name: str, grid, block, args, dynamic_shared_bytes: int
                 raise PtxLaunchError(f"parameter {p.name} (.{p.type}) cannot take an array")
             raw = span_bytes(a)
             buffers.append((p.name, raw, raw.size))
+    maps = []  # (parameter, desc, index of its tensor in `buffers`)
+    for p, a in zip(params, args):
+        if isinstance(a, TensorMapDesc):
+            if p.size != PARAM_BYTES or p.count is None:
+                raise PtxLaunchError(f"parameter {p.name} (.{p.type}, {p.size} bytes) cannot take a tensor map, "
+                                     f"which is a {PARAM_BYTES}-byte parameter")
+            raw = span_bytes(a.tensor)
+            maps.append((p, a, len(buffers)))
+            buffers.append((f"{p.name} (the tensor of a tensor map)", raw, raw.size))
     regions, var_addr, arg_addr, end = layout_global(prog.global_vars, buffers)
     mem = GlobalMemory(regions, end)
     fill_variables(mem, prog.global_vars, var_addr)
     raw = bytearray(prog.param_bytes)
     k = 0
+    tensor_maps = [(desc, arg_addr[j], p.name) for p, desc, j in maps]
+    map_index = {id(p): i for i, (p, _, _) in enumerate(maps)}
     for p, a, off in zip(params, args, prog.param_offsets):
         if isinstance(a, np.ndarray):
             enc = arg_addr[k].to_bytes(8, "little")
             k += 1
+        elif isinstance(a, TensorMapDesc):
+            enc = encode_param(map_index[id(p)])
         else:
             enc = _encode(p, a, p.name)
         raw[off : off + len(enc)] = enc
     launch = Launch(prog, grid3, block3, mem, bytes(raw), int(dynamic_shared_bytes), line_info,
-                    check_races=check_races)
+                    check_races=check_races, tensor_maps=tensor_maps)
     if atomic_seed is None:
         launch.atomic_order = lambda n: None
     else:

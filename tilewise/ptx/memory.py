@@ -8,8 +8,9 @@ least as large as the region. Every access is checked against the table of regio
 outside every buffer is reported with the nearest buffer's name instead of silently reading the
 neighbour. The base is above 4 GiB so that addresses truncated to 32 bits are caught too.
 
-Generic addresses: global addresses are their own generic addresses (as on the GPU); shared and
-local addresses live in two windows far from the heap. `cvta` moves between the forms."""
+Generic addresses: global addresses are their own generic addresses (as on the GPU); shared, local
+and kernel-parameter addresses live in windows far from the heap (a `__grid_constant__` parameter,
+a TMA tensor map, is addressed through the parameter window). `cvta` moves between the forms."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from .errors import MisalignedAddressError, OutOfBoundsError, PtxLaunchError
 GLOBAL_BASE = 0x7F12_3400_0000
 SHARED_WINDOW = 0x0000_1000_0000_0000  # generic address of shared byte 0
 LOCAL_WINDOW = 0x0000_2000_0000_0000  # generic address of local byte 0
+PARAM_WINDOW = 0x0000_3000_0000_0000  # generic address of kernel parameter byte 0 (cvta.param)
 WINDOW_SIZE = 1 << 32
 
 _UINT = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}

@@ -18,7 +18,7 @@ import numpy as np
 from . import floats as fl
 from . import types as ty
 from .decode import Mods, opcode, unsupported
-from .memory import LOCAL_WINDOW, SHARED_WINDOW, WINDOW_SIZE
+from .memory import LOCAL_WINDOW, PARAM_WINDOW, SHARED_WINDOW, WINDOW_SIZE
 
 _IRND = {"rni": np.rint, "rzi": np.trunc, "rmi": np.floor, "rpi": np.ceil}
 _FRND = ("rn", "rna", "rz", "rm", "rp")
@@ -258,7 +258,7 @@ def _cvta(ctx, instr):
     to = m.flag("to")
     space = m.take("global", "shared", "local", "const", "param", "shared::cta")
     m.done()
-    if space in (None, "const", "param"):
+    if space in (None, "const") or (space == "param" and to):
         raise unsupported(instr, f"cvta to/from .{space}")
     space = "shared" if space == "shared::cta" else space
     d, a = instr.operands
@@ -266,7 +266,7 @@ def _cvta(ctx, instr):
     wd = ctx.dst(instr, d, t)
     if space == "global":
         return lambda st: wd(st, ra(st))
-    base = {"shared": SHARED_WINDOW, "local": LOCAL_WINDOW}[space]
+    base = {"shared": SHARED_WINDOW, "local": LOCAL_WINDOW, "param": PARAM_WINDOW}[space]
     if t == "u32":
         raise unsupported(instr, "32-bit generic addresses")
     b = np.uint64(base)

@@ -18,7 +18,7 @@ from . import floats as fl
 from . import types as ty
 from .decode import Mods, opcode, unsupported
 from .errors import MisalignedAddressError, OutOfBoundsError
-from .memory import GLOBAL_BASE, LOCAL_WINDOW, SHARED_WINDOW, WINDOW_SIZE
+from .memory import GLOBAL_BASE, LOCAL_WINDOW, PARAM_WINDOW, SHARED_WINDOW, WINDOW_SIZE
 from .syntax import Reg
 
 _IGNORED = ("weak", "relaxed", "acquire", "release", "volatile", "mmio", "cta", "cluster", "gpu", "sys", "nc",
@@ -76,6 +76,14 @@ def resolve(st, space: str, addr, nbytes: int, instr, tids):
                 what(i, f"a {nbytes}-byte local access at byte offset {int(a[i])} is not aligned", MisalignedAddressError)
         t = np.arange(st.T, dtype=np.int64) if tids is None else tids
         return st.lviews, t * st.local_stride + a
+    if space == "param":  # kernel parameters read through generic addresses (__grid_constant__)
+        limit = len(st.launch.params)
+        bad = (a < 0) | (a + nbytes > limit)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            what(i, f"a {nbytes}-byte access at kernel parameter byte {int(a[i])} is outside the {limit} bytes of "
+                    "parameters", OutOfBoundsError)
+        return st.launch.param_views, a
     raise unsupported(instr, f"the .{space} state space")
 
 
@@ -84,16 +92,19 @@ def split_generic(a):
     a = np.asarray(a, dtype=np.uint64)
     sh = (a >= np.uint64(SHARED_WINDOW)) & (a < np.uint64(SHARED_WINDOW + WINDOW_SIZE))
     lo = (a >= np.uint64(LOCAL_WINDOW)) & (a < np.uint64(LOCAL_WINDOW + WINDOW_SIZE))
-    if not sh.any() and not lo.any():
+    pa = (a >= np.uint64(PARAM_WINDOW)) & (a < np.uint64(PARAM_WINDOW + WINDOW_SIZE))
+    if not sh.any() and not lo.any() and not pa.any():
         return [("global", None, a)]
     out = []
-    gl = ~(sh | lo)
+    gl = ~(sh | lo | pa)
     if gl.any():
         out.append(("global", gl, a[gl]))
     if sh.any():
         out.append(("shared", sh, a[sh] - np.uint64(SHARED_WINDOW)))
     if lo.any():
         out.append(("local", lo, a[lo] - np.uint64(LOCAL_WINDOW)))
+    if pa.any():
+        out.append(("param", pa, a[pa] - np.uint64(PARAM_WINDOW)))
     return out
 
 
@@ -242,8 +253,10 @@ def _st(ctx, instr):
             v = st.take(r(st), idx)
             vals[:, j] = np.asarray(v).view(udt) if np.ndim(v) else np.asarray(v, dtype=dt).view(udt)
         for sel, views, flat, sp, tids in _parts(st, space, addr, nbytes, instr, idx):
+            if sp == "param":
+                raise unsupported(instr, "stores to kernel parameters")
             if sp == "shared":
-                st.asyncq.check(flat, nbytes, tids, instr, "a write")
+                st.asyncq.check(flat, nbytes, tids, instr, "a write", write=True)
                 if st.races is not None:
                     st.races.write(flat, nbytes, tids, instr)
             k = flat >> log
@@ -351,7 +364,7 @@ def atomic_apply(st, space, addr, t, fn, bvals, cvals, instr):
     old = np.empty(n, dtype=dt)
     for sel, views, flat, sp, tids in _parts(st, space, addr, size, instr, idx):
         if sp == "shared":
-            st.asyncq.check(flat, size, tids, instr, "an atomic")
+            st.asyncq.check(flat, size, tids, instr, "an atomic", write=True)
         view = views[size].view(dt) if dt.kind != "u" else views[size]
         k = flat >> log
         pos = np.arange(len(k)) if sel is None else np.flatnonzero(sel)
@@ -416,6 +429,10 @@ def _cp(ctx, instr):
     if len(parts) < 2 or parts[1] != "async":
         raise unsupported(instr, "cp without .async")
     rest = parts[2:]
+    if rest[:1] == ["bulk"]:  # TMA (Hopper)
+        from .ops_bulk import bulk
+
+        return bulk(ctx, instr)
     if rest == ["commit_group"]:
         return lambda st: st.asyncq.commit(st.idx())
     if rest == ["wait_group"]:
@@ -512,7 +529,7 @@ def _cp(ctx, instr):
                 off = (sa[sel] - np.uint64(GLOBAL_BASE)).astype(np.int64)
                 got = st.mem.bytes[off[:, None] + np.minimum(ar, nb[sel, None] - 1)]
                 data[sel] = np.where(ar < nb[sel, None], got, 0)
-        st.asyncq.check(flat_d, cp, idx, instr, "a cp.async write")
+        st.asyncq.check(flat_d, cp, idx, instr, "a cp.async write", write=True)
         if st.races is not None:
             st.races.write(flat_d, cp, idx, instr, record=False)
         st.asyncq.issue(tids, flat_d, data, line)

@@ -1,4 +1,5 @@
-"""Instructions without data effects in a lockstep interpreter (membar, fence, nanosleep) and the
+"""Instructions without data effects in a lockstep interpreter (membar, nanosleep; fences are in
+ops_mbarrier.py, which gives fence.proxy.async its meaning) and the
 one call NVVM leaves in tilewise kernels: `vprintf` (device printf), interpreted from its format
 string in global memory and its argument buffer in the thread's local memory. Threads print in
 thread order; lines go to stdout and to the launch's `printed` list. Calls to any other function
@@ -17,7 +18,7 @@ from .memory import GLOBAL_BASE, LOCAL_WINDOW, SHARED_WINDOW, WINDOW_SIZE
 from .syntax import Group, Sym
 
 
-@opcode("membar", "fence", "nanosleep", "pmevent")
+@opcode("membar", "nanosleep", "pmevent")
 def _nop(ctx, instr):
     return lambda st: None
 

@@ -1,5 +1,5 @@
-"""Block- and warp-level instructions: bar.sync / barrier.sync, shfl.sync, vote.sync, ldmatrix
-and mma.sync. Fragment layouts are transcribed from the PTX ISA's figures ("Matrix Fragments for
+"""Block- and warp-level instructions: bar.sync / barrier.sync, shfl.sync, vote.sync, elect.sync,
+ldmatrix and mma.sync. Fragment layouts are transcribed from the PTX ISA's figures ("Matrix Fragments for
 mma.m16n8k16 / m16n8k8 / m16n8k32", "ldmatrix"), with groupID = laneid >> 2 and
 threadID_in_group = laneid % 4; they are written here as (row, col) tables per lane and element,
 independently of tilewise's own layout code and of its thread-IR emulator.
@@ -86,9 +86,13 @@ def _bar(ctx, instr):
         if missing.any():
             t = int(np.flatnonzero(missing)[0])
             here = int(np.flatnonzero(m_ & (st.cta == st.cta[t]))[0])
+            hs = st.hopper
+            why = ""
+            if hs is not None and hs.blocked[t] and t in hs.waits:
+                why = f" (suspended in the mbarrier wait at PTX line {hs.waits[t][2]})"
             raise DivergenceError(
                 f"bar.sync at {instr.where()} is reached by {st.thread_name(here)} while {st.thread_name(t)} of the same "
-                "block is elsewhere: a barrier in divergent code"
+                f"block is elsewhere{why}: a barrier in divergent code"
             )
         if st.races is not None:
             st.races.barrier(np.flatnonzero(ctas))
@@ -406,3 +410,36 @@ def _mma(ctx, instr):
 
     return mma
 
+
+
+# ---------------------------------------------------------------------------- elect.sync
+
+@opcode("elect")
+def _elect(ctx, instr):
+    """elect.sync d|p, membermask (sm_90): the lowest executing lane named in membermask is the
+    leader; every member gets its lane number in d, and p is true for the leader only."""
+    m = Mods(instr)
+    if not m.flag("sync"):
+        raise unsupported(instr, "elect without .sync")
+    m.done()
+    dp, mm = instr.operands
+    if not isinstance(dp, Pair):
+        raise unsupported(instr, "elect without a d|p destination pair")
+    wd = ctx.dst(instr, dp.first, "b32")
+    wp = ctx.dst(instr, dp.second, "pred")
+    rm = ctx.src(instr, mm, "u32")
+
+    def elect(st):
+        _member_check(st, instr, rm(st))
+        mmf = np.broadcast_to(np.asarray(rm(st), dtype=np.uint32), (st.T,))
+        member = ((mmf >> st.lane) & np.uint32(1)) != 0
+        if st.mask is not None:
+            member = member & st.mask
+        lanes = np.where(member, st.lane, 32).reshape(-1, 32)
+        leader = np.repeat(lanes.min(axis=1), 32).astype(np.uint32)
+        if wd is not None:
+            wd(st, leader)
+        if wp is not None:
+            wp(st, st.lane == leader)
+
+    return elect

@@ -27,6 +27,7 @@ from .syntax import (
     Instruction,
     Label,
     Mem,
+    MemList,
     Module,
     Not,
     Pair,
@@ -512,6 +513,9 @@ def _operand(s: _Stream, toks: list[Token], scopes: _Scopes):
     if t.text == "!":
         return Not(_operand(s, toks[1:], scopes))
     if t.text == "[":
+        parts = _split_commas(toks[1:-1])
+        if len(parts) > 1:
+            return MemList([_operand(s, p, scopes) for p in parts])
         return _mem(s, toks[1:-1], scopes, t)
     if t.text == "{":
         return Vec([_operand(s, p, scopes) for p in _split_commas(toks[1:-1])])

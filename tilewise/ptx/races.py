@@ -85,6 +85,18 @@ class SharedRaces:
         self.we[byte] = E
         self.wl[byte] = line
 
+    def reset(self, flat):
+        """Bytes written by the asynchronous proxy (a TMA load landing): whatever threads did to
+        them before is ordered by the mbarrier wait that landed them."""
+        flat = np.asarray(flat, dtype=np.int64)
+        self.w[flat] = -1
+        self.we[flat] = -1
+        self.re[flat] = -1
+
+    def forget_reads(self, flat):
+        """Reads that are known to be over (a wgmma's operands once its group was waited for)."""
+        self.re[np.asarray(flat, dtype=np.int64).reshape(-1)] = -1
+
     def _report(self, byte, t, bad, verb_old, who, lines, verb_now, instr, direct=False):
         k = int(np.flatnonzero(bad)[0])
         b = int(byte[k])

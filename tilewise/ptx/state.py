@@ -16,6 +16,7 @@ import numpy as np
 
 from .asyncq import AsyncCopies
 from .errors import EmulatorError
+from .hopper import HopperState
 from .races import SharedRaces
 
 
@@ -53,6 +54,9 @@ class Batch:
         self.local_words = np.zeros(max(T * L // 8, 2), dtype=np.uint64)
         self.local = self.local_words.view(np.uint8)
         self.lviews = {k: self.local.view(t) for k, t in ((1, np.uint8), (2, np.uint16), (4, np.uint32), (8, np.uint64))}
+        # mbarriers, TMA, wgmma (hopper.py): from the start, so that shared writes before the first
+        # Hopper instruction are tracked for the async proxy too
+        self.hopper = HopperState(self) if kernel.uses_hopper else None
         self.asyncq = AsyncCopies(self, S)
         self.races = SharedRaces(self) if launch.check_races and launch.shared_bytes else None
         self.printed: list[str] = launch.printed

@@ -82,6 +82,14 @@ class Vec:
 
 
 @dataclass
+class MemList:
+    """`[a, {b, c}]`: a bracketed operand list, the tensor-map operand of
+    cp.async.bulk.tensor (the map's address, then the coordinates)."""
+
+    items: list
+
+
+@dataclass
 class Pair:
     """`d|p`: a value and a predicate destination (shfl, setp)."""
 

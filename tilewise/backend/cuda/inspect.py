@@ -74,7 +74,8 @@ class SassInstr:
 
 
 _FUNC = re.compile(r"^\s*Function\s*:\s*(\S+)")
-_INSTR = re.compile(r"^\s*/\*([0-9a-fA-F]{4,})\*/\s+(@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)\s*([^;]*);")
+# opcodes are upper case save the shape of the Hopper matrix instructions: HGMMA.64x128x16.F32
+_INSTR = re.compile(r"^\s*/\*([0-9a-fA-F]{4,})\*/\s+(@!?U?P\w+\s+)?([A-Z][A-Za-z0-9_.]*)\s*([^;]*);")
 
 
 def parse_sass(sass: str) -> dict[str, list[SassInstr]]:

@@ -2,11 +2,13 @@
 
 Everything before the final cuLaunchKernel is plain Python and runs without a GPU: the grid of
 every kernel (`launch_plans`), the kernel parameter array (`pack_params`: an array of pointers,
-each pointing at one argument's bytes, as cuLaunchKernel's kernelParams wants) and the decision to
+each pointing at one argument's bytes, as cuLaunchKernel's kernelParams wants), the arguments of
+each TMA tensor map (`tensor_map_args`, then one cuTensorMapEncodeTiled call per map, whose 128
+bytes become a `__grid_constant__` parameter after the dynamic dimensions) and the decision to
 raise the dynamic shared memory limit (`CudaKernel.needs_shared_opt_in`). `CudaLauncher` adds the
 driver calls: cuInit, the device's primary context (the one torch uses), cuModuleLoadData,
 cuModuleGetFunction, cuFuncSetAttribute(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES) above
-48 KiB, and cuLaunchKernel on torch's current stream of that device.
+48 KiB, cuTensorMapEncodeTiled, and cuLaunchKernel on torch's current stream of that device.
 
 Arguments are what `tilewise.jit.args.ArgBinder` produced for device="cuda": one entry per
 `CudaModule.params` (CUDA tensors, or raw device addresses as ints, for buffers; Python or numpy
@@ -25,6 +27,7 @@ from ...ir.dtype import DataType
 from ...ir.evaluate import evaluate
 from ...ir.expr import Var
 from .renderer import CudaKernel, CudaModule
+from .tensor_maps import EncodeArgs, TensorMapError, encode, encode_args
 
 MAX_GRID = (2**31 - 1, 65535, 65535)
 MAX_BLOCK_THREADS = 1024
@@ -122,9 +125,11 @@ class PackedParams:
         return len(self.values)
 
     def read(self, i: int):
-        """The i-th parameter's value, read back through the pointer array (for checking)."""
+        """The i-th parameter's value, read back through the pointer array (for checking); the
+        bytes of a tensor map."""
         ctype = type(self.values[i])
-        return ctypes.cast(self.array[i], ctypes.POINTER(ctype)).contents.value
+        got = ctypes.cast(self.array[i], ctypes.POINTER(ctype)).contents
+        return bytes(got) if isinstance(got, ctypes.Array) else got.value
 
 
 def device_pointer(name: str, a) -> int:
@@ -167,11 +172,35 @@ def _scalar_ctype(name: str, dt: DataType, value):
     return ctype(float(v))
 
 
-def pack_params(module: CudaModule, args: Sequence, dims: Sequence[int]) -> PackedParams:
-    """The kernel parameter array for one call: device pointers for buffers, scalar values, then
-    the dynamic dimensions (as their IR type, int32)."""
+# The 128 bytes of an encoded CUtensorMap as a kernel parameter value (cuLaunchKernel copies them,
+# so this copy need not keep the 64-byte alignment of the map the driver encoded)
+_TensorMapBytes = ctypes.c_uint64 * 16
+
+
+def tensor_map_args(module: CudaModule, kernel: CudaKernel, args: Sequence, dims: Sequence[int],
+                    address=device_pointer) -> list[EncodeArgs]:
+    """The cuTensorMapEncodeTiled arguments of each tensor map of `kernel` for one call;
+    `address(name, arg)` is the global address of a buffer argument."""
+    env = _scalar_env(module, args, dims)
+    where = {p.uid: k for k, p in enumerate(module.params) if isinstance(p, Buffer)}
+    out = []
+    for _, m in kernel.tensor_maps:
+        k = where[m.buffer.uid]
+        try:
+            out.append(encode_args(m, address(module.param_names[k], args[k]), env))
+        except TensorMapError as e:
+            raise CudaLaunchError(f"kernel {kernel.name}, argument {module.param_names[k]}: {e}") from None
+    return out
+
+
+def pack_params(module: CudaModule, args: Sequence, dims: Sequence[int], kernel: CudaKernel | None = None,
+                driver=None) -> PackedParams:
+    """The kernel parameter array for one call: device pointers for buffers, scalar values, the
+    dynamic dimensions (as their IR type, int32), then `kernel`'s tensor maps, encoded by
+    `driver` (cuda.bindings.driver unless given)."""
     _scalar_env(module, args, dims)  # count checks
     values = []
+    names = list(module.param_names)
     for p, a, name in zip(module.params, args, module.param_names):
         if isinstance(p, Buffer):
             values.append(ctypes.c_uint64(device_pointer(name, a)))
@@ -179,7 +208,14 @@ def pack_params(module: CudaModule, args: Sequence, dims: Sequence[int]) -> Pack
             values.append(_scalar_ctype(name, p.dtype, a))
     for v, d, name in zip(module.dynamic_vars, dims, module.param_names[len(module.params) :]):
         values.append(_scalar_ctype(name, v.dtype, d))
-    return PackedParams(values, list(module.param_names))
+    if kernel is not None and kernel.tensor_maps:
+        drv = driver if driver is not None else _driver()
+        for (cname, _), enc in zip(kernel.tensor_maps, tensor_map_args(module, kernel, args, dims)):
+            raw = _TensorMapBytes()
+            ctypes.memmove(ctypes.addressof(raw), encode(enc, drv), 128)
+            values.append(raw)
+            names.append(cname)
+    return PackedParams(values, names)
 
 
 def cuda_device_of(args: Sequence) -> int | None:
@@ -245,8 +281,15 @@ class CudaLauncher:
         self._lock = threading.Lock()
 
     def prepare(self, args: Sequence, dims: Sequence[int]) -> tuple[list[LaunchPlan], PackedParams]:
-        """The launch plans and packed parameters of one call (no driver calls)."""
+        """The launch plans and packed parameters of one call (no driver calls; kernels with
+        tensor maps get their own parameters, see `kernel_params`)."""
         return launch_plans(self.module, args, dims), pack_params(self.module, args, dims)
+
+    def kernel_params(self, kernel: CudaKernel, shared: PackedParams, args, dims, driver=None) -> PackedParams:
+        """The parameters of one kernel: the shared ones, plus its encoded tensor maps."""
+        if not kernel.tensor_maps:
+            return shared
+        return pack_params(self.module, args, dims, kernel, driver)
 
     def __call__(self, args: Sequence, dims: Sequence[int], stream: int | None = None) -> None:
         plans, params = self.prepare(args, dims)
@@ -260,9 +303,10 @@ class CudaLauncher:
         loaded = self._load(device)
         driver = _driver()
         self._make_current(loaded.ctx)
-        for plan, fn in zip(plans, loaded.functions):
+        for plan, fn, kernel in zip(plans, loaded.functions, self.module.kernels):
             if plan.empty:
                 continue
+            kparams = self.kernel_params(kernel, params, args, dims, driver)
             check(
                 driver.cuLaunchKernel(
                     fn,
@@ -270,7 +314,7 @@ class CudaLauncher:
                     *plan.block,
                     plan.shared_bytes,
                     driver.CUstream(stream),
-                    params.address,
+                    kparams.address,
                     0,
                 ),
                 f"cuLaunchKernel({plan.kernel}, grid={plan.grid}, block={plan.block}, shared={plan.shared_bytes})",

@@ -1,6 +1,8 @@
 """Renders a thread-level PrimFunc (docs/THREAD_IR.md) to CUDA C++: one `extern "C" __global__`
 function per `Kernel` statement, taking the function's parameters followed by its dynamic
-dimensions, with the intrinsics of the thread IR mapped onto tw_cuda.h."""
+dimensions and then its TMA tensor maps (`Kernel.attrs["tensor_maps"]`), with the intrinsics of
+the thread IR mapped onto tw_cuda.h. The wgmma variants a function issues are generated into its
+source ahead of the kernels (wgmma_variants.py)."""
 from __future__ import annotations
 
 import math
@@ -11,9 +13,11 @@ from ...errors import InternalError
 from ...ir.buffer import Buffer
 from ...ir.expr import BinOp, Call, Compare, Const, Expr, Var
 from ...ir.stmt import Allocate, Annotation, For, Kernel, LetStmt, PrimFunc, SeqStmt, Stmt
+from ...ir.tensor_map import TensorMap
 from ...ir.visitor import Visitor, substitute
 from ..c_style import CStyleRenderer, c_string, c_type, is_scalar_var
 from .mma_variants import mma_variant
+from .wgmma_variants import device_functions, wgmma_variant
 
 MAX_STATIC_SHARED_BYTES = 48 * 1024  # above this a kernel must opt in to more dynamic shared memory
 _AXES = ("x", "y", "z")
@@ -23,6 +27,8 @@ _CUDA_NAMES = (
 )  # fmt: skip
 _VEC_BYTES = (1, 2, 4, 8, 16)
 _CP_ASYNC_BYTES = (4, 8, 16)
+# TMA boxes and wgmma descriptors assume the 1024-byte alignment of a 128-byte swizzle's pattern
+_HOPPER_SHARED = ("tma_load", "tma_store", "wgmma", "wgmma_desc")
 
 
 @dataclass
@@ -33,6 +39,8 @@ class CudaKernel:
     grid: list[Expr]  # blocks per axis (x, y, z prefix); expressions of dynamic dims / scalar params
     block: tuple[int, int, int]
     shared_bytes: int  # dynamic shared memory per block
+    # TMA tensor maps: (C parameter name, map), the last parameters of this kernel, in order
+    tensor_maps: list[tuple[str, TensorMap]] = field(default_factory=list)
     threads: int = field(init=False)
 
     def __post_init__(self):
@@ -63,6 +71,11 @@ class CudaModule:
         return self._single().name
 
     @property
+    def tensor_map_names(self) -> list[str]:
+        """The C names of the tensor-map parameters of every kernel, in launch order."""
+        return [name for k in self.kernels for name, _ in k.tensor_maps]
+
+    @property
     def shared_bytes(self) -> int:
         return self._single().shared_bytes
 
@@ -81,19 +94,29 @@ class CudaModule:
 
 
 class _Writes(Visitor):
-    """Buffers a kernel may write: stores, and any address passed to a call other than as a
-    source operand."""
+    """Buffers a kernel may write: stores, any address passed to a call other than as a source
+    operand, and the tensors TMA stores write through their maps."""
 
-    _SOURCES = {"copy_vec": (1,), "cp_async": (1,), "ldmatrix": (1,), "mma_sync": (0, 1), "print": None}
+    _SOURCES = {"copy_vec": (1,), "cp_async": (1,), "ldmatrix": (1,), "mma_sync": (0, 1), "print": None,
+                "tma_store": (0,), "wgmma": (1,), "wgmma_desc": (0,)}  # fmt: skip
 
     def __init__(self):
         self.written: set[int] = set()
+        self.maps: dict[str, TensorMap] = {}
+
+    def visit_Kernel(self, k: Kernel):
+        self.maps = {m.name: m for m in k.attrs.get("tensor_maps", ())}
+        self.generic_visit(k)
 
     def visit_BufferStore(self, s):
         self.written.add(s.buffer.root.uid)
         self.generic_visit(s)
 
     def visit_Call(self, e: Call):
+        if e.name == "tma_store":
+            m = self.maps.get(e.attrs.get("map"))
+            if m is not None:
+                self.written.add(m.buffer.root.uid)
         reads = self._SOURCES.get(e.name, ())
         for k, a in enumerate(e.args):
             if isinstance(a, Call) and a.name == "address_of":
@@ -102,6 +125,27 @@ class _Writes(Visitor):
                 self.written.add(a.args[0].buffer.root.uid)
         self.generic_visit(e)
 
+
+class _HopperUse(Visitor):
+    """What of Hopper a function uses, known before rendering: the wgmma variants (generated
+    into the source ahead of the kernels) and whether shared memory needs 1024-byte alignment."""
+
+    def __init__(self):
+        self.variants: list = []
+        self.aligned_kernels: set[int] = set()
+        self._kernel = None
+
+    def visit_Kernel(self, k: Kernel):
+        self._kernel = id(k)
+        self.generic_visit(k)
+
+    def visit_Call(self, e: Call):
+        if e.name in _HOPPER_SHARED and self._kernel is not None:
+            self.aligned_kernels.add(self._kernel)
+        if e.name == "wgmma":
+            a = e.attrs
+            self.variants.append(wgmma_variant(a["shape"], a["a_dtype"], a["b_dtype"], a["c_dtype"], a.get("a_regs", False)))
+        self.generic_visit(e)
 
 
 class CudaRenderer(CStyleRenderer):
@@ -113,6 +157,9 @@ class CudaRenderer(CStyleRenderer):
         self.kernels: list[CudaKernel] = []
         self.smem_root: Buffer | None = None  # the current kernel's dynamic shared allocation
         self.smem_bytes = 0
+        self.smem_align = 16
+        self.maps: dict[str, tuple[str, TensorMap]] = {}  # the current kernel's tensor maps by IR name
+        self.hopper = _HopperUse()
 
     # ------------------------------------------------------------------ module
     def render(self) -> CudaModule:
@@ -146,8 +193,11 @@ class CudaRenderer(CStyleRenderer):
             sig.append(f"const {c_type(v.dtype)} {name}")
             pnames.append(name)
 
+        self.hopper.visit(f.body)
         self.line("// generated by tilewise: CUDA kernels of " + f.name)
         self.line('#include "tw_cuda.h"')
+        for text in device_functions(self.hopper.variants).splitlines():
+            self.line(text)
         for i, k in enumerate(kernels):
             name = self.names.fresh(f"{base}_kernel" if i == 0 else f"{base}_kernel_{i}")
             self.line("")
@@ -198,6 +248,9 @@ class CudaRenderer(CStyleRenderer):
         nthreads = math.prod(block)
         self.smem_root = None
         self.smem_bytes = 0
+        self.smem_align = 1024 if id(k) in self.hopper.aligned_kernels else 16
+        maps = self._tensor_maps(k)
+        sig = sig + [f"const __grid_constant__ CUtensorMap {c}" for c, _ in maps]
         self.line(f'extern "C" __global__ void __launch_bounds__({nthreads}) {name}({", ".join(sig)}) {{')
         self.depth += 1
         for s in lets:
@@ -209,7 +262,34 @@ class CudaRenderer(CStyleRenderer):
         self.stmt(k.body)
         self.depth -= 1
         self.line("}")
-        self.kernels.append(CudaKernel(name, grid, block, self.smem_bytes))
+        self.kernels.append(CudaKernel(name, grid, block, self.smem_bytes, maps))
+        self.maps = {}
+
+    def _tensor_maps(self, k: Kernel) -> list[tuple[str, TensorMap]]:
+        """The kernel's tensor maps with their C parameter names (the maps' buffers must be
+        parameters of the function: the launcher encodes each map from its argument)."""
+        out = []
+        self.maps = {}
+        params = {p.uid for p in self.func.params if isinstance(p, Buffer)}
+        for m in k.attrs.get("tensor_maps", ()):
+            if not isinstance(m, TensorMap):
+                raise InternalError(f"Kernel.attrs['tensor_maps'] holds {type(m).__name__}, not TensorMap", k.span)
+            if m.name in self.maps:
+                raise InternalError(f"two tensor maps named {m.name}", k.span)
+            if m.buffer.uid not in params:
+                raise InternalError(f"tensor map {m.name}: {m.buffer.name} is not a parameter of {self.func.name}", k.span)
+            c = self.names.fresh(re.sub(r"[^A-Za-z0-9_]", "_", m.name) or "tmap")
+            self.maps[m.name] = (c, m)
+            out.append((c, m))
+        return out
+
+    def _map(self, e: Call) -> tuple[str, TensorMap]:
+        name = e.attrs.get("map")
+        hit = self.maps.get(name)
+        if hit is None:
+            known = ", ".join(self.maps) or "none"
+            raise InternalError(f"{e.name} names the tensor map {name!r}, which the kernel does not list (it has: {known})")
+        return hit
 
     def stmt_Kernel(self, k: Kernel):
         raise InternalError("a Kernel statement nested inside another statement", k.span)
@@ -250,10 +330,10 @@ class CudaRenderer(CStyleRenderer):
             self.smem_root = b
             self.smem_bytes = nbytes
             if b.dtype.name == "uint8":
-                self.line(f"extern __shared__ __align__(16) uint8_t {name}[];")
+                self.line(f"extern __shared__ __align__({self.smem_align}) uint8_t {name}[];")
             else:
                 raw = self.names.fresh("tw_smem")
-                self.line(f"extern __shared__ __align__(16) uint8_t {raw}[];")
+                self.line(f"extern __shared__ __align__({self.smem_align}) uint8_t {raw}[];")
                 self.line(f"{t}* {name} = ({t}*){raw};")
         elif b.scope == "shared":
             self.line(f"__shared__ __align__(16) {t} {name}[{n}];")
@@ -348,6 +428,79 @@ class CudaRenderer(CStyleRenderer):
         return f"tw::{e.name}({args[0]}, {args[1]}, {width})"
 
     call_shfl_xor = call_shfl_down = call_shfl_up = call_shfl_idx = _shfl
+
+    # -- Hopper: mbarriers, TMA, wgmma (tw_cuda.h, "Hopper"; docs/THREAD_IR.md)
+    def call_mbarrier_init(self, e: Call, args) -> str:
+        return f"tw::mbarrier_init({args[0]}, (uint32_t)({args[1]}))"
+
+    def call_mbarrier_arrive(self, e: Call, args) -> str:
+        return f"tw::mbarrier_arrive({args[0]})"
+
+    def call_mbarrier_arrive_expect_tx(self, e: Call, args) -> str:
+        return f"tw::mbarrier_arrive_expect_tx({args[0]}, (uint32_t)({args[1]}))"
+
+    def call_mbarrier_wait(self, e: Call, args) -> str:
+        return f"tw::mbarrier_wait({args[0]}, (uint32_t)({args[1]}))"
+
+    def call_fence_barrier_init(self, e: Call, args) -> str:
+        return "tw::fence_barrier_init()"
+
+    def call_fence_proxy_async(self, e: Call, args) -> str:
+        return "tw::fence_proxy_async()"
+
+    def _coords(self, e: Call, m: TensorMap, coords: list[str]) -> str:
+        # the IR lists coordinates outermost first, like the buffer's shape; PTX innermost first
+        if len(coords) != m.rank:
+            raise InternalError(f"{e.name} with {len(coords)} coordinates for the rank-{m.rank} tensor map {m.name}")
+        return ", ".join(f"(int32_t)({c})" for c in reversed(coords))
+
+    def call_tma_load(self, e: Call, args) -> str:
+        c, m = self._map(e)
+        return f"tw::tma_load_{m.rank}d(&{c}, {args[0]}, {args[1]}, {self._coords(e, m, args[2:])})"
+
+    def call_tma_store(self, e: Call, args) -> str:
+        c, m = self._map(e)
+        return f"tw::tma_store_{m.rank}d(&{c}, {args[0]}, {self._coords(e, m, args[1:])})"
+
+    def call_tma_store_commit(self, e: Call, args) -> str:
+        return "tw::tma_store_commit()"
+
+    def call_tma_store_wait(self, e: Call, args) -> str:
+        return f"tw::tma_store_wait<{int(e.attrs.get('n', 0))}>()"
+
+    def call_wgmma_fence(self, e: Call, args) -> str:
+        return "tw::wgmma_fence()"
+
+    def call_wgmma_commit(self, e: Call, args) -> str:
+        return "tw::wgmma_commit()"
+
+    def call_wgmma_wait(self, e: Call, args) -> str:
+        return f"tw::wgmma_wait<{int(e.attrs.get('n', 0))}>()"
+
+    def call_wgmma_desc(self, e: Call, args) -> str:
+        a = e.attrs
+        swizzle, lbo, sbo = int(a.get("swizzle", 0)), int(a.get("lbo", 0)), int(a.get("sbo", 0))
+        if swizzle not in (0, 32, 64, 128):
+            raise InternalError(f"wgmma_desc with swizzle {swizzle}; supported: 0, 32, 64, 128")
+        for what, v in (("lbo", lbo), ("sbo", sbo)):
+            if v % 16 or not 0 <= v < 1 << 18:
+                raise InternalError(f"wgmma_desc {what} = {v}: a multiple of 16 bytes below 256 KiB")
+        return f"tw::wgmma_desc<{swizzle}, {lbo}, {sbo}>({args[0]})"
+
+    def call_wgmma(self, e: Call, args) -> str:
+        a = e.attrs
+        v = wgmma_variant(a["shape"], a["a_dtype"], a["b_dtype"], a["c_dtype"], a.get("a_regs", False))
+        ta, tb = int(a.get("trans_a", 0)), int(a.get("trans_b", 0))
+        if ta not in (0, 1) or tb not in (0, 1):
+            raise InternalError(f"wgmma with trans_a={ta}, trans_b={tb}; each is 0 or 1")
+        if v.a_regs and ta:
+            raise InternalError("wgmma with A in registers cannot transpose A")
+        call = f"({args[0]}, {args[1]}, {args[2]}, (int32_t)({args[3]}))"
+        if v.transposable:
+            return f"{v.function}<{ta}, {tb}>{call}"
+        if ta or tb:
+            raise InternalError(f"wgmma {v.a} x {v.b} reads K-major operands only (trans_a={ta}, trans_b={tb})")
+        return v.function + call
 
     def call_print(self, e: Call, args) -> str:
         """T.print (see tileop/print.py): args are bx, by, bz then the value, or the tile's

@@ -35,6 +35,14 @@ typedef unsigned long long uintptr_t;
 
 #define TW_DEV __device__ __forceinline__
 
+// The driver's TMA tensor map (cuda.h's CUtensorMap, which NVRTC would have to parse all of cuda.h
+// for): 128 opaque bytes, 64-byte aligned, passed as a `const __grid_constant__` kernel parameter.
+#ifndef __cuda_cuda_h__
+typedef struct alignas(64) CUtensorMap_st {
+  unsigned long long opaque[16];
+} CUtensorMap;
+#endif
+
 namespace tw {
 
 // ------------------------------------------------------------------ low-precision conversions
@@ -607,6 +615,94 @@ TW_MMA_INT8(mma_m16n8k32_s32_u8_u8, "u8", "u8")
 TW_MMA_INT8(mma_m16n8k32_s32_s8_u8, "s8", "u8")
 TW_MMA_INT8(mma_m16n8k32_s32_u8_s8, "u8", "s8")
 #undef TW_MMA_INT8
+
+// ------------------------------------------------------------------ Hopper (sm_90 / sm_90a)
+// docs/THREAD_IR.md, "Hopper": mbarriers, TMA (cp.async.bulk.tensor) and the wgmma fences,
+// groups and shared-memory descriptors. Defined only for sm_90 and later, so that a kernel
+// lowered for Hopper fails to compile for an older GPU instead of losing its copies. The wgmma
+// instructions themselves, one function per shape and type, are generated into the kernels that
+// issue them (backend/cuda/wgmma_variants.py): they need sm_90a.
+#if __CUDA_ARCH__ >= 900
+
+// mbarrier (a uint64 in shared memory): init by one thread, then a __syncthreads before use.
+TW_DEV void mbarrier_init(void* bar, uint32_t count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count) : "memory");
+}
+TW_DEV void mbarrier_arrive(void* bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+}
+// tx-count += bytes, then one arrival.
+TW_DEV void mbarrier_arrive_expect_tx(void* bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes)
+               : "memory");
+}
+// Whether the phase of this parity has completed (the barrier is in the next phase). try_wait
+// suspends the thread for a while before answering no, so the loop below does not spin hot.
+TW_DEV bool mbarrier_try_wait(void* bar, uint32_t parity) {
+  uint32_t done;
+  asm volatile("{\n.reg .pred tw_done;\nmbarrier.try_wait.parity.shared::cta.b64 tw_done, [%1], %2;\n"
+               "selp.u32 %0, 1, 0, tw_done;\n}\n"
+               : "=r"(done)
+               : "r"(smem_addr(bar)), "r"(parity)
+               : "memory");
+  return done != 0;
+}
+TW_DEV void mbarrier_wait(void* bar, uint32_t parity) {
+  while (!mbarrier_try_wait(bar, parity)) {
+  }
+}
+// Makes the initialisation of mbarriers visible to the asynchronous proxy (TMA completions).
+TW_DEV void fence_barrier_init() { asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); }
+// Shared-memory writes of this thread become visible to TMA stores and wgmma reads after it.
+TW_DEV void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+// TMA. The tensor map is a __grid_constant__ kernel parameter; coordinates are innermost first
+// (PTX's order), in elements, and may lie outside the tensor (those elements load as zero and are
+// not stored). A load completes `bar`'s tx-count by the box's bytes when it lands.
+#define TW_TMA(rank, coord_params, load_coords, store_coords, coord_ops)                                      \
+  TW_DEV void tma_load_##rank##d(const CUtensorMap* map, void* dst, void* bar, coord_params) {               \
+    asm volatile("cp.async.bulk.tensor." #rank "d.shared::cluster.global.mbarrier::complete_tx::bytes "     \
+                 "[%0], [%1, {" load_coords "}], [%2];\n" ::"r"(smem_addr(dst)),                              \
+                 "l"(reinterpret_cast<uint64_t>(map)), "r"(smem_addr(bar)), coord_ops                       \
+                 : "memory");                                                                               \
+  }                                                                                                         \
+  TW_DEV void tma_store_##rank##d(const CUtensorMap* map, const void* src, coord_params) {                  \
+    asm volatile("cp.async.bulk.tensor." #rank "d.global.shared::cta.bulk_group [%0, {" store_coords "}], [%1];\n" \
+                 ::"l"(reinterpret_cast<uint64_t>(map)), "r"(smem_addr(src)), coord_ops                      \
+                 : "memory");                                                                               \
+  }
+#define TW_C ,
+TW_TMA(1, int32_t c0, "%3", "%2", "r"(c0))
+TW_TMA(2, int32_t c0 TW_C int32_t c1, "%3, %4", "%2, %3", "r"(c0) TW_C "r"(c1))
+TW_TMA(3, int32_t c0 TW_C int32_t c1 TW_C int32_t c2, "%3, %4, %5", "%2, %3, %4", "r"(c0) TW_C "r"(c1) TW_C "r"(c2))
+TW_TMA(4, int32_t c0 TW_C int32_t c1 TW_C int32_t c2 TW_C int32_t c3, "%3, %4, %5, %6", "%2, %3, %4, %5",
+       "r"(c0) TW_C "r"(c1) TW_C "r"(c2) TW_C "r"(c3))
+TW_TMA(5, int32_t c0 TW_C int32_t c1 TW_C int32_t c2 TW_C int32_t c3 TW_C int32_t c4, "%3, %4, %5, %6, %7",
+       "%2, %3, %4, %5, %6", "r"(c0) TW_C "r"(c1) TW_C "r"(c2) TW_C "r"(c3) TW_C "r"(c4))
+#undef TW_C
+#undef TW_TMA
+TW_DEV void tma_store_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+// The shared sources of all but the newest N committed TMA store groups may be reused.
+template <int N> TW_DEV void tma_store_wait() {
+  asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(N) : "memory");
+}
+
+// wgmma: fences, groups and the shared-memory matrix descriptor (start address >> 4 in bits
+// 0-13, leading and stride byte offsets >> 4 in bits 16-29 and 32-45, the swizzle mode in bits
+// 62-63: 1 = 128-byte, 2 = 64-byte, 3 = 32-byte rows, 0 = none).
+TW_DEV void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+TW_DEV void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int N> TW_DEV void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"); }
+template <int Swizzle, int LBO, int SBO> TW_DEV uint64_t wgmma_desc(const void* p) {
+  static_assert(Swizzle == 0 || Swizzle == 32 || Swizzle == 64 || Swizzle == 128, "wgmma swizzles rows of 32, 64 or 128 bytes");
+  static_assert(LBO % 16 == 0 && SBO % 16 == 0 && LBO < (1 << 18) && SBO < (1 << 18),
+                "descriptor byte offsets are multiples of 16 below 256 KiB");
+  constexpr uint64_t mode = Swizzle == 128 ? 1 : Swizzle == 64 ? 2 : Swizzle == 32 ? 3 : 0;
+  constexpr uint64_t fixed = ((uint64_t)(LBO >> 4) << 16) | ((uint64_t)(SBO >> 4) << 32) | (mode << 62);
+  return fixed | (uint64_t)((smem_addr(p) & 0x3ffffu) >> 4);
+}
+
+#endif  // __CUDA_ARCH__ >= 900
 
 // ------------------------------------------------------------------ shuffles (full warp)
 // 8 and 16-bit integers travel through the int overloads of __shfl_*_sync, low-precision floats
