@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 
-MIX = ("HMMA", "LDSM", "LDGSTS", "BAR")
+MIX = ("HMMA", "HGMMA", "LDSM", "LDGSTS", "UTMALDG", "SYNCS", "BAR")
 
 # docs/DESIGN.md section 5: the steady-state loop of the canonical GEMM on sm_80 (quoted, not measured)
 QUOTED = {
@@ -262,10 +262,12 @@ def main() -> None:
     row("steady-state loop instructions", lambda r: str(len(r["loop"])) if r["loop"] else "-")
     for op in MIX:
         row(f"  {op}", lambda r, op=op: str(r["loop_mix"][op]) if r["loop"] else "-")
-    row(
-        "instructions per HMMA (loop)",
-        lambda r: f"{len(r['loop']) / r['loop_mix']['HMMA']:.2f}" if r["loop"] and r["loop_mix"]["HMMA"] else "-",
-    )
+    def per_tc(r):
+        """Loop instructions per tensor-core instruction (HGMMA on Hopper, HMMA before)."""
+        tc = r["loop_mix"]["HGMMA"] or r["loop_mix"]["HMMA"] if r["loop"] else 0
+        return f"{len(r['loop']) / tc:.2f}" if tc else "-"
+
+    row("instructions per HMMA / HGMMA (loop)", per_tc)
     print()
     g = results["gemm"]
     print("canonical GEMM steady-state loop, sm_80 (others quoted from docs/DESIGN.md section 5, not measured here):")

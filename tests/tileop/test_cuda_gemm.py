@@ -161,9 +161,9 @@ def assert_notes_match_sass(func, arch):
     mma.sync <-> HMMA/IMMA, TMA <-> UTMALDG."""
     k = tilewise.compile(func, target=f"cuda -arch={arch}", execution_backend="emulator")
     notes = " ".join(k.lowering_notes())
-    mix = instruction_mix(k.get_sass(), ["HGMMA", "HMMA", "IMMA", "UTMALDG"])
-    assert ("wgmma" in notes) == (mix["HGMMA"] > 0), (notes, mix)
-    assert ("mma.sync" in notes) == (mix["HMMA"] + mix["IMMA"] > 0), (notes, mix)
+    mix = instruction_mix(k.get_sass(), ["HGMMA", "IGMMA", "QGMMA", "HMMA", "IMMA", "UTMALDG"])
+    assert (": wgmma." in notes) == (mix["HGMMA"] + mix["IGMMA"] + mix["QGMMA"] > 0), (notes, mix)  # int8, fp8
+    assert (": mma.sync" in notes) == (mix["HMMA"] + mix["IMMA"] > 0), (notes, mix)
     assert (": TMA" in notes) == (mix["UTMALDG"] > 0), (notes, mix)
 
 

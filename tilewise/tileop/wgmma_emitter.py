@@ -60,10 +60,11 @@ def plan_wgmma(op, machine: Machine, threads: int, narrowed: bool = False) -> Wg
     M, N, K = op.mnk
     if K % k_step:
         return f"K = {K} is not a multiple of the instruction's {k_step}"
+    if threads % 128:
+        return f"the block's {threads} threads are not whole warpgroups of 128"
     grid = wgmma_grid(M, N, threads, GemmWarpPolicy(op.policy).name)
     if grid is None:
-        return (f"the {M}x{N} tile does not split over {threads // 128 if threads % 128 == 0 else threads / 128} "
-                "warpgroups of 128 threads in rows of 64")
+        return f"the {M}x{N} tile does not split over {threads // 128} warpgroup(s) of 128 threads in rows of 64"
     WN = N // grid.warp_n
     n_chunk = WN
     while n_chunk > MAX_N or WN % n_chunk:

@@ -578,7 +578,8 @@ def test_pipelined_copies_into_slices_of_one_buffer(emu, nvrtc_check, rng):
     o = emu(pipelined_slices_kernel(), out_idx=[2])(a, b)
     ref = (a[:, :32].astype(np.float32) * b[:, 32:].astype(np.float32)).reshape(8, 16, 32).sum(0)
     np.testing.assert_allclose(o, ref, rtol=1e-5, atol=1e-5)
-    nvrtc_check(pipelined_slices_kernel(), expect=("LDGSTS",))
+    # cp.async on Ampere; on Hopper the copy engine (TMA), completing on mbarriers
+    nvrtc_check(pipelined_slices_kernel(), expect={"sm_80": ("LDGSTS",), "sm_90a": ("UTMALDG", "SYNCS")})
 
 
 @functools.cache
