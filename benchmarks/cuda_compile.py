@@ -204,7 +204,7 @@ def measure(name: str, arch: str, reps: int) -> dict:
     cubin = bytes.fromhex(cold["cubin"])
     sass = sass_tools.get_sass(cubin)
     use = sass_tools.resource_usage(cubin)
-    loop = sass_tools.steady_state_loop(sass, key="HMMA")
+    loop = sass_tools.steady_state_loop(sass)
     return {
         "cold": cold,
         "hit": hit,

@@ -41,6 +41,14 @@ from tilewise.ir.simplify import simplify
 N = 16  # values per dtype: one thread each
 
 
+
+@pytest.fixture(autouse=True)
+def _no_ptx_crosscheck(monkeypatch):
+    """These tests probe edge values (overflow, NaN) where NVVM's multiply-add contraction makes
+    the PTX round once where the IR rounds twice (the known gap, issue 20 part 6): they compare
+    the targets against each other themselves."""
+    monkeypatch.setenv("TILEWISE_EMULATOR_CROSSCHECK", "")
+
 def _compile_both(func):
     return tilewise.compile(func, target="cpu"), tilewise.compile(func, target="cuda", execution_backend="emulator")
 

@@ -177,6 +177,7 @@ class LowerContext:
         self.ranges: dict = ranges if ranges is not None else {}
         self._n = 0
         self.notes: list[str] = []  # lowering decisions a user would want to know (kernel.lowering_notes())
+        self.kernel_prologue: list[Stmt] = []  # set-up lowered operators need once, at the kernel's start
 
     def kernel_attrs(self) -> dict:
         """What lowering the kernel's operators produced that the kernel carries on."""

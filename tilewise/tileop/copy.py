@@ -12,7 +12,7 @@ from ..layout.tv import default_fragment
 from . import cuda_common as cc
 from .base import InferLevel, LowerContext, TileOp, lowering
 from .region import guarded_load, guarded_store, pair_regions, region_indices, squeezed, tile_loops
-from .tma import emit_tma_load, plan_tma
+from .tma import emit_tma_load, emit_tma_load_now, emit_tma_store, plan_tma
 
 
 class Copy(TileOp):
@@ -70,13 +70,19 @@ class Copy(TileOp):
     # ------------------------------------------------------------------ CUDA
     def infer_layout(self, li, level: InferLevel) -> None:
         s, d = self.src.buffer, self.dst.buffer
-        if self.mechanism == "tma":
-            # the copy engine writes its own layout: it binds the tile before anything else
-            if level == InferLevel.REQUIRED:
-                plan = plan_tma(self, li.machine, li.pass_configs)
-                if isinstance(plan, str):
-                    raise InternalError(f"T.copy into {d.name} was planned for TMA but cannot use it: {plan}")
-                li.set_shared(d, plan.dst_layout(d.shape))
+        if level == InferLevel.REQUIRED:
+            # the copy engine reads and writes its own layout: it binds the tile before anything else
+            plan = self._tma_plan(li.machine, li.pass_configs)
+            if self.mechanism == "tma" and isinstance(plan, str):
+                raise InternalError(f"T.copy into {d.name} was planned for TMA but cannot use it: {plan}")
+            if not isinstance(plan, str):
+                tile = d if d.is_shared else s
+                if tile in li.viewed:
+                    if self.mechanism == "tma":
+                        raise CompileError(f"{tile.name} is filled by a pipelined copy and also viewed with T.view / "
+                                           "T.reshape; give the view its own buffer", self.span)
+                    return  # stays row-major for its views: copied by threads (lower_sm90 sees no layout)
+                li.set_shared(tile, plan.shared_layout(tile.shape))
             return
         if s.is_fragment and d.is_fragment:
             ls, ld = li.layout_of(s), li.layout_of(d)
@@ -91,23 +97,48 @@ class Copy(TileOp):
                 li.set_fragment(b, default_fragment(b.shape, li.threads, li.vector_for([s, d])), self.span)
                 return
 
+    def _tma_plan(self, machine, pass_configs):
+        """The copy-engine plan, or the reason there is none. Copies a pipeline issues as
+        cp.async are the threads' own; whole-tile copies between global and shared memory run on
+        the copy engine whether pipelined or not."""
+        if machine is None or self.mechanism == "cp.async":
+            return "no TMA"
+        return plan_tma(self, machine, pass_configs)
+
     @lowering("sm90")
     def lower_sm90(self, ctx) -> Stmt:
-        if self.mechanism != "tma":
-            return self.lower_cuda(ctx)
-        plan = plan_tma(self, ctx.machine, ctx.pass_configs)
+        what = f"T.copy {self.src.buffer.name} -> {self.dst.buffer.name}"
+        plan = self._tma_plan(ctx.machine, ctx.pass_configs)
         if isinstance(plan, str):
-            raise InternalError(f"T.copy into {self.dst.buffer.name} was planned for TMA but cannot use it: {plan}")
-        expected = plan.dst_layout(self.dst.buffer.shape)
-        have = ctx.shared_layout(self.dst.buffer)
+            if self.mechanism == "tma":
+                raise InternalError(f"{what} was planned for TMA but cannot use it: {plan}")
+            if self.mechanism == "cp.async" and ctx.machine.has("tma"):
+                why = plan_tma(self, ctx.machine, ctx.pass_configs)
+                why = why if isinstance(why, str) else "another stage-0 statement of its pipeline cannot use TMA"
+                ctx.note(self, f"{what}: cp.async, not TMA: {why}")
+            elif ctx.machine.has("tma") and (self.src.buffer.is_shared or self.dst.buffer.is_shared) and \
+                    (self.src.buffer.is_global or self.dst.buffer.is_global):
+                ctx.note(self, f"{what}: thread copies, not TMA: {plan}")
+            return self.lower_cuda(ctx)
+        tile = self.dst.buffer if self.dst.buffer.is_shared else self.src.buffer
+        expected = plan.shared_layout(tile.shape)
+        have = ctx.shared_layout(tile)
+        if have is None and self.mechanism != "tma":
+            ctx.note(self, f"{what}: thread copies, not TMA: {tile.name} has views (T.view / T.reshape)")
+            return self.lower_cuda(ctx)
         if have is None or have.key() != expected.key():
             raise CompileError(
-                f"T.copy into {self.dst.buffer.name} runs on the copy engine (TMA), which writes the tile in its own "
-                f"layout, but the tile has another (an annotation?); remove it or set pass_configs "
-                "{'tl.disable_tma_lower': True}", self.span)
-        ctx.note(self, f"T.copy {self.src.buffer.name} -> {self.dst.buffer.name}: TMA, {plan.blocks} box(es) of "
-                       f"{list(plan.box)}, {plan.swizzle or 'no'}-byte swizzle, completing on an mbarrier")
-        return emit_tma_load(self, plan, self.barrier, ctx)
+                f"{what} runs on the copy engine (TMA), which moves {tile.name} in its own layout, but the tile has "
+                "another (an annotation?); remove it or set pass_configs {'tl.disable_tma_lower': True}", self.span)
+        how = f"{plan.blocks} box(es) of {list(plan.box)}, {plan.swizzle or 'no'}-byte swizzle"
+        if self.dst.buffer.is_global:
+            ctx.note(self, f"{what}: TMA store, {how}")
+            return emit_tma_store(self, plan, ctx)
+        if self.mechanism == "tma":
+            ctx.note(self, f"{what}: TMA, {how}, completing on its pipeline stage's mbarrier")
+            return emit_tma_load(self, plan, self.barrier, ctx)
+        ctx.note(self, f"{what}: TMA, {how}, completing on its own mbarrier")
+        return emit_tma_load_now(self, plan, ctx)
 
     @lowering("cuda")
     def lower_cuda(self, ctx) -> Stmt:

@@ -13,11 +13,11 @@ import math
 from dataclasses import dataclass
 
 from ..ir import dtype as _dt
-from ..ir.buffer import BufferRegion
-from ..ir.expr import Call, Const, as_expr
+from ..ir.buffer import Buffer, BufferRegion
+from ..ir.expr import BufferLoad, Call, Const, as_expr
 from ..ir.machine import Machine
 from ..ir.simplify import simplify
-from ..ir.stmt import Evaluate, IfThenElse, Stmt, seq
+from ..ir.stmt import Allocate, BufferStore, Evaluate, IfThenElse, Stmt, seq
 from ..ir.tensor_map import TensorMap
 from ..layout.layout import Layout
 from ..layout.wgmma import OperandLayout, operand_layout
@@ -40,24 +40,31 @@ class TmaPlan:
     def bytes(self, elem_bytes: int) -> int:
         return math.prod(self.box) * self.blocks * elem_bytes
 
-    def dst_layout(self, shape) -> Layout:
+    def shared_layout(self, shape) -> Layout:
+        """How the shared tile is stored: what the boxes write (or a store reads)."""
         if self.layout is not None:
             return self.layout.layout(shape)
         return Layout(tuple(shape))  # row-major, fixed: what an unswizzled box writes
 
+    dst_layout = shared_layout
+
 
 def plan_tma(copy, machine: Machine, pass_configs: dict) -> TmaPlan | str:
-    """The boxes a global -> shared T.copy becomes, or why it stays a cp.async copy."""
+    """The boxes a global -> shared T.copy (a load) or shared -> global T.copy (a store)
+    becomes, or why it stays a thread-level copy."""
     if not machine.has("tma"):
         return f"{machine.name} has no TMA"
     if pass_configs.get("tl.disable_tma_lower"):
         return "tl.disable_tma_lower is set"
     if copy.disable_tma:
         return "T.copy(..., disable_tma=True)"
-    src, dst = copy.src, copy.dst
+    if copy.src.buffer.is_global and copy.dst.buffer.is_shared:
+        src, dst = copy.src, copy.dst  # the global region, the shared tile
+    elif copy.src.buffer.is_shared and copy.dst.buffer.is_global:
+        src, dst = copy.dst, copy.src
+    else:
+        return "it is not a copy between global and shared memory"
     g, s = src.buffer, dst.buffer
-    if not (g.is_global and s.is_shared):
-        return "it is not a global -> shared copy"
     shape = g.static_shape()
     if shape is None or g.explicit_strides is not None or g.base is not None or g.pointer is not None:
         return f"{g.name} has a dynamic or strided shape (TMA's strides are fixed when the kernel is built)"
@@ -73,7 +80,7 @@ def plan_tma(copy, machine: Machine, pass_configs: dict) -> TmaPlan | str:
     if any(not isinstance(e, int) for e in ext) or ext[-1] == 1:
         return "the copied region needs static extents and a contiguous innermost dimension"
     if s.static_shape() is None or not _whole_tiles(dst):
-        return f"the destination is a part of {s.name} (TMA fills whole tiles)"
+        return f"the shared side is a part of {s.name} (TMA moves whole tiles)"
     if squeezed(src) != squeezed(dst) or s.shape[-1] != ext[-1]:
         return f"the source region and {s.name} do not have the same shape"
     lay = operand_layout(s.shape, s.dtype) if len(squeezed(dst)) >= 2 else None
@@ -107,17 +114,58 @@ def tensor_map(ctx, g, plan: TmaPlan) -> TensorMap:
     return m
 
 
+def _boxes(plan: TmaPlan, glob: BufferRegion, tile: BufferRegion, ctx):
+    """(shared address, global coordinates) of each box."""
+    starts = [as_expr(st) for st, _ in glob.region]
+    lead = [as_expr(st) for st, _ in tile.region[:-1]]
+    for b in range(plan.blocks):
+        col = b * plan.box[-1]
+        yield address(tile.buffer, lead + [Const(col, _dt.int32)]), starts[:-1] + [simplify(starts[-1] + col, ctx.ranges)]
+
+
 def emit_tma_load(copy, plan: TmaPlan, barrier: BufferRegion, ctx) -> Stmt:
     """Thread 0 issues every box of the copy, completing on `barrier`."""
     tmap = tensor_map(ctx, copy.src.buffer, plan)
-    dst = copy.dst
-    starts = [as_expr(st) for st, _ in copy.src.region]
     bar = address(barrier.buffer, [as_expr(st) for st, _ in barrier.region])
-    lead = [as_expr(st) for st, _ in dst.region[:-1]]
-    issues = []
-    for b in range(plan.blocks):
-        col = b * plan.box[-1]
-        coords = starts[:-1] + [simplify(starts[-1] + col, ctx.ranges)]
-        where = address(dst.buffer, lead + [Const(col, _dt.int32)])
-        issues.append(Evaluate(Call("tma_load", [where, bar, *coords], _dt.handle, {"map": tmap.name})))
+    issues = [Evaluate(Call("tma_load", [where, bar, *coords], _dt.handle, {"map": tmap.name}))
+              for where, coords in _boxes(plan, copy.src, copy.dst, ctx)]
     return IfThenElse(ctx.thread == 0, seq(issues))
+
+
+def emit_tma_load_now(copy, plan: TmaPlan, ctx) -> Stmt:
+    """A copy outside a pipeline: thread 0 announces the bytes and issues the boxes on the
+    copy's own mbarrier (set up once, at the kernel's start), every thread waits for the phase
+    it is at and flips it. A refill of the tile comes after a __syncthreads (insert_barriers: the
+    tile was read), so the next phase cannot begin while a thread still waits on this one."""
+    bar_buf = Buffer(f"{copy.dst.buffer.name}_tma_bar", (1,), _dt.uint64, "shared.dyn")
+    phase = Buffer(f"{copy.dst.buffer.name}_tma_phase", (1,), _dt.int32, "local.var")
+    zero = Const(0, _dt.int32)
+    bar = address(bar_buf, [zero])
+    ctx.kernel_prologue += [
+        Allocate(bar_buf), Allocate(phase, zero),
+        IfThenElse(ctx.kernel_thread == 0, seq([Evaluate(Call("mbarrier_init", [bar, Const(1, _dt.int32)], _dt.handle)),
+                                                Evaluate(Call("fence_barrier_init", [], _dt.handle))])),
+        Evaluate(Call("syncthreads", [], _dt.handle)),
+    ]
+    tmap = tensor_map(ctx, copy.src.buffer, plan)
+    nbytes = Const(plan.bytes(copy.src.buffer.dtype.bytes), _dt.int32)
+    issue = [Evaluate(Call("mbarrier_arrive_expect_tx", [bar, nbytes], _dt.handle))]
+    issue += [Evaluate(Call("tma_load", [where, bar, *coords], _dt.handle, {"map": tmap.name}))
+              for where, coords in _boxes(plan, copy.src, copy.dst, ctx)]
+    cur = BufferLoad(phase, [zero])
+    return seq([IfThenElse(ctx.thread == 0, seq(issue)),
+                Evaluate(Call("mbarrier_wait", [bar, cur], _dt.handle)),
+                BufferStore(phase, [zero], cur ^ 1)])
+
+
+def emit_tma_store(copy, plan: TmaPlan, ctx) -> Stmt:
+    """Every thread fences its writes of the tile for the copy engine, then (after a
+    __syncthreads) thread 0 stores the boxes and waits until they have been read out of shared
+    memory; a second __syncthreads keeps the tile from being overwritten before that."""
+    tmap = tensor_map(ctx, copy.dst.buffer, plan)
+    stores = [Evaluate(Call("tma_store", [where, *coords], _dt.handle, {"map": tmap.name}))
+              for where, coords in _boxes(plan, copy.dst, copy.src, ctx)]
+    stores += [Evaluate(Call("tma_store_commit", [], _dt.handle)), Evaluate(Call("tma_store_wait", [], _dt.handle, {"n": 0}))]
+    sync = Evaluate(Call("syncthreads", [], _dt.handle))
+    return seq([Evaluate(Call("fence_proxy_async", [], _dt.handle)), sync, IfThenElse(ctx.thread == 0, seq(stores)),
+                sync])

@@ -50,6 +50,15 @@ class CudaLowerContext(LowerContext):
         return self.block_threads
 
     @property
+    def kernel_thread(self) -> Expr:
+        """The flattened thread index of the block, whatever `if` the operator is in."""
+        saved, self.thread_span = self.thread_span, None
+        try:
+            return self.thread
+        finally:
+            self.thread_span = saved
+
+    @property
     def thread(self) -> Expr:
         """The flattened thread index (threadIdx.x fastest), counted from the first thread that
         runs the operator."""

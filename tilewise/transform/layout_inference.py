@@ -246,10 +246,13 @@ class _Collect(Visitor):
         self.annotations: list[Annotation] = []
         self.serial_fragments: dict = {}  # fragment touched outside T.Parallel -> span
         self.allocated: dict = {}  # fragment -> span of its allocation
+        self.viewed: set = set()  # buffers other buffers alias (T.view / T.reshape): stored plainly
 
     def visit_Allocate(self, s):
         if s.buffer.is_fragment:
             self.allocated.setdefault(s.buffer, s.span)
+        if s.buffer.base is not None:
+            self.viewed.add(s.buffer.root)
         self.generic_visit(s)
 
     def visit_BufferLoad(self, e: BufferLoad):
@@ -338,6 +341,7 @@ class LayoutInference:
         self.kernel = kernel
         self.machine = machine  # which instructions operators may plan layouts for
         self.pass_configs = dict(pass_configs or {})
+        self.viewed: set = set()  # buffers that views alias: no layout may scramble them
         threads = 1
         for t in kernel.threads:
             threads *= t
@@ -502,6 +506,7 @@ def infer_kernel_layouts(kernel: Kernel, machine: Machine | None = None, pass_co
     li = LayoutInference(kernel, machine, pass_configs)
     c = _Collect(kernel)
     c.visit(kernel.body)
+    li.viewed = c.viewed
     for a in c.annotations:
         if a.kind == "layout":
             for buf, lay in a.payload.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..ir.span import at
-from ..ir.stmt import Kernel, PrimFunc, Stmt
+from ..ir.stmt import Kernel, PrimFunc, Stmt, seq
 from ..ir.visitor import walk
 from ..tileop.base import LowerContext, TileOp
 from .ranges import RangeMutator
@@ -25,6 +25,8 @@ class _Lower(RangeMutator):
         self.ctx = self.make_context(k, self.ranges)
         try:
             out = self.generic_visit(k)
+            if self.ctx.kernel_prologue:
+                out = out.with_fields(body=seq(self.ctx.kernel_prologue + [out.body]))
             made = self.ctx.kernel_attrs()
             return out.with_fields(attrs={**out.attrs, **made}) if made else out
         finally:

@@ -144,21 +144,30 @@ def find_loops(sass: str | Sequence[SassInstr], function: str | None = None) -> 
     return loops
 
 
+TENSOR_CORE = ("HMMA", "IMMA", "HGMMA", "IGMMA", "QGMMA")  # mma.sync (Ampere) and wgmma (Hopper)
+STREAMING = ("LDGSTS", "UTMALDG")  # cp.async and TMA loads: a pipeline's steady state streams data in
+
+
 def steady_state_loop(
-    sass: str | Sequence[SassInstr], key: str | None = "HMMA", function: str | None = None
+    sass: str | Sequence[SassInstr], key: str | tuple[str, ...] | None = TENSOR_CORE, function: str | None = None
 ) -> SassLoop | None:
     """The kernel's main loop: among the backward-branch loops, the one with the most `key`
-    instructions; on a tie the one that also streams data in (LDGSTS: a pipeline's steady state
-    rather than its drain), then the smallest (the innermost); with key=None, or when no loop has
-    any, the largest loop. None when the code has no loop."""
+    instructions (any of them, when a tuple); on a tie the one that also streams data in (a
+    pipeline's steady state rather than its drain), then the smallest (the innermost); with
+    key=None, or when no loop has any, the largest loop. None when the code has no loop."""
     loops = find_loops(sass, function)
     if not loops:
         return None
     if key is not None:
-        best = max(sum(1 for i in lp.instrs if i.op == key) for lp in loops)
+        keys = (key,) if isinstance(key, str) else tuple(key)
+
+        def count(lp):
+            return sum(1 for i in lp.instrs if i.op in keys)
+
+        best = max(count(lp) for lp in loops)
         if best > 0:
-            hits = [lp for lp in loops if sum(1 for i in lp.instrs if i.op == key) == best]
-            streaming = [lp for lp in hits if any(i.op == "LDGSTS" for i in lp.instrs)]
+            hits = [lp for lp in loops if count(lp) == best]
+            streaming = [lp for lp in hits if any(i.op in STREAMING for i in lp.instrs)]
             return min(streaming or hits, key=len)
     return max(loops, key=len)
 
