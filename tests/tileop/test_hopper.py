@@ -134,6 +134,21 @@ def _load(relpath: str):
     return module
 
 
+@pytest.mark.parametrize("seq", [50, 130])
+def test_flash_attention_short_key_loops(seq):
+    """Key loops of 1 and 3 tiles around a 2-stage pipeline, ragged last tile."""
+    fa = _load("flash_attention/example_mha_fwd_bshd.py")
+    func = fa.flashattn_fwd(1, 1, seq, 64, False, block_M=64, block_N=64, num_stages=2, threads=128)
+    k = tilewise.compile(func, out_idx=[3], target="cuda -arch=sm_90a", execution_backend="emulator")
+    rng = np.random.default_rng(seq)
+    q, kk, v = (rng.standard_normal((1, seq, 1, 64)).astype(np.float16) for _ in range(3))
+    qf, kf, vf = (x.astype(np.float64).transpose(0, 2, 1, 3) for x in (q, kk, v))
+    s = qf @ kf.transpose(0, 1, 3, 2) / 8.0
+    p = np.exp(s - s.max(-1, keepdims=True))
+    ref = ((p / p.sum(-1, keepdims=True)) @ vf).transpose(0, 2, 1, 3)
+    np.testing.assert_allclose(k(q, kk, v).astype(np.float64), ref, rtol=2e-2, atol=2e-2)
+
+
 @pytest.mark.parametrize("dim", [64, 128])
 def test_flash_attention_on_wgmma(dim, nvrtc_check):
     fa = _load("flash_attention/example_mha_fwd_bshd.py")
