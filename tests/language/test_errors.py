@@ -12,6 +12,7 @@ import torch
 
 import tilewise
 import tilewise.language as T
+from tilewise.errors import CompileError
 
 THIS_FILE = inspect.getsourcefile(lambda: None)
 
@@ -583,3 +584,22 @@ def test_thread_binding_has_no_native_cpu_code():
     a = np.zeros(128, np.float32)
     kernel(a)
     assert (a == 1.0).all()
+
+
+def test_pipelined_group_and_sync_are_not_ignored():
+    def body(**kw):
+        @T.prim_func
+        def f(A: T.Tensor((64, 64), "float32"), B: T.Tensor((64, 64), "float32")):
+            with T.Kernel(1, threads=128):
+                s = T.alloc_shared((16, 64), "float32")
+                for k in T.Pipelined(4, num_stages=2, **kw):
+                    T.copy(A[k * 16, 0], s)
+                    T.copy(s, B[k * 16, 0])
+
+        return f
+
+    with pytest.raises(CompileError, match="group="):
+        body(group=[[0, 1]])
+    with pytest.raises(CompileError, match="sync="):
+        body(sync=[[0, 1]])
+    body(group=[[0], [1]])  # one statement per group is the plain loop

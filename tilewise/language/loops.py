@@ -161,6 +161,21 @@ def Pipelined(start, stop=None, num_stages: int = 0, order=None, stage=None, syn
     if not isinstance(num_stages, int) or num_stages < 0:
         raise CompileError(f"num_stages must be a non-negative int, got {num_stages!r}")
     ann = {"num_stages": num_stages}
+    if group is not None:
+        # TileLang's group= makes each listed set of statements one unit of order=/stage=; a
+        # grouping of one statement per unit, in order, is the ungrouped loop
+        try:
+            flat = [list(g) for g in group]
+        except TypeError:
+            raise CompileError(
+                f"T.Pipelined: group= takes a list of lists of statement indices, got {group!r}") from None
+        if flat != [[i] for i in range(len(flat))]:
+            raise CompileError(
+                f"T.Pipelined: group={group!r} (several statements scheduled as one unit) is not supported by "
+                "tilewise yet; give order= and stage= one entry per statement of the loop body instead")
+    if sync is not None:
+        raise CompileError(f"T.Pipelined: sync={sync!r} is not supported by tilewise; the compiler places the "
+                           "barriers of a pipelined loop itself")
     if order is not None:
         ann["order"] = list(order)
     if stage is not None:

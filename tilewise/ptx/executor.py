@@ -31,6 +31,7 @@ from . import types as ty
 from .decode import Ctx, decode
 from .errors import EmulatorError, PtxLaunchError
 from .memory import GLOBAL_BASE, align_up
+from .ops_warp import is_block_barrier, is_named_barrier
 from .state import Batch
 from .syntax import Function, Instruction, Label, Module
 
@@ -60,7 +61,8 @@ class Program:
         self._layout(module, fn)
         self.reg_init = [ty.dtype(r.type).type(0) for r in fn.registers]
         self.wgmma_regs = _wgmma_registers(fn)
-        self.uses_hopper = any(isinstance(i, Instruction) and i.opcode.startswith(_HOPPER) for i in fn.body)
+        self.uses_hopper = any(isinstance(i, Instruction) and (i.opcode.startswith(_HOPPER) or is_named_barrier(i))
+                               for i in fn.body)
         self.closure_instr: dict = {}
         self._build_blocks(fn)
 
@@ -126,6 +128,7 @@ class Program:
         cur = Block()
         ctx = Ctx(self)
         pending_terms = []
+        named_blocks = []
 
         def close(b: Block):
             blocks.append(b)
@@ -139,6 +142,18 @@ class Program:
                 cur.first_line = item.line
                 continue
             head = item.parts[0]
+            if is_named_barrier(item) or (self.uses_hopper and is_block_barrier(item)):  # a block of its own: its threads wait there (named_barriers.py)
+                if cur.instrs:
+                    close(cur)
+                    cur = Block()
+                f = decode(ctx, item)
+                self.closure_instr[f] = item
+                cur.body.append(f)
+                cur.instrs.append(item)
+                named_blocks.append(len(blocks))
+                close(cur)
+                cur = Block()
+                continue
             if head in ("bra", "ret", "exit", "brx"):
                 cur.instrs.append(item)
                 pending_terms.append((len(blocks), item))
@@ -157,6 +172,8 @@ class Program:
         for i, b in enumerate(blocks):
             instr = terms.get(i)
             b.term = _terminator(instr, i, nb, labels, ctx) if instr is not None else _fall(i + 1, nb)
+        for i in named_blocks:
+            blocks[i].term = _named_barrier_step(i, min(i + 1, nb))
         self.blocks = blocks
 
     def where(self, instr: Instruction) -> str:
@@ -179,6 +196,10 @@ def _wgmma_registers(fn: Function) -> frozenset:
                     if isinstance(x, Reg) and not x.special:
                         uids.add(x.decl.uid)
     return frozenset(uids)
+
+
+def _named_barrier_step(here: int, fall: int):
+    return lambda st: st.hopper.named.step(st, here, fall)
 
 
 def _fall(nxt: int, nb: int):

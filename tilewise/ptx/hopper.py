@@ -34,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import AsyncAccessError, AsyncCopyError, DeadlockError, EmulatorError
+from .named_barriers import NamedBarriers
 
 
 def hopper(st) -> HopperState:
@@ -78,6 +79,7 @@ class HopperState:
         self.waits: dict = {}  # thread -> (barrier index, parity, PTX line) of its last failed wait
         self.progress = 0  # arrivals, completions and landed copies so far
         self.progress_at_stall = -1
+        self.named = NamedBarriers(self)  # bar.sync / bar.arrive with an id or a count
 
     # ------------------------------------------------------------------ reporting helpers
     def _byte(self, flat: int) -> str:
@@ -250,8 +252,12 @@ class HopperState:
         self.any_blocked = False
 
     def _deadlock(self, live: np.ndarray) -> str:
-        waiting = [t for t in np.flatnonzero(live & self.blocked).tolist() if t in self.waits]
+        named = self.named.describe(live)
+        waiting = [t for t in np.flatnonzero(live & self.blocked).tolist()
+                   if t in self.waits and not self.named.waiting[t]]
         if not waiting:
+            if named:
+                return f"deadlock at named barriers: {named}; no thread or copy in flight can complete them"
             return "every live thread waits on an mbarrier and nothing can complete any of the waits"
         t = waiting[0]
         b, p, line = self.waits[t]
@@ -260,7 +266,8 @@ class HopperState:
                 f"phase of parity {p} of the mbarrier at {self._byte(b * 8)} ({len(same)} waiting on it), which is in "
                 f"phase {int(self.bar_phase[b])} (parity {int(self.bar_phase[b]) & 1}) with "
                 f"{int(self.bar_pending[b])} of {int(self.bar_expected[b])} arrivals and {int(self.bar_tx[b])} "
-                "transaction bytes missing; no thread or copy in flight can complete it")
+                "transaction bytes missing; no thread or copy in flight can complete it"
+                + (f"; also {named}" if named else ""))
 
     # ------------------------------------------------------------------ TMA loads
     def issue_load(self, flat: np.ndarray, data: np.ndarray, bar: int, line: int):

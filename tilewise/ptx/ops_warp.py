@@ -20,6 +20,7 @@ import numpy as np
 from . import floats as fl
 from .decode import Mods, opcode, unsupported
 from .errors import DivergenceError
+from .hopper import hopper
 from .ops_memory import resolve
 from .syntax import Imm, Pair
 
@@ -64,11 +65,11 @@ def _bar(ctx, instr):
     kind = m.take("sync", "arrive", "red")
     m.take("aligned")
     m.done()
-    if kind != "sync":
+    if kind == "red":
         raise unsupported(instr, f"bar.{kind}")
     ops = instr.operands
-    if not ops or not isinstance(ops[0], Imm) or ops[0].value != 0:
-        raise unsupported(instr, "named barriers other than 0")
+    if is_named_barrier(instr) or (ctx.kernel.uses_hopper and is_block_barrier(instr)):
+        return _named_bar(ctx, instr, kind)
     count = ops[1] if len(ops) > 1 else None
 
     def bar(st):
@@ -98,6 +99,45 @@ def _bar(ctx, instr):
             st.races.barrier(np.flatnonzero(ctas))
 
     return bar
+
+
+def is_named_barrier(instr) -> bool:
+    """A bar.sync / bar.arrive that may name a barrier other than 0 or part of the block: it runs
+    in a basic block of its own, so that its threads can wait there (executor.py)."""
+    if instr.parts[0] not in ("bar", "barrier") or "warp" in instr.parts:
+        return False
+    ops = instr.operands
+    return "arrive" in instr.parts or not ops or not isinstance(ops[0], Imm) or ops[0].value != 0 or len(ops) > 1
+
+
+def is_block_barrier(instr) -> bool:
+    """`bar.sync 0` / `barrier.sync 0` (__syncthreads). In a kernel with mbarriers, threads may be
+    suspended in a wait when others reach it, so there it waits like a named barrier."""
+    return instr.parts[0] in ("bar", "barrier") and "warp" not in instr.parts and not is_named_barrier(instr)
+
+
+def _named_bar(ctx, instr, kind: str):
+    """`bar.sync id, count` / `bar.arrive id, count`: the executing threads arrive at barrier id of
+    their block (counted per thread; count is a multiple of the warp size, so whole warps count as
+    32); when `count` threads have arrived the barrier completes and its waiting threads pass
+    (hopper.NamedBarriers). Without a count, the whole block is expected."""
+    ops = instr.operands
+    if kind == "arrive" and len(ops) < 2:
+        raise unsupported(instr, "bar.arrive without a thread count")
+    rid = ctx.src(instr, ops[0], "u32")
+    rcount = ctx.src(instr, ops[1], "u32") if len(ops) > 1 else None
+
+    def named_bar(st):
+        hs = hopper(st)
+        tids = np.arange(st.T) if st.mask is None else np.flatnonzero(st.mask)
+        ids = np.broadcast_to(np.asarray(rid(st), dtype=np.int64), (st.T,))[tids]
+        if rcount is None:  # the block's threads that have not exited
+            count = np.bincount(st.cta[st.alive], minlength=st.ncta).astype(np.int64)[st.cta[tids]]
+        else:
+            count = np.broadcast_to(np.asarray(rcount(st), dtype=np.int64), (st.T,))[tids]
+        hs.named.arrive(tids, ids, count, wait=kind == "sync", instr=instr, whole_block=rcount is None)
+
+    return named_bar
 
 
 # ---------------------------------------------------------------------------- shuffles and votes

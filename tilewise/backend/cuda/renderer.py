@@ -251,7 +251,10 @@ class CudaRenderer(CStyleRenderer):
         self.smem_align = 1024 if id(k) in self.hopper.aligned_kernels else 16
         maps = self._tensor_maps(k)
         sig = sig + [f"const __grid_constant__ CUtensorMap {c}" for c, _ in maps]
-        self.line(f'extern "C" __global__ void __launch_bounds__({nthreads}) {name}({", ".join(sig)}) {{')
+        # setmaxnreg needs the register count at entry, which ptxas knows only from a minimum of
+        # blocks per SM (it then gives each thread the register file's share of one block)
+        bounds = f"{nthreads}, 1" if k.attrs.get("register_budgets") else f"{nthreads}"
+        self.line(f'extern "C" __global__ void __launch_bounds__({bounds}) {name}({", ".join(sig)}) {{')
         self.depth += 1
         for s in lets:
             self.stmt(s)
@@ -441,6 +444,21 @@ class CudaRenderer(CStyleRenderer):
 
     def call_mbarrier_wait(self, e: Call, args) -> str:
         return f"tw::mbarrier_wait({args[0]}, (uint32_t)({args[1]}))"
+
+    def call_named_barrier(self, e: Call, args) -> str:
+        return f"tw::named_barrier((uint32_t)({args[0]}), (uint32_t)({args[1]}))"
+
+    def call_named_barrier_arrive(self, e: Call, args) -> str:
+        return f"tw::named_barrier_arrive((uint32_t)({args[0]}), (uint32_t)({args[1]}))"
+
+    def call_setmaxnreg(self, e: Call, args) -> str:
+        n = int(e.attrs["count"])
+        if not 24 <= n <= 256 or n % 8:
+            raise InternalError(f"setmaxnreg with {n} registers; the ISA allows multiples of 8 from 24 to 256")
+        return f"tw::setmaxnreg_{'inc' if e.attrs.get('inc') else 'dec'}<{n}>()"
+
+    def call_elect_one(self, e: Call, args) -> str:
+        return "tw::elect_one()"
 
     def call_fence_barrier_init(self, e: Call, args) -> str:
         return "tw::fence_barrier_init()"

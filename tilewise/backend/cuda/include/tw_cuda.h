@@ -702,7 +702,28 @@ template <int Swizzle, int LBO, int SBO> TW_DEV uint64_t wgmma_desc(const void* 
   return fixed | (uint64_t)((smem_addr(p) & 0x3ffffu) >> 4);
 }
 
+
+// Warp specialisation (docs/THREAD_IR.md, "Warp specialisation"). setmaxnreg and elect need
+// sm_90a / sm_90; the named barriers exist on every architecture but only warp-specialised
+// kernels use them.
+// Register budget of this warpgroup: all 128 threads execute it together.
+template <int N> TW_DEV void setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N)); }
+template <int N> TW_DEV void setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N)); }
+// True on exactly one active lane of the warp.
+TW_DEV bool elect_one() {
+  uint32_t pred;
+  asm volatile("{\n.reg .pred tw_p;\nelect.sync _|tw_p, 0xffffffff;\nselp.u32 %0, 1, 0, tw_p;\n}\n" : "=r"(pred));
+  return pred != 0;
+}
 #endif  // __CUDA_ARCH__ >= 900
+
+// ------------------------------------------------------------------ named barriers
+// bar.sync / bar.arrive on barrier `id` (0-15) for `count` threads (a multiple of 32); barrier 0
+// is the one __syncthreads uses.
+TW_DEV void named_barrier(uint32_t id, uint32_t count) { asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory"); }
+TW_DEV void named_barrier_arrive(uint32_t id, uint32_t count) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+}
 
 // ------------------------------------------------------------------ shuffles (full warp)
 // 8 and 16-bit integers travel through the int overloads of __shfl_*_sync, low-precision floats
