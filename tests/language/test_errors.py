@@ -603,3 +603,67 @@ def test_pipelined_group_and_sync_are_not_ignored():
     with pytest.raises(CompileError, match="sync="):
         body(sync=[[0, 1]])
     body(group=[[0], [1]])  # one statement per group is the plain loop
+
+
+def test_nothing_the_parser_cannot_honour_is_dropped():
+    with pytest.raises(CompileError, match="while ... else"):
+        @T.prim_func
+        def f(A: T.Tensor((4,), "int32")):
+            with T.Kernel(1, threads=32):
+                i = T.alloc_var("int32", init=0)
+                while i < 3:
+                    i = i + 1
+                else:
+                    A[0] = 1
+
+    with pytest.raises(CompileError, match=r"cannot take \*args"):
+        @T.prim_func
+        def g(*args):
+            with T.Kernel(1, threads=32):
+                pass
+
+    with pytest.raises(CompileError, match="assignment expressions"):
+        @T.prim_func
+        def h(A: T.Tensor((4,), "int32")):
+            with T.Kernel(1, threads=32):
+                if (x := 3) > 2:
+                    A[0] = x
+
+    with pytest.raises(CompileError, match="dimension -4 must be non-negative"):
+        @T.prim_func
+        def neg(A: T.Tensor((-4,), "float32")):
+            with T.Kernel(1, threads=32):
+                pass
+
+
+@pytest.mark.parametrize("target,backend", [("cpu", "auto"), ("cuda -arch=sm_80", "emulator")])
+def test_a_2000_term_expression_compiles(target, backend, tmp_path):
+    terms = " + ".join(f"A[{i % 64}] * {i % 7}.0" for i in range(2000))
+    path = tmp_path / "deep_kernel.py"
+    path.write_text(
+        "import tilewise.language as T\n\n\n@T.prim_func\n"
+        "def f(A: T.Tensor((64,), 'float32'), B: T.Tensor((1,), 'float32')):\n"
+        "    with T.Kernel(1, threads=1):\n"
+        f"        B[0] = {terms}\n")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("deep_kernel", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    a = np.random.default_rng(0).random(64).astype(np.float32)
+    b = np.zeros(1, np.float32)
+    tilewise.compile(mod.f, target=target, execution_backend=backend)(a, b)
+    ref = sum(float(a[i % 64]) * (i % 7) for i in range(2000))
+    np.testing.assert_allclose(b[0], ref, rtol=1e-4)
+
+
+@pytest.mark.parametrize("threads", [2048, (32, 64), (1, 1, 128), 2**31])
+def test_cuda_block_limits_are_checked_at_the_kernel_line(threads):
+    @T.prim_func
+    def f(A: T.Tensor((64,), "float32")):
+        with T.Kernel(1, threads=threads):
+            A[0] = 1.0
+
+    with pytest.raises(CompileError, match="allows at most") as err:
+        tilewise.compile(f, target="cuda -arch=sm_80", execution_backend="emulator")
+    assert "T.Kernel(1, threads=threads)" in str(err.value)

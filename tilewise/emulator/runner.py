@@ -8,6 +8,7 @@ import numpy as np
 
 from ..ir.buffer import Buffer
 from ..ir.expr import Expr, Var
+from ..ir.recursion import deep_recursion
 from ..ir.stmt import Allocate, Annotation, Kernel, LetStmt, PrimFunc, SeqStmt, Stmt
 from ..ir.visitor import Visitor
 from . import arith
@@ -134,7 +135,8 @@ def compile_program(func: PrimFunc) -> Program:
     """Compile once per PrimFunc (cached while the function object lives)."""
     prog = _CACHE.get(func)
     if prog is None:
-        prog = Program(func)
+        with deep_recursion():
+            prog = Program(func)
         _CACHE[func] = prog
     return prog
 
@@ -187,7 +189,7 @@ def run(
             arr = work
         shapes[p] = tuple(arr.shape)
         store[slot] = global_storage(p.name, arr)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), deep_recursion():
         for step in prog.steps:
             if step[0] == "let":
                 _, slot, fn = step

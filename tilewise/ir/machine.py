@@ -15,6 +15,9 @@ class Machine:
     max_shared_bytes: int  # shared memory one block may use (0: no separate shared memory)
     # instruction families beyond the baseline: "tma" and "mbarrier" (sm_90), "wgmma" (sm_90a)
     features: frozenset = frozenset()
+    # threads one block may have, in total and per dimension (x, y, z); empty: no limit
+    max_threads: int = 0
+    max_block_dims: tuple[int, ...] = ()
 
     def has(self, feature: str) -> bool:
         return feature in self.features
@@ -26,6 +29,7 @@ CPU = Machine("cpu", ("loops",), 1, 0)
 _CUDA_SHARED = {"sm_80": 163 * 1024, "sm_86": 99 * 1024, "sm_89": 99 * 1024, "sm_90": 227 * 1024,
                 "sm_90a": 227 * 1024}
 CUDA_ARCHS = tuple(_CUDA_SHARED)
+_CUDA_BLOCK = (1024, (1024, 1024, 64))  # threads per block, and per dimension
 
 
 def cuda_machine(arch: str) -> Machine:
@@ -35,5 +39,5 @@ def cuda_machine(arch: str) -> Machine:
         raise ValueError(f"unsupported CUDA architecture {arch}; supported: {', '.join(CUDA_ARCHS)}")
     if arch.startswith("sm_90"):
         features = {"tma", "mbarrier"} | ({"wgmma"} if arch == "sm_90a" else set())
-        return Machine(arch, ("sm90", "cuda"), 32, _CUDA_SHARED[arch], frozenset(features))
-    return Machine(arch, ("cuda",), 32, _CUDA_SHARED[arch])
+        return Machine(arch, ("sm90", "cuda"), 32, _CUDA_SHARED[arch], frozenset(features), *_CUDA_BLOCK)
+    return Machine(arch, ("cuda",), 32, _CUDA_SHARED[arch], frozenset(), *_CUDA_BLOCK)

@@ -39,8 +39,9 @@ def is_torch(x) -> bool:
 class ArgBinder:
     """Binds one call's arguments: pointers, dynamic dimensions, and the outputs to allocate."""
 
-    def __init__(self, params, out_idx, dynamic_vars, device: str = "cpu"):
+    def __init__(self, params, out_idx, dynamic_vars, device: str = "cpu", written=frozenset()):
         self.params = params
+        self.written = frozenset(written)  # indices of the parameters the kernel writes
         self.out_idx = list(out_idx)
         self.in_idx = [i for i in range(len(params)) if i not in self.out_idx]
         self.dynamic_vars = dynamic_vars
@@ -92,6 +93,8 @@ class ArgBinder:
             elif isinstance(p, Buffer):
                 arrays[i] = self._check_buffer(p, a, values, deferred)
                 use_torch = use_torch or is_torch(a)
+                if i in self.written:
+                    _check_writable(p, a)
             else:
                 arrays[i] = self._check_scalar(p, a)
                 if isinstance(p, Var):
@@ -265,6 +268,17 @@ class ArgBinder:
         return ct(a)
 
 
+def _check_writable(p: Buffer, a) -> None:
+    """The kernel writes p: refuse memory it must not modify, on every backend alike."""
+    if is_torch(a):
+        if a.requires_grad:
+            raise ValueError(f"argument {p.name}: the kernel writes it in place, but the tensor requires grad; "
+                             f"pass {p.name}.detach() (or a tensor without requires_grad)")
+    elif not a.flags.writeable:
+        raise ValueError(f"argument {p.name}: the kernel writes it, but the array is read-only (writeable=False, "
+                         "e.g. a view of bytes or a read-only memmap); pass a writable copy")
+
+
 def _torch_importable() -> bool:
     try:
         import torch  # noqa: F401
@@ -326,9 +340,9 @@ def numpy_view(a):
 
         dt = as_dtype(a.dtype)
         if dt.name in ("bfloat16",) or dt.name.startswith("float8"):
-            raw = a.view(torch.int16 if dt.bits == 16 else torch.uint8).numpy()
+            raw = a.detach().view(torch.int16 if dt.bits == 16 else torch.uint8).numpy()
             return raw.view(dt.numpy)
-        return a.numpy()
+        return a.detach().numpy()  # inputs may require grad: the kernel only reads them
     if hasattr(a, "value"):
         return a.value
     return a

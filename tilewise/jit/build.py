@@ -11,6 +11,7 @@ from pathlib import Path
 from .. import env
 from ..ir.machine import Machine
 from ..ir.printer import structural_text
+from ..ir.recursion import deep_recursion
 from ..ir.stmt import Kernel, PrimFunc
 from ..ir.visitor import walk
 from ..transform.pipeline import run_passes
@@ -28,7 +29,8 @@ class Build:
     @functools.cached_property
     def lowered(self) -> PrimFunc:
         """The function after the target's passes (for CUDA: the thread IR the emulator runs)."""
-        return run_passes(self.func, self.record.passes(self.machine, self.pass_configs))
+        with deep_recursion():
+            return run_passes(self.func, self.record.passes(self.machine, self.pass_configs))
 
     def lowering_notes(self) -> list[str]:
         """The decisions lowering took that a user would want to know (which gemms became wgmma,
@@ -39,7 +41,9 @@ class Build:
     @functools.cached_property
     def module(self):
         """What the renderer made of the lowered function (its `.source`, launch facts)."""
-        return self.record.render(self.lowered)
+        lowered = self.lowered
+        with deep_recursion():
+            return self.record.render(lowered)
 
     @property
     def source(self) -> str:
@@ -59,8 +63,9 @@ class Build:
         else:
             # the source follows from the program, the options and the compiler's own files
             # (cache.make_key covers those), so a hit needs neither lowering nor rendering
-            key = cache.make_key(self.record.name, self.machine.name, structural_text(self.func), configs,
-                                 tc.fingerprint())
+            with deep_recursion():
+                text = structural_text(self.func)
+            key = cache.make_key(self.record.name, self.machine.name, text, configs, tc.fingerprint())
             if env.get("TILEWISE_DUMP_IR"):
                 _ = self.lowered  # the IR dump is wanted even when the kernel is cached
         entry = cache.lookup(key)

@@ -1,6 +1,7 @@
 """compile / lower / cached: from a PrimFunc to a runnable kernel or its source."""
 from __future__ import annotations
 
+from ..ir.recursion import deep_recursion
 from ..ir.stmt import PrimFunc
 from . import build as builds
 from .kernel import JITKernel
@@ -52,6 +53,7 @@ class Lowered:
         return compile(self.func, out_idx=out_idx, target=self.target)
 
 
+@deep_recursion()
 def lower(func, target="auto", target_host=None, runtime_only: bool = False, pass_configs=None) -> Lowered:
     func = check_func(func)
     tgt = parse_target(target)

@@ -105,11 +105,11 @@ class FastCall:
                     else:
                         self.ok = False  # an expression of dimensions: the general path checks it
                         spec.append(None)
-                self.inputs.append((i, True, p, tuple(spec)))
+                self.inputs.append((i, i in binder.written, p, tuple(spec)))
             else:
                 if p in slot:
                     self.ok = False  # a scalar that is also a dimension
-                self.inputs.append((i, False, p, None))
+                self.inputs.append((i, None, p, None))
         self.outputs = []
         for i in binder.out_idx:
             p = params[i]
@@ -127,7 +127,7 @@ class FastCall:
         self.static_out = all(isinstance(d, int) for _, _, s in self.outputs for d in s)
         # bytes of each output when static (whether to ask for huge pages), else None
         self.out_bytes = [math.prod(s) * p.dtype.bytes if self.static_out else None for _, p, s in self.outputs]
-        self.any_buffer = any(is_buf for _, is_buf, _, _ in self.inputs)
+        self.any_buffer = any(w is not None for _, w, _, _ in self.inputs)
         self._dtype_ok: dict = {}  # (param index, dtype object) -> bool
         self._out_dtypes: dict = {}  # (param index, torch?) -> dtype object
 
@@ -163,19 +163,19 @@ class FastCall:
         keep = None
         use_torch = False
         dtype_ok = self._dtype_ok
-        for (i, is_buf, p, spec), a in zip(self.inputs, args):
-            if not is_buf:
+        for (i, written, p, spec), a in zip(self.inputs, args):
+            if written is None:  # a scalar
                 c = self.binder._check_scalar(p, a)
                 ptrs[i] = ctypes.addressof(c)
                 keep = (keep or []) + [c]
                 continue
             t = a.__class__
             if t is np.ndarray:
-                if not a.flags.c_contiguous:
+                if not a.flags.c_contiguous or (written and not a.flags.writeable):
                     return None
                 ptr = _np_ptr(a)
             elif _torch_types.get(t) or _is_torch_type(t):
-                if not (a.is_cpu and a.is_contiguous()):
+                if not (a.is_cpu and a.is_contiguous()) or (written and a.requires_grad):
                     return None
                 ptr = a.data_ptr()
                 use_torch = True

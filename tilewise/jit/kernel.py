@@ -4,8 +4,10 @@ from __future__ import annotations
 import copy
 import warnings
 
+from ..ir.recursion import deep_recursion
 from ..ir.stmt import PrimFunc
 from ..profiler import Profiler, TensorSupplyType
+from ..transform.written_globals import written_globals
 from . import build as builds
 from .args import ArgBinder
 from .fast_call import make_fast_call
@@ -17,6 +19,7 @@ class JITKernel:
     """`tilewise.compile(...)` returns one; TileLang's `JITKernel(func, out_idx, execution_backend,
     target, ...)` builds one directly (a backend name in the third position is accepted)."""
 
+    @deep_recursion()
     def __init__(self, func: PrimFunc, out_idx=None, target: Target | str = "auto", execution_backend=None,
                  pass_configs=None, verbose: bool = False, **_tilelang_options):
         if isinstance(target, str) and (target in TILELANG_BACKENDS or target in ("nvrtc", "emulator")) \
@@ -49,11 +52,14 @@ class JITKernel:
         self.build = builds.build(func, record, record.machine(arch), configs)
         self.runtime = record.runtimes[backend](self.build)
         self.params = list(func.params)
-        self._binder = ArgBinder(self.params, outs, func.dynamic_vars(), self.runtime.device)
+        written = written_globals(func)
+        self._written = frozenset(i for i, p in enumerate(self.params) if p in written)
+        self._binder = ArgBinder(self.params, outs, func.dynamic_vars(), self.runtime.device, self._written)
         self._fast = make_fast_call(self._binder, self.runtime)
         if verbose:
             print(self.get_kernel_source())
 
+    @deep_recursion()
     def __call__(self, *args, **kwargs):
         if self._fast is not None and not kwargs:
             outputs = self._fast(args)
@@ -77,7 +83,8 @@ class JITKernel:
         other = copy.copy(self)
         other.execution_backend = backend
         other.runtime = record.runtimes[backend](self.build)
-        other._binder = ArgBinder(self.params, self.out_idx, self.func.dynamic_vars(), other.runtime.device)
+        other._binder = ArgBinder(self.params, self.out_idx, self.func.dynamic_vars(), other.runtime.device,
+                                  self._written)
         other._fast = make_fast_call(other._binder, other.runtime)
         return other
 

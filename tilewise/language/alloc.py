@@ -34,8 +34,8 @@ def _shape(shape, what: str, static: bool):
         if isinstance(v, bool) or not isinstance(v, (int, Expr)):
             raise CompileError(f"{what}: dimension {d!r} is not an integer")
         if isinstance(v, int):
-            if v <= 0 and static:
-                raise CompileError(f"{what}: dimension {v} must be positive")
+            if v < 0 or (v == 0 and static):
+                raise CompileError(f"{what}: dimension {v} must be {'positive' if static else 'non-negative'}")
             out.append(v)
         elif static:
             raise CompileError(

@@ -33,6 +33,7 @@ from ..ir.expr import (
     logical_not,
     logical_or,
 )
+from ..ir.recursion import deep_recursion
 from ..ir.span import Span, at, current_span
 from ..ir.stmt import (
     Allocate,
@@ -250,6 +251,10 @@ class Parser:
             ns.update({k: v for k, v in s.items() if not isinstance(v, _Stale)})
         code = compile(ast.fix_missing_locations(ast.Expression(node)), self.file, "eval")
         return eval(code, ns)  # noqa: S307 - the user's own kernel code
+
+    def eval_NamedExpr(self, node):
+        raise self.error(node, "assignment expressions (:=) are not supported in kernels; assign on a line of "
+                               "its own")
 
     def eval_Constant(self, node):
         return node.value
@@ -606,6 +611,8 @@ class Parser:
         return seq(body)
 
     def stmt_While(self, node):
+        if node.orelse:
+            raise self.error(node, "while ... else is not supported in kernels")
         cond = _dev(self.eval(node.test))
         if not isinstance(cond, Expr):
             raise self.error(node, "while loops need a device condition; use a for loop for Python-level iteration")
@@ -789,10 +796,23 @@ def _annotation(p: Parser, func, arg):
 
 
 def parse_prim_func(func, outer: dict | None = None) -> PrimFunc:
+    with deep_recursion():
+        return _parse_prim_func(func, outer)
+
+
+def _parse_prim_func(func, outer: dict | None = None) -> PrimFunc:
     fdef, file, offset = _source_info(func)
     p = Parser(func, file, offset, func.__globals__, _closure(func, outer))
     params = []
     with _builder.building() as b:
+        a = fdef.args
+        for extra, form in ((a.vararg, "*"), (a.kwarg, "**")):
+            if extra is not None:
+                raise p.error(extra, f"a kernel cannot take {form}{extra.arg}: every parameter needs its own "
+                                     "annotation such as T.Tensor((M, N), 'float16')")
+        for arg in a.posonlyargs + a.kwonlyargs:
+            raise p.error(arg, f"parameter {arg.arg}: positional-only and keyword-only parameters are not supported "
+                               "in kernels")
         for arg in fdef.args.args:
             if arg.annotation is None:
                 raise p.error(arg, f"parameter {arg.arg} needs an annotation such as T.Tensor((M, N), 'float16')")

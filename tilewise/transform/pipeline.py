@@ -10,6 +10,7 @@ from ..ir.machine import Machine
 from ..ir.stmt import PrimFunc
 from ..tileop.base import LowerContext
 from .apply_shared_layouts import apply_shared_layouts
+from .check_launch_limits import check_launch_limits
 from .check_loop_nesting import check_loop_nesting
 from .cuda_context import CudaLowerContext
 from .elide_output_tiles import elide_output_tiles
@@ -54,6 +55,7 @@ def thread_passes(machine: Machine, pass_configs: dict | None = None) -> list[Pa
         return CudaLowerContext(k, k.attrs["layouts"], ranges, machine, configs)
 
     return [
+        ("check_launch_limits", lambda f: check_launch_limits(f, machine)),
         ("check_loop_nesting", check_loop_nesting),
         ("sink_global_views", sink_global_views),
         ("legalize_safe_access", lambda f: legalize_safe_access(f, configs)),

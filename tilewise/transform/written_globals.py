@@ -1,0 +1,41 @@
+"""Which global tensors a kernel writes: the parameters a call must be able to modify (a
+read-only numpy array or a tensor that requires grad is refused before the kernel runs, rather
+than written behind the caller's back or faulting). Read from the tile-level program, so that
+every target agrees: stores, the regions tile operators declare they write (TileOp.writes), and
+the destination of element-wise atomics."""
+from __future__ import annotations
+
+from ..ir.buffer import Buffer
+from ..ir.expr import BufferLoad, Call
+from ..ir.stmt import BufferStore, PrimFunc
+from ..ir.visitor import walk
+from ..tileop.base import TileOp
+
+# atomics that only read their destination
+_READ_ONLY_ATOMICS = ("atomic_load",)
+
+
+def written_globals(func: PrimFunc) -> set[Buffer]:
+    """The root global buffers func may write."""
+    out: set[Buffer] = set()
+
+    def add(b: Buffer):
+        root = b.root
+        if root.is_global:
+            out.add(root)
+
+    def see(n):
+        if isinstance(n, BufferStore):
+            add(n.buffer)
+        elif isinstance(n, TileOp):
+            for r in n.writes():
+                add(r.buffer)
+        elif isinstance(n, Call) and n.name.startswith("atomic") and n.name not in _READ_ONLY_ATOMICS and n.args:
+            dst = n.args[0]
+            if isinstance(dst, Call) and dst.name == "address_of" and dst.args:
+                dst = dst.args[0]
+            if isinstance(dst, BufferLoad):
+                add(dst.buffer)
+
+    walk(func.body, see)
+    return out
