@@ -6,6 +6,7 @@ import functools
 import os
 import shutil
 import subprocess
+import warnings
 from pathlib import Path
 
 from ...errors import InternalError
@@ -71,7 +72,35 @@ def load_library(path: Path, entry: str):
     # spin keeps hand-offs fast on an idle machine. Read once, when libgomp first loads.
     os.environ.setdefault("GOMP_SPINCOUNT", "20000")
     lib = ctypes.CDLL(str(path))
+    _guard_fork()
     fn = getattr(lib, entry)
     fn.restype = ctypes.c_int32
     fn.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_int64)]
     return lib, fn
+
+
+_fork_guarded = False
+
+
+def _guard_fork() -> None:
+    """OpenMP's thread pool does not survive fork(): a child process (a DataLoader worker, a
+    multiprocessing fork pool) whose parent ran a parallel region hangs in its first one. So a
+    child forked after kernels were loaded runs them on one thread, and says so once."""
+    global _fork_guarded
+    if _fork_guarded or not hasattr(os, "register_at_fork"):
+        return
+    _fork_guarded = True
+    os.register_at_fork(after_in_child=_single_threaded_after_fork)
+
+
+def _single_threaded_after_fork() -> None:
+    for name in ("libgomp.so.1", "libomp.so", "libiomp5.so"):
+        try:
+            omp = ctypes.CDLL(name, mode=os.RTLD_NOLOAD)
+        except OSError:
+            continue
+        omp.omp_set_num_threads(1)
+        warnings.warn("tilewise: this process was forked after CPU kernels ran; OpenMP does not survive fork, so "
+                      "they run on one thread here (use the 'spawn' start method for parallel kernels in children)",
+                      RuntimeWarning, stacklevel=2)
+        return
