@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import functools
 import os
 import shutil
@@ -57,6 +58,9 @@ def build_shared_library(source: str, out_path: Path) -> None:
     if proc.returncode != 0:
         import tempfile
 
+        if "No space left on device" in proc.stderr or "Disk quota exceeded" in proc.stderr:
+            raise OSError(errno.ENOSPC, f"no space left on the device while compiling a kernel into {out_path.parent}: "
+                          + proc.stderr[-500:])
         kept = Path(tempfile.mkdtemp(prefix="tilewise-failed-")) / "kernel.cpp"
         kept.write_text(source)
         raise InternalError(
