@@ -367,3 +367,37 @@ def test_tuning_key_covers_every_part(monkeypatch):
     assert k0 not in variants.values()
     assert len(set(variants.values())) == len(variants), variants
 
+
+
+def crashy(N, mode=0):
+    """B = A; mode 1 writes a gigabyte past B (SIGSEGV), mode 2 never finishes."""
+
+    @T.prim_func
+    def main(A: T.Tensor((N,), "float32"), B: T.Tensor((N,), "float32")):
+        with T.Kernel(T.ceildiv(N, 64)) as bx:
+            for i in T.Parallel(64):
+                if bx * 64 + i < N:
+                    B[bx * 64 + i + (mode % 2) * 1000000000] = A[bx * 64 + i]
+            if mode == 2:
+                while B[0] >= 0.0:
+                    B[0] = B[0] + 1.0
+
+    return main
+
+
+def test_crashing_and_hanging_configs_are_skipped_and_not_cached(fresh_tuning, a):
+    """A configuration that dies by a signal or hangs is run first in a probe process: the
+    tuner's process survives, the reason is in the report, and a timeout (which may be the
+    machine's fault) keeps the result out of the tuning cache."""
+    def kernel(mode=0):
+        return crashy(N, mode)
+
+    tuner = AutoTuner.from_kernel(kernel, [{"mode": 1}, {"mode": 0}, {"mode": 2}]).set_compile_args(
+        out_idx=-1, target="cpu", ref_prog=copy_ref, pass_configs={"tl.disable_safe_memory_legalize": True})
+    with set_autotune_inputs(a):
+        result = tuner.run(warmup=1, rep=5, timeout=5)
+    assert result.config == {"mode": 0}
+    reasons = dict((repr(c), why) for c, why in result.skipped)
+    assert reasons["{'mode': 1}"].startswith("crashed with SIGSEGV"), reasons
+    assert "did not finish within" in reasons["{'mode': 2}"], reasons
+    assert not list(Path(os.environ["TILEWISE_CACHE_DIR"]).glob("autotune-*"))  # the timeout: not cached

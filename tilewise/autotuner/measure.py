@@ -8,8 +8,9 @@ from ..ir.buffer import Buffer
 from ..profiler import Profiler, make_inputs
 from ..profiler.bench import do_bench
 from .candidates import Candidate, describe_error
-from .deadline import deadline
+from .deadline import ConfigTimeout, deadline
 from .param import ProfileArgs
+from .sandbox import ProbeFailure, needs_probe, probe
 
 _autotune_inputs: contextvars.ContextVar = contextvars.ContextVar("tilewise_autotune_inputs", default=None)
 
@@ -81,6 +82,13 @@ class Measurer:
         try:
             with deadline(self.timeout, "checking and timing"):
                 ins = self._inputs(kernel)
+                if needs_probe(kernel):
+                    try:
+                        probe(kernel, ins, self.timeout)
+                    except ProbeFailure as e:
+                        c.error = str(e)
+                        c.extra["infrastructure"] = e.infrastructure
+                        return
                 if p.ref_prog is not None and not p.skip_check:
                     try:
                         self._check(kernel, ins)
@@ -92,6 +100,9 @@ class Measurer:
                 if self.ref_latency is None and p.ref_prog is not None:
                     self.ref_latency = do_bench(lambda: p.ref_prog(*ins), warmup=self.warmup, rep=self.rep,
                                                 return_mode="median")
+        except ConfigTimeout as e:  # the deadline: says as much about the machine as the configuration
+            c.error = describe_error(e)
+            c.extra["infrastructure"] = True
         except Exception as e:  # noqa: BLE001 - a configuration that fails to run is skipped
             c.error = describe_error(e)
 

@@ -114,6 +114,7 @@ def _compile_in_workers(jobs: list[tuple[Candidate, bytes]], compile_kwargs: dic
                 # the worker died (crashed, or killed past its timeout): this job is not retried
                 tail = worker.stderr_tail()
                 cand.error = "the compile worker died" + (f":\n{tail}" if tail else "")
+                cand.extra["infrastructure"] = True
                 progress.update(1)
                 return  # the other workers take the remaining jobs
             if not ok:

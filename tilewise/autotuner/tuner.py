@@ -150,7 +150,12 @@ class AutoTuner:
         result = self._from_disk(key, cands, compile_kwargs) if caching else None
         if result is None:
             result = self._tune(binding, compile_kwargs, warmup, rep, timeout, inputs)
-            if caching:
+            infra = [c for c in cands if c.extra.get("infrastructure")]
+            if caching and infra:
+                # a killed worker or a timeout is not that configuration's verdict: tune again next time
+                logger.info("autotune %s: not caching the result: %d configuration(s) failed for reasons of the "
+                            "machine (%s)", self._name(), len(infra), infra[0].error)
+            elif caching:
                 best = next(c for c in cands if c.kernel is result.kernel)
                 result_cache.save(key, best, result.ref_latency, cands, self._name())
         if caching:

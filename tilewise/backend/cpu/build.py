@@ -84,6 +84,7 @@ def load_library(path: Path, entry: str):
 
 
 _fork_guarded = False
+fork_warning = True  # off while the autotuner forks its crash probes (autotuner/sandbox.py)
 
 
 def _guard_fork() -> None:
@@ -104,6 +105,8 @@ def _single_threaded_after_fork() -> None:
         except OSError:
             continue
         omp.omp_set_num_threads(1)
+        if not fork_warning:
+            return
         warnings.warn("tilewise: this process was forked after CPU kernels ran; OpenMP does not survive fork, so "
                       "they run on one thread here (use the 'spawn' start method for parallel kernels in children)",
                       RuntimeWarning, stacklevel=2)
