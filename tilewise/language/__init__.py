@@ -120,6 +120,33 @@ from .math import (
     truncmod,
 )
 from .parser import Macro, macro, prim_func
+from .tir_math import (
+    acosh,
+    asinh,
+    assume,
+    atan2,
+    atanh,
+    bitwise_not,
+    clz,
+    copysign,
+    fabs,
+    hypot,
+    isfinite,
+    isinf,
+    isnan,
+    ldexp,
+    likely,
+    nextafter,
+    popcount,
+)
+from .tir_math import fast_cos as __cos
+from .tir_math import fast_exp as __exp
+from .tir_math import fast_exp10 as __exp10
+from .tir_math import fast_log as __log
+from .tir_math import fast_log2 as __log2
+from .tir_math import fast_log10 as __log10
+from .tir_math import fast_sin as __sin
+from .tir_math import fast_tan as __tan
 
 Buffer = Tensor
 ptr = _as_dtype("handle")  # a raw pointer parameter, for T.make_tensor

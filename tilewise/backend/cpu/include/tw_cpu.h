@@ -248,6 +248,49 @@ template <typename T> inline T atan2(T a, T b) { return T(std::atan2((double)a, 
 template <typename T> inline T hypot(T a, T b) { return T(std::hypot((double)a, (double)b)); }
 template <typename T> inline T copysign(T a, T b) { return T(std::copysign((double)a, (double)b)); }
 
+// TIR math TileLang re-exports (language/tir_math.py). The float tests are comparisons, which
+// vectorise (std::isnan and friends are calls before GCC 13 without -ffast-math).
+template <typename T> inline bool isnan(T x) {
+  if constexpr (is_lowp<T>::value) return (float)x != (float)x;
+  else return x != x;
+}
+template <typename T> inline bool isinf(T x) {
+  if constexpr (is_lowp<T>::value) return std::fabs((float)x) == INFINITY;
+  else return std::fabs(x) == (T)INFINITY;
+}
+template <typename T> inline bool isfinite(T x) {
+  if constexpr (is_lowp<T>::value) return std::fabs((float)x) < INFINITY;
+  else return std::fabs(x) < (T)INFINITY;
+}
+template <typename T> inline T ldexp(T x, int32_t e) {
+  if constexpr (std::is_same<T, double>::value) return std::ldexp(x, e);
+  else return T(std::ldexp((float)x, e));
+}
+inline float nextafter(float a, float b) { return std::nextafter(a, b); }
+inline double nextafter(double a, double b) { return std::nextafter(a, b); }
+// Bit counts of the operand's own width (a negative value counts its two's complement bits);
+// clz(0) is the width, as CUDA's __clz.
+template <typename T> inline T popcount(T x) {
+  typedef typename std::make_unsigned<T>::type U;
+  if constexpr (sizeof(T) == 8) return (T)__builtin_popcountll((unsigned long long)(U)x);
+  else return (T)__builtin_popcount((unsigned)(U)x);
+}
+template <typename T> inline T clz(T x) {
+  typedef typename std::make_unsigned<T>::type U;
+  if (x == 0) return (T)(sizeof(T) * 8);
+  if constexpr (sizeof(T) == 8) return (T)__builtin_clzll((unsigned long long)(U)x);
+  else return (T)(__builtin_clz((unsigned)(U)x) - (int)(32 - sizeof(T) * 8));
+}
+// TileLang's fast-math names (T.__exp, ...): the CPU's float math (tw_math.h) is already fast.
+template <typename T> inline T fast_exp(T x) { return exp(x); }
+template <typename T> inline T fast_exp10(T x) { return exp10(x); }
+template <typename T> inline T fast_log(T x) { return log(x); }
+template <typename T> inline T fast_log2(T x) { return log2(x); }
+template <typename T> inline T fast_log10(T x) { return log10(x); }
+template <typename T> inline T fast_sin(T x) { return sin(x); }
+template <typename T> inline T fast_cos(T x) { return cos(x); }
+template <typename T> inline T fast_tan(T x) { return tan(x); }
+
 // Integer division never traps, as on a GPU: by zero the quotient is -1 (all ones) and the
 // remainder is the dividend; the most negative value divided by -1 wraps.
 template <typename T> inline T truncdiv(T a, T b) {

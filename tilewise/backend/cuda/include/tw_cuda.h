@@ -320,7 +320,50 @@ template <typename T> TW_DEV T fmod(T a, T b) {
 TW_MATH2(atan2, atan2f, atan2)
 TW_MATH2(hypot, hypotf, hypot)
 TW_MATH2(copysign, copysignf, copysign)
+TW_MATH2(nextafter, nextafterf, nextafter)
 #undef TW_MATH2
+
+// TIR math TileLang re-exports (language/tir_math.py): float tests, ldexp, bit counts of the
+// operand's own width (clz(0) is the width, as __clz), and the fast-math intrinsics (T.__exp
+// ...: the __expf family for float and the low-precision types, the accurate function for double).
+template <typename T> TW_DEV bool isnan(T x) {
+  if constexpr (sizeof(T) == 8) return x != x;
+  else return (float)x != (float)x;
+}
+template <typename T> TW_DEV bool isinf(T x) {
+  if constexpr (sizeof(T) == 8) return ::fabs(x) == (double)INFINITY;
+  else return ::fabsf((float)x) == INFINITY;
+}
+template <typename T> TW_DEV bool isfinite(T x) {
+  if constexpr (sizeof(T) == 8) return ::fabs(x) < (double)INFINITY;
+  else return ::fabsf((float)x) < INFINITY;
+}
+template <typename T> TW_DEV T ldexp(T x, int32_t e) {
+  if constexpr (sizeof(T) == 8) return ::ldexp(x, e);
+  else return T(::ldexpf((float)x, e));
+}
+template <typename T> TW_DEV T popcount(T x) {
+  if constexpr (sizeof(T) == 8) return (T)__popcll((unsigned long long)x);
+  else return (T)__popc((unsigned)x & (0xffffffffu >> (32 - 8 * sizeof(T))));
+}
+template <typename T> TW_DEV T clz(T x) {
+  if constexpr (sizeof(T) == 8) return (T)__clzll((long long)x);
+  else return (T)(__clz((int)((unsigned)x & (0xffffffffu >> (32 - 8 * sizeof(T))))) - (int)(32 - 8 * sizeof(T)));
+}
+#define TW_FAST1(name, ffn, dfn)                                  \
+  template <typename T> TW_DEV T name(T x) {                     \
+    if constexpr (sizeof(T) == 8) return ::dfn(x);               \
+    else return T(ffn((float)x));                                \
+  }
+TW_FAST1(fast_exp, __expf, exp)
+TW_FAST1(fast_exp10, __exp10f, exp10)
+TW_FAST1(fast_log, __logf, log)
+TW_FAST1(fast_log2, __log2f, log2)
+TW_FAST1(fast_log10, __log10f, log10)
+TW_FAST1(fast_sin, __sinf, sin)
+TW_FAST1(fast_cos, __cosf, cos)
+TW_FAST1(fast_tan, __tanf, tan)
+#undef TW_FAST1
 
 // C division and remainder that never trap, with the CPU backend's values: x / 0 = -1,
 // x % 0 = x, and x / -1 wraps (the most negative value stays itself).
