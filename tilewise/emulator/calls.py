@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..ir.expr import BufferLoad, Call
-from . import arith, async_regs, mbarrier, ptx, races, tma, wgmma
+from . import arith, assertions, async_regs, mbarrier, ptx, races, tma, wgmma
 from .access import Access
 from .asyncq import Chunk
 from .errors import DivergenceError, MisalignedAddressError, UnsupportedError, element_str, where
@@ -625,6 +625,7 @@ _HANDLERS = {
     "dp4a": _dp4a,
     "address_of": _address_of,
     "print": _print,
+    **assertions.HANDLERS,
     **mbarrier.HANDLERS,
     **tma.HANDLERS,
     **wgmma.HANDLERS,

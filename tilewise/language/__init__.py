@@ -49,6 +49,22 @@ from .alloc import (
 )
 from .annotate import annotate_layout, annotate_safe_value, disable_warp_group_reg_alloc, use_swizzle
 from .any_all import all_of, any_of
+from .control import (
+    Else,
+    If,
+    Then,
+    While,
+    attr,
+    break_loop,
+    device_assert,
+    evaluate,
+    get_block_extent,
+    get_block_extents,
+    get_thread_extent,
+    get_thread_extents,
+    index_to_coordinates,
+    loop_break,
+)
 from .loops import (
     Kernel,
     Parallel,
@@ -158,3 +174,6 @@ e4m3_float8 = float8_e4m3
 e5m2_float8 = float8_e5m2
 float8_e4m3fn = float8_e4m3
 Select = if_then_else
+Serial = serial  # TileLang's capitalised aliases of the loop constructors
+Unroll = unroll
+Vectorized = vectorized

@@ -281,6 +281,14 @@ template <typename T> inline T clz(T x) {
   if constexpr (sizeof(T) == 8) return (T)__builtin_clzll((unsigned long long)(U)x);
   else return (T)(__builtin_clz((unsigned)(U)x) - (int)(32 - sizeof(T) * 8));
 }
+// T.device_assert: a failed check stops the process with the message (which names the line).
+inline void device_assert(bool cond, const char* msg) {
+  if (__builtin_expect(!cond, 0)) {
+    std::fprintf(stderr, "%s\n", msg);
+    std::fflush(stderr);
+    std::abort();
+  }
+}
 // TileLang's fast-math names (T.__exp, ...): the CPU's float math (tw_math.h) is already fast.
 template <typename T> inline T fast_exp(T x) { return exp(x); }
 template <typename T> inline T fast_exp10(T x) { return exp10(x); }

@@ -350,6 +350,15 @@ template <typename T> TW_DEV T clz(T x) {
   if constexpr (sizeof(T) == 8) return (T)__clzll((long long)x);
   else return (T)(__clz((int)((unsigned)x & (0xffffffffu >> (32 - 8 * sizeof(T))))) - (int)(32 - 8 * sizeof(T)));
 }
+// T.device_assert: a failed check prints the message (which names the line) with the thread and
+// stops the kernel.
+TW_DEV void device_assert(bool cond, const char* msg) {
+  if (!cond) {
+    printf("%s (block (%d, %d, %d), thread (%d, %d, %d))\n", msg, (int)blockIdx.x, (int)blockIdx.y,
+           (int)blockIdx.z, (int)threadIdx.x, (int)threadIdx.y, (int)threadIdx.z);
+    __trap();
+  }
+}
 #define TW_FAST1(name, ffn, dfn)                                  \
   template <typename T> TW_DEV T name(T x) {                     \
     if constexpr (sizeof(T) == 8) return ::dfn(x);               \
