@@ -25,11 +25,23 @@ from ..ir.expr import Var
 from ..layout import Fragment, Layout
 from ..tileop.atomic_add import atomic_add, atomic_max, atomic_min
 from ..tileop.copy import copy
+from ..tileop.cummax import cummax
 from ..tileop.cumsum import cumsum
 from ..tileop.fill import clear, fill
 from ..tileop.gemm import GemmWarpPolicy, gemm
 from ..tileop.print import print
-from ..tileop.reduce import reduce, reduce_absmax, reduce_abssum, reduce_max, reduce_min, reduce_sum
+from ..tileop.reduce import (
+    reduce,
+    reduce_absmax,
+    reduce_abssum,
+    reduce_bitand,
+    reduce_bitor,
+    reduce_bitxor,
+    reduce_max,
+    reduce_min,
+    reduce_sum,
+)
+from ..tileop.reducer import alloc_reducer, finalize_reducer, reducer_init, reducer_update
 from .alloc import (
     FragmentBuffer,
     LocalBuffer,

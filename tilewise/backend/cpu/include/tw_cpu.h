@@ -462,6 +462,17 @@ struct Min {
   template <typename X> static X step(X a, X b) { return (a < b) | (b != b) ? a : b; }
   template <typename X> static X first(X x) { return x; }
 };
+struct BitAnd {
+  template <typename X> static X step(X a, X b) { return a & b; }
+  template <typename X> static X first(X x) { return x; }
+};
+struct BitOr {
+  template <typename X> static X step(X a, X b) { return a | b; }
+  template <typename X> static X first(X x) { return x; }
+};
+struct BitXor : Sum {  // like a sum, not idempotent: partial vectors start at 0, the tail is masked
+  template <typename X> static X step(X a, X b) { return a ^ b; }
+};
 struct AbsSum : Sum {
   template <typename X> static X first(X x) { return vabs(x); }
 };
@@ -593,6 +604,9 @@ TW_ROW_REDUCE(row_abssum, +, plus(acc, abs(x)), abs(x), AbsSum)
 TW_ROW_REDUCE(row_max, max, max(acc, x), x, Max)
 TW_ROW_REDUCE(row_min, min, min(acc, x), x, Min)
 TW_ROW_REDUCE(row_absmax, max, max(acc, abs(x)), abs(x), AbsMax)
+TW_ROW_REDUCE(row_bitand, &, (Acc)(acc & x), x, BitAnd)
+TW_ROW_REDUCE(row_bitor, |, (Acc)(acc | x), x, BitOr)
+TW_ROW_REDUCE(row_bitxor, ^, (Acc)(acc ^ x), x, BitXor)
 #undef TW_ROW_REDUCE
 
 // T.reduce of `rows` contiguous rows of n elements (pitch ld) into rows consecutive dst
@@ -620,6 +634,9 @@ TW_ROWS_REDUCE(rows_abssum, row_abssum, AbsSum)
 TW_ROWS_REDUCE(rows_max, row_max, Max)
 TW_ROWS_REDUCE(rows_min, row_min, Min)
 TW_ROWS_REDUCE(rows_absmax, row_absmax, AbsMax)
+TW_ROWS_REDUCE(rows_bitand, row_bitand, BitAnd)
+TW_ROWS_REDUCE(rows_bitor, row_bitor, BitOr)
+TW_ROWS_REDUCE(rows_bitxor, row_bitxor, BitXor)
 #undef TW_ROWS_REDUCE
 #undef TW_PRAGMA
 
