@@ -475,9 +475,12 @@ def _atomic(comp: Compiler, e: Call):
     acc = _addr(comp, e.args[0], f"atomic_{kind}")
     if acc.kind == "local":
         raise UnsupportedError(f"atomic on register buffer {acc.buf.name} at {where(comp.span)}")
-    fv = comp.expr(e.args[1])
+    fv = comp.expr(e.args[1])  # atomic_load(addr, order): the order, which the update ignores
     dt = acc.buf.dtype
-    op = arith.binary_fn({"add": "add", "max": "max", "min": "min"}[kind], dt)
+    if kind in ("load", "store"):  # one memory transaction, in lane order like the updates
+        op = (lambda cur, v: cur) if kind == "load" else (lambda cur, v: v)
+    else:
+        op = arith.binary_fn({"add": "add", "max": "max", "min": "min", "or": "bitor"}[kind], dt)
     npdt = acc.npdt
     esize = acc.esize
 
@@ -621,6 +624,9 @@ _HANDLERS = {
     "atomic_add": _atomic,
     "atomic_max": _atomic,
     "atomic_min": _atomic,
+    "atomic_or": _atomic,
+    "atomic_load": _atomic,
+    "atomic_store": _atomic,
     "reinterpret": _reinterpret,
     "dp4a": _dp4a,
     "address_of": _address_of,

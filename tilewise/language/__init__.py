@@ -24,6 +24,7 @@ from ..ir.expr import Expr as PrimExpr
 from ..ir.expr import Var
 from ..layout import Fragment, Layout
 from ..tileop.atomic_add import atomic_add, atomic_max, atomic_min
+from ..tileop.atomic_ext import atomic_addx2, atomic_addx4, atomic_load, atomic_or, atomic_store
 from ..tileop.copy import copy
 from ..tileop.cummax import cummax
 from ..tileop.cumsum import cumsum

@@ -353,17 +353,19 @@ inline int32_t dp4a(int32_t a, int32_t b, int32_t c) {
   return acc;
 }
 
-// Atomics (relaxed, as on GPUs): *addr = f(*addr) by compare-and-swap. Types narrower than 32 bits
-// swap the aligned 32-bit word holding them, since x86 has no 8/16-bit float atomics.
-template <typename T, typename F> inline void atomic_update(T* addr, F f) {
+// Atomics (relaxed, as on GPUs): *addr = f(*addr) by compare-and-swap, returning the old value
+// (T.atomic_add(..., return_prev=True)). Types narrower than 32 bits swap the aligned 32-bit
+// word holding them, since x86 has no 8/16-bit float atomics.
+template <typename T, typename F> inline T atomic_update(T* addr, F f) {
   if constexpr (sizeof(T) == 4 || sizeof(T) == 8) {
     typedef typename std::conditional<sizeof(T) == 4, uint32_t, uint64_t>::type U;
     U* p = reinterpret_cast<U*>(addr);
     U old = __atomic_load_n(p, __ATOMIC_RELAXED), upd;
     do {
       upd = bitcast<U>(f(bitcast<T>(old)));
-      if (upd == old) return;
+      if (upd == old) return bitcast<T>(old);
     } while (!__atomic_compare_exchange_n(p, &old, upd, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    return bitcast<T>(old);
   } else {
     static_assert(sizeof(T) == 1 || sizeof(T) == 2, "atomics need a 1, 2, 4 or 8-byte type");
     typedef typename std::conditional<sizeof(T) == 1, uint8_t, uint16_t>::type U;
@@ -375,25 +377,43 @@ template <typename T, typename F> inline void atomic_update(T* addr, F f) {
     do {
       T cur = bitcast<T>((U)(old >> shift));
       upd = (old & ~mask) | ((uint32_t)bitcast<U>(f(cur)) << shift);
-      if (upd == old) return;
+      if (upd == old) return cur;
     } while (!__atomic_compare_exchange_n(word, &old, upd, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    return bitcast<T>((U)(old >> shift));
   }
 }
 
-template <typename T> inline void atomic_add(T* addr, T value) {
+template <typename T> inline T atomic_add(T* addr, T value) {
   if constexpr (std::is_integral<T>::value) {
-    __atomic_fetch_add(addr, value, __ATOMIC_RELAXED);
+    return __atomic_fetch_add(addr, value, __ATOMIC_RELAXED);
   } else if constexpr (is_lowp<T>::value) {
-    atomic_update(addr, [value](T x) { return T((float)x + (float)value); });
+    return atomic_update(addr, [value](T x) { return T((float)x + (float)value); });
   } else {
-    atomic_update(addr, [value](T x) { return x + value; });
+    return atomic_update(addr, [value](T x) { return x + value; });
   }
 }
-template <typename T> inline void atomic_max(T* addr, T value) {
-  atomic_update(addr, [value](T x) { return max(x, value); });
+template <typename T> inline T atomic_max(T* addr, T value) {
+  return atomic_update(addr, [value](T x) { return max(x, value); });
 }
-template <typename T> inline void atomic_min(T* addr, T value) {
-  atomic_update(addr, [value](T x) { return min(x, value); });
+template <typename T> inline T atomic_min(T* addr, T value) {
+  return atomic_update(addr, [value](T x) { return min(x, value); });
+}
+template <typename T> inline T atomic_or(T* addr, T value) {
+  if constexpr (sizeof(T) >= 4) return __atomic_fetch_or(addr, value, __ATOMIC_RELAXED);
+  else return atomic_update(addr, [value](T x) { return (T)(x | value); });
+}
+// T.atomic_load / T.atomic_store: the memory order is TileLang's number (0 relaxed, 1 consume,
+// 2 acquire, 3 release, 4 acq_rel, 5 seq_cst), the same numbering as GCC's __ATOMIC_*. Values
+// move as their bits (half and the other storage structs are not atomic types to GCC).
+template <typename T> inline T atomic_load(const T* addr, int order) {
+  typedef typename std::conditional<sizeof(T) == 1, uint8_t, typename std::conditional<sizeof(T) == 2, uint16_t,
+          typename std::conditional<sizeof(T) == 4, uint32_t, uint64_t>::type>::type>::type U;
+  return bitcast<T>(__atomic_load_n(reinterpret_cast<const U*>(addr), order));
+}
+template <typename T> inline void atomic_store(T* addr, T value, int order) {
+  typedef typename std::conditional<sizeof(T) == 1, uint8_t, typename std::conditional<sizeof(T) == 2, uint16_t,
+          typename std::conditional<sizeof(T) == 4, uint32_t, uint64_t>::type>::type>::type U;
+  __atomic_store_n(reinterpret_cast<U*>(addr), bitcast<U>(value), order);
 }
 
 // Consecutive blocks per OpenMP hand-out: nblocks split into at least `runs` runs per thread.

@@ -525,6 +525,37 @@ template <typename T> TW_DEV T atomic_max(T* p, T v) {
 template <typename T> TW_DEV T atomic_min(T* p, T v) {
   return atomic_update(p, [v](T x) { return min(x, v); });
 }
+TW_DEV int32_t atomic_or(int32_t* p, int32_t v) { return atomicOr(p, v); }
+TW_DEV uint32_t atomic_or(uint32_t* p, uint32_t v) { return atomicOr(p, v); }
+TW_DEV int64_t atomic_or(int64_t* p, int64_t v) {
+  return (int64_t)atomicOr(reinterpret_cast<unsigned long long*>(p), (unsigned long long)v);
+}
+TW_DEV uint64_t atomic_or(uint64_t* p, uint64_t v) {
+  return (uint64_t)atomicOr(reinterpret_cast<unsigned long long*>(p), (unsigned long long)v);
+}
+template <typename T> TW_DEV T atomic_or(T* p, T v) {
+  return atomic_update(p, [v](T x) { return (T)(x | v); });
+}
+// T.atomic_load / T.atomic_store with TileLang's memory-order numbers (0 relaxed, 1 consume,
+// 2 acquire, 3 release, 4 acq_rel, 5 seq_cst): a volatile access (never cached in a register,
+// one memory transaction for 1 to 8 bytes) with a device-wide fence after an ordered load and
+// before an ordered store.
+template <typename T> TW_DEV T atomic_load(const T* p, int order) {
+  T v;
+  if constexpr (sizeof(T) == 1) v = bitcast<T>(*reinterpret_cast<const volatile uint8_t*>(p));
+  else if constexpr (sizeof(T) == 2) v = bitcast<T>(*reinterpret_cast<const volatile uint16_t*>(p));
+  else if constexpr (sizeof(T) == 4) v = bitcast<T>(*reinterpret_cast<const volatile uint32_t*>(p));
+  else v = bitcast<T>(*reinterpret_cast<const volatile unsigned long long*>(p));
+  if (order != 0) __threadfence();
+  return v;
+}
+template <typename T> TW_DEV void atomic_store(T* p, T v, int order) {
+  if (order != 0) __threadfence();
+  if constexpr (sizeof(T) == 1) *reinterpret_cast<volatile uint8_t*>(p) = bitcast<uint8_t>(v);
+  else if constexpr (sizeof(T) == 2) *reinterpret_cast<volatile uint16_t*>(p) = bitcast<uint16_t>(v);
+  else if constexpr (sizeof(T) == 4) *reinterpret_cast<volatile uint32_t*>(p) = bitcast<uint32_t>(v);
+  else *reinterpret_cast<volatile unsigned long long*>(p) = bitcast<unsigned long long>(v);
+}
 
 // ------------------------------------------------------------------ memory
 // The 32-bit shared-window address of a generic pointer into shared memory, as PTX .shared wants.
