@@ -43,6 +43,8 @@ from ..tileop.reduce import (
     reduce_sum,
 )
 from ..tileop.reducer import alloc_reducer, finalize_reducer, reducer_init, reducer_update
+from ..tileop.thread_allreduce import comm_reducer, tvm_thread_allreduce
+from ..tileop.transpose import transpose
 from .alloc import (
     FragmentBuffer,
     LocalBuffer,
@@ -56,6 +58,7 @@ from .alloc import (
     alloc_var,
     dynamic,
     make_tensor,
+    make_tensor_from_addr,
     reshape,
     symbolic,
     view,
@@ -149,6 +152,7 @@ from .math import (
     truncmod,
 )
 from .parser import Macro, macro, prim_func
+from .persistent import Persistent
 from .tir_math import (
     acosh,
     asinh,

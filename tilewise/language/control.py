@@ -26,6 +26,7 @@ from ..ir.expr import Call, Const, Expr
 from ..ir.span import current_span
 from ..ir.stmt import Break, Evaluate, IfThenElse
 from ..ir.stmt import While as WhileStmt
+from ..tileop import thread_allreduce
 from .math import _v
 from .math import floordiv as _floordiv
 from .math import floormod as _floormod
@@ -205,10 +206,18 @@ class _AttrFrame(_Frame):
     label = "T.attr"
 
     def __init__(self, node, key: str, value):
+        self.node = node
         self.key = key
 
     def parse_with(self, parser, node, body) -> None:
         key = self.key
+        if key == "reduce_scope" and isinstance(self.node, thread_allreduce.CommReducer):
+            thread_allreduce._scope.append(self.node)  # for T.tvm_thread_allreduce inside
+            try:
+                parser.parse_scoped(body)
+            finally:
+                thread_allreduce._scope.pop()
+            return
         if key not in IGNORED_ATTRS and not key.startswith("pragma_") and key not in _warned:
             _warned.add(key)
             warnings.warn(

@@ -639,6 +639,9 @@ class Parser:
             spec = serial(*args)
         else:
             spec = self.eval(it)
+        if hasattr(spec, "parse_for"):  # loops that bind their names themselves (T.Persistent)
+            spec.parse_for(self, node)
+            return
         if isinstance(spec, LoopSpec):
             self.parse_loop(node, spec)
             return
