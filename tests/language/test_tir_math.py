@@ -35,6 +35,7 @@ FLOAT_FNS = {
     "__sin": (lambda a, b: T.__sin(a), np.sin),
     "__cos": (lambda a, b: T.__cos(a), np.cos),
     "__tan": (lambda a, b: T.__tan(a * 0.5), lambda a, b: np.tan(a * np.float32(0.5))),
+    "fast_rcp": (lambda a, b: T.fast_rcp(a), lambda a, b: np.float32(1) / a),
 }
 TESTS = {"isnan": np.isnan, "isinf": np.isinf, "isfinite": np.isfinite}
 

@@ -353,7 +353,7 @@ _MATH1 = {
     # modelled by the correctly rounded value, as the PTX interpreter models them
     "fast_exp": np.exp, "fast_exp10": lambda x: np.power(np.asarray(10, np.asarray(x).dtype), x),
     "fast_log": np.log, "fast_log2": np.log2, "fast_log10": np.log10, "fast_sin": np.sin,
-    "fast_cos": np.cos, "fast_tan": np.tan,
+    "fast_cos": np.cos, "fast_tan": np.tan, "fast_rcp": lambda x: 1 / x,
 }  # fmt: skip
 _MATH2 = {
     "pow": np.power, "max": np.fmax, "min": np.fmin, "fmod": np.fmod, "atan2": np.arctan2,

@@ -163,6 +163,7 @@ from .tir_math import (
     clz,
     copysign,
     fabs,
+    fast_rcp,
     hypot,
     isfinite,
     isinf,

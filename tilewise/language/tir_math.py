@@ -11,7 +11,8 @@ the T namespace lacked, and TileLang's fast-math intrinsics:
   `T.asinh`, `T.acosh`, `T.atanh`;
 - `T.__exp`, `T.__exp10`, `T.__log`, `T.__log2`, `T.__log10`, `T.__sin`, `T.__cos`, `T.__tan`:
   CUDA's approximate `__expf` family for float32 and the low-precision types (computed in float),
-  the accurate function for float64; the CPU's float math is already fast and accurate.
+  the accurate function for float64; the CPU's float math is already fast and accurate;
+  `T.fast_rcp(x)` (float32): rcp.approx on CUDA, a division on the CPU.
 
 Every name computes what ir/scalar_ops.py says, on every target (the emulator takes it from
 there; tw_cpu.h and tw_cuda.h implement it)."""
@@ -195,3 +196,14 @@ fast_log10 = _fast("log10", _pymath.log10)
 fast_sin = _fast("sin", _pymath.sin)
 fast_cos = _fast("cos", _pymath.cos)
 fast_tan = _fast("tan", _pymath.tan)
+
+
+def fast_rcp(x):
+    """T.fast_rcp(x): approximate 1 / x of a float32 (CUDA's rcp.approx; exact division on the CPU)."""
+    x = _v(x)
+    if _is_number(x):
+        return 1.0 / x
+    if not isinstance(x, Expr) or x.dtype != _dt.float32:
+        what = f"{x} of type {x.dtype}" if isinstance(x, Expr) else repr(x)
+        raise CompileError(f"T.fast_rcp: takes a float32 value (as TileLang's), got {what}")
+    return Call("fast_rcp", [x], x.dtype)

@@ -298,6 +298,7 @@ template <typename T> inline T fast_log10(T x) { return log10(x); }
 template <typename T> inline T fast_sin(T x) { return sin(x); }
 template <typename T> inline T fast_cos(T x) { return cos(x); }
 template <typename T> inline T fast_tan(T x) { return tan(x); }
+inline float fast_rcp(float x) { return 1.0f / x; }
 
 // Integer division never traps, as on a GPU: by zero the quotient is -1 (all ones) and the
 // remainder is the dividend; the most negative value divided by -1 wraps.

@@ -373,6 +373,11 @@ TW_FAST1(fast_sin, __sinf, sin)
 TW_FAST1(fast_cos, __cosf, cos)
 TW_FAST1(fast_tan, __tanf, tan)
 #undef TW_FAST1
+TW_DEV float fast_rcp(float x) {
+  float r;
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+  return r;
+}
 
 // C division and remainder that never trap, with the CPU backend's values: x / 0 = -1,
 // x % 0 = x, and x / -1 wraps (the most negative value stays itself).
