@@ -500,9 +500,11 @@ def _atomic(comp: Compiler, e: Call):
         if acc.kind == "shared":
             o = st.lane_block[lanes] * storage.data.shape[1] + o
             flat = (o[:, None] + np.arange(esize)).reshape(-1)
-            if storage.shadow is not None:
+            if storage.shadow is not None and kind == "load":  # a read: races only with plain writes
+                races.on_read(st, storage, flat, np.repeat(st.lane_tid[lanes], esize), acc.site.sid)
+            elif storage.shadow is not None:
                 races.on_write(st, storage, flat, np.repeat(st.lane_tid[lanes], esize), acc.site.sid, atomic=True)
-            if storage.init is not None:
+            if storage.init is not None and kind != "load":
                 storage.init.reshape(-1)[flat] = True
         mem = storage.typed(npdt).reshape(-1)
         old = serialised_update(mem, o // esize, vals, op)
