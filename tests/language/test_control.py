@@ -231,6 +231,27 @@ def test_negative_indices_count_from_the_end(target):
     np.testing.assert_allclose(b, exp, rtol=1e-6)
 
 
+@functools.cache
+def provably_negative_kernel():
+    @T.prim_func
+    def tail(A: T.Tensor((12,), "int32"), B: T.Tensor((8,), "int32")):
+        with T.Kernel(1, threads=32):
+            s = T.alloc_shared((8,), "int32")
+            for i in T.Parallel(8):
+                s[i - 8] = A[i - 8] * 10  # s[i], A[i + 4]: both provably negative (A[i - 4] would not be)
+            for i in T.serial(8):
+                B[i] = s[i] + s[i - 8 - 0 * i]
+
+    return tail
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_provably_negative_indices_count_from_the_end(target):
+    a = np.arange(12, dtype=np.int32)
+    out = _compile(provably_negative_kernel(), target, out_idx=[1])(a)
+    np.testing.assert_array_equal(out, 2 * 10 * a[4:12])
+
+
 # ---------------------------------------------------------------------------- TVM script frames
 
 
@@ -356,5 +377,5 @@ def test_device_assert_on_the_cpu_aborts_with_the_message(tmp_path):
 
 def test_kernels_compile_with_nvrtc(nvrtc_check):
     for func in (loops_kernel(), frames_kernel(), assert_kernel(), negative_index_kernel(), extents_kernel(),
-                 parallel_continue_kernel()):
+                 parallel_continue_kernel(), provably_negative_kernel()):
         nvrtc_check(func, archs=("sm_80",), allow_stack=func is assert_kernel())
