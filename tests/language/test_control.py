@@ -95,7 +95,7 @@ def loops_kernel():
                     acc = 0
                     for j in T.serial(W):
                         if A[r, j] % 3 == 0:
-                            continue
+                            T.continue_loop()
                         acc += A[r, j]
                     O[r, 1] = acc
                     acc = 0

@@ -72,6 +72,7 @@ from .control import (
     While,
     attr,
     break_loop,
+    continue_loop,
     device_assert,
     evaluate,
     get_block_extent,

@@ -4,6 +4,7 @@
   `T.get_block_extents()`: the kernel's launch extents (three each, 1 where the kernel has fewer
   dimensions), as Python ints (a dynamic grid extent is its expression);
 - `T.loop_break()` (TVM's `T.break_loop()`): leaves the innermost loop, as `break` does;
+  TVM's `T.continue_loop()` is `continue` (language/loop_continue.py);
 - TVM's script frames `with T.If(c): with T.Then(): ... with T.Else(): ...` (also written
   `with T.If(c), T.Then():`), `with T.While(c):` and `with T.attr(node, key, value):`, which
   accepts the attributes that only steer TVM's own passes and warns once about any other;
@@ -76,6 +77,12 @@ def loop_break() -> None:
 
 
 break_loop = loop_break
+
+
+def continue_loop() -> None:
+    """TVM's spelling of `continue`; the parser rewrites it with the loop (loop_continue.py), so
+    reaching this call means it is not directly in a loop body."""
+    raise CompileError("T.continue_loop() outside a loop")
 
 
 def device_assert(cond, msg: str = "") -> None:

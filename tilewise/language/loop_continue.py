@@ -1,4 +1,4 @@
-"""`continue` in kernel loops, rewritten into structured control flow before the loop body is
+"""`continue` (TVM's `T.continue_loop()`) in kernel loops, rewritten into structured control flow before the loop body is
 parsed (the IR has `break` but no `continue`):
 
 - statements after a `continue` in the same block are dead and dropped;
@@ -15,6 +15,14 @@ import ast
 NEVER, ALWAYS, MAYBE = "never", "always", "maybe"
 
 
+def is_continue(s) -> bool:
+    """`continue`, or TVM's spelling `T.continue_loop()` as a statement."""
+    if isinstance(s, ast.Continue):
+        return True
+    return (isinstance(s, ast.Expr) and isinstance(s.value, ast.Call) and not s.value.args
+            and isinstance(s.value.func, ast.Attribute) and s.value.func.attr == "continue_loop")
+
+
 class NeedsFlag(Exception):
     """A branch that sometimes continues is followed by more statements."""
 
@@ -22,7 +30,7 @@ class NeedsFlag(Exception):
 def contains_continue(stmts) -> bool:
     """A `continue` of the loop these statements are the body of (not of a nested loop)."""
     for s in stmts:
-        if isinstance(s, ast.Continue):
+        if is_continue(s):
             return True
         if isinstance(s, (ast.For, ast.While, ast.AsyncFor, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             continue
@@ -41,7 +49,7 @@ def rewrite(stmts: list, flag: str | None) -> tuple[list, str]:
     MAYBE). With flag=None, raises NeedsFlag where a flag is needed."""
     out: list = []
     for i, s in enumerate(stmts):
-        if isinstance(s, ast.Continue):
+        if is_continue(s):
             if flag is not None:
                 out.append(_set(flag, True, s))
             return out, ALWAYS
