@@ -118,6 +118,49 @@ def _np_cumsum(reverse: bool):
     return ref
 
 
+def _cummax(scope: str, reverse: bool):
+    def body(A, O, bx, by):
+        t = T.alloc_shared((BM, BN), "float32") if scope == "shared" else T.alloc_fragment((BM, BN), "float32")
+        T.copy(A[by * BM, bx * BN], t)
+        T.cummax(t, dim=1, reverse=reverse)
+        T.copy(t, O[by * BM, bx * BN])
+
+    return lambda: _tiled(body)
+
+
+def _np_cummax(reverse: bool):
+    def ref(a):
+        pad = np.zeros((GRID[1] * BM, GRID[0] * BN), np.float32)
+        pad[:M, :N] = a
+        tiles = pad.reshape(GRID[1] * BM, GRID[0], BN)
+        acc = np.maximum.accumulate
+        out = np.flip(acc(np.flip(tiles, 2), 2), 2) if reverse else acc(tiles, 2)
+        return out.reshape(GRID[1] * BM, GRID[0] * BN)[:M, :N]
+
+    return ref
+
+
+def _reduce_bitxor_rows():
+    @T.prim_func
+    def k(A: T.Tensor((M, N), "int32"), O: T.Tensor((M, GRID[0]), "int32")):
+        with T.Kernel(*GRID, threads=128) as (bx, by):
+            t = T.alloc_fragment((BM, BN), "int32")
+            r = T.alloc_fragment((BM,), "int32")
+            T.copy(A[by * BM, bx * BN], t)
+            T.reduce_bitxor(t, r, dim=1)
+            for i in T.Parallel(BM):
+                if by * BM + i < M:
+                    O[by * BM + i, bx] = r[i]
+
+    return k
+
+
+def _np_bitxor_rows(a):
+    pad = np.zeros((GRID[1] * BM, GRID[0] * BN), np.int32)
+    pad[:M, :N] = a
+    return np.bitwise_xor.reduce(pad.reshape(GRID[1] * BM, GRID[0], BN), axis=2)[:M]
+
+
 def _atomic_add_tiles():
     """Every block adds its tile, doubled, into one (BM, BN) output: a reduction over blocks."""
 
@@ -215,6 +258,11 @@ CASES: dict[str, Case] = {
        if scope == "fragment" or kind in ("sum", "max")},
     **{f"cumsum_{scope}{'_reverse' if rev else ''}": Case(_cumsum(scope, rev), _f32, _np_cumsum(rev), tol=1e-5)
        for scope in ("fragment", "shared") for rev in (False, True)},
+    **{f"cummax_{scope}{'_reverse' if rev else ''}": Case(_cummax(scope, rev), _f32, _np_cummax(rev))
+       for scope, rev in (("fragment", False), ("shared", True))},
+    "reduce_bitxor_rows": Case(_reduce_bitxor_rows,
+                               lambda rng: [rng.integers(-(2**31), 2**31 - 1, (M, N)).astype(np.int32)],
+                               _np_bitxor_rows),
     "atomic_add_tiles": Case(_atomic_add_tiles, _f32, _np_tile_sum, tol=1e-5),
     "atomic_max_elements": Case(_atomic_max_elements, lambda rng: [rng.integers(-1000, 1000, (M, N)).astype(np.int32)],
                                 lambda a: np.maximum(a.max(axis=0), 0)),

@@ -244,6 +244,10 @@ class CStyleRenderer:
             return m(e, args)
         return f"tw::{e.name}({', '.join(args)})"
 
+    def call_device_assert(self, e: Call, args) -> str:
+        """T.device_assert (language/control.py): the message names the user's line."""
+        return f"tw::device_assert({args[0]}, {c_string(e.attrs.get('msg', 'T.device_assert failed'))})"
+
     def expr_BufferLoad(self, e: BufferLoad) -> str:
         return self.element(e.buffer, e.indices)
 

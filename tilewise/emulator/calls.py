@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..ir.expr import BufferLoad, Call
-from . import arith, async_regs, mbarrier, ptx, races, tma, wgmma
+from . import arith, assertions, async_regs, mbarrier, ptx, races, tma, wgmma
 from .access import Access
 from .asyncq import Chunk
 from .errors import DivergenceError, MisalignedAddressError, UnsupportedError, element_str, where
@@ -475,9 +475,12 @@ def _atomic(comp: Compiler, e: Call):
     acc = _addr(comp, e.args[0], f"atomic_{kind}")
     if acc.kind == "local":
         raise UnsupportedError(f"atomic on register buffer {acc.buf.name} at {where(comp.span)}")
-    fv = comp.expr(e.args[1])
+    fv = comp.expr(e.args[1])  # atomic_load(addr, order): the order, which the update ignores
     dt = acc.buf.dtype
-    op = arith.binary_fn({"add": "add", "max": "max", "min": "min"}[kind], dt)
+    if kind in ("load", "store"):  # one memory transaction, in lane order like the updates
+        op = (lambda cur, v: cur) if kind == "load" else (lambda cur, v: v)
+    else:
+        op = arith.binary_fn({"add": "add", "max": "max", "min": "min", "or": "bitor"}[kind], dt)
     npdt = acc.npdt
     esize = acc.esize
 
@@ -497,9 +500,11 @@ def _atomic(comp: Compiler, e: Call):
         if acc.kind == "shared":
             o = st.lane_block[lanes] * storage.data.shape[1] + o
             flat = (o[:, None] + np.arange(esize)).reshape(-1)
-            if storage.shadow is not None:
+            if storage.shadow is not None and kind == "load":  # a read: races only with plain writes
+                races.on_read(st, storage, flat, np.repeat(st.lane_tid[lanes], esize), acc.site.sid)
+            elif storage.shadow is not None:
                 races.on_write(st, storage, flat, np.repeat(st.lane_tid[lanes], esize), acc.site.sid, atomic=True)
-            if storage.init is not None:
+            if storage.init is not None and kind != "load":
                 storage.init.reshape(-1)[flat] = True
         mem = storage.typed(npdt).reshape(-1)
         old = serialised_update(mem, o // esize, vals, op)
@@ -621,10 +626,14 @@ _HANDLERS = {
     "atomic_add": _atomic,
     "atomic_max": _atomic,
     "atomic_min": _atomic,
+    "atomic_or": _atomic,
+    "atomic_load": _atomic,
+    "atomic_store": _atomic,
     "reinterpret": _reinterpret,
     "dp4a": _dp4a,
     "address_of": _address_of,
     "print": _print,
+    **assertions.HANDLERS,
     **mbarrier.HANDLERS,
     **tma.HANDLERS,
     **wgmma.HANDLERS,

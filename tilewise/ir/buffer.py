@@ -123,7 +123,7 @@ class Buffer:
             raise CompileError(
                 f"buffer {self.name} has {self.ndim} dimensions but is indexed with {len(key)}"
             )
-        return BufferLoad(self, tuple(_index(k) for k in key))
+        return BufferLoad(self, tuple(_index(from_end(k, d)) for k, d in zip(key, self.shape)))
 
     @property
     def data(self) -> BufferData:
@@ -222,6 +222,17 @@ def _dim(d):
     raise CompileError(f"buffer dimension must be an int or a symbolic dimension, got {d!r}")
 
 
+def from_end(k, dim):
+    """A constant negative index counts from the end of its dimension, as in Python (TileLang
+    legalises provably negative indices the same way); anything else is returned as it is."""
+    v = k.value if isinstance(k, Const) and k.dtype.is_int else k
+    if isinstance(v, int) and not isinstance(v, bool) and v < 0:
+        if isinstance(dim, int):
+            return v + dim
+        return as_expr(dim) + v
+    return k
+
+
 def _index(k) -> Expr:
     if isinstance(k, Buffer) and k.scope == "local.var":
         return k.load_var()
@@ -265,8 +276,8 @@ class BufferRegion:
             elif isinstance(k, slice):
                 if k.step not in (None, 1):
                     raise CompileError(f"slices of {buffer.name} must have step 1")
-                start = 0 if k.start is None else k.start
-                stop = dim if k.stop is None else k.stop
+                start = 0 if k.start is None else from_end(k.start, dim)
+                stop = dim if k.stop is None else from_end(k.stop, dim)
                 ext = const_value(_sub(stop, start))
                 if ext is None:
                     # the simplifier works on regions of buffers: it imports this module
@@ -275,7 +286,7 @@ class BufferRegion:
                     ext = simplify(as_expr(stop) - as_expr(start))
                 region.append((start, ext))
             else:
-                region.append((_index(k), 1))
+                region.append((_index(from_end(k, dim)), 1))
         return BufferRegion(buffer, region)
 
     @property

@@ -349,6 +349,11 @@ _MATH1 = {
     "nearbyint": np.rint, "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin,
     "acos": np.arccos, "atan": np.arctan, "sinh": np.sinh, "cosh": np.cosh, "asinh": np.arcsinh,
     "acosh": np.arccosh, "atanh": np.arctanh, "abs": np.abs,
+    # TileLang's fast-math intrinsics (T.__exp, ...): the GPU's approximate instructions are
+    # modelled by the correctly rounded value, as the PTX interpreter models them
+    "fast_exp": np.exp, "fast_exp10": lambda x: np.power(np.asarray(10, np.asarray(x).dtype), x),
+    "fast_log": np.log, "fast_log2": np.log2, "fast_log10": np.log10, "fast_sin": np.sin,
+    "fast_cos": np.cos, "fast_tan": np.tan, "fast_rcp": lambda x: 1 / x,
 }  # fmt: skip
 _MATH2 = {
     "pow": np.power, "max": np.fmax, "min": np.fmin, "fmod": np.fmod, "atan2": np.arctan2,
@@ -356,11 +361,69 @@ _MATH2 = {
 }  # fmt: skip
 
 
+# float classification (a bool result; the operand is any float type, widened exactly)
+_FLOAT_TESTS = {"isnan": np.isnan, "isinf": np.isinf, "isfinite": np.isfinite}
+
+
+def _popcount(dt: DataType) -> Callable:
+    """Set bits of the value's own width (a negative value counts its two's complement bits)."""
+    npdt = numpy_dtype(dt)
+    unsigned = np.dtype(f"uint{npdt.itemsize * 8}")
+    return lambda a: as_type(np.bitwise_count(as_type(a, unsigned)), npdt)
+
+
+def _clz(dt: DataType) -> Callable:
+    """Leading zero bits within the value's own width (the width for 0), as __clz / __clzll."""
+    npdt = numpy_dtype(dt)
+    bits = npdt.itemsize * 8
+    unsigned = np.dtype(f"uint{bits}")
+
+    def clz(a):
+        x = np.asarray(as_type(a, unsigned))
+        n = np.zeros(x.shape, np.int64)
+        width = bits
+        while width > 1:  # binary search for the highest set bit
+            half = width // 2
+            high = (x >> unsigned.type(bits - half)) == 0  # the top `half` bits are all zero
+            n = np.where(high, n + half, n)
+            x = np.where(high, x << unsigned.type(half), x)
+            width = half
+        n = np.where(x >> unsigned.type(bits - 1) == 0, n + 1, n)  # the last bit itself
+        return as_type(n, npdt)
+
+    return clz
+
+
+def _ldexp(dt: DataType) -> Callable:
+    """x * 2**e for a float x of type dt and an int32 exponent, rounded to dt once."""
+    work = F64 if dt.bits == 64 else F32
+    i32 = np.dtype(np.int32)
+
+    def ldexp(x, e):
+        r = np.ldexp(as_type(x, work), as_type(e, i32))
+        return _round(r, dt) if is_lowp(dt) else as_type(r, work)
+
+    return ldexp
+
+
 @functools.cache
 def math_call(name: str, dt: DataType, nargs: int) -> Callable | None:
     """f(*args) for an element-wise math Call returning dt, or None if the name is not math.
     Floats use numpy's functions (the devices' libraries differ from them by an ulp or two; the
-    folder does not fold these); integers have exact versions of abs, min, max, fmod and pow."""
+    folder does not fold these); integers have exact versions of abs, min, max, fmod and pow,
+    and popcount / clz (of the operand's own width; T.clz casts to int32 afterwards). isnan,
+    isinf and isfinite return bool for a float operand of any width."""
+    if nargs == 1 and name in _FLOAT_TESTS:
+        if not dt.is_bool:
+            return None
+        test = _FLOAT_TESTS[name]
+        return lambda x: test(as_type(x, F64))
+    if nargs == 1 and name in ("popcount", "clz"):
+        return (_popcount if name == "popcount" else _clz)(dt) if _is_int(dt) else None
+    if nargs == 2 and name == "ldexp":
+        return _ldexp(dt) if dt.is_float else None
+    if nargs == 2 and name == "nextafter":
+        return _in_float(np.nextafter, dt) if dt.is_float and dt.bits >= 32 else None
     if nargs == 1 and name in _MATH1:
         if _is_int(dt) or dt.is_bool:
             return _int_abs(dt) if name == "abs" else None

@@ -24,12 +24,27 @@ from ..ir.expr import Expr as PrimExpr
 from ..ir.expr import Var
 from ..layout import Fragment, Layout
 from ..tileop.atomic_add import atomic_add, atomic_max, atomic_min
+from ..tileop.atomic_ext import atomic_addx2, atomic_addx4, atomic_load, atomic_or, atomic_store
 from ..tileop.copy import copy
+from ..tileop.cummax import cummax
 from ..tileop.cumsum import cumsum
 from ..tileop.fill import clear, fill
 from ..tileop.gemm import GemmWarpPolicy, gemm
 from ..tileop.print import print
-from ..tileop.reduce import reduce, reduce_absmax, reduce_abssum, reduce_max, reduce_min, reduce_sum
+from ..tileop.reduce import (
+    reduce,
+    reduce_absmax,
+    reduce_abssum,
+    reduce_bitand,
+    reduce_bitor,
+    reduce_bitxor,
+    reduce_max,
+    reduce_min,
+    reduce_sum,
+)
+from ..tileop.reducer import alloc_reducer, finalize_reducer, reducer_init, reducer_update
+from ..tileop.thread_allreduce import comm_reducer, tvm_thread_allreduce
+from ..tileop.transpose import transpose
 from .alloc import (
     FragmentBuffer,
     LocalBuffer,
@@ -43,12 +58,30 @@ from .alloc import (
     alloc_var,
     dynamic,
     make_tensor,
+    make_tensor_from_addr,
     reshape,
     symbolic,
     view,
 )
 from .annotate import annotate_layout, annotate_safe_value, disable_warp_group_reg_alloc, use_swizzle
 from .any_all import all_of, any_of
+from .control import (
+    Else,
+    If,
+    Then,
+    While,
+    attr,
+    break_loop,
+    continue_loop,
+    device_assert,
+    evaluate,
+    get_block_extent,
+    get_block_extents,
+    get_thread_extent,
+    get_thread_extents,
+    index_to_coordinates,
+    loop_break,
+)
 from .loops import (
     Kernel,
     Parallel,
@@ -120,6 +153,35 @@ from .math import (
     truncmod,
 )
 from .parser import Macro, macro, prim_func
+from .persistent import Persistent
+from .tir_math import (
+    acosh,
+    asinh,
+    assume,
+    atan2,
+    atanh,
+    bitwise_not,
+    clz,
+    copysign,
+    fabs,
+    fast_rcp,
+    hypot,
+    isfinite,
+    isinf,
+    isnan,
+    ldexp,
+    likely,
+    nextafter,
+    popcount,
+)
+from .tir_math import fast_cos as __cos
+from .tir_math import fast_exp as __exp
+from .tir_math import fast_exp10 as __exp10
+from .tir_math import fast_log as __log
+from .tir_math import fast_log2 as __log2
+from .tir_math import fast_log10 as __log10
+from .tir_math import fast_sin as __sin
+from .tir_math import fast_tan as __tan
 
 Buffer = Tensor
 ptr = _as_dtype("handle")  # a raw pointer parameter, for T.make_tensor
@@ -131,3 +193,6 @@ e4m3_float8 = float8_e4m3
 e5m2_float8 = float8_e5m2
 float8_e4m3fn = float8_e4m3
 Select = if_then_else
+Serial = serial  # TileLang's capitalised aliases of the loop constructors
+Unroll = unroll
+Vectorized = vectorized

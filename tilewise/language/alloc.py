@@ -223,14 +223,36 @@ def make_tensor(ptr, shape, dtype="float32") -> Buffer:
     """`A = T.make_tensor(a_ptr, (m, k), "float16")` on a `T.ptr` parameter: the kernel sees a
     global tensor of that shape; the caller passes an address (`tensor.data_ptr()`) or a tensor.
     Dimensions may be scalar parameters."""
-    b = require("T.make_tensor")
     if not (isinstance(ptr, Var) and ptr.dtype.name == "handle"):
         raise CompileError(f"T.make_tensor: the first argument must be a T.ptr parameter, got {ptr!r}")
+    return _pointer_tensor(ptr, shape, dtype, "T.make_tensor")
+
+
+def make_tensor_from_addr(addr, shape, dtype="float32", strides=None, storage_scope: str = "global") -> Buffer:
+    """`T.make_tensor_from_addr(addr, shape, dtype)`: a global tensor at the address `addr`, which
+    here must be a kernel parameter holding it (`T.ptr`, or a 64-bit integer such as
+    `tensor.data_ptr()`), used at the top of the function like T.make_tensor. Addresses computed
+    inside a kernel (a table of pointers) are not supported: the emulator and the PTX interpreter
+    know memory by the tensors passed, not by raw addresses."""
+    what = "T.make_tensor_from_addr"
+    if storage_scope != "global":
+        raise CompileError(f"{what}: only global tensors are supported, got storage_scope={storage_scope!r}")
+    if strides is not None:
+        raise CompileError(f"{what}: strides are not supported; pass a T.StridedTensor parameter instead")
+    if not (isinstance(addr, Var) and (addr.dtype.name == "handle" or (addr.dtype.is_int and addr.dtype.bits == 64))):
+        raise CompileError(
+            f"{what}: the address must be a kernel parameter (T.ptr, T.uint64 or T.int64) used at the top of the "
+            f"function; addresses computed inside a kernel are not supported, got {addr!r}")
+    return _pointer_tensor(addr, shape, dtype, what)
+
+
+def _pointer_tensor(ptr: Var, shape, dtype, what: str) -> Buffer:
+    b = require(what)
     if ptr in b.pointer_tensors:
-        raise CompileError(f"T.make_tensor: parameter {ptr.name} already gives tensor {b.pointer_tensors[ptr].name}")
+        raise CompileError(f"{what}: parameter {ptr.name} already gives tensor {b.pointer_tensors[ptr].name}")
     if b.kernels:
-        raise CompileError("T.make_tensor belongs before T.Kernel, at the top of the function")
-    buf = Buffer("tensor", _shape(shape, "T.make_tensor", static=False), _dtype(dtype, "T.make_tensor"), "global")
+        raise CompileError(f"{what} belongs before T.Kernel, at the top of the function")
+    buf = Buffer("tensor", _shape(shape, what, static=False), _dtype(dtype, what), "global")
     buf.auto_named = True
     buf.pointer = ptr
     b.pointer_tensors[ptr] = buf

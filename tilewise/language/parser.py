@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import CompileError
 from ..ir import builder as _builder
 from ..ir import dtype as _dt
-from ..ir.buffer import Buffer, BufferRegion
+from ..ir.buffer import Buffer, BufferRegion, from_end
 from ..ir.builder import KernelFrame
 from ..ir.dtype import DataType, ScalarAnnotation, as_dtype
 from ..ir.expr import (
@@ -50,6 +50,7 @@ from ..ir.stmt import (
     seq,
 )
 from ..ir.visitor import collect_loads, walk
+from . import loop_continue
 from . import math as tm
 from .alloc import TensorAnnotation
 from .loops import KernelSpec, LoopSpec, py_scalar, serial
@@ -455,7 +456,20 @@ class Parser:
         self.emit(Break())
 
     def stmt_Continue(self, node):
-        raise self.error(node, "continue is not supported in kernels; guard the loop body with an if")
+        raise self.error(node, "continue outside a loop")
+
+    def parse_loop_body(self, node, stmts):
+        """A loop body, with `continue` rewritten into structured control flow (loop_continue.py)."""
+        flag = f"__tw_continue_{id(node)}"
+        try:
+            stmts, uses_flag = loop_continue.loop_body(stmts, flag)
+        except SyntaxError as e:
+            raise self.error(node, str(e)) from None
+        if uses_flag:  # false at the start of every iteration: allocated inside the body
+            buf = Buffer(self.unique("continued"), (1,), _dt.bool_, "local.var")
+            self.emit(Allocate(buf, Const(False, _dt.bool_)))
+            self.bind(flag, buf)
+        self.parse_body(stmts)
 
     def stmt_Global(self, node):
         raise self.error(node, "global statements are not supported in kernels")
@@ -553,8 +567,8 @@ class Parser:
         elif len(idx) != buf.ndim:
             raise self.error(node, f"buffer {buf.name} has {buf.ndim} dimensions but is indexed with {len(idx)}")
         indices = []
-        for i in idx:
-            e = as_expr(_dev(i))
+        for i, dim in zip(idx, buf.shape if not (buf.is_var and len(idx) == 1) else (1,)):
+            e = as_expr(from_end(_dev(i), dim))
             if not e.dtype.is_int:
                 raise self.error(node, f"index {e} into {buf.name} has type {e.dtype}; indices must be integers")
             indices.append(e)
@@ -616,8 +630,10 @@ class Parser:
         cond = _dev(self.eval(node.test))
         if not isinstance(cond, Expr):
             raise self.error(node, "while loops need a device condition; use a for loop for Python-level iteration")
-        body = self.parse_block(node.body)
-        self.emit(While(cond, body))
+        b = _builder.require("block")
+        with b.frame() as frame, self.scope(block=True):
+            self.parse_loop_body(node, node.body)
+        self.emit(While(cond, seq(frame)))
 
     def stmt_For(self, node):
         if node.orelse:
@@ -630,6 +646,9 @@ class Parser:
             spec = serial(*args)
         else:
             spec = self.eval(it)
+        if hasattr(spec, "parse_for"):  # loops that bind their names themselves (T.Persistent)
+            spec.parse_for(self, node)
+            return
         if isinstance(spec, LoopSpec):
             self.parse_loop(node, spec)
             return
@@ -639,6 +658,9 @@ class Parser:
             items = list(spec)
         except TypeError:
             raise self.error(node, f"cannot iterate over {type(spec).__name__} in a kernel") from None
+        if loop_continue.contains_continue(node.body):
+            raise self.error(node, "continue in a loop over a Python iterable (unrolled while parsing) is not "
+                                   "supported; guard the rest of the body with an if")
         for item in items:  # a Python iterable: unrolled while parsing
             self.assign(node.target, item, node)
             self.parse_body(node.body)
@@ -670,7 +692,7 @@ class Parser:
                         self.bind(n.id, as_expr(start) + v * spec.step)
                     else:
                         self.bind(n.id, v)
-                self.parse_body(node.body)
+                self.parse_loop_body(node, node.body)
             finally:
                 b.loops.pop()
         stmt = seq(body)
@@ -680,10 +702,17 @@ class Parser:
         self.emit(stmt)
 
     def stmt_With(self, node):
-        if len(node.items) != 1:
-            raise self.error(node, "use one context manager per with statement")
         item = node.items[0]
         spec = self.eval(item.context_expr)
+        if hasattr(spec, "parse_with"):  # TVM script frames: T.If / T.Then / T.While / T.attr (control.py)
+            if item.optional_vars is not None:
+                raise self.error(node, f"{type(spec).__name__.strip('_').replace('Frame', '')} binds no names")
+            body = node.body if len(node.items) == 1 else [
+                ast.With(items=node.items[1:], body=node.body, lineno=node.lineno, col_offset=node.col_offset)]
+            spec.parse_with(self, node, body)
+            return
+        if len(node.items) != 1:
+            raise self.error(node, "use one context manager per with statement")
         if not isinstance(spec, KernelSpec):
             raise self.error(node, f"unsupported with-statement context {type(spec).__name__}; expected T.Kernel")
         b = _builder.require("T.Kernel")
@@ -728,12 +757,7 @@ def _check_constant_indices(buf: Buffer, indices) -> None:
         v = i.value if isinstance(i, Const) else None
         if v is None or not isinstance(dim, int):
             continue
-        if v < 0:
-            raise CompileError(
-                f"index {v} is out of bounds for dimension {k} of {buf.name} (size {dim}); "
-                "negative indices do not count from the end in a kernel"
-            )
-        if v >= dim:
+        if v < 0 or v >= dim:
             raise CompileError(f"index {v} is out of bounds for dimension {k} of {buf.name} (size {dim})")
 
 

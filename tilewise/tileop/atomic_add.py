@@ -1,7 +1,8 @@
 """T.atomic_add(dst, value), and T.atomic_max / T.atomic_min: read-modify-write that is safe
 when several blocks update the same global (or shared) elements.
 
-Element form: `T.atomic_add(C[i, j], v)` with a scalar v. Tile form: `T.atomic_add(C[r, c], C_local)`
+Element form: `T.atomic_add(C[i, j], v)` with a scalar v (`return_prev=True` makes it an expression
+whose value is the element's old value, in per-thread code). Tile form: `T.atomic_add(C[r, c], C_local)`
 (either side a buffer, a corner element or a slice; a scalar value is added to every element):
 element-wise atomics over the tile, skipping elements outside a global destination."""
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from ..errors import CompileError
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
-from ..ir.builder import emit, require_kernel
+from ..ir.builder import emit, require, require_kernel
 from ..ir.expr import BufferLoad, Call, Expr, as_expr, cast
 from ..ir.simplify import simplify
 from ..ir.stmt import Evaluate, IfThenElse, Stmt
@@ -120,13 +121,13 @@ def _check_dst(buffer: Buffer, what: str) -> None:
         raise CompileError(f"{what}: the destination {buffer.name} has type {dt}; atomics need a number type")
 
 
-def _atomic(kind: str, dst, value, memory_order, return_prev: bool) -> None:
+def _atomic(kind: str, dst, value, memory_order, return_prev: bool):
     what = f"T.atomic_{kind}"
     require_kernel(what)
     if memory_order is not None and memory_order not in MEMORY_ORDERS:
         raise CompileError(f"{what}: unknown memory_order {memory_order!r}; expected one of {', '.join(MEMORY_ORDERS)}")
     if return_prev:
-        raise CompileError(f"{what}: return_prev=True is not supported; read the element before the update instead")
+        return _with_previous(kind, dst, value, what)
     if _is_tile(value) or _is_tile(dst):
         if _is_tile(value):
             src, d = pair_regions(value, dst, what)
@@ -147,6 +148,33 @@ def _atomic(kind: str, dst, value, memory_order, return_prev: bool) -> None:
     emit(atomic_call(kind, dst, _scalar(value, dst.buffer, what)))
 
 
+def _with_previous(kind: str, dst, value, what: str) -> Expr:
+    """`T.atomic_add(C[i], v, return_prev=True)`: the update as an expression whose value is the
+    element's old value. Only per-thread code may use it: at block level every thread would run
+    the update (a result of one thread's update cannot be handed to the others)."""
+    if _is_tile(value) or _is_tile(dst):
+        raise CompileError(f"{what}: return_prev=True is not supported for tile-region atomics (as in TileLang); "
+                           "use an element destination such as C[i, j]")
+    if not isinstance(dst, BufferLoad):
+        raise CompileError(f"{what}: the destination must be a buffer element such as C[i, j], got {dst!r}")
+    _check_dst(dst.buffer, what)
+    check_per_thread(what + "(..., return_prev=True)")
+    addr = Call("address_of", [dst], _dt.handle)
+    return Call(f"atomic_{kind}", [addr, _scalar(value, dst.buffer, what)], dst.buffer.dtype)
+
+
+def check_per_thread(what: str) -> None:
+    """An atomic whose result is used must run in per-thread code: inside T.Parallel, or in a
+    kernel that programs its threads (T.get_thread_binding)."""
+    b = require(what)
+    k = require_kernel(what)
+    if "parallel" not in b.loops and not k.thread_binding_used:
+        raise CompileError(
+            f"{what} at block level: every thread of the block would run the update, and the value it "
+            "returns is one thread's; use it inside T.Parallel or in per-thread code "
+            "(tx = T.get_thread_binding(); if tx == 0: ...)")
+
+
 def _scalar(value, dst: Buffer, what: str) -> Expr:
     if isinstance(value, Buffer):  # a T.alloc_var scalar
         value = value.load_var()
@@ -156,16 +184,17 @@ def _scalar(value, dst: Buffer, what: str) -> Expr:
     return v if v.dtype == dst.dtype else cast(v, dst.dtype)
 
 
-def atomic_add(dst, value, memory_order: str | None = None, return_prev: bool = False, use_tma: bool = False) -> None:
-    """dst += value atomically: an element `C[i, j]` and a scalar, or element-wise over a tile."""
-    _atomic("add", dst, value, memory_order, return_prev)
+def atomic_add(dst, value, memory_order: str | None = None, return_prev: bool = False, use_tma: bool = False):
+    """dst += value atomically: an element `C[i, j]` and a scalar, or element-wise over a tile.
+    With return_prev=True (an element) the value is dst's old value."""
+    return _atomic("add", dst, value, memory_order, return_prev)
 
 
-def atomic_max(dst, value, memory_order: str | None = None, return_prev: bool = False) -> None:
+def atomic_max(dst, value, memory_order: str | None = None, return_prev: bool = False):
     """dst = max(dst, value) atomically (NaN operands are ignored, as by T.max)."""
-    _atomic("max", dst, value, memory_order, return_prev)
+    return _atomic("max", dst, value, memory_order, return_prev)
 
 
-def atomic_min(dst, value, memory_order: str | None = None, return_prev: bool = False) -> None:
+def atomic_min(dst, value, memory_order: str | None = None, return_prev: bool = False):
     """dst = min(dst, value) atomically (NaN operands are ignored, as by T.min)."""
-    _atomic("min", dst, value, memory_order, return_prev)
+    return _atomic("min", dst, value, memory_order, return_prev)

@@ -42,6 +42,10 @@ class CumSum(TileOp):
     def remapped(self, old: TileOp) -> None:
         self.dim = corresponding_dim(old.src, self.src, old.dim)
 
+    def combine(self, running: Expr, x: Expr) -> Expr:
+        """The scan's operator (T.cummax overrides it)."""
+        return running + x
+
     @lowering("loops")
     def lower_loops(self, ctx: LowerContext) -> Stmt:
         return self._scan(ctx, over_threads=False)
@@ -83,7 +87,7 @@ class CumSum(TileOp):
         def step(vars_: dict, k: Expr) -> Stmt:
             v, d_idx = element(vars_, k)
             _, prev = element(vars_, k - 1)
-            return BufferStore(dst.buffer, d_idx, BufferLoad(dst.buffer, prev) + v)
+            return BufferStore(dst.buffer, d_idx, self.combine(BufferLoad(dst.buffer, prev), v))
 
         if after and not over_threads:
             # The scan runs over the outer dimension: each step adds a whole (contiguous) row of
@@ -149,14 +153,18 @@ class CumSum(TileOp):
                 dloc, [v], BufferLoad(d2.buffer, c)), writes_memory=False, region=dst))
         # the scratch tiles are free again only when every thread is done with them
         after.append(sync())
-        scan = CumSum(s2, d2, self.dim, self.reverse)._scan(ctx, over_threads=True)
+        scan = type(self)(s2, d2, self.dim, self.reverse)._scan(ctx, over_threads=True)
         return seq(allocs + before + [scan] + after)
 
 
 
 def cumsum(src, dst=None, dim: int = 0, reverse: bool = False) -> None:
     """Inclusive prefix sum of src along dim into dst (src itself when dst is None)."""
-    what = "T.cumsum"
+    emit(scan_operands(CumSum, "T.cumsum", src, dst, dim, reverse))
+
+
+def scan_operands(op: type[CumSum], what: str, src, dst, dim, reverse) -> CumSum:
+    """The scan `op` of src into dst (src itself when None) along dim, its operands checked."""
     require_kernel(what)
     reverse = static_flag(reverse, what, "reverse")
     s = tile_operand(src, what, "source")
@@ -170,4 +178,4 @@ def cumsum(src, dst=None, dim: int = 0, reverse: bool = False) -> None:
         if not (r.buffer.dtype.is_float or r.buffer.dtype.is_int):
             raise CompileError(f"{what}: the {role} {r.buffer.name} has type {r.buffer.dtype}; it must be a number type")
     k = static_dim(dim, len(s.region), what, s.buffer.name)
-    emit(CumSum(s, d, k, reverse))
+    return op(s, d, k, reverse)

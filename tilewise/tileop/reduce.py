@@ -1,5 +1,6 @@
 """T.reduce(src, dst, reduce_type, dim, clear) and T.reduce_max / reduce_min / reduce_sum /
-reduce_abssum / reduce_absmax: reduce a shared or fragment tile along one dimension.
+reduce_abssum / reduce_absmax / reduce_bitand / reduce_bitor / reduce_bitxor: reduce a shared or
+fragment tile along one dimension (the bitwise kinds into an integer or bool destination).
 
 dst has src's shape without `dim` (TileLang's rule), or with extent 1 there. With clear=False the
 result is combined with dst's existing values; like TileLang, absmax then compares |dst| too.
@@ -29,7 +30,10 @@ from .region import (
     squeezed,
 )
 
-REDUCE_TYPES = ("sum", "abssum", "max", "min", "absmax")
+REDUCE_TYPES = ("sum", "abssum", "max", "min", "absmax", "bitand", "bitor", "bitxor")
+BITWISE_TYPES = ("bitand", "bitor", "bitxor")
+_COMBINE = {"sum": "add", "abssum": "add", "max": "max", "absmax": "max", "min": "min",
+            "bitand": "bitand", "bitor": "bitor", "bitxor": "bitxor"}
 TILE_SCOPES = ("shared", "shared.dyn", "local.fragment", "local")
 
 
@@ -70,8 +74,7 @@ class Reduce(TileOp):
         return call("abs", x) if self.reduce_type in ("abssum", "absmax") else x
 
     def combine(self, a: Expr, b: Expr) -> Expr:
-        op = {"sum": "add", "abssum": "add", "max": "max", "absmax": "max", "min": "min"}[self.reduce_type]
-        return binary(op, a, b)
+        return binary(_COMBINE[self.reduce_type], a, b)
 
     def start(self, old: Expr) -> Expr | None:
         """dst's value before the first combine, or None to keep it as it is."""
@@ -256,69 +259,7 @@ class Reduce(TileOp):
 
     def _all_reduce(self, ctx, acc: Buffer, ls, n: int) -> list[Stmt]:
         """Combine the partial results of the threads that share a result element."""
-        modes = ls.reduced_thread_modes(self.dim)
-        out: list[Stmt] = []
-        shared_modes, shuffled = [], []
-        for place, radix in modes:
-            if radix & (radix - 1) == 0 and place * radix <= 32:
-                lv = Var("v", _dt.int32)
-                off = place
-                while off < place * radix:
-                    shfl = Call("shfl_xor", [BufferLoad(acc, [lv]), Const(off, _dt.int32)], self.acc_dtype,
-                                {"width": 32})
-                    out.append(For(lv, 0, n, "unroll",
-                                   BufferStore(acc, [lv], self.combine(BufferLoad(acc, [lv]), shfl))))
-                    off *= 2
-                shuffled.append((place, radix))
-            else:
-                shared_modes.append((place, radix))
-        if not shared_modes:
-            return out
-
-        T = ctx.threads
-        tid = ctx.thread
-        # threads that differ only in shuffled digits now hold the same partials: one of them
-        # (shuffled digits 0) writes for all, at an index with those digits removed
-        shuffled.sort(reverse=True)
-
-        def compact(t):
-            for place, radix in shuffled:
-                t = (t // (place * radix)) * place + t % place
-            return t
-
-        width = T
-        for _, radix in shuffled:
-            width //= radix
-        ws = Buffer(f"{acc.name}_ws", (width * n,), self.acc_dtype, "shared.dyn")
-        ws.self_synced = True  # barriers before and after its use: shared memory planning may share it
-        sync = Evaluate(Call("syncthreads", [], _dt.handle))
-        lv = Var("v", _dt.int32)
-        out.append(Allocate(ws))
-        write = For(lv, 0, n, "unroll", BufferStore(ws, [simplify(compact(tid) * n, ctx.ranges) + lv],
-                                                     BufferLoad(acc, [lv])))
-        if shuffled:
-            lead = None
-            for place, radix in shuffled:
-                c = (tid // place) % radix == 0
-                lead = c if lead is None else lead & c
-            write = IfThenElse(simplify(lead, ctx.ranges), write, None)
-        out.append(write)
-        out.append(sync)
-        # partners differ from this thread only in the digits of the reduced modes
-        base = tid
-        for place, radix in shared_modes:
-            base = base - ((tid // place) % radix) * place
-        partners = [base]
-        for place, radix in shared_modes:
-            partners = [p + r * place for p in partners for r in range(radix)]
-        lw = Var("v", _dt.int32)
-        val = None
-        for p in partners:
-            x = BufferLoad(ws, [simplify(compact(p) * n, ctx.ranges) + lw])
-            val = x if val is None else self.combine(val, x)
-        out.append(For(lw, 0, n, "unroll", BufferStore(acc, [lw], val)))
-        out.append(Evaluate(Call("syncthreads", [], _dt.handle)))
-        return out
+        return all_reduce(ctx, acc, ls.reduced_thread_modes(self.dim), n, self.combine, self.acc_dtype)
 
     def _cuda_elementwise(self, ctx) -> Stmt:
         """Shared source: each thread computes the result elements it owns by a serial loop."""
@@ -365,6 +306,74 @@ class Reduce(TileOp):
         return cc.chunk_loop(ctx, total, chunk)
 
 
+def all_reduce(ctx, acc: Buffer, modes, n: int, combine, dtype: DataType) -> list[Stmt]:
+    """Combine registers acc[0:n] across the threads that differ only in the digits of `modes`
+    ((place, radix) of thread modes): warp shuffles for power-of-two modes inside a warp, a
+    shared-memory exchange for the others. Afterwards all of them hold the combined values."""
+    out: list[Stmt] = []
+    shared_modes, shuffled = [], []
+    for place, radix in modes:
+        if radix & (radix - 1) == 0 and place * radix <= 32:
+            lv = Var("v", _dt.int32)
+            off = place
+            while off < place * radix:
+                shfl = Call("shfl_xor", [BufferLoad(acc, [lv]), Const(off, _dt.int32)], dtype,
+                            {"width": 32})
+                out.append(For(lv, 0, n, "unroll",
+                               BufferStore(acc, [lv], combine(BufferLoad(acc, [lv]), shfl))))
+                off *= 2
+            shuffled.append((place, radix))
+        else:
+            shared_modes.append((place, radix))
+    if not shared_modes:
+        return out
+
+    T = ctx.threads
+    tid = ctx.thread
+    # threads that differ only in shuffled digits now hold the same partials: one of them
+    # (shuffled digits 0) writes for all, at an index with those digits removed
+    shuffled.sort(reverse=True)
+
+    def compact(t):
+        for place, radix in shuffled:
+            t = (t // (place * radix)) * place + t % place
+        return t
+
+    width = T
+    for _, radix in shuffled:
+        width //= radix
+    ws = Buffer(f"{acc.name}_ws", (width * n,), dtype, "shared.dyn")
+    ws.self_synced = True  # barriers before and after its use: shared memory planning may share it
+    sync = Evaluate(Call("syncthreads", [], _dt.handle))
+    lv = Var("v", _dt.int32)
+    out.append(Allocate(ws))
+    write = For(lv, 0, n, "unroll", BufferStore(ws, [simplify(compact(tid) * n, ctx.ranges) + lv],
+                                                 BufferLoad(acc, [lv])))
+    if shuffled:
+        lead = None
+        for place, radix in shuffled:
+            c = (tid // place) % radix == 0
+            lead = c if lead is None else lead & c
+        write = IfThenElse(simplify(lead, ctx.ranges), write, None)
+    out.append(write)
+    out.append(sync)
+    # partners differ from this thread only in the digits of the reduced modes
+    base = tid
+    for place, radix in shared_modes:
+        base = base - ((tid // place) % radix) * place
+    partners = [base]
+    for place, radix in shared_modes:
+        partners = [p + r * place for p in partners for r in range(radix)]
+    lw = Var("v", _dt.int32)
+    val = None
+    for p in partners:
+        x = BufferLoad(ws, [simplify(compact(p) * n, ctx.ranges) + lw])
+        val = x if val is None else combine(val, x)
+    out.append(For(lw, 0, n, "unroll", BufferStore(acc, [lw], val)))
+    out.append(Evaluate(Call("syncthreads", [], _dt.handle)))
+    return out
+
+
 def loop_nest(ctx: LowerContext, dims: list[int], ext: list, make_body, innermost: str) -> Stmt | None:
     """Loops over `dims` (fresh variables) around make_body({dim: var}); the innermost loop has
     kind `innermost`, the others are serial."""
@@ -379,8 +388,10 @@ def loop_nest(ctx: LowerContext, dims: list[int], ext: list, make_body, innermos
 
 def init_value(reduce_type: str, dt: DataType) -> Const:
     """The identity of the reduction in dst's type."""
-    if reduce_type in ("sum", "abssum", "absmax"):
+    if reduce_type in ("sum", "abssum", "absmax", "bitor", "bitxor"):
         return Const(0, dt)
+    if reduce_type == "bitand":
+        return Const(True if dt.is_bool else -1, dt)  # all bits set (Const wraps -1 to unsigned ones)
     lowest = reduce_type == "max"
     if dt.is_float:
         return Const(float("-inf") if lowest else float("inf"), dt)
@@ -451,7 +462,12 @@ def _reduce(buffer, out, reduce_type, dim, clear, what: str) -> None:
             f"{shape_str(expected)}, but the destination {dst.buffer.name} has shape {shape_str(dst.extents)}"
         )
     dt = dst.buffer.dtype
-    if dt.is_bool or not (dt.is_float or dt.is_int):
+    if reduce_type in BITWISE_TYPES:
+        if not (dt.is_int or dt.is_bool) or not (src.buffer.dtype.is_int or src.buffer.dtype.is_bool):
+            raise CompileError(
+                f"{what}: a bitwise reduction needs integer or bool tiles, but {src.buffer.name} is "
+                f"{src.buffer.dtype} and {dst.buffer.name} is {dt}")
+    elif dt.is_bool or not (dt.is_float or dt.is_int):
         raise CompileError(f"{what}: the destination {dst.buffer.name} has type {dt}; it must be a number type")
     if not (src.buffer.dtype.is_float or src.buffer.dtype.is_int or src.buffer.dtype.is_bool):
         raise CompileError(f"{what}: the source {src.buffer.name} has type {src.buffer.dtype}")
@@ -473,3 +489,6 @@ reduce_abssum = _kind("abssum")
 reduce_max = _kind("max")
 reduce_min = _kind("min")
 reduce_absmax = _kind("absmax")
+reduce_bitand = _kind("bitand")
+reduce_bitor = _kind("bitor")
+reduce_bitxor = _kind("bitxor")

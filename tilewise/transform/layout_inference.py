@@ -22,6 +22,7 @@ from ..ir.visitor import Mutator, Visitor
 from ..layout.layout import Layout
 from ..layout.tv import Mode, TVFragment, default_fragment, replicated_fragment
 from ..tileop.base import InferLevel, TileOp
+from ..tileop.reducer import is_reducer
 from .thread_range import INEXACT, branch_threads, fragment_in_range, not_a_range
 
 VECTOR_BITS = 128
@@ -411,7 +412,8 @@ class LayoutInference:
         if lay is None:
             # a fragment indexed by all loop variables decides (in order, else permuted), then
             # one indexed by some of them (the loop walks the rest in every thread)
-            known = [(buf, access_kind(nest, idx)) for buf, idx in accesses]
+            # a reducer's replicas hold partial values: it follows the loop, never leads it
+            known = [(buf, access_kind(nest, idx)) for buf, idx in accesses if not is_reducer(buf)]
             known = [(b, k) for b, k in known if k is not None and self.layout_of(b) is not None]
             full = [x for x in known if sorted(x[1]) == list(range(len(ext)))]
             in_order = [x for x in full if x[1] == list(range(len(ext)))]
@@ -421,7 +423,7 @@ class LayoutInference:
             else:
                 for buf, idx in accesses:
                     div = divided_access(nest, idx)
-                    if div is not None and self.layout_of(buf) is not None:
+                    if div is not None and self.layout_of(buf) is not None and not is_reducer(buf):
                         lay = loop_from_divided(self.layout_of(buf), div, ext)
                         if lay is not None:
                             break
@@ -488,7 +490,7 @@ class LayoutInference:
                         nest.span,
                         extra_spans=(self.map.sources.get(buf),),
                     )
-                if is_write and fl.replicate > 1 and lay.replicate < fl.replicate:
+                if is_write and fl.replicate > 1 and lay.replicate < fl.replicate and not is_reducer(buf):
                     raise CompileError(
                         f"the T.Parallel loop writes fragment {buf.name}, which is replicated over "
                         f"{fl.replicate} threads, but only {lay.replicate} of them run the loop",

@@ -1,6 +1,8 @@
 """Bounds guards for element accesses to global tensors (TileLang's LegalizeSafeMemoryAccess).
 
-An element load `A[i, j]` written in the kernel whose indices the compiler cannot prove inside
+Indices that are provably negative first count from the end of their dimension (TileLang's
+LegalizeNegativeIndex; this part runs whatever the pass config says). An element load `A[i, j]`
+written in the kernel whose indices the compiler cannot prove inside
 A's shape reads the tensor's safe value instead (0, or what T.annotate_safe_value set) when it
 is outside; such a store is skipped. Accesses proven in range are left alone, so aligned kernels
 pay nothing. Tile operators guard their own regions and are not touched. The pass runs first,
@@ -20,6 +22,9 @@ DISABLE_KEY = "tl.disable_safe_memory_legalize"
 
 
 def legalize_safe_access(func: PrimFunc, pass_configs: dict | None = None) -> PrimFunc:
+    body = _FromEnd().visit(func.body)
+    if body is not func.body:
+        func = func.with_body(body)
     if (pass_configs or {}).get(DISABLE_KEY):
         return func
     finder = _SafeValues()
@@ -28,6 +33,36 @@ def legalize_safe_access(func: PrimFunc, pass_configs: dict | None = None) -> Pr
     if body is func.body:
         return func
     return func.with_body(body)
+
+
+class _FromEnd(RangeMutator):
+    """Indices provably negative count from the end of their dimension, as TileLang's
+    LegalizeNegativeIndex does (`A[i - 4]` for i < 4); constant ones were already rewritten by the
+    parser. Others are left alone."""
+
+    def visit(self, node):
+        if isinstance(node, TileOp):
+            return node
+        return super().visit(node)
+
+    def _indices(self, buf: Buffer, indices):
+        out, changed = [], False
+        for idx, dim in zip(indices, buf.shape):
+            hi = bound(idx, self.ranges)[1]
+            if hi is not None and hi < 0 and not isinstance(idx, Const):
+                idx, changed = idx + dim, True
+            out.append(idx)
+        return out if changed else None
+
+    def visit_BufferLoad(self, e: BufferLoad):
+        e = self.generic_visit(e)
+        idx = self._indices(e.buffer, e.indices)
+        return e if idx is None else BufferLoad(e.buffer, idx)
+
+    def visit_BufferStore(self, s: BufferStore):
+        s = self.generic_visit(s)
+        idx = self._indices(s.buffer, s.indices)
+        return s if idx is None else s.with_fields(indices=tuple(idx))
 
 
 class _SafeValues(Visitor):

@@ -248,6 +248,58 @@ template <typename T> inline T atan2(T a, T b) { return T(std::atan2((double)a, 
 template <typename T> inline T hypot(T a, T b) { return T(std::hypot((double)a, (double)b)); }
 template <typename T> inline T copysign(T a, T b) { return T(std::copysign((double)a, (double)b)); }
 
+// TIR math TileLang re-exports (language/tir_math.py). The float tests are comparisons, which
+// vectorise (std::isnan and friends are calls before GCC 13 without -ffast-math).
+template <typename T> inline bool isnan(T x) {
+  if constexpr (is_lowp<T>::value) return (float)x != (float)x;
+  else return x != x;
+}
+template <typename T> inline bool isinf(T x) {
+  if constexpr (is_lowp<T>::value) return std::fabs((float)x) == INFINITY;
+  else return std::fabs(x) == (T)INFINITY;
+}
+template <typename T> inline bool isfinite(T x) {
+  if constexpr (is_lowp<T>::value) return std::fabs((float)x) < INFINITY;
+  else return std::fabs(x) < (T)INFINITY;
+}
+template <typename T> inline T ldexp(T x, int32_t e) {
+  if constexpr (std::is_same<T, double>::value) return std::ldexp(x, e);
+  else return T(std::ldexp((float)x, e));
+}
+inline float nextafter(float a, float b) { return std::nextafter(a, b); }
+inline double nextafter(double a, double b) { return std::nextafter(a, b); }
+// Bit counts of the operand's own width (a negative value counts its two's complement bits);
+// clz(0) is the width, as CUDA's __clz.
+template <typename T> inline T popcount(T x) {
+  typedef typename std::make_unsigned<T>::type U;
+  if constexpr (sizeof(T) == 8) return (T)__builtin_popcountll((unsigned long long)(U)x);
+  else return (T)__builtin_popcount((unsigned)(U)x);
+}
+template <typename T> inline T clz(T x) {
+  typedef typename std::make_unsigned<T>::type U;
+  if (x == 0) return (T)(sizeof(T) * 8);
+  if constexpr (sizeof(T) == 8) return (T)__builtin_clzll((unsigned long long)(U)x);
+  else return (T)(__builtin_clz((unsigned)(U)x) - (int)(32 - sizeof(T) * 8));
+}
+// T.device_assert: a failed check stops the process with the message (which names the line).
+inline void device_assert(bool cond, const char* msg) {
+  if (__builtin_expect(!cond, 0)) {
+    std::fprintf(stderr, "%s\n", msg);
+    std::fflush(stderr);
+    std::abort();
+  }
+}
+// TileLang's fast-math names (T.__exp, ...): the CPU's float math (tw_math.h) is already fast.
+template <typename T> inline T fast_exp(T x) { return exp(x); }
+template <typename T> inline T fast_exp10(T x) { return exp10(x); }
+template <typename T> inline T fast_log(T x) { return log(x); }
+template <typename T> inline T fast_log2(T x) { return log2(x); }
+template <typename T> inline T fast_log10(T x) { return log10(x); }
+template <typename T> inline T fast_sin(T x) { return sin(x); }
+template <typename T> inline T fast_cos(T x) { return cos(x); }
+template <typename T> inline T fast_tan(T x) { return tan(x); }
+inline float fast_rcp(float x) { return 1.0f / x; }
+
 // Integer division never traps, as on a GPU: by zero the quotient is -1 (all ones) and the
 // remainder is the dividend; the most negative value divided by -1 wraps.
 template <typename T> inline T truncdiv(T a, T b) {
@@ -302,17 +354,19 @@ inline int32_t dp4a(int32_t a, int32_t b, int32_t c) {
   return acc;
 }
 
-// Atomics (relaxed, as on GPUs): *addr = f(*addr) by compare-and-swap. Types narrower than 32 bits
-// swap the aligned 32-bit word holding them, since x86 has no 8/16-bit float atomics.
-template <typename T, typename F> inline void atomic_update(T* addr, F f) {
+// Atomics (relaxed, as on GPUs): *addr = f(*addr) by compare-and-swap, returning the old value
+// (T.atomic_add(..., return_prev=True)). Types narrower than 32 bits swap the aligned 32-bit
+// word holding them, since x86 has no 8/16-bit float atomics.
+template <typename T, typename F> inline T atomic_update(T* addr, F f) {
   if constexpr (sizeof(T) == 4 || sizeof(T) == 8) {
     typedef typename std::conditional<sizeof(T) == 4, uint32_t, uint64_t>::type U;
     U* p = reinterpret_cast<U*>(addr);
     U old = __atomic_load_n(p, __ATOMIC_RELAXED), upd;
     do {
       upd = bitcast<U>(f(bitcast<T>(old)));
-      if (upd == old) return;
+      if (upd == old) return bitcast<T>(old);
     } while (!__atomic_compare_exchange_n(p, &old, upd, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    return bitcast<T>(old);
   } else {
     static_assert(sizeof(T) == 1 || sizeof(T) == 2, "atomics need a 1, 2, 4 or 8-byte type");
     typedef typename std::conditional<sizeof(T) == 1, uint8_t, uint16_t>::type U;
@@ -324,25 +378,43 @@ template <typename T, typename F> inline void atomic_update(T* addr, F f) {
     do {
       T cur = bitcast<T>((U)(old >> shift));
       upd = (old & ~mask) | ((uint32_t)bitcast<U>(f(cur)) << shift);
-      if (upd == old) return;
+      if (upd == old) return cur;
     } while (!__atomic_compare_exchange_n(word, &old, upd, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    return bitcast<T>((U)(old >> shift));
   }
 }
 
-template <typename T> inline void atomic_add(T* addr, T value) {
+template <typename T> inline T atomic_add(T* addr, T value) {
   if constexpr (std::is_integral<T>::value) {
-    __atomic_fetch_add(addr, value, __ATOMIC_RELAXED);
+    return __atomic_fetch_add(addr, value, __ATOMIC_RELAXED);
   } else if constexpr (is_lowp<T>::value) {
-    atomic_update(addr, [value](T x) { return T((float)x + (float)value); });
+    return atomic_update(addr, [value](T x) { return T((float)x + (float)value); });
   } else {
-    atomic_update(addr, [value](T x) { return x + value; });
+    return atomic_update(addr, [value](T x) { return x + value; });
   }
 }
-template <typename T> inline void atomic_max(T* addr, T value) {
-  atomic_update(addr, [value](T x) { return max(x, value); });
+template <typename T> inline T atomic_max(T* addr, T value) {
+  return atomic_update(addr, [value](T x) { return max(x, value); });
 }
-template <typename T> inline void atomic_min(T* addr, T value) {
-  atomic_update(addr, [value](T x) { return min(x, value); });
+template <typename T> inline T atomic_min(T* addr, T value) {
+  return atomic_update(addr, [value](T x) { return min(x, value); });
+}
+template <typename T> inline T atomic_or(T* addr, T value) {
+  if constexpr (sizeof(T) >= 4) return __atomic_fetch_or(addr, value, __ATOMIC_RELAXED);
+  else return atomic_update(addr, [value](T x) { return (T)(x | value); });
+}
+// T.atomic_load / T.atomic_store: the memory order is TileLang's number (0 relaxed, 1 consume,
+// 2 acquire, 3 release, 4 acq_rel, 5 seq_cst), the same numbering as GCC's __ATOMIC_*. Values
+// move as their bits (half and the other storage structs are not atomic types to GCC).
+template <typename T> inline T atomic_load(const T* addr, int order) {
+  typedef typename std::conditional<sizeof(T) == 1, uint8_t, typename std::conditional<sizeof(T) == 2, uint16_t,
+          typename std::conditional<sizeof(T) == 4, uint32_t, uint64_t>::type>::type>::type U;
+  return bitcast<T>(__atomic_load_n(reinterpret_cast<const U*>(addr), order));
+}
+template <typename T> inline void atomic_store(T* addr, T value, int order) {
+  typedef typename std::conditional<sizeof(T) == 1, uint8_t, typename std::conditional<sizeof(T) == 2, uint16_t,
+          typename std::conditional<sizeof(T) == 4, uint32_t, uint64_t>::type>::type>::type U;
+  __atomic_store_n(reinterpret_cast<U*>(addr), bitcast<U>(value), order);
 }
 
 // Consecutive blocks per OpenMP hand-out: nblocks split into at least `runs` runs per thread.
@@ -410,6 +482,17 @@ struct Max {
 struct Min {
   template <typename X> static X step(X a, X b) { return (a < b) | (b != b) ? a : b; }
   template <typename X> static X first(X x) { return x; }
+};
+struct BitAnd {
+  template <typename X> static X step(X a, X b) { return a & b; }
+  template <typename X> static X first(X x) { return x; }
+};
+struct BitOr {
+  template <typename X> static X step(X a, X b) { return a | b; }
+  template <typename X> static X first(X x) { return x; }
+};
+struct BitXor : Sum {  // like a sum, not idempotent: partial vectors start at 0, the tail is masked
+  template <typename X> static X step(X a, X b) { return a ^ b; }
 };
 struct AbsSum : Sum {
   template <typename X> static X first(X x) { return vabs(x); }
@@ -542,6 +625,9 @@ TW_ROW_REDUCE(row_abssum, +, plus(acc, abs(x)), abs(x), AbsSum)
 TW_ROW_REDUCE(row_max, max, max(acc, x), x, Max)
 TW_ROW_REDUCE(row_min, min, min(acc, x), x, Min)
 TW_ROW_REDUCE(row_absmax, max, max(acc, abs(x)), abs(x), AbsMax)
+TW_ROW_REDUCE(row_bitand, &, (Acc)(acc & x), x, BitAnd)
+TW_ROW_REDUCE(row_bitor, |, (Acc)(acc | x), x, BitOr)
+TW_ROW_REDUCE(row_bitxor, ^, (Acc)(acc ^ x), x, BitXor)
 #undef TW_ROW_REDUCE
 
 // T.reduce of `rows` contiguous rows of n elements (pitch ld) into rows consecutive dst
@@ -569,6 +655,9 @@ TW_ROWS_REDUCE(rows_abssum, row_abssum, AbsSum)
 TW_ROWS_REDUCE(rows_max, row_max, Max)
 TW_ROWS_REDUCE(rows_min, row_min, Min)
 TW_ROWS_REDUCE(rows_absmax, row_absmax, AbsMax)
+TW_ROWS_REDUCE(rows_bitand, row_bitand, BitAnd)
+TW_ROWS_REDUCE(rows_bitor, row_bitor, BitOr)
+TW_ROWS_REDUCE(rows_bitxor, row_bitxor, BitXor)
 #undef TW_ROWS_REDUCE
 #undef TW_PRAGMA
 

@@ -320,7 +320,64 @@ template <typename T> TW_DEV T fmod(T a, T b) {
 TW_MATH2(atan2, atan2f, atan2)
 TW_MATH2(hypot, hypotf, hypot)
 TW_MATH2(copysign, copysignf, copysign)
+TW_MATH2(nextafter, nextafterf, nextafter)
 #undef TW_MATH2
+
+// TIR math TileLang re-exports (language/tir_math.py): float tests, ldexp, bit counts of the
+// operand's own width (clz(0) is the width, as __clz), and the fast-math intrinsics (T.__exp
+// ...: the __expf family for float and the low-precision types, the accurate function for double).
+template <typename T> TW_DEV bool isnan(T x) {
+  if constexpr (sizeof(T) == 8) return x != x;
+  else return (float)x != (float)x;
+}
+template <typename T> TW_DEV bool isinf(T x) {
+  if constexpr (sizeof(T) == 8) return ::fabs(x) == (double)INFINITY;
+  else return ::fabsf((float)x) == INFINITY;
+}
+template <typename T> TW_DEV bool isfinite(T x) {
+  if constexpr (sizeof(T) == 8) return ::fabs(x) < (double)INFINITY;
+  else return ::fabsf((float)x) < INFINITY;
+}
+template <typename T> TW_DEV T ldexp(T x, int32_t e) {
+  if constexpr (sizeof(T) == 8) return ::ldexp(x, e);
+  else return T(::ldexpf((float)x, e));
+}
+template <typename T> TW_DEV T popcount(T x) {
+  if constexpr (sizeof(T) == 8) return (T)__popcll((unsigned long long)x);
+  else return (T)__popc((unsigned)x & (0xffffffffu >> (32 - 8 * sizeof(T))));
+}
+template <typename T> TW_DEV T clz(T x) {
+  if constexpr (sizeof(T) == 8) return (T)__clzll((long long)x);
+  else return (T)(__clz((int)((unsigned)x & (0xffffffffu >> (32 - 8 * sizeof(T))))) - (int)(32 - 8 * sizeof(T)));
+}
+// T.device_assert: a failed check prints the message (which names the line) with the thread and
+// stops the kernel.
+TW_DEV void device_assert(bool cond, const char* msg) {
+  if (!cond) {
+    printf("%s (block (%d, %d, %d), thread (%d, %d, %d))\n", msg, (int)blockIdx.x, (int)blockIdx.y,
+           (int)blockIdx.z, (int)threadIdx.x, (int)threadIdx.y, (int)threadIdx.z);
+    __trap();
+  }
+}
+#define TW_FAST1(name, ffn, dfn)                                  \
+  template <typename T> TW_DEV T name(T x) {                     \
+    if constexpr (sizeof(T) == 8) return ::dfn(x);               \
+    else return T(ffn((float)x));                                \
+  }
+TW_FAST1(fast_exp, __expf, exp)
+TW_FAST1(fast_exp10, __exp10f, exp10)
+TW_FAST1(fast_log, __logf, log)
+TW_FAST1(fast_log2, __log2f, log2)
+TW_FAST1(fast_log10, __log10f, log10)
+TW_FAST1(fast_sin, __sinf, sin)
+TW_FAST1(fast_cos, __cosf, cos)
+TW_FAST1(fast_tan, __tanf, tan)
+#undef TW_FAST1
+TW_DEV float fast_rcp(float x) {
+  float r;
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(x));
+  return r;
+}
 
 // C division and remainder that never trap, with the CPU backend's values: x / 0 = -1,
 // x % 0 = x, and x / -1 wraps (the most negative value stays itself).
@@ -472,6 +529,37 @@ template <typename T> TW_DEV T atomic_max(T* p, T v) {
 }
 template <typename T> TW_DEV T atomic_min(T* p, T v) {
   return atomic_update(p, [v](T x) { return min(x, v); });
+}
+TW_DEV int32_t atomic_or(int32_t* p, int32_t v) { return atomicOr(p, v); }
+TW_DEV uint32_t atomic_or(uint32_t* p, uint32_t v) { return atomicOr(p, v); }
+TW_DEV int64_t atomic_or(int64_t* p, int64_t v) {
+  return (int64_t)atomicOr(reinterpret_cast<unsigned long long*>(p), (unsigned long long)v);
+}
+TW_DEV uint64_t atomic_or(uint64_t* p, uint64_t v) {
+  return (uint64_t)atomicOr(reinterpret_cast<unsigned long long*>(p), (unsigned long long)v);
+}
+template <typename T> TW_DEV T atomic_or(T* p, T v) {
+  return atomic_update(p, [v](T x) { return (T)(x | v); });
+}
+// T.atomic_load / T.atomic_store with TileLang's memory-order numbers (0 relaxed, 1 consume,
+// 2 acquire, 3 release, 4 acq_rel, 5 seq_cst): a volatile access (never cached in a register,
+// one memory transaction for 1 to 8 bytes) with a device-wide fence after an ordered load and
+// before an ordered store.
+template <typename T> TW_DEV T atomic_load(const T* p, int order) {
+  T v;
+  if constexpr (sizeof(T) == 1) v = bitcast<T>(*reinterpret_cast<const volatile uint8_t*>(p));
+  else if constexpr (sizeof(T) == 2) v = bitcast<T>(*reinterpret_cast<const volatile uint16_t*>(p));
+  else if constexpr (sizeof(T) == 4) v = bitcast<T>(*reinterpret_cast<const volatile uint32_t*>(p));
+  else v = bitcast<T>(*reinterpret_cast<const volatile unsigned long long*>(p));
+  if (order != 0) __threadfence();
+  return v;
+}
+template <typename T> TW_DEV void atomic_store(T* p, T v, int order) {
+  if (order != 0) __threadfence();
+  if constexpr (sizeof(T) == 1) *reinterpret_cast<volatile uint8_t*>(p) = bitcast<uint8_t>(v);
+  else if constexpr (sizeof(T) == 2) *reinterpret_cast<volatile uint16_t*>(p) = bitcast<uint16_t>(v);
+  else if constexpr (sizeof(T) == 4) *reinterpret_cast<volatile uint32_t*>(p) = bitcast<uint32_t>(v);
+  else *reinterpret_cast<volatile unsigned long long*>(p) = bitcast<unsigned long long>(v);
 }
 
 // ------------------------------------------------------------------ memory

@@ -1,0 +1,136 @@
+"""TileLang's other element atomics (the tile and scalar T.atomic_add / max / min are in
+atomic_add.py):
+
+- `T.atomic_addx2(dst, value)` / `T.atomic_addx4(dst, value)`: adds the 2 / 4 consecutive
+  elements starting at `value` (an element, a slice or a buffer of that many elements, in any
+  memory) to those starting at `dst`. As with CUDA's vector atomicAdd, each element's update is
+  atomic on its own (the pair is not one transaction), so they are issued as 2 / 4 element
+  atomics, whatever the type;
+- `T.atomic_load(src, memory_order="seq_cst")`: the element's value (an expression);
+- `T.atomic_store(dst, value, memory_order="seq_cst")`;
+- `T.atomic_or(dst, value, memory_order=None)` on an integer element (`return_prev=True` gives
+  the old value, in per-thread code).
+
+Memory orders are TileLang's names; an ordered access on CUDA is fenced device-wide (relaxed is
+not), and the CPU uses the same order."""
+from __future__ import annotations
+
+from ..errors import CompileError
+from ..ir import dtype as _dt
+from ..ir.buffer import Buffer, BufferRegion
+from ..ir.builder import emit, require_kernel
+from ..ir.expr import BufferLoad, Call, Const, Expr, cast
+from ..ir.stmt import Evaluate, seq
+from .atomic_add import _check_dst, _scalar, atomic_call, check_per_thread
+
+MEMORY_ORDER_IDS = {"relaxed": 0, "consume": 1, "acquire": 2, "release": 3, "acq_rel": 4, "seq_cst": 5}
+LOAD_ORDERS = ("relaxed", "consume", "acquire", "seq_cst")
+STORE_ORDERS = ("relaxed", "release", "seq_cst")
+
+
+def _order(memory_order, allowed, what: str) -> Const:
+    if memory_order not in allowed:
+        raise CompileError(f"{what}: memory_order={memory_order!r} is not supported; expected one of "
+                           f"{', '.join(allowed)}")
+    return Const(MEMORY_ORDER_IDS[memory_order], _dt.int32)
+
+
+def _element(x, what: str, role: str) -> BufferLoad:
+    if isinstance(x, BufferLoad):
+        return x
+    if isinstance(x, Buffer) and not x.is_var:
+        x = BufferRegion.full(x)
+    if isinstance(x, BufferRegion):
+        if any(e != 1 for e in x.extents):
+            raise CompileError(f"{what}: the {role} must be one element, got the region {x!r}")
+        return BufferLoad(x.buffer, x.starts)
+    raise CompileError(f"{what}: the {role} must be a buffer element such as A[i], got {x!r}")
+
+
+def atomic_load(src, memory_order: str = "seq_cst") -> Expr:
+    """The value of the element `src`, read atomically."""
+    what = "T.atomic_load"
+    require_kernel(what)
+    e = _element(src, what, "source")
+    _check_dst(e.buffer, what)
+    return Call("atomic_load", [Call("address_of", [e], _dt.handle), _order(memory_order, LOAD_ORDERS, what)],
+                e.buffer.dtype)
+
+
+def atomic_store(dst, src, memory_order: str = "seq_cst") -> None:
+    """Store `src` into the element `dst` atomically."""
+    what = "T.atomic_store"
+    require_kernel(what)
+    d = _element(dst, what, "destination")
+    _check_dst(d.buffer, what)
+    order = _order(memory_order, STORE_ORDERS, what)
+    addr = Call("address_of", [d], _dt.handle)
+    emit(Evaluate(Call("atomic_store", [addr, _scalar(src, d.buffer, what), order], _dt.handle)))
+
+
+def atomic_or(dst, value, memory_order: str | None = None, return_prev: bool = False):
+    """dst |= value atomically on an integer element."""
+    what = "T.atomic_or"
+    require_kernel(what)
+    if memory_order is not None and memory_order not in MEMORY_ORDER_IDS:
+        raise CompileError(f"{what}: unknown memory_order {memory_order!r}; expected one of "
+                           f"{', '.join(MEMORY_ORDER_IDS)}")
+    if not isinstance(dst, BufferLoad):
+        raise CompileError(f"{what}: the destination must be an integer element such as flags[i] (TileLang's "
+                           f"atomic_or takes scalars only), got {dst!r}")
+    _check_dst(dst.buffer, what)
+    if not (dst.buffer.dtype.is_int or dst.buffer.dtype.is_bool):
+        raise CompileError(f"{what}: the destination {dst.buffer.name} has type {dst.buffer.dtype}; it must be an "
+                           "integer")
+    v = _scalar(value, dst.buffer, what)
+    if return_prev:
+        check_per_thread(what + "(..., return_prev=True)")
+        return Call("atomic_or", [Call("address_of", [dst], _dt.handle), v], dst.buffer.dtype)
+    emit(atomic_call("or", dst, v))
+    return None
+
+
+def _lanes(x, lanes: int, what: str, role: str) -> BufferLoad:
+    """The first of `lanes` consecutive elements along the last dimension."""
+    if isinstance(x, Buffer) and not x.is_var:
+        x = BufferRegion.full(x)
+    if isinstance(x, BufferRegion):
+        ext = x.extents
+        if any(e != 1 for e in ext[:-1]) or ext[-1] != lanes:
+            raise CompileError(f"{what}: the {role} must be {lanes} consecutive elements along the last "
+                               f"dimension, got {x!r}")
+        return BufferLoad(x.buffer, x.starts)
+    if isinstance(x, BufferLoad):
+        return x
+    raise CompileError(f"{what}: the {role} must be an element (the first of {lanes}) or a slice of {lanes} "
+                       f"elements, got {x!r}")
+
+
+def _shift(e: BufferLoad, k: int) -> BufferLoad:
+    if k == 0:
+        return e
+    *lead, last = e.indices
+    return BufferLoad(e.buffer, [*lead, last + k])
+
+
+def _vector_add(lanes: int, dst, value, return_prev: bool) -> None:
+    what = f"T.atomic_addx{lanes}"
+    require_kernel(what)
+    if return_prev:
+        raise CompileError(f"{what}: return_prev=True would return a vector of {lanes} values, which tilewise "
+                           f"has no type for; use T.atomic_add(..., return_prev=True) per element")
+    d = _lanes(dst, lanes, what, "destination")
+    v = _lanes(value, lanes, what, "value")
+    _check_dst(d.buffer, what)
+    dt = d.buffer.dtype
+    emit(seq([atomic_call("add", _shift(d, k), cast(_shift(v, k), dt)) for k in range(lanes)]))
+
+
+def atomic_addx2(dst, value, return_prev: bool = False) -> None:
+    """Atomically add the two elements starting at `value` to the two starting at `dst`."""
+    _vector_add(2, dst, value, return_prev)
+
+
+def atomic_addx4(dst, value, return_prev: bool = False) -> None:
+    """Atomically add the four elements starting at `value` to the four starting at `dst`."""
+    _vector_add(4, dst, value, return_prev)
