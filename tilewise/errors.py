@@ -46,13 +46,19 @@ class InternalError(RuntimeError):
         )
 
 
+_STDLIB_DIR = os.path.dirname(os.path.abspath(os.__file__))
+
+
 def _user_frame_span() -> Span | None:
     """The innermost caller outside tilewise, for errors raised while no kernel line is being
     parsed (e.g. a T.Tensor annotation that Python evaluates when it defines the function)."""
     f = sys._getframe(1)
     while f is not None:
         name = f.f_code.co_filename
-        if not name.startswith("<") and not os.path.abspath(name).startswith(_PACKAGE_DIR + os.sep):
+        path = os.path.abspath(name)
+        # not tilewise, not the standard library (functools' cached_property calls lowering lazily)
+        if not name.startswith("<") and not path.startswith(_PACKAGE_DIR + os.sep) and \
+                not path.startswith(_STDLIB_DIR + os.sep):
             return Span(f.f_code.co_filename, f.f_lineno)
         f = f.f_back
     return None

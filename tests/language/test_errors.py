@@ -667,3 +667,45 @@ def test_cuda_block_limits_are_checked_at_the_kernel_line(threads):
     with pytest.raises(CompileError, match="allows at most") as err:
         tilewise.compile(f, target="cuda -arch=sm_80", execution_backend="emulator")
     assert "T.Kernel(1, threads=threads)" in str(err.value)
+
+
+def test_layout_errors_name_the_operator_line():
+    @T.prim_func
+    def f(A: T.Tensor((16, 16), "float16"), B: T.Tensor((16, 8), "float16"), C: T.Tensor((16, 8), "float32")):
+        with T.Kernel(1, threads=256):
+            a = T.alloc_shared((16, 16), "float16")
+            b = T.alloc_shared((16, 8), "float16")
+            c = T.alloc_fragment((16, 8), "float32")
+            T.copy(A, a)
+            T.copy(B, b)
+            T.clear(c)
+            T.gemm(a, b, c)
+            T.copy(c, C)
+
+    with pytest.raises(CompileError, match="cannot be split over 8 warps") as err:
+        tilewise.compile(f, target="cuda -arch=sm_80", execution_backend="emulator")
+    assert "T.gemm(a, b, c)" in str(err.value) and "functools" not in str(err.value)
+
+
+@pytest.mark.parametrize("target,backend", [("cpu", "auto"), ("cuda -arch=sm_80", "emulator")])
+def test_max_min_reductions_ignore_nan_on_every_target(target, backend):
+    """docs/API.md: as CUDA's fmaxf/fminf, not numpy."""
+    @T.prim_func
+    def f(A: T.Tensor((4, 64), "float32"), B: T.Tensor((4,), "float32"), C: T.Tensor((4,), "float32")):
+        with T.Kernel(1, threads=128):
+            a = T.alloc_fragment((4, 64), "float32")
+            b = T.alloc_fragment((4,), "float32")
+            c = T.alloc_fragment((4,), "float32")
+            T.copy(A, a)
+            T.reduce_max(a, b, dim=1)
+            T.reduce_min(a, c, dim=1)
+            T.copy(b, B)
+            T.copy(c, C)
+
+    a = np.random.default_rng(0).random((4, 64)).astype(np.float32)
+    a[0, 3] = np.nan
+    a[1, :] = np.nan
+    b, c = np.zeros(4, np.float32), np.zeros(4, np.float32)
+    tilewise.compile(f, target=target, execution_backend=backend)(a, b, c)
+    np.testing.assert_array_equal(b, [np.nanmax(a[0]), -np.inf, a[2].max(), a[3].max()])
+    np.testing.assert_array_equal(c, [np.nanmin(a[0]), np.inf, a[2].min(), a[3].min()])

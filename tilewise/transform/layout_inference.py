@@ -17,6 +17,7 @@ from ..ir.buffer import Buffer
 from ..ir.evaluate import evaluate
 from ..ir.expr import BinOp, BufferLoad, Const, Var
 from ..ir.machine import Machine
+from ..ir.span import at
 from ..ir.stmt import Annotation, BufferStore, For, Kernel, PrimFunc, Stmt
 from ..ir.visitor import Mutator, Visitor
 from ..layout.layout import Layout
@@ -530,10 +531,11 @@ def infer_kernel_layouts(kernel: Kernel, machine: Machine | None = None, pass_co
     def sweep(level: InferLevel, stop_at_first: bool = False) -> bool:
         li.changed = False
         for it in items:
-            if isinstance(it, ParallelNest):
-                li.infer_nest(it, level)
-            else:
-                it.infer_layout(li, level)
+            with at(getattr(it, "span", None)):  # an error names the operator's line
+                if isinstance(it, ParallelNest):
+                    li.infer_nest(it, level)
+                else:
+                    it.infer_layout(li, level)
             if stop_at_first and li.changed:
                 return True
         return li.changed

@@ -27,6 +27,7 @@ from .rasterize_blocks import rasterize_blocks
 from .simplify_indices import simplify_indices
 from .sink_global_views import sink_global_views
 from .split_div_loops import split_div_loops
+from .widen_indices import widen_indices
 
 Pass = tuple[str, Callable[[PrimFunc], PrimFunc]]
 
@@ -43,6 +44,7 @@ def loop_passes(machine: Machine, pass_configs: dict | None = None) -> list[Pass
         ("split_div_loops", split_div_loops),
         ("simplify_indices", simplify_indices),
         ("fuse_loops", fuse_loops),
+        ("widen_indices", widen_indices),
     ]
 
 
@@ -69,6 +71,7 @@ def thread_passes(machine: Machine, pass_configs: dict | None = None) -> list[Pa
         ("apply_shared_layouts", apply_shared_layouts),
         ("plan_shared_memory", lambda f: plan_shared_memory(f, machine)),
         ("simplify_indices", simplify_indices),
+        ("widen_indices", widen_indices),
     ]
 
 
