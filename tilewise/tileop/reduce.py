@@ -312,7 +312,16 @@ def all_reduce(ctx, acc: Buffer, modes, n: int, combine, dtype: DataType) -> lis
     shared-memory exchange for the others. Afterwards all of them hold the combined values."""
     out: list[Stmt] = []
     shared_modes, shuffled = [], []
+    # a power-of-two mode spanning several warps splits into its intra-warp digits (shuffles) and
+    # its warp digits (one shared-memory round: a write per warp, a read per warp of the mode)
+    split = []
     for place, radix in modes:
+        if radix & (radix - 1) == 0 and 32 % place == 0 and place < 32 < place * radix:
+            intra = 32 // place
+            split += [(place, intra), (32, radix // intra)]
+        else:
+            split.append((place, radix))
+    for place, radix in split:
         if radix & (radix - 1) == 0 and place * radix <= 32:
             lv = Var("v", _dt.int32)
             off = place
