@@ -54,7 +54,10 @@ class JITKernel:
         self.params = list(func.params)
         written = written_globals(func)
         self._written = frozenset(i for i, p in enumerate(self.params) if p in written)
-        self._binder = ArgBinder(self.params, outs, func.dynamic_vars(), self.runtime.device, self._written)
+        # CUDA code moves global memory in vectors of up to 16 bytes from a tensor's start
+        self._align = 16 if record.kind == "cuda" else 1
+        self._binder = ArgBinder(self.params, outs, func.dynamic_vars(), self.runtime.device, self._written,
+                                 self._align)
         self._fast = make_fast_call(self._binder, self.runtime)
         if verbose:
             print(self.get_kernel_source())
@@ -84,7 +87,7 @@ class JITKernel:
         other.execution_backend = backend
         other.runtime = record.runtimes[backend](self.build)
         other._binder = ArgBinder(self.params, self.out_idx, self.func.dynamic_vars(), other.runtime.device,
-                                  self._written)
+                                  self._written, self._align)
         other._fast = make_fast_call(other._binder, other.runtime)
         return other
 

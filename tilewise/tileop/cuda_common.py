@@ -9,6 +9,7 @@ from ..ir.expr import BufferLoad, Call, Const, Expr, Select, Var, logical_and
 from ..ir.simplify import prove, simplify
 from ..ir.stmt import BufferStore, Evaluate, For, IfThenElse, Stmt, seq
 from ..ir.visitor import substitute
+from .cuda_vectorize import vectorize_global
 from .region import guarded_load, guarded_store, in_bounds, region_indices, squeezed
 
 VECTOR_BYTES = 16
@@ -215,7 +216,10 @@ def fragment_loop(ctx, frag: Buffer, make_body, writes_memory: bool, region: Buf
     if writes_memory and lay.replicate > 1:
         rep = simplify(lay.replica_index(ctx.thread), ctx.ranges)
         body = IfThenElse(rep == 0, body)
-    return For(v, 0, lay.num_values, "unroll", body)
+    loop = For(v, 0, lay.num_values, "unroll", body)
+    if getattr(ctx, "pass_configs", {}).get("tir.disable_vectorize"):
+        return loop
+    return vectorize_global(loop, ranges)  # fragment <-> global copies in 128-bit pieces
 
 
 def squeeze_coords(region: BufferRegion, coords) -> list[Expr]:

@@ -13,6 +13,7 @@ from ..ir.machine import Machine
 from ..ir.simplify import simplify
 from ..ir.stmt import Allocate, BufferStore, Evaluate, For, IfThenElse, Kernel, PrimFunc
 from ..ir.visitor import substitute
+from ..tileop.cuda_vectorize import vectorize_global
 from .cuda_context import CudaLowerContext
 from .ranges import RangeMutator
 
@@ -99,6 +100,8 @@ class _LowerParallel(RangeMutator):
         self.ranges = ranges
         new_body = self.visit(new_body)
         out = For(v, 0, lay.num_values, "unroll", new_body, span=f.span)
+        if not self.pass_configs.get("tir.disable_vectorize"):
+            out = vectorize_global(out, ranges)
         return out
 
     def _guard_replicated_stores(self, body, lay, tid, ranges):

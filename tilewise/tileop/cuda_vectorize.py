@@ -1,0 +1,128 @@
+"""CUDA: 128-bit global accesses for element-wise T.Parallel nests.
+
+After lower_parallel_cuda a nest is `for v in unroll(P): store(f(loads))`, one element per v.
+Where a thread's consecutive values v are consecutive elements of a global tensor's row (the
+layouts of element-wise nests give each thread runs of 4 or 8), the loop is cut into runs of W
+(W elements = 16 bytes at most): each global load that walks the run becomes one `copy_vec`
+into a W-element register array before the run, the global store one `copy_vec` out of another
+after it, and the arithmetic runs per element in between (LDG.E.128 / STG.E.128 instead of four
+LDG.E). A run is vectorised only when it is provably contiguous (every index but the last
+independent of the position in the run, the last one advancing by 1) and aligned (its first
+element a multiple of W, and the row length too, tensors starting 16-byte aligned as
+allocators give them). Loads under a condition (`if_then_else`, bounds guards) stay scalar, and
+a guarded store keeps the whole loop scalar."""
+from __future__ import annotations
+
+from ..ir import dtype as _dt
+from ..ir.buffer import Buffer
+from ..ir.expr import BufferLoad, Call, Const, Expr, Select, Var
+from ..ir.simplify import prove, simplify
+from ..ir.stmt import Allocate, BufferStore, Evaluate, For, Stmt, seq
+from ..ir.visitor import Mutator, substitute
+
+VECTOR_BYTES = 16
+
+
+def vectorize_global(loop: For, ranges: dict) -> Stmt:
+    """The loop with its global accesses in W-element vectors, or the loop itself."""
+    body = loop.body
+    start = loop.start.value if isinstance(loop.start, Const) else loop.start
+    if not isinstance(body, BufferStore) or not (isinstance(start, int) and start == 0):
+        return loop
+    n = loop.extent.value if isinstance(loop.extent, Const) else loop.extent
+    if not isinstance(n, int):
+        return loop
+    loads = _plain_global_loads(body.value)
+    store_global = body.buffer.root.is_global
+    if not loads and not store_global:
+        return loop
+    elem = max([ld.buffer.dtype.bytes for ld in loads] + ([body.buffer.dtype.bytes] if store_global else []))
+    W = VECTOR_BYTES // elem
+    while W > 1:
+        if n % W == 0:
+            plan = _plan(loop, body, loads, store_global, W, ranges)
+            if plan is not None:
+                return plan
+        W //= 2
+    return loop
+
+
+def _plain_global_loads(e: Expr) -> list[BufferLoad]:
+    """Global loads evaluated unconditionally (not under a Select or an if_then_else)."""
+    out: list[BufferLoad] = []
+
+    def walk(x):
+        if isinstance(x, BufferLoad):
+            if x.buffer.root.is_global and not any(x is o for o in out):
+                out.append(x)
+            for i in x.indices:
+                walk(i)
+            return
+        if isinstance(x, Select) or (isinstance(x, Call) and x.name == "if_then_else"):
+            return
+        for c in x.children():
+            if isinstance(c, Expr):
+                walk(c)
+
+    walk(e)
+    return out
+
+
+def _run_ok(buf: Buffer, indices, v: Var, vo: Var, vi: Var, W: int, ranges: dict) -> bool:
+    """indices(v = vo*W + vi) advance by vi along the last axis only, from a W-aligned start."""
+    if not indices or not isinstance(buf.shape[-1], int) or buf.shape[-1] % W:
+        return False
+    at = [simplify(substitute(i, {v: vo * W + vi}), ranges) for i in indices]
+    start = [simplify(substitute(i, {vi: Const(0, _dt.int32)}), ranges) for i in at]
+    for k, (a, s) in enumerate(zip(at, start)):
+        want = vi if k == len(at) - 1 else Const(0, a.dtype)
+        if prove(simplify(a - s, ranges) == want, ranges) is not True:
+            return False
+    return prove(simplify(start[-1] % W, ranges) == 0, ranges) is True
+
+
+def _plan(loop: For, body: BufferStore, loads, store_global: bool, W: int, ranges: dict) -> Stmt | None:
+    v = loop.var
+    vo, vi = Var(v.name + "o", _dt.int32), Var(v.name + "i", _dt.int32)
+    r = dict(ranges)
+    r[vo] = (0, loop.extent.value // W - 1)
+    r[vi] = (0, W - 1)
+    vec_loads = [ld for ld in loads if _run_ok(ld.buffer, ld.indices, v, vo, vi, W, r)]
+    store_vec = store_global and _run_ok(body.buffer, body.indices, v, vo, vi, W, r)
+    if store_global and not store_vec:
+        return None  # the store would stay scalar: the loads alone gain little, keep it simple
+    if not vec_loads and not store_vec:
+        return None
+    pre: list[Stmt] = []
+    regs: dict = {}
+    for k, ld in enumerate(vec_loads):
+        reg = Buffer(f"{ld.buffer.name}_v{k}", (W,), ld.buffer.dtype, "local")
+        regs[id(ld)] = reg
+        first = [simplify(substitute(i, {v: vo * W}), r) for i in ld.indices]
+        pre += [Allocate(reg), _copy_vec(reg, [Const(0, _dt.int32)], ld.buffer, first, W)]
+
+    class _Use(Mutator):
+        def visit_BufferLoad(self, e: BufferLoad):
+            reg = regs.get(id(e))
+            if reg is not None:
+                return BufferLoad(reg, [vi])
+            return self.generic_visit(e)
+
+    value = simplify(substitute(_Use().visit(body.value), {v: vo * W + vi}), r)
+    if store_vec:
+        out = Buffer(f"{body.buffer.name}_v", (W,), body.buffer.dtype, "local")
+        first = [simplify(substitute(i, {v: vo * W}), r) for i in body.indices]
+        inner = For(vi, 0, W, "unroll", BufferStore(out, [vi], value, span=body.span))
+        steps = pre + [Allocate(out), inner, _copy_vec(body.buffer, first, out, [Const(0, _dt.int32)], W)]
+    else:
+        idx = [simplify(substitute(i, {v: vo * W + vi}), r) for i in body.indices]
+        steps = pre + [For(vi, 0, W, "unroll", BufferStore(body.buffer, idx, value, span=body.span))]
+    return For(vo, 0, loop.extent.value // W, "unroll", seq(steps), span=loop.span)
+
+
+def _copy_vec(dst: Buffer, d_idx, src: Buffer, s_idx, W: int) -> Stmt:
+    def addr(b, idx):
+        return Call("address_of", [BufferLoad(b, idx)], _dt.handle)
+
+    return Evaluate(Call("copy_vec", [addr(dst, d_idx), addr(src, s_idx)], _dt.handle,
+                         {"bytes": W * src.dtype.bytes}))
