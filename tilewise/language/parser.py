@@ -673,10 +673,17 @@ class Parser:
         self.emit(stmt)
 
     def stmt_With(self, node):
-        if len(node.items) != 1:
-            raise self.error(node, "use one context manager per with statement")
         item = node.items[0]
         spec = self.eval(item.context_expr)
+        if hasattr(spec, "parse_with"):  # TVM script frames: T.If / T.Then / T.While / T.attr (control.py)
+            if item.optional_vars is not None:
+                raise self.error(node, f"{type(spec).__name__.strip('_').replace('Frame', '')} binds no names")
+            body = node.body if len(node.items) == 1 else [
+                ast.With(items=node.items[1:], body=node.body, lineno=node.lineno, col_offset=node.col_offset)]
+            spec.parse_with(self, node, body)
+            return
+        if len(node.items) != 1:
+            raise self.error(node, "use one context manager per with statement")
         if not isinstance(spec, KernelSpec):
             raise self.error(node, f"unsupported with-statement context {type(spec).__name__}; expected T.Kernel")
         b = _builder.require("T.Kernel")
