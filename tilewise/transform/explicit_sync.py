@@ -66,6 +66,14 @@ DROPPABLE = {
 }
 
 
+def _nothing() -> SeqStmt:
+    return SeqStmt([])  # what a removed statement becomes (flattened away in sequences)
+
+
+def _empty(s) -> bool:
+    return isinstance(s, SeqStmt) and not s.stmts
+
+
 def _call(s) -> Call | None:
     if isinstance(s, Evaluate) and isinstance(s.value, Call):
         return s.value
@@ -132,17 +140,15 @@ class _Kernel(Mutator):
                 raise CompileError(f"{PRIMITIVES['mbarrier_init']}: mbarriers need sm_90 or newer (the target is "
                                    f"{self.machine.name})", s.span)
             self.barriers.append(s.buffer)
-            return None  # declared in the kernel's prologue
+            return _nothing()  # declared in the kernel's prologue
         return self.generic_visit(s)
 
     def visit_SeqStmt(self, s: SeqStmt):
         out = []
         for x in s.stmts:
             y = self.visit(x)
-            if y is None:
-                continue
             out.extend(y.stmts if isinstance(y, SeqStmt) else [y])
-        return seq(out) if out else None
+        return seq(out) if out else _nothing()
 
     def visit_Evaluate(self, s: Evaluate):
         c = _call(s)
@@ -152,14 +158,14 @@ class _Kernel(Mutator):
         what = PRIMITIVES.get(name, name)
         if name == "mbarrier_init":
             self.inits.append(s)
-            return None
+            return _nothing()
         if name in MBARRIER and not self.machine.has("mbarrier"):
             raise CompileError(f"{what} needs mbarriers (sm_90 or newer); the target is {self.machine.name}", s.span)
         if name in DROPPABLE:
             feature, why = DROPPABLE[name]
             if not self.machine.has(feature):
                 self.note(s.span, f"{what}: dropped on {self.machine.name}: {why}")
-                return None
+                return _nothing()
         if name in WARPGROUP_WIDE:
             r = self.range
             if r == INEXACT or r[0] % 128 or (r[1] + 1) % 128:
@@ -179,12 +185,13 @@ class _Kernel(Mutator):
             if saved != INEXACT:
                 self.range = branch_threads(s.cond, truth, self.k, saved)
             try:
-                out.append(self.visit(body))
+                b = self.visit(body)
+                out.append(None if _empty(b) else b)
             finally:
                 self.range = saved
         then_body, else_body = out
         if then_body is None and else_body is None:
-            return None
+            return _nothing()
         if then_body is None:
             return IfThenElse(logical_not(s.cond), else_body, span=s.span)
         return IfThenElse(s.cond, then_body, else_body, span=s.span)
@@ -196,7 +203,7 @@ class _Kernel(Mutator):
                 self.note(f.span, "T.Pipelined: the loop synchronises its threads itself (mbarriers, named barriers or "
                                   "T.tma_copy), so it runs as written, without the compiler's software pipeline")
                 body = self.visit(f.body)
-                return For(f.var, f.start, f.extent, "serial", body if body is not None else seq([]),
+                return For(f.var, f.start, f.extent, "serial", body,
                            {k: v for k, v in f.annotations.items() if k not in ("num_stages", "order", "stage")},
                            span=f.span)
         return self.generic_visit(f)
@@ -230,7 +237,7 @@ class _Pass(Mutator):
         u = _uses(k.body)
         m = _Kernel(k, self.machine, self.configs)
         body = m.visit(k.body)
-        body = seq(m.prologue() + ([body] if body is not None else []))
+        body = seq(m.prologue() + ([] if _empty(body) else [body]))
         attrs = dict(k.attrs)
         if u.tma_copy or u.calls & set(WARP_SYNC + ("setmaxnreg",)):
             attrs["warp_specialized"] = True
