@@ -534,3 +534,71 @@ def test_ws_kernels_needing_named_barriers_are_compile_errors_on_the_cpu():
         with pytest.warns(UserWarning):
             tilewise.compile(W.matmul_warp_specialize_copy_gemm_0_1.get_tir(128, 128, 64, 128, 128, 64), target="cpu")
     assert "ws_programs.py:" in str(e.value)
+
+
+# ---------------------------------------------------------------------------- pipelines and warpgroups
+
+
+def gemm_per_warpgroup(M, N, K, stages, outer_pipeline: bool):
+    """Each warpgroup computes half of the columns from its own pipelined K loop (inside T.ws), or
+    one T.Pipelined loop at block level copies A for both (the compiler's TMA pipeline) and each
+    warpgroup copies its B half inside its T.ws block."""
+    bm, bn, bk = 128, 128, 64
+
+    @T.prim_func
+    def main(A: T.Tensor((M, K), "float16"), B: T.Tensor((K, N), "float16"), C: T.Tensor((M, N), "float32")):
+        with T.Kernel(T.ceildiv(N, bn), T.ceildiv(M, bm), threads=256) as (bx, by):
+            A_s = T.alloc_shared((bm, bk), "float16")
+            A_s1 = T.alloc_shared((bm, bk), "float16")
+            B_s0 = T.alloc_shared((bk, bn // 2), "float16")
+            B_s1 = T.alloc_shared((bk, bn // 2), "float16")
+            C0 = T.alloc_fragment((bm, bn // 2), "float32")
+            C1 = T.alloc_fragment((bm, bn // 2), "float32")
+            if outer_pipeline:
+                with T.ws(0):
+                    T.clear(C0)
+                with T.ws(1):
+                    T.clear(C1)
+                for ko in T.Pipelined(T.ceildiv(K, bk), num_stages=stages):
+                    T.copy(A[by * bm, ko * bk], A_s)
+                    with T.ws(0):
+                        T.copy(B[ko * bk, bx * bn], B_s0)
+                        T.gemm(A_s, B_s0, C0)
+                    with T.ws(1):
+                        T.copy(B[ko * bk, bx * bn + bn // 2], B_s1)
+                        T.gemm(A_s, B_s1, C1)
+            else:
+                with T.ws(0):
+                    T.clear(C0)
+                    for ko in T.Pipelined(T.ceildiv(K, bk), num_stages=stages):
+                        T.copy(A[by * bm, ko * bk], A_s)
+                        T.copy(B[ko * bk, bx * bn], B_s0)
+                        T.gemm(A_s, B_s0, C0)
+                with T.ws(1):
+                    T.clear(C1)
+                    for ko in T.Pipelined(T.ceildiv(K, bk), num_stages=stages):
+                        T.copy(A[by * bm, ko * bk], A_s1)
+                        T.copy(B[ko * bk, bx * bn + bn // 2], B_s1)
+                        T.gemm(A_s1, B_s1, C1)
+            with T.ws(0):
+                T.copy(C0, C[by * bm, bx * bn])
+            with T.ws(1):
+                T.copy(C1, C[by * bm, bx * bn + bn // 2])
+
+    return main
+
+
+@pytest.mark.parametrize("outer", [True, False], ids=["block-pipeline", "pipelines-in-ws"])
+def test_pipelines_around_and_inside_warpgroup_blocks(outer):
+    M, N, K = 200, 136, 320
+    k = _compile(gemm_per_warpgroup(M, N, K, 3, outer))
+    notes = " ".join(k.lowering_notes())
+    if outer:
+        assert "completing on its pipeline stage's mbarrier" in notes, notes  # A through the compiler's pipeline
+    else:
+        assert "runs on part of the block's threads" in notes, notes  # each warpgroup's loop runs as written
+    assert notes.count("wgmma.m64n64k16 on 1 warpgroup") == 2, notes
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((M, K)).astype(np.float16)
+    b = rng.standard_normal((K, N)).astype(np.float16)
+    np.testing.assert_allclose(k(a, b), a.astype(np.float64) @ b.astype(np.float64), rtol=1e-3, atol=1e-3)

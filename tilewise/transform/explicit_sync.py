@@ -199,9 +199,15 @@ class _Kernel(Mutator):
     def visit_For(self, f: For):
         if f.kind == "pipelined":
             u = _uses(f.body)
+            why = None
             if u.tma_copy or (u.calls & set(WARP_SYNC)):
-                self.note(f.span, "T.Pipelined: the loop synchronises its threads itself (mbarriers, named barriers or "
-                                  "T.tma_copy), so it runs as written, without the compiler's software pipeline")
+                why = "the loop synchronises its threads itself (mbarriers, named barriers or T.tma_copy)"
+            elif self.range != self.full and self.machine.has("tma"):
+                # the compiler's TMA pipeline sets up its barriers and issues its copies from thread 0
+                why = "it runs on part of the block's threads (an `if` on the thread index, such as T.ws)"
+            if why is not None:
+                self.note(f.span, f"T.Pipelined: {why}, so it runs as written, without the compiler's software "
+                                  "pipeline")
                 body = self.visit(f.body)
                 return For(f.var, f.start, f.extent, "serial", body,
                            {k: v for k, v in f.annotations.items() if k not in ("num_stages", "order", "stage")},
