@@ -409,6 +409,8 @@ def bad(kind: str, threads=256):
                 T.sync_threads(1, 100)
             elif kind == "sync_too_many":
                 T.sync_threads(1, 512)
+            elif kind == "sync_zero_partial":
+                T.sync_threads(0, 128)
             elif kind == "sync_count_alone":
                 T.sync_threads(arrive_count=128)
             elif kind == "arrive_count":
@@ -481,6 +483,7 @@ BAD = [
     ("sync_count", r"T.sync_threads: the thread count must be a multiple of 32 \(whole warps\), got 100"),
     ("sync_too_many", r"T.sync_threads: the thread count must be from 32 to 256, got 512"),
     ("sync_count_alone", r"arrive_count=128 without a barrier id"),
+    ("sync_zero_partial", r"T.sync_threads: barrier 0 is __syncthreads' \(all 256 threads of the block\); use ids 1-15"),
     ("arrive_count", r"T.named_barrier_arrive: the thread count must be a multiple of 32"),
     ("lane_zero", r"T.get_lane_idx: warp_size must be at least 1, got 0"),
     ("group_without_warp", r"T.get_warp_group_idx expects warp_size when warps_per_group is given"),
@@ -602,3 +605,16 @@ def test_pipelines_around_and_inside_warpgroup_blocks(outer):
     a = rng.standard_normal((M, K)).astype(np.float16)
     b = rng.standard_normal((K, N)).astype(np.float16)
     np.testing.assert_allclose(k(a, b), a.astype(np.float64) @ b.astype(np.float64), rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("producer, consumers", [(2, (0, 1)), (0, (1, 2))], ids=["producer-last", "producer-first"])
+def test_two_consumer_warpgroups_split_the_tile(producer, consumers, nvrtc_check):
+    """FlashAttention-3's arrangement: one producer warpgroup, two consumer warpgroups sharing one
+    accumulator tile (wgmma over 2 warpgroups), register budgets moved to them."""
+    func = W.ws_gemm_variant(200, 136, 320, producer=producer, consumers=consumers, producer_regs=40,
+                             consumer_regs=232)
+    k = _compile(func)
+    assert any(re.search(r"wgmma\.m64n\d+k16 on 2 warpgroup\(s\)", n) for n in k.lowering_notes()), k.lowering_notes()
+    a, b, ref = _inputs(200, 136, 320)
+    _check(k(a, b), ref)
+    nvrtc_check(func, expect={"sm_90a": ("HGMMA", "SYNCS")}, archs=("sm_90a",))

@@ -216,22 +216,24 @@ def matmul_barrierpipe_tma(M, N, K, block_M, block_N, block_K, dtype="float16", 
     return main
 
 
-# copy_1_gemm_0 with register budgets (the producer gives registers to the consumer) and, when
-# asked, thread copies instead of TMA (the producer's writes then need the proxy fence)
+# copy_1_gemm_0 with register budgets (the producer gives registers to the consumer), with the
+# producer and consumer warpgroups placed anywhere (several consumers split the tile's rows),
+# and, when asked, thread copies instead of TMA (the producer's writes then need the proxy fence)
 def ws_gemm_variant(M, N, K, block_M=128, block_N=128, block_K=64, dtype="float16", accum_dtype="float",
-                    producer_regs=None, consumer_regs=None):
+                    producer_regs=None, consumer_regs=None, producer=1, consumers=(0,)):
+    threads = 128 * (len(consumers) + 1)
 
     @T.prim_func
     def main(A: T.Tensor((M, K), dtype), B: T.Tensor((K, N), dtype), C: T.Tensor((M, N), dtype)):
-        with T.Kernel(T.ceildiv(N, block_N), T.ceildiv(M, block_M), threads=256) as (bx, by):
+        with T.Kernel(T.ceildiv(N, block_N), T.ceildiv(M, block_M), threads=threads) as (bx, by):
             A_shared = T.alloc_shared((block_M, block_K), dtype)
             B_shared = T.alloc_shared((block_K, block_N), dtype)
             C_local = T.alloc_fragment((block_M, block_N), accum_dtype)
             full = T.alloc_barrier(arrive_count=128)
-            empty = T.alloc_barrier(arrive_count=128)
-            with T.ws(0):
+            empty = T.alloc_barrier(arrive_count=128 * len(consumers))
+            with T.ws(*consumers):
                 T.clear(C_local)
-            with T.ws(1):
+            with T.ws(producer):
                 if producer_regs is not None:
                     T.dec_max_nreg(producer_regs)
                 for ko in T.serial(T.ceildiv(K, block_K)):
@@ -239,7 +241,7 @@ def ws_gemm_variant(M, N, K, block_M=128, block_N=128, block_K=64, dtype="float1
                     T.copy(A[by * block_M, ko * block_K], A_shared)
                     T.copy(B[ko * block_K, bx * block_N], B_shared)
                     T.barrier_arrive(full)
-            with T.ws(0):
+            with T.ws(*consumers):
                 if consumer_regs is not None:
                     T.inc_max_nreg(consumer_regs)
                 for ko in T.serial(T.ceildiv(K, block_K)):

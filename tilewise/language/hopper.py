@@ -395,6 +395,9 @@ def _named(barrier_id, count, threads: int, what: str):
     n = _int_arg(count, f"{what}: the thread count", 32, threads)
     if isinstance(n, int) and n % 32:
         raise CompileError(f"{what}: the thread count must be a multiple of 32 (whole warps), got {n}")
+    if isinstance(i, int) and i == 0 and not (isinstance(n, int) and n == threads):
+        raise CompileError(f"{what}: barrier 0 is __syncthreads' (all {threads} threads of the block); use ids 1-15 "
+                           "for barriers of part of the block")
     return i, n
 
 
