@@ -618,3 +618,62 @@ def test_two_consumer_warpgroups_split_the_tile(producer, consumers, nvrtc_check
     a, b, ref = _inputs(200, 136, 320)
     _check(k(a, b), ref)
     nvrtc_check(func, expect={"sm_90a": ("HGMMA", "SYNCS")}, archs=("sm_90a",))
+
+
+# ---------------------------------------------------------------------------- seeded bugs
+
+
+def _header_edit(old: str, new: str):
+    import os
+
+    from tilewise.backend.cuda.toolkit import INCLUDE_DIR
+
+    with open(os.path.join(INCLUDE_DIR, "tw_cuda.h")) as f:
+        text = f.read()
+    assert text.count(old) == 1, old
+    return lambda src: src.replace('#include "tw_cuda.h"', text.replace(old, new))
+
+
+def _source_edit(pattern: str, repl: str):
+    def edit(src):
+        out, n = re.subn(pattern, repl, src)
+        assert n, pattern
+        return out
+
+    return edit
+
+
+SEEDED = {
+    # name: (edit of the generated source, program, pass configs, error the PTX interpreter raises)
+    "expect-tx-dropped": (_header_edit('asm volatile("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;\\n"',
+                                       'asm volatile("// [%0], %1\\n"'),
+                          lambda: W.matmul_barrierpipe_tma.get_tir(128, 128, 192, 128, 128, 64), None, "AsyncCopyError"),
+    "handover-fence-dropped": (_source_edit(r"tw::fence_proxy_async\(\);\n(\s*)tw::mbarrier_arrive\(\(&full",
+                                            r"\1tw::mbarrier_arrive((&full"),
+                               lambda: W.ws_gemm_variant(128, 128, 192), {"tl.disable_tma_lower": True},
+                               "AsyncAccessError"),
+    "warpgroup-barrier-dropped": (_source_edit(r"tw::named_barrier\(\(uint32_t\)\(1\), \(uint32_t\)\(128\)\);", ""),
+                                  lambda: W.matmul_warp_specialize_copy_gemm_0_1.get_tir(128, 128, 192, 128, 128, 64),
+                                  {"tl.disable_tma_lower": True}, "RaceError"),
+    "producer-arrival-dropped": (_source_edit(r"tw::mbarrier_arrive\(\(&data_is_ready\[0\]\)\);", ""),
+                                 lambda: W.matmul_warp_specialize_copy_1_gemm_0.get_tir(128, 128, 192, 128, 128, 64),
+                                 None, "DeadlockError"),
+}
+
+
+@pytest.mark.parametrize("name", list(SEEDED))
+def test_seeded_bugs_in_warp_specialised_code_are_caught(name):
+    """Each seeded bug in what the primitives lower to is reported by the PTX interpreter."""
+    from tilewise.engine.callback import register_cuda_postproc_callback, unregister_cuda_postproc_callback
+    from tilewise.ptx import EmulatorError
+
+    edit, program, configs, expect = SEEDED[name]
+    register_cuda_postproc_callback(lambda code, target: edit(code))
+    try:
+        k = _compile(program(), pass_configs=configs)
+    finally:
+        unregister_cuda_postproc_callback()
+    a, b, _ = _inputs(128, 128, 192)
+    with pytest.raises(EmulatorError) as err:
+        k(a, b)
+    assert type(err.value).__name__ == expect, err.value
