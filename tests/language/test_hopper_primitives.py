@@ -591,16 +591,22 @@ def gemm_per_warpgroup(M, N, K, stages, outer_pipeline: bool):
     return main
 
 
+@pytest.mark.parametrize("arch", ["sm_90a", "sm_80"])
 @pytest.mark.parametrize("outer", [True, False], ids=["block-pipeline", "pipelines-in-ws"])
-def test_pipelines_around_and_inside_warpgroup_blocks(outer):
+def test_pipelines_around_and_inside_warpgroup_blocks(outer, arch):
+    """T.ws without mbarriers: on sm_90a wgmma per warpgroup and TMA, on sm_80 mma.sync per
+    warpgroup and cp.async pipelines inside the T.ws blocks."""
     M, N, K = 200, 136, 320
-    k = _compile(gemm_per_warpgroup(M, N, K, 3, outer))
+    k = _compile(gemm_per_warpgroup(M, N, K, 3, outer), target=f"cuda -arch={arch}")
     notes = " ".join(k.lowering_notes())
-    if outer:
+    if arch == "sm_80":
+        assert notes.count("T.gemm 128x64x64: mma.sync") == 2, notes
+    elif outer:
         assert "completing on its pipeline stage's mbarrier" in notes, notes  # A through the compiler's pipeline
     else:
         assert "runs on part of the block's threads" in notes, notes  # each warpgroup's loop runs as written
-    assert notes.count("wgmma.m64n64k16 on 1 warpgroup") == 2, notes
+    if arch == "sm_90a":
+        assert notes.count("wgmma.m64n64k16 on 1 warpgroup") == 2, notes
     rng = np.random.default_rng(5)
     a = rng.standard_normal((M, K)).astype(np.float16)
     b = rng.standard_normal((K, N)).astype(np.float16)
