@@ -13,7 +13,8 @@ Runs first among the tile-level passes, so every such intrinsic it sees is the p
   whole warpgroups are CompileErrors;
 - a T.Pipelined loop whose body synchronises itself (mbarrier waits or arrivals, named
   barriers, T.tma_copy) runs as written: the compiler neither multi-buffers its tiles nor adds
-  its own copy pipeline (a lowering note says so);
+  its own copy pipeline (a lowering note says so); so does one inside an `if` that keeps part of
+  the block on a TMA target (the compiler's TMA pipeline initialises and issues from thread 0);
 - `Kernel.attrs`: "warp_specialized" (the program synchronises its warps itself: the emulator
   schedules warps), "explicit_sync" (it waits on mbarriers or named barriers, so ordering
   shared memory between disjoint thread ranges is its own business: insert_barriers), and
@@ -118,10 +119,9 @@ def _uses(stmt) -> _Uses:
 
 
 class _Kernel(Mutator):
-    def __init__(self, k: Kernel, machine: Machine, configs: dict):
+    def __init__(self, k: Kernel, machine: Machine):
         self.k = k
         self.machine = machine
-        self.configs = configs
         self.notes: list[str] = []
         self.barriers: list[Buffer] = []
         self.inits: list[Stmt] = []
@@ -235,13 +235,12 @@ class _Kernel(Mutator):
 
 
 class _Pass(Mutator):
-    def __init__(self, machine: Machine, configs: dict):
+    def __init__(self, machine: Machine):
         self.machine = machine
-        self.configs = configs
 
     def visit_Kernel(self, k: Kernel):
         u = _uses(k.body)
-        m = _Kernel(k, self.machine, self.configs)
+        m = _Kernel(k, self.machine)
         body = m.visit(k.body)
         body = seq(m.prologue() + ([] if _empty(body) else [body]))
         attrs = dict(k.attrs)
@@ -257,5 +256,5 @@ class _Pass(Mutator):
 
 
 def explicit_sync(func: PrimFunc, machine: Machine, pass_configs: dict | None = None) -> PrimFunc:
-    return func.with_body(_Pass(machine, dict(pass_configs or {})).visit(func.body))
+    return func.with_body(_Pass(machine).visit(func.body))
 
