@@ -11,7 +11,14 @@ from ..transform.written_globals import written_globals
 from . import build as builds
 from .args import ArgBinder
 from .fast_call import make_fast_call
-from .options import check_configs, check_func, normalize_out_idx, programs_threads
+from .options import (
+    check_configs,
+    check_func,
+    normalize_out_idx,
+    programs_threads,
+    refuse_lowered_warp_sync,
+    refuse_warp_sync,
+)
 from .target import RECORDS, TILELANG_BACKENDS, Target, parse_target, record_for, resolve_backend
 
 
@@ -36,6 +43,7 @@ class JITKernel:
             # A kernel that programs threads itself (T.get_thread_binding) relies on every thread
             # of a block running; this target runs a block as one thread, so the kernel runs as
             # its CUDA program, thread by thread, in the emulator (exact, but far slower).
+            refuse_warp_sync(func, tgt)
             warnings.warn(
                 f"{func.name} uses T.get_thread_binding: on the {tgt} target it runs thread-exactly in the CUDA "
                 "emulator, which is slow; write it with tile operators and T.Parallel for native CPU code",
@@ -50,6 +58,8 @@ class JITKernel:
         self.execution_backend = backend
         self.pass_configs = configs
         self.build = builds.build(func, record, record.machine(arch), configs)
+        if record is not record_for(tgt):  # the thread-exact path of a CPU-like target
+            refuse_lowered_warp_sync(self.build.lowered, tgt)
         self.runtime = record.runtimes[backend](self.build)
         self.params = list(func.params)
         written = written_globals(func)

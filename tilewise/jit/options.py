@@ -1,9 +1,12 @@
 """The checks compile() makes on its arguments before anything is built."""
 from __future__ import annotations
 
+from ..errors import CompileError
 from ..ir.buffer import Buffer
-from ..ir.stmt import Kernel, PrimFunc
+from ..ir.expr import Call
+from ..ir.stmt import Evaluate, Kernel, PrimFunc
 from ..ir.visitor import collect_vars, walk
+from ..transform.explicit_sync import warp_sync_uses
 from ..transform.pass_config import PassConfigKey, plain_keys
 
 KNOWN_PASS_CONFIGS = {k.value for k in PassConfigKey}
@@ -79,3 +82,36 @@ def programs_threads(func: PrimFunc) -> bool:
     found = []
     walk(func.body, lambda n: found.append(n) if isinstance(n, Kernel) and n.attrs.get("uses_thread_binding") else None)
     return bool(found)
+
+
+def refuse_warp_sync(func: PrimFunc, target) -> None:
+    """The thread-exact path of a target whose blocks are one thread (the CPU) runs the kernel's
+    CUDA program in the emulator, which executes a block in lockstep: threads that synchronise
+    with each other through mbarriers or named barriers (warp-specialised code) cannot run there
+    yet. A CompileError naming the first such primitive and its line."""
+    uses = warp_sync_uses(func)
+    if uses:
+        what, span = uses[0]
+        raise CompileError(
+            f"{what} synchronises threads with each other (warp-specialised code); on the {target} target a kernel "
+            "that programs its threads runs thread-exactly in the CUDA emulator, which cannot run such kernels yet. "
+            "Compile for target='cuda -arch=sm_90a' (execution_backend='ptx' runs it without a GPU)", span)
+
+
+def refuse_lowered_warp_sync(lowered: PrimFunc, target) -> None:
+    """The same for barriers the compiler placed among part of a block's threads (tile operators
+    inside `with T.ws(i):` that hand shared memory to each other: named barriers)."""
+    found = []
+
+    def f(n):
+        if isinstance(n, Evaluate) and isinstance(n.value, Call) and n.value.name in ("named_barrier",
+                                                                                      "named_barrier_arrive"):
+            found.append(n)
+
+    walk(lowered.body, f)
+    if found:
+        raise CompileError(
+            f"tile operators here run on part of the block's threads (an `if` on the thread index such as "
+            f"`with T.ws(i):`) and need a barrier among those threads only (a named barrier); on the {target} target "
+            "such a kernel runs thread-exactly in the CUDA emulator, which cannot run it yet. Compile for "
+            "target='cuda -arch=sm_90a' (execution_backend='ptx' runs it without a GPU)", found[0].span)

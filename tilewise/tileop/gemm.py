@@ -105,7 +105,7 @@ class Gemm(TileOp):
                             f"{what} ({r.buffer.name}) must be in shared memory, not a fragment")
         M, N, K = self.mnk
         T = li.threads
-        plan = plan_wgmma(self, li.machine, T) if li.machine is not None else "no machine"
+        plan = plan_wgmma(self, li.machine, T, li.first_thread) if li.machine is not None else "no machine"
         if isinstance(plan, WgmmaPlan):
             # Hopper: the wgmma accumulator and A-register fragments, shared operands in the
             # swizzled atoms the descriptors (and TMA) address
@@ -146,12 +146,10 @@ class Gemm(TileOp):
 
     @lowering("sm90")
     def lower_sm90(self, ctx) -> Stmt:
-        plan = plan_wgmma(self, ctx.machine, ctx.block_threads)
+        first = ctx.thread_span[0] if ctx.thread_span is not None else 0
+        plan = plan_wgmma(self, ctx.machine, ctx.threads, first)
         if isinstance(plan, str):
             return self.lower_cuda(ctx, why_not_wgmma=plan)
-        if ctx.thread_span is not None:
-            raise CompileError("T.gemm on wgmma inside an `if` on the thread index: a warpgroup MMA needs all "
-                               "threads of the block; move the gemm out of the `if`", self.span)
         M, N, K = self.mnk
         ctx.note(self, f"T.gemm {M}x{N}x{K}: wgmma.m64n{plan.n_chunk}k{plan.k_step} on {plan.warpgroups} "
                        f"warpgroup(s) ({plan.grid.warp_m} x {plan.grid.warp_n}), A from "

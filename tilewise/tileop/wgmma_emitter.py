@@ -47,12 +47,13 @@ class WgmmaPlan:
         return self.grid.warp_m * self.grid.warp_n
 
 
-def plan_wgmma(op, machine: Machine, threads: int, narrowed: bool = False) -> WgmmaPlan | str:
-    """How `op` (a T.gemm) runs on wgmma, or why it cannot (the reason becomes a lowering note)."""
+def plan_wgmma(op, machine: Machine, threads: int, first_thread: int = 0) -> WgmmaPlan | str:
+    """How `op` (a T.gemm) runs on wgmma, or why it cannot (the reason becomes a lowering note).
+    `threads` run it, starting at `first_thread` (an `if` on the thread index may narrow them)."""
     if not machine.has("wgmma"):
         return f"{machine.name} has no wgmma (it needs sm_90a)"
-    if narrowed:
-        return "it runs on part of the block's threads (inside an `if` on the thread index)"
+    if first_thread % 128:
+        return f"the threads running it start at thread {first_thread}, inside a warpgroup"
     a, b, c = op.A.buffer.dtype.name, op.B.buffer.dtype.name, op.C.buffer.dtype.name
     accs, k_step = _TYPES.get((a, b), ((), 0))
     if c not in accs:
@@ -61,7 +62,7 @@ def plan_wgmma(op, machine: Machine, threads: int, narrowed: bool = False) -> Wg
     if K % k_step:
         return f"K = {K} is not a multiple of the instruction's {k_step}"
     if threads % 128:
-        return f"the block's {threads} threads are not whole warpgroups of 128"
+        return f"the {threads} threads running it are not whole warpgroups of 128"
     grid = wgmma_grid(M, N, threads, GemmWarpPolicy(op.policy).name)
     if grid is None:
         return f"the {M}x{N} tile does not split over {threads // 128} warpgroup(s) of 128 threads in rows of 64"

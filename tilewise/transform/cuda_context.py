@@ -73,7 +73,9 @@ class CudaLowerContext(LowerContext):
         return tid
 
     def fragment_layout(self, buf: Buffer):
-        if self.thread_span is not None:
+        if self.thread_span is not None and self.layouts.fragment_ranges.get(buf) != self.thread_span:
+            # layout inference gives a fragment used inside an `if` on the thread index the
+            # threads of that `if` (LayoutMap.fragment_ranges); the operator runs on others
             raise fragment_in_range(buf, self.op_span)
         lay = self.layouts.fragments.get(buf)
         if lay is None:

@@ -3,8 +3,20 @@ another wrote (or overwrite what another read), including across loop iterations
 
 Runs on tile-level IR, where each statement is a whole tile operator or T.Parallel nest whose
 threads may touch any element of its shared operands; barriers an operator needs inside itself
-(a cross-warp reduction, say) are its own business. Conditions that differ between threads get
-no barrier inside them (that would deadlock); the barrier goes before the `if` instead."""
+(a cross-warp reduction, say) are its own business.
+
+Every access is recorded with the threads that make it: the block, or the range of threads an
+`if` on the thread index keeps (`with T.ws(1):`, `if tx < 128:`). A barrier placed inside such an
+`if` synchronises only its threads (range_barriers.py turns it into a named barrier), so it
+settles hazards among accesses of those threads only; an access by threads outside the range
+that conflicts with the branch gets its barrier before the `if`, where all of them run. Branches
+keeping ranges that are not whole warps (or no contiguous range) take no barrier inside (that
+would deadlock or need a named barrier of part of a warp); the barrier goes before the `if`.
+
+In a kernel that synchronises its threads itself (`Kernel.attrs["explicit_sync"]`: it waits on
+mbarriers or named barriers, e.g. a warp-specialised producer and consumer), ordering accesses of
+disjoint thread ranges is the program's business: only hazards within one range, or between a
+range and threads containing it, get barriers."""
 from __future__ import annotations
 
 from ..ir import dtype as _dt
@@ -13,6 +25,9 @@ from ..ir.expr import BufferLoad, Call
 from ..ir.stmt import Allocate, Evaluate, For, IfThenElse, Kernel, PrimFunc, SeqStmt, Stmt, While, seq
 from ..ir.visitor import Mutator, Visitor, collect_vars
 from ..tileop.base import TileOp
+from .thread_range import INEXACT, branch_threads
+
+WARP = 32
 
 
 def syncthreads(span=None) -> Evaluate:
@@ -93,10 +108,18 @@ def _wait_count(s) -> int | None:
     return None
 
 
+def _inside(a: tuple, b: tuple) -> bool:
+    return b[0] <= a[0] and a[1] <= b[1]
+
+
+def _disjoint(a: tuple, b: tuple) -> bool:
+    return a[1] < b[0] or b[1] < a[0]
+
+
 class _State:
-    """Shared tiles read / written since the last barrier, and cp.async destinations still in
-    flight (a barrier does not complete them; their data lands at a wait, which is where they
-    count as written)."""
+    """Shared tiles read / written since the last barrier, as (root buffer, thread range) pairs,
+    and cp.async destinations still in flight (a barrier does not complete them; their data
+    lands at a wait, which is where they count as written)."""
 
     def __init__(self, reads=None, writes=None, pending=None):
         self.reads = set(reads or ())
@@ -106,16 +129,23 @@ class _State:
     def copy(self):
         return _State(self.reads, self.writes, self.pending)
 
-    def conflicts(self, reads, writes) -> bool:
-        return bool(reads & self.writes) or bool(writes & (self.reads | self.writes))
+    def conflicts(self, reads, writes, rng, ignore_disjoint: bool) -> list:
+        """Thread ranges of the recorded accesses that accesses (reads, writes) by the threads
+        `rng` conflict with."""
+        out = [r for b, r in self.writes if b in reads or b in writes]
+        out += [r for b, r in self.reads if b in writes]
+        if ignore_disjoint:
+            out = [r for r in out if not _disjoint(r, rng)]
+        return out
 
-    def add(self, reads, writes):
-        self.reads |= reads
-        self.writes |= writes
+    def add(self, reads, writes, rng):
+        self.reads |= {(b, rng) for b in reads}
+        self.writes |= {(b, rng) for b in writes}
 
-    def clear(self):
-        self.reads.clear()
-        self.writes.clear()
+    def clear(self, rng):
+        """A barrier among the threads `rng`: their accesses are settled."""
+        self.reads = {x for x in self.reads if not _inside(x[1], rng)}
+        self.writes = {x for x in self.writes if not _inside(x[1], rng)}
 
     def key(self):
         return (frozenset(self.reads), frozenset(self.writes), frozenset(self.pending))
@@ -127,8 +157,14 @@ class _State:
 
 
 class _Inserter:
-    def __init__(self, thread_vars):
-        self.thread_vars = set(id(v) for v in thread_vars)
+    def __init__(self, k: Kernel):
+        self.k = k
+        self.thread_vars = set(id(v) for v in k.thread_vars)
+        n = 1
+        for t in k.threads:
+            n *= t
+        self.level = (0, n - 1)  # the threads running the statements being placed
+        self.explicit = bool(k.attrs.get("explicit_sync"))
 
     def uniform(self, cond) -> bool:
         return not any(id(v) in self.thread_vars for v in collect_vars(cond))
@@ -145,7 +181,7 @@ class _Inserter:
                     out.append(y)
             return SeqStmt(out) if len(out) != 1 else out[0]
         if is_sync(s):
-            st.clear()
+            st.clear(self.level)
             return s
         if isinstance(s, For) and s.kind == "parallel":
             return self.leaf(s, st)
@@ -162,21 +198,22 @@ class _Inserter:
             return s
         n = _wait_count(s)
         if n is not None:
-            # the copies this thread issued land here; other threads' land at their own wait,
+            # the copies these threads issued land here; other threads' land at their own wait,
             # so a reader after the wait needs a barrier
-            st.writes |= st.pending
+            mine = {x for x in st.pending if _inside(x[1], self.level)}
+            st.writes |= mine
             if n == 0:
-                st.pending.clear()
+                st.pending -= mine
             return s
         reads, writes = accesses(s)
         out = s
-        if st.conflicts(reads, writes):
-            st.clear()
+        if st.conflicts(reads, writes, self.level, self.explicit):
+            st.clear(self.level)
             out = seq([syncthreads(s.span), s])
         # a TMA write needs the barrier before it (nobody may still read the tile), but not one
         # after: its readers wait on its mbarrier, which makes the data visible to each of them
-        st.add(reads, writes - synced_writes(s))
-        st.pending |= async_writes(s)
+        st.add(reads, writes - synced_writes(s), self.level)
+        st.pending |= {(b, self.level) for b in async_writes(s)}
         return out
 
     def loop(self, s, st: _State) -> Stmt:
@@ -201,21 +238,45 @@ class _Inserter:
         reads, writes = accesses(s)
         if not reads and not writes:
             return s
+        level = self.level
+        arms = [(s.then_body, level), (s.else_body, level)]
         if not self.uniform(s.cond):
-            return self.leaf(s, st)
+            arms = [(body, branch_threads(s.cond, truth, self.k, level))
+                    for body, truth in ((s.then_body, True), (s.else_body, False))]
+            for body, rng in arms:
+                if body is not None and (rng == INEXACT or rng[0] % WARP or (rng[1] + 1) % WARP):
+                    return self.leaf(s, st)
         pre = None
-        if st.conflicts(reads, writes):
+        for body, rng in arms:
+            if body is None:
+                continue
+            r, w = accesses(body)
+            if rng == level:
+                bad = st.conflicts(r, w, rng, self.explicit)
+            else:
+                # a barrier inside the branch would not reach the threads outside its range
+                bad = [x for x in st.conflicts(r, w, rng, self.explicit) if not _inside(x, rng)]
+            if bad:
+                pre = syncthreads(s.span)
+        if pre is not None:
             # one barrier before the branch serves both paths (placed inside, the path that skips
             # it would carry the old state on and force another barrier later)
-            st.clear()
-            pre = syncthreads(s.span)
-        a = st.copy()
-        then_body = self.stmt(s.then_body, a)
-        b = st.copy()
-        else_body = self.stmt(s.else_body, b) if s.else_body is not None else None
+            st.clear(level)
+        out_bodies, states = [], []
+        for body, rng in arms:
+            a = st.copy()
+            if body is not None:
+                self.level = rng
+                try:
+                    body = self.stmt(body, a)
+                finally:
+                    self.level = level
+            out_bodies.append(body)
+            states.append(a)
+        a, b = states
         a.merge(b)
         st.reads, st.writes, st.pending = a.reads, a.writes, a.pending
-        out = IfThenElse(s.cond, then_body, else_body, span=s.span)
+        out = IfThenElse(s.cond, out_bodies[0], out_bodies[1], span=s.span)
         return seq([pre, out]) if pre is not None else out
 
 
@@ -225,7 +286,7 @@ def _rebuild_loop(s, body):
 
 class _Kernels(Mutator):
     def visit_Kernel(self, k: Kernel):
-        ins = _Inserter(k.thread_vars)
+        ins = _Inserter(k)
         body = ins.stmt(k.body, _State())
         return k.with_fields(body=body)
 

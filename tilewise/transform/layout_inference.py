@@ -24,7 +24,7 @@ from ..layout.layout import Layout
 from ..layout.tv import Mode, TVFragment, default_fragment, replicated_fragment
 from ..tileop.base import InferLevel, TileOp
 from ..tileop.reducer import is_reducer
-from .thread_range import INEXACT, branch_threads, fragment_in_range, not_a_range
+from .thread_range import INEXACT, branch_threads, not_a_range
 
 VECTOR_BITS = 128
 
@@ -70,6 +70,9 @@ class LayoutMap:
     shared: dict = field(default_factory=dict)  # Buffer -> Layout
     locals: dict = field(default_factory=dict)  # fragment Buffer -> its per-thread register Buffer
     loop_thread_lo: dict = field(default_factory=dict)  # id(outer For) -> first thread of a narrowed loop
+    # fragment -> (lo, hi): the threads whose registers hold it, when only the operators inside an
+    # `if` keeping threads lo..hi use it (e.g. `with T.ws(1):`); its layout is over those threads
+    fragment_ranges: dict = field(default_factory=dict)
 
 
 def access_kind(nest: ParallelNest, indices) -> list[int] | None:
@@ -249,6 +252,8 @@ class _Collect(Visitor):
         self.serial_fragments: dict = {}  # fragment touched outside T.Parallel -> span
         self.allocated: dict = {}  # fragment -> span of its allocation
         self.viewed: set = set()  # buffers other buffers alias (T.view / T.reshape): stored plainly
+        self.op_ranges: dict = {}  # id(tile operator) -> (lo, hi) of the threads running it, when narrowed
+        self.fragment_uses: dict = {}  # fragment -> [(thread range or None for the block, span)]
 
     def visit_Allocate(self, s):
         if s.buffer.is_fragment:
@@ -279,11 +284,14 @@ class _Collect(Visitor):
             self._check_threads("a T.Parallel loop", f.span)
             if self.kernel is not None and self.threads_now != (0, self.kernel.threads[0] - 1):
                 nest.thread_range = self.threads_now
-                for buf, _ in nest.reads + nest.writes:
-                    raise fragment_in_range(buf, f.span)
+            for buf, _ in nest.reads + nest.writes:
+                self._use(buf, nest.thread_range, f.span)
             self.items.append(nest)
             return
         self.generic_visit(f)
+
+    def _use(self, buf, rng, span) -> None:
+        self.fragment_uses.setdefault(buf.root if buf.base is not None else buf, []).append((rng, span))
 
     def _check_threads(self, what: str, span) -> None:
         if self.threads_now == INEXACT:
@@ -309,6 +317,12 @@ class _Collect(Visitor):
     def generic_visit(self, node):
         if isinstance(node, TileOp):
             self._check_threads(f"T.{type(node).__name__.lower()}", node.span)
+            rng = None
+            if self.kernel is not None and self.threads_now != (0, self.kernel.threads[0] - 1):
+                rng = self.op_ranges[id(node)] = self.threads_now
+            for b in node.buffers():
+                if b.is_fragment:
+                    self._use(b, rng, node.span)
             self.items.append(node)
             return
         return super().generic_visit(node)
@@ -349,10 +363,20 @@ class LayoutInference:
             threads *= t
         self.map = LayoutMap(threads)
         self.changed = False
+        # (lo, hi) of the threads running the operator or loop being inferred, when an `if` on the
+        # thread index narrows them: layouts it decides are spread over those threads
+        self.current_range: tuple[int, int] | None = None
 
     @property
     def threads(self) -> int:
+        if self.current_range is not None:
+            return self.current_range[1] - self.current_range[0] + 1
         return self.map.threads
+
+    @property
+    def first_thread(self) -> int:
+        """The first thread of those running the operator being inferred."""
+        return self.current_range[0] if self.current_range is not None else 0
 
     def layout_of(self, buf: Buffer):
         return self.map.fragments.get(buf.root if buf.base is not None else buf)
@@ -371,6 +395,11 @@ class LayoutInference:
             )
         if tuple(layout.shape) != tuple(buf.shape):
             raise InternalError(f"a layout of shape {layout.shape} for {buf.name} of shape {buf.shape}", span)
+        home = self.map.fragment_ranges.get(buf)
+        want = home[1] - home[0] + 1 if home is not None else self.map.threads
+        if getattr(layout, "num_threads", want) != want:
+            raise InternalError(f"a layout over {layout.num_threads} threads for fragment {buf.name}, which lives in "
+                                f"{want} threads", span)
         self.map.fragments[buf] = layout
         self.map.sources[buf] = span
         self.changed = True
@@ -391,16 +420,6 @@ class LayoutInference:
     def infer_nest(self, nest: ParallelNest, level: InferLevel) -> None:
         ext = nest.extents
         lay = self.nest_layout(nest)
-        if lay is None and nest.thread_range is not None:
-            # only the threads the enclosing `if` keeps run it: spread it over those
-            lo, hi = nest.thread_range
-            if nest.writes_private:
-                lay = replicated_fragment(ext, hi - lo + 1)
-            else:
-                lay = default_fragment(ext, hi - lo + 1, self.vector_for([]))
-            self.map.loops[id(nest.loops[0])] = lay
-            self.map.loop_thread_lo[id(nest.loops[0])] = lo
-            self.changed = True
         if lay is None and nest.writes_private:
             # each thread has its own copy of a local buffer: a loop filling one must run every
             # iteration in every thread, or later code would read elements other threads wrote
@@ -510,6 +529,7 @@ def infer_kernel_layouts(kernel: Kernel, machine: Machine | None = None, pass_co
     c = _Collect(kernel)
     c.visit(kernel.body)
     li.viewed = c.viewed
+    li.map.fragment_ranges = _fragment_ranges(c.fragment_uses, li.map.threads)
     for a in c.annotations:
         if a.kind == "layout":
             for buf, lay in a.payload.items():
@@ -525,17 +545,26 @@ def infer_kernel_layouts(kernel: Kernel, machine: Machine | None = None, pass_co
                     li.set_shared(buf, lay)
     for buf, span in c.serial_fragments.items():
         # touched element by element outside T.Parallel: every thread keeps the whole tile
-        li.set_fragment(buf, replicated_fragment(buf.shape, li.threads), span)
+        home = li.map.fragment_ranges.get(buf)
+        n = home[1] - home[0] + 1 if home is not None else li.map.threads
+        li.set_fragment(buf, replicated_fragment(buf.shape, n), span)
     items = c.items
+
+    def item_range(it):
+        return it.thread_range if isinstance(it, ParallelNest) else c.op_ranges.get(id(it))
 
     def sweep(level: InferLevel, stop_at_first: bool = False) -> bool:
         li.changed = False
         for it in items:
-            with at(getattr(it, "span", None)):  # an error names the operator's line
-                if isinstance(it, ParallelNest):
-                    li.infer_nest(it, level)
-                else:
-                    it.infer_layout(li, level)
+            li.current_range = item_range(it)
+            try:
+                with at(getattr(it, "span", None)):  # an error names the operator's line
+                    if isinstance(it, ParallelNest):
+                        li.infer_nest(it, level)
+                    else:
+                        it.infer_layout(li, level)
+            finally:
+                li.current_range = None
             if stop_at_first and li.changed:
                 return True
         return li.changed
@@ -562,9 +591,42 @@ def infer_kernel_layouts(kernel: Kernel, machine: Machine | None = None, pass_co
         if isinstance(it, ParallelNest):
             if li.nest_layout(it) is None:
                 raise InternalError("a T.Parallel loop got no layout", it.span)
-            if it.thread_range is None:
+            if it.thread_range is not None:
+                li.map.loop_thread_lo[id(it.loops[0])] = it.thread_range[0]
+            li.current_range = it.thread_range
+            try:
                 li.check_nest(it)
+            finally:
+                li.current_range = None
     return li.map
+
+
+def _fragment_ranges(uses: dict, block_threads: int) -> dict:
+    """The threads holding each fragment: those of the one `if` on the thread index every
+    operator and T.Parallel loop using it is in (whole warps), or the block."""
+    out = {}
+    for buf, entries in uses.items():
+        first_rng, first_span = entries[0]
+        for rng, span in entries[1:]:
+            if rng != first_rng:
+                def say(r):
+                    return "all threads of the block" if r is None else f"threads {r[0]}-{r[1]}"
+                raise CompileError(
+                    f"fragment {buf.name} is used by {say(rng)} here but by {say(first_rng)} at {first_span}; a "
+                    "fragment lives in the registers of the threads that use it, so use it inside one `with T.ws(...)` "
+                    "(or one `if` on the thread index) only, or copy it through shared memory",
+                    span, extra_spans=(first_span,))
+        if first_rng is None:
+            continue
+        lo, hi = first_rng
+        if lo % 32 or (hi + 1) % 32:
+            raise CompileError(
+                f"fragment {buf.name} is used inside an `if` that keeps threads {lo}-{hi}, which are not whole warps; "
+                "its operators work warp by warp, so keep whole warps (e.g. `with T.ws(i):`, `tx < 128`)",
+                first_span)
+        if (lo, hi) != (0, block_threads - 1):
+            out[buf] = (lo, hi)
+    return out
 
 
 class _Attach(Mutator):

@@ -28,6 +28,8 @@ class _Lower(RangeMutator):
             if self.ctx.kernel_prologue:
                 out = out.with_fields(body=seq(self.ctx.kernel_prologue + [out.body]))
             made = self.ctx.kernel_attrs()
+            if "lowering_notes" in made and out.attrs.get("lowering_notes"):
+                made["lowering_notes"] = list(out.attrs["lowering_notes"]) + made["lowering_notes"]  # earlier passes'
             return out.with_fields(attrs={**out.attrs, **made}) if made else out
         finally:
             self.ctx = saved

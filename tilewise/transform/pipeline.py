@@ -14,6 +14,7 @@ from .check_launch_limits import check_launch_limits
 from .check_loop_nesting import check_loop_nesting
 from .cuda_context import CudaLowerContext
 from .elide_output_tiles import elide_output_tiles
+from .explicit_sync import explicit_sync
 from .fuse_loops import fuse_loops
 from .guard_block_effects import guard_block_effects
 from .inject_pipeline import inject_pipeline
@@ -23,6 +24,7 @@ from .legalize_safe_access import legalize_safe_access
 from .lower_parallel_cuda import lower_parallel_cuda
 from .lower_tile_ops import lower_tile_ops
 from .plan_shared_memory import plan_shared_memory
+from .range_barriers import range_barriers
 from .rasterize_blocks import rasterize_blocks
 from .simplify_indices import simplify_indices
 from .sink_global_views import sink_global_views
@@ -62,6 +64,7 @@ def thread_passes(machine: Machine, pass_configs: dict | None = None) -> list[Pa
         ("sink_global_views", sink_global_views),
         ("legalize_safe_access", lambda f: legalize_safe_access(f, configs)),
         ("rasterize_blocks", rasterize_blocks),
+        ("explicit_sync", lambda f: explicit_sync(f, machine, configs)),
         ("inject_pipeline", lambda f: inject_pipeline(f, machine, configs)),
         ("insert_barriers", lambda f: insert_barriers(f, configs)),
         ("guard_block_effects", guard_block_effects),
@@ -70,6 +73,7 @@ def thread_passes(machine: Machine, pass_configs: dict | None = None) -> list[Pa
         ("lower_parallel", lambda f: lower_parallel_cuda(f, machine, configs)),
         ("apply_shared_layouts", apply_shared_layouts),
         ("plan_shared_memory", lambda f: plan_shared_memory(f, machine)),
+        ("range_barriers", range_barriers),
         ("simplify_indices", simplify_indices),
         ("widen_indices", widen_indices),
     ]

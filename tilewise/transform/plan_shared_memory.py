@@ -129,6 +129,9 @@ class _Plan(Mutator):
                 key = scratch_key if r in scratch_set else r
                 iv = live.setdefault(key, [i, i])
                 iv[1] = i
+        for b in roots:
+            if getattr(b, "whole_kernel_lifetime", False):  # mbarriers: never handed to another tile
+                live[b] = [0, len(top) - 1]
         items = [(b, _bytes(b)) for b in roots]
         align = {b: max(ALIGN, b.base_align) for b in roots}
         if scratch:

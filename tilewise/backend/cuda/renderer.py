@@ -442,6 +442,9 @@ class CudaRenderer(CStyleRenderer):
     def call_mbarrier_arrive_expect_tx(self, e: Call, args) -> str:
         return f"tw::mbarrier_arrive_expect_tx({args[0]}, (uint32_t)({args[1]}))"
 
+    def call_mbarrier_expect_tx(self, e: Call, args) -> str:
+        return f"tw::mbarrier_expect_tx({args[0]}, (uint32_t)({args[1]}))"
+
     def call_mbarrier_wait(self, e: Call, args) -> str:
         return f"tw::mbarrier_wait({args[0]}, (uint32_t)({args[1]}))"
 

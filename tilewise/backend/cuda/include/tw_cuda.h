@@ -724,6 +724,11 @@ TW_DEV void mbarrier_arrive_expect_tx(void* bar, uint32_t bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes)
                : "memory");
 }
+// tx-count += bytes, no arrival (the arrivals come from T.mbarrier_arrive).
+TW_DEV void mbarrier_expect_tx(void* bar, uint32_t bytes) {
+  asm volatile("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes)
+               : "memory");
+}
 // Whether the phase of this parity has completed (the barrier is in the next phase). try_wait
 // suspends the thread for a while before answering no, so the loop below does not spin hot.
 TW_DEV bool mbarrier_try_wait(void* bar, uint32_t parity) {
