@@ -188,6 +188,31 @@ def _copy_vec(comp: Compiler, e: Call):
     return copy_vec
 
 
+def _store_vec(comp: Compiler, e: Call):
+    """store_vec(dst, v0, ..., vN-1): the N values (of one dtype) into consecutive elements, one
+    aligned vector write."""
+    dt = e.args[1].dtype
+    n = dt.bytes * (len(e.args) - 1)
+    if n not in (2, 4, 8, 16) or any(a.dtype != dt for a in e.args[1:]):
+        raise UnsupportedError(f"store_vec of {len(e.args) - 1} {dt} values at {where(comp.span)}")
+    dst = _addr(comp, e.args[0], f"{n}-byte vector write")
+    fvals = [comp.expr(a) for a in e.args[1:]]
+    npdt = arith.np_dtype(dt)
+
+    def store_vec(st):
+        lanes = _lanes(st)
+        if lanes.size == 0:
+            return
+        doff = dst.byte_offset(st)
+        act = None if st.mask is None else lanes
+        check_byte_range(st, dst.site, doff, n, act, dst.shape_strides(st)[0])
+        check_align(st, dst, doff, n, lanes, "vector write")
+        vals = np.stack([np.broadcast_to(np.asarray(f(st), dtype=npdt), (st.L,))[lanes] for f in fvals], axis=1)
+        write_bytes(st, dst, doff, np.ascontiguousarray(vals).view(np.uint8).reshape(lanes.size, n), lanes)
+
+    return store_vec
+
+
 # ------------------------------------------------------------------------------ cp.async
 
 
@@ -631,6 +656,7 @@ _HANDLERS = {
     "atomic_store": _atomic,
     "reinterpret": _reinterpret,
     "dp4a": _dp4a,
+    "store_vec": _store_vec,
     "address_of": _address_of,
     "print": _print,
     **assertions.HANDLERS,

@@ -4,18 +4,19 @@ After lower_parallel_cuda a nest is `for v in unroll(P): store(f(loads))`, one e
 Where a thread's consecutive values v are consecutive elements of a global tensor's row (the
 layouts of element-wise nests give each thread runs of 4 or 8), the loop is cut into runs of W
 (W elements = 16 bytes at most): each global load that walks the run becomes one `copy_vec`
-into a W-element register array before the run, the global store one `copy_vec` out of another
-after it, and the arithmetic runs per element in between (LDG.E.128 / STG.E.128 instead of four
-LDG.E). A run is vectorised only when it is provably contiguous (every index but the last
-independent of the position in the run, the last one advancing by 1) and aligned (its first
-element a multiple of W, and the row length too, tensors starting 16-byte aligned as
-allocators give them). Loads under a condition (`if_then_else`, bounds guards) stay scalar, and
+into a W-element register array before the run, the arithmetic runs per element, and the global
+store becomes one `store_vec` of the W values (packed into the vector by their bits: an
+addressable register array would land in local memory for 16- and 8-bit types). LDG.E.128 /
+STG.E.128 instead of four scalar accesses. A run is vectorised only when it is provably
+contiguous (every index but the last independent of the position in the run, the last one
+advancing by 1) and aligned (its first element a multiple of W, and the row length too; tensor
+arguments must start 16-byte aligned on CUDA targets, which the argument binder checks). Loads under a condition (`if_then_else`, bounds guards) stay scalar, and
 a guarded store keeps the whole loop scalar."""
 from __future__ import annotations
 
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer
-from ..ir.expr import BufferLoad, Call, Const, Expr, Select, Var
+from ..ir.expr import BufferLoad, Call, Const, Expr, Select, Var, cast
 from ..ir.simplify import prove, simplify
 from ..ir.stmt import Allocate, BufferStore, Evaluate, For, Stmt, seq
 from ..ir.visitor import Mutator, substitute
@@ -110,19 +111,22 @@ def _plan(loop: For, body: BufferStore, loads, store_global: bool, W: int, range
 
     value = simplify(substitute(_Use().visit(body.value), {v: vo * W + vi}), r)
     if store_vec:
-        out = Buffer(f"{body.buffer.name}_v", (W,), body.buffer.dtype, "local")
+        # the W values packed straight into the vector store (an addressable register array
+        # would end up in local memory for 16- and 8-bit types)
         first = [simplify(substitute(i, {v: vo * W}), r) for i in body.indices]
-        inner = For(vi, 0, W, "unroll", BufferStore(out, [vi], value, span=body.span))
-        steps = pre + [Allocate(out), inner, _copy_vec(body.buffer, first, out, [Const(0, _dt.int32)], W)]
+        vals = [cast(simplify(substitute(value, {vi: Const(k, _dt.int32)}), r), body.buffer.dtype) for k in range(W)]
+        store = Evaluate(Call("store_vec", [_addr(body.buffer, first), *vals], _dt.handle), span=body.span)
+        steps = pre + [store]
     else:
         idx = [simplify(substitute(i, {v: vo * W + vi}), r) for i in body.indices]
         steps = pre + [For(vi, 0, W, "unroll", BufferStore(body.buffer, idx, value, span=body.span))]
     return For(vo, 0, loop.extent.value // W, "unroll", seq(steps), span=loop.span)
 
 
-def _copy_vec(dst: Buffer, d_idx, src: Buffer, s_idx, W: int) -> Stmt:
-    def addr(b, idx):
-        return Call("address_of", [BufferLoad(b, idx)], _dt.handle)
+def _addr(b: Buffer, idx) -> Call:
+    return Call("address_of", [BufferLoad(b, idx)], _dt.handle)
 
-    return Evaluate(Call("copy_vec", [addr(dst, d_idx), addr(src, s_idx)], _dt.handle,
+
+def _copy_vec(dst: Buffer, d_idx, src: Buffer, s_idx, W: int) -> Stmt:
+    return Evaluate(Call("copy_vec", [_addr(dst, d_idx), _addr(src, s_idx)], _dt.handle,
                          {"bytes": W * src.dtype.bytes}))

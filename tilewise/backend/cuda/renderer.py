@@ -398,6 +398,9 @@ class CudaRenderer(CStyleRenderer):
             raise InternalError(f"copy_vec of {n} bytes; supported: {_VEC_BYTES}")
         return f"tw::copy_vec<{n}>({args[0]}, {args[1]})"
 
+    def call_store_vec(self, e: Call, args) -> str:
+        return f"tw::store_vec<{c_type(e.args[1].dtype)}>({', '.join(args)})"
+
     def call_cp_async(self, e: Call, args) -> str:
         n = int(e.attrs["bytes"])
         if n not in _CP_ASYNC_BYTES:

@@ -578,6 +578,27 @@ template <int Bytes> TW_DEV void copy_vec(void* dst, const void* src) {
   }
 }
 
+// One vector store of the N values (type T) into N consecutive elements at dst (aligned to the
+// N * sizeof(T) bytes). The values are packed into 32-bit words by their bits rather than through
+// an addressable array, which ptxas would otherwise keep in local memory for 16- and 8-bit types.
+template <class T> TW_DEV uint32_t vec_bits(T x) {
+  if constexpr (sizeof(T) == 4) { uint32_t u; memcpy(&u, &x, 4); return u; }
+  else if constexpr (sizeof(T) == 2) { uint16_t u; memcpy(&u, &x, 2); return u; }
+  else { static_assert(sizeof(T) == 1, "store_vec packs 1-, 2- or 4-byte values"); uint8_t u; memcpy(&u, &x, 1); return u; }
+}
+template <class T, class... V> TW_DEV void store_vec(void* dst, V... vals) {
+  constexpr int N = sizeof...(V), B = int(sizeof(T)) * N, per = 4 / int(sizeof(T));
+  static_assert(B == 2 || B == 4 || B == 8 || B == 16, "store_vec stores 2, 4, 8 or 16 bytes");
+  const uint32_t bits[N] = {vec_bits<T>(static_cast<T>(vals))...};
+  uint32_t w[(B + 3) / 4] = {};
+#pragma unroll
+  for (int i = 0; i < N; ++i) w[i / per] |= bits[i] << (8 * int(sizeof(T)) * (i % per));
+  if constexpr (B == 16) *reinterpret_cast<uint4*>(dst) = make_uint4(w[0], w[1], w[2], w[3]);
+  else if constexpr (B == 8) *reinterpret_cast<uint2*>(dst) = make_uint2(w[0], w[1]);
+  else if constexpr (B == 4) *reinterpret_cast<uint32_t*>(dst) = w[0];
+  else *reinterpret_cast<uint16_t*>(dst) = static_cast<uint16_t>(w[0]);
+}
+
 // cp.async global -> shared. 16-byte copies use .cg (L2 only: the tile is staged in shared memory
 // anyway); 4 and 8 bytes must use .ca. The src_bytes form copies src_bytes bytes and zero-fills
 // the rest of the Bytes (src_bytes = 0: pure zero fill, the source is not read).
