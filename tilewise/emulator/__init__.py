@@ -8,6 +8,7 @@ missing proxy fences) is reported too."""
 from .errors import (
     AsyncAccessError,
     AsyncCopyError,
+    BarrierError,
     DeadlockError,
     DivergenceError,
     EmulatorError,
@@ -15,12 +16,13 @@ from .errors import (
     MisalignedAddressError,
     OutOfBoundsError,
     RaceError,
+    RegisterBudgetError,
     UninitializedReadError,
     UnsupportedError,
 )
 from .runner import DEFAULT_MAX_LANES, compile_program, run
 
 __all__ = [
-    "DEFAULT_MAX_LANES", "AsyncAccessError", "AsyncCopyError", "DeadlockError", "DivergenceError", "EmulatorError", "MbarrierError", "MisalignedAddressError",
-    "OutOfBoundsError", "RaceError", "UninitializedReadError", "UnsupportedError", "compile_program", "run",
+    "DEFAULT_MAX_LANES", "AsyncAccessError", "AsyncCopyError", "BarrierError", "DeadlockError", "DivergenceError", "EmulatorError", "MbarrierError", "MisalignedAddressError",
+    "OutOfBoundsError", "RaceError", "RegisterBudgetError", "UninitializedReadError", "UnsupportedError", "compile_program", "run",
 ]  # fmt: skip

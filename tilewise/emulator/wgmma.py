@@ -38,7 +38,9 @@ wrong numbers:
   accumulates onto the pending result). A plain write to shared bytes a pending wgmma reads is an
   AsyncAccessError (async_proxy.py). Operands are also checked when issued: bytes of a TMA or
   cp.async copy still in flight (AsyncCopyError), plain writes of any thread with no
-  __syncthreads since (RaceError), and plain writes with no fence_proxy_async since (RaceError).
+  __syncthreads since (RaceError; an mbarrier phase or named barrier that orders the write
+  before every thread of the warpgroup counts too, order.py), and plain writes with no
+  fence_proxy_async since (RaceError).
 - A warpgroup's first wgmma must follow a `wgmma_fence` of it (the ISA requires one before the
   first wgmma.mma_async; later ones are only needed after register accesses the emulator does
   not track)."""
@@ -51,7 +53,7 @@ from functools import cache
 import numpy as np
 
 from ..ir import dtype as _dt
-from . import arith, async_proxy, async_regs, ptx
+from . import arith, async_proxy, async_regs, order, ptx
 from .async_proxy import Reader
 from .errors import AsyncAccessError, AsyncCopyError, DivergenceError, RaceError, UnsupportedError, where
 from .hopper import active_lanes, address, block_name, lane_offsets, state, swizzle, values
@@ -491,6 +493,8 @@ def _check_read(st, storage, flat, wgs, what, span):
                 continue
             v = arr[f]
             bad = v != NONE
+            if kind == "write" and sh.wq is not None and bad.any():
+                bad = _unordered_writes(st, sh, f, v, bad, wgs, flat.shape[1])
             if not bad.any():
                 continue
             k = int(np.flatnonzero(bad)[0])
@@ -510,6 +514,18 @@ def _check_read(st, storage, flat, wgs, what, span):
     if st.hopper is not None:
         async_proxy.check_fenced(st, storage, f, what, span, _who(st, wgs[0]))
     async_proxy.check_initialised(st, storage, f, what, span, _who(st, wgs[0]))
+
+
+def _unordered_writes(st, sh, f, writers, bad, wgs, per_wg: int):
+    """Plain writes of the operand bytes that an mbarrier phase or named barrier orders before
+    every thread of the reading warpgroup are not races (order.py)."""
+    wpb = -(-st.T // WG)
+    view = order.group_view(st, wgs // wpb, (wgs % wpb) * WG, min(WG, st.T))  # [n, T]
+    k = np.flatnonzero(bad)
+    ok = sh.wq[f[k]] <= view[k // per_wg, writers[k]]
+    bad = bad.copy()
+    bad[k[ok]] = False
+    return bad
 
 
 def _add_readers(st, storage, flat, wgs, reader):
