@@ -62,8 +62,9 @@ def pipeline(nk: int, S: int, blocks: int, tma: bool = True, bug: str | None = N
 
         # ---- consumers (warpgroups 0 and 1)
         wait_full = intrin("mbarrier_wait", addr(full, s), ph)
-        use = located(BufferStore(acc, [0], BufferLoad(acc, [0]) + BufferLoad(stage, [s, tx]) * 2.0
-                                  + BufferLoad(stage, [s, (W - 1) - tx])))  # the read
+        use = BufferStore(acc, [0], BufferLoad(acc, [0]) + BufferLoad(stage, [s, tx]) * 2.0
+                          + BufferLoad(stage, [s, (W - 1) - tx]))
+        use = located(use)  # the read
         arrive_empty = located(intrin("mbarrier_arrive", addr(empty, s)))  # the consumer's arrival
         body = []
         if bug != "no_wait_full":
@@ -102,3 +103,64 @@ def expected(a, nk: int, blocks: int):
     x = a.reshape(blocks, nk, W).astype(np.float64)
     acc = (2 * x + x[:, :, ::-1]).sum(axis=1)
     return (acc + acc[:, ::-1]).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------ wgmma GEMM
+
+M, N, BK = 64, 64, 64  # block tile; K tiles of 64 halves = one 128-byte swizzle row
+
+
+def gemm(nk: int, stages: int = 2, blocks: int = 2, bug: str | None = None):
+    """D[b] (64 x 64) = A[b] (64 x 64 nk) @ B^T, B stored N x K, fp16 -> fp32: warpgroup 1 loads
+    A and B tiles with TMA (its elected thread), warpgroup 0 runs wgmma on them."""
+    from hopper_builders import desc, local, store_acc
+
+    A = Buffer("A", (blocks * M, BK * nk), "float16")
+    B = Buffer("B", (N, BK * nk), "float16")
+    D = Buffer("D", (blocks * M, N), "float32")
+    ma = TensorMap("map_a", A, (M, BK), swizzle=128)
+    mb = TensorMap("map_b", B, (N, BK), swizzle=128)
+    tile_a, tile_b = ma.box_bytes, mb.box_bytes
+
+    def build(b_, t):
+        tx, bx = t[0], b_[0]
+        stage = tile_a + tile_b
+        smem = Buffer("smem", (stages * stage + 1024,), "uint8", scope="shared.dyn")
+        v = views(smem, sa=((stages, M, BK), "float16", 0), sb=((stages, N, BK), "float16", stages * tile_a),
+                  full=((stages,), "uint64", stages * stage), empty=((stages,), "uint64", stages * stage + 8 * stages))
+        sa, sb, full, empty = v["sa"], v["sb"], v["full"], v["empty"]
+        acc, alloc_acc = local("acc", N // 2, "float32")
+        k, i, kk = Var("k"), Var("i"), Var("kk")
+        s = k % stages
+        ph = (k // stages) % 2
+        init = [intrin("mbarrier_init", addr(full, j), dt.int32(1)) for j in range(stages)]
+        init += [intrin("mbarrier_init", addr(empty, j), dt.int32(128)) for j in range(stages)]
+        init.append(intrin("fence_barrier_init"))
+        load = [located(intrin("mbarrier_wait", addr(empty, s), ph ^ 1)),  # the producer's wait
+                intrin("mbarrier_arrive_expect_tx", addr(full, s), dt.int32(tile_a + tile_b)),
+                located(intrin("tma_load", addr(sa, s, 0, 0), addr(full, s), bx * M, k * BK, map=ma.name)),  # the TMA
+                intrin("tma_load", addr(sb, s, 0, 0), addr(full, s), dt.int32(0), k * BK, map=mb.name)]
+        producer = [intrin("setmaxnreg", inc=False, count=40),
+                    For(k, 0, nk, "serial", IfThenElse(tx == 128, seq(load)))]
+        mma = intrin("wgmma", addr(acc, 0), desc(sa, [s, 0, kk * 16], 128, 16, 1024),
+                     desc(sb, [s, 0, kk * 16], 128, 16, 1024), dt.int32(1), shape=f"m64n{N}k16", a_dtype="float16",
+                     b_dtype="float16", c_dtype="float32")
+        arrive = located(intrin("mbarrier_arrive", addr(empty, s)))  # the consumer's arrival
+        body = [intrin("mbarrier_wait", addr(full, s), ph), intrin("wgmma_fence"),
+                For(kk, 0, BK // 16, "serial", located(mma)),  # the wgmma
+                intrin("wgmma_commit")]
+        if bug == "arrive_before_wgmma_wait":
+            body += [arrive, intrin("wgmma_wait", n=0)]
+        else:
+            body += [intrin("wgmma_wait", n=0), arrive]
+        consumer = [intrin("setmaxnreg", inc=True, count=232), alloc_acc,
+                    For(i, 0, N // 2, "serial", BufferStore(acc, [i], dt.float32(0.0))),
+                    For(k, 0, nk, "serial", seq(body)), store_acc(D, acc, N, tx, row0=bx * M)]
+        return [Allocate(smem), *[Allocate(x) for x in v.values()],
+                IfThenElse(tx == 0, seq(init)), intrin("syncthreads"),
+                IfThenElse(tx >= 128, seq(producer), seq(consumer))]
+
+    f = kernel([A, B, D], [blocks], [256], build)
+    f.body.attrs["tensor_maps"] = [ma, mb]
+    f.body.attrs["warp_specialized"] = True
+    return f

@@ -48,7 +48,7 @@ class NamedBarriers:
 
     def vectors(self, st) -> np.ndarray:
         if self.vec is None:
-            self.vec = np.full((st.nb, IDS, st.T), order.NOTHING, np.int32)
+            self.vec = np.full((st.nb, IDS, order.width(st.T)), order.NOTHING, np.int32)
         return self.vec
 
     def reset(self, blocks, bid: int):

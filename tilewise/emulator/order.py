@@ -17,7 +17,12 @@ emulator keeps a vector clock, lite:
   lands adds its issuing thread's accesses up to the issue (the bytes it writes are recorded as
   written by that thread then);
 - an acquire (an `mbarrier_wait` that returns, a bar.sync that completes) raises `hb[t, :]` to
-  the vector of the phase or barrier generation it returns for.
+  the vector of the phase or barrier generation it returns for;
+- a wgmma reads its shared operands asynchronously, until the `wgmma_wait` that completes it:
+  the reads are recorded then, as reads by a pseudo-thread of the warpgroup (hb has one column
+  per warpgroup after the threads), which that wait orders before every thread of the
+  warpgroup. So a consumer that arrives on "empty" after its wgmma_wait releases the reads, and
+  one that arrives before it does not.
 
 An earlier access by thread u conflicts with thread t's access when u != t, one of them writes,
 and its sequence number is above `hb[t, u]`. So a consumer that reads a stage after waiting on
@@ -36,10 +41,19 @@ import numpy as np
 NOTHING = -1  # hb / barrier vector entry: no access of that thread is ordered
 
 
+WG = 128
+
+
+def width(T: int) -> int:
+    """Columns of hb: the block's threads, then one pseudo-thread per warpgroup standing for the
+    async-proxy reads of its wgmmas (ordered before the warpgroup's threads by its wgmma_wait)."""
+    return T + -(-T // WG)
+
+
 class Order:
     def __init__(self, nb: int, T: int):
         self.seq = 1
-        self.hb = np.full((nb, T, T), NOTHING, np.int32)
+        self.hb = np.full((nb, T, width(T)), NOTHING, np.int32)
 
 
 def get(st) -> Order | None:
@@ -60,8 +74,8 @@ def enable(st) -> Order | None:
 
 
 def new_vector(st) -> np.ndarray:
-    """A barrier's release vector over the threads of each block: [nb, T]."""
-    return np.full((st.nb, st.T), NOTHING, np.int32)
+    """A barrier's release vector over the threads of each block: [nb, width(T)]."""
+    return np.full((st.nb, width(st.T)), NOTHING, np.int32)
 
 
 def release(st, vec: np.ndarray, blocks: np.ndarray, tids: np.ndarray):
@@ -112,6 +126,21 @@ def unordered(st, row_bytes: int, flat: np.ndarray, tids: np.ndarray, other: np.
         bad = bad.copy()
         bad[k[ok]] = False
     return bad
+
+
+def async_reads_done(st, blocks: np.ndarray, wg: np.ndarray) -> int:
+    """A wgmma_wait of warpgroups wg[i] of blocks[i]: the operand reads of the wgmmas it completes
+    are recorded as reads by the warpgroup's pseudo-thread at the returned sequence number, and
+    are ordered before every thread of the warpgroup from now on."""
+    o = get(st)
+    q = o.seq
+    T = st.T
+    for b, j in zip(blocks.tolist(), wg.tolist()):
+        lo, hi = j * WG, min(T, (j + 1) * WG)
+        col = o.hb[b, lo:hi, T + j]
+        o.hb[b, lo:hi, T + j] = np.maximum(col, q)
+    o.seq += 1
+    return q
 
 
 def group_view(st, blocks: np.ndarray, lo: np.ndarray, n: int) -> np.ndarray:

@@ -12,12 +12,15 @@ import numpy as np
 
 from . import async_proxy, order
 from .errors import AsyncCopyError, RaceError, element_str, where
+from .hopper import block_name
 from .memory import NONE, SharedShadow, Storage
 
 
 def _site_elem(st, sid: int, byte: int) -> str:
     site = st.sites[sid]
     b = site.buffer
+    if b is None:
+        return f"byte {byte}"
     elem = (byte - b.byte_offset) // b.dtype.bytes
     shape = b.static_shape() or (b.numel(),)
     return element_str(b.name, shape, elem)
@@ -26,6 +29,10 @@ def _site_elem(st, sid: int, byte: int) -> str:
 def _access(st, sid: int, block: int, tid: int, verb: str, target: str = "it") -> str:
     site = st.sites[sid]
     target = f" {target}" if target else ""
+    if tid >= st.T:  # order.py's pseudo-thread of a warpgroup: its wgmmas' operand reads
+        j = tid - st.T
+        who = f"a wgmma of warpgroup {j} (threads {128 * j}-{min(st.T, 128 * j + 128) - 1}) of {block_name(st, block)}"
+        return f"{who} {verb}{target} ({site.what} at {where(site.span)}, completed by a wgmma_wait)"
     return f"{st.describe(block, tid)} {verb}{target} ({site.what} at {where(site.span)})"
 
 
@@ -38,7 +45,7 @@ def _report(st, storage: Storage, kind, flat, tids, sid, other_t, other_s, bad, 
     t_now, t_old, s_old = int(tids[k]), int(other_t[k]), int(other_s[k])
     here = _site_elem(st, sid, byte)
     there = _site_elem(st, s_old, byte)
-    alias = "" if there == here else f" (the same bytes as {there})"
+    alias = "" if there == here or st.sites[s_old].buffer is None else f" (the same bytes as {there})"
     if kind is AsyncCopyError and st.sites[s_old].what.startswith("TMA load"):
         msg = (
             f"{_access(st, sid, block, t_now, verb_now, here + alias)} in shared memory ({storage.name} byte "
@@ -102,11 +109,12 @@ def on_read(st, storage: Storage, flat: np.ndarray, tids: np.ndarray, sid: int):
             sh.r2s[f2[free]] = sid
 
 
-def _record_readers(st, sh: SharedShadow, flat, tids, sid):
+def _record_readers(st, sh: SharedShadow, flat, tids, sid, q=None):
     """With sequence numbers: a thread already in a slot refreshes it; a new reader takes a free
     slot, else the slot of the older read (two rounds: two new readers of one byte in one
     statement both get a slot)."""
-    q = order.get(st).seq
+    if q is None:
+        q = order.get(st).seq
     for _ in range(2):
         r1, r2 = sh.r1[flat], sh.r2[flat]
         mine1, mine2 = r1 == tids, r2 == tids
@@ -130,6 +138,13 @@ def _record_readers(st, sh: SharedShadow, flat, tids, sid):
                 r[f[sel]] = t[sel]
                 rs[f[sel]] = sid
                 rq[f[sel]] = q
+
+
+def on_async_read_done(st, storage: Storage, flat: np.ndarray, tids: np.ndarray, sid: int, q: int):
+    """Reads through the async proxy that a wait has completed (wgmma operands), by order.py's
+    pseudo-threads `tids` at sequence number q: recorded like plain reads (their conflicts were
+    checked when issued, and writes while in flight by async_proxy.py)."""
+    _record_readers(st, storage.shadow, flat, tids, sid, q)
 
 
 def check_overwrite(st, storage: Storage, flat: np.ndarray, tids: np.ndarray, sid: int, now: str):

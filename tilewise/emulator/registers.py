@@ -49,12 +49,11 @@ def _totals(B: Budgets, blocks, j, count) -> np.ndarray:
     return (new * B.threads).sum(axis=1)[blocks]
 
 
-def _holdings(st, B: Budgets, b: int, j: int | None = None, count: int | None = None) -> str:
-    parts = []
-    for g in range(B.nwg):
-        n = count if g == j else int(B.budget[b, g])
-        parts.append(f"warpgroup {g}: {n} x {int(B.threads[g])}")
-    return ", ".join(parts)
+def _holdings(B: Budgets, blocks, j, count: int, b: int) -> str:
+    """Block b's budgets if warpgroups (blocks, j) had `count` registers per thread."""
+    new = B.budget.copy()
+    new[blocks, j] = count
+    return ", ".join(f"warpgroup {g}: {int(new[b, g])} x {int(B.threads[g])}" for g in range(B.nwg))
 
 
 class Grow(schedule.Blocker):
@@ -81,9 +80,10 @@ class Grow(schedule.Blocker):
         k = int(np.flatnonzero(~self.fits())[0])
         b, j = int(self.blocks[k]), int(self.j[k])
         tot = int(_totals(B, self.blocks, self.j, self.count)[k])
+        held = _holdings(B, self.blocks, self.j, self.count, b)
         return (f"{self.what} at {where(self.span)} by warpgroup {j} of {block_name(self.st, b)} waits for "
-                f"registers: the block's warpgroups would hold {tot} registers ({_holdings(self.st, B, b, j, self.count)}), "
-                f"more than the {REGFILE} of the register file")
+                f"registers: the block's warpgroups would hold {tot} registers ({held}), more than the {REGFILE} of "
+                f"the register file")
 
 
 def _setmaxnreg(comp, e):
@@ -119,7 +119,7 @@ def _setmaxnreg(comp, e):
                     tot = int(_totals(B, blocks, j, count)[k])
                     raise RegisterBudgetError(
                         f"{what} at {where(span)} by warpgroup {int(j[k])} of {block_name(st, b)}: the block's "
-                        f"warpgroups would hold {tot} registers ({_holdings(st, B, b, int(j[k]), count)}), more than the "
+                        f"warpgroups would hold {tot} registers ({_holdings(B, blocks, j, count, b)}), more than the "
                         f"{REGFILE} of the register file"
                     )
                 schedule.wait(st, g)
