@@ -516,3 +516,4 @@ def test_units_vectorise_over_blocks():
         schedule.Scheduler.__init__ = orig
     np.testing.assert_array_equal(out, wb.expected(a, 3, 12))
     assert made == [3]
+

@@ -344,7 +344,6 @@ def _wait(comp, e):
                 g = next(g for g in groups if g.need.any())
                 _deadlock(st, g.row, g.lanes[g.need], span)
             schedule.wait(st, w)
-        w.finish()
 
     return mbarrier_wait
 
@@ -358,11 +357,13 @@ class _Group:
         self.blocks = st.lane_block[lanes]
         self.parity = parity
         self.want = None  # the phase each lane waits for
-        self.need = None  # lanes whose phase has not completed
+        self.need = None  # lanes whose phase has not completed yet
 
 
 class Wait(schedule.Blocker):
-    """An mbarrier_wait statement; blocks its unit while a phase has not completed."""
+    """An mbarrier_wait statement; blocks its unit while a phase has not completed for some of
+    its lanes. A lane whose phase has completed is done (it acquires the phase then: its unit may
+    wait on for other lanes while the barrier moves on)."""
 
     kind = "mbarrier"
 
@@ -376,12 +377,12 @@ class Wait(schedule.Blocker):
         ok = True
         for g in self.groups:
             row = g.row
-            need = (row.phase[g.blocks] & 1) == g.parity
-            if need.any():
-                land(st, row, np.unique(g.blocks[need]))
-            ph = row.phase[g.blocks]
-            need = (ph & 1) == g.parity
             if first:
+                need = (row.phase[g.blocks] & 1) == g.parity
+                if need.any():
+                    land(st, row, np.unique(g.blocks[need]))
+                ph = row.phase[g.blocks]
+                need = (ph & 1) == g.parity
                 g.want = np.where(need, ph, ph - 1)
                 seen = row.seen[g.lanes]
                 if st.sched is not None:
@@ -395,13 +396,27 @@ class Wait(schedule.Blocker):
                     bad = known & (g.want > intended)
                     if bad.any():
                         self._ambiguous(g, int(np.flatnonzero(bad)[0]), int(intended[bad][0]), int(seen[bad][0]))
-            else:
-                bad = ph >= g.want + 2
+                g.need = np.ones(g.lanes.size, bool)
+                self._done(g, ~need)
+            elif g.need.any():
+                land(st, row, np.unique(g.blocks[g.need]))
+                ph = row.phase[g.blocks]
+                bad = g.need & (ph >= g.want + 2)
                 if bad.any():
                     self._ambiguous(g, int(np.flatnonzero(bad)[0]), int(g.want[bad][0]), None)
-            g.need = need
-            ok = ok and not need.any()
+                self._done(g, g.need & (ph == g.want + 1))
+            ok = ok and not g.need.any()
         return ok
+
+    def _done(self, g: _Group, sel: np.ndarray):
+        """Lanes whose phase (g.want) has completed: they saw it, and acquire it (order.py)."""
+        if not sel.any():
+            return
+        g.need = g.need & ~sel
+        lanes = g.lanes[sel]
+        g.row.seen[lanes] = g.want[sel]
+        if g.row.pub is not None:
+            order.acquire(self.st, g.row.pub, g.blocks[sel], self.st.lane_tid[lanes])
 
     def _ambiguous(self, g: _Group, k: int, intended: int, seen):
         st, row = self.st, g.row
@@ -424,26 +439,17 @@ class Wait(schedule.Blocker):
         return self.evaluate(first=False)
 
     def ready_blocks(self):
-        out = np.ones(self.st.nb, bool)
+        done = np.ones(self.st.nb, bool)
         involved = np.zeros(self.st.nb, bool)
         for g in self.groups:
             involved[g.blocks] = True
-            need = (g.row.phase[g.blocks] & 1) == g.parity
-            out[g.blocks[need]] = False
-        return out[involved]
-
-    def finish(self):
-        st = self.st
-        for g in self.groups:
-            g.row.seen[g.lanes] = g.want
-            if g.row.pub is not None:
-                order.acquire(st, g.row.pub, g.blocks, st.lane_tid[g.lanes])
+            done[g.blocks[g.need]] = False
+        return done[involved]
 
     def describe(self, sched) -> str:
         for g in self.groups:
-            need = (g.row.phase[g.blocks] & 1) == g.parity
-            if need.any():
-                return describe_wait(self.st, g.row, g.lanes[need], self.span)
+            if g.need.any():
+                return describe_wait(self.st, g.row, g.lanes[g.need], self.span)
         return f"mbarrier_wait at {where(self.span)}"
 
 
