@@ -68,6 +68,13 @@ def test_pipeline_without_setmaxnreg_and_race_checks_off():
     np.testing.assert_array_equal(out, wb.expected(a, 5, 2))
 
 
+@pytest.mark.parametrize("tma", [True, False], ids=["tma", "copies"])
+def test_pipeline_with_uninitialised_read_checks(tma):
+    a, out = _pipeline_data(5, 2)
+    run(wb.pipeline(5, 2, 2, tma=tma), [a, out], check_uninit=True)
+    np.testing.assert_array_equal(out, wb.expected(a, 5, 2))
+
+
 @pytest.mark.parametrize("nk,stages", [(1, 2), (2, 2), (3, 2), (8, 2), (5, 3)])
 def test_warp_specialized_wgmma_gemm(nk, stages):
     """A TMA producer warpgroup and a wgmma consumer warpgroup, two blocks."""
@@ -75,7 +82,7 @@ def test_warp_specialized_wgmma_gemm(nk, stages):
     a = rng.choice([-1.0, -0.5, 0.0, 0.5, 1.0], (2 * wb.M, wb.BK * nk)).astype(np.float16)
     b = rng.choice([-1.0, -0.5, 0.0, 0.5, 1.0], (wb.N, wb.BK * nk)).astype(np.float16)
     d = np.zeros((2 * wb.M, wb.N), np.float32)
-    run(wb.gemm(nk, stages), [a, b, d])
+    run(wb.gemm(nk, stages), [a, b, d], check_uninit=nk == 3)
     np.testing.assert_array_equal(d, a.astype(np.float64) @ b.T.astype(np.float64))
 
 
