@@ -249,10 +249,6 @@ def wait(st, blocker: Blocker):
     st.sched.block(st.unit, blocker)
 
 
-def unit_of_thread(sched: Scheduler, tid: int) -> Unit:
-    return sched.units[tid // sched.size]
-
-
 class Scheduler:
     def __init__(self, batch, body, size: int, reason: str):
         self.batch = batch
@@ -291,6 +287,10 @@ class Scheduler:
                 u.sem.release()
             for t in threads:
                 t.join()
+            # the units' copies of the batch refer back to the scheduler: free them now
+            self.batch.sched = None
+            for u in self.units:
+                u.st = None
         if self.error is not None:
             err, self.error = self.error, None
             raise err
