@@ -250,7 +250,6 @@ def test_mbarrier_between_threads_without_tma():
                 BufferStore(OUT, [tx], BufferLoad(data, [tx % 64]))]
 
     out = np.zeros(T, np.float32)
-    # the emulator's race checks know only __syncthreads: this kernel's ordering comes from the
-    # barrier, so they are off here
-    run(kernel([OUT], [1], [T], build), [out], check_races=False)
+    # the ordering comes from the barrier's phase (emulator/order.py): no race
+    run(kernel([OUT], [1], [T], build), [out])
     assert (out == 1.5).all()

@@ -70,6 +70,7 @@ class AsyncQueues:
             c.storage.init.reshape(-1)[flat] = True
         if c.storage.shadow is not None:
             tids = np.repeat(st.lane_tid[c.lanes[land]], nbytes).astype(np.int32)
-            races.on_async_land(c.storage, flat, tids, np.full(flat.size, c.sid, np.int32))
+            o = st.sync.order
+            races.on_async_land(c.storage, flat, tids, np.full(flat.size, c.sid, np.int32), None if o is None else o.seq)
             if st.hopper is not None:  # cp.async writes through the generic proxy
                 async_proxy.on_generic_write(st, c.storage, flat, tids, c.sid, "lands a cp.async copy into")

@@ -1,6 +1,7 @@
 """The intrinsic calls of thread IR (docs/THREAD_IR.md): barriers, vector moves, cp.async,
-ldmatrix, mma.sync, warp shuffles, atomics, printing, bit casts. Warp-level semantics come from
-`ptx.py`."""
+ldmatrix, mma.sync, warp shuffles, elect_one, atomics, printing, bit casts. Warp-level semantics
+come from `ptx.py`; named barriers and scheduled `__syncthreads` from named_barriers.py,
+setmaxnreg from registers.py, the Hopper intrinsics from mbarrier.py, tma.py and wgmma.py."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -8,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..ir.expr import BufferLoad, Call
-from . import arith, assertions, async_regs, mbarrier, ptx, races, tma, wgmma
+from . import arith, assertions, async_regs, mbarrier, named_barriers, ptx, races, registers, tma, wgmma
 from .access import Access
 from .asyncq import Chunk
 from .errors import DivergenceError, MisalignedAddressError, UnsupportedError, element_str, where
@@ -137,8 +138,12 @@ def compile_call(comp: Compiler, e: Call):
 
 def _syncthreads(comp: Compiler, e: Call):
     span = comp.span
+    sid = comp.prog.new_site(None, span, "__syncthreads").sid
 
     def sync(st):
+        if st.unit is not None:  # warps are scheduled: barrier 0 for the block's threads
+            named_barriers.syncthreads_units(st, sid, span)
+            return
         m = st.mask
         if m is None:
             blocks = None
@@ -492,6 +497,20 @@ def _shfl(comp: Compiler, e: Call):
     return shfl
 
 
+def _elect_one(comp: Compiler, e: Call):
+    """`elect.sync`: true on one active lane of each warp, the lowest."""
+
+    def elect_one(st):
+        out = np.zeros(st.L, bool)
+        lanes = _lanes(st)
+        if lanes.size:
+            _, first = np.unique(st.lane_warp[lanes], return_index=True)
+            out[lanes[first]] = True
+        return out
+
+    return elect_one
+
+
 # ------------------------------------------------------------------------------ atomics
 
 
@@ -660,6 +679,9 @@ _HANDLERS = {
     "address_of": _address_of,
     "print": _print,
     **assertions.HANDLERS,
+    "elect_one": _elect_one,
+    **named_barriers.HANDLERS,
+    **registers.HANDLERS,
     **mbarrier.HANDLERS,
     **tma.HANDLERS,
     **wgmma.HANDLERS,

@@ -438,6 +438,8 @@ class Compiler:
                 if kind == "shared":
                     if st.check_races:
                         storage.shadow = SharedShadow(rows, storage.data.shape[1])
+                        if st.sync.order is not None:
+                            storage.shadow.enable_order()
                     st.shared.append(storage)
                 st.store[slot] = storage
             if finit is not None:
@@ -445,6 +447,13 @@ class Compiler:
                 v = finit(st)
                 typed = storage.typed(npdt)
                 n = nbytes // buf.dtype.bytes
+                if st.unit is not None and kind == "local":
+                    # a scheduled unit initialises its own lanes' registers only
+                    lanes = np.flatnonzero(st.mask)
+                    typed[lanes, :n] = v if np.ndim(v) == 0 else v[lanes, None]
+                    if storage.init is not None:
+                        storage.init[lanes, :nbytes] = True
+                    return
                 if np.ndim(v) == 0:
                     typed[:, :n] = v
                 else:

@@ -48,6 +48,18 @@ class MbarrierError(EmulatorError):
     with more arrivals than its phase expects, or by a TMA copy before fence_barrier_init."""
 
 
+class BarrierError(EmulatorError):
+    """A named barrier (bar.sync / bar.arrive) used against the PTX ISA: an id outside 0-15, a
+    thread count that is not a multiple of 32 or exceeds the block, threads of one barrier naming
+    different counts, or more arrivals than the count."""
+
+
+class RegisterBudgetError(EmulatorError):
+    """`setmaxnreg` misuse: a count outside 24..256 or not a multiple of 8, an increase below (a
+    decrease above) the warpgroup's current budget, or warpgroups whose budgets add up to more
+    than the register file (65536 32-bit registers per block)."""
+
+
 class UnsupportedError(EmulatorError):
     """IR the emulator cannot execute (not thread IR, or an unknown intrinsic)."""
 

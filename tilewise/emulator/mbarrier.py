@@ -9,39 +9,58 @@ arrivals and tx-count are both zero; the phase then advances and pending is rese
 phase's parity differs from p (the ISA allows only the current and the immediately preceding
 phase to be named, so parity is enough).
 
-All threads run in lockstep, so a wait cannot spin for other threads to arrive later: when lanes
-wait on a phase that has not completed, the TMA transfers in flight on that barrier land (their
-bytes reach shared memory and the tx-count drops by them; transfers complete only here, which
-is one legal order of an asynchronous copy), and if the phase still has not completed the wait
-can never return: DeadlockError names the barrier, its phase, the arrivals and bytes it lacks and
-the waiting statement. (So a wait that only a statement executed later could satisfy, such as a
-producer and a consumer in the two branches of an `if` on the thread index, is reported too.)
+A wait whose phase has not completed lets the TMA transfers in flight on that barrier land first
+(their bytes reach shared memory and the tx-count drops by them; transfers complete only when a
+wait needs them, which is one legal order of an asynchronous copy). If the phase still has not
+completed:
+- when warps are scheduled (schedule.py) the unit blocks until it has; when no unit can run any
+  more the scheduler reports the wait (barrier, phase and parity, waiting threads, what the phase
+  lacks, the line);
+- in lockstep (kernels without warp-divergent synchronisation) nothing executed later can arrive
+  before the wait returns: DeadlockError names the barrier, its phase, the arrivals and bytes it
+  lacks and the waiting statement.
 
 Checks besides deadlocks (MbarrierError): use before init, a plain store over a live barrier
 (the init writes a token into the barrier's 8 bytes and every operation checks it), more
-arrivals than the phase expects, a count or parity outside the ISA's range, several threads
-initialising one barrier at once, and a TMA copy on a barrier whose init no fence_barrier_init
-(or fence_proxy_async) has followed. With the race checks on, an init is a write and every other
-operation a read of the barrier's bytes, so a use by another thread with no __syncthreads after
-the init is a RaceError. Re-initialising a barrier with no transfer in flight on it is allowed
-(as if invalidated first)."""
+arrivals than the phase expects in one statement, a thread arriving twice on one phase, a count
+or parity outside the ISA's range, several threads initialising one barrier at once, a TMA copy
+on a barrier whose init no fence_barrier_init (or fence_proxy_async) has followed, a phase whose
+arrivals are complete while its tx-count is negative (the copies brought more bytes than
+expect_tx announced: a wrong byte count), and a wait whose phase is ambiguous: each thread's
+waits on a barrier are taken to be for successive phases of the named parity (the first phase
+after the last one the thread saw complete, or the current phase when it starts waiting; when
+warps are scheduled a thread's first wait since the init is for phase 0, or for the phase before
+it with parity 1), and a wait is reported when the barrier has completed that phase and the next
+one before the wait returns, so that its parity names a later phase (the barrier ran two phases
+ahead of the waiter).
+A phase that waits for bytes no copy in flight will bring (expect_tx too large, or a copy never
+issued) is reported when nothing else can run.
+
+With the race checks on, an init is a write and every other operation a read of the barrier's
+bytes, so a use by another thread with no __syncthreads after the init is a RaceError. Phases
+also order shared-memory accesses (order.py): an arrival releases what the arriving thread did
+before it, a TMA load landing what its issuer did before issuing it (its bytes count as written
+by the issuer), and a wait that returns acquires the phase it returned for. Re-initialising a
+barrier with no transfer in flight on it is allowed (as if invalidated first)."""
 from __future__ import annotations
 
 import numpy as np
 
-from . import async_proxy, races
+from . import async_proxy, order, races, schedule
 from .errors import DeadlockError, MbarrierError, element_str, where
 from .hopper import active_lanes, address, block_name, lane_offsets, state, values
 
 MAX_COUNT = (1 << 20) - 1
 MAGIC = 0x6D62_6172_0000_0000  # "mbar" in the high half of the token the init writes
 NONE = -1
+UNSEEN = np.iinfo(np.int64).min  # a thread that has not waited on the barrier since its init
+FIRST = -2  # what a first wait is taken to follow when warps are scheduled
 
 
 class BarrierRow:
     """The barrier at one byte offset of one shared root, for every block of the batch."""
 
-    def __init__(self, storage, off: int, nb: int, buffer):
+    def __init__(self, storage, off: int, nb: int, L: int, buffer):
         self.storage = storage
         self.off = off
         self.buffer = buffer  # a view naming the barrier in messages
@@ -54,6 +73,16 @@ class BarrierRow:
         self.token = np.zeros(nb, np.uint64)
         self.init_site = np.full(nb, NONE, np.int64)
         self.arrive_site = np.full(nb, NONE, np.int64)
+        self.seen = np.full(L, UNSEEN, np.int64)  # per lane: the last phase its wait returned for
+        self.arrived = np.full(L, NONE, np.int64)  # per lane: the phase it last arrived on
+        self.acc = None  # order.py vectors [nb, T]: releases into the phase being filled
+        self.pub = None  # ... and into the phase that completed last
+
+    def vectors(self, st):
+        if self.acc is None:
+            self.acc = order.new_vector(st)
+            self.pub = order.new_vector(st)
+        return self.acc
 
     def name(self, st, block: int) -> str:
         b = self.buffer
@@ -67,13 +96,31 @@ class BarrierRow:
         b = blocks[done]
         self.phase[b] += 1
         self.pending[b] = self.expected[b]
+        if self.acc is not None and b.size:
+            self.pub[b] = self.acc[b]
+            self.acc[b] = order.NOTHING
+
+    def check_tx(self, st, blocks: np.ndarray, span, what: str):
+        """A phase with all its arrivals and a negative tx-count can never complete: the TMA
+        copies brought more bytes than expect_tx announced."""
+        bad = self.inited[blocks] & (self.pending[blocks] == 0) & (self.tx[blocks] < 0)
+        if bad.any():
+            b = int(blocks[np.flatnonzero(bad)[0]])
+            tx = int(self.tx[b])
+            raise MbarrierError(
+                f"wrong expect_tx byte count: phase {int(self.phase[b])} of {self.name(st, b)} has all its "
+                f"{int(self.expected[b])} arrivals but a tx-count of {tx}: the TMA copies completed {-tx} bytes more "
+                f"than expect_tx announced ({what} {where(span)}); the phase can never complete"
+            )
 
 
 class Transfer:
     """Bytes of TMA loads in flight on one barrier: row i goes to flat byte indices flat[i] of
-    `storage` (already swizzled) and completes `nbytes` transactions of block blocks[i]."""
+    `storage` (already swizzled) and completes `nbytes` transactions of block blocks[i]. `seq`
+    is the issue's sequence number (order.py) when the batch orders threads."""
 
-    def __init__(self, row: BarrierRow, storage, blocks, tids, flat, data, sid: int, span):
+    def __init__(self, row: BarrierRow, storage, blocks, tids, flat, data, sid: int, span, seq=None):
+        self.seq = seq
         self.row = row
         self.storage = storage
         self.blocks = blocks
@@ -105,7 +152,7 @@ def row_of(st, storage, off: int, buffer) -> BarrierRow:
     key = (id(storage), off)
     row = hs.barriers.get(key)
     if row is None:
-        row = BarrierRow(storage, off, st.nb, buffer)
+        row = BarrierRow(storage, off, st.nb, st.L, buffer)
         hs.barriers[key] = row
     return row
 
@@ -193,6 +240,12 @@ def _init(comp, e):
             row.tx[blocks] = 0
             row.token[blocks] = MAGIC + hs.token
             row.init_site[blocks] = sid
+            of_blocks = np.isin(st.lane_block, blocks)
+            row.seen[of_blocks] = UNSEEN
+            row.arrived[of_blocks] = NONE
+            if row.acc is not None:
+                row.acc[blocks] = order.NOTHING
+                row.pub[blocks] = order.NOTHING
             storage.typed(np.uint64)[blocks, off // 8] = row.token[blocks]
             if storage.init is not None:
                 storage.init[blocks[:, None], off + np.arange(8)] = True
@@ -232,6 +285,19 @@ def _arrive_common(comp, e, with_tx: bool):
 
 def arrive_blocks(st, row: BarrierRow, blocks, lanes, sid: int, what: str, span):
     """One arrival per entry of `blocks` (the blocks of the arriving lanes)."""
+    twice = row.arrived[lanes] == row.phase[blocks]
+    if twice.any():
+        k = int(np.flatnonzero(twice)[0])
+        b = int(blocks[k])
+        raise MbarrierError(
+            f"{what} at {where(span)}: {st.thread_of_lane(int(lanes[k]))} arrives a second time on phase "
+            f"{int(row.phase[b])} of {row.name(st, b)} (count {int(row.expected[b])}) before it completes: its "
+            f"arrivals would stand for another thread's (the last arrival was at "
+            f"{where(st.sites[int(row.arrive_site[b])].span) if row.arrive_site[b] != NONE else '?'})"
+        )
+    row.arrived[lanes] = row.phase[blocks]
+    if order.enable(st) is not None:
+        order.release(st, row.vectors(st), blocks, st.lane_tid[lanes])
     n = np.bincount(blocks, minlength=st.nb)
     b = np.flatnonzero(n)
     row.pending[b] -= n[b]
@@ -246,6 +312,7 @@ def arrive_blocks(st, row: BarrierRow, blocks, lanes, sid: int, what: str, span)
             + (f"; the phase is still waiting for a tx-count of {tx} bytes" if tx else "")
         )
     row.arrive_site[b] = sid
+    row.check_tx(st, b, span, f"seen at the {what} at")
     row.complete(b)
 
 
@@ -265,24 +332,129 @@ def _wait(comp, e):
             k = int(np.flatnonzero(bad)[0])
             raise MbarrierError(f"mbarrier_wait at {where(span)} by {st.thread_of_lane(int(lanes[k]))}: phase parity "
                                 f"{int(par[k])} is not 0 or 1")
+        groups = []
         for storage, off, ls in _groups(st, bar, lanes, "mbarrier wait"):
             row = row_of(st, storage, off, bar.buf)
             live(st, row, ls, "mbarrier_wait", span)
             _shadow(st, storage, off, ls, sid, write=False)
-            p = par[np.isin(lanes, ls)]
-            blocks = st.lane_block[ls]
-            need = (row.phase[blocks] & 1) == p
-            if not need.any():
-                continue
-            land(st, row, np.unique(blocks[need]))
-            need = (row.phase[blocks] & 1) == p
-            if need.any():
-                _deadlock(st, row, ls[need], span)
+            groups.append(_Group(st, row, ls, par[np.isin(lanes, ls)]))
+        w = Wait(st, groups, span)
+        if not w.evaluate(first=True):
+            if st.sched is None:
+                g = next(g for g in groups if g.need.any())
+                _deadlock(st, g.row, g.lanes[g.need], span)
+            schedule.wait(st, w)
 
     return mbarrier_wait
 
 
-def _deadlock(st, row: BarrierRow, lanes: np.ndarray, span):
+class _Group:
+    """The lanes of one wait statement that wait on one barrier, with their parities."""
+
+    def __init__(self, st, row: BarrierRow, lanes: np.ndarray, parity: np.ndarray):
+        self.row = row
+        self.lanes = lanes
+        self.blocks = st.lane_block[lanes]
+        self.parity = parity
+        self.want = None  # the phase each lane waits for
+        self.need = None  # lanes whose phase has not completed yet
+
+
+class Wait(schedule.Blocker):
+    """An mbarrier_wait statement; blocks its unit while a phase has not completed for some of
+    its lanes. A lane whose phase has completed is done (it acquires the phase then: its unit may
+    wait on for other lanes while the barrier moves on)."""
+
+    kind = "mbarrier"
+
+    def __init__(self, st, groups: list[_Group], span):
+        self.st = st
+        self.groups = groups
+        self.span = span
+
+    def evaluate(self, first: bool) -> bool:
+        st = self.st
+        ok = True
+        for g in self.groups:
+            row = g.row
+            if first:
+                need = (row.phase[g.blocks] & 1) == g.parity
+                if need.any():
+                    land(st, row, np.unique(g.blocks[need]))
+                ph = row.phase[g.blocks]
+                need = (ph & 1) == g.parity
+                g.want = np.where(need, ph, ph - 1)
+                seen = row.seen[g.lanes]
+                if st.sched is not None:
+                    # scheduled warps: a thread's first wait is for phase 0 (parity 0) or the one
+                    # before it (parity 1, "the previous phase has completed")
+                    seen = np.where(seen == UNSEEN, FIRST, seen)
+                known = seen != UNSEEN
+                if known.any():
+                    nxt = np.where(known, seen, 0) + 1
+                    intended = nxt + ((nxt & 1) != g.parity)
+                    bad = known & (g.want > intended)
+                    if bad.any():
+                        self._ambiguous(g, int(np.flatnonzero(bad)[0]), int(intended[bad][0]), int(seen[bad][0]))
+                g.need = np.ones(g.lanes.size, bool)
+                self._done(g, ~need)
+            elif g.need.any():
+                land(st, row, np.unique(g.blocks[g.need]))
+                ph = row.phase[g.blocks]
+                bad = g.need & (ph >= g.want + 2)
+                if bad.any():
+                    self._ambiguous(g, int(np.flatnonzero(bad)[0]), int(g.want[bad][0]), None)
+                self._done(g, g.need & (ph == g.want + 1))
+            ok = ok and not g.need.any()
+        return ok
+
+    def _done(self, g: _Group, sel: np.ndarray):
+        """Lanes whose phase (g.want) has completed: they saw it, and acquire it (order.py)."""
+        if not sel.any():
+            return
+        g.need = g.need & ~sel
+        lanes = g.lanes[sel]
+        g.row.seen[lanes] = g.want[sel]
+        if g.row.pub is not None:
+            order.acquire(self.st, g.row.pub, g.blocks[sel], self.st.lane_tid[lanes])
+
+    def _ambiguous(self, g: _Group, k: int, intended: int, seen):
+        st, row = self.st, g.row
+        b = int(g.blocks[k])
+        ph = int(row.phase[b])
+        p = int(g.parity[k])
+        why = ("the phase that was current when it started waiting" if seen is None else
+               "its first wait on the barrier since the init: phase 0 for parity 0, the one before for parity 1"
+               if seen == FIRST else f"the first phase with that parity after phase {seen}, the last it saw complete")
+        returns = f"wait for phase {ph} to complete" if (ph & 1) == p else f"return for phase {ph - 1} at once"
+        raise MbarrierError(
+            f"ambiguous mbarrier phase: mbarrier_wait at {where(self.span)} by {st.thread_of_lane(int(g.lanes[k]))} "
+            f"waits with parity {p} for phase {intended} of {row.name(st, b)} ({why}), but the barrier has completed "
+            f"phase {intended} and phase {intended + 1} (its current phase is {ph}): parity {p} names a later phase "
+            f"now, so the wait would {returns} (the barrier ran two phases ahead of the waiter; another barrier must "
+            f"hold the threads that complete its phases back)"
+        )
+
+    def ready(self) -> bool:
+        return self.evaluate(first=False)
+
+    def ready_blocks(self):
+        done = np.ones(self.st.nb, bool)
+        involved = np.zeros(self.st.nb, bool)
+        for g in self.groups:
+            involved[g.blocks] = True
+            done[g.blocks[g.need]] = False
+        return done[involved]
+
+    def describe(self, sched) -> str:
+        for g in self.groups:
+            if g.need.any():
+                return describe_wait(self.st, g.row, g.lanes[g.need], self.span)
+        return f"mbarrier_wait at {where(self.span)}"
+
+
+def describe_wait(st, row: BarrierRow, lanes: np.ndarray, span) -> str:
+    """What a wait of `lanes` (on the current phase of `row`) waits for and what it lacks."""
     lane = int(lanes[0])
     b = int(st.lane_block[lane])
     nwait = int((st.lane_block[lanes] == b).sum())
@@ -291,19 +463,25 @@ def _deadlock(st, row: BarrierRow, lanes: np.ndarray, span):
     if pend:
         lacks.append(f"{pend} of its {exp} arrivals")
     if tx > 0:
-        lacks.append(f"{tx} bytes of transactions (tx-count {tx}) that no TMA copy in flight will bring")
+        lacks.append(f"{tx} bytes of transactions (tx-count {tx}) that no TMA copy in flight will bring"
+                     + (" (expect_tx announced more bytes than the copies bring?)" if not pend else ""))
     if tx < 0:
         lacks.append(f"a tx-count of 0: it is {tx}, the TMA copies completed {-tx} bytes more than expect_tx announced")
     init = st.sites[int(row.init_site[b])]
     last = "" if row.arrive_site[b] == NONE else f"; the last arrival was at {where(st.sites[int(row.arrive_site[b])].span)}"
-    raise DeadlockError(
-        f"deadlock: mbarrier_wait at {where(span)} ({nwait} waiting thread{'s' if nwait != 1 else ''} of "
-        f"{block_name(st, b)}, "
+    return (
+        f"mbarrier_wait at {where(span)} ({nwait} waiting thread{'s' if nwait != 1 else ''} of {block_name(st, b)}, "
         f"{st.thread_of_lane(lane)} among them) waits for phase {ph} (parity {ph & 1}) of {row.name(st, b)} to "
-        f"complete, but that phase still lacks {' and '.join(lacks)}, and nothing executed later can arrive before "
-        f"the wait returns (initialised at {where(init.span)}{last}). The emulator runs all threads in lockstep: a "
-        f"wait that only a later statement could complete, such as a consumer branch after a producer branch of an "
-        f"`if` on the thread index, is reported too"
+        f"complete, but that phase still lacks {' and '.join(lacks)} (initialised at {where(init.span)}{last})"
+    )
+
+
+def _deadlock(st, row: BarrierRow, lanes: np.ndarray, span):
+    raise DeadlockError(
+        f"deadlock: {describe_wait(st, row, lanes, span)}, and nothing executed later can arrive before the wait "
+        f"returns. The kernel runs in lockstep (no synchronisation under a condition that differs between threads, "
+        f"and Kernel.attrs['warp_specialized'] is not set): a wait that only a later statement could complete, such "
+        f"as a consumer branch after a producer branch of an `if` on the thread index, is reported too"
     )
 
 
@@ -351,17 +529,23 @@ def land(st, row: BarrierRow, blocks: np.ndarray):
     memory and the tx-count drops by them; then the phases that have everything complete."""
     hs = state(st)
     keep = []
+    landed = None
     for t in hs.loads:
         sel = np.isin(t.blocks, blocks) if t.row is row else None
         if sel is None or not sel.any():
             keep.append(t)
             continue
+        landed = t
         _write(st, t, sel)
+        if t.seq is not None and order.get(st) is not None:
+            order.release_at(st, row.vectors(st), t.blocks[sel], t.tids[sel], np.full(int(sel.sum()), t.seq, np.int32))
         np.subtract.at(row.tx, t.blocks[sel], t.nbytes)
         if (~sel).any():
             t.blocks, t.tids, t.flat, t.data = t.blocks[~sel], t.tids[~sel], t.flat[~sel], t.data[~sel]
             keep.append(t)
     hs.loads = keep
+    if landed is not None:
+        row.check_tx(st, blocks, landed.span, "seen when the copies in flight on it landed, the last issued at")
     row.complete(blocks)
 
 
@@ -373,9 +557,14 @@ def _write(st, t: Transfer, sel: np.ndarray):
         s.init.reshape(-1)[flat] = True
     sh = s.shadow
     if sh is not None:
-        # fresh data ordered by the barrier: no plain access of the old bytes can race with it
+        # fresh data: the readers of the old bytes were checked when the copy was issued
         for a in (sh.p, sh.ps, sh.w, sh.ws, sh.r1, sh.r1s, sh.r2, sh.r2s):
             a[flat] = NONE
+        if sh.wq is not None and t.seq is not None:
+            # written by the issuing thread, ordered through the barrier's phase (order.py)
+            sh.w[flat] = np.repeat(t.tids[sel], t.flat.shape[1])
+            sh.ws[flat] = t.sid
+            sh.wq[flat] = t.seq
         if sh.any_pending and not (sh.p != NONE).any():
             sh.any_pending = False
     if st.hopper is not None:

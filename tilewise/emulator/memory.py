@@ -170,7 +170,11 @@ class SharedShadow:
 
     For every byte: the last writer (thread and site), up to two distinct readers (enough to name
     a reader other than any given writer), and the thread and site of a cp.async whose copy into
-    the byte is still in flight. Arrays are flat over [blocks, row_bytes]."""
+    the byte is still in flight. Arrays are flat over [blocks, row_bytes].
+
+    Once a batch orders threads through mbarriers or named barriers (order.py), every entry also
+    carries the sequence number of its access (wq, r1q, r2q), and the two reader slots keep the
+    most recent readers (an older read is more likely ordered before a later write)."""
 
     def __init__(self, rows: int, row_bytes: int):
         n = rows * row_bytes
@@ -184,6 +188,15 @@ class SharedShadow:
         self.p = np.full(n, NONE, np.int32)
         self.ps = np.full(n, NONE, np.int32)
         self.any_pending = False
+        self.wq = self.r1q = self.r2q = None
+
+    def enable_order(self):
+        """Sequence numbers for the entries (order.py); accesses so far get 0."""
+        if self.wq is None:
+            n = self.w.size
+            self.wq = np.zeros(n, np.int32)
+            self.r1q = np.zeros(n, np.int32)
+            self.r2q = np.zeros(n, np.int32)
 
     def barrier(self, blocks: np.ndarray | None):
         """Forget the epoch's accesses of the blocks that passed a barrier (None: all)."""

@@ -1,18 +1,26 @@
 """Shared-memory race detection between barriers, at byte granularity, vectorised over every
 access of a statement. Same-thread accesses never race; a read of a byte whose cp.async copy
-is still in flight is reported whichever thread issued the copy."""
+is still in flight is reported whichever thread issued the copy.
+
+Two accesses of different threads to a byte, one a write, race unless a barrier orders them:
+`__syncthreads` (the shadow forgets the block's accesses), or, once the batch uses them, an
+mbarrier phase or a named barrier between the two threads (order.py: the recorded access's
+sequence number must not exceed what the later thread knows of its thread)."""
 from __future__ import annotations
 
 import numpy as np
 
-from . import async_proxy
+from . import async_proxy, order
 from .errors import AsyncCopyError, RaceError, element_str, where
+from .hopper import block_name
 from .memory import NONE, SharedShadow, Storage
 
 
 def _site_elem(st, sid: int, byte: int) -> str:
     site = st.sites[sid]
     b = site.buffer
+    if b is None:
+        return f"byte {byte}"
     elem = (byte - b.byte_offset) // b.dtype.bytes
     shape = b.static_shape() or (b.numel(),)
     return element_str(b.name, shape, elem)
@@ -21,6 +29,10 @@ def _site_elem(st, sid: int, byte: int) -> str:
 def _access(st, sid: int, block: int, tid: int, verb: str, target: str = "it") -> str:
     site = st.sites[sid]
     target = f" {target}" if target else ""
+    if tid >= st.T:  # order.py's pseudo-thread of a warpgroup: its wgmmas' operand reads
+        j = tid - st.T
+        who = f"a wgmma of warpgroup {j} (threads {128 * j}-{min(st.T, 128 * j + 128) - 1}) of {block_name(st, block)}"
+        return f"{who} {verb}{target} ({site.what} at {where(site.span)}, completed by a wgmma_wait)"
     return f"{st.describe(block, tid)} {verb}{target} ({site.what} at {where(site.span)})"
 
 
@@ -33,7 +45,7 @@ def _report(st, storage: Storage, kind, flat, tids, sid, other_t, other_s, bad, 
     t_now, t_old, s_old = int(tids[k]), int(other_t[k]), int(other_s[k])
     here = _site_elem(st, sid, byte)
     there = _site_elem(st, s_old, byte)
-    alias = "" if there == here else f" (the same bytes as {there})"
+    alias = "" if there == here or st.sites[s_old].buffer is None else f" (the same bytes as {there})"
     if kind is AsyncCopyError and st.sites[s_old].what.startswith("TMA load"):
         msg = (
             f"{_access(st, sid, block, t_now, verb_now, here + alias)} in shared memory ({storage.name} byte "
@@ -49,12 +61,22 @@ def _report(st, storage: Storage, kind, flat, tids, sid, other_t, other_s, bad, 
             + ("of that thread has covered it yet" if t_old == t_now else "by that thread, followed by a __syncthreads, came between")
         )
     else:
+        between = ("with no __syncthreads between them" if storage.shadow.wq is None else
+                   "with no __syncthreads, named barrier or mbarrier phase ordering them")
         msg = (
             f"shared-memory race on {here}{alias} ({storage.name} byte {byte}): "
             f"{_access(st, s_old, block, t_old, verb_old)}, then {_access(st, sid, block, t_now, verb_now)}, "
-            f"with no __syncthreads between them"
+            f"{between}"
         )
     raise kind(msg)
+
+
+def _conflicts(st, sh: SharedShadow, flat, tids, other, other_q) -> np.ndarray:
+    """Which entries (threads `other`) conflict with accesses of threads `tids` at `flat`."""
+    bad = (other != NONE) & (other != tids)
+    if other_q is not None and bad.any():
+        bad = order.unordered(st, sh.row_bytes, flat, tids, other, other_q[flat], bad)
+    return bad
 
 
 def on_read(st, storage: Storage, flat: np.ndarray, tids: np.ndarray, sid: int):
@@ -66,9 +88,12 @@ def on_read(st, storage: Storage, flat: np.ndarray, tids: np.ndarray, sid: int):
         if bad.any():
             _report(st, storage, AsyncCopyError, flat, tids, sid, p, sh.ps[flat], bad, "", "reads")
     w = sh.w[flat]
-    bad = (w != NONE) & (w != tids)
+    bad = _conflicts(st, sh, flat, tids, w, sh.wq)
     if bad.any():
         _report(st, storage, RaceError, flat, tids, sid, w, sh.ws[flat], bad, "wrote", "reads")
+    if sh.wq is not None:
+        _record_readers(st, sh, flat, tids, sid)
+        return
     r1 = sh.r1[flat]
     new = r1 == NONE
     if new.any():
@@ -82,6 +107,56 @@ def on_read(st, storage: Storage, flat: np.ndarray, tids: np.ndarray, sid: int):
         if free.any():
             sh.r2[f2[free]] = tids[other][free]
             sh.r2s[f2[free]] = sid
+
+
+def _record_readers(st, sh: SharedShadow, flat, tids, sid, q=None):
+    """With sequence numbers: a thread already in a slot refreshes it; a new reader takes a free
+    slot, else the slot of the older read (two rounds: two new readers of one byte in one
+    statement both get a slot)."""
+    if q is None:
+        q = order.get(st).seq
+    for _ in range(2):
+        r1, r2 = sh.r1[flat], sh.r2[flat]
+        mine1, mine2 = r1 == tids, r2 == tids
+        if mine1.any():
+            sh.r1q[flat[mine1]] = q
+            sh.r1s[flat[mine1]] = sid
+        if mine2.any():
+            sh.r2q[flat[mine2]] = q
+            sh.r2s[flat[mine2]] = sid
+        need = ~(mine1 | mine2)
+        if not need.any():
+            return
+        f, t = flat[need], tids[need]
+        p1 = np.where(r1[need] == NONE, -2, sh.r1q[f])
+        p2 = np.where(r2[need] == NONE, -2, sh.r2q[f])
+        use1 = p1 <= p2
+        take = np.minimum(p1, p2) < q  # not a slot another reader of this statement just took
+        for slot, sel in ((1, take & use1), (2, take & ~use1)):
+            if sel.any():
+                r, rs, rq = (sh.r1, sh.r1s, sh.r1q) if slot == 1 else (sh.r2, sh.r2s, sh.r2q)
+                r[f[sel]] = t[sel]
+                rs[f[sel]] = sid
+                rq[f[sel]] = q
+
+
+def on_async_read_done(st, storage: Storage, flat: np.ndarray, tids: np.ndarray, sid: int, q: int):
+    """Reads through the async proxy that a wait has completed (wgmma operands), by order.py's
+    pseudo-threads `tids` at sequence number q: recorded like plain reads (their conflicts were
+    checked when issued, and writes while in flight by async_proxy.py)."""
+    _record_readers(st, storage.shadow, flat, tids, sid, q)
+
+
+def check_overwrite(st, storage: Storage, flat: np.ndarray, tids: np.ndarray, sid: int, now: str):
+    """An asynchronous write issued by threads `tids` (a TMA load): the bytes' earlier plain
+    accesses by other threads must be ordered before the issue."""
+    sh: SharedShadow = storage.shadow
+    for r, rs, rq, verb in ((sh.w, sh.ws, sh.wq, "wrote"), (sh.r1, sh.r1s, sh.r1q, "read"),
+                            (sh.r2, sh.r2s, sh.r2q, "read")):
+        rv = r[flat]
+        bad = _conflicts(st, sh, flat, tids, rv, rq)
+        if bad.any():
+            _report(st, storage, RaceError, flat, tids, sid, rv, rs[flat], bad, verb, now)
 
 
 def on_write(st, storage: Storage, flat: np.ndarray, tids: np.ndarray, sid: int, pending: bool = False,
@@ -99,26 +174,26 @@ def on_write(st, storage: Storage, flat: np.ndarray, tids: np.ndarray, sid: int,
         if bad.any():
             _report(st, storage, AsyncCopyError, flat, tids, sid, p, sh.ps[flat], bad, "", now)
     w = sh.w[flat]
-    bad = (w != NONE) & (w != tids)
+    bad = _conflicts(st, sh, flat, tids, w, sh.wq)
     if bad.any():
         _report(st, storage, RaceError, flat, tids, sid, w, sh.ws[flat], bad, "wrote", now)
-    for r, rs in ((sh.r1, sh.r1s), (sh.r2, sh.r2s)):
+    for r, rs, rq in ((sh.r1, sh.r1s, sh.r1q), (sh.r2, sh.r2s, sh.r2q)):
         rv = r[flat]
-        bad = (rv != NONE) & (rv != tids)
+        bad = _conflicts(st, sh, flat, tids, rv, rq)
         if bad.any():
             _report(st, storage, RaceError, flat, tids, sid, rv, rs[flat], bad, "read", now)
     if atomic:
         return
     if flat.size > 1:
         # two threads writing one byte in the same statement
-        order = np.argsort(flat, kind="stable")
-        fs = flat[order]
-        ts = tids[order]
+        order_ = np.argsort(flat, kind="stable")
+        fs = flat[order_]
+        ts = tids[order_]
         dup = (fs[1:] == fs[:-1]) & (ts[1:] != ts[:-1])
         if dup.any():
             k = int(np.flatnonzero(dup)[0])
             sel = np.zeros(flat.size, bool)
-            sel[order[k + 1]] = True
+            sel[order_[k + 1]] = True
             prev_t = np.full(flat.size, ts[k], np.int32)
             prev_s = np.full(flat.size, sid, np.int32)
             _report(st, storage, RaceError, flat, tids, sid, prev_t, prev_s, sel, "writes", now)
@@ -129,14 +204,19 @@ def on_write(st, storage: Storage, flat: np.ndarray, tids: np.ndarray, sid: int,
     else:
         sh.w[flat] = tids
         sh.ws[flat] = sid
+        if sh.wq is not None:
+            sh.wq[flat] = order.get(st).seq
 
 
-def on_async_land(storage: Storage, flat: np.ndarray, tids: np.ndarray, sids: np.ndarray):
-    """A cp.async copy landed at a wait: it now counts as a write by its thread in this epoch."""
+def on_async_land(storage: Storage, flat: np.ndarray, tids: np.ndarray, sids: np.ndarray, seq=None):
+    """A cp.async copy landed at a wait: it now counts as a write by its thread in this epoch
+    (at sequence number `seq` when the batch orders threads, order.py)."""
     sh: SharedShadow = storage.shadow
     sh.p[flat] = NONE
     sh.ps[flat] = NONE
     sh.w[flat] = tids
     sh.ws[flat] = sids
+    if sh.wq is not None:
+        sh.wq[flat] = 0 if seq is None else seq
     if sh.any_pending and not (sh.p != NONE).any():
         sh.any_pending = False

@@ -1,5 +1,8 @@
 """`run(func, args, dims)`: bind the arguments, then launch each kernel of the function as
-batches of blocks executing in lockstep."""
+batches of blocks. A batch executes in lockstep (every thread runs each statement together),
+unless the kernel is warp-specialised or synchronises threads under a condition that differs
+between them: then its warps (or warpgroups) are scheduled as units that run until they block
+(schedule.py)."""
 from __future__ import annotations
 
 import weakref
@@ -11,7 +14,7 @@ from ..ir.expr import Expr, Var
 from ..ir.recursion import deep_recursion
 from ..ir.stmt import Allocate, Annotation, Kernel, LetStmt, PrimFunc, SeqStmt, Stmt
 from ..ir.visitor import Visitor
-from . import arith
+from . import arith, schedule
 from .compiler import Compiler
 from .errors import UnsupportedError, where
 from .memory import Site, global_storage
@@ -25,6 +28,7 @@ SHARED_BUDGET = 64 << 20  # bytes of shared memory (with its race shadow) per ba
 class KernelProgram:
     def __init__(self, kernel: Kernel, body, grid_fns, block_slots, thread_slots, smem_bytes: int):
         self.kernel = kernel
+        self.plan = schedule.plan(kernel)
         self.body = body
         self.grid_fns = grid_fns
         self.block_slots = block_slots
@@ -44,6 +48,7 @@ class Program:
         self._keep: list = []
         self.sites: list[Site] = []
         self.uses_hopper = False  # set while compiling an mbarrier, TMA or wgmma intrinsic
+        self.uses_order = False  # set while compiling a named barrier (order.py may be needed)
         self.steps: list = []  # ("kernel", KernelProgram) | ("let", slot, fn)
         comp = Compiler(self)
         self.param_slots = []
@@ -238,22 +243,45 @@ def _launch(prog: Program, kp: KernelProgram, vals, store, shapes, host, check_r
     if nblocks <= 0 or kp.body is None:
         return
     per_block = max(1, kp.smem_bytes * (33 if check_races else 1))
+    if check_races and (prog.uses_hopper or prog.uses_order or kp.plan.scheduled):
+        # sequence numbers in the race shadow and the happens-before matrix (order.py)
+        per_block += kp.smem_bytes * 12 + T * T * 4
     nb = max(1, min(nblocks, max_lanes // max(T, 1), SHARED_BUDGET // per_block))
     gdims = grid if grid else [1]
     for b0 in range(0, nblocks, nb):
         block_ids = np.arange(b0, min(nblocks, b0 + nb))
-        bvals = list(vals)
-        bstore = [s if (s is not None and s.scope == "global") else None for s in store]
-        st = Batch(prog, block_ids, gdims, threads, bvals, bstore, shapes, check_races, check_uninit)
-        # block and thread indices: x fastest
-        rem = block_ids
-        for slot, g, v in zip(kp.block_slots, gdims, kp.kernel.block_vars):
-            coord = (rem % g).astype(arith.np_dtype(v.dtype))
-            rem = rem // g
-            bvals[slot] = coord[0] if st.nb == 1 else np.repeat(coord, T)
-        rem = st.lane_tid.astype(np.int64)
-        for slot, t, v in zip(kp.thread_slots, threads, kp.kernel.thread_vars):
-            bvals[slot] = (rem % t).astype(arith.np_dtype(v.dtype))
-            rem = rem // t
+        _batch(prog, kp, block_ids, gdims, vals, store, shapes, check_races, check_uninit)
+
+
+def _batch(prog: Program, kp: KernelProgram, block_ids, gdims, vals, store, shapes, check_races, check_uninit):
+    threads = kp.threads
+    T = int(np.prod(threads))
+    bvals = list(vals)
+    bstore = [s if (s is not None and s.scope == "global") else None for s in store]
+    st = Batch(prog, block_ids, gdims, threads, bvals, bstore, shapes, check_races, check_uninit)
+    # block and thread indices: x fastest
+    rem = block_ids
+    for slot, g, v in zip(kp.block_slots, gdims, kp.kernel.block_vars):
+        coord = (rem % g).astype(arith.np_dtype(v.dtype))
+        rem = rem // g
+        bvals[slot] = coord[0] if st.nb == 1 else np.repeat(coord, T)
+    rem = st.lane_tid.astype(np.int64)
+    for slot, t, v in zip(kp.thread_slots, threads, kp.kernel.thread_vars):
+        bvals[slot] = (rem % t).astype(arith.np_dtype(v.dtype))
+        rem = rem // t
+    if not kp.plan.scheduled:
         kp.body(st)
         check_exit(st)
+        return
+    # warps scheduled as units; global memory is kept to run the batch again block by block if
+    # its blocks hold each other up (schedule.SplitBatch)
+    snapshot = [(s.data, s.data.copy()) for s in bstore if s is not None] if st.nb > 1 else None
+    try:
+        schedule.run_units(st, kp.body, kp.plan)
+    except schedule.SplitBatch:
+        for data, saved in snapshot:
+            data[...] = saved
+        for b in block_ids:
+            _batch(prog, kp, np.array([b]), gdims, vals, store, shapes, check_races, check_uninit)
+        return
+    check_exit(st)

@@ -1,5 +1,7 @@
-"""The state of one batch of blocks executing in lockstep: lane numbering, variable slots,
-storage, the active mask and the cp.async queues."""
+"""The state of one batch of blocks: lane numbering, variable slots, storage, the active mask
+and the cp.async queues. In lockstep every thread of the batch runs on one Batch; when warps are
+scheduled (schedule.py) each unit runs on a shallow copy with its own registers' variable slots,
+mask and loop state, sharing everything else."""
 from __future__ import annotations
 
 import numpy as np
@@ -52,6 +54,9 @@ class Batch:
         self.hopper: HopperState | None = None
         if prog.uses_hopper:
             self.hopper = HopperState(self)
+        self.sync = SyncState()
+        self.unit = None  # schedule.Unit running on this copy of the batch, None in lockstep
+        self.sched = None  # schedule.Scheduler when warps are scheduled
 
     def active(self) -> np.ndarray | None:
         """Indices of the active lanes, or None when every lane is active."""
@@ -75,6 +80,18 @@ class Batch:
         if self.full_warps:
             return x.reshape((self.L,) + x.shape[2:])
         return x[self.lane_warp, self.lane_in_warp]
+
+
+class SyncState:
+    """Synchronisation state of a batch beyond mbarriers (shared by the units of a scheduled
+    batch, so created with the batch): the happens-before state of the race checks (order.py),
+    named barriers (named_barriers.py) and setmaxnreg budgets (registers.py), each created on
+    first use."""
+
+    def __init__(self):
+        self.order = None
+        self.named = None
+        self.regs = None
 
 
 class HostState:

@@ -9,6 +9,10 @@ swizzle (hopper.swizzle: the 16-byte chunk index XOR the 128-byte line index, mo
 - Loads ("tile" mode, zero fill): read global memory when issued, elements outside the tensor
   read as zero; the bytes are in flight until a wait on the barrier needs its phase
   (mbarrier.land). Reading them earlier is an AsyncCopyError, as for cp.async (race checks on).
+  Issuing one is a write of the destination by the issuing thread for the race checks: a plain
+  access of those bytes by another thread that no barrier orders before the issue (a producer
+  refilling a stage without waiting for its consumers) is a RaceError. Landed bytes count as
+  written by the issuing thread, ordered through the barrier's phase (order.py).
 - Stores: read the shared source when issued (checked for copies in flight, for plain writes of
   other threads with no __syncthreads since, and for plain writes with no fence_proxy_async
   since) and write the elements inside the tensor to global memory at once; the source bytes
@@ -30,7 +34,7 @@ import numpy as np
 
 from ..ir.stmt import Kernel, SeqStmt
 from ..ir.tensor_map import TensorMap
-from . import arith, async_proxy, mbarrier, races
+from . import arith, async_proxy, mbarrier, order, races
 from .async_proxy import Reader
 from .errors import AsyncAccessError, AsyncCopyError, MisalignedAddressError, OutOfBoundsError, UnsupportedError, where
 from .hopper import active_lanes, address, block_name, lane_offsets, state, swizzle, values
@@ -161,9 +165,15 @@ def _load(comp, e):
         src = st.store[m.slot].typed(m.npdt)[0]
         data = np.where(inside, src[off], np.zeros((), m.npdt)).astype(m.npdt).view(np.uint8)
         tids = st.lane_tid[lanes]
+        seq = None
         if storage.shadow is not None:
             _check_in_flight(st, storage, flat, tids, sid)
             async_proxy.check_no_readers(st, storage, flat, tids, "TMA load", span)
+            o = order.enable(st)
+            races.check_overwrite(st, storage, flat.reshape(-1), np.repeat(tids, flat.shape[1]), sid,
+                                  "issues a TMA load into")
+            seq = o.seq
+            o.seq += 1
             sh = storage.shadow
             sh.p[flat] = tids[:, None]
             sh.ps[flat] = sid
@@ -173,7 +183,8 @@ def _load(comp, e):
         for o in np.unique(boff):
             sel = boff == o
             row = mbarrier.row_of(st, bstore, int(o), bar.buf)
-            t = mbarrier.Transfer(row, storage, st.lane_block[lanes[sel]], tids[sel], flat[sel], data[sel], sid, span)
+            t = mbarrier.Transfer(row, storage, st.lane_block[lanes[sel]], tids[sel], flat[sel], data[sel], sid, span,
+                                  seq)
             mbarrier.attach(st, t, lanes[sel], span)
 
     return tma_load

@@ -36,9 +36,13 @@ wrong numbers:
   plain read or write of them is an AsyncAccessError (async_regs.py), except that a following
   wgmma of the same shape may accumulate into the same registers (the ISA's exception; it
   accumulates onto the pending result). A plain write to shared bytes a pending wgmma reads is an
-  AsyncAccessError (async_proxy.py). Operands are also checked when issued: bytes of a TMA or
+  AsyncAccessError (async_proxy.py). When the batch orders threads through mbarriers (order.py),
+  the operand reads are recorded at the wgmma_wait as reads by the warpgroup, ordered before its
+  threads from then on: a TMA refill that no barrier orders after that wait is a RaceError. Operands are also checked when issued: bytes of a TMA or
   cp.async copy still in flight (AsyncCopyError), plain writes of any thread with no
-  __syncthreads since (RaceError), and plain writes with no fence_proxy_async since (RaceError).
+  __syncthreads since (RaceError; an mbarrier phase or named barrier that orders the write
+  before every thread of the warpgroup counts too, order.py), and plain writes with no
+  fence_proxy_async since (RaceError).
 - A warpgroup's first wgmma must follow a `wgmma_fence` of it (the ISA requires one before the
   first wgmma.mma_async; later ones are only needed after register accesses the emulator does
   not track)."""
@@ -51,7 +55,7 @@ from functools import cache
 import numpy as np
 
 from ..ir import dtype as _dt
-from . import arith, async_proxy, async_regs, ptx
+from . import arith, async_proxy, async_regs, order, ptx, races
 from .async_proxy import Reader
 from .errors import AsyncAccessError, AsyncCopyError, DivergenceError, RaceError, UnsupportedError, where
 from .hopper import active_lanes, address, block_name, lane_offsets, state, swizzle, values
@@ -250,6 +254,7 @@ class Pending:
     key: tuple  # (shape, c type): wgmmas that may chain on the accumulator
     owned: list  # async_regs.Owned
     readers: list  # (storage, flat [n, bytes]) read through descriptors
+    sid: int = -1  # a site naming the operand reads (races.py)
 
     def who(self, st, lane: int) -> str:
         return _who(st, self._wg(st, lane))
@@ -290,6 +295,7 @@ def _wgmma(comp, e):
     fscale = comp.expr(e.args[3]) if len(e.args) > 3 else (lambda st: 1)
     span = comp.span
     what = f"wgmma.mma_async.{shape}.{ct}.{at}.{bt}"
+    read_sid = comp.prog.new_site(None, span, f"{what} operand read").sid
     drow, dcol = d_coords(N)
     arow, acol = a_coords(esize)
     comp.prog.uses_hopper = True
@@ -339,7 +345,7 @@ def _wgmma(comp, e):
         if Dold is not None:
             D = D + np.where(scale[:, None, None], Dold, 0)
         res = np.ascontiguousarray(D[:, drow, dcol].astype(c_np)).view(np.uint8)  # int32 wraps like the hardware
-        rec = Pending(what, span, wgs, wl, np.full(n, -1, np.int64), storage, off, res, (shape, ct), [], [])
+        rec = Pending(what, span, wgs, wl, np.full(n, -1, np.int64), storage, off, res, (shape, ct), [], [], read_sid)
         owned_new.insert(0, _owned(st, storage, lanes, off, c_bytes, "accumulator", span))
         for o in owned_new:
             o.wgmma = rec
@@ -491,6 +497,8 @@ def _check_read(st, storage, flat, wgs, what, span):
                 continue
             v = arr[f]
             bad = v != NONE
+            if kind == "write" and sh.wq is not None and bad.any():
+                bad = _unordered_writes(st, sh, f, v, bad, wgs, flat.shape[1])
             if not bad.any():
                 continue
             k = int(np.flatnonzero(bad)[0])
@@ -510,6 +518,18 @@ def _check_read(st, storage, flat, wgs, what, span):
     if st.hopper is not None:
         async_proxy.check_fenced(st, storage, f, what, span, _who(st, wgs[0]))
     async_proxy.check_initialised(st, storage, f, what, span, _who(st, wgs[0]))
+
+
+def _unordered_writes(st, sh, f, writers, bad, wgs, per_wg: int):
+    """Plain writes of the operand bytes that an mbarrier phase or named barrier orders before
+    every thread of the reading warpgroup are not races (order.py)."""
+    wpb = -(-st.T // WG)
+    view = order.group_view(st, wgs // wpb, (wgs % wpb) * WG, min(WG, st.T))  # [n, T]
+    k = np.flatnonzero(bad)
+    ok = sh.wq[f[k]] <= view[k // per_wg, writers[k]]
+    bad = bad.copy()
+    bad[k[ok]] = False
+    return bad
 
 
 def _add_readers(st, storage, flat, wgs, reader):
@@ -600,6 +620,16 @@ def _land(st, rec: Pending, done: np.ndarray):
         async_regs.release(st, ow, wl.reshape(-1))
     for storage, flat in rec.readers:
         _drop_readers(st, storage, flat[done], rec.wgs[done])
+    if order.get(st) is not None and rec.readers:
+        # the operand reads are complete now: ordered before the warpgroup's threads from here on
+        wpb = -(-st.T // WG)
+        wgs = rec.wgs[done]
+        q = order.async_reads_done(st, wgs // wpb, wgs % wpb)
+        pseudo = (st.T + wgs % wpb).astype(np.int32)
+        for storage, flat in rec.readers:
+            if storage.shadow is not None and storage.shadow.wq is not None:
+                fr = flat[done]
+                races.on_async_read_done(st, storage, fr.reshape(-1), np.repeat(pseudo, fr.shape[1]), rec.sid, q)
     keep = ~done
     rec.wgs, rec.lanes, rec.group, rec.off, rec.result = rec.wgs[keep], rec.lanes[keep], rec.group[keep], rec.off[keep], rec.result[keep]
     rec.readers = [(s_, f[keep]) for s_, f in rec.readers]
