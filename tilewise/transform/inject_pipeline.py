@@ -136,6 +136,8 @@ class _Pipeline(Mutator):
             return None
         if any(t != 1 for t in k.threads[1:]) or k.threads[0] % 128:
             return None
+        if self.machine.max_threads and k.threads[0] + 128 > self.machine.max_threads:
+            return None  # no room for the producer warpgroup
         loops = []
         walk(k.body, lambda n: loops.append(n) if isinstance(n, For) and n.kind == "pipelined" else None)
         top = k.body.stmts if isinstance(k.body, SeqStmt) else [k.body]
