@@ -69,6 +69,7 @@ def annotate_safe_value(value_map: dict) -> None:
 
 
 def disable_warp_group_reg_alloc() -> None:
-    """TileLang's switch for Hopper register reallocation between warp groups (setmaxnreg);
-    tilewise does not reallocate registers, so there is nothing to disable."""
+    """No register reallocation between the warpgroups of this kernel when it is warp-specialised
+    (no setmaxnreg: producer and consumers keep the registers they were launched with)."""
     require_kernel("T.disable_warp_group_reg_alloc")
+    emit(Annotation("disable_warp_group_reg_alloc", True))

@@ -16,8 +16,8 @@ from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
 from ..ir.expr import BufferLoad, Call, Const, Select, Var, binary
 from ..ir.machine import Machine
-from ..ir.stmt import Allocate, BufferStore, Evaluate, For, IfThenElse, Kernel, PrimFunc, SeqStmt, seq
-from ..ir.visitor import Mutator, Visitor, substitute
+from ..ir.stmt import Allocate, Annotation, BufferStore, Evaluate, For, IfThenElse, Kernel, PrimFunc, SeqStmt, seq
+from ..ir.visitor import Mutator, Visitor, substitute, walk
 from ..tileop.base import TileOp
 
 
@@ -105,6 +105,8 @@ class _Pipeline(Mutator):
         self.machine = machine
         self.pass_configs = pass_configs
         self.first_thread = None  # the condition `thread index == 0` of the kernel being visited
+        self.ws_loop_var = None  # the loop var of the one pipelined loop that may be warp-specialised
+        self.ws_done = None  # its plan, once made: the kernel is marked for warp_specialize
 
     def visit_Kernel(self, k: Kernel):
         self.buffers = {}
@@ -112,10 +114,39 @@ class _Pipeline(Mutator):
         for v in k.thread_vars:
             cond = (v == 0) if cond is None else cond & (v == 0)
         self.first_thread = cond
+        self.ws_loop_var, self.ws_done = self._ws_candidate(k), None
+        marks = []
+        walk(k.body, lambda n: marks.append(n) if isinstance(n, Annotation) and n.kind == "disable_warp_group_reg_alloc"
+             else None)
+        self.reg_alloc = not marks and not self.pass_configs.get("tl.disable_warp_group_reg_alloc")
+        self.threads = k.threads
         body = self.visit(k.body)
         if self.buffers:
             body = _ReplaceAllocs(self.buffers).visit(body)
-        return k.with_fields(body=body)
+        out = k.with_fields(body=body)
+        if self.ws_done is not None:
+            out = out.with_fields(attrs={**out.attrs, "warp_specialize": self.ws_done})
+        return out
+
+    def _ws_candidate(self, k: Kernel):
+        """The loop var of the kernel's only pipelined loop, when that loop is a top-level
+        statement of a 1-D block of whole warpgroups on a machine with wgmma, and warp
+        specialisation is not turned off."""
+        if self.machine is None or not self.machine.has("wgmma") or self.pass_configs.get("tl.disable_warp_specialized"):
+            return None
+        if any(t != 1 for t in k.threads[1:]) or k.threads[0] % 128:
+            return None
+        if self.machine.max_threads and k.threads[0] + 128 > self.machine.max_threads:
+            return None  # no room for the producer warpgroup
+        loops = []
+        walk(k.body, lambda n: loops.append(n) if isinstance(n, For) and n.kind == "pipelined" else None)
+        top = k.body.stmts if isinstance(k.body, SeqStmt) else [k.body]
+        if len(loops) != 1 or loops[0] not in top:
+            return None
+        f = loops[0]
+        if f.annotations.get("stage") is not None or f.annotations.get("order") is not None:
+            return None
+        return f.var
 
     def visit_For(self, f: For):
         f = self.generic_visit(f)
@@ -137,10 +168,17 @@ class _Pipeline(Mutator):
             if lst is not None and len(lst) != n_stmts:
                 raise CompileError(
                     f"T.Pipelined: {name} has {len(lst)} entries but the loop body has {n_stmts} statements", f.span)
+        single = False  # num_stages=1: pipelined only when warp-specialised (one slot, async producer)
         if stage is None:
-            if S <= 1 or not any(_is_producer(s) for s in stmts):
+            if not any(_is_producer(s) for s in stmts):
+                return self.serial(f)
+            if S == 1 and f.var is self.ws_loop_var:
+                single, S = True, 2
+            elif S <= 1:
                 return self.serial(f)
             stage = [0 if _is_producer(s) else S - 1 for s in stmts]
+            if single:
+                S = 1
         else:
             stage = [int(x) for x in stage]
             if min(stage) < 0 or (order is not None and min(int(x) for x in order) < 0):
@@ -168,6 +206,12 @@ class _Pipeline(Mutator):
                 continue
             if _uses(s).writes & set(filled):
                 return self.serial(f)
+        depth = max(stage)
+        tma_bytes = self._tma_bytes([stmts[i] for i in producers])
+        ws = (tma_bytes is not None and f.var is self.ws_loop_var
+              and all(stage[i] == depth for i in range(n_stmts) if i not in producers))
+        if single and not ws:
+            return self.serial(f)
         for b in filled:
             if b.static_shape() is None:
                 return self.serial(f)
@@ -179,10 +223,11 @@ class _Pipeline(Mutator):
         slot_var = Buffer(f.var.name + "_slot", (1,), _dt.int32, "local.var")
         cur = BufferLoad(slot_var, [Const(0, _dt.int32)])
         n = f.extent
-        depth = max(stage)
         keyed = sorted(range(n_stmts), key=lambda i: (order[i] if order is not None else i, i))
         last_producer = max(keyed.index(i) for i in producers)
-        tma_bytes = self._tma_bytes([stmts[i] for i in producers])
+        if ws:
+            return self._ws_pipeline(f, stmts, [i for i in keyed if i in producers],
+                                     [i for i in keyed if i not in producers], S, tma_bytes)
         if tma_bytes is not None:
             return self._mbarrier_pipeline(f, stmts, stage, keyed, S, depth, tma_bytes)
 
@@ -230,6 +275,60 @@ class _Pipeline(Mutator):
             parts.append(loop)
         init = Allocate(slot_var, Const(0, _dt.int32))
         return seq([init, *parts, _call("cp_async_wait", n=0)])
+
+    # ------------------------------------------------------------------ Hopper: warp specialisation
+    def _ws_pipeline(self, f: For, stmts, producers, consumers, S: int, stage_bytes: int):
+        """Producer and consumer loops for warp specialisation (transform/warp_specialize.py
+        gives the producer its own warpgroup afterwards; until then the two loops stand one after
+        the other, which only that pass makes runnable). Slot k % S: the producer waits until the
+        consumers have released the slot's previous use ("empty", one arrival per consumer
+        thread), announces the bytes on "full" and issues the TMA copies; the consumers wait on
+        "full", compute, and release the slot."""
+        consumers_n = self.threads[0]
+        full = Buffer(f.var.name + "_full", (S,), _dt.uint64, "shared.dyn", span=f.span)
+        empty = Buffer(f.var.name + "_empty", (S,), _dt.uint64, "shared.dyn", span=f.span)
+        n, first = f.extent, self.first_thread
+
+        def bar(b, slot):
+            return Call("address_of", [BufferLoad(b, [slot])], _dt.handle)
+
+        def loop(role: str, make):
+            k = Var(f"{f.var.name}_{role}", _dt.int32)
+            if S == 1:  # one slot: every use of it is a new phase
+                slot, parity = Const(0, _dt.int32), binary("floormod", k, 2)
+            else:
+                slot, parity = binary("floormod", k, S), binary("floormod", binary("floordiv", k, S), 2)
+            body = make(k, slot, parity)
+            return For(k, 0, n, "serial", body, {"ws_role": role, "pipelined_stages": S}, span=f.span)
+
+        def produce(k, slot, parity):
+            out = [IfThenElse(k >= S, Evaluate(Call("mbarrier_wait", [bar(empty, slot), 1 - parity], _dt.handle)))]
+            out.append(IfThenElse(first, Evaluate(Call("mbarrier_arrive_expect_tx",
+                                                        [bar(full, slot), Const(stage_bytes, _dt.int32)], _dt.handle))))
+            for i in producers:
+                body = _Multibuffer(self.buffers, slot).visit(substitute(stmts[i], {f.var: f.start + k}))
+                out.append(body.as_async("tma", BufferRegion(full, [(slot, 1)])))
+            return seq(out)
+
+        def consume(k, slot, parity):
+            out = [Evaluate(Call("mbarrier_wait", [bar(full, slot), parity], _dt.handle))]
+            for i in consumers:
+                out.append(_Multibuffer(self.buffers, slot).visit(substitute(stmts[i], {f.var: f.start + k})))
+            out.append(Evaluate(Call("mbarrier_arrive", [bar(empty, slot)], _dt.handle)))
+            return seq(out)
+
+        for i in producers:  # the tiles they fill get one buffer per stage
+            b = stmts[i].dst.buffer
+            if b not in self.buffers:
+                self.buffers[b] = Buffer(b.name, (S,) + b.shape, b.dtype, b.scope, span=b.span)
+        inits = [Evaluate(Call("mbarrier_init", [bar(full, Const(s, _dt.int32)), Const(1, _dt.int32)], _dt.handle))
+                 for s in range(S)]
+        inits += [Evaluate(Call("mbarrier_init", [bar(empty, Const(s, _dt.int32)), Const(consumers_n, _dt.int32)],
+                                _dt.handle)) for s in range(S)]
+        setup = seq([Allocate(full), Allocate(empty), IfThenElse(first, seq(inits + [_call("fence_barrier_init")])),
+                     _call("syncthreads")])
+        self.ws_done = {"consumer_threads": consumers_n, "stages": S, "reg_alloc": self.reg_alloc}
+        return seq([setup, loop("producer", produce), loop("consumer", consume)])
 
     # ------------------------------------------------------------------ Hopper: TMA + mbarriers
     def _tma_bytes(self, producers) -> int | None:

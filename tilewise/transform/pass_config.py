@@ -14,10 +14,12 @@ class PassConfigKey(str, Enum):
     TL_ENABLE_FAST_MATH = "tl.enable_fast_math"
     TL_DISABLE_FAST_MATH = "tl.disable_fast_math"
     TIR_DISABLE_VECTORIZE = "tir.disable_vectorize"
-    # Keys accepted for compatibility: they steer Hopper features (TMA, warp specialisation) or
-    # TVM's own passes, which tilewise's lowering does not have, so they change nothing here.
     TL_DISABLE_TMA_LOWER = "tl.disable_tma_lower"
     TL_DISABLE_WARP_SPECIALIZED = "tl.disable_warp_specialized"
+    # the pass-config spelling of T.disable_warp_group_reg_alloc(): no setmaxnreg
+    TL_DISABLE_WARP_GROUP_REG_ALLOC = "tl.disable_warp_group_reg_alloc"
+    # Keys accepted for compatibility: they steer TVM's own passes, which tilewise's lowering does
+    # not have, so they change nothing here.
     TL_DISABLE_DYNAMIC_TAIL_SPLIT = "tl.disable_dynamic_tail_split"
     TL_DYNAMIC_ALIGNMENT = "tl.dynamic_alignment"
     TL_CONFIG_INDEX_BITWIDTH = "tl.config_index_bitwidth"

@@ -29,6 +29,7 @@ from .rasterize_blocks import rasterize_blocks
 from .simplify_indices import simplify_indices
 from .sink_global_views import sink_global_views
 from .split_div_loops import split_div_loops
+from .warp_specialize import warp_specialize
 from .widen_indices import widen_indices
 
 Pass = tuple[str, Callable[[PrimFunc], PrimFunc]]
@@ -73,6 +74,9 @@ def thread_passes(machine: Machine, pass_configs: dict | None = None) -> list[Pa
         ("lower_parallel", lambda f: lower_parallel_cuda(f, machine, configs)),
         ("apply_shared_layouts", apply_shared_layouts),
         ("plan_shared_memory", lambda f: plan_shared_memory(f, machine)),
+        # the automatic producer warpgroup first: range_barriers then sees its named barriers
+        # (ids 1 and 2) and gives barriers left inside thread ranges other ids
+        ("warp_specialize", warp_specialize),
         ("range_barriers", range_barriers),
         ("simplify_indices", simplify_indices),
         ("widen_indices", widen_indices),
