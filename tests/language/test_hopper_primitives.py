@@ -72,6 +72,19 @@ def test_tilelang_warp_specialize_examples_in_the_ptx_interpreter(name, shape, o
 
 
 @pytest.mark.parametrize("name", list(EXAMPLES))
+def test_tilelang_warp_specialize_examples_in_the_emulator(name, monkeypatch):
+    """The emulator schedules the warpgroups (emulator/schedule.py): the same programs against
+    numpy, K loops longer than the stages on ragged M / N."""
+    monkeypatch.setenv("TILEWISE_TARGET", SM90A)
+    monkeypatch.setenv("TILEWISE_EXECUTION_BACKEND", "emulator")
+    M, N, K = 200, 136, 576
+    kernel = EXAMPLES[name](M, N, K, 128, 128, 64)
+    assert kernel.execution_backend == "emulator"
+    a, b, ref = _inputs(M, N, K)
+    _check(kernel(a, b), ref)
+
+
+@pytest.mark.parametrize("name", list(EXAMPLES))
 def test_tilelang_warp_specialize_examples_sass(name, nvrtc_check):
     """wgmma (HGMMA) in the consumer, mbarriers (SYNCS) between the warpgroups, no spills; the
     gemms are wgmma over one warpgroup each."""

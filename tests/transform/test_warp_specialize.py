@@ -105,11 +105,13 @@ def test_in_kernel_switch_keeps_the_registers():
     np.testing.assert_allclose(k(a, b), ref, rtol=1e-3, atol=1e-2)
 
 
+@pytest.mark.parametrize("backend", ["ptx", "emulator"])
 @pytest.mark.parametrize("M,N,K", [(128, 128, 64), (256, 256, 192), (200, 136, 456), (64, 72, 8)])
-def test_gemm_in_the_ptx_interpreter(M, N, K):
+def test_gemm_against_numpy(M, N, K, backend):
     """K loops of 1, 3 (= stages), 8 (slots reused: the producer waits on "empty") and a ragged
-    one, on tiles that do not divide the matrices."""
-    k = _compile(gemm(M, N, K))
+    one, on tiles that do not divide the matrices; in the PTX interpreter (what NVRTC compiled)
+    and in the emulator (which schedules the producer and consumer warpgroups)."""
+    k = _compile(gemm(M, N, K), backend=backend)
     a, b, ref = _inputs(M, N, K)
     np.testing.assert_allclose(k(a, b), ref, rtol=1e-3, atol=1e-2)
 
@@ -130,7 +132,8 @@ def test_flash_attention_warp_specialised(dim, nvrtc_check):
     use = nvrtc_check(big, expect=("HGMMA", "UTMALDG", "SYNCS", "USETMAXREG"), archs=("sm_90a",))
     assert use["sm_90a"]["spill_bytes"] == 0, use
     small = fa.flashattn_fwd(1, 1, 200, dim, True)
-    k = tilewise.compile(small, out_idx=[3], target="cuda -arch=sm_90a", execution_backend="ptx")
+    k = tilewise.compile(small, out_idx=[3], target="cuda -arch=sm_90a", execution_backend="emulator")
+    assert _kernel(k).attrs.get("warp_specialized")
     rng = np.random.default_rng(0)
     q, kk, v = (rng.standard_normal((1, 200, 1, dim)).astype(np.float16) for _ in range(3))
     import torch

@@ -253,8 +253,10 @@ def _init(comp, e):
     return mbarrier_init
 
 
-def _arrive_common(comp, e, with_tx: bool):
-    what = "mbarrier arrive.expect_tx" if with_tx else "mbarrier arrive"
+def _arrive_common(comp, e, with_tx: bool, arrival: bool = True):
+    """arrive (arrival), arrive.expect_tx (tx-count += bytes, then an arrival) or expect_tx alone
+    (no arrival: the program's own arrivals follow)."""
+    what = ("mbarrier arrive.expect_tx" if arrival else "mbarrier expect_tx") if with_tx else "mbarrier arrive"
     bar = address(comp, e.args[0], what, "shared")
     ftx = comp.expr(e.args[1]) if with_tx else None
     span, sid = comp.span, bar.site.sid
@@ -278,7 +280,8 @@ def _arrive_common(comp, e, with_tx: bool):
                     raise MbarrierError(f"{what} at {where(span)} by {st.thread_of_lane(int(ls[k]))}: tx count "
                                         f"{int(tx[k])} is outside the ISA's range [0, {MAX_COUNT}]")
                 np.add.at(row.tx, blocks, tx)
-            arrive_blocks(st, row, blocks, ls, sid, what, span)
+            if arrival:
+                arrive_blocks(st, row, blocks, ls, sid, what, span)
 
     return arrive
 
@@ -575,6 +578,7 @@ HANDLERS = {
     "mbarrier_init": _init,
     "mbarrier_arrive": lambda comp, e: _arrive_common(comp, e, False),
     "mbarrier_arrive_expect_tx": lambda comp, e: _arrive_common(comp, e, True),
+    "mbarrier_expect_tx": lambda comp, e: _arrive_common(comp, e, True, arrival=False),
     "mbarrier_wait": _wait,
     "fence_barrier_init": _fence_init,
 }
