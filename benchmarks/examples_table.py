@@ -1,7 +1,8 @@
 """Builds the table of examples/README.md in one run: for each example, the lines of kernel code,
 its CPU time against the torch reference at the default size, whether it passes through the
 CUDA emulator at a small size, and the registers / spills / shared memory of its kernels compiled
-for sm_80 by NVRTC (at the example's default tile configuration).
+for sm_80 and sm_90a by NVRTC (at the example's default tile configuration), with the sm_90a
+steady-state loop's instructions per HGMMA and whether the kernel is warp-specialised.
 
     .venv/bin/python benchmarks/examples_table.py [--write]   # --write updates examples/README.md
 """
@@ -124,10 +125,18 @@ m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
 args = {small.split() + off.split()!r}
 if "--bench_ms" in args: args += ["--target", "cpu"]
 m.main(args)
+from tilewise.backend.cuda.inspect import steady_state_loop
+from tilewise.jit.build import walk_kernels
 out = []
 for f in list(funcs):
     u = tilewise.compile(f, target="cuda -arch=" + {arch!r}, execution_backend="emulator").resource_usage()
-    out.append(u)
+    h = tilewise.compile(f, target="cuda -arch=sm_90a", execution_backend="emulator")
+    hu = h.resource_usage()
+    loop = steady_state_loop(h.get_sass(), key="HGMMA")
+    n = loop.mix(["HGMMA"])["HGMMA"] if loop is not None else 0
+    hu["per_hgmma"] = round(len(loop) / n, 1) if n else None
+    hu["ws"] = any(k.attrs.get("warp_specialized") for k in walk_kernels(h.build.lowered))
+    out.append([u, hu])
 print("RES" + json.dumps(out))
 '''
     rc, out = run(["-c", code], {"TILEWISE_TARGET": "cpu"})
@@ -137,6 +146,14 @@ print("RES" + json.dumps(out))
 
             return json.loads(line[3:])
     return []
+
+
+def _resources(res: list[dict]) -> str:
+    regs = "/".join(str(r["registers"]) for r in res)
+    spills = "/".join(str(r["spill_bytes"]) for r in res)
+    smem = "/".join(f"{r['shared_bytes'] // 1024}K" if r["shared_bytes"] >= 1024 else str(r["shared_bytes"])
+                    for r in res)
+    return f"{regs} | {spills} | {smem}"
 
 
 def main() -> int:
@@ -155,19 +172,20 @@ def main() -> int:
         else:
             cpu = "n/a"
         if res:
-            regs = "/".join(str(r["registers"]) for r in res)
-            spills = "/".join(str(r["spill_bytes"]) for r in res)
-            smem = "/".join(f"{r['shared_bytes'] // 1024}K" if r["shared_bytes"] >= 1024 else str(r["shared_bytes"])
-                            for r in res)
-            cuda = f"{regs} | {spills} | {smem}"
+            cuda = _resources([r for r, _ in res])
             if arch != "sm_80":
-                cuda = f"{regs} ({arch}) | {spills} | {smem}"
+                cuda = cuda.replace(" |", f" ({arch}) |", 1)
+            hop = [h for _, h in res]
+            per = "/".join("-" if h["per_hgmma"] is None else f"{h['per_hgmma']:g}" for h in hop)
+            ws = "/".join("WS" if h["ws"] else "-" for h in hop)
+            cuda += f" | {_resources(hop)} | {per} | {ws}"
         else:
-            cuda = "n/a | n/a | n/a"
+            cuda = "n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a"
         rows.append(f"| `{rel}` | {lines} | {cpu} | {'passes' if emu else 'FAILS'} | {cuda} |")
         print(rows[-1], f"({time.time() - t0:.0f} s)", flush=True)
     header = ("| example | kernel lines | CPU: tilewise vs torch reference (default size) | emulator | "
-              "sm_80 registers | spill bytes | shared memory |\n|---|---|---|---|---|---|---|")
+              "sm_80 registers | spill bytes | shared memory | sm_90a registers | spill bytes | shared memory | "
+              "loop instructions per HGMMA | warp-specialised |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
     table = header + "\n" + "\n".join(rows)
     load = os.getloadavg()[0]
     stamp = f"Measured by `benchmarks/examples_table.py` on {time.strftime('%Y-%m-%d')}, load average {load:.1f}."
