@@ -39,10 +39,10 @@ def is_torch(x) -> bool:
 class ArgBinder:
     """Binds one call's arguments: pointers, dynamic dimensions, and the outputs to allocate."""
 
-    def __init__(self, params, out_idx, dynamic_vars, device: str = "cpu", written=frozenset(), align: int = 1):
+    def __init__(self, params, out_idx, dynamic_vars, device: str = "cpu", written=frozenset(), align=None):
         self.params = params
         self.written = frozenset(written)  # indices of the parameters the kernel writes
-        self.align = align  # bytes every tensor argument's start must be aligned to
+        self.align = dict(align or {})  # parameter index -> bytes its data's start must be aligned to
         self.out_idx = list(out_idx)
         self.in_idx = [i for i in range(len(params)) if i not in self.out_idx]
         self.dynamic_vars = dynamic_vars
@@ -96,10 +96,11 @@ class ArgBinder:
                 use_torch = use_torch or is_torch(a)
                 if i in self.written:
                     _check_writable(p, a)
-                if self.align > 1 and _nbytes(a) and data_ptr(a) % self.align:
+                align = self.align.get(i, 1)
+                if align > 1 and _nbytes(a) and data_ptr(a) % align:
                     raise ValueError(
-                        f"argument {p.name}: its data starts at an address that is not a multiple of {self.align} "
-                        f"bytes (a view at an offset?); the CUDA code moves memory in {self.align}-byte vectors: "
+                        f"argument {p.name}: its data starts at an address that is not a multiple of {align} "
+                        f"bytes (a view at an offset?); the CUDA code moves it in {align}-byte vectors: "
                         "pass a copy (.clone() / np.array(x))")
             else:
                 arrays[i] = self._check_scalar(p, a)

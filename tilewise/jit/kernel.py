@@ -7,7 +7,7 @@ import warnings
 from ..ir.recursion import deep_recursion
 from ..ir.stmt import PrimFunc
 from ..profiler import Profiler, TensorSupplyType
-from ..transform.written_globals import written_globals
+from ..transform.written_globals import vector_accessed_globals, written_globals
 from . import build as builds
 from .args import ArgBinder
 from .fast_call import make_fast_call
@@ -64,8 +64,10 @@ class JITKernel:
         self.params = list(func.params)
         written = written_globals(func)
         self._written = frozenset(i for i, p in enumerate(self.params) if p in written)
-        # CUDA code moves global memory in vectors of up to 16 bytes from a tensor's start
-        self._align = 16 if record.kind == "cuda" else 1
+        # CUDA code moves global memory in vectors of up to 16 bytes from a tensor's start: those
+        # tensors' data must be aligned (a slice of a wider tensor may not be)
+        vec = vector_accessed_globals(self.build.lowered) if record.kind == "cuda" else set()
+        self._align = {i: 16 for i, p in enumerate(self.params) if p in vec}
         self._binder = ArgBinder(self.params, outs, func.dynamic_vars(), self.runtime.device, self._written,
                                  self._align)
         self._fast = make_fast_call(self._binder, self.runtime)

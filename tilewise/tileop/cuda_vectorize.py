@@ -89,7 +89,8 @@ def _plan(loop: For, body: BufferStore, loads, store_global: bool, W: int, range
     r[vo] = (0, loop.extent.value // W - 1)
     r[vi] = (0, W - 1)
     vec_loads = [ld for ld in loads if _run_ok(ld.buffer, ld.indices, v, vo, vi, W, r)]
-    store_vec = store_global and _run_ok(body.buffer, body.indices, v, vo, vi, W, r)
+    # store_vec packs 1-, 2- and 4-byte values (8-byte ones, float64, keep scalar stores)
+    store_vec = store_global and body.buffer.dtype.bytes <= 4 and _run_ok(body.buffer, body.indices, v, vo, vi, W, r)
     if store_global and not store_vec:
         return None  # the store would stay scalar: the loads alone gain little, keep it simple
     if not vec_loads and not store_vec:

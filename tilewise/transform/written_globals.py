@@ -2,7 +2,7 @@
 read-only numpy array or a tensor that requires grad is refused before the kernel runs, rather
 than written behind the caller's back or faulting). Read from the tile-level program, so that
 every target agrees: stores, the regions tile operators declare they write (TileOp.writes), and
-the destination of element-wise atomics."""
+the destination of element-wise atomics. Also which ones the CUDA thread IR moves in vectors."""
 from __future__ import annotations
 
 from ..ir.buffer import Buffer
@@ -36,6 +36,26 @@ def written_globals(func: PrimFunc) -> set[Buffer]:
                 dst = dst.args[0]
             if isinstance(dst, BufferLoad):
                 add(dst.buffer)
+
+    walk(func.body, see)
+    return out
+
+
+_VECTOR_CALLS = ("copy_vec", "store_vec", "cp_async")
+
+
+def vector_accessed_globals(func: PrimFunc) -> set[Buffer]:
+    """The root global buffers the thread IR moves in vectors (copy_vec, store_vec, cp.async):
+    their data must start aligned to the vector."""
+    out: set[Buffer] = set()
+
+    def see(n):
+        if isinstance(n, Call) and n.name in _VECTOR_CALLS:
+            for a in n.args[:2]:
+                if isinstance(a, Call) and a.name == "address_of" and a.args and isinstance(a.args[0], BufferLoad):
+                    root = a.args[0].buffer.root
+                    if root.is_global:
+                        out.add(root)
 
     walk(func.body, see)
     return out
