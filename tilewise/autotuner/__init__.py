@@ -16,6 +16,7 @@ Decisions where TileLang leaves room:
 - Timing starts once every compile has finished, one configuration at a time, and reports the
   median call time: on a shared machine a few calls wait for a core, which a mean would count.
 - A CUDA target without a GPU is refused: the emulator's time says nothing about the GPU's.
+  A call that gives every tuned parameter tunes nothing, so it compiles (for the emulator too).
 - The result cache is keyed on the IR each configuration gives (not the factory's source), so
   closure values and shapes are always part of it; dynamic dimensions stay symbolic, so one
   tuning serves every size. TILEWISE_AUTOTUNE_DISABLE_CACHE=1 turns it off (and

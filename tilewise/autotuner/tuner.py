@@ -107,12 +107,6 @@ class AutoTuner:
         ca = self.compile_args
         target = parse_target(ca.target)
         backend = resolve_backend(target, ca.execution_backend)
-        if target.kind == "cuda" and backend == "emulator":
-            raise AutotuneError(
-                f"autotuning {self._name()} for {target} needs a CUDA GPU, and none is present: the "
-                "emulator's run time says nothing about the GPU's, so tuning on it would pick an "
-                "arbitrary configuration. Tune on a machine with a GPU, or use target='cpu'."
-            )
         compile_kwargs = dict(target=target, execution_backend=backend, pass_configs=ca.pass_configs,
                               verbose=ca.verbose)
 
@@ -128,7 +122,15 @@ class AutoTuner:
         out_idx = normalize_out_idx(first.func, ca.out_idx)
         compile_kwargs["out_idx"] = out_idx
         if binding.all_fixed:
+            # the caller gave every tuned parameter: nothing to tune, so no GPU is needed either
             return self._direct(first, compile_kwargs)
+        if target.kind == "cuda" and backend == "emulator":
+            raise AutotuneError(
+                f"autotuning {self._name()} for {target} needs a CUDA GPU, and none is present: the "
+                "emulator's run time says nothing about the GPU's, so tuning on it would pick an "
+                "arbitrary configuration. Tune on a machine with a GPU, use target='cpu', or pass every "
+                f"tuned parameter ({', '.join(sorted(binding.tuned))}) to compile that configuration without tuning."
+            )
 
         inputs = get_autotune_inputs() or self._inputs
         if inputs is None and p.supply_prog is None:
@@ -170,6 +172,8 @@ class AutoTuner:
 
     def _direct(self, cand: Candidate, compile_kwargs: dict) -> AutotuneResult:
         # every tuned parameter was given by the caller: compile that one kernel, time nothing
+        logger.info("autotune %s: every tuned parameter is given (%r): compiling that configuration without "
+                    "tuning", self._name(), cand.config)
         kernel = tw_compile(cand.func, **compile_kwargs)
         return AutotuneResult(config=dict(cand.config), libcode=kernel.get_kernel_source(), func=cand.func,
                               kernel=kernel)
