@@ -7,7 +7,7 @@ from . import (
 )
 from .autotuner import autotune  # noqa: E402
 from .errors import CompileError, InternalError  # noqa: E402
-from .jit import JITKernel, cached, compile, jit, lower  # noqa: E402
+from .jit import JITKernel, cached, compile, jit, lower, par_compile  # noqa: E402
 from .math import cdiv  # noqa: E402
 from .profiler import Profiler, TensorSupplyType  # noqa: E402
 from .transform import PassConfigKey  # noqa: E402
@@ -15,6 +15,6 @@ from .version import __version__  # noqa: E402
 
 __all__ = [
     "CompileError", "InternalError", "JITKernel", "PassConfigKey", "Profiler", "TensorSupplyType",
-    "__version__", "autotune", "cached", "cdiv", "compile", "jit", "language", "lower", "math", "testing",
+    "__version__", "autotune", "cached", "cdiv", "compile", "jit", "language", "lower", "math", "par_compile", "testing",
     "utils",
 ]  # fmt: skip

@@ -19,6 +19,7 @@ from ..backend.cuda.renderer import render_cuda
 from ..engine.callback import postprocess_cuda_source
 from ..ir.machine import CPU, CUDA_ARCHS, Machine, cuda_machine
 from ..transform.pipeline import loop_passes, thread_passes
+from . import compile_flags
 from .runtimes import EmulatorRuntime, GpuRuntime, NativeRuntime, PtxRuntime, Runtime
 
 CPU_ALIASES = ("cpu", "c", "llvm")
@@ -42,8 +43,10 @@ class Toolchain:
 
     source_name: str
     binary_name: str
-    compile: Callable[[str, Machine, dict, Path], None]  # (source, machine, pass configs, out path)
+    compile: Callable[[str, Machine, dict, Path, tuple], None]  # (source, machine, pass configs, out path, flags)
     fingerprint: Callable[[], str]  # what besides the source decides the binary
+    # compile_flags= -> the flags this toolchain takes (the others warn once: jit/compile_flags.py)
+    flags: Callable[[tuple, Machine], tuple] = lambda flags, machine: flags
 
 
 @dataclass(frozen=True)
@@ -66,14 +69,16 @@ class TargetRecord:
     resources: Callable[[bytes], dict] | None = None  # binary -> registers, spills, shared memory
 
 
-def _compile_cubin(source: str, machine: Machine, configs: dict, out: Path) -> None:
-    out.write_bytes(compile_cubin(source, machine.name, fast_math=bool(configs.get("tl.enable_fast_math"))))
+def _compile_cubin(source: str, machine: Machine, configs: dict, out: Path, flags: tuple = ()) -> None:
+    out.write_bytes(compile_cubin(source, machine.name, fast_math=bool(configs.get("tl.enable_fast_math")),
+                                  options=tuple(flags)))
 
 
 def _cuda_record(name: str, archs: tuple[str, ...]) -> TargetRecord:
     return TargetRecord(
         name=name, kind="cuda", archs=archs, machine=cuda_machine, passes=thread_passes, render=render_cuda,
-        toolchain=Toolchain("kernel.cu", "kernel.cubin", _compile_cubin, toolchain_fingerprint),
+        toolchain=Toolchain("kernel.cu", "kernel.cubin", _compile_cubin, toolchain_fingerprint,
+                            lambda flags, machine: compile_flags.for_nvrtc(flags, machine.name)),
         runtimes={"nvrtc": GpuRuntime, "emulator": EmulatorRuntime, "ptx": PtxRuntime},
         auto_runtime=lambda: "nvrtc" if gpu_present() else "emulator",
         postprocess=lambda source, machine: postprocess_cuda_source(source, f"cuda -arch={machine.name}"),
@@ -84,8 +89,8 @@ def _cuda_record(name: str, archs: tuple[str, ...]) -> TargetRecord:
 RECORDS: dict[str, TargetRecord] = {r.name: r for r in (
     TargetRecord(
         name="cpu", kind="cpu", archs=("",), machine=lambda arch: CPU, passes=loop_passes, render=render_cpu,
-        toolchain=Toolchain("kernel.cpp", "kernel.so", lambda src, m, c, out: build_shared_library(src, out),
-                            compiler_id),
+        toolchain=Toolchain("kernel.cpp", "kernel.so", lambda src, m, c, out, flags=(): build_shared_library(
+            src, out, flags), compiler_id, lambda flags, machine: compile_flags.for_gcc(flags)),
         runtimes={"native": NativeRuntime}, auto_runtime=lambda: "native",
         thread_exact=("cuda-sm80", "sm_80", "emulator"),
     ),
