@@ -27,11 +27,12 @@ Decisions where TileLang leaves room:
   cannot interrupt a call already running inside a native kernel.
 """
 from .decorator import AutoTuneFactory, autotune
+from .legacy import jit
 from .measure import get_autotune_inputs, set_autotune_inputs
 from .param import AutotuneError, AutotuneResult, CompileArgs, ProfileArgs
 from .tuner import AutoTuner
 
 __all__ = [
     "AutoTuneFactory", "AutoTuner", "AutotuneError", "AutotuneResult", "CompileArgs", "ProfileArgs",
-    "autotune", "get_autotune_inputs", "set_autotune_inputs",
+    "autotune", "get_autotune_inputs", "jit", "set_autotune_inputs",
 ]  # fmt: skip

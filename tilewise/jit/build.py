@@ -60,7 +60,7 @@ class Build:
         configs = sorted(self.pass_configs.items())
         if self.compile_flags:
             configs.append(("compile_flags", self.compile_flags))
-        if self.record.key_on_source:
+        if self.record.key_on_source or self.record.source_hooked():
             # the renderer's output may be edited by a user callback: the key is what is compiled
             key = cache.make_key(self.record.name, self.machine.name, self.source, configs, tc.fingerprint())
         else:

@@ -39,9 +39,15 @@ def decide_style(func, args, kwargs):
     if s is not None:
         return s, None
     try:
+        inspect.signature(func).bind(*args, **kwargs)
+    except TypeError:
+        return "lazy", None  # a factory called with some parameters left to the autotuner
+    try:
         out = func(*args, **kwargs)
     except OutsideKernelError:
         return "eager", None
+    except Exception:  # noqa: BLE001 - a factory failing on these arguments: its own call reports it
+        return "lazy", None
     if isinstance(out, PrimFunc):
         return "lazy", out
     raise TypeError(f"@tilewise.jit: {func.__name__}(...) must return a @T.prim_func, got {type(out).__name__} (a "
@@ -107,6 +113,38 @@ class EagerFunction:
         if missing:
             raise TypeError(f"{self.func.__name__}: missing argument(s) {', '.join(missing)}")
         return values, tensors, consts
+
+    def split_given(self, args, kwargs):
+        """(the Python values the caller gave, defaults not applied; tensors; T.const values)."""
+        names = self.signature.parameters
+        bound = self.signature.bind_partial(*args, **{k: v for k, v in kwargs.items() if k in names})
+        _, tensors, consts = self._split(args, kwargs)
+        given = {n: v for n, v in bound.arguments.items() if n not in self.kernel_params}
+        return given, tensors, consts
+
+    def tensor_arguments(self, args, kwargs):
+        """The kernel's arguments of this call, in order, or None when some are not given."""
+        _, tensors, _ = self._split(args, kwargs)
+        if not all(n in tensors for n in self.kernel_params):
+            return None
+        return [tensors[n] for n in self.kernel_params]
+
+    def factory_for(self, tensors: dict, consts: dict):
+        """A kernel factory over the Python-valued parameters (what the autotuner tunes), with
+        the T.const values these tensors (or keywords) give."""
+        sig = inspect.Signature([p for n, p in self.signature.parameters.items() if n not in self.kernel_params])
+
+        def factory(*args, **kwargs):
+            bound = sig.bind(*args, **kwargs)
+            bound.apply_defaults()
+            values = dict(bound.arguments)
+            _, template = self._template(values)
+            return self._build(values, self._consts(template, tensors, consts))
+
+        factory.__signature__ = sig
+        factory.__name__ = self.func.__name__
+        factory.__qualname__ = self.func.__qualname__
+        return factory
 
     def _template(self, values: dict):
         key = _key(tuple(sorted(values.items())))

@@ -152,6 +152,23 @@ class JITKernel:
         return self(*args, **kwargs)
 
     @property
+    def result_idx(self) -> list[int]:
+        """TileLang's name for out_idx."""
+        return self.out_idx
+
+    def export_library(self, kernel_file) -> None:
+        """Write the compiled kernel to `kernel_file`: for the CPU target the shared library
+        (tilewise's entry points, `tw_entry`), for CUDA the cubin NVRTC made (load it with the
+        driver's cuModuleLoad; the launch configuration is in the source's comments)."""
+        import os
+        import shutil
+
+        path = os.fspath(kernel_file)
+        if os.path.dirname(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        shutil.copyfile(self.build.binary_path, path)
+
+    @property
     def input_params(self) -> list:
         return [p for i, p in enumerate(self.params) if i not in self.out_idx]
 
