@@ -148,6 +148,12 @@ def test_result_idx_export_library_and_the_01x_profiler_flow(tmp_path):
 def test_kernel_param_for_supply_programs():
     torch = pytest.importorskip("torch")
     from tilewise.engine.param import KernelParam
+    from tilewise.utils.tensor import get_tensor_supply
+
+    t = get_tensor_supply(tilewise.TensorSupplyType.Integer)(KernelParam(torch.bfloat16, [3, 2]))
+    assert t.dtype is torch.bfloat16 and tuple(t.shape) == (3, 2)
+    with pytest.raises(ValueError, match="needs a static shape"):
+        get_tensor_supply()(KernelParam(torch.float16, [T.dynamic("m")]))
 
     k = tilewise.compile(add_one(), out_idx=[1], target="cpu")
     p = KernelParam.from_buffer(k.params[0])
@@ -228,6 +234,7 @@ def test_datatype_and_the_tvm_stand_in():
     np.testing.assert_array_equal(out, np.where(np.arange(4) > 1, ref, 0))
     with pytest.raises(tilewise.CompileError, match="tilewise has no external calls"):
         tvm.tir.call_extern("float16", "f")
+    assert tvm.testing.requires_package is tilewise.testing.requires_package
 
 
 def _unpacking_kernel(convert, n_fields, in_dtype, out_dtype, extra=None):

@@ -204,6 +204,19 @@ def test_macros_return_t_empty_outputs_and_take_references():
         bad()
 
 
+def test_a_kernel_without_grid_dimensions_is_one_block():
+    @tilewise.jit(target="cpu")
+    def fill(A):
+        A: T.Tensor[[8], T.int32]
+        with T.Kernel(threads=32):
+            for i in T.serial(8):
+                A[i] = i * 2
+
+    x = np.zeros(8, np.int32)
+    assert fill(x) is None  # no T.empty: nothing returned, A written in place
+    np.testing.assert_array_equal(x, np.arange(8) * 2)
+
+
 def test_errors_name_the_problem():
     with pytest.raises(OutsideKernelError, match=r"T.const\(...\) can only be used in a @tilewise.jit"):
         T.const("M")

@@ -4,7 +4,7 @@ call while being parsed, `te.var`, and `target.Target`. It is tilewise's own IR 
 TVM; TVM's compiler APIs (IRModule, transforms, arith) are not here.
 
 When no real TVM is installed, importing tilewise registers this module as `tvm` (and
-`tvm.tir`, `tvm.te`, `tvm.target`), as importing TileLang puts its bundled TVM on the path; an
+`tvm.tir`, `tvm.te`, `tvm.target`, `tvm.testing`), as importing TileLang puts its bundled TVM on the path; an
 installed TVM is left alone."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import sys
 
 from ..ir.dtype import DataType as _DataType
 from ..ir.dtype import as_dtype
-from . import target, te, tir  # noqa: F401 - tvm.target, tvm.te, tvm.tir
+from . import target, te, testing, tir  # noqa: F401 - tvm.target, tvm.te, tvm.testing, tvm.tir
 
 
 class _DataTypeMeta(type):
@@ -42,7 +42,7 @@ def _register() -> None:
         pass
     me = sys.modules[__name__]
     sys.modules["tvm"] = me
-    for name in ("tir", "te", "target"):
+    for name in ("tir", "te", "target", "testing"):
         sys.modules[f"tvm.{name}"] = getattr(me, name)
 
 
