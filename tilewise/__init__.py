@@ -1,20 +1,44 @@
 """tilewise: the TileLang tiled programming model in Python, for CPUs and CUDA GPUs."""
-from . import (
+import logging as _logging
+
+from . import (  # noqa: E402
+    engine,
+    env,
     language,  # noqa: E402
     math,  # noqa: E402
     testing,  # noqa: E402
+    tvm,
     utils,  # noqa: E402
 )
 from .autotuner import autotune  # noqa: E402
+from .cache import clear_cache  # noqa: E402
+from .engine import register_c_postproc, register_cuda_postproc, register_hip_postproc  # noqa: E402
+from .env import disable_cache, enable_cache, is_cache_enabled  # noqa: E402
 from .errors import CompileError, InternalError  # noqa: E402
-from .jit import JITKernel, cached, compile, jit, lower  # noqa: E402
-from .math import cdiv  # noqa: E402
+from .jit import JITKernel, cached, compile, jit, lower, par_compile  # noqa: E402
+from .layout import Fragment, Layout  # noqa: E402
+from .math import cdiv, next_power_of_2  # noqa: E402
 from .profiler import Profiler, TensorSupplyType  # noqa: E402
 from .transform import PassConfigKey  # noqa: E402
+from .tvm import DataType  # noqa: E402
 from .version import __version__  # noqa: E402
 
+
+def set_log_level(level) -> None:
+    """The level of tilewise's log messages (the autotuner's, ...): a logging level or its name
+    ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")."""
+    if isinstance(level, str):
+        name = level.upper()
+        if not isinstance(getattr(_logging, name, None), int):
+            raise ValueError(f"unknown log level {level!r}; use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        level = getattr(_logging, name)
+    _logging.getLogger("tilewise").setLevel(level)
+
+
 __all__ = [
-    "CompileError", "InternalError", "JITKernel", "PassConfigKey", "Profiler", "TensorSupplyType",
-    "__version__", "autotune", "cached", "cdiv", "compile", "jit", "language", "lower", "math", "testing",
-    "utils",
+    "CompileError", "DataType", "Fragment", "InternalError", "JITKernel", "Layout", "PassConfigKey", "Profiler",
+    "TensorSupplyType", "__version__", "autotune", "cached", "cdiv", "clear_cache", "compile", "disable_cache",
+    "enable_cache", "engine", "env", "is_cache_enabled", "jit", "language", "lower", "math", "next_power_of_2",
+    "par_compile", "register_c_postproc", "register_cuda_postproc", "register_hip_postproc", "set_log_level",
+    "testing", "tvm", "utils",
 ]  # fmt: skip

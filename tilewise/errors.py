@@ -35,6 +35,11 @@ class CompileError(ValueError):
         return "\n".join(lines)
 
 
+class OutsideKernelError(CompileError):
+    """A kernel-building construct (T.* statement, T.const, T.empty, a macro) used while no kernel
+    is being parsed. @jit tells TileLang 0.1.8's eager style from a kernel factory by it."""
+
+
 class InternalError(RuntimeError):
     """A bug in tilewise, not in the user's program."""
 

@@ -214,6 +214,22 @@ def test_cuda_target_without_gpu_is_refused():
         tuned(N)
 
 
+def test_every_tuned_parameter_given_compiles_without_tuning_even_without_a_gpu(fresh_tuning):
+    # TileLang skips tuning when the caller passes the tuned parameters; then no timing is
+    # needed, so the emulator (no GPU) compiles and runs that one configuration
+    @tilewise.autotune(configs=[{"block": 32, "rounds": 1}, {"block": 64, "rounds": 2}])
+    @tilewise.jit(out_idx=-1, target="cuda", execution_backend="emulator")
+    def tuned(N, block=64, rounds=1):
+        return repeat_max(N, block, rounds)
+
+    x = np.arange(100, dtype=np.float32)
+    kernel = tuned(100, block=32, rounds=2)
+    np.testing.assert_array_equal(kernel(x), x)
+    assert tuned.tune(100, 32, 2).config == {"block": 32, "rounds": 2}
+    with pytest.raises(AutotuneError, match="needs a CUDA GPU.*pass every tuned parameter \\(block, rounds\\)"):
+        tuned(100, block=32)  # rounds is still tuned
+
+
 # ---------------------------------------------------------------------------------------------
 # parallel compilation
 

@@ -364,7 +364,7 @@ def test_return_inside_a_kernel():
                 A[0] = 1.0
                 return
 
-    _expect_compile_error(build, "return", r"return is not supported in a prim_func")
+    _expect_compile_error(build, "return", r"return is only allowed at the top level of the function")
 
 
 def test_return_from_a_device_branch_of_a_macro():

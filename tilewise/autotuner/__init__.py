@@ -16,6 +16,7 @@ Decisions where TileLang leaves room:
 - Timing starts once every compile has finished, one configuration at a time, and reports the
   median call time: on a shared machine a few calls wait for a core, which a mean would count.
 - A CUDA target without a GPU is refused: the emulator's time says nothing about the GPU's.
+  A call that gives every tuned parameter tunes nothing, so it compiles (for the emulator too).
 - The result cache is keyed on the IR each configuration gives (not the factory's source), so
   closure values and shapes are always part of it; dynamic dimensions stay symbolic, so one
   tuning serves every size. TILEWISE_AUTOTUNE_DISABLE_CACHE=1 turns it off (and
@@ -26,11 +27,12 @@ Decisions where TileLang leaves room:
   cannot interrupt a call already running inside a native kernel.
 """
 from .decorator import AutoTuneFactory, autotune
+from .legacy import jit
 from .measure import get_autotune_inputs, set_autotune_inputs
 from .param import AutotuneError, AutotuneResult, CompileArgs, ProfileArgs
 from .tuner import AutoTuner
 
 __all__ = [
     "AutoTuneFactory", "AutoTuner", "AutotuneError", "AutotuneResult", "CompileArgs", "ProfileArgs",
-    "autotune", "get_autotune_inputs", "set_autotune_inputs",
+    "autotune", "get_autotune_inputs", "jit", "set_autotune_inputs",
 ]  # fmt: skip

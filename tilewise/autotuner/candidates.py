@@ -31,6 +31,7 @@ class Binding:
     candidates: list[Candidate]
     static: dict  # the factory arguments that are not tuned, defaults applied
     all_fixed: bool  # the caller gave every tuned parameter: there is nothing to tune
+    tuned: frozenset = frozenset()  # the parameters the configurations set
 
 
 def describe_error(e: BaseException, limit: int = 600) -> str:
@@ -95,7 +96,7 @@ def bind_configs(factory: Callable, configs: list, args: tuple = (), kwargs: dic
     if varkw is not None:
         static.update({k: v for k, v in full.arguments.get(varkw, {}).items() if k not in tuned})
     all_fixed = all(k in fixed for k in tuned)
-    return Binding(candidates, static, all_fixed)
+    return Binding(candidates, static, all_fixed, frozenset(tuned))
 
 
 def build_funcs(factory: Callable, candidates: list[Candidate]) -> None:

@@ -7,7 +7,13 @@
     kernel = matmul(1024, 1024, 1024)   # tuned once per argument tuple, then cached
 
 Arguments the caller passes are fixed; the configurations set the rest. Passing every tuned
-parameter skips tuning and compiles that kernel."""
+parameter skips tuning and compiles that kernel.
+
+On a function in TileLang 0.1.8's eager style (jit/eager.py) the call takes tensors: the tuned
+kernel for their shapes runs on them (they are also the tuning inputs unless
+set_autotune_inputs gives others) and its outputs are returned; `.compile(...)` gives the tuned
+kernel (T.const values by keyword). Under TileLang 0.1.4's `tilewise.autotuner.jit` the call
+returns the AutotuneResult, as it did there."""
 from __future__ import annotations
 
 import functools
@@ -42,26 +48,65 @@ class AutoTuneFactory:
 
     def tune(self, *args, **kwargs) -> AutotuneResult:
         """Tune for these factory arguments (or fetch the cached result): the AutotuneResult."""
-        key = self.jit_factory._key(args, kwargs)
+        eager = self._eager(args, kwargs)
+        key = eager[0] if eager is not None else self.jit_factory._key(args, kwargs)
         with self._lock:
             hit = self._results.get(key)
         if hit is None:
-            hit = self.get_tuner(*args, **kwargs).run()
+            if eager is not None:
+                hit = self._eager_tuner(*eager[1:]).run()
+            else:
+                hit = self.get_tuner(*args, **kwargs).run()
             with self._lock:
                 self._results[key] = hit
         return hit
 
     def __call__(self, *args, **kwargs):
-        """The tuned kernel for these factory arguments."""
+        """The tuned kernel for these factory arguments (an eager function: run on its tensors)."""
+        result = self.tune(*args, **kwargs)
+        if getattr(self.jit_factory, "returns_autotune_result", False):
+            return result  # TileLang 0.1.4's autotuner.jit
+        eager = self.jit_factory._eager if self.jit_factory.mode == "eager" else None
+        if eager is not None:
+            tensors = eager.tensor_arguments(args, kwargs)
+            if tensors is not None:
+                return result.kernel(*tensors)
+        return result.kernel
+
+    def compile(self, *args, **kwargs):
+        """The tuned kernel for these arguments, without running it."""
         return self.tune(*args, **kwargs).kernel
 
-    compile = __call__
+    def _eager(self, args, kwargs):
+        """For an eager-style function: (cache key, the function, fixed values, tensors, T.const
+        values given), else None."""
+        if self.jit_factory._style(args, kwargs) != "eager":
+            return None
+        eager = self.jit_factory._eager
+        key = eager._func_and_key(args, kwargs)[0]
+        given, tensors, consts = eager.split_given(args, kwargs)
+        return ("eager", key), eager, given, tensors, consts
+
+    def _eager_tuner(self, eager, given: dict, tensors: dict, consts: dict) -> AutoTuner:
+        """The tuner of an eager function: its Python-valued parameters are the factory's."""
+        factory = eager.factory_for(tensors, consts)
+        tuner = AutoTuner(factory, self.configs)
+        kw = self.jit_factory.compile_kwargs
+        tuner.set_compile_args(out_idx=None, target=kw.get("target", "auto"),
+                               execution_backend=kw.get("execution_backend", "auto"), verbose=kw.get("verbose", False),
+                               pass_configs=kw.get("pass_configs"), compile_flags=kw.get("compile_flags"))
+        tuner.set_profile_args(warmup=self.warmup, rep=self.rep, timeout=self.timeout, **self.profile)
+        tuner.set_kernel_parameters((), given)
+        if tuner._inputs is None and all(n in tensors for n in eager.kernel_params):
+            tuner._inputs = tuple(tensors[n] for n in eager.kernel_params)  # the call's tensors
+        return tuner
 
     def get_tir(self, *args, **kwargs) -> PrimFunc:
         return self.jit_factory.get_tir(*args, **kwargs)
 
 
-def autotune(func: Callable | None = None, *, configs, warmup: float = 25, rep: float = 100, timeout: float = 100,
+def autotune(func: Callable | None = None, *, configs, keys=None, warmup: float = 25, rep: float = 100,
+             timeout: float = 100,
              supply_type: TensorSupplyType = TensorSupplyType.Auto, ref_prog: Callable | None = None,
              supply_prog: Callable | None = None, rtol: float = 1e-2, atol: float = 1e-2,
              max_mismatched_ratio: float = 0.01, skip_check: bool = False,
@@ -77,6 +122,9 @@ def autotune(func: Callable | None = None, *, configs, warmup: float = 25, rep: 
     profile = dict(supply_type=supply_type, ref_prog=ref_prog, supply_prog=supply_prog, rtol=rtol, atol=atol,
                    max_mismatched_ratio=max_mismatched_ratio, skip_check=skip_check,
                    manual_check_prog=manual_check_prog, cache_input_tensors=cache_input_tensors)
+    defaults = dict(supply_type=TensorSupplyType.Auto, ref_prog=None, supply_prog=None, rtol=1e-2, atol=1e-2,
+                    max_mismatched_ratio=0.01, skip_check=False, manual_check_prog=None, cache_input_tensors=False)
+    configs = _with_keys(configs, keys)
 
     def wrap(f):
         if isinstance(f, AutoTuneFactory):
@@ -91,6 +139,30 @@ def autotune(func: Callable | None = None, *, configs, warmup: float = 25, rep: 
                 raise TypeError(f"@tilewise.autotune expects a @tilewise.jit kernel factory, got {f!r}")
             f = JITFactory(f, dict(out_idx=None, target="auto", execution_backend="auto", pass_configs=None,
                                    verbose=False))
-        return AutoTuneFactory(f, configs, warmup, rep, timeout, profile)
+        prof = dict(profile)
+        for k, v in getattr(f, "autotune_profile", {}).items():  # TileLang 0.1.4: the checks were jit's
+            if prof[k] is defaults[k] or prof[k] == defaults[k]:
+                prof[k] = v
+        return AutoTuneFactory(f, configs, warmup, rep, timeout, prof)
 
     return wrap(func) if func is not None else wrap
+
+
+def _with_keys(configs, keys):
+    """TileLang 0.1.4's `keys=`: the parameter names, for configurations given as tuples."""
+    if keys is None or callable(configs):
+        return configs
+    keys = list(keys)
+    out = []
+    for c in configs:
+        if isinstance(c, dict):
+            extra = [k for k in c if k not in keys]
+            if extra:
+                raise ValueError(f"the configuration {c!r} sets {', '.join(extra)}, not among keys={keys}")
+            out.append(dict(c))
+        else:
+            c = tuple(c)
+            if len(c) != len(keys):
+                raise ValueError(f"the configuration {c!r} has {len(c)} values for keys={keys}")
+            out.append(dict(zip(keys, c)))
+    return out

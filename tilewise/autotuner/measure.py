@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 
+from ..engine.param import KernelParam
 from ..ir.buffer import Buffer
 from ..profiler import Profiler, make_inputs
 from ..profiler.bench import do_bench
@@ -69,7 +70,9 @@ class Measurer:
         if self.profile.cache_input_tensors and self._cached_for == signature:
             return self._cached_inputs
         if self.profile.supply_prog is not None:
-            ins = list(self.profile.supply_prog(kernel.input_params))
+            # TileLang's supply programs take engine.param.KernelParam (torch dtypes)
+            ins = list(self.profile.supply_prog([KernelParam.from_buffer(p) if isinstance(p, Buffer)
+                                                 else KernelParam.from_var(p) for p in kernel.input_params]))
         else:
             ins = make_inputs(kernel, self.profile.supply_type)
         self._cached_inputs, self._cached_for = ins, signature

@@ -42,7 +42,7 @@ def worker_count(jobs: int) -> int:
 
 
 def _worker_env() -> dict:
-    environ = dict(os.environ)
+    environ = env.environ()  # with settings assigned in this process (tilewise.env.TILELANG_CACHE_DIR = ...)
     # the worker imports the same tilewise as this process, wherever that came from
     paths = [p or os.getcwd() for p in sys.path]
     environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))

@@ -22,6 +22,7 @@ class CompileArgs:
     target_host: Any = None
     verbose: bool = False
     pass_configs: dict | None = None
+    compile_flags: Any = None
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from ..jit.compile import compile as tw_compile
 from ..jit.jit import JITFactory
-from ..jit.options import normalize_out_idx
+from ..jit.options import function_out_idx, normalize_out_idx
 from ..jit.target import parse_target, resolve_backend
 from . import result_cache
 from .candidates import Binding, Candidate, bind_configs, build_funcs
@@ -45,7 +45,8 @@ class AutoTuner:
             kw = fn.compile_kwargs
             compile_args = CompileArgs(out_idx=kw.get("out_idx"), target=kw.get("target", "auto"),
                                        execution_backend=kw.get("execution_backend", "auto"),
-                                       verbose=kw.get("verbose", False), pass_configs=kw.get("pass_configs"))
+                                       verbose=kw.get("verbose", False), pass_configs=kw.get("pass_configs"),
+                                       compile_flags=kw.get("compile_flags"))
             fn = fn.factory
         if not callable(fn):
             raise TypeError(f"AutoTuner needs a kernel factory (a function returning a @T.prim_func), got {fn!r}")
@@ -62,12 +63,14 @@ class AutoTuner:
         return cls(kernel, configs)
 
     def set_compile_args(self, out_idx=None, target="auto", execution_backend="auto", target_host=None,
-                         verbose: bool = False, pass_configs: dict | None = None, **profile) -> AutoTuner:
+                         verbose: bool = False, pass_configs: dict | None = None, compile_flags=None,
+                         **profile) -> AutoTuner:
         """The compile arguments; profile arguments (ref_prog, atol, rtol, supply_type, skip_check,
         ...) are accepted here too, as in TileLang 0.1.4."""
         self.compile_args = CompileArgs(out_idx=out_idx, target=target if target is not None else "auto",
                                         execution_backend=execution_backend or "auto", target_host=target_host,
-                                        verbose=bool(verbose), pass_configs=pass_configs)
+                                        verbose=bool(verbose), pass_configs=pass_configs,
+                                        compile_flags=compile_flags)
         if profile:
             self.set_profile_args(**profile)
         self._inputs = get_autotune_inputs() or self._inputs
@@ -107,14 +110,10 @@ class AutoTuner:
         ca = self.compile_args
         target = parse_target(ca.target)
         backend = resolve_backend(target, ca.execution_backend)
-        if target.kind == "cuda" and backend == "emulator":
-            raise AutotuneError(
-                f"autotuning {self._name()} for {target} needs a CUDA GPU, and none is present: the "
-                "emulator's run time says nothing about the GPU's, so tuning on it would pick an "
-                "arbitrary configuration. Tune on a machine with a GPU, or use target='cpu'."
-            )
         compile_kwargs = dict(target=target, execution_backend=backend, pass_configs=ca.pass_configs,
                               verbose=ca.verbose)
+        if ca.compile_flags:
+            compile_kwargs["compile_flags"] = ca.compile_flags
 
         configs = self.configs
         if callable(configs):
@@ -125,10 +124,20 @@ class AutoTuner:
         first = next((c for c in cands if c.ok), None)
         if first is None:
             raise AutotuneError(self._failure_report(cands, "no configuration gives a kernel"))
-        out_idx = normalize_out_idx(first.func, ca.out_idx)
-        compile_kwargs["out_idx"] = out_idx
+        own = function_out_idx(first.func, ca.out_idx) if first.func.attrs.get("tilelang_out_idx") else None
+        out_idx = normalize_out_idx(first.func, own if own is not None else ca.out_idx)
+        # a function returning T.empty outputs names them itself; compile() must not be told again
+        compile_kwargs["out_idx"] = None if own is not None else out_idx
         if binding.all_fixed:
+            # the caller gave every tuned parameter: nothing to tune, so no GPU is needed either
             return self._direct(first, compile_kwargs)
+        if target.kind == "cuda" and backend == "emulator":
+            raise AutotuneError(
+                f"autotuning {self._name()} for {target} needs a CUDA GPU, and none is present: the "
+                "emulator's run time says nothing about the GPU's, so tuning on it would pick an "
+                "arbitrary configuration. Tune on a machine with a GPU, use target='cpu', or pass every "
+                f"tuned parameter ({', '.join(sorted(binding.tuned))}) to compile that configuration without tuning."
+            )
 
         inputs = get_autotune_inputs() or self._inputs
         if inputs is None and p.supply_prog is None:
@@ -139,7 +148,9 @@ class AutoTuner:
                     "inputs with `with tilewise.autotuner.set_autotune_inputs(*tensors):` or a supply_prog"
                 )
 
-        key = result_cache.tuning_key(cands, binding.static, target, backend, out_idx, ca.pass_configs, p,
+        key_configs = ca.pass_configs if not ca.compile_flags else {**(ca.pass_configs or {}),
+                                                                    "compile_flags": repr(ca.compile_flags)}
+        key = result_cache.tuning_key(cands, binding.static, target, backend, out_idx, key_configs, p,
                                       warmup, rep)
         caching = result_cache.enabled()
         if caching:
@@ -170,6 +181,8 @@ class AutoTuner:
 
     def _direct(self, cand: Candidate, compile_kwargs: dict) -> AutotuneResult:
         # every tuned parameter was given by the caller: compile that one kernel, time nothing
+        logger.info("autotune %s: every tuned parameter is given (%r): compiling that configuration without "
+                    "tuning", self._name(), cand.config)
         kernel = tw_compile(cand.func, **compile_kwargs)
         return AutotuneResult(config=dict(cand.config), libcode=kernel.get_kernel_source(), func=cand.func,
                               kernel=kernel)

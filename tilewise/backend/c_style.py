@@ -200,6 +200,11 @@ class CStyleRenderer:
             return f"tw::{e.op}({a}, {b})"
         if e.dtype.bits < 32 and e.dtype.is_int and e.op in ("add", "sub", "mul", "shl"):
             return f"(({c_type(e.dtype)})({a} {_BIN[e.op]} {b}))"
+        if e.op == "shl" and e.dtype.is_int and e.dtype.is_signed:
+            # a signed left shift that overflows is undefined in C (NVVM then folds (x << 28) >> 28
+            # to x): shift the bits unsigned, so that it wraps as the IR says
+            unsigned = "uint64_t" if e.dtype.bits == 64 else "uint32_t"
+            return f"(({c_type(e.dtype)})(({unsigned})({a}) << {b}))"
         return f"({a} {_BIN[e.op]} {b})"
 
     def expr_Compare(self, e: Compare) -> str:
@@ -235,7 +240,8 @@ class CStyleRenderer:
     def expr_Call(self, e: Call) -> str:
         args = [self.expr(a) for a in e.args]
         if e.name == "reinterpret":
-            return f"tw::bitcast<{c_type(e.dtype)}>({args[0]})"
+            # the operand in its own type: C promotes narrow integer arithmetic to int
+            return f"tw::bitcast<{c_type(e.dtype)}>(({c_type(e.args[0].dtype)})({args[0]}))"
         if e.name == "address_of":
             load = e.args[0]
             return f"(&{self.expr(load)})"

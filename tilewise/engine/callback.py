@@ -1,14 +1,17 @@
 """Source post-processing hooks (TileLang's tilelang.engine.callback).
 
-A callback registered with `register_cuda_postproc_callback` receives the generated CUDA source
-and the target, and returns the source to compile; the last one registered wins. It applies to
-kernels compiled for the CUDA target afterwards (what NVRTC compiles and get_kernel_source()
-returns); the emulator runs the lowered program, which a source edit does not change."""
+A callback registered with `register_cuda_postproc_callback` (or `register_cuda_postproc(f)`)
+receives the generated CUDA source and the target, and returns the source to compile; the last
+one registered wins. It applies to kernels compiled for the CUDA target afterwards (what NVRTC
+compiles and get_kernel_source() returns); the emulator runs the lowered program, which a source
+edit does not change. `register_c_postproc` does the same for the C++ of the CPU target. tilewise
+has no HIP target: a HIP callback is kept but never called, which registering it says once."""
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
-_callbacks: dict[str, Callable | None] = {"cuda": None, "hip": None}
+_callbacks: dict[str, Callable | None] = {"cuda": None, "hip": None, "c": None}
 
 
 def _register(kind: str, func, override: bool):
@@ -18,6 +21,9 @@ def _register(kind: str, func, override: bool):
         if _callbacks[kind] is not None and not override:
             raise ValueError(f"a {kind} post-processing callback is already registered (pass override=True)")
         _callbacks[kind] = f
+        if kind == "hip":
+            warnings.warn(f"the HIP post-processing callback {getattr(f, '__name__', f)!r} is never called: tilewise "
+                          "has no HIP target", stacklevel=3)
         return f
 
     if func is None or isinstance(func, bool):
@@ -37,8 +43,44 @@ def register_hip_postproc_callback(func: Callable | bool | None = None, override
     return _register("hip", func, override)
 
 
+def register_c_postproc_callback(func: Callable | bool | None = None, override: bool = True):
+    """f(code, target) -> code for the C++ of the CPU target."""
+    return _register("c", func, override)
+
+
+def register_cuda_postproc(func: Callable, override: bool = True):
+    """TileLang's call form: register_cuda_postproc(lambda code, target: code)."""
+    return _register("cuda", func, override)
+
+
+def register_hip_postproc(func: Callable, override: bool = True):
+    return _register("hip", func, override)
+
+
+def register_c_postproc(func: Callable, override: bool = True):
+    return _register("c", func, override)
+
+
 def unregister_cuda_postproc_callback() -> None:
     _callbacks["cuda"] = None
+
+
+def unregister_c_postproc_callback() -> None:
+    _callbacks["c"] = None
+
+
+def has_c_postproc() -> bool:
+    return _callbacks["c"] is not None
+
+
+def postprocess_c_source(source: str, target) -> str:
+    f = _callbacks["c"]
+    if f is None:
+        return source
+    out = f(source, target)
+    if not isinstance(out, str):
+        raise TypeError(f"the C post-processing callback {f.__name__} returned {type(out).__name__}, not the source")
+    return out
 
 
 def postprocess_cuda_source(source: str, target) -> str:

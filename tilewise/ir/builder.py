@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
-from ..errors import CompileError
+from ..errors import CompileError, OutsideKernelError
 from ..ir.stmt import Stmt
 
 
@@ -23,6 +23,9 @@ class Builder:
         self.kernels: list[KernelFrame] = []
         self.loops: list = []  # enclosing For kinds, innermost last
         self.pointer_tensors: dict = {}  # T.ptr parameter -> the tensor T.make_tensor made of it
+        self.outputs: list = []  # T.empty tensors: parameters the call allocates, in creation order
+        self.func_attrs: dict = {}  # T.annotate_pass_configs / T.annotate_compile_flags
+        self.eager = None  # @jit without an inner prim_func: language/eager.py's EagerContext
 
     def emit(self, stmt: Stmt) -> None:
         self.frames[-1].append(stmt)
@@ -58,7 +61,7 @@ def require(what: str) -> Builder:
     """The active builder; a clear error when a T.* statement is used outside a prim_func."""
     b = current()
     if b is None:
-        raise CompileError(f"{what} can only be used inside a @T.prim_func or @T.macro body")
+        raise OutsideKernelError(f"{what} can only be used inside a @T.prim_func or @T.macro body")
     return b
 
 

@@ -19,11 +19,12 @@ from . import cache
 
 
 class Build:
-    def __init__(self, func: PrimFunc, record, machine: Machine, pass_configs: dict):
+    def __init__(self, func: PrimFunc, record, machine: Machine, pass_configs: dict, compile_flags=()):
         self.func = func
         self.record = record
         self.machine = machine
         self.pass_configs = dict(pass_configs)
+        self.compile_flags = tuple(compile_flags)  # what the toolchain takes of compile_flags= (compile_flags.py)
         self._source: str | None = None
 
     @functools.cached_property
@@ -57,7 +58,9 @@ class Build:
         """The cache entry holding the source and the compiled binary (built on a miss)."""
         tc = self.record.toolchain
         configs = sorted(self.pass_configs.items())
-        if self.record.key_on_source:
+        if self.compile_flags:
+            configs.append(("compile_flags", self.compile_flags))
+        if self.record.key_on_source or self.record.source_hooked():
             # the renderer's output may be edited by a user callback: the key is what is compiled
             key = cache.make_key(self.record.name, self.machine.name, self.source, configs, tc.fingerprint())
         else:
@@ -81,7 +84,7 @@ class Build:
 
         def fill(d: Path):
             (d / tc.source_name).write_text(source)
-            tc.compile(source, self.machine, self.pass_configs, d / tc.binary_name)
+            tc.compile(source, self.machine, self.pass_configs, d / tc.binary_name, self.compile_flags)
             cache.write_json(d / "meta.json", {"name": self.func.name, "target": self.record.name,
                                                "machine": self.machine.name})
 
@@ -102,6 +105,6 @@ def walk_kernels(func: PrimFunc) -> list[Kernel]:
     return found
 
 
-def build(func: PrimFunc, record, machine: Machine, pass_configs: dict) -> Build:
+def build(func: PrimFunc, record, machine: Machine, pass_configs: dict, compile_flags=()) -> Build:
     """The one place compiles start from (tests wrap it to see every function compiled)."""
-    return Build(func, record, machine, pass_configs)
+    return Build(func, record, machine, pass_configs, compile_flags)

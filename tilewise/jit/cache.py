@@ -14,6 +14,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -25,7 +26,28 @@ from ..version import __version__
 
 
 def enabled() -> bool:
-    return not env.flag("TILEWISE_DISABLE_CACHE")
+    """TILEWISE_DISABLE_CACHE unset and tilewise.disable_cache() not called."""
+    return env.is_cache_enabled()
+
+
+_ENTRY = re.compile(r"(autotune-)?[0-9a-f]{40}|\.bad-.*|\.[0-9a-f]{8}-.*")
+
+
+def clear() -> int:
+    """Remove every entry tilewise made in the cache directory (compiled kernels, tuning results,
+    leftovers of killed compiles); other files there are left alone. Returns how many."""
+    root = cache_dir()
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return 0
+    removed = 0
+    for name in names:
+        path = root / name
+        if _ENTRY.fullmatch(name) and path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def cache_dir() -> Path:

@@ -17,9 +17,34 @@ def compile(  # noqa: A001 - TileLang's name
     pass_configs=None,
     verbose: bool = False,
     target_host=None,
+    compile_flags=None,
 ) -> JITKernel:
-    return JITKernel(func, out_idx, target=target, execution_backend=execution_backend, pass_configs=pass_configs,
-                     verbose=verbose)
+    return JITKernel(func, out_idx, target=target if target is not None else "auto",
+                     execution_backend=execution_backend or "auto", pass_configs=pass_configs, verbose=bool(verbose),
+                     target_host=target_host, compile_flags=compile_flags)
+
+
+def par_compile(funcs, out_idx=None, execution_backend="auto", target="auto", target_host=None, verbose=False,
+                pass_configs=None, compile_flags=None, num_workers: int | None = None,
+                ignore_error: bool = False) -> list:
+    """TileLang's tilelang.par_compile: compile many prim_funcs at once (threads: most of the time
+    is spent in g++ / NVRTC); the kernels in the order given, None for a failure with ignore_error."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    funcs = list(funcs)
+
+    def one(f):
+        try:
+            return compile(f, out_idx=out_idx, target=target, execution_backend=execution_backend,
+                           pass_configs=pass_configs, verbose=verbose, target_host=target_host,
+                           compile_flags=compile_flags)
+        except Exception:
+            if not ignore_error:
+                raise
+            return None
+
+    with ThreadPoolExecutor(max_workers=max(1, num_workers or 4)) as pool:
+        return list(pool.map(one, funcs))
 
 
 class Lowered:
@@ -30,6 +55,8 @@ class Lowered:
         self.lowered_func = lowered
         self.kernel_source = source
         self.target = target
+        self.params = lowered.params  # TileLang 0.1.x: artifact.params
+        self.rt_mod = self  # TileLang 0.1.x: Profiler(artifact.rt_mod, artifact.params, result_idx=[2])
 
     def get_kernel_source(self) -> str:
         return self.kernel_source
@@ -63,7 +90,7 @@ def lower(func, target="auto", target_host=None, runtime_only: bool = False, pas
 
 
 def cached(func, out_idx=None, *args, target="auto", target_host=None, execution_backend="auto",
-           pass_configs=None, verbose: bool = False) -> JITKernel:
+           pass_configs=None, verbose: bool = False, compile_flags=None) -> JITKernel:
     """TileLang's cached(): compile with the in-memory and on-disk caches (always on here)."""
     return compile(func, out_idx=out_idx, target=target, execution_backend=execution_backend,
-                   pass_configs=pass_configs, verbose=verbose)
+                   pass_configs=pass_configs, verbose=verbose, target_host=target_host, compile_flags=compile_flags)

@@ -10,14 +10,18 @@ from ..profiler import Profiler, TensorSupplyType
 from ..transform.written_globals import vector_accessed_globals, written_globals
 from . import build as builds
 from .args import ArgBinder
+from .compile_flags import normalize as normalize_flags
+from .compile_flags import warn_once
 from .fast_call import make_fast_call
 from .options import (
     check_configs,
     check_func,
+    function_out_idx,
     normalize_out_idx,
     programs_threads,
     refuse_lowered_warp_sync,
     refuse_warp_sync,
+    warn_ignored_options,
 )
 from .target import RECORDS, TILELANG_BACKENDS, Target, parse_target, record_for, resolve_backend
 
@@ -28,16 +32,20 @@ class JITKernel:
 
     @deep_recursion()
     def __init__(self, func: PrimFunc, out_idx=None, target: Target | str = "auto", execution_backend=None,
-                 pass_configs=None, verbose: bool = False, **_tilelang_options):
+                 pass_configs=None, verbose: bool = False, compile_flags=None, target_host=None,
+                 **tilelang_options):
         if isinstance(target, str) and (target in TILELANG_BACKENDS or target in ("nvrtc", "emulator")) \
                 and execution_backend is None:
             target, execution_backend = "auto", target
         func = check_func(func)
+        warn_ignored_options(target_host=target_host, **tilelang_options)
         tgt = parse_target(target)
         record = record_for(tgt)
         backend = resolve_backend(tgt, execution_backend)
+        out_idx = function_out_idx(func, out_idx)
         outs = normalize_out_idx(func, out_idx)
-        configs = check_configs(pass_configs)
+        configs = check_configs({**func.attrs.get("tilelang_pass_configs", {}), **(pass_configs or {})})
+        flags = normalize_flags(compile_flags) + normalize_flags(func.attrs.get("tilelang_compile_flags"))
         arch = tgt.arch
         if record.thread_exact is not None and programs_threads(func):
             # A kernel that programs threads itself (T.get_thread_binding) relies on every thread
@@ -57,7 +65,14 @@ class JITKernel:
         self.target = tgt
         self.execution_backend = backend
         self.pass_configs = configs
-        self.build = builds.build(func, record, record.machine(arch), configs)
+        machine = record.machine(arch)
+        self.compile_flags = list(flags)
+        toolchain_flags = record.toolchain.flags(flags, machine) if flags else ()
+        if toolchain_flags and backend == "emulator":
+            warn_once(("emulator-flags", toolchain_flags),
+                      f"compile_flags {list(toolchain_flags)} apply to what NVRTC compiles (get_sass(), the PTX "
+                      "cross-check, a GPU); the emulator runs the lowered program, which they do not change")
+        self.build = builds.build(func, record, machine, configs, toolchain_flags)
         if record is not record_for(tgt):  # the thread-exact path of a CPU-like target
             refuse_lowered_warp_sync(self.build.lowered, tgt)
         self.runtime = record.runtimes[backend](self.build)
@@ -145,6 +160,23 @@ class JITKernel:
         if not args and not kwargs:
             return self.get_profiler().run_once()
         return self(*args, **kwargs)
+
+    @property
+    def result_idx(self) -> list[int]:
+        """TileLang's name for out_idx."""
+        return self.out_idx
+
+    def export_library(self, kernel_file) -> None:
+        """Write the compiled kernel to `kernel_file`: for the CPU target the shared library
+        (tilewise's entry points, `tw_entry`), for CUDA the cubin NVRTC made (load it with the
+        driver's cuModuleLoad; the launch configuration is in the source's comments)."""
+        import os
+        import shutil
+
+        path = os.fspath(kernel_file)
+        if os.path.dirname(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        shutil.copyfile(self.build.binary_path, path)
 
     @property
     def input_params(self) -> list:

@@ -12,6 +12,33 @@ from ..transform.pass_config import PassConfigKey, plain_keys
 KNOWN_PASS_CONFIGS = {k.value for k in PassConfigKey}
 
 
+def function_out_idx(func: PrimFunc, out_idx):
+    """out_idx, or the function's own (its `return` of T.empty outputs); both is an error."""
+    own = func.attrs.get("tilelang_out_idx")
+    if own is None:
+        return out_idx
+    if out_idx is not None:
+        raise ValueError(f"Out index conflict: out_idx={out_idx!r} is given, and {func.name} declares its outputs with "
+                         "T.empty and returns them; drop one of the two")
+    return list(own)
+
+
+_IGNORED = {
+    "target_host": "tilewise generates the host side with the kernel, for the target's own host",
+}
+
+
+def warn_ignored_options(**options) -> None:
+    """TileLang options that cannot take effect here warn once each, naming the option."""
+    from .compile_flags import warn_once
+
+    for name, value in options.items():
+        if value is None or value is False:
+            continue
+        why = _IGNORED.get(name, "tilewise has no such option")
+        warn_once(("option", name), f"{name}={value!r} has no effect: {why}", stacklevel=5)
+
+
 def normalize_out_idx(func: PrimFunc, out_idx) -> list[int]:
     n = len(func.params)
     if out_idx is None:
@@ -38,7 +65,7 @@ def normalize_out_idx(func: PrimFunc, out_idx) -> list[int]:
 
 def _check_outputs_determined(func: PrimFunc, outs: list[int]) -> None:
     """Every symbolic dimension of an output must come from some input's shape."""
-    known = set()
+    known = {p.uid for i, p in enumerate(func.params) if i not in outs and not isinstance(p, Buffer)}
     for i, p in enumerate(func.params):
         if i not in outs and isinstance(p, Buffer):
             for d in p.shape:

@@ -104,7 +104,7 @@ class PtxRuntime(Runtime):
         super().__init__(build)
         fast = bool(build.pass_configs.get("tl.enable_fast_math"))
         self.ptx = nvrtc_compile(build.source, build.machine.name, fast_math=fast, ptx=True,
-                                 options=("-lineinfo",)).ptx
+                                 options=(*build.compile_flags, "-lineinfo")).ptx
         self.module = build.module
         self.atomic_seed: int | None = None  # set to shuffle conflicting atomics (GPU-like order)
 

@@ -4,6 +4,7 @@ toolchain compiles it, and which runtimes (execution backends) can run it. compi
 and JITKernel only read records: adding a target is one record here (see docs/DESIGN.md)."""
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -16,9 +17,10 @@ from ..backend.cuda.device import gpu_present
 from ..backend.cuda.inspect import get_sass, resource_usage
 from ..backend.cuda.nvrtc import compile_cubin, toolchain_fingerprint
 from ..backend.cuda.renderer import render_cuda
-from ..engine.callback import postprocess_cuda_source
+from ..engine.callback import has_c_postproc, postprocess_c_source, postprocess_cuda_source
 from ..ir.machine import CPU, CUDA_ARCHS, Machine, cuda_machine
 from ..transform.pipeline import loop_passes, thread_passes
+from . import compile_flags
 from .runtimes import EmulatorRuntime, GpuRuntime, NativeRuntime, PtxRuntime, Runtime
 
 CPU_ALIASES = ("cpu", "c", "llvm")
@@ -42,8 +44,10 @@ class Toolchain:
 
     source_name: str
     binary_name: str
-    compile: Callable[[str, Machine, dict, Path], None]  # (source, machine, pass configs, out path)
+    compile: Callable[[str, Machine, dict, Path, tuple], None]  # (source, machine, pass configs, out path, flags)
     fingerprint: Callable[[], str]  # what besides the source decides the binary
+    # compile_flags= -> the flags this toolchain takes (the others warn once: jit/compile_flags.py)
+    flags: Callable[[tuple, Machine], tuple] = lambda flags, machine: flags
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class TargetRecord:
     auto_runtime: Callable[[], str]  # what execution_backend="auto" picks
     postprocess: Callable[[str, Machine], str] = lambda source, machine: source
     key_on_source: bool = False  # cache key from the final source instead of the program (jit/build.py)
+    source_hooked: Callable[[], bool] = lambda: False  # a user callback edits the source now: key on it too
     # the record that runs kernels this one cannot: a block of a "loops" target is one thread,
     # so kernels that program threads themselves (T.get_thread_binding) run there instead
     thread_exact: tuple[str, str, str] | None = None  # (record, arch, runtime)
@@ -66,14 +71,16 @@ class TargetRecord:
     resources: Callable[[bytes], dict] | None = None  # binary -> registers, spills, shared memory
 
 
-def _compile_cubin(source: str, machine: Machine, configs: dict, out: Path) -> None:
-    out.write_bytes(compile_cubin(source, machine.name, fast_math=bool(configs.get("tl.enable_fast_math"))))
+def _compile_cubin(source: str, machine: Machine, configs: dict, out: Path, flags: tuple = ()) -> None:
+    out.write_bytes(compile_cubin(source, machine.name, fast_math=bool(configs.get("tl.enable_fast_math")),
+                                  options=tuple(flags)))
 
 
 def _cuda_record(name: str, archs: tuple[str, ...]) -> TargetRecord:
     return TargetRecord(
         name=name, kind="cuda", archs=archs, machine=cuda_machine, passes=thread_passes, render=render_cuda,
-        toolchain=Toolchain("kernel.cu", "kernel.cubin", _compile_cubin, toolchain_fingerprint),
+        toolchain=Toolchain("kernel.cu", "kernel.cubin", _compile_cubin, toolchain_fingerprint,
+                            lambda flags, machine: compile_flags.for_nvrtc(flags, machine.name)),
         runtimes={"nvrtc": GpuRuntime, "emulator": EmulatorRuntime, "ptx": PtxRuntime},
         auto_runtime=lambda: "nvrtc" if gpu_present() else "emulator",
         postprocess=lambda source, machine: postprocess_cuda_source(source, f"cuda -arch={machine.name}"),
@@ -84,14 +91,38 @@ def _cuda_record(name: str, archs: tuple[str, ...]) -> TargetRecord:
 RECORDS: dict[str, TargetRecord] = {r.name: r for r in (
     TargetRecord(
         name="cpu", kind="cpu", archs=("",), machine=lambda arch: CPU, passes=loop_passes, render=render_cpu,
-        toolchain=Toolchain("kernel.cpp", "kernel.so", lambda src, m, c, out: build_shared_library(src, out),
-                            compiler_id),
+        toolchain=Toolchain("kernel.cpp", "kernel.so", lambda src, m, c, out, flags=(): build_shared_library(
+            src, out, flags), compiler_id, lambda flags, machine: compile_flags.for_gcc(flags)),
         runtimes={"native": NativeRuntime}, auto_runtime=lambda: "native",
+        postprocess=lambda source, machine: postprocess_c_source(source, "c"), source_hooked=has_c_postproc,
         thread_exact=("cuda-sm80", "sm_80", "emulator"),
     ),
     _cuda_record("cuda-sm80", ("sm_80", "sm_86", "sm_89")),
     _cuda_record("cuda-sm90", ("sm_90", "sm_90a")),
 )}
+
+# Blackwell and later: tilewise has no lowering of their own (tcgen05, tensor memory); the Hopper
+# subset these GPUs also have (TMA, mbarrier pipelines, mma.sync; not wgmma, which is sm_90a's
+# alone) compiles for them, NVRTC generating code for the real architecture. Shared memory per
+# block: the opt-in maximum of each (CUDA C programming guide, compute capabilities table).
+NEWER_CUDA_ARCHS = {"sm_100": 227, "sm_100a": 227, "sm_100f": 227, "sm_103": 227, "sm_103a": 227, "sm_103f": 227,
+                    "sm_110": 227, "sm_110a": 227, "sm_110f": 227, "sm_120": 99, "sm_120a": 99, "sm_120f": 99,
+                    "sm_121": 99, "sm_121a": 99, "sm_121f": 99}
+_OLD_CUDA = re.compile(r"sm_([1-7]\d)[a-z]?")
+
+
+def _newer_machine(arch: str) -> Machine:
+    hopper = cuda_machine("sm_90")
+    compile_flags.warn_once(("arch", arch), f"target {arch}: tilewise has no lowering for this GPU's own instructions "
+                                            "(tcgen05, tensor memory); kernels are compiled for it with the Hopper "
+                                            "subset it also has (TMA, mbarrier pipelines, mma.sync; no wgmma, which "
+                                            "only sm_90a has)", stacklevel=6)
+    return Machine(arch, hopper.lowering_keys, hopper.warp_size, NEWER_CUDA_ARCHS[arch] * 1024, hopper.features,
+                   hopper.max_threads, hopper.max_block_dims)
+
+
+_newer = _cuda_record("cuda-newer", tuple(NEWER_CUDA_ARCHS))
+RECORDS[_newer.name] = dataclasses.replace(_newer, machine=_newer_machine)
 
 
 def record_for(target: Target) -> TargetRecord:
@@ -101,13 +132,32 @@ def record_for(target: Target) -> TargetRecord:
     raise ValueError(f"no target record serves {target}")
 
 
+def _target_string(target) -> str:
+    """TileLang's other target forms: a dict {"kind": "cuda", "arch": "sm_90"} and TVM Target
+    objects (kind and arch attributes) become the string form."""
+    if isinstance(target, dict):
+        kind = target.get("kind")
+        if not isinstance(kind, str):
+            raise ValueError(f"a target dict needs a 'kind' such as 'cuda' or 'c', got {target!r}")
+        arch = target.get("arch")
+        if arch is None and "-arch=" not in " ".join(target.get("keys", ())):
+            return kind
+        return f"{kind} -arch={arch}" if arch else kind
+    kind = getattr(target, "kind", None)
+    if kind is not None:
+        kind = getattr(kind, "name", kind)
+        arch = getattr(target, "arch", None)
+        return f"{kind} -arch={arch}" if arch else str(kind)
+    return str(target)
+
+
 def parse_target(target) -> Target:
     if isinstance(target, Target):
         return target
     if target is None:
         target = "auto"
     if not isinstance(target, str):
-        target = str(getattr(target, "kind", target))
+        target = _target_string(target)
     t = target.strip()
     if t == "auto" and env.get("TILEWISE_TARGET"):
         t = env.get("TILEWISE_TARGET")
@@ -119,8 +169,11 @@ def parse_target(target) -> Target:
     if head == "cuda":
         m = re.search(r"-arch=(sm_\w+)", t)
         arch = m.group(1) if m else "sm_80"
-        if arch not in CUDA_ARCHS:
-            raise ValueError(f"unsupported CUDA architecture {arch}; supported: {', '.join(CUDA_ARCHS)}")
+        if arch not in CUDA_ARCHS and arch not in NEWER_CUDA_ARCHS:
+            why = ("tilewise needs sm_80 (Ampere) or newer: its kernels use cp.async, ldmatrix and bf16 mma.sync"
+                   if _OLD_CUDA.fullmatch(arch) else "not an architecture tilewise knows")
+            raise ValueError(f"unsupported CUDA architecture {arch} ({why}); supported: {', '.join(CUDA_ARCHS)}, and "
+                             f"with the Hopper subset {', '.join(NEWER_CUDA_ARCHS)}")
         return Target("cuda", arch)
     raise ValueError(f"unknown target {target!r}; use 'cpu' (or 'c', 'llvm'), 'cuda', 'cuda -arch=sm_90a' or 'auto'")
 

@@ -56,7 +56,6 @@ from .alloc import (
     alloc_local,
     alloc_shared,
     alloc_var,
-    dynamic,
     make_tensor,
     make_tensor_from_addr,
     reshape,
@@ -82,6 +81,7 @@ from .control import (
     index_to_coordinates,
     loop_break,
 )
+from .eager import Ref, annotate_compile_flags, annotate_pass_configs, const, dynamic, empty, inline
 from .hopper import (
     WarpSpecialize,
     alloc_barrier,

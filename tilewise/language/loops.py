@@ -34,6 +34,8 @@ def Kernel(*grid, threads=128, is_cpu: bool = False, prelude=None, **attrs) -> K
     grid, threads = py_scalar(grid), py_scalar(threads)
     if len(grid) == 1 and isinstance(grid[0], (list, tuple)):
         grid = tuple(grid[0])
+    if not grid:
+        grid = (1,)  # T.Kernel(threads=...): one block (TileLang 0.1.8)
     if not 1 <= len(grid) <= 3:
         raise CompileError(f"T.Kernel takes 1 to 3 grid dimensions, got {len(grid)}")
     if threads is None:

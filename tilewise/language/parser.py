@@ -34,6 +34,7 @@ from ..ir.expr import (
     logical_or,
 )
 from ..ir.recursion import deep_recursion
+from ..ir.simplify import simplify
 from ..ir.span import Span, at, current_span
 from ..ir.stmt import (
     Allocate,
@@ -50,6 +51,7 @@ from ..ir.stmt import (
     seq,
 )
 from ..ir.visitor import collect_loads, walk
+from . import eager as _eager
 from . import loop_continue
 from . import math as tm
 from .alloc import TensorAnnotation
@@ -98,6 +100,14 @@ class _Return(Exception):
         self.value = value
 
 
+class _PendingParam:
+    """A parameter declared in the body (`A: T.Tensor(...)`) before that line is reached."""
+
+    def __init__(self, name: str, index: int):
+        self.name = name
+        self.index = index
+
+
 def _is_device(v) -> bool:
     return isinstance(v, Expr) or (isinstance(v, Buffer) and v.is_var)
 
@@ -105,6 +115,8 @@ def _is_device(v) -> bool:
 def _dev(v):
     if isinstance(v, Buffer) and v.is_var:
         return v.load_var()
+    if isinstance(v, _eager.Ref):
+        return v.load()
     return v
 
 
@@ -138,6 +150,7 @@ class Parser:
         self.names_used: dict[str, int] = {}
         self._bound_at: dict[str, Span | None] = {}
         self.is_macro = False
+        self.param_slots: list = []  # the function's parameters in order (_PendingParam until declared)
         self.return_depth = 0  # builder frame depth at which a macro's `return` is allowed
 
     # ------------------------------------------------------------------ helpers
@@ -158,6 +171,9 @@ class Parser:
                         "depends on run-time control flow; a name bound with `=` is a fixed value. "
                         f"For a value that changes use {name} = T.alloc_var(dtype) before the block",
                     )
+                if isinstance(v, _PendingParam):
+                    raise self.error(node, f"parameter {name} is used before its declaration `{name}: T.Tensor(shape, "
+                                           "dtype)` in the body; declare it first")
                 return v
         if name in self.closure:
             return py_scalar(self.closure[name])
@@ -261,7 +277,8 @@ class Parser:
         return node.value
 
     def eval_Name(self, node):
-        return self.lookup(node.id, node)
+        v = self.lookup(node.id, node)
+        return v.load() if isinstance(v, _eager.Ref) else v
 
     def eval_Attribute(self, node):
         obj = self.eval(node.value)
@@ -433,7 +450,11 @@ class Parser:
 
     def stmt_Return(self, node):
         if not self.is_macro:
-            raise self.error(node, "return is not supported in a prim_func; it writes its results into its tensors")
+            b = _builder.current()
+            if b is None or len(b.frames) > 1 or b.kernels:
+                raise self.error(node, "return is only allowed at the top level of the function, after the kernels, to "
+                                       "return the outputs made with T.empty")
+            raise _Return(self.eval(node.value) if node.value is not None else None)
         b = _builder.current()
         if b is not None and len(b.frames) > self.return_depth:
             raise self.error(
@@ -446,6 +467,12 @@ class Parser:
 
     def stmt_Assert(self, node):
         cond = _dev(self.eval(node.test))
+        if isinstance(cond, Expr):
+            folded = simplify(cond)  # `M == M_` of one dynamic dimension read twice is true
+            if isinstance(folded, Const):
+                cond = bool(folded.value)
+        if isinstance(cond, Expr) and _phase1():
+            return  # T.const values are symbolic while the parameters are being found
         if isinstance(cond, Expr):
             raise self.error(node, "assert on a device value is not supported; use T.device_assert or an if")
         if not cond:
@@ -491,6 +518,10 @@ class Parser:
             self.assign(target, value, node)
 
     def stmt_AnnAssign(self, node):
+        if node.value is None and isinstance(node.target, ast.Name) and not self.is_macro \
+                and isinstance(self.scopes[0].get(node.target.id), _PendingParam):
+            self.declare_param(node)
+            return
         ann = self.eval(node.annotation)
         if node.value is None:
             raise self.error(node, "annotated declarations need a value")
@@ -509,6 +540,19 @@ class Parser:
                 self.bind(node.target.id, v)
                 return
         self.assign(node.target, value, node)
+
+    def declare_param(self, node):
+        """`A: T.Tensor((M, K), dtype)` in the body declares parameter A (TileLang 0.1.8)."""
+        name = node.target.id
+        pending = self.scopes[0][name]
+        if len(self.scopes) > 1 or _builder.require("a parameter declaration").kernels:
+            raise self.error(node, f"declare parameter {name} at the top of the function, before `with T.Kernel`")
+        ann = self.eval(node.annotation)
+        with at(self.span(node)):
+            param = _make_param(name, ann, self.span(node))
+        self.param_slots[pending.index] = param
+        self.scopes[0][name] = param
+        self.names_used[name] = max(self.names_used.get(name, 0), 1)
 
     def assign(self, target, value, node):
         if isinstance(target, ast.Name):
@@ -536,6 +580,9 @@ class Parser:
         in_scope = any(name in s for s in self.scopes)
         if in_scope and isinstance(old, Buffer) and old.is_var and not isinstance(value, Buffer):
             self.store(old, (0,), value, node)
+            return
+        if in_scope and isinstance(old, _eager.Ref) and not isinstance(value, Buffer):
+            self.store(old.buffer, old.indices, value, node)
             return
         if not isinstance(value, Buffer):
             self.check_rebinding(name, node)
@@ -594,7 +641,9 @@ class Parser:
             self.store(buf, idx, op(cur, rhs), node)
         elif isinstance(t, ast.Name):
             cur = self.lookup(t.id, node)
-            if isinstance(cur, Buffer) and cur.is_var:
+            if isinstance(cur, _eager.Ref):
+                self.store(cur.buffer, cur.indices, op(cur.load(), rhs), node)
+            elif isinstance(cur, Buffer) and cur.is_var:
                 self.store(cur, (0,), op(cur.load_var(), rhs), node)
             elif isinstance(cur, Buffer):
                 raise self.error(node, f"augmented assignment to buffer {cur.name}: index it")
@@ -716,6 +765,8 @@ class Parser:
         if not isinstance(spec, KernelSpec):
             raise self.error(node, f"unsupported with-statement context {type(spec).__name__}; expected T.Kernel")
         b = _builder.require("T.Kernel")
+        if _phase1():
+            return  # finding the parameters of an eager function: the kernel body does not decide them
         if b.kernels:
             raise self.error(node, "T.Kernel cannot be nested")
         var_names = ["bx", "by", "bz"]
@@ -759,6 +810,12 @@ def _check_constant_indices(buf: Buffer, indices) -> None:
             continue
         if v < 0 or v >= dim:
             raise CompileError(f"index {v} is out of bounds for dimension {k} of {buf.name} (size {dim})")
+
+
+def _phase1() -> bool:
+    """Parsing an eager function to find its parameters (language/eager.py)."""
+    b = _builder.current()
+    return b is not None and b.eager is not None and b.eager.phase == 1
 
 
 def _has_call(e) -> bool:
@@ -819,41 +876,96 @@ def _annotation(p: Parser, func, arg):
     return p.eval(arg.annotation)
 
 
-def parse_prim_func(func, outer: dict | None = None) -> PrimFunc:
+def parse_prim_func(func, outer: dict | None = None, eager=None, values: dict | None = None) -> PrimFunc:
+    """`eager` (language/eager.py's EagerContext) parses a @jit function written without an inner
+    prim_func; `values` are then its Python-valued parameters."""
     with deep_recursion():
-        return _parse_prim_func(func, outer)
+        return _parse_prim_func(func, outer, eager, values or {})
 
 
-def _parse_prim_func(func, outer: dict | None = None) -> PrimFunc:
+def _parse_prim_func(func, outer: dict | None, eager, values: dict) -> PrimFunc:
     fdef, file, offset = _source_info(func)
     p = Parser(func, file, offset, func.__globals__, _closure(func, outer))
-    params = []
+    declared = set(_eager.declared_in_body(fdef))
     with _builder.building() as b:
+        b.eager = eager
         a = fdef.args
         for extra, form in ((a.vararg, "*"), (a.kwarg, "**")):
             if extra is not None:
                 raise p.error(extra, f"a kernel cannot take {form}{extra.arg}: every parameter needs its own "
                                      "annotation such as T.Tensor((M, N), 'float16')")
-        for arg in a.posonlyargs + a.kwonlyargs:
+        for arg in a.posonlyargs + ([] if eager is not None else a.kwonlyargs):
             raise p.error(arg, f"parameter {arg.arg}: positional-only and keyword-only parameters are not supported "
                                "in kernels")
-        for arg in fdef.args.args:
-            if arg.annotation is None:
-                raise p.error(arg, f"parameter {arg.arg} needs an annotation such as T.Tensor((M, N), 'float16')")
-            ann = _annotation(p, func, arg)
+        for arg in a.args + (a.kwonlyargs if eager is not None else []):
+            name = arg.arg
+            ann = _annotation(p, func, arg) if arg.annotation is not None and name not in declared else None
+            if name in declared:
+                pending = _PendingParam(name, len(p.param_slots))
+                p.param_slots.append(pending)
+                p.bind(name, pending)
+                continue
+            if eager is not None and not _eager.is_kernel_annotation(ann):
+                if name not in values:
+                    raise p.error(arg, f"{func.__name__}: missing argument {name!r}")
+                p.bind(name, py_scalar(values[name]))  # a Python value, fixed at compile time
+                continue
+            if ann is None:
+                raise p.error(arg, f"parameter {name} needs an annotation such as T.Tensor((M, N), 'float16'), "
+                                   f"in the signature or as `{name}: T.Tensor(...)` at the top of the body")
             with at(p.span(arg)):
-                param = _make_param(arg.arg, ann, p.span(arg))
-            params.append(param)
-            p.bind(arg.arg, param)
-            p.names_used[arg.arg] = 1
+                param = _make_param(name, ann, p.span(arg))
+            p.param_slots.append(param)
+            p.bind(name, param)
+            p.names_used[name] = 1
         # a prim_func body is a sequence of kernels; anything else must be inside one
         body_nodes = [s for s in fdef.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
-        p.parse_body(body_nodes)
+        try:
+            p.parse_body(body_nodes)
+            returned, has_return = None, False
+        except _Return as r:
+            returned, has_return = r.value, True
+        for slot in p.param_slots:
+            if isinstance(slot, _PendingParam):
+                raise p.error(fdef, f"parameter {slot.name} is never declared: its `{slot.name}: T.Tensor(...)` line "
+                                    "was not reached")
         body = seq(b.frames[0])
         # a T.ptr parameter stands for the tensor T.make_tensor made of it
-        params = [b.pointer_tensors.get(x, x) if isinstance(x, Var) else x for x in params]
-    _check_top_level(body)
-    return PrimFunc(fdef.name, params, body, span=p.span(fdef))
+        params = [b.pointer_tensors.get(x, x) if isinstance(x, Var) else x for x in p.param_slots]
+        attrs = dict(b.func_attrs)
+        out_idx = _returned_outputs(p, fdef, b.outputs, returned, has_return)
+        if b.outputs:
+            attrs["tilelang_out_idx"] = out_idx
+            params += b.outputs
+    if eager is None or eager.phase == 2:
+        _check_top_level(body)
+    return PrimFunc(fdef.name, params, body, attrs=attrs, span=p.span(fdef))
+
+
+def _returned_outputs(p: Parser, fdef, outputs: list, returned, has_return: bool) -> list[int]:
+    """out_idx of the T.empty outputs, in the order `return` lists them (negative indices)."""
+    if not has_return or returned is None:
+        if outputs:
+            names = ", ".join(o.name for o in outputs)
+            raise p.error(fdef, f"{fdef.name} makes output(s) {names} with T.empty but does not return them: end the "
+                                f"function with `return {names}`")
+        return []
+    items = list(returned) if isinstance(returned, (tuple, list)) else [returned]
+    out = []
+    for v in items:
+        k = next((i for i, o in enumerate(outputs) if o is v), None)
+        if k is None:
+            what = v.name if isinstance(v, Buffer) else repr(v)
+            raise p.error(fdef, f"{fdef.name} returns {what}, but a kernel function returns only tensors made with "
+                                "T.empty (the call allocates them)")
+        if k - len(outputs) in out:
+            raise p.error(fdef, f"{fdef.name} returns {outputs[k].name} twice")
+        out.append(k - len(outputs))
+    missing = [o.name for i, o in enumerate(outputs) if i - len(outputs) not in out]
+    if missing:
+        raise p.error(fdef, f"{fdef.name} makes {', '.join(missing)} with T.empty but does not return it; every "
+                            "T.empty tensor is an output and must be returned")
+    return out
 
 
 def _make_param(name, ann, span):
@@ -934,6 +1046,9 @@ class Macro:
 
 
 def _check_macro_arg(macro, name, ann, value, span):
+    if ann is _eager.Ref or ann is Var:
+        with at(span):
+            return _eager.Ref.of(name, value)
     if isinstance(ann, TensorAnnotation):
         with at(span):
             ann.check(name, value)

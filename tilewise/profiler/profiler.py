@@ -11,11 +11,14 @@ class Profiler:
     result_idx, supply_type)` on what `tilewise.lower` returned, compiles that module for its
     target with `result_idx` as out_idx (its `to_kernel`); `.func` is then the compiled kernel."""
 
-    def __init__(self, kernel, *legacy, supply: TensorSupplyType = TensorSupplyType.Auto):
+    def __init__(self, kernel, *legacy, supply: TensorSupplyType = TensorSupplyType.Auto, result_idx=None,
+                 supply_type: TensorSupplyType | None = None, params=None):
+        if supply_type is not None:
+            supply = supply_type
         if hasattr(kernel, "to_kernel"):  # a lowered, not yet compiled module
             if len(legacy) > 3:
                 raise TypeError("Profiler(mod, params, result_idx, supply_type): too many arguments")
-            result_idx = legacy[1] if len(legacy) > 1 else None
+            result_idx = legacy[1] if len(legacy) > 1 else result_idx
             supply = legacy[2] if len(legacy) > 2 else supply
             kernel = kernel.to_kernel(result_idx)
         elif len(legacy) == 1:
@@ -27,6 +30,10 @@ class Profiler:
         self.func = kernel  # TileLang 0.1.x called the compiled kernel `func`
         self.mod = kernel  # TileLang's older name for the kernel under test
         self.supply = supply
+
+    def __call__(self, *args, **kwargs):
+        """Run the kernel (TileLang 0.1.x: `profiler(a, b)` returns the outputs)."""
+        return self.kernel(*args, **kwargs)
 
     def _inputs(self, input_tensors=None):
         return list(input_tensors) if input_tensors is not None else make_inputs(self.kernel, self.supply)

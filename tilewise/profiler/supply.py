@@ -39,33 +39,39 @@ def make_inputs(kernel, supply: TensorSupplyType = TensorSupplyType.Auto, use_to
             raise ValueError(f"the profiler cannot invent a value for the scalar parameter {p.name}; pass input_tensors")
         if not all(isinstance(d, int) for d in p.shape):
             raise ValueError(f"the profiler needs static shapes, but {p.name} has shape {p.shape}; pass input_tensors")
-        shape = p.shape
-        dt = p.dtype
-        s = supply
-        if s == TensorSupplyType.Auto:
-            s = TensorSupplyType.Integer if dt.is_int or dt.is_bool else TensorSupplyType.Uniform
-        if s == TensorSupplyType.Integer:
-            lo, hi = (0, 2) if dt.is_bool else ((0, 4) if not dt.is_signed and dt.is_int else (-2, 3))
-            a = rng.integers(lo, hi, size=shape)
-        elif s == TensorSupplyType.Uniform:
-            a = rng.uniform(-1.0, 1.0, size=shape)
-        elif s in (TensorSupplyType.Normal, TensorSupplyType.Randn):
-            a = rng.standard_normal(size=shape)
-        elif s == TensorSupplyType.Zero:
-            a = np.zeros(shape)
-        else:
-            a = np.ones(shape)
-        a = a.astype(dt.numpy)
-        if use_torch:
-            import torch
-
-            if dt.name == "bfloat16":
-                t = torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
-            elif dt.name.startswith("float8"):
-                t = torch.from_numpy(a.view(np.uint8)).view(dt.torch)
-            else:
-                t = torch.from_numpy(a)
-            out.append(t)
-        else:
-            out.append(a)
+        out.append(make_tensor(p.shape, p.dtype, supply, rng, use_torch))
     return out
+
+
+def make_tensor(shape, dt, supply: TensorSupplyType = TensorSupplyType.Auto, rng=None, use_torch: bool | None = None):
+    """One random array of `shape` and tilewise dtype `dt` as `supply` says (a torch tensor when
+    torch is installed, unless use_torch is False)."""
+    if use_torch is None:
+        use_torch = _torch_available()
+    rng = rng if rng is not None else np.random.default_rng()
+    s = supply
+    if s == TensorSupplyType.Auto:
+        s = TensorSupplyType.Integer if dt.is_int or dt.is_bool else TensorSupplyType.Uniform
+    if s == TensorSupplyType.Integer:
+        lo, hi = (0, 2) if dt.is_bool else ((0, 4) if not dt.is_signed and dt.is_int else (-2, 3))
+        a = rng.integers(lo, hi, size=shape)
+    elif s == TensorSupplyType.Uniform:
+        a = rng.uniform(-1.0, 1.0, size=shape)
+    elif s in (TensorSupplyType.Normal, TensorSupplyType.Randn):
+        a = rng.standard_normal(size=shape)
+    elif s == TensorSupplyType.Zero:
+        a = np.zeros(shape)
+    else:
+        a = np.ones(shape)
+    a = a.astype(dt.numpy)
+    if use_torch:
+        import torch
+
+        if dt.name == "bfloat16":
+            t = torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+        elif dt.name.startswith("float8"):
+            t = torch.from_numpy(a.view(np.uint8)).view(dt.torch)
+        else:
+            t = torch.from_numpy(a)
+        return t
+    return a

@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from ..backend.cuda.device import gpu_present
+from ..backend.cuda.device import compute_capability, gpu_present
 
 
 def to_numpy(x) -> np.ndarray:
@@ -67,8 +67,71 @@ def main() -> None:
 def requires_cuda(fn):
     import pytest
 
-
     return pytest.mark.skipif(not gpu_present(), reason="needs a CUDA GPU")(fn)
 
 
-requires_cuda_compute_version_ge = lambda *a, **k: (lambda f: f)  # noqa: E731
+_COMPARE = {"ge": lambda a, b: a >= b, "gt": lambda a, b: a > b, "le": lambda a, b: a <= b,
+            "lt": lambda a, b: a < b, "eq": lambda a, b: a == b}
+
+
+def requires_cuda_compute_version(major_version: int, minor_version: int = 0, mode: str = "ge"):
+    """Skip the test unless a CUDA GPU is present whose compute capability compares with
+    (major, minor) as `mode` says ("ge", "gt", "le", "lt", "eq"); without a GPU it skips."""
+    import pytest
+
+    if mode not in _COMPARE:
+        raise ValueError(f"mode must be one of {', '.join(_COMPARE)}, got {mode!r}")
+    want = (major_version, minor_version)
+    have = compute_capability()
+    ok = have is not None and _COMPARE[mode](have, want)
+    why = "no CUDA GPU" if have is None else f"compute capability {have[0]}.{have[1]}"
+    return pytest.mark.skipif(not ok, reason=f"needs a CUDA GPU of compute capability {mode} "
+                                             f"{want[0]}.{want[1]} ({why})")
+
+
+def requires_cuda_compute_version_ge(major_version: int, minor_version: int = 0):
+    return requires_cuda_compute_version(major_version, minor_version, "ge")
+
+
+def requires_cuda_compute_version_gt(major_version: int, minor_version: int = 0):
+    return requires_cuda_compute_version(major_version, minor_version, "gt")
+
+
+def requires_cuda_compute_version_le(major_version: int, minor_version: int = 0):
+    return requires_cuda_compute_version(major_version, minor_version, "le")
+
+
+def requires_cuda_compute_version_lt(major_version: int, minor_version: int = 0):
+    return requires_cuda_compute_version(major_version, minor_version, "lt")
+
+
+def requires_cuda_compute_version_eq(major_version: int, minor_version: int = 0):
+    return requires_cuda_compute_version(major_version, minor_version, "eq")
+
+
+def requires_package(*packages):
+    """Skip the test unless every package imports."""
+    import importlib.util
+
+    import pytest
+
+    missing = [p for p in packages if importlib.util.find_spec(p) is None]
+    return pytest.mark.skipif(bool(missing), reason=f"needs the package(s) {', '.join(missing)}")
+
+
+def requires_llvm(fn):
+    """TileLang's CPU (LLVM) target: tilewise's CPU target needs only g++, always here."""
+    return fn
+
+
+def _never(what: str):
+    def mark(fn):
+        import pytest
+
+        return pytest.mark.skip(reason=f"tilewise has no {what} target")(fn)
+
+    return mark
+
+
+requires_rocm = _never("ROCm")
+requires_metal = _never("Metal")

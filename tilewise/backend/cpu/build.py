@@ -47,13 +47,14 @@ def _host_cpu() -> str:
         return platform.machine() + platform.processor()
 
 
-def build_shared_library(source: str, out_path: Path) -> None:
-    """Compile `source` to `out_path` (written to a temporary name, then renamed)."""
+def build_shared_library(source: str, out_path: Path, extra_flags=()) -> None:
+    """Compile `source` to `out_path` (written to a temporary name, then renamed); `extra_flags`
+    (the user's compile_flags) come after tilewise's own, so they can override them."""
     out_path.parent.mkdir(parents=True, exist_ok=True)
     src_path = out_path.with_suffix(f".{os.getpid()}.cpp")
     tmp_so = out_path.with_suffix(f".{os.getpid()}.tmp.so")
     src_path.write_text(source)
-    cmd = [compiler(), *FLAGS, f"-I{INCLUDE_DIR}", str(src_path), "-o", str(tmp_so)]
+    cmd = [compiler(), *FLAGS, *extra_flags, f"-I{INCLUDE_DIR}", str(src_path), "-o", str(tmp_so)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         import tempfile

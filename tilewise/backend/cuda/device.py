@@ -15,3 +15,20 @@ def gpu_present() -> bool:
         return int(err) == 0 and n > 0
     except Exception:  # noqa: BLE001 - any driver failure means no usable GPU
         return False
+
+
+def compute_capability(device: int = 0) -> tuple[int, int] | None:
+    """(major, minor) of the GPU, or None without one."""
+    if not gpu_present():
+        return None
+    from cuda.bindings import driver
+
+    try:
+        attr = driver.CUdevice_attribute
+        err, major = driver.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device)
+        err2, minor = driver.cuDeviceGetAttribute(attr.CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device)
+        if int(err) != 0 or int(err2) != 0:
+            return None
+        return int(major), int(minor)
+    except Exception:  # noqa: BLE001 - any driver failure: no usable GPU
+        return None

@@ -95,8 +95,8 @@ def nvrtc_compile(
     return _compile_cached(source, name, opts, bool(ptx), arch)
 
 
-def compile_cubin(source: str, arch: str = "sm_80", *, fast_math: bool = False) -> bytes:
-    return nvrtc_compile(source, arch, fast_math=fast_math).cubin
+def compile_cubin(source: str, arch: str = "sm_80", *, fast_math: bool = False, options: tuple[str, ...] = ()) -> bytes:
+    return nvrtc_compile(source, arch, fast_math=fast_math, options=options).cubin
 
 
 def compile_ptx(source: str, arch: str = "sm_80", *, fast_math: bool = False) -> str:
