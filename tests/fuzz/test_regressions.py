@@ -42,3 +42,28 @@ def test_partial_parallel_over_a_fragment_stays_inside_its_extent(target):
     want = x.copy()
     want[:, :14] += 100
     np.testing.assert_array_equal(o, want)
+
+
+@pytest.mark.parametrize("target", [SM80, SM90])
+@pytest.mark.parametrize("threads", [32, 256])
+def test_block_level_single_element_copy_runs_on_one_thread(target, threads):
+    """Seed 28: a one-element T.copy between shared tiles outside T.Parallel is lowered to a plain
+    store for an enclosing loop to distribute; at block level every thread stored it, which the
+    emulator reports as a shared-memory race (guard_block_effects now keeps it to thread 0)."""
+
+    @T.prim_func
+    def k(A: T.Tensor((3, 8), "float32"), O: T.Tensor((3, 8), "float32")):
+        with T.Kernel(1, threads=threads) as _bx:
+            s0 = T.alloc_shared((3, 8), "float32")
+            s1 = T.alloc_shared((3, 8), "float32")
+            T.copy(A, s1)
+            T.copy(A, s0)
+            T.copy(s1[2:3, 1:2], s0[1:2, 4:5])
+            T.copy(s0, O)
+
+    a = np.arange(24, dtype=np.float32).reshape(3, 8)
+    o = np.zeros_like(a)
+    build(k, target)(a, o)
+    want = a.copy()
+    want[1, 4] = a[2, 1]
+    np.testing.assert_array_equal(o, want)
