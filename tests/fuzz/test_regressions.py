@@ -67,3 +67,28 @@ def test_block_level_single_element_copy_runs_on_one_thread(target, threads):
     want = a.copy()
     want[1, 4] = a[2, 1]
     np.testing.assert_array_equal(o, want)
+
+
+@pytest.mark.parametrize("target", [SM80, SM90])
+def test_converting_copy_between_shared_and_global_is_not_tma(target):
+    """Seed 10: on sm_90a an int32 shared tile copied to a float16 tensor became a TMA store,
+    which moves bytes: the output was the int32 bit patterns read as halves (plan_tma now
+    refuses copies that convert)."""
+
+    @T.prim_func
+    def k(X: T.Tensor((16, 32), "float16"), O: T.Tensor((16, 32), "float16")):
+        with T.Kernel(1, threads=32) as _bx:
+            s0 = T.alloc_shared((16, 32), "int32")
+            s1 = T.alloc_shared((16, 32), "float32")
+            for i, j in T.Parallel(16, 32):
+                s0[i, j] = i % 3 - j
+            T.copy(X, s1)  # a converting load
+            for i, j in T.Parallel(16, 32):
+                s1[i, j] = s1[i, j] + T.cast(s0[i, j], "float32")
+            T.copy(s1, O)  # a converting store
+
+    x = (np.arange(512).reshape(16, 32) % 7).astype(np.float16)
+    o = np.zeros_like(x)
+    build(k, target)(x, o)
+    i, j = np.indices((16, 32))
+    np.testing.assert_array_equal(o, (x.astype(np.float32) + i % 3 - j).astype(np.float16))

@@ -65,6 +65,8 @@ def plan_tma(copy, machine: Machine, pass_configs: dict) -> TmaPlan | str:
     else:
         return "it is not a copy between global and shared memory"
     g, s = src.buffer, dst.buffer
+    if g.dtype != s.dtype:
+        return f"it converts {copy.src.buffer.dtype} to {copy.dst.buffer.dtype} (TMA moves bytes)"
     shape = g.static_shape()
     if shape is None or g.explicit_strides is not None or g.base is not None or g.pointer is not None:
         return f"{g.name} has a dynamic or strided shape (TMA's strides are fixed when the kernel is built)"
