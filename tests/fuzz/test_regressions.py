@@ -119,3 +119,27 @@ def test_guarded_copy_out_of_a_gemm_tile_on_the_cpu():
     o = np.zeros((32, 31), np.float32)
     build(k, "cpu")(a, b, o)
     np.testing.assert_array_equal(o, (a.astype(np.float32) @ b.astype(np.float32).T)[:, :31])
+
+
+@pytest.mark.parametrize("stages", [2, 3])
+def test_tma_pipeline_of_a_tile_smaller_than_128_bytes(stages):
+    """Seed 45: on sm_90a a 2 x 16 float16 tile (64 bytes) filled in a T.Pipelined loop became a
+    TMA pipeline whose second stage started 64 bytes in, not 128-byte aligned as a TMA
+    destination must be (plan_tma now keeps such tiles on thread copies)."""
+
+    @T.prim_func
+    def k(Y: T.Tensor((2, 48), "float16"), O: T.Tensor((2, 16), "float32")):
+        with T.Kernel(1, threads=32) as _bx:
+            s0 = T.alloc_shared((2, 16), "float16")
+            acc = T.alloc_fragment((2, 16), "float32")
+            T.clear(acc)
+            for k in T.Pipelined(3, num_stages=stages):
+                T.copy(Y[0, k * 16], s0)
+                for i, j in T.Parallel(2, 16):
+                    acc[i, j] += s0[i, j]
+            T.copy(acc, O)
+
+    y = (np.arange(96).reshape(2, 48) % 11).astype(np.float16)
+    o = np.zeros((2, 16), np.float32)
+    build(k, SM90)(y, o)
+    np.testing.assert_array_equal(o, y.astype(np.float32).reshape(2, 3, 16).sum(1))

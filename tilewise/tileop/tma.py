@@ -85,6 +85,11 @@ def plan_tma(copy, machine: Machine, pass_configs: dict) -> TmaPlan | str:
         return f"the shared side is a part of {s.name} (TMA moves whole tiles)"
     if squeezed(src) != squeezed(dst) or s.shape[-1] != ext[-1]:
         return f"the source region and {s.name} do not have the same shape"
+    tile_bytes = math.prod(squeezed(dst)) * s.dtype.bytes
+    if tile_bytes % 128:
+        # a box's shared address must be 128-byte aligned: the tile's is, but a pipeline's
+        # later stages start tile_bytes apart
+        return f"{s.name} is {tile_bytes} bytes, not a multiple of 128 (each stage of a TMA destination starts aligned)"
     lay = operand_layout(s.shape, s.dtype) if len(squeezed(dst)) >= 2 else None
     inner = lay.block_cols if lay is not None else ext[-1]
     box = tuple(ext[:-1]) + (inner,)
