@@ -143,3 +143,75 @@ def test_tma_pipeline_of_a_tile_smaller_than_128_bytes(stages):
     o = np.zeros((2, 16), np.float32)
     build(k, SM90)(y, o)
     np.testing.assert_array_equal(o, y.astype(np.float32).reshape(2, 3, 16).sum(1))
+
+
+@pytest.mark.xfail(strict=True, reason="inject_pipeline refuses a tile a T.Pipelined loop fills when a tile operator "
+                   "uses it after the loop ('filled inside a pipelined loop and also used outside it': "
+                   "_ReplaceAllocs checks BufferRegions only), but an element read in a T.Parallel after the loop "
+                   "keeps the original, now unallocated buffer: the emulator crashes (AttributeError) where a "
+                   "CompileError was due; the fix belongs in transform/inject_pipeline.py")
+@pytest.mark.parametrize("target", [SM80, SM90])
+@pytest.mark.parametrize("extent, stages", [(1, 2), (2, 2), (3, 3)])
+def test_tile_filled_in_a_pipelined_loop_and_read_after_it(target, extent, stages):
+    """Seed 2220, minimised: refused like the T.copy form, or the last iteration's data."""
+
+    @T.prim_func
+    def k(Y: T.Tensor((4, 64 * extent), "int32"), O: T.Tensor((4, 64), "int32")):
+        with T.Kernel(1, threads=32) as _bx:
+            s0 = T.alloc_shared((4, 64), "int32")
+            s1 = T.alloc_shared((4, 64), "int32")
+            T.clear(s1)
+            for k in T.Pipelined(extent, num_stages=stages):
+                T.copy(Y[0, k * 64], s0)
+                for i, j in T.Parallel(4, 64):
+                    s1[i, j] = s1[i, j] + s0[i, j]
+            for i, j in T.Parallel(4, 64):
+                O[i, j] = s0[i, j]
+
+    y = np.arange(4 * 64 * extent, dtype=np.int32).reshape(4, 64 * extent)
+    o = np.zeros((4, 64), np.int32)
+    try:
+        kernel = build(k, target)
+    except tilewise.CompileError as e:
+        assert "used outside it" in str(e)
+        return
+    kernel(y, o)
+    np.testing.assert_array_equal(o, y[:, -64:])
+
+
+@pytest.mark.xfail(strict=True, reason="a T.Parallel nest laid out from a replicated fragment (here a reduction "
+                   "result read as f0[i]) is replicated over threads, and lower_parallel_cuda lets only replica 0 "
+                   "store to shared memory; another statement of the same body reading that shared element in other "
+                   "replicas races with the store (a barrier or store-to-load forwarding is missing)")
+@pytest.mark.parametrize("target", [SM80, SM90])
+@pytest.mark.parametrize("order", ["write_then_read", "read_then_write"])
+def test_replicated_parallel_body_reading_and_writing_one_shared_tile(target, order):
+    """Seeds 2433 (read, then write) and 2511 (write, then read), minimised."""
+
+    @T.prim_func
+    def k(X: T.Tensor((16, 16), "float32"), O: T.Tensor((16, 16), "float32"), P: T.Tensor((16, 16), "float32")):
+        with T.Kernel(1, threads=32) as _bx:
+            s0 = T.alloc_shared((16, 16), "float32")
+            s1 = T.alloc_shared((16, 16), "float32")
+            f0 = T.alloc_fragment((16,), "float32")
+            f1 = T.alloc_fragment((16, 16), "float32")
+            T.copy(X, s0)
+            T.reduce_sum(s0, f0, dim=0)
+            T.copy(X, s1)
+            for i, j in T.Parallel(16, 16):
+                if order == "write_then_read":
+                    s1[i, j] = f0[i] * 2
+                    f1[i, j] = s1[i, j] + 1
+                else:
+                    f1[i, j] = s1[i, j] + 1
+                    s1[i, j] = f0[i] * 2
+            T.copy(f1, O)
+            T.copy(s1, P)
+
+    x = (np.arange(256) % 13).astype(np.float32).reshape(16, 16)
+    o, q = np.zeros_like(x), np.zeros_like(x)
+    build(k, target)(x, o, q)
+    col = x.sum(0)  # f0[i]: the reduction over rows, read with the row index
+    new = np.repeat((2 * col)[:, None], 16, axis=1)
+    np.testing.assert_array_equal(q, new)
+    np.testing.assert_array_equal(o, (new if order == "write_then_read" else x) + 1)

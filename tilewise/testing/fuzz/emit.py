@@ -3,6 +3,8 @@ replay script runs. Several programs can share one prim_func (one `T.Kernel` eac
 prefixed) so that the CPU target compiles a batch with one g++ run."""
 from __future__ import annotations
 
+import re
+
 from .program import (
     Abs,
     Assign,
@@ -61,11 +63,11 @@ class _Emitter:
     # ------------------------------------------------------------------ expressions
     def expr(self, e) -> str:
         if isinstance(e, Load):
-            return f"{self.name(e.buf)}[{', '.join(e.idx)}]"
+            return f"{self.name(e.buf)}[{', '.join(self.sym(x) for x in e.idx)}]"
         if isinstance(e, Const):
             return _lit(e.value)
         if isinstance(e, Idx):
-            return f"({e.expr})"
+            return f"({self.sym(e.expr)})"
         if isinstance(e, Bin):
             a, b = self.expr(e.a), self.expr(e.b)
             if e.op in ("max", "min"):
@@ -78,16 +80,17 @@ class _Emitter:
         if isinstance(e, Cast):
             return f'T.cast({self.expr(e.a)}, "{e.dtype}")'
         if isinstance(e, Select):
-            return f"T.if_then_else({cond_text(e.cond)}, {self.expr(e.a)}, {self.expr(e.b)})"
+            return f"T.if_then_else({self.sym(cond_text(e.cond))}, {self.expr(e.a)}, {self.expr(e.b)})"
         raise TypeError(f"not an expression: {e!r}")
 
     def ref(self, r: Ref) -> str:
         n = self.name(r.buf)
         if r.kind == "whole":
             return n
+        starts = [self.sym(s) for s in r.starts]
         if r.kind == "corner":
-            return f"{n}[{', '.join(r.starts)}]"
-        parts = [f"{s}:{s} + {e}" if _simple(s) else f"({s}):({s}) + {e}" for s, e in zip(r.starts, r.extents)]
+            return f"{n}[{', '.join(starts)}]"
+        parts = [f"{s}:{s} + {e}" if _simple(s) else f"({s}):({s}) + {e}" for s, e in zip(starts, r.extents)]
         return f"{n}[{', '.join(parts)}]"
 
     # ------------------------------------------------------------------ statements
@@ -110,9 +113,10 @@ class _Emitter:
             self.line(depth, f"for {names} in T.Parallel({', '.join(str(e) for e in op.extents)}):")
             self.ops(op.body, depth + 1)
         elif isinstance(op, Assign):
-            self.line(depth, f"{self.name(op.dst)}[{', '.join(op.idx)}] = {self.expr(op.value)}")
+            self.line(depth, f"{self.name(op.dst)}[{', '.join(self.sym(x) for x in op.idx)}] = {self.expr(op.value)}")
         elif isinstance(op, AtomicElem):
-            self.line(depth, f"T.atomic_{op.op}({self.name(op.dst)}[{', '.join(op.idx)}], {self.expr(op.value)})")
+            idx = ", ".join(self.sym(x) for x in op.idx)
+            self.line(depth, f"T.atomic_{op.op}({self.name(op.dst)}[{idx}], {self.expr(op.value)})")
         elif isinstance(op, Reduce):
             self.line(depth, f"T.reduce_{op.kind}({self.name(op.src)}, {self.name(op.dst)}, dim={op.dim}, "
                              f"clear={op.clear})")
@@ -120,8 +124,9 @@ class _Emitter:
             dst = f", {self.name(op.dst)}" if op.dst is not None else ""
             self.line(depth, f"T.cumsum({self.name(op.src)}{dst}, dim={op.dim}, reverse={op.reverse})")
         elif isinstance(op, Gemm):
+            policy = "" if op.policy == "Square" else f", policy=T.GemmWarpPolicy.{op.policy}"
             self.line(depth, f"T.gemm({self.name(op.a)}, {self.name(op.b)}, {self.name(op.c)}, "
-                             f"transpose_A={op.trans_a}, transpose_B={op.trans_b})")
+                             f"transpose_A={op.trans_a}, transpose_B={op.trans_b}{policy})")
         elif isinstance(op, AtomicTile):
             self.line(depth, f"T.atomic_{op.op}({self.ref(op.dst)}, {self.name(op.src)})")
         elif isinstance(op, Loop):
@@ -133,7 +138,7 @@ class _Emitter:
                 self.line(depth, f"for k in range({op.extent}):")
             self.ops(op.body, depth + 1)
         elif isinstance(op, If):
-            self.line(depth, f"if {cond_text(op.cond)}:")
+            self.line(depth, f"if {self.sym(cond_text(op.cond))}:")
             self.ops(op.body, depth + 1)
             if op.orelse:
                 self.line(depth, "else:")
@@ -141,14 +146,29 @@ class _Emitter:
         else:
             raise TypeError(f"not an operation: {op!r}")
 
+    def sym(self, text: str) -> str:
+        """An index string with the dynamic dimensions' names as this program's symbols."""
+        for d in self.prog.dims:
+            text = re.sub(rf"\b{d}\b", self.prefix + d, text)
+        return text
+
     def params(self) -> list[str]:
-        return [f'{self.name(t.name)}: T.Tensor({tuple(t.shape)!r}, "{t.dtype}")' for t in self.prog.tensors]
+        out = []
+        for t in self.prog.tensors:
+            dims = [self.sym(d) if isinstance(d, str) else str(d) for d in t.shape]
+            shape = f"({dims[0]},)" if len(dims) == 1 else f"({', '.join(dims)})"
+            out.append(f'{self.name(t.name)}: T.Tensor({shape}, "{t.dtype}")')
+        return out
+
+    def symbols(self) -> list[str]:
+        return [f'{self.prefix}{d} = T.symbolic("{self.prefix}{d}")' for d in self.prog.dims]
 
     def kernel(self, depth: int) -> None:
         g = self.prog.grid
         names = ("bx", "by")[: len(g)]
         bind = f"({', '.join(names)})" if len(names) > 1 else names[0]
-        self.line(depth, f"with T.Kernel({', '.join(str(x) for x in g)}, threads={self.prog.threads}) as {bind}:")
+        grid = ", ".join(self.sym(x) if isinstance(x, str) else str(x) for x in g)
+        self.line(depth, f"with T.Kernel({grid}, threads={self.prog.threads}) as {bind}:")
         for t in self.prog.tiles:
             alloc = "alloc_shared" if t.scope == "shared" else "alloc_fragment"
             self.line(depth + 1, f'{self.name(t.name)} = T.{alloc}({tuple(t.shape)!r}, "{t.dtype}")')
@@ -165,6 +185,9 @@ def kernel_source(progs: list[Program], prefixed: bool | None = None, func_name:
     emitters = [_Emitter(p, f"p{n}_" if prefixed else "") for n, p in enumerate(progs)]
     out = _Emitter(progs[0])
     out.line(0, "def build():")
+    for e in emitters:
+        for line in e.symbols():
+            out.line(1, line)
     out.line(1, "@T.prim_func")
     params = [p for e in emitters for p in e.params()]
     out.line(1, f"def {func_name}(")

@@ -105,19 +105,25 @@ class _Gen:
         while _cdiv(self.M, self.BM) * _cdiv(self.N, self.BN) > 9:
             self.M = max(1, self.M - self.BM)
         gx, gy = _cdiv(self.N, self.BN), _cdiv(self.M, self.BM)
+        self.gx, self.gy = gx, gy
+        # sometimes M is a dynamic dimension (T.symbolic), bound at the call to M or less, 0 included
+        self.Md, self.dims, rows = self.M, {}, gy
+        if self.chance(0.15):
+            self.Md, rows = "m", f"T.ceildiv(m, {self.BM})"
+            self.dims = {"m": self.pick((0, 1, max(1, self.M // 2), self.M, self.M))}
         if gx == 1 and self.chance(0.5):
-            self.grid = (gy,)
+            self.grid = (rows,)
             self.R, self.C = (f"bx * {self.BM}" if gy > 1 else "0"), "0"
             self.blocks = ("bx",) if gy > 1 else ()
         else:
-            self.grid = (gx, gy)
+            self.grid = (gx, rows)
             self.R, self.C = f"by * {self.BM}", f"bx * {self.BN}"
             self.blocks = ("bx", "by")
         self.special = self.dtype != "int32" and self.chance(0.1)
 
-        self.inputs = [self.tensor("X", (self.M, self.N), self.dtype, "in")]
+        self.inputs = [self.tensor("X", (self.Md, self.N), self.dtype, "in")]
         if self.chance(0.3):
-            self.inputs.append(self.tensor("X", (self.M, self.N), self.pick(("float32", "float16", "int32")), "in"))
+            self.inputs.append(self.tensor("X", (self.Md, self.N), self.pick(("float32", "float16", "int32")), "in"))
 
         main = self.produce()
         for _ in range(r.randint(0, 4)):
@@ -126,7 +132,8 @@ class _Gen:
             self.sink()
         # the main tile's own sink, so every program shows its producer's result
         self.sink(main)
-        return Program(self.seed, self.grid, self.threads, self.tensors, self.tiles, self.body, self.special)
+        return Program(self.seed, self.grid, self.threads, self.tensors, self.tiles, self.body, self.special,
+                       self.dims)
 
     # ------------------------------------------------------------------ index strings
     def at(self, base: str, off) -> str:
@@ -151,7 +158,7 @@ class _Gen:
         i = names[0]
         opts = [f"{i} < {max(1, ext[0] // 2)}", f"{i} % 2 == 0", f"{i} >= 1"]
         if self.blocks:
-            opts.append(f"{self.R} + {offs[0]} + {i} < {self.M}" if self.R != "0" else f"{i} < {self.M}")
+            opts.append(f"{self.R} + {offs[0]} + {i} < {self.Md}" if self.R != "0" else f"{i} < {self.Md}")
         if len(names) > 1:
             j = names[1]
             opts += [f"{i} <= {j}", f"({i} + {j}) % 3 != 0", f"{j} < {max(1, ext[1] - 2)}", f"{j} % 2 == 1"]
@@ -276,7 +283,7 @@ class _Gen:
         KT = r.randint(1, 3)
         K = max(1, KT * BK - r.choice((0, 0, 1, BK // 2)))
         ta, tb = self.chance(0.3), self.chance(0.4)
-        A = self.tensor("A", (K, self.M) if ta else (self.M, K), in_dt, "in")
+        A = self.tensor("A", (K, self.Md) if ta else (self.Md, K), in_dt, "in")
         B = self.tensor("B", (self.N, K) if tb else (K, self.N), in_dt, "in")
         a_s = self.tile((BK, BM) if ta else (BM, BK), in_dt, "shared")
         b_s = self.tile((BN, BK) if tb else (BK, BN), in_dt, "shared")
@@ -309,7 +316,10 @@ class _Gen:
             body.append(Copy(Ref(a_s.name, "whole"), Ref(a_f.name, "whole")))
             self.avail.add(a_f.name)
             a_op = a_f
-        gemm = Gemm(a_op.name, b_s.name, c.name, ta, tb)
+        policy = self.pick(("Square", "Square", "FullRow", "FullCol"))
+        if policy != "Square" and not _splittable(BM, BN, self.threads // 32, policy):
+            policy = "Square"
+        gemm = Gemm(a_op.name, b_s.name, c.name, ta, tb, policy)
         if self.in_loop and self.chance(0.15):
             body.append(If(self.block_cond() or ("k >= 0",), [gemm]))
         else:
@@ -335,7 +345,7 @@ class _Gen:
         BM, BN = self.BM, self.BN
         KT = r.randint(1, 3)
         W = max(1, KT * BN - r.choice((0, 1, BN // 2)))
-        Y = self.tensor("Y", (self.M, W), self.dtype, "in")
+        Y = self.tensor("Y", (self.Md, W), self.dtype, "in")
         s = self.tile((BM, BN), self.dtype, "shared")
         acc = self.tile((BM, BN), "float32" if self.dtype != "int32" else "int32")
         self.body.append(Fill(Ref(acc.name, "whole"), 0, clear=True))
@@ -366,7 +376,7 @@ class _Gen:
     def transform(self) -> None:
         r = self.r
         kind = r.choice(("parallel", "parallel", "parallel", "reduce", "reduce", "cumsum", "copy", "piece",
-                         "fill", "cond"))
+                         "fill", "cond", "shared_atomic"))
         getattr(self, "t_" + kind)()
 
     def two_d(self, **kw) -> list[Tile]:
@@ -394,6 +404,8 @@ class _Gen:
             t = self.tile((BM, BN), r.choice((self.dtype, self.dtype, "float32", "float16", "int32")))
             partial = False
         h, w, r0, c0 = self.sub(BM, BN) if partial else (BM, BN, 0, 0)
+        if t.scope == "fragment" and r.random() < 0.8:
+            r0 = c0 = 0  # a fragment at an offset needs a shifted thread layout: CUDA refuses it (ALLOWED)
         space = (("i", "j"), (h, w), (r0, c0))
         stmts = []
         if r.random() < 0.3 and not partial and not inplace:
@@ -422,6 +434,23 @@ class _Gen:
             d, clear = self.tile(shape, dt, "fragment"), True
         self.body.append(Reduce(kind, s.name, d.name, dim, clear))
         self.avail.add(d.name)
+
+    def t_shared_atomic(self) -> None:
+        """Column (or row) totals of a tile gathered with atomics into a shared vector."""
+        r = self.r
+        srcs = self.two_d()
+        if not srcs:
+            return self.t_parallel()
+        s = r.choice(srcs)
+        dt = "int32" if s.dtype == "int32" else "float32"
+        cols = r.random() < 0.5
+        n = self.BN if cols else self.BM
+        v = self.tile((n,), dt, "shared")
+        self.body.append(Fill(Ref(v.name, "whole"), self.const(dt)))
+        self.avail.add(v.name)
+        op = "add" if r.random() < 0.7 else r.choice(("max", "min"))
+        val = _as(dt, Load(s.name, ("i", "j")), s.dtype)
+        self.body.append(Parallel((self.BM, self.BN), [AtomicElem(op, v.name, ("j",) if cols else ("i",), val)]))
 
     def t_cumsum(self) -> None:
         r = self.r
@@ -519,7 +548,7 @@ class _Gen:
             self.body.append(AtomicTile(op, dst, tile.name))
             return
         if kind == "atomic_region":
-            S = self.tensor("S", (self.M, self.N), dt, "acc")
+            S = self.tensor("S", (self.Md, self.N), dt, "acc")
             self.body.append(AtomicTile("add", Ref(S.name, "corner", (self.R, self.C), (BM, BN)), tile.name))
             return
         if kind == "atomic_elem":
@@ -532,7 +561,7 @@ class _Gen:
             self.body.append(Parallel((BM, BN), [AtomicElem(op, S.name, ("j",), val)]))
             del space
             return
-        O = self.tensor("O", (self.M, self.N), dt, "out")
+        O = self.tensor("O", (self.Md, self.N), dt, "out")
         if kind == "copy":
             self.body.append(Copy(Ref(tile.name, "whole"), Ref(O.name, "corner", (self.R, self.C), (BM, BN))))
         elif kind == "slice":
@@ -552,14 +581,16 @@ class _Gen:
     def sink_vector(self, v: Tile) -> None:
         """A row vector (BM,) or a column vector (BN,) to a tensor of one entry per block."""
         r = self.r
-        gx = self.grid[0] if len(self.grid) == 2 else 1
-        gy = self.grid[1] if len(self.grid) == 2 else self.grid[0]
+        gx = self.gx if len(self.grid) == 2 else 1
+        gy = self.gy
         bx = "bx" if len(self.grid) == 2 else "0"
-        by = "by" if len(self.grid) == 2 else ("bx" if self.grid[0] > 1 else "0")
+        by = "by" if len(self.grid) == 2 else ("bx" if gy > 1 else "0")
         dt = r.choice((v.dtype, v.dtype, "float32"))
-        rows = v.shape[0] == self.BM and (v.shape[0] != self.BN or r.random() < 0.5)
+        rows = v.shape[0] == self.BM and (v.shape[0] != self.BN or r.random() < 0.5 or self.dims)
+        if not rows and self.dims:
+            return  # one column vector per block row: as many rows as a dynamic grid has
         if rows:
-            O = self.tensor("O", (gx, self.M), dt, "out")
+            O = self.tensor("O", (gx, self.Md), dt, "out")
             start = (bx, self.R)
         else:
             O = self.tensor("O", (gy, self.N), dt, "out")
@@ -594,14 +625,21 @@ def typed(e) -> bool:
     return True
 
 
-def _splittable(M: int, N: int, warps: int) -> bool:
-    return any(warps % wm == 0 and M % (wm * 16) == 0 and N % ((warps // wm) * 8) == 0
-               for wm in range(1, warps + 1))
+def _splittable(M: int, N: int, warps: int, policy: str = "Square") -> bool:
+    """Whether some split of the warps over the C tile fits the mma tiles (and the policy's shape:
+    FullRow puts every warp on different rows, FullCol on different columns)."""
+    splits = [wm for wm in range(1, warps + 1) if warps % wm == 0 and M % (wm * 16) == 0
+              and N % ((warps // wm) * 8) == 0]
+    if policy == "FullRow":
+        return warps in splits
+    if policy == "FullCol":
+        return 1 in splits
+    return bool(splits)
 
 
 def _fit(index: str, dim: int) -> str:
     """A constant index inside its dimension (constant indices outside are compile errors)."""
-    if any(c.isalpha() for c in index):
+    if any(c.isalpha() for c in index) or isinstance(dim, str):
         return index
     return str(min(eval(index), dim - 1))  # a sum of integer literals
 

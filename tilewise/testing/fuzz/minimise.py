@@ -72,6 +72,8 @@ def _variants(prog: Program) -> Iterator[Program]:
                 yield p
     # fewer blocks, threads, special values
     for d, g in enumerate(prog.grid):
+        if isinstance(g, str):
+            continue
         for smaller in sorted({1, g // 2, g - 1}):
             if 1 <= smaller < g:
                 p = copy.deepcopy(prog)
@@ -87,8 +89,16 @@ def _variants(prog: Program) -> Iterator[Program]:
         p.special_values = False
         yield p
     # smaller tensors
+    for name, size in prog.dims.items():
+        for smaller in sorted({0, 1, size // 2, size - 1}):
+            if 0 <= smaller < size:
+                p = copy.deepcopy(prog)
+                p.dims[name] = smaller
+                yield p
     for n, t in enumerate(prog.tensors):
         for d, size in enumerate(t.shape):
+            if isinstance(size, str):
+                continue
             for smaller in sorted({1, size // 2, size - 1}):
                 if 1 <= smaller < size:
                     p = copy.deepcopy(prog)

@@ -132,11 +132,11 @@ class Oracle:
             return self._run()
 
     def _run(self):
-        grid = self.prog.grid
+        grid = self.prog.grid_size()
         for n, blk in enumerate(itertools.product(*[range(g) for g in reversed(grid)])):
             blk = tuple(reversed(blk))  # bx fastest
             self.block = n
-            env = {"bx": blk[0], "by": blk[1] if len(blk) > 1 else 0, "k": 0}
+            env = {"bx": blk[0], "by": blk[1] if len(blk) > 1 else 0, "k": 0, **self.prog.dims}
             self.tiles = {t.name: _Buf(t.dtype, np.zeros(t.shape), init=np.zeros(t.shape, bool))
                           for t in self.prog.tiles}
             self.ops(self.prog.body, env)
@@ -349,19 +349,29 @@ class Oracle:
         self.atomic(op.op, op.dst.buf, idx, val.reshape(ext), err.reshape(ext))
 
     def atomic(self, kind: str, name: str, idx, val, err) -> None:
-        b = self.globals[name]
-        if self.prog.tensor(name).role != "acc":
+        b = self.buf(name)
+        tile = name in self.tiles
+        if not tile and self.prog.tensor(name).role != "acc":
             raise GeneratorBug(f"an atomic on the {self.prog.tensor(name).role} tensor {name}")
         shape = np.broadcast_shapes(*[np.shape(x) for x in idx], np.shape(val))
         idx = tuple(np.broadcast_to(x, shape) for x in idx)
         keep = _inside(idx, b.val.shape)
         sel = tuple(x[keep] for x in idx)
+        if tile and (not keep.all() or not b.init[sel].all()):
+            raise GeneratorBug(f"an atomic on unwritten or missing elements of {name}")
         v, e = np.broadcast_to(val, shape)[keep], np.broadcast_to(err, shape)[keep]
         if kind == "add":
+            if tile:  # a tile's order of updates is as free as a tensor's; bound it at once
+                adds, absum = np.zeros(b.val.shape), np.zeros(b.val.shape)
+                np.add.at(adds, sel, 1)
+                np.add.at(absum, sel, np.abs(v))
             np.add.at(b.val, sel, v)
             np.add.at(b.err, sel, e)
-            np.add.at(b.adds, sel, 1)
-            np.add.at(b.absum, sel, np.abs(v))
+            if tile:
+                b.err += adds * UNIT[b.dtype] * (absum + np.abs(b.val))
+            else:
+                np.add.at(b.adds, sel, 1)
+                np.add.at(b.absum, sel, np.abs(v))
             if np.any(np.abs(b.val[np.isfinite(b.val)]) > LIMIT[b.dtype]):
                 raise Degenerate(f"atomic sums in {name} too large")
         else:
@@ -499,7 +509,7 @@ def make_inputs(prog: Program, seed: int) -> dict[str, np.ndarray]:
     out = {}
     for t in prog.tensors:
         t: Tensor
-        shape = tuple(t.shape)
+        shape = prog.shape(t)
         if t.dtype == "int32":
             lo, hi = (-40, 40) if t.role != "out" else (1000, 2000)
             arr = rng.integers(lo, hi, shape).astype(np.int32)

@@ -120,7 +120,7 @@ class Assign:
 
 @dataclass
 class AtomicElem:
-    """T.atomic_<op>(dst[idx], value) inside a T.Parallel body."""
+    """T.atomic_<op>(dst[idx], value) inside a T.Parallel body (dst an acc tensor or a shared tile)."""
     op: str
     dst: str
     idx: tuple[str, ...]
@@ -157,6 +157,7 @@ class Gemm:
     c: str
     trans_a: bool
     trans_b: bool
+    policy: str = "Square"  # T.GemmWarpPolicy
 
 
 @dataclass
@@ -192,6 +193,16 @@ class Program:
     tiles: list
     body: list
     special_values: bool = False  # inputs may hold NaN and infinities
+    dims: dict = field(default_factory=dict)  # dynamic dimensions (T.symbolic): name -> value at the call
+
+    def shape(self, t: Tensor) -> tuple[int, ...]:
+        """A tensor's shape at the call (dynamic dimensions bound)."""
+        return tuple(self.dims[d] if isinstance(d, str) else d for d in t.shape)
+
+    def grid_size(self) -> tuple[int, ...]:
+        """The launch grid at the call ("T.ceildiv(m, 16)" entries evaluated)."""
+        env = {"T": _Ceildiv, **self.dims}
+        return tuple(g if isinstance(g, int) else eval(g, {"__builtins__": {}}, env) for g in self.grid)
 
     def tensor(self, name: str) -> Tensor | None:
         return next((t for t in self.tensors if t.name == name), None)
@@ -204,6 +215,12 @@ class Program:
         if b is None:
             raise KeyError(name)
         return b
+
+
+class _Ceildiv:
+    @staticmethod
+    def ceildiv(a: int, b: int) -> int:
+        return -(-a // b)
 
 
 def walk(ops: list):
