@@ -145,6 +145,66 @@ def test_tma_pipeline_of_a_tile_smaller_than_128_bytes(stages):
     np.testing.assert_array_equal(o, y.astype(np.float32).reshape(2, 3, 16).sum(1))
 
 
+@pytest.mark.parametrize("target", ["cpu", SM80, SM90])
+def test_partial_parallel_reading_a_longer_fragment_vector(target):
+    """Seed 10339: T.Parallel(4, 4) reading f3[j] of a 5-element reduction result tried to view
+    f3's layout as a 4-column one ('layout modes of dimension 1 cover 5 of 4 elements', an
+    error with no user line); the loop now takes the fragment's distribution whole."""
+
+    @T.prim_func
+    def k(X: T.Tensor((4, 5), "float32"), O: T.Tensor((4, 5), "float32")):
+        with T.Kernel(1, threads=32) as _bx:
+            f0 = T.alloc_fragment((4, 5), "float32")
+            f1 = T.alloc_fragment((4, 5), "float32")
+            f3 = T.alloc_fragment((5,), "float32")
+            T.copy(X, f0)
+            T.reduce_sum(f0, f3, dim=0, clear=True)
+            T.fill(f1, 7.0)
+            for i, j in T.Parallel(4, 4):
+                f1[i, j] = f3[j]
+            T.copy(f1, O)
+
+    x = np.arange(20, dtype=np.float32).reshape(4, 5)
+    o = np.zeros_like(x)
+    build(k, target)(x, o)
+    want = np.full((4, 5), 7.0, np.float32)
+    want[:, :4] = x.sum(0)[:4]
+    np.testing.assert_array_equal(o, want)
+
+
+@pytest.mark.parametrize("target", ["cpu", SM80, SM90])
+def test_fragment_first_written_by_a_partial_parallel(target):
+    """The same family: a fragment whose first layout-deciding use is a T.Parallel over part of
+    it got the loop's smaller layout (an InternalError, 'a layout of shape (4, 3) for f4 of shape
+    (4, 5)'); it now gets the default layout of its whole shape, which the loop follows."""
+
+    @T.prim_func
+    def k(X: T.Tensor((4, 5), "float32"), O: T.Tensor((4, 5), "float32"), P: T.Tensor((4, 5), "float32")):
+        with T.Kernel(1, threads=32) as _bx:
+            f4 = T.alloc_fragment((4, 5), "float32")
+            f5 = T.alloc_fragment((4, 5), "float32")
+            T.fill(f4, 1.0)
+            for i, j in T.Parallel(4, 3):
+                f4[i, j] = X[i, j] * 2
+            T.copy(f4, O)
+            T.fill(f5, 1.0)
+            for i, j in T.Parallel(3, 5):
+                f5[i, j] = X[i, j] * 3
+            for i, j in T.Parallel(4, 2):
+                P[i, j] = f5[i, j]
+
+    x = np.arange(20, dtype=np.float32).reshape(4, 5)
+    o, p = np.zeros_like(x), np.zeros_like(x)
+    build(k, target)(x, o, p)
+    want_o = np.ones((4, 5), np.float32)
+    want_o[:, :3] = 2 * x[:, :3]
+    want_p = np.zeros((4, 5), np.float32)
+    want_p[:, :2] = 1
+    want_p[:3, :2] = 3 * x[:3, :2]
+    np.testing.assert_array_equal(o, want_o)
+    np.testing.assert_array_equal(p, want_p)
+
+
 @pytest.mark.xfail(strict=True, reason="inject_pipeline refuses a tile a T.Pipelined loop fills when a tile operator "
                    "uses it after the loop ('filled inside a pipelined loop and also used outside it': "
                    "_ReplaceAllocs checks BufferRegions only), but an element read in a T.Parallel after the loop "
