@@ -125,6 +125,7 @@ class _Emitter:
             self.line(depth, f"T.cumsum({self.name(op.src)}{dst}, dim={op.dim}, reverse={op.reverse})")
         elif isinstance(op, Gemm):
             policy = "" if op.policy == "Square" else f", policy=T.GemmWarpPolicy.{op.policy}"
+            policy += ", clear_accum=True" if op.clear_accum else ""
             self.line(depth, f"T.gemm({self.name(op.a)}, {self.name(op.b)}, {self.name(op.c)}, "
                              f"transpose_A={op.trans_a}, transpose_B={op.trans_b}{policy})")
         elif isinstance(op, AtomicTile):

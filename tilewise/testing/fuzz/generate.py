@@ -319,7 +319,7 @@ class _Gen:
         policy = self.pick(("Square", "Square", "FullRow", "FullCol"))
         if policy != "Square" and not _splittable(BM, BN, self.threads // 32, policy):
             policy = "Square"
-        gemm = Gemm(a_op.name, b_s.name, c.name, ta, tb, policy)
+        gemm = Gemm(a_op.name, b_s.name, c.name, ta, tb, policy, self.chance(0.1))
         if self.in_loop and self.chance(0.15):
             body.append(If(self.block_cond() or ("k >= 0",), [gemm]))
         else:

@@ -6,9 +6,11 @@ Every value carries a rigorous bound on the rounding error a correct implementat
 made (running error analysis): `val` is the exact result in float64, `err` bounds |computed -
 val| elementwise. An operation whose exact result is representable in its type, on operands
 known exactly, adds nothing, so copies, integer arithmetic, max/min, selects and exactly
-representable sums must match bit for bit; otherwise each rounding adds u * |value| (u: 2^-24
+representable sums must match bit for bit, and so must a type conversion of an exactly known
+value (one rounding to nearest even); otherwise each rounding adds u * |value| (u: 2^-24
 float32, 2^-11 float16, 2^-8 bfloat16) and sums add (depth) * u * sum(|x|). This allows any order
 of summation, fused multiply-adds, and float32 T.gemm as tf32 on CUDA, but not a wrong element.
+The runner accepts |got - val| <= 2 * err.
 
 NaN and infinities (programs with `special_values`): min and max ignore a NaN operand (tilewise's
 scalar rule), float -> int maps NaN to 0 and saturates, everything else follows IEEE in float64;
@@ -325,6 +327,8 @@ class Oracle:
         for t, name in ((a, op.a), (b, op.b), (c, op.c)):
             if not t.init.all():
                 raise GeneratorBug(f"gemm reads unwritten elements of {name}")
+        if op.clear_accum:
+            c.val, c.err = np.zeros_like(c.val), np.zeros_like(c.err)
         A, eA = (a.val.T, a.err.T) if op.trans_a else (a.val, a.err)
         B, eB = (b.val.T, b.err.T) if op.trans_b else (b.val, b.err)
         K = A.shape[1]
@@ -454,14 +458,19 @@ class Oracle:
 
 
 def convert(src: str, dst: str, val, err):
-    """A value of type src stored as dst."""
+    """A value of type src stored as dst. A conversion of a value known exactly is one rounding
+    to nearest, ties to even, so its result is exact too (a truncating conversion fails)."""
     if src == dst:
         return val, err
     if dst == "int32":
         if src == "int32":
             return val, err
         return to_int(val, err)
-    return rounded(dst, val, err)
+    r_val, r_err = rounded(dst, val, err)
+    with np.errstate(all="ignore"):
+        nearest = np.asarray(val, np.float64).astype(numpy_dtype(dst)).astype(np.float64)
+    exact = (np.asarray(err) == 0) & np.isfinite(val)
+    return np.where(exact, nearest, r_val), np.where(exact, 0.0, r_err)
 
 
 def sum_depth(n: int, dtype: str) -> int:

@@ -158,6 +158,7 @@ class Gemm:
     trans_a: bool
     trans_b: bool
     policy: str = "Square"  # T.GemmWarpPolicy
+    clear_accum: bool = False  # C = op(A) @ op(B) instead of +=
 
 
 @dataclass
