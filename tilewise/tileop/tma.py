@@ -65,6 +65,8 @@ def plan_tma(copy, machine: Machine, pass_configs: dict) -> TmaPlan | str:
     else:
         return "it is not a copy between global and shared memory"
     g, s = src.buffer, dst.buffer
+    if g.dtype != s.dtype:
+        return f"it converts {copy.src.buffer.dtype} to {copy.dst.buffer.dtype} (TMA moves bytes)"
     shape = g.static_shape()
     if shape is None or g.explicit_strides is not None or g.base is not None or g.pointer is not None:
         return f"{g.name} has a dynamic or strided shape (TMA's strides are fixed when the kernel is built)"
@@ -83,6 +85,11 @@ def plan_tma(copy, machine: Machine, pass_configs: dict) -> TmaPlan | str:
         return f"the shared side is a part of {s.name} (TMA moves whole tiles)"
     if squeezed(src) != squeezed(dst) or s.shape[-1] != ext[-1]:
         return f"the source region and {s.name} do not have the same shape"
+    tile_bytes = math.prod(squeezed(dst)) * s.dtype.bytes
+    if tile_bytes % 128:
+        # a box's shared address must be 128-byte aligned: the tile's is, but a pipeline's
+        # later stages start tile_bytes apart
+        return f"{s.name} is {tile_bytes} bytes, not a multiple of 128 (each stage of a TMA destination starts aligned)"
     lay = operand_layout(s.shape, s.dtype) if len(squeezed(dst)) >= 2 else None
     inner = lay.block_cols if lay is not None else ext[-1]
     box = tuple(ext[:-1]) + (inner,)

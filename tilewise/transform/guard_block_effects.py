@@ -9,6 +9,8 @@ from ..ir.expr import Call
 from ..ir.stmt import BufferStore, Evaluate, For, IfThenElse, Kernel, PrimFunc
 from ..ir.visitor import Mutator, collect_vars
 from ..tileop.base import TileOp
+from ..tileop.copy import Copy
+from ..tileop.region import squeezed
 
 _EFFECTS = ("print",)
 
@@ -29,6 +31,8 @@ class _Guard(Mutator):
 
     def generic_visit(self, node):
         if isinstance(node, TileOp):
+            if _single_store(node) and not self._per_thread(node):
+                return self._first_thread(node)
             return node
         return super().generic_visit(node)
 
@@ -59,6 +63,17 @@ class _Guard(Mutator):
         if isinstance(v, Call) and (v.name.startswith("atomic_") or v.name in _EFFECTS) and not self._per_thread(s):
             return self._first_thread(s)
         return s
+
+
+def _single_store(op: TileOp) -> bool:
+    """A T.copy of one element between shared or global buffers: a plain store (tileop/copy.py
+    lowers it so, for an enclosing T.Parallel to distribute), which at block level is one too."""
+    if not isinstance(op, Copy):
+        return False
+    src, dst = op.src.buffer, op.dst.buffer
+    if not all(b.is_shared or b.is_global for b in (src, dst)):
+        return False
+    return not squeezed(op.dst)
 
 
 def guard_block_effects(func: PrimFunc) -> PrimFunc:

@@ -237,8 +237,13 @@ def loop_from_fragment(fl: TVFragment, kind: list[int], extents) -> TVFragment:
     distribution, each thread walking every loop dimension F does not index."""
     if kind == list(range(len(extents))):
         return fl
+    # a loop shorter than the fragment along a dimension takes the fragment's distribution of
+    # it whole; lower_parallel_cuda skips the registers past the loop's extent
+    shape = list(extents)
+    for d, loop_dim in enumerate(kind):
+        shape[loop_dim] = max(shape[loop_dim], fl.shape[d])
     missing = [(d, e) for d, e in enumerate(extents) if d not in kind]
-    return fl.remap(extents, {d: loop_dim for d, loop_dim in enumerate(kind)}, extra=missing)
+    return fl.remap(shape, {d: loop_dim for d, loop_dim in enumerate(kind)}, extra=missing)
 
 
 class _Collect(Visitor):
@@ -448,7 +453,16 @@ class LayoutInference:
                         if lay is not None:
                             break
             if lay is None and level == InferLevel.FREE:
-                lay = default_fragment(ext, self.threads, self.vector_for([b for b, _ in accesses]))
+                part = self._part_of_fragment(nest, accesses)
+                if part is not None:
+                    # the loop covers a part of a fragment not laid out yet: the fragment gets the
+                    # default layout of its whole shape, and the loop follows it
+                    buf, kind = part
+                    self.set_fragment(buf, default_fragment(buf.shape, self.threads, self.vector_for([buf])),
+                                      nest.span)
+                    lay = loop_from_fragment(self.layout_of(buf), kind, ext)
+                else:
+                    lay = default_fragment(ext, self.threads, self.vector_for([b for b, _ in accesses]))
             if lay is not None:
                 self.map.loops[id(nest.loops[0])] = lay
                 self.changed = True
@@ -459,6 +473,8 @@ class LayoutInference:
                 continue
             kind = access_kind(nest, idx)
             if kind is not None:
+                if any(lay.shape[k] < d for k, d in zip(kind, buf.shape)):
+                    continue  # the loop covers a part of the fragment: a whole-tile use lays it out
                 self.set_fragment(buf, fragment_from_loop(lay, kind, buf.shape), nest.span)
                 continue
             div = divided_access(nest, idx)
@@ -470,6 +486,18 @@ class LayoutInference:
             fused = fused_access(nest, idx, buf.shape)
             if fused is not None:
                 self.set_fragment(buf, fragment_from_fused(lay, fused, buf.shape), nest.span)
+
+    def _part_of_fragment(self, nest: ParallelNest, accesses):
+        """(fragment, access kind) of a fragment without a layout that the nest indexes by plain
+        loop variables over less than its extent, or None."""
+        ext = nest.extents
+        for buf, idx in accesses:
+            if not buf.is_fragment or is_reducer(buf) or self.layout_of(buf) is not None:
+                continue
+            kind = access_kind(nest, idx)
+            if kind is not None and any(ext[k] < d for k, d in zip(kind, buf.shape)):
+                return buf, kind
+        return None
 
     def check_nest(self, nest: ParallelNest) -> None:
         """Every fragment element a thread touches in the loop must be one it holds; a loop that

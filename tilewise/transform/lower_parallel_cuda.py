@@ -10,9 +10,10 @@ from ..errors import InternalError
 from ..ir import dtype as _dt
 from ..ir.expr import BufferLoad, Call, Expr, Var
 from ..ir.machine import Machine
-from ..ir.simplify import simplify
+from ..ir.simplify import prove, simplify
 from ..ir.stmt import Allocate, BufferStore, Evaluate, For, IfThenElse, Kernel, PrimFunc
 from ..ir.visitor import substitute
+from ..tileop.cuda_common import all_of
 from ..tileop.cuda_vectorize import vectorize_global
 from .cuda_context import CudaLowerContext
 from .ranges import RangeMutator
@@ -89,7 +90,12 @@ class _LowerParallel(RangeMutator):
         ranges[v] = (0, lay.num_values - 1)
         coords = lay.inverse(tid, v)
         mapping = {lp.var: simplify(c, ranges) for lp, c in zip(loops, coords)}
+        # a loop shorter than the fragment layout it follows (T.Parallel(2, 14) over a (2, 64)
+        # fragment) takes that layout whole: registers past the loop's extent are no iteration
+        beyond = [mapping[lp.var] < lp.extent for lp in loops if prove(mapping[lp.var] < lp.extent, ranges) is not True]
         new_body = substitute(body, mapping)
+        if beyond:
+            new_body = IfThenElse(all_of(beyond), new_body, span=f.span)
         # fragments laid out exactly like the loop are indexed by the register number itself
         direct = {}
         for buf, lay_b in ctx.layouts.fragments.items():

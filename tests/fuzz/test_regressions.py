@@ -1,0 +1,277 @@
+"""Bugs the differential fuzzer (tilewise/testing/fuzz, tools/fuzz.py) found, each minimised to a
+small explicit kernel checked against numpy on the targets it failed on. The seed in each
+docstring is the fuzz program that first showed it."""
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import tilewise
+import tilewise.language as T
+
+SM80, SM90 = "cuda -arch=sm_80", "cuda -arch=sm_90a"
+
+
+def build(func, target: str):
+    if target == "cpu":
+        return tilewise.compile(func, target="cpu")
+    return tilewise.compile(func, target=target, execution_backend="emulator")
+
+
+@pytest.mark.parametrize("target", ["cpu", SM80, SM90])
+def test_partial_parallel_over_a_fragment_stays_inside_its_extent(target):
+    """Seed 19: `for i, j in T.Parallel(2, 14)` over a (2, 64) fragment laid out by an earlier
+    whole-tile copy took the fragment's layout whole, and on CUDA every thread updated all its
+    registers, columns 14..63 included (lower_parallel_cuda now guards registers past the loop)."""
+
+    @T.prim_func
+    def k(X: T.Tensor((2, 64), "float32"), O: T.Tensor((2, 64), "float32")):
+        with T.Kernel(1, threads=32) as _bx:
+            f0 = T.alloc_fragment((2, 64), "float32")
+            f1 = T.alloc_fragment((2, 64), "float32")
+            T.copy(X, f0)
+            for i, j in T.Parallel(2, 64):
+                f1[i, j] = f0[i, j] + 100
+            for i, j in T.Parallel(2, 14):
+                f0[i, j] = f1[i, j]
+            T.copy(f0, O)
+
+    x = np.arange(128, dtype=np.float32).reshape(2, 64)
+    o = np.zeros_like(x)
+    build(k, target)(x, o)
+    want = x.copy()
+    want[:, :14] += 100
+    np.testing.assert_array_equal(o, want)
+
+
+@pytest.mark.parametrize("target", [SM80, SM90])
+@pytest.mark.parametrize("threads", [32, 256])
+def test_block_level_single_element_copy_runs_on_one_thread(target, threads):
+    """Seed 28: a one-element T.copy between shared tiles outside T.Parallel is lowered to a plain
+    store for an enclosing loop to distribute; at block level every thread stored it, which the
+    emulator reports as a shared-memory race (guard_block_effects now keeps it to thread 0)."""
+
+    @T.prim_func
+    def k(A: T.Tensor((3, 8), "float32"), O: T.Tensor((3, 8), "float32")):
+        with T.Kernel(1, threads=threads) as _bx:
+            s0 = T.alloc_shared((3, 8), "float32")
+            s1 = T.alloc_shared((3, 8), "float32")
+            T.copy(A, s1)
+            T.copy(A, s0)
+            T.copy(s1[2:3, 1:2], s0[1:2, 4:5])
+            T.copy(s0, O)
+
+    a = np.arange(24, dtype=np.float32).reshape(3, 8)
+    o = np.zeros_like(a)
+    build(k, target)(a, o)
+    want = a.copy()
+    want[1, 4] = a[2, 1]
+    np.testing.assert_array_equal(o, want)
+
+
+@pytest.mark.parametrize("target", [SM80, SM90])
+def test_converting_copy_between_shared_and_global_is_not_tma(target):
+    """Seed 10: on sm_90a an int32 shared tile copied to a float16 tensor became a TMA store,
+    which moves bytes: the output was the int32 bit patterns read as halves (plan_tma now
+    refuses copies that convert)."""
+
+    @T.prim_func
+    def k(X: T.Tensor((16, 32), "float16"), O: T.Tensor((16, 32), "float16")):
+        with T.Kernel(1, threads=32) as _bx:
+            s0 = T.alloc_shared((16, 32), "int32")
+            s1 = T.alloc_shared((16, 32), "float32")
+            for i, j in T.Parallel(16, 32):
+                s0[i, j] = i % 3 - j
+            T.copy(X, s1)  # a converting load
+            for i, j in T.Parallel(16, 32):
+                s1[i, j] = s1[i, j] + T.cast(s0[i, j], "float32")
+            T.copy(s1, O)  # a converting store
+
+    x = (np.arange(512).reshape(16, 32) % 7).astype(np.float16)
+    o = np.zeros_like(x)
+    build(k, target)(x, o)
+    i, j = np.indices((16, 32))
+    np.testing.assert_array_equal(o, (x.astype(np.float32) + i % 3 - j).astype(np.float16))
+
+
+def test_guarded_copy_out_of_a_gemm_tile_on_the_cpu():
+    """Seed 12: copying a 64 x 32 gemm tile to a 32 x 31 tensor rendered `for j: if (i < 32 &&
+    j < 31) O[..] = f0[..]` under `#pragma GCC ivdep`, which GCC 12 vectorises with a wrong
+    store mask at -O3 -march=native: most of the output stayed unwritten. The CPU renderer now
+    hoists the row test out of the loop (`if (i < 32) for j: if (j < 31)`)."""
+
+    @T.prim_func
+    def k(A: T.Tensor((32, 16), "bfloat16"), B: T.Tensor((32, 16), "bfloat16"), O: T.Tensor((32, 31), "float32")):
+        with T.Kernel(1, threads=128) as _bx:
+            a_s = T.alloc_shared((64, 16), "bfloat16")
+            b_s = T.alloc_shared((32, 16), "bfloat16")
+            c = T.alloc_fragment((64, 32), "float32")
+            T.clear(c)
+            T.copy(A[0, 0], a_s)
+            T.copy(B, b_s)
+            T.gemm(a_s, b_s, c, transpose_B=True)
+            T.copy(c, O[0, 0])
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(-4, 5, (32, 16)).astype(ml_dtypes.bfloat16)
+    b = rng.integers(-4, 5, (32, 16)).astype(ml_dtypes.bfloat16)
+    o = np.zeros((32, 31), np.float32)
+    build(k, "cpu")(a, b, o)
+    np.testing.assert_array_equal(o, (a.astype(np.float32) @ b.astype(np.float32).T)[:, :31])
+
+
+@pytest.mark.parametrize("stages", [2, 3])
+def test_tma_pipeline_of_a_tile_smaller_than_128_bytes(stages):
+    """Seed 45: on sm_90a a 2 x 16 float16 tile (64 bytes) filled in a T.Pipelined loop became a
+    TMA pipeline whose second stage started 64 bytes in, not 128-byte aligned as a TMA
+    destination must be (plan_tma now keeps such tiles on thread copies)."""
+
+    @T.prim_func
+    def k(Y: T.Tensor((2, 48), "float16"), O: T.Tensor((2, 16), "float32")):
+        with T.Kernel(1, threads=32) as _bx:
+            s0 = T.alloc_shared((2, 16), "float16")
+            acc = T.alloc_fragment((2, 16), "float32")
+            T.clear(acc)
+            for k in T.Pipelined(3, num_stages=stages):
+                T.copy(Y[0, k * 16], s0)
+                for i, j in T.Parallel(2, 16):
+                    acc[i, j] += s0[i, j]
+            T.copy(acc, O)
+
+    y = (np.arange(96).reshape(2, 48) % 11).astype(np.float16)
+    o = np.zeros((2, 16), np.float32)
+    build(k, SM90)(y, o)
+    np.testing.assert_array_equal(o, y.astype(np.float32).reshape(2, 3, 16).sum(1))
+
+
+@pytest.mark.parametrize("target", ["cpu", SM80, SM90])
+def test_partial_parallel_reading_a_longer_fragment_vector(target):
+    """Seed 10339: T.Parallel(4, 4) reading f3[j] of a 5-element reduction result tried to view
+    f3's layout as a 4-column one ('layout modes of dimension 1 cover 5 of 4 elements', an
+    error with no user line); the loop now takes the fragment's distribution whole."""
+
+    @T.prim_func
+    def k(X: T.Tensor((4, 5), "float32"), O: T.Tensor((4, 5), "float32")):
+        with T.Kernel(1, threads=32) as _bx:
+            f0 = T.alloc_fragment((4, 5), "float32")
+            f1 = T.alloc_fragment((4, 5), "float32")
+            f3 = T.alloc_fragment((5,), "float32")
+            T.copy(X, f0)
+            T.reduce_sum(f0, f3, dim=0, clear=True)
+            T.fill(f1, 7.0)
+            for i, j in T.Parallel(4, 4):
+                f1[i, j] = f3[j]
+            T.copy(f1, O)
+
+    x = np.arange(20, dtype=np.float32).reshape(4, 5)
+    o = np.zeros_like(x)
+    build(k, target)(x, o)
+    want = np.full((4, 5), 7.0, np.float32)
+    want[:, :4] = x.sum(0)[:4]
+    np.testing.assert_array_equal(o, want)
+
+
+@pytest.mark.parametrize("target", ["cpu", SM80, SM90])
+def test_fragment_first_written_by_a_partial_parallel(target):
+    """The same family: a fragment whose first layout-deciding use is a T.Parallel over part of
+    it got the loop's smaller layout (an InternalError, 'a layout of shape (4, 3) for f4 of shape
+    (4, 5)'); it now gets the default layout of its whole shape, which the loop follows."""
+
+    @T.prim_func
+    def k(X: T.Tensor((4, 5), "float32"), O: T.Tensor((4, 5), "float32"), P: T.Tensor((4, 5), "float32")):
+        with T.Kernel(1, threads=32) as _bx:
+            f4 = T.alloc_fragment((4, 5), "float32")
+            f5 = T.alloc_fragment((4, 5), "float32")
+            T.fill(f4, 1.0)
+            for i, j in T.Parallel(4, 3):
+                f4[i, j] = X[i, j] * 2
+            T.copy(f4, O)
+            T.fill(f5, 1.0)
+            for i, j in T.Parallel(3, 5):
+                f5[i, j] = X[i, j] * 3
+            for i, j in T.Parallel(4, 2):
+                P[i, j] = f5[i, j]
+
+    x = np.arange(20, dtype=np.float32).reshape(4, 5)
+    o, p = np.zeros_like(x), np.zeros_like(x)
+    build(k, target)(x, o, p)
+    want_o = np.ones((4, 5), np.float32)
+    want_o[:, :3] = 2 * x[:, :3]
+    want_p = np.zeros((4, 5), np.float32)
+    want_p[:, :2] = 1
+    want_p[:3, :2] = 3 * x[:3, :2]
+    np.testing.assert_array_equal(o, want_o)
+    np.testing.assert_array_equal(p, want_p)
+
+
+@pytest.mark.xfail(strict=True, reason="inject_pipeline refuses a tile a T.Pipelined loop fills when a tile operator "
+                   "uses it after the loop ('filled inside a pipelined loop and also used outside it': "
+                   "_ReplaceAllocs checks BufferRegions only), but an element read in a T.Parallel after the loop "
+                   "keeps the original, now unallocated buffer: the emulator crashes (AttributeError) where a "
+                   "CompileError was due; the fix belongs in transform/inject_pipeline.py")
+@pytest.mark.parametrize("target", [SM80, SM90])
+@pytest.mark.parametrize("extent, stages", [(1, 2), (2, 2), (3, 3)])
+def test_tile_filled_in_a_pipelined_loop_and_read_after_it(target, extent, stages):
+    """Seed 2220, minimised: refused like the T.copy form, or the last iteration's data."""
+
+    @T.prim_func
+    def k(Y: T.Tensor((4, 64 * extent), "int32"), O: T.Tensor((4, 64), "int32")):
+        with T.Kernel(1, threads=32) as _bx:
+            s0 = T.alloc_shared((4, 64), "int32")
+            s1 = T.alloc_shared((4, 64), "int32")
+            T.clear(s1)
+            for k in T.Pipelined(extent, num_stages=stages):
+                T.copy(Y[0, k * 64], s0)
+                for i, j in T.Parallel(4, 64):
+                    s1[i, j] = s1[i, j] + s0[i, j]
+            for i, j in T.Parallel(4, 64):
+                O[i, j] = s0[i, j]
+
+    y = np.arange(4 * 64 * extent, dtype=np.int32).reshape(4, 64 * extent)
+    o = np.zeros((4, 64), np.int32)
+    try:
+        kernel = build(k, target)
+    except tilewise.CompileError as e:
+        assert "used outside it" in str(e)
+        return
+    kernel(y, o)
+    np.testing.assert_array_equal(o, y[:, -64:])
+
+
+@pytest.mark.xfail(strict=True, reason="a T.Parallel nest laid out from a replicated fragment (here a reduction "
+                   "result read as f0[i]) is replicated over threads, and lower_parallel_cuda lets only replica 0 "
+                   "store to shared memory; another statement of the same body reading that shared element in other "
+                   "replicas races with the store (a barrier or store-to-load forwarding is missing)")
+@pytest.mark.parametrize("target", [SM80, SM90])
+@pytest.mark.parametrize("order", ["write_then_read", "read_then_write"])
+def test_replicated_parallel_body_reading_and_writing_one_shared_tile(target, order):
+    """Seeds 2433 (read, then write) and 2511 (write, then read), minimised."""
+
+    @T.prim_func
+    def k(X: T.Tensor((16, 16), "float32"), O: T.Tensor((16, 16), "float32"), P: T.Tensor((16, 16), "float32")):
+        with T.Kernel(1, threads=32) as _bx:
+            s0 = T.alloc_shared((16, 16), "float32")
+            s1 = T.alloc_shared((16, 16), "float32")
+            f0 = T.alloc_fragment((16,), "float32")
+            f1 = T.alloc_fragment((16, 16), "float32")
+            T.copy(X, s0)
+            T.reduce_sum(s0, f0, dim=0)
+            T.copy(X, s1)
+            for i, j in T.Parallel(16, 16):
+                if order == "write_then_read":
+                    s1[i, j] = f0[i] * 2
+                    f1[i, j] = s1[i, j] + 1
+                else:
+                    f1[i, j] = s1[i, j] + 1
+                    s1[i, j] = f0[i] * 2
+            T.copy(f1, O)
+            T.copy(s1, P)
+
+    x = (np.arange(256) % 13).astype(np.float32).reshape(16, 16)
+    o, q = np.zeros_like(x), np.zeros_like(x)
+    build(k, target)(x, o, q)
+    col = x.sum(0)  # f0[i]: the reduction over rows, read with the row index
+    new = np.repeat((2 * col)[:, None], 16, axis=1)
+    np.testing.assert_array_equal(q, new)
+    np.testing.assert_array_equal(o, (new if order == "write_then_read" else x) + 1)
