@@ -205,11 +205,6 @@ def test_fragment_first_written_by_a_partial_parallel(target):
     np.testing.assert_array_equal(p, want_p)
 
 
-@pytest.mark.xfail(strict=True, reason="inject_pipeline refuses a tile a T.Pipelined loop fills when a tile operator "
-                   "uses it after the loop ('filled inside a pipelined loop and also used outside it': "
-                   "_ReplaceAllocs checks BufferRegions only), but an element read in a T.Parallel after the loop "
-                   "keeps the original, now unallocated buffer: the emulator crashes (AttributeError) where a "
-                   "CompileError was due; the fix belongs in transform/inject_pipeline.py")
 @pytest.mark.parametrize("target", [SM80, SM90])
 @pytest.mark.parametrize("extent, stages", [(1, 2), (2, 2), (3, 3)])
 def test_tile_filled_in_a_pipelined_loop_and_read_after_it(target, extent, stages):

@@ -413,11 +413,24 @@ class _ReplaceAllocs(Mutator):
         out = Allocate(new, s.init, span=s.span)
         return out
 
+    # inside the pipelined loop every access was given its slot (_Multibuffer): one to the old
+    # buffer that is left is outside the loop, where no slot says which stage's data it means
+    def _outside(self, b: Buffer, span):
+        if b in self.mapping:
+            raise CompileError(f"{b.name} is filled inside a pipelined loop and also used outside it; "
+                               "give the other use its own buffer", span)
+
     def visit_BufferRegion(self, r: BufferRegion):
-        if r.buffer in self.mapping:
-            raise CompileError(f"{r.buffer.name} is filled inside a pipelined loop and also used outside it; "
-                               "give the other use its own buffer")
+        self._outside(r.buffer, None)
         return self.generic_visit(r)
+
+    def visit_BufferLoad(self, e: BufferLoad):
+        self._outside(e.buffer, e.span)
+        return self.generic_visit(e)
+
+    def visit_BufferStore(self, s: BufferStore):
+        self._outside(s.buffer, s.span)
+        return self.generic_visit(s)
 
 
 def inject_pipeline(func: PrimFunc, machine: Machine | None = None, pass_configs: dict | None = None) -> PrimFunc:
