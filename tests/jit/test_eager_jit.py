@@ -318,6 +318,12 @@ def test_compile_flags_take_effect_or_warn_once(tmp_path):
         warnings.simplefilter("always")
         tilewise.compile(flagged, target="cpu", target_host="llvm")
     assert any("target_host='llvm' has no effect" in str(x.message) for x in w)
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        tilewise.lower(flagged, "cpu", runtime_only=True)
+    from tilewise.jit.compile_flags import _warned
+
+    assert any("runtime_only=True has no effect" in str(x.message) for x in w) or ("option", "runtime_only") in _warned
 
     @tilewise.jit(target="cpu", debug_root_path=str(tmp_path / "dbg"))
     def dumped(A):

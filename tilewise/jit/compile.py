@@ -5,7 +5,7 @@ from ..ir.recursion import deep_recursion
 from ..ir.stmt import PrimFunc
 from . import build as builds
 from .kernel import JITKernel
-from .options import check_configs, check_func
+from .options import check_configs, check_func, warn_ignored_options
 from .target import parse_target, record_for
 
 
@@ -83,6 +83,7 @@ class Lowered:
 @deep_recursion()
 def lower(func, target="auto", target_host=None, runtime_only: bool = False, pass_configs=None) -> Lowered:
     func = check_func(func)
+    warn_ignored_options(target_host=target_host, runtime_only=runtime_only)
     tgt = parse_target(target)
     record = record_for(tgt)
     b = builds.build(func, record, record.machine(tgt.arch), check_configs(pass_configs))
