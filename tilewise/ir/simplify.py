@@ -315,7 +315,12 @@ class _Simplifier(Mutator):
             if op == "mul" and isinstance(a, Const) and a.value == 1:
                 return b
         if dt.is_int and op in ("shl",) and isinstance(b, Const) and 0 <= b.value < 31:
-            return self.visit(BinOp("mul", a, _c(1 << b.value, dt), dt))
+            # a multiplication only where it cannot overflow: a signed product that does is
+            # undefined in C (NVVM folds (x << 28) >> 28 back to x), a shift wraps
+            lo, hi = bound(a, self.ranges)
+            top = 1 << (dt.bits - 1)
+            if lo is not None and hi is not None and -top <= lo << b.value and hi << b.value < top:
+                return self.visit(BinOp("mul", a, _c(1 << b.value, dt), dt))
         return self._rebuild(e, a, b)
 
     @staticmethod
