@@ -4,6 +4,7 @@ setting (TILELANG_CACHE_DIR, ...) is read when tilewise's is unset, and this mod
 for TileLang's `tilelang.env` object (attributes, assignments, enable_cache/disable_cache)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import types
@@ -66,6 +67,23 @@ def get(name: str) -> str:
     if value is None and v.tilelang and os.environ.get(v.tilelang) is not None:
         value = _from_tilelang(name, os.environ[v.tilelang])
     return (value if value is not None else v.default).strip()
+
+
+@contextlib.contextmanager
+def override(name: str, value: str):
+    """The variable reads as `value` inside the block (this process only), whatever the
+    environment says."""
+    VARIABLES[name]  # noqa: B018 - a KeyError is a typo in tilewise
+    missing = object()
+    old = _forced.get(name, missing)
+    _forced[name] = value
+    try:
+        yield
+    finally:
+        if old is missing:
+            _forced.pop(name, None)
+        else:
+            _forced[name] = old
 
 
 def flag(name: str) -> bool:

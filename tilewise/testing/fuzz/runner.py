@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ... import env
 from ...errors import CompileError
 from .emit import kernel_source, program_source
 from .oracle import Degenerate, GeneratorBug, expected, make_inputs
@@ -163,17 +164,8 @@ def compile_for(func, target: str):
     return tw_compile(func, target=f"cuda -arch={arch}", execution_backend=backend)
 
 
-@contextlib.contextmanager
 def _no_crosscheck():
-    old = os.environ.get("TILEWISE_EMULATOR_CROSSCHECK")
-    os.environ["TILEWISE_EMULATOR_CROSSCHECK"] = ""
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["TILEWISE_EMULATOR_CROSSCHECK"]
-        else:
-            os.environ["TILEWISE_EMULATOR_CROSSCHECK"] = old
+    return env.override("TILEWISE_EMULATOR_CROSSCHECK", "")
 
 
 def allowed_reason(exc: BaseException) -> str | None:
