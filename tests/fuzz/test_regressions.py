@@ -121,6 +121,55 @@ def test_guarded_copy_out_of_a_gemm_tile_on_the_cpu():
     np.testing.assert_array_equal(o, (a.astype(np.float32) @ b.astype(np.float32).T)[:, :31])
 
 
+def test_fused_guarded_copy_outs_on_the_cpu():
+    """Seed 20116: a T.Parallel store and a T.copy of edge tiles fused into one loop whose body is
+    two guarded stores, `if (i < 1 && j < 8)` and `if (i < 2 && j < 8)`: GCC 12 miscompiled it
+    under ivdep like the single guard above (O1 stayed unwritten). Loops whose guards mix a test
+    of an outer index with one of the loop's own go without the pragma."""
+
+    @T.prim_func
+    def k(X: T.Tensor((1, 1), "float32"), O0: T.Tensor((1, 8), "float32"), O1: T.Tensor((2, 8), "float32")):
+        with T.Kernel(1, threads=32) as _bx:
+            f0 = T.alloc_fragment((32, 16), "float32")
+            f1 = T.alloc_fragment((32, 16), "float32")
+            T.copy(X[0, 0], f0)
+            T.cumsum(f0, f1, dim=1, reverse=True)
+            for i, j in T.Parallel(32, 16):
+                O0[i, j] = f1[i, j]
+            T.copy(f0, O1[0, 0])
+
+    x = np.array([[4.0]], np.float32)
+    o0, o1 = np.zeros((1, 8), np.float32), np.zeros((2, 8), np.float32)
+    build(k, "cpu")(x, o0, o1)
+    want = np.zeros((2, 8), np.float32)
+    want[0, 0] = 4.0
+    np.testing.assert_array_equal(o0, want[:1])
+    np.testing.assert_array_equal(o1, want)
+
+
+def test_guarded_copy_out_to_a_dynamic_tensor_on_the_cpu():
+    """Seed 21157: a 64 x 32 fragment copied to a shared tile and to a slice of an (m, 8)
+    tensor, the two copies fused into one loop (a plain store, then a mixed guard)."""
+    m = T.symbolic("m")
+
+    @T.prim_func
+    def k(A: T.Tensor((1, m), "float32"), O: T.Tensor((m, 8), "float32")):
+        with T.Kernel(T.ceildiv(m, 64), threads=32) as bx:
+            s0 = T.alloc_shared((8, 64), "float32")
+            f0 = T.alloc_fragment((64, 32), "float32")
+            s2 = T.alloc_shared((64, 32), "float32")
+            T.fill(f0, -2.5)
+            T.copy(A[0, bx * 64], s0)
+            T.copy(f0, s2)
+            T.copy(f0, O[bx * 64:bx * 64 + 64, 0:32])
+
+    kernel = build(k, "cpu")
+    for rows in (1, 3, 70):
+        o = np.zeros((rows, 8), np.float32)
+        kernel(np.zeros((1, rows), np.float32), o)
+        np.testing.assert_array_equal(o, np.full((rows, 8), -2.5, np.float32))
+
+
 @pytest.mark.parametrize("stages", [2, 3])
 def test_tma_pipeline_of_a_tile_smaller_than_128_bytes(stages):
     """Seed 45: on sm_90a a 2 x 16 float16 tile (64 bytes) filled in a T.Pipelined loop became a

@@ -5,6 +5,8 @@ still accepts it and the target still fails the same way, until no variant is ke
 from __future__ import annotations
 
 import copy
+import dataclasses
+import re
 from collections.abc import Callable, Iterator
 
 from .oracle import Degenerate, GeneratorBug
@@ -50,6 +52,10 @@ def _variants(prog: Program) -> Iterator[Program]:
                     ops[k:k + 1] = getattr(ops[k], branch)
                     yield p
             elif isinstance(op, Loop):
+                p = copy.deepcopy(prog)
+                ops = list(_lists(p))[li]
+                ops[k:k + 1] = _substitute(ops[k].body, "k", "0")  # the loop's first iteration alone
+                yield p
                 for change in ({"extent": 1}, {"extent": op.extent - 1}, {"kind": "serial", "stages": 0},
                                {"stages": 1}):
                     if all(getattr(op, a) == v for a, v in change.items()) or change.get("extent", 1) < 1:
@@ -104,6 +110,25 @@ def _variants(prog: Program) -> Iterator[Program]:
                     p = copy.deepcopy(prog)
                     p.tensors[n].shape = tuple(smaller if i == d else x for i, x in enumerate(t.shape))
                     yield p
+
+
+def _substitute(obj, name: str, value: str):
+    """obj with the index variable `name` replaced by `value` in every index string."""
+    if isinstance(obj, str):
+        return re.sub(rf"\b{name}\b", value, obj)
+    if isinstance(obj, list):
+        return [_substitute(x, name, value) for x in obj]
+    if isinstance(obj, tuple):
+        return tuple(_substitute(x, name, value) for x in obj)
+    if dataclasses.is_dataclass(obj):
+        out = copy.copy(obj)
+        for f in dataclasses.fields(obj):
+            if f.name not in ("buf", "dst", "src", "a", "b", "c", "dtype", "op", "kind"):
+                setattr(out, f.name, _substitute(getattr(obj, f.name), name, value))
+            elif not isinstance(getattr(obj, f.name), str):
+                setattr(out, f.name, _substitute(getattr(obj, f.name), name, value))
+        return out
+    return obj
 
 
 def _smaller_exprs(e) -> Iterator[object]:
