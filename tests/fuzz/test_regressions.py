@@ -170,6 +170,34 @@ def test_guarded_copy_out_to_a_dynamic_tensor_on_the_cpu():
         np.testing.assert_array_equal(o, np.full((rows, 8), -2.5, np.float32))
 
 
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90a"])
+def test_ptx_interpreter_waits_at_a_barrier_for_paths_laid_out_after_it(arch):
+    """Seed 61158: NVVM compiled this kernel's selects into branches, some laid out after the
+    __syncthreads they lead back to; the PTX interpreter ran the lowest PC first and reported
+    the threads that reached the barrier first as a barrier in divergent code (it now parks them
+    there until the rest of the block arrives)."""
+
+    @T.prim_func
+    def k(X: T.Tensor((4, 1), "float16"), O: T.Tensor((3, 32), "float32")):
+        with T.Kernel(1, 2, threads=32) as (bx, by):
+            f0 = T.alloc_fragment((3, 32), "float16")
+            s0 = T.alloc_shared((3, 32), "float16")
+            s1 = T.alloc_shared((3, 32), "float32")
+            for i, j in T.Parallel(3, 32):
+                f0[i, j] = X[by * 3 + 1 + i, bx * 32 + 3 + j]
+            for i, j in T.Parallel(3, 32):
+                s0[i, j] = T.if_then_else(bx == 0 and i <= j, T.cast(i + j, "float16"),
+                                          T.if_then_else((i + j) % 3 != 0, X[by * 3 + 2 + i, bx * 32 + j], f0[i, j]))
+            T.copy(f0, s1)
+            if by == 0:
+                T.copy(s1, O)
+
+    x = np.arange(4, dtype=np.float16).reshape(4, 1)
+    o = np.zeros((3, 32), np.float32)
+    tilewise.compile(k, target=f"cuda -arch={arch}", execution_backend="ptx")(x, o)
+    np.testing.assert_array_equal(o, np.zeros((3, 32), np.float32))  # X[1 + i, 3 + j] is outside X
+
+
 @pytest.mark.parametrize("stages", [2, 3])
 def test_tma_pipeline_of_a_tile_smaller_than_128_bytes(stages):
     """Seed 45: on sm_90a a 2 x 16 float16 tile (64 bytes) filled in a T.Pipelined loop became a

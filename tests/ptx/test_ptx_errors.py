@@ -130,6 +130,39 @@ $JOIN:
     np.testing.assert_array_equal(out, np.where(t % 2 == 0, t * 100, odd) + 1)
 
 
+def test_threads_reaching_a_barrier_first_wait_for_a_path_laid_out_after_it():
+    """NVVM lays some paths out after the barrier they lead to and branches back: the threads
+    that arrive first (the lowest PC runs first) wait there instead of being reported as a
+    barrier in divergent code (found by the differential fuzzer, tests/fuzz)."""
+    body = LOAD_TID + """\tsetp.lt.u32 %p1, %r1, 16;
+\t@%p1 bra $LATE;
+\tmov.u32 %r3, 7;
+$JOIN:
+\tbar.sync 0;
+\tadd.s32 %r3, %r3, 1;
+\tst.global.u32 [%rd3], %r3;
+\tret;
+$LATE:
+\tmul.lo.s32 %r3, %r1, 100;
+\tbra.uni $JOIN;"""
+    out = np.zeros(64, np.uint32)
+    ptx.run(module(body), "k", 1, 64, [out])
+    t = np.arange(64)
+    np.testing.assert_array_equal(out, np.where(t < 16, t * 100, 7) + 1)
+
+
+def test_barrier_waited_at_while_other_threads_exit():
+    body = LOAD_TID + """\tsetp.lt.u32 %p1, %r1, 16;
+\t@%p1 bra $LATE;
+$JOIN:
+\tbar.sync 0;
+\tret;
+$LATE:
+\tret;"""
+    with pytest.raises(ptx.DivergenceError, match="bar.sync"):
+        ptx.run(module(body), "k", 1, 64, [np.zeros(64, np.float32)])
+
+
 def test_barrier_in_divergent_code():
     body = LOAD_TID + """\tsetp.lt.u32 %p1, %r1, 16;
 \t@%p1 bra $SKIP;

@@ -8,9 +8,11 @@ instruction; threads that branched ahead wait until the group catches up with th
 reconverges them at the first block they share (the immediate post-dominator for the structured
 code NVVM emits). While every thread agrees, the PC is a single number and no mask is built.
 
-`bar.sync` requires every live thread of each participating block in the executing group;
-threads of the same block elsewhere mean a barrier in divergent code (undefined on a GPU) and
-raise `DivergenceError`. Blocks run in batches (all threads of a batch in lockstep) sized to keep
+`bar.sync 0` (__syncthreads) is a basic block of its own: a group that reaches it while other
+live threads of its block are still on their way waits there (NVVM may lay a path out after the
+barrier and branch back to it), and the threads pass together once all have arrived. A thread
+that exits meanwhile, or waits at another barrier, means a barrier in divergent code (undefined
+on a GPU) and raises `DivergenceError`. Blocks run in batches (all threads of a batch in lockstep) sized to keep
 arrays around a few thousand entries."""
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from . import (  # noqa: F401 (registration)
 )
 from . import types as ty
 from .decode import Ctx, decode
-from .errors import EmulatorError, PtxLaunchError
+from .errors import DivergenceError, EmulatorError, PtxLaunchError
 from .memory import GLOBAL_BASE, align_up
 from .ops_warp import is_block_barrier, is_named_barrier
 from .state import Batch
@@ -39,13 +41,14 @@ MAX_BLOCK_STEPS = 20_000_000
 
 
 class Block:
-    __slots__ = ("body", "instrs", "term", "first_line")
+    __slots__ = ("body", "instrs", "term", "first_line", "block_barrier")
 
     def __init__(self):
         self.body: list = []
         self.instrs: list[Instruction] = []
         self.term = None
         self.first_line = 0
+        self.block_barrier = False  # a __syncthreads alone (kernels without mbarriers): threads park here
 
 
 class Program:
@@ -151,6 +154,20 @@ class Program:
                 cur.body.append(f)
                 cur.instrs.append(item)
                 named_blocks.append(len(blocks))
+                close(cur)
+                cur = Block()
+                continue
+            if is_block_barrier(item):
+                # a block of its own: threads of a block that arrive while the others are still on
+                # their way (a path NVVM laid out after the barrier) wait here (_run_batch)
+                if cur.instrs:
+                    close(cur)
+                    cur = Block()
+                f = decode(ctx, item)
+                self.closure_instr[f] = item
+                cur.body.append(f)
+                cur.instrs.append(item)
+                cur.block_barrier = True
                 close(cur)
                 cur = Block()
                 continue
@@ -305,9 +322,41 @@ def _run_batch(prog: Program, st: Batch):
     cur = 0
     group = None if st.all_alive else st.alive.copy()
     steps = 0
+    parked = None  # threads waiting at a __syncthreads for the rest of their block
+    alive_then = None  # which threads were alive when the first of them parked
     while True:
-        st.mask = group
         blk = blocks[cur]
+        if blk.block_barrier and (group is not None or parked is not None):
+            sel = np.ones(T, dtype=bool) if group is None else group
+            ctas = np.zeros(st.ncta, dtype=bool)
+            ctas[st.cta[sel]] = True
+            mine = ctas[st.cta]
+            here = np.zeros(T, dtype=bool) if parked is None else parked & (pc == cur) & mine
+            free = (pc < nb) & ~sel & (True if parked is None else ~parked)
+            if (free & mine).any():
+                # others of these blocks are still on their way (NVVM may lay a path out after the
+                # barrier and branch back): the group waits here and the lowest other group runs
+                if parked is None:
+                    parked, alive_then = sel.copy(), st.alive.copy()
+                else:
+                    parked = parked | sel
+                cur = int(pc[free].min())
+                group = free & (pc == cur)
+                group = None if group.all() else group
+                continue
+            if here.any():  # everyone else of these blocks waits here: they pass together
+                sel = sel | here
+                parked = parked & ~here
+                gone = alive_then & ~st.alive & mine
+                if gone.any():
+                    t, h = int(np.flatnonzero(gone)[0]), int(np.flatnonzero(sel)[0])
+                    raise DivergenceError(
+                        f"bar.sync at {blk.instrs[0].where()} is reached by {st.thread_name(h)} while "
+                        f"{st.thread_name(t)} of the same block has exited: a barrier in divergent code")
+                if not parked.any():
+                    parked = alive_then = None
+                group = None if sel.all() else sel
+        st.mask = group
         f = None
         try:
             for f in blk.body:
@@ -348,6 +397,11 @@ def _run_batch(prog: Program, st: Batch):
                 ready = live
             m = int(pc[ready].min())
             sel = ready & (pc == m)
+        elif parked is not None:
+            free = (pc < nb) & ~parked
+            pick = free if free.any() else parked  # only waiting threads left: the lowest barrier's
+            m = int(pc[pick].min())
+            sel = pick & (pc == m)
         else:
             m = int(pc.min())
             if m >= nb:
