@@ -198,6 +198,39 @@ def test_ptx_interpreter_waits_at_a_barrier_for_paths_laid_out_after_it(arch):
     np.testing.assert_array_equal(o, np.zeros((3, 32), np.float32))  # X[1 + i, 3 + j] is outside X
 
 
+def test_wgmma_accumulator_is_read_only_after_its_wait():
+    """Seed 61302: on sm_90a the PTX NVRTC made read an accumulator register between the wgmma
+    and its wgmma.wait_group (NVVM takes the asm outputs as ready at the wgmma and moved a copy of
+    one up; on a GPU it reads a register the wgmma has not written yet). The renderer now pins the
+    accumulators after the wait. Checked by the PTX interpreter, which reports such reads."""
+
+    @T.prim_func
+    def k(A: T.Tensor((64, 32), "bfloat16"), B: T.Tensor((64, 32), "bfloat16"), X: T.Tensor((64, 64), "bfloat16"),
+          O: T.Tensor((64, 64), "float32")):
+        with T.Kernel(1, threads=128) as _bx:
+            s0 = T.alloc_shared((64, 32), "bfloat16")
+            s1 = T.alloc_shared((64, 32), "bfloat16")
+            f0 = T.alloc_fragment((64, 64), "float32")
+            T.clear(f0)
+            T.copy(A, s0)
+            T.copy(B, s1)
+            T.gemm(s0, s1, f0, transpose_B=True, clear_accum=True)
+            T.copy(X[20, 8], f0[20:57, 8:64])
+            T.copy(f0, O)
+
+    rng = np.random.default_rng(1)
+    a = rng.integers(-3, 4, (64, 32)).astype(ml_dtypes.bfloat16)
+    b = rng.integers(-3, 4, (64, 32)).astype(ml_dtypes.bfloat16)
+    x = rng.integers(-3, 4, (64, 64)).astype(ml_dtypes.bfloat16)
+    o = np.zeros((64, 64), np.float32)
+    kernel = tilewise.compile(k, target=SM90, execution_backend="ptx")
+    assert any("wgmma" in note for note in kernel.lowering_notes())
+    kernel(a, b, x, o)
+    want = a.astype(np.float32) @ b.astype(np.float32).T
+    want[20:57, 8:64] = x.astype(np.float32)[20:57, 8:64]
+    np.testing.assert_array_equal(o, want)
+
+
 @pytest.mark.parametrize("stages", [2, 3])
 def test_tma_pipeline_of_a_tile_smaller_than_128_bytes(stages):
     """Seed 45: on sm_90a a 2 x 16 float16 tile (64 bytes) filled in a T.Pipelined loop became a

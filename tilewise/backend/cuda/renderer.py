@@ -160,6 +160,8 @@ class CudaRenderer(CStyleRenderer):
         self.smem_align = 16
         self.maps: dict[str, tuple[str, TensorMap]] = {}  # the current kernel's tensor maps by IR name
         self.hopper = _HopperUse()
+        # accumulators of the wgmma calls rendered since the last wgmma_wait<0> (pinned after it)
+        self.wgmma_accumulators: dict[str, int] = {}
 
     # ------------------------------------------------------------------ module
     def render(self) -> CudaModule:
@@ -248,6 +250,7 @@ class CudaRenderer(CStyleRenderer):
         nthreads = math.prod(block)
         self.smem_root = None
         self.smem_bytes = 0
+        self.wgmma_accumulators = {}
         self.smem_align = 1024 if id(k) in self.hopper.aligned_kernels else 16
         maps = self._tensor_maps(k)
         sig = sig + [f"const __grid_constant__ CUtensorMap {c}" for c, _ in maps]
@@ -499,7 +502,16 @@ class CudaRenderer(CStyleRenderer):
         return "tw::wgmma_commit()"
 
     def call_wgmma_wait(self, e: Call, args) -> str:
-        return f"tw::wgmma_wait<{int(e.attrs.get('n', 0))}>()"
+        n = int(e.attrs.get("n", 0))
+        wait = f"tw::wgmma_wait<{n}>()"
+        if n or not self.wgmma_accumulators:
+            return wait
+        # A wgmma's accumulator registers are asm outputs to NVVM, ready at the wgmma: it would
+        # move reads of them above the wait (seen: a mov of one between the wgmma and its
+        # commit). After a wait for every group, pinning them keeps later accesses below it.
+        pins = [f"tw::wgmma_fence_operand<{regs}>({acc})" for acc, regs in self.wgmma_accumulators.items()]
+        self.wgmma_accumulators = {}
+        return "; ".join([wait] + pins)  # statements (a wait is one): the renderer adds the last ';'
 
     def call_wgmma_desc(self, e: Call, args) -> str:
         a = e.attrs
@@ -520,6 +532,7 @@ class CudaRenderer(CStyleRenderer):
         if v.a_regs and ta:
             raise InternalError("wgmma with A in registers cannot transpose A")
         call = f"({args[0]}, {args[1]}, {args[2]}, (int32_t)({args[3]}))"
+        self.wgmma_accumulators[args[0]] = v.d_regs
         if v.transposable:
             return f"{v.function}<{ta}, {tb}>{call}"
         if ta or tb:

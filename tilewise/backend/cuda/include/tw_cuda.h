@@ -807,6 +807,19 @@ template <int N> TW_DEV void tma_store_wait() {
 TW_DEV void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 TW_DEV void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 template <int N> TW_DEV void wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(N) : "memory"); }
+// Pins N accumulator registers here (after the wait that completes their wgmma): NVVM sees a
+// wgmma's accumulators as asm outputs ready at the wgmma and would otherwise move reads of them
+// above the wait. Emits no instruction.
+template <int N> TW_DEV void wgmma_fence_operand(float* d) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+// Integer and packed half accumulators: N 32-bit registers.
+template <int N, typename T> TW_DEV void wgmma_fence_operand(T* d) {
+  uint32_t* r = reinterpret_cast<uint32_t*>(d);
+#pragma unroll
+  for (int i = 0; i < N; ++i) asm volatile("" : "+r"(r[i])::"memory");
+}
 template <int Swizzle, int LBO, int SBO> TW_DEV uint64_t wgmma_desc(const void* p) {
   static_assert(Swizzle == 0 || Swizzle == 32 || Swizzle == 64 || Swizzle == 128, "wgmma swizzles rows of 32, 64 or 128 bytes");
   static_assert(LBO % 16 == 0 && SBO % 16 == 0 && LBO < (1 << 18) && SBO < (1 << 18),
