@@ -5,6 +5,8 @@ target and in the CUDA emulator for sm_80 and sm_90a, checked against a numpy or
     python tools/fuzz.py --seed 0 --count 2000 --jobs 2  # in two processes
     python tools/fuzz.py --replay 1234                   # one program: its source and every target
     python tools/fuzz.py --seed 0 --count 500 --minimise --out build/fuzz   # shrink each new failure
+    python tools/fuzz.py --file build/fuzz/seed7_cpu.py --targets cpu --minimise  # a saved failure
+    python tools/fuzz.py --seed 0 --count 300 --targets ptx_sm80,ptx_sm90a       # NVRTC's PTX, interpreted
 
 Failures print the program as a runnable script with its seed; --out also writes them there."""
 from __future__ import annotations

@@ -455,6 +455,8 @@ class _Gen:
     def t_cumsum(self) -> None:
         r = self.r
         srcs = self.two_d()
+        if r.random() < 0.2:  # a running sum along a vector
+            srcs = self.tiles_of((self.BM,)) + self.tiles_of((self.BN,)) or srcs
         if not srcs:
             return self.t_parallel()
         s = r.choice(srcs)
@@ -463,7 +465,7 @@ class _Gen:
         else:
             d = self.tile(s.shape, s.dtype, s.scope).name
             self.avail.add(d)
-        self.body.append(CumSum(s.name, d, r.randint(0, 1), r.random() < 0.5))
+        self.body.append(CumSum(s.name, d, r.randint(0, len(s.shape) - 1), r.random() < 0.5))
 
     def t_copy(self) -> None:
         r = self.r
