@@ -231,6 +231,36 @@ def test_wgmma_accumulator_is_read_only_after_its_wait():
     np.testing.assert_array_equal(o, want)
 
 
+@pytest.mark.parametrize("target", [SM80, SM90, "ptx"])
+@pytest.mark.parametrize("threads", [48, 80])
+def test_reductions_with_a_partial_last_warp(target, threads):
+    """Seed 143: with threads=48 the reduction's warp shuffles named all 32 lanes in the second
+    warp, which has 16 (the emulator: '__shfl_xor_sync needs all 32 lanes'); with a partial warp
+    the partials are now combined through shared memory."""
+
+    @T.prim_func
+    def k(X: T.Tensor((4, 4), "float32"), O: T.Tensor((4,), "float32"), P: T.Tensor((4,), "float32")):
+        with T.Kernel(1, threads=threads) as _bx:
+            f0 = T.alloc_fragment((4, 4), "float32")
+            f1 = T.alloc_fragment((4,), "float32")
+            f2 = T.alloc_fragment((4,), "float32")
+            T.copy(X, f0)
+            T.reduce_absmax(f0, f1, dim=0, clear=True)
+            T.reduce_sum(f0, f2, dim=1, clear=True)
+            T.copy(f1, O)
+            T.copy(f2, P)
+
+    x = (np.arange(16, dtype=np.float32).reshape(4, 4) - 7.5) / 2
+    o, p = np.zeros(4, np.float32), np.zeros(4, np.float32)
+    if target == "ptx":
+        kernel = tilewise.compile(k, target=SM80, execution_backend="ptx")
+    else:
+        kernel = build(k, target)
+    kernel(x, o, p)
+    np.testing.assert_array_equal(o, np.abs(x).max(0))
+    np.testing.assert_array_equal(p, x.sum(1))
+
+
 @pytest.mark.parametrize("stages", [2, 3])
 def test_tma_pipeline_of_a_tile_smaller_than_128_bytes(stages):
     """Seed 45: on sm_90a a 2 x 16 float16 tile (64 bytes) filled in a T.Pipelined loop became a

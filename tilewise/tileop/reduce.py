@@ -312,6 +312,9 @@ def all_reduce(ctx, acc: Buffer, modes, n: int, combine, dtype: DataType) -> lis
     shared-memory exchange for the others. Afterwards all of them hold the combined values."""
     out: list[Stmt] = []
     shared_modes, shuffled = [], []
+    # a shuffle names all 32 lanes of a warp: with a partial last warp (threads=48) every mode
+    # goes through shared memory
+    whole_warps = ctx.threads % 32 == 0
     # a power-of-two mode spanning several warps splits into its intra-warp digits (shuffles) and
     # its warp digits (one shared-memory round: a write per warp, a read per warp of the mode)
     split = []
@@ -322,7 +325,7 @@ def all_reduce(ctx, acc: Buffer, modes, n: int, combine, dtype: DataType) -> lis
         else:
             split.append((place, radix))
     for place, radix in split:
-        if radix & (radix - 1) == 0 and place * radix <= 32:
+        if radix & (radix - 1) == 0 and place * radix <= 32 and whole_warps:
             lv = Var("v", _dt.int32)
             off = place
             while off < place * radix:

@@ -92,6 +92,8 @@ class _Gen:
         self.dtype = self.pick(["float32"] * 4 + ["float16"] * 2 + ["bfloat16"] * 2 + ["int32"] * 2)
         self.use_gemm = self.dtype != "int32" and self.chance(0.3)
         self.threads = self.pick((32, 64, 128, 128, 256))
+        if not self.use_gemm and self.chance(0.1):
+            self.threads = self.pick((48, 80, 96, 160))  # partial warps, odd warp counts
         if self.use_gemm:
             self.BM, self.BN = self.pick((16, 32, 64)), self.pick((8, 16, 32, 64))
             while not _splittable(self.BM, self.BN, self.threads // 32):
