@@ -103,6 +103,10 @@ class DataType(str):
             raise TypeError(f"torch has no dtype for {self}")
         return t
 
+    def as_torch(self):
+        """TileLang's name for `.torch`."""
+        return self.torch
+
 
 class ScalarAnnotation:
     """A scalar parameter annotation, e.g. `x: T.int32` or `x: T.float32()` on a macro."""
