@@ -39,8 +39,10 @@ def is_torch(x) -> bool:
 class ArgBinder:
     """Binds one call's arguments: pointers, dynamic dimensions, and the outputs to allocate."""
 
-    def __init__(self, params, out_idx, dynamic_vars, device: str = "cpu", written=frozenset(), align=None):
+    def __init__(self, params, out_idx, dynamic_vars, device: str = "cpu", written=frozenset(), align=None,
+                 unused=frozenset()):
         self.params = params
+        self.unused = frozenset(unused)  # indices of tensor parameters the kernel never touches: None allowed
         self.written = frozenset(written)  # indices of the parameters the kernel writes
         self.align = dict(align or {})  # parameter index -> bytes its data's start must be aligned to
         self.out_idx = list(out_idx)
@@ -91,6 +93,9 @@ class ArgBinder:
             p = params[i]
             if isinstance(p, Buffer) and p.pointer is not None and isinstance(a, int) and not isinstance(a, bool):
                 addresses.append((i, a))
+            elif a is None and i in self.unused:
+                # TileLang passes a null pointer; the kernel never dereferences it
+                arrays[i] = _alloc([0] * len(p.shape), p.dtype, self.device == "cuda", self.device)
             elif isinstance(p, Buffer):
                 arrays[i] = self._check_buffer(p, a, values, deferred)
                 use_torch = use_torch or is_torch(a)
@@ -179,6 +184,9 @@ class ArgBinder:
                 )
             if self.device == "cuda" and not dev.startswith("cuda"):
                 raise ValueError(f"argument {name}: the tensor is on {dev}, but this kernel runs on the GPU")
+        elif a is None:
+            raise TypeError(f"argument {name} is None, but the kernel accesses it (None stands for a null pointer, "
+                            "accepted only for a tensor the kernel never reads or writes)")
         elif not isinstance(a, np.ndarray):
             raise TypeError(
                 f"argument {name}: expected a numpy array or torch tensor of shape {shape_str(p.shape)} "

@@ -4,10 +4,11 @@ from __future__ import annotations
 import copy
 import warnings
 
+from ..ir.buffer import Buffer
 from ..ir.recursion import deep_recursion
 from ..ir.stmt import PrimFunc
 from ..profiler import Profiler, TensorSupplyType
-from ..transform.written_globals import vector_accessed_globals, written_globals
+from ..transform.written_globals import accessed_globals, vector_accessed_globals, written_globals
 from . import build as builds
 from .args import ArgBinder
 from .compile_flags import normalize as normalize_flags
@@ -83,8 +84,10 @@ class JITKernel:
         # tensors' data must be aligned (a slice of a wider tensor may not be)
         vec = vector_accessed_globals(self.build.lowered) if record.kind == "cuda" else set()
         self._align = {i: 16 for i, p in enumerate(self.params) if p in vec}
+        accessed = accessed_globals(func)
+        unused = frozenset(i for i, p in enumerate(self.params) if isinstance(p, Buffer) and p not in accessed)
         self._binder = ArgBinder(self.params, outs, func.dynamic_vars(), self.runtime.device, self._written,
-                                 self._align)
+                                 self._align, unused)
         self._fast = make_fast_call(self._binder, self.runtime)
         if verbose:
             print(self.get_kernel_source())

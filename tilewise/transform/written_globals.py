@@ -41,6 +41,28 @@ def written_globals(func: PrimFunc) -> set[Buffer]:
     return out
 
 
+def accessed_globals(func: PrimFunc) -> set[Buffer]:
+    """The root global buffers func reads or writes at all. A tensor parameter outside this set
+    may be passed as None (TileLang passes a null pointer: an optional bias the kernel was
+    specialised without)."""
+    out: set[Buffer] = set()
+
+    def add(b):
+        root = getattr(b, "root", None)
+        if isinstance(root, Buffer) and root.is_global:
+            out.add(root)
+
+    def see(n):
+        if isinstance(n, (BufferStore, BufferLoad)):
+            add(n.buffer)
+        elif isinstance(n, TileOp):
+            for r in (*n.reads(), *n.writes()):
+                add(r.buffer)
+
+    walk(func.body, see)
+    return out
+
+
 _VECTOR_CALLS = ("copy_vec", "store_vec", "cp_async")
 
 
