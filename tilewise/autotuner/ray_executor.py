@@ -16,12 +16,17 @@ WorkerCrashedError / NodeDiedError and the autotuner re-queues that configuratio
 (bounded), so a configuration whose compile crashes its worker every time is not retried
 forever. The workers import tilewise (installed there, or on PYTHONPATH for a local cluster)
 and compile into their own kernel cache under the usual rules (TILEWISE_CACHE_DIR, else
-~/.cache/tilewise); this process's tilewise settings (TILEWISE_* variables, including those
-assigned through tilewise.env) are passed to the tasks' environment unless
-`forward_env=False`. A build the caller cannot see in its own cache comes back with the answer."""
+~/.cache/tilewise) — a local cluster's workers inherit this process's environment, and the
+settings assigned in this process through tilewise.env are added to the tasks' environment
+unless `forward_env=False`. A build the caller cannot see in its own cache comes back with the
+answer and is stored there.
+
+Timing on the workers (`measure=True`) gives their times: the tuning result is cached here
+under this machine's key, so use it when the workers are the machines the kernel will run on."""
 from __future__ import annotations
 
 import concurrent.futures
+import os
 from collections.abc import Callable
 
 from .. import env
@@ -39,8 +44,10 @@ def _import_ray():
 
 
 def _settings() -> dict[str, str]:
-    """This process's tilewise (and TileLang-named) settings, for the workers to use too."""
-    return {k: v for k, v in env.environ().items() if k.startswith(("TILEWISE_", "TILELANG_"))}
+    """The tilewise settings assigned in this process (tilewise.env.X = ...), which its
+    environment, and so a local cluster's workers, do not have."""
+    return {k: v for k, v in env.environ().items()
+            if k.startswith(("TILEWISE_", "TILELANG_")) and os.environ.get(k) != v}
 
 
 class RayExecutor(concurrent.futures.Executor):
@@ -70,8 +77,10 @@ class RayExecutor(concurrent.futures.Executor):
             self._started = True
         self._options = {"num_cpus": 1, "max_retries": 0, **(task_options or {})}
         runtime_env = dict(self._options.pop("runtime_env", None) or {})
-        if forward_env:
-            runtime_env["env_vars"] = {**_settings(), **runtime_env.get("env_vars", {})}
+        forwarded = _settings() if forward_env else {}
+        if forwarded:
+            # (a runtime_env makes Ray start workers of their own for it: only when needed)
+            runtime_env["env_vars"] = {**forwarded, **runtime_env.get("env_vars", {})}
         if runtime_env:
             self._options["runtime_env"] = runtime_env
         self._remote = ray.remote(_call)
