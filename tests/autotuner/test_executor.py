@@ -282,3 +282,13 @@ def test_a_build_made_elsewhere_is_shipped_and_loaded_without_compiling(cache_di
     np.testing.assert_array_equal(kernel(a), a)
     # a task whose cache is the caller's sends nothing back
     assert remote.run_config(pickle.dumps(func), kwargs, None, remote.here(), remote.cache_place())["entry"] is None
+
+
+def test_ray_executor_without_ray_names_the_extra(monkeypatch):
+    import sys
+
+    from tilewise.autotuner import RayExecutor
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    with pytest.raises(ImportError, match=r"pip install tilewise\[ray\]"):
+        RayExecutor()
