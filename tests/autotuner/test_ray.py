@@ -121,3 +121,36 @@ def test_a_ray_worker_that_dies_is_a_lost_worker(executor):
         fut.result(timeout=120)
     assert is_worker_lost(e.value, executor), repr(e.value)
     assert executor.submit(sum, [1, 2, 3]).result(timeout=120) == 6  # Ray started a new worker
+
+
+class FirstTaskKillsItsWorker:
+    """The RayExecutor, except that the first task exits its Ray worker process (as a compiler
+    crash taking the worker down would)."""
+
+    def __init__(self, inner: RayExecutor):
+        self.inner = inner
+        self.name = "Ray"
+        self.worker_lost_errors = inner.worker_lost_errors
+        self.submitted = 0
+
+    def submit(self, fn, /, *args):
+        self.submitted += 1
+        if self.submitted == 1:
+            return self.inner.submit(os._exit, 1)
+        return self.inner.submit(fn, *args)
+
+
+@pytest.mark.slow
+def test_a_configuration_whose_ray_worker_dies_is_requeued(executor, ab, caplog):
+    import logging
+
+    AutoTuner._memory.clear()
+    ex = FirstTaskKillsItsWorker(executor)
+    tuner = AutoTuner.from_kernel(lambda block_M=32, block_N=32: gemm(M, N, K, block_M, block_N), CONFIGS)
+    tuner.set_compile_args(out_idx=[-1], target="cpu", ref_prog=gemm_ref, atol=1e-3, rtol=1e-3, executor=ex)
+    with caplog.at_level(logging.INFO, logger="tilewise.autotuner"):
+        result = tuner.set_profile_args(warmup=1, rep=5).run()
+    a, b = ab
+    np.testing.assert_allclose(result.kernel(a, b), a @ b, rtol=1e-4, atol=1e-4)
+    assert result.skipped == [] and ex.submitted == len(CONFIGS) + 1
+    assert "WorkerCrashedError" in caplog.text and "re-queueing it" in caplog.text
