@@ -45,6 +45,7 @@ class FakeDriver:
 
     class CUstreamCaptureMode(enum.IntEnum):
         CU_STREAM_CAPTURE_MODE_THREAD_LOCAL = 1
+        CU_STREAM_CAPTURE_MODE_RELAXED = 2
 
     def __init__(self, torch_stream: int = 7):
         self.log: list[tuple] = []
@@ -240,7 +241,7 @@ def test_cudagraph_backend_captures_then_replays_with_a_flush_before_each_replay
     captured = log[i_begin + 1:i_end]
     assert captured[0] == ("enter stream", cap) and captured[-1] == ("leave stream", cap)
     assert [e for e in captured if e[0] == "launch"] == [("launch", cap)] * 8
-    assert log[i_begin][2] == "CU_STREAM_CAPTURE_MODE_THREAD_LOCAL"
+    assert log[i_begin][2] == "CU_STREAM_CAPTURE_MODE_RELAXED"  # the calls may allocate their outputs
     after = names(log[i_end + 1:])
     assert after[:3] == ["cuGraphInstantiate", "cuGraphUpload", "cuStreamSynchronize"]
     replays = [n for n in after if n in ("cuMemsetD32Async", "cuEventRecord", "cuGraphLaunch")]

@@ -167,7 +167,10 @@ def _time_graph(fn, timer: _Timer, n_rep: int, stream_context) -> list[float]:
     cap = _check(d, d.cuStreamCreate(int(d.CUstream_flags.CU_STREAM_NON_BLOCKING)), "cuStreamCreate")
     graph = graph_exec = None
     try:
-        _check(d, d.cuStreamBeginCapture(cap, d.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL),
+        # relaxed: a call may allocate its outputs (torch's allocator, on the capturing stream's
+        # pool, may cudaMalloc), which the stricter modes forbid during capture. The graph then
+        # writes into blocks torch has taken back; nothing else allocates while it replays here.
+        _check(d, d.cuStreamBeginCapture(cap, d.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_RELAXED),
                "cuStreamBeginCapture")
         try:
             with stream_context(cap):

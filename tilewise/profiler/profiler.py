@@ -66,7 +66,13 @@ class Profiler:
         backend = backend or timing_backend(self.kernel)
         self.clock = clock_name(backend)
         logger.info("profiler: timing %s with the %s", getattr(self.kernel, "__name__", "the kernel"), self.clock)
-        kw = {} if backend == "wall" else {"cache_size": cache_size}
+        kw = {}
+        if backend != "wall":
+            from ..backend.cuda.launch import cuda_device_of
+            from .cuda_timing import current_stream
+
+            # the stream tilewise launches on: torch's current stream of the inputs' device
+            kw = {"cache_size": cache_size, "stream": current_stream(cuda_device_of(ins))}
         return _do_bench(lambda: f(*ins), warmup=warmup, rep=rep, _n_warmup=n_warmup, _n_repeat=n_repeat,
                          quantiles=quantiles, backend=backend, return_mode=return_mode, **kw)
 
