@@ -292,3 +292,34 @@ def test_ray_executor_without_ray_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     with pytest.raises(ImportError, match=r"pip install tilewise\[ray\]"):
         RayExecutor()
+
+
+class Measuring(Counting):
+    """An executor whose workers also time their configuration (`measure = True`)."""
+
+    measure = True
+
+
+def test_measuring_workers_time_the_configs_and_send_the_times_back(cache_dir, a):
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        ex = Measuring(pool)
+        with set_autotune_inputs(a):
+            result = _tuner(ex).run(warmup=1, rep=5)
+    assert ex.submitted == 3 and result.skipped == [] and result.latency > 0 and result.ref_latency > 0
+    np.testing.assert_array_equal(result.kernel(a), a)
+
+
+def test_cuda_tuning_on_measuring_workers_without_a_gpu_is_refused_by_each_worker(cache_dir, a):
+    from tilewise.jit.target import gpu_present
+
+    if gpu_present():
+        pytest.skip("a GPU is present: the workers would time on it")
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        ex = Measuring(pool)
+        tuner = AutoTuner.from_kernel(lambda block=64, rounds=1: repeat_max(N, block, rounds), CONFIGS[:2])
+        tuner.set_compile_args(out_idx=-1, target="cuda", ref_prog=copy_ref, executor=ex)
+        with set_autotune_inputs(a), pytest.raises(AutotuneError) as e:
+            tuner.run(warmup=1, rep=5)
+    # not refused up front (the workers may have GPUs), but by every worker that has none
+    assert ex.submitted == 2 and str(e.value).count("has no CUDA GPU to time") == 2
+    assert not any(p.name.startswith("autotune-") for p in cache_dir.iterdir())

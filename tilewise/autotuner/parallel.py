@@ -150,13 +150,15 @@ def _compile_in_workers(jobs: list[tuple[Candidate, bytes]], compile_kwargs: dic
 
 
 def compile_all(candidates: list[Candidate], compile_kwargs: dict, timeout, desc: str, executor=None,
-                measurer=None) -> int:
+                measurer=None, task_kwargs: dict | None = None) -> int:
     """Compile every candidate that has a prim_func; sets `kernel`, or `error` on failure.
     Returns the number of worker processes used. With `executor` (submit(fn, *args) -> Future)
-    each configuration is compiled (and measured by `measurer`, when given) as a task of it."""
+    each configuration is compiled (and measured by `measurer`, when given) as a task of it, with
+    `task_kwargs` (default: compile_kwargs)."""
     todo = [c for c in candidates if c.ok]
     if executor is not None:
-        return _compile_on_executor(todo, compile_kwargs, timeout, desc, executor, measurer)
+        return _compile_on_executor(todo, compile_kwargs, timeout, desc, executor, measurer,
+                                    task_kwargs or compile_kwargs)
     progress = Progress(len(todo), f"{desc}: compiling")
     here: list[Candidate] = []
     n_workers = worker_count(len(todo))
@@ -191,7 +193,7 @@ def compile_all(candidates: list[Candidate], compile_kwargs: dict, timeout, desc
 
 
 def _compile_on_executor(todo: list[Candidate], compile_kwargs: dict, timeout, desc: str, executor,
-                         measurer) -> int:
+                         measurer, task_kwargs: dict) -> int:
     if not cache.enabled():
         # the kernels the executor builds reach this process through the kernel cache
         logger.warning("%s: the kernel cache is off (TILEWISE_DISABLE_CACHE), so the executor's builds cannot "
@@ -200,7 +202,7 @@ def _compile_on_executor(todo: list[Candidate], compile_kwargs: dict, timeout, d
             _compile_here(c, compile_kwargs, timeout)
         return 0
     # what cannot be sent is compiled (and later measured) here
-    run_on_executor(todo, compile_kwargs, timeout, desc, executor, measurer)
+    run_on_executor(todo, task_kwargs, timeout, desc, executor, measurer)
     # the executor's kernels are in the kernel cache now: loading them compiles nothing
     for c in todo:
         if c.ok and c.kernel is None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..jit import cache
 from ..jit.compile import compile as tw_compile
+from ..profiler import timing_backend
 from .candidates import Candidate, describe_error
 from .deadline import deadline
 
@@ -76,6 +77,12 @@ def run_config(payload: bytes, compile_kwargs: dict, timeout, caller: tuple, cal
     if tuple(caller_cache) != cache_place() or not cache.enabled():
         reply["entry"] = _entry_files(kernel)  # the caller cannot see this machine's cache
     if measurer is not None:
+        if getattr(kernel.target, "kind", None) == "cuda" and timing_backend(kernel) != "event":
+            # no GPU here: the emulator's time says nothing about the GPU's
+            reply.update(error=f"the worker {reply['worker'][0]} (pid {reply['worker'][1]}) has no CUDA GPU to time "
+                               f"this {kernel.target} kernel on (it would run on the {kernel.execution_backend})",
+                         infrastructure=True)
+            return reply
         cand = Candidate(0, {}, (), {}, func=func, kernel=kernel)
         measurer.measure(cand)
         reply.update(latency=cand.latency, error=cand.error, ref_latency=measurer.ref_latency,

@@ -145,11 +145,13 @@ class AutoTuner:
         if binding.all_fixed:
             # the caller gave every tuned parameter: nothing to tune, so no GPU is needed either
             return self._direct(first, compile_kwargs)
-        if target.kind == "cuda" and backend == "emulator":
+        if target.kind == "cuda" and backend == "emulator" and not self._measured_remotely():
             raise AutotuneError(
                 f"autotuning {self._name()} for {target} needs a CUDA GPU, and none is present: the "
                 "emulator's run time says nothing about the GPU's, so tuning on it would pick an "
-                "arbitrary configuration. Tune on a machine with a GPU, use target='cpu', or pass every "
+                "arbitrary configuration. Tune on a machine with a GPU, on GPU workers (an executor with "
+                "measure=True, e.g. RayExecutor(measure=True, task_options={'num_gpus': 1})), use "
+                "target='cpu', or pass every "
                 f"tuned parameter ({', '.join(sorted(binding.tuned))}) to compile that configuration without tuning."
             )
 
@@ -189,6 +191,9 @@ class AutoTuner:
         return result
 
     __call__ = run
+
+    def _measured_remotely(self) -> bool:
+        return self.executor is not None and bool(getattr(self.executor, "measure", False))
 
     def _name(self) -> str:
         return getattr(self.fn, "__name__", "kernel")
@@ -231,8 +236,14 @@ class AutoTuner:
         name = self._name()
         reported = self._log_skipped(cands, set())  # configurations the factory rejected
         measurer = Measurer(self.profile_args, warmup, rep, timeout, inputs)
-        remote = measurer if self.executor is not None and getattr(self.executor, "measure", False) else None
-        compile_all(cands, compile_kwargs, timeout, f"autotune {name}", executor=self.executor, measurer=remote)
+        remote = measurer if self._measured_remotely() else None
+        task_kwargs = None
+        if remote is not None:
+            # the workers pick the execution backend for their own hardware (a GPU worker: the
+            # GPU, where this process may only have the emulator); the build is the same
+            task_kwargs = dict(compile_kwargs, execution_backend=self.compile_args.execution_backend)
+        compile_all(cands, compile_kwargs, timeout, f"autotune {name}", executor=self.executor, measurer=remote,
+                    task_kwargs=task_kwargs)
         self._log_skipped(cands, reported)
 
         # timed one at a time, after every compile has finished: on the CPU target anything
