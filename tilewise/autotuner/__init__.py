@@ -23,6 +23,9 @@ Decisions where TileLang leaves room:
   TILEWISE_DISABLE_CACHE=1 turns off all caches); TILEWISE_AUTOTUNE_PROGRESS=0 hides the bar.
 - Arguments the caller passes to an @autotune factory are fixed; passing every tuned parameter
   compiles that kernel without tuning.
+- `executor=` (@autotune, AutoTuner.set_executor / set_compile_args) runs each configuration's
+  compile, and its timing when the executor's `measure` is true, as a task of any
+  concurrent.futures-style executor; RayExecutor runs them on a Ray cluster (executor.py).
 - `timeout` (seconds) bounds each configuration's compile, and again its check and timing; it
   cannot interrupt a call already running inside a native kernel.
 """
@@ -30,9 +33,10 @@ from .decorator import AutoTuneFactory, autotune
 from .legacy import jit
 from .measure import get_autotune_inputs, set_autotune_inputs
 from .param import AutotuneError, AutotuneResult, CompileArgs, ProfileArgs
+from .ray_executor import RayExecutor  # imports ray only when one is made
 from .tuner import AutoTuner
 
 __all__ = [
     "AutoTuneFactory", "AutoTuner", "AutotuneError", "AutotuneResult", "CompileArgs", "ProfileArgs",
-    "autotune", "get_autotune_inputs", "jit", "set_autotune_inputs",
+    "RayExecutor", "autotune", "get_autotune_inputs", "jit", "set_autotune_inputs",
 ]  # fmt: skip

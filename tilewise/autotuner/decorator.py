@@ -28,13 +28,15 @@ from .tuner import AutoTuner
 
 
 class AutoTuneFactory:
-    def __init__(self, jit_factory: JITFactory, configs, warmup: float, rep: float, timeout, profile: dict):
+    def __init__(self, jit_factory: JITFactory, configs, warmup: float, rep: float, timeout, profile: dict,
+                 executor=None):
         self.jit_factory = jit_factory
         self.configs = configs
         self.warmup = warmup
         self.rep = rep
         self.timeout = timeout
         self.profile = profile
+        self.executor = executor
         self._results: dict = {}
         self._lock = threading.Lock()
         functools.update_wrapper(self, jit_factory.factory)
@@ -44,6 +46,7 @@ class AutoTuneFactory:
         tuner = AutoTuner(self.jit_factory, self.configs)
         tuner.set_profile_args(warmup=self.warmup, rep=self.rep, timeout=self.timeout, **self.profile)
         tuner.set_kernel_parameters(args, kwargs)
+        tuner.set_executor(self.executor)
         return tuner
 
     def tune(self, *args, **kwargs) -> AutotuneResult:
@@ -97,6 +100,7 @@ class AutoTuneFactory:
                                pass_configs=kw.get("pass_configs"), compile_flags=kw.get("compile_flags"))
         tuner.set_profile_args(warmup=self.warmup, rep=self.rep, timeout=self.timeout, **self.profile)
         tuner.set_kernel_parameters((), given)
+        tuner.set_executor(self.executor)
         if tuner._inputs is None and all(n in tensors for n in eager.kernel_params):
             tuner._inputs = tuple(tensors[n] for n in eager.kernel_params)  # the call's tensors
         return tuner
@@ -110,7 +114,7 @@ def autotune(func: Callable | None = None, *, configs, keys=None, warmup: float 
              supply_type: TensorSupplyType = TensorSupplyType.Auto, ref_prog: Callable | None = None,
              supply_prog: Callable | None = None, rtol: float = 1e-2, atol: float = 1e-2,
              max_mismatched_ratio: float = 0.01, skip_check: bool = False,
-             manual_check_prog: Callable | None = None, cache_input_tensors: bool = False):
+             manual_check_prog: Callable | None = None, cache_input_tensors: bool = False, executor=None):
     """Tune a @tilewise.jit kernel factory over `configs`: a list of dicts of factory arguments,
     or a callable that takes the factory's call arguments and returns that list.
 
@@ -118,7 +122,11 @@ def autotune(func: Callable | None = None, *, configs, keys=None, warmup: float 
     `timeout` is seconds per configuration for compiling, and again for checking and timing.
     With `ref_prog`, each configuration's output is compared with `ref_prog(*inputs)` within
     `atol`/`rtol` (or by `manual_check_prog(outputs, refs)`), and configurations that disagree
-    are skipped."""
+    are skipped.
+
+    `executor` (tilewise's addition): anything with `submit(fn, *args) -> Future` — a
+    concurrent.futures executor or tilewise.autotuner.RayExecutor — compiles (and, if its
+    `measure` is true, times) each configuration as a task; see AutoTuner.set_executor."""
     profile = dict(supply_type=supply_type, ref_prog=ref_prog, supply_prog=supply_prog, rtol=rtol, atol=atol,
                    max_mismatched_ratio=max_mismatched_ratio, skip_check=skip_check,
                    manual_check_prog=manual_check_prog, cache_input_tensors=cache_input_tensors)
@@ -143,7 +151,7 @@ def autotune(func: Callable | None = None, *, configs, keys=None, warmup: float 
         for k, v in getattr(f, "autotune_profile", {}).items():  # TileLang 0.1.4: the checks were jit's
             if prof[k] is defaults[k] or prof[k] == defaults[k]:
                 prof[k] = v
-        return AutoTuneFactory(f, configs, warmup, rep, timeout, prof)
+        return AutoTuneFactory(f, configs, warmup, rep, timeout, prof, executor)
 
     return wrap(func) if func is not None else wrap
 

@@ -6,8 +6,8 @@ import contextvars
 
 from ..engine.param import KernelParam
 from ..ir.buffer import Buffer
-from ..profiler import Profiler, make_inputs
-from ..profiler.bench import do_bench
+from ..profiler import Profiler, make_inputs, timing_backend
+from ..profiler.bench import clock_name, do_bench
 from .candidates import Candidate, describe_error
 from .deadline import ConfigTimeout, deadline
 from .param import ProfileArgs
@@ -99,10 +99,14 @@ class Measurer:
                         c.error = f"wrong result: {describe_error(e)}"
                         return
                 # the median: on a busy machine a few calls wait for a core, which a mean would count
-                c.latency = do_bench(lambda: kernel(*ins), warmup=self.warmup, rep=self.rep, return_mode="median")
+                # CUDA events on a GPU, the wall clock for CPU kernels and the emulator
+                backend = timing_backend(kernel)
+                c.extra["clock"] = clock_name(backend)
+                c.latency = do_bench(lambda: kernel(*ins), warmup=self.warmup, rep=self.rep, return_mode="median",
+                                     backend=backend)
                 if self.ref_latency is None and p.ref_prog is not None:
                     self.ref_latency = do_bench(lambda: p.ref_prog(*ins), warmup=self.warmup, rep=self.rep,
-                                                return_mode="median")
+                                                return_mode="median", backend=backend)
         except ConfigTimeout as e:  # the deadline: says as much about the machine as the configuration
             c.error = describe_error(e)
             c.extra["infrastructure"] = True

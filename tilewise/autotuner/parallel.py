@@ -16,6 +16,7 @@ from ..jit import cache
 from ..jit.compile import compile as tw_compile
 from .candidates import Candidate, describe_error
 from .deadline import deadline
+from .executor import run_on_executor
 from .progress import Progress
 
 logger = logging.getLogger("tilewise.autotuner")
@@ -148,10 +149,16 @@ def _compile_in_workers(jobs: list[tuple[Candidate, bytes]], compile_kwargs: dic
             return leftover
 
 
-def compile_all(candidates: list[Candidate], compile_kwargs: dict, timeout, desc: str) -> int:
+def compile_all(candidates: list[Candidate], compile_kwargs: dict, timeout, desc: str, executor=None,
+                measurer=None, task_kwargs: dict | None = None) -> int:
     """Compile every candidate that has a prim_func; sets `kernel`, or `error` on failure.
-    Returns the number of worker processes used."""
+    Returns the number of worker processes used. With `executor` (submit(fn, *args) -> Future)
+    each configuration is compiled (and measured by `measurer`, when given) as a task of it, with
+    `task_kwargs` (default: compile_kwargs)."""
     todo = [c for c in candidates if c.ok]
+    if executor is not None:
+        return _compile_on_executor(todo, compile_kwargs, timeout, desc, executor, measurer,
+                                    task_kwargs or compile_kwargs)
     progress = Progress(len(todo), f"{desc}: compiling")
     here: list[Candidate] = []
     n_workers = worker_count(len(todo))
@@ -183,6 +190,24 @@ def compile_all(candidates: list[Candidate], compile_kwargs: dict, timeout, desc
         if c.ok and c.kernel is None:
             _compile_here(c, compile_kwargs, timeout)
     return used
+
+
+def _compile_on_executor(todo: list[Candidate], compile_kwargs: dict, timeout, desc: str, executor,
+                         measurer, task_kwargs: dict) -> int:
+    if not cache.enabled():
+        # the kernels the executor builds reach this process through the kernel cache
+        logger.warning("%s: the kernel cache is off (TILEWISE_DISABLE_CACHE), so the executor's builds cannot "
+                       "be loaded here: compiling every configuration in this process instead", desc)
+        for c in todo:
+            _compile_here(c, compile_kwargs, timeout)
+        return 0
+    # what cannot be sent is compiled (and later measured) here
+    run_on_executor(todo, task_kwargs, timeout, desc, executor, measurer)
+    # the executor's kernels are in the kernel cache now: loading them compiles nothing
+    for c in todo:
+        if c.ok and c.kernel is None:
+            _compile_here(c, compile_kwargs, timeout)
+    return 0
 
 
 def _compile_here(c: Candidate, compile_kwargs: dict, timeout) -> None:

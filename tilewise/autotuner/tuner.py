@@ -57,6 +57,7 @@ class AutoTuner:
         self._call_args: tuple = ()
         self._call_kwargs: dict = {}
         self._inputs = get_autotune_inputs()
+        self.executor = None
 
     @classmethod
     def from_kernel(cls, kernel: Callable, configs) -> AutoTuner:
@@ -64,9 +65,11 @@ class AutoTuner:
 
     def set_compile_args(self, out_idx=None, target="auto", execution_backend="auto", target_host=None,
                          verbose: bool = False, pass_configs: dict | None = None, compile_flags=None,
-                         **profile) -> AutoTuner:
+                         executor=_UNSET, **profile) -> AutoTuner:
         """The compile arguments; profile arguments (ref_prog, atol, rtol, supply_type, skip_check,
-        ...) are accepted here too, as in TileLang 0.1.4."""
+        ...) are accepted here too, as in TileLang 0.1.4. `executor`: see set_executor."""
+        if executor is not _UNSET:
+            self.set_executor(executor)
         self.compile_args = CompileArgs(out_idx=out_idx, target=target if target is not None else "auto",
                                         execution_backend=execution_backend or "auto", target_host=target_host,
                                         verbose=bool(verbose), pass_configs=pass_configs,
@@ -74,6 +77,17 @@ class AutoTuner:
         if profile:
             self.set_profile_args(**profile)
         self._inputs = get_autotune_inputs() or self._inputs
+        return self
+
+    def set_executor(self, executor) -> AutoTuner:
+        """Compile each configuration as a task of `executor` (anything with
+        `submit(fn, *args) -> Future`: a concurrent.futures executor, tilewise.autotuner.RayExecutor),
+        or in tilewise's own worker processes when None. If `executor.measure` is true the tasks
+        also check and time their configuration (on the executor's workers, which must have the
+        target hardware); otherwise timing happens here, one configuration at a time."""
+        if executor is not None and not callable(getattr(executor, "submit", None)):
+            raise TypeError(f"executor must have a submit(fn, *args) method returning a Future, got {executor!r}")
+        self.executor = executor
         return self
 
     def set_profile_args(self, warmup=_UNSET, rep=_UNSET, timeout=_UNSET, supply_type=_UNSET, ref_prog=_UNSET,
@@ -131,11 +145,13 @@ class AutoTuner:
         if binding.all_fixed:
             # the caller gave every tuned parameter: nothing to tune, so no GPU is needed either
             return self._direct(first, compile_kwargs)
-        if target.kind == "cuda" and backend == "emulator":
+        if target.kind == "cuda" and backend == "emulator" and not self._measured_remotely():
             raise AutotuneError(
                 f"autotuning {self._name()} for {target} needs a CUDA GPU, and none is present: the "
                 "emulator's run time says nothing about the GPU's, so tuning on it would pick an "
-                "arbitrary configuration. Tune on a machine with a GPU, use target='cpu', or pass every "
+                "arbitrary configuration. Tune on a machine with a GPU, on GPU workers (an executor with "
+                "measure=True, e.g. RayExecutor(measure=True, task_options={'num_gpus': 1})), use "
+                "target='cpu', or pass every "
                 f"tuned parameter ({', '.join(sorted(binding.tuned))}) to compile that configuration without tuning."
             )
 
@@ -175,6 +191,9 @@ class AutoTuner:
         return result
 
     __call__ = run
+
+    def _measured_remotely(self) -> bool:
+        return self.executor is not None and bool(getattr(self.executor, "measure", False))
 
     def _name(self) -> str:
         return getattr(self.fn, "__name__", "kernel")
@@ -216,15 +235,25 @@ class AutoTuner:
         cands = binding.candidates
         name = self._name()
         reported = self._log_skipped(cands, set())  # configurations the factory rejected
-        compile_all(cands, compile_kwargs, timeout, f"autotune {name}")
+        measurer = Measurer(self.profile_args, warmup, rep, timeout, inputs)
+        remote = measurer if self._measured_remotely() else None
+        task_kwargs = None
+        if remote is not None:
+            # the workers pick the execution backend for their own hardware (a GPU worker: the
+            # GPU, where this process may only have the emulator); the build is the same
+            task_kwargs = dict(compile_kwargs, execution_backend=self.compile_args.execution_backend)
+        compile_all(cands, compile_kwargs, timeout, f"autotune {name}", executor=self.executor, measurer=remote,
+                    task_kwargs=task_kwargs)
         self._log_skipped(cands, reported)
 
         # timed one at a time, after every compile has finished: on the CPU target anything
-        # running alongside would distort the times
-        measurer = Measurer(self.profile_args, warmup, rep, timeout, inputs)
-        ready = [c for c in cands if c.ok]
-        progress = Progress(len(ready), f"autotune {name}: measuring")
+        # running alongside would distort the times (the executor's workers may have timed some)
         best: Candidate | None = None
+        for c in cands:
+            if c.ok and c.latency is not None and (best is None or c.latency < best.latency):
+                best = c
+        ready = [c for c in cands if c.ok and c.latency is None]
+        progress = Progress(len(ready), f"autotune {name}: measuring")
         try:
             for c in ready:
                 measurer.measure(c)
@@ -234,7 +263,7 @@ class AutoTuner:
         finally:
             progress.close()
         self._log_skipped(cands, reported)
-        for c in ready:
+        for c in cands:
             if c.ok:
                 logger.debug("autotune %s: config %r: %.4g ms", name, c.config, c.latency)
         if best is None:

@@ -1,9 +1,21 @@
 """Profiler: checks a kernel against a reference program and times it."""
 from __future__ import annotations
 
+import logging
+
 from ..testing import to_numpy, torch_assert_close
+from .bench import clock_name
 from .bench import do_bench as _do_bench
 from .supply import TensorSupplyType, make_inputs
+
+logger = logging.getLogger("tilewise.profiler")
+
+
+def timing_backend(kernel) -> str:
+    """How a compiled kernel is timed: CUDA events for kernels launched on a GPU, the wall clock
+    for CPU kernels and the emulator (their calls return when the work is done)."""
+    runtime = getattr(kernel, "runtime", None)
+    return "event" if getattr(runtime, "device", None) == "cuda" else "wall"
 
 
 class Profiler:
@@ -30,6 +42,7 @@ class Profiler:
         self.func = kernel  # TileLang 0.1.x called the compiled kernel `func`
         self.mod = kernel  # TileLang's older name for the kernel under test
         self.supply = supply
+        self.clock: str | None = None  # what the last do_bench timed with (bench.clock_name)
 
     def __call__(self, *args, **kwargs):
         """Run the kernel (TileLang 0.1.x: `profiler(a, b)` returns the outputs)."""
@@ -43,10 +56,25 @@ class Profiler:
         return (func or self.kernel)(*ins)
 
     def do_bench(self, func=None, warmup: float = 25, rep: float = 100, n_warmup: int = 0, n_repeat: int = 0,
-                 input_tensors=None, **_) -> float:
+                 input_tensors=None, backend: str | None = None, quantiles=None, return_mode: str = "mean",
+                 cache_size: float = 256, **_) -> float:
+        """Milliseconds per call of `func` (default: the kernel) on its inputs. `backend` is
+        do_bench's ("wall", "event", "cudagraph"); by default CUDA events for a kernel on a GPU
+        and the wall clock otherwise. `self.clock` then says which clock was read."""
         ins = self._inputs(input_tensors)
         f = func or self.kernel
-        return _do_bench(lambda: f(*ins), warmup=warmup, rep=rep, _n_warmup=n_warmup, _n_repeat=n_repeat)
+        backend = backend or timing_backend(self.kernel)
+        self.clock = clock_name(backend)
+        logger.info("profiler: timing %s with the %s", getattr(self.kernel, "__name__", "the kernel"), self.clock)
+        kw = {}
+        if backend != "wall":
+            from ..backend.cuda.launch import cuda_device_of
+            from .cuda_timing import current_stream
+
+            # the stream tilewise launches on: torch's current stream of the inputs' device
+            kw = {"cache_size": cache_size, "stream": current_stream(cuda_device_of(ins))}
+        return _do_bench(lambda: f(*ins), warmup=warmup, rep=rep, _n_warmup=n_warmup, _n_repeat=n_repeat,
+                         quantiles=quantiles, backend=backend, return_mode=return_mode, **kw)
 
     def assert_allclose(self, reference_program, input_tensors=None, atol: float = 1e-2, rtol: float = 1e-2,
                         max_mismatched_ratio: float = 0.01) -> None:
