@@ -239,3 +239,19 @@ def test_emulator_backend_registers_as_a_cpu_op():
     a, b = torch.randn(20, 8), torch.randn(20, 8)
     torch.testing.assert_close(op(a, b), torch.cat([a + b, 2 * a]))
     assert np.isfinite(op(a, b).numpy()).all()
+
+
+def test_cuda_kernel_registers_as_a_cuda_op():
+    """An NVRTC-compiled kernel (launched on torch's current stream where a GPU exists) is a CUDA
+    operator: its fake implementation gives CUDA outputs (no GPU needed to trace), and the
+    dispatcher refuses CPU tensors."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.symbolic_shapes import ShapeEnv
+
+    k = tilewise.compile(stack_double(), out_idx=[2], target="cuda", execution_backend="nvrtc")
+    op = twt.custom_op(k, uname("stack_cuda"))
+    with FakeTensorMode(shape_env=ShapeEnv()):
+        c = op(torch.empty(13, 8, device="cuda"), torch.empty(13, 8, device="cuda"))
+    assert c.shape == (26, 8) and c.device.type == "cuda"
+    with pytest.raises(NotImplementedError, match="CPU"):
+        op(torch.randn(3, 8), torch.randn(3, 8))
