@@ -117,3 +117,21 @@ def test_training_step_compiles_fullgraph():
     torch.testing.assert_close(loss, loss_ref, rtol=1e-4, atol=1e-6)
     for (n, p), (_, r) in zip(model.named_parameters(), ref.named_parameters()):
         torch.testing.assert_close(p.grad, r.grad, rtol=1e-3, atol=1e-5, msg=lambda m, n=n: f"{n}: {m}")
+
+
+def test_flash_attention_ops_pass_opcheck():
+    """The four registered operators of the example (the backward one mutating dQ) pass every
+    torch.library.opcheck test: schema, autograd registration, fake tensors, AOT dispatch."""
+    ex = _example()
+    kernels = ex.FlashAttentionKernels(B, H, S, D, False, target="cpu", dtype="float32")
+    import tilewise.torch as twt
+
+    fwd, prep, bwd, post = (twt.custom_op(k) for k in (kernels.fwd, kernels.prep, kernels.bwd, kernels.post))
+    assert "Tensor(a6!) dQ" in str(bwd._opoverload._schema)
+    torch.manual_seed(3)
+    q, k, v, do = (torch.randn(B, S, H, D) for _ in range(4))
+    o, lse = fwd(q, k, v)
+    delta = prep(o, do)
+    for op, args in ((fwd, (q, k, v)), (prep, (o, do)), (bwd, (q, k, v, do, lse, delta, torch.zeros(B, S, H, D))),
+                     (post, (torch.randn(B, S, H, D),))):
+        torch.library.opcheck(op, args)
