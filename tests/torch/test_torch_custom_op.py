@@ -194,6 +194,12 @@ def test_jit_factories():
     op = twt.custom_op(mm, uname("mm_factory"), M=32, N=64, K=32)
     a, b = torch.randn(32, 32), torch.randn(32, 64)
     torch.testing.assert_close(op(a, b), a @ b, rtol=1e-4, atol=1e-4)
+    # a T.dynamic size as the factory's argument: one kernel, one graph, any number of rows
+    rows = twt.custom_op(mm, uname("mm_rows"), M=T.dynamic("m"), N=64, K=32)
+    g = torch.compile(lambda x, w: rows(x, w).tanh(), fullgraph=True, dynamic=True, backend="aot_eager")
+    for m in (32, 45, 3):
+        x = torch.randn(m, 32)
+        torch.testing.assert_close(g(x, b), (x @ b).tanh(), rtol=1e-4, atol=1e-4)
 
     @tilewise.jit(target="cpu")
     def add_one(A, block: int = 16):
