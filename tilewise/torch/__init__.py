@@ -11,6 +11,11 @@ absolute (`import torch` is always PyTorch); users import it as `tilewise.torch`
 `from tilewise import torch as twt`."""
 from __future__ import annotations
 
+try:
+    import torch as _torch  # noqa: F401  (PyTorch: imports are absolute)
+except ImportError as e:  # pragma: no cover - the test environment has torch
+    raise ImportError("tilewise.torch needs PyTorch (>= 2.4): pip install 'tilewise[torch]'") from e
+
 from .autograd import autograd_function
 from .custom_op import custom_op
 from .shapes import ShapeError
