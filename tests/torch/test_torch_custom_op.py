@@ -261,3 +261,15 @@ def test_cuda_kernel_registers_as_a_cuda_op():
     assert c.shape == (26, 8) and c.device.type == "cuda"
     with pytest.raises(NotImplementedError, match="CPU"):
         op(torch.randn(3, 8), torch.randn(3, 8))
+
+
+def test_subpackage_name_does_not_shadow_pytorch():
+    """tilewise.torch is named after PyTorch; imports are absolute, so `import torch` anywhere
+    (in tilewise's own modules too) is still PyTorch."""
+    import sys
+
+    from tilewise.jit import args
+
+    assert sys.modules["torch"] is torch and hasattr(torch, "library")
+    assert twt is not torch and twt.__name__ == "tilewise.torch"
+    assert args._alloc([2], tilewise.DataType("float32"), True, "cpu").__class__ is torch.Tensor
