@@ -43,8 +43,9 @@ def dist(tmp_path_factory):
         shutil.copy(ROOT / name, src / name)
     shutil.copytree(ROOT / "tilewise", src / "tilewise", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     out = tmp / "out"
-    # --no-isolation: build with this environment's setuptools, no download; the wheel is built
-    # from the sdist, so a file missing from the sdist is missing from the wheel too
+    # --no-isolation: build with this environment's setuptools (the test extra installs it), no
+    # download; the wheel is built from the sdist, so a file missing from the sdist is missing
+    # from the wheel too
     r = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--sdist", "--wheel", "--outdir", str(out),
                         str(src)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
