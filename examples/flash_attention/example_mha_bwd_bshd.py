@@ -238,7 +238,7 @@ class FlashAttentionKernels:
 
     def backward(self, q, k, v, o, lse, do):
         delta = self.prep(o, do)
-        dq = torch.zeros(self.shape, dtype=torch.float32)
+        dq = torch.zeros(self.shape, dtype=torch.float32, device=q.device)
         dk, dv = self.bwd(q, k, v, do, lse, delta, dq)
         return self.post(dq), dk, dv
 
