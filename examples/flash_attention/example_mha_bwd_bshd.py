@@ -221,23 +221,43 @@ def flashattn_bwd_postprocess(batch, heads, seq_len, dim, blk=64, dtype="float16
 class FlashAttentionKernels:
     """The four compiled kernels of one problem size, with forward() and backward()."""
 
-    def __init__(self, batch, heads, seq_len, dim, is_causal, block_M=64, block_N=32, target="auto"):
+    def __init__(self, batch, heads, seq_len, dim, is_causal, block_M=64, block_N=32, target="auto",
+                 dtype="float16"):
         self.shape = (batch, seq_len, heads, dim)
-        self.fwd = tilewise.compile(flashattn_fwd(batch, heads, seq_len, dim, is_causal), out_idx=[3, 4],
-                                    target=target)
-        self.prep = tilewise.compile(flashattn_bwd_preprocess(batch, heads, seq_len, dim), out_idx=[2], target=target)
-        self.bwd = tilewise.compile(flashattn_bwd(batch, heads, seq_len, dim, is_causal, block_M, block_N),
-                                    out_idx=[7, 8], target=target)
-        self.post = tilewise.compile(flashattn_bwd_postprocess(batch, heads, seq_len, dim), out_idx=[1], target=target)
+        self.fwd = tilewise.compile(flashattn_fwd(batch, heads, seq_len, dim, is_causal, dtype=dtype),
+                                    out_idx=[3, 4], target=target)
+        self.prep = tilewise.compile(flashattn_bwd_preprocess(batch, heads, seq_len, dim, dtype=dtype), out_idx=[2],
+                                     target=target)
+        self.bwd = tilewise.compile(flashattn_bwd(batch, heads, seq_len, dim, is_causal, block_M, block_N,
+                                                  dtype=dtype), out_idx=[7, 8], target=target)
+        self.post = tilewise.compile(flashattn_bwd_postprocess(batch, heads, seq_len, dim, dtype=dtype), out_idx=[1],
+                                     target=target)
 
     def forward(self, q, k, v):
         return self.fwd(q, k, v)
 
     def backward(self, q, k, v, o, lse, do):
         delta = self.prep(o, do)
-        dq = torch.zeros(self.shape, dtype=torch.float32)
+        dq = torch.zeros(self.shape, dtype=torch.float32, device=q.device)
         dk, dv = self.bwd(q, k, v, do, lse, delta, dq)
         return self.post(dq), dk, dv
+
+    def attention(self):
+        """attention(q, k, v) -> o (bshd) as a differentiable torch function: the forward kernel
+        and the three backward kernels registered as torch custom operators and paired by
+        tilewise.torch.autograd_function, so it trains inside a model and compiles with
+        torch.compile(fullgraph=True)."""
+        import tilewise.torch as twt
+
+        fwd, prep, bwd, post = (twt.custom_op(k) for k in (self.fwd, self.prep, self.bwd, self.post))
+
+        def backward(q, k, v, o, lse, do):
+            delta = prep(o, do)
+            dq = torch.zeros(q.shape, dtype=torch.float32, device=q.device)  # the kernel adds into it
+            dk, dv = bwd(q, k, v, do, lse, delta, dq)
+            return post(dq), dk, dv
+
+        return twt.autograd_function(fwd, backward, returns=[0], name="flash_attention")
 
 
 def ref_program(Q, K, V, dO, is_causal):

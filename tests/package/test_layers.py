@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("tilewise.autotuner",),
     ("tilewise.language",),
     ("tilewise.intrinsics", "tilewise.utils"),
+    ("tilewise.torch",),  # torch custom operators and autograd over compiled kernels
     ("tilewise.testing.fuzz",),  # the differential fuzzer compiles and runs programs: above everything it tests
     ("tilewise",),
 ]
