@@ -181,9 +181,14 @@ def draw(picture: LayoutPicture, colormap: str | None = None, labels: bool | Non
     rows, cols = picture.values.shape
     labels = (rows * cols <= LABEL_LIMIT) if labels is None else labels
     cell = 0.62 if labels else max(0.08, min(0.3, 12 / max(rows, cols)))
-    width, height = max(4.0, cols * cell + 1.2), max(1.6, rows * cell + 1.4)
+    # fixed margins in inches (title and column numbers above, the legend below): measuring
+    # every label for a tight layout would cost more than drawing them
+    left, right, top, bottom = 0.45, 0.15, 0.75, 0.4
+    grid_w, grid_h = cols * cell, rows * cell
+    width = max(grid_w + left + right, 0.075 * max(len(picture.title), len(picture.legend)) + 0.4)
+    height = grid_h + top + bottom
     fig = Figure(figsize=(width, height))
-    ax = fig.add_subplot(1, 1, 1)
+    ax = fig.add_axes((left / width, bottom / height, grid_w / width, grid_h / height))
     cmap = mpl.colormaps[colormap or ("hsv" if picture.cyclic else "viridis")].copy()
     cmap.set_bad("#dddddd")
     # pastel versions of the colours, so black labels stay readable on them
@@ -212,9 +217,8 @@ def draw(picture: LayoutPicture, colormap: str | None = None, labels: bool | Non
     ax.xaxis.tick_top()
     ax.set_xlim(0, cols)
     ax.set_ylim(rows, 0)
-    ax.set_title(picture.title, fontsize=9, pad=16)
-    ax.set_xlabel(picture.legend, fontsize=7)
-    fig.tight_layout()
+    fig.text(0.5, 1 - 0.2 / height, picture.title, ha="center", va="center", fontsize=9)
+    fig.text(0.5, 0.18 / height, picture.legend, ha="center", va="center", fontsize=7)
     return fig
 
 
@@ -240,7 +244,7 @@ def plot_layout(layout, save_directory="./tmp", name: str = "layout", colormap: 
     paths = []
     for f in fmts:
         path = os.path.join(save_directory, f"{name}.{f}")
-        fig.savefig(path, format=f, bbox_inches="tight", dpi=150)
+        fig.savefig(path, format=f, dpi=150)
         paths.append(path)
         if verbose:
             print(f"saved {path}")
