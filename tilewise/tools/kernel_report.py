@@ -230,7 +230,7 @@ def _bytes(buf: Buffer) -> str:
 def resources_section(kernel) -> Section:
     allocs = _allocations(kernel.build.func)
     rows = [[esc(b.name), esc(b.scope), esc(list(b.shape)), esc(b.dtype), _bytes(b)] for b in allocs]
-    tiles = table(["buffer", "scope", "shape", "dtype", "bytes"], rows) if rows else ""
+    tiles = table(["tile", "scope", "shape", "dtype", "bytes (whole tile)"], rows) if rows else ""
     if kernel.build.record.kind != "cuda":
         body = ("<p>CPU target: each block runs as one host thread, so registers, spills and shared memory "
                 "in the GPU sense do not apply (g++ allocates registers and does not report them). The tiles "

@@ -189,8 +189,7 @@ def draw(picture: LayoutPicture, colormap: str | None = None, labels: bool | Non
     height = grid_h + top + bottom
     fig = Figure(figsize=(width, height))
     ax = fig.add_axes((left / width, bottom / height, grid_w / width, grid_h / height))
-    cmap = mpl.colormaps[colormap or ("hsv" if picture.cyclic else "viridis")].copy()
-    cmap.set_bad("#dddddd")
+    cmap = mpl.colormaps[colormap or ("hsv" if picture.cyclic else "viridis")]
     # pastel versions of the colours, so black labels stay readable on them
     shown = np.ma.masked_invalid(picture.values)
     rgba = cmap(shown)
