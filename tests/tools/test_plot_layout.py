@@ -13,7 +13,7 @@ import tilewise
 import tilewise.language as T
 from tilewise.layout import make_padded_layout, make_swizzled_layout
 from tilewise.tools import plot_layout
-from tilewise.tools.plot_layout import picture_of
+from tilewise.tools.plot_layout import group_edges, picture_of
 
 
 def mma_like_fragment():
@@ -36,6 +36,13 @@ def test_fragment_picture_names_thread_and_local_index_of_every_element():
         assert np.unique(pic.values[threads == t]).size == 1
     assert np.unique(pic.values).size == 32
     assert "32 threads, 8 registers per thread" in pic.title
+
+
+def test_fragment_over_several_warps_marks_the_warp_boundaries():
+    frag = T.Fragment((8, 16), forward_thread_fn=lambda i, j: i * 8 + j // 2, forward_index_fn=lambda i, j: j % 2)
+    # 64 threads: rows 0-3 belong to warp 0, rows 4-7 to warp 1; one boundary between rows 3 and 4
+    assert sorted(group_edges(picture_of(frag).groups)) == [((j, 4), (j + 1, 4)) for j in range(16)]
+    assert picture_of(mma_like_fragment()).groups is None  # one warp: no boundaries
 
 
 def test_replicated_fragment_shows_every_thread_holding_an_element():

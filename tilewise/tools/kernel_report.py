@@ -84,7 +84,9 @@ def _line_link(where, src: UserSource | None) -> str:
 def source_section(src: UserSource | None, marks: dict[int, str]) -> Section:
     if src is None:
         return Section("source", "Source", '<p class="muted">the kernel\'s source file could not be read</p>')
-    body = (f'<p class="muted">{esc(src.file)}, from line {src.first}; highlighted lines have lowering notes or '
+    rel = os.path.relpath(src.file)
+    shown = rel if not rel.startswith("..") else src.file
+    body = (f'<p class="muted">{esc(shown)}, from line {src.first}; highlighted lines have lowering notes or '
             "bank conflicts (hover for them)</p>" + code_block(src.text, "code", "src-L", src.first, marks))
     return Section("source", "Source", body)
 

@@ -9,7 +9,7 @@ import html
 
 import numpy as np
 
-from .plot_layout import LABEL_LIMIT, LayoutPicture
+from .plot_layout import LABEL_LIMIT, LayoutPicture, group_edges
 
 # a perceptually even ramp for graded values (offsets), pastel so that labels stay readable
 _RAMP = [(0.27, 0.00, 0.33), (0.23, 0.32, 0.55), (0.13, 0.57, 0.55), (0.37, 0.79, 0.38), (0.99, 0.91, 0.14)]
@@ -34,7 +34,7 @@ def colour(value: float, cyclic: bool) -> str:
 def svg(picture: LayoutPicture, labels: bool | None = None) -> str:
     rows, cols = picture.values.shape
     labels = (rows * cols <= LABEL_LIMIT) if labels is None else labels
-    cell = 44 if labels else max(6, min(22, 900 // max(rows, cols)))
+    cell = 44 if labels else max(6, min(22, 560 // max(rows, cols)))
     left, top, bottom = 28, 44, 24
     width = max(left + cols * cell + 8, 7 * max(len(picture.title), len(picture.legend)))
     height = top + rows * cell + bottom
@@ -67,6 +67,9 @@ def svg(picture: LayoutPicture, labels: bool | None = None) -> str:
                     dy = (k - (len(parts) - 1) / 2) * font * 1.1
                     out.append(f'<text x="{x + cell / 2}" y="{y + cell / 2 + dy + font / 3}" text-anchor="middle" '
                                f'font-size="{font:.1f}" pointer-events="none">{html.escape(part)}</text>')
+    for (x0, y0), (x1, y1) in group_edges(picture.groups):
+        out.append(f'<line x1="{left + x0 * cell}" y1="{top + y0 * cell}" x2="{left + x1 * cell}" '
+                   f'y2="{top + y1 * cell}" stroke="#000" stroke-width="2"/>')
     out.append(f'<text x="{width / 2}" y="{height - 8}" text-anchor="middle" font-size="11" font-family="sans-serif">'
                f"{html.escape(picture.legend)}</text>")
     out.append("</svg>")

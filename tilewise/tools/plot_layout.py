@@ -47,6 +47,7 @@ class LayoutPicture:
     col_names: list[str]
     legend: str
     cyclic: bool = False  # colours repeat (banks, threads of a warp) rather than grade
+    groups: np.ndarray | None = None  # e.g. the warp of each cell: drawn as thick borders between groups
 
 
 def _grid_of(shape: tuple[int, ...], grid_shape) -> tuple[int, int]:
@@ -103,8 +104,11 @@ def fragment_picture(fragment: Fragment, grid_shape=None, crop=None) -> LayoutPi
     part = f" (rows 0-{r1 - 1}, cols 0-{c1 - 1})" if (r1, c1) != (rows, cols) else ""
     title = (f"Fragment {list(fragment.shape)}{part}: {n} threads, {fragment.locals_per_thread()} registers per "
              f"thread{rep}")
+    warps = threads[0, :r1, :c1] // WARP
+    legend = "T<thread>:<local index>; colour: thread (hue = lane, shade = warp)" + (
+        "; thick lines: warp boundaries" if n > WARP else "")
     return LayoutPicture(title, values, labels, [str(i) for i in range(r1)], [str(j) for j in range(c1)],
-                         "T<thread>:<local index>; colour: thread (hue = lane, shade = warp)", cyclic=True)
+                         legend, cyclic=True, groups=warps if n > WARP else None)
 
 
 def _coords(flat: int, shape) -> str:
@@ -173,6 +177,18 @@ def picture_of(layout, dtype=None, view: str = "input", grid_shape=None, crop=No
     raise TypeError(f"plot_layout expects a tilewise Layout or Fragment, got {type(layout).__name__}")
 
 
+def group_edges(groups: np.ndarray | None) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """The unit cell edges ((x0, y0), (x1, y1)) between neighbouring cells of different groups."""
+    if groups is None:
+        return []
+    edges = []
+    for i, j in zip(*np.nonzero(groups[:, 1:] != groups[:, :-1])):
+        edges.append(((j + 1, i), (j + 1, i + 1)))
+    for i, j in zip(*np.nonzero(groups[1:, :] != groups[:-1, :])):
+        edges.append(((j, i + 1), (j + 1, i + 1)))
+    return edges
+
+
 def draw(picture: LayoutPicture, colormap: str | None = None, labels: bool | None = None):
     """A matplotlib Figure of the picture (no pyplot: no global state, no display needed)."""
     mpl = _matplotlib()
@@ -201,6 +217,8 @@ def draw(picture: LayoutPicture, colormap: str | None = None, labels: bool | Non
         ax.plot([0, cols], [i, i], **grid)
     for j in range(cols + 1):
         ax.plot([j, j], [0, rows], **grid)
+    for (x0, y0), (x1, y1) in group_edges(picture.groups):
+        ax.plot([x0, x1], [y0, y1], color="black", linewidth=1.6)
     if labels:
         longest = max((max(len(s) for s in str(lab).split("\n")) for lab in picture.labels.ravel()), default=1)
         size = max(3.0, min(7.0, 7.0 * 7 / max(7, longest)))
