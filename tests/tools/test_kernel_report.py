@@ -18,7 +18,7 @@ import pytest
 import tilewise
 import tilewise.language as T
 from tilewise.emulator import RaceError
-from tilewise.tools.kernel_report import banks_section, user_source
+from tilewise.jit.report import banks_section, user_source
 from tilewise.transform.pipeline import thread_passes
 
 SECTIONS = ["source", "passes", "layouts", "notes", "generated", "sass", "resources", "emulator", "banks"]

@@ -140,7 +140,7 @@ class JITKernel:
         each pass (with diffs), the layout of every buffer as pictures, the lowering notes, the
         generated source, the SASS with its steady-state loop (CUDA), resource usage and what
         the emulator found in the runs it made. Returns the path."""
-        from ..tools.kernel_report import write_report
+        from .report import write_report
 
         return write_report(self, path)
 

@@ -19,9 +19,10 @@ from ..ir.recursion import deep_recursion
 from ..ir.stmt import Allocate, PrimFunc
 from ..ir.visitor import walk
 from ..layout.fragment import Fragment
+from ..tools.layout_svg import svg
+from ..tools.plot_layout import LABEL_LIMIT, picture_of
 from ..transform.pipeline import run_passes
-from .layout_svg import svg
-from .plot_layout import LABEL_LIMIT, picture_of
+from .build import walk_kernels
 from .report_page import Section, code_block, diff_block, esc, page, table
 
 CORNER = 16  # a picture of a large layout comes with its labelled top-left corner of this many rows/cols
@@ -135,14 +136,8 @@ def layout_figures(layout, dtype) -> list[tuple[str, str]]:
             (f"top-left {CORNER}x{CORNER}", svg(corner, labels=True))]
 
 
-def _kernels(func: PrimFunc):
-    from ..jit.build import walk_kernels
-
-    return walk_kernels(func)
-
-
 def layouts_section(kernel, lowered: PrimFunc, src: UserSource | None) -> Section:
-    maps = [k.attrs["layouts"] for k in _kernels(lowered) if "layouts" in k.attrs]
+    maps = [k.attrs["layouts"] for k in walk_kernels(lowered) if "layouts" in k.attrs]
     if not maps:
         body = ("<p>This target runs each block as one thread: tiles are plain row-major arrays of that thread, "
                 "so there are no thread layouts or shared-memory swizzles to show.</p>")
