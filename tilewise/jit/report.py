@@ -128,10 +128,13 @@ def passes_section(texts: list[tuple[str, str]]) -> Section:
 def layout_figures(layout, dtype) -> list[tuple[str, str]]:
     """(caption, inline SVG) pictures of a layout: all of it (labels as tooltips when it is too
     large to label), and for a large one its labelled top-left corner."""
-    whole = picture_of(layout, dtype)
+    grid = None
+    if len(layout.shape) == 1 and layout.shape[0] > CORNER and layout.shape[0] % CORNER == 0:
+        grid = (layout.shape[0] // CORNER, CORNER)  # a long vector wraps into rows of 16
+    whole = picture_of(layout, dtype, grid_shape=grid)
     if whole.values.size <= LABEL_LIMIT:
-        return [("", svg(whole))]
-    corner = picture_of(layout, dtype, crop=(CORNER, CORNER))
+        return [("" if grid is None else f"elements in rows of {CORNER}", svg(whole))]
+    corner = picture_of(layout, dtype, grid_shape=grid, crop=(CORNER, CORNER))
     return [("whole tile (hover a cell for its label)", svg(whole)),
             (f"top-left {CORNER}x{CORNER}", svg(corner, labels=True))]
 

@@ -31,7 +31,7 @@ details.pass > summary { font-family: ui-monospace, monospace; }
 table { border-collapse: collapse; margin: 6px 0; } td, th { border: 1px solid #ddd; padding: 3px 8px;
   text-align: left; font-size: 13px; } th { background: #f0f3f6; }
 figure { display: inline-block; margin: 8px 12px 8px 0; vertical-align: top; }
-figure img { max-width: 100%; border: 1px solid #ddd; }
+figure { max-width: 100%; } figure svg { max-width: 100%; height: auto; }
 figcaption { font-size: 12px; color: #555; }
 .muted { color: #666; } .bad { color: #b00020; font-weight: bold; } .good { color: #1b7f3b; }
 button { margin: 0 6px 6px 0; }

@@ -5,6 +5,7 @@ its label as a tooltip, so even a tile too large to label shows its threads on h
 from __future__ import annotations
 
 import colorsys
+import functools
 import html
 
 import numpy as np
@@ -20,6 +21,7 @@ def _pastel(rgb) -> str:
     return f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}"
 
 
+@functools.lru_cache(maxsize=4096)
 def colour(value: float, cyclic: bool) -> str:
     if np.isnan(value):
         return "#dddddd"
@@ -34,41 +36,51 @@ def colour(value: float, cyclic: bool) -> str:
 def svg(picture: LayoutPicture, labels: bool | None = None) -> str:
     rows, cols = picture.values.shape
     labels = (rows * cols <= LABEL_LIMIT) if labels is None else labels
-    cell = 44 if labels else max(6, min(22, 560 // max(rows, cols)))
-    left, top, bottom = 28, 44, 24
-    width = max(left + cols * cell + 8, 7 * max(len(picture.title), len(picture.legend)))
-    height = top + rows * cell + bottom
     longest = max((len(line) for lab in picture.labels.ravel() for line in str(lab).split("\n")), default=1)
-    font = max(6.0, min(12.0, cell * 1.6 / max(longest, 1)))
+    if labels:
+        # square cells, widened for long labels (the threads of a replicated element)
+        font = max(8.0, min(12.0, 44 * 1.6 / max(longest, 1)))
+        cell, cell_w = 44, max(44, int(longest * 0.62 * font) + 6)
+    else:
+        font = 0.0
+        cell = cell_w = max(6, min(22, 560 // max(rows, cols)))
+    left, top, bottom = 28, 44, 24
+    width = max(left + cols * cell_w + 8, 7 * max(len(picture.title), len(picture.legend)))
+    height = top + rows * cell + bottom
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="layout-picture" width="{width}" height="{height}" '
            f'viewBox="0 0 {width} {height}" font-family="monospace">',
            f'<text x="{width / 2}" y="14" text-anchor="middle" font-size="13" font-family="sans-serif">'
            f"{html.escape(picture.title)}</text>"]
     step = max(1, max(rows, cols) // 32)
     for j in range(0, cols, step):
-        out.append(f'<text x="{left + (j + 0.5) * cell}" y="{top - 6}" text-anchor="middle" font-size="9">'
+        out.append(f'<text x="{left + (j + 0.5) * cell_w}" y="{top - 6}" text-anchor="middle" font-size="9">'
                    f"{html.escape(picture.col_names[j])}</text>")
     for i in range(0, rows, step):
         out.append(f'<text x="{left - 4}" y="{top + (i + 0.5) * cell + 3}" text-anchor="end" font-size="9">'
                    f"{html.escape(picture.row_names[i])}</text>")
     stroke = "#333" if labels else "#888"
     width_line = 0.6 if labels else 0.2
+    out.append(f'<g stroke="{stroke}" stroke-width="{width_line}">')
     for i in range(rows):
         for j in range(cols):
-            x, y = left + j * cell, top + i * cell
+            x, y = left + j * cell_w, top + i * cell
             lab = str(picture.labels[i, j])
             tip = html.escape(f"[{picture.row_names[i]}, {picture.col_names[j]}] " + lab.replace("\n", " "))
-            out.append(f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" fill="'
-                       f'{colour(float(picture.values[i, j]), picture.cyclic)}" stroke="{stroke}" '
-                       f'stroke-width="{width_line}"><title>{tip}</title></rect>')
+            out.append(f'<rect x="{x}" y="{y}" width="{cell_w}" height="{cell}" fill="'
+                       f'{colour(float(picture.values[i, j]), picture.cyclic)}"><title>{tip}</title></rect>')
+    out.append("</g>")
+    for i in range(rows):
+        for j in range(cols):
+            x, y = left + j * cell_w, top + i * cell
+            lab = str(picture.labels[i, j])
             if labels and lab:
                 parts = lab.split("\n")
                 for k, part in enumerate(parts):
                     dy = (k - (len(parts) - 1) / 2) * font * 1.1
-                    out.append(f'<text x="{x + cell / 2}" y="{y + cell / 2 + dy + font / 3}" text-anchor="middle" '
+                    out.append(f'<text x="{x + cell_w / 2}" y="{y + cell / 2 + dy + font / 3}" text-anchor="middle" '
                                f'font-size="{font:.1f}" pointer-events="none">{html.escape(part)}</text>')
     for (x0, y0), (x1, y1) in group_edges(picture.groups):
-        out.append(f'<line x1="{left + x0 * cell}" y1="{top + y0 * cell}" x2="{left + x1 * cell}" '
+        out.append(f'<line x1="{left + x0 * cell_w}" y1="{top + y0 * cell}" x2="{left + x1 * cell_w}" '
                    f'y2="{top + y1 * cell}" stroke="#000" stroke-width="2"/>')
     out.append(f'<text x="{width / 2}" y="{height - 8}" text-anchor="middle" font-size="11" font-family="sans-serif">'
                f"{html.escape(picture.legend)}</text>")

@@ -77,14 +77,6 @@ def _formats(formats) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _thread_colour_value(thread: int, num_threads: int) -> float:
-    # the lane picks the hue (neighbouring lanes differ), the warp shifts it a little, so the
-    # lanes of one warp and the warps of a block are both told apart
-    lanes = max(1, min(WARP, num_threads))
-    warps = max(1, math.ceil(num_threads / lanes))
-    return ((thread % lanes) + (thread // lanes) / warps) / lanes
-
-
 def fragment_picture(fragment: Fragment, grid_shape=None, crop=None) -> LayoutPicture:
     """Thread and local index of every element of a Fragment."""
     threads = fragment.thread_table()  # (replicate, *shape)
@@ -94,12 +86,16 @@ def fragment_picture(fragment: Fragment, grid_shape=None, crop=None) -> LayoutPi
     local = local.reshape(rows, cols)
     n = int(threads.max()) + 1
     r1, c1 = (rows, cols) if crop is None else (min(rows, crop[0]), min(cols, crop[1]))
-    values = np.vectorize(lambda t: _thread_colour_value(int(t), n), otypes=[float])(threads[0, :r1, :c1])
-    labels = np.empty((r1, c1), dtype=object)
-    for i in range(r1):
-        for j in range(c1):
-            owners = "/".join(str(int(t)) for t in threads[:, i, j])
-            labels[i, j] = f"T{owners}:{int(local[i, j])}"
+    lanes = max(1, min(WARP, n))
+    warps_n = max(1, math.ceil(n / lanes))
+    first = threads[0, :r1, :c1]
+    # the lane picks the hue (neighbouring lanes differ), the warp shifts it a little, so the
+    # lanes of one warp and the warps of a block are both told apart
+    values = ((first % lanes) + (first // lanes) / warps_n) / lanes
+    owners = threads[0, :r1, :c1].astype(str).astype(object)
+    for r in range(1, fragment.replicate):
+        owners = owners + "/" + threads[r, :r1, :c1].astype(str).astype(object)
+    labels = "T" + owners + ":" + local[:r1, :c1].astype(str).astype(object)
     rep = f", each element held by {fragment.replicate} threads" if fragment.replicate > 1 else ""
     part = f" (rows 0-{r1 - 1}, cols 0-{c1 - 1})" if (r1, c1) != (rows, cols) else ""
     title = (f"Fragment {list(fragment.shape)}{part}: {n} threads, {fragment.locals_per_thread()} registers per "
@@ -111,8 +107,14 @@ def fragment_picture(fragment: Fragment, grid_shape=None, crop=None) -> LayoutPi
                          legend, cyclic=True, groups=warps if n > WARP else None)
 
 
-def _coords(flat: int, shape) -> str:
-    return ",".join(str(int(x)) for x in np.unravel_index(flat, shape))
+def _coords(flat: np.ndarray, shape) -> np.ndarray:
+    """"i,j" strings (an object array) of flat offsets into `shape`; "" where the offset is -1."""
+    parts = np.unravel_index(np.maximum(flat, 0), shape)
+    out = parts[0].astype(str).astype(object)
+    for p in parts[1:]:
+        out = out + "," + p.astype(str).astype(object)
+    out[flat < 0] = ""
+    return out
 
 
 def layout_picture(layout: Layout, dtype=None, view: str = "input", grid_shape=None, crop=None) -> LayoutPicture:
@@ -125,7 +127,7 @@ def layout_picture(layout: Layout, dtype=None, view: str = "input", grid_shape=N
     if view == "input":
         rows, cols = _grid_of(layout.shape, grid_shape)
         phys = flat.reshape(rows, cols)
-        shown = [[_coords(int(phys[i, j]), out_shape) for j in range(cols)] for i in range(rows)]
+        shown = _coords(phys, out_shape)
         offsets = phys.astype(float)
         what = "stored at"
     else:
@@ -135,29 +137,25 @@ def layout_picture(layout: Layout, dtype=None, view: str = "input", grid_shape=N
         inv = np.full(int(np.prod(out_shape)), -1, dtype=np.int64)
         inv[flat.ravel()] = np.arange(flat.size)
         inv = inv.reshape(rows, cols)
-        shown = [["" if inv[i, j] < 0 else _coords(int(inv[i, j]), layout.shape) for j in range(cols)]
-                 for i in range(rows)]
+        shown = _coords(inv, layout.shape)
         offsets = np.arange(rows * cols, dtype=float).reshape(rows, cols)
         offsets[inv < 0] = np.nan  # padding: no element lives there
         what = "holds element"
     r1, c1 = (rows, cols) if crop is None else (min(rows, crop[0]), min(cols, crop[1]))
     offsets = offsets[:r1, :c1]
-    labels = np.empty((r1, c1), dtype=object)
+    shown = shown[:r1, :c1]
     if bits is not None:
         bank = np.floor(offsets * bits / 8 / BANK_BYTES) % BANKS
         values = bank / BANKS
-        for i in range(r1):
-            for j in range(c1):
-                labels[i, j] = "" if np.isnan(bank[i, j]) else f"B{int(bank[i, j])}\n{shown[i][j]}"
+        labels = "B" + np.nan_to_num(bank).astype(np.int64).astype(str).astype(object) + "\n" + shown
+        labels[np.isnan(bank)] = ""
         legend = (f"B<bank> and the {'physical' if view == 'input' else 'logical'} index; colour: bank "
                   f"({BANKS} banks x {BANK_BYTES} bytes, {bits}-bit elements)")
         cyclic = True
     else:
         size = max(1, int(np.prod(out_shape)))
         values = offsets / size
-        for i in range(r1):
-            for j in range(c1):
-                labels[i, j] = shown[i][j]
+        labels = shown
         legend = f"each cell: the {'physical' if view == 'input' else 'logical'} index it is {what}"
         cyclic = False
     part = f" (rows 0-{r1 - 1}, cols 0-{c1 - 1})" if (r1, c1) != (rows, cols) else ""
