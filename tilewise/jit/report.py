@@ -290,7 +290,8 @@ def bank_records(kernel):
     except Exception as e:  # noqa: BLE001 - e.g. the emulator has not run the kernel
         return None, f"not measured: {e}"
     if stats is None:
-        return None, "not measured: the emulator has not run this kernel"
+        return None, ("not measured: no emulator run of this kernel counted them (run it with "
+                      "TILEWISE_EMULATOR_STATS=1)")
     return list(getattr(stats, "bank_conflicts", None) or []), ""
 
 
@@ -300,12 +301,23 @@ def banks_section(records, why: str, src: UserSource | None) -> Section:
     if not records:
         return Section("banks", "Shared-memory bank conflicts", '<p class="good">no bank conflicts in the emulated '
                                                                 "runs</p>")
+    def extra(r) -> str:
+        n = getattr(r, "extra", "")
+        return f'<span class="bad">{esc(n)}</span>' if isinstance(n, int) and n > 0 else esc(n)
+
+    def ways(r) -> str:
+        w = getattr(r, "ways", None)
+        return f"{w:.2f}" if isinstance(w, (int, float)) else ""
+
+    ordered = sorted(records, key=lambda r: -(getattr(r, "extra", 0) or 0))
     rows = [[esc(getattr(r, "buffer", "")), _line_link(getattr(r, "line", None), src), esc(getattr(r, "kind", "")),
-             esc(getattr(r, "accesses", "")), esc(getattr(r, "wavefronts", "")), esc(getattr(r, "extra", ""))]
-            for r in records]
-    body = ("<p>Per source line: warp-wide shared-memory accesses, the wavefronts they took, and the extra "
-            "wavefronts bank conflicts cost.</p>"
-            + table(["buffer", "line", "kind", "accesses", "wavefronts", "extra"], rows))
+             esc(getattr(r, "accesses", "")), esc(getattr(r, "wavefronts", "")), extra(r), ways(r)]
+            for r in ordered]
+    total = sum(getattr(r, "extra", 0) or 0 for r in records)
+    body = (f"<p>Per source line and buffer: warp-wide shared-memory requests, the wavefronts they took, and "
+            f"the extra wavefronts bank conflicts cost ({total} in all); ways = wavefronts over the "
+            "conflict-free minimum.</p>"
+            + table(["buffer", "line", "kind", "requests", "wavefronts", "extra", "ways"], rows))
     return Section("banks", "Shared-memory bank conflicts", body)
 
 
