@@ -335,7 +335,7 @@ def _marks(notes: list[str], records, src: UserSource | None) -> dict[int, str]:
             marks.setdefault(line, []).append(rest)
     for r in records or []:
         file, line = _line_of(getattr(r, "line", None))
-        if line is not None:
+        if line is not None and (getattr(r, "extra", 0) or 0) > 0:  # conflict-free lines need no mark
             marks.setdefault(line, []).append(f"{getattr(r, 'extra', '?')} extra wavefronts on "
                                               f"{getattr(r, 'buffer', '?')} (bank conflicts)")
     return {k: "; ".join(v) for k, v in marks.items()}
