@@ -272,7 +272,7 @@ def emulator_section(kernel) -> Section:
     for n, r in enumerate(runs, 1):
         checks = ", ".join(f"{k} {'on' if v else 'off'}" for k, v in r.checks.items())
         result = ('<span class="good">clean</span>' if r.error is None else
-                  f'<span class="bad">{esc(type(r.error).__name__)}</span><pre>{esc(r.error)}</pre>')
+                  f'<span class="bad">{esc(r.error)}</span><pre>{esc(r.message)}</pre>')
         rows.append([str(n), esc(checks), result])
     bad = sum(1 for r in runs if r.error is not None)
     head = (f"<p>{len(runs)} run(s) recorded (the latest {len(runs)}), {bad} with a finding. Out-of-bounds, "

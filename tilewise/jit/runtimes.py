@@ -38,10 +38,11 @@ class Runtime:
 @dataclass(frozen=True)
 class EmulatorRun:
     """One run of the emulator: which optional checks were on, and the error it found (None: the
-    run was clean; out-of-bounds, divergence and barrier checks are always on)."""
+    run was clean; out-of-bounds, divergence and barrier checks are always on) with its message."""
 
     checks: dict
-    error: EmulatorError | None
+    error: str | None  # the error's class name (RaceError, ...); not the exception, whose traceback
+    message: str = ""  # would keep the emulator's memory alive
 
 
 RUNS_KEPT = 16
@@ -91,7 +92,7 @@ class EmulatorRuntime(Runtime):
         try:
             emulate(self.lowered, values, dims, check_races=checks["races"], check_uninit=checks["uninit"])
         except EmulatorError as e:
-            self.runs.append(EmulatorRun(dict(checks), e))  # what kernel.report() shows of the run
+            self.runs.append(EmulatorRun(dict(checks), type(e).__name__, str(e)))  # for kernel.report()
             raise
         self.runs.append(EmulatorRun(dict(checks), None))
         del self.runs[:-RUNS_KEPT]
