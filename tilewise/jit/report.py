@@ -290,8 +290,8 @@ def bank_records(kernel):
     except Exception as e:  # noqa: BLE001 - e.g. the emulator has not run the kernel
         return None, f"not measured: {e}"
     if stats is None:
-        return None, ("not measured: no emulator run of this kernel counted them (run it with "
-                      "TILEWISE_EMULATOR_STATS=1)")
+        return None, ("not measured: no emulator run of this kernel counted them (turn the emulator's "
+                      "counting on as kernel.emulate_stats() describes, run the kernel, then write the report)")
     return list(getattr(stats, "bank_conflicts", None) or []), ""
 
 
