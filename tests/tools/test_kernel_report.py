@@ -174,14 +174,20 @@ def transpose_kernel():
     return transpose
 
 
-def test_report_shows_the_emulators_finding(tmp_path):
+def test_report_shows_the_emulators_finding_and_the_row_major_shared_tile(tmp_path):
     k = tilewise.compile(transpose_kernel(), out_idx=[1], target="cuda -arch=sm_80", execution_backend="emulator",
                          pass_configs={"tl.disable_thread_storage_sync": True})
     with pytest.raises(RaceError):
         k(np.ones((16, 16), np.float32))
-    emu = section(open(k.report(tmp_path / "race.html"), encoding="utf-8").read(), "emulator")
+    page = open(k.report(tmp_path / "race.html"), encoding="utf-8").read()
+    emu = section(page, "emulator")
     assert "1 run(s) recorded" in emu and "1 with a finding" in emu
     assert '<span class="bad">RaceError</span>' in emu and "race on s[" in emu
+    # the shared tile no operator laid out is pictured row-major: a column is in banks 0 and 16 only
+    layouts = section(page, "layouts")
+    assert re.search(r'data-buffer="s">s <span class="muted">shared, row-major \(no swizzle\) \[16, 16\] float32',
+                     layouts)
+    assert ">B16<" in layouts and ">1,0<" in layouts
 
 
 def test_bank_conflict_table_links_lines():

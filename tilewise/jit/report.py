@@ -19,6 +19,7 @@ from ..ir.recursion import deep_recursion
 from ..ir.stmt import Allocate, PrimFunc
 from ..ir.visitor import walk
 from ..layout.fragment import Fragment
+from ..layout.layout import Layout
 from ..tools.layout_svg import svg
 from ..tools.plot_layout import LABEL_LIMIT, picture_of
 from ..transform.pipeline import run_passes
@@ -145,10 +146,18 @@ def layouts_section(kernel, lowered: PrimFunc, src: UserSource | None) -> Sectio
         body = ("<p>This target runs each block as one thread: tiles are plain row-major arrays of that thread, "
                 "so there are no thread layouts or shared-memory swizzles to show.</p>")
         return Section("layouts", "Layouts", body)
+    # shared tiles that no operator gave a layout stay row-major: shown too, since their banks
+    # are where conflicts come from
+    inputs = walk_kernels(kernel.build.func)
     parts = []
-    for lm in maps:
+    for n, lm in enumerate(maps):
         entries: list[tuple[Buffer, object, str]] = [(b, f, "fragment") for b, f in lm.fragments.items()]
         entries += [(b, lay, "shared") for b, lay in lm.shared.items()]
+        laid = {b.name for b in lm.shared}
+        user_kernel = inputs[n] if len(inputs) == len(maps) else None
+        for b in _allocations(user_kernel) if user_kernel is not None else []:
+            if b.scope.startswith("shared") and b.name not in laid and b.static_shape() is not None:
+                entries.append((b, Layout(b.static_shape()), "shared, row-major (no swizzle)"))
         if not entries:
             parts.append('<p class="muted">no fragment or shared buffer has an inferred layout</p>')
         for buf, lay, kind in entries:
@@ -216,9 +225,10 @@ def sass_section(kernel) -> tuple[Section, dict | None]:
     return Section("sass", "SASS", "".join(parts) or '<p class="muted">no functions in the cubin</p>'), summary
 
 
-def _allocations(func: PrimFunc) -> list[Buffer]:
+def _allocations(node) -> list[Buffer]:
+    """The buffers a function (or statement) allocates."""
     found: list[Buffer] = []
-    walk(func.body, lambda n: found.append(n.buffer) if isinstance(n, Allocate) else None)
+    walk(node.body, lambda n: found.append(n.buffer) if isinstance(n, Allocate) else None)
     return found
 
 
