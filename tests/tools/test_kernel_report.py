@@ -203,3 +203,19 @@ def test_bank_conflict_table_links_lines():
     assert '<td>ldmatrix</td><td>4</td><td>16</td><td><span class="bad">12</span></td><td></td>' in body
     assert "<td>ld</td><td>8</td><td>8</td><td>0</td><td>1.00</td>" in body
     assert "not measured" in banks_section(None, "not measured: no stats", src).body
+
+
+def test_report_says_when_cuobjdump_is_missing(tmp_path, monkeypatch):
+    from tilewise.backend.cuda import inspect as sass_tools
+    from tilewise.backend.cuda.toolkit import ToolkitNotFound
+
+    def missing(name):
+        raise ToolkitNotFound(f"the CUDA tool {name} was not found")
+
+    monkeypatch.setattr(sass_tools, "tool_path", missing)
+    sass_tools.get_sass.cache_clear()
+    sass_tools.resource_usage_all.cache_clear()
+    k = tilewise.compile(transpose_kernel(), out_idx=[1], target="cuda -arch=sm_80", execution_backend="emulator")
+    page = open(k.report(tmp_path / "no_tools.html"), encoding="utf-8").read()
+    assert "cuobjdump failed: the CUDA tool cuobjdump was not found" in section(page, "sass")
+    assert "cuobjdump -res-usage failed: the CUDA tool cuobjdump was not found" in section(page, "resources")

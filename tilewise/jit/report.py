@@ -12,8 +12,12 @@ import inspect
 import linecache
 import math
 import os
+import subprocess
+import tokenize
 from dataclasses import dataclass
 
+from ..backend.cuda.inspect import CuobjdumpError
+from ..backend.cuda.toolkit import ToolkitNotFound
 from ..ir.buffer import Buffer
 from ..ir.recursion import deep_recursion
 from ..ir.stmt import Allocate, PrimFunc
@@ -26,6 +30,8 @@ from ..transform.pipeline import run_passes
 from .build import walk_kernels
 from .report_page import Section, code_block, diff_block, esc, page, table
 
+# what reading a cubin with cuobjdump raises when the tool is missing, fails or hangs
+TOOL_ERRORS = (CuobjdumpError, ToolkitNotFound, OSError, subprocess.SubprocessError)
 CORNER = 16  # a picture of a large layout comes with its labelled top-left corner of this many rows/cols
 
 
@@ -49,7 +55,7 @@ def user_source(func: PrimFunc) -> UserSource | None:
         start -= 1
     try:
         block = inspect.getblock(lines[span.line - 1:])
-    except (SyntaxError, IndentationError, Exception):  # noqa: BLE001 - any tokenizer trouble: show to the file end
+    except (SyntaxError, tokenize.TokenError):  # a file the tokenizer cannot finish: show it to the end
         block = lines[span.line - 1:]
     end = span.line - 1 + len(block)
     return UserSource(span.file, start + 1, "".join(lines[start:end]))
@@ -200,7 +206,7 @@ def sass_section(kernel) -> tuple[Section, dict | None]:
 
     try:
         sass = kernel.get_sass()
-    except Exception as e:  # noqa: BLE001 - cuobjdump missing or failing: the page says so
+    except TOOL_ERRORS as e:  # cuobjdump missing or failing: the page says so
         return Section("sass", "SASS", f'<p class="bad">cuobjdump failed: {esc(e)}</p>'), None
     parts, summary = [], None
     for name, instrs in parse_sass(sass).items():
@@ -263,7 +269,7 @@ def resources_section(kernel) -> Section:
             parts.append(table(["function", "registers", "stack bytes", "local bytes", "static shared bytes"],
                                [[esc(n), str(v["registers"]), str(v["stack_bytes"]), str(v["local_bytes"]),
                                  str(v["shared_bytes"])] for n, v in per.items()]))
-    except Exception as e:  # noqa: BLE001 - cuobjdump missing or failing: the page says so
+    except TOOL_ERRORS as e:  # cuobjdump missing or failing: the page says so
         parts.append(f'<p class="bad">cuobjdump -res-usage failed: {esc(e)}</p>')
     return Section("resources", "Resources", "".join(parts) + tiles)
 
@@ -295,10 +301,7 @@ def bank_records(kernel):
     stats_of = getattr(kernel, "emulate_stats", None)
     if stats_of is None:
         return None, "not measured: this tilewise has no kernel.emulate_stats()"
-    try:
-        stats = stats_of()
-    except Exception as e:  # noqa: BLE001 - e.g. the emulator has not run the kernel
-        return None, f"not measured: {e}"
+    stats = stats_of()
     if stats is None:
         return None, ("not measured: no emulator run of this kernel counted them (turn the emulator's "
                       "counting on as kernel.emulate_stats() describes, run the kernel, then write the report)")
