@@ -11,8 +11,16 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# tests/tools opens kernel reports in a headless Chromium (Debian's package): installed here when
+# missing and we are root; otherwise that test fails saying how to install it
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[test,cuda]'
+	@if ! command -v chromium >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq chromium >/dev/null 2>&1 || \
+		{ apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; } || \
+		echo "note: could not install chromium (apt-get install chromium); the kernel-report browser test will fail"; \
+	fi
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -7,6 +7,7 @@ from . import (  # noqa: E402
     language,  # noqa: E402
     math,  # noqa: E402
     testing,  # noqa: E402
+    tools,
     tvm,
     utils,  # noqa: E402
 )
@@ -40,5 +41,5 @@ __all__ = [
     "TensorSupplyType", "__version__", "autotune", "cached", "cdiv", "clear_cache", "compile", "disable_cache",
     "enable_cache", "engine", "env", "is_cache_enabled", "jit", "language", "lower", "math", "next_power_of_2",
     "par_compile", "register_c_postproc", "register_cuda_postproc", "register_hip_postproc", "set_log_level",
-    "testing", "tvm", "utils",
+    "testing", "tools", "tvm", "utils",
 ]  # fmt: skip

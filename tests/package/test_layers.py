@@ -19,6 +19,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("tilewise.errors", "tilewise.env", "tilewise.version", "tilewise.ir.span", "tilewise.math", "tilewise.engine"),
     ("tilewise.ir",),
     ("tilewise.layout",),
+    ("tilewise.tools",),  # pictures of layouts (kernel.report, in jit, draws with them)
     ("tilewise.tileop",),
     ("tilewise.transform",),
     ("tilewise.backend.c_style",),  # what the renderers of both backends share

@@ -138,6 +138,15 @@ class JITKernel:
         wgmma, mma.sync or FMAs and why, which copies became TMA or cp.async and why."""
         return self.build.lowering_notes()
 
+    def report(self, path) -> str:
+        """Write one self-contained HTML page about this kernel to `path`: its source, the IR after
+        each pass (with diffs), the layout of every buffer as pictures, the lowering notes, the
+        generated source, the SASS with its steady-state loop (CUDA), resource usage and what
+        the emulator found in the runs it made. Returns the path."""
+        from .report import write_report
+
+        return write_report(self, path)
+
     def get_sass(self) -> str:
         """SASS of the compiled CUDA kernel (cuobjdump; no GPU needed)."""
         return self._tool("disassemble", "get_sass")(self.build.binary)

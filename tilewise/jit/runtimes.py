@@ -2,6 +2,7 @@
 by execution-backend name ("native", "nvrtc", "emulator"); JITKernel only calls `run`."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ from .. import env
 from ..backend.cpu.library import CpuLibrary
 from ..backend.cuda.launch import CudaLauncher, launch_plans, tensor_map_args
 from ..backend.cuda.nvrtc import nvrtc_compile
+from ..emulator import EmulatorError
 from ..emulator import run as emulate
 from ..ir.buffer import Buffer
 from ..ptx import TensorMapDesc
@@ -31,6 +33,19 @@ class Runtime:
     def direct_entry(self, n_ptrs: int, n_dims: int):
         """A native function taking the raw pointers and dimensions, for the fast call path."""
         return None
+
+
+@dataclass(frozen=True)
+class EmulatorRun:
+    """One run of the emulator: which optional checks were on, and the error it found (None: the
+    run was clean; out-of-bounds, divergence and barrier checks are always on) with its message."""
+
+    checks: dict
+    error: str | None  # the error's class name (RaceError, ...); not the exception, whose traceback
+    message: str = ""  # would keep the emulator's memory alive
+
+
+RUNS_KEPT = 16
 
 
 _libraries: dict[Path, CpuLibrary] = {}  # a library is loaded once per process
@@ -64,6 +79,7 @@ class EmulatorRuntime(Runtime):
         # what would fail to build for a GPU fails here too
         _ = build.source
         self._second: Runtime | None = None  # the PTX interpreter, when cross-checking
+        self.runs: list[EmulatorRun] = []  # the latest runs, oldest first
 
     def run(self, arrays, dims: list[int]) -> None:
         views = [numpy_view(a) for a in arrays]
@@ -72,8 +88,14 @@ class EmulatorRuntime(Runtime):
             raise ValueError(f"TILEWISE_EMULATOR_CROSSCHECK={check!r}: the only second executor is 'ptx'")
         before = crosscheck.snapshot(self.lowered.params, views) if check else None
         values = [_emulator_value(p, v) for p, v in zip(self.lowered.params, views)]
-        emulate(self.lowered, values, dims, check_races=env.flag("TILEWISE_EMULATOR_RACES"),
-                check_uninit=env.flag("TILEWISE_EMULATOR_UNINIT"))
+        checks = {"races": env.flag("TILEWISE_EMULATOR_RACES"), "uninit": env.flag("TILEWISE_EMULATOR_UNINIT")}
+        try:
+            emulate(self.lowered, values, dims, check_races=checks["races"], check_uninit=checks["uninit"])
+        except EmulatorError as e:
+            self.runs.append(EmulatorRun(dict(checks), type(e).__name__, str(e)))  # for kernel.report()
+            raise
+        self.runs.append(EmulatorRun(dict(checks), None))
+        del self.runs[:-RUNS_KEPT]
         if before is not None:
             if self._second is None:
                 self._second = PtxRuntime(self.build)

@@ -43,7 +43,9 @@ def make_swizzled_layout(buffer, dtype=None, k_major: bool = True) -> Layout:
         phase = (r // rows_per_phase) % chunks
         return (*lead, (c // group) * group + (chunk ^ phase) * vec + c % vec)
 
-    return Layout(shape, fwd)
+    layout = Layout(shape, fwd)
+    layout.element_bits = bits  # what plot_layout needs to show the banks
+    return layout
 
 
 def make_padded_layout(buffer, dtype=None, pad_bytes: int = 16) -> Layout:
@@ -58,4 +60,6 @@ def make_padded_layout(buffer, dtype=None, pad_bytes: int = 16) -> Layout:
             flat = flat * d + k
         return (flat, c)
 
-    return Layout(shape, fwd, output_shape=(rows, cols + pad))
+    layout = Layout(shape, fwd, output_shape=(rows, cols + pad))
+    layout.element_bits = bits
+    return layout

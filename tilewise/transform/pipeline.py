@@ -83,14 +83,21 @@ def thread_passes(machine: Machine, pass_configs: dict | None = None) -> list[Pa
     ]
 
 
-def run_passes(func: PrimFunc, passes: list[Pass], dump_dir: str | None = None) -> PrimFunc:
+def run_passes(func: PrimFunc, passes: list[Pass], dump_dir: str | None = None,
+               after_each: Callable[[str, PrimFunc], None] | None = None) -> PrimFunc:
+    """`after_each(name, func)` sees the input (name "input") and the result of every pass: how
+    kernel.report() shows the IR pass by pass (ordinary compiles pass none)."""
     dump_dir = dump_dir if dump_dir is not None else env.get("TILEWISE_DUMP_IR")
+    if after_each is not None:
+        after_each("input", func)
     if dump_dir:
         d = Path(dump_dir)
         d.mkdir(parents=True, exist_ok=True)
         (d / f"{func.name}.00_input.py").write_text(func.script() + "\n")
     for i, (name, p) in enumerate(passes, 1):
         func = p(func)
+        if after_each is not None:
+            after_each(name, func)
         if dump_dir:
             (Path(dump_dir) / f"{func.name}.{i:02d}_{name}.py").write_text(func.script() + "\n")
     return func
