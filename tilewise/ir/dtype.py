@@ -53,12 +53,13 @@ class DataType(str):
     __str__ = __repr__
 
     def __call__(self, value=None):
-        """`T.float32(1.0)` makes a constant; `T.int32()` inside a macro signature is an annotation."""
+        """`T.float32(1.0)` makes a constant; `T.int32()` is a fresh scalar variable that is also
+        an annotation (a macro's `x: T.int32()`), as TVM's `T.int32()` is."""
         # expressions carry dtypes: expr.py imports this module
-        from .expr import Cast, as_expr, const
+        from .expr import AnnotatedVar, Cast, as_expr, const
 
         if value is None:
-            return ScalarAnnotation(self)
+            return AnnotatedVar(self)
         if isinstance(value, (int, float, bool)):
             return const(value, self)
         return Cast(as_expr(value), self)

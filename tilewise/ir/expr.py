@@ -179,6 +179,18 @@ class Var(Expr):
         self.uid = next(_ids)
 
 
+class AnnotatedVar(Var, _dt.ScalarAnnotation):
+    """What `T.int32()` makes: a scalar variable (`a = T.int32(); a & 0xff`) that also reads as a
+    scalar annotation where a signature expects one."""
+
+    def __init__(self, dtype: DataType):
+        Var.__init__(self, "v", dtype)
+
+
+# visitors, printers and the emulator dispatch on the class name: this is a Var to all of them
+AnnotatedVar.__name__ = "Var"
+
+
 class BinOp(Expr):
     __slots__ = ("op", "a", "b")
     _fields = ("a", "b")

@@ -79,6 +79,7 @@ from .control import (
     get_thread_extent,
     get_thread_extents,
     index_to_coordinates,
+    let,
     loop_break,
 )
 from .eager import Ref, annotate_compile_flags, annotate_pass_configs, const, dynamic, empty, inline

@@ -23,10 +23,11 @@ import warnings
 from ..errors import CompileError
 from ..ir import dtype as _dt
 from ..ir.builder import require, require_kernel
-from ..ir.expr import Call, Const, Expr
+from ..ir.expr import Call, Cast, Const, Expr, Var, as_expr
 from ..ir.span import current_span
-from ..ir.stmt import Break, Evaluate, IfThenElse
+from ..ir.stmt import Break, Evaluate, IfThenElse, LetStmt
 from ..ir.stmt import While as WhileStmt
+from ..ir.visitor import substitute
 from ..tileop import thread_allreduce
 from .math import _v
 from .math import floordiv as _floordiv
@@ -103,6 +104,21 @@ def device_assert(cond, msg: str = "") -> None:
     where = f"{span}: " if span is not None else ""
     text = f"{where}T.device_assert failed" + (f": {msg}" if msg else "")
     require("T.device_assert").emit(Evaluate(Call("device_assert", [cond], _dt.handle, {"msg": text})))
+
+
+def let(var, value, body=None):
+    """`T.let(v, value)` binds the variable `v` (e.g. `v = T.int32()`) to `value` for the
+    statements that follow; `T.let(v, value, body)` is the expression `body` with `v` = `value`."""
+    value = _v(value)
+    if not isinstance(var, Var):
+        raise CompileError(f"T.let: the first argument must be a variable (e.g. T.int32()), got {var!r}")
+    if body is not None:
+        return substitute(_v(body), {var: as_expr(value, var.dtype)})
+    value = as_expr(value, var.dtype)
+    if value.dtype != var.dtype:
+        value = Cast(value, var.dtype)
+    require("T.let").emit(LetStmt(var, value))
+    return None
 
 
 def evaluate(value):
