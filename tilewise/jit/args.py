@@ -13,7 +13,7 @@ from ..ir.dtype import DataType, as_dtype
 from ..ir.expr import Var, const
 from ..ir.printer import shape_str
 from ..ir.simplify import simplify
-from ..ir.visitor import substitute
+from ..ir.visitor import collect_vars, substitute
 
 _np_to_dt: dict = {}
 _MISSING = object()
@@ -116,6 +116,7 @@ class ArgBinder:
                     values[p] = v
         for i, addr in addresses:
             arrays[i] = self._at_address(params[i], addr, values)
+        _solve_linear(deferred, values)
         for name, k, want, got in deferred:
             v = simplify(substitute(want, {kk: _const(vv) for kk, vv in values.items()}))
             if not hasattr(v, "value"):
@@ -328,6 +329,35 @@ def _strides(a):
 
 def _pname(p) -> str:
     return p.name
+
+
+def _solve_linear(deferred, values: dict) -> None:
+    """Bind a dynamic dimension that only appears inside an expression such as `n * 4` or
+    `n + 1` (TileLang's `T.Tensor((n * 4,), ...)`): where a dimension's expression has one
+    unbound variable and is affine in it, a*n + b = extent gives n. Whatever is solved is
+    verified with every other dimension afterwards, like any bound variable."""
+    progress = True
+    while progress:
+        progress = False
+        for _name, _k, want, got in deferred:
+            free = [v for v in collect_vars(want) if v not in values]
+            free = list(dict.fromkeys(free))
+            if len(free) != 1:
+                continue
+            var = free[0]
+            known = {kk: _const(vv) for kk, vv in values.items()}
+
+            def at(x: int):
+                r = simplify(substitute(want, {**known, var: _const(x)}))
+                return int(r.value) if hasattr(r, "value") else None
+
+            f0, f1, f2 = at(0), at(1), at(2)
+            if None in (f0, f1, f2) or f1 == f0 or f2 - f1 != f1 - f0 or (got - f0) % (f1 - f0):
+                continue
+            n = (got - f0) // (f1 - f0)
+            if at(n) == got:
+                values[var] = n
+                progress = True
 
 
 def _alloc(shape, dt: DataType, use_torch: bool, device: str):
