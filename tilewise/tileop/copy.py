@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..errors import CompileError, InternalError
 from ..ir.buffer import BufferRegion
 from ..ir.builder import emit, require_kernel
-from ..ir.expr import BufferLoad, cast
+from ..ir.expr import BufferLoad, Const, as_expr, cast, const_value
 from ..ir.stmt import BufferStore, Stmt
 from ..layout.tv import default_fragment
 from . import cuda_common as cc
@@ -86,10 +86,13 @@ class Copy(TileOp):
             return
         if s.is_fragment and d.is_fragment:
             ls, ld = li.layout_of(s), li.layout_of(d)
-            if ls is not None and ld is None:
-                li.set_fragment(d, ls, self.span)
+            to_d, to_s = _dim_map(self.src, self.dst), _dim_map(self.dst, self.src)
+            if to_d is None:
+                pass  # a part of a fragment: the whole-tile operators using it decide its layout
+            elif ls is not None and ld is None:
+                li.set_fragment(d, ls.remap(d.shape, to_d), self.span)
             elif ld is not None and ls is None:
-                li.set_fragment(s, ld, self.span)
+                li.set_fragment(s, ld.remap(s.shape, to_s), self.span)
         if level != InferLevel.FREE:
             return
         for b in (s, d):
@@ -155,7 +158,11 @@ class Copy(TileOp):
         if fs and fd:
             cc.whole_fragment(src, "T.copy")
             cc.whole_fragment(dst, "T.copy")
-            if not ctx.fragment_layout(src.buffer).same_as(ctx.fragment_layout(dst.buffer)):
+            # the fragments may differ in unit dimensions (T.copy(F[0, :], G) from [1, N] to [N]):
+            # seen through the tile's correspondence, the layouts must hold each element in the
+            # same thread and register
+            seen = ctx.fragment_layout(src.buffer).remap(dst.buffer.shape, _dim_map(src, dst))
+            if not seen.same_as(ctx.fragment_layout(dst.buffer)):
                 raise CompileError(
                     f"T.copy between fragments {src.buffer.name} and {dst.buffer.name} with different layouts; "
                     "copy through a shared buffer", self.span)
@@ -172,6 +179,26 @@ class Copy(TileOp):
             return BufferStore(loc, [v], cast(guarded_load(other, idx, ctx.ranges), loc.dtype))
 
         return cc.fragment_loop(ctx, frag.buffer, body, writes_memory=fs, region=frag)
+
+
+def _dim_map(a: BufferRegion, b: BufferRegion) -> dict | None:
+    """{dimension of a's buffer: dimension of b's buffer} pairing the non-unit dimensions of two
+    regions that each cover their whole buffer (unit dimensions hold no layout modes); None when
+    either is a part of its buffer."""
+    def dims(r: BufferRegion):
+        out = []
+        for d, ((start, ext), full) in enumerate(zip(r.region, r.buffer.shape)):
+            ext = ext.value if isinstance(ext, Const) else ext
+            if not (const_value(as_expr(start)) == 0 and isinstance(ext, int) and ext == full):
+                return None
+            if ext != 1:
+                out.append(d)
+        return out
+
+    da, db = dims(a), dims(b)
+    if da is None or db is None or len(da) != len(db):
+        return None
+    return dict(zip(da, db))
 
 
 def _match(src: BufferRegion, dst: BufferRegion, dst_idx):

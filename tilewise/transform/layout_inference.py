@@ -396,6 +396,12 @@ class LayoutInference:
         if old is not None:
             if old.same_as(layout):
                 return
+            if buf in self.annotated and _same_threads(old, layout):
+                # the annotation fixed which thread holds each element; the register order
+                # inside a thread is the compiler's, so the operator's order is taken
+                self.map.fragments[buf] = layout
+                self.changed = True
+                return
             raise CompileError(
                 f"layout conflict for fragment {buf.name}: it is laid out as {old} by {self.fixed_by(buf)}, but "
                 f"this statement needs {layout}; copy it through a shared buffer (T.copy into T.alloc_shared, then "
@@ -549,6 +555,25 @@ class LayoutInference:
                         f"{fl.replicate} threads, but only {lay.replicate} of them run the loop",
                         nest.span,
                     )
+
+
+def _same_threads(a: TVFragment, b: TVFragment) -> bool:
+    """Same thread modes and the same value digits, in any register order."""
+    def digits(modes):
+        out = set()
+        for m in modes:
+            stride, r = m.stride, m.radix
+            p = 2
+            while r > 1:
+                while r % p == 0:
+                    out.add((m.dim, stride, p))
+                    stride *= p
+                    r //= p
+                p += 1
+        return out
+
+    return (tuple(a.shape) == tuple(b.shape) and a.thread_modes == b.thread_modes
+            and digits(a.value_modes) == digits(b.value_modes))
 
 
 def _held_threads(fl: TVFragment) -> np.ndarray:
