@@ -269,3 +269,28 @@ def test_copy_of_a_fragment_row_slice(target, emu, rng):
     c = np.zeros((4, 64), np.float32)
     k(g, c)
     np.testing.assert_allclose(c, np.cumsum(g * np.arange(1, 5)[:, None], axis=0), rtol=1e-5, atol=1e-6)
+
+
+def _serial_read_kernel(layout):
+    @T.prim_func
+    def f(G: T.Tensor((2, 8), "float32"), C: T.Tensor((1,), "float32")):
+        with T.Kernel(1, threads=64):
+            m = T.alloc_fragment([2, 8], "float32")
+            T.annotate_layout({m: layout(m)})
+            T.copy(G, m)
+            C[0] = m[1, 3] + m[0, 7]
+
+    return f
+
+
+def test_serial_reads_need_a_replicated_fragment(emu):
+    from tilewise.layout import make_fully_replicated_layout_fragment
+
+    with pytest.raises(tilewise.CompileError, match="element by element outside T.Parallel") as err:
+        emu(_serial_read_kernel(lambda m: T.Fragment(m.shape, forward_thread_fn=lambda i, j: i * 8 + j)))
+    assert "T.annotate_layout({m:" in str(err.value) and "C[0] = m[1, 3] + m[0, 7]" in str(err.value)
+    k = emu(_serial_read_kernel(lambda m: make_fully_replicated_layout_fragment(m, 64)))
+    g = np.arange(16, dtype=np.float32).reshape(2, 8)
+    c = np.zeros(1, np.float32)
+    k(g, c)
+    assert c[0] == g[1, 3] + g[0, 7]

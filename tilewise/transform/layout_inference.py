@@ -602,6 +602,14 @@ def infer_kernel_layouts(kernel: Kernel, machine: Machine | None = None, pass_co
                     li.set_shared(buf, lay)
     for buf, span in c.serial_fragments.items():
         # touched element by element outside T.Parallel: every thread keeps the whole tile
+        if buf in li.annotated and li.map.fragments[buf].replicate < li.map.fragments[buf].num_threads:
+            # TileLang would read register forward_index(i) of whichever thread runs the code,
+            # an element other than F[i] in most threads; tilewise keeps F[i] meaning F[i]
+            raise CompileError(
+                f"fragment {buf.name} is used element by element outside T.Parallel here, which needs every thread "
+                f"to hold all of it, but {li.fixed_by(buf)} spreads it over threads; read it inside a T.Parallel loop, "
+                "or annotate a fully replicated layout (make_fully_replicated_layout_fragment)",
+                span, extra_spans=(li.map.sources.get(buf),))
         home = li.map.fragment_ranges.get(buf)
         n = home[1] - home[0] + 1 if home is not None else li.map.threads
         li.set_fragment(buf, replicated_fragment(buf.shape, n), span)
