@@ -294,3 +294,8 @@ def test_serial_reads_need_a_replicated_fragment(emu):
     c = np.zeros(1, np.float32)
     k(g, c)
     assert c[0] == g[1, 3] + g[0, 7]
+
+
+def test_fragment_copies_compile_for_sm80_and_sm90a(nvrtc_check):
+    nvrtc_check(_issue_1719_kernel())
+    nvrtc_check(_slice_kernel(True))
