@@ -140,6 +140,20 @@ def test_swizzle_helpers():
     assert ev(g.map_forward_thread([1, 2])) == 5  # lane = row * 4 + col // 2
     gt = make_gemm_fragment_8x8_transposed()
     assert ev(gt.map_forward_thread([2, 1])) == 5 and gt.covers_exactly_once()
+    from tilewise.layout import (
+        make_full_bank_swizzled_layout,
+        make_half_bank_swizzled_layout,
+        make_quarter_bank_swizzled_layout,
+        make_wgmma_swizzled_layout,
+    )
+
+    for shape, dtype in [((64, 64), "float16"), ((32, 128), "int8"), ((16, 32), "float32")]:
+        assert make_full_bank_swizzled_layout(shape, dtype=dtype).is_bijective()
+        assert make_wgmma_swizzled_layout(shape, dtype=dtype).is_bijective()
+        assert make_half_bank_swizzled_layout(shape, dtype=dtype).is_bijective()
+        assert make_quarter_bank_swizzled_layout(shape, dtype=dtype).is_bijective()
+    with pytest.raises(tilewise.CompileError, match="continuity"):
+        make_wgmma_swizzled_layout((64, 64), continuity=32, dtype="float16")
     rep = make_fully_replicated_layout_fragment((2, 3), 64)
     assert rep.replicate == 64 and rep.get_thread_size() == 64 and rep.get_output_shape() == [6]
 

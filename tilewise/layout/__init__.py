@@ -13,6 +13,7 @@ from .swizzle import (
     make_padded_layout,
     make_quarter_bank_swizzled_layout,
     make_swizzled_layout,
+    make_wgmma_swizzled_layout,
 )
 
 __all__ = [
@@ -27,4 +28,5 @@ __all__ = [
     "make_padded_layout",
     "make_quarter_bank_swizzled_layout",
     "make_swizzled_layout",
+    "make_wgmma_swizzled_layout",
 ]

@@ -145,3 +145,21 @@ def make_fully_replicated_layout_fragment(buffer, threads: int) -> Fragment:
         return flat
 
     return Fragment(shape, forward_thread_fn=lambda *a: a[-1], forward_index_fn=index, replicate=threads)
+
+
+def make_wgmma_swizzled_layout(buffer, continuity: int | None = None, k_major: bool = True, *, dtype=None) -> Layout:
+    """The swizzled shared layout wgmma and TMA read (128, 64 or 32-byte swizzle chosen from the
+    row length, as T.gemm picks it on sm_90a). `continuity` other than the row length (TileLang
+    swizzles a wider row in narrower atoms) is a CompileError; `k_major` changes nothing."""
+    from .wgmma import operand_layout
+
+    shape, _, cols, _ = _rows_cols(buffer, dtype)
+    if continuity is not None and continuity != cols:
+        raise CompileError(f"make_wgmma_swizzled_layout: continuity={continuity} differs from the row length {cols}; "
+                           "only whole-row swizzles are supported")
+    dt = buffer.dtype if isinstance(buffer, Buffer) else as_dtype(dtype or "float16")
+    op = operand_layout(shape, dt)
+    if op is None:
+        raise CompileError(f"make_wgmma_swizzled_layout: no wgmma swizzle fits a {list(shape)} {dt} tile (rows in "
+                           "multiples of 8, rows of 32 or 64 bytes or a multiple of 128)")
+    return op.layout(shape)
