@@ -342,10 +342,26 @@ def tv_from_fragment(frag: Fragment, threads: int) -> TVFragment:
     replicated over the rest, as every thread of the block runs the code that uses it. The
     register numbering inside a thread is the compiler's choice (TileLang's `forward_index` is
     storage order, invisible to the program's results)."""
+    shape = tuple(frag.shape)
+    if isinstance(frag, TVFragment):
+        tm, vm = list(frag.thread_modes), list(frag.value_modes)
+        n = frag.num_threads
+        if n == threads:
+            return frag
+    else:
+        tm, vm, n = _modes_of(frag)
+    if n > threads or threads % n:
+        raise CompileError(f"T.Fragment {frag!r} spans {n} threads, but the code using it runs in {threads} threads; "
+                           f"a fragment must span a divisor of the thread count")
+    if threads > n:
+        tm.append(Mode(threads // n, None, 0))
+    return TVFragment(shape, tm, vm, name="annotated")
+
+
+def _modes_of(frag: Fragment):
+    """(thread modes, value modes, thread count) of a user fragment, read from its tables."""
     from .digits import digits_of, is_mixed_radix
 
-    if isinstance(frag, TVFragment):
-        return frag
     shape = tuple(frag.shape)
     if not frag.covers_exactly_once():
         raise CompileError(f"T.Fragment {frag!r} puts two elements in one register of a thread, or two replicas of an "
@@ -364,10 +380,4 @@ def tv_from_fragment(frag: Fragment, threads: int) -> TVFragment:
         raise CompileError(f"T.Fragment {frag!r}: two replicas of an element share a thread")
     vm = [Mode(g.radix, g.dim, g.stride) for g in sorted((g for g in digits if not g.place),
                                                         key=lambda g: (-g.dim, g.stride))]
-    n = math.prod(m.radix for m in tm)
-    if n > threads or threads % n:
-        raise CompileError(f"T.Fragment {frag!r} spans {n} threads, but the code using it runs in {threads} threads; "
-                           f"a fragment must span a divisor of the thread count")
-    if threads > n:
-        tm.append(Mode(threads // n, None, 0))
-    return TVFragment(shape, tm, vm, name="annotated")
+    return tm, vm, math.prod(m.radix for m in tm)
