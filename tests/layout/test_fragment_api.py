@@ -116,6 +116,7 @@ def test_fragment_inverse_maps_register_and_thread_back():
 def test_layout_api():
     lay = T.Layout([4, 8], lambda i, j: (j, i))
     assert lay.get_input_shape() == [4, 8] and lay.get_output_shape() == [8, 4]
+    assert ev(lay.get_linearized_forward_index(), {lay.vars[0]: 1, lay.vars[1]: 2}) == 2 * 4 + 1
     assert [ev(e) for e in lay(1, 2)] == [2, 1]
     inv = lay.inverse()
     assert [ev(e) for e in inv.map_forward_index([2, 1])] == [1, 2]

@@ -140,6 +140,13 @@ class Layout:
     def index(self) -> list[Expr]:
         return list(self.forward_index)
 
+    def get_linearized_forward_index(self) -> Expr:
+        """The row-major offset of the physical index."""
+        flat = as_expr(0)
+        for e, d in zip(self.forward_index, self.output_shape()):
+            flat = flat * d + e
+        return simplify(flat, self.ranges())
+
     def map_forward_index(self, indices) -> list[Expr]:
         """The physical index of `indices` (ints or expressions), simplified."""
         return [simplify(e) for e in self.map(list(indices))]
