@@ -142,7 +142,7 @@ def test_get_swizzle_layout_matches_the_gemm_operand_swizzle():
     from tilewise.layout import make_swizzled_layout
 
     for cols, dtype in [(64, "float16"), (32, "float16"), (16, "float32"), (128, "int8")]:
-        table = make_swizzled_layout((16, cols), dtype).table()
+        table = make_swizzled_layout((16, cols), dtype=dtype).table()
         for r in range(16):
             for c in range(cols):
                 assert get_swizzle_layout(r, c, cols, dtype) == (r, int(table[r, c, 1])), (cols, dtype, r, c)

@@ -34,11 +34,12 @@ def test_non_injective_layout_is_detected():
 
 
 def test_repeat_stacks_copies():
+    # TileLang's Layout.repeat(dim, factor): the copy number is a new leading output dimension
     lay = T.Layout((2, 4), lambda i, j: (i, 3 - j))
-    rep = lay.repeat(3, axis=0)
+    rep = lay.repeat(0, 3)
     assert rep.shape == (6, 4)
     assert rep.is_bijective()
-    assert tuple(rep.table()[5, 0]) == (5, 3)
+    assert tuple(rep.table()[5, 0]) == (2, 1, 3)
 
 
 def test_fragment_threads_locals_and_replication():

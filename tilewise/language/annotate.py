@@ -20,7 +20,8 @@ def annotate_layout(layout_map: dict) -> None:
             raise CompileError(f"T.annotate_layout: keys must be buffers, got {type(buf).__name__}")
         if not isinstance(lay, Layout):
             raise CompileError(f"T.annotate_layout: the layout of {buf.name} must be a T.Layout or T.Fragment")
-        if isinstance(lay, Fragment) != (buf.is_fragment):
+        private = buf.is_local and isinstance(lay, Fragment)
+        if isinstance(lay, Fragment) != buf.is_fragment and not private:
             want = "a T.Fragment" if buf.is_fragment else "a T.Layout"
             raise CompileError(f"T.annotate_layout: {buf.name} is a {buf.scope} buffer and needs {want}")
         shape = buf.static_shape()
@@ -28,6 +29,14 @@ def annotate_layout(layout_map: dict) -> None:
             raise CompileError(
                 f"T.annotate_layout: the layout of {buf.name} has shape {list(lay.shape)} but the buffer has {list(buf.shape)}"
             )
+        if isinstance(lay, Fragment) and not lay.covers_exactly_once():
+            raise CompileError(f"T.annotate_layout: the T.Fragment of {buf.name} puts two elements in one register of a "
+                               f"thread, or two replicas of an element in one thread: {lay!r}")
+        if private:
+            # A T.alloc_local buffer is private: every thread holds its own copy of all of it
+            # and runs the serial code using it (TileLang lowers such a buffer to the Fragment's
+            # register index only, the same storage). The thread map describes nothing to honour.
+            continue
         if buf.is_global:
             # Global tensors stay row-major: their layout is what the caller's arrays have. A
             # layout TileLang would apply to a scratch tensor shared by kernels that all carry

@@ -123,18 +123,107 @@ class Layout:
         inv[flat] = np.arange(flat.size)
         return inv.reshape(self.output_shape())
 
-    def repeat(self, times: int, axis: int = 0) -> Layout:
-        """Stack `times` copies along `axis`; each copy's output is offset along output axis 0."""
+    # ------------------------------------------------------------------ TileLang's Layout API
+    def get_input_shape(self) -> list[int]:
+        return list(self.shape)
+
+    def get_output_shape(self) -> list[int]:
+        return list(self.output_shape())
+
+    def get_forward_vars(self) -> list[Var]:
+        return list(self.vars)
+
+    def get_forward_index(self) -> list[Expr]:
+        return list(self.forward_index)
+
+    @property
+    def index(self) -> list[Expr]:
+        return list(self.forward_index)
+
+    def get_linearized_forward_index(self) -> Expr:
+        """The row-major offset of the physical index."""
+        flat = as_expr(0)
+        for e, d in zip(self.forward_index, self.output_shape()):
+            flat = flat * d + e
+        return simplify(flat, self.ranges())
+
+    def map_forward_index(self, indices) -> list[Expr]:
+        """The physical index of `indices` (ints or expressions), simplified."""
+        return [simplify(e) for e in self.map(list(indices))]
+
+    def __call__(self, *indices) -> list[Expr]:
+        if len(indices) == 1 and isinstance(indices[0], (list, tuple)):
+            indices = tuple(indices[0])
+        return self.map_forward_index(indices)
+
+    def is_equal(self, other: Layout) -> bool:
+        """Same input shape, same output shape, same physical index for every logical index."""
+        return (isinstance(other, Layout) and tuple(self.shape) == tuple(other.shape)
+                and tuple(self.output_shape()) == tuple(other.output_shape())
+                and np.array_equal(self.table(), other.table()))
+
+    def repeat(self, dim: int, factor: int) -> Layout:
+        """TileLang's `Layout.repeat(dim, factor)`: `factor` copies of this layout along input
+        dimension `dim`; the copy number becomes a new leading output dimension."""
+        if isinstance(dim, bool) or not isinstance(dim, int) or isinstance(factor, bool) or not isinstance(factor, int):
+            raise CompileError(f"Layout.repeat(dim, factor) takes two ints, got {dim!r}, {factor!r}")
+        if factor < 1:
+            raise CompileError(f"Layout.repeat: factor must be >= 1, got {factor}")
+        if dim < 0:
+            dim += self.ndim
+        if not 0 <= dim < self.ndim:
+            raise CompileError(f"Layout.repeat: dim {dim} out of range for a {self.ndim}-d layout")
+        if factor == 1:
+            return self
         shape = list(self.shape)
-        inner = shape[axis]
-        shape[axis] *= times
+        inner = shape[dim]
+        shape[dim] *= factor
         vars_ = [Var(f"_i{k}", _dt.int32) for k in range(len(shape))]
         sub = dict(zip(self.vars, vars_))
-        sub[self.vars[axis]] = vars_[axis] % inner
-        fwd = [substitute(e, sub) for e in self.forward_index]
-        extent0 = self.output_shape()[0]
-        fwd[0] = fwd[0] + (vars_[axis] // inner) * extent0
-        return Layout(shape, forward_index=fwd, vars_=vars_)
+        sub[self.vars[dim]] = vars_[dim] % inner
+        fwd = [vars_[dim] // inner] + [substitute(e, sub) for e in self.forward_index]
+        out = None if self._output_shape is None else (factor, *self._output_shape)
+        return Layout(shape, forward_index=fwd, vars_=vars_, output_shape=out)
+
+    def expand(self, leading_shape) -> Layout:
+        """`[i, *rest] -> [i, *L(rest)]`: new leading input dimensions passed through unchanged."""
+        lead = [leading_shape] if isinstance(leading_shape, int) else list(leading_shape)
+        if not lead:
+            return self
+        shape = _static_shape([*lead, *self.shape], "Layout.expand")
+        vars_ = [Var(f"_i{k}", _dt.int32) for k in range(len(shape))]
+        sub = dict(zip(self.vars, vars_[len(lead):]))
+        fwd = list(vars_[:len(lead)]) + [substitute(e, sub) for e in self.forward_index]
+        out = None if self._output_shape is None else (*lead, *self._output_shape)
+        return Layout(shape, forward_index=fwd, vars_=vars_, output_shape=out)
+
+    def inverse(self) -> Layout:
+        """The layout from physical index back to logical index, for a bijective layout whose
+        physical offset is a sum of digits of the logical indices (any permutation, tiling or
+        transpose; not an XOR swizzle, whose inverse TileLang cannot form either)."""
+        from .digits import digits_of, is_mixed_radix
+
+        out_shape = self.output_shape()
+        if not self.is_bijective():
+            raise CompileError(f"Layout.inverse: {self!r} is not a bijection onto {list(out_shape)}")
+        digits = digits_of(self.flat_table())
+        if digits is None or not is_mixed_radix(digits):
+            raise CompileError(f"Layout.inverse: cannot invert {self!r} in closed form: its physical offset is not "
+                               "a sum of digits (x // stride) % radix * place of the logical indices")
+        vars_ = [Var(f"_o{k}", _dt.int32) for k in range(len(out_shape))]
+        flat = as_expr(0)
+        for v, d in zip(vars_, out_shape):
+            flat = flat * d + v
+        idx = [as_expr(0) for _ in self.shape]
+        total = int(np.prod(out_shape))
+        for g in digits:
+            x = flat // g.place if g.place > 1 else flat
+            if g.place * g.radix < total:
+                x = x % g.radix
+            idx[g.dim] = idx[g.dim] + x * g.stride
+        ranges = {v: (0, d - 1) for v, d in zip(vars_, out_shape)}
+        return Layout(out_shape, forward_index=[simplify(e, ranges) for e in idx], vars_=vars_,
+                      output_shape=tuple(self.shape))
 
     def __repr__(self) -> str:
         args = ", ".join(v.name for v in self.vars)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..errors import CompileError
 from ..ir import dtype as _dt
 from ..ir.expr import Const, Expr, Var, as_expr
@@ -330,3 +332,52 @@ def mma_b_tv(K: int, N: int, warp_m: int, warp_n: int, threads: int, bits: int =
         tm.append(Mode(extra, None, 0))
     vm = [Mode(p, 0, 1), Mode(2, 0, 4 * p), Mode(WN // 8, 1, 8), Mode(K // (8 * p), 0, 8 * p)]
     return TVFragment((K, N), tm, vm, name="mma_b")
+
+
+def tv_from_fragment(frag: Fragment, threads: int) -> TVFragment:
+    """The thread/value-mode form of a user's T.Fragment, for a block (or thread range) of
+    `threads` threads. Exact when the thread map is a sum of digits of the logical indices and
+    of the replica index numbering its threads 0 .. n-1 once each (every layout TileLang's
+    examples and the mma tables use); a fragment over fewer threads than the block is
+    replicated over the rest, as every thread of the block runs the code that uses it. The
+    register numbering inside a thread is the compiler's choice (TileLang's `forward_index` is
+    storage order, invisible to the program's results)."""
+    shape = tuple(frag.shape)
+    if isinstance(frag, TVFragment):
+        tm, vm = list(frag.thread_modes), list(frag.value_modes)
+        n = frag.num_threads
+        if n == threads:
+            return frag
+    else:
+        tm, vm, n = _modes_of(frag)
+    if n > threads or threads % n:
+        raise CompileError(f"T.Fragment {frag!r} spans {n} threads, but the code using it runs in {threads} threads; "
+                           f"a fragment must span a divisor of the thread count")
+    if threads > n:
+        tm.append(Mode(threads // n, None, 0))
+    return TVFragment(shape, tm, vm, name="annotated")
+
+
+def _modes_of(frag: Fragment):
+    """(thread modes, value modes, thread count) of a user fragment, read from its tables."""
+    from .digits import digits_of, is_mixed_radix
+
+    shape = tuple(frag.shape)
+    if not frag.covers_exactly_once():
+        raise CompileError(f"T.Fragment {frag!r} puts two elements in one register of a thread, or two replicas of an "
+                           "element in one thread")
+    table = np.moveaxis(frag.thread_table(), 0, -1)  # (*shape, replicate)
+    digits = digits_of(table)
+    if digits is None or not is_mixed_radix(digits):
+        raise CompileError(
+            f"T.Fragment {frag!r}: its thread map is not a sum of digits (x // stride) % radix * place of the logical "
+            "indices numbering threads 0..n-1 exactly once, which the CUDA target needs to lower it; "
+            "write it as such a sum (e.g. i % 8 * 4 + j // 2)")
+    rep_dim = len(shape)
+    tm = [Mode(g.radix, None if g.dim == rep_dim else g.dim, 0 if g.dim == rep_dim else g.stride)
+          for g in sorted((g for g in digits if g.place), key=lambda g: g.place)]
+    if any(g.dim == rep_dim and not g.place for g in digits):
+        raise CompileError(f"T.Fragment {frag!r}: two replicas of an element share a thread")
+    vm = [Mode(g.radix, g.dim, g.stride) for g in sorted((g for g in digits if not g.place),
+                                                        key=lambda g: (-g.dim, g.stride))]
+    return tm, vm, math.prod(m.radix for m in tm)

@@ -6,7 +6,8 @@ from __future__ import annotations
 from ..errors import CompileError, InternalError
 from ..ir.buffer import BufferRegion
 from ..ir.builder import emit, require_kernel
-from ..ir.expr import BufferLoad, cast
+from ..ir.expr import BufferLoad, Const, as_expr, cast, const_value
+from ..ir.simplify import simplify
 from ..ir.stmt import BufferStore, Stmt
 from ..layout.tv import default_fragment
 from . import cuda_common as cc
@@ -87,15 +88,51 @@ class Copy(TileOp):
         if s.is_fragment and d.is_fragment:
             ls, ld = li.layout_of(s), li.layout_of(d)
             if ls is not None and ld is None:
-                li.set_fragment(d, ls, self.span)
+                lay = _seen_by(ls, self.src, self.dst)
+                if lay is not None:
+                    li.set_fragment(d, lay, self.span)
             elif ld is not None and ls is None:
-                li.set_fragment(s, ld, self.span)
+                lay = _lifted(ld, self.dst, self.src)
+                if lay is not None:
+                    li.set_fragment(s, lay, self.span)
         if level != InferLevel.FREE:
             return
         for b in (s, d):
             if b.is_fragment and li.layout_of(b) is None:
                 li.set_fragment(b, default_fragment(b.shape, li.threads, li.vector_for([s, d])), self.span)
                 return
+
+    def _fragment_to_fragment(self, ctx) -> Stmt:
+        """Register to register: every thread copies the destination elements it holds from
+        its own registers of the source. The fragments may differ in unit dimensions
+        (T.copy(F[0, :], G) from [1, N] to [N]) and the source may be a slice F[k, :] (k any
+        index) of a fragment keeping the sliced dimension in registers."""
+        src, dst = self.src, self.dst
+        ls, ld = ctx.fragment_layout(src.buffer), ctx.fragment_layout(dst.buffer)
+        seen = _seen_by(ls, src, dst)
+        if seen is None:
+            ks = _kept_dims(src)
+            what = ("a part of it" if ks is None or _kept_dims(dst) is None else
+                    "a slice along a dimension its layout spreads over threads")
+            raise CompileError(
+                f"T.copy between fragments {src.buffer.name} and {dst.buffer.name}: on the CUDA target the source "
+                f"region is {what}; copy through a shared buffer or use a T.Parallel loop", self.span)
+        if not seen.same_as(ld):
+            raise CompileError(
+                f"T.copy between fragments {src.buffer.name} and {dst.buffer.name} with different layouts "
+                f"({ls} and {ld}); copy through a shared buffer", self.span)
+        lsb, ldb = ctx.local_buffer(src.buffer), ctx.local_buffer(dst.buffer)
+        ks, kd = _kept_dims(src), _kept_dims(dst)
+        to_src = dict(zip(kd, ks))
+
+        def body(v, coords):
+            idx = [start for start, _ in src.region]
+            for dd, sd in to_src.items():
+                idx[sd] = coords[dd]
+            reg = v if ls.same_as(seen) else simplify(ls.local_of(idx), ctx.ranges)
+            return BufferStore(ldb, [v], cast(BufferLoad(lsb, [reg]), ldb.dtype))
+
+        return cc.fragment_loop(ctx, dst.buffer, body, writes_memory=False)
 
     def _tma_plan(self, machine, pass_configs):
         """The copy-engine plan, or the reason there is none. Copies a pipeline issues as
@@ -153,15 +190,7 @@ class Copy(TileOp):
                     dst, idx, guarded_load(src, _match(src, dst, idx), ctx.ranges), ctx.ranges))
             return cc.cooperative_copy(ctx, src, dst, async_copy=self.mechanism == "cp.async")
         if fs and fd:
-            cc.whole_fragment(src, "T.copy")
-            cc.whole_fragment(dst, "T.copy")
-            if not ctx.fragment_layout(src.buffer).same_as(ctx.fragment_layout(dst.buffer)):
-                raise CompileError(
-                    f"T.copy between fragments {src.buffer.name} and {dst.buffer.name} with different layouts; "
-                    "copy through a shared buffer", self.span)
-            ls, ld = ctx.local_buffer(src.buffer), ctx.local_buffer(dst.buffer)
-            return cc.fragment_loop(ctx, src.buffer, lambda v, _: BufferStore(
-                ld, [v], cast(BufferLoad(ls, [v]), ld.dtype)), writes_memory=False)
+            return self._fragment_to_fragment(ctx)
         frag, other = (src, dst) if fs else (dst, src)
         loc = ctx.local_buffer(frag.buffer)
 
@@ -172,6 +201,52 @@ class Copy(TileOp):
             return BufferStore(loc, [v], cast(guarded_load(other, idx, ctx.ranges), loc.dtype))
 
         return cc.fragment_loop(ctx, frag.buffer, body, writes_memory=fs, region=frag)
+
+
+def _kept_dims(r: BufferRegion) -> list[int] | None:
+    """The dimensions of a fragment region that span the tile (whole, extent > 1), when every
+    other dimension is one index (`F[k, :]`, `F[0, :, j]`); None for a region cutting a range
+    out of a dimension (`F[3:11]`)."""
+    out = []
+    for d, ((start, ext), full) in enumerate(zip(r.region, r.buffer.shape)):
+        ext = ext.value if isinstance(ext, Const) else ext
+        if not isinstance(ext, int):
+            return None
+        if ext == 1:
+            continue
+        if ext != full or const_value(as_expr(start)) != 0:
+            return None
+        out.append(d)
+    return out
+
+
+def _sliced_dims(r: BufferRegion, kept: list[int]) -> list[int]:
+    """Dimensions of extent > 1 of the buffer that the region fixes to one index."""
+    return [d for d, n in enumerate(r.buffer.shape) if n > 1 and d not in kept]
+
+
+def _seen_by(ls, src: BufferRegion, dst: BufferRegion):
+    """The layout the destination fragment must have for a copy from `src` (laid out as `ls`):
+    the source's layout of the copied dimensions. None when the copy cannot be register to
+    register: a region cutting a range, or a fixed index along a dimension spread over threads
+    (the thread holding dst[i] would not hold src[k, i] for every k)."""
+    ks, kd = _kept_dims(src), _kept_dims(dst)
+    if ks is None or kd is None or len(ks) != len(kd):
+        return None
+    sliced = set(_sliced_dims(src, ks))
+    if any(m.dim in sliced for m in ls.thread_modes):
+        return None
+    return ls.project(ks).remap(dst.buffer.shape, dict(enumerate(kd)))
+
+
+def _lifted(ld, dst: BufferRegion, src: BufferRegion):
+    """The source layout for a copy into `dst` (laid out as `ld`): the same threads hold the
+    copied dimensions, each thread keeps every index of the dimensions the copy fixes."""
+    ks, kd = _kept_dims(src), _kept_dims(dst)
+    if ks is None or kd is None or len(ks) != len(kd):
+        return None
+    extra = [(d, src.buffer.shape[d]) for d in _sliced_dims(src, ks)]
+    return ld.remap(src.buffer.shape, dict(zip(kd, ks)), extra=extra)
 
 
 def _match(src: BufferRegion, dst: BufferRegion, dst_idx):

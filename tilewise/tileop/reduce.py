@@ -187,6 +187,13 @@ class Reduce(TileOp):
             proj = proj.insert_unit_dim(self.dim)
         return proj
 
+    def _src_layout_from(self, ld):
+        keep = [i for i in range(self.src.buffer.ndim) if i != self.dim]
+        dims = [k for k in range(self.dst.buffer.ndim) if not (self.dst.buffer.ndim == self.src.buffer.ndim
+                                                               and k == self.dim)]
+        return ld.remap(self.src.buffer.shape, dict(zip(dims, keep)),
+                        extra=[(self.dim, self.src.buffer.shape[self.dim])])
+
     def infer_layout(self, li, level: InferLevel) -> None:
         s, d = self.src.buffer, self.dst.buffer
         with at(self.span):
@@ -200,6 +207,11 @@ class Reduce(TileOp):
                 return
             if ls is not None and d.is_fragment:
                 li.set_fragment(d, self._dst_layout_from(ls), self.span)
+            elif ls is None and d.is_fragment and level >= InferLevel.COMMON and li.layout_of(d) is not None:
+                # the result's layout is known first (a user's T.Fragment, or operators using
+                # it): the source takes the one whose reduction it is, each thread walking the
+                # reduced dimension in registers, rather than a free choice that would conflict
+                li.set_fragment(s, self._src_layout_from(li.layout_of(d)), self.span)
         elif d.is_fragment and level == InferLevel.FREE and li.layout_of(d) is None:
             li.set_fragment(d, default_fragment(d.shape, li.threads, 1), self.span)
 

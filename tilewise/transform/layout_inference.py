@@ -21,7 +21,7 @@ from ..ir.span import at
 from ..ir.stmt import Annotation, BufferStore, For, Kernel, PrimFunc, Stmt
 from ..ir.visitor import Mutator, Visitor
 from ..layout.layout import Layout
-from ..layout.tv import Mode, TVFragment, default_fragment, replicated_fragment
+from ..layout.tv import Mode, TVFragment, default_fragment, replicated_fragment, tv_from_fragment
 from ..tileop.base import InferLevel, TileOp
 from ..tileop.reducer import is_reducer
 from .thread_range import INEXACT, branch_threads, not_a_range
@@ -371,6 +371,7 @@ class LayoutInference:
         # (lo, hi) of the threads running the operator or loop being inferred, when an `if` on the
         # thread index narrows them: layouts it decides are spread over those threads
         self.current_range: tuple[int, int] | None = None
+        self.annotated: set = set()  # fragments whose layout a T.annotate_layout fixed
 
     @property
     def threads(self) -> int:
@@ -386,15 +387,25 @@ class LayoutInference:
     def layout_of(self, buf: Buffer):
         return self.map.fragments.get(buf.root if buf.base is not None else buf)
 
+    def fixed_by(self, buf: Buffer) -> str:
+        what = "the T.annotate_layout" if buf in self.annotated else "the statement"
+        return f"{what} at {self.map.sources.get(buf)}"
+
     def set_fragment(self, buf: Buffer, layout: TVFragment, span) -> None:
         old = self.map.fragments.get(buf)
         if old is not None:
             if old.same_as(layout):
                 return
+            if buf in self.annotated and _same_threads(old, layout):
+                # the annotation fixed which thread holds each element; the register order
+                # inside a thread is the compiler's, so the operator's order is taken
+                self.map.fragments[buf] = layout
+                self.changed = True
+                return
             raise CompileError(
-                f"layout conflict for fragment {buf.name}: it is laid out as {old} by the statement at "
-                f"{self.map.sources.get(buf)}, but this statement needs {layout}; copy it through a shared "
-                "buffer (T.copy into T.alloc_shared, then into a new fragment) to change layouts",
+                f"layout conflict for fragment {buf.name}: it is laid out as {old} by {self.fixed_by(buf)}, but "
+                f"this statement needs {layout}; copy it through a shared buffer (T.copy into T.alloc_shared, then "
+                "into a new fragment) to change layouts",
                 span,
                 extra_spans=(self.map.sources.get(buf),),
             )
@@ -533,7 +544,7 @@ class LayoutInference:
                     raise CompileError(
                         f"layout conflict for fragment {buf.name}: the T.Parallel loop makes thread {bad_t} "
                         f"{'write' if is_write else 'read'} {buf.name}{list(where)}, which that thread does not "
-                        f"hold (its layout was fixed at {self.map.sources.get(buf)}); copy the fragment through "
+                        f"hold (its layout was fixed by {self.fixed_by(buf)}); copy the fragment through "
                         "shared memory (T.copy to a T.alloc_shared buffer) to use it with another layout",
                         nest.span,
                         extra_spans=(self.map.sources.get(buf),),
@@ -544,6 +555,25 @@ class LayoutInference:
                         f"{fl.replicate} threads, but only {lay.replicate} of them run the loop",
                         nest.span,
                     )
+
+
+def _same_threads(a: TVFragment, b: TVFragment) -> bool:
+    """Same thread modes and the same value digits, in any register order."""
+    def digits(modes):
+        out = set()
+        for m in modes:
+            stride, r = m.stride, m.radix
+            p = 2
+            while r > 1:
+                while r % p == 0:
+                    out.add((m.dim, stride, p))
+                    stride *= p
+                    r //= p
+                p += 1
+        return out
+
+    return (tuple(a.shape) == tuple(b.shape) and a.thread_modes == b.thread_modes
+            and digits(a.value_modes) == digits(b.value_modes))
 
 
 def _held_threads(fl: TVFragment) -> np.ndarray:
@@ -562,17 +592,24 @@ def infer_kernel_layouts(kernel: Kernel, machine: Machine | None = None, pass_co
         if a.kind == "layout":
             for buf, lay in a.payload.items():
                 if buf.is_fragment:
-                    if not isinstance(lay, TVFragment):
-                        raise CompileError(
-                            f"T.annotate_layout: custom T.Fragment layouts for {buf.name} are not supported on the "
-                            "CUDA target yet; remove the annotation to let the compiler choose",
-                            a.span,
-                        )
-                    li.set_fragment(buf, lay, a.span)
+                    home = li.map.fragment_ranges.get(buf)
+                    n = home[1] - home[0] + 1 if home is not None else li.map.threads
+                    with at(a.span):
+                        tv = tv_from_fragment(lay, n)
+                    li.set_fragment(buf, tv, a.span)
+                    li.annotated.add(buf)
                 else:
                     li.set_shared(buf, lay)
     for buf, span in c.serial_fragments.items():
         # touched element by element outside T.Parallel: every thread keeps the whole tile
+        if buf in li.annotated and li.map.fragments[buf].replicate < li.map.fragments[buf].num_threads:
+            # TileLang would read register forward_index(i) of whichever thread runs the code,
+            # an element other than F[i] in most threads; tilewise keeps F[i] meaning F[i]
+            raise CompileError(
+                f"fragment {buf.name} is used element by element outside T.Parallel here, which needs every thread "
+                f"to hold all of it, but {li.fixed_by(buf)} spreads it over threads; read it inside a T.Parallel loop, "
+                "or annotate a fully replicated layout (make_fully_replicated_layout_fragment)",
+                span, extra_spans=(li.map.sources.get(buf),))
         home = li.map.fragment_ranges.get(buf)
         n = home[1] - home[0] + 1 if home is not None else li.map.threads
         li.set_fragment(buf, replicated_fragment(buf.shape, n), span)
