@@ -189,6 +189,11 @@ def _copy_vec(comp: Compiler, e: Call):
         check_align(st, dst, doff, n, lanes, "vector write")
         data = read_bytes(st, src, soff, n, lanes, sshape)
         write_bytes(st, dst, doff, np.array(data), lanes)
+        if st.banks is not None:
+            if src.kind == "shared":
+                st.banks.record(st, src.site, "ld", soff, n, lanes)
+            if dst.kind == "shared":
+                st.banks.record(st, dst.site, "st", doff, n, lanes)
 
     return copy_vec
 
@@ -214,6 +219,8 @@ def _store_vec(comp: Compiler, e: Call):
         check_align(st, dst, doff, n, lanes, "vector write")
         vals = np.stack([np.broadcast_to(np.asarray(f(st), dtype=npdt), (st.L,))[lanes] for f in fvals], axis=1)
         write_bytes(st, dst, doff, np.ascontiguousarray(vals).view(np.uint8).reshape(lanes.size, n), lanes)
+        if st.banks is not None and dst.kind == "shared":
+            st.banks.record(st, dst.site, "st", doff, n, lanes)
 
     return store_vec
 
@@ -277,6 +284,8 @@ def _cp_async(comp: Compiler, e: Call):
             flat = (first[:, None] + arange).reshape(-1)
             races.on_write(st, storage, flat, np.repeat(st.lane_tid[lanes], n), sid, pending=True)
         st.asyncq.issue(Chunk(storage, np.array(lanes), np.asarray(first, np.int64), data, sid))
+        if st.banks is not None:
+            st.banks.record(st, dst.site, "cp.async", doff, n, lanes)
 
     return cp_async
 
@@ -342,6 +351,8 @@ def _ldmatrix(comp: Compiler, e: Call):
         check_align(st, src, soff, 16, slanes, "ldmatrix row address")
         rows = np.zeros((st.L, 16), np.uint8)
         rows[slanes] = read_bytes(st, src, soff, 16, slanes, sshape)
+        if st.banks is not None:  # one phase per 8 x 16-byte matrix: the quarter-warp rule
+            st.banks.record(st, src.site, "ldmatrix", soff, 16, slanes)
         rw = st.to_warps(rows.view(np.uint16))  # [warps, 32, 8]
         if anyw is not None:
             rw = rw[anyw]

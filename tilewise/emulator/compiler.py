@@ -39,6 +39,10 @@ def _all_or_none(m: np.ndarray) -> np.ndarray | None:
     return None if m.all() else m
 
 
+def _active_lanes(st) -> np.ndarray:
+    return st.lanes if st.mask is None else np.flatnonzero(st.mask)
+
+
 def _narrow(saved, cond) -> np.ndarray:
     return cond if saved is None else (saved & cond)
 
@@ -221,6 +225,8 @@ class Compiler:
                 val = typed[0, off]
             else:
                 val = typed[st.lane_block, off]
+            if st.banks is not None:
+                st.banks.record(st, acc.site, "ld", off * esize, esize, _active_lanes(st))
             if storage.shadow is not None or storage.init is not None:
                 act = st.active()
                 lanes = st.lanes if act is None else act
@@ -370,6 +376,8 @@ class Compiler:
                 return
             rows = st.lane_block[lanes]
             o = off if np.ndim(off) == 0 else off[lanes]
+            if st.banks is not None:
+                st.banks.record(st, acc.site, "st", off * esize, esize, lanes)
             if storage.shadow is not None or storage.init is not None:
                 flat = ((rows * storage.data.shape[1] + o * esize)[:, None] + np.arange(esize)).reshape(-1)
                 if storage.shadow is not None:

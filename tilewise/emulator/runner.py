@@ -15,6 +15,7 @@ from ..ir.recursion import deep_recursion
 from ..ir.stmt import Allocate, Annotation, Kernel, LetStmt, PrimFunc, SeqStmt, Stmt
 from ..ir.visitor import Visitor
 from . import arith, schedule
+from .banks import BankCounter
 from .compiler import Compiler
 from .errors import UnsupportedError, where
 from .memory import Site, global_storage
@@ -154,6 +155,7 @@ def run(
     check_races: bool = True,
     check_uninit: bool = False,
     max_lanes: int = DEFAULT_MAX_LANES,
+    stats: BankCounter | None = None,
 ) -> None:
     """Execute the thread-level `func` on the CPU, every thread of every block, with numpy.
 
@@ -163,6 +165,8 @@ def run(
     check_races: report shared-memory races between barriers and reads of cp.async destinations
     before their wait. check_uninit: report reads of shared or register memory never written.
     max_lanes: how many threads (blocks x threads per block) execute together; bounds memory.
+    stats: a banks.BankCounter that counts the shared-memory bank conflicts of every warp request
+    (its .stats(prog.sites) summarises them); None counts nothing.
 
     Raises an EmulatorError subclass naming the buffer, element, threads and source lines."""
     prog = compile_program(func)
@@ -200,7 +204,7 @@ def run(
                 _, slot, fn = step
                 vals[slot] = fn(host)
             else:
-                _launch(prog, step[1], vals, store, shapes, host, check_races, check_uninit, max_lanes)
+                _launch(prog, step[1], vals, store, shapes, host, check_races, check_uninit, max_lanes, stats)
     for orig, work in writeback:
         orig[...] = work
 
@@ -237,7 +241,8 @@ def _infer_dims(func: PrimFunc, args, dyn_vars) -> list[int]:
     return out
 
 
-def _launch(prog: Program, kp: KernelProgram, vals, store, shapes, host, check_races, check_uninit, max_lanes):
+def _launch(prog: Program, kp: KernelProgram, vals, store, shapes, host, check_races, check_uninit, max_lanes,
+            stats=None):
     grid = [int(f(host)) for f in kp.grid_fns]
     threads = kp.threads
     T = int(np.prod(threads))
@@ -252,15 +257,17 @@ def _launch(prog: Program, kp: KernelProgram, vals, store, shapes, host, check_r
     gdims = grid if grid else [1]
     for b0 in range(0, nblocks, nb):
         block_ids = np.arange(b0, min(nblocks, b0 + nb))
-        _batch(prog, kp, block_ids, gdims, vals, store, shapes, check_races, check_uninit)
+        _batch(prog, kp, block_ids, gdims, vals, store, shapes, check_races, check_uninit, stats)
 
 
-def _batch(prog: Program, kp: KernelProgram, block_ids, gdims, vals, store, shapes, check_races, check_uninit):
+def _batch(prog: Program, kp: KernelProgram, block_ids, gdims, vals, store, shapes, check_races, check_uninit,
+           stats=None):
     threads = kp.threads
     T = int(np.prod(threads))
     bvals = list(vals)
     bstore = [s if (s is not None and s.scope == "global") else None for s in store]
     st = Batch(prog, block_ids, gdims, threads, bvals, bstore, shapes, check_races, check_uninit)
+    st.banks = stats
     # block and thread indices: x fastest
     rem = block_ids
     for slot, g, v in zip(kp.block_slots, gdims, kp.kernel.block_vars):
@@ -278,12 +285,15 @@ def _batch(prog: Program, kp: KernelProgram, block_ids, gdims, vals, store, shap
     # warps scheduled as units; global memory is kept to run the batch again block by block if
     # its blocks hold each other up (schedule.SplitBatch)
     snapshot = [(s.data, s.data.copy()) for s in bstore if s is not None] if st.nb > 1 else None
+    counted = stats.snapshot() if stats is not None and st.nb > 1 else None
     try:
         schedule.run_units(st, kp.body, kp.plan)
     except schedule.SplitBatch:
         for data, saved in snapshot:
             data[...] = saved
+        if counted is not None:
+            stats.restore(counted)  # the blocks run again one by one: count their requests once
         for b in block_ids:
-            _batch(prog, kp, np.array([b]), gdims, vals, store, shapes, check_races, check_uninit)
+            _batch(prog, kp, np.array([b]), gdims, vals, store, shapes, check_races, check_uninit, stats)
         return
     check_exit(st)

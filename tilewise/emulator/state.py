@@ -57,6 +57,7 @@ class Batch:
         self.sync = SyncState()
         self.unit = None  # schedule.Unit running on this copy of the batch, None in lockstep
         self.sched = None  # schedule.Scheduler when warps are scheduled
+        self.banks = None  # banks.BankCounter when bank conflicts are counted
 
     def active(self) -> np.ndarray | None:
         """Indices of the active lanes, or None when every lane is active."""

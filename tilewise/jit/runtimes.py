@@ -11,8 +11,9 @@ from .. import env
 from ..backend.cpu.library import CpuLibrary
 from ..backend.cuda.launch import CudaLauncher, launch_plans, tensor_map_args
 from ..backend.cuda.nvrtc import nvrtc_compile
-from ..emulator import EmulatorError
+from ..emulator import EmulatorError, compile_program
 from ..emulator import run as emulate
+from ..emulator.banks import BankCounter, EmulateStats
 from ..ir.buffer import Buffer
 from ..ptx import TensorMapDesc
 from ..ptx import run as run_ptx
@@ -80,6 +81,7 @@ class EmulatorRuntime(Runtime):
         _ = build.source
         self._second: Runtime | None = None  # the PTX interpreter, when cross-checking
         self.runs: list[EmulatorRun] = []  # the latest runs, oldest first
+        self.last_stats: EmulateStats | None = None  # of the latest run, if it counted
 
     def run(self, arrays, dims: list[int]) -> None:
         views = [numpy_view(a) for a in arrays]
@@ -89,13 +91,18 @@ class EmulatorRuntime(Runtime):
         before = crosscheck.snapshot(self.lowered.params, views) if check else None
         values = [_emulator_value(p, v) for p, v in zip(self.lowered.params, views)]
         checks = {"races": env.flag("TILEWISE_EMULATOR_RACES"), "uninit": env.flag("TILEWISE_EMULATOR_UNINIT")}
+        counter = BankCounter() if env.flag("TILEWISE_EMULATOR_STATS") else None
+        self.last_stats = None
         try:
-            emulate(self.lowered, values, dims, check_races=checks["races"], check_uninit=checks["uninit"])
+            emulate(self.lowered, values, dims, check_races=checks["races"], check_uninit=checks["uninit"],
+                    stats=counter)
         except EmulatorError as e:
             self.runs.append(EmulatorRun(dict(checks), type(e).__name__, str(e)))  # for kernel.report()
             raise
         self.runs.append(EmulatorRun(dict(checks), None))
         del self.runs[:-RUNS_KEPT]
+        if counter is not None:
+            self.last_stats = counter.stats(compile_program(self.lowered).sites)
         if before is not None:
             if self._second is None:
                 self._second = PtxRuntime(self.build)
