@@ -51,6 +51,18 @@ def make_swizzled_layout(buffer, k_major: bool = True, allow_pad: bool = True, *
     return layout
 
 
+def swizzled_or_none(buffer) -> Layout | None:
+    """make_swizzled_layout(buffer) when it swizzles (rows a multiple of 32 bytes and of 16-byte
+    chunks), None when it would pad instead."""
+    shape = buffer.static_shape()
+    if shape is None or len(shape) < 2:
+        return None
+    bits = buffer.dtype.bits
+    if bits > 128 or shape[-1] % (128 // bits) or (shape[-1] * bits // 8) % 32:
+        return None
+    return make_swizzled_layout(buffer)
+
+
 def make_padded_layout(buffer, dtype=None, pad_bytes: int = 16) -> Layout:
     """Rows padded by 16 bytes, so consecutive rows start in different banks."""
     shape, rows, cols, bits = _rows_cols(buffer, dtype)

@@ -9,6 +9,7 @@ from ..ir.builder import emit, require_kernel
 from ..ir.expr import BufferLoad, Const, as_expr, cast, const_value
 from ..ir.simplify import simplify
 from ..ir.stmt import BufferStore, Stmt
+from ..layout.swizzle import swizzled_or_none
 from ..layout.tv import default_fragment
 from . import cuda_common as cc
 from .base import InferLevel, LowerContext, TileOp, lowering
@@ -101,6 +102,14 @@ class Copy(TileOp):
             if b.is_fragment and li.layout_of(b) is None:
                 li.set_fragment(b, default_fragment(b.shape, li.threads, li.vector_for([s, d])), self.span)
                 return
+        if s.is_fragment and d.is_shared and d not in li.viewed:
+            # A fragment (an mma accumulator, typically) stored into a tile nothing else lays out:
+            # its threads write a few elements of many rows at once, which a row-major tile puts in
+            # the same banks (8-way for the mma C layout into 128-byte rows); the 16-byte-chunk
+            # swizzle spreads the rows over the banks and keeps 16-byte vectors whole.
+            swizzled = swizzled_or_none(d)
+            if swizzled is not None:
+                li.set_shared(d, swizzled)
 
     def _fragment_to_fragment(self, ctx) -> Stmt:
         """Register to register: every thread copies the destination elements it holds from

@@ -18,6 +18,7 @@ from ..ir.expr import BufferLoad, Call, Const, Select, Var, binary
 from ..ir.machine import Machine
 from ..ir.stmt import Allocate, Annotation, BufferStore, Evaluate, For, IfThenElse, Kernel, PrimFunc, SeqStmt, seq
 from ..ir.visitor import Mutator, Visitor, substitute, walk
+from ..layout.layout import Layout
 from ..tileop.base import TileOp
 
 
@@ -413,6 +414,18 @@ class _ReplaceAllocs(Mutator):
         out = Allocate(new, s.init, span=s.span)
         return out
 
+    def visit_Annotation(self, s: Annotation):
+        # T.annotate_layout names the tile the program allocated; the layout now applies to
+        # each stage of its multi-buffered replacement (dropping it would silently re-layout it)
+        if s.kind != "layout" or not any(b in self.mapping for b in s.payload):
+            return s
+        payload = {}
+        for b, lay in s.payload.items():
+            new = self.mapping.get(b)
+            payload[new if new is not None else b] = lay if new is None or not isinstance(lay, Layout) \
+                else _per_stage(lay, int(new.shape[0]))
+        return Annotation(s.kind, payload, span=s.span)
+
     # inside the pipelined loop every access was given its slot (_Multibuffer): one to the old
     # buffer that is left is outside the loop, where no slot says which stage's data it means
     def _outside(self, b: Buffer, span):
@@ -431,6 +444,15 @@ class _ReplaceAllocs(Mutator):
     def visit_BufferStore(self, s: BufferStore):
         self._outside(s.buffer, s.span)
         return self.generic_visit(s)
+
+
+def _per_stage(lay: Layout, stages: int) -> Layout:
+    """`lay` applied to every stage of a [stages, ...] buffer, the stage index kept."""
+    stage = Var("_stage", _dt.int32)
+    out = Layout((stages, *lay.shape), forward_index=[stage, *lay.forward_index], vars_=[stage, *lay.vars],
+                 output_shape=(stages, *lay.output_shape()))
+    out.base_align = lay.base_align
+    return out
 
 
 def inject_pipeline(func: PrimFunc, machine: Machine | None = None, pass_configs: dict | None = None) -> PrimFunc:
