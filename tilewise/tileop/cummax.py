@@ -5,8 +5,9 @@ which ignores a NaN operand like T.max."""
 from __future__ import annotations
 
 from ..ir.builder import emit
-from ..ir.expr import Expr, binary
+from ..ir.expr import Const, Expr, binary
 from .cumsum import CumSum, scan_operands
+from .reduce import init_value
 
 
 class CumMax(CumSum):
@@ -14,6 +15,9 @@ class CumMax(CumSum):
 
     def combine(self, running: Expr, x: Expr) -> Expr:
         return binary("max", running, x)
+
+    def identity(self, dt) -> Const:
+        return init_value("max", dt)
 
 
 def cummax(src, dst=None, dim: int = 0, reverse: bool = False) -> None:

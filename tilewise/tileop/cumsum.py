@@ -9,14 +9,15 @@ from ..errors import CompileError, InternalError
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
 from ..ir.builder import emit, require_kernel
-from ..ir.expr import BufferLoad, Call, Expr, as_expr, cast
+from ..ir.expr import BufferLoad, Call, Const, Expr, as_expr, cast
 from ..ir.printer import shape_str
 from ..ir.simplify import simplify, structural_equal
 from ..ir.stmt import Allocate, BufferStore, Evaluate, For, Stmt, seq
 from . import cuda_common as cc
 from .base import LowerContext, TileOp, lowering
-from .reduce import loop_nest, static_dim, static_flag, tile_operand
+from .reduce import init_value, loop_nest, static_dim, static_flag, tile_operand
 from .region import corresponding_dim, extents_equal, region_indices, squeezed
+from .scan_shuffle import shuffle_scan
 
 
 class CumSum(TileOp):
@@ -45,6 +46,10 @@ class CumSum(TileOp):
     def combine(self, running: Expr, x: Expr) -> Expr:
         """The scan's operator (T.cummax overrides it)."""
         return running + x
+
+    def identity(self, dt) -> Const:
+        """The operator's identity in dst's type (what threads with no element contribute)."""
+        return init_value("sum", dt)
 
     @lowering("loops")
     def lower_loops(self, ctx: LowerContext) -> Stmt:
@@ -107,6 +112,15 @@ class CumSum(TileOp):
         if over_threads:
             if src.buffer.is_fragment or dst.buffer.is_fragment:
                 raise InternalError("T.cumsum of a fragment reached the shared-memory scan", self.span)
+            kept_ext = [ext[i] for i in kept]
+
+            def line_element(kept_idx, k):
+                v, d_idx = element(dict(zip(kept, kept_idx)), k)
+                return v, dst.buffer, d_idx
+
+            shuffled = shuffle_scan(self, ctx, line_element, self.identity(dst.buffer.dtype), kept_ext, n)
+            if shuffled is not None:
+                return shuffled
             if n == 1:
                 return cc.chunk_loop(ctx, math.prod([ext[i] for i in kept]), lambda c: first(
                     dict(zip(kept, cc.unflatten(c, [ext[i] for i in kept])))) or seq([]))

@@ -365,7 +365,7 @@ class CudaRenderer(CStyleRenderer):
             return ["#pragma unroll"]
         if f.kind in ("parallel", "pipelined", "thread"):
             raise InternalError(f"a For(kind={f.kind!r}) loop reached the CUDA renderer; lowering removes them", f.span)
-        if f.annotations.get("part") in ("prologue", "epilogue"):
+        if f.annotations.get("part") in ("prologue", "epilogue") or f.annotations.get("unroll") == 1:
             # unrolled, the pipeline's fill and drain iterations would be scheduled into each other
             # and raise register pressure for no gain
             return ["#pragma unroll 1"]
