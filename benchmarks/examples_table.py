@@ -1,6 +1,7 @@
 """Builds the table of examples/README.md in one run: for each example, the lines of kernel code,
 its CPU time against the torch reference at the default size, whether it passes through the
-CUDA emulator at a small size, and the registers / spills / shared memory of its kernels compiled
+CUDA emulator at a small size (and the shared-memory bank conflicts it counted there on sm_80:
+extra wavefronts per kernel, emulator/banks.py), and the registers / spills / shared memory of its kernels compiled
 for sm_80 and sm_90a by NVRTC (at the example's default tile configuration), with the sm_90a
 steady-state loop's instructions per HGMMA and whether the kernel is warp-specialised.
 
@@ -101,10 +102,35 @@ def cpu_times(path: Path) -> list[tuple[float, float]]:
     return [(float(a), float(b)) for a, b in _TIMES.findall(out)]
 
 
-def emulator_ok(path: Path, small: str, off: str) -> bool:
-    rc, _ = run([str(path), *small.split(), *off.split()],
-                {"TILEWISE_TARGET": "cuda", "TILEWISE_EXECUTION_BACKEND": "emulator"})
-    return rc == 0
+def emulator_run(path: Path, small: str, off: str) -> tuple[bool, list[int]]:
+    """Run the example at its small size in the CUDA emulator (sm_80) with bank conflicts counted:
+    whether it passes, and the extra shared-memory wavefronts of each kernel it ran."""
+    code = f'''
+import sys, json, importlib.util
+sys.path.insert(0, {str(path.parent)!r})
+from tilewise.jit import kernel as jk
+kernels = []
+orig = jk.JITKernel.__init__
+def init(self, *a, **k):
+    orig(self, *a, **k)
+    kernels.append(self)
+jk.JITKernel.__init__ = init
+spec = importlib.util.spec_from_file_location("ex", {str(path)!r})
+m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+rc = m.main({small.split() + off.split()!r})
+stats = [k.emulate_stats() for k in kernels]
+print("BANKS" + json.dumps([s.total_extra for s in stats if s is not None]))
+sys.exit(rc or 0)
+'''
+    rc, out = run(["-c", code], {"TILEWISE_TARGET": "cuda -arch=sm_80", "TILEWISE_EXECUTION_BACKEND": "emulator",
+                                 "TILEWISE_EMULATOR_STATS": "1"})
+    extras: list[int] = []
+    for line in out.splitlines():
+        if line.startswith("BANKS"):
+            import json
+
+            extras = json.loads(line[5:])
+    return rc == 0, extras
 
 
 def cuda_resources(path: Path, small: str, off: str, arch: str = "sm_80") -> list[dict]:
@@ -163,7 +189,8 @@ def main() -> int:
         t0 = time.time()
         lines = kernel_lines(path)
         times = cpu_times(path)
-        emu = emulator_ok(path, small, off)
+        emu, extras = emulator_run(path, small, off)
+        banks = "/".join(str(x) for x in extras) if extras else "n/a"
         arch = RESOURCE_ARCH.get(rel, "sm_80")
         res = cuda_resources(path, RESOURCE_ARGS.get(rel, small), off, arch)
         if times:
@@ -181,11 +208,12 @@ def main() -> int:
             cuda += f" | {_resources(hop)} | {per} | {ws}"
         else:
             cuda = "n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a"
-        rows.append(f"| `{rel}` | {lines} | {cpu} | {'passes' if emu else 'FAILS'} | {cuda} |")
+        rows.append(f"| `{rel}` | {lines} | {cpu} | {'passes' if emu else 'FAILS'} | {banks} | {cuda} |")
         print(rows[-1], f"({time.time() - t0:.0f} s)", flush=True)
     header = ("| example | kernel lines | CPU: tilewise vs torch reference (default size) | emulator | "
+              "sm_80 bank conflicts (extra wavefronts) | "
               "sm_80 registers | spill bytes | shared memory | sm_90a registers | spill bytes | shared memory | "
-              "loop instructions per HGMMA | warp-specialised |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+              "loop instructions per HGMMA | warp-specialised |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     table = header + "\n" + "\n".join(rows)
     load = os.getloadavg()[0]
     stamp = f"Measured by `benchmarks/examples_table.py` on {time.strftime('%Y-%m-%d')}, load average {load:.1f}."

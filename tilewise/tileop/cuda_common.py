@@ -132,6 +132,13 @@ def cooperative_copy(ctx, src: BufferRegion, dst: BufferRegion, async_copy: bool
 
 
 def zero_vector(buf: Buffer, idx, v: int) -> Stmt:
+    """Zeros into the v elements from idx (aligned to the vector): one vector store when
+    store_vec can make it (elements of 1, 2 or 4 bytes), else element by element. Scalar stores
+    of a vector's elements by a warp hit the same banks several times (a 4-way conflict for the
+    16-byte chunks of a swizzled fp16 tile), a vector store does not."""
+    nbytes = v * buf.dtype.bytes
+    if v > 1 and buf.dtype.bytes <= 4 and nbytes in (2, 4, 8, 16):
+        return Evaluate(Call("store_vec", [address(buf, idx)] + [Const(0, buf.dtype)] * v, _dt.handle))
     stores = []
     for k in range(v):
         j = list(idx)
