@@ -126,6 +126,11 @@ def test_stats_before_and_without_a_counting_run():
     with env.override("TILEWISE_EMULATOR_STATS", "0"):
         k(np.zeros((32, 32), np.float32))
     assert k.emulate_stats() is None
+    _, s = _stats(k, np.zeros((32, 32), np.float32))
+    assert s.total_extra == 32 * 31
+    with env.override("TILEWISE_EMULATOR_STATS", "0"):  # the latest run counted nothing
+        k(np.zeros((32, 32), np.float32))
+    assert k.emulate_stats() is None
 
 
 # ------------------------------------------------------------------------------ examples

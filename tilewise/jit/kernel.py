@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import warnings
 
+from ..emulator.banks import EmulateStats
 from ..ir.buffer import Buffer
 from ..ir.recursion import deep_recursion
 from ..ir.stmt import PrimFunc
@@ -158,12 +159,11 @@ class JITKernel:
         dynamic = max(self.build.module.kernels[0].shared_bytes, 0)
         return {"registers": u["registers"], "spill_bytes": u["spill_bytes"], "shared_bytes": dynamic + u["shared_bytes"]}
 
-    def emulate_stats(self):
-        """What the latest emulator run of this kernel measured (tilewise.emulator.banks.EmulateStats:
-        `.bank_conflicts`, one record per shared buffer, source line and access kind, and
-        `.total_extra`), or None before a run that counted them: the emulator counts when
-        TILEWISE_EMULATOR_STATS=1 (`with tilewise.env.override("TILEWISE_EMULATOR_STATS", "1"):`
-        in the process)."""
+    def emulate_stats(self) -> EmulateStats | None:
+        """What the latest emulator run of this kernel measured (`.bank_conflicts`, one record per
+        shared buffer, source line and access kind, and `.total_extra`), or None before a run and
+        when the latest run did not count: the emulator counts when TILEWISE_EMULATOR_STATS=1
+        (`with tilewise.env.override("TILEWISE_EMULATOR_STATS", "1"):` in the process)."""
         return getattr(self.runtime, "last_stats", None)
 
     def _tool(self, tool: str, what: str):
