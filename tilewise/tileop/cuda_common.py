@@ -137,7 +137,7 @@ def zero_vector(buf: Buffer, idx, v: int) -> Stmt:
     of a vector's elements by a warp hit the same banks several times (a 4-way conflict for the
     16-byte chunks of a swizzled fp16 tile), a vector store does not."""
     nbytes = v * buf.dtype.bytes
-    if v > 1 and buf.dtype.bytes <= 4 and nbytes in (2, 4, 8, 16):
+    if v > 1 and (buf.dtype.is_float or buf.dtype.is_int) and buf.dtype.bytes <= 4 and nbytes in (2, 4, 8, 16):
         return Evaluate(Call("store_vec", [address(buf, idx)] + [Const(0, buf.dtype)] * v, _dt.handle))
     stores = []
     for k in range(v):
