@@ -96,14 +96,15 @@ class BankCounter:
             word = (word[:, None] + np.arange(nwords)).reshape(-1)
             group = np.repeat(group, nwords)
         span = int(word.max()) + 1
-        keys = np.unique(group * span + word)  # the distinct words of each phase
+        keys = np.sort(group * span + word)
+        keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]  # the distinct words of each phase
         g = keys // span
-        bank_of = (keys % span) % BANKS
-        gs, g_idx = np.unique(g, return_inverse=True)
-        per_bank = np.bincount(g_idx * BANKS + bank_of, minlength=gs.size * BANKS).reshape(gs.size, BANKS)
-        waves = int(per_bank.max(axis=1).sum())
+        ngroups = int(g[-1]) + 1
+        per_bank = np.bincount(g * BANKS + (keys - g * span) % BANKS, minlength=ngroups * BANKS)
+        per_bank = per_bank.reshape(ngroups, BANKS)
+        waves = int(per_bank.max(axis=1).sum())  # groups no lane is in count 0
         minimum = int((-(-per_bank.sum(axis=1) // BANKS)).sum())
-        requests = int(np.unique(warp).size)
+        requests = int(np.count_nonzero(np.bincount(warp)))
         t = self.tally.get((site.sid, kind))
         if t is None:
             self.tally[(site.sid, kind)] = [requests, waves, minimum]
