@@ -7,8 +7,10 @@ iteration modulo S. The loop runs n + S - 1 times: iteration `it` issues the cop
 group of k = it - (S-1) has landed, and computes that k (once it >= S-1). Barriers are placed
 afterwards by insert_barriers, which sees the copies as writes of the buffered tiles.
 
-`stage=[...]` and `order=[...]` (one entry per statement of the loop body) override the
-default stage assignment and the order statements are issued in within an iteration."""
+`stage=`, `order=` and `group=` (TileLang's schedule; pipeline_schedule.py makes it one stage
+and order per statement and checks it) override the default stage assignment and the order
+statements are issued in within an iteration. The CPU (inject_pipeline_cpu) runs the same
+rewrite, synchronously, for loops that have a schedule."""
 from __future__ import annotations
 
 from ..errors import CompileError
