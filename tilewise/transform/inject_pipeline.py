@@ -157,11 +157,10 @@ class _Pipeline(Mutator):
                 and not has_producer_form(f):
             # a schedule of the whole body leaves no statements to a producer warpgroup; TileLang's
             # form marks the copies the producer issues with -1
-            self.notes.append(f"{f.span}: T.Pipelined: no warp specialisation for this loop: its order=/stage= "
-                              "schedule all statements in one thread group (mark the copies -1 in both, as "
-                              "TileLang's warp-specialised form does, to give them a producer warpgroup)"
-                              if f.span is not None else "T.Pipelined: no warp specialisation for this loop: its "
-                              "order=/stage= schedule all statements in one thread group")
+            where = f"{f.span}: " if f.span is not None else ""
+            self.notes.append(f"{where}T.Pipelined: no warp specialisation for this loop: its order=/stage= schedule "
+                              "gives every statement to the same threads (TileLang's warp-specialised form marks the "
+                              "copies -1 in both, for a producer warpgroup)")
             return None
         return f.var
 
