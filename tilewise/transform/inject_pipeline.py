@@ -235,19 +235,28 @@ class _Pipeline(Mutator):
             # the producer warpgroup runs ahead by as many slots as are free: the consumers hold a
             # slot from their first read of it to their last, consumer_stages apart
             S = max(int(f.annotations.get("num_stages", 0)), consumer_stages[-1] - consumer_stages[0] + 1)
-        for b in filled:
-            if b.static_shape() is None:
-                return self.serial(f)
-            if b not in self.buffers:
-                mb = Buffer(b.name, (S,) + b.shape, b.dtype, b.scope, span=b.span)
-                self.buffers[b] = mb
+        if any(b.static_shape() is None for b in filled):
+            return self.serial(f)
         # The producer's slot it % S is carried in a register from one iteration to the next
         # (a modulo per iteration would cost more than the loop body's address arithmetic).
         slot_var = Buffer(f.var.name + "_slot", (1,), _dt.int32, "local.var")
         cur = BufferLoad(slot_var, [Const(0, _dt.int32)])
         n = f.extent
         keyed = sorted(range(n_stmts), key=lambda i: (order[i] if order is not None else i, i))
+        if sched is not None and sched.producer_form and not ws and int(f.annotations.get("num_stages", 0)) <= depth:
+            # TileLang leaves where the -1 copies go to the producer. Issued right after the last
+            # statement of the deepest stage that reads their tiles, they may refill the slot
+            # that statement has just read: num_stages buffers suffice where the copies issued
+            # first would need one more
+            S = depth
+            rest = [i for i in keyed if i not in producers]
+            deepest = [p for p, i in enumerate(rest) if stage[i] == depth and _uses(stmts[i]).buffers & set(filled)]
+            at = deepest[-1] + 1 if deepest else 0
+            keyed = rest[:at] + [i for i in keyed if i in producers] + rest[at:]
         last_producer = max(keyed.index(i) for i in producers)
+        for b in filled:
+            if b not in self.buffers:
+                self.buffers[b] = Buffer(b.name, (S,) + b.shape, b.dtype, b.scope, span=b.span)
         if ws:
             return self._ws_pipeline(f, stmts, [i for i in keyed if i in producers],
                                      [i for i in keyed if i not in producers], S, tma_bytes, stage, set(filled))
