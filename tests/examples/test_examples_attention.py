@@ -26,6 +26,9 @@ CASES = {
                 "--batch 1 --heads 2 --seq_len 200 --dim 64"),
     "mha_fwd_causal": ("flash_attention/example_mha_fwd_bshd.py",
                        "--batch 2 --heads 1 --seq_len 200 --dim 64 --causal"),
+    "mha_fwd_fa3_schedule_causal": ("flash_attention/example_mha_fwd_bshd_wgmma_pipelined.py",
+                                    "--batch 1 --heads 1 --seq_len 200 --dim 64 --block_M 64 --block_N 64 "
+                                    "--threads 128 --causal"),
     "gqa_fwd_causal": ("flash_attention/example_gqa_fwd_bshd.py",
                        "--batch 1 --heads 4 --groups 2 --seq_len 192 --dim 128 --causal"),
     "mha_bwd": ("flash_attention/example_mha_bwd_bshd.py",
@@ -60,6 +63,11 @@ def test_example_passes_its_check(name, capsys):
 EMULATOR_CASES = {
     "mha_fwd_causal": ("flash_attention/example_mha_fwd_bshd.py",
                        "--batch 1 --heads 1 --seq_len 100 --dim 64 --causal"),
+    "mha_fwd_fa3_schedule": ("flash_attention/example_mha_fwd_bshd_wgmma_pipelined.py",
+                             "--batch 1 --heads 1 --seq_len 150 --dim 64 --block_M 64 --block_N 64 --threads 128"),
+    "mha_fwd_fa3_schedule_causal": ("flash_attention/example_mha_fwd_bshd_wgmma_pipelined.py",
+                                    "--batch 1 --heads 1 --seq_len 150 --dim 64 --block_M 64 --block_N 64 "
+                                    "--threads 128 --causal"),
     "gqa_fwd": ("flash_attention/example_gqa_fwd_bshd.py",
                 "--batch 1 --heads 2 --groups 2 --seq_len 128 --dim 64 --block_M 64"),
     "mha_bwd_causal": ("flash_attention/example_mha_bwd_bshd.py",

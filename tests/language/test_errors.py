@@ -598,11 +598,12 @@ def test_pipelined_group_and_sync_are_not_ignored():
 
         return f
 
-    with pytest.raises(CompileError, match="group="):
+    with pytest.raises(CompileError, match="group= needs order="):
         body(group=[[0, 1]])
-    with pytest.raises(CompileError, match="sync="):
+    with pytest.raises(CompileError, match="sync=.*never uses it"):
         body(sync=[[0, 1]])
-    body(group=[[0], [1]])  # one statement per group is the plain loop
+    body(sync=[])  # an empty sync= says nothing
+    body(group=[[0], [1]], order=[0, 1], stage=[0, 1])  # tests/transform/test_pipeline_groups.py runs schedules
 
 
 def test_nothing_the_parser_cannot_honour_is_dropped():

@@ -153,7 +153,7 @@ def test_loop_forms():
                 O[20 + i * 3 + j] = i * 10 + j
             for i in T.vectorized(4):
                 O[28 + i] = A[i] + A[i + 4]
-            for i in T.Pipelined(4, num_stages=2, order=[0, 1], stage=[0, 1]):
+            for i in T.Pipelined(4, num_stages=2, order=[0], stage=[0]):
                 O[32 + i] = A[15 - i]
             for i in T.Pipelined(2, 5, num_stages=0):
                 O[36 + i] = i
@@ -854,7 +854,7 @@ def test_printed_ir_of_every_statement_kind_is_valid_python():
                 v += 1
                 if v > 6:
                     break
-            for i in T.Pipelined(4, num_stages=2, order=[1, 0], stage=[0, 1]):
+            for i in T.Pipelined(4, num_stages=2, order=[0], stage=[0]):
                 loc[i] = T.float16(1.5) + T.cast(-A[i, 0], "float16")
             for i in T.unroll(2):
                 B[i] = T.int64(2**40) + (~T.cast(v, "int64"))
@@ -864,7 +864,7 @@ def test_printed_ir_of_every_statement_kind_is_valid_python():
 
     text = str(every)
     ast.parse(text)
-    for piece in ("while v[0] < n:", "break", "T.Pipelined(4, num_stages=2, order=[1, 0], stage=[0, 1])",
+    for piece in ("while v[0] < n:", "break", "T.Pipelined(4, num_stages=2, order=[0], stage=[0])",
                   "T.unroll(2)", "T.vectorized(4)", "flat = T.view(s, (64,), 'float32')",
                   "v = T.alloc_var('int32', init=3)", "loc = T.alloc_local((4,), 'float16')",
                   "T.int64(1099511627776) + ~T.cast(v[0], 'int64')", "x: T.float32 = A[bx, by] * 2.0",

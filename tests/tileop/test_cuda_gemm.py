@@ -276,8 +276,9 @@ def test_refusals_name_the_problem(emu, kw, match):
         emu(gemm_kernel(**kw))
 
 
-def test_negative_pipeline_stages_are_refused(emu):
-    with pytest.raises(tilewise.CompileError, match="negative entries .* are not supported on the CUDA target"):
+def test_only_copies_can_be_producer_entries(emu):
+    # -1 marks what the (warp-specialised) producer issues: copies into shared memory, not a gemm
+    with pytest.raises(tilewise.CompileError, match="stage=-1 marks group 2 as copies"):
         emu(gemm_kernel(stages=2, order=(0, 1, -1), stage=(0, 0, -1)))
 
 

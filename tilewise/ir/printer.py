@@ -176,7 +176,7 @@ def _loop_header(s: For) -> str:
     ann = dict(s.annotations)
     kwargs = ""
     if s.kind == "pipelined":
-        kwargs = "".join(f", {k}={ann.pop(k)!r}" for k in ("num_stages", "order", "stage") if k in ann)
+        kwargs = "".join(f", {k}={ann.pop(k)!r}" for k in ("num_stages", "order", "stage", "group") if k in ann)
     comment = ("  # " + ", ".join(f"{k}={v!r}" for k, v in ann.items())) if ann else ""
     return f"for {var_name(s.var)} in T.{_LOOP_NAMES.get(s.kind, s.kind)}({rng}{kwargs}):{comment}"
 

@@ -163,28 +163,49 @@ def Pipelined(start, stop=None, num_stages: int = 0, order=None, stage=None, syn
     if not isinstance(num_stages, int) or num_stages < 0:
         raise CompileError(f"num_stages must be a non-negative int, got {num_stages!r}")
     ann = {"num_stages": num_stages}
+    # TileLang accepts sync= (lists of statement indices) and never reads it: its compiler places
+    # the pipeline's barriers, as tilewise's does. An empty list says nothing and is accepted.
+    if sync is not None and _index_lists("sync", sync):
+        raise CompileError(f"T.Pipelined: sync={sync!r}: TileLang accepts this argument but its compiler never uses "
+                           "it, and tilewise places the barriers of a pipelined loop itself; leave sync= out")
+    for name, lst in (("order", order), ("stage", stage)):
+        if lst is not None:
+            lst = py_scalar(lst)
+            if not isinstance(lst, (list, tuple)) or not all(isinstance(x, int) and not isinstance(x, bool)
+                                                             for x in lst):
+                raise CompileError(f"T.Pipelined: {name}= takes a list of ints, got {lst!r}")
+            if any(x < -1 for x in lst):
+                raise CompileError(f"T.Pipelined: {name}={list(lst)}: entries are >= 0, or -1 for a copy the "
+                                   "warp-specialised producer issues")
+            if lst:
+                ann[name] = list(lst)
     if group is not None:
-        # TileLang's group= makes each listed set of statements one unit of order=/stage=; a
-        # grouping of one statement per unit, in order, is the ungrouped loop
-        try:
-            flat = [list(g) for g in group]
-        except TypeError:
-            raise CompileError(
-                f"T.Pipelined: group= takes a list of lists of statement indices, got {group!r}") from None
-        if flat != [[i] for i in range(len(flat))]:
-            raise CompileError(
-                f"T.Pipelined: group={group!r} (several statements scheduled as one unit) is not supported by "
-                "tilewise yet; give order= and stage= one entry per statement of the loop body instead")
-    if sync is not None:
-        raise CompileError(f"T.Pipelined: sync={sync!r} is not supported by tilewise; the compiler places the "
-                           "barriers of a pipelined loop itself")
-    if order is not None:
-        ann["order"] = list(order)
-    if stage is not None:
-        ann["stage"] = list(stage)
-    if order is not None and stage is not None and len(order) != len(stage):
-        raise CompileError("T.Pipelined: order and stage must have the same length")
+        groups = _index_lists("group", group)
+        if groups:
+            ann["group"] = groups
+    if "order" in ann and "stage" in ann and len(ann["order"]) != len(ann["stage"]):
+        raise CompileError(f"T.Pipelined: order= has {len(ann['order'])} entries and stage= {len(ann['stage'])}; "
+                           "they must have the same length")
+    if "group" in ann:
+        for name in ("order", "stage"):
+            if name not in ann:
+                raise CompileError(f"T.Pipelined: group= needs {name}= too, one entry per group")
+            if len(ann[name]) != len(ann["group"]):
+                raise CompileError(f"T.Pipelined: group= has {len(ann['group'])} groups but {name}= has "
+                                   f"{len(ann[name])} entries; give one per group")
     return LoopSpec("pipelined", [(s, ext)], ann)
+
+
+def _index_lists(name: str, value) -> list[list[int]]:
+    """group= / sync=: a list of lists of statement indices."""
+    value = py_scalar(value)
+    try:
+        out = [list(py_scalar(g)) for g in value]
+    except TypeError:
+        raise CompileError(f"T.Pipelined: {name}= takes a list of lists of statement indices, got {value!r}") from None
+    if not all(isinstance(i, int) and not isinstance(i, bool) for g in out for i in g):
+        raise CompileError(f"T.Pipelined: {name}= takes a list of lists of statement indices, got {value!r}")
+    return out
 
 
 def get_thread_binding(dim: int = 0) -> Var:

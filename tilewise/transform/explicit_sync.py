@@ -210,7 +210,7 @@ class _Kernel(Mutator):
                                   "pipeline")
                 body = self.visit(f.body)
                 return For(f.var, f.start, f.extent, "serial", body,
-                           {k: v for k, v in f.annotations.items() if k not in ("num_stages", "order", "stage")},
+                           {k: v for k, v in f.annotations.items() if k not in ("num_stages", "order", "stage", "group")},
                            span=f.span)
         return self.generic_visit(f)
 

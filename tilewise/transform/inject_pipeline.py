@@ -7,8 +7,10 @@ iteration modulo S. The loop runs n + S - 1 times: iteration `it` issues the cop
 group of k = it - (S-1) has landed, and computes that k (once it >= S-1). Barriers are placed
 afterwards by insert_barriers, which sees the copies as writes of the buffered tiles.
 
-`stage=[...]` and `order=[...]` (one entry per statement of the loop body) override the
-default stage assignment and the order statements are issued in within an iteration."""
+`stage=`, `order=` and `group=` (TileLang's schedule; pipeline_schedule.py makes it one stage
+and order per statement and checks it) override the default stage assignment and the order
+statements are issued in within an iteration. The CPU (inject_pipeline_cpu) runs the same
+rewrite, synchronously, for loops that have a schedule."""
 from __future__ import annotations
 
 from ..errors import CompileError
@@ -20,6 +22,7 @@ from ..ir.stmt import Allocate, Annotation, BufferStore, Evaluate, For, IfThenEl
 from ..ir.visitor import Mutator, Visitor, substitute, walk
 from ..layout.layout import Layout
 from ..tileop.base import TileOp
+from .pipeline_schedule import check_dependences, has_producer_form, resolve_schedule
 
 
 def _is_producer(s) -> bool:
@@ -101,7 +104,9 @@ def _call(name: str, **attrs) -> Evaluate:
 
 
 class _Pipeline(Mutator):
-    def __init__(self, machine: Machine | None, pass_configs: dict):
+    def __init__(self, machine: Machine | None, pass_configs: dict, cpu: bool = False):
+        self.cpu = cpu  # a block is one thread: only loops with a schedule are rewritten, synchronously
+        self.notes: list[str] = []  # lowering decisions for kernel.lowering_notes()
         self.buffers: dict = {}  # original shared Buffer -> multi-buffered Buffer
         self.machine = machine
         self.pass_configs = pass_configs
@@ -111,6 +116,7 @@ class _Pipeline(Mutator):
 
     def visit_Kernel(self, k: Kernel):
         self.buffers = {}
+        self.notes = []
         cond = None
         for v in k.thread_vars:
             cond = (v == 0) if cond is None else cond & (v == 0)
@@ -125,6 +131,9 @@ class _Pipeline(Mutator):
         if self.buffers:
             body = _ReplaceAllocs(self.buffers).visit(body)
         out = k.with_fields(body=body)
+        if self.notes:
+            out = out.with_fields(attrs={**out.attrs,
+                                         "lowering_notes": list(out.attrs.get("lowering_notes", [])) + self.notes})
         if self.ws_done is not None:
             out = out.with_fields(attrs={**out.attrs, "warp_specialize": self.ws_done})
         return out
@@ -145,7 +154,14 @@ class _Pipeline(Mutator):
         if len(loops) != 1 or loops[0] not in top:
             return None
         f = loops[0]
-        if f.annotations.get("stage") is not None or f.annotations.get("order") is not None:
+        if (f.annotations.get("stage") is not None or f.annotations.get("order") is not None) \
+                and not has_producer_form(f):
+            # a schedule of the whole body leaves no statements to a producer warpgroup; TileLang's
+            # form marks the copies the producer issues with -1
+            where = f"{f.span}: " if f.span is not None else ""
+            self.notes.append(f"{where}T.Pipelined: no warp specialisation for this loop: its order=/stage= schedule "
+                              "gives every statement to the same threads (TileLang's warp-specialised form marks the "
+                              "copies -1 in both, for a producer warpgroup)")
             return None
         return f.var
 
@@ -163,12 +179,11 @@ class _Pipeline(Mutator):
         S = int(f.annotations.get("num_stages", 0))
         stmts = list(f.body.stmts) if isinstance(f.body, SeqStmt) else [f.body]
         n_stmts = len(stmts)
-        stage = f.annotations.get("stage")
-        order = f.annotations.get("order")
-        for name, lst in (("stage", stage), ("order", order)):
-            if lst is not None and len(lst) != n_stmts:
-                raise CompileError(
-                    f"T.Pipelined: {name} has {len(lst)} entries but the loop body has {n_stmts} statements", f.span)
+        sched = resolve_schedule(f, stmts, lambda s: _is_producer(s) or _writes_only_shared(s))
+        stage = sched.stage if sched is not None else None
+        order = sched.order if sched is not None else None
+        if self.cpu and sched is None:
+            return f  # the CPU runs a loop without a schedule as written
         single = False  # num_stages=1: pipelined only when warp-specialised (one slot, async producer)
         if stage is None:
             if not any(_is_producer(s) for s in stmts):
@@ -181,11 +196,6 @@ class _Pipeline(Mutator):
             if single:
                 S = 1
         else:
-            stage = [int(x) for x in stage]
-            if min(stage) < 0 or (order is not None and min(int(x) for x in order) < 0):
-                raise CompileError(
-                    f"T.Pipelined: stage={list(stage)}, order={order}: negative entries (TileLang's group= "
-                    "scheduling) are not supported on the CUDA target; give every statement a stage >= 0", f.span)
             S = max(S, max(stage) + 1)
         if max(stage) == 0:
             return self.serial(f)
@@ -205,30 +215,52 @@ class _Pipeline(Mutator):
         for i, s in enumerate(stmts):
             if i in producers:
                 continue
-            if _uses(s).writes & set(filled):
+            clash = _uses(s).writes & set(filled)
+            if clash and sched is not None:
+                raise CompileError(
+                    f"T.Pipelined: statement {i} writes {sorted(b.name for b in clash)[0]}, which a stage-0 copy "
+                    "fills (one buffer per stage); the stage=/order= schedule cannot keep both", s.span or f.span)
+            if clash:
                 return self.serial(f)
+        if sched is not None:
+            check_dependences(f, stmts, stage, order, lambda s: (_uses(s).buffers - _uses(s).writes, _uses(s).writes),
+                              set(filled))
         depth = max(stage)
         tma_bytes = self._tma_bytes([stmts[i] for i in producers])
+        consumer_stages = sorted({stage[i] for i in range(n_stmts) if i not in producers})
         ws = (tma_bytes is not None and f.var is self.ws_loop_var
-              and all(stage[i] == depth for i in range(n_stmts) if i not in producers))
+              and (len(consumer_stages) == 1 or (sched is not None and sched.producer_form)))
         if single and not ws:
             return self.serial(f)
-        for b in filled:
-            if b.static_shape() is None:
-                return self.serial(f)
-            if b not in self.buffers:
-                mb = Buffer(b.name, (S,) + b.shape, b.dtype, b.scope, span=b.span)
-                self.buffers[b] = mb
+        if ws and len(consumer_stages) > 1:
+            # the producer warpgroup runs ahead by as many slots as are free: the consumers hold a
+            # slot from their first read of it to their last, consumer_stages apart
+            S = max(int(f.annotations.get("num_stages", 0)), consumer_stages[-1] - consumer_stages[0] + 1)
+        if any(b.static_shape() is None for b in filled):
+            return self.serial(f)
         # The producer's slot it % S is carried in a register from one iteration to the next
         # (a modulo per iteration would cost more than the loop body's address arithmetic).
         slot_var = Buffer(f.var.name + "_slot", (1,), _dt.int32, "local.var")
         cur = BufferLoad(slot_var, [Const(0, _dt.int32)])
         n = f.extent
         keyed = sorted(range(n_stmts), key=lambda i: (order[i] if order is not None else i, i))
+        if sched is not None and sched.producer_form and not ws and int(f.annotations.get("num_stages", 0)) <= depth:
+            # TileLang leaves where the -1 copies go to the producer. Issued right after the last
+            # statement of the deepest stage that reads their tiles, they may refill the slot
+            # that statement has just read: num_stages buffers suffice where the copies issued
+            # first would need one more
+            S = depth
+            rest = [i for i in keyed if i not in producers]
+            deepest = [p for p, i in enumerate(rest) if stage[i] == depth and _uses(stmts[i]).buffers & set(filled)]
+            at = deepest[-1] + 1 if deepest else 0
+            keyed = rest[:at] + [i for i in keyed if i in producers] + rest[at:]
         last_producer = max(keyed.index(i) for i in producers)
+        for b in filled:
+            if b not in self.buffers:
+                self.buffers[b] = Buffer(b.name, (S,) + b.shape, b.dtype, b.scope, span=b.span)
         if ws:
             return self._ws_pipeline(f, stmts, [i for i in keyed if i in producers],
-                                     [i for i in keyed if i not in producers], S, tma_bytes)
+                                     [i for i in keyed if i not in producers], S, tma_bytes, stage, set(filled))
         if tma_bytes is not None:
             return self._mbarrier_pipeline(f, stmts, stage, keyed, S, depth, tma_bytes)
 
@@ -244,19 +276,20 @@ class _Pipeline(Mutator):
                 body = substitute(s, {f.var: f.start + k})
                 body = _Multibuffer(self.buffers, slot).visit(body)
                 if st == 0:
-                    if _is_producer(body):
+                    if _is_producer(body) and not self.cpu:
                         body = body.as_async()
                     body = IfThenElse(it < n, body)
                 else:
                     # groups newer than the one this statement needs: those of the iterations
                     # after k, minus this iteration's if it is not committed yet
-                    out.append(_call("cp_async_wait", n=st if committed else st - 1))
+                    if not self.cpu:
+                        out.append(_call("cp_async_wait", n=st if committed else st - 1))
                     guard = it >= st
                     if st < depth:
                         guard = guard & (it - st < n)
                     body = IfThenElse(guard, body)
                 out.append(body)
-                if pos == last_producer and not committed:
+                if pos == last_producer and not committed and not self.cpu:
                     out.append(_call("cp_async_commit"))
                     committed = True
             out.append(BufferStore(slot_var, [Const(0, _dt.int32)],
@@ -275,10 +308,12 @@ class _Pipeline(Mutator):
             loop = For(it, start, extent, "serial", iteration(it), {"pipelined_stages": S, "part": name}, span=f.span)
             parts.append(loop)
         init = Allocate(slot_var, Const(0, _dt.int32))
+        if self.cpu:  # the copies ran synchronously
+            return seq([init, *parts])
         return seq([init, *parts, _call("cp_async_wait", n=0)])
 
     # ------------------------------------------------------------------ Hopper: warp specialisation
-    def _ws_pipeline(self, f: For, stmts, producers, consumers, S: int, stage_bytes: int):
+    def _ws_pipeline(self, f: For, stmts, producers, consumers, S: int, stage_bytes: int, stage, filled):
         """Producer and consumer loops for warp specialisation (transform/warp_specialize.py
         gives the producer its own warpgroup afterwards; until then the two loops stand one after
         the other, which only that pass makes runnable). Slot k % S: the producer waits until the
@@ -329,7 +364,59 @@ class _Pipeline(Mutator):
         setup = seq([Allocate(full), Allocate(empty), IfThenElse(first, seq(inits + [_call("fence_barrier_init")])),
                      _call("syncthreads")])
         self.ws_done = {"consumer_threads": consumers_n, "stages": S, "reg_alloc": self.reg_alloc}
+        if len({stage[i] for i in consumers}) > 1:
+            return seq([setup, loop("producer", produce),
+                        *self._ws_consumer_pipeline(f, stmts, consumers, stage, filled, S, full, empty)])
         return seq([setup, loop("producer", produce), loop("consumer", consume)])
+
+    def _ws_consumer_pipeline(self, f: For, stmts, consumers, stage, filled, S: int, full: Buffer, empty: Buffer):
+        """The consumers' own software pipeline (a user schedule with consumer stages 0..D, in
+        TileLang's -1 form): pipelined iteration `it` runs each consumer statement on k = it - its
+        stage, in the order given. The slot of k is waited for ("full") before the first
+        statement, in schedule order, that reads a tile the producer fills, and released
+        ("empty") after the last one: the producer refills it only then."""
+        base = min(stage[i] for i in consumers)
+        cst = {i: stage[i] - base for i in consumers}
+        depth = max(cst.values())
+        n = f.extent
+        readers = [i for i in consumers if _uses(stmts[i]).buffers & filled] or list(consumers)
+        # consumers is in issue order, so (stage, position) orders a k's statements in time
+        first = min(readers, key=lambda i: (cst[i], consumers.index(i)))
+        last = max(readers, key=lambda i: (cst[i], consumers.index(i)))
+
+        def bar(b, slot):
+            return Call("address_of", [BufferLoad(b, [slot])], _dt.handle)
+
+        def iteration(it: Var):
+            out = []
+            for i in consumers:
+                st = cst[i]
+                k = it - st if st else it
+                slot = binary("floormod", k, S)
+                parity = binary("floormod", binary("floordiv", k, S), 2)
+                body = [_Multibuffer(self.buffers, slot).visit(substitute(stmts[i], {f.var: f.start + k}))]
+                if i == first:
+                    body.insert(0, Evaluate(Call("mbarrier_wait", [bar(full, slot), parity], _dt.handle)))
+                if i == last:
+                    body.append(Evaluate(Call("mbarrier_arrive", [bar(empty, slot)], _dt.handle)))
+                guard = None
+                if st > 0:
+                    guard = it >= st
+                if st < depth:
+                    guard = (it < n) if guard is None else guard & (it - st < n)
+                out.append(IfThenElse(guard, seq(body)) if guard is not None else seq(body))
+            return seq(out)
+
+        parts = []
+        drain = binary("max", n, depth)
+        for name, start, extent in (("prologue", 0, depth), ("steady", depth, n - depth),
+                                    ("epilogue", drain, binary("min", n, depth))):
+            it = Var(f"{f.var.name}_consumer_{name}", _dt.int32)
+            ann = {"pipelined_stages": S, "part": name}
+            if name == "prologue":
+                ann["ws_role"] = "consumer"  # warp_specialize: the consumers' code starts here
+            parts.append(For(it, start, extent, "serial", iteration(it), ann, span=f.span))
+        return parts
 
     # ------------------------------------------------------------------ Hopper: TMA + mbarriers
     def _tma_bytes(self, producers) -> int | None:
@@ -457,5 +544,12 @@ def _per_stage(lay: Layout, stages: int) -> Layout:
 
 def inject_pipeline(func: PrimFunc, machine: Machine | None = None, pass_configs: dict | None = None) -> PrimFunc:
     return func.with_body(_Pipeline(machine, dict(pass_configs or {})).visit(func.body))
+
+
+def inject_pipeline_cpu(func: PrimFunc) -> PrimFunc:
+    """The CPU: a pipelined loop with an order=/stage=/group= schedule runs in that schedule (its
+    statements reordered across iterations, the producers' shared tiles one buffer per stage),
+    synchronously; one without runs as written. Either way the numbers are the loop's."""
+    return func.with_body(_Pipeline(None, {}, cpu=True).visit(func.body))
 
 

@@ -17,7 +17,7 @@ from .elide_output_tiles import elide_output_tiles
 from .explicit_sync import explicit_sync
 from .fuse_loops import fuse_loops
 from .guard_block_effects import guard_block_effects
-from .inject_pipeline import inject_pipeline
+from .inject_pipeline import inject_pipeline, inject_pipeline_cpu
 from .insert_barriers import insert_barriers
 from .layout_inference import infer_layouts
 from .legalize_safe_access import legalize_safe_access
@@ -42,6 +42,7 @@ def loop_passes(machine: Machine, pass_configs: dict | None = None) -> list[Pass
         ("check_loop_nesting", check_loop_nesting),
         ("legalize_safe_access", lambda f: legalize_safe_access(f, configs)),
         ("rasterize_blocks", rasterize_blocks),
+        ("inject_pipeline", inject_pipeline_cpu),
         ("elide_output_tiles", elide_output_tiles),
         ("lower_tile_ops", lambda f: lower_tile_ops(f, lambda k, r: LowerContext(machine.lowering_keys, r))),
         ("split_div_loops", split_div_loops),
