@@ -220,6 +220,20 @@ from .tir_math import fast_log2 as __log2
 from .tir_math import fast_log10 as __log10
 from .tir_math import fast_sin as __sin
 from .tir_math import fast_tan as __tan
+from .warp import (  # the expert tier: warp shuffles and reductions (language/warp.py)
+    shfl_down,
+    shfl_sync,
+    shfl_up,
+    shfl_xor,
+    tvm_warp_shuffle,
+    tvm_warp_shuffle_down,
+    tvm_warp_shuffle_up,
+    warp_reduce_bitand,
+    warp_reduce_bitor,
+    warp_reduce_max,
+    warp_reduce_min,
+    warp_reduce_sum,
+)
 
 Buffer = Tensor
 ptr = _as_dtype("handle")  # a raw pointer parameter, for T.make_tensor
