@@ -234,6 +234,7 @@ from .warp import (  # the expert tier: warp shuffles and reductions (language/w
     warp_reduce_min,
     warp_reduce_sum,
 )
+from .workspace import alloc_global
 
 Buffer = Tensor
 ptr = _as_dtype("handle")  # a raw pointer parameter, for T.make_tensor

@@ -937,6 +937,9 @@ def _parse_prim_func(func, outer: dict | None, eager, values: dict) -> PrimFunc:
         if b.outputs:
             attrs["tilelang_out_idx"] = out_idx
             params += b.outputs
+        if b.workspaces:  # T.alloc_global: hidden parameters after all others (jit/kernel.py)
+            attrs["tilewise_workspaces"] = len(b.workspaces)
+            params += b.workspaces
     if eager is None or eager.phase == 2:
         _check_top_level(body)
     return PrimFunc(fdef.name, params, body, attrs=attrs, span=p.span(fdef))
