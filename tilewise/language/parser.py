@@ -38,6 +38,7 @@ from ..ir.simplify import simplify
 from ..ir.span import Span, at, current_span
 from ..ir.stmt import (
     Allocate,
+    Annotation,
     Break,
     BufferStore,
     Evaluate,
@@ -999,6 +1000,8 @@ def _check_top_level(body):
         if isinstance(s, (Kernel, LetStmt)):
             continue
         if isinstance(s, Allocate) and s.buffer.is_global:
+            continue
+        if isinstance(s, Annotation) and s.kind == "import_source":  # T.import_source: file-level text
             continue
         raise CompileError(
             f"{type(s).__name__} outside `with T.Kernel(...)`: every statement of a prim_func must be inside a kernel",

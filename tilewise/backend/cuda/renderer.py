@@ -200,6 +200,9 @@ class CudaRenderer(CStyleRenderer):
         self.line('#include "tw_cuda.h"')
         for text in device_functions(self.hopper.variants).splitlines():
             self.line(text)
+        for text in self.imported_sources(f):  # T.import_source
+            self.line("")
+            self.lines.extend(text.splitlines())
         for i, k in enumerate(kernels):
             name = self.names.fresh(f"{base}_kernel" if i == 0 else f"{base}_kernel_{i}")
             self.line("")
