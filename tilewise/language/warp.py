@@ -94,11 +94,9 @@ def shfl_sync(value, srcLane, width=32, mask=FULL_MASK) -> Call:  # noqa: N803 -
 
 
 def _warp_size(warp_size, what: str) -> None:
-    w = py_scalar(warp_size)
-    if isinstance(w, Expr):
-        w = const_value(w)
-    if w != 32:
-        raise CompileError(f"{what}: warp_size must be 32 on NVIDIA GPUs, got {warp_size}")
+    """TVM's warp_size argument describes the shuffle's group (TVM's CUDA lowering drops it, as
+    here); it must still be a constant power of two up to 32."""
+    _width(warp_size, f"{what}: warp_size")
 
 
 def tvm_warp_shuffle(mask, value, warp_id, width, warp_size) -> Call:
