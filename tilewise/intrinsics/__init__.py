@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from . import mma_layout, mma_macro_generator, utils
 from .mma_layout import get_swizzle_layout, make_mma_swizzle_layout
-from .mma_macro_generator import TensorCoreIntrinEmitter
+from .mma_macro_generator import TensorCoreIntrinEmitter, TensorCoreIntrinEmitterWithLadderTransform
 from .utils import get_ldmatrix_offset, get_mma_micro_size, mma_store_index_map
 
-__all__ = ["TensorCoreIntrinEmitter", "get_ldmatrix_offset", "get_mma_micro_size", "get_swizzle_layout",
+__all__ = ["TensorCoreIntrinEmitter", "TensorCoreIntrinEmitterWithLadderTransform", "get_ldmatrix_offset", "get_mma_micro_size", "get_swizzle_layout",
            "make_mma_swizzle_layout", "mma_layout", "mma_macro_generator", "mma_store_index_map", "utils"]

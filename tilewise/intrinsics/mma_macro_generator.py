@@ -292,4 +292,31 @@ class TensorCoreIntrinEmitter:
                                                      For(r, 0, self.local_size_out, "unroll", store))))
 
 
-__all__ = ["TensorCoreIntrinEmitter"]
+
+
+
+class _Unsupported:
+    """TileLang emitters for forms tilewise does not emit: constructing one is a CompileError
+    naming what is missing (importing the name works, as TileLang's test modules import them)."""
+
+    what = ""
+
+    def __init__(self, *args, **kwargs):
+        raise CompileError(f"{type(self).__name__}: {self.what} is not supported by tilewise; "
+                           "TensorCoreIntrinEmitter covers float16, bfloat16, int8/uint8 and tf32 operands")
+
+
+class INT4TensorCoreIntrinEmitter(_Unsupported):
+    what = "int4 mma.sync (m16n8k64)"
+
+
+class INT4TensorCoreIntrinEmitterWithLadderTransform(_Unsupported):
+    what = "int4 mma.sync with the Ladder weight transform"
+
+
+class TensorCoreIntrinEmitterWithLadderTransform(_Unsupported):
+    what = "the Ladder (BitBLAS) weight-transform emitter"
+
+
+__all__ = ["INT4TensorCoreIntrinEmitter", "INT4TensorCoreIntrinEmitterWithLadderTransform", "TensorCoreIntrinEmitter",
+           "TensorCoreIntrinEmitterWithLadderTransform"]
