@@ -89,8 +89,20 @@ def shfl_up(value, delta, width=32, mask=FULL_MASK) -> Call:
 
 
 def shfl_sync(value, srcLane, width=32, mask=FULL_MASK) -> Call:  # noqa: N803 - TileLang's name
-    """The value of lane `srcLane` of the caller's group of `width` lanes."""
+    """The value of lane `srcLane` of the caller's group of `width` lanes. TileLang 0.1.8's form
+    `T.shfl_sync(mask, value, srcLane, width=None)` (mask first) is told by its first argument: a
+    Python integer followed by two more arguments (broadcasting a constant would be pointless)."""
+    if isinstance(py_scalar(value), int) and not isinstance(py_scalar(value), bool) and _is_lane_like(width):
+        old_mask, value, srcLane = value, srcLane, width
+        return _shuffle("shfl_idx", value, srcLane, 32 if mask is FULL_MASK else mask, old_mask, "T.shfl_sync")
     return _shuffle("shfl_idx", value, srcLane, width, mask, "T.shfl_sync")
+
+
+def _is_lane_like(x) -> bool:
+    """The third positional argument of the mask-first form is a lane: an expression or an int
+    that is not the default width."""
+    x = py_scalar(x)
+    return isinstance(x, Expr) or (isinstance(x, int) and x != 32) or x is None
 
 
 def _warp_size(warp_size, what: str) -> None:
