@@ -407,3 +407,33 @@ def test_alloc_global_is_a_per_call_scratch_buffer(target, backend):
     x = np.arange(256, dtype=np.float32)
     np.testing.assert_array_equal(k(x), x[::-1] * 2 + 1)
     np.testing.assert_array_equal(k(x + 1), (x + 1)[::-1] * 2 + 1)  # a second call: a fresh buffer, same result
+
+
+# ------------------------------------------------------------------ T.sync_warp
+
+
+def _warp_exchange(sync: bool):
+    @T.prim_func
+    def exchange(x: T.Tensor((64,), "float32"), y: T.Tensor((64,), "float32")):
+        with T.Kernel(1, threads=64):
+            tx = T.get_thread_binding()
+            s = T.alloc_shared((64,), "float32")
+            s[tx] = x[tx]
+            if sync:
+                T.call_extern("handle", "__nanosleep", 10)  # a delay: no effect on values
+                T.sync_warp()
+            y[tx] = s[tx ^ 1]  # the neighbour's element, in the same warp
+
+    return exchange
+
+
+def test_sync_warp_orders_the_warps_shared_accesses():
+    """With the compiler's barriers off, the exchange inside a warp races unless __syncwarp
+    orders it; with it the emulator (and the PTX interpreter) agree with numpy."""
+    no_sync = {"tl.disable_thread_storage_sync": True}
+    x = np.arange(64, dtype=np.float32)
+    with pytest.raises(RaceError, match="s"):
+        emu(_warp_exchange(False), out_idx=[1], pass_configs=no_sync)(x)
+    k = emu(_warp_exchange(True), out_idx=[1], pass_configs=no_sync)
+    np.testing.assert_array_equal(k(x), x[np.arange(64) ^ 1])
+    assert "__syncwarp()" in k.get_kernel_source()

@@ -16,6 +16,14 @@ if TYPE_CHECKING:
 
 def _call_extern(comp: Compiler, e: Call):
     name = e.attrs.get("name")
+    if name in extern_math.NO_EFFECT:  # a delay: the arguments are still evaluated (and checked)
+        args = [comp.expr(a) for a in e.args]
+
+        def no_effect(st):
+            for f in args:
+                f(st)
+
+        return no_effect
     value = extern_math.as_ir(e)
     if value is None:
         if name in extern_math.KNOWN:

@@ -32,6 +32,9 @@ KNOWN.update({
     "__clz": ("clz", _dt.int32), "__clzll": ("clz", _dt.int64),
 })  # fmt: skip
 
+# functions with no effect on any value (only on timing), which the emulator and the CPU skip
+NO_EFFECT = ("__nanosleep",)
+
 
 def arity(op: str) -> int:
     return 2 if op in _BINARY or op in ("max", "min", "div") else 1

@@ -226,6 +226,7 @@ from .warp import (  # the expert tier: warp shuffles and reductions (language/w
     shfl_sync,
     shfl_up,
     shfl_xor,
+    sync_warp,
     tvm_warp_shuffle,
     tvm_warp_shuffle_down,
     tvm_warp_shuffle_up,

@@ -173,3 +173,14 @@ def warp_reduce_bitand(value) -> BufferLoad:
 
 def warp_reduce_bitor(value) -> BufferLoad:
     return _warp_reduce(value, "bitor")
+
+
+def sync_warp(mask=None) -> Call:
+    """`__syncwarp()`: the lanes of the warp wait for each other, and their memory accesses
+    before it are ordered before those after it. Executed by the whole warp (mask 0xffffffff)."""
+    what = "T.sync_warp"
+    k = require_kernel(what)
+    k.thread_binding_used = True
+    if mask is not None:
+        _check_mask(mask, what)
+    return Call("syncwarp", [], _dt.handle)

@@ -105,6 +105,8 @@ class CpuRenderer(CStyleRenderer):
     def call_call_extern(self, e, args) -> str:
         """A CUDA math function (ir/extern_math.py) as the operation it is, since the CPU has no
         CUDA math library; any other name is called as written (a C function, or one of T.import_source)."""
+        if e.attrs.get("name") in extern_math.NO_EFFECT:
+            return "((void)0)"
         value = extern_math.as_ir(e)
         return self.expr(value) if value is not None else super().call_call_extern(e, args)
 

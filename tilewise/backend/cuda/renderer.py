@@ -451,6 +451,9 @@ class CudaRenderer(CStyleRenderer):
 
     call_shfl_xor = call_shfl_down = call_shfl_up = call_shfl_idx = _shfl
 
+    def call_syncwarp(self, e: Call, args) -> str:
+        return "__syncwarp()"
+
     # -- Hopper: mbarriers, TMA, wgmma (tw_cuda.h, "Hopper"; docs/THREAD_IR.md)
     def call_mbarrier_init(self, e: Call, args) -> str:
         return f"tw::mbarrier_init({args[0]}, (uint32_t)({args[1]}))"
