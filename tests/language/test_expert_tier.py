@@ -437,3 +437,38 @@ def test_sync_warp_orders_the_warps_shared_accesses():
     k = emu(_warp_exchange(True), out_idx=[1], pass_configs=no_sync)
     np.testing.assert_array_equal(k(x), x[np.arange(64) ^ 1])
     assert "__syncwarp()" in k.get_kernel_source()
+
+
+def test_alloc_global_with_a_dynamic_dimension_and_in_the_eager_style():
+    m = T.dynamic("m")
+
+    @T.prim_func
+    def mirrored(x: T.Tensor((m,), "float32"), y: T.Tensor((m,), "float32")):
+        ws = T.alloc_global((m,), "float32")
+        with T.Kernel(T.ceildiv(m, 64), threads=64) as bx:
+            for i in T.Parallel(64):
+                if bx * 64 + i < m:
+                    ws[bx * 64 + i] = x[bx * 64 + i] * 2
+        with T.Kernel(T.ceildiv(m, 64), threads=64) as bx:
+            for i in T.Parallel(64):
+                if bx * 64 + i < m:
+                    y[bx * 64 + i] = ws[m - 1 - (bx * 64 + i)]
+
+    x = np.arange(100, dtype=np.float32)
+    np.testing.assert_array_equal(emu(mirrored, out_idx=[1])(x), x[::-1] * 2)
+
+    @tilewise.jit(target="cpu")
+    def scaled(x, block=64):
+        N = T.const("N")
+        x: T.Tensor((N,), "float32")
+        y = T.empty((N,), "float32")
+        ws = T.alloc_global((N,), "float32")
+        with T.Kernel(T.ceildiv(N, block), threads=block) as bx:
+            for i in T.Parallel(block):
+                ws[bx * block + i] = x[bx * block + i] * 3
+            for i in T.Parallel(block):
+                y[bx * block + i] = ws[bx * block + i] + 1
+        return y
+
+    x = np.arange(256, dtype=np.float32)
+    np.testing.assert_array_equal(scaled(x), x * 3 + 1)
