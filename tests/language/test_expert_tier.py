@@ -194,6 +194,15 @@ def test_mma_layout_helpers_are_the_ptx_fragments():
             assert shared_16x16_to_mma_32x8_layout(i, j) == (t, v)
             seen.add(mma_store_32x8_to_shared_16x16_layout(t, v))
     assert seen == {(i, j) for i in range(16) for j in range(16)}
+    from tilewise.intrinsics import mma_layout as L
+
+    for load, sr, n in ((L.mma_load_b_32x8_to_shared_16x16_layout, L.shared_16x16_to_mma_32x8_layout_sr_b, 8),
+                        (L.mma_load_a_32x16_to_shared_16x32_layout, L.shared_16x32_to_mma_32x16_layout_sr_a, 16),
+                        (L.mma_load_b_32x16_to_shared_16x32_layout, L.shared_16x32_to_mma_32x16_layout_sr_b, 16),
+                        (L.mma_load_a_32x4_to_shared_16x8_layout, L.shared_16x8_to_mma_32x4_layout_sr_a, 4),
+                        (L.mma_load_b_32x4_to_shared_16x8_layout, L.shared_16x8_to_mma_32x4_layout_sr_b, 4)):
+        assert all(sr(*load(t, v)) == (t, v) for t in range(32) for v in range(n)), load.__name__
+    assert L.shared_16x16_to_mma_32x8_layout_rs_a(3, 9) == L.shared_16x16_to_mma_32x8_layout_sr_a(9, 3)
     assert get_ldmatrix_offset("A", 17, 0, 16, "float16") == ldmatrix_32x8_to_shared_16x16_layout(17, 0) == (1, 8)
     assert get_mma_micro_size("int8") == (16, 16, 32) and get_mma_micro_size("float16") == (16, 16, 16)
 

@@ -100,6 +100,53 @@ def mma_load_b_32x4_to_shared_16x8_layout(thread_id, local_id):
     return 8 * (local_id // 2) + thread_id // 4, 4 * (local_id % 2) + thread_id % 4
 
 
+# (lane, local id) of an operand element, "sr" = (spatial, reduction) indices: A as (m, k), B as
+# (n, k) over two n8 tiles; "rs" takes them the other way round. From the PTX fragment tables:
+# lane 4 * g + q holds row g (+ 8) of A and column g of B, at k = q-based offsets.
+
+
+def shared_16x8_to_mma_a_32x4_layout(i, j):
+    """tf32 A (16 x 8): a0 (g, q), a1 (g + 8, q), a2 (g, q + 4), a3 (g + 8, q + 4)."""
+    return 4 * (i % 8) + j % 4, i // 8 + 2 * (j // 4)
+
+
+def shared_16x8_to_mma_b_32x4_layout(i, j):
+    """tf32 B as (n, k) over two n8 tiles: b0 k = q, b1 k = q + 4; local ids 2, 3 the second tile."""
+    return 4 * (i % 8) + j % 4, 2 * (i // 8) + j // 4
+
+
+def shared_16x16_to_mma_b_32x8_layout(i, j):
+    """16-bit B as (n, k) over two n8 tiles: b0,b1 k = 2q + {0, 1}, b2,b3 k + 8; local ids 4-7 the
+    second tile."""
+    return 4 * (i % 8) + (j % 8) // 2, 4 * (i // 8) + 2 * (j // 8) + j % 2
+
+
+def shared_16x32_to_mma_a_32x16_layout(i, j):
+    """8-bit A (16 x 32): four consecutive k per register, rows g / g + 8, k halves 0-15 / 16-31."""
+    return 4 * (i % 8) + (j % 16) // 4, 8 * (j // 16) + 4 * (i // 8) + j % 4
+
+
+def shared_16x32_to_mma_b_32x16_layout(i, j):
+    """8-bit B as (n, k) over two n8 tiles."""
+    return 4 * (i % 8) + (j % 16) // 4, 8 * (i // 8) + 4 * (j // 16) + j % 4
+
+
+def _swapped(f):
+    def g(i, j):
+        return f(j, i)
+
+    g.__name__ = f.__name__ + "_trans"
+    g.__doc__ = f"{f.__name__} with its two indices swapped (the tile stored the other way round)."
+    return g
+
+
+shared_16x8_to_mma_a_32x4_layout_trans = _swapped(shared_16x8_to_mma_a_32x4_layout)
+shared_16x8_to_mma_b_32x4_layout_trans = _swapped(shared_16x8_to_mma_b_32x4_layout)
+shared_16x16_to_mma_b_32x8_layout_trans = _swapped(shared_16x16_to_mma_b_32x8_layout)
+shared_32x16_to_mma_a_32x16_layout_trans = _swapped(shared_16x32_to_mma_a_32x16_layout)
+shared_32x16_to_mma_b_32x16_layout_trans = _swapped(shared_16x32_to_mma_b_32x16_layout)
+
+
 def shared_16x16_to_mma_32x8_layout(i, j):
     """(lane, local id) holding element (i, j) of a 16-bit A tile (inverse of mma_load_a_32x8...)."""
     return 4 * (i % 8) + (j % 8) // 2, 4 * (j // 8) + 2 * (i // 8) + j % 2
@@ -114,11 +161,20 @@ def shared_32x16_to_mma_32x16_layout(i, j):
 
 
 shared_16x16_to_mma_a_32x8_layout = shared_16x16_to_mma_32x8_layout
+shared_16x16_to_mma_a_32x8_layout_trans = _swapped(shared_16x16_to_mma_32x8_layout)
 
-
-def shared_16x16_to_mma_b_32x8_layout(i, j):
-    """(lane, local id) of element (n=i, k=j) of a 16-bit B pair of n8 tiles."""
-    return 4 * (i % 8) + (j % 8) // 2, 4 * (i // 8) + 2 * (j // 8) + j % 2
+shared_16x8_to_mma_32x4_layout_sr_a = shared_16x8_to_mma_a_32x4_layout
+shared_16x8_to_mma_32x4_layout_sr_b = shared_16x8_to_mma_b_32x4_layout
+shared_16x8_to_mma_32x4_layout_rs_a = shared_16x8_to_mma_a_32x4_layout_trans
+shared_16x8_to_mma_32x4_layout_rs_b = shared_16x8_to_mma_b_32x4_layout_trans
+shared_16x16_to_mma_32x8_layout_sr_a = shared_16x16_to_mma_a_32x8_layout
+shared_16x16_to_mma_32x8_layout_sr_b = shared_16x16_to_mma_b_32x8_layout
+shared_16x16_to_mma_32x8_layout_rs_a = shared_16x16_to_mma_a_32x8_layout_trans
+shared_16x16_to_mma_32x8_layout_rs_b = shared_16x16_to_mma_b_32x8_layout_trans
+shared_16x32_to_mma_32x16_layout_sr_a = shared_16x32_to_mma_a_32x16_layout
+shared_16x32_to_mma_32x16_layout_sr_b = shared_16x32_to_mma_b_32x16_layout
+shared_16x32_to_mma_32x16_layout_rs_a = shared_32x16_to_mma_a_32x16_layout_trans
+shared_16x32_to_mma_32x16_layout_rs_b = shared_32x16_to_mma_b_32x16_layout_trans
 
 
 # ---------------------------------------------------------------------------- swizzles
