@@ -53,7 +53,8 @@ class JITKernel:
             # its CUDA program, thread by thread, in the emulator (exact, but far slower).
             refuse_warp_sync(func, tgt)
             warnings.warn(
-                f"{func.name} uses T.get_thread_binding: on the {tgt} target it runs thread-exactly in the CUDA "
+                f"{func.name} programs its threads (T.get_thread_binding, warp primitives): on the {tgt} target it runs "
+                "thread-exactly in the CUDA "
                 "emulator, which is slow; write it with tile operators and T.Parallel for native CPU code",
                 stacklevel=3,
             )
