@@ -481,3 +481,32 @@ def test_alloc_global_with_a_dynamic_dimension_and_in_the_eager_style():
 
     x = np.arange(256, dtype=np.float32)
     np.testing.assert_array_equal(scaled(x), x * 3 + 1)
+
+
+def test_call_extern_with_pointers_from_access_ptr(rng):
+    """An imported function writing through T.access_ptr pointers (TileLang's decode idiom)."""
+    src = "__device__ void twice4(const float* a, float* b) { for (int k = 0; k < 4; ++k) b[k] = 2.0f * a[k]; }\n"
+    cpu_src = src.replace("__device__ ", "static ")
+
+    def make(text):
+        @T.prim_func
+        def k(x: T.Tensor((128,), "float32"), y: T.Tensor((128,), "float32")):
+            T.import_source(text)
+            with T.Kernel(1, threads=32):
+                tx = T.get_thread_binding()
+                a = T.alloc_local((4,), "float32")
+                b = T.alloc_local((4,), "float32")
+                for j in T.serial(4):
+                    a[j] = x[tx * 4 + j]
+                T.call_extern("handle", "twice4", T.access_ptr(a, "r"), T.access_ptr(b, "w"))
+                for j in T.serial(4):
+                    y[tx * 4 + j] = b[j]
+
+        return k
+
+    x = rng.random(128).astype(np.float32)
+    k = tilewise.compile(make(src), out_idx=[1], target="cuda", execution_backend="ptx")
+    np.testing.assert_array_equal(k(x), 2 * x)
+    with pytest.warns(UserWarning, match="thread-exactly"):
+        with pytest.raises(UnsupportedError, match="twice4"):
+            tilewise.compile(make(cpu_src), out_idx=[1], target="cpu")(x)

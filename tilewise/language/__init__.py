@@ -82,7 +82,7 @@ from .control import (
     loop_break,
 )
 from .eager import Ref, annotate_compile_flags, annotate_pass_configs, const, dynamic, empty, inline
-from .extern import address_of, call_extern, import_source
+from .extern import access_ptr, address_of, call_extern, import_source
 from .hopper import (
     WarpSpecialize,
     alloc_barrier,

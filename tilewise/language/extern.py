@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from ..errors import CompileError
 from ..ir import dtype as _dt
-from ..ir.buffer import Buffer
+from ..ir.buffer import Buffer, BufferRegion
 from ..ir.builder import emit, require
 from ..ir.expr import BufferLoad, Call, Const, Expr, as_expr
 from ..ir.stmt import Annotation
@@ -68,3 +68,24 @@ def address_of(x) -> Call:
     if not isinstance(x, BufferLoad):
         raise CompileError(f"T.address_of: expected a buffer element, got {x!r}")
     return Call("address_of", [x], _dt.handle)
+
+
+def access_ptr(base, access_type: str = "r", *extents, offset=0, extent=None, ignore_last_ndim=0) -> Call:
+    """TileLang's `T.access_ptr(buf | buf[i, j] | buf[a:b, ...], "r" | "w" | "rw", *extents, offset=0)`:
+    the address of the first element (plus `offset` elements), to pass to an external function.
+    The access type and extents describe the range the function touches; tilewise takes every
+    address given to an external call as read and written."""
+    if access_type not in ("r", "w", "rw"):
+        raise CompileError(f"T.access_ptr: access_type must be 'r', 'w' or 'rw', got {access_type!r}")
+    if isinstance(base, BufferRegion):
+        base = BufferLoad(base.buffer, [as_expr(st) for st, _ in base.region])
+    elif isinstance(base, Buffer):
+        base = BufferLoad(base, [Const(0, _dt.int32) for _ in base.shape])
+    if not isinstance(base, BufferLoad):
+        raise CompileError(f"T.access_ptr: expected a buffer, an element or a slice, got {base!r}")
+    off = py_scalar(offset)
+    if not (isinstance(off, int) and off == 0):
+        idx = list(base.indices)
+        idx[-1] = idx[-1] + _arg(off, "T.access_ptr")  # row-major: the flat address moves by `offset`
+        base = BufferLoad(base.buffer, idx)
+    return Call("address_of", [base], _dt.handle)
