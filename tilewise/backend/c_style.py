@@ -26,6 +26,7 @@ from ..ir.stmt import (
     Stmt,
     While,
 )
+from ..ir.visitor import walk
 
 C_TYPES = {
     "bool": "bool",
@@ -331,6 +332,22 @@ class CStyleRenderer:
 
     def stmt_Annotation(self, s: Annotation):
         self.line(f"// {s.kind}")
+
+    def call_call_extern(self, e: Call, args) -> str:
+        """T.call_extern: the user's function, by the name they gave (language/extern.py)."""
+        return f"{e.attrs['name']}({', '.join(args)})"
+
+    def imported_sources(self, func) -> list[str]:
+        """The texts of the function's T.import_source calls, each once, in program order: they go
+        at the top of the generated file."""
+        found: list[str] = []
+
+        def visit(n):
+            if isinstance(n, Annotation) and n.kind == "import_source" and n.payload not in found:
+                found.append(n.payload)
+
+        walk(func.body, visit)
+        return found
 
     def block(self, body: Stmt | None):
         self.depth += 1

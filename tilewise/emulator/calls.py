@@ -10,6 +10,8 @@ import numpy as np
 
 from ..ir.expr import BufferLoad, Call
 from . import arith, assertions, async_regs, mbarrier, named_barriers, ptx, races, registers, tma, wgmma
+from . import extern as _extern
+from . import warp_sync as _warp_sync
 from .access import Access
 from .asyncq import Chunk
 from .errors import DivergenceError, MisalignedAddressError, UnsupportedError, element_str, where
@@ -696,4 +698,6 @@ _HANDLERS = {
     **mbarrier.HANDLERS,
     **tma.HANDLERS,
     **wgmma.HANDLERS,
+    **_extern.HANDLERS,  # T.call_extern of the CUDA math functions
+    **_warp_sync.HANDLERS,  # T.sync_warp
 }

@@ -24,6 +24,7 @@ class Builder:
         self.loops: list = []  # enclosing For kinds, innermost last
         self.pointer_tensors: dict = {}  # T.ptr parameter -> the tensor T.make_tensor made of it
         self.outputs: list = []  # T.empty tensors: parameters the call allocates, in creation order
+        self.workspaces: list = []  # T.alloc_global buffers: parameters each call allocates and drops
         self.func_attrs: dict = {}  # T.annotate_pass_configs / T.annotate_compile_flags
         self.eager = None  # @jit without an inner prim_func: language/eager.py's EagerContext
 

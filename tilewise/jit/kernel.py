@@ -55,7 +55,8 @@ class JITKernel:
             # its CUDA program, thread by thread, in the emulator (exact, but far slower).
             refuse_warp_sync(func, tgt)
             warnings.warn(
-                f"{func.name} uses T.get_thread_binding: on the {tgt} target it runs thread-exactly in the CUDA "
+                f"{func.name} programs its threads (T.get_thread_binding, warp primitives): on the {tgt} target it runs "
+                "thread-exactly in the CUDA "
                 "emulator, which is slow; write it with tile operators and T.Parallel for native CPU code",
                 stacklevel=3,
             )
@@ -78,17 +79,22 @@ class JITKernel:
         if record is not record_for(tgt):  # the thread-exact path of a CPU-like target
             refuse_lowered_warp_sync(self.build.lowered, tgt)
         self.runtime = record.runtimes[backend](self.build)
-        self.params = list(func.params)
+        # T.alloc_global buffers are the last parameters: every call allocates them like outputs
+        # and drops them (language/workspace.py); callers see only the parameters before them
+        all_params = list(func.params)
+        n_ws = int(func.attrs.get("tilewise_workspaces", 0))
+        self.params = all_params[:len(all_params) - n_ws]
+        self._workspaces = list(range(len(self.params), len(all_params)))
         written = written_globals(func)
-        self._written = frozenset(i for i, p in enumerate(self.params) if p in written)
+        self._written = frozenset(i for i, p in enumerate(all_params) if p in written)
         # CUDA code moves global memory in vectors of up to 16 bytes from a tensor's start: those
         # tensors' data must be aligned (a slice of a wider tensor may not be)
         vec = vector_accessed_globals(self.build.lowered) if record.kind == "cuda" else set()
-        self._align = {i: 16 for i, p in enumerate(self.params) if p in vec}
+        self._align = {i: 16 for i, p in enumerate(all_params) if p in vec}
         accessed = accessed_globals(func)
         unused = frozenset(i for i, p in enumerate(self.params) if isinstance(p, Buffer) and p not in accessed)
-        self._binder = ArgBinder(self.params, outs, func.dynamic_vars(), self.runtime.device, self._written,
-                                 self._align, unused)
+        self._binder = ArgBinder(all_params, outs + self._workspaces, func.dynamic_vars(), self.runtime.device,
+                                 self._written, self._align, unused)
         self._fast = make_fast_call(self._binder, self.runtime)
         if verbose:
             print(self.get_kernel_source())
@@ -98,11 +104,15 @@ class JITKernel:
         if self._fast is not None and not kwargs:
             outputs = self._fast(args)
             if outputs is not None:
+                if self._workspaces:
+                    outputs = outputs[:len(self.out_idx)]
                 if not outputs:
                     return None
                 return outputs[0] if len(outputs) == 1 else outputs
         arrays, dims, outputs = self._binder.bind(self._binder.order_args(args, kwargs))
         self.runtime.run(arrays, dims)
+        if self._workspaces:
+            outputs = outputs[:len(self.out_idx)]
         if not outputs:
             return None
         return outputs[0] if len(outputs) == 1 else outputs
@@ -117,8 +127,8 @@ class JITKernel:
         other = copy.copy(self)
         other.execution_backend = backend
         other.runtime = record.runtimes[backend](self.build)
-        other._binder = ArgBinder(self.params, self.out_idx, self.func.dynamic_vars(), other.runtime.device,
-                                  self._written, self._align)
+        other._binder = ArgBinder(list(self.func.params), self.out_idx + self._workspaces, self.func.dynamic_vars(),
+                                  other.runtime.device, self._written, self._align)
         other._fast = make_fast_call(other._binder, other.runtime)
         return other
 

@@ -41,7 +41,7 @@ def warn_ignored_options(**options) -> None:
 
 
 def normalize_out_idx(func: PrimFunc, out_idx) -> list[int]:
-    n = len(func.params)
+    n = len(func.params) - int(func.attrs.get("tilewise_workspaces", 0))  # T.alloc_global ones are hidden
     if out_idx is None:
         return []
     if isinstance(out_idx, int):

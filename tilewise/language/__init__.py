@@ -83,6 +83,7 @@ from .control import (
     loop_break,
 )
 from .eager import Ref, annotate_compile_flags, annotate_pass_configs, const, dynamic, empty, inline
+from .extern import access_ptr, address_of, call_extern, import_source
 from .hopper import (
     WarpSpecialize,
     alloc_barrier,
@@ -221,6 +222,22 @@ from .tir_math import fast_log2 as __log2
 from .tir_math import fast_log10 as __log10
 from .tir_math import fast_sin as __sin
 from .tir_math import fast_tan as __tan
+from .warp import (  # the expert tier: warp shuffles and reductions (language/warp.py)
+    shfl_down,
+    shfl_sync,
+    shfl_up,
+    shfl_xor,
+    sync_warp,
+    tvm_warp_shuffle,
+    tvm_warp_shuffle_down,
+    tvm_warp_shuffle_up,
+    warp_reduce_bitand,
+    warp_reduce_bitor,
+    warp_reduce_max,
+    warp_reduce_min,
+    warp_reduce_sum,
+)
+from .workspace import alloc_global
 
 Buffer = Tensor
 ptr = _as_dtype("handle")  # a raw pointer parameter, for T.make_tensor
@@ -235,3 +252,7 @@ Select = if_then_else
 Serial = serial  # TileLang's capitalised aliases of the loop constructors
 Unroll = unroll
 Vectorized = vectorized
+# AMD's fnuz float8 formats: the names exist (TileLang's tests list them beside the supported types),
+# using one as a type is the "unknown dtype" error naming it
+float8_e4m3fnuz = "float8_e4m3fnuz"
+float8_e5m2fnuz = "float8_e5m2fnuz"

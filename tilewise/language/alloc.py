@@ -65,7 +65,9 @@ class TensorAnnotation:
         """Checks a macro argument against this annotation."""
         if not isinstance(value, Buffer):
             raise CompileError(f"macro parameter {name} expects a buffer, got {type(value).__name__}")
-        scopes = {"global": ("global",), "shared": ("shared", "shared.dyn")}.get(self.scope, (self.scope,))
+        if self.scope == "global":
+            return  # T.Tensor / T.Buffer on a macro parameter names no memory in TileLang: any buffer is passed
+        scopes = {"shared": ("shared", "shared.dyn")}.get(self.scope, (self.scope,))
         if value.scope not in scopes:
             raise CompileError(f"macro parameter {name} expects a {self.scope} buffer, got {value.scope} buffer {value.name}")
 

@@ -38,6 +38,7 @@ from ..ir.simplify import simplify
 from ..ir.span import Span, at, current_span
 from ..ir.stmt import (
     Allocate,
+    Annotation,
     Break,
     BufferStore,
     Evaluate,
@@ -937,6 +938,9 @@ def _parse_prim_func(func, outer: dict | None, eager, values: dict) -> PrimFunc:
         if b.outputs:
             attrs["tilelang_out_idx"] = out_idx
             params += b.outputs
+        if b.workspaces:  # T.alloc_global: hidden parameters after all others (jit/kernel.py)
+            attrs["tilewise_workspaces"] = len(b.workspaces)
+            params += b.workspaces
     if eager is None or eager.phase == 2:
         _check_top_level(body)
     return PrimFunc(fdef.name, params, body, attrs=attrs, span=p.span(fdef))
@@ -996,6 +1000,8 @@ def _check_top_level(body):
         if isinstance(s, (Kernel, LetStmt)):
             continue
         if isinstance(s, Allocate) and s.buffer.is_global:
+            continue
+        if isinstance(s, Annotation) and s.kind == "import_source":  # T.import_source: file-level text
             continue
         raise CompileError(
             f"{type(s).__name__} outside `with T.Kernel(...)`: every statement of a prim_func must be inside a kernel",

@@ -60,6 +60,9 @@ def _bar(ctx, instr):
 
         def syncwarp(st):
             _member_check(st, instr, rm(st))
+            if st.races is not None:  # it orders the memory accesses of the warp's lanes (races.py)
+                lanes = np.arange(st.T) if st.mask is None else np.flatnonzero(st.mask)
+                st.races.warp_sync(np.unique(lanes // 32))
 
         return syncwarp
     kind = m.take("sync", "arrive", "red")

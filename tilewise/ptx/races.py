@@ -7,7 +7,12 @@ byte another thread wrote or read in the same epoch, and two threads of one inst
 one byte are races (same-thread accesses never are; atomics are not tracked). A lockstep
 interpreter computes the "right" values even when a barrier is missing, so this check is what
 turns a dropped `__syncthreads` into a report. cp.async copies count as writes of the issuing
-thread when they land (their reads before landing are the async checker's)."""
+thread when they land (their reads before landing are the async checker's).
+
+`bar.warp.sync` (__syncwarp) orders the accesses of one warp's lanes: each warp counts the ones
+it passed, every write records its writer's count and every byte the largest count of its
+readers in the epoch, and an earlier access by another lane of the same warp is ordered when
+the warp's count has grown since (for reads: when every reader of the epoch is in that warp)."""
 from __future__ import annotations
 
 import numpy as np
@@ -29,9 +34,21 @@ class SharedRaces:
         self.re = np.full(n, -1, dtype=np.int32)
         self.rl = np.zeros(n, dtype=np.int32)
         self.epoch = np.zeros(batch.ncta, dtype=np.int32)
+        self.wsync = np.zeros(batch.T // 32 + 1, dtype=np.int32)  # bar.warp.sync passed, per warp
+        self.ww = np.full(n, -1, dtype=np.int32)  # the writer's warp count at the write
+        self.rw = np.full(n, -1, dtype=np.int32)  # the largest warp count of the epoch's readers
 
     def barrier(self, ctas: np.ndarray):
         self.epoch[ctas] += 1
+
+    def warp_sync(self, warps: np.ndarray):
+        self.wsync[warps] += 1
+
+    def _warp_ordered(self, other, t, count):
+        """Accesses by `other` (recorded at warp count `count`) ordered before thread t's now by a
+        bar.warp.sync of their warp."""
+        other = np.asarray(other)
+        return (other >= 0) & (other // 32 == t // 32) & (self.wsync[t // 32] > count)
 
     def _bytes(self, flat, size, tids):
         flat = np.asarray(flat, dtype=np.int64)
@@ -45,7 +62,7 @@ class SharedRaces:
 
     def read(self, flat, size: int, tids, instr):
         byte, t, E = self._bytes(flat, size, tids)
-        bad = (self.we[byte] == E) & (self.w[byte] != t)
+        bad = (self.we[byte] == E) & (self.w[byte] != t) & ~self._warp_ordered(self.w[byte], t, self.ww[byte])
         if bad.any():
             self._report(byte, t, bad, "wrote", self.w, self.wl, "reads", instr)
         fresh = self.re[byte] != E
@@ -53,19 +70,23 @@ class SharedRaces:
             fb = byte[fresh]
             self.rmin[fb] = _BIG
             self.rmax[fb] = -1
+            self.rw[fb] = -1
             self.re[fb] = E[fresh]
         np.minimum.at(self.rmin, byte, t)
         np.maximum.at(self.rmax, byte, t)
+        np.maximum.at(self.rw, byte, self.wsync[t // 32])
         self.rl[byte] = instr.line
 
     def write(self, flat, size: int, tids, instr, line: int | None = None, record: bool = True):
         byte, t, E = self._bytes(flat, size, tids)
         same = self.we[byte] == E
-        bad = same & (self.w[byte] != t)
+        bad = same & (self.w[byte] != t) & ~self._warp_ordered(self.w[byte], t, self.ww[byte])
         if bad.any():
             self._report(byte, t, bad, "wrote", self.w, self.wl, "writes", instr)
         rsame = self.re[byte] == E
-        bad = rsame & ((self.rmin[byte] != t) | (self.rmax[byte] != t))
+        rmin, rmax = self.rmin[byte], self.rmax[byte]
+        readers_synced = self._warp_ordered(rmin, t, self.rw[byte]) & (rmax // 32 == t // 32)
+        bad = rsame & ((rmin != t) | (rmax != t)) & ~readers_synced
         if bad.any():
             other = np.where(self.rmin[byte] != t, self.rmin[byte], self.rmax[byte])
             self._report(byte, t, bad, "read", other, self.rl, "writes", instr, direct=True)
@@ -73,6 +94,7 @@ class SharedRaces:
             return
         self.w[byte] = t
         self.we[byte] = E
+        self.ww[byte] = self.wsync[t // 32]
         self.wl[byte] = instr.line if line is None else line
         clash = self.w[byte] != t  # two threads of this instruction wrote one byte
         if clash.any():
@@ -83,6 +105,7 @@ class SharedRaces:
         byte, t, E = self._bytes(flat, size, tids)
         self.w[byte] = t
         self.we[byte] = E
+        self.ww[byte] = self.wsync[t // 32]
         self.wl[byte] = line
 
     def reset(self, flat):

@@ -4,7 +4,8 @@
 
 The fast-decoding helpers (`get_lop3_intrin_group`, `get_mxfp_intrin_group`, and
 `interleave_weight`, which lays weights out for them) give CUDA inline-assembly sources called
-through `T.import_source` / `T.call_extern`, which tilewise does not have: they raise, naming
+through `T.import_source` / `T.call_extern`, which tilewise does not provide (the emulator cannot run
+inline assembly): they raise, naming
 the plain path (`fast_decoding=False` / `fast_dequant=False` in TileLang's examples)."""
 from .convert import (  # noqa: F401
     _tir_packed_int_to_int_convert,

@@ -49,7 +49,8 @@ def gen_quant4(k: int, n: int, groupsize: int = -1):
 def _no_fast_decoding(what: str):
     raise NotImplementedError(
         f"{what}: TileLang's fast decoding calls CUDA inline-assembly sources through T.import_source and "
-        "T.call_extern, which tilewise does not have; use the plain path (fast_decoding=False / "
+        "T.call_extern, which tilewise does not provide (the emulator cannot run inline assembly); use the plain path "
+        "(fast_decoding=False / "
         "fast_dequant=False in TileLang's examples), which the _tir_* converters of tilewise.quantize serve")
 
 

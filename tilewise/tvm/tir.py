@@ -76,9 +76,11 @@ def any(*conditions):
     return out
 
 
-def call_extern(*args, **kwargs):
-    raise CompileError("tir.call_extern: tilewise has no external calls (its kernels run on the CPU, the emulator and "
-                       "the PTX interpreter, which cannot run foreign code); write the computation with T.* operations")
+def call_extern(dtype, func_name, *args, span=None):
+    """TVM's call_extern: T.call_extern (language/extern.py)."""
+    from ..language.extern import call_extern as _call_extern
+
+    return _call_extern(dtype, func_name, *args)
 
 
 class IndexMap:

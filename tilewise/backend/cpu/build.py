@@ -10,7 +10,10 @@ import subprocess
 import warnings
 from pathlib import Path
 
-from ...errors import InternalError
+from ...errors import CompileError, InternalError
+
+# the renderer's first line in a file holding T.import_source / T.call_extern code (codegen.py)
+USER_CODE = "// tilewise: this file holds user code (T.import_source / T.call_extern)"
 
 INCLUDE_DIR = Path(__file__).parent / "include"
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17", "-fno-math-errno", "-fno-strict-aliasing", "-w"]
@@ -64,6 +67,10 @@ def build_shared_library(source: str, out_path: Path, extra_flags=()) -> None:
                           + proc.stderr[-500:])
         kept = Path(tempfile.mkdtemp(prefix="tilewise-failed-")) / "kernel.cpp"
         kept.write_text(source)
+        if USER_CODE in source:
+            raise CompileError("the C++ generated with your T.import_source / T.call_extern code did not compile "
+                               "(on the CPU target an external function must be C++ visible in the file):\n"
+                               + proc.stderr[-4000:] + f"\n(source kept at {kept})")
         raise InternalError(
             "the generated C++ did not compile:\n" + proc.stderr[-4000:] + f"\n(source kept at {kept})"
         )

@@ -6,12 +6,14 @@ import math
 from dataclasses import dataclass, field
 
 from ...errors import CompileError
+from ...ir import extern_math
 from ...ir.buffer import Buffer
-from ...ir.expr import BinOp, BufferLoad, Const, logical_and
+from ...ir.expr import BinOp, BufferLoad, Call, Const, logical_and
 from ...ir.stmt import Allocate, BufferStore, For, IfThenElse, Kernel, PrimFunc
-from ...ir.visitor import Visitor, uses_var
+from ...ir.visitor import Visitor, uses_var, walk
 from ..c_style import CStyleRenderer, c_string, c_type, is_scalar_var
 from . import block_rows
+from .build import USER_CODE
 
 ENTRY = "tw_entry"
 BLOCK_RUNS = 32  # OpenMP hands each thread at least this many runs of consecutive blocks
@@ -64,6 +66,11 @@ class CpuRenderer(CStyleRenderer):
         self.line('#include "tw_cpu.h"')
         self.line('#include "tw_gemm.h"')
         self.line("#include <omp.h>")
+        if self.imported_sources(f) or _has_extern(f):
+            self.line(USER_CODE)  # build.py: a compile failure is then the user's code's
+        for text in self.imported_sources(f):  # T.import_source
+            self.line("")
+            self.lines.extend(text.splitlines())
         self.line("")
         self.line(f'extern "C" int32_t {ENTRY}(void** tw_args, const int64_t* tw_dims) {{')
         self.depth += 1
@@ -94,6 +101,14 @@ class CpuRenderer(CStyleRenderer):
         self.line(f"  const int64_t tw_dims[] = {{{dims}}};")
         self.line(f"  return {ENTRY}(tw_args, tw_dims);")
         self.line("}")
+
+    def call_call_extern(self, e, args) -> str:
+        """A CUDA math function (ir/extern_math.py) as the operation it is, since the CPU has no
+        CUDA math library; any other name is called as written (a C function, or one of T.import_source)."""
+        if e.attrs.get("name") in extern_math.NO_EFFECT:
+            return "((void)0)"
+        value = extern_math.as_ir(e)
+        return self.expr(value) if value is not None else super().call_call_extern(e, args)
 
     # ------------------------------------------------------------------ kernel
     def stmt_Kernel(self, k: Kernel):
@@ -340,3 +355,9 @@ def _has_loop(s, ignore_unrolled: bool = False) -> bool:
 def render_cpu(func: PrimFunc) -> CpuModule:
     return CpuRenderer(func).render()
 
+
+
+def _has_extern(func) -> bool:
+    found = []
+    walk(func.body, lambda n: found.append(n) if isinstance(n, Call) and n.name == "call_extern" else None)
+    return bool(found)

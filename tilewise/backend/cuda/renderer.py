@@ -93,6 +93,12 @@ class CudaModule:
         return self.kernels[0]
 
 
+# shuffles of these types print CUDA's __shfl_*_sync directly; narrower ones go through tw_cuda.h
+_SHFL_NATIVE = ("int32", "uint32", "float32", "int64", "uint64", "float64")
+_SHFL_NATIVE_NAMES = {"shfl_xor": "__shfl_xor_sync", "shfl_down": "__shfl_down_sync", "shfl_up": "__shfl_up_sync",
+                      "shfl_idx": "__shfl_sync"}
+
+
 class _Writes(Visitor):
     """Buffers a kernel may write: stores, any address passed to a call other than as a source
     operand, and the tensors TMA stores write through their maps."""
@@ -200,6 +206,9 @@ class CudaRenderer(CStyleRenderer):
         self.line('#include "tw_cuda.h"')
         for text in device_functions(self.hopper.variants).splitlines():
             self.line(text)
+        for text in self.imported_sources(f):  # T.import_source
+            self.line("")
+            self.lines.extend(text.splitlines())
         for i, k in enumerate(kernels):
             name = self.names.fresh(f"{base}_kernel" if i == 0 else f"{base}_kernel_{i}")
             self.line("")
@@ -434,9 +443,16 @@ class CudaRenderer(CStyleRenderer):
         width = int(e.attrs.get("width", 32))
         if width not in (1, 2, 4, 8, 16, 32):
             raise InternalError(f"{e.name} with width {width}; the width is a power of two up to 32")
+        dt = e.args[0].dtype
+        if dt.name in _SHFL_NATIVE:
+            # CUDA's own overloads take these types: print the intrinsic itself (full warp)
+            return f"{_SHFL_NATIVE_NAMES[e.name]}(0xffffffffu, {args[0]}, {args[1]}, {width})"
         return f"tw::{e.name}({args[0]}, {args[1]}, {width})"
 
     call_shfl_xor = call_shfl_down = call_shfl_up = call_shfl_idx = _shfl
+
+    def call_syncwarp(self, e: Call, args) -> str:
+        return "__syncwarp()"
 
     # -- Hopper: mbarriers, TMA, wgmma (tw_cuda.h, "Hopper"; docs/THREAD_IR.md)
     def call_mbarrier_init(self, e: Call, args) -> str:

@@ -1,0 +1,44 @@
+"""`syncwarp` (T.sync_warp, `__syncwarp()`, PTX `bar.warp.sync 0xffffffff`): every lane of the
+warp waits for the others, and memory accesses of the warp's lanes before it are ordered before
+those after it (PTX ISA "bar.warp.sync": it guarantees memory ordering among the participating
+threads). Executed by whole warps (a warp of which only part executes it is a DivergenceError).
+For the race checks each warp releases into and acquires from its own vector (order.py), as a
+named barrier of those 32 threads would."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..ir.expr import Call
+from . import calls, order
+
+if TYPE_CHECKING:
+    from .compiler import Compiler
+
+WARP = 32
+
+
+def _syncwarp(comp: Compiler, e: Call):
+    span = comp.span
+
+    def syncwarp(st):
+        calls.full_warps(st, "__syncwarp", span)  # calls.py imports this module: looked up at run time
+        if order.enable(st) is None:  # race checks off: nothing to order
+            return
+        lanes = st.lanes if st.mask is None else np.flatnonzero(st.mask)
+        if lanes.size == 0:
+            return
+        blocks = st.lane_block[lanes]
+        tids = st.lane_tid[lanes]
+        warp = tids // WARP
+        for w in np.unique(warp):
+            sel = warp == w
+            vec = order.new_vector(st)
+            order.release(st, vec, blocks[sel], tids[sel])
+            order.acquire(st, vec, blocks[sel], tids[sel])
+
+    return syncwarp
+
+
+HANDLERS = {"syncwarp": _syncwarp}
