@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 from .ir.span import Span, current_span
 
@@ -67,3 +68,15 @@ def _user_frame_span() -> Span | None:
             return Span(f.f_code.co_filename, f.f_lineno)
         f = f.f_back
     return None
+
+
+_warned: set = set()
+
+
+def warn_once(key, message: str, stacklevel: int = 3) -> None:
+    """A warning shown once per process for each key (an argument accepted for TileLang's sake
+    that has no effect here is said once, not silently dropped and not repeated per call)."""
+    if key in _warned:
+        return
+    _warned.add(key)
+    warnings.warn(message, stacklevel=stacklevel)

@@ -12,20 +12,11 @@ from __future__ import annotations
 
 import functools
 import shlex
-import warnings
 
-_warned: set = set()
+from ..errors import warn_once  # noqa: F401  (re-exported: the jit layer's callers import it from here)
 
 _GCC_PREFIXES = ("-D", "-U", "-O", "-f", "-m", "-W", "-g")
 _PROBE = 'extern "C" __global__ void tw_probe(float* a) { a[threadIdx.x] += 1.0f; }\n'
-
-
-def warn_once(key, message: str, stacklevel: int = 3) -> None:
-    """A warning shown once per process for each key."""
-    if key in _warned:
-        return
-    _warned.add(key)
-    warnings.warn(message, stacklevel=stacklevel)
 
 
 def normalize(flags) -> tuple[str, ...]:

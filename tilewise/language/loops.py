@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import CompileError
+from ..errors import CompileError, warn_once
 from ..ir.buffer import Buffer
 from ..ir.builder import require_kernel
 from ..ir.expr import Expr, Var, as_expr
@@ -94,7 +94,32 @@ def _check_extent(what, e):
         raise CompileError(f"{what} extent must be an integer, got {e} of type {e.dtype}")
 
 
-def Parallel(*extents, coalesced_width=None) -> LoopSpec:
+def ignored_hint(op: str, name: str, why: str) -> None:
+    """Say once that a TileLang keyword accepted by `op` has no effect in tilewise (docs/API.md
+    lists them): nothing is dropped silently."""
+    warn_once((op, name), f"{op}({name}=...) has no effect in tilewise: {why}", stacklevel=4)
+
+
+def check_annotations(op: str, annotations, known=()) -> dict:
+    """TileLang's `annotations=` dict: the keys `known` are returned to the caller, which honours
+    them; any other key is said once to have no effect."""
+    if annotations is None:
+        return {}
+    if not isinstance(annotations, dict):
+        raise CompileError(f"{op}: annotations must be a dict, got {annotations!r}")
+    for k in annotations:
+        if k not in known:
+            ignored_hint(op, f"annotations[{k!r}]", "tilewise knows no such annotation")
+    return {k: v for k, v in annotations.items() if k in known}
+
+
+def Parallel(*extents, coalesced_width=None, loop_layout=None, annotations=None) -> LoopSpec:
+    if coalesced_width is not None:
+        ignored_hint("T.Parallel", "coalesced_width", "the layout pass picks each loop's vector width")
+    if loop_layout is not None:
+        ignored_hint("T.Parallel", "loop_layout", "layout inference lays out the loop from its buffers' layouts "
+                     "(annotate the fragments with T.annotate_layout instead)")
+    check_annotations("T.Parallel", annotations)
     extents = py_scalar(extents)
     for e in extents:
         _check_extent("T.Parallel", e)
@@ -115,8 +140,11 @@ def range_extent(start, stop, step):
     return (as_expr(stop) - start + (step - 1)) // step
 
 
-def serial(*args, step=None, unroll=None) -> LoopSpec:
+def serial(*args, step=None, unroll=None, annotations=None) -> LoopSpec:
     """`T.serial(stop)`, `T.serial(start, stop)` or `T.serial(start, stop, step)`."""
+    check_annotations("T.serial", annotations)
+    if unroll is not None:
+        ignored_hint("T.serial", "unroll", "write T.unroll(...) for an unrolled loop")
     args, step = py_scalar(args), py_scalar(step)
     if len(args) == 3:
         if step is not None:
@@ -136,6 +164,8 @@ def serial(*args, step=None, unroll=None) -> LoopSpec:
 
 
 def unroll(*args, explicit=False, unroll_factor=None) -> LoopSpec:
+    if unroll_factor is not None:
+        ignored_hint("T.unroll", "unroll_factor", "T.unroll unrolls the whole loop")
     start, ext = _range_args("T.unroll", args)
     _check_extent("T.unroll", ext)
     return LoopSpec("unroll", [(start, ext)])
@@ -154,7 +184,9 @@ def grid(*extents) -> LoopSpec:
     return LoopSpec("serial", [(0, e) for e in extents])
 
 
-def Pipelined(start, stop=None, num_stages: int = 0, order=None, stage=None, sync=None, group=None):
+def Pipelined(start, stop=None, num_stages: int = 0, order=None, stage=None, sync=None, group=None,
+              annotations=None):
+    check_annotations("T.Pipelined", annotations)
     start, stop, num_stages = py_scalar(start), py_scalar(stop), py_scalar(num_stages)
     if stop is None:
         start, stop = 0, start

@@ -3,7 +3,7 @@
 Elements outside a global tensor read as zero and are not written."""
 from __future__ import annotations
 
-from ..errors import CompileError, InternalError
+from ..errors import CompileError, InternalError, warn_once
 from ..ir.buffer import BufferRegion
 from ..ir.builder import emit, require_kernel
 from ..ir.expr import BufferLoad, Const, as_expr, cast, const_value
@@ -275,12 +275,41 @@ def elementwise_loops(src: BufferRegion, dst: BufferRegion, ctx: LowerContext, c
     return tile_loops(ctx, dst, body)
 
 
-def copy(src, dst, coalesced_width=None, disable_tma: bool = False, eviction_policy=None, **_):
-    """Copy a tile; either side may be a buffer, a corner element `A[i, j]` or a slice."""
+_COPY_HINTS = ("coalesced_width", "disable_tma", "eviction_policy")
+
+
+def copy(src, dst, coalesced_width=None, disable_tma: bool = False, eviction_policy=None, *, annotations=None,
+         loop_layout=None, prefer_instruction=None):
+    """Copy a tile; either side may be a buffer, a corner element `A[i, j]` or a slice. TileLang's
+    hints that tilewise does not use are said once (tilewise.errors.warn_once), never dropped
+    silently; `disable_tma` takes effect."""
     require_kernel("T.copy")
+    if annotations is not None:
+        if not isinstance(annotations, dict):
+            raise CompileError(f"T.copy: annotations must be a dict, got {annotations!r}")
+        for k, v in annotations.items():
+            if k in _COPY_HINTS:
+                coalesced_width = v if k == "coalesced_width" else coalesced_width
+                disable_tma = v if k == "disable_tma" else disable_tma
+                eviction_policy = v if k == "eviction_policy" else eviction_policy
+            else:
+                _ignored(f"annotations[{k!r}]", "tilewise knows no such copy annotation")
+    if coalesced_width is not None:
+        _ignored("coalesced_width", "a copy's vector width follows the tiles' alignment (up to 16 bytes)")
+    if eviction_policy not in (None, "evict_normal"):
+        _ignored("eviction_policy", "loads and stores use the default L2 policy")
+    if loop_layout is not None:
+        _ignored("loop_layout", "the copy's thread layout is inferred")
+    if prefer_instruction is not None:
+        _ignored("prefer_instruction", "the copy mechanism (TMA, cp.async, ldmatrix, vector ld/st) is chosen "
+                 "by the target; disable_tma=True keeps a copy off TMA")
     s, d = pair_regions(src, dst, "T.copy")
     if s.buffer.is_var or d.buffer.is_var:
         raise CompileError("T.copy does not take T.alloc_var scalars; assign them directly")
     emit(Copy(s, d, coalesced_width, disable_tma=bool(disable_tma)))
+
+
+def _ignored(name: str, why: str) -> None:
+    warn_once(("T.copy", name), f"T.copy({name}=...) has no effect in tilewise: {why}", stacklevel=4)
 
 

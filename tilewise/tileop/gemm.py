@@ -2,7 +2,7 @@
 fragment accumulator."""
 from __future__ import annotations
 
-from ..errors import CompileError
+from ..errors import CompileError, warn_once
 from ..ir import dtype as _dt
 from ..ir.buffer import BufferRegion
 from ..ir.builder import emit, require_kernel
@@ -199,8 +199,11 @@ def _operand(x, what):
 
 
 def gemm(A, B, C, transpose_A: bool = False, transpose_B: bool = False, policy=GemmWarpPolicy.Square,
-         clear_accum: bool = False, k_pack: int = 1, wg_wait: int = 0) -> None:
+         clear_accum: bool = False, k_pack: int = 1, wg_wait: int = 0, annotations=None) -> None:
     require_kernel("T.gemm")
+    if annotations:
+        warn_once(("T.gemm", "annotations"), f"T.gemm(annotations={annotations!r}) has no effect in tilewise: the "
+                  "target chooses the instruction (lowering_notes() says which and why)", stacklevel=3)
     a, b, c = _operand(A, "A"), _operand(B, "B"), _operand(C, "C")
     for r, what, scopes in ((a, "A", ("shared", "shared.dyn", "local.fragment")),
                             (b, "B", ("shared", "shared.dyn", "local.fragment")),
