@@ -159,6 +159,10 @@ class _Kernel(Mutator):
         if name == "mbarrier_init":
             self.inits.append(s)
             return _nothing()
+        raw = c.attrs.get("primitive")  # T.tma_load / T.tma_store on a T.create_tma_descriptor map
+        if raw is not None and not self.machine.has("tma"):
+            raise CompileError(f"{raw} needs the copy engine (TMA) of sm_90 or newer; the target is {self.machine.name} "
+                               "(T.copy moves tiles on every target)", s.span)
         if name in MBARRIER and not self.machine.has("mbarrier"):
             raise CompileError(f"{what} needs mbarriers (sm_90 or newer); the target is {self.machine.name}", s.span)
         if name in DROPPABLE:
