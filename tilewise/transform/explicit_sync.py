@@ -30,6 +30,7 @@ from ..ir.stmt import Allocate, Evaluate, For, IfThenElse, Kernel, PrimFunc, Seq
 from ..ir.visitor import Mutator, Visitor, walk
 from ..tileop.base import TileOp
 from ..tileop.tma_copy import TmaCopy
+from .raw_tma_layouts import raw_tma_uses
 from .thread_range import INEXACT, branch_threads
 
 # intrinsic -> the T.* primitives that emit it (for messages)
@@ -159,10 +160,6 @@ class _Kernel(Mutator):
         if name == "mbarrier_init":
             self.inits.append(s)
             return _nothing()
-        raw = c.attrs.get("primitive")  # T.tma_load / T.tma_store on a T.create_tma_descriptor map
-        if raw is not None and not self.machine.has("tma"):
-            raise CompileError(f"{raw} needs the copy engine (TMA) of sm_90 or newer; the target is {self.machine.name} "
-                               "(T.copy moves tiles on every target)", s.span)
         if name in MBARRIER and not self.machine.has("mbarrier"):
             raise CompileError(f"{what} needs mbarriers (sm_90 or newer); the target is {self.machine.name}", s.span)
         if name in DROPPABLE:
@@ -243,6 +240,10 @@ class _Pass(Mutator):
         self.machine = machine
 
     def visit_Kernel(self, k: Kernel):
+        if not self.machine.has("tma"):
+            for s, _ in raw_tma_uses(k):  # before the barriers they complete on are refused
+                raise CompileError(f"{s.value.attrs['primitive']} needs the copy engine (TMA) of sm_90 or newer; the "
+                                   f"target is {self.machine.name} (T.copy moves tiles on every target)", s.span)
         u = _uses(k.body)
         m = _Kernel(k, self.machine)
         body = m.visit(k.body)
