@@ -244,3 +244,81 @@ def test_wrong_expect_tx_is_reported_by_the_emulator():
 def test_targets_without_tma_refuse(target, name):
     with pytest.raises(CompileError, match=rf"T.tma_load needs the copy engine \(TMA\) of sm_90.*{name}"):
         _compile(shift_rows(64, 64), None if target == "cpu" else "emulator", target=target)
+
+
+def test_dynamic_rows():
+    """A symbolic dimension: the descriptor names the same variable (and strides built from the
+    static ones); the map is encoded at launch from the tensor passed."""
+    M = T.symbolic("M")
+    N = 64
+
+    @T.prim_func
+    def main(A: T.Tensor((M, N), "float16"), B: T.Tensor((M, N), "float16")):
+        with T.Kernel(T.ceildiv(M, 64), threads=128) as by:
+            S = T.alloc_shared((64, N), "float16")
+            bar = T.alloc_barrier(1)
+            tx = T.get_thread_binding()
+            a_desc = T.create_tma_descriptor(F16, 2, A.data, N, M, 2, 2 * N, N, 64, 1, 1, 0, 0, 2, 0)
+            b_desc = T.create_tma_descriptor(F16, 2, B.data, N, M, 2, 2 * N, N, 64, 1, 1, 0, 0, 2, 0)
+            if tx == 0:
+                T.mbarrier_expect_tx(bar, 64 * N * 2)
+                T.tma_load(a_desc, bar, S, 0, by * 64)
+                T.mbarrier_arrive(bar)
+            T.mbarrier_wait_parity(bar, 0)
+            if tx == 0:
+                T.tma_store(b_desc, S, 0, by * 64)
+                T.tma_store_arrive()
+                T.tma_store_wait(0)
+
+    k = _compile(main, "emulator")
+    for rows in (64, 100):
+        a = _a(rows, N, seed=rows)
+        np.testing.assert_array_equal(k(a), a)
+
+
+def test_dynamic_dimension_must_be_the_tensors():
+    M = T.symbolic("M")
+    with pytest.raises(CompileError, match=r"global_dim\[1\] \(innermost first\) is 128, but A's dimension 0 is M"):
+        @T.prim_func
+        def main(A: T.Tensor((M, 64), "float16")):
+            with T.Kernel(1, threads=32):
+                T.create_tma_descriptor(F16, 2, A.data, 64, 128, 2, 128, 64, 64, 1, 1, 0, 0, 2, 0)
+
+
+def _into(swizzle, box_inner, annotate=False):
+    from tilewise.layout import make_swizzled_layout
+
+    @T.prim_func
+    def main(A: T.Tensor((64, 64), "float16"), B: T.Tensor((64, 64), "float16")):
+        with T.Kernel(1, threads=128):
+            S = T.alloc_shared((64, 64), "float16")
+            if annotate:
+                T.annotate_layout({S: make_swizzled_layout(S)})
+            bar = T.alloc_barrier(1)
+            tx = T.get_thread_binding()
+            d = T.create_tma_descriptor(F16, 2, A.data, 64, 64, 2, 128, box_inner, 64, 1, 1, 0, swizzle, 2, 0)
+            if tx == 0:
+                T.mbarrier_expect_tx(bar, 64 * box_inner * 2)
+                T.tma_load(d, bar, S, 0, 0)
+                T.mbarrier_arrive(bar)
+            T.mbarrier_wait_parity(bar, 0)
+            for i, j in T.Parallel(64, 64):
+                B[i, j] = S[i, j]
+
+    return main
+
+
+def test_a_swizzled_tile_reads_back_in_place():
+    a = _a(64, 64)
+    np.testing.assert_array_equal(_compile(_into(SW128, 64), "emulator")(a), a)
+
+
+def test_a_layout_that_disagrees_with_the_descriptor():
+    with pytest.raises(CompileError, match=r"T.tma_load into S: the descriptor's no swizzle puts the box's elements"):
+        _compile(_into(NONE, 64, annotate=True), "emulator")
+
+
+def test_a_swizzle_tilewise_cannot_lay_out():
+    with pytest.raises(CompileError, match=r"T.tma_load with a 128-byte swizzle into S \[64, 64\].*box rows of exactly "
+                                           r"128 bytes \(the box's are 64\)"):
+        _compile(_into(SW128, 32), "emulator")
