@@ -322,3 +322,27 @@ def test_a_swizzle_tilewise_cannot_lay_out():
     with pytest.raises(CompileError, match=r"T.tma_load with a 128-byte swizzle into S \[64, 64\].*box rows of exactly "
                                            r"128 bytes \(the box's are 64\)"):
         _compile(_into(SW128, 32), "emulator")
+
+
+def test_an_unguarded_load_is_reported():
+    """T.tma_load runs on every thread that executes it (as in TileLang): without `if tx == 0:`
+    many threads issue the same box, which the emulator reports."""
+    from tilewise.emulator.errors import AsyncCopyError
+
+    @T.prim_func
+    def main(A: T.Tensor((64, 64), "float16"), B: T.Tensor((64, 64), "float16")):
+        with T.Kernel(1, threads=128):
+            S = T.alloc_shared((64, 64), "float16")
+            bar = T.alloc_barrier(1)
+            tx = T.get_thread_binding()
+            d = T.create_tma_descriptor(F16, 2, A.data, 64, 64, 2, 128, 64, 64, 1, 1, 0, 0, 2, 0)
+            if tx == 0:
+                T.mbarrier_expect_tx(bar, 8192)
+                T.mbarrier_arrive(bar)
+            T.tma_load(d, bar, S, 0, 0)
+            T.mbarrier_wait_parity(bar, 0)
+            T.copy(S, B)
+
+    with pytest.raises(AsyncCopyError, match=r"is issued by thread .* into the same shared bytes: a TMA copy is issued "
+                                             r"by one thread"):
+        _compile(main, "emulator")(_a(64, 64))
