@@ -346,3 +346,14 @@ def test_an_unguarded_load_is_reported():
     with pytest.raises(AsyncCopyError, match=r"is issued by thread .* into the same shared bytes: a TMA copy is issued "
                                              r"by one thread"):
         _compile(main, "emulator")(_a(64, 64))
+
+
+def test_descriptors_that_differ_only_in_swizzle_are_different_kernels():
+    """The compiled-kernel cache is keyed on the program's text: a descriptor's box and swizzle
+    are part of it (a kernel built for another swizzle would read the wrong bytes)."""
+    a = _a(64, 64)
+    plain = _compile(_into(NONE, 64), "ptx")
+    swizzled = _compile(_into(SW128, 64), "ptx")
+    np.testing.assert_array_equal(plain(a), a)
+    np.testing.assert_array_equal(swizzled(a), a)
+    assert plain.get_kernel_source() != swizzled.get_kernel_source()

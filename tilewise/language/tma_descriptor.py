@@ -235,6 +235,13 @@ def _coords(d: TmaDescriptor, coords: list, extra: int, extras: tuple[str, ...],
     return list(reversed(cs)), coords[d.rank:]  # the thread IR's coordinates are outermost first
 
 
+def _attrs(d: TmaDescriptor, what: str) -> dict:
+    # the map's shape is in the call too, so that the program's text (a cache key) tells apart
+    # descriptors that differ only in their box, swizzle or cache hint
+    m = d.map
+    return {"map": m.name, "primitive": what, "box": m.box, "swizzle": m.swizzle, "l2_promotion": m.l2_promotion}
+
+
 def _policy(v, what: str) -> None:
     if _const(v, f"{what}: eviction_policy", 0, 2) != EVICT_NORMAL:
         raise CompileError(f"{what}: eviction_policy {v} (an L2 cache hint) is not supported; use 0 (EVICT_NORMAL)")
@@ -253,7 +260,7 @@ def tma_load(descriptor, mbarrier, smem, *coords) -> None:
     cs, rest = _coords(d, list(coords), 1, ("eviction_policy",), what)
     for v in rest:
         _policy(v, what)
-    emit(Evaluate(Call("tma_load", [dst, bar, *cs], _dt.handle, {"map": d.map.name, "primitive": what})))
+    emit(Evaluate(Call("tma_load", [dst, bar, *cs], _dt.handle, _attrs(d, what))))
 
 
 def tma_store(descriptor, smem, *coords) -> None:
@@ -270,4 +277,4 @@ def tma_store(descriptor, smem, *coords) -> None:
         raise CompileError(f"{what}: need_reduce=1 (a TMA reduce-add store) is not supported")
     for v in rest[1:]:
         _policy(v, what)
-    emit(Evaluate(Call("tma_store", [src, *cs], _dt.handle, {"map": d.map.name, "primitive": what})))
+    emit(Evaluate(Call("tma_store", [src, *cs], _dt.handle, _attrs(d, what))))
