@@ -15,6 +15,7 @@ class KernelFrame:
         self.threads = threads
         self.thread_vars = thread_vars
         self.thread_binding_used = False
+        self.tensor_maps: list = []  # T.create_tma_descriptor's maps (Kernel.attrs["tensor_maps"])
 
 
 class Builder:

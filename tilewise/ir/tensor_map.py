@@ -18,6 +18,7 @@ class TensorMap:
     box: tuple[int, ...]  # elements per dimension, outermost first (like buffer.shape)
     swizzle: int = 0
     oob_fill: str = "zero"
+    l2_promotion: str = "L2_128B"  # CU_TENSOR_MAP_L2_PROMOTION_* (a cache hint; T.create_tma_descriptor's)
 
     def __post_init__(self):
         self.box = tuple(int(b) for b in self.box)

@@ -116,7 +116,15 @@ def refuse_warp_sync(func: PrimFunc, target) -> None:
     """The thread-exact path of a target whose blocks are one thread (the CPU) runs the kernel's
     CUDA program in the emulator, which executes a block in lockstep: threads that synchronise
     with each other through mbarriers or named barriers (warp-specialised code) cannot run there
-    yet. A CompileError naming the first such primitive and its line."""
+    yet. A CompileError naming the first such primitive and its line (or a raw TMA copy, which
+    needs sm_90)."""
+    raw = []
+    walk(func.body, lambda n: raw.append(n) if isinstance(n, Evaluate) and isinstance(n.value, Call)
+         and n.value.attrs.get("primitive") else None)
+    if raw:
+        raise CompileError(f"{raw[0].value.attrs['primitive']} needs the copy engine (TMA) of sm_90; the {target} target "
+                           "has none. Compile for target='cuda -arch=sm_90a' (execution_backend='ptx' or 'emulator' "
+                           "runs it without a GPU), or use T.copy", raw[0].span)
     uses = warp_sync_uses(func)
     if uses:
         what, span = uses[0]

@@ -92,7 +92,6 @@ from .hopper import (
     barrier_arrive,
     barrier_wait,
     create_list_of_mbarrier,
-    create_tma_descriptor,
     dec_max_nreg,
     fence_proxy_async,
     get_lane_idx,
@@ -111,9 +110,7 @@ from .hopper import (
     shuffle_elect,
     sync_threads,
     tma_copy,
-    tma_load,
     tma_load_im2col,
-    tma_store,
     tma_store_arrive,
     tma_store_wait,
     wait_wgmma,
@@ -222,6 +219,7 @@ from .tir_math import fast_log2 as __log2
 from .tir_math import fast_log10 as __log10
 from .tir_math import fast_sin as __sin
 from .tir_math import fast_tan as __tan
+from .tma_descriptor import create_tma_descriptor, tma_load, tma_store
 from .warp import (  # the expert tier: warp shuffles and reductions (language/warp.py)
     shfl_down,
     shfl_sync,

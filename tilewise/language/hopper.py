@@ -456,8 +456,7 @@ def shuffle_elect(thread_extent) -> Expr:
 def _raw_tma(name: str):
     def f(*args, **kwargs):
         raise CompileError(
-            f"T.{name} with a raw TMA descriptor is not supported by tilewise (descriptors name raw global addresses "
-            "and shared-memory access pointers); use T.copy(global_tile, shared_tile) (on sm_90 a whole-tile copy "
+            f"T.{name} (im2col TMA loads) is not supported by tilewise; use T.copy(global_tile, shared_tile) (on sm_90 a whole-tile copy "
             "runs on TMA and has landed when the next statement runs) or T.tma_copy(global_tile, shared_tile, "
             "barrier=bar) (lands on `bar`: arrive on it with T.mbarrier_arrive and wait with "
             "T.mbarrier_wait_parity)")
@@ -466,10 +465,7 @@ def _raw_tma(name: str):
     return f
 
 
-create_tma_descriptor = _raw_tma("create_tma_descriptor")
-tma_load = _raw_tma("tma_load")
-tma_load_im2col = _raw_tma("tma_load_im2col")
-tma_store = _raw_tma("tma_store")
+tma_load_im2col = _raw_tma("tma_load_im2col")  # T.create_tma_descriptor / T.tma_load / T.tma_store: tma_descriptor.py
 
 
 def tma_copy(src, dst, *, barrier=None, cluster_mask=None, leader_scope_threads=None, eviction_policy=None,

@@ -798,6 +798,8 @@ class Parser:
                 b.kernels.pop()
         attrs = dict(spec.attrs)
         attrs["uses_thread_binding"] = frame.thread_binding_used
+        if frame.tensor_maps:
+            attrs["tensor_maps"] = list(frame.tensor_maps)  # T.create_tma_descriptor's
         self.emit(Kernel(block_vars, spec.grid, spec.threads, thread_vars, seq(body), attrs))
 
 

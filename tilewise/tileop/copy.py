@@ -172,6 +172,11 @@ class Copy(TileOp):
         if have is None and self.mechanism != "tma":
             ctx.note(self, f"{what}: thread copies, not TMA: {tile.name} has views (T.view / T.reshape)")
             return self.lower_cuda(ctx)
+        if have is not None and have.key() != expected.key() and self.mechanism != "tma" and \
+                tile in getattr(ctx.layouts, "raw_tma", ()):
+            ctx.note(self, f"{what}: thread copies, not TMA: {tile.name}'s layout is what a T.tma_load / T.tma_store "
+                           "descriptor moves, not the one a TMA copy would use")
+            return self.lower_cuda(ctx)
         if have is None or have.key() != expected.key():
             raise CompileError(
                 f"{what} runs on the copy engine (TMA), which moves {tile.name} in its own layout, but the tile has "

@@ -20,7 +20,9 @@ class CudaLowerContext(LowerContext):
         self.layouts = layouts
         self.machine = machine
         self.pass_configs = dict(pass_configs or {})
-        self.tensor_maps: list = []  # TMA descriptors the lowered copies use (Kernel.attrs["tensor_maps"])
+        # TMA descriptors of the kernel (Kernel.attrs["tensor_maps"]): the program's own
+        # (T.create_tma_descriptor) and those the lowered copies add
+        self.tensor_maps: list = list(kernel.attrs.get("tensor_maps", ()))
         self.block_threads = layouts.threads
         # set while lowering an operator inside `if tx < c` (and the like): the operator is spread
         # over threads [lo, hi] only

@@ -30,6 +30,7 @@ from ..ir.stmt import Allocate, Evaluate, For, IfThenElse, Kernel, PrimFunc, Seq
 from ..ir.visitor import Mutator, Visitor, walk
 from ..tileop.base import TileOp
 from ..tileop.tma_copy import TmaCopy
+from .raw_tma_layouts import raw_tma_uses
 from .thread_range import INEXACT, branch_threads
 
 # intrinsic -> the T.* primitives that emit it (for messages)
@@ -239,6 +240,10 @@ class _Pass(Mutator):
         self.machine = machine
 
     def visit_Kernel(self, k: Kernel):
+        if not self.machine.has("tma"):
+            for s, _ in raw_tma_uses(k):  # before the barriers they complete on are refused
+                raise CompileError(f"{s.value.attrs['primitive']} needs the copy engine (TMA) of sm_90 or newer; the "
+                                   f"target is {self.machine.name} (T.copy moves tiles on every target)", s.span)
         u = _uses(k.body)
         m = _Kernel(k, self.machine)
         body = m.visit(k.body)

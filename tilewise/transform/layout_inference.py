@@ -24,6 +24,7 @@ from ..layout.layout import Layout
 from ..layout.tv import Mode, TVFragment, default_fragment, replicated_fragment, tv_from_fragment
 from ..tileop.base import InferLevel, TileOp
 from ..tileop.reducer import is_reducer
+from .raw_tma_layouts import pin_raw_tma_layouts
 from .thread_range import INEXACT, branch_threads, not_a_range
 
 VECTOR_BITS = 128
@@ -73,6 +74,8 @@ class LayoutMap:
     # fragment -> (lo, hi): the threads whose registers hold it, when only the operators inside an
     # `if` keeping threads lo..hi use it (e.g. `with T.ws(1):`); its layout is over those threads
     fragment_ranges: dict = field(default_factory=dict)
+    # shared tiles T.tma_load / T.tma_store move: their layout is the descriptor's (raw_tma_layouts.py)
+    raw_tma: set = field(default_factory=set)
 
 
 def access_kind(nest: ParallelNest, indices) -> list[int] | None:
@@ -600,6 +603,7 @@ def infer_kernel_layouts(kernel: Kernel, machine: Machine | None = None, pass_co
                     li.annotated.add(buf)
                 else:
                     li.set_shared(buf, lay)
+    pin_raw_tma_layouts(kernel, li)  # T.tma_load / T.tma_store tiles hold what the copy engine writes
     for buf, span in c.serial_fragments.items():
         # touched element by element outside T.Parallel: every thread keeps the whole tile
         if buf in li.annotated and li.map.fragments[buf].replicate < li.map.fragments[buf].num_threads:

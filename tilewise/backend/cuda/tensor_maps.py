@@ -96,7 +96,7 @@ def encode_args(m: TensorMap, address: int, env: dict) -> EncodeArgs:
         step *= n
         strides.append(step)
     args = EncodeArgs(m.name, data_type(b.dtype), e, int(address), dims, tuple(strides), tuple(reversed(m.box)),
-                      (1,) * m.rank, m.swizzle)
+                      (1,) * m.rank, m.swizzle, l2_promotion=f"CU_TENSOR_MAP_L2_PROMOTION_{m.l2_promotion}")
     check(args)
     return args
 
