@@ -388,7 +388,7 @@ def numpy_view(a):
         import torch
 
         dt = as_dtype(a.dtype)
-        if dt.name in ("bfloat16",) or dt.name.startswith("float8"):
+        if dt.name == "bfloat16" or dt.name.startswith("float8"):
             raw = a.detach().view(torch.int16 if dt.bits == 16 else torch.uint8).numpy()
             return raw.view(dt.numpy)
         return a.detach().numpy()  # inputs may require grad: the kernel only reads them
