@@ -313,5 +313,63 @@ def test_nvrtc_compiles_the_casts(name, nvrtc_check):
                 F[i] = T.Cast("float32", A[i])
                 H[i] = T.Cast("float16", A[i])
                 B[i] = T.Cast(name, F[i] * 2 + T.Cast("float32", H[i])) + T.Cast(name, D[i])
+            T.atomic_add(B[1], A[0])
+            T.atomic_max(B[2], A[1])
 
     nvrtc_check(casts)
+
+
+def tile_copy(name: str):
+    @T.prim_func
+    def copy(A: T.Tensor((64, 64), name), B: T.Tensor((64, 64), name)):
+        with T.Kernel(2, 2, threads=128) as (bx, by):
+            S = T.alloc_shared((32, 32), name)
+            T.copy(A[by * 32, bx * 32], S)
+            T.copy(S, B[by * 32, bx * 32])
+
+    return copy
+
+
+@pytest.mark.parametrize("target,backend", TARGETS[:2])
+def test_torch_e8m0_tensors_in_and_out(target, backend):
+    """TileLang's e8m0 copy test: int8 bits viewed as torch.float8_e8m0fnu, the output allocated."""
+    import torch
+
+    k = tilewise.compile(tile_copy("float8_e8m0fnu"), out_idx=[1], target=target, execution_backend=backend)
+    a = torch.randint(0, 100, (64, 64), dtype=torch.int8).view(torch.float8_e8m0fnu)
+    b = k(a)
+    assert b.dtype == torch.float8_e8m0fnu and torch.equal(b.view(torch.uint8), a.view(torch.uint8))
+
+
+def test_torch_packed_fp4_is_a_clear_error_and_unpacking_works():
+    import torch
+
+    from tilewise.utils import pack_float4_e2m1fn_x2, unpack_float4_e2m1fn_x2
+
+    k = tilewise.compile(tile_copy("float4_e2m1fn"), target="cpu")
+    packed = torch.randint(0, 256, (64, 32), dtype=torch.uint8).view(torch.float4_e2m1fn_x2)
+    with pytest.raises(TypeError, match="packs two fp4 values per byte.*unpack_float4_e2m1fn_x2"):
+        k(packed, np.zeros((64, 64), ml("float4_e2m1fn")))
+    a = unpack_float4_e2m1fn_x2(packed)
+    b = np.zeros((64, 64), ml("float4_e2m1fn"))
+    k(a, b)
+    assert torch.equal(pack_float4_e2m1fn_x2(b).view(torch.uint8), packed.view(torch.uint8))
+
+
+def test_limits():
+    assert [float(T.max_value(getattr(T, n)).value) for n in NAMES] == [6.0, 7.5, 28.0, 2.0**127]
+    assert [float(T.min_value(getattr(T, n)).value) for n in NAMES] == [-6.0, -7.5, -28.0, 2.0**-127]
+    for n in NAMES:
+        with pytest.raises(CompileError, match=f"{n} has no infinity"):
+            T.infinity(getattr(T, n))
+
+
+def test_profiler_supplies_mx_inputs():
+    import torch
+
+    from tilewise.profiler.supply import make_tensor
+
+    a = make_tensor((4, 4), T.float4_e2m1fn, use_torch=True)  # torch has no one-per-byte fp4
+    assert isinstance(a, np.ndarray) and a.dtype == ml("float4_e2m1fn")
+    scales = make_tensor((4, 4), T.float8_e8m0fnu, use_torch=True)
+    assert scales.dtype == torch.float8_e8m0fnu and not scales.float().isnan().any()

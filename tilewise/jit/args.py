@@ -195,8 +195,10 @@ class ArgBinder:
             )
         try:
             dt = _torch_to_dt(a.dtype) if is_torch(a) else dtype_of_array(a)
-        except (TypeError, ValueError):
-            raise TypeError(f"argument {name}: expected dtype {p.dtype}, found unsupported dtype {a.dtype}") from None
+        except (TypeError, ValueError) as e:
+            # a torch dtype tilewise knows but cannot take as is (the packed fp4) says what to do
+            why = f": {e}" if is_torch(a) and isinstance(e, TypeError) else ""
+            raise TypeError(f"argument {name}: expected dtype {p.dtype}, found unsupported dtype {a.dtype}{why}") from None
         if dt != p.dtype:
             raise TypeError(f"argument {name}: expected dtype {p.dtype}, found {dt}")
         shape = tuple(a.shape)
