@@ -373,3 +373,29 @@ def test_profiler_supplies_mx_inputs():
     assert isinstance(a, np.ndarray) and a.dtype == ml("float4_e2m1fn")
     scales = make_tensor((4, 4), T.float8_e8m0fnu, use_torch=True)
     assert scales.dtype == torch.float8_e8m0fnu and not scales.float().isnan().any()
+
+
+@functools.cache
+def arith_kernel(name: str, target: str, backend: str):
+    @T.prim_func
+    def arith(A: T.Tensor((256,), name), B: T.Tensor((256,), name), C: T.Tensor((256,), name)):
+        with T.Kernel(1, threads=128):
+            for i in T.Parallel(256):
+                C[i] = A[i] * B[i] + T.Cast(name, 0.75)
+
+    return tilewise.compile(arith, target=target, execution_backend=backend)
+
+
+@pytest.mark.parametrize("target,backend", TARGETS[:2])
+@pytest.mark.parametrize("name", NAMES)
+def test_arithmetic_rounds_once_per_operation(name, target, backend):
+    """In float32, rounded to the type after each operation (as float8), constants folded alike."""
+    codes = np.arange(256, dtype=np.uint8)
+    a, b = codes.view(ml(name)), np.roll(codes, 37).view(ml(name))
+    c = np.zeros(256, ml(name))
+    arith_kernel(name, target, backend)(a, b, c)
+    t = ml(name)
+    with np.errstate(all="ignore"):
+        prod = (a.astype(np.float32) * b.astype(np.float32)).astype(t)
+        want = (prod.astype(np.float32) + np.float32(0.75).astype(t).astype(np.float32)).astype(t)
+    assert np.array_equal(bits(c), bits(want))
