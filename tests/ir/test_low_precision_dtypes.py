@@ -399,3 +399,31 @@ def test_arithmetic_rounds_once_per_operation(name, target, backend):
         prod = (a.astype(np.float32) * b.astype(np.float32)).astype(t)
         want = (prod.astype(np.float32) + np.float32(0.75).astype(t).astype(np.float32)).astype(t)
     assert np.array_equal(bits(c), bits(want))
+
+
+@pytest.mark.parametrize("target,backend", TARGETS[:2])
+@pytest.mark.parametrize("name", ("float4_e2m1fn", "float6_e3m2fn"))
+def test_torch_byte_tensors_hold_fp4_and_fp6(name, target, backend):
+    """torch has no one-value-per-byte fp4 / fp6 dtype: uint8 tensors stand for them, in and out."""
+    import torch
+
+    k = tilewise.compile(tile_copy(name), out_idx=[1], target=target, execution_backend=backend)
+    mask = (1 << (4 if name.startswith("float4") else 6)) - 1
+    a = torch.randint(0, 256, (64, 64), dtype=torch.uint8) & mask
+    b = k(a)
+    assert b.dtype == torch.uint8 and torch.equal(b, a)
+
+    @T.prim_func
+    def widen(A: T.Tensor((64, 64), name), B: T.Tensor((64, 64), "float32")):
+        with T.Kernel(1, threads=128):
+            for i, j in T.Parallel(64, 64):
+                B[i, j] = A[i, j]
+
+    f = tilewise.compile(widen, out_idx=[1], target=target, execution_backend=backend)(a)
+    want = a.numpy().view(ml(name)).astype(np.float32)
+    np.testing.assert_array_equal(f.numpy(), want)
+    with pytest.raises(TypeError, match="expected dtype"):
+        k(a.to(torch.int16))
+    if name.startswith("float4"):
+        with pytest.raises(ValueError, match="stores fp4 one value per byte, not two"):
+            k(a[:, :32].contiguous())

@@ -104,8 +104,8 @@ class DataType(str):
         t = getattr(torch, {"float8_e4m3": "float8_e4m3fn"}.get(self.name, self.name), None)
         if t is None:
             if self.kind in ("float4", "float6"):  # torch has only the packed torch.float4_e2m1fn_x2
-                raise TypeError(f"torch has no one-value-per-byte dtype for {self}: pass numpy arrays of "
-                                f"ml_dtypes.{self.name} (see docs/API.md \"Numbers\")")
+                raise TypeError(f"torch has no one-value-per-byte dtype for {self}: kernels take torch.uint8 "
+                                f"tensors (the value in each byte's low bits) or numpy arrays of ml_dtypes.{self.name}")
             raise TypeError(f"torch has no dtype for {self}")
         return t
 
@@ -244,8 +244,8 @@ def as_dtype(value) -> DataType:
         if name == "float4_e2m1fn_x2":
             raise TypeError(
                 "torch.float4_e2m1fn_x2 packs two fp4 values per byte, but tilewise stores float4_e2m1fn one "
-                "value per byte (as ml_dtypes.float4_e2m1fn); convert with tilewise.utils.unpack_float4_e2m1fn_x2 "
-                "(and back with pack_float4_e2m1fn_x2)"
+                "value per byte (as ml_dtypes.float4_e2m1fn, or a torch.uint8 tensor); convert with "
+                "tilewise.utils.unpack_float4_e2m1fn_x2 (and back with pack_float4_e2m1fn_x2)"
             )
         return as_dtype(name)
     try:

@@ -10,8 +10,9 @@ import numpy as np
 
 
 def unpack_float4_e2m1fn_x2(t) -> np.ndarray:
-    """A numpy array of ml_dtypes.float4_e2m1fn, shape [..., 2n], from a CPU torch.float4_e2m1fn_x2
-    (or uint8 / int8) tensor or array of shape [..., n]."""
+    """A numpy array of ml_dtypes.float4_e2m1fn, shape [..., 2n], from a torch.float4_e2m1fn_x2
+    (or uint8 / int8) tensor or array of shape [..., n]. A GPU tensor is copied to the CPU;
+    `torch.from_numpy(r.view(np.uint8))` is the torch.uint8 form kernels also take."""
     if type(t).__module__.startswith("torch"):
         import torch
 
