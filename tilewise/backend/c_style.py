@@ -44,6 +44,10 @@ C_TYPES = {
     "float64": "double",
     "float8_e4m3": "tw::fp8_e4m3",
     "float8_e5m2": "tw::fp8_e5m2",
+    "float4_e2m1fn": "tw::fp4_e2m1",
+    "float6_e2m3fn": "tw::fp6_e2m3",
+    "float6_e3m2fn": "tw::fp6_e3m2",
+    "float8_e8m0fnu": "tw::fp8_e8m0",
     "handle": "void*",
 }
 

@@ -22,7 +22,9 @@ class DataType(str):
 
     def __init__(self, name: str, kind: str, bits: int, lanes: int = 1):
         self.name = name
-        self.kind = kind  # "float" | "bfloat" | "int" | "uint" | "bool" | "handle" | "float8"
+        # "float" | "bfloat" | "int" | "uint" | "bool" | "handle" | "float8" | "float6" | "float4" |
+        # "e8m0" (the OCP MX scale type: a power of two, no sign, no zero)
+        self.kind = kind
         self.bits = bits
         self.lanes = lanes
 
@@ -66,7 +68,7 @@ class DataType(str):
 
     @property
     def is_float(self) -> bool:
-        return self.kind in ("float", "bfloat", "float8")
+        return self.kind in ("float", "bfloat", "float8", "float6", "float4", "e8m0")
 
     @property
     def is_int(self) -> bool:
@@ -101,6 +103,9 @@ class DataType(str):
 
         t = getattr(torch, {"float8_e4m3": "float8_e4m3fn"}.get(self.name, self.name), None)
         if t is None:
+            if self.kind in ("float4", "float6"):  # torch has only the packed torch.float4_e2m1fn_x2
+                raise TypeError(f"torch has no one-value-per-byte dtype for {self}: kernels take torch.uint8 "
+                                f"tensors (the value in each byte's low bits) or numpy arrays of ml_dtypes.{self.name}")
             raise TypeError(f"torch has no dtype for {self}")
         return t
 
@@ -145,6 +150,13 @@ _TYPES = {
     "float64": DataType("float64", "float", 64),
     "float8_e4m3": DataType("float8_e4m3", "float8", 8),
     "float8_e5m2": DataType("float8_e5m2", "float8", 8),
+    # The OCP microscaling (MX) element and scale types. tilewise stores fp4 and fp6 one value per
+    # byte, in the low bits, as ml_dtypes does, so `bits` is the storage width 8 (TileLang packs
+    # fp4 two per byte; see docs/API.md "Numbers").
+    "float4_e2m1fn": DataType("float4_e2m1fn", "float4", 8),
+    "float6_e2m3fn": DataType("float6_e2m3fn", "float6", 8),
+    "float6_e3m2fn": DataType("float6_e3m2fn", "float6", 8),
+    "float8_e8m0fnu": DataType("float8_e8m0fnu", "e8m0", 8),
     "handle": DataType("handle", "handle", 64),
 }
 _NUMPY = {
@@ -163,6 +175,10 @@ _NUMPY = {
     "float64": _np("float64"),
     "float8_e4m3": _ml("float8_e4m3fn"),
     "float8_e5m2": _ml("float8_e5m2"),
+    "float4_e2m1fn": _ml("float4_e2m1fn"),
+    "float6_e2m3fn": _ml("float6_e2m3fn"),
+    "float6_e3m2fn": _ml("float6_e3m2fn"),
+    "float8_e8m0fnu": _ml("float8_e8m0fnu"),
     "handle": _np("uint64"),
 }
 _ALIASES = {
@@ -193,6 +209,10 @@ float32 = _TYPES["float32"]
 float64 = _TYPES["float64"]
 float8_e4m3 = _TYPES["float8_e4m3"]
 float8_e5m2 = _TYPES["float8_e5m2"]
+float4_e2m1fn = _TYPES["float4_e2m1fn"]
+float6_e2m3fn = _TYPES["float6_e2m3fn"]
+float6_e3m2fn = _TYPES["float6_e3m2fn"]
+float8_e8m0fnu = _TYPES["float8_e8m0fnu"]
 handle = _TYPES["handle"]
 
 
@@ -221,6 +241,12 @@ def as_dtype(value) -> DataType:
     if mod.startswith("torch"):
         name = str(value).replace("torch.", "")
         name = {"float8_e4m3fn": "float8_e4m3", "half": "float16", "float": "float32"}.get(name, name)
+        if name == "float4_e2m1fn_x2":
+            raise TypeError(
+                "torch.float4_e2m1fn_x2 packs two fp4 values per byte, but tilewise stores float4_e2m1fn one "
+                "value per byte (as ml_dtypes.float4_e2m1fn, or a torch.uint8 tensor); convert with "
+                "tilewise.utils.unpack_float4_e2m1fn_x2 (and back with pack_float4_e2m1fn_x2)"
+            )
         return as_dtype(name)
     try:
         npd = np.dtype(value)
@@ -242,4 +268,6 @@ _CTYPES = {
     "int64": ctypes.c_int64, "uint8": ctypes.c_uint8, "uint16": ctypes.c_uint16, "uint32": ctypes.c_uint32,
     "uint64": ctypes.c_uint64, "float32": ctypes.c_float, "float64": ctypes.c_double,
     "float16": ctypes.c_uint16, "bfloat16": ctypes.c_uint16, "float8_e4m3": ctypes.c_uint8, "float8_e5m2": ctypes.c_uint8,
+    "float4_e2m1fn": ctypes.c_uint8, "float6_e2m3fn": ctypes.c_uint8, "float6_e3m2fn": ctypes.c_uint8,
+    "float8_e8m0fnu": ctypes.c_uint8,
 }  # fmt: skip

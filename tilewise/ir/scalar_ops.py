@@ -21,6 +21,8 @@ does where C leaves a choice (the CUDA target is the one whose answers matter):
   header does). float8 saturates to its largest finite value (infinities included) and a NaN
   becomes the code 0x7f, as `cvt.rn.satfinite` does; float16 and bfloat16 overflow to infinity.
   Integers convert to low-precision floats through float32 (`(half)(float)i`, as the headers do).
+  The OCP MX types (fp4, fp6, e8m0) round exactly as ml_dtypes does, numpy's astype here (see
+  docs/API.md: fp4/fp6 saturate and take a NaN to zero, e8m0 takes out-of-range values to NaN).
 - Float to integer conversion truncates toward zero and saturates at the type's range, NaN giving
   0 (`cvt.rzi.sat`, what a C cast compiles to on the GPU; C leaves overflow undefined).
 
@@ -138,7 +140,7 @@ def _round(x, dt: DataType):
         return as_type(x, npdt)
     if src == F64:
         x = _f64_to_f32_odd(x)
-    if dt.kind != "float8":
+    if dt.kind != "float8":  # bfloat16, and the MX types with ml_dtypes' own rounding
         return as_type(x, npdt)
     top, nan = _fp8_limits(npdt)
     with np.errstate(invalid="ignore"):

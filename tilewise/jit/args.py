@@ -145,7 +145,7 @@ class ArgBinder:
                     "instead of listing it in out_idx"
                 )
             out = _alloc(shape, p.dtype, use_torch, self.device)
-            arrays[i] = out
+            arrays[i] = _as_mx_bytes(out, p.dtype) if use_torch and p.dtype.kind in ("float4", "float6") else out
             outputs.append(out)
         dims = []
         for v in self.dynamic_vars:
@@ -195,9 +195,13 @@ class ArgBinder:
             )
         try:
             dt = _torch_to_dt(a.dtype) if is_torch(a) else dtype_of_array(a)
-        except (TypeError, ValueError):
-            raise TypeError(f"argument {name}: expected dtype {p.dtype}, found unsupported dtype {a.dtype}") from None
-        if dt != p.dtype:
+        except (TypeError, ValueError) as e:
+            # a torch dtype tilewise knows but cannot take as is (the packed fp4) says what to do
+            why = f": {e}" if is_torch(a) and isinstance(e, TypeError) else ""
+            raise TypeError(f"argument {name}: expected dtype {p.dtype}, found unsupported dtype {a.dtype}{why}") from None
+        byte_tensor = dt != p.dtype and p.dtype.kind in ("float4", "float6") and dt.name in ("uint8", "int8") \
+            and is_torch(a)
+        if dt != p.dtype and not byte_tensor:
             raise TypeError(f"argument {name}: expected dtype {p.dtype}, found {dt}")
         shape = tuple(a.shape)
         if len(shape) != len(p.shape):
@@ -207,8 +211,10 @@ class ArgBinder:
         for k, (want, got) in enumerate(zip(p.shape, shape)):
             if isinstance(want, int):
                 if want != got:
+                    packed = " (tilewise stores fp4 one value per byte, not two: see docs/API.md \"Microscaling " \
+                        "types\")" if p.dtype.kind == "float4" and 2 * got == want else ""
                     raise ValueError(
-                        f"argument {name}: expected shape {shape_str(p.shape)}, found {shape} (dimension {k})"
+                        f"argument {name}: expected shape {shape_str(p.shape)}, found {shape} (dimension {k}){packed}"
                     )
             elif isinstance(want, Var):
                 if want.dtype.is_int and got >= 1 << (want.dtype.bits - 1):
@@ -231,6 +237,10 @@ class ArgBinder:
                 f"argument {name}: the kernel needs a contiguous row-major array, found strides "
                 f"{_strides(a)}; pass a contiguous copy (.contiguous() / np.ascontiguousarray)"
             )
+        if byte_tensor:
+            # torch has no one-value-per-byte fp4 / fp6 dtype: a uint8 / int8 tensor holds the values
+            # in its bytes' low bits; the emulator and the PTX interpreter read it as the type
+            return _as_mx_bytes(a, p.dtype)
         return a
 
     def _check_strides(self, p: Buffer, a, values, deferred):
@@ -360,7 +370,17 @@ def _solve_linear(deferred, values: dict) -> None:
                 progress = True
 
 
+def _as_mx_bytes(t, dt: DataType):
+    """A torch byte tensor holding fp4 / fp6 values: on the CPU a numpy view of dt sharing its
+    memory (what the emulator reads), on a GPU the tensor itself (only its address is used)."""
+    return t.detach().numpy().view(dt.numpy) if t.device.type == "cpu" else t
+
+
 def _alloc(shape, dt: DataType, use_torch: bool, device: str):
+    if use_torch and dt.kind in ("float4", "float6"):  # torch has no one-value-per-byte fp4 / fp6
+        import torch
+
+        return torch.empty(shape, dtype=torch.uint8, device="cuda" if device == "cuda" else "cpu")
     if use_torch:
         import torch
 
@@ -388,7 +408,7 @@ def numpy_view(a):
         import torch
 
         dt = as_dtype(a.dtype)
-        if dt.name in ("bfloat16",) or dt.name.startswith("float8"):
+        if dt.name == "bfloat16" or dt.name.startswith("float8"):
             raw = a.detach().view(torch.int16 if dt.bits == 16 else torch.uint8).numpy()
             return raw.view(dt.numpy)
         return a.detach().numpy()  # inputs may require grad: the kernel only reads them

@@ -5,8 +5,12 @@ from ..ir.dtype import DataType as dtype
 from ..ir.dtype import as_dtype as _as_dtype
 from ..ir.dtype import (
     bfloat16,
+    float4_e2m1fn,
+    float6_e2m3fn,
+    float6_e3m2fn,
     float8_e4m3,
     float8_e5m2,
+    float8_e8m0fnu,
     float16,
     float32,
     float64,

@@ -170,7 +170,7 @@ def reinterpret(x, dtype=None):
 
 def infinity(dtype):
     dt = as_dtype(dtype)
-    if not dt.is_float:
+    if not dt.is_float or dt.kind in ("float4", "float6", "e8m0"):
         raise CompileError(f"T.infinity: {dt} has no infinity; use T.max_value({dt.name!r})")
     return Const(float("inf"), dt)
 
@@ -198,6 +198,10 @@ def min_value(dtype):
         return Const(False, dt)
     if dt.is_int:
         return Const(-(1 << (dt.bits - 1)) if dt.is_signed else 0, dt)
+    if dt.kind == "e8m0":  # unsigned: its lowest value is 2^-127
+        import ml_dtypes
+
+        return Const(float(ml_dtypes.finfo(dt.numpy).min), dt)
     return Const(-_finfo_max(dt), dt)
 
 

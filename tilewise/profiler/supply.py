@@ -63,8 +63,10 @@ def make_tensor(shape, dt, supply: TensorSupplyType = TensorSupplyType.Auto, rng
         a = np.zeros(shape)
     else:
         a = np.ones(shape)
+    if dt.kind == "e8m0":  # a scale: unsigned powers of two (zero and negatives would be NaN)
+        a = np.exp2(np.rint(a))
     a = a.astype(dt.numpy)
-    if use_torch:
+    if use_torch and dt.kind not in ("float4", "float6"):  # torch has no one-per-byte fp4 / fp6: numpy arrays
         import torch
 
         if dt.name == "bfloat16":

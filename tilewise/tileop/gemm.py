@@ -231,9 +231,12 @@ def gemm(A, B, C, transpose_A: bool = False, transpose_B: bool = False, policy=G
     key = (a.buffer.dtype.name, b.buffer.dtype.name)
     allowed = _ALLOWED.get(key)
     if allowed is None or c.buffer.dtype.name not in allowed:
+        # the OCP MX types have tensor-core forms only from sm_100 (tcgen05), which tilewise does not target
+        mx = [r.buffer.dtype for r in (a, b) if r.buffer.dtype.kind in ("float4", "float6", "e8m0")]
+        hint = f" ({mx[0]} has no T.gemm: cast the tile to float16 or bfloat16 first)" if mx else ""
         raise CompileError(
             f"T.gemm: unsupported types A ({a.buffer.name})={a.buffer.dtype}, B ({b.buffer.name})={b.buffer.dtype}, "
             f"C ({c.buffer.name})={c.buffer.dtype}; supported A/B -> C: float16 -> float32 or float16, "
-            "bfloat16/float8 -> float32, float32 -> float32, float64 -> float64, int8/uint8 -> int32"
+            f"bfloat16/float8 -> float32, float32 -> float32, float64 -> float64, int8/uint8 -> int32{hint}"
         )
     emit(Gemm(a, b, c, bool(transpose_A), bool(transpose_B), int(policy), bool(clear_accum), k_pack))

@@ -158,7 +158,7 @@ def _scalar_ctype(name: str, dt: DataType, value):
     if ctype is None:
         raise CudaLaunchError(f"argument {name}: no kernel parameter encoding for {dt}")
     v = _python_scalar(value)
-    if dt.name in ("float16", "bfloat16", "float8_e4m3", "float8_e5m2"):
+    if dt.is_float and dt.bits <= 16:  # float16, bfloat16, float8, fp6, fp4: their bit patterns
         bits = np.asarray(v, dtype=dt.numpy).view(np.uint16 if dt.bits == 16 else np.uint8)
         return ctype(int(bits))
     if dt.is_int:

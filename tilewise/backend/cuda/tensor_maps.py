@@ -29,7 +29,9 @@ _DATA_TYPE = {
     "float16": "FLOAT16", "bfloat16": "BFLOAT16", "float32": "FLOAT32", "float64": "FLOAT64",
     "int32": "INT32", "uint32": "UINT32", "int64": "INT64", "uint64": "UINT64",
     "int16": "UINT16", "uint16": "UINT16", "int8": "UINT8", "uint8": "UINT8", "bool": "UINT8",
-    "float8_e4m3": "UINT8", "float8_e5m2": "UINT8",
+    "float8_e4m3": "UINT8", "float8_e5m2": "UINT8", "float8_e8m0fnu": "UINT8",
+    # fp4 / fp6 one value per byte (tilewise's storage), not TMA's packed 16U4 / 16U6 types
+    "float4_e2m1fn": "UINT8", "float6_e2m3fn": "UINT8", "float6_e3m2fn": "UINT8",
 }  # fmt: skip
 _SWIZZLE = {0: "NONE", 32: "32B", 64: "64B", 128: "128B"}
 MAX_STRIDE = 1 << 40

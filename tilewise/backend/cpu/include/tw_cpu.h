@@ -130,11 +130,72 @@ struct fp8 {
 typedef fp8<4, 3, true> fp8_e4m3;
 typedef fp8<5, 2, false> fp8_e5m2;
 
+// The OCP microscaling (MX) element types fp4 (e2m1) and fp6 (e2m3, e3m2): one value per byte in
+// the low 1+E+M bits, as ml_dtypes stores them, without infinity or NaN. From float: round to
+// nearest even, saturate past the largest finite value (infinities included), a NaN becomes a
+// zero of the opposite sign (ml_dtypes' choice; OCP leaves it open). Any bit set above the value's
+// reads as its sign. These are ml_dtypes' rules; tw_cuda.h's f32_to_mxfp is the same code.
+template <int E, int M>
+struct mxfp {
+  uint8_t bits;
+  static constexpr int bias = (1 << (E - 1)) - 1;
+  mxfp() = default;
+  operator float() const {
+    const uint32_t s = bits >> (E + M), e = (bits >> M) & ((1u << E) - 1u), m = bits & ((1u << M) - 1u);
+    const float v = (float)(e ? (m | (1u << M)) : m) * fmath::as_f32((uint32_t)(127 + (int)(e ? e : 1u) - bias - M) << 23);
+    return s ? -v : v;
+  }
+  mxfp(float f) {
+    const uint32_t u = fmath::as_u32(f);
+    const uint32_t sign = (u >> 31) << (E + M), a = u & 0x7fffffffu;
+    const int k = (int)(a >> 23) - 127 + bias - 1;  // the result's exponent field minus 1
+    const int shift = 23 - M - (k < 0 ? k : 0);
+    if (a > 0x7f800000u) { bits = (uint8_t)(sign ^ (1u << (E + M))); return; }  // NaN
+    if (a < 0x00800000u || shift > 24) { bits = (uint8_t)sign; return; }  // at most half the smallest subnormal
+    const uint32_t mant = (a & 0x7fffffu) | 0x800000u;
+    const uint32_t rem = mant & ((1u << shift) - 1u), halfway = 1u << (shift - 1);
+    uint32_t q = mant >> shift;
+    q += (rem > halfway || (rem == halfway && (q & 1u))) ? 1u : 0u;
+    const uint32_t code = (k > 0 ? (uint32_t)k << M : 0u) + q, top = (1u << (E + M)) - 1u;
+    bits = (uint8_t)(sign | (code > top ? top : code));
+  }
+  mxfp(double d) : mxfp(round_to_odd_float(d)) {}
+  mxfp(int i) : mxfp((float)i) {}
+};
+typedef mxfp<2, 1> fp4_e2m1;
+typedef mxfp<2, 3> fp6_e2m3;
+typedef mxfp<3, 2> fp6_e3m2;
+
+// The OCP MX scale type e8m0: 2^(bits-127), 0xff NaN. From float (as ml_dtypes): the nearer power
+// of two with ties upward; zero, negatives, infinities, NaN and values rounding past 2^127 give
+// NaN; values below 2^-127 give 2^-127.
+struct fp8_e8m0 {
+  uint8_t bits;
+  fp8_e8m0() = default;
+  operator float() const {
+    if (bits == 0xff) return NAN;
+    return fmath::as_f32(bits ? (uint32_t)bits << 23 : 0x00400000u);  // code 0: 2^-127, a float subnormal
+  }
+  fp8_e8m0(float f) {
+    const uint32_t u = fmath::as_u32(f);
+    const uint32_t e = u >> 23, m = u & 0x7fffffu;
+    if ((u >> 31) || u == 0u || u >= 0x7f800000u) bits = 0xff;
+    else if (e == 0u) bits = m >= 0x600000u ? 1 : 0;  // float subnormals: 2^-127, or 2^-126 from 1.5 * 2^-127
+    else bits = (uint8_t)(e + (m >> 22) > 254u ? 0xffu : e + (m >> 22));
+  }
+  fp8_e8m0(double d) : fp8_e8m0(round_to_odd_float(d)) {}
+  fp8_e8m0(int i) : fp8_e8m0((float)i) {}
+};
+
 template <typename T> struct is_lowp : std::false_type {};
 template <> struct is_lowp<half> : std::true_type {};
 template <> struct is_lowp<bf16> : std::true_type {};
 template <> struct is_lowp<fp8_e4m3> : std::true_type {};
 template <> struct is_lowp<fp8_e5m2> : std::true_type {};
+template <> struct is_lowp<fp4_e2m1> : std::true_type {};
+template <> struct is_lowp<fp6_e2m3> : std::true_type {};
+template <> struct is_lowp<fp6_e3m2> : std::true_type {};
+template <> struct is_lowp<fp8_e8m0> : std::true_type {};
 
 inline double exp10_double(double x) { return std::pow(10.0, x); }
 inline double sigmoid_double(double x) { return 1.0 / (1.0 + std::exp(-x)); }
@@ -433,6 +494,8 @@ inline void* alloc_workspace(size_t bytes) {
 inline double to_double(half x) { return (double)(float)x; }
 inline double to_double(bf16 x) { return (double)(float)x; }
 template <int E, int M, bool FN> inline double to_double(fp8<E, M, FN> x) { return (double)(float)x; }
+template <int E, int M> inline double to_double(mxfp<E, M> x) { return (double)(float)x; }
+inline double to_double(fp8_e8m0 x) { return (double)(float)x; }
 template <typename T> inline double to_double(T x) { return (double)x; }
 
 // Row reductions, for T.reduce along a tile's innermost dimension: `init` combined with the n

@@ -153,6 +153,59 @@ TW_DEV float e5m2_to_f32(uint8_t b) { return f16_to_f32((uint16_t)(b << 8)); }
 TW_DEV uint16_t f64_to_bf16(double d) { return f32_to_bf16(f64_to_f32_odd(d)); }
 TW_DEV uint8_t f64_to_e4m3(double d) { return f32_to_e4m3(f64_to_f32_odd(d)); }
 TW_DEV uint8_t f64_to_e5m2(double d) { return f32_to_e5m2(f64_to_f32_odd(d)); }
+// The OCP microscaling (MX) types, in integer arithmetic on every architecture (the sm_100 cvt
+// forms are not used), bit-identical to ml_dtypes. fp4 (e2m1) and fp6 (e2m3, e3m2) are stored one
+// value per byte in the low 1+E+M bits and have no infinity or NaN: from float they round to
+// nearest even, saturate past the largest finite value (infinities included), and a NaN becomes a
+// zero of the opposite sign (ml_dtypes' choice; OCP leaves it open); any bit set above the value's
+// reads as its sign. e8m0 is an unsigned power of
+// two 2^(code-127), code 0xff NaN: a float rounds to the nearer power with ties upward (mantissa
+// >= 1.5 goes up, as ml_dtypes does); zero, negatives, infinities, NaN and values rounding past
+// 2^127 give NaN; values below 2^-127 give 2^-127.
+template <int E, int M> TW_DEV uint8_t f32_to_mxfp(float f) {
+  const uint32_t u = __float_as_uint(f);
+  const uint32_t sign = (u >> 31) << (E + M);
+  const uint32_t a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return (uint8_t)(sign ^ (1u << (E + M)));  // NaN: a zero of the other sign
+  const int k = (int)(a >> 23) - 127 + (1 << (E - 1)) - 2;  // the result's exponent field minus 1
+  const int shift = 23 - M - (k < 0 ? k : 0);
+  if (a < 0x00800000u || shift > 24) return (uint8_t)sign;  // at most half the smallest subnormal
+  const uint32_t mant = (a & 0x7fffffu) | 0x800000u;
+  const uint32_t rem = mant & ((1u << shift) - 1u), halfway = 1u << (shift - 1);
+  uint32_t q = mant >> shift;
+  q += (rem > halfway || (rem == halfway && (q & 1u))) ? 1u : 0u;
+  const uint32_t code = (k > 0 ? (uint32_t)k << M : 0u) + q, top = (1u << (E + M)) - 1u;
+  return (uint8_t)(sign | (code > top ? top : code));
+}
+template <int E, int M> TW_DEV float mxfp_to_f32(uint8_t b) {
+  const uint32_t s = b >> (E + M), e = (b >> M) & ((1u << E) - 1u), m = b & ((1u << M) - 1u);
+  const int bias = (1 << (E - 1)) - 1;
+  // (e ? 1.m : 0.m) * 2^(max(e, 1) - bias): an exact small integer times a power of two
+  const float v = (float)(e ? (m | (1u << M)) : m) * __uint_as_float((uint32_t)(127 + (int)(e ? e : 1u) - bias - M) << 23);
+  return s ? -v : v;
+}
+TW_DEV uint8_t f32_to_e8m0(float f) {
+  const uint32_t u = __float_as_uint(f);
+  if ((u >> 31) || u == 0u || u >= 0x7f800000u) return 0xff;  // negative (-0 too), zero, inf, NaN
+  const uint32_t e = u >> 23, m = u & 0x7fffffu;
+  if (e == 0u) return m >= 0x600000u ? 1 : 0;  // float32 subnormals: 2^-127 or, from 1.5 * 2^-127 up, 2^-126
+  const uint32_t code = e + (m >> 22);
+  return (uint8_t)(code > 254u ? 0xffu : code);
+}
+TW_DEV float e8m0_to_f32(uint8_t b) {
+  if (b == 0xff) return __int_as_float(0x7fffffff);
+  return __uint_as_float(b ? (uint32_t)b << 23 : 0x00400000u);  // code 0 is 2^-127, a float32 subnormal
+}
+TW_DEV uint8_t f32_to_e2m1(float f) { return f32_to_mxfp<2, 1>(f); }
+TW_DEV uint8_t f32_to_e2m3(float f) { return f32_to_mxfp<2, 3>(f); }
+TW_DEV uint8_t f32_to_e3m2(float f) { return f32_to_mxfp<3, 2>(f); }
+TW_DEV float e2m1_to_f32(uint8_t b) { return mxfp_to_f32<2, 1>(b); }
+TW_DEV float e2m3_to_f32(uint8_t b) { return mxfp_to_f32<2, 3>(b); }
+TW_DEV float e3m2_to_f32(uint8_t b) { return mxfp_to_f32<3, 2>(b); }
+TW_DEV uint8_t f64_to_e2m1(double d) { return f32_to_mxfp<2, 1>(f64_to_f32_odd(d)); }
+TW_DEV uint8_t f64_to_e2m3(double d) { return f32_to_mxfp<2, 3>(f64_to_f32_odd(d)); }
+TW_DEV uint8_t f64_to_e3m2(double d) { return f32_to_mxfp<3, 2>(f64_to_f32_odd(d)); }
+TW_DEV uint8_t f64_to_e8m0(double d) { return f32_to_e8m0(f64_to_f32_odd(d)); }
 // tw-host-testable-end
 
 }  // namespace cvt
@@ -189,6 +242,10 @@ TW_LOWP_TYPE(half, uint16_t, cvt::f32_to_f16, cvt::f64_to_f16, cvt::f16_to_f32)
 TW_LOWP_TYPE(bf16, uint16_t, cvt::f32_to_bf16, cvt::f64_to_bf16, cvt::bf16_to_f32)
 TW_LOWP_TYPE(fp8_e4m3, uint8_t, cvt::f32_to_e4m3, cvt::f64_to_e4m3, cvt::e4m3_to_f32)
 TW_LOWP_TYPE(fp8_e5m2, uint8_t, cvt::f32_to_e5m2, cvt::f64_to_e5m2, cvt::e5m2_to_f32)
+TW_LOWP_TYPE(fp4_e2m1, uint8_t, cvt::f32_to_e2m1, cvt::f64_to_e2m1, cvt::e2m1_to_f32)
+TW_LOWP_TYPE(fp6_e2m3, uint8_t, cvt::f32_to_e2m3, cvt::f64_to_e2m3, cvt::e2m3_to_f32)
+TW_LOWP_TYPE(fp6_e3m2, uint8_t, cvt::f32_to_e3m2, cvt::f64_to_e3m2, cvt::e3m2_to_f32)
+TW_LOWP_TYPE(fp8_e8m0, uint8_t, cvt::f32_to_e8m0, cvt::f64_to_e8m0, cvt::e8m0_to_f32)
 #undef TW_LOWP_TYPE
 static_assert(sizeof(half) == 2 && sizeof(bf16) == 2 && sizeof(fp8_e4m3) == 1 && sizeof(fp8_e5m2) == 1,
               "low-precision types are their bits");
@@ -199,6 +256,10 @@ template <> struct is_lowp<half> { static constexpr bool value = true; };
 template <> struct is_lowp<bf16> { static constexpr bool value = true; };
 template <> struct is_lowp<fp8_e4m3> { static constexpr bool value = true; };
 template <> struct is_lowp<fp8_e5m2> { static constexpr bool value = true; };
+template <> struct is_lowp<fp4_e2m1> { static constexpr bool value = true; };
+template <> struct is_lowp<fp6_e2m3> { static constexpr bool value = true; };
+template <> struct is_lowp<fp6_e3m2> { static constexpr bool value = true; };
+template <> struct is_lowp<fp8_e8m0> { static constexpr bool value = true; };
 template <bool C, typename T> struct enable_if {};
 template <typename T> struct enable_if<true, T> { typedef T type; };
 template <typename T> using lowp_t = typename enable_if<is_lowp<T>::value, T>::type;
