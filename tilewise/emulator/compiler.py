@@ -79,6 +79,12 @@ class Compiler:
     def buf_slot(self, b: Buffer) -> int:
         return self.prog.buf_slot(b)
 
+    def writes_global(self, acc) -> None:
+        """Note that the program writes the global buffer of `acc`: it gets a race shadow."""
+        if acc.kind == "global":
+            self.prog.global_writes.add(acc.slot)
+            self.prog.global_granule[acc.slot] = acc.root.dtype.bytes
+
     def site(self, buf: Buffer, what: str) -> Site:
         return self.prog.new_site(buf, self.span, what)
 
@@ -202,9 +208,16 @@ class Compiler:
     def _load_global(self, acc: Access):
         slot, npdt, base = acc.slot, acc.npdt, acc.base
 
+        sid, esize = acc.site.sid, acc.esize
+
         def load(st):
             off = acc.offset(st)
-            arr = st.store[slot].typed(npdt)[0]
+            storage = st.store[slot]
+            if storage.shadow is not None:
+                lanes = st.lanes if st.mask is None else np.flatnonzero(st.mask)
+                o = off if np.ndim(off) == 0 else off[lanes]
+                races.global_access(st, storage, (o + base) * esize, esize, lanes, sid, False)
+            arr = storage.typed(npdt)[0]
             return arr[off + base]
 
         return load
@@ -332,12 +345,19 @@ class Compiler:
 
     def _store_global(self, acc: Access, fv):
         slot, npdt, base = acc.slot, acc.npdt, acc.base
+        sid, esize = acc.site.sid, acc.esize
+        self.writes_global(acc)
 
         def store(st):
             v = fv(st)
             off = acc.offset(st) + base
-            arr = st.store[slot].typed(npdt)[0]
+            storage = st.store[slot]
+            arr = storage.typed(npdt)[0]
             mask = st.mask
+            if storage.shadow is not None:
+                lanes = st.lanes if mask is None else np.flatnonzero(mask)
+                races.global_access(st, storage, (off if np.ndim(off) == 0 else off[lanes]) * esize, esize, lanes,
+                                    sid, True)
             if np.ndim(off) == 0:
                 if np.ndim(v) == 0:
                     if mask is None or mask.any():
