@@ -614,6 +614,11 @@ def _reinterpret(comp: Compiler, e: Call):
     return reinterpret
 
 
+def _tf32_round(comp: Compiler, e: Call):
+    fv = comp.expr(e.args[0])
+    return lambda st: ptx.round_tf32_rna(fv(st))
+
+
 def _dp4a(comp: Compiler, e: Call):
     fa, fb, fc = (comp.expr(a) for a in e.args)
     return lambda st: arith.dp4a(fa(st), fb(st), fc(st))
@@ -689,6 +694,7 @@ _HANDLERS = {
     "atomic_store": _atomic,
     "reinterpret": _reinterpret,
     "dp4a": _dp4a,
+    "tf32_round": _tf32_round,
     "store_vec": _store_vec,
     "address_of": _address_of,
     "print": _print,

@@ -92,10 +92,11 @@ class MmaEmitter:
         return self.shape.k == 8
 
     def _scalar_regs(self, regs: Buffer, base: Expr, region: BufferRegion, coords, trans: bool) -> Stmt:
-        """32-bit operands have no ldmatrix form: one shared load per register."""
+        """32-bit (tf32) operands have no ldmatrix form: one shared load per register, rounded to
+        tf32 with cvt.rna (the mma would otherwise drop the low mantissa bits: truncation)."""
         out = []
         for r, (row, col) in enumerate(coords):
-            val = Call("reinterpret", [BufferLoad(region.buffer, self._operand_index(region, row, col, trans))],
+            val = Call("tf32_round", [BufferLoad(region.buffer, self._operand_index(region, row, col, trans))],
                        _dt.uint32)
             out.append(BufferStore(regs, [base + r], val))
         return seq(out)

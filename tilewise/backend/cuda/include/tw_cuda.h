@@ -430,6 +430,14 @@ template <typename To, typename From> TW_DEV To bitcast(From x) {
   return y;
 }
 
+// x rounded to tf32 (nearest, ties away from zero) as an mma .tf32 operand register: the mma
+// itself ignores the low 13 mantissa bits, so without this it would truncate.
+TW_DEV uint32_t tf32_round(float x) {
+  uint32_t r;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+  return r;
+}
+
 // c + the dot product of the four signed bytes packed in a and b.
 TW_DEV int32_t dp4a(int32_t a, int32_t b, int32_t c) { return __dp4a(a, b, c); }
 
