@@ -614,6 +614,13 @@ def _reinterpret(comp: Compiler, e: Call):
     return reinterpret
 
 
+def _fma(comp: Compiler, e: Call):
+    """a * b + c rounded once (float32: the product is exact in float64, the sum an exact pair)."""
+    fa, fb, fc = (comp.expr(x) for x in e.args)
+    npdt = arith.np_dtype(e.dtype)
+    return lambda st: arith.fma(fa(st), fb(st), fc(st), npdt)
+
+
 def _tf32_round(comp: Compiler, e: Call):
     fv = comp.expr(e.args[0])
     return lambda st: ptx.round_tf32_rna(fv(st))
@@ -695,6 +702,7 @@ _HANDLERS = {
     "reinterpret": _reinterpret,
     "dp4a": _dp4a,
     "tf32_round": _tf32_round,
+    "fma": _fma,
     "store_vec": _store_vec,
     "address_of": _address_of,
     "print": _print,

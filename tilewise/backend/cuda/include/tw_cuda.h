@@ -438,6 +438,10 @@ TW_DEV uint32_t tf32_round(float x) {
   return r;
 }
 
+// a * b + c rounded once (the IR's explicit contraction, transform/contract_fma.py).
+TW_DEV float fma(float a, float b, float c) { return ::fmaf(a, b, c); }
+TW_DEV double fma(double a, double b, double c) { return ::fma(a, b, c); }
+
 // c + the dot product of the four signed bytes packed in a and b.
 TW_DEV int32_t dp4a(int32_t a, int32_t b, int32_t c) { return __dp4a(a, b, c); }
 
