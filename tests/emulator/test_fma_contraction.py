@@ -18,7 +18,7 @@ def _kernel(dtype, fused: bool):
     @T.prim_func
     def main(A: T.Tensor((N,), dtype), B: T.Tensor((N,), dtype), C: T.Tensor((N,), dtype),
              D: T.Tensor((N,), dtype)):
-        with T.Kernel(1, threads=N) as bx:
+        with T.Kernel(1, threads=N) as _bx:
             if fused:
                 for i in T.Parallel(N):
                     D[i] = A[i] * B[i] - C[i]

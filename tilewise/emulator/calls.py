@@ -618,7 +618,12 @@ def _fma(comp: Compiler, e: Call):
     """a * b + c rounded once (float32: the product is exact in float64, the sum an exact pair)."""
     fa, fb, fc = (comp.expr(x) for x in e.args)
     npdt = arith.np_dtype(e.dtype)
-    return lambda st: arith.fma(fa(st), fb(st), fc(st), npdt)
+    fn = arith.fma
+    if comp.ftz and npdt == np.float32:
+        from .compiler import _ftz
+
+        fn = _ftz(arith.fma)
+    return lambda st: fn(fa(st), fb(st), fc(st), npdt)
 
 
 def _tf32_round(comp: Compiler, e: Call):

@@ -42,8 +42,9 @@ class Program:
     """A PrimFunc compiled to closures. Variables and root buffers get slot numbers; every memory
     access gets a Site for error messages."""
 
-    def __init__(self, func: PrimFunc):
+    def __init__(self, func: PrimFunc, fast_math: bool = False):
         self.func = func
+        self.fast_math = fast_math  # float32 arithmetic flushes subnormals (compiler.py)
         self._var_slots: dict[int, int] = {}
         self._buf_slots: dict[int, int] = {}
         self._keep: list = []
@@ -139,13 +140,14 @@ def _shared_bytes(body: Stmt) -> int:
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def compile_program(func: PrimFunc) -> Program:
-    """Compile once per PrimFunc (cached while the function object lives)."""
-    prog = _CACHE.get(func)
+def compile_program(func: PrimFunc, fast_math: bool = False) -> Program:
+    """Compile once per PrimFunc and fast-math setting (cached while the function object lives)."""
+    progs = _CACHE.setdefault(func, {})
+    prog = progs.get(fast_math)
     if prog is None:
         with deep_recursion():
-            prog = Program(func)
-        _CACHE[func] = prog
+            prog = Program(func, fast_math)
+        progs[fast_math] = prog
     return prog
 
 
@@ -158,6 +160,7 @@ def run(
     check_uninit: bool = False,
     max_lanes: int = DEFAULT_MAX_LANES,
     atomic_seed: int | None = None,
+    fast_math: bool = False,
 ) -> int:
     """Execute the thread-level `func` on the CPU, every thread of every block, with numpy.
 
@@ -171,9 +174,12 @@ def run(
     generator seeded with it, as on a GPU where their order is not defined (float sums then
     differ run to run in their last bits). None: TILEWISE_EMULATOR_ATOMIC_SEED when set, else
     a fresh seed every run. Returns the seed used, to reproduce a run.
+    fast_math: model what --use_fast_math (tl.enable_fast_math) compiles: float32 arithmetic,
+    comparisons, conversions and math functions flush subnormal inputs and results to zero
+    (.ftz); the approximate functions are computed accurately (docs/API.md gives the bound).
 
     Raises an EmulatorError subclass naming the buffer, element, threads and source lines."""
-    prog = compile_program(func)
+    prog = compile_program(func, fast_math)
     seed = atomic_order_seed(atomic_seed)
     rng = np.random.default_rng(seed)
     if len(args) != len(func.params):

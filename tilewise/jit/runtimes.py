@@ -64,6 +64,9 @@ class EmulatorRuntime(Runtime):
         # what would fail to build for a GPU fails here too
         _ = build.source
         self._second: Runtime | None = None  # the PTX interpreter, when cross-checking
+        # what the CUDA build's --use_fast_math changes that the emulator can model (.ftz)
+        self.fast_math = bool(build.pass_configs.get("tl.enable_fast_math")) or any(
+            f in ("--use_fast_math", "-use_fast_math") for f in build.compile_flags)
 
     def run(self, arrays, dims: list[int]) -> None:
         views = [numpy_view(a) for a in arrays]
@@ -73,7 +76,7 @@ class EmulatorRuntime(Runtime):
         before = crosscheck.snapshot(self.lowered.params, views) if check else None
         values = [_emulator_value(p, v) for p, v in zip(self.lowered.params, views)]
         emulate(self.lowered, values, dims, check_races=env.flag("TILEWISE_EMULATOR_RACES"),
-                check_uninit=env.flag("TILEWISE_EMULATOR_UNINIT"))
+                check_uninit=env.flag("TILEWISE_EMULATOR_UNINIT"), fast_math=self.fast_math)
         if before is not None:
             if self._second is None:
                 self._second = PtxRuntime(self.build)
