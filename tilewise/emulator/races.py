@@ -240,7 +240,13 @@ class GlobalShadow(SharedShadow):
     are also ordered by mbarriers or named barriers, which the epoch does not capture)."""
 
     def __init__(self, nelems: int, granule: int, epoch: np.ndarray, threads: int, same_block: bool):
-        super().__init__(1, nelems)
+        # the writer and reader slots of SharedShadow (no cp.async lands in global memory)
+        self.row_bytes = nelems
+        for name in ("w", "ws", "r1", "r1s", "r2", "r2s"):
+            setattr(self, name, np.full(nelems, NONE, np.int32))
+        self.p = self.ps = None
+        self.any_pending = False
+        self.wq = self.r1q = self.r2q = None
         self.granule = granule
         self.epoch = epoch
         self.T = threads
