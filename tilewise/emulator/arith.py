@@ -39,33 +39,12 @@ def dp4a(a, b, c):
     return astype(acc, np.dtype(np.int32))
 
 
-def _two_sum(a, b):
-    s = a + b
-    bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
-
 
 def fma(a, b, c, npdt: np.dtype):
-    """a * b + c rounded once to npdt (float32 or float64), per lane.
-
-    float32: the product of two float32 values is exact in float64; their sum with c is the
-    float64 pair (s, e) exactly; rounding s to odd (toward zero, last bit set when e != 0) keeps
-    the inexactness, and the final rounding to float32 is then correct (53 >= 24 + 2 bits).
-    float64: the error-free fma of the PTX interpreter's float helpers (Boldo-Melquiond)."""
+    """a * b + c rounded once to npdt (float32 or float64), per lane (ir/scalar_ops.py)."""
     if npdt == np.float64:
-        from ..ptx.floats import fma_f64
+        from ..ptx.floats import fma_f64  # vectorised Boldo-Melquiond; scalar_ops has the scalar one
 
         r = fma_f64(a, b, c)
         return r if np.ndim(r) else np.float64(r)
-    a64 = np.asarray(a, np.float32).astype(np.float64)
-    b64 = np.asarray(b, np.float32).astype(np.float64)
-    c64 = np.asarray(c, np.float32).astype(np.float64)
-    with np.errstate(all="ignore"):
-        s, e = _two_sum(a64 * b64, c64)
-        toward0 = (e != 0) & (np.signbit(e) != np.signbit(s))
-        t = np.where(toward0, np.nextafter(s, 0.0), s)
-        even = (np.asarray(t).view(np.int64) & 1) == 0
-        t = np.where((e != 0) & even & np.isfinite(t), np.nextafter(t, np.copysign(np.inf, t)), t)
-        plain = a64 * b64 + c64  # infinities and NaNs
-        r = np.where(np.isfinite(t) & np.isfinite(plain), t, plain).astype(np.float32)
-    return r if np.ndim(r) else np.float32(r)
+    return scalar_ops.fma32(a, b, c)
