@@ -161,6 +161,7 @@ def run(
     max_lanes: int = DEFAULT_MAX_LANES,
     atomic_seed: int | None = None,
     fast_math: bool = False,
+    atomic_lane_order: bool = False,
 ) -> int:
     """Execute the thread-level `func` on the CPU, every thread of every block, with numpy.
 
@@ -173,7 +174,8 @@ def run(
     atomic_seed: atomics of one statement that hit one address apply in an order drawn from a
     generator seeded with it, as on a GPU where their order is not defined (float sums then
     differ run to run in their last bits). None: TILEWISE_EMULATOR_ATOMIC_SEED when set, else
-    a fresh seed every run. Returns the seed used, to reproduce a run.
+    a fresh seed every run. Returns the seed used, to reproduce a run. atomic_lane_order: apply
+    them in lane order instead (what the PTX interpreter does, for the differential check).
     fast_math: model what --use_fast_math (tl.enable_fast_math) compiles: float32 arithmetic,
     comparisons, conversions and math functions flush subnormal inputs and results to zero
     (.ftz); the approximate functions are computed accurately (docs/API.md gives the bound).
@@ -181,7 +183,7 @@ def run(
     Raises an EmulatorError subclass naming the buffer, element, threads and source lines."""
     prog = compile_program(func, fast_math)
     seed = atomic_order_seed(atomic_seed)
-    rng = np.random.default_rng(seed)
+    rng = None if atomic_lane_order else np.random.default_rng(seed)
     if len(args) != len(func.params):
         raise TypeError(f"{func.name} takes {len(func.params)} arguments, got {len(args)}")
     vals: list = [None] * prog.n_vars

@@ -76,7 +76,10 @@ class EmulatorRuntime(Runtime):
         before = crosscheck.snapshot(self.lowered.params, views) if check else None
         values = [_emulator_value(p, v) for p, v in zip(self.lowered.params, views)]
         emulate(self.lowered, values, dims, check_races=env.flag("TILEWISE_EMULATOR_RACES"),
-                check_uninit=env.flag("TILEWISE_EMULATOR_UNINIT"), fast_math=self.fast_math)
+                check_uninit=env.flag("TILEWISE_EMULATOR_UNINIT"), fast_math=self.fast_math,
+                # the PTX interpreter applies conflicting atomics in thread order: the same order
+                # here, or order-dependent results (atomic tickets) could not be compared
+                atomic_lane_order=bool(check))
         if before is not None:
             if self._second is None:
                 self._second = PtxRuntime(self.build)
