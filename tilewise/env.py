@@ -36,6 +36,8 @@ VARIABLES = {v.name: v for v in (
              "memory and registers"),
     Variable("TILEWISE_EMULATOR_STATS", "0", "`1` makes the emulator count shared-memory bank conflicts "
              "(`kernel.emulate_stats()`; a little slower)"),
+    Variable("TILEWISE_EMULATOR_ATOMIC_SEED", "", "an integer: the emulator applies atomics that hit one address in "
+             "the order this seed draws (default: a fresh order every run, as unordered as on a GPU)"),
     Variable("TILEWISE_EMULATOR_CROSSCHECK", "", "`ptx`: every emulator run is repeated by the PTX interpreter on "
              "the PTX NVRTC compiled, and the outputs compared (the test suite sets it)"),
     Variable("TILEWISE_AUTOTUNE_WORKERS", "", "processes compiling autotuning configurations (default: one per "

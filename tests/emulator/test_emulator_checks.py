@@ -26,9 +26,10 @@ T = 64
 
 
 def _exchange(barrier: bool):
-    """Each thread writes S[t], then reads its neighbour's S[(t + 1) % T]."""
+    """Each thread writes S[t], then reads its neighbour's S[(t + 1) % T] (two blocks, each
+    writing its own row of O)."""
     A = Buffer("A", (T,), "float32")
-    O = Buffer("O", (T,), "float32")
+    O = Buffer("O", (2, T), "float32")
 
     def build(b, t):
         tx = t[0]
@@ -37,7 +38,7 @@ def _exchange(barrier: bool):
         out.append(located(BufferStore(S, [tx], BufferLoad(A, [tx]))))  # the write
         if barrier:
             out.append(intrin("syncthreads"))
-        out.append(located(BufferStore(O, [tx], BufferLoad(S, [(tx + 1) % T]))))  # the read
+        out.append(located(BufferStore(O, [b[0], tx], BufferLoad(S, [(tx + 1) % T]))))  # the read
         return out
 
     return kernel([A, O], [2], [T], build)
@@ -45,7 +46,7 @@ def _exchange(barrier: bool):
 
 def test_missing_barrier_write_then_read():
     a = np.arange(T, dtype=np.float32)
-    o = np.zeros(T, np.float32)
+    o = np.zeros((2, T), np.float32)
     with pytest.raises(RaceError) as err:
         run(_exchange(False), [a, o])
     msg = str(err.value)
@@ -55,7 +56,7 @@ def test_missing_barrier_write_then_read():
     assert "# the write" in msg and "# the read" in msg
     assert "test_emulator_checks.py:" in msg
     run(_exchange(True), [a, o])
-    np.testing.assert_array_equal(o, np.roll(a, -1))
+    np.testing.assert_array_equal(o, [np.roll(a, -1)] * 2)
 
 
 def test_missing_barrier_read_then_write():
@@ -352,18 +353,18 @@ def test_shared_atomics_race_only_with_plain_accesses():
 
 
 def test_block_of_48_threads_has_a_partial_warp():
-    O = Buffer("O", (48,), "int32")
+    O = Buffer("O", (2, 48), "int32")
 
     def build(uniform_warp0):
         def body(b, t):
             v = Call("shfl_down", [t[0], dt.int32(1)], dt.int32, {"width": 32})
-            store = BufferStore(O, [t[0]], v)
+            store = BufferStore(O, [b[0], t[0]], v)
             return [IfThenElse(t[0] < 32, store) if uniform_warp0 else store]
 
         return kernel([O], [2], [48], body)
 
-    o = np.zeros(48, np.int32)
+    o = np.zeros((2, 48), np.int32)
     run(build(True), [o])
-    np.testing.assert_array_equal(o[:32], np.r_[np.arange(1, 32), 31])
+    np.testing.assert_array_equal(o[:, :32], [np.r_[np.arange(1, 32), 31]] * 2)
     with pytest.raises(DivergenceError, match=r"warp has only 16 threads"):
         run(build(False), [o])

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tilewise.emulator import ptx
-from tilewise.layout.mma import WarpGrid, mma_a_fragment, mma_b_fragment, mma_c_fragment
+from tilewise.layout.tv import mma_a_tv, mma_b_tv, mma_c_tv
 
 
 def _coords_to_table(rows, cols, shape):
@@ -22,21 +22,21 @@ def _coords_to_table(rows, cols, shape):
 
 def test_c_fragment_matches_compiler_layout():
     lane, reg = _coords_to_table(*ptx.mma_c_coords("m16n8k16"), (16, 8))
-    frag = mma_c_fragment(16, 8, WarpGrid(1, 1))
+    frag = mma_c_tv(16, 8, 1, 1, 32)
     np.testing.assert_array_equal(frag.thread_table()[0], lane)
     np.testing.assert_array_equal(frag.flat_table(), reg)
 
 
 def test_a_fragment_matches_compiler_layout():
     lane, reg = _coords_to_table(*ptx.mma_a_coords("m16n8k16", "float16"), (16, 16))
-    frag = mma_a_fragment(16, 16, WarpGrid(1, 1))
+    frag = mma_a_tv(16, 16, 1, 1, 32)
     np.testing.assert_array_equal(frag.thread_table()[0], lane)
     np.testing.assert_array_equal(frag.flat_table(), reg)
 
 
 def test_b_fragment_matches_compiler_layout():
     lane, reg = _coords_to_table(*ptx.mma_b_coords("m16n8k16", "float16"), (16, 8))
-    frag = mma_b_fragment(16, 8, WarpGrid(1, 1))
+    frag = mma_b_tv(16, 8, 1, 1, 32)
     np.testing.assert_array_equal(frag.thread_table()[0], lane)
     np.testing.assert_array_equal(frag.flat_table(), reg)
 

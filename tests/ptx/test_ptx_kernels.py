@@ -17,6 +17,7 @@ from ptx_helpers import assert_same
 
 import tilewise
 import tilewise.language as T
+from tilewise.emulator.ptx import round_tf32_rna
 
 NP = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float32": np.float32, "int8": np.int8,
       "uint8": np.uint8, "int32": np.int32}
@@ -108,11 +109,11 @@ def contraction_kernel():
     return cuda(axpy, [3])
 
 
-def test_nvvm_contracts_multiply_add_into_one_rounding(rng):
-    """NVVM's default contraction turns a*b + c into fma.rn.f32 (one rounding); the thread-IR
-    emulator rounds the product first. Pinned here: the interpreter matches the exactly rounded
-    fma, the emulator the two-step value; they differ by the product's rounding error, which is
-    many ulps of the result where a*b and c cancel."""
+def test_multiply_add_in_one_expression_rounds_once_everywhere(rng):
+    """The IR contracts a*b + c written as one expression into an fma (transform/contract_fma.py)
+    and NVRTC compiles with --fmad=false: the PTX has fma.rn.f32, and the interpreter and the
+    thread-IR emulator both give the exactly rounded fma, not the two-step value (which differs
+    by the product's rounding error, many ulps of the result where a*b and c cancel)."""
     n = 2048
     a, b, c = (rng.standard_normal(n).astype(np.float32) for _ in range(3))
     k = contraction_kernel()
@@ -120,9 +121,8 @@ def test_nvvm_contracts_multiply_add_into_one_rounding(rng):
     emu, got = both(k, a, b, c)
     fused = (a.astype(np.float64) * b + c).astype(np.float32)  # exact product: one rounding
     np.testing.assert_array_equal(got, fused)
-    np.testing.assert_array_equal(emu, (a * b) + c)
-    assert (np.abs(emu - got) <= np.spacing(np.abs(a * b)) + np.spacing(np.abs(got))).all()
-    assert (emu != got).any()  # the inputs do tell the two behaviours apart
+    np.testing.assert_array_equal(emu, fused)
+    assert (fused != (a * b) + c).any()  # the inputs do tell the two behaviours apart
 
 
 # ---------------------------------------------------------------------------- GEMMs and reductions
@@ -180,9 +180,11 @@ def test_gemm_ldmatrix_mma_cp_async(in_dtype, acc, trans_B, stages, opcode, rng)
     assert_same(f"gemm[{in_dtype}->{acc}]", emu, got)
     bm = b.astype(np.float64).T if trans_B else b.astype(np.float64)
     am = a.astype(np.float64)
-    if in_dtype == "float32":  # tf32 operands: the low 13 mantissa bits do not take part
-        am = (a.view(np.uint32) & np.uint32(0xFFFFE000)).view(np.float32).astype(np.float64)
-        bm = (b.view(np.uint32) & np.uint32(0xFFFFE000)).view(np.float32).astype(np.float64)
+    if in_dtype == "float32":  # tf32 operands, rounded to nearest (ties away) by cvt.rna.tf32.f32
+        assert "cvt.rna.tf32.f32" in text
+        am = round_tf32_rna(a).view(np.float32).astype(np.float64)
+        bm = round_tf32_rna(b).view(np.float32).astype(np.float64)
+        bm = bm.T if trans_B else bm
     ref = am @ bm
     if acc == "int32":
         np.testing.assert_array_equal(got, ref.astype(np.int64).astype(np.int32))

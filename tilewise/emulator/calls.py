@@ -55,10 +55,12 @@ def read_bytes(st, acc: Access, off, n: int, lanes: np.ndarray, shape) -> np.nda
         async_regs.check(st, storage, acc.site, off, n, "reads", lanes)
     if acc.kind == "local" and np.ndim(off) == 0 and lanes is st.lanes and storage.init is None:
         return storage.data[:, off:off + n]
+    if acc.kind == "global" and storage.shadow is not None:
+        races.global_access(st, storage, off if np.ndim(off) == 0 else off[lanes], n, lanes, acc.site.sid, False)
     flat = _flat(st, acc, storage, off, n, lanes)
     if storage.init is not None:
         check_init(st, storage, acc.site, flat, lanes, shape)
-    if storage.shadow is not None:
+    if storage.shadow is not None and acc.kind != "global":
         races.on_read(st, storage, flat.reshape(-1), np.repeat(st.lane_tid[lanes], n), acc.site.sid)
     return storage.data.reshape(-1)[flat]
 
@@ -73,8 +75,10 @@ def write_bytes(st, acc: Access, off, data: np.ndarray, lanes: np.ndarray):
         if storage.init is not None:
             storage.init[:, off:off + n] = True
         return
+    if acc.kind == "global" and storage.shadow is not None:
+        races.global_access(st, storage, off if np.ndim(off) == 0 else off[lanes], n, lanes, acc.site.sid, True)
     flat = _flat(st, acc, storage, off, n, lanes)
-    if storage.shadow is not None:
+    if storage.shadow is not None and acc.kind != "global":
         races.on_write(st, storage, flat.reshape(-1), np.repeat(st.lane_tid[lanes], n), acc.site.sid)
     storage.data.reshape(-1)[flat] = data
     if storage.init is not None:
@@ -163,9 +167,7 @@ def _syncthreads(comp: Compiler, e: Call):
             blocks = np.flatnonzero(cnt == st.T)
             if blocks.size == 0:
                 return
-        for storage in st.shared:
-            if storage.shadow is not None:
-                storage.shadow.barrier(blocks)
+        races.block_barrier(st, blocks)
 
     return sync
 
@@ -176,6 +178,7 @@ def _copy_vec(comp: Compiler, e: Call):
         raise UnsupportedError(f"copy_vec of {n} bytes at {where(comp.span)}")
     dst = _addr(comp, e.args[0], f"{n}-byte vector write")
     src = _addr(comp, e.args[1], f"{n}-byte vector read")
+    comp.writes_global(dst)
 
     def copy_vec(st):
         lanes = _lanes(st)
@@ -208,6 +211,7 @@ def _store_vec(comp: Compiler, e: Call):
     if n not in (2, 4, 8, 16) or any(a.dtype != dt for a in e.args[1:]):
         raise UnsupportedError(f"store_vec of {len(e.args) - 1} {dt} values at {where(comp.span)}")
     dst = _addr(comp, e.args[0], f"{n}-byte vector write")
+    comp.writes_global(dst)
     fvals = [comp.expr(a) for a in e.args[1:]]
     npdt = arith.np_dtype(dt)
 
@@ -280,6 +284,8 @@ def _cp_async(comp: Compiler, e: Call):
             idx = np.asarray(so, np.int64).reshape(-1, 1) + arange
             valid = arange < rs[:, None]
             data[reading] = np.where(valid, gflat[np.clip(idx, 0, gflat.size - 1)], 0)
+            if gstore.shadow is not None:
+                races.global_access(st, gstore, so, n, rlanes, src.site.sid, False)
         storage = st.store[dst.slot]
         first = st.lane_block[lanes] * storage.data.shape[1] + (doff if np.ndim(doff) == 0 else doff[lanes])
         if storage.shadow is not None:
@@ -540,6 +546,8 @@ def _atomic(comp: Compiler, e: Call):
         op = arith.binary_fn({"add": "add", "max": "max", "min": "min", "or": "bitor"}[kind], dt)
     npdt = acc.npdt
     esize = acc.esize
+    if kind != "load":
+        comp.writes_global(acc)
 
     def atomic(st):
         lanes = _lanes(st)
@@ -563,8 +571,10 @@ def _atomic(comp: Compiler, e: Call):
                 races.on_write(st, storage, flat, np.repeat(st.lane_tid[lanes], esize), acc.site.sid, atomic=True)
             if storage.init is not None and kind != "load":
                 storage.init.reshape(-1)[flat] = True
+        elif storage.shadow is not None:
+            races.global_access(st, storage, o, esize, lanes, acc.site.sid, kind != "load", atomic=True)
         mem = storage.typed(npdt).reshape(-1)
-        old = serialised_update(mem, o // esize, vals, op)
+        old = serialised_update(mem, o // esize, vals, op, st.atomic_rng)
         out = np.zeros(st.L, npdt)
         out[lanes] = old
         return out
@@ -572,11 +582,15 @@ def _atomic(comp: Compiler, e: Call):
     return atomic
 
 
-def serialised_update(mem: np.ndarray, pos: np.ndarray, vals: np.ndarray, op) -> np.ndarray:
-    """mem[pos[i]] = op(mem[pos[i]], vals[i]) one lane after another (lanes hitting one address
-    are applied in lane order, each seeing the previous result); returns each lane's old value."""
+def serialised_update(mem: np.ndarray, pos: np.ndarray, vals: np.ndarray, op, rng=None) -> np.ndarray:
+    """mem[pos[i]] = op(mem[pos[i]], vals[i]) one lane after another, each seeing the previous
+    result; returns each lane's old value. Lanes hitting one address apply in lane order, or
+    with `rng` in a random order (a GPU does not define it: float sums differ in their last bits)."""
     n = pos.size
-    order = np.argsort(pos, kind="stable")
+    if rng is None:
+        order = np.argsort(pos, kind="stable")
+    else:
+        order = np.lexsort((rng.random(n), pos))
     ps = pos[order]
     first = np.ones(n, bool)
     first[1:] = ps[1:] != ps[:-1]
@@ -611,6 +625,23 @@ def _reinterpret(comp: Compiler, e: Call):
         return np.ascontiguousarray(v, src_np).view(npdt)
 
     return reinterpret
+
+
+def _fma(comp: Compiler, e: Call):
+    """a * b + c rounded once (float32: the product is exact in float64, the sum an exact pair)."""
+    fa, fb, fc = (comp.expr(x) for x in e.args)
+    npdt = arith.np_dtype(e.dtype)
+    fn = arith.fma
+    if comp.ftz and npdt == np.float32:
+        from .compiler import _ftz
+
+        fn = _ftz(arith.fma)
+    return lambda st: fn(fa(st), fb(st), fc(st), npdt)
+
+
+def _tf32_round(comp: Compiler, e: Call):
+    fv = comp.expr(e.args[0])
+    return lambda st: ptx.round_tf32_rna(fv(st))
 
 
 def _dp4a(comp: Compiler, e: Call):
@@ -688,6 +719,8 @@ _HANDLERS = {
     "atomic_store": _atomic,
     "reinterpret": _reinterpret,
     "dp4a": _dp4a,
+    "tf32_round": _tf32_round,
+    "fma": _fma,
     "store_vec": _store_vec,
     "address_of": _address_of,
     "print": _print,

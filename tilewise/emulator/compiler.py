@@ -71,10 +71,31 @@ def contains_break(s: Stmt | None) -> bool:
     return False
 
 
+_TINY32 = np.float32(np.finfo(np.float32).tiny)
+
+
+def _flush32(x):
+    """.ftz on float32 values: subnormals become zeros of the same sign."""
+    if getattr(x, "dtype", None) != np.float32:
+        return x
+    tiny = np.abs(x) < _TINY32
+    if np.ndim(x) == 0:
+        return np.copysign(np.float32(0), x) if tiny else x
+    return np.where(tiny, np.copysign(np.float32(0), x), x)
+
+
+def _ftz(fn, flush_result: bool = True):
+    """fn with its float32 operands (and result) flushed to zero when subnormal."""
+    if flush_result:
+        return lambda *xs: _flush32(fn(*(_flush32(x) for x in xs)))
+    return lambda *xs: fn(*(_flush32(x) for x in xs))
+
+
 class Compiler:
     def __init__(self, prog):
         self.prog = prog
         self.span: Span | None = None
+        self.ftz = getattr(prog, "fast_math", False)
 
     # ------------------------------------------------------------------ bookkeeping
     def slot(self, v: Var) -> int:
@@ -82,6 +103,12 @@ class Compiler:
 
     def buf_slot(self, b: Buffer) -> int:
         return self.prog.buf_slot(b)
+
+    def writes_global(self, acc) -> None:
+        """Note that the program writes the global buffer of `acc`: it gets a race shadow."""
+        if acc.kind == "global":
+            self.prog.global_writes.add(acc.slot)
+            self.prog.global_granule[acc.slot] = acc.root.dtype.bytes
 
     def site(self, buf: Buffer, what: str) -> Site:
         return self.prog.new_site(buf, self.span, what)
@@ -112,6 +139,8 @@ class Compiler:
             fn = arith.binary_fn(e.op, e.dtype)
         except KeyError:
             raise UnsupportedError(f"operator {e.op} on {e.dtype} at {where(self.span)}") from None
+        if self.ftz and e.dtype == _dt.float32:
+            fn = _ftz(fn)
         if isinstance(e.a, Const) and isinstance(e.b, Const):
             v = fn(fa(None), fb(None))
             return lambda st: v
@@ -147,16 +176,22 @@ class Compiler:
     def expr_Compare(self, e: Compare):
         fa, fb = self.expr(e.a), self.expr(e.b)
         fn = arith.compare_fn(e.op, e.a.dtype)
+        if self.ftz and e.a.dtype == _dt.float32:
+            fn = _ftz(fn, flush_result=False)
         return lambda st: fn(fa(st), fb(st))
 
     def expr_UnaryOp(self, e: UnaryOp):
         fa = self.expr(e.a)
         fn = arith.unary_fn(e.op, e.a.dtype)
+        if self.ftz and e.a.dtype == _dt.float32:
+            fn = _ftz(fn)
         return lambda st: fn(fa(st))
 
     def expr_Cast(self, e: Cast):
         fa = self.expr(e.value)
         fn = arith.cast_fn(e.value.dtype, e.dtype)
+        if self.ftz and e.value.dtype == _dt.float32 and e.dtype != _dt.float32:
+            fn = _ftz(fn, flush_result=False)
         if isinstance(e.value, Const):
             v = fn(fa(None))
             return lambda st: v
@@ -206,9 +241,16 @@ class Compiler:
     def _load_global(self, acc: Access):
         slot, npdt, base = acc.slot, acc.npdt, acc.base
 
+        sid, esize = acc.site.sid, acc.esize
+
         def load(st):
             off = acc.offset(st)
-            arr = st.store[slot].typed(npdt)[0]
+            storage = st.store[slot]
+            if storage.shadow is not None:
+                lanes = st.lanes if st.mask is None else np.flatnonzero(st.mask)
+                o = off if np.ndim(off) == 0 else off[lanes]
+                races.global_access(st, storage, (o + base) * esize, esize, lanes, sid, False)
+            arr = storage.typed(npdt)[0]
             return arr[off + base]
 
         return load
@@ -266,6 +308,8 @@ class Compiler:
 
     def expr_Call(self, e: Call):
         fn = arith.math_fn(e.name, e.dtype, len(e.args))
+        if fn is not None and self.ftz and e.dtype == _dt.float32:
+            fn = _ftz(fn)
         if fn is not None:
             fargs = [self.expr(a) for a in e.args]
             if len(fargs) == 1:
@@ -338,12 +382,19 @@ class Compiler:
 
     def _store_global(self, acc: Access, fv):
         slot, npdt, base = acc.slot, acc.npdt, acc.base
+        sid, esize = acc.site.sid, acc.esize
+        self.writes_global(acc)
 
         def store(st):
             v = fv(st)
             off = acc.offset(st) + base
-            arr = st.store[slot].typed(npdt)[0]
+            storage = st.store[slot]
+            arr = storage.typed(npdt)[0]
             mask = st.mask
+            if storage.shadow is not None:
+                lanes = st.lanes if mask is None else np.flatnonzero(mask)
+                races.global_access(st, storage, (off if np.ndim(off) == 0 else off[lanes]) * esize, esize, lanes,
+                                    sid, True)
             if np.ndim(off) == 0:
                 if np.ndim(v) == 0:
                     if mask is None or mask.any():

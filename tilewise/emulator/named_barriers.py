@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import order, schedule
+from . import order, races, schedule
 from .errors import BarrierError, DeadlockError, DivergenceError, UnsupportedError, where
 from .hopper import active_lanes, block_name, values
 
@@ -160,9 +160,7 @@ def _complete(st, nb_: NamedBarriers, blocks: np.ndarray, bid: int, span):
     full = nb_.waits[blocks, bid].all(axis=1)
     if full.any():
         fb = blocks[full]
-        for storage in st.shared:
-            if storage.shadow is not None:
-                storage.shadow.barrier(fb)
+        races.block_barrier(st, fb)
     if nb_.vec is not None and (~full).any():
         pb = blocks[~full]
         bi, ti = np.nonzero(nb_.waits[pb, bid])

@@ -242,3 +242,14 @@ def to_tf32(x: np.ndarray) -> np.ndarray:
     are dropped (the kernel is expected to have rounded with `cvt.rna.tf32.f32` beforehand)."""
     bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32) & np.uint32(0xFFFFE000)
     return bits.view(np.float32)
+
+
+def round_tf32_rna(x) -> np.ndarray:
+    """`cvt.rna.tf32.f32` (PTX ISA, cvt: "round to nearest, ties away from zero"): the .b32
+    pattern of x rounded to 10 mantissa bits, the low 13 bits zero. Adding half an ulp of tf32
+    (bit 12) to the magnitude bits and truncating rounds ties away from zero; a carry into the
+    exponent is the correct next binade (up to infinity). NaN and infinity are kept."""
+    b = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    special = (b & np.uint32(0x7F800000)) == np.uint32(0x7F800000)
+    r = np.where(special, b, (b + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).astype(np.uint32)
+    return r if np.ndim(x) else r.reshape(())[()]

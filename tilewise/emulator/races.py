@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import async_proxy, order
-from .errors import AsyncCopyError, RaceError, element_str, where
+from .errors import AsyncCopyError, RaceError, element_str, thread_str, where
 from .hopper import block_name
 from .memory import NONE, SharedShadow, Storage
 
@@ -220,3 +220,159 @@ def on_async_land(storage: Storage, flat: np.ndarray, tids: np.ndarray, sids: np
         sh.wq[flat] = 0 if seq is None else seq
     if sh.any_pending and not (sh.p != NONE).any():
         sh.any_pending = False
+
+
+# ------------------------------------------------------------------------------ global memory
+#
+# The same shadow (last writer and two readers per location, with their sites), kept for every
+# global buffer the kernel writes, for a whole launch (across the batches of blocks) at the
+# granularity of the buffer's elements. Threads are numbered launch-wide (block * T + thread).
+# Ordering differs from shared memory: a __syncthreads orders only the accesses of its own
+# block, so instead of forgetting entries the shadow stores each access's barrier epoch (how
+# many __syncthreads its block had passed) and an entry of the same block from an earlier
+# epoch is ordered; accesses of different blocks are never ordered within a launch.
+
+
+class GlobalShadow(SharedShadow):
+    """The shared-memory shadow over one global buffer's elements, plus each entry's epoch.
+    `epoch` is the launch's per-block barrier count (shared by every global shadow of the
+    launch); `same_block` False checks only conflicts between blocks (programs whose threads
+    are also ordered by mbarriers or named barriers, which the epoch does not capture)."""
+
+    def __init__(self, nelems: int, granule: int, epoch: np.ndarray, threads: int, same_block: bool):
+        # the writer and reader slots of SharedShadow (no cp.async lands in global memory)
+        self.row_bytes = nelems
+        for name in ("w", "ws", "r1", "r1s", "r2", "r2s"):
+            setattr(self, name, np.full(nelems, NONE, np.int32))
+        self.p = self.ps = None
+        self.any_pending = False
+        self.wq = self.r1q = self.r2q = None
+        self.granule = granule
+        self.epoch = epoch
+        self.T = threads
+        self.same_block = same_block
+        self.we = np.zeros(nelems, np.int32)
+        self.r1e = np.zeros(nelems, np.int32)
+        self.r2e = np.zeros(nelems, np.int32)
+
+
+def launch_ids(st, lanes: np.ndarray, n: int = 1) -> np.ndarray:
+    """Launch-wide thread numbers (block * T + thread) of `lanes`, each repeated n times."""
+    g = st.block_ids[st.lane_block[lanes]].astype(np.int64) * st.T + st.lane_tid[lanes]
+    return np.repeat(g, n) if n > 1 else g
+
+
+def block_barrier(st, blocks: np.ndarray | None):
+    """The blocks (indices in the batch, None: all) passed a __syncthreads: their shared accesses
+    so far are forgotten, their global ones move to an earlier epoch."""
+    for storage in st.shared:
+        if storage.shadow is not None:
+            storage.shadow.barrier(blocks)
+    if st.global_epoch is not None:
+        st.global_epoch[st.block_ids if blocks is None else st.block_ids[blocks]] += 1
+
+
+def _gconflicts(sh: GlobalShadow, el, gids, other, other_e) -> np.ndarray:
+    bad = (other != NONE) & (other != gids)
+    if bad.any():
+        T = sh.T
+        same = (other // T) == (gids // T)
+        if sh.same_block:
+            ordered = same & (other_e[el] < sh.epoch[gids // T])
+        else:
+            ordered = same
+        bad &= ~ordered
+    return bad
+
+
+def _greport(st, storage: Storage, el, gids, sid, other_g, other_s, bad, verb_old: str, verb_now: str):
+    sh: GlobalShadow = storage.shadow
+    k = int(np.flatnonzero(bad)[0])
+    e, g_now, g_old, s_old = int(el[k]), int(gids[k]), int(other_g[k]), int(other_s[k])
+    T = sh.T
+
+    def who(g, s, verb):
+        site = st.sites[s]
+        return f"{thread_str(g // T, g % T, st.grid, st.threads)} {verb} it ({site.what} at {where(site.span)})"
+
+    b = st.sites[sid].buffer
+    shape = st.shapes.get(b.root) if b is not None else None
+    here = element_str(storage.name, shape or (storage.nbytes // sh.granule,), e)
+    if g_old // T != g_now // T:
+        between = "in different blocks of one launch, which nothing orders"
+    else:
+        between = "with no __syncthreads between them"
+    raise RaceError(
+        f"global-memory race on {here} (parameter {storage.name}, element {e}): {who(g_old, s_old, verb_old)}, "
+        f"then {who(g_now, sid, verb_now)}, {between}"
+    )
+
+
+def on_global_read(st, storage: Storage, flat_bytes: np.ndarray, gids: np.ndarray, sid: int, atomic: bool = False):
+    """Reads of the global bytes `flat_bytes` by the launch-wide threads `gids` (same length);
+    atomic loads are checked against plain writes but not recorded."""
+    sh: GlobalShadow = storage.shadow
+    el = flat_bytes // sh.granule
+    w = sh.w[el]
+    bad = _gconflicts(sh, el, gids, w, sh.we)
+    if bad.any():
+        _greport(st, storage, el, gids, sid, w, sh.ws[el], bad, "wrote", "atomically reads" if atomic else "reads")
+    if atomic:
+        return
+    ep = sh.epoch[gids // sh.T]
+    r1 = sh.r1[el]
+    first = (r1 == NONE) | (r1 == gids)
+    if first.any():
+        sh.r1[el[first]] = gids[first]
+        sh.r1s[el[first]] = sid
+        sh.r1e[el[first]] = ep[first]
+    if not first.all():  # a second reader: the latest one other than the first
+        o = ~first
+        sh.r2[el[o]] = gids[o]
+        sh.r2s[el[o]] = sid
+        sh.r2e[el[o]] = ep[o]
+
+
+def on_global_write(st, storage: Storage, flat_bytes: np.ndarray, gids: np.ndarray, sid: int, atomic: bool = False):
+    """Writes (atomic: read-modify-writes, which do not race with each other and are not
+    recorded) of the global bytes `flat_bytes` by the launch-wide threads `gids`."""
+    sh: GlobalShadow = storage.shadow
+    el = flat_bytes // sh.granule
+    now = "atomically updates" if atomic else "writes"
+    for r, rs, re_, verb in ((sh.w, sh.ws, sh.we, "wrote"), (sh.r1, sh.r1s, sh.r1e, "read"),
+                             (sh.r2, sh.r2s, sh.r2e, "read")):
+        rv = r[el]
+        bad = _gconflicts(sh, el, gids, rv, re_)
+        if bad.any():
+            _greport(st, storage, el, gids, sid, rv, rs[el], bad, verb, now)
+    if atomic:
+        return
+    if el.size > 1:
+        order_ = np.argsort(el, kind="stable")
+        es, gs = el[order_], gids[order_]
+        dup = (es[1:] == es[:-1]) & (gs[1:] != gs[:-1])
+        if dup.any():
+            k = int(np.flatnonzero(dup)[0])
+            sel = np.zeros(el.size, bool)
+            sel[order_[k + 1]] = True
+            _greport(st, storage, el, gids, sid, np.full(el.size, gs[k]), np.full(el.size, sid), sel, "writes", now)
+    sh.w[el] = gids
+    sh.ws[el] = sid
+    sh.we[el] = sh.epoch[gids // sh.T]
+
+
+def global_access(st, storage: Storage, byte_off, n: int, lanes: np.ndarray, sid: int, write: bool,
+                  atomic: bool = False):
+    """Check and record an access of n bytes at byte offset `byte_off` (a scalar, or one per lane
+    of `lanes`) of a global buffer with a race shadow, by the active `lanes`."""
+    if lanes.size == 0:
+        return
+    g = storage.shadow.granule
+    steps = np.arange(0, max(n, g), g)
+    o = np.broadcast_to(np.asarray(byte_off, np.int64), lanes.shape)
+    flat = (o[:, None] + steps).reshape(-1)
+    gids = launch_ids(st, lanes, steps.size)
+    if write:
+        on_global_write(st, storage, flat, gids, sid, atomic)
+    else:
+        on_global_read(st, storage, flat, gids, sid, atomic)

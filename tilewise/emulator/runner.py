@@ -9,12 +9,13 @@ import weakref
 
 import numpy as np
 
+from .. import env
 from ..ir.buffer import Buffer
 from ..ir.expr import Expr, Var
 from ..ir.recursion import deep_recursion
 from ..ir.stmt import Allocate, Annotation, Kernel, LetStmt, PrimFunc, SeqStmt, Stmt
 from ..ir.visitor import Visitor
-from . import arith, schedule
+from . import arith, races, schedule
 from .banks import BankCounter
 from .compiler import Compiler
 from .errors import UnsupportedError, where
@@ -42,14 +43,17 @@ class Program:
     """A PrimFunc compiled to closures. Variables and root buffers get slot numbers; every memory
     access gets a Site for error messages."""
 
-    def __init__(self, func: PrimFunc):
+    def __init__(self, func: PrimFunc, fast_math: bool = False):
         self.func = func
+        self.fast_math = fast_math  # float32 arithmetic flushes subnormals (compiler.py)
         self._var_slots: dict[int, int] = {}
         self._buf_slots: dict[int, int] = {}
         self._keep: list = []
         self.sites: list[Site] = []
         self.uses_hopper = False  # set while compiling an mbarrier, TMA or wgmma intrinsic
         self.uses_order = False  # set while compiling a named barrier (order.py may be needed)
+        self.global_writes: set[int] = set()  # slots of the global buffers some statement writes
+        self.global_granule: dict[int, int] = {}  # their element size (the race shadow's unit)
         self.steps: list = []  # ("kernel", KernelProgram) | ("let", slot, fn)
         comp = Compiler(self)
         self.param_slots = []
@@ -137,13 +141,14 @@ def _shared_bytes(body: Stmt) -> int:
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def compile_program(func: PrimFunc) -> Program:
-    """Compile once per PrimFunc (cached while the function object lives)."""
-    prog = _CACHE.get(func)
+def compile_program(func: PrimFunc, fast_math: bool = False) -> Program:
+    """Compile once per PrimFunc and fast-math setting (cached while the function object lives)."""
+    progs = _CACHE.setdefault(func, {})
+    prog = progs.get(fast_math)
     if prog is None:
         with deep_recursion():
-            prog = Program(func)
-        _CACHE[func] = prog
+            prog = Program(func, fast_math)
+        progs[fast_math] = prog
     return prog
 
 
@@ -156,7 +161,10 @@ def run(
     check_uninit: bool = False,
     max_lanes: int = DEFAULT_MAX_LANES,
     stats: BankCounter | None = None,
-) -> None:
+    atomic_seed: int | None = None,
+    fast_math: bool = False,
+    atomic_lane_order: bool = False,
+) -> int:
     """Execute the thread-level `func` on the CPU, every thread of every block, with numpy.
 
     args: one per parameter of func: numpy arrays for global buffers (C-contiguous, of the
@@ -167,9 +175,19 @@ def run(
     max_lanes: how many threads (blocks x threads per block) execute together; bounds memory.
     stats: a banks.BankCounter that counts the shared-memory bank conflicts of every warp request
     (its .stats(prog.sites) summarises them); None counts nothing.
+    atomic_seed: atomics of one statement that hit one address apply in an order drawn from a
+    generator seeded with it, as on a GPU where their order is not defined (float sums then
+    differ run to run in their last bits). None: TILEWISE_EMULATOR_ATOMIC_SEED when set, else
+    a fresh seed every run. Returns the seed used, to reproduce a run. atomic_lane_order: apply
+    them in lane order instead (what the PTX interpreter does, for the differential check).
+    fast_math: model what --use_fast_math (tl.enable_fast_math) compiles: float32 arithmetic,
+    comparisons, conversions and math functions flush subnormal inputs and results to zero
+    (.ftz); the approximate functions are computed accurately (docs/API.md gives the bound).
 
     Raises an EmulatorError subclass naming the buffer, element, threads and source lines."""
-    prog = compile_program(func)
+    prog = compile_program(func, fast_math)
+    seed = atomic_order_seed(atomic_seed)
+    rng = None if atomic_lane_order else np.random.default_rng(seed)
     if len(args) != len(func.params):
         raise TypeError(f"{func.name} takes {len(func.params)} arguments, got {len(args)}")
     vals: list = [None] * prog.n_vars
@@ -204,9 +222,23 @@ def run(
                 _, slot, fn = step
                 vals[slot] = fn(host)
             else:
-                _launch(prog, step[1], vals, store, shapes, host, check_races, check_uninit, max_lanes, stats)
+                _launch(prog, step[1], vals, store, shapes, host, check_races, check_uninit, max_lanes, rng, stats)
     for orig, work in writeback:
         orig[...] = work
+    return seed
+
+
+def atomic_order_seed(seed: int | None) -> int:
+    """The seed of a run's atomic order: `seed`, else TILEWISE_EMULATOR_ATOMIC_SEED, else fresh."""
+    if seed is None:
+        fixed = env.get("TILEWISE_EMULATOR_ATOMIC_SEED")
+        if fixed:
+            try:
+                return int(fixed)
+            except ValueError:
+                raise ValueError(f"TILEWISE_EMULATOR_ATOMIC_SEED={fixed!r} is not an integer") from None
+        return int(np.random.SeedSequence().entropy % (1 << 63))
+    return int(seed)
 
 
 def _check_array(p: Buffer, a, host: HostState, shape_fns) -> np.ndarray:
@@ -241,7 +273,7 @@ def _infer_dims(func: PrimFunc, args, dyn_vars) -> list[int]:
     return out
 
 
-def _launch(prog: Program, kp: KernelProgram, vals, store, shapes, host, check_races, check_uninit, max_lanes,
+def _launch(prog: Program, kp: KernelProgram, vals, store, shapes, host, check_races, check_uninit, max_lanes, rng,
             stats=None):
     grid = [int(f(host)) for f in kp.grid_fns]
     threads = kp.threads
@@ -255,19 +287,45 @@ def _launch(prog: Program, kp: KernelProgram, vals, store, shapes, host, check_r
         per_block += kp.smem_bytes * 12 + T * T * 4
     nb = max(1, min(nblocks, max_lanes // max(T, 1), SHARED_BUDGET // per_block))
     gdims = grid if grid else [1]
-    for b0 in range(0, nblocks, nb):
-        block_ids = np.arange(b0, min(nblocks, b0 + nb))
-        _batch(prog, kp, block_ids, gdims, vals, store, shapes, check_races, check_uninit, stats)
+    epoch = _global_shadows(prog, kp, store, nblocks, T) if check_races else None
+    try:
+        for b0 in range(0, nblocks, nb):
+            block_ids = np.arange(b0, min(nblocks, b0 + nb))
+            _batch(prog, kp, block_ids, gdims, vals, store, shapes, check_races, check_uninit, epoch, rng, stats)
+    finally:
+        if epoch is not None:
+            for slot in prog.global_writes:
+                if store[slot] is not None:
+                    store[slot].shadow = None
+
+
+def _global_shadows(prog: Program, kp: KernelProgram, store, nblocks: int, T: int):
+    """Race shadows for this launch over the global buffers the program writes (races.py);
+    returns the per-block barrier epochs they share, or None when nothing is written."""
+    slots = [s for s in prog.global_writes if store[s] is not None]
+    if not slots:
+        return None
+    epoch = np.zeros(nblocks, np.int32)
+    # mbarriers and named barriers also order a block's threads, which the epochs do not see:
+    # then only accesses of different blocks are checked
+    same_block = not (prog.uses_hopper or prog.uses_order or kp.plan.scheduled)
+    for s in slots:
+        storage = store[s]
+        g = prog.global_granule[s]
+        storage.shadow = races.GlobalShadow(storage.nbytes // g, g, epoch, T, same_block)
+    return epoch
 
 
 def _batch(prog: Program, kp: KernelProgram, block_ids, gdims, vals, store, shapes, check_races, check_uninit,
-           stats=None):
+           epoch=None, rng=None, stats=None):
     threads = kp.threads
     T = int(np.prod(threads))
     bvals = list(vals)
     bstore = [s if (s is not None and s.scope == "global") else None for s in store]
     st = Batch(prog, block_ids, gdims, threads, bvals, bstore, shapes, check_races, check_uninit)
     st.banks = stats
+    st.global_epoch = epoch
+    st.atomic_rng = rng
     # block and thread indices: x fastest
     rem = block_ids
     for slot, g, v in zip(kp.block_slots, gdims, kp.kernel.block_vars):
@@ -294,6 +352,6 @@ def _batch(prog: Program, kp: KernelProgram, block_ids, gdims, vals, store, shap
         if counted is not None:
             stats.restore(counted)  # the blocks run again one by one: count their requests once
         for b in block_ids:
-            _batch(prog, kp, np.array([b]), gdims, vals, store, shapes, check_races, check_uninit, stats)
+            _batch(prog, kp, np.array([b]), gdims, vals, store, shapes, check_races, check_uninit, epoch, rng, stats)
         return
     check_exit(st)

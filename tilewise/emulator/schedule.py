@@ -59,7 +59,7 @@ from .errors import DeadlockError, DivergenceError, RegisterBudgetError, where
 
 SYNC_CALLS = ("syncthreads", "mbarrier_wait", "named_barrier", "named_barrier_arrive")
 WARPGROUP_CALLS = ("wgmma_fence", "wgmma", "wgmma_commit", "wgmma_wait", "setmaxnreg")
-PURE_CALLS = ("reinterpret", "dp4a", "address_of", "wgmma_desc")
+PURE_CALLS = ("reinterpret", "dp4a", "tf32_round", "fma", "address_of", "wgmma_desc")
 WARP, WARPGROUP = 32, 128
 
 

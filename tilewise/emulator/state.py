@@ -49,6 +49,9 @@ class Batch:
         self.shared: list = []  # shared Storage objects, for barriers
         self.check_races = check_races
         self.check_uninit = check_uninit
+        # the launch's per-block __syncthreads count when global buffers have race shadows (races.py)
+        self.global_epoch: np.ndarray | None = None
+        self.atomic_rng: np.random.Generator | None = None  # the order of conflicting atomics (runner.py)
         # mbarriers, TMA and wgmma in flight (hopper.py); from the start, so that the async-proxy
         # checks see every shared-memory write of a program that uses them
         self.hopper: HopperState | None = None

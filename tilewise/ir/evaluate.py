@@ -32,6 +32,24 @@ class _Evaluator:
         self.loads = loads
         self.int_dtype = int_dtype
 
+    def _fma(self, e: BinOp, dt: DataType):
+        """A float32/float64 multiply-add in one expression, rounded once (transform/contract_fma.py)."""
+        a, b = e.a, e.b
+        if type(a) is BinOp and a.op == "mul" and a.dtype == dt:
+            x, y, c = self.eval(a.a), self.eval(a.b), self.eval(b)
+            if e.op == "sub":
+                c = -c
+        elif type(b) is BinOp and b.op == "mul" and b.dtype == dt:
+            x, y, c = self.eval(b.a), self.eval(b.b), self.eval(a)
+            if e.op == "sub":
+                x = -x
+        else:
+            return None
+        if dt.name == "float32":
+            return scalar_ops.fma32(x, y, c)
+        r = np.vectorize(lambda p, q, s: scalar_ops.fold_fma(dt, p, q, s), otypes=[np.float64])(x, y, c)
+        return r if np.ndim(r) else np.float64(r)
+
     def eval(self, e):
         """e's value, as a numpy value of the type e is computed in (int_dtype for integers)."""
         if isinstance(e, (int, float, bool)):
@@ -42,6 +60,10 @@ class _Evaluator:
             dt = wide
         t = type(e)
         if t is BinOp:
+            if e.op in ("add", "sub") and dt.name in ("float32", "float64"):
+                r = self._fma(e, dt)
+                if r is not None:
+                    return r
             return scalar_ops.binary(e.op, dt)(self.eval(e.a), self.eval(e.b))
         if t is Const:
             if dt is int64 and -(2**63) <= e.value < 2**63:

@@ -455,6 +455,43 @@ def _int_abs(dt: DataType) -> Callable:
 # integer folds are memoised (int keys are exact; float keys would conflate 0.0 with -0.0).
 
 
+def fma32(a, b, c):
+    """float32 a * b + c rounded once: the product of two float32 values is exact in float64,
+    its sum with c the exact float64 pair (s, e); rounding s to odd (toward zero, last bit set
+    when e != 0) keeps the inexactness, so the final rounding to float32 is correct (53 >= 24 + 2
+    bits). Elementwise on arrays; infinities and NaNs as IEEE's a * b + c."""
+    a64 = np.asarray(a, np.float32).astype(np.float64)
+    b64 = np.asarray(b, np.float32).astype(np.float64)
+    c64 = np.asarray(c, np.float32).astype(np.float64)
+    with np.errstate(all="ignore"):
+        p = a64 * b64
+        s = p + c64
+        bb = s - p
+        e = (p - (s - bb)) + (c64 - bb)
+        toward0 = (e != 0) & (np.signbit(e) != np.signbit(s))
+        t = np.where(toward0, np.nextafter(s, 0.0), s)
+        even = (np.asarray(t).view(np.int64) & 1) == 0
+        t = np.where((e != 0) & even & np.isfinite(t), np.nextafter(t, np.copysign(np.inf, t)), t)
+        r = np.where(np.isfinite(t) & np.isfinite(s), t, s).astype(np.float32)
+    return r if np.ndim(r) else np.float32(r)
+
+
+def fold_fma(dt: DataType, a, b, c):
+    """The constant a * b + c of float32/float64 type dt rounded once (contract_fma's fma)."""
+    if dt.name == "float32":
+        return float(fma32(a, b, c))
+    vals = [float(x) for x in (a, b, c)]
+    if not all(np.isfinite(vals)):
+        return vals[0] * vals[1] + vals[2]
+    from fractions import Fraction
+
+    exact = Fraction(vals[0]) * Fraction(vals[1]) + Fraction(vals[2])
+    try:
+        return float(exact)  # correctly rounded
+    except OverflowError:
+        return float("inf") if exact > 0 else float("-inf")
+
+
 def fold_binary(op: str, dt: DataType, a, b):
     """`a op b` on the Python values of two constants of type dt; None if op is not defined on dt."""
     if type(a) is int and type(b) is int:

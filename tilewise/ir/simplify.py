@@ -46,6 +46,15 @@ def _c(value, dtype) -> Const:
     return Const(value, dtype)
 
 
+def _const_product(e, visit):
+    """(x, y) of a float product of two expressions that fold to constants, else None."""
+    if isinstance(e, BinOp) and e.op == "mul":
+        x, y = visit(e.a), visit(e.b)
+        if isinstance(x, Const) and isinstance(y, Const):
+            return x, y
+    return None
+
+
 def _fold(e, a: Const, b: Const):
     """`a op b` for two constants as the device computes it (ir/scalar_ops.py), or None."""
     if isinstance(e, Compare):
@@ -265,6 +274,10 @@ class _Simplifier(Mutator):
         return lin.to_expr()
 
     def visit_BinOp(self, e: BinOp):
+        if e.op in ("add", "sub") and e.dtype.name in ("float32", "float64"):
+            r = self._fold_fma(e)
+            if r is not None:
+                return r
         a = self.visit(e.a)
         b = self.visit(e.b)
         dt = e.dtype
@@ -322,6 +335,27 @@ class _Simplifier(Mutator):
             if lo is not None and hi is not None and -top <= lo << b.value and hi << b.value < top:
                 return self.visit(BinOp("mul", a, _c(1 << b.value, dt), dt))
         return self._rebuild(e, a, b)
+
+    def _fold_fma(self, e: BinOp):
+        """A constant float32/float64 `a * b + c` (and the other forms transform/contract_fma.py
+        fuses) folds rounded once, as every target computes it at run time."""
+        dt = e.dtype
+        p = _const_product(e.a, self.visit) if isinstance(e.a, BinOp) and e.a.dtype == dt else None
+        if p is not None:
+            c = self.visit(e.b)
+            if isinstance(c, Const):
+                x, y = p
+                cv = c.value if e.op == "add" else -c.value
+                return _c(scalar_ops.fold_fma(dt, x.value, y.value, cv), dt)
+            return None
+        p = _const_product(e.b, self.visit) if isinstance(e.b, BinOp) and e.b.dtype == dt else None
+        if p is not None:
+            c = self.visit(e.a)
+            if isinstance(c, Const):
+                x, y = p
+                xv = x.value if e.op == "add" else -x.value
+                return _c(scalar_ops.fold_fma(dt, xv, y.value, c.value), dt)
+        return None
 
     @staticmethod
     def _rebuild(e, a, b):

@@ -4,9 +4,10 @@ checks the lowering; the interpreter runs what the renderer, tw_cuda.h and NVVM 
 disagreement is a bug in one of those (or in an interpreter).
 
 Integers and bit patterns must agree exactly. Floating-point results may differ by what the two
-legitimately do differently: NVVM contracts `a * b + c` into one fma where the thread IR rounds
-twice, and the interpreter models `.approx` instructions (ex2, rcp, tanh, ...) and the CUDA math
-library by correctly rounded values. Those differences are a few ulp of the values combined,
+legitimately do differently: the interpreter models `.approx` instructions (ex2, rcp, tanh, ...)
+and the CUDA math library by correctly rounded values, the emulator uses numpy's functions, and
+float atomics apply in a different order. (Multiply-add contraction is no longer one of them: the
+IR decides it and NVRTC compiles with --fmad=false, docs/API.md Numbers.) Those differences are a few ulp of the values combined,
 which cancellation can make large relative to a small result; so floats are compared against the
 scale of the whole output: |emulator - ptx| <= tol * max|output| (+ tol), with tol 2^-16 for
 32- and 64-bit floats and ~4 ulp of the format for narrower ones. Garbage (a wrong operand, a

@@ -71,9 +71,11 @@ class JITKernel:
         machine = record.machine(arch)
         self.compile_flags = list(flags)
         toolchain_flags = record.toolchain.flags(flags, machine) if flags else ()
-        if toolchain_flags and backend == "emulator":
-            warn_once(("emulator-flags", toolchain_flags),
-                      f"compile_flags {list(toolchain_flags)} apply to what NVRTC compiles (get_sass(), the PTX "
+        # --use_fast_math: the emulator models its flushing of subnormals (jit/runtimes.py)
+        ignored = [f for f in toolchain_flags if f not in ("--use_fast_math", "-use_fast_math")]
+        if ignored and backend == "emulator":
+            warn_once(("emulator-flags", tuple(ignored)),
+                      f"compile_flags {ignored} apply to what NVRTC compiles (get_sass(), the PTX "
                       "cross-check, a GPU); the emulator runs the lowered program, which they do not change")
         self.build = builds.build(func, record, machine, configs, toolchain_flags)
         if record is not record_for(tgt):  # the thread-exact path of a CPU-like target

@@ -82,6 +82,9 @@ class EmulatorRuntime(Runtime):
         self._second: Runtime | None = None  # the PTX interpreter, when cross-checking
         self.runs: list[EmulatorRun] = []  # the latest runs, oldest first
         self.last_stats: EmulateStats | None = None  # of the latest run, if it counted
+        # what the CUDA build's --use_fast_math changes that the emulator can model (.ftz)
+        self.fast_math = bool(build.pass_configs.get("tl.enable_fast_math")) or any(
+            f in ("--use_fast_math", "-use_fast_math") for f in build.compile_flags)
 
     def run(self, arrays, dims: list[int]) -> None:
         views = [numpy_view(a) for a in arrays]
@@ -95,7 +98,10 @@ class EmulatorRuntime(Runtime):
         self.last_stats = None
         try:
             emulate(self.lowered, values, dims, check_races=checks["races"], check_uninit=checks["uninit"],
-                    stats=counter)
+                    stats=counter, fast_math=self.fast_math,
+                    # the PTX interpreter applies conflicting atomics in thread order: the same order
+                    # here, or order-dependent results (atomic tickets) could not be compared
+                    atomic_lane_order=bool(check))
         except EmulatorError as e:
             self.runs.append(EmulatorRun(dict(checks), type(e).__name__, str(e)))  # for kernel.report()
             raise

@@ -1,16 +1,14 @@
-"""The compiler's register layouts for `mma.sync` tiles, and the block-level fragments built from
-them (warps tiled over the block's C tile). The emulator checks these against its own PTX tables,
-which are written separately.
-
-Conventions: `lane` is the thread's index in its warp; within an m16n8 accumulator tile element
-(r, c) belongs to lane (r % 8) * 4 + c // 2, register (r // 8) * 2 + c % 2."""
+"""How the warps of a block split an `mma.sync` C tile (the warp grid and TileLang's warp
+policies). The register layouts themselves have one definition, `mma_c_tv` / `mma_a_tv` /
+`mma_b_tv` in layout/tv.py, which the gemm lowering and the SIMT emitter both use; the emulator
+checks them against its own PTX tables (tilewise/emulator/ptx.py), written separately from the
+PTX ISA."""
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
 
 from ..errors import CompileError
-from .fragment import Fragment
 
 WARP = 32
 
@@ -65,64 +63,3 @@ def choose_warp_grid(M: int, N: int, num_warps: int, policy: str, atom_m: int = 
         return (abs(tm - tn) / max(tm, tn), -min(tm, tn))
 
     return WarpGrid(*min(candidates, key=cost))
-
-
-def mma_c_fragment(M: int, N: int, grid: WarpGrid) -> Fragment:
-    """Accumulator fragment of an M x N tile: warp (wm, wn) owns rows [wm*WM, (wm+1)*WM) and
-    columns [wn*WN, ...); inside a warp, m16n8 tiles are numbered row-major."""
-    WM, WN = M // grid.warp_m, N // grid.warp_n
-    tiles_n = WN // 8
-
-    def thread(i, j):
-        warp = (i // WM) * grid.warp_n + j // WN
-        r, c = i % 16, j % 8
-        return warp * WARP + (r % 8) * 4 + c // 2
-
-    def local(i, j):
-        ii, jj = i % WM, j % WN
-        tile = (ii // 16) * tiles_n + jj // 8
-        r, c = ii % 16, jj % 8
-        return tile * 4 + (r // 8) * 2 + c % 2
-
-    return Fragment((M, N), forward_thread_fn=thread, forward_index_fn=local)
-
-
-def mma_a_fragment(M: int, K: int, grid: WarpGrid) -> Fragment:
-    """A operand (M x K, k16 steps) held in registers: warps in the same warp row replicate it.
-    Element (r, c) of a 16x16 A tile: lane (r % 8) * 4 + (c % 8) // 2,
-    register (c // 8) * 4 + (r // 8) * 2 + c % 2."""
-    WM = M // grid.warp_m
-    tiles_k = K // 16
-
-    def thread(i, k, rep):
-        warp = (i // WM) * grid.warp_n + rep
-        r, c = i % 16, k % 16
-        return warp * WARP + (r % 8) * 4 + (c % 8) // 2
-
-    def local(i, k):
-        ii = i % WM
-        tile = (ii // 16) * tiles_k + k // 16
-        r, c = ii % 16, k % 16
-        return tile * 8 + (c // 8) * 4 + (r // 8) * 2 + c % 2
-
-    return Fragment((M, K), forward_thread_fn=thread, forward_index_fn=local, replicate=grid.warp_n)
-
-
-def mma_b_fragment(K: int, N: int, grid: WarpGrid) -> Fragment:
-    """B operand (K x N) in registers, replicated over warp rows. Element (k, n) of a 16x8 B tile:
-    lane n * 4 + (k % 8) // 2, register (k // 8) * 2 + k % 2."""
-    WN = N // grid.warp_n
-    tiles_n = WN // 8
-
-    def thread(k, j, rep):
-        warp = rep * grid.warp_n + j // WN
-        kk, n = k % 16, j % 8
-        return warp * WARP + n * 4 + (kk % 8) // 2
-
-    def local(k, j):
-        jj = j % WN
-        tile = (k // 16) * tiles_n + jj // 8
-        kk = k % 16
-        return tile * 4 + (kk // 8) * 2 + kk % 2
-
-    return Fragment((K, N), forward_thread_fn=thread, forward_index_fn=local, replicate=grid.warp_m)

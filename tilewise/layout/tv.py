@@ -296,8 +296,10 @@ def replicated_fragment(shape, threads: int) -> TVFragment:
 
 
 def mma_c_tv(M: int, N: int, warp_m: int, warp_n: int, threads: int) -> TVFragment:
-    """The mma.sync m16n8 accumulator layout tiled over a warp grid (same numbering as
-    layout/mma.py: warp = wm * warp_n + wn; inside a warp m16n8 tiles row-major)."""
+    """The mma.sync m16n8 accumulator layout tiled over a warp grid: warp = wm * warp_n + wn;
+    inside a warp m16n8 tiles row-major. Within one m16n8 tile element (r, c) belongs to lane
+    (r % 8) * 4 + c // 2, register (r // 8) * 2 + c % 2. This is the one definition of the C
+    fragment: the mma lowering, the SIMT gemm emitter and the layout inference all use it."""
     WM, WN = M // warp_m, N // warp_n
     tm = [Mode(4, 1, 2), Mode(8, 0, 1), Mode(warp_n, 1, WN), Mode(warp_m, 0, WM)]
     extra = threads // (32 * warp_m * warp_n)

@@ -15,6 +15,7 @@ from ..ir.expr import BufferLoad, Call, Cast, Const, Expr, Var, binary
 from ..ir.simplify import simplify
 from ..ir.stmt import Allocate, BufferStore, Evaluate, For, Stmt, seq
 from ..layout.mma import GemmWarpPolicy, choose_warp_grid
+from ..layout.tv import mma_c_tv
 from .cuda_common import address
 from .region import region_indices
 
@@ -91,10 +92,11 @@ class MmaEmitter:
         return self.shape.k == 8
 
     def _scalar_regs(self, regs: Buffer, base: Expr, region: BufferRegion, coords, trans: bool) -> Stmt:
-        """32-bit operands have no ldmatrix form: one shared load per register."""
+        """32-bit (tf32) operands have no ldmatrix form: one shared load per register, rounded to
+        tf32 with cvt.rna (the mma would otherwise drop the low mantissa bits: truncation)."""
         out = []
         for r, (row, col) in enumerate(coords):
-            val = Call("reinterpret", [BufferLoad(region.buffer, self._operand_index(region, row, col, trans))],
+            val = Call("tf32_round", [BufferLoad(region.buffer, self._operand_index(region, row, col, trans))],
                        _dt.uint32)
             out.append(BufferStore(regs, [base + r], val))
         return seq(out)
@@ -277,15 +279,17 @@ class SimtEmitter(MmaEmitter):
         op, ctx = self.op, self.ctx
         c_loc = ctx.local_buffer(op.C.buffer)
         acc = op.C.buffer.dtype
-        g, q = self.lane // 4, self.lane % 4
+        # the accumulator layout is the mma one (one definition, layout/tv.py): register `slot`
+        # of this thread holds element inverse(thread, slot) of the C tile
+        c_tv = mma_c_tv(self.M, self.N, self.grid.warp_m, self.grid.warp_n, ctx.threads)
         kv, mi, ni = Var("k", _dt.int32), Var("mi", _dt.int32), Var("ni", _dt.int32)
         updates = []
-        for r in range(4):  # the four accumulators of one m16n8 tile, as in mma_c_tv
-            row = self.wm * self.WM + mi * 16 + g + 8 * (r // 2)
-            col = self.wn * self.WN + ni * 8 + q * 2 + r % 2
+        for r in range(4):  # the four accumulators of one m16n8 tile
+            slot = [(mi * self.tiles_n + ni) * 4 + r]
+            row, col = (simplify(e, {**ctx.ranges, mi: (0, self.tiles_m - 1), ni: (0, self.tiles_n - 1)})
+                        for e in c_tv.inverse(ctx.thread, slot[0]))
             a = BufferLoad(op.A.buffer, self._operand_index(op.A, row, kv, op.trans_A))
             b = BufferLoad(op.B.buffer, self._operand_index(op.B, kv, col, op.trans_B))
-            slot = [(mi * self.tiles_n + ni) * 4 + r]
             prod = (a if a.dtype == acc else Cast(a, acc)) * (b if b.dtype == acc else Cast(b, acc))
             updates.append(BufferStore(c_loc, slot, BufferLoad(c_loc, slot) + prod))
         tiles = For(mi, 0, self.tiles_m, "unroll", For(ni, 0, self.tiles_n, "unroll", seq(updates)))

@@ -12,6 +12,7 @@ from ..tileop.base import LowerContext
 from .apply_shared_layouts import apply_shared_layouts
 from .check_launch_limits import check_launch_limits
 from .check_loop_nesting import check_loop_nesting
+from .contract_fma import contract_fma
 from .cuda_context import CudaLowerContext
 from .elide_output_tiles import elide_output_tiles
 from .explicit_sync import explicit_sync
@@ -49,6 +50,7 @@ def loop_passes(machine: Machine, pass_configs: dict | None = None) -> list[Pass
         ("simplify_indices", simplify_indices),
         ("fuse_loops", fuse_loops),
         ("widen_indices", widen_indices),
+        ("contract_fma", contract_fma),
     ]
 
 
@@ -81,6 +83,7 @@ def thread_passes(machine: Machine, pass_configs: dict | None = None) -> list[Pa
         ("range_barriers", range_barriers),
         ("simplify_indices", simplify_indices),
         ("widen_indices", widen_indices),
+        ("contract_fma", contract_fma),
     ]
 
 

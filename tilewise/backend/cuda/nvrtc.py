@@ -74,6 +74,8 @@ def compile_options(arch: str, fast_math: bool = False, extra: tuple[str, ...] =
         "-std=c++17",
         f"-I{INCLUDE_DIR}",
         f"-I{cuda_include_dir()}",
+        # multiply-adds are fused where the IR says (transform/contract_fma.py), nowhere else
+        "--fmad=false",
     ]
     if fast_math:
         opts.append("--use_fast_math")

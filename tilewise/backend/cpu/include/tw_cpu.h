@@ -308,6 +308,9 @@ template <typename T> inline T fmod(T a, T b) {
 template <typename T> inline T atan2(T a, T b) { return T(std::atan2((double)a, (double)b)); }
 template <typename T> inline T hypot(T a, T b) { return T(std::hypot((double)a, (double)b)); }
 template <typename T> inline T copysign(T a, T b) { return T(std::copysign((double)a, (double)b)); }
+// a * b + c rounded once: the IR's explicit contraction (transform/contract_fma.py)
+inline float fma(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
+inline double fma(double a, double b, double c) { return __builtin_fma(a, b, c); }
 
 // TIR math TileLang re-exports (language/tir_math.py). The float tests are comparisons, which
 // vectorise (std::isnan and friends are calls before GCC 13 without -ffast-math).

@@ -491,6 +491,18 @@ template <typename To, typename From> TW_DEV To bitcast(From x) {
   return y;
 }
 
+// x rounded to tf32 (nearest, ties away from zero) as an mma .tf32 operand register: the mma
+// itself ignores the low 13 mantissa bits, so without this it would truncate.
+TW_DEV uint32_t tf32_round(float x) {
+  uint32_t r;
+  asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+  return r;
+}
+
+// a * b + c rounded once (the IR's explicit contraction, transform/contract_fma.py).
+TW_DEV float fma(float a, float b, float c) { return ::fmaf(a, b, c); }
+TW_DEV double fma(double a, double b, double c) { return ::fma(a, b, c); }
+
 // c + the dot product of the four signed bytes packed in a and b.
 TW_DEV int32_t dp4a(int32_t a, int32_t b, int32_t c) { return __dp4a(a, b, c); }
 
