@@ -1,10 +1,10 @@
 """Multiply-add contraction is decided in the IR (transform/contract_fma.py): `a * b + c` written
 as one float32/float64 expression is one fma (one rounding) on every target -- the thread-IR
 emulator, the PTX interpreter on what NVRTC compiled (with --fmad=false, so nothing else is
-fused) and the CPU target; a product stored and added in another statement is rounded twice on
-the CUDA targets. (The CPU target still lets g++ fuse across statements, -ffp-contract=fast,
-which its GEMM micro-kernel relies on: docs/API.md, Numbers.) The inputs make the two differ: (1 + 2^-12)^2 - (1 + 2^-11) is 2^-24
-exactly, and 0 when the product is rounded first."""
+fused) and the CPU target (g++ with -ffp-contract=off: its GEMM micro-kernel fuses explicitly); a
+product stored and added in another statement is rounded twice on every target. The inputs make
+the two differ: (1 + 2^-12)^2 - (1 + 2^-11) is 2^-24 exactly, and 0 when the product is rounded
+first."""
 import numpy as np
 import pytest
 
@@ -51,10 +51,9 @@ def test_contraction_is_the_same_on_every_target(dtype, fused):
         d = np.zeros(N, dtype)
         k.with_execution_backend(backend)(a, b, c, d)
         np.testing.assert_array_equal(d, want, err_msg=backend)
-    if fused:
-        d = np.zeros(N, dtype)
-        tilewise.compile(_kernel(dtype, fused), target="cpu")(a, b, c, d)
-        np.testing.assert_array_equal(d, want, err_msg="cpu")
+    d = np.zeros(N, dtype)
+    tilewise.compile(_kernel(dtype, fused), target="cpu")(a, b, c, d)
+    np.testing.assert_array_equal(d, want, err_msg="cpu")
 
 
 def test_nvrtc_fuses_only_what_the_ir_says():

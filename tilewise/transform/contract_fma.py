@@ -4,8 +4,9 @@ NVVM (with its default --fmad=true) and g++ (-ffp-contract=fast) fuse a multipli
 an addition into one fma wherever their optimisers happen to see the pair, which the thread-IR
 emulator could not predict. Instead, this pass fuses exactly the float32/float64 `a * b + c`,
 `c + a * b`, `a * b - c` and `c - a * b` written as one expression into Call("fma", [a, b, c])
-(negating an operand, which is exact), the CUDA build is compiled with --fmad=false so NVVM adds
-no other fusion, and the emulator computes each fma with one rounding. Measured on the canonical
+(negating an operand, which is exact), the CUDA build is compiled with --fmad=false and the CPU
+build with -ffp-contract=off so that neither compiler adds another fusion, and the emulator
+computes each fma with one rounding. Measured on the canonical
 kernels (docs/API.md, Numbers): this keeps the FFMAs of the softmax and epilogues that
 --fmad=false alone loses. Lower-precision arithmetic (float32 rounded once per operation) is
 left unfused."""

@@ -16,7 +16,7 @@ from ...errors import CompileError, InternalError
 USER_CODE = "// tilewise: this file holds user code (T.import_source / T.call_extern)"
 
 INCLUDE_DIR = Path(__file__).parent / "include"
-FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17", "-fno-math-errno", "-fno-strict-aliasing", "-w"]
+FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17", "-fno-math-errno", "-fno-strict-aliasing", "-ffp-contract=off", "-w"]
 
 
 @functools.cache

@@ -8,8 +8,8 @@
 // The micro-kernel keeps an MR x (NV vectors) block of C in registers and, per k, loads NV vectors
 // of a B row and broadcasts MR elements of A into FMAs. It is written with GCC vector extensions
 // rather than <immintrin.h>: that header alone costs ~0.4 s of g++ time per kernel, and the
-// extensions give the same instructions (g++ contracts a*b+c into an FMA in C++ by default,
-// -ffp-contract=fast, when __FMA__ or __AVX512F__ is on).
+// extensions give the same instructions (the FMAs through the builtins `madd` calls, since kernels
+// are compiled with -ffp-contract=off).
 //
 // Operands are used in place when they already have the accumulator type and B's rows are
 // contiguous (A may be transposed: its elements are broadcast one at a time anyway). Otherwise
@@ -132,6 +132,29 @@ template <typename T> struct Block {
   static constexpr int MR = kVecRegs >= 32 ? 8 : (kVecBytes >= 32 ? 6 : 4);
 };
 
+// acc + s * b in one fused multiply-add per lane. The CPU target compiles with -ffp-contract=off,
+// so that g++ fuses only the fma the IR asks for (as NVRTC with --fmad=false does: one numerical
+// model on every target, docs/API.md "Numbers"); a GEMM's summation order is its own, so its
+// micro-kernel fuses explicitly, with the builtins <immintrin.h> would call (that header alone costs
+// ~0.4 s of g++ time per kernel).
+template <typename V, typename T>
+static inline __attribute__((always_inline)) V madd(V acc, T s, V b) {
+  const V sv = s - (V){};  // s broadcast (x - 0 is x for every x, -0 included, so g++ folds it)
+#if defined(__AVX512F__)
+  if constexpr (std::is_same<T, float>::value && sizeof(V) == 64)
+    return __builtin_ia32_vfmaddps512_mask(sv, b, acc, (unsigned short)-1, 4);
+  if constexpr (std::is_same<T, double>::value && sizeof(V) == 64)
+    return __builtin_ia32_vfmaddpd512_mask(sv, b, acc, (unsigned char)-1, 4);
+#endif
+#if defined(__FMA__)
+  if constexpr (std::is_same<T, float>::value && sizeof(V) == 32) return __builtin_ia32_vfmaddps256(sv, b, acc);
+  if constexpr (std::is_same<T, double>::value && sizeof(V) == 32) return __builtin_ia32_vfmaddpd256(sv, b, acc);
+  if constexpr (std::is_same<T, float>::value && sizeof(V) == 16) return __builtin_ia32_vfmaddps(sv, b, acc);
+  if constexpr (std::is_same<T, double>::value && sizeof(V) == 16) return __builtin_ia32_vfmaddpd(sv, b, acc);
+#endif
+  return acc + sv * b;
+}
+
 // C[MR x (NV vectors)] += A-panel * B-panel over KC steps. A element (r, k) is at a[r*AR + k*AK];
 // B row k starts at b[k*LDB]. NLAST is the number of valid columns in the last vector; a partial
 // last vector of C goes through a zero-padded temporary (its B columns are zero-padded by packing).
@@ -164,7 +187,7 @@ static inline __attribute__((always_inline)) void micro(const T* __restrict__ a,
     for (int r = 0; r < MR; ++r) {
       const T s = a[r * AR + k * AK];
 #pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) acc[r][v] += s * bv[v];
+      for (int v = 0; v < NV; ++v) acc[r][v] = madd(acc[r][v], s, bv[v]);
     }
   }
 #pragma GCC unroll 16
