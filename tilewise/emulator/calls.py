@@ -76,7 +76,8 @@ def write_bytes(st, acc: Access, off, data: np.ndarray, lanes: np.ndarray):
             storage.init[:, off:off + n] = True
         return
     if acc.kind == "global" and storage.shadow is not None:
-        races.global_access(st, storage, off if np.ndim(off) == 0 else off[lanes], n, lanes, acc.site.sid, True)
+        races.global_access(st, storage, off if np.ndim(off) == 0 else off[lanes], n, lanes, acc.site.sid, True,
+                            data=data)
     flat = _flat(st, acc, storage, off, n, lanes)
     if storage.shadow is not None and acc.kind != "global":
         races.on_write(st, storage, flat.reshape(-1), np.repeat(st.lane_tid[lanes], n), acc.site.sid)

@@ -393,8 +393,10 @@ class Compiler:
             mask = st.mask
             if storage.shadow is not None:
                 lanes = st.lanes if mask is None else np.flatnonzero(mask)
+                vals = np.broadcast_to(np.asarray(v, npdt), (st.lanes.size,))[lanes] if np.ndim(v) else \
+                    np.full(lanes.size, v, npdt)
                 races.global_access(st, storage, (off if np.ndim(off) == 0 else off[lanes]) * esize, esize, lanes,
-                                    sid, True)
+                                    sid, True, data=vals.view(np.uint8).reshape(lanes.size, esize))
             if np.ndim(off) == 0:
                 if np.ndim(v) == 0:
                     if mask is None or mask.any():

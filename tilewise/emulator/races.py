@@ -333,16 +333,26 @@ def on_global_read(st, storage: Storage, flat_bytes: np.ndarray, gids: np.ndarra
         sh.r2e[el[o]] = ep[o]
 
 
-def on_global_write(st, storage: Storage, flat_bytes: np.ndarray, gids: np.ndarray, sid: int, atomic: bool = False):
+def on_global_write(st, storage: Storage, flat_bytes: np.ndarray, gids: np.ndarray, sid: int, atomic: bool = False,
+                    new: np.ndarray | None = None):
     """Writes (atomic: read-modify-writes, which do not race with each other and are not
-    recorded) of the global bytes `flat_bytes` by the launch-wide threads `gids`."""
+    recorded) of the global bytes `flat_bytes` by the launch-wide threads `gids`. `new`: the
+    bytes written, one row of `granule` bytes per entry, when known. Two unordered writes of the
+    same bytes are not reported: whichever lands last, memory holds that value (TileLang programs
+    routinely have every thread of a reduction group store its identical result)."""
     sh: GlobalShadow = storage.shadow
     el = flat_bytes // sh.granule
     now = "atomically updates" if atomic else "writes"
+    same = None
+    if new is not None and not atomic:
+        cur = storage.data.reshape(-1)[(el * sh.granule)[:, None] + np.arange(sh.granule)]
+        same = (cur == new).all(axis=1)
     for r, rs, re_, verb in ((sh.w, sh.ws, sh.we, "wrote"), (sh.r1, sh.r1s, sh.r1e, "read"),
                              (sh.r2, sh.r2s, sh.r2e, "read")):
         rv = r[el]
         bad = _gconflicts(sh, el, gids, rv, re_)
+        if same is not None and verb == "wrote":
+            bad &= ~same
         if bad.any():
             _greport(st, storage, el, gids, sid, rv, rs[el], bad, verb, now)
     if atomic:
@@ -351,6 +361,9 @@ def on_global_write(st, storage: Storage, flat_bytes: np.ndarray, gids: np.ndarr
         order_ = np.argsort(el, kind="stable")
         es, gs = el[order_], gids[order_]
         dup = (es[1:] == es[:-1]) & (gs[1:] != gs[:-1])
+        if new is not None and dup.any():
+            nv = new[order_]
+            dup &= ~(nv[1:] == nv[:-1]).all(axis=1)
         if dup.any():
             k = int(np.flatnonzero(dup)[0])
             sel = np.zeros(el.size, bool)
@@ -362,9 +375,10 @@ def on_global_write(st, storage: Storage, flat_bytes: np.ndarray, gids: np.ndarr
 
 
 def global_access(st, storage: Storage, byte_off, n: int, lanes: np.ndarray, sid: int, write: bool,
-                  atomic: bool = False):
+                  atomic: bool = False, data: np.ndarray | None = None):
     """Check and record an access of n bytes at byte offset `byte_off` (a scalar, or one per lane
-    of `lanes`) of a global buffer with a race shadow, by the active `lanes`."""
+    of `lanes`) of a global buffer with a race shadow, by the active `lanes`. `data`: for a write,
+    the bytes each lane writes (lanes x n, uint8), so that writes of equal values are told apart."""
     if lanes.size == 0:
         return
     g = storage.shadow.granule
@@ -373,6 +387,9 @@ def global_access(st, storage: Storage, byte_off, n: int, lanes: np.ndarray, sid
     flat = (o[:, None] + steps).reshape(-1)
     gids = launch_ids(st, lanes, steps.size)
     if write:
-        on_global_write(st, storage, flat, gids, sid, atomic)
+        new = None
+        if data is not None and n % g == 0:
+            new = np.ascontiguousarray(data, dtype=np.uint8).reshape(-1, g)
+        on_global_write(st, storage, flat, gids, sid, atomic, new)
     else:
         on_global_read(st, storage, flat, gids, sid, atomic)
