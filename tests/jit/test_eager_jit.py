@@ -321,7 +321,7 @@ def test_compile_flags_take_effect_or_warn_once(tmp_path):
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
         tilewise.lower(flagged, "cpu", runtime_only=True)
-    from tilewise.jit.compile_flags import _warned
+    from tilewise.errors import _warned
 
     assert any("runtime_only=True has no effect" in str(x.message) for x in w) or ("option", "runtime_only") in _warned
 

@@ -43,8 +43,5 @@ def dp4a(a, b, c):
 def fma(a, b, c, npdt: np.dtype):
     """a * b + c rounded once to npdt (float32 or float64), per lane (ir/scalar_ops.py)."""
     if npdt == np.float64:
-        from ..ptx.floats import fma_f64  # vectorised Boldo-Melquiond; scalar_ops has the scalar one
-
-        r = fma_f64(a, b, c)
-        return r if np.ndim(r) else np.float64(r)
+        return scalar_ops.fma64(a, b, c)
     return scalar_ops.fma32(a, b, c)

@@ -40,6 +40,7 @@ class Buffer:
         self.auto_named = False  # set by T.alloc_*: the parser renames it on assignment
         self.byte_offset = 0  # for views: where this buffer starts inside `base` (shared memory planning)
         self.base_align = 16  # bytes its storage must start at a multiple of (shared memory planning)
+        self.user_layout = None  # a shared tile's T.annotate_layout layout (TMA planning honours it)
         # element strides of a T.StridedTensor parameter; None means row-major
         self.explicit_strides: tuple | None = None
         # the T.ptr parameter this global tensor was made from (T.make_tensor), or None

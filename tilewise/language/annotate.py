@@ -43,6 +43,8 @@ def annotate_layout(layout_map: dict) -> None:
             # the same annotation changes nothing they compute, so it is accepted and ignored.
             continue
         checked[buf] = lay
+        if buf.is_shared:
+            buf.user_layout = lay
     if checked:
         emit(Annotation("layout", checked))
 

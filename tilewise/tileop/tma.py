@@ -97,7 +97,12 @@ def plan_tma(copy, machine: Machine, pass_configs: dict) -> TmaPlan | str:
         return f"a box row of {inner * eb} bytes is not a multiple of 16"
     if max(box) > MAX_BOX:
         return f"a box of {list(box)} elements: TMA boxes are at most {MAX_BOX} per dimension"
-    return TmaPlan(lay, box, ext[-1] // inner)
+    plan = TmaPlan(lay, box, ext[-1] // inner)
+    user = s.user_layout
+    if user is not None and user.key() != plan.shared_layout(s.shape).key():
+        # the copy engine writes its own layout; the user's wins and the copy stays the threads'
+        return f"{s.name} has a layout from T.annotate_layout that the copy engine does not write"
+    return plan
 
 
 def _whole_tiles(r: BufferRegion) -> bool:
