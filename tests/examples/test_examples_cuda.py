@@ -92,3 +92,36 @@ def test_attention_example_kernels_compile_for_sm80(name, capsys, monkeypatch):
     assert rc == 0, capsys.readouterr().out
     assert funcs
     _check_sm80(list(funcs))
+
+
+def test_mla_decode_at_deepseek_dims_on_sm80_has_no_spills(capsys, monkeypatch):
+    """MLA decoding with DeepSeek's head dims (512 + 64, 64 heads per block) in its sm_80
+    configuration (one stage: two do not fit sm_80's shared memory): 128 accumulator and 40
+    row-statistics registers per thread leave no room for two unrolled k steps of P @ V's
+    operands, so that k loop stays rolled and nothing spills (it spilled 8 bytes unrolled).
+    Run in the emulator (which executes the rolled loop) and checked against torch."""
+    monkeypatch.setenv("TILEWISE_TARGET", "cuda -arch=sm_80")
+    monkeypatch.setenv("TILEWISE_EXECUTION_BACKEND", "emulator")
+    funcs = _recorded(monkeypatch)
+    rc = load_attention("deepseek_mla/example_mla_decode.py").main(
+        "--batch 1 --heads 64 --kv_ctx 70 --dim 512 --pe_dim 64 --num_split 2 --num_stages 1 --target auto "
+        "--bench_ms 0".split())
+    out = capsys.readouterr().out
+    assert rc == 0 and "matches" in out and "WRONG" not in out, out
+    k = tilewise.compile(funcs[0], target="cuda -arch=sm_80", execution_backend="emulator")
+    assert any("k loop not unrolled" in n for n in k.lowering_notes()), k.lowering_notes()
+    assert k.resource_usage()["spill_bytes"] == 0, k.resource_usage()
+
+
+@pytest.mark.parametrize("case, arch", [("gqa_decode_d128", "sm_80"), ("gqa_decode_d128", "sm_90a"),
+                                        ("mla_decode_deepseek", "sm_90a")])
+def test_decoding_examples_at_default_dims_have_no_spills(case, arch):
+    """The decoding kernels at their default head dims (which fix the tiles), compiled by NVRTC:
+    flash decoding at head dim 128 (it spilled 16 bytes once) and MLA decoding at DeepSeek's
+    dims with its two-stage pipeline on Hopper (it spilled up to 712 bytes once)."""
+    if case == "gqa_decode_d128":
+        f = load_attention("flash_decoding/example_gqa_decode.py").flashdecoding(1, 32, 4, 300, 128, num_split=2)
+    else:
+        f = load_attention("deepseek_mla/example_mla_decode.py").mla_decode(1, 64, 128, 512, 64, num_split=2)
+    usage = tilewise.compile(f, target=f"cuda -arch={arch}", execution_backend="emulator").resource_usage()
+    assert usage["spill_bytes"] == 0, usage

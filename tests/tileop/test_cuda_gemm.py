@@ -15,6 +15,7 @@ import pytest
 import tilewise
 import tilewise.language as T
 from tilewise.backend.cuda.inspect import instruction_mix, steady_state_loop
+from tilewise.layout.mma import choose_warp_grid
 
 NP = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float32": np.float32, "float64": np.float64,
       "int8": np.int8, "uint8": np.uint8}
@@ -323,3 +324,63 @@ def test_gemm_into_part_of_a_fragment_is_refused(emu):
     with pytest.raises(tilewise.CompileError, match="T.gemm: on the CUDA target a fragment operand must be the whole "
                                                     "fragment C_l"):
         emu(sub_tile_gemm(partial_c=True))
+
+
+# ------------------------------------------------------- register A operand from an accumulator
+
+
+@functools.cache
+def chained_gemm(M=64, N=64, K=32, threads=128, policy="Square"):
+    """S = A @ B (shared operands), P = fp16(S), O = P @ D with P in registers (as FlashAttention's
+    second gemm): the register operand is replicated over the warps sharing its rows, the
+    accumulator S is split over them, so the copy S -> P exchanges values between warps."""
+    pol = getattr(T.GemmWarpPolicy, policy)
+
+    @T.prim_func
+    def chained(A: T.Tensor((M, K), "float16"), B: T.Tensor((K, N), "float16"), D: T.Tensor((N, N), "float16"),
+                C: T.Tensor((M, N), "float32")):
+        with T.Kernel(1, threads=threads) as _:
+            A_s = T.alloc_shared((M, K), "float16")
+            B_s = T.alloc_shared((K, N), "float16")
+            D_s = T.alloc_shared((N, N), "float16")
+            S = T.alloc_fragment((M, N), "float32")
+            P = T.alloc_fragment((M, N), "float16")
+            O = T.alloc_fragment((M, N), "float32")
+            T.copy(A, A_s)
+            T.copy(B, B_s)
+            T.copy(D, D_s)
+            T.clear(S)
+            T.clear(O)
+            T.gemm(A_s, B_s, S, policy=pol)
+            T.copy(S, P)
+            T.gemm(P, D_s, O, policy=pol)
+            T.copy(O, C)
+
+    return chained
+
+
+@pytest.mark.parametrize("arch, M, N, threads, policy, grid", [
+    ("sm_80", 64, 64, 128, "Square", "2 x 2"),
+    ("sm_80", 64, 64, 128, "FullCol", "1 x 4"),
+    ("sm_80", 64, 64, 128, "FullRow", "4 x 1"),
+    ("sm_90a", 64, 128, 256, "FullCol", "1 x 2"),  # warpgroups
+    ("sm_90a", 128, 128, 512, "Square", "2 x 2"),
+])
+def test_register_operand_gemm_with_any_warp_grid(arch, M, N, threads, policy, grid, rng):
+    f = chained_gemm(M, N, 32, threads, policy)
+    k = tilewise.compile(f, out_idx=[-1], target=f"cuda -arch={arch}", execution_backend="emulator")
+    notes = "\n".join(k.lowering_notes())
+    if arch == "sm_90a":
+        assert f"({grid}), A from registers" in notes, notes
+    else:
+        g = choose_warp_grid(M, N, threads // 32, policy)
+        assert f"{g.warp_m} x {g.warp_n}" == grid
+    # a grid of one warp (group) column keeps S's rows where P needs them: registers only
+    assert ("exchanged through shared memory" in notes) == (not grid.endswith(" 1")), notes
+    a = rng.standard_normal((M, 32)).astype(np.float16)
+    b = rng.standard_normal((32, N)).astype(np.float16)
+    d = rng.standard_normal((N, N)).astype(np.float16)
+    p = (a.astype(np.float32) @ b.astype(np.float32)).astype(np.float16).astype(np.float64)
+    ref = p @ d.astype(np.float64)
+    np.testing.assert_allclose(k(a, b, d), ref, rtol=1e-3, atol=1e-3 * np.abs(ref).max())
+    assert k.resource_usage()["spill_bytes"] == 0

@@ -4,11 +4,12 @@ Elements outside a global tensor read as zero and are not written."""
 from __future__ import annotations
 
 from ..errors import CompileError, InternalError, warn_once
-from ..ir.buffer import BufferRegion
+from ..ir import dtype as _dt
+from ..ir.buffer import Buffer, BufferRegion
 from ..ir.builder import emit, require_kernel
-from ..ir.expr import BufferLoad, Const, as_expr, cast, const_value
+from ..ir.expr import BufferLoad, Call, Const, as_expr, cast, const_value
 from ..ir.simplify import simplify
-from ..ir.stmt import BufferStore, Stmt
+from ..ir.stmt import Allocate, BufferStore, Evaluate, Stmt, seq
 from ..layout.swizzle import swizzled_or_none
 from ..layout.tv import default_fragment
 from . import cuda_common as cc
@@ -86,7 +87,11 @@ class Copy(TileOp):
                     return  # stays row-major for its views: copied by threads (lower_sm90 sees no layout)
                 li.set_shared(tile, plan.shared_layout(tile.shape))
             return
-        if s.is_fragment and d.is_fragment:
+        if s.is_fragment and d.is_fragment and level >= InferLevel.COMMON:
+            # propagated only after every strict requirement is in: an operator that needs the
+            # destination in its own layout (a register A operand of T.gemm replicated over the
+            # warps sharing its rows, while the source is an accumulator split over them) takes
+            # it, and the copy then exchanges the values through shared memory
             ls, ld = li.layout_of(s), li.layout_of(d)
             if ls is not None and ld is None:
                 lay = _seen_by(ls, self.src, self.dst)
@@ -127,6 +132,8 @@ class Copy(TileOp):
                 f"T.copy between fragments {src.buffer.name} and {dst.buffer.name}: on the CUDA target the source "
                 f"region is {what}; copy through a shared buffer or use a T.Parallel loop", self.span)
         if not seen.same_as(ld):
+            if _whole(src) and _whole(dst) and tuple(src.buffer.shape) == tuple(dst.buffer.shape):
+                return self._through_shared(ctx)
             raise CompileError(
                 f"T.copy between fragments {src.buffer.name} and {dst.buffer.name} with different layouts "
                 f"({ls} and {ld}); copy through a shared buffer", self.span)
@@ -142,6 +149,29 @@ class Copy(TileOp):
             return BufferStore(ldb, [v], cast(BufferLoad(lsb, [reg]), ldb.dtype))
 
         return cc.fragment_loop(ctx, dst.buffer, body, writes_memory=False)
+
+    def _through_shared(self, ctx) -> Stmt:
+        """Whole fragments of one shape whose layouts put elements in different threads (an
+        accumulator split over a warp grid copied into a register gemm operand replicated over
+        it): every thread stores the source elements it holds into a scratch tile, and loads the
+        destination elements it holds from it. Barriers before (the scratch may share memory
+        with tiles other warps still read) and after (the next write must wait for the reads)."""
+        src, dst = self.src.buffer, self.dst.buffer
+        ctx.note(self, f"T.copy {src.name} -> {dst.name}: the fragments' layouts differ across threads; "
+                       "exchanged through shared memory")
+        scratch = Buffer(f"{dst.name}_xchg", dst.shape, dst.dtype, "shared.dyn")
+        scratch.self_synced = True  # barriers before and after its use: shared memory planning may share it
+        lsb, ldb = ctx.local_buffer(src), ctx.local_buffer(dst)
+        write = cc.fragment_loop(ctx, src, lambda v, coords: BufferStore(scratch, coords, cast(BufferLoad(lsb, [v]),
+                                                                                               dst.dtype)),
+                                 writes_memory=True)
+        read = cc.fragment_loop(ctx, dst, lambda v, coords: BufferStore(ldb, [v], BufferLoad(scratch, coords)),
+                                writes_memory=False)
+
+        def sync():
+            return Evaluate(Call("syncthreads", [], _dt.handle))
+
+        return seq([Allocate(scratch), sync(), write, sync(), read, sync()])
 
     def _tma_plan(self, machine, pass_configs):
         """The copy-engine plan, or the reason there is none. Copies a pipeline issues as
@@ -215,6 +245,11 @@ class Copy(TileOp):
             return BufferStore(loc, [v], cast(guarded_load(other, idx, ctx.ranges), loc.dtype))
 
         return cc.fragment_loop(ctx, frag.buffer, body, writes_memory=fs, region=frag)
+
+
+def _whole(r: BufferRegion) -> bool:
+    return all(isinstance(st, Const) and st.value == 0 and ext == dim
+               for (st, ext), dim in zip(r.region, r.buffer.shape))
 
 
 def _kept_dims(r: BufferRegion) -> list[int] | None:

@@ -54,6 +54,12 @@ def mma_shape_for(a: _dt.DataType, b: _dt.DataType) -> MmaShape:
     )
 
 
+# registers per thread the fragments and two k steps of gemm operands may take before the k loop
+# stays rolled (255 less about 11 for addresses, indices and loop counters; FlashAttention d128 with
+# 128 x 128 tiles over 256 threads estimates 242 and does not spill unrolled, MLA P @ V 248 does)
+REGISTER_BUDGET = 244
+
+
 def warp_grid_for(op, threads: int):
     M, N, _ = op.mnk
     if threads % 32:
@@ -245,8 +251,31 @@ class MmaEmitter:
             "shape": self.shape.name, "a_dtype": op.A.buffer.dtype.name, "b_dtype": op.B.buffer.dtype.name,
             "c_dtype": op.C.buffer.dtype.name}))
         body.append(For(mi, 0, self.tiles_m, "unroll", For(ni, 0, self.tiles_n, "unroll", mma)))
-        stmts.append(For(ki, 0, tiles_k, "unroll", seq(body)))
+        if a_frag or b_frag or not self._k_loop_spills(tiles_k):
+            stmts.append(For(ki, 0, tiles_k, "unroll", seq(body)))
+        else:
+            stmts.append(For(ki, 0, tiles_k, "serial", seq(body), annotations={"unroll": 1}))
         return seq(stmts)
+
+    def _k_loop_spills(self, tiles_k: int) -> bool:
+        """Whether unrolling the k steps would spill. Unrolled, ptxas loads the operands of the
+        next k step while the current one multiplies: two steps of operand registers live on
+        top of every fragment of the kernel (accumulators, row statistics). When that passes
+        REGISTER_BUDGET (255 minus what addresses and indices take) the k loop stays rolled: one
+        step's operands at a time, a few loop instructions per k step instead of spilled registers
+        (MLA decoding's P @ V on sm_80: 128 accumulator and 40 statistics registers per thread).
+        Register operands are indexed by the k step, so their loop is always unrolled."""
+        if tiles_k < 2:
+            return False
+        fragments = sum(-(-lay.num_values * buf.dtype.bits // 32)
+                        for buf, lay in self.ctx.layouts.fragments.items())
+        operands = self.tiles_m * self.shape.a_regs + self.tiles_n * self.shape.b_regs
+        need = fragments + 2 * operands
+        if need <= REGISTER_BUDGET:
+            return False
+        self.ctx.note(self.op, f"T.gemm {self.M}x{self.N}x{self.K}: k loop not unrolled (about {need} registers per "
+                               f"thread unrolled: {fragments} in fragments, {operands} per k step of operands)")
+        return True
 
 
 class SimtEmitter(MmaEmitter):
