@@ -62,7 +62,14 @@ from .alloc import (
     symbolic,
     view,
 )
-from .annotate import annotate_layout, annotate_safe_value, disable_warp_group_reg_alloc, use_swizzle
+from .annotate import (
+    annotate_l2_hit_ratio,
+    annotate_layout,
+    annotate_min_blocks_per_sm,
+    annotate_safe_value,
+    disable_warp_group_reg_alloc,
+    use_swizzle,
+)
 from .any_all import all_of, any_of
 from .control import (
     Else,
@@ -226,6 +233,10 @@ Buffer = Tensor
 ptr = _as_dtype("handle")  # a raw pointer parameter, for T.make_tensor
 float = float32
 int = int32
+short = int16  # TileLang's C-style names
+long = int64
+uint = uint32
+ulong = uint64
 half = float16
 double = float64
 e4m3_float8 = float8_e4m3
