@@ -119,3 +119,27 @@ def test_l2_hit_ratio_needs_a_global_tensor_and_a_ratio():
         def bad_ratio(A: T.Tensor((32,), "float32")):
             with T.Kernel(1, threads=32):
                 T.annotate_l2_hit_ratio({A: 1.5})
+
+
+@T.prim_func
+def lower_case_parallel(A: T.Tensor((64,), "float32"), B: T.Tensor((64,), "float32")):
+    with T.Kernel(1, threads=32):
+        for i in T.parallel(64):  # TIR's name, re-exported by TileLang: the same loop as T.Parallel
+            B[i] = A[i] * 2.0
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_lower_case_parallel(target):
+    a = np.arange(64, dtype=np.float32)
+    b = np.zeros(64, np.float32)
+    _compile(lower_case_parallel, target)(a, b)
+    np.testing.assert_array_equal(b, a * 2.0)
+
+
+def test_lower_case_parallel_must_start_at_zero():
+    with pytest.raises(CompileError, match="must start at 0"):
+        @T.prim_func
+        def offset(A: T.Tensor((64,), "float32")):
+            with T.Kernel(1, threads=32):
+                for i in T.parallel(4, 64):
+                    A[i] = 0.0

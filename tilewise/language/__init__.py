@@ -137,6 +137,7 @@ from .loops import (
     get_thread_binding,
     get_thread_bindings,
     grid,
+    parallel,
     serial,
     thread_extent,
     unroll,
