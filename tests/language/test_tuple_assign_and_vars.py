@@ -143,3 +143,26 @@ def test_lower_case_parallel_must_start_at_zero():
             with T.Kernel(1, threads=32):
                 for i in T.parallel(4, 64):
                     A[i] = 0.0
+
+
+@T.prim_func
+def ldg_add(x: T.Tensor((32,), "float32"), y: T.Tensor((32,), "float32")):
+    with T.Kernel(32, threads=32) as pid:
+        y[pid] = T.__ldg(x[pid]) + 1.0
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_ldg_is_the_element(target):
+    x = np.arange(32, dtype=np.float32)
+    y = np.zeros(32, np.float32)
+    _compile(ldg_add, target)(x, y)
+    np.testing.assert_array_equal(y, x + 1.0)
+
+
+def test_ldg_needs_a_global_element():
+    with pytest.raises(CompileError, match="T.__ldg takes one element of a global tensor"):
+        @T.prim_func
+        def shared_ldg(x: T.Tensor((32,), "float32")):
+            with T.Kernel(1, threads=32):
+                S = T.alloc_shared((32,), "float32")
+                x[0] = T.__ldg(S[0])

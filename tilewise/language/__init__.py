@@ -229,6 +229,7 @@ from .tir_math import fast_log2 as __log2
 from .tir_math import fast_log10 as __log10
 from .tir_math import fast_sin as __sin
 from .tir_math import fast_tan as __tan
+from .tir_math import ldg as __ldg
 
 Buffer = Tensor
 ptr = _as_dtype("handle")  # a raw pointer parameter, for T.make_tensor
