@@ -166,3 +166,9 @@ def test_ldg_needs_a_global_element():
             with T.Kernel(1, threads=32):
                 S = T.alloc_shared((32,), "float32")
                 x[0] = T.__ldg(S[0])
+
+
+def test_t_dtype_builds_from_a_name():
+    assert T.dtype("float16") == T.float16
+    assert T.dtype("bfloat16").as_torch() is __import__("torch").bfloat16
+    assert isinstance(T.float32, T.dtype) and not isinstance("float32", T.dtype)
