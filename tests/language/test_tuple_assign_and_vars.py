@@ -172,3 +172,32 @@ def test_t_dtype_builds_from_a_name():
     assert T.dtype("float16") == T.float16
     assert T.dtype("bfloat16").as_torch() is __import__("torch").bfloat16
     assert isinstance(T.float32, T.dtype) and not isinstance("float32", T.dtype)
+
+
+@T.prim_func
+def shifted_with_padding(A: T.Tensor((64, 8), "float32"), B: T.Tensor((64, 8), "float32")):
+    with T.Kernel(2, threads=32) as bx:
+        S = T.alloc_shared((32, 8), "float32")
+        T.annotate_padding({S: 7.0})
+        for i, j in T.Parallel(32, 8):
+            S[i, j] = A[bx * 32 + i - 3, j]  # rows -3..-1 are outside A: they read the padding
+        for i, j in T.Parallel(32, 8):
+            B[bx * 32 + i, j] = S[i, j] + A[bx * 32 + i + 70, j]  # not a store into S: reads 0
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_annotate_padding_fills_out_of_bounds_reads_of_stores_into_the_buffer(target):
+    a = np.arange(64 * 8, dtype=np.float32).reshape(64, 8)
+    b = np.zeros_like(a)
+    _compile(shifted_with_padding, target)(a, b)
+    ref = np.full_like(a, 7.0)
+    ref[3:] = a[:-3]
+    np.testing.assert_array_equal(b, ref)
+
+
+def test_annotate_padding_needs_an_on_chip_buffer():
+    with pytest.raises(CompileError, match="keys must be shared or local buffers"):
+        @T.prim_func
+        def bad(A: T.Tensor((32,), "float32")):
+            with T.Kernel(1, threads=32):
+                T.annotate_padding({A: 1.0})

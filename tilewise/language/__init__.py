@@ -66,6 +66,7 @@ from .annotate import (
     annotate_l2_hit_ratio,
     annotate_layout,
     annotate_min_blocks_per_sm,
+    annotate_padding,
     annotate_safe_value,
     disable_warp_group_reg_alloc,
     use_swizzle,

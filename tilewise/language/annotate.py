@@ -77,6 +77,25 @@ def annotate_safe_value(value_map: dict) -> None:
     emit(Annotation("safe_value", tuple(pairs)))
 
 
+def annotate_padding(padding_map: dict) -> None:
+    """`T.annotate_padding({A_shared: v})` (TileLang 0.1.6): element stores into A_shared written in
+    the kernel read v instead of 0 for global-tensor elements outside their tensor's bounds (the
+    per-destination form of T.annotate_safe_value; tile operators such as T.copy keep 0)."""
+    require_kernel("T.annotate_padding")
+    if not isinstance(padding_map, dict):
+        raise CompileError("T.annotate_padding takes a dict {buffer: padding value}")
+    pairs = []
+    for buf, v in padding_map.items():
+        if not isinstance(buf, Buffer) or buf.is_global:
+            what = buf.name if isinstance(buf, Buffer) else type(buf).__name__
+            raise CompileError(f"T.annotate_padding: keys must be shared or local buffers, got {what}")
+        e = as_expr(v, buf.dtype)
+        if not isinstance(e, Const):
+            raise CompileError(f"T.annotate_padding: the value for {buf.name} must be a constant, got {v!r}")
+        pairs.append((buf, Const(e.value, buf.dtype)))
+    emit(Annotation("padding", tuple(pairs)))
+
+
 def disable_warp_group_reg_alloc() -> None:
     """No register reallocation between the warpgroups of this kernel when it is warp-specialised
     (no setmaxnreg: producer and consumers keep the registers they were launched with)."""
