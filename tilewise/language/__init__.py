@@ -1,7 +1,6 @@
 """The T namespace kernels are written in: `import tilewise.language as T`."""
 # ruff: noqa: F401, A001, A004
 from ..ir.buffer import Buffer as _BufferClass
-from ..ir.dtype import DataType as dtype
 from ..ir.dtype import as_dtype as _as_dtype
 from ..ir.dtype import (
     bfloat16,
@@ -49,6 +48,7 @@ from ..tileop.reduce import (
 from ..tileop.reducer import alloc_reducer, finalize_reducer, reducer_init, reducer_update
 from ..tileop.thread_allreduce import comm_reducer, tvm_thread_allreduce
 from ..tileop.transpose import transpose
+from ..tvm import DataType as dtype  # T.dtype("float16") builds one; isinstance(x, T.dtype) holds for every dtype
 from .alloc import (
     FragmentBuffer,
     LocalBuffer,
@@ -66,7 +66,15 @@ from .alloc import (
     symbolic,
     view,
 )
-from .annotate import annotate_layout, annotate_safe_value, disable_warp_group_reg_alloc, use_swizzle
+from .annotate import (
+    annotate_l2_hit_ratio,
+    annotate_layout,
+    annotate_min_blocks_per_sm,
+    annotate_padding,
+    annotate_safe_value,
+    disable_warp_group_reg_alloc,
+    use_swizzle,
+)
 from .any_all import all_of, any_of
 from .control import (
     Else,
@@ -132,6 +140,7 @@ from .loops import (
     get_thread_binding,
     get_thread_bindings,
     grid,
+    parallel,
     serial,
     thread_extent,
     unroll,
@@ -223,6 +232,7 @@ from .tir_math import fast_log2 as __log2
 from .tir_math import fast_log10 as __log10
 from .tir_math import fast_sin as __sin
 from .tir_math import fast_tan as __tan
+from .tir_math import ldg as __ldg
 from .tma_descriptor import create_tma_descriptor, tma_load, tma_store
 from .warp import (  # the expert tier: warp shuffles and reductions (language/warp.py)
     shfl_down,
@@ -245,6 +255,10 @@ Buffer = Tensor
 ptr = _as_dtype("handle")  # a raw pointer parameter, for T.make_tensor
 float = float32
 int = int32
+short = int16  # TileLang's C-style names
+long = int64
+uint = uint32
+ulong = uint64
 half = float16
 double = float64
 e4m3_float8 = float8_e4m3

@@ -171,8 +171,23 @@ def alloc_local(shape, dtype, scope: str = "local") -> Buffer:
     return _alloc(shape, dtype, "local", "T.alloc_local")
 
 
-def alloc_var(dtype, init=None, scope: str = "local.var") -> Buffer:
-    return _alloc((1,), dtype, "local.var", "T.alloc_var", init=init)
+def alloc_var(dtype, *args, scope: str = "local.var", init=None) -> Buffer:
+    """A scalar register, TileLang's argument forms: `(dtype)`, `(dtype, init)`, `(dtype, scope)`,
+    `(dtype, init, scope)`, `init=` / `scope=` keywords. Without an initialiser it starts at zero,
+    as TileLang's code generator declares it."""
+    if len(args) > 2:
+        raise CompileError(f"T.alloc_var takes at most 3 positional arguments, got {len(args) + 1}")
+    if len(args) == 1 and isinstance(args[0], str):
+        scope = args[0]
+    elif args:
+        if init is not None:
+            raise CompileError("T.alloc_var: the initialiser is given twice")
+        init = args[0]
+        if len(args) == 2:
+            scope = args[1]
+    if not isinstance(scope, str):
+        raise CompileError(f"T.alloc_var: scope must be a string, got {scope!r}")
+    return _alloc((1,), dtype, "local.var", "T.alloc_var", init=0 if init is None else init)
 
 
 def alloc_buffer(shape, dtype, scope: str = "shared.dyn") -> Buffer:

@@ -79,8 +79,61 @@ def annotate_safe_value(value_map: dict) -> None:
     emit(Annotation("safe_value", tuple(pairs)))
 
 
+def annotate_padding(padding_map: dict) -> None:
+    """`T.annotate_padding({A_shared: v})` (TileLang 0.1.6): element stores into A_shared written in
+    the kernel read v instead of 0 for global-tensor elements outside their tensor's bounds (the
+    per-destination form of T.annotate_safe_value; tile operators such as T.copy keep 0)."""
+    require_kernel("T.annotate_padding")
+    if not isinstance(padding_map, dict):
+        raise CompileError("T.annotate_padding takes a dict {buffer: padding value}")
+    pairs = []
+    for buf, v in padding_map.items():
+        if not isinstance(buf, Buffer) or buf.is_global:
+            what = buf.name if isinstance(buf, Buffer) else type(buf).__name__
+            raise CompileError(f"T.annotate_padding: keys must be shared or local buffers, got {what}")
+        e = as_expr(v, buf.dtype)
+        if not isinstance(e, Const):
+            raise CompileError(f"T.annotate_padding: the value for {buf.name} must be a constant, got {v!r}")
+        pairs.append((buf, Const(e.value, buf.dtype)))
+    emit(Annotation("padding", tuple(pairs)))
+
+
 def disable_warp_group_reg_alloc() -> None:
     """No register reallocation between the warpgroups of this kernel when it is warp-specialised
     (no setmaxnreg: producer and consumers keep the registers they were launched with)."""
     require_kernel("T.disable_warp_group_reg_alloc")
     emit(Annotation("disable_warp_group_reg_alloc", True))
+
+
+def annotate_l2_hit_ratio(l2_hit_ratio_map: dict) -> None:
+    """`T.annotate_l2_hit_ratio({B: 0.8})`: TileLang asks the CUDA driver to keep that fraction of
+    global tensor B persistent in L2 (a stream access-policy window). It is a cache hint that
+    changes no result; tilewise sets no access-policy window, so it checks the arguments and
+    warns once that the hint has no effect."""
+    from ..jit.compile_flags import warn_once
+
+    require_kernel("T.annotate_l2_hit_ratio")
+    if not isinstance(l2_hit_ratio_map, dict):
+        raise CompileError("T.annotate_l2_hit_ratio takes a dict {global tensor: hit ratio}")
+    for buf, ratio in l2_hit_ratio_map.items():
+        if not isinstance(buf, Buffer) or not buf.is_global:
+            what = buf.name if isinstance(buf, Buffer) else type(buf).__name__
+            raise CompileError(f"T.annotate_l2_hit_ratio: persistent L2 applies to global tensors only, got {what}")
+        if not isinstance(ratio, (int, float)) or not 0.0 <= float(ratio) <= 1.0:
+            raise CompileError(f"T.annotate_l2_hit_ratio: the hit ratio of {buf.name} must be a number in [0, 1], "
+                               f"got {ratio!r}")
+    warn_once("annotate_l2_hit_ratio", "T.annotate_l2_hit_ratio has no effect: tilewise sets no L2 access-policy "
+              "window (a cache hint; results are unchanged)")
+
+
+def annotate_min_blocks_per_sm(n: int) -> None:
+    """`T.annotate_min_blocks_per_sm(n)`: TileLang passes n as the second `__launch_bounds__`
+    argument (an occupancy hint to the register allocator). tilewise checks it and warns once
+    that it has no effect."""
+    from ..jit.compile_flags import warn_once
+
+    require_kernel("T.annotate_min_blocks_per_sm")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise CompileError(f"T.annotate_min_blocks_per_sm: n must be a positive int, got {n!r}")
+    warn_once("annotate_min_blocks_per_sm", "T.annotate_min_blocks_per_sm has no effect: tilewise emits "
+              "__launch_bounds__ with the thread count only (an occupancy hint; results are unchanged)")

@@ -127,6 +127,18 @@ def Parallel(*extents, coalesced_width=None, loop_layout=None, annotations=None)
     return LoopSpec("parallel", [(0, e) for e in extents], ann)
 
 
+def parallel(*args, annotations=None) -> LoopSpec:
+    """TIR's lower-case `T.parallel(stop)` / `T.parallel(0, stop)`, which TileLang re-exports: a
+    loop of kind parallel, the same loop `T.Parallel(stop)` builds."""
+    if annotations:
+        raise CompileError(f"T.parallel: loop annotations are not supported, got {sorted(annotations)}")
+    start, ext = _range_args("T.parallel", args)
+    if not (isinstance(start, int) and start == 0):
+        raise CompileError(f"T.parallel: the loop must start at 0, got {start!r}; write T.Parallel(extent) "
+                           "and offset the index")
+    return Parallel(ext)
+
+
 def range_extent(start, stop, step):
     """The trip count of range(start, stop, step); a device bound needs a positive constant step."""
     if all(isinstance(x, int) and not isinstance(x, bool) for x in (start, stop, step)):

@@ -564,6 +564,8 @@ class Parser:
             vals = list(value)
             if len(vals) != len(target.elts):
                 raise self.error(node, f"cannot unpack {len(vals)} values into {len(target.elts)} names")
+            if len(vals) > 1:  # Python reads every right-hand value before the first store (`a, b = b, a`)
+                vals = [self.snapshot(v) for v in vals]
             for t, v in zip(target.elts, vals):
                 self.assign(t, v, node)
         elif isinstance(target, ast.Subscript):
@@ -572,6 +574,16 @@ class Parser:
             self.store(buf, idx, value, node)
         else:
             raise self.error(node, f"cannot assign to {type(target).__name__}")
+
+    def snapshot(self, value):
+        """`value` with any memory it reads taken now, into a let-bound variable."""
+        if isinstance(value, _eager.Ref):
+            value = value.load()
+        if isinstance(value, Expr) and (collect_loads(value) or _has_call(value)):
+            v = Var(self.unique("tuple_value"), value.dtype)
+            self.emit(LetStmt(v, value))
+            return v
+        return value
 
     def assign_name(self, name, value, node):
         try:

@@ -7,7 +7,8 @@ the T namespace lacked, and TileLang's fast-math intrinsics:
   `T.ldexp(x, e)` = x * 2**e;
 - integer bit counts `T.popcount(x)` (x's type) and `T.clz(x)` (int32), counted in x's own
   width: clz(0) is the width, as CUDA's __clz;
-- `T.bitwise_not`, `T.likely(cond)` (a hint: the condition itself), `T.fabs` (= T.abs),
+- `T.bitwise_not`, `T.likely(cond)` (a hint: the condition itself), `T.__ldg(A[i])` (a cache
+  hint: the element itself), `T.fabs` (= T.abs),
   `T.asinh`, `T.acosh`, `T.atanh`;
 - `T.__exp`, `T.__exp10`, `T.__log`, `T.__log2`, `T.__log10`, `T.__sin`, `T.__cos`, `T.__tan`:
   CUDA's approximate `__expf` family for float32 and the low-precision types (computed in float),
@@ -160,6 +161,17 @@ def bitwise_not(x):
 def likely(cond):
     """T.likely(cond): a branch hint; the value is cond."""
     return _v(cond)
+
+
+def ldg(value):
+    """T.__ldg(A[i]): CUDA's read-only-cache load of global tensor element A[i]. A cache hint: the
+    value is A[i] (tilewise's CUDA kernels leave the choice of load to the compiler)."""
+    from ..ir.expr import BufferLoad
+
+    value = _v(value)
+    if not isinstance(value, BufferLoad) or not value.buffer.is_global:
+        raise CompileError(f"T.__ldg takes one element of a global tensor (T.__ldg(A[i])), got {value!r}")
+    return value
 
 
 def assume(cond=None):

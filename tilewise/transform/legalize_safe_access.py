@@ -4,7 +4,8 @@ Indices that are provably negative first count from the end of their dimension (
 LegalizeNegativeIndex; this part runs whatever the pass config says). An element load `A[i, j]`
 written in the kernel whose indices the compiler cannot prove inside
 A's shape reads the tensor's safe value instead (0, or what T.annotate_safe_value set) when it
-is outside; such a store is skipped. Accesses proven in range are left alone, so aligned kernels
+is outside (in a store into a buffer given T.annotate_padding, that buffer's padding value);
+such a store is skipped. Accesses proven in range are left alone, so aligned kernels
 pay nothing. Tile operators guard their own regions and are not touched. The pass runs first,
 while loop extents and block indices still have their source-level ranges.
 `pass_configs={"tl.disable_safe_memory_legalize": True}` turns it off."""
@@ -29,7 +30,7 @@ def legalize_safe_access(func: PrimFunc, pass_configs: dict | None = None) -> Pr
         return func
     finder = _SafeValues()
     finder.visit(func.body)
-    body = _Guard(finder.values).visit(func.body)
+    body = _Guard(finder.values, finder.padding).visit(func.body)
     if body is func.body:
         return func
     return func.with_body(body)
@@ -68,16 +69,21 @@ class _FromEnd(RangeMutator):
 class _SafeValues(Visitor):
     def __init__(self):
         self.values: dict[Buffer, Const] = {}
+        self.padding: dict[Buffer, Const] = {}  # T.annotate_padding: keyed by the buffer stored into
 
     def visit_Annotation(self, a: Annotation):
         if a.kind == "safe_value":
             self.values.update(dict(a.payload))
+        elif a.kind == "padding":
+            self.padding.update(dict(a.payload))
 
 
 class _Guard(RangeMutator):
-    def __init__(self, safe_values: dict):
+    def __init__(self, safe_values: dict, padding: dict | None = None):
         super().__init__()
         self.safe_values = safe_values
+        self.padding = padding or {}
+        self.pad: Const | None = None  # the padding of the buffer the current store writes
 
     def visit(self, node):
         if isinstance(node, TileOp):
@@ -115,13 +121,20 @@ class _Guard(RangeMutator):
         cond = self.in_bounds(e.buffer, e.indices)
         if cond is None:
             return e
-        safe = self.safe_values.get(e.buffer.root, self.safe_values.get(e.buffer))
+        safe = self.pad if self.pad is not None else \
+            self.safe_values.get(e.buffer.root, self.safe_values.get(e.buffer))
+        if safe is not None and safe.dtype != e.dtype:
+            safe = Const(safe.value, e.dtype)
         if safe is None:
             safe = Const(False if e.dtype.is_bool else 0, e.dtype)
         return Select(cond, e, safe)
 
     def visit_BufferStore(self, s: BufferStore):
-        s = self.generic_visit(s)
+        outer, self.pad = self.pad, self.padding.get(s.buffer, self.pad)
+        try:
+            s = self.generic_visit(s)
+        finally:
+            self.pad = outer
         if not s.buffer.is_global:
             return s
         cond = self.in_bounds(s.buffer, s.indices)

@@ -32,6 +32,30 @@ class TVMError(RuntimeError):
     pass
 
 
+# TileLang 0.1.x read its source post-processing hooks from TVM's global function registry
+# under these names; registering one of them registers the callback (engine/callback.py).
+_CALLBACK_NAMES = {
+    "tilelang_callback_cuda_postproc": "cuda",
+    "tilelang_callback_hip_postproc": "hip",
+    "tilelang_callback_c_postproc": "c",
+}
+
+
+def register_func(func_name, f=None, override: bool = False):
+    """`@tvm.register_func("tilelang_callback_cuda_postproc", override=True)`: the 0.1.x way to
+    register a source post-processing callback. Other names are TVM's FFI registry, which is not
+    here: an error naming the function."""
+    from ..engine import callback
+
+    if callable(func_name) and f is None:
+        func_name, f = func_name.__name__, func_name
+    kind = _CALLBACK_NAMES.get(func_name)
+    if kind is None:
+        raise NotImplementedError(f"tvm.register_func({func_name!r}): tilewise has no TVM global function registry; "
+                                  f"only the source callbacks {', '.join(sorted(_CALLBACK_NAMES))} are accepted")
+    return callback._register(kind, f, override)
+
+
 def _register() -> None:
     if "tvm" in sys.modules:
         return

@@ -1,17 +1,28 @@
-"""TileLang's tilelang.utils.target availability checks, as TileLang's tests use them to pick a
-device: CUDA when a GPU is present; HIP and Metal never (tilewise has no such targets)."""
+"""TileLang's `tilelang.utils.target` helpers that programs and tests call to pick a platform."""
 from __future__ import annotations
 
 from ..backend.cuda.device import gpu_present
 
 
 def check_cuda_availability() -> bool:
+    """Whether a CUDA GPU is present to run compiled kernels on."""
     return gpu_present()
 
 
 def check_hip_availability() -> bool:
+    """Always False: tilewise has no ROCm/HIP target."""
     return False
 
 
 def check_metal_availability() -> bool:
+    """Always False: tilewise has no Metal target."""
     return False
+
+
+def determine_target(target="auto", return_object: bool = False):
+    """The target `target` ("auto": CUDA when a GPU is present, else the CPU) resolves to, as its
+    string (or tilewise's Target with return_object=True)."""
+    from ..jit.target import parse_target
+
+    t = parse_target(target)
+    return t if return_object else str(t)
