@@ -114,6 +114,19 @@ class DataType(str):
         return self.torch
 
 
+class _DataTypeMeta(type):
+    def __instancecheck__(cls, obj) -> bool:
+        return isinstance(obj, DataType)
+
+
+class DataTypeFactory(metaclass=_DataTypeMeta):
+    """TVM's `DataType("float16")` and TileLang's `T.dtype("float16")`: tilewise's dtype object
+    (`.bits`, `.lanes`, `str()`); `isinstance(x, DataTypeFactory)` holds for every dtype."""
+
+    def __new__(cls, dtype):
+        return as_dtype(dtype)
+
+
 class ScalarAnnotation:
     """A scalar parameter annotation, e.g. `x: T.int32` or `x: T.float32()` on a macro."""
 

@@ -1,6 +1,7 @@
 """The T namespace kernels are written in: `import tilewise.language as T`."""
 # ruff: noqa: F401, A001, A004
 from ..ir.buffer import Buffer as _BufferClass
+from ..ir.dtype import DataTypeFactory as dtype  # T.dtype("float16"); isinstance(x, T.dtype) for every dtype
 from ..ir.dtype import as_dtype as _as_dtype
 from ..ir.dtype import (
     bfloat16,
@@ -48,7 +49,6 @@ from ..tileop.reduce import (
 from ..tileop.reducer import alloc_reducer, finalize_reducer, reducer_init, reducer_update
 from ..tileop.thread_allreduce import comm_reducer, tvm_thread_allreduce
 from ..tileop.transpose import transpose
-from ..tvm import DataType as dtype  # T.dtype("float16") builds one; isinstance(x, T.dtype) holds for every dtype
 from .alloc import (
     FragmentBuffer,
     LocalBuffer,

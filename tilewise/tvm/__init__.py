@@ -11,21 +11,8 @@ from __future__ import annotations
 import importlib.util
 import sys
 
-from ..ir.dtype import DataType as _DataType
-from ..ir.dtype import as_dtype
+from ..ir.dtype import DataTypeFactory as DataType  # noqa: F401 - TVM's DataType("float16")
 from . import target, te, testing, tir  # noqa: F401 - tvm.target, tvm.te, tvm.testing, tvm.tir
-
-
-class _DataTypeMeta(type):
-    def __instancecheck__(cls, obj) -> bool:
-        return isinstance(obj, _DataType)
-
-
-class DataType(metaclass=_DataTypeMeta):
-    """TVM's DataType("float16"): tilewise's dtype object (`.bits`, `.lanes`, `str()`)."""
-
-    def __new__(cls, dtype):
-        return as_dtype(dtype)
 
 
 class TVMError(RuntimeError):
