@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Mutation evidence for the PTX interpreter: seeded single-line bugs in the CUDA renderer and in
-tw_cuda.h must be caught by the differential check (the PTX that NVRTC compiles, executed by
+tw_cuda.h (and, as a second list, in the lowering and layout code) must be caught by the differential check (the PTX that NVRTC compiles, executed by
 tilewise.ptx, against numpy and against the thread-IR emulator, which never sees the renderer or
 the header and so stays right).
 
@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEADER = "tilewise/backend/cuda/include/tw_cuda.h"
 RENDERER = "tilewise/backend/cuda/renderer.py"
+LAYOUT_TV = "tilewise/layout/tv.py"
+REDUCE = "tilewise/tileop/reduce.py"
 
 
 @dataclass(frozen=True)
@@ -70,17 +72,21 @@ MUTATIONS = [
     Mutation("ldmatrix-trans-flag", RENDERER, 'trans = "true" if e.attrs.get("trans", False) else "false"',
              'trans = "false" if e.attrs.get("trans", False) else "true"', "the renderer inverts ldmatrix's .trans",
              ("gemm_f16",)),
-    Mutation("shuffle-width", HEADER, "      return (T)intrinsic(0xffffffffu, v, lane, width);",
-             "      return (T)intrinsic(0xffffffffu, v, lane, width / 4);",
-             "shuffles of non-low-precision values use a quarter of the requested width", ("reduce",)),
-    Mutation("shuffle-xor-mask", RENDERER, 'return f"tw::{e.name}({args[0]}, {args[1]}, {width})"',
-             'return f"tw::{e.name}({args[0]}, ({args[1]}) >> 1, {width})"', "the renderer halves every lane mask",
-             ("reduce",)),
+    # 32- and 64-bit shuffles print CUDA's own __shfl_*_sync (renderer._shfl); narrower types go
+    # through tw_cuda.h's wrapper
+    Mutation("shuffle-width", RENDERER,
+             'return f"{_SHFL_NATIVE_NAMES[e.name]}(0xffffffffu, {args[0]}, {args[1]}, {width})"',
+             'return f"{_SHFL_NATIVE_NAMES[e.name]}(0xffffffffu, {args[0]}, {args[1]}, ({width}) / 4)"',
+             "shuffles use a quarter of the requested width", ("reduce",)),
+    Mutation("shuffle-xor-mask", RENDERER,
+             'return f"{_SHFL_NATIVE_NAMES[e.name]}(0xffffffffu, {args[0]}, {args[1]}, {width})"',
+             'return f"{_SHFL_NATIVE_NAMES[e.name]}(0xffffffffu, {args[0]}, ({args[1]}) >> 1, {width})"',
+             "the renderer halves every lane mask", ("reduce",)),
     Mutation("cp-async-no-zero-fill", HEADER,
              'asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\\n" ::"r"(d), "l"(s), "r"(src_bytes) : "memory");',
              'asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\\n" ::"r"(d), "l"(s) : "memory");',
              "16-byte cp.async ignores src-size: tiles past the tensor's end are copied, not zero-filled",
-             ("gemm_f16", "gemm_s8")),
+             ("gemm_f16", "gemm_s8", "gemm_bf16", "gemm_tf32", "gemm_f16acc")),
     Mutation("cp-async-wait-n-plus-1", RENDERER, "return f\"tw::cp_async_wait<{int(e.attrs.get('n', 0))}>()\"",
              "return f\"tw::cp_async_wait<{int(e.attrs.get('n', 0)) + 1}>()\"",
              "the renderer waits for one group too few", ("gemm_f16", "gemm_s8")),
@@ -108,13 +114,22 @@ MUTATIONS = [
              ("copy", "gemm_tf32")),
     Mutation("floordiv-pow2-shift", RENDERER, 'return a if c == 1 else f"({a} >> {c.bit_length() - 1})"',
              'return a if c == 1 else f"({a} >> {c.bit_length()})"', "x // 2^k renders as a shift by k + 1",
-             ("copy", "reduce")),
-    Mutation("global-offsets-32-bit", RENDERER, "return shape is None or _prod(shape) >= 2**31",
+             ("intdiv", "copy", "reduce")),
+    Mutation("global-offsets-32-bit", RENDERER, "return shape is None or math.prod(shape) >= 2**31",
              "return False", "global offsets in 32 bits even for dynamic shapes (overflows only past 2^31 elements)",
              ("copy",)),
     Mutation("barrier-dropped", RENDERER, 'return "__syncthreads()"', 'return "__syncwarp()"',
              "__syncthreads becomes a warp barrier (a race, not a wrong value, in a lockstep interpreter)",
              ("reduce", "gemm_f16")),
+    # the lowering and layout code: both executors see these bugs, and numpy or the emulator's
+    # own checks (races) catch them
+    Mutation("c-fragment-lane-modes-swapped", LAYOUT_TV,
+             "tm = [Mode(4, 1, 2), Mode(8, 0, 1), Mode(warp_n, 1, WN), Mode(warp_m, 0, WM)]",
+             "tm = [Mode(8, 0, 1), Mode(4, 1, 2), Mode(warp_n, 1, WN), Mode(warp_m, 0, WM)]",
+             "the mma accumulator's lane modes in the wrong order (lane = row * 4 + col / 2 broken)",
+             ("gemm_f16", "gemm_s8")),
+    Mutation("reduce-butterfly-skips-steps", REDUCE, "                off *= 2", "                off *= 4",
+             "the shuffle butterfly of a reduction skips every other step", ("reduce",)),
 ]
 
 
@@ -182,8 +197,12 @@ def _probes():
             got, emu = both(k, a, b)
             am, bm = a.astype(np.float64), (b.astype(np.float64).T if trans_B else b.astype(np.float64))
             if tf32:
-                am = (a.view(np.uint32) & np.uint32(0xFFFFE000)).view(np.float32).astype(np.float64)
-                bt = (b.view(np.uint32) & np.uint32(0xFFFFE000)).view(np.float32).astype(np.float64)
+                # the lowering rounds operands with cvt.rna.tf32.f32: nearest, ties away from zero
+                def rna(x):
+                    return ((x.view(np.uint32) + np.uint32(0x1000)) & np.uint32(0xFFFFE000)).view(np.float32)
+
+                am = rna(a).astype(np.float64)
+                bt = rna(b).astype(np.float64)
                 bm = bt.T if trans_B else bt
             ref = am @ bm
             if acc == "int32":
@@ -293,7 +312,23 @@ def _probes():
         got, emu = both(copy_kernel(), a)
         return [("B", got, a, emu, None, 0)]
 
+    def intdiv_kernel():
+        @T.prim_func
+        def dv(A: T.Tensor((256,), "int32"), Q: T.Tensor((256,), "int32"), R: T.Tensor((256,), "int32")):
+            with T.Kernel(2, threads=128) as bx:
+                for i in T.Parallel(128):
+                    Q[bx * 128 + i] = A[bx * 128 + i] // 8  # floor division of signed values
+                    R[bx * 128 + i] = A[bx * 128 + i] % 8
+
+        return cuda(dv, [1, 2])
+
+    def intdiv_probe():
+        a = rng.integers(-1000, 1000, size=256).astype(np.int32)
+        (q, r), (eq, er) = both(intdiv_kernel(), a)
+        return [("Q", q, a // 8, eq, None, 0), ("R", r, a % 8, er, None, 0)]
+
     return {
+        "intdiv": intdiv_probe,
         "gemm_f16": gemm_probe("float16", "float32", False, 3),
         "gemm_bf16": gemm_probe("bfloat16", "float32", True, 2),
         "gemm_s8": gemm_probe("int8", "int32", True, 3),
@@ -453,7 +488,7 @@ def run_mutations(mutations: list[Mutation], quick: bool, timeout: float = 600, 
 
 
 _PROBE_NAMES = ("gemm_f16", "gemm_bf16", "gemm_s8", "gemm_u8s8", "gemm_tf32", "gemm_f16acc", "reduce", "atomics",
-                "convert", "convert_sm89", "copy")
+                "convert", "convert_sm89", "copy", "intdiv")
 
 
 def main(argv=None) -> int:
