@@ -9,7 +9,7 @@ CompileError naming them."""
 from __future__ import annotations
 
 from ...errors import CompileError
-from ...ir.expr import Call
+from ...ir.expr import Call, Const
 from ...ir.stmt import PrimFunc
 from ...ir.visitor import walk
 from ..cuda.renderer import CudaModule, CudaRenderer
@@ -97,6 +97,11 @@ class HipRenderer(CudaRenderer):
     def _shfl(self, e: Call, args) -> str:
         width = int(e.attrs.get("width", 32))
         super()._shfl(e, args)  # checks the width
+        mask = e.args[1]
+        if e.name == "shfl_xor" and isinstance(mask, Const) and 0 < mask.value < min(width, 32) \
+                and mask.value & (mask.value - 1) == 0:
+            # the butterfly stays inside each 32-lane half: DPP or ds_swizzle, no address (tw_hip.h)
+            return f"tw::shfl_xor_const<{mask.value}>({args[0]})"
         return f"tw::{e.name}({args[0]}, {args[1]}, {width})"
 
     call_shfl_xor = call_shfl_down = call_shfl_up = call_shfl_idx = _shfl
