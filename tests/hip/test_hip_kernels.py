@@ -5,6 +5,9 @@ LDS round across wavefronts) with no scratch (spilled) memory, and each is run b
 emulator with 64-lane wavefronts against numpy."""
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -78,37 +81,27 @@ def test_copy_through_lds(rng):
     np.testing.assert_array_equal(k(a), a.T)
 
 
-def _softmax(M, N, bm, threads):
-    @T.prim_func
-    def softmax(X: T.Tensor((M, N), "float32"), Y: T.Tensor((M, N), "float32")):
-        with T.Kernel(M // bm, threads=threads) as bx:
-            x = T.alloc_fragment((bm, N), "float32")
-            mx = T.alloc_fragment((bm,), "float32")
-            sm = T.alloc_fragment((bm,), "float32")
-            T.copy(X[bx * bm, 0], x)
-            T.reduce_max(x, mx, dim=1)
-            for i, j in T.Parallel(bm, N):
-                x[i, j] = T.exp(x[i, j] - mx[i])
-            T.reduce_sum(x, sm, dim=1)
-            for i, j in T.Parallel(bm, N):
-                x[i, j] = x[i, j] / sm[i]
-            T.copy(x, Y[bx * bm, 0])
-
-    return softmax
+def _example(relpath: str):
+    """A module of examples/ (the softmax and RMSNorm kernels TileLang users write)."""
+    path = Path(__file__).resolve().parents[2] / "examples" / relpath
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-@pytest.mark.parametrize("bm, threads", [(4, 256), (1, 256)])
-def test_softmax(bm, threads, rng):
-    """Rows spread over a wavefront reduce with ds_bpermute; one row over 4 wavefronts (bm=1)
-    also needs the LDS round across them."""
+@pytest.mark.parametrize("block_m", [4, 1])
+def test_softmax(block_m, rng):
+    """128 threads: with 4 rows a block, each row's 512 elements are over 32 lanes of a wavefront;
+    with one row, over both wavefronts (then also the LDS round across them)."""
     M, N = 8, 512
-    k = _compile(_softmax(M, N, bm, threads), [1])
+    k = _compile(_example("softmax/example_softmax.py").softmax(M, N, block_m, dtype="float32"), [1])
     isa = k.get_isa()
     # the butterfly over 64 lanes: DPP quad permutations for masks 1 and 2, ds_swizzle for 4 to
     # 16, ds_bpermute across the two halves (mask 32)
-    assert "quad_perm:[1,0,3,2]" in isa and "swizzle(SWAP,16)" in isa and "ds_bpermute_b32" in isa
-    if bm == 1:
-        assert "s_barrier" in isa
+    assert "quad_perm:[1,0,3,2]" in isa and "swizzle(SWAP,16)" in isa
+    if block_m == 1:
+        assert "ds_bpermute_b32" in isa and "s_barrier" in isa
     _no_scratch(k)
     x = rng.standard_normal((M, N)).astype(np.float32) * 4
     e = np.exp(x - x.max(axis=1, keepdims=True))
@@ -116,25 +109,8 @@ def test_softmax(bm, threads, rng):
 
 
 def test_rms_norm_half(rng):
-    M, N, bm = 16, 256, 2
-
-    @T.prim_func
-    def rms(X: T.Tensor((M, N), "float16"), W: T.Tensor((N,), "float16"), Y: T.Tensor((M, N), "float16")):
-        with T.Kernel(M // bm, threads=128) as bx:
-            x = T.alloc_fragment((bm, N), "float32")
-            sq = T.alloc_fragment((bm, N), "float32")
-            ss = T.alloc_fragment((bm,), "float32")
-            T.copy(X[bx * bm, 0], x)
-            for i, j in T.Parallel(bm, N):
-                sq[i, j] = x[i, j] * x[i, j]
-            T.reduce_sum(sq, ss, dim=1)
-            for i in T.Parallel(bm):
-                ss[i] = T.rsqrt(ss[i] / N + 1e-6)
-            for i, j in T.Parallel(bm, N):
-                x[i, j] = x[i, j] * ss[i] * W[j]
-            T.copy(x, Y[bx * bm, 0])
-
-    k = _compile(rms, [2])
+    M, N = 16, 256
+    k = _compile(_example("norm/example_rms_norm.py").rms_norm(M, N, 2), [2])
     assert _shuffles(k.get_isa())
     _no_scratch(k)
     x = rng.standard_normal((M, N)).astype(np.float16)

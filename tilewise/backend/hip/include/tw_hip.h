@@ -8,15 +8,16 @@
 // the renderer refuses the others (backend/hip/renderer.py, UNSUPPORTED_MATH) with a CompileError.
 #pragma once
 
-typedef signed char int8_t;
-typedef short int16_t;
-typedef int int32_t;
-typedef long long int64_t;
-typedef unsigned char uint8_t;
-typedef unsigned short uint16_t;
-typedef unsigned int uint32_t;
-typedef unsigned long long uint64_t;
-typedef unsigned long long uintptr_t;
+// no C library headers either: the fixed-width types from clang's predefined macros
+typedef __INT8_TYPE__ int8_t;
+typedef __INT16_TYPE__ int16_t;
+typedef __INT32_TYPE__ int32_t;
+typedef __INT64_TYPE__ int64_t;
+typedef __UINT8_TYPE__ uint8_t;
+typedef __UINT16_TYPE__ uint16_t;
+typedef __UINT32_TYPE__ uint32_t;
+typedef __UINT64_TYPE__ uint64_t;
+typedef __UINTPTR_TYPE__ uintptr_t;
 
 // HIP's spellings, which the ROCm headers would otherwise define, as the attributes clang knows.
 #define __global__ __attribute__((global))
@@ -62,17 +63,11 @@ template <typename To, typename From> TW_DEV To bitcast(From x) {
   template <typename T> TW_DEV typename enable_if<is_lowp<T>::value, T>::type name(T x) {        \
     return T(fn((float)x));                                                                       \
   }
-TW_F32_MATH(exp, __builtin_expf)
-TW_F32_MATH(exp2, __builtin_exp2f)
-TW_F32_MATH(exp10, __builtin_exp10f)
-TW_F32_MATH(log, __builtin_logf)
-TW_F32_MATH(log2, __builtin_log2f)
-TW_F32_MATH(log10, __builtin_log10f)
-TW_F32_MATH(fast_exp, __builtin_expf)
-TW_F32_MATH(fast_exp10, __builtin_exp10f)
-TW_F32_MATH(fast_log, __builtin_logf)
-TW_F32_MATH(fast_log2, __builtin_log2f)
-TW_F32_MATH(fast_log10, __builtin_log10f)
+TW_F32_MATH(exp, __builtin_expf) TW_F32_MATH(exp2, __builtin_exp2f) TW_F32_MATH(exp10, __builtin_exp10f)
+TW_F32_MATH(log, __builtin_logf) TW_F32_MATH(log2, __builtin_log2f) TW_F32_MATH(log10, __builtin_log10f)
+// T.__exp and the other fast-math intrinsics: the accurate expansions (no approximate variant here)
+TW_F32_MATH(fast_exp, __builtin_expf) TW_F32_MATH(fast_exp10, __builtin_exp10f)
+TW_F32_MATH(fast_log, __builtin_logf) TW_F32_MATH(fast_log2, __builtin_log2f) TW_F32_MATH(fast_log10, __builtin_log10f)
 #undef TW_F32_MATH
 
 // These lower to single instructions (or short exact sequences) for float and double alike.
@@ -82,12 +77,9 @@ TW_F32_MATH(fast_log10, __builtin_log10f)
   template <typename T> TW_DEV typename enable_if<is_lowp<T>::value, T>::type name(T x) {        \
     return T(ffn((float)x));                                                                      \
   }
-TW_ANY_MATH(sqrt, __builtin_sqrtf, __builtin_sqrt)
-TW_ANY_MATH(floor, __builtin_floorf, __builtin_floor)
-TW_ANY_MATH(ceil, __builtin_ceilf, __builtin_ceil)
-TW_ANY_MATH(trunc, __builtin_truncf, __builtin_trunc)
-TW_ANY_MATH(round, __builtin_roundf, __builtin_round)
-TW_ANY_MATH(nearbyint, __builtin_rintf, __builtin_rint)
+TW_ANY_MATH(sqrt, __builtin_sqrtf, __builtin_sqrt) TW_ANY_MATH(floor, __builtin_floorf, __builtin_floor)
+TW_ANY_MATH(ceil, __builtin_ceilf, __builtin_ceil) TW_ANY_MATH(trunc, __builtin_truncf, __builtin_trunc)
+TW_ANY_MATH(round, __builtin_roundf, __builtin_round) TW_ANY_MATH(nearbyint, __builtin_rintf, __builtin_rint)
 #undef TW_ANY_MATH
 
 TW_DEV float rsqrt(float x) { return 1.0f / __builtin_sqrtf(x); }
