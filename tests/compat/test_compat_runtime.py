@@ -121,8 +121,14 @@ def test_postprocessing_callbacks():
         from tilewise.engine.callback import unregister_cuda_postproc_callback
 
         unregister_cuda_postproc_callback()
-    with pytest.warns(UserWarning, match="never called: tilewise has no HIP target"):
-        tilewise.register_hip_postproc(lambda code, target: code)
+    tilewise.register_hip_postproc(lambda code, target: "// hip-hook\n" + code)
+    try:
+        k = tilewise.compile(add_one(), out_idx=[1], target="hip", execution_backend="emulator")
+        assert k.get_kernel_source().startswith("// hip-hook")
+    finally:
+        from tilewise.engine.callback import unregister_hip_postproc_callback
+
+        unregister_hip_postproc_callback()
 
 
 def test_result_idx_export_library_and_the_01x_profiler_flow(tmp_path):

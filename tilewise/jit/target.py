@@ -23,7 +23,7 @@ from ..backend.hip.device import amd_gpu_present
 from ..backend.hip.inspect import get_isa as hip_isa
 from ..backend.hip.inspect import kernel_resources as hip_resources
 from ..backend.hip.renderer import render_hip
-from ..engine.callback import has_c_postproc, postprocess_c_source, postprocess_cuda_source
+from ..engine.callback import has_c_postproc, postprocess_c_source, postprocess_cuda_source, postprocess_hip_source
 from ..ir.machine import CPU, CUDA_ARCHS, HIP_ARCHS, Machine, cuda_machine, hip_machine
 from ..transform.pipeline import loop_passes, thread_passes
 from . import compile_flags
@@ -106,6 +106,7 @@ _HIP = TargetRecord(
                         lambda flags, machine: compile_flags.for_clang(flags)),
     runtimes={"hip": HipRuntime, "emulator": HipEmulatorRuntime},
     auto_runtime=lambda: "hip" if amd_gpu_present() else "emulator",
+    postprocess=lambda source, machine: postprocess_hip_source(source, f"hip -arch={machine.name}"),
     key_on_source=True, disassemble=hip_isa, resources=hip_resources,
 )
 
