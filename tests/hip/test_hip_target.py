@@ -165,3 +165,23 @@ def test_a_failing_hip_call_is_an_error_naming_it(clang19):
     with pytest.raises(HipRuntimeError, match="hipModuleLoadData.*hipErrorInvalidImage"):
         HipLauncher(module, hsaco, hip=FakeHip(fail="hipModuleLoadData"))([np.zeros(1000, np.float32).ctypes.data, 1.0],
                                                                          [], stream=0, device=0)
+
+
+@T.prim_func
+def _halves_swapped(A: T.Tensor((64,), "float32"), B: T.Tensor((64,), "float32")):
+    with T.Kernel(1, threads=64) as _:
+        tx = T.get_thread_binding()
+        B[tx] = T.shfl_xor(A[tx], 32, width=64) + T.shfl_down(A[tx], 1, width=64)
+
+
+def test_a_whole_wavefront_shuffle(clang19):
+    """width=64 is one AMD wavefront: lane i reads lane i ^ 32, and lane 31 reads lane 32 going
+    down (with CUDA's 32-lane warps neither would cross); a CUDA target refuses the width."""
+    k = tilewise.compile(_halves_swapped, target="hip", execution_backend="emulator")
+    assert "ds_bpermute_b32" in k.get_isa()
+    a = np.arange(64, dtype=np.float32)
+    b = np.zeros(64, np.float32)
+    k(a, b)
+    np.testing.assert_array_equal(b, (np.arange(64) ^ 32) + np.minimum(np.arange(64) + 1, 63))
+    with pytest.raises(CompileError, match="width 64"):
+        tilewise.compile(_halves_swapped, target="cuda", execution_backend="emulator")
