@@ -185,3 +185,10 @@ def test_a_whole_wavefront_shuffle(clang19):
     np.testing.assert_array_equal(b, (np.arange(64) ^ 32) + np.minimum(np.arange(64) + 1, 63))
     with pytest.raises(CompileError, match="width 64"):
         tilewise.compile(_halves_swapped, target="cuda", execution_backend="emulator")
+
+
+def test_kernel_report_of_a_hip_kernel(tmp_path, clang19):
+    k = tilewise.compile(_halves_swapped, target="hip", execution_backend="emulator")
+    k(np.arange(64, dtype=np.float32), np.zeros(64, np.float32))
+    page = open(k.report(tmp_path / "hip.html")).read()
+    assert "HIP C++" in page and "AMDGPU ISA" in page and "ds_bpermute_b32" in page and "lds_bytes" in page
