@@ -192,3 +192,21 @@ def test_kernel_report_of_a_hip_kernel(tmp_path, clang19):
     k(np.arange(64, dtype=np.float32), np.zeros(64, np.float32))
     page = open(k.report(tmp_path / "hip.html")).read()
     assert "HIP C++" in page and "AMDGPU ISA" in page and "ds_bpermute_b32" in page and "lds_bytes" in page
+
+
+@T.prim_func
+def _dot4(A: T.Tensor((64, 4), "int8"), B: T.Tensor((64, 4), "int8"), C: T.Tensor((64,), "int32")):
+    with T.Kernel(1, threads=64) as _:
+        tx = T.get_thread_binding()
+        T.dp4a(A[tx, 0], B[tx, 0], C[tx])
+
+
+def test_dp4a_is_one_dot4_instruction(rng, clang19):
+    k = tilewise.compile(_dot4, target="hip", execution_backend="emulator")
+    assert "v_dot4c_i32_i8" in k.get_isa() or "v_dot4_i32_i8" in k.get_isa()
+    a = rng.integers(-128, 128, (64, 4)).astype(np.int8)
+    b = rng.integers(-128, 128, (64, 4)).astype(np.int8)
+    c = rng.integers(-1000, 1000, 64).astype(np.int32)
+    want = c + (a.astype(np.int32) * b.astype(np.int32)).sum(axis=1)
+    k(a, b, c)
+    np.testing.assert_array_equal(c, want)
