@@ -210,3 +210,15 @@ def test_dp4a_is_one_dot4_instruction(rng, clang19):
     want = c + (a.astype(np.int32) * b.astype(np.int32)).sum(axis=1)
     k(a, b, c)
     np.testing.assert_array_equal(c, want)
+
+
+def test_clang_assembly_and_code_object_agree(clang19):
+    """The metadata clang prints with -S (.amdgpu_metadata) and the code object's note give the
+    same resources; the assembly has the same instructions as the disassembled code object."""
+    from tilewise.backend.hip.clang import compile_asm
+    from tilewise.backend.hip.inspect import resource_usage
+
+    k = tilewise.compile(_halves_swapped, target="hip", execution_backend="emulator")
+    asm = compile_asm(k.get_kernel_source(), "gfx942")
+    assert parse_resources(asm) == resource_usage(k.build.binary)
+    assert asm.count("ds_bpermute_b32") == k.get_isa().count("ds_bpermute_b32") > 0
