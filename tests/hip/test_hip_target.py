@@ -222,3 +222,14 @@ def test_clang_assembly_and_code_object_agree(clang19):
     asm = compile_asm(k.get_kernel_source(), "gfx942")
     assert parse_resources(asm) == resource_usage(k.build.binary)
     assert asm.count("ds_bpermute_b32") == k.get_isa().count("ds_bpermute_b32") > 0
+
+
+def test_fast_math_flushes_float32_subnormals(clang19):
+    """tl.enable_fast_math sets the kernel's float32 denormal mode to flush (what the emulator
+    models of fast math); without it subnormals are kept (mode 3)."""
+    from tilewise.backend.hip.inspect import kernel_descriptors
+
+    for fast, mode in ((True, 0), (False, 3)):
+        k = tilewise.compile(_halves_swapped, target="hip", execution_backend="emulator",
+                             pass_configs={"tl.enable_fast_math": fast})
+        assert f".amdhsa_float_denorm_mode_32 {mode}" in kernel_descriptors(k.build.binary)

@@ -95,7 +95,10 @@ def _cuda_record(name: str, archs: tuple[str, ...]) -> TargetRecord:
 
 
 def _compile_hsaco(source: str, machine: Machine, configs: dict, out: Path, flags: tuple = ()) -> None:
-    compile_hsaco(source, machine.name, out, tuple(flags))
+    # tl.enable_fast_math: float32 subnormals flush to zero (the kernel's denormal mode), which is
+    # what the emulator models of fast math; the math functions stay the accurate expansions
+    ftz = ("-fgpu-flush-denormals-to-zero",) if configs.get("tl.enable_fast_math") else ()
+    compile_hsaco(source, machine.name, out, ftz + tuple(flags))
 
 
 # AMD Instinct GPUs through clang-19 (no ROCm needed to compile); the thread-IR emulator runs the
