@@ -233,3 +233,16 @@ def test_fast_math_flushes_float32_subnormals(clang19):
         k = tilewise.compile(_halves_swapped, target="hip", execution_backend="emulator",
                              pass_configs={"tl.enable_fast_math": fast})
         assert f".amdhsa_float_denorm_mode_32 {mode}" in kernel_descriptors(k.build.binary)
+
+
+@T.prim_func
+def _too_much_lds(A: T.Tensor((128, 256), "float32"), B: T.Tensor((128, 256), "float32")):
+    with T.Kernel(1, threads=256) as _:
+        s = T.alloc_shared((128, 256), "float32")  # 128 KiB: twice an MI300X workgroup's LDS
+        T.copy(A, s)
+        T.copy(s, B)
+
+
+def test_lds_beyond_64_kib_is_a_compile_error():
+    with pytest.raises(CompileError, match="gfx942"):
+        tilewise.compile(_too_much_lds, target="hip", execution_backend="emulator")
