@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -221,3 +222,25 @@ def test_pipelined_loop_copies_synchronously(rng):
     _no_scratch(k)
     a = rng.standard_normal((M, K)).astype(np.float16)
     np.testing.assert_allclose(k(a), a.astype(np.float32).sum(axis=1), rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float16", "int64", "bfloat16"])
+def test_row_max_in_other_types(dtype, rng):
+    """Shuffles of 8- and 2-byte values (two dwords, or the low half of one) compile and reduce."""
+    M, N = 4, 256
+
+    @T.prim_func
+    def rowmax(X: T.Tensor((M, N), dtype), Y: T.Tensor((M,), dtype)):
+        with T.Kernel(1, threads=256) as _:
+            x = T.alloc_fragment((M, N), dtype)
+            m = T.alloc_fragment((M,), dtype)
+            T.copy(X, x)
+            T.reduce_max(x, m, dim=1)
+            T.copy(m, Y)
+
+    k = _compile(rowmax, [1])
+    assert _shuffles(k.get_isa())
+    _no_scratch(k)
+    np_dt = {"bfloat16": ml_dtypes.bfloat16}.get(dtype, dtype)
+    x = (rng.standard_normal((M, N)) * 100).astype(np_dt)
+    np.testing.assert_array_equal(k(x), x.max(axis=1))

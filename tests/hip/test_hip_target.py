@@ -43,7 +43,14 @@ def _sine(A: T.Tensor((64,), "float32"), B: T.Tensor((64,), "float32")):
             B[i] = T.sin(A[i])
 
 
-@pytest.mark.parametrize("func, match", [(_prints, "printf"), (_sine, "sin on float32")])
+@T.prim_func
+def _fp8(A: T.Tensor((64,), "float8_e4m3"), B: T.Tensor((64,), "float32")):
+    with T.Kernel(1, threads=64) as _:
+        for i in T.Parallel(64):
+            B[i] = T.cast(A[i], "float32")
+
+
+@pytest.mark.parametrize("func, match", [(_prints, "printf"), (_sine, "sin on float32"), (_fp8, "float8_e4m3")])
 def test_what_amd_gpus_cannot_do_is_a_compile_error(func, match):
     with pytest.raises(CompileError, match=match):
         tilewise.compile(func, target="hip", execution_backend="emulator")
