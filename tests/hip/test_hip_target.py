@@ -253,3 +253,18 @@ def _too_much_lds(A: T.Tensor((128, 256), "float32"), B: T.Tensor((128, 256), "f
 def test_lds_beyond_64_kib_is_a_compile_error():
     with pytest.raises(CompileError, match="gfx942"):
         tilewise.compile(_too_much_lds, target="hip", execution_backend="emulator")
+
+
+@T.prim_func
+def _warp_sums(B: T.Tensor((64,), "int32")):
+    with T.Kernel(1, threads=64) as _:
+        tx = T.get_thread_binding()
+        B[tx] = T.warp_reduce_sum(tx)
+
+
+def test_warp_reduce_combines_each_32_lane_half(clang19):
+    k = tilewise.compile(_warp_sums, target="hip", execution_backend="emulator")
+    assert "swizzle(SWAP,16)" in k.get_isa()
+    b = np.zeros(64, np.int32)
+    k(b)
+    np.testing.assert_array_equal(b, [sum(range(32))] * 32 + [sum(range(32, 64))] * 32)
