@@ -122,10 +122,16 @@ class EmulatorRuntime(Runtime):
 
 
 class HipEmulatorRuntime(EmulatorRuntime):
-    """The HIP thread IR (64-lane wavefronts) in the emulator. The PTX interpreter cannot repeat
-    it (the source is HIP C++ for clang), so TILEWISE_EMULATOR_CROSSCHECK does not apply."""
+    """The HIP thread IR (64-lane wavefronts) in the emulator. The source is compiled by clang
+    as well (cached), so that what would not build for the GPU fails here too. The PTX
+    interpreter cannot repeat the run (the source is HIP C++), so TILEWISE_EMULATOR_CROSSCHECK
+    does not apply."""
 
     crosscheckable = False
+
+    def __init__(self, build: Build):
+        super().__init__(build)
+        _ = build.binary
 
 
 class HipRuntime(Runtime):
