@@ -268,3 +268,31 @@ def test_warp_reduce_combines_each_32_lane_half(clang19):
     b = np.zeros(64, np.int32)
     k(b)
     np.testing.assert_array_equal(b, [sum(range(32))] * 32 + [sum(range(32, 64))] * 32)
+
+
+@T.prim_func
+def _half_wave(A: T.Tensor((32,), "float32"), B: T.Tensor((32,), "float32")):
+    with T.Kernel(1, threads=32) as _:
+        tx = T.get_thread_binding()
+        B[tx] = T.shfl_xor(A[tx], 16) + T.shfl_down(A[tx], 1)
+
+
+@T.prim_func
+def _past_the_block(A: T.Tensor((32,), "float32"), B: T.Tensor((32,), "float32")):
+    with T.Kernel(1, threads=32) as _:
+        tx = T.get_thread_binding()
+        B[tx] = T.shfl_down(A[tx], 1, width=64)
+
+
+def test_shuffles_in_a_block_of_half_a_wavefront(clang19):
+    """32 threads leave lanes 32-63 off: shuffles among the 32 are fine; reading lane 32 (lane 31
+    going down a 64-wide group) is reported."""
+    from tilewise.emulator import DivergenceError
+
+    a = np.arange(32, dtype=np.float32)
+    b = np.zeros(32, np.float32)
+    tilewise.compile(_half_wave, target="hip", execution_backend="emulator")(a, b)
+    np.testing.assert_array_equal(b, (np.arange(32) ^ 16) + np.minimum(np.arange(32) + 1, 31))
+    k = tilewise.compile(_past_the_block, target="hip", execution_backend="emulator")
+    with pytest.raises(DivergenceError, match="reads lane 32"):
+        k(a, b)

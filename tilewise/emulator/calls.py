@@ -513,11 +513,20 @@ def _shfl(comp: Compiler, e: Call):
     def shfl(st):
         v = fv(st)
         b = fb(st)
-        full_warps(st, what, span)
+        amd = st.warp != ptx.WARP
+        # a wavefront a short block fills only partly runs with the other lanes off: allowed, as
+        # long as no lane reads one of them (below)
+        full_warps(st, what, span, missing_ok=amd)
         if np.ndim(v) == 0:
             return v
-        if st.warp != ptx.WARP:  # an AMD wavefront: HIP's __shfl_* definitions
+        if amd:  # an AMD wavefront: HIP's __shfl_* definitions
             j = wavefront.shfl_source(e.name, st.lane_in_warp, b, width, st.warp)
+            src_tid = st.lane_tid - st.lane_in_warp + j
+            bad = (src_tid >= st.T) & (st.mask if st.mask is not None else True)
+            if bad.any():
+                k = int(np.flatnonzero(bad)[0])
+                raise DivergenceError(f"{what} at {where(span)}: {st.thread_of_lane(k)} reads lane "
+                                      f"{int(j[k])} of its wavefront, past the block's {st.T} threads")
         elif c is None:
             raise UnsupportedError(f"{what} with width {width} at {where(span)}: a CUDA warp has 32 lanes")
         else:
