@@ -56,14 +56,15 @@ def test_atoms_agree_with_the_emulator_tables(name):
             assert where(spec, int(t[idx]), int(v[idx])) == idx, (frag.name, idx)
 
 
-@pytest.mark.parametrize("name,M,N,K,threads,policy", [
-    ("mfma_f32_16x16x16f16", 128, 128, 32, 256, "Square"),
-    ("mfma_f32_32x32x8f16", 128, 128, 32, 256, "Square"),
-    ("mfma_i32_16x16x32_i8", 64, 128, 64, 256, "FullRow"),
-    ("mfma_f32_16x16x16bf16_1k", 32, 64, 16, 128, "FullCol"),
-    ("mfma_f32_32x32x8bf16_1k", 64, 32, 8, 128, "FullRow"),
+@pytest.mark.parametrize("name,M,N,K,threads,policy,kp", [
+    ("mfma_f32_16x16x16f16", 128, 128, 32, 256, "Square", 1),
+    ("mfma_f32_16x16x16f16", 128, 128, 32, 256, "Square", 2),
+    ("mfma_f32_32x32x8f16", 128, 128, 32, 256, "Square", 2),
+    ("mfma_i32_16x16x32_i8", 64, 128, 64, 256, "FullRow", 2),
+    ("mfma_f32_16x16x16bf16_1k", 32, 64, 16, 128, "FullCol", 1),
+    ("mfma_f32_32x32x8bf16_1k", 64, 32, 8, 128, "FullRow", 1),
 ])
-def test_tiled_layouts_over_wavefronts(name, M, N, K, threads, policy):
+def test_tiled_layouts_over_wavefronts(name, M, N, K, threads, policy, kp):
     ins = MFMA[name]
     grid = wave_grid_for(M, N, threads, policy, ins)
     WM, WN = M // grid.warp_m, N // grid.warp_n
@@ -80,27 +81,33 @@ def test_tiled_layouts_over_wavefronts(name, M, N, K, threads, policy):
         wm, wn = divmod(wave, grid.warp_n)
         dr, dc = emu_mfma.d_element(spec, lane, item)
         assert (r, col) == (wm * WM + mi * ins.m + dr, wn * WN + ni * ins.n + dc)
-    a = mfma_a_tv(M, K, grid, threads, ins)
-    b = mfma_b_tv(K, N, grid, threads, ins)
+    a = mfma_a_tv(M, K, grid, threads, ins, kp)
+    b = mfma_b_tv(K, N, grid, threads, ins, kp)
     assert a.covers_exactly_once(threads) and b.covers_exactly_once(threads)
     tiles_k = K // ins.k
     assert a.locals_per_thread() == tiles_m * tiles_k * ins.kpack
     assert b.locals_per_thread() == tiles_n * tiles_k * ins.kpack
-    # A register (mi * tiles_k + ki) * kpack + item holds the emulator's A element of that MFMA
+    # A register (mi * tiles_k + ki) * kpack + item holds the emulator's A element of that MFMA,
+    # k step ki = j * kp + s taking the s-th kpack of lane group g's run of kp * kpack elements
+    def k_of(ki, k_in_mfma):
+        j, s = divmod(ki, kp)
+        g, item = divmod(k_in_mfma, ins.kpack)
+        return j * ins.k * kp + g * kp * ins.kpack + s * ins.kpack + item
+
     ta, va = _slots(a)
     for (r, k) in np.ndindex(M, K):
         wave, lane = divmod(int(ta[r, k]), 64)
         atom, item = divmod(int(va[r, k]), ins.kpack)
         mi, ki = divmod(atom, tiles_k)
         ar, ak = emu_mfma.a_element(spec, lane, item)
-        assert (r, k) == ((wave // grid.warp_n) * WM + mi * ins.m + ar, ki * ins.k + ak)
+        assert (r, k) == ((wave // grid.warp_n) * WM + mi * ins.m + ar, k_of(ki, ak))
     tb, vb = _slots(b)
     for (k, col) in np.ndindex(K, N):
         wave, lane = divmod(int(tb[k, col]), 64)
         atom, item = divmod(int(vb[k, col]), ins.kpack)
         ki, ni = divmod(atom, tiles_n)
         bk, bc = emu_mfma.b_element(spec, lane, item)
-        assert (k, col) == (ki * ins.k + bk, (wave % grid.warp_n) * WN + ni * ins.n + bc)
+        assert (k, col) == (k_of(ki, bk), (wave % grid.warp_n) * WN + ni * ins.n + bc)
 
 
 def test_instruction_choice_and_errors():

@@ -150,27 +150,41 @@ def mfma_c_tv(M: int, N: int, grid: WarpGrid, threads: int, ins: MfmaInstr) -> T
     return TVFragment((M, N), t, v, name="mfma_c")
 
 
-def mfma_a_tv(M: int, K: int, grid: WarpGrid, threads: int, ins: MfmaInstr) -> TVFragment:
+def _check_k_pack(K: int, ins: MfmaInstr, k_pack: int) -> None:
+    if k_pack < 1 or K % (ins.k * k_pack):
+        raise CompileError(f"T.gemm: K={K} is not a multiple of k_pack={k_pack} {ins.mnemonic} k steps of {ins.k}")
+
+
+def mfma_a_tv(M: int, K: int, grid: WarpGrid, threads: int, ins: MfmaInstr, k_pack: int = 1) -> TVFragment:
     """A (M x K) in registers: register (mi * tiles_k + ki) * kpack + v; the waves of one wave row
-    hold the same copy."""
+    hold the same copy. With k_pack > 1 the MFMAs of k_pack consecutive k steps take their K
+    elements from one run of k_pack * kpack consecutive elements per lane (step s of the run the
+    s-th kpack of them): any order of K gives the same sum when A and B share it, and a lane then
+    reads k_pack times wider vectors from LDS (TileLang's k_pack)."""
     WM = M // grid.warp_m
-    if WM % ins.m or K % ins.k:
+    if WM % ins.m:
         raise CompileError(f"T.gemm: an A tile of {WM}x{K} per wavefront is not a multiple of {ins.mnemonic}'s "
                            f"{ins.m}x{ins.k}")
-    t = [Mode(ins.m, 0, 1), Mode(ins.lane_groups, 1, ins.kpack), Mode(grid.warp_n, None, 0),
+    _check_k_pack(K, ins, k_pack)
+    run = k_pack * ins.kpack
+    t = [Mode(ins.m, 0, 1), Mode(ins.lane_groups, 1, run), Mode(grid.warp_n, None, 0),
          Mode(grid.warp_m, 0, WM)] + _extra(grid, threads)
-    v = [Mode(ins.kpack, 1, 1), Mode(K // ins.k, 1, ins.k), Mode(WM // ins.m, 0, ins.m)]
+    v = [Mode(ins.kpack, 1, 1), Mode(k_pack, 1, ins.kpack), Mode(K // (ins.k * k_pack), 1, ins.k * k_pack),
+         Mode(WM // ins.m, 0, ins.m)]
     return TVFragment((M, K), t, v, name="mfma_a")
 
 
-def mfma_b_tv(K: int, N: int, grid: WarpGrid, threads: int, ins: MfmaInstr) -> TVFragment:
+def mfma_b_tv(K: int, N: int, grid: WarpGrid, threads: int, ins: MfmaInstr, k_pack: int = 1) -> TVFragment:
     """B (K x N) in registers: register (ki * tiles_n + ni) * kpack + v; the waves of one wave
-    column hold the same copy."""
+    column hold the same copy. k_pack as in mfma_a_tv."""
     WN = N // grid.warp_n
-    if WN % ins.n or K % ins.k:
+    if WN % ins.n:
         raise CompileError(f"T.gemm: a B tile of {K}x{WN} per wavefront is not a multiple of {ins.mnemonic}'s "
                            f"{ins.k}x{ins.n}")
-    t = [Mode(ins.n, 1, 1), Mode(WAVE // ins.n, 0, ins.kpack), Mode(grid.warp_n, 1, WN),
+    _check_k_pack(K, ins, k_pack)
+    run = k_pack * ins.kpack
+    t = [Mode(ins.n, 1, 1), Mode(WAVE // ins.n, 0, run), Mode(grid.warp_n, 1, WN),
          Mode(grid.warp_m, None, 0)] + _extra(grid, threads)
-    v = [Mode(ins.kpack, 0, 1), Mode(WN // ins.n, 1, ins.n), Mode(K // ins.k, 0, ins.k)]
+    v = [Mode(ins.kpack, 0, 1), Mode(WN // ins.n, 1, ins.n), Mode(k_pack, 0, ins.kpack),
+         Mode(K // (ins.k * k_pack), 0, ins.k * k_pack)]
     return TVFragment((K, N), t, v, name="mfma_b")

@@ -1,0 +1,87 @@
+"""A stand-in AMD target for T.gemm's MFMA lowering while the "hip" target record is built
+elsewhere: the CUDA record's passes and the emulator, with a gfx942 machine (64-lane wavefronts,
+the "hip" lowering key first, no cp.async / ldmatrix / TMA). The emulator runs the lowered thread
+IR, MFMA calls included (tilewise/emulator/mfma.py)."""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+
+import ml_dtypes
+import numpy as np
+
+import tilewise
+import tilewise.language as T
+from tilewise import env
+from tilewise.ir.machine import Machine
+from tilewise.jit import target as _target
+
+GFX942 = Machine("gfx942", ("hip", "cuda"), 64, 64 * 1024, frozenset(), 1024, (1024, 1024, 64))
+NP = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float32": np.float32, "int8": np.int8}
+
+
+@contextlib.contextmanager
+def gfx942_emulator():
+    """target="cuda -arch=sm_80" compiles for GFX942 inside the block (and runs in the emulator only)."""
+    saved = _target.RECORDS["cuda-sm80"]
+    _target.RECORDS["cuda-sm80"] = dataclasses.replace(saved, machine=lambda arch: GFX942,
+                                                         runtimes={"emulator": saved.runtimes["emulator"]})
+    try:
+        with env.override("TILEWISE_EMULATOR_CROSSCHECK", ""):
+            yield
+    finally:
+        _target.RECORDS["cuda-sm80"] = saved
+
+
+def lower_gfx942(func):
+    with gfx942_emulator():
+        return tilewise.lower(func, target="cuda -arch=sm_80")
+
+
+def run_gfx942(func, *args):
+    with gfx942_emulator():
+        k = tilewise.compile(func, target="cuda -arch=sm_80", execution_backend="emulator")
+        k(*args)
+        return k
+
+
+def gemm_kernel(M, N, K, bm=128, bn=128, bk=32, in_dtype="float16", acc="float32", threads=256, trans_A=False,
+                trans_B=False, a_frag=False, b_frag=False, policy="Square"):
+    """The canonical tiled GEMM with static shapes (ragged ones are guarded by the copies)."""
+    a_shape, a_tile = ((K, M), (bk, bm)) if trans_A else ((M, K), (bm, bk))
+    b_shape, b_tile = ((N, K), (bn, bk)) if trans_B else ((K, N), (bk, bn))
+    pol = getattr(T.GemmWarpPolicy, policy)
+
+    @T.prim_func
+    def gemm(A: T.Tensor(a_shape, in_dtype), B: T.Tensor(b_shape, in_dtype), C: T.Tensor((M, N), acc)):
+        with T.Kernel(T.ceildiv(N, bn), T.ceildiv(M, bm), threads=threads) as (bx, by):
+            A_s = T.alloc_shared(a_tile, in_dtype)
+            B_s = T.alloc_shared(b_tile, in_dtype)
+            A_f = T.alloc_fragment(a_tile, in_dtype)
+            B_f = T.alloc_fragment(b_tile, in_dtype)
+            C_f = T.alloc_fragment((bm, bn), acc)
+            T.clear(C_f)
+            for k in T.serial(T.ceildiv(K, bk)):
+                if trans_A:
+                    T.copy(A[k * bk, by * bm], A_s)
+                else:
+                    T.copy(A[by * bm, k * bk], A_s)
+                if trans_B:
+                    T.copy(B[bx * bn, k * bk], B_s)
+                else:
+                    T.copy(B[k * bk, bx * bn], B_s)
+                if a_frag:
+                    T.copy(A_s, A_f)
+                if b_frag:
+                    T.copy(B_s, B_f)
+                T.gemm(A_f if a_frag else A_s, B_f if b_frag else B_s, C_f, transpose_A=trans_A,
+                       transpose_B=trans_B, policy=pol)
+            T.copy(C_f, C[by * bm, bx * bn])
+
+    return gemm
+
+
+def rand(rng, shape, dtype):
+    if dtype == "int8":
+        return rng.integers(-128, 128, size=shape).astype(np.int8)
+    return rng.standard_normal(shape).astype(np.float32).astype(NP[dtype])
