@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("tilewise.transform",),
     ("tilewise.backend.c_style",),  # what the renderers of both backends share
     ("tilewise.backend.cpu", "tilewise.backend.cuda", "tilewise.emulator"),
+    ("tilewise.backend.hip",),  # the HIP renderer is the CUDA one with AMD's spellings
     ("tilewise.ptx",),  # the second, independent executor: shares only the emulator's report classes
     ("tilewise.testing",),
     ("tilewise.profiler",),

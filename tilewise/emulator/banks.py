@@ -22,6 +22,13 @@ wavefront for any aligned access of the sizes above); `extra` is what the reques
 Not counted: TMA copies and wgmma operand reads (the asynchronous proxy reads and writes shared
 memory through its own swizzle units, not as warp requests), mbarrier operations and atomics.
 
+AMD GPUs (gfx90a, gfx942): the LDS also has 32 banks of 4 bytes, and a wavefront's 64 lanes are
+served in phases of the same 128 bytes: 32 lanes for 4-byte accesses (half a wavefront), 16 for
+8 bytes, 8 for 16 bytes (ds_write_b128 / ds_read_b128: 8 phases of 8 lanes). Sources: the
+Composable Kernel documentation, "Understanding AMD GPU LDS and Bank Conflicts", and AMD's
+OpenCL programming guide ("threads 0-31 and 32-63 are checked for conflicts" separately). So the
+rule below applies per phase unchanged; a 64-lane request just has twice the phases.
+
 Counting costs a sort per executed shared-memory access, so it is on only when asked for
 (`run(..., stats=BankCounter())`; TILEWISE_EMULATOR_STATS=1 for JIT kernels)."""
 from __future__ import annotations
@@ -87,7 +94,7 @@ class BankCounter:
         o = np.broadcast_to(np.asarray(off, np.int64), (st.L,))[lanes] if np.ndim(off) == 0 else \
             np.asarray(off, np.int64)[lanes]
         per_phase = WARP if nbytes <= 4 else WARP * 4 // nbytes  # 32, 16 (8 bytes), 8 (16 bytes)
-        nphase = WARP // per_phase
+        nphase = getattr(st, "warp", WARP) // per_phase  # AMD's 64-lane wavefronts: twice as many phases
         warp = st.lane_warp[lanes].astype(np.int64)
         group = warp * nphase + st.lane_in_warp[lanes] // per_phase  # one request phase per group
         nwords = max(1, nbytes // 4)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..ir.expr import BufferLoad, Call
-from . import arith, assertions, async_regs, mbarrier, mfma, named_barriers, ptx, races, registers, tma, wgmma
+from . import arith, assertions, async_regs, mbarrier, mfma, named_barriers, ptx, races, registers, tma, wavefront, wgmma
 from . import extern as _extern
 from . import warp_sync as _warp_sync
 from .access import Access
@@ -121,11 +121,12 @@ def full_warps(st, what: str, span) -> np.ndarray | None:
         on = int(np.flatnonzero(mw[w])[0])
         off = int(np.flatnonzero(~mw[w])[0])
         b, wib = divmod(w, st.warps_per_block)
-        t_on, t_off = wib * 32 + on, wib * 32 + off
+        W = st.warp
+        t_on, t_off = wib * W + on, wib * W + off
         missing = (f"{st.describe(b, t_off)} does not" if t_off < st.T
-                   else f"the warp has only {st.T - wib * 32} threads (threads={list(st.threads)}); lane {off} does not exist and")
+                   else f"the warp has only {st.T - wib * W} threads (threads={list(st.threads)}); lane {off} does not exist and")
         raise DivergenceError(
-            f"{what} needs all 32 lanes of a warp, but in warp {wib} {st.describe(b, t_on)} executes it at "
+            f"{what} needs all {W} lanes of a warp, but in warp {wib} {st.describe(b, t_on)} executes it at "
             f"{where(span)} and {missing} execute it"
         )
     return anyw
@@ -498,7 +499,7 @@ def _shfl(comp: Compiler, e: Call):
     if mode is None:
         raise UnsupportedError(f"unknown shuffle {e.name} at {where(comp.span)}")
     width = int(e.attrs.get("width", 32))
-    c = ptx.cuda_shfl_c(mode, width)
+    c = ptx.cuda_shfl_c(mode, width) if width <= ptx.WARP else None  # wider: only a 64-lane wavefront has it
     fv = comp.expr(e.args[0])
     fb = comp.expr(e.args[1])
     span = comp.span
@@ -510,7 +511,12 @@ def _shfl(comp: Compiler, e: Call):
         full_warps(st, what, span)
         if np.ndim(v) == 0:
             return v
-        j, _ = ptx.shfl_source(mode, st.lane_in_warp, b, c)
+        if st.warp != ptx.WARP:  # an AMD wavefront: HIP's __shfl_* definitions
+            j = wavefront.shfl_source(e.name, st.lane_in_warp, b, width, st.warp)
+        elif c is None:
+            raise UnsupportedError(f"{what} with width {width} at {where(span)}: a CUDA warp has 32 lanes")
+        else:
+            j, _ = ptx.shfl_source(mode, st.lane_in_warp, b, c)
         src = np.clip(st.lanes - st.lane_in_warp + j, 0, st.L - 1)
         return v[src]
 

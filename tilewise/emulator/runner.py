@@ -322,7 +322,8 @@ def _batch(prog: Program, kp: KernelProgram, block_ids, gdims, vals, store, shap
     T = int(np.prod(threads))
     bvals = list(vals)
     bstore = [s if (s is not None and s.scope == "global") else None for s in store]
-    st = Batch(prog, block_ids, gdims, threads, bvals, bstore, shapes, check_races, check_uninit)
+    st = Batch(prog, block_ids, gdims, threads, bvals, bstore, shapes, check_races, check_uninit,
+               int(kp.kernel.attrs.get("warp_size", 32)))
     st.banks = stats
     st.global_epoch = epoch
     st.atomic_rng = rng

@@ -70,9 +70,9 @@ class Plan:
     """How a kernel runs: `reason` is None for lockstep, else why warps are scheduled;
     `unit` the threads per unit (32 or 128)."""
 
-    def __init__(self, reason: str | None, warpgroup_ops: bool, threads: int):
+    def __init__(self, reason: str | None, warpgroup_ops: bool, threads: int, warp: int = WARP):
         self.reason = reason
-        self.unit = WARPGROUP if warpgroup_ops and threads % WARPGROUP == 0 else WARP
+        self.unit = WARPGROUP if warpgroup_ops and threads % WARPGROUP == 0 else warp
         n_units = -(-threads // self.unit)
         self.scheduled = reason is not None and n_units > 1
 
@@ -94,7 +94,7 @@ def plan(k: Kernel) -> Plan:
     elif scan.found is not None:
         name, span = scan.found
         reason = f"the {name} at {where(span)} is reached under a condition that differs between threads"
-    return Plan(reason, scan.warpgroup_ops, T)
+    return Plan(reason, scan.warpgroup_ops, T, int(k.attrs.get("warp_size", WARP)))
 
 
 def _is_local(buf) -> bool:

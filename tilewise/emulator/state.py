@@ -10,16 +10,16 @@ from .asyncq import AsyncQueues
 from .errors import thread_str
 from .hopper import HopperState
 
-WARP = 32
+WARP = 32  # a CUDA warp; kernels lowered for other machines say their width (Kernel.attrs["warp_size"])
 
 
 class Batch:
     """Lanes are numbered block-major: lane = block_in_batch * threads + linear thread id, with
     the thread id `tx + ty * Tx + tz * Tx * Ty` as CUDA numbers threads (warps are 32 consecutive
-    linear ids)."""
+    linear ids; 64 on AMD GPUs, whose wavefronts are `warp` = 64 lanes)."""
 
     def __init__(self, prog, block_ids: np.ndarray, grid, threads, vals: list, store: list, shapes: dict,
-                 check_races: bool, check_uninit: bool):
+                 check_races: bool, check_uninit: bool, warp: int = WARP):
         T = 1
         for t in threads:
             T *= t
@@ -33,12 +33,13 @@ class Batch:
         self.lanes = np.arange(L)
         self.lane_block = np.repeat(np.arange(nb), T)
         self.lane_tid = np.tile(np.arange(T, dtype=np.int32), nb)
-        wpb = -(-T // WARP)
+        self.warp = warp  # lanes that execute in lockstep (warp-wide instructions, shuffles)
+        wpb = -(-T // warp)
         self.warps_per_block = wpb
         self.num_warps = nb * wpb
-        self.full_warps = T % WARP == 0
-        self.lane_in_warp = self.lane_tid % WARP
-        self.lane_warp = self.lane_block * wpb + self.lane_tid // WARP
+        self.full_warps = T % warp == 0
+        self.lane_in_warp = self.lane_tid % warp
+        self.lane_warp = self.lane_block * wpb + self.lane_tid // warp
         self.vals = vals
         self.store = store
         self.shapes = shapes
@@ -73,10 +74,10 @@ class Batch:
         return thread_str(int(self.block_ids[block_in_batch]), tid, self.grid, self.threads)
 
     def to_warps(self, x: np.ndarray, fill=0) -> np.ndarray:
-        """Per-lane values [L, ...] as [warps, 32, ...]; lanes past a partial last warp get `fill`."""
+        """Per-lane values [L, ...] as [warps, warp size, ...]; lanes past a partial last warp get `fill`."""
         if self.full_warps:
-            return x.reshape((self.num_warps, WARP) + x.shape[1:])
-        out = np.full((self.num_warps, WARP) + x.shape[1:], fill, dtype=x.dtype)
+            return x.reshape((self.num_warps, self.warp) + x.shape[1:])
+        out = np.full((self.num_warps, self.warp) + x.shape[1:], fill, dtype=x.dtype)
         out[self.lane_warp, self.lane_in_warp] = x
         return out
 

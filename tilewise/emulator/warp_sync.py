@@ -16,9 +16,6 @@ from . import calls, order
 if TYPE_CHECKING:
     from .compiler import Compiler
 
-WARP = 32
-
-
 def _syncwarp(comp: Compiler, e: Call):
     span = comp.span
 
@@ -31,7 +28,7 @@ def _syncwarp(comp: Compiler, e: Call):
             return
         blocks = st.lane_block[lanes]
         tids = st.lane_tid[lanes]
-        warp = tids // WARP
+        warp = tids // st.warp
         for w in np.unique(warp):
             sel = warp == w
             vec = order.new_vector(st)

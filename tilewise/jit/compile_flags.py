@@ -78,6 +78,19 @@ def for_nvrtc(flags: tuple[str, ...], arch: str) -> tuple[str, ...]:
     return tuple(keep)
 
 
+def for_clang(flags: tuple[str, ...]) -> tuple[str, ...]:
+    """The flags clang takes on the HIP target (the same families as g++'s); CUDA-only ones warn
+    once and are left out."""
+    keep: list[str] = []
+    for f in flags:
+        if f.startswith(_GCC_PREFIXES) and not f.startswith("--"):
+            keep.append(f)
+        else:
+            warn_once(("clang", f), f"compile_flags: {f!r} has no effect on the HIP target (clang takes -D, -U, -O, "
+                                    "-f, -m, -W and -g flags)", stacklevel=4)
+    return tuple(keep)
+
+
 def for_gcc(flags: tuple[str, ...]) -> tuple[str, ...]:
     """The flags g++ takes on the CPU target; CUDA-only ones warn once and are left out."""
     keep: list[str] = []

@@ -147,7 +147,7 @@ class JITFactory:
 def _dump(root: str, func: PrimFunc, kernel) -> None:
     """debug_root_path=: the generated source and the program's IR of every compiled kernel."""
     os.makedirs(root, exist_ok=True)
-    ext = "cu" if kernel.target.kind == "cuda" else "cpp"
+    ext = {"cuda": "cu", "hip": "hip"}.get(kernel.target.kind, "cpp")
     with open(os.path.join(root, f"tilewise_jit_kernel_{func.name}.{ext}"), "w") as f:
         f.write(kernel.get_kernel_source())
     with open(os.path.join(root, f"tilewise_jit_program_{func.name}.py"), "w") as f:

@@ -91,7 +91,7 @@ class JITKernel:
         self._written = frozenset(i for i, p in enumerate(all_params) if p in written)
         # CUDA code moves global memory in vectors of up to 16 bytes from a tensor's start: those
         # tensors' data must be aligned (a slice of a wider tensor may not be)
-        vec = vector_accessed_globals(self.build.lowered) if record.kind == "cuda" else set()
+        vec = vector_accessed_globals(self.build.lowered) if record.kind in ("cuda", "hip") else set()
         self._align = {i: 16 for i, p in enumerate(all_params) if p in vec}
         accessed = accessed_globals(func)
         unused = frozenset(i for i, p in enumerate(self.params) if isinstance(p, Buffer) and p not in accessed)
@@ -164,9 +164,18 @@ class JITKernel:
         """SASS of the compiled CUDA kernel (cuobjdump; no GPU needed)."""
         return self._tool("disassemble", "get_sass")(self.build.binary)
 
+    def get_isa(self) -> str:
+        """The compiled kernel's machine code: SASS for CUDA, the AMDGPU instructions of the code
+        object for HIP (no GPU needed)."""
+        return self._tool("disassemble", "get_isa")(self.build.binary)
+
     def resource_usage(self) -> dict:
-        """{"registers", "spill_bytes", "shared_bytes"} of the compiled CUDA kernel."""
+        """{"registers", "spill_bytes", "shared_bytes"} of the compiled GPU kernel; for HIP also
+        "vgprs", "agprs", "sgprs", "vgpr_spills", "sgpr_spills", "scratch_bytes" and "lds_bytes"
+        (registers = VGPRs + AGPRs, spill_bytes = scratch, shared_bytes = LDS)."""
         u = self._tool("resources", "resource_usage")(self.build.binary)
+        if "lds_bytes" in u:  # HIP: the LDS tile is static, already in the code object's figure
+            return dict(u)
         # the cubin's figure has static shared memory only; the planned tiles are dynamic
         dynamic = max(self.build.module.kernels[0].shared_bytes, 0)
         return {"registers": u["registers"], "spill_bytes": u["spill_bytes"], "shared_bytes": dynamic + u["shared_bytes"]}
@@ -181,7 +190,7 @@ class JITKernel:
     def _tool(self, tool: str, what: str):
         fn = getattr(self.build.record, tool)
         if fn is None:
-            raise ValueError(f"{what}() needs a CUDA target; this kernel was compiled for {self.target}")
+            raise ValueError(f"{what}() needs a GPU target (CUDA or HIP); this kernel was compiled for {self.target}")
         return fn
 
     def get_profiler(self, tensor_supply_type=None):

@@ -11,6 +11,7 @@ from .. import env
 from ..backend.cpu.library import CpuLibrary
 from ..backend.cuda.launch import CudaLauncher, launch_plans, tensor_map_args
 from ..backend.cuda.nvrtc import nvrtc_compile
+from ..backend.hip.launch import HipLauncher
 from ..emulator import EmulatorError, compile_program
 from ..emulator import run as emulate
 from ..emulator.banks import BankCounter, EmulateStats
@@ -86,11 +87,15 @@ class EmulatorRuntime(Runtime):
         self.fast_math = bool(build.pass_configs.get("tl.enable_fast_math")) or any(
             f in ("--use_fast_math", "-use_fast_math") for f in build.compile_flags)
 
+    crosscheckable = True  # NVRTC can compile the source for the PTX interpreter
+
     def run(self, arrays, dims: list[int]) -> None:
         views = [numpy_view(a) for a in arrays]
         check = env.get("TILEWISE_EMULATOR_CROSSCHECK")
         if check not in ("", "ptx"):
             raise ValueError(f"TILEWISE_EMULATOR_CROSSCHECK={check!r}: the only second executor is 'ptx'")
+        if not self.crosscheckable:
+            check = ""
         before = crosscheck.snapshot(self.lowered.params, views) if check else None
         values = [_emulator_value(p, v) for p, v in zip(self.lowered.params, views)]
         checks = {"races": env.flag("TILEWISE_EMULATOR_RACES"), "uninit": env.flag("TILEWISE_EMULATOR_UNINIT")}
@@ -114,6 +119,26 @@ class EmulatorRuntime(Runtime):
                 self._second = PtxRuntime(self.build)
             crosscheck.run_quietly(self._second, before, dims)
             crosscheck.compare(self.lowered.name, self.lowered.params, views, before)
+
+
+class HipEmulatorRuntime(EmulatorRuntime):
+    """The HIP thread IR (64-lane wavefronts) in the emulator. The PTX interpreter cannot repeat
+    it (the source is HIP C++ for clang), so TILEWISE_EMULATOR_CROSSCHECK does not apply."""
+
+    crosscheckable = False
+
+
+class HipRuntime(Runtime):
+    """The code object launched on an AMD GPU through hip-python."""
+
+    device = "cuda"  # ROCm builds of torch name AMD GPUs "cuda"
+
+    def __init__(self, build: Build):
+        super().__init__(build)
+        self._launcher = HipLauncher(build.module, build.binary)
+
+    def run(self, arrays, dims: list[int]) -> None:
+        self._launcher(arrays, dims)
 
 
 class GpuRuntime(Runtime):

@@ -17,11 +17,17 @@ from ..backend.cuda.device import gpu_present
 from ..backend.cuda.inspect import get_sass, resource_usage
 from ..backend.cuda.nvrtc import compile_cubin, toolchain_fingerprint
 from ..backend.cuda.renderer import render_cuda
+from ..backend.hip.clang import compile_hsaco
+from ..backend.hip.clang import toolchain_fingerprint as hip_fingerprint
+from ..backend.hip.device import amd_gpu_present
+from ..backend.hip.inspect import get_isa as hip_isa
+from ..backend.hip.inspect import kernel_resources as hip_resources
+from ..backend.hip.renderer import render_hip
 from ..engine.callback import has_c_postproc, postprocess_c_source, postprocess_cuda_source
-from ..ir.machine import CPU, CUDA_ARCHS, Machine, cuda_machine
+from ..ir.machine import CPU, CUDA_ARCHS, HIP_ARCHS, Machine, cuda_machine, hip_machine
 from ..transform.pipeline import loop_passes, thread_passes
 from . import compile_flags
-from .runtimes import EmulatorRuntime, GpuRuntime, NativeRuntime, PtxRuntime, Runtime
+from .runtimes import EmulatorRuntime, GpuRuntime, HipEmulatorRuntime, HipRuntime, NativeRuntime, PtxRuntime, Runtime
 
 CPU_ALIASES = ("cpu", "c", "llvm")
 TILELANG_BACKENDS = ("cython", "ctypes", "dlpack", "tvm_ffi", "torch", "auto")
@@ -29,13 +35,13 @@ TILELANG_BACKENDS = ("cython", "ctypes", "dlpack", "tvm_ffi", "torch", "auto")
 
 @dataclass(frozen=True)
 class Target:
-    """What the user asked for: a kind ("cpu" | "cuda") and, for CUDA, an architecture."""
+    """What the user asked for: a kind ("cpu" | "cuda" | "hip") and, for a GPU, an architecture."""
 
     kind: str
     arch: str = ""
 
     def __str__(self) -> str:
-        return self.kind if self.kind == "cpu" else f"cuda -arch={self.arch}"
+        return self.kind if self.kind == "cpu" else f"{self.kind} -arch={self.arch}"
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,21 @@ def _cuda_record(name: str, archs: tuple[str, ...]) -> TargetRecord:
     )
 
 
+def _compile_hsaco(source: str, machine: Machine, configs: dict, out: Path, flags: tuple = ()) -> None:
+    compile_hsaco(source, machine.name, out, tuple(flags))
+
+
+# AMD Instinct GPUs through clang-19 (no ROCm needed to compile); the thread-IR emulator runs the
+# kernels where no AMD GPU is present (there is no second executor like the PTX interpreter)
+_HIP = TargetRecord(
+    name="hip", kind="hip", archs=HIP_ARCHS, machine=hip_machine, passes=thread_passes, render=render_hip,
+    toolchain=Toolchain("kernel.hip", "kernel.hsaco", _compile_hsaco, hip_fingerprint,
+                        lambda flags, machine: compile_flags.for_clang(flags)),
+    runtimes={"hip": HipRuntime, "emulator": HipEmulatorRuntime},
+    auto_runtime=lambda: "hip" if amd_gpu_present() else "emulator",
+    key_on_source=True, disassemble=hip_isa, resources=hip_resources,
+)
+
 RECORDS: dict[str, TargetRecord] = {r.name: r for r in (
     TargetRecord(
         name="cpu", kind="cpu", archs=("",), machine=lambda arch: CPU, passes=loop_passes, render=render_cpu,
@@ -99,6 +120,7 @@ RECORDS: dict[str, TargetRecord] = {r.name: r for r in (
     ),
     _cuda_record("cuda-sm80", ("sm_80", "sm_86", "sm_89")),
     _cuda_record("cuda-sm90", ("sm_90", "sm_90a")),
+    _HIP,
 )}
 
 # Blackwell and later: tilewise has no lowering of their own (tcgen05, tensor memory); the Hopper
@@ -175,7 +197,14 @@ def parse_target(target) -> Target:
             raise ValueError(f"unsupported CUDA architecture {arch} ({why}); supported: {', '.join(CUDA_ARCHS)}, and "
                              f"with the Hopper subset {', '.join(NEWER_CUDA_ARCHS)}")
         return Target("cuda", arch)
-    raise ValueError(f"unknown target {target!r}; use 'cpu' (or 'c', 'llvm'), 'cuda', 'cuda -arch=sm_90a' or 'auto'")
+    if head in ("hip", "rocm"):
+        m = re.search(r"-(?:arch|mcpu)=(gfx\w+)", t)
+        arch = m.group(1) if m else "gfx942"
+        if arch not in HIP_ARCHS:
+            raise ValueError(f"unsupported AMD architecture {arch}; supported: {', '.join(HIP_ARCHS)}")
+        return Target("hip", arch)
+    raise ValueError(f"unknown target {target!r}; use 'cpu' (or 'c', 'llvm'), 'cuda', 'cuda -arch=sm_90a', 'hip', "
+                     "'hip -arch=gfx942' or 'auto'")
 
 
 def resolve_backend(target: Target, backend: str | None) -> str:

@@ -324,25 +324,26 @@ def all_reduce(ctx, acc: Buffer, modes, n: int, combine, dtype: DataType) -> lis
     shared-memory exchange for the others. Afterwards all of them hold the combined values."""
     out: list[Stmt] = []
     shared_modes, shuffled = [], []
-    # a shuffle names all 32 lanes of a warp: with a partial last warp (threads=48) every mode
-    # goes through shared memory
-    whole_warps = ctx.threads % 32 == 0
+    # a shuffle names all lanes of a warp (32; a wavefront of 64 on AMD GPUs): with a partial
+    # last warp (threads=48) every mode goes through shared memory
+    W = ctx.machine.warp_size
+    whole_warps = ctx.threads % W == 0
     # a power-of-two mode spanning several warps splits into its intra-warp digits (shuffles) and
     # its warp digits (one shared-memory round: a write per warp, a read per warp of the mode)
     split = []
     for place, radix in modes:
-        if radix & (radix - 1) == 0 and 32 % place == 0 and place < 32 < place * radix:
-            intra = 32 // place
-            split += [(place, intra), (32, radix // intra)]
+        if radix & (radix - 1) == 0 and W % place == 0 and place < W < place * radix:
+            intra = W // place
+            split += [(place, intra), (W, radix // intra)]
         else:
             split.append((place, radix))
     for place, radix in split:
-        if radix & (radix - 1) == 0 and place * radix <= 32 and whole_warps:
+        if radix & (radix - 1) == 0 and place * radix <= W and whole_warps:
             lv = Var("v", _dt.int32)
             off = place
             while off < place * radix:
                 shfl = Call("shfl_xor", [BufferLoad(acc, [lv]), Const(off, _dt.int32)], dtype,
-                            {"width": 32})
+                            {"width": W})
                 out.append(For(lv, 0, n, "unroll",
                                BufferStore(acc, [lv], combine(BufferLoad(acc, [lv]), shfl))))
                 off *= 2

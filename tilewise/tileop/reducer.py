@@ -49,7 +49,7 @@ def combine(op: str, a, b) -> Expr:
     return binary(_COMBINE[op], a, b)
 
 
-def replica_modes(lay) -> list[tuple[int, int]]:
+def replica_modes(lay, warp: int = 32) -> list[tuple[int, int]]:
     """(place, radix) of a layout's replicating thread modes, split at the warp size so that the
     part inside a warp combines by shuffles (a mode of 128 replicas is 32 lanes x 4 warps)."""
     out = []
@@ -57,10 +57,10 @@ def replica_modes(lay) -> list[tuple[int, int]]:
         if m.dim is not None or m.radix == 1:
             continue
         r = m.radix
-        if p < 32 and p * r > 32 and r & (r - 1) == 0 and 32 % p == 0:
-            inner = 32 // p
+        if p < warp and p * r > warp and r & (r - 1) == 0 and warp % p == 0:
+            inner = warp // p
             out.append((p, inner))
-            out.append((32, r // inner))
+            out.append((warp, r // inner))
         else:
             out.append((p, r))
     return out
@@ -114,7 +114,7 @@ class FinalizeReducer(TileOp):
         r = self.reducer.buffer
         lay = ctx.fragment_layout(r)
         loc = ctx.local_buffer(r)
-        out = all_reduce(ctx, loc, replica_modes(lay), lay.num_values, lambda a, b: combine(self.op, a, b), r.dtype)
+        out = all_reduce(ctx, loc, replica_modes(lay, ctx.machine.warp_size), lay.num_values, lambda a, b: combine(self.op, a, b), r.dtype)
         if self.dst is not None:
             d = self.dst.buffer
             if not ctx.fragment_layout(d).same_as(lay):

@@ -14,6 +14,9 @@ w lanes read consecutive elements: no bank conflicts):
      totals of the warps before it in its line (an exclusive prefix over at most g / 32 - 1
      values) into its elements of dst.
 
+The warp width is the target's (ir/machine.py): 32 below stands for 64 on AMD GPUs, whose
+wavefronts shuffle 64 lanes.
+
 Blocks whose thread count is not a multiple of 32 (a shuffle needs all 32 lanes of a warp) keep
 the serial scan: one thread per line (cumsum.py)."""
 from __future__ import annotations
@@ -28,8 +31,6 @@ from ..ir.stmt import Allocate, BufferStore, Evaluate, For, IfThenElse, Stmt, se
 from ..ir.visitor import substitute
 from . import cuda_common as cc
 
-WARP = 32
-
 
 def _pow2_floor(x: int) -> int:
     return 1 << (max(1, x).bit_length() - 1)
@@ -39,10 +40,10 @@ def _pow2_ceil(x: int) -> int:
     return 1 << max(0, (x - 1).bit_length())
 
 
-def group_size(threads: int, lines: int, n: int) -> int:
+def group_size(threads: int, lines: int, n: int, warp: int = 32) -> int:
     """Threads per line: as many as the line can use (n rounded up to a power of two), at most a
     warp when there are enough lines to keep every warp busy, at most the block."""
-    per_line = max(WARP, _pow2_floor(threads // max(lines, 1)))
+    per_line = max(warp, _pow2_floor(threads // max(lines, 1)))
     return max(1, min(_pow2_floor(threads), _pow2_ceil(n), per_line))
 
 
@@ -60,10 +61,11 @@ def shuffle_scan(op, ctx, element, identity: Const, kept_ext: list[int], n: int)
     of the line at kept_indices (reverse already applied)."""
     T = ctx.threads
     span = ctx.thread_span
+    WARP = ctx.machine.warp_size  # noqa: N806 - the warp (or wavefront) width of the target
     if T % WARP or (span is not None and span[0] % WARP) or n <= 1:
         return None
     lines = math.prod(kept_ext)
-    g = group_size(T, lines, n)
+    g = group_size(T, lines, n, WARP)
     w = min(g, WARP)
     warps_per_line = g // w if g > WARP else 1
     per_round = T // g

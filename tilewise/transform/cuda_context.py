@@ -35,6 +35,10 @@ class CudaLowerContext(LowerContext):
         out = super().kernel_attrs()
         if self.tensor_maps:
             out["tensor_maps"] = list(self.tensor_maps)
+        if self.machine.warp_size != 32:
+            # the lockstep width the lowering assumed (shuffles, warp-level reductions): the
+            # emulator executes the kernel's warps at this width (a wavefront of 64 on AMD GPUs)
+            out["warp_size"] = self.machine.warp_size
         return out
 
     def enter(self, op: TileOp, ranges: dict) -> None:

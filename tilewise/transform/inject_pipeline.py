@@ -106,6 +106,9 @@ def _call(name: str, **attrs) -> Evaluate:
 class _Pipeline(Mutator):
     def __init__(self, machine: Machine | None, pass_configs: dict, cpu: bool = False):
         self.cpu = cpu  # a block is one thread: only loops with a schedule are rewritten, synchronously
+        # copies run synchronously (multi-buffered, issued stages ahead) where there is no cp.async:
+        # on the CPU, and on AMD GPUs (global -> LDS goes through registers there)
+        self.sync_copies = cpu or (machine is not None and not machine.has("cp_async"))
         self.notes: list[str] = []  # lowering decisions for kernel.lowering_notes()
         self.buffers: dict = {}  # original shared Buffer -> multi-buffered Buffer
         self.machine = machine
@@ -276,20 +279,20 @@ class _Pipeline(Mutator):
                 body = substitute(s, {f.var: f.start + k})
                 body = _Multibuffer(self.buffers, slot).visit(body)
                 if st == 0:
-                    if _is_producer(body) and not self.cpu:
+                    if _is_producer(body) and not self.sync_copies:
                         body = body.as_async()
                     body = IfThenElse(it < n, body)
                 else:
                     # groups newer than the one this statement needs: those of the iterations
                     # after k, minus this iteration's if it is not committed yet
-                    if not self.cpu:
+                    if not self.sync_copies:
                         out.append(_call("cp_async_wait", n=st if committed else st - 1))
                     guard = it >= st
                     if st < depth:
                         guard = guard & (it - st < n)
                     body = IfThenElse(guard, body)
                 out.append(body)
-                if pos == last_producer and not committed and not self.cpu:
+                if pos == last_producer and not committed and not self.sync_copies:
                     out.append(_call("cp_async_commit"))
                     committed = True
             out.append(BufferStore(slot_var, [Const(0, _dt.int32)],
@@ -308,7 +311,7 @@ class _Pipeline(Mutator):
             loop = For(it, start, extent, "serial", iteration(it), {"pipelined_stages": S, "part": name}, span=f.span)
             parts.append(loop)
         init = Allocate(slot_var, Const(0, _dt.int32))
-        if self.cpu:  # the copies ran synchronously
+        if self.sync_copies:  # the copies ran synchronously
             return seq([init, *parts])
         return seq([init, *parts, _call("cp_async_wait", n=0)])
 

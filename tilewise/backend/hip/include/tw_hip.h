@@ -1,0 +1,387 @@
+// tilewise HIP runtime header for AMD CDNA GPUs (gfx90a, gfx942): the scalar types, math,
+// integer helpers, atomics, barriers and wavefront shuffles the thread IR uses
+// (docs/THREAD_IR.md). Included by every generated HIP kernel.
+//
+// It is compiled by clang's AMDGPU backend with -nogpuinc -nogpulib: no ROCm header and no device
+// library (ocml / ockl) is available, so everything here is a clang builtin or plain C++. Math
+// functions are those LLVM lowers to AMDGPU instructions on its own (expf, logf, sqrtf, ...);
+// the renderer refuses the others (backend/hip/renderer.py, UNSUPPORTED_MATH) with a CompileError.
+#pragma once
+
+typedef signed char int8_t;
+typedef short int16_t;
+typedef int int32_t;
+typedef long long int64_t;
+typedef unsigned char uint8_t;
+typedef unsigned short uint16_t;
+typedef unsigned int uint32_t;
+typedef unsigned long long uint64_t;
+typedef unsigned long long uintptr_t;
+
+// HIP's spellings, which the ROCm headers would otherwise define, as the attributes clang knows.
+#define __global__ __attribute__((global))
+#define __device__ __attribute__((device))
+#define __shared__ __attribute__((shared))
+#define __align__(n) __attribute__((aligned(n)))
+// CUDA's (threads[, min blocks]): the workgroup size the register allocation may assume
+#define __launch_bounds__(threads, ...) __attribute__((amdgpu_flat_work_group_size(1, threads)))
+
+#define INFINITY __builtin_inff()
+#define NAN __builtin_nanf("")
+
+#define TW_DEV __device__ __attribute__((always_inline)) inline
+
+namespace tw {
+
+// ------------------------------------------------------------------ types
+// clang's own half-precision types: _Float16 has gfx9 instructions; __bf16 converts from float
+// rounding to nearest even (LLVM expands the conversion on gfx942, which has no bf16 cvt).
+// Arithmetic happens in float: the renderer emits ((tw::half)((float)(a) + (float)(b))).
+typedef _Float16 half;
+typedef __bf16 bf16;
+
+template <typename T> struct is_lowp { static constexpr bool value = false; };
+template <> struct is_lowp<half> { static constexpr bool value = true; };
+template <> struct is_lowp<bf16> { static constexpr bool value = true; };
+template <bool C, typename T> struct enable_if {};
+template <typename T> struct enable_if<true, T> { typedef T type; };
+
+template <typename To, typename From> TW_DEV To bitcast(From x) {
+  static_assert(sizeof(To) == sizeof(From), "reinterpret needs equal sizes");
+  To y;
+  __builtin_memcpy(&y, &x, sizeof(To));
+  return y;
+}
+
+// ------------------------------------------------------------------ math
+// float (and the 16-bit types, through float) map to the builtins LLVM expands into AMDGPU code:
+// expf / exp2f / exp10f / logf / log2f / log10f use v_exp_f32 / v_log_f32 with LLVM's range
+// reduction and denormal scaling (the accurate expansion, not the afn one).
+#define TW_F32_MATH(name, fn)                                                                     \
+  TW_DEV float name(float x) { return fn(x); }                                                    \
+  template <typename T> TW_DEV typename enable_if<is_lowp<T>::value, T>::type name(T x) {        \
+    return T(fn((float)x));                                                                       \
+  }
+TW_F32_MATH(exp, __builtin_expf)
+TW_F32_MATH(exp2, __builtin_exp2f)
+TW_F32_MATH(exp10, __builtin_exp10f)
+TW_F32_MATH(log, __builtin_logf)
+TW_F32_MATH(log2, __builtin_log2f)
+TW_F32_MATH(log10, __builtin_log10f)
+TW_F32_MATH(fast_exp, __builtin_expf)
+TW_F32_MATH(fast_exp10, __builtin_exp10f)
+TW_F32_MATH(fast_log, __builtin_logf)
+TW_F32_MATH(fast_log2, __builtin_log2f)
+TW_F32_MATH(fast_log10, __builtin_log10f)
+#undef TW_F32_MATH
+
+// These lower to single instructions (or short exact sequences) for float and double alike.
+#define TW_ANY_MATH(name, ffn, dfn)                                                               \
+  TW_DEV float name(float x) { return ffn(x); }                                                   \
+  TW_DEV double name(double x) { return dfn(x); }                                                 \
+  template <typename T> TW_DEV typename enable_if<is_lowp<T>::value, T>::type name(T x) {        \
+    return T(ffn((float)x));                                                                      \
+  }
+TW_ANY_MATH(sqrt, __builtin_sqrtf, __builtin_sqrt)
+TW_ANY_MATH(floor, __builtin_floorf, __builtin_floor)
+TW_ANY_MATH(ceil, __builtin_ceilf, __builtin_ceil)
+TW_ANY_MATH(trunc, __builtin_truncf, __builtin_trunc)
+TW_ANY_MATH(round, __builtin_roundf, __builtin_round)
+TW_ANY_MATH(nearbyint, __builtin_rintf, __builtin_rint)
+#undef TW_ANY_MATH
+
+TW_DEV float rsqrt(float x) { return 1.0f / __builtin_sqrtf(x); }
+TW_DEV double rsqrt(double x) { return 1.0 / __builtin_sqrt(x); }
+TW_DEV float rcp(float x) { return 1.0f / x; }
+TW_DEV double rcp(double x) { return 1.0 / x; }
+TW_DEV float fast_rcp(float x) { return __builtin_amdgcn_rcpf(x); }  // v_rcp_f32: 1 ulp
+TW_DEV float sigmoid(float x) { return 1.0f / (1.0f + __builtin_expf(-x)); }
+// tanh from exp: 1 - 2 / (e^2|x| + 1) loses the relative precision of small |x| to cancellation,
+// so below 0.125 the odd Taylor polynomial (terms to x^9: the next is under 2^-30 relative).
+TW_DEV float tanh(float x) {
+  const float a = __builtin_fabsf(x);
+  float r;
+  if (a < 0.125f) {
+    const float s = a * a;
+    r = a * (1.0f + s * (-1.0f / 3 + s * (2.0f / 15 + s * (-17.0f / 315 + s * (62.0f / 2835)))));
+  } else {
+    r = 1.0f - 2.0f / (__builtin_expf(2.0f * a) + 1.0f);
+  }
+  return __builtin_copysignf(r, x);
+}
+template <typename T> TW_DEV typename enable_if<is_lowp<T>::value, T>::type rsqrt(T x) { return T(rsqrt((float)x)); }
+template <typename T> TW_DEV typename enable_if<is_lowp<T>::value, T>::type rcp(T x) { return T(1.0f / (float)x); }
+template <typename T> TW_DEV typename enable_if<is_lowp<T>::value, T>::type sigmoid(T x) { return T(sigmoid((float)x)); }
+template <typename T> TW_DEV typename enable_if<is_lowp<T>::value, T>::type tanh(T x) { return T(tanh((float)x)); }
+
+// abs, max and min: floats follow fabs / fmax / fmin (a NaN operand is ignored), integers compare.
+template <typename T> TW_DEV T abs(T x) {
+  if constexpr (is_lowp<T>::value) return T(__builtin_fabsf((float)x));
+  else if constexpr ((T)-1 > (T)0) return x;
+  else return x < (T)0 ? (T)(-x) : x;
+}
+TW_DEV float abs(float x) { return __builtin_fabsf(x); }
+TW_DEV double abs(double x) { return __builtin_fabs(x); }
+template <typename T> TW_DEV T max(T a, T b) {
+  if constexpr (is_lowp<T>::value) return T(__builtin_fmaxf((float)a, (float)b));
+  else return a > b ? a : b;
+}
+template <typename T> TW_DEV T min(T a, T b) {
+  if constexpr (is_lowp<T>::value) return T(__builtin_fminf((float)a, (float)b));
+  else return a < b ? a : b;
+}
+TW_DEV float max(float a, float b) { return __builtin_fmaxf(a, b); }
+TW_DEV float min(float a, float b) { return __builtin_fminf(a, b); }
+TW_DEV double max(double a, double b) { return __builtin_fmax(a, b); }
+TW_DEV double min(double a, double b) { return __builtin_fmin(a, b); }
+
+TW_DEV float fmod(float a, float b) { return __builtin_fmodf(a, b); }
+TW_DEV double fmod(double a, double b) { return __builtin_fmod(a, b); }
+TW_DEV float copysign(float a, float b) { return __builtin_copysignf(a, b); }
+TW_DEV double copysign(double a, double b) { return __builtin_copysign(a, b); }
+TW_DEV float fma(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
+TW_DEV double fma(double a, double b, double c) { return __builtin_fma(a, b, c); }
+template <typename T> TW_DEV T ldexp(T x, int32_t e) {
+  if constexpr (sizeof(T) == 8) return __builtin_ldexp(x, e);
+  else return T(__builtin_ldexpf((float)x, e));
+}
+template <typename T> TW_DEV bool isnan(T x) { return (double)x != (double)x; }
+template <typename T> TW_DEV bool isinf(T x) { return __builtin_fabs((double)x) == __builtin_inf(); }
+template <typename T> TW_DEV bool isfinite(T x) { return __builtin_fabs((double)x) < __builtin_inf(); }
+template <typename T> TW_DEV T popcount(T x) {
+  if constexpr (sizeof(T) == 8) return (T)__builtin_popcountll((unsigned long long)x);
+  else return (T)__builtin_popcount((unsigned)x & (0xffffffffu >> (32 - 8 * sizeof(T))));
+}
+template <typename T> TW_DEV T clz(T x) {  // clz(0) is the operand's width
+  constexpr int bits = 8 * sizeof(T);
+  const unsigned long long u = (unsigned long long)x & (~0ull >> (64 - bits));
+  return (T)(u ? __builtin_clzll(u) - (64 - bits) : bits);
+}
+
+// ------------------------------------------------------------------ integer semantics
+// As on the other targets (the CPU backend's values): x / 0 = -1, x % 0 = x, the most negative
+// value / -1 wraps; float -> integer truncates and saturates, NaN gives 0; shift counts outside
+// [0, width) give 0 (or the sign fill).
+template <typename T> TW_DEV constexpr bool signed_int() { return (T)-1 < (T)0; }
+template <typename T> TW_DEV T truncdiv(T a, T b) {
+  return b == (T)0 ? (T)-1 : (signed_int<T>() && b == (T)-1) ? (T)(0ull - (unsigned long long)a) : (T)(a / b);
+}
+template <typename T> TW_DEV T truncmod(T a, T b) {
+  return b == (T)0 ? a : (signed_int<T>() && b == (T)-1) ? (T)0 : (T)(a % b);
+}
+TW_DEV float floordiv(float a, float b) { return __builtin_floorf(a / b); }
+TW_DEV double floordiv(double a, double b) { return __builtin_floor(a / b); }
+template <typename F> TW_DEV F float_floormod(F a, F b) {
+  const F r = __builtin_fmod(a, b);
+  return (r != (F)0 && ((r < (F)0) != (b < (F)0))) ? r + b : r;
+}
+TW_DEV float floormod(float a, float b) { return float_floormod<float>(a, b); }
+TW_DEV double floormod(double a, double b) { return float_floormod<double>(a, b); }
+template <typename T> TW_DEV T floordiv(T a, T b) {
+  if constexpr (is_lowp<T>::value) return T(floordiv((float)a, (float)b));
+  else {
+    const T q = truncdiv(a, b);
+    const bool exact = b == (T)0 || (signed_int<T>() && b == (T)-1) || q * b == a;
+    return (!exact && ((a < (T)0) != (b < (T)0))) ? (T)(q - 1) : q;
+  }
+}
+template <typename T> TW_DEV T floormod(T a, T b) {
+  if constexpr (is_lowp<T>::value) return T(floormod((float)a, (float)b));
+  else {
+    const T r = truncmod(a, b);
+    const bool fix = b != (T)0 && !(signed_int<T>() && b == (T)-1) && r != (T)0 && ((r < (T)0) != (b < (T)0));
+    return fix ? (T)(r + b) : r;
+  }
+}
+template <typename I, typename F> TW_DEV I to_int(F x) {
+  constexpr bool s = (I)-1 < (I)0;
+  constexpr double top = 2.0 * (double)(1ull << (sizeof(I) * 8 - (s ? 2 : 1)));  // max + 1
+  const double d = (double)x;
+  if (!(d == d)) return (I)0;
+  if (d >= top) return s ? (I)(~0ull >> (65 - sizeof(I) * 8)) : (I)~0ull;
+  if (d <= (s ? -top - 1.0 : -1.0)) return s ? (I)(-(long long)(~0ull >> (65 - sizeof(I) * 8)) - 1) : (I)0;
+  return (I)d;
+}
+template <typename T> TW_DEV T shl(T a, T b) {
+  return (unsigned long long)b < sizeof(T) * 8 ? (T)((unsigned long long)a << (unsigned long long)b) : (T)0;
+}
+template <typename T> TW_DEV T shr(T a, T b) {
+  return (unsigned long long)b < sizeof(T) * 8 ? (T)(a >> b) : (T)(a < (T)0 ? (T)-1 : (T)0);
+}
+
+// T.device_assert: without the device library there is no printf; a failed check ends the
+// kernel with s_trap (the host sees the launch fail). The message is in the source.
+TW_DEV void device_assert(bool cond, const char*) {
+  if (!cond) __builtin_trap();
+}
+
+// ------------------------------------------------------------------ barriers
+// __syncthreads as HIP defines it: LDS and global writes made visible to the workgroup, s_barrier,
+// and the acquire side so that later reads are not moved above the barrier.
+TW_DEV void syncthreads() {
+  __builtin_amdgcn_fence(__ATOMIC_RELEASE, "workgroup");
+  __builtin_amdgcn_s_barrier();
+  __builtin_amdgcn_fence(__ATOMIC_ACQUIRE, "workgroup");
+}
+// A wavefront executes in lockstep: only the compiler's ordering of memory accesses is needed.
+TW_DEV void syncwarp() {
+  __builtin_amdgcn_fence(__ATOMIC_RELEASE, "wavefront");
+  __builtin_amdgcn_wave_barrier();
+  __builtin_amdgcn_fence(__ATOMIC_ACQUIRE, "wavefront");
+}
+
+// ------------------------------------------------------------------ atomics
+// Natively: integer add / max / min / or and float / double add (global_atomic_* instructions);
+// everything else is a compare-and-swap loop on the raw bits of the aligned 32- or 64-bit word
+// holding the value (so a NaN cannot make it spin). Agent (device) scope, relaxed, like CUDA's.
+#define TW_SCOPE __HIP_MEMORY_SCOPE_AGENT
+enum class Op { add, max, min, bor };
+template <Op O, typename T> TW_DEV T combine(T a, T b) {
+  if constexpr (O == Op::add) return is_lowp<T>::value ? T((float)a + (float)b) : (T)(a + b);
+  else if constexpr (O == Op::max) return max(a, b);
+  else if constexpr (O == Op::min) return min(a, b);
+  else return (T)(a | b);
+}
+template <Op O, typename T> TW_DEV T atomic_cas(T* addr, T v) {
+  if constexpr (sizeof(T) == 8) {
+    uint64_t* p = reinterpret_cast<uint64_t*>(addr);
+    uint64_t old = __hip_atomic_load(p, __ATOMIC_RELAXED, TW_SCOPE), want;
+    do {
+      want = bitcast<uint64_t>(combine<O>(bitcast<T>(old), v));
+    } while (!__hip_atomic_compare_exchange_strong(p, &old, want, __ATOMIC_RELAXED, __ATOMIC_RELAXED, TW_SCOPE));
+    return bitcast<T>(old);
+  } else {
+    static_assert(sizeof(T) <= 4, "atomics take 1, 2, 4 or 8-byte values");
+    const uintptr_t a = reinterpret_cast<uintptr_t>(addr);
+    uint32_t* word = reinterpret_cast<uint32_t*>(a & ~(uintptr_t)3);
+    const int shift = (int)((a & 3) * 8);  // little-endian: the value's bytes start at a & 3
+    const uint32_t mask = sizeof(T) == 4 ? ~0u : ((1u << (8 * sizeof(T))) - 1u) << shift;
+    uint32_t old = __hip_atomic_load(word, __ATOMIC_RELAXED, TW_SCOPE), want;
+    T cur;
+    do {
+      const uint32_t raw = old >> shift;
+      __builtin_memcpy(&cur, &raw, sizeof(T));
+      const T upd = combine<O>(cur, v);
+      uint32_t ub = 0;
+      __builtin_memcpy(&ub, &upd, sizeof(T));
+      want = (old & ~mask) | (((uint32_t)ub << shift) & mask);
+    } while (!__hip_atomic_compare_exchange_strong(word, &old, want, __ATOMIC_RELAXED, __ATOMIC_RELAXED, TW_SCOPE));
+    return cur;
+  }
+}
+template <typename T> struct native_rmw {  // types global_atomic_{add,max,min,or} take directly
+  static constexpr bool ints = sizeof(T) >= 4 && !is_lowp<T>::value && (T)0.5 == (T)0;
+};
+template <typename T> TW_DEV T atomic_add(T* p, T v) {
+  if constexpr (native_rmw<T>::ints || sizeof(T) >= 4) return __hip_atomic_fetch_add(p, v, __ATOMIC_RELAXED, TW_SCOPE);
+  else return atomic_cas<Op::add>(p, v);
+}
+template <typename T> TW_DEV T atomic_max(T* p, T v) {
+  if constexpr (native_rmw<T>::ints) return __hip_atomic_fetch_max(p, v, __ATOMIC_RELAXED, TW_SCOPE);
+  else return atomic_cas<Op::max>(p, v);
+}
+template <typename T> TW_DEV T atomic_min(T* p, T v) {
+  if constexpr (native_rmw<T>::ints) return __hip_atomic_fetch_min(p, v, __ATOMIC_RELAXED, TW_SCOPE);
+  else return atomic_cas<Op::min>(p, v);
+}
+template <typename T> TW_DEV T atomic_or(T* p, T v) {
+  if constexpr (native_rmw<T>::ints) return __hip_atomic_fetch_or(p, v, __ATOMIC_RELAXED, TW_SCOPE);
+  else return atomic_cas<Op::bor>(p, v);
+}
+// T.atomic_load / T.atomic_store with TileLang's memory-order numbers (0 relaxed, else ordered:
+// sequentially consistent, the strongest, at device scope).
+template <int Bytes> struct uint_of;
+template <> struct uint_of<4> { typedef uint32_t type; };
+template <> struct uint_of<8> { typedef uint64_t type; };
+template <typename T> TW_DEV T atomic_load(const T* p, int order) {
+  if constexpr (sizeof(T) == 8 || sizeof(T) == 4) {
+    typedef typename uint_of<sizeof(T)>::type U;
+    const U* q = reinterpret_cast<const U*>(p);
+    return bitcast<T>(order ? __hip_atomic_load(q, __ATOMIC_SEQ_CST, TW_SCOPE) : __hip_atomic_load(q, __ATOMIC_RELAXED, TW_SCOPE));
+  } else {
+    if (order) __builtin_amdgcn_fence(__ATOMIC_SEQ_CST, "agent");
+    const T v = *reinterpret_cast<const volatile T*>(p);
+    if (order) __builtin_amdgcn_fence(__ATOMIC_SEQ_CST, "agent");
+    return v;
+  }
+}
+template <typename T> TW_DEV void atomic_store(T* p, T v, int order) {
+  if constexpr (sizeof(T) == 8 || sizeof(T) == 4) {
+    typedef typename uint_of<sizeof(T)>::type U;
+    U* q = reinterpret_cast<U*>(p);
+    if (order) __hip_atomic_store(q, bitcast<U>(v), __ATOMIC_SEQ_CST, TW_SCOPE);
+    else __hip_atomic_store(q, bitcast<U>(v), __ATOMIC_RELAXED, TW_SCOPE);
+  } else {
+    if (order) __builtin_amdgcn_fence(__ATOMIC_SEQ_CST, "agent");
+    *reinterpret_cast<volatile T*>(p) = v;
+    if (order) __builtin_amdgcn_fence(__ATOMIC_SEQ_CST, "agent");
+  }
+}
+
+// ------------------------------------------------------------------ vector memory
+// One vector move of Bytes bytes (both addresses aligned to Bytes): global_load_dwordx4 /
+// ds_write_b128 and their narrower forms.
+typedef uint32_t u32x2 __attribute__((ext_vector_type(2)));
+typedef uint32_t u32x4 __attribute__((ext_vector_type(4)));
+template <int Bytes> struct vec_word;
+template <> struct vec_word<1> { typedef uint8_t type; };
+template <> struct vec_word<2> { typedef uint16_t type; };
+template <> struct vec_word<4> { typedef uint32_t type; };
+template <> struct vec_word<8> { typedef u32x2 type; };
+template <> struct vec_word<16> { typedef u32x4 type; };
+template <int Bytes> TW_DEV void copy_vec(void* dst, const void* src) {
+  typedef typename vec_word<Bytes>::type W;
+  *reinterpret_cast<W*>(dst) = *reinterpret_cast<const W*>(src);
+}
+// One vector store of the N values (type T) into N consecutive elements at dst (aligned to their
+// N * sizeof(T) bytes): the values are gathered in a register array (SROA keeps it in VGPRs).
+template <class T, class... V> TW_DEV void store_vec(void* dst, V... vals) {
+  constexpr int B = int(sizeof(T)) * int(sizeof...(V));
+  const T v[sizeof...(V)] = {static_cast<T>(vals)...};
+  typename vec_word<B>::type w;
+  __builtin_memcpy(&w, v, B);
+  *reinterpret_cast<typename vec_word<B>::type*>(dst) = w;
+}
+
+// ------------------------------------------------------------------ wavefront shuffles
+// CUDA's __shfl_*_sync(width) over a 64-lane wavefront (HIP's __shfl_* definitions): lanes form
+// segments of `width`; a source outside the lane's own segment (xor above it, down past its end,
+// up before its start) gives the lane its own value; shfl_idx reads lane src mod width of the
+// segment. The value moves through ds_bpermute_b32 (LDS hardware, no LDS memory), 32 bits at a
+// time.
+TW_DEV int32_t lane_id() { return (int32_t)__builtin_amdgcn_mbcnt_hi(~0u, __builtin_amdgcn_mbcnt_lo(~0u, 0u)); }
+template <typename T> TW_DEV T bpermute(T v, int32_t src) {
+  if constexpr (sizeof(T) == 8) {
+    const uint64_t u = bitcast<uint64_t>(v);
+    const uint32_t lo = (uint32_t)__builtin_amdgcn_ds_bpermute(src << 2, (int)(uint32_t)u);
+    const uint32_t hi = (uint32_t)__builtin_amdgcn_ds_bpermute(src << 2, (int)(uint32_t)(u >> 32));
+    return bitcast<T>(((uint64_t)hi << 32) | lo);
+  } else if constexpr (sizeof(T) == 4) {
+    return bitcast<T>(__builtin_amdgcn_ds_bpermute(src << 2, bitcast<int>(v)));
+  } else {
+    uint32_t bits = 0;  // 8- and 16-bit values travel in the low bits of a dword
+    __builtin_memcpy(&bits, &v, sizeof(T));
+    const uint32_t got = (uint32_t)__builtin_amdgcn_ds_bpermute(src << 2, (int)bits);
+    T out;
+    __builtin_memcpy(&out, &got, sizeof(T));
+    return out;
+  }
+}
+template <typename T> TW_DEV T shfl_xor(T v, int32_t mask, int32_t width = 64) {
+  const int32_t self = lane_id(), src = self ^ mask;
+  return bpermute(v, src >= ((self + width) & ~(width - 1)) ? self : src);
+}
+template <typename T> TW_DEV T shfl_down(T v, int32_t delta, int32_t width = 64) {
+  const int32_t self = lane_id();
+  return bpermute(v, (self & (width - 1)) + delta >= width ? self : self + delta);
+}
+template <typename T> TW_DEV T shfl_up(T v, int32_t delta, int32_t width = 64) {
+  const int32_t self = lane_id();
+  return bpermute(v, self - delta < (self & ~(width - 1)) ? self : self - delta);
+}
+template <typename T> TW_DEV T shfl_idx(T v, int32_t src, int32_t width = 64) {
+  const int32_t self = lane_id();
+  return bpermute(v, (self & ~(width - 1)) + (src & (width - 1)));
+}
+
+}  // namespace tw

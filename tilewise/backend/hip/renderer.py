@@ -1,0 +1,107 @@
+"""Renders the thread IR (docs/THREAD_IR.md) to HIP C++ for AMD GPUs, compiled by clang's AMDGPU
+backend without ROCm (clang.py). The kernel structure, buffers, loops and expressions are the
+CUDA renderer's; what differs is spelled here and in include/tw_hip.h: work-item and workgroup
+ids through clang builtins, the LDS tile as a static `__shared__` array (its size then shows in
+the code object's group segment), barriers, and wavefront shuffles of up to 64 lanes. The
+instructions AMD GPUs do not have (cp.async, ldmatrix, mma.sync, TMA, mbarriers, wgmma, named
+barriers) and the math functions clang cannot lower without ROCm's device library are a
+CompileError naming them."""
+from __future__ import annotations
+
+from ...errors import CompileError
+from ...ir.expr import Call
+from ...ir.stmt import PrimFunc
+from ...ir.visitor import walk
+from ..cuda.renderer import CudaModule, CudaRenderer
+
+# thread-IR intrinsics with no AMD counterpart, and what they are
+NVIDIA_ONLY = {
+    "cp_async": "cp.async", "cp_async_commit": "cp.async", "cp_async_wait": "cp.async", "ldmatrix": "ldmatrix",
+    "mma_sync": "mma.sync (T.gemm's MMA lowering for AMD is separate work)", "tf32_round": "tf32 conversion",
+    "mbarrier_init": "mbarriers", "mbarrier_arrive": "mbarriers", "mbarrier_arrive_expect_tx": "mbarriers",
+    "mbarrier_expect_tx": "mbarriers", "mbarrier_wait": "mbarriers", "named_barrier": "named barriers (bar.sync id)",
+    "named_barrier_arrive": "named barriers (bar.arrive id)", "setmaxnreg": "setmaxnreg", "elect_one": "elect.sync",
+    "fence_barrier_init": "mbarriers", "fence_proxy_async": "the asynchronous proxy (TMA, wgmma)",
+    "tma_load": "TMA", "tma_store": "TMA", "tma_store_commit": "TMA", "tma_store_wait": "TMA",
+    "wgmma": "wgmma", "wgmma_fence": "wgmma", "wgmma_commit": "wgmma", "wgmma_wait": "wgmma", "wgmma_desc": "wgmma",
+    "dp4a": "dp4a", "print": "printf (T.print needs ROCm's device library, which clang -nogpulib does not link)",
+}  # fmt: skip
+
+# math clang's AMDGPU backend cannot lower without ROCm's ocml (no instruction, no libcall): for
+# float the trigonometric, hyperbolic (but tanh, in tw_hip.h), erf, log1p / expm1 and pow (LLVM's
+# pow expansion is exp2(y * log2(x)), off by many ulp for large results); for double also exp / log.
+UNSUPPORTED_MATH = {"sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "erf",
+                    "log1p", "expm1", "pow", "atan2", "hypot", "nextafter", "fast_sin", "fast_cos", "fast_tan"}
+UNSUPPORTED_F64_MATH = {"exp", "exp2", "exp10", "log", "log2", "log10", "tanh", "sigmoid", "fast_exp", "fast_exp10",
+                        "fast_log", "fast_log2", "fast_log10"}
+# the types tw_hip.h has (fp8 on gfx942 is the fnuz variant, which TileLang's float8 types are not)
+_UNSUPPORTED_TYPES = ("float8", "float6", "float4")
+
+_AXES = {"x": "x", "y": "y", "z": "z"}
+
+
+def _refuse(what: str, func: PrimFunc, span=None):
+    raise CompileError(f"{func.name}: {what}; the HIP target (AMD GPUs) does not have it", span)
+
+
+class HipRenderer(CudaRenderer):
+    language = "HIP"
+    header = "tw_hip.h"
+    warp_size = 64
+
+    def render(self) -> CudaModule:
+        self._check_supported()
+        return super().render()
+
+    def _check_supported(self):
+        f = self.func
+
+        def visit(n):
+            dt = getattr(n, "dtype", None)
+            name = getattr(dt, "name", "")
+            if name.startswith(_UNSUPPORTED_TYPES):
+                _refuse(f"the type {name}", f, getattr(n, "span", None))
+
+        walk(f.body, visit)
+        for p in f.params:
+            if p.dtype.name.startswith(_UNSUPPORTED_TYPES):
+                _refuse(f"the type {p.dtype.name} (parameter {p.name})", f)
+
+    def block_index(self, axis: str) -> str:
+        return f"__builtin_amdgcn_workgroup_id_{_AXES[axis]}()"
+
+    def thread_index(self, axis: str) -> str:
+        return f"__builtin_amdgcn_workitem_id_{_AXES[axis]}()"
+
+    def dynamic_shared(self, name: str, nbytes: int) -> str:
+        # static LDS: the size is known when rendering, and the code object then declares it
+        # (.group_segment_fixed_size), which resource_usage() reports
+        return f"__shared__ __align__({self.smem_align}) uint8_t {name}[{nbytes}];"
+
+    def expr_Call(self, e: Call) -> str:
+        if e.name in NVIDIA_ONLY:
+            raise CompileError(f"{self.func.name}: {e.name} needs {NVIDIA_ONLY[e.name]}, which AMD GPUs do not have "
+                               "(the HIP target)")
+        if e.name in UNSUPPORTED_MATH or (e.name in UNSUPPORTED_F64_MATH and e.dtype.name == "float64"):
+            raise CompileError(f"{self.func.name}: {e.name} on {e.dtype.name} is not available for the HIP target: "
+                               "clang compiles without ROCm's device math library (ocml), and its AMDGPU backend "
+                               "has no lowering of its own for it")
+        return super().expr_Call(e)
+
+    def call_syncthreads(self, e: Call, args) -> str:
+        return "tw::syncthreads()"
+
+    def call_syncwarp(self, e: Call, args) -> str:
+        return "tw::syncwarp()"
+
+    def _shfl(self, e: Call, args) -> str:
+        width = int(e.attrs.get("width", 32))
+        super()._shfl(e, args)  # checks the width
+        return f"tw::{e.name}({args[0]}, {args[1]}, {width})"
+
+    call_shfl_xor = call_shfl_down = call_shfl_up = call_shfl_idx = _shfl
+
+
+def render_hip(func: PrimFunc) -> CudaModule:
+    """Render a thread-level PrimFunc lowered for an AMD machine (ir/machine.py hip_machine)."""
+    return HipRenderer(func).render()
