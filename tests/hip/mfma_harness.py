@@ -1,48 +1,20 @@
-"""A stand-in AMD target for T.gemm's MFMA lowering while the "hip" target record is built
-elsewhere: the CUDA record's passes and the emulator, with a gfx942 machine (64-lane wavefronts,
-the "hip" lowering key first, no cp.async / ldmatrix / TMA). The emulator runs the lowered thread
-IR, MFMA calls included (tilewise/emulator/mfma.py)."""
+"""Kernels for the MFMA tests and the benchmark: the canonical tiled GEMM with every T.gemm variant
+(ss and rs operands, transposes, policies, ragged shapes), compiled for "hip -arch=gfx942" (run in
+the emulator; clang-19 gives the ISA and resources)."""
 from __future__ import annotations
-
-import contextlib
-import dataclasses
 
 import ml_dtypes
 import numpy as np
 
 import tilewise
 import tilewise.language as T
-from tilewise import env
-from tilewise.ir.machine import Machine
-from tilewise.jit import target as _target
 
-GFX942 = Machine("gfx942", ("hip", "cuda"), 64, 64 * 1024, frozenset(), 1024, (1024, 1024, 64))
 NP = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float32": np.float32, "int8": np.int8}
 
 
-@contextlib.contextmanager
-def gfx942_emulator():
-    """target="cuda -arch=sm_80" compiles for GFX942 inside the block (and runs in the emulator only)."""
-    saved = _target.RECORDS["cuda-sm80"]
-    _target.RECORDS["cuda-sm80"] = dataclasses.replace(saved, machine=lambda arch: GFX942,
-                                                         runtimes={"emulator": saved.runtimes["emulator"]})
-    try:
-        with env.override("TILEWISE_EMULATOR_CROSSCHECK", ""):
-            yield
-    finally:
-        _target.RECORDS["cuda-sm80"] = saved
-
-
-def lower_gfx942(func):
-    with gfx942_emulator():
-        return tilewise.lower(func, target="cuda -arch=sm_80")
-
-
-def run_gfx942(func, *args):
-    with gfx942_emulator():
-        k = tilewise.compile(func, target="cuda -arch=sm_80", execution_backend="emulator")
-        k(*args)
-        return k
+def hip(func):
+    """`func` compiled for gfx942, run by the emulator when called."""
+    return tilewise.compile(func, target="hip -arch=gfx942", execution_backend="emulator")
 
 
 def gemm_kernel(M, N, K, bm=128, bn=128, bk=32, in_dtype="float16", acc="float32", threads=256, trans_A=False,

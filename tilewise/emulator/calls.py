@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..ir.expr import BufferLoad, Call
-from . import arith, assertions, async_regs, mbarrier, mfma, named_barriers, ptx, races, registers, tma, wavefront, wgmma
+from . import arith, assertions, async_regs, mbarrier, named_barriers, ptx, races, registers, tma, wavefront, wgmma
 from . import extern as _extern
+from . import mfma as _mfma
 from . import warp_sync as _warp_sync
 from .access import Access
 from .asyncq import Chunk
@@ -738,7 +739,7 @@ _HANDLERS = {
     **mbarrier.HANDLERS,
     **tma.HANDLERS,
     **wgmma.HANDLERS,
-    **mfma.HANDLERS,  # AMD MFMA over 64-lane wavefronts (emulator/mfma.py)
+    **_mfma.HANDLERS,  # AMD MFMA over 64-lane wavefronts (emulator/mfma.py)
     **_extern.HANDLERS,  # T.call_extern of the CUDA math functions
     **_warp_sync.HANDLERS,  # T.sync_warp
 }
