@@ -119,3 +119,15 @@ def test_unsupported_types_are_errors():
         hip(gemm_kernel(64, 64, 32, acc="float16", bm=64, bn=64, threads=128)).get_kernel_source()
     with pytest.raises(CompileError, match="multiple of 64 threads"):
         hip(gemm_kernel(64, 64, 32, bm=64, bn=64, threads=96)).get_kernel_source()
+
+
+def test_int8_k_contiguous_operands_are_vector_reads(rng):
+    """int8 with both operands stored K-innermost: each lane's 8 (one k step) items are one 8-byte
+    LDS read, not bytes gathered and shuffled into place."""
+    _run(rng, 128, 128, 64, in_dtype="int8", acc="int32", trans_B=True)
+    isa = _check_isa(hip(gemm_kernel(1024, 1024, 1024, in_dtype="int8", acc="int32", trans_B=True)),
+                     "v_mfma_i32_16x16x32_i8")
+    names = [n for _, n, _ in main_loop(isa)]
+    assert names.count("v_mfma_i32_16x16x32_i8") == 16
+    assert not any(n.startswith(("ds_read_u8", "ds_read_i8")) for n in names)
+    assert sum(n.startswith("v_") and not n.startswith("v_mfma") for n in names) <= 16

@@ -13,11 +13,12 @@ from __future__ import annotations
 from ..errors import CompileError
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
-from ..ir.expr import BufferLoad, Call, Expr, Var
+from ..ir.expr import BufferLoad, Call, Const, Expr, Var
 from ..ir.simplify import simplify
 from ..ir.stmt import Allocate, BufferStore, Evaluate, For, Stmt, seq
 from ..layout.mfma_layouts import WAVE, MfmaInstr, mfma_for, wave_grid_for
 from ..layout.mma import GemmWarpPolicy
+from ..layout.swizzle import swizzled_or_none
 from .cuda_common import address
 from .region import region_indices
 
@@ -106,27 +107,54 @@ class MfmaEmitter:
         tile = [col, row] if trans else [row, col]
         return region_indices(region, [simplify(t, self.ctx.ranges) for t in tile])
 
+    def _vector_run(self, region: BufferRegion, k_contiguous: bool) -> bool:
+        """Whether a lane's run of `run` K elements can be one LDS vector read: the operand is
+        stored with K innermost and its tile has the 16-byte XOR swizzle this lowering gave it
+        (which keeps aligned 16-byte chunks whole; not a user's annotated layout, nor padding)."""
+        nbytes = self.run * region.buffer.dtype.bytes
+        if not k_contiguous or nbytes not in (4, 8, 16) or not region.buffer.is_shared:
+            return False
+        lay = self.ctx.shared_layout(region.buffer)
+        sw = swizzled_or_none(region.buffer)
+        return lay is not None and sw is not None and lay.is_equal(sw)
+
+    def _load_runs(self, regs: Buffer, region: BufferRegion, trans: bool, tiles: int, first) -> Stmt:
+        """regs[t * run + e] = element first(t, e) of op(X), as one vector read per tile t when
+        _vector_run allows (clang's own merging of the element loads leaves byte shuffles for
+        int8), else element by element."""
+        t, e = Var("t", _dt.int32), Var("e", _dt.int32)
+        k_contiguous = not trans if region is self.op.A else trans
+        if self._vector_run(region, k_contiguous):
+            row, col = first(t, Const(0, _dt.int32))
+            src = address(region.buffer, self._operand_index(region, row, col, trans))
+            nbytes = self.run * region.buffer.dtype.bytes
+            move = Evaluate(Call("copy_vec", [address(regs, [t * self.run]), src], _dt.handle, {"bytes": nbytes}))
+            return For(t, 0, tiles, "unroll", move)
+        row, col = first(t, e)
+        load = BufferLoad(region.buffer, self._operand_index(region, row, col, trans))
+        return For(t, 0, tiles, "unroll", For(e, 0, self.run, "unroll", BufferStore(regs, [t * self.run + e], load)))
+
     def load_a(self, regs: Buffer, j: Expr) -> Stmt:
         """This lane's A items of the j-th run of k_pack k steps for every m tile:
         regs[mi * run + e] holds A[wm * WM + mi * m + lane % m, j * k * k_pack + (lane // m) * run + e]
         (layout/mfma_layouts.py mfma_a_tv)."""
-        ins, op, lane = self.ins, self.op, self.lane
-        mi, e = Var("mi", _dt.int32), Var("e", _dt.int32)
-        row = self.wm * self.WM + mi * ins.m + lane % ins.m
-        col = j * (ins.k * self.k_pack) + (lane // ins.m) * self.run + e
-        load = BufferLoad(op.A.buffer, self._operand_index(op.A, row, col, op.trans_A))
-        store = BufferStore(regs, [mi * self.run + e], load)
-        return For(mi, 0, self.tiles_m, "unroll", For(e, 0, self.run, "unroll", store))
+        ins, lane = self.ins, self.lane
+
+        def first(mi, e):
+            return (self.wm * self.WM + mi * ins.m + lane % ins.m,
+                    j * (ins.k * self.k_pack) + (lane // ins.m) * self.run + e)
+
+        return self._load_runs(regs, self.op.A, self.op.trans_A, self.tiles_m, first)
 
     def load_b(self, regs: Buffer, j: Expr) -> Stmt:
         """regs[ni * run + e] holds B[j * k * k_pack + (lane // n) * run + e, wn * WN + ni * n + lane % n]."""
-        ins, op, lane = self.ins, self.op, self.lane
-        ni, e = Var("ni", _dt.int32), Var("e", _dt.int32)
-        row = j * (ins.k * self.k_pack) + (lane // ins.n) * self.run + e
-        col = self.wn * self.WN + ni * ins.n + lane % ins.n
-        load = BufferLoad(op.B.buffer, self._operand_index(op.B, row, col, op.trans_B))
-        store = BufferStore(regs, [ni * self.run + e], load)
-        return For(ni, 0, self.tiles_n, "unroll", For(e, 0, self.run, "unroll", store))
+        ins, lane = self.ins, self.lane
+
+        def first(ni, e):
+            return (j * (ins.k * self.k_pack) + (lane // ins.n) * self.run + e,
+                    self.wn * self.WN + ni * ins.n + lane % ins.n)
+
+        return self._load_runs(regs, self.op.B, self.op.trans_B, self.tiles_n, first)
 
     def emit(self) -> Stmt:
         op, ctx, ins = self.op, self.ctx, self.ins
