@@ -128,6 +128,8 @@ def test_int8_k_contiguous_operands_are_vector_reads(rng):
     isa = _check_isa(hip(gemm_kernel(1024, 1024, 1024, in_dtype="int8", acc="int32", trans_B=True)),
                      "v_mfma_i32_16x16x32_i8")
     names = [n for _, n, _ in main_loop(isa)]
-    assert names.count("v_mfma_i32_16x16x32_i8") == 16
+    mfmas = names.count("v_mfma_i32_16x16x32_i8")
+    assert mfmas and mfmas % 16 == 0  # clang may unroll the k loop
     assert not any(n.startswith(("ds_read_u8", "ds_read_i8")) for n in names)
-    assert sum(n.startswith("v_") and not n.startswith("v_mfma") for n in names) <= 16
+    # no byte packing: at most one other vector instruction per MFMA (addresses, loop)
+    assert sum(n.startswith("v_") and not n.startswith("v_mfma") for n in names) <= mfmas
