@@ -79,25 +79,21 @@ def for_nvrtc(flags: tuple[str, ...], arch: str) -> tuple[str, ...]:
 
 
 def for_clang(flags: tuple[str, ...]) -> tuple[str, ...]:
-    """The flags clang takes on the HIP target (the same families as g++'s); CUDA-only ones warn
-    once and are left out."""
-    keep: list[str] = []
-    for f in flags:
-        if f.startswith(_GCC_PREFIXES) and not f.startswith("--"):
-            keep.append(f)
-        else:
-            warn_once(("clang", f), f"compile_flags: {f!r} has no effect on the HIP target (clang takes -D, -U, -O, "
-                                    "-f, -m, -W and -g flags)", stacklevel=4)
-    return tuple(keep)
+    """The flags clang takes on the HIP target: the same families as g++'s."""
+    return _gcc_family(flags, "clang", "the HIP target; clang")
 
 
 def for_gcc(flags: tuple[str, ...]) -> tuple[str, ...]:
     """The flags g++ takes on the CPU target; CUDA-only ones warn once and are left out."""
+    return _gcc_family(flags, "gcc", "the CPU target (a CUDA compiler option); g++")
+
+
+def _gcc_family(flags: tuple[str, ...], compiler: str, where: str) -> tuple[str, ...]:
     keep: list[str] = []
     for f in flags:
         if f.startswith(_GCC_PREFIXES) and not f.startswith("--"):
             keep.append(f)
         else:
-            warn_once(("gcc", f), f"compile_flags: {f!r} has no effect on the CPU target (a CUDA compiler option); "
-                                  "g++ takes -D, -U, -O, -f, -m, -W and -g flags", stacklevel=4)
+            warn_once((compiler, f), f"compile_flags: {f!r} has no effect on {where} takes -D, -U, -O, -f, -m, -W "
+                                     "and -g flags", stacklevel=5)
     return tuple(keep)

@@ -159,6 +159,10 @@ class CudaRenderer(CStyleRenderer):
     language = "CUDA"
     header = "tw_cuda.h"
     warp_size = 32
+    block_index = "blockIdx.{}"  # .format(axis)
+    thread_index = "threadIdx.{}"
+    barrier = "__syncthreads()"
+    warp_barrier = "__syncwarp()"
 
     def __init__(self, func: PrimFunc):
         super().__init__()
@@ -276,20 +280,14 @@ class CudaRenderer(CStyleRenderer):
         for s in lets:
             self.stmt(s)
         for ax, v in zip(_AXES, k.block_vars):
-            self.line(f"const {c_type(v.dtype)} {self.var(v)} = ({c_type(v.dtype)}){self.block_index(ax)};")
+            self.line(f"const {c_type(v.dtype)} {self.var(v)} = ({c_type(v.dtype)}){self.block_index.format(ax)};")
         for ax, v in zip(_AXES, k.thread_vars):
-            self.line(f"const {c_type(v.dtype)} {self.var(v)} = ({c_type(v.dtype)}){self.thread_index(ax)};")
+            self.line(f"const {c_type(v.dtype)} {self.var(v)} = ({c_type(v.dtype)}){self.thread_index.format(ax)};")
         self.stmt(k.body)
         self.depth -= 1
         self.line("}")
         self.kernels.append(CudaKernel(name, grid, block, self.smem_bytes, maps))
         self.maps = {}
-
-    def block_index(self, axis: str) -> str:
-        return f"blockIdx.{axis}"
-
-    def thread_index(self, axis: str) -> str:
-        return f"threadIdx.{axis}"
 
     def dynamic_shared(self, name: str, nbytes: int) -> str:
         """The declaration of the kernel's one shared allocation (bytes given at launch)."""
@@ -417,7 +415,7 @@ class CudaRenderer(CStyleRenderer):
 
     # ------------------------------------------------------------------ intrinsics
     def call_syncthreads(self, e: Call, args) -> str:
-        return "__syncthreads()"
+        return self.barrier
 
     def call_copy_vec(self, e: Call, args) -> str:
         n = int(e.attrs["bytes"])
@@ -467,7 +465,7 @@ class CudaRenderer(CStyleRenderer):
     call_shfl_xor = call_shfl_down = call_shfl_up = call_shfl_idx = _shfl
 
     def call_syncwarp(self, e: Call, args) -> str:
-        return "__syncwarp()"
+        return self.warp_barrier
 
     # -- Hopper: mbarriers, TMA, wgmma (tw_cuda.h, "Hopper"; docs/THREAD_IR.md)
     def call_mbarrier_init(self, e: Call, args) -> str:

@@ -9,7 +9,7 @@ CompileError naming them."""
 from __future__ import annotations
 
 from ...errors import CompileError
-from ...ir.expr import Call
+from ...ir.expr import Call, Const
 from ...ir.stmt import PrimFunc
 from ...ir.visitor import walk
 from ..cuda.renderer import CudaModule, CudaRenderer
@@ -37,9 +37,6 @@ UNSUPPORTED_F64_MATH = {"exp", "exp2", "exp10", "log", "log2", "log10", "tanh", 
 # the types tw_hip.h has (fp8 on gfx942 is the fnuz variant, which TileLang's float8 types are not)
 _UNSUPPORTED_TYPES = ("float8", "float6", "float4")
 
-_AXES = {"x": "x", "y": "y", "z": "z"}
-
-
 def _refuse(what: str, func: PrimFunc, span=None):
     raise CompileError(f"{func.name}: {what}; the HIP target (AMD GPUs) does not have it", span)
 
@@ -48,6 +45,10 @@ class HipRenderer(CudaRenderer):
     language = "HIP"
     header = "tw_hip.h"
     warp_size = 64
+    block_index = "__builtin_amdgcn_workgroup_id_{}()"
+    thread_index = "__builtin_amdgcn_workitem_id_{}()"
+    barrier = "tw::syncthreads()"
+    warp_barrier = "tw::syncwarp()"
 
     def render(self) -> CudaModule:
         self._check_supported()
@@ -67,12 +68,6 @@ class HipRenderer(CudaRenderer):
             if p.dtype.name.startswith(_UNSUPPORTED_TYPES):
                 _refuse(f"the type {p.dtype.name} (parameter {p.name})", f)
 
-    def block_index(self, axis: str) -> str:
-        return f"__builtin_amdgcn_workgroup_id_{_AXES[axis]}()"
-
-    def thread_index(self, axis: str) -> str:
-        return f"__builtin_amdgcn_workitem_id_{_AXES[axis]}()"
-
     def dynamic_shared(self, name: str, nbytes: int) -> str:
         # static LDS: the size is known when rendering, and the code object then declares it
         # (.group_segment_fixed_size), which resource_usage() reports
@@ -88,15 +83,14 @@ class HipRenderer(CudaRenderer):
                                "has no lowering of its own for it")
         return super().expr_Call(e)
 
-    def call_syncthreads(self, e: Call, args) -> str:
-        return "tw::syncthreads()"
-
-    def call_syncwarp(self, e: Call, args) -> str:
-        return "tw::syncwarp()"
-
     def _shfl(self, e: Call, args) -> str:
         width = int(e.attrs.get("width", 32))
         super()._shfl(e, args)  # checks the width
+        mask = e.args[1]
+        if e.name == "shfl_xor" and isinstance(mask, Const) and 0 < mask.value < min(width, 32) \
+                and mask.value & (mask.value - 1) == 0:
+            # the butterfly stays inside each 32-lane half: DPP or ds_swizzle, no address (tw_hip.h)
+            return f"tw::shfl_xor_const<{mask.value}>({args[0]})"
         return f"tw::{e.name}({args[0]}, {args[1]}, {width})"
 
     call_shfl_xor = call_shfl_down = call_shfl_up = call_shfl_idx = _shfl

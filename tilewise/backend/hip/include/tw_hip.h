@@ -8,15 +8,16 @@
 // the renderer refuses the others (backend/hip/renderer.py, UNSUPPORTED_MATH) with a CompileError.
 #pragma once
 
-typedef signed char int8_t;
-typedef short int16_t;
-typedef int int32_t;
-typedef long long int64_t;
-typedef unsigned char uint8_t;
-typedef unsigned short uint16_t;
-typedef unsigned int uint32_t;
-typedef unsigned long long uint64_t;
-typedef unsigned long long uintptr_t;
+// no C library headers either: the fixed-width types from clang's predefined macros
+typedef __INT8_TYPE__ int8_t;
+typedef __INT16_TYPE__ int16_t;
+typedef __INT32_TYPE__ int32_t;
+typedef __INT64_TYPE__ int64_t;
+typedef __UINT8_TYPE__ uint8_t;
+typedef __UINT16_TYPE__ uint16_t;
+typedef __UINT32_TYPE__ uint32_t;
+typedef __UINT64_TYPE__ uint64_t;
+typedef __UINTPTR_TYPE__ uintptr_t;
 
 // HIP's spellings, which the ROCm headers would otherwise define, as the attributes clang knows.
 #define __global__ __attribute__((global))
@@ -62,17 +63,11 @@ template <typename To, typename From> TW_DEV To bitcast(From x) {
   template <typename T> TW_DEV typename enable_if<is_lowp<T>::value, T>::type name(T x) {        \
     return T(fn((float)x));                                                                       \
   }
-TW_F32_MATH(exp, __builtin_expf)
-TW_F32_MATH(exp2, __builtin_exp2f)
-TW_F32_MATH(exp10, __builtin_exp10f)
-TW_F32_MATH(log, __builtin_logf)
-TW_F32_MATH(log2, __builtin_log2f)
-TW_F32_MATH(log10, __builtin_log10f)
-TW_F32_MATH(fast_exp, __builtin_expf)
-TW_F32_MATH(fast_exp10, __builtin_exp10f)
-TW_F32_MATH(fast_log, __builtin_logf)
-TW_F32_MATH(fast_log2, __builtin_log2f)
-TW_F32_MATH(fast_log10, __builtin_log10f)
+TW_F32_MATH(exp, __builtin_expf) TW_F32_MATH(exp2, __builtin_exp2f) TW_F32_MATH(exp10, __builtin_exp10f)
+TW_F32_MATH(log, __builtin_logf) TW_F32_MATH(log2, __builtin_log2f) TW_F32_MATH(log10, __builtin_log10f)
+// T.__exp and the other fast-math intrinsics: the accurate expansions (no approximate variant here)
+TW_F32_MATH(fast_exp, __builtin_expf) TW_F32_MATH(fast_exp10, __builtin_exp10f)
+TW_F32_MATH(fast_log, __builtin_logf) TW_F32_MATH(fast_log2, __builtin_log2f) TW_F32_MATH(fast_log10, __builtin_log10f)
 #undef TW_F32_MATH
 
 // These lower to single instructions (or short exact sequences) for float and double alike.
@@ -82,12 +77,9 @@ TW_F32_MATH(fast_log10, __builtin_log10f)
   template <typename T> TW_DEV typename enable_if<is_lowp<T>::value, T>::type name(T x) {        \
     return T(ffn((float)x));                                                                      \
   }
-TW_ANY_MATH(sqrt, __builtin_sqrtf, __builtin_sqrt)
-TW_ANY_MATH(floor, __builtin_floorf, __builtin_floor)
-TW_ANY_MATH(ceil, __builtin_ceilf, __builtin_ceil)
-TW_ANY_MATH(trunc, __builtin_truncf, __builtin_trunc)
-TW_ANY_MATH(round, __builtin_roundf, __builtin_round)
-TW_ANY_MATH(nearbyint, __builtin_rintf, __builtin_rint)
+TW_ANY_MATH(sqrt, __builtin_sqrtf, __builtin_sqrt) TW_ANY_MATH(floor, __builtin_floorf, __builtin_floor)
+TW_ANY_MATH(ceil, __builtin_ceilf, __builtin_ceil) TW_ANY_MATH(trunc, __builtin_truncf, __builtin_trunc)
+TW_ANY_MATH(round, __builtin_roundf, __builtin_round) TW_ANY_MATH(nearbyint, __builtin_rintf, __builtin_rint)
 #undef TW_ANY_MATH
 
 TW_DEV float rsqrt(float x) { return 1.0f / __builtin_sqrtf(x); }
@@ -348,25 +340,44 @@ template <class T, class... V> TW_DEV void store_vec(void* dst, V... vals) {
 // segments of `width`; a source outside the lane's own segment (xor above it, down past its end,
 // up before its start) gives the lane its own value; shfl_idx reads lane src mod width of the
 // segment. The value moves through ds_bpermute_b32 (LDS hardware, no LDS memory), 32 bits at a
-// time.
+// time, or for constant butterfly masks below 32 through DPP / ds_swizzle (shfl_xor_const).
 TW_DEV int32_t lane_id() { return (int32_t)__builtin_amdgcn_mbcnt_hi(~0u, __builtin_amdgcn_mbcnt_lo(~0u, 0u)); }
-template <typename T> TW_DEV T bpermute(T v, int32_t src) {
+// Applies a 32-bit lane move `op` to a value of any size up to 8 bytes: 8- and 16-bit values
+// travel in the low bits of a dword, 64-bit ones as two dwords.
+template <typename T, typename Op> TW_DEV T by_dwords(T v, Op op) {
   if constexpr (sizeof(T) == 8) {
     const uint64_t u = bitcast<uint64_t>(v);
-    const uint32_t lo = (uint32_t)__builtin_amdgcn_ds_bpermute(src << 2, (int)(uint32_t)u);
-    const uint32_t hi = (uint32_t)__builtin_amdgcn_ds_bpermute(src << 2, (int)(uint32_t)(u >> 32));
+    const uint32_t lo = (uint32_t)op((int)(uint32_t)u), hi = (uint32_t)op((int)(uint32_t)(u >> 32));
     return bitcast<T>(((uint64_t)hi << 32) | lo);
-  } else if constexpr (sizeof(T) == 4) {
-    return bitcast<T>(__builtin_amdgcn_ds_bpermute(src << 2, bitcast<int>(v)));
   } else {
-    uint32_t bits = 0;  // 8- and 16-bit values travel in the low bits of a dword
+    static_assert(sizeof(T) <= 4, "shuffles move 1, 2, 4 or 8-byte values");
+    uint32_t bits = 0;
     __builtin_memcpy(&bits, &v, sizeof(T));
-    const uint32_t got = (uint32_t)__builtin_amdgcn_ds_bpermute(src << 2, (int)bits);
+    const uint32_t got = (uint32_t)op((int)bits);
     T out;
     __builtin_memcpy(&out, &got, sizeof(T));
     return out;
   }
 }
+struct bpermute_op {  // ds_bpermute_b32: lane i reads lane src(i) (address bits 7:2)
+  int32_t src;
+  TW_DEV int operator()(int x) const { return __builtin_amdgcn_ds_bpermute(src << 2, x); }
+};
+template <typename T> TW_DEV T bpermute(T v, int32_t src) { return by_dwords(v, bpermute_op{src}); }
+// A butterfly with a constant mask below 32 stays inside each half-wavefront: DPP's quad
+// permutations for masks 1 and 2 (quad_perm [1,0,3,2] = 0xb1 and [2,3,0,1] = 0x4e, a modifier of
+// the consuming instruction, no LDS hardware), ds_swizzle_b32's bit mode (offset = and 0x1f |
+// xor mask << 10, within 32 lanes; no address register) for 4, 8 and 16 (CDNA3 ISA, "DS_SWIZZLE_B32"
+// and "DPP"). The renderer uses it when the mask is a constant smaller than the width.
+template <int Mask> struct xor_op {
+  TW_DEV int operator()(int x) const {
+    static_assert(Mask > 0 && Mask < 32 && (Mask & (Mask - 1)) == 0, "a power-of-two mask below 32");
+    if constexpr (Mask == 1) return __builtin_amdgcn_update_dpp(0, x, 0xb1, 0xf, 0xf, false);
+    else if constexpr (Mask == 2) return __builtin_amdgcn_update_dpp(0, x, 0x4e, 0xf, 0xf, false);
+    else return __builtin_amdgcn_ds_swizzle(x, 0x1f | (Mask << 10));
+  }
+};
+template <int Mask, typename T> TW_DEV T shfl_xor_const(T v) { return by_dwords(v, xor_op<Mask>{}); }
 template <typename T> TW_DEV T shfl_xor(T v, int32_t mask, int32_t width = 64) {
   const int32_t self = lane_id(), src = self ^ mask;
   return bpermute(v, src >= ((self + width) & ~(width - 1)) ? self : src);

@@ -1,0 +1,167 @@
+"""The HIP target as data (targets, machine, defaults), its clear errors for what AMD GPUs do not
+have, the code-object inspection, and the hip-python launch path up to the final
+hipModuleLaunchKernel, driven with a fake `hip` module recording the calls."""
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+import pytest
+
+import tilewise
+import tilewise.language as T
+from tilewise import CompileError
+from tilewise.backend.hip.inspect import parse_resources
+from tilewise.backend.hip.launch import HipLauncher, HipRuntimeError
+from tilewise.emulator.wavefront import shfl_source
+from tilewise.jit.target import parse_target, record_for, resolve_backend
+
+
+def test_target_strings():
+    assert str(parse_target("hip")) == "hip -arch=gfx942"
+    assert parse_target("hip -arch=gfx90a").arch == "gfx90a"
+    assert parse_target({"kind": "hip", "arch": "gfx942"}).arch == "gfx942"
+    with pytest.raises(ValueError, match="gfx1100"):
+        parse_target("hip -arch=gfx1100")
+    m = record_for(parse_target("hip")).machine("gfx942")
+    assert (m.warp_size, m.max_shared_bytes, m.lowering_keys) == (64, 64 * 1024, ("hip", "cuda"))
+    assert not m.has("cp_async") and not m.has("wgmma") and not m.has("tma")
+    # no AMD GPU here: the emulator runs "hip" kernels
+    assert resolve_backend(parse_target("hip"), "auto") == "emulator"
+
+
+@T.prim_func
+def _prints(A: T.Tensor((64,), "float32")):
+    with T.Kernel(1, threads=64) as _:
+        T.print(A[0])
+
+
+@T.prim_func
+def _sine(A: T.Tensor((64,), "float32"), B: T.Tensor((64,), "float32")):
+    with T.Kernel(1, threads=64) as _:
+        for i in T.Parallel(64):
+            B[i] = T.sin(A[i])
+
+
+@pytest.mark.parametrize("func, match", [(_prints, "printf"), (_sine, "sin on float32")])
+def test_what_amd_gpus_cannot_do_is_a_compile_error(func, match):
+    with pytest.raises(CompileError, match=match):
+        tilewise.compile(func, target="hip", execution_backend="emulator")
+
+
+def test_tanh_compiles_and_matches(rng, clang19):
+    @T.prim_func
+    def k(A: T.Tensor((256,), "float32"), B: T.Tensor((256,), "float32")):
+        with T.Kernel(1, threads=256) as _:
+            for i in T.Parallel(256):
+                B[i] = T.tanh(A[i])
+
+    kernel = tilewise.compile(k, target="hip", execution_backend="emulator")
+    assert kernel.resource_usage()["scratch_bytes"] == 0
+    a = np.concatenate([rng.standard_normal(200) * 3, np.linspace(-0.2, 0.2, 56)]).astype(np.float32)
+    b = np.empty_like(a)
+    kernel(a, b)
+    np.testing.assert_allclose(b, np.tanh(a), rtol=1e-6, atol=1e-7)
+
+
+def test_parse_resources_of_clang_metadata():
+    text = """amdhsa.kernels:
+  - .agpr_count:     4
+    .args:
+      - .address_space:  global
+        .offset:         0
+    .group_segment_fixed_size: 8192
+    .name:           k0
+    .private_segment_fixed_size: 16
+    .sgpr_count:     20
+    .sgpr_spill_count: 0
+    .vgpr_count:     40
+    .vgpr_spill_count: 2
+  - .agpr_count:     0
+    .name:           k1
+    .vgpr_count:     8
+amdhsa.target:   amdgcn-amd-amdhsa--gfx942
+"""
+    r = parse_resources(text)
+    assert r["k0"] == {"vgprs": 40, "agprs": 4, "sgprs": 20, "vgpr_spills": 2, "sgpr_spills": 0, "scratch_bytes": 16,
+                       "lds_bytes": 8192}
+    assert r["k1"] == {"vgprs": 8, "agprs": 0}
+
+
+def test_wavefront_shuffle_sources():
+    lane = np.arange(64)
+    assert list(shfl_source("shfl_xor", lane, 32, 64)[:2]) == [32, 33]  # across the two halves
+    assert list(shfl_source("shfl_xor", lane, 32, 32)[:2]) == [0, 1]  # 32-lane segments: own value
+    assert shfl_source("shfl_down", lane, 1, 64)[63] == 63 and shfl_source("shfl_down", lane, 1, 16)[15] == 15
+    assert shfl_source("shfl_up", lane, 4, 64)[3] == 3 and shfl_source("shfl_up", lane, 4, 64)[40] == 36
+    assert list(shfl_source("shfl_idx", lane, 5, 16)[[0, 17, 63]]) == [5, 21, 53]
+
+
+class FakeHip:
+    """hip-python's `hip.hip` as far as the launcher uses it: calls return (hipError_t, results)."""
+
+    def __init__(self, fail: str | None = None):
+        self.calls: list = []
+        self.fail = fail
+
+    def _ret(self, name, *out):
+        self.calls.append(name)
+        return (98 if name == self.fail else 0, *out)
+
+    def hipSetDevice(self, d):  # noqa: N802 - hip-python's names
+        return self._ret("hipSetDevice")
+
+    def hipModuleLoadData(self, image):  # noqa: N802
+        self.image = image
+        return self._ret("hipModuleLoadData", "module")
+
+    def hipModuleGetFunction(self, mod, name):  # noqa: N802
+        return self._ret("hipModuleGetFunction", ("fn", mod, name))
+
+    def hipModuleLaunchKernel(self, fn, gx, gy, gz, bx, by, bz, shared, stream, params, extra):  # noqa: N802
+        # the parameter array lives only for the call: read what its entries point at now
+        ptrs = ctypes.cast(params, ctypes.POINTER(ctypes.c_void_p))
+        self.args = (ctypes.cast(ptrs[0], ctypes.POINTER(ctypes.c_uint64))[0],
+                     ctypes.cast(ptrs[1], ctypes.POINTER(ctypes.c_float))[0])
+        self.launch = (fn, (gx, gy, gz), (bx, by, bz), shared, stream, extra)
+        return self._ret("hipModuleLaunchKernel")
+
+    def hipGetErrorString(self, err):  # noqa: N802
+        return b"hipErrorInvalidImage"
+
+
+def _module_and_binary(clang):
+    @T.prim_func
+    def scale(A: T.Tensor((1000,), "float32"), s: T.float32):
+        with T.Kernel(T.ceildiv(1000, 256), threads=256) as bx:
+            for i in T.Parallel(256):
+                if bx * 256 + i < 1000:
+                    A[bx * 256 + i] = A[bx * 256 + i] * s
+
+    k = tilewise.compile(scale, target="hip", execution_backend="emulator")
+    return k.build.module, k.build.binary
+
+
+def test_launch_path_up_to_the_launch_call(clang19):
+    module, hsaco = _module_and_binary(clang19)
+    assert hsaco[:4] == b"\x7fELF"
+    hip = FakeHip()
+    launcher = HipLauncher(module, hsaco, hip=hip)
+    a = np.zeros(1000, np.float32)
+    launcher([a.ctypes.data, 2.5], [], stream=7, device=0)
+    assert hip.calls == ["hipSetDevice", "hipModuleLoadData", "hipModuleGetFunction", "hipModuleLaunchKernel"]
+    assert hip.image == hsaco
+    fn, grid, block, shared, stream, extra = hip.launch
+    assert fn[2] == module.kernels[0].name.encode()
+    assert (grid, block, shared, stream, extra) == ((4, 1, 1), (256, 1, 1), 0, 7, None)
+    # kernelParams: a void** whose entries point at the pointer and the float32 scalar
+    assert hip.args == (a.ctypes.data, 2.5)
+    launcher([a.ctypes.data, 1.0], [], stream=7, device=0)  # loaded once per device
+    assert hip.calls.count("hipModuleLoadData") == 1
+
+
+def test_a_failing_hip_call_is_an_error_naming_it(clang19):
+    module, hsaco = _module_and_binary(clang19)
+    with pytest.raises(HipRuntimeError, match="hipModuleLoadData.*hipErrorInvalidImage"):
+        HipLauncher(module, hsaco, hip=FakeHip(fail="hipModuleLoadData"))([np.zeros(1000, np.float32).ctypes.data, 1.0],
+                                                                         [], stream=0, device=0)
