@@ -11,8 +11,7 @@ from mfma_harness import gemm_kernel, hip, rand
 from tilewise.backend.hip.main_loop import instruction_mix, main_loop
 from tilewise.errors import CompileError
 
-pytestmark = pytest.mark.skipif(__import__("shutil").which("clang-19") is None,
-                                reason="clang-19 (apt-get install clang-19 lld-19 llvm-19) compiles the HIP target")
+pytestmark = pytest.mark.usefixtures("clang19")
 
 
 def _ref(A, B, trans_A, trans_B, acc):
