@@ -1,7 +1,7 @@
 """T.gemm on AMD MFMA (gfx942): the canonical GEMM in float16, bfloat16 and int8, ragged M / N / K,
-transposed operands, register (rs) operands and the wave policies run in the emulator against
-numpy; clang-19 compiles them for gfx942 with v_mfma in the ISA, no scratch, and A read from LDS
-as 16-byte vectors."""
+transposed operands, register (rs) operands, the wave policies and the FlashAttention forward
+example run in the emulator against numpy; clang-19 compiles them for gfx942 with v_mfma in the
+ISA, no scratch, and K-innermost operands read from LDS as 16-byte vectors."""
 from __future__ import annotations
 
 import numpy as np
@@ -132,3 +132,27 @@ def test_int8_k_contiguous_operands_are_vector_reads(rng):
     assert not any(n.startswith(("ds_read_u8", "ds_read_i8")) for n in names)
     # no byte packing: at most one other vector instruction per MFMA (addresses, loop)
     assert sum(n.startswith("v_") and not n.startswith("v_mfma") for n in names) <= mfmas
+
+
+@pytest.mark.parametrize("dim,causal", [(64, False), (128, True)])
+def test_flash_attention_forward(rng, monkeypatch, dim, causal):
+    """The FlashAttention example on gfx942: Q @ K^T with B stored N x K, the softmax in the MFMA C
+    layout, P @ V with P in registers (exchanged through LDS from the C to the A layout)."""
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[2] / "examples" / "flash_attention"))
+    import example_mha_fwd_bshd as ex
+
+    S, H = 128, 2
+    k = hip(ex.flashattn_fwd(1, H, S, dim, causal, block_M=64, block_N=64, threads=128))
+    Q, K, V = (rng.standard_normal((1, S, H, dim)).astype(np.float16) for _ in range(3))
+    O = np.zeros_like(Q)
+    k(Q, K, V, O)
+    q, kk, v = (x.astype(np.float64).transpose(0, 2, 1, 3) for x in (Q, K, V))
+    s = q @ kk.transpose(0, 1, 3, 2) / np.sqrt(dim)
+    if causal:
+        s = s + np.triu(np.full((S, S), -np.inf), 1)
+    p = np.exp(s - s.max(-1, keepdims=True))
+    ref = ((p / p.sum(-1, keepdims=True)) @ v).transpose(0, 2, 1, 3)
+    np.testing.assert_allclose(O.astype(np.float64), ref, atol=3e-3, rtol=3e-3)
+    _check_isa(k, "v_mfma_f32_32x32x8_f16")
