@@ -18,7 +18,7 @@ def hip(func):
 
 
 def gemm_kernel(M, N, K, bm=128, bn=128, bk=32, in_dtype="float16", acc="float32", threads=256, trans_A=False,
-                trans_B=False, a_frag=False, b_frag=False, policy="Square"):
+                trans_B=False, a_frag=False, b_frag=False, policy="Square", k_pack=1):
     """The canonical tiled GEMM with static shapes (ragged ones are guarded by the copies)."""
     a_shape, a_tile = ((K, M), (bk, bm)) if trans_A else ((M, K), (bm, bk))
     b_shape, b_tile = ((N, K), (bn, bk)) if trans_B else ((K, N), (bk, bn))
@@ -47,7 +47,7 @@ def gemm_kernel(M, N, K, bm=128, bn=128, bk=32, in_dtype="float16", acc="float32
                 if b_frag:
                     T.copy(B_s, B_f)
                 T.gemm(A_f if a_frag else A_s, B_f if b_frag else B_s, C_f, transpose_A=trans_A,
-                       transpose_B=trans_B, policy=pol)
+                       transpose_B=trans_B, policy=pol, k_pack=k_pack)
             T.copy(C_f, C[by * bm, bx * bn])
 
     return gemm

@@ -156,3 +156,11 @@ def test_flash_attention_forward(rng, monkeypatch, dim, causal):
     ref = ((p / p.sum(-1, keepdims=True)) @ v).transpose(0, 2, 1, 3)
     np.testing.assert_allclose(O.astype(np.float64), ref, atol=3e-3, rtol=3e-3)
     _check_isa(k, "v_mfma_f32_32x32x8_f16")
+
+
+def test_k_pack(rng):
+    """k_pack=4: a lane's items of four consecutive k steps are one run of 16 K elements (and the
+    register fragment of A follows the same order); K must hold whole runs."""
+    _run(rng, 128, 128, 64, bk=64, k_pack=4, a_frag=True)
+    with pytest.raises(CompileError, match="k_pack=4"):
+        hip(gemm_kernel(128, 128, 64, bk=16, k_pack=4)).get_kernel_source()

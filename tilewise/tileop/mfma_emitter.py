@@ -14,12 +14,11 @@ from ..errors import CompileError
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
 from ..ir.expr import BufferLoad, Call, Const, Expr, Var
-from ..ir.simplify import simplify
+from ..ir.simplify import prove, simplify
 from ..ir.stmt import Allocate, BufferStore, Evaluate, For, Stmt, seq
 from ..layout.mfma_layouts import WAVE, MfmaInstr, mfma_for, wave_grid_for
 from ..layout.mma import GemmWarpPolicy
-from ..layout.swizzle import swizzled_or_none
-from .cuda_common import address
+from .cuda_common import address, layout_run
 from .region import region_indices
 
 # the OCP fp8 formats tilewise stores are not the FNUZ ones gfx942's MFMA reads
@@ -109,14 +108,16 @@ class MfmaEmitter:
 
     def _vector_run(self, region: BufferRegion, k_contiguous: bool) -> bool:
         """Whether a lane's run of `run` K elements can be one LDS vector read: the operand is
-        stored with K innermost and its tile has the 16-byte XOR swizzle this lowering gave it
-        (which keeps aligned 16-byte chunks whole; not a user's annotated layout, nor padding)."""
+        stored with K innermost, its tile starts at a multiple of the run along K, and its shared
+        layout keeps aligned runs whole (the 16-byte XOR swizzle this lowering gives it does; a
+        user's transposing layout does not)."""
         nbytes = self.run * region.buffer.dtype.bytes
         if not k_contiguous or nbytes not in (4, 8, 16) or not region.buffer.is_shared:
             return False
-        lay = self.ctx.shared_layout(region.buffer)
-        sw = swizzled_or_none(region.buffer)
-        return lay is not None and sw is not None and lay.is_equal(sw)
+        start = region.region[-1][0]
+        if prove(simplify(start % self.run, self.ctx.ranges) == 0, self.ctx.ranges) is not True:
+            return False
+        return layout_run(self.ctx, region, self.run) == self.run
 
     def _load_runs(self, regs: Buffer, region: BufferRegion, trans: bool, tiles: int, first) -> Stmt:
         """regs[t * run + e] = element first(t, e) of op(X), as one vector read per tile t when
