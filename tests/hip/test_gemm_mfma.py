@@ -164,3 +164,38 @@ def test_k_pack(rng):
     _run(rng, 128, 128, 64, bk=64, k_pack=4, a_frag=True)
     with pytest.raises(CompileError, match="k_pack=4"):
         hip(gemm_kernel(128, 128, 64, bk=16, k_pack=4)).get_kernel_source()
+
+
+@pytest.mark.parametrize("kw", [
+    dict(M=256, N=128, K=64),  # canonical: 32x32 MFMAs, B K x N
+    dict(M=128, N=128, K=64, trans_B=True),
+    dict(M=64, N=128, K=64, bm=64, policy="FullRow"),  # 16x16 MFMAs, B K x N: rows k and k + 8
+    dict(M=64, N=128, K=64, bm=64, policy="FullRow", trans_B=True),
+    dict(M=64, N=128, K=64, bm=64, policy="FullRow", trans_A=True),
+    dict(M=128, N=128, K=128, bk=64, in_dtype="int8", acc="int32"),
+    dict(M=128, N=128, K=128, bk=64, in_dtype="int8", acc="int32", trans_B=True),
+], ids=lambda kw: "-".join(f"{k}{v}" for k, v in kw.items()))
+def test_lds_accesses_have_no_bank_conflicts(rng, kw):
+    """The emulator's bank-conflict count (gfx942: 32 banks x 4 bytes, 128 bytes per phase) over
+    the copies into the operand tiles and the MFMA operand reads: none beyond the minimum."""
+    from tilewise import env
+
+    with env.override("TILEWISE_EMULATOR_STATS", "1"):
+        k = _run(rng, **kw)
+    stats = k.emulate_stats()
+    assert stats is not None and stats.bank_conflicts
+    assert stats.total_extra == 0, stats.bank_conflicts
+
+
+def test_single_k_step_runs_conflict_two_ways(rng):
+    """K tiles of one k step pair (k_pack 1, 8-byte runs): the 16 lanes of a phase read 16 rows at
+    the same 8-byte half of a chunk, which no layout keeping 16-byte chunks whole spreads over
+    more than 8 of the 16 bank pairs: the A reads take twice the minimum, nothing else conflicts."""
+    from tilewise import env
+
+    with env.override("TILEWISE_EMULATOR_STATS", "1"):
+        k = _run(rng, 64, 128, 48, bm=64, bk=16, policy="FullRow")
+    recs = {(r.buffer, r.kind): r for r in k.emulate_stats().bank_conflicts}
+    a = recs.pop(("A_s", "ld"))
+    assert a.extra * 2 == a.wavefronts
+    assert all(r.extra == 0 for r in recs.values())

@@ -122,3 +122,23 @@ def test_instruction_choice_and_errors():
         wave_grid_for(16, 16, 512, "FullRow", MFMA["mfma_f32_32x32x8f16"])
     with pytest.raises(CompileError, match="multiples of 16"):
         wave_grid_for(16, 16, 256, "Square", MFMA["mfma_f32_16x16x16f16"])
+
+
+@pytest.mark.parametrize("shape,dtype", [((32, 128), "float16"), ((128, 32), "float16"), ((64, 64), "int8"),
+                                         ((2, 32, 128), "bfloat16"), ((16, 16), "float16"), ((8, 24), "float16")])
+def test_lds_swizzle_is_a_bijection_keeping_16_byte_chunks(shape, dtype):
+    from tilewise.ir import dtype as _dt
+    from tilewise.ir.buffer import Buffer, BufferRegion
+    from tilewise.layout.lds_swizzle import make_mfma_swizzled_layout
+    from tilewise.tileop.cuda_common import layout_run
+
+    buf = Buffer("S", shape, getattr(_dt, dtype), "shared")
+    lay = make_mfma_swizzled_layout(buf)
+    assert lay.is_injective()
+    vec = 16 // buf.dtype.bytes
+
+    class Ctx:
+        def shared_layout(self, b):
+            return lay
+
+    assert layout_run(Ctx(), BufferRegion(buf, [(0, d) for d in shape]), vec) == vec

@@ -2,15 +2,16 @@
 
 Layout inference (strict level): the accumulator takes the MFMA C layout repeated over the wave
 tile and the wave grid (layout/mfma_layouts.py mfma_c_tv); a register operand the MFMA A / B
-layout (with the k_pack order of mfma_emitter.choose_k_pack); a shared operand the 16-byte XOR
-swizzle of layout/swizzle.py (unless annotated). Why that swizzle: gfx942's LDS has 32 banks of 4
-bytes, one 128-byte line, and serves a ds_read_b128 8 lanes (128 bytes) per clock. With k_pack 2
-a lane reads its A items (and B's when B is stored N x K) of two MFMAs as one 16-byte vector, and
-the 8 lanes served together read 8 consecutive rows at the same column, which the swizzle moves
-to 8 different 16-byte chunks of the line: no conflict. It also keeps 16-byte chunks whole, so
-the copies filling the tile store 16 bytes per lane (ds_write_b128). A B tile stored K x N is read
-along K by 2-byte (1-byte) items: rows k and k + 8 of one read share a swizzle phase, a 2-way
-conflict that only a transposing LDS read (gfx950's ds_read_b64_tr) would avoid.
+layout (with the k_pack order of mfma_emitter.choose_k_pack); a shared operand the LDS swizzle
+of layout/lds_swizzle.py (unless annotated): 16-byte chunks XORed by a row phase, as on NVIDIA
+GPUs, whose phase also changes every 8th row. gfx942's LDS (32 banks of 4 bytes) serves 8 lanes
+of a 16-byte read per phase: with k_pack 2 a lane reads its A items (and B's when B is stored
+N x K) of two MFMAs as one ds_read_b128, and the 8 lanes of a phase read 8 consecutive rows that
+the swizzle puts in 8 different chunks. A B tile stored K x N is read along K by 2-byte items, 32
+lanes per phase on two rows 8 apart (16x16 MFMAs), which the every-8th-row term separates. Chunks
+stay whole, so the copies filling the tile store 16 bytes per lane. The emulator's bank counter
+checks both (tests/hip/test_gemm_mfma.py); only single-step runs (k_pack 1, 8-byte reads of 16
+rows) keep a 2-way conflict that no chunk-preserving layout avoids.
 
 Operand types without an MFMA (float32, float64) take the CUDA FMA fallback (SimtEmitter): its
 accumulator layout (mma_c_tv) is a plain distribution over the threads, and its operands stay
@@ -21,9 +22,10 @@ from ..errors import CompileError
 from ..ir.expr import Const
 from ..ir.span import at
 from ..ir.stmt import Stmt, seq
+from ..layout.lds_swizzle import make_mfma_swizzled_layout
 from ..layout.mfma_layouts import mfma_a_tv, mfma_b_tv, mfma_c_tv, wave_grid_for
 from ..layout.mma import GemmWarpPolicy
-from ..layout.swizzle import make_padded_layout, make_swizzled_layout
+from ..layout.swizzle import make_padded_layout
 from ..layout.tv import mma_c_tv
 from .base import InferLevel, add_lowering
 from .cuda_common import whole_fragment
@@ -73,12 +75,12 @@ def infer_layout_mfma(op: Gemm, li, level: InferLevel) -> None:
         tv = mfma_a_tv(M, K, grid, T, ins, kp)
         li.set_fragment(op.A.buffer, tv.remap((K, M), {0: 1, 1: 0}) if op.trans_A else tv, op.span)
     else:
-        li.set_shared(op.A.buffer, make_swizzled_layout(op.A.buffer))
+        li.set_shared(op.A.buffer, make_mfma_swizzled_layout(op.A.buffer))
     if op.B.buffer.is_fragment:
         tv = mfma_b_tv(K, N, grid, T, ins, kp)
         li.set_fragment(op.B.buffer, tv.remap((N, K), {0: 1, 1: 0}) if op.trans_B else tv, op.span)
     else:
-        li.set_shared(op.B.buffer, make_swizzled_layout(op.B.buffer))
+        li.set_shared(op.B.buffer, make_mfma_swizzled_layout(op.B.buffer))
 
 
 def lower_hip(op: Gemm, ctx) -> Stmt:
