@@ -25,9 +25,12 @@ from .layout import Layout
 from .swizzle import make_padded_layout
 
 
-def make_mfma_swizzled_layout(buffer) -> Layout:
+def make_mfma_swizzled_layout(buffer, row_groups: bool = True) -> Layout:
     """The LDS layout of a T.gemm operand tile on AMD GPUs (padding by 16 bytes when rows are not
-    a multiple of 32 bytes or of 16-byte chunks, as make_swizzled_layout does)."""
+    a multiple of 32 bytes or of 16-byte chunks, as make_swizzled_layout does). Without
+    `row_groups` the phase is the plain one (layout/swizzle.py's): for tiles only read along rows
+    (K innermost) or by 32x32 MFMAs, whose 32 lanes of a phase read one row, the extra term buys
+    nothing and costs address arithmetic."""
     shape = buffer.static_shape()
     bits = buffer.dtype.bits
     cols = shape[-1]
@@ -44,7 +47,7 @@ def make_mfma_swizzled_layout(buffer) -> Layout:
         r = lead[-1]
         chunk = (c % group) // vec
         step = r // rows_per_phase
-        phase = (step ^ (step // 8 * 2)) % chunks
+        phase = ((step ^ (step // 8 * 2)) if row_groups else step) % chunks
         return (*lead, (c // group) * group + (chunk ^ phase) * vec + c % vec)
 
     layout = Layout(tuple(shape), fwd)

@@ -75,12 +75,15 @@ def infer_layout_mfma(op: Gemm, li, level: InferLevel) -> None:
         tv = mfma_a_tv(M, K, grid, T, ins, kp)
         li.set_fragment(op.A.buffer, tv.remap((K, M), {0: 1, 1: 0}) if op.trans_A else tv, op.span)
     else:
-        li.set_shared(op.A.buffer, make_mfma_swizzled_layout(op.A.buffer))
+        li.set_shared(op.A.buffer, make_mfma_swizzled_layout(op.A.buffer, row_groups=op.trans_A and ins.m == 16))
     if op.B.buffer.is_fragment:
         tv = mfma_b_tv(K, N, grid, T, ins, kp)
         li.set_fragment(op.B.buffer, tv.remap((N, K), {0: 1, 1: 0}) if op.trans_B else tv, op.span)
     else:
-        li.set_shared(op.B.buffer, make_mfma_swizzled_layout(op.B.buffer))
+        # B stored K x N is read along K: 2-byte (1-byte) items of rows 8 (16) apart in one phase,
+        # which only 16x16 MFMAs put in one phase (32x32: the 32 lanes read one row)
+        across = not op.trans_B and ins.n == 16
+        li.set_shared(op.B.buffer, make_mfma_swizzled_layout(op.B.buffer, row_groups=across))
 
 
 def lower_hip(op: Gemm, ctx) -> Stmt:
