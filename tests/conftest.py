@@ -75,3 +75,14 @@ def nvrtc_check_fixture():
 @pytest.fixture
 def archs():
     return ARCHS
+
+
+@pytest.fixture
+def clang19():
+    """The HIP target compiles with Debian's clang-19 / lld-19 and reads code objects with llvm-19's
+    tools (`make test` installs them when run as root)."""
+    import shutil
+
+    missing = [t for t in ("clang-19", "ld.lld-19", "llvm-objdump-19", "llvm-readelf-19") if shutil.which(t) is None]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} missing: apt-get install clang-19 lld-19 llvm-19 (make test does it as root)")

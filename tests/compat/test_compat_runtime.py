@@ -113,16 +113,15 @@ def test_postprocessing_callbacks():
 
         unregister_c_postproc_callback()
     assert "c-hook" not in tilewise.compile(add_one(16, 7.0), out_idx=[1], target="cpu").get_kernel_source()
-    tilewise.register_cuda_postproc(lambda code, target: "// cuda-hook\n" + code)
-    try:
-        k = tilewise.compile(add_one(), out_idx=[1], target="cuda", execution_backend="emulator")
-        assert k.get_kernel_source().startswith("// cuda-hook")
-    finally:
-        from tilewise.engine.callback import unregister_cuda_postproc_callback
+    from tilewise.engine import callback
 
-        unregister_cuda_postproc_callback()
-    with pytest.warns(UserWarning, match="never called: tilewise has no HIP target"):
-        tilewise.register_hip_postproc(lambda code, target: code)
+    for kind in ("cuda", "hip"):  # the GPU targets' sources
+        getattr(tilewise, f"register_{kind}_postproc")(lambda code, target, kind=kind: f"// {kind}-hook\n" + code)
+        try:
+            k = tilewise.compile(add_one(), out_idx=[1], target=kind, execution_backend="emulator")
+            assert k.get_kernel_source().startswith(f"// {kind}-hook")
+        finally:
+            getattr(callback, f"unregister_{kind}_postproc_callback")()
 
 
 def test_result_idx_export_library_and_the_01x_profiler_flow(tmp_path):

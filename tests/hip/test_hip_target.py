@@ -165,3 +165,71 @@ def test_a_failing_hip_call_is_an_error_naming_it(clang19):
     with pytest.raises(HipRuntimeError, match="hipModuleLoadData.*hipErrorInvalidImage"):
         HipLauncher(module, hsaco, hip=FakeHip(fail="hipModuleLoadData"))([np.zeros(1000, np.float32).ctypes.data, 1.0],
                                                                          [], stream=0, device=0)
+
+
+@T.prim_func
+def _halves_swapped(A: T.Tensor((64,), "float32"), B: T.Tensor((64,), "float32")):
+    with T.Kernel(1, threads=64) as _:
+        tx = T.get_thread_binding()
+        B[tx] = T.shfl_xor(A[tx], 32, width=64) + T.shfl_down(A[tx], 1, width=64)
+
+
+def test_a_whole_wavefront_shuffle(clang19):
+    """width=64 is one AMD wavefront: lane i reads lane i ^ 32, and lane 31 reads lane 32 going
+    down (with CUDA's 32-lane warps neither would cross); a CUDA target refuses the width."""
+    k = tilewise.compile(_halves_swapped, target="hip", execution_backend="emulator")
+    assert "ds_bpermute_b32" in k.get_isa()
+    a = np.arange(64, dtype=np.float32)
+    b = np.zeros(64, np.float32)
+    k(a, b)
+    np.testing.assert_array_equal(b, (np.arange(64) ^ 32) + np.minimum(np.arange(64) + 1, 63))
+    with pytest.raises(CompileError, match="width 64"):
+        tilewise.compile(_halves_swapped, target="cuda", execution_backend="emulator")
+
+
+def test_kernel_report_of_a_hip_kernel(tmp_path, clang19):
+    k = tilewise.compile(_halves_swapped, target="hip", execution_backend="emulator")
+    k(np.arange(64, dtype=np.float32), np.zeros(64, np.float32))
+    page = open(k.report(tmp_path / "hip.html")).read()
+    assert "HIP C++" in page and "AMDGPU ISA" in page and "ds_bpermute_b32" in page and "lds_bytes" in page
+
+
+@T.prim_func
+def _dot4(A: T.Tensor((64, 4), "int8"), B: T.Tensor((64, 4), "int8"), C: T.Tensor((64,), "int32")):
+    with T.Kernel(1, threads=64) as _:
+        tx = T.get_thread_binding()
+        T.dp4a(A[tx, 0], B[tx, 0], C[tx])
+
+
+def test_dp4a_is_one_dot4_instruction(rng, clang19):
+    k = tilewise.compile(_dot4, target="hip", execution_backend="emulator")
+    assert "v_dot4c_i32_i8" in k.get_isa() or "v_dot4_i32_i8" in k.get_isa()
+    a = rng.integers(-128, 128, (64, 4)).astype(np.int8)
+    b = rng.integers(-128, 128, (64, 4)).astype(np.int8)
+    c = rng.integers(-1000, 1000, 64).astype(np.int32)
+    want = c + (a.astype(np.int32) * b.astype(np.int32)).sum(axis=1)
+    k(a, b, c)
+    np.testing.assert_array_equal(c, want)
+
+
+def test_clang_assembly_and_code_object_agree(clang19):
+    """The metadata clang prints with -S (.amdgpu_metadata) and the code object's note give the
+    same resources; the assembly has the same instructions as the disassembled code object."""
+    from tilewise.backend.hip.clang import compile_asm
+    from tilewise.backend.hip.inspect import resource_usage
+
+    k = tilewise.compile(_halves_swapped, target="hip", execution_backend="emulator")
+    asm = compile_asm(k.get_kernel_source(), "gfx942")
+    assert parse_resources(asm) == resource_usage(k.build.binary)
+    assert asm.count("ds_bpermute_b32") == k.get_isa().count("ds_bpermute_b32") > 0
+
+
+def test_fast_math_flushes_float32_subnormals(clang19):
+    """tl.enable_fast_math sets the kernel's float32 denormal mode to flush (what the emulator
+    models of fast math); without it subnormals are kept (mode 3)."""
+    from tilewise.backend.hip.inspect import kernel_descriptors
+
+    for fast, mode in ((True, 0), (False, 3)):
+        k = tilewise.compile(_halves_swapped, target="hip", execution_backend="emulator",
+                             pass_configs={"tl.enable_fast_math": fast})
+        assert f".amdhsa_float_denorm_mode_32 {mode}" in kernel_descriptors(k.build.binary)

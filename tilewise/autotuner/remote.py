@@ -77,9 +77,11 @@ def run_config(payload: bytes, compile_kwargs: dict, timeout, caller: tuple, cal
     if tuple(caller_cache) != cache_place() or not cache.enabled():
         reply["entry"] = _entry_files(kernel)  # the caller cannot see this machine's cache
     if measurer is not None:
-        if getattr(kernel.target, "kind", None) == "cuda" and timing_backend(kernel) != "event":
+        kind = getattr(kernel.target, "kind", None)
+        if kind in ("cuda", "hip") and timing_backend(kernel) != "event":
             # no GPU here: the emulator's time says nothing about the GPU's
-            reply.update(error=f"the worker {reply['worker'][0]} (pid {reply['worker'][1]}) has no CUDA GPU to time "
+            gpu = "CUDA" if kind == "cuda" else "AMD"
+            reply.update(error=f"the worker {reply['worker'][0]} (pid {reply['worker'][1]}) has no {gpu} GPU to time "
                                f"this {kernel.target} kernel on (it would run on the {kernel.execution_backend})",
                          infrastructure=True)
             return reply

@@ -145,9 +145,10 @@ class AutoTuner:
         if binding.all_fixed:
             # the caller gave every tuned parameter: nothing to tune, so no GPU is needed either
             return self._direct(first, compile_kwargs)
-        if target.kind == "cuda" and backend == "emulator" and not self._measured_remotely():
+        if target.kind in ("cuda", "hip") and backend == "emulator" and not self._measured_remotely():
+            gpu = "a CUDA GPU" if target.kind == "cuda" else "an AMD GPU"
             raise AutotuneError(
-                f"autotuning {self._name()} for {target} needs a CUDA GPU, and none is present: the "
+                f"autotuning {self._name()} for {target} needs {gpu}, and none is present: the "
                 "emulator's run time says nothing about the GPU's, so tuning on it would pick an "
                 "arbitrary configuration. Tune on a machine with a GPU, on GPU workers (an executor with "
                 "measure=True, e.g. RayExecutor(measure=True, task_options={'num_gpus': 1})), use "

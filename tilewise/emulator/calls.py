@@ -108,14 +108,19 @@ def check_align(st, acc: Access, off, align: int, lanes: np.ndarray, what: str):
     )
 
 
-def full_warps(st, what: str, span) -> np.ndarray | None:
+def full_warps(st, what: str, span, missing_ok: bool = False) -> np.ndarray | None:
     """Warps with an active lane (bool [warps]) or None for all; raises if a warp that executes a
-    warp-wide (.sync.aligned) instruction is only partly active."""
+    warp-wide (.sync.aligned) instruction is only partly active. `missing_ok`: lanes past the
+    block's last thread do not count (an AMD wavefront the block fills only partly runs with
+    those lanes off, which its wave barrier allows)."""
     m = st.mask
     if m is None and st.full_warps:
         return None
-    mw = st.to_warps(np.ones(st.L, bool) if m is None else m, fill=False)
+    active = np.ones(st.L, bool) if m is None else m
+    mw = st.to_warps(active, fill=False)
     anyw = mw.any(axis=1)
+    if missing_ok:
+        mw = st.to_warps(active, fill=True)
     partial = anyw & ~mw.all(axis=1)
     if partial.any():
         w = int(np.flatnonzero(partial)[0])

@@ -4,11 +4,10 @@ A callback registered with `register_cuda_postproc_callback` (or `register_cuda_
 receives the generated CUDA source and the target, and returns the source to compile; the last
 one registered wins. It applies to kernels compiled for the CUDA target afterwards (what NVRTC
 compiles and get_kernel_source() returns); the emulator runs the lowered program, which a source
-edit does not change. `register_c_postproc` does the same for the C++ of the CPU target. tilewise
-has no HIP target: a HIP callback is kept but never called, which registering it says once."""
+edit does not change. `register_c_postproc` does the same for the C++ of the CPU target and
+`register_hip_postproc` for the HIP C++ of the "hip" target (what clang compiles)."""
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 
 _callbacks: dict[str, Callable | None] = {"cuda": None, "hip": None, "c": None}
@@ -21,9 +20,6 @@ def _register(kind: str, func, override: bool):
         if _callbacks[kind] is not None and not override:
             raise ValueError(f"a {kind} post-processing callback is already registered (pass override=True)")
         _callbacks[kind] = f
-        if kind == "hip":
-            warnings.warn(f"the HIP post-processing callback {getattr(f, '__name__', f)!r} is never called: tilewise "
-                          "has no HIP target", stacklevel=3)
         return f
 
     if func is None or isinstance(func, bool):
@@ -39,7 +35,7 @@ def register_cuda_postproc_callback(func: Callable | bool | None = None, overrid
 
 
 def register_hip_postproc_callback(func: Callable | bool | None = None, override: bool = True):
-    """Accepted for compatibility: tilewise has no HIP target, so it is never called."""
+    """f(code, target) -> code for the HIP C++ of the "hip" target."""
     return _register("hip", func, override)
 
 
@@ -65,6 +61,10 @@ def unregister_cuda_postproc_callback() -> None:
     _callbacks["cuda"] = None
 
 
+def unregister_hip_postproc_callback() -> None:
+    _callbacks["hip"] = None
+
+
 def unregister_c_postproc_callback() -> None:
     _callbacks["c"] = None
 
@@ -73,21 +73,24 @@ def has_c_postproc() -> bool:
     return _callbacks["c"] is not None
 
 
-def postprocess_c_source(source: str, target) -> str:
-    f = _callbacks["c"]
+def _postprocess(kind: str, source: str, target) -> str:
+    f = _callbacks[kind]
     if f is None:
         return source
     out = f(source, target)
     if not isinstance(out, str):
-        raise TypeError(f"the C post-processing callback {f.__name__} returned {type(out).__name__}, not the source")
+        raise TypeError(f"the {kind.upper() if kind != 'hip' else 'HIP'} post-processing callback {f.__name__} "
+                        f"returned {type(out).__name__}, not the source")
     return out
+
+
+def postprocess_c_source(source: str, target) -> str:
+    return _postprocess("c", source, target)
 
 
 def postprocess_cuda_source(source: str, target) -> str:
-    f = _callbacks["cuda"]
-    if f is None:
-        return source
-    out = f(source, target)
-    if not isinstance(out, str):
-        raise TypeError(f"the CUDA post-processing callback {f.__name__} returned {type(out).__name__}, not the source")
-    return out
+    return _postprocess("cuda", source, target)
+
+
+def postprocess_hip_source(source: str, target) -> str:
+    return _postprocess("hip", source, target)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from ..backend.cuda.inspect import CuobjdumpError
 from ..backend.cuda.toolkit import ToolkitNotFound
+from ..backend.hip.clang import ClangError
 from ..ir.buffer import Buffer
 from ..ir.recursion import deep_recursion
 from ..ir.stmt import Allocate, PrimFunc
@@ -31,7 +32,7 @@ from .build import walk_kernels
 from .report_page import Section, code_block, diff_block, esc, page, table
 
 # what reading a cubin with cuobjdump raises when the tool is missing, fails or hangs
-TOOL_ERRORS = (CuobjdumpError, ToolkitNotFound, OSError, subprocess.SubprocessError)
+TOOL_ERRORS = (CuobjdumpError, ToolkitNotFound, ClangError, OSError, subprocess.SubprocessError)
 CORNER = 16  # a picture of a large layout comes with its labelled top-left corner of this many rows/cols
 
 
@@ -192,7 +193,7 @@ def notes_section(notes: list[str], src: UserSource | None) -> Section:
 
 
 def generated_section(kernel) -> Section:
-    lang = "CUDA C++" if kernel.build.record.kind == "cuda" else "C++"
+    lang = {"cuda": "CUDA C++", "hip": "HIP C++"}.get(kernel.build.record.kind, "C++")
     return Section("generated", "Generated source",
                    f'<p class="muted">{lang}, as compiled</p>' + code_block(kernel.get_kernel_source(), "code"))
 
@@ -202,6 +203,8 @@ def sass_section(kernel) -> tuple[Section, dict | None]:
     if kernel.build.record.disassemble is None:
         return Section("sass", "SASS", f"<p>No SASS: the kernel is compiled for {esc(kernel.target)} "
                                        "(C++ through g++), not for a GPU.</p>"), None
+    if kernel.build.record.kind == "hip":
+        return _amdgpu_section(kernel), None
     from ..backend.cuda.inspect import TENSOR_CORE, parse_sass, steady_state_loop
 
     try:
@@ -231,6 +234,15 @@ def sass_section(kernel) -> tuple[Section, dict | None]:
     return Section("sass", "SASS", "".join(parts) or '<p class="muted">no functions in the cubin</p>'), summary
 
 
+def _amdgpu_section(kernel) -> Section:
+    """The AMDGPU instructions of a HIP kernel's code object (llvm-objdump)."""
+    try:
+        isa = kernel.get_isa()
+    except TOOL_ERRORS as e:  # llvm-objdump missing or failing: the page says so
+        return Section("sass", "AMDGPU ISA", f'<p class="bad">llvm-objdump failed: {esc(e)}</p>')
+    return Section("sass", "AMDGPU ISA", code_block(isa, "sass"))
+
+
 def _allocations(node) -> list[Buffer]:
     """The buffers a function (or statement) allocates."""
     found: list[Buffer] = []
@@ -247,6 +259,13 @@ def resources_section(kernel) -> Section:
     allocs = _allocations(kernel.build.func)
     rows = [[esc(b.name), esc(b.scope), esc(list(b.shape)), esc(b.dtype), _bytes(b)] for b in allocs]
     tiles = table(["tile", "scope", "shape", "dtype", "bytes (whole tile)"], rows) if rows else ""
+    if kernel.build.record.kind == "hip":
+        try:
+            u = kernel.resource_usage()
+        except TOOL_ERRORS as e:
+            return Section("resources", "Resources", f'<p class="bad">llvm-readelf failed: {esc(e)}</p>' + tiles)
+        keys = ["vgprs", "agprs", "sgprs", "vgpr_spills", "sgpr_spills", "scratch_bytes", "lds_bytes"]
+        return Section("resources", "Resources", table(keys, [[str(u[k]) for k in keys]]) + tiles)
     if kernel.build.record.kind != "cuda":
         body = ("<p>CPU target: each block runs as one host thread, so registers, spills and shared memory "
                 "in the GPU sense do not apply (g++ allocates registers and does not report them). The tiles "

@@ -23,7 +23,7 @@ from ..backend.hip.device import amd_gpu_present
 from ..backend.hip.inspect import get_isa as hip_isa
 from ..backend.hip.inspect import kernel_resources as hip_resources
 from ..backend.hip.renderer import render_hip
-from ..engine.callback import has_c_postproc, postprocess_c_source, postprocess_cuda_source
+from ..engine.callback import has_c_postproc, postprocess_c_source, postprocess_cuda_source, postprocess_hip_source
 from ..ir.machine import CPU, CUDA_ARCHS, HIP_ARCHS, Machine, cuda_machine, hip_machine
 from ..transform.pipeline import loop_passes, thread_passes
 from . import compile_flags
@@ -95,7 +95,10 @@ def _cuda_record(name: str, archs: tuple[str, ...]) -> TargetRecord:
 
 
 def _compile_hsaco(source: str, machine: Machine, configs: dict, out: Path, flags: tuple = ()) -> None:
-    compile_hsaco(source, machine.name, out, tuple(flags))
+    # tl.enable_fast_math: float32 subnormals flush to zero (the kernel's denormal mode), which is
+    # what the emulator models of fast math; the math functions stay the accurate expansions
+    ftz = ("-fgpu-flush-denormals-to-zero",) if configs.get("tl.enable_fast_math") else ()
+    compile_hsaco(source, machine.name, out, ftz + tuple(flags))
 
 
 # AMD Instinct GPUs through clang-19 (no ROCm needed to compile); the thread-IR emulator runs the
@@ -106,6 +109,7 @@ _HIP = TargetRecord(
                         lambda flags, machine: compile_flags.for_clang(flags)),
     runtimes={"hip": HipRuntime, "emulator": HipEmulatorRuntime},
     auto_runtime=lambda: "hip" if amd_gpu_present() else "emulator",
+    postprocess=lambda source, machine: postprocess_hip_source(source, f"hip -arch={machine.name}"),
     key_on_source=True, disassemble=hip_isa, resources=hip_resources,
 )
 

@@ -20,7 +20,7 @@ from ..ir.stmt import Allocate, BufferStore
 from .loops import py_scalar
 
 FULL_MASK = 0xFFFFFFFF
-_WIDTHS = (1, 2, 4, 8, 16, 32)
+_WIDTHS = (1, 2, 4, 8, 16, 32, 64)  # 64: a whole AMD wavefront (the "hip" target only)
 
 
 def _value(v, what: str) -> Expr:
@@ -50,7 +50,7 @@ def _width(width, what: str) -> int:
     if isinstance(w, Expr):
         w = const_value(w)
     if not isinstance(w, int) or w not in _WIDTHS:
-        raise CompileError(f"{what}: width must be a constant power of two up to 32, got {width}")
+        raise CompileError(f"{what}: width must be a constant power of two up to 32 (64 on AMD GPUs), got {width}")
     return w
 
 

@@ -9,7 +9,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from ...errors import InternalError
+from ...errors import CompileError, InternalError
 from ...ir.buffer import Buffer
 from ...ir.expr import BinOp, Call, Compare, Const, Expr, Var
 from ...ir.stmt import Allocate, Annotation, For, Kernel, LetStmt, PrimFunc, SeqStmt, Stmt
@@ -455,7 +455,8 @@ class CudaRenderer(CStyleRenderer):
     def _shfl(self, e: Call, args) -> str:
         width = int(e.attrs.get("width", 32))
         if width < 1 or width > self.warp_size or width & (width - 1):
-            raise InternalError(f"{e.name} with width {width}; the width is a power of two up to {self.warp_size}")
+            raise CompileError(f"{self.func.name}: a shuffle ({e.name}) of width {width}; on this target the width is "
+                               f"a power of two up to {self.warp_size} (the lanes of a {self.language} warp)")
         dt = e.args[0].dtype
         if dt.name in _SHFL_NATIVE:
             # CUDA's own overloads take these types: print the intrinsic itself (full warp)

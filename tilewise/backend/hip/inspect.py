@@ -41,6 +41,12 @@ def get_isa(hsaco: bytes) -> str:
     return _with_file(hsaco, _tool("llvm-objdump-19"), "-d", "--no-show-raw-insn")
 
 
+def kernel_descriptors(hsaco: bytes) -> str:
+    """The kernel descriptors (.rodata) as llvm-objdump decodes them: `.amdhsa_*` directives such
+    as the float denormal modes and the register and LDS allocations the hardware is told."""
+    return _with_file(hsaco, _tool("llvm-objdump-19"), "-D", "-j", ".rodata")
+
+
 def metadata(hsaco: bytes) -> str:
     """The AMDGPU metadata note (YAML text) of a code object."""
     return _with_file(hsaco, _tool("llvm-readelf-19"), "--notes")

@@ -24,7 +24,7 @@ NVIDIA_ONLY = {
     "fence_barrier_init": "mbarriers", "fence_proxy_async": "the asynchronous proxy (TMA, wgmma)",
     "tma_load": "TMA", "tma_store": "TMA", "tma_store_commit": "TMA", "tma_store_wait": "TMA",
     "wgmma": "wgmma", "wgmma_fence": "wgmma", "wgmma_commit": "wgmma", "wgmma_wait": "wgmma", "wgmma_desc": "wgmma",
-    "dp4a": "dp4a", "print": "printf (T.print needs ROCm's device library, which clang -nogpulib does not link)",
+    "print": "printf (T.print needs ROCm's device library, which clang -nogpulib does not link)",
 }  # fmt: skip
 
 # math clang's AMDGPU backend cannot lower without ROCm's ocml (no instruction, no libcall): for

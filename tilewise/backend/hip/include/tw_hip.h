@@ -131,6 +131,8 @@ TW_DEV float fmod(float a, float b) { return __builtin_fmodf(a, b); }
 TW_DEV double fmod(double a, double b) { return __builtin_fmod(a, b); }
 TW_DEV float copysign(float a, float b) { return __builtin_copysignf(a, b); }
 TW_DEV double copysign(double a, double b) { return __builtin_copysign(a, b); }
+// c + the dot product of the four signed bytes packed in a and b (v_dot4c_i32_i8, wrapping)
+TW_DEV int32_t dp4a(int32_t a, int32_t b, int32_t c) { return __builtin_amdgcn_sdot4(a, b, c, false); }
 TW_DEV float fma(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
 TW_DEV double fma(double a, double b, double c) { return __builtin_fma(a, b, c); }
 template <typename T> TW_DEV T ldexp(T x, int32_t e) {
