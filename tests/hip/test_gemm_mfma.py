@@ -87,10 +87,12 @@ def test_transposed_b_reads_16_byte_vectors(rng):
     assert names.count("ds_read_b128") >= 8
 
 
-@pytest.mark.parametrize("a_frag,b_frag", [(True, False), (True, True)])
-def test_register_operands(rng, a_frag, b_frag):
-    """rs / rr: A (and B) copied into MFMA-layout fragments first."""
-    _run(rng, 128, 128, 64, bm=64, bn=64, threads=128, a_frag=a_frag, b_frag=b_frag)
+@pytest.mark.parametrize("a_frag,b_frag,trans_A,trans_B", [(True, False, False, False), (True, True, False, False),
+                                                     (True, True, True, True), (False, True, False, True)])
+def test_register_operands(rng, a_frag, b_frag, trans_A, trans_B):
+    """rs / rr / sr: A (and B) copied into MFMA-layout fragments first, stored plain or transposed."""
+    _run(rng, 128, 128, 64, bm=64, bn=64, threads=128, a_frag=a_frag, b_frag=b_frag, trans_A=trans_A,
+         trans_B=trans_B)
 
 
 @pytest.mark.parametrize("policy,threads", [("FullRow", 256), ("FullCol", 256), ("Square", 64)])
