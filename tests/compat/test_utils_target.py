@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tilewise.backend.cuda.device import gpu_present
+from tilewise.backend.hip.device import amd_gpu_present
 from tilewise.jit.target import Target
 from tilewise.utils.target import (
     check_cuda_availability,
@@ -14,7 +15,7 @@ from tilewise.utils.target import (
 
 def test_platform_checks():
     assert check_cuda_availability() == gpu_present()
-    assert check_hip_availability() is False
+    assert check_hip_availability() == amd_gpu_present()
     assert check_metal_availability() is False
 
 

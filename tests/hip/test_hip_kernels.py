@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import ml_dtypes
 import numpy as np
 import pytest
 
@@ -221,3 +222,64 @@ def test_pipelined_loop_copies_synchronously(rng):
     _no_scratch(k)
     a = rng.standard_normal((M, K)).astype(np.float16)
     np.testing.assert_allclose(k(a), a.astype(np.float32).sum(axis=1), rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float16", "int64", "bfloat16"])
+def test_row_max_in_other_types(dtype, rng):
+    """Shuffles of 8- and 2-byte values (two dwords, or the low half of one) compile and reduce."""
+    M, N = 4, 256
+
+    @T.prim_func
+    def rowmax(X: T.Tensor((M, N), dtype), Y: T.Tensor((M,), dtype)):
+        with T.Kernel(1, threads=256) as _:
+            x = T.alloc_fragment((M, N), dtype)
+            m = T.alloc_fragment((M,), dtype)
+            T.copy(X, x)
+            T.reduce_max(x, m, dim=1)
+            T.copy(m, Y)
+
+    k = _compile(rowmax, [1])
+    assert _shuffles(k.get_isa())
+    _no_scratch(k)
+    np_dt = {"bfloat16": ml_dtypes.bfloat16}.get(dtype, dtype)
+    x = (rng.standard_normal((M, N)) * 100).astype(np_dt)
+    np.testing.assert_array_equal(k(x), x.max(axis=1))
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "int16", "int32", "uint32", "int64", "float16", "bfloat16",
+                                   "float32", "float64"])
+def test_elementwise_arithmetic_in_every_type(dtype, rng):
+    """Arithmetic, min / max, division and modulo, casts through float: the header's overloads
+    for each scalar type compile, and the emulator gives numpy's answer."""
+    n = 256
+    is_float = dtype.startswith(("float", "bfloat"))
+
+    @T.prim_func
+    def ops(A: T.Tensor((n,), dtype), B: T.Tensor((n,), dtype), C: T.Tensor((n,), dtype), D: T.Tensor((n,), "float32")):
+        with T.Kernel(2, threads=128) as bx:
+            for i in T.Parallel(128):
+                a = A[bx * 128 + i]
+                b = B[bx * 128 + i]
+                C[bx * 128 + i] = T.max(a, b) - T.min(a, b) + (a // b if not is_float else a * b)
+                D[bx * 128 + i] = T.cast(a, "float32") + T.cast(T.abs(b), "float32")
+
+    k = _compile(ops, [2, 3])
+    _no_scratch(k)
+    np_dt = {"bfloat16": ml_dtypes.bfloat16}.get(dtype, dtype)
+    if is_float:
+        a = rng.standard_normal(n).astype(np_dt)
+        b = rng.standard_normal(n).astype(np_dt)
+    else:
+        info = np.iinfo(dtype)
+        a = rng.integers(max(info.min, -100), min(info.max, 100), n).astype(dtype)
+        b = rng.integers(1, min(info.max, 9), n).astype(dtype)
+    c, d = k(a, b)
+    f = np.float32
+    if is_float:
+        want = (np.maximum(a.astype(f), b.astype(f)) - np.minimum(a.astype(f), b.astype(f))).astype(np_dt)
+        want = (want.astype(f) + (a.astype(f) * b.astype(f)).astype(np_dt).astype(f)).astype(np_dt)
+        np.testing.assert_allclose(c.astype(np.float64), want.astype(np.float64), rtol=1e-2 if dtype != "float64" else 1e-6)
+    else:
+        want = (np.maximum(a, b) - np.minimum(a, b) + a // b).astype(dtype)
+        np.testing.assert_array_equal(c, want)
+    np.testing.assert_allclose(d, a.astype(f) + np.abs(b).astype(f), rtol=1e-6)

@@ -43,7 +43,14 @@ def _sine(A: T.Tensor((64,), "float32"), B: T.Tensor((64,), "float32")):
             B[i] = T.sin(A[i])
 
 
-@pytest.mark.parametrize("func, match", [(_prints, "printf"), (_sine, "sin on float32")])
+@T.prim_func
+def _fp8(A: T.Tensor((64,), "float8_e4m3"), B: T.Tensor((64,), "float32")):
+    with T.Kernel(1, threads=64) as _:
+        for i in T.Parallel(64):
+            B[i] = T.cast(A[i], "float32")
+
+
+@pytest.mark.parametrize("func, match", [(_prints, "printf"), (_sine, "sin on float32"), (_fp8, "float8_e4m3")])
 def test_what_amd_gpus_cannot_do_is_a_compile_error(func, match):
     with pytest.raises(CompileError, match=match):
         tilewise.compile(func, target="hip", execution_backend="emulator")
@@ -233,3 +240,31 @@ def test_fast_math_flushes_float32_subnormals(clang19):
         k = tilewise.compile(_halves_swapped, target="hip", execution_backend="emulator",
                              pass_configs={"tl.enable_fast_math": fast})
         assert f".amdhsa_float_denorm_mode_32 {mode}" in kernel_descriptors(k.build.binary)
+
+
+@T.prim_func
+def _too_much_lds(A: T.Tensor((128, 256), "float32"), B: T.Tensor((128, 256), "float32")):
+    with T.Kernel(1, threads=256) as _:
+        s = T.alloc_shared((128, 256), "float32")  # 128 KiB: twice an MI300X workgroup's LDS
+        T.copy(A, s)
+        T.copy(s, B)
+
+
+def test_lds_beyond_64_kib_is_a_compile_error():
+    with pytest.raises(CompileError, match="gfx942"):
+        tilewise.compile(_too_much_lds, target="hip", execution_backend="emulator")
+
+
+@T.prim_func
+def _warp_sums(B: T.Tensor((64,), "int32")):
+    with T.Kernel(1, threads=64) as _:
+        tx = T.get_thread_binding()
+        B[tx] = T.warp_reduce_sum(tx)
+
+
+def test_warp_reduce_combines_each_32_lane_half(clang19):
+    k = tilewise.compile(_warp_sums, target="hip", execution_backend="emulator")
+    assert "swizzle(SWAP,16)" in k.get_isa()
+    b = np.zeros(64, np.int32)
+    k(b)
+    np.testing.assert_array_equal(b, [sum(range(32))] * 32 + [sum(range(32, 64))] * 32)

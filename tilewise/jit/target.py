@@ -188,7 +188,7 @@ def parse_target(target) -> Target:
     if t == "auto" and env.get("TILEWISE_TARGET"):
         t = env.get("TILEWISE_TARGET")
     if t == "auto":
-        t = "cuda" if gpu_present() else "cpu"
+        t = "cuda" if gpu_present() else "hip" if amd_gpu_present() else "cpu"
     head = t.split()[0].lower()
     if head in CPU_ALIASES:
         return Target("cpu")

@@ -7,6 +7,7 @@ import sys
 import numpy as np
 
 from ..backend.cuda.device import compute_capability, gpu_present
+from ..backend.hip.device import amd_gpu_present
 
 
 def to_numpy(x) -> np.ndarray:
@@ -133,5 +134,11 @@ def _never(what: str):
     return mark
 
 
-requires_rocm = _never("ROCm")
+def requires_rocm(fn):
+    """TileLang's mark for tests that run on an AMD GPU (the "hip" target's "hip" backend)."""
+    import pytest
+
+    return pytest.mark.skipif(not amd_gpu_present(), reason="needs an AMD GPU (ROCm, hip-python)")(fn)
+
+
 requires_metal = _never("Metal")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from ..backend.cuda.device import gpu_present
+from ..backend.hip.device import amd_gpu_present
 
 
 def check_cuda_availability() -> bool:
@@ -10,8 +11,8 @@ def check_cuda_availability() -> bool:
 
 
 def check_hip_availability() -> bool:
-    """Always False: tilewise has no ROCm/HIP target."""
-    return False
+    """Whether an AMD GPU is present (through hip-python) to run "hip" kernels on."""
+    return amd_gpu_present()
 
 
 def check_metal_availability() -> bool:
@@ -20,7 +21,8 @@ def check_metal_availability() -> bool:
 
 
 def determine_target(target="auto", return_object: bool = False):
-    """The target `target` ("auto": CUDA when a GPU is present, else the CPU) resolves to, as its
+    """The target `target` ("auto": CUDA when a CUDA GPU is present, else HIP when an AMD GPU is,
+    else the CPU) resolves to, as its
     string (or tilewise's Target with return_object=True)."""
     from ..jit.target import parse_target
 

@@ -35,7 +35,7 @@ UNSUPPORTED_MATH = {"sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh",
 UNSUPPORTED_F64_MATH = {"exp", "exp2", "exp10", "log", "log2", "log10", "tanh", "sigmoid", "fast_exp", "fast_exp10",
                         "fast_log", "fast_log2", "fast_log10"}
 # the types tw_hip.h has (fp8 on gfx942 is the fnuz variant, which TileLang's float8 types are not)
-_UNSUPPORTED_TYPES = ("float8", "float6", "float4")
+_UNSUPPORTED_TYPES = ("float8_", "float6_", "float4_")
 
 def _refuse(what: str, func: PrimFunc, span=None):
     raise CompileError(f"{func.name}: {what}; the HIP target (AMD GPUs) does not have it", span)
