@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from mfma_harness import gemm_kernel, hip, rand
 
+import tilewise
 from tilewise.backend.hip.main_loop import instruction_mix, main_loop
 from tilewise.errors import CompileError
 
@@ -118,6 +119,9 @@ def test_unsupported_types_are_errors():
         hip(gemm_kernel(64, 64, 64, in_dtype="float8_e4m3", bm=64, bn=64, threads=128)).get_kernel_source()
     with pytest.raises(CompileError, match="float32 only"):
         hip(gemm_kernel(64, 64, 32, acc="float16", bm=64, bn=64, threads=128)).get_kernel_source()
+    with pytest.raises(CompileError, match="gfx90a does not have"):
+        tilewise.compile(gemm_kernel(128, 128, 64, in_dtype="int8", acc="int32", bk=64),
+                         target="hip -arch=gfx90a", execution_backend="emulator").get_kernel_source()
     with pytest.raises(CompileError, match="multiple of 64 threads"):
         hip(gemm_kernel(64, 64, 32, bm=64, bn=64, threads=96)).get_kernel_source()
 
@@ -201,3 +205,13 @@ def test_single_k_step_runs_conflict_two_ways(rng):
     a = recs.pop(("A_s", "ld"))
     assert a.extra * 2 == a.wavefronts
     assert all(r.extra == 0 for r in recs.values())
+
+
+@pytest.mark.parametrize("in_dtype,mnemonic", [("float16", "v_mfma_f32_32x32x8f16"),
+                                               ("bfloat16", "v_mfma_f32_32x32x8bf16_1k")])
+def test_gfx90a_compiles_the_same_instructions(in_dtype, mnemonic):
+    """MI200 (gfx90a) has the float16 / bfloat16 MFMAs (its assembler spells them without the
+    underscore before the type)."""
+    k = tilewise.compile(gemm_kernel(256, 256, 256, in_dtype=in_dtype), target="hip -arch=gfx90a",
+                         execution_backend="emulator")
+    _check_isa(k, mnemonic)

@@ -39,11 +39,12 @@ def is_amd(machine) -> bool:
     return machine is not None and "hip" in machine.lowering_keys
 
 
-def _instr(op, threads: int):
-    ins = mfma_instr_for(op)
+def _instr(op, threads: int, machine):
+    arch = machine.name if machine is not None else "gfx942"
+    ins = mfma_instr_for(op, arch=arch)
     if ins is None:
         return None
-    return mfma_instr_for(op, choose_shape(op, threads))
+    return mfma_instr_for(op, choose_shape(op, threads), arch)
 
 
 def infer_layout_mfma(op: Gemm, li, level: InferLevel) -> None:
@@ -55,7 +56,7 @@ def infer_layout_mfma(op: Gemm, li, level: InferLevel) -> None:
                 whole_fragment(r, "T.gemm")
         M, N, K = op.mnk
         T = li.threads
-        ins = _instr(op, T)
+        ins = _instr(op, T, li.machine)
         if ins is None:
             for r, what in ((op.A, "A"), (op.B, "B")):
                 if r.buffer.is_fragment:
@@ -95,7 +96,7 @@ def lower_hip(op: Gemm, ctx) -> Stmt:
     if op.clear_accum:
         stmts.append(Fill(op.C, Const(0, op.C.buffer.dtype)).lower_cuda(ctx))
     M, N, K = op.mnk
-    ins = _instr(op, ctx.threads)
+    ins = _instr(op, ctx.threads, ctx.machine)
     if ins is None:
         ctx.note(op, f"T.gemm {M}x{N}x{K}: FMA ({op.A.buffer.dtype} operands have no MFMA in tilewise)")
         stmts.append(SimtEmitter(op, ctx).emit())

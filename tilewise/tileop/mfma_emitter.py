@@ -25,15 +25,20 @@ from .region import region_indices
 _FP8 = ("float8_e4m3", "float8_e5m2")
 
 
-def mfma_instr_for(op, shape: str | None = None) -> MfmaInstr | None:
-    """The MFMA T.gemm `op` issues, or None when its operand types have none (float32, float64:
-    the FMA fallback). float8 operands are an error: see _FP8."""
+def mfma_instr_for(op, shape: str | None = None, arch: str = "gfx942") -> MfmaInstr | None:
+    """The MFMA T.gemm `op` issues on `arch`, or None when its operand types have none (float32,
+    float64: the FMA fallback). float8 operands are an error (see _FP8), and int8 on gfx90a (its
+    v_mfma_i32_16x16x32_i8 is a gfx940 instruction; clang-19's backend cannot select it for
+    gfx90a)."""
     a, b, c = op.A.buffer.dtype.name, op.B.buffer.dtype.name, op.C.buffer.dtype.name
     if a in _FP8 or b in _FP8:
         raise CompileError(
-            f"T.gemm on gfx942: {a} x {b} operands have no MFMA here: gfx942's fp8 MFMA "
+            f"T.gemm on {arch}: {a} x {b} operands have no MFMA in tilewise: gfx942's fp8 MFMA "
             "(v_mfma_f32_16x16x32_fp8_fp8 / bf8_bf8) reads the FNUZ encodings (float8_e4m3fnuz, float8_e5m2fnuz), "
             "and tilewise's float8 types are the OCP ones; cast the tiles to float16 or bfloat16 first")
+    if arch == "gfx90a" and "int8" in (a, b):
+        raise CompileError("T.gemm on gfx90a: tilewise's int8 MFMA is v_mfma_i32_16x16x32_i8, which gfx90a does not "
+                           "have (it is a gfx940+ instruction); compile for gfx942, or cast the tiles to float16")
     if (a, b, c) == ("float16", "float16", "float16"):
         raise CompileError("T.gemm on gfx942 accumulates float16 operands in float32 only (v_mfma_f32_*_f16); "
                            "make the accumulator float32")
