@@ -11,6 +11,7 @@ import numpy as np
 from ..ir.expr import BufferLoad, Call
 from . import arith, assertions, async_regs, mbarrier, named_barriers, ptx, races, registers, tma, wavefront, wgmma
 from . import extern as _extern
+from . import mfma as _mfma
 from . import warp_sync as _warp_sync
 from .access import Access
 from .asyncq import Chunk
@@ -752,6 +753,7 @@ _HANDLERS = {
     **mbarrier.HANDLERS,
     **tma.HANDLERS,
     **wgmma.HANDLERS,
+    **_mfma.HANDLERS,  # AMD MFMA over 64-lane wavefronts (emulator/mfma.py)
     **_extern.HANDLERS,  # T.call_extern of the CUDA math functions
     **_warp_sync.HANDLERS,  # T.sync_warp
 }

@@ -2,6 +2,8 @@
 the block's threads in 128-bit chunks, vector-width choice, addresses and guards."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..errors import CompileError
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
@@ -83,11 +85,33 @@ def chunk_loop(ctx, n_chunks: int, make_body) -> Stmt:
     return For(k, 0, iters, "unroll" if iters <= 16 else "serial", body)
 
 
+def layout_run(ctx, r: BufferRegion, v: int) -> int:
+    """The largest w <= v (a power of two) for which the shared layout of r's buffer keeps every
+    aligned run of w elements along the last axis as w consecutive, w-aligned physical elements;
+    v when the buffer has no layout. A vector move addresses its run through the layout of its
+    first element only (transform/apply_shared_layouts.py), so a layout that moves smaller pieces
+    (an annotated transpose, an 8-byte swizzle) limits the vector."""
+    get = getattr(ctx, "shared_layout", None)
+    lay = get(r.buffer) if get is not None and r.buffer.is_shared else None
+    if lay is None or v == 1:
+        return v
+    phys = lay.flat_table()
+    rows = phys.reshape(-1, phys.shape[-1]) if phys.ndim else phys.reshape(1, 1)
+    while v > 1:
+        if rows.shape[-1] % v == 0:
+            runs = rows.reshape(rows.shape[0], -1, v)
+            if (runs[..., 0] % v == 0).all() and (np.diff(runs, axis=-1) == 1).all():
+                return v
+        v //= 2
+    return 1
+
+
 def cooperative_copy(ctx, src: BufferRegion, dst: BufferRegion, async_copy: bool = False) -> Stmt:
     """Copy between global and shared memory with every thread taking 128-bit chunks in turn."""
     ext = squeezed(dst)
     ranges = ctx.ranges
     v = vector_width(src, dst, ranges)
+    v = min(v, layout_run(ctx, src, v), layout_run(ctx, dst, v))
     if async_copy and v * src.buffer.dtype.bytes < 4:
         async_copy = False
     total = 1

@@ -92,6 +92,10 @@ class Gemm(TileOp):
         the mma A/B layouts, shared operands a swizzled layout (unless annotated)."""
         if level != InferLevel.STRICT:
             return
+        if li.machine is not None and "hip" in li.machine.lowering_keys:
+            from .gemm_mfma import infer_layout_mfma  # AMD: MFMA layouts (its "hip" lowering is there too)
+
+            return infer_layout_mfma(self, li, level)
 
         with at(self.span):
             for r in (self.A, self.B, self.C):
@@ -240,3 +244,6 @@ def gemm(A, B, C, transpose_A: bool = False, transpose_B: bool = False, policy=G
             f"bfloat16/float8 -> float32, float32 -> float32, float64 -> float64, int8/uint8 -> int32{hint}"
         )
     emit(Gemm(a, b, c, bool(transpose_A), bool(transpose_B), int(policy), bool(clear_accum), k_pack))
+
+
+from . import gemm_mfma  # noqa: E402, F401  (registers T.gemm's "hip" lowering: MFMA on AMD GPUs)

@@ -398,3 +398,6 @@ template <typename T> TW_DEV T shfl_idx(T v, int32_t src, int32_t width = 64) {
 }
 
 }  // namespace tw
+
+// T.gemm's matrix instructions (MFMA), in their own header
+#include "tw_mfma.h"
