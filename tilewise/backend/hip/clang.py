@@ -65,8 +65,12 @@ def compile_asm(source: str, arch: str, extra: tuple[str, ...] = ()) -> str:
 
 @functools.lru_cache(maxsize=1)
 def toolchain_fingerprint() -> str:
-    """What besides the source decides the code object: clang's version and tw_hip.h."""
-    header = hashlib.sha256((INCLUDE_DIR / "tw_hip.h").read_bytes()).hexdigest()[:16]
+    """What besides the source decides the code object: clang's version and every header the
+    source includes (tw_hip.h pulls in tw_mfma.h, so all of include/ is hashed)."""
+    digest = hashlib.sha256()
+    for path in sorted(INCLUDE_DIR.glob("*.h")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    header = digest.hexdigest()[:16]
     try:
         version = subprocess.run([clang_path(), "--version"], capture_output=True, check=False).stdout.decode()
     except ClangError:

@@ -17,7 +17,7 @@ from ..cuda.renderer import CudaModule, CudaRenderer
 # thread-IR intrinsics with no AMD counterpart, and what they are
 NVIDIA_ONLY = {
     "cp_async": "cp.async", "cp_async_commit": "cp.async", "cp_async_wait": "cp.async", "ldmatrix": "ldmatrix",
-    "mma_sync": "mma.sync (T.gemm's MMA lowering for AMD is separate work)", "tf32_round": "tf32 conversion",
+    "mma_sync": "mma.sync (NVIDIA's tensor-core instruction; T.gemm on AMD lowers to MFMA)", "tf32_round": "tf32 conversion",
     "mbarrier_init": "mbarriers", "mbarrier_arrive": "mbarriers", "mbarrier_arrive_expect_tx": "mbarriers",
     "mbarrier_expect_tx": "mbarriers", "mbarrier_wait": "mbarriers", "named_barrier": "named barriers (bar.sync id)",
     "named_barrier_arrive": "named barriers (bar.arrive id)", "setmaxnreg": "setmaxnreg", "elect_one": "elect.sync",
