@@ -412,12 +412,19 @@ inline void gemm_acc(const TA* A, const TB* B, T* C) {
 #endif  // TW_GEMM_VECTOR
 
 }  // namespace gemm_detail
+}  // namespace tw
+
+#include "tw_gemm_lowp.h"  // 8-bit integer operands: int16 pairs into pmaddwd
+
+namespace tw {
 
 template <int M, int N, int K, bool TRANS_A, bool TRANS_B, int LDA, int LDB, int LDC, typename TA, typename TB,
           typename TC>
 inline void gemm(const TA* __restrict__ A, const TB* __restrict__ B, TC* __restrict__ C) {
   typedef typename gemm_detail::Acc<TC>::type T;
-  if constexpr (std::is_same<T, TC>::value) {
+  if constexpr (gemm_detail::use_lowp_int<TA, TB, TC>()) {
+    gemm_detail::gemm_int8<M, N, K, TRANS_A, TRANS_B, LDA, LDB, LDC>(A, B, C);
+  } else if constexpr (std::is_same<T, TC>::value) {
     gemm_detail::gemm_acc<M, N, K, TRANS_A, TRANS_B, LDA, LDB, LDC, T>(A, B, C);
   } else {
     // A low-precision C tile is accumulated in float for the call and rounded once at the end.
