@@ -121,3 +121,33 @@ def test_int8_long_k_chunks():
        dt=st.sampled_from(DTYPES), ta=st.booleans(), tb=st.booleans())
 def test_shapes_property(m, n, k, dt, ta, tb):
     _check(m, n, k, dt[0], dt[1], (m, n, k), ta, tb, accumulate=True)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_every_finite_16bit_value_converts_exactly(dtype):
+    # A holds every finite bit pattern (subnormals included) and B is the identity, so C = A in
+    # float32 exactly: the packing's conversion (F16C's vcvtph2ps, the integer rebias or the
+    # bfloat16 shift) is exact everywhere (infinities would meet the identity's zeros: NaN)
+    bits = np.arange(1 << 16, dtype=np.uint16)
+    vals = bits.view(np.float16).astype(np.float32) if dtype == "float16" else (bits.astype(np.uint32) << 16).view(np.float32)
+    vals = vals[np.isfinite(vals)]
+    vals = np.concatenate([vals, np.zeros((-len(vals)) % 32, np.float32)]).reshape(-1, 32)
+    m = vals.shape[0]
+
+    @T.prim_func
+    def main(A: T.Tensor((m, 32), dtype), B: T.Tensor((32, 32), dtype), C: T.Tensor((m, 32), "float32")):
+        with T.Kernel(T.ceildiv(m, 128), threads=128) as bx:
+            A_s = T.alloc_shared((128, 32), dtype)
+            B_s = T.alloc_shared((32, 32), dtype)
+            C_l = T.alloc_fragment((128, 32), "float32")
+            T.clear(C_l)
+            T.copy(A[bx * 128, 0], A_s)
+            T.copy(B, B_s)
+            T.gemm(A_s, B_s, C_l)
+            T.copy(C_l, C[bx * 128, 0])
+
+    k = tilewise.compile(main, out_idx=[-1], target="cpu")
+    a = torch.from_numpy(vals).to(TORCH[dtype])
+    assert np.array_equal(a.float().numpy(), vals)  # the inputs are the values themselves
+    out = k(a, torch.eye(32, dtype=TORCH[dtype])).numpy()
+    np.testing.assert_array_equal(out, vals)  # as values: -0 + the identity's +0 products is +0

@@ -246,6 +246,12 @@ static inline __attribute__((always_inline)) void transpose_rounds(typename Simd
   }
 }
 
+#if defined(__F16C__) && defined(__AVX__) && !defined(__AVX512F__)
+#define TW_GEMM_F16C 1
+#else
+#define TW_GEMM_F16C 0
+#endif
+
 // dst[0:n] = src[0:n] converted to T; whole vectors where the conversion has a vector form
 // (float16 by exponent rebias, bfloat16 by shift, int8/uint8 by widening), scalars otherwise.
 template <int n, typename T, typename S, typename Cvt>
@@ -266,6 +272,12 @@ static inline __attribute__((always_inline)) void convert_run(const S* __restric
       if constexpr (std::is_same<S, bf16>::value) {
         *(U*)(dst + j) = (V)(u << 16);
       } else {
+#if TW_GEMM_F16C
+        // one vcvtph2ps (exact, as the rebias below); 256-bit vectors only: the AVX-512 form is
+        // untested here (the development machine is a Zen3)
+        *(U*)(dst + j) = __builtin_ia32_vcvtph2ps256((typename Vec<int16_t, W>::V)*(const H*)(src + j));
+        continue;
+#endif
         // Shift exponent and mantissa into place and rebias by 2^112 (exact, subnormals
         // included); infinities and NaNs keep an all-ones exponent.
         const U32 em = (u & 0x7fffu) << 13;
