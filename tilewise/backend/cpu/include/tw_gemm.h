@@ -15,7 +15,8 @@
 // contiguous (A may be transposed: its elements are broadcast one at a time anyway). Otherwise
 // (transposed B, low-precision inputs, an N that is not a whole number of vectors) they are
 // packed, converted to the accumulator type, into a per-thread scratch buffer inside the call.
-// Accumulators: float for float16/bfloat16/float8 inputs, int32 for int8/uint8, else the C type.
+// Accumulators: float for float16/bfloat16/float8 inputs, int32 for int8/uint8 (whose products
+// go through tw_gemm_lowp.h), else the C type.
 #pragma once
 #include <utility>
 

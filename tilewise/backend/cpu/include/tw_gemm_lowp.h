@@ -16,6 +16,18 @@
 // does not exist; `vpdpwssd` (the same pairs as `pmaddwd` with the add fused) is used when the
 // compiler targets AVX512-VNNI or AVX-VNNI, with the same packing.
 //
+// float16 and bfloat16 operands stay in tw_gemm.h: converted to float32 in the packing (bfloat16
+// by a shift, float16 by F16C's vcvtph2ps) and multiplied by the fp32 micro-kernel. Measured on
+// the Zen3 (1 thread, 1024^3, canonical 128x128x32 tiles): fp16 29.1-29.6 ms, bf16 29.3-29.6 ms,
+// fp32 30.3-31.8 ms, i.e. both at the fp32 rate; the integer rebias that F16C replaced cost 8 %.
+// Converting float16 to bfloat16 instead would drop 3 of its 11 significand bits (not the
+// product the program asked for), and even with vdpbf16ps (Zen4, 2x the fp32 FMA rate) an exact
+// float16 product needs each operand split into two bfloat16 (hi + lo, exact: 8 + 8 bits >= 11)
+// and 3-4 bfloat16 products per float16 product: 0.5-0.67x the fp32 rate, besides vdpbf16ps
+// flushing denormals. So float16 goes through float32, on every x86 CPU.
+// bfloat16 itself would gain from vdpbf16ps (pairs along k, as here) on an avx512_bf16 CPU;
+// without one to test on, it is not written.
+//
 // Layouts, per K chunk of KC (even, the last chunk's odd k padded with zeros):
 //   B packed: KC/2 rows of NP 32-bit pairs, pair (p, j) = (B[2p][j], B[2p+1][j]) as int16 lo/hi;
 //   A packed: M rows of KC/2 pairs when A is M x K, KC/2 rows of M pairs when A is transposed;
