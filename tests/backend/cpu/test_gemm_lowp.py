@@ -10,6 +10,8 @@ Shapes are ragged on purpose: tiles that are not whole register blocks or whole 
 (the pair packing pads it), global shapes that do not divide the tiles (zero-filled edge tiles)."""
 from __future__ import annotations
 
+import platform
+
 import numpy as np
 import pytest
 import torch
@@ -23,7 +25,7 @@ TORCH = {"int8": torch.int8, "uint8": torch.uint8, "float16": torch.float16, "bf
 INT = ("int8", "uint8")
 
 
-def _kernel(M, N, K, a_dtype, b_dtype, bm, bn, bk, trans_a=False, trans_b=False, accumulate=False):
+def _kernel(M, N, K, a_dtype, b_dtype, bm, bn, bk, trans_a=False, trans_b=False, accumulate=False, flags=()):
     """C = C_in + op(A) @ op(B) (or op(A) @ op(B) with accumulate False), tiled bm x bn x bk."""
     acc = "int32" if a_dtype in INT else "float32"
     ashape = (K, M) if trans_a else (M, K)
@@ -52,7 +54,7 @@ def _kernel(M, N, K, a_dtype, b_dtype, bm, bn, bk, trans_a=False, trans_b=False,
                 T.gemm(A_s, B_s, C_l, transpose_A=trans_a, transpose_B=trans_b)
             T.copy(C_l, C[by * bm, bx * bn])
 
-    return tilewise.compile(main, out_idx=[-1], target="cpu")
+    return tilewise.compile(main, out_idx=[-1], target="cpu", compile_flags=list(flags))
 
 
 def _operand(rng, shape, dtype, extreme=False):
@@ -63,9 +65,11 @@ def _operand(rng, shape, dtype, extreme=False):
     return torch.from_numpy(rng.standard_normal(shape).astype(np.float32)).to(TORCH[dtype])
 
 
-def _check(M, N, K, a_dtype, b_dtype, tiles, trans_a=False, trans_b=False, accumulate=False, extreme=False, seed=0):
+def _check(M, N, K, a_dtype, b_dtype, tiles, trans_a=False, trans_b=False, accumulate=False, extreme=False, seed=0,
+           flags=()):
     rng = np.random.default_rng(seed)
-    k = _kernel(M, N, K, a_dtype, b_dtype, *tiles, trans_a=trans_a, trans_b=trans_b, accumulate=accumulate)
+    k = _kernel(M, N, K, a_dtype, b_dtype, *tiles, trans_a=trans_a, trans_b=trans_b, accumulate=accumulate,
+                flags=flags)
     a = _operand(rng, (K, M) if trans_a else (M, K), a_dtype, extreme)
     b = _operand(rng, (N, K) if trans_b else (K, N), b_dtype, extreme)
     an = a.float().numpy().astype(np.float64 if a_dtype not in INT else np.int64)
@@ -114,6 +118,17 @@ def test_int8_extreme_values_exact(a_dtype, b_dtype):
 def test_int8_long_k_chunks():
     # one call with K larger than a packing chunk (the K loop inside the micro-kernel's driver)
     _check(16, 200, 1030, "int8", "int8", (16, 200, 1030), trans_b=True, seed=4)
+
+
+@pytest.mark.parametrize("a_dtype,b_dtype", [("int8", "uint8"), ("float16", "float16")])
+def test_sse_vectors(a_dtype, b_dtype):
+    # -march=x86-64-v2 (after tilewise's -march=native): 16-byte vectors (pmaddwd on 4 lanes, a
+    # 4 x 4 transpose) and float16 by the integer rebias instead of F16C, on this machine
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip("an x86-64 -march")
+    _check(37, 45, 23, a_dtype, b_dtype, (37, 45, 23), True, True, accumulate=True, flags=("-march=x86-64-v2",))
+    _check(70, 83, 101, a_dtype, b_dtype, (32, 48, 32), False, True, extreme=a_dtype in INT, seed=5,
+           flags=("-march=x86-64-v2",))
 
 
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
