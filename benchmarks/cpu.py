@@ -60,8 +60,10 @@ import torch.nn.functional as F  # noqa: E402
 
 import tilewise  # noqa: E402
 
-for sub in ("gemm", "flash_attention", "softmax", "norm", "elementwise"):
+for sub in ("gemm", "flash_attention", "softmax", "norm", "elementwise", "dequantize_gemm"):
     sys.path.insert(0, str(ROOT / "examples" / sub))
+from example_dequant_gemm_fp16xint4 import dequant_gemm_int4  # noqa: E402
+from example_dequant_gemm_fp16xint4 import ref_program as dequant_ref  # noqa: E402
 from example_elementwise_add import elementwise_add  # noqa: E402
 from example_gemm import matmul  # noqa: E402
 from example_mha_fwd_bshd import flashattn_fwd  # noqa: E402
@@ -255,6 +257,19 @@ def bench_lowp(fp32: dict):
                    "tw_fp32": lambda: fp32[n](af, bf)}, reps)
         row("lowp", "GEMM fp16", f"{n}x{n}x{n}", t, work, "GFLOP/s", ("torch",), err,
             "GEMM fp16: torch = torch.mm on float32 copies of the operands", LOWP_PEAK_FACTOR["fp16"])
+        # fp16 x int4 (group 128) as examples/dequantize_gemm has it, against its torch reference
+        # (dequantise, then fp32 matmul)
+        from int4_utils import quantize_int4
+
+        k = compile_cpu(dequant_gemm_int4(n, n, n, group_size=128), out_idx=[-1])
+        bq, sc = quantize_int4(b32.T.contiguous(), 128)
+        out = k(a, bq, sc).float()
+        ref = dequant_ref(a, bq, sc, 128).float()
+        err = float((out - ref).abs().max() / ref.abs().max())
+        t = timed({"tilewise": lambda: k(a, bq, sc), "torch": lambda: dequant_ref(a, bq, sc, 128),
+                   "tw_fp32": lambda: fp32[n](af, bf)}, reps)
+        row("lowp", "GEMM fp16 x int4 (dequant)", f"{n}x{n}x{n}", t, work, "GFLOP/s", ("torch",), err,
+            "GEMM fp16 x int4: torch = the example's reference (dequantise, fp32 matmul)", LOWP_PEAK_FACTOR["fp16"])
 
 
 # ---------------------------------------------------------------------------------- attention
@@ -389,7 +404,7 @@ def print_table(bw: float, overhead: str, load0, load1):
     print("(times in ms; 'vs x' = x's time / tilewise's, above 1 is faster; '(median)' = the same against torch "
           "from median times; 'vs fp32' = tilewise's fp32 GEMM time / this kernel's, same shape, same row; "
           "'of peak' = rate / the peak of the instruction the row runs on (fp32 FMA x LOWP_PEAK_FACTOR), or / "
-          "measured memory bandwidth for GB/s rows)")
+          "measured memory bandwidth for GB/s rows; the peaks assume 3.6 GHz, boost clocks can pass 1.0)")
     print(f"CPU: {'avx512_bf16' if 'avx512_bf16' in FLAGS else 'no avx512_bf16'}, "
           f"{'avx512_vnni' if 'avx512_vnni' in FLAGS else 'no avx512_vnni'}, "
           f"{'avx512f' if 'avx512f' in FLAGS else 'no avx512f'}; low-precision peak factors {LOWP_PEAK_FACTOR}")

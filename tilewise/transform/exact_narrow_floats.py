@@ -85,13 +85,14 @@ class _Exact(RangeMutator):
 
     def visit_BinOp(self, e: BinOp):
         e = self.generic_visit(e)
-        if not (isinstance(e, BinOp) and e.dtype.name in _NARROW and e.op in ("add", "sub", "mul")):
+        if not (isinstance(e, BinOp) and e.dtype.name in _NARROW and e.dtype.lanes == 1 and e.op in ("add", "sub", "mul")):
             return e
         return Cast(BinOp(e.op, self.operand(e.a), self.operand(e.b), self.f32), e.dtype)
 
     def visit_Cast(self, e: Cast):
         e = self.generic_visit(e)
-        if isinstance(e, Cast) and e.dtype.is_float and e.dtype.bits >= 32 and e.value.dtype.name in _NARROW:
+        if (isinstance(e, Cast) and e.dtype.is_float and e.dtype.bits >= 32 and e.dtype.lanes == 1
+                and e.value.dtype.name in _NARROW):
             if _exact_int(e.value, self.ranges) is not None:
                 v = _in_f32(e.value, self.f32)
                 return v if e.dtype == self.f32 else Cast(v, e.dtype)
