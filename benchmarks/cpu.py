@@ -5,9 +5,15 @@ attention 128x64, softmax/RMSNorm one row per block, element-wise 8x256). One ru
     .venv/bin/python benchmarks/cpu.py [--threads N] [--quick] [--reps R]
 
 Every row is a ratio against the peer (peer time / tilewise time: above 1 is faster) and the
-fraction of the machine's peak: fp32 FMA throughput (116 GFLOP/s per Zen4 core) for GEMM and
-attention, the memory bandwidth measured at the start of the run (large copy or add) for the
-memory-bound kernels.
+fraction of the machine's peak: fp32 FMA throughput (116 GFLOP/s per core: two 256-bit FMA pipes
+at 3.6 GHz) for GEMM and attention, the memory bandwidth measured at the start of the run (large
+copy or add) for the memory-bound kernels. Low-precision GEMM rows (group "lowp", and the bf16
+rows of "gemm") use the peak of the instruction they run on (LOWP_PEAK_FACTOR: detected from
+/proc/cpuinfo) and add a 'vs fp32' column: tilewise's own fp32 GEMM of the same shape, timed
+interleaved in the same row, over the low-precision kernel's time. A peer whose first call takes
+more than SLOW_PEER seconds (torch's reference bf16/int8 kernels on a CPU without the matching
+instructions) is timed by that one call, and not at all where the rate it showed on a smaller
+shape predicts more than SKIP_PEER seconds a call (the row's note says so).
 Calls are timed interleaved (tilewise, peers, tilewise, ...) so that load from other processes
 hits every contender alike; the table shows the best call. With --threads 1 the clock is the
 calling thread's CPU time, which other processes on the machine do not inflate (the kernel, BLAS
@@ -26,7 +32,9 @@ import sys
 import time
 from pathlib import Path
 
-PEAK_GFLOPS_PER_CORE = 116.0  # Zen4: two 256-bit FMA pipes = 32 fp32 flops per cycle at ~3.6 GHz
+PEAK_GFLOPS_PER_CORE = 116.0  # Zen3/Zen4: two 256-bit FMA pipes = 32 fp32 flops per cycle at ~3.6 GHz
+SLOW_PEER = 1.0  # seconds: a peer slower than this per call is timed by its first call only
+SKIP_PEER = 10.0  # seconds: a peer predicted slower than this per call is not timed
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -35,7 +43,8 @@ def parse_args():
     ap.add_argument("--threads", type=int, default=0, help="threads for every contender (default: all cores)")
     ap.add_argument("--quick", action="store_true", help="skip the 4096 GEMMs and the S=2048 attention rows")
     ap.add_argument("--reps", type=int, default=7, help="timed calls per contender and row")
-    ap.add_argument("--only", default="", help="comma-separated row groups: gemm,attention,softmax,rmsnorm,add,overhead")
+    ap.add_argument("--only", default="",
+                    help="comma-separated row groups: gemm,lowp,attention,softmax,rmsnorm,add,overhead")
     return ap.parse_args()
 
 
@@ -51,8 +60,10 @@ import torch.nn.functional as F  # noqa: E402
 
 import tilewise  # noqa: E402
 
-for sub in ("gemm", "flash_attention", "softmax", "norm", "elementwise"):
+for sub in ("gemm", "flash_attention", "softmax", "norm", "elementwise", "dequantize_gemm"):
     sys.path.insert(0, str(ROOT / "examples" / sub))
+from example_dequant_gemm_fp16xint4 import dequant_gemm_int4  # noqa: E402
+from example_dequant_gemm_fp16xint4 import ref_program as dequant_ref  # noqa: E402
 from example_elementwise_add import elementwise_add  # noqa: E402
 from example_gemm import matmul  # noqa: E402
 from example_mha_fwd_bshd import flashattn_fwd  # noqa: E402
@@ -66,16 +77,41 @@ PEAK = PEAK_GFLOPS_PER_CORE * THREADS
 
 
 def timed(fns: dict, reps: int) -> dict:
-    """Best and median seconds per call of each function, calls interleaved."""
-    for f in fns.values():  # warm up: page faults, thread pools, caches
-        f()
+    """Best and median seconds per call of each function, calls interleaved. A function whose
+    warm-up call takes more than SLOW_PEER seconds is timed by that call alone."""
     times = {k: [] for k in fns}
+    for k, f in fns.items():  # warm up: page faults, thread pools, caches
+        t = CLOCK()
+        f()
+        if CLOCK() - t > SLOW_PEER:
+            times[k].append(CLOCK() - t)
     for _ in range(reps):
         for k, f in fns.items():
+            if len(times[k]) == 1 and times[k][0] > SLOW_PEER:
+                continue
             t = CLOCK()
             f()
             times[k].append(CLOCK() - t)
     return {k: (min(v), statistics.median(v)) for k, v in times.items()}
+
+
+def _cpu_flags() -> set:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+FLAGS = _cpu_flags()
+# Products per cycle of the instruction each low-precision GEMM runs on, over fp32 FMA's: bf16 is
+# converted to fp32 in the packing (vdpbf16ps is not used yet even where avx512_bf16 exists);
+# int8 runs on pmaddwd / vpdpwssd (int16 pairs), one 256-bit instruction per cycle on Zen3 (16
+# products, as two 256-bit FMAs), 32 products per 512-bit vpdpwssd on an AVX512-VNNI CPU.
+LOWP_PEAK_FACTOR = {"bf16": 1.0, "fp16": 1.0, "int8": 2.0 if "avx512_vnni" in FLAGS else 1.0}
 
 
 def compile_cpu(func, out_idx=None):
@@ -94,11 +130,14 @@ def stream_bandwidth() -> float:
 ROWS: list[dict] = []
 
 
-def row(group, name, shape, t, work, unit, peers, err=None, note=""):
-    """t: {contender: (best, median)}; work in GFLOP or GB."""
+def row(group, name, shape, t, work, unit, peers, err=None, note="", peak_factor=1.0):
+    """t: {contender: (best, median)}; work in GFLOP or GB; peak_factor scales the fp32 peak for
+    the 'of peak' column; a 'tw_fp32' contender gives the 'vs fp32' column."""
     tw = t["tilewise"][0]
     r = {"group": group, "name": name, "shape": shape, "tw": tw, "rate": work / tw, "unit": unit,
-         "err": err, "note": note}
+         "err": err, "note": note, "peak_factor": peak_factor}
+    if "tw_fp32" in t:
+        r["vs_fp32"] = t["tw_fp32"][0] / tw
     for p in ("numpy", "torch"):
         if p in t:
             r[p] = t[p][0]
@@ -109,11 +148,25 @@ def row(group, name, shape, t, work, unit, peers, err=None, note=""):
 
 
 # ---------------------------------------------------------------------------------- GEMM
+def peer_or_skip(fns: dict, name: str, work: float, rates: dict, what: str) -> str:
+    """Drops peer `name` from fns when the rate it showed on a smaller shape (rates[what]) predicts
+    more than SKIP_PEER seconds a call; returns the row's note then."""
+    rate = rates.get(what)
+    if rate and work / rate > SKIP_PEER:
+        del fns[name]
+        return f"{what}: not timed at this size ({work / rate:.0f} s a call at the {rate:.1f} GFLOP/s it ran at)"
+    return ""
+
+
 def bench_gemm():
     sizes = (1024, 2048) if ARGS.quick else (1024, 2048, 4096)
+    fp32 = {}
+    peer_rates = {}
     for dtype in ("float32", "bfloat16"):
         for n in sizes:
             k = compile_cpu(matmul(n, n, n, dtype=dtype), out_idx=[-1])
+            if dtype == "float32":
+                fp32[n] = k
             g = torch.Generator().manual_seed(0)
             a32, b32 = torch.randn(n, n, generator=g), torch.randn(n, n, generator=g)
             if dtype == "float32":
@@ -126,11 +179,97 @@ def bench_gemm():
             ref = torch.from_numpy(an @ bn)
             err = float((out - ref).abs().max() / ref.abs().max())
             reps = max(3, ARGS.reps // (2 if n >= 4096 else 1))
-            t = timed({"tilewise": lambda: k(a, b), "numpy": lambda: np.matmul(an, bn, out=cn),
-                       "torch": lambda: torch.mm(a, b)}, reps)
-            note = "numpy: fp32 (no bf16 GEMM)" if dtype == "bfloat16" else ""
+            fns = {"tilewise": lambda: k(a, b), "numpy": lambda: np.matmul(an, bn, out=cn),
+                   "torch": lambda: torch.mm(a, b)}
+            note = ""
+            if dtype == "bfloat16":
+                a32c, b32c = a.float(), b.float()
+                fns["tw_fp32"] = lambda: fp32[n](a32c, b32c)
+                note = peer_or_skip(fns, "torch", 2 * n**3 / 1e9, peer_rates, "torch bf16 mm")
+            t = timed(fns, reps)
+            if dtype == "bfloat16" and "torch" in t:
+                peer_rates["torch bf16 mm"] = 2 * n**3 / 1e9 / t["torch"][0]
             row("gemm", f"GEMM {'fp32' if dtype == 'float32' else 'bf16'}", f"{n}x{n}x{n}", t, 2 * n**3 / 1e9,
-                "GFLOP/s", ("numpy", "torch"), err, note)
+                "GFLOP/s", ("numpy", "torch"), err, note or ("numpy: fp32 (no bf16 GEMM)" if dtype == "bfloat16" else ""),
+                LOWP_PEAK_FACTOR["bf16"] if dtype == "bfloat16" else 1.0)
+    return fp32
+
+
+def int_matmul(M, N, K, a_dtype="int8", b_dtype="int8", block_M=128, block_N=128, block_K=32):
+    """C[int32] = A @ B with 8-bit operands, the canonical GEMM's tiles (T.gemm int8 -> int32)."""
+    import tilewise.language as T
+
+    @T.prim_func
+    def main(A: T.Tensor((M, K), a_dtype), B: T.Tensor((K, N), b_dtype), C: T.Tensor((M, N), "int32")):
+        with T.Kernel(T.ceildiv(N, block_N), T.ceildiv(M, block_M), threads=128) as (bx, by):
+            A_shared = T.alloc_shared((block_M, block_K), a_dtype)
+            B_shared = T.alloc_shared((block_K, block_N), b_dtype)
+            C_local = T.alloc_fragment((block_M, block_N), "int32")
+            T.clear(C_local)
+            for ko in T.Pipelined(T.ceildiv(K, block_K), num_stages=3):
+                T.copy(A[by * block_M, ko * block_K], A_shared)
+                T.copy(B[ko * block_K, bx * block_N], B_shared)
+                T.gemm(A_shared, B_shared, C_local)
+            T.copy(C_local, C[by * block_M, bx * block_N])
+
+    return main
+
+
+def bench_lowp(fp32: dict):
+    """int8 -> int32 and float16 -> float32 GEMMs against torch and against tilewise's fp32 GEMM."""
+    sizes = (1024, 2048) if ARGS.quick else (1024, 2048, 4096)
+    peer_rates = {}
+    for n in sizes:
+        if n not in fp32:
+            fp32[n] = compile_cpu(matmul(n, n, n, dtype="float32"), out_idx=[-1])
+        g = torch.Generator().manual_seed(0)
+        a32, b32 = torch.randn(n, n, generator=g), torch.randn(n, n, generator=g)
+        reps = max(3, ARGS.reps // (2 if n >= 4096 else 1))
+        work = 2 * n**3 / 1e9
+        # int8 x int8 -> int32: exact, checked against numpy's int64 product cast to int32
+        k = compile_cpu(int_matmul(n, n, n), out_idx=[-1])
+        a = torch.randint(-128, 128, (n, n), dtype=torch.int8, generator=g)
+        b = torch.randint(-128, 128, (n, n), dtype=torch.int8, generator=g)
+        out = k(a, b).numpy()
+        ref = (a.numpy().astype(np.float64) @ b.numpy().astype(np.float64)).astype(np.int64).astype(np.int32)
+        err = float(np.abs(out.astype(np.int64) - ref).max())  # exact: the float64 product is exact here
+        fns = {"tilewise": lambda: k(a, b), "tw_fp32": lambda: fp32[n](a32, b32)}
+        note = "torch: torch._int_mm"
+        if hasattr(torch, "_int_mm"):
+            fns["torch"] = lambda: torch._int_mm(a, b)
+            note = peer_or_skip(fns, "torch", work, peer_rates, "torch._int_mm") or note
+        else:
+            note = "torch: no torch._int_mm in this torch"
+        t = timed(fns, reps)
+        if "torch" in t:
+            peer_rates["torch._int_mm"] = work / t["torch"][0]
+        row("lowp", "GEMM int8 -> int32", f"{n}x{n}x{n}", t, work, "GOP/s", ("torch",), err, note,
+            LOWP_PEAK_FACTOR["int8"])
+        # float16 -> float32 accumulate -> float16, against torch's fp32 GEMM on fp32 copies (the
+        # example's reference: torch's own fp16 GEMM is a reference kernel on this CPU)
+        k = compile_cpu(matmul(n, n, n, dtype="float16"), out_idx=[-1])
+        a, b = a32.half(), b32.half()
+        af, bf = a.float(), b.float()
+        out = k(a, b).float()
+        ref = af @ bf
+        err = float((out - ref).abs().max() / ref.abs().max())
+        t = timed({"tilewise": lambda: k(a, b), "torch": lambda: torch.mm(af, bf),
+                   "tw_fp32": lambda: fp32[n](af, bf)}, reps)
+        row("lowp", "GEMM fp16", f"{n}x{n}x{n}", t, work, "GFLOP/s", ("torch",), err,
+            "GEMM fp16: torch = torch.mm on float32 copies of the operands", LOWP_PEAK_FACTOR["fp16"])
+        # fp16 x int4 (group 128) as examples/dequantize_gemm has it, against its torch reference
+        # (dequantise, then fp32 matmul)
+        from int4_utils import quantize_int4
+
+        k = compile_cpu(dequant_gemm_int4(n, n, n, group_size=128), out_idx=[-1])
+        bq, sc = quantize_int4(b32.T.contiguous(), 128)
+        out = k(a, bq, sc).float()
+        ref = dequant_ref(a, bq, sc, 128).float()
+        err = float((out - ref).abs().max() / ref.abs().max())
+        t = timed({"tilewise": lambda: k(a, bq, sc), "torch": lambda: dequant_ref(a, bq, sc, 128),
+                   "tw_fp32": lambda: fp32[n](af, bf)}, reps)
+        row("lowp", "GEMM fp16 x int4 (dequant)", f"{n}x{n}x{n}", t, work, "GFLOP/s", ("torch",), err,
+            "GEMM fp16 x int4: torch = the example's reference (dequantise, fp32 matmul)", LOWP_PEAK_FACTOR["fp16"])
 
 
 # ---------------------------------------------------------------------------------- attention
@@ -249,20 +388,26 @@ def print_table(bw: float, overhead: str, load0, load1):
     print(f"load average at start {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}, at end {load1[0]:.2f} {load1[1]:.2f} "
           f"{load1[2]:.2f}")
     hdr = (f"{'kernel':30} {'shape':20} {'tilewise':>9} {'numpy':>9} {'torch':>9} {'vs numpy':>9} {'vs torch':>9} "
-           f"{'(median)':>9} {'rate':>14} {'of peak':>8}  {'max err':>8}")
+           f"{'(median)':>9} {'vs fp32':>8} {'rate':>14} {'of peak':>8}  {'max err':>8}")
     print(hdr)
     print("-" * len(hdr))
     for r in ROWS:
         ms = lambda key: f"{r[key] * 1e3:9.2f}" if key in r else " " * 9  # noqa: E731
         ratio = lambda key: f"{r[key]:9.2f}" if key in r else " " * 9  # noqa: E731
-        peak = PEAK if r["unit"] == "GFLOP/s" else bw
+        peak = PEAK * r["peak_factor"] if r["unit"] in ("GFLOP/s", "GOP/s") else bw
+        vs32 = f"{r['vs_fp32']:8.2f}" if "vs_fp32" in r else " " * 8
         med = r.get("vs_torch_median")
         err = f"{r['err']:8.1e}" if r["err"] is not None else " " * 8
         print(f"{r['name']:30} {r['shape']:20} {ms('tw')} {ms('numpy')} {ms('torch')} {ratio('vs_numpy')} "
-              f"{ratio('vs_torch')} {f'{med:9.2f}' if med else ' ' * 9} {r['rate']:8.1f} {r['unit']:>5} "
+              f"{ratio('vs_torch')} {f'{med:9.2f}' if med else ' ' * 9} {vs32} {r['rate']:8.1f} {r['unit']:>7} "
               f"{r['rate'] / peak:8.2f}  {err}")
     print("(times in ms; 'vs x' = x's time / tilewise's, above 1 is faster; '(median)' = the same against torch "
-          "from median times; 'of peak' = rate / fp32 peak, or / measured memory bandwidth for GB/s rows)")
+          "from median times; 'vs fp32' = tilewise's fp32 GEMM time / this kernel's, same shape, same row; "
+          "'of peak' = rate / the peak of the instruction the row runs on (fp32 FMA x LOWP_PEAK_FACTOR), or / "
+          "measured memory bandwidth for GB/s rows; the peaks assume 3.6 GHz, boost clocks can pass 1.0)")
+    print(f"CPU: {'avx512_bf16' if 'avx512_bf16' in FLAGS else 'no avx512_bf16'}, "
+          f"{'avx512_vnni' if 'avx512_vnni' in FLAGS else 'no avx512_vnni'}, "
+          f"{'avx512f' if 'avx512f' in FLAGS else 'no avx512f'}; low-precision peak factors {LOWP_PEAK_FACTOR}")
     notes = sorted({r["note"] for r in ROWS if r["note"]})
     for n in notes:
         print(f"note: {n}")
@@ -271,11 +416,13 @@ def print_table(bw: float, overhead: str, load0, load1):
 
 
 def main():
-    groups = set(ARGS.only.split(",")) if ARGS.only else {"gemm", "attention", "softmax", "rmsnorm", "add", "overhead"}
+    groups = set(ARGS.only.split(",")) if ARGS.only else {"gemm", "lowp", "attention", "softmax", "rmsnorm", "add",
+                                                          "overhead"}
     load0 = os.getloadavg()
     bw = stream_bandwidth()
-    if "gemm" in groups:
-        bench_gemm()
+    fp32 = bench_gemm() if "gemm" in groups else {}
+    if "lowp" in groups:
+        bench_lowp(fp32)
     if "attention" in groups:
         bench_attention()
     if "softmax" in groups:

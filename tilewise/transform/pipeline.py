@@ -15,6 +15,7 @@ from .check_loop_nesting import check_loop_nesting
 from .contract_fma import contract_fma
 from .cuda_context import CudaLowerContext
 from .elide_output_tiles import elide_output_tiles
+from .exact_narrow_floats import exact_narrow_floats
 from .explicit_sync import explicit_sync
 from .fuse_loops import fuse_loops
 from .guard_block_effects import guard_block_effects
@@ -51,6 +52,7 @@ def loop_passes(machine: Machine, pass_configs: dict | None = None) -> list[Pass
         ("fuse_loops", fuse_loops),
         ("widen_indices", widen_indices),
         ("contract_fma", contract_fma),
+        ("exact_narrow_floats", exact_narrow_floats),
     ]
 
 

@@ -15,7 +15,8 @@
 // contiguous (A may be transposed: its elements are broadcast one at a time anyway). Otherwise
 // (transposed B, low-precision inputs, an N that is not a whole number of vectors) they are
 // packed, converted to the accumulator type, into a per-thread scratch buffer inside the call.
-// Accumulators: float for float16/bfloat16/float8 inputs, int32 for int8/uint8, else the C type.
+// Accumulators: float for float16/bfloat16/float8 inputs, int32 for int8/uint8 (whose products
+// go through tw_gemm_lowp.h), else the C type.
 #pragma once
 #include <utility>
 
@@ -246,6 +247,12 @@ static inline __attribute__((always_inline)) void transpose_rounds(typename Simd
   }
 }
 
+#if defined(__F16C__) && defined(__AVX__) && !defined(__AVX512F__)
+#define TW_GEMM_F16C 1
+#else
+#define TW_GEMM_F16C 0
+#endif
+
 // dst[0:n] = src[0:n] converted to T; whole vectors where the conversion has a vector form
 // (float16 by exponent rebias, bfloat16 by shift, int8/uint8 by widening), scalars otherwise.
 template <int n, typename T, typename S, typename Cvt>
@@ -266,6 +273,12 @@ static inline __attribute__((always_inline)) void convert_run(const S* __restric
       if constexpr (std::is_same<S, bf16>::value) {
         *(U*)(dst + j) = (V)(u << 16);
       } else {
+#if TW_GEMM_F16C
+        // one vcvtph2ps (exact, as the rebias below); 256-bit vectors only: the AVX-512 form is
+        // untested here (the development machine is a Zen3)
+        *(U*)(dst + j) = __builtin_ia32_vcvtph2ps256((typename Vec<int16_t, W>::V)*(const H*)(src + j));
+        continue;
+#endif
         // Shift exponent and mantissa into place and rebias by 2^112 (exact, subnormals
         // included); infinities and NaNs keep an all-ones exponent.
         const U32 em = (u & 0x7fffu) << 13;
@@ -412,12 +425,19 @@ inline void gemm_acc(const TA* A, const TB* B, T* C) {
 #endif  // TW_GEMM_VECTOR
 
 }  // namespace gemm_detail
+}  // namespace tw
+
+#include "tw_gemm_lowp.h"  // 8-bit integer operands: int16 pairs into pmaddwd
+
+namespace tw {
 
 template <int M, int N, int K, bool TRANS_A, bool TRANS_B, int LDA, int LDB, int LDC, typename TA, typename TB,
           typename TC>
 inline void gemm(const TA* __restrict__ A, const TB* __restrict__ B, TC* __restrict__ C) {
   typedef typename gemm_detail::Acc<TC>::type T;
-  if constexpr (std::is_same<T, TC>::value) {
+  if constexpr (gemm_detail::use_lowp_int<TA, TB, TC>()) {
+    gemm_detail::gemm_int8<M, N, K, TRANS_A, TRANS_B, LDA, LDB, LDC>(A, B, C);
+  } else if constexpr (std::is_same<T, TC>::value) {
     gemm_detail::gemm_acc<M, N, K, TRANS_A, TRANS_B, LDA, LDB, LDC, T>(A, B, C);
   } else {
     // A low-precision C tile is accumulated in float for the call and rounded once at the end.
