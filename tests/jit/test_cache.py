@@ -100,7 +100,7 @@ def test_concurrent_processes_publish_one_entry(script, tmp_path):
     leftovers = [p.name for p in cache_dir.iterdir() if not (p / "meta.json").is_file()]
     assert not leftovers, leftovers
     entry = _entries(cache_dir)[0]
-    assert sorted(p.name for p in entry.iterdir()) == ["kernel.cpp", "kernel.so", "meta.json"]
+    assert sorted(p.name for p in entry.iterdir()) == ["hit.pickle", "kernel.cpp", "kernel.so", "meta.json"]
 
 
 # ------------------------------------------------------------------------------- keys (in process)

@@ -73,6 +73,10 @@ def has_c_postproc() -> bool:
     return _callbacks["c"] is not None
 
 
+def has_cuda_postproc() -> bool:
+    return _callbacks["cuda"] is not None
+
+
 def _postprocess(kind: str, source: str, target) -> str:
     f = _callbacks[kind]
     if f is None:

@@ -6,6 +6,7 @@ in their records (jit/target.py)."""
 from __future__ import annotations
 
 import functools
+import pickle
 from pathlib import Path
 
 from .. import env
@@ -15,7 +16,12 @@ from ..ir.recursion import deep_recursion
 from ..ir.stmt import Kernel, PrimFunc
 from ..ir.visitor import walk
 from ..transform.pipeline import run_passes
+from ..transform.written_globals import vector_accessed_globals
 from . import cache
+
+# in a cache entry: the renderer's module and facts of the lowered program, pickled, so that a hit
+# needs neither (the entry is the user's own, like the binary it loads)
+HIT_FILE = "hit.pickle"
 
 
 class Build:
@@ -26,6 +32,7 @@ class Build:
         self.pass_configs = dict(pass_configs)
         self.compile_flags = tuple(compile_flags)  # what the toolchain takes of compile_flags= (compile_flags.py)
         self._source: str | None = None
+        self._hit_facts: dict | None = None
 
     @functools.cached_property
     def lowered(self) -> PrimFunc:
@@ -41,7 +48,12 @@ class Build:
 
     @functools.cached_property
     def module(self):
-        """What the renderer made of the lowered function (its `.source`, launch facts)."""
+        """What the renderer made of the lowered function (its `.source`, launch facts). Once the
+        cache entry is known and holds it (every entry but one whose module does not pickle),
+        it is read from there: a cache hit neither lowers nor renders."""
+        stored = self._stored("module")
+        if stored is not None:
+            return stored
         lowered = self.lowered
         with deep_recursion():
             return self.record.render(lowered)
@@ -50,12 +62,45 @@ class Build:
     def source(self) -> str:
         """The source the toolchain compiles (after any user post-processing callback)."""
         if self._source is None:
-            self._source = self.record.postprocess(self.module.source, self.machine)
+            entry = self.__dict__.get("entry")  # a hit stores the source it compiled
+            if entry is not None:
+                try:
+                    self._source = (entry / self.record.toolchain.source_name).read_text()
+                except OSError:
+                    pass  # removed since (clear_cache): render it again
+            if self._source is None:
+                self._source = self.record.postprocess(self.module.source, self.machine)
         return self._source
+
+    def vector_params(self) -> list[int]:
+        """Indices of the parameters the lowered program moves in vectors (their data must be
+        aligned): from the cache entry on a hit, else from the lowered IR."""
+        stored = self._stored("vector_params")
+        if stored is not None:
+            return stored
+        vec = vector_accessed_globals(self.lowered)
+        return [i for i, p in enumerate(self.func.params) if p in vec]
+
+    def _stored(self, name: str):
+        """One thing a hit needs that the cache entry keeps (HIT_FILE), or None: before the entry
+        is looked up, when it lacks the file, or when the file does not load."""
+        entry = self.__dict__.get("entry")
+        if entry is None:
+            return None
+        if self._hit_facts is None:
+            self._hit_facts = {}
+            try:
+                with open(entry / HIT_FILE, "rb") as f:
+                    self._hit_facts = pickle.load(f)
+            except Exception:  # noqa: BLE001 - absent or unreadable: computed instead, as on a miss
+                pass
+        return self._hit_facts.get(name)
 
     @functools.cached_property
     def entry(self) -> Path:
-        """The cache entry holding the source and the compiled binary (built on a miss)."""
+        """The cache entry holding the source, the compiled binary and what a hit needs besides
+        (HIT_FILE), built on a miss. The key is computed from the program before anything is
+        lowered, unless the record keys on the rendered source or a user callback edits it."""
         tc = self.record.toolchain
         configs = sorted(self.pass_configs.items())
         if self.compile_flags:
@@ -73,18 +118,19 @@ class Build:
                 _ = self.lowered  # the IR dump is wanted even when the kernel is cached
         entry = cache.lookup(key)
         if entry is not None and (entry / tc.binary_name).is_file():
-            if self._source is None:
-                try:
-                    self._source = (entry / tc.source_name).read_text()
-                except OSError:
-                    entry = None  # a damaged entry: rebuild below
-            if entry is not None:
-                return entry
+            return entry
         source = self.source
 
         def fill(d: Path):
             (d / tc.source_name).write_text(source)
             tc.compile(source, self.machine, self.pass_configs, d / tc.binary_name, self.compile_flags)
+            facts = {"module": self.module, "vector_params": self.vector_params()}
+            try:
+                data = pickle.dumps(facts, protocol=pickle.HIGHEST_PROTOCOL)
+            except Exception:  # noqa: BLE001 - a renderer output that does not pickle: hits render it
+                data = None
+            if data is not None:
+                (d / HIT_FILE).write_bytes(data)
             cache.write_json(d / "meta.json", {"name": self.func.name, "target": self.record.name,
                                                "machine": self.machine.name})
 

@@ -60,14 +60,23 @@ def compiler_fingerprint() -> str:
     """Identifies this state of tilewise's own sources (passes, lowerings, headers), so a kernel
     compiled by one state of the compiler is never served to another, even without a version
     bump. File sizes and modification times stand in for the contents (a stat is much cheaper
-    than a read, and a cache hit must stay fast)."""
-    root = Path(__file__).resolve().parent.parent
-    h = hashlib.sha256()
-    for path in sorted(root.rglob("*")):
-        if path.suffix in (".py", ".h", ".cuh") and "__pycache__" not in path.parts:
-            st = path.stat()
-            h.update(f"{path.relative_to(root)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
+    than a read, and a cache hit must stay fast: os.scandir, whose entries need no path objects)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    rows: list[str] = []
+
+    def scan(d: str, rel: str) -> None:
+        with os.scandir(d) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    if e.name != "__pycache__":
+                        scan(e.path, rel + e.name + "/")
+                elif e.name.endswith((".py", ".h", ".cuh")):
+                    st = e.stat()
+                    rows.append(f"{rel}{e.name}:{st.st_size}:{st.st_mtime_ns}\n")
+
+    scan(root, "")
+    rows.sort()
+    return hashlib.sha256("".join(rows).encode()).hexdigest()[:16]
 
 
 def make_key(*parts) -> str:

@@ -9,7 +9,7 @@ from ..ir.buffer import Buffer
 from ..ir.recursion import deep_recursion
 from ..ir.stmt import PrimFunc
 from ..profiler import Profiler, TensorSupplyType
-from ..transform.written_globals import accessed_globals, vector_accessed_globals, written_globals
+from ..transform.written_globals import accessed_globals, written_globals
 from . import build as builds
 from .args import ArgBinder
 from .compile_flags import normalize as normalize_flags
@@ -91,8 +91,8 @@ class JITKernel:
         self._written = frozenset(i for i, p in enumerate(all_params) if p in written)
         # CUDA code moves global memory in vectors of up to 16 bytes from a tensor's start: those
         # tensors' data must be aligned (a slice of a wider tensor may not be)
-        vec = vector_accessed_globals(self.build.lowered) if record.kind in ("cuda", "hip") else set()
-        self._align = {i: 16 for i, p in enumerate(all_params) if p in vec}
+        vec = self.build.vector_params() if record.kind in ("cuda", "hip") else ()
+        self._align = {i: 16 for i in vec}
         accessed = accessed_globals(func)
         unused = frozenset(i for i, p in enumerate(self.params) if isinstance(p, Buffer) and p not in accessed)
         self._binder = ArgBinder(all_params, outs + self._workspaces, func.dynamic_vars(), self.runtime.device,

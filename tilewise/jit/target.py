@@ -23,7 +23,13 @@ from ..backend.hip.device import amd_gpu_present
 from ..backend.hip.inspect import get_isa as hip_isa
 from ..backend.hip.inspect import kernel_resources as hip_resources
 from ..backend.hip.renderer import render_hip
-from ..engine.callback import has_c_postproc, postprocess_c_source, postprocess_cuda_source, postprocess_hip_source
+from ..engine.callback import (
+    has_c_postproc,
+    has_cuda_postproc,
+    postprocess_c_source,
+    postprocess_cuda_source,
+    postprocess_hip_source,
+)
 from ..ir.machine import CPU, CUDA_ARCHS, HIP_ARCHS, Machine, cuda_machine, hip_machine
 from ..transform.pipeline import loop_passes, thread_passes
 from . import compile_flags
@@ -90,7 +96,7 @@ def _cuda_record(name: str, archs: tuple[str, ...]) -> TargetRecord:
         runtimes={"nvrtc": GpuRuntime, "emulator": EmulatorRuntime, "ptx": PtxRuntime},
         auto_runtime=lambda: "nvrtc" if gpu_present() else "emulator",
         postprocess=lambda source, machine: postprocess_cuda_source(source, f"cuda -arch={machine.name}"),
-        key_on_source=True, disassemble=get_sass, resources=resource_usage,
+        source_hooked=has_cuda_postproc, disassemble=get_sass, resources=resource_usage,
     )
 
 

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import functools
+import glob
 import hashlib
 import os
 import re
+import sys
 from dataclasses import dataclass
 
 from .toolkit import INCLUDE_DIR, cuda_include_dir
@@ -56,13 +58,34 @@ def nvrtc_version() -> tuple[int, int]:
     return int(major), int(minor)
 
 
+@functools.cache
 def toolchain_fingerprint() -> str:
     """What besides the source and options decides the cubin (for disk cache keys): the NVRTC
-    version and the contents of tw_cuda.h."""
+    library and the contents of tw_cuda.h. A pip-installed NVRTC (where cuda.bindings looks
+    first) is named by its files' sizes and times, so that a cache hit need not load it (loading
+    libnvrtc costs far more than the rest of a hit); any other is asked for its version."""
     with open(os.path.join(INCLUDE_DIR, "tw_cuda.h"), "rb") as f:
         header = hashlib.sha256(f.read()).hexdigest()[:16]
+    libs = _pip_nvrtc_files()
+    if libs:
+        ident = hashlib.sha256("\n".join(libs).encode()).hexdigest()[:16]
+        return f"nvrtc-pip-{ident}-tw_cuda-{header}"
     major, minor = nvrtc_version()
     return f"nvrtc-{major}.{minor}-tw_cuda-{header}"
+
+
+def _pip_nvrtc_files() -> list[str]:
+    """path:size:mtime of the libnvrtc files of the first site directory holding any (the
+    nvidia-cuda-nvrtc wheels: nvidia/cu13/lib, nvidia/cuda_nvrtc/lib), or [] if none does."""
+    for base in sys.path:
+        found = glob.glob(os.path.join(base or ".", "nvidia", "*", "lib", "libnvrtc*.so*"))
+        if found:
+            rows = []
+            for path in sorted(found):
+                st = os.stat(path)
+                rows.append(f"{os.path.realpath(path)}:{st.st_size}:{st.st_mtime_ns}")
+            return rows
+    return []
 
 
 def compile_options(arch: str, fast_math: bool = False, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
