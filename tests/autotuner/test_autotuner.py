@@ -249,7 +249,7 @@ def test_configs_compile_in_worker_processes(tmp_path, monkeypatch, a):
     with set_autotune_inputs(a):
         result = _tuner(configs).run(warmup=1, rep=5)
     assert result.skipped == [] and result.latency > 0
-    assert len([p for p in tmp_path.iterdir() if not p.name.startswith(("autotune-", "."))]) == 3
+    assert len([p for p in tmp_path.iterdir() if not p.name.startswith(("autotune-", "pch-", "."))]) == 3
 
 
 def test_compiler_failures_in_workers_are_reported(tmp_path, monkeypatch, a):

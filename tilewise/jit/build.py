@@ -96,26 +96,33 @@ class Build:
                 pass
         return self._hit_facts.get(name)
 
+    def key(self) -> str:
+        """The cache key: the target record and machine, the program (or, when the record says
+        so or a user callback edits the source, the source compiled), the pass configs, the
+        toolchain's flags and fingerprint (compiler, headers, host); cache.make_key adds
+        tilewise's version and the fingerprint of its own files."""
+        configs = sorted(self.pass_configs.items())
+        if self.compile_flags:
+            configs.append(("compile_flags", self.compile_flags))
+        fingerprint = self.record.toolchain.fingerprint()
+        if self.record.key_on_source or self.record.source_hooked():
+            # the renderer's output may be edited by a user callback: the key is what is compiled
+            return cache.make_key(self.record.name, self.machine.name, self.source, configs, fingerprint)
+        # the source follows from the program, the options and the compiler's own files, so a
+        # hit needs neither lowering nor rendering
+        with deep_recursion():
+            text = structural_text(self.func)
+        return cache.make_key(self.record.name, self.machine.name, text, configs, fingerprint)
+
     @functools.cached_property
     def entry(self) -> Path:
         """The cache entry holding the source, the compiled binary and what a hit needs besides
         (HIT_FILE), built on a miss. The key is computed from the program before anything is
         lowered, unless the record keys on the rendered source or a user callback edits it."""
         tc = self.record.toolchain
-        configs = sorted(self.pass_configs.items())
-        if self.compile_flags:
-            configs.append(("compile_flags", self.compile_flags))
-        if self.record.key_on_source or self.record.source_hooked():
-            # the renderer's output may be edited by a user callback: the key is what is compiled
-            key = cache.make_key(self.record.name, self.machine.name, self.source, configs, tc.fingerprint())
-        else:
-            # the source follows from the program, the options and the compiler's own files
-            # (cache.make_key covers those), so a hit needs neither lowering nor rendering
-            with deep_recursion():
-                text = structural_text(self.func)
-            key = cache.make_key(self.record.name, self.machine.name, text, configs, tc.fingerprint())
-            if env.get("TILEWISE_DUMP_IR"):
-                _ = self.lowered  # the IR dump is wanted even when the kernel is cached
+        key = self.key()
+        if env.get("TILEWISE_DUMP_IR"):
+            _ = self.lowered  # the IR dump is wanted even when the kernel is cached
         entry = cache.lookup(key)
         if entry is not None and (entry / tc.binary_name).is_file():
             return entry

@@ -30,7 +30,9 @@ def enabled() -> bool:
     return env.is_cache_enabled()
 
 
-_ENTRY = re.compile(r"(autotune-)?[0-9a-f]{40}|\.bad-.*|\.[0-9a-f]{8}-.*")
+# kernels, tuning results, precompiled headers (backend/cpu/pch.py), moved-aside entries, and the
+# temporary directories of entries being written
+_ENTRY = re.compile(r"(autotune-|pch-)?[0-9a-f]{40}|\.bad-.*|\.([0-9a-f]{8}|pch-[0-9a-f]{4})-.*")
 
 
 def clear() -> int:

@@ -11,12 +11,20 @@ import warnings
 from pathlib import Path
 
 from ...errors import CompileError, InternalError
+from .pch import pch_dir, use_pch
 
 # the renderer's first line in a file holding T.import_source / T.call_extern code (codegen.py)
 USER_CODE = "// tilewise: this file holds user code (T.import_source / T.call_extern)"
 
 INCLUDE_DIR = Path(__file__).parent / "include"
 FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17", "-fno-math-errno", "-fno-strict-aliasing", "-ffp-contract=off", "-w"]
+
+
+@functools.cache
+def link_flags() -> tuple[str, ...]:
+    """gold links a kernel's library in a third of the time of the default linker (ld.bfd), which
+    is a fifth of a cold compile once the headers come precompiled; the code is the same."""
+    return ("-fuse-ld=gold",) if shutil.which("ld.gold") else ()
 
 
 @functools.cache
@@ -35,9 +43,10 @@ def compiler_id() -> str:
     headers = "".join(p.read_text() for p in sorted(INCLUDE_DIR.glob("*.h")))
     import hashlib
 
-    return hashlib.sha256((" ".join(FLAGS) + headers + _host_cpu()).encode()).hexdigest()[:16]
+    return hashlib.sha256((" ".join(FLAGS + list(link_flags())) + headers + _host_cpu()).encode()).hexdigest()[:16]
 
 
+@functools.cache
 def _host_cpu() -> str:
     import platform
 
@@ -52,13 +61,27 @@ def _host_cpu() -> str:
 
 def build_shared_library(source: str, out_path: Path, extra_flags=()) -> None:
     """Compile `source` to `out_path` (written to a temporary name, then renamed); `extra_flags`
-    (the user's compile_flags) come after tilewise's own, so they can override them."""
+    (the user's compile_flags) come after tilewise's own, so they can override them. tilewise's
+    headers come precompiled where they can (pch.py)."""
     out_path.parent.mkdir(parents=True, exist_ok=True)
     src_path = out_path.with_suffix(f".{os.getpid()}.cpp")
     tmp_so = out_path.with_suffix(f".{os.getpid()}.tmp.so")
-    src_path.write_text(source)
-    cmd = [compiler(), *FLAGS, *extra_flags, f"-I{INCLUDE_DIR}", str(src_path), "-o", str(tmp_so)]
+    includes = [f"-I{INCLUDE_DIR}"]
+    compiled = use_pch(source, extra_flags)
+    pch = pch_dir(compiler(), FLAGS, INCLUDE_DIR, _host_cpu()) if compiled is not None else None
+    if pch is not None:
+        includes.insert(0, f"-I{pch}")
+    else:
+        compiled = source
+    src_path.write_text(compiled)
+    cmd = [compiler(), *FLAGS, *link_flags(), *extra_flags, *includes, str(src_path), "-o", str(tmp_so)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0 and pch is not None:
+        # the precompiled header's entry may have been removed meanwhile (clear_cache): the
+        # headers themselves then, whose messages are the ones worth reporting anyway
+        src_path.write_text(source)
+        cmd = [c for c in cmd if c != f"-I{pch}"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         import tempfile
 
