@@ -21,7 +21,8 @@ and torch all run on the calling thread then); otherwise it is wall time.
 
 Element-wise, softmax and RMSNorm are timed as users call them, each side allocating its output
 (TileLang's out_idx; torch's functional ops); the "into out" rows time the kernels alone, writing
-into an existing array (torch's out=). The last lines measure the Python cost of one call.
+into an existing array (torch's out=). The last lines measure the Python cost of one call, and the
+canonical GEMM's cold compile and cache hit for the CPU and CUDA targets (benchmarks/compile_times.py).
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def parse_args():
     ap.add_argument("--quick", action="store_true", help="skip the 4096 GEMMs and the S=2048 attention rows")
     ap.add_argument("--reps", type=int, default=7, help="timed calls per contender and row")
     ap.add_argument("--only", default="",
-                    help="comma-separated row groups: gemm,lowp,attention,softmax,rmsnorm,add,overhead")
+                    help="comma-separated row groups: gemm,lowp,attention,softmax,rmsnorm,add,overhead,compile")
     return ap.parse_args()
 
 
@@ -59,6 +60,9 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import tilewise  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import compile_times  # noqa: E402
 
 for sub in ("gemm", "flash_attention", "softmax", "norm", "elementwise", "dequantize_gemm"):
     sys.path.insert(0, str(ROOT / "examples" / sub))
@@ -417,7 +421,7 @@ def print_table(bw: float, overhead: str, load0, load1):
 
 def main():
     groups = set(ARGS.only.split(",")) if ARGS.only else {"gemm", "lowp", "attention", "softmax", "rmsnorm", "add",
-                                                          "overhead"}
+                                                          "overhead", "compile"}
     load0 = os.getloadavg()
     bw = stream_bandwidth()
     fp32 = bench_gemm() if "gemm" in groups else {}
@@ -432,7 +436,14 @@ def main():
     if "add" in groups:
         bench_add(bw)
     overhead = call_overhead() if "overhead" in groups else ""
+    # fresh processes, in this run (benchmarks/compile_times.py): CPU and CUDA side by side
+    compile_rows = compile_times.measure(reps=3) if "compile" in groups else []
     print_table(bw, overhead, load0, os.getloadavg())
+    if compile_rows:
+        print("canonical GEMM (1024^3, 128x128x32) compile times, best of 3 fresh processes, from the prim_func "
+              "factory to the callable kernel: wall (CPU incl. g++) ms")
+        for label, r in compile_rows:
+            print(f"  {label:36} {compile_times.ms(r):>18}")
 
 
 if __name__ == "__main__":
