@@ -238,3 +238,24 @@ def test_concurrent_first_compiles_build_one_intact_header(tmp_path):
     src.write_text(pch.use_pch(pch.PCH_PREFIX + 'extern "C" int f() { return 1; }\n', ()))
     used = subprocess.run(_compile_cmd(entry, src, tmp_path / "k.so", ["-H"]), capture_output=True, text=True)
     assert used.returncode == 0 and f"! {entry / 'tw_pch.h.gch'}" in used.stderr, used.stderr
+
+
+def test_an_entry_without_hit_facts_renders_on_a_hit(tmp_path, monkeypatch):
+    """A renderer output that does not pickle leaves the entry without hit.pickle: what a hit
+    would have read from it is then computed (lowering and rendering), and the kernel is the same."""
+    monkeypatch.setenv("TILEWISE_CACHE_DIR", str(tmp_path))
+
+    def refuse(*args, **kwargs):
+        raise TypeError("cannot pickle this module")
+
+    with monkeypatch.context() as m:
+        m.setattr(builds.pickle, "dumps", refuse)
+        first = tilewise.compile(gemm(), out_idx=[-1], target="cpu")
+    assert not (first.build.entry / builds.HIT_FILE).exists()
+    again = tilewise.compile(gemm(), out_idx=[-1], target="cpu")
+    assert again.build.entry == first.build.entry
+    assert "lowered" not in again.build.__dict__  # the CPU runtime needs nothing the file holds
+    assert again.build.vector_params() == first.build.vector_params()  # now from the lowered IR
+    assert again.build.module.source == first.build.module.source  # rendered again
+    a = np.ones((128, 128), np.float32)
+    np.testing.assert_allclose(again(a, a), a @ a)
