@@ -190,8 +190,9 @@ def test_the_precompiled_header_is_used_and_changes_no_instruction(tmp_path, mon
     source = k.get_kernel_source()
     (entry,) = _pch_entries(tmp_path / "cache")
     assert cache.verify(entry) is None
-    with_pch = pch.use_pch(source, ())
-    assert with_pch is not None and with_pch.count("\n") == source.count("\n")  # line numbers kept
+    text, with_pch = pch.use_pch(source, ())
+    assert (entry / "tw_pch.h").read_text() == text and text.startswith('#include "tw_cpu.h"')
+    assert with_pch.count("\n") == source.count("\n")  # line numbers kept
     (tmp_path / "with.cpp").write_text(with_pch)
     (tmp_path / "without.cpp").write_text(source)
     # -H lists the headers read; a precompiled header that was used is marked with "!"
@@ -211,8 +212,9 @@ def test_the_precompiled_header_is_used_and_changes_no_instruction(tmp_path, mon
 
 
 def test_the_precompiled_header_applies_only_to_plain_compiles():
-    source = pch.PCH_PREFIX + 'extern "C" int f() { return 1; }\n'
-    assert pch.use_pch(source, ()) is not None
+    source = '#include "tw_cpu.h"\n#include <omp.h>\nextern "C" int f() { return 1; }\n'
+    assert pch.use_pch(source, ()) == ('#include "tw_cpu.h"\n#include <omp.h>\n',
+                                       '#include "tw_pch.h"\n\nextern "C" int f() { return 1; }\n')  # same lines
     assert pch.use_pch(source, ("-O2",)) is None  # valid only for the flags it was built with
     assert pch.use_pch("// a callback's line\n" + source, ()) is None
 
@@ -235,7 +237,7 @@ def test_concurrent_first_compiles_build_one_intact_header(tmp_path):
     assert not [p.name for p in cache_dir.iterdir() if p.name.startswith(".")]  # no temporary left
     # and the header is valid for kernel compiles (g++ marks a used one with "!")
     src = tmp_path / "k.cpp"
-    src.write_text(pch.use_pch(pch.PCH_PREFIX + 'extern "C" int f() { return 1; }\n', ()))
+    src.write_text(pch.use_pch((entry / "tw_pch.h").read_text() + 'extern "C" int f() { return 1; }\n', ())[1])
     used = subprocess.run(_compile_cmd(entry, src, tmp_path / "k.so", ["-H"]), capture_output=True, text=True)
     assert used.returncode == 0 and f"! {entry / 'tw_pch.h.gch'}" in used.stderr, used.stderr
 

@@ -67,12 +67,13 @@ def build_shared_library(source: str, out_path: Path, extra_flags=()) -> None:
     src_path = out_path.with_suffix(f".{os.getpid()}.cpp")
     tmp_so = out_path.with_suffix(f".{os.getpid()}.tmp.so")
     includes = [f"-I{INCLUDE_DIR}"]
-    compiled = use_pch(source, extra_flags)
-    pch = pch_dir(compiler(), FLAGS, INCLUDE_DIR, _host_cpu()) if compiled is not None else None
-    if pch is not None:
-        includes.insert(0, f"-I{pch}")
-    else:
-        compiled = source
+    compiled, pch = source, None
+    split = use_pch(source, extra_flags)
+    if split is not None:
+        pch = pch_dir(split[0], compiler(), FLAGS, INCLUDE_DIR, _host_cpu())
+        if pch is not None:
+            compiled = split[1]
+            includes.insert(0, f"-I{pch}")
     src_path.write_text(compiled)
     cmd = [compiler(), *FLAGS, *link_flags(), *extra_flags, *includes, str(src_path), "-o", str(tmp_so)]
     proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -2,19 +2,20 @@
 standard headers they pull in). Parsing them is most of what g++ spends on a kernel; with the
 header precompiled a cold compile of the canonical GEMM takes less than half the compiler time.
 
-Every generated source starts with the same include lines (PCH_LINES, codegen.py); a source
-that does is compiled with those lines replaced by one include of the precompiled header, the
-line count kept (so that g++'s messages keep their line numbers). The machine code is the same
-either way: the header is the same text, compiled with the same flags.
+A generated source starts with its include lines (codegen.py: the same for every kernel); they
+become the precompiled header's text, and the source is compiled with them replaced by one
+include of it, the line count kept (so that g++'s messages keep their line numbers). The machine
+code is the same either way: the same text, compiled with the same flags.
 
-The header is built once per compiler, flags, header contents and host CPU into an entry of the
-disk cache (`pch_dir`), published with the cache's atomic rename, so that processes compiling at
-the same time each build their own and one wins. Not used when the cache is disabled, with the
-user's compile_flags (a precompiled header is only valid for the flags it was built with), for a
-source that does not start with PCH_LINES (a post-processing callback or user code may come
-first), or when it cannot be built; g++ then parses the headers as usual. Were the file ever
-invalid for a compile (g++ checks its compiler, flags and macros), g++ reads the header's text
-instead, which includes the same files: slower, never different."""
+The header is built once per include lines, compiler, flags, header contents and host CPU into
+an entry of the disk cache (`pch_dir`), published with the cache's atomic rename, so that
+processes compiling at the same time each build their own and one wins. Not used when the
+cache is disabled, with the user's compile_flags (a precompiled header is only valid for the
+flags it was built with), for a source that does not start with include lines (a
+post-processing callback's text may come first), or when it cannot be built; g++ then parses
+the headers as usual. Were the file ever invalid for a compile (g++ checks its compiler, flags
+and macros), g++ reads the header's text instead, which includes the same files: slower, never
+different."""
 from __future__ import annotations
 
 import functools
@@ -24,17 +25,21 @@ import shutil
 import subprocess
 from pathlib import Path
 
-PCH_LINES = ('#include "tw_cpu.h"', '#include "tw_gemm.h"', "#include <omp.h>")
-PCH_PREFIX = "".join(line + "\n" for line in PCH_LINES)
 HEADER = "tw_pch.h"
 
 
-def use_pch(source: str, extra_flags) -> str | None:
-    """The source to compile with the precompiled header (its include lines replaced), or None
-    when the header does not apply to this compile."""
-    if extra_flags or not source.startswith(PCH_PREFIX):
+def use_pch(source: str, extra_flags) -> tuple[str, str] | None:
+    """(the header's text: the source's leading include lines, the source to compile with the
+    precompiled header instead of them), or None when a header does not apply to this compile."""
+    if extra_flags:
         return None
-    return f'#include "{HEADER}"' + "\n" * len(PCH_LINES) + source[len(PCH_PREFIX):]
+    lines = source.split("\n")
+    n = 0
+    while n < len(lines) - 1 and lines[n].startswith("#include "):
+        n += 1
+    if n == 0:
+        return None
+    return "".join(line + "\n" for line in lines[:n]), f'#include "{HEADER}"' + "\n" * n + "\n".join(lines[n:])
 
 
 @functools.cache
@@ -50,25 +55,25 @@ def compiler_identity(cxx: str) -> str:
         return path
 
 
-def pch_key(cxx: str, flags: list[str], include_dir: Path, host: str) -> str:
+def pch_key(text: str, cxx: str, flags: list[str], include_dir: Path, host: str) -> str:
     from ...jit import cache
 
     headers = "".join(p.name + "\0" + p.read_text() for p in sorted(include_dir.glob("*.h")))
-    h = hashlib.sha256("\0".join([compiler_identity(cxx), " ".join(flags), headers, host]).encode()).hexdigest()
+    h = hashlib.sha256("\0".join([text, compiler_identity(cxx), " ".join(flags), headers, host]).encode()).hexdigest()
     return "pch-" + cache.make_key("cpu-pch", h)  # apart from kernels' entries (cache.clear knows the prefix)
 
 
 _dirs: dict[tuple[str, str], Path | None] = {}  # (cache directory, key) -> the verified entry
 
 
-def pch_dir(cxx: str, flags: list[str], include_dir: Path, host: str) -> Path | None:
-    """The cache entry holding tw_pch.h and its .gch for this compiler and flags (built on first
-    use), or None when there is none to use: cache disabled or unwritable, or the build failed."""
+def pch_dir(text: str, cxx: str, flags: list[str], include_dir: Path, host: str) -> Path | None:
+    """The cache entry holding tw_pch.h (`text`) and its .gch for this compiler and flags (built
+    on first use), or None when there is none to use: cache disabled, or the build failed."""
     from ...jit import cache
 
     if not cache.enabled():
         return None
-    key = pch_key(cxx, flags, include_dir, host)
+    key = pch_key(text, cxx, flags, include_dir, host)
     memo = (str(cache.cache_dir()), key)
     known = _dirs.get(memo, False)
     if known is None or (known and (known / HEADER).is_file() and (known / (HEADER + ".gch")).is_file()):
@@ -76,7 +81,7 @@ def pch_dir(cxx: str, flags: list[str], include_dir: Path, host: str) -> Path | 
     entry = cache.lookup(key)  # checks every file's size and hash (a truncated .gch is rebuilt)
     if entry is None:
         def fill(d: Path) -> None:
-            (d / HEADER).write_text(PCH_PREFIX)
+            (d / HEADER).write_text(text)
             cmd = [cxx, *flags, f"-I{include_dir}", "-x", "c++-header", str(d / HEADER), "-o", str(d / (HEADER + ".gch"))]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
