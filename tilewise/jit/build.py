@@ -90,7 +90,7 @@ class Build:
         if self._hit_facts is None:
             self._hit_facts = {}
             try:
-                with open(entry / HIT_FILE, "rb") as f:
+                with open(entry / HIT_FILE, "rb") as f, deep_recursion():
                     self._hit_facts = pickle.load(f)
             except Exception:  # noqa: BLE001 - absent or unreadable: computed instead, as on a miss
                 pass
@@ -133,7 +133,8 @@ class Build:
             tc.compile(source, self.machine, self.pass_configs, d / tc.binary_name, self.compile_flags)
             facts = {"module": self.module, "vector_params": self.vector_params()}
             try:
-                data = pickle.dumps(facts, protocol=pickle.HIGHEST_PROTOCOL)
+                with deep_recursion():  # the module holds IR expressions, nested as deep as the program's
+                    data = pickle.dumps(facts, protocol=pickle.HIGHEST_PROTOCOL)
             except Exception:  # noqa: BLE001 - a renderer output that does not pickle: hits render it
                 data = None
             if data is not None:
