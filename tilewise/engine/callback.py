@@ -77,6 +77,10 @@ def has_cuda_postproc() -> bool:
     return _callbacks["cuda"] is not None
 
 
+def has_hip_postproc() -> bool:
+    return _callbacks["hip"] is not None
+
+
 def _postprocess(kind: str, source: str, target) -> str:
     f = _callbacks[kind]
     if f is None:

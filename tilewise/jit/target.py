@@ -26,6 +26,7 @@ from ..backend.hip.renderer import render_hip
 from ..engine.callback import (
     has_c_postproc,
     has_cuda_postproc,
+    has_hip_postproc,
     postprocess_c_source,
     postprocess_cuda_source,
     postprocess_hip_source,
@@ -116,7 +117,7 @@ _HIP = TargetRecord(
     runtimes={"hip": HipRuntime, "emulator": HipEmulatorRuntime},
     auto_runtime=lambda: "hip" if amd_gpu_present() else "emulator",
     postprocess=lambda source, machine: postprocess_hip_source(source, f"hip -arch={machine.name}"),
-    key_on_source=True, disassemble=hip_isa, resources=hip_resources,
+    source_hooked=has_hip_postproc, disassemble=hip_isa, resources=hip_resources,
 )
 
 RECORDS: dict[str, TargetRecord] = {r.name: r for r in (
