@@ -96,8 +96,8 @@ def test_grouped_gemm_shapes(M, N, K, ta, tb, seed):
 
 
 def test_grouped_equals_single_blocks():
-    """Lock-step groups change no summation order: the result is bit-identical to running one
-    column of blocks at a time (a grid one block wide is never grouped)."""
+    """Lock-step groups change no summation order: the result is bit-identical to running each
+    block alone (a grid of one block is never grouped)."""
     M, N, K, bm, bn, bk = 64, 96, 40, 32, 16, 8
     rng = np.random.default_rng(3)
     a = rng.standard_normal((M, K), dtype=np.float32)
@@ -106,12 +106,13 @@ def test_grouped_equals_single_blocks():
     grouped = gemm_kernel(M, N, K, bm, bn, bk)
     assert "tw_grp" in grouped.get_kernel_source()
     grouped(a, b, c1)
-    one = gemm_kernel(M, bn, K, bm, bn, bk)
+    one = gemm_kernel(bm, bn, K, bm, bn, bk)
     assert "tw_grp" not in one.get_kernel_source()
-    for j in range(N // bn):
-        out = np.empty((M, bn), np.float32)
-        one(a, np.ascontiguousarray(b[:, j * bn:(j + 1) * bn]), out)
-        c2[:, j * bn:(j + 1) * bn] = out
+    for i in range(M // bm):
+        for j in range(N // bn):
+            out = np.empty((bm, bn), np.float32)
+            one(np.ascontiguousarray(a[i * bm:(i + 1) * bm]), np.ascontiguousarray(b[:, j * bn:(j + 1) * bn]), out)
+            c2[i * bm:(i + 1) * bm, j * bn:(j + 1) * bn] = out
     np.testing.assert_array_equal(c1, c2)
 
 
@@ -162,3 +163,63 @@ def test_not_grouped_with_atomics():
     s = np.zeros(1, np.float32)
     k(x, s)
     assert s[0] == n
+
+
+def test_grouped_convolution_down_the_column():
+    """The implicit-GEMM convolution's grid is one filter block wide: its blocks are grouped down
+    the column (by) and share the filter tiles, which come through a T.reshape view of the
+    filter tensor; the im2col gathers stay per block."""
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "examples" / "convolution"))
+    from example_convolution import convolution
+
+    n, c, h, w, f, kk = 2, 12, 9, 11, 20, 3
+    k = tilewise.compile(convolution(n, c, h, w, f, kk, kk, 1, 1, 1, 32, 32, 16, dtype="float32"), out_idx=[-1],
+                         target="cpu")
+    assert "tw_grp" in k.get_kernel_source()
+    g = torch.Generator().manual_seed(4)
+    data = torch.randn(n, h, w, c, generator=g)
+    weight = torch.randn(kk, kk, c, f, generator=g)
+    out = k(data, weight)
+    ref = torch.nn.functional.conv2d(data.permute(0, 3, 1, 2), weight.permute(3, 2, 0, 1), padding=1)
+    torch.testing.assert_close(out, ref.permute(0, 2, 3, 1), rtol=1e-4, atol=1e-4)
+
+
+def test_calls_that_write_through_pointers():
+    """T.reduce_max renders as a call given the output tile's address: the tile it writes is the
+    block's own, even when a shared statement (the second copy of W) splits the block's
+    statements between the reduction and the read of its result."""
+    rows, cols = 16, 32
+
+    @T.prim_func
+    def main(X: T.Tensor((4 * rows, cols), "float32"), W: T.Tensor((2 * rows, cols), "float32"),
+             Y: T.Tensor((2, 4 * rows), "float32")):
+        with T.Kernel(4, 2) as (bx, by):
+            s = T.alloc_fragment((rows, cols), "float32")
+            w = T.alloc_shared((rows, cols), "float32")
+            w2 = T.alloc_shared((rows, cols), "float32")
+            m = T.alloc_fragment((rows,), "float32")
+            T.copy(X[bx * rows, 0], s)
+            T.copy(W[by * rows, 0], w)
+            for i, j in T.Parallel(rows, cols):
+                s[i, j] = s[i, j] * w[i, j]
+            T.reduce_max(s, m, dim=1)
+            T.copy(W[by * rows, 0], w2)
+            for i in T.Parallel(rows):
+                Y[by, bx * rows + i] = m[i] + w2[i, 0]
+
+    k = tilewise.compile(main, target="cpu")
+    assert "tw_grp" in k.get_kernel_source()
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4 * rows, cols), dtype=np.float32)
+    w = rng.standard_normal((2 * rows, cols), dtype=np.float32)
+    y = np.empty((2, 4 * rows), np.float32)
+    k(x, w, y)
+    for by in range(2):
+        wb = w[by * rows:(by + 1) * rows]
+        ref = (x.reshape(4, rows, cols) * wb).max(-1).reshape(-1) + np.tile(wb[:, 0], 4)
+        np.testing.assert_allclose(y[by], ref, rtol=1e-6)

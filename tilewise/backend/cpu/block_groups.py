@@ -2,7 +2,7 @@
 
 A GEMM block (128 x 128 tiles) copies a 128 x 32 tile of A and a 32 x 128 tile of B from the
 tensors for every step of K. Neighbouring blocks of a grid row (same `by`, consecutive `bx`) copy
-the very same A tiles: on a 4096-wide matrix those copies read 128-byte pieces of 128 rows 16 KiB
+the very same A tiles (the grouped index is the fastest one the grid really varies): on a 4096-wide matrix those copies read 128-byte pieces of 128 rows 16 KiB
 apart and cost about a sixth of the kernel. Blocks are independent, so a CPU thread may run up to
 G of them interleaved, statement by statement, and then run a statement that is the same for all
 of them (it uses no `bx`, touches nothing a block owns alone, and reads no tensor that the kernel
@@ -45,20 +45,24 @@ class Part:
 class BlockGroups:
     parts: list  # the block body's statements, split
     grouped: set  # uids of the tiles allocated once per block of a group
+    axis: int  # the block index that the blocks of a group differ in
 
 
 def plan(k: Kernel) -> BlockGroups | None:
-    if not k.block_vars or not k.grid or (isinstance(k.grid[0], Const) and k.grid[0].value < 2):
+    # the grouped index: the fastest one whose extent may be 2 or more (a convolution's grid is
+    # one column of filter blocks wide; its blocks share the filter tiles down the column)
+    axis = next((i for i, g in enumerate(k.grid) if not (isinstance(g, Const) and g.value < 2)), None)
+    if axis is None or len(k.block_vars) != len(k.grid):
         return None
-    bx = k.block_vars[0]
+    bx = k.block_vars[axis]
     body = k.body
     bad = []
 
     def check(n):
         if isinstance(n, While):
             bad.append(n)
-        elif isinstance(n, Allocate) and (n.buffer.base is not None):
-            bad.append(n)
+        elif isinstance(n, Allocate) and n.buffer.base is not None and not _root(n.buffer).is_global:
+            bad.append(n)  # a view of a tile aliases it; views of tensors (T.reshape) are fine
         elif isinstance(n, Call) and (n.name in ("call_extern",) or any(w in n.name for w in _ORDERED)):
             bad.append(n)
 
@@ -68,12 +72,8 @@ def plan(k: Kernel) -> BlockGroups | None:
     written_tensors = set()
 
     def note_tensor_writes(n):
-        if isinstance(n, BufferStore) and n.buffer.is_global:
-            written_tensors.add(n.buffer)
-        elif isinstance(n, Call) and n.name == "gemm":
-            c = n.args[2].args[0].buffer
-            if c.is_global:
-                written_tensors.add(c)
+        if isinstance(n, (BufferStore, Call)):
+            written_tensors.update(b for b in map(_root, _writes(n)) if b.is_global)
 
     walk(body, note_tensor_writes)
     seq = _seq(body)
@@ -87,7 +87,7 @@ def plan(k: Kernel) -> BlockGroups | None:
         new = set(grouped)
         for p in _leaves(parts):
             if p.per_block:
-                new |= {b.uid for b in _writes(p.stmt)}
+                new |= {b.uid for b in _writes(p.stmt) if not _root(b).is_global}
         if new == grouped:
             break
         grouped = new
@@ -100,7 +100,7 @@ def plan(k: Kernel) -> BlockGroups | None:
         if isinstance(p.stmt, Allocate) and p.stmt.buffer.uid in grouped:
             if is_scalar_var(p.stmt.buffer) or p.stmt.init is not None or p.stmt.buffer.static_shape() is None:
                 return None
-    return BlockGroups(parts, grouped)
+    return BlockGroups(parts, grouped, axis)
 
 
 def _seq(s) -> list:
@@ -141,10 +141,17 @@ def _split(stmts: list, bx: Var, grouped: set, written_tensors: set, depth: int)
 def _per_block(s, bx: Var, grouped: set, written_tensors: set) -> bool:
     if uses_var(s, bx):
         return True
-    touched = {b for b in _writes(s)} | {ld.buffer for ld in collect_loads(s)}
-    if any(b.is_global and (b in written_tensors or b in _writes(s)) for b in touched):
+    writes = {_root(b) for b in _writes(s)}
+    touched = writes | {_root(ld.buffer) for ld in collect_loads(s)}
+    if any(b.is_global and (b in written_tensors or b in writes) for b in touched):
         return True
     return any(b.uid in grouped for b in touched)
+
+
+def _root(b: Buffer) -> Buffer:
+    while b.base is not None:
+        b = b.base
+    return b
 
 
 def _writes(s) -> set[Buffer]:
@@ -154,7 +161,10 @@ def _writes(s) -> set[Buffer]:
         if isinstance(n, BufferStore):
             out.add(n.buffer)
         elif isinstance(n, Call) and n.name == "gemm":
-            out.add(n.args[2].args[0].buffer)
+            out.add(n.args[2].args[0].buffer)  # T.gemm writes C only
+        elif isinstance(n, Call):
+            # any other call given an address may write through it (tw::rows_max(&m[0], &s[0]))
+            out.update(a.args[0].buffer for a in n.args if isinstance(a, Call) and a.name == "address_of")
         elif isinstance(n, Allocate):
             out.add(n.buffer)
 

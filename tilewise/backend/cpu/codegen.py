@@ -242,28 +242,30 @@ class CpuRenderer(CStyleRenderer):
         """Groups of up to `group` consecutive blocks of a grid row run in lock-step: the
         statements the plan shares run once per group, the others once per block, each block
         with its own copy of the tiles it owns (block_groups.py)."""
-        g0 = gnames[0]
-        rest = " * ".join(f"({g})" for g in gnames[1:]) or "1"
+        axis = groups.axis
+        g0 = gnames[axis]
+        others = [(v, n) for i, (v, n) in enumerate(zip(k.block_vars, gnames)) if i != axis]
+        rest = " * ".join(f"({n})" for _, n in others) or "1"
         self.line(f"const int64_t tw_gpr = ({g0} + {group - 1}) / {group};")
         self.line(f"const int64_t tw_ngroups = tw_gpr * {rest};")
         self.line(f"const int64_t tw_gchunk = tw::block_run(tw_ngroups, {BLOCK_RUNS});")
         self.line("#pragma omp for schedule(dynamic, tw_gchunk)")
         self.line("for (int64_t tw_grp = 0; tw_grp < tw_ngroups; ++tw_grp) {")
         self.depth += 1
-        # Consecutive groups go down a band of `group` grid columns (the slower indices vary
-        # first), so that the tiles that depend on the column only (a GEMM's B panels: 2 MiB
-        # each at 4096 x 4096) stay in the last-level cache for the whole band, both threads
-        # working on it, while the shared ones (A) are read once per group.
+        # Consecutive groups go down a band of `group` values of the grouped index (the other
+        # indices vary first), so that the tiles that depend on the grouped index only (a GEMM's
+        # B panels: 2 MiB each at 4096 x 4096) stay in the last-level cache for the whole band,
+        # both threads working on it, while the shared ones (A) are read once per group.
         self.line(f"const int64_t tw_x0 = (tw_grp / ({rest})) * {group};")
         self.line(f"const int64_t tw_gn = std::min((int64_t){group}, (int64_t)({g0}) - tw_x0);")
         rem = f"(tw_grp % ({rest}))"
-        slower = list(zip(k.block_vars[1:], gnames[1:]))
-        for i, (v, n) in enumerate(slower):
-            if i == len(slower) - 1:
+        for i, (v, n) in enumerate(others):
+            if i == len(others) - 1:
                 self.line(f"const int32_t {self.var(v)} = (int32_t)({rem});")
             else:
                 self.line(f"const int32_t {self.var(v)} = (int32_t)({rem} % {n});")
                 rem = f"({rem} / {n})"
+        self._group_axis = axis
         self._group_scope = []  # grouped tiles declared so far: (buffer, group array name, elements)
         self._group_parts(k, groups.parts, group)
         self.depth -= 1
@@ -278,7 +280,7 @@ class CpuRenderer(CStyleRenderer):
                 return
             self.line("for (int64_t tw_g = 0; tw_g < tw_gn; ++tw_g) {")
             self.depth += 1
-            self.line(f"const int32_t {self.var(k.block_vars[0])} = (int32_t)(tw_x0 + tw_g);")
+            self.line(f"const int32_t {self.var(k.block_vars[self._group_axis])} = (int32_t)(tw_x0 + tw_g);")
             for b, arr, n in self._group_scope:
                 t = c_type(b.dtype)
                 self.line(f"{t}* __restrict__ {self.buf(b)} = {arr} + tw_g * {n};")
@@ -296,9 +298,12 @@ class CpuRenderer(CStyleRenderer):
                 start = self.expr(f.start)
                 end = self.names.fresh(v + "_end")
                 self.line(f"for ({t} {v} = {start}, {end} = {start} + {self.expr(f.extent)}; {v} < {end}; ++{v}) {{")
+                if isinstance(f.extent, Const) and isinstance(f.start, Const):
+                    self.ranges[f.var] = (f.start.value, f.start.value + f.extent.value - 1)
                 self.depth += 1
                 self._group_parts(k, p.parts, group)
                 self.depth -= 1
+                self.ranges.pop(f.var, None)
                 self.line("}")
             elif isinstance(p.stmt, Allocate) and p.per_block:
                 flush()
