@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ...ir.buffer import Buffer
-from ...ir.expr import Call, Const, Var
+from ...ir.expr import BufferLoad, Call, Const, Var
 from ...ir.stmt import Allocate, BufferStore, Evaluate, For, IfThenElse, Kernel, SeqStmt, While
 from ...ir.visitor import collect_loads, uses_var, walk
 from ..c_style import is_scalar_var
@@ -148,6 +148,10 @@ def _per_block(s, bx: Var, grouped: set, written_tensors: set) -> bool:
     return any(b.uid in grouped for b in touched)
 
 
+def _is_address(e) -> bool:
+    return isinstance(e, Call) and e.name == "address_of" and isinstance(e.args[0], BufferLoad)
+
+
 def _root(b: Buffer) -> Buffer:
     while b.base is not None:
         b = b.base
@@ -162,9 +166,11 @@ def _writes(s) -> set[Buffer]:
             out.add(n.buffer)
         elif isinstance(n, Call) and n.name == "gemm":
             out.add(n.args[2].args[0].buffer)  # T.gemm writes C only
+        elif isinstance(n, Call) and n.name.startswith("rows_") and _is_address(n.args[0]):
+            out.add(n.args[0].args[0].buffer)  # tw::rows_<reduction>(dst, src, ...) (tileop/reduce.py)
         elif isinstance(n, Call):
             # any other call given an address may write through it (tw::rows_max(&m[0], &s[0]))
-            out.update(a.args[0].buffer for a in n.args if isinstance(a, Call) and a.name == "address_of")
+            out.update(a.args[0].buffer for a in n.args if _is_address(a))
         elif isinstance(n, Allocate):
             out.add(n.buffer)
 

@@ -246,7 +246,11 @@ class CpuRenderer(CStyleRenderer):
         g0 = gnames[axis]
         others = [(v, n) for i, (v, n) in enumerate(zip(k.block_vars, gnames)) if i != axis]
         rest = " * ".join(f"({n})" for _, n in others) or "1"
-        self.line(f"const int64_t tw_gpr = ({g0} + {group - 1}) / {group};")
+        # at most `group` blocks per group, fewer when the grid is small: every thread of the
+        # team should get two groups or more, or grouping would leave a core idle
+        self.line(f"const int64_t tw_gsz = std::max((int64_t)1, std::min((int64_t){group}, "
+                  f"(int64_t)({' * '.join(gnames)}) / (2 * (int64_t)omp_get_num_threads())));")
+        self.line(f"const int64_t tw_gpr = ({g0} + tw_gsz - 1) / tw_gsz;")
         self.line(f"const int64_t tw_ngroups = tw_gpr * {rest};")
         self.line(f"const int64_t tw_gchunk = tw::block_run(tw_ngroups, {BLOCK_RUNS});")
         self.line("#pragma omp for schedule(dynamic, tw_gchunk)")
@@ -256,8 +260,8 @@ class CpuRenderer(CStyleRenderer):
         # indices vary first), so that the tiles that depend on the grouped index only (a GEMM's
         # B panels: 2 MiB each at 4096 x 4096) stay in the last-level cache for the whole band,
         # both threads working on it, while the shared ones (A) are read once per group.
-        self.line(f"const int64_t tw_x0 = (tw_grp / ({rest})) * {group};")
-        self.line(f"const int64_t tw_gn = std::min((int64_t){group}, (int64_t)({g0}) - tw_x0);")
+        self.line(f"const int64_t tw_x0 = (tw_grp / ({rest})) * tw_gsz;")
+        self.line(f"const int64_t tw_gn = std::min(tw_gsz, (int64_t)({g0}) - tw_x0);")
         rem = f"(tw_grp % ({rest}))"
         for i, (v, n) in enumerate(others):
             if i == len(others) - 1:
