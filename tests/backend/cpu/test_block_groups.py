@@ -233,3 +233,32 @@ def test_calls_that_write_through_pointers():
     for by in range(2):
         ref = x.max(-1) + np.tile(w[by * rows:(by + 1) * rows].sum(-1), 8)
         np.testing.assert_allclose(y[by], ref, rtol=1e-5, atol=1e-5)
+
+
+def test_grouped_gemm_dynamic_shapes():
+    """Symbolic M and N: group sizes and counts come from the grid at run time, down to a grid
+    of one block."""
+    M, N, K = T.symbolic("m"), T.symbolic("n"), 70
+
+    @T.prim_func
+    def main(A: T.Tensor((M, K), "float32"), B: T.Tensor((K, N), "float32"), C: T.Tensor((M, N), "float32")):
+        with T.Kernel(T.ceildiv(N, 16), T.ceildiv(M, 32)) as (bx, by):
+            As = T.alloc_shared((32, 16), "float32")
+            Bs = T.alloc_shared((16, 16), "float32")
+            Cl = T.alloc_fragment((32, 16), "float32")
+            T.clear(Cl)
+            for ko in T.Pipelined(T.ceildiv(K, 16), num_stages=2):
+                T.copy(A[by * 32, ko * 16], As)
+                T.copy(B[ko * 16, bx * 16], Bs)
+                T.gemm(As, Bs, Cl)
+            T.copy(Cl, C[by * 32, bx * 16])
+
+    k = tilewise.compile(main, target="cpu")
+    assert "tw_grp" in k.get_kernel_source()
+    rng = np.random.default_rng(6)
+    for m, n in [(1, 1), (33, 17), (100, 250), (64, 160)]:
+        a = rng.standard_normal((m, K), dtype=np.float32)
+        b = rng.standard_normal((K, n), dtype=np.float32)
+        c = np.full((m, n), np.nan, np.float32)
+        k(a, b, c)
+        np.testing.assert_allclose(c, a @ b, rtol=1e-4, atol=1e-4)
