@@ -45,7 +45,7 @@ def parse_args():
     ap.add_argument("--quick", action="store_true", help="skip the 4096 GEMMs and the S=2048 attention rows")
     ap.add_argument("--reps", type=int, default=7, help="timed calls per contender and row")
     ap.add_argument("--only", default="",
-                    help="comma-separated row groups: gemm,lowp,attention,softmax,rmsnorm,add,overhead,compile")
+                    help="comma-separated row groups: gemm,lowp,examples,attention,softmax,rmsnorm,add,overhead,compile")
     return ap.parse_args()
 
 
@@ -64,12 +64,18 @@ import tilewise  # noqa: E402
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import compile_times  # noqa: E402
 
-for sub in ("gemm", "flash_attention", "softmax", "norm", "elementwise", "dequantize_gemm"):
+for sub in ("gemm", "flash_attention", "softmax", "norm", "elementwise", "dequantize_gemm", "convolution",
+            "gemm_streamk"):
     sys.path.insert(0, str(ROOT / "examples" / sub))
+from example_convolution import convolution  # noqa: E402
+from example_convolution import ref_program as conv_ref  # noqa: E402
 from example_dequant_gemm_fp16xint4 import dequant_gemm_int4  # noqa: E402
 from example_dequant_gemm_fp16xint4 import ref_program as dequant_ref  # noqa: E402
 from example_elementwise_add import elementwise_add  # noqa: E402
 from example_gemm import matmul  # noqa: E402
+from example_gemm_streamk import matmul_streamk  # noqa: E402
+from example_gemm_transpose import matmul_nt  # noqa: E402
+from example_mha_bwd_bshd import FlashAttentionKernels  # noqa: E402
 from example_mha_fwd_bshd import flashattn_fwd  # noqa: E402
 from example_rms_norm import rms_norm  # noqa: E402
 from example_softmax import softmax  # noqa: E402
@@ -276,6 +282,76 @@ def bench_lowp(fp32: dict):
             "GEMM fp16 x int4: torch = the example's reference (dequantise, fp32 matmul)", LOWP_PEAK_FACTOR["fp16"])
 
 
+# ---------------------------------------------------------------------------------- the examples' kernels
+def bench_examples():
+    """The examples issue #16 names, at their default sizes and dtypes, each against the torch
+    reference the example compares with (an fp32 computation on the same inputs): GEMMs with
+    transposed operands (the example's float16 and float32 at 2048), the implicit-GEMM
+    convolution, stream-K and the FlashAttention backward pass."""
+    g = torch.Generator().manual_seed(0)
+    n = 1024 if ARGS.quick else 2048
+    for dtype, size in (("float16", 1024), ("float32", n)):
+        tdt = getattr(torch, dtype)
+        for layout in ("NN", "NT", "TN", "TT"):
+            ta, tb = layout[0] == "T", layout[1] == "T"
+            k = compile_cpu(matmul_nt(size, size, size, trans_A=ta, trans_B=tb, dtype=dtype), out_idx=[-1])
+            a = torch.randn(size, size, generator=g).to(tdt)
+            b = torch.randn(size, size, generator=g).to(tdt)
+
+            def ref(a=a, b=b, ta=ta, tb=tb):
+                x, y = a.float(), b.float()
+                return ((x.T if ta else x) @ (y.T if tb else y)).to(a.dtype)
+
+            out = k(a, b).float()
+            r = ref().float()
+            err = float((out - r).abs().max() / r.abs().max())
+            t = timed({"tilewise": lambda: k(a, b), "torch": ref}, ARGS.reps)
+            row("examples", f"GEMM {layout} {'fp16' if dtype == 'float16' else 'fp32'}", f"{size}^3", t,
+                2 * size**3 / 1e9, "GFLOP/s", ("torch",), err, "GEMM NN/NT/TN/TT: example_gemm_transpose.py")
+
+    # convolution: N=8 C=128 64x64 F=128 3x3 pad 1, float16 (the example's defaults)
+    cn, cc, hh, ww, ff, kk = 8, 128, 64, 64, 128, 3
+    k = compile_cpu(convolution(cn, cc, hh, ww, ff, kk, kk, 1, 1, 1), out_idx=[-1])
+    data = torch.randn(cn, hh, ww, cc, generator=g).half()
+    weight = torch.randn(kk, kk, cc, ff, generator=g).half()
+    err = float((k(data, weight).float() - conv_ref(data, weight, 1, 1, 1).float()).abs().max())
+    t = timed({"tilewise": lambda: k(data, weight), "torch": lambda: conv_ref(data, weight, 1, 1, 1)}, ARGS.reps)
+    row("examples", "conv2d fp16 (implicit GEMM)", f"N{cn} C{cc} {hh}x{ww} F{ff}", t,
+        2 * cn * hh * ww * ff * cc * kk * kk / 1e9, "GFLOP/s", ("torch",), err, "conv2d: torch conv2d in fp32")
+
+    # stream-K: 1536^3 float16 on 108 persistent blocks, C zeroed per call (the example's defaults)
+    sm = 1536
+    k = compile_cpu(matmul_streamk(sm, sm, sm, num_sms=108))
+    a = torch.randn(sm, sm, generator=g).half()
+    b = torch.randn(sm, sm, generator=g).half()
+    c = torch.zeros(sm, sm)
+
+    def streamk():
+        c.zero_()
+        k(a, b, c)
+
+    streamk()
+    err = float((c - a.float() @ b.float()).abs().max())
+    t = timed({"tilewise": streamk, "torch": lambda: a.float() @ b.float()}, ARGS.reps)
+    row("examples", "stream-K GEMM fp16", f"{sm}^3 108 blocks", t, 2 * sm**3 / 1e9, "GFLOP/s", ("torch",), err)
+
+    # FlashAttention backward: B1 H4 S512 D64 float16 (the example's defaults), against torch
+    # autograd through scaled_dot_product_attention in fp32
+    shape = (1, 512, 4, 64)
+    fa = FlashAttentionKernels(*shape[:1], shape[2], shape[1], shape[3], False, target="cpu")
+    q, kt, v, do = (torch.randn(shape, generator=g).half() for _ in range(4))
+    o, lse = fa.forward(q, kt, v)
+    qf, kf, vf = (x.float().transpose(1, 2).requires_grad_() for x in (q, kt, v))
+    of = F.scaled_dot_product_attention(qf, kf, vf)
+    dof = do.float().transpose(1, 2)
+    dq = fa.backward(q, kt, v, o, lse, do)[0]
+    err = float((dq.float() - torch.autograd.grad(of, (qf,), dof, retain_graph=True)[0].transpose(1, 2)).abs().max())
+    t = timed({"tilewise": lambda: fa.backward(q, kt, v, o, lse, do),
+               "torch": lambda: torch.autograd.grad(of, (qf, kf, vf), dof, retain_graph=True)}, ARGS.reps)
+    row("examples", "FlashAttn bwd fp16", "B1 H4 S512 D64", t, 10 * 4 * 512 * 512 * 64 / 1e9, "GFLOP/s",
+        ("torch",), err, "FlashAttn bwd: torch autograd of SDPA in fp32")
+
+
 # ---------------------------------------------------------------------------------- attention
 def bench_attention():
     heads, batch = 8, 1
@@ -420,13 +496,15 @@ def print_table(bw: float, overhead: str, load0, load1):
 
 
 def main():
-    groups = set(ARGS.only.split(",")) if ARGS.only else {"gemm", "lowp", "attention", "softmax", "rmsnorm", "add",
-                                                          "overhead", "compile"}
+    groups = set(ARGS.only.split(",")) if ARGS.only else {"gemm", "lowp", "examples", "attention", "softmax",
+                                                          "rmsnorm", "add", "overhead", "compile"}
     load0 = os.getloadavg()
     bw = stream_bandwidth()
     fp32 = bench_gemm() if "gemm" in groups else {}
     if "lowp" in groups:
         bench_lowp(fp32)
+    if "examples" in groups:
+        bench_examples()
     if "attention" in groups:
         bench_attention()
     if "softmax" in groups:

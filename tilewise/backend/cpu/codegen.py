@@ -12,7 +12,7 @@ from ...ir.expr import BinOp, BufferLoad, Call, Const, logical_and
 from ...ir.stmt import Allocate, BufferStore, For, IfThenElse, Kernel, PrimFunc
 from ...ir.visitor import Visitor, uses_var, walk
 from ..c_style import CStyleRenderer, c_string, c_type, is_scalar_var
-from . import block_rows
+from . import block_groups, block_rows
 from .build import USER_CODE
 
 ENTRY = "tw_entry"
@@ -122,10 +122,23 @@ class CpuRenderer(CStyleRenderer):
             )
         allocs = _Allocs()
         allocs.visit(k.body)
+        rows = block_rows.plan(k)
+        groups, group = (block_groups.plan(k), 1) if rows is None else (None, 1)
+        if groups is not None:
+            # one copy of a grouped tile per block of the group; all tiles must then fit the stack
+            def tile_bytes(b, g):
+                return g * ((b.dtype.bytes * math.prod(b.static_shape()) + 63) // 64 * 64)
+
+            group = next((g for g in (block_groups.GROUP, 2) if sum(
+                tile_bytes(b, g if b.uid in groups.grouped else 1) for b in allocs.allocs) <= STACK_TILE_BYTES), 1)
+            if group == 1:
+                groups = None
         total = 0
         on_stack = 0
         for b in sorted(allocs.allocs, key=lambda b: b.dtype.bytes * math.prod(b.static_shape())):
             size = (b.dtype.bytes * math.prod(b.static_shape()) + 63) // 64 * 64
+            if groups is not None and b.uid in groups.grouped:
+                size *= group
             if on_stack + size <= STACK_TILE_BYTES:
                 self.stack_tiles.add(b.uid)
                 on_stack += size
@@ -157,9 +170,10 @@ class CpuRenderer(CStyleRenderer):
             self.line("  #pragma omp atomic write")
             self.line("  tw_status = 1;")
             self.line("}")
-        rows = block_rows.plan(k)
         if rows is not None:
             self._block_rows(k, rows, gnames, nblocks, chunk, total)
+        elif groups is not None:
+            self._block_groups(k, groups, group, gnames)
         else:
             self.line(f"#pragma omp for schedule(dynamic, {chunk})")
             self.line(f"for (int64_t tw_blk = 0; tw_blk < {nblocks}; ++tw_blk) {{")
@@ -223,6 +237,93 @@ class CpuRenderer(CStyleRenderer):
         self.line("}")
         self.depth -= 1
         self.line("}")
+
+    def _block_groups(self, k: Kernel, groups, group: int, gnames: list[str]):
+        """Groups of up to `group` consecutive blocks of a grid row run in lock-step: the
+        statements the plan shares run once per group, the others once per block, each block
+        with its own copy of the tiles it owns (block_groups.py)."""
+        axis = groups.axis
+        g0 = gnames[axis]
+        others = [(v, n) for i, (v, n) in enumerate(zip(k.block_vars, gnames)) if i != axis]
+        rest = " * ".join(f"({n})" for _, n in others) or "1"
+        # at most `group` blocks per group, fewer when the grid is small: every thread of the
+        # team should get two groups or more, or grouping would leave a core idle
+        self.line(f"const int64_t tw_gsz = std::max((int64_t)1, std::min((int64_t){group}, "
+                  f"(int64_t)({' * '.join(gnames)}) / (2 * (int64_t)omp_get_num_threads())));")
+        self.line(f"const int64_t tw_gpr = ({g0} + tw_gsz - 1) / tw_gsz;")
+        self.line(f"const int64_t tw_ngroups = tw_gpr * {rest};")
+        self.line(f"const int64_t tw_gchunk = tw::block_run(tw_ngroups, {BLOCK_RUNS});")
+        self.line("#pragma omp for schedule(dynamic, tw_gchunk)")
+        self.line("for (int64_t tw_grp = 0; tw_grp < tw_ngroups; ++tw_grp) {")
+        self.depth += 1
+        # Consecutive groups go down a band of `group` values of the grouped index (the other
+        # indices vary first), so that the tiles that depend on the grouped index only (a GEMM's
+        # B panels: 2 MiB each at 4096 x 4096) stay in the last-level cache for the whole band,
+        # both threads working on it, while the shared ones (A) are read once per group.
+        self.line(f"const int64_t tw_x0 = (tw_grp / ({rest})) * tw_gsz;")
+        self.line(f"const int64_t tw_gn = std::min(tw_gsz, (int64_t)({g0}) - tw_x0);")
+        rem = f"(tw_grp % ({rest}))"
+        for i, (v, n) in enumerate(others):
+            if i == len(others) - 1:
+                self.line(f"const int32_t {self.var(v)} = (int32_t)({rem});")
+            else:
+                self.line(f"const int32_t {self.var(v)} = (int32_t)({rem} % {n});")
+                rem = f"({rem} / {n})"
+        self._group_axis = axis
+        self._group_scope = []  # grouped tiles declared so far: (buffer, group array name, elements)
+        self._group_parts(k, groups.parts, group)
+        self.depth -= 1
+        self.line("}")
+
+    def _group_parts(self, k: Kernel, parts: list, group: int):
+        declared = len(self._group_scope)
+        pending: list = []
+
+        def flush():
+            if not pending:
+                return
+            self.line("for (int64_t tw_g = 0; tw_g < tw_gn; ++tw_g) {")
+            self.depth += 1
+            self.line(f"const int32_t {self.var(k.block_vars[self._group_axis])} = (int32_t)(tw_x0 + tw_g);")
+            for b, arr, n in self._group_scope:
+                t = c_type(b.dtype)
+                self.line(f"{t}* __restrict__ {self.buf(b)} = {arr} + tw_g * {n};")
+            for st in pending:
+                self.stmt(st)
+            self.depth -= 1
+            self.line("}")
+            pending.clear()
+
+        for p in parts:
+            if p.loop is not None:
+                flush()
+                f = p.loop
+                t, v = c_type(f.var.dtype), self.var(f.var)
+                start = self.expr(f.start)
+                end = self.names.fresh(v + "_end")
+                self.line(f"for ({t} {v} = {start}, {end} = {start} + {self.expr(f.extent)}; {v} < {end}; ++{v}) {{")
+                if isinstance(f.extent, Const) and isinstance(f.start, Const):
+                    self.ranges[f.var] = (f.start.value, f.start.value + f.extent.value - 1)
+                self.depth += 1
+                self._group_parts(k, p.parts, group)
+                self.depth -= 1
+                self.ranges.pop(f.var, None)
+                self.line("}")
+            elif isinstance(p.stmt, Allocate) and p.per_block:
+                flush()
+                b = p.stmt.buffer
+                n = math.prod(b.static_shape())
+                stride = (n * b.dtype.bytes + 63) // 64 * 64 // b.dtype.bytes  # each copy 64-byte aligned
+                arr = self.names.fresh(self.buf(b) + "_grp")
+                self.line(f"alignas(64) {c_type(b.dtype)} {arr}[{group * stride}];")
+                self._group_scope.append((b, arr, stride))
+            elif p.per_block:
+                pending.append(p.stmt)
+            else:
+                flush()
+                self.stmt(p.stmt)
+        flush()
+        del self._group_scope[declared:]
 
     def stmt_Allocate(self, s: Allocate):
         b = s.buffer
