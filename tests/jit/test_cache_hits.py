@@ -193,14 +193,18 @@ def test_the_precompiled_header_is_used_and_changes_no_instruction(tmp_path, mon
     text, with_pch = pch.use_pch(source, ())
     assert (entry / "tw_pch.h").read_text() == text and text.startswith('#include "tw_cpu.h"')
     assert with_pch.count("\n") == source.count("\n")  # line numbers kept
-    (tmp_path / "with.cpp").write_text(with_pch)
-    (tmp_path / "without.cpp").write_text(source)
+    # the two libraries' paths have one length: the path is in the library (its soname), and a
+    # longer string table would move every address after it
+    (tmp_path / "pch1").mkdir()
+    (tmp_path / "pch0").mkdir()
+    (tmp_path / "pch1" / "k.cpp").write_text(with_pch)
+    (tmp_path / "pch0" / "k.cpp").write_text(source)
     # -H lists the headers read; a precompiled header that was used is marked with "!"
-    used = subprocess.run(_compile_cmd(entry, tmp_path / "with.cpp", tmp_path / "with.so", ["-H"]),
+    used = subprocess.run(_compile_cmd(entry, tmp_path / "pch1" / "k.cpp", tmp_path / "pch1" / "k.so", ["-H"]),
                           capture_output=True, text=True)
     assert used.returncode == 0, used.stderr
     assert f"! {entry / 'tw_pch.h.gch'}" in used.stderr
-    plain = subprocess.run(_compile_cmd(None, tmp_path / "without.cpp", tmp_path / "without.so"), capture_output=True,
+    plain = subprocess.run(_compile_cmd(None, tmp_path / "pch0" / "k.cpp", tmp_path / "pch0" / "k.so"), capture_output=True,
                            text=True)
     assert plain.returncode == 0, plain.stderr
     if shutil.which("objdump"):
@@ -208,7 +212,7 @@ def test_the_precompiled_header_is_used_and_changes_no_instruction(tmp_path, mon
             out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(so)], capture_output=True, text=True).stdout
             return out.split("\n", 2)[2]  # after the line naming the file
 
-        assert code(tmp_path / "with.so") == code(tmp_path / "without.so")
+        assert code(tmp_path / "pch1" / "k.so") == code(tmp_path / "pch0" / "k.so")
 
 
 def test_the_precompiled_header_applies_only_to_plain_compiles():
