@@ -126,6 +126,8 @@ CASES = {
     "square-256thr-128": (dict(bm=128, bn=128, threads=256), (128, 128, 64), 1e-3),
     "clear-accum": (dict(clear_accum=True), (64, 64, 96), 1e-3),
     "stages4": (dict(stages=4), (64, 64, 160), 1e-3),
+    # 9 K steps, 3 stages: two unrolled trips of the steady state, then one step left over
+    "stages3-left-over": (dict(stages=3), (64, 64, 288), 1e-3),
     "order-stage": (dict(stages=3, order=(0, 1, 2), stage=(0, 0, 2)), (64, 64, 128), 1e-3),
     "serial": (dict(stages=0), (64, 64, 64), 1e-3),
 }
@@ -176,14 +178,18 @@ def canonical_gemm():
 
 
 def test_canonical_gemm_registers_and_sass(archs, emu, nvrtc_check, rng):
+    # TileLang 0.1.15 gives this kernel 224 registers (nvcc 13.0)
     use = nvrtc_check(canonical_gemm(), expect={"sm_80": ("HMMA", "LDSM", "LDGSTS")}, archs=("sm_80",),
-                      max_registers=232)
+                      max_registers=224)
     # sm_90a is warp-specialised: the entry count is the consumers' setmaxnreg budget (240)
     use |= nvrtc_check(canonical_gemm(), expect={"sm_90a": ("HGMMA", "UTMALDG", "SYNCS", "USETMAXREG")},
                        archs=("sm_90a",), max_registers=240)
     k = tilewise.compile(canonical_gemm(), target="cuda -arch=sm_80", execution_backend="emulator")
     loop = steady_state_loop(k.get_sass())
-    assert loop.mix()["HMMA"] == 64, loop.mix()  # one K step: 4 x 8 mma per warp x 2 k16
+    # the steady state unrolled by the 3 stages: three K steps of 4 x 8 mma per warp x 2 k16,
+    # every shared address a base + immediate; TileLang 0.1.15 needs 2.23 instructions per HMMA
+    assert loop.mix()["HMMA"] == 3 * 64, loop.mix()
+    assert len(loop) <= 2.0 * 3 * 64, (len(loop), loop.mix())
     k = tilewise.compile(canonical_gemm(), target="cuda -arch=sm_90a", execution_backend="emulator")
     mix = steady_state_loop(k.get_sass()).mix(["HGMMA", "HMMA", "LDGSTS"])
     # one K step of 32: two k16 wgmma on each of the two m64 atoms; no Ampere instructions
