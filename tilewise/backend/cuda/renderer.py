@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ...errors import InternalError
 from ...ir.buffer import Buffer
-from ...ir.expr import BinOp, Call, Compare, Const, Expr, Var
+from ...ir.expr import BinOp, BufferLoad, Call, Compare, Const, Expr, Var
 from ...ir.simplify import bound, linear_form
 from ...ir.stmt import Allocate, Annotation, For, Kernel, LetStmt, PrimFunc, SeqStmt, Stmt
 from ...ir.tensor_map import TensorMap
@@ -611,6 +611,14 @@ class CudaRenderer(CStyleRenderer):
         for what, v in (("lbo", lbo), ("sbo", sbo)):
             if v % 16 or not 0 <= v < 1 << 18:
                 raise InternalError(f"wgmma_desc {what} = {v}: a multiple of 16 bytes below 256 KiB")
+        src = e.args[0]
+        load = src.args[0] if isinstance(src, Call) and src.name == "address_of" else None
+        if isinstance(load, BufferLoad) and load.buffer.is_shared and not is_scalar_var(load.buffer):
+            # the tile's descriptor plus the operand's offset (a multiple of 16 bytes, as wgmma
+            # requires): the tile's part is loop-invariant, so a descriptor costs one add
+            b = load.buffer
+            off = self.offset(b, load.indices)
+            return f"tw::wgmma_desc<{swizzle}, {lbo}, {sbo}>({self.buf(b)}, (int32_t)(({off}) * {b.dtype.bytes}))"
         return f"tw::wgmma_desc<{swizzle}, {lbo}, {sbo}>({args[0]})"
 
     def call_wgmma(self, e: Call, args) -> str:
