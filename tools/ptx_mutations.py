@@ -33,6 +33,7 @@ HEADER = "tilewise/backend/cuda/include/tw_cuda.h"
 RENDERER = "tilewise/backend/cuda/renderer.py"
 LAYOUT_TV = "tilewise/layout/tv.py"
 REDUCE = "tilewise/tileop/reduce.py"
+PIPELINE = "tilewise/transform/inject_pipeline.py"
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,11 @@ MUTATIONS = [
     Mutation("global-offsets-32-bit", RENDERER, "return shape is None or math.prod(shape) >= 2**31",
              "return False", "global offsets in 32 bits even for dynamic shapes (overflows only past 2^31 elements)",
              ("copy",)),
+    # a cp.async source in an unrolled steady state renders as (thread part) + (rest); the
+    # constant belongs to the rest only
+    Mutation("split-offset-constant-twice", RENDERER, "        mine.const = 0\n",
+             "        mine.const = lin.const\n", "the thread's part of a cp.async source offset keeps the constant too",
+             ("gemm_f16_tiles",)),
     Mutation("barrier-dropped", RENDERER, 'return "__syncthreads()"', 'return "__syncwarp()"',
              "__syncthreads becomes a warp barrier (a race, not a wrong value, in a lockstep interpreter)",
              ("reduce", "gemm_f16")),
@@ -128,6 +134,10 @@ MUTATIONS = [
              "tm = [Mode(8, 0, 1), Mode(4, 1, 2), Mode(warp_n, 1, WN), Mode(warp_m, 0, WM)]",
              "the mma accumulator's lane modes in the wrong order (lane = row * 4 + col / 2 broken)",
              ("gemm_f16", "gemm_s8")),
+    Mutation("unrolled-pipeline-slot", PIPELINE, "slot = Const((slot0 - st) % S, _dt.int32)",
+             "slot = Const((slot0 + st) % S, _dt.int32)",
+             "a consumer in the pipeline's unrolled steady state reads the wrong stage's buffer",
+             ("gemm_f16", "gemm_bf16")),
     Mutation("reduce-butterfly-skips-steps", REDUCE, "                off *= 2", "                off *= 4",
              "the shuffle butterfly of a reduction skips every other step", ("reduce",)),
 ]
@@ -188,10 +198,9 @@ def _probes():
         np_t = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float32": np.float32}[dtype]
         return rng.standard_normal(shape).astype(np.float32).astype(np_t)
 
-    def gemm_probe(in_dtype, acc, trans_B, stages, a_dtype=None, tf32=False):
+    def gemm_probe(in_dtype, acc, trans_B, stages, a_dtype=None, tf32=False, M=80, N=72, K=100):
         def run():
-            M, N, K = 80, 72, 100
-            k = gemm(in_dtype, acc, trans_B, stages, a_dtype=a_dtype)
+            k = gemm(in_dtype, acc, trans_B, stages, a_dtype=a_dtype, M=M, N=N, K=K)
             a = rand((M, K), a_dtype or in_dtype)
             b = rand((N, K) if trans_B else (K, N), in_dtype)
             got, emu = both(k, a, b)
@@ -329,7 +338,10 @@ def _probes():
 
     return {
         "intdiv": intdiv_probe,
-        "gemm_f16": gemm_probe("float16", "float32", False, 3),
+        # K = 200: 7 steps, so 3 stages run one unrolled trip of the steady state and 2 left over
+        "gemm_f16": gemm_probe("float16", "float32", False, 3, K=200),
+        # whole tiles: cp.async sources unclamped (in the unrolled steady state: thread part + rest)
+        "gemm_f16_tiles": gemm_probe("float16", "float32", False, 3, M=128, N=64, K=224),
         "gemm_bf16": gemm_probe("bfloat16", "float32", True, 2),
         "gemm_s8": gemm_probe("int8", "int32", True, 3),
         "gemm_u8s8": gemm_probe("int8", "int32", True, 2, a_dtype="uint8"),
@@ -487,7 +499,7 @@ def run_mutations(mutations: list[Mutation], quick: bool, timeout: float = 600, 
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-_PROBE_NAMES = ("gemm_f16", "gemm_bf16", "gemm_s8", "gemm_u8s8", "gemm_tf32", "gemm_f16acc", "reduce", "atomics",
+_PROBE_NAMES = ("gemm_f16", "gemm_f16_tiles", "gemm_bf16", "gemm_s8", "gemm_u8s8", "gemm_tf32", "gemm_f16acc", "reduce", "atomics",
                 "convert", "convert_sm89", "copy", "intdiv")
 
 

@@ -497,6 +497,12 @@ def _decide(op, lo, hi):
     return None
 
 
+def linear_form(e: Expr) -> Linear:
+    """e as sum(coeff * atom) + const: the terms of nested sums and of products by constants
+    distributed (atoms are the non-linear sub-expressions)."""
+    return _linear(e)
+
+
 def simplify_linear(e: Expr) -> Expr:
     return _linear(e).to_expr()
 

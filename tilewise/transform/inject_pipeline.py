@@ -267,21 +267,27 @@ class _Pipeline(Mutator):
         if tma_bytes is not None:
             return self._mbarrier_pipeline(f, stmts, stage, keyed, S, depth, tma_bytes)
 
-        def iteration(it: Var):
-            """One pipelined iteration: stage-s statements work on k = it - s, when 0 <= k < n."""
+        def iteration(it, slot0=None):
+            """One pipelined iteration: stage-s statements work on k = it - s, when 0 <= k < n.
+            slot0: the producers' slot when it is known at compile time (a steady-state
+            iteration unrolled by S, which also needs no guards: depth <= it < n there)."""
             out = []
             committed = False
             for pos, i in enumerate(keyed):
                 s = stmts[i]
                 st = stage[i]
                 k = it - st if st else it
-                slot = cur if st == 0 else Select(cur >= st, cur - st, cur + (S - st))
+                if slot0 is not None:
+                    slot = Const((slot0 - st) % S, _dt.int32)
+                else:
+                    slot = cur if st == 0 else Select(cur >= st, cur - st, cur + (S - st))
                 body = substitute(s, {f.var: f.start + k})
                 body = _Multibuffer(self.buffers, slot).visit(body)
                 if st == 0:
                     if _is_producer(body) and not self.sync_copies:
                         body = body.as_async()
-                    body = IfThenElse(it < n, body)
+                    if slot0 is None:
+                        body = IfThenElse(it < n, body)
                 else:
                     # groups newer than the one this statement needs: those of the iterations
                     # after k, minus this iteration's if it is not committed yet
@@ -290,13 +296,15 @@ class _Pipeline(Mutator):
                     guard = it >= st
                     if st < depth:
                         guard = guard & (it - st < n)
-                    body = IfThenElse(guard, body)
+                    if slot0 is None:
+                        body = IfThenElse(guard, body)
                 out.append(body)
                 if pos == last_producer and not committed and not self.sync_copies:
                     out.append(_call("cp_async_commit"))
                     committed = True
-            out.append(BufferStore(slot_var, [Const(0, _dt.int32)],
-                                   Select(cur == S - 1, Const(0, _dt.int32), cur + 1)))
+            if slot0 is None:
+                out.append(BufferStore(slot_var, [Const(0, _dt.int32)],
+                                       Select(cur == S - 1, Const(0, _dt.int32), cur + 1)))
             return seq(out)
 
         # prologue (filling the pipeline), steady state, epilogue (draining it): the guards of
@@ -307,6 +315,12 @@ class _Pipeline(Mutator):
         drain = binary("max", n, depth)
         for name, start, extent in (("prologue", 0, depth), ("steady", depth, n - depth),
                                     ("epilogue", drain, binary("min", n, depth))):
+            if name == "steady" and not self.cpu and isinstance(n, Const):
+                # only with a static trip count: the split-K example (a trip count per block, 20
+                # narrow clamped copies per thread) spilled 16 bytes at 255 registers unrolled,
+                # with 224 rolled
+                parts += self._unrolled_steady(f, iteration, S, depth, n)
+                continue
             it = Var(f"{f.var.name}_{name}", _dt.int32)
             loop = For(it, start, extent, "serial", iteration(it), {"pipelined_stages": S, "part": name}, span=f.span)
             parts.append(loop)
@@ -314,6 +328,27 @@ class _Pipeline(Mutator):
         if self.sync_copies:  # the copies ran synchronously
             return seq([init, *parts])
         return seq([init, *parts, _call("cp_async_wait", n=0)])
+
+    def _unrolled_steady(self, f: For, iteration, S: int, depth: int, n) -> list:
+        """The steady state as S iterations per trip, then the iterations left over one by one.
+        In an unrolled trip every slot is a constant ((depth + u) mod S for the u-th
+        iteration: the prologue leaves the slot at depth mod S and a trip brings it back), so
+        each shared-memory address is a per-thread base plus an immediate, and nothing
+        carries the slot from one iteration to the next; the left-over loop keeps the slot
+        register, which the epilogue goes on from."""
+        steady = binary("max", n - depth, Const(0, _dt.int32))
+        trips = binary("floordiv", steady, Const(S, _dt.int32))
+        j = Var(f"{f.var.name}_steady", _dt.int32)
+        body = seq([iteration(depth + j * S + u, slot0=(depth + u) % S) for u in range(S)])
+        ann = {"pipelined_stages": S, "part": "steady", "unrolled_stages": S}
+        out = [For(j, 0, trips, "serial", body, ann, span=f.span)]
+        left = steady - trips * S
+        if not (isinstance(n, Const) and (int(n.value) - depth) % S == 0) and not (
+                isinstance(n, Const) and int(n.value) <= depth):
+            it = Var(f"{f.var.name}_steady_rest", _dt.int32)
+            out.append(For(it, depth + trips * S, left, "serial", iteration(it),
+                           {"pipelined_stages": S, "part": "steady_rest"}, span=f.span))
+        return out
 
     # ------------------------------------------------------------------ Hopper: warp specialisation
     def _ws_pipeline(self, f: For, stmts, producers, consumers, S: int, stage_bytes: int, stage, filled):

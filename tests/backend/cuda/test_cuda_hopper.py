@@ -100,7 +100,8 @@ def test_gemm_source():
     # coordinates innermost first: (k, m) for A stored M x K
     assert "tw::tma_load_2d(&A_map, (&A_tile[0]), (&bar[0]), (int32_t)((ko * 64)), (int32_t)((by * 64)));" in src
     assert "tw::mbarrier_wait((&bar[0]), (uint32_t)((ko & 1)));" in src
-    assert "tw::wgmma_m64n64k16_f32_f16_f16_ss<0, 0>((&acc[0]), tw::wgmma_desc<128, 16, 1024>((&A_tile[32]))" in src
+    # the tile's descriptor plus the operand's byte offset (one add per descriptor in a loop)
+    assert "tw::wgmma_m64n64k16_f32_f16_f16_ss<0, 0>((&acc[0]), tw::wgmma_desc<128, 16, 1024>(A_tile, (int32_t)((32) * 1))" in src
     assert "tw::wgmma_fence();" in src and "tw::wgmma_commit();" in src and "tw::wgmma_wait<0>();" in src
     assert src.count("TW_DEV void wgmma_m64n64k16_f32_f16_f16_ss(") == 1
 

@@ -132,16 +132,92 @@ class SassLoop:
 
 
 def find_loops(sass: str | Sequence[SassInstr], function: str | None = None) -> list[SassLoop]:
-    """Every backward branch and the instructions it repeats (outer loops include inner ones)."""
+    """Every backward branch and the instructions it repeats (outer loops include inner ones):
+    the natural loop of the branch, the basic blocks that reach it without passing its target.
+    That is the address range from the target to the branch, save where ptxas moved a block of
+    the loop out of line (a wait's retry spins at the end of the function and branches back)
+    or put code of no iteration between the two: then the range would count the out-of-line
+    block's neighbours, the epilogue say, as loop instructions."""
     instrs = _instrs(sass, function)
+    blocks = _blocks(instrs)
     loops = []
     for k, ins in enumerate(instrs):
         t = ins.branch_target
         if t is None or t >= ins.offset:  # forward, or the `BRA self` that pads the function end
             continue
-        body = tuple(i for i in instrs[: k + 1] if i.offset >= t)
+        body = _natural_loop(instrs, blocks, t, k)
+        if body is _NOT_A_LOOP:
+            continue
+        if body is None:
+            body = tuple(i for i in instrs[: k + 1] if i.offset >= t)
         loops.append(SassLoop(t, ins.offset, body))
     return loops
+
+
+_NOT_A_LOOP = object()  # a backward branch into a loop from outside it (a retry block's way back)
+
+
+_ENDS_BLOCK = ("BRA", "BRX", "JMP", "EXIT", "RET", "JMX")
+
+
+def _blocks(instrs: list[SassInstr]) -> list[tuple[int, int]]:
+    """Basic blocks as [first, last] index pairs, in address order: a block starts at a branch
+    target or after a branch, exit or return."""
+    index = {ins.offset: n for n, ins in enumerate(instrs)}
+    starts = {0}
+    for n, ins in enumerate(instrs):
+        if ins.op in _ENDS_BLOCK:
+            starts.add(n + 1)
+        t = ins.branch_target
+        if t is not None and t in index:
+            starts.add(index[t])
+    starts = sorted(x for x in starts if x < len(instrs))
+    return [(a, (starts[j + 1] if j + 1 < len(starts) else len(instrs)) - 1) for j, a in enumerate(starts)]
+
+
+def _natural_loop(instrs, blocks, head: int, branch: int):
+    """The instructions of the blocks that reach the block of instruction `branch` without
+    passing the block at address `head`; None when control flow is not plain enough to tell
+    (an indirect branch, a head that is not a block start); _NOT_A_LOOP when the branch is
+    reached from the function entry without passing `head`: a backward jump that is no loop
+    of its own, like the way back of an out-of-line mbarrier retry that re-enters the loop
+    after its wait (the range from there to the retry block would span the epilogue and a
+    producer warpgroup's code)."""
+    first = {instrs[a].offset: j for j, (a, _) in enumerate(blocks)}
+    of_index = {}
+    for j, (a, b) in enumerate(blocks):
+        for n in range(a, b + 1):
+            of_index[n] = j
+    if head not in first:
+        return None
+    preds: dict[int, list[int]] = {j: [] for j in range(len(blocks))}
+    for j, (_, b) in enumerate(blocks):
+        last = instrs[b]
+        succ = []
+        if last.op in ("BRX", "JMX") or (last.op == "JMP" and last.branch_target is None):
+            return None
+        t = last.branch_target
+        if t is not None:
+            if t not in first:
+                return None
+            succ.append(first[t])
+        unconditional = last.predicate in ("", "@PT")
+        if not (last.op in _ENDS_BLOCK and unconditional) and j + 1 < len(blocks):
+            succ.append(j + 1)
+        for x in succ:
+            preds[x].append(j)
+    h = first[head]
+    seen = {h, of_index[branch]}
+    work = [of_index[branch]] if of_index[branch] != h else []
+    while work:
+        j = work.pop()
+        if j == 0 and h != 0:
+            return _NOT_A_LOOP
+        for p in preds[j]:
+            if p not in seen:
+                seen.add(p)
+                work.append(p)
+    return tuple(instrs[n] for j in sorted(seen) for n in range(blocks[j][0], blocks[j][1] + 1))
 
 
 TENSOR_CORE = ("HMMA", "IMMA", "HGMMA", "IGMMA", "QGMMA")  # mma.sync (Ampere) and wgmma (Hopper)

@@ -901,6 +901,13 @@ template <int Swizzle, int LBO, int SBO> TW_DEV uint64_t wgmma_desc(const void* 
   constexpr uint64_t fixed = ((uint64_t)(LBO >> 4) << 16) | ((uint64_t)(SBO >> 4) << 32) | (mode << 62);
   return fixed | (uint64_t)((smem_addr(p) & 0x3ffffu) >> 4);
 }
+// The descriptor of base + byte_offset, byte_offset >= 0 a multiple of 16 and the address below
+// 256 KiB (as every shared address is): its start-address field is (address >> 4), which then
+// moves by byte_offset >> 4 without a carry out of the field. The base's descriptor is computed
+// once per tile (hoisted out of loops), each operand's is one add.
+template <int Swizzle, int LBO, int SBO> TW_DEV uint64_t wgmma_desc(const void* base, int32_t byte_offset) {
+  return wgmma_desc<Swizzle, LBO, SBO>(base) + (uint64_t)(uint32_t)(byte_offset >> 4);
+}
 
 
 // Warp specialisation (docs/THREAD_IR.md, "Warp specialisation"). setmaxnreg and elect need
