@@ -96,6 +96,7 @@ from .control import (
 )
 from .eager import Ref, annotate_compile_flags, annotate_pass_configs, const, dynamic, empty, inline
 from .extern import access_ptr, address_of, call_extern, import_source
+from .launch_sync import pdl_sync, pdl_trigger, sync_grid
 from .hopper import (
     WarpSpecialize,
     alloc_barrier,

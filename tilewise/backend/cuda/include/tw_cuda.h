@@ -1009,3 +1009,34 @@ TW_DEV void print_tile(const char* msg, const char* name, long long bx, long lon
 }
 
 }  // namespace tw
+
+#ifdef TW_GRID_SYNC
+// T.sync_grid: a barrier of every thread of every block of a cooperative launch (the launcher
+// checks that all blocks are resident, cuLaunchCooperativeKernel). One thread per block arrives
+// on a module-wide counter; the last to arrive resets it and advances the generation the others
+// wait on. The counters are zero at module load and back at zero arrivals after every barrier.
+// (Defined only where a kernel uses it: the renderer defines TW_GRID_SYNC.)
+namespace tw {
+__device__ unsigned int grid_barrier_state[2];  // [0] arrivals, [1] generation
+
+TW_DEV void grid_sync() {
+  __syncthreads();
+  if (threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0) {
+    volatile unsigned int* generation = &grid_barrier_state[1];
+    const unsigned int seen = *generation;  // read before arriving: it cannot advance without us
+    const unsigned int blocks = gridDim.x * gridDim.y * gridDim.z;
+    __threadfence();  // this block's writes are visible before it is counted
+    if (atomicAdd(&grid_barrier_state[0], 1u) == blocks - 1) {
+      atomicExch(&grid_barrier_state[0], 0u);
+      __threadfence();
+      atomicAdd(&grid_barrier_state[1], 1u);
+    } else {
+      while (*generation == seen) {
+      }
+    }
+    __threadfence();  // the other blocks' writes are visible to what follows
+  }
+  __syncthreads();
+}
+}  // namespace tw
+#endif
