@@ -96,7 +96,6 @@ from .control import (
 )
 from .eager import Ref, annotate_compile_flags, annotate_pass_configs, const, dynamic, empty, inline
 from .extern import access_ptr, address_of, call_extern, import_source
-from .launch_sync import pdl_sync, pdl_trigger, sync_grid
 from .hopper import (
     WarpSpecialize,
     alloc_barrier,
@@ -132,6 +131,7 @@ from .hopper import (
     warpgroup_wait,
     ws,
 )
+from .launch_sync import pdl_sync, pdl_trigger, sync_grid
 from .loops import (
     Kernel,
     Parallel,

@@ -20,8 +20,8 @@ from .fuse_loops import fuse_loops
 from .guard_block_effects import guard_block_effects
 from .inject_pipeline import inject_pipeline, inject_pipeline_cpu
 from .insert_barriers import insert_barriers
-from .layout_inference import infer_layouts
 from .launch_sync import launch_sync
+from .layout_inference import infer_layouts
 from .legalize_safe_access import legalize_safe_access
 from .lower_parallel_cuda import lower_parallel_cuda
 from .lower_tile_ops import lower_tile_ops
