@@ -12,6 +12,7 @@ from ..ir.expr import BufferLoad, Call
 from . import arith, assertions, async_regs, mbarrier, named_barriers, ptx, races, registers, tma, wgmma
 from . import extern as _extern
 from . import grid_sync as _grid_sync
+from . import rng as _rng
 from . import warp_sync as _warp_sync
 from .access import Access
 from .asyncq import Chunk
@@ -736,4 +737,5 @@ _HANDLERS = {
     **_extern.HANDLERS,  # T.call_extern of the CUDA math functions
     **_warp_sync.HANDLERS,  # T.sync_warp
     **_grid_sync.HANDLERS,  # T.sync_grid, T.pdl_trigger, T.pdl_sync
+    **_rng.HANDLERS,  # T.rng_init, T.rng_rand, T.rng_rand_float
 }

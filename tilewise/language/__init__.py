@@ -205,6 +205,7 @@ from .math import (
 )
 from .parser import Macro, macro, prim_func
 from .persistent import Persistent
+from .rng import rng_init, rng_rand, rng_rand_float
 from .tir_math import (
     acosh,
     asinh,

@@ -802,6 +802,7 @@ class Parser:
         frame = KernelFrame(block_vars, spec.grid, spec.threads, thread_vars)
         b.kernels.append(frame)
         with b.frame() as body, self.scope(block=False):
+            frame.body_frame = body
             try:
                 for t, v in zip(targets, block_vars):
                     self.bind(t.id, v)

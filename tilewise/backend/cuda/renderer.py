@@ -462,6 +462,17 @@ class CudaRenderer(CStyleRenderer):
     def call_syncwarp(self, e: Call, args) -> str:
         return "__syncwarp()"
 
+    # -- T.rng_* (language/rng.py; tw_cuda.h's Philox4x32-10)
+    def call_rng_init(self, e: Call, args) -> str:
+        return f"tw::rng_init((uint32_t*){args[0]}, {args[1]}, {args[2]}, {args[3]})"
+
+    def call_rng_rand(self, e: Call, args) -> str:
+        return f"tw::rng_rand((uint32_t*){args[0]})"
+
+    def call_rng_rand_float(self, e: Call, args) -> str:
+        kind = {"uniform": "rand", "normal": "normal"}[e.attrs.get("dist", "uniform")]
+        return f"tw::rng_{kind}_{'float' if e.dtype.bits == 32 else 'double'}((uint32_t*){args[0]})"
+
     # -- beyond one block (language/launch_sync.py, transform/launch_sync.py)
     def call_sync_grid(self, e: Call, args) -> str:
         # tw_cuda.h's barrier (cooperative_groups' needs libcu++ headers NVRTC's wheel lacks);
