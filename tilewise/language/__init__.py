@@ -9,7 +9,9 @@ from ..ir.dtype import (
     float6_e2m3fn,
     float6_e3m2fn,
     float8_e4m3,
+    float8_e4m3fnuz,
     float8_e5m2,
+    float8_e5m2fnuz,
     float8_e8m0fnu,
     float16,
     float32,
@@ -270,7 +272,3 @@ Select = if_then_else
 Serial = serial  # TileLang's capitalised aliases of the loop constructors
 Unroll = unroll
 Vectorized = vectorized
-# AMD's fnuz float8 formats: the names exist (TileLang's tests list them beside the supported types),
-# using one as a type is the "unknown dtype" error naming it
-float8_e4m3fnuz = "float8_e4m3fnuz"
-float8_e5m2fnuz = "float8_e5m2fnuz"

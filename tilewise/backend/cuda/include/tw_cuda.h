@@ -206,6 +206,39 @@ TW_DEV uint8_t f64_to_e2m1(double d) { return f32_to_mxfp<2, 1>(f64_to_f32_odd(d
 TW_DEV uint8_t f64_to_e2m3(double d) { return f32_to_mxfp<2, 3>(f64_to_f32_odd(d)); }
 TW_DEV uint8_t f64_to_e3m2(double d) { return f32_to_mxfp<3, 2>(f64_to_f32_odd(d)); }
 TW_DEV uint8_t f64_to_e8m0(double d) { return f32_to_e8m0(f64_to_f32_odd(d)); }
+// AMD's fnuz float8 formats (float8_e4m3fnuz, float8_e5m2fnuz; ml_dtypes' names): exponent bias
+// 2^(E-1) (one more than OCP's), no infinity, no negative zero, the one NaN 0x80. Converted in
+// integer arithmetic (no NVIDIA instruction knows them), as tilewise's other float8 types convert:
+// round to nearest even and saturate past the largest finite value (infinities included); a NaN
+// becomes 0x80 and a result of zero is +0. tw_cpu.h's fnuz is the same code.
+template <int E, int M> TW_DEV uint8_t f32_to_fnuz(float f) {
+  const uint32_t u = __float_as_uint(f);
+  const uint32_t a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return 0x80;  // NaN
+  const int k = (int)(a >> 23) - 127 + (1 << (E - 1)) - 1;  // the result's exponent field minus 1
+  const int shift = 23 - M - (k < 0 ? k : 0);
+  if (a < 0x00800000u || shift > 24) return 0;  // at most half the smallest subnormal: +0
+  const uint32_t mant = (a & 0x7fffffu) | 0x800000u;
+  const uint32_t rem = mant & ((1u << shift) - 1u), halfway = 1u << (shift - 1);
+  uint32_t q = mant >> shift;
+  q += (rem > halfway || (rem == halfway && (q & 1u))) ? 1u : 0u;
+  uint32_t code = (k > 0 ? (uint32_t)k << M : 0u) + q;
+  code = code > 0x7fu ? 0x7fu : code;  // saturate
+  return (uint8_t)(code ? ((u >> 31) << 7) | code : 0u);
+}
+template <int E, int M> TW_DEV float fnuz_to_f32(uint8_t b) {
+  if (b == 0x80) return __int_as_float(0x7fffffff);
+  const uint32_t e = (b >> M) & ((1u << E) - 1u), m = b & ((1u << M) - 1u);
+  const float v = (float)(e ? (m | (1u << M)) : m) *
+                  __uint_as_float((uint32_t)(127 + (int)(e ? e : 1u) - (1 << (E - 1)) - M) << 23);
+  return (b >> 7) ? -v : v;
+}
+TW_DEV uint8_t f32_to_e4m3fnuz(float f) { return f32_to_fnuz<4, 3>(f); }
+TW_DEV uint8_t f32_to_e5m2fnuz(float f) { return f32_to_fnuz<5, 2>(f); }
+TW_DEV float e4m3fnuz_to_f32(uint8_t b) { return fnuz_to_f32<4, 3>(b); }
+TW_DEV float e5m2fnuz_to_f32(uint8_t b) { return fnuz_to_f32<5, 2>(b); }
+TW_DEV uint8_t f64_to_e4m3fnuz(double d) { return f32_to_fnuz<4, 3>(f64_to_f32_odd(d)); }
+TW_DEV uint8_t f64_to_e5m2fnuz(double d) { return f32_to_fnuz<5, 2>(f64_to_f32_odd(d)); }
 // tw-host-testable-end
 
 }  // namespace cvt
@@ -246,6 +279,8 @@ TW_LOWP_TYPE(fp4_e2m1, uint8_t, cvt::f32_to_e2m1, cvt::f64_to_e2m1, cvt::e2m1_to
 TW_LOWP_TYPE(fp6_e2m3, uint8_t, cvt::f32_to_e2m3, cvt::f64_to_e2m3, cvt::e2m3_to_f32)
 TW_LOWP_TYPE(fp6_e3m2, uint8_t, cvt::f32_to_e3m2, cvt::f64_to_e3m2, cvt::e3m2_to_f32)
 TW_LOWP_TYPE(fp8_e8m0, uint8_t, cvt::f32_to_e8m0, cvt::f64_to_e8m0, cvt::e8m0_to_f32)
+TW_LOWP_TYPE(fp8_e4m3fnuz, uint8_t, cvt::f32_to_e4m3fnuz, cvt::f64_to_e4m3fnuz, cvt::e4m3fnuz_to_f32)
+TW_LOWP_TYPE(fp8_e5m2fnuz, uint8_t, cvt::f32_to_e5m2fnuz, cvt::f64_to_e5m2fnuz, cvt::e5m2fnuz_to_f32)
 #undef TW_LOWP_TYPE
 static_assert(sizeof(half) == 2 && sizeof(bf16) == 2 && sizeof(fp8_e4m3) == 1 && sizeof(fp8_e5m2) == 1,
               "low-precision types are their bits");
@@ -260,6 +295,8 @@ template <> struct is_lowp<fp4_e2m1> { static constexpr bool value = true; };
 template <> struct is_lowp<fp6_e2m3> { static constexpr bool value = true; };
 template <> struct is_lowp<fp6_e3m2> { static constexpr bool value = true; };
 template <> struct is_lowp<fp8_e8m0> { static constexpr bool value = true; };
+template <> struct is_lowp<fp8_e4m3fnuz> { static constexpr bool value = true; };
+template <> struct is_lowp<fp8_e5m2fnuz> { static constexpr bool value = true; };
 template <bool C, typename T> struct enable_if {};
 template <typename T> struct enable_if<true, T> { typedef T type; };
 template <typename T> using lowp_t = typename enable_if<is_lowp<T>::value, T>::type;
