@@ -26,7 +26,6 @@ from ..ir.dtype import (
     uint64,
 )
 from ..ir.dtype import bool_ as bool
-from ..ir.expr import Expr as PrimExpr
 from ..ir.expr import Var
 from ..layout import Fragment, Layout
 from ..tileop.atomic_add import atomic_add, atomic_max, atomic_min
@@ -207,6 +206,7 @@ from .math import (
 )
 from .parser import Macro, macro, prim_func
 from .persistent import Persistent
+from .prim_expr import PrimExpr
 from .rng import rng_init, rng_rand, rng_rand_float
 from .tir_math import (
     acosh,
