@@ -97,6 +97,7 @@ from .control import (
 )
 from .eager import Ref, annotate_compile_flags, annotate_pass_configs, const, dynamic, empty, inline
 from .extern import access_ptr, address_of, call_extern, import_source
+from .global_vector import ldg32, ldg64, ldg128, ldg256, stg32, stg64, stg128, stg256, vector_dtypes
 from .hopper import (
     WarpSpecialize,
     alloc_barrier,
@@ -256,6 +257,8 @@ from .warp import (  # the expert tier: warp shuffles and reductions (language/w
 from .workspace import alloc_global
 
 Buffer = Tensor
+globals().update(vector_dtypes())  # T.float32x4, T.float16x8, ... (language/global_vector.py)
+del vector_dtypes
 ptr = _as_dtype("handle")  # a raw pointer parameter, for T.make_tensor
 float = float32
 int = int32

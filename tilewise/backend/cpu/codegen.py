@@ -286,6 +286,10 @@ class CpuRenderer(CStyleRenderer):
         return []
 
     # ------------------------------------------------------------------ calls
+    def call_copy_vec(self, e, args) -> str:
+        """One vector move (T.ldg* / T.stg*, language/global_vector.py): its bytes, copied."""
+        return f"std::memcpy({args[0]}, {args[1]}, {int(e.attrs['bytes'])})"
+
     def call_gemm(self, e, args) -> str:
         a = e.attrs
         flag = {True: "true", False: "false"}
