@@ -835,6 +835,21 @@ TW_MMA_INT8(mma_m16n8k32_s32_s8_u8, "s8", "u8")
 TW_MMA_INT8(mma_m16n8k32_s32_u8_s8, "u8", "s8")
 #undef TW_MMA_INT8
 
+// 4-bit integers, eight per register (the lowest element in the lowest bits), int32 accumulators.
+#define TW_MMA_INT4(fn, atype, btype)                                                                \
+  TW_DEV void fn(const void* a, const void* b, void* c) {                                           \
+    const uint32_t* A = reinterpret_cast<const uint32_t*>(a);                                       \
+    const uint32_t* B = reinterpret_cast<const uint32_t*>(b);                                       \
+    int32_t* C = reinterpret_cast<int32_t*>(c);                                                     \
+    asm volatile("mma.sync.aligned.m16n8k64.row.col.s32." atype "." btype ".s32 {%0, %1, %2, %3}, " \
+                 "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"                                  \
+                 : "+r"(C[0]), "+r"(C[1]), "+r"(C[2]), "+r"(C[3])                                   \
+                 : "r"(A[0]), "r"(A[1]), "r"(A[2]), "r"(A[3]), "r"(B[0]), "r"(B[1]));                \
+  }
+TW_MMA_INT4(mma_m16n8k64_s32_s4_s4, "s4", "s4")
+TW_MMA_INT4(mma_m16n8k64_s32_u4_u4, "u4", "u4")
+#undef TW_MMA_INT4
+
 // ------------------------------------------------------------------ Hopper (sm_90 / sm_90a)
 // docs/THREAD_IR.md, "Hopper": mbarriers, TMA (cp.async.bulk.tensor) and the wgmma fences,
 // groups and shared-memory descriptors. Defined only for sm_90 and later, so that a kernel
