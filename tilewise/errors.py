@@ -36,6 +36,12 @@ class CompileError(ValueError):
         return "\n".join(lines)
 
 
+class UnsupportedSyntaxError(CompileError, RuntimeError):
+    """A construct TileLang's parser rejects too (a slice with a step, ...). TileLang reports these
+    as TVM diagnostics, which are RuntimeErrors: this is one as well as a CompileError, so code
+    written against TileLang (`except RuntimeError`) catches it."""
+
+
 class OutsideKernelError(CompileError):
     """A kernel-building construct (T.* statement, T.const, T.empty, a macro) used while no kernel
     is being parsed. @jit tells TileLang 0.1.8's eager style from a kernel factory by it."""

@@ -48,6 +48,8 @@ C_TYPES = {
     "float6_e2m3fn": "tw::fp6_e2m3",
     "float6_e3m2fn": "tw::fp6_e3m2",
     "float8_e8m0fnu": "tw::fp8_e8m0",
+    "float8_e4m3fnuz": "tw::fp8_e4m3fnuz",
+    "float8_e5m2fnuz": "tw::fp8_e5m2fnuz",
     "handle": "void*",
 }
 

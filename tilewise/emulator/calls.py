@@ -11,7 +11,9 @@ import numpy as np
 from ..ir.expr import BufferLoad, Call
 from . import arith, assertions, async_regs, mbarrier, named_barriers, ptx, races, registers, tma, wavefront, wgmma
 from . import extern as _extern
+from . import grid_sync as _grid_sync
 from . import mfma as _mfma
+from . import rng as _rng
 from . import warp_sync as _warp_sync
 from .access import Access
 from .asyncq import Chunk
@@ -390,7 +392,7 @@ def _ldmatrix(comp: Compiler, e: Call):
 # ------------------------------------------------------------------------------ mma.sync
 
 _STORAGE_TYPES = {"float16": np.float16, "float32": np.float32, "tfloat32": np.float32, "int8": np.int8,
-                  "uint8": np.uint8, "int32": np.int32}  # fmt: skip
+                  "uint8": np.uint8, "int32": np.int32, "int4": np.uint8, "uint4": np.uint8}  # fmt: skip
 
 
 def _np_type(name: str) -> np.dtype:
@@ -423,7 +425,7 @@ def _mma(comp: Compiler, e: Call):
     c_to = (rc * ms.n + cc).reshape(-1)
     c_from = _inverse(c_to)
     na, nbv = ra.shape[1], rb.shape[1]
-    a_bytes, b_bytes, c_bytes = na * a_np.itemsize, nbv * b_np.itemsize, 4 * c_np.itemsize
+    a_bytes, b_bytes, c_bytes = _operand_bytes(na, at, a_np), _operand_bytes(nbv, bt, b_np), 4 * c_np.itemsize
     A = _addr(comp, e.args[0], f"mma A operand read ({na} x {at})")
     B = _addr(comp, e.args[1], f"mma B operand read ({nbv} x {bt})")
     C = _addr(comp, e.args[2], f"mma accumulator ({4} x {ct})")
@@ -447,8 +449,8 @@ def _mma(comp: Compiler, e: Call):
             off = acc.byte_offset(st)
             check_byte_range(st, acc.site, off, nbytes, act, acc.shape_strides(st)[0])
             offs.append(off)
-        av = _read_regs(st, A, offs[0], a_bytes, a_np)
-        bv = _read_regs(st, B, offs[1], b_bytes, b_np)
+        av = _unpack4(_read_regs(st, A, offs[0], a_bytes, a_np), at)
+        bv = _unpack4(_read_regs(st, B, offs[1], b_bytes, b_np), bt)
         cv = _read_regs(st, C, offs[2], c_bytes, c_np)
         aw, bw, cw = st.to_warps(av), st.to_warps(bv), st.to_warps(cv)
         if anyw is not None:
@@ -470,6 +472,21 @@ def _mma(comp: Compiler, e: Call):
         write_bytes(st, C, offs[2], out if lanes is st.lanes else out[lanes], lanes)
 
     return mma
+
+
+def _operand_bytes(n: int, typ: str, npdt: np.dtype) -> int:
+    """Bytes of n operand elements (int4 / uint4: two per byte)."""
+    return n // 2 if typ in ("int4", "uint4") else n * npdt.itemsize
+
+
+def _unpack4(v: np.ndarray, typ: str) -> np.ndarray:
+    """Packed int4 / uint4 registers [L, bytes] -> [L, 2 * bytes] values, the low nibble first
+    (PTX: the lowest element in the lowest bits); other types pass through."""
+    if typ not in ("int4", "uint4"):
+        return v
+    b = v.view(np.uint8)
+    out = np.stack([b & 0xF, b >> 4], axis=-1).reshape(b.shape[0], -1).astype(np.int8)
+    return np.where(out >= 8, out - 16, out).astype(np.int8) if typ == "int4" else out
 
 
 def _inverse(pos: np.ndarray) -> np.ndarray:
@@ -756,4 +773,6 @@ _HANDLERS = {
     **_mfma.HANDLERS,  # AMD MFMA over 64-lane wavefronts (emulator/mfma.py)
     **_extern.HANDLERS,  # T.call_extern of the CUDA math functions
     **_warp_sync.HANDLERS,  # T.sync_warp
+    **_grid_sync.HANDLERS,  # T.sync_grid, T.pdl_trigger, T.pdl_sync
+    **_rng.HANDLERS,  # T.rng_init, T.rng_rand, T.rng_rand_float
 }

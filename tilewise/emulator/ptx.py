@@ -41,6 +41,7 @@ MMA_SHAPES = {
     "m16n8k16": MmaShape(16, 8, 16),
     "m16n8k8": MmaShape(16, 8, 8),
     "m16n8k32": MmaShape(16, 8, 32),
+    "m16n8k64": MmaShape(16, 8, 64),
 }
 
 # Operand types each shape accepts (PTX ISA "Multiply-and-Accumulate Instruction: mma", syntax
@@ -49,12 +50,14 @@ MMA_OPERAND_TYPES = {
     "m16n8k16": ({"float16", "bfloat16"}, {"float32", "float16"}),
     "m16n8k8": ({"float16", "bfloat16", "tfloat32", "float32"}, {"float32", "float16"}),
     "m16n8k32": ({"int8", "uint8"}, {"int32"}),
+    "m16n8k64": ({"int4", "uint4"}, {"int32"}),
 }
 
 
 _MMA_TYPE_ALIASES = {
     "f16": "float16", "fp16": "float16", "half": "float16", "bf16": "bfloat16", "tf32": "tfloat32",
     "f32": "float32", "fp32": "float32", "s8": "int8", "u8": "uint8", "s32": "int32",
+    "s4": "int4", "u4": "uint4",
 }  # fmt: skip
 
 
@@ -96,6 +99,14 @@ def mma_a_coords(shape: str, a_dtype: str) -> tuple[np.ndarray, np.ndarray]:
         row = g + 8 * (((i >= 4) & (i < 8)) | (i >= 12))
         col = t * 4 + (i & 3) + 16 * (i >= 8)
         return _fix(row, col)
+    if shape == "m16n8k64" and a_dtype in ("int4", "uint4"):
+        # "Matrix Fragments for mma.m16n8k64", multiplicand A .s4/.u4 (eight per register, the
+        # lowest element in the lowest bits): row = groupID for 0 <= i < 8 || 16 <= i < 24,
+        # groupID + 8 otherwise; col = threadID_in_group * 8 + (i & 7), plus 32 for i >= 16.
+        i = np.arange(32)[None, :]
+        row = g + 8 * (((i >= 8) & (i < 16)) | (i >= 24))
+        col = t * 8 + (i & 7) + 32 * (i >= 16)
+        return _fix(row, col)
     raise ValueError(f"no PTX A fragment for mma.{shape} with {a_dtype}")
 
 
@@ -124,6 +135,11 @@ def mma_b_coords(shape: str, b_dtype: str) -> tuple[np.ndarray, np.ndarray]:
         # row = threadID_in_group * 4 + (i & 3), plus 16 for i >= 4; col = groupID.
         i = np.arange(8)[None, :]
         return _fix(t * 4 + (i & 3) + 16 * (i >= 4), g + 0 * i)
+    if shape == "m16n8k64" and b_dtype in ("int4", "uint4"):
+        # "Matrix Fragments for mma.m16n8k64", multiplicand B .s4/.u4:
+        # row = threadID_in_group * 8 + (i & 7), plus 32 for i >= 8; col = groupID.
+        i = np.arange(16)[None, :]
+        return _fix(t * 8 + (i & 7) + 32 * (i >= 8), g + 0 * i)
     raise ValueError(f"no PTX B fragment for mma.{shape} with {b_dtype}")
 
 

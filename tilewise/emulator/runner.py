@@ -15,7 +15,7 @@ from ..ir.expr import Expr, Var
 from ..ir.recursion import deep_recursion
 from ..ir.stmt import Allocate, Annotation, Kernel, LetStmt, PrimFunc, SeqStmt, Stmt
 from ..ir.visitor import Visitor
-from . import arith, races, schedule
+from . import arith, grid_sync, races, schedule
 from .banks import BankCounter
 from .compiler import Compiler
 from .errors import UnsupportedError, where
@@ -286,6 +286,10 @@ def _launch(prog: Program, kp: KernelProgram, vals, store, shapes, host, check_r
         # sequence numbers in the race shadow and the happens-before matrix (order.py)
         per_block += kp.smem_bytes * 12 + T * T * 4
     nb = max(1, min(nblocks, max_lanes // max(T, 1), SHARED_BUDGET // per_block))
+    if "sync_grid" in kp.kernel.attrs.get("launch_sync", ()):
+        # a grid barrier: every block of the launch is resident and runs in one batch (grid_sync.py)
+        grid_sync.check_co_resident(kp.kernel, nblocks, kp.smem_bytes)
+        nb = nblocks
     gdims = grid if grid else [1]
     epoch = _global_shadows(prog, kp, store, nblocks, T) if check_races else None
     try:

@@ -306,8 +306,26 @@ class _Unsupported:
                            "TensorCoreIntrinEmitter covers float16, bfloat16, int8/uint8 and tf32 operands")
 
 
-class INT4TensorCoreIntrinEmitter(_Unsupported):
-    what = "int4 mma.sync (m16n8k64)"
+class INT4TensorCoreIntrinEmitter(TensorCoreIntrinEmitter):
+    """TileLang's int4 emitter: operands are int8 (or uint8) buffers holding two 4-bit integers
+    per byte, the even K element in the low nibble, and chunk / micro_size_k count bytes. The
+    m16n8k64 .s4 (.u4 for uint8 storage) fragments are the m16n8k32 .s8 fragments byte for byte
+    (PTX ISA, "Matrix Fragments for mma.m16n8k64"), so the loads are the int8 emitter's and each
+    mma.sync multiplies 64 4-bit values along K."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.a_dtype not in ("int8", "uint8") or self.a_dtype != self.b_dtype or self.accum_dtype != "int32":
+            raise CompileError(f"INT4TensorCoreIntrinEmitter: operands are int8 or uint8 storage of packed int4 / "
+                               f"uint4 with an int32 accumulator, got {self.a_dtype}, {self.b_dtype} -> "
+                               f"{self.accum_dtype}")
+        self.mma_prefix = "m16n8k64"
+        self._four_bit = "int4" if self.a_dtype == "int8" else "uint4"
+
+    def _mma_call(self, a_buf, a_off, b_buf, b_off, c_buf, c_off) -> Evaluate:
+        return Evaluate(Call("mma_sync", [address(a_buf, [a_off]), address(b_buf, [b_off]), address(c_buf, [c_off])],
+                             _dt.handle, {"shape": "m16n8k64", "a_dtype": self._four_bit, "b_dtype": self._four_bit,
+                                          "c_dtype": self.accum_dtype}))
 
 
 class INT4TensorCoreIntrinEmitterWithLadderTransform(_Unsupported):

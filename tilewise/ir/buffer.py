@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import itertools
 
-from ..errors import CompileError
+from ..errors import CompileError, UnsupportedSyntaxError
 from . import dtype as _dt
 from .dtype import DataType, as_dtype
 from .expr import BufferLoad, Const, Expr, as_expr, const_value
@@ -276,7 +276,9 @@ class BufferRegion:
                 region.append((0, dim))
             elif isinstance(k, slice):
                 if k.step not in (None, 1):
-                    raise CompileError(f"slices of {buffer.name} must have step 1")
+                    # as TileLang ("buffer slice with step is not supported"): tile regions are dense
+                    raise UnsupportedSyntaxError(f"slices of {buffer.name} must have step 1 (TileLang does not "
+                                                 f"support buffer slices with a step either); got step {k.step}")
                 start = 0 if k.start is None else from_end(k.start, dim)
                 stop = dim if k.stop is None else from_end(k.stop, dim)
                 ext = const_value(_sub(stop, start))

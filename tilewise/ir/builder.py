@@ -16,6 +16,8 @@ class KernelFrame:
         self.thread_vars = thread_vars
         self.thread_binding_used = False
         self.tensor_maps: list = []  # T.create_tma_descriptor's maps (Kernel.attrs["tensor_maps"])
+        self.body_frame: list | None = None  # the statements of the kernel's body (the parser sets it)
+        self.rng_state = None  # T.rng_init's per-thread generator state (language/rng.py)
 
 
 class Builder:

@@ -170,6 +170,10 @@ _TYPES = {
     "float6_e2m3fn": DataType("float6_e2m3fn", "float6", 8),
     "float6_e3m2fn": DataType("float6_e3m2fn", "float6", 8),
     "float8_e8m0fnu": DataType("float8_e8m0fnu", "e8m0", 8),
+    # AMD's fnuz float8 formats (bias 2^(E-1), no infinity or negative zero, NaN 0x80): storage and
+    # conversions like the other float8 types (no tensor-core form on NVIDIA GPUs)
+    "float8_e4m3fnuz": DataType("float8_e4m3fnuz", "float8", 8),
+    "float8_e5m2fnuz": DataType("float8_e5m2fnuz", "float8", 8),
     "handle": DataType("handle", "handle", 64),
 }
 _NUMPY = {
@@ -192,6 +196,8 @@ _NUMPY = {
     "float6_e2m3fn": _ml("float6_e2m3fn"),
     "float6_e3m2fn": _ml("float6_e3m2fn"),
     "float8_e8m0fnu": _ml("float8_e8m0fnu"),
+    "float8_e4m3fnuz": _ml("float8_e4m3fnuz"),
+    "float8_e5m2fnuz": _ml("float8_e5m2fnuz"),
     "handle": _np("uint64"),
 }
 _ALIASES = {
@@ -230,6 +236,8 @@ float4_e2m1fn = _TYPES["float4_e2m1fn"]
 float6_e2m3fn = _TYPES["float6_e2m3fn"]
 float6_e3m2fn = _TYPES["float6_e3m2fn"]
 float8_e8m0fnu = _TYPES["float8_e8m0fnu"]
+float8_e4m3fnuz = _TYPES["float8_e4m3fnuz"]
+float8_e5m2fnuz = _TYPES["float8_e5m2fnuz"]
 handle = _TYPES["handle"]
 
 
@@ -286,5 +294,5 @@ _CTYPES = {
     "uint64": ctypes.c_uint64, "float32": ctypes.c_float, "float64": ctypes.c_double,
     "float16": ctypes.c_uint16, "bfloat16": ctypes.c_uint16, "float8_e4m3": ctypes.c_uint8, "float8_e5m2": ctypes.c_uint8,
     "float4_e2m1fn": ctypes.c_uint8, "float6_e2m3fn": ctypes.c_uint8, "float6_e3m2fn": ctypes.c_uint8,
-    "float8_e8m0fnu": ctypes.c_uint8,
+    "float8_e8m0fnu": ctypes.c_uint8, "float8_e4m3fnuz": ctypes.c_uint8, "float8_e5m2fnuz": ctypes.c_uint8,
 }  # fmt: skip

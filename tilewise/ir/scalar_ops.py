@@ -126,9 +126,10 @@ def _f64_to_f32_odd(x):
 
 @functools.cache
 def _fp8_limits(npdt: np.dtype):
-    """float8's largest finite value, and the NaN code 0x7f that cvt.rn.satfinite produces."""
+    """float8's largest finite value, and the NaN code 0x7f that cvt.rn.satfinite produces (0x80,
+    the only NaN, for the fnuz formats)."""
     top = np.float32(ml_dtypes.finfo(npdt).max)
-    nan = np.asarray(0x7F, np.uint8).view(npdt)[()]
+    nan = np.asarray(0x80 if "fnuz" in npdt.name else 0x7F, np.uint8).view(npdt)[()]
     return top, nan
 
 

@@ -9,7 +9,9 @@ from ..ir.dtype import (
     float6_e2m3fn,
     float6_e3m2fn,
     float8_e4m3,
+    float8_e4m3fnuz,
     float8_e5m2,
+    float8_e5m2fnuz,
     float8_e8m0fnu,
     float16,
     float32,
@@ -24,7 +26,6 @@ from ..ir.dtype import (
     uint64,
 )
 from ..ir.dtype import bool_ as bool
-from ..ir.expr import Expr as PrimExpr
 from ..ir.expr import Var
 from ..layout import Fragment, Layout
 from ..tileop.atomic_add import atomic_add, atomic_max, atomic_min
@@ -96,6 +97,7 @@ from .control import (
 )
 from .eager import Ref, annotate_compile_flags, annotate_pass_configs, const, dynamic, empty, inline
 from .extern import access_ptr, address_of, call_extern, import_source
+from .global_vector import ldg32, ldg64, ldg128, ldg256, stg32, stg64, stg128, stg256, vector_dtypes
 from .hopper import (
     WarpSpecialize,
     alloc_barrier,
@@ -131,6 +133,7 @@ from .hopper import (
     warpgroup_wait,
     ws,
 )
+from .launch_sync import pdl_sync, pdl_trigger, sync_grid
 from .loops import (
     Kernel,
     Parallel,
@@ -204,6 +207,8 @@ from .math import (
 )
 from .parser import Macro, macro, prim_func
 from .persistent import Persistent
+from .prim_expr import PrimExpr
+from .rng import rng_init, rng_rand, rng_rand_float
 from .tir_math import (
     acosh,
     asinh,
@@ -252,6 +257,8 @@ from .warp import (  # the expert tier: warp shuffles and reductions (language/w
 from .workspace import alloc_global
 
 Buffer = Tensor
+globals().update(vector_dtypes())  # T.float32x4, T.float16x8, ... (language/global_vector.py)
+del vector_dtypes
 ptr = _as_dtype("handle")  # a raw pointer parameter, for T.make_tensor
 float = float32
 int = int32
@@ -268,7 +275,3 @@ Select = if_then_else
 Serial = serial  # TileLang's capitalised aliases of the loop constructors
 Unroll = unroll
 Vectorized = vectorized
-# AMD's fnuz float8 formats: the names exist (TileLang's tests list them beside the supported types),
-# using one as a type is the "unknown dtype" error naming it
-float8_e4m3fnuz = "float8_e4m3fnuz"
-float8_e5m2fnuz = "float8_e5m2fnuz"

@@ -26,6 +26,7 @@ from ..ir.expr import Cast as CastExpr
 from ..ir.expr import (
     cast as _cast,
 )
+from . import global_vector as _gv
 
 
 def _v(x):
@@ -161,6 +162,8 @@ def reinterpret(x, dtype=None):
     # TileLang accepts both reinterpret(dtype, x) and reinterpret(x, dtype)
     if isinstance(x, (str, _dt.DataType)) and not isinstance(dtype, (str, _dt.DataType)):
         x, dtype = dtype, x
+    if isinstance(x, _gv.VectorValue):  # T.ldg64(...) and wider: a vector in registers
+        return _gv.reinterpret_vector(x, dtype)
     x = as_expr(_v(x))
     dt = as_dtype(dtype)
     if dt.bits != x.dtype.bits:

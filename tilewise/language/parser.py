@@ -53,6 +53,7 @@ from ..ir.stmt import (
 )
 from ..ir.visitor import collect_loads, walk
 from . import eager as _eager
+from . import global_vector as _global_vector
 from . import loop_continue
 from . import math as tm
 from .alloc import TensorAnnotation
@@ -621,6 +622,9 @@ class Parser:
         if not isinstance(idx, tuple):
             idx = (idx,)
         if any(isinstance(i, slice) for i in idx):
+            if isinstance(value, _global_vector.VectorValue):  # Y[i:i+2] = T.reinterpret(T.ldg64(...), ...)
+                _global_vector.store_vector(buf[idx], value)
+                return
             raise self.error(node, f"assignment to a slice of {buf.name}: use T.fill or a T.Parallel loop")
         if buf.is_var and len(idx) == 1:
             pass
@@ -802,6 +806,7 @@ class Parser:
         frame = KernelFrame(block_vars, spec.grid, spec.threads, thread_vars)
         b.kernels.append(frame)
         with b.frame() as body, self.scope(block=False):
+            frame.body_frame = body
             try:
                 for t, v in zip(targets, block_vars):
                     self.bind(t.id, v)

@@ -149,6 +149,10 @@ def run(ptx: str, kernel_name: str, grid, block, args, dynamic_shared_bytes: int
     else:
         rng = np.random.default_rng(atomic_seed)
         launch.atomic_order = lambda n: rng.permutation(n)
+    if any("grid_barrier_state" in getattr(v, "name", "") for v in prog.global_vars):
+        # tw_cuda.h's grid barrier (T.sync_grid) spins until every block of the launch arrives: the
+        # blocks can only get there together if they run in one batch
+        batch_threads = max(batch_threads, grid3[0] * grid3[1] * grid3[2] * block3[0] * block3[1] * block3[2])
     run_program(launch, batch_threads)
     mem.write_back()
     return RunResult(launch.printed)

@@ -1,4 +1,5 @@
-"""Instructions without data effects in a lockstep interpreter (membar, nanosleep; fences are in
+"""Instructions without data effects in a lockstep interpreter (membar, nanosleep, griddepcontrol: a
+launch here has no grid it depends on and no dependent grid; fences are in
 ops_mbarrier.py, which gives fence.proxy.async its meaning) and the
 one call NVVM leaves in tilewise kernels: `vprintf` (device printf), interpreted from its format
 string in global memory and its argument buffer in the thread's local memory. Threads print in
@@ -18,7 +19,7 @@ from .memory import GLOBAL_BASE, LOCAL_WINDOW, SHARED_WINDOW, WINDOW_SIZE
 from .syntax import Group, Sym
 
 
-@opcode("membar", "nanosleep", "pmevent")
+@opcode("membar", "nanosleep", "pmevent", "griddepcontrol")
 def _nop(ctx, instr):
     return lambda st: None
 

@@ -327,6 +327,11 @@ def fragment_tables(shape: str, atype: str):
         a = _table(g + 8 * ((i % 8) >= 4), t * 4 + (i & 3) + 16 * (i >= 8))
         i = np.arange(8)[None, :]
         b = _table(t * 4 + (i & 3) + 16 * (i >= 4), g + 0 * i)
+    elif shape == "m16n8k64" and atype in ("s4", "u4"):
+        i = np.arange(32)[None, :]
+        a = _table(g + 8 * ((i % 16) >= 8), t * 8 + (i & 7) + 32 * (i >= 16))
+        i = np.arange(16)[None, :]
+        b = _table(t * 8 + (i & 7) + 32 * (i >= 8), g + 0 * i)
     elif shape == "m16n8k16" and atype in ("s8", "u8"):
         i = np.arange(8)[None, :]
         a = _table(g + 8 * (i >= 4), t * 4 + (i & 3))
@@ -339,8 +344,8 @@ def fragment_tables(shape: str, atype: str):
     return a, b, c
 
 
-_SHAPES = {"m16n8k16": (16, 8, 16), "m16n8k8": (16, 8, 8), "m16n8k32": (16, 8, 32)}
-_ELEM_BITS = {"f16": 16, "bf16": 16, "tf32": 32, "s8": 8, "u8": 8, "f32": 32, "s32": 32}
+_SHAPES = {"m16n8k16": (16, 8, 16), "m16n8k8": (16, 8, 8), "m16n8k32": (16, 8, 32), "m16n8k64": (16, 8, 64)}
+_ELEM_BITS = {"f16": 16, "bf16": 16, "tf32": 32, "s8": 8, "u8": 8, "f32": 32, "s32": 32, "s4": 4, "u4": 4}
 
 
 def _operand_values(words: np.ndarray, typ: str) -> np.ndarray:
@@ -357,6 +362,10 @@ def _operand_values(words: np.ndarray, typ: str) -> np.ndarray:
         return w.view(np.int8).reshape(nw, 32, -1).astype(np.int64)
     if typ == "u8":
         return w.view(np.uint8).reshape(nw, 32, -1).astype(np.int64)
+    if typ in ("s4", "u4"):  # eight per register, the lowest element in the lowest bits
+        b = w.view(np.uint8).reshape(nw, 32, -1)
+        v = np.stack([b & 0xF, b >> 4], axis=-1).reshape(nw, 32, -1).astype(np.int64)
+        return np.where(v >= 8, v - 16, v) if typ == "s4" else v
     if typ == "f32":
         return w.view(np.float32).astype(np.float64)
     if typ == "s32":
@@ -381,10 +390,12 @@ def _mma(ctx, instr):
         ("m16n8k16", "f16"): ("f32", "f16"), ("m16n8k16", "bf16"): ("f32",), ("m16n8k8", "f16"): ("f32", "f16"),
         ("m16n8k8", "bf16"): ("f32",), ("m16n8k8", "tf32"): ("f32",), ("m16n8k32", "s8"): ("s32",),
         ("m16n8k32", "u8"): ("s32",), ("m16n8k16", "s8"): ("s32",), ("m16n8k16", "u8"): ("s32",),
+        ("m16n8k64", "s4"): ("s32",), ("m16n8k64", "u4"): ("s32",),
     }  # fmt: skip
     okd = combos.get((shape, at))
-    integer = at in ("s8", "u8")
-    if okd is None or dt not in okd or ct != dt or (bt != at and not (integer and bt in ("s8", "u8"))):
+    integer = at in ("s8", "u8", "s4", "u4")
+    same_width = {"s8": "u8", "u8": "s8", "s4": "u4", "u4": "s4"}
+    if okd is None or dt not in okd or ct != dt or (bt != at and not (integer and bt == same_width.get(at))):
         raise unsupported(instr, f"mma.{shape} with types d={dt} a={at} b={bt} c={ct}")
     if sat and not integer:
         raise unsupported(instr, ".satfinite on a float mma")

@@ -21,6 +21,7 @@ from .fuse_loops import fuse_loops
 from .guard_block_effects import guard_block_effects
 from .inject_pipeline import inject_pipeline, inject_pipeline_cpu
 from .insert_barriers import insert_barriers
+from .launch_sync import launch_sync
 from .layout_inference import infer_layouts
 from .legalize_safe_access import legalize_safe_access
 from .lower_parallel_cuda import lower_parallel_cuda
@@ -66,6 +67,7 @@ def thread_passes(machine: Machine, pass_configs: dict | None = None) -> list[Pa
 
     return [
         ("check_launch_limits", lambda f: check_launch_limits(f, machine)),
+        ("launch_sync", lambda f: launch_sync(f, machine)),
         ("check_loop_nesting", check_loop_nesting),
         ("sink_global_views", sink_global_views),
         ("legalize_safe_access", lambda f: legalize_safe_access(f, configs)),

@@ -7,7 +7,6 @@ from ..errors import CompileError
 from ..ir.buffer import Buffer
 from ..ir.dtype import as_dtype
 from ..ir.expr import Const, Var, as_expr
-from ..ir.expr import Expr as PrimExpr
 from ..ir.expr import cast as _cast
 from ..ir.stmt import PrimFunc
 from ..language.math import (
@@ -32,6 +31,7 @@ from ..language.math import (
     truncmod,
 )
 from ..language.math import reinterpret as _reinterpret
+from ..language.prim_expr import PrimExpr
 
 
 def const(value, dtype=None):

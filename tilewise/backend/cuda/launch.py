@@ -16,6 +16,7 @@ scalars for scalar parameters) and the values of `CudaModule.dynamic_vars`."""
 from __future__ import annotations
 
 import ctypes
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,6 +57,9 @@ class LaunchPlan:
     block: tuple[int, int, int]
     shared_bytes: int
     shared_opt_in: bool  # set CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES first
+    # "cooperative" (T.sync_grid: cuLaunchCooperativeKernel after the co-residency check),
+    # "programmatic" (T.pdl_sync: cuLaunchKernelEx with programmatic stream serialisation) or "plain"
+    kind: str = "plain"
 
     @property
     def empty(self) -> bool:
@@ -98,7 +102,42 @@ def kernel_plan(kernel: CudaKernel, env: dict) -> LaunchPlan:
     grid += [1] * (3 - len(grid))
     if kernel.threads > MAX_BLOCK_THREADS:
         raise CudaLaunchError(f"kernel {kernel.name}: {kernel.threads} threads per block exceed {MAX_BLOCK_THREADS}")
-    return LaunchPlan(kernel.name, (grid[0], grid[1], grid[2]), kernel.block, kernel.shared_bytes, kernel.needs_shared_opt_in)
+    return LaunchPlan(kernel.name, (grid[0], grid[1], grid[2]), kernel.block, kernel.shared_bytes, kernel.needs_shared_opt_in,
+                      launch_kind(kernel))
+
+
+def launch_kind(kernel: CudaKernel) -> str:
+    if "sync_grid" in kernel.launch_sync:
+        return "cooperative"
+    return "programmatic" if "pdl_sync" in kernel.launch_sync else "plain"
+
+
+def check_co_resident(plan: LaunchPlan, blocks_per_sm: int, sms: int) -> None:
+    """A grid barrier needs every block resident at once: the launch's blocks against what the
+    occupancy calculator says fits (cuLaunchCooperativeKernel would refuse it too, less clearly)."""
+    n = plan.grid[0] * plan.grid[1] * plan.grid[2]
+    if n > blocks_per_sm * sms:
+        raise CudaLaunchError(
+            f"kernel {plan.kernel} uses T.sync_grid, which needs all its {n} blocks resident at once; the device holds "
+            f"{blocks_per_sm} per SM x {sms} SMs = {blocks_per_sm * sms} blocks of {math.prod(plan.block)} threads with "
+            f"{plan.shared_bytes} bytes of shared memory: use fewer, larger blocks or a persistent loop")
+
+
+def launch_config(driver, fn, plan: LaunchPlan, stream: int):
+    """cuLaunchKernelEx's configuration of a programmatic launch (T.pdl_sync): the kernel may
+    start before the previous one in the stream completes and waits for it at griddepcontrol.wait
+    (cudaLaunchAttributeProgrammaticStreamSerialization, as TileLang launches it)."""
+    config = driver.CUlaunchConfig()
+    config.gridDimX, config.gridDimY, config.gridDimZ = plan.grid
+    config.blockDimX, config.blockDimY, config.blockDimZ = plan.block
+    config.sharedMemBytes = plan.shared_bytes
+    config.hStream = driver.CUstream(stream)
+    attr = driver.CUlaunchAttribute()
+    attr.id = driver.CUlaunchAttributeID.CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION
+    attr.value.programmaticStreamSerializationAllowed = 1
+    config.attrs = [attr]
+    config.numAttrs = 1
+    return config
 
 
 def launch_plans(module: CudaModule, args: Sequence, dims: Sequence[int]) -> list[LaunchPlan]:
@@ -307,6 +346,22 @@ class CudaLauncher:
             if plan.empty:
                 continue
             kparams = self.kernel_params(kernel, params, args, dims, driver)
+            what = f"({plan.kernel}, grid={plan.grid}, block={plan.block}, shared={plan.shared_bytes})"
+            if plan.kind == "cooperative":
+                dev = check(driver.cuCtxGetDevice(), "cuCtxGetDevice")
+                sms = check(driver.cuDeviceGetAttribute(
+                    driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev), "cuDeviceGetAttribute")
+                per_sm = check(driver.cuOccupancyMaxActiveBlocksPerMultiprocessor(
+                    fn, math.prod(plan.block), plan.shared_bytes), "cuOccupancyMaxActiveBlocksPerMultiprocessor")
+                check_co_resident(plan, int(per_sm), int(sms))
+                check(driver.cuLaunchCooperativeKernel(fn, *plan.grid, *plan.block, plan.shared_bytes,
+                                                       driver.CUstream(stream), kparams.address),
+                      "cuLaunchCooperativeKernel" + what)
+                continue
+            if plan.kind == "programmatic":
+                check(driver.cuLaunchKernelEx(launch_config(driver, fn, plan, stream), fn, kparams.address, 0),
+                      "cuLaunchKernelEx" + what)
+                continue
             check(
                 driver.cuLaunchKernel(
                     fn,

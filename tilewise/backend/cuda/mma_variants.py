@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from ...errors import InternalError
 from ...ir.dtype import as_dtype
 
-_PTX_NAMES = ("f16", "bf16", "f32", "tf32", "s8", "u8", "s32")
+_PTX_NAMES = ("f16", "bf16", "f32", "tf32", "s8", "u8", "s32", "s4", "u4")
 _PTX_TYPE = {
     "float16": "f16", "bfloat16": "bf16", "float32": "f32", "int8": "s8", "uint8": "u8", "int32": "s32",
-    "tfloat32": "tf32",
+    "tfloat32": "tf32", "int4": "s4", "uint4": "u4",
 }  # fmt: skip
 
 
@@ -48,6 +48,9 @@ MMA_VARIANTS = {
         MmaVariant("m16n8k32", "u8", "u8", "s32", 4, 2, 4),
         MmaVariant("m16n8k32", "s8", "u8", "s32", 4, 2, 4),
         MmaVariant("m16n8k32", "u8", "s8", "s32", 4, 2, 4),
+        # 4-bit integers, two per byte (INT4TensorCoreIntrinEmitter)
+        MmaVariant("m16n8k64", "s4", "s4", "s32", 4, 2, 4),
+        MmaVariant("m16n8k64", "u4", "u4", "s32", 4, 2, 4),
     )
 }
 
@@ -58,6 +61,8 @@ def ptx_type(name) -> str:
     if s in _PTX_NAMES:
         return s
     if s in _PTX_TYPE:
+        return _PTX_TYPE[s]
+    if s in ("int4", "uint4"):
         return _PTX_TYPE[s]
     try:
         dt = as_dtype(s)

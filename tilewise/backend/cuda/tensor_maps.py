@@ -30,6 +30,7 @@ _DATA_TYPE = {
     "int32": "INT32", "uint32": "UINT32", "int64": "INT64", "uint64": "UINT64",
     "int16": "UINT16", "uint16": "UINT16", "int8": "UINT8", "uint8": "UINT8", "bool": "UINT8",
     "float8_e4m3": "UINT8", "float8_e5m2": "UINT8", "float8_e8m0fnu": "UINT8",
+    "float8_e4m3fnuz": "UINT8", "float8_e5m2fnuz": "UINT8",
     # fp4 / fp6 one value per byte (tilewise's storage), not TMA's packed 16U4 / 16U6 types
     "float4_e2m1fn": "UINT8", "float6_e2m3fn": "UINT8", "float6_e3m2fn": "UINT8",
 }  # fmt: skip

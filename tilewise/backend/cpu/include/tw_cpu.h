@@ -187,6 +187,40 @@ struct fp8_e8m0 {
   fp8_e8m0(int i) : fp8_e8m0((float)i) {}
 };
 
+// AMD's fnuz float8 formats (e4m3fnuz, e5m2fnuz): exponent bias 2^(E-1), no infinity, no
+// negative zero, NaN 0x80. From float as the other float8 types: round to nearest even, saturate
+// past the largest finite value, NaN -> 0x80, a zero result is +0 (tw_cuda.h's f32_to_fnuz).
+template <int E, int M>
+struct fnuz {
+  uint8_t bits;
+  fnuz() = default;
+  operator float() const {
+    if (bits == 0x80) return NAN;
+    const uint32_t e = (bits >> M) & ((1u << E) - 1u), m = bits & ((1u << M) - 1u);
+    const float v = (float)(e ? (m | (1u << M)) : m) *
+                    fmath::as_f32((uint32_t)(127 + (int)(e ? e : 1u) - (1 << (E - 1)) - M) << 23);
+    return (bits >> 7) ? -v : v;
+  }
+  fnuz(float f) {
+    const uint32_t u = fmath::as_u32(f), a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) { bits = 0x80; return; }
+    const int k = (int)(a >> 23) - 127 + (1 << (E - 1)) - 1;
+    const int shift = 23 - M - (k < 0 ? k : 0);
+    if (a < 0x00800000u || shift > 24) { bits = 0; return; }
+    const uint32_t mant = (a & 0x7fffffu) | 0x800000u;
+    const uint32_t rem = mant & ((1u << shift) - 1u), halfway = 1u << (shift - 1);
+    uint32_t q = mant >> shift;
+    q += (rem > halfway || (rem == halfway && (q & 1u))) ? 1u : 0u;
+    uint32_t code = (k > 0 ? (uint32_t)k << M : 0u) + q;
+    code = code > 0x7fu ? 0x7fu : code;
+    bits = (uint8_t)(code ? ((u >> 31) << 7) | code : 0u);
+  }
+  fnuz(double d) : fnuz(round_to_odd_float(d)) {}
+  fnuz(int i) : fnuz((float)i) {}
+};
+typedef fnuz<4, 3> fp8_e4m3fnuz;
+typedef fnuz<5, 2> fp8_e5m2fnuz;
+
 template <typename T> struct is_lowp : std::false_type {};
 template <> struct is_lowp<half> : std::true_type {};
 template <> struct is_lowp<bf16> : std::true_type {};
@@ -196,6 +230,8 @@ template <> struct is_lowp<fp4_e2m1> : std::true_type {};
 template <> struct is_lowp<fp6_e2m3> : std::true_type {};
 template <> struct is_lowp<fp6_e3m2> : std::true_type {};
 template <> struct is_lowp<fp8_e8m0> : std::true_type {};
+template <> struct is_lowp<fp8_e4m3fnuz> : std::true_type {};
+template <> struct is_lowp<fp8_e5m2fnuz> : std::true_type {};
 
 inline double exp10_double(double x) { return std::pow(10.0, x); }
 inline double sigmoid_double(double x) { return 1.0 / (1.0 + std::exp(-x)); }

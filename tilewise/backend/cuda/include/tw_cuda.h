@@ -206,6 +206,39 @@ TW_DEV uint8_t f64_to_e2m1(double d) { return f32_to_mxfp<2, 1>(f64_to_f32_odd(d
 TW_DEV uint8_t f64_to_e2m3(double d) { return f32_to_mxfp<2, 3>(f64_to_f32_odd(d)); }
 TW_DEV uint8_t f64_to_e3m2(double d) { return f32_to_mxfp<3, 2>(f64_to_f32_odd(d)); }
 TW_DEV uint8_t f64_to_e8m0(double d) { return f32_to_e8m0(f64_to_f32_odd(d)); }
+// AMD's fnuz float8 formats (float8_e4m3fnuz, float8_e5m2fnuz; ml_dtypes' names): exponent bias
+// 2^(E-1) (one more than OCP's), no infinity, no negative zero, the one NaN 0x80. Converted in
+// integer arithmetic (no NVIDIA instruction knows them), as tilewise's other float8 types convert:
+// round to nearest even and saturate past the largest finite value (infinities included); a NaN
+// becomes 0x80 and a result of zero is +0. tw_cpu.h's fnuz is the same code.
+template <int E, int M> TW_DEV uint8_t f32_to_fnuz(float f) {
+  const uint32_t u = __float_as_uint(f);
+  const uint32_t a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return 0x80;  // NaN
+  const int k = (int)(a >> 23) - 127 + (1 << (E - 1)) - 1;  // the result's exponent field minus 1
+  const int shift = 23 - M - (k < 0 ? k : 0);
+  if (a < 0x00800000u || shift > 24) return 0;  // at most half the smallest subnormal: +0
+  const uint32_t mant = (a & 0x7fffffu) | 0x800000u;
+  const uint32_t rem = mant & ((1u << shift) - 1u), halfway = 1u << (shift - 1);
+  uint32_t q = mant >> shift;
+  q += (rem > halfway || (rem == halfway && (q & 1u))) ? 1u : 0u;
+  uint32_t code = (k > 0 ? (uint32_t)k << M : 0u) + q;
+  code = code > 0x7fu ? 0x7fu : code;  // saturate
+  return (uint8_t)(code ? ((u >> 31) << 7) | code : 0u);
+}
+template <int E, int M> TW_DEV float fnuz_to_f32(uint8_t b) {
+  if (b == 0x80) return __int_as_float(0x7fffffff);
+  const uint32_t e = (b >> M) & ((1u << E) - 1u), m = b & ((1u << M) - 1u);
+  const float v = (float)(e ? (m | (1u << M)) : m) *
+                  __uint_as_float((uint32_t)(127 + (int)(e ? e : 1u) - (1 << (E - 1)) - M) << 23);
+  return (b >> 7) ? -v : v;
+}
+TW_DEV uint8_t f32_to_e4m3fnuz(float f) { return f32_to_fnuz<4, 3>(f); }
+TW_DEV uint8_t f32_to_e5m2fnuz(float f) { return f32_to_fnuz<5, 2>(f); }
+TW_DEV float e4m3fnuz_to_f32(uint8_t b) { return fnuz_to_f32<4, 3>(b); }
+TW_DEV float e5m2fnuz_to_f32(uint8_t b) { return fnuz_to_f32<5, 2>(b); }
+TW_DEV uint8_t f64_to_e4m3fnuz(double d) { return f32_to_fnuz<4, 3>(f64_to_f32_odd(d)); }
+TW_DEV uint8_t f64_to_e5m2fnuz(double d) { return f32_to_fnuz<5, 2>(f64_to_f32_odd(d)); }
 // tw-host-testable-end
 
 }  // namespace cvt
@@ -246,6 +279,8 @@ TW_LOWP_TYPE(fp4_e2m1, uint8_t, cvt::f32_to_e2m1, cvt::f64_to_e2m1, cvt::e2m1_to
 TW_LOWP_TYPE(fp6_e2m3, uint8_t, cvt::f32_to_e2m3, cvt::f64_to_e2m3, cvt::e2m3_to_f32)
 TW_LOWP_TYPE(fp6_e3m2, uint8_t, cvt::f32_to_e3m2, cvt::f64_to_e3m2, cvt::e3m2_to_f32)
 TW_LOWP_TYPE(fp8_e8m0, uint8_t, cvt::f32_to_e8m0, cvt::f64_to_e8m0, cvt::e8m0_to_f32)
+TW_LOWP_TYPE(fp8_e4m3fnuz, uint8_t, cvt::f32_to_e4m3fnuz, cvt::f64_to_e4m3fnuz, cvt::e4m3fnuz_to_f32)
+TW_LOWP_TYPE(fp8_e5m2fnuz, uint8_t, cvt::f32_to_e5m2fnuz, cvt::f64_to_e5m2fnuz, cvt::e5m2fnuz_to_f32)
 #undef TW_LOWP_TYPE
 static_assert(sizeof(half) == 2 && sizeof(bf16) == 2 && sizeof(fp8_e4m3) == 1 && sizeof(fp8_e5m2) == 1,
               "low-precision types are their bits");
@@ -260,6 +295,8 @@ template <> struct is_lowp<fp4_e2m1> { static constexpr bool value = true; };
 template <> struct is_lowp<fp6_e2m3> { static constexpr bool value = true; };
 template <> struct is_lowp<fp6_e3m2> { static constexpr bool value = true; };
 template <> struct is_lowp<fp8_e8m0> { static constexpr bool value = true; };
+template <> struct is_lowp<fp8_e4m3fnuz> { static constexpr bool value = true; };
+template <> struct is_lowp<fp8_e5m2fnuz> { static constexpr bool value = true; };
 template <bool C, typename T> struct enable_if {};
 template <typename T> struct enable_if<true, T> { typedef T type; };
 template <typename T> using lowp_t = typename enable_if<is_lowp<T>::value, T>::type;
@@ -798,6 +835,21 @@ TW_MMA_INT8(mma_m16n8k32_s32_s8_u8, "s8", "u8")
 TW_MMA_INT8(mma_m16n8k32_s32_u8_s8, "u8", "s8")
 #undef TW_MMA_INT8
 
+// 4-bit integers, eight per register (the lowest element in the lowest bits), int32 accumulators.
+#define TW_MMA_INT4(fn, atype, btype)                                                                \
+  TW_DEV void fn(const void* a, const void* b, void* c) {                                           \
+    const uint32_t* A = reinterpret_cast<const uint32_t*>(a);                                       \
+    const uint32_t* B = reinterpret_cast<const uint32_t*>(b);                                       \
+    int32_t* C = reinterpret_cast<int32_t*>(c);                                                     \
+    asm volatile("mma.sync.aligned.m16n8k64.row.col.s32." atype "." btype ".s32 {%0, %1, %2, %3}, " \
+                 "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"                                  \
+                 : "+r"(C[0]), "+r"(C[1]), "+r"(C[2]), "+r"(C[3])                                   \
+                 : "r"(A[0]), "r"(A[1]), "r"(A[2]), "r"(A[3]), "r"(B[0]), "r"(B[1]));                \
+  }
+TW_MMA_INT4(mma_m16n8k64_s32_s4_s4, "s4", "s4")
+TW_MMA_INT4(mma_m16n8k64_s32_u4_u4, "u4", "u4")
+#undef TW_MMA_INT4
+
 // ------------------------------------------------------------------ Hopper (sm_90 / sm_90a)
 // docs/THREAD_IR.md, "Hopper": mbarriers, TMA (cp.async.bulk.tensor) and the wgmma fences,
 // groups and shared-memory descriptors. Defined only for sm_90 and later, so that a kernel
@@ -1016,3 +1068,145 @@ TW_DEV void print_tile(const char* msg, const char* name, long long bx, long lon
 }
 
 }  // namespace tw
+
+// T.rng_init / T.rng_rand / T.rng_rand_float (language/rng.py): Philox4x32-10 with a thread's
+// uint32_t[16] state (docs/THREAD_IR.md, "rng_init"; the emulator's numpy twin is emulator/rng.py).
+// Only constant indices into the state, so it stays in registers.
+namespace tw {
+TW_DEV void philox4x32_10(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1,
+                          uint32_t* out) {
+#pragma unroll
+  for (int r = 0; r < 10; ++r) {
+    if (r) {
+      k0 += 0x9E3779B9u;
+      k1 += 0xBB67AE85u;
+    }
+    const uint32_t hi0 = __umulhi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
+    const uint32_t hi1 = __umulhi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
+    c0 = hi1 ^ c1 ^ k0;
+    c1 = lo1;
+    c2 = hi0 ^ c3 ^ k1;
+    c3 = lo0;
+  }
+  out[0] = c0;
+  out[1] = c1;
+  out[2] = c2;
+  out[3] = c3;
+}
+
+TW_DEV void rng_block(uint32_t* s) { philox4x32_10(s[0], s[1], s[2], s[3], s[4], s[5], s + 7); }
+
+// the 128-bit counter s[0..3] += n << (32 * word), word 0 or 2
+TW_DEV void rng_add(uint32_t* s, unsigned long long n, int word) {
+  unsigned long long t = 0;
+  uint32_t carry = 0;
+#pragma unroll
+  for (int w = 0; w < 4; ++w) {
+    const unsigned long long add = w == word ? (n & 0xffffffffull) : w == word + 1 ? (n >> 32) : 0ull;
+    t = (unsigned long long)s[w] + add + carry;
+    s[w] = (uint32_t)t;
+    carry = (uint32_t)(t >> 32);
+  }
+}
+
+TW_DEV void rng_init(uint32_t* s, unsigned long long seed, unsigned long long seq, unsigned long long off) {
+#pragma unroll
+  for (int i = 0; i < 16; ++i) s[i] = 0u;
+  s[4] = (uint32_t)seed;
+  s[5] = (uint32_t)(seed >> 32);
+  rng_add(s, seq, 2);
+  rng_add(s, off >> 2, 0);
+  s[6] = (uint32_t)(off & 3ull);
+  rng_block(s);
+}
+
+TW_DEV uint32_t rng_rand(uint32_t* s) {
+  const uint32_t i = s[6];
+  const uint32_t x = i == 0 ? s[7] : i == 1 ? s[8] : i == 2 ? s[9] : s[10];
+  if (i == 3) {
+    rng_add(s, 1ull, 0);
+    rng_block(s);
+    s[6] = 0u;
+  } else {
+    s[6] = i + 1;
+  }
+  return x;
+}
+
+TW_DEV float rng_uniform32(uint32_t x) { return __fadd_rn(__fmul_rn(__uint2float_rn(x), 2.3283064365386963e-10f), 1.1641532182693481e-10f);
+}
+
+TW_DEV double rng_uniform64(uint32_t x, uint32_t y) {
+  const unsigned long long z = (unsigned long long)x ^ ((unsigned long long)y << 21);
+  return __dadd_rn(__dmul_rn((double)z, 1.1102230246251565e-16), 5.551115123125783e-17);
+}
+
+TW_DEV float rng_rand_float(uint32_t* s) { return rng_uniform32(rng_rand(s)); }
+
+TW_DEV double rng_rand_double(uint32_t* s) {
+  const uint32_t x = rng_rand(s);
+  return rng_uniform64(x, rng_rand(s));
+}
+
+// Box-Muller; the second value of a pair waits in the state for the next call
+TW_DEV float rng_normal_float(uint32_t* s) {
+  if (s[11]) {
+    s[11] = 0u;
+    return __uint_as_float(s[12]);
+  }
+  const float u = rng_uniform32(rng_rand(s));
+  const float v = rng_uniform32(rng_rand(s));
+  const float rad = sqrtf(__fmul_rn(-2.0f, logf(u)));
+  const float turns = __fmul_rn(v, 2.0f);  // the angle 2 pi v, in half turns (no range reduction)
+  s[11] = 1u;
+  s[12] = __float_as_uint(__fmul_rn(rad, cospif(turns)));
+  return __fmul_rn(rad, sinpif(turns));
+}
+
+TW_DEV double rng_normal_double(uint32_t* s) {
+  if (s[13]) {
+    s[13] = 0u;
+    return __hiloint2double((int)s[15], (int)s[14]);
+  }
+  const double u = rng_rand_double(s);
+  const double v = rng_rand_double(s);
+  const double rad = sqrt(__dmul_rn(-2.0, log(u)));
+  const double turns = __dmul_rn(2.0, v);
+  const double second = __dmul_rn(rad, cospi(turns));
+  s[13] = 1u;
+  s[14] = (uint32_t)__double2loint(second);
+  s[15] = (uint32_t)__double2hiint(second);
+  return __dmul_rn(rad, sinpi(turns));
+}
+}  // namespace tw
+
+#ifdef TW_GRID_SYNC
+// T.sync_grid: a barrier of every thread of every block of a cooperative launch (the launcher
+// checks that all blocks are resident, cuLaunchCooperativeKernel). One thread per block arrives
+// on a module-wide counter; the last to arrive resets it and advances the generation the others
+// wait on. The counters are zero at module load and back at zero arrivals after every barrier.
+// (Defined only where a kernel uses it: the renderer defines TW_GRID_SYNC.)
+namespace tw {
+__device__ unsigned int grid_barrier_state[2];  // [0] arrivals, [1] generation
+
+TW_DEV void grid_sync() {
+  __syncthreads();
+  if (threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0) {
+    volatile unsigned int* generation = &grid_barrier_state[1];
+    const unsigned int seen = *generation;  // read before arriving: it cannot advance without us
+    const unsigned int blocks = gridDim.x * gridDim.y * gridDim.z;
+    __threadfence();  // this block's writes are visible before it is counted
+    if (atomicAdd(&grid_barrier_state[0], 1u) == blocks - 1) {
+      atomicExch(&grid_barrier_state[0], 0u);
+      __threadfence();
+      atomicAdd(&grid_barrier_state[1], 1u);
+    } else {
+      while (*generation == seen) {
+      }
+    }
+    __threadfence();  // the other blocks' writes are visible to what follows
+  }
+  __syncthreads();
+}
+}  // namespace tw
+#endif
