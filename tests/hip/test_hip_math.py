@@ -46,6 +46,7 @@ for _f in ("sin", "cos", "tan", "exp", "exp10", "log", "log2", "log10"):
 # the results are the correctly rounded ones but for rare double roundings) and against numpy's own
 # float64 results (themselves within an ulp) for double
 F32_ULP = 0.501
+F32_ULP_ERF = 2.5  # float arithmetic (tw_hip_math.h erf_float; 1.81 measured)
 F64_ULP = {"exp": 2, "exp2": 2, "exp10": 2, "log": 2, "log2": 2, "log10": 3, "expm1": 3, "log1p": 3, "tanh": 3,
            "sigmoid": 5, "sinh": 3, "cosh": 2, "asinh": 3, "acosh": 3, "atanh": 3, "atan": 4, "asin": 5,
            "acos": 5, "atan2": 5, "hypot": 2, "nextafter": 0}  # fmt: skip
@@ -146,7 +147,10 @@ def test_unary_against_numpy(lib, dt, rng):
         got = _call(lib, name, dt, x)
         with np.errstate(all="ignore"):
             ref = REFERENCE[name](x.astype(np.float64))
-        bound = F32_ULP if dt == np.float32 else F64_ULP[name.removeprefix("fast_")]
+        if dt == np.float32:
+            bound = F32_ULP_ERF if name == "erf" else F32_ULP
+        else:
+            bound = F64_ULP[name.removeprefix("fast_")]
         _check(got, ref, bound, f"{name}({np.dtype(dt).name})", (x,))
 
 

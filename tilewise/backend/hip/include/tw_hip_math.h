@@ -2,21 +2,22 @@
 // ROCm's device library (ocml), written from the mathematics in plain C++ (included by tw_hip.h).
 //
 // float (and half / bfloat16, through float): sin cos tan asin acos atan sinh cosh asinh acosh
-// atanh erf log1p expm1 pow atan2 hypot nextafter and fast_sin / fast_cos / fast_tan. They are
-// evaluated in double (an MI300X runs fp64 at the fp32 rate, and double has the ~29 spare bits
-// that make the float result correct but for rare double roundings: within 1 ulp).
+// atanh erf log1p expm1 pow atan2 hypot nextafter and fast_sin / fast_cos / fast_tan. All but erf
+// (float arithmetic, within 2.5 ulp: see erf_float) are evaluated in double: an MI300X runs fp64
+// at the fp32 rate, and double's ~29 spare bits make the float result the correctly rounded one
+// but for rare double roundings (within 0.501 ulp).
 // double: exp exp2 exp10 log log2 log10 expm1 log1p tanh sigmoid sinh cosh asinh acosh atanh atan
 // asin acos atan2 hypot nextafter (and fast_exp ... = the accurate ones), a few ulp each (the
 // bounds tests/hip/test_hip_math.py asserts). double sin / cos / tan / pow / erf are not here
-// (erf's series here is ~10 ulp in double, enough only for float): the renderer refuses them.
+// (the float erf is a float algorithm): the renderer refuses them.
 //
 // The approximations: Cody-Waite reduction by ln 2 (hi part of 32 bits, so k * hi is exact) and
 // the Taylor polynomial of expm1 on |r| <= ln2 / 2; log through s = f / (2 + f), log(1 + f) =
 // f - f^2/2 + s (f^2/2 + R(s^2)) with R the series of 2 atanh; trigonometric functions with the
 // Payne-Hanek reduction (the float's 24-bit significand times a 96-bit window of the bits of
 // 2/pi, exact integer arithmetic) then the Taylor polynomials on |r| <= pi/4; atan by two
-// half-angle steps to |a| <= tan(pi/16) and its series; erf by the series
-// e^-x^2 sum (2x^2)^n / (2n+1)!! below 2 and erfc's continued fraction above.
+// half-angle steps to |a| <= tan(pi/16) and its series; float erf by its Taylor series below 1
+// and a fitted polynomial for erfc(x) e^(x^2) on [1, 4).
 // v_sin_f32 / v_cos_f32 (__builtin_amdgcn_sinf) are not used: they take revolutions, keep only
 // |x| < 256 revolutions and are approximate; fast_sin & co. are the accurate functions here.
 //
@@ -352,35 +353,48 @@ TW_DEV float nextafter(float x, float y) {
   return ffrom((x < y) == (x > 0.0f) ? u + 1 : u - 1);
 }
 
-// e^(-a^2) with a^2 as the exact pair (hi, lo)
-TW_DEV double exp_neg_square(double a) {
-  const double hi = a * a;
-  const double lo = __builtin_fma(a, a, -hi);
-  return exp(-hi) * (1.0 - lo);
-}
-
-TW_DEV double erf(double x) {
-  if (isnan_d(x)) return x;
-  const double a = __builtin_fabs(x);
-  double r;
-  if (a < 2.0) {
-    // 2/sqrt(pi) a e^-a^2 sum_n (2a^2)^n / (2n+1)!!: positive terms, 40 reach 2^-53 at 2
-    const double z = 2.0 * a * a;
-    double t = 1.0, s = 1.0;
-    for (int n = 0; n < 40; ++n) {
-      t *= z / (2 * n + 3);
-      s += t;
-    }
-    r = TWO_OVER_SQRTPI * a * (exp_neg_square(a) * s);
-  } else if (a < 6.0) {
-    // erfc(a) = e^-a^2 / sqrt(pi) / (a + (1/2) / (a + 1 / (a + (3/2) / (a + ...)))), from the tail
-    double t = a;
-    for (int n = 60; n > 0; --n) t = a + (0.5 * n) / t;  // 60 terms: 2^-53 at 2
-    r = 1.0 - exp_neg_square(a) * INV_SQRTPI / t;
+// erf in float arithmetic (the one function here not evaluated in double), within 2.5 ulp: it is
+// inlined for each of a thread's accumulator values in a GELU epilogue (128 on gfx942), whose
+// loop LLVM must still unroll to keep the accumulators in registers, so it is short and light on
+// registers. Two polynomials fitted by tools/fit_erfcx_hip.py (Horner with fused multiply-adds):
+// erf(x) / x of degree 6 in t = 2x^2 - 1 below 1, and erfc(x) e^(x^2) of degree 12 in
+// t = (2x - 5) / 3 on [1, 4), times e^-x^2 (expf of x^2's rounded value, corrected by the
+// rounding error: e^-(hi + lo) = e^-hi (1 - lo)); above 4 erf is 1 in float (erfc(4) < 2^-25).
+TW_DEV float erf_float(float x) {
+  const float a = __builtin_fabsf(x);
+  float r;
+  if (a < 1.0f) {
+    const float t = __builtin_fmaf(2.0f * a, a, -1.0f);
+    float p = 0x1.4a9dab0ed345cp-20f;
+    p = __builtin_fmaf(p, t, -0x1.28701fce073b1p-16f);
+    p = __builtin_fmaf(p, t, 0x1.c827dc3d70adap-13f);
+    p = __builtin_fmaf(p, t, -0x1.2b8df444ba003p-9f);
+    p = __builtin_fmaf(p, t, 0x1.4543691da5eb4p-6f);
+    p = __builtin_fmaf(p, t, -0x1.1fd163adda797p-3f);
+    p = __builtin_fmaf(p, t, 0x1.ee51eb23846e0p-1f);
+    r = a * p;
+  } else if (a < 4.0f) {
+    const float t = __builtin_fmaf(2.0f / 3, a, -5.0f / 3);
+    float p = 0x1.cfb11215829a7p-17f;
+    p = __builtin_fmaf(p, t, -0x1.35c7d47c72906p-15f);
+    p = __builtin_fmaf(p, t, 0x1.ccee512d3a46bp-15f);
+    p = __builtin_fmaf(p, t, -0x1.2de1d0a552dcdp-13f);
+    p = __builtin_fmaf(p, t, 0x1.b2a4ab9547e2ep-12f);
+    p = __builtin_fmaf(p, t, -0x1.0aa19e4ebf732p-10f);
+    p = __builtin_fmaf(p, t, 0x1.3acbbc7951ceap-9f);
+    p = __builtin_fmaf(p, t, -0x1.6cdc58c5b7a35p-8f);
+    p = __builtin_fmaf(p, t, 0x1.99433a671f008p-7f);
+    p = __builtin_fmaf(p, t, -0x1.ba7638bb2610dp-6f);
+    p = __builtin_fmaf(p, t, 0x1.cba83096cdc28p-5f);
+    p = __builtin_fmaf(p, t, -0x1.c8ca3fbfbd594p-4f);
+    p = __builtin_fmaf(p, t, 0x1.afbb3f42d4a4ap-3f);
+    const float hi = a * a, lo = __builtin_fmaf(a, a, -hi);
+    const float e = __builtin_expf(-hi);
+    r = __builtin_fmaf(-__builtin_fmaf(-e, lo, e), p, 1.0f);
   } else {
-    r = 1.0;  // erfc(6) < 2^-55
+    r = a == a ? 1.0f : a;  // NaN stays NaN
   }
-  return __builtin_copysign(r, x);
+  return __builtin_copysignf(r, x);
 }
 
 // ---------------------------------------------------------------- float trigonometry
@@ -527,7 +541,7 @@ TW_HM_F32(fast_sin, hm::sinf(x)) TW_HM_F32(fast_cos, hm::cosf(x)) TW_HM_F32(fast
 TW_HM_F32(asin, (float)hm::asin(x)) TW_HM_F32(acos, (float)hm::acos(x)) TW_HM_F32(atan, (float)hm::atan(x))
 TW_HM_F32(sinh, (float)hm::sinh(x)) TW_HM_F32(cosh, (float)hm::cosh(x))
 TW_HM_F32(asinh, (float)hm::asinh(x)) TW_HM_F32(acosh, (float)hm::acosh(x)) TW_HM_F32(atanh, (float)hm::atanh(x))
-TW_HM_F32(erf, (float)hm::erf(x)) TW_HM_F32(log1p, (float)hm::log1p(x)) TW_HM_F32(expm1, (float)hm::expm1(x))
+TW_HM_F32(erf, hm::erf_float(x)) TW_HM_F32(log1p, (float)hm::log1p(x)) TW_HM_F32(expm1, (float)hm::expm1(x))
 #undef TW_HM_F32
 TW_DEV float pow(float x, float y) { return (float)hm::pow_via_double(x, y); }
 TW_DEV float atan2(float y, float x) { return (float)hm::atan2(y, x); }
