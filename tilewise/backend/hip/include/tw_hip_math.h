@@ -16,14 +16,15 @@
 // f - f^2/2 + s (f^2/2 + R(s^2)) with R the series of 2 atanh; trigonometric functions with the
 // Payne-Hanek reduction (the float's 24-bit significand times a 96-bit window of the bits of
 // 2/pi, exact integer arithmetic) then the Taylor polynomials on |r| <= pi/4; atan by two
-// half-angle steps to |a| <= tan(pi/16) and its series; float erf by its Taylor series below 1
-// and a fitted polynomial for erfc(x) e^(x^2) on [1, 4).
+// half-angle steps to |a| <= tan(pi/16) and its series; float erf by two polynomials fitted to
+// erf(x) / x below 1 and to erfc(x) e^(x^2) on [1, 4) (tools/fit_erfcx_hip.py).
 // v_sin_f32 / v_cos_f32 (__builtin_amdgcn_sinf) are not used: they take revolutions, keep only
 // |x| < 256 revolutions and are approximate; fast_sin & co. are the accurate functions here.
 //
 // No builtin here needs the GPU: the test (tests/hip/test_hip_math.py) compiles this header for
 // the host with TW_DEV defined as `inline` and TW_HIP_MATH_HOST (which leaves out the half /
-// bfloat16 overloads, whose types tw_hip.h defines) and compares against numpy.
+// bfloat16 overloads, whose types tw_hip.h defines) and compares against numpy. On the host,
+// erf's __builtin_expf is the C library's expf; on the GPU it is LLVM's AMDGPU expansion.
 #pragma once
 
 namespace tw {
