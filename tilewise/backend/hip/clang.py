@@ -1,6 +1,6 @@
 """HIP C++ -> AMDGPU code object (.hsaco) with Debian's clang-19 and lld-19, without ROCm:
 `-nogpuinc` (no HIP headers: tw_hip.h defines what the kernels use) and `-nogpulib` (no device
-library: only math LLVM lowers itself). Needs no GPU."""
+library: the math is LLVM's own lowering or include/tw_hip_math.h). Needs no GPU."""
 from __future__ import annotations
 
 import functools

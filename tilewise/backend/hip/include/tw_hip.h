@@ -401,3 +401,4 @@ template <typename T> TW_DEV T shfl_idx(T v, int32_t src, int32_t width = 64) {
 
 // T.gemm's matrix instructions (MFMA), in their own header
 #include "tw_mfma.h"
+#include "tw_hip_math.h"  // the math clang cannot lower by itself (sin, erf, pow, double exp ...)
