@@ -50,7 +50,22 @@ def _fp8(A: T.Tensor((64,), "float8_e4m3"), B: T.Tensor((64,), "float32")):
             B[i] = T.cast(A[i], "float32")
 
 
-@pytest.mark.parametrize("func, match", [(_prints, "printf"), (_sine, "sin on float64"), (_fp8, "float8_e4m3")])
+@T.prim_func
+def _grid_sync(A: T.Tensor((128,), "float32")):
+    with T.Kernel(2, threads=64) as bx:
+        A[bx * 64 + T.get_thread_binding()] = 1.0
+        T.sync_grid()
+
+
+@T.prim_func
+def _philox(A: T.Tensor((64,), "uint32")):
+    with T.Kernel(1, threads=64) as _:
+        T.rng_init(7, T.get_thread_binding())
+        A[T.get_thread_binding()] = T.rng_rand()
+
+
+@pytest.mark.parametrize("func, match", [(_prints, "printf"), (_sine, "sin on float64"), (_fp8, "float8_e4m3"),
+                                         (_grid_sync, "T.sync_grid"), (_philox, "T.rng_init")])
 def test_what_amd_gpus_cannot_do_is_a_compile_error(func, match):
     with pytest.raises(CompileError, match=match):
         tilewise.compile(func, target="hip", execution_backend="emulator")
