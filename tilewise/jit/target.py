@@ -33,6 +33,7 @@ from ..engine.callback import (
 )
 from ..ir.machine import CPU, CUDA_ARCHS, HIP_ARCHS, Machine, cuda_machine, hip_machine
 from ..transform.pipeline import loop_passes, thread_passes
+from . import cache as kernel_cache
 from . import compile_flags
 from .runtimes import EmulatorRuntime, GpuRuntime, HipEmulatorRuntime, HipRuntime, NativeRuntime, PtxRuntime, Runtime
 
@@ -124,7 +125,7 @@ RECORDS: dict[str, TargetRecord] = {r.name: r for r in (
     TargetRecord(
         name="cpu", kind="cpu", archs=("",), machine=lambda arch: CPU, passes=loop_passes, render=render_cpu,
         toolchain=Toolchain("kernel.cpp", "kernel.so", lambda src, m, c, out, flags=(): build_shared_library(
-            src, out, flags), compiler_id, lambda flags, machine: compile_flags.for_gcc(flags)),
+            src, out, flags, kernel_cache), compiler_id, lambda flags, machine: compile_flags.for_gcc(flags)),
         runtimes={"native": NativeRuntime}, auto_runtime=lambda: "native",
         postprocess=lambda source, machine: postprocess_c_source(source, "c"), source_hooked=has_c_postproc,
         thread_exact=("cuda-sm80", "sm_80", "emulator"),

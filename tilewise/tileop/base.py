@@ -58,6 +58,9 @@ class TileOp(Stmt):
 
     op_name = "tileop"
     operands_in_any_memory = False
+    # "a pipelined loop around me gains from a steady state unrolled by its stages" (constant
+    # buffer slots fold into the addresses of tensor-core operand loads); asked by inject_pipeline
+    unroll_pipeline = False
     _lowerings: dict[str, Callable] = {}
 
     def __init_subclass__(cls, **kwargs):

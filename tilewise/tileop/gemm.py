@@ -39,6 +39,7 @@ _ALLOWED = {
 
 class Gemm(TileOp):
     op_name = "gemm"
+    unroll_pipeline = True
     _fields = ("A", "B", "C")
 
     def __init__(self, A, B, C, trans_A: bool, trans_B: bool, policy: int, clear_accum: bool, k_pack: int = 1):

@@ -18,7 +18,19 @@ from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
 from ..ir.expr import BufferLoad, Call, Const, Select, Var, binary
 from ..ir.machine import Machine
-from ..ir.stmt import Allocate, Annotation, BufferStore, Evaluate, For, IfThenElse, Kernel, PrimFunc, SeqStmt, seq
+from ..ir.stmt import (
+    Allocate,
+    Annotation,
+    BufferStore,
+    Evaluate,
+    For,
+    IfThenElse,
+    Kernel,
+    LetStmt,
+    PrimFunc,
+    SeqStmt,
+    seq,
+)
 from ..ir.visitor import Mutator, Visitor, substitute, walk
 from ..layout.layout import Layout
 from ..tileop.base import TileOp
@@ -315,10 +327,13 @@ class _Pipeline(Mutator):
         drain = binary("max", n, depth)
         for name, start, extent in (("prologue", 0, depth), ("steady", depth, n - depth),
                                     ("epilogue", drain, binary("min", n, depth))):
-            if name == "steady" and not self.cpu and isinstance(n, Const):
+            if name == "steady" and not self.cpu and isinstance(n, Const) and _gains_from_unrolling(f.body):
                 # only with a static trip count: the split-K example (a trip count per block, 20
                 # narrow clamped copies per thread) spilled 16 bytes at 255 registers unrolled,
-                # with 224 rolled
+                # with 224 rolled. Only loops whose operators ask for it (T.gemm: constant slots in
+                # its operand addresses); the cumsum example spilled unrolled. A body that declares
+                # (a fragment allocated in the loop, a let) stays rolled: its copies side by side
+                # would declare the same name twice
                 parts += self._unrolled_steady(f, iteration, S, depth, n)
                 continue
             it = Var(f"{f.var.name}_{name}", _dt.int32)
@@ -591,3 +606,10 @@ def inject_pipeline_cpu(func: PrimFunc) -> PrimFunc:
     return func.with_body(_Pipeline(None, {}, cpu=True).visit(func.body))
 
 
+def _gains_from_unrolling(body) -> bool:
+    """Whether an operator in the loop asks for an unrolled steady state (TileOp.unroll_pipeline)
+    and the body declares no name (an allocation or a let) that unrolled copies would repeat."""
+    found = []
+    walk(body, lambda n: found.append(n) if isinstance(n, (Allocate, LetStmt))
+         or (isinstance(n, TileOp) and n.unroll_pipeline) else None)
+    return any(isinstance(n, TileOp) for n in found) and not any(isinstance(n, (Allocate, LetStmt)) for n in found)

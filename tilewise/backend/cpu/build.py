@@ -59,18 +59,19 @@ def _host_cpu() -> str:
         return platform.machine() + platform.processor()
 
 
-def build_shared_library(source: str, out_path: Path, extra_flags=()) -> None:
+def build_shared_library(source: str, out_path: Path, extra_flags=(), cache=None) -> None:
     """Compile `source` to `out_path` (written to a temporary name, then renamed); `extra_flags`
-    (the user's compile_flags) come after tilewise's own, so they can override them. tilewise's
-    headers come precompiled where they can (pch.py)."""
+    (the user's compile_flags) come after tilewise's own, so they can override them. With the
+    kernel cache given (tilewise.jit.cache), tilewise's headers come precompiled where they can
+    (pch.py)."""
     out_path.parent.mkdir(parents=True, exist_ok=True)
     src_path = out_path.with_suffix(f".{os.getpid()}.cpp")
     tmp_so = out_path.with_suffix(f".{os.getpid()}.tmp.so")
     includes = [f"-I{INCLUDE_DIR}"]
     compiled, pch = source, None
-    split = use_pch(source, extra_flags)
+    split = use_pch(source, extra_flags) if cache is not None else None
     if split is not None:
-        pch = pch_dir(split[0], compiler(), FLAGS, INCLUDE_DIR, _host_cpu())
+        pch = pch_dir(split[0], compiler(), FLAGS, INCLUDE_DIR, _host_cpu(), cache)
         if pch is not None:
             compiled = split[1]
             includes.insert(0, f"-I{pch}")

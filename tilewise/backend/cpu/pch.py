@@ -55,9 +55,7 @@ def compiler_identity(cxx: str) -> str:
         return path
 
 
-def pch_key(text: str, cxx: str, flags: list[str], include_dir: Path, host: str) -> str:
-    from ...jit import cache
-
+def pch_key(text: str, cxx: str, flags: list[str], include_dir: Path, host: str, cache) -> str:
     headers = "".join(p.name + "\0" + p.read_text() for p in sorted(include_dir.glob("*.h")))
     h = hashlib.sha256("\0".join([text, compiler_identity(cxx), " ".join(flags), headers, host]).encode()).hexdigest()
     return "pch-" + cache.make_key("cpu-pch", h)  # apart from kernels' entries (cache.clear knows the prefix)
@@ -66,14 +64,14 @@ def pch_key(text: str, cxx: str, flags: list[str], include_dir: Path, host: str)
 _dirs: dict[tuple[str, str], Path | None] = {}  # (cache directory, key) -> the verified entry
 
 
-def pch_dir(text: str, cxx: str, flags: list[str], include_dir: Path, host: str) -> Path | None:
+def pch_dir(text: str, cxx: str, flags: list[str], include_dir: Path, host: str, cache) -> Path | None:
     """The cache entry holding tw_pch.h (`text`) and its .gch for this compiler and flags (built
-    on first use), or None when there is none to use: cache disabled, or the build failed."""
-    from ...jit import cache
-
+    on first use), or None when there is none to use: cache disabled, or the build failed.
+    `cache` is the kernel cache (tilewise.jit.cache), handed down by the target record: the
+    backends sit below jit and do not import it."""
     if not cache.enabled():
         return None
-    key = pch_key(text, cxx, flags, include_dir, host)
+    key = pch_key(text, cxx, flags, include_dir, host, cache)
     memo = (str(cache.cache_dir()), key)
     known = _dirs.get(memo, False)
     if known is None or (known and (known / HEADER).is_file() and (known / (HEADER + ".gch")).is_file()):
