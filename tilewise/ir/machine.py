@@ -14,7 +14,10 @@ class Machine:
     warp_size: int  # threads that execute in lockstep (1 on the CPU: a block is one thread)
     max_shared_bytes: int  # shared memory one block may use (0: no separate shared memory)
     # instruction families beyond the baseline: "cp_async" and "ldmatrix" (every CUDA GPU tilewise
-    # targets), "tma" and "mbarrier" (sm_90), "wgmma" (sm_90a); AMD GPUs have none of them
+    # targets), "tma" and "mbarrier" (sm_90), "wgmma" (sm_90a); AMD GPUs have none of them.
+    # And how a software pipeline overlaps its copies with compute without an asynchronous copy:
+    # "register_staging" (AMD GPUs): the global loads of the next stage go into registers before
+    # the compute of the current one, their stores into shared memory after it
     features: frozenset = frozenset()
     # threads one block may have, in total and per dimension (x, y, z); empty: no limit
     max_threads: int = 0
@@ -54,7 +57,8 @@ HIP_ARCHS = tuple(_HIP_LDS)
 def hip_machine(arch: str) -> Machine:
     """AMD CDNA GPUs lower with their own "hip" lowerings first, then the CUDA ones: those are
     plain C++ over the thread IR (copies, loops, fills, atomics, shuffle reductions) that the HIP
-    renderer spells for clang. No cp.async, ldmatrix, TMA, mbarrier or wgmma."""
+    renderer spells for clang. No cp.async, ldmatrix, TMA, mbarrier or wgmma: T.Pipelined stages its
+    copies through registers ("register_staging", transform/inject_pipeline.py)."""
     if arch not in _HIP_LDS:
         raise ValueError(f"unsupported AMD architecture {arch}; supported: {', '.join(HIP_ARCHS)}")
-    return Machine(arch, ("hip", "cuda"), 64, _HIP_LDS[arch], frozenset(), *_CUDA_BLOCK)
+    return Machine(arch, ("hip", "cuda"), 64, _HIP_LDS[arch], frozenset({"register_staging"}), *_CUDA_BLOCK)

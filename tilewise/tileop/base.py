@@ -14,6 +14,9 @@ operator or guess from its field names; they ask it (TileLang's `SetAccessRegion
 - `operands_in_any_memory`: its loop lowering is right whichever memory its operands live in,
   so a pass may replace a private tile by a region of a global tensor.
 - `as_async()`: the operator issued asynchronously (a cp.async copy), or None.
+- `as_staged(threads)`: the operator in two halves through a per-thread register array
+  (global -> registers, registers -> shared; tileop/staged_copy.py), or None: how a pipeline
+  overlaps copies with compute on a machine without cp.async.
 - lowerings, one per lowering key (`@lowering("loops")`, `@lowering("cuda")`, later "sm90",
   "hip"): a target lists the keys it accepts, most specific first, and `lower(ctx)` takes the
   first the operator has. "loops" is the loop-level lowering in which one thread runs the whole
@@ -118,6 +121,12 @@ class TileOp(Stmt):
     def as_async(self, mechanism: str = "cp.async", barrier: BufferRegion | None = None) -> TileOp | None:
         """The operator issued asynchronously by `mechanism` ("cp.async", or "tma" completing on the
         mbarrier element `barrier`), or None if it cannot be."""
+        return None
+
+    def as_staged(self, threads: int):
+        """(register array, load half, store half): the operator split around other work, its
+        global loads into a "local" array of each of the block's `threads` threads, their stores
+        into shared memory later; or None if it cannot be."""
         return None
 
     def tma_bytes(self, machine, pass_configs: dict) -> int | None:

@@ -15,6 +15,7 @@ from ..layout.tv import default_fragment
 from . import cuda_common as cc
 from .base import InferLevel, LowerContext, TileOp, lowering
 from .region import guarded_load, guarded_store, pair_regions, region_indices, squeezed, tile_loops
+from .staged_copy import staged_halves
 from .tma import emit_tma_load, emit_tma_load_now, emit_tma_store, plan_tma
 
 
@@ -60,6 +61,12 @@ class Copy(TileOp):
         """Global to shared copies can be issued asynchronously."""
         if self.src.buffer.is_global and self.dst.buffer.is_shared:
             return self.with_fields(mechanism=mechanism, barrier=barrier)
+        return None
+
+    def as_staged(self, threads: int):
+        """Global to shared copies can go through registers in two halves (tileop/staged_copy.py)."""
+        if self.src.buffer.is_global and self.dst.buffer.is_shared:
+            return staged_halves(self.src, self.dst, threads, self.span)
         return None
 
     def tma_bytes(self, machine, pass_configs: dict) -> int | None:

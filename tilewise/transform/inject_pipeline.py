@@ -31,7 +31,7 @@ from ..ir.stmt import (
     SeqStmt,
     seq,
 )
-from ..ir.visitor import Mutator, Visitor, substitute, walk
+from ..ir.visitor import Mutator, Visitor, collect_vars, substitute, walk
 from ..layout.layout import Layout
 from ..tileop.base import TileOp
 from .pipeline_schedule import check_dependences, has_producer_form, resolve_schedule
@@ -120,7 +120,13 @@ class _Pipeline(Mutator):
         self.cpu = cpu  # a block is one thread: only loops with a schedule are rewritten, synchronously
         # copies run synchronously (multi-buffered, issued stages ahead) where there is no cp.async:
         # on the CPU, and on AMD GPUs (global -> LDS goes through registers there)
-        self.sync_copies = cpu or (machine is not None and not machine.has("cp_async"))
+        # (or where the program asks for it: TileLang's pass config "tir.use_async_copy": False)
+        use_async = bool((pass_configs or {}).get("tir.use_async_copy", True))
+        self.sync_copies = cpu or not use_async or (machine is not None and not machine.has("cp_async"))
+        # ...and where the machine says so, split in two around the compute (_staged)
+        self.register_staging = (not cpu and use_async and machine is not None
+                                 and machine.has("register_staging"))
+        self.narrowed = 0  # depth of `if`s on the thread index around the statement being visited
         self.notes: list[str] = []  # lowering decisions for kernel.lowering_notes()
         self.buffers: dict = {}  # original shared Buffer -> multi-buffered Buffer
         self.machine = machine
@@ -142,6 +148,7 @@ class _Pipeline(Mutator):
              else None)
         self.reg_alloc = not marks and not self.pass_configs.get("tl.disable_warp_group_reg_alloc")
         self.threads = k.threads
+        self.thread_var_ids = {id(v) for v in k.thread_vars}
         body = self.visit(k.body)
         if self.buffers:
             body = _ReplaceAllocs(self.buffers).visit(body)
@@ -179,6 +186,14 @@ class _Pipeline(Mutator):
                               "copies -1 in both, for a producer warpgroup)")
             return None
         return f.var
+
+    def visit_IfThenElse(self, s: IfThenElse):
+        narrowing = any(id(v) in self.thread_var_ids for v in collect_vars(s.cond))
+        self.narrowed += narrowing
+        try:
+            return self.generic_visit(s)
+        finally:
+            self.narrowed -= narrowing
 
     def visit_For(self, f: For):
         f = self.generic_visit(f)
@@ -253,6 +268,13 @@ class _Pipeline(Mutator):
             S = max(int(f.annotations.get("num_stages", 0)), consumer_stages[-1] - consumer_stages[0] + 1)
         if any(b.static_shape() is None for b in filled):
             return self.serial(f)
+        staging: list = []  # the register arrays of copies split in two (_staged)
+        if self.register_staging and sched is None and not ws and tma_bytes is None:
+            split = self._staged(f, stmts, producers, S)
+            if split is not None:
+                stmts, stage, staging = split
+                n_stmts, S, depth, order = len(stmts), 2, 1, None
+                producers = [i for i in range(n_stmts) if stage[i] == 0]
         # The producer's slot it % S is carried in a register from one iteration to the next
         # (a modulo per iteration would cost more than the loop body's address arithmetic).
         slot_var = Buffer(f.var.name + "_slot", (1,), _dt.int32, "local.var")
@@ -341,8 +363,39 @@ class _Pipeline(Mutator):
             parts.append(loop)
         init = Allocate(slot_var, Const(0, _dt.int32))
         if self.sync_copies:  # the copies ran synchronously
-            return seq([init, *parts])
+            return seq([init, *[Allocate(r) for r in staging], *parts])
         return seq([init, *parts, _call("cp_async_wait", n=0)])
+
+    def _staged(self, f: For, stmts, producers, S: int):
+        """Register staging (machines with "register_staging" and no cp.async): every stage-0 copy
+        becomes a load into registers (issued first in the iteration, for k = it) and a store of
+        those registers into shared memory (issued last, after the compute of k = it - 1), so
+        the global loads are in flight while the compute runs. The filled tiles get two buffers
+        (the compute reads one while the stores fill the other: one barrier per iteration where
+        the slots are constants), whatever num_stages says: one stage of registers in flight
+        needs no more, and more would cost LDS (occupancy) and registers for nothing.
+        Returns (statements, their stages, the register arrays), or None when a producer cannot
+        be split or the loop runs on part of the block (the arrays are sized for every thread)."""
+        if self.narrowed:
+            return None
+        threads = 1
+        for t in self.threads:
+            threads *= t
+        halves = [stmts[i].as_staged(threads) if isinstance(stmts[i], TileOp) else None for i in producers]
+        if any(h is None for h in halves):
+            return None
+        consumers = [s for i, s in enumerate(stmts) if i not in producers]
+        loads, stores = [h[1] for h in halves], [h[2] for h in halves]
+        where = f"{f.span}: " if f.span is not None else ""
+        asked = int(f.annotations.get("num_stages", 0))
+        self.notes.append(
+            f"{where}T.Pipelined(num_stages={asked}): no asynchronous copy on {self.machine.name}; the "
+            f"{len(loads)} global -> shared copies are staged through registers (the next tile's global loads "
+            "before the compute, their shared-memory stores after it), 2 shared buffers per tile"
+            + (f" (num_stages={asked} would add buffers without hiding more latency)" if asked > 2 else ""))
+        new = loads + consumers + stores
+        stage = [0] * len(loads) + [1] * len(consumers) + [0] * len(stores)
+        return new, stage, [h[0] for h in halves]
 
     def _unrolled_steady(self, f: For, iteration, S: int, depth: int, n) -> list:
         """The steady state as S iterations per trip, then the iterations left over one by one.
@@ -474,7 +527,7 @@ class _Pipeline(Mutator):
     # ------------------------------------------------------------------ Hopper: TMA + mbarriers
     def _tma_bytes(self, producers) -> int | None:
         """Bytes one stage's copies move when every producer can run on TMA, else None."""
-        if self.machine is None or not self.machine.has("tma"):
+        if self.machine is None or not self.machine.has("tma") or self.sync_copies:
             return None
         total = 0
         for s in producers:

@@ -5,6 +5,11 @@ Runs on tile-level IR, where each statement is a whole tile operator or T.Parall
 threads may touch any element of its shared operands; barriers an operator needs inside itself
 (a cross-warp reduction, say) are its own business.
 
+Accesses are compared per root buffer, except that accesses to distinct constant indices along
+the first dimension of a buffer that is not a view do not conflict: in a pipeline's unrolled
+steady state the slots of a multi-buffered tile are constants, so the stores filling one slot
+need no barrier after the reads of another (register staging: one barrier per iteration).
+
 Every access is recorded with the threads that make it: the block, or the range of threads an
 `if` on the thread index keeps (`with T.ws(1):`, `if tx < 128:`). A barrier placed inside such an
 `if` synchronises only its threads (range_barriers.py turns it into a named barrier), so it
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
-from ..ir.expr import BufferLoad, Call
+from ..ir.expr import BufferLoad, Call, Const
 from ..ir.stmt import Allocate, Evaluate, For, IfThenElse, Kernel, PrimFunc, SeqStmt, Stmt, While, seq
 from ..ir.visitor import Mutator, Visitor, collect_vars
 from ..tileop.base import TileOp
@@ -42,6 +47,25 @@ def _root(b: Buffer) -> Buffer:
     return b.root
 
 
+def _part(b: Buffer, first) -> tuple:
+    """What an access touches: (root buffer, index along its first dimension) when the access is
+    to one constant index there of a buffer that is not a view (distinct such indices are
+    distinct bytes: the slots of a multi-buffered tile in an unrolled pipeline), else (root, None),
+    which overlaps every part of the root."""
+    if b.base is None and b.ndim > 1 and isinstance(first, Const):
+        return (b, int(first.value))
+    return (_root(b), None)
+
+
+def _region_part(r: BufferRegion) -> tuple:
+    start, ext = r.region[0] if r.region else (None, None)
+    return _part(r.buffer, start if isinstance(ext, int) and ext == 1 else None)
+
+
+def _overlaps(a: tuple, parts) -> bool:
+    return any(a[0] == b[0] and (a[1] is None or b[1] is None or a[1] == b[1]) for b in parts)
+
+
 class _Access(Visitor):
     def __init__(self):
         self.reads: set = set()
@@ -51,12 +75,12 @@ class _Access(Visitor):
 
     def visit_BufferLoad(self, e):
         if e.buffer.is_shared:
-            self.reads.add(_root(e.buffer))
+            self.reads.add(_part(e.buffer, e.indices[0] if e.indices else None))
         self.generic_visit(e)
 
     def visit_BufferStore(self, s):
         if s.buffer.is_shared:
-            self.writes.add(_root(s.buffer))
+            self.writes.add(_part(s.buffer, s.indices[0] if s.indices else None))
         self.generic_visit(s)
 
     def visit_Call(self, e):
@@ -64,7 +88,7 @@ class _Access(Visitor):
         if e.name.startswith("atomic_") and e.args and isinstance(e.args[0], Call) and e.args[0].name == "address_of":
             target = e.args[0].args[0]
             if isinstance(target, BufferLoad) and target.buffer.is_shared:
-                self.writes.add(_root(target.buffer))
+                self.writes.add(_part(target.buffer, target.indices[0] if target.indices else None))
         self.generic_visit(e)
 
     def generic_visit(self, node):
@@ -80,7 +104,7 @@ class _Access(Visitor):
 
 
 def _shared_roots(regions: list[BufferRegion]) -> set:
-    return {_root(r.buffer) for r in regions if r.buffer.is_shared}
+    return {_region_part(r) for r in regions if r.buffer.is_shared}
 
 
 def accesses(stmt) -> tuple[set, set]:
@@ -117,7 +141,7 @@ def _disjoint(a: tuple, b: tuple) -> bool:
 
 
 class _State:
-    """Shared tiles read / written since the last barrier, as (root buffer, thread range) pairs,
+    """Shared tiles read / written since the last barrier, as ((root buffer, part), thread range) pairs,
     and cp.async destinations still in flight (a barrier does not complete them; their data
     lands at a wait, which is where they count as written)."""
 
@@ -132,8 +156,8 @@ class _State:
     def conflicts(self, reads, writes, rng, ignore_disjoint: bool) -> list:
         """Thread ranges of the recorded accesses that accesses (reads, writes) by the threads
         `rng` conflict with."""
-        out = [r for b, r in self.writes if b in reads or b in writes]
-        out += [r for b, r in self.reads if b in writes]
+        out = [r for b, r in self.writes if _overlaps(b, reads) or _overlaps(b, writes)]
+        out += [r for b, r in self.reads if _overlaps(b, writes)]
         if ignore_disjoint:
             out = [r for r in out if not _disjoint(r, rng)]
         return out

@@ -18,6 +18,9 @@ class PassConfigKey(str, Enum):
     TL_DISABLE_WARP_SPECIALIZED = "tl.disable_warp_specialized"
     # the pass-config spelling of T.disable_warp_group_reg_alloc(): no setmaxnreg
     TL_DISABLE_WARP_GROUP_REG_ALLOC = "tl.disable_warp_group_reg_alloc"
+    # False: T.Pipelined issues its copies synchronously (no cp.async or TMA pipeline on CUDA, no
+    # register staging on AMD GPUs); the multi-buffered schedule stays
+    TIR_USE_ASYNC_COPY = "tir.use_async_copy"
     # Keys accepted for compatibility: they steer TVM's own passes, which tilewise's lowering does
     # not have, so they change nothing here.
     TL_DISABLE_DYNAMIC_TAIL_SPLIT = "tl.disable_dynamic_tail_split"
@@ -34,7 +37,6 @@ class PassConfigKey(str, Enum):
     TIR_DISABLE_CSE = "tir.disable_cse_tir"
     TIR_ENABLE_EQUIV_TERMS_IN_CSE = "tir.enable_equiv_terms_in_cse_tir"
     TIR_DISABLE_STORAGE_REWRITE = "tir.disable_storage_rewrite"
-    TIR_USE_ASYNC_COPY = "tir.use_async_copy"
     TIR_ENABLE_DEBUG = "tir.enable_debug"
     TIR_MERGE_STATIC_SMEM = "tir.merge_static_smem"
     TIR_NOALIAS = "tir.noalias"

@@ -75,3 +75,48 @@ def instruction_mix(insns) -> Counter:
             k = "other"
         out[k] += 1
     return out
+
+
+_VREG = re.compile(r"\bv(?:\[(\d+):(\d+)\]|(\d+)\b)")
+_STORES = ("ds_write", "global_store", "buffer_store", "flat_store", "s_store")
+
+
+def _vregs(text: str) -> set[int]:
+    out: set[int] = set()
+    for m in _VREG.finditer(text):
+        lo = int(m.group(1) if m.group(1) is not None else m.group(3))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        out.update(range(lo, hi + 1))
+    return out
+
+
+def _operands(line: str) -> list[str]:
+    body = line.split("//")[0].strip().split(None, 1)
+    return [o.strip() for o in body[1].split(",")] if len(body) > 1 else []
+
+
+def load_to_use_mfmas(insns) -> list[int]:
+    """For each global load of a loop (instructions as main_loop returns them): the MFMAs issued
+    between it and the first instruction that reads the registers it loads, going round the
+    loop (how much math hides the load's latency: 0 when the data is used, by an LDS store say,
+    before any MFMA). A load whose registers are overwritten before they are read counts 0."""
+    out = []
+    n = len(insns)
+    for i, (_a, name, line) in enumerate(insns):
+        if not name.startswith(("global_load", "buffer_load")):
+            continue
+        ops = _operands(line)
+        dest = _vregs(ops[0]) if ops else set()
+        mfmas = 0
+        for j in range(1, n + 1):
+            _b, other, text = insns[(i + j) % n]
+            o = _operands(text)
+            srcs = o if other.startswith(_STORES) else o[1:]
+            if any(_vregs(x) & dest for x in srcs):
+                break
+            if not other.startswith(_STORES) and o and _vregs(o[0]) & dest:
+                mfmas = 0
+                break
+            mfmas += other.startswith("v_mfma")
+        out.append(mfmas)
+    return out
