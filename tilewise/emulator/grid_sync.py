@@ -29,7 +29,10 @@ if TYPE_CHECKING:
 # (CUDA C programming guide, compute capabilities table; A100 and H100 SXM)
 DEVICES = {"sm_80": (108, 164 * 1024, 2048, 32), "sm_86": (84, 100 * 1024, 1536, 16),
            "sm_89": (128, 100 * 1024, 1536, 24), "sm_90": (132, 228 * 1024, 2048, 32),
-           "sm_90a": (132, 228 * 1024, 2048, 32)}
+           "sm_90a": (132, 228 * 1024, 2048, 32),
+           # AMD: compute units, LDS per CU, work-items per CU (8 wavefronts of 64 per SIMD, 4 SIMDs),
+           # workgroups per CU (ROCm's GPU specification table: MI300X 304 CUs, MI250X 110 per GCD)
+           "gfx942": (304, 64 * 1024, 2048, 32), "gfx90a": (110, 64 * 1024, 2048, 32)}
 
 
 class CooperativeLaunchError(EmulatorError):
@@ -37,11 +40,11 @@ class CooperativeLaunchError(EmulatorError):
     (cuLaunchCooperativeKernel refuses it: CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE)."""
 
 
-def co_resident_blocks(arch: str, threads: int, smem_bytes: int) -> int:
+def co_resident_blocks(arch: str, threads: int, smem_bytes: int, warp_size: int = 32) -> int:
     """The most blocks of this shape the emulated device holds at once (registers are not
     counted: the emulator does not allocate them)."""
     sms, smem, max_threads, max_blocks = DEVICES.get(arch, DEVICES["sm_80"])
-    warps = -(-threads // 32) * 32
+    warps = -(-threads // warp_size) * warp_size
     per_sm = min(max_blocks, max_threads // warps, smem // smem_bytes if smem_bytes else max_blocks)
     return per_sm * sms
 
@@ -49,7 +52,7 @@ def co_resident_blocks(arch: str, threads: int, smem_bytes: int) -> int:
 def check_co_resident(kernel, nblocks: int, smem_bytes: int) -> None:
     arch = kernel.attrs.get("arch", "sm_80")
     threads = int(np.prod(kernel.threads))
-    most = co_resident_blocks(arch, threads, smem_bytes)
+    most = co_resident_blocks(arch, threads, smem_bytes, int(kernel.attrs.get("warp_size", 32)))
     if nblocks > most:
         raise CooperativeLaunchError(
             f"T.sync_grid at {where(kernel.span)}: the launch has {nblocks} blocks of {threads} threads "

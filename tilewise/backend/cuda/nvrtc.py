@@ -9,7 +9,7 @@ import re
 import sys
 from dataclasses import dataclass
 
-from .toolkit import INCLUDE_DIR, cuda_include_dir
+from .toolkit import INCLUDE_DIR, SHARED_INCLUDE_DIR, cuda_include_dir
 
 ARCHS = ("sm_80", "sm_86", "sm_89", "sm_90", "sm_90a")  # what tilewise targets and tests
 _ARCH = re.compile(r"sm_\d{2,3}[af]?")  # any other real architecture NVRTC knows, e.g. a newer GPU
@@ -61,11 +61,14 @@ def nvrtc_version() -> tuple[int, int]:
 @functools.cache
 def toolchain_fingerprint() -> str:
     """What besides the source and options decides the cubin (for disk cache keys): the NVRTC
-    library and the contents of tw_cuda.h. A pip-installed NVRTC (where cuda.bindings looks
+    library and the contents of tw_cuda.h and the shared headers it includes. A pip-installed NVRTC (where cuda.bindings looks
     first) is named by its files' sizes and times, so that a cache hit need not load it (loading
     libnvrtc costs far more than the rest of a hit); any other is asked for its version."""
-    with open(os.path.join(INCLUDE_DIR, "tw_cuda.h"), "rb") as f:
-        header = hashlib.sha256(f.read()).hexdigest()[:16]
+    digest = hashlib.sha256()
+    for path in [os.path.join(INCLUDE_DIR, "tw_cuda.h")] + sorted(glob.glob(os.path.join(SHARED_INCLUDE_DIR, "*.h"))):
+        with open(path, "rb") as f:
+            digest.update(f.read())
+    header = digest.hexdigest()[:16]
     libs = _pip_nvrtc_files()
     if libs:
         ident = hashlib.sha256("\n".join(libs).encode()).hexdigest()[:16]
@@ -96,6 +99,7 @@ def compile_options(arch: str, fast_math: bool = False, extra: tuple[str, ...] =
         f"--gpu-architecture={arch}",
         "-std=c++17",
         f"-I{INCLUDE_DIR}",
+        f"-I{SHARED_INCLUDE_DIR}",
         f"-I{cuda_include_dir()}",
         # multiply-adds are fused where the IR says (transform/contract_fma.py), nowhere else
         "--fmad=false",

@@ -10,6 +10,8 @@ import shutil
 from importlib import metadata
 
 INCLUDE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "include")
+# headers the CUDA and HIP headers share (tw_philox.h: T.rng_*)
+SHARED_INCLUDE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "include")
 
 _RUNTIME_DISTS = ("nvidia-cuda-runtime", "nvidia-cuda-runtime-cu13", "nvidia-cuda-runtime-cu12")
 _TOOL_DISTS = {

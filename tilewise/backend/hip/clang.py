@@ -12,6 +12,7 @@ from pathlib import Path
 from ...errors import CompileError
 
 INCLUDE_DIR = Path(__file__).parent / "include"
+SHARED_INCLUDE_DIR = Path(__file__).parent.parent / "include"  # shared with the CUDA header (tw_philox.h)
 CLANG = "clang-19"
 
 
@@ -34,7 +35,7 @@ def clang_path() -> str:
 def compile_options(arch: str, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
     """The clang command line for `arch` (part of any cache key through the fingerprint)."""
     return ("-x", "hip", f"--offload-arch={arch}", "-nogpulib", "-nogpuinc", "--cuda-device-only", "-std=c++17",
-            "-O3", f"-I{INCLUDE_DIR}",
+            "-O3", f"-I{INCLUDE_DIR}", f"-I{SHARED_INCLUDE_DIR}",
             # multiply-adds are fused where the IR says (transform/contract_fma.py), nowhere else
             "-ffp-contract=off", *extra)
 
@@ -66,9 +67,10 @@ def compile_asm(source: str, arch: str, extra: tuple[str, ...] = ()) -> str:
 @functools.lru_cache(maxsize=1)
 def toolchain_fingerprint() -> str:
     """What besides the source decides the code object: clang's version and every header the
-    source includes (tw_hip.h pulls in tw_mfma.h, so all of include/ is hashed)."""
+    source includes (tw_hip.h pulls in tw_mfma.h and the shared tw_philox.h, so all of include/
+    and the shared include/ are hashed)."""
     digest = hashlib.sha256()
-    for path in sorted(INCLUDE_DIR.glob("*.h")):
+    for path in sorted(INCLUDE_DIR.glob("*.h")) + sorted(SHARED_INCLUDE_DIR.glob("*.h")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     header = digest.hexdigest()[:16]
     try:

@@ -6,13 +6,16 @@ argument's bytes, as hipModuleLaunchKernel's kernelParams wants) are the CUDA pa
 without a GPU (backend/cuda/launch.py); the HIP calls are hipModuleLoadData (the code object
 clang-19 linked), hipModuleGetFunction per kernel and hipModuleLaunchKernel on torch's current
 stream (ROCm builds of torch call AMD GPUs "cuda" devices). The LDS tile is a static allocation
-of the code object, so no dynamic LDS is passed."""
+of the code object, so no dynamic LDS is passed. A kernel with a grid barrier (T.sync_grid) is
+launched with hipModuleLaunchCooperativeKernel (same arguments, no `extra`), after checking that
+its workgroups can all be resident at once (hipModuleOccupancyMaxActiveBlocksPerMultiprocessor
+times the device's compute units, hipDeviceGetAttribute)."""
 from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
 
-from ..cuda.launch import CudaLaunchError, cuda_device_of, launch_plans, pack_params
+from ..cuda.launch import CudaLaunchError, check_co_resident, cuda_device_of, launch_plans, pack_params
 from ..cuda.renderer import CudaModule
 
 
@@ -82,8 +85,22 @@ class HipLauncher:
         for plan, fn in zip(plans, functions):
             if plan.empty:
                 continue
+            if plan.kind == "cooperative":
+                self._launch_cooperative(plan, fn, device, stream, params)
+                continue
             check(hip, hip.hipModuleLaunchKernel(fn, *plan.grid, *plan.block, 0, stream, params.address, None),
                   f"hipModuleLaunchKernel({plan.kernel}, grid={plan.grid}, block={plan.block})")
+
+    def _launch_cooperative(self, plan, fn, device: int, stream, params) -> None:
+        hip = self.hip
+        threads = plan.block[0] * plan.block[1] * plan.block[2]
+        cus = check(hip, hip.hipDeviceGetAttribute(hip.hipDeviceAttribute_t.hipDeviceAttributeMultiprocessorCount,
+                                                    device), "hipDeviceGetAttribute(MultiprocessorCount)")
+        per_cu = check(hip, hip.hipModuleOccupancyMaxActiveBlocksPerMultiprocessor(fn, threads, 0),
+                       f"hipModuleOccupancyMaxActiveBlocksPerMultiprocessor({plan.kernel})")
+        check_co_resident(plan, int(per_cu), int(cus))
+        check(hip, hip.hipModuleLaunchCooperativeKernel(fn, *plan.grid, *plan.block, 0, stream, params.address),
+              f"hipModuleLaunchCooperativeKernel({plan.kernel}, grid={plan.grid}, block={plan.block})")
 
     def _load(self, device: int) -> list:
         with self._lock:

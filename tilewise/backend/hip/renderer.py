@@ -27,14 +27,6 @@ NVIDIA_ONLY = {
     "print": "printf (T.print needs ROCm's device library, which clang -nogpulib does not link)",
 }  # fmt: skip
 
-# thread-IR intrinsics AMD GPUs could run but the HIP header does not have yet
-NOT_IN_HIP_HEADER = {
-    "sync_grid": "T.sync_grid (a grid barrier needs a cooperative launch, which the HIP launcher does not make)",
-    "rng_init": "T.rng_init (the Philox generator is in the CUDA header only)",
-    "rng_rand": "T.rng_rand (the Philox generator is in the CUDA header only)",
-    "rng_rand_float": "T.rng_rand_float (the Philox generator is in the CUDA header only)",
-}
-
 # math include/tw_hip_math.h does not have (clang's AMDGPU backend has no lowering of its own
 # without ROCm's ocml): for double the trigonometric functions (their Payne-Hanek reduction is
 # written for float's 24-bit significand), pow (exp(y log x) needs a double-double log in double)
@@ -80,8 +72,6 @@ class HipRenderer(CudaRenderer):
         return f"__shared__ __align__({self.smem_align}) uint8_t {name}[{nbytes}];"
 
     def expr_Call(self, e: Call) -> str:
-        if e.name in NOT_IN_HIP_HEADER:
-            raise CompileError(f"{self.func.name}: {NOT_IN_HIP_HEADER[e.name]} is not supported on the HIP target yet")
         if e.name in NVIDIA_ONLY:
             raise CompileError(f"{self.func.name}: {e.name} needs {NVIDIA_ONLY[e.name]}, which AMD GPUs do not have "
                                "(the HIP target)")

@@ -1069,116 +1069,30 @@ TW_DEV void print_tile(const char* msg, const char* name, long long bx, long lon
 
 }  // namespace tw
 
-// T.rng_init / T.rng_rand / T.rng_rand_float (language/rng.py): Philox4x32-10 with a thread's
-// uint32_t[16] state (docs/THREAD_IR.md, "rng_init"; the emulator's numpy twin is emulator/rng.py).
-// Only constant indices into the state, so it stays in registers.
+// T.rng_*: the Philox4x32-10 generator shared with the HIP header (backend/include/tw_philox.h),
+// with CUDA's spelling of the operations it needs (round-to-nearest intrinsics: never fused)
 namespace tw {
-TW_DEV void philox4x32_10(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1,
-                          uint32_t* out) {
-#pragma unroll
-  for (int r = 0; r < 10; ++r) {
-    if (r) {
-      k0 += 0x9E3779B9u;
-      k1 += 0xBB67AE85u;
-    }
-    const uint32_t hi0 = __umulhi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;
-    const uint32_t hi1 = __umulhi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;
-    c0 = hi1 ^ c1 ^ k0;
-    c1 = lo1;
-    c2 = hi0 ^ c3 ^ k1;
-    c3 = lo0;
-  }
-  out[0] = c0;
-  out[1] = c1;
-  out[2] = c2;
-  out[3] = c3;
-}
-
-TW_DEV void rng_block(uint32_t* s) { philox4x32_10(s[0], s[1], s[2], s[3], s[4], s[5], s + 7); }
-
-// the 128-bit counter s[0..3] += n << (32 * word), word 0 or 2
-TW_DEV void rng_add(uint32_t* s, unsigned long long n, int word) {
-  unsigned long long t = 0;
-  uint32_t carry = 0;
-#pragma unroll
-  for (int w = 0; w < 4; ++w) {
-    const unsigned long long add = w == word ? (n & 0xffffffffull) : w == word + 1 ? (n >> 32) : 0ull;
-    t = (unsigned long long)s[w] + add + carry;
-    s[w] = (uint32_t)t;
-    carry = (uint32_t)(t >> 32);
-  }
-}
-
-TW_DEV void rng_init(uint32_t* s, unsigned long long seed, unsigned long long seq, unsigned long long off) {
-#pragma unroll
-  for (int i = 0; i < 16; ++i) s[i] = 0u;
-  s[4] = (uint32_t)seed;
-  s[5] = (uint32_t)(seed >> 32);
-  rng_add(s, seq, 2);
-  rng_add(s, off >> 2, 0);
-  s[6] = (uint32_t)(off & 3ull);
-  rng_block(s);
-}
-
-TW_DEV uint32_t rng_rand(uint32_t* s) {
-  const uint32_t i = s[6];
-  const uint32_t x = i == 0 ? s[7] : i == 1 ? s[8] : i == 2 ? s[9] : s[10];
-  if (i == 3) {
-    rng_add(s, 1ull, 0);
-    rng_block(s);
-    s[6] = 0u;
-  } else {
-    s[6] = i + 1;
-  }
-  return x;
-}
-
-TW_DEV float rng_uniform32(uint32_t x) { return __fadd_rn(__fmul_rn(__uint2float_rn(x), 2.3283064365386963e-10f), 1.1641532182693481e-10f);
-}
-
-TW_DEV double rng_uniform64(uint32_t x, uint32_t y) {
-  const unsigned long long z = (unsigned long long)x ^ ((unsigned long long)y << 21);
-  return __dadd_rn(__dmul_rn((double)z, 1.1102230246251565e-16), 5.551115123125783e-17);
-}
-
-TW_DEV float rng_rand_float(uint32_t* s) { return rng_uniform32(rng_rand(s)); }
-
-TW_DEV double rng_rand_double(uint32_t* s) {
-  const uint32_t x = rng_rand(s);
-  return rng_uniform64(x, rng_rand(s));
-}
-
-// Box-Muller; the second value of a pair waits in the state for the next call
-TW_DEV float rng_normal_float(uint32_t* s) {
-  if (s[11]) {
-    s[11] = 0u;
-    return __uint_as_float(s[12]);
-  }
-  const float u = rng_uniform32(rng_rand(s));
-  const float v = rng_uniform32(rng_rand(s));
-  const float rad = sqrtf(__fmul_rn(-2.0f, logf(u)));
-  const float turns = __fmul_rn(v, 2.0f);  // the angle 2 pi v, in half turns (no range reduction)
-  s[11] = 1u;
-  s[12] = __float_as_uint(__fmul_rn(rad, cospif(turns)));
-  return __fmul_rn(rad, sinpif(turns));
-}
-
-TW_DEV double rng_normal_double(uint32_t* s) {
-  if (s[13]) {
-    s[13] = 0u;
-    return __hiloint2double((int)s[15], (int)s[14]);
-  }
-  const double u = rng_rand_double(s);
-  const double v = rng_rand_double(s);
-  const double rad = sqrt(__dmul_rn(-2.0, log(u)));
-  const double turns = __dmul_rn(2.0, v);
-  const double second = __dmul_rn(rad, cospi(turns));
-  s[13] = 1u;
-  s[14] = (uint32_t)__double2loint(second);
-  s[15] = (uint32_t)__double2hiint(second);
-  return __dmul_rn(rad, sinpi(turns));
-}
+TW_DEV uint32_t rng_mulhi(uint32_t a, uint32_t b) { return __umulhi(a, b); }
+TW_DEV float rng_fmul(float a, float b) { return __fmul_rn(a, b); }
+TW_DEV float rng_fadd(float a, float b) { return __fadd_rn(a, b); }
+TW_DEV double rng_dmul(double a, double b) { return __dmul_rn(a, b); }
+TW_DEV double rng_dadd(double a, double b) { return __dadd_rn(a, b); }
+TW_DEV float rng_u2f(uint32_t x) { return __uint2float_rn(x); }
+TW_DEV uint32_t rng_f_as_u(float x) { return __float_as_uint(x); }
+TW_DEV float rng_u_as_f(uint32_t x) { return __uint_as_float(x); }
+TW_DEV double rng_d_from_words(uint32_t hi, uint32_t lo) { return __hiloint2double((int)hi, (int)lo); }
+TW_DEV uint32_t rng_d_lo(double x) { return (uint32_t)__double2loint(x); }
+TW_DEV uint32_t rng_d_hi(double x) { return (uint32_t)__double2hiint(x); }
+TW_DEV float rng_logf(float x) { return logf(x); }
+TW_DEV float rng_sqrtf(float x) { return sqrtf(x); }
+TW_DEV float rng_sinpif(float x) { return sinpif(x); }
+TW_DEV float rng_cospif(float x) { return cospif(x); }
+TW_DEV double rng_log(double x) { return log(x); }
+TW_DEV double rng_sqrt(double x) { return sqrt(x); }
+TW_DEV double rng_sinpi(double x) { return sinpi(x); }
+TW_DEV double rng_cospi(double x) { return cospi(x); }
 }  // namespace tw
+#include "tw_philox.h"
 
 #ifdef TW_GRID_SYNC
 // T.sync_grid: a barrier of every thread of every block of a cooperative launch (the launcher

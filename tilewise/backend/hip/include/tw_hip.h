@@ -402,3 +402,79 @@ template <typename T> TW_DEV T shfl_idx(T v, int32_t src, int32_t width = 64) {
 // T.gemm's matrix instructions (MFMA), in their own header
 #include "tw_mfma.h"
 #include "tw_hip_math.h"  // the math clang cannot lower by itself (sin, erf, pow, double exp ...)
+
+// T.rng_*: the Philox4x32-10 generator shared with the CUDA header (backend/include/tw_philox.h,
+// which says what these are). clang compiles with -ffp-contract=off: plain float and double
+// arithmetic rounds each operation to nearest, as CUDA's __fmul_rn / __fadd_rn do.
+namespace tw {
+TW_DEV uint32_t rng_mulhi(uint32_t a, uint32_t b) { return (uint32_t)(((uint64_t)a * b) >> 32); }
+TW_DEV float rng_fmul(float a, float b) { return a * b; }
+TW_DEV float rng_fadd(float a, float b) { return a + b; }
+TW_DEV double rng_dmul(double a, double b) { return a * b; }
+TW_DEV double rng_dadd(double a, double b) { return a + b; }
+TW_DEV float rng_u2f(uint32_t x) { return (float)x; }
+TW_DEV uint32_t rng_f_as_u(float x) { return bitcast<uint32_t>(x); }
+TW_DEV float rng_u_as_f(uint32_t x) { return bitcast<float>(x); }
+TW_DEV double rng_d_from_words(uint32_t hi, uint32_t lo) { return bitcast<double>(((uint64_t)hi << 32) | lo); }
+TW_DEV uint32_t rng_d_lo(double x) { return (uint32_t)bitcast<uint64_t>(x); }
+TW_DEV uint32_t rng_d_hi(double x) { return (uint32_t)(bitcast<uint64_t>(x) >> 32); }
+TW_DEV float rng_logf(float x) { return __builtin_logf(x); }
+TW_DEV float rng_sqrtf(float x) { return __builtin_sqrtf(x); }
+TW_DEV float rng_sinpif(float x) { return (float)hm::sincospi(x, false); }
+TW_DEV float rng_cospif(float x) { return (float)hm::sincospi(x, true); }
+TW_DEV double rng_log(double x) { return hm::log(x); }
+TW_DEV double rng_sqrt(double x) { return __builtin_sqrt(x); }
+TW_DEV double rng_sinpi(double x) { return hm::sincospi(x, false); }
+TW_DEV double rng_cospi(double x) { return hm::sincospi(x, true); }
+}  // namespace tw
+#include "tw_philox.h"
+
+#ifdef TW_GRID_SYNC
+// T.sync_grid: a barrier of every thread of every workgroup of a cooperative launch
+// (hipModuleLaunchCooperativeKernel, after the launcher checks that all workgroups are resident).
+// Every thread releases its writes to the device (agent scope: on MI300X this writes back what the
+// L2 of its XCD holds for others), the workgroup meets at s_barrier, and one work-item arrives on
+// a module-wide counter; the last to arrive resets it and advances the generation the others
+// wait on (sleeping between polls). Then every thread acquires at agent scope (its caches drop
+// what other workgroups may have changed). The counters are zero at module load and back at
+// zero arrivals after every barrier. (Defined only where a kernel uses it: the renderer defines
+// TW_GRID_SYNC.)
+namespace tw {
+__device__ uint32_t grid_barrier_state[2];  // [0] arrivals, [1] generation
+
+// workgroups in the launch, from the dispatch packet (hsa_kernel_dispatch_packet_t: workgroup
+// sizes as uint16 at bytes 4, 6, 8; grid sizes in work-items as uint32 at bytes 12, 16, 20)
+TW_DEV uint32_t workgroups_in_grid() {
+  const uint8_t* packet = (const uint8_t*)__builtin_amdgcn_dispatch_ptr();
+  uint32_t n = 1;
+#pragma unroll
+  for (int d = 0; d < 3; ++d) {
+    const uint32_t size = *(const uint16_t*)(packet + 4 + 2 * d);
+    const uint32_t grid = *(const uint32_t*)(packet + 12 + 4 * d);
+    n *= (grid + size - 1) / size;
+  }
+  return n;
+}
+
+TW_DEV void grid_sync() {
+  __builtin_amdgcn_fence(__ATOMIC_RELEASE, "agent");
+  syncthreads();
+  if (__builtin_amdgcn_workitem_id_x() == 0 && __builtin_amdgcn_workitem_id_y() == 0 &&
+      __builtin_amdgcn_workitem_id_z() == 0) {
+    // read before arriving (the arrival's release orders it first): it cannot advance without us
+    const uint32_t seen = __hip_atomic_load(&grid_barrier_state[1], __ATOMIC_RELAXED, __HIP_MEMORY_SCOPE_AGENT);
+    const uint32_t blocks = workgroups_in_grid();
+    if (__hip_atomic_fetch_add(&grid_barrier_state[0], 1u, __ATOMIC_ACQ_REL, __HIP_MEMORY_SCOPE_AGENT) == blocks - 1) {
+      __hip_atomic_store(&grid_barrier_state[0], 0u, __ATOMIC_RELAXED, __HIP_MEMORY_SCOPE_AGENT);
+      __hip_atomic_fetch_add(&grid_barrier_state[1], 1u, __ATOMIC_RELEASE, __HIP_MEMORY_SCOPE_AGENT);
+    } else {
+      while (__hip_atomic_load(&grid_barrier_state[1], __ATOMIC_ACQUIRE, __HIP_MEMORY_SCOPE_AGENT) == seen) {
+        __builtin_amdgcn_s_sleep(2);
+      }
+    }
+  }
+  syncthreads();
+  __builtin_amdgcn_fence(__ATOMIC_ACQUIRE, "agent");
+}
+}  // namespace tw
+#endif

@@ -531,6 +531,19 @@ TW_DEV double ipow(double a, long long b) {
   return neg ? 1.0 / r : r;
 }
 
+// sin(pi x) (cosine: cos(pi x)) for the Box-Muller angle of T.rng_rand_float(dist="normal")
+// (backend/include/tw_philox.h): x = q / 2 + r with q = rint(2x) and |r| <= 1/4 exactly, then
+// the polynomials above on pi r (within about an ulp of double)
+TW_DEV double sincospi(double x, bool cosine) {
+  if (!(__builtin_fabs(x) < __builtin_inf())) return x - x;
+  const double q = __builtin_rint(2.0 * x);
+  const double r = x - 0.5 * q;
+  const double a = r * (2.0 * PIO2) + r * (2.0 * PIO2_TAIL);
+  const int k = ((int)__builtin_fmod(q, 4.0) + (cosine ? 1 : 0)) & 3;
+  const double v = (k & 1) ? cos_poly(a) : sin_poly(a);
+  return (k & 2) ? -v : v;
+}
+
 }  // namespace hm
 
 // ---------------------------------------------------------------- the tw:: functions
