@@ -9,6 +9,7 @@ Accesses are compared per root buffer, except that accesses to distinct constant
 the first dimension of a buffer that is not a view do not conflict: in a pipeline's unrolled
 steady state the slots of a multi-buffered tile are constants, so the stores filling one slot
 need no barrier after the reads of another (register staging: one barrier per iteration).
+cp.async data landing at a wait counts for the whole buffer (see `leaf`).
 
 Every access is recorded with the threads that make it: the block, or the range of threads an
 `if` on the thread index keeps (`with T.ws(1):`, `if tx < 128:`). A barrier placed inside such an
@@ -237,7 +238,10 @@ class _Inserter:
         # a TMA write needs the barrier before it (nobody may still read the tile), but not one
         # after: its readers wait on its mbarrier, which makes the data visible to each of them
         st.add(reads, writes - synced_writes(s), self.level)
-        st.pending |= {(b, self.level) for b in async_writes(s)}
+        # in flight, cp.async destinations count whole (their part forgotten): the state does not
+        # follow commit groups (a wait lands every pending copy here, even one not yet committed),
+        # which only a conservative, buffer-wide landing keeps sound
+        st.pending |= {((b[0], None), self.level) for b in async_writes(s)}
         return out
 
     def loop(self, s, st: _State) -> Stmt:
