@@ -1,6 +1,7 @@
 """T.rng_init / T.rng_rand / T.rng_rand_float (language/rng.py): Philox4x32-10 with numpy, over
 the lanes of a batch. The generator state is the thread's `uint32[16]` register buffer the
-intrinsics address (docs/THREAD_IR.md, "rng_init"), read and written here as tw_cuda.h does.
+intrinsics address (docs/THREAD_IR.md, "rng_init"), read and written here as
+the GPU headers do (backend/include/tw_philox.h).
 
 `philox4x32_10`, `draw` and the float conversions are written for arrays of lanes; the tests
 check them against the Philox authors' known-answer vectors and a scalar reference."""

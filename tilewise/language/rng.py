@@ -3,7 +3,8 @@
 
 TileLang calls curand; tilewise implements the generator itself, Philox4x32-10 (Salmon et al.,
 "Parallel random numbers: as easy as 1, 2, 3", SC'11) with the counter arithmetic curand
-documents for `curandStatePhilox4_32_10_t`, in tw_cuda.h for CUDA and with numpy in the emulator
+documents for `curandStatePhilox4_32_10_t`, in backend/include/tw_philox.h for the GPU headers
+(CUDA and HIP) and with numpy in the emulator
 (emulator/rng.py), so one seed gives the same numbers on every target. The state is per thread:
 `rng_init` sets the 128-bit counter to `seq << 64` plus `off / 4` and the key to the 64-bit seed,
 and the next `rng_rand` returns word `off % 4` of the block Philox makes of the counter; each

@@ -550,7 +550,7 @@ class CudaRenderer(CStyleRenderer):
     def call_syncwarp(self, e: Call, args) -> str:
         return self.warp_barrier
 
-    # -- T.rng_* (language/rng.py; tw_cuda.h's Philox4x32-10)
+    # -- T.rng_* (language/rng.py; the Philox4x32-10 of backend/include/tw_philox.h)
     def call_rng_init(self, e: Call, args) -> str:
         return f"tw::rng_init((uint32_t*){args[0]}, {args[1]}, {args[2]}, {args[3]})"
 
