@@ -10,7 +10,12 @@ afterwards by insert_barriers, which sees the copies as writes of the buffered t
 `stage=`, `order=` and `group=` (TileLang's schedule; pipeline_schedule.py makes it one stage
 and order per statement and checks it) override the default stage assignment and the order
 statements are issued in within an iteration. The CPU (inject_pipeline_cpu) runs the same
-rewrite, synchronously, for loops that have a schedule."""
+rewrite, synchronously, for loops that have a schedule.
+
+A machine without cp.async but with the feature "register_staging" (AMD GPUs) splits each copy
+in two instead (TileOp.as_staged, tileop/staged_copy.py): the global loads of k = it into
+registers first in the iteration, the loop body for k = it - 1, then the registers' stores into
+shared memory, two buffers per tile (_staged)."""
 from __future__ import annotations
 
 from ..errors import CompileError
@@ -270,7 +275,7 @@ class _Pipeline(Mutator):
             return self.serial(f)
         staging: list = []  # the register arrays of copies split in two (_staged)
         if self.register_staging and sched is None and not ws and tma_bytes is None:
-            split = self._staged(f, stmts, producers, S)
+            split = self._staged(f, stmts, producers)
             if split is not None:
                 stmts, stage, staging = split
                 n_stmts, S, depth, order = len(stmts), 2, 1, None
@@ -366,7 +371,7 @@ class _Pipeline(Mutator):
             return seq([init, *[Allocate(r) for r in staging], *parts])
         return seq([init, *parts, _call("cp_async_wait", n=0)])
 
-    def _staged(self, f: For, stmts, producers, S: int):
+    def _staged(self, f: For, stmts, producers):
         """Register staging (machines with "register_staging" and no cp.async): every stage-0 copy
         becomes a load into registers (issued first in the iteration, for k = it) and a store of
         those registers into shared memory (issued last, after the compute of k = it - 1), so
