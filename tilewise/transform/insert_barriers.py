@@ -48,19 +48,20 @@ def _root(b: Buffer) -> Buffer:
     return b.root
 
 
-def _part(b: Buffer, first) -> tuple:
-    """What an access touches: (root buffer, index along its first dimension) when the access is
-    to one constant index there of a buffer that is not a view (distinct such indices are
-    distinct bytes: the slots of a multi-buffered tile in an unrolled pipeline), else (root, None),
-    which overlaps every part of the root."""
-    if b.base is None and b.ndim > 1 and isinstance(first, Const):
-        return (b, int(first.value))
+def _part(b: Buffer, indices) -> tuple:
+    """What an access touches: (root buffer, index along its first dimension) when the access
+    (one index per dimension) is to one constant index there of a buffer that is not a view
+    (distinct such indices are distinct bytes: the slots of a multi-buffered tile in an unrolled
+    pipeline), else (root, None), which overlaps every part of the root."""
+    if b.base is None and b.ndim > 1 and len(indices) == b.ndim and isinstance(indices[0], Const):
+        return (b, int(indices[0].value))
     return (_root(b), None)
 
 
 def _region_part(r: BufferRegion) -> tuple:
     start, ext = r.region[0] if r.region else (None, None)
-    return _part(r.buffer, start if isinstance(ext, int) and ext == 1 else None)
+    first = start if isinstance(ext, int) and ext == 1 else None
+    return _part(r.buffer, [first] + [None] * (len(r.region) - 1))
 
 
 def _overlaps(a: tuple, parts) -> bool:
@@ -76,12 +77,12 @@ class _Access(Visitor):
 
     def visit_BufferLoad(self, e):
         if e.buffer.is_shared:
-            self.reads.add(_part(e.buffer, e.indices[0] if e.indices else None))
+            self.reads.add(_part(e.buffer, e.indices))
         self.generic_visit(e)
 
     def visit_BufferStore(self, s):
         if s.buffer.is_shared:
-            self.writes.add(_part(s.buffer, s.indices[0] if s.indices else None))
+            self.writes.add(_part(s.buffer, s.indices))
         self.generic_visit(s)
 
     def visit_Call(self, e):
@@ -89,7 +90,7 @@ class _Access(Visitor):
         if e.name.startswith("atomic_") and e.args and isinstance(e.args[0], Call) and e.args[0].name == "address_of":
             target = e.args[0].args[0]
             if isinstance(target, BufferLoad) and target.buffer.is_shared:
-                self.writes.add(_part(target.buffer, target.indices[0] if target.indices else None))
+                self.writes.add(_part(target.buffer, target.indices))
         self.generic_visit(e)
 
     def generic_visit(self, node):
