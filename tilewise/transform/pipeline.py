@@ -33,6 +33,7 @@ from .rasterize_blocks import rasterize_blocks
 from .simplify_indices import simplify_indices
 from .sink_global_views import sink_global_views
 from .split_div_loops import split_div_loops
+from .split_guarded_loops import split_guarded_loops
 from .warp_specialize import warp_specialize
 from .widen_indices import widen_indices
 
@@ -55,6 +56,7 @@ def loop_passes(machine: Machine, pass_configs: dict | None = None) -> list[Pass
         ("widen_indices", widen_indices),
         ("contract_fma", contract_fma),
         ("exact_narrow_floats", exact_narrow_floats),
+        ("split_guarded_loops", split_guarded_loops),
         ("privatise_atomics", privatise_atomics),
     ]
 
