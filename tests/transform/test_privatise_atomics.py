@@ -167,8 +167,8 @@ def test_narrow_float_target_keeps_atomics():
     assert not _privatised(kernel, "C")
 
 
-@pytest.mark.parametrize("causal, seq_len", [(False, 200), (True, 96)])
-def test_flash_attention_backward(causal, seq_len):
+def test_flash_attention_backward():
+    causal, seq_len = True, 100  # ragged: 64-row key blocks, 32-row query tiles
     sys.path.insert(0, str(ROOT / "examples" / "flash_attention"))
     from example_mha_bwd_bshd import FlashAttentionKernels, ref_program
 
