@@ -27,11 +27,13 @@ from .legalize_safe_access import legalize_safe_access
 from .lower_parallel_cuda import lower_parallel_cuda
 from .lower_tile_ops import lower_tile_ops
 from .plan_shared_memory import plan_shared_memory
+from .privatise_atomics import privatise_atomics
 from .range_barriers import range_barriers
 from .rasterize_blocks import rasterize_blocks
 from .simplify_indices import simplify_indices
 from .sink_global_views import sink_global_views
 from .split_div_loops import split_div_loops
+from .split_guarded_loops import split_guarded_loops
 from .warp_specialize import warp_specialize
 from .widen_indices import widen_indices
 
@@ -54,6 +56,8 @@ def loop_passes(machine: Machine, pass_configs: dict | None = None) -> list[Pass
         ("widen_indices", widen_indices),
         ("contract_fma", contract_fma),
         ("exact_narrow_floats", exact_narrow_floats),
+        ("split_guarded_loops", split_guarded_loops),
+        ("privatise_atomics", privatise_atomics),
     ]
 
 

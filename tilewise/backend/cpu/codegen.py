@@ -11,6 +11,7 @@ from ...ir.buffer import Buffer
 from ...ir.expr import BinOp, BufferLoad, Call, Const, logical_and
 from ...ir.stmt import Allocate, BufferStore, For, IfThenElse, Kernel, PrimFunc
 from ...ir.visitor import Visitor, uses_var, walk
+from ...transform import privatise_atomics
 from ..c_style import CStyleRenderer, c_string, c_type, is_scalar_var
 from . import block_groups, block_rows
 from .build import USER_CODE
@@ -161,6 +162,8 @@ class CpuRenderer(CStyleRenderer):
         # cache lines and DRAM pages while one hand-out costs an atomic instead of one per block.
         chunk = self.names.fresh("tw_chunk")
         self.line(f"const int64_t {chunk} = tw::block_run({nblocks}, {BLOCK_RUNS});")
+        priv = k.attrs.get(privatise_atomics.ATTR)
+        copies = self._private_copies_before(priv) if priv is not None else []
         self.line(f"#pragma omp parallel if({nblocks} > 1)")
         self.line("{")
         self.depth += 1
@@ -170,6 +173,8 @@ class CpuRenderer(CStyleRenderer):
             self.line("  #pragma omp atomic write")
             self.line("  tw_status = 1;")
             self.line("}")
+        if priv is not None:
+            self._private_copies_start(priv, copies)
         if rows is not None:
             self._block_rows(k, rows, gnames, nblocks, chunk, total)
         elif groups is not None:
@@ -184,13 +189,79 @@ class CpuRenderer(CStyleRenderer):
             self.stmt(k.body)
             self.depth -= 1
             self.line("}")
+        if priv is not None:
+            self._private_copies_reduce(priv, copies)
         if total:
             self.line("free(tw_ws);")
         self.depth -= 1
         self.line("}")
+        for arr in copies:
+            self.line(f"free({arr});")
         self.line("if (tw_status) return tw_status;")
         self.depth -= 1
         self.line("}")
+
+    # ------------------------------------------------------------------ private atomics
+    # Tensors the kernel only atomically adds into (transform/privatise_atomics.py): each thread
+    # adds into its own zeroed copy, and the copies are added into the tensor after the blocks.
+    def _private_copies_before(self, priv) -> list[str]:
+        """The shared arrays of per-thread copy pointers, one per tensor."""
+        self.line("const int tw_pmax = omp_get_max_threads();")
+        arrays = []
+        for b, _ in priv.pairs:
+            t = c_type(b.dtype)
+            arr = self.names.fresh(f"tw_copies_{self.buf(b)}")
+            self.line(f"{t}** {arr} = ({t}**)calloc(tw_pmax, sizeof({t}*));")
+            arrays.append(arr)
+        return arrays
+
+    def _elements(self, b: Buffer) -> str:
+        return " * ".join(f"(int64_t)({self.expr(d)})" for d in b.shape) or "1"
+
+    def _private_copies_start(self, priv, arrays: list[str]):
+        """Each thread allocates its copies if they pay and fit (else it keeps the atomics)."""
+        ok = self.var(priv.ok)
+        elements = " + ".join(f"({self._elements(b)})" for b, _ in priv.pairs)
+        size = " + ".join(f"({self._elements(b)}) * {b.dtype.bytes}" for b, _ in priv.pairs)
+        have = " && ".join(f"{arr} != nullptr" for arr in arrays)
+        updates = priv.updates if priv.updates is not None else -1
+        self.line(f"bool {ok} = {have} && tw::private_atomics_worthwhile({updates}LL, omp_get_num_threads(), "
+                  f"{elements}, {size});")
+        for b, p in priv.pairs:
+            t = c_type(b.dtype)
+            self.line(f"{t}* __restrict__ {self.buf(p)} = {ok} ? ({t}*)calloc({self._elements(b)}, sizeof({t})) "
+                      ": nullptr;")
+        self.line(f"if ({ok} && !({' && '.join(f'{self.buf(p)} != nullptr' for _, p in priv.pairs)})) {{")
+        for _, p in priv.pairs:
+            self.line(f"  free({self.buf(p)});")
+            self.line(f"  {self.buf(p)} = nullptr;")
+        self.line(f"  {ok} = false;")
+        self.line("}")
+        self.line(f"if ({ok}) {{")
+        for arr, (_, p) in zip(arrays, priv.pairs):
+            self.line(f"  {arr}[omp_get_thread_num()] = {self.buf(p)};")
+        self.line("}")
+
+    def _private_copies_reduce(self, priv, arrays: list[str]):
+        """After the blocks (the barrier that ends their loop): the copies added into the tensors,
+        in chunks of 4096 elements shared out among the threads, then freed."""
+        for arr, (b, p) in zip(arrays, priv.pairs):
+            t = c_type(b.dtype)
+            n = self.names.fresh("tw_pn")
+            self.line(f"const int64_t {n} = {self._elements(b)};")
+            self.line(f"if ({arr} != nullptr) {{")
+            self.line("  #pragma omp for schedule(static)")
+            self.line(f"  for (int64_t tw_c = 0; tw_c < ({n} + 4095) / 4096; ++tw_c) {{")
+            self.line(f"    const int64_t tw_lo = tw_c * 4096, tw_hi = std::min({n}, tw_lo + 4096);")
+            self.line("    for (int tw_t = 0; tw_t < omp_get_num_threads(); ++tw_t) {")
+            self.line(f"      const {t}* __restrict__ tw_src = {arr}[tw_t];")
+            self.line("      if (tw_src == nullptr) continue;")
+            self.line("      #pragma GCC ivdep")
+            self.line(f"      for (int64_t tw_i = tw_lo; tw_i < tw_hi; ++tw_i) {self.buf(b)}[tw_i] += tw_src[tw_i];")
+            self.line("    }")
+            self.line("  }")
+            self.line("}")
+            self.line(f"free({self.buf(p)});")
 
     def _block_indices(self, k: Kernel, gnames: list[str]):
         rem = "tw_blk"

@@ -530,6 +530,14 @@ inline void* alloc_workspace(size_t bytes) {
   return p;
 }
 
+// Private copies of a tensor that a kernel only atomically adds into (privatise_atomics.py in
+// tilewise/transform): they pay when the updates (-1: no bound known) outnumber the elements the
+// copies cost to zero and to add up, and must fit a memory budget.
+inline bool private_atomics_worthwhile(int64_t updates, int64_t threads, int64_t elements, int64_t bytes) {
+  if (threads * bytes > ((int64_t)512 << 20)) return false;
+  return updates < 0 || updates >= threads * elements;
+}
+
 inline double to_double(half x) { return (double)(float)x; }
 inline double to_double(bf16 x) { return (double)(float)x; }
 template <int E, int M, bool FN> inline double to_double(fp8<E, M, FN> x) { return (double)(float)x; }
