@@ -140,7 +140,8 @@ class _Plan(Mutator):
         offsets, needs_sync = self._place(items, live, top, align)
 
         smem = Buffer("smem", (1,), _dt.uint8, "shared.dyn")
-        total = max((offsets[key] + _aligned(n) for key, n in items), default=0)
+        # a tile nothing touches (a kernel variant that skips it) needs no bytes of its own
+        total = max((offsets[key] + _aligned(n) for key, n in items if key in live), default=0)
         mapping, views = {}, []
         for b in roots + scratch:
             view = Buffer(b.name, b.shape, b.dtype, "shared.dyn", base=smem, span=b.span)
