@@ -182,3 +182,22 @@ def test_gqa_flash_decoding_default_tiles_compile_for_gfx942():
     with pytest.raises(CompileError, match=r"needs 71808 bytes of shared memory but gfx942 allows 65536"):
         _compile(gqa.flashdecoding(1, 32, 4, 300, 128, num_split=2), [3, 4, 5]).get_isa()
     _mfma_no_scratch(_compile(gqa.flashdecoding(1, 32, 4, 300, 128, num_split=2, num_stages=1), [3, 4, 5]))
+
+
+def test_register_counts_are_of_the_unified_register_file():
+    """On gfx942 the metadata's .vgpr_count already counts the AGPRs (clang -S: TotalNumVgprs =
+    NumVgprs rounded up to 4 + NumAgprs): resource_usage()["registers"] is it, not VGPRs + AGPRs
+    again, and "arch_vgprs" is clang's NumVgprs up to that rounding."""
+    import re
+
+    from tilewise.backend.hip.clang import compile_asm
+
+    mla = _example("deepseek_mla/example_mla_decode.py")
+    kern = _compile(mla.mla_decode(1, 64, 100, 64, 32, block_N=32, block_H=64, num_split=2, num_stages=1,
+                                   q_in_registers=True), [4, 5, 6])
+    asm = compile_asm(kern.get_kernel_source(), "gfx942")
+    total, arch, acc = (int(re.search(rf"; {key}: (\d+)", asm).group(1))
+                        for key in ("TotalNumVgprs", "NumVgprs", "NumAgprs"))
+    u = kern.resource_usage()
+    assert acc > 0 and u["registers"] == u["vgprs"] == total <= 512 and u["agprs"] == acc
+    assert u["arch_vgprs"] == -(-arch // 4) * 4

@@ -169,7 +169,8 @@ class _Plan(Mutator):
         if total > limit:
             names = ", ".join(f"{b.name} ({_bytes(b)} B)" for b in roots)
             if scratch:
-                names += f", reduction workspace ({dict(items)[scratch_key]} B)"
+                # one area: cross-warp reductions and copies exchanging fragments between layouts
+                names += f", workspace of reductions / fragment layout exchanges ({dict(items)[scratch_key]} B)"
             raise CompileError(
                 f"the kernel needs {total} bytes of shared memory but {self.machine.name} allows {limit} "
                 f"(tiles with disjoint lifetimes already share bytes): {names}; "
