@@ -201,3 +201,31 @@ def test_register_counts_are_of_the_unified_register_file():
     u = kern.resource_usage()
     assert acc > 0 and u["registers"] == u["vgprs"] == total <= 512 and u["agprs"] == acc
     assert u["arch_vgprs"] == -(-arch // 4) * 4
+
+
+def test_a_loop_writing_an_mfma_operand_in_the_accumulator_layout_is_an_error_saying_why():
+    """dS = P * (dP - delta) written straight into the register A operand of the next gemm (as
+    on CUDA, where mma's A and C layouts agree): on MFMA a CompileError explaining the fix."""
+    M, N, K = 64, 32, 64
+
+    @T.prim_func
+    def k(A: T.Tensor((M, K), "float16"), B: T.Tensor((N, K), "float16"), C: T.Tensor((N, K), "float16"),
+          O: T.Tensor((M, K), "float32")):
+        with T.Kernel(1, threads=256) as _:
+            a = T.alloc_shared((M, K), "float16")
+            b = T.alloc_shared((N, K), "float16")
+            c = T.alloc_shared((N, K), "float16")
+            s = T.alloc_fragment((M, N), "float32")
+            p = T.alloc_fragment((M, N), "float16")
+            o = T.alloc_fragment((M, K), "float32")
+            T.copy(A, a)
+            T.copy(B, b)
+            T.copy(C, c)
+            T.gemm(a, b, s, transpose_B=True, policy=T.GemmWarpPolicy.FullRow, clear_accum=True)
+            for i, j in T.Parallel(M, N):
+                p[i, j] = s[i, j] * 0.5
+            T.gemm(p, c, o, policy=T.GemmWarpPolicy.FullRow, clear_accum=True)
+            T.copy(o, O)
+
+    with pytest.raises(CompileError, match="MFMA's register A operand holds a row per lane"):
+        _compile(k, [3])

@@ -561,11 +561,17 @@ class LayoutInference:
                 if not ok.all():
                     bad_t, bad_v = np.argwhere(~ok)[0]
                     where = tuple(int(c[bad_t, bad_v]) for c in elem)
+                    hint = ""
+                    if {fl.name, lay.name} == {"mfma_a", "mfma_c"}:
+                        hint = ("; on AMD GPUs an MFMA's register A operand holds a row per lane and its "
+                                "accumulator a column, so compute in the accumulator's layout and T.copy the "
+                                "result into the operand fragment (the copy exchanges them), and keep separate "
+                                "row vectors for the two")
                     raise CompileError(
                         f"layout conflict for fragment {buf.name}: the T.Parallel loop makes thread {bad_t} "
                         f"{'write' if is_write else 'read'} {buf.name}{list(where)}, which that thread does not "
                         f"hold (its layout was fixed by {self.fixed_by(buf)}); copy the fragment through "
-                        "shared memory (T.copy to a T.alloc_shared buffer) to use it with another layout",
+                        f"shared memory (T.copy to a T.alloc_shared buffer) to use it with another layout{hint}",
                         nest.span,
                         extra_spans=(self.map.sources.get(buf),),
                     )
