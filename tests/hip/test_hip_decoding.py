@@ -158,6 +158,12 @@ def test_mla_decode_at_deepseek_dims_compiles_for_gfx942():
                                    q_in_registers=True), [4, 5, 6])
     usage = _mfma_no_scratch(kern)
     assert usage["lds_bytes"] <= 40 * 1024, usage
+    # one split over 2048 keys: a static trip count, no guards on the copies; the 64 KiB output
+    # tile takes the loop's bytes afterwards. P @ V reads B (the latent tile) n tile by n tile
+    # just before its MFMAs: all 32 tiles' items at once (128 VGPRs) spilled here
+    kern = _compile(mla.mla_decode(1, 64, 2048, 512, 64, block_N=32, block_H=64, num_split=1, num_stages=1,
+                                   q_in_registers=True), [4, 5, 6])
+    _mfma_no_scratch(kern)
 
 
 def test_gqa_flash_decoding_matches_torch():
