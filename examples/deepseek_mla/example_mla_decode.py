@@ -8,6 +8,12 @@ cache, one block takes `block_H` heads at once and reads each KV tile once for a
 With `num_split > 1` the KV sequence is also split across blocks and a second kernel combines
 the partial outputs by their log-sum-exp (flash decoding).
 
+On AMD GPUs (`--target hip`) 64 KiB of LDS cannot hold the 64-head query tile (64 KiB at dim 512)
+beside the KV tile: `--q_in_registers` keeps the query in register fragments instead (wavefronts
+split the heads, GemmWarpPolicy.FullRow, so that each holds only its rows), and with
+`--block_N 32` the tiles of the loop take 40 KiB of LDS (TileLang's MI300X form); the output
+tile staged for whole-row stores reuses their bytes.
+
     python examples/deepseek_mla/example_mla_decode.py [--heads 128] [--kv_ctx 2048] [--num_split 2]
 """
 import argparse
@@ -23,8 +29,12 @@ LOG2E = 1.44269504
 
 
 def mla_decode(batch, heads, seqlen_kv, dim, pe_dim, block_N=64, block_H=64, num_split=1, num_stages=2,
-               threads=256, dtype="float16"):
+               threads=256, dtype="float16", q_in_registers=False):
     accum_dtype = "float"
+    # with the query in registers each wavefront holds only the heads it computes (FullRow);
+    # FullCol would give every wavefront all block_H x dim of it
+    policy = T.GemmWarpPolicy.FullRow if q_in_registers else T.GemmWarpPolicy.FullCol
+    alloc_q = T.alloc_fragment if q_in_registers else T.alloc_shared
     assert heads % block_H == 0, "block_H must divide heads"
     split_len = -(-seqlen_kv // num_split)
     assert (num_split - 1) * split_len < seqlen_kv, "every split needs at least one key"
@@ -42,8 +52,8 @@ def mla_decode(batch, heads, seqlen_kv, dim, pe_dim, block_N=64, block_H=64, num
         Output: T.Tensor([batch, heads, dim], dtype),
     ):
         with T.Kernel(batch, heads // block_H, num_split, threads=threads) as (bid, hid, sid):
-            Q_shared = T.alloc_shared([block_H, dim], dtype)
-            Q_pe_shared = T.alloc_shared([block_H, pe_dim], dtype)
+            Q_shared = alloc_q([block_H, dim], dtype)
+            Q_pe_shared = alloc_q([block_H, pe_dim], dtype)
             KV_shared = T.alloc_shared([block_N, dim], dtype)
             K_pe_shared = T.alloc_shared([block_N, pe_dim], dtype)
             S_shared = T.alloc_shared([block_H, block_N], dtype)
@@ -70,9 +80,8 @@ def mla_decode(batch, heads, seqlen_kv, dim, pe_dim, block_N=64, block_H=64, num
                 T.copy(KV[bid, kv_start:kv_start + block_N, 0, :], KV_shared)
                 T.copy(K_pe[bid, kv_start:kv_start + block_N, 0, :], K_pe_shared)
                 # Scores of the latent part and the rotary part add up in one tile.
-                T.gemm(Q_shared, KV_shared, acc_s, transpose_B=True, policy=T.GemmWarpPolicy.FullCol,
-                       clear_accum=True)
-                T.gemm(Q_pe_shared, K_pe_shared, acc_s, transpose_B=True, policy=T.GemmWarpPolicy.FullCol)
+                T.gemm(Q_shared, KV_shared, acc_s, transpose_B=True, policy=policy, clear_accum=True)
+                T.gemm(Q_pe_shared, K_pe_shared, acc_s, transpose_B=True, policy=policy)
                 for i, j in T.Parallel(block_H, block_N):
                     acc_s[i, j] = T.if_then_else(kv_start + j < end, acc_s[i, j], -T.infinity(accum_dtype))
                 T.copy(scores_max, scores_max_prev)
@@ -88,7 +97,7 @@ def mla_decode(batch, heads, seqlen_kv, dim, pe_dim, block_N=64, block_H=64, num
                 for i, j in T.Parallel(block_H, dim):
                     acc_o[i, j] *= scores_scale[i]
                 # The latent tile is the value tile too.
-                T.gemm(S_shared, KV_shared, acc_o, policy=T.GemmWarpPolicy.FullCol)
+                T.gemm(S_shared, KV_shared, acc_o, policy=policy)
 
             for i, j in T.Parallel(block_H, dim):
                 acc_o[i, j] /= logsum[i]
@@ -163,12 +172,14 @@ def main(argv=None) -> int:
     parser.add_argument("--num_split", type=int, default=2)
     parser.add_argument("--num_stages", type=int, default=2,
                         help="2 fits Hopper's shared memory at the default tiles; Ampere (sm_80) needs 1")
+    parser.add_argument("--q_in_registers", action="store_true",
+                        help="the query tile in registers (AMD GPUs: their 64 KiB of LDS cannot hold it at dim 512)")
     parser.add_argument("--target", default="auto", help="auto, cpu, or cuda (the emulator when there is no GPU)")
     parser.add_argument("--bench_ms", type=float, default=500, help="time spent timing each side (0: check only)")
     args = parser.parse_args(argv)
 
     func = mla_decode(args.batch, args.heads, args.kv_ctx, args.dim, args.pe_dim, args.block_N, args.block_H,
-                      args.num_split, args.num_stages)
+                      args.num_split, args.num_stages, q_in_registers=args.q_in_registers)
     kernel = tilewise.compile(func, out_idx=[4, 5, 6], target=args.target)
 
     torch.manual_seed(0)

@@ -184,8 +184,11 @@ def flashattn_bwd(batch, heads, seq_len, dim, is_causal, block_M=64, block_N=32,
                 T.gemm(qkT_cast, do, dv, policy=T.GemmWarpPolicy.FullRow)
 
                 T.copy(Delta[bz, bx, k * block_N:(k + 1) * block_N], delta)
+                # dS in the accumulator layout it is computed in, then cast into the gemm operand
+                # (on AMD GPUs an MFMA's A layout is not its C layout: the copy exchanges them)
                 for i, j in T.Parallel(block_M, block_N):
-                    dsT_cast[i, j] = qkT[i, j] * (dsT[i, j] - delta[j]) * sm_scale
+                    dsT[i, j] = qkT[i, j] * (dsT[i, j] - delta[j]) * sm_scale
+                T.copy(dsT, dsT_cast)
                 T.gemm(dsT_cast, q, dk, policy=T.GemmWarpPolicy.FullRow)
 
                 T.copy(dsT_cast, dsT_shared)

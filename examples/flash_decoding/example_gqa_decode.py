@@ -160,12 +160,14 @@ def main(argv=None) -> int:
     parser.add_argument("--block_N", type=int, default=64)
     parser.add_argument("--block_H", type=int, default=16)
     parser.add_argument("--num_split", type=int, default=8)
+    parser.add_argument("--num_stages", type=int, default=2,
+                        help="2 needs 70 KiB of shared memory at dim 128; AMD GPUs (64 KiB of LDS) need 1")
     parser.add_argument("--target", default="auto", help="auto, cpu, or cuda (the emulator when there is no GPU)")
     parser.add_argument("--bench_ms", type=float, default=500, help="time spent timing each side (0: check only)")
     args = parser.parse_args(argv)
 
     func = flashdecoding(args.batch, args.heads, args.kv_heads, args.kv_ctx, args.dim, args.block_N, args.block_H,
-                         args.num_split)
+                         args.num_split, args.num_stages)
     kernel = tilewise.compile(func, out_idx=[3, 4, 5], target=args.target)
 
     torch.manual_seed(0)

@@ -76,8 +76,10 @@ def chunk_scan_fwd(batch, seqlen, chunk_size, ngroups, nheads, headdim, dstate, 
 
             T.copy(dA_cumsum[b, head, c, m0:m0 + block_M], dA_m_shared)
             T.copy(dA_m_shared, dA_m)
+            # from the shared copy: dA_m is laid out for the loop below, in the rows of cb_local (the
+            # gemm's A operand), which on AMD GPUs are not the rows of acc_o that decay_m scales
             for i in T.Parallel(block_M):
-                decay_m[i] = T.exp2(dA_m[i] * LOG2E)
+                decay_m[i] = T.exp2(dA_m_shared[i] * LOG2E)
 
             # What the chunks before contribute: C . state_in, decayed to each step.
             T.copy(C[b, row0:row0 + block_M, group, :], C_shared)

@@ -171,8 +171,9 @@ class JITKernel:
 
     def resource_usage(self) -> dict:
         """{"registers", "spill_bytes", "shared_bytes"} of the compiled GPU kernel; for HIP also
-        "vgprs", "agprs", "sgprs", "vgpr_spills", "sgpr_spills", "scratch_bytes" and "lds_bytes"
-        (registers = VGPRs + AGPRs, spill_bytes = scratch, shared_bytes = LDS)."""
+        "vgprs", "agprs", "arch_vgprs", "sgprs", "vgpr_spills", "sgpr_spills", "scratch_bytes" and
+        "lds_bytes" (registers = vgprs, which on gfx90a / gfx942 counts the AGPRs too; spill_bytes =
+        scratch, shared_bytes = LDS)."""
         u = self._tool("resources", "resource_usage")(self.build.binary)
         if "lds_bytes" in u:  # HIP: the LDS tile is static, already in the code object's figure
             return dict(u)

@@ -39,12 +39,44 @@ def is_amd(machine) -> bool:
     return machine is not None and "hip" in machine.lowering_keys
 
 
-def _instr(op, threads: int, machine):
+def _instr(op, threads: int, machine, shape: str | None = None):
     arch = machine.name if machine is not None else "gfx942"
     ins = mfma_instr_for(op, arch=arch)
     if ins is None:
         return None
-    return mfma_instr_for(op, choose_shape(op, threads), arch)
+    return mfma_instr_for(op, shape or choose_shape(op, threads), arch)
+
+
+def _kernel_shape(op: Gemm, li) -> str:
+    """The MFMA shape of `op` in its kernel: choose_shape's, except that 32x32 is taken only when
+    every MFMA T.gemm whose accumulator is linked to this one (used in one T.Parallel loop or
+    operator with it, directly or through other fragments) can take it too. The two C layouts
+    spread rows differently (16x16: a row over 16 lanes, 4 row groups; 32x32: over 32 lanes, 2
+    groups), so a row vector reduced from one accumulator could not scale the other
+    (FlashAttention / MLA decoding: scores_scale from the score tile, applied to the output)."""
+    shape = choose_shape(op, li.threads)
+    if shape != "32x32":
+        return shape
+    arch = li.machine.name if li.machine is not None else "gfx942"
+    for other in li.operators:
+        if other is op or not isinstance(other, Gemm) or not li.linked(other.C.buffer, op.C.buffer):
+            continue
+        if mfma_instr_for(other, arch=arch) is not None and choose_shape(other, li.threads_of(other)) != "32x32":
+            return "16x16"
+    return shape
+
+
+def _shape_of_accumulator(op: Gemm, ctx) -> str | None:
+    """The shape layout inference chose for `op` (_kernel_shape), read back from its accumulator's
+    layout: the 32x32 C layout, or else 16x16."""
+    M, N, _ = op.mnk
+    try:
+        ins32 = _instr(op, ctx.threads, ctx.machine, "32x32")
+        grid = wave_grid_for(M, N, ctx.threads, GemmWarpPolicy(op.policy).name, ins32)
+        want = mfma_c_tv(M, N, grid, ctx.threads, ins32)
+    except CompileError:
+        return "16x16"
+    return "32x32" if ctx.fragment_layout(op.C.buffer).same_as(want) else "16x16"
 
 
 def infer_layout_mfma(op: Gemm, li, level: InferLevel) -> None:
@@ -57,6 +89,8 @@ def infer_layout_mfma(op: Gemm, li, level: InferLevel) -> None:
         M, N, K = op.mnk
         T = li.threads
         ins = _instr(op, T, li.machine)
+        if ins is not None:
+            ins = _instr(op, T, li.machine, _kernel_shape(op, li))
         if ins is None:
             for r, what in ((op.A, "A"), (op.B, "B")):
                 if r.buffer.is_fragment:
@@ -97,6 +131,8 @@ def lower_hip(op: Gemm, ctx) -> Stmt:
         stmts.append(Fill(op.C, Const(0, op.C.buffer.dtype)).lower_cuda(ctx))
     M, N, K = op.mnk
     ins = _instr(op, ctx.threads, ctx.machine)
+    if ins is not None:
+        ins = _instr(op, ctx.threads, ctx.machine, _shape_of_accumulator(op, ctx))
     if ins is None:
         ctx.note(op, f"T.gemm {M}x{N}x{K}: FMA ({op.A.buffer.dtype} operands have no MFMA in tilewise)")
         stmts.append(SimtEmitter(op, ctx).emit())

@@ -124,21 +124,22 @@ class MfmaEmitter:
             return False
         return layout_run(self.ctx, region, self.run) == self.run
 
-    def _load_runs(self, regs: Buffer, region: BufferRegion, trans: bool, tiles: int, first) -> Stmt:
-        """regs[t * run + e] = element first(t, e) of op(X), as one vector read per tile t when
-        _vector_run allows (clang's own merging of the element loads leaves byte shuffles for
-        int8), else element by element."""
-        t, e = Var("t", _dt.int32), Var("e", _dt.int32)
+    def _load_runs(self, regs: Buffer, region: BufferRegion, trans: bool, tiles: int, first, start=0) -> Stmt:
+        """regs[t * run + e] = element first(t, e) of op(X) for tiles t = start .. start + tiles - 1,
+        as one vector read per tile when _vector_run allows (clang's own merging of the element
+        loads leaves byte shuffles for int8), else element by element."""
+        t0, e = Var("t", _dt.int32), Var("e", _dt.int32)
+        t = t0 + start if not (isinstance(start, int) and start == 0) else t0
         k_contiguous = not trans if region is self.op.A else trans
         if self._vector_run(region, k_contiguous):
             row, col = first(t, Const(0, _dt.int32))
             src = address(region.buffer, self._operand_index(region, row, col, trans))
             nbytes = self.run * region.buffer.dtype.bytes
             move = Evaluate(Call("copy_vec", [address(regs, [t * self.run]), src], _dt.handle, {"bytes": nbytes}))
-            return For(t, 0, tiles, "unroll", move)
+            return For(t0, 0, tiles, "unroll", move)
         row, col = first(t, e)
         load = BufferLoad(region.buffer, self._operand_index(region, row, col, trans))
-        return For(t, 0, tiles, "unroll", For(e, 0, self.run, "unroll", BufferStore(regs, [t * self.run + e], load)))
+        return For(t0, 0, tiles, "unroll", For(e, 0, self.run, "unroll", BufferStore(regs, [t * self.run + e], load)))
 
     def load_a(self, regs: Buffer, j: Expr) -> Stmt:
         """This lane's A items of the j-th run of k_pack k steps for every m tile:
@@ -152,14 +153,17 @@ class MfmaEmitter:
 
         return self._load_runs(regs, self.op.A, self.op.trans_A, self.tiles_m, first)
 
-    def load_b(self, regs: Buffer, j: Expr) -> Stmt:
-        """regs[ni * run + e] holds B[j * k * k_pack + (lane // n) * run + e, wn * WN + ni * n + lane % n]."""
+    def load_b(self, regs: Buffer, j: Expr, ni: Expr | None = None) -> Stmt:
+        """regs[ni * run + e] holds B[j * k * k_pack + (lane // n) * run + e, wn * WN + ni * n + lane % n]
+        (every n tile, or only tile `ni`)."""
         ins, lane = self.ins, self.lane
 
         def first(ni, e):
             return (j * (ins.k * self.k_pack) + (lane // ins.n) * self.run + e,
                     self.wn * self.WN + ni * ins.n + lane % ins.n)
 
+        if ni is not None:
+            return self._load_runs(regs, self.op.B, self.op.trans_B, 1, first, start=ni)
         return self._load_runs(regs, self.op.B, self.op.trans_B, self.tiles_n, first)
 
     def emit(self) -> Stmt:
@@ -178,17 +182,23 @@ class MfmaEmitter:
             stmts.append(Allocate(a_regs))
             body.append(self.load_a(a_regs, j))
             a_addr = address(a_regs, [mi * self.run + s * ins.kpack])
+        c_addr = address(c_loc, [(mi * self.tiles_n + ni) * ins.c_regs])
         if b_frag:
             b_addr = address(ctx.local_buffer(op.B.buffer), [(ki * self.tiles_n + ni) * ins.kpack])
+            mfma = Evaluate(Call(ins.wrapper, [a_addr, b_addr, c_addr], _dt.handle))
+            body.append(For(s, 0, self.k_pack, "unroll",
+                            For(mi, 0, self.tiles_m, "unroll", For(ni, 0, self.tiles_n, "unroll", mfma))))
         else:
+            # B tile by tile, each read just before its MFMAs: a wide wave tile (MLA's 64 x 512
+            # output: 32 n tiles) would otherwise hold every tile's B items at once (128 VGPRs),
+            # which spilled beside 128 accumulators and a query held in registers
             b_regs = Buffer(f"{op.B.buffer.name}_regs", (self.tiles_n * self.run,), op.B.buffer.dtype, "local")
             stmts.append(Allocate(b_regs))
-            body.append(self.load_b(b_regs, j))
             b_addr = address(b_regs, [ni * self.run + s * ins.kpack])
-        c_addr = address(c_loc, [(mi * self.tiles_n + ni) * ins.c_regs])
-        mfma = Evaluate(Call(ins.wrapper, [a_addr, b_addr, c_addr], _dt.handle))
-        body.append(For(s, 0, self.k_pack, "unroll",
-                        For(mi, 0, self.tiles_m, "unroll", For(ni, 0, self.tiles_n, "unroll", mfma))))
+            mfma = Evaluate(Call(ins.wrapper, [a_addr, b_addr, c_addr], _dt.handle))
+            body.append(For(ni, 0, self.tiles_n, "unroll", seq([
+                self.load_b(b_regs, j, ni),
+                For(s, 0, self.k_pack, "unroll", For(mi, 0, self.tiles_m, "unroll", mfma))])))
         # unrolled: register-array indices must be constants for clang to keep them in VGPRs
         stmts.append(For(j, 0, self.tiles_k // self.k_pack, "unroll", seq(body)))
         return seq(stmts)

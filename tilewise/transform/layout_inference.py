@@ -375,6 +375,12 @@ class LayoutInference:
         # thread index narrows them: layouts it decides are spread over those threads
         self.current_range: tuple[int, int] | None = None
         self.annotated: set = set()  # fragments whose layout a T.annotate_layout fixed
+        # the kernel's tile operators with the threads running each (None: the whole block), and
+        # for each fragment the component of fragments whose layouts constrain each other
+        # (linked_fragments): operators choosing among layouts consult the others in it
+        self.operators: list = []
+        self.operator_threads: dict = {}  # id(operator) -> thread count, when narrowed
+        self.component: dict = {}  # fragment -> component id
 
     @property
     def threads(self) -> int:
@@ -386,6 +392,17 @@ class LayoutInference:
     def first_thread(self) -> int:
         """The first thread of those running the operator being inferred."""
         return self.current_range[0] if self.current_range is not None else 0
+
+    def threads_of(self, op) -> int:
+        """The threads running tile operator `op` (those an `if` on the thread index keeps)."""
+        return self.operator_threads.get(id(op), self.map.threads)
+
+    def linked(self, a: Buffer, b: Buffer) -> bool:
+        """Whether fragments a and b are used together (one T.Parallel loop or operator, directly
+        or through other fragments), so that their layouts must agree on what they share: the
+        rows of two accumulators a row vector scales, say."""
+        ka, kb = _root(a), _root(b)
+        return ka is kb or (ka in self.component and self.component.get(ka) == self.component.get(kb))
 
     def layout_of(self, buf: Buffer):
         return self.map.fragments.get(buf.root if buf.base is not None else buf)
@@ -544,11 +561,17 @@ class LayoutInference:
                 if not ok.all():
                     bad_t, bad_v = np.argwhere(~ok)[0]
                     where = tuple(int(c[bad_t, bad_v]) for c in elem)
+                    hint = ""
+                    if {fl.name, lay.name} == {"mfma_a", "mfma_c"}:
+                        hint = ("; on AMD GPUs an MFMA's register A operand holds a row per lane and its "
+                                "accumulator a column, so compute in the accumulator's layout and T.copy the "
+                                "result into the operand fragment (the copy exchanges them), and keep separate "
+                                "row vectors for the two")
                     raise CompileError(
                         f"layout conflict for fragment {buf.name}: the T.Parallel loop makes thread {bad_t} "
                         f"{'write' if is_write else 'read'} {buf.name}{list(where)}, which that thread does not "
                         f"hold (its layout was fixed by {self.fixed_by(buf)}); copy the fragment through "
-                        "shared memory (T.copy to a T.alloc_shared buffer) to use it with another layout",
+                        f"shared memory (T.copy to a T.alloc_shared buffer) to use it with another layout{hint}",
                         nest.span,
                         extra_spans=(self.map.sources.get(buf),),
                     )
@@ -618,6 +641,9 @@ def infer_kernel_layouts(kernel: Kernel, machine: Machine | None = None, pass_co
         n = home[1] - home[0] + 1 if home is not None else li.map.threads
         li.set_fragment(buf, replicated_fragment(buf.shape, n), span)
     items = c.items
+    li.operators = [it for it in items if not isinstance(it, ParallelNest)]
+    li.operator_threads = {k: hi - lo + 1 for k, (lo, hi) in c.op_ranges.items()}
+    li.component = _linked_fragments(items)
 
     def item_range(it):
         return it.thread_range if isinstance(it, ParallelNest) else c.op_ranges.get(id(it))
@@ -668,6 +694,37 @@ def infer_kernel_layouts(kernel: Kernel, machine: Machine | None = None, pass_co
             finally:
                 li.current_range = None
     return li.map
+
+
+def _root(buf: Buffer) -> Buffer:
+    return buf.root if buf.base is not None else buf
+
+
+def _linked_fragments(items) -> dict:
+    """fragment -> component id: fragments one T.Parallel loop or one tile operator touches are in
+    one component (union-find over the kernel's items)."""
+    parent: dict = {}
+
+    def find(b):
+        while parent[b] is not b:
+            parent[b] = parent[parent[b]]
+            b = parent[b]
+        return b
+
+    for it in items:
+        if isinstance(it, ParallelNest):
+            bufs = [b for b, _ in it.reads + it.writes]
+        else:
+            bufs = [b for b in it.buffers() if b.is_fragment]
+        roots = [_root(b) for b in bufs]
+        for r in roots:
+            parent.setdefault(r, r)
+        for r in roots[1:]:
+            a, b = find(roots[0]), find(r)
+            if a is not b:
+                parent[b] = a
+    ids: dict = {}
+    return {b: ids.setdefault(id(find(b)), len(ids)) for b in parent}
 
 
 def _fragment_ranges(uses: dict, block_threads: int) -> dict:

@@ -140,7 +140,8 @@ class _Plan(Mutator):
         offsets, needs_sync = self._place(items, live, top, align)
 
         smem = Buffer("smem", (1,), _dt.uint8, "shared.dyn")
-        total = max((offsets[key] + _aligned(n) for key, n in items), default=0)
+        # a tile nothing touches (a kernel variant that skips it) needs no bytes of its own
+        total = max((offsets[key] + _aligned(n) for key, n in items if key in live), default=0)
         mapping, views = {}, []
         for b in roots + scratch:
             view = Buffer(b.name, b.shape, b.dtype, "shared.dyn", base=smem, span=b.span)
@@ -168,7 +169,8 @@ class _Plan(Mutator):
         if total > limit:
             names = ", ".join(f"{b.name} ({_bytes(b)} B)" for b in roots)
             if scratch:
-                names += f", reduction workspace ({dict(items)[scratch_key]} B)"
+                # one area: cross-warp reductions and copies exchanging fragments between layouts
+                names += f", workspace of reductions / fragment layout exchanges ({dict(items)[scratch_key]} B)"
             raise CompileError(
                 f"the kernel needs {total} bytes of shared memory but {self.machine.name} allows {limit} "
                 f"(tiles with disjoint lifetimes already share bytes): {names}; "

@@ -86,13 +86,16 @@ def resource_usage(hsaco: bytes) -> dict[str, dict[str, int]]:
 
 def kernel_resources(hsaco: bytes) -> dict[str, int]:
     """The largest of each count over the code object's kernels, with the names the other GPU
-    targets use as well: registers (VGPRs + AGPRs, one register file on gfx90a / gfx942),
-    spill_bytes (scratch) and shared_bytes (LDS)."""
+    targets use as well: registers (the metadata's `.vgpr_count`, which on gfx90a / gfx942, one
+    register file of 512 per lane, is already the total: the architectural VGPRs rounded up to 4
+    plus the AGPRs; clang -S prints it as TotalNumVgprs), spill_bytes (scratch) and shared_bytes
+    (LDS); arch_vgprs is the architectural part (at most 256, as the AGPRs)."""
     funcs = resource_usage(hsaco)
     if not funcs:
         raise ClangError("the code object's metadata lists no kernels")
     out = {k: max(f.get(k, 0) for f in funcs.values()) for k in _FIELDS.values()}
-    out["registers"] = max(f.get("vgprs", 0) + f.get("agprs", 0) for f in funcs.values())
+    out["registers"] = out["vgprs"]
+    out["arch_vgprs"] = max(f.get("vgprs", 0) - f.get("agprs", 0) for f in funcs.values())
     out["spill_bytes"] = out["scratch_bytes"]
     out["shared_bytes"] = out["lds_bytes"]
     return out
