@@ -172,7 +172,7 @@ for f in list(funcs):
     try:
         a = tilewise.compile(f, target="hip", execution_backend="emulator")
         au = a.resource_usage()
-        au["mfma"] = len(re.findall(r"^\\\\s*v_mfma", a.get_isa(), re.M))
+        au["mfma"] = len(re.findall(r"^\\s*v_mfma", a.get_isa(), re.M))
     except Exception as e:  # the cell names the error; the other columns stand
         au = {{"error": type(e).__name__ + ": " + (str(e).strip().splitlines() or [""])[0]}}
     out.append([u, hu, au])
