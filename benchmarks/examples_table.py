@@ -196,26 +196,29 @@ def _resources(res: list[dict]) -> str:
     return f"{regs} | {spills} | {smem}"
 
 
-def _short(reason: str, width: int = 90) -> str:
-    """An error message fit for a table cell: one line, no pipes, at most `width` characters."""
+def _short(reason: str, width: int = 100) -> str:
+    """An error message fit for a table cell: one line, the example's path reduced to its line
+    number, no pipes, at most `width` characters."""
+    reason = re.sub(r"^\S+\.py:(\d+): ", r"line \1: ", reason.strip())
     reason = reason.replace("|", "/").replace("`", "'")
     return reason if len(reason) <= width else reason[:width - 1].rstrip() + "…"
 
 
 def _gfx942(res: list[dict]) -> str:
-    """VGPRs(+AGPRs) | scratch bytes | LDS bytes | MFMA count; a kernel that failed shows its error."""
+    """VGPRs(+AGPRs) | scratch bytes | LDS bytes | MFMA count, one entry per kernel; a kernel that
+    did not compile is ✗ in each cell, and the first such error's reason follows the VGPR cell."""
+    def cells(r: dict, key) -> str:
+        return "✗" if "error" in r else key(r)
+
+    regs = "/".join(cells(r, lambda r: f"{r['vgprs']}+{r['agprs']}" if r.get("agprs") else str(r["vgprs"]))
+                    for r in res)
     failed = [r["error"] for r in res if "error" in r]
     if failed:
-        # one reason for the row (kernels of an example fail for the same reason); the kernels that
-        # did compile keep their figures in the other cells
-        ok = [r for r in res if "error" not in r]
-        figs = _gfx942(ok).split(" | ")[1:] if ok else ["-", "-", "-"]
-        return " | ".join([f"{'/'.join('✗' if 'error' in r else '✓' for r in res) if ok else ''} "
-                           f"CompileError: {_short(failed[0].split(': ', 1)[-1])}".strip(), *figs])
-    regs = "/".join(f"{r['vgprs']}+{r['agprs']}" if r.get("agprs") else str(r["vgprs"]) for r in res)
-    scratch = "/".join(str(r["scratch_bytes"]) for r in res)
-    lds = "/".join(_size(r["lds_bytes"]) for r in res)
-    mfma = "/".join(str(r["mfma"]) for r in res)
+        kind, _, why = failed[0].partition(": ")
+        regs = f"{regs} ({kind}: {_short(why)})" if len(res) > 1 else f"{kind}: {_short(why)}"
+    scratch = "/".join(cells(r, lambda r: str(r["scratch_bytes"])) for r in res)
+    lds = "/".join(cells(r, lambda r: _size(r["lds_bytes"])) for r in res)
+    mfma = "/".join(cells(r, lambda r: str(r["mfma"])) for r in res)
     return f"{regs} | {scratch} | {lds} | {mfma}"
 
 
@@ -229,16 +232,20 @@ BEGIN, END = "<!-- table -->", "<!-- /table -->"
 README = EXAMPLES / "README.md"
 
 
-def measure(rel: str, small: str, off: str, cpu_timing: bool) -> list[str]:
-    """The cells of one row; the CPU cell is None when timing is skipped."""
+def measure(rel: str, small: str, off: str, cpu_timing: bool, emulate: bool = True) -> list[str | None]:
+    """The cells of one row; the CPU cell is None when timing is skipped, the emulator and bank
+    conflict cells when the emulator run is."""
     path = EXAMPLES / rel
     lines = kernel_lines(path)
     cpu = None
     if cpu_timing:
         times = cpu_times(path)
         cpu = f"{times[0][0]:.1f} ms vs {times[0][1]:.1f} ms ({times[0][1] / times[0][0]:.2f}x)" if times else "n/a"
-    emu, extras = emulator_run(path, small, off)
-    banks = "/".join("-" if x is None else str(x) for x in extras) if extras else "n/a"
+    emu, banks = None, None
+    if emulate:
+        ok, extras = emulator_run(path, small, off)
+        emu = "passes" if ok else "FAILS"
+        banks = "/".join("-" if x is None else str(x) for x in extras) if extras else "n/a"
     arch = RESOURCE_ARCH.get(rel, "sm_80")
     res = gpu_resources(path, RESOURCE_ARGS.get(rel, small), off, arch)
     if res:
@@ -251,7 +258,7 @@ def measure(rel: str, small: str, off: str, cpu_timing: bool) -> list[str]:
         gpu = f"{cuda} | {_resources(hop)} | {per} | {ws} | {_gfx942([a for _, _, a in res])}"
     else:
         gpu = " | ".join(["n/a"] * (len(COLUMNS) - 5))
-    return [f"`{rel}`", str(lines), cpu, "passes" if emu else "FAILS", banks, *gpu.split(" | ")]
+    return [f"`{rel}`", str(lines), cpu, emu, banks, *gpu.split(" | ")]
 
 
 def _cells(row: str) -> list[str]:
@@ -291,7 +298,8 @@ def selected(patterns: list[str]) -> list[tuple[str, str, str]]:
     return out
 
 
-def render(text: str, rows: dict[str, list[str]], old: dict[str, list[str]], cpu_timing: bool) -> str:
+def render(text: str, rows: dict[str, list[str]], old: dict[str, list[str]], cpu_timing: bool,
+           emulate: bool = True) -> str:
     """The README with its table made of `rows` (measured now) and `old` (the others, kept), and
     a stamp: one line for a whole-table run, else one line per row re-measured."""
     body = [rows.get(rel) or old[rel] for rel, _, _ in TABLE if rel in rows or rel in old]
@@ -300,6 +308,7 @@ def render(text: str, rows: dict[str, list[str]], old: dict[str, list[str]], cpu
     load = os.getloadavg()[0]
     today = time.strftime("%Y-%m-%d")
     timing = "" if cpu_timing else " (CPU timing not re-measured)"
+    timing += "" if emulate else " (emulator not re-run)"
     if len(rows) == len(TABLE):
         stamps = [f"Measured by `benchmarks/examples_table.py` on {today}, load average {load:.1f}{timing}."]
     else:
@@ -324,19 +333,22 @@ def main(argv: list[str] | None = None) -> int:
                              "their rows are replaced, the others are kept")
     parser.add_argument("--no-cpu-timing", dest="cpu_timing", action="store_false",
                         help="skip the CPU timing; the CPU cell already in the README is kept")
+    parser.add_argument("--no-emulator", dest="emulate", action="store_false",
+                        help="skip the emulator run; its cells (passes, bank conflicts) in the README are kept")
     args = parser.parse_args(argv)
     text = README.read_text() if README.exists() else ""
     old = old_rows(text)
     rows: dict[str, list[str]] = {}
     for rel, small, off in selected(args.rows):
         t0 = time.time()
-        cells = measure(rel, small, off, args.cpu_timing)
-        if cells[CPU_COL] is None:
-            cells[CPU_COL] = old[rel][CPU_COL] if rel in old else "not measured"
+        cells = measure(rel, small, off, args.cpu_timing, args.emulate)
+        # a part skipped keeps the README's cells
+        cells = [c if c is not None else (old[rel][i] if rel in old else "not measured") for i, c in enumerate(cells)]
         rows[rel] = cells
         print("| " + " | ".join(cells) + " |", f"({time.time() - t0:.0f} s)", flush=True)
         if args.write:
-            README.write_text(render(README.read_text() if README.exists() else "", rows, old, args.cpu_timing))
+            README.write_text(render(README.read_text() if README.exists() else "", rows, old, args.cpu_timing,
+                                      args.emulate))
     text = README.read_text() if README.exists() else ""
     if args.write:
         print(text[text.index(BEGIN):text.index(END)])
