@@ -307,8 +307,8 @@ def render(text: str, rows: dict[str, list[str]], old: dict[str, list[str]], cpu
     table = header + "\n" + "\n".join("| " + " | ".join(c) + " |" for c in body)
     load = os.getloadavg()[0]
     today = time.strftime("%Y-%m-%d")
-    timing = "" if cpu_timing else " (CPU timing not re-measured)"
-    timing += "" if emulate else " (emulator not re-run)"
+    kept = [part for part, skipped in (("CPU timing", not cpu_timing), ("emulator cells", not emulate)) if skipped]
+    timing = f" ({' and '.join(kept)} kept from before)" if kept else ""
     if len(rows) == len(TABLE):
         stamps = [f"Measured by `benchmarks/examples_table.py` on {today}, load average {load:.1f}{timing}."]
     else:

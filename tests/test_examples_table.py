@@ -40,10 +40,12 @@ def test_rows_replaces_only_the_measured_rows_and_keeps_notes_and_stamps():
     assert [ln.split(" | ")[0][2:] for ln in body.splitlines() if ln.startswith("| `")] == [f"`{r}`" for r in rels]
     assert out.startswith("# Examples\n\nintro\n\n") and out.endswith(et.END + "\n\nWhy `x` is slow: measured.\n")
     assert "Measured by x on 2026-01-01." in out
-    assert f"Row `{rels[3]}` re-measured (`--rows`)" in out and "CPU timing not re-measured" in out
+    assert f"Row `{rels[3]}` re-measured (`--rows`)" in out and "(CPU timing kept from before)" in out
     # re-measuring the same row again replaces its stamp instead of adding a second one
     again = et.render(out, {rels[3]: new}, et.old_rows(out), cpu_timing=True)
-    assert again.count(f"Row `{rels[3]}`") == 1 and "CPU timing not re-measured" not in again
+    assert again.count(f"Row `{rels[3]}`") == 1 and "kept from before" not in again
+    both = et.render(out, {rels[3]: new}, et.old_rows(out), cpu_timing=False, emulate=False)
+    assert "(CPU timing and emulator cells kept from before)" in both
 
 
 def test_whole_table_run_has_one_stamp():
