@@ -10,7 +10,7 @@ the number of v_mfma instructions in the code object (or the CompileError's reas
     .venv/bin/python benchmarks/examples_table.py [--write]            # the whole table
     .venv/bin/python benchmarks/examples_table.py --rows mla gemm/ --write --no-cpu-timing
         # re-measure only the matching rows (glob or substring of the path), keep the others and,
-        # without CPU timing, keep the CPU cells already in the README
+        # without CPU timing, keep the CPU cells already in the README (--no-emulator: the emulator cells)
 """
 from __future__ import annotations
 
@@ -204,14 +204,23 @@ def _short(reason: str, width: int = 100) -> str:
     return reason if len(reason) <= width else reason[:width - 1].rstrip() + "…"
 
 
+def _vgprs(r: dict) -> str:
+    """Architectural VGPRs, +AGPRs when there are any. On gfx90a / gfx942 (one register file of 512
+    per lane) the metadata's .vgpr_count is the total: the arch VGPRs rounded up to 4, then the
+    AGPRs (the canonical GEMM: .vgpr_count 268, .agpr_count 128, .amdhsa_accum_offset 140, and
+    v0-v138 / a0-a127 in its ISA), so the arch part is the difference."""
+    if not r.get("agprs"):
+        return str(r["vgprs"])
+    return f"{r['vgprs'] - r['agprs']}+{r['agprs']}"
+
+
 def _gfx942(res: list[dict]) -> str:
     """VGPRs(+AGPRs) | scratch bytes | LDS bytes | MFMA count, one entry per kernel; a kernel that
     did not compile is ✗ in each cell, and the first such error's reason follows the VGPR cell."""
     def cells(r: dict, key) -> str:
         return "✗" if "error" in r else key(r)
 
-    regs = "/".join(cells(r, lambda r: f"{r['vgprs']}+{r['agprs']}" if r.get("agprs") else str(r["vgprs"]))
-                    for r in res)
+    regs = "/".join(cells(r, _vgprs) for r in res)
     failed = [r["error"] for r in res if "error" in r]
     if failed:
         kind, _, why = failed[0].partition(": ")

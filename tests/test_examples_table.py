@@ -83,10 +83,11 @@ def test_selected_patterns():
 def test_gfx942_cells():
     ok = {"vgprs": 268, "agprs": 128, "scratch_bytes": 0, "lds_bytes": 49152, "mfma": 64}
     plain = {"vgprs": 40, "agprs": 0, "scratch_bytes": 16, "lds_bytes": 512, "mfma": 0}
-    assert et._gfx942([ok, plain]) == "268+128/40 | 0/16 | 48K/512 | 64/0"
+    # .vgpr_count on gfx942 counts the AGPRs too: 268 = 140 arch VGPRs + 128 AGPRs
+    assert et._gfx942([ok, plain]) == "140+128/40 | 0/16 | 48K/512 | 64/0"
     failed = {"error": "CompileError: /x/examples/a/example_b.py:27: the LDS tiles need 120 KiB | gfx942 has 64"}
     assert et._gfx942([failed]) == "CompileError: line 27: the LDS tiles need 120 KiB / gfx942 has 64 | ✗ | ✗ | ✗"
     # a failing kernel among others: its place is ✗ in every cell, the reason follows the VGPRs
-    assert et._gfx942([ok, failed]) == ("268+128/✗ (CompileError: line 27: the LDS tiles need 120 KiB / gfx942 has 64)"
+    assert et._gfx942([ok, failed]) == ("140+128/✗ (CompileError: line 27: the LDS tiles need 120 KiB / gfx942 has 64)"
                                         " | 0/✗ | 48K/✗ | 64/✗")
     assert len(et._short("x" * 300)) == 100
