@@ -318,10 +318,14 @@ def render(text: str, rows: dict[str, list[str]], old: dict[str, list[str]], cpu
     today = time.strftime("%Y-%m-%d")
     kept = [part for part, skipped in (("CPU timing", not cpu_timing), ("emulator cells", not emulate)) if skipped]
     timing = f" ({' and '.join(kept)} kept from before)" if kept else ""
-    if len(rows) == len(TABLE):
-        stamps = [f"Measured by `benchmarks/examples_table.py` on {today}, load average {load:.1f}{timing}."]
+    block = text[text.index(BEGIN) + len(BEGIN):text.index(END)] if BEGIN in text else ""
+    every = "Every row's other columns re-measured"
+    if len(rows) == len(TABLE) and not kept:
+        stamps = [f"Measured by `benchmarks/examples_table.py` on {today}, load average {load:.1f}."]
+    elif len(rows) == len(TABLE):  # the kept parts keep the stamp of the run that measured them
+        stamps = [ln for ln in block.strip().splitlines() if ln.startswith("Measured by")]
+        stamps += [f"{every} on {today}, load average {load:.1f}{timing}."]
     else:
-        block = text[text.index(BEGIN) + len(BEGIN):text.index(END)] if BEGIN in text else ""
         stamps = [ln for ln in block.strip().splitlines() if ln.strip() and not ln.startswith("|")]
         stamps = [s for s in stamps if not any(f"`{rel}`" in s for rel in rows)]
         stamps += [f"Row `{rel}` re-measured (`--rows`) on {today}, load average {load:.1f}{timing}."

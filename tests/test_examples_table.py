@@ -56,6 +56,12 @@ def test_whole_table_run_has_one_stamp():
     block = out[out.index(et.BEGIN) + len(et.BEGIN):out.index(et.END)]
     stamps = [ln for ln in block.splitlines() if ln.strip() and not ln.startswith("|")]
     assert len(stamps) == 1 and stamps[0].startswith("Measured by `benchmarks/examples_table.py`")
+    # a whole-table run of the compile columns only keeps the stamp of the run that timed the CPU
+    again = et.render(out, rows, et.old_rows(out), cpu_timing=False)
+    block = again[again.index(et.BEGIN) + len(et.BEGIN):again.index(et.END)]
+    stamps = [ln for ln in block.splitlines() if ln.strip() and not ln.startswith("|")]
+    assert len(stamps) == 2 and stamps[0] == [ln for ln in out.splitlines() if ln.startswith("Measured by")][0]
+    assert stamps[1].startswith("Every row's other columns re-measured") and "(CPU timing kept from before)" in stamps[1]
 
 
 def test_older_table_cells_move_by_column_name():
