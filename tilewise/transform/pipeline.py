@@ -26,6 +26,7 @@ from .layout_inference import infer_layouts
 from .legalize_safe_access import legalize_safe_access
 from .lower_parallel_cuda import lower_parallel_cuda
 from .lower_tile_ops import lower_tile_ops
+from .merge_gemm_k_steps import merge_gemm_k_steps
 from .plan_shared_memory import plan_shared_memory
 from .privatise_atomics import privatise_atomics
 from .range_barriers import range_barriers
@@ -48,6 +49,7 @@ def loop_passes(machine: Machine, pass_configs: dict | None = None) -> list[Pass
         ("legalize_safe_access", lambda f: legalize_safe_access(f, configs)),
         ("rasterize_blocks", rasterize_blocks),
         ("inject_pipeline", inject_pipeline_cpu),
+        ("merge_gemm_k_steps", merge_gemm_k_steps),
         ("elide_output_tiles", elide_output_tiles),
         ("lower_tile_ops", lambda f: lower_tile_ops(f, lambda k, r: LowerContext(machine.lowering_keys, r))),
         ("split_div_loops", split_div_loops),

@@ -354,9 +354,20 @@ inline void k_chunk(const T* a, const T* b, T* C) {
   constexpr int MR = Block<T>::MR;
   constexpr int MFULL = M / MR;
   constexpr int MREM = M % MR;
-  for (int i = 0; i < MFULL; ++i) row_block<MR, N, KC, AR, AK, LDB, LDC>(a + i * MR * AR, b, C + i * MR * LDC);
-  if constexpr (MREM > 0)
+  // A remainder of fewer than MR / 2 rows would run with too few independent FMA chains to
+  // cover the FMA latency (2 rows x 2 vectors: half the rate); the last full block and the
+  // remainder then split into two blocks of nearly equal height (M = 128 with MR = 6: 20 blocks
+  // of 6, then 4 + 4).
+  constexpr bool SPLIT = MFULL > 0 && MREM > 0 && 2 * MREM < MR;
+  constexpr int MMAIN = SPLIT ? MFULL - 1 : MFULL;
+  for (int i = 0; i < MMAIN; ++i) row_block<MR, N, KC, AR, AK, LDB, LDC>(a + i * MR * AR, b, C + i * MR * LDC);
+  if constexpr (SPLIT) {
+    constexpr int H1 = (MR + MREM + 1) / 2, H2 = MR + MREM - H1;
+    row_block<H1, N, KC, AR, AK, LDB, LDC>(a + MMAIN * MR * AR, b, C + MMAIN * MR * LDC);
+    row_block<H2, N, KC, AR, AK, LDB, LDC>(a + (MMAIN * MR + H1) * AR, b, C + (MMAIN * MR + H1) * LDC);
+  } else if constexpr (MREM > 0) {
     row_block<MREM, N, KC, AR, AK, LDB, LDC>(a + MFULL * MR * AR, b, C + MFULL * MR * LDC);
+  }
 }
 
 template <int M, int N, int K, bool TRANS_A, bool TRANS_B, int LDA, int LDB, int LDC, typename T, typename TA,
