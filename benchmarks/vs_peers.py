@@ -50,16 +50,23 @@ PEERS = ("tilelang", "triton")
 # name -> (description, has a Triton version)
 KERNELS = {
     "gemm": ("fp16 GEMM 4096^3, 128x128x32 tiles, 3 stages, 128 threads", True),
+    "gemm_epilogue": ("fp16 GEMM 4096^3 + bias + GELU (erf) on the accumulator, tiles as gemm", True),
     "softmax": ("softmax fp16 8192x8192, 1 row/block, 128 threads", True),
     "softmax_4x1024": ("softmax fp32 4096x1024, 4 rows/block, 128 threads", True),
     "rms_norm": ("RMSNorm fp16 8192x4096 (+weight), 1 row/block, 128 threads", True),
     "flash_fwd_d64": ("FlashAttention fwd fp16 bshd 1x4096x32x64, 128x64 blocks, 2 stages, 256 threads", True),
     "flash_fwd_d128": ("FlashAttention fwd fp16 bshd 1x4096x32x128, 128x64 blocks, 2 stages, 256 threads", True),
+    "flash_fwd_d64_causal": ("flash_fwd_d64, causal (loop to the diagonal, masked scores)", True),
+    "flash_fwd_d128_causal": ("flash_fwd_d128, causal (loop to the diagonal, masked scores)", True),
+    "flash_decode": ("GQA flash decoding split kernel fp16, 4x32 heads (4 KV), 8192 keys, d128, block_H 16, "
+                     "block_N 64, 8 splits, 2 stages, 128 thr", False),
     "elementwise_add": ("add fp32 4096x4096, 8x256 tiles, 128 threads", True),
     "mla_decode": ("MLA decoding fp16, heads 128, dim 512 + pe 64, block_H 64, block_N 64, 2 stages, 256 thr",
                    False),
     "dequant_gemm_int4": ("fp16 x int4 GEMM 4096^3, group 128, 128x128x64 tiles, 3 stages, 128 threads", False),
 }
+
+NAME_W = max(map(len, KERNELS)) + 2  # the kernel column
 
 PEERS_SETUP = """\
 The peers live in their own venv (TileLang 0.1.15 pins its own TVM; Triton 3.9 its own LLVM):
@@ -235,7 +242,7 @@ def cell_text(cell: Cell | None) -> list[str] | str:
 
 
 def print_table(kernels, archs, compilers, results) -> None:
-    head = f"{'kernel':18}{'arch':8}{'compiler':10}" + "".join(f"{c:>{w}}" for c, w in COLUMNS)
+    head = f"{'kernel':{NAME_W}}{'arch':8}{'compiler':10}" + "".join(f"{c:>{w}}" for c, w in COLUMNS)
     print(head)
     print("-" * len(head))
     width = sum(w for _, w in COLUMNS)
@@ -245,7 +252,7 @@ def print_table(kernels, archs, compilers, results) -> None:
                 if c == "triton" and not KERNELS[k][1]:
                     continue
                 t = cell_text(results.get((c, k, a)))
-                row = f"{k:18}{a:8}{c:10}"
+                row = f"{k:{NAME_W}}{a:8}{c:10}"
                 if isinstance(t, str):
                     row += "  " + t.replace(str(ROOT) + os.sep, "")[:width + 20]
                 else:
@@ -257,7 +264,7 @@ def print_table(kernels, archs, compilers, results) -> None:
 def print_ratios(kernels, archs, results) -> None:
     print("tilewise / peer (below 1: tilewise better): steady-state loop instructions per 16x8x16 MMA, and registers;")
     print("'best' is the better of TileLang and Triton for that kernel and metric")
-    print(f"{'kernel':18}{'arch':8}{'loop/mma vs TileLang':>24}{'vs best':>17}{'regs vs TileLang':>20}{'vs best':>17}")
+    print(f"{'kernel':{NAME_W}}{'arch':8}{'loop/mma vs TileLang':>24}{'vs best':>17}{'regs vs TileLang':>20}{'vs best':>17}")
 
     def metric(c, k, a, key):
         cell = results.get((c, k, a))
@@ -277,11 +284,11 @@ def print_ratios(kernels, archs, results) -> None:
         for a in archs:
             ours = results.get(("tilewise", k, a))
             if ours is not None and ours.error:
-                print(f"{k:18}{a:8}{'(tilewise: compile error)':>24}")
+                print(f"{k:{NAME_W}}{a:8}{'(tilewise: compile error)':>24}")
                 continue
             loop = pair(k, a, "per_mma", lambda v: f"{v:.2f}")
             regs = pair(k, a, "registers", str)
-            print(f"{k:18}{a:8}{loop[0]:>24}{loop[1]:>17}{regs[0]:>20}{regs[1]:>17}")
+            print(f"{k:{NAME_W}}{a:8}{loop[0]:>24}{loop[1]:>17}{regs[0]:>20}{regs[1]:>17}")
 
 
 def main(argv=None) -> int:
@@ -343,7 +350,7 @@ def main(argv=None) -> int:
         print("  Triton compiles capability 9.0 (GPUTarget('cuda', 90, 32)) for sm_90a")
     print("kernels:")
     for k in args.kernels:
-        print(f"  {k:18} {KERNELS[k][0]}{'' if KERNELS[k][1] else ' (no Triton version)'}")
+        print(f"  {k:{NAME_W}} {KERNELS[k][0]}{'' if KERNELS[k][1] else ' (no Triton version)'}")
     print()
     print_table(args.kernels, args.arch, args.compilers, results)
     print_ratios(args.kernels, args.arch, results)

@@ -26,7 +26,6 @@ from ..ir.stmt import (
     For,
     IfThenElse,
     Kernel,
-    LetStmt,
     PrimFunc,
     SeqStmt,
     seq,
@@ -608,8 +607,26 @@ def inject_pipeline_cpu(func: PrimFunc) -> PrimFunc:
 
 def _gains_from_unrolling(body) -> bool:
     """Whether an operator in the loop asks for an unrolled steady state (TileOp.unroll_pipeline)
-    and the body declares no name (an allocation or a let) that unrolled copies would repeat."""
+    and the body declares no name (an allocation or a let) that unrolled copies would repeat side
+    by side. Names declared inside a nested loop (`nibble = ...` in a T.Parallel dequantising a
+    tile) live in that loop's own scope, so its copies do not clash."""
+    asks = []
+    walk(body, lambda n: asks.append(n) if isinstance(n, TileOp) and n.unroll_pipeline else None)
+    return bool(asks) and not _declares_at_top(body)
+
+
+def _declares_at_top(body) -> bool:
     found = []
-    walk(body, lambda n: found.append(n) if isinstance(n, (Allocate, LetStmt))
-         or (isinstance(n, TileOp) and n.unroll_pipeline) else None)
-    return any(isinstance(n, TileOp) for n in found) and not any(isinstance(n, (Allocate, LetStmt)) for n in found)
+
+    class _Top(Visitor):
+        def visit_Allocate(self, n):
+            found.append(n)
+
+        def visit_LetStmt(self, n):
+            found.append(n)
+
+        def visit_For(self, n):
+            pass  # the loop's body is a scope of its own
+
+    _Top().visit(body)
+    return bool(found)

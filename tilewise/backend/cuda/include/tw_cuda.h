@@ -282,6 +282,36 @@ TW_LOWP_TYPE(fp8_e8m0, uint8_t, cvt::f32_to_e8m0, cvt::f64_to_e8m0, cvt::e8m0_to
 TW_LOWP_TYPE(fp8_e4m3fnuz, uint8_t, cvt::f32_to_e4m3fnuz, cvt::f64_to_e4m3fnuz, cvt::e4m3fnuz_to_f32)
 TW_LOWP_TYPE(fp8_e5m2fnuz, uint8_t, cvt::f32_to_e5m2fnuz, cvt::f64_to_e5m2fnuz, cvt::e5m2fnuz_to_f32)
 #undef TW_LOWP_TYPE
+// f16 add/sub/mul in f16 (sm_53+; the renderer uses them for float16 arithmetic): the result is
+// rounded once, exactly what the float route gives (float's 24 bits are at least 2 x 11 + 2, so
+// rounding to float first is harmless), in one HADD/HMUL instead of two conversions around an
+// FADD. Written with .rn so that ptxas does not fuse them (as --fmad=false does for float).
+TW_DEV half hadd(half a, half b) {
+  uint16_t r;
+  asm("add.rn.f16 %0, %1, %2;" : "=h"(r) : "h"(a.bits), "h"(b.bits));
+  return half::from_bits(r);
+}
+TW_DEV half hsub(half a, half b) {
+  uint16_t r;
+  asm("sub.rn.f16 %0, %1, %2;" : "=h"(r) : "h"(a.bits), "h"(b.bits));
+  return half::from_bits(r);
+}
+TW_DEV half hmul(half a, half b) {
+  uint16_t r;
+  asm("mul.rn.f16 %0, %1, %2;" : "=h"(r) : "h"(a.bits), "h"(b.bits));
+  return half::from_bits(r);
+}
+// 32-bit integers to f16, rounded once (I2F.F16; through float would round twice past 2^24).
+TW_DEV half i2h(int32_t v) {
+  uint16_t r;
+  asm("cvt.rn.f16.s32 %0, %1;" : "=h"(r) : "r"(v));
+  return half::from_bits(r);
+}
+TW_DEV half u2h(uint32_t v) {
+  uint16_t r;
+  asm("cvt.rn.f16.u32 %0, %1;" : "=h"(r) : "r"(v));
+  return half::from_bits(r);
+}
 static_assert(sizeof(half) == 2 && sizeof(bf16) == 2 && sizeof(fp8_e4m3) == 1 && sizeof(fp8_e5m2) == 1,
               "low-precision types are their bits");
 
