@@ -61,7 +61,8 @@ KERNELS = {
     "flash_decode": ("GQA flash decoding split kernel fp16, 4x32 heads (4 KV), 8192 keys, d128, block_H 16, "
                      "block_N 64, 8 splits, 2 stages, 128 thr", False),
     "elementwise_add": ("add fp32 4096x4096, 8x256 tiles, 128 threads", True),
-    "mla_decode": ("MLA decoding fp16, heads 128, dim 512 + pe 64, block_H 64, block_N 64, 2 stages, 256 thr",
+    "mla_decode": ("MLA decoding fp16, heads 128, dim 512 + pe 64, block_H 64, block_N 64, 2 stages (1 on sm_80), "
+                   "256 thr",
                    False),
     "dequant_gemm_int4": ("fp16 x int4 GEMM 4096^3, group 128, 128x128x64 tiles, 3 stages, 128 threads", False),
 }

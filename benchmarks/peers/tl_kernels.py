@@ -357,6 +357,13 @@ KERNELS = {
 }
 
 
-def build(name: str):
+# per-architecture changes of a kernel's arguments: MLA decoding's two stages need 226 KB of
+# shared memory, more than an sm_80 block may have (163 KB); its example runs one stage there
+ARCH_KWARGS = {
+    ("mla_decode", "sm_80"): {"stages": 1},
+}
+
+
+def build(name: str, arch: str | None = None):
     factory, kwargs = KERNELS[name]
-    return factory(**kwargs)
+    return factory(**kwargs, **ARCH_KWARGS.get((name, arch), {}))
