@@ -676,7 +676,8 @@ class CudaRenderer(CStyleRenderer):
             # requires): the tile's part is loop-invariant, so a descriptor costs one add
             b = load.buffer
             off = self.offset(b, load.indices)
-            return f"tw::wgmma_desc<{swizzle}, {lbo}, {sbo}>({self.buf(b)}, (int32_t)(({off}) * {b.dtype.bytes}))"
+            fn = "wgmma_desc_lo" if any(self._per_thread(i) for i in load.indices) else "wgmma_desc"
+            return f"tw::{fn}<{swizzle}, {lbo}, {sbo}>({self.buf(b)}, (int32_t)(({off}) * {b.dtype.bytes}))"
         return f"tw::wgmma_desc<{swizzle}, {lbo}, {sbo}>({args[0]})"
 
     def call_wgmma(self, e: Call, args) -> str:

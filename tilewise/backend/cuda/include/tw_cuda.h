@@ -986,9 +986,15 @@ template <int Swizzle, int LBO, int SBO> TW_DEV uint64_t wgmma_desc(const void* 
 // The descriptor of base + byte_offset, byte_offset >= 0 a multiple of 16 and the address below
 // 256 KiB (as every shared address is): its start-address field is (address >> 4), which then
 // moves by byte_offset >> 4 without a carry out of the field. The base's descriptor is computed
-// once per tile (hoisted out of loops), each operand's is one add -- a 32-bit add on the low
-// word, since nothing carries into the high one (a 64-bit add costs a second IADD3.X per operand).
+// once per tile (hoisted out of loops), each operand's is one add: for a warp-uniform offset a
+// 64-bit add (one UIADD3.64 in the uniform datapath).
 template <int Swizzle, int LBO, int SBO> TW_DEV uint64_t wgmma_desc(const void* base, int32_t byte_offset) {
+  return wgmma_desc<Swizzle, LBO, SBO>(base) + (uint64_t)(uint32_t)(byte_offset >> 4);
+}
+// The same for an offset that depends on the thread (a warpgroup's rows of the tile): a 32-bit
+// add on the low word, since nothing carries into the high one -- in per-thread registers a
+// 64-bit add is two instructions (IADD3 + IADD3.X).
+template <int Swizzle, int LBO, int SBO> TW_DEV uint64_t wgmma_desc_lo(const void* base, int32_t byte_offset) {
   const uint64_t d = wgmma_desc<Swizzle, LBO, SBO>(base);
   const uint32_t lo = (uint32_t)d + ((uint32_t)byte_offset >> 4);
   return (d & 0xffffffff00000000ull) | lo;
