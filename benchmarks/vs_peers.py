@@ -21,7 +21,8 @@ sm_80, HGMMA for wgmma on sm_90a); loop/TC = loop / TC; loop/mma = loop instruct
 HMMA and HGMMA); SHFL = warp shuffles in the kernel; ld/st = widest global load (LDG, or LDGSTS
 for cp.async; "tma" for TMA) and store, in bits. A "!" after smem: more than the architecture
 lets a block have, so the cubin cannot launch. Compile errors fill their cell.
-Warp-specialised kernels (TileLang on sm_90a) have their loop measured in the consumer warps: the
+A "*" after loop/TC: the loop holds a rolled inner loop with tensor-core instructions, whose
+body the static counts take once. Warp-specialised kernels (TileLang on sm_90a) have their loop measured in the consumer warps: the
 producer's TMA loop is a separate loop without tensor-core instructions.
 """
 from __future__ import annotations
@@ -195,6 +196,11 @@ def analyse(cell: Cell) -> dict:
     tc_op = "HGMMA" if any(i.op == "HGMMA" for i in instrs) else "HMMA"
     loop = sass_tools.steady_state_loop(instrs, key=tc_op)
     tc = [i for i in loop.instrs if i.op == tc_op] if loop else []
+    # a rolled inner loop with tensor-core instructions (MLA decoding's P @ V k loop on sm_80):
+    # the static counts take its body once, however often it runs per iteration
+    nested = bool(loop) and any(
+        lp.end != loop.end and loop.start <= lp.start and lp.end <= loop.end and any(i.op == tc_op for i in lp.instrs)
+        for lp in sass_tools.find_loops(instrs))
     loads = [i for i in instrs if i.op in ("LDG", "LDGSTS")]
     stores = [i for i in instrs if i.op == "STG"]
     tma_load = any(i.op == "UTMALDG" for i in instrs)
@@ -209,6 +215,7 @@ def analyse(cell: Cell) -> dict:
         "tc_op": tc_op,
         "per_tc": len(loop) / len(tc) if tc else None,
         "per_mma": len(loop) / sum(mma_work(i) for i in tc) if tc else None,
+        "nested": nested,
         "shfl": sum(1 for i in instrs if i.op == "SHFL"),
         "ld": "tma" if tma_load else (str(max(access_bits(i.opcode) for i in loads)) if loads else "-"),
         "st": "tma" if tma_store else (str(max(access_bits(i.opcode) for i in stores)) if stores else "-"),
@@ -238,7 +245,8 @@ def cell_text(cell: Cell | None) -> list[str] | str:
     m = cell.metrics
     return [str(m["registers"]), str(m["spill"]), _kib(m["smem"]) + ("!" if m["smem_over"] else ""),
             str(m["sass"]), str(m["loop"]) if m["loop"] else "-", f"{m['tc']} {m['tc_op']}" if m["tc"] else "-",
-            f"{m['per_tc']:.2f}" if m["per_tc"] else "-", f"{m['per_mma']:.2f}" if m["per_mma"] else "-",
+            f"{m['per_tc']:.2f}{'*' * m['nested']}" if m["per_tc"] else "-",
+            f"{m['per_mma']:.2f}{'*' * m['nested']}" if m["per_mma"] else "-",
             str(m["shfl"]), f"{m['ld']}/{m['st']}"]
 
 
@@ -355,6 +363,9 @@ def main(argv=None) -> int:
     print()
     print_table(args.kernels, args.arch, args.compilers, results)
     print_ratios(args.kernels, args.arch, results)
+    if any(c.metrics.get("nested") for c in results.values()):
+        print("\n* the steady-state loop holds a rolled inner loop with tensor-core instructions: static counts, its "
+              "body counted once however often it runs")
     if any(c.metrics.get("smem_over") for c in results.values()):
         print("\n! shared memory above the architecture's per-block maximum (sm_80 163 KB, sm_90 227 KB): the cubin "
               "builds but cannot launch")
