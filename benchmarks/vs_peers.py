@@ -21,7 +21,8 @@ sm_80, HGMMA for wgmma on sm_90a); loop/TC = loop / TC; loop/mma = loop instruct
 HMMA and HGMMA); SHFL = warp shuffles in the kernel; ld/st = widest global load (LDG, or LDGSTS
 for cp.async; "tma" for TMA) and store, in bits. A "!" after smem: more than the architecture
 lets a block have, so the cubin cannot launch. Compile errors fill their cell.
-Warp-specialised kernels (TileLang on sm_90a) have their loop measured in the consumer warps: the
+A "*" after loop/TC: the loop holds a rolled inner loop with tensor-core instructions, whose
+body the static counts take once. Warp-specialised kernels (TileLang on sm_90a) have their loop measured in the consumer warps: the
 producer's TMA loop is a separate loop without tensor-core instructions.
 """
 from __future__ import annotations
@@ -50,16 +51,24 @@ PEERS = ("tilelang", "triton")
 # name -> (description, has a Triton version)
 KERNELS = {
     "gemm": ("fp16 GEMM 4096^3, 128x128x32 tiles, 3 stages, 128 threads", True),
+    "gemm_epilogue": ("fp16 GEMM 4096^3 + bias + GELU (erf) on the accumulator, tiles as gemm", True),
     "softmax": ("softmax fp16 8192x8192, 1 row/block, 128 threads", True),
     "softmax_4x1024": ("softmax fp32 4096x1024, 4 rows/block, 128 threads", True),
     "rms_norm": ("RMSNorm fp16 8192x4096 (+weight), 1 row/block, 128 threads", True),
     "flash_fwd_d64": ("FlashAttention fwd fp16 bshd 1x4096x32x64, 128x64 blocks, 2 stages, 256 threads", True),
     "flash_fwd_d128": ("FlashAttention fwd fp16 bshd 1x4096x32x128, 128x64 blocks, 2 stages, 256 threads", True),
+    "flash_fwd_d64_causal": ("flash_fwd_d64, causal (loop to the diagonal, masked scores)", True),
+    "flash_fwd_d128_causal": ("flash_fwd_d128, causal (loop to the diagonal, masked scores)", True),
+    "flash_decode": ("GQA flash decoding split kernel fp16, 4x32 heads (4 KV), 8192 keys, d128, block_H 16, "
+                     "block_N 64, 8 splits, 2 stages, 128 thr", False),
     "elementwise_add": ("add fp32 4096x4096, 8x256 tiles, 128 threads", True),
-    "mla_decode": ("MLA decoding fp16, heads 128, dim 512 + pe 64, block_H 64, block_N 64, 2 stages, 256 thr",
+    "mla_decode": ("MLA decoding fp16, heads 128, dim 512 + pe 64, block_H 64, block_N 64, 2 stages (1 on sm_80), "
+                   "256 thr",
                    False),
     "dequant_gemm_int4": ("fp16 x int4 GEMM 4096^3, group 128, 128x128x64 tiles, 3 stages, 128 threads", False),
 }
+
+NAME_W = max(map(len, KERNELS)) + 2  # the kernel column
 
 PEERS_SETUP = """\
 The peers live in their own venv (TileLang 0.1.15 pins its own TVM; Triton 3.9 its own LLVM):
@@ -187,6 +196,11 @@ def analyse(cell: Cell) -> dict:
     tc_op = "HGMMA" if any(i.op == "HGMMA" for i in instrs) else "HMMA"
     loop = sass_tools.steady_state_loop(instrs, key=tc_op)
     tc = [i for i in loop.instrs if i.op == tc_op] if loop else []
+    # a rolled inner loop with tensor-core instructions (MLA decoding's P @ V k loop on sm_80):
+    # the static counts take its body once, however often it runs per iteration
+    nested = bool(loop) and any(
+        lp.end != loop.end and loop.start <= lp.start and lp.end <= loop.end and any(i.op == tc_op for i in lp.instrs)
+        for lp in sass_tools.find_loops(instrs))
     loads = [i for i in instrs if i.op in ("LDG", "LDGSTS")]
     stores = [i for i in instrs if i.op == "STG"]
     tma_load = any(i.op == "UTMALDG" for i in instrs)
@@ -201,6 +215,7 @@ def analyse(cell: Cell) -> dict:
         "tc_op": tc_op,
         "per_tc": len(loop) / len(tc) if tc else None,
         "per_mma": len(loop) / sum(mma_work(i) for i in tc) if tc else None,
+        "nested": nested,
         "shfl": sum(1 for i in instrs if i.op == "SHFL"),
         "ld": "tma" if tma_load else (str(max(access_bits(i.opcode) for i in loads)) if loads else "-"),
         "st": "tma" if tma_store else (str(max(access_bits(i.opcode) for i in stores)) if stores else "-"),
@@ -230,12 +245,13 @@ def cell_text(cell: Cell | None) -> list[str] | str:
     m = cell.metrics
     return [str(m["registers"]), str(m["spill"]), _kib(m["smem"]) + ("!" if m["smem_over"] else ""),
             str(m["sass"]), str(m["loop"]) if m["loop"] else "-", f"{m['tc']} {m['tc_op']}" if m["tc"] else "-",
-            f"{m['per_tc']:.2f}" if m["per_tc"] else "-", f"{m['per_mma']:.2f}" if m["per_mma"] else "-",
+            f"{m['per_tc']:.2f}{'*' * m['nested']}" if m["per_tc"] else "-",
+            f"{m['per_mma']:.2f}{'*' * m['nested']}" if m["per_mma"] else "-",
             str(m["shfl"]), f"{m['ld']}/{m['st']}"]
 
 
 def print_table(kernels, archs, compilers, results) -> None:
-    head = f"{'kernel':18}{'arch':8}{'compiler':10}" + "".join(f"{c:>{w}}" for c, w in COLUMNS)
+    head = f"{'kernel':{NAME_W}}{'arch':8}{'compiler':10}" + "".join(f"{c:>{w}}" for c, w in COLUMNS)
     print(head)
     print("-" * len(head))
     width = sum(w for _, w in COLUMNS)
@@ -245,7 +261,7 @@ def print_table(kernels, archs, compilers, results) -> None:
                 if c == "triton" and not KERNELS[k][1]:
                     continue
                 t = cell_text(results.get((c, k, a)))
-                row = f"{k:18}{a:8}{c:10}"
+                row = f"{k:{NAME_W}}{a:8}{c:10}"
                 if isinstance(t, str):
                     row += "  " + t.replace(str(ROOT) + os.sep, "")[:width + 20]
                 else:
@@ -257,7 +273,7 @@ def print_table(kernels, archs, compilers, results) -> None:
 def print_ratios(kernels, archs, results) -> None:
     print("tilewise / peer (below 1: tilewise better): steady-state loop instructions per 16x8x16 MMA, and registers;")
     print("'best' is the better of TileLang and Triton for that kernel and metric")
-    print(f"{'kernel':18}{'arch':8}{'loop/mma vs TileLang':>24}{'vs best':>17}{'regs vs TileLang':>20}{'vs best':>17}")
+    print(f"{'kernel':{NAME_W}}{'arch':8}{'loop/mma vs TileLang':>24}{'vs best':>17}{'regs vs TileLang':>20}{'vs best':>17}")
 
     def metric(c, k, a, key):
         cell = results.get((c, k, a))
@@ -277,11 +293,11 @@ def print_ratios(kernels, archs, results) -> None:
         for a in archs:
             ours = results.get(("tilewise", k, a))
             if ours is not None and ours.error:
-                print(f"{k:18}{a:8}{'(tilewise: compile error)':>24}")
+                print(f"{k:{NAME_W}}{a:8}{'(tilewise: compile error)':>24}")
                 continue
             loop = pair(k, a, "per_mma", lambda v: f"{v:.2f}")
             regs = pair(k, a, "registers", str)
-            print(f"{k:18}{a:8}{loop[0]:>24}{loop[1]:>17}{regs[0]:>20}{regs[1]:>17}")
+            print(f"{k:{NAME_W}}{a:8}{loop[0]:>24}{loop[1]:>17}{regs[0]:>20}{regs[1]:>17}")
 
 
 def main(argv=None) -> int:
@@ -343,10 +359,13 @@ def main(argv=None) -> int:
         print("  Triton compiles capability 9.0 (GPUTarget('cuda', 90, 32)) for sm_90a")
     print("kernels:")
     for k in args.kernels:
-        print(f"  {k:18} {KERNELS[k][0]}{'' if KERNELS[k][1] else ' (no Triton version)'}")
+        print(f"  {k:{NAME_W}} {KERNELS[k][0]}{'' if KERNELS[k][1] else ' (no Triton version)'}")
     print()
     print_table(args.kernels, args.arch, args.compilers, results)
     print_ratios(args.kernels, args.arch, results)
+    if any(c.metrics.get("nested") for c in results.values()):
+        print("\n* the steady-state loop holds a rolled inner loop with tensor-core instructions: static counts, its "
+              "body counted once however often it runs")
     if any(c.metrics.get("smem_over") for c in results.values()):
         print("\n! shared memory above the architecture's per-block maximum (sm_80 163 KB, sm_90 227 KB): the cubin "
               "builds but cannot launch")

@@ -76,7 +76,7 @@ class Tilewise:
         return {"tilewise": f"git {rev or '?'}", "backend": f"NVRTC {'.'.join(map(str, nvrtc_version()))}"}
 
     def compile(self, name: str, arch: str) -> tuple[bytes, int]:
-        kernel = self.tilewise.compile(self.kernels.build(name), target=f"cuda -arch={arch}",
+        kernel = self.tilewise.compile(self.kernels.build(name, arch), target=f"cuda -arch={arch}",
                                        execution_backend="emulator")
         return kernel.build.binary, max(k.shared_bytes for k in kernel.build.module.kernels)
 
@@ -105,7 +105,7 @@ class TileLang:
         nvcc callback with TileLang's flags), stopping before it loads the cubin on a GPU."""
         target = self.tvm.target.Target({"kind": "cuda", "arch": arch})
         with self.tvm.transform.PassContext(opt_level=3), target:
-            artifact = self.tilelang.lower(self.kernels.build(name), target=target)
+            artifact = self.tilelang.lower(self.kernels.build(name, arch), target=target)
         cubin = self.nvcc(artifact.kernel_source, target)
         shared = 0
         for _, f in artifact.device_mod.functions.items():

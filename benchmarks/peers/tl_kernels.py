@@ -32,6 +32,34 @@ def gemm(M=4096, N=4096, K=4096, block_M=128, block_N=128, block_K=32, stages=3,
     return main
 
 
+def gemm_epilogue(M=4096, N=4096, K=4096, block_M=128, block_N=128, block_K=32, stages=3, threads=128,
+                  dtype="float16"):
+    """D = gelu(A @ B + bias): the epilogue runs on the fp32 accumulator before the one store
+    (examples/gemm/example_gemm_epilogue.py, exact erf GELU)."""
+    inv_sqrt2 = 1.0 / math.sqrt(2.0)
+
+    @T.prim_func
+    def main(A: T.Tensor((M, K), dtype), B: T.Tensor((K, N), dtype), Bias: T.Tensor((N,), dtype),
+             D: T.Tensor((M, N), dtype)):
+        with T.Kernel(T.ceildiv(N, block_N), T.ceildiv(M, block_M), threads=threads) as (bx, by):
+            A_shared = T.alloc_shared((block_M, block_K), dtype)
+            B_shared = T.alloc_shared((block_K, block_N), dtype)
+            bias_local = T.alloc_fragment((block_N,), dtype)
+            C_local = T.alloc_fragment((block_M, block_N), "float32")
+            T.clear(C_local)
+            for ko in T.Pipelined(T.ceildiv(K, block_K), num_stages=stages):
+                T.copy(A[by * block_M, ko * block_K], A_shared)
+                T.copy(B[ko * block_K, bx * block_N], B_shared)
+                T.gemm(A_shared, B_shared, C_local)
+            T.copy(Bias[bx * block_N], bias_local)
+            for i, j in T.Parallel(block_M, block_N):
+                x = C_local[i, j] + bias_local[j]
+                C_local[i, j] = 0.5 * x * (1 + T.erf(x * inv_sqrt2))
+            T.copy(C_local, D[by * block_M, bx * block_N])
+
+    return main
+
+
 def softmax(M=8192, N=8192, block_M=1, threads=128, dtype="float16"):
     """Whole rows in registers: max, exp2 of the shifted row, sum, scale."""
     accum = "float32"
@@ -79,8 +107,9 @@ def rms_norm(M=8192, N=4096, block_M=1, threads=128, eps=1e-6, dtype="float16"):
 
 
 def flash_fwd(batch=1, heads=32, seq_len=4096, dim=128, block_M=128, block_N=64, stages=2, threads=256,
-              dtype="float16"):
-    """FlashAttention forward, bshd, not causal; the sequence fills whole tiles."""
+              is_causal=False, dtype="float16"):
+    """FlashAttention forward, bshd, causal or not; the sequence fills whole tiles (a causal block
+    stops at the tile of its last query row and masks scores above the diagonal)."""
     accum = "float32"
     shape = [batch, seq_len, heads, dim]
     scale = (1.0 / dim) ** 0.5 * LOG2E
@@ -106,9 +135,15 @@ def flash_fwd(batch=1, heads=32, seq_len=4096, dim=128, block_M=128, block_N=64,
             T.fill(acc_o, 0)
             T.fill(logsum, 0)
             T.fill(scores_max, -T.infinity(accum))
-            for k in T.Pipelined(T.ceildiv(seq_len, block_N), num_stages=stages):
+            loop_range = (T.min(T.ceildiv(seq_len, block_N), T.ceildiv((bx + 1) * block_M, block_N))
+                          if is_causal else T.ceildiv(seq_len, block_N))
+            for k in T.Pipelined(loop_range, num_stages=stages):
                 T.copy(K[bz, k * block_N:(k + 1) * block_N, by, :], K_shared)
-                T.clear(acc_s)
+                if is_causal:
+                    for i, j in T.Parallel(block_M, block_N):
+                        acc_s[i, j] = T.if_then_else(bx * block_M + i >= k * block_N + j, 0, -T.infinity(accum))
+                else:
+                    T.clear(acc_s)
                 T.gemm(Q_shared, K_shared, acc_s, transpose_B=True, policy=T.GemmWarpPolicy.FullRow)
                 T.copy(scores_max, scores_max_prev)
                 T.reduce_max(acc_s, scores_max, dim=1, clear=False)
@@ -144,6 +179,75 @@ def elementwise_add(M=4096, N=4096, block_M=8, block_N=256, threads=128, dtype="
             for i, j in T.Parallel(block_M, block_N):
                 C_local[i, j] = A_local[i, j] + B_local[i, j]
             T.copy(C_local, C[by * block_M, bx * block_N])
+
+    return main
+
+
+def flash_decode(batch=4, heads=32, kv_heads=4, seqlen_kv=8192, dim=128, block_N=64, block_H=16, num_split=8,
+                 stages=2, threads=128, dtype="float16"):
+    """The split kernel of GQA flash decoding (examples/flash_decoding/example_gqa_decode.py at its
+    defaults): block_H query heads sharing one KV head attend one of num_split pieces of the KV
+    cache and write a partial output and its log-sum-exp (the small combine kernel is left out)."""
+    accum = "float32"
+    group = heads // kv_heads
+    valid_block_H = min(block_H, group)
+    split_len = -(-seqlen_kv // num_split)
+    scale = (1.0 / dim) ** 0.5 * LOG2E
+    shape_kv = [batch, seqlen_kv, kv_heads, dim]
+
+    @T.prim_func
+    def main(Q: T.Tensor([batch, heads, dim], dtype), K: T.Tensor(shape_kv, dtype), V: T.Tensor(shape_kv, dtype),
+             glse: T.Tensor([batch, heads, num_split], accum),
+             Output_partial: T.Tensor([batch, heads, num_split, dim], accum)):
+        with T.Kernel(batch, heads // valid_block_H, num_split, threads=threads) as (bid, hid, sid):
+            Q_shared = T.alloc_shared([block_H, dim], dtype)
+            K_shared = T.alloc_shared([block_N, dim], dtype)
+            V_shared = T.alloc_shared([block_N, dim], dtype)
+            acc_s = T.alloc_fragment([block_H, block_N], accum)
+            S_shared = T.alloc_shared([block_H, block_N], dtype)
+            O_shared = T.alloc_shared([block_H, dim], accum)
+            acc_o = T.alloc_fragment([block_H, dim], accum)
+            scores_max = T.alloc_fragment([block_H], accum)
+            scores_max_prev = T.alloc_fragment([block_H], accum)
+            scores_scale = T.alloc_fragment([block_H], accum)
+            scores_sum = T.alloc_fragment([block_H], accum)
+            logsum = T.alloc_fragment([block_H], accum)
+
+            kv_head = hid // (group // valid_block_H)
+            start = sid * split_len
+            end = T.min(start + split_len, seqlen_kv)
+            T.copy(Q[bid, hid * valid_block_H:hid * valid_block_H + block_H, :], Q_shared)
+            T.fill(acc_o, 0)
+            T.fill(logsum, 0)
+            T.fill(scores_max, -T.infinity(accum))
+            for k in T.Pipelined(T.ceildiv(end - start, block_N), num_stages=stages):
+                T.copy(K[bid, start + k * block_N:start + (k + 1) * block_N, kv_head, :], K_shared)
+                for i, j in T.Parallel(block_H, block_N):
+                    acc_s[i, j] = T.if_then_else(start + k * block_N + j < end, 0, -T.infinity(accum))
+                T.gemm(Q_shared, K_shared, acc_s, transpose_B=True, policy=T.GemmWarpPolicy.FullRow)
+                T.copy(scores_max, scores_max_prev)
+                T.reduce_max(acc_s, scores_max, dim=1, clear=False)
+                for i in T.Parallel(block_H):
+                    scores_scale[i] = T.exp2(scores_max_prev[i] * scale - scores_max[i] * scale)
+                for i, j in T.Parallel(block_H, block_N):
+                    acc_s[i, j] = T.exp2(acc_s[i, j] * scale - scores_max[i] * scale)
+                T.reduce_sum(acc_s, scores_sum, dim=1)
+                for i in T.Parallel(block_H):
+                    logsum[i] = logsum[i] * scores_scale[i] + scores_sum[i]
+                T.copy(acc_s, S_shared)
+                for i, j in T.Parallel(block_H, dim):
+                    acc_o[i, j] *= scores_scale[i]
+                T.copy(V[bid, start + k * block_N:start + (k + 1) * block_N, kv_head, :], V_shared)
+                T.gemm(S_shared, V_shared, acc_o, policy=T.GemmWarpPolicy.FullRow)
+            for i, j in T.Parallel(block_H, dim):
+                acc_o[i, j] /= logsum[i]
+            for i in T.Parallel(block_H):
+                logsum[i] = T.log2(logsum[i]) + scores_max[i] * scale
+            for i in T.Parallel(block_H):
+                if i < valid_block_H:
+                    glse[bid, hid * valid_block_H + i, sid] = logsum[i]
+            T.copy(acc_o, O_shared)
+            T.copy(O_shared[:valid_block_H, :], Output_partial[bid, hid * valid_block_H:(hid + 1) * valid_block_H, sid, :])
 
     return main
 
@@ -238,17 +342,28 @@ def dequant_gemm_int4(M=4096, N=4096, K=4096, block_M=128, block_N=128, block_K=
 # name -> (factory, keyword arguments); vs_peers.py describes each in its table
 KERNELS = {
     "gemm": (gemm, {}),
+    "gemm_epilogue": (gemm_epilogue, {}),
     "softmax": (softmax, {}),
     "softmax_4x1024": (softmax, {"M": 4096, "N": 1024, "block_M": 4, "dtype": "float32"}),
     "rms_norm": (rms_norm, {}),
     "flash_fwd_d64": (flash_fwd, {"dim": 64}),
     "flash_fwd_d128": (flash_fwd, {"dim": 128}),
+    "flash_fwd_d64_causal": (flash_fwd, {"dim": 64, "is_causal": True}),
+    "flash_fwd_d128_causal": (flash_fwd, {"dim": 128, "is_causal": True}),
+    "flash_decode": (flash_decode, {}),
     "elementwise_add": (elementwise_add, {}),
     "mla_decode": (mla_decode, {}),
     "dequant_gemm_int4": (dequant_gemm_int4, {}),
 }
 
 
-def build(name: str):
+# per-architecture changes of a kernel's arguments: MLA decoding's two stages need 226 KB of
+# shared memory, more than an sm_80 block may have (163 KB); its example runs one stage there
+ARCH_KWARGS = {
+    ("mla_decode", "sm_80"): {"stages": 1},
+}
+
+
+def build(name: str, arch: str | None = None):
     factory, kwargs = KERNELS[name]
-    return factory(**kwargs)
+    return factory(**kwargs, **ARCH_KWARGS.get((name, arch), {}))

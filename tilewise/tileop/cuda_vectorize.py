@@ -7,7 +7,11 @@ layouts of element-wise nests give each thread runs of 4 or 8), the loop is cut 
 into a W-element register array before the run, the arithmetic runs per element, and the global
 store becomes one `store_vec` of the W values (packed into the vector by their bits: an
 addressable register array would land in local memory for 16- and 8-bit types). LDG.E.128 /
-STG.E.128 instead of four scalar accesses. A run is vectorised only when it is provably
+STG.E.128 instead of four scalar accesses. A computed value stored into shared memory (a
+dequantised weight tile, say) is packed the same way into one STS.64/STS.128 per run: besides
+the stores saved, the run's shared loads then all precede its one store, so ptxas can merge the
+loads the elements share (the scalar stores might alias them). `let` bindings of the iteration
+are folded into the stored value for this. A run is vectorised only when it is provably
 contiguous (every index but the last independent of the position in the run, the last one
 advancing by 1) and aligned (its first element a multiple of W, and the row length too; tensor
 arguments must start 16-byte aligned on CUDA targets, which the argument binder checks). Loads under a condition (`if_then_else`, bounds guards) stay scalar, and
@@ -18,15 +22,16 @@ from ..ir import dtype as _dt
 from ..ir.buffer import Buffer
 from ..ir.expr import BufferLoad, Call, Const, Expr, Select, Var, cast
 from ..ir.simplify import prove, simplify
-from ..ir.stmt import Allocate, BufferStore, Evaluate, For, Stmt, seq
+from ..ir.stmt import Allocate, BufferStore, Evaluate, For, LetStmt, SeqStmt, Stmt, seq
 from ..ir.visitor import Mutator, substitute
 
 VECTOR_BYTES = 16
 
 
 def vectorize_global(loop: For, ranges: dict) -> Stmt:
-    """The loop with its global accesses in W-element vectors, or the loop itself."""
-    body = loop.body
+    """The loop with its global accesses (and computed shared stores) in W-element vectors, or
+    the loop itself."""
+    body = _folded_lets(loop.body)
     start = loop.start.value if isinstance(loop.start, Const) else loop.start
     if not isinstance(body, BufferStore) or not (isinstance(start, int) and start == 0):
         return loop
@@ -35,17 +40,39 @@ def vectorize_global(loop: For, ranges: dict) -> Stmt:
         return loop
     loads = _plain_global_loads(body.value)
     store_global = body.buffer.root.is_global
-    if not loads and not store_global:
+    store_shared = body.buffer.root.is_shared and not _reads(body.value, body.buffer.root)
+    if not loads and not store_global and not store_shared:
         return loop
-    elem = max([ld.buffer.dtype.bytes for ld in loads] + ([body.buffer.dtype.bytes] if store_global else []))
+    elem = max([ld.buffer.dtype.bytes for ld in loads] +
+               ([body.buffer.dtype.bytes] if store_global or store_shared else []))
     W = VECTOR_BYTES // elem
     while W > 1:
         if n % W == 0:
-            plan = _plan(loop, body, loads, store_global, W, ranges)
+            plan = _plan(loop, body, loads, store_global, store_shared, W, ranges)
             if plan is not None:
                 return plan
         W //= 2
     return loop
+
+
+def _folded_lets(body: Stmt) -> Stmt:
+    """`let x = e; store(..x..)` as `store(..e..)` (the bindings are pure values of the iteration)."""
+    if not (isinstance(body, SeqStmt) and body.stmts and isinstance(body.stmts[-1], BufferStore)
+            and all(isinstance(s, LetStmt) for s in body.stmts[:-1])):
+        return body
+    bound: dict = {}
+    for let in body.stmts[:-1]:
+        bound[let.var] = substitute(let.value, bound)
+    st = body.stmts[-1]
+    return BufferStore(st.buffer, [substitute(i, bound) for i in st.indices], substitute(st.value, bound),
+                       span=st.span)
+
+
+def _reads(e: Expr, root: Buffer) -> bool:
+    """Whether `e` loads from `root` (a run's store may not feed its own loads)."""
+    if isinstance(e, BufferLoad) and e.buffer.root is root:
+        return True
+    return any(_reads(c, root) for c in e.children() if isinstance(c, Expr))
 
 
 def _plain_global_loads(e: Expr) -> list[BufferLoad]:
@@ -82,7 +109,8 @@ def _run_ok(buf: Buffer, indices, v: Var, vo: Var, vi: Var, W: int, ranges: dict
     return prove(simplify(start[-1] % W, ranges) == 0, ranges) is True
 
 
-def _plan(loop: For, body: BufferStore, loads, store_global: bool, W: int, ranges: dict) -> Stmt | None:
+def _plan(loop: For, body: BufferStore, loads, store_global: bool, store_shared: bool, W: int,
+          ranges: dict) -> Stmt | None:
     v = loop.var
     vo, vi = Var(v.name + "o", _dt.int32), Var(v.name + "i", _dt.int32)
     r = dict(ranges)
@@ -90,7 +118,8 @@ def _plan(loop: For, body: BufferStore, loads, store_global: bool, W: int, range
     r[vi] = (0, W - 1)
     vec_loads = [ld for ld in loads if _run_ok(ld.buffer, ld.indices, v, vo, vi, W, r)]
     # store_vec packs 1-, 2- and 4-byte values (8-byte ones, float64, keep scalar stores)
-    store_vec = store_global and body.buffer.dtype.bytes <= 4 and _run_ok(body.buffer, body.indices, v, vo, vi, W, r)
+    store_vec = ((store_global or store_shared) and body.buffer.dtype.bytes <= 4
+                 and _run_ok(body.buffer, body.indices, v, vo, vi, W, r))
     if store_global and not store_vec:
         return None  # the store would stay scalar: the loads alone gain little, keep it simple
     if not vec_loads and not store_vec:

@@ -23,6 +23,7 @@ from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
 from ..ir.expr import BufferLoad, Call, Const, Select, Var, binary
 from ..ir.machine import Machine
+from ..ir.simplify import bound, simplify
 from ..ir.stmt import (
     Allocate,
     Annotation,
@@ -31,7 +32,6 @@ from ..ir.stmt import (
     For,
     IfThenElse,
     Kernel,
-    LetStmt,
     PrimFunc,
     SeqStmt,
     seq,
@@ -120,6 +120,34 @@ def _call(name: str, **attrs) -> Evaluate:
     return Evaluate(Call(name, [], _dt.handle, attrs))
 
 
+def _call_name(s) -> str | None:
+    return s.value.name if isinstance(s, Evaluate) and isinstance(s.value, Call) else None
+
+
+def _drop_implied_waits(stmts: list) -> list:
+    """Drops each cp_async_wait<n> that an earlier wait<m <= n> of the sequence already implies
+    (no group committed in between: groups only ever land, so `at most m pending` still holds).
+    Every stage-1 statement of an iteration asks for its wait; in flash decoding that made runs
+    of eight identical waits, each a DEPBAR in the SASS."""
+    out, last = [], None
+    for s in stmts:
+        name = _call_name(s)
+        if name == "cp_async_wait":
+            n = int(s.value.attrs["n"])
+            if last is not None and last <= n:
+                continue
+            last = n
+        elif name == "cp_async_commit":
+            last = None
+        else:
+            commits = []
+            walk(s, lambda x: commits.append(x) if isinstance(x, Call) and x.name == "cp_async_commit" else None)
+            if commits:
+                last = None
+        out.append(s)
+    return out
+
+
 class _Pipeline(Mutator):
     def __init__(self, machine: Machine | None, pass_configs: dict, cpu: bool = False):
         self.cpu = cpu  # a block is one thread: only loops with a schedule are rewritten, synchronously
@@ -154,6 +182,15 @@ class _Pipeline(Mutator):
         self.reg_alloc = not marks and not self.pass_configs.get("tl.disable_warp_group_reg_alloc")
         self.threads = k.threads
         self.thread_var_ids = {id(v) for v in k.thread_vars}
+        # what the block and thread indices range over: a trip count written with them (flash
+        # decoding's ceildiv(min(start + len, seq) - start, block_N), start = split * len) may
+        # be a constant, which the unrolled steady state and the unguarded copies need
+        self.index_ranges = {}
+        for v, g in zip(k.block_vars, k.grid):
+            hi = bound(g, self.index_ranges)[1]
+            self.index_ranges[v] = (0, hi - 1 if hi is not None else None)
+        for v, t in zip(k.thread_vars, k.threads):
+            self.index_ranges[v] = (0, t - 1)
         body = self.visit(k.body)
         if self.buffers:
             body = _ReplaceAllocs(self.buffers).visit(body)
@@ -204,6 +241,10 @@ class _Pipeline(Mutator):
         f = self.generic_visit(f)
         if f.kind != "pipelined":
             return f
+        if not isinstance(f.extent, Const):
+            n = simplify(f.extent, getattr(self, "index_ranges", {}))
+            if isinstance(n, Const):
+                f = For(f.var, f.start, n, f.kind, f.body, f.annotations, span=f.span)
         return self.pipeline(f)
 
     def serial(self, f: For) -> For:
@@ -344,7 +385,7 @@ class _Pipeline(Mutator):
             if slot0 is None:
                 out.append(BufferStore(slot_var, [Const(0, _dt.int32)],
                                        Select(cur == S - 1, Const(0, _dt.int32), cur + 1)))
-            return seq(out)
+            return seq(_drop_implied_waits(out))
 
         # prologue (filling the pipeline), steady state, epilogue (draining it): the guards of
         # each part are decided by its index range, so the steady-state loop has none
@@ -666,8 +707,26 @@ def inject_pipeline_cpu(func: PrimFunc) -> PrimFunc:
 
 def _gains_from_unrolling(body) -> bool:
     """Whether an operator in the loop asks for an unrolled steady state (TileOp.unroll_pipeline)
-    and the body declares no name (an allocation or a let) that unrolled copies would repeat."""
+    and the body declares no name (an allocation or a let) that unrolled copies would repeat side
+    by side. Names declared inside a nested loop (`nibble = ...` in a T.Parallel dequantising a
+    tile) live in that loop's own scope, so its copies do not clash."""
+    asks = []
+    walk(body, lambda n: asks.append(n) if isinstance(n, TileOp) and n.unroll_pipeline else None)
+    return bool(asks) and not _declares_at_top(body)
+
+
+def _declares_at_top(body) -> bool:
     found = []
-    walk(body, lambda n: found.append(n) if isinstance(n, (Allocate, LetStmt))
-         or (isinstance(n, TileOp) and n.unroll_pipeline) else None)
-    return any(isinstance(n, TileOp) for n in found) and not any(isinstance(n, (Allocate, LetStmt)) for n in found)
+
+    class _Top(Visitor):
+        def visit_Allocate(self, n):
+            found.append(n)
+
+        def visit_LetStmt(self, n):
+            found.append(n)
+
+        def visit_For(self, n):
+            pass  # the loop's body is a scope of its own
+
+    _Top().visit(body)
+    return bool(found)

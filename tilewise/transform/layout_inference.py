@@ -446,7 +446,12 @@ class LayoutInference:
             self.changed = True
 
     def vector_for(self, buffers) -> int:
-        bits = max([b.dtype.bits for b in buffers] or [32])
+        """Elements per thread vector for a default layout over `buffers`: 16 bytes of the widest
+        element among the memory (global, shared) buffers, which alone need the vector accesses;
+        registers impose no width, so an fp32 fragment filled from fp16 global memory takes 8
+        elements (a 16-byte load), not 4 (as TileLang's loop vectoriser decides)."""
+        memory = [b for b in buffers if b.is_global or b.is_shared]
+        bits = max([b.dtype.bits for b in memory or buffers] or [32])
         return max(1, VECTOR_BITS // bits)
 
     # ------------------------------------------------------------------ parallel nests

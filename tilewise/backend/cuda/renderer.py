@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from ...errors import CompileError, InternalError
 from ...ir.buffer import Buffer
-from ...ir.expr import BinOp, BufferLoad, Call, Compare, Const, Expr, Var
+from ...ir.expr import BinOp, BufferLoad, Call, Cast, Compare, Const, Expr, Var
 from ...ir.simplify import bound, linear_form
 from ...ir.stmt import Allocate, Annotation, For, Kernel, LetStmt, PrimFunc, SeqStmt, Stmt
 from ...ir.tensor_map import TensorMap
@@ -27,6 +27,8 @@ _CUDA_NAMES = (
     "dim3", "uint2", "uint4", "int2", "int4", "float2", "float4", "half2", "INFINITY", "NAN",
 )  # fmt: skip
 _VEC_BYTES = (1, 2, 4, 8, 16)
+# float16 arithmetic in f16 instructions (tw_cuda.h), not through float
+_F16_OPS = {"add": "hadd", "sub": "hsub", "mul": "hmul"}
 _CP_ASYNC_BYTES = (4, 8, 16)
 # TMA boxes and wgmma descriptors assume the 1024-byte alignment of a 128-byte swizzle's pattern
 _HOPPER_SHARED = ("tma_load", "tma_store", "wgmma", "wgmma_desc")
@@ -166,6 +168,7 @@ class CudaRenderer(CStyleRenderer):
     thread_index = "threadIdx.{}"
     barrier = "__syncthreads()"
     warp_barrier = "__syncwarp()"
+    native_f16 = True  # float16 add/sub/mul and int -> f16 as f16 instructions (sm_53+: every CUDA arch we take)
 
     def __init__(self, func: PrimFunc):
         super().__init__()
@@ -486,7 +489,15 @@ class CudaRenderer(CStyleRenderer):
                 if e.op == "floordiv":
                     return a if c == 1 else f"({a} >> {c.bit_length() - 1})"
                 return f"({a} & {self.expr(Const(c - 1, e.dtype))})"
+        if self.native_f16 and e.dtype.name == "float16" and e.op in _F16_OPS:
+            return f"tw::{_F16_OPS[e.op]}({self.expr(e.a)}, {self.expr(e.b)})"
         return super().expr_BinOp(e)
+
+    def expr_Cast(self, e: Cast) -> str:
+        src = e.value.dtype
+        if self.native_f16 and e.dtype.name == "float16" and src.name in ("int32", "uint32"):
+            return f"tw::{'i2h' if src.name == 'int32' else 'u2h'}({self.expr(e.value)})"
+        return super().expr_Cast(e)
 
     def expr_Compare(self, e: Compare) -> str:
         a, b = self.expr(e.a), self.expr(e.b)
@@ -665,7 +676,8 @@ class CudaRenderer(CStyleRenderer):
             # requires): the tile's part is loop-invariant, so a descriptor costs one add
             b = load.buffer
             off = self.offset(b, load.indices)
-            return f"tw::wgmma_desc<{swizzle}, {lbo}, {sbo}>({self.buf(b)}, (int32_t)(({off}) * {b.dtype.bytes}))"
+            fn = "wgmma_desc_lo" if any(self._per_thread(i) for i in load.indices) else "wgmma_desc"
+            return f"tw::{fn}<{swizzle}, {lbo}, {sbo}>({self.buf(b)}, (int32_t)(({off}) * {b.dtype.bytes}))"
         return f"tw::wgmma_desc<{swizzle}, {lbo}, {sbo}>({args[0]})"
 
     def call_wgmma(self, e: Call, args) -> str:

@@ -42,6 +42,7 @@ def _refuse(what: str, func: PrimFunc, span=None):
 class HipRenderer(CudaRenderer):
     language = "HIP"
     header = "tw_hip.h"
+    native_f16 = False  # tw_hip.h's half arithmetic goes through float (no PTX helpers)
     warp_size = 64
     block_index = "__builtin_amdgcn_workgroup_id_{}()"
     thread_index = "__builtin_amdgcn_workitem_id_{}()"

@@ -282,6 +282,36 @@ TW_LOWP_TYPE(fp8_e8m0, uint8_t, cvt::f32_to_e8m0, cvt::f64_to_e8m0, cvt::e8m0_to
 TW_LOWP_TYPE(fp8_e4m3fnuz, uint8_t, cvt::f32_to_e4m3fnuz, cvt::f64_to_e4m3fnuz, cvt::e4m3fnuz_to_f32)
 TW_LOWP_TYPE(fp8_e5m2fnuz, uint8_t, cvt::f32_to_e5m2fnuz, cvt::f64_to_e5m2fnuz, cvt::e5m2fnuz_to_f32)
 #undef TW_LOWP_TYPE
+// f16 add/sub/mul in f16 (sm_53+; the renderer uses them for float16 arithmetic): the result is
+// rounded once, exactly what the float route gives (float's 24 bits are at least 2 x 11 + 2, so
+// rounding to float first is harmless), in one HADD/HMUL instead of two conversions around an
+// FADD. Written with .rn so that ptxas does not fuse them (as --fmad=false does for float).
+TW_DEV half hadd(half a, half b) {
+  uint16_t r;
+  asm("add.rn.f16 %0, %1, %2;" : "=h"(r) : "h"(a.bits), "h"(b.bits));
+  return half::from_bits(r);
+}
+TW_DEV half hsub(half a, half b) {
+  uint16_t r;
+  asm("sub.rn.f16 %0, %1, %2;" : "=h"(r) : "h"(a.bits), "h"(b.bits));
+  return half::from_bits(r);
+}
+TW_DEV half hmul(half a, half b) {
+  uint16_t r;
+  asm("mul.rn.f16 %0, %1, %2;" : "=h"(r) : "h"(a.bits), "h"(b.bits));
+  return half::from_bits(r);
+}
+// 32-bit integers to f16, rounded once (I2F.F16; through float would round twice past 2^24).
+TW_DEV half i2h(int32_t v) {
+  uint16_t r;
+  asm("cvt.rn.f16.s32 %0, %1;" : "=h"(r) : "r"(v));
+  return half::from_bits(r);
+}
+TW_DEV half u2h(uint32_t v) {
+  uint16_t r;
+  asm("cvt.rn.f16.u32 %0, %1;" : "=h"(r) : "r"(v));
+  return half::from_bits(r);
+}
 static_assert(sizeof(half) == 2 && sizeof(bf16) == 2 && sizeof(fp8_e4m3) == 1 && sizeof(fp8_e5m2) == 1,
               "low-precision types are their bits");
 
@@ -956,9 +986,18 @@ template <int Swizzle, int LBO, int SBO> TW_DEV uint64_t wgmma_desc(const void* 
 // The descriptor of base + byte_offset, byte_offset >= 0 a multiple of 16 and the address below
 // 256 KiB (as every shared address is): its start-address field is (address >> 4), which then
 // moves by byte_offset >> 4 without a carry out of the field. The base's descriptor is computed
-// once per tile (hoisted out of loops), each operand's is one add.
+// once per tile (hoisted out of loops), each operand's is one add: for a warp-uniform offset a
+// 64-bit add (one UIADD3.64 in the uniform datapath).
 template <int Swizzle, int LBO, int SBO> TW_DEV uint64_t wgmma_desc(const void* base, int32_t byte_offset) {
   return wgmma_desc<Swizzle, LBO, SBO>(base) + (uint64_t)(uint32_t)(byte_offset >> 4);
+}
+// The same for an offset that depends on the thread (a warpgroup's rows of the tile): a 32-bit
+// add on the low word, since nothing carries into the high one -- in per-thread registers a
+// 64-bit add is two instructions (IADD3 + IADD3.X).
+template <int Swizzle, int LBO, int SBO> TW_DEV uint64_t wgmma_desc_lo(const void* base, int32_t byte_offset) {
+  const uint64_t d = wgmma_desc<Swizzle, LBO, SBO>(base);
+  const uint32_t lo = (uint32_t)d + ((uint32_t)byte_offset >> 4);
+  return (d & 0xffffffff00000000ull) | lo;
 }
 
 
