@@ -558,11 +558,20 @@ template <typename T> inline T plus(T a, T b) {
 // accumulators (GCC vector extensions), since a single one makes every step wait for the
 // previous one's latency (2x slower on a 4096-float row). Same maxNum/minNum rules as max/min.
 namespace row_detail {
+// The host's vector width: g++ splits generic vectors wider than the ISA's registers lane by lane
+// for comparisons and selects (a 64-byte max on an AVX2 CPU was 21,000 scalar instructions).
+#if defined(__AVX512F__)
+constexpr int32_t kRowVecBytes = 64;
+#elif defined(__AVX__)
+constexpr int32_t kRowVecBytes = 32;
+#else
+constexpr int32_t kRowVecBytes = 16;
+#endif
 template <typename A> struct Lanes {
   static constexpr bool vector = std::is_floating_point<A>::value || (std::is_integral<A>::value && sizeof(A) >= 4);
-  static constexpr int32_t n = 64 / (int32_t)sizeof(A);
+  static constexpr int32_t n = kRowVecBytes / (int32_t)sizeof(A);
 };
-template <typename A> struct VecOf { typedef A type __attribute__((vector_size(64))); };
+template <typename A> struct VecOf { typedef A type __attribute__((vector_size(kRowVecBytes))); };
 template <typename A> using Vec = typename VecOf<A>::type;
 template <typename A> inline Vec<A> load(const A* p) {
   Vec<A> v;
@@ -573,7 +582,7 @@ template <typename V> inline V vabs(V x) {
   typedef typename std::remove_reference<decltype(x[0])>::type A;
   if constexpr (std::is_floating_point<A>::value) {
     typedef typename std::conditional<sizeof(A) == 4, uint32_t, uint64_t>::type U;
-    typedef U UV __attribute__((vector_size(64)));
+    typedef U UV __attribute__((vector_size(sizeof(V))));
     return (V)((UV)x & (U)~((U)1 << (sizeof(A) * 8 - 1)));  // clear the sign bit
   } else if constexpr (std::is_signed<A>::value) {
     return x < 0 ? -x : x;
@@ -645,36 +654,50 @@ template <typename Op, typename A> inline A reduce(A init, const A* p, int32_t n
   return Op::step(init, lane[0]);
 }
 
-// Sixteen rows of 4-byte values at once (n a multiple of 16, row pitch ld): each row folds into
-// one vector, then four rounds of two-vector shuffles (8, 4, 2, 1 lanes) fold the sixteen
-// vectors into one holding the sixteen results, in bit-reversed row order. About 6 vector
-// operations per row instead of a per-row horizontal reduction (rows of 64: 3x faster).
-template <typename Op, typename A> inline Vec<A> rows16(const A* p, int32_t n, int32_t ld) {
-  static_assert(sizeof(A) == 4, "rows16 takes 4-byte elements");
-  typedef int32_t I __attribute__((vector_size(64)));
-  Vec<A> v[16];
-  for (int32_t r = 0; r < 16; ++r) {
+// As many rows of 4-byte values as a vector has lanes (W = 16 with AVX-512, 8 with AVX2, 4
+// otherwise; n a multiple of 16, row pitch ld): each row folds into one vector, then log2(W)
+// rounds of two-vector shuffles (W/2, ..., 1 lanes) fold the W vectors into one holding the W
+// results, in bit-reversed row order. About 6 vector operations per row instead of a per-row
+// horizontal reduction (rows of 64: 3x faster).
+template <typename A> constexpr int32_t kRowsAtOnce = Lanes<A>::n;
+template <typename Op, typename A> inline Vec<A> rows_block(const A* p, int32_t n, int32_t ld) {
+  static_assert(sizeof(A) == 4, "rows_block takes 4-byte elements");
+  constexpr int32_t W = Lanes<A>::n;
+  typedef int32_t I __attribute__((vector_size(kRowVecBytes)));
+  Vec<A> v[W];
+  for (int32_t r = 0; r < W; ++r) {
     const A* q = p + (int64_t)r * ld;
     Vec<A> a = Op::first(load(q));
-    for (int32_t j = 16; j < n; j += 16) a = Op::step(a, Op::first(load(q + j)));
+    for (int32_t j = W; j < n; j += W) a = Op::step(a, Op::first(load(q + j)));
     v[r] = a;
   }
+  // round with half width h: lane i of the result takes, within its group of 2h lanes, the
+  // first h lanes of the left vector's group then the first h of the right one's (+h: the second)
+#if defined(__AVX512F__)
   const I lo8 = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
-  const I hi8 = lo8 + 8;
   const I lo4 = {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27};
-  const I hi4 = lo4 + 4;
   const I lo2 = {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29};
-  const I hi2 = lo2 + 2;
   const I lo1 = {0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30};
-  const I hi1 = lo1 + 1;
-  for (int32_t k = 0; k < 8; ++k)
-    v[k] = Op::step(__builtin_shuffle(v[2 * k], v[2 * k + 1], lo8), __builtin_shuffle(v[2 * k], v[2 * k + 1], hi8));
-  for (int32_t k = 0; k < 4; ++k)
-    v[k] = Op::step(__builtin_shuffle(v[2 * k], v[2 * k + 1], lo4), __builtin_shuffle(v[2 * k], v[2 * k + 1], hi4));
-  for (int32_t k = 0; k < 2; ++k)
-    v[k] = Op::step(__builtin_shuffle(v[2 * k], v[2 * k + 1], lo2), __builtin_shuffle(v[2 * k], v[2 * k + 1], hi2));
-  Vec<A> r = Op::step(__builtin_shuffle(v[0], v[1], lo1), __builtin_shuffle(v[0], v[1], hi1));
   const I bitrev = {0, 8, 4, 12, 2, 10, 6, 14, 1, 9, 5, 13, 3, 11, 7, 15};
+  for (int32_t k = 0; k < 8; ++k)
+    v[k] = Op::step(__builtin_shuffle(v[2 * k], v[2 * k + 1], lo8), __builtin_shuffle(v[2 * k], v[2 * k + 1], lo8 + 8));
+#elif defined(__AVX__)
+  const I lo4 = {0, 1, 2, 3, 8, 9, 10, 11};
+  const I lo2 = {0, 1, 8, 9, 4, 5, 12, 13};
+  const I lo1 = {0, 8, 2, 10, 4, 12, 6, 14};
+  const I bitrev = {0, 4, 2, 6, 1, 5, 3, 7};
+#else
+  const I lo2 = {0, 1, 4, 5};
+  const I lo1 = {0, 4, 2, 6};
+  const I bitrev = {0, 2, 1, 3};
+#endif
+#if defined(__AVX__)
+  for (int32_t k = 0; k < 4; ++k)
+    v[k] = Op::step(__builtin_shuffle(v[2 * k], v[2 * k + 1], lo4), __builtin_shuffle(v[2 * k], v[2 * k + 1], lo4 + 4));
+#endif
+  for (int32_t k = 0; k < 2; ++k)
+    v[k] = Op::step(__builtin_shuffle(v[2 * k], v[2 * k + 1], lo2), __builtin_shuffle(v[2 * k], v[2 * k + 1], lo2 + 2));
+  Vec<A> r = Op::step(__builtin_shuffle(v[0], v[1], lo1), __builtin_shuffle(v[0], v[1], lo1 + 1));
   return __builtin_shuffle(r, bitrev);
 }
 }  // namespace row_detail
@@ -747,8 +770,8 @@ TW_ROW_REDUCE(row_bitxor, ^, (Acc)(acc ^ x), x, BitXor)
   template <typename A>                                                                    \
   inline void name(A* dst, const A* src, int32_t rows, int32_t n, int32_t ld, int32_t start, A init) { \
     int32_t r = 0;                                                                         \
-    for (; r + 16 <= rows; r += 16) {                                                      \
-      row_detail::Vec<A> red = row_detail::rows16<row_detail::kind_op>(src + (int64_t)r * ld, n, ld); \
+    for (; r + row_detail::kRowsAtOnce<A> <= rows; r += row_detail::kRowsAtOnce<A>) {     \
+      row_detail::Vec<A> red = row_detail::rows_block<row_detail::kind_op>(src + (int64_t)r * ld, n, ld); \
       row_detail::Vec<A> s = row_detail::Vec<A>{} + init;                                  \
       if (start != 0) s = row_detail::load(dst + r);                                       \
       if (start == 2) s = row_detail::vabs(s);                                             \
