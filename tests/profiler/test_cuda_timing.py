@@ -287,3 +287,23 @@ def test_cpu_kernels_are_timed_with_the_wall_clock_and_say_so(tmp_path, monkeypa
     assert t > 0 and prof.clock == clock_name("wall") == "wall clock (time.perf_counter)"
     a = np.arange(256, dtype=np.float32)
     np.testing.assert_array_equal(Profiler(kernel)(a), a)
+
+
+def test_gpu_backends_without_a_gpu_time_with_the_wall_clock_and_warn_once(monkeypatch):
+    # TileLang's examples call do_bench(fn, backend="event") whatever the machine; there is no
+    # GPU here, so the host's clock is the one there is (a warning says so, once per backend)
+    import warnings
+
+    from tilewise.profiler import bench
+
+    monkeypatch.setattr(bench, "_WARNED", set())
+    calls = []
+    with pytest.warns(RuntimeWarning, match="backend='event' needs a CUDA GPU"):
+        t = do_bench(lambda: calls.append(1), backend="event", _n_warmup=1, _n_repeat=3)
+    assert isinstance(t, float) and t >= 0 and len(calls) >= 1 + 5 + 1 + 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        do_bench(lambda: None, backend="event", _n_warmup=1, _n_repeat=2)  # no second warning
+    with pytest.warns(RuntimeWarning, match="backend='cudagraph'"):
+        q = do_bench(lambda: None, backend="cudagraph", _n_repeat=4, quantiles=[0.5, 0.9])
+    assert len(q) == 2
