@@ -45,6 +45,44 @@ from yardstick import CONFTEST, MIRROR, ROOT, swap_imports  # noqa: E402  (one s
 
 SHIM = "_tilewise_shim"
 
+# What the example scripts (not TileLang's tests) also ask of torch.cuda, on top of the
+# yardstick's shim: their timing loops use CUDA events, and a few fork the CUDA RNG.
+EXAMPLES_SHIM = """
+# Added by tools/run_tilelang_examples.py.
+import time as _time
+
+
+class _WallEvent:  # torch.cuda.Event(enable_timing=True) on the host's clock
+    def __init__(self, *a, **k):
+        self.t = None
+
+    def record(self, *a, **k):
+        self.t = _time.perf_counter()
+
+    def synchronize(self):
+        pass
+
+    def wait(self, *a, **k):
+        pass
+
+    def query(self):
+        return True
+
+    def elapsed_time(self, end):
+        return (end.t - self.t) * 1e3
+
+
+torch.cuda.Event = _WallEvent
+torch.cuda.get_rng_state = lambda *a, **k: torch.get_rng_state()
+torch.cuda.set_rng_state = lambda *a, **k: None
+torch.cuda.set_device = lambda *a, **k: None
+torch.cuda.init = lambda: None
+torch.cuda.get_device_name = lambda *a, **k: _Props.name
+torch.cuda.memory_allocated = lambda *a, **k: 0
+torch.cuda.max_memory_allocated = lambda *a, **k: 0
+torch.cuda.reset_peak_memory_stats = lambda *a, **k: None
+"""
+
 # Example directories (or files, relative to examples/) that are not run, with the reason.
 SKIPS = {
     "amd": "AMD (HIP/MFMA) examples: the CDNA target is not what this run measures",
@@ -93,7 +131,7 @@ def extract(repo: Path, tag: str, dest: Path) -> Path:
     ex = dest / "examples"
     for f in ex.rglob("*.py"):
         f.write_text(swap_imports(f.read_text()))
-    (ex / f"{SHIM}.py").write_text(CONFTEST)
+    (ex / f"{SHIM}.py").write_text(CONFTEST + EXAMPLES_SHIM)
     conftest = ex / "conftest.py"
     theirs = conftest.read_text() if conftest.exists() else ""
     conftest.write_text(f"import {SHIM}  # noqa: F401  (tools/run_tilelang_examples.py)\n" + theirs)
