@@ -20,6 +20,9 @@ What runs, per example directory:
 - each script with a `__main__` block that no test file of the directory imports, run as
   `python script.py` (its default arguments).
 
+Where the GPU-sized defaults are too large for a CPU, SMALL gives smaller arguments (marked
+"(small)" in the output).
+
 Every unit has its own process and `--timeout` seconds; the script prints PASS / FAIL /
 TIMEOUT / SKIP with the first error line (the exception, not the traceback). Directories and
 files that need hardware or software this project does not emulate are skipped with the reason
@@ -108,6 +111,21 @@ SKIPS = {
     "deepseek_v32/inference": "a full model (needs weights)",
     "minference": "builds a CUDA torch extension (ops/vertical_slash_index.cu)",
     "dsa_hisa": "Hopper-only (fp8 wgmma, TMA)",
+}
+
+# Smaller problems for the CPU than the GPU sizes the examples default to: for a script, the
+# command-line arguments it is run with (argparse scripts) or a call of its own `main`; for a
+# test (a pytest node id), the call that replaces the test's own (the same function, smaller).
+# Everything else about the program is as written.
+SMALL: dict[str, list[str] | str] = {
+    "deepseek_mla/example_mla_decode_paged.py": ["--batch", "2", "--h_q", "16", "--cache_seqlen", "256",
+                                                 "--d", "96", "--dv", "64"],
+    "deepseek_mla/example_mla_decode_persistent.py": ["--batch", "1", "--heads", "16", "--kv_ctx", "256",
+                                                      "--dim", "64", "--pe_dim", "32"],
+    "deepseek_mla/experimental/example_mla_decode_kv_fp8.py": ["--batch", "1", "--heads", "16", "--kv_ctx", "256",
+                                                               "--dim", "64", "--pe_dim", "32"],
+    "flash_decoding/test_example_flash_decoding.py::test_example_example_mha_inference":
+        "example_mha_inference.main(BATCH=1, H=2, Q_CTX=64, KV_CTX=256, D_HEAD=64, causal=False)",
 }
 
 # Scripts that are never run directly: timing runs, regression benchmarks, Triton baselines.
@@ -227,7 +245,18 @@ def collect(ex: Path, rel: str, env: dict, timeout: float) -> tuple[list[str], s
     return ids, ""
 
 
+def run_call(ex: Path, where: Path, code: str, env: dict, timeout: float) -> tuple[str, str, float]:
+    """Run `code` in directory `where` (its modules importable), the shim imported first."""
+    boot = f"import sys; sys.path.insert(0, {str(where)!r}); import {SHIM}; {code}"
+    rc, out, dt = _run([sys.executable, "-c", boot], where, env, timeout)
+    if rc is None:
+        return "TIMEOUT", f"after {timeout:.0f} s", dt
+    return ("PASS", "", dt) if rc == 0 else ("FAIL", first_error(out), dt)
+
+
 def run_test(ex: Path, node: str, env: dict, timeout: float) -> tuple[str, str, float]:
+    if isinstance(SMALL.get(node), str):
+        return run_call(ex, (ex / node.split("::")[0]).parent, SMALL[node], env, timeout)
     cmd = [sys.executable, "-m", "pytest", "-q", "-rfEs", "-p", "no:cacheprovider", "--rootdir", str(ex),
            "-o", "addopts=", node]
     rc, out, dt = _run(cmd, ex, env, timeout)
@@ -244,8 +273,11 @@ def run_test(ex: Path, node: str, env: dict, timeout: float) -> tuple[str, str, 
 
 def run_script(ex: Path, rel: str, env: dict, timeout: float) -> tuple[str, str, float]:
     path = ex / rel
+    small = SMALL.get(rel, [])
+    if isinstance(small, str):  # a call of the script's own function
+        return run_call(ex, path.parent, f"import {path.stem}; {path.stem}.{small}", env, timeout)
     boot = (f"import sys, runpy; sys.path.insert(0, {str(path.parent)!r}); import {SHIM}; "
-            f"sys.argv = [{str(path)!r}]; runpy.run_path({str(path)!r}, run_name='__main__')")
+            f"sys.argv = {[str(path), *small]!r}; runpy.run_path({str(path)!r}, run_name='__main__')")
     rc, out, dt = _run([sys.executable, "-c", boot], path.parent, env, timeout)
     if rc is None:
         return "TIMEOUT", f"after {timeout:.0f} s", dt
@@ -285,14 +317,14 @@ def main(argv=None) -> int:
                 continue
             if kind == "script":
                 status, why, dt = run_script(ex, rel, env, args.timeout)
-                report(status, rel, why, dt)
+                report(status, rel + (" (small)" if rel in SMALL else ""), why, dt)
                 continue
             ids, err = collect(ex, rel, env, args.timeout)
             if not ids:
                 report("FAIL", f"{rel} (collection)", err)
             for node in ids:
                 status, why, dt = run_test(ex, node, env, args.timeout)
-                report(status, node, why, dt)
+                report(status, node + (" (small)" if node in SMALL else ""), why, dt)
         print(f"\n{args.tag} {args.mode} ({args.arch if args.mode == 'emulator' else 'cpu'}): "
               + " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
     return 0
