@@ -75,3 +75,28 @@ def test_carver_roller_is_a_clear_import_error():
     import tilewise.carver as carver
 
     assert isinstance(carver.arch, types.ModuleType)
+
+
+def test_tvm_tirx_is_tvm_tir():
+    # TileLang's TVM renamed tir to tirx; the dequantisation examples build their bit tricks with
+    # tirx.const / tirx.reinterpret while a kernel is parsed
+    import numpy as np
+
+    import tilewise
+    import tilewise.language as T
+    from tilewise import tvm
+    from tilewise.tvm import tir, tirx
+
+    assert tirx is tir is tvm.tirx
+    assert importlib.import_module("tilewise.tvm.tirx") is tir
+
+    @T.prim_func
+    def shifts(A: T.Tensor((4,), "uint16"), B: T.Tensor((4,), "uint16")):
+        with T.Kernel(1, threads=32):
+            for i in T.Parallel(4):
+                B[i] = (A[i] >> tirx.const(1, "uint16")) & tirx.const(6, "uint16")
+
+    a = np.array([3, 12, 255, 7], np.uint16)
+    b = np.zeros(4, np.uint16)
+    tilewise.compile(shifts, target="cpu")(a, b)
+    np.testing.assert_array_equal(b, (a >> 1) & 6)
