@@ -126,6 +126,16 @@ SMALL: dict[str, list[str] | str] = {
                                                                "--dim", "64", "--pe_dim", "32"],
     "flash_decoding/test_example_flash_decoding.py::test_example_example_mha_inference":
         "example_mha_inference.main(BATCH=1, H=2, Q_CTX=64, KV_CTX=256, D_HEAD=64, causal=False)",
+    "linear_attention/example_mamba_chunk_scan.py": ["--batch", "1", "--heads", "2", "--seq_len", "512"],
+    "linear_attention/example_mamba_chunk_state.py": ["--batch", "1", "--heads", "2", "--seq_len", "512"],
+    "linear_attention/example_retention_fwd.py": ["--B", "1", "--S", "256", "--H", "2"],
+    "linear_attention/test_linear_attn.py::test_example_linear_attn_fwd":
+        "example_linear_attn_fwd.main(B=1, S=256, H=2, D=128)",
+    "linear_attention/test_linear_attn.py::test_example_linear_attn_bwd":
+        "example_linear_attn_bwd.main(B=1, S=256, H=2, D=128)",
+    "fusedmoe/test_example_fusedmoe.py::test_example_fusedmoe_tilelang":
+        "example_fusedmoe_tilelang.main(d_hidden=256, d_expert=128, n_routed_experts=4, n_shared_experts=1, "
+        "n_experts_per_token=2, batch_size=1, seq_len=64)",
 }
 
 # Scripts that are never run directly: timing runs, regression benchmarks, Triton baselines.
