@@ -267,8 +267,9 @@ def run_call(ex: Path, where: Path, code: str, env: dict, timeout: float) -> tup
 
 
 def run_test(ex: Path, node: str, env: dict, timeout: float) -> tuple[str, str, float]:
-    if isinstance(SMALL.get(node), str):
-        return run_call(ex, (ex / node.split("::")[0]).parent, SMALL[node], env, timeout)
+    if isinstance(SMALL.get(node), str):  # "module.main(...)": the test's own call, smaller
+        call = SMALL[node]
+        return run_call(ex, (ex / node.split("::")[0]).parent, f"import {call.split('.')[0]}; {call}", env, timeout)
     cmd = [sys.executable, "-m", "pytest", "-q", "-rfEs", "-p", "no:cacheprovider", "--rootdir", str(ex),
            "-o", "addopts=", node]
     rc, out, dt = _run(cmd, ex, env, timeout)
