@@ -76,6 +76,8 @@ class _WallEvent:  # torch.cuda.Event(enable_timing=True) on the host's clock
 
 
 torch.cuda.Event = _WallEvent
+_Generator = torch.Generator
+torch.Generator = lambda device=None: _Generator(device=_cpu(device) or "cpu")  # torch.Generator(device="cuda")
 torch.cuda.get_rng_state = lambda *a, **k: torch.get_rng_state()
 torch.cuda.set_rng_state = lambda *a, **k: None
 torch.cuda.set_device = lambda *a, **k: None
