@@ -49,7 +49,8 @@ from yardstick import CONFTEST, MIRROR, ROOT, swap_imports  # noqa: E402  (one s
 SHIM = "_tilewise_shim"
 
 # What the example scripts (not TileLang's tests) also ask of torch.cuda, on top of the
-# yardstick's shim: their timing loops use CUDA events, and a few fork the CUDA RNG.
+# yardstick's shim: their timing loops use CUDA events, a few fork the CUDA RNG or make a CUDA
+# generator, and the MoE example overlaps two streams (on the CPU everything runs in order).
 EXAMPLES_SHIM = """
 # Added by tools/run_tilelang_examples.py.
 import time as _time
@@ -77,6 +78,27 @@ class _WallEvent:  # torch.cuda.Event(enable_timing=True) on the host's clock
 
 torch.cuda.Event = _WallEvent
 _Generator = torch.Generator
+
+
+class _HostStream:  # CPU kernels run in program order: one stream, already synchronised
+    cuda_stream = 0
+
+    def synchronize(self):
+        pass
+
+    def wait_stream(self, other):
+        pass
+
+    def wait_event(self, event):
+        pass
+
+    def query(self):
+        return True
+
+
+torch.cuda.Stream = lambda *a, **k: _HostStream()
+torch.cuda.default_stream = lambda *a, **k: _HostStream()
+torch.cuda.stream = lambda stream=None: __import__("contextlib").nullcontext()
 torch.Generator = lambda device=None: _Generator(device=_cpu(device) or "cpu")  # torch.Generator(device="cuda")
 torch.cuda.get_rng_state = lambda *a, **k: torch.get_rng_state()
 torch.cuda.set_rng_state = lambda *a, **k: None
