@@ -80,6 +80,17 @@ torch.cuda.Event = _WallEvent
 _Generator = torch.Generator
 
 
+class _HostGenerator(_Generator):  # torch.Generator(device="cuda"): a CPU generator (still a type)
+    def __new__(cls, device=None):
+        return _Generator.__new__(cls, device=_cpu(device) or "cpu")
+
+    def __init__(self, device=None):
+        pass
+
+
+torch.Generator = _HostGenerator
+
+
 class _HostStream:  # CPU kernels run in program order: one stream, already synchronised
     cuda_stream = 0
 
@@ -99,7 +110,6 @@ class _HostStream:  # CPU kernels run in program order: one stream, already sync
 torch.cuda.Stream = lambda *a, **k: _HostStream()
 torch.cuda.default_stream = lambda *a, **k: _HostStream()
 torch.cuda.stream = lambda stream=None: __import__("contextlib").nullcontext()
-torch.Generator = lambda device=None: _Generator(device=_cpu(device) or "cpu")  # torch.Generator(device="cuda")
 torch.cuda.get_rng_state = lambda *a, **k: torch.get_rng_state()
 torch.cuda.set_rng_state = lambda *a, **k: None
 torch.cuda.set_device = lambda *a, **k: None
