@@ -417,3 +417,49 @@ def test_crashing_and_hanging_configs_are_skipped_and_not_cached(fresh_tuning, a
     assert reasons["{'mode': 1}"].startswith("crashed with SIGSEGV"), reasons
     assert "did not finish within" in reasons["{'mode': 2}"], reasons
     assert not list(Path(os.environ["TILEWISE_CACHE_DIR"]).glob("autotune-*"))  # the timeout: not cached
+
+
+def test_early_stop_times_a_clearly_slower_config_on_a_few_calls_only(fresh_tuning, a, monkeypatch):
+    # TileLang's early_stop: after the fast configuration, the slow one's quick estimate is far
+    # over early_stop_factor x the best, so it is not timed in full
+    from tilewise.autotuner import measure
+
+    calls = []
+    real = measure.do_bench
+
+    def recording(fn, **kw):
+        calls.append("estimate" if kw.get("_n_repeat") == 3 else "full")
+        return real(fn, **kw)
+
+    monkeypatch.setattr(measure, "do_bench", recording)
+    tuner = _tuner([{"rounds": 1}, {"rounds": SLOW}], ref_prog=None)
+    with set_autotune_inputs(a):
+        result = tuner.run(warmup=1, rep=5, early_stop=True, early_stop_factor=2.0)
+    assert result.config == {"rounds": 1}
+    assert calls == ["full", "estimate"]
+    np.testing.assert_array_equal(result.kernel(a), a)
+
+    with pytest.raises(ValueError, match="early_stop_factor must be >= 1.0"):
+        _tuner([{"rounds": 1}]).run(early_stop=True, early_stop_factor=0.5)
+
+
+def test_autotune_decorator_takes_early_stop_and_grouped_compile_warns(fresh_tuning, a, monkeypatch):
+    from tilewise.autotuner import measure
+
+    calls = []
+    real = measure.do_bench
+    monkeypatch.setattr(measure, "do_bench", lambda fn, **kw: calls.append(kw.get("_n_repeat")) or real(fn, **kw))
+
+    @tilewise.autotune(configs=[{"rounds": 1}, {"rounds": SLOW}], warmup=1, rep=5, early_stop=True,
+                       early_stop_factor=1.5)
+    @tilewise.jit(out_idx=-1, target="cpu")
+    def tuned(N, block=64, rounds=1):
+        return repeat_max(N, block, rounds)
+
+    with set_autotune_inputs(a):
+        assert tuned(N).config == {"rounds": 1}
+    assert calls[-1] == 3  # the slow configuration: the estimate only
+    with pytest.warns(UserWarning, match=r"enable_grouped_compile=True\) has no effect"):
+        AutoTuner._memory.clear()
+        with set_autotune_inputs(a):
+            _tuner([{"rounds": 1}], ref_prog=None).run(warmup=1, rep=5, enable_grouped_compile=True)

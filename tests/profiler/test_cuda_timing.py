@@ -265,8 +265,8 @@ def test_quantiles_and_bad_arguments():
     q = do_bench(d.launch, backend="event", _n_repeat=4, quantiles=[0.5, 0.9], driver=d, stream=7,
                  stream_context=d.stream_context)
     assert q == pytest.approx([KERNEL_MS, KERNEL_MS])
-    with pytest.raises(ValueError, match="cupti"):
-        do_bench(d.launch, backend="cupti")
+    with pytest.raises(ValueError, match="msprof"):
+        do_bench(d.launch, backend="msprof")
     with pytest.raises(TypeError, match="GPU backends"):
         do_bench(lambda: None, backend="wall", stream=3)
 
@@ -287,3 +287,63 @@ def test_cpu_kernels_are_timed_with_the_wall_clock_and_say_so(tmp_path, monkeypa
     assert t > 0 and prof.clock == clock_name("wall") == "wall clock (time.perf_counter)"
     a = np.arange(256, dtype=np.float32)
     np.testing.assert_array_equal(Profiler(kernel)(a), a)
+
+
+def test_gpu_backends_without_a_gpu_time_with_the_wall_clock_and_warn_once(monkeypatch):
+    # TileLang's examples call do_bench(fn, backend="event") whatever the machine; there is no
+    # GPU here, so the host's clock is the one there is (a warning says so, once per backend)
+    import warnings
+
+    from tilewise.profiler import bench
+
+    monkeypatch.setattr(bench, "_WARNED", set())
+    calls = []
+    with pytest.warns(RuntimeWarning, match="backend='event' needs a CUDA GPU"):
+        t = do_bench(lambda: calls.append(1), backend="event", _n_warmup=1, _n_repeat=3)
+    assert isinstance(t, float) and t >= 0 and len(calls) >= 1 + 5 + 1 + 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        do_bench(lambda: None, backend="event", _n_warmup=1, _n_repeat=2)  # no second warning
+    with pytest.warns(RuntimeWarning, match="backend='cudagraph'"):
+        q = do_bench(lambda: None, backend="cudagraph", _n_repeat=4, quantiles=[0.5, 0.9])
+    assert len(q) == 2
+
+
+def test_cupti_is_cuda_events_with_a_warning(monkeypatch):
+    from tilewise.profiler import bench
+
+    monkeypatch.setattr(bench, "_WARNED", set())
+    d = FakeDriver(torch_stream=7)
+    with pytest.warns(RuntimeWarning, match="backend='cupti' is not available in tilewise: timing with CUDA events"):
+        t = do_bench(d.launch, backend="cupti", _n_warmup=1, _n_repeat=2, driver=d, stream=7,
+                     stream_context=d.stream_context)
+    assert t == pytest.approx(KERNEL_MS)
+    assert "cuEventRecord" in names(d.log)
+
+
+def test_profiler_asked_for_gpu_clocks_without_a_gpu_uses_the_wall_clock(monkeypatch):
+    import warnings
+
+    import numpy as np
+
+    import tilewise
+    import tilewise.language as T
+    from tilewise.profiler import bench
+
+    monkeypatch.setattr(bench, "_WARNED", set())
+
+    @T.prim_func
+    def add_one(A: T.Tensor((64,), "float32"), B: T.Tensor((64,), "float32")):
+        with T.Kernel(1, threads=32):
+            for i in T.Parallel(64):
+                B[i] = A[i] + 1.0
+
+    prof = tilewise.compile(add_one, out_idx=[1], target="cpu").get_profiler()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        t = prof.do_bench(backend="event", n_warmup=1, n_repeat=3)
+        prof.do_bench(backend="cupti", n_warmup=1, n_repeat=3)
+    assert t > 0 and prof.clock == clock_name("wall") == "wall clock (time.perf_counter)"
+    assert any("needs a CUDA GPU" in str(w.message) for w in caught)
+    out = prof.kernel(np.arange(64, dtype=np.float32))
+    np.testing.assert_array_equal(np.asarray(out), np.arange(64) + 1)

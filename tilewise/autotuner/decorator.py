@@ -29,7 +29,9 @@ from .tuner import AutoTuner
 
 class AutoTuneFactory:
     def __init__(self, jit_factory: JITFactory, configs, warmup: float, rep: float, timeout, profile: dict,
-                 executor=None):
+                 executor=None, early_stop: bool = False, early_stop_factor: float = 2.0):
+        self.early_stop = early_stop
+        self.early_stop_factor = early_stop_factor
         self.jit_factory = jit_factory
         self.configs = configs
         self.warmup = warmup
@@ -47,6 +49,7 @@ class AutoTuneFactory:
         tuner.set_profile_args(warmup=self.warmup, rep=self.rep, timeout=self.timeout, **self.profile)
         tuner.set_kernel_parameters(args, kwargs)
         tuner.set_executor(self.executor)
+        tuner.early_stop, tuner.early_stop_factor = self.early_stop, self.early_stop_factor
         return tuner
 
     def tune(self, *args, **kwargs) -> AutotuneResult:
@@ -101,6 +104,7 @@ class AutoTuneFactory:
         tuner.set_profile_args(warmup=self.warmup, rep=self.rep, timeout=self.timeout, **self.profile)
         tuner.set_kernel_parameters((), given)
         tuner.set_executor(self.executor)
+        tuner.early_stop, tuner.early_stop_factor = self.early_stop, self.early_stop_factor
         if tuner._inputs is None and all(n in tensors for n in eager.kernel_params):
             tuner._inputs = tuple(tensors[n] for n in eager.kernel_params)  # the call's tensors
         return tuner
@@ -114,7 +118,8 @@ def autotune(func: Callable | None = None, *, configs, keys=None, warmup: float 
              supply_type: TensorSupplyType = TensorSupplyType.Auto, ref_prog: Callable | None = None,
              supply_prog: Callable | None = None, rtol: float = 1e-2, atol: float = 1e-2,
              max_mismatched_ratio: float = 0.01, skip_check: bool = False,
-             manual_check_prog: Callable | None = None, cache_input_tensors: bool = False, executor=None):
+             manual_check_prog: Callable | None = None, cache_input_tensors: bool = False, executor=None,
+             early_stop: bool = False, early_stop_factor: float = 2.0):
     """Tune a @tilewise.jit kernel factory over `configs`: a list of dicts of factory arguments,
     or a callable that takes the factory's call arguments and returns that list.
 
@@ -122,7 +127,7 @@ def autotune(func: Callable | None = None, *, configs, keys=None, warmup: float 
     `timeout` is seconds per configuration for compiling, and again for checking and timing.
     With `ref_prog`, each configuration's output is compared with `ref_prog(*inputs)` within
     `atol`/`rtol` (or by `manual_check_prog(outputs, refs)`), and configurations that disagree
-    are skipped.
+    are skipped. `early_stop` / `early_stop_factor`: see AutoTuner.run.
 
     `executor` (tilewise's addition): anything with `submit(fn, *args) -> Future` — a
     concurrent.futures executor or tilewise.autotuner.RayExecutor — compiles (and, if its
@@ -151,7 +156,9 @@ def autotune(func: Callable | None = None, *, configs, keys=None, warmup: float 
         for k, v in getattr(f, "autotune_profile", {}).items():  # TileLang 0.1.4: the checks were jit's
             if prof[k] is defaults[k] or prof[k] == defaults[k]:
                 prof[k] = v
-        return AutoTuneFactory(f, configs, warmup, rep, timeout, prof, executor)
+        if early_stop and early_stop_factor < 1.0:
+            raise ValueError(f"early_stop_factor must be >= 1.0, got {early_stop_factor}")
+        return AutoTuneFactory(f, configs, warmup, rep, timeout, prof, executor, early_stop, early_stop_factor)
 
     return wrap(func) if func is not None else wrap
 

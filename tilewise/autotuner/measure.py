@@ -78,8 +78,9 @@ class Measurer:
         self._cached_inputs, self._cached_for = ins, signature
         return ins
 
-    def measure(self, c: Candidate) -> None:
-        """Sets `c.latency`, or `c.error` when the configuration fails or gives wrong results."""
+    def measure(self, c: Candidate, early_stop_baseline: float | None = None) -> None:
+        """Sets `c.latency`, or `c.error` when the configuration fails or gives wrong results.
+        With `early_stop_baseline` (ms), a quick estimate over it is the latency (not timed in full)."""
         p = self.profile
         kernel = c.kernel
         try:
@@ -102,6 +103,13 @@ class Measurer:
                 # CUDA events on a GPU, the wall clock for CPU kernels and the emulator
                 backend = timing_backend(kernel)
                 c.extra["clock"] = clock_name(backend)
+                if early_stop_baseline is not None:
+                    estimate = do_bench(lambda: kernel(*ins), _n_warmup=1, _n_repeat=3, return_mode="median",
+                                        backend=backend)
+                    if estimate > early_stop_baseline:
+                        c.latency = estimate
+                        c.extra["early_stopped"] = True
+                        return
                 c.latency = do_bench(lambda: kernel(*ins), warmup=self.warmup, rep=self.rep, return_mode="median",
                                      backend=backend)
                 if self.ref_latency is None and p.ref_prog is not None:

@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from ..errors import warn_once
 from ..jit.compile import compile as tw_compile
 from ..jit.jit import JITFactory
 from ..jit.options import function_out_idx, normalize_out_idx
@@ -58,6 +59,10 @@ class AutoTuner:
         self._call_kwargs: dict = {}
         self._inputs = get_autotune_inputs()
         self.executor = None
+        # TileLang's early stop: a configuration whose quick estimate is over `factor` times the
+        # best latency so far is not timed in full (run() and @autotune take both)
+        self.early_stop = False
+        self.early_stop_factor = 2.0
 
     @classmethod
     def from_kernel(cls, kernel: Callable, configs) -> AutoTuner:
@@ -114,9 +119,26 @@ class AutoTuner:
         return self
 
     # ------------------------------------------------------------------------------------
-    def run(self, warmup: float | None = None, rep: float | None = None, timeout: float | None = None) -> AutotuneResult:
+    def run(self, warmup: float | None = None, rep: float | None = None, timeout: float | None = None,
+            enable_grouped_compile: bool = False, group_compile_size: int = 2, early_stop: bool | None = None,
+            early_stop_factor: float | None = None) -> AutotuneResult:
         """Tune (or fetch the cached result). `warmup` and `rep` are milliseconds of running the
-        kernel before and while timing it; `timeout` is seconds per configuration and phase."""
+        kernel before and while timing it; `timeout` is seconds per configuration and phase.
+
+        `early_stop`: a configuration is first timed on a few calls, and when that estimate is
+        over `early_stop_factor` (>= 1) times the best latency so far, the estimate is its
+        latency and it is not timed in full. `enable_grouped_compile` / `group_compile_size`
+        (TileLang builds several configurations as one TVM module) do not apply: tilewise
+        compiles each configuration on its own, in parallel (a one-time warning says so)."""
+        if early_stop is not None:
+            self.early_stop = bool(early_stop)
+        if early_stop_factor is not None:
+            self.early_stop_factor = float(early_stop_factor)
+        if self.early_stop and self.early_stop_factor < 1.0:
+            raise ValueError(f"early_stop_factor must be >= 1.0, got {self.early_stop_factor}")
+        if enable_grouped_compile and group_compile_size > 1:
+            warn_once("autotune:grouped_compile", "AutoTuner.run(enable_grouped_compile=True) has no effect in "
+                      "tilewise: each configuration is compiled on its own (in parallel)")
         p = self.profile_args
         warmup = p.warmup if warmup is None else warmup
         rep = p.rep if rep is None else rep
@@ -257,7 +279,8 @@ class AutoTuner:
         progress = Progress(len(ready), f"autotune {name}: measuring")
         try:
             for c in ready:
-                measurer.measure(c)
+                baseline = best.latency * self.early_stop_factor if self.early_stop and best is not None else None
+                measurer.measure(c, early_stop_baseline=baseline)
                 if c.ok and (best is None or c.latency < best.latency):
                     best = c
                 progress.update(1, f"best {best.latency:.4g} ms" if best is not None else None)

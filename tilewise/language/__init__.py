@@ -133,6 +133,7 @@ from .hopper import (
     warpgroup_wait,
     ws,
 )
+from .im2col import c2d_im2col, im2col
 from .launch_sync import pdl_sync, pdl_trigger, sync_grid
 from .loops import (
     Kernel,

@@ -53,8 +53,11 @@ def use_swizzle(panel_size: int = 8, order: str = "row", enable: bool = True) ->
     """Visit blocks panel by panel (better L2 reuse): in "row" order, `panel_size` consecutive
     block rows are walked column by column before moving to the next panel."""
     require_kernel("T.use_swizzle")
+    if order == "column":  # TileLang's name for it; "col" is what tilewise and older TileLang wrote
+        order = "col"
     if order not in ("row", "col"):
-        raise CompileError(f"T.use_swizzle: order must be 'row' or 'col', got {order!r}")
+        raise CompileError(f"T.use_swizzle: order must be 'row' or 'column' ('col'), got {order!r}"
+                           + (" (TileLang's Apple-GPU rasterization is not implemented)" if order == "mlx" else ""))
     if not isinstance(panel_size, int) or panel_size < 1:
         raise CompileError(f"T.use_swizzle: panel_size must be a positive int, got {panel_size!r}")
     if enable:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import logging
 
 from ..testing import to_numpy, torch_assert_close
-from .bench import clock_name
+from .bench import _gpu_here as gpu_here
+from .bench import clock_name, resolve_backend
 from .bench import do_bench as _do_bench
 from .supply import TensorSupplyType, make_inputs
 
@@ -67,7 +68,7 @@ class Profiler:
         self.clock = clock_name(backend)
         logger.info("profiler: timing %s with the %s", getattr(self.kernel, "__name__", "the kernel"), self.clock)
         kw = {}
-        if backend != "wall":
+        if resolve_backend(backend) != "wall" and gpu_here():  # without a GPU, do_bench times on the wall clock
             from ..backend.cuda.launch import cuda_device_of
             from .cuda_timing import current_stream
 

@@ -29,7 +29,9 @@ class _Rasterize(Mutator):
         if len(ann) > 1:
             raise CompileError("T.use_swizzle appears twice in one kernel", ann[1].span)
         if len(k.block_vars) < 2:
-            raise CompileError("T.use_swizzle needs a kernel with at least two grid dimensions", ann[0].span)
+            # one grid dimension: a panel of rows of a one-row grid is the grid in its own
+            # order (TileLang's rasterization2DRow/Column return blockIdx unchanged there)
+            return k.with_fields(body=seq([s for s in stmts if s is not ann[0]]))
         panel, order = ann[0].payload
         bx, by = k.block_vars[0], k.block_vars[1]
         gx, gy = k.grid[0], k.grid[1]

@@ -3,8 +3,10 @@
 call while being parsed, `te.var`, and `target.Target`. It is tilewise's own IR underneath, not
 TVM; TVM's compiler APIs (IRModule, transforms, arith) are not here.
 
+`tvm.tirx` (the newer TVM's name of `tvm.tir`) is the same module.
+
 When no real TVM is installed, importing tilewise registers this module as `tvm` (and
-`tvm.tir`, `tvm.te`, `tvm.target`, `tvm.testing`), as importing TileLang puts its bundled TVM on the path; an
+`tvm.tir`, `tvm.tirx`, `tvm.te`, `tvm.target`, `tvm.testing`), as importing TileLang puts its bundled TVM on the path; an
 installed TVM is left alone."""
 from __future__ import annotations
 
@@ -13,6 +15,10 @@ import sys
 
 from ..ir.dtype import DataTypeFactory as DataType  # noqa: F401 - TVM's DataType("float16")
 from . import target, te, testing, tir  # noqa: F401 - tvm.target, tvm.te, tvm.testing, tvm.tir
+
+# TileLang's TVM (0.1.9 on) renamed `tvm.tir` to `tvm.tirx`; its examples import either
+tirx = tir
+sys.modules[f"{__name__}.tirx"] = tir
 
 
 class TVMError(RuntimeError):
@@ -53,7 +59,7 @@ def _register() -> None:
         pass
     me = sys.modules[__name__]
     sys.modules["tvm"] = me
-    for name in ("tir", "te", "target", "testing"):
+    for name in ("tir", "tirx", "te", "target", "testing"):
         sys.modules[f"tvm.{name}"] = getattr(me, name)
 
 
