@@ -98,7 +98,7 @@ def test_names_and_host_types():
     import torch
 
     assert dt.as_dtype(torch.float8_e8m0fnu) is T.float8_e8m0fnu
-    with pytest.raises(TypeError, match="one value per byte.*unpack_float4_e2m1fn_x2"):
+    with pytest.raises(TypeError, match="packs two fp4 values per byte.*unpack_float4_e2m1fn_x2"):
         dt.as_dtype(torch.float4_e2m1fn_x2)
     with pytest.raises(TypeError, match="no one-value-per-byte dtype for float6_e2m3fn"):
         _ = T.float6_e2m3fn.torch
@@ -341,15 +341,18 @@ def test_torch_e8m0_tensors_in_and_out(target, backend):
     assert b.dtype == torch.float8_e8m0fnu and torch.equal(b.view(torch.uint8), a.view(torch.uint8))
 
 
-def test_torch_packed_fp4_is_a_clear_error_and_unpacking_works():
+def test_torch_packed_fp4_in_place_of_an_unpacked_array():
+    """A torch.float4_e2m1fn_x2 tensor of half the last dimension is TileLang's packed fp4 argument
+    (jit/packed_fp4.py; tests/jit/test_packed_fp4.py): the same result as unpacking it first."""
     import torch
 
     from tilewise.utils import pack_float4_e2m1fn_x2, unpack_float4_e2m1fn_x2
 
     k = tilewise.compile(tile_copy("float4_e2m1fn"), target="cpu")
     packed = torch.randint(0, 256, (64, 32), dtype=torch.uint8).view(torch.float4_e2m1fn_x2)
-    with pytest.raises(TypeError, match="packs two fp4 values per byte.*unpack_float4_e2m1fn_x2"):
-        k(packed, np.zeros((64, 64), ml("float4_e2m1fn")))
+    out = torch.zeros((64, 32), dtype=torch.uint8).view(torch.float4_e2m1fn_x2)
+    k(packed, out)
+    assert torch.equal(out.view(torch.uint8), packed.view(torch.uint8))
     a = unpack_float4_e2m1fn_x2(packed)
     b = np.zeros((64, 64), ml("float4_e2m1fn"))
     k(a, b)

@@ -163,9 +163,9 @@ _TYPES = {
     "float64": DataType("float64", "float", 64),
     "float8_e4m3": DataType("float8_e4m3", "float8", 8),
     "float8_e5m2": DataType("float8_e5m2", "float8", 8),
-    # The OCP microscaling (MX) element and scale types. tilewise stores fp4 and fp6 one value per
-    # byte, in the low bits, as ml_dtypes does, so `bits` is the storage width 8 (TileLang packs
-    # fp4 two per byte; see docs/API.md "Numbers").
+    # The OCP microscaling (MX) element and scale types. Inside a kernel tilewise stores fp4 and fp6
+    # one value per byte, in the low bits, as ml_dtypes does, so `bits` is the storage width 8; fp4
+    # tensor arguments may come packed two per byte as TileLang's do (jit/packed_fp4.py, docs/API.md).
     "float4_e2m1fn": DataType("float4_e2m1fn", "float4", 8),
     "float6_e2m3fn": DataType("float6_e2m3fn", "float6", 8),
     "float6_e3m2fn": DataType("float6_e3m2fn", "float6", 8),
@@ -268,9 +268,9 @@ def as_dtype(value) -> DataType:
         name = {"float8_e4m3fn": "float8_e4m3", "half": "float16", "float": "float32"}.get(name, name)
         if name == "float4_e2m1fn_x2":
             raise TypeError(
-                "torch.float4_e2m1fn_x2 packs two fp4 values per byte, but tilewise stores float4_e2m1fn one "
-                "value per byte (as ml_dtypes.float4_e2m1fn, or a torch.uint8 tensor); convert with "
-                "tilewise.utils.unpack_float4_e2m1fn_x2 (and back with pack_float4_e2m1fn_x2)"
+                "torch.float4_e2m1fn_x2 packs two fp4 values per byte: it is no one-value dtype (a kernel's "
+                "float4_e2m1fn parameter takes such a tensor of half the last dimension, as TileLang's does; "
+                "tilewise.utils.unpack_float4_e2m1fn_x2 gives one value per element)"
             )
         return as_dtype(name)
     try:
