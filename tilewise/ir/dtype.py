@@ -103,7 +103,11 @@ class DataType(str):
 
         t = getattr(torch, {"float8_e4m3": "float8_e4m3fn"}.get(self.name, self.name), None)
         if t is None:
-            if self.kind in ("float4", "float6"):  # torch has only the packed torch.float4_e2m1fn_x2
+            if self.kind == "float4":  # torch has only the packed torch.float4_e2m1fn_x2
+                raise TypeError(f"torch has no one-value-per-byte dtype for {self}: kernels take packed byte tensors "
+                                "(torch.int8 / uint8 / float4_e2m1fn_x2 of half the last dimension, two values per "
+                                f"byte) or numpy arrays of ml_dtypes.{self.name}")
+            if self.kind == "float6":
                 raise TypeError(f"torch has no one-value-per-byte dtype for {self}: kernels take torch.uint8 "
                                 f"tensors (the value in each byte's low bits) or numpy arrays of ml_dtypes.{self.name}")
             raise TypeError(f"torch has no dtype for {self}")
