@@ -407,14 +407,24 @@ def test_arithmetic_rounds_once_per_operation(name, target, backend):
 @pytest.mark.parametrize("target,backend", TARGETS[:2])
 @pytest.mark.parametrize("name", ("float4_e2m1fn", "float6_e3m2fn"))
 def test_torch_byte_tensors_hold_fp4_and_fp6(name, target, backend):
-    """torch has no one-value-per-byte fp4 / fp6 dtype: uint8 tensors stand for them, in and out."""
+    """torch has no one-value-per-byte fp4 / fp6 dtype: fp6 takes uint8 tensors of the logical
+    shape (one value per byte), fp4 TileLang's packed bytes (two per byte, low nibble first;
+    tests/jit/test_packed_fp4.py), in and out."""
     import torch
 
+    fp4 = name.startswith("float4")
     k = tilewise.compile(tile_copy(name), out_idx=[1], target=target, execution_backend=backend)
-    mask = (1 << (4 if name.startswith("float4") else 6)) - 1
-    a = torch.randint(0, 256, (64, 64), dtype=torch.uint8) & mask
+    if fp4:
+        a = torch.randint(0, 256, (64, 32), dtype=torch.uint8)
+        logical = np.stack([a.numpy() & 0xF, a.numpy() >> 4], axis=-1).reshape(64, 64)
+    else:
+        a = torch.randint(0, 256, (64, 64), dtype=torch.uint8) & 0x3F
+        logical = a.numpy()
     b = k(a)
-    assert b.dtype == torch.uint8 and torch.equal(b, a)
+    if fp4:
+        assert b.dtype == torch.int8 and torch.equal(b.view(torch.uint8), a)
+    else:
+        assert b.dtype == torch.uint8 and torch.equal(b, a)
 
     @T.prim_func
     def widen(A: T.Tensor((64, 64), name), B: T.Tensor((64, 64), "float32")):
@@ -423,10 +433,10 @@ def test_torch_byte_tensors_hold_fp4_and_fp6(name, target, backend):
                 B[i, j] = A[i, j]
 
     f = tilewise.compile(widen, out_idx=[1], target=target, execution_backend=backend)(a)
-    want = a.numpy().view(ml(name)).astype(np.float32)
+    want = logical.view(ml(name)).astype(np.float32)
     np.testing.assert_array_equal(f.numpy(), want)
     with pytest.raises(TypeError, match="expected dtype"):
         k(a.to(torch.int16))
-    if name.startswith("float4"):
-        with pytest.raises(ValueError, match="stores fp4 one value per byte, not two"):
-            k(a[:, :32].contiguous())
+    if fp4:
+        with pytest.raises(ValueError, match="byte tensors hold two"):
+            k(torch.zeros((64, 64), dtype=torch.uint8))
