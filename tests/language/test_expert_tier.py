@@ -510,3 +510,22 @@ def test_call_extern_with_pointers_from_access_ptr(rng):
     with pytest.warns(UserWarning, match="thread-exactly"):
         with pytest.raises(UnsupportedError, match="twice4"):
             tilewise.compile(make(cpu_src), out_idx=[1], target="cpu")(x)
+
+
+def test_sync_warp_orders_global_memory_between_lanes():
+    """TileLang's warp_sync test: lane 0 writes a global element, `T.sync_warp()`, lane 1 reads
+    it. __syncwarp orders memory among the warp's lanes, so this is no race (emulator)."""
+
+    @T.prim_func
+    def k(A: T.Tensor((1,), "int32"), B: T.Tensor((1,), "int32")):
+        with T.Kernel(1, threads=32):
+            tx = T.get_thread_binding()
+            if tx == 0:
+                A[0] = -1
+            T.sync_warp()
+            if tx == 1:
+                B[0] = A[0]
+
+    a, b = np.zeros(1, np.int32), np.zeros(1, np.int32)
+    tilewise.compile(k, target="cuda -arch=sm_80", execution_backend="emulator")(a, b)
+    assert a[0] == -1 and b[0] == -1

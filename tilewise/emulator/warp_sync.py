@@ -3,7 +3,8 @@ warp waits for the others, and memory accesses of the warp's lanes before it are
 those after it (PTX ISA "bar.warp.sync": it guarantees memory ordering among the participating
 threads). Executed by whole warps (a warp of which only part executes it is a DivergenceError).
 For the race checks each warp releases into and acquires from its own vector (order.py), as a
-named barrier of those 32 threads would."""
+named barrier of those 32 threads would; in a kernel using it the global-memory race checks see
+only accesses of different blocks, as with named barriers."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -18,6 +19,10 @@ if TYPE_CHECKING:
 
 def _syncwarp(comp: Compiler, e: Call):
     span = comp.span
+    # it orders global memory among the warp's lanes too, which the global race shadow's
+    # per-block __syncthreads epochs cannot express: as for named barriers, that shadow then
+    # checks only accesses of different blocks (runner._global_shadows)
+    comp.prog.uses_order = True
 
     def syncwarp(st):
         # calls.py imports this module: looked up at run time. On an AMD wavefront the lanes past

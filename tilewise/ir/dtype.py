@@ -103,7 +103,11 @@ class DataType(str):
 
         t = getattr(torch, {"float8_e4m3": "float8_e4m3fn"}.get(self.name, self.name), None)
         if t is None:
-            if self.kind in ("float4", "float6"):  # torch has only the packed torch.float4_e2m1fn_x2
+            if self.kind == "float4":  # torch has only the packed torch.float4_e2m1fn_x2
+                raise TypeError(f"torch has no one-value-per-byte dtype for {self}: kernels take packed byte tensors "
+                                "(torch.int8 / uint8 / float4_e2m1fn_x2 of half the last dimension, two values per "
+                                f"byte) or numpy arrays of ml_dtypes.{self.name}")
+            if self.kind == "float6":
                 raise TypeError(f"torch has no one-value-per-byte dtype for {self}: kernels take torch.uint8 "
                                 f"tensors (the value in each byte's low bits) or numpy arrays of ml_dtypes.{self.name}")
             raise TypeError(f"torch has no dtype for {self}")
@@ -163,9 +167,9 @@ _TYPES = {
     "float64": DataType("float64", "float", 64),
     "float8_e4m3": DataType("float8_e4m3", "float8", 8),
     "float8_e5m2": DataType("float8_e5m2", "float8", 8),
-    # The OCP microscaling (MX) element and scale types. tilewise stores fp4 and fp6 one value per
-    # byte, in the low bits, as ml_dtypes does, so `bits` is the storage width 8 (TileLang packs
-    # fp4 two per byte; see docs/API.md "Numbers").
+    # The OCP microscaling (MX) element and scale types. Inside a kernel tilewise stores fp4 and fp6
+    # one value per byte, in the low bits, as ml_dtypes does, so `bits` is the storage width 8; fp4
+    # tensor arguments may come packed two per byte as TileLang's do (jit/packed_fp4.py, docs/API.md).
     "float4_e2m1fn": DataType("float4_e2m1fn", "float4", 8),
     "float6_e2m3fn": DataType("float6_e2m3fn", "float6", 8),
     "float6_e3m2fn": DataType("float6_e3m2fn", "float6", 8),
@@ -268,9 +272,9 @@ def as_dtype(value) -> DataType:
         name = {"float8_e4m3fn": "float8_e4m3", "half": "float16", "float": "float32"}.get(name, name)
         if name == "float4_e2m1fn_x2":
             raise TypeError(
-                "torch.float4_e2m1fn_x2 packs two fp4 values per byte, but tilewise stores float4_e2m1fn one "
-                "value per byte (as ml_dtypes.float4_e2m1fn, or a torch.uint8 tensor); convert with "
-                "tilewise.utils.unpack_float4_e2m1fn_x2 (and back with pack_float4_e2m1fn_x2)"
+                "torch.float4_e2m1fn_x2 packs two fp4 values per byte: it is no one-value dtype (a kernel's "
+                "float4_e2m1fn parameter takes such a tensor of half the last dimension, as TileLang's does; "
+                "tilewise.utils.unpack_float4_e2m1fn_x2 gives one value per element)"
             )
         return as_dtype(name)
     try:

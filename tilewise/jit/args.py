@@ -14,6 +14,7 @@ from ..ir.expr import Var, const
 from ..ir.printer import shape_str
 from ..ir.simplify import simplify
 from ..ir.visitor import collect_vars, substitute
+from .packed_fp4 import Unpacked, is_packed_fp4, packed_output
 
 _np_to_dt: dict = {}
 _MISSING = object()
@@ -89,6 +90,7 @@ class ArgBinder:
         arrays = [None] * len(params)
         use_torch = False
         addresses = []  # (index, address) of T.make_tensor tensors passed as raw addresses
+        write_backs = []  # packed fp4 tensors to pack the kernel's results into (jit/packed_fp4.py)
         for i, a in zip(self.in_idx, args):
             p = params[i]
             if isinstance(p, Buffer) and p.pointer is not None and isinstance(a, int) and not isinstance(a, bool):
@@ -97,10 +99,18 @@ class ArgBinder:
                 # TileLang passes a null pointer; the kernel never dereferences it
                 arrays[i] = _alloc([0] * len(p.shape), p.dtype, self.device == "cuda", self.device)
             elif isinstance(p, Buffer):
+                given = a
+                if is_packed_fp4(p.dtype, a):  # TileLang's two values per byte: unpacked for the kernel
+                    if is_torch(a):
+                        self._check_device(p.name, a)
+                    up = Unpacked(p.name, a, p.dtype)
+                    a = up.array
+                    if i in self.written:
+                        write_backs.append(up)
                 arrays[i] = self._check_buffer(p, a, values, deferred)
-                use_torch = use_torch or is_torch(a)
+                use_torch = use_torch or is_torch(given)
                 if i in self.written:
-                    _check_writable(p, a)
+                    _check_writable(p, given)
                 align = self.align.get(i, 1)
                 if align > 1 and _nbytes(a) and data_ptr(a) % align:
                     raise ValueError(
@@ -144,15 +154,21 @@ class ArgBinder:
                     f"cannot allocate output {p.name}: it is a T.StridedTensor; pass it as an argument "
                     "instead of listing it in out_idx"
                 )
-            out = _alloc(shape, p.dtype, use_torch, self.device)
-            arrays[i] = _as_mx_bytes(out, p.dtype) if use_torch and p.dtype.kind in ("float4", "float6") else out
+            if use_torch and p.dtype.kind == "float4":  # TileLang returns fp4 packed, as torch.int8
+                out = packed_output(shape, self.device)
+                up = Unpacked(p.name, out, p.dtype)
+                arrays[i] = up.array
+                write_backs.append(up)
+            else:
+                out = _alloc(shape, p.dtype, use_torch, self.device)
+                arrays[i] = _as_mx_bytes(out, p.dtype) if use_torch and p.dtype.kind == "float6" else out
             outputs.append(out)
         dims = []
         for v in self.dynamic_vars:
             if v not in values:
                 raise ValueError(f"the dynamic dimension {v.name} is not bound by any input argument")
             dims.append(values[v])
-        return arrays, dims, outputs
+        return arrays, dims, outputs, write_backs
 
     def _at_address(self, p: Buffer, addr: int, values: dict):
         """The tensor of a T.ptr parameter given as an address: its shape from the scalar
@@ -175,16 +191,19 @@ class ArgBinder:
         raw = (ctypes.c_uint8 * (count * p.dtype.bytes)).from_address(addr)
         return np.frombuffer(raw, dtype=p.dtype.numpy, count=count).reshape(shape)
 
+    def _check_device(self, name: str, a) -> None:
+        dev = str(a.device)
+        if self.device == "cpu" and not dev.startswith("cpu"):
+            raise ValueError(
+                f"argument {name}: the tensor is on {dev}, but this kernel runs on the CPU; pass a CPU tensor"
+            )
+        if self.device == "cuda" and not dev.startswith("cuda"):
+            raise ValueError(f"argument {name}: the tensor is on {dev}, but this kernel runs on the GPU")
+
     def _check_buffer(self, p: Buffer, a, values, deferred):
         name = p.name
         if is_torch(a):
-            dev = str(a.device)
-            if self.device == "cpu" and not dev.startswith("cpu"):
-                raise ValueError(
-                    f"argument {name}: the tensor is on {dev}, but this kernel runs on the CPU; pass a CPU tensor"
-                )
-            if self.device == "cuda" and not dev.startswith("cuda"):
-                raise ValueError(f"argument {name}: the tensor is on {dev}, but this kernel runs on the GPU")
+            self._check_device(name, a)
         elif a is None:
             raise TypeError(f"argument {name} is None, but the kernel accesses it (None stands for a null pointer, "
                             "accepted only for a tensor the kernel never reads or writes)")
@@ -211,8 +230,9 @@ class ArgBinder:
         for k, (want, got) in enumerate(zip(p.shape, shape)):
             if isinstance(want, int):
                 if want != got:
-                    packed = " (tilewise stores fp4 one value per byte, not two: see docs/API.md \"Microscaling " \
-                        "types\")" if p.dtype.kind == "float4" and 2 * got == want else ""
+                    packed = " (a numpy array of ml_dtypes.float4_e2m1fn holds one value per element; byte " \
+                        "tensors hold two: see docs/API.md \"Microscaling types\")" \
+                        if p.dtype.kind == "float4" and got in (2 * want, want // 2) else ""
                     raise ValueError(
                         f"argument {name}: expected shape {shape_str(p.shape)}, found {shape} (dimension {k}){packed}"
                     )

@@ -93,7 +93,7 @@ class FastCall:
         for i in binder.in_idx:
             p = params[i]
             if isinstance(p, Buffer):
-                if p.explicit_strides is not None:
+                if p.explicit_strides is not None or p.dtype.kind == "float4":  # fp4: packed tensors (packed_fp4.py)
                     self.ok = False
                     continue
                 spec = []
@@ -121,7 +121,7 @@ class FastCall:
                     shape.append(("dyn", slot[d]))
                 else:
                     self.ok = False
-            if p.explicit_strides is not None:
+            if p.explicit_strides is not None or p.dtype.kind == "float4":
                 self.ok = False
             self.outputs.append((i, p, shape))
         self.static_out = all(isinstance(d, int) for _, _, s in self.outputs for d in s)

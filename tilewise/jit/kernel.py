@@ -111,8 +111,10 @@ class JITKernel:
                 if not outputs:
                     return None
                 return outputs[0] if len(outputs) == 1 else outputs
-        arrays, dims, outputs = self._binder.bind(self._binder.order_args(args, kwargs))
+        arrays, dims, outputs, write_backs = self._binder.bind(self._binder.order_args(args, kwargs))
         self.runtime.run(arrays, dims)
+        for w in write_backs:  # packed fp4 tensors (jit/packed_fp4.py)
+            w.write_back()
         if self._workspaces:
             outputs = outputs[:len(self.out_idx)]
         if not outputs:

@@ -207,6 +207,55 @@ class TVFragment(Fragment):
         vm += [Mode(e, d, 1) for d, e in extra if e > 1]
         return TVFragment(shape, tm, vm, name=self.name)
 
+    def reshape(self, shape) -> TVFragment | None:
+        """The same layout seen through a row-major reshape of the tile (T.reshape / T.view of a
+        fragment): every thread keeps the same elements in the same registers. A digit that
+        crosses a boundary of the new shape splits into one digit per new dimension; None when
+        a digit does not split evenly (the layout is no sum of digits of the new indices)."""
+        shape = tuple(int(d) for d in shape)
+        if math.prod(shape) != math.prod(self.shape):
+            return None
+        if shape == self.shape:
+            return self
+
+        def row_strides(sh):
+            out, acc = [], 1
+            for d in reversed(sh):
+                out.append(acc)
+                acc *= d
+            return out[::-1]
+
+        old_rs, new_rs = row_strides(self.shape), row_strides(shape)
+
+        def split(m: Mode):
+            if m.dim is None or m.radix == 1:
+                return [m]
+            r, fs, out = m.radix, m.stride * old_rs[m.dim], []
+            while r > 1:
+                k = next((k for k in range(len(shape)) if shape[k] > 1 and new_rs[k] <= fs < new_rs[k] * shape[k]), None)
+                if k is None or fs % new_rs[k]:
+                    return None
+                stride = fs // new_rs[k]
+                cap = shape[k] // stride if shape[k] % stride == 0 else 0
+                if cap < 2 or (r > cap and r % cap):
+                    return None
+                take = min(r, cap)
+                if take < cap and cap % take:
+                    return None
+                out.append(Mode(take, k, stride))
+                r //= take
+                fs *= take
+            return out
+
+        tm, vm = [], []
+        for src, dst in ((self.thread_modes, tm), (self.value_modes, vm)):
+            for m in src:
+                parts = split(m)
+                if parts is None:
+                    return None
+                dst.extend(parts)
+        return TVFragment(shape, tm, vm, name=self.name)
+
     def insert_unit_dim(self, dim: int) -> TVFragment:
         """The same layout for a tile with an extra extent-1 dimension at `dim`."""
         def remap(m: Mode) -> Mode:

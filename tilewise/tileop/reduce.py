@@ -221,9 +221,7 @@ class Reduce(TileOp):
         if s.is_fragment and d.is_fragment:
             return self._cuda_fragments(ctx)
         if s.is_fragment:
-            raise CompileError(
-                f"T.reduce from fragment {s.name} into {d.scope} buffer {d.name}: on the CUDA target reduce "
-                "into a fragment, then T.copy it", self.span)
+            return self._cuda_fragment_to_memory(ctx)
         return self._cuda_elementwise(ctx)
 
     def _finish(self, old: Expr, total: Expr) -> Expr:
@@ -241,8 +239,43 @@ class Reduce(TileOp):
             raise CompileError(
                 f"T.reduce: {self.dst.buffer.name} is laid out as {ld}, which is not the reduction of "
                 f"{self.src.buffer.name}'s layout {ls}; copy through shared memory", self.span)
-        sloc, dloc = ctx.local_buffer(self.src.buffer), ctx.local_buffer(self.dst.buffer)
-        acc = Buffer(f"{dloc.name}_red", (ld.num_values,), self.acc_dtype, "local")
+        dloc = ctx.local_buffer(self.dst.buffer)
+        stmts, acc = self._reduce_registers(ctx, ls, ld, f"{dloc.name}_red")
+        lq = Var("v", _dt.int32)
+        final = self._finish(BufferLoad(dloc, [lq]), BufferLoad(acc, [lq]))
+        stmts.append(For(lq, 0, ld.num_values, "unroll", BufferStore(dloc, [lq], cast(final, dloc.dtype))))
+        return seq(stmts)
+
+    def _cuda_fragment_to_memory(self, ctx) -> Stmt:
+        """A fragment reduced into shared or global memory (TileLang allows it): the registers are
+        reduced as for a fragment result laid out as the reduction of the source's layout, then
+        replica 0 of each result element stores it (combined with the old value unless clear)."""
+        cc.whole_fragment(self.src, "T.reduce")
+        ls = ctx.fragment_layout(self.src.buffer)
+        ld = self._dst_layout_from(ls)
+        dst = self.dst
+        if [e for e in ld.shape if e != 1] != [int(getattr(e, "value", e)) for e in squeezed(dst)]:
+            raise CompileError(
+                f"T.reduce: {dst.buffer.name}'s region {shape_str(squeezed(dst))} is not the shape of "
+                f"{self.src.buffer.name} without dimension {self.dim}", self.span)
+        stmts, acc = self._reduce_registers(ctx, ls, ld, f"{self.src.buffer.name}_red")
+        lq = Var("v", _dt.int32)
+        ranges = dict(ctx.ranges)
+        ranges[lq] = (0, ld.num_values - 1)
+        coords = [simplify(c, ranges) for c in ld.inverse(ctx.thread, lq)]
+        d_idx = region_indices(dst, [c for c, e in zip(coords, ld.shape) if e != 1])
+        final = self._finish(BufferLoad(dst.buffer, d_idx), BufferLoad(acc, [lq]))
+        store: Stmt = BufferStore(dst.buffer, d_idx, cast(final, dst.buffer.dtype))
+        if ld.replicate > 1:
+            store = IfThenElse(simplify(ld.replica_index(ctx.thread), ctx.ranges) == 0, store)
+        stmts.append(For(lq, 0, ld.num_values, "unroll", store))
+        return seq(stmts)
+
+    def _reduce_registers(self, ctx, ls, ld, name: str) -> tuple[list[Stmt], Buffer]:
+        """Statements leaving in a local `acc` register ld.num_values results per thread: the
+        source's registers combined, then across the threads that share a result element."""
+        sloc = ctx.local_buffer(self.src.buffer)
+        acc = Buffer(name, (ld.num_values,), self.acc_dtype, "local")
 
         stmts: list[Stmt] = [Allocate(acc)]
         lp = Var("v", _dt.int32)
@@ -264,10 +297,7 @@ class Reduce(TileOp):
         stmts.append(For(lp, 0, ls.num_values, "unroll",
                          BufferStore(acc, [g], self.combine(cur, self.value(BufferLoad(sloc, [lp]))))))
         stmts.extend(self._all_reduce(ctx, acc, ls, ld.num_values))
-        lq = Var("v", _dt.int32)
-        final = self._finish(BufferLoad(dloc, [lq]), BufferLoad(acc, [lq]))
-        stmts.append(For(lq, 0, ld.num_values, "unroll", BufferStore(dloc, [lq], cast(final, dloc.dtype))))
-        return seq(stmts)
+        return stmts, acc
 
     def _all_reduce(self, ctx, acc: Buffer, ls, n: int) -> list[Stmt]:
         """Combine the partial results of the threads that share a result element."""

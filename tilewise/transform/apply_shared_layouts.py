@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import CompileError
 from ..ir.buffer import Buffer
-from ..ir.stmt import Kernel, PrimFunc
+from ..ir.stmt import Kernel, PrimFunc, seq
 from ..ir.visitor import Mutator, Visitor
 from .buffer_rewrite import rewrite_buffers
 
@@ -14,19 +14,58 @@ class _Apply(Mutator):
         layouts = k.attrs.get("layouts")
         if layouts is None or not layouts.shared:
             return k
-        _refuse_views_of_laid_out(k.body, layouts.shared)
+        views = _views_of_laid_out(k.body, layouts.shared)
         mapping = {}
         for buf, lay in layouts.shared.items():
             phys = Buffer(buf.name, lay.output_shape(), buf.dtype, buf.scope, span=buf.span)
             phys.base_align = lay.base_align
             mapping[buf] = (phys, lambda idx, lay=lay: lay.map(idx))
-        body = rewrite_buffers(k.body, mapping)
+        for view, root in views.items():
+            # the view's element -> the root's element at the same row-major position -> its place
+            mapping[view] = (mapping[root][0], lambda idx, v=view, r=root, lay=layouts.shared[root]:
+                             lay.map(_reindex(idx, v.shape, r.shape)))
+        body = rewrite_buffers(_DropAllocations(set(views)).visit(k.body), mapping)
         return k.with_fields(body=body)
 
 
-def _refuse_views_of_laid_out(body, laid_out: dict) -> None:
-    """A view reads and writes its root's bytes in plain row-major order, which a swizzled root
-    does not have (and a swizzled view would scramble its root)."""
+def _row_strides(shape) -> list[int]:
+    out, acc = [], 1
+    for d in reversed(shape):
+        out.append(acc)
+        acc *= d
+    return out[::-1]
+
+
+def _reindex(idx, shape, root_shape) -> list:
+    """Indices into `root_shape` of the element at `idx` of a row-major reshape `shape`."""
+    flat = None
+    for i, st in zip(idx, _row_strides(shape)):
+        term = i * st if st != 1 else i
+        flat = term if flat is None else flat + term
+    out = []
+    for k, (st, n) in enumerate(zip(_row_strides(root_shape), root_shape)):
+        e = flat // st if st != 1 else flat
+        out.append(e % n if k else e)
+    return out
+
+
+class _DropAllocations(Mutator):
+    """A view of a laid-out tile is an index map onto its root's storage: no allocation of its own."""
+
+    def __init__(self, views: set):
+        self.views = views
+
+    def visit_Allocate(self, s):
+        return seq([]) if s.buffer in self.views else s
+
+
+def _views_of_laid_out(body, laid_out: dict) -> dict:
+    """{view: root} for the T.reshape views of swizzled (or padded) shared tiles: a view reads and
+    writes its root's elements in row-major order, so each access goes through the root's layout.
+    Views changing the dtype, views of views that are themselves laid out, and laid-out views
+    are refused: their bytes would not be the root's elements."""
+    found = {}
+
     class _Views(Visitor):
         def visit_Allocate(self, s):
             b = s.buffer
@@ -35,15 +74,21 @@ def _refuse_views_of_laid_out(body, laid_out: dict) -> None:
                 while x is not None:
                     chain.append(x)
                     x = x.base
-                hit = next((c for c in chain if c in laid_out), None)
-                if hit is not None:
-                    raise CompileError(
-                        f"{b.name} is a view of the shared buffer {b.root.name}, and {hit.name} is stored swizzled for "
-                        f"T.gemm (or T.annotate_layout); views of swizzled tiles are not supported on the CUDA target: "
-                        "give the GEMM operand its own T.alloc_shared buffer", s.span)
+                hits = [c for c in chain if c in laid_out]
+                if hits:
+                    root = chain[-1]
+                    static = all(isinstance(d, int) for c in (b, root) for d in c.shape)
+                    if hits != [root] or any(c.dtype != root.dtype for c in chain) or not static:
+                        raise CompileError(
+                            f"{b.name} is a view of the shared buffer {root.name}, and {hits[0].name} is stored "
+                            "swizzled for T.gemm (or T.annotate_layout); only a T.reshape (same dtype, static "
+                            "shape) of a swizzled tile is supported on the CUDA target: give the GEMM operand its "
+                            "own T.alloc_shared buffer", s.span)
+                    found[b] = root
             self.generic_visit(s)
 
     _Views().visit(body)
+    return found
 
 
 def apply_shared_layouts(func: PrimFunc) -> PrimFunc:

@@ -79,6 +79,10 @@ class CudaLowerContext(LowerContext):
         return tid
 
     def fragment_layout(self, buf: Buffer):
+        if buf.base is not None:  # T.reshape of a fragment: the root's layout, reshaped
+            from .layout_inference import view_layout
+
+            return view_layout(self.fragment_layout(buf.root), buf)
         if self.thread_span is not None and self.layouts.fragment_ranges.get(buf) != self.thread_span:
             # layout inference gives a fragment used inside an `if` on the thread index the
             # threads of that `if` (LayoutMap.fragment_ranges); the operator runs on others
@@ -92,6 +96,9 @@ class CudaLowerContext(LowerContext):
         """The per-thread register array holding this thread's part of fragment `buf`."""
         if not buf.is_fragment:
             raise InternalError(f"{buf.name} is not a fragment")
+        if buf.base is not None:  # a view keeps its root's registers (layout_inference.view_layout)
+            self.fragment_layout(buf)
+            return self.local_buffer(buf.root)
         loc = self.layouts.locals.get(buf)
         if loc is None:
             lay = self.fragment_layout(buf)

@@ -59,6 +59,26 @@ class ParallelNest:
         return self.loops[0].span
 
 
+def view_layout(layout, view: Buffer, shape=None):
+    """`layout` (of view's root) seen through the fragment view `view` (T.reshape / T.view, same
+    dtype), or with `shape` the view's layout seen as its root's: a row-major reshape, every
+    thread keeping the same registers. A CompileError where the layout does not reshape."""
+    if layout is None:
+        return None
+    if view.dtype != view.root.dtype:
+        raise CompileError(f"{view.name}: a view of fragment {view.root.name} with another dtype ({view.dtype}, not "
+                           f"{view.root.dtype}) has no layout on the CUDA target; T.reshape keeps the dtype",
+                           view.span)
+    want = tuple(view.shape) if shape is None else tuple(shape)
+    if any(not isinstance(d, int) for d in want):
+        raise CompileError(f"{view.name}: a fragment view needs a static shape", view.span)
+    out = layout.reshape(want) if isinstance(layout, TVFragment) else None
+    if out is None:
+        raise CompileError(f"fragment {view.root.name} is laid out as {layout}, which does not split into the shape "
+                           f"{want} of its view {view.name}: reshape it through shared memory", view.span)
+    return out
+
+
 @dataclass
 class LayoutMap:
     """The result: fragment layouts, loop partitions (keyed by the outermost loop) and shared
@@ -405,13 +425,19 @@ class LayoutInference:
         return ka is kb or (ka in self.component and self.component.get(ka) == self.component.get(kb))
 
     def layout_of(self, buf: Buffer):
-        return self.map.fragments.get(buf.root if buf.base is not None else buf)
+        if buf.base is not None:  # a T.reshape / T.view of a fragment: its root's layout, reshaped
+            return view_layout(self.map.fragments.get(buf.root), buf)
+        return self.map.fragments.get(buf)
 
     def fixed_by(self, buf: Buffer) -> str:
         what = "the T.annotate_layout" if buf in self.annotated else "the statement"
         return f"{what} at {self.map.sources.get(buf)}"
 
     def set_fragment(self, buf: Buffer, layout: TVFragment, span) -> None:
+        if buf.base is not None:  # a view's layout is its root's (the same registers)
+            root = buf.root
+            layout = view_layout(layout, buf, root.shape)
+            buf = root
         old = self.map.fragments.get(buf)
         if old is not None:
             if old.same_as(layout):

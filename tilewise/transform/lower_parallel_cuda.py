@@ -11,7 +11,7 @@ from ..ir import dtype as _dt
 from ..ir.expr import BufferLoad, Call, Expr, Var
 from ..ir.machine import Machine
 from ..ir.simplify import prove, simplify
-from ..ir.stmt import Allocate, BufferStore, Evaluate, For, IfThenElse, Kernel, PrimFunc
+from ..ir.stmt import Allocate, BufferStore, Evaluate, For, IfThenElse, Kernel, PrimFunc, seq
 from ..ir.visitor import substitute
 from ..tileop.cuda_common import all_of
 from ..tileop.cuda_vectorize import vectorize_global
@@ -64,6 +64,10 @@ class _LowerParallel(RangeMutator):
         return k.with_fields(body=body)
 
     def visit_Allocate(self, s: Allocate):
+        if s.buffer.is_fragment and s.buffer.base is not None:
+            # a T.reshape of a fragment names its root's registers (layout_inference.view_layout)
+            self.ctx.local_buffer(s.buffer)
+            return seq([])
         if s.buffer.is_fragment:
             out = Allocate(self.ctx.local_buffer(s.buffer), s.init, span=s.span)
             return out

@@ -29,6 +29,8 @@ class PassConfigKey(str, Enum):
     TL_SIMPLIFY = "tl.Simplify"
     TL_DISABLE_SHUFFLE_ELECT = "tl.disable_shuffle_elect"
     TL_DISABLE_VECTORIZE_256 = "tl.disable_vectorize_256"
+    # TileLang's vectorize planner prints its choices; tilewise's are in kernel.lowering_notes()
+    TL_ENABLE_VECTORIZE_PLANNER_VERBOSE = "tl.enable_vectorize_planner_verbose"
     TL_ENABLE_AGGRESSIVE_SHARED_MEMORY_MERGE = "tl.enable_aggressive_shared_memory_merge"
     TL_DEBUG_MERGE_SHARED_MEMORY_ALLOCATIONS = "tl.debug_merge_shared_memory_allocations"
     TL_PTXAS_REGISTER_USAGE_LEVEL = "tl.ptxas_register_usage_level"

@@ -14,6 +14,7 @@ from .check_launch_limits import check_launch_limits
 from .check_loop_nesting import check_loop_nesting
 from .contract_fma import contract_fma
 from .cuda_context import CudaLowerContext
+from .dynamic_parallel import dynamic_parallel
 from .elide_output_tiles import elide_output_tiles
 from .exact_narrow_floats import exact_narrow_floats
 from .explicit_sync import explicit_sync
@@ -75,6 +76,7 @@ def thread_passes(machine: Machine, pass_configs: dict | None = None) -> list[Pa
         ("check_launch_limits", lambda f: check_launch_limits(f, machine)),
         ("launch_sync", lambda f: launch_sync(f, machine)),
         ("check_loop_nesting", check_loop_nesting),
+        ("dynamic_parallel", dynamic_parallel),
         ("sink_global_views", sink_global_views),
         ("legalize_safe_access", lambda f: legalize_safe_access(f, configs)),
         ("rasterize_blocks", rasterize_blocks),

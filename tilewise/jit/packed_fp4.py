@@ -1,0 +1,96 @@
+"""TileLang's packed fp4 tensors at the call boundary.
+
+TileLang passes a `T.Tensor((..., n), "float4_e2m1fn")` parameter as a byte tensor of shape
+`(..., n // 2)` (torch.int8 / uint8 / float4_e2m1fn_x2): two values per byte, element 2i in the
+low nibble of byte i and element 2i + 1 in the high nibble (its `fp4_e2_2_t` x() / y()). Its
+argument binder reads the logical shape as the runtime shape with the last dimension times
+two, and the logical strides as the runtime strides times two except the last, which stays 1.
+
+tilewise keeps fp4 one value per byte inside a kernel (docs/API.md "Microscaling types"), so a
+packed argument is unpacked here into a one-value-per-byte array with those logical shape and
+strides, the kernel runs on it, and what the kernel wrote is packed back into the caller's
+tensor afterwards. Outputs the call allocates for fp4 parameters come back packed the same way
+when the call's tensors are torch tensors (torch.int8, as TileLang allocates them)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.dtype import DataType
+
+PACK = 2  # fp4 values per byte
+
+_BYTE_TORCH = ("torch.uint8", "torch.int8", "torch.float4_e2m1fn_x2")
+
+
+def is_packed_fp4(p_dtype: DataType, a) -> bool:
+    """Is `a` TileLang's packed form of an fp4 parameter: a byte tensor (torch uint8 / int8 /
+    float4_e2m1fn_x2, or a numpy uint8 / int8 array)? numpy arrays of ml_dtypes.float4_e2m1fn
+    are tilewise's own one-value-per-byte form and stay as they are."""
+    if p_dtype.kind != "float4":
+        return False
+    if isinstance(a, np.ndarray):
+        return a.dtype in (np.uint8, np.int8)
+    return type(a).__module__.startswith("torch") and str(getattr(a, "dtype", "")) in _BYTE_TORCH
+
+
+def _raw(a):
+    """The packed tensor's bytes as uint8 (numpy array, or a torch tensor on a GPU)."""
+    if isinstance(a, np.ndarray):
+        return a.view(np.uint8)
+    import torch
+
+    t = a.detach().view(torch.uint8)
+    return t.numpy() if t.device.type == "cpu" else t
+
+
+def _strides(raw) -> tuple:
+    if isinstance(raw, np.ndarray):
+        return tuple(s // raw.itemsize for s in raw.strides)
+    return tuple(raw.stride())
+
+
+class Unpacked:
+    """One packed argument's unpacked twin and how to write it back."""
+
+    def __init__(self, name: str, a, dt: DataType):
+        raw = _raw(a)
+        if raw.ndim == 0:
+            raise ValueError(f"argument {name}: a packed fp4 tensor needs at least one dimension (two values per "
+                             "byte along the last one)")
+        shape, strides = tuple(raw.shape), _strides(raw)
+        if shape[-1] > 1 and strides[-1] != 1:
+            raise ValueError(f"argument {name}: a packed fp4 tensor's last dimension must be contiguous (stride 1: "
+                             f"two values share each byte), found strides {strides}")
+        self.raw = raw
+        self.shape = (*shape[:-1], shape[-1] * PACK)
+        self.strides = (*(s * PACK for s in strides[:-1]), 1)
+        span = 1 + sum((n - 1) * s for n, s in zip(self.shape, self.strides)) if all(self.shape) else 0
+        if isinstance(raw, np.ndarray):
+            flat = np.zeros(span, np.uint8)
+            u = np.lib.stride_tricks.as_strided(flat, self.shape, self.strides, writeable=True)
+        else:
+            import torch
+
+            flat = torch.zeros(span, dtype=torch.uint8, device=raw.device)
+            u = torch.as_strided(flat, self.shape, self.strides)
+        u[..., 0::2] = raw & 0x0F
+        u[..., 1::2] = raw >> 4
+        self.bytes = u
+        # the kernel's argument: numpy's fp4 type on the host, the byte tensor itself on a GPU
+        self.array = u.view(dt.numpy) if isinstance(u, np.ndarray) else u
+
+    def write_back(self) -> None:
+        """Pack the (possibly written) values into the caller's tensor."""
+        u, raw = self.bytes, self.raw
+        raw[...] = (u[..., 0::2] & 0x0F) | ((u[..., 1::2] & 0x0F) << 4)
+
+
+def packed_output(shape, device: str):
+    """The torch.int8 tensor TileLang returns for an fp4 output of logical `shape`."""
+    import torch
+
+    if not shape or shape[-1] % PACK:
+        raise ValueError(f"an fp4 output of shape {tuple(shape)} cannot be packed two values per byte: its last "
+                         "dimension must be even")
+    return torch.zeros((*shape[:-1], shape[-1] // PACK), dtype=torch.int8,
+                       device="cuda" if device == "cuda" else "cpu")
