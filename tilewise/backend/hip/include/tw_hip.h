@@ -41,6 +41,7 @@ namespace tw {
 typedef _Float16 half;
 typedef __bf16 bf16;
 
+// tw-host-testable-begin (tests/ir/test_fnuz_dtypes.py compiles this on the host)
 // AMD's fnuz float8 formats (float8_e4m3fnuz, float8_e5m2fnuz), the ones gfx942's fp8 MFMAs
 // read: exponent bias 2^(E-1), no infinity, no negative zero, the one NaN 0x80. Stored as their
 // bits; converted in integer arithmetic exactly as tw_cuda.h / tw_cpu.h do (round to nearest even,
@@ -104,6 +105,7 @@ template <int E, int M> struct fnuz {
 };
 typedef fnuz<4, 3> fp8_e4m3fnuz;
 typedef fnuz<5, 2> fp8_e5m2fnuz;
+// tw-host-testable-end
 static_assert(sizeof(fp8_e4m3fnuz) == 1 && sizeof(fp8_e5m2fnuz) == 1, "fp8 types are their bits");
 
 template <typename T> struct is_lowp { static constexpr bool value = false; };
