@@ -139,8 +139,7 @@ def test_fp8_fnuz_16x16(rng, a, b, mnemonic, kw):
 
 
 def test_fp8_errors():
-    """OCP float8 is not what gfx942 reads (the error names the fnuz types); gfx90a has no fp8 MFMA;
-    fnuz operands take a float32 accumulator and both operands fp8."""
+    """OCP float8 is not what gfx942 reads (the error names the fnuz types); gfx90a has no fp8 MFMA."""
     with pytest.raises(CompileError, match="float8_e4m3fnuz / float8_e5m2fnuz"):
         hip(gemm_kernel(64, 64, 64, in_dtype="float8_e5m2", bm=64, bn=64, threads=128)).get_kernel_source()
     with pytest.raises(CompileError, match="gfx90a does not have"):
