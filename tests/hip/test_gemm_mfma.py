@@ -138,6 +138,17 @@ def test_fp8_fnuz_16x16(rng, a, b, mnemonic, kw):
     _check_isa(k, mnemonic)
 
 
+def test_fp8_k_contiguous_operands_are_16_byte_reads():
+    """fp8 with both operands stored K-innermost: a lane's 16 items of two k steps are one
+    ds_read_b128 per tile, nothing read byte by byte; no scratch."""
+    isa = _check_isa(hip(gemm_kernel(1024, 1024, 1024, in_dtype=E4, bk=64, trans_B=True)),
+                     "v_mfma_f32_32x32x16_fp8_fp8")
+    names = [n for _, n, _ in main_loop(isa)]
+    reads = [n for n in names if n.startswith("ds_read")]
+    assert reads and set(reads) == {"ds_read_b128"}
+    assert names.count("v_mfma_f32_32x32x16_fp8_fp8") % 16 == 0
+
+
 def test_fp8_errors():
     """OCP float8 is not what gfx942 reads (the error names the fnuz types); gfx90a has no fp8 MFMA."""
     with pytest.raises(CompileError, match="float8_e4m3fnuz / float8_e5m2fnuz"):
@@ -213,6 +224,8 @@ def test_k_pack(rng):
     dict(M=64, N=128, K=64, bm=64, policy="FullRow", trans_A=True),
     dict(M=128, N=128, K=128, bk=64, in_dtype="int8", acc="int32"),
     dict(M=128, N=128, K=128, bk=64, in_dtype="int8", acc="int32", trans_B=True),
+    dict(M=128, N=128, K=128, bk=64, in_dtype="float8_e4m3fnuz"),  # 32x32x16 fp8, B K x N
+    dict(M=64, N=128, K=128, bm=64, bk=64, policy="FullRow", in_dtype="float8_e4m3fnuz"),  # 16x16x32 fp8
 ], ids=lambda kw: "-".join(f"{k}{v}" for k, v in kw.items()))
 def test_lds_accesses_have_no_bank_conflicts(rng, kw):
     """The emulator's bank-conflict count (gfx942: 32 banks x 4 bytes, 128 bytes per phase) over

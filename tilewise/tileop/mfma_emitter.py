@@ -42,10 +42,11 @@ def mfma_instr_for(op, shape: str | None = None, arch: str = "gfx942") -> MfmaIn
         raise CompileError("T.gemm on gfx90a: tilewise's int8 MFMA is v_mfma_i32_16x16x32_i8, which gfx90a does not "
                            "have (it is a gfx940+ instruction); compile for gfx942, or cast the tiles to float16")
     if a in _FNUZ or b in _FNUZ:
-        if arch == "gfx90a":
-            raise CompileError(f"T.gemm on gfx90a: {a} x {b} operands need an fp8 MFMA "
-                               "(v_mfma_f32_16x16x32_fp8_fp8 ...), which gfx90a does not have (gfx940+); compile "
-                               "for gfx942, or cast the tiles to float16")
+        if arch != "gfx942":
+            # gfx90a has no fp8 MFMA; gfx950's read the OCP encodings, not these
+            raise CompileError(f"T.gemm on {arch}: {a} x {b} operands need gfx942's fp8 MFMAs "
+                               "(v_mfma_f32_16x16x32_fp8_fp8 ..., reading the fnuz encodings), which "
+                               f"{arch} does not have; compile for gfx942, or cast the tiles to float16")
         if a not in _FNUZ or b not in _FNUZ or c != "float32":
             raise CompileError(f"T.gemm on gfx942: the fp8 MFMAs multiply float8_e4m3fnuz / float8_e5m2fnuz A and "
                                f"B into a float32 accumulator; got A {a}, B {b}, C {c}")
