@@ -9,7 +9,8 @@ import numpy as np
 import tilewise
 import tilewise.language as T
 
-NP = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float32": np.float32, "int8": np.int8}
+NP = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float32": np.float32, "int8": np.int8,
+      "float8_e4m3fnuz": ml_dtypes.float8_e4m3fnuz, "float8_e5m2fnuz": ml_dtypes.float8_e5m2fnuz}
 
 
 def hip(func):
@@ -18,19 +19,21 @@ def hip(func):
 
 
 def gemm_kernel(M, N, K, bm=128, bn=128, bk=32, in_dtype="float16", acc="float32", threads=256, trans_A=False,
-                trans_B=False, a_frag=False, b_frag=False, policy="Square", k_pack=1):
-    """The canonical tiled GEMM with static shapes (ragged ones are guarded by the copies)."""
+                trans_B=False, a_frag=False, b_frag=False, policy="Square", k_pack=1, b_dtype=None):
+    """The canonical tiled GEMM with static shapes (ragged ones are guarded by the copies); B is
+    in_dtype too unless b_dtype says otherwise."""
+    b_dtype = b_dtype or in_dtype
     a_shape, a_tile = ((K, M), (bk, bm)) if trans_A else ((M, K), (bm, bk))
     b_shape, b_tile = ((N, K), (bn, bk)) if trans_B else ((K, N), (bk, bn))
     pol = getattr(T.GemmWarpPolicy, policy)
 
     @T.prim_func
-    def gemm(A: T.Tensor(a_shape, in_dtype), B: T.Tensor(b_shape, in_dtype), C: T.Tensor((M, N), acc)):
+    def gemm(A: T.Tensor(a_shape, in_dtype), B: T.Tensor(b_shape, b_dtype), C: T.Tensor((M, N), acc)):
         with T.Kernel(T.ceildiv(N, bn), T.ceildiv(M, bm), threads=threads) as (bx, by):
             A_s = T.alloc_shared(a_tile, in_dtype)
-            B_s = T.alloc_shared(b_tile, in_dtype)
+            B_s = T.alloc_shared(b_tile, b_dtype)
             A_f = T.alloc_fragment(a_tile, in_dtype)
-            B_f = T.alloc_fragment(b_tile, in_dtype)
+            B_f = T.alloc_fragment(b_tile, b_dtype)
             C_f = T.alloc_fragment((bm, bn), acc)
             T.clear(C_f)
             for k in T.serial(T.ceildiv(K, bk)):

@@ -1,4 +1,4 @@
-"""T.gemm on AMD MFMA (gfx942): the canonical GEMM in float16, bfloat16 and int8, ragged M / N / K,
+"""T.gemm on AMD MFMA (gfx942): the canonical GEMM in float16, bfloat16, int8 and fnuz fp8, ragged M / N / K,
 transposed operands, register (rs) operands, the wave policies and the FlashAttention forward
 example run in the emulator against numpy; clang-19 compiles them for gfx942 with v_mfma in the
 ISA, no scratch, and K-innermost operands read from LDS as 16-byte vectors."""
@@ -26,7 +26,7 @@ def _ref(A, B, trans_A, trans_B, acc):
 def _run(rng, M, N, K, in_dtype="float16", acc="float32", trans_A=False, trans_B=False, **kw):
     k = hip(gemm_kernel(M, N, K, in_dtype=in_dtype, acc=acc, trans_A=trans_A, trans_B=trans_B, **kw))
     A = rand(rng, (K, M) if trans_A else (M, K), in_dtype)
-    B = rand(rng, (N, K) if trans_B else (K, N), in_dtype)
+    B = rand(rng, (N, K) if trans_B else (K, N), kw.get("b_dtype") or in_dtype)
     C = np.zeros((M, N), np.int32 if acc == "int32" else np.float32)
     k(A, B, C)
     ref = _ref(A, B, trans_A, trans_B, acc)
@@ -114,6 +114,50 @@ def test_float32_uses_fma(rng):
     assert any("FMA" in n for n in k.lowering_notes())
 
 
+E4, E5 = "float8_e4m3fnuz", "float8_e5m2fnuz"
+
+
+@pytest.mark.parametrize("a,b,mnemonic", [(E4, E4, "v_mfma_f32_32x32x16_fp8_fp8"),
+                                          (E5, E4, "v_mfma_f32_32x32x16_bf8_fp8")])
+def test_fp8_fnuz_ragged(rng, a, b, mnemonic):
+    """fnuz fp8 operands (gfx942's fp8 MFMAs read these encodings), M / N / K ragged: the result is
+    the float64 product of the decoded values to float32 rounding; 32x32x16 MFMAs as for f16."""
+    k = _run(rng, 200, 136, 80, in_dtype=a, b_dtype=b, bk=32)
+    _check_isa(k, mnemonic)
+    assert mnemonic in " ".join(k.lowering_notes())
+
+
+@pytest.mark.parametrize("a,b,mnemonic,kw", [
+    (E4, E5, "v_mfma_f32_16x16x32_fp8_bf8", dict(policy="FullRow", trans_B=True)),
+    (E5, E5, "v_mfma_f32_16x16x32_bf8_bf8", dict(a_frag=True, policy="FullRow")),
+])
+def test_fp8_fnuz_16x16(rng, a, b, mnemonic, kw):
+    """16x16x32 where a wavefront's tile is 16 rows (FullRow over 4 wavefronts); B stored N x K,
+    and A from registers."""
+    k = _run(rng, 64, 128, 64, in_dtype=a, b_dtype=b, bm=64, bn=128, bk=64, **kw)
+    _check_isa(k, mnemonic)
+
+
+def test_fp8_k_contiguous_operands_are_16_byte_reads():
+    """fp8 with both operands stored K-innermost: a lane's 16 items of two k steps are one
+    ds_read_b128 per tile, nothing read byte by byte; no scratch."""
+    isa = _check_isa(hip(gemm_kernel(1024, 1024, 1024, in_dtype=E4, bk=64, trans_B=True)),
+                     "v_mfma_f32_32x32x16_fp8_fp8")
+    names = [n for _, n, _ in main_loop(isa)]
+    reads = [n for n in names if n.startswith("ds_read")]
+    assert reads and set(reads) == {"ds_read_b128"}
+    assert names.count("v_mfma_f32_32x32x16_fp8_fp8") % 16 == 0
+
+
+def test_fp8_errors():
+    """OCP float8 is not what gfx942 reads (the error names the fnuz types); gfx90a has no fp8 MFMA."""
+    with pytest.raises(CompileError, match="float8_e4m3fnuz / float8_e5m2fnuz"):
+        hip(gemm_kernel(64, 64, 64, in_dtype="float8_e5m2", bm=64, bn=64, threads=128)).get_kernel_source()
+    with pytest.raises(CompileError, match="gfx90a does not have"):
+        tilewise.compile(gemm_kernel(64, 64, 64, in_dtype=E4, bm=64, bn=64, threads=128),
+                         target="hip -arch=gfx90a", execution_backend="emulator").get_kernel_source()
+
+
 def test_unsupported_types_are_errors():
     with pytest.raises(CompileError, match="FNUZ"):
         hip(gemm_kernel(64, 64, 64, in_dtype="float8_e4m3", bm=64, bn=64, threads=128)).get_kernel_source()
@@ -180,6 +224,8 @@ def test_k_pack(rng):
     dict(M=64, N=128, K=64, bm=64, policy="FullRow", trans_A=True),
     dict(M=128, N=128, K=128, bk=64, in_dtype="int8", acc="int32"),
     dict(M=128, N=128, K=128, bk=64, in_dtype="int8", acc="int32", trans_B=True),
+    dict(M=128, N=128, K=128, bk=64, in_dtype="float8_e4m3fnuz"),  # 32x32x16 fp8, B K x N
+    dict(M=64, N=128, K=128, bm=64, bk=64, policy="FullRow", in_dtype="float8_e4m3fnuz"),  # 16x16x32 fp8
 ], ids=lambda kw: "-".join(f"{k}{v}" for k, v in kw.items()))
 def test_lds_accesses_have_no_bank_conflicts(rng, kw):
     """The emulator's bank-conflict count (gfx942: 32 banks x 4 bytes, 128 bytes per phase) over

@@ -32,17 +32,18 @@ def _unwave_16(d):
     return D
 
 
-def _wave_32(A, B, C):
+def _wave_32(A, B, C, kpack=4):
     """32x32x8: lanes 0-31 hold k 0-3 of A row l, lanes 32-63 k 4-7 (B likewise, by column); D: lane
-    l holds column l % 32, register v row 8 * (v // 4) + 4 * (l // 32) + v % 4."""
-    a = np.empty((64, 4), A.dtype)
-    b = np.empty((64, 4), B.dtype)
+    l holds column l % 32, register v row 8 * (v // 4) + 4 * (l // 32) + v % 4. 32x32x16 (fp8):
+    the same with 8 k per lane."""
+    a = np.empty((64, kpack), A.dtype)
+    b = np.empty((64, kpack), B.dtype)
     c = np.empty((64, 16), C.dtype)
     for lane in range(64):
         h, i = divmod(lane, 32)
-        for v in range(4):
-            a[lane, v] = A[i, 4 * h + v]
-            b[lane, v] = B[4 * h + v, i]
+        for v in range(kpack):
+            a[lane, v] = A[i, kpack * h + v]
+            b[lane, v] = B[kpack * h + v, i]
         for v in range(16):
             c[lane, v] = C[8 * (v // 4) + 4 * h + v % 4, i]
     return a, b, c
@@ -110,3 +111,31 @@ def test_fp8_reads_the_fnuz_encodings(rng, name, dt):
     ocp = {ml_dtypes.float8_e4m3fnuz: ml_dtypes.float8_e4m3fn, ml_dtypes.float8_e5m2fnuz: ml_dtypes.float8_e5m2}[dt]
     Ao = A.view(np.uint8).view(ocp).astype(np.float64)
     assert np.allclose(Ao[np.isfinite(Ao)], 2 * A.astype(np.float64)[np.isfinite(Ao)])
+
+
+E4, E5 = ml_dtypes.float8_e4m3fnuz, ml_dtypes.float8_e5m2fnuz
+
+
+@pytest.mark.parametrize("name,at,bt", [
+    ("mfma_f32_16x16x32_fp8_bf8", E4, E5), ("mfma_f32_16x16x32_bf8_fp8", E5, E4),
+    ("mfma_f32_32x32x16_fp8_fp8", E4, E4), ("mfma_f32_32x32x16_fp8_bf8", E4, E5),
+    ("mfma_f32_32x32x16_bf8_fp8", E5, E4), ("mfma_f32_32x32x16_bf8_bf8", E5, E5)])
+def test_fp8_mixed_and_32x32x16(rng, name, at, bt):
+    """The first of fp8 / bf8 in the name is A's format, the second B's: each operand's bytes are
+    decoded as its own fnuz type (exact products, one float32 rounding of the sum)."""
+    m, k = (16, 32) if "16x16" in name else (32, 16)
+    A = (rng.standard_normal((m, k)) * 4).astype(at)
+    B = (rng.standard_normal((k, m)) * 4).astype(bt)
+    C = rng.standard_normal((m, m)).astype(np.float32)
+    if m == 16:
+        a, b, c = _wave_16(A, B, C, 8)
+        d = _unwave_16(execute(name, a[None], b[None], c[None])[0])
+    else:
+        a, b, c = _wave_32(A, B, C, 8)
+        d = _unwave_32(execute(name, a[None], b[None], c[None])[0])
+    ref = A.astype(np.float64) @ B.astype(np.float64) + C
+    np.testing.assert_allclose(d, ref, rtol=1e-6, atol=1e-5)
+    # A read as B's format (or the other way round) would give another answer
+    swapped = A.view(np.uint8).view(bt).astype(np.float64) @ B.view(np.uint8).view(at).astype(np.float64) + C
+    if at is not bt:
+        assert not np.allclose(d, swapped, rtol=1e-3, equal_nan=True)

@@ -16,7 +16,6 @@ import pytest
 import tilewise
 import tilewise.language as T
 from tilewise.backend.cpu.build import compiler
-from tilewise.errors import CompileError
 
 NAMES = ("float8_e4m3fnuz", "float8_e5m2fnuz")
 SHORT = {"float8_e4m3fnuz": "e4m3fnuz", "float8_e5m2fnuz": "e5m2fnuz"}
@@ -96,8 +95,54 @@ def host_cvt(tmp_path_factory):
     return d / "cvt"
 
 
+_HIP_HOST = r"""
+#include <cstdint>
+#include <cstdio>
+#define TW_DEV inline
+typedef _Float16 half;
+struct bf16 { operator float() const { return 0.0f; } };  // a stand-in: g++ 12 has no __bf16
+%BLOCK%
+template <typename F> static void run() {
+  float x;
+  while (std::fread(&x, 4, 1, stdin) == 1) {
+    uint8_t b = F(x).bits, b64 = F((double)x).bits;
+    std::fwrite(&b, 1, 1, stdout);
+    std::fwrite(&b64, 1, 1, stdout);
+  }
+  for (int c = 0; c < 256; ++c) {
+    F f;
+    f.bits = (uint8_t)c;
+    float v = (float)f;
+    std::fwrite(&v, 4, 1, stdout);
+  }
+}
+int main(int argc, char** argv) {
+  if (argv[1][1] == '4') run<fp8_e4m3fnuz>(); else run<fp8_e5m2fnuz>();
+  return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def host_hip_cvt(tmp_path_factory):
+    from pathlib import Path
+
+    import tilewise.backend.hip as hip_backend
+
+    text = (Path(hip_backend.__file__).parent / "include" / "tw_hip.h").read_text()
+    block = text[text.index("// tw-host-testable-begin") : text.index("// tw-host-testable-end")]
+    d = tmp_path_factory.mktemp("fnuz_hip_cvt")
+    (d / "cvt.cpp").write_text(_HIP_HOST.replace("%BLOCK%", block))
+    subprocess.run([compiler(), "-O1", "-std=c++17", "-o", str(d / "cvt"), str(d / "cvt.cpp")], check=True,
+                   capture_output=True)
+    return d / "cvt"
+
+
+@pytest.mark.parametrize("which", ["cuda", "hip"])
 @pytest.mark.parametrize("name", NAMES)
-def test_cuda_header_conversions_match_ml_dtypes(host_cvt, name):
+def test_header_conversions_match_ml_dtypes(request, which, name):
+    """tw_cuda.h's cvt functions and tw_hip.h's fnuz struct (the same integer code) on the host."""
+    host_cvt = request.getfixturevalue("host_cvt" if which == "cuda" else "host_hip_cvt")
     x = sweep(name)
     out = subprocess.run([str(host_cvt), SHORT[name]], input=x.tobytes(), capture_output=True, check=True).stdout
     enc = np.frombuffer(out[: 2 * x.size], np.uint8).reshape(-1, 2)
@@ -168,15 +213,51 @@ def test_nvrtc_compiles_fnuz(name, nvrtc_check):
     nvrtc_check(tile_copy(name))
 
 
-def test_fnuz_has_no_gemm():
-    with pytest.raises(CompileError, match="unsupported types"):
-        @T.prim_func
-        def mm(A: T.Tensor((16, 16), "float8_e4m3fnuz"), C: T.Tensor((16, 16), "float32")):
-            with T.Kernel(1, threads=128):
-                a = T.alloc_shared((16, 16), "float8_e4m3fnuz")
-                c = T.alloc_fragment((16, 16), "float32")
-                T.copy(A, a)
-                T.gemm(a, a, c, transpose_B=True)
-                T.copy(c, C)
+def fnuz_gemm(a_t: str, b_t: str):
+    @T.prim_func
+    def mm(A: T.Tensor((32, 32), a_t), B: T.Tensor((32, 32), b_t), C: T.Tensor((32, 32), "float32")):
+        with T.Kernel(1, threads=128):
+            a = T.alloc_shared((32, 32), a_t)
+            b = T.alloc_shared((32, 32), b_t)
+            c = T.alloc_fragment((32, 32), "float32")
+            T.copy(A, a)
+            T.copy(B, b)
+            T.clear(c)
+            T.gemm(a, b, c, transpose_B=True)
+            T.copy(c, C)
 
+    return mm
+
+
+@pytest.mark.parametrize("target,backend", TARGETS[:2])
+def test_fnuz_gemm_off_amd_is_the_fma_fallback(target, backend):
+    """T.gemm takes fnuz operands (gfx942's fp8 MFMAs read them, tests/hip/test_gemm_mfma.py); on
+    the CPU and on NVIDIA GPUs, which have no instruction for them, it multiplies the decoded values."""
+    rng = np.random.default_rng(1)
+    A = rng.standard_normal((32, 32)).astype(ml_dtypes.float8_e5m2fnuz)
+    B = rng.standard_normal((32, 32)).astype(ml_dtypes.float8_e4m3fnuz)
+    k = tilewise.compile(fnuz_gemm("float8_e5m2fnuz", "float8_e4m3fnuz"), target=target, execution_backend=backend)
+    C = np.zeros((32, 32), np.float32)
+    k(A, B, C)
+    np.testing.assert_allclose(C, A.astype(np.float64) @ B.astype(np.float64).T, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.usefixtures("clang19")
+@pytest.mark.parametrize("name", NAMES)
+def test_hip_casts(name):
+    """tw_hip.h's fnuz types: clang-19 compiles the casts for gfx942 (no scratch), and the emulator
+    gives ml_dtypes' bits for the "hip" target too."""
+    x = sweep(name)[:1024]
+    n = x.size
+    k = tilewise.compile(cast_kernel(name, n), target="hip -arch=gfx942", execution_backend="emulator")
+    assert "tw::fp8_" in k.get_kernel_source() and k.resource_usage()["scratch_bytes"] == 0
+    q, y, q64 = np.zeros(n, ml(name)), np.zeros(n, np.float32), np.zeros(n, ml(name))
+    k(x, q, y, x.astype(np.float64), q64)
+    want = expected_bits(name, x)
+    np.testing.assert_array_equal(q.view(np.uint8), want)
+    np.testing.assert_array_equal(q64.view(np.uint8), want)
+    np.testing.assert_array_equal(y, want.view(ml(name)).astype(np.float32) * 2)
+
+
+def test_fnuz_dtype_names():
     assert T.float8_e4m3fnuz.name == "float8_e4m3fnuz" and T.dtype("float8_e5m2fnuz").bits == 8

@@ -56,8 +56,16 @@ SPECS: dict[str, MfmaSpec] = {
     "mfma_f32_32x32x8f16": MfmaSpec(32, 32, 8, "float16", "float16", "float32"),
     "mfma_f32_32x32x8bf16_1k": MfmaSpec(32, 32, 8, "bfloat16", "bfloat16", "float32"),
     "mfma_i32_16x16x32_i8": MfmaSpec(16, 16, 32, "int8", "int8", "int32"),
+    # gfx942's fp8 MFMAs: "fp8" reads a byte as e4m3fnuz, "bf8" as e5m2fnuz, the first for src A,
+    # the second for src B; 8 bytes (one 64-bit register pair) of each per lane
     "mfma_f32_16x16x32_fp8_fp8": MfmaSpec(16, 16, 32, "float8_e4m3fnuz", "float8_e4m3fnuz", "float32"),
+    "mfma_f32_16x16x32_fp8_bf8": MfmaSpec(16, 16, 32, "float8_e4m3fnuz", "float8_e5m2fnuz", "float32"),
+    "mfma_f32_16x16x32_bf8_fp8": MfmaSpec(16, 16, 32, "float8_e5m2fnuz", "float8_e4m3fnuz", "float32"),
     "mfma_f32_16x16x32_bf8_bf8": MfmaSpec(16, 16, 32, "float8_e5m2fnuz", "float8_e5m2fnuz", "float32"),
+    "mfma_f32_32x32x16_fp8_fp8": MfmaSpec(32, 32, 16, "float8_e4m3fnuz", "float8_e4m3fnuz", "float32"),
+    "mfma_f32_32x32x16_fp8_bf8": MfmaSpec(32, 32, 16, "float8_e4m3fnuz", "float8_e5m2fnuz", "float32"),
+    "mfma_f32_32x32x16_bf8_fp8": MfmaSpec(32, 32, 16, "float8_e5m2fnuz", "float8_e4m3fnuz", "float32"),
+    "mfma_f32_32x32x16_bf8_bf8": MfmaSpec(32, 32, 16, "float8_e5m2fnuz", "float8_e5m2fnuz", "float32"),
 }
 
 

@@ -58,23 +58,34 @@ def _instr(builtin: str, mnemonic: str, m: int, n: int, k: int, ab: tuple[str, s
 
 
 # gfx942's fp8 instructions read the FNUZ encodings (bias 8 / 16, one NaN, no -0, no inf); the
-# OCP float8_e4m3 / float8_e5m2 tilewise stores are gfx950's.
+# OCP float8_e4m3 / float8_e5m2 are gfx950's. "fp8" is e4m3fnuz, "bf8" e5m2fnuz; the first names A.
+_FP8_NAMES = {"fp8": "float8_e4m3fnuz", "bf8": "float8_e5m2fnuz"}
+
+
+def _fp8_instrs() -> list[MfmaInstr]:
+    out = []
+    for m, k in ((16, 32), (32, 16)):
+        for a in ("fp8", "bf8"):
+            for b in ("fp8", "bf8"):
+                shape = f"{m}x{m}x{k}"
+                out.append(_instr(f"f32_{shape}_{a}_{b}", f"v_mfma_f32_{shape}_{a}_{b}", m, m, k,
+                                  (_FP8_NAMES[a], _FP8_NAMES[b]), "float32"))
+    return out
+
+
 MFMA: dict[str, MfmaInstr] = {i.wrapper: i for i in (
     _instr("f32_16x16x16f16", "v_mfma_f32_16x16x16_f16", 16, 16, 16, ("float16", "float16"), "float32"),
     _instr("f32_16x16x16bf16_1k", "v_mfma_f32_16x16x16_bf16", 16, 16, 16, ("bfloat16", "bfloat16"), "float32"),
     _instr("f32_32x32x8f16", "v_mfma_f32_32x32x8_f16", 32, 32, 8, ("float16", "float16"), "float32"),
     _instr("f32_32x32x8bf16_1k", "v_mfma_f32_32x32x8_bf16", 32, 32, 8, ("bfloat16", "bfloat16"), "float32"),
     _instr("i32_16x16x32_i8", "v_mfma_i32_16x16x32_i8", 16, 16, 32, ("int8", "int8"), "int32"),
-    _instr("f32_16x16x32_fp8_fp8", "v_mfma_f32_16x16x32_fp8_fp8", 16, 16, 32,
-           ("float8_e4m3fnuz", "float8_e4m3fnuz"), "float32"),
-    _instr("f32_16x16x32_bf8_bf8", "v_mfma_f32_16x16x32_bf8_bf8", 16, 16, 32,
-           ("float8_e5m2fnuz", "float8_e5m2fnuz"), "float32"),
+    *_fp8_instrs(),
 )}
 
 
 def mfma_for(a_dtype: str, b_dtype: str, c_dtype: str, shape: str | None = None) -> MfmaInstr:
     """The MFMA for these operand types; `shape` "16x16" or "32x32" picks between the two
-    shapes float16 / bfloat16 have (16x16 when None)."""
+    shapes float16 / bfloat16 and the fnuz fp8 types have (16x16 when None)."""
     want = shape or "16x16"
     found = [i for i in MFMA.values() if i.ab_dtypes == (a_dtype, b_dtype) and i.c_dtype == c_dtype]
     for i in found:

@@ -34,6 +34,8 @@ _ALLOWED = {
     ("float8_e5m2", "float8_e5m2"): ("float32",),
     ("float8_e4m3", "float8_e5m2"): ("float32",),
     ("float8_e5m2", "float8_e4m3"): ("float32",),
+    # AMD's fnuz fp8 (gfx942's fp8 MFMAs, tileop/mfma_emitter.py; elsewhere the FMA fallback)
+    **{(a, b): ("float32",) for a in ("float8_e4m3fnuz", "float8_e5m2fnuz") for b in ("float8_e4m3fnuz", "float8_e5m2fnuz")},
 }
 
 
@@ -242,7 +244,7 @@ def gemm(A, B, C, transpose_A: bool = False, transpose_B: bool = False, policy=G
         raise CompileError(
             f"T.gemm: unsupported types A ({a.buffer.name})={a.buffer.dtype}, B ({b.buffer.name})={b.buffer.dtype}, "
             f"C ({c.buffer.name})={c.buffer.dtype}; supported A/B -> C: float16 -> float32 or float16, "
-            f"bfloat16/float8 -> float32, float32 -> float32, float64 -> float64, int8/uint8 -> int32{hint}"
+            f"bfloat16/float8 (OCP or fnuz) -> float32, float32 -> float32, float64 -> float64, int8/uint8 -> int32{hint}"
         )
     emit(Gemm(a, b, c, bool(transpose_A), bool(transpose_B), int(policy), bool(clear_accum), k_pack))
 

@@ -21,24 +21,36 @@ from ..layout.mma import GemmWarpPolicy
 from .cuda_common import address, layout_run
 from .region import region_indices
 
-# the OCP fp8 formats tilewise stores are not the FNUZ ones gfx942's MFMA reads
-_FP8 = ("float8_e4m3", "float8_e5m2")
+# the OCP fp8 formats are not the FNUZ ones gfx942's MFMA reads
+_FP8 = ("float8_e4m3", "float8_e4m3fn", "float8_e5m2")
+_FNUZ = ("float8_e4m3fnuz", "float8_e5m2fnuz")
 
 
 def mfma_instr_for(op, shape: str | None = None, arch: str = "gfx942") -> MfmaInstr | None:
     """The MFMA T.gemm `op` issues on `arch`, or None when its operand types have none (float32,
-    float64: the FMA fallback). float8 operands are an error (see _FP8), and int8 on gfx90a (its
-    v_mfma_i32_16x16x32_i8 is a gfx940 instruction; clang-19's backend cannot select it for
-    gfx90a)."""
+    float64: the FMA fallback). OCP float8 operands are an error (gfx942's fp8 MFMAs read the fnuz
+    encodings), and so are int8 and fp8 on gfx90a (v_mfma_i32_16x16x32_i8 and the fp8 MFMAs are
+    gfx940 instructions; clang-19's backend cannot select them for gfx90a)."""
     a, b, c = op.A.buffer.dtype.name, op.B.buffer.dtype.name, op.C.buffer.dtype.name
     if a in _FP8 or b in _FP8:
         raise CompileError(
-            f"T.gemm on {arch}: {a} x {b} operands have no MFMA in tilewise: gfx942's fp8 MFMA "
-            "(v_mfma_f32_16x16x32_fp8_fp8 / bf8_bf8) reads the FNUZ encodings (float8_e4m3fnuz, float8_e5m2fnuz), "
-            "and tilewise's float8 types are the OCP ones; cast the tiles to float16 or bfloat16 first")
+            f"T.gemm on {arch}: {a} x {b} operands have no MFMA: gfx942's fp8 MFMAs "
+            "(v_mfma_f32_16x16x32_fp8_fp8 and its bf8 variants) read the FNUZ encodings, not the OCP float8 "
+            "types; store the tiles as float8_e4m3fnuz / float8_e5m2fnuz (T.float8_e4m3fnuz, T.float8_e5m2fnuz), "
+            "or cast them to float16 or bfloat16")
     if arch == "gfx90a" and "int8" in (a, b):
         raise CompileError("T.gemm on gfx90a: tilewise's int8 MFMA is v_mfma_i32_16x16x32_i8, which gfx90a does not "
                            "have (it is a gfx940+ instruction); compile for gfx942, or cast the tiles to float16")
+    if a in _FNUZ or b in _FNUZ:
+        if arch != "gfx942":
+            # gfx90a has no fp8 MFMA; gfx950's read the OCP encodings, not these
+            raise CompileError(f"T.gemm on {arch}: {a} x {b} operands need gfx942's fp8 MFMAs "
+                               "(v_mfma_f32_16x16x32_fp8_fp8 ..., reading the fnuz encodings), which "
+                               f"{arch} does not have; compile for gfx942, or cast the tiles to float16")
+        if a not in _FNUZ or b not in _FNUZ or c != "float32":
+            raise CompileError(f"T.gemm on gfx942: the fp8 MFMAs multiply float8_e4m3fnuz / float8_e5m2fnuz A and "
+                               f"B into a float32 accumulator; got A {a}, B {b}, C {c}")
+        return mfma_for(a, b, c, shape)
     if (a, b, c) == ("float16", "float16", "float16"):
         raise CompileError("T.gemm on gfx942 accumulates float16 operands in float32 only (v_mfma_f32_*_f16); "
                            "make the accumulator float32")
@@ -51,20 +63,33 @@ def mfma_instr_for(op, shape: str | None = None, arch: str = "gfx942") -> MfmaIn
     return mfma_for(a, b, c, shape)
 
 
+def _has_32x32(op) -> bool:
+    """float16 / bfloat16 (32x32x8) and the fnuz fp8 types (32x32x16) have a 32x32 MFMA; int8 does
+    not in tilewise."""
+    a = op.A.buffer.dtype.name
+    return a in ("float16", "bfloat16") or a in _FNUZ
+
+
 def choose_shape(op, threads: int) -> str:
     """16x16 (TileLang's choice on gfx942) unless each wavefront's tile is a multiple of 32 x 32
-    with float16 / bfloat16 operands: v_mfma_f32_32x32x8 then does twice the work per operand item
-    read from LDS (32 x 32 x 8 products from 2 x 32 x 8 items, 16 x 16 x 16 from 2 x 16 x 16)."""
+    with float16 / bfloat16 / fnuz fp8 operands and K a multiple of the 32x32 instruction's k:
+    v_mfma_f32_32x32x8 (x16 for fp8) then does twice the work per operand item read from LDS
+    (32 x 32 x 8 products from 2 x 32 x 8 items, 16 x 16 x 16 from 2 x 16 x 16)."""
     M, N, K = op.mnk
-    if op.A.buffer.dtype.bits != 16 or K % 8:
+    if not _has_32x32(op):
         return "16x16"
-    ins32 = mfma_for(op.A.buffer.dtype.name, op.B.buffer.dtype.name, op.C.buffer.dtype.name, "32x32")
+    names = (op.A.buffer.dtype.name, op.B.buffer.dtype.name, op.C.buffer.dtype.name)
+    try:
+        ins32 = mfma_for(*names, "32x32")
+    except CompileError:
+        return "16x16"
+    if K % ins32.k:
+        return "16x16"
     try:
         g = wave_grid_for(M, N, threads, GemmWarpPolicy(op.policy).name, ins32)
     except CompileError:
         return "16x16"
-    g16 = wave_grid_for(M, N, threads, GemmWarpPolicy(op.policy).name,
-                        mfma_for(op.A.buffer.dtype.name, op.B.buffer.dtype.name, op.C.buffer.dtype.name, "16x16"))
+    g16 = wave_grid_for(M, N, threads, GemmWarpPolicy(op.policy).name, mfma_for(*names, "16x16"))
     # the same wave grid either way, so the layouts of other operators sharing the fragment agree
     return "32x32" if (g.warp_m, g.warp_n) == (g16.warp_m, g16.warp_n) else "16x16"
 

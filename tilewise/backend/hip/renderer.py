@@ -32,8 +32,15 @@ NVIDIA_ONLY = {
 # written for float's 24-bit significand), pow (exp(y log x) needs a double-double log in double)
 # and erf (its series is ~10 ulp in double). float and the 16-bit types have every math function.
 UNSUPPORTED_F64_MATH = {"sin", "cos", "tan", "fast_sin", "fast_cos", "fast_tan", "pow", "erf"}
-# the types tw_hip.h has (fp8 on gfx942 is the fnuz variant, which TileLang's float8 types are not)
+# the types tw_hip.h does not have: of the float8 types only AMD's fnuz ones (what gfx942's fp8
+# instructions read); the OCP float8 / float6 / float4 types are not gfx942's
 _UNSUPPORTED_TYPES = ("float8_", "float6_", "float4_")
+_FNUZ_TYPES = ("float8_e4m3fnuz", "float8_e5m2fnuz")
+
+
+def _unsupported(name: str) -> bool:
+    return name.startswith(_UNSUPPORTED_TYPES) and name not in _FNUZ_TYPES
+
 
 def _refuse(what: str, func: PrimFunc, span=None):
     raise CompileError(f"{func.name}: {what}; the HIP target (AMD GPUs) does not have it", span)
@@ -59,12 +66,12 @@ class HipRenderer(CudaRenderer):
         def visit(n):
             dt = getattr(n, "dtype", None)
             name = getattr(dt, "name", "")
-            if name.startswith(_UNSUPPORTED_TYPES):
+            if _unsupported(name):
                 _refuse(f"the type {name}", f, getattr(n, "span", None))
 
         walk(f.body, visit)
         for p in f.params:
-            if p.dtype.name.startswith(_UNSUPPORTED_TYPES):
+            if _unsupported(p.dtype.name):
                 _refuse(f"the type {p.dtype.name} (parameter {p.name})", f)
 
     def dynamic_shared(self, name: str, nbytes: int) -> str:

@@ -41,9 +41,78 @@ namespace tw {
 typedef _Float16 half;
 typedef __bf16 bf16;
 
+// tw-host-testable-begin (tests/ir/test_fnuz_dtypes.py compiles this on the host)
+// AMD's fnuz float8 formats (float8_e4m3fnuz, float8_e5m2fnuz), the ones gfx942's fp8 MFMAs
+// read: exponent bias 2^(E-1), no infinity, no negative zero, the one NaN 0x80. Stored as their
+// bits; converted in integer arithmetic exactly as tw_cuda.h / tw_cpu.h do (round to nearest even,
+// saturate past the largest finite value, NaN -> 0x80, a zero result is +0), so every target and
+// the emulator (ml_dtypes) agree bit for bit. double rounds to float by round-to-odd first, which
+// keeps the second rounding correct.
+template <int E, int M> struct fnuz {
+  uint8_t bits;
+  fnuz() = default;
+  TW_DEV fnuz(float f) : bits(encode(f)) {}
+  TW_DEV fnuz(double d) : bits(encode(to_f32_odd(d))) {}
+  TW_DEV fnuz(int v) : fnuz((float)v) {}
+  TW_DEV fnuz(unsigned v) : fnuz((float)v) {}
+  TW_DEV fnuz(long v) : fnuz((float)v) {}
+  TW_DEV fnuz(unsigned long v) : fnuz((float)v) {}
+  TW_DEV fnuz(long long v) : fnuz((float)v) {}
+  TW_DEV fnuz(unsigned long long v) : fnuz((float)v) {}
+  TW_DEV fnuz(short v) : fnuz((float)v) {}
+  TW_DEV fnuz(unsigned short v) : fnuz((float)v) {}
+  TW_DEV fnuz(signed char v) : fnuz((float)v) {}
+  TW_DEV fnuz(unsigned char v) : fnuz((float)v) {}
+  TW_DEV fnuz(char v) : fnuz((float)v) {}
+  TW_DEV fnuz(bool v) : fnuz(v ? 1.0f : 0.0f) {}
+  TW_DEV fnuz(half v) : fnuz((float)v) {}
+  TW_DEV fnuz(bf16 v) : fnuz((float)v) {}
+  TW_DEV operator float() const {
+    if (bits == 0x80) return __builtin_nanf("");
+    const uint32_t e = (bits >> M) & ((1u << E) - 1u), m = bits & ((1u << M) - 1u);
+    uint32_t scale = (uint32_t)(127 + (int)(e ? e : 1u) - (1 << (E - 1)) - M) << 23;
+    float s;
+    __builtin_memcpy(&s, &scale, 4);
+    const float v = (float)(e ? (m | (1u << M)) : m) * s;
+    return (bits >> 7) ? -v : v;
+  }
+  static TW_DEV float to_f32_odd(double d) {
+    float f = (float)d;
+    if ((double)f != d && d == d) {  // inexact: take the neighbour with an odd last bit
+      uint32_t u;
+      __builtin_memcpy(&u, &f, 4);
+      if (!(u & 1u)) u += (__builtin_fabs((double)f) > __builtin_fabs(d)) ? -1u : 1u;
+      __builtin_memcpy(&f, &u, 4);
+    }
+    return f;
+  }
+  static TW_DEV uint8_t encode(float f) {
+    uint32_t u;
+    __builtin_memcpy(&u, &f, 4);
+    const uint32_t a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) return 0x80;  // NaN
+    const int k = (int)(a >> 23) - 127 + (1 << (E - 1)) - 1;  // the result's exponent field minus 1
+    const int shift = 23 - M - (k < 0 ? k : 0);
+    if (a < 0x00800000u || shift > 24) return 0;  // at most half the smallest subnormal: +0
+    const uint32_t mant = (a & 0x7fffffu) | 0x800000u;
+    const uint32_t rem = mant & ((1u << shift) - 1u), halfway = 1u << (shift - 1);
+    uint32_t q = mant >> shift;
+    q += (rem > halfway || (rem == halfway && (q & 1u))) ? 1u : 0u;
+    uint32_t code = (k > 0 ? (uint32_t)k << M : 0u) + q;
+    code = code > 0x7fu ? 0x7fu : code;  // saturate
+    return (uint8_t)(code ? ((u >> 31) << 7) | code : 0u);
+  }
+};
+typedef fnuz<4, 3> fp8_e4m3fnuz;
+typedef fnuz<5, 2> fp8_e5m2fnuz;
+// tw-host-testable-end
+static_assert(sizeof(fp8_e4m3fnuz) == 1 && sizeof(fp8_e5m2fnuz) == 1, "fp8 types are their bits");
+
 template <typename T> struct is_lowp { static constexpr bool value = false; };
 template <> struct is_lowp<half> { static constexpr bool value = true; };
 template <> struct is_lowp<bf16> { static constexpr bool value = true; };
+template <> struct is_lowp<fp8_e4m3fnuz> { static constexpr bool value = true; };
+template <> struct is_lowp<fp8_e5m2fnuz> { static constexpr bool value = true; };
 template <bool C, typename T> struct enable_if {};
 template <typename T> struct enable_if<true, T> { typedef T type; };
 

@@ -53,9 +53,18 @@ TW_MFMA(mfma_f32_32x32x8f16, f16x4, f32x16, 4, 16)
 TW_MFMA(mfma_f32_32x32x8bf16_1k, i16x4, f32x16, 4, 16)
 // v_mfma_i32_16x16x32_i8 (gfx940+): 8 int8 items (one 64-bit register pair), 4 int accumulators
 TW_MFMA(mfma_i32_16x16x32_i8, i8x8, i32x4, 8, 4)
-// v_mfma_f32_16x16x32_{fp8,bf8}: gfx942 reads the FNUZ encodings (e4m3fnuz / e5m2fnuz)
+// v_mfma_f32_{16x16x32,32x32x16}_{fp8,bf8}_{fp8,bf8} (gfx940+, target feature fp8-insts): gfx942
+// reads the FNUZ encodings, fp8 = e4m3fnuz, bf8 = e5m2fnuz, the first for A, the second for B;
+// 8 items of each per lane (one 64-bit register pair, clang's `long` operand), 4 / 16 float
+// accumulators
 TW_MFMA(mfma_f32_16x16x32_fp8_fp8, i8x8, f32x4, 8, 4)
+TW_MFMA(mfma_f32_16x16x32_fp8_bf8, i8x8, f32x4, 8, 4)
+TW_MFMA(mfma_f32_16x16x32_bf8_fp8, i8x8, f32x4, 8, 4)
 TW_MFMA(mfma_f32_16x16x32_bf8_bf8, i8x8, f32x4, 8, 4)
+TW_MFMA(mfma_f32_32x32x16_fp8_fp8, i8x8, f32x16, 8, 16)
+TW_MFMA(mfma_f32_32x32x16_fp8_bf8, i8x8, f32x16, 8, 16)
+TW_MFMA(mfma_f32_32x32x16_bf8_fp8, i8x8, f32x16, 8, 16)
+TW_MFMA(mfma_f32_32x32x16_bf8_bf8, i8x8, f32x16, 8, 16)
 
 #undef TW_MFMA
 }  // namespace tw
