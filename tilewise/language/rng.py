@@ -21,9 +21,13 @@ TileLang, to `tx + bx * threads_x`.
 
 Integers and uniforms are bit-exact across targets; normals agree to a few ulp (each target's own
 log / sin / cos). The generator needs every thread of a block (its state is a thread's), so on
-the CPU target a kernel using it runs thread-exactly in the emulator. Only Philox is
-implemented: the other curand generators TileLang accepts (`curandStateMRG32k3a_t`,
-`curandStateXORWOW_t`) are a CompileError naming them."""
+the CPU target a kernel using it runs thread-exactly in the emulator.
+
+`generator="curandStateMRG32k3a_t"` is curand's MRG32k3a instead (emulator/mrg32k3a.py says
+what it computes; backend/include/tw_curand.h, included only by kernels that use it): the state
+words are its six, `seq` skips seq * 2^76 steps, `off` off steps, and `rng_rand` /
+`rng_rand_float` are curand's `curand` / `curand_uniform(_double)`; normals as above on its
+uniforms. A kernel has one generator. `curandStateXORWOW_t` is a CompileError naming it."""
 from __future__ import annotations
 
 from ..errors import CompileError
