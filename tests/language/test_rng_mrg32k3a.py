@@ -109,7 +109,7 @@ def test_header_tables_are_the_computed_ones():
 N_PER, THREADS, BLOCKS = 5, 4, 2
 
 
-def per_thread(seed, off, seq=None):
+def per_thread(seed, off, seq=None, generator=MRG):
     n = THREADS * BLOCKS
 
     @T.prim_func
@@ -119,9 +119,9 @@ def per_thread(seed, off, seq=None):
             tx = T.get_thread_binding()
             row = bx * THREADS + tx
             if seq is None:
-                T.rng_init(seed, off=off, generator=MRG)
+                T.rng_init(seed, off=off, generator=generator)
             else:
-                T.rng_init(seed, T.cast(row, "uint64") + seq, off, generator=MRG)
+                T.rng_init(seed, T.cast(row, "uint64") + seq, off, generator=generator)
             for j in T.serial(N_PER):
                 A[row, j] = T.rng_rand()
             for j in T.serial(N_PER):

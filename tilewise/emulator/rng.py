@@ -13,6 +13,7 @@ import numpy as np
 
 from ..ir.expr import Call
 from . import mrg32k3a as _mrg
+from . import xorwow as _xorwow
 from .errors import UnsupportedError, where
 
 if TYPE_CHECKING:
@@ -96,7 +97,8 @@ def uniform64(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return z.astype(np.float64) * 2.0**-53 + 2.0**-54
 
 
-MRG32K3A = "curandStateMRG32k3a_t"  # language/rng.py's generator= for emulator/mrg32k3a.py
+# language/rng.py's generator= for emulator/mrg32k3a.py and emulator/xorwow.py
+MRG32K3A, XORWOW = "curandStateMRG32k3a_t", "curandStateXORWOW_t"
 
 
 def _philox_uniform(s: np.ndarray, bits: int) -> np.ndarray:
@@ -107,10 +109,22 @@ def _mrg_uniform(s: np.ndarray, bits: int) -> np.ndarray:
     return _mrg.uniform32(s) if bits == 32 else _mrg.uniform64(s)
 
 
+def _xorwow_uniform(s: np.ndarray, bits: int) -> np.ndarray:
+    if bits == 32:
+        return uniform32(_xorwow.draw(s))
+    x = _xorwow.draw(s)
+    return uniform64(x, _xorwow.draw(s))
+
+
+_UNIFORM = {MRG32K3A: _mrg_uniform, XORWOW: _xorwow_uniform}
+_INIT = {MRG32K3A: _mrg.init, XORWOW: _xorwow.init}
+_DRAW = {MRG32K3A: _mrg.draw, XORWOW: _xorwow.draw}
+
+
 def rand_float(s: np.ndarray, bits: int, dist: str, generator: str | None = None) -> np.ndarray:
     """The next float of each lane (see language/rng.py); the state advances in place."""
     n = s.shape[0]
-    uniform = _mrg_uniform if generator == MRG32K3A else _philox_uniform
+    uniform = _UNIFORM.get(generator, _philox_uniform)
     if dist == "uniform":
         return uniform(s, bits)
     flag, val = (NF, NV) if bits == 32 else (DF, DV)
@@ -180,14 +194,14 @@ def _per_lane(v, st, lanes):
 def _rng_init(comp: Compiler, e: Call):
     acc = _state_access(comp, e)
     fseed, fseq, foff = (comp.expr(a) for a in e.args[1:])
-    mrg = e.attrs.get("generator") == MRG32K3A
+    init_state = _INIT.get(e.attrs.get("generator"), init)
 
     def rng_init(st):
         lanes = _lanes(st)
         if lanes.size == 0:
             return
         s = np.zeros((lanes.size, 16), np.uint32)
-        (_mrg.init if mrg else init)(s, *(_per_lane(f(st), st, lanes).astype(np.uint64) for f in (fseed, fseq, foff)))
+        init_state(s, *(_per_lane(f(st), st, lanes).astype(np.uint64) for f in (fseed, fseq, foff)))
         _write(st, acc, lanes, s)
 
     return rng_init
@@ -195,7 +209,7 @@ def _rng_init(comp: Compiler, e: Call):
 
 def _rng_rand(comp: Compiler, e: Call):
     acc = _state_access(comp, e)
-    next_word = _mrg.draw if e.attrs.get("generator") == MRG32K3A else draw
+    next_word = _DRAW.get(e.attrs.get("generator"), draw)
 
     def rng_rand(st):
         out = np.zeros(st.L, np.uint32)

@@ -68,9 +68,6 @@ def rng_init(seed, seq=None, off=0, generator: str = PHILOX) -> None:
     k = require_kernel(what)
     if generator not in CURAND_GENERATORS:
         raise CompileError(f"{what}: generator={generator!r} is not one of {', '.join(CURAND_GENERATORS)}")
-    if generator == XORWOW:
-        raise CompileError(f"{what}: generator={generator!r} is not implemented in tilewise; {PHILOX} "
-                           f"(Philox4x32-10, TileLang's default) and {MRG32K3A} are")
     if k.rng_generator not in (None, generator):
         raise CompileError(f"{what}: generator={generator!r}, but this kernel's generator is already "
                            f"{k.rng_generator!r} (one generator per kernel, as in TileLang)")

@@ -33,7 +33,9 @@ _CP_ASYNC_BYTES = (4, 8, 16)
 # TMA boxes and wgmma descriptors assume the 1024-byte alignment of a 128-byte swizzle's pattern
 _HOPPER_SHARED = ("tma_load", "tma_store", "wgmma", "wgmma_desc")
 
-MRG32K3A = "curandStateMRG32k3a_t"  # T.rng_init's generator= naming tw_curand.h's (language/rng.py)
+# T.rng_init's generator= naming tw_curand.h's (language/rng.py), and the prefix of their functions
+MRG32K3A, XORWOW = "curandStateMRG32k3a_t", "curandStateXORWOW_t"
+_RNG_PREFIX = {MRG32K3A: "mrg32k3a", XORWOW: "xorwow"}
 
 
 @dataclass
@@ -231,8 +233,13 @@ class CudaRenderer(CStyleRenderer):
         if any("sync_grid" in k.attrs.get("launch_sync", ()) for k, _ in kernels):
             self.line("#define TW_GRID_SYNC  // tw::grid_sync (T.sync_grid)")
         self.line(f'#include "{self.header}"')
-        if _uses_generator(f.body, MRG32K3A):
-            self.line('#include "tw_curand.h"  // T.rng_init(..., generator="curandStateMRG32k3a_t")')
+        if _uses_generator(f.body, XORWOW):
+            from ...emulator.xorwow import header_tables
+
+            self.line("#define TW_XORWOW  // T.rng_init(..., generator=\"curandStateXORWOW_t\"): its jump tables")
+            self.lines.extend(header_tables().splitlines())
+        if _uses_generator(f.body, MRG32K3A) or _uses_generator(f.body, XORWOW):
+            self.line('#include "tw_curand.h"  // T.rng_init(..., generator=curand\'s MRG32k3a or XORWOW)')
         for text in device_functions(self.hopper.variants).splitlines():
             self.line(text)
         for text in self.imported_sources(f):  # T.import_source
@@ -566,10 +573,10 @@ class CudaRenderer(CStyleRenderer):
         return self.warp_barrier
 
     # -- T.rng_* (language/rng.py; Philox4x32-10 in backend/include/tw_philox.h, curand's MRG32k3a
-    # in tw_curand.h, included by render() when a kernel uses it)
+    # and XORWOW in tw_curand.h, included by render() when a kernel uses them)
     @staticmethod
     def _rng_prefix(e: Call) -> str:
-        return "mrg32k3a" if e.attrs.get("generator") == MRG32K3A else "rng"
+        return _RNG_PREFIX.get(e.attrs.get("generator"), "rng")
 
     def call_rng_init(self, e: Call, args) -> str:
         return f"tw::{self._rng_prefix(e)}_init((uint32_t*){args[0]}, {args[1]}, {args[2]}, {args[3]})"
@@ -578,9 +585,8 @@ class CudaRenderer(CStyleRenderer):
         return f"tw::{self._rng_prefix(e)}_rand((uint32_t*){args[0]})"
 
     def call_rng_rand_float(self, e: Call, args) -> str:
-        mrg = self._rng_prefix(e) == "mrg32k3a"
         kind = {"uniform": "rand", "normal": "normal"}[e.attrs.get("dist", "uniform")]
-        return f"tw::{'mrg32k3a' if mrg else 'rng'}_{kind}_{'float' if e.dtype.bits == 32 else 'double'}((uint32_t*){args[0]})"
+        return f"tw::{self._rng_prefix(e)}_{kind}_{'float' if e.dtype.bits == 32 else 'double'}((uint32_t*){args[0]})"
 
     # -- beyond one block (language/launch_sync.py, transform/launch_sync.py)
     def call_sync_grid(self, e: Call, args) -> str:

@@ -208,3 +208,89 @@ TW_DEV double mrg32k3a_normal_double(uint32_t* s) {
   return rng_box_muller_double(s, u, mrg32k3a_rand_double(s));
 }
 }  // namespace tw
+
+// curand's XORWOW (emulator/xorwow.py says what it computes): words 0-4 v, 5 the Weyl counter d,
+// 11-15 the pending normals. Its jump tables (xorwow_jump_off / _seq: M^(2^i) and M^(2^(67 + i)),
+// 160 rows of five words each) are about 1.2 MB of source, so the renderer writes them into the kernel's
+// source, and defines TW_XORWOW, only when a kernel uses this generator.
+#ifdef TW_XORWOW
+namespace tw {
+TW_DEV void xorwow_jump(uint32_t* s, const uint32_t (*table)[800], unsigned long long n) {
+  for (int b = 0; n; ++b, n >>= 1) {
+    if (!(n & 1ull)) continue;
+    uint32_t r0 = 0u, r1 = 0u, r2 = 0u, r3 = 0u, r4 = 0u;
+#pragma unroll
+    for (int k = 0; k < 5; ++k) {  // constant indices into the state: it stays in registers
+      const uint32_t w = s[k];
+      for (int j = 0; j < 32; ++j) {
+        if ((w >> j) & 1u) {
+          const uint32_t* row = table[b] + 5 * (32 * k + j);
+          r0 ^= row[0];
+          r1 ^= row[1];
+          r2 ^= row[2];
+          r3 ^= row[3];
+          r4 ^= row[4];
+        }
+      }
+    }
+    s[0] = r0;
+    s[1] = r1;
+    s[2] = r2;
+    s[3] = r3;
+    s[4] = r4;
+  }
+}
+
+TW_DEV void xorwow_init(uint32_t* s, unsigned long long seed, unsigned long long seq, unsigned long long off) {
+#pragma unroll
+  for (int i = 0; i < 16; ++i) s[i] = 0u;
+  const uint32_t t0 = 1099087573u * ((uint32_t)seed ^ 0xAAD26B49u);
+  const uint32_t t1 = 2591861531u * ((uint32_t)(seed >> 32) ^ 0xF7DCEFDDu);
+  s[0] = 123456789u + t0;
+  s[1] = 362436069u ^ t0;
+  s[2] = 521288629u + t1;
+  s[3] = 88675123u ^ t1;
+  s[4] = 5783321u + t0;
+  s[5] = 6615241u + t1 + t0;
+  xorwow_jump(s, xorwow_jump_seq, seq);
+  xorwow_jump(s, xorwow_jump_off, off);
+  s[5] += 362437u * (uint32_t)off;  // seq's steps are a multiple of 2^32
+}
+
+TW_DEV uint32_t xorwow_rand(uint32_t* s) {
+  const uint32_t t = s[0] ^ (s[0] >> 2);
+  s[0] = s[1];
+  s[1] = s[2];
+  s[2] = s[3];
+  s[3] = s[4];
+  s[4] = (s[4] ^ (s[4] << 4)) ^ (t ^ (t << 1));
+  s[5] += 362437u;
+  return s[4] + s[5];
+}
+
+TW_DEV float xorwow_rand_float(uint32_t* s) { return rng_uniform32(xorwow_rand(s)); }
+
+TW_DEV double xorwow_rand_double(uint32_t* s) {
+  const uint32_t x = xorwow_rand(s);
+  return rng_uniform64(x, xorwow_rand(s));
+}
+
+TW_DEV float xorwow_normal_float(uint32_t* s) {
+  if (s[11]) {
+    s[11] = 0u;
+    return rng_u_as_f(s[12]);
+  }
+  const float u = xorwow_rand_float(s);
+  return rng_box_muller_float(s, u, xorwow_rand_float(s));
+}
+
+TW_DEV double xorwow_normal_double(uint32_t* s) {
+  if (s[13]) {
+    s[13] = 0u;
+    return rng_d_from_words(s[15], s[14]);
+  }
+  const double u = xorwow_rand_double(s);
+  return rng_box_muller_double(s, u, xorwow_rand_double(s));
+}
+}  // namespace tw
+#endif  // TW_XORWOW
