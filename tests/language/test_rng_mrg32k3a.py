@@ -210,3 +210,9 @@ def test_mrg32k3a_errors():
                 T.rng_init(1, generator=MRG)
                 T.rng_init(1)
                 A[tx] = T.rng_rand()
+
+
+@pytest.mark.parametrize("generator", [MRG, "curandStateXORWOW_t"])
+def test_curand_generators_keep_the_state_in_registers(nvrtc_check, generator):
+    # sm_80 and sm_90a: no spills, no local memory (the state's indices are all constants)
+    nvrtc_check(per_thread(1, 0, None, generator))

@@ -1,7 +1,8 @@
 """T.rng_init / T.rng_rand / T.rng_rand_float (language/rng.py): Philox4x32-10 with numpy, over
 the lanes of a batch. The generator state is the thread's `uint32[16]` register buffer the
 intrinsics address (docs/THREAD_IR.md, "rng_init"), read and written here as
-the GPU headers do (backend/include/tw_philox.h).
+the GPU headers do (backend/include/tw_philox.h). The intrinsics' `generator` attribute picks
+curand's MRG32k3a (mrg32k3a.py) or XORWOW (xorwow.py) instead; the normals' Box-Muller is shared.
 
 `philox4x32_10`, `draw` and the float conversions are written for arrays of lanes; the tests
 check them against the Philox authors' known-answer vectors and a scalar reference."""

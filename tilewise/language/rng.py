@@ -27,7 +27,10 @@ the CPU target a kernel using it runs thread-exactly in the emulator.
 what it computes; backend/include/tw_curand.h, included only by kernels that use it): the state
 words are its six, `seq` skips seq * 2^76 steps, `off` off steps, and `rng_rand` /
 `rng_rand_float` are curand's `curand` / `curand_uniform(_double)`; normals as above on its
-uniforms. A kernel has one generator. `curandStateXORWOW_t` is a CompileError naming it."""
+uniforms. `generator="curandStateXORWOW_t"` is curand's XORWOW (emulator/xorwow.py; the same
+header, with jump tables the renderer writes into the kernel's source): `seq` skips seq * 2^67
+steps, `off` off steps; `rng_rand` its word, the floats Philox's conversions of its words. A kernel
+has one generator."""
 from __future__ import annotations
 
 from ..errors import CompileError
