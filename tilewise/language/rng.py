@@ -73,7 +73,7 @@ def rng_init(seed, seq=None, off=0, generator: str = PHILOX) -> None:
         raise CompileError(f"{what}: generator={generator!r} is not one of {', '.join(CURAND_GENERATORS)}")
     if k.rng_generator not in (None, generator):
         raise CompileError(f"{what}: generator={generator!r}, but this kernel's generator is already "
-                           f"{k.rng_generator!r} (one generator per kernel, as in TileLang)")
+                           f"{k.rng_generator!r} (one generator per kernel: its state is one register buffer)")
     k.rng_generator = generator
     if seq is None:
         ex = k.threads[0]
