@@ -165,12 +165,12 @@ def test_rng_errors():
                 tx = T.get_thread_binding()
                 A[tx] = T.rng_rand()
 
-    with pytest.raises(CompileError, match="curandStateXORWOW_t.*not implemented"):
+    with pytest.raises(CompileError, match="curandStateSobol32_t.*is not one of"):
         @T.prim_func
-        def xorwow(A: T.Tensor((4,), "uint32")):
+        def sobol(A: T.Tensor((4,), "uint32")):
             with T.Kernel(1, threads=4):
                 tx = T.get_thread_binding()
-                T.rng_init(1, generator="curandStateXORWOW_t")
+                T.rng_init(1, generator="curandStateSobol32_t")
                 A[tx] = T.rng_rand()
 
     with pytest.raises(CompileError, match="bit must be 32 or 64"):

@@ -1,7 +1,8 @@
 """T.rng_init / T.rng_rand / T.rng_rand_float (language/rng.py): Philox4x32-10 with numpy, over
 the lanes of a batch. The generator state is the thread's `uint32[16]` register buffer the
 intrinsics address (docs/THREAD_IR.md, "rng_init"), read and written here as
-the GPU headers do (backend/include/tw_philox.h).
+the GPU headers do (backend/include/tw_philox.h). The intrinsics' `generator` attribute picks
+curand's MRG32k3a (mrg32k3a.py) or XORWOW (xorwow.py) instead; the normals' Box-Muller is shared.
 
 `philox4x32_10`, `draw` and the float conversions are written for arrays of lanes; the tests
 check them against the Philox authors' known-answer vectors and a scalar reference."""
@@ -12,6 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..ir.expr import Call
+from . import mrg32k3a as _mrg
+from . import xorwow as _xorwow
 from .errors import UnsupportedError, where
 
 if TYPE_CHECKING:
@@ -95,11 +98,36 @@ def uniform64(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return z.astype(np.float64) * 2.0**-53 + 2.0**-54
 
 
-def rand_float(s: np.ndarray, bits: int, dist: str) -> np.ndarray:
+# language/rng.py's generator= for emulator/mrg32k3a.py and emulator/xorwow.py
+MRG32K3A, XORWOW = "curandStateMRG32k3a_t", "curandStateXORWOW_t"
+
+
+def _philox_uniform(s: np.ndarray, bits: int) -> np.ndarray:
+    return uniform32(draw(s)) if bits == 32 else uniform64(draw(s), draw(s))
+
+
+def _mrg_uniform(s: np.ndarray, bits: int) -> np.ndarray:
+    return _mrg.uniform32(s) if bits == 32 else _mrg.uniform64(s)
+
+
+def _xorwow_uniform(s: np.ndarray, bits: int) -> np.ndarray:
+    if bits == 32:
+        return uniform32(_xorwow.draw(s))
+    x = _xorwow.draw(s)
+    return uniform64(x, _xorwow.draw(s))
+
+
+_UNIFORM = {MRG32K3A: _mrg_uniform, XORWOW: _xorwow_uniform}
+_INIT = {MRG32K3A: _mrg.init, XORWOW: _xorwow.init}
+_DRAW = {MRG32K3A: _mrg.draw, XORWOW: _xorwow.draw}
+
+
+def rand_float(s: np.ndarray, bits: int, dist: str, generator: str | None = None) -> np.ndarray:
     """The next float of each lane (see language/rng.py); the state advances in place."""
     n = s.shape[0]
+    uniform = _UNIFORM.get(generator, _philox_uniform)
     if dist == "uniform":
-        return uniform32(draw(s)) if bits == 32 else uniform64(draw(s), draw(s))
+        return uniform(s, bits)
     flag, val = (NF, NV) if bits == 32 else (DF, DV)
     pending = s[:, flag] != 0
     out = np.empty(n, np.float32 if bits == 32 else np.float64)
@@ -111,15 +139,16 @@ def rand_float(s: np.ndarray, bits: int, dist: str) -> np.ndarray:
     if fresh.any():
         sub = s[fresh]
         if bits == 32:
-            u, v = uniform32(draw(sub)), uniform32(draw(sub))
+            u = uniform(sub, 32)
+            v = uniform(sub, 32)
             rad = np.sqrt(np.float32(-2.0) * np.log(u)).astype(np.float32)
             ang = np.pi * (v * np.float32(2)).astype(np.float64)  # 2 pi v, as sinpif(2 v) takes it
             first = (rad * np.sin(ang).astype(np.float32)).astype(np.float32)
             second = (rad * np.cos(ang).astype(np.float32)).astype(np.float32)
             sub[:, val] = second.view(np.uint32)
         else:
-            a, b, c, d = draw(sub), draw(sub), draw(sub), draw(sub)
-            u, v = uniform64(a, b), uniform64(c, d)
+            u = uniform(sub, 64)
+            v = uniform(sub, 64)
             rad = np.sqrt(-2.0 * np.log(u))
             first, second = rad * np.sin(2 * np.pi * v), rad * np.cos(2 * np.pi * v)
             sub[:, val:val + 2] = np.ascontiguousarray(second).view(np.uint32).reshape(-1, 2)
@@ -166,13 +195,14 @@ def _per_lane(v, st, lanes):
 def _rng_init(comp: Compiler, e: Call):
     acc = _state_access(comp, e)
     fseed, fseq, foff = (comp.expr(a) for a in e.args[1:])
+    init_state = _INIT.get(e.attrs.get("generator"), init)
 
     def rng_init(st):
         lanes = _lanes(st)
         if lanes.size == 0:
             return
         s = np.zeros((lanes.size, 16), np.uint32)
-        init(s, *(_per_lane(f(st), st, lanes).astype(np.uint64) for f in (fseed, fseq, foff)))
+        init_state(s, *(_per_lane(f(st), st, lanes).astype(np.uint64) for f in (fseed, fseq, foff)))
         _write(st, acc, lanes, s)
 
     return rng_init
@@ -180,13 +210,14 @@ def _rng_init(comp: Compiler, e: Call):
 
 def _rng_rand(comp: Compiler, e: Call):
     acc = _state_access(comp, e)
+    next_word = _DRAW.get(e.attrs.get("generator"), draw)
 
     def rng_rand(st):
         out = np.zeros(st.L, np.uint32)
         lanes = _lanes(st)
         if lanes.size:
             s = _read(st, acc, lanes).copy()
-            out[lanes] = draw(s)
+            out[lanes] = next_word(s)
             _write(st, acc, lanes, s)
         return out
 
@@ -195,14 +226,14 @@ def _rng_rand(comp: Compiler, e: Call):
 
 def _rng_rand_float(comp: Compiler, e: Call):
     acc = _state_access(comp, e)
-    bits, dist = e.dtype.bits, e.attrs.get("dist", "uniform")
+    bits, dist, gen = e.dtype.bits, e.attrs.get("dist", "uniform"), e.attrs.get("generator")
 
     def rng_rand_float(st):
         out = np.zeros(st.L, np.float32 if bits == 32 else np.float64)
         lanes = _lanes(st)
         if lanes.size:
             s = _read(st, acc, lanes).copy()
-            out[lanes] = rand_float(s, bits, dist)
+            out[lanes] = rand_float(s, bits, dist, gen)
             _write(st, acc, lanes, s)
         return out
 

@@ -18,6 +18,7 @@ class KernelFrame:
         self.tensor_maps: list = []  # T.create_tma_descriptor's maps (Kernel.attrs["tensor_maps"])
         self.body_frame: list | None = None  # the statements of the kernel's body (the parser sets it)
         self.rng_state = None  # T.rng_init's per-thread generator state (language/rng.py)
+        self.rng_generator = None  # and the curand generator it names
 
 
 class Builder:

@@ -21,9 +21,16 @@ TileLang, to `tx + bx * threads_x`.
 
 Integers and uniforms are bit-exact across targets; normals agree to a few ulp (each target's own
 log / sin / cos). The generator needs every thread of a block (its state is a thread's), so on
-the CPU target a kernel using it runs thread-exactly in the emulator. Only Philox is
-implemented: the other curand generators TileLang accepts (`curandStateMRG32k3a_t`,
-`curandStateXORWOW_t`) are a CompileError naming them."""
+the CPU target a kernel using it runs thread-exactly in the emulator.
+
+`generator="curandStateMRG32k3a_t"` is curand's MRG32k3a instead (emulator/mrg32k3a.py says
+what it computes; backend/include/tw_curand.h, included only by kernels that use it): the state
+words are its six, `seq` skips seq * 2^76 steps, `off` off steps, and `rng_rand` /
+`rng_rand_float` are curand's `curand` / `curand_uniform(_double)`; normals as above on its
+uniforms. `generator="curandStateXORWOW_t"` is curand's XORWOW (emulator/xorwow.py; the same
+header, with jump tables the renderer writes into the kernel's source): `seq` skips seq * 2^67
+steps, `off` off steps; `rng_rand` its word, the floats Philox's conversions of its words. A kernel
+has one generator."""
 from __future__ import annotations
 
 from ..errors import CompileError
@@ -35,7 +42,9 @@ from ..ir.stmt import Allocate, Evaluate
 from .loops import py_scalar
 
 PHILOX = "curandStatePhilox4_32_10_t"
-CURAND_GENERATORS = (PHILOX, "curandStateMRG32k3a_t", "curandStateXORWOW_t")
+MRG32K3A = "curandStateMRG32k3a_t"
+XORWOW = "curandStateXORWOW_t"
+CURAND_GENERATORS = (PHILOX, MRG32K3A, XORWOW)
 STATE_WORDS = 16  # the per-thread state: docs/THREAD_IR.md, "rng_init"
 
 
@@ -62,9 +71,10 @@ def rng_init(seed, seq=None, off=0, generator: str = PHILOX) -> None:
     k = require_kernel(what)
     if generator not in CURAND_GENERATORS:
         raise CompileError(f"{what}: generator={generator!r} is not one of {', '.join(CURAND_GENERATORS)}")
-    if generator != PHILOX:
-        raise CompileError(f"{what}: generator={generator!r} is not implemented in tilewise; only {PHILOX} "
-                           "(Philox4x32-10, TileLang's default) is")
+    if k.rng_generator not in (None, generator):
+        raise CompileError(f"{what}: generator={generator!r}, but this kernel's generator is already "
+                           f"{k.rng_generator!r} (one generator per kernel: its state is one register buffer)")
+    k.rng_generator = generator
     if seq is None:
         ex = k.threads[0]
         seq = k.thread_vars[0] + k.block_vars[0] * ex if k.block_vars else k.thread_vars[0]
@@ -73,7 +83,7 @@ def rng_init(seed, seq=None, off=0, generator: str = PHILOX) -> None:
     if k.rng_state is None:
         k.rng_state = Buffer("rng_state", (STATE_WORDS,), _dt.uint32, "local")
         k.body_frame.insert(0, Allocate(k.rng_state, None))
-    emit(Evaluate(Call("rng_init", [_state_addr(k), *args], _dt.handle)))
+    emit(Evaluate(Call("rng_init", [_state_addr(k), *args], _dt.handle, {"generator": generator})))
 
 
 def _state(what: str):
@@ -85,7 +95,8 @@ def _state(what: str):
 
 def rng_rand() -> Call:
     """The next 32-bit unsigned random integer of this thread's generator."""
-    return Call("rng_rand", [_state_addr(_state("T.rng_rand"))], _dt.uint32)
+    k = _state("T.rng_rand")
+    return Call("rng_rand", [_state_addr(k)], _dt.uint32, {"generator": k.rng_generator})
 
 
 def rng_rand_float(bit: int = 32, dist: str = "uniform") -> Call:
@@ -96,7 +107,8 @@ def rng_rand_float(bit: int = 32, dist: str = "uniform") -> Call:
     if dist not in ("uniform", "normal"):
         raise CompileError(f"{what}: dist must be 'uniform' or 'normal', got {dist!r}")
     dt = _dt.float32 if bit == 32 else _dt.float64
-    return Call("rng_rand_float", [_state_addr(_state(what))], dt, {"dist": dist})
+    k = _state(what)
+    return Call("rng_rand_float", [_state_addr(k)], dt, {"dist": dist, "generator": k.rng_generator})
 
 
 __all__ = ["rng_init", "rng_rand", "rng_rand_float"]

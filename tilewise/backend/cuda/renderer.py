@@ -33,6 +33,10 @@ _CP_ASYNC_BYTES = (4, 8, 16)
 # TMA boxes and wgmma descriptors assume the 1024-byte alignment of a 128-byte swizzle's pattern
 _HOPPER_SHARED = ("tma_load", "tma_store", "wgmma", "wgmma_desc")
 
+# T.rng_init's generator= naming tw_curand.h's (language/rng.py), and the prefix of their functions
+MRG32K3A, XORWOW = "curandStateMRG32k3a_t", "curandStateXORWOW_t"
+_RNG_PREFIX = {MRG32K3A: "mrg32k3a", XORWOW: "xorwow"}
+
 
 @dataclass
 class CudaKernel:
@@ -229,6 +233,13 @@ class CudaRenderer(CStyleRenderer):
         if any("sync_grid" in k.attrs.get("launch_sync", ()) for k, _ in kernels):
             self.line("#define TW_GRID_SYNC  // tw::grid_sync (T.sync_grid)")
         self.line(f'#include "{self.header}"')
+        if _uses_generator(f.body, XORWOW):
+            from ...emulator.xorwow import header_tables
+
+            self.line("#define TW_XORWOW  // T.rng_init(..., generator=\"curandStateXORWOW_t\"): its jump tables")
+            self.lines.extend(header_tables().splitlines())
+        if _uses_generator(f.body, MRG32K3A) or _uses_generator(f.body, XORWOW):
+            self.line('#include "tw_curand.h"  // T.rng_init(..., generator=curand\'s MRG32k3a or XORWOW)')
         for text in device_functions(self.hopper.variants).splitlines():
             self.line(text)
         for text in self.imported_sources(f):  # T.import_source
@@ -561,16 +572,21 @@ class CudaRenderer(CStyleRenderer):
     def call_syncwarp(self, e: Call, args) -> str:
         return self.warp_barrier
 
-    # -- T.rng_* (language/rng.py; the Philox4x32-10 of backend/include/tw_philox.h)
+    # -- T.rng_* (language/rng.py; Philox4x32-10 in backend/include/tw_philox.h, curand's MRG32k3a
+    # and XORWOW in tw_curand.h, included by render() when a kernel uses them)
+    @staticmethod
+    def _rng_prefix(e: Call) -> str:
+        return _RNG_PREFIX.get(e.attrs.get("generator"), "rng")
+
     def call_rng_init(self, e: Call, args) -> str:
-        return f"tw::rng_init((uint32_t*){args[0]}, {args[1]}, {args[2]}, {args[3]})"
+        return f"tw::{self._rng_prefix(e)}_init((uint32_t*){args[0]}, {args[1]}, {args[2]}, {args[3]})"
 
     def call_rng_rand(self, e: Call, args) -> str:
-        return f"tw::rng_rand((uint32_t*){args[0]})"
+        return f"tw::{self._rng_prefix(e)}_rand((uint32_t*){args[0]})"
 
     def call_rng_rand_float(self, e: Call, args) -> str:
         kind = {"uniform": "rand", "normal": "normal"}[e.attrs.get("dist", "uniform")]
-        return f"tw::rng_{kind}_{'float' if e.dtype.bits == 32 else 'double'}((uint32_t*){args[0]})"
+        return f"tw::{self._rng_prefix(e)}_{kind}_{'float' if e.dtype.bits == 32 else 'double'}((uint32_t*){args[0]})"
 
     # -- beyond one block (language/launch_sync.py, transform/launch_sync.py)
     def call_sync_grid(self, e: Call, args) -> str:
@@ -727,3 +743,10 @@ def render_cuda(func: PrimFunc) -> CudaModule:
     """Render a thread-level PrimFunc; see CudaModule for what comes back."""
     return CudaRenderer(func).render()
 
+
+def _uses_generator(body, generator: str) -> bool:
+    """Whether a T.rng_init under body chose this curand generator."""
+    hits = []
+    walk(body, lambda n: hits.append(n) if isinstance(n, Call) and n.name == "rng_init"
+         and n.attrs.get("generator") == generator else None)
+    return bool(hits)

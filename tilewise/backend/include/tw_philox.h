@@ -90,19 +90,33 @@ TW_DEV double rng_rand_double(uint32_t* s) {
   return rng_uniform64(x, rng_rand(s));
 }
 
-// Box-Muller; the second value of a pair waits in the state for the next call
+// Box-Muller on two uniforms (shared with tw_curand.h); the second value of the pair waits in the
+// state for the next call
+TW_DEV float rng_box_muller_float(uint32_t* s, float u, float v) {
+  const float rad = rng_sqrtf(rng_fmul(-2.0f, rng_logf(u)));
+  const float turns = rng_fmul(v, 2.0f);  // the angle 2 pi v, in half turns (no range reduction)
+  s[11] = 1u;
+  s[12] = rng_f_as_u(rng_fmul(rad, rng_cospif(turns)));
+  return rng_fmul(rad, rng_sinpif(turns));
+}
+
+TW_DEV double rng_box_muller_double(uint32_t* s, double u, double v) {
+  const double rad = rng_sqrt(rng_dmul(-2.0, rng_log(u)));
+  const double turns = rng_dmul(2.0, v);
+  const double second = rng_dmul(rad, rng_cospi(turns));
+  s[13] = 1u;
+  s[14] = rng_d_lo(second);
+  s[15] = rng_d_hi(second);
+  return rng_dmul(rad, rng_sinpi(turns));
+}
+
 TW_DEV float rng_normal_float(uint32_t* s) {
   if (s[11]) {
     s[11] = 0u;
     return rng_u_as_f(s[12]);
   }
   const float u = rng_uniform32(rng_rand(s));
-  const float v = rng_uniform32(rng_rand(s));
-  const float rad = rng_sqrtf(rng_fmul(-2.0f, rng_logf(u)));
-  const float turns = rng_fmul(v, 2.0f);  // the angle 2 pi v, in half turns (no range reduction)
-  s[11] = 1u;
-  s[12] = rng_f_as_u(rng_fmul(rad, rng_cospif(turns)));
-  return rng_fmul(rad, rng_sinpif(turns));
+  return rng_box_muller_float(s, u, rng_uniform32(rng_rand(s)));
 }
 
 TW_DEV double rng_normal_double(uint32_t* s) {
@@ -111,13 +125,6 @@ TW_DEV double rng_normal_double(uint32_t* s) {
     return rng_d_from_words(s[15], s[14]);
   }
   const double u = rng_rand_double(s);
-  const double v = rng_rand_double(s);
-  const double rad = rng_sqrt(rng_dmul(-2.0, rng_log(u)));
-  const double turns = rng_dmul(2.0, v);
-  const double second = rng_dmul(rad, rng_cospi(turns));
-  s[13] = 1u;
-  s[14] = rng_d_lo(second);
-  s[15] = rng_d_hi(second);
-  return rng_dmul(rad, rng_sinpi(turns));
+  return rng_box_muller_double(s, u, rng_rand_double(s));
 }
 }  // namespace tw
