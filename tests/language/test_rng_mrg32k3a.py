@@ -1,4 +1,4 @@
-"""T.rng_init(..., generator="curandStateMRG32k3a_t"): curand's MRG32k3a (emulator/mrg32k3a.py,
+"""T.rng_init(..., generator="curandStateMRG32k3a_t"): curand's MRG32k3a (rng/mrg32k3a.py,
 backend/include/tw_curand.h). Checked against L'Ecuyer's published first outputs (the all-12345
 seed, which is curand's seed 0) and his next substream (2^76 steps on: curand's subsequence 1),
 against a scalar reference written here with Python integers whose skip-ahead is one matrix power
@@ -16,8 +16,8 @@ import pytest
 
 import tilewise
 import tilewise.language as T
-from tilewise.emulator import mrg32k3a as mrg
 from tilewise.errors import CompileError
+from tilewise.rng import mrg32k3a as mrg
 
 MRG = "curandStateMRG32k3a_t"
 M1, M2 = mrg.M1, mrg.M2

@@ -1,4 +1,4 @@
-"""T.rng_init(..., generator="curandStateXORWOW_t"): curand's XORWOW (emulator/xorwow.py,
+"""T.rng_init(..., generator="curandStateXORWOW_t"): curand's XORWOW (rng/xorwow.py,
 backend/include/tw_curand.h with the jump tables the renderer writes into the kernel). Checked
 against a scalar reference with Python integers (curand's seeding, stepping through `off`), the
 2^67-step subsequence jump against jump matrices computed independently (rows as Python integers,
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import tilewise
-from tilewise.emulator import xorwow
+from tilewise.rng import xorwow
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_rng_mrg32k3a import _check, _run, per_thread  # noqa: E402

@@ -16,7 +16,8 @@ PACKAGE = Path(tilewise.__file__).parent
 # bottom to top; a layer is a list of module prefixes (the longest matching prefix decides), and
 # the prefixes listed together in one tuple are siblings that must not import each other
 LAYERS: list[tuple[str, ...]] = [
-    ("tilewise.errors", "tilewise.env", "tilewise.version", "tilewise.ir.span", "tilewise.math", "tilewise.engine"),
+    ("tilewise.errors", "tilewise.env", "tilewise.version", "tilewise.ir.span", "tilewise.math", "tilewise.engine",
+     "tilewise.rng"),  # curand generators in Python: the emulator runs them, renderers embed their tables
     ("tilewise.ir",),
     ("tilewise.layout",),
     ("tilewise.tools",),  # pictures of layouts (kernel.report, in jit, draws with them)

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..ir.expr import Call
-from . import mrg32k3a as _mrg
-from . import xorwow as _xorwow
+from ..rng import mrg32k3a as _mrg
+from ..rng import xorwow as _xorwow
 from .errors import UnsupportedError, where
 
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def uniform64(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return z.astype(np.float64) * 2.0**-53 + 2.0**-54
 
 
-# language/rng.py's generator= for emulator/mrg32k3a.py and emulator/xorwow.py
+# language/rng.py's generator= for rng/mrg32k3a.py and rng/xorwow.py
 MRG32K3A, XORWOW = "curandStateMRG32k3a_t", "curandStateXORWOW_t"
 
 

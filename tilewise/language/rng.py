@@ -23,11 +23,11 @@ Integers and uniforms are bit-exact across targets; normals agree to a few ulp (
 log / sin / cos). The generator needs every thread of a block (its state is a thread's), so on
 the CPU target a kernel using it runs thread-exactly in the emulator.
 
-`generator="curandStateMRG32k3a_t"` is curand's MRG32k3a instead (emulator/mrg32k3a.py says
+`generator="curandStateMRG32k3a_t"` is curand's MRG32k3a instead (rng/mrg32k3a.py says
 what it computes; backend/include/tw_curand.h, included only by kernels that use it): the state
 words are its six, `seq` skips seq * 2^76 steps, `off` off steps, and `rng_rand` /
 `rng_rand_float` are curand's `curand` / `curand_uniform(_double)`; normals as above on its
-uniforms. `generator="curandStateXORWOW_t"` is curand's XORWOW (emulator/xorwow.py; the same
+uniforms. `generator="curandStateXORWOW_t"` is curand's XORWOW (rng/xorwow.py; the same
 header, with jump tables the renderer writes into the kernel's source): `seq` skips seq * 2^67
 steps, `off` off steps; `rng_rand` its word, the floats Philox's conversions of its words. A kernel
 has one generator."""

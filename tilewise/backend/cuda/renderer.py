@@ -234,7 +234,7 @@ class CudaRenderer(CStyleRenderer):
             self.line("#define TW_GRID_SYNC  // tw::grid_sync (T.sync_grid)")
         self.line(f'#include "{self.header}"')
         if _uses_generator(f.body, XORWOW):
-            from ...emulator.xorwow import header_tables
+            from ...rng.xorwow import header_tables
 
             self.line("#define TW_XORWOW  // T.rng_init(..., generator=\"curandStateXORWOW_t\"): its jump tables")
             self.lines.extend(header_tables().splitlines())

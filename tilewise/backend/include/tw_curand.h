@@ -1,7 +1,7 @@
 // T.rng_init(..., generator="curandStateMRG32k3a_t") (language/rng.py): curand's MRG32k3a with a
 // thread's uint32_t[16] state, words 0-2 the first component (x1[n-3], x1[n-2], x1[n-1]), 3-5 the
 // second, 11-15 the normals' pending values as for Philox. The numpy twin, which says what the
-// generator, the seeding and the outputs are, is emulator/mrg32k3a.py; the jump tables below are
+// generator, the seeding and the outputs are, is rng/mrg32k3a.py; the jump tables below are
 // its jump_tables() (A^(2^i) and A^(2^(76 + i)) mod m1 and m2, each row the two 3x3 matrices),
 // written by its header_tables() (tests/language/test_rng_mrg32k3a.py checks they agree).
 //
@@ -209,7 +209,7 @@ TW_DEV double mrg32k3a_normal_double(uint32_t* s) {
 }
 }  // namespace tw
 
-// curand's XORWOW (emulator/xorwow.py says what it computes): words 0-4 v, 5 the Weyl counter d,
+// curand's XORWOW (rng/xorwow.py says what it computes): words 0-4 v, 5 the Weyl counter d,
 // 11-15 the pending normals. Its jump tables (xorwow_jump_off / _seq: M^(2^i) and M^(2^(67 + i)),
 // 160 rows of five words each) are about 1.2 MB of source, so the renderer writes them into the kernel's
 // source, and defines TW_XORWOW, only when a kernel uses this generator.
