@@ -42,6 +42,12 @@ class UnsupportedSyntaxError(CompileError, RuntimeError):
     written against TileLang (`except RuntimeError`) catches it."""
 
 
+class ShapeMismatchError(CompileError, AssertionError):
+    """A view or reshape whose size differs from its buffer's. TileLang checks this with an
+    `assert` while building the program, so code written against it expects an AssertionError:
+    this is one as well as a CompileError."""
+
+
 class OutsideKernelError(CompileError):
     """A kernel-building construct (T.* statement, T.const, T.empty, a macro) used while no kernel
     is being parsed. @jit tells TileLang 0.1.8's eager style from a kernel factory by it."""

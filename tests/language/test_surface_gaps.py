@@ -55,6 +55,19 @@ def test_a_slice_with_a_step_is_rejected_as_tilelang_does():
     assert isinstance(e.value, CompileError) and str(e.value).split(":")[0].endswith("test_surface_gaps.py")
 
 
+@pytest.mark.parametrize("op", ["reshape", "view"])
+def test_a_view_of_the_wrong_size_is_an_assertion_error_as_in_tilelang(op):
+    # TileLang asserts the element count while building the program; its tests expect AssertionError
+    with pytest.raises(AssertionError, match="1056 x float32") as e:
+        @T.prim_func
+        def main(A: T.Tensor((1024,), T.float32), B: T.Tensor((32, 32), T.float32)):
+            with T.Kernel(1):
+                v = getattr(T, op)(A, [32, 33])
+                T.copy(v, B)
+
+    assert isinstance(e.value, CompileError)
+
+
 def gemv(N=64, K=32, with_bias=False):
     @T.prim_func
     def main(A: T.Tensor((K,), T.float32), B: T.Tensor((N, K), T.float32), Bias: T.Tensor((N,), T.float32),

@@ -1,7 +1,7 @@
 """Buffer annotations (T.Tensor and friends), allocations, views and symbolic dimensions."""
 from __future__ import annotations
 
-from ..errors import CompileError
+from ..errors import CompileError, ShapeMismatchError
 from ..ir.buffer import Buffer, BufferData
 from ..ir.builder import require, require_kernel
 from ..ir.dtype import as_dtype
@@ -222,7 +222,7 @@ def view(buf: Buffer, shape=None, dtype=None) -> Buffer:
         new = new * d
     ov, nv = const_value(old) if isinstance(old, Expr) else old, const_value(new) if isinstance(new, Expr) else new
     if isinstance(ov, int) and isinstance(nv, int) and ov * buf.dtype.bits != nv * dt.bits:
-        raise CompileError(
+        raise ShapeMismatchError(
             f"T.view: {buf.name} holds {ov} x {buf.dtype} = {ov * buf.dtype.bits // 8} bytes, "
             f"but the view asks for {nv} x {dt} = {nv * dt.bits // 8} bytes"
         )
