@@ -276,3 +276,6 @@ Select = if_then_else
 Serial = serial  # TileLang's capitalised aliases of the loop constructors
 Unroll = unroll
 Vectorized = vectorized
+# the expert tier's TIR-level intrinsics (branch texpert: language/ptx_intrinsics.py, ptx_barriers.py)
+from .ptx_barriers import *  # noqa: E402, F403
+from .ptx_intrinsics import *  # noqa: E402, F403

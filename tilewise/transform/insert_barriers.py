@@ -91,6 +91,17 @@ class _Access(Visitor):
             target = e.args[0].args[0]
             if isinstance(target, BufferLoad) and target.buffer.is_shared:
                 self.writes.add(_part(target.buffer, target.indices))
+        # a program's own cp.async (T.ptx_cp_async): its shared destination is written (no
+        # reader may still need those bytes) and lands at a later wait, like a TileOp's async copy
+        if e.name == "cp_async" and isinstance(e.args[0], Call) and e.args[0].name == "address_of":
+            target = e.args[0].args[0]
+            if isinstance(target, BufferLoad) and target.buffer.is_shared:
+                part = _part(target.buffer, target.indices)
+                self.writes.add(part)
+                self.async_writes.add(part)
+                for a in e.args[1:]:
+                    self.visit(a)
+                return
         self.generic_visit(e)
 
     def generic_visit(self, node):
