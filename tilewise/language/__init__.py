@@ -279,3 +279,8 @@ Vectorized = vectorized
 # the expert tier's TIR-level intrinsics (branch texpert: language/ptx_intrinsics.py, ptx_barriers.py)
 from .ptx_barriers import *  # noqa: E402, F403
 from .ptx_intrinsics import *  # noqa: E402, F403
+from .tir_builder import *  # noqa: E402, F403
+from .tir_nodes import *  # noqa: E402, F403
+from .tir_unsupported import refusals as _refusals  # noqa: E402
+
+globals().update({_n: _f for _n, _f in _refusals().items() if _n not in globals()})
