@@ -134,6 +134,7 @@ def ptx_mma(*args, **kwargs) -> Call:
     _, shape, a_layout, b_layout, a_t, b_t, c_t, a, ai, b, bi, c, ci, saturate = args
     _thread_kernel(what)
     shape = str(shape)
+    at, bt, ct = _mma_dtype(a_t, what), _mma_dtype(b_t, what), _mma_dtype(c_t, what)
     if shape == "m8n8k4":
         raise CompileError(f"{what}: shape m8n8k4 is Volta's (sm_70) mma; tilewise targets sm_80 and sm_90a")
     if (str(a_layout), str(b_layout)) != ("row", "col"):
@@ -143,7 +144,6 @@ def ptx_mma(*args, **kwargs) -> Call:
         raise CompileError(f"{what}: saturate=True (.satfinite) is not supported; pass False")
     if operator is not None:
         raise CompileError(f"{what}: operator={operator!r} (the b1 xor/and-popc forms) is not supported")
-    at, bt, ct = _mma_dtype(a_t, what), _mma_dtype(b_t, what), _mma_dtype(c_t, what)
     try:
         mma_variant(shape, at, bt, ct)
     except InternalError as e:
