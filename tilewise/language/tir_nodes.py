@@ -8,7 +8,7 @@
 | StringImm | a Python str | `(value)`: the str (tilewise passes strings as attributes) |
 | Add, Sub, Mul, Div, FloorDiv, FloorMod | the BinOp of that operator | `(a, b)`: the expression |
 | Mod | (TVM's truncated remainder is no single node here: never) | `(a, b)`: T.truncmod |
-| Min, Max | the `min` / `max` Call | `(a, b)`: the expression |
+| Min, Max | the BinOp `min` / `max` | `(a, b)`: the expression |
 | EQ, NE, LT, LE, GT, GE | the Compare of that operator | `(a, b)` |
 | Call, BufferLoad, PrimFunc | tilewise's Call / BufferLoad / PrimFunc | (tilewise's constructors) |
 | SizeVar | a Var | `(name, dtype)`: a Var (a dimension bound at call time, as T.dynamic) |
@@ -71,10 +71,8 @@ def _truncmod(a, b, span=None):
 
 
 Mod = _node("Mod", lambda x: False, _truncmod)
-Min = _node("Min", lambda x: isinstance(x, Call) and x.name == "min",
-            lambda a, b, span=None: Call("min", [_ex(a), _ex(b)], _ex(a).dtype))
-Max = _node("Max", lambda x: isinstance(x, Call) and x.name == "max",
-            lambda a, b, span=None: Call("max", [_ex(a), _ex(b)], _ex(a).dtype))
+Min = _node("Min", _binop("min"), lambda a, b, span=None: binary("min", _ex(a), _ex(b)))
+Max = _node("Max", _binop("max"), lambda a, b, span=None: binary("max", _ex(a), _ex(b)))
 
 
 def _cmp(op: str) -> type:
