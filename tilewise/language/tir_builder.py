@@ -61,6 +61,19 @@ def Let(expr, where: dict):  # noqa: N802 - TVMScript's name
     return substitute(as_expr(py_scalar(expr)), {v: as_expr(py_scalar(x), v.dtype) for v, x in where.items()})
 
 
+def Ptr(dtype="handle", storage_scope="global"):  # noqa: N802 - TVMScript's name
+    """`a: T.Ptr(dtype)`: a pointer parameter (= T.handle; the element type comes with T.match_buffer)."""
+    if storage_scope != "global":
+        raise CompileError(f"T.Ptr: only pointers to global memory can be parameters, got {storage_scope!r}")
+    return handle
+
+
+def ignore_loop_partition(predicate):
+    """TVM's hint that loop partitioning should not split on `predicate`: tilewise partitions no
+    loops on predicates, so the value is the predicate itself."""
+    return predicate
+
+
 def meta_var(value):
     """TVMScript's marker of a Python value used at parse time: in tilewise every Python value is."""
     return value
@@ -205,6 +218,6 @@ def call_intrin(dtype, func_name, *args, annotations=None, span=None):
     return out
 
 
-__all__ = ["Let", "TypeAnnotation", "allocate", "bind", "buffer", "buffer_decl", "buffer_store", "call_intrin",
+__all__ = ["Let", "Ptr", "TypeAnnotation", "ignore_loop_partition", "allocate", "bind", "buffer", "buffer_decl", "buffer_store", "call_intrin",
            "call_pure_extern", "decl_buffer", "func_attr", "handle", "match_buffer", "meta_var", "tvm_access_ptr",
            "type_annotation", "var"]

@@ -34,6 +34,9 @@ MESSAGES: dict[str, str] = {
     "func_name": "the kernel is named after the Python function", "func_ret": "kernels return nothing (outputs are "
     "parameters, or T.empty tensors returned at the end)",
     "buffer_var": "pointer variables are T.handle / T.ptr parameters, with T.match_buffer / T.make_tensor",
+    "index_map": "TVM's IndexMap is not supported; a layout is T.Layout(shape, forward_fn) / T.Fragment",
+    "call_kernel": "launching an external kernel from inside a prim_func is not supported; call it from Python",
+    "CallEffectKind": "call effect kinds are TVM's; tilewise's intrinsics carry their own effects",
     "undef": "an undefined value has no meaning in tilewise's IR; initialise the variable",
     # TVM runtime ABI
     **{n: _RUNTIME for n in (

@@ -9,7 +9,8 @@ Accesses are compared per root buffer, except that accesses to distinct constant
 the first dimension of a buffer that is not a view do not conflict: in a pipeline's unrolled
 steady state the slots of a multi-buffered tile are constants, so the stores filling one slot
 need no barrier after the reads of another (register staging: one barrier per iteration).
-cp.async data landing at a wait counts for the whole buffer (see `leaf`).
+cp.async data landing at a wait counts for the whole buffer (see `leaf`): the TileOps' and the
+program's own (T.ptx_cp_async, whose shared destination counts as written when issued, too).
 
 Every access is recorded with the threads that make it: the block, or the range of threads an
 `if` on the thread index keeps (`with T.ws(1):`, `if tx < 128:`). A barrier placed inside such an
