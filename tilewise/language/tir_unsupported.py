@@ -16,8 +16,9 @@ _RUNTIME = "it belongs to TVM's host-side runtime ABI (packed functions, DLTenso
            "tilewise's kernels do not use"
 _WMMA = "wmma fragments (nvcuda::wmma) are not modelled; write the tensor-core code with T.ptx_ldmatrix / T.ptx_mma " \
         "or TensorCoreIntrinEmitter, or use T.gemm"
-_WGMMA = "hand-built wgmma descriptors and instructions are not supported; on sm_90a T.gemm issues wgmma " \
-         "(wgmma_gemm), or write mma.sync code with T.ptx_ldmatrix / T.ptx_mma"
+_WGMMA = "not supported; hand-driven wgmma is T.alloc_wgmma_desc + T.initialize_wgmma_descriptor + " \
+         "T.ptx_wgmma_ss / rs between T.warpgroup_arrive and T.warpgroup_commit_batch / T.warpgroup_wait (the " \
+         "accumulators are not read before the wait), or T.gemm on sm_90a"
 _LLVM = "LLVM intrinsics are not available: tilewise generates C++ (g++) and CUDA C++ (NVRTC), not LLVM IR; " \
         "use T.call_extern for a device function"
 
@@ -53,9 +54,7 @@ MESSAGES: dict[str, str] = {
     **{n: _WMMA for n in ("tvm_load_matrix_sync", "tvm_store_matrix_sync", "tvm_mma_sync", "tvm_bmma_sync",
                           "tvm_fill_fragment")},
     # wgmma by hand
-    **{n: _WGMMA for n in ("ptx_wgmma_ss", "ptx_wgmma_rs", "alloc_descriptor", "alloc_wgmma_desc",
-                           "initialize_wgmma_descriptor", "increase_descriptor_offset", "warpgroup_fence_operand",
-                           "compute_gmma_descriptor")},
+    **{n: _WGMMA for n in ("warpgroup_fence_operand", "compute_gmma_descriptor")},
     # sparse tensor-core instructions
     "ptx_mma_sp": "sparse mma.sp is not emitted by tilewise; 2:4 sparse GEMM is T.gemm_sp",
     "ptx_wgmma_sp_ss": "sparse wgmma is not emitted by tilewise; 2:4 sparse GEMM is T.gemm_sp",
