@@ -86,6 +86,12 @@ def test_hand_driven_wgmma_compiles_to_hgmma():
     nvrtc_check(wgmma_kernel(), expect={"sm_90a": ("HGMMA",)}, archs=("sm_90a",))
 
 
+@pytest.mark.parametrize("target", ["cuda -arch=sm_80", "cpu"])
+def test_wgmma_needs_sm90a(target):
+    with pytest.raises(tilewise.CompileError, match="wgmma needs sm_90a"):
+        tilewise.compile(wgmma_kernel(), target=target)
+
+
 def test_wgmma_forms_tilewise_refuses():
     with pytest.raises(tilewise.CompileError, match="Blackwell"):
         @T.prim_func
