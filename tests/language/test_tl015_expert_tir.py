@@ -32,6 +32,7 @@ def test_builder_names_in_a_thread_level_kernel():
     """decl_buffer / allocate / bind / Let / buffer_store / tvm_access_ptr / call_intrin /
     func_attr / meta_var / var in one kernel, run by the emulator."""
     n = 64
+    seen = {}
 
     @T.prim_func
     def k(A: T.Tensor((n,), "float32"), B: T.Tensor((n,), "float32"), C: T.Tensor((n,), "float32")):
@@ -42,6 +43,7 @@ def test_builder_names_in_a_thread_level_kernel():
             r = T.allocate((2,), "float32", "local")
             tx = T.get_thread_binding()
             j = T.bind(n - 1 - tx)
+            seen.update(bound=T.has_let_value(j), value=T.get_let_value(j), unbound=T.has_let_value(T.var("int32")))
             x = T.var("int32")
             T.let(x, tx * 2)
             S[tx] = A[tx]
@@ -56,6 +58,7 @@ def test_builder_names_in_a_thread_level_kernel():
     emu(k)(A, B, C)
     np.testing.assert_allclose(B, (A + 9)[::-1], rtol=1e-6)
     np.testing.assert_allclose(C, np.abs(A - 2 * np.arange(n)))
+    assert seen["bound"] and not seen["unbound"] and isinstance(seen["value"], T.Sub)
 
 
 def test_tvm_access_ptr_and_type_annotation_feed_cp_async():

@@ -24,7 +24,7 @@ from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferData, BufferRegion
 from ..ir.builder import emit, require
 from ..ir.expr import BufferLoad, Expr, Var, as_expr
-from ..ir.stmt import BufferStore
+from ..ir.stmt import BufferStore, LetStmt
 from ..ir.visitor import substitute
 from .alloc import Tensor, alloc_buffer, make_tensor, view
 from .control import let
@@ -72,6 +72,22 @@ def ignore_loop_partition(predicate):
     """TVM's hint that loop partitioning should not split on `predicate`: tilewise partitions no
     loops on predicates, so the value is the predicate itself."""
     return predicate
+
+
+def get_let_value(var: Var):
+    """The value `var` is bound to by a T.let / T.bind in scope here (the open statement blocks of
+    the function being parsed), or None."""
+    b = require("T.get_let_value")
+    for frame in reversed(b.frames):
+        for s in reversed(frame):
+            if isinstance(s, LetStmt) and s.var is var:
+                return s.value
+    return None
+
+
+def has_let_value(var: Var) -> bool:
+    """Whether `var` is bound by a T.let / T.bind in scope here."""
+    return get_let_value(var) is not None
 
 
 def meta_var(value):
@@ -219,5 +235,5 @@ def call_intrin(dtype, func_name, *args, annotations=None, span=None):
 
 
 __all__ = ["Let", "Ptr", "TypeAnnotation", "ignore_loop_partition", "allocate", "bind", "buffer", "buffer_decl", "buffer_store", "call_intrin",
-           "call_pure_extern", "decl_buffer", "func_attr", "handle", "match_buffer", "meta_var", "tvm_access_ptr",
+           "call_pure_extern", "decl_buffer", "func_attr", "get_let_value", "handle", "has_let_value", "match_buffer", "meta_var", "tvm_access_ptr",
            "type_annotation", "var"]
