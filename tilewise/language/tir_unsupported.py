@@ -60,6 +60,8 @@ MESSAGES: dict[str, str] = {
     "ptx_wgmma_sp_ss": "sparse wgmma is not emitted by tilewise; 2:4 sparse GEMM is T.gemm_sp",
     "ptx_wgmma_sp_rs": "sparse wgmma is not emitted by tilewise; 2:4 sparse GEMM is T.gemm_sp",
     "ptx_mma_block_scale": "block-scaled mma (mma.kind::mxf8f6f4, sm_120) is not emitted by tilewise",
+    "ptx_arrive_cluster_barrier": "an arrival on another CTA's mbarrier needs a thread-block cluster, which tilewise "
+                                  "does not launch; arrive on this block's barrier with T.ptx_arrive_barrier",
     # LLVM
     "call_llvm_intrin": _LLVM, "call_llvm_pure_intrin": _LLVM, "llvm_lookup_intrinsic_id": _LLVM,
 }
