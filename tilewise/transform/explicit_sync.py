@@ -35,9 +35,9 @@ from .thread_range import INEXACT, branch_threads
 
 # intrinsic -> the T.* primitives that emit it (for messages)
 PRIMITIVES = {
-    "mbarrier_init": "T.alloc_barrier / T.create_list_of_mbarrier / T.create_barriers",
-    "mbarrier_wait": "T.mbarrier_wait_parity / T.barrier_wait / T.ptx_wait_barrier",
-    "mbarrier_arrive": "T.mbarrier_arrive / T.barrier_arrive / T.ptx_arrive_barrier",
+    "mbarrier_init": "T.alloc_barrier / T.create_list_of_mbarrier",
+    "mbarrier_wait": "T.mbarrier_wait_parity / T.barrier_wait",
+    "mbarrier_arrive": "T.mbarrier_arrive / T.barrier_arrive",
     "mbarrier_expect_tx": "T.mbarrier_expect_tx",
     "mbarrier_arrive_expect_tx": "T.mbarrier_arrive_expect_tx",
     "named_barrier": "T.sync_threads(barrier_id, ...)",
