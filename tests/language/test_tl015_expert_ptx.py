@@ -212,6 +212,8 @@ def _compile_body(body, target="cuda"):
                             0, False), "layouts"),
     (lambda A, r: T.ptx_mma("float32", "m16n8k16", "row", "col", "fp16", "fp16", "fp32", r.data, 0, r.data, 0, r.data,
                             0, True), "saturate"),
+    (lambda A, r: T.ptx_mma("float16", "m16n8k16", "row", "col", "fp16", "fp16", "fp32", r.data, 0, r.data, 0, r.data,
+                            0, False), "result type"),
     (lambda A, r: T.ptx_ldmatrix(False, 3, T.access_ptr(A[0], "r"), T.access_ptr(r[0], "w")), "num"),
     (lambda A, r: T.ptx_ldmatrix(False, 4, T.access_ptr(A[0], "r"), T.access_ptr(r[0], "w")), "shared memory"),
     (lambda A, r: T.ptx_cp_async(T.access_ptr(r[0], "w"), T.access_ptr(A[0], "r"), 4), "shared memory"),

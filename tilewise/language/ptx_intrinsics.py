@@ -131,10 +131,11 @@ def ptx_mma(*args, **kwargs) -> Call:
         raise CompileError(f"{what}: expected (dtype, shape, A_layout, B_layout, A_dtype, B_dtype, C_dtype, "
                            f"multiplicand_a, a_index, multiplicand_b, b_index, accumulator, c_index, saturate), got "
                            f"{len(args)} arguments")
-    _, shape, a_layout, b_layout, a_t, b_t, c_t, a, ai, b, bi, c, ci, saturate = args
+    dtype, shape, a_layout, b_layout, a_t, b_t, c_t, a, ai, b, bi, c, ci, saturate = args
     _thread_kernel(what)
     shape = str(shape)
     at, bt, ct = _mma_dtype(a_t, what), _mma_dtype(b_t, what), _mma_dtype(c_t, what)
+    _check_result_type(dtype, ct, what)
     if shape == "m8n8k4":
         raise CompileError(f"{what}: shape m8n8k4 is Volta's (sm_70) mma; tilewise targets sm_80 and sm_90a")
     if (str(a_layout), str(b_layout)) != ("row", "col"):
@@ -155,6 +156,12 @@ def ptx_mma(*args, **kwargs) -> Call:
         loads.append(load)
     return Call("mma_sync", [address(x) for x in loads], _dt.handle,
                 {"shape": shape, "a_dtype": at, "b_dtype": bt, "c_dtype": ct})
+
+
+def _check_result_type(dtype, c_type: str, what: str) -> None:
+    """The call's result dtype is the accumulator's (TileLang passes both)."""
+    if _mma_dtype(dtype, what) != c_type:
+        raise CompileError(f"{what}: the result type {dtype} differs from the accumulator type {c_type}")
 
 
 def ptx_mma_sm70(*args, **kwargs):

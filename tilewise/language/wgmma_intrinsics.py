@@ -32,7 +32,7 @@ from ..ir.stmt import BufferStore
 from .alloc import alloc_local
 from .loops import py_scalar
 from .pointers import address, pointer, require_scope
-from .ptx_intrinsics import _ABBRV, _const_bool, _const_int, _thread_kernel
+from .ptx_intrinsics import _ABBRV, _check_result_type, _const_bool, _const_int, _thread_kernel
 
 _SWIZZLE_OF_LAYOUT = {0: 0, 1: 128, 2: 64, 3: 32}  # descriptor bits 62-63 -> swizzle bytes
 
@@ -102,7 +102,7 @@ def _desc_value(desc, offset, what: str) -> Expr:
     return slot + off.astype(_dt.uint64)
 
 
-def _wgmma(what: str, prefix, a_k_major, b_k_major, at, bt, ct, a_operand, b_desc, b_off, c_data, c_off, scale_out,
+def _wgmma(what: str, dtype, prefix, a_k_major, b_k_major, at, bt, ct, a_operand, b_desc, b_off, c_data, c_off, scale_out,
            scale_a, scale_b, a_regs: bool) -> Call:
     _thread_kernel(what)
     for name, s in (("scale_in_a", scale_a), ("scale_in_b", scale_b)):
@@ -115,6 +115,7 @@ def _wgmma(what: str, prefix, a_k_major, b_k_major, at, bt, ct, a_operand, b_des
             raise CompileError(f"{what}: operand type {t!r} has no wgmma form in tilewise (fp16, bf16, tf32, int8 / "
                                "uint8 with fp16 / fp32 / int32 accumulators)")
         types.append(_ABBRV[s])
+    _check_result_type(dtype, types[2], what)
     shape = str(prefix)
     try:
         v = wgmma_variant(shape, *types, a_regs=a_regs)
@@ -136,7 +137,7 @@ def ptx_wgmma_ss(dtype, wgmma_prefix, a_is_k_major, b_is_k_major, a_dtype_abbrv,
                  A_desc, A_offset, B_desc, B_offset, C_data, C_offset, scale_out, scale_in_a, scale_in_b) -> Call:  # noqa: N803
     """`wgmma.mma_async` with A and B in shared memory, read through descriptors."""
     what = "T.ptx_wgmma_ss"
-    return _wgmma(what, wgmma_prefix, a_is_k_major, b_is_k_major, a_dtype_abbrv, b_dtype_abbrv, accum_dtype_abbrv,
+    return _wgmma(what, dtype, wgmma_prefix, a_is_k_major, b_is_k_major, a_dtype_abbrv, b_dtype_abbrv, accum_dtype_abbrv,
                   _desc_value(A_desc, A_offset, what), B_desc, B_offset, C_data, C_offset, scale_out, scale_in_a,
                   scale_in_b, a_regs=False)
 
@@ -147,7 +148,7 @@ def ptx_wgmma_rs(dtype, wgmma_prefix, b_is_k_major, a_dtype_abbrv, b_dtype_abbrv
     what = "T.ptx_wgmma_rs"
     a = pointer(A_buf, A_offset, what)
     require_scope(a, ("local",), what, "A fragment")
-    return _wgmma(what, wgmma_prefix, True, b_is_k_major, a_dtype_abbrv, b_dtype_abbrv, accum_dtype_abbrv, address(a),
+    return _wgmma(what, dtype, wgmma_prefix, True, b_is_k_major, a_dtype_abbrv, b_dtype_abbrv, accum_dtype_abbrv, address(a),
                   B_desc, B_offset, C_data, C_offset, scale_out, scale_in_a, scale_in_b, a_regs=True)
 
 
