@@ -105,6 +105,12 @@ def test_node_classes_are_views_of_tilewise_expressions():
     assert T.Range(2, 5) == range(2, 5)
 
 
+def test_get_tvm_dtype():
+    import torch
+
+    assert T.get_tvm_dtype(torch.bfloat16) == T.bfloat16 and T.get_tvm_dtype("int8") == T.int8
+
+
 def test_emitter_helpers_are_in_T():
     assert T.TensorCoreIntrinEmitter is TensorCoreIntrinEmitter
     assert T.get_mma_micro_size("int8") == (16, 16, 32)

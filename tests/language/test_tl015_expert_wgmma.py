@@ -86,6 +86,7 @@ def test_hand_driven_wgmma_compiles_to_hgmma():
     nvrtc_check(wgmma_kernel(), expect={"sm_90a": ("HGMMA",)}, archs=("sm_90a",))
 
 
+@pytest.mark.filterwarnings("ignore:.*programs its threads")
 @pytest.mark.parametrize("target", ["cuda -arch=sm_80", "cpu"])
 def test_wgmma_needs_sm90a(target):
     with pytest.raises(tilewise.CompileError, match="wgmma needs sm_90a"):

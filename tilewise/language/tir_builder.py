@@ -90,6 +90,11 @@ def has_let_value(var: Var) -> bool:
     return get_let_value(var) is not None
 
 
+def get_tvm_dtype(value) -> _dt.DataType:
+    """TileLang's dtype normaliser (a name, a T dtype, a torch dtype): tilewise's dtype."""
+    return _dt.as_dtype(value)
+
+
 def meta_var(value):
     """TVMScript's marker of a Python value used at parse time: in tilewise every Python value is."""
     return value
@@ -235,5 +240,5 @@ def call_intrin(dtype, func_name, *args, annotations=None, span=None):
 
 
 __all__ = ["Let", "Ptr", "TypeAnnotation", "ignore_loop_partition", "allocate", "bind", "buffer", "buffer_decl", "buffer_store", "call_intrin",
-           "call_pure_extern", "decl_buffer", "func_attr", "get_let_value", "handle", "has_let_value", "match_buffer", "meta_var", "tvm_access_ptr",
+           "call_pure_extern", "decl_buffer", "func_attr", "get_let_value", "get_tvm_dtype", "handle", "has_let_value", "match_buffer", "meta_var", "tvm_access_ptr",
            "type_annotation", "var"]

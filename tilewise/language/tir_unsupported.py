@@ -36,6 +36,8 @@ MESSAGES: dict[str, str] = {
     "parameters, or T.empty tensors returned at the end)",
     "buffer_var": "pointer variables are T.handle / T.ptr parameters, with T.match_buffer / T.make_tensor",
     "index_map": "TVM's IndexMap is not supported; a layout is T.Layout(shape, forward_fn) / T.Fragment",
+    "CUDASourceCodeKernel": "launching a kernel from CUDA source text is not supported; write the kernel in T, or "
+                            "call hand-written device functions with T.import_source + T.call_extern",
     "call_kernel": "launching an external kernel from inside a prim_func is not supported; call it from Python",
     "CallEffectKind": "call effect kinds are TVM's; tilewise's intrinsics carry their own effects",
     "undef": "an undefined value has no meaning in tilewise's IR; initialise the variable",
