@@ -11,6 +11,7 @@ from . import (  # noqa: E402
     tvm,
     utils,  # noqa: E402
 )
+from . import intrinsics as _intrinsics  # noqa: E402
 from .autotuner import autotune  # noqa: E402
 from .cache import clear_cache  # noqa: E402
 from .engine import register_c_postproc, register_cuda_postproc, register_hip_postproc  # noqa: E402
@@ -23,6 +24,12 @@ from .profiler import Profiler, TensorSupplyType  # noqa: E402
 from .transform import PassConfigKey  # noqa: E402
 from .tvm import DataType  # noqa: E402
 from .version import __version__  # noqa: E402
+
+# TileLang's T also exports the expert tier's emitter and layout helpers; tilewise.intrinsics sits
+# above tilewise.language in the layer order, so the package puts them there once both are loaded
+for _name, _value in _intrinsics.T_EXPORTS.items():
+    setattr(language, _name, _value)
+del _name, _value
 
 
 def set_log_level(level) -> None:

@@ -276,3 +276,12 @@ Select = if_then_else
 Serial = serial  # TileLang's capitalised aliases of the loop constructors
 Unroll = unroll
 Vectorized = vectorized
+# the expert tier's TIR-level names (branch texpert: ptx_*.py, wgmma_intrinsics.py, tir_*.py)
+from .ptx_barriers import *  # noqa: E402, F403
+from .ptx_intrinsics import *  # noqa: E402, F403
+from .tir_builder import *  # noqa: E402, F403
+from .tir_nodes import *  # noqa: E402, F403
+from .tir_unsupported import refusals as _refusals  # noqa: E402
+from .wgmma_intrinsics import *  # noqa: E402, F403
+
+globals().update({_n: _f for _n, _f in _refusals().items() if _n not in globals()})

@@ -49,6 +49,7 @@ PRIMITIVES = {
     "wgmma_commit": "T.warpgroup_commit_batch",
     "tma_store_commit": "T.tma_store_arrive",
     "tma_store_wait": "T.tma_store_wait",
+    "wgmma": "T.ptx_wgmma_ss / T.ptx_wgmma_rs",
 }
 MBARRIER = ("mbarrier_init", "mbarrier_wait", "mbarrier_arrive", "mbarrier_expect_tx", "mbarrier_arrive_expect_tx")
 NAMED = ("named_barrier", "named_barrier_arrive")
@@ -160,6 +161,8 @@ class _Kernel(Mutator):
         if name == "mbarrier_init":
             self.inits.append(s)
             return _nothing()
+        if name == "wgmma" and not self.machine.has("wgmma"):  # the program's own (language/wgmma_intrinsics.py)
+            raise CompileError(f"{what}: wgmma needs sm_90a; the target is {self.machine.name}", s.span)
         if name in MBARRIER and not self.machine.has("mbarrier"):
             raise CompileError(f"{what} needs mbarriers (sm_90 or newer); the target is {self.machine.name}", s.span)
         if name in DROPPABLE:

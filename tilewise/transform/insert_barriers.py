@@ -9,7 +9,8 @@ Accesses are compared per root buffer, except that accesses to distinct constant
 the first dimension of a buffer that is not a view do not conflict: in a pipeline's unrolled
 steady state the slots of a multi-buffered tile are constants, so the stores filling one slot
 need no barrier after the reads of another (register staging: one barrier per iteration).
-cp.async data landing at a wait counts for the whole buffer (see `leaf`).
+cp.async data landing at a wait counts for the whole buffer (see `leaf`): the TileOps' and the
+program's own (T.ptx_cp_async, whose shared destination counts as written when issued, too).
 
 Every access is recorded with the threads that make it: the block, or the range of threads an
 `if` on the thread index keeps (`with T.ws(1):`, `if tx < 128:`). A barrier placed inside such an
@@ -91,6 +92,17 @@ class _Access(Visitor):
             target = e.args[0].args[0]
             if isinstance(target, BufferLoad) and target.buffer.is_shared:
                 self.writes.add(_part(target.buffer, target.indices))
+        # a program's own cp.async (T.ptx_cp_async): its shared destination is written (no
+        # reader may still need those bytes) and lands at a later wait, like a TileOp's async copy
+        if e.name == "cp_async" and isinstance(e.args[0], Call) and e.args[0].name == "address_of":
+            target = e.args[0].args[0]
+            if isinstance(target, BufferLoad) and target.buffer.is_shared:
+                part = _part(target.buffer, target.indices)
+                self.writes.add(part)
+                self.async_writes.add(part)
+                for a in e.args[1:]:
+                    self.visit(a)
+                return
         self.generic_visit(e)
 
     def generic_visit(self, node):
