@@ -77,6 +77,7 @@ from .annotate import (
     use_swizzle,
 )
 from .any_all import all_of, any_of
+from .blackwell import blackwell_names as _blackwell_names
 from .control import (
     Else,
     If,
@@ -97,6 +98,7 @@ from .control import (
 )
 from .eager import Ref, annotate_compile_flags, annotate_pass_configs, const, dynamic, empty, inline
 from .extern import access_ptr, address_of, call_extern, import_source
+from .float_ops import fma, fmul, ieee_add, ieee_fdiv, ieee_fmaf, ieee_frcp, ieee_frsqrt, ieee_fsqrt, ieee_mul, ieee_sub
 from .global_vector import ldg32, ldg64, ldg128, ldg256, stg32, stg64, stg128, stg256, vector_dtypes
 from .hopper import (
     WarpSpecialize,
@@ -134,6 +136,7 @@ from .hopper import (
     ws,
 )
 from .im2col import c2d_im2col, im2col
+from .int_ops import align_up, cdiv, q_multiply_shift
 from .launch_sync import pdl_sync, pdl_trigger, sync_grid
 from .loops import (
     Kernel,
@@ -206,6 +209,7 @@ from .math import (
     truncdiv,
     truncmod,
 )
+from .packed_math import abs2, add2, fma2, max2, min2, mul2, sub2
 from .parser import Macro, macro, prim_func
 from .persistent import Persistent
 from .prim_expr import PrimExpr
@@ -255,6 +259,18 @@ from .warp import (  # the expert tier: warp shuffles and reductions (language/w
     warp_reduce_min,
     warp_reduce_sum,
 )
+from .warp_vote import (
+    activemask,
+    all_sync,
+    any_sync,
+    ballot,
+    ballot_sync,
+    match_all_sync,
+    match_any_sync,
+    syncthreads_and,
+    syncthreads_count,
+    syncthreads_or,
+)
 from .workspace import alloc_global
 
 Buffer = Tensor
@@ -276,3 +292,4 @@ Select = if_then_else
 Serial = serial  # TileLang's capitalised aliases of the loop constructors
 Unroll = unroll
 Vectorized = vectorized
+globals().update(_blackwell_names())  # tcgen05_*, alloc_tmem, clc_*, ...: CompileError (language/blackwell.py)
