@@ -78,6 +78,22 @@ from .annotate import (
 )
 from .any_all import all_of, any_of
 from .blackwell import blackwell_names as _blackwell_names
+from .cluster import (
+    ClusterKernel,
+    alloc_cluster_barrier,
+    block_rank_in_cluster,
+    cluster_arrive,
+    cluster_arrive_relaxed,
+    cluster_sync,
+    cluster_wait,
+    copy_cluster,
+    get_cluster_dims,
+    get_cluster_extent,
+    get_cluster_extents,
+    get_cluster_id,
+    get_cluster_ids,
+    get_cluster_size,
+)
 from .control import (
     Else,
     If,
@@ -96,6 +112,7 @@ from .control import (
     let,
     loop_break,
 )
+from .dtype_names import dtype_names as _dtype_names
 from .eager import Ref, annotate_compile_flags, annotate_pass_configs, const, dynamic, empty, inline
 from .extern import access_ptr, address_of, call_extern, import_source
 from .float_ops import fma, fmul, ieee_add, ieee_fdiv, ieee_fmaf, ieee_frcp, ieee_frsqrt, ieee_fsqrt, ieee_mul, ieee_sub
@@ -294,3 +311,4 @@ Serial = serial  # TileLang's capitalised aliases of the loop constructors
 Unroll = unroll
 Vectorized = vectorized
 globals().update(_blackwell_names())  # tcgen05_*, alloc_tmem, clc_*, ...: CompileError (language/blackwell.py)
+globals().update(_dtype_names())  # T.boolean, T.void, packed fp4/fp6 vectors, float8_e3m4 (language/dtype_names.py)
