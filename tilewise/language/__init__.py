@@ -153,7 +153,7 @@ from .hopper import (
     ws,
 )
 from .im2col import c2d_im2col, im2col
-from .int_ops import align_up, cdiv, q_multiply_shift
+from .int_ops import align_up, cdiv, q_multiply_shift, q_multiply_shift_per_axis
 from .launch_sync import pdl_sync, pdl_trigger, sync_grid
 from .loops import (
     Kernel,
@@ -227,6 +227,7 @@ from .math import (
     truncmod,
 )
 from .packed_math import abs2, add2, fma2, max2, min2, mul2, sub2
+from .param_aliasing import annotate_restrict_buffers
 from .parser import Macro, macro, prim_func
 from .persistent import Persistent
 from .prim_expr import PrimExpr
@@ -261,6 +262,7 @@ from .tir_math import fast_log10 as __log10
 from .tir_math import fast_sin as __sin
 from .tir_math import fast_tan as __tan
 from .tir_math import ldg as __ldg
+from .tir_statements import Assert, extract_lane, get_active_lane_mask, init, ret, thread_return, where
 from .tma_descriptor import create_tma_descriptor, tma_load, tma_store
 from .warp import (  # the expert tier: warp shuffles and reductions (language/warp.py)
     shfl_down,
@@ -290,6 +292,7 @@ from .warp_vote import (
     syncthreads_or,
 )
 from .workspace import alloc_global
+from .ws_annotations import annotate_ws_pipeline_depth, annotate_ws_schedule
 
 Buffer = Tensor
 globals().update(vector_dtypes())  # T.float32x4, T.float16x8, ... (language/global_vector.py)

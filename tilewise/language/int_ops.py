@@ -59,3 +59,21 @@ def q_multiply_shift(x, y, q, s) -> Expr:
     n = right + Const(qv, i64)
     half = if_then_else(n > zero, Const(1, i64) << (n - Const(1, i64)), zero)
     return cast((p + half) >> n, _dt.int32)
+
+
+def q_multiply_shift_per_axis(x, y, ls, rs, q, is_lshift_required, is_rshift_required) -> Expr:
+    """TVM's per-axis form: the left shift `ls` and right shift `rs` (both >= 0) given apart, each
+    applied only when its flag is set: int32((int64(x) << ls) * y + 2^(n-1)) >> n) with n = q + rs."""
+    i64 = _dt.int64
+    qv = const_value(as_expr(_v(q)))
+    if not isinstance(qv, int) or qv < 1:
+        raise CompileError(f"T.q_multiply_shift_per_axis: q must be a constant >= 1, got {q}")
+    lreq, rreq = (const_value(as_expr(_v(f))) for f in (is_lshift_required, is_rshift_required))
+    if not isinstance(lreq, int) or not isinstance(rreq, int):
+        raise CompileError("T.q_multiply_shift_per_axis: is_lshift_required / is_rshift_required must be constants")
+    p = cast(_int32(x, "x"), i64)
+    if lreq:
+        p = p << cast(_int32(ls, "ls"), i64)
+    p = p * cast(_int32(y, "y"), i64)
+    n = Const(qv, i64) + cast(_int32(rs, "rs"), i64) if rreq else Const(qv, i64)
+    return cast((p + (Const(1, i64) << (n - Const(1, i64)))) >> n, _dt.int32)

@@ -209,6 +209,7 @@ class CudaRenderer(CStyleRenderer):
 
         sig, pnames = [], []
         pdl_sync = any("pdl_sync" in k.attrs.get("launch_sync", ()) for k, _ in kernels)
+        non_restrict = set(f.attrs.get("tilewise_non_restrict", ()))  # T.annotate_restrict_buffers
         for p, ro in zip(f.params, readonly):
             if isinstance(p, Buffer):
                 if not p.is_global:
@@ -217,7 +218,7 @@ class CudaRenderer(CStyleRenderer):
                 name = self.buf(p)
                 # with T.pdl_sync no parameter is __restrict__ (as TileLang: the primary grid may
                 # still be writing what this one reads until the wait)
-                restrict = "" if pdl_sync else " __restrict__"
+                restrict = "" if pdl_sync or p.name in non_restrict else " __restrict__"
                 sig.append(f"{'const ' if ro else ''}{t}*{restrict} {name}")
             else:
                 name = self.var(p)
