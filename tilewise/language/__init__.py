@@ -35,6 +35,7 @@ from ..tileop.cummax import cummax
 from ..tileop.cumsum import cumsum
 from ..tileop.fill import clear, fill
 from ..tileop.gemm import GemmWarpPolicy, gemm
+from ..tileop.gemm_sp import gemm_sp
 from ..tileop.print import print
 from ..tileop.reduce import (
     reduce,
