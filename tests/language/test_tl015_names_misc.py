@@ -4,13 +4,12 @@ names, and the names that are clear errors (Blackwell, TIR blocks, packed fp4 ve
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.filterwarnings("ignore:.*programs its threads:UserWarning")
-
 import tilewise
 import tilewise.language as T
 from tilewise.errors import CompileError
 from tilewise.tileop.gemm_sp import e_factor
 
+pytestmark = pytest.mark.filterwarnings("ignore:.*programs its threads:UserWarning")
 TARGETS = [("cpu", None), ("cuda", "emulator")]
 
 # ------------------------------------------------------------------ T.gemm_sp
