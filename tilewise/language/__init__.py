@@ -234,6 +234,7 @@ from .persistent import Persistent
 from .prim_expr import PrimExpr
 from .rng import rng_init, rng_rand, rng_rand_float
 from .shared_vector import lds32, lds64, lds128, sts32, sts64, sts128
+from .tile_scheduler import BaseTileScheduler, PersistentTileScheduler
 from .tir_math import (
     acosh,
     asinh,
