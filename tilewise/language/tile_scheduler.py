@@ -31,6 +31,20 @@ from .math import min as _min
 _ZERO = [Const(0, _dt.int32)]
 
 
+def _num_sms() -> int:
+    """The CUDA device's SM count (TileLang's default number of workers), read as
+    tilelang.carver.arch.driver.get_num_sms reads it: through torch."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return int(torch.cuda.get_device_properties(0).multi_processor_count)
+    except ImportError:
+        pass
+    raise CompileError("T.PersistentTileScheduler: num_workers defaults to the CUDA device's SM count, and there is "
+                       "no CUDA device here; pass num_workers=")
+
+
 class BaseTileScheduler:
     """The state and the init / next_tile / valid skeleton; subclasses decode linear indices."""
 
@@ -101,13 +115,7 @@ class PersistentTileScheduler(BaseTileScheduler):
             raise CompileError(f"T.PersistentTileScheduler: cluster_size must be a positive int, got {cluster_size!r}")
         super().__init__(stateful=stateful, name=name)
         if num_workers is None:
-            from ..carver.arch import driver
-
-            try:
-                num_workers = driver.get_num_sms() // cluster_size
-            except Exception as e:  # no CUDA device here
-                raise CompileError("T.PersistentTileScheduler: num_workers defaults to the CUDA device's SM count, "
-                                   f"which is not available here ({e}); pass num_workers=") from e
+            num_workers = _num_sms() // cluster_size
         self.cluster_size = cluster_size
         self.num_workers = num_workers
         self.swizzle_size = swizzle_size

@@ -23,7 +23,7 @@ from ..errors import CompileError, warn_once
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
 from ..ir.builder import emit, require_kernel
-from ..ir.expr import BufferLoad, Const, Var, as_expr, cast, const_value
+from ..ir.expr import BufferLoad, Const, Select, Var, as_expr, cast, const_value
 from ..ir.stmt import Allocate, BufferStore, For
 from .gemm import GemmWarpPolicy, gemm
 from .region import as_region
@@ -113,14 +113,12 @@ def gemm_sp(A_sparse, E, B, C, transpose_A: bool = False, transpose_E: bool = Fa
         col = g * kept + slot
         return _at(a_buf, a_start, a_keep, col, i) if transpose_A else _at(a_buf, a_start, a_keep, i, col)
 
-    from ..language.math import if_then_else
-
     zero = Const(0, dt)
     if kept == 2:
         first, second = nib & 3, (nib >> 2) & 3
-        value = if_then_else(pos == first, kept_value(0), if_then_else(pos == second, kept_value(1), zero))
+        value = Select(pos == first, kept_value(0), Select(pos == second, kept_value(1), zero))
     else:  # float32: the nibble's low position pair names the kept value (0b0100: first, 0b1110: second)
-        value = if_then_else(pos == ((nib & 3) >> 1), kept_value(0), zero)
+        value = Select(pos == ((nib & 3) >> 1), kept_value(0), zero)
     emit(For(i, 0, m, "parallel", For(j, 0, kk, "parallel", BufferStore(dense, [i, j], value))))
     gemm(dense, B, C, transpose_A=False, transpose_B=transpose_B, policy=policy, clear_accum=clear_accum,
          wg_wait=wg_wait)
