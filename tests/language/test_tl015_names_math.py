@@ -64,17 +64,90 @@ def test_fma_is_one_ffma_and_fmul_stays_a_multiply():
     nvrtc_check(_float_ops(), expect=["FFMA", "FMUL"])
 
 
-def test_directed_rounding_and_other_types_are_clear_errors():
-    for call in (lambda a: T.ieee_add(a, a, "rz"), lambda a: T.ieee_fsqrt(a, rounding_mode="ru"),
-                 lambda a: T.ieee_fdiv(a, a, "rd")):
-        with pytest.raises(CompileError, match="round-to-nearest"):
-            _build_with(call, "float32")
+def test_rounding_mode_and_type_errors():
     with pytest.raises(CompileError, match="invalid rounding mode"):
         _build_with(lambda a: T.ieee_mul(a, a, "rx"), "float32")
     with pytest.raises(CompileError, match="float32 operation"):
         _build_with(lambda a: T.ieee_add(a, a), "float64")
     with pytest.raises(CompileError, match="floating-point"):
         _build_with(lambda a: T.fma(a, a, a), "int32")
+
+
+def _directed(mode):
+    @T.prim_func
+    def k(X: T.Tensor((N,), "float32"), Y: T.Tensor((N,), "float32"), Z: T.Tensor((N,), "float32"),
+          O: T.Tensor((7, N), "float32")):
+        with T.Kernel(N // 128, threads=128) as bx:
+            for i in T.Parallel(128):
+                j = bx * 128 + i
+                O[0, j] = T.ieee_add(X[j], Y[j], mode)
+                O[1, j] = T.ieee_sub(X[j], Y[j], mode)
+                O[2, j] = T.ieee_mul(X[j], Y[j], mode)
+                O[3, j] = T.ieee_fmaf(X[j], Y[j], Z[j], mode)
+                O[4, j] = T.ieee_fdiv(X[j], Y[j], mode)
+                O[5, j] = T.ieee_frcp(Y[j], rounding_mode=mode)
+                O[6, j] = T.ieee_fsqrt(T.abs(Z[j]), rounding_mode=mode)
+
+    return k
+
+
+def _round_directed(side, t, mode):
+    """t (a float32 next to the exact value) moved to the mode's float32, side = sign(exact - t)."""
+    if mode == "ru" and side > 0:
+        return np.nextafter(t, np.float32(np.inf))
+    if mode == "rd" and side < 0:
+        return np.nextafter(t, np.float32(-np.inf))
+    if mode == "rz" and ((t > 0 and side < 0) or (t < 0 and side > 0)):
+        return np.nextafter(t, np.float32(0))
+    return t
+
+
+def _exact(v: Fraction, mode, zero_sum=False):
+    t = np.float32(float(v))
+    if v == 0 and zero_sum:  # IEEE 754: an exact zero sum is -0 only when rounding down
+        return np.float32(-0.0) if mode == "rd" else np.float32(0.0)
+    return _round_directed((v > Fraction(float(t))) - (v < Fraction(float(t))), t, mode)
+
+
+def _exact_sqrt(a: float, mode):
+    t = np.float32(np.sqrt(a))
+    sq = Fraction(float(t)) ** 2
+    return _round_directed((Fraction(a) > sq) - (Fraction(a) < sq), t, mode)
+
+
+@pytest.mark.parametrize("mode", ["rz", "ru", "rd"])
+@pytest.mark.parametrize("target,backend", TARGETS)
+def test_ieee_directed_rounding_is_exact(mode, target, backend, rng):
+    """Each result bit for bit against the exact value rounded in the mode (fractions)."""
+    x, y, z = ((rng.standard_normal(N) * np.exp2(rng.integers(-30, 30, N))).astype(np.float32) for _ in range(3))
+    y[:8] = x[:8]  # exact zero differences
+    y[8:16] = -x[8:16]  # exact zero sums
+    F = [[Fraction(float(v)) for v in a] for a in (x, y, z)]
+    want = np.array([
+        [_exact(a + b, mode, zero_sum=True) for a, b in zip(F[0], F[1])],
+        [_exact(a - b, mode, zero_sum=True) for a, b in zip(F[0], F[1])],
+        [_exact(a * b, mode) for a, b in zip(F[0], F[1])],
+        [_exact(a * b + c, mode, zero_sum=True) for a, b, c in zip(*F)],
+        [_exact(a / b, mode) for a, b in zip(F[0], F[1])],
+        [_exact(1 / b, mode) for b in F[1]],
+        [_exact_sqrt(abs(float(c)), mode) for c in z]], np.float32)
+    o = _run(_directed(mode), [3], target, backend, x, y, z)
+    np.testing.assert_array_equal(o.view(np.uint32), want.view(np.uint32))
+
+
+@pytest.mark.parametrize("target,backend", TARGETS)
+def test_ieee_directed_rounding_at_the_edges(target, backend):
+    mx, tiny = np.finfo(np.float32).max, np.float32(1e-45)
+    x = np.zeros(N, np.float32)
+    y = np.ones(N, np.float32)
+    z = np.ones(N, np.float32)
+    x[:4], y[:4], z[:4] = [mx, tiny, 0.0, np.inf], [mx, 0.5, -0.0, 1], [1, 1, 0.0, 1]
+    with np.errstate(all="ignore"):
+        rz, ru, rd = (_run(_directed(m), [3], target, backend, x, y, z) for m in ("rz", "ru", "rd"))
+    assert rz[0, 0] == mx and ru[0, 0] == np.inf and rd[0, 0] == mx  # overflow
+    assert ru[0, 1] == np.nextafter(np.float32(0.5), np.float32(1)) and rd[0, 1] == 0.5  # a subnormal's nudge
+    assert np.signbit(rd[2, 2]) and not np.signbit(ru[3, 2])  # 0 * -0 = -0 in all modes; -0 + 0: +0 unless rd
+    assert np.signbit(rd[3, 2]) and rz[0, 3] == np.inf and rz[1, 3] == np.inf  # infinities pass
 
 
 def _build_with(fn, dtype):

@@ -21,14 +21,20 @@ of that same single-rounding Call, whose operands no pass looks through:
 float16 and bfloat16 operands are computed in float32 (their products are exact there) and
 rounded once back, as the GPU's half-precision fma does.
 
-TileLang's `rounding_mode` also takes "rz", "ru" and "rd" (CUDA's `__fadd_rz` ...). tilewise's
-CPU code and emulator round to nearest only, so a directed mode is a CompileError naming it rather
-than a silently different result."""
+TileLang's `rounding_mode` also takes "rz", "ru" and "rd" (CUDA's `__fadd_rz`, `__fmul_ru`,
+`__fdiv_rd` ...: toward zero, up, down). tilewise computes a directed result from exact arithmetic
+in the IR, the same on every target: the value is carried as a float64 s plus the sign of what s
+misses (the exact sum's error by Knuth's TwoSum, the residual of a division or square root by one
+float64 fma, which is exact there; a product of two float32 values is exact in float64), t is s
+rounded to the nearest float32 — one of the two float32 values around the exact result — and the
+exact result's side of t, the sign of (s - t) + error, decides whether t or its float32 neighbour
+(T.nextafter) is the answer. Overflow goes to the largest finite value where the mode rounds
+toward zero, infinities and NaNs pass through."""
 from __future__ import annotations
 
 from ..errors import CompileError
 from ..ir import dtype as _dt
-from ..ir.expr import Call, Const, Expr, as_expr, cast
+from ..ir.expr import Call, Const, Expr, Select, as_expr, cast, logical_and, logical_or
 from .math import _v
 
 _MODES = ("rn", "rz", "ru", "rd")
@@ -56,13 +62,59 @@ def _fused(a: Expr, b: Expr, c: Expr) -> Expr:
     return cast(Call("fma", [cast(a, f32), cast(b, f32), cast(c, f32)], f32), dt)
 
 
-def _check_mode(what: str, rounding_mode) -> None:
+def _check_mode(what: str, rounding_mode) -> str:
     if not (isinstance(rounding_mode, str) and rounding_mode in _MODES):
         raise CompileError(f"T.{what}: invalid rounding mode {rounding_mode!r}; must be one of {set(_MODES)}")
-    if rounding_mode != "rn":
-        raise CompileError(
-            f"T.{what}(..., rounding_mode={rounding_mode!r}): tilewise implements only round-to-nearest ('rn'); "
-            "directed rounding (rz/ru/rd) is not available on its CPU and emulator targets")
+    return rounding_mode
+
+
+def _f64(e: Expr) -> Expr:
+    return cast(e, _dt.float64)
+
+
+def _mul64(a: Expr, b: Expr) -> Expr:
+    """a * b in float64 as a call no pass fuses into a following addition."""
+    return Call("fma", [a, b, Const(-0.0, _dt.float64)], _dt.float64)
+
+
+def _two_sum(a: Expr, b: Expr) -> tuple[Expr, Expr]:
+    """(s, e) with s = fl(a + b) and s + e = a + b exactly (Knuth; float64 operands)."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _sum(a: Expr, b: Expr, mode: str) -> Expr:
+    """a + b (float64 operands, exact sum needed) rounded to float32 in mode. An exact zero sum is
+    +0 in every mode but "rd", where IEEE 754 makes it -0 (unless both operands are +0): that is
+    -((-a) + (-b)) rounded to nearest."""
+    s, e = _two_sum(a, b)
+    r = _round(s, e, mode)
+    if mode != "rd":
+        return r
+    zero64 = Const(0.0, _dt.float64)
+    exact_zero = logical_and(s == zero64, e == zero64)
+    return Select(exact_zero, -cast((-a) + (-b), _dt.float32), r)
+
+
+def _round(s: Expr, err: Expr, mode: str) -> Expr:
+    """The float32 rounding, in `mode`, of the exact value s + err (s float64, err's sign only
+    matters when s is a float32 value)."""
+    t = cast(s, _dt.float32)
+    if mode == "rn":
+        return t
+    d = (s - _f64(t)) + err  # the exact value's side of t (its sign is exact)
+    f32 = _dt.float32
+    up = Call("nextafter", [t, Const(float("inf"), f32)], f32)
+    down = Call("nextafter", [t, Const(float("-inf"), f32)], f32)
+    zero64 = Const(0.0, _dt.float64)
+    if mode == "ru":
+        return Select(d > zero64, up, t)
+    if mode == "rd":
+        return Select(d < zero64, down, t)
+    toward0 = Call("nextafter", [t, Const(0.0, f32)], f32)  # rz: step back when t is farther from 0
+    zero32 = Const(0.0, f32)
+    return Select(logical_or(logical_and(t > zero32, d < zero64), logical_and(t < zero32, d > zero64)), toward0, t)
 
 
 def _float32_only(what: str, e: Expr) -> None:
@@ -85,53 +137,77 @@ def fmul(x, y) -> Expr:
 
 
 def ieee_add(x, y, rounding_mode="rn") -> Expr:
-    """x + y, rounded once (only rounding_mode "rn" in tilewise)."""
-    _check_mode("ieee_add", rounding_mode)
+    """x + y rounded once in `rounding_mode` ("rn", "rz", "ru", "rd")."""
+    mode = _check_mode("ieee_add", rounding_mode)
     a, b = _floats("ieee_add", x, y)
     _float32_only("ieee_add", a)
-    return Call("fma", [a, Const(1.0, a.dtype), b], a.dtype)
+    if mode == "rn":
+        return Call("fma", [a, Const(1.0, a.dtype), b], a.dtype)
+    return _sum(_f64(a), _f64(b), mode)
 
 
 def ieee_sub(x, y, rounding_mode="rn") -> Expr:
-    _check_mode("ieee_sub", rounding_mode)
+    mode = _check_mode("ieee_sub", rounding_mode)
     a, b = _floats("ieee_sub", x, y)
     _float32_only("ieee_sub", a)
-    return Call("fma", [a, Const(1.0, a.dtype), -b], a.dtype)
+    if mode == "rn":
+        return Call("fma", [a, Const(1.0, a.dtype), -b], a.dtype)
+    return _sum(_f64(a), -_f64(b), mode)
 
 
 def ieee_mul(x, y, rounding_mode="rn") -> Expr:
-    _check_mode("ieee_mul", rounding_mode)
+    mode = _check_mode("ieee_mul", rounding_mode)
     a, b = _floats("ieee_mul", x, y)
     _float32_only("ieee_mul", a)
-    return Call("fma", [a, b, Const(-0.0, a.dtype)], a.dtype)
+    if mode == "rn":
+        return Call("fma", [a, b, Const(-0.0, a.dtype)], a.dtype)
+    return _round(_mul64(_f64(a), _f64(b)), Const(0.0, _dt.float64), mode)  # exact in float64
 
 
 def ieee_fmaf(x, y, z, rounding_mode="rn") -> Expr:
-    _check_mode("ieee_fmaf", rounding_mode)
+    mode = _check_mode("ieee_fmaf", rounding_mode)
     a, b, c = _floats("ieee_fmaf", x, y, z)
     _float32_only("ieee_fmaf", a)
-    return Call("fma", [a, b, c], a.dtype)
+    if mode == "rn":
+        return Call("fma", [a, b, c], a.dtype)
+    return _sum(_mul64(_f64(a), _f64(b)), _f64(c), mode)
+
+
+def _quotient(n: Expr, b: Expr, mode: str) -> Expr:
+    """n / b (float64 operands holding float32 values) rounded to float32 in mode."""
+    q = n / b
+    residual = Call("fma", [-q, b, n], _dt.float64)  # n - q*b, exact
+    return _round(q, residual / b, mode)
 
 
 def ieee_fdiv(x, y, rounding_mode="rn") -> Expr:
-    _check_mode("ieee_fdiv", rounding_mode)
+    mode = _check_mode("ieee_fdiv", rounding_mode)
     a, b = _floats("ieee_fdiv", x, y)
     _float32_only("ieee_fdiv", a)
-    return a / b
+    if mode == "rn":
+        return a / b
+    return _quotient(_f64(a), _f64(b), mode)
 
 
 def ieee_frcp(x, rounding_mode="rn") -> Expr:
-    _check_mode("ieee_frcp", rounding_mode)
+    mode = _check_mode("ieee_frcp", rounding_mode)
     (a,) = _floats("ieee_frcp", x)
     _float32_only("ieee_frcp", a)
-    return Const(1.0, a.dtype) / a
+    if mode == "rn":
+        return Const(1.0, a.dtype) / a
+    return _quotient(Const(1.0, _dt.float64), _f64(a), mode)
 
 
 def ieee_fsqrt(x, rounding_mode="rn") -> Expr:
-    _check_mode("ieee_fsqrt", rounding_mode)
+    mode = _check_mode("ieee_fsqrt", rounding_mode)
     (a,) = _floats("ieee_fsqrt", x)
     _float32_only("ieee_fsqrt", a)
-    return Call("sqrt", [a], a.dtype)
+    if mode == "rn":
+        return Call("sqrt", [a], a.dtype)
+    a64 = _f64(a)
+    r = Call("sqrt", [a64], _dt.float64)
+    # sqrt(a) - r = (a - r*r) / (sqrt(a) + r): the exact residual a - r*r (one fma) over about 2r
+    return _round(r, Call("fma", [-r, r, a64], _dt.float64) / (r + r), mode)
 
 
 def ieee_frsqrt(x) -> Expr:
