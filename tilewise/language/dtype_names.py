@@ -8,6 +8,8 @@
   tilewise keeps fp4 and fp6 one value per byte inside a kernel (docs/API.md, "fp4 tensors"), so a
   packed vector value has no representation there: the names exist and any use (calling one,
   `T.reinterpret` to one, a tensor of one) is an error naming the type.
+- `T.tfloat32x2 ... x64`: vector dtypes (as `T.float32x4`) of T.tfloat32, present once the
+  tfloat32 dtype is (it is added on another branch).
 - `T.float8_e3m4`, `T.float8_e4m3b11fnuz` and their vectors: float8 formats that no target of
   tilewise has a conversion or tensor-core instruction for (ml_dtypes defines them; CUDA and the
   AMD GPUs do not), likewise errors naming them.
@@ -52,6 +54,15 @@ def dtype_names() -> dict[str, object]:
     for elem, bits in (("float4_e2m1fn", 4), ("float6_e2m3fn", 6), ("float6_e3m2fn", 6)):
         for n in LANES:
             out[f"{elem}x{n}"] = UnsupportedDType(f"{elem}x{n}", _PACKED.format(bits=bits, elem=elem))
+    try:  # T.tfloat32 itself is another branch's (tlex2): its vectors follow once the dtype exists
+        tf32 = _dt.as_dtype("tfloat32")
+    except (TypeError, ValueError):
+        tf32 = None
+    if tf32 is not None:
+        from .global_vector import VectorDType
+
+        for n in LANES:
+            out[f"tfloat32x{n}"] = VectorDType(tf32, n)
     for elem in ("float8_e3m4", "float8_e4m3b11fnuz"):
         out[elem] = UnsupportedDType(elem, _NO_TARGET)
         for n in LANES:
