@@ -317,3 +317,43 @@ def test_stateless_scheduler_only_decodes():
             with T.Kernel(1, threads=32):
                 s = T.PersistentTileScheduler(2, 2, num_workers=1, stateful=False)
                 O[0] = s.m_idx
+
+
+# ------------------------------------------------------------------ T.meta_class
+
+
+@T.meta_class
+class _Counter:
+    def __init__(self, start, name=None):
+        self._n = T.alloc_var(T.int32)
+        self.start = start
+
+    @property
+    def n(self):
+        return self._n[0]
+
+    def reset(self):  # stores: inlined into the kernel
+        self._n[0] = self.start
+
+    def bump(self, k):
+        self._n[0] = self._n[0] + k
+
+    def doubled(self):  # no store: plain Python building an expression
+        return self._n[0] * 2
+
+
+@pytest.mark.parametrize("target,backend", TARGETS)
+def test_meta_class_state_in_registers(target, backend):
+    @T.prim_func
+    def k(O: T.Tensor((2,), "int32")):
+        with T.Kernel(1, threads=32):
+            c = _Counter(5, name="ctr")
+            c.reset()
+            c.bump(3)
+            O[0] = c.n
+            c.bump(1)
+            O[1] = c.doubled()
+
+    kk = tilewise.compile(k, out_idx=[0], target=target, execution_backend=backend)
+    np.testing.assert_array_equal(kk(), [8, 18])
+    assert "ctr_n" in kk.get_kernel_source()

@@ -227,6 +227,7 @@ from .math import (
     truncdiv,
     truncmod,
 )
+from .meta_class import meta_class
 from .packed_math import abs2, add2, fma2, max2, min2, mul2, sub2
 from .param_aliasing import annotate_restrict_buffers
 from .parser import Macro, macro, prim_func
