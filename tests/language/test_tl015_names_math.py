@@ -294,3 +294,16 @@ def test_q_multiply_shift_cdiv_align_up(q, s, target, backend, rng):
     np.testing.assert_array_equal(o[2], -(-v // 7))
     np.testing.assert_array_equal(o[3], -(-v // 16) * 16)
     assert T.cdiv(10, 4) == 3 and T.align_up(10, 4) == 12
+
+
+def test_the_same_results_on_the_hip_target(clang19, rng):
+    """Compiled by clang for gfx942 and run in the wave64 emulator: bit for bit the CPU's results."""
+    x, y, z = (rng.standard_normal(N).astype(np.float32) for _ in range(3))
+    for func in (_directed("rd"), _float_ops()):
+        hip = tilewise.compile(func, out_idx=[3], target="hip", execution_backend="emulator")(x, y, z)
+        cpu = tilewise.compile(func, out_idx=[3], target="cpu")(x, y, z)
+        np.testing.assert_array_equal(hip.view(np.uint32), cpu.view(np.uint32))
+    a = rng.standard_normal(128).astype(np.float16)
+    args = (a, a[::-1].copy(), a)
+    hip = tilewise.compile(_packed("float16"), out_idx=[3], target="hip", execution_backend="emulator")(*args)
+    np.testing.assert_array_equal(hip, tilewise.compile(_packed("float16"), out_idx=[3], target="cpu")(*args))
