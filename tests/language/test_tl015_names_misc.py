@@ -357,3 +357,21 @@ def test_meta_class_state_in_registers(target, backend):
     kk = tilewise.compile(k, out_idx=[0], target=target, execution_backend=backend)
     np.testing.assert_array_equal(kk(), [8, 18])
     assert "ctr_n" in kk.get_kernel_source()
+
+
+def test_hints_without_effect_warn_and_keep_the_program(rng):
+    @T.prim_func
+    def k(X: T.Tensor((64,), "float32"), Y: T.Tensor((64,), "float32")):
+        T.annotate_ws_pipeline_depth({X: 2})
+        with T.Kernel(1, threads=64):
+            with T.ws_op("scale"):
+                for i in T.Parallel(64):
+                    Y[i] = T.if_then_else(T.ignore_loop_partition(i < 32), X[i] * 2, X[i])
+
+    x = rng.standard_normal(64).astype(np.float32)
+    y = tilewise.compile(k, out_idx=[1], target="cpu")(x)
+    np.testing.assert_array_equal(y, np.where(np.arange(64) < 32, x * 2, x))
+    with pytest.raises(CompileError, match="positive int"):
+        @T.prim_func
+        def bad(X: T.Tensor((64,), "float32")):
+            T.annotate_ws_pipeline_depth({X: 0})

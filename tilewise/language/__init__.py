@@ -265,7 +265,16 @@ from .tir_math import fast_log10 as __log10
 from .tir_math import fast_sin as __sin
 from .tir_math import fast_tan as __tan
 from .tir_math import ldg as __ldg
-from .tir_statements import Assert, extract_lane, get_active_lane_mask, init, ret, thread_return, where
+from .tir_statements import (
+    Assert,
+    extract_lane,
+    get_active_lane_mask,
+    ignore_loop_partition,
+    init,
+    ret,
+    thread_return,
+    where,
+)
 from .tma_descriptor import create_tma_descriptor, tma_load, tma_store
 from .warp import (  # the expert tier: warp shuffles and reductions (language/warp.py)
     shfl_down,
@@ -295,7 +304,7 @@ from .warp_vote import (
     syncthreads_or,
 )
 from .workspace import alloc_global
-from .ws_annotations import annotate_ws_pipeline_depth, annotate_ws_schedule
+from .ws_annotations import annotate_ws_pipeline_depth, annotate_ws_schedule, ws_op
 
 Buffer = Tensor
 globals().update(vector_dtypes())  # T.float32x4, T.float16x8, ... (language/global_vector.py)

@@ -5,6 +5,7 @@
   parts, which are joined. Outside a kernel tilewise has no host code to check in: an error.
 - `T.extract_lane(vector, lane)`: one lane (a constant index) of a vector value (T.ldg64 ...,
   T.reinterpret(v, T.float32x4), T.add2 ...).
+- `T.ignore_loop_partition(predicate)`: the predicate (a loop-partitioning hint; said once).
 
 TIR constructs tilewise's IR does not have are CompileErrors naming them: `T.where(predicate)` and
 `T.init()` (the predicate and the reduction init of a TIR block; tilewise programs have no blocks:
@@ -41,6 +42,16 @@ def extract_lane(vector, lane):
     if not isinstance(i, int) or not 0 <= i < vector.lanes:
         raise CompileError(f"T.extract_lane: lane must be a constant in [0, {vector.lanes}), got {lane!r}")
     return vector[i]
+
+
+def ignore_loop_partition(predicate):
+    """TVM's hint that `predicate` should not split a loop (loop partitioning): the predicate
+    itself; tilewise decides its own loop splits (said once)."""
+    from ..errors import warn_once
+
+    warn_once("ignore_loop_partition", "T.ignore_loop_partition has no effect in tilewise (it decides loop splits "
+              "itself); the predicate is used as it is")
+    return predicate
 
 
 def _refuse(name: str, why: str):

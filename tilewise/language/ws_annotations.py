@@ -1,10 +1,11 @@
 """TileLang 0.1.15's annotations for its automatic warp-specialisation scheduler:
-`T.annotate_ws_pipeline_depth({buffer: depth, ...})` and `T.annotate_ws_schedule(schedule)`.
+`T.annotate_ws_pipeline_depth({buffer: depth, ...})`, `with T.ws_op(op_id):` and
+`T.annotate_ws_schedule(schedule)`.
 
 tilewise has no automatic warp-specialisation pass (it specialises warps where the program says so:
 T.ws / T.WarpSpecialize, and pipelines with T.Pipelined(num_stages=)). The pipeline depth is a
-hint to that scheduler about buffers' multi-versioning, with no effect on results: accepted and
-said once, as the other TileLang keywords without effect (docs/API.md). A WSSchedule is a whole
+hint to that scheduler about buffers' multi-versioning and `T.ws_op` names statements for it; both
+have no effect on results: accepted (the ws_op body is parsed as written) and said once, as the other TileLang keywords without effect (docs/API.md). A WSSchedule is a whole
 program transformation written against TileLang's MaterializeWSSchedule pass (and its WS* classes,
 which tilewise does not have): a CompileError rather than a schedule silently not applied."""
 from __future__ import annotations
@@ -34,3 +35,22 @@ def annotate_ws_schedule(schedule) -> None:
     raise CompileError("T.annotate_ws_schedule: tilewise does not implement TileLang's MaterializeWSSchedule "
                        "transformation (nor its WSSchedule classes); write the producer/consumer roles with "
                        "T.ws / T.WarpSpecialize and T.Pipelined instead")
+
+
+class _WsOpFrame:
+    """`with T.ws_op(op_id):` — the body, parsed as written."""
+
+    def __init__(self, op_id: str):
+        self.op_id = op_id
+
+    def parse_with(self, parser, node, body) -> None:
+        warn_once("ws_op", "T.ws_op has no effect: it names a statement for TileLang's automatic warp-specialisation "
+                  "scheduler, which tilewise does not have; the body runs as written")
+        parser.parse_scoped(body)
+
+
+def ws_op(op_id: str) -> _WsOpFrame:
+    """`with T.ws_op("id"):` a stable op id for TileLang's warp-specialisation scheduler (no effect here)."""
+    if not isinstance(op_id, str):
+        raise CompileError(f"T.ws_op takes a string id, got {op_id!r}")
+    return _WsOpFrame(op_id)
