@@ -307,3 +307,31 @@ def test_the_same_results_on_the_hip_target(clang19, rng):
     args = (a, a[::-1].copy(), a)
     hip = tilewise.compile(_packed("float16"), out_idx=[3], target="hip", execution_backend="emulator")(*args)
     np.testing.assert_array_equal(hip, tilewise.compile(_packed("float16"), out_idx=[3], target="cpu")(*args))
+
+
+def _fma_kernel(dtype, n):
+    @T.prim_func
+    def k(X: T.Tensor((n,), dtype), Y: T.Tensor((n,), dtype), Z: T.Tensor((n,), dtype), O: T.Tensor((n,), dtype)):
+        with T.Kernel(1, threads=n):
+            for i in T.Parallel(n):
+                O[i] = T.fma(X[i], Y[i], Z[i])
+
+    return k
+
+
+@pytest.mark.parametrize("target,backend", TARGETS)
+def test_bfloat16_fma_rounds_once(target, backend):
+    """Products exactly halfway between two bfloat16 values, plus a c far below them: one rounding
+    goes toward c's side; rounding through float32 or float64 first would land on the tie."""
+    import ml_dtypes
+
+    bf = ml_dtypes.bfloat16
+    pairs = [(1.734375, 1.5), (1.5, 1.3046875), (1.5, 1.890625), (1.171875, 1.25)]
+    a = np.array([p[0] for p in pairs] * 2 * 16, bf)
+    b = np.array([p[1] for p in pairs] * 2 * 16, bf)
+    c = np.array(([1e-30] * 4 + [-1e-30] * 4) * 16, bf)
+    o = _run(_fma_kernel("bfloat16", 128), [3], target, backend, a, b, c)
+    p = a.astype(np.float64) * b.astype(np.float64)  # exact, a bfloat16 midpoint
+    up = np.nextafter(p.astype(np.float32), np.float32(np.inf)).astype(bf)  # the neighbours of p
+    down = np.nextafter(p.astype(np.float32), np.float32(-np.inf)).astype(bf)
+    np.testing.assert_array_equal(o.astype(np.float64), np.where(c.astype(np.float64) > 0, up, down).astype(np.float64))

@@ -18,8 +18,10 @@ of that same single-rounding Call, whose operands no pass looks through:
   float32 is never a float32 midpoint (it is exact or irrational), and tests/language/
   test_tl015_names_math.py checks the float64 evaluation against an exact integer criterion.
 
-float16 and bfloat16 operands are computed in float32 (their products are exact there) and
-rounded once back, as the GPU's half-precision fma does.
+float16 and bfloat16 `fma` / `fma2` lanes are rounded once to their type, as the GPU's
+half-precision fma does: the exact a * b + c as a float64 pair, rounded to odd, then to the type;
+`fmul` and the packed add / sub / mul / max go through float32, where their single rounding to the
+narrow type is exact too (float32 has more than 2p + 2 bits for p-bit operands).
 
 TileLang's `rounding_mode` also takes "rz", "ru" and "rd" (CUDA's `__fadd_rz`, `__fmul_ru`,
 `__fdiv_rd` ...: toward zero, up, down). tilewise computes a directed result from exact arithmetic
@@ -58,8 +60,14 @@ def _fused(a: Expr, b: Expr, c: Expr) -> Expr:
     dt = a.dtype
     if dt.name in ("float32", "float64"):
         return Call("fma", [a, b, c], dt)
-    f32 = _dt.float32  # half types: the product is exact in float32, the sum rounded there
-    return cast(Call("fma", [cast(a, f32), cast(b, f32), cast(c, f32)], f32), dt)
+    # float16 / bfloat16: the product is exact in float64, the sum an exact pair (s, e); s rounded
+    # to odd keeps the inexactness, so the one rounding to the narrow type is correct (53 >= 11 + 2)
+    f64 = _dt.float64
+    s, e = _two_sum(_mul64(cast(a, f64), cast(b, f64)), cast(c, f64))
+    odd = (Call("reinterpret", [s], _dt.int64) & Const(1, _dt.int64)) == Const(1, _dt.int64)
+    exact_or_odd = logical_or(logical_or(e == Const(0.0, f64), e != e), odd)
+    toward_e = Call("nextafter", [s, Call("copysign", [Const(float("inf"), f64), e], f64)], f64)
+    return cast(Select(exact_or_odd, s, toward_e), dt)
 
 
 def _check_mode(what: str, rounding_mode) -> str:
