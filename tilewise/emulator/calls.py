@@ -15,6 +15,7 @@ from . import grid_sync as _grid_sync
 from . import mfma as _mfma
 from . import rng as _rng
 from . import warp_sync as _warp_sync
+from . import warp_vote as _warp_vote
 from .access import Access
 from .asyncq import Chunk
 from .errors import DivergenceError, MisalignedAddressError, UnsupportedError, element_str, where
@@ -773,6 +774,7 @@ _HANDLERS = {
     **_mfma.HANDLERS,  # AMD MFMA over 64-lane wavefronts (emulator/mfma.py)
     **_extern.HANDLERS,  # T.call_extern of the CUDA math functions
     **_warp_sync.HANDLERS,  # T.sync_warp
+    **_warp_vote.HANDLERS,  # T.any_sync, T.ballot, T.match_any_sync, T.syncthreads_count, ...
     **_grid_sync.HANDLERS,  # T.sync_grid, T.pdl_trigger, T.pdl_sync
     **_rng.HANDLERS,  # T.rng_init, T.rng_rand, T.rng_rand_float
 }

@@ -511,6 +511,9 @@ def fma64(a, b, c):
         r = vh + _round_to_odd(zs, ze)
         plain = a * b + c
         ok = np.isfinite(r) & np.isfinite(plain) & np.isfinite(ta) & np.isfinite(tb)
+        # an exact zero takes IEEE's sign of the sum (the pairs above lose it: -0 + -0 is -0),
+        # which the plain form computes right, its product then being exact (= -c)
+        ok &= r != 0
         r = np.where(ok, r, plain)
     return r if np.ndim(r) else np.float64(r)
 

@@ -35,6 +35,7 @@ from ..tileop.cummax import cummax
 from ..tileop.cumsum import cumsum
 from ..tileop.fill import clear, fill
 from ..tileop.gemm import GemmWarpPolicy, gemm
+from ..tileop.gemm_sp import gemm_sp
 from ..tileop.print import print
 from ..tileop.reduce import (
     reduce,
@@ -77,6 +78,23 @@ from .annotate import (
     use_swizzle,
 )
 from .any_all import all_of, any_of
+from .blackwell import blackwell_names as _blackwell_names
+from .cluster import (
+    ClusterKernel,
+    alloc_cluster_barrier,
+    block_rank_in_cluster,
+    cluster_arrive,
+    cluster_arrive_relaxed,
+    cluster_sync,
+    cluster_wait,
+    copy_cluster,
+    get_cluster_dims,
+    get_cluster_extent,
+    get_cluster_extents,
+    get_cluster_id,
+    get_cluster_ids,
+    get_cluster_size,
+)
 from .control import (
     Else,
     If,
@@ -95,8 +113,10 @@ from .control import (
     let,
     loop_break,
 )
+from .dtype_names import dtype_names as _dtype_names
 from .eager import Ref, annotate_compile_flags, annotate_pass_configs, const, dynamic, empty, inline
 from .extern import access_ptr, address_of, call_extern, import_source
+from .float_ops import fma, fmul, ieee_add, ieee_fdiv, ieee_fmaf, ieee_frcp, ieee_frsqrt, ieee_fsqrt, ieee_mul, ieee_sub
 from .global_vector import ldg32, ldg64, ldg128, ldg256, stg32, stg64, stg128, stg256, vector_dtypes
 from .hopper import (
     WarpSpecialize,
@@ -134,6 +154,7 @@ from .hopper import (
     ws,
 )
 from .im2col import c2d_im2col, im2col
+from .int_ops import align_up, cdiv, q_multiply_shift, q_multiply_shift_per_axis
 from .launch_sync import pdl_sync, pdl_trigger, sync_grid
 from .loops import (
     Kernel,
@@ -206,10 +227,15 @@ from .math import (
     truncdiv,
     truncmod,
 )
+from .meta_class import meta_class
+from .packed_math import abs2, add2, fma2, max2, min2, mul2, sub2
+from .param_aliasing import annotate_restrict_buffers
 from .parser import Macro, macro, prim_func
 from .persistent import Persistent
 from .prim_expr import PrimExpr
 from .rng import rng_init, rng_rand, rng_rand_float
+from .shared_vector import lds32, lds64, lds128, sts32, sts64, sts128
+from .tile_scheduler import BaseTileScheduler, PersistentTileScheduler
 from .tir_math import (
     acosh,
     asinh,
@@ -239,6 +265,16 @@ from .tir_math import fast_log10 as __log10
 from .tir_math import fast_sin as __sin
 from .tir_math import fast_tan as __tan
 from .tir_math import ldg as __ldg
+from .tir_statements import (
+    Assert,
+    extract_lane,
+    get_active_lane_mask,
+    ignore_loop_partition,
+    init,
+    ret,
+    thread_return,
+    where,
+)
 from .tma_descriptor import create_tma_descriptor, tma_load, tma_store
 from .warp import (  # the expert tier: warp shuffles and reductions (language/warp.py)
     shfl_down,
@@ -255,7 +291,20 @@ from .warp import (  # the expert tier: warp shuffles and reductions (language/w
     warp_reduce_min,
     warp_reduce_sum,
 )
+from .warp_vote import (
+    activemask,
+    all_sync,
+    any_sync,
+    ballot,
+    ballot_sync,
+    match_all_sync,
+    match_any_sync,
+    syncthreads_and,
+    syncthreads_count,
+    syncthreads_or,
+)
 from .workspace import alloc_global
+from .ws_annotations import annotate_ws_pipeline_depth, annotate_ws_schedule, ws_op
 
 Buffer = Tensor
 globals().update(vector_dtypes())  # T.float32x4, T.float16x8, ... (language/global_vector.py)
@@ -284,4 +333,6 @@ from .tir_nodes import *  # noqa: E402, F403
 from .tir_unsupported import refusals as _refusals  # noqa: E402
 from .wgmma_intrinsics import *  # noqa: E402, F403
 
+globals().update(_blackwell_names())  # tcgen05_*, alloc_tmem, clc_*, ...: CompileError (language/blackwell.py)
+globals().update(_dtype_names())  # T.boolean, T.void, packed fp4/fp6 vectors, float8_e3m4 (language/dtype_names.py)
 globals().update({_n: _f for _n, _f in _refusals().items() if _n not in globals()})

@@ -68,12 +68,6 @@ def Ptr(dtype="handle", storage_scope="global"):  # noqa: N802 - TVMScript's nam
     return handle
 
 
-def ignore_loop_partition(predicate):
-    """TVM's hint that loop partitioning should not split on `predicate`: tilewise partitions no
-    loops on predicates, so the value is the predicate itself."""
-    return predicate
-
-
 def get_let_value(var: Var):
     """The value `var` is bound to by a T.let / T.bind in scope here (the open statement blocks of
     the function being parsed), or None."""
@@ -239,6 +233,6 @@ def call_intrin(dtype, func_name, *args, annotations=None, span=None):
     return out
 
 
-__all__ = ["Let", "Ptr", "TypeAnnotation", "ignore_loop_partition", "allocate", "bind", "buffer", "buffer_decl", "buffer_store", "call_intrin",
+__all__ = ["Let", "Ptr", "TypeAnnotation", "allocate", "bind", "buffer", "buffer_decl", "buffer_store", "call_intrin",
            "call_pure_extern", "decl_buffer", "func_attr", "get_let_value", "get_tvm_dtype", "handle", "has_let_value", "match_buffer", "meta_var", "tvm_access_ptr",
            "type_annotation", "var"]

@@ -26,6 +26,7 @@ from . import (  # noqa: F401 (registration)
     ops_mbarrier,
     ops_memory,
     ops_misc,
+    ops_vote,
     ops_warp,
     ops_wgmma,
 )

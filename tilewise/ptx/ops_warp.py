@@ -65,11 +65,13 @@ def _bar(ctx, instr):
                 st.races.warp_sync(np.unique(lanes // 32))
 
         return syncwarp
-    kind = m.take("sync", "arrive", "red")
+    if "red" in instr.parts:  # bar.red (__syncthreads_count / _and / _or): ops_vote.py
+        from .ops_vote import bar_red
+
+        return bar_red(ctx, instr)
+    kind = m.take("sync", "arrive")
     m.take("aligned")
     m.done()
-    if kind == "red":
-        raise unsupported(instr, f"bar.{kind}")
     ops = instr.operands
     if is_named_barrier(instr) or (ctx.kernel.uses_hopper and is_block_barrier(instr)):
         return _named_bar(ctx, instr, kind)
@@ -107,7 +109,7 @@ def _bar(ctx, instr):
 def is_named_barrier(instr) -> bool:
     """A bar.sync / bar.arrive that may name a barrier other than 0 or part of the block: it runs
     in a basic block of its own, so that its threads can wait there (executor.py)."""
-    if instr.parts[0] not in ("bar", "barrier") or "warp" in instr.parts:
+    if instr.parts[0] not in ("bar", "barrier") or "warp" in instr.parts or "red" in instr.parts:
         return False
     ops = instr.operands
     return "arrive" in instr.parts or not ops or not isinstance(ops[0], Imm) or ops[0].value != 0 or len(ops) > 1

@@ -83,7 +83,9 @@ class CpuRenderer(CStyleRenderer):
         for i, p in enumerate(f.params):
             if isinstance(p, Buffer):
                 t = c_type(p.dtype)
-                self.line(f"{t}* __restrict__ {self.buf(p)} = ({t}*)tw_args[{i}];")
+                # T.annotate_restrict_buffers: parameters that may alias are not __restrict__
+                restrict = "" if p.name in f.attrs.get("tilewise_non_restrict", ()) else " __restrict__"
+                self.line(f"{t}*{restrict} {self.buf(p)} = ({t}*)tw_args[{i}];")
             else:
                 t = c_type(p.dtype)
                 self.line(f"const {t} {self.var(p)} = *(const {t}*)tw_args[{i}];")

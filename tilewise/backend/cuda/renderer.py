@@ -209,6 +209,7 @@ class CudaRenderer(CStyleRenderer):
 
         sig, pnames = [], []
         pdl_sync = any("pdl_sync" in k.attrs.get("launch_sync", ()) for k, _ in kernels)
+        non_restrict = set(f.attrs.get("tilewise_non_restrict", ()))  # T.annotate_restrict_buffers
         for p, ro in zip(f.params, readonly):
             if isinstance(p, Buffer):
                 if not p.is_global:
@@ -217,7 +218,7 @@ class CudaRenderer(CStyleRenderer):
                 name = self.buf(p)
                 # with T.pdl_sync no parameter is __restrict__ (as TileLang: the primary grid may
                 # still be writing what this one reads until the wait)
-                restrict = "" if pdl_sync else " __restrict__"
+                restrict = "" if pdl_sync or p.name in non_restrict else " __restrict__"
                 sig.append(f"{'const ' if ro else ''}{t}*{restrict} {name}")
             else:
                 name = self.var(p)
@@ -571,6 +572,34 @@ class CudaRenderer(CStyleRenderer):
 
     def call_syncwarp(self, e: Call, args) -> str:
         return self.warp_barrier
+
+    # -- warp and block votes (language/warp_vote.py): full-warp masks, CUDA's intrinsics
+    def call_vote_any(self, e: Call, args) -> str:
+        return f"(__any_sync(0xffffffffu, ({args[0]}) != 0) ? 1 : 0)"
+
+    def call_vote_all(self, e: Call, args) -> str:
+        return f"(__all_sync(0xffffffffu, ({args[0]}) != 0) ? 1 : 0)"
+
+    def call_vote_ballot(self, e: Call, args) -> str:
+        return f"((uint64_t)__ballot_sync(0xffffffffu, ({args[0]}) != 0))"
+
+    def call_activemask(self, e: Call, args) -> str:
+        return "((uint64_t)__activemask())"
+
+    def call_match_any(self, e: Call, args) -> str:
+        return f"__match_any_sync(0xffffffffu, {args[0]})"
+
+    def call_match_all(self, e: Call, args) -> str:
+        return f"([&] {{ int tw_pred_; return __match_all_sync(0xffffffffu, {args[0]}, &tw_pred_); }}())"
+
+    def call_syncthreads_count(self, e: Call, args) -> str:
+        return f"__syncthreads_count(({args[0]}) != 0)"
+
+    def call_syncthreads_and(self, e: Call, args) -> str:
+        return f"(__syncthreads_and(({args[0]}) != 0) ? 1 : 0)"
+
+    def call_syncthreads_or(self, e: Call, args) -> str:
+        return f"(__syncthreads_or(({args[0]}) != 0) ? 1 : 0)"
 
     # -- T.rng_* (language/rng.py; Philox4x32-10 in backend/include/tw_philox.h, curand's MRG32k3a
     # and XORWOW in tw_curand.h, included by render() when a kernel uses them)

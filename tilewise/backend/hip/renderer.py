@@ -102,6 +102,28 @@ class HipRenderer(CudaRenderer):
 
     call_shfl_xor = call_shfl_down = call_shfl_up = call_shfl_idx = _shfl
 
+    # -- warp votes over the 64-lane wavefront (language/warp_vote.py): clang's AMDGPU builtins
+    def call_vote_any(self, e: Call, args) -> str:
+        return f"(__builtin_amdgcn_ballot_w64(({args[0]}) != 0) != 0 ? 1 : 0)"
+
+    def call_vote_all(self, e: Call, args) -> str:
+        return f"(__builtin_amdgcn_ballot_w64(({args[0]}) != 0) == __builtin_amdgcn_read_exec() ? 1 : 0)"
+
+    def call_vote_ballot(self, e: Call, args) -> str:
+        return f"((uint64_t)__builtin_amdgcn_ballot_w64(({args[0]}) != 0))"
+
+    def call_activemask(self, e: Call, args) -> str:
+        return "((uint64_t)__builtin_amdgcn_read_exec())"
+
+    def _no_hip(self, e: Call, args) -> str:
+        what = {"match_any": "T.match_any_sync", "match_all": "T.match_all_sync"}.get(e.name, f"T.{e.name}")
+        why = ("AMD GPUs have no warp match instruction" if e.name.startswith("match") else
+               "AMD GPUs have no barrier that reduces a predicate (CUDA's bar.red)")
+        raise CompileError(f"{self.func.name}: {what} is not available for the HIP target: {why}")
+
+    call_match_any = call_match_all = _no_hip
+    call_syncthreads_count = call_syncthreads_and = call_syncthreads_or = _no_hip
+
 
 def render_hip(func: PrimFunc) -> CudaModule:
     """Render a thread-level PrimFunc lowered for an AMD machine (ir/machine.py hip_machine)."""
