@@ -77,6 +77,10 @@ def gemm_sp(A_sparse, E, B, C, transpose_A: bool = False, transpose_E: bool = Fa
             annotations=None) -> None:
     """C (+)= expand(A_sparse, E) @ op(B); see the module doc."""
     k = require_kernel("T.gemm_sp")
+    # the sparse tensor-core instruction is what a TileLang user asks for with gemm_sp: say once
+    # that it is not what runs here, so the dense work is not a surprise on a GPU profile
+    warn_once(("T.gemm_sp", "dense"), "T.gemm_sp: tilewise expands the 2:4 sparse A into a dense tile and runs "
+              "T.gemm (exact result; on GPUs the tensor cores do a dense mma, twice mma.sp's work)", stacklevel=3)
     if annotations:
         warn_once(("T.gemm_sp", "annotations"), f"T.gemm_sp(annotations={annotations!r}) has no effect in tilewise",
                   stacklevel=3)
