@@ -50,8 +50,6 @@ MESSAGES: dict[str, str] = {
         "tvm_struct_get", "tvm_struct_set", "tvm_throw_last_error", "tvm_tuple", "lookup_param",
         "handle_add_byte_offset", "isnullptr", "start_profile_intrinsic", "end_profile_intrinsic")},
     "tvm_thread_invariant": "a TVM analysis hint; tilewise decides thread invariance itself",
-    "q_multiply_shift_per_axis": "TVM's per-channel quantisation helper is not supported; write the multiply and "
-                                 "shift with integer arithmetic (T.q_multiply_shift for one channel)",
     # wmma
     **{n: _WMMA for n in ("tvm_load_matrix_sync", "tvm_store_matrix_sync", "tvm_mma_sync", "tvm_bmma_sync",
                           "tvm_fill_fragment")},
@@ -61,7 +59,6 @@ MESSAGES: dict[str, str] = {
     "ptx_mma_sp": "sparse mma.sp is not emitted by tilewise; 2:4 sparse GEMM is T.gemm_sp",
     "ptx_wgmma_sp_ss": "sparse wgmma is not emitted by tilewise; 2:4 sparse GEMM is T.gemm_sp",
     "ptx_wgmma_sp_rs": "sparse wgmma is not emitted by tilewise; 2:4 sparse GEMM is T.gemm_sp",
-    "ptx_mma_block_scale": "block-scaled mma (mma.kind::mxf8f6f4, sm_120) is not emitted by tilewise",
     "ptx_arrive_cluster_barrier": "an arrival on another CTA's mbarrier needs a thread-block cluster, which tilewise "
                                   "does not launch; arrive on this block's barrier with T.ptx_arrive_barrier",
     # LLVM
