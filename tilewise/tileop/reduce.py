@@ -402,7 +402,30 @@ def all_reduce(ctx, acc: Buffer, modes, n: int, combine, dtype: DataType) -> lis
     sync = Evaluate(Call("syncthreads", [], _dt.handle))
     lv = Var("v", _dt.int32)
     out.append(Allocate(ws))
-    write = For(lv, 0, n, "unroll", BufferStore(ws, [simplify(compact(tid) * n, ctx.ranges) + lv],
+    # partners differ from a thread only in the digits of the reduced modes
+    def partners_of(t):
+        base = t
+        for place, radix in shared_modes:
+            base = base - ((t // place) % radix) * place
+        ps = [base]
+        for place, radix in shared_modes:
+            ps = [p + r * place for p in ps for r in range(radix)]
+        return ps
+
+    # Where value v of writer c goes. When every thread's partners are adjacent writers (the
+    # warps of a block-wide row), value-major (ws[v * width + c]): one vector load brings one
+    # value's partials, combined before the next value's are loaded (softmax over 4 rows of 1024
+    # floats: 56 registers on sm_80 instead of 60, when all 16 partials were loaded first).
+    # Otherwise writer-major (ws[c * n + v]): a writer's values in one vector store, a partner's
+    # in one vector load. The combination order is the same either way.
+    adjacent = n > 1 and all(
+        [compact(p) for p in ps] == list(range(compact(ps[0]), compact(ps[0]) + len(ps)))
+        for ps in map(partners_of, range(T)))
+
+    def slot(c, v):
+        return v * width + c if adjacent else c * n + v
+
+    write = For(lv, 0, n, "unroll", BufferStore(ws, [simplify(slot(compact(tid), lv), ctx.ranges)],
                                                  BufferLoad(acc, [lv])))
     if shuffled:
         lead = None
@@ -412,17 +435,10 @@ def all_reduce(ctx, acc: Buffer, modes, n: int, combine, dtype: DataType) -> lis
         write = IfThenElse(simplify(lead, ctx.ranges), write, None)
     out.append(write)
     out.append(sync)
-    # partners differ from this thread only in the digits of the reduced modes
-    base = tid
-    for place, radix in shared_modes:
-        base = base - ((tid // place) % radix) * place
-    partners = [base]
-    for place, radix in shared_modes:
-        partners = [p + r * place for p in partners for r in range(radix)]
     lw = Var("v", _dt.int32)
     val = None
-    for p in partners:
-        x = BufferLoad(ws, [simplify(compact(p) * n, ctx.ranges) + lw])
+    for p in partners_of(tid):
+        x = BufferLoad(ws, [simplify(slot(compact(p), lw), ctx.ranges)])
         val = x if val is None else combine(val, x)
     out.append(For(lw, 0, n, "unroll", BufferStore(acc, [lw], val)))
     out.append(Evaluate(Call("syncthreads", [], _dt.handle)))

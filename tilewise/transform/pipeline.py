@@ -34,6 +34,8 @@ from .range_barriers import range_barriers
 from .rasterize_blocks import rasterize_blocks
 from .simplify_indices import simplify_indices
 from .sink_global_views import sink_global_views
+from .sink_register_loads import sink_register_loads
+from .sink_register_updates import sink_register_updates
 from .split_div_loops import split_div_loops
 from .split_guarded_loops import split_guarded_loops
 from .warp_specialize import warp_specialize
@@ -96,6 +98,9 @@ def thread_passes(machine: Machine, pass_configs: dict | None = None) -> list[Pa
         ("simplify_indices", simplify_indices),
         ("widen_indices", widen_indices),
         ("contract_fma", contract_fma),
+        # after contract_fma: moving an update next to its consumer must not fuse a multiply-add
+        ("sink_register_updates", sink_register_updates),
+        ("sink_register_loads", sink_register_loads),
     ]
 
 
