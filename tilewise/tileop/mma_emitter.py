@@ -38,7 +38,7 @@ def has_mma(a: _dt.DataType, b: _dt.DataType) -> bool:
     float8 has no mma before sm_89, and tilewise does not emit the sm_89+ form yet."""
     if "float8" in (a.kind, b.kind):
         return False
-    return (a.bits, b.bits) in ((16, 16), (8, 8)) or (a.name == b.name == "float32")
+    return (a.bits, b.bits) in ((16, 16), (8, 8)) or {a.name, b.name} <= {"float32", "tfloat32"}
 
 
 def mma_shape_for(a: _dt.DataType, b: _dt.DataType) -> MmaShape:
@@ -46,7 +46,7 @@ def mma_shape_for(a: _dt.DataType, b: _dt.DataType) -> MmaShape:
         return MmaShape(16, 8, 16, 4, 2)
     if a.bits == 8 and b.bits == 8:
         return MmaShape(16, 8, 32, 4, 2)
-    if a.name == "float32" and b.name == "float32":
+    if {a.name, b.name} <= {"float32", "tfloat32"}:
         return MmaShape(16, 8, 8, 4, 2)  # tf32: inputs rounded to a 10-bit mantissa
     raise CompileError(
         f"T.gemm on the CUDA target supports float16/bfloat16 (m16n8k16), int8/uint8 (m16n8k32) and float32 "

@@ -65,6 +65,9 @@ template <typename T, typename S> struct Convert {
     if constexpr (is_fp8<S>::value) return (T)lut[x.bits];
     else if constexpr (std::is_same<S, bf16>::value) return (T)bitcast<float>((uint32_t)x.bits << 16);
     else if constexpr (std::is_same<S, half>::value) return (T)(float)x;
+    // a tfloat32 operand is rounded as the tensor cores' cvt.rna rounds it (a no-op for values
+    // stored through tf32's conversions; arguments arrive as plain float32)
+    else if constexpr (std::is_same<S, tf32>::value) return (T)tf32::round(x.v);
     else return (T)x;
   }
 };
