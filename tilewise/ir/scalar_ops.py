@@ -145,6 +145,13 @@ def _to_tf32(x):
     return r.view(F32)[()]
 
 
+def tf32_read(x):
+    """float32 storage read as tfloat32: the low 13 mantissa bits ignored (cleared), as CUTLASS's
+    tfloat32_t converts to float and the tensor cores read an operand."""
+    u = np.asarray(x, F32).view(_U32) & np.uint32(0xFFFFE000)
+    return u.view(F32)[()]
+
+
 def _round(x, dt: DataType):
     """float32 or float64 values rounded once to the float type dt."""
     npdt = numpy_dtype(dt)

@@ -223,7 +223,9 @@ typedef fnuz<5, 2> fp8_e5m2fnuz;
 
 // TensorFloat-32 (TileLang's tfloat32): a float whose low 13 mantissa bits are zero. Every
 // conversion into it rounds to nearest, ties away from zero (cvt.rna.tf32.f32, CUTLASS's
-// tfloat32_t); infinities and NaNs stay. Integers go through double (one rounding).
+// tfloat32_t); infinities and NaNs stay. Integers go through double (one rounding). Reading one
+// ignores the low 13 bits, as CUTLASS's conversion to float and the tensor cores do: a float32
+// tensor passed for a tfloat32 parameter reads truncated.
 struct tf32 {
   float v;
   static float round(float f) {
@@ -236,7 +238,7 @@ struct tf32 {
   tf32(double d) : tf32(round_to_odd_float(d)) {}
   template <typename I, typename std::enable_if<std::is_integral<I>::value, int>::type = 0>
   tf32(I i) : tf32((double)i) {}
-  operator float() const { return v; }
+  operator float() const { return fmath::as_f32(fmath::as_u32(v) & 0xffffe000u); }
 };
 
 // TileLang's sub-byte integers int4 / uint4: one value per byte in the low four bits, as
@@ -480,6 +482,22 @@ template <typename T> inline T floormod(T a, T b) {
     double r = std::fmod((double)a, (double)b);
     return T((r != 0 && ((r < 0) != ((double)b < 0))) ? r + (double)b : r);
   }
+}
+
+// int4 / uint4 (nibble): the integer rules at four bits (ir/scalar_ops.py), computed on the values
+// in int32 and wrapped back; a shift count is the operand's four bits read unsigned, and a count of
+// four or more shifts everything out (the sign fill for a right shift of a negative int4).
+template <bool S> inline nibble<S> truncdiv(nibble<S> a, nibble<S> b) { return nibble<S>(truncdiv((int32_t)(int)a, (int32_t)(int)b)); }
+template <bool S> inline nibble<S> truncmod(nibble<S> a, nibble<S> b) { return nibble<S>(truncmod((int32_t)(int)a, (int32_t)(int)b)); }
+template <bool S> inline nibble<S> floordiv(nibble<S> a, nibble<S> b) { return nibble<S>(floordiv((int32_t)(int)a, (int32_t)(int)b)); }
+template <bool S> inline nibble<S> floormod(nibble<S> a, nibble<S> b) { return nibble<S>(floormod((int32_t)(int)a, (int32_t)(int)b)); }
+template <bool S> inline nibble<S> shl(nibble<S> a, nibble<S> b) {
+  const unsigned c = b.bits & 15u;
+  return nibble<S>(c >= 4u ? 0u : (unsigned)(int)a << c);
+}
+template <bool S> inline nibble<S> shr(nibble<S> a, nibble<S> b) {
+  const unsigned c = b.bits & 15u;
+  return nibble<S>(c >= 4u ? ((int)a < 0 ? -1 : 0) : (int)a >> c);
 }
 
 template <typename To, typename From> inline To bitcast(From x) {

@@ -285,7 +285,8 @@ TW_LOWP_TYPE(fp8_e5m2fnuz, uint8_t, cvt::f32_to_e5m2fnuz, cvt::f64_to_e5m2fnuz, 
 
 // TensorFloat-32 (TileLang's tfloat32): a float whose low 13 mantissa bits are zero; conversions
 // into it round to nearest, ties away (cvt.rna.tf32.f32, as CUTLASS's tfloat32_t), integers
-// through double (one rounding); arithmetic in float, rounded back (tw_cpu.h's tf32 is the same).
+// through double (one rounding); arithmetic in float, rounded back; reads ignore the low 13 bits
+// (CUTLASS's conversion to float, the tensor cores). tw_cpu.h's tf32 is the same.
 struct tf32 {
   float v;
   static TW_DEV float round(float f) {
@@ -308,7 +309,7 @@ struct tf32 {
   TW_DEV tf32(unsigned long i) : tf32((double)i) {}
   TW_DEV tf32(long long i) : tf32((double)i) {}
   TW_DEV tf32(unsigned long long i) : tf32((double)i) {}
-  TW_DEV operator float() const { return v; }
+  TW_DEV operator float() const { return __uint_as_float(__float_as_uint(v) & 0xffffe000u); }
 };
 
 // TileLang's int4 / uint4: one value per byte in the low four bits (as ml_dtypes and tw_cpu.h);
@@ -609,6 +610,22 @@ template <typename T> TW_DEV T floormod(T a, T b) {
     T r = a % b;
     return (r != (T)0 && ((r < (T)0) != (b < (T)0))) ? (T)(r + b) : r;
   }
+}
+
+// int4 / uint4 (nibble): the integer rules at four bits (ir/scalar_ops.py), computed on the values
+// in int32 and wrapped back; a shift count is the operand's four bits read unsigned, and a count of
+// four or more shifts everything out (the sign fill for a right shift of a negative int4).
+template <bool S> TW_DEV nibble<S> truncdiv(nibble<S> a, nibble<S> b) { return nibble<S>(truncdiv((int32_t)(int)a, (int32_t)(int)b)); }
+template <bool S> TW_DEV nibble<S> truncmod(nibble<S> a, nibble<S> b) { return nibble<S>(truncmod((int32_t)(int)a, (int32_t)(int)b)); }
+template <bool S> TW_DEV nibble<S> floordiv(nibble<S> a, nibble<S> b) { return nibble<S>(floordiv((int32_t)(int)a, (int32_t)(int)b)); }
+template <bool S> TW_DEV nibble<S> floormod(nibble<S> a, nibble<S> b) { return nibble<S>(floormod((int32_t)(int)a, (int32_t)(int)b)); }
+template <bool S> TW_DEV nibble<S> shl(nibble<S> a, nibble<S> b) {
+  const unsigned c = b.bits & 15u;
+  return nibble<S>(c >= 4u ? 0u : (unsigned)(int)a << c);
+}
+template <bool S> TW_DEV nibble<S> shr(nibble<S> a, nibble<S> b) {
+  const unsigned c = b.bits & 15u;
+  return nibble<S>(c >= 4u ? ((int)a < 0 ? -1 : 0) : (int)a >> c);
 }
 
 template <typename To, typename From> TW_DEV To bitcast(From x) {
