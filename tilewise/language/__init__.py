@@ -213,6 +213,7 @@ from .parser import Macro, macro, prim_func
 from .persistent import Persistent
 from .prim_expr import PrimExpr
 from .rng import rng_init, rng_rand, rng_rand_float
+from .thread_binding import thread_binding
 from .tir_math import (
     acosh,
     asinh,
