@@ -219,3 +219,10 @@ def test_cuda_code_compiles(arch):
     assert "mma" in src and "tf32" in src
     for kk in (k, k2, k3):
         assert kk.build.binary
+
+
+@pytest.mark.parametrize("factory", [lambda: elementwise(32, 16), lambda: tf32_gemm(32, 32, 64, T.tfloat32)],
+                         ids=["int4", "tf32"])
+def test_hip_refuses_them_by_name(factory):
+    with pytest.raises(tilewise.errors.CompileError, match="HIP target"):
+        tilewise.compile(factory(), target="hip", execution_backend="emulator")
