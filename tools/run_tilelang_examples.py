@@ -145,6 +145,9 @@ SKIPS = {
     "deepseek_v32/inference": "a full model (needs weights)",
     "minference": "builds a CUDA torch extension (ops/vertical_slash_index.cu)",
     "dsa_hisa": "Hopper-only (fp8 wgmma, TMA)",
+    "flash_attention/example_gqa_bwd_tma_reduce.py": "Hopper-only: its __main__ asserts compute capability >= 9.0",
+    "deepseek_v32/sparse_mla_fwd_seesaw.py": "Hopper-only (setmaxnreg warp specialisation, mbarriers); its default "
+                                             "run is a long-context prefill benchmark",
 }
 
 # Smaller problems for the CPU than the GPU sizes the examples default to: for a script, the

@@ -226,3 +226,52 @@ def test_cuda_code_compiles(arch):
 def test_hip_refuses_them_by_name(factory):
     with pytest.raises(tilewise.errors.CompileError, match="HIP target"):
         tilewise.compile(factory(), target="hip", execution_backend="emulator")
+
+
+def tf32_fragment_gemm(M, N, K):
+    """deepseek_mhc's mhc_pre form: a bfloat16 tile copied into a tfloat32 *fragment* (exact), the
+    float32 weights into a tfloat32 shared tile, and T.gemm with A in registers."""
+
+    @T.prim_func
+    def main(X: T.Tensor((M, K), "bfloat16"), W: T.Tensor((N, K), T.tfloat32), C: T.Tensor((M, N), "float32")):
+        with T.Kernel(1, threads=128) as _:
+            x_s = T.alloc_shared((M, K), "bfloat16")
+            w_s = T.alloc_shared((N, K), T.tfloat32)
+            x_f16 = T.alloc_fragment((M, K), "bfloat16")
+            x_f = T.alloc_fragment((M, K), T.tfloat32)
+            c = T.alloc_fragment((M, N), "float32")
+            T.copy(X, x_s)
+            T.copy(W, w_s)
+            T.copy(x_s, x_f16)
+            T.copy(x_f16, x_f)
+            T.gemm(x_f, w_s, c, transpose_B=True, clear_accum=True)
+            T.copy(c, C)
+
+    return main
+
+
+@pytest.mark.parametrize("kw", TARGETS + [pytest.param({"target": "cuda -arch=sm_90a", "execution_backend": "emulator"},
+                                                       id="emulator-sm90a")])
+def test_tf32_gemm_with_a_register_operand(kw):
+    M, N, K = 32, 32, 64
+    kernel = tilewise.compile(tf32_fragment_gemm(M, N, K), out_idx=-1, **kw)
+    rng = np.random.default_rng(5)
+    X = torch.from_numpy(rng.standard_normal((M, K)).astype(np.float32)).bfloat16()
+    W = rng.standard_normal((N, K)).astype(np.float32)  # a float32 tensor for a tfloat32 parameter
+    C = kernel(X, torch.from_numpy(W)).numpy()
+    w_read = (W.view(np.uint32) & np.uint32(0xFFFFE000)).view(np.float32)  # tf32 reads ignore 13 bits
+    ref = X.float().numpy().astype(np.float64) @ w_read.astype(np.float64).T
+    np.testing.assert_allclose(C, ref, rtol=1e-5, atol=1e-5)
+    if kw:
+        assert "tf32" in kernel.get_kernel_source()
+
+
+def test_int4_gemm_sm90a_emulator():
+    """On sm_90a the tiles arrive by TMA (int4 one value per byte: UINT8 elements)."""
+    M, N, K = 64, 64, 64
+    kernel = tilewise.compile(int4_gemm(M, N, K, 64, 64, 64), out_idx=-1, target="cuda -arch=sm_90a",
+                              execution_backend="emulator")
+    rng = np.random.default_rng(6)
+    A, B = rng.integers(-8, 8, (M, K)), rng.integers(-8, 8, (N, K))
+    C = kernel(torch.from_numpy(_pack(A, np.int8)), torch.from_numpy(_pack(B, np.int8)))
+    np.testing.assert_array_equal(C.numpy(), A @ B.T)

@@ -216,8 +216,13 @@ class MmaEmitter:
         c_loc = ctx.local_buffer(op.C.buffer)
         a_frag = op.A.buffer.is_fragment
         b_frag = op.B.buffer.is_fragment
-        if self.tf32 and (a_frag or b_frag):
-            raise CompileError("T.gemm with float32 (tf32) operands needs them in shared memory on the CUDA target")
+        # A register operand goes to the mma as it is: the tensor cores ignore the low 13 bits of a
+        # .tf32 register. A tfloat32 fragment holds tf32 values (conversions into it round), so that
+        # is exact; a float32 one would be truncated, where shared float32 operands are rounded.
+        for r, frag in ((op.A, a_frag), (op.B, b_frag)):
+            if self.tf32 and frag and r.buffer.dtype.kind != "tfloat":
+                raise CompileError(f"T.gemm with float32 (tf32) operands needs them in shared memory on the CUDA "
+                                   f"target ({r.buffer.name} is a fragment); a T.tfloat32 fragment may be an operand")
         stmts: list[Stmt] = []
         a_regs = b_regs = None
         if not a_frag:
