@@ -124,6 +124,8 @@ torch.cuda.reset_peak_memory_stats = lambda *a, **k: None
 SKIPS = {
     "amd": "AMD (HIP/MFMA) examples: the CDNA target is not what this run measures",
     "gemm_sm100": "Blackwell-only (tcgen05 / TMEM)",
+    "gemm_tcgen05": "Blackwell-only (tcgen05 / TMEM)",
+    "aws": "Blackwell-only (its tests are gated on compute capability 10.x; tcgen05 kernels)",
     "gemm_sm120": "Blackwell-only (sm_120 block-scaled nvfp4 mma)",
     "blockscaled_gemm_sm100": "Blackwell-only (tcgen05 block-scaled mma)",
     "flash_attention_sm100": "Blackwell-only (tcgen05 / TMEM)",
