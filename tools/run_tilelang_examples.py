@@ -166,6 +166,8 @@ SMALL: dict[str, list[str] | str] = {
     "flash_decoding/test_example_flash_decoding.py::test_example_example_mha_inference":
         "example_mha_inference.main(BATCH=1, H=2, Q_CTX=64, KV_CTX=256, D_HEAD=64, causal=False)",
     "gemm/test_example_gemm.py::test_example_gemm_intrinsics": "example_gemm_intrinsics.main(M=256, N=256, K=256)",
+    "flash_attention/test_example_flash_attention.py::test_example_gqa_fwd_bshd":
+        "example_gqa_fwd_bshd.main(batch=1, heads=16, seq_len=256, dim=128, is_causal=False, groups=16, tune=False)",
     "gemm/example_gemm_persistent.py": ["--M", "512", "--N", "512", "--K", "512"],
     "linear_attention/example_mamba_chunk_scan.py": ["--batch", "1", "--heads", "2", "--seq_len", "512"],
     "linear_attention/example_mamba_chunk_state.py": ["--batch", "1", "--heads", "2", "--seq_len", "512"],
