@@ -239,7 +239,7 @@ def plan(ex: Path, dirs: list[str], only: str) -> list[tuple[str, str, str | Non
             print(f"(no examples/{d.name} at this tag)")
             continue
         files = sorted(d.rglob("*.py"))
-        tests = [f for f in files if f.name.startswith("test_") and f.name != "test_utils.py"]
+        tests = [f for f in files if f.name.startswith("test_") and not f.name.startswith("test_utils")]
         covered = set().union(*(_imported_names(t) for t in tests)) if tests else set()
         for f in files:
             rel = str(f.relative_to(ex))
