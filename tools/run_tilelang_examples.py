@@ -169,6 +169,7 @@ SMALL: dict[str, list[str] | str] = {
     "flash_attention/test_example_flash_attention.py::test_example_gqa_fwd_bshd":
         "example_gqa_fwd_bshd.main(batch=1, heads=16, seq_len=256, dim=128, is_causal=False, groups=16, tune=False)",
     "gemm/example_gemm_persistent.py": ["--M", "512", "--N", "512", "--K", "512"],
+    "gemm/example_gemm_autotune_pass_configs.py": ["--m", "512", "--n", "512", "--k", "512"],
     "linear_attention/example_mamba_chunk_scan.py": ["--batch", "1", "--heads", "2", "--seq_len", "512"],
     "linear_attention/example_mamba_chunk_state.py": ["--batch", "1", "--heads", "2", "--seq_len", "512"],
     "linear_attention/example_retention_fwd.py": ["--B", "1", "--S", "256", "--H", "2"],
