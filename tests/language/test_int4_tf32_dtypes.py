@@ -189,10 +189,14 @@ def test_tf32_gemm(kw, b_dtype):
     A = rng.standard_normal((M, K)).astype(np.float32)
     B = rng.standard_normal((N, K)).astype(np.float32)
     C = kernel(torch.from_numpy(A), torch.from_numpy(B)).numpy()
-    # the products of tf32-rounded operands are exact in float32; only the sums' order differs. A
-    # float32 operand is tf32 on the tensor cores too (the emulator), but full float32 in the CPU's
-    # T.gemm (tilewise's float32 GEMM on the CPU); a tfloat32 one is rounded everywhere
-    b = B if b_dtype == "float32" and not kw else _tf32(B)
+    # the products of tf32 operands are exact in float32; only the sums' order differs. A is
+    # rounded into its tfloat32 tile (rna). A float32 tensor passed for a tfloat32 parameter reads
+    # truncated (the low 13 bits ignored); a float32 B operand is rounded by the tensor cores' path
+    # (the emulator) but full float32 in the CPU's T.gemm (tilewise's float32 GEMM on the CPU)
+    if b_dtype == "tfloat32":
+        b = (B.view(np.uint32) & np.uint32(0xFFFFE000)).view(np.float32)
+    else:
+        b = _tf32(B) if kw else B
     ref = _tf32(A).astype(np.float64) @ b.astype(np.float64).T
     np.testing.assert_allclose(C, ref, rtol=1e-5, atol=1e-5)
     # ... and the float32 product differs by the tf32 rounding (relative 2^-11 per operand)
