@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib.util
 import io
 import os
 import re
@@ -341,6 +342,12 @@ def uncollectable_tests(ex: Path, rel: str, package: str, arch: str):
                 gate = (m.group(1) or "ge", tuple(ast.literal_eval(a) for a in d.args))
         if gate is not None and not _CMP[gate[0]](cc, (gate[1] + (0,))[:2]):
             yield name, "SKIP", f"emulated device is {arch}", 0.0
+            continue
+        wanted = [ast.literal_eval(d.args[0]) for d in fn.decorator_list if isinstance(d, ast.Call) and d.args
+                  and getattr(d.func, "attr", getattr(d.func, "id", "")) == "requires_package"]
+        absent = [w for w in wanted if importlib.util.find_spec(w) is None]
+        if absent:  # tilelang.testing.requires_package, as pytest would skip it
+            yield name, "SKIP", f"requires_package({absent[0]!r}): not installed", 0.0
             continue
         body = [st for st in fn.body if not (isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant))]
         used = sorted({n.value.id for st in body for n in ast.walk(st)
