@@ -463,3 +463,64 @@ def test_autotune_decorator_takes_early_stop_and_grouped_compile_warns(fresh_tun
         AutoTuner._memory.clear()
         with set_autotune_inputs(a):
             _tuner([{"rounds": 1}], ref_prog=None).run(warmup=1, rep=5, enable_grouped_compile=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# per-configuration pass configs (TileLang 0.1.15: "pass_configs" in a configuration)
+
+
+def test_pass_configs_in_a_configuration_bind_and_deduplicate():
+    def kernel(block=64, rounds=1):
+        return repeat_max(N, block, rounds)
+
+    configs = [{"rounds": 1, "pass_configs": {"tir.disable_vectorize": True}},
+               {"rounds": 1, "pass_configs": {"tir.disable_vectorize": False}},
+               {"rounds": 1, "pass_configs": {"tir.disable_vectorize": True}},  # a duplicate
+               {"rounds": 1}]
+    b = bind_configs(kernel, configs)
+    assert [c.pass_configs for c in b.candidates] == [{"tir.disable_vectorize": True},
+                                                     {"tir.disable_vectorize": False}, None]
+    assert b.candidates[0].config == {"rounds": 1, "pass_configs": {"tir.disable_vectorize": True}}
+    assert "pass_configs" not in b.candidates[0].kwargs and b.tuned == {"rounds"}
+    with pytest.raises(TypeError, match="must be a dict"):
+        bind_configs(kernel, [{"rounds": 1, "pass_configs": ["x"]}])
+
+
+def test_each_configuration_compiles_with_its_own_pass_configs(fresh_tuning, a, monkeypatch, caplog):
+    monkeypatch.setenv("TILEWISE_AUTOTUNE_WORKERS", "1")  # compiled in this process, where the spy is
+    from tilewise.autotuner import parallel
+
+    seen = []
+    real = parallel.tw_compile
+
+    def spy(func, **kw):
+        seen.append(dict(kw.get("pass_configs") or {}))
+        return real(func, **kw)
+
+    monkeypatch.setattr(parallel, "tw_compile", spy)
+    configs = [{"rounds": 1, "pass_configs": {"tir.disable_vectorize": True}},
+               {"rounds": 2, "pass_configs": {"no.such_pass_config": 1}},  # refused: skipped, with the reason
+               {"rounds": 3}]
+    with set_autotune_inputs(a), caplog.at_level(logging.WARNING, logger="tilewise"):
+        result = _tuner(configs, pass_configs={"tl.disable_safe_memory_legalize": True}).run(warmup=1, rep=3)
+    # the tuner's pass configs under each configuration's own
+    assert {"tl.disable_safe_memory_legalize": True, "tir.disable_vectorize": True} in seen
+    assert {"tl.disable_safe_memory_legalize": True} in seen
+    assert [e for c, e in result.skipped] and "no.such_pass_config" in result.skipped[0][1]
+    assert result.config in ({"rounds": 1, "pass_configs": {"tir.disable_vectorize": True}}, {"rounds": 3})
+
+
+def test_all_fixed_configuration_keeps_its_pass_configs(fresh_tuning, monkeypatch):
+    from tilewise.autotuner import tuner as tuner_mod
+
+    seen = []
+    real = tuner_mod.tw_compile
+    monkeypatch.setattr(tuner_mod, "tw_compile", lambda f, **kw: seen.append(kw.get("pass_configs")) or real(f, **kw))
+
+    def kernel(block=64, rounds=1):
+        return repeat_max(N, block, rounds)
+
+    t = AutoTuner.from_kernel(kernel, [{"rounds": 2, "pass_configs": {"tir.disable_vectorize": True}}])
+    t.set_compile_args(out_idx=-1, target="cpu").set_kernel_parameters((), {"rounds": 2})
+    result = t.run()
+    assert seen == [{"tir.disable_vectorize": True}] and result.kernel is not None

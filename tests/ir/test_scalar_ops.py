@@ -89,6 +89,11 @@ def _round_to(x, d):
     """float32 values rounded to the float type d; float8 saturates, as cvt.rn.satfinite."""
     npdt = d.numpy
     x = np.asarray(x, np.float32)
+    if d.kind == "tfloat":  # nearest, ties away from zero, at 13 bits below float32's mantissa
+        m, e = np.frexp(x.astype(np.float64))
+        r = np.where(np.isfinite(x), np.ldexp(np.trunc(m * 2.0**11 + np.sign(m) * 0.5) / 2.0**11, e), x)
+        with np.errstate(over="ignore"):
+            return r.astype(np.float32)
     if d.kind == "float8":
         top = np.float32(ml_dtypes.finfo(npdt).max)
         return np.where(np.isnan(x), np.nan, np.clip(x, -top, top)).astype(npdt)
@@ -111,7 +116,7 @@ def ref_float(op: str, a, b, d):
 def _mul_add(d, x, y):
     """x * x + y: float32/float64 round once (the IR contracts it, transform/contract_fma.py),
     narrower types round the product first (their arithmetic is float32 rounded per operation)."""
-    if d.bits < 32:
+    if d.bits < 32 or d.kind == "tfloat":
         return _as(d, _as(d, x * x) + y)
     if not (np.isfinite(x) and np.isfinite(y)):
         return x * x + y
@@ -180,6 +185,16 @@ VALUES = {
     "float8_e4m3": [(1.125, -1.25), (NAN, 1.0), (448.0, 2.0), (1.0, 0.0), (-7.5, 2.0), (7.5, -2.0),
                     (0.1, 0.2), (3.0, -0.5), (240.0, 3.0), (-0.0, 0.0), (2.5, 2.5), (0.015625, 0.5),
                     (5.0, 3.0), (-448.0, 448.0), (-1.0, 3.0), (0.5, 0.25)],
+    # TileLang's 4-bit integers wrap at four bits: -8 / -1 is -8, a count of 4 or more shifts out
+    "int4": [(7, 0), (-7, 0), (-8, -1), (-7, 2), (7, -2), (1, 3), (3, 4), (-3, 5), (-3, 7), (5, -1),
+             (7, 1), (-8, 1), (6, 3), (-6, 5), (4, 1), (-1, 7)],
+    "uint4": [(7, 0), (15, 0), (15, 3), (15, 1), (1, 4), (8, 3), (8, 4), (15, 15), (3, 12), (0, 0),
+              (13, 5), (14, 10), (1, 1), (2, 3), (10, 10), (9, 9)],
+    # tfloat32 (operands exact in tf32): every result rounds to a 10-bit mantissa, ties away (1 +
+    # 2^-10 + 1 is a tie), and a * a + b rounds the product first (only float32 / float64 fuse)
+    "tfloat32": [(1 + 2**-10, 1.0), (NAN, 1.0), (1.5 * 2.0**127, 2.0), (1.0, 0.0), (-7.5, 2.0), (7.5, -2.0),
+                 (0.75, 0.375), (3.0, -0.5), (1000.0, 3.0), (-0.0, 0.0), (1 + 3 * 2**-10, -1.0),
+                 (1.5 * 2**-14, 2**-14), (5.0, 3.0), (-(1 + 2**-10), -1.0), (-1.0, 3.0), (1 + 2**-10, -(1 + 2**-9))],
 }  # fmt: skip
 
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from ..ir.stmt import PrimFunc
 
+PASS_CONFIGS = "pass_configs"  # the configuration key that is no factory argument
+
 
 @dataclass
 class Candidate:
@@ -20,6 +22,9 @@ class Candidate:
     kernel: Any = None
     latency: float | None = None
     extra: dict = field(default_factory=dict)
+    # the configuration's own "pass_configs" entry (TileLang: pass configs in the search space),
+    # merged over the tuner's for this candidate's compile
+    pass_configs: dict | None = None
 
     @property
     def ok(self) -> bool:
@@ -34,6 +39,13 @@ class Binding:
     tuned: frozenset = frozenset()  # the parameters the configurations set
 
 
+def compile_kwargs_for(c: Candidate, compile_kwargs: dict) -> dict:
+    """The compile arguments of candidate c: its own pass configs over the tuner's."""
+    if not c.pass_configs:
+        return compile_kwargs
+    return {**compile_kwargs, "pass_configs": {**(compile_kwargs.get("pass_configs") or {}), **c.pass_configs}}
+
+
 def describe_error(e: BaseException, limit: int = 600) -> str:
     text = str(e).strip() or type(e).__name__
     if not text.startswith(type(e).__name__):
@@ -43,7 +55,9 @@ def describe_error(e: BaseException, limit: int = 600) -> str:
 
 def bind_configs(factory: Callable, configs: list, args: tuple = (), kwargs: dict | None = None) -> Binding:
     """One candidate per distinct configuration. Values the caller passes explicitly win over
-    the configurations' values (TileLang: passing a tuned parameter fixes it)."""
+    the configurations' values (TileLang: passing a tuned parameter fixes it). A configuration's
+    "pass_configs" entry is no factory argument: it is that configuration's compiler pass
+    configuration (merged over the tuner's), part of what is tuned, as in TileLang 0.1.15."""
     kwargs = dict(kwargs or {})
     sig = inspect.signature(factory)
     params = sig.parameters
@@ -63,6 +77,10 @@ def bind_configs(factory: Callable, configs: list, args: tuple = (), kwargs: dic
     for config in configs:
         if not isinstance(config, dict):
             raise TypeError(f"each configuration must be a dict of factory arguments, got {config!r}")
+        own_pass_configs = config.get(PASS_CONFIGS)
+        if own_pass_configs is not None and not isinstance(own_pass_configs, dict):
+            raise TypeError(f"the configuration {config!r}: its {PASS_CONFIGS!r} must be a dict of pass configs")
+        config = {k: v for k, v in config.items() if k != PASS_CONFIGS}
         for k in config:
             if k not in named and varkw is None:
                 raise ValueError(
@@ -71,7 +89,8 @@ def bind_configs(factory: Callable, configs: list, args: tuple = (), kwargs: dic
                 )
         tuned.update(config)
         effective = {k: (fixed[k] if k in fixed else v) for k, v in config.items()}
-        rep = repr(sorted(effective.items(), key=lambda kv: kv[0]))
+        rep = repr((sorted(effective.items(), key=lambda kv: kv[0]),
+                    sorted((own_pass_configs or {}).items(), key=lambda kv: str(kv[0]))))
         if rep in seen:
             continue
         seen.add(rep)
@@ -86,7 +105,9 @@ def bind_configs(factory: Callable, configs: list, args: tuple = (), kwargs: dic
             sig.bind(*b.args, **b.kwargs)
         except TypeError as e:
             raise TypeError(f"{factory.__name__}{sig} with the configuration {config!r}: {e}") from None
-        candidates.append(Candidate(len(candidates), effective, tuple(b.args), dict(b.kwargs)))
+        shown = {**effective, PASS_CONFIGS: dict(own_pass_configs)} if own_pass_configs else effective
+        candidates.append(Candidate(len(candidates), shown, tuple(b.args), dict(b.kwargs),
+                                    pass_configs=dict(own_pass_configs) if own_pass_configs else None))
     if not candidates:
         raise ValueError("no configurations to tune: `configs` is empty")
 

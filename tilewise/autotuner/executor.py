@@ -13,7 +13,7 @@ import concurrent.futures
 import logging
 import pickle
 
-from .candidates import Candidate, describe_error
+from .candidates import Candidate, compile_kwargs_for, describe_error
 from .progress import Progress
 from .remote import cache_place, here, install_entry, run_config
 
@@ -102,7 +102,8 @@ def run_on_executor(candidates: list[Candidate], compile_kwargs: dict, timeout, 
     def submit(job: _Job) -> None:
         job.attempts += 1
         try:
-            fut = executor.submit(run_config, job.payload, compile_kwargs, timeout, caller, caller_cache, measurer)
+            fut = executor.submit(run_config, job.payload, compile_kwargs_for(job.cand, compile_kwargs), timeout,
+                                  caller, caller_cache, measurer)
         except Exception as e:  # noqa: BLE001 - a broken pool refuses new work at submit
             if is_worker_lost(e, executor):
                 lost(job, e)

@@ -14,7 +14,7 @@ import threading
 from .. import env
 from ..jit import cache
 from ..jit.compile import compile as tw_compile
-from .candidates import Candidate, describe_error
+from .candidates import Candidate, compile_kwargs_for, describe_error
 from .deadline import deadline
 from .executor import run_on_executor
 from .progress import Progress
@@ -110,7 +110,7 @@ def _compile_in_workers(jobs: list[tuple[Candidate, bytes]], compile_kwargs: dic
             except queue.Empty:
                 return
             try:
-                ok, message, seconds = worker.run((payload, compile_kwargs, timeout), timeout)
+                ok, message, seconds = worker.run((payload, compile_kwargs_for(cand, compile_kwargs), timeout), timeout)
             except (EOFError, OSError, ValueError, pickle.UnpicklingError):
                 # the worker died (crashed, or killed past its timeout): this job is not retried
                 tail = worker.stderr_tail()
@@ -213,6 +213,6 @@ def _compile_on_executor(todo: list[Candidate], compile_kwargs: dict, timeout, d
 def _compile_here(c: Candidate, compile_kwargs: dict, timeout) -> None:
     try:
         with deadline(timeout, "compiling"):
-            c.kernel = tw_compile(c.func, **compile_kwargs)
+            c.kernel = tw_compile(c.func, **compile_kwargs_for(c, compile_kwargs))
     except Exception as e:  # noqa: BLE001 - a configuration that does not compile is skipped
         c.error = describe_error(e)

@@ -19,7 +19,7 @@ from ..jit.jit import JITFactory
 from ..jit.options import function_out_idx, normalize_out_idx
 from ..jit.target import parse_target, resolve_backend
 from . import result_cache
-from .candidates import Binding, Candidate, bind_configs, build_funcs
+from .candidates import Binding, Candidate, bind_configs, build_funcs, compile_kwargs_for
 from .measure import Measurer, get_autotune_inputs, needs_supplied_inputs
 from .parallel import compile_all
 from .param import AutotuneError, AutotuneResult, CompileArgs, ProfileArgs
@@ -225,7 +225,7 @@ class AutoTuner:
         # every tuned parameter was given by the caller: compile that one kernel, time nothing
         logger.info("autotune %s: every tuned parameter is given (%r): compiling that configuration without "
                     "tuning", self._name(), cand.config)
-        kernel = tw_compile(cand.func, **compile_kwargs)
+        kernel = tw_compile(cand.func, **compile_kwargs_for(cand, compile_kwargs))
         return AutotuneResult(config=dict(cand.config), libcode=kernel.get_kernel_source(), func=cand.func,
                               kernel=kernel)
 
@@ -236,7 +236,7 @@ class AutoTuner:
         best = cands[int(meta["index"])]
         try:
             # the kernel cache has the tuned kernel: this loads it without compiling
-            kernel = tw_compile(best.func, **compile_kwargs)
+            kernel = tw_compile(best.func, **compile_kwargs_for(best, compile_kwargs))
         except Exception as e:  # noqa: BLE001 - a stale entry is re-tuned rather than trusted
             logger.warning("autotune %s: the cached winner %r no longer compiles (%s); tuning again",
                            self._name(), best.config, e)

@@ -50,6 +50,9 @@ C_TYPES = {
     "float8_e8m0fnu": "tw::fp8_e8m0",
     "float8_e4m3fnuz": "tw::fp8_e4m3fnuz",
     "float8_e5m2fnuz": "tw::fp8_e5m2fnuz",
+    "int4": "tw::i4",
+    "uint4": "tw::u4",
+    "tfloat32": "tw::tf32",
     "handle": "void*",
 }
 
@@ -66,6 +69,11 @@ _RESERVED = {
     "delete", "this", "true", "false", "template", "typename", "namespace", "using", "operator",
     "register", "volatile", "inline", "restrict", "min", "max", "abs", "exp", "log", "half", "main",
 }  # fmt: skip
+
+
+def _narrow_float(dt: DataType) -> bool:
+    """A float type whose C++ struct computes in float and rounds back (float16 ... and tfloat32)."""
+    return dt.is_float and (dt.bits < 32 or dt.kind == "tfloat")
 
 
 def c_type(dt: DataType) -> str:
@@ -197,9 +205,9 @@ class CStyleRenderer:
         if e.op in ("div", "truncmod") and e.dtype.is_int and not (isinstance(e.b, Const) and e.b.value not in (0, -1)):
             # a run-time divisor may be 0 (or -1 with the most negative dividend): these must not trap
             return f"tw::{'truncdiv' if e.op == 'div' else 'truncmod'}({a}, {b})"
-        if e.op == "div" and e.dtype.is_float and e.dtype.bits < 32:
+        if e.op == "div" and _narrow_float(e.dtype):
             return f"(({c_type(e.dtype)})((float)({a}) / (float)({b})))"
-        if e.dtype.is_float and e.dtype.bits < 32 and e.op in ("add", "sub", "mul"):
+        if _narrow_float(e.dtype) and e.op in ("add", "sub", "mul"):
             # arithmetic on half types happens in float; round back to the IR's type
             return f"(({c_type(e.dtype)})((float)({a}) {_BIN[e.op]} (float)({b})))"
         if e.op in ("shl", "shr") and e.dtype.is_int and not _count_in_range(e.b, e.dtype.bits, self.ranges):
@@ -220,7 +228,7 @@ class CStyleRenderer:
     def expr_UnaryOp(self, e: UnaryOp) -> str:
         a = self.expr(e.a)
         if e.op == "neg":
-            if e.dtype.is_float and e.dtype.bits < 32:
+            if _narrow_float(e.dtype):
                 return f"(({c_type(e.dtype)})(-(float)({a})))"
             return f"(-{a})"
         if e.op == "not":
@@ -230,12 +238,14 @@ class CStyleRenderer:
     def expr_Cast(self, e: Cast) -> str:
         src = e.value.dtype
         inner = self.expr(e.value)
-        if src.bits < 32 and src.is_float and not e.dtype.is_float:
+        if _narrow_float(src) and not e.dtype.is_float:
             inner = f"(float)({inner})"
-        if e.dtype.is_float and e.dtype.bits < 32 and not src.is_float:
+        if _narrow_float(e.dtype) and not src.is_float:
             inner = f"(float)({inner})"
-        if e.dtype.is_float and e.dtype.bits < 32 and src.is_float and src.bits < 32:
+        if _narrow_float(e.dtype) and _narrow_float(src):
             inner = f"(float)({inner})"
+        if e.dtype.is_int and e.dtype.bits < 8 and src.is_float:  # int4 / uint4: saturate at four bits
+            return f"tw::to_nibble<{c_type(e.dtype)}>({inner})"
         if e.dtype.is_int and src.is_float:
             # C leaves out-of-range values (and NaN) undefined: saturate as the GPU's cvt does
             return f"tw::to_int<{c_type(e.dtype)}>({inner})"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..ir import dtype as _dt
+from ..ir import scalar_ops
 from ..ir.buffer import Buffer
 from ..ir.expr import BinOp, BufferLoad, Call, Cast, Compare, Const, Expr, Select, UnaryOp, Var
 from ..ir.span import Span
@@ -236,7 +237,10 @@ class Compiler:
 
     def expr_BufferLoad(self, e: BufferLoad):
         acc = Access(self, e.buffer, e.indices, "read")
-        return getattr(self, "_load_" + acc.kind)(acc)
+        load = getattr(self, "_load_" + acc.kind)(acc)
+        if e.buffer.dtype.kind == "tfloat":  # a tf32 read ignores the low 13 bits (tw_cuda.h's tf32)
+            return lambda st: scalar_ops.tf32_read(load(st))
+        return load
 
     def _load_global(self, acc: Access):
         slot, npdt, base = acc.slot, acc.npdt, acc.base

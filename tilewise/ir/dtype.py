@@ -23,7 +23,7 @@ class DataType(str):
     def __init__(self, name: str, kind: str, bits: int, lanes: int = 1):
         self.name = name
         # "float" | "bfloat" | "int" | "uint" | "bool" | "handle" | "float8" | "float6" | "float4" |
-        # "e8m0" (the OCP MX scale type: a power of two, no sign, no zero)
+        # "e8m0" (the OCP MX scale type: a power of two, no sign, no zero) | "tfloat" (TensorFloat-32)
         self.kind = kind
         self.bits = bits
         self.lanes = lanes
@@ -68,7 +68,7 @@ class DataType(str):
 
     @property
     def is_float(self) -> bool:
-        return self.kind in ("float", "bfloat", "float8", "float6", "float4", "e8m0")
+        return self.kind in ("float", "bfloat", "float8", "float6", "float4", "e8m0", "tfloat")
 
     @property
     def is_int(self) -> bool:
@@ -84,7 +84,12 @@ class DataType(str):
 
     @property
     def bytes(self) -> int:
-        return max(1, self.bits // 8)
+        return max(1, self.bits // 8)  # int4 / uint4 take a byte each inside a kernel
+
+    @property
+    def is_sub_byte_int(self) -> bool:
+        """int4 / uint4: one value per byte inside a kernel, packed two per byte in TileLang's tensors."""
+        return self.is_int and self.bits < 8
 
     @property
     def numpy(self) -> np.dtype:
@@ -101,7 +106,10 @@ class DataType(str):
         """torch's dtype (torch is optional: imported only when asked)."""
         import torch
 
-        t = getattr(torch, {"float8_e4m3": "float8_e4m3fn"}.get(self.name, self.name), None)
+        # TileLang's storage dtypes: int4 / uint4 tensors are int8 / uint8 (two values per byte),
+        # tfloat32 tensors float32
+        name = {"float8_e4m3": "float8_e4m3fn", "int4": "int8", "uint4": "uint8", "tfloat32": "float32"}
+        t = getattr(torch, name.get(self.name, self.name), None)
         if t is None:
             if self.kind == "float4":  # torch has only the packed torch.float4_e2m1fn_x2
                 raise TypeError(f"torch has no one-value-per-byte dtype for {self}: kernels take packed byte tensors "
@@ -178,6 +186,15 @@ _TYPES = {
     # conversions like the other float8 types (no tensor-core form on NVIDIA GPUs)
     "float8_e4m3fnuz": DataType("float8_e4m3fnuz", "float8", 8),
     "float8_e5m2fnuz": DataType("float8_e5m2fnuz", "float8", 8),
+    # TileLang's sub-byte integers: `bits` is the value's width 4 (integer arithmetic wraps at it),
+    # stored one value per byte in the low four bits, as ml_dtypes.int4 / uint4 store them; tensor
+    # arguments may come packed two per byte in torch.int8 / uint8, as TileLang's do (jit/packed_fp4.py)
+    "int4": DataType("int4", "int", 4),
+    "uint4": DataType("uint4", "uint", 4),
+    # TensorFloat-32 (TileLang's `custom[tfloat32]`): float32 storage holding values with a 10-bit
+    # mantissa; every conversion into it rounds to nearest, ties away (cvt.rna.tf32.f32, CUTLASS's
+    # tfloat32_t), and arithmetic on it happens in float32 and rounds back, as CUTLASS's does
+    "tfloat32": DataType("tfloat32", "tfloat", 32),
     "handle": DataType("handle", "handle", 64),
 }
 _NUMPY = {
@@ -202,6 +219,9 @@ _NUMPY = {
     "float8_e8m0fnu": _ml("float8_e8m0fnu"),
     "float8_e4m3fnuz": _ml("float8_e4m3fnuz"),
     "float8_e5m2fnuz": _ml("float8_e5m2fnuz"),
+    "int4": _ml("int4"),
+    "uint4": _ml("uint4"),
+    "tfloat32": _np("float32"),
     "handle": _np("uint64"),
 }
 _ALIASES = {
@@ -219,6 +239,8 @@ _ALIASES = {
     "float8_e4m3fn": "float8_e4m3",
     "e4m3_float8": "float8_e4m3",
     "e5m2_float8": "float8_e5m2",
+    "custom[tfloat32]": "tfloat32",
+    "tf32": "tfloat32",
 }
 
 bool_ = _TYPES["bool"]
@@ -242,6 +264,9 @@ float6_e3m2fn = _TYPES["float6_e3m2fn"]
 float8_e8m0fnu = _TYPES["float8_e8m0fnu"]
 float8_e4m3fnuz = _TYPES["float8_e4m3fnuz"]
 float8_e5m2fnuz = _TYPES["float8_e5m2fnuz"]
+int4 = _TYPES["int4"]
+uint4 = _TYPES["uint4"]
+tfloat32 = _TYPES["tfloat32"]
 handle = _TYPES["handle"]
 
 
@@ -299,4 +324,5 @@ _CTYPES = {
     "float16": ctypes.c_uint16, "bfloat16": ctypes.c_uint16, "float8_e4m3": ctypes.c_uint8, "float8_e5m2": ctypes.c_uint8,
     "float4_e2m1fn": ctypes.c_uint8, "float6_e2m3fn": ctypes.c_uint8, "float6_e3m2fn": ctypes.c_uint8,
     "float8_e8m0fnu": ctypes.c_uint8, "float8_e4m3fnuz": ctypes.c_uint8, "float8_e5m2fnuz": ctypes.c_uint8,
+    "int4": ctypes.c_int8, "uint4": ctypes.c_uint8, "tfloat32": ctypes.c_float,
 }  # fmt: skip

@@ -65,8 +65,9 @@ def _int_range(dt: DataType) -> tuple[type, int, int, int]:
 
 
 def is_lowp(dt: DataType) -> bool:
-    """float16, bfloat16 and float8: stored narrow, computed in float32."""
-    return dt.is_float and dt.bits < 32
+    """float16, bfloat16, float8 (and the MX types) and tfloat32: stored narrow (tfloat32 in a
+    float32 with the low 13 mantissa bits zero), computed in float32 and rounded back."""
+    return dt.is_float and (dt.bits < 32 or dt.kind == "tfloat")
 
 
 def _is_int(dt: DataType) -> bool:
@@ -133,10 +134,30 @@ def _fp8_limits(npdt: np.dtype):
     return top, nan
 
 
+def _to_tf32(x):
+    """float32 values rounded to TensorFloat-32 (10 mantissa bits), to nearest with ties away from
+    zero, as cvt.rna.tf32.f32 and CUTLASS's tfloat32_t do: add half the dropped unit to the
+    magnitude bits and clear them. Infinities and NaNs stay; values past the largest tf32 round to
+    infinity."""
+    u = np.asarray(x, F32).view(_U32)
+    finite = (u & np.uint32(0x7F800000)) != np.uint32(0x7F800000)
+    r = np.where(finite, (u + np.uint32(0x1000)) & np.uint32(0xFFFFE000), u).astype(_U32)
+    return r.view(F32)[()]
+
+
+def tf32_read(x):
+    """float32 storage read as tfloat32: the low 13 mantissa bits ignored (cleared), as CUTLASS's
+    tfloat32_t converts to float and the tensor cores read an operand."""
+    u = np.asarray(x, F32).view(_U32) & np.uint32(0xFFFFE000)
+    return u.view(F32)[()]
+
+
 def _round(x, dt: DataType):
     """float32 or float64 values rounded once to the float type dt."""
     npdt = numpy_dtype(dt)
     src = np.asarray(x).dtype
+    if dt.kind == "tfloat":  # float64 through float32 rounded to odd: one rounding to tf32
+        return _to_tf32(_f64_to_f32_odd(x) if src == F64 else as_type(x, F32))
     if dt.bits >= 32 or dt.name == "float16":  # numpy rounds these directly from either source
         return as_type(x, npdt)
     if src == F64:
@@ -203,7 +224,7 @@ def _shift(op: str, dt: DataType) -> Callable:
     """Shifts with the count clamped to the width, as PTX shl/shr do (see the module docstring)."""
     npdt = numpy_dtype(dt)
     bits = 64 if dt.kind == "handle" else dt.bits
-    unsigned = np.dtype(f"uint{bits}")
+    unsigned = np.dtype(ml_dtypes.uint4) if bits == 4 else np.dtype(f"uint{bits}")
 
     def shift(a, b):
         count = as_type(b, unsigned)  # a negative count is a huge unsigned one
@@ -296,7 +317,7 @@ def unary(op: str, dt: DataType) -> Callable:
 def _float_to_int(dst: DataType) -> Callable:
     """Truncation toward zero, saturating at dst's range, NaN giving 0 (cvt.rzi.sat)."""
     npdt = numpy_dtype(dst)
-    info = np.iinfo(npdt)
+    info = ml_dtypes.iinfo(npdt) if dst.bits < 8 else np.iinfo(npdt)  # int4 / uint4: ml_dtypes' types
     lo = float(info.min)  # -2^(w-1) or 0: exact in float64
     hi_excl = 2.0 ** (dst.bits - 1 if dst.is_signed else dst.bits)  # max + 1, exact
     lo_v, hi_v = np.asarray(info.min, npdt)[()], np.asarray(info.max, npdt)[()]
@@ -325,6 +346,8 @@ def cast(src: DataType, dst: DataType) -> Callable:
             return _float_to_int(dst)
         return lambda v: as_type(v, to)  # integers wrap; bool is 0 or 1
     # dst is a float type
+    if dst.kind == "tfloat":
+        return lambda v: _round(_widen(v, src) if src.is_float and src.bits <= 32 else as_type(v, F64), dst)
     if dst.bits >= 32:
         return lambda v: as_type(_widen(v, src), to)  # exact, or one rounding (f64 -> f32, i64 -> f32)
     if src == float64:

@@ -14,7 +14,7 @@ from ..ir.expr import Var, const
 from ..ir.printer import shape_str
 from ..ir.simplify import simplify
 from ..ir.visitor import collect_vars, substitute
-from .packed_fp4 import Unpacked, is_packed_fp4, packed_output
+from .packed_fp4 import Unpacked, is_packed_fp4, packed_output, packs_two
 
 _np_to_dt: dict = {}
 _MISSING = object()
@@ -154,8 +154,8 @@ class ArgBinder:
                     f"cannot allocate output {p.name}: it is a T.StridedTensor; pass it as an argument "
                     "instead of listing it in out_idx"
                 )
-            if use_torch and p.dtype.kind == "float4":  # TileLang returns fp4 packed, as torch.int8
-                out = packed_output(shape, self.device)
+            if use_torch and packs_two(p.dtype):  # TileLang returns fp4 / int4 packed, as torch.int8
+                out = packed_output(shape, self.device, p.dtype)
                 up = Unpacked(p.name, out, p.dtype)
                 arrays[i] = up.array
                 write_backs.append(up)
@@ -218,9 +218,12 @@ class ArgBinder:
             # a torch dtype tilewise knows but cannot take as is (the packed fp4) says what to do
             why = f": {e}" if is_torch(a) and isinstance(e, TypeError) else ""
             raise TypeError(f"argument {name}: expected dtype {p.dtype}, found unsupported dtype {a.dtype}{why}") from None
-        byte_tensor = dt != p.dtype and p.dtype.kind in ("float4", "float6") and dt.name in ("uint8", "int8") \
+        byte_tensor = dt != p.dtype and (p.dtype.kind in ("float4", "float6") or p.dtype.is_sub_byte_int) \
+            and dt.name in ("uint8", "int8") \
             and is_torch(a)
-        if dt != p.dtype and not byte_tensor:
+        # a tfloat32 tensor is a float32 one (TileLang's storage type; T.gemm rounds its operands)
+        tf32 = p.dtype.kind == "tfloat" and dt.name == "float32"
+        if dt != p.dtype and not byte_tensor and not tf32:
             raise TypeError(f"argument {name}: expected dtype {p.dtype}, found {dt}")
         shape = tuple(a.shape)
         if len(shape) != len(p.shape):
@@ -230,9 +233,9 @@ class ArgBinder:
         for k, (want, got) in enumerate(zip(p.shape, shape)):
             if isinstance(want, int):
                 if want != got:
-                    packed = " (a numpy array of ml_dtypes.float4_e2m1fn holds one value per element; byte " \
+                    packed = f" (a numpy array of ml_dtypes.{p.dtype.name} holds one value per element; byte " \
                         "tensors hold two: see docs/API.md \"Microscaling types\")" \
-                        if p.dtype.kind == "float4" and got in (2 * want, want // 2) else ""
+                        if packs_two(p.dtype) and got in (2 * want, want // 2) else ""
                     raise ValueError(
                         f"argument {name}: expected shape {shape_str(p.shape)}, found {shape} (dimension {k}){packed}"
                     )
@@ -397,7 +400,7 @@ def _as_mx_bytes(t, dt: DataType):
 
 
 def _alloc(shape, dt: DataType, use_torch: bool, device: str):
-    if use_torch and dt.kind in ("float4", "float6"):  # torch has no one-value-per-byte fp4 / fp6
+    if use_torch and (dt.kind in ("float4", "float6") or dt.is_sub_byte_int):  # no one-value-per-byte torch type
         import torch
 
         return torch.empty(shape, dtype=torch.uint8, device="cuda" if device == "cuda" else "cpu")

@@ -18,6 +18,7 @@ from ..backend.cpu.library import check_status
 from ..ir.buffer import Buffer
 from ..ir.dtype import as_dtype
 from ..ir.expr import Var
+from .packed_fp4 import packs_two
 
 # A tensor type is torch's (its data_ptr is the data) or not; decided once per type.
 _torch_types: dict = {}
@@ -93,7 +94,7 @@ class FastCall:
         for i in binder.in_idx:
             p = params[i]
             if isinstance(p, Buffer):
-                if p.explicit_strides is not None or p.dtype.kind == "float4":  # fp4: packed tensors (packed_fp4.py)
+                if p.explicit_strides is not None or packs_two(p.dtype):  # fp4 / int4: packed tensors (packed_fp4.py)
                     self.ok = False
                     continue
                 spec = []
@@ -121,7 +122,7 @@ class FastCall:
                     shape.append(("dyn", slot[d]))
                 else:
                     self.ok = False
-            if p.explicit_strides is not None or p.dtype.kind == "float4":
+            if p.explicit_strides is not None or packs_two(p.dtype):
                 self.ok = False
             self.outputs.append((i, p, shape))
         self.static_out = all(isinstance(d, int) for _, _, s in self.outputs for d in s)

@@ -1,4 +1,4 @@
-"""TileLang's packed fp4 tensors at the call boundary.
+"""TileLang's packed fp4 and int4 / uint4 tensors at the call boundary.
 
 TileLang passes a `T.Tensor((..., n), "float4_e2m1fn")` parameter as a byte tensor of shape
 `(..., n // 2)` (torch.int8 / uint8 / float4_e2m1fn_x2): two values per byte, element 2i in the
@@ -10,7 +10,12 @@ tilewise keeps fp4 one value per byte inside a kernel (docs/API.md "Microscaling
 packed argument is unpacked here into a one-value-per-byte array with those logical shape and
 strides, the kernel runs on it, and what the kernel wrote is packed back into the caller's
 tensor afterwards. Outputs the call allocates for fp4 parameters come back packed the same way
-when the call's tensors are torch tensors (torch.int8, as TileLang allocates them)."""
+when the call's tensors are torch tensors (torch.int8, as TileLang allocates them).
+
+TileLang's int4 / uint4 tensors are packed the same way (torch.int8 / torch.uint8 storage, two
+4-bit integers per byte, the even element in the low nibble); tilewise keeps them one value per
+byte inside a kernel, in the low nibble as ml_dtypes.int4 / uint4 store them, so the same
+unpacking serves both."""
 from __future__ import annotations
 
 import numpy as np
@@ -22,11 +27,17 @@ PACK = 2  # fp4 values per byte
 _BYTE_TORCH = ("torch.uint8", "torch.int8", "torch.float4_e2m1fn_x2")
 
 
+def packs_two(dt: DataType) -> bool:
+    """Does TileLang pass tensors of dt two values per byte (fp4, int4, uint4)?"""
+    return dt.kind == "float4" or dt.is_sub_byte_int
+
+
 def is_packed_fp4(p_dtype: DataType, a) -> bool:
     """Is `a` TileLang's packed form of an fp4 parameter: a byte tensor (torch uint8 / int8 /
     float4_e2m1fn_x2, or a numpy uint8 / int8 array)? numpy arrays of ml_dtypes.float4_e2m1fn
-    are tilewise's own one-value-per-byte form and stay as they are."""
-    if p_dtype.kind != "float4":
+    are tilewise's own one-value-per-byte form and stay as they are (likewise int4 / uint4 with
+    ml_dtypes.int4 / uint4)."""
+    if not packs_two(p_dtype):
         return False
     if isinstance(a, np.ndarray):
         return a.dtype in (np.uint8, np.int8)
@@ -55,11 +66,11 @@ class Unpacked:
     def __init__(self, name: str, a, dt: DataType):
         raw = _raw(a)
         if raw.ndim == 0:
-            raise ValueError(f"argument {name}: a packed fp4 tensor needs at least one dimension (two values per "
+            raise ValueError(f"argument {name}: a packed (fp4 / int4) tensor needs at least one dimension (two values per "
                              "byte along the last one)")
         shape, strides = tuple(raw.shape), _strides(raw)
         if shape[-1] > 1 and strides[-1] != 1:
-            raise ValueError(f"argument {name}: a packed fp4 tensor's last dimension must be contiguous (stride 1: "
+            raise ValueError(f"argument {name}: a packed (fp4 / int4) tensor's last dimension must be contiguous (stride 1: "
                              f"two values share each byte), found strides {strides}")
         self.raw = raw
         self.shape = (*shape[:-1], shape[-1] * PACK)
@@ -85,12 +96,14 @@ class Unpacked:
         raw[...] = (u[..., 0::2] & 0x0F) | ((u[..., 1::2] & 0x0F) << 4)
 
 
-def packed_output(shape, device: str):
-    """The torch.int8 tensor TileLang returns for an fp4 output of logical `shape`."""
+def packed_output(shape, device: str, dt: DataType | None = None):
+    """The torch.int8 tensor TileLang returns for an fp4 or int4 output of logical `shape`
+    (torch.uint8 for uint4)."""
     import torch
 
     if not shape or shape[-1] % PACK:
-        raise ValueError(f"an fp4 output of shape {tuple(shape)} cannot be packed two values per byte: its last "
+        raise ValueError(f"a packed (fp4 / int4) output of shape {tuple(shape)} cannot be packed two values per byte: its last "
                          "dimension must be even")
-    return torch.zeros((*shape[:-1], shape[-1] // PACK), dtype=torch.int8,
+    storage = torch.uint8 if dt is not None and dt.name == "uint4" else torch.int8
+    return torch.zeros((*shape[:-1], shape[-1] // PACK), dtype=storage,
                        device="cuda" if device == "cuda" else "cpu")

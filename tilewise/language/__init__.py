@@ -16,10 +16,13 @@ from ..ir.dtype import (
     float16,
     float32,
     float64,
+    int4,
     int8,
     int16,
     int32,
     int64,
+    tfloat32,
+    uint4,
     uint8,
     uint16,
     uint32,
@@ -235,6 +238,7 @@ from .persistent import Persistent
 from .prim_expr import PrimExpr
 from .rng import rng_init, rng_rand, rng_rand_float
 from .shared_vector import lds32, lds64, lds128, sts32, sts64, sts128
+from .thread_binding import thread_binding
 from .tile_scheduler import BaseTileScheduler, PersistentTileScheduler
 from .tir_math import (
     acosh,

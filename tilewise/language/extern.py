@@ -40,10 +40,17 @@ def _arg(a, what: str) -> Expr:
     raise CompileError(f"{what}: argument {a!r} ({type(a).__name__}) is not a value")
 
 
-def call_extern(dtype, func_name, *args, span=None) -> Call:
-    """A call of the external function `func_name` returning `dtype` (see the module docstring)."""
+def call_extern(*args, dtype=None, span=None) -> Call:
+    """A call of the external function `func_name` returning `dtype` (see the module docstring):
+    `T.call_extern(dtype, func_name, *args)`, or, as TileLang forwards a keyword dtype to the
+    front, `T.call_extern(func_name, *args, dtype=dtype)`."""
     what = "T.call_extern"
     require(what)
+    if dtype is not None:
+        args = (dtype, *args)
+    if len(args) < 2:
+        raise CompileError(f"{what}: expected (dtype, func_name, *args) or (func_name, *args, dtype=...)")
+    dtype, func_name, *args = args
     if not isinstance(func_name, str) or not func_name.isidentifier():
         raise CompileError(f"{what}: the function name must be a C identifier string, got {func_name!r}")
     dt = _dt.as_dtype("handle" if str(dtype) == "void" else dtype)

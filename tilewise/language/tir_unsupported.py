@@ -24,7 +24,7 @@ _LLVM = "LLVM intrinsics are not available: tilewise generates C++ (g++) and CUD
 
 MESSAGES: dict[str, str] = {
     # threads and loops bound to them by hand
-    "launch_thread": _LAUNCH, "env_thread": _LAUNCH, "thread_binding": _LAUNCH, "iter_var": _LAUNCH,
+    "launch_thread": _LAUNCH, "env_thread": _LAUNCH, "iter_var": _LAUNCH,
     "axis": _BLOCKS, "sblock": _BLOCKS, "sblock_attr": _BLOCKS, "sblock_alloc_buffer": _BLOCKS, "reads": _BLOCKS,
     "writes": _BLOCKS, "block_name_suffix_context": _BLOCKS,
     # vector lanes

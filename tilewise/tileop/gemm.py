@@ -25,11 +25,18 @@ _ALLOWED = {
     ("float16", "float16"): ("float32", "float16"),
     ("bfloat16", "bfloat16"): ("float32",),
     ("float32", "float32"): ("float32",),
+    # TileLang's tfloat32 operands (a float32 operand is tf32 on the tensor cores anyway): the
+    # m16n8k8 .tf32 mma.sync on CUDA; the CPU rounds each operand to tf32 as cvt.rna does
+    ("tfloat32", "tfloat32"): ("float32",),
+    ("tfloat32", "float32"): ("float32",),
+    ("float32", "tfloat32"): ("float32",),
     ("float64", "float64"): ("float64",),
     ("int8", "int8"): ("int32",),
     ("uint8", "uint8"): ("int32",),
     ("int8", "uint8"): ("int32",),
     ("uint8", "int8"): ("int32",),
+    # TileLang's int4 / uint4 tiles (one value per byte inside a kernel): FMAs on CUDA, exact int32
+    **{(a, b): ("int32",) for a in ("int4", "uint4") for b in ("int4", "uint4")},
     ("float8_e4m3", "float8_e4m3"): ("float32",),
     ("float8_e5m2", "float8_e5m2"): ("float32",),
     ("float8_e4m3", "float8_e5m2"): ("float32",),
@@ -244,7 +251,8 @@ def gemm(A, B, C, transpose_A: bool = False, transpose_B: bool = False, policy=G
         raise CompileError(
             f"T.gemm: unsupported types A ({a.buffer.name})={a.buffer.dtype}, B ({b.buffer.name})={b.buffer.dtype}, "
             f"C ({c.buffer.name})={c.buffer.dtype}; supported A/B -> C: float16 -> float32 or float16, "
-            f"bfloat16/float8 (OCP or fnuz) -> float32, float32 -> float32, float64 -> float64, int8/uint8 -> int32{hint}"
+            f"bfloat16/float8 (OCP or fnuz) -> float32, float32/tfloat32 -> float32, float64 -> float64, "
+            f"int8/uint8 -> int32, int4/uint4 -> int32{hint}"
         )
     emit(Gemm(a, b, c, bool(transpose_A), bool(transpose_B), int(policy), bool(clear_accum), k_pack))
 

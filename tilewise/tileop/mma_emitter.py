@@ -38,7 +38,7 @@ def has_mma(a: _dt.DataType, b: _dt.DataType) -> bool:
     float8 has no mma before sm_89, and tilewise does not emit the sm_89+ form yet."""
     if "float8" in (a.kind, b.kind):
         return False
-    return (a.bits, b.bits) in ((16, 16), (8, 8)) or (a.name == b.name == "float32")
+    return (a.bits, b.bits) in ((16, 16), (8, 8)) or {a.name, b.name} <= {"float32", "tfloat32"}
 
 
 def mma_shape_for(a: _dt.DataType, b: _dt.DataType) -> MmaShape:
@@ -46,7 +46,7 @@ def mma_shape_for(a: _dt.DataType, b: _dt.DataType) -> MmaShape:
         return MmaShape(16, 8, 16, 4, 2)
     if a.bits == 8 and b.bits == 8:
         return MmaShape(16, 8, 32, 4, 2)
-    if a.name == "float32" and b.name == "float32":
+    if {a.name, b.name} <= {"float32", "tfloat32"}:
         return MmaShape(16, 8, 8, 4, 2)  # tf32: inputs rounded to a 10-bit mantissa
     raise CompileError(
         f"T.gemm on the CUDA target supports float16/bfloat16 (m16n8k16), int8/uint8 (m16n8k32) and float32 "
@@ -216,8 +216,13 @@ class MmaEmitter:
         c_loc = ctx.local_buffer(op.C.buffer)
         a_frag = op.A.buffer.is_fragment
         b_frag = op.B.buffer.is_fragment
-        if self.tf32 and (a_frag or b_frag):
-            raise CompileError("T.gemm with float32 (tf32) operands needs them in shared memory on the CUDA target")
+        # A register operand goes to the mma as it is: the tensor cores ignore the low 13 bits of a
+        # .tf32 register. A tfloat32 fragment holds tf32 values (conversions into it round), so that
+        # is exact; a float32 one would be truncated, where shared float32 operands are rounded.
+        for r, frag in ((op.A, a_frag), (op.B, b_frag)):
+            if self.tf32 and frag and r.buffer.dtype.kind != "tfloat":
+                raise CompileError(f"T.gemm with float32 (tf32) operands needs them in shared memory on the CUDA "
+                                   f"target ({r.buffer.name} is a fragment); a T.tfloat32 fragment may be an operand")
         stmts: list[Stmt] = []
         a_regs = b_regs = None
         if not a_frag:

@@ -20,7 +20,7 @@ ENTRY = "tw_entry"
 BLOCK_RUNS = 32  # OpenMP hands each thread at least this many runs of consecutive blocks
 # C++ structs with `bits`
 _STORAGE_STRUCTS = ("float16", "bfloat16", "float8_e4m3", "float8_e5m2", "float4_e2m1fn", "float6_e2m3fn",
-                    "float6_e3m2fn", "float8_e8m0fnu", "float8_e4m3fnuz", "float8_e5m2fnuz")
+                    "float6_e3m2fn", "float8_e8m0fnu", "float8_e4m3fnuz", "float8_e5m2fnuz", "int4", "uint4")
 # The same kernel with one C argument per pointer and per dynamic dimension: ctypes passes plain
 # integers several times faster than it builds the two arrays tw_entry takes.
 DIRECT_ENTRY = "tw_entry_direct"

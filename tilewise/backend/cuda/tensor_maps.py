@@ -33,6 +33,9 @@ _DATA_TYPE = {
     "float8_e4m3fnuz": "UINT8", "float8_e5m2fnuz": "UINT8",
     # fp4 / fp6 one value per byte (tilewise's storage), not TMA's packed 16U4 / 16U6 types
     "float4_e2m1fn": "UINT8", "float6_e2m3fn": "UINT8", "float6_e3m2fn": "UINT8",
+    # int4 / uint4 one value per byte too; tfloat32 copied as the float32 bits it is stored in (the
+    # reader ignores the low 13 bits: TMA's TFLOAT32 types would round on the way)
+    "int4": "UINT8", "uint4": "UINT8", "tfloat32": "FLOAT32",
 }  # fmt: skip
 _SWIZZLE = {0: "NONE", 32: "32B", 64: "64B", 128: "128B"}
 MAX_STRIDE = 1 << 40

@@ -38,8 +38,12 @@ _UNSUPPORTED_TYPES = ("float8_", "float6_", "float4_")
 _FNUZ_TYPES = ("float8_e4m3fnuz", "float8_e5m2fnuz")
 
 
+# TileLang's 4-bit integers and tfloat32 (NVIDIA tensor-core operand types): not in tw_hip.h either
+_NVIDIA_ONLY_TYPES = ("int4", "uint4", "tfloat32")
+
+
 def _unsupported(name: str) -> bool:
-    return name.startswith(_UNSUPPORTED_TYPES) and name not in _FNUZ_TYPES
+    return (name.startswith(_UNSUPPORTED_TYPES) and name not in _FNUZ_TYPES) or name in _NVIDIA_ONLY_TYPES
 
 
 def _refuse(what: str, func: PrimFunc, span=None):

@@ -221,6 +221,48 @@ struct fnuz {
 typedef fnuz<4, 3> fp8_e4m3fnuz;
 typedef fnuz<5, 2> fp8_e5m2fnuz;
 
+// TensorFloat-32 (TileLang's tfloat32): a float whose low 13 mantissa bits are zero. Every
+// conversion into it rounds to nearest, ties away from zero (cvt.rna.tf32.f32, CUTLASS's
+// tfloat32_t); infinities and NaNs stay. Integers go through double (one rounding). Reading one
+// ignores the low 13 bits, as CUTLASS's conversion to float and the tensor cores do: a float32
+// tensor passed for a tfloat32 parameter reads truncated.
+struct tf32 {
+  float v;
+  static float round(float f) {
+    uint32_t u = fmath::as_u32(f);
+    if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;
+    return fmath::as_f32(u);
+  }
+  tf32() = default;
+  tf32(float f) : v(round(f)) {}
+  tf32(double d) : tf32(round_to_odd_float(d)) {}
+  template <typename I, typename std::enable_if<std::is_integral<I>::value, int>::type = 0>
+  tf32(I i) : tf32((double)i) {}
+  operator float() const { return fmath::as_f32(fmath::as_u32(v) & 0xffffe000u); }
+};
+
+// TileLang's sub-byte integers int4 / uint4: one value per byte in the low four bits, as
+// ml_dtypes stores them. A conversion from an integer wraps at four bits (two's complement), as
+// the IR's integers wrap at their width; arithmetic promotes to int (the renderer casts back).
+template <bool S>
+struct nibble {
+  uint8_t bits;
+  static constexpr int lo = S ? -8 : 0, hi = S ? 7 : 15;
+  nibble() = default;
+  template <typename I, typename std::enable_if<std::is_integral<I>::value, int>::type = 0>
+  nibble(I v) : bits((uint8_t)((unsigned long long)v & 0xfu)) {}
+  operator int() const { return S ? (int)(int8_t)(uint8_t)(bits << 4) >> 4 : (int)bits; }
+};
+typedef nibble<true> i4;  // (tw_cuda.h: CUDA's int4 / uint4 are vector types)
+typedef nibble<false> u4;
+// float -> int4 / uint4: truncation toward zero, saturating at the four-bit range, NaN giving 0
+template <typename N, typename F> inline N to_nibble(F x) {
+  if (!(x == x)) return N(0);
+  if (x <= (F)N::lo) return N(N::lo);
+  if (x >= (F)N::hi) return N(N::hi);
+  return N((int)x);
+}
+
 template <typename T> struct is_lowp : std::false_type {};
 template <> struct is_lowp<half> : std::true_type {};
 template <> struct is_lowp<bf16> : std::true_type {};
@@ -232,6 +274,7 @@ template <> struct is_lowp<fp6_e3m2> : std::true_type {};
 template <> struct is_lowp<fp8_e8m0> : std::true_type {};
 template <> struct is_lowp<fp8_e4m3fnuz> : std::true_type {};
 template <> struct is_lowp<fp8_e5m2fnuz> : std::true_type {};
+template <> struct is_lowp<tf32> : std::true_type {};
 
 inline double exp10_double(double x) { return std::pow(10.0, x); }
 inline double sigmoid_double(double x) { return 1.0 / (1.0 + std::exp(-x)); }
@@ -439,6 +482,22 @@ template <typename T> inline T floormod(T a, T b) {
     double r = std::fmod((double)a, (double)b);
     return T((r != 0 && ((r < 0) != ((double)b < 0))) ? r + (double)b : r);
   }
+}
+
+// int4 / uint4 (nibble): the integer rules at four bits (ir/scalar_ops.py), computed on the values
+// in int32 and wrapped back; a shift count is the operand's four bits read unsigned, and a count of
+// four or more shifts everything out (the sign fill for a right shift of a negative int4).
+template <bool S> inline nibble<S> truncdiv(nibble<S> a, nibble<S> b) { return nibble<S>(truncdiv((int32_t)(int)a, (int32_t)(int)b)); }
+template <bool S> inline nibble<S> truncmod(nibble<S> a, nibble<S> b) { return nibble<S>(truncmod((int32_t)(int)a, (int32_t)(int)b)); }
+template <bool S> inline nibble<S> floordiv(nibble<S> a, nibble<S> b) { return nibble<S>(floordiv((int32_t)(int)a, (int32_t)(int)b)); }
+template <bool S> inline nibble<S> floormod(nibble<S> a, nibble<S> b) { return nibble<S>(floormod((int32_t)(int)a, (int32_t)(int)b)); }
+template <bool S> inline nibble<S> shl(nibble<S> a, nibble<S> b) {
+  const unsigned c = b.bits & 15u;
+  return nibble<S>(c >= 4u ? 0u : (unsigned)(int)a << c);
+}
+template <bool S> inline nibble<S> shr(nibble<S> a, nibble<S> b) {
+  const unsigned c = b.bits & 15u;
+  return nibble<S>(c >= 4u ? ((int)a < 0 ? -1 : 0) : (int)a >> c);
 }
 
 template <typename To, typename From> inline To bitcast(From x) {

@@ -65,6 +65,8 @@ template <typename T, typename S> struct Convert {
     if constexpr (is_fp8<S>::value) return (T)lut[x.bits];
     else if constexpr (std::is_same<S, bf16>::value) return (T)bitcast<float>((uint32_t)x.bits << 16);
     else if constexpr (std::is_same<S, half>::value) return (T)(float)x;
+    // a tfloat32 operand reads with its low 13 bits ignored (tw_cpu.h), as the tensor cores read it
+    else if constexpr (std::is_same<S, tf32>::value) return (T)(float)x;
     else return (T)x;
   }
 };

@@ -282,6 +282,66 @@ TW_LOWP_TYPE(fp8_e8m0, uint8_t, cvt::f32_to_e8m0, cvt::f64_to_e8m0, cvt::e8m0_to
 TW_LOWP_TYPE(fp8_e4m3fnuz, uint8_t, cvt::f32_to_e4m3fnuz, cvt::f64_to_e4m3fnuz, cvt::e4m3fnuz_to_f32)
 TW_LOWP_TYPE(fp8_e5m2fnuz, uint8_t, cvt::f32_to_e5m2fnuz, cvt::f64_to_e5m2fnuz, cvt::e5m2fnuz_to_f32)
 #undef TW_LOWP_TYPE
+
+// TensorFloat-32 (TileLang's tfloat32): a float whose low 13 mantissa bits are zero; conversions
+// into it round to nearest, ties away (cvt.rna.tf32.f32, as CUTLASS's tfloat32_t), integers
+// through double (one rounding); arithmetic in float, rounded back; reads ignore the low 13 bits
+// (CUTLASS's conversion to float, the tensor cores). tw_cpu.h's tf32 is the same.
+struct tf32 {
+  float v;
+  static TW_DEV float round(float f) {
+    uint32_t u = __float_as_uint(f);
+    if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;
+    return __uint_as_float(u);
+  }
+  tf32() = default;
+  TW_DEV tf32(float f) : v(round(f)) {}
+  TW_DEV tf32(double d) : tf32(cvt::f64_to_f32_odd(d)) {}
+  TW_DEV tf32(bool b) : tf32(b ? 1.0f : 0.0f) {}
+  TW_DEV tf32(signed char i) : tf32((float)i) {}
+  TW_DEV tf32(unsigned char i) : tf32((float)i) {}
+  TW_DEV tf32(char i) : tf32((float)i) {}
+  TW_DEV tf32(short i) : tf32((float)i) {}
+  TW_DEV tf32(unsigned short i) : tf32((float)i) {}
+  TW_DEV tf32(int i) : tf32((double)i) {}
+  TW_DEV tf32(unsigned int i) : tf32((double)i) {}
+  TW_DEV tf32(long i) : tf32((double)i) {}
+  TW_DEV tf32(unsigned long i) : tf32((double)i) {}
+  TW_DEV tf32(long long i) : tf32((double)i) {}
+  TW_DEV tf32(unsigned long long i) : tf32((double)i) {}
+  TW_DEV operator float() const { return __uint_as_float(__float_as_uint(v) & 0xffffe000u); }
+};
+
+// TileLang's int4 / uint4: one value per byte in the low four bits (as ml_dtypes and tw_cpu.h);
+// conversions from integers wrap at four bits, arithmetic promotes to int.
+template <bool S>
+struct nibble {
+  uint8_t bits;
+  static constexpr int lo = S ? -8 : 0, hi = S ? 7 : 15;
+  nibble() = default;
+  TW_DEV nibble(bool v) : bits(v ? 1 : 0) {}
+  TW_DEV nibble(signed char v) : bits((uint8_t)v & 0xfu) {}
+  TW_DEV nibble(unsigned char v) : bits(v & 0xfu) {}
+  TW_DEV nibble(char v) : bits((uint8_t)v & 0xfu) {}
+  TW_DEV nibble(short v) : bits((uint8_t)v & 0xfu) {}
+  TW_DEV nibble(unsigned short v) : bits((uint8_t)v & 0xfu) {}
+  TW_DEV nibble(int v) : bits((uint8_t)v & 0xfu) {}
+  TW_DEV nibble(unsigned int v) : bits((uint8_t)v & 0xfu) {}
+  TW_DEV nibble(long v) : bits((uint8_t)v & 0xfu) {}
+  TW_DEV nibble(unsigned long v) : bits((uint8_t)v & 0xfu) {}
+  TW_DEV nibble(long long v) : bits((uint8_t)v & 0xfu) {}
+  TW_DEV nibble(unsigned long long v) : bits((uint8_t)v & 0xfu) {}
+  TW_DEV operator int() const { return S ? (int)(signed char)(uint8_t)(bits << 4) >> 4 : (int)bits; }
+};
+typedef nibble<true> i4;
+typedef nibble<false> u4;
+// float -> int4 / uint4: truncation toward zero, saturating at the four-bit range, NaN giving 0
+template <typename N, typename F> TW_DEV N to_nibble(F x) {
+  if (!(x == x)) return N(0);
+  if (x <= (F)N::lo) return N(N::lo);
+  if (x >= (F)N::hi) return N(N::hi);
+  return N((int)x);
+}
 // f16 add/sub/mul in f16 (sm_53+; the renderer uses them for float16 arithmetic): the result is
 // rounded once, exactly what the float route gives (float's 24 bits are at least 2 x 11 + 2, so
 // rounding to float first is harmless), in one HADD/HMUL instead of two conversions around an
@@ -327,6 +387,7 @@ template <> struct is_lowp<fp6_e3m2> { static constexpr bool value = true; };
 template <> struct is_lowp<fp8_e8m0> { static constexpr bool value = true; };
 template <> struct is_lowp<fp8_e4m3fnuz> { static constexpr bool value = true; };
 template <> struct is_lowp<fp8_e5m2fnuz> { static constexpr bool value = true; };
+template <> struct is_lowp<tf32> { static constexpr bool value = true; };
 template <bool C, typename T> struct enable_if {};
 template <typename T> struct enable_if<true, T> { typedef T type; };
 template <typename T> using lowp_t = typename enable_if<is_lowp<T>::value, T>::type;
@@ -549,6 +610,22 @@ template <typename T> TW_DEV T floormod(T a, T b) {
     T r = a % b;
     return (r != (T)0 && ((r < (T)0) != (b < (T)0))) ? (T)(r + b) : r;
   }
+}
+
+// int4 / uint4 (nibble): the integer rules at four bits (ir/scalar_ops.py), computed on the values
+// in int32 and wrapped back; a shift count is the operand's four bits read unsigned, and a count of
+// four or more shifts everything out (the sign fill for a right shift of a negative int4).
+template <bool S> TW_DEV nibble<S> truncdiv(nibble<S> a, nibble<S> b) { return nibble<S>(truncdiv((int32_t)(int)a, (int32_t)(int)b)); }
+template <bool S> TW_DEV nibble<S> truncmod(nibble<S> a, nibble<S> b) { return nibble<S>(truncmod((int32_t)(int)a, (int32_t)(int)b)); }
+template <bool S> TW_DEV nibble<S> floordiv(nibble<S> a, nibble<S> b) { return nibble<S>(floordiv((int32_t)(int)a, (int32_t)(int)b)); }
+template <bool S> TW_DEV nibble<S> floormod(nibble<S> a, nibble<S> b) { return nibble<S>(floormod((int32_t)(int)a, (int32_t)(int)b)); }
+template <bool S> TW_DEV nibble<S> shl(nibble<S> a, nibble<S> b) {
+  const unsigned c = b.bits & 15u;
+  return nibble<S>(c >= 4u ? 0u : (unsigned)(int)a << c);
+}
+template <bool S> TW_DEV nibble<S> shr(nibble<S> a, nibble<S> b) {
+  const unsigned c = b.bits & 15u;
+  return nibble<S>(c >= 4u ? ((int)a < 0 ? -1 : 0) : (int)a >> c);
 }
 
 template <typename To, typename From> TW_DEV To bitcast(From x) {

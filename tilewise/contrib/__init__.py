@@ -1,0 +1,1 @@
+"""tilelang.contrib: the helpers TileLang's examples import from it (`nvcc`)."""
