@@ -10,6 +10,43 @@
 namespace tw {
 namespace pack_detail {
 
+#if TW_GEMM_VECTOR
+// Turns W rows of W elements. For 8 floats (AVX2) the classic 24 shuffles, each one instruction
+// (unpcklps / unpckhps, shufps, vperm2f128): gemm_detail::transpose_rounds's generic two-source
+// masks compile to 64 there, a third of the copy's time.
+template <typename T>
+static inline __attribute__((always_inline)) void transpose_block(typename gemm_detail::Simd<T>::V* r) {
+  typedef typename gemm_detail::Simd<T>::V V;
+  typedef typename gemm_detail::Simd<T>::I I;
+  if constexpr (sizeof(T) == 4 && gemm_detail::Simd<T>::W == 8) {
+    constexpr I lo = {0, 8, 1, 9, 4, 12, 5, 13}, hi = {2, 10, 3, 11, 6, 14, 7, 15};
+    constexpr I s44 = {0, 1, 8, 9, 4, 5, 12, 13}, see = {2, 3, 10, 11, 6, 7, 14, 15};
+    constexpr I p20 = {0, 1, 2, 3, 8, 9, 10, 11}, p31 = {4, 5, 6, 7, 12, 13, 14, 15};
+    V t[8], u[8];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+      t[2 * i] = __builtin_shuffle(r[2 * i], r[2 * i + 1], lo);
+      t[2 * i + 1] = __builtin_shuffle(r[2 * i], r[2 * i + 1], hi);
+    }
+    // u[0..3]: columns 0, 1, 2, 3 of rows 0-3 (low halves) and 4-7 (high halves)
+#pragma GCC unroll 2
+    for (int h = 0; h < 2; ++h) {
+      u[4 * h + 0] = __builtin_shuffle(t[4 * h + 0], t[4 * h + 2], s44);
+      u[4 * h + 1] = __builtin_shuffle(t[4 * h + 0], t[4 * h + 2], see);
+      u[4 * h + 2] = __builtin_shuffle(t[4 * h + 1], t[4 * h + 3], s44);
+      u[4 * h + 3] = __builtin_shuffle(t[4 * h + 1], t[4 * h + 3], see);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+      r[i] = __builtin_shuffle(u[i], u[4 + i], p20);
+      r[4 + i] = __builtin_shuffle(u[i], u[4 + i], p31);
+    }
+  } else {
+    gemm_detail::transpose_rounds<T, gemm_detail::Simd<T>::W / 2>(r);
+  }
+}
+#endif
+
 // The whole R x C tile inside the tensor: every trip count a constant, so that the blocks unroll.
 template <int R, int C, int LDD, typename T>
 static inline __attribute__((always_inline)) void transpose_whole(const T* __restrict__ src, int64_t lds,
@@ -27,7 +64,7 @@ static inline __attribute__((always_inline)) void transpose_whole(const T* __res
         V rows[W];
 #pragma GCC unroll 64
         for (int i = 0; i < W; ++i) rows[i] = *(const U*)(src + (r + i) * lds + c);
-        gemm_detail::transpose_rounds<T, W / 2>(rows);
+        transpose_block<T>(rows);
 #pragma GCC unroll 64
         for (int q = 0; q < W; ++q) *(U*)(dst + (c + q) * LDD + r) = rows[q];
       }
@@ -44,8 +81,8 @@ static inline __attribute__((always_inline)) void transpose_whole(const T* __res
 // dst[c * LDD + r] = src[r * lds + c] for the R x C tile at src, whose row r is row rs + r of a
 // tensor of nrows rows and whose column c is column cs + c of ncols columns; elements outside the
 // tensor (or every element when `inside` is false: an index of a leading dimension is out of
-// range) read as zero, as T.copy's do. W x W blocks go through registers (transpose_rounds in
-// tw_gemm.h); ragged edges element by element.
+// range) read as zero, as T.copy's do. W x W blocks go through registers
+// (pack_detail::transpose_block); ragged edges element by element.
 template <int R, int C, int LDD, typename T>
 inline void copy_transposed(const T* __restrict__ src, int64_t lds, T* __restrict__ dst, int64_t rs, int64_t nrows,
                             int64_t cs, int64_t ncols, bool inside) {
@@ -80,7 +117,7 @@ inline void copy_transposed(const T* __restrict__ src, int64_t lds, T* __restric
         V rows[W];
 #pragma GCC unroll 64
         for (int i = 0; i < W; ++i) rows[i] = *(const U*)(src + (r + i) * lds + c);
-        gemm_detail::transpose_rounds<T, W / 2>(rows);
+        pack_detail::transpose_block<T>(rows);
 #pragma GCC unroll 64
         for (int q = 0; q < W; ++q) *(U*)(dst + (c + q) * LDD + r) = rows[q];
       }
