@@ -9,8 +9,9 @@ instead, and the copy transposes on the way in:
 broadcasts A's elements row by row. A transposed B tile is packed (transposed into a scratch
 panel) inside every T.gemm call, after the copy has already moved it once; a transposed A tile is
 read along strided columns. Here one pass does both, W x W blocks turned in registers
-(tileop/copy_transposed.py, tw_pack.h), and the GEMM runs as NN: fp32 2048^3 on one core, NT
-0.79x -> 0.83x numpy, TN 0.72x -> 0.79x (measured on the kernels the pass produces).
+(tileop/copy_transposed.py, tw_pack.h), and the GEMM runs as NN. With fuse_loops's rule for
+operand copies: fp32 2048^3 on one core, NT 0.71x -> 0.80x numpy, TN 0.75x -> 0.83x, TT 0.71x ->
+0.81x (docs/PERFORMANCE.md, CPU).
 
 The result is bit-identical: the same products summed in the same order; only where the operand
 sits in memory changes. Only tiles whose dtype is the accumulator's (float32, float64: the
