@@ -45,7 +45,8 @@ def parse_args():
     ap.add_argument("--quick", action="store_true", help="skip the 4096 GEMMs and the S=2048 attention rows")
     ap.add_argument("--reps", type=int, default=7, help="timed calls per contender and row")
     ap.add_argument("--only", default="",
-                    help="comma-separated row groups: gemm,lowp,examples,attention,softmax,rmsnorm,add,overhead,compile")
+                    help="comma-separated row groups: gemm,lowp,examples,attention,softmax,rmsnorm,add,overhead,compile,"
+                         "transpose (fp32 NN/NT/TN/TT at 1024-4096, not in the default set)")
     return ap.parse_args()
 
 
@@ -283,6 +284,31 @@ def bench_lowp(fp32: dict):
 
 
 # ---------------------------------------------------------------------------------- the examples' kernels
+def bench_transpose():
+    """fp32 GEMM of every transposition (examples/gemm/example_gemm_transpose.py, 128x128x32 tiles)
+    at 1024-4096, against numpy and torch computing the same product of the stored operands (BLAS
+    takes the transpositions as flags, no copies)."""
+    sizes = (1024, 2048) if ARGS.quick else (1024, 2048, 4096)
+    g = torch.Generator().manual_seed(0)
+    for n in sizes:
+        a = torch.randn(n, n, generator=g)
+        b = torch.randn(n, n, generator=g)
+        an, bn = a.numpy(), b.numpy()
+        cn = np.empty((n, n), np.float32)
+        for layout in ("NN", "NT", "TN", "TT"):
+            ta, tb = layout[0] == "T", layout[1] == "T"
+            k = compile_cpu(matmul_nt(n, n, n, trans_A=ta, trans_B=tb, dtype="float32"), out_idx=[-1])
+            x, y = (a.T if ta else a), (b.T if tb else b)
+            xn, yn = (an.T if ta else an), (bn.T if tb else bn)
+            ref = torch.from_numpy(xn.astype(np.float64) @ yn.astype(np.float64))
+            err = float((k(a, b).double() - ref).abs().max() / ref.abs().max())
+            reps = max(3, ARGS.reps // (2 if n >= 4096 else 1))
+            t = timed({"tilewise": lambda: k(a, b), "numpy": lambda: np.matmul(xn, yn, out=cn),
+                       "torch": lambda: torch.mm(x, y)}, reps)
+            row("transpose", f"GEMM {layout} fp32", f"{n}x{n}x{n}", t, 2 * n**3 / 1e9, "GFLOP/s", ("numpy", "torch"),
+                err, "GEMM NN/NT/TN/TT rows: example_gemm_transpose.py, fp32, peers on the same stored operands")
+
+
 def bench_examples():
     """The examples issue #16 names, at their default sizes and dtypes, each against the torch
     reference the example compares with (an fp32 computation on the same inputs): GEMMs with
@@ -505,6 +531,8 @@ def main():
         bench_lowp(fp32)
     if "examples" in groups:
         bench_examples()
+    if "transpose" in groups:
+        bench_transpose()
     if "attention" in groups:
         bench_attention()
     if "softmax" in groups:

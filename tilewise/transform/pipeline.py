@@ -38,6 +38,7 @@ from .sink_register_loads import sink_register_loads
 from .sink_register_updates import sink_register_updates
 from .split_div_loops import split_div_loops
 from .split_guarded_loops import split_guarded_loops
+from .transpose_gemm_operands import transpose_gemm_operands
 from .warp_specialize import warp_specialize
 from .widen_indices import widen_indices
 
@@ -53,6 +54,7 @@ def loop_passes(machine: Machine, pass_configs: dict | None = None) -> list[Pass
         ("rasterize_blocks", rasterize_blocks),
         ("inject_pipeline", inject_pipeline_cpu),
         ("merge_gemm_k_steps", merge_gemm_k_steps),
+        ("transpose_gemm_operands", transpose_gemm_operands),
         ("elide_output_tiles", elide_output_tiles),
         ("lower_tile_ops", lambda f: lower_tile_ops(f, lambda k, r: LowerContext(machine.lowering_keys, r))),
         ("split_div_loops", split_div_loops),

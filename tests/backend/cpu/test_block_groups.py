@@ -91,9 +91,15 @@ def _check(M, N, K, bm, bn, bk, ta, tb, batch, seed):
 @pytest.mark.parametrize("ta,tb", [(False, False), (False, True), (True, False), (True, True)])
 def test_grouped_gemm_ragged(ta, tb):
     """10 x 3 blocks: rows of 10 blocks are groups of 4, 4 and 2; no tile divides. (Tiles of
-    different shapes: fuse_loops would merge the A and B copies of equal shapes into one loop,
-    which then uses bx and is not shared.)"""
+    different shapes.)"""
     _check(M=70, N=150, K=45, bm=32, bn=16, bk=16, ta=ta, tb=tb, batch=0, seed=1)
+
+
+@pytest.mark.parametrize("ta,tb", [(False, True), (True, False)])
+def test_grouped_gemm_equal_copy_shapes(ta, tb):
+    """NT and TN with square tiles: the copies of A and B have the same shape, and fuse_loops
+    leaves them apart (they only feed T.gemm), so the A copy still runs once per group."""
+    _check(M=70, N=150, K=45, bm=32, bn=32, bk=16, ta=ta, tb=tb, batch=0, seed=4)
 
 
 def test_grouped_gemm_batched():

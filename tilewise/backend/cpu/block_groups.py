@@ -166,6 +166,8 @@ def _writes(s) -> set[Buffer]:
             out.add(n.buffer)
         elif isinstance(n, Call) and n.name == "gemm":
             out.add(n.args[2].args[0].buffer)  # T.gemm writes C only
+        elif isinstance(n, Call) and n.name == "copy_transposed":
+            out.add(n.args[2].args[0].buffer)  # (src, lds, dst, ...): tileop/copy_transposed.py
         elif isinstance(n, Call) and n.name.startswith("rows_") and _is_address(n.args[0]):
             out.add(n.args[0].args[0].buffer)  # tw::rows_<reduction>(dst, src, ...) (tileop/reduce.py)
         elif isinstance(n, Call):

@@ -68,6 +68,7 @@ class CpuRenderer(CStyleRenderer):
         f = self.func
         self.line('#include "tw_cpu.h"')
         self.line('#include "tw_gemm.h"')
+        self.line('#include "tw_pack.h"')
         self.line("#include <omp.h>")
         if self.imported_sources(f) or _has_extern(f):
             self.line(USER_CODE)  # build.py: a compile failure is then the user's code's
@@ -469,6 +470,11 @@ class CpuRenderer(CStyleRenderer):
         flag = {True: "true", False: "false"}
         targs = [a["m"], a["n"], a["k"], flag[a["trans_a"]], flag[a["trans_b"]], a["lda"], a["ldb"], a["ldc"]]
         return f"tw::gemm<{', '.join(str(t) for t in targs)}>({', '.join(args)})"
+
+    def call_copy_transposed(self, e, args) -> str:
+        """A transposed GEMM operand's copy (tileop/copy_transposed.py, tw_pack.h)."""
+        a = e.attrs
+        return f"tw::copy_transposed<{a['rows']}, {a['cols']}, {a['ldd']}>({', '.join(args)})"
 
     def call_print(self, e, args) -> str:
         """T.print (see tileop/print.py): args are bx, by, bz then the value, or the tile's
