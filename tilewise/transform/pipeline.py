@@ -18,6 +18,7 @@ from .dynamic_parallel import dynamic_parallel
 from .elide_output_tiles import elide_output_tiles
 from .exact_narrow_floats import exact_narrow_floats
 from .explicit_sync import explicit_sync
+from .fuse_gemm_producers import fuse_gemm_producers
 from .fuse_loops import fuse_loops
 from .guard_block_effects import guard_block_effects
 from .inject_pipeline import inject_pipeline, inject_pipeline_cpu
@@ -59,6 +60,7 @@ def loop_passes(machine: Machine, pass_configs: dict | None = None) -> list[Pass
         ("widen_indices", widen_indices),
         ("contract_fma", contract_fma),
         ("exact_narrow_floats", exact_narrow_floats),
+        ("fuse_gemm_producers", fuse_gemm_producers),
         ("split_guarded_loops", split_guarded_loops),
         ("privatise_atomics", privatise_atomics),
     ]

@@ -21,6 +21,7 @@
 #include <utility>
 
 #include "tw_cpu.h"
+#include "tw_gemm_via.h"  // operands rounded in the packing (tw::via)
 
 #if defined(__GNUC__) && !defined(TW_GEMM_SCALAR)
 #define TW_GEMM_VECTOR 1
@@ -63,6 +64,7 @@ template <typename T, typename S> struct Convert {
   }
   inline T operator()(S x) const {
     if constexpr (is_fp8<S>::value) return (T)lut[x.bits];
+    else if constexpr (is_via<S>::value) return (T)x.rounded();
     else if constexpr (std::is_same<S, bf16>::value) return (T)bitcast<float>((uint32_t)x.bits << 16);
     else if constexpr (std::is_same<S, half>::value) return (T)(float)x;
     else return (T)x;
@@ -262,7 +264,10 @@ static inline __attribute__((always_inline)) void convert_run(const S* __restric
   typedef typename Simd<T>::U U;
   constexpr int W = Simd<T>::W;
   int j = 0;
-  if constexpr (std::is_same<S, T>::value) {
+  if constexpr (is_via<S>::value && std::is_same<T, float>::value) {
+    via_run<n>(src, dst);
+    return;
+  } else if constexpr (std::is_same<S, T>::value) {
     std::memcpy(dst, src, n * sizeof(T));
     return;
   } else if constexpr (std::is_same<T, float>::value && (std::is_same<S, half>::value || std::is_same<S, bf16>::value)) {
