@@ -10,6 +10,7 @@ from ..ir.machine import Machine
 from ..ir.stmt import PrimFunc
 from ..tileop.base import LowerContext
 from .apply_shared_layouts import apply_shared_layouts
+from .atomic_add_runs import atomic_add_runs
 from .check_launch_limits import check_launch_limits
 from .check_loop_nesting import check_loop_nesting
 from .contract_fma import contract_fma
@@ -63,6 +64,7 @@ def loop_passes(machine: Machine, pass_configs: dict | None = None) -> list[Pass
         ("fuse_gemm_producers", fuse_gemm_producers),
         ("split_guarded_loops", split_guarded_loops),
         ("privatise_atomics", privatise_atomics),
+        ("atomic_add_runs", atomic_add_runs),
     ]
 
 

@@ -474,6 +474,10 @@ class CpuRenderer(CStyleRenderer):
                 args[i] = f"(const tw::via<{c_type(as_dtype(a[key]))}>*)({args[i]})"
         return f"tw::gemm<{', '.join(str(t) for t in targs)}>({', '.join(args)})"
 
+    def call_atomic_add_run(self, e, args) -> str:
+        """dst[0:n] += src[0:n] atomically, 16 bytes per exchange (transform/atomic_add_runs.py)."""
+        return f"tw::atomic_add_run({args[0]}, {args[1]}, (int64_t)({args[2]}))"
+
     def call_print(self, e, args) -> str:
         """T.print (see tileop/print.py): args are bx, by, bz then the value, or the tile's
         address, extents, strides and starts; the strings travel in attrs."""
