@@ -189,3 +189,52 @@ def test_tile_read_elsewhere_is_not_fused():
     k(q, a, c, w)
     np.testing.assert_array_equal(w, ((q.astype(np.float32) - 8) * 0.25).astype(np.float16))
     np.testing.assert_allclose(c, a.astype(np.float32) @ w.astype(np.float32).T, rtol=1e-4, atol=1e-3)
+
+
+def _invariant_kernel(M, N, K, steps, inside: bool):
+    """C = A @ (B_0 + ... + B_{steps-1}): the A tile copied once before the loop over the B tiles
+    (or, with `inside`, again in every step)."""
+
+    @T.prim_func
+    def main(A: T.Tensor((M, K), "float16"), B: T.Tensor((steps * K, N), "float16"), C: T.Tensor((M, N), "float32")):
+        with T.Kernel(T.ceildiv(N, 32), T.ceildiv(M, 48), threads=128) as (bx, by):
+            A_s = T.alloc_shared((48, K), "float16")
+            B_s = T.alloc_shared((K, 32), "float16")
+            C_l = T.alloc_fragment((48, 32), "float32")
+            T.clear(C_l)
+            if not inside:
+                T.copy(A[by * 48, 0], A_s)
+            for s in T.serial(steps):
+                if inside:
+                    T.copy(A[by * 48, 0], A_s)
+                T.copy(B[s * K, bx * 32], B_s)
+                T.gemm(A_s, B_s, C_l)
+            T.copy(C_l, C[by * 48, bx * 32])
+
+    return tilewise.compile(main, target="cpu")
+
+
+def test_loop_invariant_operand_widened_once():
+    """FlashAttention's Q: copied once, multiplied at every step. It becomes a float32 tile
+    converted in its copy (the GEMM uses it in place, no per-step packing); bit-identical to the
+    kernel that copies it at every step (which keeps it float16)."""
+    import re
+
+    M, N, K, steps = 100, 70, 40, 5
+    once = _invariant_kernel(M, N, K, steps, inside=False)
+    every = _invariant_kernel(M, N, K, steps, inside=True)
+    decl = re.compile(r"(float|tw::half) A_s(_grp)?\[")
+    assert decl.search(once.get_kernel_source()).group(1) == "float"
+    assert decl.search(every.get_kernel_source()).group(1) == "tw::half"
+    assert "tw::via" not in once.get_kernel_source()
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((M, K)).astype(np.float16)
+    b = rng.standard_normal((steps * K, N)).astype(np.float16)
+    c1 = np.empty((M, N), np.float32)
+    c2 = np.empty((M, N), np.float32)
+    once(a, b, c1)
+    every(a, b, c2)
+    np.testing.assert_array_equal(c1.view(np.uint32), c2.view(np.uint32))
+    bsum = b.astype(np.float64).reshape(steps, K, N)
+    want = sum(a.astype(np.float64) @ bsum[s] for s in range(steps))
+    np.testing.assert_allclose(c1, want, rtol=1e-4, atol=1e-3)

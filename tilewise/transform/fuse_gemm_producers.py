@@ -22,6 +22,14 @@ its address. Any such store then writes the float32 value into a float32 tile of
 and the GEMM calls get `round_a` / `round_b`: the narrow type their packing rounds through
 (codegen.py passes the operand as `tw::via<narrow>`). Copies from a tensor (a plain fp16 GEMM)
 store loads, not casts, and keep their tiles.
+
+Loop-invariant operands: a narrow tile written only outside a loop in which a T.gemm reads it
+(FlashAttention's Q tile, copied once and multiplied in every step over K/V) was widened to
+float32 by that GEMM's packing at every step. Such a tile becomes float32 where it is written
+(each value converted once, exactly), and the GEMM reads it in place: an A operand, or a B
+operand whose rows are whole vectors, needs no packing at all. Only these stores may be plain
+narrow values (a copy); a tile stored inside the loop keeps its type unless its stores are
+the producer form above.
 """
 from __future__ import annotations
 
@@ -51,7 +59,9 @@ class _PerKernel(Mutator):
             mapping[b] = (Buffer(b.name, b.shape, _dt.float32, b.scope, span=b.span), None)
         if not mapping:
             return k
-        return k.with_fields(body=_Rewrite(mapping).visit(k.body))
+        # the GEMMs round a tile that any store leaves unrounded; converted narrow values need not
+        rounded = {b.uid for b in mapping if any(p for _, p in uses.stores[b.uid])}
+        return k.with_fields(body=_Rewrite(mapping, rounded).visit(k.body))
 
 
 def _gemm_operand(a) -> Buffer | None:
@@ -66,14 +76,33 @@ class _Uses(Visitor):
 
     def __init__(self):
         self.allocated: list[Buffer] = []
-        self.stored: set[int] = set()
         self.bad: set[int] = set()
-        self.gemm_read: set[int] = set()
         self.operand_loads: set[int] = set()  # ids of the BufferLoads inside a gemm's A / B address
+        self.loops: list[int] = []  # ids of the For / While statements around the visit
+        # per tile uid: the enclosing loops of each store (and whether it is the producer form)
+        # and of each gemm that reads it
+        self.stores: dict[int, list[tuple[frozenset, bool]]] = {}
+        self.reads: dict[int, list[frozenset]] = {}
 
     def candidates(self) -> list[Buffer]:
-        return [b for b in self.allocated
-                if b.uid in self.stored and b.uid in self.gemm_read and b.uid not in self.bad]
+        out = []
+        for b in self.allocated:
+            stores, reads = self.stores.get(b.uid), self.reads.get(b.uid)
+            if b.uid in self.bad or not stores or not reads:
+                continue
+            # or each GEMM that reads it runs in a loop that no store runs in
+            if all(produced for _, produced in stores) or all(
+                    (loops & r) < r for loops, _ in stores for r in reads):
+                out.append(b)
+        return out
+
+    def _loop(self, s):
+        self.loops.append(id(s))
+        self.generic_visit(s)
+        self.loops.pop()
+
+    visit_For = _loop
+    visit_While = _loop
 
     def visit_Allocate(self, s: Allocate):
         b = s.buffer
@@ -98,7 +127,7 @@ class _Uses(Visitor):
                 for a in e.args[:2]:
                     x = _gemm_operand(a)
                     if x is not None:
-                        self.gemm_read.add(x.uid)
+                        self.reads.setdefault(x.uid, []).append(frozenset(self.loops))
                         self.operand_loads.add(id(a.args[0]))
                 self._poison(c)
         self.generic_visit(e)
@@ -111,10 +140,10 @@ class _Uses(Visitor):
     def visit_BufferStore(self, s: BufferStore):
         b = s.buffer
         v = s.value
-        if isinstance(v, Cast) and v.dtype == b.dtype and v.value.dtype == _dt.float32:
-            self.stored.add(b.uid)
-        else:
+        if v.dtype != b.dtype:
             self._poison(b)
+        produced = isinstance(v, Cast) and v.value.dtype == _dt.float32
+        self.stores.setdefault(b.uid, []).append((frozenset(self.loops), produced))
         self.generic_visit(s)
 
     def visit_BufferRegion(self, r: BufferRegion):
@@ -126,13 +155,16 @@ class _Rewrite(BufferRewriter):
     """The tiles become float32, their stores drop the final rounding, and each gemm that reads
     one is told which type to round it through."""
 
-    def __init__(self, mapping: dict):
+    def __init__(self, mapping: dict, rounded: set):
         super().__init__(mapping)
-        self.narrow = {new: old.dtype.name for old, (new, _) in mapping.items()}
+        self.narrow = {new: old.dtype.name for old, (new, _) in mapping.items() if old.uid in rounded}
 
     def visit_BufferStore(self, s: BufferStore):
         if s.buffer in self.mapping:
-            s = BufferStore(s.buffer, s.indices, s.value.value, span=s.span)
+            v = s.value
+            # the producer's float32 value, unrounded; a plain narrow value converted (exactly)
+            v = v.value if isinstance(v, Cast) and v.value.dtype == _dt.float32 else Cast(v, _dt.float32)
+            s = BufferStore(s.buffer, s.indices, v, span=s.span)
         return super().visit_BufferStore(s)
 
     def visit_Call(self, e: Call):
