@@ -16,6 +16,7 @@ from .check_loop_nesting import check_loop_nesting
 from .contract_fma import contract_fma
 from .cuda_context import CudaLowerContext
 from .dynamic_parallel import dynamic_parallel
+from .elide_gemm_operand_copies import elide_gemm_operand_copies
 from .elide_output_tiles import elide_output_tiles
 from .exact_narrow_floats import exact_narrow_floats
 from .explicit_sync import explicit_sync
@@ -62,6 +63,7 @@ def loop_passes(machine: Machine, pass_configs: dict | None = None) -> list[Pass
         ("contract_fma", contract_fma),
         ("exact_narrow_floats", exact_narrow_floats),
         ("fuse_gemm_producers", fuse_gemm_producers),
+        ("elide_gemm_operand_copies", elide_gemm_operand_copies),
         ("split_guarded_loops", split_guarded_loops),
         ("privatise_atomics", privatise_atomics),
         ("atomic_add_runs", atomic_add_runs),
