@@ -17,6 +17,8 @@
 // packed, converted to the accumulator type, into a per-thread scratch buffer inside the call.
 // Accumulators: float for float16/bfloat16/float8 inputs, int32 for int8/uint8 (whose products
 // go through tw_gemm_lowp.h), else the C type.
+// A `tw::via<R>` operand (float32 values that the packing rounds through R: a dequantised tile,
+// transform/fuse_gemm_producers.py, tw_gemm_via.h) is always packed.
 #pragma once
 #include <utility>
 
