@@ -21,8 +21,9 @@ def _shapes(M, N, K, ta, tb):
     return ((K, M) if ta else (M, K)), ((N, K) if tb else (K, N))
 
 
-def fused(M, N, K, which, ta, tb, dt, out="float32", accum="float32"):
+def fused(M, N, K, which, ta, tb, dt, out="float32", accum="float32", tiles=(BM, BN, BK)):
     """C = op(A) @ op(B) where operand `which` is (Q - 8) * S, computed per tile in a T.Parallel."""
+    BM, BN, BK = tiles
     a_shape, b_shape = _shapes(M, N, K, ta, tb)
     a_tile = (BK, BM) if ta else (BM, BK)
     b_tile = (BN, BK) if tb else (BK, BN)
@@ -77,7 +78,8 @@ def dequant(shape, dt):
     return tilewise.compile(main, target="cpu")
 
 
-def plain(M, N, K, ta, tb, dt, out="float32", accum="float32"):
+def plain(M, N, K, ta, tb, dt, out="float32", accum="float32", tiles=(BM, BN, BK)):
+    BM, BN, BK = tiles
     a_shape, b_shape = _shapes(M, N, K, ta, tb)
 
     @T.prim_func
@@ -115,8 +117,8 @@ def _inputs(shape, dt, rng, hard=False):
     return q, s.astype(_np(dt))
 
 
-def _check(M, N, K, which, ta, tb, dt, out="float32", accum="float32", hard=False):
-    k = fused(M, N, K, which, ta, tb, dt, out, accum)
+def _check(M, N, K, which, ta, tb, dt, out="float32", accum="float32", hard=False, tiles=(BM, BN, BK)):
+    k = fused(M, N, K, which, ta, tb, dt, out, accum, tiles)
     src = k.get_kernel_source()
     assert f"tw::via<tw::{'half' if dt == 'float16' else 'bf16'}>" in src, "the producer was not fused"
     a_shape, b_shape = _shapes(M, N, K, ta, tb)
@@ -133,7 +135,7 @@ def _check(M, N, K, which, ta, tb, dt, out="float32", accum="float32", hard=Fals
                                   .astype(_np(dt)).astype(np.float32))
     ref = np.empty((M, N), onp)
     a, b = (x, p) if which == "a" else (p, x)
-    plain(M, N, K, ta, tb, dt, out, accum)(a, b, ref)
+    plain(M, N, K, ta, tb, dt, out, accum, tiles)(a, b, ref)
     np.testing.assert_array_equal(c.view(np.uint32 if out == "float32" else np.uint16),
                                   ref.view(np.uint32 if out == "float32" else np.uint16))
     if not hard:
@@ -152,6 +154,12 @@ def test_fused_bit_identical_ragged(which, ta, tb):
 def test_fused_rounding_edge_values():
     """Ties, subnormals and overflow to inf: the packing's F16C rounding is tw::half's."""
     _check(40, 50, 70, "b", False, True, "float16", hard=True)
+
+
+def test_fused_tiles_not_whole_vectors():
+    """Tile extents that are not whole vectors: the packing's element-wise tails round too."""
+    _check(45, 50, 60, "b", False, False, "float16", tiles=(24, 20, 12), hard=True)
+    _check(45, 50, 60, "a", True, False, "float16", tiles=(20, 24, 12))
 
 
 def test_fused_bfloat16_and_float16_output():
