@@ -72,7 +72,8 @@ def _gemm_operand(a) -> Buffer | None:
 
 
 class _Uses(Visitor):
-    """Which narrow-float tiles only float32 producers store into and only T.gemm operands read."""
+    """Which narrow-float tiles only T.gemm operands read, and where they are stored: by float32
+    producers, or outside a loop in which a GEMM reads them."""
 
     def __init__(self):
         self.allocated: list[Buffer] = []
