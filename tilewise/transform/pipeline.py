@@ -10,14 +10,17 @@ from ..ir.machine import Machine
 from ..ir.stmt import PrimFunc
 from ..tileop.base import LowerContext
 from .apply_shared_layouts import apply_shared_layouts
+from .atomic_add_runs import atomic_add_runs
 from .check_launch_limits import check_launch_limits
 from .check_loop_nesting import check_loop_nesting
 from .contract_fma import contract_fma
 from .cuda_context import CudaLowerContext
 from .dynamic_parallel import dynamic_parallel
+from .elide_gemm_operand_copies import elide_gemm_operand_copies
 from .elide_output_tiles import elide_output_tiles
 from .exact_narrow_floats import exact_narrow_floats
 from .explicit_sync import explicit_sync
+from .fuse_gemm_producers import fuse_gemm_producers
 from .fuse_loops import fuse_loops
 from .guard_block_effects import guard_block_effects
 from .inject_pipeline import inject_pipeline, inject_pipeline_cpu
@@ -63,8 +66,11 @@ def loop_passes(machine: Machine, pass_configs: dict | None = None) -> list[Pass
         ("widen_indices", widen_indices),
         ("contract_fma", contract_fma),
         ("exact_narrow_floats", exact_narrow_floats),
+        ("fuse_gemm_producers", fuse_gemm_producers),
+        ("elide_gemm_operand_copies", elide_gemm_operand_copies),
         ("split_guarded_loops", split_guarded_loops),
         ("privatise_atomics", privatise_atomics),
+        ("atomic_add_runs", atomic_add_runs),
     ]
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from ...errors import CompileError
 from ...ir import extern_math
 from ...ir.buffer import Buffer
+from ...ir.dtype import as_dtype
 from ...ir.expr import BinOp, BufferLoad, Call, Const, logical_and
 from ...ir.stmt import Allocate, BufferStore, For, IfThenElse, Kernel, PrimFunc
 from ...ir.visitor import Visitor, uses_var, walk
@@ -469,12 +470,21 @@ class CpuRenderer(CStyleRenderer):
         a = e.attrs
         flag = {True: "true", False: "false"}
         targs = [a["m"], a["n"], a["k"], flag[a["trans_a"]], flag[a["trans_b"]], a["lda"], a["ldb"], a["ldc"]]
+        args = list(args)
+        # a float32 tile of values the packing rounds through a narrow type (fuse_gemm_producers.py)
+        for i, key in ((0, "round_a"), (1, "round_b")):
+            if a.get(key):
+                args[i] = f"(const tw::via<{c_type(as_dtype(a[key]))}>*)({args[i]})"
         return f"tw::gemm<{', '.join(str(t) for t in targs)}>({', '.join(args)})"
 
     def call_copy_transposed(self, e, args) -> str:
         """A transposed GEMM operand's copy (tileop/copy_transposed.py, tw_pack.h)."""
         a = e.attrs
         return f"tw::copy_transposed<{a['rows']}, {a['cols']}, {a['ldd']}>({', '.join(args)})"
+
+    def call_atomic_add_run(self, e, args) -> str:
+        """dst[0:n] += src[0:n] atomically, 16 bytes per exchange (transform/atomic_add_runs.py)."""
+        return f"tw::atomic_add_run({args[0]}, {args[1]}, (int64_t)({args[2]}))"
 
     def call_print(self, e, args) -> str:
         """T.print (see tileop/print.py): args are bx, by, bz then the value, or the tile's

@@ -552,6 +552,39 @@ template <typename T> inline T atomic_add(T* addr, T value) {
     return atomic_update(addr, [value](T x) { return x + value; });
   }
 }
+// dst[0:n] += src[0:n], each element by one atomic read-modify-write, as atomic_add would do
+// it, but 16 bytes (four floats, two doubles) per `lock cmpxchg16b` where dst is 16-byte aligned
+// (transform/atomic_add_runs.py). The exchange is atomic against per-element atomics on the same
+// memory too (a locked instruction holds the cache line either way). Without cmpxchg16b (no
+// -mcx16), element by element.
+template <typename T> inline void atomic_add_run(T* dst, const T* src, int64_t n) {
+  static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "float32 / float64 runs");
+  int64_t j = 0;
+#if defined(__GCC_HAVE_SYNC_COMPARE_AND_SWAP_16)
+  constexpr int W = 16 / (int)sizeof(T);
+  typedef T V __attribute__((vector_size(16)));
+  typedef T U __attribute__((vector_size(16), aligned(sizeof(T)), may_alias));
+  typedef unsigned __int128 Q;
+  for (; j < n && (reinterpret_cast<uintptr_t>(dst + j) & 15); ++j) atomic_add(dst + j, src[j]);
+  for (; j + W <= n; j += W) {
+    Q* p = reinterpret_cast<Q*>(dst + j);
+    const V v = *(const U*)(src + j);
+    // a torn first read only fails the exchange, which then returns the current bits
+    Q old = *(volatile Q*)p;
+    for (;;) {
+      V cur;
+      std::memcpy(&cur, &old, 16);
+      const V sum = cur + v;
+      Q upd;
+      std::memcpy(&upd, &sum, 16);
+      const Q seen = __sync_val_compare_and_swap(p, old, upd);
+      if (seen == old) break;
+      old = seen;
+    }
+  }
+#endif
+  for (; j < n; ++j) atomic_add(dst + j, src[j]);
+}
 template <typename T> inline T atomic_max(T* addr, T value) {
   return atomic_update(addr, [value](T x) { return max(x, value); });
 }

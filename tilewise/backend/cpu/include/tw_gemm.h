@@ -17,10 +17,13 @@
 // packed, converted to the accumulator type, into a per-thread scratch buffer inside the call.
 // Accumulators: float for float16/bfloat16/float8 inputs, int32 for int8/uint8 (whose products
 // go through tw_gemm_lowp.h), else the C type.
+// A `tw::via<R>` operand (float32 values that the packing rounds through R: a dequantised tile,
+// transform/fuse_gemm_producers.py, tw_gemm_via.h) is always packed.
 #pragma once
 #include <utility>
 
 #include "tw_cpu.h"
+#include "tw_gemm_via.h"  // operands rounded in the packing (tw::via)
 
 #if defined(__GNUC__) && !defined(TW_GEMM_SCALAR)
 #define TW_GEMM_VECTOR 1
@@ -63,6 +66,7 @@ template <typename T, typename S> struct Convert {
   }
   inline T operator()(S x) const {
     if constexpr (is_fp8<S>::value) return (T)lut[x.bits];
+    else if constexpr (is_via<S>::value) return (T)x.rounded();
     else if constexpr (std::is_same<S, bf16>::value) return (T)bitcast<float>((uint32_t)x.bits << 16);
     else if constexpr (std::is_same<S, half>::value) return (T)(float)x;
     // a tfloat32 operand reads with its low 13 bits ignored (tw_cpu.h), as the tensor cores read it
@@ -264,7 +268,10 @@ static inline __attribute__((always_inline)) void convert_run(const S* __restric
   typedef typename Simd<T>::U U;
   constexpr int W = Simd<T>::W;
   int j = 0;
-  if constexpr (std::is_same<S, T>::value) {
+  if constexpr (is_via<S>::value && std::is_same<T, float>::value) {
+    via_run<n>(src, dst);
+    return;
+  } else if constexpr (std::is_same<S, T>::value) {
     std::memcpy(dst, src, n * sizeof(T));
     return;
   } else if constexpr (std::is_same<T, float>::value && (std::is_same<S, half>::value || std::is_same<S, bf16>::value)) {
