@@ -696,3 +696,24 @@ def test_seeded_bugs_in_warp_specialised_code_are_caught(name):
     with pytest.raises(EmulatorError) as err:
         k(a, b)
     assert type(err.value).__name__ == expect, err.value
+
+
+@pytest.mark.parametrize("shape", [(2, 64, 128), (3, 16, 256)])
+def test_tma_copy_of_a_tile_with_a_leading_dimension_and_several_column_blocks(shape):
+    # each leading index's (rows, cols) tile is stored whole in the swizzled layout: one box per
+    # leading index and column block (a box spanning the leading dimension overwrote the next
+    # column block, which the emulator reported as a TMA load into memory still in flight)
+    @T.prim_func
+    def g(B: T.Tensor(shape, "float16"), O: T.Tensor(shape, "float16")):
+        with T.Kernel(1, threads=128):
+            Bs = T.alloc_shared(shape, "float16")
+            T.copy(B, Bs)
+            T.copy(Bs, O)
+
+    b = np.random.default_rng(0).standard_normal(shape).astype(np.float16)
+    o = np.zeros_like(b)
+    k = tilewise.compile(g, target=SM90A, execution_backend="emulator")
+    k(b, o)
+    np.testing.assert_array_equal(o, b)
+    boxes = shape[0] * shape[2] // 64
+    assert any(f"TMA, {boxes} box(es) of [1, {shape[1]}, 64]" in n for n in k.lowering_notes())

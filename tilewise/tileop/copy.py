@@ -218,7 +218,7 @@ class Copy(TileOp):
             raise CompileError(
                 f"{what} runs on the copy engine (TMA), which moves {tile.name} in its own layout, but the tile has "
                 "another (an annotation?); remove it or set pass_configs {'tl.disable_tma_lower': True}", self.span)
-        how = f"{plan.blocks} box(es) of {list(plan.box)}, {plan.swizzle or 'no'}-byte swizzle"
+        how = f"{plan.count} box(es) of {list(plan.box)}, {plan.swizzle or 'no'}-byte swizzle"
         if self.dst.buffer.is_global:
             ctx.note(self, f"{what}: TMA store, {how}")
             return emit_tma_store(self, plan, ctx)

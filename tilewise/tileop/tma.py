@@ -9,6 +9,7 @@ stage's mbarrier, whose expected byte count is the sum of the boxes (elements ou
 are zero-filled and count too)."""
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -32,13 +33,22 @@ class TmaPlan:
     layout: OperandLayout | None  # None: the destination stays row-major, unswizzled
     box: tuple[int, ...]  # per source dimension
     blocks: int  # boxes along the contiguous dimension (column blocks)
+    # leading source dimensions copied one index per box: (dimension, extent). The swizzled
+    # layout stores each leading index's (rows, cols) tile whole, so a box spanning a leading
+    # dimension would write its second index over the first index's next column block
+    outer: tuple[tuple[int, int], ...] = ()
 
     @property
     def swizzle(self) -> int:
         return self.layout.swizzle if self.layout is not None else 0
 
+    @property
+    def count(self) -> int:
+        """How many boxes the copy issues."""
+        return self.blocks * math.prod(e for _, e in self.outer)
+
     def bytes(self, elem_bytes: int) -> int:
-        return math.prod(self.box) * self.blocks * elem_bytes
+        return math.prod(self.box) * self.blocks * math.prod(e for _, e in self.outer) * elem_bytes
 
     def shared_layout(self, shape) -> Layout:
         """How the shared tile is stored: what the boxes write (or a store reads)."""
@@ -92,12 +102,17 @@ def plan_tma(copy, machine: Machine, pass_configs: dict) -> TmaPlan | str:
         return f"{s.name} is {tile_bytes} bytes, not a multiple of 128 (each stage of a TMA destination starts aligned)"
     lay = operand_layout(s.shape, s.dtype) if len(squeezed(dst)) >= 2 else None
     inner = lay.block_cols if lay is not None else ext[-1]
-    box = tuple(ext[:-1]) + (inner,)
+    outer: tuple[tuple[int, int], ...] = ()
+    if lay is not None and ext[-1] > inner:
+        nonunit = [d for d, e in enumerate(ext) if e != 1]
+        outer = tuple((d, ext[d]) for d in nonunit[:-2])
+    cut = {d for d, _ in outer}
+    box = tuple(1 if d in cut else e for d, e in enumerate(ext[:-1])) + (inner,)
     if inner * eb % 16:
         return f"a box row of {inner * eb} bytes is not a multiple of 16"
     if max(box) > MAX_BOX:
         return f"a box of {list(box)} elements: TMA boxes are at most {MAX_BOX} per dimension"
-    plan = TmaPlan(lay, box, ext[-1] // inner)
+    plan = TmaPlan(lay, box, ext[-1] // inner, outer)
     user = s.user_layout
     if user is not None and user.key() != plan.shared_layout(s.shape).key():
         # the copy engine writes its own layout; the user's wins and the copy stays the threads'
@@ -130,9 +145,19 @@ def _boxes(plan: TmaPlan, glob: BufferRegion, tile: BufferRegion, ctx):
     """(shared address, global coordinates) of each box."""
     starts = [as_expr(st) for st, _ in glob.region]
     lead = [as_expr(st) for st, _ in tile.region[:-1]]
-    for b in range(plan.blocks):
-        col = b * plan.box[-1]
-        yield address(tile.buffer, lead + [Const(col, _dt.int32)]), starts[:-1] + [simplify(starts[-1] + col, ctx.ranges)]
+    # the tile's dimension matching each outer source dimension: non-unit dimensions pair in order
+    tile_dims = [d for d, (_, e) in enumerate(tile.region) if e != 1]
+    glob_dims = [d for d, (_, e) in enumerate(glob.region) if e != 1]
+    pair = {g: t for g, t in zip(glob_dims, tile_dims)}
+    for idx in itertools.product(*(range(e) for _, e in plan.outer)):
+        g_at, t_at = list(starts), list(lead)
+        for (d, _), i in zip(plan.outer, idx):
+            g_at[d] = simplify(g_at[d] + i, ctx.ranges)
+            t_at[pair[d]] = simplify(t_at[pair[d]] + i, ctx.ranges)
+        for b in range(plan.blocks):
+            col = b * plan.box[-1]
+            yield (address(tile.buffer, t_at + [Const(col, _dt.int32)]),
+                   g_at[:-1] + [simplify(g_at[-1] + col, ctx.ranges)])
 
 
 def emit_tma_load(copy, plan: TmaPlan, barrier: BufferRegion, ctx) -> Stmt:

@@ -67,7 +67,7 @@ class TmaCopy(Copy):
         tmap = tensor_map(ctx, self.src.buffer, plan)
         bar = address(self.barrier.buffer, [as_expr(st) for st, _ in self.barrier.region])
         nbytes = Const(plan.bytes(self.src.buffer.dtype.bytes), _dt.int32)
-        ctx.note(self, f"T.tma_copy {self.src.buffer.name} -> {tile.name}: TMA, {plan.blocks} box(es) of "
+        ctx.note(self, f"T.tma_copy {self.src.buffer.name} -> {tile.name}: TMA, {plan.count} box(es) of "
                        f"{list(plan.box)}, {plan.swizzle or 'no'}-byte swizzle, {nbytes.value} bytes expected on "
                        f"{self.barrier.buffer.name}")
         issue = [Evaluate(Call("mbarrier_expect_tx", [bar, nbytes], _dt.handle))]
