@@ -8,8 +8,9 @@ tile's swizzled layout (layout/wgmma.OperandLayout): a K-major operand (its K di
 contiguous) walks K inside a swizzled 128-byte row by moving the start address, and the next
 8-row group is SBO = 8 * S bytes away; an MN-major operand (MN contiguous, wgmma's transpose
 flag) has its column blocks LBO = block bytes apart and its 8-row K groups SBO = 8 * S apart.
-The group is committed and waited for at once, so the accumulators are read, and the shared
-tiles overwritten, only after the instructions completed."""
+The group is committed and, unless T.gemm's wg_wait defers it, waited for at once, so the
+accumulators are read, and the shared tiles overwritten, only after the instructions completed;
+with wg_wait the program's own T.wait_wgmma must come first (the emulator checks it)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -119,7 +120,9 @@ def _desc(region: BufferRegion, lay: OperandLayout, row, col, mn_major: bool) ->
     return Call("wgmma_desc", [address(region.buffer, idx)], _dt.uint64, {"swizzle": S, "lbo": lbo, "sbo": sbo})
 
 
-def emit_wgmma(op, plan: WgmmaPlan, ctx) -> Stmt:
+def emit_wgmma(op, plan: WgmmaPlan, ctx, wait: int = 0) -> Stmt:
+    """The gemm's wgmma group, committed and then waited for with `wgmma.wait_group wait`
+    (T.gemm's wg_wait; -1: no wait, the program calls T.wait_wgmma before touching C)."""
     M, N, K = op.mnk
     g = plan.grid
     WM, WN = M // g.warp_m, N // g.warp_n
@@ -153,6 +156,7 @@ def emit_wgmma(op, plan: WgmmaPlan, ctx) -> Stmt:
                 call_attrs = {**attrs, "shape": f"m64n{plan.n_chunk}k{plan.k_step}"}
                 body.append(Evaluate(Call("wgmma", [acc, a_arg, b_arg, Const(1, _dt.int32)], _dt.handle, call_attrs)))
     body.append(Evaluate(Call("wgmma_commit", [], _dt.handle)))
-    body.append(Evaluate(Call("wgmma_wait", [], _dt.handle, {"n": 0})))
+    if wait >= 0:
+        body.append(Evaluate(Call("wgmma_wait", [], _dt.handle, {"n": wait})))
     return seq(body)
 

@@ -1,0 +1,182 @@
+"""TileLang 0.1.15's explicit asynchrony: T.gemm(wg_wait=n), T.wgmma_gemm and T.async_copy. The
+CUDA programs run in the emulator (sm_90a / sm_80) against numpy, with its checks of reads
+before the wait that completes them; the CPU target runs the same programs synchronously."""
+import numpy as np
+import pytest
+from conftest import nvrtc_check
+
+import tilewise
+import tilewise.language as T
+from tilewise.emulator.errors import AsyncAccessError
+from tilewise.errors import CompileError
+
+M, N, K = 64, 64, 32
+SM90A = "cuda -arch=sm_90a"
+
+
+def _ab(rng):
+    a = rng.standard_normal((M, K)).astype(np.float16)
+    b = rng.standard_normal((K, N)).astype(np.float16)
+    return a, b, a.astype(np.float64) @ b.astype(np.float64)
+
+
+def _close(c, ref):
+    np.testing.assert_allclose(c, ref, rtol=1e-3, atol=1e-3 * np.abs(ref).max())
+
+
+def gemm_kernel(wg_wait, wait=True):
+    """C = A @ B with T.gemm(wg_wait=...) and, when `wait`, T.wait_wgmma(0) before C is read."""
+
+    @T.prim_func
+    def g(A: T.Tensor((M, K), "float16"), B: T.Tensor((K, N), "float16"), C: T.Tensor((M, N), "float32")):
+        with T.Kernel(1, threads=128):
+            As = T.alloc_shared((M, K), "float16")
+            Bs = T.alloc_shared((K, N), "float16")
+            acc = T.alloc_fragment((M, N), "float32")
+            T.copy(A, As)
+            T.copy(B, Bs)
+            T.gemm(As, Bs, acc, clear_accum=True, wg_wait=wg_wait)
+            if wait:
+                T.wait_wgmma(0)
+            T.copy(acc, C)
+
+    return g
+
+
+def _run(f, rng, target=SM90A, backend="emulator"):
+    a, b, ref = _ab(rng)
+    c = np.zeros((M, N), np.float32)
+    tilewise.compile(f, target=target, execution_backend=backend)(a, b, c)
+    return c, ref
+
+
+# ---------------------------------------------------------------------------- T.gemm(wg_wait=n)
+
+
+@pytest.mark.parametrize("wg_wait", [0, -1])
+def test_gemm_wg_wait_then_wait_wgmma_matches_numpy(rng, wg_wait):
+    _close(*_run(gemm_kernel(wg_wait), rng))
+
+
+def test_gemm_wg_wait_minus_one_reading_c_before_wait_wgmma_is_reported(rng):
+    with pytest.raises(AsyncAccessError, match="wgmma"):
+        _run(gemm_kernel(-1, wait=False), rng)
+
+
+def test_gemm_wg_wait_emits_the_wait_group_it_asks_for():
+    src = tilewise.compile(gemm_kernel(-1), target=SM90A, execution_backend="emulator").get_kernel_source()
+    assert src.count("wgmma_wait<") == 1  # only the program's T.wait_wgmma(0)
+    src = tilewise.compile(gemm_kernel(0, wait=False), target=SM90A, execution_backend="emulator").get_kernel_source()
+    assert "wgmma_wait<0>" in src
+
+
+@pytest.fixture
+def fresh_warnings(monkeypatch):
+    monkeypatch.setattr(tilewise.errors, "_warned", set())
+
+
+def _warnings_of(fn) -> list[str]:
+    import warnings
+
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        fn()
+    return [str(x.message) for x in w]
+
+
+@pytest.mark.parametrize("target, backend, how", [("cuda -arch=sm_80", "emulator", "mma.sync"),
+                                                  ("cpu", "auto", "the CPU micro-kernel")])
+def test_gemm_wg_wait_without_wgmma_is_synchronous_and_said_once(rng, fresh_warnings, target, backend, how):
+    out = []
+    # no T.wait_wgmma: C is complete when the synchronous gemm returns
+    msgs = _warnings_of(lambda: out.append(_run(gemm_kernel(-1, wait=False), rng, target, backend)))
+    ours = [m for m in msgs if "T.gemm(wg_wait=-1) has no effect here" in m]
+    assert len(ours) == 1 and how in ours[0], msgs
+    _close(*out[0])
+
+
+def test_gemm_wg_wait_zero_never_warns(rng, fresh_warnings):
+    msgs = _warnings_of(lambda: _run(gemm_kernel(0), rng, "cuda -arch=sm_80"))
+    assert not [m for m in msgs if "wg_wait" in m], msgs
+
+
+def test_gemm_wg_wait_in_annotations_is_honoured():
+    src = tilewise.compile(gemm_kernel(0, wait=False), target=SM90A, execution_backend="emulator").get_kernel_source()
+    assert "wgmma_wait<0>" in src
+
+    @T.prim_func
+    def g(A: T.Tensor((M, K), "float16"), B: T.Tensor((K, N), "float16"), C: T.Tensor((M, N), "float32")):
+        with T.Kernel(1, threads=128):
+            As = T.alloc_shared((M, K), "float16")
+            Bs = T.alloc_shared((K, N), "float16")
+            acc = T.alloc_fragment((M, N), "float32")
+            T.copy(A, As)
+            T.copy(B, Bs)
+            T.gemm(As, Bs, acc, clear_accum=True, annotations={"wg_wait": -1})
+            T.copy(acc, C)
+
+    with pytest.raises(AsyncAccessError):
+        _run(g, np.random.default_rng(0))
+
+
+def test_gemm_wg_wait_must_be_an_integer_from_minus_one():
+    with pytest.raises(CompileError, match="wg_wait=-2"):
+        gemm_kernel(-2)
+
+
+def test_gemm_wg_wait_compiles_to_hgmma_with_nvrtc():
+    nvrtc_check(gemm_kernel(-1), expect={"sm_90a": ("HGMMA",)}, archs=("sm_90a",))
+
+
+# ---------------------------------------------------------------------------- T.wgmma_gemm
+
+
+def wgmma_gemm_kernel(wait=True, a_dtype="float16", c_dtype="float32", threads=128):
+    @T.prim_func
+    def g(A: T.Tensor((M, K), a_dtype), B: T.Tensor((K, N), a_dtype), C: T.Tensor((M, N), c_dtype)):
+        with T.Kernel(1, threads=threads):
+            As = T.alloc_shared((M, K), a_dtype)
+            Bs = T.alloc_shared((K, N), a_dtype)
+            acc = T.alloc_fragment((M, N), c_dtype)
+            T.clear(acc)
+            for _k in T.serial(2):  # the wait also frees As, Bs for the next copy
+                T.copy(A, As)
+                T.copy(B, Bs)
+                T.wgmma_gemm(As, Bs, acc)
+                if wait:
+                    T.wait_wgmma(0)
+            T.copy(acc, C)
+
+    return g
+
+
+def test_wgmma_gemm_with_wait_wgmma_matches_numpy(rng):
+    c, ref = _run(wgmma_gemm_kernel(), rng)
+    _close(c, 2 * ref)
+
+
+def test_wgmma_gemm_never_waits_itself(rng):
+    k = tilewise.compile(wgmma_gemm_kernel(), target=SM90A, execution_backend="emulator")
+    assert k.get_kernel_source().count("wgmma_wait<") == 1  # the program's
+    with pytest.raises(AsyncAccessError):
+        _run(wgmma_gemm_kernel(wait=False), rng)
+
+
+@pytest.mark.parametrize("target, why", [
+    ("cuda -arch=sm_80", "sm_80 has no wgmma"),
+    ("cuda -arch=sm_90", "sm_90 has no wgmma"),
+    ("cpu", "the CPU target has no wgmma"),
+    ("hip -arch=gfx942", "gfx942 (is an AMD GPU|has no wgmma)"),
+])
+def test_wgmma_gemm_without_wgmma_is_a_compile_error(target, why):
+    with pytest.raises(CompileError, match=f"T.wgmma_gemm 64x64x32 .*cannot use wgmma: {why}"):
+        tilewise.lower(wgmma_gemm_kernel(), target=target)
+
+
+@pytest.mark.parametrize("kw, why", [
+    ({"a_dtype": "float64", "c_dtype": "float64"}, "wgmma has no float64 x float64 -> float64 form"),
+    ({"threads": 96}, "the 96 threads running it are not whole warpgroups"),
+])
+def test_wgmma_gemm_operands_wgmma_cannot_take_are_a_compile_error(kw, why):
+    with pytest.raises(CompileError, match=f"cannot use wgmma: {why}"):
+        tilewise.lower(wgmma_gemm_kernel(wait=False, **kw), target=SM90A)
