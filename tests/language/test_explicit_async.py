@@ -7,7 +7,7 @@ from conftest import nvrtc_check
 
 import tilewise
 import tilewise.language as T
-from tilewise.emulator.errors import AsyncAccessError
+from tilewise.emulator.errors import AsyncAccessError, AsyncCopyError
 from tilewise.errors import CompileError
 
 M, N, K = 64, 64, 32
@@ -180,3 +180,112 @@ def test_wgmma_gemm_without_wgmma_is_a_compile_error(target, why):
 def test_wgmma_gemm_operands_wgmma_cannot_take_are_a_compile_error(kw, why):
     with pytest.raises(CompileError, match=f"cannot use wgmma: {why}"):
         tilewise.lower(wgmma_gemm_kernel(wait=False, **kw), target=SM90A)
+
+
+# ---------------------------------------------------------------------------- T.async_copy
+
+
+def async_copy_kernel(wait=True, corner=False, dst_scope="shared", dtype="float16", shape=(64, 64)):
+    R, C = shape
+
+    @T.prim_func
+    def g(A: T.Tensor((2 * R, C), dtype), B: T.Tensor((R, C), dtype)):
+        with T.Kernel(1, threads=128):
+            S = T.alloc_shared((R, C), dtype) if dst_scope == "shared" else T.alloc_fragment((R, C), dtype)
+            if corner:
+                T.async_copy(A[R, 0], S)  # the corner form: the tile of S's shape at row R
+            else:
+                T.async_copy(A[R:2 * R, :], S)
+            if wait:
+                T.ptx_wait_group(0)
+            for i, j in T.Parallel(R, C):
+                B[i, j] = S[(i + 1) % R, j] + 1  # other threads' elements: ordered by a barrier after the wait
+
+    return g
+
+
+def _run_copy(f, target, shape=(64, 64), dtype=np.float16):
+    a = np.random.default_rng(1).standard_normal((2 * shape[0], shape[1])).astype(dtype)
+    b = np.zeros(shape, dtype)
+    tilewise.compile(f, target=target, execution_backend="auto" if target == "cpu" else "emulator")(a, b)
+    np.testing.assert_array_equal(b, np.roll(a[shape[0]:], -1, axis=0) + dtype(1))
+
+
+@pytest.mark.parametrize("target", ["cuda -arch=sm_80", SM90A, "cpu"])
+@pytest.mark.parametrize("corner", [False, True])
+def test_async_copy_then_wait_group_matches_numpy(target, corner):
+    _run_copy(async_copy_kernel(corner=corner), target)
+
+
+@pytest.mark.parametrize("target", ["cuda -arch=sm_80", SM90A])
+def test_async_copy_reading_the_destination_before_the_wait_is_reported(target):
+    with pytest.raises(AsyncCopyError, match="while a cp.async copy into it is still in flight"):
+        _run_copy(async_copy_kernel(wait=False), target)
+
+
+def test_async_copy_is_cp_async_and_a_commit_without_a_wait():
+    src = tilewise.compile(async_copy_kernel(), target=SM90A, execution_backend="emulator").get_kernel_source()
+    assert "cp.async" in src or "cp_async" in src
+    assert "tma" not in src.lower().replace("tw::", "")
+    src_nowait = tilewise.compile(async_copy_kernel(wait=False), target="cuda -arch=sm_80",
+                                  execution_backend="emulator").get_kernel_source()
+    assert "wait" not in "".join(line for line in src_nowait.splitlines() if "cp_async" in line)
+
+
+@pytest.mark.parametrize("kw, msg", [
+    ({"dst_scope": "fragment"}, "destination S is in local.fragment memory"),
+])
+def test_async_copy_needs_global_to_shared(kw, msg):
+    with pytest.raises(CompileError, match=msg):
+        async_copy_kernel(**kw)
+
+
+def test_async_copy_chunks_under_four_bytes_are_a_compile_error():
+    with pytest.raises(CompileError, match="cp.async moves 4, 8 or 16 bytes"):
+        tilewise.lower(async_copy_kernel(dtype="float16", shape=(64, 1)), target="cuda -arch=sm_80")
+
+
+def test_async_copy_on_an_amd_gpu_is_a_compile_error():
+    with pytest.raises(CompileError, match="T.async_copy A -> S: gfx942 .* has no cp.async"):
+        tilewise.lower(async_copy_kernel(), target="hip -arch=gfx942")
+
+
+def test_async_copy_on_the_cpu_is_synchronous():
+    # native CPU code (no thread primitive in the kernel): the copy has landed when it returns
+    _run_copy(async_copy_kernel(wait=False), "cpu")
+
+
+def test_async_copy_compiles_to_ldgsts_with_nvrtc():
+    nvrtc_check(async_copy_kernel(), expect=("LDGSTS",))
+
+
+def pipelined_gemm(bm=64, bn=64, bk=32, size=(128, 128, 96)):
+    """TileLang's sm_80 form: T.async_copy + T.ptx_wait_group(0) in a pipelined K loop."""
+    m, n, k = size
+
+    @T.prim_func
+    def g(A: T.Tensor((m, k), "float16"), B: T.Tensor((k, n), "float16"), C: T.Tensor((m, n), "float32")):
+        with T.Kernel(T.ceildiv(n, bn), T.ceildiv(m, bm), threads=128) as (bx, by):
+            As = T.alloc_shared((bm, bk), "float16")
+            Bs = T.alloc_shared((bk, bn), "float16")
+            acc = T.alloc_fragment((bm, bn), "float32")
+            T.clear(acc)
+            for ko in T.Pipelined(T.ceildiv(k, bk), num_stages=2):
+                T.async_copy(A[by * bm, ko * bk], As)
+                T.ptx_wait_group(0)
+                T.async_copy(B[ko * bk, bx * bn], Bs)
+                T.ptx_wait_group(0)
+                T.gemm(As, Bs, acc)
+            T.copy(acc, C[by * bm, bx * bn])
+
+    return g
+
+
+@pytest.mark.parametrize("target", ["cuda -arch=sm_80", SM90A])
+def test_async_copy_in_a_pipelined_gemm_matches_numpy(rng, target):
+    m, n, k = 128, 128, 96
+    a = rng.standard_normal((m, k)).astype(np.float16)
+    b = rng.standard_normal((k, n)).astype(np.float16)
+    c = np.zeros((m, n), np.float32)
+    tilewise.compile(pipelined_gemm(), target=target, execution_backend="emulator")(a, b, c)
+    _close(c, a.astype(np.float64) @ b.astype(np.float64))
