@@ -119,6 +119,39 @@ def test_gemm_wg_wait_in_annotations_is_honoured():
         _run(g, np.random.default_rng(0))
 
 
+def two_gemms_kernel():
+    """Two groups in flight; T.gemm(wg_wait=1) on the second completes the first only."""
+
+    @T.prim_func
+    def g(A: T.Tensor((M, K), "float16"), B: T.Tensor((K, N), "float16"), C: T.Tensor((2, M, N), "float32")):
+        with T.Kernel(1, threads=128):
+            As = T.alloc_shared((M, K), "float16")
+            Bs = T.alloc_shared((K, N), "float16")
+            c1 = T.alloc_fragment((M, N), "float32")
+            c2 = T.alloc_fragment((M, N), "float32")
+            T.copy(A, As)
+            T.copy(B, Bs)
+            T.gemm(As, Bs, c1, clear_accum=True, wg_wait=-1)
+            T.gemm(As, Bs, c2, clear_accum=True, wg_wait=1)
+            for i, j in T.Parallel(M, N):
+                c1[i, j] = c1[i, j] * 2  # complete: only c2's group may still be in flight
+            T.copy(c1, C[0, :, :])
+            T.wait_wgmma(0)
+            T.copy(c2, C[1, :, :])
+
+    return g
+
+
+def test_gemm_wg_wait_n_leaves_the_newest_n_groups_in_flight(rng):
+    a, b, ref = _ab(rng)
+    c = np.zeros((2, M, N), np.float32)
+    k = tilewise.compile(two_gemms_kernel(), target=SM90A, execution_backend="emulator")
+    assert "wgmma_wait<1>" in k.get_kernel_source()
+    k(a, b, c)
+    _close(c[0], 2 * ref)
+    _close(c[1], ref)
+
+
 def test_gemm_wg_wait_must_be_an_integer_from_minus_one():
     with pytest.raises(CompileError, match="wg_wait=-2"):
         gemm_kernel(-2)
@@ -160,6 +193,27 @@ def test_wgmma_gemm_never_waits_itself(rng):
     assert k.get_kernel_source().count("wgmma_wait<") == 1  # the program's
     with pytest.raises(AsyncAccessError):
         _run(wgmma_gemm_kernel(wait=False), rng)
+
+
+def test_wgmma_gemm_operands_overwritten_before_the_wait_are_reported(rng):
+    """Without T.wait_wgmma the next iteration's copy overwrites As / Bs while wgmma reads them."""
+
+    @T.prim_func
+    def g(A: T.Tensor((M, K), "float16"), B: T.Tensor((K, N), "float16"), C: T.Tensor((M, N), "float32")):
+        with T.Kernel(1, threads=128):
+            As = T.alloc_shared((M, K), "float16")
+            Bs = T.alloc_shared((K, N), "float16")
+            acc = T.alloc_fragment((M, N), "float32")
+            T.clear(acc)
+            for _k in T.serial(2):
+                T.copy(A, As)
+                T.copy(B, Bs)
+                T.wgmma_gemm(As, Bs, acc)
+            T.wait_wgmma(0)
+            T.copy(acc, C)
+
+    with pytest.raises(AsyncAccessError, match="overwrites .* while an asynchronous wgmma operand read"):
+        _run(g, rng)
 
 
 @pytest.mark.parametrize("target, why", [
