@@ -152,6 +152,39 @@ def test_gemm_wg_wait_n_leaves_the_newest_n_groups_in_flight(rng):
     _close(c[1], ref)
 
 
+def chained_gemms_kernel():
+    """TileLang's MLA-decode form: several gemms into one accumulator, each wg_wait=-1, one wait."""
+
+    @T.prim_func
+    def g(A: T.Tensor((M, 2 * K), "float16"), B: T.Tensor((N, 2 * K), "float16"), C: T.Tensor((M, N), "float32")):
+        with T.Kernel(1, threads=128):
+            A0 = T.alloc_shared((M, K), "float16")
+            A1 = T.alloc_shared((M, K), "float16")
+            B0 = T.alloc_shared((N, K), "float16")
+            B1 = T.alloc_shared((N, K), "float16")
+            acc = T.alloc_fragment((M, N), "float32")
+            T.copy(A[0, 0], A0)
+            T.copy(A[0, K], A1)
+            T.copy(B[0, 0], B0)
+            T.copy(B[0, K], B1)
+            T.clear(acc)
+            T.gemm(A0, B0, acc, transpose_B=True, wg_wait=-1)
+            T.gemm(A1, B1, acc, transpose_B=True, wg_wait=-1)
+            T.wait_wgmma(0)
+            T.copy(acc, C)
+
+    return g
+
+
+def test_chained_gemms_into_one_accumulator_with_one_wait(rng):
+    a = rng.standard_normal((M, 2 * K)).astype(np.float16)
+    b = rng.standard_normal((N, 2 * K)).astype(np.float16)
+    c = np.zeros((M, N), np.float32)
+    tilewise.compile(chained_gemms_kernel(), target=SM90A, execution_backend="emulator")(a, b, c)
+    _close(c, a.astype(np.float64) @ b.astype(np.float64).T)
+    nvrtc_check(chained_gemms_kernel(), expect={"sm_90a": ("HGMMA",)}, archs=("sm_90a",))
+
+
 def test_gemm_wg_wait_must_be_an_integer_from_minus_one():
     with pytest.raises(CompileError, match="wg_wait=-2"):
         gemm_kernel(-2)
