@@ -150,6 +150,7 @@ def test_gemm_wg_wait_n_leaves_the_newest_n_groups_in_flight(rng):
     k(a, b, c)
     _close(c[0], 2 * ref)
     _close(c[1], ref)
+    nvrtc_check(two_gemms_kernel(), expect={"sm_90a": ("HGMMA",)}, archs=("sm_90a",))
 
 
 def chained_gemms_kernel():
