@@ -377,3 +377,23 @@ def test_async_copy_in_a_pipelined_gemm_matches_numpy(rng, target):
     c = np.zeros((m, n), np.float32)
     tilewise.compile(pipelined_gemm(), target=target, execution_backend="emulator")(a, b, c)
     _close(c, a.astype(np.float64) @ b.astype(np.float64))
+
+
+# ---------------------------------------------------------------------------- the PTX NVRTC made
+
+
+def test_the_ptx_interpreter_runs_the_compiled_async_forms(rng):
+    """The PTX NVRTC made from them (wgmma.wait_group 1 and none, cp.async without a wait of
+    its own), run by tilewise/ptx against numpy."""
+    a, b, ref = _ab(rng)
+    c = np.zeros((2, M, N), np.float32)
+    tilewise.compile(two_gemms_kernel(), target=SM90A, execution_backend="ptx")(a, b, c)
+    _close(c[0], 2 * ref)
+    _close(c[1], ref)
+    c = np.zeros((M, N), np.float32)
+    tilewise.compile(wgmma_gemm_kernel(), target=SM90A, execution_backend="ptx")(a, b, c)
+    _close(c, 2 * ref)
+    x = rng.standard_normal((128, 64)).astype(np.float16)
+    y = np.zeros((64, 64), np.float16)
+    tilewise.compile(async_copy_kernel(), target="cuda -arch=sm_80", execution_backend="ptx")(x, y)
+    np.testing.assert_array_equal(y, np.roll(x[64:], -1, axis=0) + np.float16(1))
