@@ -95,6 +95,11 @@ def test_gemm_wg_wait_without_wgmma_is_synchronous_and_said_once(rng, fresh_warn
     _close(*_run(f, rng, target, backend))
 
 
+def test_gemm_wg_wait_on_an_amd_gpu_is_said_once(fresh_warnings):
+    msgs = _warnings_of(lambda: tilewise.lower(gemm_kernel(-1, wait=False), target="hip -arch=gfx942"))
+    assert [m for m in msgs if "T.gemm(wg_wait=-1) has no effect here" in m and "AMD GPU" in m], msgs
+
+
 def test_gemm_wg_wait_zero_never_warns(rng, fresh_warnings):
     msgs = _warnings_of(lambda: _run(gemm_kernel(0), rng, "cuda -arch=sm_80"))
     assert not [m for m in msgs if "wg_wait" in m], msgs
