@@ -255,6 +255,40 @@ def test_wgmma_gemm_operands_overwritten_before_the_wait_are_reported(rng):
         _run(g, rng)
 
 
+def k_sliced_kernel(D=128):
+    """TileLang's sparse-MLA form: K ranges of shared tiles (one in a pipeline slot), chained."""
+
+    @T.prim_func
+    def g(A: T.Tensor((M, D), "float16"), B: T.Tensor((N, D), "float16"), C: T.Tensor((M, N), "float32")):
+        with T.Kernel(1, threads=128):
+            As = T.alloc_shared((M, D), "float16")
+            Bs = T.alloc_shared((2, N, D), "float16")
+            acc = T.alloc_fragment((M, N), "float32")
+            T.copy(A, As)
+            T.copy(B, Bs[1, :, :])
+            T.clear(acc)
+            T.wgmma_gemm(As[:, : D // 2], Bs[1, :, : D // 2], acc, transpose_B=True)
+            T.wgmma_gemm(As[:, D // 2:], Bs[1, :, D // 2:], acc, transpose_B=True)
+            T.wait_wgmma(0)
+            T.copy(acc, C)
+
+    return g
+
+
+def test_wgmma_gemm_on_k_slices_of_shared_tiles_matches_numpy(rng):
+    D = 128
+    a = rng.standard_normal((M, D)).astype(np.float16)
+    b = rng.standard_normal((N, D)).astype(np.float16)
+    c = np.zeros((M, N), np.float32)
+    k = tilewise.compile(k_sliced_kernel(D), target=SM90A, execution_backend="emulator")
+    k(a, b, c)
+    _close(c, a.astype(np.float64) @ b.astype(np.float64).T)
+    assert sum("T.wgmma_gemm 64x64x64: wgmma" in n for n in k.lowering_notes()) == 2
+    c = np.zeros((M, N), np.float32)
+    tilewise.compile(k_sliced_kernel(D), target=SM90A, execution_backend="ptx")(a, b, c)
+    _close(c, a.astype(np.float64) @ b.astype(np.float64).T)
+
+
 @pytest.mark.parametrize("target, why", [
     ("cuda -arch=sm_80", "sm_80 has no wgmma"),
     ("cuda -arch=sm_90", "sm_90 has no wgmma"),

@@ -181,7 +181,7 @@ class Gemm(TileOp):
         if isinstance(plan, str):
             return self.lower_cuda(ctx, why_not_wgmma=plan)
         M, N, K = self.mnk
-        ctx.note(self, f"T.gemm {M}x{N}x{K}: wgmma.m64n{plan.n_chunk}k{plan.k_step} on {plan.warpgroups} "
+        ctx.note(self, f"T.{self.op_name} {M}x{N}x{K}: wgmma.m64n{plan.n_chunk}k{plan.k_step} on {plan.warpgroups} "
                        f"warpgroup(s) ({plan.grid.warp_m} x {plan.grid.warp_n}), A from "
                        f"{'registers' if plan.a_layout is None else 'shared memory'}"
                        + ("" if not self.wg_wait else "; no wgmma.wait_group (wg_wait=-1)" if self.wg_wait < 0

@@ -18,6 +18,9 @@ NAME = "T.wgmma_gemm"
 
 class WgmmaGemm(Gemm):
     op_name = "wgmma_gemm"
+    # TileLang's programs give it K ranges of shared tiles (`Q_shared[:, :D // 2]`): plan_wgmma
+    # takes those for K-major operands (T.gemm keeps whole tiles, with mma.sync for the rest)
+    wgmma_k_slices = True
 
     def _refuse(self, why: str) -> CompileError:
         M, N, K = self.mnk
