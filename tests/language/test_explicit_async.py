@@ -191,6 +191,34 @@ def test_chained_gemms_into_one_accumulator_with_one_wait(rng):
     nvrtc_check(chained_gemms_kernel(), expect={"sm_90a": ("HGMMA",)}, archs=("sm_90a",))
 
 
+def pipelined_wgmma_kernel(m=128, n=128, kk=256, bm=64, bn=64, bk=64):
+    """T.Pipelined (on sm_90a: TMA stages, warp-specialised) with the wait the program writes."""
+
+    @T.prim_func
+    def g(A: T.Tensor((m, kk), "float16"), B: T.Tensor((kk, n), "float16"), C: T.Tensor((m, n), "float32")):
+        with T.Kernel(T.ceildiv(n, bn), T.ceildiv(m, bm), threads=128) as (bx, by):
+            As = T.alloc_shared((bm, bk), "float16")
+            Bs = T.alloc_shared((bk, bn), "float16")
+            acc = T.alloc_fragment((bm, bn), "float32")
+            T.clear(acc)
+            for ko in T.Pipelined(T.ceildiv(kk, bk), num_stages=2):
+                T.copy(A[by * bm, ko * bk], As)
+                T.copy(B[ko * bk, bx * bn], Bs)
+                T.gemm(As, Bs, acc, wg_wait=-1)
+                T.wait_wgmma(0)
+            T.copy(acc, C[by * bm, bx * bn])
+
+    return g
+
+
+def test_gemm_wg_wait_in_a_pipelined_loop_matches_numpy(rng):
+    a = rng.standard_normal((128, 256)).astype(np.float16)
+    b = rng.standard_normal((256, 128)).astype(np.float16)
+    c = np.zeros((128, 128), np.float32)
+    tilewise.compile(pipelined_wgmma_kernel(), target=SM90A, execution_backend="emulator")(a, b, c)
+    _close(c, a.astype(np.float64) @ b.astype(np.float64))
+
+
 def test_gemm_wg_wait_must_be_an_integer_from_minus_one():
     with pytest.raises(CompileError, match="wg_wait=-2"):
         gemm_kernel(-2)
