@@ -31,6 +31,7 @@ from ..ir.dtype import (
 from ..ir.dtype import bool_ as bool
 from ..ir.expr import Var
 from ..layout import Fragment, Layout
+from ..tileop.async_copy import async_copy
 from ..tileop.atomic_add import atomic_add, atomic_max, atomic_min
 from ..tileop.atomic_ext import atomic_addx2, atomic_addx4, atomic_load, atomic_or, atomic_store
 from ..tileop.copy import copy
@@ -54,6 +55,7 @@ from ..tileop.reduce import (
 from ..tileop.reducer import alloc_reducer, finalize_reducer, reducer_init, reducer_update
 from ..tileop.thread_allreduce import comm_reducer, tvm_thread_allreduce
 from ..tileop.transpose import transpose
+from ..tileop.wgmma_gemm import wgmma_gemm
 from .alloc import (
     FragmentBuffer,
     LocalBuffer,

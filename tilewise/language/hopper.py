@@ -336,8 +336,9 @@ def fence_proxy_async() -> None:
 
 
 def wait_wgmma(id) -> None:  # noqa: A002 - TileLang's parameter name
-    """`wgmma.wait_group.sync.aligned id`. tilewise's T.gemm waits for its own wgmma group before
-    it returns, so there is never anything left to wait for; kept for TileLang programs."""
+    """`wgmma.wait_group.sync.aligned id`: all but the newest `id` wgmma groups of the warpgroup
+    are complete. It completes the groups of `T.wgmma_gemm` and of `T.gemm(..., wg_wait=-1 or n)`;
+    a T.gemm with the default wg_wait=0 waits for its own group."""
     _frame("T.wait_wgmma")
     _call("wgmma_wait", n=_int_arg(id, "T.wait_wgmma: the number of groups left in flight", 0, const=True))
 

@@ -51,21 +51,36 @@ class Gemm(TileOp):
     unroll_pipeline = True
     _fields = ("A", "B", "C")
 
-    def __init__(self, A, B, C, trans_A: bool, trans_B: bool, policy: int, clear_accum: bool, k_pack: int = 1):
+    def __init__(self, A, B, C, trans_A: bool, trans_B: bool, policy: int, clear_accum: bool, k_pack: int = 1,
+                 wg_wait: int = 0):
         self._init()
         self.A, self.B, self.C = A, B, C
         self.trans_A, self.trans_B = trans_A, trans_B
         self.policy = int(policy)
         self.clear_accum = clear_accum
         self.k_pack = k_pack
+        # wgmma groups left in flight after the issue (sm_90a): 0 waits for this gemm's group,
+        # n > 0 for all but the newest n, -1 not at all (the program calls T.wait_wgmma)
+        self.wg_wait = wg_wait
 
     def attrs(self) -> dict:
-        return {
+        out = {
             "transpose_A": self.trans_A,
             "transpose_B": self.trans_B,
             "policy": GemmWarpPolicy(self.policy).name,
             "clear_accum": self.clear_accum,
         }
+        if self.wg_wait:
+            out["wg_wait"] = self.wg_wait
+        return out
+
+    def synchronous_mma(self, how: str) -> None:
+        """The target lowers this gemm to a synchronous instruction (no wgmma): a wg_wait other
+        than 0 cannot defer anything, which is said once rather than dropped silently."""
+        if self.wg_wait:
+            warn_once(("T.gemm", "wg_wait", how),
+                      f"T.gemm(wg_wait={self.wg_wait}) has no effect here: the gemm lowers to {how}, which "
+                      "completes before the next statement (only sm_90a's wgmma is asynchronous)")
 
     def reads(self) -> list[BufferRegion]:
         return [self.A, self.B] + ([] if self.clear_accum else [self.C])
@@ -84,6 +99,7 @@ class Gemm(TileOp):
     def lower_loops(self, ctx: LowerContext) -> Stmt:
         # Shapes and leading dimensions are static, so they become template arguments of the
         # micro-kernel (tw_gemm.h) and all its addressing folds into constants.
+        self.synchronous_mma("the CPU micro-kernel")
         M, N, K = self.mnk
         args = [Call("address_of", [BufferLoad(r.buffer, r.starts)], _dt.handle) for r in (self.A, self.B, self.C)]
         attrs = {
@@ -165,13 +181,15 @@ class Gemm(TileOp):
         if isinstance(plan, str):
             return self.lower_cuda(ctx, why_not_wgmma=plan)
         M, N, K = self.mnk
-        ctx.note(self, f"T.gemm {M}x{N}x{K}: wgmma.m64n{plan.n_chunk}k{plan.k_step} on {plan.warpgroups} "
+        ctx.note(self, f"T.{self.op_name} {M}x{N}x{K}: wgmma.m64n{plan.n_chunk}k{plan.k_step} on {plan.warpgroups} "
                        f"warpgroup(s) ({plan.grid.warp_m} x {plan.grid.warp_n}), A from "
-                       f"{'registers' if plan.a_layout is None else 'shared memory'}")
+                       f"{'registers' if plan.a_layout is None else 'shared memory'}"
+                       + ("" if not self.wg_wait else "; no wgmma.wait_group (wg_wait=-1)" if self.wg_wait < 0
+                          else f"; wgmma.wait_group {self.wg_wait} (wg_wait)"))
         stmts = []
         if self.clear_accum:
             stmts.append(Fill(self.C, Const(0, self.C.buffer.dtype)).lower_cuda(ctx))
-        stmts.append(emit_wgmma(self, plan, ctx))
+        stmts.append(emit_wgmma(self, plan, ctx, wait=self.wg_wait))
         return seq(stmts)
 
     @lowering("cuda")
@@ -186,6 +204,7 @@ class Gemm(TileOp):
         mma = has_mma(self.A.buffer.dtype, self.B.buffer.dtype)
         M, N, K = self.mnk
         how = "mma.sync" if mma else f"FMA (no tensor-core instruction for {self.A.buffer.dtype} operands)"
+        self.synchronous_mma("mma.sync" if mma else "FMA")
         ctx.note(self, f"T.gemm {M}x{N}x{K}: {how}" + (f"; not wgmma: {why_not_wgmma}" if why_not_wgmma else ""))
         emitter = MmaEmitter if mma else SimtEmitter
         stmts.append(emitter(self, ctx).emit())
@@ -204,43 +223,56 @@ def leading_dim(r: BufferRegion) -> int:
     return strides[row] if row is not None else 1
 
 
-def _operand(x, what):
-    r = as_region(x, f"T.gemm {what}", allow_corner=False)
+def _operand(x, what, name: str = "T.gemm"):
+    r = as_region(x, f"{name} {what}", allow_corner=False)
     if not isinstance(r, BufferRegion):
         r = BufferRegion(r.buffer, [(i, 1) for i in r.indices])
-    check_static_region(r, f"T.gemm {what}")
+    check_static_region(r, f"{name} {what}")
     return r
 
 
 def gemm(A, B, C, transpose_A: bool = False, transpose_B: bool = False, policy=GemmWarpPolicy.Square,
          clear_accum: bool = False, k_pack: int = 1, wg_wait: int = 0, annotations=None) -> None:
     require_kernel("T.gemm")
+    emit(build_gemm(Gemm, "T.gemm", A, B, C, transpose_A, transpose_B, policy, clear_accum, k_pack, wg_wait,
+                    annotations))
+
+
+def build_gemm(cls, name: str, A, B, C, transpose_A, transpose_B, policy, clear_accum, k_pack, wg_wait,
+               annotations) -> Gemm:
+    """The checked operator `name` (T.gemm or a variant of it, class `cls`) for these arguments.
+    TileLang 0.1.15 passes wg_wait in `annotations`; it is honoured there too."""
+    annotations = dict(annotations or {})
+    if "wg_wait" in annotations:
+        in_annotations = annotations.pop("wg_wait")
+        wg_wait = wg_wait if wg_wait else in_annotations
+    wg_wait = wg_wait_arg(wg_wait, name)
     if annotations:
-        warn_once(("T.gemm", "annotations"), f"T.gemm(annotations={annotations!r}) has no effect in tilewise: the "
-                  "target chooses the instruction (lowering_notes() says which and why)", stacklevel=3)
-    a, b, c = _operand(A, "A"), _operand(B, "B"), _operand(C, "C")
+        warn_once((name, "annotations"), f"{name}(annotations={annotations!r}) has no effect in tilewise: the "
+                  "target chooses the instruction (lowering_notes() says which and why)", stacklevel=4)
+    a, b, c = _operand(A, "A", name), _operand(B, "B", name), _operand(C, "C", name)
     for r, what, scopes in ((a, "A", ("shared", "shared.dyn", "local.fragment")),
                             (b, "B", ("shared", "shared.dyn", "local.fragment")),
                             (c, "C", ("local.fragment",))):
         if r.buffer.scope not in scopes:
             raise CompileError(
-                f"T.gemm: {what} ({r.buffer.name}) is in {r.buffer.scope} memory; it must be in "
+                f"{name}: {what} ({r.buffer.name}) is in {r.buffer.scope} memory; it must be in "
                 + " or ".join(sorted(set(s.replace('.dyn', '') for s in scopes)))
             )
     sa, sb, sc = squeezed(a), squeezed(b), squeezed(c)
     for s, what, r in ((sa, "A", a), (sb, "B", b), (sc, "C", c)):
         if len(s) != 2:
-            raise CompileError(f"T.gemm: {what} ({r.buffer.name}) must be a 2-D tile, got shape {shape_str(s)}")
+            raise CompileError(f"{name}: {what} ({r.buffer.name}) must be a 2-D tile, got shape {shape_str(s)}")
     M, Ka = (sa[1], sa[0]) if transpose_A else (sa[0], sa[1])
     Kb, N = (sb[1], sb[0]) if transpose_B else (sb[0], sb[1])
     if Ka != Kb:
         raise CompileError(
-            f"T.gemm: the K extents differ: A ({a.buffer.name}{shape_str(sa)}{', transposed' if transpose_A else ''}) "
+            f"{name}: the K extents differ: A ({a.buffer.name}{shape_str(sa)}{', transposed' if transpose_A else ''}) "
             f"has K={Ka}, B ({b.buffer.name}{shape_str(sb)}{', transposed' if transpose_B else ''}) has K={Kb}"
         )
     if (M, N) != tuple(sc):
         raise CompileError(
-            f"T.gemm: C ({c.buffer.name}) has shape {shape_str(sc)} but op(A) @ op(B) is ({M}, {N})"
+            f"{name}: C ({c.buffer.name}) has shape {shape_str(sc)} but op(A) @ op(B) is ({M}, {N})"
         )
     key = (a.buffer.dtype.name, b.buffer.dtype.name)
     allowed = _ALLOWED.get(key)
@@ -249,12 +281,21 @@ def gemm(A, B, C, transpose_A: bool = False, transpose_B: bool = False, policy=G
         mx = [r.buffer.dtype for r in (a, b) if r.buffer.dtype.kind in ("float4", "float6", "e8m0")]
         hint = f" ({mx[0]} has no T.gemm: cast the tile to float16 or bfloat16 first)" if mx else ""
         raise CompileError(
-            f"T.gemm: unsupported types A ({a.buffer.name})={a.buffer.dtype}, B ({b.buffer.name})={b.buffer.dtype}, "
+            f"{name}: unsupported types A ({a.buffer.name})={a.buffer.dtype}, B ({b.buffer.name})={b.buffer.dtype}, "
             f"C ({c.buffer.name})={c.buffer.dtype}; supported A/B -> C: float16 -> float32 or float16, "
             f"bfloat16/float8 (OCP or fnuz) -> float32, float32/tfloat32 -> float32, float64 -> float64, "
             f"int8/uint8 -> int32, int4/uint4 -> int32{hint}"
         )
-    emit(Gemm(a, b, c, bool(transpose_A), bool(transpose_B), int(policy), bool(clear_accum), k_pack))
+    return cls(a, b, c, bool(transpose_A), bool(transpose_B), int(policy), bool(clear_accum), k_pack, wg_wait)
+
+
+def wg_wait_arg(wg_wait, what: str) -> int:
+    """TileLang's wg_wait: a compile-time integer, -1 (no wait) or the groups left in flight."""
+    v = getattr(wg_wait, "value", wg_wait)  # a Const from the parser
+    if isinstance(v, bool) or not isinstance(v, int) or v < -1:
+        raise CompileError(f"{what}(wg_wait={wg_wait!r}): expected a compile-time integer, -1 (no wait: the program "
+                           "calls T.wait_wgmma) or the number of wgmma groups left in flight (0: wait for this one)")
+    return v
 
 
 from . import gemm_mfma  # noqa: E402, F401  (registers T.gemm's "hip" lowering: MFMA on AMD GPUs)

@@ -122,6 +122,7 @@ def infer_layout_mfma(op: Gemm, li, level: InferLevel) -> None:
 
 
 def lower_hip(op: Gemm, ctx) -> Stmt:
+    op.synchronous_mma("MFMA or FMA on an AMD GPU")
     whole_fragment(op.C, "T.gemm")
     for r in (op.A, op.B):
         if r.buffer.is_fragment:

@@ -8,8 +8,9 @@ tile's swizzled layout (layout/wgmma.OperandLayout): a K-major operand (its K di
 contiguous) walks K inside a swizzled 128-byte row by moving the start address, and the next
 8-row group is SBO = 8 * S bytes away; an MN-major operand (MN contiguous, wgmma's transpose
 flag) has its column blocks LBO = block bytes apart and its 8-row K groups SBO = 8 * S apart.
-The group is committed and waited for at once, so the accumulators are read, and the shared
-tiles overwritten, only after the instructions completed."""
+The group is committed and, unless T.gemm's wg_wait defers it, waited for at once, so the
+accumulators are read, and the shared tiles overwritten, only after the instructions completed;
+with wg_wait the program's own T.wait_wgmma must come first (the emulator checks it)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -72,9 +73,13 @@ def plan_wgmma(op, machine: Machine, threads: int, first_thread: int = 0) -> Wgm
         n_chunk //= 2
     if n_chunk % 8 or WN % n_chunk:
         return f"a warpgroup's {WN} columns do not split into instructions of at most {MAX_N}"
+    k_major = {id(op.A): not op.trans_A and not op.A.buffer.is_fragment, id(op.B): bool(op.trans_B)}
     for r in (op.A, op.B, op.C):
-        if not _whole(r):
-            return f"{r.buffer.name} is a part of its buffer (wgmma operands must be whole tiles)"
+        if _whole(r):
+            continue
+        if getattr(op, "wgmma_k_slices", False) and k_major.get(id(r)) and _k_slice(r, k_step):
+            continue  # T.wgmma_gemm: a K range of a K-major shared tile (its descriptors start inside it)
+        return f"{r.buffer.name} is a part of its buffer (wgmma operands must be whole tiles)"
     wide = a in ("float16", "bfloat16")  # only 16-bit operands may be MN-major (transposed)
     if op.A.buffer.is_fragment:
         if op.trans_A:
@@ -111,15 +116,28 @@ def _whole(r: BufferRegion) -> bool:
     return zero and (e0, e1) == tuple(r.buffer.shape[-2:]) and all(e == 1 for _, e in r.region[:-2])
 
 
+def _k_slice(r: BufferRegion, k_step: int) -> bool:
+    """The region is whole rows of a 2-D tile (unit extents before: a pipeline slot) and a
+    range of its columns starting at a constant multiple of the instruction's K."""
+    (s0, e0), (s1, e1) = r.region[-2:]
+    start = getattr(s1, "value", s1)
+    return (getattr(s0, "value", s0) == 0 and e0 == r.buffer.shape[-2] and isinstance(start, int)
+            and start % k_step == 0 and all(e == 1 for _, e in r.region[:-2]))
+
+
 def _desc(region: BufferRegion, lay: OperandLayout, row, col, mn_major: bool) -> Call:
-    """The matrix descriptor of the operand tile starting at stored element (row, col)."""
+    """The matrix descriptor of the operand tile starting at stored element (row, col) of the
+    region (which may start inside its buffer: T.wgmma_gemm's K slices)."""
     S = lay.swizzle
     lbo, sbo = (lay.block_bytes, 8 * S) if mn_major else (16, 8 * S)
-    idx = [as_expr(s) for s, _ in region.region[:-2]] + [as_expr(row), as_expr(col)]
+    (r0, _), (c0, _) = region.region[-2:]
+    idx = [as_expr(s) for s, _ in region.region[:-2]] + [simplify(as_expr(row) + r0), simplify(as_expr(col) + c0)]
     return Call("wgmma_desc", [address(region.buffer, idx)], _dt.uint64, {"swizzle": S, "lbo": lbo, "sbo": sbo})
 
 
-def emit_wgmma(op, plan: WgmmaPlan, ctx) -> Stmt:
+def emit_wgmma(op, plan: WgmmaPlan, ctx, wait: int = 0) -> Stmt:
+    """The gemm's wgmma group, committed and then waited for with `wgmma.wait_group wait`
+    (T.gemm's wg_wait; -1: no wait, the program calls T.wait_wgmma before touching C)."""
     M, N, K = op.mnk
     g = plan.grid
     WM, WN = M // g.warp_m, N // g.warp_n
@@ -153,6 +171,7 @@ def emit_wgmma(op, plan: WgmmaPlan, ctx) -> Stmt:
                 call_attrs = {**attrs, "shape": f"m64n{plan.n_chunk}k{plan.k_step}"}
                 body.append(Evaluate(Call("wgmma", [acc, a_arg, b_arg, Const(1, _dt.int32)], _dt.handle, call_attrs)))
     body.append(Evaluate(Call("wgmma_commit", [], _dt.handle)))
-    body.append(Evaluate(Call("wgmma_wait", [], _dt.handle, {"n": 0})))
+    if wait >= 0:
+        body.append(Evaluate(Call("wgmma_wait", [], _dt.handle, {"n": wait})))
     return seq(body)
 

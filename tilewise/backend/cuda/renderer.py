@@ -697,13 +697,16 @@ class CudaRenderer(CStyleRenderer):
     def call_wgmma_wait(self, e: Call, args) -> str:
         n = int(e.attrs.get("n", 0))
         wait = f"tw::wgmma_wait<{n}>()"
-        if n or not self.wgmma_accumulators:
+        if not self.wgmma_accumulators:
             return wait
         # A wgmma's accumulator registers are asm outputs to NVVM, ready at the wgmma: it would
         # move reads of them above the wait (seen: a mov of one between the wgmma and its
-        # commit). After a wait for every group, pinning them keeps later accesses below it.
+        # commit). Pinning them after the wait keeps later accesses below it. A wait<n> that
+        # leaves groups in flight (T.gemm's wg_wait=n) pins them too, as CUTLASS fences its
+        # accumulators after warpgroup_wait<N>: the accumulators stay listed until a wait<0>.
         pins = [f"tw::wgmma_fence_operand<{regs}>({acc})" for acc, regs in self.wgmma_accumulators.items()]
-        self.wgmma_accumulators = {}
+        if not n:
+            self.wgmma_accumulators = {}
         return "; ".join([wait] + pins)  # statements (a wait is one): the renderer adds the last ';'
 
     def call_wgmma_desc(self, e: Call, args) -> str:
