@@ -1,6 +1,7 @@
 """Errors a user can cause name their source line; internal errors say they are bugs."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
@@ -83,12 +84,28 @@ def _user_frame_span() -> Span | None:
 
 
 _warned: set = set()
+_recorders: list[list] = []
 
 
 def warn_once(key, message: str, stacklevel: int = 3) -> None:
     """A warning shown once per process for each key (an argument accepted for TileLang's sake
     that has no effect here is said once, not silently dropped and not repeated per call)."""
+    for said in _recorders:
+        said.append((key, message))
     if key in _warned:
         return
     _warned.add(key)
     warnings.warn(message, stacklevel=stacklevel)
+
+
+@contextlib.contextmanager
+def recording_warnings():
+    """Collects every warn_once call made inside, shown or not (already said in this process):
+    a compile keeps its lowering's warnings in the cache entry so a later process's cache hit,
+    which does not lower, says them too."""
+    said: list = []
+    _recorders.append(said)
+    try:
+        yield said
+    finally:
+        _recorders.remove(said)

@@ -265,3 +265,33 @@ def test_an_entry_without_hit_facts_renders_on_a_hit(tmp_path, monkeypatch):
     assert again.build.module.source == first.build.module.source  # rendered again
     a = np.ones((128, 128), np.float32)
     np.testing.assert_allclose(again(a, a), a @ a)
+
+
+def test_a_hit_repeats_what_lowering_warned(tmp_path, monkeypatch):
+    # a hit does not lower, so the warnings lowering gave (an argument with no effect on this
+    # target) are kept in the entry and said again in a process that did not lower
+    from tilewise import errors
+
+    @T.prim_func
+    def deferred(A: T.Tensor((64, 32), "float32"), B: T.Tensor((32, 64), "float32"), C: T.Tensor((64, 64), "float32")):
+        with T.Kernel(1, threads=128):
+            As = T.alloc_shared((64, 32), "float32")
+            Bs = T.alloc_shared((32, 64), "float32")
+            acc = T.alloc_fragment((64, 64), "float32")
+            T.copy(A, As)
+            T.copy(B, Bs)
+            T.gemm(As, Bs, acc, clear_accum=True, wg_wait=-1)
+            T.copy(acc, C)
+
+    monkeypatch.setenv("TILEWISE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(errors, "_warned", set())
+    with pytest.warns(UserWarning, match="wg_wait=-1"):
+        first = tilewise.compile(deferred, out_idx=[-1], target="cpu")
+    monkeypatch.setattr(errors, "_warned", set())  # as in a fresh process
+    _no_lowering(monkeypatch)
+    with pytest.warns(UserWarning, match="wg_wait=-1"):
+        again = tilewise.compile(deferred, out_idx=[-1], target="cpu")
+    assert again.build.entry == first.build.entry
+    a = np.random.default_rng(0).standard_normal((64, 32), dtype=np.float32)
+    b = np.random.default_rng(1).standard_normal((32, 64), dtype=np.float32)
+    np.testing.assert_allclose(again(a, b), a @ b, rtol=1e-4, atol=1e-4)

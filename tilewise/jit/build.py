@@ -10,6 +10,7 @@ import pickle
 from pathlib import Path
 
 from .. import env
+from ..errors import recording_warnings, warn_once
 from ..ir.machine import Machine
 from ..ir.printer import structural_text
 from ..ir.recursion import deep_recursion
@@ -33,12 +34,15 @@ class Build:
         self.compile_flags = tuple(compile_flags)  # what the toolchain takes of compile_flags= (compile_flags.py)
         self._source: str | None = None
         self._hit_facts: dict | None = None
+        self._said: list = []  # warn_once calls made while lowering and rendering (kept for hits)
 
     @functools.cached_property
     def lowered(self) -> PrimFunc:
         """The function after the target's passes (for CUDA: the thread IR the emulator runs)."""
-        with deep_recursion():
-            return run_passes(self.func, self.record.passes(self.machine, self.pass_configs))
+        with deep_recursion(), recording_warnings() as said:
+            out = run_passes(self.func, self.record.passes(self.machine, self.pass_configs))
+        self._said += said
+        return out
 
     def lowering_notes(self) -> list[str]:
         """The decisions lowering took that a user would want to know (which gemms became wgmma,
@@ -55,8 +59,10 @@ class Build:
         if stored is not None:
             return stored
         lowered = self.lowered
-        with deep_recursion():
-            return self.record.render(lowered)
+        with deep_recursion(), recording_warnings() as said:
+            out = self.record.render(lowered)
+        self._said += said
+        return out
 
     @property
     def source(self) -> str:
@@ -125,13 +131,16 @@ class Build:
             _ = self.lowered  # the IR dump is wanted even when the kernel is cached
         entry = cache.lookup(key)
         if entry is not None and (entry / tc.binary_name).is_file():
+            self.__dict__["entry"] = entry
+            for k, message in self._stored("warnings") or ():
+                warn_once(k, message, stacklevel=2)  # what lowering said when the entry was made
             return entry
         source = self.source
 
         def fill(d: Path):
             (d / tc.source_name).write_text(source)
             tc.compile(source, self.machine, self.pass_configs, d / tc.binary_name, self.compile_flags)
-            facts = {"module": self.module, "vector_params": self.vector_params()}
+            facts = {"module": self.module, "vector_params": self.vector_params(), "warnings": _picklable(self._said)}
             try:
                 with deep_recursion():  # the module holds IR expressions, nested as deep as the program's
                     data = pickle.dumps(facts, protocol=pickle.HIGHEST_PROTOCOL)
@@ -151,6 +160,18 @@ class Build:
     @functools.cached_property
     def binary(self) -> bytes:
         return self.binary_path.read_bytes()
+
+
+def _picklable(said: list) -> list:
+    """The (key, message) pairs whose keys pickle (a key that does not is kept as its repr)."""
+    out = []
+    for k, message in dict.fromkeys(said):
+        try:
+            pickle.dumps(k)
+        except Exception:  # noqa: BLE001 - any key warn_once was given
+            k = repr(k)
+        out.append((k, message))
+    return out
 
 
 def walk_kernels(func: PrimFunc) -> list[Kernel]:
