@@ -464,3 +464,9 @@ def test_the_ptx_interpreter_runs_the_compiled_async_forms(rng):
     y = np.zeros((64, 64), np.float16)
     tilewise.compile(async_copy_kernel(), target="cuda -arch=sm_80", execution_backend="ptx")(x, y)
     np.testing.assert_array_equal(y, np.roll(x[64:], -1, axis=0) + np.float16(1))
+
+
+def test_wgmma_mma_is_wgmma_gemm_and_the_sparse_form_is_refused():
+    assert T.wgmma_mma is T.wgmma_gemm  # TileLang 0.1.15's alias
+    with pytest.raises(tilewise.CompileError, match="T.wgmma_gemm_sp.*T.gemm_sp"):
+        T.wgmma_gemm_sp()

@@ -56,6 +56,7 @@ from ..tileop.reducer import alloc_reducer, finalize_reducer, reducer_init, redu
 from ..tileop.thread_allreduce import comm_reducer, tvm_thread_allreduce
 from ..tileop.transpose import transpose
 from ..tileop.wgmma_gemm import wgmma_gemm
+from ..tileop.wgmma_gemm import wgmma_gemm as wgmma_mma  # TileLang 0.1.15's alias
 from .alloc import (
     FragmentBuffer,
     LocalBuffer,

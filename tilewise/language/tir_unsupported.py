@@ -59,6 +59,8 @@ MESSAGES: dict[str, str] = {
     "ptx_mma_sp": "sparse mma.sp is not emitted by tilewise; 2:4 sparse GEMM is T.gemm_sp",
     "ptx_wgmma_sp_ss": "sparse wgmma is not emitted by tilewise; 2:4 sparse GEMM is T.gemm_sp",
     "ptx_wgmma_sp_rs": "sparse wgmma is not emitted by tilewise; 2:4 sparse GEMM is T.gemm_sp",
+    "wgmma_gemm_sp": "sparse wgmma is not emitted by tilewise, and this form must not fall back to another "
+                     "instruction; T.gemm_sp computes the same product (as a dense gemm)",
     "ptx_arrive_cluster_barrier": "an arrival on another CTA's mbarrier needs a thread-block cluster, which tilewise "
                                   "does not launch; arrive on this block's barrier with T.ptx_arrive_barrier",
     # LLVM
