@@ -333,6 +333,7 @@ Serial = serial  # TileLang's capitalised aliases of the loop constructors
 Unroll = unroll
 Vectorized = vectorized
 # the expert tier's TIR-level names (branch texpert: ptx_*.py, wgmma_intrinsics.py, tir_*.py)
+from .dtype_predicates import *  # noqa: E402, F403
 from .ptx_barriers import *  # noqa: E402, F403
 from .ptx_intrinsics import *  # noqa: E402, F403
 from .tir_builder import *  # noqa: E402, F403
