@@ -10,6 +10,7 @@ def test_predicates_recognise_fp4_and_the_f8f6f4_family():
     assert T.is_float4(T.float4_e2m1fn) and T.is_float4_e2m1fn("float4_e2m1fn")
     assert T.is_float4(T.float4_e2m1_unpacked) and T.is_float4_e2m1_unpacked(T.float4_e2m1_unpacked)
     assert not T.is_float4_e2m1fn(T.float4_e2m1_unpacked)
+    assert T.is_float4("custom[float4_e2m1_unpacked]8") and T.is_float4("float4_e2m1fn")
     assert not T.is_float4(T.float16) and not T.is_float4(np.float32)
     for dt in (T.float8_e4m3fn, T.float8_e5m2, T.float6_e2m3fn, T.float6_e3m2fn, T.float4_e2m1fn):
         assert T.is_f8f6f4_family(dt), dt

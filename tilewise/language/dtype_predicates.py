@@ -22,6 +22,8 @@ _UNPACKED = "float4_e2m1_unpacked"
 def _name(value: object) -> str:
     if isinstance(value, UnsupportedDType):
         return value.name
+    if value in (_UNPACKED, "custom[float4_e2m1_unpacked]8"):  # TileLang's name and its TVM spelling
+        return _UNPACKED
     return _dt.as_dtype(value).name
 
 
