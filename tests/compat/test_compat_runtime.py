@@ -354,3 +354,23 @@ def test_target_dicts_and_newer_architectures():
         tilewise.compile(add_one(), target="cuda -arch=sm_75")
     with pytest.raises(ValueError, match="a target dict needs a 'kind'"):
         tilewise.compile(add_one(), target={"arch": "sm_90"})
+
+
+def test_a_tvm_target_scope_is_the_target_of_auto_compiles():
+    """`with tvm.target.Target("c"):` (TileLang's CPU tests): a compile for "auto" inside the scope
+    uses that target, as TileLang's determine_target does; scopes nest and unwind."""
+    from tilewise import tvm
+    from tilewise.jit.target import parse_target
+
+    assert tvm.target.Target.current() is None
+    with pytest.raises(ValueError):
+        tvm.target.Target.current(allow_none=False)
+    with tvm.target.Target("c") as outer:
+        assert tvm.target.Target.current() is outer
+        assert parse_target("auto").kind == "cpu"
+        with tvm.target.Target({"kind": "cuda", "arch": "sm_90a"}):
+            assert str(parse_target("auto")) == "cuda -arch=sm_90a"
+            assert parse_target("c").kind == "cpu"  # an explicit target wins over the scope
+        assert tvm.target.Target.current() is outer
+        assert tilewise.compile(add_one(), out_idx=[1]).target.kind == "cpu"
+    assert tvm.target.Target.current() is None

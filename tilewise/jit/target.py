@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,6 +186,17 @@ def _target_string(target) -> str:
     return str(target)
 
 
+_SCOPES = threading.local()
+
+
+def scoped_targets() -> list:
+    """This thread's stack of `with tvm.target.Target(...):` scopes (tilewise/tvm/target.py pushes
+    them); a compile for "auto" inside one uses the innermost, as TileLang's determine_target does."""
+    if not hasattr(_SCOPES, "stack"):
+        _SCOPES.stack = []
+    return _SCOPES.stack
+
+
 def parse_target(target) -> Target:
     if isinstance(target, Target):
         return target
@@ -193,6 +205,8 @@ def parse_target(target) -> Target:
     if not isinstance(target, str):
         target = _target_string(target)
     t = target.strip()
+    if t == "auto" and scoped_targets():  # inside `with tvm.target.Target(...):` that target, as in TileLang
+        t = _target_string(scoped_targets()[-1])
     if t == "auto" and env.get("TILEWISE_TARGET"):
         t = env.get("TILEWISE_TARGET")
     if t == "auto":

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import re
 
+from ..jit.target import scoped_targets
+
 
 class _Kind:
     def __init__(self, name: str):
@@ -37,3 +39,24 @@ class Target:
 
     def __repr__(self) -> str:
         return f"Target({str(self)!r})"
+
+    # `with Target("c"):` — TVM's target scope. Inside it, a compile whose target is "auto" uses
+    # this target, as TileLang's determine_target does (jit/target.py parse_target).
+    def __enter__(self) -> Target:
+        scoped_targets().append(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        scoped_targets().pop()
+
+    @staticmethod
+    def current(allow_none: bool = True) -> Target | None:
+        """The innermost `with Target(...)` scope of this thread; None (or, with
+        allow_none=False, a ValueError) outside every scope."""
+        stack = scoped_targets()
+        if stack:
+            return stack[-1]
+        if not allow_none:
+            raise ValueError("no target is in scope: use `with tvm.target.Target(...):`")
+        return None
+
