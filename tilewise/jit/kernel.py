@@ -21,7 +21,6 @@ from .options import (
     function_out_idx,
     normalize_out_idx,
     programs_threads,
-    refuse_lowered_warp_sync,
     refuse_warp_sync,
     warn_ignored_options,
 )
@@ -78,8 +77,6 @@ class JITKernel:
                       f"compile_flags {ignored} apply to what NVRTC compiles (get_sass(), the PTX "
                       "cross-check, a GPU); the emulator runs the lowered program, which they do not change")
         self.build = builds.build(func, record, machine, configs, toolchain_flags)
-        if record is not record_for(tgt):  # the thread-exact path of a CPU-like target
-            refuse_lowered_warp_sync(self.build.lowered, tgt)
         self.runtime = record.runtimes[backend](self.build)
         # T.alloc_global buffers are the last parameters: every call allocates them like outputs
         # and drops them (language/workspace.py); callers see only the parameters before them
