@@ -21,9 +21,9 @@ from .options import (
     check_configs,
     check_func,
     function_out_idx,
+    hopper_sync_uses,
     normalize_out_idx,
     programs_threads,
-    refuse_warp_sync,
     warn_ignored_options,
 )
 from .target import RECORDS, TILELANG_BACKENDS, Target, parse_target, record_for, resolve_backend
@@ -55,8 +55,11 @@ class JITKernel:
             # of a block running; this target runs a block as one thread, so the kernel runs as
             # its CUDA program, thread by thread, in the emulator (exact, but far slower). So does
             # a kernel importing CUDA source, which g++ cannot compile.
-            refuse_warp_sync(func, tgt)
             name, arch, backend = record.thread_exact
+            hopper = hopper_sync_uses(func)
+            if hopper:
+                # mbarriers and TMA need sm_90: the kernel runs as its sm_90a program
+                name, arch = "cuda-sm90", "sm_90a"
             record = RECORDS[name]
             opaque = opaque_externs(func)
             if opaque:
@@ -73,7 +76,8 @@ class JITKernel:
             else:
                 warnings.warn(
                     f"{func.name} programs its threads (T.get_thread_binding, warp primitives) or imports CUDA source: "
-                    f"on the {tgt} target it runs thread-exactly in the CUDA emulator, which is slow; write it with "
+                    f"on the {tgt} target it runs thread-exactly in the CUDA emulator (as {arch}"
+                    f"{', for its ' + hopper[0][0] if hopper else ''}), which is slow; write it with "
                     "tile operators and T.Parallel for native CPU code",
                     stacklevel=3,
                 )

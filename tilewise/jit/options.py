@@ -1,7 +1,6 @@
 """The checks compile() makes on its arguments before anything is built."""
 from __future__ import annotations
 
-from ..errors import CompileError
 from ..ir.buffer import Buffer
 from ..ir.expr import Call
 from ..ir.stmt import Evaluate, Kernel, PrimFunc
@@ -112,25 +111,13 @@ def programs_threads(func: PrimFunc) -> bool:
     return bool(found)
 
 
-def refuse_warp_sync(func: PrimFunc, target) -> None:
-    """The thread-exact path of a target whose blocks are one thread (the CPU) runs the kernel's
-    CUDA program in the emulator as sm_80. Named barriers (`T.sync_threads(id, count)`,
-    `T.named_barrier_arrive`, the compiler's barriers among a `T.ws` range) run there: the emulator
-    schedules warps apart when a barrier is among part of the block (emulator/schedule.py).
-    mbarriers and TMA copies need sm_90: a CompileError naming the first such primitive and its
-    line."""
+def hopper_sync_uses(func: PrimFunc) -> list[tuple[str, object]]:
+    """(primitive, span) of what in `func` needs sm_90 to synchronise threads: mbarriers,
+    T.tma_copy and raw TMA copies. The thread-exact path of a target whose blocks are one thread
+    (the CPU) runs the kernel's CUDA program in the emulator as sm_80, or as sm_90a when it has any
+    of these. (Named barriers run as sm_80: the emulator schedules warps apart when a barrier is
+    among part of the block, emulator/schedule.py.)"""
     raw = []
-    walk(func.body, lambda n: raw.append(n) if isinstance(n, Evaluate) and isinstance(n.value, Call)
-         and n.value.attrs.get("primitive") else None)
-    if raw:
-        raise CompileError(f"{raw[0].value.attrs['primitive']} needs the copy engine (TMA) of sm_90; the {target} target "
-                           "has none. Compile for target='cuda -arch=sm_90a' (execution_backend='ptx' or 'emulator' "
-                           "runs it without a GPU), or use T.copy", raw[0].span)
-    uses = warp_sync_uses(func, MBARRIER)
-    if uses:
-        what, span = uses[0]
-        raise CompileError(
-            f"{what} synchronises threads with each other through an mbarrier, which needs sm_90; on the {target} "
-            "target a kernel that programs its threads runs thread-exactly in the CUDA emulator as sm_80. "
-            "Compile for target='cuda -arch=sm_90a' (execution_backend='ptx' or 'emulator' runs it without a GPU)",
-            span)
+    walk(func.body, lambda n: raw.append((n.value.attrs["primitive"], n.span)) if isinstance(n, Evaluate)
+         and isinstance(n.value, Call) and n.value.attrs.get("primitive") else None)
+    return raw + warp_sync_uses(func, MBARRIER)

@@ -4,7 +4,8 @@ A kernel that programs its threads runs on the CPU target as its CUDA program in
 (sm_80), which schedules warps apart when a barrier is among part of the block
 (emulator/schedule.py, emulator/named_barriers.py). The same kernels run in the emulator and the
 PTX interpreter as `cuda -arch=sm_80`, and each result is checked against numpy. Counts that are
-not whole warps or exceed the block are CompileErrors at the line."""
+not whole warps or exceed the block are CompileErrors at the line. Kernels waiting on mbarriers
+run there as sm_90a."""
 from __future__ import annotations
 
 import numpy as np
@@ -124,19 +125,34 @@ def test_bad_counts_are_compile_errors(count, message):
     assert "test_named_barriers.py:" in str(e.value)
 
 
-def test_mbarriers_on_the_cpu_target_are_compile_errors():
-    """mbarriers need sm_90; the CPU target's thread-exact path is sm_80."""
+def mbarrier_handover():
+    """Warpgroup 1 writes shared memory and arrives on an mbarrier (128 arrivals); warpgroup 0
+    waits for the phase, then reads what the other wrote."""
 
     @T.prim_func
-    def main(A: T.Tensor((N,), T.float32)):
-        with T.Kernel(1, threads=N):
+    def main(A: T.Tensor((2, 128), T.float32), B: T.Tensor((2, 128), T.float32)):
+        with T.Kernel(2, threads=N) as bx:
             tx = T.get_thread_binding()
+            S = T.alloc_shared((128,), T.float32)
             bars = T.alloc_barrier([128])
-            if tx < 128:
+            if tx >= 128:
+                S[tx - 128] = A[bx, tx - 128] * 3.0
                 T.mbarrier_arrive(bars[0])
             else:
                 T.barrier_wait(bars[0], 0)
-                A[tx] = 1.0
+                B[bx, tx] = S[127 - tx]
 
-    with pytest.raises(tilewise.CompileError, match=r"T.alloc_barrier.*mbarrier, which needs sm_90"):
-        tilewise.compile(main, target="cpu")
+    return main
+
+
+@pytest.mark.parametrize("target, backend", [("cpu", None), ("cuda -arch=sm_90a", "emulator"),
+                                             ("cuda -arch=sm_90a", "ptx")], ids=IDS)
+def test_mbarriers_run_as_sm90a(target, backend):
+    """mbarriers need sm_90: on the CPU target such a kernel runs in the emulator as sm_90a."""
+    k = tilewise.compile(mbarrier_handover(), target=target, execution_backend=backend)
+    if target == "cpu":
+        assert k.build.machine.name == "sm_90a"
+    a = np.random.default_rng(2).random((2, 128)).astype(np.float32)
+    b = np.zeros_like(a)
+    k(a, b)
+    np.testing.assert_array_equal(b, (a * 3)[:, ::-1])
