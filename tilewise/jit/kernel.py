@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import warnings
 
+from ..backend.cuda.nvrtc import NvrtcError
 from ..emulator.banks import EmulateStats
 from ..ir.buffer import Buffer
 from ..ir.recursion import deep_recursion
@@ -14,15 +15,15 @@ from . import build as builds
 from .args import ArgBinder
 from .compile_flags import normalize as normalize_flags
 from .compile_flags import warn_once
+from .device_code import imported_sources, imports_cuda, imports_inline_asm, opaque_externs, user_code_rejected
 from .fast_call import make_fast_call
 from .options import (
     check_configs,
     check_func,
     function_out_idx,
+    hopper_sync_uses,
     normalize_out_idx,
     programs_threads,
-    refuse_lowered_warp_sync,
-    refuse_warp_sync,
     warn_ignored_options,
 )
 from .target import RECORDS, TILELANG_BACKENDS, Target, parse_target, record_for, resolve_backend
@@ -49,19 +50,37 @@ class JITKernel:
         configs = check_configs({**func.attrs.get("tilelang_pass_configs", {}), **(pass_configs or {})})
         flags = normalize_flags(compile_flags) + normalize_flags(func.attrs.get("tilelang_compile_flags"))
         arch = tgt.arch
-        if record.thread_exact is not None and programs_threads(func):
+        if record.thread_exact is not None and (programs_threads(func) or imports_cuda(func)):
             # A kernel that programs threads itself (T.get_thread_binding) relies on every thread
             # of a block running; this target runs a block as one thread, so the kernel runs as
-            # its CUDA program, thread by thread, in the emulator (exact, but far slower).
-            refuse_warp_sync(func, tgt)
-            warnings.warn(
-                f"{func.name} programs its threads (T.get_thread_binding, warp primitives): on the {tgt} target it runs "
-                "thread-exactly in the CUDA "
-                "emulator, which is slow; write it with tile operators and T.Parallel for native CPU code",
-                stacklevel=3,
-            )
+            # its CUDA program, thread by thread, in the emulator (exact, but far slower). So does
+            # a kernel importing CUDA source, which g++ cannot compile.
             name, arch, backend = record.thread_exact
+            hopper = hopper_sync_uses(func)
+            if hopper:
+                # mbarriers and TMA need sm_90: the kernel runs as its sm_90a program
+                name, arch = "cuda-sm90", "sm_90a"
             record = RECORDS[name]
+            opaque = opaque_externs(func)
+            if opaque:
+                # the emulator cannot know what imported code computes: the PTX interpreter runs
+                # what NVRTC compiled, the imported code (inline PTX included) with it
+                backend = "ptx"
+                asm = " with inline PTX" if imports_inline_asm(func) else ""
+                warn_once(("thread-exact-ptx", func.name),
+                          f"{func.name} calls imported or external code{asm} ({', '.join(opaque)}, T.call_extern): on "
+                          f"the {tgt} target it runs as its CUDA program ({arch}, compiled by NVRTC) in the PTX "
+                          "interpreter, which runs the imported code too (g++ cannot compile CUDA device code or PTX, "
+                          "and the emulator does not know what such a function computes). Exact, but slow",
+                          stacklevel=4)
+            else:
+                warnings.warn(
+                    f"{func.name} programs its threads (T.get_thread_binding, warp primitives) or imports CUDA source: "
+                    f"on the {tgt} target it runs thread-exactly in the CUDA emulator (as {arch}"
+                    f"{', for its ' + hopper[0][0] if hopper else ''}), which is slow; write it with "
+                    "tile operators and T.Parallel for native CPU code",
+                    stacklevel=3,
+                )
         self.func = func
         self.prim_func = func
         self.out_idx = outs
@@ -77,10 +96,14 @@ class JITKernel:
             warn_once(("emulator-flags", tuple(ignored)),
                       f"compile_flags {ignored} apply to what NVRTC compiles (get_sass(), the PTX "
                       "cross-check, a GPU); the emulator runs the lowered program, which they do not change")
-        self.build = builds.build(func, record, machine, configs, toolchain_flags)
-        if record is not record_for(tgt):  # the thread-exact path of a CPU-like target
-            refuse_lowered_warp_sync(self.build.lowered, tgt)
-        self.runtime = record.runtimes[backend](self.build)
+        user_cuda = record is not record_for(tgt) and bool(imported_sources(func) or opaque_externs(func))
+        try:
+            self.build = builds.build(func, record, machine, configs, toolchain_flags)
+            self.runtime = record.runtimes[backend](self.build)
+        except NvrtcError as e:
+            if not user_cuda:
+                raise
+            raise user_code_rejected(e, func, tgt) from e
         # T.alloc_global buffers are the last parameters: every call allocates them like outputs
         # and drops them (language/workspace.py); callers see only the parameters before them
         all_params = list(func.params)

@@ -1,12 +1,11 @@
 """The checks compile() makes on its arguments before anything is built."""
 from __future__ import annotations
 
-from ..errors import CompileError
 from ..ir.buffer import Buffer
 from ..ir.expr import Call
 from ..ir.stmt import Evaluate, Kernel, PrimFunc
 from ..ir.visitor import collect_vars, walk
-from ..transform.explicit_sync import warp_sync_uses
+from ..transform.explicit_sync import MBARRIER, warp_sync_uses
 from ..transform.pass_config import PassConfigKey, plain_keys
 
 KNOWN_PASS_CONFIGS = {k.value for k in PassConfigKey}
@@ -112,42 +111,13 @@ def programs_threads(func: PrimFunc) -> bool:
     return bool(found)
 
 
-def refuse_warp_sync(func: PrimFunc, target) -> None:
-    """The thread-exact path of a target whose blocks are one thread (the CPU) runs the kernel's
-    CUDA program in the emulator, which executes a block in lockstep: threads that synchronise
-    with each other through mbarriers or named barriers (warp-specialised code) cannot run there
-    yet. A CompileError naming the first such primitive and its line (or a raw TMA copy, which
-    needs sm_90)."""
+def hopper_sync_uses(func: PrimFunc) -> list[tuple[str, object]]:
+    """(primitive, span) of what in `func` needs sm_90 to synchronise threads: mbarriers,
+    T.tma_copy and raw TMA copies. The thread-exact path of a target whose blocks are one thread
+    (the CPU) runs the kernel's CUDA program in the emulator as sm_80, or as sm_90a when it has any
+    of these. (Named barriers run as sm_80: the emulator schedules warps apart when a barrier is
+    among part of the block, emulator/schedule.py.)"""
     raw = []
-    walk(func.body, lambda n: raw.append(n) if isinstance(n, Evaluate) and isinstance(n.value, Call)
-         and n.value.attrs.get("primitive") else None)
-    if raw:
-        raise CompileError(f"{raw[0].value.attrs['primitive']} needs the copy engine (TMA) of sm_90; the {target} target "
-                           "has none. Compile for target='cuda -arch=sm_90a' (execution_backend='ptx' or 'emulator' "
-                           "runs it without a GPU), or use T.copy", raw[0].span)
-    uses = warp_sync_uses(func)
-    if uses:
-        what, span = uses[0]
-        raise CompileError(
-            f"{what} synchronises threads with each other (warp-specialised code); on the {target} target a kernel "
-            "that programs its threads runs thread-exactly in the CUDA emulator, which cannot run such kernels yet. "
-            "Compile for target='cuda -arch=sm_90a' (execution_backend='ptx' runs it without a GPU)", span)
-
-
-def refuse_lowered_warp_sync(lowered: PrimFunc, target) -> None:
-    """The same for barriers the compiler placed among part of a block's threads (tile operators
-    inside `with T.ws(i):` that hand shared memory to each other: named barriers)."""
-    found = []
-
-    def f(n):
-        if isinstance(n, Evaluate) and isinstance(n.value, Call) and n.value.name in ("named_barrier",
-                                                                                      "named_barrier_arrive"):
-            found.append(n)
-
-    walk(lowered.body, f)
-    if found:
-        raise CompileError(
-            f"tile operators here run on part of the block's threads (an `if` on the thread index such as "
-            f"`with T.ws(i):`) and need a barrier among those threads only (a named barrier); on the {target} target "
-            "such a kernel runs thread-exactly in the CUDA emulator, which cannot run it yet. Compile for "
-            "target='cuda -arch=sm_90a' (execution_backend='ptx' runs it without a GPU)", found[0].span)
+    walk(func.body, lambda n: raw.append((n.value.attrs["primitive"], n.span)) if isinstance(n, Evaluate)
+         and isinstance(n.value, Call) and n.value.attrs.get("primitive") else None)
+    return raw + warp_sync_uses(func, MBARRIER)

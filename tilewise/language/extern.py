@@ -8,6 +8,8 @@ function whose source `T.import_source` adds to the generated file (for CUDA a `
 function). The emulator runs only calls whose meaning it knows (emulator/extern.py: the CUDA
 math functions); any other is an error naming the function, which the PTX interpreter
 (execution_backend="ptx": it runs what NVRTC compiled, imported source included) or a GPU runs.
+On the CPU target, kernels that would hit that (or import CUDA text g++ cannot compile) run in the
+PTX interpreter (jit/device_code.py).
 
 `T.import_source(text)` records the text where it is called (an Annotation, so the text is part
 of the program's cache key); every distinct text of a function is placed once, in order, at the

@@ -83,14 +83,14 @@ def _call(s) -> Call | None:
     return None
 
 
-def warp_sync_uses(func: PrimFunc) -> list[tuple[str, object]]:
+def warp_sync_uses(func: PrimFunc, names: tuple[str, ...] = WARP_SYNC) -> list[tuple[str, object]]:
     """(primitive, span) of every primitive in `func` (tile level, as parsed) that synchronises
-    threads with each other: mbarriers, named barriers, T.tma_copy."""
+    threads with each other: mbarriers, named barriers (or those of `names`), T.tma_copy."""
     out = []
 
     def f(n):
         c = _call(n)
-        if c is not None and c.name in WARP_SYNC:
+        if c is not None and c.name in names:
             out.append((PRIMITIVES[c.name], n.span))
         elif isinstance(n, TmaCopy):
             out.append(("T.tma_copy", n.span))

@@ -21,6 +21,11 @@ typedef unsigned short uint16_t;
 typedef unsigned int uint32_t;
 typedef unsigned long long uint64_t;
 typedef unsigned long long uintptr_t;
+// glibc's <sys/types.h> names, which nvcc's host headers bring into CUDA sources written for it
+// (TileLang's lop3 decoders in T.import_source use `uint`)
+typedef unsigned short ushort;
+typedef unsigned int uint;
+typedef unsigned long ulong;
 #else
 #include <cstdint>
 #include <cstdio>
