@@ -67,7 +67,30 @@ erf = _unary("erf", _pymath.erf)
 floor = _unary("floor", _pymath.floor)
 ceil = _unary("ceil", _pymath.ceil)
 trunc = _unary("trunc", _pymath.trunc)
-round = _unary("round", _builtins.round)  # noqa: A001
+_ROUNDING = {"ties-to-even": "nearbyint", "ties-away-from-zero": "round"}
+
+
+def _round_away(x: float) -> float:
+    t = _pymath.trunc(x)
+    return t + _pymath.copysign(1.0, x) if abs(x - t) >= 0.5 else float(t)
+
+
+def round(x, rounding_mode="ties-to-even", span=None):  # noqa: A001
+    """T.round(x, rounding_mode="ties-to-even"): x rounded to an integral value of its type.
+    TileLang (TVM) rounds halfway cases to even by default (`nearbyint`, as numpy's round);
+    "ties-away-from-zero" is C's `round`. A non-string second argument is TileLang's old
+    positional `span` (ignored, as spans are)."""
+    if rounding_mode is None or not isinstance(rounding_mode, str):
+        rounding_mode = "ties-to-even"
+    if rounding_mode not in _ROUNDING:
+        raise ValueError(f"unsupported T.round rounding_mode {rounding_mode!r}; expected 'ties-to-even' or "
+                         "'ties-away-from-zero'")
+    x = _v(x)
+    if isinstance(x, int) and not isinstance(x, bool):
+        return x
+    if isinstance(x, float):
+        return float(_builtins.round(x)) if rounding_mode == "ties-to-even" else _round_away(x)
+    return call(_ROUNDING[rounding_mode], x)
 nearbyint = _unary("nearbyint")
 sin = _unary("sin", _pymath.sin)
 cos = _unary("cos", _pymath.cos)
