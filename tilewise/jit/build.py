@@ -40,7 +40,8 @@ class Build:
     def lowered(self) -> PrimFunc:
         """The function after the target's passes (for CUDA: the thread IR the emulator runs)."""
         with deep_recursion(), recording_warnings() as said:
-            out = run_passes(self.func, self.record.passes(self.machine, self.pass_configs))
+            out = run_passes(self.func, self.record.passes(self.machine, self.pass_configs),
+                             dump_dir=dump_dir(self.pass_configs))
         self._said += said
         return out
 
@@ -127,13 +128,14 @@ class Build:
         lowered, unless the record keys on the rendered source or a user callback edits it."""
         tc = self.record.toolchain
         key = self.key()
-        if env.get("TILEWISE_DUMP_IR"):
+        if env.get("TILEWISE_DUMP_IR") or dump_dir(self.pass_configs):
             _ = self.lowered  # the IR dump is wanted even when the kernel is cached
         entry = cache.lookup(key)
         if entry is not None and (entry / tc.binary_name).is_file():
             self.__dict__["entry"] = entry
             for k, message in self._stored("warnings") or ():
                 warn_once(k, message, stacklevel=2)  # what lowering said when the entry was made
+            self._write_kernel_source()
             return entry
         source = self.source
 
@@ -151,7 +153,18 @@ class Build:
             cache.write_json(d / "meta.json", {"name": self.func.name, "target": self.record.name,
                                                "machine": self.machine.name})
 
-        return cache.publish(key, fill)
+        entry = cache.publish(key, fill)
+        self.__dict__["entry"] = entry
+        self._write_kernel_source()
+        return entry
+
+    def _write_kernel_source(self) -> None:
+        """TileLang's pass config cuda.kernels_output_dir: the kernel's source is written there."""
+        out = self.pass_configs.get("cuda.kernels_output_dir")
+        if out:
+            d = Path(out)
+            d.mkdir(parents=True, exist_ok=True)
+            (d / f"{self.func.name}{Path(self.record.toolchain.source_name).suffix}").write_text(self.source)
 
     @property
     def binary_path(self) -> Path:
@@ -160,6 +173,14 @@ class Build:
     @functools.cached_property
     def binary(self) -> bytes:
         return self.binary_path.read_bytes()
+
+
+def dump_dir(configs: dict) -> str | None:
+    """Where TileLang's pass configs tl.enable_dump_ir / tl.dump_ir_path want the IR after every
+    pass (None: not asked; TILEWISE_DUMP_IR then decides)."""
+    if not configs.get("tl.enable_dump_ir"):
+        return None
+    return str(configs.get("tl.dump_ir_path") or "./dump_ir/")
 
 
 def _picklable(said: list) -> list:

@@ -48,7 +48,8 @@ class JITKernel:
         out_idx = function_out_idx(func, out_idx)
         outs = normalize_out_idx(func, out_idx)
         configs = check_configs({**func.attrs.get("tilelang_pass_configs", {}), **(pass_configs or {})})
-        flags = normalize_flags(compile_flags) + normalize_flags(func.attrs.get("tilelang_compile_flags"))
+        flags = (normalize_flags(compile_flags) + normalize_flags(func.attrs.get("tilelang_compile_flags"))
+                 + normalize_flags(configs.get("tl.device_compile_flags")))
         arch = tgt.arch
         if record.thread_exact is not None and (programs_threads(func) or imports_cuda(func)):
             # A kernel that programs threads itself (T.get_thread_binding) relies on every thread

@@ -6,7 +6,7 @@ from ..ir.expr import Call
 from ..ir.stmt import Evaluate, Kernel, PrimFunc
 from ..ir.visitor import collect_vars, walk
 from ..transform.explicit_sync import MBARRIER, warp_sync_uses
-from ..transform.pass_config import PassConfigKey, plain_keys
+from ..transform.pass_config import NO_EFFECT, PassConfigKey, plain_keys
 
 KNOWN_PASS_CONFIGS = {k.value for k in PassConfigKey}
 
@@ -90,9 +90,16 @@ def check_configs(pass_configs) -> dict:
     if not isinstance(pass_configs, dict):
         raise TypeError("pass_configs must be a dict")
     pass_configs = plain_keys(pass_configs)
-    for k in pass_configs:
+    from .compile_flags import warn_once
+
+    for k, v in pass_configs.items():
         if k not in KNOWN_PASS_CONFIGS:
             raise ValueError(f"unknown pass config {k!r}; known: {', '.join(sorted(KNOWN_PASS_CONFIGS))}")
+        if k == "tir.add_lower_pass" and v:
+            raise ValueError("pass config tir.add_lower_pass: tilewise cannot run TVM passes (its lowering is its own); "
+                             "drop the passes, or transform the program before compiling it")
+        if k in NO_EFFECT and v != NO_EFFECT[k][0]:
+            warn_once(("pass_config", k), f"pass config {k}={v!r} has no effect: {NO_EFFECT[k][1]}", stacklevel=5)
     return dict(pass_configs)
 
 

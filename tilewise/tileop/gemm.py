@@ -135,7 +135,8 @@ class Gemm(TileOp):
                             f"{what} ({r.buffer.name}) must be in shared memory, not a fragment")
         M, N, K = self.mnk
         T = li.threads
-        plan = plan_wgmma(self, li.machine, T, li.first_thread) if li.machine is not None else "no machine"
+        plan = (plan_wgmma(self, li.machine, T, li.first_thread, li.pass_configs) if li.machine is not None
+                else "no machine")
         if isinstance(plan, WgmmaPlan):
             # Hopper: the wgmma accumulator and A-register fragments, shared operands in the
             # swizzled atoms the descriptors (and TMA) address
@@ -177,7 +178,7 @@ class Gemm(TileOp):
     @lowering("sm90")
     def lower_sm90(self, ctx) -> Stmt:
         first = ctx.thread_span[0] if ctx.thread_span is not None else 0
-        plan = plan_wgmma(self, ctx.machine, ctx.threads, first)
+        plan = plan_wgmma(self, ctx.machine, ctx.threads, first, ctx.pass_configs)
         if isinstance(plan, str):
             return self.lower_cuda(ctx, why_not_wgmma=plan)
         M, N, K = self.mnk

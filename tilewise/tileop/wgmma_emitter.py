@@ -48,11 +48,15 @@ class WgmmaPlan:
         return self.grid.warp_m * self.grid.warp_n
 
 
-def plan_wgmma(op, machine: Machine, threads: int, first_thread: int = 0) -> WgmmaPlan | str:
+def plan_wgmma(op, machine: Machine, threads: int, first_thread: int = 0,
+               pass_configs: dict | None = None) -> WgmmaPlan | str:
     """How `op` (a T.gemm) runs on wgmma, or why it cannot (the reason becomes a lowering note).
-    `threads` run it, starting at `first_thread` (an `if` on the thread index may narrow them)."""
+    `threads` run it, starting at `first_thread` (an `if` on the thread index may narrow them).
+    T.gemm passes the kernel's pass configs: `tl.disable_wgmma` (TileLang's) keeps it on mma.sync."""
     if not machine.has("wgmma"):
         return f"{machine.name} has no wgmma (it needs sm_90a)"
+    if (pass_configs or {}).get("tl.disable_wgmma"):
+        return "the pass config tl.disable_wgmma asks for mma.sync"
     if first_thread % 128:
         return f"the threads running it start at thread {first_thread}, inside a warpgroup"
     a, b, c = op.A.buffer.dtype.name, op.B.buffer.dtype.name, op.C.buffer.dtype.name

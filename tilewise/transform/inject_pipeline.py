@@ -154,7 +154,8 @@ class _Pipeline(Mutator):
         # copies run synchronously (multi-buffered, issued stages ahead) where there is no cp.async:
         # on the CPU, and on AMD GPUs (global -> LDS goes through registers there)
         # (or where the program asks for it: TileLang's pass config "tir.use_async_copy": False)
-        use_async = bool((pass_configs or {}).get("tir.use_async_copy", True))
+        configs = pass_configs or {}
+        use_async = bool(configs.get("tir.use_async_copy", True)) and bool(configs.get("tl.enable_async_copy", True))
         self.sync_copies = cpu or not use_async or (machine is not None and not machine.has("cp_async"))
         # ...and where the machine says so, split in two around the compute (_staged)
         self.register_staging = (not cpu and use_async and machine is not None
