@@ -40,6 +40,7 @@ PRIMITIVES = {
     "mbarrier_arrive": "T.mbarrier_arrive / T.barrier_arrive",
     "mbarrier_expect_tx": "T.mbarrier_expect_tx",
     "mbarrier_arrive_expect_tx": "T.mbarrier_arrive_expect_tx",
+    "cp_async_mbarrier_arrive": "T.cp_async_barrier_noinc / T.ptx_cp_async_barrier",
     "named_barrier": "T.sync_threads(barrier_id, ...)",
     "named_barrier_arrive": "T.named_barrier_arrive",
     "setmaxnreg": "T.set_max_nreg / T.inc_max_nreg / T.dec_max_nreg",
@@ -51,7 +52,8 @@ PRIMITIVES = {
     "tma_store_wait": "T.tma_store_wait",
     "wgmma": "T.ptx_wgmma_ss / T.ptx_wgmma_rs",
 }
-MBARRIER = ("mbarrier_init", "mbarrier_wait", "mbarrier_arrive", "mbarrier_expect_tx", "mbarrier_arrive_expect_tx")
+MBARRIER = ("mbarrier_init", "mbarrier_wait", "mbarrier_arrive", "mbarrier_expect_tx", "mbarrier_arrive_expect_tx",
+            "cp_async_mbarrier_arrive")
 NAMED = ("named_barrier", "named_barrier_arrive")
 # primitives that synchronise threads with each other (a block run in lockstep cannot run them)
 WARP_SYNC = MBARRIER + NAMED

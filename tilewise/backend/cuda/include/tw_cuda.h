@@ -972,6 +972,15 @@ TW_DEV void mbarrier_init(void* bar, uint32_t count) {
 TW_DEV void mbarrier_arrive(void* bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_addr(bar)) : "memory");
 }
+// An arrival triggered when every earlier cp.async of this thread has landed; the pending count
+// is incremented now, so it cancels out (the thread arrives itself too).
+TW_DEV void cp_async_mbarrier_arrive(void* bar) {
+  asm volatile("cp.async.mbarrier.arrive.shared::cta.b64 [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+}
+// The same without the increment: the triggered arrival is one of the phase's expected arrivals.
+TW_DEV void cp_async_mbarrier_arrive_noinc(void* bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+}
 // tx-count += bytes, then one arrival.
 TW_DEV void mbarrier_arrive_expect_tx(void* bar, uint32_t bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes)
