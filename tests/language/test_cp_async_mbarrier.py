@@ -14,6 +14,7 @@ from tilewise.errors import CompileError
 from tilewise.ptx.errors import AsyncCopyError as PtxAsyncCopyError
 
 SM90A = "cuda -arch=sm_90a"
+ARCHS = ["sm_80", "sm_90a"]
 ROWS = 16  # rows of 64 float16 per stage: one 16-byte cp.async per producer thread
 
 
@@ -63,20 +64,22 @@ def _data(rng, n_rows=64):
 
 @pytest.mark.parametrize("arrival", ["noinc", "inc"])
 @pytest.mark.parametrize("backend", ["emulator", "ptx"])
-def test_producer_consumer_through_cp_async_mbarrier(rng, backend, arrival):
+@pytest.mark.parametrize("arch", ARCHS)
+def test_producer_consumer_through_cp_async_mbarrier(rng, arch, backend, arrival):
     a, b = _data(rng)
-    k = tilewise.compile(stream(64, arrival), target=SM90A, execution_backend=backend)
+    k = tilewise.compile(stream(64, arrival), target=f"cuda -arch={arch}", execution_backend=backend)
     k(a, b)
     b = b.numpy() if hasattr(b, "numpy") else b
     np.testing.assert_array_equal(b, a * np.float16(2))
 
 
 @pytest.mark.parametrize("backend,error", [("emulator", AsyncCopyError), ("ptx", PtxAsyncCopyError)])
-def test_reading_copies_no_wait_covers_is_reported(rng, backend, error):
+@pytest.mark.parametrize("arch", ARCHS)
+def test_reading_copies_no_wait_covers_is_reported(rng, arch, backend, error):
     """A plain arrival hands the stage over when the copies are issued, not when they land: the
     consumer's wait returns and its reads meet copies in flight."""
     a, b = _data(rng)
-    k = tilewise.compile(stream(64, "untracked"), target=SM90A, execution_backend=backend)
+    k = tilewise.compile(stream(64, "untracked"), target=f"cuda -arch={arch}", execution_backend=backend)
     with pytest.raises(error, match="cp.async"):
         k(a, b)
 
@@ -88,10 +91,21 @@ def test_source_and_sass():
     assert "tw::cp_async_mbarrier_arrive(" in src
     # cuobjdump: .noinc is ARRIVES.LDGSTSBAR.64.ARVCNT after the LDGSTS; without it, a
     # SYNCS.ARRIVE.TRANS64.RED (the increment) and ARRIVES.LDGSTSBAR.64.TRANSCNT
-    nvrtc_check(stream(64), expect={"sm_90a": ("LDGSTS", "ARRIVES")}, archs=("sm_90a",))
-    nvrtc_check(stream(64, "inc"), expect={"sm_90a": ("LDGSTS", "ARRIVES")}, archs=("sm_90a",))
+    # (sm_80 the same: mbarriers, cp.async and their arrivals are Ampere's)
+    for arrival in ("noinc", "inc"):
+        nvrtc_check(stream(64, arrival), expect=("LDGSTS", "ARRIVES"), archs=ARCHS)
 
 
-def test_needs_mbarriers():
-    with pytest.raises(CompileError, match="mbarrier"):
-        tilewise.compile(stream(64), target="cuda -arch=sm_80", execution_backend="emulator")
+def tx_count():
+    @T.prim_func
+    def main(A: T.Tensor((64,), "float16")):
+        with T.Kernel(1, threads=128):
+            bar = T.alloc_barrier(128)
+            T.mbarrier_arrive_expect_tx(bar, 128)
+
+    return main
+
+
+def test_the_tx_count_needs_sm90():
+    with pytest.raises(CompileError, match=r"tx-count \(expect_tx\) needs sm_90 or newer; the target is sm_80"):
+        tilewise.lower(tx_count(), target="cuda -arch=sm_80")

@@ -54,6 +54,7 @@ PRIMITIVES = {
 }
 MBARRIER = ("mbarrier_init", "mbarrier_wait", "mbarrier_arrive", "mbarrier_expect_tx", "mbarrier_arrive_expect_tx",
             "cp_async_mbarrier_arrive")
+TX_COUNT = ("mbarrier_expect_tx", "mbarrier_arrive_expect_tx")  # sm_90 (with TMA); the rest of MBARRIER sm_80
 NAMED = ("named_barrier", "named_barrier_arrive")
 # primitives that synchronise threads with each other (a block run in lockstep cannot run them)
 WARP_SYNC = MBARRIER + NAMED
@@ -141,7 +142,7 @@ class _Kernel(Mutator):
     def visit_Allocate(self, s: Allocate):
         if getattr(s.buffer, "mbarrier_counts", None) is not None:
             if not self.machine.has("mbarrier"):
-                raise CompileError(f"{PRIMITIVES['mbarrier_init']}: mbarriers need sm_90 or newer (the target is "
+                raise CompileError(f"{PRIMITIVES['mbarrier_init']}: mbarriers need sm_80 or newer (the target is "
                                    f"{self.machine.name})", s.span)
             self.barriers.append(s.buffer)
             return _nothing()  # declared in the kernel's prologue
@@ -166,7 +167,10 @@ class _Kernel(Mutator):
         if name == "wgmma" and not self.machine.has("wgmma"):  # the program's own (language/wgmma_intrinsics.py)
             raise CompileError(f"{what}: wgmma needs sm_90a; the target is {self.machine.name}", s.span)
         if name in MBARRIER and not self.machine.has("mbarrier"):
-            raise CompileError(f"{what} needs mbarriers (sm_90 or newer); the target is {self.machine.name}", s.span)
+            raise CompileError(f"{what} needs mbarriers (sm_80 or newer); the target is {self.machine.name}", s.span)
+        if name in TX_COUNT and not self.machine.has("tma"):
+            raise CompileError(f"{what}: the mbarrier tx-count (expect_tx) needs sm_90 or newer; the target is "
+                               f"{self.machine.name}", s.span)
         if name in DROPPABLE:
             feature, why = DROPPABLE[name]
             if not self.machine.has(feature):
@@ -235,7 +239,9 @@ class _Kernel(Mutator):
         first = tid == 0
         for v in self.k.thread_vars[1:]:
             first = first & (v == 0)
-        inits = list(self.inits) + [Evaluate(Call("fence_barrier_init", [], _dt.handle))]
+        inits = list(self.inits)
+        if self.machine.has("tma"):  # fence.mbarrier_init (sm_90) makes them visible to TMA completions
+            inits.append(Evaluate(Call("fence_barrier_init", [], _dt.handle)))
         return [Allocate(b) for b in self.barriers] + [
             IfThenElse(first, seq(inits)), Evaluate(Call("syncthreads", [], _dt.handle))]
 
