@@ -109,3 +109,39 @@ def tx_count():
 def test_the_tx_count_needs_sm90():
     with pytest.raises(CompileError, match=r"tx-count \(expect_tx\) needs sm_90 or newer; the target is sm_80"):
         tilewise.lower(tx_count(), target="cuda -arch=sm_80")
+
+
+def by_id():
+    """TVM's spelling: barriers by index, initialised and fenced by the program itself."""
+
+    @T.prim_func
+    def main(A: T.Tensor((128,), "float32"), B: T.Tensor((128,), "float32")):
+        with T.Kernel(1, threads=128):
+            S = T.alloc_shared((128,), "float32")
+            T.create_barriers(1)
+            tx = T.get_thread_binding()
+            if tx == 0:
+                T.ptx_init_barrier_thread_count(0, 64)
+            T.ptx_fence_barrier_init()
+            T.tvm_storage_sync("shared")
+            if tx < 64:
+                T.ptx_cp_async(T.access_ptr(S[tx * 2], "w", 2), T.access_ptr(A[tx * 2], "r", 2), 2)
+                T.cp_async_barrier_noinc(0)
+            else:
+                T.ptx_wait_barrier(0)
+                B[(tx - 64) * 2] = S[127 - (tx - 64) * 2]
+                B[(tx - 64) * 2 + 1] = S[126 - (tx - 64) * 2]
+
+    return main
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_barriers_by_id_on_each_arch(arch):
+    """On sm_80 the program's fence.mbarrier_init (sm_90) is dropped: nothing there needs it."""
+    a = np.arange(128, dtype=np.float32)
+    b = np.zeros_like(a)
+    k = tilewise.compile(by_id(), target=f"cuda -arch={arch}", execution_backend="emulator")
+    k(a, b)
+    np.testing.assert_array_equal(b, a[::-1])
+    assert ("fence_barrier_init" in k.get_kernel_source()) == (arch == "sm_90a")
+    nvrtc_check(by_id(), expect=("ARRIVES",), archs=(arch,))

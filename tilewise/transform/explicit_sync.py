@@ -64,6 +64,7 @@ WARPGROUP_WIDE = ("setmaxnreg", "wgmma_wait", "wgmma_fence", "wgmma_commit")
 DROPPABLE = {
     "setmaxnreg": ("wgmma", "register budgets need setmaxnreg (sm_90a)"),
     "fence_proxy_async": ("tma", "there is no asynchronous proxy before sm_90"),
+    "fence_barrier_init": ("tma", "fence.mbarrier_init orders barrier inits before TMA completions (sm_90)"),
     "wgmma_wait": ("wgmma", "there is no wgmma before sm_90a (and T.gemm is synchronous there)"),
     "wgmma_fence": ("wgmma", "there is no wgmma before sm_90a"),
     "wgmma_commit": ("wgmma", "there is no wgmma before sm_90a"),
