@@ -1,7 +1,8 @@
 """TileLang's PTX-level intrinsic calls (`T.ptx_ldmatrix`, `T.ptx_mma`, `T.ptx_cp_async`,
-`T.ptx_commit_group`, `T.ptx_wait_group`, `T.mma_store`, `T.mma_fill`), with TileLang 0.1.15's
-names and argument order, as the thread-IR intrinsics of docs/THREAD_IR.md (`ldmatrix`,
-`mma_sync`, `cp_async`, `cp_async_commit`, `cp_async_wait`, plain stores). They are the
+`T.ptx_commit_group`, `T.ptx_wait_group`, `T.cp_async_barrier_noinc`, `T.ptx_cp_async_barrier`,
+`T.mma_store`, `T.mma_fill`), with TileLang 0.1.15's names and argument order, as the thread-IR
+intrinsics of docs/THREAD_IR.md (`ldmatrix`, `mma_sync`, `cp_async`, `cp_async_commit`,
+`cp_async_wait`, `cp_async_mbarrier_arrive`, plain stores). They are the
 statements TensorCoreIntrinEmitter itself emits, so the CUDA renderer, the emulator (with its
 race, bounds and partial-warp checks) and the PTX interpreter run them; the CPU target runs a
 kernel using them thread-exactly in the emulator (as for T.get_thread_binding).
@@ -231,7 +232,8 @@ def ptx_cp_async(dst_access_ptr, src_access_ptr, num_elems, predicate=None) -> C
     """`T.ptx_cp_async(dst_access_ptr, src_access_ptr, num_elems, predicate=None)`: an asynchronous
     copy of num_elems elements (4, 8 or 16 bytes) from global to shared memory
     (`cp.async.shared.global`); with a predicate that is false, the destination is zero-filled.
-    The data lands at the `T.ptx_wait_group` that completes the copy's group."""
+    The data lands at the `T.ptx_wait_group` that completes the copy's group, or when the phase of
+    an mbarrier that T.cp_async_barrier_noinc / T.ptx_cp_async_barrier made track it completes."""
     what = "T.ptx_cp_async"
     _thread_kernel(what)
     dst = pointer(dst_access_ptr, 0, what)
