@@ -59,6 +59,7 @@ def _report(st, storage: Storage, kind, flat, tids, sid, other_t, other_s, bad, 
             f"{byte}) while a cp.async copy into it is still in flight: "
             f"{_access(st, s_old, block, t_old, 'issued the copy', '')}, and no cp_async_wait "
             + ("of that thread has covered it yet" if t_old == t_now else "by that thread, followed by a __syncthreads, came between")
+            + " (nor a wait for the mbarrier phase a cp.async.mbarrier.arrive of that thread made track it)"
         )
     else:
         between = ("with no __syncthreads between them" if storage.shadow.wq is None else
