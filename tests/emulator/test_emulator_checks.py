@@ -104,11 +104,21 @@ def test_two_threads_write_one_element_in_one_statement():
     def build(b, t):
         S = Buffer("S", (T,), "float32", scope="shared")
         out = [Allocate(S)]
-        out.append(located(BufferStore(S, [t[0] // 2], dt.float32(1.0))))  # halves collide
+        out.append(located(BufferStore(S, [t[0] // 2], t[0].astype("float32"))))  # halves collide
         return out
 
     with pytest.raises(RaceError, match=r"S\[0\].*thread \(0, 0, 0\).*thread \(1, 0, 0\).*halves collide"):
         run(kernel([], [1], [T], build), [])
+
+
+def test_threads_of_one_statement_writing_the_same_value_do_not_race():
+    """Every thread of a group storing the value they all computed (TileLang's deepseek_v32
+    producers: eight threads per row store its validity flag) leaves one defined value."""
+    def build(b, t):
+        S = Buffer("S", (T,), "float32", scope="shared")
+        return [Allocate(S), located(BufferStore(S, [t[0] // 2], (t[0] // 2).astype("float32")))]
+
+    run(kernel([], [1], [T], build), [])
 
 
 def test_aliasing_views_race_on_bytes():

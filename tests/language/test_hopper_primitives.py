@@ -524,9 +524,9 @@ def test_bad_uses_are_compile_errors_at_their_line(kind, message):
 
 
 @pytest.mark.parametrize("kind, target, message", [
-    ("mbarriers", "cuda -arch=sm_80", r"T.alloc_barrier / T.create_list_of_mbarrier: mbarriers need sm_90 or newer "
-                                      r"\(the target is sm_80\)"),
-    ("list", "cuda -arch=sm_86", r"mbarriers need sm_90 or newer \(the target is sm_86\)"),
+    ("mbarriers", "cuda -arch=sm_80", r"T.mbarrier_expect_tx: the mbarrier tx-count \(expect_tx\) needs sm_90 or "
+                                      r"newer; the target is sm_80"),
+    ("tma_copy", "cuda -arch=sm_86", r"T.tma_copy needs the copy engine \(TMA\) of sm_90; the target is sm_86"),
 ])
 def test_primitives_the_target_lacks_are_compile_errors(kind, target, message):
     with pytest.raises(tilewise.CompileError, match=message) as e:
@@ -547,6 +547,12 @@ def test_tilelang_warp_specialize_examples_on_the_cpu(name):
     c = np.zeros((M, N), np.float16)
     k(a, b, c)
     _check(c, ref)
+
+
+def test_mbarriers_without_tx_count_lower_on_sm80():
+    """mbarriers (init, arrive, the parity wait) are Ampere's; only their tx-count is Hopper's."""
+    src = tilewise.lower(primitives("list"), target="cuda -arch=sm_86").kernel_source
+    assert "tw::mbarrier_wait(" in src and "fence_barrier_init" not in src
 
 
 def test_named_barriers_run_on_the_cpu():

@@ -438,7 +438,11 @@ class Compiler:
             if storage.shadow is not None or storage.init is not None:
                 flat = ((rows * storage.data.shape[1] + o * esize)[:, None] + np.arange(esize)).reshape(-1)
                 if storage.shadow is not None:
-                    races.on_write(st, storage, flat, np.repeat(st.lane_tid[lanes], esize), sid)
+                    def written(v=v, lanes=lanes):  # the bytes each lane stores (lanes x esize, flattened)
+                        w = np.broadcast_to(np.asarray(v if np.ndim(v) == 0 else v[lanes]).astype(npdt), lanes.shape)
+                        return np.ascontiguousarray(w).view(np.uint8).reshape(-1)
+
+                    races.on_write(st, storage, flat, np.repeat(st.lane_tid[lanes], esize), sid, new=written)
                 if storage.init is not None:
                     storage.init.reshape(-1)[flat] = True
             typed[rows, o] = v if np.ndim(v) == 0 else v[lanes]

@@ -44,6 +44,7 @@ class HopperState:
         self.bases: dict[int, int] = {}
         self.barriers: dict = {}  # (id(storage), byte offset) -> mbarrier.BarrierRow
         self.loads: list = []  # TMA loads in flight (tma.Load)
+        self.cp_arrivals: list = []  # cp.async mbarrier arrivals not made yet (mbarrier.CpArrival)
         self.stores = None  # tma.BulkGroups
         self.wgmma = None  # wgmma.Groups
         self.proxy: dict[int, object] = {}  # id(storage) -> async_proxy.ProxyShadow

@@ -1,6 +1,13 @@
 """mbarriers (PTX ISA "Parallel Synchronization and Communication Instructions: mbarrier"):
 `mbarrier_init`, `mbarrier_arrive`, `mbarrier_arrive_expect_tx`, `mbarrier_wait` (try_wait.parity
-in a loop), `fence_barrier_init`, and the TMA transfers that complete on a barrier.
+in a loop), `fence_barrier_init`, the TMA transfers that complete on a barrier, and
+`cp_async_mbarrier_arrive` (`cp.async.mbarrier.arrive{.noinc}`): an arrival triggered when all
+earlier cp.async copies of the executing thread have landed. Without .noinc the pending count is
+incremented when the instruction executes, so the triggered arrival changes it by nothing (the
+thread still arrives itself); with .noinc it is not, so the triggered arrival is one of the
+phase's expected arrivals. Like TMA transfers, the tracked copies land (and the arrival happens)
+only when a wait needs the barrier's phase: reading their destination before that wait is
+reported as a read of a cp.async copy in flight.
 
 State per barrier (a uint64 of shared memory, per block): the current phase (its parity is what a
 wait names), pending and expected arrivals, and the tx-count. A phase completes when pending
@@ -112,6 +119,23 @@ class BarrierRow:
                 f"{int(self.expected[b])} arrivals but a tx-count of {tx}: the TMA copies completed {-tx} bytes more "
                 f"than expect_tx announced ({what} {where(span)}); the phase can never complete"
             )
+
+
+class CpArrival:
+    """A cp_async_mbarrier_arrive of `lanes` (blocks `blocks`) whose arrival waits for their
+    copies issued before serial `upto` (asyncq.py). `seq` / `snap`: the order.py sequence number
+    and release vector of the arriving threads at the statement (None without race checks)."""
+
+    def __init__(self, row: BarrierRow, lanes, blocks, noinc: bool, upto: int, seq, snap, sid: int, span):
+        self.row = row
+        self.lanes = lanes
+        self.blocks = blocks
+        self.noinc = noinc
+        self.upto = upto
+        self.seq = seq
+        self.snap = snap
+        self.sid = sid
+        self.span = span
 
 
 class Transfer:
@@ -317,6 +341,84 @@ def arrive_blocks(st, row: BarrierRow, blocks, lanes, sid: int, what: str, span)
     row.arrive_site[b] = sid
     row.check_tx(st, b, span, f"seen at the {what} at")
     row.complete(b)
+
+
+def _cp_arrive(comp, e):
+    noinc = bool(e.attrs.get("noinc"))
+    what = "cp.async.mbarrier.arrive" + (".noinc" if noinc else "")
+    bar = address(comp, e.args[0], what, "shared")
+    span, sid = comp.span, bar.site.sid
+    comp.prog.uses_hopper = True
+
+    def cp_async_mbarrier_arrive(st):
+        lanes = active_lanes(st)
+        if lanes.size == 0:
+            return
+        hs = state(st)
+        for storage, off, ls in _groups(st, bar, lanes, what):
+            row = row_of(st, storage, off, bar.buf)
+            live(st, row, ls, what, span)
+            _shadow(st, storage, off, ls, sid, write=False)
+            blocks = st.lane_block[ls]
+            seq = snap = None
+            o = order.enable(st)
+            if o is not None:  # what the threads did up to here is released when the arrival happens
+                seq = o.seq
+                snap = order.new_vector(st)
+                order.release(st, snap, blocks, st.lane_tid[ls])
+            if not noinc:
+                np.add.at(row.pending, blocks, 1)
+            hs.cp_arrivals.append(CpArrival(row, ls, blocks, noinc, st.asyncq.issued, seq, snap, sid, span))
+
+    return cp_async_mbarrier_arrive
+
+
+def land_cp_arrivals(st, row: BarrierRow, blocks: np.ndarray):
+    """Land the copies tracked by the cp.async arrivals pending on `row` for `blocks`, then make
+    those arrivals (in the order they were issued)."""
+    hs = state(st)
+    if not hs.cp_arrivals:
+        return
+    keep = []
+    for a in hs.cp_arrivals:
+        sel = np.isin(a.blocks, blocks) if a.row is row else None
+        if sel is None or not sel.any():
+            keep.append(a)
+            continue
+        lanes, bl = a.lanes[sel], a.blocks[sel]
+        mask = np.zeros(st.L, bool)
+        mask[lanes] = True
+        st.asyncq.land_prior(st, mask, a.upto, a.seq)
+        what = "the arrival of cp.async.mbarrier.arrive" + (".noinc" if a.noinc else "")
+        if a.noinc:
+            twice = row.arrived[lanes] == row.phase[bl]
+            if twice.any():
+                k = int(np.flatnonzero(twice)[0])
+                b = int(bl[k])
+                raise MbarrierError(
+                    f"{what} at {where(a.span)}: {st.thread_of_lane(int(lanes[k]))} arrives a second time on phase "
+                    f"{int(row.phase[b])} of {row.name(st, b)} (count {int(row.expected[b])}) before it completes")
+            row.arrived[lanes] = row.phase[bl]
+        if a.snap is not None:
+            ub = np.unique(bl)
+            acc = row.vectors(st)
+            acc[ub] = np.maximum(acc[ub], a.snap[ub])
+        n = np.bincount(bl, minlength=st.nb)
+        b = np.flatnonzero(n)
+        row.pending[b] -= n[b]
+        over = row.pending[b] < 0
+        if over.any():
+            blk = int(b[np.flatnonzero(over)[0]])
+            raise MbarrierError(
+                f"{what} at {where(a.span)}: {row.name(st, blk)} receives more arrivals than its phase "
+                f"{int(row.phase[blk])} expects ({int(row.expected[blk])})")
+        row.arrive_site[b] = a.sid
+        row.check_tx(st, b, a.span, f"seen at {what} at")
+        row.complete(b)
+        if (~sel).any():
+            a.lanes, a.blocks = a.lanes[~sel], a.blocks[~sel]
+            keep.append(a)
+    hs.cp_arrivals = keep
 
 
 def _wait(comp, e):
@@ -529,7 +631,9 @@ def attach(st, t: Transfer, lanes: np.ndarray, span):
 
 def land(st, row: BarrierRow, blocks: np.ndarray):
     """Complete every TMA transfer in flight on `row` for `blocks`: the bytes land in shared
-    memory and the tx-count drops by them; then the phases that have everything complete."""
+    memory and the tx-count drops by them; the same for the cp.async arrivals pending on it; then
+    the phases that have everything complete."""
+    land_cp_arrivals(st, row, blocks)
     hs = state(st)
     keep = []
     landed = None
@@ -581,4 +685,5 @@ HANDLERS = {
     "mbarrier_expect_tx": lambda comp, e: _arrive_common(comp, e, True, arrival=False),
     "mbarrier_wait": _wait,
     "fence_barrier_init": _fence_init,
+    "cp_async_mbarrier_arrive": _cp_arrive,
 }

@@ -59,6 +59,7 @@ def _report(st, storage: Storage, kind, flat, tids, sid, other_t, other_s, bad, 
             f"{byte}) while a cp.async copy into it is still in flight: "
             f"{_access(st, s_old, block, t_old, 'issued the copy', '')}, and no cp_async_wait "
             + ("of that thread has covered it yet" if t_old == t_now else "by that thread, followed by a __syncthreads, came between")
+            + " (nor a wait for the mbarrier phase a cp.async.mbarrier.arrive of that thread made track it)"
         )
     else:
         between = ("with no __syncthreads between them" if storage.shadow.wq is None else
@@ -160,10 +161,13 @@ def check_overwrite(st, storage: Storage, flat: np.ndarray, tids: np.ndarray, si
 
 
 def on_write(st, storage: Storage, flat: np.ndarray, tids: np.ndarray, sid: int, pending: bool = False,
-             atomic: bool = False):
+             atomic: bool = False, new=None):
     """Record writes (or, with pending=True, the issue of cp.async copies) of the flat byte indices.
     Atomics are only checked against plain accesses: they do not race with each other, and are
-    not recorded (a plain access after an atomic without a barrier goes unreported)."""
+    not recorded (a plain access after an atomic without a barrier goes unreported). `new`: a
+    callable giving the bytes written (one per entry of `flat`), when known: threads of one
+    statement that write the same value to a byte do not race (as for global memory below:
+    TileLang programs have every thread of a group store the value they all computed)."""
     sh: SharedShadow = storage.shadow
     now = "issues a cp.async copy into" if pending else ("atomically updates" if atomic else "writes")
     if st.hopper is not None:
@@ -190,6 +194,9 @@ def on_write(st, storage: Storage, flat: np.ndarray, tids: np.ndarray, sid: int,
         fs = flat[order_]
         ts = tids[order_]
         dup = (fs[1:] == fs[:-1]) & (ts[1:] != ts[:-1])
+        if dup.any() and new is not None:
+            nv = np.asarray(new())[order_]
+            dup &= nv[1:] != nv[:-1]
         if dup.any():
             k = int(np.flatnonzero(dup)[0])
             sel = np.zeros(flat.size, bool)

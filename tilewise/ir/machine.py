@@ -14,7 +14,8 @@ class Machine:
     warp_size: int  # threads that execute in lockstep (1 on the CPU: a block is one thread)
     max_shared_bytes: int  # shared memory one block may use (0: no separate shared memory)
     # instruction families beyond the baseline: "cp_async" and "ldmatrix" (every CUDA GPU tilewise
-    # targets), "tma" and "mbarrier" (sm_90), "wgmma" (sm_90a); AMD GPUs have none of them.
+    # targets), "mbarrier" (sm_80: init, arrive, the parity wait, cp.async arrivals), "tma" (sm_90:
+    # also the mbarrier tx-count), "wgmma" (sm_90a); AMD GPUs have none of them.
     # And how a software pipeline overlaps its copies with compute without an asynchronous copy:
     # "register_staging" (AMD GPUs): the global loads of the next stage go into registers before
     # the compute of the current one, their stores into shared memory after it
@@ -45,7 +46,8 @@ def cuda_machine(arch: str) -> Machine:
     if arch.startswith("sm_90"):
         features = _CUDA_BASE | {"tma", "mbarrier"} | ({"wgmma"} if arch == "sm_90a" else set())
         return Machine(arch, ("sm90", "cuda"), 32, _CUDA_SHARED[arch], frozenset(features), *_CUDA_BLOCK)
-    return Machine(arch, ("cuda",), 32, _CUDA_SHARED[arch], frozenset(_CUDA_BASE), *_CUDA_BLOCK)
+    # mbarriers (without the tx-count, which needs sm_90) and cp.async arriving on them are sm_80's
+    return Machine(arch, ("cuda",), 32, _CUDA_SHARED[arch], frozenset(_CUDA_BASE | {"mbarrier"}), *_CUDA_BLOCK)
 
 
 # AMD Instinct GPUs clang-19's AMDGPU backend compiles for: 64-lane wavefronts, 64 KiB of LDS per

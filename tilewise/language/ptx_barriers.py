@@ -12,7 +12,7 @@
 As for T.alloc_barrier, the initialisations run once at the kernel's start on thread 0, followed by
 `fence.mbarrier_init` and a __syncthreads (transform/explicit_sync.py): TileLang programs write
 them at the start under `if tx == 0`, followed by a fence and a barrier, which this is. mbarriers
-need sm_90 (elsewhere a CompileError at the line)."""
+need sm_80, their tx-count (the expect_tx forms) sm_90 (elsewhere a CompileError at the line)."""
 from __future__ import annotations
 
 from ..errors import CompileError

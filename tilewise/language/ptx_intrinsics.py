@@ -1,7 +1,8 @@
 """TileLang's PTX-level intrinsic calls (`T.ptx_ldmatrix`, `T.ptx_mma`, `T.ptx_cp_async`,
-`T.ptx_commit_group`, `T.ptx_wait_group`, `T.mma_store`, `T.mma_fill`), with TileLang 0.1.15's
-names and argument order, as the thread-IR intrinsics of docs/THREAD_IR.md (`ldmatrix`,
-`mma_sync`, `cp_async`, `cp_async_commit`, `cp_async_wait`, plain stores). They are the
+`T.ptx_commit_group`, `T.ptx_wait_group`, `T.cp_async_barrier_noinc`, `T.ptx_cp_async_barrier`,
+`T.mma_store`, `T.mma_fill`), with TileLang 0.1.15's names and argument order, as the thread-IR
+intrinsics of docs/THREAD_IR.md (`ldmatrix`, `mma_sync`, `cp_async`, `cp_async_commit`,
+`cp_async_wait`, `cp_async_mbarrier_arrive`, plain stores). They are the
 statements TensorCoreIntrinEmitter itself emits, so the CUDA renderer, the emulator (with its
 race, bounds and partial-warp checks) and the PTX interpreter run them; the CPU target runs a
 kernel using them thread-exactly in the emulator (as for T.get_thread_binding).
@@ -231,7 +232,8 @@ def ptx_cp_async(dst_access_ptr, src_access_ptr, num_elems, predicate=None) -> C
     """`T.ptx_cp_async(dst_access_ptr, src_access_ptr, num_elems, predicate=None)`: an asynchronous
     copy of num_elems elements (4, 8 or 16 bytes) from global to shared memory
     (`cp.async.shared.global`); with a predicate that is false, the destination is zero-filled.
-    The data lands at the `T.ptx_wait_group` that completes the copy's group."""
+    The data lands at the `T.ptx_wait_group` that completes the copy's group, or when the phase of
+    an mbarrier that T.cp_async_barrier_noinc / T.ptx_cp_async_barrier made track it completes."""
     what = "T.ptx_cp_async"
     _thread_kernel(what)
     dst = pointer(dst_access_ptr, 0, what)
@@ -272,18 +274,28 @@ def ptx_wait_group(num) -> Call:
     return Call("cp_async_wait", [], _dt.handle, {"n": n})
 
 
-def _no_cp_async_mbarrier(what: str):
-    def f(*args, **kwargs):
-        raise CompileError(f"{what}: cp.async.mbarrier.arrive (an mbarrier arrival when this thread's cp.async "
-                           "copies land) is not modelled by tilewise; complete the copies with T.ptx_commit_group / "
-                           "T.ptx_wait_group, then arrive with T.ptx_arrive_barrier / T.mbarrier_arrive")
+def _cp_async_arrive(what: str, barrier, noinc: bool) -> Call:
+    from .hopper import _address, _barrier  # the barrier forms T.mbarrier_arrive takes
 
-    f.__name__ = what.removeprefix("T.")
-    return f
+    _thread_kernel(what)
+    return Call("cp_async_mbarrier_arrive", [_address(_barrier(barrier, what))], _dt.handle, {"noinc": noinc})
 
 
-ptx_cp_async_barrier = _no_cp_async_mbarrier("T.ptx_cp_async_barrier")
-cp_async_barrier_noinc = _no_cp_async_mbarrier("T.cp_async_barrier_noinc")
+def ptx_cp_async_barrier(barrier) -> Call:
+    """`cp.async.mbarrier.arrive.shared::cta.b64 [barrier]`: an arrival on the mbarrier, triggered
+    when every earlier cp.async of this thread (committed or not) has landed. The barrier's
+    pending count is incremented first, so the triggered arrival cancels out: each thread still
+    arrives itself (T.mbarrier_arrive) and the barrier's count is unchanged. `barrier`: a
+    T.alloc_barrier barrier, an element of one, or an id of T.create_list_of_mbarrier."""
+    return _cp_async_arrive("T.ptx_cp_async_barrier", barrier, noinc=False)
+
+
+def cp_async_barrier_noinc(barrier) -> Call:
+    """`cp.async.mbarrier.arrive.noinc.shared::cta.b64 [barrier]`: as T.ptx_cp_async_barrier, but
+    the pending count is not incremented, so the arrival triggered when this thread's earlier
+    cp.async copies land is one of the arrivals the barrier's count expects (TileLang's
+    deepseek_v32 producers: count 128, each of the 128 producer threads arrives this way only)."""
+    return _cp_async_arrive("T.cp_async_barrier_noinc", barrier, noinc=True)
 
 
 def ptx_cp_async_bulk(*args, **kwargs):

@@ -24,6 +24,8 @@ class AsyncCopies:
         self.pending = np.zeros(nwords, dtype=np.int32)
         self.pending_line = np.zeros(nwords, dtype=np.int32)
         self.count = 0  # copies in flight
+        self.issued = 0  # cp.async instructions executed: a record's serial (cp.async.mbarrier.arrive)
+        self.serials: list[int] = []  # per record
 
     def issue(self, tids: np.ndarray, flat: np.ndarray, data: np.ndarray, line: int):
         size = data.shape[1]
@@ -31,6 +33,8 @@ class AsyncCopies:
         np.add.at(self.pending, words.ravel(), 1)
         self.pending_line[words.ravel()] = line
         self.records.append((tids, flat, data, self.committed[tids].copy(), line))
+        self.serials.append(self.issued)
+        self.issued += 1
         self.count += len(tids)
 
     def commit(self, tids):
@@ -47,13 +51,26 @@ class AsyncCopies:
             limit[:] = self.committed - n
         else:
             limit[tids] = self.committed[tids] - n
-        keep = []
+        self._land(lambda rt, group, serial: group < limit[rt])
+
+    def land_prior(self, tids: np.ndarray, upto: int):
+        """Land the copies of threads `tids` issued before serial `upto`, committed or not (a
+        cp.async.mbarrier.arrive tracking them completes)."""
+        if not self.records:
+            return
+        mine = np.zeros(self.b.T, dtype=bool)
+        mine[tids] = True
+        self._land(lambda rt, group, serial: mine[rt] & (serial < upto))
+
+    def _land(self, select):
+        keep, serials = [], []
         shared = self.b.shared
-        for rec in self.records:
+        for rec, serial in zip(self.records, self.serials):
             rt, flat, data, group, line = rec
-            done = group < limit[rt]
+            done = select(rt, group, serial)
             if not done.any():
                 keep.append(rec)
+                serials.append(serial)
                 continue
             size = data.shape[1]
             f = flat[done]
@@ -66,7 +83,9 @@ class AsyncCopies:
             if not done.all():
                 rest = ~done
                 keep.append((rt[rest], flat[rest], data[rest], group[rest], line))
+                serials.append(serial)
         self.records = keep
+        self.serials = serials
 
     def check(self, flat: np.ndarray, size: int, tids, instr, access: str, write: bool = False, track: bool = True):
         """Raise if any of the `size`-byte shared accesses at batch offsets `flat` touches bytes a
@@ -89,5 +108,6 @@ class AsyncCopies:
         raise AsyncCopyError(
             f"{access} of shared byte {byte} by {self.b.thread_name(t)} at {instr.where()}: a cp.async "
             f"(PTX line {int(self.pending_line[w])}) writing it has not been waited for "
-            f"(cp.async.wait_group) by the thread that issued it"
+            f"(cp.async.wait_group, or a wait on the mbarrier a cp.async.mbarrier.arrive tracks it on) by the "
+            "thread that issued it"
         )

@@ -59,6 +59,7 @@ class HopperState:
         self.tma_pending = np.zeros(n4, dtype=np.int32)
         self.tma_line = np.zeros(n4, dtype=np.int32)
         self.tma_loads: list = []  # (batch byte offsets (n, e), data (n, e), barrier index, bytes, line)
+        self.cp_arrivals: list = []  # cp.async.mbarrier.arrive not completed: (threads, barriers, serial, line)
         # TMA store groups (per thread) and the shared words their sources reserve
         self.bulk_committed = np.zeros(batch.T, dtype=np.int64)
         self.bulk_records: list = []  # (thread, group, words, line)
@@ -243,7 +244,7 @@ class HopperState:
         that does not really wait for its barrier runs ahead of its copy and is caught reading
         it); if there are none, no wait can ever complete: a deadlock."""
         if self.progress == self.progress_at_stall:
-            if self.tma_loads:
+            if self.tma_loads or self.cp_arrivals:
                 self.land(None)
             if self.progress == self.progress_at_stall:
                 raise DeadlockError(self._deadlock(live))
@@ -276,8 +277,26 @@ class HopperState:
         self.tma_line[words] = line
         self.tma_loads.append((flat, data, bar, data.size, line))
 
+    def cp_arrive(self, tids: np.ndarray, bars: np.ndarray, noinc: bool, serial: int, instr):
+        """cp.async.mbarrier.arrive{.noinc} by threads `tids` on barrier indices `bars`: without
+        .noinc the pending count grows now and the triggered arrival brings it back."""
+        if not noinc:
+            np.add.at(self.bar_pending, bars, 1)
+        self.cp_arrivals.append((tids, bars, serial, instr))
+
+    def _land_cp_arrivals(self):
+        """Complete every pending cp.async.mbarrier.arrive: its thread's earlier copies land, then
+        it arrives (in issue order)."""
+        arrivals, self.cp_arrivals = self.cp_arrivals, []
+        for tids, bars, serial, instr in arrivals:
+            self.b.asyncq.land_prior(tids, serial)
+            self.arrive(bars, np.ones(len(bars), dtype=np.int64), np.zeros(len(bars), dtype=np.int64), instr)
+
     def land(self, bars):
-        """Land the TMA loads waiting on these barrier indices (all of them for None)."""
+        """Land the TMA loads waiting on these barrier indices (all of them for None), and (for
+        None) the copies tracked by cp.async.mbarrier.arrive, making their arrivals."""
+        if bars is None and self.cp_arrivals:
+            self._land_cp_arrivals()
         keep = []
         shared = self.b.shared
         done = []

@@ -423,6 +423,34 @@ def _atom(ctx, instr):
 
 # ---------------------------------------------------------------------------- cp.async
 
+
+def _cp_async_mbarrier_arrive(ctx, instr, mods: list):
+    """An arrival on the mbarrier triggered when every earlier cp.async of the executing thread
+    has landed (without .noinc the pending count is incremented now, so it nets to nothing). The
+    copies and the arrival complete in hopper.py, as late as TMA loads do."""
+    from .hopper import hopper
+    from .ops_mbarrier import shared_offsets
+
+    m = Mods(instr)
+    m.rest = list(mods)
+    noinc = m.flag("noinc")
+    space = m.take("shared", "shared::cta")
+    m.take_type(("b64",))
+    m.done()
+    space = "shared" if space else "generic"
+    raddr, _ = ctx.address(instr, instr.operands[0])
+    what = "cp.async.mbarrier.arrive" + (".noinc" if noinc else "")
+
+    def cp_async_mbarrier_arrive(st):
+        idx = st.idx()
+        hs = hopper(st)
+        tids = np.arange(st.T) if idx is None else np.asarray(idx)
+        bars = hs.bar_index(shared_offsets(st, instr, raddr, space, idx), instr, what)
+        hs.cp_arrive(tids, bars, noinc, st.asyncq.issued, instr)
+
+    return cp_async_mbarrier_arrive
+
+
 @opcode("cp")
 def _cp(ctx, instr):
     parts = instr.parts
@@ -433,6 +461,8 @@ def _cp(ctx, instr):
         from .ops_bulk import bulk
 
         return bulk(ctx, instr)
+    if rest[:2] == ["mbarrier", "arrive"]:  # cp.async.mbarrier.arrive{.noinc}.shared{::cta}.b64 [bar]
+        return _cp_async_mbarrier_arrive(ctx, instr, rest[2:])
     if rest == ["commit_group"]:
         return lambda st: st.asyncq.commit(st.idx())
     if rest == ["wait_group"]:

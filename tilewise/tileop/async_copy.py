@@ -33,7 +33,8 @@ class AsyncCopy(Copy):
     def attrs(self) -> dict:
         return {}
 
-    # the program schedules it itself: a software pipeline neither re-issues it nor stages it
+    # not a producer a pipeline re-issues or stages as such: inside T.Pipelined the pass
+    # transform/pipeline_async_copy.py first turns it (with its wait_group 0) into a T.copy
     def as_async(self, mechanism: str = "cp.async", barrier=None):
         return None
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
-from ..ir.expr import BufferLoad, Call, Const, as_expr
+from ..ir.expr import BufferLoad, Call, Const, as_expr, const_value
 from ..ir.machine import Machine
 from ..ir.simplify import simplify
 from ..ir.stmt import Allocate, BufferStore, Evaluate, IfThenElse, Stmt, seq
@@ -59,9 +59,11 @@ class TmaPlan:
     dst_layout = shared_layout
 
 
-def plan_tma(copy, machine: Machine, pass_configs: dict) -> TmaPlan | str:
+def plan_tma(copy, machine: Machine, pass_configs: dict, dynamic: bool = False) -> TmaPlan | str:
     """The boxes a global -> shared T.copy (a load) or shared -> global T.copy (a store)
-    becomes, or why it stays a thread-level copy."""
+    becomes, or why it stays a thread-level copy. `dynamic`: a tensor with dynamic dimensions may
+    be copied (T.tma_copy, which asks for TMA explicitly; the compiler's own choice for T.copy
+    keeps such tensors on thread copies)."""
     if not machine.has("tma"):
         return f"{machine.name} has no TMA"
     if pass_configs.get("tl.disable_tma_lower"):
@@ -77,17 +79,23 @@ def plan_tma(copy, machine: Machine, pass_configs: dict) -> TmaPlan | str:
     g, s = src.buffer, dst.buffer
     if g.dtype != s.dtype:
         return f"it converts {copy.src.buffer.dtype} to {copy.dst.buffer.dtype} (TMA moves bytes)"
-    shape = g.static_shape()
-    if shape is None or g.explicit_strides is not None or g.base is not None or g.pointer is not None:
-        return f"{g.name} has a dynamic or strided shape (TMA's strides are fixed when the kernel is built)"
+    if g.explicit_strides is not None or g.base is not None or g.pointer is not None:
+        return f"{g.name} is strided or a view (TMA's tensor maps describe whole contiguous tensors)"
+    if not dynamic and g.static_shape() is None:
+        return f"{g.name} has a dynamic shape (the compiler moves such tensors with thread copies; T.tma_copy takes them)"
     if not 1 <= g.ndim <= 5:
         return f"{g.name} has {g.ndim} dimensions (TMA takes 1 to 5)"
     eb = g.dtype.bytes
     if g.dtype.bits < 8:
         return f"{g.dtype} elements are smaller than a byte"
+    # dynamic dimensions are fine (the map is encoded at launch from the tensor passed), as long as
+    # every row stride is a multiple of 16 bytes whatever their values: the static dimensions
+    # inside each stride must make it one
+    static = [const_value(as_expr(d)) if not isinstance(d, int) else d for d in g.shape]
     for d in range(g.ndim - 1):
-        if math.prod(shape[d + 1:]) * eb % 16:
-            return f"{g.name}'s rows are not a multiple of 16 bytes"
+        if math.prod(x for x in static[d + 1:] if x is not None) * eb % 16:
+            return (f"{g.name}'s rows are not a multiple of 16 bytes" if all(x is not None for x in static[d + 1:])
+                    else f"{g.name}'s rows are a multiple of 16 bytes only for some values of its dynamic dimensions")
     ext = [e for _, e in src.region]
     if any(not isinstance(e, int) for e in ext) or ext[-1] == 1:
         return "the copied region needs static extents and a contiguous innermost dimension"

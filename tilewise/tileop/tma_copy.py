@@ -39,7 +39,7 @@ class TmaCopy(Copy):
     def _plan(self, machine, pass_configs):
         # an explicit TMA copy: the switch for the compiler's own TMA choices does not apply
         configs = {k: v for k, v in (pass_configs or {}).items() if k != "tl.disable_tma_lower"}
-        plan = plan_tma(self, machine, configs) if machine is not None else "no machine"
+        plan = plan_tma(self, machine, configs, dynamic=True) if machine is not None else "no machine"
         if isinstance(plan, str):
             raise CompileError(
                 f"T.tma_copy {self.src.buffer.name} -> {self.dst.buffer.name} cannot run on the copy engine (TMA): "

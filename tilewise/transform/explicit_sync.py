@@ -40,6 +40,7 @@ PRIMITIVES = {
     "mbarrier_arrive": "T.mbarrier_arrive / T.barrier_arrive",
     "mbarrier_expect_tx": "T.mbarrier_expect_tx",
     "mbarrier_arrive_expect_tx": "T.mbarrier_arrive_expect_tx",
+    "cp_async_mbarrier_arrive": "T.cp_async_barrier_noinc / T.ptx_cp_async_barrier",
     "named_barrier": "T.sync_threads(barrier_id, ...)",
     "named_barrier_arrive": "T.named_barrier_arrive",
     "setmaxnreg": "T.set_max_nreg / T.inc_max_nreg / T.dec_max_nreg",
@@ -51,7 +52,9 @@ PRIMITIVES = {
     "tma_store_wait": "T.tma_store_wait",
     "wgmma": "T.ptx_wgmma_ss / T.ptx_wgmma_rs",
 }
-MBARRIER = ("mbarrier_init", "mbarrier_wait", "mbarrier_arrive", "mbarrier_expect_tx", "mbarrier_arrive_expect_tx")
+MBARRIER = ("mbarrier_init", "mbarrier_wait", "mbarrier_arrive", "mbarrier_expect_tx", "mbarrier_arrive_expect_tx",
+            "cp_async_mbarrier_arrive")
+TX_COUNT = ("mbarrier_expect_tx", "mbarrier_arrive_expect_tx")  # sm_90 (with TMA); the rest of MBARRIER sm_80
 NAMED = ("named_barrier", "named_barrier_arrive")
 # primitives that synchronise threads with each other (a block run in lockstep cannot run them)
 WARP_SYNC = MBARRIER + NAMED
@@ -61,6 +64,7 @@ WARPGROUP_WIDE = ("setmaxnreg", "wgmma_wait", "wgmma_fence", "wgmma_commit")
 DROPPABLE = {
     "setmaxnreg": ("wgmma", "register budgets need setmaxnreg (sm_90a)"),
     "fence_proxy_async": ("tma", "there is no asynchronous proxy before sm_90"),
+    "fence_barrier_init": ("tma", "fence.mbarrier_init orders barrier inits before TMA completions (sm_90)"),
     "wgmma_wait": ("wgmma", "there is no wgmma before sm_90a (and T.gemm is synchronous there)"),
     "wgmma_fence": ("wgmma", "there is no wgmma before sm_90a"),
     "wgmma_commit": ("wgmma", "there is no wgmma before sm_90a"),
@@ -139,7 +143,7 @@ class _Kernel(Mutator):
     def visit_Allocate(self, s: Allocate):
         if getattr(s.buffer, "mbarrier_counts", None) is not None:
             if not self.machine.has("mbarrier"):
-                raise CompileError(f"{PRIMITIVES['mbarrier_init']}: mbarriers need sm_90 or newer (the target is "
+                raise CompileError(f"{PRIMITIVES['mbarrier_init']}: mbarriers need sm_80 or newer (the target is "
                                    f"{self.machine.name})", s.span)
             self.barriers.append(s.buffer)
             return _nothing()  # declared in the kernel's prologue
@@ -164,7 +168,10 @@ class _Kernel(Mutator):
         if name == "wgmma" and not self.machine.has("wgmma"):  # the program's own (language/wgmma_intrinsics.py)
             raise CompileError(f"{what}: wgmma needs sm_90a; the target is {self.machine.name}", s.span)
         if name in MBARRIER and not self.machine.has("mbarrier"):
-            raise CompileError(f"{what} needs mbarriers (sm_90 or newer); the target is {self.machine.name}", s.span)
+            raise CompileError(f"{what} needs mbarriers (sm_80 or newer); the target is {self.machine.name}", s.span)
+        if name in TX_COUNT and not self.machine.has("tma"):
+            raise CompileError(f"{what}: the mbarrier tx-count (expect_tx) needs sm_90 or newer; the target is "
+                               f"{self.machine.name}", s.span)
         if name in DROPPABLE:
             feature, why = DROPPABLE[name]
             if not self.machine.has(feature):
@@ -233,7 +240,9 @@ class _Kernel(Mutator):
         first = tid == 0
         for v in self.k.thread_vars[1:]:
             first = first & (v == 0)
-        inits = list(self.inits) + [Evaluate(Call("fence_barrier_init", [], _dt.handle))]
+        inits = list(self.inits)
+        if self.machine.has("tma"):  # fence.mbarrier_init (sm_90) makes them visible to TMA completions
+            inits.append(Evaluate(Call("fence_barrier_init", [], _dt.handle)))
         return [Allocate(b) for b in self.barriers] + [
             IfThenElse(first, seq(inits)), Evaluate(Call("syncthreads", [], _dt.handle))]
 

@@ -39,6 +39,7 @@ from ..ir.stmt import (
 from ..ir.visitor import Mutator, Visitor, collect_vars, substitute, walk
 from ..layout.layout import Layout
 from ..tileop.base import TileOp
+from .pipeline_async_copy import absorb_async_copies
 from .pipeline_schedule import check_dependences, has_producer_form, resolve_schedule
 
 
@@ -255,6 +256,14 @@ class _Pipeline(Mutator):
     def pipeline(self, f: For):
         S = int(f.annotations.get("num_stages", 0))
         stmts = list(f.body.stmts) if isinstance(f.body, SeqStmt) else [f.body]
+        if not self.sync_copies:
+            # T.async_copy + T.ptx_wait_group(0): the pipeline's cp.async producers (pipeline_async_copy.py)
+            absorbed, why = absorb_async_copies(f, stmts)
+            if why is not None:
+                self.notes.append(f"{f.span}: {why}" if f.span is not None else why)
+            elif absorbed is not stmts:
+                stmts = absorbed
+                f = For(f.var, f.start, f.extent, f.kind, seq(stmts), f.annotations, span=f.span)
         n_stmts = len(stmts)
         sched = resolve_schedule(f, stmts, lambda s: _is_producer(s) or _writes_only_shared(s))
         stage = sched.stage if sched is not None else None

@@ -48,9 +48,34 @@ def branch_threads(cond, truth: bool, kernel: Kernel, current: tuple[int, int]):
         if not any(v in tvars for v in collect_vars(c)):
             continue  # uniform over the block: it does not change who runs the operator
         if not one_d or not _is_range_bound(c, t, tv):
-            return INEXACT
+            return _complement(cond, truth, kernel, current)
         narrow(ranges, c, t)
     return ranges[tv]
+
+
+def _complement(cond, truth: bool, kernel: Kernel, current: tuple[int, int]):
+    """The else branch of a conjunction of bounds on the thread index (`elif tx >= 128 and tx <
+    256:` leaves, after `if tx < 128:`, the threads from 256 up): what `current` keeps outside the
+    range the conjunction keeps, when that is contiguous; INEXACT otherwise. Every conjunct must
+    read the thread index (a uniform one would make the branch all of `current` or not)."""
+    if truth or current == INEXACT:
+        return INEXACT
+    tvars = set(kernel.thread_vars)
+    parts = _conjuncts(cond, True)
+    if len(parts) < 2 or not all(any(v in tvars for v in collect_vars(c)) for c, _ in parts):
+        return INEXACT
+    kept = branch_threads(cond, True, kernel, current)
+    if kept == INEXACT:
+        return INEXACT
+    lo, hi = current
+    klo, khi = kept
+    if klo > khi:  # the conjunction keeps none of them
+        return current
+    if klo <= lo:
+        return (khi + 1, hi)
+    if khi >= hi:
+        return (lo, klo - 1)
+    return INEXACT
 
 
 def narrowed(kernel: Kernel, ranges: dict) -> tuple[int, int] | None:

@@ -638,6 +638,9 @@ class CudaRenderer(CStyleRenderer):
     def call_mbarrier_arrive(self, e: Call, args) -> str:
         return f"tw::mbarrier_arrive({args[0]})"
 
+    def call_cp_async_mbarrier_arrive(self, e: Call, args) -> str:
+        return f"tw::cp_async_mbarrier_arrive{'_noinc' if e.attrs.get('noinc') else ''}({args[0]})"
+
     def call_mbarrier_arrive_expect_tx(self, e: Call, args) -> str:
         return f"tw::mbarrier_arrive_expect_tx({args[0]}, (uint32_t)({args[1]}))"
 

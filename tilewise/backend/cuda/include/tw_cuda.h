@@ -962,21 +962,68 @@ TW_MMA_INT4(mma_m16n8k64_s32_s4_s4, "s4", "s4")
 TW_MMA_INT4(mma_m16n8k64_s32_u4_u4, "u4", "u4")
 #undef TW_MMA_INT4
 
-// ------------------------------------------------------------------ Hopper (sm_90 / sm_90a)
-// docs/THREAD_IR.md, "Hopper": mbarriers, TMA (cp.async.bulk.tensor) and the wgmma fences,
-// groups and shared-memory descriptors. Defined only for sm_90 and later, so that a kernel
-// lowered for Hopper fails to compile for an older GPU instead of losing its copies. The wgmma
-// instructions themselves, one function per shape and type, are generated into the kernels that
-// issue them (backend/cuda/wgmma_variants.py): they need sm_90a.
-#if __CUDA_ARCH__ >= 900
+// ------------------------------------------------------------------ mbarriers (sm_80 and later)
+// docs/THREAD_IR.md, "mbarriers": init, arrivals (also the ones cp.async copies trigger) and the
+// parity wait exist since sm_80; the tx-count (expect_tx, TMA completions) and try_wait since
+// sm_90 (below). Defined only for sm_80 and later, so that a kernel using them fails to compile
+// for an older GPU.
+#if __CUDA_ARCH__ >= 800
 
 // mbarrier (a uint64 in shared memory): init by one thread, then a __syncthreads before use.
 TW_DEV void mbarrier_init(void* bar, uint32_t count) {
   asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(count) : "memory");
 }
 TW_DEV void mbarrier_arrive(void* bar) {
+#if __CUDA_ARCH__ >= 900
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+#else  // the sink `_` for the returned state needs sm_90
+  asm volatile("{\n.reg .b64 tw_state;\nmbarrier.arrive.shared::cta.b64 tw_state, [%0];\n}\n" ::"r"(smem_addr(bar))
+               : "memory");
+#endif
 }
+// An arrival triggered when every earlier cp.async of this thread has landed; the pending count
+// is incremented now, so it cancels out (the thread arrives itself too).
+TW_DEV void cp_async_mbarrier_arrive(void* bar) {
+  asm volatile("cp.async.mbarrier.arrive.shared::cta.b64 [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+}
+// The same without the increment: the triggered arrival is one of the phase's expected arrivals.
+TW_DEV void cp_async_mbarrier_arrive_noinc(void* bar) {
+  asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(smem_addr(bar)) : "memory");
+}
+// Whether the phase of this parity has completed (the barrier is in the next phase). On sm_90
+// try_wait suspends the thread for a while before answering no, so the loop below does not spin
+// hot; sm_80 has only test_wait, which answers at once.
+TW_DEV bool mbarrier_try_wait(void* bar, uint32_t parity) {
+  uint32_t done;
+#if __CUDA_ARCH__ >= 900
+  asm volatile("{\n.reg .pred tw_done;\nmbarrier.try_wait.parity.shared::cta.b64 tw_done, [%1], %2;\n"
+               "selp.u32 %0, 1, 0, tw_done;\n}\n"
+               : "=r"(done)
+               : "r"(smem_addr(bar)), "r"(parity)
+               : "memory");
+#else
+  asm volatile("{\n.reg .pred tw_done;\nmbarrier.test_wait.parity.shared::cta.b64 tw_done, [%1], %2;\n"
+               "selp.u32 %0, 1, 0, tw_done;\n}\n"
+               : "=r"(done)
+               : "r"(smem_addr(bar)), "r"(parity)
+               : "memory");
+#endif
+  return done != 0;
+}
+TW_DEV void mbarrier_wait(void* bar, uint32_t parity) {
+  while (!mbarrier_try_wait(bar, parity)) {
+  }
+}
+#endif  // __CUDA_ARCH__ >= 800
+
+// ------------------------------------------------------------------ Hopper (sm_90 / sm_90a)
+// docs/THREAD_IR.md, "Hopper": the mbarrier tx-count, TMA (cp.async.bulk.tensor) and the wgmma
+// fences, groups and shared-memory descriptors. Defined only for sm_90 and later, so that a
+// kernel lowered for Hopper fails to compile for an older GPU instead of losing its copies. The
+// wgmma instructions themselves, one function per shape and type, are generated into the kernels
+// that issue them (backend/cuda/wgmma_variants.py): they need sm_90a.
+#if __CUDA_ARCH__ >= 900
+
 // tx-count += bytes, then one arrival.
 TW_DEV void mbarrier_arrive_expect_tx(void* bar, uint32_t bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes)
@@ -986,21 +1033,6 @@ TW_DEV void mbarrier_arrive_expect_tx(void* bar, uint32_t bytes) {
 TW_DEV void mbarrier_expect_tx(void* bar, uint32_t bytes) {
   asm volatile("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;\n" ::"r"(smem_addr(bar)), "r"(bytes)
                : "memory");
-}
-// Whether the phase of this parity has completed (the barrier is in the next phase). try_wait
-// suspends the thread for a while before answering no, so the loop below does not spin hot.
-TW_DEV bool mbarrier_try_wait(void* bar, uint32_t parity) {
-  uint32_t done;
-  asm volatile("{\n.reg .pred tw_done;\nmbarrier.try_wait.parity.shared::cta.b64 tw_done, [%1], %2;\n"
-               "selp.u32 %0, 1, 0, tw_done;\n}\n"
-               : "=r"(done)
-               : "r"(smem_addr(bar)), "r"(parity)
-               : "memory");
-  return done != 0;
-}
-TW_DEV void mbarrier_wait(void* bar, uint32_t parity) {
-  while (!mbarrier_try_wait(bar, parity)) {
-  }
 }
 // Makes the initialisation of mbarriers visible to the asynchronous proxy (TMA completions).
 TW_DEV void fence_barrier_init() { asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); }
