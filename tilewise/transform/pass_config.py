@@ -21,6 +21,9 @@ class PassConfigKey(str, Enum):
     # False: T.Pipelined issues its copies synchronously (no cp.async or TMA pipeline on CUDA, no
     # register staging on AMD GPUs); the multi-buffered schedule stays
     TIR_USE_ASYNC_COPY = "tir.use_async_copy"
+    # tilewise's own (TileLang has no such key): no register-capped second ptxas run on CUDA
+    # (backend/cuda/register_fit.py)
+    TL_DISABLE_REGISTER_FIT = "tl.disable_register_fit"
     # Keys accepted for compatibility: they steer TVM's own passes, which tilewise's lowering does
     # not have, so they change nothing here.
     TL_DISABLE_DYNAMIC_TAIL_SPLIT = "tl.disable_dynamic_tail_split"
