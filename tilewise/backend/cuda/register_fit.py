@@ -36,7 +36,6 @@ PASS_CONFIG = "tl.disable_register_fit"
 # matched: those kernels need the minimum of blocks per SM, which __maxnreg__ cannot be combined with
 _HEAD = re.compile(r'(extern "C" __global__ void )__launch_bounds__\((\d+)\) (\w+)\(')
 _SECTION = re.compile(r"^\s*\.section\s+(\S+?),")
-_REGS = re.compile(r'SHI_REGISTERS=(\d+)')
 _LIVE = re.compile(r"//\s*\|\s*(\d+)\s*\|")
 
 
@@ -54,7 +53,8 @@ def fingerprint() -> str:
 
 def live_registers(cubin: bytes) -> dict[str, tuple[int, int]]:
     """Per function: (registers allocated, most registers live at any instruction), from
-    `nvdisasm --life-range-mode=count`."""
+    `cuobjdump -res-usage` and `nvdisasm --life-range-mode=count` (whose SHI_REGISTERS line
+    warp-specialised kernels lack: their count is set by setmaxnreg)."""
     fd, path = tempfile.mkstemp(suffix=".cubin", prefix="tilewise-fit-")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -65,7 +65,7 @@ def live_registers(cubin: bytes) -> dict[str, tuple[int, int]]:
         os.unlink(path)
     if r.returncode != 0:
         raise RuntimeError(f"nvdisasm --life-range-mode=count failed ({r.returncode}): {r.stderr.strip()}")
-    out: dict[str, list[int]] = {}
+    out: dict[str, int] = {}
     name = None
     for line in r.stdout.splitlines():
         m = _SECTION.match(line)
@@ -73,18 +73,15 @@ def live_registers(cubin: bytes) -> dict[str, tuple[int, int]]:
             sec = m.group(1)
             name = sec[len(".text."):] if sec.startswith(".text.") else None
             if name is not None:
-                out[name] = [0, 0]
+                out[name] = 0
             continue
         if name is None:
             continue
-        m = _REGS.search(line)
-        if m:
-            out[name][0] = int(m.group(1))
-            continue
         m = _LIVE.search(line)
         if m:
-            out[name][1] = max(out[name][1], int(m.group(1)))
-    return {k: (a, live) for k, (a, live) in out.items()}
+            out[name] = max(out[name], int(m.group(1)))
+    allocated = resource_usage_all(cubin)
+    return {k: (allocated[k]["registers"], live) for k, live in out.items() if k in allocated}
 
 
 def _measures(cubin: bytes) -> dict[str, dict[str, int]]:
