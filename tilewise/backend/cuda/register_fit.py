@@ -5,7 +5,7 @@ ptxas numbers registers as it schedules; in large unrolled kernels it can leave 
 register count it reports (the highest register used, plus its reserved ones) may exceed the most
 registers live at any instruction by more than an allocation granule. `nvdisasm
 --life-range-mode=count` gives both numbers per function. When the allocation exceeds the peak
-live count by MARGIN or more, the source is compiled once more with `__maxnreg__(peak)` in place
+live count by MARGIN or more (in kernels above MIN_REGISTERS), the source is compiled once more with `__maxnreg__(peak)` in place
 of `__launch_bounds__(threads)` and the second cubin is kept only if no function is worse in any
 measure the code quality is judged by (registers, spills, local memory, SASS instructions, the
 steady-state loop's instructions) and some function has fewer registers. Otherwise the first cubin
@@ -25,10 +25,17 @@ from ... import env
 from .inspect import get_sass, parse_sass, resource_usage_all, steady_state_loop
 from .toolkit import ToolkitNotFound, tool_path
 
-VERSION = 1  # part of the cache key: a change of the rule recompiles
+VERSION = 2  # part of the cache key: a change of the rule recompiles
 # One warp's registers are allocated in units of 256, i.e. 8 per thread: a smaller gap cannot
 # move the kernel to a smaller allocation, so it is not worth a second compile.
 MARGIN = 8
+# Only kernels allocated more than this are looked at: reading the live ranges costs an nvdisasm
+# run (about 0.3 s of CPU, mostly its start-up) per cubin, which the many small kernels of a
+# test suite would pay for nothing. Over benchmarks/vs_peers.py the kernels where a cap at the
+# peak keeps the same code all have 200+ registers (large unrolled accumulators); of those with
+# a gap at or below 128 (FlashAttention d64 causal, flash decoding) none could be capped
+# without spilling.
+MIN_REGISTERS = 128
 FACTS_FILE = "register_fit.json"
 PASS_CONFIG = "tl.disable_register_fit"
 
@@ -111,9 +118,14 @@ def fit(source: str, compile_source: Callable[[str], bytes]) -> tuple[bytes, dic
     more, compile once more capped at the peak and keep the better cubin. Returns the cubin and
     the facts recorded in the cache entry."""
     first = compile_source(source)
-    facts: dict = {"version": VERSION, "margin": MARGIN, "kernels": {}, "kept": "first"}
+    facts: dict = {"version": VERSION, "margin": MARGIN, "min_registers": MIN_REGISTERS, "kernels": {},
+                   "kept": "first"}
     bounded = {m.group(3) for m in _HEAD.finditer(source)}
     try:
+        usage = resource_usage_all(first)
+        if not any(usage.get(name, {}).get("registers", 0) > MIN_REGISTERS for name in bounded):
+            facts["skipped"] = f"no kernel with plain launch bounds above {MIN_REGISTERS} registers"
+            return first, facts
         live = live_registers(first)
     except (ToolkitNotFound, RuntimeError, OSError, subprocess.SubprocessError) as e:
         facts["skipped"] = f"live registers unknown: {e}"
@@ -121,7 +133,7 @@ def fit(source: str, compile_source: Callable[[str], bytes]) -> tuple[bytes, dic
     caps = {}
     for name, (allocated, peak) in live.items():
         facts["kernels"][name] = {"allocated": allocated, "max_live": peak}
-        if name in bounded and peak > 0 and allocated - peak >= MARGIN:
+        if name in bounded and allocated > MIN_REGISTERS and allocated - peak >= MARGIN:
             caps[name] = peak
             facts["kernels"][name]["cap"] = peak
     if not caps:
