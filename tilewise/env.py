@@ -40,6 +40,8 @@ VARIABLES = {v.name: v for v in (
              "the order this seed draws (default: a fresh order every run, as unordered as on a GPU)"),
     Variable("TILEWISE_EMULATOR_CROSSCHECK", "", "`ptx`: every emulator run is repeated by the PTX interpreter on "
              "the PTX NVRTC compiled, and the outputs compared (the test suite sets it)"),
+    Variable("TILEWISE_REGISTER_FIT", "1", "`0` turns off the CUDA build's register fit (a second, register-capped "
+             "ptxas run for kernels whose allocation exceeds their live registers; docs/DESIGN.md)"),
     Variable("TILEWISE_AUTOTUNE_WORKERS", "", "processes compiling autotuning configurations (default: one per "
              "CPU); TileLang's `TILELANG_AUTO_TUNING_CPU_COUNTS` is read when it is unset (-1: the default)",
              "TILELANG_AUTO_TUNING_CPU_COUNTS"),

@@ -11,7 +11,7 @@ import pytest
 
 import tilewise
 import tilewise.language as T
-from tilewise.backend.cuda.inspect import instruction_mix
+from tilewise.backend.cuda.inspect import instruction_mix, parse_sass
 
 
 def softmax(M=4, N=1024, threads=128):
@@ -48,3 +48,29 @@ def test_softmax_reduces_by_shuffles_then_one_shared_round(threads):
         assert read.count(f"{name}_ws[") == warps, read  # one read per warp of the row's threads
     mix = instruction_mix(k.get_sass(), ["SHFL", "LDS"])
     assert mix["SHFL"] == 2 * 4 * 5, mix  # 2 reductions x 4 rows x log2(32) butterfly steps
+
+
+def test_accumulating_reduce_uses_the_same_shuffles():
+    """T.reduce_sum(..., clear=False) adds the row sums to what the destination held: the same
+    butterfly (5 SHFL per row on 128 threads) and cross-warp round as a clearing reduce."""
+    M, N = 4, 1024
+
+    @T.prim_func
+    def f(A: T.Tensor((M, N), "float32"), S0: T.Tensor((M,), "float32"), S: T.Tensor((M,), "float32")):
+        with T.Kernel(1, threads=128):
+            a = T.alloc_fragment((M, N), "float32")
+            s = T.alloc_fragment((M,), "float32")
+            T.copy(A, a)
+            T.copy(S0, s)
+            T.reduce_sum(a, s, dim=1, clear=False)
+            T.copy(s, S)
+
+    k = tilewise.compile(f, target="cuda -arch=sm_80", execution_backend="emulator")
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((M, N)).astype(np.float32)
+    s0 = rng.standard_normal(M).astype(np.float32)
+    out = np.zeros(M, np.float32)
+    k(a, s0, out)
+    np.testing.assert_allclose(out, s0 + a.sum(1), rtol=1e-5, atol=1e-4)
+    shfl = [i.opcode for instrs in parse_sass(k.get_sass()).values() for i in instrs if i.op == "SHFL"]
+    assert len(shfl) == M * 5 and all(o.startswith("SHFL.BFLY") for o in shfl), shfl

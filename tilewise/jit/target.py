@@ -14,6 +14,7 @@ from pathlib import Path
 from .. import env
 from ..backend.cpu.build import build_shared_library, compiler_id
 from ..backend.cpu.codegen import render_cpu
+from ..backend.cuda import register_fit
 from ..backend.cuda.device import gpu_present
 from ..backend.cuda.inspect import get_sass, resource_usage
 from ..backend.cuda.nvrtc import compile_cubin, toolchain_fingerprint
@@ -87,14 +88,25 @@ class TargetRecord:
 
 
 def _compile_cubin(source: str, machine: Machine, configs: dict, out: Path, flags: tuple = ()) -> None:
-    out.write_bytes(compile_cubin(source, machine.name, fast_math=bool(configs.get("tl.enable_fast_math")),
-                                  options=tuple(flags)))
+    def compile_source(text: str) -> bytes:
+        return compile_cubin(text, machine.name, fast_math=bool(configs.get("tl.enable_fast_math")),
+                             options=tuple(flags))
+
+    if not register_fit.enabled(configs, tuple(flags)):
+        out.write_bytes(compile_source(source))
+        return
+    # a second, register-capped compile where ptxas left a gap (backend/cuda/register_fit.py);
+    # what was tried and kept is recorded next to the cubin
+    cubin, facts = register_fit.fit(source, compile_source)
+    kernel_cache.write_json(out.parent / register_fit.FACTS_FILE, facts)
+    out.write_bytes(cubin)
 
 
 def _cuda_record(name: str, archs: tuple[str, ...]) -> TargetRecord:
     return TargetRecord(
         name=name, kind="cuda", archs=archs, machine=cuda_machine, passes=thread_passes, render=render_cuda,
-        toolchain=Toolchain("kernel.cu", "kernel.cubin", _compile_cubin, toolchain_fingerprint,
+        toolchain=Toolchain("kernel.cu", "kernel.cubin", _compile_cubin,
+                            lambda: toolchain_fingerprint() + register_fit.fingerprint(),
                             lambda flags, machine: compile_flags.for_nvrtc(flags, machine.name)),
         runtimes={"nvrtc": GpuRuntime, "emulator": EmulatorRuntime, "ptx": PtxRuntime},
         auto_runtime=lambda: "nvrtc" if gpu_present() else "emulator",

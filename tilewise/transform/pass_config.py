@@ -21,6 +21,9 @@ class PassConfigKey(str, Enum):
     # False: T.Pipelined issues its copies synchronously (no cp.async or TMA pipeline on CUDA, no
     # register staging on AMD GPUs); the multi-buffered schedule stays
     TIR_USE_ASYNC_COPY = "tir.use_async_copy"
+    # tilewise's own (TileLang has no such key): no register-capped second ptxas run on CUDA
+    # (backend/cuda/register_fit.py)
+    TL_DISABLE_REGISTER_FIT = "tl.disable_register_fit"
     TL_ENABLE_ASYNC_COPY = "tl.enable_async_copy"  # TileLang 0.1.15's name of the same switch
     TL_DISABLE_WGMMA = "tl.disable_wgmma"  # T.gemm on sm_90a uses mma.sync
     TL_DEVICE_COMPILE_FLAGS = "tl.device_compile_flags"  # appended to compile_flags=

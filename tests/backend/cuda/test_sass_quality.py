@@ -37,6 +37,9 @@ KERNELS = {
     "softmax_4x1024": ("softmax/example_softmax.py", "softmax", (4096, 1024, 4, "float32")),
     "dequant_gemm": ("dequantize_gemm/example_dequant_gemm_fp16xint4.py", "dequant_gemm_int4", (4096, 4096, 4096)),
     "flash_decoding": ("flash_decoding/example_gqa_decode.py", "flashdecoding", (4, 32, 4, 8192, 128)),
+    # benchmarks/vs_peers.py's flash_fwd_d64: bshd 1 x 4096 x 32 x 64, 128 x 64 blocks, 2 stages, 256 threads
+    "flash_fwd_d64": ("flash_attention/example_mha_fwd_bshd.py", "flashattn_fwd",
+                      (1, 32, 4096, 64, False, 128, 64, 2, 256)),
 }
 
 
@@ -135,3 +138,14 @@ def test_flash_decoding_split_loop_is_static():
     loop = sass_tools.steady_state_loop(instrs, key="HMMA")
     assert sum(i.op == "HMMA" for i in loop.instrs) == 64  # two KV tiles: 2 x (16 for S + 16 for O)
     assert _per_mma(loop) < 10.59
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_flash_attention_loop_per_mma_below_tilelang(arch):
+    """FlashAttention forward (d64, the vs_peers configuration): fewer steady-state loop
+    instructions per 16x8x16 MMA than TileLang 0.1.15's 7.36 (sm_80, HMMA) and 1.59 (sm_90a,
+    HGMMA) in benchmarks/vs_peers.py, and no spills."""
+    usage, instrs = _compiled("flash_fwd_d64", arch)
+    assert usage["spill_bytes"] == 0, usage
+    loop = sass_tools.steady_state_loop(instrs, key="HGMMA" if arch == "sm_90a" else "HMMA")
+    assert _per_mma(loop) < {"sm_80": 7.36, "sm_90a": 1.59}[arch], (len(loop), loop.mix())
