@@ -267,7 +267,8 @@ def build_gemm(cls, name: str, A, B, C, transpose_A, transpose_B, policy, clear_
         if r.buffer.scope not in scopes:
             raise CompileError(
                 f"{name}: {what} ({r.buffer.name}) is in {r.buffer.scope} memory; it must be in "
-                + " or ".join(sorted(set(s.replace('.dyn', '') for s in scopes)))
+                + " or ".join(sorted(set(s.replace('.dyn', '') for s in scopes if s != "local")))
+                + " (or, on the CPU target only, a T.alloc_local tile)"
             )
     sa, sb, sc = squeezed(a), squeezed(b), squeezed(c)
     for s, what, r in ((sa, "A", a), (sb, "B", b), (sc, "C", c)):
