@@ -940,6 +940,7 @@ def _parse_prim_func(func, outer: dict | None, eager, values: dict) -> PrimFunc:
             p.names_used[name] = 1
         # a prim_func body is a sequence of kernels; anything else must be inside one
         body_nodes = [s for s in fdef.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
+        body_nodes = _host_kernel(body_nodes)
         try:
             p.parse_body(body_nodes)
             returned, has_return = None, False
@@ -1011,6 +1012,32 @@ def _make_param(name, ann, span):
         f"parameter {name}: unsupported annotation {ann!r}; use T.Tensor(shape, dtype) or a scalar type like T.int32",
         span,
     )
+
+
+def _host_kernel(body_nodes: list) -> list:
+    """A prim_func with no T.Kernel anywhere is host code in TileLang (its CPU target runs the
+    statements directly): here it is the body of an implicit one-block, one-thread kernel, which
+    the CPU target runs as written and GPU targets refuse (transform/check_host_kernel.py)."""
+    def is_kernel(n) -> bool:
+        if not isinstance(n, ast.With):
+            return False
+        for item in n.items:
+            f = item.context_expr.func if isinstance(item.context_expr, ast.Call) else None
+            if (isinstance(f, ast.Attribute) and f.attr == "Kernel") or (isinstance(f, ast.Name) and f.id == "Kernel"):
+                return True
+        return False
+
+    stmts = [n for n in body_nodes if not isinstance(n, (ast.Return, ast.Pass))]
+    if not stmts or any(is_kernel(n) for top in body_nodes for n in ast.walk(top)):
+        return body_nodes
+    tail = [body_nodes[-1]] if isinstance(body_nodes[-1], ast.Return) else []  # `return` of T.empty outputs
+    inner = body_nodes[:len(body_nodes) - len(tail)]
+    first = inner[0]
+    spec = KernelSpec([1], [1], {"host_code": True})
+    with_node = ast.With(items=[ast.withitem(context_expr=ast.Constant(value=spec), optional_vars=None)],
+                         body=inner, lineno=first.lineno, col_offset=first.col_offset,
+                         end_lineno=first.lineno, end_col_offset=first.col_offset)
+    return [with_node, *tail]
 
 
 def _check_top_level(body):
