@@ -940,7 +940,6 @@ def _parse_prim_func(func, outer: dict | None, eager, values: dict) -> PrimFunc:
             p.names_used[name] = 1
         # a prim_func body is a sequence of kernels; anything else must be inside one
         body_nodes = [s for s in fdef.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))]
-        body_nodes = _host_kernel(body_nodes)
         try:
             p.parse_body(body_nodes)
             returned, has_return = None, False
@@ -962,6 +961,7 @@ def _parse_prim_func(func, outer: dict | None, eager, values: dict) -> PrimFunc:
             attrs["tilewise_workspaces"] = len(b.workspaces)
             params += b.workspaces
     if eager is None or eager.phase == 2:
+        body = _host_kernel(body)
         _check_top_level(body)
     return PrimFunc(fdef.name, params, body, attrs=attrs, span=p.span(fdef))
 
@@ -1014,30 +1014,19 @@ def _make_param(name, ann, span):
     )
 
 
-def _host_kernel(body_nodes: list) -> list:
+def _host_kernel(body):
     """A prim_func with no T.Kernel anywhere is host code in TileLang (its CPU target runs the
-    statements directly): here it is the body of an implicit one-block, one-thread kernel, which
-    the CPU target runs as written and GPU targets refuse (transform/check_host_kernel.py)."""
-    def is_kernel(n) -> bool:
-        if not isinstance(n, ast.With):
-            return False
-        for item in n.items:
-            f = item.context_expr.func if isinstance(item.context_expr, ast.Call) else None
-            if (isinstance(f, ast.Attribute) and f.attr == "Kernel") or (isinstance(f, ast.Name) and f.id == "Kernel"):
-                return True
-        return False
-
-    stmts = [n for n in body_nodes if not isinstance(n, (ast.Return, ast.Pass))]
-    if not stmts or any(is_kernel(n) for top in body_nodes for n in ast.walk(top)):
-        return body_nodes
-    tail = [body_nodes[-1]] if isinstance(body_nodes[-1], ast.Return) else []  # `return` of T.empty outputs
-    inner = body_nodes[:len(body_nodes) - len(tail)]
-    first = inner[0]
-    spec = KernelSpec([1], [1], {"host_code": True})
-    with_node = ast.With(items=[ast.withitem(context_expr=ast.Constant(value=spec), optional_vars=None)],
-                         body=inner, lineno=first.lineno, col_offset=first.col_offset,
-                         end_lineno=first.lineno, end_col_offset=first.col_offset)
-    return [with_node, *tail]
+    statements directly): here it becomes the body of an implicit kernel of one block and one
+    thread, which the CPU target runs as written and GPU targets refuse
+    (transform/check_host_kernel.py). Bodies with a kernel are left to _check_top_level."""
+    stmts = body.stmts if isinstance(body, SeqStmt) else [body]
+    found: list = []
+    walk(body, lambda n: found.append(n) if isinstance(n, Kernel) else None)
+    if found or not [s for s in stmts if not isinstance(s, (LetStmt, Allocate, Annotation))]:
+        return body
+    bx, tx = Var("bx", _dt.int32), Var("tx", _dt.int32)
+    attrs = {"host_code": True, "uses_thread_binding": False}
+    return Kernel([bx], [1], [1], [tx], body, attrs, span=stmts[0].span)
 
 
 def _check_top_level(body):

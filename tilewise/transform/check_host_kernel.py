@@ -1,6 +1,6 @@
 """GPU targets: a prim_func written without T.Kernel (host code, which TileLang's CPU target runs
 directly) has no launch to give a GPU. The parser made its body an implicit one-block, one-thread
-kernel (language/parser.py `_host_kernel`), which the CPU target runs as written; here, on a
+kernel after parsing (language/parser.py `_host_kernel`), which the CPU target runs as written; here, on a
 thread target, it is a CompileError naming why rather than a one-thread launch nobody asked for."""
 from __future__ import annotations
 
