@@ -20,6 +20,7 @@ from ..ir.builder import emit, require_kernel
 from ..ir.expr import BufferLoad, Const, Select, cast
 from ..ir.printer import shape_str
 from ..ir.simplify import simplify
+from ..ir.span import at
 from ..ir.stmt import BufferStore, For, IfThenElse, Stmt
 from . import cuda_common as cc
 from .base import LowerContext, TileOp, lowering
@@ -77,10 +78,11 @@ class Transpose(TileOp):
             return self._loop_nest(ctx, "serial")  # each thread's own tiles (a parallel loop is the block's)
         for b in scopes:
             if b.is_fragment or b.is_local:
-                raise CompileError(
-                    f"T.transpose on a GPU target: {b.name} is a {b.scope} buffer; here the block's threads share "
-                    "the transpose, which works between global and shared buffers (or between two T.alloc_local "
-                    "tiles, which each thread transposes for itself); T.copy the fragment through shared memory")
+                with at(self.span):
+                    raise CompileError(
+                        f"T.transpose on a GPU target: {b.name} is a {b.scope} buffer; here the block's threads share "
+                        "the transpose, which works between global and shared buffers (or between two T.alloc_local "
+                        "tiles, which each thread transposes for itself); T.copy the fragment through shared memory")
         ext = list(self.dst.extents)
         return cc.chunk_loop(ctx, math.prod(ext), lambda c: self._store(cc.unflatten(c, ext), ctx.ranges))
 
