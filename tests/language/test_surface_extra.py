@@ -70,13 +70,16 @@ def test_transpose_checks_shapes_and_scopes():
                 T.transpose(s, t)
 
     assert "test_surface_extra.py" in str(info.value)
-    with pytest.raises(tilewise.CompileError, match="works on shared tiles"):
 
-        @T.prim_func
-        def bad2(A: T.Tensor((4, 8), "float32")):
-            with T.Kernel(1):
-                f = T.alloc_fragment((8, 4), "float32")
-                T.transpose(A, f)
+    @T.prim_func
+    def frag(A: T.Tensor((4, 8), "float32")):
+        with T.Kernel(1):
+            f = T.alloc_fragment((8, 4), "float32")
+            T.transpose(A, f)
+
+    # a fragment is spread over the block's threads on a GPU (on the CPU, one thread holds it)
+    with pytest.raises(tilewise.CompileError, match="T.transpose on a GPU target: f is a local.fragment buffer"):
+        _compile(frag, "emulator")
 
 
 # ---------------------------------------------------------------------------- T.Persistent

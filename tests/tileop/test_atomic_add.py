@@ -194,7 +194,6 @@ def _parse(body):
         (lambda C, M, f, g: T.atomic_add(f[0, 0], 1.0), r"destination f is a local.fragment buffer"),
         (lambda C, M, f, g: T.atomic_add(f, C), r"destination f is a local.fragment buffer"),
         (lambda C, M, f, g: T.atomic_add(M[0], True), r"destination M has type bool"),
-        (lambda C, M, f, g: T.atomic_add(C[0, 0], 1.0, return_prev=True), r"return_prev=True\) at block level: every thread"),
         (lambda C, M, f, g: T.atomic_add(C[0, 0], 1.0, memory_order="strong"), r"unknown memory_order 'strong'"),
         (lambda C, M, f, g: T.atomic_add(C[0:4, 0:8], g), r"source g region has shape \(4, 4\) but the destination C region has shape \(4, 8\)"),
         (lambda C, M, f, g: T.atomic_max(C[0, 0], "x"), r"the value must be a scalar expression or a tile"),

@@ -269,7 +269,6 @@ def _gemm(A, X, Y, Z):
         ({"b_shape": (16, 64)}, r"K extents differ.*X.*K=32.*Y.*K=16"),
         ({"c_shape": (64, 32)}, r"C \(Z\) has shape \(64, 32\).*\(64, 64\)"),
         ({"c_scope": "shared"}, r"C \(Z\) is in shared.* must be in local.fragment"),
-        ({"a_scope": "local"}, r"A \(X\) is in local memory"),
         ({"a_dt": "float32"}, r"unsupported types A \(X\)=float32, B \(Y\)=float16"),
         ({"c_dt": "int32"}, r"unsupported types .*C \(Z\)=int32"),
         ({"a_dt": "int8", "b_dt": "int8", "c_dt": "float32"}, r"unsupported types A \(X\)=int8.*C \(Z\)=float32"),

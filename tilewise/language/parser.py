@@ -961,6 +961,7 @@ def _parse_prim_func(func, outer: dict | None, eager, values: dict) -> PrimFunc:
             attrs["tilewise_workspaces"] = len(b.workspaces)
             params += b.workspaces
     if eager is None or eager.phase == 2:
+        body = _host_kernel(body)
         _check_top_level(body)
     return PrimFunc(fdef.name, params, body, attrs=attrs, span=p.span(fdef))
 
@@ -1011,6 +1012,21 @@ def _make_param(name, ann, span):
         f"parameter {name}: unsupported annotation {ann!r}; use T.Tensor(shape, dtype) or a scalar type like T.int32",
         span,
     )
+
+
+def _host_kernel(body):
+    """A prim_func with no T.Kernel anywhere is host code in TileLang (its CPU target runs the
+    statements directly): here it becomes the body of an implicit kernel of one block and one
+    thread, which the CPU target runs as written and GPU targets refuse
+    (transform/check_host_kernel.py). Bodies with a kernel are left to _check_top_level."""
+    stmts = body.stmts if isinstance(body, SeqStmt) else [body]
+    found: list = []
+    walk(body, lambda n: found.append(n) if isinstance(n, Kernel) else None)
+    if found or not [s for s in stmts if not isinstance(s, (LetStmt, Allocate, Annotation))]:
+        return body
+    bx, tx = Var("bx", _dt.int32), Var("tx", _dt.int32)
+    attrs = {"host_code": True, "uses_thread_binding": False}
+    return Kernel([bx], [1], [1], [tx], body, attrs, span=stmts[0].span)
 
 
 def _check_top_level(body):

@@ -7,12 +7,13 @@ whose value is the element's old value, in per-thread code). Tile form: `T.atomi
 element-wise atomics over the tile, skipping elements outside a global destination."""
 from __future__ import annotations
 
-from ..errors import CompileError
+from ..errors import CompileError, warn_once
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
-from ..ir.builder import emit, require, require_kernel
+from ..ir.builder import emit, require_kernel
 from ..ir.expr import BufferLoad, Call, Expr, as_expr, cast
 from ..ir.simplify import simplify
+from ..ir.span import at
 from ..ir.stmt import Evaluate, IfThenElse, Stmt
 from . import cuda_common as cc
 from .base import LowerContext, TileOp, lowering
@@ -34,10 +35,14 @@ class _AtomicTile(TileOp):
     kind = ""
     _fields = ("src", "dst")
 
-    def __init__(self, src: BufferRegion | Expr, dst: BufferRegion):
+    def __init__(self, src: BufferRegion | Expr, dst: BufferRegion, use_tma: bool = False):
         self._init()
         self.src = src
         self.dst = dst
+        self.use_tma = use_tma  # TileLang's TMA reduction (cp.reduce.async.bulk) request
+
+    def attrs(self) -> dict:
+        return {"use_tma": True} if self.use_tma else {}
 
     def reads(self) -> list[BufferRegion]:
         return ([self.src] if isinstance(self.src, BufferRegion) else []) + [self.dst]
@@ -47,6 +52,11 @@ class _AtomicTile(TileOp):
 
     @lowering("loops")
     def lower_loops(self, ctx: LowerContext) -> Stmt:
+        if self.use_tma:
+            with at(self.span):
+                raise CompileError(f"T.{self.op_name}(..., use_tma=True): the CPU target has no TMA (cp.reduce."
+                                   "async.bulk is a Hopper instruction); drop use_tma")
+
         def body(vs, ranges):
             d_idx = region_indices(self.dst, vs)
             value = guarded_load(self.src, region_indices(self.src, vs), ranges) \
@@ -59,6 +69,15 @@ class _AtomicTile(TileOp):
     @lowering("cuda")
     def lower_cuda(self, ctx) -> Stmt:
         dst = self.dst
+        if dst.buffer.is_local:
+            with at(self.span):
+                raise CompileError(
+                    f"T.{self.op_name} on a GPU target: the destination {dst.buffer.name} is a T.alloc_local tile, "
+                    "which every thread holds a private copy of; a tile-region atomic is the block's (the CPU "
+                    "target, where a block is one thread, accepts it): update the tile directly or use shared memory")
+        if self.use_tma:
+            warn_once((self.op_name, "use_tma"), f"T.{self.op_name}(..., use_tma=True): tilewise does not emit the TMA "
+                      "reduction (cp.reduce.async.bulk); the tile is updated with element atomics (same result)")
         if isinstance(self.src, BufferRegion) and self.src.buffer.is_fragment:
             loc = ctx.local_buffer(self.src.buffer)
 
@@ -110,8 +129,11 @@ def _is_tile(x) -> bool:
     return isinstance(x, BufferRegion) or (isinstance(x, Buffer) and not x.is_var)
 
 
-def _check_dst(buffer: Buffer, what: str) -> None:
-    if buffer.scope not in ATOMIC_SCOPES:
+def _check_dst(buffer: Buffer, what: str, tile: bool = False) -> None:
+    """Atomics update global or shared memory; a tile-region atomic may also update a
+    T.alloc_local tile, which the CPU target (a block is one thread) accepts and GPU targets refuse
+    when lowering."""
+    if buffer.scope not in ATOMIC_SCOPES and not (tile and buffer.scope == "local"):
         raise CompileError(
             f"{what}: the destination {buffer.name} is a {buffer.scope} buffer; atomics update global or "
             "shared memory (a fragment or local buffer is private to its block; update it directly)"
@@ -121,9 +143,13 @@ def _check_dst(buffer: Buffer, what: str) -> None:
         raise CompileError(f"{what}: the destination {buffer.name} has type {dt}; atomics need a number type")
 
 
-def _atomic(kind: str, dst, value, memory_order, return_prev: bool):
+def _atomic(kind: str, dst, value, memory_order, return_prev: bool, use_tma: bool = False):
     what = f"T.atomic_{kind}"
     require_kernel(what)
+    tile = _is_tile(value) or _is_tile(dst)
+    if use_tma and (return_prev or not tile):
+        raise CompileError(f"{what}: use_tma=True asks for a TMA reduction of a tile; it applies to the tile-region "
+                           "form (T.atomic_add(C[r:r+m, c:c+n], tile)) without return_prev")
     if memory_order is not None and memory_order not in MEMORY_ORDERS:
         raise CompileError(f"{what}: unknown memory_order {memory_order!r}; expected one of {', '.join(MEMORY_ORDERS)}")
     if return_prev:
@@ -134,11 +160,11 @@ def _atomic(kind: str, dst, value, memory_order, return_prev: bool):
         else:
             d = as_region(dst, f"{what} destination", allow_corner=False)
             src = _scalar(value, d.buffer, what)
-        _check_dst(d.buffer, what)
+        _check_dst(d.buffer, what, tile=True)
         if isinstance(src, BufferRegion) and not (src.buffer.dtype.is_float or src.buffer.dtype.is_int
                                                   or src.buffer.dtype.is_bool):
             raise CompileError(f"{what}: the value {src.buffer.name} has type {src.buffer.dtype}")
-        emit(_TILE_OPS[kind](src, d))
+        emit(_TILE_OPS[kind](src, d, bool(use_tma)))
         return
     if not isinstance(dst, BufferLoad):
         raise CompileError(
@@ -150,29 +176,18 @@ def _atomic(kind: str, dst, value, memory_order, return_prev: bool):
 
 def _with_previous(kind: str, dst, value, what: str) -> Expr:
     """`T.atomic_add(C[i], v, return_prev=True)`: the update as an expression whose value is the
-    element's old value. Only per-thread code may use it: at block level every thread would run
-    the update (a result of one thread's update cannot be handed to the others)."""
+    element's old value. At block level it runs once per block like any block-level statement:
+    on the CPU a block is one thread; on CUDA guard_block_effects runs a store of it to shared or
+    global memory on thread 0 and refuses it where every thread would run the update (a value
+    kept in registers: one thread's result cannot be handed to the others)."""
     if _is_tile(value) or _is_tile(dst):
         raise CompileError(f"{what}: return_prev=True is not supported for tile-region atomics (as in TileLang); "
                            "use an element destination such as C[i, j]")
     if not isinstance(dst, BufferLoad):
         raise CompileError(f"{what}: the destination must be a buffer element such as C[i, j], got {dst!r}")
     _check_dst(dst.buffer, what)
-    check_per_thread(what + "(..., return_prev=True)")
     addr = Call("address_of", [dst], _dt.handle)
     return Call(f"atomic_{kind}", [addr, _scalar(value, dst.buffer, what)], dst.buffer.dtype)
-
-
-def check_per_thread(what: str) -> None:
-    """An atomic whose result is used must run in per-thread code: inside T.Parallel, or in a
-    kernel that programs its threads (T.get_thread_binding)."""
-    b = require(what)
-    k = require_kernel(what)
-    if "parallel" not in b.loops and not k.thread_binding_used:
-        raise CompileError(
-            f"{what} at block level: every thread of the block would run the update, and the value it "
-            "returns is one thread's; use it inside T.Parallel or in per-thread code "
-            "(tx = T.get_thread_binding(); if tx == 0: ...)")
 
 
 def _scalar(value, dst: Buffer, what: str) -> Expr:
@@ -187,7 +202,7 @@ def _scalar(value, dst: Buffer, what: str) -> Expr:
 def atomic_add(dst, value, memory_order: str | None = None, return_prev: bool = False, use_tma: bool = False):
     """dst += value atomically: an element `C[i, j]` and a scalar, or element-wise over a tile.
     With return_prev=True (an element) the value is dst's old value."""
-    return _atomic("add", dst, value, memory_order, return_prev)
+    return _atomic("add", dst, value, memory_order, return_prev, use_tma)
 
 
 def atomic_max(dst, value, memory_order: str | None = None, return_prev: bool = False):

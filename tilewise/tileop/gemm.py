@@ -118,6 +118,14 @@ class Gemm(TileOp):
         the mma A/B layouts, shared operands a swizzled layout (unless annotated)."""
         if level != InferLevel.STRICT:
             return
+        with at(self.span):
+            for r, what in ((self.A, "A"), (self.B, "B"), (self.C, "C")):
+                if r.buffer.scope == "local":
+                    raise CompileError(
+                        f"T.{self.op_name} on a GPU target: {what} ({r.buffer.name}) is a T.alloc_local tile, which "
+                        "every thread holds a private copy of; the block's threads share one gemm, so use "
+                        "T.alloc_fragment (or shared memory). Local tiles are accepted on the CPU target, where "
+                        "a block is one thread")
         if li.machine is not None and "hip" in li.machine.lowering_keys:
             from .gemm_mfma import infer_layout_mfma  # AMD: MFMA layouts (its "hip" lowering is there too)
 
@@ -252,13 +260,16 @@ def build_gemm(cls, name: str, A, B, C, transpose_A, transpose_B, policy, clear_
         warn_once((name, "annotations"), f"{name}(annotations={annotations!r}) has no effect in tilewise: the "
                   "target chooses the instruction (lowering_notes() says which and why)", stacklevel=4)
     a, b, c = _operand(A, "A", name), _operand(B, "B", name), _operand(C, "C", name)
-    for r, what, scopes in ((a, "A", ("shared", "shared.dyn", "local.fragment")),
-                            (b, "B", ("shared", "shared.dyn", "local.fragment")),
-                            (c, "C", ("local.fragment",))):
+    # a T.alloc_local tile is accepted here for the CPU target, where a block is one thread and so a
+    # private tile holds the same data as a fragment; GPU targets refuse it in infer_layout
+    for r, what, scopes in ((a, "A", ("shared", "shared.dyn", "local.fragment", "local")),
+                            (b, "B", ("shared", "shared.dyn", "local.fragment", "local")),
+                            (c, "C", ("local.fragment", "local"))):
         if r.buffer.scope not in scopes:
             raise CompileError(
                 f"{name}: {what} ({r.buffer.name}) is in {r.buffer.scope} memory; it must be in "
-                + " or ".join(sorted(set(s.replace('.dyn', '') for s in scopes)))
+                + " or ".join(sorted(set(s.replace('.dyn', '') for s in scopes if s != "local")))
+                + " (or, on the CPU target only, a T.alloc_local tile)"
             )
     sa, sb, sc = squeezed(a), squeezed(b), squeezed(c)
     for s, what, r in ((sa, "A", a), (sb, "B", b), (sc, "C", c)):

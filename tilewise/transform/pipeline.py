@@ -11,6 +11,7 @@ from ..ir.stmt import PrimFunc
 from ..tileop.base import LowerContext
 from .apply_shared_layouts import apply_shared_layouts
 from .atomic_add_runs import atomic_add_runs
+from .check_host_kernel import check_host_kernel
 from .check_launch_limits import check_launch_limits
 from .check_loop_nesting import check_loop_nesting
 from .contract_fma import contract_fma
@@ -83,6 +84,7 @@ def thread_passes(machine: Machine, pass_configs: dict | None = None) -> list[Pa
         return CudaLowerContext(k, k.attrs["layouts"], ranges, machine, configs)
 
     return [
+        ("check_host_kernel", check_host_kernel),
         ("check_launch_limits", lambda f: check_launch_limits(f, machine)),
         ("launch_sync", lambda f: launch_sync(f, machine)),
         ("check_loop_nesting", check_loop_nesting),

@@ -77,6 +77,7 @@ class CpuRenderer(CStyleRenderer):
             self.line("")
             self.lines.extend(text.splitlines())
         self.line("")
+        self.line(f"// prim_func {f.name}")  # which kernel this is: the entry points have fixed names
         self.line(f'extern "C" int32_t {ENTRY}(void** tw_args, const int64_t* tw_dims) {{')
         self.depth += 1
         dyn = f.dynamic_vars()
