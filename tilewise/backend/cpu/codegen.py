@@ -12,7 +12,7 @@ from ...ir.dtype import as_dtype
 from ...ir.expr import BinOp, BufferLoad, Call, Const, logical_and
 from ...ir.stmt import Allocate, BufferStore, For, IfThenElse, Kernel, PrimFunc
 from ...ir.visitor import Visitor, uses_var, walk
-from ...transform import privatise_atomics
+from ...transform import gemm_bands, privatise_atomics
 from ..c_style import CStyleRenderer, c_string, c_type, is_scalar_var
 from . import block_groups, block_rows
 from .build import USER_CODE
@@ -64,6 +64,7 @@ class CpuRenderer(CStyleRenderer):
         self.func = func
         self.ws_offset: dict[int, int] = {}
         self.stack_tiles: set[int] = set()
+        self.band_tiles: dict[int, tuple[int, int]] = {}  # uid -> (workspace offset, bytes per copy)
 
     def render(self) -> CpuModule:
         f = self.func
@@ -127,8 +128,9 @@ class CpuRenderer(CStyleRenderer):
             )
         allocs = _Allocs()
         allocs.visit(k.body)
-        rows = block_rows.plan(k)
-        groups, group = (block_groups.plan(k), 1) if rows is None else (None, 1)
+        bands = k.attrs.get(gemm_bands.ATTR)
+        rows = block_rows.plan(k) if bands is None else None
+        groups, group = (block_groups.plan(k), 1) if rows is None and bands is None else (None, 1)
         if groups is not None:
             # one copy of a grouped tile per block of the group; all tiles must then fit the stack
             def tile_bytes(b, g):
@@ -140,7 +142,9 @@ class CpuRenderer(CStyleRenderer):
                 groups = None
         total = 0
         on_stack = 0
-        for b in sorted(allocs.allocs, key=lambda b: b.dtype.bytes * math.prod(b.static_shape())):
+        if bands is not None:
+            total = self._band_workspace(bands)
+        for b in sorted((b for b in allocs.allocs if b.uid not in self.band_tiles), key=lambda b: b.dtype.bytes * math.prod(b.static_shape())):
             size = (b.dtype.bytes * math.prod(b.static_shape()) + 63) // 64 * 64
             if groups is not None and b.uid in groups.grouped:
                 size *= group
@@ -179,7 +183,9 @@ class CpuRenderer(CStyleRenderer):
             self.line("}")
         if priv is not None:
             self._private_copies_start(priv, copies)
-        if rows is not None:
+        if bands is not None:
+            self._gemm_bands(k, bands, gnames, total)
+        elif rows is not None:
             self._block_rows(k, rows, gnames, nblocks, chunk, total)
         elif groups is not None:
             self._block_groups(k, groups, group, gnames)
@@ -399,6 +405,107 @@ class CpuRenderer(CStyleRenderer):
                 self.stmt(p.stmt)
         flush()
         del self._group_scope[declared:]
+
+    # ------------------------------------------------------------------ GEMM bands
+    def _band_workspace(self, bands) -> int:
+        """Workspace offsets of the band's tile copies (transform/gemm_bands.py): G per column
+        tile, R per row tile, R x G per block tile, each copy 64-byte aligned. Returns the bytes."""
+        total = 0
+        for tiles, copies in ((bands.col_tiles, bands.cols), (bands.row_tiles, bands.rows),
+                              (bands.block_tiles, bands.rows * bands.cols)):
+            for b in tiles:
+                size = (b.dtype.bytes * math.prod(b.static_shape()) + 63) // 64 * 64
+                self.band_tiles[b.uid] = (total, size)
+                total += size * copies
+        return total
+
+    def _band_pointers(self, tiles: list, index: str):
+        for b in tiles:
+            t = c_type(b.dtype)
+            off, size = self.band_tiles[b.uid]
+            self.line(f"{t}* __restrict__ {self.buf(b)} = ({t}*)(tw_ws + {off} + ({index}) * {size});")
+
+    def _gemm_bands(self, k: Kernel, bands, gnames: list[str], total: int):
+        """Bands of R x G blocks, one per OpenMP hand-out: each K step copies the G column tiles
+        once, then each row's tiles once, and runs the R x G blocks' GEMMs (gemm_bands.py)."""
+        bx, by = k.block_vars
+        G, R = bands.cols, bands.rows
+        gx, gy = gnames
+        self.line(f"const int64_t tw_nbx = ({gx} + {G - 1}) / {G}, tw_nby = ({gy} + {R - 1}) / {R};")
+        self.line("#pragma omp for schedule(dynamic, 1)")
+        self.line("for (int64_t tw_band = 0; tw_band < tw_nbx * tw_nby; ++tw_band) {")
+        self.depth += 1
+        if total:
+            self.line("if (tw_ws == nullptr) continue;")
+        # consecutive bands go down the rows of one column band: the two threads read the same
+        # B tiles from the shared L3
+        self.line(f"const int64_t tw_x0 = (tw_band / tw_nby) * {G}, tw_y0 = (tw_band % tw_nby) * {R};")
+        self.line(f"const int64_t tw_gn = std::min((int64_t){G}, (int64_t)({gx}) - tw_x0);")
+        self.line(f"const int64_t tw_rn = std::min((int64_t){R}, (int64_t)({gy}) - tw_y0);")
+        xv, yv = self.var(bx), self.var(by)
+        pending: list = []
+
+        def open_block(r_loop: bool, g_loop: bool):
+            if r_loop:
+                self.line("for (int64_t tw_r = 0; tw_r < tw_rn; ++tw_r) {")
+                self.depth += 1
+                self.line(f"const int32_t {yv} = (int32_t)(tw_y0 + tw_r);")
+            if g_loop:
+                self.line("for (int64_t tw_g = 0; tw_g < tw_gn; ++tw_g) {")
+                self.depth += 1
+                self.line(f"const int32_t {xv} = (int32_t)(tw_x0 + tw_g);")
+
+        def close(n: int):
+            for _ in range(n):
+                self.depth -= 1
+                self.line("}")
+
+        def flush():
+            if not pending:
+                return
+            open_block(True, True)
+            self._band_pointers(bands.block_tiles, f"tw_r * {G} + tw_g")
+            for st in pending:
+                self.stmt(st)
+            close(2)
+            pending.clear()
+
+        for s in (k.body.stmts if hasattr(k.body, "stmts") else [k.body]):
+            if isinstance(s, Allocate):
+                continue  # every tile of the kernel is a band tile, in the workspace
+            lp = bands.loops.get(id(s))
+            if lp is None:
+                pending.append(s)
+                continue
+            flush()
+            t, v = c_type(s.var.dtype), self.var(s.var)
+            start = self.expr(s.start)
+            end = self.names.fresh(v + "_end")
+            self.line(f"for ({t} {v} = {start}, {end} = {start} + {self.expr(s.extent)}; {v} < {end}; ++{v}) {{")
+            self.depth += 1
+            if isinstance(s.extent, Const) and isinstance(s.start, Const):
+                self.ranges[s.var] = (s.start.value, s.start.value + s.extent.value - 1)
+            if lp.cols:
+                open_block(False, True)
+                self._band_pointers(bands.col_tiles, "tw_g")
+                for st in lp.cols:
+                    self.stmt(st)
+                close(1)
+            open_block(True, False)
+            self._band_pointers(bands.row_tiles, "tw_r")
+            for st in lp.rows:
+                self.stmt(st)
+            open_block(False, True)
+            self._band_pointers(bands.col_tiles, "tw_g")
+            self._band_pointers(bands.block_tiles, f"tw_r * {G} + tw_g")
+            for st in lp.compute:
+                self.stmt(st)
+            close(2)
+            self.ranges.pop(s.var, None)
+            close(1)
+        flush()
+        self.depth -= 1
+        self.line("}")
 
     def stmt_Allocate(self, s: Allocate):
         b = s.buffer
