@@ -84,10 +84,11 @@ def _ref(a, b, bias, trans_a, trans_b, epilogue):
 
 
 @pytest.mark.parametrize("M,N,K,shape", [
-    (200, 330, 100, (2, 3)),  # ragged everywhere; the last band has 1 of 2 columns and 2 of 3 rows
+    (200, 330, 100, (2, 3, 2)),  # ragged everywhere; the last band has 1 of 2 columns and 2 of 3 rows
     (256, 256, 96, None),  # the pass's own band shape
-    (97, 161, 64, (3, 1)),  # one row per band
-    (64, 320, 40, (1, 2)),  # one column per band, K below one merged step
+    (97, 161, 64, (3, 1, 1)),  # one row per band
+    (64, 320, 40, (1, 2, 3)),  # one column per band, K below one merged step
+    (130, 200, 330, (2, 2, 3)),  # 5 merged K steps in chunks of 3 and 2, then the remainder loop
 ])
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (False, True), (True, False), (True, True)])
 def test_bands_bit_identical_transposed(M, N, K, shape, trans_a, trans_b):
@@ -109,7 +110,7 @@ def test_bands_bit_identical_epilogues(epilogue, dtype, out_dtype):
     M, N, K = 150, 200, 70
     func = gemm_kernel(M, N, K, 64, 64, 32, dtype, epilogue=epilogue, out_dtype=out_dtype)
     args = _inputs(M, N, K, np.dtype(dtype), False, False, np.dtype(out_dtype))
-    out = _compare(func, args, (2, 2))
+    out = _compare(func, args, (2, 2, 2))
     ref = _ref(*args[:3], False, False, epilogue)
     tol = 2e-3 if out_dtype == "float16" else 1e-4
     np.testing.assert_allclose(out.astype(np.float64), ref, rtol=tol, atol=tol)

@@ -34,7 +34,6 @@ column tile); no tensor that the kernel writes is read anywhere; no atomics, bar
 external calls, while loops or scalar variables."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from ..ir.expr import BufferLoad, Call, Const
@@ -46,10 +45,10 @@ ATTR = "gemm_bands"
 _ORDERED = ("atomic", "print", "assert", "extern", "sync", "wait", "barrier", "fence", "packed", "rng", "rand")
 # Band shape limits: the G column tiles of a K step should stay in L2 (512 KiB on Zen3) while the
 # band's R rows use them, and the R x G accumulators in the L3 share of one thread.
-COL_TILE_BYTES = 256 * 1024
-BLOCK_TILE_BYTES = 4 * 1024 * 1024
-MAX_COLS = 8
-MAX_ROWS = 8
+BAND_COLS = 4
+BAND_ROWS = 4
+CHUNK_STEPS = 4
+MIN_BANDS = 4  # two per core
 
 
 @dataclass
@@ -63,6 +62,7 @@ class KLoop:
 class GemmBands:
     cols: int  # G: column blocks per band
     rows: int  # R: row blocks per band
+    steps: int  # KC: K steps per chunk (the panel holds KC steps' column tiles of the G columns)
     col_tiles: list  # Buffers: one copy per band column
     row_tiles: list  # Buffers: one copy per band row
     block_tiles: list  # Buffers: one copy per block of the band
@@ -135,30 +135,22 @@ def _reads(s) -> set:
     return {ld.buffer for ld in collect_loads(s)}
 
 
-def _band_shape(k: Kernel, block_tiles: list, col_tiles: list, forced: tuple | None) -> tuple[int, int] | None:
-    """(G, R): as many columns as keep the band's column tiles in COL_TILE_BYTES, as many rows as
-    keep its accumulators in BLOCK_TILE_BYTES, each at most the grid's extent, and leaving at
-    least 4 bands (2 per core) where the grid has that many blocks."""
-    col_bytes = sum(b.dtype.bytes * math.prod(b.static_shape()) for b in col_tiles) or 1
-    blk_bytes = sum(b.dtype.bytes * math.prod(b.static_shape()) for b in block_tiles) or 1
-    gx = k.grid[0].value if isinstance(k.grid[0], Const) else None
-    gy = k.grid[1].value if isinstance(k.grid[1], Const) else None
-    g = max(1, min(MAX_COLS, COL_TILE_BYTES // col_bytes))
-    r = max(1, min(MAX_ROWS, BLOCK_TILE_BYTES // (blk_bytes * g)))
+def _band_shape(k: Kernel, forced: tuple | None) -> tuple[int, int, int] | None:
+    """(G, R, KC): BAND_COLS x BAND_ROWS blocks and CHUNK_STEPS K steps per chunk, fewer rows
+    (then columns) where the grid would otherwise make fewer than MIN_BANDS bands."""
     if forced is not None:
-        g, r = int(forced[0]), int(forced[1])
-        return (g, r) if g >= 1 and r >= 1 else None
-    if gx is not None and gy is not None:
+        g, r, kc = (int(x) for x in (*forced, CHUNK_STEPS)[:3])
+        return (g, r, kc) if min(g, r, kc) >= 1 else None
+    g, r = BAND_COLS, BAND_ROWS
+    if isinstance(k.grid[0], Const) and isinstance(k.grid[1], Const):
+        gx, gy = k.grid[0].value, k.grid[1].value
         g, r = min(g, gx), min(r, gy)
-        # halve the larger side until there are 4 bands, if the grid allows
-        while -(-gx // g) * -(-gy // r) < 4 and (g > 1 or r > 1):
+        while -(-gx // g) * -(-gy // r) < MIN_BANDS and (g > 1 or r > 1):
             if r >= g:
                 r = (r + 1) // 2
             else:
                 g = (g + 1) // 2
-    if g * r < 2:
-        return None
-    return g, r
+    return (g, r, CHUNK_STEPS) if g * r > 1 else None
 
 
 def plan(k: Kernel, shape: tuple | None = None) -> GemmBands | None:
@@ -217,7 +209,10 @@ def plan(k: Kernel, shape: tuple | None = None) -> GemmBands | None:
         return None  # a copy statement that writes a tensor
     if col_tiles & row_tiles:
         return None
-    block_tiles = local - col_tiles - row_tiles
+    # tiles nothing names but their allocation (the pipeline's unmerged K step when K divides
+    # evenly) take no room
+    named = _writes(k.body) | _reads(k.body)
+    block_tiles = {b for b in local - col_tiles - row_tiles if b in named}
     for lp in loops.values():
         for t in lp.cols:
             if any(not b.is_global and b not in col_tiles for b in _reads(t)):
@@ -233,7 +228,7 @@ def plan(k: Kernel, shape: tuple | None = None) -> GemmBands | None:
             return None
     if not block_tiles:
         return None
-    shape = _band_shape(k, list(block_tiles), list(col_tiles), shape)
+    shape = _band_shape(k, shape)
     if shape is None:
         return None
     order = {b: i for i, b in enumerate(allocated)}
@@ -241,4 +236,5 @@ def plan(k: Kernel, shape: tuple | None = None) -> GemmBands | None:
     def ordered(bs):
         return sorted(bs, key=order.__getitem__)
 
-    return GemmBands(shape[0], shape[1], ordered(col_tiles), ordered(row_tiles), ordered(block_tiles), loops)
+    return GemmBands(shape[0], shape[1], shape[2], ordered(col_tiles), ordered(row_tiles), ordered(block_tiles),
+                     loops)

@@ -144,7 +144,8 @@ class CpuRenderer(CStyleRenderer):
         on_stack = 0
         if bands is not None:
             total = self._band_workspace(bands)
-        for b in sorted((b for b in allocs.allocs if b.uid not in self.band_tiles), key=lambda b: b.dtype.bytes * math.prod(b.static_shape())):
+        # with bands every tile the kernel names is a band tile (the rest are never declared)
+        for b in sorted((b for b in allocs.allocs if bands is None), key=lambda b: b.dtype.bytes * math.prod(b.static_shape())):
             size = (b.dtype.bytes * math.prod(b.static_shape()) + 63) // 64 * 64
             if groups is not None and b.uid in groups.grouped:
                 size *= group
@@ -408,10 +409,11 @@ class CpuRenderer(CStyleRenderer):
 
     # ------------------------------------------------------------------ GEMM bands
     def _band_workspace(self, bands) -> int:
-        """Workspace offsets of the band's tile copies (transform/gemm_bands.py): G per column
-        tile, R per row tile, R x G per block tile, each copy 64-byte aligned. Returns the bytes."""
+        """Workspace offsets of the band's tile copies (transform/gemm_bands.py): for each column
+        tile G running copies and G x KC panel slots, for each row tile R copies, for each block
+        tile R x G; each copy 64-byte aligned. Returns the bytes."""
         total = 0
-        for tiles, copies in ((bands.col_tiles, bands.cols), (bands.row_tiles, bands.rows),
+        for tiles, copies in ((bands.col_tiles, bands.cols * (1 + bands.steps)), (bands.row_tiles, bands.rows),
                               (bands.block_tiles, bands.rows * bands.cols)):
             for b in tiles:
                 size = (b.dtype.bytes * math.prod(b.static_shape()) + 63) // 64 * 64
@@ -426,84 +428,100 @@ class CpuRenderer(CStyleRenderer):
             self.line(f"{t}* __restrict__ {self.buf(b)} = ({t}*)(tw_ws + {off} + ({index}) * {size});")
 
     def _gemm_bands(self, k: Kernel, bands, gnames: list[str], total: int):
-        """Bands of R x G blocks, one per OpenMP hand-out: each K step copies the G column tiles
-        once, then each row's tiles once, and runs the R x G blocks' GEMMs (gemm_bands.py)."""
+        """Bands of G column blocks by R row blocks, one per OpenMP hand-out (gemm_bands.py).
+        K runs in chunks of KC steps. Per chunk, the column statements (B's copies) run for each
+        band column into its running tile, which after every step is copied into that step's
+        panel slot (the tile as the block would see it then); then each row's statements (A's
+        copies) run once per step for the row's G blocks, whose GEMMs read the slots."""
         bx, by = k.block_vars
-        G, R = bands.cols, bands.rows
+        G, R, KC = bands.cols, bands.rows, bands.steps
         gx, gy = gnames
+        xv, yv = self.var(bx), self.var(by)
         self.line(f"const int64_t tw_nbx = ({gx} + {G - 1}) / {G}, tw_nby = ({gy} + {R - 1}) / {R};")
         self.line("#pragma omp for schedule(dynamic, 1)")
         self.line("for (int64_t tw_band = 0; tw_band < tw_nbx * tw_nby; ++tw_band) {")
         self.depth += 1
         if total:
             self.line("if (tw_ws == nullptr) continue;")
-        # consecutive bands go down the rows of one column band: the two threads read the same
-        # B tiles from the shared L3
+        # consecutive bands go down the rows of one column band (the other thread copies the same
+        # B columns, from the shared L3)
         self.line(f"const int64_t tw_x0 = (tw_band / tw_nby) * {G}, tw_y0 = (tw_band % tw_nby) * {R};")
         self.line(f"const int64_t tw_gn = std::min((int64_t){G}, (int64_t)({gx}) - tw_x0);")
         self.line(f"const int64_t tw_rn = std::min((int64_t){R}, (int64_t)({gy}) - tw_y0);")
-        xv, yv = self.var(bx), self.var(by)
-        pending: list = []
+        top = list(k.body.stmts) if hasattr(k.body, "stmts") else [k.body]
 
-        def open_block(r_loop: bool, g_loop: bool):
-            if r_loop:
-                self.line("for (int64_t tw_r = 0; tw_r < tw_rn; ++tw_r) {")
-                self.depth += 1
-                self.line(f"const int32_t {yv} = (int32_t)(tw_y0 + tw_r);")
-            if g_loop:
-                self.line("for (int64_t tw_g = 0; tw_g < tw_gn; ++tw_g) {")
-                self.depth += 1
-                self.line(f"const int32_t {xv} = (int32_t)(tw_x0 + tw_g);")
+        def open_loop(var: str, n: str, bvar: str | None = None, first: str = "0"):
+            self.line(f"for (int64_t {var} = 0; {var} < {n}; ++{var}) {{")
+            self.depth += 1
+            if bvar is not None:
+                self.line(f"const int32_t {bvar} = (int32_t)({first} + {var});")
 
         def close(n: int):
             for _ in range(n):
                 self.depth -= 1
                 self.line("}")
 
-        def flush():
-            if not pending:
-                return
-            open_block(True, True)
+        def slot(index: str) -> str:  # slot `index` of band column tw_g; slot 0 is the running tile
+            return f"tw_g * {KC + 1} + 1 + ({index})"
+
+        pending: list = []
+
+        def per_block(stmts: list):
+            open_loop("tw_r", "tw_rn", yv, "tw_y0")
+            open_loop("tw_g", "tw_gn", xv, "tw_x0")
             self._band_pointers(bands.block_tiles, f"tw_r * {G} + tw_g")
-            for st in pending:
+            for st in stmts:
                 self.stmt(st)
             close(2)
-            pending.clear()
 
-        for s in (k.body.stmts if hasattr(k.body, "stmts") else [k.body]):
+        for s in top:
             if isinstance(s, Allocate):
-                continue  # every tile of the kernel is a band tile, in the workspace
+                continue  # every tile the kernel names is a band tile, in the workspace
             lp = bands.loops.get(id(s))
             if lp is None:
                 pending.append(s)
                 continue
-            flush()
+            if pending:
+                per_block(pending)
+                pending = []
             t, v = c_type(s.var.dtype), self.var(s.var)
-            start = self.expr(s.start)
-            end = self.names.fresh(v + "_end")
-            self.line(f"for ({t} {v} = {start}, {end} = {start} + {self.expr(s.extent)}; {v} < {end}; ++{v}) {{")
-            self.depth += 1
+            start, extent = self.expr(s.start), self.expr(s.extent)
             if isinstance(s.extent, Const) and isinstance(s.start, Const):
                 self.ranges[s.var] = (s.start.value, s.start.value + s.extent.value - 1)
-            if lp.cols:
-                open_block(False, True)
-                self._band_pointers(bands.col_tiles, "tw_g")
+            c0, cn = self.names.fresh("tw_k0"), self.names.fresh("tw_kn")
+            self.line(f"for (int64_t {c0} = 0; {c0} < ({extent}); {c0} += {KC}) {{")
+            self.depth += 1
+            self.line(f"const int64_t {cn} = std::min((int64_t){KC}, (int64_t)({extent}) - {c0});")
+            # the chunk's panel
+            if bands.col_tiles:
+                open_loop("tw_g", "tw_gn", xv, "tw_x0")
+                self._band_pointers(bands.col_tiles, "tw_g * " + str(KC + 1))
+                self.line(f"for ({t} {v} = {start} + {c0}; {v} < {start} + {c0} + {cn}; ++{v}) {{")
+                self.depth += 1
                 for st in lp.cols:
                     self.stmt(st)
-                close(1)
-            open_block(True, False)
+                for b in bands.col_tiles:
+                    _, size = self.band_tiles[b.uid]
+                    self.line(f"std::memcpy((char*){self.buf(b)} + ({v} - {start} - {c0} + 1) * {size}, "
+                              f"{self.buf(b)}, {size});")
+                close(2)
+            # the rows
+            open_loop("tw_r", "tw_rn", yv, "tw_y0")
             self._band_pointers(bands.row_tiles, "tw_r")
+            self.line(f"for ({t} {v} = {start} + {c0}; {v} < {start} + {c0} + {cn}; ++{v}) {{")
+            self.depth += 1
             for st in lp.rows:
                 self.stmt(st)
-            open_block(False, True)
-            self._band_pointers(bands.col_tiles, "tw_g")
+            open_loop("tw_g", "tw_gn", xv, "tw_x0")
+            self._band_pointers(bands.col_tiles, slot(f"{v} - {start} - {c0}"))
             self._band_pointers(bands.block_tiles, f"tw_r * {G} + tw_g")
             for st in lp.compute:
                 self.stmt(st)
-            close(2)
-            self.ranges.pop(s.var, None)
+            close(3)
             close(1)
-        flush()
+            self.ranges.pop(s.var, None)
+        if pending:
+            per_block(pending)
         self.depth -= 1
         self.line("}")
 
