@@ -413,7 +413,9 @@ class CpuRenderer(CStyleRenderer):
         tile G running copies and G x KC panel slots, for each row tile R copies, for each block
         tile R x G; each copy 64-byte aligned. Returns the bytes."""
         total = 0
-        for tiles, copies in ((bands.col_tiles, bands.cols * (1 + bands.steps)), (bands.row_tiles, bands.rows),
+        # with one step per chunk the running tile is the step's (no slots)
+        slots = bands.steps + 1 if bands.steps > 1 else 1
+        for tiles, copies in ((bands.col_tiles, bands.cols * slots), (bands.row_tiles, bands.rows),
                               (bands.block_tiles, bands.rows * bands.cols)):
             for b in tiles:
                 size = (b.dtype.bytes * math.prod(b.static_shape()) + 63) // 64 * 64
@@ -462,7 +464,7 @@ class CpuRenderer(CStyleRenderer):
                 self.line("}")
 
         def slot(index: str) -> str:  # slot `index` of band column tw_g; slot 0 is the running tile
-            return f"tw_g * {KC + 1} + 1 + ({index})"
+            return f"tw_g * {KC + 1} + 1 + ({index})" if KC > 1 else "tw_g"
 
         pending: list = []
 
@@ -495,12 +497,12 @@ class CpuRenderer(CStyleRenderer):
             # the chunk's panel
             if bands.col_tiles:
                 open_loop("tw_g", "tw_gn", xv, "tw_x0")
-                self._band_pointers(bands.col_tiles, "tw_g * " + str(KC + 1))
+                self._band_pointers(bands.col_tiles, f"tw_g * {KC + 1}" if KC > 1 else "tw_g")
                 self.line(f"for ({t} {v} = {start} + {c0}; {v} < {start} + {c0} + {cn}; ++{v}) {{")
                 self.depth += 1
                 for st in lp.cols:
                     self.stmt(st)
-                for b in bands.col_tiles:
+                for b in bands.col_tiles if KC > 1 else ():
                     _, size = self.band_tiles[b.uid]
                     self.line(f"std::memcpy((char*){self.buf(b)} + ({v} - {start} - {c0} + 1) * {size}, "
                               f"{self.buf(b)}, {size});")
