@@ -47,7 +47,7 @@ _ORDERED = ("atomic", "print", "assert", "extern", "sync", "wait", "barrier", "f
 # band's R rows use them, and the R x G accumulators in the L3 share of one thread.
 BAND_COLS = 4
 BAND_ROWS = 4
-CHUNK_STEPS = 4
+CHUNK_STEPS = 1  # K steps per chunk; more copy each step into a panel slot (measured no better, docs/PERFORMANCE.md)
 MIN_BANDS = 4  # two per core
 
 
