@@ -183,3 +183,35 @@ def test_atomic_epilogue_runs_as_written():
     c = np.zeros((128, 128), np.float32)
     k(a, b, c)
     np.testing.assert_allclose(c, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+
+
+def test_bands_dynamic_shapes():
+    """Symbolic M and N: the band counts and the last band's extents come from the grid at run
+    time, down to a grid of one block."""
+    M, N, K = T.symbolic("m"), T.symbolic("n"), 70
+
+    @T.prim_func
+    def main(A: T.Tensor((M, K), "float32"), B: T.Tensor((K, N), "float32"), C: T.Tensor((M, N), "float32")):
+        with T.Kernel(T.ceildiv(N, 16), T.ceildiv(M, 32)) as (bx, by):
+            As = T.alloc_shared((32, 16), "float32")
+            Bs = T.alloc_shared((16, 16), "float32")
+            Cl = T.alloc_fragment((32, 16), "float32")
+            T.clear(Cl)
+            for ko in T.Pipelined(T.ceildiv(K, 16), num_stages=2):
+                T.copy(A[by * 32, ko * 16], As)
+                T.copy(B[ko * 16, bx * 16], Bs)
+                T.gemm(As, Bs, Cl)
+            T.copy(Cl, C[by * 32, bx * 16])
+
+    banded = tilewise.compile(main, target="cpu")
+    written = tilewise.compile(main, target="cpu", pass_configs=AS_WRITTEN)
+    assert "tw_band" in banded.get_kernel_source()
+    rng = np.random.default_rng(4)
+    for m, n in ((1, 5), (33, 17), (150, 100), (200, 300)):
+        a = rng.standard_normal((m, K)).astype(np.float32)
+        b = rng.standard_normal((K, n)).astype(np.float32)
+        c1, c2 = np.empty((m, n), np.float32), np.empty((m, n), np.float32)
+        banded(a, b, c1)
+        written(a, b, c2)
+        assert np.array_equal(c1, c2)
+        np.testing.assert_allclose(c1, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)

@@ -6,13 +6,15 @@ A GEMM kernel over a (N / bn, M / bm) grid has every block copy, for each K step
 depends on (by, k) and a B tile that depends on (bx, k), then run T.gemm into its C accumulator.
 Run as written, every block copies its own B tile: at 4096³ with 128 x 128 tiles that is 32
 copies of B (2 GiB), and the copies cost 12-16 % of the kernel (docs/PERFORMANCE.md). A band is
-R x G blocks (G consecutive bx, R consecutive by); one CPU thread runs a band's blocks together:
+R x G blocks (G consecutive bx, R consecutive by); one CPU thread runs a band's blocks together,
+K in chunks of KC steps:
 
     clear the R x G accumulators               (per-block statements, each block in turn)
-    for each K step:
-        copy the G column tiles (B), once       (col statements)
-        for each of the R rows:
-            copy the row's tiles (A), once      (row statements)
+    for each chunk of KC K steps:
+        for each of the G columns, each step:   (column statements: B's copies)
+            run them on the column's running tile; with KC > 1 copy it into the step's slot
+        for each of the R rows, each step:
+            the row's statements, once          (row statements: A's copies)
             for each of the G columns: T.gemm   (compute statements, per block)
     the R x G epilogues                         (per-block statements)
 
