@@ -33,7 +33,7 @@ and not by is a column statement, any other a row statement; row, column and blo
 disjoint (row / column statements read only their own kind of tile and tensors, compute and
 per-block statements write only block tiles and tensors, per-block statements touch no row or
 column tile); no tensor that the kernel writes is read anywhere; no atomics, barriers, prints,
-external calls, while loops or scalar variables."""
+external calls, while loops, scalar variables or tiles allocated below the top level."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -174,11 +174,17 @@ def plan(k: Kernel, shape: tuple | None = None) -> GemmBands | None:
     walk(k.body, check)
     if bad:
         return None
+    top = _seq(k.body)
+    nested = []
+    for s in top:
+        if not isinstance(s, Allocate):
+            walk(s, lambda n: nested.append(n) if isinstance(n, Allocate) else None)
+    if nested:
+        return None  # every tile must be one of the band's (the renderer places them all)
     # tensors the kernel writes are never read (blocks exchange nothing through memory)
     written = {b for b in _writes(k.body) if b.is_global}
     if written & _reads(k.body):
         return None
-    top = _seq(k.body)
     loops: dict = {}
     per_block: list = []
     allocated: list = []
