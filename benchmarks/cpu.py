@@ -125,8 +125,21 @@ FLAGS = _cpu_flags()
 LOWP_PEAK_FACTOR = {"bf16": 1.0, "fp16": 1.0, "int8": 2.0 if "avx512_vnni" in FLAGS else 1.0}
 
 
-def compile_cpu(func, out_idx=None):
-    return tilewise.compile(func, out_idx=out_idx, target="cpu")
+def compile_cpu(func, out_idx=None, pass_configs=None):
+    return tilewise.compile(func, out_idx=out_idx, target="cpu", pass_configs=pass_configs)
+
+
+# GEMM rows also time the kernel with its blocks run as written, not in bands
+# (transform/gemm_bands.py): the 'vs written' column; both must give the same bits
+AS_WRITTEN = {"tw.cpu.disable_gemm_bands": True}
+
+
+def written_contender(fns: dict, func, out, args):
+    """Adds the as-written kernel of func to fns after checking it gives `out` bit for bit."""
+    k = compile_cpu(func, out_idx=[-1], pass_configs=AS_WRITTEN)
+    if not torch.equal(k(*args), out):
+        raise AssertionError("GEMM bands and the blocks as written disagree")
+    fns["tw_written"] = lambda: k(*args)
 
 
 def stream_bandwidth() -> float:
@@ -149,6 +162,8 @@ def row(group, name, shape, t, work, unit, peers, err=None, note="", peak_factor
          "err": err, "note": note, "peak_factor": peak_factor}
     if "tw_fp32" in t:
         r["vs_fp32"] = t["tw_fp32"][0] / tw
+    if "tw_written" in t:
+        r["vs_written"] = t["tw_written"][0] / tw
     for p in ("numpy", "torch"):
         if p in t:
             r[p] = t[p][0]
@@ -175,7 +190,8 @@ def bench_gemm():
     peer_rates = {}
     for dtype in ("float32", "bfloat16"):
         for n in sizes:
-            k = compile_cpu(matmul(n, n, n, dtype=dtype), out_idx=[-1])
+            func = matmul(n, n, n, dtype=dtype)
+            k = compile_cpu(func, out_idx=[-1])
             if dtype == "float32":
                 fp32[n] = k
             g = torch.Generator().manual_seed(0)
@@ -193,6 +209,8 @@ def bench_gemm():
             fns = {"tilewise": lambda: k(a, b), "numpy": lambda: np.matmul(an, bn, out=cn),
                    "torch": lambda: torch.mm(a, b)}
             note = ""
+            if dtype == "float32":
+                written_contender(fns, func, k(a, b), (a, b))
             if dtype == "bfloat16":
                 a32c, b32c = a.float(), b.float()
                 fns["tw_fp32"] = lambda: fp32[n](a32c, b32c)
@@ -297,14 +315,17 @@ def bench_transpose():
         cn = np.empty((n, n), np.float32)
         for layout in ("NN", "NT", "TN", "TT"):
             ta, tb = layout[0] == "T", layout[1] == "T"
-            k = compile_cpu(matmul_nt(n, n, n, trans_A=ta, trans_B=tb, dtype="float32"), out_idx=[-1])
+            func = matmul_nt(n, n, n, trans_A=ta, trans_B=tb, dtype="float32")
+            k = compile_cpu(func, out_idx=[-1])
             x, y = (a.T if ta else a), (b.T if tb else b)
             xn, yn = (an.T if ta else an), (bn.T if tb else bn)
             ref = torch.from_numpy(xn.astype(np.float64) @ yn.astype(np.float64))
             err = float((k(a, b).double() - ref).abs().max() / ref.abs().max())
             reps = max(3, ARGS.reps // (2 if n >= 4096 else 1))
-            t = timed({"tilewise": lambda: k(a, b), "numpy": lambda: np.matmul(xn, yn, out=cn),
-                       "torch": lambda: torch.mm(x, y)}, reps)
+            fns = {"tilewise": lambda: k(a, b), "numpy": lambda: np.matmul(xn, yn, out=cn),
+                   "torch": lambda: torch.mm(x, y)}
+            written_contender(fns, func, k(a, b), (a, b))
+            t = timed(fns, reps)
             row("transpose", f"GEMM {layout} fp32", f"{n}x{n}x{n}", t, 2 * n**3 / 1e9, "GFLOP/s", ("numpy", "torch"),
                 err, "GEMM NN/NT/TN/TT rows: example_gemm_transpose.py, fp32, peers on the same stored operands")
 
@@ -494,7 +515,7 @@ def print_table(bw: float, overhead: str, load0, load1):
     print(f"load average at start {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}, at end {load1[0]:.2f} {load1[1]:.2f} "
           f"{load1[2]:.2f}")
     hdr = (f"{'kernel':30} {'shape':20} {'tilewise':>9} {'numpy':>9} {'torch':>9} {'vs numpy':>9} {'vs torch':>9} "
-           f"{'(median)':>9} {'vs fp32':>8} {'rate':>14} {'of peak':>8}  {'max err':>8}")
+           f"{'(median)':>9} {'vs fp32':>8} {'vs wrtn':>8} {'rate':>14} {'of peak':>8}  {'max err':>8}")
     print(hdr)
     print("-" * len(hdr))
     for r in ROWS:
@@ -502,13 +523,15 @@ def print_table(bw: float, overhead: str, load0, load1):
         ratio = lambda key: f"{r[key]:9.2f}" if key in r else " " * 9  # noqa: E731
         peak = PEAK * r["peak_factor"] if r["unit"] in ("GFLOP/s", "GOP/s") else bw
         vs32 = f"{r['vs_fp32']:8.2f}" if "vs_fp32" in r else " " * 8
+        vsw = f"{r['vs_written']:8.2f}" if "vs_written" in r else " " * 8
         med = r.get("vs_torch_median")
         err = f"{r['err']:8.1e}" if r["err"] is not None else " " * 8
         print(f"{r['name']:30} {r['shape']:20} {ms('tw')} {ms('numpy')} {ms('torch')} {ratio('vs_numpy')} "
-              f"{ratio('vs_torch')} {f'{med:9.2f}' if med else ' ' * 9} {vs32} {r['rate']:8.1f} {r['unit']:>7} "
+              f"{ratio('vs_torch')} {f'{med:9.2f}' if med else ' ' * 9} {vs32} {vsw} {r['rate']:8.1f} {r['unit']:>7} "
               f"{r['rate'] / peak:8.2f}  {err}")
     print("(times in ms; 'vs x' = x's time / tilewise's, above 1 is faster; '(median)' = the same against torch "
           "from median times; 'vs fp32' = tilewise's fp32 GEMM time / this kernel's, same shape, same row; "
+          "'vs wrtn' = the same kernel with its blocks run as written (no GEMM bands) / this one, bit-identical; "
           "'of peak' = rate / the peak of the instruction the row runs on (fp32 FMA x LOWP_PEAK_FACTOR), or / "
           "measured memory bandwidth for GB/s rows; the peaks assume 3.6 GHz, boost clocks can pass 1.0)")
     print(f"CPU: {'avx512_bf16' if 'avx512_bf16' in FLAGS else 'no avx512_bf16'}, "

@@ -85,10 +85,11 @@ def test_merged_steps_bit_identical(M, N, K, ta, tb):
 
 
 def test_canonical_gemm_merges_two_steps():
-    """The examples' 128 x 128 x 32 fp32 GEMM: 64 per call, and the group of four blocks kept."""
+    """The examples' 128 x 128 x 32 fp32 GEMM: 64 per call, and its blocks run in bands
+    (transform/gemm_bands.py)."""
     k = gemm(512, 512, 512, 128, 128, 32)
     assert _merged_k(k) == {64}
-    assert "tw_grp" in k.get_kernel_source()
+    assert "tw_band" in k.get_kernel_source()
     rng = np.random.default_rng(0)
     a = rng.standard_normal((512, 512), dtype=np.float32)
     b = rng.standard_normal((512, 512), dtype=np.float32)

@@ -31,6 +31,11 @@ class PassConfigKey(str, Enum):
     TL_DUMP_IR_DIR = "tl.dump_ir_path"  # where (default ./dump_ir/)
     CUDA_KERNELS_OUTPUT_DIR = "cuda.kernels_output_dir"  # the kernel's source is written there
     TIR_ADD_LOWER_PASS = "tir.add_lower_pass"  # user TVM passes: an error unless empty
+    # tilewise's own, CPU target: True runs a GEMM kernel's blocks one by one as written instead
+    # of in bands (transform/gemm_bands.py; the results are the same bit for bit); a pair
+    # (G, R) sets the bands' shape, G column blocks by R row blocks
+    TW_CPU_DISABLE_GEMM_BANDS = "tw.cpu.disable_gemm_bands"
+    TW_CPU_GEMM_BAND_SHAPE = "tw.cpu.gemm_band_shape"
     # Keys accepted for compatibility that change nothing here (NO_EFFECT below says why; a
     # value other than TileLang's default warns once).
     TL_DISABLE_DYNAMIC_TAIL_SPLIT = "tl.disable_dynamic_tail_split"

@@ -23,6 +23,7 @@ from .exact_narrow_floats import exact_narrow_floats
 from .explicit_sync import explicit_sync
 from .fuse_gemm_producers import fuse_gemm_producers
 from .fuse_loops import fuse_loops
+from .gemm_bands import gemm_bands
 from .guard_block_effects import guard_block_effects
 from .inject_pipeline import inject_pipeline, inject_pipeline_cpu
 from .insert_barriers import insert_barriers
@@ -72,6 +73,7 @@ def loop_passes(machine: Machine, pass_configs: dict | None = None) -> list[Pass
         ("split_guarded_loops", split_guarded_loops),
         ("privatise_atomics", privatise_atomics),
         ("atomic_add_runs", atomic_add_runs),
+        ("gemm_bands", lambda f: gemm_bands(f, configs)),
     ]
 
 

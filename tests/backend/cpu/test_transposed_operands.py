@@ -56,7 +56,8 @@ def gemm_kernel(M, N, K, bm, bn, bk, ta, tb, dtype, batch=0):
             else:
                 T.copy(Cl, C[by * bm, bx * bn])
 
-    return tilewise.compile(main, target="cpu")
+    # the blocks as written (groups of 4), not in bands (transform/gemm_bands.py)
+    return tilewise.compile(main, target="cpu", pass_configs={"tw.cpu.disable_gemm_bands": True})
 
 
 def _run(M, N, K, tiles, ta, tb, dtype, seed, batch=0):

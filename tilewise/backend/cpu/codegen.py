@@ -12,7 +12,7 @@ from ...ir.dtype import as_dtype
 from ...ir.expr import BinOp, BufferLoad, Call, Const, logical_and
 from ...ir.stmt import Allocate, BufferStore, For, IfThenElse, Kernel, PrimFunc
 from ...ir.visitor import Visitor, uses_var, walk
-from ...transform import privatise_atomics
+from ...transform import gemm_bands, privatise_atomics
 from ..c_style import CStyleRenderer, c_string, c_type, is_scalar_var
 from . import block_groups, block_rows
 from .build import USER_CODE
@@ -64,6 +64,7 @@ class CpuRenderer(CStyleRenderer):
         self.func = func
         self.ws_offset: dict[int, int] = {}
         self.stack_tiles: set[int] = set()
+        self.band_tiles: dict[int, tuple[int, int]] = {}  # uid -> (workspace offset, bytes per copy)
 
     def render(self) -> CpuModule:
         f = self.func
@@ -128,8 +129,9 @@ class CpuRenderer(CStyleRenderer):
             )
         allocs = _Allocs()
         allocs.visit(k.body)
-        rows = block_rows.plan(k)
-        groups, group = (block_groups.plan(k), 1) if rows is None else (None, 1)
+        bands = k.attrs.get(gemm_bands.ATTR)
+        rows = block_rows.plan(k) if bands is None else None
+        groups, group = (block_groups.plan(k), 1) if rows is None and bands is None else (None, 1)
         if groups is not None:
             # one copy of a grouped tile per block of the group; all tiles must then fit the stack
             def tile_bytes(b, g):
@@ -141,7 +143,10 @@ class CpuRenderer(CStyleRenderer):
                 groups = None
         total = 0
         on_stack = 0
-        for b in sorted(allocs.allocs, key=lambda b: b.dtype.bytes * math.prod(b.static_shape())):
+        if bands is not None:
+            total = self._band_workspace(bands)
+        # with bands every tile the kernel names is a band tile (the rest are never declared)
+        for b in sorted((b for b in allocs.allocs if bands is None), key=lambda b: b.dtype.bytes * math.prod(b.static_shape())):
             size = (b.dtype.bytes * math.prod(b.static_shape()) + 63) // 64 * 64
             if groups is not None and b.uid in groups.grouped:
                 size *= group
@@ -180,7 +185,9 @@ class CpuRenderer(CStyleRenderer):
             self.line("}")
         if priv is not None:
             self._private_copies_start(priv, copies)
-        if rows is not None:
+        if bands is not None:
+            self._gemm_bands(k, bands, gnames, total)
+        elif rows is not None:
             self._block_rows(k, rows, gnames, nblocks, chunk, total)
         elif groups is not None:
             self._block_groups(k, groups, group, gnames)
@@ -400,6 +407,126 @@ class CpuRenderer(CStyleRenderer):
                 self.stmt(p.stmt)
         flush()
         del self._group_scope[declared:]
+
+    # ------------------------------------------------------------------ GEMM bands
+    def _band_workspace(self, bands) -> int:
+        """Workspace offsets of the band's tile copies (transform/gemm_bands.py): for each column
+        tile G running copies and G x KC panel slots, for each row tile R copies, for each block
+        tile R x G; each copy 64-byte aligned. Returns the bytes."""
+        total = 0
+        # with one step per chunk the running tile is the step's (no slots)
+        slots = bands.steps + 1 if bands.steps > 1 else 1
+        for tiles, copies in ((bands.col_tiles, bands.cols * slots), (bands.row_tiles, bands.rows),
+                              (bands.block_tiles, bands.rows * bands.cols)):
+            for b in tiles:
+                size = (b.dtype.bytes * math.prod(b.static_shape()) + 63) // 64 * 64
+                self.band_tiles[b.uid] = (total, size)
+                total += size * copies
+        return total
+
+    def _band_pointers(self, tiles: list, index: str):
+        for b in tiles:
+            t = c_type(b.dtype)
+            off, size = self.band_tiles[b.uid]
+            self.line(f"{t}* __restrict__ {self.buf(b)} = ({t}*)(tw_ws + {off} + ({index}) * {size});")
+
+    def _gemm_bands(self, k: Kernel, bands, gnames: list[str], total: int):
+        """Bands of G column blocks by R row blocks, one per OpenMP hand-out (gemm_bands.py).
+        K runs in chunks of KC steps. Per chunk, the column statements (B's copies) run for each
+        band column into its running tile, which after every step is copied into that step's
+        panel slot (the tile as the block would see it then); then each row's statements (A's
+        copies) run once per step for the row's G blocks, whose GEMMs read the slots."""
+        bx, by = k.block_vars
+        G, R, KC = bands.cols, bands.rows, bands.steps
+        gx, gy = gnames
+        xv, yv = self.var(bx), self.var(by)
+        self.line(f"const int64_t tw_nbx = ({gx} + {G - 1}) / {G}, tw_nby = ({gy} + {R - 1}) / {R};")
+        self.line("#pragma omp for schedule(dynamic, 1)")
+        self.line("for (int64_t tw_band = 0; tw_band < tw_nbx * tw_nby; ++tw_band) {")
+        self.depth += 1
+        if total:
+            self.line("if (tw_ws == nullptr) continue;")
+        # consecutive bands go down the rows of one column band (the other thread copies the same
+        # B columns, from the shared L3)
+        self.line(f"const int64_t tw_x0 = (tw_band / tw_nby) * {G}, tw_y0 = (tw_band % tw_nby) * {R};")
+        self.line(f"const int64_t tw_gn = std::min((int64_t){G}, (int64_t)({gx}) - tw_x0);")
+        self.line(f"const int64_t tw_rn = std::min((int64_t){R}, (int64_t)({gy}) - tw_y0);")
+        top = list(k.body.stmts) if hasattr(k.body, "stmts") else [k.body]
+
+        def open_loop(var: str, n: str, bvar: str | None = None, first: str = "0"):
+            self.line(f"for (int64_t {var} = 0; {var} < {n}; ++{var}) {{")
+            self.depth += 1
+            if bvar is not None:
+                self.line(f"const int32_t {bvar} = (int32_t)({first} + {var});")
+
+        def close(n: int):
+            for _ in range(n):
+                self.depth -= 1
+                self.line("}")
+
+        def slot(index: str) -> str:  # slot `index` of band column tw_g; slot 0 is the running tile
+            return f"tw_g * {KC + 1} + 1 + ({index})" if KC > 1 else "tw_g"
+
+        pending: list = []
+
+        def per_block(stmts: list):
+            open_loop("tw_r", "tw_rn", yv, "tw_y0")
+            open_loop("tw_g", "tw_gn", xv, "tw_x0")
+            self._band_pointers(bands.block_tiles, f"tw_r * {G} + tw_g")
+            for st in stmts:
+                self.stmt(st)
+            close(2)
+
+        for s in top:
+            if isinstance(s, Allocate):
+                continue  # every tile the kernel names is a band tile, in the workspace
+            lp = bands.loops.get(id(s))
+            if lp is None:
+                pending.append(s)
+                continue
+            if pending:
+                per_block(pending)
+                pending = []
+            t, v = c_type(s.var.dtype), self.var(s.var)
+            start, extent = self.expr(s.start), self.expr(s.extent)
+            if isinstance(s.extent, Const) and isinstance(s.start, Const):
+                self.ranges[s.var] = (s.start.value, s.start.value + s.extent.value - 1)
+            c0, cn = self.names.fresh("tw_k0"), self.names.fresh("tw_kn")
+            self.line(f"for (int64_t {c0} = 0; {c0} < ({extent}); {c0} += {KC}) {{")
+            self.depth += 1
+            self.line(f"const int64_t {cn} = std::min((int64_t){KC}, (int64_t)({extent}) - {c0});")
+            # the chunk's panel
+            if bands.col_tiles:
+                open_loop("tw_g", "tw_gn", xv, "tw_x0")
+                self._band_pointers(bands.col_tiles, f"tw_g * {KC + 1}" if KC > 1 else "tw_g")
+                self.line(f"for ({t} {v} = {start} + {c0}; {v} < {start} + {c0} + {cn}; ++{v}) {{")
+                self.depth += 1
+                for st in lp.cols:
+                    self.stmt(st)
+                for b in bands.col_tiles if KC > 1 else ():
+                    _, size = self.band_tiles[b.uid]
+                    self.line(f"std::memcpy((char*){self.buf(b)} + ({v} - {start} - {c0} + 1) * {size}, "
+                              f"{self.buf(b)}, {size});")
+                close(2)
+            # the rows
+            open_loop("tw_r", "tw_rn", yv, "tw_y0")
+            self._band_pointers(bands.row_tiles, "tw_r")
+            self.line(f"for ({t} {v} = {start} + {c0}; {v} < {start} + {c0} + {cn}; ++{v}) {{")
+            self.depth += 1
+            for st in lp.rows:
+                self.stmt(st)
+            open_loop("tw_g", "tw_gn", xv, "tw_x0")
+            self._band_pointers(bands.col_tiles, slot(f"{v} - {start} - {c0}"))
+            self._band_pointers(bands.block_tiles, f"tw_r * {G} + tw_g")
+            for st in lp.compute:
+                self.stmt(st)
+            close(3)
+            close(1)
+            self.ranges.pop(s.var, None)
+        if pending:
+            per_block(pending)
+        self.depth -= 1
+        self.line("}")
 
     def stmt_Allocate(self, s: Allocate):
         b = s.buffer
