@@ -26,11 +26,11 @@ def _loops(n: int, kind: str):
                 for i, j in T.Parallel(4, n):
                     C[i * 4 + j] = 7.0
             elif kind == "serial":
-                for k in T.serial(n):
+                for _k in T.serial(n):
                     for i in T.Parallel(64):
                         C[i] = C[i] + 1.0
             elif kind == "range":
-                for k in range(n):
+                for _k in range(n):
                     for i in T.Parallel(64):
                         C[i] = C[i] + 1.0
 
