@@ -182,3 +182,18 @@ def test_outputs_that_cannot_be_written(target, backend):
     x = a.copy()
     k(x, 2.0, 0, x)  # the same buffer in and out: elementwise, each element read before written
     np.testing.assert_allclose(x, a * 2, rtol=1e-6)
+
+
+def test_none_for_an_unused_tensor_after_switching_executor():
+    """with_execution_backend keeps which tensors the kernel never touches (None allowed)."""
+
+    @T.prim_func
+    def unused(A: T.Tensor((64,), "float32"), Bias: T.Tensor((64,), "float32"), C: T.Tensor((64,), "float32")):
+        with T.Kernel(1, threads=64):
+            for i in T.Parallel(64):
+                C[i] = A[i] * 2.0
+
+    k = tilewise.compile(unused, out_idx=[2], target="cuda -arch=sm_80", execution_backend="emulator")
+    a = _a(64)
+    np.testing.assert_array_equal(k(a, None), a * 2)
+    np.testing.assert_array_equal(k.with_execution_backend("ptx")(a, None), a * 2)
