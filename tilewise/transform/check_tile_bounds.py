@@ -62,7 +62,7 @@ class _Check(_Guard):
                 self.span = outer
         return super().visit(node)
 
-    def _message(self, kind: str, buf: Buffer, indices) -> str:
+    def _message(self, kind: str, buf: Buffer) -> str:
         where = f"{self.span}: " if self.span is not None else ""
         src = getattr(self.span, "source", None) if self.span is not None else None
         line = f" `{src.strip()}`" if src else ""
@@ -76,7 +76,7 @@ class _Check(_Guard):
         cond = self.in_bounds(e.buffer, e.indices)
         if cond is None:
             return e
-        fail = Call(FAIL, list(e.indices), e.dtype, {"msg": self._message("read", e.buffer, e.indices)})
+        fail = Call(FAIL, list(e.indices), e.dtype, {"msg": self._message("read", e.buffer)})
         return Select(cond, e, fail)
 
     def visit_BufferStore(self, s: BufferStore):
@@ -86,5 +86,5 @@ class _Check(_Guard):
         cond = self.in_bounds(s.buffer, s.indices)
         if cond is None:
             return s
-        fail = Call(FAIL, list(s.indices), _dt.handle, {"msg": self._message("write", s.buffer, s.indices)})
+        fail = Call(FAIL, list(s.indices), _dt.handle, {"msg": self._message("write", s.buffer)})
         return IfThenElse(cond, s, Evaluate(fail, span=s.span), span=s.span)
