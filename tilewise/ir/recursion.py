@@ -21,6 +21,14 @@ def deep_recursion(depth: int = DEPTH):
             sys.setrecursionlimit(depth)
     try:
         yield
+    except RecursionError:
+        # an expression deeper still: a clear error instead of a traceback thousands of frames long
+        from ..errors import CompileError
+
+        raise CompileError(
+            f"the program nests an expression deeper than tilewise can follow (more than {depth} Python frames "
+            "while walking it, a chain of a few thousand operations): compute it in steps, e.g. through a "
+            "T.alloc_var updated in a loop") from None
     finally:
         with _lock:
             if sys.getrecursionlimit() == depth and old < depth:

@@ -235,14 +235,24 @@ def prove(cond: Expr, ranges: Ranges | None = None):
 class _Simplifier(Mutator):
     def __init__(self, ranges: Ranges | None):
         self.ranges = ranges or {}
+        # id(node) -> (node, result): a node is simplified once per call. _fold_fma looks at a
+        # product's operands before the product itself is visited, so without this a chain
+        # `((x * a + b) * a + b) ...` was visited twice per level, 2^depth times in all.
+        self._done: dict[int, tuple] = {}
 
     def visit(self, node):
+        hit = self._done.get(id(node))
+        if hit is not None and hit[0] is node:
+            return hit[1]
         # nodes built while simplifying keep the source line of the node they replace
         span = getattr(node, "span", None)
         if span is None or span is current_span():
-            return super().visit(node)
-        with at(span):
-            return super().visit(node)
+            out = super().visit(node)
+        else:
+            with at(span):
+                out = super().visit(node)
+        self._done[id(node)] = (node, out)
+        return out
 
     def visit_Var(self, v):
         r = self.ranges.get(v)

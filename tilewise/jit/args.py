@@ -204,13 +204,18 @@ class ArgBinder:
         name = p.name
         if is_torch(a):
             self._check_device(name, a)
+            if a.layout is not _torch_strided():
+                raise TypeError(f"argument {name}: expected a dense (strided) tensor, found layout {a.layout}; "
+                                "pass .to_dense()")
+        elif isinstance(a, np.ndarray) and type(a) is not np.ndarray:
+            a = _plain_ndarray(name, a)
         elif a is None:
             raise TypeError(f"argument {name} is None, but the kernel accesses it (None stands for a null pointer, "
                             "accepted only for a tensor the kernel never reads or writes)")
         elif not isinstance(a, np.ndarray):
             raise TypeError(
                 f"argument {name}: expected a numpy array or torch tensor of shape {shape_str(p.shape)} "
-                f"and dtype {p.dtype}, found {type(a).__name__}"
+                f"and dtype {p.dtype}, found {_kind_of(a)}"
             )
         try:
             dt = _torch_to_dt(a.dtype) if is_torch(a) else dtype_of_array(a)
@@ -315,6 +320,30 @@ class ArgBinder:
         if ct is None:
             raise TypeError(f"argument {p.name}: scalar parameters of type {dt} are not supported")
         return ct(a)
+
+
+def _kind_of(a) -> str:
+    if isinstance(a, np.generic):  # np.float32(1.0): its type's name reads like a dtype
+        return f"a numpy {a.dtype} scalar"
+    return type(a).__name__
+
+
+def _plain_ndarray(name: str, a: np.ndarray) -> np.ndarray:
+    """An ndarray subclass (np.matrix, a masked array, a memmap) as a plain ndarray over the same
+    memory: the runtimes index arrays as numpy's base class does (np.matrix keeps every index
+    2-D). A masked array's mask cannot be honoured by a kernel: refused where anything is masked."""
+    if isinstance(a, np.ma.MaskedArray):
+        if np.ma.is_masked(a):
+            raise TypeError(f"argument {name}: a masked array with masked elements; the kernel reads and writes "
+                            "every element and cannot honour the mask: pass .filled(value) or .data")
+        a = a.data
+    return a.view(np.ndarray)
+
+
+def _torch_strided():
+    import torch
+
+    return torch.strided
 
 
 def _nbytes(a) -> int:

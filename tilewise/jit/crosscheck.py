@@ -15,6 +15,7 @@ missing wait, a wrong lane) is far outside that."""
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import io
 
 import numpy as np
@@ -29,8 +30,45 @@ class CrosscheckError(AssertionError):
 
 
 def snapshot(params, views) -> list:
-    """Copies of the buffer arguments (same shape and strides) to run the second executor on."""
-    return [_copy(v) if isinstance(p, Buffer) and isinstance(v, np.ndarray) else v for p, v in zip(params, views)]
+    """Copies of the buffer arguments (same shape and strides) to run the second executor on.
+    Arguments sharing memory (the same array as input and output, overlapping slices) share
+    the copy's memory the same way: the second executor must see the aliasing the first saw."""
+    out = list(views)
+    spans = []  # (lo, hi, index) of the arrays with bytes
+    for i, (p, v) in enumerate(zip(params, views)):
+        if not (isinstance(p, Buffer) and isinstance(v, np.ndarray)):
+            continue
+        if v.size == 0:
+            out[i] = v.copy()
+            continue
+        spans.append((*_byte_span(v), i))
+    spans.sort()
+    k = 0
+    while k < len(spans):
+        lo, hi, _ = spans[k]
+        j = k + 1
+        while j < len(spans) and spans[j][0] < hi:  # overlapping (transitively): one copy
+            hi = max(hi, spans[j][1])
+            j += 1
+        group = spans[k:j]
+        if len(group) == 1:
+            out[group[0][2]] = _copy(views[group[0][2]])
+        else:
+            fresh = np.array(np.frombuffer((ctypes.c_uint8 * (hi - lo)).from_address(lo), dtype=np.uint8))
+            for _, _, i in group:
+                v = views[i]
+                start = v.__array_interface__["data"][0] - lo  # the first element's byte
+                out[i] = np.ndarray(v.shape, v.dtype, buffer=fresh, offset=start, strides=v.strides)
+        k = j
+    return out
+
+
+def _byte_span(v: np.ndarray) -> tuple[int, int]:
+    """The addresses [lo, hi) of every byte a (non-empty) array's elements occupy."""
+    ptr = v.__array_interface__["data"][0]
+    lo = ptr + sum(min(0, (n - 1) * s) for n, s in zip(v.shape, v.strides))
+    hi = ptr + sum(max(0, (n - 1) * s) for n, s in zip(v.shape, v.strides)) + v.itemsize
+    return lo, hi
 
 
 def run_quietly(runtime, arrays, dims) -> None:

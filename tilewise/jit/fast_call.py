@@ -81,8 +81,9 @@ _NO_DIMS: list = []
 
 
 class FastCall:
-    def __init__(self, binder, direct):
+    def __init__(self, binder, direct, check=check_status):
         self.direct = direct
+        self.check_status = check  # raises what a non-zero status means (the library's own, if it has one)
         self.binder = binder
         params = binder.params
         self.n_params = len(params)
@@ -223,7 +224,7 @@ class FastCall:
             outputs.append(out)
         status = self.direct(*ptrs, *dims)
         if status != 0:
-            check_status(status)
+            self.check_status(status)
         del keep
         return outputs
 
@@ -237,5 +238,5 @@ def make_fast_call(binder, runtime) -> FastCall | None:
     direct = direct_entry(len(binder.params), len(binder.dynamic_vars))
     if direct is None:
         return None
-    fc = FastCall(binder, direct)
+    fc = FastCall(binder, direct, getattr(runtime, "check_status", check_status))
     return fc if fc.ok else None

@@ -156,7 +156,7 @@ class JITKernel:
         other.execution_backend = backend
         other.runtime = record.runtimes[backend](self.build)
         other._binder = ArgBinder(list(self.func.params), self.out_idx + self._workspaces, self.func.dynamic_vars(),
-                                  other.runtime.device, self._written, self._align)
+                                  other.runtime.device, self._written, self._align, self._binder.unused)
         other._fast = make_fast_call(other._binder, other.runtime)
         return other
 

@@ -70,6 +70,9 @@ class NativeRuntime(Runtime):
     def direct_entry(self, n_ptrs: int, n_dims: int):
         return self.library.direct_entry(n_ptrs, n_dims)
 
+    def check_status(self, status: int) -> None:
+        self.library.check_status(status)
+
 
 class EmulatorRuntime(Runtime):
     """The thread IR executed by the thread-exact emulator (every thread of every block)."""

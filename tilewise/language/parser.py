@@ -761,6 +761,11 @@ class Parser:
                 self.parse_loop_body(node, node.body)
             finally:
                 b.loops.pop()
+        if any(isinstance(ext, int) and ext <= 0 for _, ext in spec.ranges):
+            # range(0) / range(-4): no iteration, as in Python. The body was parsed (its errors
+            # are still reported) but is not emitted: layout inference cannot lay out a loop of
+            # no elements, and nothing of it runs on any target.
+            return
         stmt = seq(body)
         for v, (start, ext) in reversed(list(zip(loop_vars, spec.ranges))):
             s = 0 if spec.step is not None else start

@@ -13,6 +13,7 @@ and kernel-parameter addresses live in windows far from the heap (a `__grid_cons
 a TMA tensor map, is addressed through the parameter window). `cvta` moves between the forms."""
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass
 
 import numpy as np
@@ -142,23 +143,57 @@ def layout_global(module_vars: list, args: list[tuple[str, np.ndarray | None, in
         regions.append(Region(f"global variable {v.name}", addr, v.size, None, True))
         addr += max(v.size, 1) + 256
     arg_addr = []
-    seen: dict[tuple[int, int], int] = {}
-    for name, arr, size in args:
-        if arr is not None:
-            key = (arr.__array_interface__["data"][0], arr.nbytes)
-            if key in seen:  # the same buffer passed twice: one region, so writes are shared
-                arg_addr.append(seen[key])
-                continue
+    placed: dict[int, tuple[int, int]] = {}  # argument index -> (its group's region address, byte offset in it)
+    for lo, hi, members in _overlap_groups(args):
         addr = align_up(addr, 256)
-        if arr is not None:
-            seen[(arr.__array_interface__["data"][0], arr.nbytes)] = addr
-            for r in regions:
-                if r.array is not None and np.shares_memory(r.array, arr):
-                    raise PtxLaunchError(f"arguments {r.name} and {name} overlap partially")
-        regions.append(Region(f"parameter {name}", addr, size, arr, arr is None or arr.flags.writeable))
-        arg_addr.append(addr)
+        if len(members) == 1:
+            name, arr, size = args[members[0]]
+            regions.append(Region(f"parameter {name}", addr, size, arr, arr is None or arr.flags.writeable))
+            placed[members[0]] = (addr, 0)
+        else:
+            # Arguments sharing memory (the same buffer twice, a[1:] beside a[:-1], an output
+            # inside an input) are one region, as on a GPU: a write through one is seen through
+            # the others, and the union is written back once.
+            names = " / ".join(args[i][0] for i in members)
+            union = np.frombuffer((ctypes.c_uint8 * (hi - lo)).from_address(lo), dtype=np.uint8)
+            writable = any(args[i][1].flags.writeable for i in members)
+            regions.append(Region(f"parameter {names}", addr, hi - lo, union, writable))
+            for i in members:
+                placed[i] = (addr, _address(args[i][1]) - lo)
+            size = hi - lo
         addr += max(size, 1) + max(4096, size)
+    for i in range(len(args)):
+        base, off = placed[i]
+        arg_addr.append(base + off)
     return regions, var_addr, arg_addr, addr
+
+
+def _address(arr: np.ndarray) -> int:
+    return arr.__array_interface__["data"][0]
+
+
+def _overlap_groups(args) -> list[tuple[int, int, list[int]]]:
+    """The arguments in groups of those whose bytes overlap (transitively), in argument order:
+    (lowest address, end, member indices). Arguments without an array or without bytes are
+    groups of their own."""
+    groups: list[list] = []
+    for i, (_name, arr, _size) in enumerate(args):
+        if arr is None or arr.nbytes == 0:
+            groups.append([0, 0, [i], False])
+            continue
+        lo, hi = _address(arr), _address(arr) + arr.nbytes
+        hit = [g for g in groups if g[3] and g[0] < hi and lo < g[1]]
+        if not hit:
+            groups.append([lo, hi, [i], True])
+            continue
+        first = hit[0]
+        first[0], first[1] = min([lo] + [g[0] for g in hit]), max([hi] + [g[1] for g in hit])
+        for g in hit[1:]:
+            first[2].extend(g[2])
+            groups.remove(g)
+        first[2].append(i)
+        first[2].sort()
+    return [(g[0], g[1], g[2]) for g in groups]
 
 
 def fill_variables(mem: GlobalMemory, module_vars: list, var_addr: dict):

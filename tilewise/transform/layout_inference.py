@@ -576,6 +576,7 @@ class LayoutInference:
                 fl = self.layout_of(buf)
                 if fl is None:
                     continue
+                _refuse_loaded_index(buf, fl, idx, is_write, nest)
                 try:
                     elem = [np.broadcast_to(evaluate(e, env), tt.shape) for e in idx]
                 except Exception:  # noqa: BLE001 - indices the table cannot evaluate are checked at run time
@@ -612,6 +613,30 @@ class LayoutInference:
                         f"{fl.replicate} threads, but only {lay.replicate} of them run the loop",
                         nest.span,
                     )
+
+
+def _refuse_loaded_index(buf: Buffer, fl: TVFragment, idx, is_write: bool, nest) -> None:
+    """A fragment spread over threads indexed by a value read from memory (`F[I[i]]`): which
+    thread holds the element is known only at run time, and a thread reaches only its own
+    registers, so the access would silently use the element the thread happens to hold."""
+    if fl.replicate >= fl.num_threads:
+        return  # every thread holds the whole fragment
+    for e in idx:
+        loads = [x for x in walk_exprs(e) if isinstance(x, BufferLoad)]
+        if loads:
+            raise CompileError(
+                f"fragment {buf.name} is {'written' if is_write else 'read'} at an index read from memory "
+                f"({loads[0].buffer.name}[...]) in a T.Parallel loop: its elements live in the registers of "
+                "different threads and a thread can reach only its own, so the element must follow from the "
+                "loop indices; gather or scatter through shared memory (T.alloc_shared) instead",
+                nest.span)
+
+
+def walk_exprs(e):
+    """`e` and every expression inside it."""
+    yield e
+    for c in e.children():
+        yield from walk_exprs(c)
 
 
 def _same_threads(a: TVFragment, b: TVFragment) -> bool:

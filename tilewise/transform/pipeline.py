@@ -14,6 +14,7 @@ from .atomic_add_runs import atomic_add_runs
 from .check_host_kernel import check_host_kernel
 from .check_launch_limits import check_launch_limits
 from .check_loop_nesting import check_loop_nesting
+from .check_tile_bounds import check_tile_bounds
 from .contract_fma import contract_fma
 from .cuda_context import CudaLowerContext
 from .dynamic_parallel import dynamic_parallel
@@ -56,6 +57,7 @@ def loop_passes(machine: Machine, pass_configs: dict | None = None) -> list[Pass
     return [
         ("check_loop_nesting", check_loop_nesting),
         ("legalize_safe_access", lambda f: legalize_safe_access(f, configs)),
+        ("check_tile_bounds", lambda f: check_tile_bounds(f, configs)),
         ("rasterize_blocks", rasterize_blocks),
         ("inject_pipeline", inject_pipeline_cpu),
         ("merge_gemm_k_steps", merge_gemm_k_steps),

@@ -12,7 +12,7 @@ from ...ir.dtype import as_dtype
 from ...ir.expr import BinOp, BufferLoad, Call, Const, logical_and
 from ...ir.stmt import Allocate, BufferStore, For, IfThenElse, Kernel, PrimFunc
 from ...ir.visitor import Visitor, uses_var, walk
-from ...transform import gemm_bands, privatise_atomics
+from ...transform import check_tile_bounds, gemm_bands, privatise_atomics
 from ..c_style import CStyleRenderer, c_string, c_type, is_scalar_var
 from . import block_groups, block_rows
 from .build import USER_CODE
@@ -25,6 +25,7 @@ _STORAGE_STRUCTS = ("float16", "bfloat16", "float8_e4m3", "float8_e5m2", "float4
 # The same kernel with one C argument per pointer and per dynamic dimension: ctypes passes plain
 # integers several times faster than it builds the two arrays tw_entry takes.
 DIRECT_ENTRY = "tw_entry_direct"
+BOUNDS_ENTRY = "tw_take_bounds_error"  # the first failed tile bounds check (transform/check_tile_bounds.py)
 STACK_LIMIT_BYTES = 256  # small locals live on the stack, where the compiler keeps them in registers
 # Tiles are arrays on the thread's stack up to this many bytes per kernel (smallest first), the
 # rest in a heap workspace. Distinct arrays are distinct objects to GCC's alias analysis, so a
@@ -98,6 +99,8 @@ class CpuRenderer(CStyleRenderer):
         self.depth -= 1
         self.line("}")
         self._direct_entry(len(f.params), len(dyn))
+        if f.attrs.get(check_tile_bounds.ATTR):
+            self._bounds_entry()
         return CpuModule("\n".join(self.lines) + "\n", ENTRY, list(f.params), dyn)
 
     def _direct_entry(self, n_params: int, n_dims: int):
@@ -109,6 +112,15 @@ class CpuRenderer(CStyleRenderer):
         self.line(f"  void* tw_args[] = {{{ptrs}}};")
         self.line(f"  const int64_t tw_dims[] = {{{dims}}};")
         self.line(f"  return {ENTRY}(tw_args, tw_dims);")
+        self.line("}")
+
+    def _bounds_entry(self):
+        """The first failed tile bounds check of the latest call (message, indices), cleared."""
+        self.line("")
+        self.line(f'extern "C" const char* {BOUNDS_ENTRY}(int64_t* idx, int32_t* ndim) {{')
+        self.line("  *ndim = tw::bounds_ndim;")
+        self.line("  for (int32_t k = 0; k < tw::bounds_ndim; ++k) idx[k] = tw::bounds_idx[k];")
+        self.line("  return tw::bounds_msg.exchange(nullptr);")
         self.line("}")
 
     def call_call_extern(self, e, args) -> str:
@@ -210,6 +222,8 @@ class CpuRenderer(CStyleRenderer):
         for arr in copies:
             self.line(f"free({arr});")
         self.line("if (tw_status) return tw_status;")
+        if self.func.attrs.get(check_tile_bounds.ATTR):
+            self.line("if (tw::bounds_msg.load()) return tw::BOUNDS_STATUS;")
         self.depth -= 1
         self.line("}")
 
@@ -613,6 +627,13 @@ class CpuRenderer(CStyleRenderer):
     def call_atomic_add_run(self, e, args) -> str:
         """dst[0:n] += src[0:n] atomically, 16 bytes per exchange (transform/atomic_add_runs.py)."""
         return f"tw::atomic_add_run({args[0]}, {args[1]}, (int64_t)({args[2]}))"
+
+    def call_bounds_fail(self, e, args) -> str:
+        """An on-chip access found out of bounds (transform/check_tile_bounds.py)."""
+        msg = ", ".join([c_string(e.attrs["msg"]), *args])
+        if e.dtype.kind == "handle":
+            return f"tw::bounds_fail({msg})"
+        return f"tw::bounds_fail_value<{c_type(e.dtype)}>({msg})"
 
     def call_print(self, e, args) -> str:
         """T.print (see tileop/print.py): args are bx, by, bz then the value, or the tile's

@@ -5,7 +5,9 @@ import ctypes
 from pathlib import Path
 
 from .build import load_library
-from .codegen import DIRECT_ENTRY, ENTRY
+from .codegen import BOUNDS_ENTRY, DIRECT_ENTRY, ENTRY
+
+BOUNDS_STATUS = 2  # tw_cpu.h: an on-chip tile was accessed out of bounds (transform/check_tile_bounds.py)
 
 
 class CpuLibrary:
@@ -17,7 +19,7 @@ class CpuLibrary:
     def run(self, ptrs: list[int], dims: list[int]) -> None:
         argv = (ctypes.c_void_p * max(len(ptrs), 1))(*ptrs)
         dimv = (ctypes.c_int64 * max(len(dims), 1))(*dims)
-        check_status(self.fn(argv, dimv))
+        self.check_status(self.fn(argv, dimv))
 
     def direct_entry(self, n_ptrs: int, n_dims: int):
         """The kernel as a ctypes function of `n_ptrs` pointers then `n_dims` int64 dimensions,
@@ -31,6 +33,26 @@ class CpuLibrary:
             fn.argtypes = [ctypes.c_void_p] * n_ptrs + [ctypes.c_int64] * n_dims
             self._direct = fn
         return self._direct
+
+
+    def check_status(self, status: int) -> None:
+        """Raise what a non-zero status of the entry means."""
+        if status == BOUNDS_STATUS:
+            take = getattr(self.lib, BOUNDS_ENTRY, None)
+            if take is not None:
+                take.restype = ctypes.c_char_p
+                take.argtypes = [ctypes.POINTER(ctypes.c_int64), ctypes.POINTER(ctypes.c_int32)]
+                idx = (ctypes.c_int64 * 8)()
+                ndim = ctypes.c_int32(0)
+                msg = take(idx, ctypes.byref(ndim))
+                if msg is not None:
+                    from ...emulator.errors import OutOfBoundsError
+
+                    at = ", ".join(str(idx[k]) for k in range(ndim.value))
+                    text = msg.decode(errors="replace")
+                    raise OutOfBoundsError(f"{text}: index [{at}] (the kernel ran to the end with that access "
+                                           "skipped; its outputs are not valid)")
+        check_status(status)
 
 
 def check_status(status: int) -> None:

@@ -37,7 +37,8 @@ ALLOWED: list[tuple[str, str]] = [
     (r"layout conflict for fragment",
      "a fragment read or written in a T.Parallel nest whose thread partition differs from the one that fixed its "
      "layout (docs/DESIGN.md §3: conflicts are errors naming both lines; copy through shared memory)"),
-    (r"T.copy: on the CUDA target a fragment operand must be the whole fragment",
+    (r"T.copy(: on the CUDA target a fragment operand must be the whole fragment| between fragments \w+ and \w+: "
+     r"on the CUDA target the source region is a part of it)",
      "a copy between parts of two fragments (docs/language-decisions.md: on CUDA a fragment-to-fragment copy "
      "takes whole fragments of one layout; copy through shared memory)"),
     (r"is filled inside a pipelined loop and also used outside it",

@@ -2,6 +2,7 @@
 // generated CPU kernel; the GEMM micro-kernel lives in tw_gemm.h.
 #pragma once
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -423,6 +424,26 @@ template <typename T> inline T clz(T x) {
   if (x == 0) return (T)(sizeof(T) * 8);
   if constexpr (sizeof(T) == 8) return (T)__builtin_clzll((unsigned long long)(U)x);
   else return (T)(__builtin_clz((unsigned)(U)x) - (int)(32 - sizeof(T) * 8));
+}
+// An on-chip tile accessed outside its shape (transform/check_tile_bounds.py): the access does
+// nothing (a read gives zero), the first failure's message and indices are kept, and the entry
+// returns BOUNDS_STATUS after its blocks; Python reads them with tw_take_bounds_error and raises.
+// `static`: one record per kernel library, whatever the dynamic linker shares.
+static std::atomic<const char*> bounds_msg{nullptr};
+static int64_t bounds_idx[8];
+static int32_t bounds_ndim = 0;
+constexpr int32_t BOUNDS_STATUS = 2;
+template <typename... I> inline void bounds_fail(const char* msg, I... idx) {
+  const char* none = nullptr;
+  if (bounds_msg.compare_exchange_strong(none, msg)) {
+    int64_t v[] = {(int64_t)idx..., 0};
+    bounds_ndim = (int32_t)std::min<size_t>(sizeof...(idx), 8);
+    for (int32_t k = 0; k < bounds_ndim; ++k) bounds_idx[k] = v[k];
+  }
+}
+template <typename T, typename... I> inline T bounds_fail_value(const char* msg, I... idx) {
+  bounds_fail(msg, idx...);
+  return T{};
 }
 // T.device_assert: a failed check stops the process with the message (which names the line).
 inline void device_assert(bool cond, const char* msg) {
