@@ -175,8 +175,21 @@ def ldg(value):
 
 
 def assume(cond=None):
-    """T.assume(cond): a fact for TVM's analyser; it has no effect here."""
+    """T.assume(cond): a fact for TVM's analyser, which tilewise's simplifier does not use. As in
+    TileLang 0.1.13, a condition the host can evaluate (on dynamic dimensions and scalar
+    parameters only) is checked at every call: a RuntimeError "Assume: cond" when it is false
+    (jit/args.py). Conditions on anything else are not checked."""
+    from ..ir.builder import current
+    from ..ir.printer import expr_str
+
+    cond = _v(cond)
+    b = current()
+    if b is not None and isinstance(cond, Expr):
+        b.func_attrs.setdefault(HOST_ASSUMES, []).append((cond, expr_str(cond)))
     return None
+
+
+HOST_ASSUMES = "tilewise_assumes"  # PrimFunc.attrs: [(condition, its text)] of T.assume
 
 
 fabs = _abs
