@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math as _pymath
 
-from ..errors import CompileError
+from ..errors import CompileError, DtypeError
 from ..ir import dtype as _dt
 from ..ir.expr import Call, Const, Expr, as_expr, cast, promote, unary
 from .math import _unary, _v
@@ -198,14 +198,19 @@ acosh = _unary("acosh", _pymath.acosh)
 atanh = _unary("atanh", _pymath.atanh)
 
 
+_FAST_TYPES = ("float16", "bfloat16", "float32", "float64")
+
+
 def _fast(name: str, pyfn):
     def f(x):
         x = _v(x)
         if _is_number(x):
             return pyfn(float(x))
-        if not isinstance(x, Expr) or not x.dtype.is_float:
-            what = f"{x} of type {x.dtype}" if isinstance(x, Expr) else repr(x)
-            raise CompileError(f"T.__{name}: fast math takes a floating-point value, got {what}")
+        if not isinstance(x, Expr) or x.dtype.name not in _FAST_TYPES:
+            # TileLang's wording and types: float16, bfloat16, float32, float64
+            got = x.dtype.name if isinstance(x, Expr) else repr(x)
+            raise DtypeError(f"T.__{name} only supports floating-point inputs, but got {got} "
+                             f"(one of {', '.join(_FAST_TYPES)})")
         return Call(f"fast_{name}", [x], x.dtype)
 
     f.__name__ = f"__{name}"
