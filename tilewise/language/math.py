@@ -221,6 +221,14 @@ def infinity(dtype):
     dt = as_dtype(dtype)
     if not dt.is_float or dt.kind in ("float4", "float6", "e8m0"):
         raise CompileError(f"T.infinity: {dt} has no infinity; use T.max_value({dt.name!r})")
+    if dt.kind == "float8":
+        # a float8 literal is a (saturating) conversion; infinity is the type's own bit pattern
+        import numpy as np
+
+        bits = np.array(np.inf, np.float64).astype(dt.numpy)
+        if not np.isinf(bits.astype(np.float64)):
+            raise CompileError(f"T.infinity: {dt} has no infinity; use T.max_value({dt.name!r})")
+        return reinterpret(Const(int(bits.view(np.uint8)), _dt.uint8), dt)
     return Const(float("inf"), dt)
 
 
