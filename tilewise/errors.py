@@ -43,6 +43,11 @@ class UnsupportedSyntaxError(CompileError, RuntimeError):
     written against TileLang (`except RuntimeError`) catches it."""
 
 
+class DtypeError(CompileError, TypeError):
+    """An operand of a type the operation does not take: a CompileError that is also the
+    TypeError TileLang raises for it (T.__exp on an integer)."""
+
+
 class ShapeMismatchError(CompileError, AssertionError):
     """A view or reshape whose size differs from its buffer's. TileLang checks this with an
     `assert` while building the program, so code written against it expects an AssertionError:

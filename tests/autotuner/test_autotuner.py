@@ -524,3 +524,37 @@ def test_all_fixed_configuration_keeps_its_pass_configs(fresh_tuning, monkeypatc
     t.set_compile_args(out_idx=-1, target="cpu").set_kernel_parameters((), {"rounds": 2})
     result = t.run()
     assert seen == [{"tir.disable_vectorize": True}] and result.kernel is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# do_not_specialize and __return_kernel (TileLang 0.1.13's AutoTuneImpl)
+
+
+def test_do_not_specialize_shares_one_tuning_and_recompiles_for_the_call(fresh_tuning):
+    @tilewise.autotune(configs=[{"block": 32}, {"block": 64}], do_not_specialize=["offset"], warmup=1, rep=3)
+    @tilewise.jit(out_idx=-1, target="cpu")
+    def tuned(n, offset, block=64):
+        return repeat_max(n, block, 1, offset)
+
+    x = np.arange(256, dtype=np.float32)
+    k1 = tuned(256, 1.0)
+    assert len(tuned._tuner_cache) == 1
+    k2 = tuned(256, offset=2.0)  # keyword or positional: the same key without `offset`
+    assert len(tuned._tuner_cache) == 1
+    assert k2 is not k1 and tuned.tune(256, 5.0).config == k1.config  # the tuned config, reused
+    np.testing.assert_array_equal(k1(x), x + 1.0)
+    np.testing.assert_array_equal(k2(x), x + 2.0)  # compiled for this call's offset, not the first one's
+    tuned(128, 1.0)  # n is specialised: a tuning of its own
+    assert len(tuned._tuner_cache) == 2
+    assert tuned(256, 1.0, __return_kernel=True) is k1
+    tuned._tuner_cache.clear()
+    tuned(256, 3.0)
+    assert len(tuned._tuner_cache) == 1
+
+
+def test_do_not_specialize_must_name_parameters():
+    with pytest.raises(ValueError, match="not parameters"):
+        @tilewise.autotune(configs=[{"block": 32}], do_not_specialize=["nope"])
+        @tilewise.jit(out_idx=-1, target="cpu")
+        def tuned(n, block=64):
+            return repeat_max(n, block)

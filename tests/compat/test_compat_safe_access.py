@@ -118,3 +118,28 @@ def test_the_emulator_guards_the_same_way():
         pytest.skip("a GPU is present; the emulator path is what this checks")
     a = np.random.default_rng(1).standard_normal((20, 9)).astype(np.float32)
     np.testing.assert_array_equal(k(a), reference(a, 2))
+
+
+def test_tile_operators_refuse_a_nonzero_safe_value_they_may_read_past():
+    """T.copy reads 0 outside a tensor; a non-zero safe value for a region it may read past
+    is a CompileError (was silently 0), a region inside the tensor is fine."""
+
+    @T.prim_func
+    def past(A: T.Tensor((5, 6), "float32"), B: T.Tensor((8, 8), "float32")):
+        with T.Kernel(1, threads=32):
+            T.annotate_safe_value({A: -99})
+            T.copy(A[0:8, 0:8], B)
+
+    with pytest.raises(CompileError, match="T.copy reads A possibly outside its bounds"):
+        tilewise.compile(past, target="cpu")
+
+    @T.prim_func
+    def inside(A: T.Tensor((8, 8), "float32"), B: T.Tensor((4, 8), "float32")):
+        with T.Kernel(1, threads=32):
+            T.annotate_safe_value({A: -99})
+            T.copy(A[2:6, 0:8], B)
+
+    a = np.arange(64, dtype=np.float32).reshape(8, 8)
+    b = np.zeros((4, 8), np.float32)
+    tilewise.compile(inside, target="cpu")(a, b)
+    np.testing.assert_array_equal(b, a[2:6])

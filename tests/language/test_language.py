@@ -457,7 +457,8 @@ _UNARY = {
     "log10": np.log10, "log1p": np.log1p, "expm1": np.expm1, "sqrt": np.sqrt,
     "rsqrt": lambda v: 1 / np.sqrt(v), "tanh": np.tanh, "sigmoid": lambda v: 1 / (1 + np.exp(-v)),
     "erf": np.vectorize(__import__("math").erf), "floor": np.floor, "ceil": np.ceil, "trunc": np.trunc,
-    "round": lambda v: np.sign(v) * np.floor(np.abs(v) + 0.5), "nearbyint": np.rint, "sin": np.sin, "cos": np.cos,
+    "round": np.rint, "nearbyint": np.rint,  # T.round: ties to even by default (TileLang 0.1.13)
+    "sin": np.sin, "cos": np.cos,
     "tan": np.tan, "asin": np.arcsin, "acos": np.arccos, "atan": np.arctan, "sinh": np.sinh, "cosh": np.cosh,
     "rcp": lambda v: 1 / v, "abs": np.abs,
 }  # fmt: skip

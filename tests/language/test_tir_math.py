@@ -208,7 +208,8 @@ def test_bad_operands_name_the_line():
     cases = [
         (lambda x: T.popcount(x), "float32", "T.popcount: expected an integer"),
         (lambda x: T.clz(x), "float32", "T.clz: expected an integer"),
-        (lambda x: T.__exp(x), "int32", "T.__exp: fast math takes a floating-point value"),
+        (lambda x: T.__exp(x), "int32", "T.__exp only supports floating-point inputs, but got int32"),
+        (lambda x: T.__sin(x), "float8_e5m2", "T.__sin only supports floating-point inputs, but got float8_e5m2"),
         (lambda x: T.nextafter(x, x), "float16", "T.nextafter: float16 is not supported"),
         (lambda x: T.ldexp(x, 1.5), "float32", "T.ldexp: the exponent must be an integer"),
     ]
@@ -222,3 +223,13 @@ def test_bad_operands_name_the_line():
                         B[i] = fn(A[i])
 
         assert "test_tir_math.py" in str(info.value)
+
+
+def test_fast_math_dtype_error_is_a_type_error():
+    """TileLang raises TypeError for T.__exp on a non-float16/32/64 operand; so does tilewise
+    (a CompileError too)."""
+    from tilewise.ir.expr import Var
+
+    with pytest.raises(TypeError, match=r"T\.__log2 only supports floating-point inputs, but got uint8"):
+        T.__log2(Var("v", "uint8"))
+    assert T.__exp(Var("v", "bfloat16")).dtype == "bfloat16"

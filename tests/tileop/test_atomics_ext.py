@@ -131,8 +131,8 @@ def test_misuse_names_the_line():
         (lambda C, v: T.atomic_addx2(C[0], C[1], return_prev=True), "would return a vector of 2 values"),
         (lambda C, v: T.atomic_addx4(C[0:2], C[4:8]), "must be 4 consecutive elements"),
         (lambda C, v: T.atomic_or(C[0:2], 1), "takes scalars only"),
-        (lambda C, v: T.atomic_load(C[0], memory_order="release"), "memory_order='release' is not supported"),
-        (lambda C, v: T.atomic_store(C[0], v, memory_order="acquire"), "memory_order='acquire' is not supported"),
+        (lambda C, v: T.atomic_load(C[0], memory_order="release"), "T.atomic_load does not support memory_order='release'"),
+        (lambda C, v: T.atomic_store(C[0], v, memory_order="acquire"), "T.atomic_store does not support memory_order='acquire'"),
     ]
     for fn, msg in cases:
         with pytest.raises(tilewise.CompileError, match=msg) as info:
@@ -151,3 +151,20 @@ def test_misuse_names_the_line():
         def bad_or(C: T.Tensor((8,), "float32")):
             with T.Kernel(1):
                 T.atomic_or(C[0], 1)
+
+
+@pytest.mark.parametrize("op, expect_dst", [("atomic_add", 5.5), ("atomic_max", 3.0), ("atomic_min", 2.5)])
+def test_return_prev_in_a_one_thread_block(op, expect_dst):
+    """threads=1: the block is one thread, so block-level code may use the old value (TileLang's
+    test_atomic_scalar_return_prev)."""
+    atom = getattr(T, op)
+
+    @T.prim_func
+    def main(Dst: T.Tensor((1,), "float32"), Prev: T.Tensor((1,), "float32")):
+        with T.Kernel(1, threads=1) as _:
+            Prev[0] = atom(Dst[0], 2.5, return_prev=True)
+
+    dst = np.array([3.0], np.float32)
+    prev = np.zeros(1, np.float32)
+    tilewise.compile(main, target="cpu")(dst, prev)
+    assert prev[0] == 3.0 and dst[0] == expect_dst

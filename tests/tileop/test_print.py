@@ -100,3 +100,40 @@ def test_print_errors():
         @T.prim_func
         def outside(A: T.Tensor((4,), "float32")):
             T.print(A)
+
+
+@pytest.mark.parametrize("how", [dict(target="cpu"), dict(target="cuda", execution_backend="emulator")])
+def test_print_message_only(capfd, how):
+    """TileLang's T.print(msg="...") without a value: the message and the block, once per block."""
+
+    @T.prim_func
+    def main(A: T.Tensor((2,), "float32")):
+        with T.Kernel(2, threads=32) as _:
+            tx = T.get_thread_binding()
+            if tx == 0:
+                T.print(msg="hello world")
+
+    kernel = tilewise.compile(main, **how)
+    capfd.readouterr()
+    kernel(np.zeros(2, np.float32))
+    out = capfd.readouterr().out.splitlines()
+    assert sorted(out) == ["hello world: block (0, 0, 0)", "hello world: block (1, 0, 0)"]
+    with pytest.raises(CompileError, match="give a value to print or a msg"):
+        @T.prim_func
+        def bad(A: T.Tensor((2,), "float32")):
+            with T.Kernel(1) as _:
+                T.print()
+
+
+def test_print_message_only_native_cpu_and_nvrtc(capfd, nvrtc_check):
+    @T.prim_func
+    def main(A: T.Tensor((2,), "float32")):
+        with T.Kernel(2, threads=32) as _:
+            T.print(msg="tick")
+
+    kernel = tilewise.compile(main, target="cpu")
+    assert "tw::print_msg(" in kernel.get_kernel_source()
+    capfd.readouterr()
+    kernel(np.zeros(2, np.float32))
+    assert sorted(capfd.readouterr().out.splitlines()) == ["tick: block (0, 0, 0)", "tick: block (1, 0, 0)"]
+    nvrtc_check(main, allow_stack=True)  # printf's argument buffer

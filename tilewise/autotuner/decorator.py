@@ -17,19 +17,27 @@ returns the AutotuneResult, as it did there."""
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 from collections.abc import Callable
 
 from ..ir.stmt import PrimFunc
 from ..jit.jit import JITFactory
 from ..profiler.supply import TensorSupplyType
+from .candidates import PASS_CONFIGS
 from .param import AutotuneResult
 from .tuner import AutoTuner
 
 
 class AutoTuneFactory:
     def __init__(self, jit_factory: JITFactory, configs, warmup: float, rep: float, timeout, profile: dict,
-                 executor=None, early_stop: bool = False, early_stop_factor: float = 2.0):
+                 executor=None, early_stop: bool = False, early_stop_factor: float = 2.0,
+                 do_not_specialize=None):
+        self.do_not_specialize = frozenset(do_not_specialize or ())
+        unknown = self.do_not_specialize - set(inspect.signature(jit_factory.factory).parameters)
+        if unknown:
+            raise ValueError(f"do_not_specialize names {sorted(unknown)}, not parameters of "
+                             f"{jit_factory.factory.__name__}")
         self.early_stop = early_stop
         self.early_stop_factor = early_stop_factor
         self.jit_factory = jit_factory
@@ -39,7 +47,9 @@ class AutoTuneFactory:
         self.timeout = timeout
         self.profile = profile
         self.executor = executor
-        self._results: dict = {}
+        # tuning results by call key (TileLang's name: tests count and clear its entries); with
+        # do_not_specialize the key leaves those parameters out
+        self._tuner_cache: dict = {}
         self._lock = threading.Lock()
         functools.update_wrapper(self, jit_factory.factory)
 
@@ -54,26 +64,62 @@ class AutoTuneFactory:
 
     def tune(self, *args, **kwargs) -> AutotuneResult:
         """Tune for these factory arguments (or fetch the cached result): the AutotuneResult."""
+        kwargs.pop("__return_kernel", None)
+        return self._tune(args, kwargs)[0]
+
+    def _tune(self, args, kwargs) -> tuple[AutotuneResult, object]:
+        """The result for this call and the full key of the call it was tuned for."""
         eager = self._eager(args, kwargs)
-        key = eager[0] if eager is not None else self.jit_factory._key(args, kwargs)
+        full = eager[0] if eager is not None else self.jit_factory._key(args, kwargs)
+        key = full if eager is not None else self._cache_key(args, kwargs, full)
         with self._lock:
-            hit = self._results.get(key)
+            hit = self._tuner_cache.get(key)
         if hit is None:
             if eager is not None:
-                hit = self._eager_tuner(*eager[1:]).run()
+                hit = self._eager_tuner(*eager[1:]).run(), full
             else:
-                hit = self.get_tuner(*args, **kwargs).run()
+                hit = self.get_tuner(*args, **kwargs).run(), full
             with self._lock:
-                self._results[key] = hit
+                self._tuner_cache[key] = hit
         return hit
 
+    def _cache_key(self, args, kwargs, full):
+        """TileLang's do_not_specialize: calls that differ only in those parameters share one
+        tuning (positional or keyword alike)."""
+        if not self.do_not_specialize:
+            return full
+        bound = inspect.signature(self.jit_factory.factory).bind(*args, **kwargs)
+        bound.apply_defaults()
+        kept = {k: v for k, v in bound.arguments.items() if k not in self.do_not_specialize}
+        return self.jit_factory._key((), kept)
+
+    def _retarget(self, result: AutotuneResult, args, kwargs):
+        """The tuned configuration compiled for this call's arguments, when the result was tuned
+        for other values of do_not_specialize parameters: the configuration is reused, the
+        kernel is not (TileLang returns the first call's kernel, compiled for other shapes)."""
+        config = dict(result.config or {})
+        own_pass_configs = config.pop(PASS_CONFIGS, None)
+        bound = inspect.signature(self.jit_factory.factory).bind_partial(*args, **kwargs)
+        merged = {**config, **bound.arguments}  # what the caller passes wins, as while tuning
+        if not own_pass_configs:
+            return self.jit_factory(**merged)
+        kw = dict(self.jit_factory.compile_kwargs)
+        kw["pass_configs"] = {**(kw.get("pass_configs") or {}), **own_pass_configs}
+        return self.jit_factory._compile_one(self.jit_factory._build((), merged), **kw)
+
     def __call__(self, *args, **kwargs):
-        """The tuned kernel for these factory arguments (an eager function: run on its tensors)."""
-        result = self.tune(*args, **kwargs)
+        """The tuned kernel for these factory arguments (an eager function: run on its tensors).
+        `__return_kernel=True` (TileLang's keyword) gives an eager function's kernel without
+        running it."""
+        return_kernel = kwargs.pop("__return_kernel", False)
+        result, tuned_for = self._tune(args, kwargs)
+        if self.do_not_specialize and self.jit_factory.mode != "eager" \
+                and tuned_for != self.jit_factory._key(args, kwargs):
+            return self._retarget(result, args, kwargs)
         if getattr(self.jit_factory, "returns_autotune_result", False):
             return result  # TileLang 0.1.4's autotuner.jit
         eager = self.jit_factory._eager if self.jit_factory.mode == "eager" else None
-        if eager is not None:
+        if eager is not None and not return_kernel:
             tensors = eager.tensor_arguments(args, kwargs)
             if tensors is not None:
                 return result.kernel(*tensors)
@@ -81,7 +127,7 @@ class AutoTuneFactory:
 
     def compile(self, *args, **kwargs):
         """The tuned kernel for these arguments, without running it."""
-        return self.tune(*args, **kwargs).kernel
+        return self(*args, **kwargs, __return_kernel=True)
 
     def _eager(self, args, kwargs):
         """For an eager-style function: (cache key, the function, fixed values, tensors, T.const
@@ -119,7 +165,7 @@ def autotune(func: Callable | None = None, *, configs, keys=None, warmup: float 
              supply_prog: Callable | None = None, rtol: float = 1e-2, atol: float = 1e-2,
              max_mismatched_ratio: float = 0.01, skip_check: bool = False,
              manual_check_prog: Callable | None = None, cache_input_tensors: bool = False, executor=None,
-             early_stop: bool = False, early_stop_factor: float = 2.0):
+             early_stop: bool = False, early_stop_factor: float = 2.0, do_not_specialize=None):
     """Tune a @tilewise.jit kernel factory over `configs`: a list of dicts of factory arguments,
     or a callable that takes the factory's call arguments and returns that list.
 
@@ -128,6 +174,10 @@ def autotune(func: Callable | None = None, *, configs, keys=None, warmup: float 
     With `ref_prog`, each configuration's output is compared with `ref_prog(*inputs)` within
     `atol`/`rtol` (or by `manual_check_prog(outputs, refs)`), and configurations that disagree
     are skipped. `early_stop` / `early_stop_factor`: see AutoTuner.run.
+
+    `do_not_specialize`: names of factory parameters whose values do not start a new tuning:
+    a call differing from a tuned one only in those reuses its best configuration (compiled for
+    this call's values; TileLang hands back the first call's kernel itself).
 
     `executor` (tilewise's addition): anything with `submit(fn, *args) -> Future` — a
     concurrent.futures executor or tilewise.autotuner.RayExecutor — compiles (and, if its
@@ -158,7 +208,8 @@ def autotune(func: Callable | None = None, *, configs, keys=None, warmup: float 
                 prof[k] = v
         if early_stop and early_stop_factor < 1.0:
             raise ValueError(f"early_stop_factor must be >= 1.0, got {early_stop_factor}")
-        return AutoTuneFactory(f, configs, warmup, rep, timeout, prof, executor, early_stop, early_stop_factor)
+        return AutoTuneFactory(f, configs, warmup, rep, timeout, prof, executor, early_stop, early_stop_factor,
+                               do_not_specialize)
 
     return wrap(func) if func is not None else wrap
 

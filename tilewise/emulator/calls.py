@@ -698,6 +698,14 @@ def _print(comp: Compiler, e: Call):
     label = e.attrs.get("label", "")
     fblock = [comp.expr(a) for a in e.args[:3]]
     prefix = f"{msg}: " if msg else ""
+    if e.attrs.get("kind") == "msg":
+
+        def print_msg(st):
+            bs = [np.broadcast_to(np.asarray(f(st)), (st.L,)) for f in fblock]
+            for lane in _lanes(st):
+                print(f"{msg}: block ({int(bs[0][lane])}, {int(bs[1][lane])}, {int(bs[2][lane])})", flush=True)
+
+        return print_msg
     if e.attrs.get("kind", "scalar") == "scalar":
         fv = comp.expr(e.args[3])
 

@@ -43,6 +43,7 @@ class ArgBinder:
     def __init__(self, params, out_idx, dynamic_vars, device: str = "cpu", written=frozenset(), align=None,
                  unused=frozenset()):
         self.params = params
+        self.assumes: list = []  # T.assume conditions [(expr, text)]: checked when they reduce to a constant
         self.unused = frozenset(unused)  # indices of tensor parameters the kernel never touches: None allowed
         self.written = frozenset(written)  # indices of the parameters the kernel writes
         self.align = dict(align or {})  # parameter index -> bytes its data's start must be aligned to
@@ -133,6 +134,10 @@ class ArgBinder:
                 raise ValueError(f"argument {name}: dimension {k} is {want}, which no argument's shape determines")
             if int(v.value) != got:
                 raise ValueError(f"argument {name}: dimension {k} should be {want} = {v.value}, found {got}")
+        for cond, text in self.assumes:  # T.assume on host values (language/tir_math.py)
+            v = simplify(substitute(cond, {kk: _const(vv) for kk, vv in values.items()}))
+            if hasattr(v, "value") and not v.value:
+                raise RuntimeError(f"Assume: {text} does not hold for these arguments")
         if not any(isinstance(params[i], Buffer) for i in self.in_idx):
             use_torch = _torch_importable()  # nothing to take the kind from: torch, as in TileLang
         outputs = []

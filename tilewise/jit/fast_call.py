@@ -233,7 +233,7 @@ def make_fast_call(binder, runtime) -> FastCall | None:
     """A FastCall for a kernel whose runtime has a direct native entry, or None (GPU kernels,
     the emulator, libraries built without the entry)."""
     direct_entry = getattr(runtime, "direct_entry", None)
-    if binder.device != "cpu" or direct_entry is None:
+    if binder.device != "cpu" or direct_entry is None or binder.assumes:  # T.assume: checked by bind()
         return None
     direct = direct_entry(len(binder.params), len(binder.dynamic_vars))
     if direct is None:

@@ -121,6 +121,7 @@ class JITKernel:
         unused = frozenset(i for i, p in enumerate(self.params) if isinstance(p, Buffer) and p not in accessed)
         self._binder = ArgBinder(all_params, outs + self._workspaces, func.dynamic_vars(), self.runtime.device,
                                  self._written, self._align, unused)
+        self._binder.assumes = list(func.attrs.get("tilewise_assumes", ()))  # T.assume, checked per call
         self._fast = make_fast_call(self._binder, self.runtime)
         if verbose:
             print(self.get_kernel_source())
@@ -157,6 +158,7 @@ class JITKernel:
         other.runtime = record.runtimes[backend](self.build)
         other._binder = ArgBinder(list(self.func.params), self.out_idx + self._workspaces, self.func.dynamic_vars(),
                                   other.runtime.device, self._written, self._align, self._binder.unused)
+        other._binder.assumes = self._binder.assumes
         other._fast = make_fast_call(other._binder, other.runtime)
         return other
 

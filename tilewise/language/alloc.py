@@ -107,10 +107,25 @@ class _AnnotationFactory:
         return ann
 
     def __getitem__(self, key):
-        # T.Tensor[(M, N), "float16"] style
-        if isinstance(key, tuple) and len(key) == 2:
-            return self(key[0], key[1])
-        raise CompileError(f"{self.label}[shape, dtype] expected")
+        # T.Tensor[(M, N), "float16"]; as in TileLang also T.Tensor[(M, N)] / T.Tensor[M, N] /
+        # T.Tensor[M] (the shape alone: float32)
+        if isinstance(key, tuple) and len(key) >= 2 and _is_dtype(key[1]):
+            return self(*key)
+        if isinstance(key, tuple) and len(key) == 1:
+            key = key[0]
+        if isinstance(key, (tuple, list)) and any(_is_dtype(k) for k in key if isinstance(k, str)):
+            raise CompileError(f"{self.label}[shape, dtype] expected, got {self.label}[{key!r}]")
+        return self(key)
+
+
+def _is_dtype(x) -> bool:
+    if isinstance(x, (int, Expr, tuple, list)):
+        return False
+    try:
+        as_dtype(x)
+    except (CompileError, TypeError, ValueError, KeyError):
+        return False
+    return True
 
 
 class _StridedFactory:

@@ -166,7 +166,30 @@ def if_then_else(cond, a, b):
 Select_ = if_then_else
 
 
-def cast(x, dtype):
+# TileLang 0.1.13's PTX rounding modifiers of T.cast ("" = the conversion's default)
+CAST_ROUNDING_MODES = frozenset({"", "rn", "rz", "rp", "rm", "rs"})
+
+
+def cast(x, dtype, round: str = "", sat: bool = True, rbits=None):  # noqa: A002
+    """T.cast(x, dtype, round="", sat=True, rbits=None). tilewise's conversions round to nearest
+    even and, into float8, saturate to the largest finite value (cvt.rn.satfinite): `round=""`
+    or `"rn"` with `sat=True` is that. The directed modes ("rz", "rp", "rm"), stochastic
+    rounding ("rs" with `rbits`) and `sat=False` are checked as TileLang checks them, then
+    refused by name (not implemented); `sat` only concerns float8 destinations."""
+    if round not in CAST_ROUNDING_MODES:
+        raise ValueError(f"Invalid round {round!r}. Must be one of: {sorted(CAST_ROUNDING_MODES)}")
+    if not isinstance(sat, bool):
+        raise ValueError(f"Invalid sat {sat!r}. Must be a bool (True for satfinite, False for no saturation)")
+    if round == "rs" and rbits is None:
+        raise ValueError("rbits is required when round='rs' (stochastic rounding)")
+    if round != "rs" and rbits is not None:
+        raise ValueError("rbits is only valid with round='rs' (stochastic rounding)")
+    if round not in ("", "rn"):
+        raise CompileError(f"T.cast(..., round={round!r}): only round-to-nearest-even conversions are implemented "
+                           "in tilewise (round='' or 'rn')")
+    if not sat and as_dtype(dtype).kind == "float8":
+        raise CompileError("T.cast(..., sat=False): tilewise's float8 conversions always saturate to the largest "
+                           "finite value (satfinite); non-saturating ones are not implemented")
     x = _v(x)
     dt = as_dtype(dtype)
     if isinstance(x, (int, float, bool)):
@@ -198,6 +221,14 @@ def infinity(dtype):
     dt = as_dtype(dtype)
     if not dt.is_float or dt.kind in ("float4", "float6", "e8m0"):
         raise CompileError(f"T.infinity: {dt} has no infinity; use T.max_value({dt.name!r})")
+    if dt.kind == "float8":
+        # a float8 literal is a (saturating) conversion; infinity is the type's own bit pattern
+        import numpy as np
+
+        bits = np.array(np.inf, np.float64).astype(dt.numpy)
+        if not np.isinf(bits.astype(np.float64)):
+            raise CompileError(f"T.infinity: {dt} has no infinity; use T.max_value({dt.name!r})")
+        return reinterpret(Const(int(bits.view(np.uint8)), _dt.uint8), dt)
     return Const(float("inf"), dt)
 
 

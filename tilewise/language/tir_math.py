@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math as _pymath
 
-from ..errors import CompileError
+from ..errors import CompileError, DtypeError
 from ..ir import dtype as _dt
 from ..ir.expr import Call, Const, Expr, as_expr, cast, promote, unary
 from .math import _unary, _v
@@ -175,8 +175,21 @@ def ldg(value):
 
 
 def assume(cond=None):
-    """T.assume(cond): a fact for TVM's analyser; it has no effect here."""
+    """T.assume(cond): a fact for TVM's analyser, which tilewise's simplifier does not use. As in
+    TileLang 0.1.13, a condition the host can evaluate (on dynamic dimensions and scalar
+    parameters only) is checked at every call: a RuntimeError "Assume: cond" when it is false
+    (jit/args.py). Conditions on anything else are not checked."""
+    from ..ir.builder import current
+    from ..ir.printer import expr_str
+
+    cond = _v(cond)
+    b = current()
+    if b is not None and isinstance(cond, Expr):
+        b.func_attrs.setdefault(HOST_ASSUMES, []).append((cond, expr_str(cond)))
     return None
+
+
+HOST_ASSUMES = "tilewise_assumes"  # PrimFunc.attrs: [(condition, its text)] of T.assume
 
 
 fabs = _abs
@@ -185,14 +198,19 @@ acosh = _unary("acosh", _pymath.acosh)
 atanh = _unary("atanh", _pymath.atanh)
 
 
+_FAST_TYPES = ("float16", "bfloat16", "float32", "float64")
+
+
 def _fast(name: str, pyfn):
     def f(x):
         x = _v(x)
         if _is_number(x):
             return pyfn(float(x))
-        if not isinstance(x, Expr) or not x.dtype.is_float:
-            what = f"{x} of type {x.dtype}" if isinstance(x, Expr) else repr(x)
-            raise CompileError(f"T.__{name}: fast math takes a floating-point value, got {what}")
+        if not isinstance(x, Expr) or x.dtype.name not in _FAST_TYPES:
+            # TileLang's wording and types: float16, bfloat16, float32, float64
+            got = x.dtype.name if isinstance(x, Expr) else repr(x)
+            raise DtypeError(f"T.__{name} only supports floating-point inputs, but got {got} "
+                             f"(one of {', '.join(_FAST_TYPES)})")
         return Call(f"fast_{name}", [x], x.dtype)
 
     f.__name__ = f"__{name}"

@@ -30,7 +30,8 @@ STORE_ORDERS = ("relaxed", "release", "seq_cst")
 
 def _order(memory_order, allowed, what: str) -> Const:
     if memory_order not in allowed:
-        raise CompileError(f"{what}: memory_order={memory_order!r} is not supported; expected one of "
+        # TileLang's wording ("atomic_load does not support memory_order=..."), which its tests match
+        raise CompileError(f"{what} does not support memory_order={memory_order!r}; expected one of "
                            f"{', '.join(allowed)}")
     return Const(MEMORY_ORDER_IDS[memory_order], _dt.int32)
 

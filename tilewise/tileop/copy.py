@@ -350,7 +350,7 @@ def copy(src, dst, coalesced_width=None, disable_tma: bool = False, eviction_pol
     if prefer_instruction is not None:
         _ignored("prefer_instruction", "the copy mechanism (TMA, cp.async, ldmatrix, vector ld/st) is chosen "
                  "by the target; disable_tma=True keeps a copy off TMA")
-    s, d = pair_regions(src, dst, "T.copy")
+    s, d = pair_regions(src, dst, "T.copy", copy_extents=True)
     if s.buffer.is_var or d.buffer.is_var:
         raise CompileError("T.copy does not take T.alloc_var scalars; assign them directly")
     emit(Copy(s, d, coalesced_width, disable_tma=bool(disable_tma)))

@@ -38,6 +38,8 @@ class Print(TileOp):
     @lowering("loops")
     def lower_loops(self, ctx: LowerContext) -> Stmt:
         attrs = {"msg": self.msg, "label": self.label}
+        if self.obj is None:
+            return Evaluate(Call("print", list(self.block), _dt.handle, {**attrs, "kind": "msg"}))
         if isinstance(self.obj, Expr):
             return Evaluate(Call("print", [*self.block, self.obj], _dt.handle, {**attrs, "kind": "scalar"}))
         r = self.obj
@@ -52,7 +54,7 @@ class Print(TileOp):
         into a shared scratch tile (every thread stores its registers), of which thread 0 prints
         the requested region."""
         first = ctx.thread == 0
-        if isinstance(self.obj, Expr) or not self.obj.buffer.is_fragment:
+        if self.obj is None or isinstance(self.obj, Expr) or not self.obj.buffer.is_fragment:
             return IfThenElse(first, self.lower_loops(ctx))
         r = self.obj
         scratch = Buffer(r.buffer.name, r.buffer.shape, r.buffer.dtype, "shared.dyn")
@@ -65,13 +67,18 @@ class Print(TileOp):
         return seq([Allocate(scratch), gather, sync, IfThenElse(first, show), Evaluate(Call("syncthreads", [], _dt.handle))])
 
 
-def print(obj, msg: str = "", warp_group_id: int = 0, warp_id: int = 0) -> None:  # noqa: A001
-    """Print a scalar, or every element of a buffer or a slice, once per block."""
+def print(obj=None, msg: str = "", warp_group_id: int = 0, warp_id: int = 0) -> None:  # noqa: A001
+    """Print a scalar, or every element of a buffer or a slice, once per block; without `obj`
+    (TileLang's `T.print(msg="...")`), the message and the block."""
     frame = require_kernel("T.print")
     if not isinstance(msg, str):
         raise CompileError(f"T.print: msg must be a string, got {type(msg).__name__} {msg!r}")
     block = list(frame.block_vars) + [Const(0, _dt.int32)] * (3 - len(frame.block_vars))
-    if isinstance(obj, Buffer) and obj.is_var:
+    if obj is None:
+        if not msg:
+            raise CompileError("T.print: give a value to print or a msg")
+        emit(Print(None, block, msg, ""))
+    elif isinstance(obj, Buffer) and obj.is_var:
         emit(Print(obj.load_var(), block, msg, obj.name))
     elif isinstance(obj, Buffer):
         emit(Print(BufferRegion.full(obj), block, msg, obj.name))

@@ -63,8 +63,42 @@ def extents_equal(a, b) -> bool:
     return True
 
 
-def pair_regions(src, dst, what: str):
-    """Normalise (src, dst) to regions whose squeezed extents agree."""
+def _scope_level(b: Buffer) -> int:
+    # TileLang's copy iterates over the extents of the side nearest the threads
+    return 2 if (b.is_fragment or b.is_local) else 1 if b.is_shared else 0
+
+
+def _with_extents(region: BufferRegion, extents: list) -> BufferRegion:
+    """The region with its non-unit extents replaced, in order, by `extents`."""
+    it = iter(extents)
+    return BufferRegion(region.buffer, [(s, e if _is_one(e) else next(it)) for s, e in region.region])
+
+
+def _copy_extents(src: BufferRegion, dst: BufferRegion, what: str):
+    """TileLang's T.copy between regions with as many non-unit dimensions but different extents
+    (`T.copy(A[0:n], S)` with a run-time n into a (1024,) tile): the copy covers the extents of
+    the side nearest the threads (fragment, then shared, then global; the source on a tie),
+    reading zeros outside the source tensor and writing nothing outside the destination's.
+    Refused when that side is provably smaller than the source. Only a global other side is
+    resized (its accesses are guarded by the tensor's bounds); otherwise the regions are left
+    as they are and the caller reports the mismatch."""
+    se, de = squeezed(src), squeezed(dst)
+    base_is_src = _scope_level(src.buffer) >= _scope_level(dst.buffer)
+    base = se if base_is_src else de
+    if not (dst if base_is_src else src).buffer.is_global:
+        return src, dst
+    if not base_is_src:
+        for b, x in zip(base, se):
+            if prove(as_expr(b) < as_expr(x)):
+                raise CompileError(
+                    f"{what}: the destination {dst.buffer.name} region has shape {shape_str(de)}, smaller than the "
+                    f"source {src.buffer.name} region's {shape_str(se)}")
+    return (src, _with_extents(dst, base)) if base_is_src else (_with_extents(src, base), dst)
+
+
+def pair_regions(src, dst, what: str, copy_extents: bool = False):
+    """Normalise (src, dst) to regions whose squeezed extents agree. `copy_extents`: T.copy's
+    rule for extents that differ (_copy_extents) instead of an error."""
     src = as_region(src, f"{what} source")
     dst = as_region(dst, f"{what} destination")
     if isinstance(src, BufferLoad) and isinstance(dst, BufferLoad):
@@ -75,6 +109,9 @@ def pair_regions(src, dst, what: str):
     elif isinstance(dst, BufferLoad):
         dst = corner_to_region(dst, src.extents)
     se, de = squeezed(src), squeezed(dst)
+    if copy_extents and len(se) == len(de) and not extents_equal(se, de):
+        src, dst = _copy_extents(src, dst, what)
+        se, de = squeezed(src), squeezed(dst)
     if not extents_equal(se, de):
         raise CompileError(
             f"{what}: the source {src.buffer.name} region has shape {shape_str(se)} but the destination "

@@ -11,6 +11,7 @@ while loop extents and block indices still have their source-level ranges.
 `pass_configs={"tl.disable_safe_memory_legalize": True}` turns it off."""
 from __future__ import annotations
 
+from ..errors import CompileError
 from ..ir.buffer import Buffer
 from ..ir.expr import BufferLoad, Call, Const, Expr, Select, compare, logical_and
 from ..ir.simplify import bound, prove
@@ -87,8 +88,28 @@ class _Guard(RangeMutator):
 
     def visit(self, node):
         if isinstance(node, TileOp):
+            self._check_tile_reads(node)
             return node
         return super().visit(node)
+
+    def _check_tile_reads(self, op: TileOp) -> None:
+        """Tile operators read 0 outside a global tensor; a non-zero T.annotate_safe_value for
+        a tensor one of them may read past its edge is not implemented (TileLang's copy reads
+        the safe value there): a CompileError rather than a silent 0."""
+        for r in op.reads():
+            b = r.buffer
+            safe = self.safe_values.get(b.root, self.safe_values.get(b)) if b.is_global else None
+            if safe is None or safe.value == 0:
+                continue
+            inside = all(
+                prove(compare("ge", start, 0), self.ranges) is True
+                and prove(compare("le", start + ext, dim), self.ranges) is True
+                for (start, ext), dim in zip(r.region, b.shape))
+            if not inside:
+                raise CompileError(
+                    f"T.{op.op_name} reads {b.name} possibly outside its bounds, where T.annotate_safe_value asks "
+                    f"for {safe.value}: tilewise's tile operators read 0 there (the safe value is not implemented "
+                    "for them); read the tensor with element accesses in a T.Parallel loop", op.span)
 
     def visit_Call(self, e: Call):
         if e.name == "address_of":  # an address, not a read

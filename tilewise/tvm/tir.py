@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..errors import CompileError
 from ..ir.buffer import Buffer
 from ..ir.dtype import as_dtype
-from ..ir.expr import Const, Var, as_expr
+from ..ir.expr import Call, Const, Var, as_expr  # noqa: F401 - Call: isinstance checks of tir.Call
 from ..ir.expr import cast as _cast
 from ..ir.stmt import PrimFunc
 from ..language.math import (

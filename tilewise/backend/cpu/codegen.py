@@ -639,6 +639,8 @@ class CpuRenderer(CStyleRenderer):
         """T.print (see tileop/print.py): args are bx, by, bz then the value, or the tile's
         address, extents, strides and starts; the strings travel in attrs."""
         a = e.attrs
+        if a["kind"] == "msg":
+            return f"tw::print_msg({', '.join([c_string(a['msg']), *args[:3]])})"
         head = [c_string(a["msg"]), c_string(a["label"]), *args[:3]]
         if a["kind"] == "scalar":
             return f"tw::print_scalar({', '.join(head + args[3:])})"

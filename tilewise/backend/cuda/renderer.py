@@ -752,6 +752,8 @@ class CudaRenderer(CStyleRenderer):
         address, extents, strides and starts; the strings travel in attrs."""
         a = e.attrs
         head = [c_string(a["msg"]), c_string(a["label"]), *[f"(long long)({x})" for x in args[:3]]]
+        if a["kind"] == "msg":
+            return f"tw::print_msg({', '.join([head[0], *head[2:]])})"
         if a["kind"] == "scalar":
             return f"tw::print_scalar({', '.join(head + args[3:])})"
         n = int(a["ndim"])

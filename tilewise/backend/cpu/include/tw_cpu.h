@@ -930,6 +930,14 @@ inline void print_scalar(const char* msg, const char* label, int64_t bx, int64_t
     std::fflush(stdout);
   }
 }
+// T.print(msg="...") without a value: the message and the block.
+inline void print_msg(const char* msg, int64_t bx, int64_t by, int64_t bz) {
+#pragma omp critical(tw_print)
+  {
+    std::printf("%s: block (%lld, %lld, %lld)\n", msg, (long long)bx, (long long)by, (long long)bz);
+    std::fflush(stdout);
+  }
+}
 // A tile at p: `extents` and element `strides` per dimension; indices print as starts + offset.
 template <typename T>
 inline void print_tile(const char* msg, const char* name, int64_t bx, int64_t by, int64_t bz, const T* p,

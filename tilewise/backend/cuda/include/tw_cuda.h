@@ -1184,6 +1184,11 @@ TW_DEV void print_scalar(const char* msg, const char* label, long long bx, long 
   printf(print_fmt(x), msg, msg[0] ? ": " : "", bx, by, bz, label, "", x);
 }
 
+// T.print(msg="...") without a value: the message and the block.
+TW_DEV void print_msg(const char* msg, long long bx, long long by, long long bz) {
+  printf("%s: block (%lld, %lld, %lld)\n", msg, bx, by, bz);
+}
+
 // A tile at p with N dimensions: dims holds N extents, N element strides, N starts.
 template <int N, typename T, typename... D>
 TW_DEV void print_tile(const char* msg, const char* name, long long bx, long long by, long long bz, const T* p,
