@@ -285,14 +285,29 @@ def truncmod(a, b):
 
 
 def clamp(x, lo=None, hi=None, *, min_val=None, max_val=None):
-    """x limited to [lo, hi]; TileLang spells the bounds min_val / max_val. A None bound is open."""
+    """x limited to [lo, hi]; TileLang spells the bounds min_val / max_val. A None bound is open.
+    As TileLang's tl::clamp, a NaN (x first, then lo, then hi) is the result for floats, and
+    lo > hi gives hi."""
     lo = min_val if lo is None else lo
     hi = max_val if hi is None else hi
+    out = x
     if lo is not None:
-        x = max(x, lo)
+        out = max(out, lo)
     if hi is not None:
-        x = min(x, hi)
-    return x
+        out = min(out, hi)
+    if not isinstance(out, Expr) or not out.dtype.is_float:
+        return out
+    from .tir_math import isnan
+
+    # max/min return the number when one operand is NaN (fmaxf): put the NaN back, innermost
+    # the last one tl::clamp checks
+    for nan_first in (hi, lo, x):
+        if nan_first is not None:
+            v = _v(nan_first)
+            v = as_expr(v, out.dtype) if not isinstance(v, Expr) else v
+            if v.dtype.is_float:
+                out = if_then_else(isnan(v), _cast(v, out.dtype) if v.dtype != out.dtype else v, out)
+    return out
 
 
 def dp4a(a, b, c):
