@@ -281,6 +281,10 @@ def truncdiv(a, b):
 def truncmod(a, b):
     a, b = as_expr(_v(a)), _v(b)
     check_divisor(a, b)
+    if a.dtype.is_float or (isinstance(b, Expr) and b.dtype.is_float) or isinstance(b, float):
+        # TileLang's truncmod of floats is C's fmod: exact, and fmod(x, ±inf) = x, fmod(-0, y) = -0,
+        # where a - trunc(a / b) * b rounds and gives NaN and +0
+        return fmod(a, b)
     return a - binary("div", a, b) * b
 
 
