@@ -512,7 +512,8 @@ def _np_dtype(d: str):
 
 def _first(e: Exception) -> str:
     s = str(e).strip().splitlines()
-    return s[0][:200] if s else ""
+    errors = [x.strip() for x in s[1:] if "error" in x]  # NVRTC's first error line says what
+    return (s[0] + (" " + errors[0] if errors else ""))[:300] if s else ""
 
 
 if __name__ == "__main__":
