@@ -363,7 +363,7 @@ def run_tilelang_ptx(p: Prog, source: str, args: list, options: tuple) -> list:
     grid, block = launch_dims(source)
     # the size of TileLang's dynamic shared memory is in its host code, not in the kernel: give
     # the kernel the 48 KiB any of these small programs fits in
-    dyn = 48 * 1024 if "buf_dyn_shmem" in source else 0
+    dyn = 48 * 1024 if "extern __shared__" in source else 0
     run(ptx, kernel_name(source), grid, block, args, dynamic_shared_bytes=dyn)
     return args
 
