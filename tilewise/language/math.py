@@ -312,18 +312,37 @@ def truncdiv(a, b):
 def truncmod(a, b):
     a, b = as_expr(_v(a)), _v(b)
     check_divisor(a, b)
+    if a.dtype.is_float or (isinstance(b, Expr) and b.dtype.is_float) or isinstance(b, float):
+        # TileLang's truncmod of floats is C's fmod: exact, and fmod(x, ±inf) = x, fmod(-0, y) = -0,
+        # where a - trunc(a / b) * b rounds and gives NaN and +0
+        return fmod(a, b)
     return a - binary("div", a, b) * b
 
 
 def clamp(x, lo=None, hi=None, *, min_val=None, max_val=None):
-    """x limited to [lo, hi]; TileLang spells the bounds min_val / max_val. A None bound is open."""
+    """x limited to [lo, hi]; TileLang spells the bounds min_val / max_val. A None bound is open.
+    As TileLang's tl::clamp, a NaN (x first, then lo, then hi) is the result for floats, and
+    lo > hi gives hi."""
     lo = min_val if lo is None else lo
     hi = max_val if hi is None else hi
+    out = x
     if lo is not None:
-        x = max(x, lo)
+        out = max(out, lo)
     if hi is not None:
-        x = min(x, hi)
-    return x
+        out = min(out, hi)
+    if not isinstance(out, Expr) or not out.dtype.is_float:
+        return out
+    from .tir_math import isnan
+
+    # max/min return the number when one operand is NaN (fmaxf): put the NaN back, innermost
+    # the last one tl::clamp checks
+    for nan_first in (hi, lo, x):
+        if nan_first is not None:
+            v = _v(nan_first)
+            v = as_expr(v, out.dtype) if not isinstance(v, Expr) else v
+            if v.dtype.is_float:
+                out = if_then_else(isnan(v), _cast(v, out.dtype) if v.dtype != out.dtype else v, out)
+    return out
 
 
 def dp4a(a, b, c):

@@ -1,0 +1,58 @@
+"""Semantics differences tools/tl_differential.py found between TileLang 0.1.15's generated CUDA
+and tilewise, each fixed to TileLang's behaviour, on the CPU, in the emulator and in the PTX
+interpreter."""
+import numpy as np
+import pytest
+
+import tilewise
+import tilewise.language as T
+
+BACKENDS = [("cpu", "auto"), ("cuda -arch=sm_80", "emulator"), ("cuda -arch=sm_80", "ptx")]
+NAN = np.nan
+
+
+def _clamp_kernel(dtype):
+    @T.prim_func
+    def main(A: T.Tensor((8,), dtype), L: T.Tensor((8,), dtype), H: T.Tensor((8,), dtype),
+             B: T.Tensor((8,), dtype), C: T.Tensor((8,), dtype)):
+        with T.Kernel(1, threads=8):
+            for i in T.Parallel(8):
+                B[i] = T.clamp(A[i], L[i], H[i])
+                C[i] = T.clamp(A[i], -2.0, 2.0)
+
+    return main
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+@pytest.mark.parametrize("target,backend", BACKENDS)
+def test_clamp_propagates_nan_as_tl_clamp(dtype, target, backend):
+    # tl::clamp (tl_templates/cuda/math.h): a NaN x, then a NaN lo, then a NaN hi is the result;
+    # lo > hi gives hi. tilewise returned the bound for a NaN x (fmaxf drops the NaN).
+    a = np.array([NAN, 1, 1, 5, -5, NAN, 0.5, 3], dtype)
+    lo = np.array([0, NAN, 0, 0, 0, 1, 2, 0], dtype)
+    hi = np.array([1, 1, NAN, 1, 1, NAN, 1, 1], dtype)
+    b, c = tilewise.compile(_clamp_kernel(dtype), out_idx=[3, 4], target=target, execution_backend=backend)(a, lo, hi)
+    np.testing.assert_array_equal(np.asarray(b), np.array([NAN, NAN, NAN, 1, 0, NAN, 1, 1], dtype))
+    np.testing.assert_array_equal(np.asarray(c), np.array([NAN, 1, 1, 2, -2, NAN, 0.5, 2], dtype))
+
+
+def _truncmod_kernel(dtype):
+    @T.prim_func
+    def main(A: T.Tensor((8,), dtype), B: T.Tensor((8,), dtype), C: T.Tensor((8,), dtype)):
+        with T.Kernel(1, threads=8):
+            for i in T.Parallel(8):
+                C[i] = T.truncmod(A[i], B[i])
+
+    return main
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("target,backend", BACKENDS)
+def test_float_truncmod_is_fmod(dtype, target, backend):
+    # TileLang prints T.truncmod of floats as fmodf / fmod; tilewise computed a - trunc(a/b)*b,
+    # which is NaN for b = ±inf, +0 for a = -0 and inexact for large quotients
+    a = np.array([0, -0.0, 5, -5, 1e30, 7.5, -7.5, NAN], dtype)
+    b = np.array([np.inf, 1, -np.inf, 3, 3, -2, 2, 1], dtype)
+    c = tilewise.compile(_truncmod_kernel(dtype), out_idx=[2], target=target, execution_backend=backend)(a, b)
+    np.testing.assert_array_equal(np.signbit(np.asarray(c)), np.signbit(np.fmod(a, b)))
+    np.testing.assert_array_equal(np.asarray(c), np.fmod(a, b))
