@@ -4,7 +4,14 @@ fragment tile along one dimension (the bitwise kinds into an integer or bool des
 
 dst has src's shape without `dim` (TileLang's rule), or with extent 1 there. With clear=False the
 result is combined with dst's existing values; like TileLang, absmax then compares |dst| too.
-Accumulation happens in dst's dtype."""
+Accumulation happens in dst's dtype.
+
+TileLang 0.1.13's `batch=` (output elements per batched all-reduce, a barrier-count hint) is
+checked and recorded; every lowering here already exchanges all of a thread's result elements
+between one pair of barriers, so it changes no code. `nan_propagate=` (max / min / absmax): by
+default a NaN element is ignored (IEEE maxNum, CUDA's __hmax / fmaxf); with nan_propagate=True
+a NaN anywhere in a row (or in dst's old value when clear=False) makes the result NaN. TileLang
+honours it for float16 / bfloat16 only; here it holds for every float type."""
 from __future__ import annotations
 
 from ..errors import CompileError
@@ -12,7 +19,7 @@ from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
 from ..ir.builder import emit, require_kernel
 from ..ir.dtype import DataType
-from ..ir.expr import BufferLoad, Call, Const, Expr, Var, binary, call, cast
+from ..ir.expr import BufferLoad, Call, Const, Expr, Select, Var, binary, call, cast
 from ..ir.printer import shape_str
 from ..ir.simplify import simplify
 from ..ir.span import at
@@ -41,18 +48,32 @@ class Reduce(TileOp):
     op_name = "reduce"
     _fields = ("src", "dst")
 
-    def __init__(self, src: BufferRegion, dst: BufferRegion, reduce_type: str, dim: int, clear: bool):
+    def __init__(self, src: BufferRegion, dst: BufferRegion, reduce_type: str, dim: int, clear: bool,
+                 batch: int = 1, nan_propagate: bool = False):
         self._init()
         self.src = src
         self.dst = dst
         self.reduce_type = reduce_type
         self.dim = dim
         self.clear = clear
+        self.batch = batch
+        self.nan_propagate = nan_propagate
 
     operands_in_any_memory = True
 
     def attrs(self) -> dict:
-        return {"reduce_type": self.reduce_type, "dim": self.dim, "clear": self.clear}
+        a = {"reduce_type": self.reduce_type, "dim": self.dim, "clear": self.clear}
+        if self.batch != 1:
+            a["batch"] = self.batch
+        if self.nan_propagate:
+            a["nan_propagate"] = True
+        return a
+
+    @property
+    def propagates_nan(self) -> bool:
+        """Whether max/min must turn a NaN operand into a NaN result (maxNum ignores it)."""
+        return (self.nan_propagate and self.reduce_type in ("max", "min", "absmax")
+                and self.acc_dtype.is_float)
 
     def reads(self) -> list[BufferRegion]:
         return [self.src] + ([] if self.clear else [self.dst])
@@ -74,7 +95,11 @@ class Reduce(TileOp):
         return call("abs", x) if self.reduce_type in ("abssum", "absmax") else x
 
     def combine(self, a: Expr, b: Expr) -> Expr:
-        return binary(_COMBINE[self.reduce_type], a, b)
+        r = binary(_COMBINE[self.reduce_type], a, b)
+        if self.propagates_nan:
+            # a and b are loads or casts of loads (pure): repeating them costs nothing
+            r = Select(Call("isnan", [a], _dt.bool_), a, Select(Call("isnan", [b], _dt.bool_), b, r))
+        return r
 
     def start(self, old: Expr) -> Expr | None:
         """dst's value before the first combine, or None to keep it as it is."""
@@ -127,6 +152,19 @@ class Reduce(TileOp):
                 return seq([first, loop])
 
             return loop_nest(ctx, before, ext, outer_body, innermost="serial")
+
+        if self.propagates_nan:
+            # the runtime's row reductions ignore NaN: a plain loop with the NaN-aware combine
+            def plain_row(vb: dict) -> Stmt:
+                src_at, d_idx = at(vb)
+                start = self.start(BufferLoad(self.dst.buffer, d_idx))
+                first = [] if start is None else [BufferStore(self.dst.buffer, d_idx, start)]
+                r = ctx.fresh("r")
+                cur = BufferLoad(self.dst.buffer, d_idx)
+                upd = BufferStore(self.dst.buffer, d_idx, self.combine(cur, src_at(r)))
+                return seq(first + [For(r, 0, ext[dim], "serial", upd)])
+
+            return loop_nest(ctx, before, ext, plain_row, innermost="serial")
 
         stride = src.buffer.strides()[dim]
         many = self._reduce_rows(before, ext, at, stride)
@@ -301,7 +339,8 @@ class Reduce(TileOp):
 
     def _all_reduce(self, ctx, acc: Buffer, ls, n: int) -> list[Stmt]:
         """Combine the partial results of the threads that share a result element."""
-        return all_reduce(ctx, acc, ls.reduced_thread_modes(self.dim), n, self.combine, self.acc_dtype)
+        return all_reduce(ctx, acc, ls.reduced_thread_modes(self.dim), n, self.combine, self.acc_dtype,
+                          stage_shuffles=self.propagates_nan)
 
     def _cuda_elementwise(self, ctx) -> Stmt:
         """Shared source: each thread computes the result elements it owns by a serial loop."""
@@ -348,10 +387,13 @@ class Reduce(TileOp):
         return cc.chunk_loop(ctx, total, chunk)
 
 
-def all_reduce(ctx, acc: Buffer, modes, n: int, combine, dtype: DataType) -> list[Stmt]:
+def all_reduce(ctx, acc: Buffer, modes, n: int, combine, dtype: DataType,
+               stage_shuffles: bool = False) -> list[Stmt]:
     """Combine registers acc[0:n] across the threads that differ only in the digits of `modes`
     ((place, radix) of thread modes): warp shuffles for power-of-two modes inside a warp, a
-    shared-memory exchange for the others. Afterwards all of them hold the combined values."""
+    shared-memory exchange for the others. Afterwards all of them hold the combined values.
+    stage_shuffles: each shuffle's result goes to a register first, for a `combine` that repeats
+    an operand or uses it in one branch of a select (a shuffle must run once, in every lane)."""
     out: list[Stmt] = []
     shared_modes, shuffled = [], []
     # a shuffle names all lanes of a warp (32; a wavefront of 64 on AMD GPUs): with a partial
@@ -374,6 +416,15 @@ def all_reduce(ctx, acc: Buffer, modes, n: int, combine, dtype: DataType) -> lis
             while off < place * radix:
                 shfl = Call("shfl_xor", [BufferLoad(acc, [lv]), Const(off, _dt.int32)], dtype,
                             {"width": W})
+                if stage_shuffles:
+                    tmp = Buffer(f"{acc.name}_sh{off}", (n,), dtype, "local")
+                    out.append(Allocate(tmp))
+                    out.append(For(lv, 0, n, "unroll", BufferStore(tmp, [lv], shfl)))
+                    lv2 = Var("v", _dt.int32)
+                    out.append(For(lv2, 0, n, "unroll", BufferStore(
+                        acc, [lv2], combine(BufferLoad(acc, [lv2]), BufferLoad(tmp, [lv2])))))
+                    off *= 2
+                    continue
                 out.append(For(lv, 0, n, "unroll",
                                BufferStore(acc, [lv], combine(BufferLoad(acc, [lv]), shfl))))
                 off *= 2
@@ -510,16 +561,31 @@ def static_flag(v, what: str, name: str) -> bool:
     return bool(v)
 
 
-def reduce(buffer, out, reduce_type: str, dim: int = -1, clear: bool = True) -> None:
+def reduce(buffer, out, reduce_type: str, dim: int = -1, clear: bool = True, batch: int = 1,
+           nan_propagate: bool = False) -> None:
     """Reduce `buffer` along `dim` into `out` with one of sum, abssum, max, min, absmax."""
-    _reduce(buffer, out, reduce_type, dim, clear, "T.reduce")
+    _reduce(buffer, out, reduce_type, dim, clear, "T.reduce", batch, nan_propagate)
 
 
-def _reduce(buffer, out, reduce_type, dim, clear, what: str) -> None:
+def static_batch(batch, what: str) -> int:
+    """TileLang's `batch=`: a positive compile-time integer (ValueError otherwise, as there)."""
+    if isinstance(batch, Expr):
+        v = simplify(batch)
+        batch = v.value if isinstance(v, Const) else batch
+    if isinstance(batch, bool) or not isinstance(batch, int):
+        raise CompileError(f"{what}: batch must be a compile-time integer, got {batch!r}")
+    if batch < 1:
+        raise ValueError(f"{what}: batch must be >= 1, got {batch}")
+    return batch
+
+
+def _reduce(buffer, out, reduce_type, dim, clear, what: str, batch=1, nan_propagate=False) -> None:
     require_kernel(what)
     if not isinstance(reduce_type, str) or reduce_type not in REDUCE_TYPES:
         raise CompileError(f"{what}: unknown reduce_type {reduce_type!r}; expected one of {', '.join(REDUCE_TYPES)}")
     clear = static_flag(clear, what, "clear")
+    batch = static_batch(batch, what)
+    nan_propagate = static_flag(nan_propagate, what, "nan_propagate")
     src = tile_operand(buffer, what, "source")
     dst = tile_operand(out, what, "destination")
     if src.buffer.root is dst.buffer.root:
@@ -542,16 +608,23 @@ def _reduce(buffer, out, reduce_type, dim, clear, what: str) -> None:
         raise CompileError(f"{what}: the destination {dst.buffer.name} has type {dt}; it must be a number type")
     if not (src.buffer.dtype.is_float or src.buffer.dtype.is_int or src.buffer.dtype.is_bool):
         raise CompileError(f"{what}: the source {src.buffer.name} has type {src.buffer.dtype}")
-    emit(Reduce(src, dst, reduce_type, d, clear))
+    emit(Reduce(src, dst, reduce_type, d, clear, batch, nan_propagate))
 
 
 def _kind(name: str):
-    def f(buffer, out, dim: int = -1, clear: bool = True) -> None:
-        _reduce(buffer, out, name, dim, clear, f"T.reduce_{name}")
+    # TileLang's signatures: nan_propagate= only on max / min / absmax; abssum has no clear=
+    if name in ("max", "min", "absmax"):
+        def f(buffer, out, dim: int = -1, clear: bool = True, batch: int = 1, nan_propagate: bool = False) -> None:
+            _reduce(buffer, out, name, dim, clear, f"T.reduce_{name}", batch, nan_propagate)
+        sig = "dim=-1, clear=True, batch=1, nan_propagate=False"
+    else:
+        def f(buffer, out, dim: int = -1, clear: bool = True, batch: int = 1) -> None:
+            _reduce(buffer, out, name, dim, clear, f"T.reduce_{name}", batch)
+        sig = "dim=-1, clear=True, batch=1"
 
     f.__name__ = f"reduce_{name}"
     f.__qualname__ = f.__name__
-    f.__doc__ = f"T.reduce_{name}(src, dst, dim=-1, clear=True): {name}-reduce src along dim into dst."
+    f.__doc__ = f"T.reduce_{name}(src, dst, {sig}): {name}-reduce src along dim into dst."
     return f
 
 
