@@ -233,3 +233,15 @@ def test_fast_math_dtype_error_is_a_type_error():
     with pytest.raises(TypeError, match=r"T\.__log2 only supports floating-point inputs, but got uint8"):
         T.__log2(Var("v", "uint8"))
     assert T.__exp(Var("v", "bfloat16")).dtype == "bfloat16"
+
+
+@pytest.mark.parametrize("spelling", ["float8_e4m3fn", "float8_e4m3"])
+def test_fast_math_error_spells_e4m3_as_tilelang(spelling):
+    """TileLang's e4m3 fp8 type is float8_e4m3fn; the message names it so (TileLang 0.1.13's
+    fastmath test matches that), whichever alias the program used."""
+    from tilewise.ir.expr import Var
+
+    with pytest.raises(TypeError, match=r"T\.__exp only supports floating-point inputs, but got float8_e4m3fn\b"):
+        T.__exp(Var("v", spelling))
+    with pytest.raises(TypeError, match=r"but got float8_e5m2\b"):
+        T.__cos(Var("v", "float8_e5m2"))

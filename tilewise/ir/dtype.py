@@ -83,6 +83,12 @@ class DataType(str):
         return self.kind == "bool"
 
     @property
+    def tl_name(self) -> str:
+        """The name as TileLang spells it, for messages: its e4m3 fp8 type is float8_e4m3fn
+        (tilewise's canonical name float8_e4m3 is an alias of the same type)."""
+        return _TL_NAMES.get(self.name, self.name)
+
+    @property
     def bytes(self) -> int:
         return max(1, self.bits // 8)  # int4 / uint4 take a byte each inside a kernel
 
@@ -224,6 +230,9 @@ _NUMPY = {
     "tfloat32": _np("float32"),
     "handle": _np("uint64"),
 }
+# canonical name -> TileLang's spelling, where they differ (DataType.tl_name)
+_TL_NAMES = {"float8_e4m3": "float8_e4m3fn"}
+
 _ALIASES = {
     "float": "float32",
     "double": "float64",

@@ -49,7 +49,7 @@ def _floats(what: str, *args) -> list[Expr]:
     out = [a if isinstance(a, Expr) else as_expr(a, like) for a in args]
     dt = out[0].dtype
     if not dt.is_float or dt.kind not in ("float", "bfloat"):
-        raise CompileError(f"T.{what} only supports floating-point inputs, but got {dt}")
+        raise CompileError(f"T.{what} only supports floating-point inputs, but got {dt.tl_name}")
     if any(e.dtype != dt for e in out[1:]):
         raise CompileError(f"T.{what} expects all inputs to have the same dtype, but got {[str(e.dtype) for e in out]}")
     return out

@@ -208,7 +208,7 @@ def _fast(name: str, pyfn):
             return pyfn(float(x))
         if not isinstance(x, Expr) or x.dtype.name not in _FAST_TYPES:
             # TileLang's wording and types: float16, bfloat16, float32, float64
-            got = x.dtype.name if isinstance(x, Expr) else repr(x)
+            got = x.dtype.tl_name if isinstance(x, Expr) else repr(x)
             raise DtypeError(f"T.__{name} only supports floating-point inputs, but got {got} "
                              f"(one of {', '.join(_FAST_TYPES)})")
         return Call(f"fast_{name}", [x], x.dtype)
