@@ -119,7 +119,7 @@ def batch_kernel(kind: str, rows: int, cols: int, batch: int, threads: int, src_
 @pytest.mark.parametrize("target", list(TARGETS))
 @pytest.mark.parametrize("kind,rows,cols,batch,threads,src_scope", [
     ("sum", 128, 64, 4, 256, "shared"),
-    ("max", 24, 40, 3, 128, "fragment"),   # ragged: 3 does not divide a thread's rows
+    ("max", 24, 40, 3, 128, "fragment"),   # ragged: 3 divides no count here (accepted: a hint)
     ("abssum", 10, 33, 7, 64, "fragment"),
     ("min", 12, 20, 5, 32, "shared"),
 ])
@@ -149,3 +149,43 @@ def test_sum_has_no_nan_propagate():
                 T.copy(A, a)
                 T.reduce_sum(a, o, dim=1, nan_propagate=True)
                 T.copy(o, O)
+
+
+@pytest.mark.parametrize("batch,match", [
+    (0, "batch must be >= 1"),
+    (128, r"batch \(128\) exceeds total output elements \(64\)"),
+    (3, r"batch \(3\) must evenly divide total output elements \(64\)"),
+])
+def test_finalize_reducer_batch_checks(batch, match):
+    """TileLang 0.1.13's finalize_reducer(batch=) rejections, with its wording."""
+    with pytest.raises(CompileError, match=match):
+        @T.prim_func
+        def main(A: T.Tensor((64, 16), "float32"), B: T.Tensor((64,), "float32")):
+            with T.Kernel(1, threads=128):
+                r = T.alloc_reducer(64, "float32", op="sum", replication="all")
+                T.clear(r)
+                a = T.alloc_fragment((64, 16), "float32")
+                T.copy(A, a)
+                for i, j in T.Parallel(64, 16):
+                    r[i] += a[i, j]
+                T.finalize_reducer(r, batch=batch)
+                T.copy(r, B)
+
+
+@pytest.mark.parametrize("target", ["cpu", "cuda"])
+def test_finalize_reducer_with_batch(target, rng):
+    @T.prim_func
+    def main(A: T.Tensor((64, 16), "float32"), B: T.Tensor((64,), "float32")):
+        with T.Kernel(1, threads=128):
+            r = T.alloc_reducer(64, "float32", op="sum", replication="all")
+            T.clear(r)
+            a = T.alloc_fragment((64, 16), "float32")
+            T.copy(A, a)
+            for i, j in T.Parallel(64, 16):
+                r[i] += a[i, j]
+            T.finalize_reducer(r, batch=4)
+            T.copy(r, B)
+
+    k = tilewise.compile(main, out_idx=[1], **TARGETS[target])
+    a = rng.standard_normal((64, 16)).astype(np.float32)
+    np.testing.assert_allclose(k(a), a.sum(axis=1), rtol=1e-5, atol=1e-5)

@@ -205,8 +205,19 @@ def finalize_reducer(reducer, dst=None, batch: int = 1, annotations: dict | None
     what = "T.finalize_reducer"
     require_kernel(what)
     buf = _reducer(reducer, what)
-    if not isinstance(batch, int) or batch < 1:
-        raise CompileError(f"{what}: batch must be a positive integer, got {batch!r}")
+    if isinstance(batch, bool) or not isinstance(batch, int):
+        raise CompileError(f"{what}: batch must be a compile-time integer, got {batch!r}")
+    if batch < 1:
+        raise CompileError(f"finalize_reducer: batch must be >= 1, got {batch}")
+    # TileLang 0.1.13's checks (on its per-thread layout size; here on the reducer's element
+    # count, which is never smaller). The all-reduce exchanges all values per barrier pair anyway.
+    total = 1
+    for e in buf.shape:
+        total *= int(e)
+    if batch > total:
+        raise CompileError(f"finalize_reducer: batch ({batch}) exceeds total output elements ({total})")
+    if total % batch:
+        raise CompileError(f"finalize_reducer: batch ({batch}) must evenly divide total output elements ({total})")
     init = buf.reducer_init.load_var() if buf.reducer_init is not None else None
     d = None
     if dst is not None:
