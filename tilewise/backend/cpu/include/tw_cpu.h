@@ -10,6 +10,7 @@
 #include <cstring>
 #include <initializer_list>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <omp.h>
@@ -334,17 +335,31 @@ template <typename T> inline T abs(T x) {
   else return x < 0 ? (T)(-x) : x;
 }
 
-// max/min with IEEE-754 maxNum/minNum semantics for floats (a NaN operand is ignored), as on GPUs.
-// Written as selects rather than fmaxf/fminf: GCC vectorises these (compare + blend) without
-// fast-math, while fmaxf stays a scalar libm call (about 20x slower in reductions).
+// max/min with IEEE-754 maxNum/minNum semantics for floats (a NaN operand is ignored) and -0 < +0,
+// as PTX max.f32/min.f32 (max(+0, -0) = +0, min(+0, -0) = -0 in either order). Written as selects
+// rather than fmaxf/fminf: GCC vectorises these (compare + blend) without fast-math, while fmaxf
+// stays a scalar libm call (about 20x slower in reductions). Two equal zeros take their sum for
+// max (+0 unless both are -0) and the negated sum of the negations for min (-0 unless both are
+// +0); the sum is computed unconditionally because GCC does not if-convert a conditional add
+// (it might trap), which would keep the loop scalar.
+template <typename T> inline T max_float(T a, T b) {
+  T z = a + b;
+  T r = (a > b) | (b != b) ? a : b;
+  return (a == b) & (z == 0) ? z : r;
+}
+template <typename T> inline T min_float(T a, T b) {
+  T z = -(-a - b);
+  T r = (a < b) | (b != b) ? a : b;
+  return (a == b) & (z == 0) ? z : r;
+}
 template <typename T> inline T max(T a, T b) {
   if constexpr (is_lowp<T>::value) return T(max((float)a, (float)b));
-  else if constexpr (std::is_floating_point<T>::value) return (a > b || b != b) ? a : b;
+  else if constexpr (std::is_floating_point<T>::value) return max_float(a, b);
   else return a > b ? a : b;
 }
 template <typename T> inline T min(T a, T b) {
   if constexpr (is_lowp<T>::value) return T(min((float)a, (float)b));
-  else if constexpr (std::is_floating_point<T>::value) return (a < b || b != b) ? a : b;
+  else if constexpr (std::is_floating_point<T>::value) return min_float(a, b);
   else return a < b ? a : b;
 }
 
@@ -707,12 +722,23 @@ struct Sum {
   template <typename X> static X step(X a, X b) { return a + b; }
   template <typename X> static X first(X x) { return x; }
 };
+template <typename X, typename = void> struct ElemOf { typedef X type; };  // a scalar: itself
+template <typename X> struct ElemOf<X, std::void_t<decltype(std::declval<X>()[0])>> {  // a vector's lanes
+  typedef typename std::remove_cv<typename std::remove_reference<decltype(std::declval<X>()[0])>::type>::type type;
+};
+template <typename X> constexpr bool kFloatLanes = std::is_floating_point<typename ElemOf<X>::type>::value;
 struct Max {
-  template <typename X> static X step(X a, X b) { return (a > b) | (b != b) ? a : b; }
+  template <typename X> static X step(X a, X b) {
+    if constexpr (kFloatLanes<X>) return max_float(a, b);  // -0 < +0, a NaN operand ignored
+    else return (a > b) ? a : b;
+  }
   template <typename X> static X first(X x) { return x; }
 };
 struct Min {
-  template <typename X> static X step(X a, X b) { return (a < b) | (b != b) ? a : b; }
+  template <typename X> static X step(X a, X b) {
+    if constexpr (kFloatLanes<X>) return min_float(a, b);
+    else return (a < b) ? a : b;
+  }
   template <typename X> static X first(X x) { return x; }
 };
 struct BitAnd {
@@ -815,6 +841,15 @@ template <typename Op, typename A> inline Vec<A> rows_block(const A* p, int32_t 
 }
 }  // namespace row_detail
 
+// OpenMP's built-in max/min reductions combine the lanes' partial results with a plain compare
+// (GCC's MAX_EXPR, x86 maxps), which may return -0 for max(+0, -0) or a NaN: these combine with
+// tw::max / tw::min instead (each lane starts from the initial value, harmless for max/min).
+#pragma omp declare reduction(tw_max : float, double, bool, char, signed char, unsigned char, short, unsigned short, int, \
+    unsigned int, long, unsigned long, long long, unsigned long long \
+    : omp_out = max(omp_out, omp_in)) initializer(omp_priv = omp_orig)
+#pragma omp declare reduction(tw_min : float, double, bool, char, signed char, unsigned char, short, unsigned short, int, \
+    unsigned int, long, unsigned long, long long, unsigned long long \
+    : omp_out = min(omp_out, omp_in)) initializer(omp_priv = omp_orig)
 #define TW_PRAGMA(x) _Pragma(#x)
 #define TW_ROW_REDUCE(name, omp_op, step, first, kind_op)                               \
   template <typename Acc, typename T>                                          \
@@ -868,9 +903,9 @@ template <typename Op, typename A> inline Vec<A> rows_block(const A* p, int32_t 
   }
 TW_ROW_REDUCE(row_sum, +, plus(acc, x), x, Sum)
 TW_ROW_REDUCE(row_abssum, +, plus(acc, abs(x)), abs(x), AbsSum)
-TW_ROW_REDUCE(row_max, max, max(acc, x), x, Max)
-TW_ROW_REDUCE(row_min, min, min(acc, x), x, Min)
-TW_ROW_REDUCE(row_absmax, max, max(acc, abs(x)), abs(x), AbsMax)
+TW_ROW_REDUCE(row_max, tw_max, max(acc, x), x, Max)
+TW_ROW_REDUCE(row_min, tw_min, min(acc, x), x, Min)
+TW_ROW_REDUCE(row_absmax, tw_max, max(acc, abs(x)), abs(x), AbsMax)
 TW_ROW_REDUCE(row_bitand, &, (Acc)(acc & x), x, BitAnd)
 TW_ROW_REDUCE(row_bitor, |, (Acc)(acc | x), x, BitOr)
 TW_ROW_REDUCE(row_bitxor, ^, (Acc)(acc ^ x), x, BitXor)
