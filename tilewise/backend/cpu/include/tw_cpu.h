@@ -338,19 +338,35 @@ template <typename T> inline T abs(T x) {
 // max/min with IEEE-754 maxNum/minNum semantics for floats (a NaN operand is ignored) and -0 < +0,
 // as PTX max.f32/min.f32 (max(+0, -0) = +0, min(+0, -0) = -0 in either order). Written as selects
 // rather than fmaxf/fminf: GCC vectorises these (compare + blend) without fast-math, while fmaxf
-// stays a scalar libm call (about 20x slower in reductions). Two equal zeros take their sum for
-// max (+0 unless both are -0) and the negated sum of the negations for min (-0 unless both are
-// +0); the sum is computed unconditionally because GCC does not if-convert a conditional add
-// (it might trap), which would keep the loop scalar.
+// stays a scalar libm call (about 20x slower in reductions). Equal operands take the AND of their
+// bits for max (+0 unless both are -0) and the OR for min (-0 unless both are +0); for equal
+// non-zero values both are the value itself. GCC vectorises the bit operations (vpand / vpor).
+template <typename T> struct BitsOf {
+  typedef typename std::conditional<sizeof(T) == 4, uint32_t, uint64_t>::type type;
+};
+template <typename T> inline T and_bits(T a, T b) {
+  typename BitsOf<T>::type x, y;
+  std::memcpy(&x, &a, sizeof(T));
+  std::memcpy(&y, &b, sizeof(T));
+  x &= y;
+  std::memcpy(&a, &x, sizeof(T));
+  return a;
+}
+template <typename T> inline T or_bits(T a, T b) {
+  typename BitsOf<T>::type x, y;
+  std::memcpy(&x, &a, sizeof(T));
+  std::memcpy(&y, &b, sizeof(T));
+  x |= y;
+  std::memcpy(&a, &x, sizeof(T));
+  return a;
+}
 template <typename T> inline T max_float(T a, T b) {
-  T z = a + b;
   T r = (a > b) | (b != b) ? a : b;
-  return (a == b) & (z == 0) ? z : r;
+  return a == b ? and_bits(a, b) : r;
 }
 template <typename T> inline T min_float(T a, T b) {
-  T z = -(-a - b);
   T r = (a < b) | (b != b) ? a : b;
-  return (a == b) & (z == 0) ? z : r;
+  return a == b ? or_bits(a, b) : r;
 }
 template <typename T> inline T max(T a, T b) {
   if constexpr (is_lowp<T>::value) return T(max((float)a, (float)b));
@@ -727,16 +743,38 @@ template <typename X> struct ElemOf<X, std::void_t<decltype(std::declval<X>()[0]
   typedef typename std::remove_cv<typename std::remove_reference<decltype(std::declval<X>()[0])>::type>::type type;
 };
 template <typename X> constexpr bool kFloatLanes = std::is_floating_point<typename ElemOf<X>::type>::value;
+// max_float / min_float for a scalar or a vector of floats (the bit operations on a vector go
+// through an integer vector of the same size)
+template <typename X> inline X vmax(X a, X b) {
+  if constexpr (std::is_floating_point<X>::value) {
+    return max_float(a, b);
+  } else {
+    typedef typename BitsOf<typename ElemOf<X>::type>::type U;
+    typedef U UV __attribute__((vector_size(sizeof(X))));
+    X r = (a > b) | (b != b) ? a : b;
+    return a == b ? (X)((UV)a & (UV)b) : r;
+  }
+}
+template <typename X> inline X vmin(X a, X b) {
+  if constexpr (std::is_floating_point<X>::value) {
+    return min_float(a, b);
+  } else {
+    typedef typename BitsOf<typename ElemOf<X>::type>::type U;
+    typedef U UV __attribute__((vector_size(sizeof(X))));
+    X r = (a < b) | (b != b) ? a : b;
+    return a == b ? (X)((UV)a | (UV)b) : r;
+  }
+}
 struct Max {
   template <typename X> static X step(X a, X b) {
-    if constexpr (kFloatLanes<X>) return max_float(a, b);  // -0 < +0, a NaN operand ignored
+    if constexpr (kFloatLanes<X>) return vmax(a, b);  // -0 < +0, a NaN operand ignored
     else return (a > b) ? a : b;
   }
   template <typename X> static X first(X x) { return x; }
 };
 struct Min {
   template <typename X> static X step(X a, X b) {
-    if constexpr (kFloatLanes<X>) return min_float(a, b);
+    if constexpr (kFloatLanes<X>) return vmin(a, b);
     else return (a < b) ? a : b;
   }
   template <typename X> static X first(X x) { return x; }
