@@ -114,6 +114,7 @@ def _zero_rows(m: int, n: int) -> np.ndarray:
     x[4, :] = NAN  # NaNs are ignored: mixed with zeros
     x[4, 3] = 0.0
     x[4, 7] = -0.0
+    x[5, :] = NAN  # all NaN: the identity (-inf for max, +inf for min)
     return x.astype(np.float32)
 
 
@@ -137,8 +138,8 @@ def test_reduce_signed_zero(name, target, backend, n):
 
     x = _zero_rows(M, n)
     mx, mn = _compile(red, target, backend, [1, 2])(x)
-    want_max = [0.0 if (r == 0).any() and not np.signbit(r[r == 0]).all() else -0.0 for r in x]
-    want_min = [-0.0 if np.signbit(r[r == 0]).any() else 0.0 for r in x]
+    want_max = [-np.inf if np.isnan(r).all() else 0.0 if not np.signbit(r[r == 0]).all() else -0.0 for r in x]
+    want_min = [np.inf if np.isnan(r).all() else -0.0 if np.signbit(r[r == 0]).any() else 0.0 for r in x]
     _same(mx, want_max)
     _same(mn, want_min)
 
