@@ -15,7 +15,9 @@ does where C leaves a choice (the CUDA target is the one whose answers matter):
   and `shr` of unsigned values) or the sign fill (`shr` of signed values): PTX `shl`/`shr` clamp
   the count to the width. (C leaves this undefined; x86 takes the count modulo the width.)
   Narrow types shift at their own width (C promotes them to int, which gives the same results).
-- Floating-point `min`/`max` are IEEE maxNum/minNum: a NaN operand is ignored (fmaxf/fminf).
+- Floating-point `min`/`max` are IEEE maxNum/minNum: a NaN operand is ignored (fmaxf/fminf), and
+  -0 orders below +0 (max(+0, -0) is +0, min(+0, -0) is -0, whichever operand comes first), as
+  PTX `max.f32`/`min.f32` do (C's fmaxf may return either zero).
 - float16, bfloat16 and float8 are computed in float32 and rounded to their type once per
   operation; float64 values round to them once (through float32 rounded to odd, as the CUDA
   header does). float8 saturates to its largest finite value (infinities included) and a NaN
@@ -244,6 +246,16 @@ def _shift(op: str, dt: DataType) -> Callable:
 # ---------------------------------------------------------------------------- operator tables
 
 
+def _fmax(a, b):
+    """maxNum with -0 < +0 (np.fmax may return either of two equal zeros)."""
+    return np.where(a == b, np.where(np.signbit(a), b, a), np.fmax(a, b))
+
+
+def _fmin(a, b):
+    """minNum with -0 < +0 (np.fmin may return either of two equal zeros)."""
+    return np.where(a == b, np.where(np.signbit(a), a, b), np.fmin(a, b))
+
+
 def _float_floormod(a, b):
     r = np.fmod(a, b)
     return np.where((r != 0) & ((r < 0) != (b < 0)), r + b, r)
@@ -257,7 +269,7 @@ _FLOAT_BIN = {
     "add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.true_divide,
     "truncmod": np.fmod, "floormod": _float_floormod,
     "floordiv": lambda a, b: np.floor(np.true_divide(a, b)),
-    "min": np.fmin, "max": np.fmax,  # IEEE minNum/maxNum: a NaN operand is ignored, as on GPUs
+    "min": _fmin, "max": _fmax,  # IEEE minNum/maxNum, -0 < +0: a NaN operand is ignored, as on GPUs
 }  # fmt: skip
 _BOOL_BIN = {
     "and": np.logical_and, "or": np.logical_or, "bitand": np.logical_and, "bitor": np.logical_or,
@@ -382,7 +394,7 @@ _MATH1 = {
     "fast_cos": np.cos, "fast_tan": np.tan, "fast_rcp": lambda x: 1 / x,
 }  # fmt: skip
 _MATH2 = {
-    "pow": np.power, "max": np.fmax, "min": np.fmin, "fmod": np.fmod, "atan2": np.arctan2,
+    "pow": np.power, "max": _fmax, "min": _fmin, "fmod": np.fmod, "atan2": np.arctan2,
     "hypot": np.hypot, "copysign": np.copysign,
 }  # fmt: skip
 

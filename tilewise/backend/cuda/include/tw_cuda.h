@@ -453,7 +453,8 @@ TW_DEV uint64_t abs(uint64_t x) { return x; }
 TW_DEV float abs(float x) { return ::fabsf(x); }
 TW_DEV double abs(double x) { return ::fabs(x); }
 
-// max/min follow IEEE-754 maxNum/minNum for floats (a NaN operand is ignored), as fmaxf does.
+// max/min follow IEEE-754 maxNum/minNum for floats (a NaN operand is ignored), as fmaxf does;
+// fmaxf / fminf compile to max.f32 / min.f32, which order -0 below +0 (docs/API.md "Numbers").
 template <typename T> TW_DEV T max(T a, T b) {
   if constexpr (is_lowp<T>::value) return T(::fmaxf((float)a, (float)b));
   else return a > b ? a : b;

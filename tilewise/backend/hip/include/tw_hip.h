@@ -176,6 +176,7 @@ template <typename T> TW_DEV typename enable_if<is_lowp<T>::value, T>::type sigm
 template <typename T> TW_DEV typename enable_if<is_lowp<T>::value, T>::type tanh(T x) { return T(tanh((float)x)); }
 
 // abs, max and min: floats follow fabs / fmax / fmin (a NaN operand is ignored), integers compare.
+// fmax / fmin compile to v_max_f32 / v_min_f32, which order -0 below +0 as PTX max.f32 does.
 template <typename T> TW_DEV T abs(T x) {
   if constexpr (is_lowp<T>::value) return T(__builtin_fabsf((float)x));
   else if constexpr ((T)-1 > (T)0) return x;
