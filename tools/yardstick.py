@@ -129,6 +129,7 @@ def _version(major, minor=0, mode="ge"):
 
 
 tt.requires_cuda = _runs
+tt.requires_cuda_or_cdna = _runs
 tt.requires_cuda_compute_version = _version
 for _m in ("ge", "gt", "le", "lt", "eq"):
     setattr(tt, f"requires_cuda_compute_version_{_m}", lambda a, b=0, _m=_m: _version(a, b, _m))

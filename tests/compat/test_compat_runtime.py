@@ -333,6 +333,18 @@ def test_requires_cuda_compute_version_decorators_skip_without_a_gpu():
         tilewise.testing.requires_cuda_compute_version(8, 0, mode="about")
 
 
+
+def test_requires_cuda_or_cdna_skips_without_either_gpu():
+    from tilewise.backend.hip.device import amd_gpu_present
+
+    def check():
+        pass
+
+    (mark,) = [m for m in tilewise.testing.requires_cuda_or_cdna(check).pytestmark if m.name == "skipif"]
+    assert mark.args[0] is (not (gpu_present() or amd_gpu_present()))
+    assert "CUDA GPU or an AMD CDNA GPU" in mark.kwargs["reason"]
+
+
 def test_target_dicts_and_newer_architectures():
     k = tilewise.compile(add_one(), out_idx=[1], target={"kind": "cuda", "arch": "sm_90"},
                          execution_backend="emulator")

@@ -130,3 +130,26 @@ def test_packed_errors():
         k(torch.zeros((2, 8), dtype=torch.uint8), torch.zeros((2, 4), dtype=torch.uint8), f)
     with pytest.raises(ValueError, match="last dimension must be contiguous"):
         k(torch.zeros((4, 2), dtype=torch.uint8).t(), torch.zeros((2, 4), dtype=torch.uint8), f)
+
+
+@tilewise.jit
+def _eager_decode(A, F):
+    """An eager kernel whose T.const extents come from a packed fp4 argument (TileLang issue 2292)."""
+    M, K, S = T.const("M K S")
+    A: T.StridedTensor((M, K), (S, 1), T.float4_e2m1fn)
+    F: T.Tensor((M, K), T.float32)
+    with T.Kernel(1, threads=128):
+        for i, j in T.Parallel(M, K):
+            F[i, j] = T.Cast("float32", A[i, j])
+
+
+def test_eager_constants_bind_the_logical_shape_and_strides():
+    rng = np.random.default_rng(2)
+    full = torch.from_numpy(rng.integers(0, 256, (8, 8), dtype=np.uint8))
+    a = full[::2, :]  # 4 rows of 8 bytes = (4, 16) fp4 values; byte stride 16 = 32 fp4 values
+    f = torch.zeros((4, 16), dtype=torch.float32)
+    _eager_decode(a, f)
+    np.testing.assert_array_equal(f.numpy(), decode(a.numpy()))
+    a_param = _eager_decode.get_tir(a, f).params[0]
+    assert [int(d) for d in a_param.shape] == [4, 16]
+    assert [int(d) for d in a_param.explicit_strides] == [32, 1]

@@ -125,6 +125,15 @@ def test_layout_api():
     assert [ev(e) for e in rep(5, 2)] == [1, 2, 1]
     ex = lay.expand([2])
     assert ex.get_input_shape() == [2, 4, 8] and [ev(e) for e in ex(1, 3, 5)] == [1, 5, 3]
+    assert lay.expand(np.int64(3)).get_input_shape() == [3, 4, 8]
+    with pytest.raises(ValueError, match="positive"):  # TileLang: ValueError for 0 / negative extents
+        lay.expand(0)
+    with pytest.raises(ValueError, match="positive"):
+        lay.expand([-1])
+    with pytest.raises(TypeError, match="leading shape"):  # and TypeError for what is not an extent
+        lay.expand("4")
+    with pytest.raises(TypeError, match="positive integers"):
+        lay.expand([2.5])
     assert lay.is_equal(T.Layout([4, 8], lambda i, j: [j, i])) and not lay.is_equal(rep)
     with pytest.raises(tilewise.CompileError, match="closed form"):
         make_swizzled_layout((8, 64), dtype="float16").inverse()

@@ -14,6 +14,7 @@ import numpy as np
 from ..errors import InternalError, OutsideKernelError
 from ..ir.expr import Var
 from ..ir.stmt import PrimFunc
+from .packed_fp4 import PACK, is_packed_fp4
 
 _frontend = None
 _parse_lock = threading.RLock()  # parsing uses a module-level builder stack
@@ -176,6 +177,13 @@ class EagerFunction:
                                 f"given; pass {param} or {name}=...")
             try:
                 out[name] = _extent(tensors[param], param, kind, i)
+                dt = template.dtypes.get(param)
+                if dt is not None and is_packed_fp4(dt, tensors[param]):
+                    # TileLang's packed fp4 / int4 tensor holds two values per byte: the constant
+                    # is the logical extent (last dimension x2, the other dimensions' strides x2)
+                    ndim = len(tensors[param].shape)
+                    if (kind == "shape") == (i == ndim - 1):
+                        out[name] *= PACK
             except (AttributeError, IndexError, TypeError):
                 raise TypeError(f"{self.func.__name__}: argument {param} should be a tensor with a dimension {i} "
                                 f"(it gives T.const {name!r}), got {type(tensors[param]).__name__}") from None

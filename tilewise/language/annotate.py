@@ -42,11 +42,29 @@ def annotate_layout(layout_map: dict) -> None:
             # layout TileLang would apply to a scratch tensor shared by kernels that all carry
             # the same annotation changes nothing they compute, so it is accepted and ignored.
             continue
+        if buf.is_shared and not lay.is_injective():
+            raise CompileError(_not_injective(buf, lay))
         checked[buf] = lay
         if buf.is_shared:
             buf.user_layout = lay
     if checked:
         emit(Annotation("layout", checked))
+
+
+def _not_injective(buf: Buffer, lay: Layout) -> str:
+    """The message for a many-to-one layout of a shared buffer (its elements would alias), naming
+    the first two logical indices that collide, in TileLang 0.1.13's words (its issue 2632)."""
+    import numpy as np
+
+    table = lay.table().reshape(-1, len(lay.forward_index))
+    flat = lay.flat_table().ravel()
+    _, first, inverse = np.unique(flat, return_index=True, return_inverse=True)
+    j = int(np.flatnonzero(first[inverse] != np.arange(flat.size))[0])
+    i = int(first[inverse[j]])
+    a, b = (list(np.unravel_index(k, tuple(lay.shape))) for k in (i, j))
+    return (f"T.annotate_layout: the layout of shared buffer `{buf.name}` must be injective (one physical slot per "
+            f"element): logical indices {[int(v) for v in a]} and {[int(v) for v in b]} both map to physical "
+            f"coordinates {[int(v) for v in table[j]]}")
 
 
 def use_swizzle(panel_size: int = 8, order: str = "row", enable: bool = True) -> None:

@@ -291,6 +291,7 @@ class Template:
 
     consts: list[str]
     matcher: dict
+    dtypes: dict = field(default_factory=dict)  # parameter name -> its declared element type
 
 
 def template(func, outer, values: dict) -> Template:
@@ -310,7 +311,8 @@ def template(func, outer, values: dict) -> Template:
                 for i, d in enumerate(dims):
                     if isinstance(d, Var) and d.uid == v.uid and matcher[name] is None:
                         matcher[name] = (p.name, kind, i)
-    return Template(list(ctx.const_vars), matcher)
+    dtypes = {p.name: p.dtype for p in pf.params if isinstance(p, Buffer)}
+    return Template(list(ctx.const_vars), matcher, dtypes)
 
 
 def build(func, outer, values: dict, consts: dict) -> PrimFunc:

@@ -31,12 +31,21 @@ float64 fma, which is exact there; a product of two float32 values is exact in f
 rounded to the nearest float32 — one of the two float32 values around the exact result — and the
 exact result's side of t, the sign of (s - t) + error, decides whether t or its float32 neighbour
 (T.nextafter) is the answer. Overflow goes to the largest finite value where the mode rounds
-toward zero, infinities and NaNs pass through."""
+toward zero, infinities and NaNs pass through.
+
+TileLang 0.1.13 also takes float64 (CUDA's `__dadd_rz` ...) and, in "rn" only, float16 / bfloat16.
+float64 "rn" is the same single-rounding IR operation as for float32. float64 "rz" / "ru" / "rd"
+are done for ieee_add / ieee_sub only: TwoSum's error is exact in float64 itself, and decides the
+step to a neighbour as above. The other float64 directed operations would need error terms that
+stay exact through subnormal results (an fma residual of a subnormal product or quotient may round
+to zero and lose its sign): not done, a CompileError naming them. The half types are computed in
+float32 and rounded once to the type: for +, -, *, /, sqrt, rounding to float32 first and then to
+a p-bit type is the correct p-bit rounding when float32's 24 bits >= 2p + 2 (p = 11, 8)."""
 from __future__ import annotations
 
 from ..errors import CompileError
 from ..ir import dtype as _dt
-from ..ir.expr import Call, Const, Expr, Select, as_expr, cast, logical_and, logical_or
+from ..ir.expr import Call, Const, Expr, Select, as_expr, cast, logical_and, logical_not, logical_or
 from .math import _v
 
 _MODES = ("rn", "rz", "ru", "rd")
@@ -72,7 +81,7 @@ def _fused(a: Expr, b: Expr, c: Expr) -> Expr:
 
 def _check_mode(what: str, rounding_mode) -> str:
     if not (isinstance(rounding_mode, str) and rounding_mode in _MODES):
-        raise CompileError(f"T.{what}: invalid rounding mode {rounding_mode!r}; must be one of {set(_MODES)}")
+        raise CompileError(f"T.{what}: Invalid rounding mode {rounding_mode!r}; must be one of {_MODES}")
     return rounding_mode
 
 
@@ -111,23 +120,77 @@ def _round(s: Expr, err: Expr, mode: str) -> Expr:
     t = cast(s, _dt.float32)
     if mode == "rn":
         return t
-    d = (s - _f64(t)) + err  # the exact value's side of t (its sign is exact)
-    f32 = _dt.float32
-    up = Call("nextafter", [t, Const(float("inf"), f32)], f32)
-    down = Call("nextafter", [t, Const(float("-inf"), f32)], f32)
+    return _step(t, (s - _f64(t)) + err, mode)  # the exact value's side of t (its sign is exact)
+
+
+def _step(t: Expr, d: Expr, mode: str) -> Expr:
+    """t, or its neighbour in t's type on the side `mode` asks for, given d: a float64 whose sign
+    is the sign of (exact value - t)."""
+    ft = t.dtype
+    up = Call("nextafter", [t, Const(float("inf"), ft)], ft)
+    down = Call("nextafter", [t, Const(float("-inf"), ft)], ft)
     zero64 = Const(0.0, _dt.float64)
     if mode == "ru":
         return Select(d > zero64, up, t)
     if mode == "rd":
         return Select(d < zero64, down, t)
-    toward0 = Call("nextafter", [t, Const(0.0, f32)], f32)  # rz: step back when t is farther from 0
-    zero32 = Const(0.0, f32)
-    return Select(logical_or(logical_and(t > zero32, d < zero64), logical_and(t < zero32, d > zero64)), toward0, t)
+    toward0 = Call("nextafter", [t, Const(0.0, ft)], ft)  # rz: step back when t is farther from 0
+    zero = Const(0.0, ft)
+    return Select(logical_or(logical_and(t > zero, d < zero64), logical_and(t < zero, d > zero64)), toward0, t)
 
 
-def _float32_only(what: str, e: Expr) -> None:
-    if e.dtype != _dt.float32:
-        raise CompileError(f"T.{what} is a float32 operation (CUDA's __f*_rn), got {e.dtype}")
+def _sum64(a: Expr, b: Expr, mode: str) -> Expr:
+    """a + b of two float64 values rounded to float64 in a directed mode. TwoSum's error is exact
+    for any finite operands; an overflow (s infinite from finite operands) goes to the largest
+    finite value where the mode rounds toward zero; an exact zero sum is -0 in "rd"."""
+    f64 = _dt.float64
+    s, e = _two_sum(a, b)
+    r = _step(s, e, mode)
+    inf = Const(float("inf"), f64)
+    big = Const(1.7976931348623157e308, f64)
+    finite = logical_and(Call("abs", [a], f64) < inf, Call("abs", [b], f64) < inf)
+    overflow = logical_and(Call("abs", [s], f64) == inf, finite)
+    keep_inf = {"ru": s > Const(0.0, f64), "rd": s < Const(0.0, f64), "rz": Const(False, _dt.bool_)}[mode]
+    r = Select(logical_and(overflow, logical_not(keep_inf)), Call("copysign", [big, s], f64), r)
+    if mode != "rd":
+        return r
+    zero64 = Const(0.0, f64)
+    exact_zero = logical_and(s == zero64, e == zero64)
+    return Select(exact_zero, -((-a) + (-b)), r)
+
+
+_HALVES = ("float16", "bfloat16")
+
+
+def _kind(what: str, e: Expr, mode: str) -> str:
+    """"f32", "f64" or "half" for the operand type; half precision takes "rn" only (as CUDA's
+    __hadd ... do); other types are refused by name."""
+    name = e.dtype.name
+    if name == "float32":
+        return "f32"
+    if name == "float64":
+        return "f64"
+    if name in _HALVES:
+        if mode != "rn":
+            raise CompileError(
+                f"T.{what}: Only rounding mode 'rn' is available for half precision ({name}), got {mode!r}"
+            )
+        return "half"
+    raise CompileError(f"T.{what} supports float16, bfloat16, float32 and float64, got {e.dtype}")
+
+
+def _f64_directed_unsupported(what: str, mode: str) -> CompileError:
+    return CompileError(
+        f"T.{what}(..., rounding_mode={mode!r}) on float64 is not supported by tilewise "
+        "(only 'rn', and the directed modes of ieee_add / ieee_sub, are)"
+    )
+
+
+def _via_f32(dt, f) -> Expr:
+    """A half-precision operation computed in float32 and rounded once to dt: float32's 24 bits
+    are at least 2p + 2 for p = 11 (float16) and 8 (bfloat16), so for +, -, *, / and sqrt the
+    float32 result rounded to dt is the correctly rounded dt result (no double-rounding error)."""
+    return cast(f(_dt.float32), dt)
 
 
 def fma(x, y, z) -> Expr:
@@ -144,40 +207,60 @@ def fmul(x, y) -> Expr:
     return Call("fma", [a, b, Const(-0.0, a.dtype)], a.dtype)
 
 
+def _fma_call(a: Expr, b: Expr, c: Expr) -> Expr:
+    return Call("fma", [a, b, c], a.dtype)
+
+
 def ieee_add(x, y, rounding_mode="rn") -> Expr:
     """x + y rounded once in `rounding_mode` ("rn", "rz", "ru", "rd")."""
     mode = _check_mode("ieee_add", rounding_mode)
     a, b = _floats("ieee_add", x, y)
-    _float32_only("ieee_add", a)
+    kind = _kind("ieee_add", a, mode)
+    if kind == "half":
+        return _via_f32(a.dtype, lambda f: _fma_call(cast(a, f), Const(1.0, f), cast(b, f)))
     if mode == "rn":
-        return Call("fma", [a, Const(1.0, a.dtype), b], a.dtype)
+        return _fma_call(a, Const(1.0, a.dtype), b)
+    if kind == "f64":
+        return _sum64(a, b, mode)
     return _sum(_f64(a), _f64(b), mode)
 
 
 def ieee_sub(x, y, rounding_mode="rn") -> Expr:
     mode = _check_mode("ieee_sub", rounding_mode)
     a, b = _floats("ieee_sub", x, y)
-    _float32_only("ieee_sub", a)
+    kind = _kind("ieee_sub", a, mode)
+    if kind == "half":
+        return _via_f32(a.dtype, lambda f: _fma_call(cast(a, f), Const(1.0, f), -cast(b, f)))
     if mode == "rn":
-        return Call("fma", [a, Const(1.0, a.dtype), -b], a.dtype)
+        return _fma_call(a, Const(1.0, a.dtype), -b)
+    if kind == "f64":
+        return _sum64(a, -b, mode)
     return _sum(_f64(a), -_f64(b), mode)
 
 
 def ieee_mul(x, y, rounding_mode="rn") -> Expr:
     mode = _check_mode("ieee_mul", rounding_mode)
     a, b = _floats("ieee_mul", x, y)
-    _float32_only("ieee_mul", a)
+    kind = _kind("ieee_mul", a, mode)
+    if kind == "half":
+        return _via_f32(a.dtype, lambda f: _fma_call(cast(a, f), cast(b, f), Const(-0.0, f)))
     if mode == "rn":
-        return Call("fma", [a, b, Const(-0.0, a.dtype)], a.dtype)
+        return _fma_call(a, b, Const(-0.0, a.dtype))
+    if kind == "f64":
+        raise _f64_directed_unsupported("ieee_mul", mode)
     return _round(_mul64(_f64(a), _f64(b)), Const(0.0, _dt.float64), mode)  # exact in float64
 
 
 def ieee_fmaf(x, y, z, rounding_mode="rn") -> Expr:
     mode = _check_mode("ieee_fmaf", rounding_mode)
     a, b, c = _floats("ieee_fmaf", x, y, z)
-    _float32_only("ieee_fmaf", a)
+    kind = _kind("ieee_fmaf", a, mode)
+    if kind == "half":
+        return _fused(a, b, c)  # rounded once to the half type (see _fused)
     if mode == "rn":
-        return Call("fma", [a, b, c], a.dtype)
+        return _fma_call(a, b, c)
+    if kind == "f64":
+        raise _f64_directed_unsupported("ieee_fmaf", mode)
     return _sum(_mul64(_f64(a), _f64(b)), _f64(c), mode)
 
 
@@ -191,27 +274,39 @@ def _quotient(n: Expr, b: Expr, mode: str) -> Expr:
 def ieee_fdiv(x, y, rounding_mode="rn") -> Expr:
     mode = _check_mode("ieee_fdiv", rounding_mode)
     a, b = _floats("ieee_fdiv", x, y)
-    _float32_only("ieee_fdiv", a)
+    kind = _kind("ieee_fdiv", a, mode)
+    if kind == "half":
+        return _via_f32(a.dtype, lambda f: cast(a, f) / cast(b, f))
     if mode == "rn":
         return a / b
+    if kind == "f64":
+        raise _f64_directed_unsupported("ieee_fdiv", mode)
     return _quotient(_f64(a), _f64(b), mode)
 
 
 def ieee_frcp(x, rounding_mode="rn") -> Expr:
     mode = _check_mode("ieee_frcp", rounding_mode)
     (a,) = _floats("ieee_frcp", x)
-    _float32_only("ieee_frcp", a)
+    kind = _kind("ieee_frcp", a, mode)
+    if kind == "half":
+        return _via_f32(a.dtype, lambda f: Const(1.0, f) / cast(a, f))
     if mode == "rn":
         return Const(1.0, a.dtype) / a
+    if kind == "f64":
+        raise _f64_directed_unsupported("ieee_frcp", mode)
     return _quotient(Const(1.0, _dt.float64), _f64(a), mode)
 
 
 def ieee_fsqrt(x, rounding_mode="rn") -> Expr:
     mode = _check_mode("ieee_fsqrt", rounding_mode)
     (a,) = _floats("ieee_fsqrt", x)
-    _float32_only("ieee_fsqrt", a)
+    kind = _kind("ieee_fsqrt", a, mode)
+    if kind == "half":
+        return _via_f32(a.dtype, lambda f: Call("sqrt", [cast(a, f)], f))
     if mode == "rn":
         return Call("sqrt", [a], a.dtype)
+    if kind == "f64":
+        raise _f64_directed_unsupported("ieee_fsqrt", mode)
     a64 = _f64(a)
     r = Call("sqrt", [a64], _dt.float64)
     # sqrt(a) - r = (a - r*r) / (sqrt(a) + r): the exact residual a - r*r (one fma) over about 2r
@@ -219,8 +314,11 @@ def ieee_fsqrt(x, rounding_mode="rn") -> Expr:
 
 
 def ieee_frsqrt(x) -> Expr:
-    """1/sqrt(x) correctly rounded to float32 (see the module doc)."""
+    """1/sqrt(x) rounded to the operand's type (float32, float16, bfloat16; see the module doc).
+    float64 has no such operation in CUDA (TileLang refuses it too)."""
     (a,) = _floats("ieee_frsqrt", x)
-    _float32_only("ieee_frsqrt", a)
+    if a.dtype.name == "float64":
+        raise CompileError("T.ieee_frsqrt: frsqrt is not supported for float64")
+    _kind("ieee_frsqrt", a, "rn")
     f64 = _dt.float64
-    return cast(Const(1.0, f64) / Call("sqrt", [cast(a, f64)], f64), _dt.float32)
+    return cast(Const(1.0, f64) / Call("sqrt", [cast(a, f64)], f64), a.dtype)

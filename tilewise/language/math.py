@@ -349,8 +349,28 @@ def dp4a(a, b, c):
     """c + dot of the four int8 lanes packed in a and b (int32 each). As in TileLang, an 8-bit
     element `A_local[i, k]` stands for it and the next three along the last axis; and used as a
     statement with an element `C[i]` as c, `T.dp4a(a, b, C[i])` adds into C[i]."""
+    _dp4a_check(a, b, c)
     a, b, c = _dp4a_word(a), _dp4a_word(b), as_expr(_v(c))
     return Call("dp4a", [a, b, c], _dt.int32)
+
+
+def _dp4a_check(a, b, c) -> None:
+    """TileLang's dtype rule (issue 2600): a and b signed 8-bit (or int32 words holding four of
+    them), of one type; c int32. CUDA's __dp4a is the signed form."""
+    from ..ir.buffer import Buffer
+
+    def dtype_of(x):
+        x = _v(x)
+        if isinstance(x, (Buffer, Expr)):
+            return x.dtype
+        return None  # a Python int: an int32 word
+
+    da, db, dc = dtype_of(a), dtype_of(b), dtype_of(c)
+    ok_in = all(d is None or d.name in ("int8", "int32") for d in (da, db))
+    same = da is None or db is None or da == db
+    if not (ok_in and same and (dc is None or dc.name == "int32")):
+        raise CompileError(f"T.dp4a requires int8 operands a and b of one type (or int32 words of four int8) and an "
+                           f"int32 accumulator c, got a: {da}, b: {db}, c: {dc}")
 
 
 def _dp4a_word(x) -> Expr:

@@ -6,7 +6,7 @@ import inspect
 
 import numpy as np
 
-from ..errors import CompileError
+from ..errors import CompileError, DtypeError
 from ..ir import dtype as _dt
 from ..ir.evaluate import evaluate
 from ..ir.expr import Expr, Var, as_expr
@@ -23,7 +23,9 @@ def _static_shape(shape, what: str) -> tuple[int, ...]:
     shape = _as_list(shape)
     out = []
     for d in shape:
-        if isinstance(d, bool) or not isinstance(d, int) or d <= 0:
+        if isinstance(d, bool) or not isinstance(d, (int, np.integer)):  # a TypeError too, as TileLang's
+            raise DtypeError(f"{what}: the shape must be positive integers, got {shape}")
+        if d <= 0:
             raise CompileError(f"{what}: the shape must be positive integers, got {shape}")
         out.append(d)
     return tuple(out)
@@ -187,7 +189,9 @@ class Layout:
 
     def expand(self, leading_shape) -> Layout:
         """`[i, *rest] -> [i, *L(rest)]`: new leading input dimensions passed through unchanged."""
-        lead = [leading_shape] if isinstance(leading_shape, int) else list(leading_shape)
+        if not isinstance(leading_shape, (int, np.integer, list, tuple)):  # a str is not a list of extents
+            raise DtypeError(f"Layout.expand: the leading shape must be an int or a list of ints, got {leading_shape!r}")
+        lead = [leading_shape] if isinstance(leading_shape, (int, np.integer)) else list(leading_shape)
         if not lead:
             return self
         shape = _static_shape([*lead, *self.shape], "Layout.expand")

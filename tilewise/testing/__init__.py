@@ -142,3 +142,12 @@ def requires_rocm(fn):
 
 
 requires_metal = _never("Metal")
+
+
+def requires_cuda_or_cdna(fn):
+    """TileLang's mark for tests that run on a CUDA GPU or an AMD CDNA GPU (every AMD GPU tilewise
+    targets, gfx90a / gfx942 / gfx950, is CDNA)."""
+    import pytest
+
+    return pytest.mark.skipif(not (gpu_present() or amd_gpu_present()),
+                              reason="needs a CUDA GPU or an AMD CDNA GPU")(fn)
