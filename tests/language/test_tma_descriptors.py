@@ -240,10 +240,19 @@ def test_wrong_expect_tx_is_reported_by_the_emulator():
         k(_a(64, 64))
 
 
-@pytest.mark.parametrize("target, name", [("cuda -arch=sm_80", "sm_80"), ("cpu", "cpu")])
-def test_targets_without_tma_refuse(target, name):
-    with pytest.raises(CompileError, match=rf"T.tma_load needs the copy engine \(TMA\) of sm_90.*{name}"):
-        _compile(shift_rows(64, 64), None if target == "cpu" else "emulator", target=target)
+def test_targets_without_tma_refuse():
+    with pytest.raises(CompileError, match=r"T.tma_load needs the copy engine \(TMA\) of sm_90.*sm_80"):
+        _compile(shift_rows(64, 64), "emulator", target="cuda -arch=sm_80")
+
+
+def test_the_cpu_target_runs_tma_kernels_as_sm90a():
+    """A block of the CPU target is one thread, so a kernel that programs TMA and mbarriers runs
+    thread-exactly in the emulator, as its sm_90a program (jit/kernel.py), with the same result."""
+    a = _a(64, 64)
+    with pytest.warns(UserWarning, match="thread-exactly"):
+        k = _compile(shift_rows(64, 64), None, target="cpu")
+    assert k.build.machine.name == "sm_90a"
+    np.testing.assert_array_equal(k(a), _compile(shift_rows(64, 64), "emulator")(a))
 
 
 def test_dynamic_rows():
