@@ -15,7 +15,7 @@ from ..errors import CompileError
 from ..ir.buffer import Buffer
 from ..ir.expr import BufferLoad, Call, Const, Expr, Select, compare, logical_and
 from ..ir.simplify import bound, prove
-from ..ir.stmt import Annotation, BufferStore, IfThenElse, PrimFunc
+from ..ir.stmt import Annotation, BufferStore, Evaluate, IfThenElse, PrimFunc
 from ..ir.visitor import Visitor
 from ..tileop.base import TileOp
 from .ranges import RangeMutator
@@ -115,6 +115,28 @@ class _Guard(RangeMutator):
         if e.name == "address_of":  # an address, not a read
             return e
         return self.generic_visit(e)
+
+    def visit_Evaluate(self, s: Evaluate):
+        """An element atomic (`T.atomic_min(S[j], v)`) writes the element its address names: outside
+        the tensor it is skipped, like a store."""
+        s = self.generic_visit(s)
+        call = s.value
+        if not (isinstance(call, Call) and call.name.startswith("atomic_") and call.args):
+            return s
+        addr = call.args[0]
+        if not (isinstance(addr, Call) and addr.name == "address_of" and len(addr.args) == 1
+                and isinstance(addr.args[0], BufferLoad) and addr.args[0].buffer.is_global):
+            return s
+        dst = addr.args[0]
+        idx = [self.visit(i) for i in dst.indices]  # the indices themselves may read tensors
+        if any(a is not b for a, b in zip(idx, dst.indices)):
+            dst = BufferLoad(dst.buffer, idx)
+            addr = Call("address_of", [dst], addr.dtype, addr.attrs)
+            s = Evaluate(Call(call.name, [addr, *call.args[1:]], call.dtype, call.attrs), span=s.span)
+        cond = self.in_bounds(dst.buffer, dst.indices)
+        if cond is None:
+            return s
+        return IfThenElse(cond, s, span=s.span)
 
     def in_bounds(self, buf: Buffer, indices) -> Expr | None:
         """The conjunction of the bound checks not proven, or None when all are proven."""
