@@ -5,7 +5,8 @@ LegalizeNegativeIndex; this part runs whatever the pass config says). An element
 written in the kernel whose indices the compiler cannot prove inside
 A's shape reads the tensor's safe value instead (0, or what T.annotate_safe_value set) when it
 is outside (in a store into a buffer given T.annotate_padding, that buffer's padding value);
-such a store is skipped. Accesses proven in range are left alone, so aligned kernels
+such a store is skipped, and so is an element atomic (`T.atomic_min(S[j], v)`) whose address is
+outside. Accesses proven in range are left alone, so aligned kernels
 pay nothing. Tile operators guard their own regions and are not touched. The pass runs first,
 while loop extents and block indices still have their source-level ranges.
 `pass_configs={"tl.disable_safe_memory_legalize": True}` turns it off."""
