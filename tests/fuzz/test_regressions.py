@@ -475,3 +475,21 @@ def test_element_atomic_through_a_tensor_index_outside_the_tensor_is_skipped(tar
         if 0 <= idx[i] < 8:
             want[idx[i]] = max(want[idx[i]], v[i])
     np.testing.assert_array_equal(s, want)
+
+
+@pytest.mark.parametrize("target", _EVERY)
+def test_element_atomic_expression_outside_the_tensor_reads_zero(target):
+    """`T.atomic_add(S[i], v, return_prev=True)` past S's end is skipped and its old value reads 0,
+    as a guarded load does (the CPU read and wrote past the tensor)."""
+
+    @T.prim_func
+    def k(S: T.Tensor((8,), "float32"), P: T.Tensor((16,), "float32")):
+        with T.Kernel(1, threads=16) as _bx:
+            for i in T.Parallel(16):
+                P[i] = T.atomic_add(S[i], 1.0, return_prev=True)
+
+    s = np.arange(8, dtype=np.float32)
+    p = np.full((16,), -7.0, np.float32)
+    _build_any(k, target)(s, p)
+    np.testing.assert_array_equal(s, np.arange(8) + 1.0)
+    np.testing.assert_array_equal(p, np.r_[np.arange(8), np.zeros(8)])
