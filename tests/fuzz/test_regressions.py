@@ -410,3 +410,86 @@ def test_replicated_parallel_body_reading_and_writing_one_shared_tile(target, or
     new = np.repeat((2 * col)[:, None], 16, axis=1)
     np.testing.assert_array_equal(q, new)
     np.testing.assert_array_equal(o, (new if order == "write_then_read" else x) + 1)
+
+
+_EVERY = ["cpu", SM80, SM90, "ptx_sm80", "ptx_sm90a"]
+
+
+def _build_any(func, target: str):
+    """The CPU, the emulator for sm_80 / sm_90a, or NVRTC's PTX in the PTX interpreter."""
+    if target.startswith("ptx_"):
+        arch = "sm_80" if target == "ptx_sm80" else "sm_90a"
+        return tilewise.compile(func, target=f"cuda -arch={arch}", execution_backend="ptx")
+    return build(func, target)
+
+
+@pytest.mark.parametrize("target", _EVERY)
+@pytest.mark.parametrize("n", [16, 6])
+def test_thread_guard_of_one_parallel_loop_does_not_leak_into_the_next(target, n):
+    """Seed 72074: a T.Parallel(64) storing into a (1, 1) tensor is guarded `if tx < 1` on CUDA;
+    lowering that loop narrowed the thread index to 0 in a dict it shared with lower_parallel_cuda
+    (RangeMutator.visit_IfThenElse narrowed in place), so the next loop's fragment coordinates
+    were simplified for thread 0 only: `S1[(tx % 4) * 4 + v % 4]` became `S1[v % 4]` and columns
+    4..15 of the atomic_min never happened. With n = 6 the destination is also shorter than the
+    fragment's columns: the element atomic outside the tensor is skipped, like a store
+    (legalize_safe_access), where CUDA wrote past the tensor's end."""
+
+    @T.prim_func
+    def k(O1: T.Tensor((1, 1), "float32"), S1: T.Tensor((n,), "float32")):
+        with T.Kernel(1, threads=64) as _bx:
+            f0 = T.alloc_fragment((64, 16), "float32")
+            s2 = T.alloc_shared((64,), "float32")
+            T.fill(s2, -1.0)
+            for i, j in T.Parallel(64, 16):
+                f0[i, j] = T.cast(i * 16 + j, "float32") * 0.125 - 3.0
+            for i in T.Parallel(64):
+                O1[0, i] = s2[i]
+            for i, j in T.Parallel(64, 16):
+                T.atomic_min(S1[j], f0[i, j])
+
+    o1 = np.zeros((1, 1), np.float32)
+    s1 = np.full((n,), 1.0, np.float32)
+    _build_any(k, target)(o1, s1)
+    f0 = (np.arange(64 * 16).reshape(64, 16) * 0.125 - 3.0).astype(np.float32)
+    np.testing.assert_array_equal(o1, [[-1.0]])
+    np.testing.assert_array_equal(s1, np.minimum(1.0, f0.min(axis=0)[:n]))
+
+
+@pytest.mark.parametrize("target", _EVERY)
+def test_element_atomic_through_a_tensor_index_outside_the_tensor_is_skipped(target):
+    """The atomic's index itself reads a tensor (guarded too), and lands outside the destination
+    for some rows: those updates are skipped on every target."""
+
+    @T.prim_func
+    def k(Idx: T.Tensor((32,), "int32"), V: T.Tensor((32,), "float32"), S: T.Tensor((8,), "float32")):
+        with T.Kernel(1, threads=32) as _bx:
+            for i in T.Parallel(32):
+                T.atomic_max(S[Idx[i]], V[i])
+
+    idx = (np.arange(32, dtype=np.int32) * 5) % 13 - 2
+    v = np.arange(32, dtype=np.float32) - 10.0
+    s = np.full((8,), -100.0, np.float32)
+    _build_any(k, target)(idx, v, s)
+    want = np.full((8,), -100.0, np.float32)
+    for i in range(32):
+        if 0 <= idx[i] < 8:
+            want[idx[i]] = max(want[idx[i]], v[i])
+    np.testing.assert_array_equal(s, want)
+
+
+@pytest.mark.parametrize("target", _EVERY)
+def test_element_atomic_expression_outside_the_tensor_reads_zero(target):
+    """`T.atomic_add(S[i], v, return_prev=True)` past S's end is skipped and its old value reads 0,
+    as a guarded load does (the CPU read and wrote past the tensor)."""
+
+    @T.prim_func
+    def k(S: T.Tensor((8,), "float32"), P: T.Tensor((16,), "float32")):
+        with T.Kernel(1, threads=16) as _bx:
+            for i in T.Parallel(16):
+                P[i] = T.atomic_add(S[i], 1.0, return_prev=True)
+
+    s = np.arange(8, dtype=np.float32)
+    p = np.full((16,), -7.0, np.float32)
+    _build_any(k, target)(s, p)
+    np.testing.assert_array_equal(s, np.arange(8) + 1.0)
+    np.testing.assert_array_equal(p, np.r_[np.arange(8), np.zeros(8)])

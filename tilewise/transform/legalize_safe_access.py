@@ -5,7 +5,8 @@ LegalizeNegativeIndex; this part runs whatever the pass config says). An element
 written in the kernel whose indices the compiler cannot prove inside
 A's shape reads the tensor's safe value instead (0, or what T.annotate_safe_value set) when it
 is outside (in a store into a buffer given T.annotate_padding, that buffer's padding value);
-such a store is skipped. Accesses proven in range are left alone, so aligned kernels
+such a store is skipped, and so is an element atomic (`T.atomic_min(S[j], v)`) whose address is
+outside. Accesses proven in range are left alone, so aligned kernels
 pay nothing. Tile operators guard their own regions and are not touched. The pass runs first,
 while loop extents and block indices still have their source-level ranges.
 `pass_configs={"tl.disable_safe_memory_legalize": True}` turns it off."""
@@ -15,7 +16,7 @@ from ..errors import CompileError
 from ..ir.buffer import Buffer
 from ..ir.expr import BufferLoad, Call, Const, Expr, Select, compare, logical_and
 from ..ir.simplify import bound, prove
-from ..ir.stmt import Annotation, BufferStore, IfThenElse, PrimFunc
+from ..ir.stmt import Annotation, BufferStore, Evaluate, IfThenElse, PrimFunc
 from ..ir.visitor import Visitor
 from ..tileop.base import TileOp
 from .ranges import RangeMutator
@@ -114,7 +115,41 @@ class _Guard(RangeMutator):
     def visit_Call(self, e: Call):
         if e.name == "address_of":  # an address, not a read
             return e
+        atomic = self._atomic(e)
+        if atomic is not None:  # `T.atomic_add(S[i], v, return_prev=True)`: an expression
+            call, cond = atomic
+            if cond is None:
+                return call
+            return Select(cond, call, Const(False if call.dtype.is_bool else 0, call.dtype))
         return self.generic_visit(e)
+
+    def visit_Evaluate(self, s: Evaluate):
+        """An element atomic (`T.atomic_min(S[j], v)`) writes the element its address names: outside
+        the tensor it is skipped, like a store (and its old value, as an expression, reads 0)."""
+        atomic = self._atomic(s.value)
+        if atomic is None:
+            return self.generic_visit(s)
+        call, cond = atomic
+        out = s if call is s.value else Evaluate(call, span=s.span)
+        return out if cond is None else IfThenElse(cond, out, span=s.span)
+
+    def _atomic(self, e) -> tuple[Call, Expr | None] | None:
+        """For an element atomic on a global tensor: the call with its operands guarded and the
+        bounds check its address needs (None when proven); None for anything else."""
+        if not (isinstance(e, Call) and e.name.startswith("atomic_") and e.args):
+            return None
+        addr = e.args[0]
+        if not (isinstance(addr, Call) and addr.name == "address_of" and len(addr.args) == 1
+                and isinstance(addr.args[0], BufferLoad) and addr.args[0].buffer.is_global):
+            return None
+        dst = addr.args[0]
+        idx = [self.visit(i) for i in dst.indices]  # the indices themselves may read tensors
+        rest = [self.visit(a) for a in e.args[1:]]
+        call = e
+        if any(a is not b for a, b in zip(idx + rest, list(dst.indices) + list(e.args[1:]))):
+            dst = BufferLoad(dst.buffer, idx)
+            call = Call(e.name, [Call("address_of", [dst], addr.dtype, addr.attrs), *rest], e.dtype, e.attrs)
+        return call, self.in_bounds(dst.buffer, dst.indices)
 
     def in_bounds(self, buf: Buffer, indices) -> Expr | None:
         """The conjunction of the bound checks not proven, or None when all are proven."""

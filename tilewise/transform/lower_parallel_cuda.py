@@ -107,8 +107,11 @@ class _LowerParallel(RangeMutator):
                 direct[buf] = ([mapping[lp.var] for lp in loops], v)
         new_body = _FragmentAccess(ctx, ranges, direct).visit(new_body)
         new_body = self._guard_replicated_stores(new_body, lay, tid, ranges)
-        self.ranges = ranges
-        new_body = self.visit(new_body)
+        outer, self.ranges = self.ranges, ranges
+        try:
+            new_body = self.visit(new_body)
+        finally:
+            self.ranges = outer  # the register index `v` is this loop's alone
         out = For(v, 0, lay.num_values, "unroll", new_body, span=f.span)
         if not self.pass_configs.get("tir.disable_vectorize"):
             out = vectorize_global(out, ranges)

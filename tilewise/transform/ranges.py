@@ -28,12 +28,12 @@ class RangeMutator(Mutator):
         return self.generic_visit(k)
 
     def visit_For(self, f: For):
-        saved = dict(self.ranges)
+        saved = self.ranges
         lo, _ = bound(f.start, self.ranges)
         s_hi = bound(f.start, self.ranges)[1]
         _, e_hi = bound(f.extent, self.ranges)
         hi = None if s_hi is None or e_hi is None else s_hi + e_hi - 1
-        self.ranges[f.var] = (lo, hi)
+        self.ranges = {**saved, f.var: (lo, hi)}  # a copy: `saved` may be shared (see visit_IfThenElse)
         try:
             return self.enter_for(f)
         finally:
@@ -54,7 +54,10 @@ class RangeMutator(Mutator):
         """Inside the branches the condition's bounds on loop indices hold (so guards that
         repeat them can be proven away)."""
         cond = self.visit(s.cond)
-        saved = dict(self.ranges)
+        # narrow copies, never the dict itself: it may be shared with the caller (a pass hands
+        # its ranges to a helper mutator), and the branch's facts must not outlive the branch
+        saved = self.ranges
+        self.ranges = dict(saved)
         narrow(self.ranges, s.cond, True)
         then_body = self.visit(s.then_body)
         self.ranges = dict(saved)
