@@ -493,3 +493,29 @@ def test_element_atomic_expression_outside_the_tensor_reads_zero(target):
     _build_any(k, target)(s, p)
     np.testing.assert_array_equal(s, np.arange(8) + 1.0)
     np.testing.assert_array_equal(p, np.r_[np.arange(8), np.zeros(8)])
+
+
+@pytest.mark.parametrize("target", _EVERY)
+def test_reduce_over_a_thread_mode_whose_place_is_not_a_power_of_two(target):
+    """Seed 150145: a (2, 5) fragment over 160 threads keeps its two rows 5 threads apart; reducing
+    over the rows with `shfl_xor(.., 5)` paired thread 4 with 1 instead of 9 (a butterfly flips the
+    digit's own bits only when its place is a power of two). Such modes go through shared memory."""
+
+    @T.prim_func
+    def k(X: T.Tensor((2, 5), "float32"), S: T.Tensor((5,), "float32"), M: T.Tensor((2, 5), "float32")):
+        with T.Kernel(1, threads=160) as _bx:
+            f0 = T.alloc_fragment((2, 5), "float32")
+            f1 = T.alloc_fragment((5,), "float32")
+            for i, j in T.Parallel(2, 5):
+                f0[i, j] = X[i, j]
+            T.reduce_sum(f0, f1, dim=0, clear=True)
+            T.copy(f1, S)
+            for i, j in T.Parallel(2, 5):
+                M[i, j] = T.max(f0[i, j], f1[j])
+
+    x = np.arange(10, dtype=np.float32).reshape(2, 5) * np.array([1, -1, 2, -3, 5], np.float32) - 7
+    s = np.zeros(5, np.float32)
+    m = np.zeros((2, 5), np.float32)
+    _build_any(k, target)(x, s, m)
+    np.testing.assert_array_equal(s, x.sum(0))
+    np.testing.assert_array_equal(m, np.maximum(x, x.sum(0)))

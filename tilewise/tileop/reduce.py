@@ -410,7 +410,9 @@ def all_reduce(ctx, acc: Buffer, modes, n: int, combine, dtype: DataType,
         else:
             split.append((place, radix))
     for place, radix in split:
-        if radix & (radix - 1) == 0 and place * radix <= W and whole_warps:
+        # a butterfly's partner is tx ^ off: the digit's own bits only when its place is a power of
+        # two too (a (2, 5)-fragment's rows 5 threads apart pair tx=4 with 1, not 9: shared memory)
+        if radix & (radix - 1) == 0 and place & (place - 1) == 0 and place * radix <= W and whole_warps:
             lv = Var("v", _dt.int32)
             off = place
             while off < place * radix:
