@@ -17,7 +17,10 @@ PACKAGE = Path(tilewise.__file__).parent
 # the prefixes listed together in one tuple are siblings that must not import each other
 LAYERS: list[tuple[str, ...]] = [
     ("tilewise.errors", "tilewise.env", "tilewise.version", "tilewise.ir.span", "tilewise.math", "tilewise.engine",
-     "tilewise.rng"),  # curand generators in Python: the emulator runs them, renderers embed their tables
+     "tilewise.rng",  # curand generators in Python: the emulator runs them, renderers embed their tables
+     # the executors' run-time error classes (OutOfBoundsError, RaceError, ...): the emulator, the PTX
+     # interpreter and the CPU library's bounds checks raise the same ones
+     "tilewise.emulator.errors"),
     ("tilewise.ir",),
     ("tilewise.layout",),
     ("tilewise.tools",),  # pictures of layouts (kernel.report, in jit, draws with them)

@@ -63,7 +63,10 @@ MUTATIONS = {
                              "OutOfBoundsError"),
     "desc-address-unshifted": (header("(uint64_t)((smem_addr(p) & 0x3ffffu) >> 4)", "(uint64_t)((smem_addr(p) & 0x3fffu))"),
                                {}, "OutOfBoundsError"),
-    "try-wait-inverted": (header("selp.u32 %0, 1, 0, tw_done;", "selp.u32 %0, 0, 1, tw_done;"), {}, "AsyncCopyError"),
+    # sm_90's try_wait (the header's sm_80 branch has the same selp after test_wait)
+    "try-wait-inverted": (header('try_wait.parity.shared::cta.b64 tw_done, [%1], %2;\\n"\n               "selp.u32 %0, 1, 0, tw_done;',
+                                 'try_wait.parity.shared::cta.b64 tw_done, [%1], %2;\\n"\n               "selp.u32 %0, 0, 1, tw_done;'),
+                          {}, "AsyncCopyError"),
     "expect-tx-dropped": (header('asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\\n"',
                                  'asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0]; // %1\\n"'), {},
                           "AsyncCopyError"),
