@@ -319,6 +319,9 @@ class Compiler:
             if len(fargs) == 1:
                 f0 = fargs[0]
                 return lambda st: fn(f0(st))
+            if len(fargs) == 3:  # ir/directed64.py's dfma_rz ...
+                f0, f1, f2 = fargs
+                return lambda st: fn(f0(st), f1(st), f2(st))
             f0, f1 = fargs
             return lambda st: fn(f0(st), f1(st))
         return calls.compile_call(self, e)

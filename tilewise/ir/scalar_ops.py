@@ -40,6 +40,7 @@ from collections.abc import Callable
 import ml_dtypes
 import numpy as np
 
+from . import directed64
 from .dtype import DataType, bool_, float64
 
 F32 = np.dtype(np.float32)
@@ -462,6 +463,10 @@ def math_call(name: str, dt: DataType, nargs: int) -> Callable | None:
         return _ldexp(dt) if dt.is_float else None
     if nargs == 2 and name == "nextafter":
         return _in_float(np.nextafter, dt) if dt.is_float and dt.bits >= 32 else None
+    directed = directed64.split_name(name)
+    if directed is not None:  # float64 mul, fma, div, rcp, sqrt rounded rz / ru / rd (exact)
+        op, mode = directed
+        return directed64.elementwise(op, mode) if dt.name == "float64" and nargs == directed64.OPS[op] else None
     if nargs == 1 and name in _MATH1:
         if _is_int(dt) or dt.is_bool:
             return _int_abs(dt) if name == "abs" else None

@@ -35,12 +35,15 @@ toward zero, infinities and NaNs pass through.
 
 TileLang 0.1.13 also takes float64 (CUDA's `__dadd_rz` ...) and, in "rn" only, float16 / bfloat16.
 float64 "rn" is the same single-rounding IR operation as for float32. float64 "rz" / "ru" / "rd"
-are done for ieee_add / ieee_sub only: TwoSum's error is exact in float64 itself, and decides the
-step to a neighbour as above. The other float64 directed operations would need error terms that
-stay exact through subnormal results (an fma residual of a subnormal product or quotient may round
-to zero and lose its sign): not done, a CompileError naming them. The half types are computed in
-float32 and rounded once to the type: for +, -, *, /, sqrt, rounding to float32 first and then to
-a p-bit type is the correct p-bit rounding when float32's 24 bits >= 2p + 2 (p = 11, 8)."""
+of ieee_add / ieee_sub use TwoSum, whose error is exact in float64 itself, to decide the step to
+a neighbour as above. The other float64 directed operations (mul, fmaf, fdiv, frcp, fsqrt) would
+need error terms that stay exact through subnormal results (an fma residual of a subnormal
+product or quotient may round to zero and lose its sign), so each is one Call named for CUDA's
+function ("dmul_rz", "dfma_ru", "ddiv_rd", "drcp_rz", "dsqrt_ru"): CUDA's `__dmul_rz`, `__fma_ru`,
+... (PTX `mul.rz.f64` ...), the CPU's own instruction between fesetround calls (tw_cpu.h), and
+exact rational arithmetic in the emulator and the PTX interpreter (ir/directed64.py). The half
+types are computed in float32 and rounded once to the type: for +, -, *, /, sqrt, rounding to
+float32 first and then to a p-bit type is the correct p-bit rounding when float32's 24 bits >= 2p + 2 (p = 11, 8)."""
 from __future__ import annotations
 
 from ..errors import CompileError
@@ -179,11 +182,11 @@ def _kind(what: str, e: Expr, mode: str) -> str:
     raise CompileError(f"T.{what} supports float16, bfloat16, float32 and float64, got {e.dtype}")
 
 
-def _f64_directed_unsupported(what: str, mode: str) -> CompileError:
-    return CompileError(
-        f"T.{what}(..., rounding_mode={mode!r}) on float64 is not supported by tilewise "
-        "(only 'rn', and the directed modes of ieee_add / ieee_sub, are)"
-    )
+def _directed64(op: str, mode: str, *args: Expr) -> Expr:
+    """A float64 operation rounded in a directed mode as one Call ("dmul_rz", ...): CUDA's
+    __dmul_rz ..., the CPU's operation under fesetround, ir/directed64.py's exact arithmetic in
+    the emulator (see the module doc)."""
+    return Call(f"{op}_{mode}", list(args), _dt.float64)
 
 
 def _via_f32(dt, f) -> Expr:
@@ -247,7 +250,7 @@ def ieee_mul(x, y, rounding_mode="rn") -> Expr:
     if mode == "rn":
         return _fma_call(a, b, Const(-0.0, a.dtype))
     if kind == "f64":
-        raise _f64_directed_unsupported("ieee_mul", mode)
+        return _directed64("dmul", mode, a, b)
     return _round(_mul64(_f64(a), _f64(b)), Const(0.0, _dt.float64), mode)  # exact in float64
 
 
@@ -260,7 +263,7 @@ def ieee_fmaf(x, y, z, rounding_mode="rn") -> Expr:
     if mode == "rn":
         return _fma_call(a, b, c)
     if kind == "f64":
-        raise _f64_directed_unsupported("ieee_fmaf", mode)
+        return _directed64("dfma", mode, a, b, c)
     return _sum(_mul64(_f64(a), _f64(b)), _f64(c), mode)
 
 
@@ -280,7 +283,7 @@ def ieee_fdiv(x, y, rounding_mode="rn") -> Expr:
     if mode == "rn":
         return a / b
     if kind == "f64":
-        raise _f64_directed_unsupported("ieee_fdiv", mode)
+        return _directed64("ddiv", mode, a, b)
     return _quotient(_f64(a), _f64(b), mode)
 
 
@@ -293,7 +296,7 @@ def ieee_frcp(x, rounding_mode="rn") -> Expr:
     if mode == "rn":
         return Const(1.0, a.dtype) / a
     if kind == "f64":
-        raise _f64_directed_unsupported("ieee_frcp", mode)
+        return _directed64("drcp", mode, a)
     return _quotient(Const(1.0, _dt.float64), _f64(a), mode)
 
 
@@ -306,7 +309,7 @@ def ieee_fsqrt(x, rounding_mode="rn") -> Expr:
     if mode == "rn":
         return Call("sqrt", [a], a.dtype)
     if kind == "f64":
-        raise _f64_directed_unsupported("ieee_fsqrt", mode)
+        return _directed64("dsqrt", mode, a)
     a64 = _f64(a)
     r = Call("sqrt", [a64], _dt.float64)
     # sqrt(a) - r = (a - r*r) / (sqrt(a) + r): the exact residual a - r*r (one fma) over about 2r

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..ir import directed64
 from . import floats as fl
 from . import types as ty
 from .decode import Mods, opcode, unsupported
@@ -131,6 +132,13 @@ def _f64(mode, s, e):
     return fl.f64_directed(s, e, mode) if mode not in (None, "rn") else s
 
 
+def _exact64(op: str, mode: str):
+    """A .f64 operation in a directed mode (rz, rm, rp) by exact rational arithmetic
+    (ir/directed64.py): error-free transformations lose the sign of an error term that underflows
+    (subnormal products and quotients) and the overflow cases."""
+    return directed64.elementwise(op, {"rz": "rz", "rm": "rd", "rp": "ru"}[mode])
+
+
 def _ternary(ctx, instr, t, fn, nsrc):
     d, *srcs = instr.operands
     if len(srcs) != nsrc:
@@ -203,7 +211,7 @@ def decode_mul(ctx, instr):
             raise unsupported(instr, ".sat/.ftz on .f64")
         if mode in (None, "rn"):
             return _ternary(ctx, instr, t, np.multiply, 2)
-        return _ternary(ctx, instr, t, lambda a, b: _f64(mode, *fl.two_prod(a, b)), 2)
+        return _ternary(ctx, instr, t, _exact64("dmul", mode), 2)
 
     def low(fmt, a, b):
         if ftz:
@@ -235,6 +243,9 @@ def decode_fma(ctx, instr):
     if t == "f64":
         if sat or ftz or relu:
             raise unsupported(instr, ".sat/.ftz/.relu on .f64")
+
+        if mode != "rn":
+            return _ternary(ctx, instr, t, _exact64("dfma", mode), 3)
 
         def f64(a, b, c):
             r = fl.fma_f64(a, b, c, mode)
@@ -275,11 +286,7 @@ def decode_div(ctx, instr):
         if kind == "rn":
             return _ternary(ctx, instr, t, np.divide, 2)
         if kind in _ROUND:
-            def f64(a, b):
-                q = a / b
-                return _f64(kind, q, _residual_div(a, b, q))
-
-            return _ternary(ctx, instr, t, f64, 2)
+            return _ternary(ctx, instr, t, _exact64("ddiv", kind), 2)
         raise unsupported(instr, f"div.{kind}.f64")
     mode = kind if kind in _ROUND else "rn"  # approx and full: correctly rounded (see module doc)
 
@@ -309,9 +316,7 @@ def _rcp(ctx, instr):
         def f64(a):
             if ftz:
                 a = fl.flush(a, fl.Format("f64", 53, -1022, 0.0, True, 64))
-            one = np.ones_like(a)
-            q = one / a
-            return _f64(mode, q, _residual_div(one, a, q)) if mode != "rn" else q
+            return _exact64("drcp", mode)(a) if mode != "rn" else np.ones_like(a) / a
 
         return _ternary(ctx, instr, t, f64, 1)
 
@@ -341,11 +346,9 @@ def _sqrt(ctx, instr):
         raise unsupported(instr, "sqrt without .approx/.rn/...")
     mode = kind if kind in _ROUND else "rn"
     if t == "f64":
-        def f64(a):
-            r = np.sqrt(a)
-            return _f64(mode, r, _residual_sqrt(a, r)) if mode != "rn" else r
-
-        return _ternary(ctx, instr, t, f64, 1)
+        if mode != "rn":
+            return _ternary(ctx, instr, t, _exact64("dsqrt", mode), 1)
+        return _ternary(ctx, instr, t, np.sqrt, 1)
 
     def f32(a):
         if ftz:

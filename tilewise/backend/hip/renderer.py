@@ -9,6 +9,7 @@ CompileError naming them."""
 from __future__ import annotations
 
 from ...errors import CompileError
+from ...ir import directed64
 from ...ir.expr import Call, Const
 from ...ir.stmt import PrimFunc
 from ...ir.visitor import walk
@@ -87,6 +88,10 @@ class HipRenderer(CudaRenderer):
         if e.name in NVIDIA_ONLY:
             raise CompileError(f"{self.func.name}: {e.name} needs {NVIDIA_ONLY[e.name]}, which AMD GPUs do not have "
                                "(the HIP target)")
+        if directed64.split_name(e.name) is not None:
+            raise CompileError(f"{self.func.name}: float64 {e.name} (a T.ieee_* operation rounded toward zero, up or "
+                               "down) is not available for the HIP target: AMD GPUs round by a mode register, not "
+                               "per instruction, and tw_hip.h does not switch it")
         if e.name in UNSUPPORTED_F64_MATH and e.dtype.name == "float64":
             raise CompileError(f"{self.func.name}: {e.name} on float64 is not available for the HIP target: "
                                "clang compiles without ROCm's device math library (ocml), its AMDGPU backend "

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <cfenv>
 #include <initializer_list>
 #include <type_traits>
 #include <utility>
@@ -443,6 +444,40 @@ template <typename T> inline T ldexp(T x, int32_t e) {
 }
 inline float nextafter(float a, float b) { return std::nextafter(a, b); }
 inline double nextafter(double a, double b) { return std::nextafter(a, b); }
+// float64 mul / fma / div / rcp / sqrt rounded toward zero, up or down (T.ieee_mul(x, y, "rz")
+// ...: CUDA's __dmul_rz ...). The CPU's own instruction rounds in the mode the floating-point
+// environment holds (MXCSR on x86, FPCR on AArch64), so the operation runs between two
+// fesetround calls. GCC does not honour FENV_ACCESS: the volatile operands and result keep the
+// arithmetic after the first call and before the second (and out of constant folding).
+template <int MODE, typename F> inline double in_rounding(F op) {
+  const int saved = std::fegetround();
+  std::fesetround(MODE);
+  const double r = op();
+  std::fesetround(saved);
+  return r;
+}
+#define TW_DIRECTED64(suffix, MODE)                                                              \
+  inline double dmul_##suffix(double a, double b) {                                            \
+    return in_rounding<MODE>([&] { volatile double x = a, y = b; volatile double r = x * y; return (double)r; }); \
+  }                                                                                              \
+  inline double dfma_##suffix(double a, double b, double c) {                                  \
+    return in_rounding<MODE>([&] {                                                               \
+      volatile double x = a, y = b, z = c;                                                       \
+      volatile double r = std::fma((double)x, (double)y, (double)z);                             \
+      return (double)r;                                                                          \
+    });                                                                                          \
+  }                                                                                              \
+  inline double ddiv_##suffix(double a, double b) {                                            \
+    return in_rounding<MODE>([&] { volatile double x = a, y = b; volatile double r = x / y; return (double)r; }); \
+  }                                                                                              \
+  inline double drcp_##suffix(double a) { return ddiv_##suffix(1.0, a); }                       \
+  inline double dsqrt_##suffix(double a) {                                                       \
+    return in_rounding<MODE>([&] { volatile double x = a; volatile double r = std::sqrt((double)x); return (double)r; }); \
+  }
+TW_DIRECTED64(rz, FE_TOWARDZERO)
+TW_DIRECTED64(ru, FE_UPWARD)
+TW_DIRECTED64(rd, FE_DOWNWARD)
+#undef TW_DIRECTED64
 // Bit counts of the operand's own width (a negative value counts its two's complement bits);
 // clz(0) is the width, as CUDA's __clz.
 template <typename T> inline T popcount(T x) {

@@ -518,6 +518,19 @@ TW_MATH2(copysign, copysignf, copysign)
 TW_MATH2(nextafter, nextafterf, nextafter)
 #undef TW_MATH2
 
+// float64 mul / fma / div / rcp / sqrt in a directed rounding mode (T.ieee_mul(x, y, "rz") ...):
+// CUDA's intrinsics, PTX mul.rz.f64, fma.rp.f64, div.rm.f64, rcp.rz.f64, sqrt.rp.f64 ...
+#define TW_DIRECTED64(suffix, cuda)                                                              \
+  TW_DEV double dmul_##suffix(double a, double b) { return __dmul_##cuda(a, b); }              \
+  TW_DEV double dfma_##suffix(double a, double b, double c) { return __fma_##cuda(a, b, c); }  \
+  TW_DEV double ddiv_##suffix(double a, double b) { return __ddiv_##cuda(a, b); }              \
+  TW_DEV double drcp_##suffix(double a) { return __drcp_##cuda(a); }                           \
+  TW_DEV double dsqrt_##suffix(double a) { return __dsqrt_##cuda(a); }
+TW_DIRECTED64(rz, rz)
+TW_DIRECTED64(ru, ru)
+TW_DIRECTED64(rd, rd)
+#undef TW_DIRECTED64
+
 // TIR math TileLang re-exports (language/tir_math.py): float tests, ldexp, bit counts of the
 // operand's own width (clz(0) is the width, as __clz), and the fast-math intrinsics (T.__exp
 // ...: the __expf family for float and the low-precision types, the accurate function for double).
