@@ -155,22 +155,36 @@ def main(A: T.Tensor(({m}, {n}), "{dtype}"), B: T.Tensor(({m},), "{dtype}")):
     return Prog(name, src, inputs, [((m,), dtype)])
 
 
-def cumsum(name, dtype="float32", reverse=False):
-    n = 64
+def cancelling_inputs(dtype: str, shape, seed: int) -> np.ndarray:
+    """Finite values whose sums cancel: a mix of +-1e30-sized, unit and tiny terms, so the
+    order of the additions shows in every bit of a running sum."""
+    rng = np.random.default_rng(seed)
+    big = np.where(rng.random(shape) < 0.5, 1e30, -1e30) * rng.integers(1, 4, shape)
+    unit = rng.standard_normal(shape)
+    tiny = rng.standard_normal(shape) * 1e-7
+    pick = rng.integers(0, 3, shape)
+    return np.choose(pick, [big, unit, tiny]).astype(dtype)
+
+
+def cumsum(name, dtype="float32", reverse=False, shape=(64,), threads=64, dim=0, cancel=False):
+    """T.cumsum of a shared tile; `cancel` takes cancelling finite inputs (the summation order
+    then shows), else the adversarial specials."""
+    shp = ", ".join(str(e) for e in shape) + ("," if len(shape) == 1 else "")
     src = f"""
 @T.prim_func
-def main(A: T.Tensor(({n},), "{dtype}"), B: T.Tensor(({n},), "{dtype}")):
-    with T.Kernel(1, threads=64) as bx:
-        S = T.alloc_shared(({n},), "{dtype}")
+def main(A: T.Tensor(({shp}), "{dtype}"), B: T.Tensor(({shp}), "{dtype}")):
+    with T.Kernel(1, threads={threads}) as bx:
+        S = T.alloc_shared(({shp}), "{dtype}")
         T.copy(A, S)
-        T.cumsum(S, dim=0, reverse={reverse})
+        T.cumsum(S, dim={dim}, reverse={reverse})
         T.copy(S, B)
 """
 
     def inputs():
-        a = float_inputs(dtype, n, seed=3)
-        return [a]
-    return Prog(name, src, inputs, [((n,), dtype)])
+        if cancel:
+            return [cancelling_inputs(dtype, shape, seed=5)]
+        return [float_inputs(dtype, int(np.prod(shape)), seed=3).reshape(shape)]
+    return Prog(name, src, inputs, [(tuple(shape), dtype)])
 
 
 def atomic(name, op, dtype="float32", ulps=0):
@@ -263,6 +277,11 @@ PROGRAMS: list[Prog] = [
                                          "reduce_absmax"]),
     cumsum("cumsum_f32"),
     cumsum("cumsum_rev_f32", reverse=True),
+    *(cumsum(f"cumsum_cancel_{tag}{'_rev' if rev else ''}", reverse=rev, shape=shape, threads=t, dim=d, cancel=True)
+      for tag, shape, t, d in [("n64", (64,), 64, 0), ("n80", (80,), 64, 0), ("n256_t128", (256,), 128, 0),
+                               ("n1000_t128", (1000,), 128, 0), ("n5_t32", (5,), 32, 0),
+                               ("2d_dim1", (8, 80), 128, 1), ("2d_dim0", (80, 8), 128, 0)]
+      for rev in (False, True)),
     # float atomic adds round in the order they land: a GPU's order is not TileLang's to promise
     atomic("atomic_add_f32", "atomic_add", ulps=4),
     atomic("atomic_max_f32", "atomic_max"),

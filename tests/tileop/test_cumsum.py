@@ -97,7 +97,8 @@ def test_cumsum_types_and_slices(rng):
 
 
 def test_cumsum_scan_dim_vectorises():
-    """Scanning an outer dim adds whole rows: the innermost loop runs over the contiguous dim."""
+    """Scanning an outer dim adds whole rows: the innermost loop runs over the contiguous dim
+    (the rows of the Hillis-Steele steps, cumsum.py `_segmented`)."""
 
     @T.prim_func
     def main(A: T.Tensor((8, 64), "float32")):
@@ -108,7 +109,7 @@ def test_cumsum_scan_dim_vectorises():
             T.copy(s, A)
 
     lines = tilewise.lower(main, target="cpu").kernel_source.splitlines()
-    k = next(i for i, s in enumerate(lines) if "s[" in s and "] + s[" in s)
+    k = next(i for i, s in enumerate(lines) if "scan_seg[" in s and "] + scan_seg[" in s)
     assert "#pragma GCC ivdep" in lines[k - 2] and "< 64" in lines[k - 1], "\n".join(lines[k - 6 : k + 1])
 
 

@@ -1,8 +1,9 @@
 """T.cumsum / T.cummax on CUDA scan across threads with warp shuffles (tileop/scan_shuffle.py):
-lines of every length class (a part of a warp, a warp, several warps with the shared-memory round
-between them), ragged shapes, both dimensions, forward and reverse, in place, between tiles and
-from fragments, in the emulator (and the PTX interpreter, which conftest makes re-run every
-emulator run) against numpy; SHFL.UP in the SASS of the cumsum example."""
+lines of every length class (a part of a warp, a warp, longer lines a warp takes segment by
+segment), ragged shapes, both dimensions, forward and reverse, in place, between tiles and from
+fragments, in the emulator (and the PTX interpreter, which conftest makes re-run every emulator
+run) against numpy; SHFL.UP (SHFL.DOWN in reverse) in the SASS of the cumsum example. The exact
+order of the float additions (TileLang's): test_cumsum_order.py."""
 import importlib.util
 from pathlib import Path
 
@@ -25,10 +26,10 @@ def np_scan(x, dim, reverse, op=np.cumsum):
 
 def test_group_size():
     assert group_size(128, 37, 5) == 8  # short lines: 8-lane segments, 4 lines per warp
-    assert group_size(128, 32, 256) == 32  # enough lines for every warp: a warp per line
-    assert group_size(128, 2, 1000) == 64  # two lines: two warps each
-    assert group_size(128, 1, 333) == 128  # one line: the whole block
-    assert group_size(96, 1, 333) == 64  # 96 threads: a power of two of them
+    assert group_size(128, 32, 256) == 32  # a warp per line
+    assert group_size(128, 2, 1000) == 32  # a line never spans warps (TileLang's order of the sums)
+    assert group_size(128, 1, 333) == 32
+    assert group_size(128, 1, 333, warp=64) == 64  # an AMD wavefront
 
 
 def _kernel(shape, dim, reverse, threads, dtype, kind, op):
@@ -63,8 +64,8 @@ CASES = [
     ((37, 5), 1, False, 128, "float32", "shared_in_place", "sum"),  # 8-lane segments
     ((37, 5), 0, True, 128, "int32", "shared", "sum"),  # lines of 37 down the columns
     ((6, 300), 1, True, 128, "float32", "shared", "sum"),  # a warp per line, ragged chunks
-    ((2, 1000), 1, False, 128, "float32", "shared_in_place", "sum"),  # two warps per line
-    ((333,), 0, True, 128, "int32", "shared_in_place", "sum"),  # four warps on one line
+    ((2, 1000), 1, False, 128, "float32", "shared_in_place", "sum"),  # 32 segments per line
+    ((333,), 0, True, 128, "int32", "shared_in_place", "sum"),  # one line: one warp of four
     ((333,), 0, False, 96, "float32", "shared", "sum"),  # 64 of 96 threads scan
     ((3, 200), 0, False, 64, "float32", "fragment", "sum"),
     ((9, 70), 1, True, 128, "float32", "fragment", "max"),
@@ -87,7 +88,7 @@ def test_shuffle_scan_against_numpy(case, emu, rng):
         np.testing.assert_allclose(b, ref, rtol=1e-5, atol=1e-4)
 
 
-def test_cumsum_example_uses_shfl_up():
+def test_cumsum_example_uses_shfl_up_or_down():
     spec = importlib.util.spec_from_file_location("ex_cumsum", EXAMPLES / "cumsum/example_cumsum.py")
     m = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(m)
@@ -95,7 +96,7 @@ def test_cumsum_example_uses_shfl_up():
         k = tilewise.compile(m.cumsum(37, 1000, reverse=reverse), out_idx=[1], target="cuda -arch=sm_80",
                              execution_backend="emulator")
         sass = k.get_sass()
-        assert sass.count("SHFL.UP") >= 5  # log2(32) Hillis-Steele steps
+        assert sass.count("SHFL.DOWN" if reverse else "SHFL.UP") >= 5  # log2(32) Hillis-Steele steps
         assert k.resource_usage()["spill_bytes"] == 0
         x = np.random.default_rng(3).standard_normal((37, 1000)).astype(np.float32)
         np.testing.assert_allclose(k(x), np_scan(x.astype(np.float64), 1, reverse), rtol=1e-4, atol=1e-3)

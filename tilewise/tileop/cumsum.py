@@ -12,12 +12,21 @@ from ..ir.builder import emit, require_kernel
 from ..ir.expr import BufferLoad, Call, Const, Expr, as_expr, cast
 from ..ir.printer import shape_str
 from ..ir.simplify import simplify, structural_equal
-from ..ir.stmt import Allocate, BufferStore, Evaluate, For, Stmt, seq
+from ..ir.stmt import Allocate, BufferStore, Evaluate, For, IfThenElse, Stmt, seq
 from . import cuda_common as cc
 from .base import LowerContext, TileOp, lowering
 from .reduce import init_value, loop_nest, static_dim, static_flag, tile_operand
 from .region import corresponding_dim, extents_equal, region_indices, squeezed
 from .scan_shuffle import shuffle_scan
+
+SEG = 32  # TileLang's scan segment (tl_templates/cuda/scan.h): the order float sums are added in
+
+
+def _segment_width(n: int) -> int:
+    """Lanes of a segment for lines of n elements: SEG, or n's power of two when the line is
+    shorter (the lanes past it never reach the valid lanes: forward they are above them, in
+    reverse they hold the identity), as the CUDA shuffles' group (scan_shuffle.group_size)."""
+    return min(SEG, 1 << max(0, (n - 1).bit_length()))
 
 
 class CumSum(TileOp):
@@ -69,14 +78,18 @@ class CumSum(TileOp):
         def pos(k):
             return n - 1 - k if self.reverse else k
 
-        def element(vars_: dict, k):
-            """(src value, dst indices) at scan step k and the kept indices vars_."""
+        def element_at(vars_: dict, e):
+            """(src value, dst indices) of element e (in the tile's order) at the kept indices vars_."""
             s_idx = []
             for i, (s, _) in enumerate(src.region):
-                off = pos(k) if i == dim else vars_.get(i)
+                off = e if i == dim else vars_.get(i)
                 s_idx.append(simplify(s + off) if off is not None else s)
-            d_idx = region_indices(dst, [pos(k) if i == dim else vars_[i] for i in nonunit])
+            d_idx = region_indices(dst, [e if i == dim else vars_[i] for i in nonunit])
             return cast(BufferLoad(src.buffer, s_idx), dst.buffer.dtype), d_idx
+
+        def element(vars_: dict, k):
+            """(src value, dst indices) at scan step k and the kept indices vars_."""
+            return element_at(vars_, pos(k))
 
         in_place = src.buffer is dst.buffer and all(
             structural_equal(simplify(as_expr(a)), simplify(as_expr(b)))
@@ -94,6 +107,12 @@ class CumSum(TileOp):
             _, prev = element(vars_, k - 1)
             return BufferStore(dst.buffer, d_idx, self.combine(BufferLoad(dst.buffer, prev), v))
 
+        if dst.buffer.dtype.is_float and n > 1 and not over_threads:
+            # float sums round by their order: TileLang's (scan_shuffle.py), not the serial one
+            bufs = self._segment_buffers([ext[i] for i in after], n)
+            return seq([Allocate(bufs[0]), Allocate(bufs[1]), loop_nest(
+                ctx, before, ext, lambda vb: self._segmented(ctx, vb, after, ext, n, element_at, bufs),
+                innermost="serial")])
         if after and not over_threads:
             # The scan runs over the outer dimension: each step adds a whole (contiguous) row of
             # the previous result, element-wise, so the innermost loop vectorises.
@@ -114,21 +133,91 @@ class CumSum(TileOp):
                 raise InternalError("T.cumsum of a fragment reached the shared-memory scan", self.span)
             kept_ext = [ext[i] for i in kept]
 
-            def line_element(kept_idx, k):
-                v, d_idx = element(dict(zip(kept, kept_idx)), k)
+            def line_element(kept_idx, e):
+                v, d_idx = element_at(dict(zip(kept, kept_idx)), e)
                 return v, dst.buffer, d_idx
 
-            shuffled = shuffle_scan(self, ctx, line_element, self.identity(dst.buffer.dtype), kept_ext, n)
+            shuffled = shuffle_scan(self, ctx, line_element, self.identity(dst.buffer.dtype), kept_ext, n,
+                                    self.reverse)
             if shuffled is not None:
                 return shuffled
             if n == 1:
                 return cc.chunk_loop(ctx, math.prod([ext[i] for i in kept]), lambda c: first(
                     dict(zip(kept, cc.unflatten(c, [ext[i] for i in kept])))) or seq([]))
             kept_ext = [ext[i] for i in kept]
+            if dst.buffer.dtype.is_float:  # one thread per line, in the shuffles' order
+                bufs = self._segment_buffers([], n)
+                return seq([Allocate(bufs[0]), Allocate(bufs[1]), cc.chunk_loop(ctx, math.prod(kept_ext), lambda c: (
+                    self._segmented(ctx, dict(zip(kept, cc.unflatten(c, kept_ext))), [], ext, n, element_at, bufs)))])
             return cc.chunk_loop(ctx, math.prod(kept_ext), lambda c: row(dict(zip(kept, cc.unflatten(c, kept_ext)))))
         if n == 1:
             return loop_nest(ctx, kept, ext, first, innermost="parallel") or seq([])
         return loop_nest(ctx, before, ext, row, innermost="serial")
+
+    def _segment_buffers(self, after_ext: list[int], n: int) -> tuple[Buffer, Buffer]:
+        """_segmented's registers: the segment's lanes and the carry, for each line scanned side by side."""
+        dt = self.dst.buffer.dtype
+        return (Buffer("scan_seg", (_segment_width(n), *after_ext), dt, "local"), Buffer("scan_carry", (1, *after_ext), dt, "local"))
+
+    def _segmented(self, ctx: LowerContext, vb: dict, after: list[int], ext: list, n: int, element_at,
+                   bufs: tuple[Buffer, Buffer]) -> Stmt:
+        """The scan of the line(s) at the kept indices vb in TileLang's order of operations (the
+        CUDA shuffles' of scan_shuffle.py, done by one thread): segments of SEG = 32 elements
+        aligned at element 0, taken from the first (the last with reverse); in each, the
+        Hillis-Steele scan of the SEG values (elements past the line's end are the identity),
+        each then combined with the carry, which becomes the last (reverse: first) result. The
+        dimensions `after` (those after the scanned one) are scanned side by side, element-wise
+        in the innermost loops, so they vectorise."""
+        tmp, carry = bufs
+        identity = self.identity(self.dst.buffer.dtype)
+        width = _segment_width(n)
+        segments = -(-n // width)
+        rev = self.reverse
+        padded = segments * width > n
+
+        def rows(make) -> Stmt:
+            """make(va, after indices) inside loops over the `after` dimensions."""
+            return loop_nest(ctx, after, ext, lambda va: make(va, [va[i] for i in after]), innermost="parallel")
+
+        def t(lane, a):
+            return BufferLoad(tmp, [lane, *a])
+
+        s = ctx.fresh("s")
+        seg = (segments - 1 - s) if rev else s
+
+        def lanes(make) -> For:
+            lv = ctx.fresh("l")
+            return For(lv, 0, width, "serial", rows(lambda va, a: make(va, a, lv, simplify(seg * width + lv))))
+
+        def load(va, a, lv, e):
+            v, _ = element_at({**vb, **va}, e)
+            store = BufferStore(tmp, [lv, *a], v)
+            return IfThenElse(e < n, store, BufferStore(tmp, [lv, *a], identity)) if padded else store
+
+        steps: list[Stmt] = [lanes(load)]
+        d = 1
+        while d < width:
+            # in place, lanes visited so that the neighbour read still holds the previous step's value
+            q = ctx.fresh("l")
+            lane = q if rev else (width - 1) - q
+            other = lane + d if rev else lane - d
+
+            def hs(va, a, lane=lane, other=other):
+                return BufferStore(tmp, [lane, *a], self.combine(t(other, a), t(lane, a)))
+
+            steps.append(For(q, 0, width - d, "serial", rows(hs)))
+            d *= 2
+
+        def finish(va, a, lv, e):
+            _, d_idx = element_at({**vb, **va}, e)
+            out = BufferStore(self.dst.buffer, d_idx, t(lv, a))
+            return seq([BufferStore(tmp, [lv, *a], self.combine(BufferLoad(carry, [0, *a]), t(lv, a))),
+                        IfThenElse(e < n, out) if padded else out])
+
+        steps.append(lanes(finish))
+        steps.append(rows(lambda va, a: BufferStore(carry, [0, *a], t(0 if rev else width - 1, a))))
+        return seq([rows(lambda va, a: BufferStore(carry, [0, *a], identity)),
+                    For(s, 0, segments, "serial", seq(steps))])
 
     @lowering("cuda")
     def lower_cuda(self, ctx) -> Stmt:

@@ -1,21 +1,27 @@
-"""CUDA: the cross-thread phase of T.cumsum / T.cummax on a shared tile, as warp shuffles.
+"""CUDA: the cross-thread phase of T.cumsum / T.cummax on a shared tile, as warp shuffles, in
+TileLang's order of operations (tl_templates/cuda/scan.h, InclusiveScanLine), so float sums
+round exactly as TileLang's do:
 
 Each line (the elements along the scanned dimension, at one index of the other dimensions) is
-taken by a group of g threads, g a power of two: a warp segment of g lanes when g <= 32, else
-g / 32 whole warps. Lines are dealt to groups in rounds. A warp (segment) of w = min(g, 32) lanes
-walks its part of the line w elements at a time, lane l taking element j * w + l of its part (the
-w lanes read consecutive elements: no bank conflicts):
+taken by a group of g threads, g a power of two of at most a warp: a whole warp per line, as
+TileLang, or for lines of at most 16 elements a warp segment of g >= n lanes (several lines per
+warp; the results are the same as a whole warp's, whose extra lanes hold the identity). Lines are
+dealt to groups in rounds. The line is cut into segments of w = g lanes aligned at element 0;
+they are scanned from the first (from the last with reverse=True), lane l taking element
+segment * w + l (consecutive elements: no bank conflicts), lanes past the line's end holding the
+identity:
 
-  1. Hillis-Steele inclusive scan of the w values with `shfl_up` (log2 w steps), combined with the
-     carry of the chunks before; the carry of the next chunk is lane w - 1's result (`shfl_idx`).
-  2. When a line spans several warps (g > 32), each warp's part is scanned by 1. into dst; the
-     last lane of each warp writes the warp's total to shared memory (double-buffered by round
-     parity, so one barrier per round suffices), and after the barrier every thread combines the
-     totals of the warps before it in its line (an exclusive prefix over at most g / 32 - 1
-     values) into its elements of dst.
+  1. Hillis-Steele inclusive scan of the w values (log2 w steps: `shfl_up`, `shfl_down` in
+     reverse), then combined with the carry of the segments before;
+  2. the carry of the next segment is the result of lane w - 1 (lane 0 in reverse; `shfl_idx`).
+
+A line is never spread over several warps (TileLang does not either): the exchange of warp
+totals would add the segments' sums in another order. The CPU (cumsum.py `_segmented`) adds
+float sums in this same order.
 
 The warp width is the target's (ir/machine.py): 32 below stands for 64 on AMD GPUs, whose
-wavefronts shuffle 64 lanes.
+wavefronts shuffle 64 lanes (TileLang's HIP scan keeps segments of 32, so there its float sums
+round differently).
 
 Blocks whose thread count is not a multiple of 32 (a shuffle needs all 32 lanes of a warp) keep
 the serial scan: one thread per line (cumsum.py)."""
@@ -27,7 +33,7 @@ from ..ir import dtype as _dt
 from ..ir.buffer import Buffer
 from ..ir.expr import BufferLoad, Call, Const, Expr, Select, logical_and
 from ..ir.simplify import simplify
-from ..ir.stmt import Allocate, BufferStore, Evaluate, For, IfThenElse, Stmt, seq
+from ..ir.stmt import Allocate, BufferStore, For, IfThenElse, Stmt, seq
 from ..ir.visitor import substitute
 from . import cuda_common as cc
 
@@ -41,10 +47,9 @@ def _pow2_ceil(x: int) -> int:
 
 
 def group_size(threads: int, lines: int, n: int, warp: int = 32) -> int:
-    """Threads per line: as many as the line can use (n rounded up to a power of two), at most a
-    warp when there are enough lines to keep every warp busy, at most the block."""
-    per_line = max(warp, _pow2_floor(threads // max(lines, 1)))
-    return max(1, min(_pow2_floor(threads), _pow2_ceil(n), per_line))
+    """Threads per line: n rounded up to a power of two, at most a warp (and at most the block).
+    `lines` does not matter any more (a line never spans warps) but stays for the callers."""
+    return max(1, min(_pow2_floor(threads), _pow2_ceil(n), warp))
 
 
 def _chunk_loop(j, chunks: int, body: Stmt) -> For:
@@ -55,28 +60,25 @@ def _chunk_loop(j, chunks: int, body: Stmt) -> For:
     return For(j, 0, chunks, "serial", body, annotations={"unroll": 1})
 
 
-def shuffle_scan(op, ctx, element, identity: Const, kept_ext: list[int], n: int) -> Stmt | None:
+def shuffle_scan(op, ctx, element, identity: Const, kept_ext: list[int], n: int, reverse: bool) -> Stmt | None:
     """The scan of `op` over the block's threads, or None when the block cannot shuffle.
-    element(kept_indices, k) gives (src value in dst's type, dst buffer, dst indices) of element k
-    of the line at kept_indices (reverse already applied)."""
+    element(kept_indices, e) gives (src value in dst's type, dst buffer, dst indices) of element e
+    (in the tile's own order) of the line at kept_indices."""
     T = ctx.threads
     span = ctx.thread_span
     WARP = ctx.machine.warp_size  # noqa: N806 - the warp (or wavefront) width of the target
     if T % WARP or (span is not None and span[0] % WARP) or n <= 1:
         return None
     lines = math.prod(kept_ext)
-    g = group_size(T, lines, n, WARP)
-    w = min(g, WARP)
-    warps_per_line = g // w if g > WARP else 1
-    per_round = T // g
+    w = group_size(T, lines, n, WARP)  # lanes per line (divides the warp, so the block)
+    per_round = T // w
     rounds = -(-lines // per_round)
-    chunks = -(-n // g)  # chunks of w elements per warp part: a part is chunks * w elements
+    segments = -(-n // w)
     dt = identity.dtype
     tid = ctx.thread
     ranges = dict(ctx.ranges)
     lane = simplify(tid % w, ranges)
-    slot = simplify(tid // g, ranges)
-    warp_in_line = simplify((tid % g) // WARP, ranges) if warps_per_line > 1 else None
+    slot = simplify(tid // w, ranges)
 
     x = Buffer("scan_x", (1,), dt, "local")
     carry = Buffer("scan_carry", (1,), dt, "local")
@@ -95,62 +97,28 @@ def shuffle_scan(op, ctx, element, identity: Const, kept_ext: list[int], n: int)
     r = ctx.fresh("r")
     line = simplify(r * per_round + slot, {**ranges, r: (0, rounds - 1)})
     kept_idx = cc.unflatten(line, kept_ext) if kept_ext else []
-    line_ok = line < lines if rounds * per_round > lines or T % g else None
-    if T % g:  # threads past the last whole group hold no line
-        line_ok = logical_and(line_ok, slot < per_round) if line_ok is not None else slot < per_round
-
-    def guard(cond, s: Stmt) -> Stmt:
-        return s if cond is None else IfThenElse(cond, s)
-
-    def both(a, b):
-        if a is None:
-            return b
-        return a if b is None else logical_and(a, b)
+    line_ok = line < lines if rounds * per_round > lines else None
 
     j = ctx.fresh("j")
-    k = simplify((warp_in_line * (chunks * w) if warp_in_line is not None else 0) + j * w + lane,
-                 {**ranges, j: (0, chunks - 1)})
-    k_ok = k < n if warps_per_line * chunks * w > n else None
-    ok = both(line_ok, k_ok)
-    value, dbuf, d_idx = element(kept_idx, k)
+    seg = (segments - 1 - j) if reverse else j
+    e = simplify(seg * w + lane, {**ranges, j: (0, segments - 1)})
+    e_ok = e < n if segments * w > n else None
+    ok = e_ok if line_ok is None else (line_ok if e_ok is None else logical_and(line_ok, e_ok))
+    value, dbuf, d_idx = element(kept_idx, e)
     body = [st(x, value) if ok is None else IfThenElse(ok, st(x, value), st(x, identity))]
     d = 1
-    while d < w:  # Hillis-Steele: after step d every lane holds the scan of its last 2d values
-        body.append(st(up, shfl("shfl_up", ld(x), d)))
+    while d < w:  # Hillis-Steele: after step d every lane holds the scan of its 2d nearest values
+        body.append(st(up, shfl("shfl_down" if reverse else "shfl_up", ld(x), d)))
         # a select, not a branch: no divergence between the shuffles
-        body.append(st(x, Select(lane >= d, op.combine(ld(up), ld(x)), ld(x))))
+        has = lane < w - d if reverse else lane >= d
+        body.append(st(x, Select(has, op.combine(ld(up), ld(x)), ld(x))))
         d *= 2
     body.append(st(x, op.combine(ld(carry), ld(x))))
-    body.append(guard(ok, BufferStore(dbuf, d_idx, ld(x))))
-    body.append(st(carry, shfl("shfl_idx", ld(x), w - 1)))
-    per_chunk = seq(body)
-    round_body = [st(carry, identity),
-                  _chunk_loop(j, chunks, per_chunk)]
-    after: list[Stmt] = []
-    if warps_per_line > 1:
-        # one shared-memory round across the warps of a line: warp totals -> exclusive prefix -> add
-        nw = T // WARP
-        tot = Buffer("scan_warp_totals", (2 * nw,), dt, "shared.dyn")
-        allocs.append(Allocate(tot))
-        parity = simplify(r % 2, {**ranges, r: (0, rounds - 1)})
-        warp = simplify(tid // WARP, ranges)
-        round_body.append(IfThenElse(tid % WARP == WARP - 1, BufferStore(tot, [parity * nw + warp], ld(carry))))
-        round_body.append(Evaluate(Call("syncthreads", [], _dt.handle)))
-        q = ctx.fresh("q")
-        round_body.append(st(up, identity))
-        round_body.append(For(q, 0, warps_per_line - 1, "unroll", IfThenElse(
-            q < warp_in_line,
-            st(up, op.combine(ld(up), BufferLoad(tot, [parity * nw + slot * warps_per_line + q]))))))
-        j2 = ctx.fresh("j")
-        k2 = simplify(warp_in_line * (chunks * w) + j2 * w + lane, {**ranges, j2: (0, chunks - 1)})
-        ok2 = both(both(line_ok, k2 < n if warps_per_line * chunks * w > n else None), warp_in_line > 0)
-        _, dbuf2, d_idx2 = element(kept_idx, k2)
-        fix = BufferStore(dbuf2, d_idx2, op.combine(ld(up), BufferLoad(dbuf2, d_idx2)))
-        round_body.append(_chunk_loop(j2, chunks, guard(ok2, fix)))
-        # the totals' buffers are written again by this operator's next use
-        after.append(Evaluate(Call("syncthreads", [], _dt.handle)))
+    body.append(BufferStore(dbuf, d_idx, ld(x)) if ok is None else IfThenElse(ok, BufferStore(dbuf, d_idx, ld(x))))
+    body.append(st(carry, shfl("shfl_idx", ld(x), 0 if reverse else w - 1)))
+    round_body = seq([st(carry, identity), _chunk_loop(j, segments, seq(body))])
     if rounds > 1:
-        loop = For(r, 0, rounds, "serial", seq(round_body))
+        loop = For(r, 0, rounds, "serial", round_body)
     else:
-        loop = substitute(seq(round_body), {r: Const(0, _dt.int32)})
-    return seq(allocs + [loop] + after)
+        loop = substitute(round_body, {r: Const(0, _dt.int32)})
+    return seq(allocs + [loop])
