@@ -30,7 +30,7 @@ from ..ir.dtype import (
 )
 from ..ir.dtype import bool_ as bool
 from ..ir.expr import Var
-from ..layout import Fragment, Layout
+from ..layout import Fragment, Layout, PartialFragment
 from ..tileop.async_copy import async_copy
 from ..tileop.atomic_add import atomic_add, atomic_max, atomic_min
 from ..tileop.atomic_ext import atomic_addx2, atomic_addx4, atomic_load, atomic_or, atomic_store

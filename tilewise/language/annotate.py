@@ -6,7 +6,8 @@ from ..ir.buffer import Buffer
 from ..ir.builder import emit, require_kernel
 from ..ir.expr import Const, as_expr
 from ..ir.stmt import Annotation
-from ..layout import Fragment, Layout
+from ..layout import Fragment, Layout, PartialFragment
+from ..tileop.reducer import is_reducer
 
 
 def annotate_layout(layout_map: dict) -> None:
@@ -20,6 +21,17 @@ def annotate_layout(layout_map: dict) -> None:
             raise CompileError(f"T.annotate_layout: keys must be buffers, got {type(buf).__name__}")
         if not isinstance(lay, Layout):
             raise CompileError(f"T.annotate_layout: the layout of {buf.name} must be a T.Layout or T.Fragment")
+        if is_reducer(buf):
+            # a reducer's replicas are addends awaiting T.finalize_reducer, not equal copies: a
+            # plain Fragment would misdescribe them (TileLang 0.1.15 asserts the same)
+            if not isinstance(lay, PartialFragment):
+                raise CompileError(f"T.annotate_layout: for reducer {buf.name} (T.alloc_reducer), the layout must be a "
+                                   f"PartialFragment describing the per-thread partials, but got {type(lay).__name__}")
+            if lay.combine != int(lay.replicate):
+                raise CompileError(
+                    f"T.annotate_layout: the PartialFragment of reducer {buf.name} has replicate={int(lay.replicate)} "
+                    f"but combine={lay.combine}: groups of equal-value copies of the partials are not supported by "
+                    "tilewise, whose T.finalize_reducer combines every replica (give combine=replicate)")
         private = buf.is_local and isinstance(lay, Fragment)
         if isinstance(lay, Fragment) != buf.is_fragment and not private:
             want = "a T.Fragment" if buf.is_fragment else "a T.Layout"

@@ -3,6 +3,7 @@ index (swizzles, padding); `Fragment` maps it to (thread, register). Names and s
 `tilelang.layout`."""
 from .fragment import Fragment
 from .layout import Layout
+from .partial_fragment import PartialFragment, make_fully_replicated_partial_fragment
 from .swizzle import (
     make_full_bank_swizzled_layout,
     make_fully_replicated_layout_fragment,
@@ -19,8 +20,10 @@ from .swizzle import (
 __all__ = [
     "Fragment",
     "Layout",
+    "PartialFragment",
     "make_full_bank_swizzled_layout",
     "make_fully_replicated_layout_fragment",
+    "make_fully_replicated_partial_fragment",
     "make_gemm_fragment_8x8",
     "make_gemm_fragment_8x8_transposed",
     "make_half_bank_swizzled_layout",

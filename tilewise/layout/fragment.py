@@ -230,8 +230,11 @@ class Fragment(Layout):
                      vars_=[*self.vars, rep_in])
         return lay.inverse()
 
+    _partial = False  # PartialFragment's replicas are addends: never equal to a plain Fragment's copies
+
     def is_equal(self, other) -> bool:
-        return (isinstance(other, Fragment) and tuple(self.shape) == tuple(other.shape)
+        return (isinstance(other, Fragment) and self._partial == other._partial
+                and tuple(self.shape) == tuple(other.shape)
                 and int(self.replicate) == int(other.replicate)
                 and np.array_equal(self.thread_table(), other.thread_table())
                 and np.array_equal(self.table(), other.table()))
