@@ -55,6 +55,9 @@ F_SPECIAL = [0.0, -0.0, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 3.5, 1.0, -1.0, 0.1, -0
 # 16 values whose 256 ordered pairs are the inputs of binary float ops
 F_PAIR = [0.0, -0.0, 1.0, -1.0, 2.5, -2.5, 0.5, 3.0, -7.0, float("nan"), float("inf"), -float("inf"),
           1e-40, 3.4e38, -1e10, 0.1]
+# float64: subnormals, products and quotients that underflow or overflow
+F64_PAIR = [0.0, -0.0, 1.0, -1.0, 3.0, 0.1, -7.0, float("nan"), float("inf"), -float("inf"), 5e-324, -1e-310,
+            1.7976931348623157e308, 1e300, 1e-300, -2.5]
 I_PAIR = {
     "int8": [0, 1, -1, 2, -2, 3, -3, 7, -7, 8, -8, 100, 127, -127, -128, 64],
     "int32": [0, 1, -1, 2, -2, 3, -3, 7, -7, 31, 32, 33, -32, 2**31 - 1, -2**31, 100],
@@ -79,7 +82,7 @@ def float_inputs(dtype: str, n: int = N, seed: int = 0) -> np.ndarray:
 
 
 def pair_inputs(dtype: str):
-    vals = F_PAIR if dtype.startswith("float") else I_PAIR[dtype]
+    vals = F64_PAIR if dtype == "float64" else F_PAIR if dtype.startswith("float") else I_PAIR[dtype]
     a = np.array([x for x in vals for _ in vals], dtype=np.float64 if dtype.startswith("float") else object)
     b = np.array([y for _ in vals for y in vals], dtype=a.dtype)
     return a.astype(dtype), b.astype(dtype)
@@ -260,6 +263,20 @@ PROGRAMS: list[Prog] = [
         ("ite_nan", "T.if_then_else({a} < {b}, {a}, {b})"),
     ]),
     binary("pow_f32", "T.pow({a}, {b})", ulps=LIBM),
+    # float64 in the directed modes (CUDA's __dmul_rz ...)
+    *(binary(f"{n}_{m}_f64", e.replace("MODE", m), din="float64") for m in ("rz", "ru", "rd") for n, e in [
+        ("ieee_add", "T.ieee_add({a}, {b}, 'MODE')"), ("ieee_mul", "T.ieee_mul({a}, {b}, 'MODE')"),
+        ("ieee_fdiv", "T.ieee_fdiv({a}, {b}, 'MODE')"), ("ieee_fmaf", "T.ieee_fmaf({a}, {b}, {a}, 'MODE')"),
+    ]),
+    *(unary(f"{n}_{m}_f64", e.replace("MODE", m), din="float64") for m in ("rz", "ru", "rd") for n, e in [
+        ("ieee_frcp", "T.ieee_frcp({a}, 'MODE')"), ("ieee_fsqrt", "T.ieee_fsqrt({a}, 'MODE')"),
+    ]),
+    # float32 in the directed modes (tilewise computes them in the IR; TileLang calls __fadd_rz ...)
+    *(binary(f"{n}_{m}_f32", e.replace("MODE", m)) for m in ("rz", "ru", "rd") for n, e in [
+        ("ieee_add", "T.ieee_add({a}, {b}, 'MODE')"), ("ieee_sub", "T.ieee_sub({a}, {b}, 'MODE')"),
+        ("ieee_mul", "T.ieee_mul({a}, {b}, 'MODE')"), ("ieee_fdiv", "T.ieee_fdiv({a}, {b}, 'MODE')"),
+        ("ieee_fmaf", "T.ieee_fmaf({a}, {b}, {a}, 'MODE')"),
+    ]),
     binary("lt_f32", "{a} < {b}", dout="bool"),
     binary("ne_f32", "{a} != {b}", dout="bool"),
     binary("eq_f32", "{a} == {b}", dout="bool"),

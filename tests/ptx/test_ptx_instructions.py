@@ -76,6 +76,54 @@ def test_fma_f64_rounds_once():
     assert f[0] == 2.0**-60
 
 
+@pytest.mark.parametrize("mode", ["rn", "rz", "rm", "rp"])
+def test_f32_exact_zero_sums_and_steps_under_a_power_of_two(mode):
+    """IEEE 754's sign of an exact zero sum (-0 only when rounding down, or from two -0), and a
+    value just under a power of two rounded toward it by the finer grid below (1 - 2^-24, not
+    1 - 2^-23)."""
+    a = np.array([1.0, -1.0, 0.0, -0.0, -0.0, 2.5, 1.0, -1.0, 4.0, 1.0], np.float32)
+    b = np.array([-1.0, 1.0, -0.0, -0.0, 0.0, -2.5, -1e-40, 1e-40, -1e-30, 1e-40], np.float32)
+    ones = np.ones_like(a)
+    s, f = elementwise(f"add.{mode}.f32 %d0, %a0, %a1;\n\tfma.{mode}.f32 %d1, %a0, %a2, %a1;",
+                       [("f32", a), ("f32", b), ("f32", ones)], [("f32", np.float32)] * 2)
+    for i in range(len(a)):
+        exact = Fraction(float(a[i])) + Fraction(float(b[i]))
+        for got in (s[i], f[i]):
+            if exact == 0:
+                both_neg = np.signbit(a[i]) and np.signbit(b[i])
+                assert got == 0 and np.signbit(got) == (both_neg or mode == "rm"), (mode, a[i], b[i], got)
+            else:
+                assert got == ref_round(exact, np.float32, mode), (mode, a[i], b[i], got)
+
+
+@pytest.mark.parametrize("mode", ["rz", "rm", "rp"])
+def test_f64_directed_arithmetic_is_exact(mode):
+    """add / mul / fma / div / rcp / sqrt .f64 in the directed modes against exact rationals
+    (ir/directed64.py), on subnormal and overflowing results and signed zeros; and fma.rn.f64's
+    zero signs."""
+    from tilewise.ir import directed64
+
+    tiny, big = 5e-324, 1.7976931348623157e308
+    a = np.array([1.0, 3e-160, -3e-170, big, 1e300, 1.5, 2.0, 0.0, -0.0, 7.0, 2.0**-1022 * 1.25, 1e-310])
+    b = np.array([-1.0, 2e-160, 2e-170, big, -1e10, tiny, 3.0, -3.0, 2.0, 3.0, 0.3, 1e10])
+    c = np.array([0.0, 0.0, -0.0, -big, 1.0, 0.0, -tiny, 0.0, -0.0, 1e-300, 0.0, 0.0])
+    m = {"rz": "rz", "rm": "rd", "rp": "ru"}[mode]
+    outs = elementwise(
+        f"add.{mode}.f64 %d0, %a0, %a1;\n\tmul.{mode}.f64 %d1, %a0, %a1;\n\tfma.{mode}.f64 %d2, %a0, %a1, %a2;"
+        f"\n\tdiv.{mode}.f64 %d3, %a0, %a1;\n\trcp.{mode}.f64 %d4, %a1;\n\tsqrt.{mode}.f64 %d5, %a3;",
+        [("f64", a), ("f64", b), ("f64", c), ("f64", np.abs(a))], [("f64", np.float64)] * 6)
+    want = [directed64.elementwise("dfma", m)(a, np.ones_like(a), b), directed64.elementwise("dmul", m)(a, b),
+            directed64.elementwise("dfma", m)(a, b, c), directed64.elementwise("ddiv", m)(a, b),
+            directed64.elementwise("drcp", m)(b), directed64.elementwise("dsqrt", m)(np.abs(a))]
+    for got, ref in zip(outs, want):
+        np.testing.assert_array_equal(got.view(np.int64), ref.view(np.int64))
+    assert outs[0][0] == 0 and np.signbit(outs[0][0]) == (mode == "rm")  # 1 + -1
+    assert outs[0][3] == (np.inf if mode == "rp" else big)  # MAX + MAX
+    (f,) = elementwise("fma.rn.f64 %d0, %a0, %a1, %a2;", [("f64", a), ("f64", b), ("f64", c)], [("f64", np.float64)])
+    assert f[7] == 0 and not np.signbit(f[7])  # 0 * -3 + 0: -0 + +0 = +0
+    assert f[8] == 0 and np.signbit(f[8])  # -0 * 2 + -0 = -0
+
+
 def test_ftz_and_sat():
     tiny = np.float32(2.0**-130)
     a = np.array([tiny, -tiny, 0.75, 2.0, -3.0, np.nan], np.float32)

@@ -90,7 +90,10 @@ def round_to(x, fmt: Format, mode: str = "rn", residual=None, satfinite: bool = 
             # magnitude rounded away from zero: rm for negative values, rp for positive ones
             away = np.zeros_like(sign) if mode == "rz" else (sign if mode == "rm" else ~sign)
             up_away = (frac > 0) | ((frac == 0) & (rr > 0))
-            q = np.where(away, fl + up_away, fl - below)
+            # just under a power of two the grid is the binade below's, twice as fine (not so at
+            # the smallest normal: the subnormals below it have its spacing)
+            step = np.where((fl == 2.0 ** (fmt.precision - 1)) & (e > fmt.emin + 1), 0.5, 1.0)
+            q = np.where(away, fl + up_away, fl - below * step)
         elif mode == "rn":
             odd = np.fmod(fl, 2) == 1
             up = (frac > 0.5) | ((frac == 0.5) & ((rr > 0) | ((rr == 0) & odd)))
@@ -226,6 +229,7 @@ def fma_f64(a, b, c, mode: str = "rn"):
         else:
             s, e = two_sum(vh, z)
             r = f64_directed(s, e, mode)
-        # infinities and NaNs: the plain formula gives IEEE's answer there
+        # infinities and NaNs: the plain formula gives IEEE's answer there; so does it for an
+        # exact zero (the pairs above lose its sign; the product is then exact, = -c)
         plain = a * b + c
-        return np.where(np.isfinite(r) & np.isfinite(plain), r, plain)
+        return np.where(np.isfinite(r) & np.isfinite(plain) & (r != 0), r, plain)

@@ -1,7 +1,9 @@
 """Floating-point arithmetic: add, sub, mul, fma/mad, div, rcp, sqrt, rsqrt, ex2, lg2, sin, cos,
 tanh, abs, neg, min, max, copysign, testp, on .f32, .f64, .f16, .bf16 and the packed pairs.
 
-Exactness (from the PTX ISA): `.rn`/`.rz`/`.rm`/`.rp` results are correctly rounded; an
+Exactness (from the PTX ISA): `.rn`/`.rz`/`.rm`/`.rp` results are correctly rounded (an exact
+zero sum is -0 under `.rm` only, as IEEE 754 has it; `.f64` in a directed mode is computed with
+exact rationals, ir/directed64.py, so subnormal results and overflow are exact too); an
 instruction without a rounding modifier rounds to nearest even (ptxas may contract `mul.f32` +
 `add.f32` written without a modifier into an fma; the interpreter executes them as written).
 `.ftz` flushes subnormal inputs and results of .f32 (and .f16) to zeros of the same sign; `.sat`
@@ -59,6 +61,19 @@ def round_f32(s, e):
         exact = fl.round_to(s, fl.F32, "rn", residual=e).astype(np.float32)
         r = np.where(risky, exact, r)
     return r if r.ndim else np.float32(r)
+
+
+def zero_sum_rm(x, y, r):
+    """r, the rounding in mode rm of x + y (float64 arrays holding the exact operands, a sum's
+    or an fma's), with IEEE 754's sign of an exact zero: -0 when rounding down, unless both
+    operands are +0 (-((-x) + (-y)) rounded to nearest is exactly that)."""
+    with np.errstate(all="ignore"):
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        zero = (x + y == 0) & (x == -y)
+        if not np.any(zero):
+            return r
+        out = np.where(zero, (-((-x) + (-y))).astype(np.asarray(r).dtype), r)
+    return out if out.ndim else out.dtype.type(out)
 
 
 def finish32(s, e, mode, ftz, sat):
@@ -169,17 +184,22 @@ def decode_addsub(ctx, instr):
             if ftz:
                 a, b = _flush32(a), _flush32(b)
             a64, b64 = np.float64(a) if np.ndim(a) == 0 else a.astype(np.float64), np.asarray(b, dtype=np.float64)
-            s, e = fl.two_sum(a64, -b64 if sub else b64)
-            return finish32(s, e, mode or "rn", ftz, sat)
+            b64 = -b64 if sub else b64
+            s, e = fl.two_sum(a64, b64)
+            r = finish32(s, e, mode or "rn", ftz, sat)
+            return zero_sum_rm(a64, b64, r) if mode == "rm" and not sat else r
 
         return _ternary(ctx, instr, t, f32, 2)
     if t == "f64":
         if sat or ftz:
             raise unsupported(instr, ".sat/.ftz on .f64")
 
+        if mode not in (None, "rn"):  # exact: an exact zero sum is -0 in rm, overflow stops at MAX in rz
+            fma = _exact64("dfma", mode)
+            return _ternary(ctx, instr, t, lambda a, b: fma(a, np.ones_like(a), -b if sub else b), 2)
+
         def f64(a, b):
-            s, e = fl.two_sum(a, -b if sub else b)
-            return _f64(mode, s, e)
+            return np.subtract(a, b) if sub else np.add(a, b)
 
         return _ternary(ctx, instr, t, f64, 2)
 
@@ -236,8 +256,10 @@ def decode_fma(ctx, instr):
             if ftz:
                 a, b, c = _flush32(a), _flush32(b), _flush32(c)
             p = np.asarray(a, dtype=np.float64) * np.asarray(b, dtype=np.float64)  # exact (48 bits)
-            s, e = fl.two_sum(p, np.asarray(c, dtype=np.float64))
-            return finish32(s, e, mode, ftz, sat)
+            c64 = np.asarray(c, dtype=np.float64)
+            s, e = fl.two_sum(p, c64)
+            r = finish32(s, e, mode, ftz, sat)
+            return zero_sum_rm(p, c64, r) if mode == "rm" and not sat else r
 
         return _ternary(ctx, instr, t, f32, 3)
     if t == "f64":
