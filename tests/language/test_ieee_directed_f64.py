@@ -215,10 +215,15 @@ def test_directed_float64_ops(mode, target, backend):
     _check_all(o, x, y, z, mode)
 
 
-def test_cuda_source_uses_the_intrinsics():
-    src = tilewise.compile(_kernel("rz"), out_idx=[3], target="cuda", execution_backend="emulator").get_kernel_source()
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90a"])
+def test_cuda_uses_the_intrinsics(arch):
+    k = tilewise.compile(_kernel("rz"), out_idx=[3], target=f"cuda -arch={arch}", execution_backend="emulator")
+    src = k.get_kernel_source()
     for name in ("dmul_rz", "dfma_rz", "ddiv_rz", "drcp_rz", "dsqrt_rz"):
         assert f"tw::{name}(" in src
+    sass = k.get_sass()
+    assert "DMUL.RZ" in sass and "DFMA.RZ" in sass  # the rounding mode is the instruction's
+    assert k.resource_usage()["spill_bytes"] == 0
 
 
 def test_hip_refuses_by_name():
