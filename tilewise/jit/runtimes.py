@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import env
 from ..backend.cpu.library import CpuLibrary
-from ..backend.cuda.launch import CudaLauncher, launch_plans, tensor_map_args
+from ..backend.cuda.launch import CudaLauncher, iter_launch_plans, tensor_map_args
 from ..backend.cuda.nvrtc import nvrtc_compile
 from ..backend.hip.launch import HipLauncher
 from ..emulator import EmulatorError, compile_program
@@ -205,9 +205,7 @@ def run_module_ptx(ptx: str, module, views: list, dims: list[int], **options) ->
     args = [v if isinstance(p, Buffer) else _ptx_scalar(p, v) for p, v in zip(module.params, views)]
     args += [int(d) for d in dims]
     printed: list[str] = []
-    for plan, kernel in zip(launch_plans(module, views, dims), module.kernels):
-        if plan.empty:
-            continue
+    for plan, kernel in zip(iter_launch_plans(module, views, dims), module.kernels):
         maps = _tensor_maps(module, kernel, views, dims)
         printed += run_ptx(ptx, plan.kernel, plan.grid, plan.block, args + maps, plan.shared_bytes, **options).printed
     return printed

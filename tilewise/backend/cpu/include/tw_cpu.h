@@ -476,6 +476,17 @@ template <typename T, typename... I> inline T bounds_fail_value(const char* msg,
   bounds_fail(msg, idx...);
   return T{};
 }
+// A launch with 0 blocks along a grid dimension: TileLang's runtime refuses it, so the entry
+// returns EMPTY_GRID_STATUS before any block runs, with TileLang's message (emulator/errors.py).
+static char empty_grid_msg[512];
+constexpr int32_t EMPTY_GRID_STATUS = 3;
+inline int32_t empty_grid(const char* kernel, int64_t x, int64_t y, int64_t z) {
+  std::snprintf(empty_grid_msg, sizeof(empty_grid_msg),
+                "CUDALaunch Error: grid dimension must be positive, but got grid=(%lld,%lld,%lld) in kernel %s. "
+                "A zero grid dimension is often caused by a dynamic shape (e.g. num_tokens) being 0 at runtime.",
+                (long long)x, (long long)y, (long long)z, kernel);
+  return EMPTY_GRID_STATUS;
+}
 // T.device_assert: a failed check stops the process with the message (which names the line).
 inline void device_assert(bool cond, const char* msg) {
   if (__builtin_expect(!cond, 0)) {
