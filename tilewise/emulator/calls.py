@@ -584,6 +584,8 @@ def _atomic(comp: Compiler, e: Call):
         op = (lambda cur, v: cur) if kind == "load" else (lambda cur, v: v)
     else:
         op = arith.binary_fn({"add": "add", "max": "max", "min": "min", "or": "bitor"}[kind], dt)
+        if kind in ("max", "min") and dt.is_float and getattr(comp, "warp_size", 32) == 32:
+            op = _float_atomic_minmax(kind)
     npdt = acc.npdt
     esize = acc.esize
     if kind != "load":
@@ -620,6 +622,17 @@ def _atomic(comp: Compiler, e: Call):
         return out
 
     return atomic
+
+
+def _float_atomic_minmax(kind: str):
+    """TileLang's float atomic_max / atomic_min on CUDA (its atomic.h: a compare-and-swap loop
+    for float16 / bfloat16, libcu++'s fetch_max / fetch_min for the others, both the same rule):
+    the value is stored only when it is strictly greater (smaller) than the stored one. So -0
+    does not replace +0 nor +0 -0, a NaN value never stores, and a stored NaN stays (no value
+    compares greater or smaller than it)."""
+    if kind == "min":
+        return lambda cur, v: np.where(v < cur, v, cur)
+    return lambda cur, v: np.where(cur < v, v, cur)
 
 
 def serialised_update(mem: np.ndarray, pos: np.ndarray, vals: np.ndarray, op, rng=None) -> np.ndarray:

@@ -107,6 +107,7 @@ class Program:
 
     def _kernel(self, comp: Compiler, k: Kernel) -> KernelProgram:
         comp.span = k.span
+        comp.warp_size = int(k.attrs.get("warp_size", 32))  # 64: lowered for an AMD GPU (HIP)
         grid_fns = [comp.expr(g) for g in k.grid]
         block_slots = [self.var_slot(v) for v in k.block_vars]
         thread_slots = [self.var_slot(v) for v in k.thread_vars]

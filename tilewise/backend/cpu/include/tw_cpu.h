@@ -648,11 +648,22 @@ template <typename T> inline void atomic_add_run(T* dst, const T* src, int64_t n
 #endif
   for (; j < n; ++j) atomic_add(dst + j, src[j]);
 }
+// What a float atomic_max / atomic_min compares: narrow float types widened (exactly) to float.
+template <typename T> inline auto compare_value(T x) {
+  if constexpr (is_lowp<T>::value) return (float)x;
+  else return x;
+}
+// Floats: TileLang's rule on CUDA (its atomic.h: a compare-and-swap loop for half / bfloat16,
+// libcu++'s fetch_max / fetch_min for the others, which decide alike): the value is stored only
+// when it compares strictly greater (smaller) than the stored one, so -0 does not replace +0
+// (nor +0 -0), a NaN value never stores and a stored NaN stays. Integers: max / min.
 template <typename T> inline T atomic_max(T* addr, T value) {
-  return atomic_update(addr, [value](T x) { return max(x, value); });
+  if constexpr (std::is_integral<T>::value) return atomic_update(addr, [value](T x) { return max(x, value); });
+  else return atomic_update(addr, [value](T x) { return ((compare_value(x) < compare_value(value)) ? value : x); });
 }
 template <typename T> inline T atomic_min(T* addr, T value) {
-  return atomic_update(addr, [value](T x) { return min(x, value); });
+  if constexpr (std::is_integral<T>::value) return atomic_update(addr, [value](T x) { return min(x, value); });
+  else return atomic_update(addr, [value](T x) { return ((compare_value(value) < compare_value(x)) ? value : x); });
 }
 template <typename T> inline T atomic_or(T* addr, T value) {
   if constexpr (sizeof(T) >= 4) return __atomic_fetch_or(addr, value, __ATOMIC_RELAXED);

@@ -747,11 +747,21 @@ TW_DEV int64_t atomic_min(int64_t* p, int64_t v) { return (int64_t)atomicMin(rei
 TW_DEV uint64_t atomic_min(uint64_t* p, uint64_t v) {
   return (uint64_t)atomicMin(reinterpret_cast<unsigned long long*>(p), (unsigned long long)v);
 }
+// What a float atomic_max / atomic_min compares: narrow float types widened (exactly) to float.
+template <typename T> TW_DEV auto compare_value(T x) {
+  if constexpr (is_lowp<T>::value) return (float)x;
+  else return x;
+}
+// Floats: TileLang's rule (its atomic.h: a compare-and-swap loop for half / bfloat16, libcu++'s
+// fetch_max / fetch_min for the others, which decide alike): the value is stored only when it
+// compares strictly greater (smaller) than the stored one, so -0 does not replace +0 (nor +0
+// -0), a NaN value never stores and a stored NaN stays. Not tilewise's max/min (NaN-ignoring,
+// -0 < +0), which T.max / T.reduce_max keep.
 template <typename T> TW_DEV T atomic_max(T* p, T v) {
-  return atomic_update(p, [v](T x) { return max(x, v); });
+  return atomic_update(p, [v](T x) { return (compare_value(x) < compare_value(v)) ? v : x; });
 }
 template <typename T> TW_DEV T atomic_min(T* p, T v) {
-  return atomic_update(p, [v](T x) { return min(x, v); });
+  return atomic_update(p, [v](T x) { return (compare_value(v) < compare_value(x)) ? v : x; });
 }
 TW_DEV int32_t atomic_or(int32_t* p, int32_t v) { return atomicOr(p, v); }
 TW_DEV uint32_t atomic_or(uint32_t* p, uint32_t v) { return atomicOr(p, v); }
