@@ -70,6 +70,8 @@ def plan_tma(copy, machine: Machine, pass_configs: dict, dynamic: bool = False) 
         return "tl.disable_tma_lower is set"
     if copy.disable_tma:
         return "T.copy(..., disable_tma=True)"
+    if getattr(copy, "pad", None) is not None:
+        return "T.annotate_safe_value asks for a value other than 0 outside the source (TMA fills zeros)"
     if copy.src.buffer.is_global and copy.dst.buffer.is_shared:
         src, dst = copy.src, copy.dst  # the global region, the shared tile
     elif copy.src.buffer.is_shared and copy.dst.buffer.is_global:
