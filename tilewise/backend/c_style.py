@@ -267,6 +267,10 @@ class CStyleRenderer:
             return m(e, args)
         return f"tw::{e.name}({', '.join(args)})"
 
+    def call_cvt_rs(self, e: Call, args) -> str:
+        """T.cast(x, round="rs", rbits=r): stochastic rounding (tw_cpu.h / tw_cuda.h cvt_rs)."""
+        return f"tw::cvt_rs<{c_type(e.dtype)}>({args[0]}, {args[1]})"
+
     def call_device_assert(self, e: Call, args) -> str:
         """T.device_assert (language/control.py): the message names the user's line."""
         return f"tw::device_assert({args[0]}, {c_string(e.attrs.get('msg', 'T.device_assert failed'))})"

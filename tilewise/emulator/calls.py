@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..ir.expr import BufferLoad, Call
+from ..ir.stochastic_round import stochastic_round
 from . import arith, assertions, async_regs, mbarrier, named_barriers, ptx, races, registers, tma, wavefront, wgmma
 from . import extern as _extern
 from . import grid_sync as _grid_sync
@@ -635,6 +636,17 @@ def _float_atomic_minmax(kind: str):
     return lambda cur, v: np.where(cur < v, v, cur)
 
 
+def _cvt_rs(comp: Compiler, e: Call):
+    """T.cast(x, round="rs", rbits=r): stochastic rounding (ir/stochastic_round.py)."""
+    fx, fr = comp.expr(e.args[0]), comp.expr(e.args[1])
+    dt = e.dtype
+
+    def cvt_rs(st):
+        return stochastic_round(fx(st), fr(st), dt)
+
+    return cvt_rs
+
+
 def serialised_update(mem: np.ndarray, pos: np.ndarray, vals: np.ndarray, op, rng=None) -> np.ndarray:
     """mem[pos[i]] = op(mem[pos[i]], vals[i]) one lane after another, each seeing the previous
     result; returns each lane's old value. Lanes hitting one address apply in lane order, or
@@ -775,6 +787,7 @@ _HANDLERS = {
     "atomic_add": _atomic,
     "atomic_max": _atomic,
     "atomic_min": _atomic,
+    "cvt_rs": _cvt_rs,
     "atomic_or": _atomic,
     "atomic_load": _atomic,
     "atomic_store": _atomic,
