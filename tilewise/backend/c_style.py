@@ -167,6 +167,8 @@ class CStyleRenderer:
         return self.names.get(v, v.name)
 
     def buf(self, b: Buffer) -> str:
+        if b.address is not None:  # T.make_tensor from a pointer table's element: the address, typed
+            return f"(({c_type(b.dtype)}*)({self.var(b.address)}))"
         return self.names.get(b, b.name)
 
     # ------------------------------------------------------------------ expressions

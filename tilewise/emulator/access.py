@@ -17,6 +17,8 @@ if TYPE_CHECKING:  # annotations only: the compiler builds accesses and imports 
 
 def scope_kind(buf: Buffer) -> str:
     s = buf.root.scope
+    if s == "global" and buf.root.address is not None:
+        return "pointer"  # a tensor at an address read at run time (T.make_tensor from a pointer table)
     if s == "global":
         return "global"
     if s in SHARED_SCOPES:
@@ -40,6 +42,7 @@ class Access:
             raise UnsupportedError(f"view {buf.name} starts at byte {buf.byte_offset}, not a multiple of its element size")
         self.base = buf.byte_offset // self.esize  # element offset of the view in its root
         self.site = comp.site(buf, what)
+        self.faddr = comp.expr(self.root.address) if self.kind == "pointer" else None
         self.fidx = [comp.expr(i) for i in indices]
         shape = buf.static_shape()
         if shape is None and self.kind != "global":

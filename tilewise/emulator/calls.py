@@ -33,7 +33,12 @@ def _addr(comp: Compiler, e, what: str) -> Access:
     if not (isinstance(e, Call) and e.name == "address_of" and len(e.args) == 1 and isinstance(e.args[0], BufferLoad)):
         raise UnsupportedError(f"expected address_of(buffer[index]) as an address, got {e!r} at {where(comp.span)}")
     load = e.args[0]
-    return Access(comp, load.buffer, load.indices, what)
+    acc = Access(comp, load.buffer, load.indices, what)
+    if acc.kind == "pointer":
+        raise UnsupportedError(f"{what} of {load.buffer.name}, a tensor at an address read at run time (T.make_tensor "
+                               f"from a pointer table), at {where(comp.span)}: the emulator runs element loads and "
+                               "stores of such tensors only")
+    return acc
 
 
 def _lanes(st) -> np.ndarray:

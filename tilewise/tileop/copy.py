@@ -63,13 +63,15 @@ class Copy(TileOp):
 
     def as_async(self, mechanism: str = "cp.async", barrier: BufferRegion | None = None) -> Copy | None:
         """Global to shared copies can be issued asynchronously."""
-        if self.src.buffer.is_global and self.dst.buffer.is_shared and self.pad is None:
+        if self.src.buffer.is_global and self.dst.buffer.is_shared and self.pad is None \
+                and self.src.buffer.root.address is None:  # a pointer table's tensor: thread loads
             return self.with_fields(mechanism=mechanism, barrier=barrier)
         return None
 
     def as_staged(self, threads: int):
         """Global to shared copies can go through registers in two halves (tileop/staged_copy.py)."""
-        if self.src.buffer.is_global and self.dst.buffer.is_shared and self.pad is None:
+        if self.src.buffer.is_global and self.dst.buffer.is_shared and self.pad is None \
+                and self.src.buffer.root.address is None:
             return staged_halves(self.src, self.dst, threads, self.span)
         return None
 

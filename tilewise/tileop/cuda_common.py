@@ -48,6 +48,8 @@ def vector_width(src: BufferRegion, dst: BufferRegion, ranges: dict, max_bytes: 
     lengths that keep every chunk aligned, same dtype."""
     if src.buffer.dtype != dst.buffer.dtype:
         return 1
+    if src.buffer.root.address is not None or dst.buffer.root.address is not None:
+        return 1  # a tensor at a run-time address (a pointer table's): its alignment is unknown
     ext = squeezed(dst)
     if not ext or not isinstance(ext[-1], int):
         return 1
