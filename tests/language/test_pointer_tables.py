@@ -190,3 +190,18 @@ def test_bounds_of_the_made_tensor(target, backend):
     out = _compile(main, target, backend, [2])(np.array([big.__array_interface__["data"][0]], np.int64), big)
     np.testing.assert_array_equal(np.asarray(out), want_out)
     np.testing.assert_array_equal(big, want_big)
+
+
+@pytest.mark.parametrize("target,backend", TARGETS, ids=IDS)
+def test_shape_from_scalar_parameters(target, backend):
+    @T.prim_func
+    def main(ptrs: T.Tensor([2], T.ptr), m: T.int32, S: T.Tensor([2, 6, 10], "float32"),
+             out: T.Tensor([2, 4, 8], "float32")):
+        with T.Kernel(2, threads=32) as bx:
+            A = T.make_tensor(ptrs[bx], (m, 10), "float32")
+            for i, j in T.Parallel(4, 8):
+                out[bx, i, j] = A[i + 1, j + 2]
+
+    s = np.arange(120, dtype=np.float32).reshape(2, 6, 10)
+    out = _compile(main, target, backend, [3])(_rows(s, range(2), np.int64), 6, s)
+    np.testing.assert_array_equal(np.asarray(out), s[:, 1:5, 2:10])

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ..ir.buffer import SHARED_SCOPES, Buffer
+from ..ir.expr import as_expr
 from . import arith
 from .errors import UnsupportedError
 from .memory import flat_index, strides_of
@@ -45,7 +48,9 @@ class Access:
         self.faddr = comp.expr(self.root.address) if self.kind == "pointer" else None
         self.fidx = [comp.expr(i) for i in indices]
         shape = buf.static_shape()
-        if shape is None and self.kind != "global":
+        # a pointer table's tensor: dimensions may be scalar parameters, evaluated at each access
+        self.fshape = [comp.expr(as_expr(d)) for d in buf.shape] if shape is None and self.kind == "pointer" else None
+        if shape is None and self.kind not in ("global", "pointer"):
             raise UnsupportedError(f"{buf.scope} buffer {buf.name} has a dynamic shape {buf.shape}")
         self.static = shape is not None
         self.shape = shape
@@ -54,6 +59,9 @@ class Access:
     def shape_strides(self, st):
         if self.static:
             return self.shape, self.strides
+        if self.fshape is not None:
+            shp = tuple(int(np.asarray(f(st)).reshape(-1)[0]) for f in self.fshape)
+            return shp, strides_of(shp)
         shp = st.shapes[self.buf]
         return shp, strides_of(shp)
 
