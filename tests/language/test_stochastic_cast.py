@@ -7,6 +7,7 @@ exact fractions, on the CPU target, the emulator and the PTX interpreter (NVRTC'
 from __future__ import annotations
 
 import math
+import shutil
 from fractions import Fraction
 
 import ml_dtypes
@@ -104,3 +105,16 @@ def test_refusals():
         T.cast(T.float32(1.0), "float8_e4m3fn", round="rs", rbits=T.uint32(1))
     with pytest.raises(CompileError, match="converts float32 values"):
         T.cast(T.float64(1.0), "bfloat16", round="rs", rbits=T.uint32(1))
+
+
+@pytest.mark.skipif(shutil.which("clang-19") is None, reason="the HIP target needs clang-19")
+def test_hip():
+    """The HIP header computes it too (compiled by clang for gfx942); the emulator runs it."""
+    x, r = _inputs("bfloat16")
+    k = tilewise.compile(_kernel(x.size, "bfloat16"), target="hip -arch=gfx942", out_idx=[2],
+                         execution_backend="emulator")
+    assert "cvt_rs" in k.get_kernel_source() and k.get_isa()
+    want = np.array([reference(float(a), int(b), "bfloat16") for a, b in zip(x, r)]).astype(ml_dtypes.bfloat16)
+    got = np.asarray(k(x, r))
+    ok = ~np.isnan(want.astype(np.float32))
+    np.testing.assert_array_equal(got.view(np.uint16)[ok], want.view(np.uint16)[ok])
