@@ -167,6 +167,8 @@ class CStyleRenderer:
         return self.names.get(v, v.name)
 
     def buf(self, b: Buffer) -> str:
+        if b.address is not None:  # T.make_tensor from a pointer table's element: the address, typed
+            return f"(({c_type(b.dtype)}*)({self.var(b.address)}))"
         return self.names.get(b, b.name)
 
     # ------------------------------------------------------------------ expressions
@@ -266,6 +268,10 @@ class CStyleRenderer:
         if m is not None:
             return m(e, args)
         return f"tw::{e.name}({', '.join(args)})"
+
+    def call_cvt_rs(self, e: Call, args) -> str:
+        """T.cast(x, round="rs", rbits=r): stochastic rounding (tw_cpu.h / tw_cuda.h cvt_rs)."""
+        return f"tw::cvt_rs<{c_type(e.dtype)}>({args[0]}, {args[1]})"
 
     def call_device_assert(self, e: Call, args) -> str:
         """T.device_assert (language/control.py): the message names the user's line."""

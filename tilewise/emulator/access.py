@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from ..ir.buffer import SHARED_SCOPES, Buffer
+from ..ir.expr import as_expr
 from . import arith
 from .errors import UnsupportedError
 from .memory import flat_index, strides_of
@@ -17,6 +20,8 @@ if TYPE_CHECKING:  # annotations only: the compiler builds accesses and imports 
 
 def scope_kind(buf: Buffer) -> str:
     s = buf.root.scope
+    if s == "global" and buf.root.address is not None:
+        return "pointer"  # a tensor at an address read at run time (T.make_tensor from a pointer table)
     if s == "global":
         return "global"
     if s in SHARED_SCOPES:
@@ -40,9 +45,12 @@ class Access:
             raise UnsupportedError(f"view {buf.name} starts at byte {buf.byte_offset}, not a multiple of its element size")
         self.base = buf.byte_offset // self.esize  # element offset of the view in its root
         self.site = comp.site(buf, what)
+        self.faddr = comp.expr(self.root.address) if self.kind == "pointer" else None
         self.fidx = [comp.expr(i) for i in indices]
         shape = buf.static_shape()
-        if shape is None and self.kind != "global":
+        # a pointer table's tensor: dimensions may be scalar parameters, evaluated at each access
+        self.fshape = [comp.expr(as_expr(d)) for d in buf.shape] if shape is None and self.kind == "pointer" else None
+        if shape is None and self.kind not in ("global", "pointer"):
             raise UnsupportedError(f"{buf.scope} buffer {buf.name} has a dynamic shape {buf.shape}")
         self.static = shape is not None
         self.shape = shape
@@ -51,6 +59,9 @@ class Access:
     def shape_strides(self, st):
         if self.static:
             return self.shape, self.strides
+        if self.fshape is not None:
+            shp = tuple(int(np.asarray(f(st)).reshape(-1)[0]) for f in self.fshape)
+            return shp, strides_of(shp)
         shp = st.shapes[self.buf]
         return shp, strides_of(shp)
 

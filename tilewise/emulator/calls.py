@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..ir.expr import BufferLoad, Call
+from ..ir.stochastic_round import stochastic_round
 from . import arith, assertions, async_regs, mbarrier, named_barriers, ptx, races, registers, tma, wavefront, wgmma
 from . import extern as _extern
 from . import grid_sync as _grid_sync
@@ -32,7 +33,12 @@ def _addr(comp: Compiler, e, what: str) -> Access:
     if not (isinstance(e, Call) and e.name == "address_of" and len(e.args) == 1 and isinstance(e.args[0], BufferLoad)):
         raise UnsupportedError(f"expected address_of(buffer[index]) as an address, got {e!r} at {where(comp.span)}")
     load = e.args[0]
-    return Access(comp, load.buffer, load.indices, what)
+    acc = Access(comp, load.buffer, load.indices, what)
+    if acc.kind == "pointer":
+        raise UnsupportedError(f"{what} of {load.buffer.name}, a tensor at an address read at run time (T.make_tensor "
+                               f"from a pointer table), at {where(comp.span)}: the emulator runs element loads and "
+                               "stores of such tensors only")
+    return acc
 
 
 def _lanes(st) -> np.ndarray:
@@ -584,6 +590,8 @@ def _atomic(comp: Compiler, e: Call):
         op = (lambda cur, v: cur) if kind == "load" else (lambda cur, v: v)
     else:
         op = arith.binary_fn({"add": "add", "max": "max", "min": "min", "or": "bitor"}[kind], dt)
+        if kind in ("max", "min") and dt.is_float and getattr(comp, "warp_size", 32) == 32:
+            op = _float_atomic_minmax(kind)
     npdt = acc.npdt
     esize = acc.esize
     if kind != "load":
@@ -620,6 +628,28 @@ def _atomic(comp: Compiler, e: Call):
         return out
 
     return atomic
+
+
+def _float_atomic_minmax(kind: str):
+    """TileLang's float atomic_max / atomic_min on CUDA (its atomic.h: a compare-and-swap loop
+    for float16 / bfloat16, libcu++'s fetch_max / fetch_min for the others, both the same rule):
+    the value is stored only when it is strictly greater (smaller) than the stored one. So -0
+    does not replace +0 nor +0 -0, a NaN value never stores, and a stored NaN stays (no value
+    compares greater or smaller than it)."""
+    if kind == "min":
+        return lambda cur, v: np.where(v < cur, v, cur)
+    return lambda cur, v: np.where(cur < v, v, cur)
+
+
+def _cvt_rs(comp: Compiler, e: Call):
+    """T.cast(x, round="rs", rbits=r): stochastic rounding (ir/stochastic_round.py)."""
+    fx, fr = comp.expr(e.args[0]), comp.expr(e.args[1])
+    dt = e.dtype
+
+    def cvt_rs(st):
+        return stochastic_round(fx(st), fr(st), dt)
+
+    return cvt_rs
 
 
 def serialised_update(mem: np.ndarray, pos: np.ndarray, vals: np.ndarray, op, rng=None) -> np.ndarray:
@@ -762,6 +792,7 @@ _HANDLERS = {
     "atomic_add": _atomic,
     "atomic_max": _atomic,
     "atomic_min": _atomic,
+    "cvt_rs": _cvt_rs,
     "atomic_or": _atomic,
     "atomic_load": _atomic,
     "atomic_store": _atomic,

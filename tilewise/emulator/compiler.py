@@ -33,6 +33,7 @@ from .memory import (
     Storage,
     check_init,
     new_rows,
+    resolve_pointers,
 )
 
 
@@ -259,6 +260,26 @@ class Compiler:
 
         return load
 
+    def _load_pointer(self, acc: Access):
+        """A tensor at a run-time address (T.make_tensor from a pointer table): each active
+        lane's element, checked against the tensor's shape, is read from the argument tensor
+        its address lies in (memory.resolve_pointers). Not race-checked."""
+        npdt, esize, faddr, site = acc.npdt, acc.esize, acc.faddr, acc.site
+
+        def load(st):
+            off = acc.offset(st)
+            addr = np.broadcast_to(np.asarray(faddr(st), np.int64) + np.asarray(off, np.int64) * esize, (st.L,))
+            lanes = st.lanes if st.mask is None else np.flatnonzero(st.mask)
+            out = np.zeros(st.L, npdt)
+            if lanes.size:
+                slots, elem = resolve_pointers(st, site, addr[lanes], esize, lanes)
+                for slot in np.unique(slots):
+                    m = slots == slot
+                    out[lanes[m]] = st.store[int(slot)].typed(npdt)[0][elem[m]]
+            return out
+
+        return load
+
     def _load_shared(self, acc: Access):
         slot, npdt, base, esize, sid = acc.slot, acc.npdt, acc.base, acc.esize, acc.site.sid
         shape = acc.shape
@@ -419,6 +440,24 @@ class Compiler:
                 arr[off[mask]] = v
             else:
                 arr[off[mask]] = v[mask]
+
+        return store
+
+    def _store_pointer(self, acc: Access, fv):
+        """A store into a tensor at a run-time address: see _load_pointer. Lanes storing to the
+        same element apply in lane order (the last one stays)."""
+        npdt, esize, faddr, site = acc.npdt, acc.esize, acc.faddr, acc.site
+
+        def store(st):
+            v = np.broadcast_to(np.asarray(fv(st), npdt), (st.L,))
+            off = acc.offset(st)
+            addr = np.broadcast_to(np.asarray(faddr(st), np.int64) + np.asarray(off, np.int64) * esize, (st.L,))
+            lanes = st.lanes if st.mask is None else np.flatnonzero(st.mask)
+            if lanes.size:
+                slots, elem = resolve_pointers(st, site, addr[lanes], esize, lanes)
+                for slot in np.unique(slots):
+                    m = slots == slot
+                    st.store[int(slot)].typed(npdt)[0][elem[m]] = v[lanes[m]]
 
         return store
 

@@ -106,3 +106,21 @@ def element_str(name: str, shape, flat: int) -> str:
             rem //= d
         return f"{name}[{', '.join(str(i) for i in reversed(idx))}]"
     return f"{name}[flat offset {flat}]"
+
+
+class EmptyGridError(RuntimeError):
+    """A launch with 0 blocks along a grid dimension (e.g. `T.Kernel(T.ceildiv(M, 128))` called
+    with M = 0). TileLang's runtime refuses it rather than launching nothing (its issue 1993: it
+    had clamped such a dimension to 1 and run a spurious block); every tilewise target does too,
+    with TileLang's message. A RuntimeError, as TVM's InternalError is."""
+
+
+def kernel_name(func_name: str, index: int) -> str:
+    """The name the CUDA source gives a function's index-th kernel (backend/cuda/renderer.py)."""
+    return f"{func_name}_kernel" if index == 0 else f"{func_name}_kernel_{index}"
+
+
+def empty_grid_message(kernel: str, grid) -> str:
+    g = list(grid) + [1] * (3 - len(grid))
+    return (f"CUDALaunch Error: grid dimension must be positive, but got grid=({g[0]},{g[1]},{g[2]}) in kernel "
+            f"{kernel}. A zero grid dimension is often caused by a dynamic shape (e.g. num_tokens) being 0 at runtime.")

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..ir.buffer import Buffer
 from ..ir.span import Span
-from .errors import OutOfBoundsError, UninitializedReadError, element_str, where
+from .errors import MisalignedAddressError, OutOfBoundsError, UninitializedReadError, element_str, where
 
 
 class Site:
@@ -224,3 +224,36 @@ def check_init(st, storage: Storage, site: Site, flat: np.ndarray, lanes: np.nda
         f"{site.what} of uninitialised {b.scope} memory: {element_str(b.name, shape, elem)} "
         f"by {st.thread_of_lane(int(lanes[row]))} at {where(site.span)}; nothing wrote it before"
     )
+
+
+def resolve_pointers(st, site: Site, addr: np.ndarray, esize: int, lanes: np.ndarray):
+    """The argument tensors host addresses point into (a tensor T.make_tensor made from a pointer
+    table's element): for the lanes `lanes` with addresses `addr` (int64, one per such lane),
+    their storage slots and element indices. An address outside every tensor argument, or not
+    aligned to the element, raises naming it: the emulator knows memory by the tensors passed."""
+    slots = np.full(addr.shape, -1, np.int64)
+    elem = np.zeros(addr.shape, np.int64)
+    for slot, s in enumerate(st.store):
+        if s is None or s.scope != "global" or not s.nbytes:
+            continue
+        start = int(s.data.__array_interface__["data"][0])
+        inside = (slots < 0) & (addr >= start) & (addr + esize <= start + s.nbytes)
+        if inside.any():
+            slots[inside] = slot
+            elem[inside] = addr[inside] - start
+    bad = slots < 0
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        b = site.buffer
+        raise OutOfBoundsError(
+            f"{site.what} of {b.name} (a tensor at an address read at run time) at host address {int(addr[i]):#x}, "
+            f"which lies in no tensor argument of the kernel (the emulator maps such addresses onto the tensors "
+            f"passed; pass the tensor the pointer table points into as an argument too) by "
+            f"{st.thread_of_lane(int(lanes[i]))} at {where(site.span)}")
+    mis = elem % esize
+    if mis.any():
+        i = int(np.flatnonzero(mis)[0])
+        raise MisalignedAddressError(
+            f"{site.what} of {site.buffer.name} at host address {int(addr[i]):#x}, not a multiple of its "
+            f"{esize}-byte element, by {st.thread_of_lane(int(lanes[i]))} at {where(site.span)}")
+    return slots, elem // esize

@@ -18,7 +18,7 @@ from ..ir.visitor import Visitor
 from . import arith, grid_sync, races, schedule
 from .banks import BankCounter
 from .compiler import Compiler
-from .errors import UnsupportedError, where
+from .errors import EmptyGridError, UnsupportedError, empty_grid_message, kernel_name, where
 from .memory import Site, global_storage
 from .state import Batch, HostState
 from .tma import check_exit
@@ -107,6 +107,7 @@ class Program:
 
     def _kernel(self, comp: Compiler, k: Kernel) -> KernelProgram:
         comp.span = k.span
+        comp.warp_size = int(k.attrs.get("warp_size", 32))  # 64: lowered for an AMD GPU (HIP)
         grid_fns = [comp.expr(g) for g in k.grid]
         block_slots = [self.var_slot(v) for v in k.block_vars]
         thread_slots = [self.var_slot(v) for v in k.thread_vars]
@@ -276,10 +277,13 @@ def _infer_dims(func: PrimFunc, args, dyn_vars) -> list[int]:
 def _launch(prog: Program, kp: KernelProgram, vals, store, shapes, host, check_races, check_uninit, max_lanes, rng,
             stats=None):
     grid = [int(f(host)) for f in kp.grid_fns]
+    if any(g <= 0 for g in grid):  # TileLang's runtime refuses a grid of no blocks
+        kernels = [st[1] for st in prog.steps if st[0] == "kernel"]
+        raise EmptyGridError(empty_grid_message(kernel_name(prog.func.name, kernels.index(kp)), grid))
     threads = kp.threads
     T = int(np.prod(threads))
     nblocks = int(np.prod(grid)) if grid else 1
-    if nblocks <= 0 or kp.body is None:
+    if kp.body is None:
         return
     per_block = max(1, kp.smem_bytes * (33 if check_races else 1))
     if check_races and (prog.uses_hopper or prog.uses_order or kp.plan.scheduled):

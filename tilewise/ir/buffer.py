@@ -45,6 +45,12 @@ class Buffer:
         self.explicit_strides: tuple | None = None
         # the T.ptr parameter this global tensor was made from (T.make_tensor), or None
         self.pointer = None
+        # a tensor T.make_tensor made inside a kernel from an address read at run time (a pointer
+        # table's element): the int64 variable holding that address (a LetStmt binds it), or None
+        self.address = None
+        # a 64-bit integer parameter whose elements are such addresses (the emulator and the PTX
+        # interpreter map them onto the argument tensors they point into)
+        self.pointer_table = False
 
     # identity semantics: two buffers are the same only if they are the same object
     __hash__ = object.__hash__

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import env
 from ..backend.cpu.library import CpuLibrary
-from ..backend.cuda.launch import CudaLauncher, launch_plans, tensor_map_args
+from ..backend.cuda.launch import CudaLauncher, iter_launch_plans, tensor_map_args
 from ..backend.cuda.nvrtc import nvrtc_compile
 from ..backend.hip.launch import HipLauncher
 from ..emulator import EmulatorError, compile_program
@@ -97,8 +97,8 @@ class EmulatorRuntime(Runtime):
         check = env.get("TILEWISE_EMULATOR_CROSSCHECK")
         if check not in ("", "ptx"):
             raise ValueError(f"TILEWISE_EMULATOR_CROSSCHECK={check!r}: the only second executor is 'ptx'")
-        if not self.crosscheckable:
-            check = ""
+        if not self.crosscheckable or any(isinstance(p, Buffer) and p.pointer_table for p in self.lowered.params):
+            check = ""  # pointer tables hold the caller's addresses, not those of the snapshot's copies
         before = crosscheck.snapshot(self.lowered.params, views) if check else None
         values = [_emulator_value(p, v) for p, v in zip(self.lowered.params, views)]
         checks = {"races": env.flag("TILEWISE_EMULATOR_RACES"), "uninit": env.flag("TILEWISE_EMULATOR_UNINIT")}
@@ -205,11 +205,12 @@ def run_module_ptx(ptx: str, module, views: list, dims: list[int], **options) ->
     args = [v if isinstance(p, Buffer) else _ptx_scalar(p, v) for p, v in zip(module.params, views)]
     args += [int(d) for d in dims]
     printed: list[str] = []
-    for plan, kernel in zip(launch_plans(module, views, dims), module.kernels):
-        if plan.empty:
-            continue
+    # arrays of host addresses (T.make_tensor from a pointer table): the interpreter maps them
+    tables = [i for i, p in enumerate(module.params) if isinstance(p, Buffer) and p.pointer_table]
+    for plan, kernel in zip(iter_launch_plans(module, views, dims), module.kernels):
         maps = _tensor_maps(module, kernel, views, dims)
-        printed += run_ptx(ptx, plan.kernel, plan.grid, plan.block, args + maps, plan.shared_bytes, **options).printed
+        printed += run_ptx(ptx, plan.kernel, plan.grid, plan.block, args + maps, plan.shared_bytes,
+                           pointer_tables=tables, **options).printed
     return printed
 
 

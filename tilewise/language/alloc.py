@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 from ..errors import CompileError, ShapeMismatchError
+from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferData
-from ..ir.builder import require, require_kernel
+from ..ir.builder import emit, require, require_kernel
 from ..ir.dtype import as_dtype
-from ..ir.expr import Expr, Var, as_expr, const_value
-from ..ir.stmt import Allocate
+from ..ir.expr import BufferLoad, Expr, Var, as_expr, cast, const_value
+from ..ir.stmt import Allocate, LetStmt
 from .loops import py_scalar
 
 
@@ -59,6 +60,8 @@ class TensorAnnotation:
             self.scope = scope
         self.shape = _shape(shape, "T.Tensor", static=False)
         self.dtype = _dtype(dtype, "T.Tensor")
+        if self.dtype.name == "handle":  # T.Tensor((G,), T.ptr): a table of addresses, int64 as in TileLang
+            self.dtype = _dtype("int64", "T.Tensor")
         self.strides = _strides(strides, self.shape)
 
     def check(self, name: str, value) -> None:
@@ -254,10 +257,35 @@ def reshape(buf: Buffer, shape) -> Buffer:
 def make_tensor(ptr, shape, dtype="float32") -> Buffer:
     """`A = T.make_tensor(a_ptr, (m, k), "float16")` on a `T.ptr` parameter: the kernel sees a
     global tensor of that shape; the caller passes an address (`tensor.data_ptr()`) or a tensor.
-    Dimensions may be scalar parameters."""
-    if not (isinstance(ptr, Var) and ptr.dtype.name == "handle"):
-        raise CompileError(f"T.make_tensor: the first argument must be a T.ptr parameter, got {ptr!r}")
-    return _pointer_tensor(ptr, shape, dtype, "T.make_tensor")
+    Dimensions may be scalar parameters. Inside a kernel the address may be read at run time
+    from a table of pointers (`T.make_tensor(ptrs[bx], (n,), "float16")`, ptrs a
+    `T.Tensor((G,), T.ptr)` / int64 / uint64 parameter): see `_table_tensor`."""
+    if isinstance(ptr, Var) and ptr.dtype.name == "handle":
+        return _pointer_tensor(ptr, shape, dtype, "T.make_tensor")
+    if isinstance(ptr, Expr) and require("T.make_tensor").kernels:
+        return _table_tensor(ptr, shape, dtype, "T.make_tensor")
+    raise CompileError(f"T.make_tensor: the first argument must be a T.ptr parameter, or inside a kernel an "
+                       f"address read from a table of pointers (ptrs[i] of a T.Tensor((n,), T.ptr)), got {ptr!r}")
+
+
+def _table_tensor(ptr: Expr, shape, dtype, what: str) -> Buffer:
+    """A global tensor at an address the kernel reads at run time: an element of a 64-bit
+    integer parameter (TileLang lowers `T.Tensor((G,), T.ptr)` to int64). The address is bound
+    to a variable where the call is; accesses go through it on the CPU and CUDA, and the
+    emulator and the PTX interpreter map it onto the argument tensor it points into. Its shape
+    must be static or scalar parameters; accesses are bounds-checked against it like any
+    tensor's."""
+    if not (ptr.dtype.is_int and ptr.dtype.bits == 64) and ptr.dtype.name != "handle":
+        raise CompileError(f"{what}: the address must be a 64-bit integer (an element of a T.Tensor((n,), T.ptr) "
+                           f"table), got {ptr.dtype} {ptr!r}")
+    if isinstance(ptr, BufferLoad) and ptr.buffer.is_global:
+        ptr.buffer.root.pointer_table = True
+    addr = Var("tensor_addr", _dt.int64)
+    emit(LetStmt(addr, ptr if ptr.dtype == _dt.int64 else cast(ptr, _dt.int64)))
+    buf = Buffer("tensor", _shape(shape, what, static=False), _dtype(dtype, what), "global")
+    buf.auto_named = True
+    buf.address = addr
+    return buf
 
 
 def make_tensor_from_addr(addr, shape, dtype="float32", strides=None, storage_scope: str = "global") -> Buffer:

@@ -55,8 +55,9 @@ def Kernel(*grid, threads=128, is_cpu: bool = False, prelude=None, **attrs) -> K
                 raise CompileError(f"grid dimension {g} must be an integer")
         elif not isinstance(g, int) or isinstance(g, bool):
             raise CompileError(f"grid dimension must be an integer, got {g!r}")
-        elif g <= 0:
-            raise CompileError(f"grid dimension must be positive, got {g}")
+        elif g < 0:
+            raise CompileError(f"grid dimension must not be negative, got {g}")
+        # 0 compiles, as in TileLang; the call raises (emulator/errors.py EmptyGridError)
     return KernelSpec(list(grid), threads, attrs)
 
 

@@ -173,9 +173,11 @@ CAST_ROUNDING_MODES = frozenset({"", "rn", "rz", "rp", "rm", "rs"})
 def cast(x, dtype, round: str = "", sat: bool = True, rbits=None):  # noqa: A002
     """T.cast(x, dtype, round="", sat=True, rbits=None). tilewise's conversions round to nearest
     even and, into float8, saturate to the largest finite value (cvt.rn.satfinite): `round=""`
-    or `"rn"` with `sat=True` is that. The directed modes ("rz", "rp", "rm"), stochastic
-    rounding ("rs" with `rbits`) and `sat=False` are checked as TileLang checks them, then
-    refused by name (not implemented); `sat` only concerns float8 destinations."""
+    or `"rn"` with `sat=True` is that. Stochastic rounding (`round="rs"`, `rbits=` a uint32
+    of random bits) converts float32 into float16 / bfloat16 as PTX cvt.rs.satfinite does, on
+    every target (ir/stochastic_round.py). The directed modes ("rz", "rp", "rm"), "rs" into
+    other types and `sat=False` are checked as TileLang checks them, then refused by name (not
+    implemented); `sat` only concerns float8 destinations."""
     if round not in CAST_ROUNDING_MODES:
         raise ValueError(f"Invalid round {round!r}. Must be one of: {sorted(CAST_ROUNDING_MODES)}")
     if not isinstance(sat, bool):
@@ -184,6 +186,8 @@ def cast(x, dtype, round: str = "", sat: bool = True, rbits=None):  # noqa: A002
         raise ValueError("rbits is required when round='rs' (stochastic rounding)")
     if round != "rs" and rbits is not None:
         raise ValueError("rbits is only valid with round='rs' (stochastic rounding)")
+    if round == "rs":
+        return _stochastic_cast(x, dtype, sat, rbits)
     if round not in ("", "rn"):
         raise CompileError(f"T.cast(..., round={round!r}): only round-to-nearest-even conversions are implemented "
                            "in tilewise (round='' or 'rn')")
@@ -195,6 +199,29 @@ def cast(x, dtype, round: str = "", sat: bool = True, rbits=None):  # noqa: A002
     if isinstance(x, (int, float, bool)):
         return Const(x, dt)
     return _cast(x, dt)
+
+
+def _stochastic_cast(x, dtype, sat: bool, rbits) -> Expr:
+    """T.cast(x, dtype, round="rs", rbits=r): a `cvt_rs` call on the float32 value and the
+    random bits as uint32 (TileLang lowers float32 -> float16 / bfloat16 / float8 / float4)."""
+    dt = as_dtype(dtype)
+    if not sat:  # TileLang's codegen check
+        raise CompileError(f"T.cast: sat=false is not supported for stochastic rounding f32 -> {dt}")
+    if dt.name not in ("float16", "bfloat16"):
+        raise CompileError(
+            f"T.cast(..., round='rs') into {dt.tl_name}: tilewise implements stochastic rounding into float16 and bfloat16 "
+            "only (PTX cvt.rs into the float8 / float4 x4 forms shares one register of random bits between four "
+            "values in a way the PTX ISA does not fully state)")
+    x = as_expr(_v(x), _dt.float32)
+    if x.dtype != _dt.float32:
+        raise CompileError(f"T.cast(..., round='rs'): stochastic rounding converts float32 values (cvt.rs.*.f32), "
+                           f"got {x.dtype}; cast to float32 first")
+    r = as_expr(_v(rbits), _dt.uint32)
+    if not r.dtype.is_int:
+        raise CompileError(f"T.cast(..., round='rs'): rbits must be an integer (random bits), got {r.dtype}")
+    if r.dtype != _dt.uint32:
+        r = _cast(r, _dt.uint32)
+    return Call("cvt_rs", [x, r], dt)
 
 
 def Cast(dtype, x):  # noqa: N802 - TVM's tir.Cast, which TileLang kernels use

@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import PtxLaunchError
 from .executor import Launch, Program, run_program
-from .memory import GlobalMemory, fill_variables, layout_global, span_bytes
+from .memory import GLOBAL_BASE, GlobalMemory, fill_variables, layout_global, span_bytes
 from .parser import parse
 from .syntax import TYPE_BITS
 from .tensor_map import PARAM_BYTES, TensorMapDesc, encode_param
@@ -92,14 +92,17 @@ class RunResult:
 
 
 def run(ptx: str, kernel_name: str, grid, block, args, dynamic_shared_bytes: int = 0, *, line_info=None,
-        atomic_seed: int | None = None, check_races: bool = True, batch_threads: int = 4096) -> RunResult:
+        atomic_seed: int | None = None, check_races: bool = True, batch_threads: int = 4096,
+        pointer_tables=()) -> RunResult:
     """Execute `kernel_name` of the PTX module `ptx` for every thread of every block.
 
     grid, block: extents (x[, y[, z]]). args: one per kernel parameter (see the module doc); arrays
     are updated in place. `line_info(loc) -> str` adds source lines to error messages (loc is
     the `.loc` (file, line) of the failing instruction). `atomic_seed` shuffles the order in
     which conflicting atomics apply (GPU-like nondeterminism); None applies them in thread order.
-    `check_races` reports shared-memory accesses of two threads with no bar.sync between them."""
+    `check_races` reports shared-memory accesses of two threads with no bar.sync between them.
+    `pointer_tables`: indices of array arguments holding 64-bit host addresses (T.make_tensor
+    from a pointer table): see `_translate_pointer_tables`."""
     prog = program(ptx, kernel_name)
     grid3 = _dim3(grid, "grid")
     block3 = _dim3(block, "block")
@@ -129,6 +132,9 @@ def run(ptx: str, kernel_name: str, grid, block, args, dynamic_shared_bytes: int
     regions, var_addr, arg_addr, end = layout_global(prog.global_vars, buffers)
     mem = GlobalMemory(regions, end)
     fill_variables(mem, prog.global_vars, var_addr)
+    if pointer_tables:
+        order = [i for i, a in enumerate(args) if isinstance(a, np.ndarray)]
+        _translate_pointer_tables(mem, [arg_addr[order.index(i)] for i in pointer_tables])
     raw = bytearray(prog.param_bytes)
     k = 0
     tensor_maps = [(desc, arg_addr[j], p.name) for p, desc, j in maps]
@@ -156,3 +162,29 @@ def run(ptx: str, kernel_name: str, grid, block, args, dynamic_shared_bytes: int
     run_program(launch, batch_threads)
     mem.write_back()
     return RunResult(launch.printed)
+
+
+def _translate_pointer_tables(mem: GlobalMemory, tables: list[int]) -> None:
+    """The heap copies of pointer tables (arrays of 64-bit host addresses, e.g. `t.data_ptr()`
+    of tensors also passed as arguments) rewritten to the heap addresses of the bytes they point
+    at, as a GPU's table holds device addresses. An address inside no array argument stays as it
+    is: a load through it is then reported as outside every kernel buffer, naming the address.
+    The table's region is not written back (the caller keeps its host addresses)."""
+    spans = []
+    for r in mem.regions:
+        if r.array is not None and r.size:
+            spans.append((int(r.array.__array_interface__["data"][0]), r.size, r.start))
+    for addr in tables:
+        region = mem.region_of(addr)
+        if region is None or not region.size:
+            continue
+        region.writable = False
+        o = addr - GLOBAL_BASE
+        vals = mem.bytes[o : o + region.size - (addr - region.start)]
+        vals = vals[: vals.size // 8 * 8].view(np.uint64)
+        for k in range(vals.size):
+            v = int(vals[k])
+            for host, size, heap in spans:
+                if host <= v < host + size:
+                    vals[k] = np.uint64(heap + (v - host))
+                    break

@@ -36,6 +36,10 @@ class Copy(TileOp):
         # when a wait on `barrier`, an mbarrier element, completes its phase)
         self.mechanism = mechanism
         self.barrier = barrier
+        # what a global source reads outside its bounds instead of 0: T.annotate_safe_value's
+        # value, set by transform/legalize_safe_access.py when the source may reach past an edge.
+        # Such a copy runs as thread copies (TMA and cp.async fill zeros).
+        self.pad: Const | None = None
 
     def attrs(self) -> dict:
         out = {"coalesced_width": self.coalesced_width} if self.coalesced_width else {}
@@ -59,13 +63,15 @@ class Copy(TileOp):
 
     def as_async(self, mechanism: str = "cp.async", barrier: BufferRegion | None = None) -> Copy | None:
         """Global to shared copies can be issued asynchronously."""
-        if self.src.buffer.is_global and self.dst.buffer.is_shared:
+        if self.src.buffer.is_global and self.dst.buffer.is_shared and self.pad is None \
+                and self.src.buffer.root.address is None:  # a pointer table's tensor: thread loads
             return self.with_fields(mechanism=mechanism, barrier=barrier)
         return None
 
     def as_staged(self, threads: int):
         """Global to shared copies can go through registers in two halves (tileop/staged_copy.py)."""
-        if self.src.buffer.is_global and self.dst.buffer.is_shared:
+        if self.src.buffer.is_global and self.dst.buffer.is_shared and self.pad is None \
+                and self.src.buffer.root.address is None:
             return staged_halves(self.src, self.dst, threads, self.span)
         return None
 
@@ -75,7 +81,7 @@ class Copy(TileOp):
 
     @lowering("loops")
     def lower_loops(self, ctx: LowerContext) -> Stmt:
-        return elementwise_loops(self.src, self.dst, ctx, lambda v, _: v)
+        return elementwise_loops(self.src, self.dst, ctx, lambda v, _: v, self.pad)
 
     # ------------------------------------------------------------------ CUDA
     def infer_layout(self, li, level: InferLevel) -> None:
@@ -238,8 +244,8 @@ class Copy(TileOp):
             single = not squeezed(dst)
             if single or src.buffer.is_local or dst.buffer.is_local:
                 return cc.per_thread_loops(dst, ctx, lambda idx: guarded_store(
-                    dst, idx, guarded_load(src, _match(src, dst, idx), ctx.ranges), ctx.ranges))
-            return cc.cooperative_copy(ctx, src, dst, async_copy=self.mechanism == "cp.async")
+                    dst, idx, guarded_load(src, _match(src, dst, idx), ctx.ranges, self.pad), ctx.ranges))
+            return cc.cooperative_copy(ctx, src, dst, async_copy=self.mechanism == "cp.async", pad=self.pad)
         if fs and fd:
             return self._fragment_to_fragment(ctx)
         frag, other = (src, dst) if fs else (dst, src)
@@ -249,7 +255,7 @@ class Copy(TileOp):
             idx = region_indices(other, cc.squeeze_coords(frag, coords))
             if fs:
                 return guarded_store(other, idx, BufferLoad(loc, [v]), ctx.ranges)
-            return BufferStore(loc, [v], cast(guarded_load(other, idx, ctx.ranges), loc.dtype))
+            return BufferStore(loc, [v], cast(guarded_load(other, idx, ctx.ranges, self.pad), loc.dtype))
 
         return cc.fragment_loop(ctx, frag.buffer, body, writes_memory=fs, region=frag)
 
@@ -311,12 +317,12 @@ def _match(src: BufferRegion, dst: BufferRegion, dst_idx):
     return region_indices(src, tile)
 
 
-def elementwise_loops(src: BufferRegion, dst: BufferRegion, ctx: LowerContext, combine) -> Stmt:
-    """`dst[p] = combine(src[p], dst[p])` over the tile: zero read outside a global source,
-    nothing written outside a global destination."""
+def elementwise_loops(src: BufferRegion, dst: BufferRegion, ctx: LowerContext, combine, pad=None) -> Stmt:
+    """`dst[p] = combine(src[p], dst[p])` over the tile: zero (or `pad`) read outside a global
+    source, nothing written outside a global destination."""
     def body(vs, ranges):
         d_idx = region_indices(dst, vs)
-        value = combine(guarded_load(src, region_indices(src, vs), ranges), BufferLoad(dst.buffer, d_idx))
+        value = combine(guarded_load(src, region_indices(src, vs), ranges, pad), BufferLoad(dst.buffer, d_idx))
         return guarded_store(dst, d_idx, value, ranges)
 
     return tile_loops(ctx, dst, body)

@@ -48,6 +48,8 @@ def vector_width(src: BufferRegion, dst: BufferRegion, ranges: dict, max_bytes: 
     lengths that keep every chunk aligned, same dtype."""
     if src.buffer.dtype != dst.buffer.dtype:
         return 1
+    if src.buffer.root.address is not None or dst.buffer.root.address is not None:
+        return 1  # a tensor at a run-time address (a pointer table's): its alignment is unknown
     ext = squeezed(dst)
     if not ext or not isinstance(ext[-1], int):
         return 1
@@ -106,12 +108,16 @@ def layout_run(ctx, r: BufferRegion, v: int) -> int:
     return 1
 
 
-def cooperative_copy(ctx, src: BufferRegion, dst: BufferRegion, async_copy: bool = False) -> Stmt:
-    """Copy between global and shared memory with every thread taking 128-bit chunks in turn."""
+def cooperative_copy(ctx, src: BufferRegion, dst: BufferRegion, async_copy: bool = False, pad=None) -> Stmt:
+    """Copy between global and shared memory with every thread taking 128-bit chunks in turn.
+    `pad` (T.annotate_safe_value's value) is read outside a global source instead of 0: element
+    by element, as cp.async and the vector path fill zeros there."""
     ext = squeezed(dst)
     ranges = ctx.ranges
     v = vector_width(src, dst, ranges)
     v = min(v, layout_run(ctx, src, v), layout_run(ctx, dst, v))
+    if pad is not None:
+        v, async_copy = 1, False
     if async_copy and v * src.buffer.dtype.bytes < 4:
         async_copy = False
     total = 1
@@ -128,7 +134,7 @@ def cooperative_copy(ctx, src: BufferRegion, dst: BufferRegion, async_copy: bool
         s_idx = region_indices(src, pos)
         d_idx = region_indices(dst, pos)
         if v == 1:
-            return guarded_store(dst, d_idx, guarded_load(src, s_idx, local_ranges), local_ranges)
+            return guarded_store(dst, d_idx, guarded_load(src, s_idx, local_ranges, pad), local_ranges)
         nbytes = v * src.buffer.dtype.bytes
         src_guard = in_bounds(s_idx, src.buffer, local_ranges) if src.buffer.is_global else None
         dst_guard = in_bounds(d_idx, dst.buffer, local_ranges) if dst.buffer.is_global else None

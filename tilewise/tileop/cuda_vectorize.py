@@ -43,6 +43,8 @@ def vectorize_global(loop: For, ranges: dict) -> Stmt:
     store_shared = body.buffer.root.is_shared and not _reads(body.value, body.buffer.root)
     if not loads and not store_global and not store_shared:
         return loop
+    if body.buffer.root.address is not None or any(ld.buffer.root.address is not None for ld in loads):
+        return loop  # a tensor at a run-time address (a pointer table's): its alignment is unknown
     elem = max([ld.buffer.dtype.bytes for ld in loads] +
                ([body.buffer.dtype.bytes] if store_global or store_shared else []))
     W = VECTOR_BYTES // elem

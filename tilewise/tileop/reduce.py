@@ -543,6 +543,18 @@ def tile_operand(x, what: str, role: str) -> BufferRegion:
     return r
 
 
+def _var_destination(src: BufferRegion, var: Buffer, what: str) -> BufferRegion:
+    """A T.alloc_var scalar as the destination: TileLang 0.1.15 reduces into one only from a
+    T.alloc_local tile (each thread reduces its own registers; it raises "Invalid buffer scopes"
+    for a shared or fragment source). The scalar is a one-element region; the shape check that
+    follows wants the reduced shape to be a single element too."""
+    if src.buffer.scope != "local":
+        raise CompileError(
+            f"{what}: Invalid buffer scopes: {src.buffer.scope} and local.var (a T.alloc_var destination "
+            f"takes a T.alloc_local source; reduce {src.buffer.name} into a fragment or a T.alloc_local tile)")
+    return BufferRegion.full(var)
+
+
 def static_dim(dim, ndim: int, what: str, name: str) -> int:
     """`dim` as a non-negative axis of an `ndim`-dimensional tile."""
     if isinstance(dim, Expr):
@@ -589,7 +601,10 @@ def _reduce(buffer, out, reduce_type, dim, clear, what: str, batch=1, nan_propag
     batch = static_batch(batch, what)
     nan_propagate = static_flag(nan_propagate, what, "nan_propagate")
     src = tile_operand(buffer, what, "source")
-    dst = tile_operand(out, what, "destination")
+    if isinstance(out, Buffer) and out.is_var:
+        dst = _var_destination(src, out, what)
+    else:
+        dst = tile_operand(out, what, "destination")
     if src.buffer.root is dst.buffer.root:
         raise CompileError(f"{what}: the source and destination are the same buffer {src.buffer.name}")
     d = static_dim(dim, len(src.region), what, src.buffer.name)

@@ -162,13 +162,14 @@ def in_bounds(region_idx, buffer: Buffer, ranges) -> Expr | None:
     return cond
 
 
-def guarded_load(region: BufferRegion, idx, ranges) -> Expr:
-    """Load an element, reading zero outside a global tensor (T.copy's rule for tile edges)."""
+def guarded_load(region: BufferRegion, idx, ranges, pad: Const | None = None) -> Expr:
+    """Load an element, reading zero outside a global tensor (T.copy's rule for tile edges), or
+    `pad` (T.annotate_safe_value's value for the tensor, in its type)."""
     val = BufferLoad(region.buffer, idx)
     if region.buffer.is_global:
         g = in_bounds(idx, region.buffer, ranges)
         if g is not None:
-            val = Select(g, val, Const(0, region.buffer.dtype))
+            val = Select(g, val, pad if pad is not None else Const(0, region.buffer.dtype))
     return val
 
 

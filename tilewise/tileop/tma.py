@@ -70,6 +70,8 @@ def plan_tma(copy, machine: Machine, pass_configs: dict, dynamic: bool = False) 
         return "tl.disable_tma_lower is set"
     if copy.disable_tma:
         return "T.copy(..., disable_tma=True)"
+    if getattr(copy, "pad", None) is not None:
+        return "T.annotate_safe_value asks for a value other than 0 outside the source (TMA fills zeros)"
     if copy.src.buffer.is_global and copy.dst.buffer.is_shared:
         src, dst = copy.src, copy.dst  # the global region, the shared tile
     elif copy.src.buffer.is_shared and copy.dst.buffer.is_global:
@@ -79,6 +81,8 @@ def plan_tma(copy, machine: Machine, pass_configs: dict, dynamic: bool = False) 
     g, s = src.buffer, dst.buffer
     if g.dtype != s.dtype:
         return f"it converts {copy.src.buffer.dtype} to {copy.dst.buffer.dtype} (TMA moves bytes)"
+    if g.root.address is not None:
+        return f"{g.name} is at an address read at run time (a pointer table's): a tensor map needs it at launch"
     if g.explicit_strides is not None or g.base is not None or g.pointer is not None:
         return f"{g.name} is strided or a view (TMA's tensor maps describe whole contiguous tensors)"
     if not dynamic and g.static_shape() is None:

@@ -19,6 +19,7 @@ from ..ir.simplify import bound, prove
 from ..ir.stmt import Annotation, BufferStore, Evaluate, IfThenElse, PrimFunc
 from ..ir.visitor import Visitor
 from ..tileop.base import TileOp
+from ..tileop.copy import Copy
 from .ranges import RangeMutator
 
 DISABLE_KEY = "tl.disable_safe_memory_legalize"
@@ -89,14 +90,14 @@ class _Guard(RangeMutator):
 
     def visit(self, node):
         if isinstance(node, TileOp):
-            self._check_tile_reads(node)
-            return node
+            return self._check_tile_reads(node)
         return super().visit(node)
 
-    def _check_tile_reads(self, op: TileOp) -> None:
-        """Tile operators read 0 outside a global tensor; a non-zero T.annotate_safe_value for
-        a tensor one of them may read past its edge is not implemented (TileLang's copy reads
-        the safe value there): a CompileError rather than a silent 0."""
+    def _check_tile_reads(self, op: TileOp):
+        """Tile operators read 0 outside a global tensor. T.copy reads a non-zero
+        T.annotate_safe_value there instead, as TileLang's copy does (the returned copy carries
+        it); for the other operators reading a tensor possibly past its edge that is not
+        implemented: a CompileError rather than a silent 0."""
         for r in op.reads():
             b = r.buffer
             safe = self.safe_values.get(b.root, self.safe_values.get(b)) if b.is_global else None
@@ -106,11 +107,14 @@ class _Guard(RangeMutator):
                 prove(compare("ge", start, 0), self.ranges) is True
                 and prove(compare("le", start + ext, dim), self.ranges) is True
                 for (start, ext), dim in zip(r.region, b.shape))
-            if not inside:
+            if not inside and type(op) is Copy and r is op.src:  # T.async_copy, T.tma_copy: explicit zero fill
+                op = op.with_fields(pad=safe)
+            elif not inside:
                 raise CompileError(
                     f"T.{op.op_name} reads {b.name} possibly outside its bounds, where T.annotate_safe_value asks "
                     f"for {safe.value}: tilewise's tile operators read 0 there (the safe value is not implemented "
                     "for them); read the tensor with element accesses in a T.Parallel loop", op.span)
+        return op
 
     def visit_Call(self, e: Call):
         if e.name == "address_of":  # an address, not a read

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from ...emulator.errors import kernel_name
 from ...errors import CompileError
 from ...ir import extern_math
 from ...ir.buffer import Buffer
@@ -25,6 +26,7 @@ _STORAGE_STRUCTS = ("float16", "bfloat16", "float8_e4m3", "float8_e5m2", "float4
 # The same kernel with one C argument per pointer and per dynamic dimension: ctypes passes plain
 # integers several times faster than it builds the two arrays tw_entry takes.
 DIRECT_ENTRY = "tw_entry_direct"
+EMPTY_GRID_ENTRY = "tw_take_empty_grid_error"  # the message of a launch with 0 blocks (tw_cpu.h)
 BOUNDS_ENTRY = "tw_take_bounds_error"  # the first failed tile bounds check (transform/check_tile_bounds.py)
 STACK_LIMIT_BYTES = 256  # small locals live on the stack, where the compiler keeps them in registers
 # Tiles are arrays on the thread's stack up to this many bytes per kernel (smallest first), the
@@ -63,6 +65,7 @@ class CpuRenderer(CStyleRenderer):
     def __init__(self, func: PrimFunc):
         super().__init__()
         self.func = func
+        self._kernels_seen = 0  # stmt_Kernel numbers the kernels as the CUDA source names them
         self.ws_offset: dict[int, int] = {}
         self.stack_tiles: set[int] = set()
         self.band_tiles: dict[int, tuple[int, int]] = {}  # uid -> (workspace offset, bytes per copy)
@@ -101,6 +104,8 @@ class CpuRenderer(CStyleRenderer):
         self._direct_entry(len(f.params), len(dyn))
         if f.attrs.get(check_tile_bounds.ATTR):
             self._bounds_entry()
+        self.line("")
+        self.line(f'extern "C" const char* {EMPTY_GRID_ENTRY}() {{ return tw::empty_grid_msg; }}')
         return CpuModule("\n".join(self.lines) + "\n", ENTRY, list(f.params), dyn)
 
     def _direct_entry(self, n_params: int, n_dims: int):
@@ -176,6 +181,13 @@ class CpuRenderer(CStyleRenderer):
             n = self.names.fresh(f"tw_grid{i}")
             gnames.append(n)
             self.line(f"const int64_t {n} = {g};")
+        # TileLang's runtime refuses a grid of no blocks (emulator/errors.py EmptyGridError)
+        index = self._kernels_seen
+        self._kernels_seen += 1
+        name = kernel_name(self.func.name, index).replace("\\", "").replace('"', "")
+        dims = ", ".join(gnames + ["1"] * (3 - len(gnames)))
+        if gnames:
+            self.line(f"if ({' || '.join(f'{n} <= 0' for n in gnames)}) return tw::empty_grid(\"{name}\", {dims});")
         nblocks = " * ".join(gnames)
         self.line("int32_t tw_status = 0;")
         # Blocks are handed out dynamically (their costs differ: causal attention, ragged edges,

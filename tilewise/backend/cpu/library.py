@@ -5,9 +5,10 @@ import ctypes
 from pathlib import Path
 
 from .build import load_library
-from .codegen import BOUNDS_ENTRY, DIRECT_ENTRY, ENTRY
+from .codegen import BOUNDS_ENTRY, DIRECT_ENTRY, EMPTY_GRID_ENTRY, ENTRY
 
 BOUNDS_STATUS = 2  # tw_cpu.h: an on-chip tile was accessed out of bounds (transform/check_tile_bounds.py)
+EMPTY_GRID_STATUS = 3  # tw_cpu.h: a kernel's grid has 0 blocks along a dimension (TileLang refuses it)
 
 
 class CpuLibrary:
@@ -37,6 +38,14 @@ class CpuLibrary:
 
     def check_status(self, status: int) -> None:
         """Raise what a non-zero status of the entry means."""
+        if status == EMPTY_GRID_STATUS:
+            take = getattr(self.lib, EMPTY_GRID_ENTRY, None)
+            if take is not None:
+                from ...emulator.errors import EmptyGridError
+
+                take.restype = ctypes.c_char_p
+                take.argtypes = []
+                raise EmptyGridError(take().decode(errors="replace"))
         if status == BOUNDS_STATUS:
             take = getattr(self.lib, BOUNDS_ENTRY, None)
             if take is not None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...emulator.errors import EmptyGridError, empty_grid_message
 from ...ir.buffer import Buffer
 from ...ir.dtype import DataType
 from ...ir.evaluate import evaluate
@@ -61,11 +62,6 @@ class LaunchPlan:
     # "programmatic" (T.pdl_sync: cuLaunchKernelEx with programmatic stream serialisation) or "plain"
     kind: str = "plain"
 
-    @property
-    def empty(self) -> bool:
-        """A grid with no blocks (e.g. a dynamic dimension of 0): nothing to launch."""
-        return 0 in self.grid
-
 
 def _scalar_env(module: CudaModule, args: Sequence, dims: Sequence[int]) -> dict:
     if len(args) != len(module.params):
@@ -94,6 +90,9 @@ def kernel_plan(kernel: CudaKernel, env: dict) -> LaunchPlan:
             raise CudaLaunchError(f"kernel {kernel.name}: grid extent {g} is not an integer ({n!r})") from None
         if n < 0:
             raise CudaLaunchError(f"kernel {kernel.name}: grid extent {g} = {n} is negative")
+        if n == 0:  # TileLang's runtime refuses a grid of no blocks (emulator/errors.py)
+            zero = [evaluate(x, env) for x in kernel.grid]
+            raise EmptyGridError(empty_grid_message(kernel.name, [int(x) for x in zero]))
         if n > MAX_GRID[ax]:
             raise CudaLaunchError(
                 f"kernel {kernel.name}: {n} blocks along {'xyz'[ax]} ({g}) exceed CUDA's limit of {MAX_GRID[ax]}"
@@ -142,8 +141,15 @@ def launch_config(driver, fn, plan: LaunchPlan, stream: int):
 
 def launch_plans(module: CudaModule, args: Sequence, dims: Sequence[int]) -> list[LaunchPlan]:
     """Grid, block and shared memory of each kernel of the module, in launch order."""
+    return list(iter_launch_plans(module, args, dims))
+
+
+def iter_launch_plans(module: CudaModule, args: Sequence, dims: Sequence[int]):
+    """launch_plans one kernel at a time, for launching as they come: a kernel whose grid is
+    refused (0 blocks) raises after the kernels before it have run, as on a GPU."""
     env = _scalar_env(module, args, dims)
-    return [kernel_plan(k, env) for k in module.kernels]
+    for k in module.kernels:
+        yield kernel_plan(k, env)
 
 
 class PackedParams:
@@ -331,7 +337,7 @@ class CudaLauncher:
         return pack_params(self.module, args, dims, kernel, driver)
 
     def __call__(self, args: Sequence, dims: Sequence[int], stream: int | None = None) -> None:
-        plans, params = self.prepare(args, dims)
+        plans, params = iter_launch_plans(self.module, args, dims), pack_params(self.module, args, dims)
         device = cuda_device_of(args)
         import torch
 
@@ -343,8 +349,6 @@ class CudaLauncher:
         driver = _driver()
         self._make_current(loaded.ctx)
         for plan, fn, kernel in zip(plans, loaded.functions, self.module.kernels):
-            if plan.empty:
-                continue
             kparams = self.kernel_params(kernel, params, args, dims, driver)
             what = f"({plan.kernel}, grid={plan.grid}, block={plan.block}, shared={plan.shared_bytes})"
             if plan.kind == "cooperative":

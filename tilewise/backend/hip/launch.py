@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from ..cuda.launch import CudaLaunchError, check_co_resident, cuda_device_of, launch_plans, pack_params
+from ..cuda.launch import CudaLaunchError, check_co_resident, cuda_device_of, iter_launch_plans, pack_params
 from ..cuda.renderer import CudaModule
 
 
@@ -70,7 +70,7 @@ class HipLauncher:
         return self._hip
 
     def __call__(self, args: Sequence, dims: Sequence[int], stream: int | None = None, device: int | None = None) -> None:
-        plans = launch_plans(self.module, args, dims)
+        plans = iter_launch_plans(self.module, args, dims)
         params = pack_params(self.module, args, dims)
         if device is None:
             device = cuda_device_of(args)
@@ -83,8 +83,6 @@ class HipLauncher:
         check(hip, hip.hipSetDevice(device), f"hipSetDevice({device})")
         functions = self._load(device)
         for plan, fn in zip(plans, functions):
-            if plan.empty:
-                continue
             if plan.kind == "cooperative":
                 self._launch_cooperative(plan, fn, device, stream, params)
                 continue

@@ -13,7 +13,7 @@ of summation, fused multiply-adds, and float32 T.gemm as tf32 on CUDA, but not a
 The runner accepts |got - val| <= 2 * err.
 
 NaN and infinities (programs with `special_values`): min and max ignore a NaN operand (tilewise's
-scalar rule), float -> int maps NaN to 0 and saturates, everything else follows IEEE in float64;
+scalar rule; float atomic_max / atomic_min follow TileLang's strict comparison instead), float -> int maps NaN to 0 and saturates, everything else follows IEEE in float64;
 a non-finite expected value must be matched exactly (NaN by NaN, +inf by +inf).
 
 A program whose values leave the range where the analysis holds (float16 beyond 2^14, integers
@@ -379,7 +379,16 @@ class Oracle:
             if np.any(np.abs(b.val[np.isfinite(b.val)]) > LIMIT[b.dtype]):
                 raise Degenerate(f"atomic sums in {name} too large")
         else:
-            (np.fmax if kind == "max" else np.fmin).at(b.val, sel, v)
+            # TileLang's float atomic_max / atomic_min (tl_templates/cuda/atomic.h): a value is
+            # stored only when it compares strictly greater / smaller, so a NaN value never
+            # stores and a stored NaN stays; applied one after another, as ufunc.at does
+            flat = np.ravel_multi_index(sel, b.val.shape)
+            vals = np.broadcast_to(v, flat.shape)
+            cur = b.val.reshape(-1).copy()
+            for k, x in zip(flat.tolist(), vals.tolist()):
+                if (x > cur[k]) if kind == "max" else (x < cur[k]):
+                    cur[k] = x
+            b.val[...] = cur.reshape(b.val.shape)
             np.maximum.at(b.err, sel, e)
 
     # ------------------------------------------------------------------ expressions

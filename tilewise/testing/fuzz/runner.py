@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ... import env
+from ...emulator.errors import EmptyGridError
 from ...errors import CompileError
 from .emit import kernel_source, program_source
 from .oracle import Degenerate, GeneratorBug, expected, make_inputs
@@ -258,10 +259,15 @@ class Runner:
             with ctx:
                 got = _run(kernel, prog, inputs)
         except Exception as e:  # noqa: BLE001 - every crash is a finding
+            if isinstance(e, EmptyGridError) and _empty_grid(prog):
+                return None  # a grid of 0 blocks is refused at the call, as TileLang's runtime does
             reason = allowed_reason(e)
             if reason:
                 return reason
             return Failure(prog.seed, target, "error", _describe(e), prog)
+        if _empty_grid(prog):
+            return Failure(prog.seed, target, "mismatch", "a grid of 0 blocks ran instead of raising EmptyGridError",
+                           prog)
         msg = compare(prog, got, want, inputs)
         if msg:
             return Failure(prog.seed, target, "mismatch", msg, prog)
@@ -327,6 +333,12 @@ class Runner:
                 self._record(out, "cpu", self.check_one(p, "cpu", (inputs, want)))
             else:
                 out.ran["cpu"] = out.ran.get("cpu", 0) + 1
+
+
+def _empty_grid(prog: Program) -> bool:
+    """Whether the program's launch has 0 blocks along a dimension: a grid extent over the
+    dynamic dimension m (`T.ceildiv(m, BM)`) with m bound to 0."""
+    return prog.dims.get("m") == 0 and any(isinstance(g, str) and "m" in g for g in prog.grid)
 
 
 def _describe(e: BaseException) -> str:

@@ -511,6 +511,17 @@ template <typename T, typename... I> inline T bounds_fail_value(const char* msg,
   bounds_fail(msg, idx...);
   return T{};
 }
+// A launch with 0 blocks along a grid dimension: TileLang's runtime refuses it, so the entry
+// returns EMPTY_GRID_STATUS before any block runs, with TileLang's message (emulator/errors.py).
+static char empty_grid_msg[512];
+constexpr int32_t EMPTY_GRID_STATUS = 3;
+inline int32_t empty_grid(const char* kernel, int64_t x, int64_t y, int64_t z) {
+  std::snprintf(empty_grid_msg, sizeof(empty_grid_msg),
+                "CUDALaunch Error: grid dimension must be positive, but got grid=(%lld,%lld,%lld) in kernel %s. "
+                "A zero grid dimension is often caused by a dynamic shape (e.g. num_tokens) being 0 at runtime.",
+                (long long)x, (long long)y, (long long)z, kernel);
+  return EMPTY_GRID_STATUS;
+}
 // T.device_assert: a failed check stops the process with the message (which names the line).
 inline void device_assert(bool cond, const char* msg) {
   if (__builtin_expect(!cond, 0)) {
@@ -672,11 +683,22 @@ template <typename T> inline void atomic_add_run(T* dst, const T* src, int64_t n
 #endif
   for (; j < n; ++j) atomic_add(dst + j, src[j]);
 }
+// What a float atomic_max / atomic_min compares: narrow float types widened (exactly) to float.
+template <typename T> inline auto compare_value(T x) {
+  if constexpr (is_lowp<T>::value) return (float)x;
+  else return x;
+}
+// Floats: TileLang's rule on CUDA (its atomic.h: a compare-and-swap loop for half / bfloat16,
+// libcu++'s fetch_max / fetch_min for the others, which decide alike): the value is stored only
+// when it compares strictly greater (smaller) than the stored one, so -0 does not replace +0
+// (nor +0 -0), a NaN value never stores and a stored NaN stays. Integers: max / min.
 template <typename T> inline T atomic_max(T* addr, T value) {
-  return atomic_update(addr, [value](T x) { return max(x, value); });
+  if constexpr (std::is_integral<T>::value) return atomic_update(addr, [value](T x) { return max(x, value); });
+  else return atomic_update(addr, [value](T x) { return ((compare_value(x) < compare_value(value)) ? value : x); });
 }
 template <typename T> inline T atomic_min(T* addr, T value) {
-  return atomic_update(addr, [value](T x) { return min(x, value); });
+  if constexpr (std::is_integral<T>::value) return atomic_update(addr, [value](T x) { return min(x, value); });
+  else return atomic_update(addr, [value](T x) { return ((compare_value(value) < compare_value(x)) ? value : x); });
 }
 template <typename T> inline T atomic_or(T* addr, T value) {
   if constexpr (sizeof(T) >= 4) return __atomic_fetch_or(addr, value, __ATOMIC_RELAXED);
@@ -1104,5 +1126,39 @@ inline void print_tile(const char* msg, const char* name, int64_t bx, int64_t by
     std::fflush(stdout);
   }
 }
+
+// T.cast(x, "float16" / "bfloat16", round="rs", rbits=r): stochastic rounding as PTX cvt.rs
+// defines it (sm_100a+ hardware; computed here): the result rounds away from zero when adding
+// the random bits to the bits the conversion discards carries out, toward zero otherwise. The
+// random bits are those TileLang's scalar cast gives the instruction: the low 13 (float16) or 16
+// (bfloat16) bits of r. Results below the normal range take the top discarded bits (the PTX ISA
+// leaves that case unstated). .satfinite, as TileLang requires: beyond the largest finite value
+// (infinities too) the result is that value with the sign; NaN converts as a plain cast does.
+// The same rule as tilewise/ir/stochastic_round.py, which the emulator runs.
+template <int M, int NB, int EMIN> inline float stochastic_round(float x, uint32_t r, float max_finite) {
+  if (!(x == x)) return x;
+  const float a = fabsf(x);
+  if (a >= max_finite) return x < 0 ? -max_finite : max_finite;
+  const int biased = (int)(bitcast<uint32_t>(a) >> 23);
+  const int e = biased == 0 ? -127 : biased - 127;
+  const int qe = (e < EMIN ? EMIN : e) - M;  // the result's unit in the last place is 2^qe
+  const double s = ldexp((double)a, -qe);
+  double k = floor(s);
+  const double kept = floor(ldexp(s - k, NB));  // the top NB discarded bits
+  if (kept + (double)(r & ((1u << NB) - 1u)) >= ldexp(1.0, NB)) k += 1.0;
+  float out = (float)ldexp(k, qe);
+  if (out > max_finite) out = max_finite;
+  return (bitcast<uint32_t>(x) >> 31) ? -out : out;
+}
+template <typename T> struct rs_format;
+template <> struct rs_format<half> {
+  static inline half cvt(float x, uint32_t r) { return half(stochastic_round<10, 13, -14>(x, r, 65504.0f)); }
+};
+template <> struct rs_format<bf16> {
+  static inline bf16 cvt(float x, uint32_t r) {
+    return bf16(stochastic_round<7, 16, -126>(x, r, 3.38953138925153547590470800371487866880e+38f));
+  }
+};
+template <typename T> inline T cvt_rs(float x, uint32_t r) { return rs_format<T>::cvt(x, r); }
 
 }  // namespace tw

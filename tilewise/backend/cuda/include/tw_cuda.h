@@ -760,11 +760,21 @@ TW_DEV int64_t atomic_min(int64_t* p, int64_t v) { return (int64_t)atomicMin(rei
 TW_DEV uint64_t atomic_min(uint64_t* p, uint64_t v) {
   return (uint64_t)atomicMin(reinterpret_cast<unsigned long long*>(p), (unsigned long long)v);
 }
+// What a float atomic_max / atomic_min compares: narrow float types widened (exactly) to float.
+template <typename T> TW_DEV auto compare_value(T x) {
+  if constexpr (is_lowp<T>::value) return (float)x;
+  else return x;
+}
+// Floats: TileLang's rule (its atomic.h: a compare-and-swap loop for half / bfloat16, libcu++'s
+// fetch_max / fetch_min for the others, which decide alike): the value is stored only when it
+// compares strictly greater (smaller) than the stored one, so -0 does not replace +0 (nor +0
+// -0), a NaN value never stores and a stored NaN stays. Not tilewise's max/min (NaN-ignoring,
+// -0 < +0), which T.max / T.reduce_max keep.
 template <typename T> TW_DEV T atomic_max(T* p, T v) {
-  return atomic_update(p, [v](T x) { return max(x, v); });
+  return atomic_update(p, [v](T x) { return (compare_value(x) < compare_value(v)) ? v : x; });
 }
 template <typename T> TW_DEV T atomic_min(T* p, T v) {
-  return atomic_update(p, [v](T x) { return min(x, v); });
+  return atomic_update(p, [v](T x) { return (compare_value(v) < compare_value(x)) ? v : x; });
 }
 TW_DEV int32_t atomic_or(int32_t* p, int32_t v) { return atomicOr(p, v); }
 TW_DEV uint32_t atomic_or(uint32_t* p, uint32_t v) { return atomicOr(p, v); }
@@ -1239,6 +1249,40 @@ TW_DEV void print_tile(const char* msg, const char* name, long long bx, long lon
   }
 }
 
+// T.cast(x, "float16" / "bfloat16", round="rs", rbits=r): stochastic rounding as PTX cvt.rs
+// defines it (sm_100a+ hardware; computed here in software on every architecture): the result rounds away from zero when adding
+// the random bits to the bits the conversion discards carries out, toward zero otherwise. The
+// random bits are those TileLang's scalar cast gives the instruction: the low 13 (float16) or 16
+// (bfloat16) bits of r. Results below the normal range take the top discarded bits (the PTX ISA
+// leaves that case unstated). .satfinite, as TileLang requires: beyond the largest finite value
+// (infinities too) the result is that value with the sign; NaN converts as a plain cast does.
+// The same rule as tilewise/ir/stochastic_round.py, which the emulator runs.
+template <int M, int NB, int EMIN> TW_DEV float stochastic_round(float x, uint32_t r, float max_finite) {
+  if (!(x == x)) return x;
+  const float a = fabsf(x);
+  if (a >= max_finite) return x < 0 ? -max_finite : max_finite;
+  const int biased = (int)(bitcast<uint32_t>(a) >> 23);
+  const int e = biased == 0 ? -127 : biased - 127;
+  const int qe = (e < EMIN ? EMIN : e) - M;  // the result's unit in the last place is 2^qe
+  const double s = ldexp((double)a, -qe);
+  double k = floor(s);
+  const double kept = floor(ldexp(s - k, NB));  // the top NB discarded bits
+  if (kept + (double)(r & ((1u << NB) - 1u)) >= ldexp(1.0, NB)) k += 1.0;
+  float out = (float)ldexp(k, qe);
+  if (out > max_finite) out = max_finite;
+  return (bitcast<uint32_t>(x) >> 31) ? -out : out;
+}
+template <typename T> struct rs_format;
+template <> struct rs_format<half> {
+  static TW_DEV half cvt(float x, uint32_t r) { return half(stochastic_round<10, 13, -14>(x, r, 65504.0f)); }
+};
+template <> struct rs_format<bf16> {
+  static TW_DEV bf16 cvt(float x, uint32_t r) {
+    return bf16(stochastic_round<7, 16, -126>(x, r, 3.38953138925153547590470800371487866880e+38f));
+  }
+};
+template <typename T> TW_DEV T cvt_rs(float x, uint32_t r) { return rs_format<T>::cvt(x, r); }
+
 }  // namespace tw
 
 // T.rng_*: the Philox4x32-10 generator shared with the HIP header (backend/include/tw_philox.h),
@@ -1294,5 +1338,6 @@ TW_DEV void grid_sync() {
   }
   __syncthreads();
 }
+
 }  // namespace tw
 #endif

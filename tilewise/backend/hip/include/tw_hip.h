@@ -467,6 +467,40 @@ template <typename T> TW_DEV T shfl_idx(T v, int32_t src, int32_t width = 64) {
   return bpermute(v, (self & ~(width - 1)) + (src & (width - 1)));
 }
 
+// T.cast(x, "float16" / "bfloat16", round="rs", rbits=r): stochastic rounding as PTX cvt.rs
+// defines it (sm_100a+ hardware; computed here in software): the result rounds away from zero when adding
+// the random bits to the bits the conversion discards carries out, toward zero otherwise. The
+// random bits are those TileLang's scalar cast gives the instruction: the low 13 (float16) or 16
+// (bfloat16) bits of r. Results below the normal range take the top discarded bits (the PTX ISA
+// leaves that case unstated). .satfinite, as TileLang requires: beyond the largest finite value
+// (infinities too) the result is that value with the sign; NaN converts as a plain cast does.
+// The same rule as tilewise/ir/stochastic_round.py, which the emulator runs.
+template <int M, int NB, int EMIN> TW_DEV float stochastic_round(float x, uint32_t r, float max_finite) {
+  if (!(x == x)) return x;
+  const float a = __builtin_fabsf(x);
+  if (a >= max_finite) return x < 0 ? -max_finite : max_finite;
+  const int biased = (int)(bitcast<uint32_t>(a) >> 23);
+  const int e = biased == 0 ? -127 : biased - 127;
+  const int qe = (e < EMIN ? EMIN : e) - M;  // the result's unit in the last place is 2^qe
+  const double s = ldexp((double)a, -qe);
+  double k = floor(s);
+  const double kept = floor(ldexp(s - k, NB));  // the top NB discarded bits
+  if (kept + (double)(r & ((1u << NB) - 1u)) >= ldexp(1.0, NB)) k += 1.0;
+  float out = (float)ldexp(k, qe);
+  if (out > max_finite) out = max_finite;
+  return (bitcast<uint32_t>(x) >> 31) ? -out : out;
+}
+template <typename T> struct rs_format;
+template <> struct rs_format<half> {
+  static TW_DEV half cvt(float x, uint32_t r) { return half(stochastic_round<10, 13, -14>(x, r, 65504.0f)); }
+};
+template <> struct rs_format<bf16> {
+  static TW_DEV bf16 cvt(float x, uint32_t r) {
+    return bf16(stochastic_round<7, 16, -126>(x, r, 3.38953138925153547590470800371487866880e+38f));
+  }
+};
+template <typename T> TW_DEV T cvt_rs(float x, uint32_t r) { return rs_format<T>::cvt(x, r); }
+
 }  // namespace tw
 
 // T.gemm's matrix instructions (MFMA), in their own header
