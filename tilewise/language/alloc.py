@@ -202,7 +202,23 @@ def alloc_var(dtype, *args, scope: str = "local.var", init=None) -> Buffer:
             scope = args[1]
     if not isinstance(scope, str):
         raise CompileError(f"T.alloc_var: scope must be a string, got {scope!r}")
+    from ..ir.vector import is_vector_dtype, split_vector_dtype
+
+    if is_vector_dtype(dtype) or (isinstance(dtype, str) and _split_lanes(dtype) is not None):
+        from .vector_values import alloc_vector_var  # T.alloc_var(T.float16x2): a vector variable
+
+        split_vector_dtype(dtype)
+        return alloc_vector_var(dtype, init)
     return _alloc((1,), dtype, "local.var", "T.alloc_var", init=0 if init is None else init)
+
+
+def _split_lanes(name: str):
+    from ..ir.vector import split_vector_dtype
+
+    try:
+        return split_vector_dtype(name)[1]
+    except (TypeError, ValueError):
+        return None
 
 
 def alloc_buffer(shape, dtype, scope: str = "shared.dyn") -> Buffer:
