@@ -199,14 +199,16 @@ def broadcast(value, lanes: int) -> Vector:
 
 
 def ramp(base, stride, lanes: int) -> Vector:
-    """`T.Ramp(base, stride, lanes)`: lane k is base + k * stride (in base's type)."""
+    """`T.Ramp(base, stride, lanes)`: lane k is base + k * stride (in the promoted type of both;
+    an index must be an integer one)."""
     n = _const_lanes(lanes, "T.Ramp")
     if is_vector(base) or is_vector(stride):
         raise CompileError("T.Ramp: base and stride must be scalars")
     b = as_expr(base)
     s = as_expr(stride, b.dtype)
-    if not (b.dtype.is_int and s.dtype.is_int):
-        raise CompileError(f"T.Ramp: base and stride must be integers, got {b.dtype} and {s.dtype}")
+    if b.dtype.is_bool or s.dtype.is_bool or not (b.dtype.is_int or b.dtype.is_float) \
+            or not (s.dtype.is_int or s.dtype.is_float):
+        raise CompileError(f"T.Ramp: base and stride must be numbers, got {b.dtype} and {s.dtype}")
     if s.dtype != b.dtype:
         dt = promote(b.dtype, s.dtype)
         b, s = cast(b, dt), cast(s, dt)

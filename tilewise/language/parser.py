@@ -375,7 +375,9 @@ class Parser:
         for op, right_node in zip(node.ops, node.comparators):
             right = _dev(self.eval(right_node))
             r = _CMPOPS[type(op)](left, right)
-            if isinstance(r, Expr):
+            if is_vector(r):  # lane-wise (a chain: each lane's comparisons and-ed)
+                result = r if result is None else _lanes_and(result, r)
+            elif isinstance(r, Expr):
                 result = r if result is None else logical_and(result, r)
             elif not r:
                 return False
@@ -868,6 +870,16 @@ def _phase1() -> bool:
     """Parsing an eager function to find its parameters (language/eager.py)."""
     b = _builder.current()
     return b is not None and b.eager is not None and b.eager.phase == 1
+
+
+def _lanes_and(a, b):
+    from ..ir.vector import Vector
+
+    if is_vector(a) and is_vector(b) and a.lanes != b.lanes:
+        raise CompileError(f"chained comparison: lanes mismatch between {a.type_name} and {b.type_name}")
+    n = a.lanes if is_vector(a) else b.lanes
+    return Vector([logical_and(a.values[k] if is_vector(a) else a, b.values[k] if is_vector(b) else b)
+                   for k in range(n)])
 
 
 def _vector_dtype(ann) -> bool:
