@@ -295,6 +295,42 @@ def test_ramp_in_parallel_and_swap(target, rng):
     np.testing.assert_array_equal(b, ref)
 
 
+def variable_kernel():
+    """A vector variable with an initialiser; a name bound to its value keeps that value after
+    the variable changes (as a scalar's does); swapping its lanes reads both before writing."""
+
+    @T.prim_func
+    def main(A: T.Tensor((4,), "int32"), B: T.Tensor((4,), "int32"), C: T.Tensor((4,), "int32")):
+        with T.Kernel(1, threads=1):
+            v = T.alloc_var("int32x4", T.Ramp(10, 10, 4))
+            before = v
+            v = v + A[T.Ramp(0, 1, 4)]
+            v = T.int32x4(T.extract_lane(v, 3), T.extract_lane(v, 2), T.extract_lane(v, 1), T.extract_lane(v, 0))
+            B[T.Ramp(0, 1, 4)] = before
+            C[0:4] = v
+
+    return main
+
+
+@pytest.mark.parametrize("target", ["cpu", "emulator"])
+def test_vector_variable(target):
+    a = np.array([1, 2, 3, 4], np.int32)
+    b = np.zeros(4, np.int32)
+    c = np.zeros(4, np.int32)
+    run(variable_kernel(), target, a, b, c)
+    np.testing.assert_array_equal(b, [10, 20, 30, 40])
+    np.testing.assert_array_equal(c, [44, 33, 22, 11])
+
+
+def test_vector_buffers_are_refused():
+    with pytest.raises(CompileError, match="not a buffer element type"):
+        @T.prim_func
+        def k(A: T.Tensor((4,), "float32")):
+            with T.Kernel(1, threads=1):
+                buf = T.alloc_local((2,), "float32x4")
+                A[0] = buf[0]
+
+
 def test_compiles_for_cuda(nvrtc_check):
     nvrtc_check(contended_tickets_kernel(4, "float32"), expect=(("ATOM", "ATOMG"),), archs=("sm_80", "sm_90a"))
     nvrtc_check(arithmetic_kernel(), archs=("sm_80",))

@@ -11,6 +11,12 @@ from .loops import py_scalar
 
 
 def _dtype(dtype, what: str):
+    from ..ir.vector import is_vector_dtype
+
+    if is_vector_dtype(dtype) or (isinstance(dtype, str) and _split_lanes(dtype) is not None):
+        raise CompileError(f"{what}: the vector dtype {dtype} is not a buffer element type in tilewise; use a buffer "
+                           "of its element type with lanes times as many elements (A[T.Ramp(i, 1, n)] reads n of "
+                           "them as a vector), or T.alloc_var for one vector value")
     try:
         return as_dtype(dtype)
     except (TypeError, ValueError) as e:
