@@ -197,6 +197,26 @@ def test_vector_atomic_return_prev_program(target, lanes):
 # ------------------------------------------------------------------ tilewise's programs
 
 
+@pytest.mark.parametrize("target", ["emulator", "ptx"])
+def test_unused_previous_values_still_update(target):
+    """The previous values as an expression statement, or one lane of them taken: every lane's
+    update runs once all the same (per-thread code: a lane kept in a register at block level is
+    refused on GPU targets, as for the scalar form)."""
+
+    @T.prim_func
+    def main(Dst: T.Tensor((4,), "float32"), Prev: T.Tensor((1,), "float32")):
+        with T.Kernel(1, threads=32):
+            if T.get_thread_binding() == 0:
+                T.atomic_addx4(Dst[0], T.float32x4(1, 2, 3, 4), return_prev=True)
+                Prev[0] = T.extract_lane(T.atomic_addx2(Dst[2], T.Broadcast(T.float32(10), 2), return_prev=True), 1)
+
+    dst = np.zeros(4, np.float32)
+    prev = np.zeros(1, np.float32)
+    run(main, target, dst, prev)
+    np.testing.assert_array_equal(dst, [1, 2, 13, 14])
+    assert prev[0] == 4
+
+
 def contended_tickets_kernel(lanes: int, dtype: str, blocks: int = 4, threads: int = 64):
     """Every thread adds (1, 2, ...) to the same `lanes` counters and keeps the previous values:
     per lane they are the multiples of its increment in some order (each lane's update is atomic)."""

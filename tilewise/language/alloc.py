@@ -219,8 +219,12 @@ def alloc_var(dtype, *args, scope: str = "local.var", init=None) -> Buffer:
 
 
 def _split_lanes(name: str):
+    """The lanes of a vector dtype name T exports (T.float32x4's "float32x4"), else None."""
     from ..ir.vector import split_vector_dtype
+    from .global_vector import vector_dtype_names
 
+    if name not in vector_dtype_names():
+        return None
     try:
         return split_vector_dtype(name)[1]
     except (TypeError, ValueError):

@@ -17,6 +17,7 @@ target), `memcpy` on the CPU. Vector values live in registers (`local` buffers);
 `T.reinterpret` of one is a register copy the compiler removes."""
 from __future__ import annotations
 
+import functools
 import itertools
 
 from ..errors import CompileError
@@ -51,6 +52,12 @@ class VectorDType:
         from .vector_values import make_vector
 
         return make_vector(self, *values)
+
+
+@functools.cache
+def vector_dtype_names() -> frozenset[str]:
+    """The names of vector_dtypes() ("float32x4", ...)."""
+    return frozenset(vector_dtypes())
 
 
 def vector_dtypes() -> dict[str, VectorDType]:

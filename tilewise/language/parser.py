@@ -51,7 +51,7 @@ from ..ir.stmt import (
     While,
     seq,
 )
-from ..ir.vector import is_vector, snapshot
+from ..ir.vector import has_effects, is_vector, snapshot
 from ..ir.visitor import collect_loads, walk
 from . import eager as _eager
 from . import global_vector as _global_vector
@@ -457,6 +457,9 @@ class Parser:
             self.emit(BufferStore(acc.buffer, acc.indices, v))
         elif isinstance(v, Call):
             self.emit(Evaluate(v))
+        elif has_effects(v):  # `T.atomic_addx2(..., return_prev=True)` as a statement: the updates still run
+            for e in v.values:
+                self.emit(Evaluate(Call(e.name, e.args, _dt.handle, e.attrs)))
 
     def stmt_Return(self, node):
         if not self.is_macro:
