@@ -362,6 +362,7 @@ def test_node_classes():
     assert not isinstance(T.int32(1), T.Ramp)
     assert simplify(T.extract_lane(T.Ramp(3, 2, 4), 2)).value == 7
     assert T.float16x2(1, 2).type_name == "float16x2"
+    assert isinstance(T.Broadcast(T.float16(1), 8), T.PrimExpr)
 
 
 # ------------------------------------------------------------------ wrong input

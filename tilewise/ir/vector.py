@@ -258,11 +258,12 @@ def wrap_lane_index(idx: Expr, dim, runtime: bool) -> Expr:
 
 
 def _kernel_index_ranges() -> dict:
-    """The block and thread indices of the kernel being built are non-negative."""
+    """The block and thread indices of the kernel being built are non-negative; its loop variables
+    have the ranges the parser recorded."""
     from .builder import current
 
     b = current()
-    out: dict = {}
+    out: dict = dict(b.index_ranges) if b is not None else {}
     for k in (b.kernels if b is not None else []):
         for v in [*(k.block_vars or []), *(k.thread_vars or [])]:
             if isinstance(v, Expr) and v.dtype.is_int:

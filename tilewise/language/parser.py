@@ -29,6 +29,7 @@ from ..ir.expr import (
     Var,
     as_expr,
     cast,
+    const_value,
     logical_and,
     logical_not,
     logical_or,
@@ -782,6 +783,10 @@ class Parser:
             )
         b = _builder.require("loop")
         loop_vars = [Var(self.unique(n.id), _dt.int32) for n in names]
+        for v, (start, ext) in zip(loop_vars, spec.ranges):  # what a vector index's lanes can be (ir/vector.py)
+            lo = 0 if spec.step is not None else const_value(as_expr(start))
+            n = const_value(as_expr(ext))
+            b.index_ranges[v] = (lo, lo + n - 1 if lo is not None and n is not None else None)
         with b.frame() as body, self.scope(block=True):
             b.loops.append(spec.kind)
             try:
