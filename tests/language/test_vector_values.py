@@ -235,7 +235,7 @@ def contended_tickets_kernel(lanes: int, dtype: str, blocks: int = 4, threads: i
 
 
 @pytest.mark.parametrize("target", TARGETS)
-@pytest.mark.parametrize("lanes,dtype", [(2, "int32"), (4, "float32")])
+@pytest.mark.parametrize("lanes,dtype", [(2, "int32"), (4, "float32"), (2, "float16")])
 def test_vector_atomic_return_prev_under_contention(target, lanes, dtype):
     n = 4 * 64
     counter = np.zeros(lanes, dtype)
