@@ -4,7 +4,8 @@ T.extract_lane, lane-wise arithmetic / comparisons / casts, and the previous val
 T.atomic_addx2 / x4(..., return_prev=True). TileLang's own programs (0.1.15's
 test_tilelang_language_extract_lane.py, issue_2480 / issue_2554, test_cuda_f32x2_intrinsics.py,
 amd/test_tilelang_hip_atomic_return_prev.py) and tilewise's, against numpy on the CPU, in the
-emulator (sm_80) and in the PTX interpreter (the NVRTC build of the same kernel)."""
+emulator (sm_80) and in the PTX interpreter (the NVRTC build of the same kernel); the AMD program on
+the "hip" target too."""
 from __future__ import annotations
 
 import numpy as np
@@ -439,3 +440,14 @@ def test_wrong_stores_name_the_line(stmt, match):
                     if A[T.Ramp(0, 1, 4)] > 0:
                         A[0] = 1
     assert "test_vector_values.py" in str(info.value)
+
+
+@pytest.mark.parametrize("lanes", [2, 4])
+def test_vector_atomic_return_prev_on_hip(clang19, lanes):
+    """TileLang's program is an AMD test: the "hip" target (clang-19 build, run by the emulator)."""
+    dst = np.arange(1, lanes + 1, dtype=np.float32)
+    val = np.full(lanes, 0.5, np.float32)
+    prev = np.zeros(lanes, np.float32)
+    tilewise.compile(atomic_prev_kernel(lanes), target="hip", execution_backend="emulator")(dst, val, prev)
+    np.testing.assert_array_equal(prev, np.arange(1, lanes + 1, dtype=np.float32))
+    np.testing.assert_array_equal(dst, np.arange(1, lanes + 1) + 0.5)
