@@ -53,8 +53,8 @@ class Vector:
     def __len__(self) -> int:
         return self.lanes
 
-    def __iter__(self):
-        return iter(self.values)
+    def __iter__(self):  # `a, b = v`: its lanes
+        return iter(settled(self).values)
 
     def __bool__(self):
         raise CompileError(f"the {self.type_name} vector value {self!r} cannot be used as a Python bool or a "
