@@ -195,6 +195,33 @@ def test_vector_atomic_return_prev_program(target, lanes):
     np.testing.assert_array_equal(dst, np.arange(1, lanes + 1) + np.arange(10, 10 + lanes))
 
 
+def atomic_prev_ramp_kernel(dtype):
+    """test_tilelang_language_atomic.py::atomic_addx2_return_prev_ramp_program (and the let-bound
+    slice form): the destination and the value as vector loads."""
+
+    @T.prim_func
+    def main(Dst: T.Tensor((2,), dtype), Val: T.Tensor((2,), dtype), Prev: T.Tensor((2,), dtype)):
+        with T.Kernel(1, threads=1):
+            Prev[0:2] = T.atomic_addx2(Dst[T.Ramp(0, 1, 2)], Val[T.Ramp(0, 1, 2)], return_prev=True)
+            dst = Dst[0:2]
+            val = Val[0:2]
+            T.atomic_addx2(dst, val)
+
+    return main
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_vector_atomic_with_ramp_operands(target, dtype):
+    import torch
+
+    dst = torch.tensor([1.0, 2.0], dtype=getattr(torch, dtype))
+    val = torch.tensor([10.0, 20.0], dtype=getattr(torch, dtype))
+    prev = torch.zeros(2, dtype=getattr(torch, dtype))
+    run(atomic_prev_ramp_kernel(dtype), target, dst, val, prev)
+    assert prev.tolist() == [1.0, 2.0] and dst.tolist() == [21.0, 42.0]
+
+
 # ------------------------------------------------------------------ tilewise's programs
 
 
@@ -400,7 +427,8 @@ def _raised(fn):
     (lambda A: A[T.Ramp(0.5, 1, 4)], "indices must be integers"),
     (lambda A: T.Broadcast(1, 1), "at least 2"),
     (lambda A: T.float32x4(1, 2), "takes 4 lane values"),
-    (lambda A: T.atomic_addx2(A[0], A[T.Ramp(0, 1, 4)], return_prev=True), "has 4 lanes, not 2"),
+    (lambda A: T.atomic_addx2(A[0], T.float32x4(1, 2, 3, 4), return_prev=True), "has 4 lanes, not 2"),
+    (lambda A: T.atomic_addx2(A[T.Ramp(0, 2, 2)], A[4:6], return_prev=True), "2 consecutive elements"),
 ])  # fmt: skip
 def test_wrong_vectors_are_compile_errors(body, match):
     with pytest.raises(CompileError, match=match):

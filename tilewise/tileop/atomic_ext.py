@@ -21,7 +21,7 @@ from ..errors import CompileError
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
 from ..ir.builder import emit, require_kernel
-from ..ir.expr import BufferLoad, Call, Const, Expr, cast
+from ..ir.expr import BufferLoad, Call, Const, Expr, cast, const_value
 from ..ir.stmt import Evaluate, seq
 from ..ir.vector import is_vector, settled, vector_with_effects
 from .atomic_add import _check_dst, _scalar, atomic_call
@@ -95,6 +95,8 @@ def atomic_or(dst, value, memory_order: str | None = None, return_prev: bool = F
 
 def _lanes(x, lanes: int, what: str, role: str) -> BufferLoad:
     """The first of `lanes` consecutive elements along the last dimension."""
+    if is_vector(x):  # a vector load, X[T.Ramp(i, 1, n)]: the elements it reads
+        return _consecutive_loads(x, lanes, what, role)
     if isinstance(x, Buffer) and not x.is_var:
         x = BufferRegion.full(x)
     if isinstance(x, BufferRegion):
@@ -107,6 +109,31 @@ def _lanes(x, lanes: int, what: str, role: str) -> BufferLoad:
         return x
     raise CompileError(f"{what}: the {role} must be an element (the first of {lanes}) or a slice of {lanes} "
                        f"elements, got {x!r}")
+
+
+def _is_vector_load(v) -> bool:
+    """X[T.Ramp(i, 1, n)]: TileLang passes its address (the elements from there)."""
+    return all(isinstance(e, BufferLoad) for e in v.values) and not getattr(v, "effects", False)
+
+
+def _consecutive_loads(v, lanes: int, what: str, role: str) -> BufferLoad:
+    """The first element of a vector load whose lanes are `lanes` consecutive elements of one
+    buffer along its last dimension (TileLang passes the load's address)."""
+    from ..ir.simplify import simplify
+
+    loads = list(v.values)
+    ok = len(loads) == lanes and all(isinstance(e, BufferLoad) and e.buffer is loads[0].buffer for e in loads)
+    if ok:
+        first = loads[0].indices
+        for k, e in enumerate(loads):
+            diff = [simplify(a - b) for a, b in zip(e.indices, first)]
+            if any(const_value(d) != 0 for d in diff[:-1]) or const_value(diff[-1]) != k:
+                ok = False
+                break
+    if not ok:
+        raise CompileError(f"{what}: a vector {role} must load {lanes} consecutive elements of one buffer along its "
+                           f"last dimension (X[T.Ramp(i, 1, {lanes})]), got {v!r}")
+    return loads[0]
 
 
 def _shift(e: BufferLoad, k: int) -> BufferLoad:
@@ -122,7 +149,7 @@ def _vector_add(lanes: int, dst, value, return_prev: bool):
     d = _lanes(dst, lanes, what, "destination")
     _check_dst(d.buffer, what)
     dt = d.buffer.dtype
-    if is_vector(value):  # a vector value of as many lanes (T.float16x2(a, b), B[T.Ramp(j, 1, 2)])
+    if is_vector(value) and not _is_vector_load(value):  # a vector value of as many lanes (T.float16x2(a, b))
         if value.lanes != lanes:
             raise CompileError(f"{what}: the value {value.type_name} has {value.lanes} lanes, not {lanes}")
         vals = [cast(e, dt) for e in settled(value).values]
