@@ -87,10 +87,10 @@ def extract_lane(vector, lane, span=None):
             dt = vector.dtype
             raise CompileError(f"T.extract_lane expects a vector expression, but got dtype {dt} (a scalar)")
         raise DtypeError(f"T.extract_lane expects a PrimExpr (a vector value), but got {type(vector).__name__}")
-    i = lane
-    if isinstance(i, Expr):
+    i = lane.load_var() if isinstance(lane, Buffer) and lane.is_var else lane
+    if isinstance(i, Expr):  # a constant (T.int32(1), TVM's IntImm), not a run-time value
         c = const_value(i)
-        if not isinstance(c, int) or isinstance(i, Buffer):
+        if not isinstance(c, int):
             raise DtypeError(f"T.extract_lane expects a compile-time integer lane, but got {i!r}")
         i = c
     if isinstance(i, bool) or not isinstance(i, Integral):
