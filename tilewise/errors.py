@@ -48,6 +48,11 @@ class DtypeError(CompileError, TypeError):
     TypeError TileLang raises for it (T.__exp on an integer)."""
 
 
+class LaneIndexError(CompileError, IndexError):
+    """A lane outside a vector value (T.extract_lane(v, 4) of a 4-lane v): a CompileError that is
+    also the IndexError TileLang raises for it."""
+
+
 class ShapeMismatchError(CompileError, AssertionError):
     """A view or reshape whose size differs from its buffer's. TileLang checks this with an
     `assert` while building the program, so code written against it expects an AssertionError:

@@ -128,7 +128,7 @@ def test_kernels_compile_with_nvrtc(nvrtc_check):
 
 def test_misuse_names_the_line():
     cases = [
-        (lambda C, v: T.atomic_addx2(C[0], C[1], return_prev=True), "would return a vector of 2 values"),
+        (lambda C, v: T.atomic_addx2(C[0], T.float32x4(v, v, v, v)), "has 4 lanes, not 2"),
         (lambda C, v: T.atomic_addx4(C[0:2], C[4:8]), "must be 4 consecutive elements"),
         (lambda C, v: T.atomic_or(C[0:2], 1), "takes scalars only"),
         (lambda C, v: T.atomic_load(C[0], memory_order="release"), "T.atomic_load does not support memory_order='release'"),

@@ -124,6 +124,8 @@ class Buffer:
             key = (key,)
         if self.scope == "local.var" and key == (0,):
             return BufferLoad(self, (Const(0, _dt.int32),))
+        if any(getattr(k, "is_vector_value", False) is True for k in key):
+            return self._vector_load(key)
         if any(isinstance(k, slice) for k in key) or len(key) < self.ndim:
             return BufferRegion.from_key(self, key)
         if len(key) != self.ndim:
@@ -131,6 +133,32 @@ class Buffer:
                 f"buffer {self.name} has {self.ndim} dimensions but is indexed with {len(key)}"
             )
         return BufferLoad(self, tuple(_index(from_end(k, d)) for k, d in zip(key, self.shape)))
+
+    def _vector_load(self, key):
+        """`A[T.Ramp(i, 1, 4)]`, `B[t, T.Ramp(0, 1, 4)]`: a vector value, one load per lane."""
+        from .vector import Vector
+
+        if len(key) != self.ndim or any(isinstance(k, slice) for k in key):
+            raise CompileError(f"buffer {self.name} has {self.ndim} dimensions; a vector index needs one index per "
+                               f"dimension (no slices), got {len(key)}")
+        return Vector([BufferLoad(self, idx) for idx in self.vector_lane_indices(key)], self.dtype)
+
+    def vector_lane_indices(self, key) -> list[tuple]:
+        """The scalar indices of each lane of a key holding vector indices (negative lanes of a
+        T.Ramp count from the end, as TileLang legalises them: ir/vector.py)."""
+        from .vector import is_vector, vector_indices, wrap_lane_index
+
+        _, lanes = vector_indices(self, key)
+        out = []
+        for idx in lanes:
+            row = []
+            for k, i, d in zip(key, idx, self.shape):
+                e = _index(from_end(i, d))
+                if is_vector(k):
+                    e = wrap_lane_index(e, d, k.is_ramp)
+                row.append(e)
+            out.append(tuple(row))
+        return out
 
     @property
     def data(self) -> BufferData:

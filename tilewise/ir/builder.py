@@ -26,6 +26,7 @@ class Builder:
         self.frames: list[list[Stmt]] = [[]]
         self.kernels: list[KernelFrame] = []
         self.loops: list = []  # enclosing For kinds, innermost last
+        self.index_ranges: dict = {}  # loop variable -> (lo, hi) inclusive, None where unknown (ir/vector.py)
         self.pointer_tensors: dict = {}  # T.ptr parameter -> the tensor T.make_tensor made of it
         self.outputs: list = []  # T.empty tensors: parameters the call allocates, in creation order
         self.workspaces: list = []  # T.alloc_global buffers: parameters each call allocates and drops

@@ -319,6 +319,9 @@ def as_expr(value, like: DataType | None = None) -> Expr:
                 return const(value, _dt.float32)
         return const(value)
 
+    if getattr(value, "is_vector_value", False) is True:
+        raise CompileError(f"the {value.type_name} vector value {value!r} is used where a scalar is expected; take "
+                           "one lane with T.extract_lane(v, k), or store it with a vector index (A[T.Ramp(i, 1, n)] = v)")
     raise CompileError(f"cannot use {type(value).__name__} value {value!r} in a kernel expression")
 
 
@@ -362,7 +365,16 @@ def _operands(a, b) -> tuple[Expr, Expr]:
 _INT_ONLY = {"bitand", "bitor", "bitxor", "shl", "shr", "floormod_int"}
 
 
+def _has_vector(a, b) -> bool:
+    """A vector value (ir/vector.py) as an operand: the operation applies lane by lane."""
+    return getattr(a, "is_vector_value", False) is True or getattr(b, "is_vector_value", False) is True
+
+
 def binary(op: str, a, b) -> Expr:
+    if _has_vector(a, b):
+        from .vector import lanewise_binary
+
+        return lanewise_binary(op, a, b)
     a, b = _operands(a, b)
     dt = a.dtype
     if op in ("bitand", "bitor", "bitxor", "shl", "shr") and dt.is_float:
@@ -373,6 +385,10 @@ def binary(op: str, a, b) -> Expr:
 
 
 def compare(op: str, a, b) -> Compare:
+    if _has_vector(a, b):
+        from .vector import lanewise_compare
+
+        return lanewise_compare(op, a, b)
     a, b = _operands(a, b)
     return Compare(op, a, b)
 

@@ -274,7 +274,6 @@ from .tir_math import fast_tan as __tan
 from .tir_math import ldg as __ldg
 from .tir_statements import (
     Assert,
-    extract_lane,
     get_active_lane_mask,
     ignore_loop_partition,
     init,
@@ -339,6 +338,9 @@ from .ptx_intrinsics import *  # noqa: E402, F403
 from .tir_builder import *  # noqa: E402, F403
 from .tir_nodes import *  # noqa: E402, F403
 from .tir_unsupported import refusals as _refusals  # noqa: E402
+from .vector_values import Broadcast, Ramp, extract_lane  # noqa: E402 - vector values (language/vector_values.py)
+from .vector_values import Broadcast as broadcast  # noqa: E402 - TVM's builder spellings
+from .vector_values import Ramp as ramp  # noqa: E402
 from .wgmma_intrinsics import *  # noqa: E402, F403
 
 globals().update(_blackwell_names())  # tcgen05_*, alloc_tmem, clc_*, ...: CompileError (language/blackwell.py)

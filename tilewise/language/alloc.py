@@ -12,6 +12,12 @@ from .loops import py_scalar
 
 
 def _dtype(dtype, what: str):
+    from ..ir.vector import is_vector_dtype
+
+    if is_vector_dtype(dtype) or (isinstance(dtype, str) and _split_lanes(dtype) is not None):
+        raise CompileError(f"{what}: the vector dtype {dtype} is not a buffer element type in tilewise; use a buffer "
+                           "of its element type with lanes times as many elements (A[T.Ramp(i, 1, n)] reads n of "
+                           "them as a vector), or T.alloc_var for one vector value")
     try:
         return as_dtype(dtype)
     except (TypeError, ValueError) as e:
@@ -205,7 +211,27 @@ def alloc_var(dtype, *args, scope: str = "local.var", init=None) -> Buffer:
             scope = args[1]
     if not isinstance(scope, str):
         raise CompileError(f"T.alloc_var: scope must be a string, got {scope!r}")
+    from ..ir.vector import is_vector_dtype, split_vector_dtype
+
+    if is_vector_dtype(dtype) or (isinstance(dtype, str) and _split_lanes(dtype) is not None):
+        from .vector_values import alloc_vector_var  # T.alloc_var(T.float16x2): a vector variable
+
+        split_vector_dtype(dtype)
+        return alloc_vector_var(dtype, init)
     return _alloc((1,), dtype, "local.var", "T.alloc_var", init=0 if init is None else init)
+
+
+def _split_lanes(name: str):
+    """The lanes of a vector dtype name T exports (T.float32x4's "float32x4"), else None."""
+    from ..ir.vector import split_vector_dtype
+    from .global_vector import vector_dtype_names
+
+    if name not in vector_dtype_names():
+        return None
+    try:
+        return split_vector_dtype(name)[1]
+    except (TypeError, ValueError):
+        return None
 
 
 def alloc_buffer(shape, dtype, scope: str = "shared.dyn") -> Buffer:

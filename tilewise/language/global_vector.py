@@ -17,6 +17,7 @@ target), `memcpy` on the CPU. Vector values live in registers (`local` buffers);
 `T.reinterpret` of one is a register copy the compiler removes."""
 from __future__ import annotations
 
+import functools
 import itertools
 
 from ..errors import CompileError
@@ -25,6 +26,7 @@ from ..ir.buffer import Buffer, BufferRegion
 from ..ir.builder import emit, require_kernel
 from ..ir.expr import BufferLoad, Call, Const, Expr, as_expr, cast, const_value
 from ..ir.stmt import Allocate, BufferStore, Evaluate, IfThenElse
+from ..ir.vector import Vector, is_vector, snapshot
 
 LANES = (2, 4, 8, 16, 32, 64)
 _counter = itertools.count()
@@ -45,6 +47,18 @@ class VectorDType:
     def __str__(self) -> str:
         return self.name
 
+    def __call__(self, *values):
+        """`T.float32x4(a, b, c, d)`: a vector value of these lanes (language/vector_values.py)."""
+        from .vector_values import make_vector
+
+        return make_vector(self, *values)
+
+
+@functools.cache
+def vector_dtype_names() -> frozenset[str]:
+    """The names of vector_dtypes() ("float32x4", ...)."""
+    return frozenset(vector_dtypes())
+
 
 def vector_dtypes() -> dict[str, VectorDType]:
     out = {}
@@ -58,20 +72,29 @@ def vector_dtypes() -> dict[str, VectorDType]:
     return out
 
 
-class VectorValue:
-    """A vector of `lanes` values of `dtype` in the registers `regs` (a local buffer)."""
+class VectorValue(Vector):
+    """A vector of `lanes` values of `dtype` in the registers `regs` (a local buffer written once,
+    when the value is made): a vector value (ir/vector.py) whose lanes are those registers."""
+
+    stable = True
 
     def __init__(self, regs: Buffer):
         self.regs = regs
-        self.dtype = regs.dtype
-        self.lanes = int(regs.shape[0])
-        self.bits = self.dtype.bits * self.lanes
-
-    def __getitem__(self, i):
-        return BufferLoad(self.regs, [as_expr(i)])
+        n = int(regs.shape[0])
+        super().__init__([BufferLoad(regs, [Const(k, _dt.int32)]) for k in range(n)], regs.dtype)
 
     def __repr__(self) -> str:
         return f"<{self.dtype}x{self.lanes} in {self.regs.name}>"
+
+
+def in_registers(value: Vector) -> VectorValue:
+    """The vector in registers of its own (for a vector move or a reinterpretation)."""
+    if isinstance(value, VectorValue):
+        return value
+    regs = _regs(value.dtype, value.lanes)
+    for k, e in enumerate(value.values):
+        emit(BufferStore(regs, [Const(k, _dt.int32)], e))
+    return VectorValue(regs)
 
 
 def _regs(dtype: _dt.DataType, n: int, zero: bool = False) -> Buffer:
@@ -168,10 +191,10 @@ def _ldg(bits: int):
 
 def _value_regs(value, bits: int, what: str) -> Buffer:
     """Registers holding `value` (a vector value or a scalar of `bits` bits)."""
-    if isinstance(value, VectorValue):
+    if is_vector(value):
         if value.bits != bits:
             raise CompileError(f"{what}: the value has {value.bits} bits ({value.dtype} x {value.lanes}), not {bits}")
-        return value.regs
+        return in_registers(value).regs
     if isinstance(value, Buffer) and value.is_var:
         value = value.load_var()
     if isinstance(value, Buffer) and value.scope == "local" and len(value.shape) == 1:
@@ -206,8 +229,9 @@ ldg32, ldg64, ldg128, ldg256 = (_ldg(b) for b in (32, 64, 128, 256))
 stg32, stg64, stg128, stg256 = (_stg(b) for b in (32, 64, 128, 256))
 
 
-def reinterpret_vector(value: VectorValue, dtype) -> VectorValue:
+def reinterpret_vector(value: Vector, dtype) -> VectorValue:
     """T.reinterpret(v, T.float32x2): the same bits as another vector type (a register copy)."""
+    value = in_registers(value)
     if isinstance(dtype, str):
         dtype = vector_dtypes().get(dtype, dtype)
     if not isinstance(dtype, VectorDType):
@@ -221,22 +245,34 @@ def reinterpret_vector(value: VectorValue, dtype) -> VectorValue:
     return VectorValue(regs)
 
 
-def store_vector(region: BufferRegion, value: VectorValue) -> None:
-    """`Y[i:i+n] = v`: one vector store of v into the slice (its element type and size)."""
+def store_vector(region: BufferRegion, value: Vector) -> None:
+    """`Y[i:i+n] = v`: v's lanes into the slice; one vector move when v is in registers (T.ldg*,
+    T.reinterpret) and Y is global and of v's element type, else one store per lane (converted to
+    Y's element type, as a scalar store is)."""
     what = f"storing a {value.dtype} x {value.lanes} vector into {region}"
     buf = region.buffer
-    if buf.dtype != value.dtype:
+    if isinstance(value, VectorValue) and buf.dtype != value.dtype:
         raise CompileError(f"{what}: {buf.name} holds {buf.dtype}; T.reinterpret the value to {buf.dtype.name}x"
                            f"{value.bits // buf.dtype.bits} first")
-    if buf.is_global:
+    if isinstance(value, VectorValue) and buf.is_global:
         b, idx = _global_start(region, value.bits, what)
         for s in _moves(b, idx, value.regs, [Const(0, _dt.int32)], value.bits // 8):
             emit(s)
         return
+    ext = [e if isinstance(e, int) else const_value(e) for e in region.extents]
+    if ext[-1] != value.lanes or any(e != 1 for e in ext[:-1]):
+        raise CompileError(f"{what}: the slice must hold {value.lanes} consecutive elements along its last "
+                           f"dimension, got extents {ext}")
+    if _reads(value, buf):  # every lane is read before the first store, as one vector store does
+        value = snapshot(value, "stored")
     idx = list(region.starts)
-    if [e if isinstance(e, int) else const_value(e) for e in region.extents][-1] != value.lanes:
-        raise CompileError(f"{what}: the slice's last dimension must hold {value.lanes} elements")
     for k in range(value.lanes):  # registers or shared memory: element by element
         i = list(idx)
         i[-1] = as_expr(i[-1]) + k
-        emit(BufferStore(buf, i, cast(value[k], buf.dtype)))
+        emit(BufferStore(buf, i, cast(value.values[k], buf.dtype)))
+
+
+def _reads(value: Vector, buf: Buffer) -> bool:
+    from ..ir.visitor import collect_loads
+
+    return any(ld.buffer is buf for e in value.values for ld in collect_loads(e))

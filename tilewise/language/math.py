@@ -26,6 +26,7 @@ from ..ir.expr import Cast as CastExpr
 from ..ir.expr import (
     cast as _cast,
 )
+from ..ir.vector import Vector, cast_vector, is_vector, settled
 from . import global_vector as _gv
 
 
@@ -44,6 +45,8 @@ def _unary(name, pyfn=None):
         x = _v(x)
         if pyfn is not None and isinstance(x, (int, float)) and not isinstance(x, bool):
             return pyfn(x)
+        if is_vector(x):  # lane by lane
+            return Vector([call(name, e) for e in settled(x).values])
         return call(name, x)
 
     f.__name__ = name
@@ -107,6 +110,8 @@ def abs(x):  # noqa: A001
     x = _v(x)
     if _is_py(x):
         return x if x >= 0 else -x
+    if is_vector(x):
+        return _builtins.abs(x)
     return call("abs", x)
 
 
@@ -145,6 +150,18 @@ def fmod(x, y):
 
 def if_then_else(cond, a, b):
     cond, a, b = _v(cond), _v(a), _v(b)
+    if is_vector(cond) or is_vector(a) or is_vector(b):  # lane by lane (TVM's Select of vectors)
+        vecs = [settled(x) for x in (cond, a, b) if is_vector(x)]
+        n = vecs[0].lanes
+        for x in vecs[1:]:
+            if x.lanes != n:
+                raise CompileError(f"T.if_then_else: lanes mismatch between {vecs[0].type_name} and {x.type_name}")
+        cond, a, b = (settled(x) if is_vector(x) else x for x in (cond, a, b))
+
+        def lane(x, k):
+            return x.values[k] if is_vector(x) else x
+
+        return Vector([if_then_else(lane(cond, k), lane(a, k), lane(b, k)) for k in range(n)])
     if isinstance(cond, (bool, int)) and not isinstance(cond, Expr):
         return a if cond else b
     if not isinstance(a, Expr) and not isinstance(b, Expr):
@@ -191,6 +208,8 @@ def cast(x, dtype, round: str = "", sat: bool = True, rbits=None):  # noqa: A002
     if round not in ("", "rn"):
         raise CompileError(f"T.cast(..., round={round!r}): only round-to-nearest-even conversions are implemented "
                            "in tilewise (round='' or 'rn')")
+    if is_vector(x):  # lane by lane, to a vector type of as many lanes or to an element type
+        return cast_vector(x, dtype)
     if not sat and as_dtype(dtype).kind == "float8":
         raise CompileError("T.cast(..., sat=False): tilewise's float8 conversions always saturate to the largest "
                            "finite value (satfinite); non-saturating ones are not implemented")
@@ -235,7 +254,7 @@ def reinterpret(x, dtype=None):
     # TileLang accepts both reinterpret(dtype, x) and reinterpret(x, dtype)
     if isinstance(x, (str, _dt.DataType)) and not isinstance(dtype, (str, _dt.DataType)):
         x, dtype = dtype, x
-    if isinstance(x, _gv.VectorValue):  # T.ldg64(...) and wider: a vector in registers
+    if is_vector(x):  # T.ldg64(...) and wider, T.Ramp, A[T.Ramp(...)]: a vector value
         return _gv.reinterpret_vector(x, dtype)
     x = as_expr(_v(x))
     dt = as_dtype(dtype)

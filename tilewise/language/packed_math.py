@@ -20,6 +20,7 @@ from ..ir.buffer import Buffer, BufferRegion
 from ..ir.builder import emit
 from ..ir.expr import BufferLoad, Call, Const, Expr, as_expr, binary, cast, const_value
 from ..ir.stmt import BufferStore
+from ..ir.vector import is_vector, settled
 from . import global_vector as _gv
 from .float_ops import _fused
 
@@ -28,10 +29,10 @@ _PACKED = ("float32", "float16", "bfloat16")
 
 def _lanes(x, what: str) -> tuple[list[Expr], _dt.DataType]:
     """The two lane values of a packed operand and their type."""
-    if isinstance(x, _gv.VectorValue):
+    if is_vector(x):
         if x.lanes != 2:
             raise CompileError(f"T.{what}: expected a pair (x2 value), got {x.dtype} x {x.lanes}")
-        vals, dt = [x[0], x[1]], x.dtype
+        vals, dt = list(settled(x).values), x.dtype
     elif isinstance(x, BufferRegion):
         ext = [e if isinstance(e, int) else const_value(e) for e in x.extents]
         if ext[-1] != 2 or any(e != 1 for e in ext[:-1]):

@@ -29,6 +29,7 @@ from ..ir.expr import (
     Var,
     as_expr,
     cast,
+    const_value,
     logical_and,
     logical_not,
     logical_or,
@@ -51,11 +52,13 @@ from ..ir.stmt import (
     While,
     seq,
 )
+from ..ir.vector import has_effects, is_vector, snapshot
 from ..ir.visitor import collect_loads, walk
 from . import eager as _eager
 from . import global_vector as _global_vector
 from . import loop_continue
 from . import math as tm
+from . import vector_values as _vv
 from .alloc import TensorAnnotation
 from .loops import KernelSpec, LoopSpec, py_scalar, serial
 from .math import abs as tabs
@@ -117,6 +120,8 @@ def _is_device(v) -> bool:
 def _dev(v):
     if isinstance(v, Buffer) and v.is_var:
         return v.load_var()
+    if isinstance(v, _vv.VectorVar):
+        return v.value()
     if isinstance(v, _eager.Ref):
         return v.load()
     return v
@@ -280,6 +285,8 @@ class Parser:
 
     def eval_Name(self, node):
         v = self.lookup(node.id, node)
+        if isinstance(v, _vv.VectorVar):
+            return v.value()
         return v.load() if isinstance(v, _eager.Ref) else v
 
     def eval_Attribute(self, node):
@@ -369,7 +376,9 @@ class Parser:
         for op, right_node in zip(node.ops, node.comparators):
             right = _dev(self.eval(right_node))
             r = _CMPOPS[type(op)](left, right)
-            if isinstance(r, Expr):
+            if is_vector(r):  # lane-wise (a chain: each lane's comparisons and-ed)
+                result = r if result is None else _lanes_and(result, r)
+            elif isinstance(r, Expr):
                 result = r if result is None else logical_and(result, r)
             elif not r:
                 return False
@@ -449,6 +458,9 @@ class Parser:
             self.emit(BufferStore(acc.buffer, acc.indices, v))
         elif isinstance(v, Call):
             self.emit(Evaluate(v))
+        elif has_effects(v):  # `T.atomic_addx2(..., return_prev=True)` as a statement: the updates still run
+            for e in v.values:
+                self.emit(Evaluate(Call(e.name, e.args, _dt.handle, e.attrs)))
 
     def stmt_Return(self, node):
         if not self.is_macro:
@@ -528,8 +540,11 @@ class Parser:
         if node.value is None:
             raise self.error(node, "annotated declarations need a value")
         value = self.eval(node.value)
+        if _vector_dtype(ann) and (is_vector(_dev(value)) or _is_device(value) or isinstance(value, (int, float))):
+            value = _vv.make_vector(ann, _dev(value))  # `v: T.float32x4 = ...`: the lanes in that type
+            ann = None
         try:
-            dt = as_dtype(ann)
+            dt = as_dtype(ann) if ann is not None else None
         except (TypeError, ValueError):
             dt = None
         if dt is not None and _is_device(value):
@@ -598,6 +613,19 @@ class Parser:
         if in_scope and isinstance(old, _eager.Ref) and not isinstance(value, Buffer):
             self.store(old.buffer, old.indices, value, node)
             return
+        if in_scope and isinstance(old, _vv.VectorVar) and not isinstance(value, _vv.VectorVar):
+            old.assign(value)
+            return
+        if isinstance(value, _vv.VectorVar):  # T.alloc_var(T.float16x2): name the registers
+            if value.regs.auto_named:
+                value.regs.name = self.unique(name)
+                value.regs.auto_named = False
+            self.bind(name, value)
+            return
+        if is_vector(value):  # like a scalar: lanes that read memory are evaluated here
+            self.check_rebinding(name, node)
+            self.bind(name, snapshot(value, self.unique(name)))
+            return
         if not isinstance(value, Buffer):
             self.check_rebinding(name, node)
         if isinstance(value, Buffer):
@@ -621,8 +649,11 @@ class Parser:
             raise self.error(node, f"cannot assign into {type(buf).__name__}; only buffer elements can be assigned")
         if not isinstance(idx, tuple):
             idx = (idx,)
+        if any(is_vector(_dev(i)) for i in idx):  # A[T.Ramp(i, 1, 4)] = v: one store per lane
+            _vv.store_lanes(buf, tuple(_dev(i) for i in idx), value)
+            return
         if any(isinstance(i, slice) for i in idx):
-            if isinstance(value, _global_vector.VectorValue):  # Y[i:i+2] = T.reinterpret(T.ldg64(...), ...)
+            if is_vector(value):  # Y[i:i+2] = T.reinterpret(T.ldg64(...), ...), T.Broadcast(x, 2), ...
                 _global_vector.store_vector(buf[idx], value)
                 return
             raise self.error(node, f"assignment to a slice of {buf.name}: use T.fill or a T.Parallel loop")
@@ -662,6 +693,8 @@ class Parser:
                 self.store(cur.buffer, cur.indices, op(cur.load(), rhs), node)
             elif isinstance(cur, Buffer) and cur.is_var:
                 self.store(cur, (0,), op(cur.load_var(), rhs), node)
+            elif isinstance(cur, _vv.VectorVar):
+                cur.assign(op(cur.value(), rhs))
             elif isinstance(cur, Buffer):
                 raise self.error(node, f"augmented assignment to buffer {cur.name}: index it")
             else:
@@ -750,6 +783,10 @@ class Parser:
             )
         b = _builder.require("loop")
         loop_vars = [Var(self.unique(n.id), _dt.int32) for n in names]
+        for v, (start, ext) in zip(loop_vars, spec.ranges):  # what a vector index's lanes can be (ir/vector.py)
+            lo = 0 if spec.step is not None else const_value(as_expr(start))
+            n = const_value(as_expr(ext))
+            b.index_ranges[v] = (lo, lo + n - 1 if lo is not None and n is not None else None)
         with b.frame() as body, self.scope(block=True):
             b.loops.append(spec.kind)
             try:
@@ -841,6 +878,29 @@ def _phase1() -> bool:
     """Parsing an eager function to find its parameters (language/eager.py)."""
     b = _builder.current()
     return b is not None and b.eager is not None and b.eager.phase == 1
+
+
+def _lanes_and(a, b):
+    from ..ir.vector import Vector
+
+    if is_vector(a) and is_vector(b) and a.lanes != b.lanes:
+        raise CompileError(f"chained comparison: lanes mismatch between {a.type_name} and {b.type_name}")
+    n = a.lanes if is_vector(a) else b.lanes
+    return Vector([logical_and(a.values[k] if is_vector(a) else a, b.values[k] if is_vector(b) else b)
+                   for k in range(n)])
+
+
+def _vector_dtype(ann) -> bool:
+    from ..ir.vector import is_vector_dtype, split_vector_dtype
+
+    if is_vector_dtype(ann):
+        return True
+    if isinstance(ann, str):
+        try:
+            return split_vector_dtype(ann)[1] is not None
+        except (TypeError, ValueError):
+            return False
+    return False
 
 
 def _has_call(e) -> bool:

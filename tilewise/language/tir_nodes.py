@@ -14,7 +14,8 @@
 | SizeVar | a Var | `(name, dtype)`: a Var (a dimension bound at call time, as T.dynamic) |
 | Range | (never) | `(begin, end)`: a Python range when both are constants |
 
-The other TVM node classes TileLang exports (Ramp, Broadcast, Shuffle, Reduce, ProducerLoad, Any,
+Ramp and Broadcast are the vector values of language/vector_values.py (constructing one builds it,
+isinstance holds for one). The other TVM node classes TileLang exports (Shuffle, Reduce, ProducerLoad, Any,
 IterVar, CommReducer, AnyDType, ...) name constructs tilewise's IR does not have: isinstance is
 false for everything, constructing one is a CompileError."""
 from __future__ import annotations
@@ -25,6 +26,8 @@ from ..ir.expr import BinOp, Call, Compare, Const, Var, as_expr, binary, compare
 from ..ir.expr import BufferLoad as BufferLoad  # noqa: PLC0414 - re-exported under TVM's name
 from ..ir.stmt import PrimFunc as PrimFunc  # noqa: PLC0414
 from .loops import py_scalar
+from .vector_values import Broadcast as Broadcast  # noqa: PLC0414 - TVM's node classes, as vector values
+from .vector_values import Ramp as Ramp  # noqa: PLC0414
 
 
 class _NodeView(type):
@@ -103,9 +106,9 @@ def _absent(name: str, why: str) -> type:
     return _node(name, lambda x: False, make)
 
 
-_LANES = "tilewise's expressions are scalar per thread (no vector lanes); use T.vectorized loops"
-Ramp = _absent("Ramp", _LANES)
-Broadcast = _absent("Broadcast", _LANES)
+_LANES = "a vector shuffle is not supported: tilewise's vector values (T.Ramp, T.Broadcast, language/" \
+         "vector_values.py) are lanes of scalars; take lanes with T.extract_lane and build a vector from them " \
+         "(T.float32x4(a, b, c, d))"
 Shuffle = _absent("Shuffle", _LANES)
 Reduce = _absent("Reduce", "TVM's reduction node belongs to its schedulable blocks; use T.reduce_* or T.comm_reducer")
 ProducerLoad = _absent("ProducerLoad", "TVM's tensor-expression loads are not part of tilewise's IR")

@@ -3,8 +3,6 @@
 - `T.Assert(condition, message, error_kind="RuntimeError")`: inside a kernel, a run-time check
   (T.device_assert: a failure stops the kernel with the message); the message may be a list of
   parts, which are joined. Outside a kernel tilewise has no host code to check in: an error.
-- `T.extract_lane(vector, lane)`: one lane (a constant index) of a vector value (T.ldg64 ...,
-  T.reinterpret(v, T.float32x4), T.add2 ...).
 - `T.ignore_loop_partition(predicate)`: the predicate (a loop-partitioning hint; said once).
 
 TIR constructs tilewise's IR does not have are CompileErrors naming them: `T.where(predicate)` and
@@ -17,9 +15,7 @@ from __future__ import annotations
 
 from ..errors import CompileError
 from ..ir import builder as _builder
-from . import global_vector as _gv
 from .control import device_assert
-from .loops import py_scalar
 
 
 def Assert(condition, message, error_kind: str = "RuntimeError") -> None:  # noqa: N802 - TVM's name
@@ -31,17 +27,6 @@ def Assert(condition, message, error_kind: str = "RuntimeError") -> None:  # noq
         raise CompileError("T.Assert outside a kernel: tilewise has no host-side statements to check it in; "
                            "check the condition before calling the kernel, or move T.Assert into T.Kernel")
     device_assert(condition, f"{error_kind}: {message}")
-
-
-def extract_lane(vector, lane):
-    """Lane `lane` (a constant) of a vector value."""
-    i = py_scalar(lane)
-    if not isinstance(vector, _gv.VectorValue):
-        raise CompileError(f"T.extract_lane expects a vector value (T.ldg64, T.reinterpret(v, T.float32x4), ...), "
-                           f"got {vector!r}")
-    if not isinstance(i, int) or not 0 <= i < vector.lanes:
-        raise CompileError(f"T.extract_lane: lane must be a constant in [0, {vector.lanes}), got {lane!r}")
-    return vector[i]
 
 
 def ignore_loop_partition(predicate):

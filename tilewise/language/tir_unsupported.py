@@ -10,8 +10,9 @@ _LAUNCH = "threads are launched by `with T.Kernel(grid..., threads=n) as (bx, ..
           "T.get_thread_binding(dim)"
 _BLOCKS = "TVM's schedulable blocks (T.sblock, reads/writes regions) are not part of tilewise's IR; write the loops " \
           "and tile operators directly"
-_LANES = "tilewise's expressions are scalar per thread (no vector lanes); vectorise with T.vectorized loops or move " \
-         "vectors with T.ldg128 / T.stg128"
+_LANES = "TVM's vector halves, combinations and scalable vectors are not supported; tilewise's vector lanes " \
+         "(T.Ramp, T.Broadcast, T.float32x4(...), language/vector_values.py) are fixed lanes of scalars: take lanes " \
+         "with T.extract_lane and build the vector you need from them"
 _RUNTIME = "it belongs to TVM's host-side runtime ABI (packed functions, DLTensor stacks, workspaces), which " \
            "tilewise's kernels do not use"
 _WMMA = "wmma fragments (nvcuda::wmma) are not modelled; write the tensor-core code with T.ptx_ldmatrix / T.ptx_mma " \
@@ -28,7 +29,7 @@ MESSAGES: dict[str, str] = {
     "axis": _BLOCKS, "sblock": _BLOCKS, "sblock_attr": _BLOCKS, "sblock_alloc_buffer": _BLOCKS, "reads": _BLOCKS,
     "writes": _BLOCKS, "block_name_suffix_context": _BLOCKS,
     # vector lanes
-    "ramp": _LANES, "broadcast": _LANES, "vectorlow": _LANES, "vectorhigh": _LANES, "vectorcombine": _LANES,
+    "vectorlow": _LANES, "vectorhigh": _LANES, "vectorcombine": _LANES,
     "vscale": _LANES,
     # the function's signature by hand
     "arg": "parameters are declared in the Python signature (`A: T.Tensor(shape, dtype)`, `a: T.handle`)",

@@ -5,7 +5,9 @@ atomic_add.py):
   elements starting at `value` (an element, a slice or a buffer of that many elements, in any
   memory) to those starting at `dst`. As with CUDA's vector atomicAdd, each element's update is
   atomic on its own (the pair is not one transaction), so they are issued as 2 / 4 element
-  atomics, whatever the type;
+  atomics, whatever the type. `value` may also be a vector value of as many lanes
+  (ir/vector.py). With `return_prev=True` the call is a vector value of dst's element type (TileLang's
+  `dst.dtype.with_lanes(n)`): lane k is element k's value before its update;
 - `T.atomic_load(src, memory_order="seq_cst")`: the element's value (an expression);
 - `T.atomic_store(dst, value, memory_order="seq_cst")`;
 - `T.atomic_or(dst, value, memory_order=None)` on an integer element (`return_prev=True` gives
@@ -19,8 +21,9 @@ from ..errors import CompileError
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
 from ..ir.builder import emit, require_kernel
-from ..ir.expr import BufferLoad, Call, Const, Expr, cast
+from ..ir.expr import BufferLoad, Call, Const, Expr, cast, const_value
 from ..ir.stmt import Evaluate, seq
+from ..ir.vector import is_vector, settled, vector_with_effects
 from .atomic_add import _check_dst, _scalar, atomic_call
 
 MEMORY_ORDER_IDS = {"relaxed": 0, "consume": 1, "acquire": 2, "release": 3, "acq_rel": 4, "seq_cst": 5}
@@ -92,6 +95,8 @@ def atomic_or(dst, value, memory_order: str | None = None, return_prev: bool = F
 
 def _lanes(x, lanes: int, what: str, role: str) -> BufferLoad:
     """The first of `lanes` consecutive elements along the last dimension."""
+    if is_vector(x):  # a vector load, X[T.Ramp(i, 1, n)]: the elements it reads
+        return _consecutive_loads(x, lanes, what, role)
     if isinstance(x, Buffer) and not x.is_var:
         x = BufferRegion.full(x)
     if isinstance(x, BufferRegion):
@@ -106,6 +111,31 @@ def _lanes(x, lanes: int, what: str, role: str) -> BufferLoad:
                        f"elements, got {x!r}")
 
 
+def _is_vector_load(v) -> bool:
+    """X[T.Ramp(i, 1, n)]: TileLang passes its address (the elements from there)."""
+    return all(isinstance(e, BufferLoad) for e in v.values) and not getattr(v, "effects", False)
+
+
+def _consecutive_loads(v, lanes: int, what: str, role: str) -> BufferLoad:
+    """The first element of a vector load whose lanes are `lanes` consecutive elements of one
+    buffer along its last dimension (TileLang passes the load's address)."""
+    from ..ir.simplify import simplify
+
+    loads = list(v.values)
+    ok = len(loads) == lanes and all(isinstance(e, BufferLoad) and e.buffer is loads[0].buffer for e in loads)
+    if ok:
+        first = loads[0].indices
+        for k, e in enumerate(loads):
+            diff = [simplify(a - b) for a, b in zip(e.indices, first)]
+            if any(const_value(d) != 0 for d in diff[:-1]) or const_value(diff[-1]) != k:
+                ok = False
+                break
+    if not ok:
+        raise CompileError(f"{what}: a vector {role} must load {lanes} consecutive elements of one buffer along its "
+                           f"last dimension (X[T.Ramp(i, 1, {lanes})]), got {v!r}")
+    return loads[0]
+
+
 def _shift(e: BufferLoad, k: int) -> BufferLoad:
     if k == 0:
         return e
@@ -113,24 +143,37 @@ def _shift(e: BufferLoad, k: int) -> BufferLoad:
     return BufferLoad(e.buffer, [*lead, last + k])
 
 
-def _vector_add(lanes: int, dst, value, return_prev: bool) -> None:
+def _vector_add(lanes: int, dst, value, return_prev: bool):
     what = f"T.atomic_addx{lanes}"
     require_kernel(what)
-    if return_prev:
-        raise CompileError(f"{what}: return_prev=True would return a vector of {lanes} values, which tilewise "
-                           f"has no type for; use T.atomic_add(..., return_prev=True) per element")
     d = _lanes(dst, lanes, what, "destination")
-    v = _lanes(value, lanes, what, "value")
     _check_dst(d.buffer, what)
     dt = d.buffer.dtype
-    emit(seq([atomic_call("add", _shift(d, k), cast(_shift(v, k), dt)) for k in range(lanes)]))
+    if is_vector(value) and not _is_vector_load(value):  # a vector value of as many lanes (T.float16x2(a, b))
+        if value.lanes != lanes:
+            raise CompileError(f"{what}: the value {value.type_name} has {value.lanes} lanes, not {lanes}")
+        vals = [cast(e, dt) for e in settled(value).values]
+    else:
+        v = _lanes(value, lanes, what, "value")
+        vals = [cast(_shift(v, k), dt) for k in range(lanes)]
+    if return_prev:
+        # the previous values, a vector of dst's type (TileLang: dst.dtype.with_lanes(lanes)); each
+        # lane is its element's atomic update, as the statement form below (guard_block_effects
+        # treats each lane's store like a scalar atomic_add(..., return_prev=True))
+        prev = [Call("atomic_add", [Call("address_of", [_shift(d, k)], _dt.handle), vals[k]], dt)
+                for k in range(lanes)]
+        return vector_with_effects(prev, dt)
+    emit(seq([atomic_call("add", _shift(d, k), vals[k]) for k in range(lanes)]))
+    return None
 
 
-def atomic_addx2(dst, value, return_prev: bool = False) -> None:
-    """Atomically add the two elements starting at `value` to the two starting at `dst`."""
-    _vector_add(2, dst, value, return_prev)
+def atomic_addx2(dst, value, return_prev: bool = False):
+    """Atomically add the two elements starting at `value` (or a 2-lane vector value) to the two
+    starting at `dst`; with return_prev=True the elements' previous values, as a 2-lane vector."""
+    return _vector_add(2, dst, value, return_prev)
 
 
-def atomic_addx4(dst, value, return_prev: bool = False) -> None:
-    """Atomically add the four elements starting at `value` to the four starting at `dst`."""
-    _vector_add(4, dst, value, return_prev)
+def atomic_addx4(dst, value, return_prev: bool = False):
+    """Atomically add the four elements starting at `value` (or a 4-lane vector value) to the four
+    starting at `dst`; with return_prev=True the elements' previous values, as a 4-lane vector."""
+    return _vector_add(4, dst, value, return_prev)
