@@ -576,9 +576,37 @@ def static_flag(v, what: str, name: str) -> bool:
 
 
 def reduce(buffer, out, reduce_type: str, dim: int = -1, clear: bool = True, batch: int = 1,
-           nan_propagate: bool = False) -> None:
+           nan_propagate: bool = False, annotations: dict | None = None) -> None:
     """Reduce `buffer` along `dim` into `out` with one of sum, abssum, max, min, absmax."""
-    _reduce(buffer, out, reduce_type, dim, clear, "T.reduce", batch, nan_propagate)
+    _reduce(buffer, out, reduce_type, dim, clear, "T.reduce", batch, nan_propagate, annotations)
+
+
+# TileLang 0.1.15's `annotations=` keys of its reductions: `nan_propagate` (max / min / absmax) and
+# `batch` are the keywords above; `enable_fadd2` switches SM100's packed float32x2 accumulation,
+# which no tilewise target has, so either value gives the same (scalar) code.
+ANNOTATION_KEYS = ("nan_propagate", "batch", "enable_fadd2")
+
+
+def _annotated(annotations, what: str, batch, nan_propagate):
+    """batch and nan_propagate with TileLang's annotations dict applied (a key given both ways
+    must agree); an unknown key or a non-dict is a CompileError naming it."""
+    if annotations is None:
+        return batch, nan_propagate
+    if not isinstance(annotations, dict):
+        raise CompileError(f"{what}: annotations must be a dict, got {annotations!r}")
+    for key, value in annotations.items():
+        if key not in ANNOTATION_KEYS:
+            raise CompileError(f"{what}: unknown annotation {key!r}; tilewise knows {', '.join(ANNOTATION_KEYS)}")
+        if key == "enable_fadd2":
+            static_flag(value, what, "enable_fadd2")
+    if "batch" in annotations:
+        batch = annotations["batch"] if batch == 1 else batch
+    if "nan_propagate" in annotations:
+        flag = static_flag(annotations["nan_propagate"], what, "nan_propagate")
+        if nan_propagate and not flag:
+            raise CompileError(f"{what}: nan_propagate=True and annotations {{'nan_propagate': False}} disagree")
+        nan_propagate = flag
+    return batch, nan_propagate
 
 
 def static_batch(batch, what: str) -> int:
@@ -593,10 +621,11 @@ def static_batch(batch, what: str) -> int:
     return batch
 
 
-def _reduce(buffer, out, reduce_type, dim, clear, what: str, batch=1, nan_propagate=False) -> None:
+def _reduce(buffer, out, reduce_type, dim, clear, what: str, batch=1, nan_propagate=False, annotations=None) -> None:
     require_kernel(what)
     if not isinstance(reduce_type, str) or reduce_type not in REDUCE_TYPES:
         raise CompileError(f"{what}: unknown reduce_type {reduce_type!r}; expected one of {', '.join(REDUCE_TYPES)}")
+    batch, nan_propagate = _annotated(annotations, what, batch, nan_propagate)
     clear = static_flag(clear, what, "clear")
     batch = static_batch(batch, what)
     nan_propagate = static_flag(nan_propagate, what, "nan_propagate")
@@ -631,13 +660,14 @@ def _reduce(buffer, out, reduce_type, dim, clear, what: str, batch=1, nan_propag
 def _kind(name: str):
     # TileLang's signatures: nan_propagate= only on max / min / absmax; abssum has no clear=
     if name in ("max", "min", "absmax"):
-        def f(buffer, out, dim: int = -1, clear: bool = True, batch: int = 1, nan_propagate: bool = False) -> None:
-            _reduce(buffer, out, name, dim, clear, f"T.reduce_{name}", batch, nan_propagate)
-        sig = "dim=-1, clear=True, batch=1, nan_propagate=False"
+        def f(buffer, out, dim: int = -1, clear: bool = True, batch: int = 1, nan_propagate: bool = False,
+              annotations: dict | None = None) -> None:
+            _reduce(buffer, out, name, dim, clear, f"T.reduce_{name}", batch, nan_propagate, annotations)
+        sig = "dim=-1, clear=True, batch=1, nan_propagate=False, annotations=None"
     else:
-        def f(buffer, out, dim: int = -1, clear: bool = True, batch: int = 1) -> None:
-            _reduce(buffer, out, name, dim, clear, f"T.reduce_{name}", batch)
-        sig = "dim=-1, clear=True, batch=1"
+        def f(buffer, out, dim: int = -1, clear: bool = True, batch: int = 1, annotations: dict | None = None) -> None:
+            _reduce(buffer, out, name, dim, clear, f"T.reduce_{name}", batch, annotations=annotations)
+        sig = "dim=-1, clear=True, batch=1, annotations=None"
 
     f.__name__ = f"reduce_{name}"
     f.__qualname__ = f.__name__
