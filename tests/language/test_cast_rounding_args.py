@@ -23,10 +23,10 @@ def test_argument_checks():
         T.cast(1.0, "float8_e4m3fn", round="rn", rbits=T.int32(42))
 
 
-@pytest.mark.parametrize("kw", [dict(round="rz"), dict(round="rp"), dict(round="rm"),
-                                dict(round="rs", rbits=T.int32(1)), dict(sat=False)])
+@pytest.mark.parametrize("kw", [dict(round="rs", rbits=T.int32(1))])
 def test_unimplemented_modes_are_refused_by_name(kw):
-    with pytest.raises(CompileError, match="round=|sat=False"):
+    # the directed modes and sat=False are implemented (test_cast_directed.py); "rs" into float8 is not
+    with pytest.raises(CompileError, match="round="):
         T.cast(T.float32(1.0), "float8_e4m3fn", **kw)
 
 

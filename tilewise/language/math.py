@@ -27,6 +27,7 @@ from ..ir.expr import (
     cast as _cast,
 )
 from ..ir.vector import Vector, cast_vector, is_vector, settled
+from . import directed_cast as _directed
 from . import global_vector as _gv
 
 
@@ -192,9 +193,10 @@ def cast(x, dtype, round: str = "", sat: bool = True, rbits=None):  # noqa: A002
     even and, into float8, saturate to the largest finite value (cvt.rn.satfinite): `round=""`
     or `"rn"` with `sat=True` is that. Stochastic rounding (`round="rs"`, `rbits=` a uint32
     of random bits) converts float32 into float16 / bfloat16 as PTX cvt.rs.satfinite does, on
-    every target (ir/stochastic_round.py). The directed modes ("rz", "rp", "rm"), "rs" into
-    other types and `sat=False` are checked as TileLang checks them, then refused by name (not
-    implemented); `sat` only concerns float8 destinations."""
+    every target (ir/stochastic_round.py). The directed modes ("rz", "rp", "rm") and `sat=False`
+    into float8 (overflow to inf, NaN for e4m3) are built from the nearest-even conversion
+    (language/directed_cast.py); "rs" into other types is refused by name; `sat` only concerns
+    float8 destinations."""
     if round not in CAST_ROUNDING_MODES:
         raise ValueError(f"Invalid round {round!r}. Must be one of: {sorted(CAST_ROUNDING_MODES)}")
     if not isinstance(sat, bool):
@@ -205,16 +207,18 @@ def cast(x, dtype, round: str = "", sat: bool = True, rbits=None):  # noqa: A002
         raise ValueError("rbits is only valid with round='rs' (stochastic rounding)")
     if round == "rs":
         return _stochastic_cast(x, dtype, sat, rbits)
-    if round not in ("", "rn"):
-        raise CompileError(f"T.cast(..., round={round!r}): only round-to-nearest-even conversions are implemented "
-                           "in tilewise (round='' or 'rn')")
     if is_vector(x):  # lane by lane, to a vector type of as many lanes or to an element type
+        if round not in ("", "rn") or not sat:
+            raise CompileError(f"T.cast(..., round={round!r}, sat={sat}) of a vector value: convert its lanes "
+                               "one by one (T.extract_lane)")
         return cast_vector(x, dtype)
-    if not sat and as_dtype(dtype).kind == "float8":
-        raise CompileError("T.cast(..., sat=False): tilewise's float8 conversions always saturate to the largest "
-                           "finite value (satfinite); non-saturating ones are not implemented")
     x = _v(x)
     dt = as_dtype(dtype)
+    if round in _directed.DIRECTED or (not sat and dt.kind == "float8"):
+        x = as_expr(x, _dt.float64 if isinstance(x, float) else None)
+        if round in _directed.DIRECTED:
+            return _directed.directed_cast(x, dt, round, sat)
+        return _directed.nonsaturating_float8(as_expr(x), dt) if x.dtype.is_float else _cast(x, dt)
     if isinstance(x, (int, float, bool)):
         return Const(x, dt)
     return _cast(x, dt)
