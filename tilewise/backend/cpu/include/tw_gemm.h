@@ -211,6 +211,17 @@ static inline __attribute__((always_inline)) void micro(const T* __restrict__ a,
   }
 }
 
+// Asks for the MR rows of the next register block of C (its first cache line per row) while this
+// one runs. A tile's accumulator is reloaded by every call (64 KiB for 128 x 128 fp32: beyond L1,
+// and in L3 when a band of 16 blocks is live, transform/gemm_bands.py); unprefetched, each register
+// block began with MR cache misses that out-of-order execution only partly hid (docs/PERFORMANCE.md:
+// +5 % on the 4096^3 fp32 GEMM). Prefetches never fault, so the one past the tile's end is harmless.
+template <int MR, int LDC, typename T>
+static inline __attribute__((always_inline)) void prefetch_c(const T* next) {
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r) __builtin_prefetch(next + r * LDC, 1, 3);
+}
+
 // One block of MR rows against every column panel of the tile.
 template <int MR, int N, int KC, int AR, int AK, int LDB, int LDC, typename T>
 static inline __attribute__((always_inline)) void row_block(const T* a, const T* b, T* c) {
@@ -219,7 +230,11 @@ static inline __attribute__((always_inline)) void row_block(const T* a, const T*
   constexpr int NR = NV * W;
   constexpr int NFULL = N / NR;
   constexpr int NREM = N % NR;
-  for (int j = 0; j < NFULL; ++j) micro<MR, NV, W, KC, AR, AK, LDB, LDC>(a, b + j * NR, c + j * NR);
+  for (int j = 0; j < NFULL; ++j) {
+    // the next block: the next panel (the remainder's included), else the next row block's first
+    prefetch_c<MR, LDC>(j + 1 < NFULL || NREM > 0 ? c + (j + 1) * NR : c + MR * LDC);
+    micro<MR, NV, W, KC, AR, AK, LDB, LDC>(a, b + j * NR, c + j * NR);
+  }
   if constexpr (NREM > 0) {
     constexpr int NV_LAST = cdiv(NREM, W);
     constexpr int NLAST = NREM - (NV_LAST - 1) * W;
