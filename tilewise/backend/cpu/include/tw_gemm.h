@@ -214,8 +214,9 @@ static inline __attribute__((always_inline)) void micro(const T* __restrict__ a,
 // Asks for the MR rows of the next register block of C (its first cache line per row) while this
 // one runs. A tile's accumulator is reloaded by every call (64 KiB for 128 x 128 fp32: beyond L1,
 // and in L3 when a band of 16 blocks is live, transform/gemm_bands.py); unprefetched, each register
-// block began with MR cache misses that out-of-order execution only partly hid (docs/PERFORMANCE.md:
-// +5 % on the 4096^3 fp32 GEMM). Prefetches never fault, so the one past the tile's end is harmless.
+// block began with MR cache misses that out-of-order execution only partly hid (the 4096^3 fp32
+// GEMM gained 4-5 %, docs/PERFORMANCE.md "C prefetch"). Prefetches never fault, so the one past
+// the tile's end is harmless.
 template <int MR, int LDC, typename T>
 static inline __attribute__((always_inline)) void prefetch_c(const T* next) {
 #pragma GCC unroll 16
