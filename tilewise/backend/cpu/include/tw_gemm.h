@@ -211,15 +211,32 @@ static inline __attribute__((always_inline)) void micro(const T* __restrict__ a,
   }
 }
 
-// One block of MR rows against every column panel of the tile.
-template <int MR, int N, int KC, int AR, int AK, int LDB, int LDC, typename T>
+// Asks for the MR rows of the next register block of C (its first cache line per row) while this
+// one runs. A tile's accumulator is reloaded by every call (64 KiB for 128 x 128 fp32: beyond L1,
+// and in L3 when a band of 16 blocks is live, transform/gemm_bands.py); unprefetched, each register
+// block began with MR cache misses that out-of-order execution only partly hid (the 4096^3 fp32
+// GEMM gained 4-5 %, docs/PERFORMANCE.md "C prefetch"). Only for a C tile larger than half of L1:
+// a smaller one stays in L1 between calls, and the prefetches cost a few % at small K (64 x 64 x
+// 16). Prefetches never fault, so the one past the tile's end is harmless.
+template <int MR, int LDC, typename T>
+static inline __attribute__((always_inline)) void prefetch_c(const T* next) {
+#pragma GCC unroll 16
+  for (int r = 0; r < MR; ++r) __builtin_prefetch(next + r * LDC, 1, 3);
+}
+
+// One block of MR rows against every column panel of the tile; PF_C: prefetch_c the next block.
+template <int MR, int N, int KC, int AR, int AK, int LDB, int LDC, bool PF_C, typename T>
 static inline __attribute__((always_inline)) void row_block(const T* a, const T* b, T* c) {
   constexpr int W = Simd<T>::W;
   constexpr int NV = Block<T>::NV;
   constexpr int NR = NV * W;
   constexpr int NFULL = N / NR;
   constexpr int NREM = N % NR;
-  for (int j = 0; j < NFULL; ++j) micro<MR, NV, W, KC, AR, AK, LDB, LDC>(a, b + j * NR, c + j * NR);
+  for (int j = 0; j < NFULL; ++j) {
+    // the next block: the next panel (the remainder's included), else the next row block's first
+    if constexpr (PF_C) prefetch_c<MR, LDC>(j + 1 < NFULL || NREM > 0 ? c + (j + 1) * NR : c + MR * LDC);
+    micro<MR, NV, W, KC, AR, AK, LDB, LDC>(a, b + j * NR, c + j * NR);
+  }
   if constexpr (NREM > 0) {
     constexpr int NV_LAST = cdiv(NREM, W);
     constexpr int NLAST = NREM - (NV_LAST - 1) * W;
@@ -369,13 +386,14 @@ inline void k_chunk(const T* a, const T* b, T* C) {
   // of 6, then 4 + 4).
   constexpr bool SPLIT = MFULL > 0 && MREM > 0 && 2 * MREM < MR;
   constexpr int MMAIN = SPLIT ? MFULL - 1 : MFULL;
-  for (int i = 0; i < MMAIN; ++i) row_block<MR, N, KC, AR, AK, LDB, LDC>(a + i * MR * AR, b, C + i * MR * LDC);
+  constexpr bool PF = (size_t)M * LDC * sizeof(T) > 16384;  // C beyond half of L1: prefetch_c
+  for (int i = 0; i < MMAIN; ++i) row_block<MR, N, KC, AR, AK, LDB, LDC, PF>(a + i * MR * AR, b, C + i * MR * LDC);
   if constexpr (SPLIT) {
     constexpr int H1 = (MR + MREM + 1) / 2, H2 = MR + MREM - H1;
-    row_block<H1, N, KC, AR, AK, LDB, LDC>(a + MMAIN * MR * AR, b, C + MMAIN * MR * LDC);
-    row_block<H2, N, KC, AR, AK, LDB, LDC>(a + (MMAIN * MR + H1) * AR, b, C + (MMAIN * MR + H1) * LDC);
+    row_block<H1, N, KC, AR, AK, LDB, LDC, PF>(a + MMAIN * MR * AR, b, C + MMAIN * MR * LDC);
+    row_block<H2, N, KC, AR, AK, LDB, LDC, PF>(a + (MMAIN * MR + H1) * AR, b, C + (MMAIN * MR + H1) * LDC);
   } else if constexpr (MREM > 0) {
-    row_block<MREM, N, KC, AR, AK, LDB, LDC>(a + MFULL * MR * AR, b, C + MFULL * MR * LDC);
+    row_block<MREM, N, KC, AR, AK, LDB, LDC, PF>(a + MFULL * MR * AR, b, C + MFULL * MR * LDC);
   }
 }
 
