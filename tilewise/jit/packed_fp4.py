@@ -107,3 +107,46 @@ def packed_output(shape, device: str, dt: DataType | None = None):
     storage = torch.uint8 if dt is not None and dt.name == "uint4" else torch.int8
     return torch.zeros((*shape[:-1], shape[-1] // PACK), dtype=storage,
                        device="cuda" if device == "cuda" else "cpu")
+
+
+# ------------------------------------------------------------------------------ fp4 kernels
+# fp4 buffers are packed inside kernels too (transform/pack_fp4.py): a kernel addresses element
+# e of an fp4 parameter (its offset by the logical strides) as nibble e % 2 of byte e // 2 of
+# what it is given. So a packed argument goes in as its bytes, unchanged, and a numpy array of
+# ml_dtypes.float4_e2m1fn (one value per byte) is packed for the call and unpacked back.
+
+
+def fp4_kernel_bytes(a):
+    """The bytes a kernel is given for TileLang's packed form of an fp4 argument (a view: the
+    kernel writes into the caller's tensor)."""
+    return _raw(a)
+
+
+def _span(shape, strides) -> int:
+    return 1 + sum((n - 1) * s for n, s in zip(shape, strides)) if all(shape) else 0
+
+
+class PackedLogical:
+    """A numpy array of ml_dtypes.float4_e2m1fn (one value per byte) packed two per byte for a
+    kernel, element e (by the array's strides) in nibble e % 2 of byte e // 2."""
+
+    def __init__(self, a: np.ndarray):
+        self.logical = a
+        strides = tuple(s // a.itemsize for s in a.strides)
+        if any(s < 0 for s in strides):
+            raise ValueError("an fp4 argument with negative strides: pass a copy (np.ascontiguousarray)")
+        self.shape, self.strides = tuple(a.shape), strides
+        span = _span(self.shape, strides)
+        codes = np.zeros(span + (span & 1), np.uint8)
+        if span:
+            np.lib.stride_tricks.as_strided(codes, self.shape, strides)[...] = a.view(np.uint8) & 0x0F
+        self.array = codes[0::2] | (codes[1::2] << 4)
+
+    def write_back(self) -> None:
+        span = _span(self.shape, self.strides)
+        if not span:
+            return
+        codes = np.empty(self.array.size * 2, np.uint8)
+        codes[0::2] = self.array & 0x0F
+        codes[1::2] = self.array >> 4
+        self.logical.view(np.uint8)[...] = np.lib.stride_tricks.as_strided(codes, self.shape, self.strides)
