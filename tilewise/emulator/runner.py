@@ -272,7 +272,7 @@ def _fp4_bytes(p: Buffer, a, host: HostState, shape_fns, writeback: list) -> np.
     a = _check_array(p, a, host, shape_fns)
     logical = np.ascontiguousarray(a).view(np.uint8).reshape(-1)
     codes = np.zeros(logical.size + (logical.size & 1), np.uint8)
-    codes[:logical.size] = logical & 0x0F
+    codes[:logical.size] = (logical & 7) | np.where(logical & 0xF8, 8, 0).astype(np.uint8)  # as ml_dtypes reads it
     packed = codes[0::2] | (codes[1::2] << 4)
 
     class _Back:

@@ -116,6 +116,12 @@ def packed_output(shape, device: str, dt: DataType | None = None):
 # ml_dtypes.float4_e2m1fn (one value per byte) is packed for the call and unpacked back.
 
 
+def fp4_code(b: np.ndarray) -> np.ndarray:
+    """The four-bit code of the value ml_dtypes reads in each byte of an fp4 array: it reads a set
+    bit above the value's as the sign."""
+    return (b & 7) | np.where(b & 0xF8, 8, 0).astype(np.uint8)
+
+
 def fp4_kernel_bytes(a):
     """The bytes a kernel is given for TileLang's packed form of an fp4 argument (a view: the
     kernel writes into the caller's tensor)."""
@@ -139,7 +145,7 @@ class PackedLogical:
         span = _span(self.shape, strides)
         codes = np.zeros(span + (span & 1), np.uint8)
         if span:
-            np.lib.stride_tricks.as_strided(codes, self.shape, strides)[...] = a.view(np.uint8) & 0x0F
+            np.lib.stride_tricks.as_strided(codes, self.shape, strides)[...] = fp4_code(a.view(np.uint8))
         self.array = codes[0::2] | (codes[1::2] << 4)
 
     def write_back(self) -> None:
