@@ -192,3 +192,31 @@ def test_fp4_atomics_are_an_error():
 
     with pytest.raises(CompileError, match="two values per byte"):
         compile_(at, "cuda -arch=sm_80", "emulator")
+
+
+def test_ptx_interpreter_runs_packed_fp4_like_the_cpu():
+    """What NVRTC compiles of the packed kernel (byte copies, nibble loads, paired stores), run by
+    the PTX interpreter, gives the CPU's bytes."""
+    m, n = 4, 32
+
+    @T.prim_func
+    def twice(A: T.Tensor((m, n), "float4_e2m1fn"), B: T.Tensor((m, n), "float4_e2m1fn"),
+              F: T.Tensor((m, n), "float32")):  # fmt: skip
+        with T.Kernel(1, threads=32):
+            S = T.alloc_shared((m, n), "float4_e2m1fn")
+            T.copy(A, S)
+            for i, j in T.Parallel(m, n):
+                S[i, j] = T.Cast("float4_e2m1fn", T.Cast("float32", S[i, j]) * 2)
+            T.copy(S, B)
+            for i, j in T.Parallel(m, n):
+                F[i, j] = T.Cast("float32", S[i, j])
+
+    a = torch.from_numpy(np.random.default_rng(4).integers(0, 256, (m, n // 2), dtype=np.uint8))
+    outs = []
+    for k in (compile_(twice, "cuda -arch=sm_80", "emulator").with_execution_backend("ptx"), compile_(twice, "cpu", None)):
+        b, f = torch.zeros_like(a), torch.zeros((m, n))
+        k(a, b, f)
+        outs.append((b, f))
+    assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
+    want = (unpack(a.numpy()).view(FP4).astype(np.float32) * 2).astype(FP4)
+    np.testing.assert_array_equal(unpack(outs[1][0].numpy()), want.view(np.uint8) & 0xF)
