@@ -220,3 +220,13 @@ def test_ptx_interpreter_runs_packed_fp4_like_the_cpu():
     assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
     want = (unpack(a.numpy()).view(FP4).astype(np.float32) * 2).astype(FP4)
     np.testing.assert_array_equal(unpack(outs[1][0].numpy()), want.view(np.uint8) & 0xF)
+
+
+def test_float4_e2m1fnx2_is_the_packed_pair():
+    d = T.float4_e2m1fnx2
+    assert str(d) == "float4_e2m1fnx2" and d.bits == 8 and d.lanes == 2 and d.is_float4()
+    assert d.as_torch() is torch.float4_e2m1fn_x2 and T.is_float4(d) and not T.is_float4_e2m1fn(d)
+    with pytest.raises(ValueError, match="last dimension doubled"):
+        T.Tensor((4,), d)
+    with pytest.raises(CompileError, match="float4_e2m1fnx2"):
+        d(0)

@@ -299,6 +299,10 @@ def as_dtype(value) -> DataType:
         name = _ALIASES.get(value, value)
         if name in _TYPES:
             return _TYPES[name]
+        if name == "float4_e2m1fnx2":  # TileLang's packed pair: the bytes of a float4_e2m1fn tensor
+            raise ValueError(f"unknown dtype {value!r} as an element type: a tensor of fp4 pairs is the bytes of a "
+                             "float4_e2m1fn tensor with the last dimension doubled (fp4 is stored two values per "
+                             "byte); declare it so, or as uint8")
         raise ValueError(f"unknown dtype {value!r}; known: {', '.join(known_dtype_names())}")
     mod = type(value).__module__
     if mod.startswith("torch"):
