@@ -128,7 +128,13 @@ class DataType(str):
         return t
 
     def as_torch(self):
-        """TileLang's name for `.torch`."""
+        """TileLang's name for `.torch`, except that fp4 answers its storage dtype
+        torch.float4_e2m1fn_x2 (two values per byte, half the last dimension) as TileLang's does;
+        `.torch` raises for it, since no torch dtype holds one fp4 value per element."""
+        if self.kind == "float4":
+            import torch
+
+            return torch.float4_e2m1fn_x2
         return self.torch
 
 
