@@ -155,7 +155,17 @@ def test_one_element_per_thread_stores_race_in_the_emulator():
             T.copy(S, B)
 
     k = compile_(racy, "cuda -arch=sm_80", "emulator")
-    with pytest.raises(RaceError):
+    with pytest.raises(RaceError, match="stored two values per byte"):
+        k(torch.ones(32), torch.zeros(16, dtype=torch.uint8))
+
+    @T.prim_func
+    def racy_global(A: T.Tensor((32,), "float32"), B: T.Tensor((32,), "float4_e2m1fn")):
+        with T.Kernel(1, threads=32) as _:
+            tx = T.get_thread_binding()
+            B[tx] = T.Cast("float4_e2m1fn", A[tx])
+
+    k = compile_(racy_global, "cuda -arch=sm_80", "emulator")
+    with pytest.raises(RaceError, match=r"global-memory race on byte 0 of B.*stored two values per byte"):
         k(torch.ones(32), torch.zeros(16, dtype=torch.uint8))
 
 

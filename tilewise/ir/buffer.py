@@ -45,6 +45,9 @@ class Buffer:
         self.explicit_strides: tuple | None = None
         # the T.ptr parameter this global tensor was made from (T.make_tensor), or None
         self.pointer = None
+        # the bytes of an fp4 buffer stored two values per byte (transform/pack_fp4.py): what
+        # the emulator's race reports explain
+        self.packed_fp4 = False
 
     # identity semantics: two buffers are the same only if they are the same object
     __hash__ = object.__hash__

@@ -121,6 +121,7 @@ class _Packer(Mutator):
             out = Buffer(b.name, (nbytes,), _U8, b.scope, base=base, span=b.span)
             out.byte_offset = b.byte_offset // 2 if base is not None and _packs(b.base) else b.byte_offset
             out.base_align = b.base_align
+        out.packed_fp4 = True
         self.mapping[b] = out
         return out
 
