@@ -187,9 +187,10 @@ _TYPES = {
     "float64": DataType("float64", "float", 64),
     "float8_e4m3": DataType("float8_e4m3", "float8", 8),
     "float8_e5m2": DataType("float8_e5m2", "float8", 8),
-    # The OCP microscaling (MX) element and scale types. Inside a kernel tilewise stores fp4 and fp6
-    # one value per byte, in the low bits, as ml_dtypes does, so `bits` is the storage width 8; fp4
-    # tensor arguments may come packed two per byte as TileLang's do (jit/packed_fp4.py, docs/API.md).
+    # The OCP microscaling (MX) element and scale types. A value (a register, an expression) takes a
+    # byte, in the low bits, as ml_dtypes does, so `bits` is 8; fp4 *buffers* are stored packed two
+    # per byte, as TileLang's are (transform/pack_fp4.py, jit/packed_fp4.py, docs/API.md), fp6 one
+    # per byte.
     "float4_e2m1fn": DataType("float4_e2m1fn", "float4", 8),
     "float6_e2m3fn": DataType("float6_e2m3fn", "float6", 8),
     "float6_e3m2fn": DataType("float6_e3m2fn", "float6", 8),

@@ -6,16 +6,16 @@ low nibble of byte i and element 2i + 1 in the high nibble (its `fp4_e2_2_t` x()
 argument binder reads the logical shape as the runtime shape with the last dimension times
 two, and the logical strides as the runtime strides times two except the last, which stays 1.
 
-tilewise keeps fp4 one value per byte inside a kernel (docs/API.md "Microscaling types"), so a
-packed argument is unpacked here into a one-value-per-byte array with those logical shape and
-strides, the kernel runs on it, and what the kernel wrote is packed back into the caller's
-tensor afterwards. Outputs the call allocates for fp4 parameters come back packed the same way
-when the call's tensors are torch tensors (torch.int8, as TileLang allocates them).
+Inside a kernel fp4 is packed the same way (transform/pack_fp4.py), so a packed fp4 argument
+goes to the kernel as its bytes (the logical view below only binds shapes and strides), and a
+numpy array of ml_dtypes.float4_e2m1fn (one value per byte) is packed for the call and unpacked
+back (PackedLogical). fp4 outputs the call allocates come back packed as torch.int8 when the
+call's tensors are torch tensors.
 
 TileLang's int4 / uint4 tensors are packed the same way (torch.int8 / torch.uint8 storage, two
 4-bit integers per byte, the even element in the low nibble); tilewise keeps them one value per
-byte inside a kernel, in the low nibble as ml_dtypes.int4 / uint4 store them, so the same
-unpacking serves both."""
+byte inside a kernel, in the low nibble as ml_dtypes.int4 / uint4 store them: their arguments
+are unpacked for the call (Unpacked) and packed back after it."""
 from __future__ import annotations
 
 import numpy as np
@@ -35,8 +35,8 @@ def packs_two(dt: DataType) -> bool:
 def is_packed_fp4(p_dtype: DataType, a) -> bool:
     """Is `a` TileLang's packed form of an fp4 parameter: a byte tensor (torch uint8 / int8 /
     float4_e2m1fn_x2, or a numpy uint8 / int8 array)? numpy arrays of ml_dtypes.float4_e2m1fn
-    are tilewise's own one-value-per-byte form and stay as they are (likewise int4 / uint4 with
-    ml_dtypes.int4 / uint4)."""
+    are the one-value-per-byte logical form (packed for the call by PackedLogical; int4 / uint4
+    arrays of ml_dtypes.int4 / uint4 stay as they are)."""
     if not packs_two(p_dtype):
         return False
     if isinstance(a, np.ndarray):
