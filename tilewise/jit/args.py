@@ -14,7 +14,7 @@ from ..ir.expr import Var, const
 from ..ir.printer import shape_str
 from ..ir.simplify import simplify
 from ..ir.visitor import collect_vars, substitute
-from .packed_fp4 import PackedLogical, Unpacked, fp4_kernel_bytes, is_packed_fp4, packed_output, packs_two
+from .packed_fp4 import PackedLogical, Unpacked, fp4_kernel_bytes, is_packed_fp4, logical_view, packed_output, packs_two
 
 _np_to_dt: dict = {}
 _MISSING = object()
@@ -102,13 +102,17 @@ class ArgBinder:
             elif isinstance(p, Buffer):
                 given = a
                 packed = is_packed_fp4(p.dtype, a)
-                if packed:  # TileLang's two values per byte: its logical view binds the shape
+                if packed and p.dtype.kind == "float4":  # TileLang's two values per byte, as the kernel
+                    if is_torch(a):                         # stores fp4: its logical view binds the shape
+                        self._check_device(p.name, a)
+                    a = logical_view(p.name, a, p.dtype)
+                elif packed:  # int4: one value per byte inside the kernel, unpacked for it
                     if is_torch(a):
                         self._check_device(p.name, a)
                     up = Unpacked(p.name, a, p.dtype)
                     a = up.array
-                    if i in self.written and p.dtype.kind != "float4":
-                        write_backs.append(up)  # int4: one value per byte inside the kernel
+                    if i in self.written:
+                        write_backs.append(up)
                 arrays[i] = self._check_buffer(p, a, values, deferred)
                 if p.dtype.kind == "float4":  # fp4 kernels take packed bytes (transform/pack_fp4.py)
                     if packed:

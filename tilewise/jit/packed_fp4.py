@@ -128,6 +128,25 @@ def fp4_kernel_bytes(a):
     return _raw(a)
 
 
+def logical_view(name: str, a, dt: DataType):
+    """A stand-in of the logical shape and strides of a packed fp4 argument, for binding the
+    kernel's dimensions and checking the argument: on the CPU a read-only numpy view with those
+    shape and strides over the argument's address (never read: the kernel gets the bytes); for a
+    tensor on a GPU the unpacked copy."""
+    raw = _raw(a)
+    if not isinstance(raw, np.ndarray):
+        return Unpacked(name, a, dt).array
+    if raw.ndim == 0:
+        raise ValueError(f"argument {name}: a packed (fp4 / int4) tensor needs at least one dimension (two values per "
+                         "byte along the last one)")
+    shape, strides = tuple(raw.shape), tuple(raw.strides)
+    if shape[-1] > 1 and strides[-1] != 1:
+        raise ValueError(f"argument {name}: a packed (fp4 / int4) tensor's last dimension must be contiguous (stride 1: "
+                         f"two values share each byte), found strides {strides}")
+    return np.lib.stride_tricks.as_strided(raw.view(dt.numpy), (*shape[:-1], shape[-1] * PACK),
+                                           (*(st * PACK for st in strides[:-1]), 1), writeable=False)
+
+
 def _span(shape, strides) -> int:
     return 1 + sum((n - 1) * s for n, s in zip(shape, strides)) if all(shape) else 0
 
