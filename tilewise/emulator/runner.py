@@ -268,7 +268,15 @@ def _fp4_bytes(p: Buffer, a, host: HostState, shape_fns, writeback: list) -> np.
     jit/args.py), or an array of ml_dtypes.float4_e2m1fn of the logical shape packed here and
     unpacked back after the run (the element at flat offset e in nibble e % 2 of byte e // 2)."""
     if isinstance(a, np.ndarray) and a.dtype in (np.uint8, np.int8):
-        return a.view(np.uint8)
+        raw = a.view(np.uint8)
+        if raw.flags.c_contiguous or raw.size == 0:
+            return raw
+        # rows of a larger tensor (T.StridedTensor): the kernel addresses the bytes by the
+        # strides from the first one, so it gets all the bytes they span, in place
+        if any(st < 0 for st in raw.strides):
+            raise ValueError(f"argument {p.name}: a packed fp4 tensor with negative strides")
+        span = 1 + sum((n - 1) * st for n, st in zip(raw.shape, raw.strides))
+        return np.lib.stride_tricks.as_strided(raw, (span,), (1,))
     a = _check_array(p, a, host, shape_fns)
     logical = np.ascontiguousarray(a).view(np.uint8).reshape(-1)
     codes = np.zeros(logical.size + (logical.size & 1), np.uint8)
