@@ -275,3 +275,36 @@ def test_parallel_stores_give_threads_whole_bytes():
     b2 = torch.zeros((3, 5), dtype=torch.uint8)
     compile_(dyn, "cuda -arch=sm_80", "emulator")(torch.from_numpy(a2), b2)
     np.testing.assert_array_equal(b2.numpy(), pack(a2.astype(FP4).view(np.uint8) & 0xF))
+
+
+@pytest.mark.parametrize("target,backend", TARGETS)
+def test_converting_copies_and_fill(target, backend):
+    """T.copy converting fp4 -> float16 (global to shared) and float16 -> fp4 (fragment to global),
+    and T.fill of an fp4 tile."""
+    m, n = 16, 64
+
+    @T.prim_func
+    def conv(A: T.Tensor((m, n), "float4_e2m1fn"), H: T.Tensor((m, n), "float16"),
+             B: T.Tensor((m, n), "float4_e2m1fn"), C: T.Tensor((m, n), "float4_e2m1fn")):  # fmt: skip
+        with T.Kernel(1, threads=128):
+            Sh = T.alloc_shared((m, n), "float16")
+            F = T.alloc_fragment((m, n), "float16")
+            Q = T.alloc_shared((m, n), "float4_e2m1fn")
+            T.copy(A, Sh)
+            T.copy(Sh, F)
+            for i, j in T.Parallel(m, n):
+                F[i, j] = F[i, j] * -0.5
+            T.copy(F, H)
+            T.copy(F, B)
+            T.fill(Q, 1.5)
+            T.copy(Q, C)
+
+    k = compile_(conv, target, backend)
+    codes = np.random.default_rng(6).integers(0, 16, (m, n), dtype=np.uint8)
+    h = torch.zeros((m, n), dtype=torch.float16)
+    b, c = torch.zeros((m, n // 2), dtype=torch.uint8), torch.zeros((m, n // 2), dtype=torch.uint8)
+    k(torch.from_numpy(pack(codes)), h, b, c)
+    want = (codes.view(FP4).astype(np.float32) * -0.5).astype(np.float16)
+    np.testing.assert_array_equal(h.numpy(), want)
+    np.testing.assert_array_equal(b.numpy(), pack(want.astype(np.float32).astype(FP4).view(np.uint8) & 0xF))
+    np.testing.assert_array_equal(c.numpy(), np.full((m, n // 2), 0x33, np.uint8))  # 1.5 is code 3
