@@ -150,6 +150,7 @@ def test_one_element_per_thread_stores_race_in_the_emulator():
     def racy(A: T.Tensor((32,), "float32"), B: T.Tensor((32,), "float4_e2m1fn")):
         with T.Kernel(1, threads=32) as _:
             S = T.alloc_shared((32,), "float4_e2m1fn")
+            T.clear(S)  # (written first: the read of each read-modify-write then reads set bytes)
             tx = T.get_thread_binding()
             S[tx] = T.Cast("float4_e2m1fn", A[tx])
             T.copy(S, B)

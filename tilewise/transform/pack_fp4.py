@@ -27,7 +27,7 @@ from ..ir import dtype as _dt
 from ..ir.buffer import Buffer
 from ..ir.expr import BinOp, BufferLoad, Call, Cast, Const, Expr, Var, as_expr
 from ..ir.simplify import simplify
-from ..ir.stmt import Allocate, BufferStore, Evaluate, For, Kernel, PrimFunc, seq
+from ..ir.stmt import Allocate, BufferStore, Evaluate, For, IfThenElse, Kernel, PrimFunc, SeqStmt, seq
 from ..ir.visitor import Mutator, Visitor, substitute, uses_var
 
 _U8 = _dt.uint8
@@ -178,6 +178,37 @@ class _Packer(Mutator):
             return BufferStore(self.packed(b), indices, value, s.span)
         return self._rmw(b, indices, value, s.span)
 
+    def visit_SeqStmt(self, s: SeqStmt):
+        """Two consecutive stores of one fp4 byte's two values (T.fill, element copies by pairs):
+        one store of the whole byte."""
+        out, stmts, k = [], s.stmts, 0
+        while k < len(stmts):
+            a = stmts[k]
+            b = stmts[k + 1] if k + 1 < len(stmts) else None
+            merged = self._pair_of(a, b) if b is not None else None
+            if merged is not None:
+                out.append(merged)
+                k += 2
+                continue
+            out.append(self.visit(a))
+            k += 1
+        return seq(out)
+
+    def _pair_of(self, a, b):
+        if not (isinstance(a, BufferStore) and isinstance(b, BufferStore) and a.buffer is b.buffer
+                and is_fp4(a.buffer.dtype) and self._touches(a.buffer)):
+            return None
+        off_a, off_b = flat_offset(a.buffer, a.indices), flat_offset(b.buffer, b.indices)
+        diff = simplify(off_b - off_a)
+        if not (isinstance(diff, Const) and diff.value == 1 and parity(off_a) == 0):
+            return None
+        if uses_buffer(b.value, a.buffer):
+            return None  # the second value reads the buffer the first store wrote
+        lo, hi = self.visit(a.value), self.visit(b.value)
+        idx = [self.visit(i) for i in a.indices]
+        at = simplify(flat_offset(a.buffer, idx) // 2)
+        return BufferStore(self.packed(a.buffer), [at], pack_pair(lo, hi), a.span)
+
     def visit_For(self, f: For):
         paired = self._paired(f)
         if paired is not None:
@@ -187,7 +218,10 @@ class _Packer(Mutator):
     def _paired(self, f: For):
         """`for v: B[e0 + v] = value(v)` over an even count from an even e0, B fp4: a loop over
         bytes, each written once with both of its values (no read-modify-write, no race)."""
-        s = f.body
+        s, guards = f.body, []
+        while isinstance(s, IfThenElse) and s.else_body is None and not uses_var(s.cond, f.var):
+            guards.append(s)  # a guard the same for every iteration (a replica's): kept around the loop body
+            s = s.then_body
         if not (isinstance(s, BufferStore) and is_fp4(s.buffer.dtype) and self._touches(s.buffer)):
             return None
         if not (isinstance(f.extent, Const) and f.extent.value % 2 == 0 and f.extent.value > 0):
@@ -195,6 +229,10 @@ class _Packer(Mutator):
         off = flat_offset(s.buffer, s.indices)
         if uses_var(simplify(off - f.var), f.var):
             return None
+        for ld in _loads_of(s.value, s.buffer):  # both values are computed before the byte is stored:
+            d = simplify(flat_offset(s.buffer, ld.indices) - off)  # only the element itself may be read
+            if not (isinstance(d, Const) and d.value == 0):
+                return None
         e0 = simplify(substitute(off, {f.var: f.start}))
         if parity(e0) != 0:
             return None
@@ -207,6 +245,8 @@ class _Packer(Mutator):
             return None
         idx = simplify(e0 // 2 + w)
         body = BufferStore(self.packed(s.buffer), [idx], pack_pair(lo, hi), s.span)
+        for g in reversed(guards):
+            body = IfThenElse(self.visit(g.cond), body, None, g.span)
         return For(w, Const(0, f.var.dtype), Const(f.extent.value // 2, f.var.dtype), f.kind, body,
                    f.annotations, f.span)
 
@@ -306,6 +346,23 @@ class _Packer(Mutator):
         if views:
             body = seq([*views, body])
         return k.with_fields(body=body) if body is not k.body else k
+
+
+def _loads_of(e, b: Buffer) -> list[BufferLoad]:
+    found = []
+
+    class _V(Visitor):
+        def visit_BufferLoad(self, x):
+            if x.buffer is b:
+                found.append(x)
+            self.generic_visit(x)
+
+    _V().visit(e)
+    return found
+
+
+def uses_buffer(e, b: Buffer) -> bool:
+    return bool(_loads_of(e, b))
 
 
 def _packs(b: Buffer | None) -> bool:
