@@ -14,6 +14,8 @@ from tilewise.errors import CompileError
 
 FP4 = np.dtype(ml_dtypes.float4_e2m1fn)
 TARGETS = [("cpu", None), ("cuda -arch=sm_80", "emulator")]
+# also what NVRTC compiles of it, run by the PTX interpreter
+WITH_PTX = [*TARGETS, ("cuda -arch=sm_80", "ptx")]
 
 
 def pack(codes: np.ndarray) -> np.ndarray:
@@ -28,10 +30,12 @@ def unpack(packed: np.ndarray) -> np.ndarray:
 
 
 def compile_(f, target, backend):
+    if backend == "ptx":
+        return tilewise.compile(f, target=target, execution_backend="emulator").with_execution_backend("ptx")
     return tilewise.compile(f, target=target, execution_backend=backend)
 
 
-@pytest.mark.parametrize("target,backend", TARGETS)
+@pytest.mark.parametrize("target,backend", WITH_PTX)
 def test_all_16_codes_round_trip_through_shared(target, backend):
     m, n = 4, 32
 
@@ -88,7 +92,7 @@ def test_casts_to_and_from_fp4(dst, target, backend):
     np.testing.assert_array_equal(got, want.astype(np.float32))
 
 
-@pytest.mark.parametrize("target,backend", TARGETS)
+@pytest.mark.parametrize("target,backend", WITH_PTX)
 def test_dequant_gemm_with_packed_fp4_b(target, backend):
     """C = A @ dequant(B).T with B (n, k) packed fp4 and a per-row float scale, against numpy."""
     m, n, kk, bk = 32, 32, 64, 32
@@ -278,7 +282,7 @@ def test_parallel_stores_give_threads_whole_bytes():
     np.testing.assert_array_equal(b2.numpy(), pack(a2.astype(FP4).view(np.uint8) & 0xF))
 
 
-@pytest.mark.parametrize("target,backend", TARGETS)
+@pytest.mark.parametrize("target,backend", WITH_PTX)
 def test_converting_copies_and_fill(target, backend):
     """T.copy converting fp4 -> float16 (global to shared) and float16 -> fp4 (fragment to global),
     and T.fill of an fp4 tile."""
