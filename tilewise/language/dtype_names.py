@@ -52,12 +52,9 @@ class PackedFp4Pair(UnsupportedDType):
     pairs is declared as a float4_e2m1fn tensor of twice the last dimension; a pair value has no
     representation in a kernel (calling it is a CompileError)."""
 
+    # no `element` attribute: it is not one of the vector dtypes of values (T.float32x4)
     lanes = 2
     bits = 8
-
-    @property
-    def element(self):
-        return _dt.float4_e2m1fn
 
     def is_float4(self) -> bool:
         return True
