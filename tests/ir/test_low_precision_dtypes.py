@@ -196,7 +196,7 @@ def copy_program(M, N, bm, bn, src, dst):
 @pytest.mark.parametrize("target,backend", TARGETS)
 @pytest.mark.parametrize("name", NAMES)
 def test_copies_through_shared_and_fragments(name, target, backend):
-    """global -> shared -> fragment -> global keeps every byte; a fragment cast to float16 /
+    """global -> shared -> fragment -> global keeps every byte (fp4: every value); a fragment cast to float16 /
     bfloat16 rounds as ml_dtypes does (through float32)."""
     a = np.tile(np.arange(256, dtype=np.uint8).reshape(16, 16), (2, 3)).view(ml(name))  # (32, 48)
     for dst in ("float16", "bfloat16"):
@@ -204,7 +204,12 @@ def test_copies_through_shared_and_fragments(name, target, backend):
         npdst = np.dtype(ml_dtypes.bfloat16) if dst == "bfloat16" else np.dtype(dst)
         b, c = np.zeros((32, 48), npdst), np.zeros((32, 48), ml(name))
         k(a, b, c)
-        assert np.array_equal(bits(c), bits(a))
+        if name == "float4_e2m1fn":  # stored packed: each value's four-bit code (ml_dtypes reads a set
+            # bit above the value's as its sign, so the values and their signs are kept)
+            codes = (bits(a) & 7) | np.where(bits(a) & 0xF8, 8, 0).astype(np.uint8)
+            assert np.array_equal(bits(c), codes)
+        else:
+            assert np.array_equal(bits(c), bits(a))
         want = a.astype(np.float32).astype(npdst)
         np.testing.assert_array_equal(b.astype(np.float32), want.astype(np.float32))
 
@@ -313,8 +318,9 @@ def test_nvrtc_compiles_the_casts(name, nvrtc_check):
                 F[i] = T.Cast("float32", A[i])
                 H[i] = T.Cast("float16", A[i])
                 B[i] = T.Cast(name, F[i] * 2 + T.Cast("float32", H[i])) + T.Cast(name, D[i])
-            T.atomic_add(B[1], A[0])
-            T.atomic_max(B[2], A[1])
+            if name != "float4_e2m1fn":  # fp4 is packed two per byte: no atomics on a nibble
+                T.atomic_add(B[1], A[0])
+                T.atomic_max(B[2], A[1])
 
     nvrtc_check(casts)
 

@@ -55,12 +55,19 @@ class Access:
         self.static = shape is not None
         self.shape = shape
         self.strides = strides_of(shape) if shape is not None else None
+        # a view of a global tensor with a dynamic shape (the bytes of a packed fp4 parameter,
+        # transform/pack_fp4.py): its extents are expressions of the dynamic dimensions
+        self.dyn_shape = None if self.static or buf.base is None else \
+            [comp.expr(d) if not isinstance(d, int) else d for d in buf.shape]
 
     def shape_strides(self, st):
         if self.static:
             return self.shape, self.strides
         if self.fshape is not None:
             shp = tuple(int(np.asarray(f(st)).reshape(-1)[0]) for f in self.fshape)
+            return shp, strides_of(shp)
+        if self.dyn_shape is not None:
+            shp = tuple(d if isinstance(d, int) else int(d(st)) for d in self.dyn_shape)
             return shp, strides_of(shp)
         shp = st.shapes[self.buf]
         return shp, strides_of(shp)

@@ -69,7 +69,7 @@ def _report(st, storage: Storage, kind, flat, tids, sid, other_t, other_s, bad, 
             f"{_access(st, s_old, block, t_old, verb_old)}, then {_access(st, sid, block, t_now, verb_now)}, "
             f"{between}"
         )
-    raise kind(msg)
+    raise kind(msg + _fp4_hint(st.sites[sid].buffer))
 
 
 def _conflicts(st, sh: SharedShadow, flat, tids, other, other_q) -> np.ndarray:
@@ -309,10 +309,24 @@ def _greport(st, storage: Storage, el, gids, sid, other_g, other_s, bad, verb_ol
         between = "in different blocks of one launch, which nothing orders"
     else:
         between = "with no __syncthreads between them"
+    if _fp4_hint(b):
+        here = f"byte {e} of {storage.name}"
     raise RaceError(
         f"global-memory race on {here} (parameter {storage.name}, element {e}): {who(g_old, s_old, verb_old)}, "
-        f"then {who(g_now, sid, verb_now)}, {between}"
+        f"then {who(g_now, sid, verb_now)}, {between}{_fp4_hint(b)}"
     )
+
+
+def _fp4_hint(b) -> str:
+    """What to add when the bytes are packed fp4 (transform/pack_fp4.py): the byte holds two values."""
+    while b is not None and not b.packed_fp4:
+        b = b.base
+    if b is None:
+        return ""
+    return (f" ({b.name.removesuffix('_bytes')} is fp4, stored two values per byte: a store of one value rewrites "
+            "its byte, so threads "
+            "storing the two values of one byte race; give each thread whole pairs (an even number of consecutive "
+            "elements from an even one))")
 
 
 def on_global_read(st, storage: Storage, flat_bytes: np.ndarray, gids: np.ndarray, sid: int, atomic: bool = False):

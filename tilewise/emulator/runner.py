@@ -210,6 +210,11 @@ def run(
     for p, (kind, slot), a in zip(func.params, prog.param_slots, args):
         if kind == "scalar":
             continue
+        if p.dtype.kind == "float4":  # packed two per byte inside the kernel (transform/pack_fp4.py)
+            arr = _fp4_bytes(p, a, host, prog.shape_fns[id(p)], writeback)
+            shapes[p] = tuple(arr.shape)
+            store[slot] = global_storage(p.name, arr)
+            continue
         arr = _check_array(p, a, host, prog.shape_fns[id(p)])
         if not arr.flags.c_contiguous:
             work = np.ascontiguousarray(arr)
@@ -257,6 +262,36 @@ def _check_array(p: Buffer, a, host: HostState, shape_fns) -> np.ndarray:
         if want_d != n:
             raise ValueError(f"argument {p.name}: dimension {k} should be {want_d}, got {n} (shape {a.shape})")
     return a
+
+
+def _fp4_bytes(p: Buffer, a, host: HostState, shape_fns, writeback: list) -> np.ndarray:
+    """The packed bytes of an fp4 parameter: a uint8 array as given (the caller's packed tensor,
+    jit/args.py), or an array of ml_dtypes.float4_e2m1fn of the logical shape packed here and
+    unpacked back after the run (the element at flat offset e in nibble e % 2 of byte e // 2)."""
+    if isinstance(a, np.ndarray) and a.dtype in (np.uint8, np.int8):
+        raw = a.view(np.uint8)
+        if raw.flags.c_contiguous or raw.size == 0:
+            return raw
+        # rows of a larger tensor (T.StridedTensor): the kernel addresses the bytes by the
+        # strides from the first one, so it gets all the bytes they span, in place
+        if any(st < 0 for st in raw.strides):
+            raise ValueError(f"argument {p.name}: a packed fp4 tensor with negative strides")
+        span = 1 + sum((n - 1) * st for n, st in zip(raw.shape, raw.strides))
+        return np.lib.stride_tricks.as_strided(raw, (span,), (1,))
+    a = _check_array(p, a, host, shape_fns)
+    logical = np.ascontiguousarray(a).view(np.uint8).reshape(-1)
+    codes = np.zeros(logical.size + (logical.size & 1), np.uint8)
+    codes[:logical.size] = (logical & 7) | np.where(logical & 0xF8, 8, 0).astype(np.uint8)  # as ml_dtypes reads it
+    packed = codes[0::2] | (codes[1::2] << 4)
+
+    class _Back:
+        def __setitem__(self, _key, work):
+            back = np.empty(work.size * 2, np.uint8)
+            back[0::2], back[1::2] = work & 0x0F, work >> 4
+            a.view(np.uint8)[...] = back[:logical.size].reshape(a.shape)
+
+    writeback.append((_Back(), packed))
+    return packed
 
 
 def _infer_dims(func: PrimFunc, args, dyn_vars) -> list[int]:

@@ -51,6 +51,9 @@ class Buffer:
         # a 64-bit integer parameter whose elements are such addresses (the emulator and the PTX
         # interpreter map them onto the argument tensors they point into)
         self.pointer_table = False
+        # the bytes of an fp4 buffer stored two values per byte (transform/pack_fp4.py): what
+        # the emulator's race reports explain
+        self.packed_fp4 = False
 
     # identity semantics: two buffers are the same only if they are the same object
     __hash__ = object.__hash__

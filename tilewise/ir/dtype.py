@@ -128,7 +128,13 @@ class DataType(str):
         return t
 
     def as_torch(self):
-        """TileLang's name for `.torch`."""
+        """TileLang's name for `.torch`, except that fp4 answers its storage dtype
+        torch.float4_e2m1fn_x2 (two values per byte, half the last dimension) as TileLang's does;
+        `.torch` raises for it, since no torch dtype holds one fp4 value per element."""
+        if self.kind == "float4":
+            import torch
+
+            return torch.float4_e2m1fn_x2
         return self.torch
 
 
@@ -181,9 +187,10 @@ _TYPES = {
     "float64": DataType("float64", "float", 64),
     "float8_e4m3": DataType("float8_e4m3", "float8", 8),
     "float8_e5m2": DataType("float8_e5m2", "float8", 8),
-    # The OCP microscaling (MX) element and scale types. Inside a kernel tilewise stores fp4 and fp6
-    # one value per byte, in the low bits, as ml_dtypes does, so `bits` is the storage width 8; fp4
-    # tensor arguments may come packed two per byte as TileLang's do (jit/packed_fp4.py, docs/API.md).
+    # The OCP microscaling (MX) element and scale types. A value (a register, an expression) takes a
+    # byte, in the low bits, as ml_dtypes does, so `bits` is 8; fp4 *buffers* are stored packed two
+    # per byte, as TileLang's are (transform/pack_fp4.py, jit/packed_fp4.py, docs/API.md), fp6 one
+    # per byte.
     "float4_e2m1fn": DataType("float4_e2m1fn", "float4", 8),
     "float6_e2m3fn": DataType("float6_e2m3fn", "float6", 8),
     "float6_e3m2fn": DataType("float6_e3m2fn", "float6", 8),
@@ -299,6 +306,10 @@ def as_dtype(value) -> DataType:
         name = _ALIASES.get(value, value)
         if name in _TYPES:
             return _TYPES[name]
+        if name == "float4_e2m1fnx2":  # TileLang's packed pair: the bytes of a float4_e2m1fn tensor
+            raise ValueError(f"unknown dtype {value!r} as an element type: a tensor of fp4 pairs is the bytes of a "
+                             "float4_e2m1fn tensor with the last dimension doubled (fp4 is stored two values per "
+                             "byte); declare it so, or as uint8")
         raise ValueError(f"unknown dtype {value!r}; known: {', '.join(known_dtype_names())}")
     mod = type(value).__module__
     if mod.startswith("torch"):

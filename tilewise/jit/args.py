@@ -14,7 +14,7 @@ from ..ir.expr import Var, const
 from ..ir.printer import shape_str
 from ..ir.simplify import simplify
 from ..ir.visitor import collect_vars, substitute
-from .packed_fp4 import Unpacked, is_packed_fp4, packed_output, packs_two
+from .packed_fp4 import PackedLogical, Unpacked, fp4_kernel_bytes, is_packed_fp4, logical_view, packed_output, packs_two
 
 _np_to_dt: dict = {}
 _MISSING = object()
@@ -101,7 +101,12 @@ class ArgBinder:
                 arrays[i] = _alloc([0] * len(p.shape), p.dtype, self.device == "cuda", self.device)
             elif isinstance(p, Buffer):
                 given = a
-                if is_packed_fp4(p.dtype, a):  # TileLang's two values per byte: unpacked for the kernel
+                packed = is_packed_fp4(p.dtype, a)
+                if packed and p.dtype.kind == "float4":  # TileLang's two values per byte, as the kernel
+                    if is_torch(a):                         # stores fp4: its logical view binds the shape
+                        self._check_device(p.name, a)
+                    a = logical_view(p.name, a, p.dtype)
+                elif packed:  # int4: one value per byte inside the kernel, unpacked for it
                     if is_torch(a):
                         self._check_device(p.name, a)
                     up = Unpacked(p.name, a, p.dtype)
@@ -109,6 +114,14 @@ class ArgBinder:
                     if i in self.written:
                         write_backs.append(up)
                 arrays[i] = self._check_buffer(p, a, values, deferred)
+                if p.dtype.kind == "float4":  # fp4 kernels take packed bytes (transform/pack_fp4.py)
+                    if packed:
+                        arrays[i] = fp4_kernel_bytes(given)
+                    else:
+                        pl = PackedLogical(arrays[i])
+                        arrays[i] = pl.array
+                        if i in self.written:
+                            write_backs.append(pl)
                 use_torch = use_torch or is_torch(given)
                 if i in self.written:
                     _check_writable(p, given)
@@ -159,11 +172,19 @@ class ArgBinder:
                     f"cannot allocate output {p.name}: it is a T.StridedTensor; pass it as an argument "
                     "instead of listing it in out_idx"
                 )
-            if use_torch and packs_two(p.dtype):  # TileLang returns fp4 / int4 packed, as torch.int8
+            if use_torch and p.dtype.kind == "float4":  # TileLang returns fp4 packed, as torch.int8
+                out = packed_output(shape, self.device, p.dtype)
+                arrays[i] = fp4_kernel_bytes(out)
+            elif use_torch and packs_two(p.dtype):  # int4 likewise, one value per byte inside the kernel
                 out = packed_output(shape, self.device, p.dtype)
                 up = Unpacked(p.name, out, p.dtype)
                 arrays[i] = up.array
                 write_backs.append(up)
+            elif p.dtype.kind == "float4":
+                out = _alloc(shape, p.dtype, use_torch, self.device)
+                pl = PackedLogical(out)
+                arrays[i] = pl.array
+                write_backs.append(pl)
             else:
                 out = _alloc(shape, p.dtype, use_torch, self.device)
                 arrays[i] = _as_mx_bytes(out, p.dtype) if use_torch and p.dtype.kind == "float6" else out

@@ -6,16 +6,16 @@ low nibble of byte i and element 2i + 1 in the high nibble (its `fp4_e2_2_t` x()
 argument binder reads the logical shape as the runtime shape with the last dimension times
 two, and the logical strides as the runtime strides times two except the last, which stays 1.
 
-tilewise keeps fp4 one value per byte inside a kernel (docs/API.md "Microscaling types"), so a
-packed argument is unpacked here into a one-value-per-byte array with those logical shape and
-strides, the kernel runs on it, and what the kernel wrote is packed back into the caller's
-tensor afterwards. Outputs the call allocates for fp4 parameters come back packed the same way
-when the call's tensors are torch tensors (torch.int8, as TileLang allocates them).
+Inside a kernel fp4 is packed the same way (transform/pack_fp4.py), so a packed fp4 argument
+goes to the kernel as its bytes (the logical view below only binds shapes and strides), and a
+numpy array of ml_dtypes.float4_e2m1fn (one value per byte) is packed for the call and unpacked
+back (PackedLogical). fp4 outputs the call allocates come back packed as torch.int8 when the
+call's tensors are torch tensors.
 
 TileLang's int4 / uint4 tensors are packed the same way (torch.int8 / torch.uint8 storage, two
 4-bit integers per byte, the even element in the low nibble); tilewise keeps them one value per
-byte inside a kernel, in the low nibble as ml_dtypes.int4 / uint4 store them, so the same
-unpacking serves both."""
+byte inside a kernel, in the low nibble as ml_dtypes.int4 / uint4 store them: their arguments
+are unpacked for the call (Unpacked) and packed back after it."""
 from __future__ import annotations
 
 import numpy as np
@@ -35,8 +35,8 @@ def packs_two(dt: DataType) -> bool:
 def is_packed_fp4(p_dtype: DataType, a) -> bool:
     """Is `a` TileLang's packed form of an fp4 parameter: a byte tensor (torch uint8 / int8 /
     float4_e2m1fn_x2, or a numpy uint8 / int8 array)? numpy arrays of ml_dtypes.float4_e2m1fn
-    are tilewise's own one-value-per-byte form and stay as they are (likewise int4 / uint4 with
-    ml_dtypes.int4 / uint4)."""
+    are the one-value-per-byte logical form (packed for the call by PackedLogical; int4 / uint4
+    arrays of ml_dtypes.int4 / uint4 stay as they are)."""
     if not packs_two(p_dtype):
         return False
     if isinstance(a, np.ndarray):
@@ -107,3 +107,71 @@ def packed_output(shape, device: str, dt: DataType | None = None):
     storage = torch.uint8 if dt is not None and dt.name == "uint4" else torch.int8
     return torch.zeros((*shape[:-1], shape[-1] // PACK), dtype=storage,
                        device="cuda" if device == "cuda" else "cpu")
+
+
+# ------------------------------------------------------------------------------ fp4 kernels
+# fp4 buffers are packed inside kernels too (transform/pack_fp4.py): a kernel addresses element
+# e of an fp4 parameter (its offset by the logical strides) as nibble e % 2 of byte e // 2 of
+# what it is given. So a packed argument goes in as its bytes, unchanged, and a numpy array of
+# ml_dtypes.float4_e2m1fn (one value per byte) is packed for the call and unpacked back.
+
+
+def fp4_code(b: np.ndarray) -> np.ndarray:
+    """The four-bit code of the value ml_dtypes reads in each byte of an fp4 array: it reads a set
+    bit above the value's as the sign."""
+    return (b & 7) | np.where(b & 0xF8, 8, 0).astype(np.uint8)
+
+
+def fp4_kernel_bytes(a):
+    """The bytes a kernel is given for TileLang's packed form of an fp4 argument (a view: the
+    kernel writes into the caller's tensor)."""
+    return _raw(a)
+
+
+def logical_view(name: str, a, dt: DataType):
+    """A stand-in of the logical shape and strides of a packed fp4 argument, for binding the
+    kernel's dimensions and checking the argument: on the CPU a read-only numpy view with those
+    shape and strides over the argument's address (never read: the kernel gets the bytes); for a
+    tensor on a GPU the unpacked copy."""
+    raw = _raw(a)
+    if not isinstance(raw, np.ndarray):
+        return Unpacked(name, a, dt).array
+    if raw.ndim == 0:
+        raise ValueError(f"argument {name}: a packed (fp4 / int4) tensor needs at least one dimension (two values per "
+                         "byte along the last one)")
+    shape, strides = tuple(raw.shape), tuple(raw.strides)
+    if shape[-1] > 1 and strides[-1] != 1:
+        raise ValueError(f"argument {name}: a packed (fp4 / int4) tensor's last dimension must be contiguous (stride 1: "
+                         f"two values share each byte), found strides {strides}")
+    return np.lib.stride_tricks.as_strided(raw.view(dt.numpy), (*shape[:-1], shape[-1] * PACK),
+                                           (*(st * PACK for st in strides[:-1]), 1), writeable=False)
+
+
+def _span(shape, strides) -> int:
+    return 1 + sum((n - 1) * s for n, s in zip(shape, strides)) if all(shape) else 0
+
+
+class PackedLogical:
+    """A numpy array of ml_dtypes.float4_e2m1fn (one value per byte) packed two per byte for a
+    kernel, element e (by the array's strides) in nibble e % 2 of byte e // 2."""
+
+    def __init__(self, a: np.ndarray):
+        self.logical = a
+        strides = tuple(s // a.itemsize for s in a.strides)
+        if any(s < 0 for s in strides):
+            raise ValueError("an fp4 argument with negative strides: pass a copy (np.ascontiguousarray)")
+        self.shape, self.strides = tuple(a.shape), strides
+        span = _span(self.shape, strides)
+        codes = np.zeros(span + (span & 1), np.uint8)
+        if span:
+            np.lib.stride_tricks.as_strided(codes, self.shape, strides)[...] = fp4_code(a.view(np.uint8))
+        self.array = codes[0::2] | (codes[1::2] << 4)
+
+    def write_back(self) -> None:
+        span = _span(self.shape, self.strides)
+        if not span:
+            return
+        codes = np.empty(self.array.size * 2, np.uint8)
+        codes[0::2] = self.array & 0x0F
+        codes[1::2] = self.array >> 4
+        self.logical.view(np.uint8)[...] = np.lib.stride_tricks.as_strided(codes, self.shape, self.strides)

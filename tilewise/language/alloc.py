@@ -247,6 +247,11 @@ def symbolic(name: str, dtype="int32") -> Var:
 dynamic = symbolic
 
 
+def _storage_bits(dt) -> int:
+    """Bits an element takes in memory: fp4 is stored two per byte (transform/pack_fp4.py)."""
+    return 4 if dt.kind == "float4" else dt.bits
+
+
 def view(buf: Buffer, shape=None, dtype=None) -> Buffer:
     """An aliasing view of `buf` with another shape and/or dtype (same bytes)."""
     if not isinstance(buf, Buffer):
@@ -255,20 +260,20 @@ def view(buf: Buffer, shape=None, dtype=None) -> Buffer:
     if shape is None:
         if buf.ndim == 0 or not isinstance(buf.shape[-1], int):
             raise CompileError("T.view without a shape needs a static last dimension")
-        last = buf.shape[-1] * buf.dtype.bits
-        if last % dt.bits:
+        last = buf.shape[-1] * _storage_bits(buf.dtype)
+        if last % _storage_bits(dt):
             raise CompileError(f"T.view: {buf.name}'s last dimension does not divide into {dt}")
-        shape = buf.shape[:-1] + (last // dt.bits,)
+        shape = buf.shape[:-1] + (last // _storage_bits(dt),)
     shape = _shape(shape, "T.view", static=False)
     old = buf.numel()
     new = 1
     for d in shape:
         new = new * d
     ov, nv = const_value(old) if isinstance(old, Expr) else old, const_value(new) if isinstance(new, Expr) else new
-    if isinstance(ov, int) and isinstance(nv, int) and ov * buf.dtype.bits != nv * dt.bits:
+    if isinstance(ov, int) and isinstance(nv, int) and ov * _storage_bits(buf.dtype) != nv * _storage_bits(dt):
         raise ShapeMismatchError(
-            f"T.view: {buf.name} holds {ov} x {buf.dtype} = {ov * buf.dtype.bits // 8} bytes, "
-            f"but the view asks for {nv} x {dt} = {nv * dt.bits // 8} bytes"
+            f"T.view: {buf.name} holds {ov} x {buf.dtype} = {ov * _storage_bits(buf.dtype) // 8} bytes, "
+            f"but the view asks for {nv} x {dt} = {nv * _storage_bits(dt) // 8} bytes"
         )
     v = Buffer(f"{buf.name}_view", shape, dt, buf.scope, base=buf)
     v.auto_named = True

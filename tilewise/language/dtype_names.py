@@ -5,9 +5,10 @@
   which tilewise spells "handle" as TVM does for call_extern; so `T.void` is the handle dtype.
 - the packed sub-byte vector types `T.float4_e2m1fnx2 ... x64`, `T.float6_e2m3fnx2 ...`,
   `T.float6_e3m2fnx2 ...`: in TileLang a float4_e2m1fnx8 is 32 bits of eight packed 4-bit values.
-  tilewise keeps fp4 and fp6 one value per byte inside a kernel (docs/API.md, "fp4 tensors"), so a
-  packed vector value has no representation there: the names exist and any use (calling one,
-  `T.reinterpret` to one, a tensor of one) is an error naming the type.
+  tilewise stores fp4 buffers two values per byte (transform/pack_fp4.py) and fp6 one per byte,
+  but has no vector values of them: the names exist and any use (calling one, `T.reinterpret` to
+  one, a tensor of one) is an error naming the type. `T.float4_e2m1fnx2`, TileLang's pair (torch's
+  float4_e2m1fn_x2), also answers `.is_float4()`, `.as_torch()`, `.bits`, `.lanes`.
 - `T.tfloat32x2 ... x64`: vector dtypes (as `T.float32x4`) of T.tfloat32, present once the
   tfloat32 dtype is (it is added on another branch).
 - `T.float8_e3m4`, `T.float8_e4m3b11fnuz` and their vectors: float8 formats that no target of
@@ -44,8 +45,37 @@ class UnsupportedDType(str):
         return self.name
 
 
-_PACKED = ("a packed vector of {bits}-bit values; tilewise keeps fp4/fp6 one value per byte inside a kernel, "
-           "so it has no packed {elem} vector type (use {elem} buffers)")
+class PackedFp4Pair(UnsupportedDType):
+    """`T.float4_e2m1fnx2`, TileLang's packed pair of fp4 values (one byte, torch's
+    float4_e2m1fn_x2): a dtype to ask about (`.is_float4()`, `.as_torch()`, `.bits`, `.lanes`).
+    fp4 buffers are stored two values per byte already (transform/pack_fp4.py), so a tensor of
+    pairs is declared as a float4_e2m1fn tensor of twice the last dimension; a pair value has no
+    representation in a kernel (calling it is a CompileError)."""
+
+    # no `element` attribute: it is not one of the vector dtypes of values (T.float32x4)
+    lanes = 2
+    bits = 8
+
+    def is_float4(self) -> bool:
+        return True
+
+    def is_float4_e2m1fn(self) -> bool:
+        return False
+
+    @property
+    def torch(self):
+        import torch
+
+        return torch.float4_e2m1fn_x2
+
+    def as_torch(self):
+        return self.torch
+
+
+_PACKED = ("a packed vector of {bits}-bit values, which has no value form in a kernel (fp4 buffers are stored "
+           "two values per byte, fp6 one per byte); use {elem} buffers")
+_PAIR = ("a packed pair of fp4 values has no value form in a kernel; fp4 buffers are stored two values per byte "
+         "already, so index a float4_e2m1fn buffer (or view its bytes as uint8 with T.view)")
 _NO_TARGET = "a float8 format no tilewise target (sm_80/sm_90a/CPU/HIP gfx942) converts or computes with"
 
 
@@ -54,6 +84,7 @@ def dtype_names() -> dict[str, object]:
     for elem, bits in (("float4_e2m1fn", 4), ("float6_e2m3fn", 6), ("float6_e3m2fn", 6)):
         for n in LANES:
             out[f"{elem}x{n}"] = UnsupportedDType(f"{elem}x{n}", _PACKED.format(bits=bits, elem=elem))
+    out["float4_e2m1fnx2"] = PackedFp4Pair("float4_e2m1fnx2", _PAIR)
     try:  # T.tfloat32 itself is another branch's (tlex2): its vectors follow once the dtype exists
         tf32 = _dt.as_dtype("tfloat32")
     except (TypeError, ValueError):

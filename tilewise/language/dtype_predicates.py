@@ -14,7 +14,7 @@ from .dtype_names import UnsupportedDType
 float4_e2m1_unpacked = UnsupportedDType(
     "float4_e2m1_unpacked",
     "the one-value-per-byte fp4 operand format of Blackwell's tcgen05 MMA (sm_100); tilewise has no "
-    "Blackwell target. Use T.float4_e2m1fn (tilewise already keeps fp4 one value per byte inside a kernel)")
+    "Blackwell target. Use T.float4_e2m1fn (stored two values per byte, as TileLang stores it)")
 
 _UNPACKED = "float4_e2m1_unpacked"
 
@@ -24,6 +24,8 @@ def _name(value: object) -> str:
         return value.name
     if value in (_UNPACKED, "custom[float4_e2m1_unpacked]8"):  # TileLang's name and its TVM spelling
         return _UNPACKED
+    if value == "float4_e2m1fnx2":  # TileLang's packed pair (T.float4_e2m1fnx2): no element dtype
+        return "float4_e2m1fnx2"
     return _dt.as_dtype(value).name
 
 
@@ -38,8 +40,8 @@ def is_float4_e2m1_unpacked(value: object) -> bool:
 
 
 def is_float4(value: object) -> bool:
-    """Whether `value` is any fp4 E2M1 variant."""
-    return is_float4_e2m1fn(value) or is_float4_e2m1_unpacked(value)
+    """Whether `value` is any fp4 E2M1 variant (the packed pair T.float4_e2m1fnx2 included)."""
+    return is_float4_e2m1fn(value) or is_float4_e2m1_unpacked(value) or _name(value) == "float4_e2m1fnx2"
 
 
 def is_f8f6f4_family(value: object) -> bool:

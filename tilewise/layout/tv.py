@@ -285,18 +285,20 @@ def _largest_factor(n: int, limit_divisor: int) -> int:
     return f
 
 
-def default_fragment(shape, threads: int, vector: int = 1) -> TVFragment:
+def default_fragment(shape, threads: int, vector: int = 1, min_vector: int = 1) -> TVFragment:
     """Consecutive threads own consecutive `vector`-element chunks of the innermost dimension,
     then move to outer dimensions; what a dimension cannot absorb evenly stays in registers, and
     left-over threads replicate. Used for T.Parallel loops and unconstrained fragments.
 
     When chunks of `vector` elements leave threads replicating work (a 24 x 40 tile over 64
     threads in 8-element chunks is 8 copies of 120 registers each), narrower chunks that spread
-    the tile over more threads are taken instead: replication costs registers in every copy."""
+    the tile over more threads are taken instead: replication costs registers in every copy, but
+    no narrower than `min_vector` (a divisor of the innermost extent): a loop storing packed fp4
+    gives every thread whole pairs of values, whole bytes (transform/layout_inference.py)."""
     shape = tuple(int(d) for d in shape)
     best = None
-    vector = max(1, vector)
-    for v in range(vector, 0, -1):
+    vector = max(1, vector, min_vector)
+    for v in range(vector, max(1, min_vector) - 1, -1):
         if vector % v or shape[-1] % v:
             continue
         cand = _default_fragment(shape, threads, v)

@@ -118,23 +118,32 @@ def cooperative_copy(ctx, src: BufferRegion, dst: BufferRegion, async_copy: bool
     v = min(v, layout_run(ctx, src, v), layout_run(ctx, dst, v))
     if pad is not None:
         v, async_copy = 1, False
-    if async_copy and v * src.buffer.dtype.bytes < 4:
+    # fp4 is stored two values per byte (transform/pack_fp4.py): a cp.async moves at least 4 bytes,
+    # and element copies go by pairs, one thread storing both values of a byte
+    fp4 = dst.buffer.dtype.kind == "float4"
+    if async_copy and v * src.buffer.dtype.bytes < (8 if fp4 else 4):
         async_copy = False
+    per = 2 if fp4 and v == 1 and ext and isinstance(ext[-1], int) and ext[-1] % 2 == 0 else v
     total = 1
     for e in ext:
         total *= e
-    n_chunks = total // v
-    chunk_ext = list(ext[:-1]) + [ext[-1] // v]
+    n_chunks = total // per
+    chunk_ext = list(ext[:-1]) + [ext[-1] // per]
 
     def body(c: Expr) -> Stmt:
         local_ranges = dict(ranges)
         pos = unflatten(c, chunk_ext)
-        pos[-1] = pos[-1] * v
+        pos[-1] = pos[-1] * per
         pos = [simplify(p, local_ranges) for p in pos]
         s_idx = region_indices(src, pos)
         d_idx = region_indices(dst, pos)
         if v == 1:
-            return guarded_store(dst, d_idx, guarded_load(src, s_idx, local_ranges, pad), local_ranges)
+            stores = []
+            for k in range(per):
+                at = [*pos[:-1], simplify(pos[-1] + k, local_ranges)]
+                stores.append(guarded_store(dst, region_indices(dst, at),
+                                            guarded_load(src, region_indices(src, at), local_ranges, pad), local_ranges))
+            return seq(stores)
         nbytes = v * src.buffer.dtype.bytes
         src_guard = in_bounds(s_idx, src.buffer, local_ranges) if src.buffer.is_global else None
         dst_guard = in_bounds(d_idx, dst.buffer, local_ranges) if dst.buffer.is_global else None
@@ -183,11 +192,17 @@ def cooperative_fill(ctx, dst: BufferRegion, value: Expr) -> Stmt:
     for e in ext:
         total *= e
 
-    def body(c: Expr) -> Stmt:
-        pos = [simplify(p, ctx.ranges) for p in unflatten(c, ext)]
-        return guarded_store(dst, region_indices(dst, pos), value, ctx.ranges)
+    # fp4 is stored two values per byte (transform/pack_fp4.py): one thread fills both of a byte
+    per = 2 if dst.buffer.dtype.kind == "float4" and ext and isinstance(ext[-1], int) and ext[-1] % 2 == 0 else 1
 
-    return chunk_loop(ctx, total, body)
+    def body(c: Expr) -> Stmt:
+        stores = []
+        for k in range(per):
+            pos = [simplify(p, ctx.ranges) for p in unflatten(c * per + k, ext)]
+            stores.append(guarded_store(dst, region_indices(dst, pos), value, ctx.ranges))
+        return seq(stores)
+
+    return chunk_loop(ctx, total // per, body)
 
 
 def per_thread_loops(region: BufferRegion, ctx, make_body) -> Stmt:

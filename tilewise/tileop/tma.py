@@ -90,7 +90,8 @@ def plan_tma(copy, machine: Machine, pass_configs: dict, dynamic: bool = False) 
     if not 1 <= g.ndim <= 5:
         return f"{g.name} has {g.ndim} dimensions (TMA takes 1 to 5)"
     eb = g.dtype.bytes
-    if g.dtype.bits < 8:
+    if g.dtype.bits < 8 or g.dtype.kind == "float4":
+        # fp4 is packed two per byte (transform/pack_fp4.py): the thread copies move its bytes
         return f"{g.dtype} elements are smaller than a byte"
     # dynamic dimensions are fine (the map is encoded at launch from the tensor passed), as long as
     # every row stride is a multiple of 16 bytes whatever their values: the static dimensions

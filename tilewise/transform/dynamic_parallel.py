@@ -61,6 +61,22 @@ class _Scopes(Visitor):
         return super().generic_visit(node)
 
 
+class _Fp4Stores(Visitor):
+    def __init__(self):
+        self.found = False
+
+    def visit_BufferStore(self, s):
+        b = s.buffer
+        self.found = self.found or (b.dtype.kind == "float4" and (b.is_global or b.is_shared))
+        self.generic_visit(s)
+
+
+def _stores_fp4(stmt) -> bool:
+    v = _Fp4Stores()
+    v.visit(stmt)
+    return v.found
+
+
 def _scopes(stmt) -> dict:
     v = _Scopes()
     v.visit(stmt)
@@ -122,8 +138,12 @@ class _Rewrite(Mutator):
         for g in nest:
             e = cast(g.extent, idt)
             total = e if total is None else binary("mul", total, e)
-        n = Const(self.threads, idt)
-        chunks = binary("floordiv", binary("add", total, Const(self.threads - 1, idt)), n)
+        # a nest storing packed fp4 (two values per byte, transform/pack_fp4.py) takes two
+        # consecutive iterations per thread: one thread then writes both values of a byte where the
+        # nest walks the buffer in order, instead of two threads racing on it
+        per = 2 if _stores_fp4(body) else 1
+        n = Const(self.threads * per, idt)
+        chunks = binary("floordiv", binary("add", total, Const(self.threads * per - 1, idt)), n)
         c, t = Var("chunk", idt), Var("t", idt)
         flat = binary("add", binary("mul", c, n), t)
         mapping, rest = {}, flat
@@ -133,7 +153,10 @@ class _Rewrite(Mutator):
             mapping[g.var] = cast(binary("add", cast(g.start, idt), idx), g.var.dtype)
             rest = binary("floordiv", rest, ext)
         guarded = IfThenElse(compare("lt", flat, total), substitute(body, mapping), span=nest[0].span)
-        inner = For(t, 0, self.threads, "parallel", guarded, dict(nest[-1].annotations), span=nest[0].span)
+        notes = dict(nest[-1].annotations)
+        if per > 1:
+            notes["min_vector"] = per  # layout inference: each thread takes `per` consecutive iterations
+        inner = For(t, 0, self.threads * per, "parallel", guarded, notes, span=nest[0].span)
         loop = For(c, 0, chunks, "serial", inner, span=nest[0].span)
         if self.branches or "global" not in touched:
             return loop

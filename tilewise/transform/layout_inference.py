@@ -17,9 +17,10 @@ from ..ir.buffer import Buffer
 from ..ir.evaluate import evaluate
 from ..ir.expr import BinOp, BufferLoad, Const, Var
 from ..ir.machine import Machine
+from ..ir.simplify import simplify
 from ..ir.span import at
 from ..ir.stmt import Annotation, BufferStore, For, Kernel, PrimFunc, Stmt
-from ..ir.visitor import Mutator, Visitor
+from ..ir.visitor import Mutator, Visitor, uses_var
 from ..layout.layout import Layout
 from ..layout.tv import Mode, TVFragment, default_fragment, replicated_fragment, tv_from_fragment
 from ..tileop.base import InferLevel, TileOp
@@ -39,6 +40,7 @@ class ParallelNest:
     reads: list = field(default_factory=list)  # (buffer, indices)
     writes: list = field(default_factory=list)
     writes_private: bool = False  # stores into a thread-private local buffer
+    fp4_stores: list = field(default_factory=list)  # (buffer, indices) stored into packed fp4 memory
     thread_range: tuple | None = None  # (lo, hi) when an `if` on the thread index narrows who runs it
 
     @property
@@ -370,6 +372,8 @@ class _Accesses(Visitor):
             self.nest.writes.append((s.buffer, s.indices))
         elif s.buffer.is_local:
             self.nest.writes_private = True
+        elif s.buffer.dtype.kind == "float4":
+            self.nest.fp4_stores.append((s.buffer, s.indices))
         self.generic_visit(s)
 
     def visit_For(self, f: For):
@@ -524,7 +528,8 @@ class LayoutInference:
                                       nest.span)
                     lay = loop_from_fragment(self.layout_of(buf), kind, ext)
                 else:
-                    lay = default_fragment(ext, self.threads, self.vector_for([b for b, _ in accesses]))
+                    lay = default_fragment(ext, self.threads, self.vector_for([b for b, _ in accesses]),
+                                           min_vector=_fp4_pairs(nest, ext))
             if lay is not None:
                 self.map.loops[id(nest.loops[0])] = lay
                 self.changed = True
@@ -838,3 +843,20 @@ class _Attach(Mutator):
 
 def infer_layouts(func: PrimFunc, machine: Machine | None = None, pass_configs: dict | None = None) -> PrimFunc:
     return func.with_body(_Attach(machine, pass_configs).visit(func.body))
+
+
+def _fp4_pairs(nest: ParallelNest, ext) -> int:
+    """2 when the nest stores into fp4 memory (global or shared) along its innermost variable and
+    that extent is even: fp4 is stored two values per byte (transform/pack_fp4.py), so a thread
+    owning whole pairs writes whole bytes, where two threads writing the two values of one byte
+    would race. 1 otherwise."""
+    if not ext or ext[-1] % 2:
+        return 1
+    if nest.loops[0].annotations.get("min_vector"):  # set by dynamic_parallel for its chunks
+        return int(nest.loops[0].annotations["min_vector"])
+    inner = nest.loops[-1].var
+    for buf, idx in nest.fp4_stores:
+        if (buf.is_global or buf.is_shared) and idx and \
+                uses_var(idx[-1], inner) and not uses_var(simplify(idx[-1] - inner), inner):
+            return 2  # the innermost variable walks the buffer's last dimension, one by one
+    return 1

@@ -34,6 +34,7 @@ from .legalize_safe_access import legalize_safe_access
 from .lower_parallel_cuda import lower_parallel_cuda
 from .lower_tile_ops import lower_tile_ops
 from .merge_gemm_k_steps import merge_gemm_k_steps
+from .pack_fp4 import pack_fp4
 from .plan_shared_memory import plan_shared_memory
 from .privatise_atomics import privatise_atomics
 from .range_barriers import range_barriers
@@ -76,6 +77,7 @@ def loop_passes(machine: Machine, pass_configs: dict | None = None) -> list[Pass
         ("privatise_atomics", privatise_atomics),
         ("atomic_add_runs", atomic_add_runs),
         ("gemm_bands", lambda f: gemm_bands(f, configs)),
+        ("pack_fp4", pack_fp4),
     ]
 
 
@@ -104,6 +106,8 @@ def thread_passes(machine: Machine, pass_configs: dict | None = None) -> list[Pa
         ("lower_tile_ops", lambda f: lower_tile_ops(f, context)),
         ("lower_parallel", lambda f: lower_parallel_cuda(f, machine, configs)),
         ("apply_shared_layouts", apply_shared_layouts),
+        # fp4 two values per byte: after layouts (element offsets are final), before planning
+        ("pack_fp4", pack_fp4),
         ("plan_shared_memory", lambda f: plan_shared_memory(f, machine)),
         # the automatic producer warpgroup first: range_barriers then sees its named barriers
         # (ids 1 and 2) and gives barriers left inside thread ranges other ids

@@ -146,6 +146,7 @@ class _Plan(Mutator):
         for b in roots + scratch:
             view = Buffer(b.name, b.shape, b.dtype, "shared.dyn", base=smem, span=b.span)
             view.byte_offset = offsets[scratch_key if b in scratch_set else b]
+            view.packed_fp4 = b.packed_fp4
             mapping[b] = (view, None)
             views.append(view)
         for a in aliases:
@@ -163,6 +164,7 @@ class _Plan(Mutator):
                 x = x.base
             view = Buffer(b.name, b.shape, b.dtype, "shared.dyn", base=smem, span=b.span)
             view.byte_offset = at
+            view.packed_fp4 = b.packed_fp4
             mapping[b] = (view, None)
             views.append(view)
         limit = self.machine.max_shared_bytes

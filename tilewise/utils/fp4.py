@@ -1,5 +1,5 @@
-"""Between torch's packed fp4 (torch.float4_e2m1fn_x2, two values per byte) and tilewise's
-float4_e2m1fn (one value per byte, in the low four bits, as ml_dtypes.float4_e2m1fn stores it).
+"""Between torch's packed fp4 (torch.float4_e2m1fn_x2, two values per byte, as kernels store fp4)
+and numpy arrays of ml_dtypes.float4_e2m1fn (one value per byte, in the low four bits).
 
 Packing follows torch / CUTLASS: element 2i is the low nibble of byte i, element 2i+1 the high one,
 so a [..., n] x2 tensor holds [..., 2n] values."""

@@ -31,8 +31,9 @@ _DATA_TYPE = {
     "int16": "UINT16", "uint16": "UINT16", "int8": "UINT8", "uint8": "UINT8", "bool": "UINT8",
     "float8_e4m3": "UINT8", "float8_e5m2": "UINT8", "float8_e8m0fnu": "UINT8",
     "float8_e4m3fnuz": "UINT8", "float8_e5m2fnuz": "UINT8",
-    # fp4 / fp6 one value per byte (tilewise's storage), not TMA's packed 16U4 / 16U6 types
-    "float4_e2m1fn": "UINT8", "float6_e2m3fn": "UINT8", "float6_e3m2fn": "UINT8",
+    # fp6 one value per byte (tilewise's storage), not TMA's packed 16U6 type; fp4 (packed two per
+    # byte, transform/pack_fp4.py) has no entry: tileop/tma.py leaves it to thread copies
+    "float6_e2m3fn": "UINT8", "float6_e3m2fn": "UINT8",
     # int4 / uint4 one value per byte too; tfloat32 copied as the float32 bits it is stored in (the
     # reader ignores the low 13 bits: TMA's TFLOAT32 types would round on the way)
     "int4": "UINT8", "uint4": "UINT8", "tfloat32": "FLOAT32",
