@@ -450,7 +450,7 @@ def main(argv=None) -> int:
                 for r, g, b in zip(ref, got, bad):
                     for i in b[:12]:
                         ins = ", ".join(fmt(a, i) for a in inputs) if inputs[0].size == r.size else ""
-                        print(f"    {p.name} [{mode}] in=({ins}) tilelang={fmt(r, i)} tilewise={fmt(g, i)}")
+                        print(f"    {p.name} [{mode}] [{i}] in=({ins}) tilelang={fmt(r, i)} tilewise={fmt(g, i)}")
         status = "ok   " if all(s.endswith("ok") for s in line) else ("UB   " if p.ub else "DIFF ")
         why = "fast math" if p.ulps == FAST else "atomic order" if "atomic" in p.name else "libm accuracy"
         extra = f"  (within {p.ulps} ulps: {why})" if p.ulps else ""

@@ -56,3 +56,33 @@ def test_float_truncmod_is_fmod(dtype, target, backend):
     c = tilewise.compile(_truncmod_kernel(dtype), out_idx=[2], target=target, execution_backend=backend)(a, b)
     np.testing.assert_array_equal(np.signbit(np.asarray(c)), np.signbit(np.fmod(a, b)))
     np.testing.assert_array_equal(np.asarray(c), np.fmod(a, b))
+
+
+def _absmax_keep_kernel(dim, dst_scope):
+    n_out = 32 if dim == 0 else 16
+
+    @T.prim_func
+    def main(A: T.Tensor((16, 32), "float32"), B0: T.Tensor((n_out,), "float32"), B: T.Tensor((n_out,), "float32")):
+        with T.Kernel(1, threads=128):
+            a = T.alloc_fragment((16, 32), "float32")
+            b = T.alloc_fragment((n_out,), "float32") if dst_scope == "fragment" else T.alloc_shared((n_out,), "float32")
+            T.copy(A, a)
+            T.copy(B0, b)
+            T.reduce_absmax(a, b, dim=dim, clear=False)
+            T.copy(b, B)
+
+    return main
+
+
+@pytest.mark.parametrize("dim,dst_scope", [(0, "fragment"), (1, "fragment"), (1, "shared")])
+@pytest.mark.parametrize("target,backend", BACKENDS)
+def test_reduce_absmax_without_clear_keeps_dst_sign(dim, dst_scope, target, backend):
+    # TileLang reduces into a cleared copy and stores max(dst, copy): dst's old value is not made
+    # absolute. tilewise compared |dst|, so a -inf (or -9) already in dst won over the row's max |x|.
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((16, 32)).astype("float32")
+    n_out = 32 if dim == 0 else 16
+    b0 = np.resize(np.array([-np.inf, -9.0, 0.5, 20.0, -0.0, np.inf, -1e30, 3.0], "float32"), n_out)
+    k = tilewise.compile(_absmax_keep_kernel(dim, dst_scope), out_idx=[2], target=target, execution_backend=backend)
+    got = np.asarray(k(a, b0))
+    np.testing.assert_array_equal(got, np.maximum(b0, np.abs(a).max(axis=dim)))

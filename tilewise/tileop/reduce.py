@@ -3,7 +3,8 @@ reduce_abssum / reduce_absmax / reduce_bitand / reduce_bitor / reduce_bitxor: re
 fragment tile along one dimension (the bitwise kinds into an integer or bool destination).
 
 dst has src's shape without `dim` (TileLang's rule), or with extent 1 there. With clear=False the
-result is combined with dst's existing values; like TileLang, absmax then compares |dst| too.
+result is combined with dst's existing values as they are (TileLang reduces into a cleared copy and
+then stores dst op copy: absmax does not take |dst|, a negative dst stays below the row's |x|).
 Accumulation happens in dst's dtype.
 
 TileLang 0.1.13's `batch=` (output elements per batched all-reduce, a barrier-count hint) is
@@ -105,8 +106,6 @@ class Reduce(TileOp):
         """dst's value before the first combine, or None to keep it as it is."""
         if self.clear:
             return init_value(self.reduce_type, self.acc_dtype)
-        if self.reduce_type == "absmax":
-            return call("abs", old)
         return None
 
     # ------------------------------------------------------------------ CPU lowering
@@ -199,7 +198,7 @@ class Reduce(TileOp):
         if not (isinstance(step, Const) and step.value == 1):
             return None
         first = [s for s, _ in src.region]
-        mode = 0 if self.clear else (2 if self.reduce_type == "absmax" else 1)
+        mode = 0 if self.clear else 1
         init = init_value(self.reduce_type, self.acc_dtype) if self.clear else Const(0, self.acc_dtype)
         args = [Call("address_of", [BufferLoad(dst.buffer, d0)], _dt.handle),
                 Call("address_of", [BufferLoad(src.buffer, first)], _dt.handle),
