@@ -73,6 +73,10 @@ class Prog:
     out_init: callable = None  # () -> initial outputs (in-out parameters); zeros when None
     atol: float = 0.0  # > 0: compare within this absolute tolerance (accumulation order, said why)
     why: str = ""  # why a tolerance is legitimate
+    # a float sum over a tile: on the CPU (no threads) it is added in the CPU's own order (SIMD
+    # lanes, sequential rows), not in the order of TileLang's thread layout, so a CPU difference
+    # (last bits, or inf against NaN after an overflow) is a note; CUDA's order is TileLang's
+    cpu_order: bool = False
 
 
 # ---------------------------------------------------------------------------------------------

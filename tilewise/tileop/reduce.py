@@ -106,6 +106,11 @@ class Reduce(TileOp):
         """dst's value before the first combine, or None to keep it as it is."""
         if self.clear:
             return init_value(self.reduce_type, self.acc_dtype)
+        if self.reduce_type == "absmax":
+            # TileLang reduces into a cleared copy, which for absmax starts at 0, and then stores
+            # max(dst, copy): a row of NaNs leaves max(dst, 0). Starting from dst itself (the
+            # CPU's running reduction) needs that 0 folded in.
+            return self.combine(old, init_value(self.reduce_type, self.acc_dtype))
         return None
 
     # ------------------------------------------------------------------ CPU lowering
@@ -184,6 +189,8 @@ class Reduce(TileOp):
         src, dst = self.src, self.dst
         if len(before) != 1 or stride != 1 or src.buffer.dtype != self.acc_dtype:
             return None
+        if self.reduce_type == "absmax" and not self.clear:  # its start is max(dst, 0): see start()
+            return None
         if self.acc_dtype.name not in ("float32", "int32", "uint32"):
             return None
         rows, n = ext[before[0]], ext[self.dim]
@@ -198,7 +205,7 @@ class Reduce(TileOp):
         if not (isinstance(step, Const) and step.value == 1):
             return None
         first = [s for s, _ in src.region]
-        mode = 0 if self.clear else 1
+        mode = 0 if self.clear else 1  # (2, |dst|, is no rule of TileLang's)
         init = init_value(self.reduce_type, self.acc_dtype) if self.clear else Const(0, self.acc_dtype)
         args = [Call("address_of", [BufferLoad(dst.buffer, d0)], _dt.handle),
                 Call("address_of", [BufferLoad(src.buffer, first)], _dt.handle),
@@ -408,6 +415,8 @@ def all_reduce(ctx, acc: Buffer, modes, n: int, combine, dtype: DataType,
             split += [(place, intra), (W, radix // intra)]
         else:
             split.append((place, radix))
+    if whole_warps and all(r & (r - 1) == 0 and p & (p - 1) == 0 for p, r in split):
+        return _butterfly(ctx, acc, split, n, combine, dtype, stage_shuffles)
     for place, radix in split:
         # a butterfly's partner is tx ^ off: the digit's own bits only when its place is a power of
         # two too (a (2, 5)-fragment's rows 5 threads apart pair tx=4 with 1, not 9: shared memory)
@@ -494,6 +503,77 @@ def all_reduce(ctx, acc: Buffer, modes, n: int, combine, dtype: DataType,
         val = x if val is None else combine(val, x)
     out.append(For(lw, 0, n, "unroll", BufferStore(acc, [lw], val)))
     out.append(Evaluate(Call("syncthreads", [], _dt.handle)))
+    return out
+
+
+def _butterfly(ctx, acc: Buffer, modes, n: int, combine, dtype: DataType, stage_shuffles: bool) -> list[Stmt]:
+    """TileLang's tl::AllReduce order, for modes of power-of-two places and radices: partners
+    tx ^ off for every offset bit, largest offset first, each step x = x op partner's x. The
+    offsets of a warp or more are tl::AllReduce's shared-memory steps: here they are one round,
+    each thread writing its values and combining its partners' in the same tree (x op y = y op x
+    bit for bit, so every thread of a group gets the same result); the smaller offsets are warp
+    shuffles. A float sum is then TileLang's bit for bit."""
+    W = ctx.machine.warp_size
+    offsets = sorted((p << k for p, r in modes for k in range(r.bit_length() - 1)), reverse=True)
+    cross = [o for o in offsets if o >= W]
+    out: list[Stmt] = []
+    if cross:
+        T, tid = ctx.threads, ctx.thread
+        ws = Buffer(f"{acc.name}_ws", (T * n,), dtype, "shared.dyn")
+        ws.self_synced = True  # barriers before and after its use: shared memory planning may share it
+        out.append(Allocate(ws))
+        lv = Var("v", _dt.int32)
+        # value-major: a warp's stores of one value are consecutive words
+        out.append(For(lv, 0, n, "unroll", BufferStore(ws, [simplify(lv * T + tid, ctx.ranges)],
+                                                        BufferLoad(acc, [lv]))))
+        out.append(Evaluate(Call("syncthreads", [], _dt.handle)))
+        lw = Var("v", _dt.int32)
+        K = len(cross)
+
+        # x op y = y op x bit for bit, so the tree is the same from any thread of the group: read
+        # it from the group's first thread (cross bits clear), partners at constant offsets
+        base = tid
+        for o in cross:
+            base = base - ((tid // o) % 2) * o
+        base = simplify(lw * T + base, {**ctx.ranges, lw: (0, n - 1)})
+
+        def partner(j: int) -> Expr:
+            """Partner base + (the offsets of j's bits)'s value."""
+            m = sum(cross[b] for b in range(K) if j >> b & 1)
+            return BufferLoad(ws, [simplify(base + m) if m else base])
+
+        if not stage_shuffles:
+            # one expression, depth first (rms_norm kept 62 registers on sm_80, as TileLang's
+            # code does, where all 2^K loads into registers first took 63). fold(k, j): partner
+            # j's partial after the k largest offsets; the outermost step is the smallest's
+            def fold(k: int, j: int) -> Expr:
+                return partner(j) if k == 0 else combine(fold(k - 1, j), fold(k - 1, j | 1 << (k - 1)))
+            out.append(For(lw, 0, n, "unroll", BufferStore(acc, [lw], fold(K, 0))))
+        else:
+            # a `combine` that repeats its operands (NaN-propagating selects): each partial to a
+            # register first, tree[j] the partial of partner j; level k folds in cross[k]
+            tree = Buffer(f"{acc.name}_tree", (1 << K,), dtype, "local")
+            body: list[Stmt] = [BufferStore(tree, [Const(j, _dt.int32)], partner(j)) for j in range(1 << K)]
+            for k in range(K):
+                for j in range(0, 1 << K, 2 << k):
+                    a, b = BufferLoad(tree, [Const(j, _dt.int32)]), BufferLoad(tree, [Const(j | 1 << k, _dt.int32)])
+                    body.append(BufferStore(tree, [Const(j, _dt.int32)], combine(a, b)))
+            body.append(BufferStore(acc, [lw], BufferLoad(tree, [Const(0, _dt.int32)])))
+            out.append(Allocate(tree))
+            out.append(For(lw, 0, n, "unroll", seq(body)))
+        out.append(Evaluate(Call("syncthreads", [], _dt.handle)))
+    for off in (o for o in offsets if o < W):
+        lv = Var("v", _dt.int32)
+        shfl = Call("shfl_xor", [BufferLoad(acc, [lv]), Const(off, _dt.int32)], dtype, {"width": W})
+        if stage_shuffles:  # a shuffle runs once, in every lane: its result to a register first
+            tmp = Buffer(f"{acc.name}_sh{off}", (n,), dtype, "local")
+            out.append(Allocate(tmp))
+            out.append(For(lv, 0, n, "unroll", BufferStore(tmp, [lv], shfl)))
+            lv2 = Var("v", _dt.int32)
+            out.append(For(lv2, 0, n, "unroll", BufferStore(
+                acc, [lv2], combine(BufferLoad(acc, [lv2]), BufferLoad(tmp, [lv2])))))
+        else:
+            out.append(For(lv, 0, n, "unroll", BufferStore(acc, [lv], combine(BufferLoad(acc, [lv]), shfl))))
     return out
 
 
