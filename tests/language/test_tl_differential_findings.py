@@ -86,3 +86,42 @@ def test_reduce_absmax_without_clear_keeps_dst_sign(dim, dst_scope, target, back
     k = tilewise.compile(_absmax_keep_kernel(dim, dst_scope), out_idx=[2], target=target, execution_backend=backend)
     got = np.asarray(k(a, b0))
     np.testing.assert_array_equal(got, np.maximum(b0, np.abs(a).max(axis=dim)))
+
+
+def test_simplify_keeps_float_plus_positive_zero():
+    # x + 0.0 is not x for x = -0 (IEEE: -0 + +0 = +0); x + -0.0 is
+    from tilewise.ir import dtype as _dt
+    from tilewise.ir.expr import BinOp, Const, Var
+    from tilewise.ir.simplify import simplify
+
+    x = Var("x", _dt.float32)
+    assert isinstance(simplify(BinOp("add", x, Const(0.0, _dt.float32), _dt.float32)), BinOp)
+    assert isinstance(simplify(BinOp("add", Const(0.0, _dt.float32), x, _dt.float32)), BinOp)
+    assert simplify(BinOp("add", x, Const(-0.0, _dt.float32), _dt.float32)) is x
+
+
+def _cumsum_kernel(dim, scope):
+    @T.prim_func
+    def main(A: T.Tensor((16, 32), "float32"), B: T.Tensor((16, 32), "float32")):
+        with T.Kernel(1, threads=128):
+            S = T.alloc_shared((16, 32), "float32") if scope == "shared" else T.alloc_fragment((16, 32), "float32")
+            T.copy(A, S)
+            T.cumsum(S, dim=dim)
+            T.copy(S, B)
+
+    return main
+
+
+@pytest.mark.parametrize("dim,scope", [(0, "shared"), (1, "shared"), (1, "fragment")])
+@pytest.mark.parametrize("target,backend", BACKENDS)
+def test_forward_cumsum_prefix_of_negative_zeros_is_positive_zero(dim, scope, target, backend):
+    # TileLang's scan (tl_templates/cuda/scan.h) adds a carry, +0 at first, to every element: a
+    # line starting with -0s gives +0s. The CPU target kept the first element as it was (-0).
+    a = np.full((16, 32), -0.0, np.float32)
+    a[5:, 3] = 2.0
+    a[7, 4:] = -1.5
+    got = np.asarray(tilewise.compile(_cumsum_kernel(dim, scope), out_idx=[1], target=target,
+                                      execution_backend=backend)(a))
+    want = np.cumsum(a, axis=dim) + np.float32(0)  # numpy keeps -0: the +0 carry makes every zero +0
+    np.testing.assert_array_equal(got, want)
+    assert not np.signbit(got[got == 0]).any()

@@ -96,10 +96,16 @@ class CumSum(TileOp):
             for (a, _), (b, _) in zip(src.region, dst.region)
         )
 
+        # TileLang's scan adds a carry to every element, +0 before the first: a float sum's
+        # first element -0 becomes +0 (so no prefix sum is ever -0). Forward sums only here.
+        zero_first = type(self) is CumSum and not self.reverse and dst.buffer.dtype.is_float
+
         def first(vars_: dict) -> Stmt | None:
+            v, d_idx = element(vars_, 0)
+            if zero_first:
+                return BufferStore(dst.buffer, d_idx, self.combine(v, self.identity(dst.buffer.dtype)))
             if in_place:
                 return None  # the first element is its own prefix sum
-            v, d_idx = element(vars_, 0)
             return BufferStore(dst.buffer, d_idx, v)
 
         def step(vars_: dict, k: Expr) -> Stmt:
