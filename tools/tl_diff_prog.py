@@ -77,6 +77,7 @@ class Prog:
     # lanes, sequential rows), not in the order of TileLang's thread layout, so a CPU difference
     # (last bits, or inf against NaN after an overflow) is a note; CUDA's order is TileLang's
     cpu_order: bool = False
+    skip: str = ""  # why TileLang's code cannot be the reference here (printed as SKIP)
 
 
 # ---------------------------------------------------------------------------------------------

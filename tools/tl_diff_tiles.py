@@ -339,6 +339,10 @@ def _gemm_progs() -> list[Prog]:
                              ("float16", "float16", "f16acc16")]:
         out.append(gemm_prog(f"gemm_nt_{short}", 32, 32, 64, dab=dab, dacc=dacc, tb=True))
         out.append(gemm_prog(f"gemm_nn_ragged_{short}", 20, 24, 40, dab=dab, dacc=dacc))
+        if dab.startswith("float8"):
+            for p in out[-2:]:
+                p.skip = ("TileLang's fp8 MMA is cute's SM89 mma.m16n8k32 (on sm_80 it traps in "
+                          "__assertfail) and the PTX interpreter has no e4m3/e5m2 mma")
     out.append(gemm_prog("gemm_tn_int8", 32, 32, 64, dab="int8", dacc="int32", ta=True))
     out.append(gemm_prog("gemm_nn_clear_accum_f16", 32, 32, 64, clear_accum=True))
     out.append(gemm_prog("gemm_nt_clear_accum_ragged_f16", 20, 24, 40, tb=True, clear_accum=True))

@@ -439,6 +439,9 @@ def main(argv=None) -> int:
     modes = args.modes.split(",")
     mismatches, notes = 0, 0
     for p in progs:
+        if p.skip:
+            print(f"SKIP  {p.name}: {p.skip}")
+            continue
         if "error" in sources[p.name]:
             print(f"SKIP  {p.name}: TileLang cannot lower it: {sources[p.name]['error']}")
             continue
