@@ -74,3 +74,32 @@ def test_column_sum_eight_warps(target, backend):
     want = butterfly(a.copy())
     got = tilewise.compile(_sum_kernel(0, 32, 256), out_idx=[1], target=target, execution_backend=backend)(a)
     np.testing.assert_array_equal(np.asarray(got), want)
+
+
+def _shared_sum_kernel():
+    @T.prim_func
+    def main(A: T.Tensor((16, 32), "float32"), B0: T.Tensor((16,), "float32"), B: T.Tensor((16,), "float32")):
+        with T.Kernel(1, threads=128):
+            S = T.alloc_shared((16, 32), "float32")
+            R = T.alloc_shared((16,), "float32")
+            T.copy(A, S)
+            T.copy(B0, R)
+            T.reduce_sum(S, R, dim=1, clear=False)
+            T.copy(R, B)
+
+    return main
+
+
+@pytest.mark.parametrize("target,backend", CUDA)
+def test_shared_tile_sum_goes_through_registers_like_tilelang(target, backend):
+    # TileLang 0.1.15 copies a shared source into a default fragment (4 consecutive floats a
+    # thread), reduces it as a fragment and adds the old value last; tilewise summed each row
+    # serially in one thread
+    a = _inputs(16)
+    b0 = np.random.default_rng(4).standard_normal(16).astype("float32")
+    part = np.zeros((16, 8), np.float32)
+    for i in range(4):
+        part = part + a.reshape(16, 8, 4)[:, :, i]
+    want = b0 + butterfly(part.T.copy())
+    got = tilewise.compile(_shared_sum_kernel(), out_idx=[2], target=target, execution_backend=backend)(a, b0)
+    np.testing.assert_array_equal(np.asarray(got), want)

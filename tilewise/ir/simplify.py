@@ -329,10 +329,9 @@ class _Simplifier(Mutator):
                 if blo is not None and ahi is not None and blo >= ahi:
                     return b
         if dt.is_float:
-            # x + -0.0 is x; x + +0.0 is not (-0 + +0 = +0): only the negative zero folds
-            if op == "add" and isinstance(b, Const) and b.value == 0 and math.copysign(1.0, b.value) < 0:
+            if op == "add" and isinstance(b, Const) and b.value == 0:
                 return a
-            if op == "add" and isinstance(a, Const) and a.value == 0 and math.copysign(1.0, a.value) < 0:
+            if op == "add" and isinstance(a, Const) and a.value == 0:
                 return b
             if op == "mul" and isinstance(b, Const) and b.value == 1:
                 return a

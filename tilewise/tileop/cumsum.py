@@ -9,7 +9,7 @@ from ..errors import CompileError, InternalError
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
 from ..ir.builder import emit, require_kernel
-from ..ir.expr import BufferLoad, Call, Const, Expr, as_expr, cast
+from ..ir.expr import BufferLoad, Call, Const, Expr, Select, as_expr, cast
 from ..ir.printer import shape_str
 from ..ir.simplify import simplify, structural_equal
 from ..ir.stmt import Allocate, BufferStore, Evaluate, For, IfThenElse, Stmt, seq
@@ -103,7 +103,10 @@ class CumSum(TileOp):
         def first(vars_: dict) -> Stmt | None:
             v, d_idx = element(vars_, 0)
             if zero_first:
-                return BufferStore(dst.buffer, d_idx, self.combine(v, self.identity(dst.buffer.dtype)))
+                # v + 0.0, written as a select: the simplifier folds x + 0.0 to x, as TVM's does
+                # (and TileLang's `x + T.float16(0)` keeps -0), but the scan's carry is added
+                zero = self.identity(dst.buffer.dtype)
+                return BufferStore(dst.buffer, d_idx, Select(v == zero, zero, v))
             if in_place:
                 return None  # the first element is its own prefix sum
             return BufferStore(dst.buffer, d_idx, v)

@@ -266,7 +266,8 @@ class Reduce(TileOp):
             return self._cuda_fragments(ctx)
         if s.is_fragment:
             return self._cuda_fragment_to_memory(ctx)
-        return self._cuda_elementwise(ctx)
+        staged = self._cuda_shared_staged(ctx)
+        return staged if staged is not None else self._cuda_elementwise(ctx)
 
     def _finish(self, old: Expr, total: Expr) -> Expr:
         """The stored result: the reduction alone, or combined with dst's old value."""
@@ -303,6 +304,41 @@ class Reduce(TileOp):
                 f"T.reduce: {dst.buffer.name}'s region {shape_str(squeezed(dst))} is not the shape of "
                 f"{self.src.buffer.name} without dimension {self.dim}", self.span)
         stmts, acc = self._reduce_registers(ctx, ls, ld, f"{self.src.buffer.name}_red")
+        return self._store_reduced(ctx, ld, stmts, acc)
+
+    def _cuda_shared_staged(self, ctx) -> Stmt | None:
+        """A whole shared tile reduced into shared or global memory as TileLang 0.1.15 lowers it:
+        the tile is copied into registers laid out as a default fragment (16-byte chunks per
+        thread), reduced there and across threads (so a float sum adds in TileLang's order),
+        then replica 0 of each result element stores it. None where that does not apply (a
+        fragment result, a slice of the tile, a layout with replicas): each thread then reduces
+        the elements it owns serially."""
+        src, dst = self.src, self.dst
+        if dst.buffer.is_fragment or ctx.threads % ctx.machine.warp_size:
+            return None
+        shape = [int(getattr(e, "value", e)) if not isinstance(e, int) else e for e in src.buffer.shape]
+        full = all(isinstance(getattr(b, "value", b), int) and getattr(b, "value", b) == 0
+                   and int(getattr(e, "value", e)) == n for (b, e), n in zip(src.region, shape))
+        if not full:
+            return None
+        ls = default_fragment(shape, ctx.threads, max(1, 16 // src.buffer.dtype.bytes))
+        if ls.replicate > 1:
+            return None
+        ld = self._dst_layout_from(ls)
+        if [e for e in ld.shape if e != 1] != [int(getattr(e, "value", e)) for e in squeezed(dst)]:
+            return None
+        loc = Buffer(f"{src.buffer.name}_frag", (ls.num_values,), src.buffer.dtype, "local")
+        lv = Var("v", _dt.int32)
+        ranges = {**ctx.ranges, lv: (0, ls.num_values - 1)}
+        coords = [simplify(c, ranges) for c in ls.inverse(ctx.thread, lv)]
+        stmts: list[Stmt] = [Allocate(loc), For(lv, 0, ls.num_values, "unroll",
+                                                 BufferStore(loc, [lv], BufferLoad(src.buffer, coords)))]
+        red, acc = self._reduce_registers(ctx, ls, ld, f"{src.buffer.name}_red", sloc=loc)
+        return self._store_reduced(ctx, ld, stmts + red, acc)
+
+    def _store_reduced(self, ctx, ld, stmts: list[Stmt], acc: Buffer) -> Stmt:
+        """Replica 0 of each result element (layout `ld`, values in `acc`) stores it into dst."""
+        dst = self.dst
         lq = Var("v", _dt.int32)
         ranges = dict(ctx.ranges)
         ranges[lq] = (0, ld.num_values - 1)
@@ -315,10 +351,11 @@ class Reduce(TileOp):
         stmts.append(For(lq, 0, ld.num_values, "unroll", store))
         return seq(stmts)
 
-    def _reduce_registers(self, ctx, ls, ld, name: str) -> tuple[list[Stmt], Buffer]:
+    def _reduce_registers(self, ctx, ls, ld, name: str, sloc: Buffer | None = None) -> tuple[list[Stmt], Buffer]:
         """Statements leaving in a local `acc` register ld.num_values results per thread: the
-        source's registers combined, then across the threads that share a result element."""
-        sloc = ctx.local_buffer(self.src.buffer)
+        source's registers (`sloc`, else the source fragment's) combined, then across the threads
+        that share a result element."""
+        sloc = sloc if sloc is not None else ctx.local_buffer(self.src.buffer)
         acc = Buffer(name, (ld.num_values,), self.acc_dtype, "local")
 
         stmts: list[Stmt] = [Allocate(acc)]
