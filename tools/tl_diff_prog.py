@@ -78,6 +78,7 @@ class Prog:
     # (last bits, or inf against NaN after an overflow) is a note; CUDA's order is TileLang's
     cpu_order: bool = False
     skip: str = ""  # why TileLang's code cannot be the reference here (printed as SKIP)
+    known: str = ""  # a difference found and deliberately left (printed as KNOWN, a note)
 
 
 # ---------------------------------------------------------------------------------------------

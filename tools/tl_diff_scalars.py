@@ -178,6 +178,13 @@ _RNG = np.random.default_rng(13)
 _FR1 = (_RNG.standard_normal(N) * 10).astype(np.float32)  # no NaN, no ±0: those are another developer's
 _FR2 = (_RNG.standard_normal(N) * 10).astype(np.float32)
 
+BF16_FROM_INT = ("TileLang prints (bfloat16_t)x; cutlass's bfloat16_t(int) converts to float and "
+                 "keeps its top 16 bits (truncation); tilewise rounds to nearest even")
+NO_I64_HALF = ("TileLang's (half_t)x / (bfloat16_t)x of a 64-bit integer does not compile "
+               "(more than one cutlass constructor applies)")
+NO_I64_ATOMIC = ("TileLang's 64-bit integer atomics do not compile under NVRTC (tl_templates "
+                 "atomic.h: cuda::atomic_ref<unsigned long long> from a long long*)")
+
 SCALAR_PROGRAMS: list[Prog] = [
     # float -> narrower float at every rounding boundary of the destination
     *(cast_values(f"cast_ties_f32_{short}", "float32", d, tie_values(d)) for d, short in [
@@ -237,3 +244,11 @@ SCALAR_PROGRAMS: list[Prog] = [
       for d in ["int32", "int64", "uint32"]),
     atomic_slots("atomic_slots_add_int64", "atomic_add", "int64"),
 ]
+for _p in SCALAR_PROGRAMS:
+    if _p.name.startswith("cast_edge_") and _p.name.endswith("_bf16") and "64" not in _p.name:
+        _p.known = BF16_FROM_INT
+    if _p.name in ("cast_edge_i64_f16", "cast_edge_i64_bf16", "cast_edge_u64_f16", "cast_edge_u64_bf16"):
+        _p.skip = NO_I64_HALF
+    if _p.name in ("atomic_prev_add_int64", "atomic_prev_max_int64", "atomic_prev_min_int64",
+                   "atomic_slots_max_int64", "atomic_slots_min_int64"):  # (a plain add compiles)
+        _p.skip = NO_I64_ATOMIC

@@ -469,7 +469,7 @@ def main(argv=None) -> int:
                 line.append(f"{mode}: ok")
                 continue
             order = p.cpu_order and mode == "cpu"
-            if p.ub or order:
+            if p.ub or order or p.known:
                 notes += 1
             else:
                 mismatches += 1
@@ -481,11 +481,12 @@ def main(argv=None) -> int:
                         print(f"    {p.name} [{mode}] [{i}] in=({ins}) tilelang={fmt(r, i)} tilewise={fmt(g, i)}")
         hard = [s for s in line if not s.endswith(("ok", "(CPU summation order)"))]
         status = "ok   " if all(s.endswith("ok") for s in line) else (
-            "UB   " if p.ub else "DIFF " if hard else "ORDER")
+            "UB   " if p.ub else "KNOWN" if p.known else "DIFF " if hard else "ORDER")
         why = "fast math" if p.ulps == FAST else "atomic order" if "atomic" in p.name else "libm accuracy"
         extra = f"  (within {p.ulps} ulps: {why})" if p.ulps else ""
         extra += f"  (within {p.atol}: {p.why})" if p.atol else ""
         extra += f"  (UB: {p.ub})" if p.ub and status == "UB   " else ""
+        extra += f"  (known: {p.known})" if status == "KNOWN" else ""
         print(f"{status} {p.name:24s} " + "; ".join(line) + extra, flush=True)
     print(f"\n{len(progs)} programs, {mismatches} mismatches, {notes} differences where TileLang's result is UB "
           "or the CPU sums in its own order")

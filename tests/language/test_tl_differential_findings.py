@@ -141,3 +141,62 @@ def test_f64_to_half_types_round_through_float_as_tilelang(dst, target, backend)
                                       execution_backend=backend)(a))
     want = a.astype(np.float32).astype(np_dst)
     np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
+
+
+def _atomic_add_prev_kernel(n):
+    @T.prim_func
+    def main(A: T.Tensor((n,), "float32"), B: T.Tensor((n,), "float32"), P: T.Tensor((n,), "float32")):
+        with T.Kernel(1, threads=n):
+            for i in T.Parallel(n):
+                P[i] = T.atomic_add(B[i], A[i], return_prev=True)
+
+    return main
+
+
+def _ftz(x):
+    x = np.asarray(x, np.float32)
+    return np.where(np.abs(x) < np.finfo(np.float32).tiny, np.copysign(np.float32(0), x), x).astype(np.float32)
+
+
+@pytest.mark.parametrize("target,backend", BACKENDS)
+def test_float32_atomic_add_flushes_subnormals(target, backend):
+    # PTX's atom.add.f32 (TileLang's AtomicAdd / AtomicAddRet) flushes subnormal inputs and
+    # results to sign-preserving zero: 1e-40 + 0 leaves 0. The CPU target and the emulator kept
+    # the subnormal (the PTX interpreter already flushed). (Left: the CPU target's privatised
+    # tile atomics, transform/privatise_atomics.py, sum per-thread copies without flushing.)
+    sub = np.float32(1e-40)
+    b0 = np.array([sub, 0, -sub, 1.0, 1.5e-38, -0.0, 2 * sub, 3.0], np.float32)
+    a = np.array([0, sub, 0, sub, -1e-38, -sub, sub, -3.0], np.float32)
+    k = tilewise.compile(_atomic_add_prev_kernel(8), out_idx=[2], target=target, execution_backend=backend)
+    b = b0.copy()
+    prev = np.asarray(k(a, b))
+    np.testing.assert_array_equal(prev.view(np.uint32), b0.view(np.uint32))
+    want = _ftz(_ftz(b0) + _ftz(a))
+    np.testing.assert_array_equal(b.view(np.uint32), want.view(np.uint32))
+
+
+def _cummax_kernel(dim):
+    @T.prim_func
+    def main(A: T.Tensor((16, 32), "float32"), B: T.Tensor((16, 32), "float32")):
+        with T.Kernel(1, threads=128):
+            S = T.alloc_shared((16, 32), "float32")
+            T.copy(A, S)
+            T.cummax(S, dim=dim)
+            T.copy(S, B)
+
+    return main
+
+
+@pytest.mark.parametrize("dim", [0, 1])
+@pytest.mark.parametrize("target,backend", BACKENDS)
+def test_forward_cummax_leading_nan_gives_the_identity(dim, target, backend):
+    # TileLang's scan combines each element with a carry, -inf before the first: max(NaN, -inf)
+    # ignores the NaN, so a line starting with NaN starts with -inf. The CPU kept the NaN.
+    a = np.random.default_rng(5).standard_normal((16, 32)).astype(np.float32)
+    a[0, :] = np.nan
+    a[:, 0] = np.nan
+    got = np.asarray(tilewise.compile(_cummax_kernel(dim), out_idx=[1], target=target, execution_backend=backend)(a))
+    want = np.fmax.accumulate(np.concatenate([np.full_like(a, -np.inf).take([0], axis=dim), a], axis=dim),
+                              axis=dim)[1:] if dim == 0 else np.fmax.accumulate(
+        np.concatenate([np.full((16, 1), -np.inf, np.float32), a], axis=1), axis=1)[:, 1:]
+    np.testing.assert_array_equal(got, want)

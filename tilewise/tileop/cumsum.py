@@ -96,17 +96,20 @@ class CumSum(TileOp):
             for (a, _), (b, _) in zip(src.region, dst.region)
         )
 
-        # TileLang's scan adds a carry to every element, +0 before the first: a float sum's
-        # first element -0 becomes +0 (so no prefix sum is ever -0). Forward sums only here.
-        zero_first = type(self) is CumSum and not self.reverse and dst.buffer.dtype.is_float
+        # TileLang's scan combines every element with a carry, the identity before the first: a
+        # float sum's first -0 becomes +0 (no prefix sum is ever -0), a max's first NaN becomes
+        # -inf (max ignores NaN). Forward scans only here.
+        carry_first = not self.reverse and dst.buffer.dtype.is_float
 
         def first(vars_: dict) -> Stmt | None:
             v, d_idx = element(vars_, 0)
-            if zero_first:
-                # v + 0.0, written as a select: the simplifier folds x + 0.0 to x, as TVM's does
-                # (and TileLang's `x + T.float16(0)` keeps -0), but the scan's carry is added
-                zero = self.identity(dst.buffer.dtype)
-                return BufferStore(dst.buffer, d_idx, Select(v == zero, zero, v))
+            if carry_first:
+                ident = self.identity(dst.buffer.dtype)
+                if type(self) is CumSum:
+                    # v + 0.0 as a select: the simplifier folds x + 0.0 to x, as TVM's does (and
+                    # TileLang's `x + T.float16(0)` keeps -0), but the scan's carry is added
+                    return BufferStore(dst.buffer, d_idx, Select(v == ident, ident, v))
+                return BufferStore(dst.buffer, d_idx, self.combine(v, ident))
             if in_place:
                 return None  # the first element is its own prefix sum
             return BufferStore(dst.buffer, d_idx, v)
