@@ -27,7 +27,7 @@ def np_combine(old, red, kind):
         return np.maximum(old, red)
     if kind == "min":
         return np.minimum(old, red)
-    return np.maximum(np.abs(old), red)
+    return np.maximum(old, red)  # absmax: dst as it is (TileLang: max(dst, max|x|)), not |dst|
 
 
 # ------------------------------------------------------------------------------- reduce

@@ -31,7 +31,7 @@ def np_combine(old: np.ndarray, red: np.ndarray, kind: str) -> np.ndarray:
         return np.maximum(old, red)
     if kind == "min":
         return np.minimum(old, red)
-    return np.maximum(np.abs(old), red)
+    return np.maximum(old, red)  # absmax: dst as it is (TileLang: max(dst, max|x|)), not |dst|
 
 
 # ---------------------------------------------------------------------------- property test

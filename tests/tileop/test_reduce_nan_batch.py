@@ -45,8 +45,11 @@ def _reference(a: np.ndarray, kind: str, nan_propagate: bool, clear: bool) -> np
     if kind == "absmax":
         x = np.abs(x)
     if not clear:
-        old = np.full((x.shape[0], 1), 1.0 if kind == "absmax" else -1.0)  # |-1| for absmax
-        x = np.concatenate([x, old], axis=1)
+        # TileLang reduces into a cleared copy (absmax's starts at 0), then dst = op(dst, copy):
+        # dst as it is, not |dst|, so an all-NaN row leaves max(-1, 0) = 0 for absmax
+        old = np.full((x.shape[0], 1), -1.0)
+        x = np.concatenate([x, old] + ([np.zeros_like(old)] if kind == "absmax" and not nan_propagate else []),
+                           axis=1)
     elif not nan_propagate:
         # maxNum ignores NaN against the reduction's start value: an all-NaN row gives it
         start = {"max": -np.inf, "min": np.inf, "absmax": 0.0}[kind]

@@ -1,7 +1,8 @@
-"""Reductions across threads as the hardware wants them (issue 17): the intra-warp digits of a
-reduced thread mode by butterfly shuffles, its warp digits by one shared-memory round (a write
-per warp, one read per warp of the mode). A softmax over a 4 x 1024 tile on 128 threads: 5
-shuffle steps per row and reduction, 4 shared reads per row."""
+"""Reductions across threads as the hardware wants them (issue 17): the warp digits of a reduced
+thread mode by one shared-memory round (one read per warp of the mode), its intra-warp digits
+by butterfly shuffles (in TileLang's order, warps first: tests/tileop/test_reduce_tilelang_order.py).
+A softmax over a 4 x 1024 tile on 128 threads: 5 shuffle steps per row and reduction, 4 shared
+reads per row."""
 from __future__ import annotations
 
 import re

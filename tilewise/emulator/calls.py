@@ -622,7 +622,10 @@ def _atomic(comp: Compiler, e: Call):
         elif storage.shadow is not None:
             races.global_access(st, storage, o, esize, lanes, acc.site.sid, kind != "load", atomic=True)
         mem = storage.typed(npdt).reshape(-1)
-        old = serialised_update(mem, o // esize, vals, op, st.atomic_rng)
+        # PTX's atom/red.add.f32 flushes subnormal inputs and results to sign-preserving zero
+        # (an AMD wavefront's float atomics do not)
+        upd = _ftz_add if kind == "add" and dt.name == "float32" and st.warp == ptx.WARP else op
+        old = serialised_update(mem, o // esize, vals, upd, st.atomic_rng)
         out = np.zeros(st.L, npdt)
         out[lanes] = old
         return out
@@ -650,6 +653,17 @@ def _cvt_rs(comp: Compiler, e: Call):
         return stochastic_round(fx(st), fr(st), dt)
 
     return cvt_rs
+
+
+def _flush(x: np.ndarray) -> np.ndarray:
+    """float32 subnormals to zero of the same sign."""
+    x = np.asarray(x, np.float32)
+    return np.where(np.abs(x) < np.finfo(np.float32).tiny, np.copysign(np.float32(0), x), x).astype(np.float32)
+
+
+def _ftz_add(cur: np.ndarray, v: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        return _flush(_flush(cur) + _flush(v))
 
 
 def serialised_update(mem: np.ndarray, pos: np.ndarray, vals: np.ndarray, op, rng=None) -> np.ndarray:

@@ -9,7 +9,7 @@ from ..errors import CompileError, InternalError
 from ..ir import dtype as _dt
 from ..ir.buffer import Buffer, BufferRegion
 from ..ir.builder import emit, require_kernel
-from ..ir.expr import BufferLoad, Call, Const, Expr, as_expr, cast
+from ..ir.expr import BufferLoad, Call, Const, Expr, Select, as_expr, cast
 from ..ir.printer import shape_str
 from ..ir.simplify import simplify, structural_equal
 from ..ir.stmt import Allocate, BufferStore, Evaluate, For, IfThenElse, Stmt, seq
@@ -96,10 +96,22 @@ class CumSum(TileOp):
             for (a, _), (b, _) in zip(src.region, dst.region)
         )
 
+        # TileLang's scan combines every element with a carry, the identity before the first: a
+        # float sum's first -0 becomes +0 (no prefix sum is ever -0), a max's first NaN becomes
+        # -inf (max ignores NaN). Forward scans only here.
+        carry_first = not self.reverse and dst.buffer.dtype.is_float
+
         def first(vars_: dict) -> Stmt | None:
+            v, d_idx = element(vars_, 0)
+            if carry_first:
+                ident = self.identity(dst.buffer.dtype)
+                if type(self) is CumSum:
+                    # v + 0.0 as a select: the simplifier folds x + 0.0 to x, as TVM's does (and
+                    # TileLang's `x + T.float16(0)` keeps -0), but the scan's carry is added
+                    return BufferStore(dst.buffer, d_idx, Select(v == ident, ident, v))
+                return BufferStore(dst.buffer, d_idx, self.combine(v, ident))
             if in_place:
                 return None  # the first element is its own prefix sum
-            v, d_idx = element(vars_, 0)
             return BufferStore(dst.buffer, d_idx, v)
 
         def step(vars_: dict, k: Expr) -> Stmt:

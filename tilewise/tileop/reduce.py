@@ -3,7 +3,8 @@ reduce_abssum / reduce_absmax / reduce_bitand / reduce_bitor / reduce_bitxor: re
 fragment tile along one dimension (the bitwise kinds into an integer or bool destination).
 
 dst has src's shape without `dim` (TileLang's rule), or with extent 1 there. With clear=False the
-result is combined with dst's existing values; like TileLang, absmax then compares |dst| too.
+result is combined with dst's existing values as they are (TileLang reduces into a cleared copy and
+then stores dst op copy: absmax does not take |dst|, a negative dst stays below the row's |x|).
 Accumulation happens in dst's dtype.
 
 TileLang 0.1.13's `batch=` (output elements per batched all-reduce, a barrier-count hint) is
@@ -106,7 +107,10 @@ class Reduce(TileOp):
         if self.clear:
             return init_value(self.reduce_type, self.acc_dtype)
         if self.reduce_type == "absmax":
-            return call("abs", old)
+            # TileLang reduces into a cleared copy, which for absmax starts at 0, and then stores
+            # max(dst, copy): a row of NaNs leaves max(dst, 0). Starting from dst itself (the
+            # CPU's running reduction) needs that 0 folded in.
+            return self.combine(old, init_value(self.reduce_type, self.acc_dtype))
         return None
 
     # ------------------------------------------------------------------ CPU lowering
@@ -185,6 +189,8 @@ class Reduce(TileOp):
         src, dst = self.src, self.dst
         if len(before) != 1 or stride != 1 or src.buffer.dtype != self.acc_dtype:
             return None
+        if self.reduce_type == "absmax" and not self.clear:  # its start is max(dst, 0): see start()
+            return None
         if self.acc_dtype.name not in ("float32", "int32", "uint32"):
             return None
         rows, n = ext[before[0]], ext[self.dim]
@@ -199,7 +205,7 @@ class Reduce(TileOp):
         if not (isinstance(step, Const) and step.value == 1):
             return None
         first = [s for s, _ in src.region]
-        mode = 0 if self.clear else (2 if self.reduce_type == "absmax" else 1)
+        mode = 0 if self.clear else 1  # (2, |dst|, is no rule of TileLang's)
         init = init_value(self.reduce_type, self.acc_dtype) if self.clear else Const(0, self.acc_dtype)
         args = [Call("address_of", [BufferLoad(dst.buffer, d0)], _dt.handle),
                 Call("address_of", [BufferLoad(src.buffer, first)], _dt.handle),
@@ -260,7 +266,8 @@ class Reduce(TileOp):
             return self._cuda_fragments(ctx)
         if s.is_fragment:
             return self._cuda_fragment_to_memory(ctx)
-        return self._cuda_elementwise(ctx)
+        staged = self._cuda_shared_staged(ctx)
+        return staged if staged is not None else self._cuda_elementwise(ctx)
 
     def _finish(self, old: Expr, total: Expr) -> Expr:
         """The stored result: the reduction alone, or combined with dst's old value."""
@@ -297,6 +304,41 @@ class Reduce(TileOp):
                 f"T.reduce: {dst.buffer.name}'s region {shape_str(squeezed(dst))} is not the shape of "
                 f"{self.src.buffer.name} without dimension {self.dim}", self.span)
         stmts, acc = self._reduce_registers(ctx, ls, ld, f"{self.src.buffer.name}_red")
+        return self._store_reduced(ctx, ld, stmts, acc)
+
+    def _cuda_shared_staged(self, ctx) -> Stmt | None:
+        """A whole shared tile reduced into shared or global memory as TileLang 0.1.15 lowers it:
+        the tile is copied into registers laid out as a default fragment (16-byte chunks per
+        thread), reduced there and across threads (so a float sum adds in TileLang's order),
+        then replica 0 of each result element stores it. None where that does not apply (a
+        fragment result, a slice of the tile, a layout with replicas): each thread then reduces
+        the elements it owns serially."""
+        src, dst = self.src, self.dst
+        if dst.buffer.is_fragment or ctx.threads % ctx.machine.warp_size:
+            return None
+        shape = [int(getattr(e, "value", e)) if not isinstance(e, int) else e for e in src.buffer.shape]
+        full = all(isinstance(getattr(b, "value", b), int) and getattr(b, "value", b) == 0
+                   and int(getattr(e, "value", e)) == n for (b, e), n in zip(src.region, shape))
+        if not full:
+            return None
+        ls = default_fragment(shape, ctx.threads, max(1, 16 // src.buffer.dtype.bytes))
+        if ls.replicate > 1:
+            return None
+        ld = self._dst_layout_from(ls)
+        if [e for e in ld.shape if e != 1] != [int(getattr(e, "value", e)) for e in squeezed(dst)]:
+            return None
+        loc = Buffer(f"{src.buffer.name}_frag", (ls.num_values,), src.buffer.dtype, "local")
+        lv = Var("v", _dt.int32)
+        ranges = {**ctx.ranges, lv: (0, ls.num_values - 1)}
+        coords = [simplify(c, ranges) for c in ls.inverse(ctx.thread, lv)]
+        stmts: list[Stmt] = [Allocate(loc), For(lv, 0, ls.num_values, "unroll",
+                                                 BufferStore(loc, [lv], BufferLoad(src.buffer, coords)))]
+        red, acc = self._reduce_registers(ctx, ls, ld, f"{src.buffer.name}_red", sloc=loc)
+        return self._store_reduced(ctx, ld, stmts + red, acc)
+
+    def _store_reduced(self, ctx, ld, stmts: list[Stmt], acc: Buffer) -> Stmt:
+        """Replica 0 of each result element (layout `ld`, values in `acc`) stores it into dst."""
+        dst = self.dst
         lq = Var("v", _dt.int32)
         ranges = dict(ctx.ranges)
         ranges[lq] = (0, ld.num_values - 1)
@@ -309,10 +351,11 @@ class Reduce(TileOp):
         stmts.append(For(lq, 0, ld.num_values, "unroll", store))
         return seq(stmts)
 
-    def _reduce_registers(self, ctx, ls, ld, name: str) -> tuple[list[Stmt], Buffer]:
+    def _reduce_registers(self, ctx, ls, ld, name: str, sloc: Buffer | None = None) -> tuple[list[Stmt], Buffer]:
         """Statements leaving in a local `acc` register ld.num_values results per thread: the
-        source's registers combined, then across the threads that share a result element."""
-        sloc = ctx.local_buffer(self.src.buffer)
+        source's registers (`sloc`, else the source fragment's) combined, then across the threads
+        that share a result element."""
+        sloc = sloc if sloc is not None else ctx.local_buffer(self.src.buffer)
         acc = Buffer(name, (ld.num_values,), self.acc_dtype, "local")
 
         stmts: list[Stmt] = [Allocate(acc)]
@@ -409,6 +452,8 @@ def all_reduce(ctx, acc: Buffer, modes, n: int, combine, dtype: DataType,
             split += [(place, intra), (W, radix // intra)]
         else:
             split.append((place, radix))
+    if whole_warps and all(r & (r - 1) == 0 and p & (p - 1) == 0 for p, r in split):
+        return _butterfly(ctx, acc, split, n, combine, dtype, stage_shuffles)
     for place, radix in split:
         # a butterfly's partner is tx ^ off: the digit's own bits only when its place is a power of
         # two too (a (2, 5)-fragment's rows 5 threads apart pair tx=4 with 1, not 9: shared memory)
@@ -495,6 +540,77 @@ def all_reduce(ctx, acc: Buffer, modes, n: int, combine, dtype: DataType,
         val = x if val is None else combine(val, x)
     out.append(For(lw, 0, n, "unroll", BufferStore(acc, [lw], val)))
     out.append(Evaluate(Call("syncthreads", [], _dt.handle)))
+    return out
+
+
+def _butterfly(ctx, acc: Buffer, modes, n: int, combine, dtype: DataType, stage_shuffles: bool) -> list[Stmt]:
+    """TileLang's tl::AllReduce order, for modes of power-of-two places and radices: partners
+    tx ^ off for every offset bit, largest offset first, each step x = x op partner's x. The
+    offsets of a warp or more are tl::AllReduce's shared-memory steps: here they are one round,
+    each thread writing its values and combining its partners' in the same tree (x op y = y op x
+    bit for bit, so every thread of a group gets the same result); the smaller offsets are warp
+    shuffles. A float sum is then TileLang's bit for bit."""
+    W = ctx.machine.warp_size
+    offsets = sorted((p << k for p, r in modes for k in range(r.bit_length() - 1)), reverse=True)
+    cross = [o for o in offsets if o >= W]
+    out: list[Stmt] = []
+    if cross:
+        T, tid = ctx.threads, ctx.thread
+        ws = Buffer(f"{acc.name}_ws", (T * n,), dtype, "shared.dyn")
+        ws.self_synced = True  # barriers before and after its use: shared memory planning may share it
+        out.append(Allocate(ws))
+        lv = Var("v", _dt.int32)
+        # value-major: a warp's stores of one value are consecutive words
+        out.append(For(lv, 0, n, "unroll", BufferStore(ws, [simplify(lv * T + tid, ctx.ranges)],
+                                                        BufferLoad(acc, [lv]))))
+        out.append(Evaluate(Call("syncthreads", [], _dt.handle)))
+        lw = Var("v", _dt.int32)
+        K = len(cross)
+
+        # x op y = y op x bit for bit, so the tree is the same from any thread of the group: read
+        # it from the group's first thread (cross bits clear), partners at constant offsets
+        base = tid
+        for o in cross:
+            base = base - ((tid // o) % 2) * o
+        base = simplify(lw * T + base, {**ctx.ranges, lw: (0, n - 1)})
+
+        def partner(j: int) -> Expr:
+            """Partner base + (the offsets of j's bits)'s value."""
+            m = sum(cross[b] for b in range(K) if j >> b & 1)
+            return BufferLoad(ws, [simplify(base + m) if m else base])
+
+        if not stage_shuffles:
+            # one expression, depth first (rms_norm kept 62 registers on sm_80, as TileLang's
+            # code does, where all 2^K loads into registers first took 63). fold(k, j): partner
+            # j's partial after the k largest offsets; the outermost step is the smallest's
+            def fold(k: int, j: int) -> Expr:
+                return partner(j) if k == 0 else combine(fold(k - 1, j), fold(k - 1, j | 1 << (k - 1)))
+            out.append(For(lw, 0, n, "unroll", BufferStore(acc, [lw], fold(K, 0))))
+        else:
+            # a `combine` that repeats its operands (NaN-propagating selects): each partial to a
+            # register first, tree[j] the partial of partner j; level k folds in cross[k]
+            tree = Buffer(f"{acc.name}_tree", (1 << K,), dtype, "local")
+            body: list[Stmt] = [BufferStore(tree, [Const(j, _dt.int32)], partner(j)) for j in range(1 << K)]
+            for k in range(K):
+                for j in range(0, 1 << K, 2 << k):
+                    a, b = BufferLoad(tree, [Const(j, _dt.int32)]), BufferLoad(tree, [Const(j | 1 << k, _dt.int32)])
+                    body.append(BufferStore(tree, [Const(j, _dt.int32)], combine(a, b)))
+            body.append(BufferStore(acc, [lw], BufferLoad(tree, [Const(0, _dt.int32)])))
+            out.append(Allocate(tree))
+            out.append(For(lw, 0, n, "unroll", seq(body)))
+        out.append(Evaluate(Call("syncthreads", [], _dt.handle)))
+    for off in (o for o in offsets if o < W):
+        lv = Var("v", _dt.int32)
+        shfl = Call("shfl_xor", [BufferLoad(acc, [lv]), Const(off, _dt.int32)], dtype, {"width": W})
+        if stage_shuffles:  # a shuffle runs once, in every lane: its result to a register first
+            tmp = Buffer(f"{acc.name}_sh{off}", (n,), dtype, "local")
+            out.append(Allocate(tmp))
+            out.append(For(lv, 0, n, "unroll", BufferStore(tmp, [lv], shfl)))
+            lv2 = Var("v", _dt.int32)
+            out.append(For(lv2, 0, n, "unroll", BufferStore(
+                acc, [lv2], combine(BufferLoad(acc, [lv2]), BufferLoad(tmp, [lv2])))))
+        else:
+            out.append(For(lv, 0, n, "unroll", BufferStore(acc, [lv], combine(BufferLoad(acc, [lv]), shfl))))
     return out
 
 

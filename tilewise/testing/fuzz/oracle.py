@@ -295,9 +295,8 @@ class Oracle:
                 init = np.inf if op.kind == "min" else -np.inf
             if op.kind == "absmax":
                 init = 0.0
+            # without clear, dst's old value joins as it is (TileLang: dst = max(dst, max|x|))
             old = d.val if not op.clear else np.full(d.val.shape, init, np.float64)
-            if not op.clear and op.kind == "absmax":
-                old = np.abs(old)
             val = f.reduce(np.concatenate([np.expand_dims(old, op.dim), x], op.dim), axis=op.dim)
             err = ex.max(op.dim) if n else np.zeros(val.shape)
             if not op.clear:

@@ -641,9 +641,17 @@ template <typename T, typename F> inline T atomic_update(T* addr, F f) {
   }
 }
 
+// PTX's atom/red.add.f32 flushes subnormal inputs and results to zero of the same sign: so
+// does float32 here (TileLang's atomicAdd of 1e-40 to 0 leaves 0)
+inline float flush_subnormal(float x) {
+  return (bitcast<uint32_t>(x) & 0x7f800000u) ? x : bitcast<float>(bitcast<uint32_t>(x) & 0x80000000u);
+}
 template <typename T> inline T atomic_add(T* addr, T value) {
   if constexpr (std::is_integral<T>::value) {
     return __atomic_fetch_add(addr, value, __ATOMIC_RELAXED);
+  } else if constexpr (std::is_same<T, float>::value) {
+    const float v = flush_subnormal(value);
+    return atomic_update(addr, [v](float x) { return flush_subnormal(flush_subnormal(x) + v); });
   } else if constexpr (is_lowp<T>::value) {
     return atomic_update(addr, [value](T x) { return T((float)x + (float)value); });
   } else {
@@ -655,6 +663,19 @@ template <typename T> inline T atomic_add(T* addr, T value) {
 // (transform/atomic_add_runs.py). The exchange is atomic against per-element atomics on the same
 // memory too (a locked instruction holds the cache line either way). Without cmpxchg16b (no
 // -mcx16), element by element.
+// flush_subnormal on each float of a 16-byte vector; doubles are left as they are (atom.add.f64
+// keeps subnormals)
+template <typename V> inline V flush_subnormals(V x) {
+  if constexpr (sizeof(x[0]) == 4) {
+    typedef uint32_t IV __attribute__((vector_size(16)));
+    IV b;
+    std::memcpy(&b, &x, 16);
+    const IV zero_exp = (IV)((b & 0x7f800000u) == 0);  // all ones where the exponent is 0
+    b &= ~(zero_exp & 0x7fffffffu);
+    std::memcpy(&x, &b, 16);
+  }
+  return x;
+}
 template <typename T> inline void atomic_add_run(T* dst, const T* src, int64_t n) {
   static_assert(std::is_same<T, float>::value || std::is_same<T, double>::value, "float32 / float64 runs");
   int64_t j = 0;
@@ -672,7 +693,7 @@ template <typename T> inline void atomic_add_run(T* dst, const T* src, int64_t n
     for (;;) {
       V cur;
       std::memcpy(&cur, &old, 16);
-      const V sum = cur + v;
+      V sum = flush_subnormals(flush_subnormals(cur) + flush_subnormals(v));
       Q upd;
       std::memcpy(&upd, &sum, 16);
       const Q seen = __sync_val_compare_and_swap(p, old, upd);
