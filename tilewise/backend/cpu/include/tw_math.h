@@ -180,8 +180,9 @@ inline float erf(float x) {
   // Past 3.95 the result is 1 (selected at the end), so both branches run on |x| capped at 4:
   // uncapped, e^(-x^2) is a denormal or zero for |x| > 9.4, 1 / |x| a denormal and x^2 inf for
   // huge |x|, and on x86 every vector with a denormal result takes a microcode assist (measured:
-  // a 1024^2 GELU epilogue of GEMM results, most |x| > 10, cost 4 ms instead of 2). The result
-  // is the same bit for bit; NaN passes the compare unchanged.
+  // examples/gemm/example_gemm_epilogue.py's GELU of GEMM results, most |x| > 10, one thread,
+  // 29.5-31.1 ms uncapped, 28.2-29.3 capped). The result is the same bit for bit (checked over
+  // all 2^32 floats); NaN passes the compare unchanged.
   float a = select(ax > 4.0f, 4.0f, ax);
   float z = a * a;
   // |x| < 0.9: x P(x^2), P a fit of erf(x) / x. Its constant term 2/sqrt(pi) is split in two
