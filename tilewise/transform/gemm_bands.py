@@ -33,13 +33,14 @@ and not by is a column statement, any other a row statement; row, column and blo
 disjoint (row / column statements read only their own kind of tile and tensors, compute and
 per-block statements write only block tiles and tensors, per-block statements touch no row or
 column tile); no tensor that the kernel writes is read anywhere; no atomics, barriers, prints,
-external calls, while loops, scalar variables or tiles allocated below the top level."""
+external calls, while loops, scalar variables or tiles allocated below the top level; a LetStmt
+only inside a loop that stays whole (an epilogue's per-element temporary)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from ..ir.expr import BufferLoad, Call, Const
-from ..ir.stmt import Allocate, BufferStore, Evaluate, For, IfThenElse, Kernel, PrimFunc, SeqStmt, Stmt
+from ..ir.stmt import Allocate, BufferStore, Evaluate, For, IfThenElse, Kernel, LetStmt, PrimFunc, SeqStmt, Stmt
 from ..ir.visitor import Mutator, collect_loads, uses_var, walk
 
 ATTR = "gemm_bands"
@@ -137,6 +138,23 @@ def _reads(s) -> set:
     return {ld.buffer for ld in collect_loads(s)}
 
 
+def _lets_are_local(body, top: list) -> bool:
+    """Whether every LetStmt binds inside a loop that the plan keeps whole: a per-element
+    temporary of an epilogue or copy loop (`x = C[i, j] + bias[j]` in a T.Parallel). A binding
+    at the top of the kernel (rasterisation's bx / by) or of a K loop's body would be cut from
+    its uses when the renderer splits those sequences into per-block, row and column parts."""
+    lets, local = set(), set()
+
+    def mark(n):
+        if isinstance(n, LetStmt):
+            lets.add(id(n))
+        elif isinstance(n, For) and not (any(n is t for t in top) and _has_gemm(n.body)):
+            walk(n.body, lambda m: local.add(id(m)) if isinstance(m, LetStmt) else None)
+
+    walk(body, mark)
+    return lets <= local
+
+
 def _band_shape(k: Kernel, forced: tuple | None) -> tuple[int, int, int] | None:
     """(G, R, KC): BAND_COLS x BAND_ROWS blocks and CHUNK_STEPS K steps per chunk, fewer rows
     (then columns) where the grid would otherwise make fewer than MIN_BANDS bands."""
@@ -168,13 +186,16 @@ def plan(k: Kernel, shape: tuple | None = None) -> GemmBands | None:
         elif isinstance(n, Call) and n.name != "gemm" and (
                 n.name == "call_extern" or any(w in n.name for w in _ORDERED)):
             bad.append(n)
-        elif isinstance(n, Stmt) and not isinstance(n, (Allocate, BufferStore, Evaluate, For, IfThenElse, SeqStmt)):
-            bad.append(n)  # While, LetStmt (rasterisation), annotations, nested kernels
+        elif isinstance(n, Stmt) and not isinstance(n, (Allocate, BufferStore, Evaluate, For, IfThenElse, SeqStmt,
+                                                         LetStmt)):
+            bad.append(n)  # While, annotations, nested kernels
 
     walk(k.body, check)
     if bad:
         return None
     top = _seq(k.body)
+    if not _lets_are_local(k.body, top):
+        return None
     nested = []
     for s in top:
         if not isinstance(s, Allocate):
