@@ -347,11 +347,27 @@ def promote(a: DataType, b: DataType) -> DataType:
     return a if a.is_signed else b
 
 
+def _literal_like(value, like: DataType) -> Expr:
+    """A Python literal next to an operand of type `like`: of that type when it fits; otherwise
+    of its own default type (int32 / int64 / float32), which the promotion then widens the
+    operation to, as TileLang does (`int8_x + 300` computes in int32, `half_x * 1e6` in float32).
+    Squeezing it into `like` would compute with another value (300 as int8 is 44, 1e6 as half
+    is inf)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and not like.is_bool:
+        from .literal_range import check_literal
+
+        try:
+            check_literal(value, like)
+        except CompileError:
+            return as_expr(value)
+    return as_expr(value, like)
+
+
 def _operands(a, b) -> tuple[Expr, Expr]:
     if isinstance(a, Expr) and not isinstance(b, Expr):
-        b = as_expr(b, a.dtype)
+        b = _literal_like(b, a.dtype)
     elif isinstance(b, Expr) and not isinstance(a, Expr):
-        a = as_expr(a, b.dtype)
+        a = _literal_like(a, b.dtype)
     else:
         a, b = as_expr(a), as_expr(b)
     dt = promote(a.dtype, b.dtype)
