@@ -1,7 +1,8 @@
 """Typed Python literals the type cannot hold (TileLang 0.1.13's test_alloc_var_rejects_unrepresentable_
 float32_initializer; TVM's IntImm / FloatImm range check): a ValueError, not a wrapped or infinite
-value. A literal next to a narrower operand widens the operation instead of being squeezed into
-that operand's type (`int8_x + 300` computes in int32, as TileLang does)."""
+value. A literal next to an operand is typed as TVM types it (int32 / float32) and the operation
+promoted, not squeezed into the operand's type (`int8_x + 300` and `int8_x + 100` compute in int32,
+`half_x * 1.5` in float32, as TileLang's IR shows)."""
 from __future__ import annotations
 
 import pytest
@@ -61,26 +62,28 @@ def test_float64_initializer_keeps_its_value(how):
 
 
 @pytest.mark.parametrize("how", HOW)
-def test_literal_too_wide_for_the_operand_widens_the_operation(how):
+def test_literal_next_to_a_narrow_operand_widens_the_operation(how):
     @T.prim_func
     def k(A: T.Tensor((4,), "int8"), U: T.Tensor((4,), "uint8"), H: T.Tensor((4,), "float16"),
-          I: T.Tensor((4,), "int32"), O: T.Tensor((4, 5), "float64")):
+          I: T.Tensor((4,), "int32"), O: T.Tensor((4, 6), "float64")):
         with T.Kernel(1, threads=4) as _:
             for i in T.Parallel(4):
                 O[i, 0] = T.cast(A[i] + 300, "float64")
                 O[i, 1] = T.cast(U[i] - 1000, "float64")
                 O[i, 2] = T.cast(H[i] * 1e6, "float64")
                 O[i, 3] = T.cast(I[i] + 2**40, "float64")
-                O[i, 4] = T.cast(A[i] + 100, "float64")  # fits int8: stays int8 arithmetic
+                O[i, 4] = T.cast(A[i] + 100, "float64")  # an int literal is an int32: C's promotion
+                O[i, 5] = T.cast(H[i] * 1.5 + H[i], "float64")  # a float literal is a float32: rounded once
 
     a = torch.tensor([1, -5, 100, -128], dtype=torch.int8)
     u = torch.tensor([0, 1, 200, 255], dtype=torch.uint8)
     h = torch.tensor([1.0, -0.5, 2.0, 0.25], dtype=torch.float16)
     i32 = torch.tensor([0, -1, 7, 2**31 - 1], dtype=torch.int32)
-    o = torch.zeros(4, 5, dtype=torch.float64)
+    o = torch.zeros(4, 6, dtype=torch.float64)
     tilewise.compile(k, **how)(a, u, h, i32, o)
     assert o[:, 0].tolist() == (a.long() + 300).double().tolist()
     assert o[:, 1].tolist() == (u.long() - 1000).double().tolist()
     assert o[:, 2].tolist() == (h.float() * 1e6).double().tolist()
     assert o[:, 3].tolist() == (i32.long() + 2**40).double().tolist()
-    assert o[:, 4].tolist() == (a + 100).double().tolist()  # int8 wrap-around, as written
+    assert o[:, 4].tolist() == (a.long() + 100).double().tolist()  # 200, not int8's -56
+    assert o[:, 5].tolist() == (h.float() * 1.5 + h.float()).double().tolist()

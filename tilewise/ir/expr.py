@@ -348,18 +348,26 @@ def promote(a: DataType, b: DataType) -> DataType:
 
 
 def _literal_like(value, like: DataType) -> Expr:
-    """A Python literal next to an operand of type `like`: of that type when it fits; otherwise
-    of its own default type (int32 / int64 / float32), which the promotion then widens the
-    operation to, as TileLang does (`int8_x + 300` computes in int32, `half_x * 1e6` in float32).
-    Squeezing it into `like` would compute with another value (300 as int8 is 44, 1e6 as half
-    is inf)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and not like.is_bool:
-        from .literal_range import check_literal
+    """A Python literal next to an operand of type `like`, typed as TVM types it (TileLang's
+    BinaryOpMatchTypes): an int is an int32 (int64 when it needs it) and a float a float32, then the
+    usual promotion applies. So `int8_x + 100` and `uint8_x - 1` compute in int32 (C's integer
+    promotion), `half_x * 1.5` in float32, while `int64_x + 1`, `uint32_x + 1`, `double_x * 0.5`
+    and `half_x + 1` (an int next to a float: the float's type) keep the operand's type. A literal
+    that does not fit the type it is given widens too (`int32_x + 2**40` is int64). Squeezing a
+    literal into a narrower operand's type would compute with another value (300 as int8 is 44,
+    1e6 as half is inf) or another arithmetic (int8 wrap-around) than TileLang's."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or like.is_bool:
+        return as_expr(value, like)
+    if isinstance(value, int) and like.is_int and like.bits < 32:
+        return as_expr(value)  # int32: the operation widens to it
+    if isinstance(value, float) and like.is_float and like.bits < 32:
+        return as_expr(value)  # float32
+    from .literal_range import check_literal
 
-        try:
-            check_literal(value, like)
-        except CompileError:
-            return as_expr(value)
+    try:
+        check_literal(value, like)
+    except CompileError:
+        return as_expr(value)
     return as_expr(value, like)
 
 
