@@ -79,6 +79,7 @@ import torch  # noqa: E402
 
 import tilewise  # noqa: E402
 import tilewise.testing as tt  # noqa: E402
+from tilewise.ir import machine as _machine  # noqa: E402
 
 
 def _cpu(dev):
@@ -110,6 +111,12 @@ class _Props:  # what tests read from torch.cuda.get_device_properties: the emul
     name = f"tilewise emulated {ARCH}"
     multi_processor_count = 108
     total_memory = 40 << 30
+    # tests size their tiles by these: the emulated architecture's limits (ir/machine.py)
+    shared_memory_per_block = 48 << 10
+    shared_memory_per_block_optin = _machine.cuda_machine(ARCH).max_shared_bytes
+    shared_memory_per_multiprocessor = shared_memory_per_block_optin + (1 << 10)
+    max_threads_per_block = 1024
+    warp_size = 32
 
 
 torch.cuda.get_device_properties = lambda *a, **k: _Props()

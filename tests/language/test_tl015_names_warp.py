@@ -97,6 +97,20 @@ def test_vote_arguments_are_checked():
             with T.Kernel(1, threads=32):
                 tx = T.get_thread_binding()
                 O[tx] = T.any_sync(X[tx])
+
+
+@pytest.mark.parametrize("vote", ["any_sync", "all_sync", "ballot_sync", "ballot", "syncthreads_count",
+                                  "syncthreads_and", "syncthreads_or"])
+def test_vote_float_predicate_is_a_type_error(vote):
+    # TileLang raises a TypeError for a float predicate, wherever the call is written
+    with pytest.raises(TypeError, match="integer or boolean predicate"):
+        getattr(T, vote)(T.float32(0.5))
+    with pytest.raises(TypeError, match="integer or boolean predicate"):
+        @T.prim_func
+        def k(X: T.Tensor((32,), "float32"), O: T.Tensor((32,), "int32")):
+            with T.Kernel(1, threads=32):
+                tx = T.get_thread_binding()
+                O[tx] = T.cast(getattr(T, vote)(X[tx]), "int32")
     with pytest.raises(CompileError, match="only part of the warp"):
         @T.prim_func
         def k2(X: T.Tensor((32,), "int32"), O: T.Tensor((32,), "int32")):

@@ -63,6 +63,9 @@ class DataType(str):
         if value is None:
             return AnnotatedVar(self)
         if isinstance(value, (int, float, bool)):
+            from .literal_range import check_literal
+
+            check_literal(value, self, f"T.{self.name}")  # TVM's FloatImm / IntImm range check
             return const(value, self)
         return Cast(as_expr(value), self)
 

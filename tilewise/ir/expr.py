@@ -347,11 +347,35 @@ def promote(a: DataType, b: DataType) -> DataType:
     return a if a.is_signed else b
 
 
+def _literal_like(value, like: DataType) -> Expr:
+    """A Python literal next to an operand of type `like`, typed as TVM types it (TileLang's
+    BinaryOpMatchTypes): an int is an int32 (int64 when it needs it) and a float a float32, then the
+    usual promotion applies. So `int8_x + 100` and `uint8_x - 1` compute in int32 (C's integer
+    promotion), `half_x * 1.5` in float32, while `int64_x + 1`, `uint32_x + 1`, `double_x * 0.5`
+    and `half_x + 1` (an int next to a float: the float's type) keep the operand's type. A literal
+    that does not fit the type it is given widens too (`int32_x + 2**40` is int64). Squeezing a
+    literal into a narrower operand's type would compute with another value (300 as int8 is 44,
+    1e6 as half is inf) or another arithmetic (int8 wrap-around) than TileLang's."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or like.is_bool:
+        return as_expr(value, like)
+    if isinstance(value, int) and like.is_int and like.bits < 32:
+        return as_expr(value)  # int32: the operation widens to it
+    if isinstance(value, float) and like.is_float and like.bits < 32:
+        return as_expr(value)  # float32
+    from .literal_range import check_literal
+
+    try:
+        check_literal(value, like)
+    except CompileError:
+        return as_expr(value)
+    return as_expr(value, like)
+
+
 def _operands(a, b) -> tuple[Expr, Expr]:
     if isinstance(a, Expr) and not isinstance(b, Expr):
-        b = as_expr(b, a.dtype)
+        b = _literal_like(b, a.dtype)
     elif isinstance(b, Expr) and not isinstance(a, Expr):
-        a = as_expr(a, b.dtype)
+        a = _literal_like(a, b.dtype)
     else:
         a, b = as_expr(a), as_expr(b)
     dt = promote(a.dtype, b.dtype)

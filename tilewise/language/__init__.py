@@ -84,6 +84,7 @@ from .annotate import (
     use_swizzle,
 )
 from .any_all import all_of, any_of
+from .bit_find import __ffs, __fns  # noqa: F401 - TileLang's dunder names
 from .blackwell import blackwell_names as _blackwell_names
 from .cluster import (
     ClusterKernel,

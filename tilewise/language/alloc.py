@@ -7,6 +7,7 @@ from ..ir.buffer import Buffer, BufferData
 from ..ir.builder import emit, require, require_kernel
 from ..ir.dtype import as_dtype
 from ..ir.expr import BufferLoad, Expr, Var, as_expr, cast, const_value
+from ..ir.literal_range import check_literal
 from ..ir.stmt import Allocate, LetStmt
 from .loops import py_scalar
 
@@ -167,6 +168,7 @@ def _alloc(shape, dtype, scope: str, what: str, name: str | None = None, init=No
     buf = Buffer(name or _auto_name(scope), shape, dt, scope)
     buf.auto_named = name is None
     if init is not None:
+        check_literal(init, dt, what)  # a Python literal the type cannot hold: TVM's ValueError
         init = as_expr(init, dt)
         if init.dtype != dt:
             init = init.astype(dt)

@@ -34,6 +34,7 @@ from ..ir.expr import (
     logical_not,
     logical_or,
 )
+from ..ir.literal_range import check_literal
 from ..ir.recursion import deep_recursion
 from ..ir.simplify import simplify
 from ..ir.span import Span, at, current_span
@@ -671,6 +672,8 @@ class Parser:
         value = _dev(value)
         if isinstance(value, (Buffer, BufferRegion)):
             raise self.error(node, f"cannot store a buffer into an element of {buf.name}; use T.copy")
+        # a Python literal the element type cannot hold is refused (TVM's ValueError), not wrapped
+        check_literal(value, buf.dtype, f"store into {buf.name}")
         value = as_expr(value, buf.dtype)
         if value.dtype != buf.dtype:
             value = cast(value, buf.dtype)

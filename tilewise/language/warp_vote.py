@@ -19,7 +19,7 @@ lanes (a partial mask is a CompileError). Using one makes the kernel a thread-le
 the CPU target runs thread-exactly in the emulator."""
 from __future__ import annotations
 
-from ..errors import CompileError
+from ..errors import CompileError, DtypeError
 from ..ir import dtype as _dt
 from ..ir.builder import require_kernel
 from ..ir.expr import Call, Expr, const_value
@@ -35,7 +35,8 @@ def _kernel(what: str) -> None:
 def _predicate(predicate, what: str) -> Expr:
     p = _value(predicate, what)
     if not (p.dtype.is_int or p.dtype.is_bool):
-        raise CompileError(f"{what} requires an integer or boolean predicate, but got {p.dtype}")
+        # a TypeError, as TileLang's (DtypeError is also a CompileError)
+        raise DtypeError(f"{what} requires an integer or boolean predicate, but got {p.dtype}")
     return p
 
 
@@ -51,9 +52,11 @@ def _full_mask(mask, what: str) -> None:
 
 
 def _warp_vote(name: str, what: str, dtype, predicate, mask) -> Call:
+    # the argument's type is checked first: a float predicate is wrong wherever the call is written
+    p = _predicate(predicate, what)
     _kernel(what)
     _full_mask(mask, what)
-    return Call(name, [_predicate(predicate, what)], dtype)
+    return Call(name, [p], dtype)
 
 
 def any_sync(predicate, mask=FULL_MASK) -> Call:
@@ -103,8 +106,9 @@ def match_all_sync(value, mask=FULL_MASK) -> Call:
 
 def _block_vote(name: str, predicate) -> Call:
     what = f"T.{name}"
+    p = _predicate(predicate, what)
     _kernel(what)
-    return Call(name, [_predicate(predicate, what)], _dt.int32)
+    return Call(name, [p], _dt.int32)
 
 
 def syncthreads_count(predicate) -> Call:

@@ -2,6 +2,8 @@
 through the layout's forward map, and the buffer takes the layout's output shape."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..errors import CompileError
 from ..ir.buffer import Buffer
 from ..ir.stmt import Kernel, PrimFunc, seq
@@ -9,20 +11,37 @@ from ..ir.visitor import Mutator, Visitor
 from .buffer_rewrite import rewrite_buffers
 
 
+def _row_major(buf: Buffer, lay) -> bool:
+    """Whether the layout puts every element at its row-major offset (`T.Layout(shape, lambda
+    i, j: [i, j])`, or flattened to `[i * n + j]`): the storage of no layout at all."""
+    shape = tuple(buf.shape)
+    if not all(isinstance(d, int) for d in shape) or tuple(lay.shape) != shape:
+        return False
+    n = int(np.prod(shape))
+    if n > 1 << 22 or int(np.prod(lay.output_shape())) != n:
+        return False
+    return bool(np.array_equal(lay.flat_table().ravel(), np.arange(n)))
+
+
 class _Apply(Mutator):
     def visit_Kernel(self, k: Kernel):
         layouts = k.attrs.get("layouts")
         if layouts is None or not layouts.shared:
             return k
-        views = _views_of_laid_out(k.body, layouts.shared)
+        # a row-major layout (an annotation restating the default) changes no address: such a
+        # buffer is stored plainly, so views of it (a dtype-changing T.view too) stay views
+        shared = {b: lay for b, lay in layouts.shared.items() if not _row_major(b, lay)}
+        if not shared:
+            return k
+        views = _views_of_laid_out(k.body, shared)
         mapping = {}
-        for buf, lay in layouts.shared.items():
+        for buf, lay in shared.items():
             phys = Buffer(buf.name, lay.output_shape(), buf.dtype, buf.scope, span=buf.span)
             phys.base_align = lay.base_align
             mapping[buf] = (phys, lambda idx, lay=lay: lay.map(idx))
         for view, root in views.items():
             # the view's element -> the root's element at the same row-major position -> its place
-            mapping[view] = (mapping[root][0], lambda idx, v=view, r=root, lay=layouts.shared[root]:
+            mapping[view] = (mapping[root][0], lambda idx, v=view, r=root, lay=shared[root]:
                              lay.map(_reindex(idx, v.shape, r.shape)))
         body = rewrite_buffers(_DropAllocations(set(views)).visit(k.body), mapping)
         return k.with_fields(body=body)

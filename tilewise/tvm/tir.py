@@ -8,6 +8,7 @@ from ..ir.buffer import Buffer
 from ..ir.dtype import as_dtype
 from ..ir.expr import Call, Const, Var, as_expr  # noqa: F401 - Call: isinstance checks of tir.Call
 from ..ir.expr import cast as _cast
+from ..ir.literal_range import check_literal
 from ..ir.stmt import PrimFunc
 from ..language.math import (
     And,
@@ -38,14 +39,17 @@ def const(value, dtype=None):
     """A constant: int32 for ints and float32 for floats by default, as in TVM."""
     if dtype is None:
         return as_expr(value)
+    check_literal(value, as_dtype(dtype), "tir.const")
     return as_expr(value, as_dtype(dtype))
 
 
 def IntImm(dtype, value):
+    check_literal(int(value), as_dtype(dtype), "IntImm")
     return Const(int(value), as_dtype(dtype))
 
 
 def FloatImm(dtype, value):
+    check_literal(float(value), as_dtype(dtype), "FloatImm")
     return Const(float(value), as_dtype(dtype))
 
 
