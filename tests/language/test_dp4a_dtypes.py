@@ -33,3 +33,30 @@ def test_wrong_types_are_refused(a_dtype, b_dtype, c_dtype):
     with pytest.raises(CompileError, match="dp4a requires") as e:
         _kernel(a_dtype, b_dtype, c_dtype)
     assert isinstance(e.value, ValueError)  # TileLang raises a ValueError
+
+
+def test_whole_buffers_and_regions_are_their_first_element():
+    # TileLang passes every operand as a pointer to its start: T.dp4a(A, B, C) is
+    # T.dp4a(A[0], B[0], C[0]) as a statement, and a region A[4:8] starts at A[4]
+    @T.prim_func
+    def k(A: T.Tensor((8,), "int8"), B: T.Tensor((8,), "int8"), C: T.Tensor((2,), "int32")):
+        with T.Kernel(1, threads=1):
+            T.dp4a(A, B, C)
+            T.dp4a(A[4:8], B[4:8], C[1:2])
+
+    kern = tilewise.compile(k, target="cpu")
+    rng = np.random.default_rng(0)
+    a = rng.integers(-128, 128, 8).astype(np.int8)
+    b = rng.integers(-128, 128, 8).astype(np.int8)
+    c = np.array([7, -3], np.int32)
+    want = c + np.array([np.dot(a[:4].astype(np.int32), b[:4]), np.dot(a[4:].astype(np.int32), b[4:])])
+    kern(a, b, c)
+    np.testing.assert_array_equal(c, want)
+
+
+def test_whole_buffers_are_type_checked():
+    with pytest.raises(CompileError, match="dp4a requires"):
+        @T.prim_func
+        def k(A: T.Tensor((4,), "uint8"), B: T.Tensor((4,), "uint8"), C: T.Tensor((1,), "int32")):
+            with T.Kernel(1, threads=1):
+                T.dp4a(A, B, C)

@@ -398,7 +398,10 @@ def clamp(x, lo=None, hi=None, *, min_val=None, max_val=None):
 def dp4a(a, b, c):
     """c + dot of the four int8 lanes packed in a and b (int32 each). As in TileLang, an 8-bit
     element `A_local[i, k]` stands for it and the next three along the last axis; and used as a
-    statement with an element `C[i]` as c, `T.dp4a(a, b, C[i])` adds into C[i]."""
+    statement with an element `C[i]` as c, `T.dp4a(a, b, C[i])` adds into C[i]. A whole buffer or a
+    region stands for its first element: TileLang passes each operand as a pointer to its start
+    (`T.dp4a(A, B, C)` is `T.dp4a(A[0], B[0], C[0])`)."""
+    a, b, c = _dp4a_start(a), _dp4a_start(b), _dp4a_start(c)
     _dp4a_check(a, b, c)
     a, b, c = _dp4a_word(a), _dp4a_word(b), as_expr(_v(c))
     return Call("dp4a", [a, b, c], _dt.int32)
@@ -421,6 +424,18 @@ def _dp4a_check(a, b, c) -> None:
     if not (ok_in and same and (dc is None or dc.name == "int32")):
         raise CompileError(f"T.dp4a requires int8 operands a and b of one type (or int32 words of four int8) and an "
                            f"int32 accumulator c, got a: {da}, b: {db}, c: {dc}")
+
+
+def _dp4a_start(x):
+    """A buffer (not a T.alloc_var) or a region as its first element, the element its pointer
+    addresses; anything else unchanged."""
+    from ..ir.buffer import BufferRegion
+
+    if isinstance(x, Buffer) and not x.is_var:
+        return BufferLoad(x, [Const(0, _dt.int32)] * x.ndim)
+    if isinstance(x, BufferRegion):
+        return BufferLoad(x.buffer, [start for start, _ in x.region])
+    return x
 
 
 def _dp4a_word(x) -> Expr:

@@ -46,7 +46,8 @@ def choose_warp_grid(M: int, N: int, num_warps: int, policy: str, atom_m: int = 
         candidates.append((wm, wn))
     if not candidates:
         raise CompileError(
-            f"T.gemm: a {M}x{N} tile cannot be split over {num_warps} warps in {atom_m}x{atom_n} mma tiles; "
+            f"T.gemm: No valid warp partition: a {M}x{N} tile cannot be split over {num_warps} warps in "
+            f"{atom_m}x{atom_n} mma tiles; "
             "use tile sizes that are multiples of 16 (M) and 8 (N) times the warp counts, or fewer threads"
         )
     if policy == "FullRow":

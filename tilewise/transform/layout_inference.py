@@ -8,6 +8,7 @@ free choices (remaining loops and fragments get the default vectorised partition
 again after each choice. Conflicts are errors naming the buffer and both source lines."""
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,6 +43,9 @@ class ParallelNest:
     writes_private: bool = False  # stores into a thread-private local buffer
     fp4_stores: list = field(default_factory=list)  # (buffer, indices) stored into packed fp4 memory
     thread_range: tuple | None = None  # (lo, hi) when an `if` on the thread index narrows who runs it
+    # serial / unrolled loops inside the nest's body with constant bounds: Var -> (start, extent),
+    # so accesses indexed by them (`acc[i, j]` in `for j in T.serial(N)`) are checked element by element
+    inner: dict = field(default_factory=dict)
 
     @property
     def vars(self) -> list[Var]:
@@ -379,6 +383,8 @@ class _Accesses(Visitor):
     def visit_For(self, f: For):
         if f.kind == "parallel":
             raise CompileError("a T.Parallel loop nested inside another loop's body must directly follow it", f.span)
+        if isinstance(f.start, Const) and isinstance(f.extent, Const):
+            self.nest.inner[f.var] = (f.start.value, f.extent.value)
         self.generic_visit(f)
 
 
@@ -582,42 +588,71 @@ class LayoutInference:
                 if fl is None:
                     continue
                 _refuse_loaded_index(buf, fl, idx, is_write, nest)
-                try:
-                    elem = [np.broadcast_to(evaluate(e, env), tt.shape) for e in idx]
-                except Exception:  # noqa: BLE001 - indices the table cannot evaluate are checked at run time
-                    continue
-                held = _held_threads(fl)  # [elements, replicate]
-                shape = fl.shape
-                inside = np.ones(tt.shape, dtype=bool)
-                for c, d in zip(elem, shape):
-                    inside &= (c >= 0) & (c < d)
-                flat = np.zeros(tt.shape, dtype=np.int64)
-                for c, d in zip(elem, shape):
-                    flat = flat * d + np.clip(c, 0, d - 1)
-                ok = (held[flat] == tt[..., None]).any(axis=-1) | ~inside
-                if not ok.all():
-                    bad_t, bad_v = np.argwhere(~ok)[0]
-                    where = tuple(int(c[bad_t, bad_v]) for c in elem)
-                    hint = ""
-                    if {fl.name, lay.name} == {"mfma_a", "mfma_c"}:
-                        hint = ("; on AMD GPUs an MFMA's register A operand holds a row per lane and its "
-                                "accumulator a column, so compute in the accumulator's layout and T.copy the "
-                                "result into the operand fragment (the copy exchanges them), and keep separate "
-                                "row vectors for the two")
-                    raise CompileError(
-                        f"layout conflict for fragment {buf.name}: the T.Parallel loop makes thread {bad_t} "
-                        f"{'write' if is_write else 'read'} {buf.name}{list(where)}, which that thread does not "
-                        f"hold (its layout was fixed by {self.fixed_by(buf)}); copy the fragment through "
-                        f"shared memory (T.copy to a T.alloc_shared buffer) to use it with another layout{hint}",
-                        nest.span,
-                        extra_spans=(self.map.sources.get(buf),),
-                    )
-                if is_write and fl.replicate > 1 and lay.replicate < fl.replicate and not is_reducer(buf):
-                    raise CompileError(
-                        f"the T.Parallel loop writes fragment {buf.name}, which is replicated over "
-                        f"{fl.replicate} threads, but only {lay.replicate} of them run the loop",
-                        nest.span,
-                    )
+                used = {id(x) for e in idx for x in walk_exprs(e) if isinstance(x, Var)}
+                inner = [(var, rng) for var, rng in nest.inner.items() if id(var) in used]
+                combos = 1
+                for _, (_, n) in inner:
+                    combos *= max(n, 0)
+                if combos > _MAX_INNER_COMBOS:
+                    continue  # too many to enumerate; such accesses are left unchecked, as before
+                for values in itertools.product(*(range(a, a + n) for _, (a, n) in inner)):
+                    env_k = {**env, **{var: val for (var, _), val in zip(inner, values)}}
+                    self._check_access(nest, lay, buf, fl, idx, is_write, env_k, tt, [var for var, _ in inner])
+
+    def _check_access(self, nest, lay, buf, fl, idx, is_write, env, tt, inner_vars) -> None:
+        """One access of the nest under `env` (its loop variables over (thread, value) and any
+        inner serial loop variables at one value each): every element must be the thread's."""
+        try:
+            elem = [np.broadcast_to(evaluate(e, env), tt.shape) for e in idx]
+        except Exception:  # noqa: BLE001 - indices the table cannot evaluate are checked at run time
+            return
+        held = _held_threads(fl)  # [elements, replicate]
+        shape = fl.shape
+        inside = np.ones(tt.shape, dtype=bool)
+        for c, d in zip(elem, shape):
+            inside &= (c >= 0) & (c < d)
+        flat = np.zeros(tt.shape, dtype=np.int64)
+        for c, d in zip(elem, shape):
+            flat = flat * d + np.clip(c, 0, d - 1)
+        ok = (held[flat] == tt[..., None]).any(axis=-1) | ~inside
+        if not ok.all():
+            bad_t, bad_v = np.argwhere(~ok)[0]
+            where = tuple(int(c[bad_t, bad_v]) for c in elem)
+            hint = ""
+            if {fl.name, lay.name} == {"mfma_a", "mfma_c"}:
+                hint = ("; on AMD GPUs an MFMA's register A operand holds a row per lane and its "
+                        "accumulator a column, so compute in the accumulator's layout and T.copy the "
+                        "result into the operand fragment (the copy exchanges them), and keep separate "
+                        "row vectors for the two")
+            if inner_vars:
+                # TileLang's words (its issue 2393): a serial loop over a distributed fragment's
+                # dimension reads elements held by other threads; the reduction operators exchange them
+                raise CompileError(
+                    f"fragment {buf.name} is a thread-distributed fragment: the serial loop over "
+                    f"{', '.join(v.name for v in inner_vars)} inside the T.Parallel loop makes thread {bad_t} "
+                    f"{'write' if is_write else 'read'} {buf.name}{list(where)}, which that thread does not hold "
+                    f"(its layout was fixed by {self.fixed_by(buf)}); reduce over a dimension with "
+                    f"T.reduce_sum / T.reduce_max / ..., or copy the fragment through shared memory first",
+                    nest.span,
+                    extra_spans=(self.map.sources.get(buf),),
+                )
+            raise CompileError(
+                f"layout conflict for fragment {buf.name}: the T.Parallel loop makes thread {bad_t} "
+                f"{'write' if is_write else 'read'} {buf.name}{list(where)}, which that thread does not "
+                f"hold (its layout was fixed by {self.fixed_by(buf)}); copy the fragment through "
+                f"shared memory (T.copy to a T.alloc_shared buffer) to use it with another layout{hint}",
+                nest.span,
+                extra_spans=(self.map.sources.get(buf),),
+            )
+        if is_write and fl.replicate > 1 and lay.replicate < fl.replicate and not is_reducer(buf):
+            raise CompileError(
+                f"the T.Parallel loop writes fragment {buf.name}, which is replicated over "
+                f"{fl.replicate} threads, but only {lay.replicate} of them run the loop",
+                nest.span,
+            )
+
+
+_MAX_INNER_COMBOS = 4096  # values of a nest's inner serial loop variables checked per access
 
 
 def _refuse_loaded_index(buf: Buffer, fl: TVFragment, idx, is_write: bool, nest) -> None:
