@@ -15,6 +15,7 @@ from .program import (
     Const,
     Copy,
     CumSum,
+    DCast,
     Fill,
     Gemm,
     Idx,
@@ -79,6 +80,10 @@ class _Emitter:
             return f"T.abs({self.expr(e.a)})"
         if isinstance(e, Cast):
             return f'T.cast({self.expr(e.a)}, "{e.dtype}")'
+        if isinstance(e, DCast):
+            sat = "" if e.sat else ", sat=False"
+            inner = f'T.cast({self.expr(e.a)}, "{e.via or e.dtype}", round="{e.mode}"{sat})'
+            return f'T.cast({inner}, "{e.dtype}")' if e.via else inner
         if isinstance(e, Select):
             return f"T.if_then_else({self.sym(cond_text(e.cond))}, {self.expr(e.a)}, {self.expr(e.b)})"
         raise TypeError(f"not an expression: {e!r}")

@@ -23,6 +23,7 @@ from .program import (
     Const,
     Copy,
     CumSum,
+    DCast,
     Fill,
     Gemm,
     Idx,
@@ -39,6 +40,7 @@ from .program import (
     Tile,
 )
 
+FP4 = "float4_e2m1fn"  # a storage type only: copied, converted and loaded, never computed in
 FLOAT_CONSTS = (0.5, 1.5, 2.0, -1.0, 0.25, 3.0, -2.5, 0.0)
 INT_CONSTS = (2, -3, 5, 7, 1, 0, -1)
 REDUCE_KINDS = ("sum", "max", "min", "abssum", "absmax")
@@ -125,7 +127,7 @@ class _Gen:
 
         self.inputs = [self.tensor("X", (self.Md, self.N), self.dtype, "in")]
         if self.chance(0.3):
-            self.inputs.append(self.tensor("X", (self.Md, self.N), self.pick(("float32", "float16", "int32")), "in"))
+            self.inputs.append(self.tensor("X", (self.Md, self.N), self.pick(("float32", "float16", "int32", FP4)), "in"))
 
         main = self.produce()
         for _ in range(r.randint(0, 4)):
@@ -179,7 +181,9 @@ class _Gen:
         r = self.r
         if depth <= 0 or r.random() < 0.25:
             return self.leaf(dtype, space)
-        kind = r.choice(("+", "-", "*c", "*", "max", "min", "neg", "abs", "cast", "select", "+c"))
+        kind = r.choice(("+", "-", "*c", "*", "max", "min", "neg", "abs", "cast", "select", "+c", "dcast"))
+        if kind == "dcast":
+            return self.directed_cast(dtype, depth, space)
         if kind in ("+", "-", "*", "max", "min"):
             a, b = self.expr(dtype, depth - 1, space), self.expr(dtype, depth - 1, space)
             if isinstance(a, Const) and isinstance(b, Const):
@@ -201,6 +205,21 @@ class _Gen:
             return Cast(dtype, e) if other != dtype else e
         a, b = self.expr(dtype, depth - 1, space), self.expr(dtype, depth - 1, space)
         return Select(self.index_cond(space[0], space[1], space[2]), a, b)
+
+    def directed_cast(self, dtype: str, depth: int, space) -> object:
+        """T.cast(x, ..., round="rz"|"rp"|"rm") of a float x: straight into a narrower type, or
+        through a float8 type (saturating or not) and back."""
+        r = self.r
+        mode = r.choice(("rz", "rp", "rm"))
+        src = r.choice(("float32", "float32", "float16", "bfloat16"))
+        direct = dtype == "int32" or (dtype in ("float16", "bfloat16") and src not in ("float16", dtype))
+        via = None if direct and r.random() < 0.5 else r.choice(("float8_e4m3fn", "float8_e5m2"))
+        a = self.expr(src, depth - 1, space)
+        if not typed(a):
+            a = self.leaf(src, space, const=False)
+        if r.random() < 0.5:  # values off the narrow grids (the factors are exact in every source type)
+            a = Bin("*", a, Const(r.choice((1.0625, 0.3125, 1.1875, 2.9375, 17.0625, 0.0390625, 304.0))))
+        return DCast(dtype, mode, a, sat=r.random() < 0.6, via=via)
 
     def leaf(self, dtype: str, space, const: bool = True):
         names, ext, offs = space
@@ -387,10 +406,10 @@ class _Gen:
     def t_parallel(self, inplace: bool = False) -> None:
         r = self.r
         BM, BN = self.BM, self.BN
-        existing = self.two_d()
-        if r.random() < 0.2 and self.tiles_of((BM,)):
+        existing = [t for t in self.two_d() if t.dtype != FP4]
+        rows = [t for t in self.tiles_of((BM,)) if t.dtype != FP4]
+        if r.random() < 0.2 and rows:
             # a 1-D loop over rows updating a row vector in place, or a new one
-            rows = self.tiles_of((BM,))
             if inplace or r.random() < 0.5:
                 t = r.choice(rows)
             else:
@@ -399,7 +418,7 @@ class _Gen:
             self.body.append(Parallel((BM,), [Assign(t.name, ("i",), self.expr(t.dtype, 2, space))]))
             self.avail.add(t.name)
             return
-        if inplace or (existing and r.random() < 0.5):
+        if existing and (inplace or r.random() < 0.5):
             t = r.choice(existing)
             partial = r.random() < 0.4
         else:
@@ -428,7 +447,7 @@ class _Gen:
         dim = r.randint(0, 1)
         shape = (self.BN,) if dim == 0 else (self.BM,)
         kind = r.choice(REDUCE_KINDS)
-        dt = s.dtype if s.dtype in ("int32", "float32") or r.random() < 0.5 else "float32"
+        dt = s.dtype if s.dtype in ("int32", "float32") or (r.random() < 0.5 and s.dtype != FP4) else "float32"
         olds = [t for t in self.tiles_of(shape, scope="fragment") if t.dtype == dt]
         if olds and r.random() < 0.5:
             d, clear = r.choice(olds), r.random() < 0.3
@@ -459,6 +478,7 @@ class _Gen:
         srcs = self.two_d()
         if r.random() < 0.2:  # a running sum along a vector
             srcs = self.tiles_of((self.BM,)) + self.tiles_of((self.BN,)) or srcs
+        srcs = [t for t in srcs if t.dtype != FP4]
         if not srcs:
             return self.t_parallel()
         s = r.choice(srcs)
@@ -478,7 +498,7 @@ class _Gen:
         scope = "fragment" if s.scope == "shared" else ("shared" if r.random() < 0.85 else "fragment")
         if len(s.shape) == 1:
             scope = "fragment" if r.random() < 0.5 else "shared"
-        d = self.tile(s.shape, r.choice((s.dtype, s.dtype, "float32", "float16")), scope)
+        d = self.tile(s.shape, r.choice((s.dtype, s.dtype, "float32", "float16", FP4)), scope)
         self.body.append(Copy(Ref(s.name, "whole"), Ref(d.name, "whole")))
         self.avail.add(d.name)
 
@@ -518,6 +538,8 @@ class _Gen:
             return self.t_parallel()
         before = len(self.body)
         pick = self.r.choice(("t_piece", "t_fill", "inplace"))
+        if pick == "inplace" and all(t.dtype == FP4 for t in self.two_d()):
+            pick = "t_fill"  # fp4 tiles are not computed in
         if pick == "inplace":
             self.t_parallel(inplace=True)
         else:
@@ -542,7 +564,7 @@ class _Gen:
         if len(tile.shape) == 1:
             return self.sink_vector(tile)
         kind = r.choice(("copy", "copy", "slice", "piece", "store", "atomic", "atomic_region", "atomic_elem"))
-        dt = r.choice((tile.dtype, tile.dtype, "float32", "float16", "bfloat16", "int32"))
+        dt = r.choice((tile.dtype, tile.dtype, "float32", "float16", "bfloat16", "int32", FP4))
         if kind.startswith("atomic") and dt not in ("float32", "int32"):
             dt = "float32" if tile.dtype != "int32" else "int32"
         if kind == "atomic":
@@ -578,7 +600,7 @@ class _Gen:
         else:
             space = (("i", "j"), (BM, BN), (0, 0))
             val = Bin(r.choice(("+", "*", "max")), _as(dt, Load(tile.name, ("i", "j")), tile.dtype),
-                      self.expr(dt, 1, space)) if r.random() < 0.5 else _as(dt, Load(tile.name, ("i", "j")), tile.dtype)
+                      self.expr(dt, 1, space)) if r.random() < 0.5 and dt != FP4 else _as(dt, Load(tile.name, ("i", "j")), tile.dtype)
             idx = (self.at(self.R, "i"), self.at(self.C, "j"))
             self.body.append(Parallel((BM, BN), [Assign(O.name, idx, val)]))
 
@@ -624,8 +646,8 @@ def typed(e) -> bool:
         return False
     if isinstance(e, (Bin, Select)):
         return typed(e.a) or typed(e.b)
-    if isinstance(e, (Neg, Abs)):
-        return typed(e.a)
+    if isinstance(e, (Neg, Abs, DCast)):
+        return typed(e.a) or isinstance(e, DCast)
     return True
 
 

@@ -34,6 +34,7 @@ from .program import (
     Const,
     Copy,
     CumSum,
+    DCast,
     Fill,
     Gemm,
     Idx,
@@ -49,8 +50,9 @@ from .program import (
     Tensor,
 )
 
-UNIT = {"float32": 2.0**-24, "float16": 2.0**-11, "bfloat16": 2.0**-8, "int32": 0.0}
-LIMIT = {"float32": 2.0**60, "float16": 2.0**14, "bfloat16": 2.0**60, "int32": 2.0**30}
+FP4 = "float4_e2m1fn"
+UNIT = {"float32": 2.0**-24, "float16": 2.0**-11, "bfloat16": 2.0**-8, "int32": 0.0, FP4: 2.0**-2}
+LIMIT = {"float32": 2.0**60, "float16": 2.0**14, "bfloat16": 2.0**60, "int32": 2.0**30, FP4: np.inf}
 TF32_UNIT = 2.0**-11
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 
@@ -64,10 +66,10 @@ class GeneratorBug(Exception):
 
 
 def numpy_dtype(dtype: str):
-    if dtype == "bfloat16":
+    if dtype == "bfloat16" or dtype.startswith(("float8", "float4")):
         import ml_dtypes
 
-        return ml_dtypes.bfloat16
+        return getattr(ml_dtypes, dtype)
     return np.dtype(dtype)
 
 
@@ -87,10 +89,25 @@ def rounded(dtype: str, val, err):
     err = np.where(fin, err, 0.0)
     if dtype == "int32":
         return val, err
+    if dtype == FP4:
+        return _rounded_fp4(val, err)
     with np.errstate(invalid="ignore", over="ignore"):
         rep = np.where(fin, val.astype(numpy_dtype(dtype)).astype(np.float64) == val, True)
         add = np.where(rep & (err == 0), 0.0, UNIT[dtype] * (np.abs(val) + err))
     return val, err + np.where(fin, add, 0.0)
+
+
+def _rounded_fp4(val, err):
+    """Into float4_e2m1fn: an exactly known value converts as ml_dtypes does (nearest even,
+    saturating at +-6, NaN to a zero); an inexact one gets a relative and an absolute bound (the
+    subnormal step is 0.5), and one whose interval reaches the saturation is degenerate."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        nearest = val.astype(numpy_dtype(FP4)).astype(np.float64)
+    fin = np.isfinite(val)
+    exact = (err == 0) | ~fin
+    if np.any(~exact & (np.abs(val) + err > 6.0)):
+        raise Degenerate("an inexact float4 value near its saturation")
+    return np.where(exact, nearest, val), np.where(exact, 0.0, err + UNIT[FP4] * (np.abs(val) + err) + 0.25)
 
 
 def to_int(val, err):
@@ -452,6 +469,14 @@ class Oracle:
                 return val, err, e.dtype
             val, err = convert(da, e.dtype, a, ea)
             return val, err, e.dtype
+        if isinstance(e, DCast):
+            a, ea, da = self.expr(e.a, env, shape)
+            if da is None or da == "int32":
+                raise GeneratorBug("a directed cast of a constant or an integer")
+            val, err = directed(e.via or e.dtype, e.mode, e.sat, a, ea)
+            if e.via:
+                val, err = convert(e.via, e.dtype, val, err)
+            return val, err, e.dtype
         if isinstance(e, Select):
             c = np.broadcast_to(_cond(e.cond, env), shape)
             a, ea, da = self.expr(e.a, env, shape)
@@ -479,6 +504,58 @@ def convert(src: str, dst: str, val, err):
         nearest = np.asarray(val, np.float64).astype(numpy_dtype(dst)).astype(np.float64)
     exact = (np.asarray(err) == 0) & np.isfinite(val)
     return np.where(exact, nearest, r_val), np.where(exact, 0.0, r_err)
+
+
+def _finite_values(dtype: str) -> np.ndarray:
+    """Every finite value of a 16- or 8-bit float type, sorted (the oracle's directed rounding
+    searches it: independent of how tilewise builds those conversions)."""
+    bits = 8 if dtype.startswith("float8") else 16
+    pats = np.arange(2**bits, dtype=np.uint8 if bits == 8 else np.uint16)
+    vals = pats.view(numpy_dtype(dtype)).astype(np.float64)
+    return np.unique(vals[np.isfinite(vals)])
+
+
+def _directed_exact(dtype: str, mode: str, sat: bool, x: np.ndarray) -> np.ndarray:
+    """x (float64, exact) rounded into dtype toward zero / +inf / -inf: the nearest value of the
+    type on that side; beyond the largest finite value +-inf (NaN for float8_e4m3fn), or that
+    largest value for float8 with saturation; rz keeps finite values finite; NaN stays NaN."""
+    if dtype == "int32":
+        f = {"rz": np.trunc, "rp": np.ceil, "rm": np.floor}[mode]
+        return to_int(f(x), np.zeros_like(x))[0]
+    if dtype in ("float32", "float64"):
+        raise GeneratorBug("a directed cast into float32 of a float32 value is exact; not generated")
+    table = _finite_values(dtype)
+    top = table[-1]
+    ceil = table[np.clip(np.searchsorted(table, x, "left"), 0, len(table) - 1)]
+    floor = table[np.clip(np.searchsorted(table, x, "right") - 1, 0, len(table) - 1)]
+    up = {"rp": True, "rm": False}
+    out = np.where(x >= 0, floor, ceil) if mode == "rz" else (ceil if up[mode] else floor)
+    over = np.inf if dtype != "float8_e4m3fn" else np.nan
+    big = top if (sat and dtype.startswith("float8")) else over
+    if mode == "rz":
+        out = np.where(np.isinf(x), np.sign(x) * big, out)
+    elif mode == "rp":
+        out = np.where(x > top, big, np.where(x == -np.inf, -big, out))
+    else:
+        out = np.where(x < -top, -big, np.where(x == np.inf, big, out))
+    return np.where(np.isnan(x), np.nan, out)
+
+
+def directed(dtype: str, mode: str, sat: bool, val, err):
+    """(val, err) after a directed-rounding conversion into dtype: exact for a value known
+    exactly; otherwise the spread of the results over the value's error interval."""
+    val = np.asarray(val, np.float64)
+    err = np.asarray(err, np.float64)
+    if dtype in LIMIT and np.any(np.abs(val[np.isfinite(val)]) > LIMIT[dtype]):
+        raise Degenerate(f"a {dtype} value of magnitude {np.abs(val[np.isfinite(val)]).max():.3g}")
+    out = _directed_exact(dtype, mode, sat, val)
+    lo, hi = _directed_exact(dtype, mode, sat, val - err), _directed_exact(dtype, mode, sat, val + err)
+    with np.errstate(invalid="ignore"):
+        e = np.maximum(np.abs(hi - out), np.abs(out - lo))
+    e = np.where((err == 0) | ~np.isfinite(out) | ~np.isfinite(e), 0.0, e)
+    if np.any((err != 0) & np.isfinite(val) & ~(np.isfinite(lo) & np.isfinite(hi))):
+        raise Degenerate("a directed cast whose error interval reaches an overflow")
+    return out, e
 
 
 def sum_depth(n: int, dtype: str) -> int:

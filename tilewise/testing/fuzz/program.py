@@ -59,6 +59,17 @@ class Cast:
 
 
 @dataclass
+class DCast:
+    """T.cast(a, via or dtype, round=mode, sat=sat), then (via given) a plain T.cast to dtype:
+    a directed-rounding conversion ("rz" | "rp" | "rm"), `via` a float8 type in between."""
+    dtype: str
+    mode: str
+    a: object
+    sat: bool = True
+    via: str | None = None
+
+
+@dataclass
 class Select:
     """T.if_then_else(cond, a, b); cond is a conjunction of index comparisons."""
     cond: tuple[str, ...]

@@ -216,9 +216,30 @@ def _first(mask) -> tuple:
 
 
 def _run(kernel, prog: Program, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    args = {t.name: inputs[t.name].copy() for t in prog.tensors}
+    args = {t.name: _argument(prog, t, inputs[t.name]) for t in prog.tensors}
     kernel(*[args[t.name] for t in prog.tensors])
-    return args
+    return {t.name: _result(t, args[t.name]) for t in prog.tensors}
+
+
+def _argument(prog: Program, t, a: np.ndarray) -> np.ndarray:
+    """A copy of an argument; an fp4 tensor whose last dimension is even goes as TileLang passes
+    it, packed two values per byte (element 2i in the low nibble) into a uint8 array."""
+    a = a.copy()
+    if t.dtype != "float4_e2m1fn" or a.ndim == 0 or a.shape[-1] % 2:
+        return a
+    nib = a.view(np.uint8) & 0xF
+    return (nib[..., 0::2] | (nib[..., 1::2] << 4)).astype(np.uint8)
+
+
+def _result(t, a: np.ndarray) -> np.ndarray:
+    """What the kernel left in an argument, one value per element (packed fp4 unpacked)."""
+    if t.dtype != "float4_e2m1fn" or a.dtype != np.uint8:
+        return a
+    out = np.empty((*a.shape[:-1], a.shape[-1] * 2), np.uint8)
+    out[..., 0::2], out[..., 1::2] = a & 0xF, a >> 4
+    import ml_dtypes
+
+    return out.view(ml_dtypes.float4_e2m1fn)
 
 
 class Runner:
@@ -318,10 +339,11 @@ class Runner:
             args = []
             runs = []
             for p, (inputs, _) in items:
-                a = {t.name: inputs[t.name].copy() for t in p.tensors}
+                a = {t.name: _argument(p, t, inputs[t.name]) for t in p.tensors}
                 runs.append(a)
                 args += [a[t.name] for t in p.tensors]
             kernel(*args)
+            runs = [{t.name: _result(t, a[t.name]) for t in p.tensors} for (p, _), a in zip(items, runs)]
         except Exception:  # noqa: BLE001 - retried one by one, which attributes it
             for p, prep in items:
                 self._record(out, "cpu", self.check_one(p, "cpu", prep))
