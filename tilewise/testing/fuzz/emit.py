@@ -20,6 +20,7 @@ from .program import (
     Gemm,
     Idx,
     If,
+    Lane,
     Load,
     Loop,
     Neg,
@@ -84,6 +85,15 @@ class _Emitter:
             sat = "" if e.sat else ", sat=False"
             inner = f'T.cast({self.expr(e.a)}, "{e.via or e.dtype}", round="{e.mode}"{sat})'
             return f'T.cast({inner}, "{e.dtype}")' if e.via else inner
+        if isinstance(e, Lane):
+            idx = [self.sym(x) for x in e.load.idx]
+            base = f"{idx[-1]} - {e.lane * e.stride}" if e.lane * e.stride else idx[-1]
+            idx[-1] = f"T.Ramp({base}, {e.stride}, {e.lanes})"
+            v = f"{self.name(e.load.buf)}[{', '.join(idx)}]"
+            if e.op is not None:
+                o = f"T.Broadcast({self.expr(e.other)}, {e.lanes})"
+                v = f"T.{e.op}({v}, {o})" if e.op in ("max", "min") else f"({v} {e.op} {o})"
+            return f"T.extract_lane({v}, {e.lane})"
         if isinstance(e, Select):
             return f"T.if_then_else({self.sym(cond_text(e.cond))}, {self.expr(e.a)}, {self.expr(e.b)})"
         raise TypeError(f"not an expression: {e!r}")

@@ -28,6 +28,7 @@ from .program import (
     Gemm,
     Idx,
     If,
+    Lane,
     Load,
     Loop,
     Neg,
@@ -248,16 +249,41 @@ class _Gen:
                 idx = (self.at(self.R, f"{offs[0] + dr} + i" if offs[0] + dr else "i"),
                        _fit(self.at(self.C, str(r.randrange(self.BN))), x.shape[1]))
             e = Load(x.name, idx)
-            return _as(dtype, e, x.dtype)
+            return _as(dtype, self.lanes(e, x.dtype, x.shape[-1], True, space), x.dtype)
         if kind == "tile":
             t = r.choice(same)
             e = Load(t.name, (_plus(offs[0], "i"), _plus(offs[1], "j")))
-            return _as(dtype, e, t.dtype)
-        if kind == "row":
+        elif kind == "row":
             t = r.choice(rows)
-            return _as(dtype, Load(t.name, (_plus(offs[0], "i"),)), t.dtype)
-        t = r.choice(cols)
-        return _as(dtype, Load(t.name, (_plus(offs[1], "j"),)), t.dtype)
+            e = Load(t.name, (_plus(offs[0], "i"),))
+        else:
+            t = r.choice(cols)
+            e = Load(t.name, (_plus(offs[1], "j"),))
+        return _as(dtype, self.lanes(e, t.dtype, t.shape[-1], False, space), t.dtype)
+
+    def lanes(self, e: Load, dtype: str, size: int, guarded: bool, space):
+        """Sometimes the load as one lane of a vector load (T.Ramp on its last index), maybe
+        combined with a T.Broadcast first. A tile's other lanes must stay inside the tile: a
+        negative stride from lane 0 (negative lanes count from the end); a global tensor's
+        reads outside it give 0, so there any lane and stride."""
+        r = self.r
+        if r.random() > 0.15:
+            return e
+        n = r.choice((2, 4, 8))
+        if guarded and r.random() < 0.5:
+            stride, lane = r.choice((1, 1, 2, 3)), r.randrange(n)
+        else:
+            stride, lane = -r.choice((1, 1, 2)), 0
+            while n > 2 and (n - 1) * -stride > size:
+                n //= 2
+            if (n - 1) * -stride > size:
+                return e
+        v = Lane(e, stride, n, lane)
+        if dtype != FP4 and r.random() < 0.5:
+            other = self.expr(dtype, 0, space)
+            if typed(other):
+                v.op, v.other = r.choice(("+", "*", "max", "min", "-")), other
+        return v
 
     # ------------------------------------------------------------------ producers
     def produce(self) -> Tile:

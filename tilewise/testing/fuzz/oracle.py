@@ -39,6 +39,7 @@ from .program import (
     Gemm,
     Idx,
     If,
+    Lane,
     Load,
     Loop,
     Neg,
@@ -477,6 +478,8 @@ class Oracle:
             if e.via:
                 val, err = convert(e.via, e.dtype, val, err)
             return val, err, e.dtype
+        if isinstance(e, Lane):  # the lane read is load's own element; the other lanes are not used
+            return self.expr(e.load if e.op is None else Bin(e.op, e.load, e.other), env, shape)
         if isinstance(e, Select):
             c = np.broadcast_to(_cond(e.cond, env), shape)
             a, ea, da = self.expr(e.a, env, shape)

@@ -70,6 +70,19 @@ class DCast:
 
 
 @dataclass
+class Lane:
+    """T.extract_lane(v, lane) of a vector value v: `load` with its last index replaced by
+    T.Ramp(last - lane * stride, stride, lanes) (lane `lane` reads load's own element), then
+    `op` with T.Broadcast(other, lanes) when other is given. It means Bin(op, load, other)."""
+    load: Load
+    stride: int
+    lanes: int
+    lane: int
+    op: str | None = None
+    other: object = None
+
+
+@dataclass
 class Select:
     """T.if_then_else(cond, a, b); cond is a conjunction of index comparisons."""
     cond: tuple[str, ...]
