@@ -45,7 +45,13 @@ def test_generator_is_deterministic_and_covers_the_operators():
     kinds = {type(op).__name__ for p in progs for op in walk(p.body)}
     assert {"Copy", "Fill", "Parallel", "Assign", "AtomicElem", "Reduce", "CumSum", "Gemm", "AtomicTile", "Loop",
             "If"} <= kinds
-    assert {t.dtype for p in progs for t in p.tensors} == {"float32", "float16", "bfloat16", "int32"}
+    assert {t.dtype for p in progs for t in p.tensors} == {"float32", "float16", "bfloat16", "int32",
+                                                           "float4_e2m1fn"}
+    text = "".join(repr(p) for p in progs)
+    for mode in ("rz", "rp", "rm"):
+        assert f"mode='{mode}'" in text
+    assert "via='float8_e4m3fn'" in text and "via='float8_e5m2'" in text and "sat=False" in text
+    assert "Lane(" in text and "stride=-" in text
     assert any(op.kind == "pipelined" and op.stages == s for p in progs for op in walk(p.body)
                if type(op).__name__ == "Loop" for s in (1, 2, 3))
     # tiles that do not divide the problem, and one-element tiles
@@ -92,3 +98,41 @@ def test_program_descriptions_round_trip():
     ns: dict = {}
     exec("from tilewise.testing.fuzz.program import *", ns)
     assert isinstance(eval(repr(prog), ns), Program)
+
+
+def test_the_oracles_directed_rounding():
+    """The oracle's own directed conversions (a search of every value of the type), on values
+    whose answers are known by hand."""
+    from tilewise.testing.fuzz.oracle import directed
+
+    def one(dtype, mode, x, sat=True):
+        return float(directed(dtype, mode, sat, np.array([x]), np.zeros(1))[0][0])
+
+    assert (one("float8_e4m3fn", "rz", 1.1), one("float8_e4m3fn", "rp", 1.1), one("float8_e4m3fn", "rm", -1.1)) == \
+        (1.0, 1.125, -1.125)
+    assert one("float8_e4m3fn", "rp", 500.0) == 448.0 and np.isnan(one("float8_e4m3fn", "rp", 500.0, sat=False))
+    assert one("float8_e4m3fn", "rm", 500.0, sat=False) == 448.0
+    assert one("float8_e5m2", "rz", float("inf")) == 57344.0 and one("float8_e5m2", "rz", -np.inf, False) == -np.inf
+    assert one("float16", "rp", 1 + 2.0**-12) == 1 + 2.0**-10 and one("float16", "rz", 1 + 2.0**-12) == 1.0
+    assert one("float16", "rz", 70000.0) == 65504.0 and one("float16", "rp", 70000.0) == np.inf
+    assert one("bfloat16", "rm", -(1 + 2.0**-9)) == -(1 + 2.0**-7)
+    assert (one("int32", "rz", -2.5), one("int32", "rp", -2.5), one("int32", "rm", -2.5)) == (-2, -2, -3)
+    assert one("float8_e4m3fn", "rz", 2.0**-12) == 0.0 and one("float8_e4m3fn", "rp", 2.0**-12) == 2.0**-9
+
+
+def test_fp4_arguments_are_passed_packed_when_they_can_be():
+    """The runner passes an fp4 tensor with an even last dimension as TileLang does (two values
+    per byte, the even element in the low nibble) and reads it back one value per element."""
+    import ml_dtypes
+
+    from tilewise.testing.fuzz.program import Tensor
+    from tilewise.testing.fuzz.runner import _argument, _result
+
+    t = Tensor("X", (2, 4), "float4_e2m1fn", "in")
+    a = np.array([[0.5, -1.0, 6.0, 0.0], [1.5, 2.0, -6.0, 3.0]]).astype(ml_dtypes.float4_e2m1fn)
+    packed = _argument(None, t, a)
+    assert packed.dtype == np.uint8 and packed.shape == (2, 2)
+    assert packed[0, 0] == (0x1 | 0xA << 4)  # 0.5 low, -1.0 high
+    assert np.array_equal(_result(t, packed).astype(np.float64), a.astype(np.float64))
+    odd = a[:, :3].copy()
+    assert _argument(None, Tensor("X", (2, 3), "float4_e2m1fn", "in"), odd).dtype == odd.dtype

@@ -514,7 +514,8 @@ def _finite_values(dtype: str) -> np.ndarray:
     searches it: independent of how tilewise builds those conversions)."""
     bits = 8 if dtype.startswith("float8") else 16
     pats = np.arange(2**bits, dtype=np.uint8 if bits == 8 else np.uint16)
-    vals = pats.view(numpy_dtype(dtype)).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        vals = pats.view(numpy_dtype(dtype)).astype(np.float64)
     return np.unique(vals[np.isfinite(vals)])
 
 
@@ -549,8 +550,8 @@ def directed(dtype: str, mode: str, sat: bool, val, err):
     exactly; otherwise the spread of the results over the value's error interval."""
     val = np.asarray(val, np.float64)
     err = np.asarray(err, np.float64)
-    if dtype in LIMIT and np.any(np.abs(val[np.isfinite(val)]) > LIMIT[dtype]):
-        raise Degenerate(f"a {dtype} value of magnitude {np.abs(val[np.isfinite(val)]).max():.3g}")
+    if dtype in LIMIT and np.any((err != 0) & np.isfinite(val) & (np.abs(val) > LIMIT[dtype])):
+        raise Degenerate(f"an inexact {dtype} value beyond {LIMIT[dtype]:.3g}")
     out = _directed_exact(dtype, mode, sat, val)
     lo, hi = _directed_exact(dtype, mode, sat, val - err), _directed_exact(dtype, mode, sat, val + err)
     with np.errstate(invalid="ignore"):
