@@ -188,6 +188,9 @@ class _Emitter:
         for t in self.prog.tiles:
             alloc = "alloc_shared" if t.scope == "shared" else "alloc_fragment"
             self.line(depth + 1, f'{self.name(t.name)} = T.{alloc}({tuple(t.shape)!r}, "{t.dtype}")')
+        if self.prog.safe:
+            pairs = ", ".join(f"{self.name(k)}: {_lit(v)}" for k, v in self.prog.safe.items())
+            self.line(depth + 1, f"T.annotate_safe_value({{{pairs}}})")
         self.ops(self.prog.body, depth + 1)
 
 

@@ -130,6 +130,11 @@ class _Gen:
         if self.chance(0.3):
             self.inputs.append(self.tensor("X", (self.Md, self.N), self.pick(("float32", "float16", "int32", FP4)), "in"))
 
+        self.safe = {}
+        if self.chance(0.2):  # reads past an input tensor give a value of its own
+            for x in self.inputs:
+                if self.chance(0.7):
+                    self.safe[x.name] = self.pick((7, -3, 2) if x.dtype == "int32" else (1.5, -2.0, 0.5, 6.0))
         main = self.produce()
         for _ in range(r.randint(0, 4)):
             self.transform()
@@ -138,7 +143,7 @@ class _Gen:
         # the main tile's own sink, so every program shows its producer's result
         self.sink(main)
         return Program(self.seed, self.grid, self.threads, self.tensors, self.tiles, self.body, self.special,
-                       self.dims)
+                       self.dims, self.safe)
 
     # ------------------------------------------------------------------ index strings
     def at(self, base: str, off) -> str:

@@ -172,6 +172,12 @@ class Oracle:
     def buf(self, name: str) -> _Buf:
         return self.tiles[name] if name in self.tiles else self.globals[name]
 
+    def safe(self, name: str) -> float:
+        """What a read past a global tensor gives: 0, or its T.annotate_safe_value value in its type."""
+        if name not in self.prog.safe:
+            return 0.0
+        return float(convert_const(self.globals[name].dtype, self.prog.safe[name]))
+
     def is_global(self, name: str) -> bool:
         return name in self.globals
 
@@ -191,9 +197,10 @@ class Oracle:
         if self.is_global(ref.buf):
             inside = _inside(idx, b.val.shape)
             clipped = tuple(np.clip(x, 0, max(n - 1, 0)) for x, n in zip(idx, b.val.shape))
+            pad = self.safe(ref.buf)
             if b.val.size == 0:
-                return np.zeros(ext), np.zeros(ext)
-            return np.where(inside, b.val[clipped], 0.0), np.where(inside, b.err[clipped], 0.0)
+                return np.full(ext, pad), np.zeros(ext)
+            return np.where(inside, b.val[clipped], pad), np.where(inside, b.err[clipped], 0.0)
         self.check_tile(ref.buf, idx)
         if not b.init[idx].all():
             raise GeneratorBug(f"reads unwritten elements of {ref.buf}")
@@ -418,10 +425,11 @@ class Oracle:
                 if self.prog.tensor(e.buf).role != "in":
                     raise GeneratorBug(f"a load of the output {e.buf}")
                 inside = _inside(idx, b.val.shape)
+                pad = self.safe(e.buf)
                 if b.val.size == 0:
-                    return np.zeros(shape), np.zeros(shape), b.dtype
+                    return np.full(shape, pad), np.zeros(shape), b.dtype
                 clipped = tuple(np.clip(x, 0, n - 1) for x, n in zip(idx, b.val.shape))
-                return np.where(inside, b.val[clipped], 0.0), np.where(inside, b.err[clipped], 0.0), b.dtype
+                return np.where(inside, b.val[clipped], pad), np.where(inside, b.err[clipped], 0.0), b.dtype
             self.check_tile(e.buf, idx)
             if not b.init[idx].all():
                 raise GeneratorBug(f"reads unwritten elements of {e.buf}")
@@ -491,6 +499,14 @@ class Oracle:
                 b, eb = rounded(dt, b, eb)
             return np.where(c, a, b), np.where(c, ea, eb), dt
         raise GeneratorBug(f"not an expression: {e!r}")
+
+
+def convert_const(dtype: str, v) -> float:
+    """A Python constant as a value of dtype (nearest even; int32 truncating)."""
+    if dtype == "int32":
+        return float(int(v))
+    with np.errstate(all="ignore"):
+        return float(np.array(float(v)).astype(numpy_dtype(dtype)).astype(np.float64))
 
 
 def convert(src: str, dst: str, val, err):

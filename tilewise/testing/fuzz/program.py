@@ -219,6 +219,7 @@ class Program:
     body: list
     special_values: bool = False  # inputs may hold NaN and infinities
     dims: dict = field(default_factory=dict)  # dynamic dimensions (T.symbolic): name -> value at the call
+    safe: dict = field(default_factory=dict)  # T.annotate_safe_value: input tensor -> what reads past it give
 
     def shape(self, t: Tensor) -> tuple[int, ...]:
         """A tensor's shape at the call (dynamic dimensions bound)."""
