@@ -8,7 +8,12 @@ scopes and types, partial copies and fills, some under conditions on block indic
 results out (copies, stores, atomics). Validity is by construction: a tile is read only once it
 is wholly written, each output element is written by at most one block, T.Parallel bodies read
 what they write only at the same index, and only atomics touch a tensor from several blocks
-(the oracle re-checks all of it)."""
+(the oracle re-checks all of it).
+
+Newer features ride along: directed-rounding casts inside expressions (DCast), float4_e2m1fn as
+a storage type (a second input, copy and sink types; never computed in), one lane of a vector
+load (Lane: T.Ramp on the last index, T.Broadcast, T.extract_lane) in place of a load, and
+T.annotate_safe_value on the inputs."""
 from __future__ import annotations
 
 import random
