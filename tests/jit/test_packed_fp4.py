@@ -101,6 +101,30 @@ def test_packed_output_and_dynamic_dims(target, backend):
     assert d.tolist() == [3, 10]
 
 
+@pytest.mark.parametrize("target,backend", TARGETS)
+def test_an_empty_packed_array_with_zero_strides(target, backend):
+    """Found by the fuzzer (seed 1028): a packed array with no element may report strides of 0
+    (numpy's result of an elementwise operation on an empty array); it has no layout to refuse,
+    binds m = 0, and the kernel runs over nothing."""
+    m = T.dynamic("m")
+
+    @T.prim_func
+    def copy(A: T.Tensor((m, 8), "float4_e2m1fn"), B: T.Tensor((m, 8), "float4_e2m1fn"),
+             D: T.Tensor((1,), "int32")):  # fmt: skip
+        with T.Kernel(1, threads=32):
+            for i, j in T.Parallel(m, 8):
+                B[i, j] = A[i, j]
+            D[0] = m
+
+    k = tilewise.compile(copy, target=target, execution_backend=backend)
+    e = np.zeros((0, 8), np.uint8)
+    a = e[..., 0::2] | (e[..., 1::2] << 4)
+    assert a.shape == (0, 4) and a.strides[-1] != 1  # the layout numpy gives it
+    d = np.full(1, -1, np.int32)
+    k(a, a.copy(), d)
+    assert d.tolist() == [0]
+
+
 def test_strides_bind_from_the_packed_view():
     m = T.dynamic("m")
     s = T.dynamic("s")

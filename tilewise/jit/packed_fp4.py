@@ -69,6 +69,8 @@ class Unpacked:
             raise ValueError(f"argument {name}: a packed (fp4 / int4) tensor needs at least one dimension (two values per "
                              "byte along the last one)")
         shape, strides = tuple(raw.shape), _strides(raw)
+        if 0 in shape:  # no element, so no layout: numpy may report any strides (0s from a ufunc); take contiguous ones
+            strides = tuple(int(np.prod(shape[k + 1:])) for k in range(len(shape)))
         if shape[-1] > 1 and strides[-1] != 1:
             raise ValueError(f"argument {name}: a packed (fp4 / int4) tensor's last dimension must be contiguous (stride 1: "
                              f"two values share each byte), found strides {strides}")
