@@ -479,3 +479,21 @@ def test_vector_atomic_return_prev_on_hip(clang19, lanes):
     tilewise.compile(atomic_prev_kernel(lanes), target="hip", execution_backend="emulator")(dst, val, prev)
     np.testing.assert_array_equal(prev, np.arange(1, lanes + 1, dtype=np.float32))
     np.testing.assert_array_equal(dst, np.arange(1, lanes + 1) + 0.5)
+
+
+@pytest.mark.parametrize("target", ["cpu", "emulator"])
+def test_vector_atomic_of_a_broadcast_load(target):
+    """Found by the fuzzer: T.atomic_addx2(dst, T.Broadcast(X[i, j], 2)) adds X[i, j] to both
+    elements. The broadcast's lanes all load one element; it was taken for a vector load of two
+    consecutive elements and refused (T.Broadcast(T.cast(X[i, j], ...), 2) was accepted)."""
+
+    @T.prim_func
+    def kernel(X: T.Tensor((4, 3), "float32"), S: T.Tensor((6,), "float32")):
+        with T.Kernel(1, threads=32):
+            for i, j in T.Parallel(4, 3):
+                T.atomic_addx2(S[j * 2], T.Broadcast(X[i, j], 2))
+
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    s = np.ones(6, np.float32)
+    run(kernel, target, x, s)
+    assert s.tolist() == np.repeat(1 + x.sum(0), 2).tolist()

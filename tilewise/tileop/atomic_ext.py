@@ -112,7 +112,10 @@ def _lanes(x, lanes: int, what: str, role: str) -> BufferLoad:
 
 
 def _is_vector_load(v) -> bool:
-    """X[T.Ramp(i, 1, n)]: TileLang passes its address (the elements from there)."""
+    """X[T.Ramp(i, 1, n)]: TileLang passes its address (the elements from there). T.Broadcast(X[i], n)
+    is a vector value whose lanes all load one element, not a load of n elements."""
+    if getattr(v, "is_broadcast", False):
+        return False
     return all(isinstance(e, BufferLoad) for e in v.values) and not getattr(v, "effects", False)
 
 

@@ -131,7 +131,10 @@ class _Emitter:
             self.line(depth, f"{self.name(op.dst)}[{', '.join(self.sym(x) for x in op.idx)}] = {self.expr(op.value)}")
         elif isinstance(op, AtomicElem):
             idx = ", ".join(self.sym(x) for x in op.idx)
-            self.line(depth, f"T.atomic_{op.op}({self.name(op.dst)}[{idx}], {self.expr(op.value)})")
+            val = self.expr(op.value)
+            if op.op.startswith("addx"):
+                val = f"T.Broadcast({val}, {op.op[4:]})"
+            self.line(depth, f"T.atomic_{op.op}({self.name(op.dst)}[{idx}], {val})")
         elif isinstance(op, Reduce):
             self.line(depth, f"T.reduce_{op.kind}({self.name(op.src)}, {self.name(op.dst)}, dim={op.dim}, "
                              f"clear={op.clear})")

@@ -614,8 +614,14 @@ class _Gen:
             self.body.append(AtomicTile("add", Ref(S.name, "corner", (self.R, self.C), (BM, BN)), tile.name))
             return
         if kind == "atomic_elem":
-            S = self.tensor("S", (BN,), dt, "acc")
             op = "add" if r.random() < 0.7 else r.choice(("max", "min"))
+            if op == "add" and r.random() < 0.3:  # T.atomic_addx2 / x4 of a broadcast value
+                op, n = r.choice((("addx2", 2), ("addx4", 4)))
+                S = self.tensor("S", (n * BN,), dt, "acc")
+                val = _as(dt, Load(tile.name, ("i", "j")), tile.dtype)
+                self.body.append(Parallel((BM, BN), [AtomicElem(op, S.name, (f"j * {n}",), val)]))
+                return
+            S = self.tensor("S", (BN,), dt, "acc")
             space = (("i", "j"), (BM, BN), (0, 0))
             val = _as(dt, Load(tile.name, ("i", "j")), tile.dtype)
             if r.random() < 0.3:

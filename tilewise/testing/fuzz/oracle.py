@@ -291,6 +291,9 @@ class Oracle:
                 val, err = convert(dt, dst.dtype, val, err)
             if isinstance(st, Assign):
                 self.write(st.dst, idx, val, err)
+            elif st.op.startswith("addx"):  # N consecutive elements, each its own atomic add
+                for lane in range(int(st.op[4:])):
+                    self.atomic("add", st.dst, (idx[0] + lane, *idx[1:]), val, err)
             else:
                 self.atomic(st.op, st.dst, idx, val, err)
 

@@ -144,7 +144,8 @@ class Assign:
 
 @dataclass
 class AtomicElem:
-    """T.atomic_<op>(dst[idx], value) inside a T.Parallel body (dst an acc tensor or a shared tile)."""
+    """T.atomic_<op>(dst[idx], value) inside a T.Parallel body (dst an acc tensor or a shared tile);
+    op "addx2" / "addx4": T.atomic_addxN(dst[idx], T.Broadcast(value, N)), N elements from idx."""
     op: str
     dst: str
     idx: tuple[str, ...]
