@@ -519,3 +519,21 @@ def test_reduce_over_a_thread_mode_whose_place_is_not_a_power_of_two(target):
     _build_any(k, target)(x, s, m)
     np.testing.assert_array_equal(s, x.sum(0))
     np.testing.assert_array_equal(m, np.maximum(x, x.sum(0)))
+
+
+@pytest.mark.parametrize("target", ["cpu", SM80])
+def test_negated_negative_constant_renders_as_c(target):
+    """Seed 4114: `-a - (-1.0) * b` becomes fma(-(-1.0), b, -a), and the C renderer printed the
+    negation of the literal -1.0f as `--1.0f`, C's decrement, which g++ refuses (c_style.py now
+    parenthesises a negative operand)."""
+
+    @T.prim_func
+    def k(X: T.Tensor((4, 8), "float32"), O: T.Tensor((4, 8), "float32")):
+        with T.Kernel(1, threads=32) as _bx:
+            for i, j in T.Parallel(4, 8):
+                O[i, j] = (-(X[i, j] + 1.0)) - ((-1.0) * X[i, j])
+
+    x = np.arange(32, dtype=np.float32).reshape(4, 8)
+    o = np.zeros_like(x)
+    build(k, target)(x, o)
+    np.testing.assert_array_equal(o, np.full_like(x, -1.0))

@@ -232,7 +232,8 @@ class CStyleRenderer:
         if e.op == "neg":
             if _narrow_float(e.dtype):
                 return f"(({c_type(e.dtype)})(-(float)({a})))"
-            return f"(-{a})"
+            # a negative literal operand must not make "--" (C's decrement): -(-1.0f)
+            return f"(-({a}))" if a.startswith("-") else f"(-{a})"
         if e.op == "not":
             return f"(!{a})"
         return f"(({c_type(e.dtype)})(~{a}))"
