@@ -60,6 +60,12 @@ def _strides(raw) -> tuple:
     return tuple(raw.stride())
 
 
+def _empty_strides(shape) -> tuple:
+    """An array with no element has no layout: numpy may report any strides for it (0s for the
+    result of an elementwise operation on an empty array), so it gets contiguous ones."""
+    return tuple(int(np.prod(shape[k + 1:])) for k in range(len(shape)))
+
+
 class Unpacked:
     """One packed argument's unpacked twin and how to write it back."""
 
@@ -69,8 +75,8 @@ class Unpacked:
             raise ValueError(f"argument {name}: a packed (fp4 / int4) tensor needs at least one dimension (two values per "
                              "byte along the last one)")
         shape, strides = tuple(raw.shape), _strides(raw)
-        if 0 in shape:  # no element, so no layout: numpy may report any strides (0s from a ufunc); take contiguous ones
-            strides = tuple(int(np.prod(shape[k + 1:])) for k in range(len(shape)))
+        if 0 in shape:
+            strides = _empty_strides(shape)
         if shape[-1] > 1 and strides[-1] != 1:
             raise ValueError(f"argument {name}: a packed (fp4 / int4) tensor's last dimension must be contiguous (stride 1: "
                              f"two values share each byte), found strides {strides}")
@@ -141,7 +147,9 @@ def logical_view(name: str, a, dt: DataType):
     if raw.ndim == 0:
         raise ValueError(f"argument {name}: a packed (fp4 / int4) tensor needs at least one dimension (two values per "
                          "byte along the last one)")
-    shape, strides = tuple(raw.shape), tuple(raw.strides)
+    shape, strides = tuple(raw.shape), tuple(raw.strides)  # raw is uint8: bytes are elements
+    if 0 in shape:
+        strides = _empty_strides(shape)
     if shape[-1] > 1 and strides[-1] != 1:
         raise ValueError(f"argument {name}: a packed (fp4 / int4) tensor's last dimension must be contiguous (stride 1: "
                          f"two values share each byte), found strides {strides}")
