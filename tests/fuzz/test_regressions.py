@@ -537,3 +537,33 @@ def test_negated_negative_constant_renders_as_c(target):
     o = np.zeros_like(x)
     build(k, target)(x, o)
     np.testing.assert_array_equal(o, np.full_like(x, -1.0))
+
+
+def test_packed_fp4_pass_with_a_plain_integer_index():
+    """Seed 10047 (the fuzz program itself, not yet minimised): an fp4 input next to reductions
+    and T.atomic_addx4 crashed pack_fp4 ('int' object has no attribute '_fields'): some store
+    reaches it with a Python int index, which its visitor did not accept."""
+    from tilewise.testing.fuzz.program import (  # noqa: F401
+        Assign,
+        AtomicElem,
+        Bin,
+        Cast,
+        Copy,
+        Fill,
+        Load,
+        Loop,
+        Parallel,
+        Program,
+        Reduce,
+        Ref,
+        Tensor,
+        Tile,
+    )
+    from tilewise.testing.fuzz.runner import Runner
+
+    prog = Program(seed=10047, grid=(1, 2), threads=128, tensors=[Tensor(name='X0', shape=(9, 1), dtype='bfloat16', role='in'), Tensor(name='X1', shape=(9, 1), dtype='float4_e2m1fn', role='in'), Tensor(name='Y0', shape=(9, 63), dtype='bfloat16', role='in'), Tensor(name='O0', shape=(9, 1), dtype='int32', role='out'), Tensor(name='S0', shape=(128,), dtype='float32', role='acc')], tiles=[Tile(name='s0', scope='shared', shape=(8, 32), dtype='bfloat16'), Tile(name='s1', scope='shared', shape=(8, 32), dtype='float32'), Tile(name='f0', scope='fragment', shape=(8,), dtype='float32')], body=[Fill(dst=Ref(buf='s1', kind='whole', starts=(), extents=()), value=0, clear=True), Fill(dst=Ref(buf='f0', kind='whole', starts=(), extents=()), value=0, clear=True), Loop(kind='pipelined', extent=2, stages=1, body=[Copy(src=Ref(buf='Y0', kind='corner', starts=('by * 8', 'k * 32'), extents=(8, 32)), dst=Ref(buf='s0', kind='whole', starts=(), extents=())), Parallel(extents=(8, 32), body=[Assign(dst='s1', idx=('i', 'j'), value=Bin(op='+', a=Load(buf='s1', idx=('i', 'j')), b=Cast(dtype='float32', a=Load(buf='s0', idx=('i', 'j')))))]), Reduce(kind='max', src='s0', dst='f0', dim=1, clear=False)]), Reduce(kind='abssum', src='s1', dst='f0', dim=1, clear=False), Parallel(extents=(8, 32), body=[Assign(dst='O0', idx=('by * 8 + i', 'bx * 32 + j'), value=Bin(op='*', a=Cast(dtype='int32', a=Load(buf='s1', idx=('i', 'j'))), b=Bin(op='*', a=Cast(dtype='int32', a=Load(buf='X1', idx=('by * 8 + i', 'bx * 32 + j'))), b=Cast(dtype='int32', a=Load(buf='s1', idx=('i', 'j'))))))]), Parallel(extents=(8, 32), body=[AtomicElem(op='addx4', dst='S0', idx=('j * 4',), value=Load(buf='s1', idx=('i', 'j')))])], special_values=True, dims={}, safe={})
+    r = Runner(("sm_80",), batch=1)
+    try:
+        assert r.check_one(prog, "sm_80") is None
+    finally:
+        r.close()

@@ -138,7 +138,7 @@ class _Packer(Mutator):
 
     # ------------------------------------------------------------------ loads
     def visit_BufferLoad(self, e: BufferLoad):
-        indices = [self.visit(i) for i in e.indices]
+        indices = self._indices(e.indices)
         b = e.buffer
         if not self._touches(b):
             if all(a is c for a, c in zip(indices, e.indices)):
@@ -155,6 +155,11 @@ class _Packer(Mutator):
             nib = nib >> sh
         return Call("reinterpret", [Cast(nib & Const(15, _I32), _U8)], b.dtype)
 
+    def _indices(self, indices) -> list:
+        """Visited indices; an index some pass left a plain Python int becomes a constant (the
+        visitor only walks expressions)."""
+        return [self.visit(i) if isinstance(i, Expr) else Const(int(i), _I32) for i in indices]
+
     # ------------------------------------------------------------------ stores
     def _rmw(self, b: Buffer, indices, value: Expr, span) -> BufferStore:
         pb = self.packed(b)
@@ -167,7 +172,7 @@ class _Packer(Mutator):
         return BufferStore(pb, [idx], Cast(new, _U8), span)
 
     def visit_BufferStore(self, s: BufferStore):
-        indices = [self.visit(i) for i in s.indices]
+        indices = self._indices(s.indices)
         value = self.visit(s.value)
         b = s.buffer
         if not self._touches(b):
@@ -205,7 +210,7 @@ class _Packer(Mutator):
         if uses_buffer(b.value, a.buffer):
             return None  # the second value reads the buffer the first store wrote
         lo, hi = self.visit(a.value), self.visit(b.value)
-        idx = [self.visit(i) for i in a.indices]
+        idx = self._indices(a.indices)
         at = simplify(flat_offset(a.buffer, idx) // 2)
         return BufferStore(self.packed(a.buffer), [at], pack_pair(lo, hi), a.span)
 
@@ -259,7 +264,7 @@ class _Packer(Mutator):
         b = load.buffer
         if not self._touches(b):
             return self.visit(a), False
-        indices = [self.visit(i) for i in load.indices]
+        indices = self._indices(load.indices)
         pb = self.packed(b)
         if not is_fp4(b.dtype):
             return Call("address_of", [BufferLoad(pb, indices, load.span)], a.dtype, a.attrs), False
@@ -303,7 +308,7 @@ class _Packer(Mutator):
         load = v.args[0].args[0]
         b = load.buffer
         vals = [self.visit(a) for a in v.args[1:]]
-        indices = [self.visit(i) for i in load.indices]
+        indices = self._indices(load.indices)
         off = flat_offset(b, indices)
         if len(vals) % 2 or parity(off) != 0:
             # element by element: one read-modify-write per value
