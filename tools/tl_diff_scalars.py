@@ -189,9 +189,14 @@ SCALAR_PROGRAMS: list[Prog] = [
     # float -> narrower float at every rounding boundary of the destination
     *(cast_values(f"cast_ties_f32_{short}", "float32", d, tie_values(d)) for d, short in [
         ("float16", "f16"), ("bfloat16", "bf16"), ("float8_e4m3fn", "e4m3"), ("float8_e5m2", "e5m2")]),
-    # from float64 the conversion must round once (via float32 it would round twice)
-    *(cast_values(f"cast_ties_f64_{short}", "float64", d, tie_values(d, "float64")) for d, short in [
-        ("float32", "f32"), ("float16", "f16"), ("bfloat16", "bf16")]),
+    # from float64 the conversion rounds once in tilewise; TileLang's half_t(double) /
+    # bfloat16_t(double) go through float and round twice (a known difference, kept: T.fma of
+    # half types relies on the single rounding)
+    cast_values("cast_ties_f64_f32", "float64", "float32", tie_values("float32", "float64")),
+    *(cast_values(f"cast_ties_f64_{short}", "float64", d, tie_values(d, "float64"),
+                  known="TileLang's cutlass converts a double to half / bfloat16 through float (two roundings); "
+                        "tilewise rounds once")
+      for d, short in [("float16", "f16"), ("bfloat16", "bf16")]),
     cast_values("cast_ties_f16_e4m3", "float16", "float8_e4m3fn", tie_values("float8_e4m3fn", "float16")),
     cast_values("cast_ties_f16_e5m2", "float16", "float8_e5m2", tie_values("float8_e5m2", "float16")),
     cast_values("cast_ties_bf16_f16", "bfloat16", "float16", _pad(float_inputs("float32", 512, 4)).astype(_np("bfloat16"))),

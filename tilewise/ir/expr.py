@@ -446,10 +446,6 @@ def cast(value, dtype) -> Expr:
         return as_expr(value, dtype) if isinstance(value, (int, float, bool)) else as_expr(value)
     if value.dtype == dtype:
         return value
-    if value.dtype.name == "float64" and dtype.name in ("float16", "bfloat16"):
-        # TileLang's half_t(double) / bfloat16_t(double) (cutlass) convert through float: the
-        # value rounds twice (2^-25 + 2^-60 becomes 2^-25, then 0 as a half), and so does tilewise
-        value = cast(value, _dt.float32)
     if isinstance(value, Const) and dtype.kind != "handle" and value.dtype.kind != "handle":
         return Const(fold_cast(value.dtype, dtype, value.value), dtype)
     return Cast(value, dtype)
